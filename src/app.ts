@@ -1,0 +1,199 @@
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyError } from 'fastify';
+import swagger from '@fastify/swagger';
+import scalar from '@scalar/fastify-api-reference';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
+import { newId } from './lib/ids.js';
+import type { Platform } from './platform.js';
+import { requireScope, type Auth, type TenantAuth } from './http/auth.js';
+import { ApiError } from './http/errors.js';
+import { requestFingerprint } from './http/idempotency.js';
+import { loggerOptions, maskCardNumbers } from './http/logging.js';
+import { openApiOptions, withCodeSamples } from './http/openapi.js';
+import { validationError } from './http/validation.js';
+import { registerSharedSchemas } from './http/route-schemas.js';
+import { healthRoutes } from './modules/health/routes.js';
+import { tenantRoutes } from './modules/tenants/routes.js';
+import { apiKeyRoutes } from './modules/api-keys/routes.js';
+import { paymentMethodRoutes } from './modules/payment-methods/routes.js';
+import { paymentRoutes } from './modules/payments/routes.js';
+import { refundRoutes } from './modules/refunds/routes.js';
+import { eventRoutes } from './modules/events/routes.js';
+import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
+import type { DestinationStream } from 'pino';
+
+export type AuthRequirement = 'none' | 'tenant' | 'platform' | 'any';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    auth?: AuthRequirement;
+    scope?: string;
+  }
+  interface FastifyRequest {
+    auth?: Auth;
+    idempotency?: { key: string; scope: { tenantId: string; livemode: boolean } };
+  }
+  interface FastifyInstance {
+    platform: Platform;
+  }
+}
+
+const PLATFORM_SCOPE_ID = '__platform__';
+
+export interface BuildOptions {
+  logStream?: DestinationStream;
+  logLevel?: string;
+}
+
+/** The tenant and mode a request acts in; every /v1 tenant route runs with one. */
+export function tenantScope(request: FastifyRequest) {
+  const auth = request.auth as TenantAuth;
+  return { tenantId: auth.tenantId, livemode: auth.livemode };
+}
+
+export async function buildApp(platform: Platform, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const { config } = platform;
+  const logger = { ...loggerOptions(options.logLevel ?? config.logLevel), ...(options.logStream ? { stream: options.logStream } : {}) };
+  const app = Fastify({
+    logger,
+    bodyLimit: config.bodyLimitBytes,
+    genReqId: () => newId('req'),
+    // Per-request access lines only at debug: at thousands of payments a second they would cost more than the work.
+    logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace' }),
+    return503OnClosing: true,
+    forceCloseConnections: false,
+  });
+  app.decorate('platform', platform);
+
+  // Bodies are strict JSON: no type coercion ("100" is not an amount), no silently dropped fields.
+  // Query strings are text by nature, so there numbers and booleans are coerced.
+  const bodyAjv = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+  const queryAjv = new Ajv({ coerceTypes: true, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+  addFormats.default(bodyAjv);
+  addFormats.default(queryAjv);
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : queryAjv).compile(schema));
+  app.setSchemaErrorFormatter((errors, dataVar) => validationError(errors, dataVar));
+
+  app.removeContentTypeParser('text/plain');
+
+  registerSharedSchemas(app);
+  await app.register(swagger, openApiOptions(config.publicUrl));
+  await app.register(scalar, { routePrefix: '/docs', configuration: { url: '/openapi.json', theme: 'purple' } as never });
+  app.get('/openapi.json', { schema: { hide: true }, config: { auth: 'none' } }, async () => withCodeSamples(app.swagger() as never, config.publicUrl));
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('request-id', request.id);
+    const requirement = request.routeOptions.config?.auth ?? (request.url.startsWith('/v1/') ? 'tenant' : 'none');
+    if (requirement === 'none') return;
+    const auth = await platform.authenticator.authenticate(request.headers.authorization);
+    if (requirement === 'tenant' && auth.kind !== 'tenant') {
+      throw new ApiError('permission_error', 'tenant_key_required', 'This endpoint acts on a tenant: use a tenant secret key (sk_test_… or sk_live_…).', null, 403);
+    }
+    if (requirement === 'platform' && auth.kind !== 'platform') {
+      throw new ApiError('permission_error', 'platform_key_required', 'This endpoint is for the platform operator.', null, 403);
+    }
+    request.auth = auth;
+    const scope = request.routeOptions.config?.scope;
+    if (scope) requireScope(auth, scope);
+    await applyRateLimit(platform, auth, reply);
+  });
+
+  // Idempotency: every authenticated POST may carry Idempotency-Key; the claim happens after
+  // validation so a malformed request never takes a key.
+  app.addHook('preHandler', async (request, reply) => {
+    if (request.method !== 'POST' || !request.auth) return;
+    const header = request.headers['idempotency-key'];
+    if (header === undefined) return;
+    const key = Array.isArray(header) ? header[0] : header;
+    if (!key || key.length > 255) throw ApiError.invalid('idempotency_key_invalid', 'Idempotency-Key must be 1 to 255 characters.', 'Idempotency-Key');
+    const scope = request.auth.kind === 'tenant' ? tenantScope(request) : { tenantId: PLATFORM_SCOPE_ID, livemode: false };
+    const path = request.routeOptions.url ?? request.url;
+    const fingerprint = requestFingerprint(request.method, request.url, request.body);
+    const claim = await platform.idempotency.claim(scope, key, request.method, path, fingerprint);
+    if (claim.kind === 'replay') {
+      reply.header('idempotent-replayed', 'true');
+      return reply.code(claim.response.status).send(claim.response.body);
+    }
+    request.idempotency = { key, scope };
+  });
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    const idempotency = request.idempotency;
+    if (!idempotency) return payload;
+    request.idempotency = undefined;
+    if (reply.statusCode >= 500) await platform.idempotency.release(idempotency.scope, idempotency.key);
+    else await platform.idempotency.complete(idempotency.scope, idempotency.key, { status: reply.statusCode, body: JSON.parse(String(payload)) });
+    return payload;
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    platform.metrics.httpDuration.observe(
+      { route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const apiError = toApiError(error);
+    if (apiError.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    if (apiError.statusCode === 429 && !reply.hasHeader('retry-after')) reply.header('retry-after', '1');
+    reply.code(apiError.statusCode).send({ error: apiError.toBody(request.id) });
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = maskCardNumbers(request.url.split('?')[0]).slice(0, 200);
+    reply.code(404).send({
+      error: new ApiError('invalid_request_error', 'resource_missing', `Unrecognized request URL (${request.method}: ${path}).`, null, 404).toBody(request.id),
+    });
+  });
+
+  await app.register(healthRoutes);
+  await app.register(threeDSecureRoutes);
+  await app.register(tenantRoutes);
+  await app.register(apiKeyRoutes);
+  await app.register(paymentMethodRoutes);
+  await app.register(paymentRoutes);
+  await app.register(refundRoutes);
+  await app.register(eventRoutes);
+  return app;
+}
+
+async function applyRateLimit(platform: Platform, auth: Auth, reply: { header: (k: string, v: string) => unknown }) {
+  if (auth.kind !== 'tenant') return;
+  const { config } = platform;
+  const decision = await platform.rateLimiter.hit(
+    [
+      { key: `key:${auth.keyId}`, limit: config.rateLimitPerKey },
+      { key: `tenant:${auth.tenantId}`, limit: config.rateLimitPerTenant },
+    ],
+    config.rateLimitWindowMs,
+  );
+  const resetSeconds = Math.max(1, Math.ceil(decision.resetMs / 1000));
+  reply.header('ratelimit-limit', String(decision.limit));
+  reply.header('ratelimit-remaining', String(decision.remaining));
+  reply.header('ratelimit-reset', String(resetSeconds));
+  if (!decision.allowed) {
+    reply.header('retry-after', String(resetSeconds));
+    throw new ApiError('rate_limit_error', 'rate_limit', 'Too many requests hit the API too quickly; retry after the time in Retry-After.', null, 429);
+  }
+}
+
+function toApiError(error: FastifyError): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error.validation) return validationError(error.validation, error.validationContext ?? 'body');
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiError('invalid_request_error', 'body_too_large', 'The request body is too large.', null, 413);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiError('invalid_request_error', 'unsupported_media_type', 'Send request bodies as application/json.', null, 415);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return ApiError.invalid('invalid_json', 'The body is empty but Content-Type is application/json; send {} or no Content-Type.');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return ApiError.invalid('invalid_json', 'The request body is not valid JSON.');
+  }
+  if (error instanceof SyntaxError || error.statusCode === 400) return ApiError.invalid('invalid_json', 'The request body is not valid JSON.');
+  if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+    return new ApiError('invalid_request_error', 'invalid_request', 'The request could not be processed.', null, error.statusCode);
+  }
+  return new ApiError('api_error', 'internal_error', 'Something went wrong on our side; the request can be retried safely with the same Idempotency-Key.', null, 500);
+}

@@ -1,0 +1,82 @@
+import { resolve } from 'node:path';
+
+export interface Config {
+  port: number;
+  host: string;
+  publicUrl: string;
+  dataDir: string;
+  databaseUrl?: string;
+  databaseReplicaUrl?: string;
+  appDbRole: string;
+  appDbPassword: string;
+  embeddedPgPort: number;
+  redisUrl?: string;
+  amqpUrl?: string;
+  platformApiKey?: string;
+  vaultKek?: string;
+  jwtSecret?: string;
+  logLevel: string;
+  batchMaxWaitMs: number;
+  batchMaxSize: number;
+  dbPoolSize: number;
+  processorLatencyMs: number;
+  processorFailureRate: number;
+  processorPrimary: string;
+  rateLimitPerKey: number;
+  rateLimitPerTenant: number;
+  rateLimitWindowMs: number;
+  bodyLimitBytes: number;
+  authorizationExpiryDays: number;
+  idempotencyTtlHours: number;
+  seedDemoTenant: boolean;
+}
+
+function num(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min) throw new Error(`${name} must be a number >= ${min}, got "${raw}"`);
+  return value;
+}
+
+function optional(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const raw = env[name];
+  return raw === undefined || raw === '' ? undefined : raw;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const port = num(env, 'PORT', 4000);
+  const host = env.HOST || '127.0.0.1';
+  const failureRate = num(env, 'PROCESSOR_FAILURE_RATE', 0);
+  if (failureRate > 1) throw new Error('PROCESSOR_FAILURE_RATE must be between 0 and 1');
+  return {
+    port,
+    host,
+    publicUrl: (env.PUBLIC_URL || `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`).replace(/\/$/, ''),
+    dataDir: resolve(env.DATA_DIR || '.data'),
+    databaseUrl: optional(env, 'DATABASE_URL'),
+    databaseReplicaUrl: optional(env, 'DATABASE_REPLICA_URL'),
+    appDbRole: env.APP_DB_ROLE || 'payforward_app',
+    appDbPassword: env.APP_DB_PASSWORD || 'payforward_app',
+    embeddedPgPort: num(env, 'EMBEDDED_PG_PORT', 54329, 1),
+    redisUrl: optional(env, 'REDIS_URL'),
+    amqpUrl: optional(env, 'AMQP_URL'),
+    platformApiKey: optional(env, 'PLATFORM_API_KEY'),
+    vaultKek: optional(env, 'VAULT_KEK'),
+    jwtSecret: optional(env, 'JWT_SECRET'),
+    logLevel: env.LOG_LEVEL || 'info',
+    batchMaxWaitMs: num(env, 'BATCH_MAX_WAIT_MS', 2),
+    batchMaxSize: num(env, 'BATCH_MAX_SIZE', 256, 1),
+    dbPoolSize: num(env, 'DB_POOL_SIZE', 12, 2),
+    processorLatencyMs: num(env, 'PROCESSOR_LATENCY_MS', 0),
+    processorFailureRate: failureRate,
+    processorPrimary: env.PROCESSOR_PRIMARY || 'sim_alpha',
+    rateLimitPerKey: num(env, 'RATE_LIMIT_PER_KEY', 1000, 1),
+    rateLimitPerTenant: num(env, 'RATE_LIMIT_PER_TENANT', 2000, 1),
+    rateLimitWindowMs: num(env, 'RATE_LIMIT_WINDOW_MS', 1000, 1),
+    bodyLimitBytes: num(env, 'BODY_LIMIT_BYTES', 64 * 1024, 1024),
+    authorizationExpiryDays: num(env, 'AUTHORIZATION_EXPIRY_DAYS', 7, 0),
+    idempotencyTtlHours: num(env, 'IDEMPOTENCY_TTL_HOURS', 24, 1),
+    seedDemoTenant: env.SEED_DEMO_TENANT !== 'false',
+  };
+}

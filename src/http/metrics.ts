@@ -1,0 +1,28 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly httpDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration by route, method and status',
+    labelNames: ['route', 'method', 'status'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly paymentsByStatus = new Counter({
+    name: 'payments_total',
+    help: 'Payments entering each status',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+  readonly batchSize = new Histogram({
+    name: 'write_batch_size',
+    help: 'Items per micro-batch write transaction',
+    buckets: [1, 2, 5, 10, 25, 50, 100, 200, 400],
+    registers: [this.registry],
+  });
+
+  constructor(collectProcessMetrics = true) {
+    if (collectProcessMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+}

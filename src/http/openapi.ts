@@ -1,0 +1,169 @@
+import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
+
+const TEST_CARDS = `
+| Card number | Behaviour |
+|---|---|
+| 4242 4242 4242 4242 | Succeeds |
+| 4000 0000 0000 0002 | Declined: \`card_declined\` (\`generic_decline\`) |
+| 4000 0000 0000 9995 | Declined: \`insufficient_funds\` |
+| 4000 0000 0000 0127 | Declined: \`incorrect_cvc\` |
+| 4000 0000 0000 0069 | Declined: \`expired_card\` |
+| 4000 0000 0000 0119 | \`processing_error\` on the primary processor; succeeds after failover to the secondary |
+| 4000 0000 0000 3220 | Requires 3-D Secure: \`next_action.redirect_to_url\` opens our simulated challenge page |
+| 4000 0000 0000 0259 | Succeeds, then is disputed |
+| 4100 0000 0000 0019 | Always blocked as fraudulent |
+
+Use any future expiry date and any CVC (3 digits; 4 for American Express).`;
+
+const DESCRIPTION = `
+PayForward's REST API: JSON in, JSON out, resource paths under \`/v1\`, prefixed ids (\`pay_\`, \`pm_\`, \`re_\`, \`evt_\`).
+Amounts are integers in the currency's minor unit (\`1000\` = $10.00 USD, ¥1000 JPY, 1.000 KWD).
+
+## Authentication
+Send your secret key as a bearer token: \`Authorization: Bearer sk_test_…\`. Test keys (\`sk_test_\`) only see test-mode
+objects and live keys (\`sk_live_\`) only live ones. Restricted keys (\`rk_…\`) carry scopes such as \`payments:write\`.
+\`POST /v1/oauth/token\` exchanges a secret key for a 15-minute JWT access token, accepted wherever a key is.
+The platform operator authenticates with the platform key to create tenants.
+
+## Idempotency
+Send \`Idempotency-Key\` on any POST. Retrying with the same key and the same body returns the first response with
+\`Idempotent-Replayed: true\`; the same key with a different body is refused with \`409 idempotency_error\`. Keys are kept 24 hours.
+
+## Errors
+Every error is \`{"error": {"type", "code", "message", "param", "decline_code"?, "request_id"}}\` with types
+\`invalid_request_error\`, \`authentication_error\`, \`permission_error\`, \`card_error\`, \`idempotency_error\`,
+\`rate_limit_error\`, \`api_error\`.
+
+## Pagination
+Lists take \`limit\` (1–100, default 10), \`starting_after\` / \`ending_before\` (an object id) and \`created[gte|gt|lte|lt]\`
+(Unix seconds), and return \`{object: "list", data, has_more}\`, newest first.
+
+## Rate limits
+Per key and per tenant. Each response carries \`RateLimit-Limit\`, \`RateLimit-Remaining\`, \`RateLimit-Reset\`; a 429 also
+carries \`Retry-After\`.
+
+## Test cards
+${TEST_CARDS}`;
+
+export function openApiOptions(publicUrl: string): FastifyDynamicSwaggerOptions {
+  return {
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'PayForward API', version: '2026-11-26', description: DESCRIPTION },
+      servers: [{ url: publicUrl }],
+      components: {
+        securitySchemes: {
+          secretKey: { type: 'http', scheme: 'bearer', description: 'A tenant secret key (sk_test_…, sk_live_…), a restricted key, or an access token.' },
+          platformKey: { type: 'http', scheme: 'bearer', description: 'The platform operator key (PLATFORM_API_KEY).' },
+        },
+      },
+      security: [{ secretKey: [] }],
+      tags: [
+        { name: 'Payments', description: 'Create, confirm, capture, cancel and list payments.' },
+        { name: 'Payment methods', description: 'Tokenize and verify cards. Card numbers are encrypted; only brand, BIN, last4, expiry and fingerprint are readable.' },
+        { name: 'Refunds', description: 'Full and partial refunds of captured payments.' },
+        { name: 'Events', description: 'Every state change, written in the same transaction as the change.' },
+        { name: 'API keys', description: 'Secret and restricted keys; rolling and revoking.' },
+        { name: 'Platform', description: 'Operator endpoints: tenants.' },
+        { name: 'Authentication', description: 'Access tokens.' },
+        { name: 'Health', description: 'Liveness, readiness and metrics.' },
+      ],
+    },
+  };
+}
+
+interface Operation {
+  requestBody?: { content?: Record<string, { schema?: unknown; example?: unknown }> };
+  'x-codeSamples'?: Array<{ lang: string; label: string; source: string }>;
+  security?: Array<Record<string, unknown>>;
+}
+
+// A request example per operation in curl, Node and Python, built from the operation's own
+// example body so the samples can never drift from the schema.
+export function withCodeSamples(document: { paths?: Record<string, Record<string, Operation>> }, publicUrl: string) {
+  for (const [path, operations] of Object.entries(document.paths ?? {})) {
+    for (const [method, operation] of Object.entries(operations)) {
+      if (typeof operation !== 'object' || operation === null) continue;
+      const content = operation.requestBody?.content?.['application/json'];
+      const example = content?.example ?? exampleFromSchema(content?.schema);
+      const url = publicUrl + path.replace(/\{(\w+)\}/g, (_, name) => `${name}_123`);
+      const upper = method.toUpperCase();
+      const platform = operation.security?.some((s) => 'platformKey' in s);
+      const key = platform ? '$PLATFORM_API_KEY' : '$PAYFORWARD_SECRET_KEY';
+      const envKey = platform ? 'PLATFORM_API_KEY' : 'PAYFORWARD_SECRET_KEY';
+      const body = example === undefined ? undefined : JSON.stringify(example, null, 2);
+      const idempotency = upper === 'POST';
+      operation['x-codeSamples'] = [
+        {
+          lang: 'Shell',
+          label: 'curl',
+          source: [`curl -X ${upper} ${url}`, `  -H "Authorization: Bearer ${key}"`, ...(idempotency ? [`  -H "Idempotency-Key: $(uuidgen)"`] : []), ...(body ? [`  -H "Content-Type: application/json"`, `  -d '${body}'`] : [])].join(' \\\n'),
+        },
+        {
+          lang: 'JavaScript',
+          label: 'Node',
+          source: `const response = await fetch('${url}', {
+  method: '${upper}',
+  headers: {
+    Authorization: \`Bearer \${process.env.${envKey}}\`,${idempotency ? `\n    'Idempotency-Key': crypto.randomUUID(),` : ''}${body ? `\n    'Content-Type': 'application/json',` : ''}
+  },${body ? `\n  body: JSON.stringify(${body.replace(/\n/g, '\n  ')}),` : ''}
+});
+console.log(response.status, await response.json());`,
+        },
+        {
+          lang: 'Python',
+          label: 'Python',
+          source: `import os, uuid, requests
+
+response = requests.${method.toLowerCase()}(
+    "${url}",
+    headers={"Authorization": f"Bearer {os.environ['${envKey}']}"${idempotency ? `, "Idempotency-Key": str(uuid.uuid4())` : ''}},${body ? `\n    json=${toPython(example)},` : ''}
+)
+print(response.status_code, response.json())`,
+        },
+      ];
+    }
+  }
+  return document;
+}
+
+function toPython(value: unknown): string {
+  return JSON.stringify(value, null, 4)
+    .replace(/\n/g, '\n    ')
+    .replace(/\btrue\b/g, 'True')
+    .replace(/\bfalse\b/g, 'False')
+    .replace(/\bnull\b/g, 'None');
+}
+
+interface JsonSchema {
+  type?: string | string[];
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  examples?: unknown[];
+  default?: unknown;
+  enum?: unknown[];
+  anyOf?: JsonSchema[];
+  const?: unknown;
+  minimum?: number;
+}
+
+/** A minimal valid example: required fields, using each field's example, default or enum. */
+function exampleFromSchema(schema: unknown): unknown {
+  const s = schema as JsonSchema | undefined;
+  if (!s) return undefined;
+  if (s.examples?.length) return s.examples[0];
+  if (s.anyOf) return exampleFromSchema(s.anyOf.find((o) => o.type !== 'null'));
+  if (s.const !== undefined) return s.const;
+  if (s.default !== undefined) return s.default;
+  if (s.enum?.length) return s.enum[0];
+  if (s.type === 'object' || s.properties) {
+    const out: Record<string, unknown> = {};
+    for (const name of s.required ?? []) out[name] = exampleFromSchema(s.properties?.[name]);
+    return out;
+  }
+  if (s.type === 'integer' || s.type === 'number') return s.minimum ?? 1;
+  if (s.type === 'boolean') return true;
+  if (s.type === 'string') return 'string';
+  return undefined;
+}

@@ -1,0 +1,32 @@
+import type { FastifyInstance } from 'fastify';
+import { ErrorEnvelope, ref } from './schemas.js';
+
+export { ref };
+import { PaymentSchema } from '../modules/payments/schemas.js';
+import { PaymentMethodSchema, VerificationSchema } from '../modules/payment-methods/schemas.js';
+import { RefundSchema } from '../modules/refunds/schemas.js';
+import { EventSchema } from '../modules/events/events.js';
+import { ApiKeySchema } from '../modules/api-keys/service.js';
+import { TenantSchema } from '../modules/tenants/service.js';
+
+/** Shared object schemas, registered once so routes and the OpenAPI document refer to them by name. */
+export function registerSharedSchemas(app: FastifyInstance) {
+  for (const schema of [ErrorEnvelope, PaymentSchema, PaymentMethodSchema, VerificationSchema, RefundSchema, EventSchema, ApiKeySchema, TenantSchema]) {
+    app.addSchema(schema);
+  }
+}
+
+
+export const listOf = (id: string, url: string) => ({
+  type: 'object',
+  properties: {
+    object: { type: 'string', const: 'list' },
+    url: { type: 'string', const: url },
+    has_more: { type: 'boolean' },
+    data: { type: 'array', items: ref(id) },
+  },
+  required: ['object', 'url', 'has_more', 'data'],
+});
+
+/** Every route can fail with the one error envelope. */
+export const errors = { '4xx': ref('Error'), '5xx': ref('Error') };

@@ -1,0 +1,70 @@
+import pino from 'pino';
+import { buildApp } from './app.js';
+import { ensureDemoTenant, prepareDatabase, resolveSecrets } from './bootstrap.js';
+import { loadConfig } from './config.js';
+import { createPlatform } from './platform.js';
+import { startWorkers } from './workers/index.js';
+import { loggerOptions } from './http/logging.js';
+
+const usage = `Usage: payforward <command>
+  start     API and background workers (the default)
+  api       API only
+  worker    background workers only
+  migrate   apply database migrations and exit`;
+
+async function main(command = 'start') {
+  const config = loadConfig();
+  const log = pino(loggerOptions(config.logLevel));
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  if (!['start', 'api', 'worker', 'migrate'].includes(command)) {
+    say(usage);
+    process.exit(2);
+  }
+  const database = await prepareDatabase(config, say);
+  if (command === 'migrate') {
+    await database.embedded?.stop();
+    return;
+  }
+  const secrets = resolveSecrets(config);
+  const platform = createPlatform(config, database.appUrl, secrets);
+  const app = await buildApp(platform);
+  const workers = command === 'api' ? undefined : startWorkers(platform, app.log);
+
+  if (command !== 'worker') {
+    const demo = await ensureDemoTenant(config, database, (name) => platform.tenants.create(name));
+    await app.listen({ port: config.port, host: config.host });
+    say('');
+    say(`PayForward API listening on ${config.publicUrl}`);
+    say(`  Interactive docs:   ${config.publicUrl}/docs`);
+    say(`  OpenAPI document:   ${config.publicUrl}/openapi.json`);
+    if (demo) say(`  Demo tenant:        ${demo.tenantId}\n  Test secret key:    ${demo.testSecretKey}`);
+    if (!config.platformApiKey) say(`  Platform key:       ${secrets.platformApiKey}  (kept in ${config.dataDir}/secrets.json)`);
+    say('');
+  } else {
+    say('PayForward worker running');
+  }
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    log.info({ signal }, 'shutting down: finishing in-flight requests');
+    const force = setTimeout(() => process.exit(1), 25_000).unref();
+    try {
+      await app.close();
+      await workers?.stop();
+      await platform.close();
+      await database.embedded?.stop();
+    } finally {
+      clearTimeout(force);
+      process.exit(0);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main(process.argv[2]).catch((error) => {
+  process.stderr.write(`PayForward failed to start: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,148 @@
+import { Type, type Static } from 'typebox';
+import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { listPage, type ListParams } from '../../db/list.js';
+import { hashApiKey, type Auth } from '../../http/auth.js';
+import { ApiError } from '../../http/errors.js';
+import { Nullable } from '../../http/schemas.js';
+import { newId, randomToken } from '../../lib/ids.js';
+
+export const SCOPES = [
+  'payments:read',
+  'payments:write',
+  'payment_methods:read',
+  'payment_methods:write',
+  'refunds:read',
+  'refunds:write',
+  'events:read',
+  'api_keys:read',
+  'api_keys:write',
+] as const;
+
+interface ApiKeyRow {
+  id: string;
+  tenant_id: string;
+  livemode: boolean;
+  kind: 'secret' | 'restricted';
+  name: string | null;
+  redacted: string;
+  scopes: string[];
+  expires_at: Date | null;
+  revoked_at: Date | null;
+  rolled_to: string | null;
+  created_at: Date;
+}
+
+export const ApiKeySchema = Type.Object(
+  {
+    id: Type.String({ examples: ['key_01jd7s0k2m3n4p5q6r7s8t9v0w'] }),
+    object: Type.Literal('api_key'),
+    type: Type.String({ enum: ['secret', 'restricted'] }),
+    name: Nullable(Type.String()),
+    redacted: Type.String({ description: 'The key with all but its last characters hidden.' }),
+    secret: Type.Optional(Type.String({ description: 'The full key: returned only when it is created or rolled.' })),
+    scopes: Type.Array(Type.String()),
+    expires_at: Nullable(Type.Integer()),
+    revoked: Type.Boolean(),
+    rolled_to: Nullable(Type.String()),
+    created: Type.Integer(),
+    livemode: Type.Boolean(),
+  },
+  { $id: 'ApiKey' },
+);
+export type ApiKey = Static<typeof ApiKeySchema>;
+
+const seconds = (date: Date | null) => (date ? Math.floor(new Date(date).getTime() / 1000) : null);
+
+function toApiKey(row: ApiKeyRow, secret?: string): ApiKey {
+  return {
+    id: row.id,
+    object: 'api_key',
+    type: row.kind,
+    name: row.name,
+    redacted: row.redacted,
+    ...(secret ? { secret } : {}),
+    scopes: row.scopes,
+    expires_at: seconds(row.expires_at),
+    revoked: row.revoked_at !== null,
+    rolled_to: row.rolled_to,
+    created: seconds(row.created_at)!,
+    livemode: row.livemode,
+  };
+}
+
+export class ApiKeyService {
+  constructor(
+    private readonly sql: Sql,
+    private readonly onChange: () => void,
+  ) {}
+
+  /** Creates a key inside the caller's transaction. The secret exists only in the return value. */
+  async createInTx(tx: Tx, scope: Scope, kind: 'secret' | 'restricted', scopes: string[], name: string | null): Promise<ApiKey> {
+    const secret = `${kind === 'secret' ? 'sk' : 'rk'}_${scope.livemode ? 'live' : 'test'}_${randomToken(24)}`;
+    const [row] = await tx<ApiKeyRow[]>`
+      INSERT INTO api_keys (id, tenant_id, livemode, kind, name, key_hash, redacted, scopes)
+      VALUES (${newId('key')}, ${scope.tenantId}, ${scope.livemode}, ${kind}, ${name}, ${hashApiKey(secret)},
+              ${`${secret.slice(0, 8)}…${secret.slice(-4)}`}, ${scopes})
+      RETURNING id, tenant_id, livemode, kind, name, redacted, scopes, expires_at, revoked_at, rolled_to, created_at`;
+    return toApiKey(row, secret);
+  }
+
+  async createRestricted(scope: Scope, scopes: string[], name: string | null): Promise<ApiKey> {
+    return inScope(this.sql, scope, (tx) => this.createInTx(tx, scope, 'restricted', scopes, name));
+  }
+
+  async list(scope: Scope, params: ListParams) {
+    return inScope(this.sql, scope, async (tx) => {
+      const page = await listPage<ApiKeyRow>(tx, 'api_keys', scope, params);
+      return { data: page.rows.map((row) => toApiKey(row)), has_more: page.hasMore };
+    });
+  }
+
+  /** The operator may act on any tenant's key; a tenant only on its own, in its own mode. */
+  private async scopeFor(auth: Auth, id: string): Promise<Scope> {
+    if (auth.kind === 'tenant') return { tenantId: auth.tenantId, livemode: auth.livemode };
+    const [found] = await this.sql<{ tenant_id: string; livemode: boolean }[]>`SELECT tenant_id, livemode FROM auth_find_api_key_by_id(${id})`;
+    if (!found) throw ApiError.notFound('api_key', id);
+    return { tenantId: found.tenant_id, livemode: found.livemode };
+  }
+
+  private async find(tx: Tx, scope: Scope, id: string): Promise<ApiKeyRow> {
+    const [row] = await tx<ApiKeyRow[]>`
+      SELECT id, tenant_id, livemode, kind, name, redacted, scopes, expires_at, revoked_at, rolled_to, created_at FROM api_keys
+      WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} FOR UPDATE`;
+    if (!row) throw ApiError.notFound('api_key', id);
+    return row;
+  }
+
+  /**
+   * Issues a replacement with the same type and scopes. The old key keeps working until
+   * `expires_in` seconds from now (0, the default, ends it at once, as Stripe does).
+   */
+  async roll(auth: Auth, id: string, expiresInSeconds = 0): Promise<ApiKey> {
+    const scope = await this.scopeFor(auth, id);
+    const rolled = await inScope(this.sql, scope, async (tx) => {
+      const old = await this.find(tx, scope, id);
+      if (old.revoked_at || old.rolled_to) throw ApiError.invalid('api_key_inactive', 'This API key was already revoked or rolled.', 'id');
+      const replacement = await this.createInTx(tx, scope, old.kind, old.scopes, old.name);
+      const expiresAt = new Date(Date.now() + expiresInSeconds * 1000);
+      await tx`UPDATE api_keys SET rolled_to = ${replacement.id},
+        expires_at = LEAST(coalesce(expires_at, ${expiresAt}), ${expiresAt}) WHERE id = ${id}`;
+      return replacement;
+    });
+    this.onChange();
+    return rolled;
+  }
+
+  async revoke(auth: Auth, id: string): Promise<ApiKey> {
+    const scope = await this.scopeFor(auth, id);
+    const revoked = await inScope(this.sql, scope, async (tx) => {
+      await this.find(tx, scope, id);
+      const [row] = await tx<ApiKeyRow[]>`
+        UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = ${id}
+        RETURNING id, tenant_id, livemode, kind, name, redacted, scopes, expires_at, revoked_at, rolled_to, created_at`;
+      return toApiKey(row);
+    });
+    this.onChange();
+    return revoked;
+  }
+}

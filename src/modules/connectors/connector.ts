@@ -1,0 +1,38 @@
+/** What every processor integration implements; the payment state machine knows nothing else. */
+export interface CardDetails {
+  number: string;
+  expMonth: number;
+  expYear: number;
+}
+
+export type ConnectorOutcome =
+  | { status: 'succeeded'; reference: string }
+  | { status: 'declined'; code: string; declineCode: string; message: string }
+  | { status: 'requires_action' }
+  | { status: 'error'; code: 'processing_error'; message: string };
+
+export interface AuthorizeRequest {
+  /** Our attempt id: processors treat it as an idempotency key, so a retried call is not doubled. */
+  attemptId: string;
+  amount: number;
+  currency: string;
+  card: CardDetails;
+  capture: boolean;
+  threeDSecureAuthenticated: boolean;
+}
+
+export interface VerifyResult {
+  status: 'succeeded' | 'declined' | 'error';
+  code?: string;
+  declineCode?: string;
+  message?: string;
+}
+
+export interface Connector {
+  readonly name: string;
+  authorize(request: AuthorizeRequest): Promise<ConnectorOutcome>;
+  capture(request: { attemptId: string; reference: string; amount: number; currency: string }): Promise<ConnectorOutcome>;
+  void(request: { attemptId: string; reference: string }): Promise<ConnectorOutcome>;
+  refund(request: { refundId: string; reference: string; amount: number; currency: string }): Promise<ConnectorOutcome>;
+  verify(request: { card: CardDetails }): Promise<VerifyResult>;
+}

@@ -1,0 +1,66 @@
+import { Type, type Static } from 'typebox';
+import { newId } from '../../lib/ids.js';
+import type { Scope } from '../../db/index.js';
+import type { Columns } from '../../db/unnest.js';
+
+export interface EventRow {
+  id: string;
+  tenant_id: string;
+  livemode: boolean;
+  type: string;
+  object_id: string;
+  data: { object: unknown };
+  request_id: string | null;
+  created_at: Date;
+}
+
+export const EVENT_COLUMNS: Columns<EventRow> = [
+  ['id', 'text'],
+  ['tenant_id', 'text'],
+  ['livemode', 'boolean'],
+  ['type', 'text'],
+  ['object_id', 'text'],
+  ['data', 'jsonb'],
+  ['request_id', 'text'],
+  ['created_at', 'timestamptz'],
+];
+
+/** Builds an event for the outbox; it is written in the same transaction as the change it reports. */
+export function newEvent(scope: Scope, type: string, object: { id: string }, requestId: string | null): EventRow {
+  return {
+    id: newId('evt'),
+    tenant_id: scope.tenantId,
+    livemode: scope.livemode,
+    type,
+    object_id: object.id,
+    data: { object },
+    request_id: requestId,
+    created_at: new Date(),
+  };
+}
+
+export const EventSchema = Type.Object(
+  {
+    id: Type.String({ examples: ['evt_01jd7s0k2m3n4p5q6r7s8t9v0w'] }),
+    object: Type.Literal('event'),
+    type: Type.String({ examples: ['payment.succeeded'] }),
+    created: Type.Integer({ description: 'Unix time in seconds' }),
+    livemode: Type.Boolean(),
+    data: Type.Object({ object: Type.Unknown() }),
+    request: Type.Object({ id: Type.Union([Type.String(), Type.Null()]) }),
+  },
+  { $id: 'Event' },
+);
+export type Event = Static<typeof EventSchema>;
+
+export function toApiEvent(row: EventRow): Event {
+  return {
+    id: row.id,
+    object: 'event',
+    type: row.type,
+    created: Math.floor(new Date(row.created_at).getTime() / 1000),
+    livemode: row.livemode,
+    data: row.data,
+    request: { id: row.request_id },
+  };
+}

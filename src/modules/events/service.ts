@@ -1,0 +1,26 @@
+import { inScope, type Scope, type Sql } from '../../db/index.js';
+import { listPage, type ListParams } from '../../db/list.js';
+import { ApiError } from '../../http/errors.js';
+import { toApiEvent, type Event, type EventRow } from './events.js';
+
+export class EventService {
+  constructor(private readonly sql: Sql) {}
+
+  async retrieve(scope: Scope, id: string): Promise<Event> {
+    const [row] = await inScope(this.sql, scope, (tx) => tx<EventRow[]>`
+      SELECT * FROM events WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`);
+    if (!row) throw ApiError.notFound('event', id);
+    return toApiEvent(row);
+  }
+
+  async list(scope: Scope, params: ListParams & { type?: string; object_id?: string }) {
+    return inScope(this.sql, scope, async (tx) => {
+      const type = params.type;
+      const page = await listPage<EventRow>(tx, 'events', scope, params, [
+        type ? (type.endsWith('.*') ? tx`AND type LIKE ${type.slice(0, -1) + '%'}` : tx`AND type = ${type}`) : tx``,
+        params.object_id ? tx`AND object_id = ${params.object_id}` : tx``,
+      ]);
+      return { data: page.rows.map(toApiEvent), has_more: page.hasMore };
+    });
+  }
+}

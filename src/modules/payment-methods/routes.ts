@@ -1,0 +1,60 @@
+import type { FastifyInstance } from 'fastify';
+import { tenantScope } from '../../app.js';
+import { errors, listOf, ref } from '../../http/route-schemas.js';
+import { IdParam } from '../../http/schemas.js';
+import { PaymentMethodInput, PaymentMethodListQuery, VerifyBody } from './schemas.js';
+
+const tags = ['Payment methods'];
+
+export async function paymentMethodRoutes(app: FastifyInstance) {
+  const { paymentMethods } = app.platform;
+
+  app.post(
+    '/v1/payment_methods',
+    {
+      config: { scope: 'payment_methods:write' },
+      schema: {
+        tags,
+        summary: 'Tokenize a card',
+        description: 'Encrypts the card number in the vault and returns a `pm_…` token. The CVC is checked and discarded.',
+        body: { ...PaymentMethodInput, examples: [{ type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2030, cvc: '123' } }] },
+        response: { 200: ref('PaymentMethod'), ...errors },
+      },
+    },
+    async (request) => paymentMethods.create(tenantScope(request), request.body as never),
+  );
+
+  app.get(
+    '/v1/payment_methods',
+    {
+      config: { scope: 'payment_methods:read' },
+      schema: { tags, summary: 'List payment methods', querystring: PaymentMethodListQuery, response: { 200: listOf('PaymentMethod', '/v1/payment_methods'), ...errors } },
+    },
+    async (request) => ({ object: 'list', url: '/v1/payment_methods', ...(await paymentMethods.list(tenantScope(request), request.query as never)) }),
+  );
+
+  app.get(
+    '/v1/payment_methods/:id',
+    {
+      config: { scope: 'payment_methods:read' },
+      schema: { tags, summary: 'Retrieve a payment method', params: IdParam, response: { 200: ref('PaymentMethod'), ...errors } },
+    },
+    async (request) => paymentMethods.retrieve(tenantScope(request), (request.params as { id: string }).id),
+  );
+
+  app.post(
+    '/v1/payment_methods/:id/verify',
+    {
+      config: { scope: 'payment_methods:write' },
+      schema: {
+        tags,
+        summary: 'Verify a card',
+        description: 'Luhn, expiry and CVC checks plus a $0 authorization, answered at once with the reasons for any failure.',
+        params: IdParam,
+        body: VerifyBody,
+        response: { 200: ref('CardVerification'), ...errors },
+      },
+    },
+    async (request) => paymentMethods.verify(tenantScope(request), (request.params as { id: string }).id, (request.body ?? null) as never),
+  );
+}

@@ -1,0 +1,194 @@
+import { inScope, scopeSetting, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { MicroBatcher, type BatcherOptions } from '../../db/batcher.js';
+import { listPage, type ListParams } from '../../db/list.js';
+import { insertRows, updateRowsIfVersion, type Columns } from '../../db/unnest.js';
+import { ApiError } from '../../http/errors.js';
+import { EVENT_COLUMNS, type EventRow } from '../events/events.js';
+import { PAYMENT_METHOD_COLUMNS, type PaymentMethodRow } from '../payment-methods/service.js';
+import type { PaymentStatus } from './schemas.js';
+
+export interface PaymentRow {
+  id: string;
+  tenant_id: string;
+  livemode: boolean;
+  amount: number;
+  currency: string;
+  status: PaymentStatus;
+  capture_method: 'automatic' | 'manual';
+  amount_capturable: number;
+  amount_received: number;
+  amount_refunded: number;
+  payment_method_id: string | null;
+  customer: string | null;
+  description: string | null;
+  statement_descriptor: string | null;
+  metadata: Record<string, string>;
+  last_payment_error: null | { type: string; code: string; decline_code: string | null; message: string; processor: string | null };
+  next_action: null | { type: 'redirect_to_url'; redirect_to_url: { url: string; return_url: string | null } };
+  processor: string | null;
+  processor_reference: string | null;
+  authorization_expires_at: Date | null;
+  cancellation_reason: string | null;
+  canceled_at: Date | null;
+  version: number;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface AttemptRow {
+  id: string;
+  tenant_id: string;
+  livemode: boolean;
+  payment_id: string;
+  operation: 'authorize' | 'capture' | 'void';
+  processor: string;
+  status: 'pending' | 'succeeded' | 'declined' | 'error' | 'requires_action';
+  amount: number;
+  processor_reference: string | null;
+  error_code: string | null;
+  decline_code: string | null;
+  created_at: Date;
+  completed_at: Date | null;
+}
+
+export interface PaymentState {
+  row: PaymentRow;
+  attempts: AttemptRow[];
+}
+
+const PAYMENT_COLUMNS: Columns<PaymentRow> = [
+  ['id', 'text'],
+  ['tenant_id', 'text'],
+  ['livemode', 'boolean'],
+  ['amount', 'bigint'],
+  ['currency', 'text'],
+  ['status', 'text'],
+  ['capture_method', 'text'],
+  ['amount_capturable', 'bigint'],
+  ['amount_received', 'bigint'],
+  ['amount_refunded', 'bigint'],
+  ['payment_method_id', 'text'],
+  ['customer', 'text'],
+  ['description', 'text'],
+  ['statement_descriptor', 'text'],
+  ['metadata', 'jsonb'],
+  ['last_payment_error', 'jsonb'],
+  ['next_action', 'jsonb'],
+  ['processor', 'text'],
+  ['processor_reference', 'text'],
+  ['authorization_expires_at', 'timestamptz'],
+  ['cancellation_reason', 'text'],
+  ['canceled_at', 'timestamptz'],
+  ['version', 'integer'],
+  ['created_at', 'timestamptz'],
+  ['updated_at', 'timestamptz'],
+];
+
+// amount_refunded is owned by refunds (atomic increments), so a state write never overwrites it.
+const PAYMENT_UPDATE_COLUMNS = PAYMENT_COLUMNS.filter(([name]) => name !== 'amount_refunded');
+
+const ATTEMPT_COLUMNS: Columns<AttemptRow> = [
+  ['id', 'text'],
+  ['tenant_id', 'text'],
+  ['livemode', 'boolean'],
+  ['payment_id', 'text'],
+  ['operation', 'text'],
+  ['processor', 'text'],
+  ['status', 'text'],
+  ['amount', 'bigint'],
+  ['processor_reference', 'text'],
+  ['error_code', 'text'],
+  ['decline_code', 'text'],
+  ['created_at', 'timestamptz'],
+  ['completed_at', 'timestamptz'],
+];
+
+/** One request's share of a batched write. `update` carries the new state with version + 1. */
+export interface PaymentWrite {
+  scope: Scope;
+  paymentMethod?: PaymentMethodRow;
+  insert?: PaymentRow;
+  update?: PaymentRow;
+  attempts?: AttemptRow[];
+  events?: EventRow[];
+}
+
+/**
+ * The batched write path: all writes collected in one window go to PostgreSQL in one
+ * transaction, one set-based statement per table. An update is compare-and-set on the payment's
+ * version; an item whose update lost the race writes nothing and resolves to false.
+ */
+export function createPaymentWriter(sql: Sql, options: BatcherOptions, onBatch?: (size: number) => void) {
+  return new MicroBatcher<PaymentWrite, boolean>(async (items) => {
+    onBatch?.(items.length);
+    return sql.begin(async (tx) => {
+      const scopeQuery = tx`SELECT set_config('app.scope', ${scopeSetting(items.map((i) => i.scope))}, true)`;
+      const seenUpdates = new Set<string>();
+      // Two updates of one payment in a batch both expect the same version: only the first may try.
+      const racing = items.map((item) => {
+        if (!item.update) return false;
+        if (seenUpdates.has(item.update.id)) return true;
+        seenUpdates.add(item.update.id);
+        return false;
+      });
+      const paymentMethods = items.flatMap((i) => (i.paymentMethod ? [i.paymentMethod] : []));
+      const inserts = items.flatMap((i) => (i.insert ? [i.insert] : []));
+      const updates = items.flatMap((i, k) => (i.update && !racing[k] ? [i.update] : []));
+      const [, , , updated] = await Promise.all([
+        scopeQuery,
+        paymentMethods.length ? insertRows(tx, 'payment_methods', PAYMENT_METHOD_COLUMNS, paymentMethods) : null,
+        inserts.length ? insertRows(tx, 'payments', PAYMENT_COLUMNS, inserts) : null,
+        updates.length ? updateRowsIfVersion(tx, 'payments', PAYMENT_UPDATE_COLUMNS, updates) : [],
+      ]);
+      const updatedIds = new Set((updated ?? []).map((r) => r.id));
+      const applied = items.map((item, k) => !racing[k] && (!item.update || updatedIds.has(item.update.id)));
+      const attempts = items.flatMap((item, k) => (applied[k] ? (item.attempts ?? []) : []));
+      const events = items.flatMap((item, k) => (applied[k] ? (item.events ?? []) : []));
+      await Promise.all([
+        attempts.length
+          ? insertRows(tx, 'payment_attempts', ATTEMPT_COLUMNS, attempts, `ON CONFLICT (id) DO UPDATE SET status = excluded.status,
+              processor_reference = excluded.processor_reference, error_code = excluded.error_code,
+              decline_code = excluded.decline_code, completed_at = excluded.completed_at`)
+          : null,
+        events.length ? insertRows(tx, 'events', EVENT_COLUMNS, events) : null,
+      ]);
+      return applied;
+    }) as Promise<boolean[]>;
+  }, options);
+}
+
+const withAttempts = (tx: Tx) => tx`
+  coalesce((SELECT json_agg(a ORDER BY a.id) FROM payment_attempts a WHERE a.payment_id = p.id), '[]'::json) AS attempts`;
+
+function toState(row: PaymentRow & { attempts: AttemptRow[] }): PaymentState {
+  const { attempts, ...payment } = row;
+  return { row: payment, attempts };
+}
+
+export async function findPayment(tx: Tx, scope: Scope, id: string): Promise<PaymentState> {
+  const [row] = await tx<(PaymentRow & { attempts: AttemptRow[] })[]>`
+    SELECT p.*, ${withAttempts(tx)} FROM payments p
+    WHERE p.id = ${id} AND p.tenant_id = ${scope.tenantId} AND p.livemode = ${scope.livemode}`;
+  if (!row) throw ApiError.notFound('payment', id);
+  return toState(row);
+}
+
+export function loadPayment(sql: Sql, scope: Scope, id: string) {
+  return inScope(sql, scope, (tx) => findPayment(tx, scope, id));
+}
+
+export async function listPayments(sql: Sql, scope: Scope, params: ListParams & { status?: string; customer?: string }) {
+  return inScope(sql, scope, async (tx) => {
+    const page = await listPage<PaymentRow>(tx, 'payments', scope, params, [
+      params.status ? tx`AND status = ${params.status}` : tx``,
+      params.customer ? tx`AND customer = ${params.customer}` : tx``,
+    ]);
+    const ids = page.rows.map((r) => r.id);
+    const attempts = ids.length
+      ? await tx<AttemptRow[]>`SELECT * FROM payment_attempts WHERE payment_id = ANY(${ids}) ORDER BY id`
+      : [];
+    const byPayment = new Map<string, AttemptRow[]>();
+    for (const attempt of attempts) byPayment.set(attempt.payment_id, [...(byPayment.get(attempt.payment_id) ?? []), attempt]);
+    return { states: page.rows.map((row) => ({ row, attempts: byPayment.get(row.id) ?? [] })), hasMore: page.hasMore };
+  });
+}

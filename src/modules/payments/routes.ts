@@ -1,0 +1,95 @@
+import type { FastifyInstance } from 'fastify';
+import { tenantScope } from '../../app.js';
+import { errors, listOf, ref } from '../../http/route-schemas.js';
+import { IdParam } from '../../http/schemas.js';
+import {
+  CancelPaymentBody,
+  CapturePaymentBody,
+  ConfirmPaymentBody,
+  CreatePaymentBody,
+  PaymentListQuery,
+  type CancelPaymentBody as CancelBody,
+  type CapturePaymentBody as CaptureBody,
+  type ConfirmPaymentBody as ConfirmBody,
+  type CreatePaymentBody as CreateBody,
+} from './schemas.js';
+
+const tags = ['Payments'];
+const createExample = {
+  amount: 2000,
+  currency: 'usd',
+  payment_method: { type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2030, cvc: '123' } },
+  confirm: true,
+  description: 'Order #1234',
+};
+
+export async function paymentRoutes(app: FastifyInstance) {
+  const { payments } = app.platform;
+
+  app.post(
+    '/v1/payments',
+    {
+      config: { scope: 'payments:write' },
+      schema: {
+        tags,
+        summary: 'Create a payment',
+        description: 'Creates a payment; with `confirm: true` it is authorized at once (and captured, unless `capture_method` is `manual`). A decline answers 402 with the payment in `error.payment`.',
+        body: { ...CreatePaymentBody, examples: [createExample] },
+        response: { 200: ref('Payment'), ...errors },
+      },
+    },
+    async (request) => payments.create(tenantScope(request), request.body as CreateBody, request.id),
+  );
+
+  app.get(
+    '/v1/payments',
+    {
+      config: { scope: 'payments:read' },
+      schema: { tags, summary: 'List payments', querystring: PaymentListQuery, response: { 200: listOf('Payment', '/v1/payments'), ...errors } },
+    },
+    async (request) => ({ object: 'list', url: '/v1/payments', ...(await payments.list(tenantScope(request), request.query as never)) }),
+  );
+
+  app.get(
+    '/v1/payments/:id',
+    {
+      config: { scope: 'payments:read' },
+      schema: { tags, summary: 'Retrieve a payment', description: 'Includes every processor attempt, failovers included.', params: IdParam, response: { 200: ref('Payment'), ...errors } },
+    },
+    async (request) => payments.retrieve(tenantScope(request), (request.params as { id: string }).id),
+  );
+
+  app.post(
+    '/v1/payments/:id/confirm',
+    {
+      config: { scope: 'payments:write' },
+      schema: { tags, summary: 'Confirm a payment', params: IdParam, body: ConfirmPaymentBody, response: { 200: ref('Payment'), ...errors } },
+    },
+    async (request) => payments.confirm(tenantScope(request), (request.params as { id: string }).id, (request.body ?? null) as ConfirmBody, request.id),
+  );
+
+  app.post(
+    '/v1/payments/:id/capture',
+    {
+      config: { scope: 'payments:write' },
+      schema: {
+        tags,
+        summary: 'Capture a payment',
+        description: 'Captures an authorized payment in full or in part (`amount_to_capture`); the rest of the authorization is released.',
+        params: IdParam,
+        body: { ...CapturePaymentBody, examples: [{ amount_to_capture: 1500 }] },
+        response: { 200: ref('Payment'), ...errors },
+      },
+    },
+    async (request) => payments.capture(tenantScope(request), (request.params as { id: string }).id, (request.body ?? null) as CaptureBody, request.id),
+  );
+
+  app.post(
+    '/v1/payments/:id/cancel',
+    {
+      config: { scope: 'payments:write' },
+      schema: { tags, summary: 'Cancel a payment', description: 'Cancels a payment that is not yet captured; an authorization is voided.', params: IdParam, body: CancelPaymentBody, response: { 200: ref('Payment'), ...errors } },
+    },
+    async (request) => payments.cancel(tenantScope(request), (request.params as { id: string }).id, (request.body ?? null) as CancelBody, request.id),
+  );
+}

@@ -1,0 +1,117 @@
+import { Type, type Static } from 'typebox';
+import { ListQuery, Metadata, Nullable, StrictObject } from '../../http/schemas.js';
+import { PaymentMethodInput } from '../payment-methods/schemas.js';
+
+export const PAYMENT_STATUSES = [
+  'requires_payment_method',
+  'requires_confirmation',
+  'requires_action',
+  'processing',
+  'requires_capture',
+  'succeeded',
+  'canceled',
+] as const;
+export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
+
+const Currency = Type.String({ pattern: '^[a-zA-Z]{3}$', description: 'ISO 4217 code, e.g. usd, jpy, kwd.', examples: ['usd'] });
+const Amount = Type.Integer({
+  minimum: 1,
+  maximum: 1_000_000_000_000,
+  description: "Integer in the currency's minor unit: 1000 = $10.00 USD, ¥1000 JPY, 1.000 KWD.",
+  examples: [2000],
+});
+const PaymentMethodRef = Type.Union([
+  Type.String({ pattern: '^pm_[a-z0-9]+$', maxLength: 64, description: 'A saved payment method id' }),
+  PaymentMethodInput,
+]);
+
+export const CreatePaymentBody = StrictObject({
+  amount: Amount,
+  currency: Currency,
+  payment_method: Type.Optional(PaymentMethodRef),
+  confirm: Type.Optional(Type.Boolean({ default: false })),
+  capture_method: Type.Optional(Type.String({ enum: ['automatic', 'manual'], default: 'automatic' })),
+  customer: Type.Optional(Type.String({ maxLength: 255 })),
+  description: Type.Optional(Type.String({ maxLength: 1000 })),
+  statement_descriptor: Type.Optional(Type.String({ maxLength: 22, pattern: "^[^<>\"'\\\\]*$" })),
+  metadata: Type.Optional(Metadata),
+  return_url: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://' })),
+});
+export type CreatePaymentBody = Static<typeof CreatePaymentBody>;
+
+export const ConfirmPaymentBody = Type.Union([
+  StrictObject({
+    payment_method: Type.Optional(PaymentMethodRef),
+    return_url: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://' })),
+  }),
+  Type.Null(),
+]);
+export type ConfirmPaymentBody = Static<typeof ConfirmPaymentBody>;
+
+export const CapturePaymentBody = Type.Union([StrictObject({ amount_to_capture: Type.Optional(Amount) }), Type.Null()]);
+export type CapturePaymentBody = Static<typeof CapturePaymentBody>;
+
+export const CancelPaymentBody = Type.Union([
+  StrictObject({
+    cancellation_reason: Type.Optional(Type.String({ enum: ['duplicate', 'fraudulent', 'requested_by_customer', 'abandoned'] })),
+  }),
+  Type.Null(),
+]);
+export type CancelPaymentBody = Static<typeof CancelPaymentBody>;
+
+export const PaymentListQuery = StrictObject({
+  ...ListQuery,
+  status: Type.Optional(Type.String({ enum: [...PAYMENT_STATUSES] })),
+  customer: Type.Optional(Type.String({ maxLength: 255 })),
+});
+
+const PaymentError = Type.Object({
+  type: Type.String(),
+  code: Type.String(),
+  decline_code: Nullable(Type.String()),
+  message: Type.String(),
+  processor: Nullable(Type.String()),
+});
+
+export const AttemptSchema = Type.Object({
+  id: Type.String(),
+  operation: Type.String({ enum: ['authorize', 'capture', 'void'] }),
+  processor: Type.String(),
+  status: Type.String({ enum: ['pending', 'succeeded', 'declined', 'error', 'requires_action'] }),
+  amount: Type.Integer(),
+  error_code: Nullable(Type.String()),
+  decline_code: Nullable(Type.String()),
+  created: Type.Integer(),
+});
+
+export const PaymentSchema = Type.Object(
+  {
+    id: Type.String({ examples: ['pay_01jd7s0k2m3n4p5q6r7s8t9v0w'] }),
+    object: Type.Literal('payment'),
+    amount: Type.Integer(),
+    amount_capturable: Type.Integer(),
+    amount_received: Type.Integer(),
+    amount_refunded: Type.Integer(),
+    currency: Type.String(),
+    status: Type.String({ enum: [...PAYMENT_STATUSES] }),
+    capture_method: Type.String({ enum: ['automatic', 'manual'] }),
+    payment_method: Nullable(Type.String()),
+    customer: Nullable(Type.String()),
+    description: Nullable(Type.String()),
+    statement_descriptor: Nullable(Type.String()),
+    metadata: Metadata,
+    last_payment_error: Nullable(PaymentError),
+    next_action: Nullable(
+      Type.Object({ type: Type.Literal('redirect_to_url'), redirect_to_url: Type.Object({ url: Type.String(), return_url: Nullable(Type.String()) }) }),
+    ),
+    processor: Nullable(Type.String()),
+    authorization_expires_at: Nullable(Type.Integer()),
+    canceled_at: Nullable(Type.Integer()),
+    cancellation_reason: Nullable(Type.String()),
+    attempts: Type.Array(AttemptSchema, { description: 'Every processor call, including failed attempts and failovers.' }),
+    created: Type.Integer(),
+    livemode: Type.Boolean(),
+  },
+  { $id: 'Payment' },
+);
+export type Payment = Static<typeof PaymentSchema>;

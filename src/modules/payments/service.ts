@@ -1,0 +1,430 @@
+import type { Config } from '../../config.js';
+import { inScope, type Scope, type Sql } from '../../db/index.js';
+import type { MicroBatcher } from '../../db/batcher.js';
+import type { ListParams } from '../../db/list.js';
+import { ApiError } from '../../http/errors.js';
+import type { Metrics } from '../../http/metrics.js';
+import { currencyExponent, maxAmount } from '../../lib/currencies.js';
+import { newId } from '../../lib/ids.js';
+import type { CardDetails, ConnectorOutcome } from '../connectors/connector.js';
+import type { ConnectorRouter } from '../connectors/router.js';
+import { newEvent, type EventRow } from '../events/events.js';
+import type { PaymentMethodInput } from '../payment-methods/schemas.js';
+import type { PaymentMethodRow, PaymentMethodService } from '../payment-methods/service.js';
+import type { ThreeDSecure } from '../three-d-secure/tokens.js';
+import { listPayments, loadPayment, type AttemptRow, type PaymentRow, type PaymentState, type PaymentWrite } from './repo.js';
+import type { CancelPaymentBody, CapturePaymentBody, ConfirmPaymentBody, CreatePaymentBody, Payment } from './schemas.js';
+
+const seconds = (date: Date | string | null) => (date === null ? null : Math.floor(new Date(date).getTime() / 1000));
+
+export function toApiPayment({ row, attempts }: PaymentState): Payment {
+  return {
+    id: row.id,
+    object: 'payment',
+    amount: row.amount,
+    amount_capturable: row.amount_capturable,
+    amount_received: row.amount_received,
+    amount_refunded: row.amount_refunded,
+    currency: row.currency,
+    status: row.status,
+    capture_method: row.capture_method,
+    payment_method: row.payment_method_id,
+    customer: row.customer,
+    description: row.description,
+    statement_descriptor: row.statement_descriptor,
+    metadata: row.metadata ?? {},
+    last_payment_error: row.last_payment_error,
+    next_action: row.next_action,
+    processor: row.processor,
+    authorization_expires_at: seconds(row.authorization_expires_at),
+    canceled_at: seconds(row.canceled_at),
+    cancellation_reason: row.cancellation_reason,
+    attempts: attempts.map((a) => ({
+      id: a.id,
+      operation: a.operation,
+      processor: a.processor,
+      status: a.status,
+      amount: a.amount,
+      error_code: a.error_code,
+      decline_code: a.decline_code,
+      created: seconds(a.created_at)!,
+    })),
+    created: seconds(row.created_at)!,
+    livemode: row.livemode,
+  };
+}
+
+type PaymentMethodChoice = { saved: PaymentMethodRow; card?: undefined; inline?: undefined } | { inline: PaymentMethodRow; card: CardDetails; saved?: undefined };
+
+export interface PaymentServiceDeps {
+  sql: Sql;
+  writer: MicroBatcher<PaymentWrite, boolean>;
+  paymentMethods: PaymentMethodService;
+  router: ConnectorRouter;
+  processorsFor: (tenantId: string) => Promise<string[]>;
+  threeDSecure: ThreeDSecure;
+  metrics: Metrics;
+  config: Pick<Config, 'authorizationExpiryDays'>;
+}
+
+/**
+ * The payment state machine (Stripe's PaymentIntent model). Every transition is a compare-and-set
+ * write through the micro-batcher; processor calls happen between two writes, with the payment in
+ * `processing` and a `pending` attempt recorded first, so a crash between them can be resumed.
+ */
+export class PaymentService {
+  constructor(private readonly deps: PaymentServiceDeps) {}
+
+  async create(scope: Scope, body: CreatePaymentBody, requestId: string | null): Promise<Payment> {
+    const currency = body.currency.toLowerCase();
+    if (currencyExponent(currency) === undefined) throw ApiError.invalid('invalid_currency', `'${body.currency.slice(0, 3)}' is not a supported ISO 4217 currency.`, 'currency');
+    if (body.amount > maxAmount(currency)) throw ApiError.invalid('amount_too_large', `Amount must be no more than ${maxAmount(currency)} in ${currency}.`, 'amount');
+    const confirm = body.confirm ?? false;
+    if (confirm && !body.payment_method) throw ApiError.invalid('parameter_missing', 'A payment_method is required to confirm a payment.', 'payment_method');
+    const method = body.payment_method ? await this.resolvePaymentMethod(scope, body.payment_method) : undefined;
+    const now = new Date();
+    const row: PaymentRow = {
+      id: newId('pay'),
+      tenant_id: scope.tenantId,
+      livemode: scope.livemode,
+      amount: body.amount,
+      currency,
+      status: !method ? 'requires_payment_method' : confirm ? 'processing' : 'requires_confirmation',
+      capture_method: (body.capture_method ?? 'automatic') as PaymentRow['capture_method'],
+      amount_capturable: 0,
+      amount_received: 0,
+      amount_refunded: 0,
+      payment_method_id: method ? (method.saved ?? method.inline).id : null,
+      customer: body.customer ?? null,
+      description: body.description ?? null,
+      statement_descriptor: body.statement_descriptor ?? null,
+      metadata: body.metadata ?? {},
+      last_payment_error: null,
+      next_action: null,
+      processor: null,
+      processor_reference: null,
+      authorization_expires_at: null,
+      cancellation_reason: null,
+      canceled_at: null,
+      version: 0,
+      created_at: now,
+      updated_at: now,
+    };
+    const created = newEvent(scope, 'payment.created', toApiPayment({ row, attempts: [] }), requestId);
+    if (!confirm || !method) {
+      await this.deps.writer.submit({ scope, paymentMethod: method?.inline, insert: row, events: [created] });
+      this.deps.metrics.paymentsByStatus.inc({ status: row.status });
+      return toApiPayment({ row, attempts: [] });
+    }
+    const [primary] = await this.deps.processorsFor(scope.tenantId);
+    const attempt = this.pendingAttempt(row, 'authorize', primary, row.amount);
+    await this.deps.writer.submit({ scope, paymentMethod: method.inline, insert: row, attempts: [attempt], events: [created] });
+    return this.authorize(scope, { row, attempts: [attempt] }, method.card ?? this.deps.paymentMethods.cardDetails(method.saved!), requestId, false, body.return_url);
+  }
+
+  async confirm(scope: Scope, id: string, body: ConfirmPaymentBody, requestId: string | null): Promise<Payment> {
+    const state = await loadPayment(this.deps.sql, scope, id);
+    const { row } = state;
+    if (row.status !== 'requires_payment_method' && row.status !== 'requires_confirmation') {
+      throw ApiError.stateConflict(`This payment's status is ${row.status}; only a payment that requires a payment method or confirmation can be confirmed.`);
+    }
+    const method = body?.payment_method
+      ? await this.resolvePaymentMethod(scope, body.payment_method)
+      : row.payment_method_id
+        ? { saved: await inScope(this.deps.sql, scope, (tx) => this.deps.paymentMethods.find(tx, scope, row.payment_method_id!)) }
+        : undefined;
+    if (!method) throw ApiError.invalid('parameter_missing', 'A payment_method is required to confirm a payment.', 'payment_method');
+    const [primary] = await this.deps.processorsFor(scope.tenantId);
+    const next = this.advance(row, {
+      status: 'processing',
+      payment_method_id: (method.saved ?? method.inline).id,
+      last_payment_error: null,
+      next_action: null,
+    });
+    const attempt = this.pendingAttempt(row, 'authorize', primary, row.amount);
+    const applied = await this.deps.writer.submit({ scope, paymentMethod: method.inline, update: next, attempts: [attempt] });
+    if (!applied) throw ApiError.stateConflict('This payment was changed by another request; retrieve it and try again.');
+    const card = method.card ?? this.deps.paymentMethods.cardDetails(method.saved!);
+    return this.authorize(scope, { row: next, attempts: [...state.attempts, attempt] }, card, requestId, false, body?.return_url);
+  }
+
+  async capture(scope: Scope, id: string, body: CapturePaymentBody, requestId: string | null): Promise<Payment> {
+    const state = await loadPayment(this.deps.sql, scope, id);
+    const { row } = state;
+    if (row.status !== 'requires_capture') {
+      throw ApiError.stateConflict(`This payment's status is ${row.status}; only a payment that requires capture can be captured.`);
+    }
+    const amount = body?.amount_to_capture ?? row.amount_capturable;
+    if (amount > row.amount_capturable) {
+      throw ApiError.invalid('amount_too_large', `amount_to_capture cannot exceed the capturable amount (${row.amount_capturable}).`, 'amount_to_capture');
+    }
+    const next = this.advance(row, { status: 'processing' });
+    const attempt = this.pendingAttempt(row, 'capture', row.processor!, amount);
+    if (!(await this.deps.writer.submit({ scope, update: next, attempts: [attempt] }))) {
+      throw ApiError.stateConflict('This payment is already being captured or canceled.');
+    }
+    return this.finishCapture(scope, { row: next, attempts: [...state.attempts, attempt] }, attempt, requestId);
+  }
+
+  async cancel(scope: Scope, id: string, body: CancelPaymentBody, requestId: string | null, reason?: string): Promise<Payment> {
+    const state = await loadPayment(this.deps.sql, scope, id);
+    const { row } = state;
+    const cancellationReason = reason ?? body?.cancellation_reason ?? null;
+    if (row.status === 'requires_capture') {
+      const next = this.advance(row, { status: 'processing' });
+      const attempt = this.pendingAttempt(row, 'void', row.processor!, row.amount_capturable);
+      if (!(await this.deps.writer.submit({ scope, update: next, attempts: [attempt] }))) {
+        throw ApiError.stateConflict('This payment is already being captured or canceled.');
+      }
+      return this.finishVoid(scope, { row: next, attempts: [...state.attempts, attempt] }, attempt, cancellationReason, requestId);
+    }
+    if (row.status !== 'requires_payment_method' && row.status !== 'requires_confirmation' && row.status !== 'requires_action') {
+      throw ApiError.stateConflict(`This payment's status is ${row.status}; it can no longer be canceled.`);
+    }
+    const next = this.advance(row, { status: 'canceled', cancellation_reason: cancellationReason, canceled_at: new Date(), next_action: null });
+    return this.commit(scope, { row: next, attempts: state.attempts }, [], 'payment.canceled', requestId, 'This payment was changed by another request.');
+  }
+
+  retrieve(scope: Scope, id: string): Promise<Payment> {
+    return loadPayment(this.deps.sql, scope, id).then(toApiPayment);
+  }
+
+  async list(scope: Scope, params: ListParams & { status?: string; customer?: string }) {
+    const { states, hasMore } = await listPayments(this.deps.sql, scope, params);
+    return { data: states.map(toApiPayment), has_more: hasMore };
+  }
+
+  /** The customer finished (or failed) the 3-D Secure challenge we served. */
+  async completeThreeDSecure(token: string, succeeded: boolean): Promise<{ payment: Payment; returnUrl: string | null }> {
+    const { scope, paymentId } = await this.deps.threeDSecure.verify(token);
+    const state = await loadPayment(this.deps.sql, scope, paymentId);
+    const { row } = state;
+    if (row.status !== 'requires_action') throw ApiError.stateConflict(`This payment's status is ${row.status}; it is not waiting for authentication.`);
+    const returnUrl = row.next_action?.redirect_to_url.return_url ?? null;
+    if (!succeeded) {
+      const next = this.advance(row, {
+        status: 'requires_payment_method',
+        next_action: null,
+        last_payment_error: {
+          type: 'card_error',
+          code: 'payment_intent_authentication_failure',
+          decline_code: null,
+          message: 'The customer failed 3-D Secure authentication.',
+          processor: row.processor,
+        },
+      });
+      const payment = await this.commit(scope, { row: next, attempts: state.attempts }, [], 'payment.failed', null, 'This payment was changed by another request.');
+      return { payment, returnUrl };
+    }
+    const pm = await inScope(this.deps.sql, scope, (tx) => this.deps.paymentMethods.find(tx, scope, row.payment_method_id!));
+    const [primary] = await this.deps.processorsFor(scope.tenantId);
+    const next = this.advance(row, { status: 'processing', next_action: null });
+    const attempt = this.pendingAttempt(row, 'authorize', primary, row.amount);
+    if (!(await this.deps.writer.submit({ scope, update: next, attempts: [attempt] }))) {
+      throw ApiError.stateConflict('This payment was changed by another request.');
+    }
+    try {
+      const payment = await this.authorize(scope, { row: next, attempts: [...state.attempts, attempt] }, this.deps.paymentMethods.cardDetails(pm), null, true, returnUrl ?? undefined);
+      return { payment, returnUrl };
+    } catch (error) {
+      if (error instanceof ApiError && error.payment) return { payment: error.payment as Payment, returnUrl };
+      throw error;
+    }
+  }
+
+  /** Authorizations not captured in time are released (Stripe: 7 days), with a payment.canceled event. */
+  async expireAuthorizations(limit = 100): Promise<number> {
+    const due = await this.deps.sql<{ id: string; tenant_id: string; livemode: boolean }[]>`SELECT * FROM worker_expired_authorizations(${limit})`;
+    let canceled = 0;
+    for (const payment of due) {
+      try {
+        await this.cancel({ tenantId: payment.tenant_id, livemode: payment.livemode }, payment.id, null, null, 'automatic');
+        canceled++;
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+      }
+    }
+    return canceled;
+  }
+
+  /**
+   * Resumes payments left in `processing` by a crash between recording a processor call and
+   * recording its result: the pending attempt is replayed with its own id, which processors treat
+   * as an idempotency key, so nothing is authorized or captured twice.
+   */
+  async recoverStuckPayments(olderThanSeconds = 60, limit = 100): Promise<number> {
+    const stuck = await this.deps.sql<{ id: string; tenant_id: string; livemode: boolean }[]>`
+      SELECT * FROM worker_stuck_payments(${`${olderThanSeconds} seconds`}::interval, ${limit})`;
+    for (const payment of stuck) {
+      const scope = { tenantId: payment.tenant_id, livemode: payment.livemode };
+      const state = await loadPayment(this.deps.sql, scope, payment.id);
+      const pending = state.attempts.filter((a) => a.status === 'pending').at(-1);
+      if (!pending) continue;
+      try {
+        if (pending.operation === 'capture') await this.finishCapture(scope, state, pending, null);
+        else if (pending.operation === 'void') await this.finishVoid(scope, state, pending, 'automatic', null);
+        else {
+          const pm = await inScope(this.deps.sql, scope, (tx) => this.deps.paymentMethods.find(tx, scope, state.row.payment_method_id!));
+          await this.authorize(scope, state, this.deps.paymentMethods.cardDetails(pm), null, false, undefined, pending);
+        }
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+      }
+    }
+    return stuck.length;
+  }
+
+  private async resolvePaymentMethod(scope: Scope, ref: string | PaymentMethodInput): Promise<PaymentMethodChoice> {
+    if (typeof ref === 'string') {
+      return { saved: await inScope(this.deps.sql, scope, (tx) => this.deps.paymentMethods.find(tx, scope, ref).catch(() => {
+        throw ApiError.notFound('payment_method', ref, 'payment_method');
+      })) };
+    }
+    const { row, card } = this.deps.paymentMethods.tokenize(scope, ref, 'payment_method');
+    return { inline: row, card };
+  }
+
+  private pendingAttempt(row: PaymentRow, operation: AttemptRow['operation'], processor: string, amount: number, id = newId('pat')): AttemptRow {
+    return {
+      id,
+      tenant_id: row.tenant_id,
+      livemode: row.livemode,
+      payment_id: row.id,
+      operation,
+      processor,
+      status: 'pending',
+      amount,
+      processor_reference: null,
+      error_code: null,
+      decline_code: null,
+      created_at: new Date(),
+      completed_at: null,
+    };
+  }
+
+  private completeAttempt(attempt: AttemptRow, processor: string, outcome: ConnectorOutcome): AttemptRow {
+    return {
+      ...attempt,
+      processor,
+      status: outcome.status,
+      processor_reference: outcome.status === 'succeeded' ? outcome.reference : null,
+      error_code: outcome.status === 'declined' || outcome.status === 'error' ? outcome.code : null,
+      decline_code: outcome.status === 'declined' ? outcome.declineCode : null,
+      completed_at: new Date(),
+    };
+  }
+
+  private advance(row: PaymentRow, changes: Partial<PaymentRow>): PaymentRow {
+    return { ...row, ...changes, version: row.version + 1, updated_at: new Date() };
+  }
+
+  /** Writes a transition with its event(s); throws a state conflict if another writer got there first. */
+  private async commit(scope: Scope, state: PaymentState, attempts: AttemptRow[], eventType: string | string[], requestId: string | null, conflict: string): Promise<Payment> {
+    const payment = toApiPayment(state);
+    const events: EventRow[] = (Array.isArray(eventType) ? eventType : [eventType]).map((type) => newEvent(scope, type, payment, requestId));
+    if (!(await this.deps.writer.submit({ scope, update: state.row, attempts, events }))) throw ApiError.stateConflict(conflict);
+    this.deps.metrics.paymentsByStatus.inc({ status: state.row.status });
+    return payment;
+  }
+
+  private replaceAttempts(existing: AttemptRow[], updated: AttemptRow[]): AttemptRow[] {
+    const ids = new Set(updated.map((a) => a.id));
+    return [...existing.filter((a) => !ids.has(a.id)), ...updated];
+  }
+
+  private async authorize(
+    scope: Scope,
+    state: PaymentState,
+    card: CardDetails,
+    requestId: string | null,
+    threeDSecureAuthenticated: boolean,
+    returnUrl?: string,
+    resume?: AttemptRow,
+  ): Promise<Payment> {
+    const { row } = state;
+    const first = resume ?? state.attempts.at(-1)!;
+    const order = await this.deps.processorsFor(scope.tenantId);
+    const startAt = Math.max(0, order.indexOf(first.processor));
+    const routed = await this.deps.router.withFailover(
+      order.slice(startAt),
+      (index) => (index === 0 ? first.id : newId('pat')),
+      (connector, attemptId) =>
+        connector.authorize({ attemptId, amount: row.amount, currency: row.currency, card, capture: row.capture_method === 'automatic', threeDSecureAuthenticated }),
+    );
+    const attempts = routed.map((r) => this.completeAttempt(r.attemptId === first.id ? first : this.pendingAttempt(row, 'authorize', r.processor, row.amount, r.attemptId), r.processor, r.outcome));
+    const last = routed.at(-1)!;
+    const outcome = last.outcome;
+    let next: PaymentRow;
+    let eventType: string;
+    if (outcome.status === 'succeeded' && row.capture_method === 'automatic') {
+      next = this.advance(row, { status: 'succeeded', amount_received: row.amount, processor: last.processor, processor_reference: outcome.reference });
+      eventType = 'payment.succeeded';
+    } else if (outcome.status === 'succeeded') {
+      const expiresAt = new Date(Date.now() + this.deps.config.authorizationExpiryDays * 86_400_000);
+      next = this.advance(row, { status: 'requires_capture', amount_capturable: row.amount, processor: last.processor, processor_reference: outcome.reference, authorization_expires_at: expiresAt });
+      eventType = 'payment.requires_capture';
+    } else if (outcome.status === 'requires_action') {
+      const url = await this.deps.threeDSecure.challengeUrl(scope, row.id);
+      next = this.advance(row, { status: 'requires_action', processor: last.processor, next_action: { type: 'redirect_to_url', redirect_to_url: { url, return_url: returnUrl ?? null } } });
+      eventType = 'payment.requires_action';
+    } else {
+      next = this.advance(row, {
+        status: 'requires_payment_method',
+        processor: last.processor,
+        last_payment_error: {
+          type: 'card_error',
+          code: outcome.code,
+          decline_code: outcome.status === 'declined' ? outcome.declineCode : null,
+          message: outcome.message,
+          processor: last.processor,
+        },
+      });
+      eventType = 'payment.failed';
+    }
+    const payment = await this.commit(scope, { row: next, attempts: this.replaceAttempts(state.attempts, attempts) }, attempts, eventType, requestId, 'This payment was changed by another request.');
+    if (next.last_payment_error) {
+      const error = new ApiError('card_error', next.last_payment_error.code, next.last_payment_error.message, null, 402, next.last_payment_error.decline_code ?? undefined);
+      error.payment = payment;
+      throw error;
+    }
+    return payment;
+  }
+
+  private async finishCapture(scope: Scope, state: PaymentState, attempt: AttemptRow, requestId: string | null): Promise<Payment> {
+    const { row } = state;
+    const outcome = await this.callSafely(() =>
+      this.deps.router.get(attempt.processor).capture({ attemptId: attempt.id, reference: row.processor_reference ?? '', amount: attempt.amount, currency: row.currency }),
+    );
+    const done = this.completeAttempt(attempt, attempt.processor, outcome);
+    const attempts = this.replaceAttempts(state.attempts, [done]);
+    if (outcome.status !== 'succeeded') {
+      // The authorization still stands: the payment goes back to waiting for a capture.
+      const next = this.advance(row, { status: 'requires_capture' });
+      const payment = await this.commit(scope, { row: next, attempts }, [done], 'payment.capture_failed', requestId, 'This payment was changed by another request.');
+      const error = new ApiError('card_error', outcome.status === 'declined' ? outcome.code : 'processing_error', 'The processor could not capture this payment; retry the capture.', null, 402);
+      error.payment = payment;
+      throw error;
+    }
+    // Capturing less than authorized releases the rest, as card networks do.
+    const next = this.advance(row, { status: 'succeeded', amount_received: attempt.amount, amount_capturable: 0, authorization_expires_at: null });
+    return this.commit(scope, { row: next, attempts }, [done], 'payment.succeeded', requestId, 'This payment was changed by another request.');
+  }
+
+  private async finishVoid(scope: Scope, state: PaymentState, attempt: AttemptRow, reason: string | null, requestId: string | null): Promise<Payment> {
+    const { row } = state;
+    const outcome = await this.callSafely(() => this.deps.router.get(attempt.processor).void({ attemptId: attempt.id, reference: row.processor_reference ?? '' }));
+    const done = this.completeAttempt(attempt, attempt.processor, outcome);
+    // A failed void still cancels on our side: the processor releases unused authorizations itself.
+    const next = this.advance(row, { status: 'canceled', amount_capturable: 0, cancellation_reason: reason, canceled_at: new Date(), authorization_expires_at: null });
+    return this.commit(scope, { row: next, attempts: this.replaceAttempts(state.attempts, [done]) }, [done], 'payment.canceled', requestId, 'This payment was changed by another request.');
+  }
+
+  private async callSafely(call: () => Promise<ConnectorOutcome>): Promise<ConnectorOutcome> {
+    try {
+      return await call();
+    } catch (error) {
+      return { status: 'error', code: 'processing_error', message: (error as Error).message };
+    }
+  }
+}
+

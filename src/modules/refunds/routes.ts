@@ -1,0 +1,38 @@
+import type { FastifyInstance } from 'fastify';
+import { tenantScope } from '../../app.js';
+import { errors, listOf, ref } from '../../http/route-schemas.js';
+import { IdParam } from '../../http/schemas.js';
+import { CreateRefundBody, RefundListQuery } from './schemas.js';
+
+const tags = ['Refunds'];
+
+export async function refundRoutes(app: FastifyInstance) {
+  const { refunds } = app.platform;
+
+  app.post(
+    '/v1/refunds',
+    {
+      config: { scope: 'refunds:write' },
+      schema: {
+        tags,
+        summary: 'Refund a payment',
+        description: 'Full (no `amount`) or partial; several refunds per payment, never more than was captured.',
+        body: { ...CreateRefundBody, examples: [{ payment: 'pay_01jd7s0k2m3n4p5q6r7s8t9v0w', amount: 500, reason: 'requested_by_customer' }] },
+        response: { 200: ref('Refund'), ...errors },
+      },
+    },
+    async (request) => refunds.create(tenantScope(request), request.body as never, request.id),
+  );
+
+  app.get(
+    '/v1/refunds',
+    { config: { scope: 'refunds:read' }, schema: { tags, summary: 'List refunds', querystring: RefundListQuery, response: { 200: listOf('Refund', '/v1/refunds'), ...errors } } },
+    async (request) => ({ object: 'list', url: '/v1/refunds', ...(await refunds.list(tenantScope(request), request.query as never)) }),
+  );
+
+  app.get(
+    '/v1/refunds/:id',
+    { config: { scope: 'refunds:read' }, schema: { tags, summary: 'Retrieve a refund', params: IdParam, response: { 200: ref('Refund'), ...errors } } },
+    async (request) => refunds.retrieve(tenantScope(request), (request.params as { id: string }).id),
+  );
+}

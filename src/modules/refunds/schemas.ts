@@ -1,0 +1,30 @@
+import { Type, type Static } from 'typebox';
+import { ListQuery, Metadata, Nullable, StrictObject } from '../../http/schemas.js';
+
+export const CreateRefundBody = StrictObject({
+  payment: Type.String({ minLength: 1, maxLength: 64, description: 'The id of the payment to refund.' }),
+  amount: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000_000, description: 'Defaults to everything not yet refunded.' })),
+  reason: Type.Optional(Type.String({ enum: ['duplicate', 'fraudulent', 'requested_by_customer'] })),
+  metadata: Type.Optional(Metadata),
+});
+export type CreateRefundBody = Static<typeof CreateRefundBody>;
+
+export const RefundSchema = Type.Object(
+  {
+    id: Type.String({ examples: ['re_01jd7s0k2m3n4p5q6r7s8t9v0w'] }),
+    object: Type.Literal('refund'),
+    amount: Type.Integer(),
+    currency: Type.String(),
+    payment: Type.String(),
+    reason: Nullable(Type.String()),
+    status: Type.String({ enum: ['pending', 'succeeded', 'failed'] }),
+    failure_reason: Nullable(Type.String()),
+    metadata: Metadata,
+    created: Type.Integer(),
+    livemode: Type.Boolean(),
+  },
+  { $id: 'Refund' },
+);
+export type Refund = Static<typeof RefundSchema>;
+
+export const RefundListQuery = StrictObject({ ...ListQuery, payment: Type.Optional(Type.String({ maxLength: 64 })) });

@@ -1,0 +1,166 @@
+import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { listPage, type ListParams } from '../../db/list.js';
+import { insertRows, type Columns } from '../../db/unnest.js';
+import { ApiError } from '../../http/errors.js';
+import { newId } from '../../lib/ids.js';
+import type { ConnectorOutcome } from '../connectors/connector.js';
+import type { ConnectorRouter } from '../connectors/router.js';
+import { EVENT_COLUMNS, newEvent } from '../events/events.js';
+import type { CreateRefundBody, Refund } from './schemas.js';
+
+interface RefundRow {
+  id: string;
+  tenant_id: string;
+  livemode: boolean;
+  payment_id: string;
+  amount: number;
+  currency: string;
+  reason: string | null;
+  status: 'pending' | 'succeeded' | 'failed';
+  failure_reason: string | null;
+  processor: string | null;
+  processor_reference: string | null;
+  metadata: Record<string, string>;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const REFUND_COLUMNS: Columns<RefundRow> = [
+  ['id', 'text'],
+  ['tenant_id', 'text'],
+  ['livemode', 'boolean'],
+  ['payment_id', 'text'],
+  ['amount', 'bigint'],
+  ['currency', 'text'],
+  ['reason', 'text'],
+  ['status', 'text'],
+  ['failure_reason', 'text'],
+  ['processor', 'text'],
+  ['processor_reference', 'text'],
+  ['metadata', 'jsonb'],
+  ['created_at', 'timestamptz'],
+  ['updated_at', 'timestamptz'],
+];
+
+export function toApiRefund(row: RefundRow): Refund {
+  return {
+    id: row.id,
+    object: 'refund',
+    amount: row.amount,
+    currency: row.currency,
+    payment: row.payment_id,
+    reason: row.reason,
+    status: row.status,
+    failure_reason: row.failure_reason,
+    metadata: row.metadata ?? {},
+    created: Math.floor(new Date(row.created_at).getTime() / 1000),
+    livemode: row.livemode,
+  };
+}
+
+/**
+ * Refunds reserve their amount on the payment with one conditional increment before the
+ * processor is called, so concurrent refunds can never add up to more than was captured; a
+ * refund the processor rejects gives its amount back.
+ */
+export class RefundService {
+  constructor(
+    private readonly sql: Sql,
+    private readonly router: ConnectorRouter,
+  ) {}
+
+  async create(scope: Scope, body: CreateRefundBody, requestId: string | null): Promise<Refund> {
+    const refund = await inScope(this.sql, scope, async (tx) => {
+      const [payment] = await tx<{ id: string; status: string; currency: string; amount_received: number; amount_refunded: number; processor: string | null; processor_reference: string | null }[]>`
+        SELECT id, status, currency, amount_received, amount_refunded, processor, processor_reference FROM payments
+        WHERE id = ${body.payment} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
+      if (!payment) throw ApiError.notFound('payment', body.payment, 'payment');
+      if (payment.status !== 'succeeded') {
+        throw ApiError.invalid('payment_not_captured', `This payment's status is ${payment.status}; only a captured payment can be refunded.`, 'payment');
+      }
+      const amount = body.amount ?? payment.amount_received - payment.amount_refunded;
+      if (amount <= 0) throw ApiError.invalid('charge_already_refunded', 'This payment has already been refunded in full.', 'payment');
+      const reserved = await tx`
+        UPDATE payments SET amount_refunded = amount_refunded + ${amount}, updated_at = now()
+        WHERE id = ${payment.id} AND amount_refunded + ${amount} <= amount_received
+        RETURNING id`;
+      if (!reserved.length) {
+        throw ApiError.invalid('amount_too_large', `Refund amount exceeds what remains refundable on this payment.`, 'amount');
+      }
+      const now = new Date();
+      const row: RefundRow = {
+        id: newId('re'),
+        tenant_id: scope.tenantId,
+        livemode: scope.livemode,
+        payment_id: payment.id,
+        amount,
+        currency: payment.currency,
+        reason: body.reason ?? null,
+        status: 'pending',
+        failure_reason: null,
+        processor: payment.processor,
+        processor_reference: payment.processor_reference,
+        metadata: body.metadata ?? {},
+        created_at: now,
+        updated_at: now,
+      };
+      await insertRows(tx, 'refunds', REFUND_COLUMNS, [row]);
+      await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'refund.created', toApiRefund(row), requestId)]);
+      return row;
+    });
+    return this.finish(scope, refund, requestId);
+  }
+
+  private async finish(scope: Scope, refund: RefundRow, requestId: string | null): Promise<Refund> {
+    let outcome: ConnectorOutcome;
+    try {
+      outcome = await this.router
+        .get(refund.processor!)
+        .refund({ refundId: refund.id, reference: refund.processor_reference ?? '', amount: refund.amount, currency: refund.currency });
+    } catch (error) {
+      outcome = { status: 'error', code: 'processing_error', message: (error as Error).message };
+    }
+    return inScope(this.sql, scope, async (tx) => {
+      const succeeded = outcome.status === 'succeeded';
+      const [row] = await tx<RefundRow[]>`
+        UPDATE refunds SET status = ${succeeded ? 'succeeded' : 'failed'},
+          failure_reason = ${succeeded ? null : 'processor_error'}, updated_at = now()
+        WHERE id = ${refund.id} AND status = 'pending'
+        RETURNING *`;
+      if (!row) return toApiRefund(await this.find(tx, scope, refund.id));
+      if (!succeeded) await tx`UPDATE payments SET amount_refunded = amount_refunded - ${refund.amount}, updated_at = now() WHERE id = ${refund.payment_id}`;
+      const api = toApiRefund(row);
+      await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, succeeded ? 'refund.succeeded' : 'refund.failed', api, requestId)]);
+      return api;
+    });
+  }
+
+  /** Completes refunds left pending by a crash; the refund id is the processor's idempotency key. */
+  async recoverStuckRefunds(olderThanSeconds = 60, limit = 100): Promise<number> {
+    const stuck = await this.sql<{ id: string; tenant_id: string; livemode: boolean }[]>`
+      SELECT * FROM worker_stuck_refunds(${`${olderThanSeconds} seconds`}::interval, ${limit})`;
+    for (const item of stuck) {
+      const scope = { tenantId: item.tenant_id, livemode: item.livemode };
+      const row = await inScope(this.sql, scope, (tx) => this.find(tx, scope, item.id));
+      await this.finish(scope, row, null);
+    }
+    return stuck.length;
+  }
+
+  private async find(tx: Tx, scope: Scope, id: string): Promise<RefundRow> {
+    const [row] = await tx<RefundRow[]>`SELECT * FROM refunds WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
+    if (!row) throw ApiError.notFound('refund', id);
+    return row;
+  }
+
+  async retrieve(scope: Scope, id: string): Promise<Refund> {
+    return toApiRefund(await inScope(this.sql, scope, (tx) => this.find(tx, scope, id)));
+  }
+
+  async list(scope: Scope, params: ListParams & { payment?: string }) {
+    return inScope(this.sql, scope, async (tx) => {
+      const page = await listPage<RefundRow>(tx, 'refunds', scope, params, [params.payment ? tx`AND payment_id = ${params.payment}` : tx``]);
+      return { data: page.rows.map(toApiRefund), has_more: page.hasMore };
+    });
+  }
+}

@@ -1,0 +1,60 @@
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import { StrictObject } from '../../http/schemas.js';
+
+const TokenParam = StrictObject({ token: Type.String({ minLength: 10, maxLength: 2048 }) });
+
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function page(title: string, body: string) {
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>${escapeHtml(title)}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;color:#1a1f36}
+.card{border:1px solid #e3e8ee;border-radius:8px;padding:1.5rem}button{font-size:1rem;padding:.6rem 1rem;margin-right:.5rem;border-radius:6px;border:1px solid #635bff;cursor:pointer}
+#complete{background:#635bff;color:#fff}#fail{background:#fff;color:#635bff}</style></head>
+<body><div class="card">${body}</div></body></html>`;
+}
+
+/** The simulated issuer's 3-D Secure challenge page, served by us in test mode. */
+export async function threeDSecureRoutes(app: FastifyInstance) {
+  const { payments } = app.platform;
+
+  app.get('/3ds/:token', { schema: { hide: true, params: TokenParam }, config: { auth: 'none' } }, async (request, reply) => {
+    const { token } = request.params as { token: string };
+    const { scope, paymentId } = await app.platform.threeDSecure.verify(token);
+    const payment = await payments.retrieve(scope, paymentId);
+    const amount = `${payment.amount} ${payment.currency.toUpperCase()} (minor units)`;
+    reply.type('text/html').header('cache-control', 'no-store');
+    return page(
+      '3-D Secure authentication',
+      `<h1>3-D Secure test page</h1><p>Payment <code>${escapeHtml(payment.id)}</code> of ${escapeHtml(amount)} needs authentication.</p>
+<p id="status">Status: <strong>${escapeHtml(payment.status)}</strong></p>
+<button id="complete">Complete authentication</button><button id="fail">Fail authentication</button>
+<script>
+for (const [id, outcome] of [['complete','succeeded'],['fail','failed']]) {
+  document.getElementById(id).addEventListener('click', async () => {
+    const res = await fetch(location.pathname + '/complete', {method:'POST', headers:{'content-type':'application/json'}, body: JSON.stringify({outcome})});
+    const body = await res.json();
+    if (body.return_url) { location.href = body.return_url; return; }
+    document.getElementById('status').innerHTML = 'Status: <strong>' + (body.status || body.error?.message) + '</strong>';
+    document.querySelectorAll('button').forEach((b) => b.disabled = true);
+  });
+}
+</script>`,
+    );
+  });
+
+  app.post(
+    '/3ds/:token/complete',
+    {
+      schema: { hide: true, params: TokenParam, body: StrictObject({ outcome: Type.String({ enum: ['succeeded', 'failed'] }) }) },
+      config: { auth: 'none' },
+    },
+    async (request) => {
+      const { token } = request.params as { token: string };
+      const { outcome } = request.body as { outcome: 'succeeded' | 'failed' };
+      const { payment, returnUrl } = await payments.completeThreeDSecure(token, outcome === 'succeeded');
+      return { id: payment.id, status: payment.status, return_url: returnUrl };
+    },
+  );
+}

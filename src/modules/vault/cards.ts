@@ -1,0 +1,42 @@
+export type CardBrand = 'visa' | 'mastercard' | 'amex' | 'discover' | 'jcb' | 'diners' | 'unionpay' | 'unknown';
+
+export function luhnValid(pan: string): boolean {
+  if (!/^\d{12,19}$/.test(pan)) return false;
+  let sum = 0;
+  let double = false;
+  for (let i = pan.length - 1; i >= 0; i--) {
+    let digit = pan.charCodeAt(i) - 48;
+    if (double) {
+      digit *= 2;
+      if (digit > 9) digit -= 9;
+    }
+    sum += digit;
+    double = !double;
+  }
+  return sum % 10 === 0;
+}
+
+export function cardBrand(pan: string): CardBrand {
+  const two = Number(pan.slice(0, 2));
+  const four = Number(pan.slice(0, 4));
+  const three = Number(pan.slice(0, 3));
+  if (pan.startsWith('4')) return 'visa';
+  if ((two >= 51 && two <= 55) || (four >= 2221 && four <= 2720)) return 'mastercard';
+  if (two === 34 || two === 37) return 'amex';
+  if (pan.startsWith('6011') || pan.startsWith('65') || (three >= 644 && three <= 649)) return 'discover';
+  if (four >= 3528 && four <= 3589) return 'jcb';
+  if (two === 36 || two === 38 || (three >= 300 && three <= 305)) return 'diners';
+  if (two === 62) return 'unionpay';
+  return 'unknown';
+}
+
+/** A card expires at the end of its expiry month. */
+export function isExpired(expMonth: number, expYear: number, now = new Date()): boolean {
+  const year = now.getUTCFullYear();
+  const month = now.getUTCMonth() + 1;
+  return expYear < year || (expYear === year && expMonth < month);
+}
+
+export function cvcLooksValid(cvc: string, brand: CardBrand): boolean {
+  return brand === 'amex' ? /^\d{4}$/.test(cvc) : /^\d{3}$/.test(cvc);
+}

@@ -1,0 +1,78 @@
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+
+/**
+ * Envelope encryption for card numbers: each record gets its own random data key (AES-256-GCM),
+ * which is stored only wrapped by the key-encryption key (KEK). The KEK id is kept with the
+ * record so keys can be rotated: records name the KEK that can unwrap them.
+ */
+export interface SealedPan {
+  kekId: string;
+  wrappedDek: Buffer;
+  ciphertext: Buffer;
+}
+
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+function seal(key: Buffer, plaintext: Buffer, aad: string): Buffer {
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(aad));
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), body]);
+}
+
+function open(key: Buffer, sealed: Buffer, aad: string): Buffer {
+  const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, IV_BYTES));
+  decipher.setAAD(Buffer.from(aad));
+  decipher.setAuthTag(sealed.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
+  return Buffer.concat([decipher.update(sealed.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]);
+}
+
+export function parseKek(encoded: string): Buffer {
+  const key = Buffer.from(encoded, 'base64');
+  if (key.length !== 32) throw new Error('VAULT_KEK must be 32 bytes, base64-encoded');
+  return key;
+}
+
+export class CardVault {
+  private readonly keks = new Map<string, Buffer>();
+  readonly activeKekId: string;
+  private readonly fingerprintKey: Buffer;
+
+  /** The first key is the active one; the others only unwrap records sealed before a rotation. */
+  constructor(keks: Buffer[]) {
+    if (!keks.length) throw new Error('the card vault needs at least one key-encryption key');
+    for (const kek of keks) this.keks.set(CardVault.kekId(kek), kek);
+    this.activeKekId = CardVault.kekId(keks[0]);
+    // The fingerprint key is derived, not the KEK itself, and is independent of rotation so a
+    // card keeps its fingerprint across key changes only while the first-ever KEK is kept.
+    this.fingerprintKey = Buffer.from(hkdfSync('sha256', keks[keks.length - 1], Buffer.alloc(0), 'payforward card fingerprint', 32));
+  }
+
+  static kekId(kek: Buffer): string {
+    return 'kek_' + createHash('sha256').update(kek).digest('hex').slice(0, 16);
+  }
+
+  sealPan(pan: string, recordId: string): SealedPan {
+    const dek = randomBytes(32);
+    const kek = this.keks.get(this.activeKekId)!;
+    return {
+      kekId: this.activeKekId,
+      wrappedDek: seal(kek, dek, `dek:${recordId}`),
+      ciphertext: seal(dek, Buffer.from(pan, 'utf8'), `pan:${recordId}`),
+    };
+  }
+
+  openPan(sealed: SealedPan, recordId: string): string {
+    const kek = this.keks.get(sealed.kekId);
+    if (!kek) throw new Error(`key-encryption key ${sealed.kekId} is not loaded`);
+    const dek = open(kek, sealed.wrappedDek, `dek:${recordId}`);
+    return open(dek, sealed.ciphertext, `pan:${recordId}`).toString('utf8');
+  }
+
+  /** Keyed hash: equal for the same card number across a tenant, useless without the key. */
+  fingerprint(pan: string, tenantId: string): string {
+    return createHmac('sha256', this.fingerprintKey).update(`${tenantId}:${pan}`).digest('base64url').slice(0, 16);
+  }
+}

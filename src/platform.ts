@@ -1,0 +1,89 @@
+import { Redis } from 'ioredis';
+import type { Config } from './config.js';
+import { connect, type Sql } from './db/index.js';
+import type { MicroBatcher } from './db/batcher.js';
+import { Authenticator } from './http/auth.js';
+import { IdempotencyStore } from './http/idempotency.js';
+import { Metrics } from './http/metrics.js';
+import { InProcessRateLimiter, RedisRateLimiter, type RateLimiter } from './http/rate-limit.js';
+import { ApiKeyService } from './modules/api-keys/service.js';
+import { ConnectorRouter } from './modules/connectors/router.js';
+import { EventService } from './modules/events/service.js';
+import { PaymentMethodService } from './modules/payment-methods/service.js';
+import { createPaymentWriter, type PaymentWrite } from './modules/payments/repo.js';
+import { PaymentService } from './modules/payments/service.js';
+import { RefundService } from './modules/refunds/service.js';
+import { TenantService } from './modules/tenants/service.js';
+import { ThreeDSecure } from './modules/three-d-secure/tokens.js';
+import { CardVault, parseKek } from './modules/vault/vault.js';
+
+/** Secrets the platform cannot run without; resolved by bootstrap (env or the local data folder). */
+export interface Secrets {
+  platformApiKey: string;
+  vaultKeks: string[];
+  jwtSecret: string;
+}
+
+export interface Platform {
+  config: Config;
+  sql: Sql;
+  replica: Sql;
+  redis?: Redis;
+  metrics: Metrics;
+  authenticator: Authenticator;
+  idempotency: IdempotencyStore;
+  rateLimiter: RateLimiter;
+  router: ConnectorRouter;
+  writer: MicroBatcher<PaymentWrite, boolean>;
+  threeDSecure: ThreeDSecure;
+  tenants: TenantService;
+  apiKeys: ApiKeyService;
+  paymentMethods: PaymentMethodService;
+  payments: PaymentService;
+  refunds: RefundService;
+  events: EventService;
+  close(): Promise<void>;
+}
+
+/** Wires every service from configuration. `appDatabaseUrl` must name the non-privileged role. */
+export function createPlatform(config: Config, appDatabaseUrl: string, secrets: Secrets, options: { processMetrics?: boolean } = {}): Platform {
+  const sql = connect(appDatabaseUrl, { max: config.dbPoolSize, applicationName: 'payforward-api' });
+  const replica = config.databaseReplicaUrl ? connect(config.databaseReplicaUrl, { max: 4, applicationName: 'payforward-replica' }) : sql;
+  const redis = config.redisUrl ? new Redis(config.redisUrl, { enableAutoPipelining: true, maxRetriesPerRequest: 2, lazyConnect: false }) : undefined;
+  const metrics = new Metrics(options.processMetrics ?? true);
+  const authenticator = new Authenticator(sql, secrets.platformApiKey, secrets.jwtSecret);
+  const router = ConnectorRouter.simulated(config);
+  const vault = new CardVault(secrets.vaultKeks.map(parseKek));
+  const writer = createPaymentWriter(sql, { maxWaitMs: config.batchMaxWaitMs, maxSize: config.batchMaxSize }, (size) => metrics.batchSize.observe(size));
+  const threeDSecure = new ThreeDSecure(secrets.jwtSecret, config.publicUrl);
+  const apiKeys = new ApiKeyService(sql, () => authenticator.forget());
+  const tenants = new TenantService(sql, apiKeys, router.names());
+  const processorsFor = (tenantId: string) => tenants.processorsFor(tenantId);
+  const paymentMethods = new PaymentMethodService(sql, vault, router, processorsFor);
+  const payments = new PaymentService({ sql, writer, paymentMethods, router, processorsFor, threeDSecure, metrics, config });
+  return {
+    config,
+    sql,
+    replica,
+    redis,
+    metrics,
+    authenticator,
+    idempotency: new IdempotencyStore(sql),
+    rateLimiter: redis ? new RedisRateLimiter(redis) : new InProcessRateLimiter(),
+    router,
+    writer,
+    threeDSecure,
+    tenants,
+    apiKeys,
+    paymentMethods,
+    payments,
+    refunds: new RefundService(sql, router),
+    events: new EventService(replica),
+    async close() {
+      await writer.idle();
+      await redis?.quit().catch(() => {});
+      if (replica !== sql) await replica.end({ timeout: 5 });
+      await sql.end({ timeout: 5 });
+    },
+  };
+}

@@ -1,0 +1,75 @@
+import amqp from 'amqplib';
+import type { Sql } from '../db/index.js';
+
+export const EVENTS_EXCHANGE = 'payforward.events';
+
+interface OutboxEvent {
+  id: string;
+  tenant_id: string;
+  livemode: boolean;
+  type: string;
+  object_id: string;
+  data: unknown;
+  created_at: Date;
+}
+
+/**
+ * Publishes committed events from the outbox to RabbitMQ (topic exchange, routing key = event
+ * type) with publisher confirms, and marks them published only after the broker confirmed.
+ * A crash in between re-publishes: delivery is at least once, and the event id lets consumers
+ * drop duplicates.
+ */
+export class OutboxRelay {
+  private connection?: amqp.ChannelModel;
+  private channel?: amqp.ConfirmChannel;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly url: string,
+  ) {}
+
+  private async open(): Promise<amqp.ConfirmChannel> {
+    if (this.channel) return this.channel;
+    this.connection = await amqp.connect(this.url);
+    this.connection.on('error', () => {});
+    this.connection.on('close', () => {
+      this.connection = undefined;
+      this.channel = undefined;
+    });
+    const channel = await this.connection.createConfirmChannel();
+    await channel.assertExchange(EVENTS_EXCHANGE, 'topic', { durable: true });
+    this.channel = channel;
+    return channel;
+  }
+
+  async relayOnce(batchSize = 500): Promise<number> {
+    const events = await this.sql<OutboxEvent[]>`SELECT * FROM worker_unpublished_events(${batchSize})`;
+    if (!events.length) return 0;
+    const channel = await this.open();
+    for (const event of events) {
+      const body = {
+        id: event.id,
+        object: 'event',
+        type: event.type,
+        tenant: event.tenant_id,
+        livemode: event.livemode,
+        created: Math.floor(new Date(event.created_at).getTime() / 1000),
+        data: event.data,
+      };
+      channel.publish(EVENTS_EXCHANGE, event.type, Buffer.from(JSON.stringify(body)), {
+        persistent: true,
+        messageId: event.id,
+        contentType: 'application/json',
+        headers: { tenant_id: event.tenant_id, livemode: event.livemode },
+      });
+    }
+    await channel.waitForConfirms();
+    await this.sql`SELECT worker_mark_events_published(${events.map((e) => e.id)})`;
+    return events.length;
+  }
+
+  async close() {
+    await this.channel?.close().catch(() => {});
+    await this.connection?.close().catch(() => {});
+  }
+}
