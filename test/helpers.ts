@@ -1,0 +1,107 @@
+import { Writable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import { buildApp } from '../src/app.js';
+import { loadConfig, type Config } from '../src/config.js';
+import { appDatabaseUrl, connect, type Sql } from '../src/db/index.js';
+import { createPlatform, type Platform } from '../src/platform.js';
+
+export const PLATFORM_KEY = 'pk_platform_test_0123456789abcdef';
+const TEST_KEK = randomBytes(32).toString('base64');
+
+export interface TestApp {
+  app: FastifyInstance;
+  platform: Platform;
+  config: Config;
+  /** Every log line the app wrote, as raw JSON text. */
+  logs: string[];
+  /** A superuser connection for assertions that must see past row-level security. */
+  admin: Sql;
+  close(): Promise<void>;
+}
+
+/** Boots the real app (real PostgreSQL, and Redis/RabbitMQ when their URLs are set). */
+export async function bootApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const adminUrl = inject('adminDatabaseUrl');
+  const config = loadConfig({
+    RATE_LIMIT_PER_KEY: '100000',
+    RATE_LIMIT_PER_TENANT: '100000',
+    LOG_LEVEL: 'info',
+    PUBLIC_URL: 'http://127.0.0.1:4000',
+    SEED_DEMO_TENANT: 'false',
+    DB_POOL_SIZE: '6',
+    ...env,
+  });
+  const platform = createPlatform(config, appDatabaseUrl(adminUrl, config), { platformApiKey: PLATFORM_KEY, vaultKeks: [env.VAULT_KEK ?? TEST_KEK], jwtSecret: 'test-jwt-secret-0123456789' }, { processMetrics: false });
+  const logs: string[] = [];
+  const logStream = new Writable({
+    write(chunk, _encoding, done) {
+      logs.push(String(chunk));
+      done();
+    },
+  });
+  const app = await buildApp(platform, { logStream });
+  await app.ready();
+  const admin = connect(adminUrl, { max: 2 });
+  return {
+    app,
+    platform,
+    config,
+    logs,
+    admin,
+    async close() {
+      await app.close();
+      await platform.close();
+      await admin.end();
+    },
+  };
+}
+
+export interface TestTenant {
+  id: string;
+  testKey: string;
+  liveKey: string;
+  testKeyId: string;
+  liveKeyId: string;
+}
+
+export async function createTenant(app: FastifyInstance, name = 'Test tenant'): Promise<TestTenant> {
+  const response = await app.inject({ method: 'POST', url: '/v1/tenants', headers: { authorization: `Bearer ${PLATFORM_KEY}` }, payload: { name } });
+  if (response.statusCode !== 200) throw new Error(`tenant creation failed: ${response.body}`);
+  const tenant = response.json();
+  return {
+    id: tenant.id,
+    testKey: tenant.secret_keys.test.secret,
+    liveKey: tenant.secret_keys.live.secret,
+    testKeyId: tenant.secret_keys.test.id,
+    liveKeyId: tenant.secret_keys.live.id,
+  };
+}
+
+/** app.inject with a bearer key and JSON body. */
+export function call(app: FastifyInstance, key: string, method: InjectOptions['method'], url: string, payload?: unknown, headers: Record<string, string> = {}) {
+  return app.inject({
+    method,
+    url,
+    headers: { authorization: `Bearer ${key}`, ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    ...(payload !== undefined ? { payload: JSON.stringify(payload) } : {}),
+  });
+}
+
+export const card = (number: string, extra: Record<string, unknown> = {}) => ({
+  type: 'card',
+  card: { number, exp_month: 12, exp_year: new Date().getUTCFullYear() + 3, cvc: '123', ...extra },
+});
+
+export const TEST_CARDS = {
+  visa: '4242424242424242',
+  declined: '4000000000000002',
+  insufficientFunds: '4000000000009995',
+  incorrectCvc: '4000000000000127',
+  expired: '4000000000000069',
+  processingError: '4000000000000119',
+  threeDSecure: '4000000000003220',
+  disputed: '4000000000000259',
+  fraud: '4100000000000019',
+};
