@@ -4,7 +4,8 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded
 import { migrate } from '../src/db/migrate.js';
 import { loadConfig } from '../src/config.js';
 
-const TEST_DATABASE = 'payforward_test';
+// One database per run, so runs started side by side never disturb each other.
+const TEST_DATABASE = `payforward_test_${process.pid}`;
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -13,6 +14,7 @@ declare module 'vitest' {
 }
 
 let embedded: EmbeddedDatabase | undefined;
+let serverUrlForTeardown: string | undefined;
 
 /**
  * Every run gets a freshly created database, on the server named by DATABASE_URL or, without it,
@@ -24,6 +26,7 @@ export async function setup(project: TestProject) {
     embedded = await startEmbeddedPostgres('.data/test', Number(process.env.TEST_EMBEDDED_PG_PORT ?? 54330), 'postgres');
     serverUrl = embedded.url;
   }
+  serverUrlForTeardown = serverUrl;
   const server = connect(serverUrl, { max: 1 });
   await server.unsafe(`DROP DATABASE IF EXISTS ${TEST_DATABASE} WITH (FORCE)`);
   await server.unsafe(`CREATE DATABASE ${TEST_DATABASE}`);
@@ -38,5 +41,10 @@ export async function setup(project: TestProject) {
 }
 
 export async function teardown() {
+  if (serverUrlForTeardown) {
+    const server = connect(serverUrlForTeardown, { max: 1 });
+    await server.unsafe(`DROP DATABASE IF EXISTS ${TEST_DATABASE} WITH (FORCE)`).catch(() => {});
+    await server.end();
+  }
   await embedded?.stop();
 }

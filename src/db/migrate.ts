@@ -24,10 +24,17 @@ export async function migrate(admin: Sql, appRole: string, appPassword: string):
       await tx`INSERT INTO schema_migrations (name) VALUES (${file})`;
       applied.push(file);
     }
-    const [role] = await tx`SELECT 1 FROM pg_roles WHERE rolname = ${appRole}`;
+    // Roles belong to the whole server, so databases migrated at once (parallel test runs) may
+    // race to create it: losing that race is fine.
     const quotedPassword = appPassword.replace(/'/g, "''");
-    if (!role) await tx.unsafe(`CREATE ROLE "${appRole}" LOGIN PASSWORD '${quotedPassword}' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`);
-    else await tx.unsafe(`ALTER ROLE "${appRole}" LOGIN PASSWORD '${quotedPassword}' NOSUPERUSER NOBYPASSRLS`);
+    await tx.unsafe(`DO $$ BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${appRole}') THEN
+        CREATE ROLE "${appRole}" LOGIN PASSWORD '${quotedPassword}' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+      END IF;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+    END $$`);
+    const [role] = await tx<{ rolsuper: boolean; rolbypassrls: boolean }[]>`SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = ${appRole}`;
+    if (role.rolsuper || role.rolbypassrls) throw new Error(`role ${appRole} must not be SUPERUSER or BYPASSRLS: row-level security would not apply`);
     await tx.unsafe(`
       GRANT USAGE ON SCHEMA public TO "${appRole}";
       GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO "${appRole}";
