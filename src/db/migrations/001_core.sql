@@ -83,14 +83,19 @@ CREATE TABLE payments (
   authorization_expires_at timestamptz,
   cancellation_reason text,
   canceled_at timestamptz,
+  idempotency_key text,
   version integer NOT NULL DEFAULT 0,
   created_at timestamptz NOT NULL DEFAULT now(),
   updated_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX payments_tenant ON payments (tenant_id, livemode, id DESC);
+-- The key of the request that created the payment: a retry that runs again after a crash finds
+-- this payment instead of creating a second one.
+CREATE UNIQUE INDEX payments_idempotency_key ON payments (tenant_id, livemode, idempotency_key);
 CREATE INDEX payments_tenant_status ON payments (tenant_id, livemode, status, id DESC);
 CREATE INDEX payments_expiring ON payments (authorization_expires_at) WHERE status = 'requires_capture';
 CREATE INDEX payments_in_flight ON payments (updated_at) WHERE status = 'processing';
+CREATE INDEX payments_keyed ON payments (created_at) WHERE idempotency_key IS NOT NULL;
 
 -- One row per call to a processor, so a payment shows every attempt including failovers,
 -- and a crash between the call and its result can be resolved from the pending row.
@@ -221,10 +226,15 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public AS $$
   UPDATE events SET published_at = now() WHERE id = ANY (p_ids) AND published_at IS NULL
 $$;
 
+-- Keys live 24 hours; after that the same key may start a new request, so the payment
+-- created under it stops claiming it too.
 CREATE OR REPLACE FUNCTION worker_purge_idempotency_keys(p_older_than interval)
 RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public AS $$
-  WITH d AS (DELETE FROM idempotency_keys WHERE created_at < now() - p_older_than RETURNING 1)
+  WITH released AS (
+    UPDATE payments SET idempotency_key = NULL
+    WHERE idempotency_key IS NOT NULL AND created_at < now() - p_older_than
+  ), d AS (DELETE FROM idempotency_keys WHERE created_at < now() - p_older_than RETURNING 1)
   SELECT count(*) FROM d
 $$;
 

@@ -30,6 +30,7 @@ export interface PaymentRow {
   authorization_expires_at: Date | null;
   cancellation_reason: string | null;
   canceled_at: Date | null;
+  idempotency_key: string | null;
   version: number;
   created_at: Date;
   updated_at: Date;
@@ -79,13 +80,14 @@ const PAYMENT_COLUMNS: Columns<PaymentRow> = [
   ['authorization_expires_at', 'timestamptz'],
   ['cancellation_reason', 'text'],
   ['canceled_at', 'timestamptz'],
+  ['idempotency_key', 'text'],
   ['version', 'integer'],
   ['created_at', 'timestamptz'],
   ['updated_at', 'timestamptz'],
 ];
 
 // amount_refunded is owned by refunds (atomic increments), so a state write never overwrites it.
-const PAYMENT_UPDATE_COLUMNS = PAYMENT_COLUMNS.filter(([name]) => name !== 'amount_refunded');
+const PAYMENT_UPDATE_COLUMNS = PAYMENT_COLUMNS.filter(([name]) => name !== 'amount_refunded' && name !== 'idempotency_key');
 
 const ATTEMPT_COLUMNS: Columns<AttemptRow> = [
   ['id', 'text'],
@@ -116,7 +118,8 @@ export interface PaymentWrite {
 /**
  * The batched write path: all writes collected in one window go to PostgreSQL in one
  * transaction, one set-based statement per table. An update is compare-and-set on the payment's
- * version; an item whose update lost the race writes nothing and resolves to false.
+ * version, an insert is skipped when a payment with the same idempotency key exists; an item
+ * whose write did not happen writes nothing else and resolves to false.
  */
 export function createPaymentWriter(sql: Sql, options: BatcherOptions, onBatch?: (size: number) => void) {
   return new MicroBatcher<PaymentWrite, boolean>(async (items) => {
@@ -134,14 +137,20 @@ export function createPaymentWriter(sql: Sql, options: BatcherOptions, onBatch?:
       const paymentMethods = items.flatMap((i) => (i.paymentMethod ? [i.paymentMethod] : []));
       const inserts = items.flatMap((i) => (i.insert ? [i.insert] : []));
       const updates = items.flatMap((i, k) => (i.update && !racing[k] ? [i.update] : []));
-      const [, , , updated] = await Promise.all([
+      const [, , inserted, updated] = await Promise.all([
         scopeQuery,
         paymentMethods.length ? insertRows(tx, 'payment_methods', PAYMENT_METHOD_COLUMNS, paymentMethods) : null,
-        inserts.length ? insertRows(tx, 'payments', PAYMENT_COLUMNS, inserts) : null,
+        inserts.length
+          ? insertRows(tx, 'payments', PAYMENT_COLUMNS, inserts, 'ON CONFLICT (tenant_id, livemode, idempotency_key) DO NOTHING RETURNING id')
+          : [],
         updates.length ? updateRowsIfVersion(tx, 'payments', PAYMENT_UPDATE_COLUMNS, updates) : [],
       ]);
-      const updatedIds = new Set((updated ?? []).map((r) => r.id));
-      const applied = items.map((item, k) => !racing[k] && (!item.update || updatedIds.has(item.update.id)));
+      const written = new Set([...(inserted ?? []), ...(updated ?? [])].map((r) => (r as { id: string }).id));
+      const applied = items.map((item, k) => {
+        if (racing[k]) return false;
+        if (item.update && !written.has(item.update.id)) return false;
+        return !item.insert || written.has(item.insert.id);
+      });
       const attempts = items.flatMap((item, k) => (applied[k] ? (item.attempts ?? []) : []));
       const events = items.flatMap((item, k) => (applied[k] ? (item.events ?? []) : []));
       await Promise.all([
@@ -171,6 +180,12 @@ export async function findPayment(tx: Tx, scope: Scope, id: string): Promise<Pay
     WHERE p.id = ${id} AND p.tenant_id = ${scope.tenantId} AND p.livemode = ${scope.livemode}`;
   if (!row) throw ApiError.notFound('payment', id);
   return toState(row);
+}
+
+export async function findPaymentIdByIdempotencyKey(sql: Sql, scope: Scope, key: string): Promise<string | undefined> {
+  const [row] = await inScope(sql, scope, (tx) => tx<{ id: string }[]>`
+    SELECT id FROM payments WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND idempotency_key = ${key}`);
+  return row?.id;
 }
 
 export function loadPayment(sql: Sql, scope: Scope, id: string) {

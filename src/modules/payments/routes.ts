@@ -38,7 +38,7 @@ export async function paymentRoutes(app: FastifyInstance) {
         response: { 200: ref('Payment'), ...errors },
       },
     },
-    async (request) => payments.create(tenantScope(request), request.body as CreateBody, request.id),
+    async (request) => payments.create(tenantScope(request), request.body as CreateBody, request.id, request.idempotency?.key ?? null),
   );
 
   app.get(

@@ -12,7 +12,7 @@ import { newEvent, type EventRow } from '../events/events.js';
 import type { PaymentMethodInput } from '../payment-methods/schemas.js';
 import type { PaymentMethodRow, PaymentMethodService } from '../payment-methods/service.js';
 import type { ThreeDSecure } from '../three-d-secure/tokens.js';
-import { listPayments, loadPayment, type AttemptRow, type PaymentRow, type PaymentState, type PaymentWrite } from './repo.js';
+import { findPaymentIdByIdempotencyKey, listPayments, loadPayment, type AttemptRow, type PaymentRow, type PaymentState, type PaymentWrite } from './repo.js';
 import type { CancelPaymentBody, CapturePaymentBody, ConfirmPaymentBody, CreatePaymentBody, Payment } from './schemas.js';
 
 const seconds = (date: Date | string | null) => (date === null ? null : Math.floor(new Date(date).getTime() / 1000));
@@ -75,7 +75,7 @@ export interface PaymentServiceDeps {
 export class PaymentService {
   constructor(private readonly deps: PaymentServiceDeps) {}
 
-  async create(scope: Scope, body: CreatePaymentBody, requestId: string | null): Promise<Payment> {
+  async create(scope: Scope, body: CreatePaymentBody, requestId: string | null, idempotencyKey: string | null = null): Promise<Payment> {
     const currency = body.currency.toLowerCase();
     if (currencyExponent(currency) === undefined) throw ApiError.invalid('invalid_currency', `'${body.currency.slice(0, 3)}' is not a supported ISO 4217 currency.`, 'currency');
     if (body.amount > maxAmount(currency)) throw ApiError.invalid('amount_too_large', `Amount must be no more than ${maxAmount(currency)} in ${currency}.`, 'amount');
@@ -106,19 +106,22 @@ export class PaymentService {
       authorization_expires_at: null,
       cancellation_reason: null,
       canceled_at: null,
+      idempotency_key: idempotencyKey,
       version: 0,
       created_at: now,
       updated_at: now,
     };
     const created = newEvent(scope, 'payment.created', toApiPayment({ row, attempts: [] }), requestId);
     if (!confirm || !method) {
-      await this.deps.writer.submit({ scope, paymentMethod: method?.inline, insert: row, events: [created] });
+      if (!(await this.deps.writer.submit({ scope, paymentMethod: method?.inline, insert: row, events: [created] }))) return this.resumeCreated(scope, idempotencyKey!);
       this.deps.metrics.paymentsByStatus.inc({ status: row.status });
       return toApiPayment({ row, attempts: [] });
     }
     const [primary] = await this.deps.processorsFor(scope.tenantId);
     const attempt = this.pendingAttempt(row, 'authorize', primary, row.amount);
-    await this.deps.writer.submit({ scope, paymentMethod: method.inline, insert: row, attempts: [attempt], events: [created] });
+    if (!(await this.deps.writer.submit({ scope, paymentMethod: method.inline, insert: row, attempts: [attempt], events: [created] }))) {
+      return this.resumeCreated(scope, idempotencyKey!);
+    }
     return this.authorize(scope, { row, attempts: [attempt] }, method.card ?? this.deps.paymentMethods.cardDetails(method.saved!), requestId, false, body.return_url);
   }
 
@@ -257,21 +260,39 @@ export class PaymentService {
       SELECT * FROM worker_stuck_payments(${`${olderThanSeconds} seconds`}::interval, ${limit})`;
     for (const payment of stuck) {
       const scope = { tenantId: payment.tenant_id, livemode: payment.livemode };
-      const state = await loadPayment(this.deps.sql, scope, payment.id);
-      const pending = state.attempts.filter((a) => a.status === 'pending').at(-1);
-      if (!pending) continue;
       try {
-        if (pending.operation === 'capture') await this.finishCapture(scope, state, pending, null);
-        else if (pending.operation === 'void') await this.finishVoid(scope, state, pending, 'automatic', null);
-        else {
-          const pm = await inScope(this.deps.sql, scope, (tx) => this.deps.paymentMethods.find(tx, scope, state.row.payment_method_id!));
-          await this.authorize(scope, state, this.deps.paymentMethods.cardDetails(pm), null, false, undefined, pending);
-        }
+        await this.resume(scope, await loadPayment(this.deps.sql, scope, payment.id));
       } catch (error) {
         if (!(error instanceof ApiError)) throw error;
       }
     }
     return stuck.length;
+  }
+
+  /** Replays the pending processor call of a payment left in `processing`, then records its result. */
+  private async resume(scope: Scope, state: PaymentState): Promise<Payment> {
+    const pending = state.attempts.filter((a) => a.status === 'pending').at(-1);
+    if (state.row.status !== 'processing' || !pending) return toApiPayment(state);
+    if (pending.operation === 'capture') return this.finishCapture(scope, state, pending, null);
+    if (pending.operation === 'void') return this.finishVoid(scope, state, pending, 'automatic', null);
+    const pm = await inScope(this.deps.sql, scope, (tx) => this.deps.paymentMethods.find(tx, scope, state.row.payment_method_id!));
+    return this.authorize(scope, state, this.deps.paymentMethods.cardDetails(pm), null, false, undefined, pending);
+  }
+
+  /**
+   * A create retried with an idempotency key whose first run died after writing the payment:
+   * answer with that payment, finishing it first if the crash left it mid-authorization.
+   */
+  private async resumeCreated(scope: Scope, idempotencyKey: string): Promise<Payment> {
+    const id = await findPaymentIdByIdempotencyKey(this.deps.sql, scope, idempotencyKey);
+    if (!id) throw new ApiError('idempotency_error', 'idempotency_key_in_use', 'A request with this idempotency key is still in progress; retry later.', null, 409);
+    const payment = await this.resume(scope, await loadPayment(this.deps.sql, scope, id));
+    if (payment.status === 'requires_payment_method' && payment.last_payment_error) {
+      const error = new ApiError('card_error', payment.last_payment_error.code, payment.last_payment_error.message, null, 402, payment.last_payment_error.decline_code ?? undefined);
+      error.payment = payment;
+      throw error;
+    }
+    return payment;
   }
 
   private async resolvePaymentMethod(scope: Scope, ref: string | PaymentMethodInput): Promise<PaymentMethodChoice> {
