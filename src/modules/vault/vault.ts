@@ -45,8 +45,8 @@ export class CardVault {
     if (!keks.length) throw new Error('the card vault needs at least one key-encryption key');
     for (const kek of keks) this.keks.set(CardVault.kekId(kek), kek);
     this.activeKekId = CardVault.kekId(keks[0]);
-    // The fingerprint key is derived, not the KEK itself, and is independent of rotation so a
-    // card keeps its fingerprint across key changes only while the first-ever KEK is kept.
+    // Fingerprints are keyed by a key derived from the oldest KEK (listed last), so adding a new
+    // active KEK leaves every card's fingerprint unchanged.
     this.fingerprintKey = Buffer.from(hkdfSync('sha256', keks[keks.length - 1], Buffer.alloc(0), 'payforward card fingerprint', 32));
   }
 
