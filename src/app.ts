@@ -57,6 +57,9 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   const app = Fastify({
     logger,
     bodyLimit: config.bodyLimitBytes,
+    // 3-D Secure challenge links carry a signed token (~300 characters) as a path parameter; the
+    // default limit of 100 answered them with 414.
+    routerOptions: { maxParamLength: 2048 },
     genReqId: () => newId('req'),
     // Per-request access lines only at debug: at thousands of payments a second they would cost more than the work.
     logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace' }),
@@ -101,13 +104,15 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   // Idempotency: every authenticated POST may carry Idempotency-Key; the claim happens after
   // validation so a malformed request never takes a key.
   app.addHook('preHandler', async (request, reply) => {
-    if (request.method !== 'POST' || !request.auth) return;
+    // An unknown URL does nothing worth replaying, and its raw path (which may hold anything a
+    // client typed, even a card number) must not be stored as the key's request_path.
+    if (request.method !== 'POST' || !request.auth || !request.routeOptions.url) return;
     const header = request.headers['idempotency-key'];
     if (header === undefined) return;
     const key = Array.isArray(header) ? header[0] : header;
     if (!key || key.length > 255) throw ApiError.invalid('idempotency_key_invalid', 'Idempotency-Key must be 1 to 255 characters.', 'Idempotency-Key');
     const scope = request.auth.kind === 'tenant' ? tenantScope(request) : { tenantId: PLATFORM_SCOPE_ID, livemode: false };
-    const path = request.routeOptions.url ?? request.url;
+    const path = request.routeOptions.url;
     const fingerprint = requestFingerprint(request.method, request.url, request.body);
     const claim = await platform.idempotency.claim(scope, key, request.method, path, fingerprint);
     if (claim.kind === 'replay') {

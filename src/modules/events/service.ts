@@ -16,8 +16,10 @@ export class EventService {
   async list(scope: Scope, params: ListParams & { type?: string; object_id?: string }) {
     return inScope(this.sql, scope, async (tx) => {
       const type = params.type;
+      // The prefix is the caller's text: its LIKE wildcards (and the escape character) match literally.
+      const prefix = (text: string) => text.replace(/[\\%_]/g, '\\$&') + '%';
       const page = await listPage<EventRow>(tx, 'events', scope, params, [
-        type ? (type.endsWith('.*') ? tx`AND type LIKE ${type.slice(0, -1) + '%'}` : tx`AND type = ${type}`) : tx``,
+        type ? (type.endsWith('.*') ? tx`AND type LIKE ${prefix(type.slice(0, -1))}` : tx`AND type = ${type}`) : tx``,
         params.object_id ? tx`AND object_id = ${params.object_id}` : tx``,
       ]);
       return { data: page.rows.map(toApiEvent), has_more: page.hasMore };

@@ -126,14 +126,16 @@ export function createPaymentWriter(sql: Sql, options: BatcherOptions, onBatch?:
     onBatch?.(items.length);
     return sql.begin(async (tx) => {
       const scopeQuery = tx`SELECT set_config('app.scope', ${scopeSetting(items.map((i) => i.scope))}, true)`;
-      const seenUpdates = new Set<string>();
-      // Two updates of one payment in a batch both expect the same version: only the first may try.
-      const racing = items.map((item) => {
-        if (!item.update) return false;
-        if (seenUpdates.has(item.update.id)) return true;
-        seenUpdates.add(item.update.id);
-        return false;
+      // Of several updates of one payment in a batch at most one can match the stored version, and
+      // only the one expecting the newest version can: it alone may try (the first of equals). A
+      // stale update queued first must not crowd out the owner of the current version.
+      const contender = new Map<string, number>();
+      items.forEach((item, k) => {
+        if (!item.update) return;
+        const best = contender.get(item.update.id);
+        if (best === undefined || item.update.version > items[best].update!.version) contender.set(item.update.id, k);
       });
+      const racing = items.map((item, k) => Boolean(item.update) && contender.get(item.update!.id) !== k);
       const paymentMethods = items.flatMap((i) => (i.paymentMethod ? [i.paymentMethod] : []));
       const inserts = items.flatMap((i) => (i.insert ? [i.insert] : []));
       const updates = items.flatMap((i, k) => (i.update && !racing[k] ? [i.update] : []));

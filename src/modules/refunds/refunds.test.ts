@@ -1,0 +1,229 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bootApp, call, card, createTenant, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
+
+let t: TestApp;
+let tenant: TestTenant;
+
+beforeAll(async () => {
+  t = await bootApp();
+  tenant = await createTenant(t.app, 'Refunds tenant');
+});
+afterAll(() => t.close());
+
+const post = (url: string, body?: unknown) => call(t.app, tenant.testKey, 'POST', url, body);
+const get = (url: string) => call(t.app, tenant.testKey, 'GET', url);
+
+async function paid(amount = 2000, extra: Record<string, unknown> = {}) {
+  const res = await post('/v1/payments', { amount, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true, ...extra });
+  expect(res.statusCode).toBe(200);
+  return res.json();
+}
+
+async function refundEvents(refundId: string) {
+  const res = await get(`/v1/events?object_id=${refundId}`);
+  expect(res.statusCode).toBe(200);
+  return res.json().data as Array<{ type: string; data: { object: Record<string, unknown> } }>;
+}
+
+describe('POST /v1/refunds', () => {
+  it('refunds a payment in full when no amount is given', async () => {
+    const payment = await paid(2000);
+    const res = await post('/v1/refunds', { payment: payment.id, reason: 'requested_by_customer', metadata: { ticket: '42' } });
+    expect(res.statusCode).toBe(200);
+    const refund = res.json();
+    expect(refund).toMatchObject({
+      object: 'refund',
+      amount: 2000,
+      currency: 'usd',
+      payment: payment.id,
+      status: 'succeeded',
+      reason: 'requested_by_customer',
+      failure_reason: null,
+      metadata: { ticket: '42' },
+      livemode: false,
+    });
+    expect(refund.id).toMatch(/^re_/);
+    expect((await get(`/v1/payments/${payment.id}`)).json()).toMatchObject({ amount_refunded: 2000, status: 'succeeded' });
+
+    const again = await post('/v1/refunds', { payment: payment.id });
+    expect(again.statusCode).toBe(400);
+    expect(again.json().error).toMatchObject({ type: 'invalid_request_error', code: 'charge_already_refunded' });
+  });
+
+  it('refunds part of a payment, several times, then the rest with no amount', async () => {
+    const payment = await paid(2000);
+    const first = await post('/v1/refunds', { payment: payment.id, amount: 500 });
+    expect(first.statusCode).toBe(200);
+    expect(first.json()).toMatchObject({ amount: 500, status: 'succeeded' });
+    expect((await get(`/v1/payments/${payment.id}`)).json().amount_refunded).toBe(500);
+
+    const second = await post('/v1/refunds', { payment: payment.id, amount: 700 });
+    expect(second.json()).toMatchObject({ amount: 700, status: 'succeeded' });
+    expect((await get(`/v1/payments/${payment.id}`)).json().amount_refunded).toBe(1200);
+
+    const rest = await post('/v1/refunds', { payment: payment.id });
+    expect(rest.statusCode).toBe(200);
+    expect(rest.json().amount).toBe(800);
+    expect((await get(`/v1/payments/${payment.id}`)).json().amount_refunded).toBe(2000);
+    expect(new Set([first.json().id, second.json().id, rest.json().id]).size).toBe(3);
+  });
+
+  it('refuses to refund more than remains (400 param amount) and changes nothing', async () => {
+    const payment = await paid(1000);
+    expect((await post('/v1/refunds', { payment: payment.id, amount: 600 })).statusCode).toBe(200);
+    const res = await post('/v1/refunds', { payment: payment.id, amount: 401 });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatchObject({ type: 'invalid_request_error', code: 'amount_too_large', param: 'amount' });
+    expect((await get(`/v1/payments/${payment.id}`)).json().amount_refunded).toBe(600);
+    const list = (await get(`/v1/refunds?payment=${payment.id}`)).json();
+    expect(list.data).toHaveLength(1);
+    // Exactly the remainder is still fine.
+    expect((await post('/v1/refunds', { payment: payment.id, amount: 400 })).statusCode).toBe(200);
+  });
+
+  it('refunds only what a partial capture received', async () => {
+    const payment = await paid(5000, { capture_method: 'manual' });
+    const captured = await post(`/v1/payments/${payment.id}/capture`, { amount_to_capture: 3000 });
+    expect(captured.json().amount_received).toBe(3000);
+    const full = await post('/v1/refunds', { payment: payment.id });
+    expect(full.statusCode).toBe(200);
+    expect(full.json().amount).toBe(3000);
+    expect((await get(`/v1/payments/${payment.id}`)).json()).toMatchObject({ amount_received: 3000, amount_refunded: 3000 });
+  });
+
+  it('refuses to refund a payment that was not captured', async () => {
+    const manual = await paid(2000, { capture_method: 'manual' });
+    expect(manual.status).toBe('requires_capture');
+    const res = await post('/v1/refunds', { payment: manual.id });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatchObject({ type: 'invalid_request_error', code: 'payment_not_captured', param: 'payment' });
+
+    const unconfirmed = (await post('/v1/payments', { amount: 2000, currency: 'usd' })).json();
+    const res2 = await post('/v1/refunds', { payment: unconfirmed.id, amount: 100 });
+    expect(res2.statusCode).toBe(400);
+    expect(res2.json().error.code).toBe('payment_not_captured');
+
+    const declined = (await post('/v1/payments', { amount: 2000, currency: 'usd', payment_method: card(TEST_CARDS.declined), confirm: true })).json().error.payment;
+    const res3 = await post('/v1/refunds', { payment: declined.id });
+    expect(res3.statusCode).toBe(400);
+    expect((await get(`/v1/payments/${manual.id}`)).json().amount_refunded).toBe(0);
+  });
+
+  it('answers 404 for an unknown payment', async () => {
+    const res = await post('/v1/refunds', { payment: 'pay_doesnotexist' });
+    expect(res.statusCode).toBe(404);
+    expect(res.json().error).toMatchObject({ type: 'invalid_request_error', code: 'resource_missing', param: 'payment' });
+  });
+
+  it('validates the body', async () => {
+    const payment = await paid(1000);
+    for (const [body, param] of [
+      [{}, 'payment'],
+      [{ payment: payment.id, amount: 0 }, 'amount'],
+      [{ payment: payment.id, amount: '100' }, 'amount'],
+      [{ payment: payment.id, reason: 'whim' }, 'reason'],
+      [{ payment: payment.id, extra: true }, 'extra'],
+    ] as const) {
+      const res = await post('/v1/refunds', body);
+      expect(res.statusCode, JSON.stringify(body)).toBe(400);
+      expect(res.json().error.param).toBe(param);
+    }
+    expect((await get(`/v1/payments/${payment.id}`)).json().amount_refunded).toBe(0);
+  });
+
+  it('writes refund.created then refund.succeeded events', async () => {
+    const payment = await paid(1500);
+    const refund = (await post('/v1/refunds', { payment: payment.id, amount: 900 })).json();
+    const events = await refundEvents(refund.id);
+    expect(events.map((e) => e.type).sort()).toEqual(['refund.created', 'refund.succeeded']);
+    const created = events.find((e) => e.type === 'refund.created')!;
+    const succeeded = events.find((e) => e.type === 'refund.succeeded')!;
+    expect(created.data.object).toMatchObject({ id: refund.id, status: 'pending', amount: 900, payment: payment.id });
+    expect(succeeded.data.object).toEqual(refund);
+  });
+});
+
+describe('GET /v1/refunds', () => {
+  it('lists refunds newest first, filtered by payment', async () => {
+    const a = await paid(3000);
+    const b = await paid(3000);
+    const r1 = (await post('/v1/refunds', { payment: a.id, amount: 100 })).json();
+    const r2 = (await post('/v1/refunds', { payment: b.id, amount: 200 })).json();
+    const r3 = (await post('/v1/refunds', { payment: a.id, amount: 300 })).json();
+
+    const forA = await get(`/v1/refunds?payment=${a.id}`);
+    expect(forA.statusCode).toBe(200);
+    expect(forA.json()).toMatchObject({ object: 'list', url: '/v1/refunds', has_more: false });
+    expect(forA.json().data.map((r: { id: string }) => r.id)).toEqual([r3.id, r1.id]);
+    expect(forA.json().data.every((r: { payment: string }) => r.payment === a.id)).toBe(true);
+
+    const forB = (await get(`/v1/refunds?payment=${b.id}`)).json();
+    expect(forB.data).toEqual([r2]);
+
+    const page = (await get('/v1/refunds?limit=2')).json();
+    expect(page.data.map((r: { id: string }) => r.id)).toEqual([r3.id, r2.id]);
+    expect(page.has_more).toBe(true);
+    const next = (await get(`/v1/refunds?limit=2&starting_after=${r2.id}`)).json();
+    expect(next.data[0].id).toBe(r1.id);
+
+    const none = (await get('/v1/refunds?payment=pay_none')).json();
+    expect(none.data).toEqual([]);
+  });
+
+  it('rejects an invalid limit', async () => {
+    const res = await get('/v1/refunds?limit=1000');
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.param).toBe('limit');
+  });
+});
+
+describe('GET /v1/refunds/{id}', () => {
+  it('retrieves a refund', async () => {
+    const payment = await paid(1000);
+    const refund = (await post('/v1/refunds', { payment: payment.id, amount: 250 })).json();
+    const res = await get(`/v1/refunds/${refund.id}`);
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual(refund);
+  });
+
+  it('answers 404 for an unknown refund', async () => {
+    const res = await get('/v1/refunds/re_doesnotexist');
+    expect(res.statusCode).toBe(404);
+    expect(res.json().error.code).toBe('resource_missing');
+  });
+});
+
+describe('concurrent refunds', () => {
+  it('20 concurrent refunds of 300 on a 2000 payment: exactly 6 succeed and nothing is over-refunded', async () => {
+    const payment = await paid(2000);
+    const results = await Promise.all(Array.from({ length: 20 }, () => post('/v1/refunds', { payment: payment.id, amount: 300 })));
+    const ok = results.filter((r) => r.statusCode === 200);
+    expect(ok).toHaveLength(6);
+    for (const r of results.filter((r) => r.statusCode !== 200)) {
+      expect(r.statusCode).toBe(400);
+      expect(r.json().error).toMatchObject({ code: 'amount_too_large', param: 'amount' });
+    }
+    const succeeded = ok.map((r) => r.json()).filter((r) => r.status === 'succeeded');
+    const total = succeeded.reduce((sum, r) => sum + r.amount, 0);
+    expect(total).toBe(1800);
+    expect((await get(`/v1/payments/${payment.id}`)).json().amount_refunded).toBe(total);
+
+    const listed = (await get(`/v1/refunds?payment=${payment.id}&limit=100`)).json().data;
+    expect(listed).toHaveLength(6);
+    // At the database level too: the refunds recorded never add up to more than was captured.
+    const [row] = await t.admin<{ sum: number; refunded: number }[]>`
+      SELECT (SELECT coalesce(sum(amount), 0)::bigint FROM refunds WHERE payment_id = ${payment.id} AND status <> 'failed') AS sum,
+             (SELECT amount_refunded FROM payments WHERE id = ${payment.id}) AS refunded`;
+    expect(row).toEqual({ sum: 1800, refunded: 1800 });
+  });
+
+  it('concurrent full refunds refund the payment exactly once', async () => {
+    const payment = await paid(1200);
+    const results = await Promise.all(Array.from({ length: 10 }, () => post('/v1/refunds', { payment: payment.id })));
+    const ok = results.filter((r) => r.statusCode === 200);
+    expect(ok).toHaveLength(1);
+    expect(ok[0].json().amount).toBe(1200);
+    expect(results.every((r) => r.statusCode === 200 || r.statusCode === 400)).toBe(true);
+    expect((await get(`/v1/payments/${payment.id}`)).json().amount_refunded).toBe(1200);
+  });
+});
