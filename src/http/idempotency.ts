@@ -9,9 +9,10 @@ export interface StoredResponse {
 
 export type Claim = { kind: 'claimed' } | { kind: 'replay'; response: StoredResponse };
 
-// A claim that has not completed within this time belongs to a request that died (crash,
-// timeout); a retry may take it over rather than be refused until the key expires.
-const ABANDONED_AFTER = '60 seconds';
+// A claim that has not completed within this time (IDEMPOTENCY_ABANDONED_AFTER_SECONDS, 60 by
+// default) belongs to a request that died (crash, timeout); a retry may take it over rather than
+// be refused until the key expires.
+const DEFAULT_ABANDONED_AFTER_SECONDS = 60;
 
 export function requestFingerprint(method: string, path: string, body: unknown): string {
   return createHash('sha256').update(`${method} ${path}\n${canonicalJson(body ?? null)}`).digest('hex');
@@ -32,7 +33,10 @@ function canonicalJson(value: unknown): string {
  * claim. Completing stores the response that every later retry replays.
  */
 export class IdempotencyStore {
-  constructor(private readonly sql: Sql) {}
+  constructor(
+    private readonly sql: Sql,
+    private readonly abandonedAfterSeconds = DEFAULT_ABANDONED_AFTER_SECONDS,
+  ) {}
 
   async claim(scope: Scope, key: string, method: string, path: string, hash: string): Promise<Claim> {
     return inScope(this.sql, scope, async (tx) => {
@@ -43,7 +47,7 @@ export class IdempotencyStore {
           SET request_method = excluded.request_method, request_path = excluded.request_path,
               request_hash = excluded.request_hash, created_at = now()
           WHERE idempotency_keys.completed_at IS NULL
-            AND idempotency_keys.created_at < now() - ${ABANDONED_AFTER}::interval
+            AND idempotency_keys.created_at < now() - ${`${this.abandonedAfterSeconds} seconds`}::interval
         RETURNING 1`;
       if (inserted.length) return { kind: 'claimed' } as const;
       const [existing] = await tx<{ request_hash: string; response_status: number | null; response_body: unknown }[]>`

@@ -1,0 +1,183 @@
+import amqp from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EVENTS_EXCHANGE, OutboxRelay } from '../src/workers/outbox-relay.js';
+import { bootApp, call, card, createTenant, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
+import { waitFor } from './process.js';
+import { serviceUrl } from './services.js';
+
+// The relay runs against the real broker: a temporary queue bound to the events exchange with
+// '#' sees every event the relay publishes.
+const amqpUrl = serviceUrl('AMQP_URL');
+
+interface Received {
+  routingKey: string;
+  messageId: string;
+  contentType?: string;
+  headers: Record<string, unknown>;
+  body: { id: string; object: string; type: string; tenant: string; livemode: boolean; created: number; data: { object: { id: string } } };
+}
+
+let t: TestApp;
+let tenant: TestTenant;
+let connection: amqp.ChannelModel;
+let channel: amqp.Channel;
+let queue: string;
+const relays: OutboxRelay[] = [];
+/** Every message taken from the queue so far, in order. */
+const received: Received[] = [];
+
+beforeAll(async () => {
+  if (!amqpUrl) throw new Error('AMQP_URL must name a RabbitMQ broker for the outbox relay tests (this suite never skips)');
+  t = await bootApp();
+  tenant = await createTenant(t.app, 'Outbox tenant');
+  connection = await amqp.connect(amqpUrl);
+  channel = await connection.createChannel();
+  await channel.assertExchange(EVENTS_EXCHANGE, 'topic', { durable: true });
+  ({ queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false }));
+  await channel.bindQueue(queue, EVENTS_EXCHANGE, '#');
+});
+
+afterAll(async () => {
+  for (const relay of relays) await relay.close();
+  await channel?.close().catch(() => {});
+  await connection?.close().catch(() => {});
+  await t?.close();
+});
+
+function newRelay() {
+  const relay = new OutboxRelay(t.platform.sql, amqpUrl!);
+  relays.push(relay);
+  return relay;
+}
+
+/** Moves every message now in the queue into `received`. */
+async function drain() {
+  for (;;) {
+    const message = await channel.get(queue, { noAck: true });
+    if (!message) return;
+    received.push({
+      routingKey: message.fields.routingKey,
+      messageId: message.properties.messageId,
+      contentType: message.properties.contentType,
+      headers: message.properties.headers ?? {},
+      body: JSON.parse(message.content.toString('utf8')),
+    });
+  }
+}
+
+/** Runs relay passes until the outbox holds nothing unpublished for our tenant (other suites write events too). */
+async function relayAll(relay: OutboxRelay) {
+  await waitFor(async () => {
+    await relay.relayOnce();
+    const [{ count }] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM events WHERE tenant_id = ${tenant.id} AND published_at IS NULL`;
+    return count === 0;
+  }, 20_000, 'the outbox to be relayed');
+}
+
+async function tenantEvents() {
+  return t.admin<{ id: string; type: string; object_id: string; published_at: Date | null }[]>`
+    SELECT id, type, object_id, published_at FROM events WHERE tenant_id = ${tenant.id} ORDER BY id`;
+}
+
+const mine = () => received.filter((m) => m.body.tenant === tenant.id);
+
+async function createPayments() {
+  const ids: string[] = [];
+  for (const [number, extra] of [
+    [TEST_CARDS.visa, {}],
+    [TEST_CARDS.visa, { capture_method: 'manual' }],
+    [TEST_CARDS.declined, {}],
+    [TEST_CARDS.threeDSecure, {}],
+  ] as const) {
+    const response = await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 1234, currency: 'usd', payment_method: card(number), confirm: true, ...extra });
+    expect([200, 402]).toContain(response.statusCode);
+    ids.push(response.statusCode === 200 ? response.json().id : response.json().error.payment.id);
+  }
+  const refunded = await call(t.app, tenant.testKey, 'POST', '/v1/refunds', { payment: ids[0], amount: 200 });
+  expect(refunded.statusCode, refunded.body).toBe(200);
+  return ids;
+}
+
+describe('OutboxRelay', () => {
+  it('publishes every committed event exactly once, with the event id as messageId, and marks it published', async () => {
+    const paymentIds = await createPayments();
+    const before = await tenantEvents();
+    // created + succeeded, created + requires_capture, created + failed, created + requires_action, refund created + succeeded
+    expect(before.length).toBe(10);
+    expect(new Set(before.map((e) => e.object_id))).toEqual(new Set([...paymentIds, before.find((e) => e.type === 'refund.created')!.object_id]));
+
+    await relayAll(newRelay());
+
+    const after = await tenantEvents();
+    expect(after.every((e) => e.published_at instanceof Date)).toBe(true);
+    await waitFor(async () => {
+      await drain();
+      return mine().length >= before.length;
+    }, 10_000, 'the published events to reach the queue');
+    await drain();
+
+    const messages = mine();
+    expect(messages.map((m) => m.messageId).sort()).toEqual(before.map((e) => e.id).sort());
+    for (const event of before) {
+      const copies = messages.filter((m) => m.messageId === event.id);
+      expect(copies, event.id).toHaveLength(1);
+      const [message] = copies;
+      expect(message.routingKey).toBe(event.type);
+      expect(message.contentType).toBe('application/json');
+      expect(message.headers).toMatchObject({ tenant_id: tenant.id, livemode: false });
+      expect(message.body).toMatchObject({ id: event.id, object: 'event', type: event.type, tenant: tenant.id, livemode: false });
+      expect(message.body.data.object.id).toBe(event.object_id);
+    }
+  });
+
+  it('a further pass publishes nothing already published, only what was committed since', async () => {
+    const alreadySeen = mine().length;
+    expect(alreadySeen).toBeGreaterThan(0);
+    const published = new Map((await tenantEvents()).map((e) => [e.id, e.published_at!.getTime()]));
+
+    // A fresh relay (as after a worker restart) finds nothing of ours left to send.
+    await newRelay().relayOnce();
+    await drain();
+    expect(mine().length).toBe(alreadySeen);
+
+    const response = await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 999, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true });
+    expect(response.statusCode).toBe(200);
+    const paymentId = response.json().id as string;
+    await relayAll(newRelay());
+    await waitFor(async () => {
+      await drain();
+      return mine().length >= alreadySeen + 2;
+    }, 10_000, 'the new events to reach the queue');
+    await drain();
+
+    const fresh = mine().slice(alreadySeen);
+    expect(fresh.map((m) => m.routingKey).sort()).toEqual(['payment.created', 'payment.succeeded']);
+    expect(fresh.every((m) => m.body.data.object.id === paymentId)).toBe(true);
+    const all = mine().map((m) => m.messageId);
+    expect(new Set(all).size).toBe(all.length);
+    // Earlier events kept their first published_at: they were not published again.
+    for (const event of await tenantEvents()) {
+      if (published.has(event.id)) expect(event.published_at!.getTime()).toBe(published.get(event.id));
+      else expect(event.published_at).toBeInstanceOf(Date);
+    }
+  });
+
+  it('an event the broker did not confirm stays unpublished and goes out on the next pass', async () => {
+    const response = await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 500, currency: 'usd' });
+    expect(response.statusCode).toBe(200);
+    const paymentId = response.json().id as string;
+    // A relay pointed at a broker that refuses the login cannot publish: nothing is marked.
+    const broken = new OutboxRelay(t.platform.sql, amqpUrl!.replace(/\/\/[^@]*@/, '//nobody:wrong@'));
+    await expect(broken.relayOnce()).rejects.toThrow();
+    await broken.close();
+    const [pending] = await t.admin<{ published_at: Date | null }[]>`SELECT published_at FROM events WHERE object_id = ${paymentId}`;
+    expect(pending.published_at).toBeNull();
+
+    await relayAll(newRelay());
+    await waitFor(async () => {
+      await drain();
+      return mine().some((m) => m.body.data.object.id === paymentId);
+    }, 10_000, 'the event to reach the queue');
+    expect(mine().filter((m) => m.body.data.object.id === paymentId).map((m) => m.routingKey)).toEqual(['payment.created']);
+  });
+});
