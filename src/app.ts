@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyError } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyError } from 'fastify';
 import swagger from '@fastify/swagger';
 import scalar from '@scalar/fastify-api-reference';
 import { Ajv } from 'ajv';
@@ -10,7 +10,7 @@ import { ApiError } from './http/errors.js';
 import { requestFingerprint } from './http/idempotency.js';
 import { loggerOptions, maskCardNumbers } from './http/logging.js';
 import { openApiOptions, withCodeSamples } from './http/openapi.js';
-import { validationError } from './http/validation.js';
+import { rejectUnstorableText, validationError } from './http/validation.js';
 import { registerSharedSchemas } from './http/route-schemas.js';
 import { healthRoutes } from './modules/health/routes.js';
 import { tenantRoutes } from './modules/tenants/routes.js';
@@ -65,6 +65,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace' }),
     return503OnClosing: true,
     forceCloseConnections: false,
+    frameworkErrors: answerFrameworkError,
   });
   app.decorate('platform', platform);
 
@@ -101,6 +102,12 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     await applyRateLimit(platform, auth, reply);
   });
 
+  app.addHook('preValidation', async (request) => {
+    rejectUnstorableText(request.params, 'params');
+    rejectUnstorableText(request.query, 'querystring');
+    rejectUnstorableText(request.body, 'body');
+  });
+
   // Idempotency: every authenticated POST may carry Idempotency-Key; the claim happens after
   // validation so a malformed request never takes a key.
   app.addHook('preHandler', async (request, reply) => {
@@ -128,6 +135,17 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     request.idempotency = undefined;
     if (reply.statusCode >= 500) await platform.idempotency.release(idempotency.scope, idempotency.key);
     else await platform.idempotency.complete(idempotency.scope, idempotency.key, { status: reply.statusCode, body: JSON.parse(String(payload)) });
+    return payload;
+  });
+
+  // During a graceful shutdown, the requests still in flight finish, but their keep-alive
+  // connections must then close: an idle client socket would hold close() open until it timed out.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
     return payload;
   });
 
@@ -181,6 +199,13 @@ async function applyRateLimit(platform: Platform, auth: Auth, reply: { header: (
     reply.header('retry-after', String(resetSeconds));
     throw new ApiError('rate_limit_error', 'rate_limit', 'Too many requests hit the API too quickly; retry after the time in Retry-After.', null, 429);
   }
+}
+
+// A URL with broken percent-encoding is refused before any hook runs; it still gets the
+// request-id and the error envelope, and the URL (which may hold card data) is not echoed.
+function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const apiError = error.code === 'FST_ERR_BAD_URL' ? ApiError.invalid('invalid_url', 'The request URL is not valid: check its percent-encoding.') : toApiError(error);
+  reply.header('request-id', request.id).code(apiError.statusCode).send({ error: apiError.toBody(request.id) });
 }
 
 function toApiError(error: FastifyError): ApiError {

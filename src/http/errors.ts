@@ -1,3 +1,5 @@
+import { maskCardNumbers } from './logging.js';
+
 export type ErrorType =
   | 'invalid_request_error'
   | 'authentication_error'
@@ -72,5 +74,5 @@ export class ApiError extends Error {
 // Identifiers are echoed in messages; anything that could be card data or is oversized is not.
 export function safeEcho(value: string): string {
   const trimmed = String(value).slice(0, 64);
-  return trimmed.replace(/\d{12,19}/g, '[redacted]').replace(/[^\w\-.:]/g, '?');
+  return maskCardNumbers(trimmed).replace(/[^\w\-.:]/g, '?');
 }

@@ -1,8 +1,9 @@
 import { ecsFormat } from '@elastic/ecs-pino-format';
 import type { LoggerOptions } from 'pino';
 
-// Any run of 12–19 digits (optionally spaced or dashed) could be a card number.
-const PAN_LIKE = /\b(?:\d[ -]?){11,18}\d\b/g;
+// Any run of 12–19 digits, optionally spaced or dashed (in URLs also "%20" or "+"), could be a card
+// number, also when glued to letters or underscores ("pay_4111…"), which a word boundary misses.
+const PAN_LIKE = /(?:\d(?:[ -]|%20|\+)?){11,18}\d/g;
 
 export function maskCardNumbers(text: string): string {
   return text.replace(PAN_LIKE, '[redacted]');

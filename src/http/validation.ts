@@ -1,4 +1,5 @@
 import { ApiError } from './errors.js';
+import { maskCardNumbers } from './logging.js';
 
 interface SchemaError {
   keyword: string;
@@ -8,12 +9,14 @@ interface SchemaError {
 }
 
 // "/payment_method/card/number" → "payment_method[card][number]", the form Stripe's `param` uses.
+// Names are the client's text (an unknown field, a metadata key), so a card number sent as a name
+// is redacted like any echoed value.
 function paramName(instancePath: string, leaf?: string): string | null {
   const parts = instancePath.split('/').filter(Boolean).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (leaf !== undefined) parts.push(leaf);
   if (!parts.length) return null;
   const [head, ...rest] = parts;
-  return head + rest.map((p) => `[${p}]`).join('');
+  return maskCardNumbers(head + rest.map((p) => `[${p}]`).join(''));
 }
 
 /**
@@ -22,9 +25,11 @@ function paramName(instancePath: string, leaf?: string): string | null {
  */
 export function validationError(errors: readonly SchemaError[], context: string): ApiError {
   // In a union the deepest complaint is the useful one: "card[number] must match" beats "must be a string".
-  const depth = (e: SchemaError) => e.instancePath.split('/').length;
+  // At equal depth a type mismatch is only the alternative that did not apply: an inline
+  // payment_method with an unknown field is "unknown payment_method[extra]", not "must be a string".
+  const rank = (e: SchemaError) => e.instancePath.split('/').length * 2 + (e.keyword === 'type' ? 0 : 1);
   const candidates = errors.filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'oneOf');
-  const relevant = candidates.reduce<SchemaError | undefined>((best, e) => (!best || depth(e) > depth(best) ? e : best), undefined) ?? errors[0];
+  const relevant = candidates.reduce<SchemaError | undefined>((best, e) => (!best || rank(e) > rank(best) ? e : best), undefined) ?? errors[0];
   const where = context === 'querystring' ? 'query parameter' : context === 'params' ? 'path parameter' : 'parameter';
   if (!relevant) return ApiError.invalid('parameter_invalid', 'The request is invalid.');
   if (context === 'params') {
@@ -43,4 +48,36 @@ export function validationError(errors: readonly SchemaError[], context: string)
     return ApiError.invalid('parameter_invalid', 'The request body must be a JSON object.', null);
   }
   return ApiError.invalid('parameter_invalid', `Invalid ${where} ${param ?? ''}: ${relevant.message ?? 'invalid value'}.`.replace('  ', ' '), param);
+}
+
+// PostgreSQL text cannot hold U+0000, and jsonb cannot hold an unpaired UTF-16 surrogate ("\ud800").
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const storable = (text: string) => !UNSTORABLE.test(text);
+
+/**
+ * Refuses, as a parameter error, any string or object key in a request that PostgreSQL could not
+ * store: otherwise it passes the schema and fails the write with a 500. The walk is iterative
+ * because bodies may nest thousands of levels before validation rejects them; `param` names the
+ * top-level field (never the offending text itself).
+ */
+export function rejectUnstorableText(value: unknown, where: 'body' | 'querystring' | 'params'): void {
+  const stack: Array<[unknown, string | null]> = [[value, null]];
+  while (stack.length) {
+    const [current, field] = stack.pop()!;
+    if (typeof current === 'string') {
+      if (!storable(current)) throw unstorable(field, where);
+      continue;
+    }
+    if (current === null || typeof current !== 'object') continue;
+    for (const [key, child] of Object.entries(current)) {
+      if (!storable(key)) throw unstorable(field, where);
+      stack.push([child, field ?? key]);
+    }
+  }
+}
+
+function unstorable(field: string | null, where: 'body' | 'querystring' | 'params'): ApiError {
+  const param = field === null ? null : paramName('', field);
+  if (where === 'params') return new ApiError('invalid_request_error', 'resource_missing', 'No such object.', param, 404);
+  return ApiError.invalid('parameter_invalid', `Invalid ${where === 'querystring' ? 'query parameter' : 'parameter'}${param ? ` ${param}` : ''}: text cannot contain NUL characters or unpaired UTF-16 surrogates.`, param);
 }

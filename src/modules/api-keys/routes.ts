@@ -17,6 +17,9 @@ const RollKeyBody = Type.Union([
   StrictObject({ expires_in: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 86_400, description: 'Seconds the old key keeps working (0–7 days, default 0).' })) }),
   Type.Null(),
 ]);
+// Revoking takes no parameters. Declaring that keeps an unvalidated body (say, JSON nested ten
+// thousand levels deep) from reaching the idempotency fingerprint, whose recursion it overflowed.
+const RevokeKeyBody = Type.Union([StrictObject({}), Type.Null()]);
 const TokenBody = StrictObject({
   grant_type: Type.Literal('client_credentials'),
   client_secret: Type.String({ minLength: 1, maxLength: 200, description: 'A secret or restricted key.' }),
@@ -81,7 +84,15 @@ export async function apiKeyRoutes(app: FastifyInstance) {
     '/v1/api_keys/:id/revoke',
     {
       config: { auth: 'any' },
-      schema: { tags, summary: 'Revoke a key', description: 'The key stops working at once.', security: [{ secretKey: [] }, { platformKey: [] }], params: IdParam, response: { 200: ref('ApiKey'), ...errors } },
+      schema: {
+        tags,
+        summary: 'Revoke a key',
+        description: 'The key stops working at once.',
+        security: [{ secretKey: [] }, { platformKey: [] }],
+        params: IdParam,
+        body: RevokeKeyBody,
+        response: { 200: ref('ApiKey'), ...errors },
+      },
     },
     async (request) => {
       if (request.auth?.kind === 'tenant') requireKeyManager(request.auth);
