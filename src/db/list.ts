@@ -1,5 +1,6 @@
 import type postgres from 'postgres';
 import type { Scope, Tx } from './index.js';
+import { ApiError } from '../http/errors.js';
 
 export interface ListParams {
   limit?: number;
@@ -49,4 +50,12 @@ export async function listPage<Row extends { id: string }>(
   const page = rows.slice(0, limit);
   if (backwards) page.reverse();
   return { rows: page, hasMore };
+}
+
+/** One object of a tenant table by id, or the 404 that another tenant's id also gets. */
+export async function findOwned<Row extends object>(tx: Tx, table: string, scope: Scope, id: string, resource: string): Promise<Row> {
+  const [row] = await tx<Row[]>`
+    SELECT * FROM ${tx(table)} WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
+  if (!row) throw ApiError.notFound(resource, id);
+  return row;
 }

@@ -1,16 +1,12 @@
 import { inScope, type Scope, type Sql } from '../../db/index.js';
-import { listPage, type ListParams } from '../../db/list.js';
-import { ApiError } from '../../http/errors.js';
+import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { toApiEvent, type Event, type EventRow } from './events.js';
 
 export class EventService {
   constructor(private readonly sql: Sql) {}
 
   async retrieve(scope: Scope, id: string): Promise<Event> {
-    const [row] = await inScope(this.sql, scope, (tx) => tx<EventRow[]>`
-      SELECT * FROM events WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`);
-    if (!row) throw ApiError.notFound('event', id);
-    return toApiEvent(row);
+    return toApiEvent(await inScope(this.sql, scope, (tx) => findOwned<EventRow>(tx, 'events', scope, id, 'event')));
   }
 
   async list(scope: Scope, params: ListParams & { type?: string; object_id?: string }) {

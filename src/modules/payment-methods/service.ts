@@ -1,6 +1,6 @@
 import type { Scope, Sql, Tx } from '../../db/index.js';
 import { inScope } from '../../db/index.js';
-import { listPage, type ListParams } from '../../db/list.js';
+import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
@@ -145,10 +145,7 @@ export class PaymentMethodService {
   }
 
   async find(tx: Tx, scope: Scope, id: string): Promise<PaymentMethodRow> {
-    const [row] = await tx<PaymentMethodRow[]>`
-      SELECT * FROM payment_methods WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
-    if (!row) throw ApiError.notFound('payment_method', id);
-    return row;
+    return findOwned<PaymentMethodRow>(tx, 'payment_methods', scope, id, 'payment_method');
   }
 
   async retrieve(scope: Scope, id: string): Promise<PaymentMethod> {

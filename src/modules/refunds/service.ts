@@ -1,5 +1,5 @@
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
-import { listPage, type ListParams } from '../../db/list.js';
+import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
@@ -148,9 +148,7 @@ export class RefundService {
   }
 
   private async find(tx: Tx, scope: Scope, id: string): Promise<RefundRow> {
-    const [row] = await tx<RefundRow[]>`SELECT * FROM refunds WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
-    if (!row) throw ApiError.notFound('refund', id);
-    return row;
+    return findOwned<RefundRow>(tx, 'refunds', scope, id, 'refund');
   }
 
   async retrieve(scope: Scope, id: string): Promise<Refund> {
