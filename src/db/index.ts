@@ -29,8 +29,10 @@ export function connect(url: string, options: { max?: number; applicationName?: 
     idle_timeout: 30,
     connect_timeout: 10,
     onnotice: () => {},
-    connection: { application_name: options.applicationName ?? 'payforward' },
     types: { bigint: bigintAsNumber },
+    // Batched statements are prepared once per connection; their plans must still look at each
+    // batch's arrays, so PostgreSQL never switches them to a generic plan.
+    connection: { application_name: options.applicationName ?? 'payforward', plan_cache_mode: 'force_custom_plan' },
   }) as unknown as Sql;
 }
 
@@ -46,11 +48,48 @@ export function scopeSetting(scopes: Scope[]): string {
   return [...new Set(scopes.map((s) => `${s.tenantId}:${s.livemode ? 't' : 'f'}`))].join(',');
 }
 
-/** Runs fn in a transaction that row-level security limits to the given scopes. */
-export function inScope<T>(sql: Sql, scopes: Scope | Scope[], fn: (tx: Tx) => Promise<T>): Promise<T> {
+/**
+ * Runs fn in a transaction that row-level security limits to the given scopes. BEGIN and the
+ * scope are sent with fn's first query in one round trip (postgres.js pipelines the queries of a
+ * reserved connection); only COMMIT waits for a second.
+ */
+export async function inScope<T>(sql: Sql, scopes: Scope | Scope[], fn: (tx: Tx) => Promise<T>): Promise<T> {
   const setting = scopeSetting(Array.isArray(scopes) ? scopes : [scopes]);
-  return sql.begin(async (tx) => {
-    await tx`SELECT set_config('app.scope', ${setting}, true)`;
-    return fn(tx);
-  }) as Promise<T>;
+  const connection = await sql.reserve();
+  const tx = connection as unknown as Tx;
+  const opened = Promise.all([tx`BEGIN`, tx`SELECT set_config('app.scope', ${setting}, true)`]);
+  opened.catch(() => {});
+  try {
+    const result = await fn(tx);
+    await opened;
+    await tx`COMMIT`;
+    return result;
+  } catch (error) {
+    await tx`ROLLBACK`.catch(() => {});
+    throw error;
+  } finally {
+    connection.release();
+  }
+}
+
+/**
+ * One atomic statement in a scoped transaction, with BEGIN, the scope, the statement and COMMIT
+ * all sent at once: a single round trip. If the statement fails, PostgreSQL turns the COMMIT
+ * into a rollback and the statement's error is thrown.
+ */
+export async function scopedStatement<T>(sql: Sql, scopes: Scope[], statement: (tx: Tx) => Promise<T>): Promise<T> {
+  const connection = await sql.reserve();
+  const tx = connection as unknown as Tx;
+  try {
+    const [begin, scope, result, commit] = await Promise.allSettled([
+      tx`BEGIN`,
+      tx`SELECT set_config('app.scope', ${scopeSetting(scopes)}, true)`,
+      statement(tx),
+      tx`COMMIT`,
+    ]);
+    for (const outcome of [begin, scope, result, commit]) if (outcome.status === 'rejected') throw outcome.reason;
+    return (result as PromiseFulfilledResult<T>).value;
+  } finally {
+    connection.release();
+  }
 }

@@ -15,43 +15,30 @@ function toText(value: unknown, type: ColumnType): string | null {
   return String(value);
 }
 
-function columnArrays<Row>(columns: Columns<Row>, rows: Row[]) {
-  return columns.map(([name, type]) => rows.map((row) => toText(row[name], type)));
-}
+export const columnNames = <Row>(columns: Columns<Row>) => columns.map(([name]) => name).join(', ');
 
-function selectList<Row>(columns: Columns<Row>) {
-  const names = columns.map(([name]) => name);
-  const params = columns.map((_, i) => `$${i + 1}::text[]`).join(', ');
-  const casts = columns.map(([name, type]) => `u.${name}::${type}`).join(', ');
-  return { names, params, casts };
+/** Collects the parameters of one statement that reads several row sets through unnest. */
+export class UnnestStatement {
+  readonly params: Array<Array<string | null>> = [];
+
+  /** `SELECT <typed columns> FROM unnest($a::text[], …) AS u(<columns>)` for these rows. */
+  rows<Row>(columns: Columns<Row>, rows: Row[]): string {
+    const placeholders = columns.map(([name, type]) => {
+      this.params.push(rows.map((row) => toText(row[name], type)));
+      return `$${this.params.length}::text[]`;
+    });
+    const casts = columns.map(([name, type]) => `u.${name}::${type} AS ${name}`).join(', ');
+    return `SELECT ${casts} FROM unnest(${placeholders.join(', ')}) AS u(${columnNames(columns)})`;
+  }
+
+  run<T extends object[]>(tx: Tx, text: string) {
+    return tx.unsafe<T>(text, this.params as never[], { prepare: true });
+  }
 }
 
 /** INSERT … SELECT FROM unnest(…): one statement for any number of rows. */
 export function insertRows<Row>(tx: Tx, table: string, columns: Columns<Row>, rows: Row[], suffix = '') {
-  const { names, params, casts } = selectList(columns);
-  const query = `INSERT INTO ${table} (${names.join(', ')}) SELECT ${casts} FROM unnest(${params}) AS u(${names.join(', ')}) ${suffix}`;
-  return tx.unsafe(query, columnArrays(columns, rows) as never[]);
-}
-
-/**
- * UPDATE … FROM unnest(…) with a compare-and-set guard: a row is updated only where its current
- * version equals the expected one. Returns the ids that were updated.
- */
-export function updateRowsIfVersion<Row extends { id: string; version: number }>(
-  tx: Tx,
-  table: string,
-  columns: Columns<Row>,
-  rows: Row[],
-) {
-  const withVersion: Columns<Row> = [...columns.filter(([n]) => n !== 'version'), ['version', 'integer']];
-  const { names, params, casts } = selectList(withVersion);
-  const assignments = withVersion
-    .filter(([name]) => name !== 'id' && name !== 'tenant_id' && name !== 'livemode' && name !== 'created_at')
-    .map(([name]) => `${name} = v.${name}`)
-    .join(', ');
-  const query = `UPDATE ${table} t SET ${assignments}
-    FROM (SELECT ${casts} FROM unnest(${params}) AS u(${names.join(', ')})) AS v
-    WHERE t.id = v.id AND t.version = v.version - 1
-    RETURNING t.id`;
-  return tx.unsafe<{ id: string }[]>(query, columnArrays(withVersion, rows) as never[]);
+  const statement = new UnnestStatement();
+  const source = statement.rows(columns, rows);
+  return statement.run(tx, `INSERT INTO ${table} (${columnNames(columns)}) ${source} ${suffix}`);
 }

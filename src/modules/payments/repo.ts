@@ -1,7 +1,7 @@
-import { inScope, scopeSetting, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inScope, scopedStatement, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { MicroBatcher, type BatcherOptions } from '../../db/batcher.js';
 import { listPage, type ListParams } from '../../db/list.js';
-import { insertRows, updateRowsIfVersion, type Columns } from '../../db/unnest.js';
+import { columnNames, UnnestStatement, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
 import { EVENT_COLUMNS, type EventRow } from '../events/events.js';
 import { PAYMENT_METHOD_COLUMNS, type PaymentMethodRow } from '../payment-methods/service.js';
@@ -121,50 +121,72 @@ export interface PaymentWrite {
  * version, an insert is skipped when a payment with the same idempotency key exists; an item
  * whose write did not happen writes nothing else and resolves to false.
  */
+const UPDATE_ASSIGNMENTS = PAYMENT_UPDATE_COLUMNS.filter(([name]) => !['id', 'tenant_id', 'livemode', 'created_at'].includes(name))
+  .map(([name]) => `${name} = v.${name}`)
+  .join(', ');
+
+/**
+ * The whole batch is one statement: data-modifying CTEs insert payment methods and payments,
+ * update payments where their version still is the expected one, and insert attempts and events
+ * only for the payments actually written. PostgreSQL runs it atomically; with BEGIN and COMMIT
+ * pipelined around it, a batch costs one round trip and one commit.
+ */
+function batchStatement(paymentMethods: PaymentMethodRow[], inserts: PaymentRow[], updates: PaymentRow[], attempts: AttemptRow[], events: EventRow[]) {
+  const statement = new UnnestStatement();
+  const text = `
+    WITH pm AS (
+      INSERT INTO payment_methods (${columnNames(PAYMENT_METHOD_COLUMNS)}) ${statement.rows(PAYMENT_METHOD_COLUMNS, paymentMethods)}
+    ), ins AS (
+      INSERT INTO payments (${columnNames(PAYMENT_COLUMNS)}) ${statement.rows(PAYMENT_COLUMNS, inserts)}
+      ON CONFLICT (tenant_id, livemode, idempotency_key) DO NOTHING
+      RETURNING id
+    ), upd AS (
+      UPDATE payments t SET ${UPDATE_ASSIGNMENTS}
+      FROM (${statement.rows(PAYMENT_UPDATE_COLUMNS, updates)}) v
+      WHERE t.id = v.id AND t.version = v.version - 1
+      RETURNING t.id
+    ), written AS (
+      SELECT id FROM ins UNION ALL SELECT id FROM upd
+    ), att AS (
+      INSERT INTO payment_attempts (${columnNames(ATTEMPT_COLUMNS)})
+      SELECT * FROM (${statement.rows(ATTEMPT_COLUMNS, attempts)}) a WHERE a.payment_id IN (SELECT id FROM written)
+      ON CONFLICT (id) DO UPDATE SET status = excluded.status, processor_reference = excluded.processor_reference,
+        error_code = excluded.error_code, decline_code = excluded.decline_code, completed_at = excluded.completed_at
+    ), ev AS (
+      INSERT INTO events (${columnNames(EVENT_COLUMNS)})
+      SELECT * FROM (${statement.rows(EVENT_COLUMNS, events)}) e WHERE e.object_id IN (SELECT id FROM written)
+    )
+    SELECT id FROM written`;
+  return { statement, text };
+}
+
 export function createPaymentWriter(sql: Sql, options: BatcherOptions, onBatch?: (size: number) => void) {
   return new MicroBatcher<PaymentWrite, boolean>(async (items) => {
     onBatch?.(items.length);
-    return sql.begin(async (tx) => {
-      const scopeQuery = tx`SELECT set_config('app.scope', ${scopeSetting(items.map((i) => i.scope))}, true)`;
-      // Of several updates of one payment in a batch at most one can match the stored version, and
-      // only the one expecting the newest version can: it alone may try (the first of equals). A
-      // stale update queued first must not crowd out the owner of the current version.
-      const contender = new Map<string, number>();
-      items.forEach((item, k) => {
-        if (!item.update) return;
-        const best = contender.get(item.update.id);
-        if (best === undefined || item.update.version > items[best].update!.version) contender.set(item.update.id, k);
-      });
-      const racing = items.map((item, k) => Boolean(item.update) && contender.get(item.update!.id) !== k);
-      const paymentMethods = items.flatMap((i) => (i.paymentMethod ? [i.paymentMethod] : []));
-      const inserts = items.flatMap((i) => (i.insert ? [i.insert] : []));
-      const updates = items.flatMap((i, k) => (i.update && !racing[k] ? [i.update] : []));
-      const [, , inserted, updated] = await Promise.all([
-        scopeQuery,
-        paymentMethods.length ? insertRows(tx, 'payment_methods', PAYMENT_METHOD_COLUMNS, paymentMethods) : null,
-        inserts.length
-          ? insertRows(tx, 'payments', PAYMENT_COLUMNS, inserts, 'ON CONFLICT (tenant_id, livemode, idempotency_key) DO NOTHING RETURNING id')
-          : [],
-        updates.length ? updateRowsIfVersion(tx, 'payments', PAYMENT_UPDATE_COLUMNS, updates) : [],
-      ]);
-      const written = new Set([...(inserted ?? []), ...(updated ?? [])].map((r) => (r as { id: string }).id));
-      const applied = items.map((item, k) => {
-        if (racing[k]) return false;
-        if (item.update && !written.has(item.update.id)) return false;
-        return !item.insert || written.has(item.insert.id);
-      });
-      const attempts = items.flatMap((item, k) => (applied[k] ? (item.attempts ?? []) : []));
-      const events = items.flatMap((item, k) => (applied[k] ? (item.events ?? []) : []));
-      await Promise.all([
-        attempts.length
-          ? insertRows(tx, 'payment_attempts', ATTEMPT_COLUMNS, attempts, `ON CONFLICT (id) DO UPDATE SET status = excluded.status,
-              processor_reference = excluded.processor_reference, error_code = excluded.error_code,
-              decline_code = excluded.decline_code, completed_at = excluded.completed_at`)
-          : null,
-        events.length ? insertRows(tx, 'events', EVENT_COLUMNS, events) : null,
-      ]);
-      return applied;
-    }) as Promise<boolean[]>;
+    // Of several updates of one payment in a batch at most one can match the stored version, and
+    // only the one expecting the newest version can: it alone may try (the first of equals). A
+    // stale update queued first must not crowd out the owner of the current version.
+    const contender = new Map<string, number>();
+    items.forEach((item, k) => {
+      if (!item.update) return;
+      const best = contender.get(item.update.id);
+      if (best === undefined || item.update.version > items[best].update!.version) contender.set(item.update.id, k);
+    });
+    const trying = new Set(items.filter((item, k) => !item.update || contender.get(item.update.id) === k));
+    const tried = [...trying];
+    const { statement, text } = batchStatement(
+      tried.flatMap((i) => (i.paymentMethod ? [i.paymentMethod] : [])),
+      tried.flatMap((i) => (i.insert ? [i.insert] : [])),
+      tried.flatMap((i) => (i.update ? [i.update] : [])),
+      tried.flatMap((i) => i.attempts ?? []),
+      tried.flatMap((i) => i.events ?? []),
+    );
+    const rows = await scopedStatement(sql, items.map((i) => i.scope), (tx) => statement.run<{ id: string }[]>(tx, text));
+    const written = new Set(rows.map((r) => r.id));
+    return items.map((item) => {
+      if (!trying.has(item)) return false;
+      return written.has((item.update ?? item.insert)!.id);
+    });
   }, options);
 }
 
