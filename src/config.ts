@@ -16,7 +16,7 @@ export interface Config {
   vaultKek?: string;
   jwtSecret?: string;
   logLevel: string;
-  batchMaxWaitMs: number;
+  batchMaxConcurrency: number;
   batchMaxSize: number;
   dbPoolSize: number;
   processorLatencyMs: number;
@@ -67,7 +67,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     vaultKek: optional(env, 'VAULT_KEK'),
     jwtSecret: optional(env, 'JWT_SECRET'),
     logLevel: env.LOG_LEVEL || 'info',
-    batchMaxWaitMs: num(env, 'BATCH_MAX_WAIT_MS', 2),
+    batchMaxConcurrency: num(env, 'BATCH_MAX_CONCURRENCY', 2, 1),
     batchMaxSize: num(env, 'BATCH_MAX_SIZE', 256, 1),
     dbPoolSize: num(env, 'DB_POOL_SIZE', 12, 2),
     processorLatencyMs: num(env, 'PROCESSOR_LATENCY_MS', 0),

@@ -54,7 +54,7 @@ export function createPlatform(config: Config, appDatabaseUrl: string, secrets: 
   const authenticator = new Authenticator(sql, secrets.platformApiKey, secrets.jwtSecret);
   const router = ConnectorRouter.simulated(config);
   const vault = new CardVault(secrets.vaultKeks.map(parseKek));
-  const writer = createPaymentWriter(sql, { maxWaitMs: config.batchMaxWaitMs, maxSize: config.batchMaxSize }, (size) => metrics.batchSize.observe(size));
+  const writer = createPaymentWriter(sql, { maxConcurrency: config.batchMaxConcurrency, maxSize: config.batchMaxSize }, (size) => metrics.batchSize.observe(size));
   const threeDSecure = new ThreeDSecure(secrets.jwtSecret, config.publicUrl);
   const apiKeys = new ApiKeyService(sql, () => authenticator.forget());
   const tenants = new TenantService(sql, apiKeys, router.names());

@@ -1,19 +1,22 @@
 export interface BatcherOptions {
-  maxWaitMs: number;
+  /** Most items in one flush. */
   maxSize: number;
+  /** Most flushes in flight at once; while they run, new items gather into the next batch. */
+  maxConcurrency: number;
 }
 
 type Pending<I, R> = { item: I; resolve: (value: R) => void; reject: (error: unknown) => void };
 
 /**
- * Collects concurrent submissions for up to maxWaitMs (or maxSize items) and hands them to one
- * flush, which returns one result or Error per item. Each caller is answered only when its batch
- * has finished. If a flush throws as a whole, the items are retried one by one so that a single
- * bad item fails alone instead of taking its batch down with it.
+ * Group commit for application writes. Submissions made while the permitted flushes are busy
+ * gather into the next batch, so batches grow with load by themselves: under light load an item
+ * is flushed on the next turn of the event loop, under heavy load one commit carries hundreds.
+ * Each caller is answered only when its batch has finished. If a flush throws as a whole, its
+ * items are retried one by one so that a single bad item fails alone.
  */
 export class MicroBatcher<I, R> {
   private queue: Pending<I, R>[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private scheduled = false;
   private inFlight = new Set<Promise<void>>();
 
   constructor(
@@ -24,25 +27,37 @@ export class MicroBatcher<I, R> {
   submit(item: I): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
-      if (this.queue.length >= this.options.maxSize) this.drain();
-      else if (!this.timer) this.timer = setTimeout(() => this.drain(), this.options.maxWaitMs);
+      this.schedule();
     });
   }
 
   /** Resolves once everything submitted so far has been flushed. */
   async idle(): Promise<void> {
-    this.drain();
-    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
+    while (this.queue.length || this.inFlight.size) {
+      this.drain();
+      await Promise.allSettled([...this.inFlight]);
+    }
+  }
+
+  // Wait one turn so that submissions made by requests handled in the same turn share a batch.
+  private schedule() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.drain();
+    });
   }
 
   private drain() {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (!this.queue.length) return;
-    const batch = this.queue;
-    this.queue = [];
-    const run = this.run(batch).finally(() => this.inFlight.delete(run));
-    this.inFlight.add(run);
+    while (this.queue.length && this.inFlight.size < this.options.maxConcurrency) {
+      const batch = this.queue.splice(0, this.options.maxSize);
+      const run: Promise<void> = this.run(batch).finally(() => {
+        this.inFlight.delete(run);
+        this.drain();
+      });
+      this.inFlight.add(run);
+    }
   }
 
   private async run(batch: Pending<I, R>[]) {

@@ -30,9 +30,7 @@ export function connect(url: string, options: { max?: number; applicationName?: 
     connect_timeout: 10,
     onnotice: () => {},
     types: { bigint: bigintAsNumber },
-    // Batched statements are prepared once per connection; their plans must still look at each
-    // batch's arrays, so PostgreSQL never switches them to a generic plan.
-    connection: { application_name: options.applicationName ?? 'payforward', plan_cache_mode: 'force_custom_plan' },
+    connection: { application_name: options.applicationName ?? 'payforward' },
   }) as unknown as Sql;
 }
 

@@ -1,6 +1,6 @@
 import type { Tx } from './index.js';
 
-export type ColumnType = 'text' | 'bigint' | 'integer' | 'smallint' | 'boolean' | 'jsonb' | 'timestamptz' | 'bytea' | 'text[]';
+export type ColumnType = 'text' | 'bigint' | 'integer' | 'smallint' | 'boolean' | 'json' | 'jsonb' | 'timestamptz' | 'bytea' | 'text[]';
 
 export type Columns<Row> = ReadonlyArray<readonly [keyof Row & string, ColumnType]>;
 
@@ -8,7 +8,7 @@ export type Columns<Row> = ReadonlyArray<readonly [keyof Row & string, ColumnTyp
 // statement with one parameter per column, whatever the number of rows.
 function toText(value: unknown, type: ColumnType): string | null {
   if (value === null || value === undefined) return null;
-  if (type === 'jsonb') return JSON.stringify(value);
+  if (type === 'jsonb' || type === 'json') return JSON.stringify(value);
   if (type === 'bytea') return '\\x' + (value as Buffer).toString('hex');
   if (type === 'timestamptz') return value instanceof Date ? value.toISOString() : String(value);
   if (type === 'text[]') return '{' + (value as string[]).map((v) => '"' + v.replace(/["\\]/g, '\\$&') + '"').join(',') + '}';

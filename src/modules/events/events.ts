@@ -20,7 +20,7 @@ export const EVENT_COLUMNS: Columns<EventRow> = [
   ['livemode', 'boolean'],
   ['type', 'text'],
   ['object_id', 'text'],
-  ['data', 'jsonb'],
+  ['data', 'json'],
   ['request_id', 'text'],
   ['created_at', 'timestamptz'],
 ];

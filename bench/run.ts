@@ -1,0 +1,876 @@
+/**
+ * `npm run bench`: PayForward's write-path benchmark, in one run.
+ *
+ *   1. a bare fastify process (bench/bare-server.ts) driven with the same load: the baseline;
+ *   2. the PayForward API (`node --import tsx src/main.ts api`) against a fresh database
+ *      `payforward_bench` on the local PostgreSQL, driven with create+confirm payments (inline
+ *      card, with a unique Idempotency-Key, with a saved pm_ token) and retrieves;
+ *   3. the API process's RSS sampled every 200 ms; CPU of the API, PostgreSQL and the load
+ *      generator; commits, WAL syncs, batch sizes and backend wait events per scenario;
+ *   4. after the load, the database is checked against what the clients were told;
+ *   5. a table on stdout and bench/results/latest.json; children stopped, database dropped.
+ *
+ * Environment (all optional):
+ *   BENCH_DATABASE_URL         server to use (default postgres://postgres@127.0.0.1:5432/postgres);
+ *                              must be a superuser on 127.0.0.1; the run creates and drops payforward_bench
+ *   BENCH_CONNECTIONS          connection levels for create+confirm and bare POST (default 50,100,200)
+ *   BENCH_VARIANT_CONNECTIONS  connections for the idempotency, saved-card and retrieve runs (default 100)
+ *   BENCH_DURATION             seconds measured per run (default 15)
+ *   BENCH_WARMUP               seconds of unmeasured warm-up before each run (default 3)
+ *   BENCH_SCENARIOS            comma list to run a subset: bare_post,bare_get,create_confirm,
+ *                              create_confirm_idem,create_confirm_saved_pm,retrieve
+ *   BENCH_PORT                 API port (default 4100; the bare server takes the next free one)
+ *   BENCH_CPU_PROF=1           run the API with --cpu-prof; profiles and a summary in bench/results/cpuprof
+ *   BENCH_KEEP_DB=1            keep payforward_bench afterwards (for inspection)
+ *   BATCH_MAX_CONCURRENCY, BATCH_MAX_SIZE, DB_POOL_SIZE, PROCESSOR_LATENCY_MS are passed to the API if set.
+ */
+import autocannon, { type Options, type RequestSpec, type Result } from 'autocannon';
+import postgres from 'postgres';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  TICKS_PER_SECOND,
+  RssSampler,
+  cpuTicks,
+  freePort,
+  machineTicks,
+  postgresTicks,
+  sleep,
+  spawnNode,
+  stopChild,
+  waitReady,
+  type Child,
+} from './proc.js';
+import { summarizeProfile } from './profile-summary.js';
+
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(BENCH_DIR, '..');
+const RESULTS_DIR = join(BENCH_DIR, 'results');
+const DB_NAME = 'payforward_bench';
+const TARGET = { paymentsPerSecond: 4000, p99Ms: 50, rssMb: 400 };
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+const env = process.env;
+const list = (raw: string) => raw.split(',').map((s) => s.trim()).filter(Boolean);
+const positive = (name: string, fallback: number) => {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
+  return value;
+};
+const ALL_SCENARIOS = ['bare_post', 'bare_get', 'create_confirm', 'create_confirm_idem', 'create_confirm_saved_pm', 'retrieve'] as const;
+type ScenarioName = (typeof ALL_SCENARIOS)[number];
+
+const config = {
+  serverUrl: env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres',
+  connections: list(env.BENCH_CONNECTIONS ?? '50,100,200').map((c) => {
+    const n = Number(c);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_CONNECTIONS: "${c}" is not a connection count`);
+    return n;
+  }),
+  variantConnections: positive('BENCH_VARIANT_CONNECTIONS', 100),
+  duration: positive('BENCH_DURATION', 15),
+  warmup: env.BENCH_WARMUP === '0' ? 0 : positive('BENCH_WARMUP', 3),
+  scenarios: new Set<ScenarioName>(
+    env.BENCH_SCENARIOS
+      ? list(env.BENCH_SCENARIOS).map((s) => {
+          if (!(ALL_SCENARIOS as readonly string[]).includes(s)) throw new Error(`BENCH_SCENARIOS: unknown scenario "${s}" (known: ${ALL_SCENARIOS.join(', ')})`);
+          return s as ScenarioName;
+        })
+      : ALL_SCENARIOS,
+  ),
+  apiPort: positive('BENCH_PORT', 4100),
+  cpuProf: env.BENCH_CPU_PROF === '1',
+  keepDb: env.BENCH_KEEP_DB === '1',
+  passThrough: Object.fromEntries(
+    ['BATCH_MAX_CONCURRENCY', 'BATCH_MAX_SIZE', 'DB_POOL_SIZE', 'PROCESSOR_LATENCY_MS'].filter((k) => env[k]).map((k) => [k, env[k]!]),
+  ),
+};
+
+function localOnly(url: URL) {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (!['127.0.0.1', 'localhost', '::1', ''].includes(host)) {
+    throw new Error(`BENCH_DATABASE_URL must point at this machine (127.0.0.1); got host "${url.hostname}"`);
+  }
+}
+
+const serverUrl = new URL(config.serverUrl);
+localOnly(serverUrl);
+const benchDbUrl = new URL(config.serverUrl);
+benchDbUrl.pathname = `/${DB_NAME}`;
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+interface Diagnostics {
+  /** `other` is machine busy time not accounted to the three: other processes sharing the machine. */
+  cpu_cores: { server: number; postgres: number; postgres_bench_db: number; load_generator: number; other: number; machine_busy_pct: number };
+  /** CPU milliseconds spent per completed request by the server process and by this database's PostgreSQL backends. */
+  cpu_ms_per_request: { server: number; postgres_bench_db: number };
+  /** WAL figures come from pg_stat_wal, which is cluster-wide: other databases' writes count too. */
+  db?: { commits_per_s: number; commits_per_request: number; rollbacks: number; wal_syncs_per_s: number | null; wal_mb_per_s: number | null; wal_kb_per_request: number | null };
+  batches?: { count: number; per_s: number; mean_items: number; items_per_request: number; histogram: Record<string, number> };
+  server_mean_latency_ms?: number | null;
+  event_loop_lag_p99_ms?: number | null;
+  /** Average number of API backends seen in each state/wait event (sampled every 250 ms). */
+  pg_backends?: Record<string, number>;
+}
+
+interface ScenarioResult {
+  scenario: string;
+  target: 'bare fastify' | 'payforward';
+  request: string;
+  connections: number;
+  duration_s: number;
+  requests_per_s: number;
+  completed: number;
+  sent: number;
+  latency_ms: { mean: number; p50: number; p90: number; p99: number; max: number };
+  responses: { '2xx': number; non2xx: number; errors: number; timeouts: number; status_codes: Record<string, number> };
+  peak_rss_mb: number;
+  baseline: string | null;
+  ratio_to_bare: number | null;
+  diagnostics: Diagnostics;
+}
+
+const results: ScenarioResult[] = [];
+
+/** What the clients of every payment-creating run (warm-ups included) were told. */
+const ledger = {
+  sent: 0,
+  completed: 0,
+  ok: 0,
+  non2xx: 0,
+  errors: 0,
+  timeouts: 0,
+  ids: [] as string[],
+  badSamples: [] as string[],
+  idempotent: { sent: 0, completed: 0, ok: 0 },
+};
+const otherRuns = { non2xx: 0, errors: 0, badSamples: [] as string[] };
+
+// ---------------------------------------------------------------------------------------------
+// Load
+
+function fire(options: Options): Promise<Result> {
+  return new Promise((resolvePromise, reject) => {
+    autocannon({ timeout: 10, ...options }, (error, result) => (error ? reject(error) : resolvePromise(result)));
+  });
+}
+
+const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+interface Target {
+  kind: 'bare' | 'api';
+  url: string;
+  pid: number;
+  rss: RssSampler;
+  metricsUrl?: string;
+}
+
+interface RunSpec {
+  scenario: string;
+  request: string;
+  connections: number;
+  requests: RequestSpec[];
+  /** Payment-creating runs are reconciled with the database afterwards. */
+  createsPayments?: boolean;
+  idempotent?: boolean;
+  baseline?: string;
+}
+
+function tally(spec: RunSpec, result: Result) {
+  const completed = result.requests.total;
+  if (spec.createsPayments) {
+    ledger.sent += result.requests.sent;
+    ledger.completed += completed;
+    ledger.ok += result['2xx'];
+    ledger.non2xx += result.non2xx;
+    ledger.errors += result.errors;
+    ledger.timeouts += result.timeouts;
+    if (spec.idempotent) {
+      ledger.idempotent.sent += result.requests.sent;
+      ledger.idempotent.completed += completed;
+      ledger.idempotent.ok += result['2xx'];
+    }
+  } else {
+    otherRuns.non2xx += result.non2xx;
+    otherRuns.errors += result.errors;
+  }
+}
+
+async function scrape(url: string | undefined): Promise<Map<string, number> | undefined> {
+  if (!url) return undefined;
+  try {
+    const text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
+    const values = new Map<string, number>();
+    for (const line of text.split('\n')) {
+      if (!line || line.startsWith('#')) continue;
+      const space = line.lastIndexOf(' ');
+      values.set(line.slice(0, space), Number(line.slice(space + 1)));
+    }
+    return values;
+  } catch {
+    return undefined;
+  }
+}
+
+function metricDelta(before: Map<string, number> | undefined, after: Map<string, number> | undefined, key: string) {
+  if (!before || !after || !after.has(key)) return undefined;
+  return after.get(key)! - (before.get(key) ?? 0);
+}
+
+function labelled(metrics: Map<string, number> | undefined, name: string, labels: Record<string, string>): string[] {
+  if (!metrics) return [];
+  return [...metrics.keys()].filter((key) => {
+    if (!key.startsWith(`${name}{`)) return false;
+    return Object.entries(labels).every(([k, v]) => key.includes(`${k}="${v}"`));
+  });
+}
+
+/** PostgreSQL processes working for this benchmark: backends of its database plus the server's own (WAL writer…). */
+async function benchPostgresPids(): Promise<number[]> {
+  if (!monitorSql) return [];
+  const rows = await monitorSql<{ pid: number }[]>`
+    SELECT pid FROM pg_stat_activity WHERE datname = ${DB_NAME} OR backend_type <> 'client backend'`;
+  return rows.map((r) => r.pid);
+}
+
+function ticksOf(pids: number[]): Map<number, number> {
+  return new Map(pids.map((pid) => [pid, cpuTicks(pid)]));
+}
+
+function sumDelta(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, ticks] of after) total += Math.max(0, ticks - (before.get(pid) ?? 0));
+  return total;
+}
+
+interface DbSnapshot {
+  commits: number;
+  rollbacks: number;
+  walSyncs: number | null;
+  walBytes: number | null;
+}
+
+let monitorSql: postgres.Sql | undefined;
+
+async function dbSnapshot(): Promise<DbSnapshot | undefined> {
+  if (!monitorSql) return undefined;
+  const [db] = await monitorSql<{ commits: string; rollbacks: string }[]>`
+    SELECT xact_commit::text AS commits, xact_rollback::text AS rollbacks FROM pg_stat_database WHERE datname = ${DB_NAME}`;
+  let walSyncs: number | null = null;
+  let walBytes: number | null = null;
+  try {
+    const [wal] = await monitorSql<{ wal_sync: string; wal_bytes: string }[]>`SELECT wal_sync::text, wal_bytes::text FROM pg_stat_wal`;
+    walSyncs = Number(wal.wal_sync);
+    walBytes = Number(wal.wal_bytes);
+  } catch {
+    // pg_stat_wal needs PostgreSQL 14+
+  }
+  return { commits: Number(db?.commits ?? 0), rollbacks: Number(db?.rollbacks ?? 0), walSyncs, walBytes };
+}
+
+/** Samples what the API's PostgreSQL backends are doing, while a run lasts. */
+function sampleBackends() {
+  const counts = new Map<string, number>();
+  let samples = 0;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped && monitorSql) {
+      try {
+        const rows = await monitorSql<{ state: string; n: number }[]>`
+          SELECT coalesce(state, '?') || ' / ' || coalesce(wait_event_type || ':' || wait_event, 'on CPU') AS state, count(*)::int AS n
+          FROM pg_stat_activity WHERE datname = ${DB_NAME} AND application_name = 'payforward-api' GROUP BY 1`;
+        samples++;
+        for (const row of rows) counts.set(row.state, (counts.get(row.state) ?? 0) + row.n);
+      } catch {
+        // a failed sample is skipped
+      }
+      await sleep(250);
+    }
+  })();
+  return async () => {
+    stopped = true;
+    await loop;
+    return Object.fromEntries([...counts.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, round(v / Math.max(1, samples))]));
+  };
+}
+
+async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
+  const base: Options = { url: target.url, connections: spec.connections, requests: spec.requests };
+  const label = `${spec.scenario} @ ${spec.connections} connections`;
+  if (config.warmup > 0) {
+    process.stdout.write(`  ${label}: warm-up ${config.warmup}s… `);
+    tally(spec, await fire({ ...base, duration: config.warmup }));
+    await sleep(300);
+  } else process.stdout.write(`  ${label}: `);
+  process.stdout.write(`measuring ${config.duration}s… `);
+
+  target.rss.resetWindow();
+  const metricsBefore = await scrape(target.metricsUrl);
+  const dbBefore = target.kind === 'api' ? await dbSnapshot() : undefined;
+  const stopSampling = target.kind === 'api' ? sampleBackends() : undefined;
+  const pgPids0 = await benchPostgresPids();
+  const cpu0 = { server: cpuTicks(target.pid), pg: postgresTicks(), pgOwn: ticksOf(pgPids0), machine: machineTicks(), self: process.cpuUsage() };
+  const started = Date.now();
+
+  const result = await fire({ ...base, duration: config.duration });
+
+  const elapsed = (Date.now() - started) / 1000;
+  const cpu1 = { server: cpuTicks(target.pid), pg: postgresTicks(), pgOwn: ticksOf(pgPids0), machine: machineTicks(), self: process.cpuUsage(cpu0.self) };
+  const pgBackends = await stopSampling?.();
+  const dbAfter = target.kind === 'api' ? await dbSnapshot() : undefined;
+  const metricsAfter = await scrape(target.metricsUrl);
+  const peakRssKb = target.rss.resetWindow();
+  tally(spec, result);
+
+  const completed = result.requests.total;
+  const duration = result.duration || elapsed;
+  const cores = {
+    server: (cpu1.server - cpu0.server) / TICKS_PER_SECOND / elapsed,
+    postgres: (cpu1.pg - cpu0.pg) / TICKS_PER_SECOND / elapsed,
+    postgresBench: pgPids0.length ? sumDelta(cpu0.pgOwn, cpu1.pgOwn) / TICKS_PER_SECOND / elapsed : 0,
+    load_generator: (cpu1.self.user + cpu1.self.system) / 1e6 / elapsed,
+    busy: (cpu1.machine.busy - cpu0.machine.busy) / TICKS_PER_SECOND / elapsed,
+  };
+  const diagnostics: Diagnostics = {
+    cpu_cores: {
+      server: round(cores.server),
+      postgres: round(cores.postgres),
+      load_generator: round(cores.load_generator),
+      postgres_bench_db: round(cores.postgresBench),
+      other: round(Math.max(0, cores.busy - cores.server - cores.postgres - cores.load_generator)),
+      machine_busy_pct: round((100 * (cpu1.machine.busy - cpu0.machine.busy)) / Math.max(1, cpu1.machine.total - cpu0.machine.total), 1),
+    },
+    cpu_ms_per_request: {
+      server: round((1000 * cores.server * elapsed) / Math.max(1, completed), 3),
+      postgres_bench_db: round((1000 * cores.postgresBench * elapsed) / Math.max(1, completed), 3),
+    },
+  };
+  if (dbBefore && dbAfter) {
+    const commits = dbAfter.commits - dbBefore.commits;
+    diagnostics.db = {
+      commits_per_s: round(commits / elapsed, 0),
+      commits_per_request: round(commits / Math.max(1, completed)),
+      rollbacks: dbAfter.rollbacks - dbBefore.rollbacks,
+      wal_syncs_per_s: dbAfter.walSyncs !== null && dbBefore.walSyncs !== null ? round((dbAfter.walSyncs - dbBefore.walSyncs) / elapsed, 0) : null,
+      wal_mb_per_s: dbAfter.walBytes !== null && dbBefore.walBytes !== null ? round((dbAfter.walBytes - dbBefore.walBytes) / 1e6 / elapsed) : null,
+      wal_kb_per_request: dbAfter.walBytes !== null && dbBefore.walBytes !== null ? round((dbAfter.walBytes - dbBefore.walBytes) / 1024 / Math.max(1, completed), 1) : null,
+    };
+  }
+  if (metricsBefore && metricsAfter) {
+    const count = metricDelta(metricsBefore, metricsAfter, 'write_batch_size_count') ?? 0;
+    const sum = metricDelta(metricsBefore, metricsAfter, 'write_batch_size_sum') ?? 0;
+    const histogram: Record<string, number> = {};
+    let previous = 0;
+    for (const key of labelled(metricsAfter, 'write_batch_size_bucket', {})) {
+      const le = /le="([^"]+)"/.exec(key)![1];
+      const cumulative = metricDelta(metricsBefore, metricsAfter, key) ?? 0;
+      histogram[`<=${le}`] = cumulative - previous;
+      previous = cumulative;
+    }
+    diagnostics.batches = {
+      count,
+      per_s: round(count / elapsed, 0),
+      mean_items: count ? round(sum / count) : 0,
+      items_per_request: round(sum / Math.max(1, completed)),
+      histogram,
+    };
+    const method = spec.request.split(' ')[0];
+    let durSum = 0;
+    let durCount = 0;
+    for (const key of labelled(metricsAfter, 'http_request_duration_seconds_sum', { method })) {
+      if (!key.includes('route="/v1/payments')) continue;
+      durSum += metricDelta(metricsBefore, metricsAfter, key) ?? 0;
+      durCount += metricDelta(metricsBefore, metricsAfter, key.replace('_sum{', '_count{')) ?? 0;
+    }
+    diagnostics.server_mean_latency_ms = durCount ? round((1000 * durSum) / durCount) : null;
+    const lag = metricsAfter.get('nodejs_eventloop_lag_p99_seconds');
+    diagnostics.event_loop_lag_p99_ms = lag === undefined ? null : round(lag * 1000);
+  }
+  if (pgBackends) diagnostics.pg_backends = pgBackends;
+
+  const scenario: ScenarioResult = {
+    scenario: spec.scenario,
+    target: target.kind === 'bare' ? 'bare fastify' : 'payforward',
+    request: spec.request,
+    connections: spec.connections,
+    duration_s: duration,
+    requests_per_s: round(completed / duration, 0),
+    completed,
+    sent: result.requests.sent,
+    latency_ms: { mean: round(result.latency.mean), p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max },
+    responses: {
+      '2xx': result['2xx'],
+      non2xx: result.non2xx,
+      errors: result.errors,
+      timeouts: result.timeouts,
+      status_codes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, v]) => [code, v.count])),
+    },
+    peak_rss_mb: round(peakRssKb / 1024, 1),
+    baseline: spec.baseline ?? null,
+    ratio_to_bare: null,
+    diagnostics,
+  };
+  results.push(scenario);
+  const busyElsewhere = diagnostics.cpu_cores.other >= 0.25 ? ` [machine shared: ${diagnostics.cpu_cores.other} cores used by other processes]` : '';
+  console.log(`${scenario.requests_per_s} req/s, mean ${scenario.latency_ms.mean} ms, p99 ${scenario.latency_ms.p99} ms${result.non2xx || result.errors ? `, ${result.non2xx} non-2xx, ${result.errors} errors` : ''}${busyElsewhere}`);
+  await sleep(500);
+  return scenario;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+const CARD = { type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2030, cvc: '123' } };
+const createBody = (paymentMethod: unknown) => JSON.stringify({ amount: 2000, currency: 'usd', confirm: true, payment_method: paymentMethod });
+
+function recordPayment(status: number, body: string) {
+  if (status === 200) {
+    const at = body.indexOf('"id":"');
+    const id = at < 0 ? '' : body.slice(at + 6, body.indexOf('"', at + 6));
+    if (id.startsWith('pay_')) ledger.ids.push(id);
+    else if (ledger.badSamples.length < 5) ledger.badSamples.push(`200 without a payment id: ${body.slice(0, 300)}`);
+  } else if (ledger.badSamples.length < 5) ledger.badSamples.push(`${status} ${body.slice(0, 500)}`);
+}
+
+function recordOther(status: number, body: string) {
+  if (status >= 300 && otherRuns.badSamples.length < 5) otherRuns.badSamples.push(`${status} ${body.slice(0, 500)}`);
+}
+
+function rotatingGet(headers: Record<string, string>, ids: string[]): RequestSpec {
+  let next = 0;
+  return {
+    method: 'GET',
+    path: `/v1/payments/${ids[0]}`,
+    headers,
+    setupRequest: (request) => ({ ...request, path: `/v1/payments/${ids[next++ % ids.length]}` }),
+    onResponse: recordOther,
+  };
+}
+
+const wants = (name: ScenarioName) => config.scenarios.has(name);
+
+async function benchBare(port: number) {
+  const child = spawnNode('bare fastify', ['--import', 'tsx', join(BENCH_DIR, 'bare-server.ts')], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port), NODE_ENV: 'production' },
+  });
+  children.add(child);
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitReady(child, `${url}/ready`, 30_000);
+    const rss = new RssSampler(child.pid).start();
+    const target: Target = { kind: 'bare', url, pid: child.pid, rss };
+    const headers = { 'content-type': 'application/json', authorization: 'Bearer sk_test_bare_baseline_0000000000' };
+    if (wants('bare_post')) {
+      for (const connections of config.connections) {
+        await measure(target, {
+          scenario: 'bare_post',
+          request: 'POST /v1/payments (echo)',
+          connections,
+          requests: [{ method: 'POST', path: '/v1/payments', headers, body: createBody(CARD), onResponse: recordOther }],
+        });
+      }
+    }
+    if (wants('bare_get')) {
+      const ids = Array.from({ length: 1000 }, (_, i) => `pay_bare${String(i).padStart(22, '0')}`);
+      await measure(target, { scenario: 'bare_get', request: 'GET /v1/payments/:id (fixed doc)', connections: config.variantConnections, requests: [rotatingGet(headers, ids)] });
+    }
+    rss.stop();
+  } finally {
+    await stopChild(child);
+    children.delete(child);
+  }
+}
+
+async function api<T>(url: string, path: string, key: string, body?: unknown): Promise<T> {
+  const response = await fetch(`${url}${path}`, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${path} answered ${response.status}: ${text.slice(0, 500)}`);
+  return JSON.parse(text) as T;
+}
+
+let apiChild: Child | undefined;
+let apiRssPeakMb = 0;
+let apiStdoutProblems: string[] = [];
+let profileSummary: unknown;
+
+async function benchApi(port: number) {
+  const platformKey = `pk_platform_${randomBytes(24).toString('base64url')}`;
+  const profDir = join(RESULTS_DIR, 'cpuprof');
+  const nodeArgs = ['--import', 'tsx'];
+  if (config.cpuProf) {
+    rmSync(profDir, { recursive: true, force: true });
+    mkdirSync(profDir, { recursive: true });
+    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${profDir}`);
+  }
+  apiChild = spawnNode('PayForward API', [...nodeArgs, 'src/main.ts', 'api'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      ...config.passThrough,
+      NODE_ENV: 'production',
+      DATABASE_URL: benchDbUrl.toString(),
+      DATABASE_REPLICA_URL: '',
+      REDIS_URL: '',
+      AMQP_URL: '',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      PUBLIC_URL: '',
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_PER_KEY: '10000000',
+      RATE_LIMIT_PER_TENANT: '10000000',
+      SEED_DEMO_TENANT: 'false',
+      PLATFORM_API_KEY: platformKey,
+      VAULT_KEK: randomBytes(32).toString('base64'),
+      JWT_SECRET: randomBytes(32).toString('base64url'),
+      DATA_DIR: join(RESULTS_DIR, '.data'),
+    },
+  });
+  children.add(apiChild);
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(apiChild, `${url}/ready`, 90_000);
+  const rss = new RssSampler(apiChild.pid).start();
+  const target: Target = { kind: 'api', url, pid: apiChild.pid, rss, metricsUrl: `${url}/metrics` };
+
+  const tenant = await api<{ id: string; secret_keys: { test: { secret: string } } }>(url, '/v1/tenants', platformKey, { name: 'Benchmark tenant' });
+  const secret = tenant.secret_keys.test.secret;
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${secret}` };
+  const inline: RequestSpec = { method: 'POST', path: '/v1/payments', headers, body: createBody(CARD), onResponse: recordPayment };
+  console.log(`  tenant ${tenant.id} created; API pid ${apiChild.pid}`);
+
+  if (wants('create_confirm')) {
+    for (const connections of config.connections) {
+      await measure(target, { scenario: 'create_confirm', request: 'POST /v1/payments (inline card, confirm)', connections, requests: [inline], createsPayments: true, baseline: 'bare_post' });
+    }
+  }
+  if (wants('create_confirm_idem')) {
+    const withKey: RequestSpec = {
+      ...inline,
+      setupRequest: (request) => ({ ...request, headers: { ...headers, 'idempotency-key': randomUUID() } }),
+    };
+    await measure(target, {
+      scenario: 'create_confirm_idem',
+      request: 'POST /v1/payments + unique Idempotency-Key',
+      connections: config.variantConnections,
+      requests: [withKey],
+      createsPayments: true,
+      idempotent: true,
+      baseline: 'bare_post',
+    });
+  }
+  if (wants('create_confirm_saved_pm')) {
+    const pm = await api<{ id: string }>(url, '/v1/payment_methods', secret, CARD);
+    await measure(target, {
+      scenario: 'create_confirm_saved_pm',
+      request: `POST /v1/payments (saved ${pm.id.slice(0, 3)}… token, confirm)`,
+      connections: config.variantConnections,
+      requests: [{ ...inline, body: createBody(pm.id) }],
+      createsPayments: true,
+      baseline: 'bare_post',
+    });
+  }
+  if (wants('retrieve')) {
+    let ids = ledger.ids.slice(0, 5000);
+    if (!ids.length) {
+      for (let i = 0; i < 200; i++) ids.push((await api<{ id: string }>(url, '/v1/payments', secret, JSON.parse(createBody(CARD)))).id);
+      ledger.ok += ids.length;
+      ledger.sent += ids.length;
+      ledger.completed += ids.length;
+      ledger.ids.push(...ids);
+      ids = [...ids];
+    }
+    await measure(target, { scenario: 'retrieve', request: 'GET /v1/payments/:id', connections: config.variantConnections, requests: [rotatingGet(headers, ids)], baseline: 'bare_get' });
+  }
+  rss.stop();
+  apiRssPeakMb = round(rss.peakKb / 1024, 1);
+  return { url, tenantId: tenant.id };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification
+
+interface Verification {
+  payment_requests: { sent: number; answered: number; '2xx': number; non2xx: number; errors: number; timeouts: number; unanswered: number };
+  database: { payments_by_status: Record<string, number>; succeeded: number; attempts: number; events_by_type: Record<string, number>; idempotency_keys: { total: number; completed: number } };
+  checks: Record<string, { ok: boolean; detail: string }>;
+  ok: boolean;
+  samples_of_failures: string[];
+}
+
+async function verify(): Promise<Verification> {
+  const sql = postgres(benchDbUrl.toString(), { max: 1, onnotice: () => {} });
+  try {
+    const byStatus = Object.fromEntries(
+      (await sql<{ status: string; n: number }[]>`SELECT status, count(*)::int AS n FROM payments GROUP BY status ORDER BY status`).map((r) => [r.status, r.n]),
+    );
+    const [{ attempts }] = await sql<{ attempts: number }[]>`SELECT count(*)::int AS attempts FROM payment_attempts`;
+    const events = Object.fromEntries((await sql<{ type: string; n: number }[]>`SELECT type, count(*)::int AS n FROM events GROUP BY type ORDER BY type`).map((r) => [r.type, r.n]));
+    const [keys] = await sql<{ total: number; completed: number }[]>`
+      SELECT count(*)::int AS total, count(*) FILTER (WHERE completed_at IS NOT NULL)::int AS completed FROM idempotency_keys`;
+    let found = 0;
+    for (let i = 0; i < ledger.ids.length; i += 20_000) {
+      const chunk = ledger.ids.slice(i, i + 20_000);
+      const [row] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM payments WHERE id = ANY(${chunk}::text[]) AND status = 'succeeded'`;
+      found += row.n;
+    }
+    const succeeded = byStatus.succeeded ?? 0;
+    const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
+    const unanswered = ledger.sent - ledger.completed;
+    const unique = new Set(ledger.ids).size;
+    const idemUnanswered = ledger.idempotent.sent - ledger.idempotent.completed;
+    const checks: Verification['checks'] = {
+      no_error_responses: {
+        ok: ledger.non2xx === 0 && ledger.errors === 0 && otherRuns.non2xx === 0 && otherRuns.errors === 0,
+        detail: `payment runs: ${ledger.non2xx} non-2xx, ${ledger.errors} errors (${ledger.timeouts} timeouts); other runs: ${otherRuns.non2xx} non-2xx, ${otherRuns.errors} errors`,
+      },
+      every_2xx_is_a_succeeded_payment: {
+        ok: found === ledger.ids.length && unique === ledger.ids.length && ledger.ids.length === ledger.ok,
+        detail: `${ledger.ok} 2xx answers, ${ledger.ids.length} payment ids read from them (${unique} distinct), ${found} of them succeeded in the database`,
+      },
+      succeeded_count_matches: {
+        ok: succeeded === ledger.ok + unanswered,
+        detail:
+          `database succeeded = ${succeeded}; 2xx = ${ledger.ok}; requests cut off unanswered when a run ended = ${unanswered}` +
+          (succeeded === ledger.ok ? ' (exact match)' : succeeded === ledger.ok + unanswered ? ' (2xx + cut-off requests, which the server still completed: exact)' : ` (difference ${succeeded - ledger.ok - unanswered})`),
+      },
+      no_payment_left_unfinished: { ok: total === succeeded, detail: `payments by status: ${JSON.stringify(byStatus)}` },
+      one_attempt_and_two_events_per_payment: {
+        ok: attempts === total && (events['payment.created'] ?? 0) === total && (events['payment.succeeded'] ?? 0) === succeeded,
+        detail: `${attempts} attempts, events ${JSON.stringify(events)} for ${total} payments`,
+      },
+      idempotency_keys_completed: {
+        ok: keys.completed === keys.total && keys.total >= ledger.idempotent.ok && keys.total <= ledger.idempotent.ok + idemUnanswered,
+        detail: `${keys.completed}/${keys.total} keys completed; idempotent run: ${ledger.idempotent.ok} 2xx, ${idemUnanswered} cut off`,
+      },
+    };
+    return {
+      payment_requests: { sent: ledger.sent, answered: ledger.completed, '2xx': ledger.ok, non2xx: ledger.non2xx, errors: ledger.errors, timeouts: ledger.timeouts, unanswered },
+      database: { payments_by_status: byStatus, succeeded, attempts, events_by_type: events, idempotency_keys: keys },
+      checks,
+      ok: Object.values(checks).every((c) => c.ok),
+      samples_of_failures: [...ledger.badSamples, ...otherRuns.badSamples],
+    };
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+function pad(cells: string[], widths: number[]) {
+  return cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
+}
+
+function printTable() {
+  const bareBy = (scenario: string, connections: number) =>
+    results.find((r) => r.scenario === scenario && r.connections === connections) ??
+    results.filter((r) => r.scenario === scenario).sort((a, b) => Math.abs(a.connections - connections) - Math.abs(b.connections - connections))[0];
+  for (const r of results) {
+    if (r.target === 'bare fastify') {
+      r.ratio_to_bare = 1;
+      continue;
+    }
+    const base = r.baseline ? bareBy(r.baseline, r.connections) : undefined;
+    r.ratio_to_bare = base ? round(r.requests_per_s / base.requests_per_s, 3) : null;
+    if (base && base.connections !== r.connections) r.baseline = `${r.baseline}@${base.connections}`;
+  }
+  const header = ['scenario', 'conns', 'req/s', 'mean ms', 'p99 ms', 'peak RSS MB', 'vs bare'];
+  const rows = results.map((r) => [
+    r.scenario,
+    String(r.connections),
+    String(r.requests_per_s),
+    r.latency_ms.mean.toFixed(2),
+    String(r.latency_ms.p99),
+    r.peak_rss_mb.toFixed(1),
+    r.ratio_to_bare === null ? '—' : r.ratio_to_bare === 1 ? '1 (base)' : `${(r.ratio_to_bare * 100).toFixed(1)}%`,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  console.log('\n' + pad(header, widths));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const row of rows) console.log(pad(row, widths));
+
+  const apiRows = results;
+  if (apiRows.length) {
+    const dheader = ['scenario', 'conns', 'server cores', 'PG(db) cores', 'PG(all)', 'loadgen', 'other', 'busy %', 'srv CPU ms/req', 'PG CPU ms/req', 'commits/s', 'commits/req', 'WAL syncs/s', 'batch items', 'srv mean ms'];
+    const drows = apiRows.map((r) => {
+      const d = r.diagnostics;
+      return [
+        r.scenario,
+        String(r.connections),
+        d.cpu_cores.server.toFixed(2),
+        d.cpu_cores.postgres_bench_db.toFixed(2),
+        d.cpu_cores.postgres.toFixed(2),
+        d.cpu_cores.load_generator.toFixed(2),
+        d.cpu_cores.other.toFixed(2),
+        d.cpu_cores.machine_busy_pct.toFixed(0),
+        d.cpu_ms_per_request.server.toFixed(3),
+        r.target === 'payforward' ? d.cpu_ms_per_request.postgres_bench_db.toFixed(3) : '—',
+        String(d.db?.commits_per_s ?? '—'),
+        String(d.db?.commits_per_request ?? '—'),
+        String(d.db?.wal_syncs_per_s ?? '—'),
+        String(d.batches?.mean_items ?? '—'),
+        String(d.server_mean_latency_ms ?? '—'),
+      ];
+    });
+    const dwidths = dheader.map((h, i) => Math.max(h.length, ...drows.map((row) => row[i].length)));
+    console.log(
+      `\nWhere the time goes: CPU in cores of ${cpus().length} ("other" = processes outside the benchmark sharing the machine; ` +
+        'PG = every postgres process); commits and WAL syncs from pg_stat_database / pg_stat_wal; batch items from write_batch_size:',
+    );
+    const shared = results.filter((r) => r.diagnostics.cpu_cores.other >= 0.25);
+    if (shared.length) console.log(`WARNING: other processes used ≥ 0.25 cores during ${shared.length} of ${results.length} runs: absolute figures are understated; compare ratios.`);
+    console.log(pad(dheader, dwidths));
+    console.log(dwidths.map((w) => '-'.repeat(w)).join('  '));
+    for (const row of drows) console.log(pad(row, dwidths));
+  }
+}
+
+function assessTargets() {
+  const creates = results.filter((r) => r.scenario === 'create_confirm');
+  const meeting = creates.filter((r) => r.requests_per_s >= TARGET.paymentsPerSecond && r.latency_ms.p99 <= TARGET.p99Ms && r.responses.non2xx === 0);
+  const best = [...creates].sort((a, b) => b.requests_per_s - a.requests_per_s)[0];
+  return {
+    target: TARGET,
+    create_confirm_best: best ? { connections: best.connections, payments_per_s: best.requests_per_s, p99_ms: best.latency_ms.p99 } : null,
+    throughput_and_p99_met: meeting.length > 0,
+    met_at_connections: meeting.map((r) => r.connections),
+    api_peak_rss_mb: apiRssPeakMb,
+    rss_met: apiRssPeakMb > 0 && apiRssPeakMb <= TARGET.rssMb,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle
+
+const children = new Set<Child>();
+let adminSql: postgres.Sql | undefined;
+let dbCreated = false;
+let cleaning: Promise<void> | undefined;
+
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const child of [...children]) {
+      await stopChild(child).catch(() => {});
+      children.delete(child);
+    }
+    await monitorSql?.end({ timeout: 5 }).catch(() => {});
+    monitorSql = undefined;
+    if (adminSql && dbCreated && !config.keepDb) {
+      await adminSql.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`).catch((error) => console.error(`could not drop ${DB_NAME}: ${error.message}`));
+    }
+    await adminSql?.end({ timeout: 5 }).catch(() => {});
+    adminSql = undefined;
+  })();
+  return cleaning;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    console.error(`\n${signal}: stopping children and dropping ${DB_NAME}…`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+async function main() {
+  const startedAt = new Date();
+  const t0 = Date.now();
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const needApi = [...config.scenarios].some((s) => !s.startsWith('bare_'));
+  console.log(
+    `PayForward benchmark: ${cpus().length} cores, node ${process.version}; ${config.duration}s per run after ${config.warmup}s warm-up; ` +
+      `connections ${config.connections.join('/')} (variants at ${config.variantConnections})`,
+  );
+
+  adminSql = postgres(serverUrl.toString(), { max: 1, onnotice: () => {} });
+  const [{ version }] = await adminSql<{ version: string }[]>`SELECT version()`;
+  const [{ sync }] = await adminSql<{ sync: string }[]>`SELECT current_setting('synchronous_commit') AS sync`;
+  const apiPort = await freePort(config.apiPort);
+  const barePort = await freePort(apiPort + 1);
+
+  console.log('\n[1/3] bare fastify baseline');
+  await benchBare(barePort);
+
+  let verification: Verification | undefined;
+  if (needApi) {
+    console.log(`\n[2/3] PayForward API on a fresh database ${DB_NAME}`);
+    await adminSql.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
+    await adminSql.unsafe(`CREATE DATABASE ${DB_NAME}`);
+    dbCreated = true;
+    monitorSql = postgres(benchDbUrl.toString(), { max: 2, onnotice: () => {}, connection: { application_name: 'payforward-bench-monitor' } });
+    await benchApi(apiPort);
+    await sleep(1500); // requests cut off at the end of the last run finish server-side
+    console.log('\n[3/3] verifying the database against the answers');
+    verification = await verify();
+    apiStdoutProblems = apiChild?.problems ?? [];
+    const code = await stopChild(apiChild);
+    children.delete(apiChild!);
+    if (code !== 0) console.log(`  note: the API exited with code ${code}`);
+    if (config.cpuProf) {
+      // One profile per thread (tsx's loader hooks run in their own); the main thread's is the largest.
+      const files = readdirSync(join(RESULTS_DIR, 'cpuprof'))
+        .filter((f) => f.endsWith('.cpuprofile'))
+        .map((f) => join(RESULTS_DIR, 'cpuprof', f))
+        .sort((a, b) => statSync(b).size - statSync(a).size);
+      if (files.length) {
+        profileSummary = summarizeProfile(files[0], 40);
+        console.log(`  CPU profile of the API's main thread: ${files[0]} (summary in bench/results/cpuprof/summary.json)`);
+        writeFileSync(join(RESULTS_DIR, 'cpuprof', 'summary.json'), JSON.stringify(profileSummary, null, 2));
+      }
+    }
+  }
+  await cleanup();
+
+  printTable();
+  const targets = assessTargets();
+  if (verification) {
+    console.log(`\nCorrectness (${verification.ok ? 'PASS' : 'FAIL'}):`);
+    for (const [name, check] of Object.entries(verification.checks)) console.log(`  ${check.ok ? 'ok  ' : 'FAIL'} ${name}: ${check.detail}`);
+    for (const sample of verification.samples_of_failures) console.log(`  sample: ${sample}`);
+  }
+  if (apiStdoutProblems.length) {
+    console.log(`\nAPI warnings/errors logged (${apiStdoutProblems.length}, first 5):`);
+    for (const line of apiStdoutProblems.slice(0, 5)) console.log(`  ${line.slice(0, 400)}`);
+  }
+  if (targets.create_confirm_best) {
+    console.log(
+      `\nTarget ≥ ${TARGET.paymentsPerSecond} payments/s with p99 ≤ ${TARGET.p99Ms} ms: ${targets.throughput_and_p99_met ? `MET at ${targets.met_at_connections.join(', ')} connections` : 'NOT MET'}` +
+        ` (best create+confirm: ${targets.create_confirm_best.payments_per_s}/s, p99 ${targets.create_confirm_best.p99_ms} ms at ${targets.create_confirm_best.connections} connections)`,
+    );
+    console.log(`Target RSS ≤ ${TARGET.rssMb} MB: ${targets.rss_met ? 'MET' : 'NOT MET'} (API peak ${targets.api_peak_rss_mb} MB)`);
+  }
+  const report = {
+    started_at: startedAt.toISOString(),
+    wall_seconds: round((Date.now() - t0) / 1000, 1),
+    machine: { cores: cpus().length, cpu: cpus()[0]?.model, memory_gb: round(totalmem() / 2 ** 30, 1), node: process.version, postgres: version, synchronous_commit: sync },
+    config: { ...config, scenarios: [...config.scenarios], serverUrl: undefined, database: DB_NAME },
+    results,
+    targets,
+    verification,
+    api_log_problems: apiStdoutProblems.slice(0, 20),
+    cpu_profile: profileSummary,
+  };
+  writeFileSync(join(RESULTS_DIR, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
+  console.log(`\nWrote ${join('bench', 'results', 'latest.json')} (${report.wall_seconds}s)`);
+  if (verification && !verification.ok) process.exitCode = 1;
+}
+
+main().catch(async (error) => {
+  console.error(`\nbenchmark failed: ${error instanceof Error ? error.stack : String(error)}`);
+  await cleanup();
+  process.exit(1);
+});
