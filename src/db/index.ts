@@ -30,7 +30,10 @@ export function connect(url: string, options: { max?: number; applicationName?: 
     connect_timeout: 10,
     onnotice: () => {},
     types: { bigint: bigintAsNumber },
-    connection: { application_name: options.applicationName ?? 'payforward' },
+    // Batch statements are prepared once per connection, but their cost depends on each batch's
+    // arrays: a cached generic plan, made for no particular batch, drifted into table scans as
+    // tables grew, so every execution is planned for its own parameters.
+    connection: { application_name: options.applicationName ?? 'payforward', plan_cache_mode: 'force_custom_plan' },
   }) as unknown as Sql;
 }
 

@@ -25,7 +25,7 @@ export function newId(prefix: string): string {
       time++;
     }
   }
-  digits ??= Array.from(randomBytes(14), (byte) => byte & 31);
+  digits ??= Array.from(randomPool(14), (byte) => byte & 31);
   lastTime = time;
   lastTail = digits;
   let head = '';
@@ -34,6 +34,21 @@ export function newId(prefix: string): string {
     time = Math.floor(time / 32);
   }
   return `${prefix}_${head}${digits.map((d) => ALPHABET[d]).join('')}`;
+}
+
+// Drawing random bytes from the OS costs a system call each time; ids and IVs take a few bytes
+// per object, so they come from a pooled buffer refilled 16 KiB at a time.
+let pool = Buffer.alloc(0);
+let poolOffset = 0;
+
+export function randomPool(size: number): Buffer {
+  if (poolOffset + size > pool.length) {
+    pool = randomBytes(16 * 1024);
+    poolOffset = 0;
+  }
+  const bytes = pool.subarray(poolOffset, poolOffset + size);
+  poolOffset += size;
+  return bytes;
 }
 
 export function randomToken(bytes = 24): string {

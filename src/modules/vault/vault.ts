@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync } from 'node:crypto';
+import { randomPool } from '../../lib/ids.js';
 
 /**
  * Envelope encryption for card numbers: each record gets its own random data key (AES-256-GCM),
@@ -15,7 +16,7 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
 function seal(key: Buffer, plaintext: Buffer, aad: string): Buffer {
-  const iv = randomBytes(IV_BYTES);
+  const iv = randomPool(IV_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(Buffer.from(aad));
   const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
@@ -55,7 +56,7 @@ export class CardVault {
   }
 
   sealPan(pan: string, recordId: string): SealedPan {
-    const dek = randomBytes(32);
+    const dek = Buffer.from(randomPool(32));
     const kek = this.keks.get(this.activeKekId)!;
     return {
       kekId: this.activeKekId,
