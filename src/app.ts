@@ -134,7 +134,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     if (!idempotency) return payload;
     request.idempotency = undefined;
     if (reply.statusCode >= 500) await platform.idempotency.release(idempotency.scope, idempotency.key);
-    else await platform.idempotency.complete(idempotency.scope, idempotency.key, { status: reply.statusCode, body: JSON.parse(String(payload)) });
+    else await platform.idempotency.complete(idempotency.scope, idempotency.key, reply.statusCode, String(payload));
     return payload;
   });
 

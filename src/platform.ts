@@ -54,7 +54,9 @@ export function createPlatform(config: Config, appDatabaseUrl: string, secrets: 
   const authenticator = new Authenticator(sql, secrets.platformApiKey, secrets.jwtSecret);
   const router = ConnectorRouter.simulated(config);
   const vault = new CardVault(secrets.vaultKeks.map(parseKek));
-  const writer = createPaymentWriter(sql, { maxConcurrency: config.batchMaxConcurrency, maxSize: config.batchMaxSize }, (size) => metrics.batchSize.observe(size));
+  const batching = { maxConcurrency: config.batchMaxConcurrency, maxSize: config.batchMaxSize };
+  const writer = createPaymentWriter(sql, batching, (size) => metrics.batchSize.observe(size));
+  const idempotency = new IdempotencyStore(sql, config.idempotencyAbandonedAfterSeconds, batching);
   const threeDSecure = new ThreeDSecure(secrets.jwtSecret, config.publicUrl);
   const apiKeys = new ApiKeyService(sql, () => authenticator.forget());
   const tenants = new TenantService(sql, apiKeys, router.names());
@@ -68,7 +70,7 @@ export function createPlatform(config: Config, appDatabaseUrl: string, secrets: 
     redis,
     metrics,
     authenticator,
-    idempotency: new IdempotencyStore(sql, config.idempotencyAbandonedAfterSeconds),
+    idempotency,
     rateLimiter: redis ? new RedisRateLimiter(redis) : new InProcessRateLimiter(),
     router,
     writer,
@@ -81,6 +83,7 @@ export function createPlatform(config: Config, appDatabaseUrl: string, secrets: 
     events: new EventService(replica),
     async close() {
       await writer.idle();
+      await idempotency.idle();
       await redis?.quit().catch(() => {});
       if (replica !== sql) await replica.end({ timeout: 5 });
       await sql.end({ timeout: 5 });

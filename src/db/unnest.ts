@@ -19,7 +19,13 @@ export const columnNames = <Row>(columns: Columns<Row>) => columns.map(([name]) 
 
 /** Collects the parameters of one statement that reads several row sets through unnest. */
 export class UnnestStatement {
-  readonly params: Array<Array<string | null>> = [];
+  readonly params: Array<Array<string | null> | string> = [];
+
+  /** A single text parameter; returns its placeholder. */
+  param(value: string): string {
+    this.params.push(value);
+    return `$${this.params.length}`;
+  }
 
   /** `SELECT <typed columns> FROM unnest($a::text[], …) AS u(<columns>)` for these rows. */
   rows<Row>(columns: Columns<Row>, rows: Row[]): string {
