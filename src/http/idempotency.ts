@@ -144,7 +144,7 @@ export class IdempotencyStore {
     const text = `
       WITH input AS (${input}), claimed AS (
         INSERT INTO idempotency_keys (${columnNames(CLAIM_COLUMNS)}) SELECT * FROM input
-        ON CONFLICT (tenant_id, livemode, key) DO UPDATE
+        ON CONFLICT (tenant_id, key, livemode) DO UPDATE
           SET request_method = excluded.request_method, request_path = excluded.request_path,
               request_hash = excluded.request_hash, created_at = now()
           WHERE idempotency_keys.completed_at IS NULL

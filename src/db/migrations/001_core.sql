@@ -173,8 +173,10 @@ CREATE TABLE idempotency_keys (
   response_body json,
   created_at timestamptz NOT NULL DEFAULT now(),
   completed_at timestamptz,
-  PRIMARY KEY (tenant_id, livemode, key)
-);
+  -- livemode last: batched lookups join on a cast boolean, which row-level security keeps out of
+  -- index conditions (the cast is not leakproof), so the index must seek on tenant and key alone.
+  PRIMARY KEY (tenant_id, key, livemode)
+) WITH (fillfactor = 50);
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
 
 DO $$
