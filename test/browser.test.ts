@@ -2,11 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { bootApp, card, createTenant, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
 import { freePort, waitFor } from './process.js';
+import { CHROMIUM_PATH, chromiumAvailable } from './services.js';
 
 let t: TestApp;
 let tenant: TestTenant;
 let browser: Browser;
 let baseUrl: string;
+// Without Chromium (a bare developer machine) the browser tests are skipped; under CI=true they fail.
+const hasBrowser = chromiumAvailable();
 
 beforeAll(async () => {
   // The 3-D Secure links carry PUBLIC_URL, so the port is chosen before the app boots.
@@ -15,8 +18,9 @@ beforeAll(async () => {
   t = await bootApp({ PUBLIC_URL: baseUrl });
   await t.app.listen({ port, host: '127.0.0.1' });
   tenant = await createTenant(t.app, 'Browser tenant');
+  if (!hasBrowser) return;
   browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
+    executablePath: CHROMIUM_PATH,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 });
@@ -93,7 +97,7 @@ async function clickChallenge(page: Page, completions: Completion[], button: 'Co
 }
 
 describe('API reference', () => {
-  it('/docs renders the Scalar reference with the API title and operations', async () => {
+  it.skipIf(!hasBrowser)('/docs renders the Scalar reference with the API title and operations', async () => {
     const { page, completions } = await localPage();
     try {
       const response = await page.goto(`${baseUrl}/docs`);
@@ -126,7 +130,7 @@ describe('API reference', () => {
   });
 });
 
-describe('3-D Secure challenge in a real browser', () => {
+describe.skipIf(!hasBrowser)('3-D Secure challenge in a real browser', () => {
   it("'Complete authentication' authorizes the payment and returns the customer to return_url", async () => {
     const { id, url } = await threeDSecurePayment();
     const { page, blocked, completions } = await localPage();

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 /**
  * Whether a suite that needs an external service can run. Without the service it is skipped on
  * a developer's bare machine, but under CI=true a missing service fails the run instead: CI must
@@ -7,4 +8,13 @@ export function serviceUrl(name: 'REDIS_URL' | 'AMQP_URL'): string | undefined {
   const url = process.env[name];
   if (!url && process.env.CI === 'true') throw new Error(`${name} is not set: CI must run this suite against the real service`);
   return url;
+}
+
+export const CHROMIUM_PATH = '/usr/bin/chromium';
+
+/** Debian's Chromium, which `.ci/run` installs; like the services, missing it fails CI. */
+export function chromiumAvailable(): boolean {
+  const available = existsSync(CHROMIUM_PATH);
+  if (!available && process.env.CI === 'true') throw new Error(`${CHROMIUM_PATH} is missing: CI must run the browser tests`);
+  return available;
 }
