@@ -15,6 +15,7 @@ import { registerSharedSchemas } from './http/route-schemas.js';
 import { healthRoutes } from './modules/health/routes.js';
 import { tenantRoutes } from './modules/tenants/routes.js';
 import { apiKeyRoutes } from './modules/api-keys/routes.js';
+import { oauthRoutes } from './modules/oauth/routes.js';
 import { paymentMethodRoutes } from './modules/payment-methods/routes.js';
 import { paymentRoutes } from './modules/payments/routes.js';
 import { refundRoutes } from './modules/refunds/routes.js';
@@ -174,6 +175,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(threeDSecureRoutes);
   await app.register(tenantRoutes);
   await app.register(apiKeyRoutes);
+  await app.register(oauthRoutes);
   await app.register(paymentMethodRoutes);
   await app.register(paymentRoutes);
   await app.register(refundRoutes);

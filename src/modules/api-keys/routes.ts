@@ -20,11 +20,6 @@ const RollKeyBody = Type.Union([
 // Revoking takes no parameters. Declaring that keeps an unvalidated body (say, JSON nested ten
 // thousand levels deep) from reaching the idempotency fingerprint, whose recursion it overflowed.
 const RevokeKeyBody = Type.Union([StrictObject({}), Type.Null()]);
-const TokenBody = StrictObject({
-  grant_type: Type.Literal('client_credentials'),
-  client_secret: Type.String({ minLength: 1, maxLength: 200, description: 'A secret or restricted key.' }),
-});
-const TokenResponse = Type.Object({ access_token: Type.String(), token_type: Type.Literal('bearer'), expires_in: Type.Integer(), scope: Type.String() });
 
 // Managing keys needs a full secret key or a restricted key with api_keys:write: a restricted key
 // must not mint itself broader powers.
@@ -35,7 +30,7 @@ function requireKeyManager(auth: TenantAuth | undefined) {
 }
 
 export async function apiKeyRoutes(app: FastifyInstance) {
-  const { apiKeys, authenticator } = app.platform;
+  const { apiKeys } = app.platform;
 
   app.get(
     '/v1/api_keys',
@@ -100,25 +95,4 @@ export async function apiKeyRoutes(app: FastifyInstance) {
     },
   );
 
-  app.post(
-    '/v1/oauth/token',
-    {
-      config: { auth: 'none' },
-      schema: {
-        tags: ['Authentication'],
-        summary: 'Get an access token',
-        description: 'OAuth 2.0 client-credentials grant: exchange a secret key for a JWT valid 15 minutes, accepted wherever the key is.',
-        security: [],
-        body: { ...TokenBody, examples: [{ grant_type: 'client_credentials', client_secret: 'sk_test_…' }] },
-        response: { 200: TokenResponse, ...errors },
-      },
-    },
-    async (request) => {
-      const { client_secret } = request.body as { client_secret: string };
-      if (client_secret.startsWith('ey')) throw new ApiError('authentication_error', 'invalid_client', 'An access token cannot be exchanged for another.', 'client_secret', 401);
-      const auth = await authenticator.authenticate(`Bearer ${client_secret}`);
-      if (auth.kind !== 'tenant') throw new ApiError('authentication_error', 'invalid_client', 'Only tenant keys can be exchanged for access tokens.', 'client_secret', 401);
-      return authenticator.issueAccessToken(auth);
-    },
-  );
 }

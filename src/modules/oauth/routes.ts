@@ -1,0 +1,61 @@
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import { ApiError } from '../../http/errors.js';
+import { errors } from '../../http/route-schemas.js';
+import { StrictObject } from '../../http/schemas.js';
+
+const TokenBody = StrictObject({
+  grant_type: Type.Literal('client_credentials'),
+  client_secret: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'A secret or restricted key (or send it as the password of HTTP Basic auth).' })),
+  client_id: Type.Optional(Type.String({ maxLength: 200, description: 'Accepted for OAuth client compatibility; the key alone identifies the client.' })),
+  scope: Type.Optional(Type.String({ maxLength: 1000 })),
+});
+const TokenResponse = Type.Object({ access_token: Type.String(), token_type: Type.Literal('bearer'), expires_in: Type.Integer(), scope: Type.String() });
+
+const invalidClient = (message: string) => new ApiError('authentication_error', 'invalid_client', message, 'client_secret', 401);
+
+// OAuth clients send client credentials as HTTP Basic auth (RFC 6749 §2.3.1); the key is the password.
+function basicPassword(header: string | undefined): string | undefined {
+  const match = header && /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(header.trim());
+  if (!match) return undefined;
+  const decoded = Buffer.from(match[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon >= 0 ? decodeURIComponent(decoded.slice(colon + 1)) : undefined;
+}
+
+/**
+ * The OAuth 2.0 client-credentials grant. Its own plugin, because token requests come
+ * form-encoded (RFC 6749 §4.4.2) from standard OAuth clients, while the rest of the API only
+ * accepts JSON: the form parser exists inside this scope alone.
+ */
+export async function oauthRoutes(app: FastifyInstance) {
+  const { authenticator } = app.platform;
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)));
+  });
+
+  app.post(
+    '/v1/oauth/token',
+    {
+      config: { auth: 'none' },
+      schema: {
+        tags: ['Authentication'],
+        summary: 'Get an access token',
+        description:
+          'OAuth 2.0 client-credentials grant: exchange a secret key for a JWT valid 15 minutes, accepted wherever the key is. Send JSON or `application/x-www-form-urlencoded`; the key goes in `client_secret` or as the password of HTTP Basic auth.',
+        security: [],
+        body: { ...TokenBody, examples: [{ grant_type: 'client_credentials', client_secret: 'sk_test_…' }] },
+        response: { 200: TokenResponse, ...errors },
+      },
+    },
+    async (request) => {
+      const { client_secret } = request.body as { client_secret?: string };
+      const secret = client_secret ?? basicPassword(request.headers.authorization);
+      if (!secret) throw invalidClient('Send the key as client_secret or as the password of HTTP Basic auth.');
+      if (secret.startsWith('ey')) throw invalidClient('An access token cannot be exchanged for another.');
+      const auth = await authenticator.authenticate(`Bearer ${secret}`);
+      if (auth.kind !== 'tenant') throw invalidClient('Only tenant keys can be exchanged for access tokens.');
+      return authenticator.issueAccessToken(auth);
+    },
+  );
+}
