@@ -6,7 +6,8 @@ import { waitFor } from './process.js';
 import { serviceUrl } from './services.js';
 
 // The relay runs against the real broker: a temporary queue bound to the events exchange with
-// '#' sees every event the relay publishes.
+// '#' sees every event the relay publishes. Without AMQP_URL (a bare machine, where events stay in
+// the outbox table) the suite is skipped; under CI=true serviceUrl fails instead.
 const amqpUrl = serviceUrl('AMQP_URL');
 
 interface Received {
@@ -27,7 +28,7 @@ const relays: OutboxRelay[] = [];
 const received: Received[] = [];
 
 beforeAll(async () => {
-  if (!amqpUrl) throw new Error('AMQP_URL must name a RabbitMQ broker for the outbox relay tests (this suite never skips)');
+  if (!amqpUrl) return;
   t = await bootApp();
   tenant = await createTenant(t.app, 'Outbox tenant');
   connection = await amqp.connect(amqpUrl);
@@ -98,7 +99,7 @@ async function createPayments() {
   return ids;
 }
 
-describe('OutboxRelay', () => {
+describe.skipIf(!amqpUrl)('OutboxRelay', () => {
   it('publishes every committed event exactly once, with the event id as messageId, and marks it published', async () => {
     const paymentIds = await createPayments();
     const before = await tenantEvents();
