@@ -21,9 +21,6 @@ export const ListQuery = {
   'created[lt]': Type.Optional(Type.Integer({ minimum: 0 })),
 };
 
-export const ListOf = <T extends TSchema>(item: T, url: string) =>
-  Type.Object({ object: Type.Literal('list'), url: Type.Literal(url), has_more: Type.Boolean(), data: Type.Array(item) });
-
 export const ErrorEnvelope = Type.Object(
   {
     error: Type.Object({

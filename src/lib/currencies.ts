@@ -21,10 +21,6 @@ export function currencyExponent(currency: string): number | undefined {
   return EXPONENTS.get(currency);
 }
 
-export function isCurrency(currency: string): boolean {
-  return EXPONENTS.has(currency);
-}
-
 /** Largest amount accepted for one payment: 99,999,999 major units' worth in minor units, capped at 10^12. */
 export function maxAmount(currency: string): number {
   const exponent = EXPONENTS.get(currency) ?? 2;

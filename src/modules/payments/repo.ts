@@ -198,7 +198,7 @@ function toState(row: PaymentRow & { attempts: AttemptRow[] }): PaymentState {
   return { row: payment, attempts };
 }
 
-export async function findPayment(tx: Tx, scope: Scope, id: string): Promise<PaymentState> {
+async function findPayment(tx: Tx, scope: Scope, id: string): Promise<PaymentState> {
   const [row] = await tx<(PaymentRow & { attempts: AttemptRow[] })[]>`
     SELECT p.*, ${withAttempts(tx)} FROM payments p
     WHERE p.id = ${id} AND p.tenant_id = ${scope.tenantId} AND p.livemode = ${scope.livemode}`;
