@@ -68,7 +68,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jwtSecret: optional(env, 'JWT_SECRET'),
     logLevel: env.LOG_LEVEL || 'info',
     batchMaxConcurrency: num(env, 'BATCH_MAX_CONCURRENCY', 2, 1),
-    batchMaxSize: num(env, 'BATCH_MAX_SIZE', 256, 1),
+    batchMaxSize: num(env, 'BATCH_MAX_SIZE', 64, 1),
     dbPoolSize: num(env, 'DB_POOL_SIZE', 12, 2),
     processorLatencyMs: num(env, 'PROCESSOR_LATENCY_MS', 0),
     processorFailureRate: failureRate,

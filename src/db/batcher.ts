@@ -10,7 +10,7 @@ type Pending<I, R> = { item: I; resolve: (value: R) => void; reject: (error: unk
 /**
  * Group commit for application writes. Submissions made while the permitted flushes are busy
  * gather into the next batch, so batches grow with load by themselves: under light load an item
- * is flushed on the next turn of the event loop, under heavy load one commit carries hundreds.
+ * is flushed on the next turn of the event loop, under heavy load one commit carries a full batch.
  * Each caller is answered only when its batch has finished. If a flush throws as a whole, its
  * items are retried one by one so that a single bad item fails alone.
  */

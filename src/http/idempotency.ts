@@ -90,7 +90,7 @@ export class IdempotencyStore {
   constructor(
     private readonly sql: Sql,
     abandonedAfterSeconds = DEFAULT_ABANDONED_AFTER_SECONDS,
-    batching: BatcherOptions = { maxSize: 256, maxConcurrency: 2 },
+    batching: BatcherOptions = { maxSize: 64, maxConcurrency: 2 },
   ) {
     this.claims = new MicroBatcher((items) => this.claimBatch(items, abandonedAfterSeconds), batching);
     this.completions = new MicroBatcher((items) => this.completeBatch(items), batching);
