@@ -540,6 +540,7 @@ async function benchApi(port: number) {
       SEED_DEMO_TENANT: 'false',
       PLATFORM_API_KEY: platformKey,
       VAULT_KEK: randomBytes(32).toString('base64'),
+      VAULT_FINGERPRINT_KEY: randomBytes(32).toString('base64'),
       JWT_SECRET: randomBytes(32).toString('base64url'),
       DATA_DIR: join(RESULTS_DIR, '.data'),
     },

@@ -11,6 +11,7 @@ import { randomToken } from './lib/ids.js';
 interface LocalSecrets {
   platformApiKey: string;
   vaultKek: string;
+  vaultFingerprintKey?: string;
   jwtSecret: string;
   demo?: { tenantId: string; testSecretKey: string; databaseUrl: string };
 }
@@ -23,11 +24,20 @@ function secretsFile(config: Config) {
 // generated once and kept in the data folder, readable by its owner only.
 function localSecrets(config: Config): LocalSecrets {
   const file = secretsFile(config);
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as LocalSecrets;
+  if (existsSync(file)) {
+    const existing = JSON.parse(readFileSync(file, 'utf8')) as LocalSecrets;
+    // Data folders made before the fingerprint key existed get one now.
+    if (!existing.vaultFingerprintKey) {
+      existing.vaultFingerprintKey = randomBytes(32).toString('base64');
+      saveLocalSecrets(config, existing);
+    }
+    return existing;
+  }
   mkdirSync(config.dataDir, { recursive: true });
   const secrets: LocalSecrets = {
     platformApiKey: `pk_platform_${randomToken(24)}`,
     vaultKek: randomBytes(32).toString('base64'),
+    vaultFingerprintKey: randomBytes(32).toString('base64'),
     jwtSecret: randomToken(32),
   };
   writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
@@ -39,11 +49,12 @@ function saveLocalSecrets(config: Config, secrets: LocalSecrets) {
 }
 
 export function resolveSecrets(config: Config): Secrets {
-  const needLocal = !config.platformApiKey || !config.vaultKek || !config.jwtSecret;
+  const needLocal = !config.platformApiKey || !config.vaultKek || !config.vaultFingerprintKey || !config.jwtSecret;
   const local = needLocal ? localSecrets(config) : undefined;
   return {
     platformApiKey: config.platformApiKey ?? local!.platformApiKey,
     vaultKeks: (config.vaultKek ?? local!.vaultKek).split(',').map((k) => k.trim()).filter(Boolean),
+    vaultFingerprintKey: config.vaultFingerprintKey ?? local!.vaultFingerprintKey!,
     jwtSecret: config.jwtSecret ?? local!.jwtSecret,
   };
 }

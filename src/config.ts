@@ -14,6 +14,7 @@ export interface Config {
   amqpUrl?: string;
   platformApiKey?: string;
   vaultKek?: string;
+  vaultFingerprintKey?: string;
   jwtSecret?: string;
   logLevel: string;
   batchMaxConcurrency: number;
@@ -65,6 +66,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     amqpUrl: optional(env, 'AMQP_URL'),
     platformApiKey: optional(env, 'PLATFORM_API_KEY'),
     vaultKek: optional(env, 'VAULT_KEK'),
+    vaultFingerprintKey: optional(env, 'VAULT_FINGERPRINT_KEY'),
     jwtSecret: optional(env, 'JWT_SECRET'),
     logLevel: env.LOG_LEVEL || 'info',
     batchMaxConcurrency: num(env, 'BATCH_MAX_CONCURRENCY', 2, 1),

@@ -5,18 +5,22 @@ import { loadConfig } from './config.js';
 import { createPlatform } from './platform.js';
 import { startWorkers } from './workers/index.js';
 import { loggerOptions } from './http/logging.js';
+import { connect } from './db/index.js';
+import { rotateCardKeys } from './modules/vault/rotate.js';
+import { CardVault, parseKek } from './modules/vault/vault.js';
 
 const usage = `Usage: payforward <command>
   start     API and background workers (the default)
   api       API only
   worker    background workers only
-  migrate   apply database migrations and exit`;
+  migrate   apply database migrations and exit
+  rotate-keys  re-wrap every stored card's data key under the active VAULT_KEK (the first listed)`;
 
 async function main(command = 'start') {
   const config = loadConfig();
   const log = pino(loggerOptions(config.logLevel));
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  if (!['start', 'api', 'worker', 'migrate'].includes(command)) {
+  if (!['start', 'api', 'worker', 'migrate', 'rotate-keys'].includes(command)) {
     say(usage);
     process.exit(2);
   }
@@ -26,6 +30,17 @@ async function main(command = 'start') {
     return;
   }
   const secrets = resolveSecrets(config);
+  if (command === 'rotate-keys') {
+    const admin = connect(database.adminUrl, { max: 1, applicationName: 'payforward-rotate-keys' });
+    const vault = new CardVault(secrets.vaultKeks.map(parseKek), parseKek(secrets.vaultFingerprintKey));
+    const { rotated, unreadable } = await rotateCardKeys(admin, vault);
+    say(`Re-wrapped ${rotated} card data keys under ${vault.activeKekId}.`);
+    if (unreadable) say(`${unreadable} cards are under a key-encryption key that VAULT_KEK does not list: add it and run again.`);
+    await admin.end();
+    await database.embedded?.stop();
+    process.exitCode = unreadable ? 1 : 0;
+    return;
+  }
   const platform = createPlatform(config, database.appUrl, secrets);
   const app = await buildApp(platform);
   const workers = command === 'api' ? undefined : startWorkers(platform, app.log);

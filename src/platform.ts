@@ -21,6 +21,7 @@ import { CardVault, parseKek } from './modules/vault/vault.js';
 export interface Secrets {
   platformApiKey: string;
   vaultKeks: string[];
+  vaultFingerprintKey: string;
   jwtSecret: string;
 }
 
@@ -53,7 +54,7 @@ export function createPlatform(config: Config, appDatabaseUrl: string, secrets: 
   const metrics = new Metrics(options.processMetrics ?? true);
   const authenticator = new Authenticator(sql, secrets.platformApiKey, secrets.jwtSecret);
   const router = ConnectorRouter.simulated(config);
-  const vault = new CardVault(secrets.vaultKeks.map(parseKek));
+  const vault = new CardVault(secrets.vaultKeks.map(parseKek), parseKek(secrets.vaultFingerprintKey));
   const batching = { maxConcurrency: config.batchMaxConcurrency, maxSize: config.batchMaxSize };
   const writer = createPaymentWriter(sql, batching, (size) => metrics.batchSize.observe(size));
   const idempotency = new IdempotencyStore(sql, config.idempotencyAbandonedAfterSeconds, batching);

@@ -9,6 +9,7 @@ import { createPlatform, type Platform } from '../src/platform.js';
 
 export const PLATFORM_KEY = 'pk_platform_test_0123456789abcdef';
 const TEST_KEK = randomBytes(32).toString('base64');
+const TEST_FINGERPRINT_KEY = randomBytes(32).toString('base64');
 
 export interface TestApp {
   app: FastifyInstance;
@@ -33,7 +34,7 @@ export async function bootApp(env: Record<string, string> = {}): Promise<TestApp
     DB_POOL_SIZE: '6',
     ...env,
   });
-  const platform = createPlatform(config, appDatabaseUrl(adminUrl, config), { platformApiKey: PLATFORM_KEY, vaultKeks: [env.VAULT_KEK ?? TEST_KEK], jwtSecret: 'test-jwt-secret-0123456789' }, { processMetrics: false });
+  const platform = createPlatform(config, appDatabaseUrl(adminUrl, config), { platformApiKey: PLATFORM_KEY, vaultKeks: [env.VAULT_KEK ?? TEST_KEK], vaultFingerprintKey: TEST_FINGERPRINT_KEY, jwtSecret: 'test-jwt-secret-0123456789' }, { processMetrics: false });
   const logs: string[] = [];
   const logStream = new Writable({
     write(chunk, _encoding, done) {

@@ -32,7 +32,7 @@ function open(key: Buffer, sealed: Buffer, aad: string): Buffer {
 
 export function parseKek(encoded: string): Buffer {
   const key = Buffer.from(encoded, 'base64');
-  if (key.length !== 32) throw new Error('VAULT_KEK must be 32 bytes, base64-encoded');
+  if (key.length !== 32) throw new Error('vault keys (VAULT_KEK, VAULT_FINGERPRINT_KEY) must be 32 bytes, base64-encoded');
   return key;
 }
 
@@ -41,14 +41,19 @@ export class CardVault {
   readonly activeKekId: string;
   private readonly fingerprintKey: Buffer;
 
-  /** The first key is the active one; the others only unwrap records sealed before a rotation. */
-  constructor(keks: Buffer[]) {
+  /**
+   * The first KEK is the active one; the others only unwrap records sealed before a rotation.
+   * The fingerprint key is separate, so fingerprints survive the retirement of every old KEK.
+   */
+  constructor(keks: Buffer[], fingerprintKey: Buffer) {
     if (!keks.length) throw new Error('the card vault needs at least one key-encryption key');
     for (const kek of keks) this.keks.set(CardVault.kekId(kek), kek);
     this.activeKekId = CardVault.kekId(keks[0]);
-    // Fingerprints are keyed by a key derived from the oldest KEK (listed last), so adding a new
-    // active KEK leaves every card's fingerprint unchanged.
-    this.fingerprintKey = Buffer.from(hkdfSync('sha256', keks[keks.length - 1], Buffer.alloc(0), 'payforward card fingerprint', 32));
+    this.fingerprintKey = Buffer.from(hkdfSync('sha256', fingerprintKey, Buffer.alloc(0), 'payforward card fingerprint', 32));
+  }
+
+  kekIds(): string[] {
+    return [...this.keks.keys()];
   }
 
   static kekId(kek: Buffer): string {
@@ -63,6 +68,18 @@ export class CardVault {
       wrappedDek: seal(kek, dek, `dek:${recordId}`),
       ciphertext: seal(dek, Buffer.from(pan, 'utf8'), `pan:${recordId}`),
     };
+  }
+
+  /**
+   * Re-wraps a record's data key under the active KEK (key rotation). The card number itself is
+   * neither decrypted nor re-encrypted: only the small wrapped key changes.
+   */
+  rewrap(sealed: SealedPan, recordId: string): SealedPan {
+    if (sealed.kekId === this.activeKekId) return sealed;
+    const oldKek = this.keks.get(sealed.kekId);
+    if (!oldKek) throw new Error(`key-encryption key ${sealed.kekId} is not loaded`);
+    const dek = open(oldKek, sealed.wrappedDek, `dek:${recordId}`);
+    return { kekId: this.activeKekId, wrappedDek: seal(this.keks.get(this.activeKekId)!, dek, `dek:${recordId}`), ciphertext: sealed.ciphertext };
   }
 
   openPan(sealed: SealedPan, recordId: string): string {

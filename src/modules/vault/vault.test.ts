@@ -1,0 +1,65 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bootApp, call, card, createTenant, type TestApp, type TestTenant } from '../../../test/helpers.js';
+import { rotateCardKeys } from './rotate.js';
+import { CardVault } from './vault.js';
+
+const oldKek = randomBytes(32);
+const newKek = randomBytes(32);
+const fingerprintKey = randomBytes(32);
+let t: TestApp;
+let tenant: TestTenant;
+
+beforeAll(async () => {
+  t = await bootApp({ VAULT_KEK: oldKek.toString('base64') });
+  tenant = await createTenant(t.app);
+});
+afterAll(() => t.close());
+
+describe('card vault', () => {
+  it('seals each card under its own data key: the same number never gives the same ciphertext', () => {
+    const vault = new CardVault([oldKek], fingerprintKey);
+    const a = vault.sealPan('4242424242424242', 'pm_a');
+    const b = vault.sealPan('4242424242424242', 'pm_b');
+    expect(a.ciphertext.equals(b.ciphertext)).toBe(false);
+    expect(a.wrappedDek.equals(b.wrappedDek)).toBe(false);
+    expect(vault.openPan(a, 'pm_a')).toBe('4242424242424242');
+    // The record id is bound in: a sealed card moved onto another record does not open.
+    expect(() => vault.openPan(a, 'pm_b')).toThrow();
+  });
+
+  it('rotates every stored card onto a new key-encryption key, and the cards still pay', async () => {
+    const created = [];
+    for (const number of ['4242424242424242', '4000000000000119']) {
+      const res = await call(t.app, tenant.testKey, 'POST', '/v1/payment_methods', card(number));
+      expect(res.statusCode).toBe(200);
+      created.push(res.json().id as string);
+    }
+    const rotating = new CardVault([newKek, oldKek], fingerprintKey);
+    // Other test files' cards (under their own KEKs) share the database: they are reported, untouched.
+    expect((await rotateCardKeys(t.admin, rotating, 1)).rotated).toBeGreaterThanOrEqual(2);
+    const rows = await t.admin<{ id: string; kek_id: string }[]>`SELECT id, kek_id FROM payment_methods WHERE id = ANY(${created})`;
+    expect(rows.map((r) => r.kek_id)).toEqual([rotating.activeKekId, rotating.activeKekId]);
+    expect((await rotateCardKeys(t.admin, rotating)).rotated).toBe(0);
+    const unknownKek = await rotateCardKeys(t.admin, new CardVault([randomBytes(32)], fingerprintKey));
+    expect(unknownKek.rotated).toBe(0);
+    expect(unknownKek.unreadable).toBeGreaterThanOrEqual(2);
+
+    // An app that only holds the new KEK charges the rotated cards, with the same fingerprints.
+    const rotated = await bootApp({ VAULT_KEK: newKek.toString('base64') });
+    try {
+      for (const id of created) {
+        const payment = await call(rotated.app, tenant.testKey, 'POST', '/v1/payments', { amount: 700, currency: 'eur', payment_method: id, confirm: true });
+        expect(payment.statusCode, payment.body).toBe(200);
+        expect(payment.json().status).toBe('succeeded');
+      }
+      // Fingerprints do not depend on the KEK: the same card tokenized after the old KEK is gone
+      // still matches the cards stored before.
+      const before = await call(t.app, tenant.testKey, 'GET', `/v1/payment_methods/${created[0]}`);
+      const again = await call(rotated.app, tenant.testKey, 'POST', '/v1/payment_methods', card('4242424242424242'));
+      expect(again.json().card.fingerprint).toBe(before.json().card.fingerprint);
+    } finally {
+      await rotated.close();
+    }
+  });
+});
