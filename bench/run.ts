@@ -13,7 +13,7 @@
  * Environment (all optional):
  *   BENCH_DATABASE_URL         server to use (default postgres://postgres@127.0.0.1:5432/postgres);
  *                              must be a superuser on 127.0.0.1; the run creates and drops payforward_bench
- *   BENCH_CONNECTIONS          connection levels for create+confirm and bare POST (default 50,100,200)
+ *   BENCH_CONNECTIONS          connection levels for create+confirm and bare POST (default 50,100,120,200)
  *   BENCH_VARIANT_CONNECTIONS  connections for the idempotency, saved-card and retrieve runs (default 100)
  *   BENCH_DURATION             seconds measured per run (default 15)
  *   BENCH_WARMUP               seconds of unmeasured warm-up before each run (default 3)
@@ -70,7 +70,7 @@ type ScenarioName = (typeof ALL_SCENARIOS)[number];
 
 const config = {
   serverUrl: env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres',
-  connections: list(env.BENCH_CONNECTIONS ?? '50,100,200').map((c) => {
+  connections: list(env.BENCH_CONNECTIONS ?? '50,100,120,200').map((c) => {
     const n = Number(c);
     if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_CONNECTIONS: "${c}" is not a connection count`);
     return n;
