@@ -65,3 +65,19 @@ describe('logs', () => {
   });
 
 });
+
+describe('/openapi.json', () => {
+  it('is OpenAPI 3.1 with an authentication section, the test-card table and every shared schema', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/openapi.json' });
+    expect(res.statusCode).toBe(200);
+    const document = res.json();
+    expect(document.openapi).toBe('3.1.0');
+    expect(document.info.description).toContain('## Authentication');
+    expect(document.info.description).toContain('## Test cards');
+    for (const number of ['4242 4242 4242 4242', '4000 0000 0000 0119', '4000 0000 0000 3220', '4100 0000 0000 0019']) {
+      expect(document.info.description).toContain(number);
+    }
+    expect(Object.keys(document.components.securitySchemes)).toEqual(expect.arrayContaining(['secretKey', 'platformKey']));
+    expect(Object.keys(document.components.schemas)).toEqual(expect.arrayContaining(['Error', 'Payment', 'PaymentMethod', 'Refund', 'Event', 'ApiKey', 'Tenant']));
+  });
+});
