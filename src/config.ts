@@ -1,5 +1,8 @@
 import { resolve } from 'node:path';
 
+export const SIMULATED_PROCESSORS = ['sim_alpha', 'sim_beta'] as const;
+export type SimulatedProcessorName = (typeof SIMULATED_PROCESSORS)[number];
+
 export interface Config {
   port: number;
   host: string;
@@ -20,9 +23,8 @@ export interface Config {
   batchMaxConcurrency: number;
   batchMaxSize: number;
   dbPoolSize: number;
-  processorLatencyMs: number;
-  processorFailureRate: number;
-  processorPrimary: string;
+  /** Per simulated processor: latency and the probability (0–1) of a processing_error. */
+  processors: Record<SimulatedProcessorName, { latencyMs: number; failureRate: number }>;
   rateLimitPerKey: number;
   rateLimitPerTenant: number;
   rateLimitWindowMs: number;
@@ -42,6 +44,12 @@ function num(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): n
   return value;
 }
 
+function rate(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = num(env, name, fallback);
+  if (value > 1) throw new Error(`${name} must be between 0 and 1`);
+  return value;
+}
+
 function optional(env: NodeJS.ProcessEnv, name: string): string | undefined {
   const raw = env[name];
   return raw === undefined || raw === '' ? undefined : raw;
@@ -50,8 +58,8 @@ function optional(env: NodeJS.ProcessEnv, name: string): string | undefined {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = num(env, 'PORT', 4000);
   const host = env.HOST || '127.0.0.1';
-  const failureRate = num(env, 'PROCESSOR_FAILURE_RATE', 0);
-  if (failureRate > 1) throw new Error('PROCESSOR_FAILURE_RATE must be between 0 and 1');
+  const latencyMs = num(env, 'PROCESSOR_LATENCY_MS', 0);
+  const failureRate = rate(env, 'PROCESSOR_FAILURE_RATE', 0);
   return {
     port,
     host,
@@ -72,9 +80,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     batchMaxConcurrency: num(env, 'BATCH_MAX_CONCURRENCY', 2, 1),
     batchMaxSize: num(env, 'BATCH_MAX_SIZE', 64, 1),
     dbPoolSize: num(env, 'DB_POOL_SIZE', 12, 2),
-    processorLatencyMs: num(env, 'PROCESSOR_LATENCY_MS', 0),
-    processorFailureRate: failureRate,
-    processorPrimary: env.PROCESSOR_PRIMARY || 'sim_alpha',
+    processors: Object.fromEntries(
+      SIMULATED_PROCESSORS.map((name) => {
+        const prefix = name.toUpperCase();
+        return [name, { latencyMs: num(env, `${prefix}_LATENCY_MS`, latencyMs), failureRate: rate(env, `${prefix}_FAILURE_RATE`, failureRate) }];
+      }),
+    ) as Config['processors'],
     rateLimitPerKey: num(env, 'RATE_LIMIT_PER_KEY', 1000, 1),
     rateLimitPerTenant: num(env, 'RATE_LIMIT_PER_TENANT', 2000, 1),
     rateLimitWindowMs: num(env, 'RATE_LIMIT_WINDOW_MS', 1000, 1),

@@ -156,6 +156,7 @@ const routes: Route[] = [
   { name: 'POST /v1/api_keys/{id}/revoke', url: () => `/v1/api_keys/${ids.revokeKey}/revoke`, key: tenantKey },
   { name: 'POST /v1/oauth/token', url: () => '/v1/oauth/token', key: () => undefined },
   { name: 'POST /v1/tenants (platform key)', url: () => '/v1/tenants', key: () => PLATFORM_KEY },
+  { name: 'POST /v1/tenants/{id} (platform key)', url: () => `/v1/tenants/${tenant.id}`, key: () => PLATFORM_KEY },
   { name: 'POST /3ds/{token}/complete', url: () => `/3ds/${ids.threeDSToken}/complete`, key: () => undefined },
 ];
 

@@ -18,11 +18,10 @@ export class ConnectorRouter {
     for (const connector of connectors) this.connectors.set(connector.name, connector);
   }
 
-  static simulated(config: Pick<Config, 'processorLatencyMs' | 'processorFailureRate'>): ConnectorRouter {
-    const base = { latencyMs: config.processorLatencyMs, failureRate: config.processorFailureRate };
+  static simulated(config: Pick<Config, 'processors'>): ConnectorRouter {
     return new ConnectorRouter([
-      new SimulatedProcessor('sim_alpha', { ...base, failingCards: ['4000000000000119'] }),
-      new SimulatedProcessor('sim_beta', { ...base, failingCards: [] }),
+      new SimulatedProcessor('sim_alpha', { ...config.processors.sim_alpha, failingCards: ['4000000000000119'] }),
+      new SimulatedProcessor('sim_beta', { ...config.processors.sim_beta, failingCards: [] }),
     ]);
   }
 

@@ -5,9 +5,20 @@ import { IdParam, StrictObject } from '../../http/schemas.js';
 
 const tags = ['Platform'];
 const security = [{ platformKey: [] }];
+const Processors = Type.Array(Type.String({ maxLength: 40 }), {
+  minItems: 1,
+  maxItems: 5,
+  uniqueItems: true,
+  description: 'Routing: the processors to try in order, primary first; the next is tried when one fails with a processing error.',
+  examples: [['sim_alpha', 'sim_beta']],
+});
 const CreateTenantBody = StrictObject({
   name: Type.String({ minLength: 1, maxLength: 200, examples: ['Acme Inc.'] }),
-  processors: Type.Optional(Type.Array(Type.String({ maxLength: 40 }), { minItems: 1, maxItems: 5, uniqueItems: true })),
+  processors: Type.Optional(Processors),
+});
+const UpdateTenantBody = StrictObject({
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  processors: Type.Optional(Processors),
 });
 
 export async function tenantRoutes(app: FastifyInstance) {
@@ -30,6 +41,23 @@ export async function tenantRoutes(app: FastifyInstance) {
       const body = request.body as { name: string; processors?: string[] };
       return tenants.create(body.name, body.processors);
     },
+  );
+
+  app.post(
+    '/v1/tenants/:id',
+    {
+      config: { auth: 'platform' },
+      schema: {
+        tags,
+        security,
+        summary: 'Update a tenant',
+        description: "Renames a tenant or changes its processor routing; payments created afterwards use the new order.",
+        params: IdParam,
+        body: { ...UpdateTenantBody, examples: [{ processors: ['sim_beta', 'sim_alpha'] }] },
+        response: { 200: ref('Tenant'), ...errors },
+      },
+    },
+    async (request) => tenants.update((request.params as { id: string }).id, request.body as { name?: string; processors?: string[] }),
   );
 
   app.get(

@@ -49,10 +49,14 @@ export class TenantService {
     private readonly knownProcessors: string[],
   ) {}
 
-  async create(name: string, processors?: string[]): Promise<Tenant> {
-    const order = processors ?? this.knownProcessors;
+  private checkProcessors(order: string[]) {
     const unknown = order.find((p) => !this.knownProcessors.includes(p));
     if (unknown) throw ApiError.invalid('parameter_invalid', `Unknown processor '${unknown.slice(0, 40)}'; available: ${this.knownProcessors.join(', ')}.`, 'processors');
+  }
+
+  async create(name: string, processors?: string[]): Promise<Tenant> {
+    const order = processors ?? this.knownProcessors;
+    this.checkProcessors(order);
     const id = newId('ten');
     return inScope(this.sql, bothModes(id), async (tx) => {
       const [row] = await tx<TenantRow[]>`INSERT INTO tenants (id, name, processors) VALUES (${id}, ${name}, ${order}) RETURNING *`;
@@ -65,6 +69,17 @@ export class TenantService {
   async retrieve(id: string): Promise<Tenant> {
     const [row] = await inScope(this.sql, bothModes(id), (tx) => tx<TenantRow[]>`SELECT * FROM tenants WHERE id = ${id}`);
     if (!row) throw ApiError.notFound('tenant', id);
+    return toTenant(row);
+  }
+
+  /** The operator renames a tenant or changes its routing: the processor order, primary first. */
+  async update(id: string, changes: { name?: string; processors?: string[] }): Promise<Tenant> {
+    if (changes.processors) this.checkProcessors(changes.processors);
+    const [row] = await inScope(this.sql, bothModes(id), (tx) => tx<TenantRow[]>`
+      UPDATE tenants SET name = coalesce(${changes.name ?? null}, name), processors = coalesce(${changes.processors ?? null}::text[], processors)
+      WHERE id = ${id} RETURNING *`);
+    if (!row) throw ApiError.notFound('tenant', id);
+    this.processorCache.delete(id);
     return toTenant(row);
   }
 
