@@ -20,6 +20,7 @@ import { paymentMethodRoutes } from './modules/payment-methods/routes.js';
 import { paymentRoutes } from './modules/payments/routes.js';
 import { refundRoutes } from './modules/refunds/routes.js';
 import { eventRoutes } from './modules/events/routes.js';
+import { pricingRoutes } from './modules/pricing/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
 import type { DestinationStream } from 'pino';
 
@@ -180,6 +181,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(paymentRoutes);
   await app.register(refundRoutes);
   await app.register(eventRoutes);
+  await app.register(pricingRoutes);
   return app;
 }
 

@@ -12,6 +12,7 @@ import { EventService } from './modules/events/service.js';
 import { PaymentMethodService } from './modules/payment-methods/service.js';
 import { createPaymentWriter, type PaymentWrite } from './modules/payments/repo.js';
 import { PaymentService } from './modules/payments/service.js';
+import { PricingService } from './modules/pricing/service.js';
 import { RefundService } from './modules/refunds/service.js';
 import { TenantService } from './modules/tenants/service.js';
 import { ThreeDSecure } from './modules/three-d-secure/tokens.js';
@@ -43,6 +44,7 @@ export interface Platform {
   payments: PaymentService;
   refunds: RefundService;
   events: EventService;
+  pricing: PricingService;
   close(): Promise<void>;
 }
 
@@ -82,6 +84,7 @@ export function createPlatform(config: Config, appDatabaseUrl: string, secrets: 
     payments,
     refunds: new RefundService(sql, router),
     events: new EventService(replica),
+    pricing: new PricingService(sql),
     async close() {
       await writer.idle();
       await idempotency.idle();

@@ -151,6 +151,7 @@ const routes: Route[] = [
   { name: 'POST /v1/payment_methods', url: () => '/v1/payment_methods', key: tenantKey },
   { name: 'POST /v1/payment_methods/{id}/verify', url: () => `/v1/payment_methods/${ids.paymentMethod}/verify`, key: tenantKey },
   { name: 'POST /v1/refunds', url: () => '/v1/refunds', key: tenantKey },
+  { name: 'POST /v1/fees/preview', url: () => '/v1/fees/preview', key: tenantKey },
   { name: 'POST /v1/api_keys', url: () => '/v1/api_keys', key: tenantKey },
   { name: 'POST /v1/api_keys/{id}/roll', url: () => `/v1/api_keys/${ids.rollKey}/roll`, key: tenantKey },
   { name: 'POST /v1/api_keys/{id}/revoke', url: () => `/v1/api_keys/${ids.revokeKey}/revoke`, key: tenantKey },

@@ -14,6 +14,7 @@ export const SCOPES = [
   'refunds:read',
   'refunds:write',
   'events:read',
+  'pricing:read',
   'api_keys:read',
   'api_keys:write',
 ] as const;
