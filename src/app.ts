@@ -21,6 +21,7 @@ import { paymentRoutes } from './modules/payments/routes.js';
 import { refundRoutes } from './modules/refunds/routes.js';
 import { eventRoutes } from './modules/events/routes.js';
 import { pricingRoutes } from './modules/pricing/routes.js';
+import { ledgerRoutes } from './modules/ledger/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
 import type { DestinationStream } from 'pino';
 
@@ -182,6 +183,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(refundRoutes);
   await app.register(eventRoutes);
   await app.register(pricingRoutes);
+  await app.register(ledgerRoutes);
   return app;
 }
 

@@ -8,25 +8,39 @@ import { loggerOptions } from './http/logging.js';
 import { connect } from './db/index.js';
 import { rotateCardKeys } from './modules/vault/rotate.js';
 import { CardVault, parseKek } from './modules/vault/vault.js';
+import { LedgerService } from './modules/ledger/service.js';
 
 const usage = `Usage: payforward <command>
   start     API and background workers (the default)
   api       API only
   worker    background workers only
   migrate   apply database migrations and exit
-  rotate-keys  re-wrap every stored card's data key under the active VAULT_KEK (the first listed)`;
+  rotate-keys  re-wrap every stored card's data key under the active VAULT_KEK (the first listed)
+  verify-ledger  recompute every ledger balance from its entries; exit 1 on any difference`;
 
 async function main(command = 'start') {
   const config = loadConfig();
   const log = pino(loggerOptions(config.logLevel));
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  if (!['start', 'api', 'worker', 'migrate', 'rotate-keys'].includes(command)) {
+  if (!['start', 'api', 'worker', 'migrate', 'rotate-keys', 'verify-ledger'].includes(command)) {
     say(usage);
     process.exit(2);
   }
   const database = await prepareDatabase(config, say);
   if (command === 'migrate') {
     await database.embedded?.stop();
+    return;
+  }
+  if (command === 'verify-ledger') {
+    // The admin connection: the check spans every tenant, past row-level security.
+    const admin = connect(database.adminUrl, { max: 1, applicationName: 'payforward-verify-ledger' });
+    const { accounts, transactions } = await LedgerService.verify(admin);
+    for (const a of accounts) say(`account ${a.account_id} (${a.tenant_id} ${a.livemode ? 'live' : 'test'} ${a.type} ${a.currency}): balance ${a.balance}, entries sum to ${a.computed}`);
+    for (const tx of transactions) say(`transaction ${tx.transaction_id} (${tx.tenant_id}): entries sum to ${tx.total} ${tx.currency}, not 0`);
+    say(accounts.length || transactions.length ? `Ledger differences: ${accounts.length} accounts, ${transactions.length} transactions.` : 'Ledger verified: every balance equals the sum of its entries and every transaction sums to zero.');
+    await admin.end();
+    await database.embedded?.stop();
+    process.exitCode = accounts.length || transactions.length ? 1 : 0;
     return;
   }
   const secrets = resolveSecrets(config);

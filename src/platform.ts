@@ -12,6 +12,7 @@ import { EventService } from './modules/events/service.js';
 import { PaymentMethodService } from './modules/payment-methods/service.js';
 import { createPaymentWriter, type PaymentWrite } from './modules/payments/repo.js';
 import { PaymentService } from './modules/payments/service.js';
+import { LedgerService } from './modules/ledger/service.js';
 import { PricingService } from './modules/pricing/service.js';
 import { RefundService } from './modules/refunds/service.js';
 import { TenantService } from './modules/tenants/service.js';
@@ -45,6 +46,7 @@ export interface Platform {
   refunds: RefundService;
   events: EventService;
   pricing: PricingService;
+  ledger: LedgerService;
   close(): Promise<void>;
 }
 
@@ -85,6 +87,7 @@ export function createPlatform(config: Config, appDatabaseUrl: string, secrets: 
     refunds: new RefundService(sql, router),
     events: new EventService(replica),
     pricing: new PricingService(sql),
+    ledger: new LedgerService(sql),
     async close() {
       await writer.idle();
       await idempotency.idle();

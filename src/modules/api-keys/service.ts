@@ -15,6 +15,7 @@ export const SCOPES = [
   'refunds:write',
   'events:read',
   'pricing:read',
+  'balance:read',
   'api_keys:read',
   'api_keys:write',
 ] as const;
