@@ -84,13 +84,7 @@ describe('plans: set by the operator, read by the tenant', () => {
       version: 0,
       livemode: false,
       created: null,
-      type: 'blended',
-      processing: { percent_bps: 290, fixed: 30 },
-      international_bps: 150,
-      currency_conversion_bps: 100,
-      instant_settlement_bps: 100,
-      refund_fee: { fixed: 0 },
-      dispute_fee: { fixed: 1500 },
+      ...blended(),
     });
   });
 
