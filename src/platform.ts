@@ -67,7 +67,10 @@ export function createPlatform(config: Config, appDatabaseUrl: string, secrets: 
   const tenants = new TenantService(sql, apiKeys, router.names());
   const processorsFor = (tenantId: string) => tenants.processorsFor(tenantId);
   const paymentMethods = new PaymentMethodService(sql, vault, router, processorsFor);
-  const payments = new PaymentService({ sql, writer, paymentMethods, router, processorsFor, threeDSecure, metrics, config });
+  const pricing = new PricingService(sql);
+  const ledger = new LedgerService(sql);
+  const settlementScheduleFor = (tenantId: string) => tenants.settlementScheduleFor(tenantId);
+  const payments = new PaymentService({ sql, writer, paymentMethods, router, processorsFor, settlementScheduleFor, pricing, ledger, threeDSecure, metrics, config });
   return {
     config,
     sql,
@@ -84,10 +87,10 @@ export function createPlatform(config: Config, appDatabaseUrl: string, secrets: 
     apiKeys,
     paymentMethods,
     payments,
-    refunds: new RefundService(sql, router),
+    refunds: new RefundService(sql, router, pricing, ledger),
     events: new EventService(replica),
-    pricing: new PricingService(sql),
-    ledger: new LedgerService(sql),
+    pricing,
+    ledger,
     async close() {
       await writer.idle();
       await idempotency.idle();

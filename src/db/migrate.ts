@@ -39,7 +39,8 @@ export async function migrate(admin: Sql, appRole: string, appPassword: string):
       GRANT USAGE ON SCHEMA public TO "${appRole}";
       GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO "${appRole}";
       REVOKE ALL ON schema_migrations FROM "${appRole}";
-      GRANT UPDATE ON tenants, api_keys, payments, payment_attempts, refunds, idempotency_keys, ledger_accounts TO "${appRole}";
+      GRANT UPDATE ON tenants, api_keys, payments, payment_attempts, refunds, idempotency_keys, ledger_accounts, payouts, disputes TO "${appRole}";
+      GRANT UPDATE (settlement_id) ON ledger_transactions TO "${appRole}";
       GRANT DELETE ON idempotency_keys TO "${appRole}";
       GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO "${appRole}";
     `);

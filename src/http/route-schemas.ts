@@ -8,11 +8,12 @@ import { RefundSchema } from '../modules/refunds/schemas.js';
 import { EventSchema } from '../modules/events/events.js';
 import { ApiKeySchema } from '../modules/api-keys/service.js';
 import { TenantSchema } from '../modules/tenants/service.js';
+import { BalanceTransactionSchema } from '../modules/ledger/schemas.js';
 import { FeePreviewSchema, PricingPlanSchema } from '../modules/pricing/schemas.js';
 
 /** Shared object schemas, registered once so routes and the OpenAPI document refer to them by name. */
 export function registerSharedSchemas(app: FastifyInstance) {
-  for (const schema of [ErrorEnvelope, PaymentSchema, PaymentMethodSchema, VerificationSchema, RefundSchema, EventSchema, ApiKeySchema, TenantSchema, PricingPlanSchema, FeePreviewSchema]) {
+  for (const schema of [ErrorEnvelope, PaymentSchema, PaymentMethodSchema, VerificationSchema, RefundSchema, EventSchema, ApiKeySchema, TenantSchema, PricingPlanSchema, FeePreviewSchema, BalanceTransactionSchema]) {
     app.addSchema(schema);
   }
 }

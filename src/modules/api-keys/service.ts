@@ -16,6 +16,11 @@ export const SCOPES = [
   'events:read',
   'pricing:read',
   'balance:read',
+  'payouts:read',
+  'payouts:write',
+  'disputes:read',
+  'disputes:write',
+  'reconciliation:read',
   'api_keys:read',
   'api_keys:write',
 ] as const;

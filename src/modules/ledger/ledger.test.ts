@@ -61,7 +61,7 @@ describe('posting and balances', () => {
       capture(1_000, 0, 'jpy'),
     ]);
     expect(ids).toHaveLength(5);
-    expect(ids.every((id) => id.startsWith('ltx_'))).toBe(true);
+    expect(ids.every((id) => id.startsWith('txn_'))).toBe(true);
 
     expect(await balance(tenant.testKey)).toEqual({
       object: 'balance',
@@ -93,6 +93,15 @@ describe('posting and balances', () => {
     }
     const [rows] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM ledger_transactions WHERE tenant_id = ${tenant.id}`;
     expect(rows.count).toBe(0);
+  });
+
+  it('refuses, in the database, a posting that would make available funds negative', async () => {
+    const tenant = await createTenant(t.app, 'Ledger overdraw');
+    const scope = testScope(tenant);
+    await post(scope, [{ type: 'settlement', sourceId: null, description: 'Settle', entries: [{ accountType: 'pending', currency: 'usd', amount: -500 }, { accountType: 'available', currency: 'usd', amount: 500 }] }]);
+    const overdraw: LedgerTransactionInput = { type: 'payout', sourceId: null, description: 'Too much', entries: [{ accountType: 'available', currency: 'usd', amount: -501 }, { accountType: 'payouts_in_transit', currency: 'usd', amount: 501 }] };
+    await expect(post(scope, [overdraw])).rejects.toThrow(/ledger_available_not_negative/);
+    expect((await storedAccount(tenant.id, false, 'available', 'usd')).balance).toBe(500);
   });
 
   it('keeps every tenant and mode to its own balances', async () => {
@@ -243,7 +252,8 @@ describe('verify', () => {
   });
 
   it('holds for random sequences of balanced multi-currency transactions', async () => {
-    const types: AccountType[] = ['pending', 'available', 'reserve', 'fees', 'processor_clearing', 'payouts_in_transit', 'disputes'];
+    // Not 'available': the database refuses to let it go negative (tested below), which random moves would.
+    const types: AccountType[] = ['pending', 'reserve', 'fees', 'processor_clearing', 'payouts_in_transit', 'disputes'];
     const currencies = ['usd', 'eur', 'jpy', 'kwd'];
     // A transaction: per currency, some non-zero movements, closed by one balancing entry.
     const legs = fc
@@ -281,7 +291,10 @@ describe('verify', () => {
         const stored = await t.admin<{ type: string; currency: string; balance: number; livemode: boolean }[]>`
           SELECT type, currency, balance, livemode FROM ledger_accounts WHERE tenant_id = ${tenant.id}`;
         expect(stored.every((row) => row.livemode === livemode)).toBe(true);
-        expect(Object.fromEntries(stored.map((row) => [`${row.type}:${row.currency}`, row.balance]))).toEqual(Object.fromEntries(expected));
+        // Every account of a currency the tenant touched exists; those the sequence never moved hold 0.
+        expect(stored.length).toBeGreaterThan(0);
+        for (const row of stored) expect(row.balance, `${row.type}:${row.currency}`).toBe(expected.get(`${row.type}:${row.currency}`) ?? 0);
+        expect([...expected.keys()].every((key) => stored.some((row) => `${row.type}:${row.currency}` === key))).toBe(true);
         expect(await differencesFor(tenant.id)).toEqual({ accounts: [], transactions: [] });
       }),
       { numRuns: 25 },

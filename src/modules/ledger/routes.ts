@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { tenantScope } from '../../app.js';
-import { errors } from '../../http/route-schemas.js';
-import { BalanceSchema } from './schemas.js';
+import { errors, listOf, ref } from '../../http/route-schemas.js';
+import { IdParam } from '../../http/schemas.js';
+import { BalanceSchema, BalanceTransactionListQuery } from './schemas.js';
 
 export async function ledgerRoutes(app: FastifyInstance) {
   const { ledger } = app.platform;
@@ -19,5 +20,30 @@ export async function ledgerRoutes(app: FastifyInstance) {
       },
     },
     async (request) => ledger.balances(tenantScope(request)),
+  );
+
+  app.get(
+    '/v1/balance_transactions',
+    {
+      config: { scope: 'balance:read' },
+      schema: {
+        tags: ['Balance'],
+        summary: 'List balance transactions',
+        description:
+          'Every change to your pending or available funds, newest first: charges, refunds, disputes, payouts. Each shows the gross amount, each fee and why, the net, whether it is pending or available and when, and which settlement and automatic payout carried it.',
+        querystring: BalanceTransactionListQuery,
+        response: { 200: listOf('BalanceTransaction', '/v1/balance_transactions'), ...errors },
+      },
+    },
+    async (request) => ({ object: 'list', url: '/v1/balance_transactions', ...(await ledger.listBalanceTransactions(tenantScope(request), request.query as never)) }),
+  );
+
+  app.get(
+    '/v1/balance_transactions/:id',
+    {
+      config: { scope: 'balance:read' },
+      schema: { tags: ['Balance'], summary: 'Retrieve a balance transaction', params: IdParam, response: { 200: ref('BalanceTransaction'), ...errors } },
+    },
+    async (request) => ledger.retrieveBalanceTransaction(tenantScope(request), (request.params as { id: string }).id),
   );
 }

@@ -1,9 +1,11 @@
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
-import { UnnestStatement, insertRows } from '../../db/unnest.js';
+import { findOwned, listPage } from '../../db/list.js';
+import { columnNames, insertRows, UnnestStatement, type Columns } from '../../db/unnest.js';
+import type { FeeDetail } from '../pricing/schemas.js';
 import { ApiError } from '../../http/errors.js';
 import { currencyExponent, maxAmount } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
-import type { Balance } from './schemas.js';
+import type { Balance, BalanceTransaction, BalanceTransactionListQuery } from './schemas.js';
 
 export const ACCOUNT_TYPES = ['pending', 'available', 'reserve', 'fees', 'processor_clearing', 'payouts_in_transit', 'disputes'] as const;
 export type AccountType = (typeof ACCOUNT_TYPES)[number];
@@ -15,12 +17,113 @@ export interface LedgerEntryInput {
   amount: number;
 }
 
+/** Set on a balance transaction: one that changes the tenant's pending or available funds. */
+export interface BalanceEffect {
+  balanceType: 'pending' | 'available';
+  currency: string;
+  /** Gross, signed: what the source added to (or took from) the tenant before fees. */
+  amount: number;
+  fee: number;
+  feeDetails: FeeDetail[];
+  availableOn: Date;
+}
+
 export interface LedgerTransactionInput {
   type: string;
   /** The object that caused it (a payment, refund, payout…), or null. */
   sourceId: string | null;
   description: string;
   entries: LedgerEntryInput[];
+  balance?: BalanceEffect;
+  /** Given when the caller must know the id before posting (to store it on the source). */
+  id?: string;
+}
+
+export interface LedgerTransactionRow {
+  id: string;
+  tenant_id: string;
+  livemode: boolean;
+  type: string;
+  source_id: string | null;
+  description: string;
+  currency: string | null;
+  amount: number | null;
+  fee: number;
+  fee_details: FeeDetail[];
+  balance_type: 'pending' | 'available' | null;
+  available_on: Date | null;
+  created_at: Date;
+}
+
+interface LedgerEntryRow {
+  id: string;
+  transaction_id: string;
+  tenant_id: string;
+  livemode: boolean;
+  account_id: string;
+  amount: number;
+  currency: string;
+}
+
+const TRANSACTION_COLUMNS: Columns<LedgerTransactionRow> = [
+  ['id', 'text'],
+  ['tenant_id', 'text'],
+  ['livemode', 'boolean'],
+  ['type', 'text'],
+  ['source_id', 'text'],
+  ['description', 'text'],
+  ['currency', 'text'],
+  ['amount', 'bigint'],
+  ['fee', 'bigint'],
+  ['fee_details', 'jsonb'],
+  ['balance_type', 'text'],
+  ['available_on', 'timestamptz'],
+  ['created_at', 'timestamptz'],
+];
+
+const ENTRY_COLUMNS: Columns<LedgerEntryRow> = [
+  ['id', 'text'],
+  ['transaction_id', 'text'],
+  ['tenant_id', 'text'],
+  ['livemode', 'boolean'],
+  ['account_id', 'text'],
+  ['amount', 'bigint'],
+  ['currency', 'text'],
+];
+
+/** Ledger rows ready to be written, with their accounts resolved. */
+export interface PreparedPosting {
+  transactions: LedgerTransactionRow[];
+  entries: LedgerEntryRow[];
+}
+
+/**
+ * Data-modifying CTEs (to follow `WITH` or a comma) that write prepared postings. With
+ * `onlySourcesIn`, a transaction is written only if its source id is in that CTE (the payment
+ * batch passes the payments whose compare-and-set succeeded). The running balances get one UPDATE
+ * per account with the summed delta of the entries actually written, after locking those
+ * accounts in id order: a hot account (every payment lands in a tenant's pending account) is
+ * locked once per batch rather than once per entry, and concurrent batches always lock accounts
+ * in the same order, so they queue instead of deadlocking. Exposes `ltx(id)`.
+ */
+export function postingCtes(statement: UnnestStatement, posting: PreparedPosting, onlySourcesIn?: string): string {
+  const filter = onlySourcesIn ? `WHERE t.source_id IN (SELECT id FROM ${onlySourcesIn})` : '';
+  return `
+    ltx AS (
+      INSERT INTO ledger_transactions (${columnNames(TRANSACTION_COLUMNS)})
+      SELECT * FROM (${statement.rows(TRANSACTION_COLUMNS, posting.transactions)}) t ${filter}
+      RETURNING id
+    ), lentry AS (
+      INSERT INTO ledger_entries (${columnNames(ENTRY_COLUMNS)})
+      SELECT * FROM (${statement.rows(ENTRY_COLUMNS, posting.entries)}) e WHERE e.transaction_id IN (SELECT id FROM ltx)
+      RETURNING account_id, amount
+    ), ldelta AS (
+      SELECT account_id, sum(amount) AS delta FROM lentry GROUP BY account_id HAVING sum(amount) <> 0
+    ), llock AS (
+      SELECT a.id FROM ledger_accounts a WHERE a.id IN (SELECT account_id FROM ldelta) ORDER BY a.id FOR NO KEY UPDATE
+    ), lbalance AS (
+      UPDATE ledger_accounts a SET balance = a.balance + d.delta FROM ldelta d JOIN llock l ON l.id = d.account_id WHERE a.id = d.account_id
+    )`;
 }
 
 export interface AccountDifference {
@@ -68,71 +171,137 @@ function validate(transactions: LedgerTransactionInput[]) {
 }
 
 const accountKey = (type: string, currency: string) => `${type}:${currency}`;
+const scopeKey = (scope: Scope, currency: string) => `${scope.tenantId}:${scope.livemode}:${currency}`;
+
+type AccountIds = Map<string, string>;
+
+/** Creates (if new) every account of a tenant, mode and currency, and returns their ids by type. */
+async function ensureAccounts(tx: Tx, scope: Scope, currency: string): Promise<AccountIds> {
+  const accounts = ACCOUNT_TYPES.map((type) => ({ id: newId('la'), tenant_id: scope.tenantId, livemode: scope.livemode, type, currency }));
+  const columns = [['id', 'text'], ['tenant_id', 'text'], ['livemode', 'boolean'], ['type', 'text'], ['currency', 'text']] as const;
+  await insertRows(tx, 'ledger_accounts', columns, accounts, 'ON CONFLICT (tenant_id, livemode, type, currency) DO NOTHING');
+  // A separate statement: under READ COMMITTED it sees accounts a concurrent transaction created
+  // (the conflict above waited for it), which the INSERT's own snapshot would not.
+  const found = await tx<{ id: string; type: string }[]>`
+    SELECT id, type FROM ledger_accounts WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND currency = ${currency}`;
+  return new Map(found.map((row) => [accountKey(row.type, currency), row.id]));
+}
+
+type BalanceTransactionRow = LedgerTransactionRow & { settlement_id: string | null; payout_id: string | null };
+
+const unix = (date: Date) => Math.floor(new Date(date).getTime() / 1000);
+
+function toBalanceTransaction(row: BalanceTransactionRow): BalanceTransaction {
+  return {
+    id: row.id,
+    object: 'balance_transaction',
+    type: row.type,
+    amount: row.amount!,
+    currency: row.currency!,
+    fee: row.fee,
+    net: row.amount! - row.fee,
+    fee_details: row.fee_details,
+    status: row.balance_type === 'pending' && !row.settlement_id ? 'pending' : 'available',
+    available_on: unix(row.available_on!),
+    source: row.source_id,
+    settlement: row.settlement_id,
+    payout: row.type === 'payout' || row.type === 'payout_failure' ? row.source_id : row.payout_id,
+    description: row.description,
+    created: unix(row.created_at),
+    livemode: row.livemode,
+  };
+}
 
 export class LedgerService {
+  /** Accounts are never removed, so a committed id stays right forever. */
+  private readonly committedAccounts = new Map<string, AccountIds>();
+
   constructor(private readonly sql: Sql) {}
 
   /**
-   * Posts transactions inside the caller's database transaction (so they commit or roll back with
-   * the business change that caused them) and returns their ids. Rows go in set-based, whatever
-   * their number. The running balances get one UPDATE per account with the batch's summed delta,
-   * in account-id order: a hot account (every payment lands in a tenant's pending account) is
-   * locked once per batch rather than once per entry, and concurrent batches always lock
-   * accounts in the same order, so they queue instead of deadlocking.
+   * The accounts of a tenant, mode and currency, created in their own transaction when new, so
+   * the payment path can prepare its postings before its batch runs.
    */
-  async post(tx: Tx, scope: Scope, transactions: LedgerTransactionInput[]): Promise<string[]> {
+  async accountsFor(scope: Scope, currency: string): Promise<AccountIds> {
+    const key = scopeKey(scope, currency);
+    const hit = this.committedAccounts.get(key);
+    if (hit) return hit;
+    const ids = await inScope(this.sql, scope, (tx) => ensureAccounts(tx, scope, currency));
+    this.committedAccounts.set(key, ids);
+    return ids;
+  }
+
+  /** Checks transactions and turns them into rows for postingCtes. */
+  prepare(scope: Scope, transactions: LedgerTransactionInput[], accounts: (currency: string) => AccountIds): PreparedPosting {
     validate(transactions);
-    if (!transactions.length) return [];
-
-    const wanted = new Map<string, { type: string; currency: string }>();
-    for (const { entries } of transactions) for (const { accountType, currency } of entries) wanted.set(accountKey(accountType, currency), { type: accountType, currency });
-    const accounts = [...wanted.values()].map((account) => ({ id: newId('la'), tenant_id: scope.tenantId, livemode: scope.livemode, ...account }));
-    const accountColumns = [['id', 'text'], ['tenant_id', 'text'], ['livemode', 'boolean'], ['type', 'text'], ['currency', 'text']] as const;
-    await insertRows(tx, 'ledger_accounts', accountColumns, accounts, 'ON CONFLICT (tenant_id, livemode, type, currency) DO NOTHING');
-    // A separate statement: under READ COMMITTED it sees accounts a concurrent batch created
-    // (the conflict above waited for it), which the INSERT's own snapshot would not.
-    const lookup = new UnnestStatement();
-    const keys = lookup.rows(accountColumns, accounts);
-    const found = await lookup.run<{ id: string; type: string; currency: string }[]>(
-      tx,
-      `SELECT a.id, a.type, a.currency FROM ledger_accounts a
-       JOIN (${keys}) k ON k.tenant_id = a.tenant_id AND k.livemode = a.livemode AND k.type = a.type AND k.currency = a.currency`,
-    );
-    const accountIds = new Map(found.map((row) => [accountKey(row.type, row.currency), row.id]));
-
-    const transactionRows = transactions.map((transaction) => ({
-      id: newId('ltx'),
+    const now = new Date();
+    const rows = transactions.map((transaction): LedgerTransactionRow => ({
+      id: transaction.id ?? newId('txn'),
       tenant_id: scope.tenantId,
       livemode: scope.livemode,
       type: transaction.type,
       source_id: transaction.sourceId,
       description: transaction.description,
+      currency: transaction.balance?.currency ?? null,
+      amount: transaction.balance?.amount ?? null,
+      fee: transaction.balance?.fee ?? 0,
+      fee_details: transaction.balance?.feeDetails ?? [],
+      balance_type: transaction.balance?.balanceType ?? null,
+      available_on: transaction.balance?.availableOn ?? null,
+      created_at: now,
     }));
-    const entryRows = transactions.flatMap((transaction, index) =>
+    const entries = transactions.flatMap((transaction, index) =>
       transaction.entries.map((entry) => ({
         id: newId('le'),
-        transaction_id: transactionRows[index].id,
+        transaction_id: rows[index].id,
         tenant_id: scope.tenantId,
         livemode: scope.livemode,
-        account_id: accountIds.get(accountKey(entry.accountType, entry.currency))!,
+        account_id: accounts(entry.currency).get(accountKey(entry.accountType, entry.currency))!,
         amount: entry.amount,
         currency: entry.currency,
       })),
     );
-    const deltas = new Map<string, number>();
-    for (const entry of entryRows) deltas.set(entry.account_id, (deltas.get(entry.account_id) ?? 0) + entry.amount);
+    return { transactions: rows, entries };
+  }
 
-    // Sent together: postgres.js pipelines a reserved connection's queries and the server runs
-    // them in order, so the id-ordered locking holds at the cost of a single round trip.
-    await Promise.all([
-      insertRows(tx, 'ledger_transactions', [['id', 'text'], ['tenant_id', 'text'], ['livemode', 'boolean'], ['type', 'text'], ['source_id', 'text'], ['description', 'text']], transactionRows),
-      insertRows(tx, 'ledger_entries', [['id', 'text'], ['transaction_id', 'text'], ['tenant_id', 'text'], ['livemode', 'boolean'], ['account_id', 'text'], ['amount', 'bigint'], ['currency', 'text']], entryRows),
-      ...[...deltas]
-        .filter(([, delta]) => delta !== 0)
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([id, delta]) => tx`UPDATE ledger_accounts SET balance = balance + ${delta} WHERE id = ${id}`),
-    ]);
-    return transactionRows.map((row) => row.id);
+  /**
+   * Posts transactions inside the caller's database transaction (so they commit or roll back with
+   * the business change that caused them), in one statement whatever their number, and returns
+   * their ids.
+   */
+  async post(tx: Tx, scope: Scope, transactions: LedgerTransactionInput[]): Promise<string[]> {
+    validate(transactions);
+    if (!transactions.length) return [];
+    const accounts = new Map<string, AccountIds>();
+    for (const { entries } of transactions) {
+      for (const { currency } of entries) {
+        if (accounts.has(currency)) continue;
+        // Not cached: created inside the caller's transaction, they vanish if it rolls back.
+        accounts.set(currency, this.committedAccounts.get(scopeKey(scope, currency)) ?? (await ensureAccounts(tx, scope, currency)));
+      }
+    }
+    const posting = this.prepare(scope, transactions, (currency) => accounts.get(currency)!);
+    const statement = new UnnestStatement();
+    await statement.run(tx, `WITH ${postingCtes(statement, posting)} SELECT 1`);
+    return posting.transactions.map((row) => row.id);
+  }
+
+  async listBalanceTransactions(scope: Scope, query: BalanceTransactionListQuery): Promise<{ data: BalanceTransaction[]; has_more: boolean }> {
+    return inScope(this.sql, scope, async (tx) => {
+      const page = await listPage<BalanceTransactionRow>(tx, 'balance_transactions', scope, query, [
+        query.type ? tx`AND type = ${query.type}` : tx``,
+        query.source ? tx`AND source_id = ${query.source}` : tx``,
+        query.currency ? tx`AND currency = ${query.currency}` : tx``,
+        query.settlement ? tx`AND settlement_id = ${query.settlement}` : tx``,
+        query.payout ? tx`AND payout_id = ${query.payout}` : tx``,
+      ]);
+      return { data: page.rows.map(toBalanceTransaction), has_more: page.hasMore };
+    });
+  }
+
+  async retrieveBalanceTransaction(scope: Scope, id: string): Promise<BalanceTransaction> {
+    const row = await inScope(this.sql, scope, (tx) => findOwned<BalanceTransactionRow>(tx, 'balance_transactions', scope, id, 'balance_transaction'));
+    return toBalanceTransaction(row);
   }
 
   /** The tenant's available, pending and reserved funds, per currency it has ever held. */
@@ -142,12 +311,17 @@ export class LedgerService {
       scope,
       (tx) => tx<{ type: AccountType; currency: string; balance: number }[]>`
         SELECT type, currency, balance FROM ledger_accounts
-        WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND type IN ('available', 'pending', 'reserve')
+        WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND type IN ('available', 'pending', 'reserve', 'disputes')
         ORDER BY currency, type`,
     );
     const currencies = [...new Set(rows.map((row) => row.currency))];
     const funds = (type: AccountType) => currencies.map((currency) => ({ amount: rows.find((row) => row.type === type && row.currency === currency)?.balance ?? 0, currency }));
-    return { object: 'balance', available: funds('available'), pending: funds('pending'), reserved: funds('reserve'), livemode: scope.livemode };
+    // Disputed amounts are withheld as much as an operator's reserve is: both count as reserved.
+    const reserved = currencies.map((currency) => ({
+      amount: rows.filter((row) => (row.type === 'reserve' || row.type === 'disputes') && row.currency === currency).reduce((sum, row) => sum + row.balance, 0),
+      currency,
+    }));
+    return { object: 'balance', available: funds('available'), pending: funds('pending'), reserved, livemode: scope.livemode };
   }
 
   /**

@@ -4,6 +4,7 @@ import { listPage, type ListParams } from '../../db/list.js';
 import { columnNames, UnnestStatement, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
 import { EVENT_COLUMNS, type EventRow } from '../events/events.js';
+import { postingCtes, type PreparedPosting } from '../ledger/service.js';
 import { PAYMENT_METHOD_COLUMNS, type PaymentMethodRow } from '../payment-methods/service.js';
 import type { PaymentStatus } from './schemas.js';
 
@@ -31,6 +32,9 @@ export interface PaymentRow {
   cancellation_reason: string | null;
   canceled_at: Date | null;
   idempotency_key: string | null;
+  pricing_version: number;
+  fee: number | null;
+  balance_transaction: string | null;
   version: number;
   created_at: Date;
   updated_at: Date;
@@ -81,6 +85,9 @@ const PAYMENT_COLUMNS: Columns<PaymentRow> = [
   ['cancellation_reason', 'text'],
   ['canceled_at', 'timestamptz'],
   ['idempotency_key', 'text'],
+  ['pricing_version', 'integer'],
+  ['fee', 'bigint'],
+  ['balance_transaction', 'text'],
   ['version', 'integer'],
   ['created_at', 'timestamptz'],
   ['updated_at', 'timestamptz'],
@@ -113,6 +120,8 @@ export interface PaymentWrite {
   update?: PaymentRow;
   attempts?: AttemptRow[];
   events?: EventRow[];
+  /** Ledger postings that must commit with this payment write, and only if it happens. */
+  posting?: PreparedPosting;
 }
 
 /**
@@ -128,10 +137,11 @@ const UPDATE_ASSIGNMENTS = PAYMENT_UPDATE_COLUMNS.filter(([name]) => !['id', 'te
 /**
  * The whole batch is one statement: data-modifying CTEs insert payment methods and payments,
  * update payments where their version still is the expected one, and insert attempts and events
- * only for the payments actually written. PostgreSQL runs it atomically; with BEGIN and COMMIT
+ * only for the payments actually written, and with them their ledger postings (a capture's charge).
+ * PostgreSQL runs it atomically; with BEGIN and COMMIT
  * pipelined around it, a batch costs one round trip and one commit.
  */
-function batchStatement(paymentMethods: PaymentMethodRow[], inserts: PaymentRow[], updates: PaymentRow[], attempts: AttemptRow[], events: EventRow[]) {
+function batchStatement(paymentMethods: PaymentMethodRow[], inserts: PaymentRow[], updates: PaymentRow[], attempts: AttemptRow[], events: EventRow[], postings: PreparedPosting[]) {
   const statement = new UnnestStatement();
   const text = `
     WITH pm AS (
@@ -155,7 +165,7 @@ function batchStatement(paymentMethods: PaymentMethodRow[], inserts: PaymentRow[
     ), ev AS (
       INSERT INTO events (${columnNames(EVENT_COLUMNS)})
       SELECT * FROM (${statement.rows(EVENT_COLUMNS, events)}) e WHERE e.object_id IN (SELECT id FROM written)
-    )
+    )${postings.length ? `, ${postingCtes(statement, { transactions: postings.flatMap((p) => p.transactions), entries: postings.flatMap((p) => p.entries) }, 'written')}` : ''}
     SELECT id FROM written`;
   return { statement, text };
 }
@@ -180,6 +190,7 @@ export function createPaymentWriter(sql: Sql, options: BatcherOptions, onBatch?:
       tried.flatMap((i) => (i.update ? [i.update] : [])),
       tried.flatMap((i) => i.attempts ?? []),
       tried.flatMap((i) => i.events ?? []),
+      tried.flatMap((i) => (i.posting ? [i.posting] : [])),
     );
     const rows = await scopedStatement(sql, items.map((i) => i.scope), (tx) => statement.run<{ id: string }[]>(tx, text));
     const written = new Set(rows.map((r) => r.id));

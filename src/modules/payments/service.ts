@@ -12,6 +12,10 @@ import { newEvent, type EventRow } from '../events/events.js';
 import type { PaymentMethodInput } from '../payment-methods/schemas.js';
 import type { PaymentMethodRow, PaymentMethodService } from '../payment-methods/service.js';
 import type { ThreeDSecure } from '../three-d-secure/tokens.js';
+import { chargeTransaction } from '../ledger/postings.js';
+import type { LedgerService, PreparedPosting } from '../ledger/service.js';
+import { priceCharge, type PricingService } from '../pricing/service.js';
+import { availableOn, type SettlementSchedule } from '../settlements/schedule.js';
 import { findPaymentIdByIdempotencyKey, listPayments, loadPayment, type AttemptRow, type PaymentRow, type PaymentState, type PaymentWrite } from './repo.js';
 import type { CancelPaymentBody, CapturePaymentBody, ConfirmPaymentBody, CreatePaymentBody, Payment } from './schemas.js';
 
@@ -39,6 +43,10 @@ export function toApiPayment({ row, attempts }: PaymentState): Payment {
     authorization_expires_at: seconds(row.authorization_expires_at),
     canceled_at: seconds(row.canceled_at),
     cancellation_reason: row.cancellation_reason,
+    fee: row.fee,
+    net: row.fee === null ? null : row.amount_received - row.fee,
+    balance_transaction: row.balance_transaction,
+    pricing_version: row.pricing_version,
     attempts: attempts.map((a) => ({
       id: a.id,
       operation: a.operation,
@@ -62,6 +70,9 @@ export interface PaymentServiceDeps {
   paymentMethods: PaymentMethodService;
   router: ConnectorRouter;
   processorsFor: (tenantId: string) => Promise<string[]>;
+  settlementScheduleFor: (tenantId: string) => Promise<SettlementSchedule>;
+  pricing: PricingService;
+  ledger: LedgerService;
   threeDSecure: ThreeDSecure;
   metrics: Metrics;
   config: Pick<Config, 'authorizationExpiryDays'>;
@@ -82,6 +93,7 @@ export class PaymentService {
     const confirm = body.confirm ?? false;
     if (confirm && !body.payment_method) throw ApiError.invalid('parameter_missing', 'A payment_method is required to confirm a payment.', 'payment_method');
     const method = body.payment_method ? await this.resolvePaymentMethod(scope, body.payment_method) : undefined;
+    const plan = await this.deps.pricing.currentPlan(scope);
     const now = new Date();
     const row: PaymentRow = {
       id: newId('pay'),
@@ -107,6 +119,9 @@ export class PaymentService {
       cancellation_reason: null,
       canceled_at: null,
       idempotency_key: idempotencyKey,
+      pricing_version: plan.version,
+      fee: null,
+      balance_transaction: null,
       version: 0,
       created_at: now,
       updated_at: now,
@@ -122,7 +137,7 @@ export class PaymentService {
     if (!(await this.deps.writer.submit({ scope, paymentMethod: method.inline, insert: row, attempts: [attempt], events: [created] }))) {
       return this.resumeCreated(scope, idempotencyKey!);
     }
-    return this.authorize(scope, { row, attempts: [attempt] }, method.card ?? this.deps.paymentMethods.cardDetails(method.saved!), requestId, false, body.return_url);
+    return this.authorize(scope, { row, attempts: [attempt] }, method.saved ?? method.inline, method.card, requestId, false, body.return_url);
   }
 
   async confirm(scope: Scope, id: string, body: ConfirmPaymentBody, requestId: string | null): Promise<Payment> {
@@ -147,8 +162,7 @@ export class PaymentService {
     const attempt = this.pendingAttempt(row, 'authorize', primary, row.amount);
     const applied = await this.deps.writer.submit({ scope, paymentMethod: method.inline, update: next, attempts: [attempt] });
     if (!applied) throw ApiError.stateConflict('This payment was changed by another request; retrieve it and try again.');
-    const card = method.card ?? this.deps.paymentMethods.cardDetails(method.saved!);
-    return this.authorize(scope, { row: next, attempts: [...state.attempts, attempt] }, card, requestId, false, body?.return_url);
+    return this.authorize(scope, { row: next, attempts: [...state.attempts, attempt] }, method.saved ?? method.inline, method.card, requestId, false, body?.return_url);
   }
 
   async capture(scope: Scope, id: string, body: CapturePaymentBody, requestId: string | null): Promise<Payment> {
@@ -227,7 +241,7 @@ export class PaymentService {
       throw ApiError.stateConflict('This payment was changed by another request.');
     }
     try {
-      const payment = await this.authorize(scope, { row: next, attempts: [...state.attempts, attempt] }, this.deps.paymentMethods.cardDetails(pm), null, true, returnUrl ?? undefined);
+      const payment = await this.authorize(scope, { row: next, attempts: [...state.attempts, attempt] }, pm, undefined, null, true, returnUrl ?? undefined);
       return { payment, returnUrl };
     } catch (error) {
       if (error instanceof ApiError && error.payment) return { payment: error.payment as Payment, returnUrl };
@@ -276,7 +290,7 @@ export class PaymentService {
     if (pending.operation === 'capture') return this.finishCapture(scope, state, pending, null);
     if (pending.operation === 'void') return this.finishVoid(scope, state, pending, 'automatic', null);
     const pm = await inScope(this.deps.sql, scope, (tx) => this.deps.paymentMethods.find(tx, scope, state.row.payment_method_id!));
-    return this.authorize(scope, state, this.deps.paymentMethods.cardDetails(pm), null, false, undefined, pending);
+    return this.authorize(scope, state, pm, undefined, null, false, undefined, pending);
   }
 
   /**
@@ -339,11 +353,40 @@ export class PaymentService {
     return { ...row, ...changes, version: row.version + 1, updated_at: new Date() };
   }
 
+  /**
+   * Prices a capture with the plan version the payment was created under and prepares its charge
+   * posting; the payment row records the fee and the balance transaction.
+   */
+  private async charge(scope: Scope, row: PaymentRow, amount: number, card: Pick<PaymentMethodRow, 'country' | 'funding'>): Promise<{ changes: Partial<PaymentRow>; posting: PreparedPosting }> {
+    const [plan, schedule, accounts] = await Promise.all([
+      this.deps.pricing.planVersion(scope, row.pricing_version),
+      this.deps.settlementScheduleFor(scope.tenantId),
+      this.deps.ledger.accountsFor(scope, row.currency),
+    ]);
+    const instant = schedule.type === 'instant';
+    const price = priceCharge(plan, { amount, currency: row.currency, cardCountry: card.country, cardFunding: card.funding, presentmentCurrency: null, instantSettlement: instant });
+    const transactionId = newId('txn');
+    const posting = this.deps.ledger.prepare(
+      scope,
+      [chargeTransaction({ paymentId: row.id, transactionId, currency: row.currency, amount, fee: price.fee, feeDetails: price.fee_details, instant, availableOn: availableOn(new Date(), schedule) })],
+      () => accounts,
+    );
+    return { changes: { fee: price.fee, balance_transaction: transactionId }, posting };
+  }
+
   /** Writes a transition with its event(s); throws a state conflict if another writer got there first. */
-  private async commit(scope: Scope, state: PaymentState, attempts: AttemptRow[], eventType: string | string[], requestId: string | null, conflict: string): Promise<Payment> {
+  private async commit(
+    scope: Scope,
+    state: PaymentState,
+    attempts: AttemptRow[],
+    eventType: string | string[],
+    requestId: string | null,
+    conflict: string,
+    posting?: PreparedPosting,
+  ): Promise<Payment> {
     const payment = toApiPayment(state);
     const events: EventRow[] = (Array.isArray(eventType) ? eventType : [eventType]).map((type) => newEvent(scope, type, payment, requestId));
-    if (!(await this.deps.writer.submit({ scope, update: state.row, attempts, events }))) throw ApiError.stateConflict(conflict);
+    if (!(await this.deps.writer.submit({ scope, update: state.row, attempts, events, posting }))) throw ApiError.stateConflict(conflict);
     this.deps.metrics.paymentsByStatus.inc({ status: state.row.status });
     return payment;
   }
@@ -356,13 +399,16 @@ export class PaymentService {
   private async authorize(
     scope: Scope,
     state: PaymentState,
-    card: CardDetails,
+    method: PaymentMethodRow,
+    /** The card as entered, for a card not saved; a saved card is read from the vault. */
+    enteredCard: CardDetails | undefined,
     requestId: string | null,
     threeDSecureAuthenticated: boolean,
     returnUrl?: string,
     resume?: AttemptRow,
   ): Promise<Payment> {
     const { row } = state;
+    const card = enteredCard ?? this.deps.paymentMethods.cardDetails(method);
     const first = resume ?? state.attempts.at(-1)!;
     const order = await this.deps.processorsFor(scope.tenantId);
     const startAt = Math.max(0, order.indexOf(first.processor));
@@ -377,8 +423,11 @@ export class PaymentService {
     const outcome = last.outcome;
     let next: PaymentRow;
     let eventType: string;
+    let posting: PreparedPosting | undefined;
     if (outcome.status === 'succeeded' && row.capture_method === 'automatic') {
-      next = this.advance(row, { status: 'succeeded', amount_received: row.amount, processor: last.processor, processor_reference: outcome.reference });
+      const charge = await this.charge(scope, row, row.amount, method);
+      posting = charge.posting;
+      next = this.advance(row, { status: 'succeeded', amount_received: row.amount, processor: last.processor, processor_reference: outcome.reference, ...charge.changes });
       eventType = 'payment.succeeded';
     } else if (outcome.status === 'succeeded') {
       const expiresAt = new Date(Date.now() + this.deps.config.authorizationExpiryDays * 86_400_000);
@@ -402,7 +451,7 @@ export class PaymentService {
       });
       eventType = 'payment.failed';
     }
-    const payment = await this.commit(scope, { row: next, attempts: this.replaceAttempts(state.attempts, attempts) }, attempts, eventType, requestId, 'This payment was changed by another request.');
+    const payment = await this.commit(scope, { row: next, attempts: this.replaceAttempts(state.attempts, attempts) }, attempts, eventType, requestId, 'This payment was changed by another request.', posting);
     if (next.last_payment_error) {
       const error = new ApiError('card_error', next.last_payment_error.code, next.last_payment_error.message, null, 402, next.last_payment_error.decline_code ?? undefined);
       error.payment = payment;
@@ -426,9 +475,11 @@ export class PaymentService {
       error.payment = payment;
       throw error;
     }
+    const method = await inScope(this.deps.sql, scope, (tx) => this.deps.paymentMethods.find(tx, scope, row.payment_method_id!));
+    const charge = await this.charge(scope, row, attempt.amount, method);
     // Capturing less than authorized releases the rest, as card networks do.
-    const next = this.advance(row, { status: 'succeeded', amount_received: attempt.amount, amount_capturable: 0, authorization_expires_at: null });
-    return this.commit(scope, { row: next, attempts }, [done], 'payment.succeeded', requestId, 'This payment was changed by another request.');
+    const next = this.advance(row, { status: 'succeeded', amount_received: attempt.amount, amount_capturable: 0, authorization_expires_at: null, ...charge.changes });
+    return this.commit(scope, { row: next, attempts }, [done], 'payment.succeeded', requestId, 'This payment was changed by another request.', charge.posting);
   }
 
   private async finishVoid(scope: Scope, state: PaymentState, attempt: AttemptRow, reason: string | null, requestId: string | null): Promise<Payment> {

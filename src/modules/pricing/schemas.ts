@@ -101,7 +101,7 @@ export type FeePreviewBody = Static<typeof FeePreviewBody>;
 
 export const FeeDetail = Type.Object({
   type: Type.String({
-    enum: ['processing_percentage', 'processing_fixed', 'interchange', 'scheme_fee', 'markup', 'markup_fixed', 'international', 'currency_conversion', 'instant_settlement'],
+    enum: ['processing_percentage', 'processing_fixed', 'interchange', 'scheme_fee', 'markup', 'markup_fixed', 'international', 'currency_conversion', 'instant_settlement', 'refund_fee', 'dispute_fee'],
   }),
   amount: Type.Integer(),
   currency: Type.String(),

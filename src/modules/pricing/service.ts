@@ -106,6 +106,15 @@ export function priceCharge(plan: Plan, input: ChargeInput): ChargePrice {
   return { fee, net: amount - fee, fee_details: details };
 }
 
+/** The plan's fixed fee on a refund or a dispute, in the currency's minor unit, with its fee detail. */
+export function priceFixedFee(plan: Plan, kind: 'refund_fee' | 'dispute_fee', currency: string): { fee: number; fee_details: FeeDetail[] } {
+  const exponent = exponentOf(currency, 'currency');
+  const schedule = plan[kind];
+  const fee = schedule.currencies?.[currency] ?? scaledFixed(schedule.fixed, exponent);
+  if (fee === 0) return { fee: 0, fee_details: [] };
+  return { fee, fee_details: [{ type: kind, amount: fee, currency, description: kind === 'refund_fee' ? 'fixed fee per refund' : 'fixed fee per dispute' }] };
+}
+
 interface PlanRow {
   id: string;
   livemode: boolean;
@@ -147,7 +156,33 @@ function checkPlan(plan: Plan) {
 }
 
 export class PricingService {
+  /** Latest version per tenant and mode, briefly: another process sees a new plan within 30 seconds. */
+  private readonly latest = new Map<string, { plan: PricingPlan; at: number }>();
+  /** Versions never change once written, so they are cached for good. */
+  private readonly versions = new Map<string, PricingPlan>();
+
   constructor(private readonly sql: Sql) {}
+
+  /** The plan a new payment is priced with. */
+  async currentPlan(scope: Scope): Promise<PricingPlan> {
+    const key = `${scope.tenantId}:${scope.livemode}`;
+    const hit = this.latest.get(key);
+    if (hit && Date.now() - hit.at < 30_000) return hit.plan;
+    const plan = await this.retrieve(scope);
+    this.latest.set(key, { plan, at: Date.now() });
+    this.versions.set(`${key}:${plan.version}`, plan);
+    return plan;
+  }
+
+  /** The exact version a payment was priced with. */
+  async planVersion(scope: Scope, version: number): Promise<PricingPlan> {
+    const key = `${scope.tenantId}:${scope.livemode}:${version}`;
+    const hit = this.versions.get(key);
+    if (hit) return hit;
+    const plan = await this.retrieve(scope, version);
+    this.versions.set(key, plan);
+    return plan;
+  }
 
   /** The operator's change: a new immutable version, numbered after the latest for that mode. */
   async setPlan(tenantId: string, body: SetPricingBody): Promise<PricingPlan> {
@@ -165,6 +200,7 @@ export class PricingService {
         RETURNING id, livemode, version, plan, created_at`;
       return inserted;
     });
+    this.latest.delete(`${tenantId}:${livemode}`);
     return toApiPlan(row);
   }
 

@@ -19,6 +19,7 @@ export const RefundSchema = Type.Object(
     reason: Nullable(Type.String()),
     status: Type.String({ enum: ['pending', 'succeeded', 'failed'] }),
     failure_reason: Nullable(Type.String()),
+    balance_transaction: Nullable(Type.String({ description: 'Set when the refund succeeds: what it took from your balance, with the refund fee if your plan has one.' })),
     metadata: Metadata,
     created: Type.Integer(),
     livemode: Type.Boolean(),

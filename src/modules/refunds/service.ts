@@ -6,6 +6,10 @@ import { newId } from '../../lib/ids.js';
 import type { ConnectorOutcome } from '../connectors/connector.js';
 import type { ConnectorRouter } from '../connectors/router.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
+import { refundTransaction } from '../ledger/postings.js';
+import type { LedgerService } from '../ledger/service.js';
+import type { Plan } from '../pricing/schemas.js';
+import { priceFixedFee, type PricingService } from '../pricing/service.js';
 import type { CreateRefundBody, Refund } from './schemas.js';
 
 interface RefundRow {
@@ -20,6 +24,7 @@ interface RefundRow {
   failure_reason: string | null;
   processor: string | null;
   processor_reference: string | null;
+  balance_transaction: string | null;
   metadata: Record<string, string>;
   created_at: Date;
   updated_at: Date;
@@ -37,6 +42,7 @@ const REFUND_COLUMNS: Columns<RefundRow> = [
   ['failure_reason', 'text'],
   ['processor', 'text'],
   ['processor_reference', 'text'],
+  ['balance_transaction', 'text'],
   ['metadata', 'jsonb'],
   ['created_at', 'timestamptz'],
   ['updated_at', 'timestamptz'],
@@ -52,6 +58,7 @@ export function toApiRefund(row: RefundRow): Refund {
     reason: row.reason,
     status: row.status,
     failure_reason: row.failure_reason,
+    balance_transaction: row.balance_transaction,
     metadata: row.metadata ?? {},
     created: Math.floor(new Date(row.created_at).getTime() / 1000),
     livemode: row.livemode,
@@ -67,6 +74,8 @@ export class RefundService {
   constructor(
     private readonly sql: Sql,
     private readonly router: ConnectorRouter,
+    private readonly pricing: PricingService,
+    private readonly ledger: LedgerService,
   ) {}
 
   async create(scope: Scope, body: CreateRefundBody, requestId: string | null): Promise<Refund> {
@@ -100,6 +109,7 @@ export class RefundService {
         failure_reason: null,
         processor: payment.processor,
         processor_reference: payment.processor_reference,
+        balance_transaction: null,
         metadata: body.metadata ?? {},
         created_at: now,
         updated_at: now,
@@ -120,19 +130,39 @@ export class RefundService {
     } catch (error) {
       outcome = { status: 'error', code: 'processing_error', message: (error as Error).message };
     }
+    const succeeded = outcome.status === 'succeeded';
+    const transactionId = succeeded ? newId('txn') : null;
+    // Read before the transaction so that a plan not yet cached is not fetched while it holds a connection.
+    const plan = succeeded ? await this.planOf(scope, refund.payment_id) : null;
     return inScope(this.sql, scope, async (tx) => {
-      const succeeded = outcome.status === 'succeeded';
       const [row] = await tx<RefundRow[]>`
         UPDATE refunds SET status = ${succeeded ? 'succeeded' : 'failed'},
-          failure_reason = ${succeeded ? null : 'processor_error'}, updated_at = now()
+          failure_reason = ${succeeded ? null : 'processor_error'}, balance_transaction = ${transactionId}, updated_at = now()
         WHERE id = ${refund.id} AND status = 'pending'
         RETURNING *`;
       if (!row) return toApiRefund(await this.find(tx, scope, refund.id));
       if (!succeeded) await tx`UPDATE payments SET amount_refunded = amount_refunded - ${refund.amount}, updated_at = now() WHERE id = ${refund.payment_id}`;
+      else await this.post(tx, scope, row, transactionId!, plan!);
       const api = toApiRefund(row);
       await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, succeeded ? 'refund.succeeded' : 'refund.failed', api, requestId)]);
       return api;
     });
+  }
+
+  /**
+   * The refund leaves the tenant's pending funds with the refund fee of the plan version its
+   * payment was priced with, in the same transaction that marks it succeeded.
+   */
+  private async planOf(scope: Scope, paymentId: string): Promise<Plan> {
+    const [payment] = await inScope(this.sql, scope, (tx) => tx<{ pricing_version: number }[]>`SELECT pricing_version FROM payments WHERE id = ${paymentId}`);
+    return this.pricing.planVersion(scope, payment.pricing_version);
+  }
+
+  private async post(tx: Tx, scope: Scope, refund: RefundRow, transactionId: string, plan: Plan) {
+    const price = priceFixedFee(plan, 'refund_fee', refund.currency);
+    await this.ledger.post(tx, scope, [
+      refundTransaction({ id: refund.id, transactionId, paymentId: refund.payment_id, currency: refund.currency, amount: refund.amount, fee: price.fee, feeDetails: price.fee_details, availableOn: new Date() }),
+    ]);
   }
 
   /** Completes refunds left pending by a crash; the refund id is the processor's idempotency key. */

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { errors, ref } from '../../http/route-schemas.js';
 import { IdParam, StrictObject } from '../../http/schemas.js';
+import { SettlementScheduleSchema, type SettlementSchedule } from '../settlements/schedule.js';
 
 const tags = ['Platform'];
 const security = [{ platformKey: [] }];
@@ -15,10 +16,12 @@ const Processors = Type.Array(Type.String({ maxLength: 40 }), {
 const CreateTenantBody = StrictObject({
   name: Type.String({ minLength: 1, maxLength: 200, examples: ['Acme Inc.'] }),
   processors: Type.Optional(Processors),
+  settlement_schedule: Type.Optional(SettlementScheduleSchema),
 });
 const UpdateTenantBody = StrictObject({
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   processors: Type.Optional(Processors),
+  settlement_schedule: Type.Optional(SettlementScheduleSchema),
 });
 
 export async function tenantRoutes(app: FastifyInstance) {
@@ -38,8 +41,8 @@ export async function tenantRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const body = request.body as { name: string; processors?: string[] };
-      return tenants.create(body.name, body.processors);
+      const body = request.body as { name: string; processors?: string[]; settlement_schedule?: SettlementSchedule };
+      return tenants.create(body.name, body.processors, body.settlement_schedule);
     },
   );
 
@@ -51,13 +54,14 @@ export async function tenantRoutes(app: FastifyInstance) {
         tags,
         security,
         summary: 'Update a tenant',
-        description: "Renames a tenant or changes its processor routing; payments created afterwards use the new order.",
+        description:
+          'Renames a tenant, changes its processor routing (payments created afterwards use the new order) or its settlement schedule (applies to captures from then on).',
         params: IdParam,
-        body: { ...UpdateTenantBody, examples: [{ processors: ['sim_beta', 'sim_alpha'] }] },
+        body: { ...UpdateTenantBody, examples: [{ processors: ['sim_beta', 'sim_alpha'] }, { settlement_schedule: { type: 'instant', delay_days: 0 } }] },
         response: { 200: ref('Tenant'), ...errors },
       },
     },
-    async (request) => tenants.update((request.params as { id: string }).id, request.body as { name?: string; processors?: string[] }),
+    async (request) => tenants.update((request.params as { id: string }).id, request.body as { name?: string; processors?: string[]; settlement_schedule?: SettlementSchedule }),
   );
 
   app.get(

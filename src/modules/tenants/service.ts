@@ -4,6 +4,7 @@ import { ApiError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
 import type { ApiKey, ApiKeyService } from '../api-keys/service.js';
 import { ref } from '../../http/schemas.js';
+import { SettlementScheduleSchema, type SettlementSchedule } from '../settlements/schedule.js';
 
 export const TenantSchema = Type.Object(
   {
@@ -11,6 +12,7 @@ export const TenantSchema = Type.Object(
     object: Type.Literal('tenant'),
     name: Type.String(),
     processors: Type.Array(Type.String(), { description: 'Processor order: the first is primary, the rest are failovers.' }),
+    settlement_schedule: SettlementScheduleSchema,
     created: Type.Integer(),
     secret_keys: Type.Optional(
       Type.Object({ test: Type.Unsafe<ApiKey>(ref('ApiKey')), live: Type.Unsafe<ApiKey>(ref('ApiKey')) }, { description: 'Returned once, when the tenant is created.' }),
@@ -24,6 +26,7 @@ interface TenantRow {
   id: string;
   name: string;
   processors: string[];
+  settlement_schedule: SettlementSchedule;
   created_at: Date;
 }
 
@@ -32,8 +35,12 @@ const toTenant = (row: TenantRow): Tenant => ({
   object: 'tenant',
   name: row.name,
   processors: row.processors,
+  settlement_schedule: row.settlement_schedule,
   created: Math.floor(new Date(row.created_at).getTime() / 1000),
 });
+
+/** Stripe's default for US accounts: funds available two business days after capture. */
+const DEFAULT_SETTLEMENT_SCHEDULE: SettlementSchedule = { type: 'daily', delay_days: 2 };
 
 const bothModes = (tenantId: string) => [
   { tenantId, livemode: false },
@@ -41,7 +48,7 @@ const bothModes = (tenantId: string) => [
 ];
 
 export class TenantService {
-  private readonly processorCache = new Map<string, { processors: string[]; at: number }>();
+  private readonly cache = new Map<string, { row: TenantRow; at: number }>();
 
   constructor(
     private readonly sql: Sql,
@@ -54,12 +61,15 @@ export class TenantService {
     if (unknown) throw ApiError.invalid('parameter_invalid', `Unknown processor '${unknown.slice(0, 40)}'; available: ${this.knownProcessors.join(', ')}.`, 'processors');
   }
 
-  async create(name: string, processors?: string[]): Promise<Tenant> {
+  async create(name: string, processors?: string[], schedule?: SettlementSchedule): Promise<Tenant> {
     const order = processors ?? this.knownProcessors;
     this.checkProcessors(order);
     const id = newId('ten');
     return inScope(this.sql, bothModes(id), async (tx) => {
-      const [row] = await tx<TenantRow[]>`INSERT INTO tenants (id, name, processors) VALUES (${id}, ${name}, ${order}) RETURNING *`;
+      const [row] = await tx<TenantRow[]>`
+        INSERT INTO tenants (id, name, processors, settlement_schedule)
+        VALUES (${id}, ${name}, ${order}, ${tx.json(schedule ?? DEFAULT_SETTLEMENT_SCHEDULE)})
+        RETURNING *`;
       const test = await this.apiKeys.createInTx(tx, { tenantId: id, livemode: false }, 'secret', ['*'], 'Default test key');
       const live = await this.apiKeys.createInTx(tx, { tenantId: id, livemode: true }, 'secret', ['*'], 'Default live key');
       return { ...toTenant(row), secret_keys: { test, live } };
@@ -72,23 +82,37 @@ export class TenantService {
     return toTenant(row);
   }
 
-  /** The operator renames a tenant or changes its routing: the processor order, primary first. */
-  async update(id: string, changes: { name?: string; processors?: string[] }): Promise<Tenant> {
+  /** The operator renames a tenant, changes its routing (the processor order, primary first) or its settlement schedule. */
+  async update(id: string, changes: { name?: string; processors?: string[]; settlement_schedule?: SettlementSchedule }): Promise<Tenant> {
     if (changes.processors) this.checkProcessors(changes.processors);
     const [row] = await inScope(this.sql, bothModes(id), (tx) => tx<TenantRow[]>`
-      UPDATE tenants SET name = coalesce(${changes.name ?? null}, name), processors = coalesce(${changes.processors ?? null}::text[], processors)
+      UPDATE tenants SET name = coalesce(${changes.name ?? null}, name), processors = coalesce(${changes.processors ?? null}::text[], processors),
+        settlement_schedule = coalesce(${changes.settlement_schedule ? tx.json(changes.settlement_schedule) : null}::jsonb, settlement_schedule)
       WHERE id = ${id} RETURNING *`);
     if (!row) throw ApiError.notFound('tenant', id);
-    this.processorCache.delete(id);
+    this.cache.delete(id);
     return toTenant(row);
   }
 
-  /** Processor order for routing; cached briefly because every payment asks. */
+  /**
+   * The tenant's settings every payment needs, cached briefly. Another process sees the
+   * operator's change within 30 seconds; this one at once.
+   */
+  private async settings(tenantId: string): Promise<TenantRow> {
+    const hit = this.cache.get(tenantId);
+    if (hit && Date.now() - hit.at < 30_000) return hit.row;
+    const [row] = await inScope(this.sql, bothModes(tenantId), (tx) => tx<TenantRow[]>`SELECT * FROM tenants WHERE id = ${tenantId}`);
+    if (!row) throw ApiError.notFound('tenant', tenantId);
+    this.cache.set(tenantId, { row, at: Date.now() });
+    return row;
+  }
+
+  /** Processor order for routing. */
   async processorsFor(tenantId: string): Promise<string[]> {
-    const hit = this.processorCache.get(tenantId);
-    if (hit && Date.now() - hit.at < 30_000) return hit.processors;
-    const tenant = await this.retrieve(tenantId);
-    this.processorCache.set(tenantId, { processors: tenant.processors, at: Date.now() });
-    return tenant.processors;
+    return (await this.settings(tenantId)).processors;
+  }
+
+  async settlementScheduleFor(tenantId: string): Promise<SettlementSchedule> {
+    return (await this.settings(tenantId)).settlement_schedule;
   }
 }

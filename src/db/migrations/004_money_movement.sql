@@ -1,0 +1,164 @@
+-- Money movement: what the ledger's transactions mean to a tenant (balance transactions), when
+-- pending funds become available (settlement), how they leave (payouts) and what disputes withhold.
+
+-- When captured funds become available: at once (with the plan's instant-settlement fee) or at
+-- the start (00:00 UTC) of the Nth business day (Monday to Friday) after the capture.
+ALTER TABLE tenants ADD COLUMN settlement_schedule jsonb NOT NULL DEFAULT '{"type": "daily", "delay_days": 2}';
+
+-- Priced at capture with the plan version in force when the payment was created.
+ALTER TABLE payments
+  ADD COLUMN pricing_version integer NOT NULL DEFAULT 0,
+  ADD COLUMN fee bigint,
+  ADD COLUMN balance_transaction text;
+
+ALTER TABLE refunds ADD COLUMN balance_transaction text;
+
+-- A balance transaction is a ledger transaction that changes a tenant's pending or available
+-- funds (charge, refund, dispute, payout…): `balance_type` names which, and amount − fee = net is
+-- what it added there. Internal movements (settlement, payout paid, dispute lost) have none.
+ALTER TABLE ledger_transactions
+  ADD COLUMN currency text,
+  ADD COLUMN amount bigint,
+  ADD COLUMN fee bigint NOT NULL DEFAULT 0,
+  ADD COLUMN fee_details jsonb NOT NULL DEFAULT '[]',
+  ADD COLUMN balance_type text CHECK (balance_type IN ('pending', 'available')),
+  ADD COLUMN available_on timestamptz,
+  -- Set once, by the settlement that moved this transaction's net from pending to available.
+  ADD COLUMN settlement_id text,
+  ADD CONSTRAINT ledger_transactions_balance_fields CHECK (balance_type IS NULL OR (currency IS NOT NULL AND amount IS NOT NULL AND available_on IS NOT NULL));
+CREATE INDEX ledger_transactions_balance ON ledger_transactions (tenant_id, livemode, id DESC) WHERE balance_type IS NOT NULL;
+-- What the settlement job looks for; a settled transaction leaves the index.
+CREATE INDEX ledger_transactions_unsettled ON ledger_transactions (available_on, tenant_id, livemode, currency)
+  WHERE balance_type = 'pending' AND settlement_id IS NULL;
+
+-- Money is never rewritten: the one change a transaction may receive is being marked settled,
+-- once. Everything else is still refused, for every role.
+CREATE OR REPLACE FUNCTION ledger_transactions_settle_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' AND OLD.settlement_id IS NULL AND NEW.settlement_id IS NOT NULL
+     AND (to_jsonb(OLD) - 'settlement_id') = (to_jsonb(NEW) - 'settlement_id') THEN
+    RETURN NEW;
+  END IF;
+  RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'insufficient_privilege';
+END $$;
+DROP TRIGGER ledger_transactions_append_only ON ledger_transactions;
+CREATE TRIGGER ledger_transactions_append_only BEFORE UPDATE OR DELETE ON ledger_transactions
+  FOR EACH ROW EXECUTE FUNCTION ledger_transactions_settle_only();
+
+-- One row per settlement run, tenant, mode and currency: what it made available and why.
+CREATE TABLE settlements (
+  id text PRIMARY KEY,
+  tenant_id text NOT NULL REFERENCES tenants(id),
+  livemode boolean NOT NULL,
+  currency text NOT NULL,
+  settlement_date date NOT NULL,
+  count integer NOT NULL,
+  gross bigint NOT NULL,
+  fees bigint NOT NULL,
+  refunds bigint NOT NULL,
+  disputes bigint NOT NULL,
+  net bigint NOT NULL,
+  ledger_transaction_id text NOT NULL,
+  -- The automatic payout that carried this settlement's funds to the bank.
+  payout_id text,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX settlements_tenant ON settlements (tenant_id, livemode, id DESC);
+
+-- What GET /v1/balance_transactions lists. security_invoker: the tables' row-level security applies
+-- to whoever reads the view.
+CREATE VIEW balance_transactions WITH (security_invoker = true) AS
+  SELECT t.*, s.payout_id FROM ledger_transactions t LEFT JOIN settlements s ON s.id = t.settlement_id
+  WHERE t.balance_type IS NOT NULL;
+
+CREATE TABLE payouts (
+  id text PRIMARY KEY,
+  tenant_id text NOT NULL REFERENCES tenants(id),
+  livemode boolean NOT NULL,
+  amount bigint NOT NULL CHECK (amount > 0),
+  currency text NOT NULL,
+  method text NOT NULL CHECK (method IN ('standard', 'instant')),
+  status text NOT NULL CHECK (status IN ('pending', 'in_transit', 'paid', 'failed')),
+  destination text NOT NULL,
+  description text,
+  metadata jsonb NOT NULL DEFAULT '{}',
+  automatic boolean NOT NULL DEFAULT false,
+  arrival_date timestamptz NOT NULL,
+  failure_code text,
+  failure_message text,
+  balance_transaction text NOT NULL,
+  failure_balance_transaction text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX payouts_tenant ON payouts (tenant_id, livemode, id DESC);
+CREATE INDEX payouts_moving ON payouts (updated_at) WHERE status IN ('pending', 'in_transit');
+
+CREATE TABLE disputes (
+  id text PRIMARY KEY,
+  tenant_id text NOT NULL REFERENCES tenants(id),
+  livemode boolean NOT NULL,
+  payment_id text NOT NULL UNIQUE REFERENCES payments(id),
+  amount bigint NOT NULL CHECK (amount > 0),
+  currency text NOT NULL,
+  reason text NOT NULL,
+  status text NOT NULL CHECK (status IN ('needs_response', 'under_review', 'won', 'lost')),
+  evidence jsonb NOT NULL DEFAULT '{}',
+  evidence_submitted_at timestamptz,
+  due_by timestamptz NOT NULL,
+  fee bigint NOT NULL,
+  processor text NOT NULL,
+  metadata jsonb NOT NULL DEFAULT '{}',
+  balance_transactions text[] NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX disputes_tenant ON disputes (tenant_id, livemode, id DESC);
+CREATE INDEX disputes_under_review ON disputes (updated_at) WHERE status = 'under_review';
+
+DO $$
+DECLARE t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['settlements', 'payouts', 'disputes'] LOOP
+    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+    EXECUTE format('CREATE POLICY tenant_scope ON %I USING (app_scope_allows(tenant_id, livemode)) WITH CHECK (app_scope_allows(tenant_id, livemode))', t);
+  END LOOP;
+END $$;
+
+-- Work the jobs find across tenants, then carry out inside each tenant's scope.
+CREATE OR REPLACE FUNCTION worker_due_settlements(p_as_of timestamptz)
+RETURNS TABLE (tenant_id text, livemode boolean, currency text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+  SELECT DISTINCT tenant_id, livemode, currency FROM ledger_transactions
+  WHERE balance_type = 'pending' AND settlement_id IS NULL AND available_on <= p_as_of
+$$;
+
+CREATE OR REPLACE FUNCTION worker_moving_payouts(p_limit integer)
+RETURNS TABLE (id text, tenant_id text, livemode boolean)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+  SELECT id, tenant_id, livemode FROM payouts WHERE status IN ('pending', 'in_transit') ORDER BY updated_at LIMIT p_limit
+$$;
+
+CREATE OR REPLACE FUNCTION worker_disputes_under_review(p_limit integer)
+RETURNS TABLE (id text, tenant_id text, livemode boolean)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+  SELECT id, tenant_id, livemode FROM disputes WHERE status = 'under_review' ORDER BY updated_at LIMIT p_limit
+$$;
+
+-- Captured payments whose processor reference carries the simulated processors' dispute marker
+-- (see connectors/simulated.ts) and that have no dispute yet. The partial index keeps this from
+-- scanning the payments table.
+CREATE INDEX payments_dispute_marked ON payments (updated_at) WHERE processor_reference LIKE '%\_dsp\_%';
+CREATE OR REPLACE FUNCTION worker_undisputed_captures(p_limit integer)
+RETURNS TABLE (id text, tenant_id text, livemode boolean, processor text, processor_reference text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+  SELECT p.id, p.tenant_id, p.livemode, p.processor, p.processor_reference FROM payments p
+  WHERE p.processor_reference LIKE '%\_dsp\_%' AND p.status = 'succeeded'
+    AND NOT EXISTS (SELECT 1 FROM disputes d WHERE d.payment_id = p.id)
+  ORDER BY p.updated_at LIMIT p_limit
+$$;
+
+-- Payouts draw only on available funds and settlement never moves more there than it holds, so a
+-- negative available balance can only come from a bug: the database refuses it.
+ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_available_not_negative CHECK (type <> 'available' OR balance >= 0);
