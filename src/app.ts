@@ -19,9 +19,12 @@ import { oauthRoutes } from './modules/oauth/routes.js';
 import { paymentMethodRoutes } from './modules/payment-methods/routes.js';
 import { paymentRoutes } from './modules/payments/routes.js';
 import { refundRoutes } from './modules/refunds/routes.js';
+import { disputeRoutes } from './modules/disputes/routes.js';
 import { eventRoutes } from './modules/events/routes.js';
 import { pricingRoutes } from './modules/pricing/routes.js';
 import { ledgerRoutes } from './modules/ledger/routes.js';
+import { settlementRoutes } from './modules/settlements/routes.js';
+import { payoutRoutes } from './modules/payouts/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
 import type { DestinationStream } from 'pino';
 
@@ -181,9 +184,12 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(paymentMethodRoutes);
   await app.register(paymentRoutes);
   await app.register(refundRoutes);
+  await app.register(disputeRoutes);
   await app.register(eventRoutes);
   await app.register(pricingRoutes);
   await app.register(ledgerRoutes);
+  await app.register(settlementRoutes);
+  await app.register(payoutRoutes);
   return app;
 }
 

@@ -31,6 +31,9 @@ export interface Config {
   bodyLimitBytes: number;
   authorizationExpiryDays: number;
   idempotencyTtlHours: number;
+  /** How often the worker runs the settlement job and moves payouts along the bank rail. */
+  settlementIntervalMs: number;
+  payoutRailIntervalMs: number;
   /** A claimed key whose request has not answered in this time is taken to be abandoned (a crash). */
   idempotencyAbandonedAfterSeconds: number;
   seedDemoTenant: boolean;
@@ -92,6 +95,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: num(env, 'BODY_LIMIT_BYTES', 64 * 1024, 1024),
     authorizationExpiryDays: num(env, 'AUTHORIZATION_EXPIRY_DAYS', 7, 0),
     idempotencyTtlHours: num(env, 'IDEMPOTENCY_TTL_HOURS', 24, 1),
+    settlementIntervalMs: num(env, 'SETTLEMENT_INTERVAL_MS', 60_000, 10),
+    payoutRailIntervalMs: num(env, 'PAYOUT_RAIL_INTERVAL_MS', 5_000, 10),
     idempotencyAbandonedAfterSeconds: num(env, 'IDEMPOTENCY_ABANDONED_AFTER_SECONDS', 60, 1),
     seedDemoTenant: env.SEED_DEMO_TENANT !== 'false',
   };

@@ -15,6 +15,9 @@ import { PaymentService } from './modules/payments/service.js';
 import { LedgerService } from './modules/ledger/service.js';
 import { PricingService } from './modules/pricing/service.js';
 import { RefundService } from './modules/refunds/service.js';
+import { DisputeService } from './modules/disputes/service.js';
+import { PayoutService } from './modules/payouts/service.js';
+import { SettlementService } from './modules/settlements/service.js';
 import { TenantService } from './modules/tenants/service.js';
 import { ThreeDSecure } from './modules/three-d-secure/tokens.js';
 import { CardVault, parseKek } from './modules/vault/vault.js';
@@ -44,9 +47,12 @@ export interface Platform {
   paymentMethods: PaymentMethodService;
   payments: PaymentService;
   refunds: RefundService;
+  disputes: DisputeService;
   events: EventService;
   pricing: PricingService;
   ledger: LedgerService;
+  payouts: PayoutService;
+  settlements: SettlementService;
   close(): Promise<void>;
 }
 
@@ -70,6 +76,8 @@ export function createPlatform(config: Config, appDatabaseUrl: string, secrets: 
   const pricing = new PricingService(sql);
   const ledger = new LedgerService(sql);
   const settlementScheduleFor = (tenantId: string) => tenants.settlementScheduleFor(tenantId);
+  const payouts = new PayoutService(sql, ledger);
+  const settlements = new SettlementService(sql, ledger, payouts, settlementScheduleFor);
   const payments = new PaymentService({ sql, writer, paymentMethods, router, processorsFor, settlementScheduleFor, pricing, ledger, threeDSecure, metrics, config });
   return {
     config,
@@ -88,9 +96,12 @@ export function createPlatform(config: Config, appDatabaseUrl: string, secrets: 
     paymentMethods,
     payments,
     refunds: new RefundService(sql, router, pricing, ledger),
+    disputes: new DisputeService(sql, router, pricing, ledger),
     events: new EventService(replica),
     pricing,
     ledger,
+    payouts,
+    settlements,
     async close() {
       await writer.idle();
       await idempotency.idle();

@@ -105,4 +105,6 @@ export const TEST_CARDS = {
   threeDSecure: '4000000000003220',
   disputed: '4000000000000259',
   fraud: '4100000000000019',
+  international: '4000008260000000',
+  debit: '4000056655665556',
 };

@@ -39,9 +39,13 @@ export async function migrate(admin: Sql, appRole: string, appPassword: string):
       GRANT USAGE ON SCHEMA public TO "${appRole}";
       GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO "${appRole}";
       REVOKE ALL ON schema_migrations FROM "${appRole}";
+      REVOKE ALL ON processor_reports FROM "${appRole}";
       GRANT UPDATE ON tenants, api_keys, payments, payment_attempts, refunds, idempotency_keys, ledger_accounts, payouts, disputes TO "${appRole}";
       GRANT UPDATE (settlement_id) ON ledger_transactions TO "${appRole}";
+      GRANT UPDATE (payout_id) ON settlements TO "${appRole}";
       GRANT DELETE ON idempotency_keys TO "${appRole}";
+      GRANT UPDATE, DELETE ON reconciliation_reports TO "${appRole}";
+      GRANT DELETE ON reconciliation_items TO "${appRole}";
       GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO "${appRole}";
     `);
   });

@@ -1,6 +1,6 @@
 import type { Tx } from './index.js';
 
-export type ColumnType = 'text' | 'bigint' | 'integer' | 'smallint' | 'boolean' | 'json' | 'jsonb' | 'timestamptz' | 'bytea' | 'text[]';
+export type ColumnType = 'text' | 'bigint' | 'integer' | 'smallint' | 'boolean' | 'date' | 'json' | 'jsonb' | 'timestamptz' | 'bytea' | 'text[]';
 
 export type Columns<Row> = ReadonlyArray<readonly [keyof Row & string, ColumnType]>;
 

@@ -5,15 +5,18 @@ export { ref };
 import { PaymentSchema } from '../modules/payments/schemas.js';
 import { PaymentMethodSchema, VerificationSchema } from '../modules/payment-methods/schemas.js';
 import { RefundSchema } from '../modules/refunds/schemas.js';
+import { DisputeSchema } from '../modules/disputes/schemas.js';
 import { EventSchema } from '../modules/events/events.js';
 import { ApiKeySchema } from '../modules/api-keys/service.js';
 import { TenantSchema } from '../modules/tenants/service.js';
 import { BalanceTransactionSchema } from '../modules/ledger/schemas.js';
+import { SettlementSchema } from '../modules/settlements/schemas.js';
+import { PayoutSchema } from '../modules/payouts/schemas.js';
 import { FeePreviewSchema, PricingPlanSchema } from '../modules/pricing/schemas.js';
 
 /** Shared object schemas, registered once so routes and the OpenAPI document refer to them by name. */
 export function registerSharedSchemas(app: FastifyInstance) {
-  for (const schema of [ErrorEnvelope, PaymentSchema, PaymentMethodSchema, VerificationSchema, RefundSchema, EventSchema, ApiKeySchema, TenantSchema, PricingPlanSchema, FeePreviewSchema, BalanceTransactionSchema]) {
+  for (const schema of [ErrorEnvelope, PaymentSchema, PaymentMethodSchema, VerificationSchema, RefundSchema, DisputeSchema, EventSchema, ApiKeySchema, TenantSchema, PricingPlanSchema, FeePreviewSchema, BalanceTransactionSchema, SettlementSchema, PayoutSchema]) {
     app.addSchema(schema);
   }
 }

@@ -28,12 +28,24 @@ export function newId(prefix: string): string {
   digits ??= Array.from(randomPool(14), (byte) => byte & 31);
   lastTime = time;
   lastTail = digits;
+  return `${prefix}_${timeHead(time)}${digits.map((d) => ALPHABET[d]).join('')}`;
+}
+
+/**
+ * Sorts after every id newId(prefix) made before `time` and before every one made from then on:
+ * a range of ids is a range of creation times that the primary key index can seek.
+ */
+export function idFloor(prefix: string, time: Date): string {
+  return `${prefix}_${timeHead(time.getTime())}`;
+}
+
+function timeHead(ms: number): string {
   let head = '';
   for (let i = 0; i < 10; i++) {
-    head = ALPHABET[time % 32] + head;
-    time = Math.floor(time / 32);
+    head = ALPHABET[ms % 32] + head;
+    ms = Math.floor(ms / 32);
   }
-  return `${prefix}_${head}${digits.map((d) => ALPHABET[d]).join('')}`;
+  return head;
 }
 
 // Drawing random bytes from the OS costs a system call each time; ids and IVs take a few bytes

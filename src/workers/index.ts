@@ -10,7 +10,8 @@ interface Loop {
 
 /**
  * Background work: expiring uncaptured authorizations, resuming payments and refunds a crash
- * left mid-way, purging expired idempotency keys and relaying the event outbox. Each loop runs
+ * left mid-way, settling due funds, moving payouts along the bank rail, opening and deciding
+ * disputes, purging expired idempotency keys and relaying the event outbox. Each loop runs
  * one pass at a time; every pass is safe to repeat and to run on several workers at once.
  */
 export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
@@ -19,6 +20,11 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
     { name: 'expire-authorizations', everyMs: 30_000, run: () => platform.payments.expireAuthorizations() },
     { name: 'recover-payments', everyMs: 15_000, run: () => platform.payments.recoverStuckPayments() },
     { name: 'recover-refunds', everyMs: 15_000, run: () => platform.refunds.recoverStuckRefunds() },
+    // Frequent, so a test-card dispute opens (and an answered one is decided) shortly after capture.
+    { name: 'dispute-intake', everyMs: 2_000, run: () => platform.disputes.intake() },
+    { name: 'dispute-review', everyMs: 5_000, run: () => platform.disputes.review() },
+    { name: 'settlement', everyMs: platform.config.settlementIntervalMs, run: () => platform.settlements.run() },
+    { name: 'payout-rail', everyMs: platform.config.payoutRailIntervalMs, run: () => platform.payouts.advanceRail() },
     {
       name: 'purge-idempotency-keys',
       everyMs: 300_000,

@@ -92,7 +92,7 @@ CREATE TABLE payouts (
   updated_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX payouts_tenant ON payouts (tenant_id, livemode, id DESC);
-CREATE INDEX payouts_moving ON payouts (updated_at) WHERE status IN ('pending', 'in_transit');
+CREATE INDEX payouts_moving ON payouts (arrival_date) WHERE status IN ('pending', 'in_transit');
 
 CREATE TABLE disputes (
   id text PRIMARY KEY,
@@ -134,10 +134,13 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
   WHERE balance_type = 'pending' AND settlement_id IS NULL AND available_on <= p_as_of
 $$;
 
-CREATE OR REPLACE FUNCTION worker_moving_payouts(p_limit integer)
+-- Payouts the bank rail has a next step for: every pending one, and those in transit that are due.
+CREATE OR REPLACE FUNCTION worker_moving_payouts(p_now timestamptz, p_limit integer)
 RETURNS TABLE (id text, tenant_id text, livemode boolean)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
-  SELECT id, tenant_id, livemode FROM payouts WHERE status IN ('pending', 'in_transit') ORDER BY updated_at LIMIT p_limit
+  SELECT id, tenant_id, livemode FROM payouts
+  WHERE status = 'pending' OR (status = 'in_transit' AND arrival_date <= p_now)
+  ORDER BY arrival_date LIMIT p_limit
 $$;
 
 CREATE OR REPLACE FUNCTION worker_disputes_under_review(p_limit integer)
@@ -157,6 +160,14 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
   WHERE p.processor_reference LIKE '%\_dsp\_%' AND p.status = 'succeeded'
     AND NOT EXISTS (SELECT 1 FROM disputes d WHERE d.payment_id = p.id)
   ORDER BY p.updated_at LIMIT p_limit
+$$;
+
+-- Disputes left unanswered past due_by, which are lost (as at Stripe).
+CREATE INDEX disputes_awaiting_response ON disputes (due_by) WHERE status = 'needs_response';
+CREATE OR REPLACE FUNCTION worker_overdue_disputes(p_as_of timestamptz, p_limit integer)
+RETURNS TABLE (id text, tenant_id text, livemode boolean)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+  SELECT id, tenant_id, livemode FROM disputes WHERE status = 'needs_response' AND due_by <= p_as_of ORDER BY due_by LIMIT p_limit
 $$;
 
 -- Payouts draw only on available funds and settlement never moves more there than it holds, so a

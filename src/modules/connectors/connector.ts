@@ -28,6 +28,14 @@ export interface VerifyResult {
   message?: string;
 }
 
+/** A chargeback the cardholder's bank opened on a captured payment. */
+export interface ConnectorDispute {
+  reason: string;
+  amount: number;
+}
+
+export type DisputeOutcome = 'won' | 'lost';
+
 export interface Connector {
   readonly name: string;
   authorize(request: AuthorizeRequest): Promise<ConnectorOutcome>;
@@ -35,4 +43,8 @@ export interface Connector {
   void(request: { attemptId: string; reference: string }): Promise<ConnectorOutcome>;
   refund(request: { refundId: string; reference: string; amount: number; currency: string }): Promise<ConnectorOutcome>;
   verify(request: { card: CardDetails }): Promise<VerifyResult>;
+  /** Whether the payment behind `reference` is disputed; null while it is not. */
+  dispute(request: { reference: string; amount: number }): Promise<ConnectorDispute | null>;
+  /** The bank's decision on a dispute whose evidence was submitted. */
+  disputeOutcome(request: { reference: string; evidence: Record<string, string> }): Promise<DisputeOutcome>;
 }

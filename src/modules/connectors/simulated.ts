@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { AuthorizeRequest, CardDetails, Connector, ConnectorOutcome, VerifyResult } from './connector.js';
+import type { AuthorizeRequest, CardDetails, Connector, ConnectorDispute, ConnectorOutcome, DisputeOutcome, VerifyResult } from './connector.js';
 
 export interface SimulatedProcessorOptions {
   latencyMs: number;
@@ -17,6 +17,7 @@ const DECLINES: Record<string, { code: string; declineCode: string; message: str
   '4100000000000019': { code: 'card_declined', declineCode: 'fraudulent', message: 'Your card was declined.' },
 };
 const THREE_D_SECURE_REQUIRED = new Set(['4000000000003220']);
+const DISPUTED = new Set(['4000000000000259']);
 
 /**
  * A processor simulated in process: deterministic by test card, with configurable latency and
@@ -29,12 +30,18 @@ export class SimulatedProcessor implements Connector {
     private readonly options: SimulatedProcessorOptions,
   ) {}
 
-  private reference(key: string) {
-    return `${this.name}_${createHash('sha256').update(key).digest('hex').slice(0, 20)}`;
+  // A disputed card's reference carries a marker, so that the processor (and the intake query,
+  // worker_undisputed_captures) can tell later, from the reference alone, that it is disputed.
+  private reference(key: string, disputed = false) {
+    return `${this.name}_${disputed ? 'dsp_' : ''}${createHash('sha256').update(key).digest('hex').slice(0, 20)}`;
+  }
+
+  private async pause() {
+    if (this.options.latencyMs > 0) await new Promise((r) => setTimeout(r, this.options.latencyMs));
   }
 
   private async respond(card: CardDetails | undefined, outcome: () => ConnectorOutcome): Promise<ConnectorOutcome> {
-    if (this.options.latencyMs > 0) await new Promise((r) => setTimeout(r, this.options.latencyMs));
+    await this.pause();
     if ((card && this.options.failingCards.includes(card.number)) || Math.random() < this.options.failureRate) {
       return { status: 'error', code: 'processing_error', message: `${this.name} could not process the request.` };
     }
@@ -46,7 +53,7 @@ export class SimulatedProcessor implements Connector {
       const decline = DECLINES[request.card.number];
       if (decline) return { status: 'declined', ...decline };
       if (THREE_D_SECURE_REQUIRED.has(request.card.number) && !request.threeDSecureAuthenticated) return { status: 'requires_action' };
-      return { status: 'succeeded', reference: this.reference(request.attemptId) };
+      return { status: 'succeeded', reference: this.reference(request.attemptId, DISPUTED.has(request.card.number)) };
     });
   }
 
@@ -64,6 +71,31 @@ export class SimulatedProcessor implements Connector {
 
   refund(request: { refundId: string }): Promise<ConnectorOutcome> {
     return this.succeed(request.refundId);
+  }
+
+  /** The disputed test card's payments are disputed as fraudulent, for the whole captured amount. */
+  async dispute(request: { reference: string; amount: number }): Promise<ConnectorDispute | null> {
+    await this.answerOrFail();
+    return request.reference.startsWith(`${this.name}_dsp_`) ? { reason: 'fraudulent', amount: request.amount } : null;
+  }
+
+  /**
+   * Stripe's test convention: `uncategorized_text` containing "winning_evidence" wins and
+   * "losing_evidence" loses (winning checked first); otherwise any evidence wins and none loses.
+   */
+  async disputeOutcome(request: { reference: string; evidence: Record<string, string> }): Promise<DisputeOutcome> {
+    await this.answerOrFail();
+    const text = request.evidence.uncategorized_text ?? '';
+    if (text.includes('winning_evidence')) return 'won';
+    if (text.includes('losing_evidence')) return 'lost';
+    return Object.values(request.evidence).some((value) => value.length > 0) ? 'won' : 'lost';
+  }
+
+  // Dispute calls have no outcome to carry a processing_error, so a simulated failure throws and
+  // the worker pass retries the dispute next time.
+  private async answerOrFail() {
+    await this.pause();
+    if (Math.random() < this.options.failureRate) throw new Error(`${this.name} could not process the request.`);
   }
 
   async verify(request: { card: CardDetails }): Promise<VerifyResult> {

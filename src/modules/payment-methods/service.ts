@@ -6,7 +6,7 @@ import { ApiError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
 import type { CardDetails } from '../connectors/connector.js';
 import type { ConnectorRouter } from '../connectors/router.js';
-import { cardBrand, cvcLooksValid, isExpired, luhnValid } from '../vault/cards.js';
+import { cardBrand, cardIssuer, cvcLooksValid, isExpired, luhnValid } from '../vault/cards.js';
 import type { CardVault } from '../vault/vault.js';
 import type { PaymentMethod, PaymentMethodInput, Verification } from './schemas.js';
 
@@ -120,8 +120,7 @@ export class PaymentMethodService {
       last4: number.slice(-4),
       exp_month: input.card.exp_month,
       exp_year: input.card.exp_year,
-      funding: 'credit',
-      country: 'US',
+      ...cardIssuer(number),
       fingerprint: this.vault.fingerprint(number, scope.tenantId),
       cvc_check: cvcCheck,
       customer: input.customer ?? null,

@@ -6,6 +6,9 @@ export const SettlementScheduleSchema = Type.Object(
       description: '`instant`: captured funds are available as soon as the capture commits, for the plan’s instant-settlement fee. `daily`: the settlement job makes them available after `delay_days` business days.',
     }),
     delay_days: Type.Integer({ minimum: 0, maximum: 30, description: 'Business days (Monday to Friday, UTC) between capture and availability, for `daily`.' }),
+    automatic_payouts: Type.Optional(
+      Type.Boolean({ description: 'After each settlement, pay out the whole available balance of that currency (method standard) and link the settlements to that payout.' }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -40,3 +40,19 @@ export function isExpired(expMonth: number, expYear: number, now = new Date()): 
 export function cvcLooksValid(cvc: string, brand: CardBrand): boolean {
   return brand === 'amex' ? /^\d{4}$/.test(cvc) : /^\d{3}$/.test(cvc);
 }
+
+// Stripe's country and funding test cards; any other number is a US credit card. A live issuer
+// lookup (a BIN table) would slot in here.
+const TEST_ISSUERS: Record<string, { country: string; funding: 'credit' | 'debit' | 'prepaid' }> = {
+  '4000056655665556': { country: 'US', funding: 'debit' },
+  '5200828282828210': { country: 'US', funding: 'debit' },
+  '5105105105105100': { country: 'US', funding: 'prepaid' },
+  '4000008260000000': { country: 'GB', funding: 'credit' },
+  '4000002760000016': { country: 'DE', funding: 'credit' },
+  '4000000760000002': { country: 'BR', funding: 'credit' },
+};
+
+/** Issuing country and funding of a card, which pricing depends on. */
+export function cardIssuer(pan: string): { country: string; funding: 'credit' | 'debit' | 'prepaid' } {
+  return TEST_ISSUERS[pan] ?? { country: 'US', funding: 'credit' };
+}

@@ -1,0 +1,39 @@
+import type { FastifyInstance } from 'fastify';
+import { tenantScope } from '../../app.js';
+import { errors, listOf, ref } from '../../http/route-schemas.js';
+import { IdParam } from '../../http/schemas.js';
+import { CreatePayoutBody, PayoutListQuery } from './schemas.js';
+
+const tags = ['Payouts'];
+
+export async function payoutRoutes(app: FastifyInstance) {
+  const { payouts } = app.platform;
+
+  app.post(
+    '/v1/payouts',
+    {
+      config: { scope: 'payouts:write' },
+      schema: {
+        tags,
+        summary: 'Pay out to your bank',
+        description:
+          'Moves `amount` from your available balance to your bank account; fails with `balance_insufficient` when the available balance is smaller, however many payouts run at once. The payout then moves `pending → in_transit → paid`, or `failed` (the funds return to available), with `payout.*` events.',
+        body: { ...CreatePayoutBody, examples: [{ amount: 5000, currency: 'usd', method: 'standard' }] },
+        response: { 200: ref('Payout'), ...errors },
+      },
+    },
+    async (request) => payouts.create(tenantScope(request), request.body as never, request.id),
+  );
+
+  app.get(
+    '/v1/payouts',
+    { config: { scope: 'payouts:read' }, schema: { tags, summary: 'List payouts', querystring: PayoutListQuery, response: { 200: listOf('Payout', '/v1/payouts'), ...errors } } },
+    async (request) => ({ object: 'list', url: '/v1/payouts', ...(await payouts.list(tenantScope(request), request.query as never)) }),
+  );
+
+  app.get(
+    '/v1/payouts/:id',
+    { config: { scope: 'payouts:read' }, schema: { tags, summary: 'Retrieve a payout', params: IdParam, response: { 200: ref('Payout'), ...errors } } },
+    async (request) => payouts.retrieve(tenantScope(request), (request.params as { id: string }).id),
+  );
+}

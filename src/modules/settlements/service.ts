@@ -1,0 +1,166 @@
+import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { findOwned, listPage, type ListParams } from '../../db/list.js';
+import { insertRows, type Columns } from '../../db/unnest.js';
+import { newId } from '../../lib/ids.js';
+import { EVENT_COLUMNS, newEvent } from '../events/events.js';
+import { settlementTransaction } from '../ledger/postings.js';
+import type { LedgerService } from '../ledger/service.js';
+import type { PayoutService } from '../payouts/service.js';
+import type { Settlement } from './schemas.js';
+import type { SettlementSchedule } from './schedule.js';
+
+interface SettlementRow {
+  id: string;
+  tenant_id: string;
+  livemode: boolean;
+  currency: string;
+  settlement_date: string;
+  count: number;
+  gross: number;
+  fees: number;
+  refunds: number;
+  disputes: number;
+  net: number;
+  ledger_transaction_id: string | null;
+  payout_id: string | null;
+  created_at: Date;
+}
+
+const SETTLEMENT_COLUMNS: Columns<Omit<SettlementRow, 'payout_id'>> = [
+  ['id', 'text'],
+  ['tenant_id', 'text'],
+  ['livemode', 'boolean'],
+  ['currency', 'text'],
+  ['settlement_date', 'date'],
+  ['count', 'integer'],
+  ['gross', 'bigint'],
+  ['fees', 'bigint'],
+  ['refunds', 'bigint'],
+  ['disputes', 'bigint'],
+  ['net', 'bigint'],
+  ['ledger_transaction_id', 'text'],
+  ['created_at', 'timestamptz'],
+];
+
+interface DueTransaction {
+  id: string;
+  type: string;
+  amount: number;
+  fee: number;
+}
+
+const toApiSettlement = (row: SettlementRow): Settlement => ({
+  id: row.id,
+  object: 'settlement',
+  currency: row.currency,
+  settlement_date: typeof row.settlement_date === 'string' ? row.settlement_date : new Date(row.settlement_date).toISOString().slice(0, 10),
+  count: row.count,
+  gross: row.gross,
+  fees: row.fees,
+  refunds: row.refunds,
+  disputes: row.disputes,
+  net: row.net,
+  payout: row.payout_id,
+  created: Math.floor(new Date(row.created_at).getTime() / 1000),
+  livemode: row.livemode,
+});
+
+/** How many transactions one settlement takes at most; a larger backlog gets several. */
+const SETTLEMENT_BATCH = 5_000;
+
+/**
+ * The settlement job: moves due pending funds to available, per tenant, mode and currency, each
+ * group in one database transaction that posts the movement, records the settlement and marks its
+ * balance transactions settled. A kill at any point leaves each group either wholly settled or
+ * untouched, and a settled transaction is never picked again, so re-running is always safe.
+ * Rows are claimed with SKIP LOCKED, so two workers share the work instead of doubling it.
+ */
+export class SettlementService {
+  constructor(
+    private readonly sql: Sql,
+    private readonly ledger: LedgerService,
+    private readonly payouts: PayoutService,
+    private readonly scheduleFor: (tenantId: string) => Promise<SettlementSchedule>,
+  ) {}
+
+  /** Settles everything due at `asOf`; returns the settlements made. */
+  async run(asOf = new Date()): Promise<Settlement[]> {
+    const groups = await this.sql<{ tenant_id: string; livemode: boolean; currency: string }[]>`SELECT * FROM worker_due_settlements(${asOf})`;
+    const made: Settlement[] = [];
+    for (const group of groups) {
+      const scope = { tenantId: group.tenant_id, livemode: group.livemode };
+      for (;;) {
+        const settlement = await this.settle(scope, group.currency, asOf);
+        if (!settlement) break;
+        made.push(settlement);
+        if (settlement.count < SETTLEMENT_BATCH) break;
+      }
+      if ((await this.scheduleFor(scope.tenantId)).automatic_payouts) await this.payouts.payOutSettled(scope, group.currency);
+    }
+    return made;
+  }
+
+  private async settle(scope: Scope, currency: string, asOf: Date): Promise<Settlement | null> {
+    return inScope(this.sql, scope, async (tx) => {
+      const due = await tx<DueTransaction[]>`
+        SELECT id, type, amount, fee FROM ledger_transactions
+        WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND currency = ${currency}
+          AND balance_type = 'pending' AND settlement_id IS NULL AND available_on <= ${asOf}
+        ORDER BY id LIMIT ${SETTLEMENT_BATCH} FOR UPDATE SKIP LOCKED`;
+      if (!due.length) return null;
+      const sum = (types: string[], pick: (t: DueTransaction) => number) => due.filter((t) => types.includes(t.type)).reduce((total, t) => total + pick(t), 0);
+      const net = due.reduce((total, t) => total + t.amount - t.fee, 0);
+      // Refunds and disputes settle with charges; a day whose deductions exceed what it brings and
+      // what is available waits for later charges rather than driving available below zero.
+      if (net < 0 && !(await this.availableCovers(tx, scope, currency, -net))) return null;
+      const id = newId('st');
+      const [ledgerTransactionId] = net === 0 ? [null] : await this.ledger.post(tx, scope, [settlementTransaction({ id, currency, net })]);
+      const row: SettlementRow = {
+        id,
+        tenant_id: scope.tenantId,
+        livemode: scope.livemode,
+        currency,
+        settlement_date: asOf.toISOString().slice(0, 10),
+        count: due.length,
+        gross: sum(['charge'], (t) => t.amount),
+        fees: due.reduce((total, t) => total + t.fee, 0),
+        refunds: sum(['refund'], (t) => t.amount),
+        disputes: sum(['dispute', 'dispute_reversal'], (t) => t.amount),
+        net,
+        ledger_transaction_id: ledgerTransactionId,
+        payout_id: null,
+        created_at: new Date(),
+      };
+      const settlement = toApiSettlement(row);
+      await Promise.all([
+        insertRows(tx, 'settlements', SETTLEMENT_COLUMNS, [row]),
+        tx`UPDATE ledger_transactions SET settlement_id = ${id} WHERE id = ANY(${due.map((t) => t.id)})`,
+        insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'balance.available', settlement, null)]),
+      ]);
+      return settlement;
+    });
+  }
+
+  /** Locks the available account until commit, so that a concurrent payout cannot spend the same funds. */
+  private async availableCovers(tx: Tx, scope: Scope, currency: string, amount: number): Promise<boolean> {
+    const [account] = await tx<{ balance: number }[]>`
+      SELECT balance FROM ledger_accounts
+      WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND type = 'available' AND currency = ${currency}
+      FOR NO KEY UPDATE`;
+    return (account?.balance ?? 0) >= amount;
+  }
+
+  async list(scope: Scope, params: ListParams & { currency?: string; payout?: string }) {
+    return inScope(this.sql, scope, async (tx) => {
+      const page = await listPage<SettlementRow>(tx, 'settlements', scope, params, [
+        params.currency ? tx`AND currency = ${params.currency}` : tx``,
+        params.payout ? tx`AND payout_id = ${params.payout}` : tx``,
+      ]);
+      return { data: page.rows.map(toApiSettlement), has_more: page.hasMore };
+    });
+  }
+
+  async retrieve(scope: Scope, id: string): Promise<Settlement> {
+    return toApiSettlement(await inScope(this.sql, scope, (tx) => findOwned<SettlementRow>(tx, 'settlements', scope, id, 'settlement')));
+  }
+}
