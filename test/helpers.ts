@@ -6,6 +6,7 @@ import { buildApp } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { appDatabaseUrl, connect, type Sql } from '../src/db/index.js';
 import { createPlatform, type Platform } from '../src/platform.js';
+import { migrate } from '../src/db/migrate.js';
 
 export const PLATFORM_KEY = 'pk_platform_test_0123456789abcdef';
 const TEST_KEK = randomBytes(32).toString('base64');
@@ -23,8 +24,7 @@ export interface TestApp {
 }
 
 /** Boots the real app (real PostgreSQL, and Redis/RabbitMQ when their URLs are set). */
-export async function bootApp(env: Record<string, string> = {}): Promise<TestApp> {
-  const adminUrl = inject('adminDatabaseUrl');
+export async function bootApp(env: Record<string, string> = {}, adminUrl = inject('adminDatabaseUrl')): Promise<TestApp> {
   const config = loadConfig({
     RATE_LIMIT_PER_KEY: '100000',
     RATE_LIMIT_PER_TENANT: '100000',
@@ -77,6 +77,31 @@ export async function createTenant(app: FastifyInstance, name = 'Test tenant'): 
     liveKey: tenant.secret_keys.live.secret,
     testKeyId: tenant.secret_keys.test.id,
     liveKeyId: tenant.secret_keys.live.id,
+  };
+}
+
+/**
+ * A migrated database of its own, for tests whose background workers act on every tenant in the
+ * database they run on and so would disturb the other test files sharing the run's database.
+ */
+export async function ownDatabase(suffix: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const runUrl = new URL(inject('adminDatabaseUrl'));
+  const name = `${runUrl.pathname.slice(1)}_${suffix}`;
+  const server = connect(runUrl.toString(), { max: 1 });
+  await server.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await server.unsafe(`CREATE DATABASE ${name}`);
+  const url = new URL(runUrl);
+  url.pathname = `/${name}`;
+  const admin = connect(url.toString(), { max: 1 });
+  const config = loadConfig({});
+  await migrate(admin, config.appDbRole, config.appDbPassword);
+  await admin.end();
+  return {
+    url: url.toString(),
+    async drop() {
+      await server.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await server.end();
+    },
   };
 }
 
