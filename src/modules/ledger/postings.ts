@@ -36,7 +36,10 @@ export interface ChargePosting {
 
 export function chargeTransaction(charge: ChargePosting): LedgerTransactionInput {
   const { currency, amount, fee } = charge;
-  const balanceType = charge.instant ? 'available' : 'pending';
+  // A fixed fee can exceed a tiny amount. Such a negative net goes through pending even when
+  // settlement is instant, so that it can never drive available below zero (which the database
+  // would refuse, failing every payment in the batch).
+  const balanceType = charge.instant && amount >= fee ? 'available' : 'pending';
   return {
     id: charge.transactionId,
     type: 'charge',

@@ -1,13 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, call, card, createTenant, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
+import { bootApp, call, card, createTenant, ownDatabase, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
 import { LedgerService } from '../ledger/service.js';
 
 let t: TestApp;
+let database: Awaited<ReturnType<typeof ownDatabase>>;
 
+// The settlement job and the bank rail act on every tenant of a database: a database of its own
+// keeps other test files' tenants out of these passes (and these passes out of theirs).
 beforeAll(async () => {
-  t = await bootApp();
+  database = await ownDatabase('payouts');
+  t = await bootApp({}, database.url);
 });
-afterAll(() => t.close());
+afterAll(async () => {
+  await t.close();
+  await database.drop();
+});
 
 async function ok(response: Awaited<ReturnType<typeof call>>) {
   expect(response.statusCode, response.body).toBe(200);

@@ -1,14 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, call, card, createTenant, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
+import { bootApp, call, card, createTenant, ownDatabase, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
 import { LedgerService } from '../ledger/service.js';
 import { availableOn } from './schedule.js';
 
 let t: TestApp;
+let database: Awaited<ReturnType<typeof ownDatabase>>;
 
+// The settlement job and the bank rail act on every tenant of a database: a database of its own
+// keeps other test files' tenants out of these passes (and these passes out of theirs).
 beforeAll(async () => {
-  t = await bootApp();
+  database = await ownDatabase('settlements');
+  t = await bootApp({}, database.url);
 });
-afterAll(() => t.close());
+afterAll(async () => {
+  await t.close();
+  await database.drop();
+});
 
 async function ok(response: Awaited<ReturnType<typeof call>>) {
   expect(response.statusCode, response.body).toBe(200);
@@ -78,6 +85,18 @@ describe('captures post to the ledger', () => {
     expect(await balance(tenant.testKey)).toEqual({ available: 5_000 - preview.fee, pending: 0, reserved: 0 });
     const txn = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions/${payment.balance_transaction}`));
     expect(txn).toMatchObject({ status: 'available', fee_details: preview.fee_details });
+    await ledgerClean(tenant.id);
+  });
+
+  it('a payment smaller than its fixed fee goes through pending even when settlement is instant', async () => {
+    const tenant = await tenantWith('Tiny instant', { type: 'instant', delay_days: 0 });
+    const others = await Promise.all([pay(tenant.testKey, 1), pay(tenant.testKey, 10_000)]);
+    expect(others.map((p) => p.status)).toEqual(['succeeded', 'succeeded']);
+    const [tiny, large] = others;
+    expect(tiny.net).toBeLessThan(0);
+    expect(await balance(tenant.testKey)).toEqual({ available: large.net, pending: tiny.net, reserved: 0 });
+    await t.platform.settlements.run();
+    expect(await balance(tenant.testKey)).toEqual({ available: large.net + tiny.net, pending: 0, reserved: 0 });
     await ledgerClean(tenant.id);
   });
 
