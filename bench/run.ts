@@ -4,10 +4,13 @@
  *   1. a bare fastify process (bench/bare-server.ts) driven with the same load: the baseline;
  *   2. the PayForward API (`node dist/main.js api`, built first) against a fresh database
  *      `payforward_bench` on the local PostgreSQL, driven with create+confirm payments (inline
- *      card, with a unique Idempotency-Key, with a saved pm_ token) and retrieves;
+ *      card, with a unique Idempotency-Key, with a saved pm_ token) and retrieves. Every capture
+ *      posts to the ledger; one run spreads the same load over 100 tenants, to compare the hot
+ *      pending account of a single tenant with 100 of them;
  *   3. the API process's RSS sampled every 200 ms; CPU of the API, PostgreSQL and the load
  *      generator; commits, WAL syncs, batch sizes and backend wait events per scenario;
- *   4. after the load, the database is checked against what the clients were told;
+ *   4. after the load, the database is checked against what the clients were told, and the
+ *      ledger against itself (one balanced charge per payment, balances equal to entries);
  *   5. a table on stdout and bench/results/latest.json; children stopped, database dropped.
  *
  * Environment (all optional):
@@ -18,7 +21,7 @@
  *   BENCH_DURATION             seconds measured per run (default 15)
  *   BENCH_WARMUP               seconds of unmeasured warm-up before each run (default 3)
  *   BENCH_SCENARIOS            comma list to run a subset: bare_post,bare_get,create_confirm,
- *                              create_confirm_idem,create_confirm_saved_pm,retrieve
+ *                              create_confirm_100_tenants,create_confirm_idem,create_confirm_saved_pm,retrieve
  *   BENCH_PORT                 API port (default 4100; the bare server takes the next free one)
  *   BENCH_CPU_PROF=1           run the API with --cpu-prof; profiles and a summary in bench/results/cpuprof
  *   BENCH_KEEP_DB=1            keep payforward_bench afterwards (for inspection)
@@ -52,6 +55,13 @@ const ROOT = resolve(BENCH_DIR, '..');
 const RESULTS_DIR = join(BENCH_DIR, 'results');
 const DB_NAME = 'payforward_bench';
 const TARGET = { paymentsPerSecond: 4000, p99Ms: 50, rssMb: 400 };
+/**
+ * create+confirm at 100 connections as a fraction of bare fastify, in the last full run before
+ * captures posted to the ledger (platform core, commit 3da367e: 4,008/s vs 38,500/s). Ledger
+ * posting may cost at most 20% of it.
+ */
+const CORE_RATIO_AT_100 = 0.104;
+const LEDGER_BUDGET = 0.2;
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -65,7 +75,7 @@ const positive = (name: string, fallback: number) => {
   if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
   return value;
 };
-const ALL_SCENARIOS = ['bare_post', 'bare_get', 'create_confirm', 'create_confirm_idem', 'create_confirm_saved_pm', 'retrieve'] as const;
+const ALL_SCENARIOS = ['bare_post', 'bare_get', 'create_confirm', 'create_confirm_100_tenants', 'create_confirm_idem', 'create_confirm_saved_pm', 'retrieve'] as const;
 type ScenarioName = (typeof ALL_SCENARIOS)[number];
 
 const config = {
@@ -562,6 +572,22 @@ async function benchApi(port: number) {
       await measure(target, { scenario: 'create_confirm', request: 'POST /v1/payments (inline card, confirm)', connections, requests: [inline], createsPayments: true, baseline: 'bare_post' });
     }
   }
+  if (wants('create_confirm_100_tenants')) {
+    // autocannon walks each connection through the list in turn, so every connection spreads its
+    // payments over all 100 tenants.
+    const many = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => api<{ secret_keys: { test: { secret: string } } }>(url, '/v1/tenants', platformKey, { name: `Benchmark tenant ${i + 2}` })),
+    );
+    const spread: RequestSpec[] = many.map((t) => ({ ...inline, headers: { ...headers, authorization: `Bearer ${t.secret_keys.test.secret}` } }));
+    await measure(target, {
+      scenario: 'create_confirm_100_tenants',
+      request: 'POST /v1/payments (inline card, confirm) over 100 tenants',
+      connections: config.variantConnections,
+      requests: spread,
+      createsPayments: true,
+      baseline: 'bare_post',
+    });
+  }
   if (wants('create_confirm_idem')) {
     const withKey: RequestSpec = {
       ...inline,
@@ -632,6 +658,14 @@ async function verify(): Promise<Verification> {
       const [row] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM payments WHERE id = ANY(${chunk}::text[]) AND status = 'succeeded'`;
       found += row.n;
     }
+    const [charges] = await sql<{ charges: number; priced: number; unbalanced: number }[]>`
+      SELECT (SELECT count(*)::int FROM ledger_transactions WHERE type = 'charge') AS charges,
+        (SELECT count(*)::int FROM payments p JOIN ledger_transactions l ON l.id = p.balance_transaction AND l.fee = p.fee AND l.amount = p.amount_received) AS priced,
+        (SELECT count(*)::int FROM (SELECT 1 FROM ledger_entries GROUP BY transaction_id, currency HAVING sum(amount) <> 0) u) AS unbalanced`;
+    const [drift] = await sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM ledger_accounts a
+      LEFT JOIN (SELECT account_id, sum(amount) AS total FROM ledger_entries GROUP BY account_id) e ON e.account_id = a.id
+      WHERE a.balance <> coalesce(e.total, 0)`;
     const succeeded = byStatus.succeeded ?? 0;
     const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
     const unanswered = ledger.sent - ledger.completed;
@@ -657,6 +691,11 @@ async function verify(): Promise<Verification> {
         ok: attempts === total && (events['payment.created'] ?? 0) === total && (events['payment.succeeded'] ?? 0) === succeeded,
         detail: `${attempts} attempts, events ${JSON.stringify(events)} for ${total} payments`,
       },
+      one_balanced_charge_per_payment: {
+        ok: charges.charges === succeeded && charges.priced === succeeded && charges.unbalanced === 0,
+        detail: `${charges.charges} charge postings and ${charges.priced} payments whose fee and amount match theirs, for ${succeeded} succeeded payments; ${charges.unbalanced} unbalanced transactions`,
+      },
+      running_balances_equal_entries: { ok: drift.n === 0, detail: `${drift.n} ledger accounts whose running balance differs from the sum of their entries` },
       idempotency_keys_completed: {
         ok: keys.completed === keys.total && keys.total >= ledger.idempotent.ok && keys.total <= ledger.idempotent.ok + idemUnanswered,
         detail: `${keys.completed}/${keys.total} keys completed; idempotent run: ${ledger.idempotent.ok} 2xx, ${idemUnanswered} cut off`,
@@ -676,6 +715,8 @@ async function verify(): Promise<Verification> {
 
 // ---------------------------------------------------------------------------------------------
 // Report
+
+const pct = (fraction: number) => `${round(fraction * 100, 1)}%`;
 
 function pad(cells: string[], widths: number[]) {
   return cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
@@ -749,8 +790,22 @@ function assessTargets() {
   const creates = results.filter((r) => r.scenario === 'create_confirm');
   const meeting = creates.filter((r) => r.requests_per_s >= TARGET.paymentsPerSecond && r.latency_ms.p99 <= TARGET.p99Ms && r.responses.non2xx === 0);
   const best = [...creates].sort((a, b) => b.requests_per_s - a.requests_per_s)[0];
+  const atVariant = creates.find((r) => r.connections === config.variantConnections);
+  const spread = results.find((r) => r.scenario === 'create_confirm_100_tenants');
+  const ledger = atVariant?.ratio_to_bare
+    ? {
+        connections: atVariant.connections,
+        ratio_to_bare: atVariant.ratio_to_bare,
+        cost: round(1 - atVariant.ratio_to_bare / CORE_RATIO_AT_100, 3),
+        within_budget: atVariant.ratio_to_bare >= CORE_RATIO_AT_100 * (1 - LEDGER_BUDGET),
+        one_tenant_per_s: atVariant.requests_per_s,
+        hundred_tenants_per_s: spread?.requests_per_s ?? null,
+        hundred_vs_one: spread ? round(spread.requests_per_s / atVariant.requests_per_s, 3) : null,
+      }
+    : null;
   return {
     target: TARGET,
+    ledger,
     create_confirm_best: best ? { connections: best.connections, payments_per_s: best.requests_per_s, p99_ms: best.latency_ms.p99 } : null,
     throughput_and_p99_met: meeting.length > 0,
     met_at_connections: meeting.map((r) => r.connections),
@@ -857,6 +912,14 @@ async function main() {
         ` (best create+confirm: ${targets.create_confirm_best.payments_per_s}/s, p99 ${targets.create_confirm_best.p99_ms} ms at ${targets.create_confirm_best.connections} connections)`,
     );
     console.log(`Target RSS ≤ ${TARGET.rssMb} MB: ${targets.rss_met ? 'MET' : 'NOT MET'} (API peak ${targets.api_peak_rss_mb} MB)`);
+  }
+  if (targets.ledger) {
+    const l = targets.ledger;
+    console.log(
+      `Ledger posting: create+confirm at ${l.connections} connections is ${pct(l.ratio_to_bare)} of bare fastify, against ${pct(CORE_RATIO_AT_100)} before posting: ` +
+        `a cost of ${pct(l.cost)} (budget ${pct(LEDGER_BUDGET)}: ${l.within_budget ? 'MET' : 'NOT MET'})` +
+        (l.hundred_tenants_per_s ? `; 1 tenant ${l.one_tenant_per_s}/s vs 100 tenants ${l.hundred_tenants_per_s}/s (ratio ${l.hundred_vs_one})` : ''),
+    );
   }
   const report = {
     started_at: startedAt.toISOString(),
