@@ -25,6 +25,7 @@ import { pricingRoutes } from './modules/pricing/routes.js';
 import { ledgerRoutes } from './modules/ledger/routes.js';
 import { settlementRoutes } from './modules/settlements/routes.js';
 import { payoutRoutes } from './modules/payouts/routes.js';
+import { reconciliationRoutes } from './modules/reconciliation/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
 import type { DestinationStream } from 'pino';
 
@@ -190,6 +191,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(ledgerRoutes);
   await app.register(settlementRoutes);
   await app.register(payoutRoutes);
+  await app.register(reconciliationRoutes);
   return app;
 }
 

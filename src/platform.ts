@@ -8,6 +8,7 @@ import { Metrics } from './http/metrics.js';
 import { InProcessRateLimiter, RedisRateLimiter, type RateLimiter } from './http/rate-limit.js';
 import { ApiKeyService } from './modules/api-keys/service.js';
 import { ConnectorRouter } from './modules/connectors/router.js';
+import { SimulatedSettlementReports } from './modules/connectors/settlement-reports.js';
 import { EventService } from './modules/events/service.js';
 import { PaymentMethodService } from './modules/payment-methods/service.js';
 import { createPaymentWriter, type PaymentWrite } from './modules/payments/repo.js';
@@ -18,6 +19,7 @@ import { RefundService } from './modules/refunds/service.js';
 import { DisputeService } from './modules/disputes/service.js';
 import { PayoutService } from './modules/payouts/service.js';
 import { SettlementService } from './modules/settlements/service.js';
+import { ReconciliationService } from './modules/reconciliation/service.js';
 import { TenantService } from './modules/tenants/service.js';
 import { ThreeDSecure } from './modules/three-d-secure/tokens.js';
 import { CardVault, parseKek } from './modules/vault/vault.js';
@@ -53,6 +55,7 @@ export interface Platform {
   ledger: LedgerService;
   payouts: PayoutService;
   settlements: SettlementService;
+  reconciliation: ReconciliationService;
   close(): Promise<void>;
 }
 
@@ -102,6 +105,7 @@ export function createPlatform(config: Config, appDatabaseUrl: string, secrets: 
     ledger,
     payouts,
     settlements,
+    reconciliation: new ReconciliationService(sql, new SimulatedSettlementReports(sql), router.names()),
     async close() {
       await writer.idle();
       await idempotency.idle();

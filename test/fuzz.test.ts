@@ -152,6 +152,7 @@ const routes: Route[] = [
   { name: 'POST /v1/payment_methods/{id}/verify', url: () => `/v1/payment_methods/${ids.paymentMethod}/verify`, key: tenantKey },
   { name: 'POST /v1/refunds', url: () => '/v1/refunds', key: tenantKey },
   { name: 'POST /v1/fees/preview', url: () => '/v1/fees/preview', key: tenantKey },
+  { name: 'POST /v1/payouts', url: () => '/v1/payouts', key: tenantKey },
   { name: 'POST /v1/api_keys', url: () => '/v1/api_keys', key: tenantKey },
   { name: 'POST /v1/api_keys/{id}/roll', url: () => `/v1/api_keys/${ids.rollKey}/roll`, key: tenantKey },
   { name: 'POST /v1/api_keys/{id}/revoke', url: () => `/v1/api_keys/${ids.revokeKey}/revoke`, key: tenantKey },
@@ -220,6 +221,7 @@ describe('fuzzing every POST route', () => {
     ['POST /v1/payments (statement_descriptor)', () => '/v1/payments', (v) => ({ amount: 100, currency: 'usd', statement_descriptor: v.text.slice(0, 22) }), tenantKey],
     ['POST /v1/payment_methods', () => '/v1/payment_methods', (v) => ({ ...card(TEST_CARDS.visa), customer: v.text.slice(0, 255), metadata: v.metadata }), tenantKey],
     ['POST /v1/refunds', () => '/v1/refunds', (v) => ({ payment: ids.succeeded, amount: 1, metadata: v.metadata }), tenantKey],
+    ['POST /v1/payouts', () => '/v1/payouts', (v) => ({ amount: 1, currency: 'usd', description: v.text.slice(0, 500), metadata: v.metadata }), tenantKey],
     ['POST /v1/api_keys', () => '/v1/api_keys', (v) => ({ name: v.text.slice(0, 200), scopes: ['payments:read'] }), tenantKey],
     ['POST /v1/tenants', () => '/v1/tenants', (v) => ({ name: v.text.slice(0, 200) || 'x' }), () => PLATFORM_KEY],
     ['POST /v1/oauth/token', () => '/v1/oauth/token', (v) => ({ grant_type: 'client_credentials', client_secret: v.text.slice(0, 200) || 'x' }), () => ''],
@@ -237,7 +239,7 @@ describe('fuzzing every POST route', () => {
 
   it('hostile text in query strings and paths never answers 5xx', async () => {
     const route: Route = { name: 'GET', url: () => '', key: tenantKey };
-    const property = fc.asyncProperty(text, fc.constantFrom('/v1/payments?customer=', '/v1/payment_methods?customer=', '/v1/refunds?payment=', '/v1/events?type=', '/v1/events?object_id=', '/v1/payments/', '/v1/events/', '/v1/payments?starting_after='), async (value, prefix) => {
+    const property = fc.asyncProperty(text, fc.constantFrom('/v1/payments?customer=', '/v1/payment_methods?customer=', '/v1/refunds?payment=', '/v1/events?type=', '/v1/events?object_id=', '/v1/payments/', '/v1/events/', '/v1/payments?starting_after=', '/v1/balance_transactions?source=', '/v1/balance_transactions/', '/v1/settlements/', '/v1/payouts/', '/v1/disputes?payment=', '/v1/disputes/', '/v1/reconciliation_reports/'), async (value, prefix) => {
       // Percent-encoded as a client would, NUL as %00 and an unpaired surrogate as its (invalid) CESU-8 bytes.
       const encoded = Array.from(value)
         .map((c) => (c === '\u0000' ? '%00' : c.length === 1 && /[\ud800-\udfff]/.test(c) ? '%ED%A0%80' : encodeURIComponent(c)))

@@ -66,6 +66,7 @@ export function openApiOptions(publicUrl: string): FastifyDynamicSwaggerOptions 
         { name: 'Events', description: 'Every state change, written in the same transaction as the change.' },
         { name: 'Pricing', description: 'The tenant\'s versioned pricing plan and exact fee quotes before charging.' },
         { name: 'Balance', description: 'Available, pending and reserved funds, from the double-entry ledger.' },
+        { name: 'Reconciliation', description: 'Each processor\'s daily settlement report matched line by line with the ledger.' },
         { name: 'API keys', description: 'Secret and restricted keys; rolling and revoking.' },
         { name: 'Platform', description: 'Operator endpoints: tenants.' },
         { name: 'Authentication', description: 'Access tokens.' },

@@ -12,11 +12,12 @@ import { TenantSchema } from '../modules/tenants/service.js';
 import { BalanceTransactionSchema } from '../modules/ledger/schemas.js';
 import { SettlementSchema } from '../modules/settlements/schemas.js';
 import { PayoutSchema } from '../modules/payouts/schemas.js';
+import { ReconciliationItemSchema, ReconciliationReportSchema } from '../modules/reconciliation/schemas.js';
 import { FeePreviewSchema, PricingPlanSchema } from '../modules/pricing/schemas.js';
 
 /** Shared object schemas, registered once so routes and the OpenAPI document refer to them by name. */
 export function registerSharedSchemas(app: FastifyInstance) {
-  for (const schema of [ErrorEnvelope, PaymentSchema, PaymentMethodSchema, VerificationSchema, RefundSchema, DisputeSchema, EventSchema, ApiKeySchema, TenantSchema, PricingPlanSchema, FeePreviewSchema, BalanceTransactionSchema, SettlementSchema, PayoutSchema]) {
+  for (const schema of [ErrorEnvelope, PaymentSchema, PaymentMethodSchema, VerificationSchema, RefundSchema, DisputeSchema, EventSchema, ApiKeySchema, TenantSchema, PricingPlanSchema, FeePreviewSchema, BalanceTransactionSchema, SettlementSchema, PayoutSchema, ReconciliationReportSchema, ReconciliationItemSchema]) {
     app.addSchema(schema);
   }
 }

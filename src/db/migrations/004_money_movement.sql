@@ -157,7 +157,7 @@ CREATE OR REPLACE FUNCTION worker_undisputed_captures(p_limit integer)
 RETURNS TABLE (id text, tenant_id text, livemode boolean, processor text, processor_reference text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
   SELECT p.id, p.tenant_id, p.livemode, p.processor, p.processor_reference FROM payments p
-  WHERE p.processor_reference LIKE '%\_dsp\_%' AND p.status = 'succeeded'
+  WHERE p.processor_reference LIKE '%\_dsp\_%' AND p.status = 'succeeded' AND p.amount_refunded < p.amount_received
     AND NOT EXISTS (SELECT 1 FROM disputes d WHERE d.payment_id = p.id)
   ORDER BY p.updated_at LIMIT p_limit
 $$;

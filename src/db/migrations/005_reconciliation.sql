@@ -78,20 +78,22 @@ END $$;
 -- What a processor settled in [p_from, p_to), for the simulated processors' reports: they keep no
 -- records of their own, so these are read from our records of the calls made to them (never the
 -- ledger, which is what they are compared with). An authorization with automatic capture is a
--- capture too. Ids are time-ordered, so the id bounds let the primary keys find the period.
-CREATE OR REPLACE FUNCTION worker_processor_settled(p_processor text, p_from timestamptz, p_to timestamptz, p_attempts_from text, p_refunds_from text)
+-- capture too. Ids are time-ordered, so the id bounds (calls started in a window around the
+-- period) let the primary keys find it.
+CREATE OR REPLACE FUNCTION worker_processor_settled(p_processor text, p_from timestamptz, p_to timestamptz,
+  p_attempt_ids_from text, p_attempt_ids_to text, p_refund_ids_from text, p_refund_ids_to text)
 RETURNS TABLE (tenant_id text, livemode boolean, type text, reference text, currency text, amount bigint)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
   SELECT * FROM (
     SELECT a.tenant_id, a.livemode, 'capture', p.processor_reference, p.currency, a.amount
     FROM payment_attempts a JOIN payments p ON p.id = a.payment_id
-    WHERE a.id >= p_attempts_from AND a.processor = p_processor AND a.status = 'succeeded'
+    WHERE a.id >= p_attempt_ids_from AND a.id < p_attempt_ids_to AND a.processor = p_processor AND a.status = 'succeeded'
       AND a.completed_at >= p_from AND a.completed_at < p_to
       AND (a.operation = 'capture' OR (a.operation = 'authorize' AND p.capture_method = 'automatic'))
     UNION ALL
     SELECT r.tenant_id, r.livemode, 'refund', r.id, r.currency, -r.amount
     FROM refunds r
-    WHERE r.id >= p_refunds_from AND r.processor = p_processor AND r.status = 'succeeded'
+    WHERE r.id >= p_refund_ids_from AND r.id < p_refund_ids_to AND r.processor = p_processor AND r.status = 'succeeded'
       AND r.updated_at >= p_from AND r.updated_at < p_to
   ) settled ORDER BY 1, 2, 3, 4
 $$;

@@ -1,7 +1,9 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootApp, call, card, createTenant, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
 import { SimulatedProcessor } from '../connectors/simulated.js';
 import { LedgerService } from '../ledger/service.js';
+import { EVIDENCE_FIELD_NAMES } from './schemas.js';
 
 // The worker passes (intake, review) are called directly rather than waited for.
 
@@ -37,13 +39,14 @@ async function disputeOf(paymentId: string, key = tenant.testKey) {
   return list.data[0];
 }
 
-/** A captured payment with the disputed test card, and the dispute intake opened on it. */
+/** A captured payment with the disputed test card, the balance before intake, and the dispute intake opened. */
 async function disputed(amount = 5000, key = tenant.testKey) {
   const payment = await pay(amount, TEST_CARDS.disputed, key);
+  const before = await balance(key);
   await t.platform.disputes.intake();
   const dispute = await disputeOf(payment.id, key);
   expect(dispute, 'intake opened no dispute').toBeDefined();
-  return { payment, dispute };
+  return { payment, dispute, before };
 }
 
 async function balance(key = tenant.testKey) {
@@ -158,10 +161,29 @@ describe('dispute intake', () => {
   });
 });
 
+describe('disputes and refunds of the same payment', () => {
+  it('a disputed payment cannot be refunded: the money would leave twice', async () => {
+    const { payment } = await disputed(4_000);
+    const response = await post('/v1/refunds', { payment: payment.id, amount: 100 });
+    expect(response.statusCode, response.body).toBe(400);
+    expect(response.json().error).toMatchObject({ code: 'charge_disputed', param: 'payment' });
+    expect((await ok(await get(`/v1/payments/${payment.id}`))).amount_refunded).toBe(0);
+  });
+
+  it('a payment refunded in part is disputed only for what remains; one refunded in full is not disputed', async () => {
+    const partly = await pay(5_000);
+    await ok(await post('/v1/refunds', { payment: partly.id, amount: 1_500 }));
+    const fully = await pay(2_000);
+    await ok(await post('/v1/refunds', { payment: fully.id }));
+    await t.platform.disputes.intake();
+    expect((await disputeOf(partly.id)).amount).toBe(3_500);
+    expect(await disputeOf(fully.id)).toBeUndefined();
+  });
+});
+
 describe('answering a dispute', () => {
   it('evidence submitted → under_review → won: the amount comes back, the fee is kept', async () => {
-    const before = await balance();
-    const { dispute } = await disputed(4000);
+    const { dispute, before } = await disputed(4000);
     const res = await post(`/v1/disputes/${dispute.id}`, { evidence: { product_description: 'A blue hat', uncategorized_text: 'winning_evidence' }, metadata: { case: '17' } });
     const submitted = await ok(res);
     expect(submitted).toMatchObject({
@@ -187,8 +209,7 @@ describe('answering a dispute', () => {
   });
 
   it('evidence submitted → under_review → lost: nothing comes back and the withheld amount leaves', async () => {
-    const before = await balance();
-    const { dispute } = await disputed(3000);
+    const { dispute, before } = await disputed(3000);
     await ok(await post(`/v1/disputes/${dispute.id}`, { evidence: { uncategorized_text: 'losing_evidence' } }));
     await t.platform.disputes.review();
     const lost = await ok(await get(`/v1/disputes/${dispute.id}`));
@@ -218,8 +239,7 @@ describe('answering a dispute', () => {
   });
 
   it('close accepts the loss; closing again returns it; evidence afterwards is refused', async () => {
-    const before = await balance();
-    const { dispute } = await disputed(2000);
+    const { dispute, before } = await disputed(2000);
     const closed = await ok(await post(`/v1/disputes/${dispute.id}/close`));
     expect(closed).toMatchObject({ id: dispute.id, status: 'lost' });
     expect(await balance()).toEqual({ pending: before.pending - 2000 - DISPUTE_FEE, available: before.available, reserved: before.reserved });
@@ -255,8 +275,7 @@ describe('answering a dispute', () => {
   });
 
   it('a dispute left unanswered past due_by is lost at the next review pass', async () => {
-    const before = await balance();
-    const { dispute } = await disputed(1800);
+    const { dispute, before } = await disputed(1800);
     await t.admin`UPDATE disputes SET due_by = now() - interval '1 minute' WHERE id = ${dispute.id}`;
     expect((await ok(await get(`/v1/disputes/${dispute.id}`))).evidence_details.past_due).toBe(true);
     const late = await post(`/v1/disputes/${dispute.id}`, { evidence: { uncategorized_text: 'winning_evidence' } });
@@ -296,6 +315,22 @@ describe('validation', () => {
     const limit = await get('/v1/disputes?limit=1000');
     expect(limit.statusCode).toBe(400);
     expect(limit.json().error.param).toBe('limit');
+  });
+
+  it('never answers 5xx to random bodies, whatever state the dispute is in', async () => {
+    const { dispute } = await disputed(700);
+    const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 50 }), fc.constantFrom('', '\u0000', '\ud800', 'winning_evidence', 'x'.repeat(20_001)));
+    const value = fc.oneof(text, fc.integer(), fc.boolean(), fc.constant(null), fc.array(text, { maxLength: 2 }), fc.dictionary(text, text, { maxKeys: 2 }));
+    const evidence = fc.dictionary(fc.constantFrom(...EVIDENCE_FIELD_NAMES, 'bogus', '__proto__'), value, { maxKeys: 4 });
+    const body = fc.dictionary(fc.constantFrom('evidence', 'submit', 'metadata', 'extra'), fc.oneof(value, evidence), { maxKeys: 3 });
+    await fc.assert(
+      fc.asyncProperty(body, fc.boolean(), async (payload, close) => {
+        const res = await post(close ? `/v1/disputes/${dispute.id}/close` : `/v1/disputes/${dispute.id}`, payload);
+        expect(res.statusCode, res.body).toBeLessThan(500);
+        if (res.statusCode !== 200) expect(res.json().error).toMatchObject({ type: 'invalid_request_error', code: expect.any(String) });
+      }),
+      { numRuns: 150 },
+    );
   });
 
   it('answers 404 for an unknown dispute', async () => {

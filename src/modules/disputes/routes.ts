@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { tenantScope } from '../../app.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
-import { IdParam, StrictObject } from '../../http/schemas.js';
-import { DisputeListQuery, UpdateDisputeBody } from './schemas.js';
+import { IdParam } from '../../http/schemas.js';
+import { CloseDisputeBody, DisputeListQuery, UpdateDisputeBody } from './schemas.js';
 
 const tags = ['Disputes'];
 
@@ -47,7 +47,7 @@ export async function disputeRoutes(app: FastifyInstance) {
         summary: 'Close a dispute',
         description: 'Accepts the loss of a dispute that needs a response: it becomes `lost` and the withheld amount goes back to the cardholder. Irreversible.',
         params: IdParam,
-        body: StrictObject({}),
+        body: CloseDisputeBody,
         response: { 200: ref('Dispute'), ...errors },
       },
     },

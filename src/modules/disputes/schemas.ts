@@ -30,14 +30,20 @@ export const DisputeEvidenceBody = StrictObject(
 );
 export type DisputeEvidenceBody = Static<typeof DisputeEvidenceBody>;
 
-export const UpdateDisputeBody = StrictObject({
-  evidence: Type.Optional(DisputeEvidenceBody),
-  submit: Type.Optional(
-    Type.Boolean({ description: 'Default true: submit the evidence to the bank now (the dispute goes to `under_review`). With `false` it is only saved.' }),
-  ),
-  metadata: Type.Optional(Metadata),
-});
-export type UpdateDisputeBody = Static<typeof UpdateDisputeBody>;
+// Null: the body may be left out (POST with no fields submits the evidence given so far).
+export const UpdateDisputeBody = Type.Union([
+  StrictObject({
+    evidence: Type.Optional(DisputeEvidenceBody),
+    submit: Type.Optional(
+      Type.Boolean({ description: 'Default true: submit the evidence to the bank now (the dispute goes to `under_review`). With `false` it is only saved.' }),
+    ),
+    metadata: Type.Optional(Metadata),
+  }),
+  Type.Null(),
+]);
+export type UpdateDisputeBody = Exclude<Static<typeof UpdateDisputeBody>, null>;
+
+export const CloseDisputeBody = Type.Union([StrictObject({}), Type.Null()]);
 
 export const DISPUTE_STATUSES = ['needs_response', 'under_review', 'won', 'lost'] as const;
 export type DisputeStatus = (typeof DISPUTE_STATUSES)[number];

@@ -120,14 +120,21 @@ export class DisputeService {
     const [payment] = await inScope(
       this.sql,
       scope,
-      (tx) => tx<{ amount_received: number; currency: string; pricing_version: number }[]>`
-        SELECT amount_received, currency, pricing_version FROM payments WHERE id = ${capture.id}`,
+      (tx) => tx<{ amount_received: number; amount_refunded: number; currency: string; pricing_version: number }[]>`
+        SELECT amount_received, amount_refunded, currency, pricing_version FROM payments WHERE id = ${capture.id}`,
     );
-    const disputed = await this.router.get(capture.processor).dispute({ reference: capture.processor_reference, amount: payment.amount_received });
+    // What was refunded already went back to the cardholder: only the rest can be disputed.
+    const disputed = await this.router.get(capture.processor).dispute({ reference: capture.processor_reference, amount: payment.amount_received - payment.amount_refunded });
     if (!disputed) return false;
     // The fee of the plan version the payment was priced with, read before the transaction holds a connection.
     const price = priceFixedFee(await this.pricing.planVersion(scope, payment.pricing_version), 'dispute_fee', payment.currency);
     return inScope(this.sql, scope, async (tx) => {
+      // Locked so that a refund cannot start while the dispute opens (refunds lock the same row and
+      // refuse a disputed payment); re-read because one may have completed since the read above.
+      const [locked] = await tx<{ remaining: number }[]>`
+        SELECT amount_received - amount_refunded AS remaining FROM payments WHERE id = ${capture.id} FOR UPDATE`;
+      const amount = Math.min(disputed.amount, locked.remaining);
+      if (amount <= 0) return false;
       const now = new Date();
       const transactionId = newId('txn');
       const row: DisputeRow = {
@@ -135,7 +142,7 @@ export class DisputeService {
         tenant_id: scope.tenantId,
         livemode: scope.livemode,
         payment_id: capture.id,
-        amount: disputed.amount,
+        amount,
         currency: payment.currency,
         reason: disputed.reason,
         status: 'needs_response',
@@ -204,12 +211,14 @@ export class DisputeService {
    */
   async review(limit = 100): Promise<number> {
     const overdue = await this.sql<ScopedItem[]>`SELECT * FROM worker_overdue_disputes(${new Date()}, ${limit})`;
-    const expired = await eachSeparately(overdue, async (item) => {
-      const scope = scopeOf(item);
-      return Boolean(await inScope(this.sql, scope, (tx) => this.lose(tx, scope, item.id, { overdueOnly: true, requestId: null })));
-    });
     const underReview = await this.sql<ScopedItem[]>`SELECT * FROM worker_disputes_under_review(${limit})`;
-    return expired + (await eachSeparately(underReview, (item) => this.decide(item)));
+    const tasks = [...overdue.map((item) => () => this.expire(item)), ...underReview.map((item) => () => this.decide(item))];
+    return eachSeparately(tasks, (task) => task());
+  }
+
+  private async expire(item: ScopedItem): Promise<boolean> {
+    const scope = scopeOf(item);
+    return Boolean(await inScope(this.sql, scope, (tx) => this.lose(tx, scope, item.id, { overdueOnly: true, requestId: null })));
   }
 
   private async decide(item: ScopedItem): Promise<boolean> {

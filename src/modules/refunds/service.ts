@@ -96,6 +96,12 @@ export class RefundService {
       if (!reserved.length) {
         throw ApiError.invalid('amount_too_large', `Refund amount exceeds what remains refundable on this payment.`, 'amount');
       }
+      // After the row lock above: a dispute opening on this payment holds the same lock, so it is
+      // either visible here or opens after this refund and disputes only what remains.
+      const [disputed] = await tx`SELECT id FROM disputes WHERE payment_id = ${payment.id}`;
+      if (disputed) {
+        throw ApiError.invalid('charge_disputed', 'This payment is disputed: its funds are settled through the dispute, not refunded.', 'payment');
+      }
       const now = new Date();
       const row: RefundRow = {
         id: newId('re'),

@@ -1,0 +1,79 @@
+import { parse } from 'csv-parse/sync';
+import { stringify } from 'csv-stringify/sync';
+import type { Sql } from '../../db/index.js';
+import { idFloor } from '../../lib/ids.js';
+
+/**
+ * A processor's daily settlement report: one line per capture and refund it settled on a UTC day,
+ * across every tenant. `amount` is signed in the currency's minor units, as in our ledger: what
+ * the processor pays (a capture) or takes back (a refund, negative). `reference` identifies the
+ * line on both sides: for a capture the authorization reference the processor gave the payment,
+ * for a refund our refund id, which the processor received as its idempotency key.
+ */
+export const SETTLEMENT_REPORT_COLUMNS = ['processor', 'report_date', 'tenant_id', 'livemode', 'type', 'reference', 'currency', 'amount'] as const;
+
+export interface SettlementLine {
+  processor: string;
+  report_date: string;
+  tenant_id: string;
+  livemode: boolean;
+  type: 'capture' | 'refund';
+  reference: string;
+  currency: string;
+  amount: number;
+}
+
+const DAY_MS = 86_400_000;
+// Processor calls finish within seconds, or are resumed by the recovery workers within minutes:
+// a call settled on a day started at most this long before it (and not after it, give or take
+// the difference between the application's and the database's clocks).
+const CALL_LOOKBACK_MS = 7 * DAY_MS;
+const CLOCK_MARGIN_MS = 60 * 60_000;
+
+export const dayStart = (reportDate: string) => new Date(`${reportDate}T00:00:00.000Z`);
+export const dayEnd = (reportDate: string) => new Date(dayStart(reportDate).getTime() + DAY_MS);
+
+/**
+ * The report the simulated processors send for a day. Having no storage of their own, they build
+ * it from our records of the calls they answered (never from the ledger it is checked against).
+ */
+export class SimulatedSettlementReports {
+  constructor(private readonly sql: Sql) {}
+
+  async report(processor: string, reportDate: string): Promise<string> {
+    const from = dayStart(reportDate);
+    const to = dayEnd(reportDate);
+    const since = new Date(from.getTime() - CALL_LOOKBACK_MS);
+    const until = new Date(to.getTime() + CLOCK_MARGIN_MS);
+    const settled = await this.sql<Omit<SettlementLine, 'processor' | 'report_date'>[]>`
+      SELECT * FROM worker_processor_settled(${processor}, ${from}, ${to},
+        ${idFloor('pat', since)}, ${idFloor('pat', until)}, ${idFloor('re', since)}, ${idFloor('re', until)})`;
+    const lines = settled.map((line) => ({ processor, report_date: reportDate, ...line, livemode: String(line.livemode) }));
+    return stringify(lines, { header: true, columns: [...SETTLEMENT_REPORT_COLUMNS] });
+  }
+}
+
+/** Reads a settlement report, refusing (with the line number) anything that is not a well-formed line. */
+export function parseSettlementReport(csv: string): SettlementLine[] {
+  const records = parse(csv, { columns: true, skip_empty_lines: true }) as Record<string, string>[];
+  return records.map((record, index) => {
+    const fail = (column: string) => {
+      throw new Error(`settlement report line ${index + 2}: ${column} ${JSON.stringify(record[column] ?? null)} is not valid`);
+    };
+    for (const column of SETTLEMENT_REPORT_COLUMNS) if (!record[column]) fail(column);
+    if (record.livemode !== 'true' && record.livemode !== 'false') fail('livemode');
+    if (record.type !== 'capture' && record.type !== 'refund') fail('type');
+    if (!/^[a-z]{3}$/.test(record.currency)) fail('currency');
+    if (!/^-?\d{1,15}$/.test(record.amount)) fail('amount');
+    return {
+      processor: record.processor,
+      report_date: record.report_date,
+      tenant_id: record.tenant_id,
+      livemode: record.livemode === 'true',
+      type: record.type as SettlementLine['type'],
+      reference: record.reference,
+      currency: record.currency,
+      amount: Number(record.amount),
+    };
+  });
+}
