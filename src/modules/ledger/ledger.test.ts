@@ -144,7 +144,7 @@ describe('posting and balances', () => {
 });
 
 describe('the database guards the ledger', () => {
-  it('rejects, at commit, unbalanced entries written directly by the application role', async () => {
+  it('rejects unbalanced entries written directly by the application role, at the statement', async () => {
     const tenant = await createTenant(t.app, 'Ledger direct');
     const scope = testScope(tenant);
     await post(scope, [capture(100, 1)]);
@@ -156,13 +156,35 @@ describe('the database guards the ledger', () => {
       await tx`INSERT INTO ledger_entries (id, transaction_id, tenant_id, livemode, account_id, amount, currency) VALUES
         ('le_direct1', 'ltx_direct', ${tenant.id}, false, ${pending.id}, 100, 'usd'),
         ('le_direct2', 'ltx_direct', ${tenant.id}, false, ${fees.id}, -99, 'usd')`;
-      // The check is deferred: within the transaction the statements succeed.
       insertedUnchecked = true;
     });
     await expect(attempt).rejects.toThrow(/ltx_direct is unbalanced: 1 usd/);
-    expect(insertedUnchecked).toBe(true);
+    // Checked when the statement ends, over every row it inserted: the next line never ran.
+    expect(insertedUnchecked).toBe(false);
     const [rows] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM ledger_entries WHERE transaction_id = 'ltx_direct'`;
     expect(rows.count).toBe(0);
+  });
+
+  it("rejects entries on another tenant's account or transaction", async () => {
+    const tenant = await createTenant(t.app, 'Ledger foreign');
+    const scope = testScope(tenant);
+    await post(scope, [capture(100, 1)]);
+    await post(testScope(b), [capture(100, 1)]);
+    const pending = await storedAccount(tenant.id, false, 'pending', 'usd');
+    const othersFees = await storedAccount(b.id, false, 'fees', 'usd');
+    const [othersTransaction] = await t.admin<{ id: string }[]>`SELECT id FROM ledger_transactions WHERE tenant_id = ${b.id} LIMIT 1`;
+    await expect(
+      inScope(t.platform.sql, scope, async (tx) => {
+        await tx`INSERT INTO ledger_transactions (id, tenant_id, livemode, type, description) VALUES ('ltx_foreign', ${tenant.id}, false, 'manual', 'foreign account')`;
+        await tx`INSERT INTO ledger_entries (id, transaction_id, tenant_id, livemode, account_id, amount, currency) VALUES
+          ('le_f1', 'ltx_foreign', ${tenant.id}, false, ${pending.id}, 100, 'usd'), ('le_f2', 'ltx_foreign', ${tenant.id}, false, ${othersFees.id}, -100, 'usd')`;
+      }),
+    ).rejects.toThrow(/has no account of its tenant, mode and currency/);
+    await expect(
+      inScope(t.platform.sql, scope, (tx) => tx`INSERT INTO ledger_entries (id, transaction_id, tenant_id, livemode, account_id, amount, currency) VALUES
+          ('le_t1', ${othersTransaction.id}, ${tenant.id}, false, ${pending.id}, 100, 'usd'), ('le_t2', ${othersTransaction.id}, ${tenant.id}, false, ${pending.id}, -100, 'usd')`),
+    ).rejects.toThrow(/has no transaction of its tenant and mode/);
+    await expect(t.admin`DELETE FROM ledger_accounts WHERE id = ${pending.id}`).rejects.toThrow(/append-only: DELETE refused/);
   });
 
   it("rejects an entry in a currency other than its account's, and a transaction without entries", async () => {
@@ -177,7 +199,7 @@ describe('the database guards the ledger', () => {
         await tx`INSERT INTO ledger_entries (id, transaction_id, tenant_id, livemode, account_id, amount, currency) VALUES
           ('le_eur1', 'ltx_eur', ${tenant.id}, false, ${pending.id}, 100, 'eur'), ('le_eur2', 'ltx_eur', ${tenant.id}, false, ${fees.id}, -100, 'eur')`;
       }),
-    ).rejects.toThrow(/foreign key/);
+    ).rejects.toThrow(/has no account of its tenant, mode and currency/);
     await expect(
       inScope(t.platform.sql, scope, (tx) => tx`INSERT INTO ledger_transactions (id, tenant_id, livemode, type, description) VALUES ('ltx_empty', ${tenant.id}, false, 'manual', 'nothing')`),
     ).rejects.toThrow(/ltx_empty has no entries/);

@@ -251,8 +251,9 @@ export class LedgerService {
       created_at: now,
     }));
     const entries = transactions.flatMap((transaction, index) =>
-      transaction.entries.map((entry) => ({
-        id: newId('le'),
+      transaction.entries.map((entry, position) => ({
+        // Unique within its transaction, which is all the primary key (transaction_id, id) asks.
+        id: String(position + 1),
         transaction_id: rows[index].id,
         tenant_id: scope.tenantId,
         livemode: scope.livemode,

@@ -180,6 +180,21 @@ describe('refunds and settlement', () => {
   });
 });
 
+describe('net-zero settlement', () => {
+  it('settles transactions that net to zero without a posting', async () => {
+    const tenant = await tenantWith('Net zero', { type: 'daily', delay_days: 0 });
+    const plan = { type: 'blended', processing: { percent_bps: 0, fixed: 0 }, international_bps: 0, currency_conversion_bps: 0, instant_settlement_bps: 0, refund_fee: { fixed: 0 }, dispute_fee: { fixed: 0 } };
+    await ok(await call(t.app, PLATFORM_KEY, 'PUT', `/v1/tenants/${tenant.id}/pricing`, plan));
+    const payment = await pay(tenant.testKey, 700);
+    await ok(await call(t.app, tenant.testKey, 'POST', '/v1/refunds', { payment: payment.id }));
+    const [settlement] = (await t.platform.settlements.run()).filter((s) => s.count === 2 && s.gross === 700);
+    expect(settlement).toMatchObject({ net: 0, refunds: -700, fees: 0 });
+    const [row] = await t.admin<{ ledger_transaction_id: string | null }[]>`SELECT ledger_transaction_id FROM settlements WHERE id = ${settlement.id}`;
+    expect(row.ledger_transaction_id).toBeNull();
+    expect(await balance(tenant.testKey)).toEqual({ available: 0, pending: 0, reserved: 0 });
+  });
+});
+
 describe('automatic payouts', () => {
   it('pay out the settled balance and link settlements and balance transactions to the payout', async () => {
     const tenant = await tenantWith('Auto payout', { type: 'daily', delay_days: 0, automatic_payouts: true });
