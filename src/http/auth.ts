@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { SignJWT, jwtVerify } from 'jose';
 import type { Sql } from '../db/index.js';
 import { ApiError } from './errors.js';
+import { LoadingCache } from '../lib/loading-cache.js';
 
 export type Auth =
   | { kind: 'platform' }
@@ -35,8 +36,8 @@ const unauthenticated = (message: string) => new ApiError('authentication_error'
  * briefly; revocation on this process drops the cache entry at once.
  */
 export class Authenticator {
-  private readonly byHash = new Map<string, { record: KeyRecord | undefined; at: number }>();
-  private readonly byId = new Map<string, { record: KeyRecord | undefined; at: number }>();
+  private readonly byHash = new LoadingCache<KeyRecord | undefined>(CACHE_TTL_MS, 10_000);
+  private readonly byId = new LoadingCache<KeyRecord | undefined>(CACHE_TTL_MS, 10_000);
   private readonly platformKeyHash: Buffer | undefined;
   private readonly jwtKey: Uint8Array;
 
@@ -58,7 +59,7 @@ export class Authenticator {
     if (this.platformKeyHash && timingSafeEqual(hash, this.platformKeyHash)) return { kind: 'platform' };
     if (credential.startsWith('ey')) return this.fromAccessToken(credential);
     if (!KEY_FORMAT.test(credential)) throw unauthenticated('Invalid API key provided.');
-    const record = await this.cached(this.byHash, hash.toString('hex'), async () => {
+    const record = await this.byHash.get(hash.toString('hex'), async () => {
       const [row] = await this.sql<KeyRecord[]>`SELECT * FROM auth_find_api_key(${hash})`;
       return row;
     });
@@ -70,15 +71,6 @@ export class Authenticator {
     if (record.revoked_at) throw unauthenticated('This API key has been revoked.');
     if (record.expires_at && record.expires_at.getTime() <= Date.now()) throw unauthenticated('This API key has expired.');
     return { kind: 'tenant', tenantId: record.tenant_id, livemode: record.livemode, keyId: record.id, scopes: record.scopes, via };
-  }
-
-  private async cached(cache: Map<string, { record: KeyRecord | undefined; at: number }>, key: string, load: () => Promise<KeyRecord | undefined>) {
-    const hit = cache.get(key);
-    if (hit && Date.now() - hit.at < CACHE_TTL_MS) return hit.record;
-    const record = await load();
-    if (cache.size > 10_000) cache.clear();
-    cache.set(key, { record, at: Date.now() });
-    return record;
   }
 
   forget() {
@@ -109,7 +101,7 @@ export class Authenticator {
     }
     if (!subject) throw unauthenticated('Invalid or expired access token.');
     // The token is only as good as the key it was issued for: a revoked key's tokens stop working.
-    const record = await this.cached(this.byId, subject, async () => {
+    const record = await this.byId.get(subject, async () => {
       const [row] = await this.sql<KeyRecord[]>`SELECT * FROM auth_find_api_key_by_id(${subject})`;
       return row;
     });

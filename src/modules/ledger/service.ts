@@ -5,6 +5,7 @@ import type { FeeDetail } from '../pricing/schemas.js';
 import { ApiError } from '../../http/errors.js';
 import { currencyExponent, maxAmount } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
+import { LoadingCache } from '../../lib/loading-cache.js';
 import type { Balance, BalanceTransaction, BalanceTransactionListQuery } from './schemas.js';
 
 export const ACCOUNT_TYPES = ['pending', 'available', 'reserve', 'fees', 'processor_clearing', 'payouts_in_transit', 'disputes'] as const;
@@ -214,7 +215,7 @@ function toBalanceTransaction(row: BalanceTransactionRow): BalanceTransaction {
 
 export class LedgerService {
   /** Accounts are never removed, so a committed id stays right forever. */
-  private readonly committedAccounts = new Map<string, AccountIds>();
+  private readonly committedAccounts = new LoadingCache<AccountIds>();
 
   constructor(private readonly sql: Sql) {}
 
@@ -222,13 +223,8 @@ export class LedgerService {
    * The accounts of a tenant, mode and currency, created in their own transaction when new, so
    * the payment path can prepare its postings before its batch runs.
    */
-  async accountsFor(scope: Scope, currency: string): Promise<AccountIds> {
-    const key = scopeKey(scope, currency);
-    const hit = this.committedAccounts.get(key);
-    if (hit) return hit;
-    const ids = await inScope(this.sql, scope, (tx) => ensureAccounts(tx, scope, currency));
-    this.committedAccounts.set(key, ids);
-    return ids;
+  accountsFor(scope: Scope, currency: string): Promise<AccountIds> {
+    return this.committedAccounts.get(scopeKey(scope, currency), () => inScope(this.sql, scope, (tx) => ensureAccounts(tx, scope, currency)));
   }
 
   /** Checks transactions and turns them into rows for postingCtes. */
@@ -277,8 +273,8 @@ export class LedgerService {
     for (const { entries } of transactions) {
       for (const { currency } of entries) {
         if (accounts.has(currency)) continue;
-        // Not cached: created inside the caller's transaction, they vanish if it rolls back.
-        accounts.set(currency, this.committedAccounts.get(scopeKey(scope, currency)) ?? (await ensureAccounts(tx, scope, currency)));
+        // Looked up in the caller's transaction and not cached: accounts created here vanish if it rolls back.
+        accounts.set(currency, await ensureAccounts(tx, scope, currency));
       }
     }
     const posting = this.prepare(scope, transactions, (currency) => accounts.get(currency)!);

@@ -2,6 +2,7 @@ import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { ApiError } from '../../http/errors.js';
 import { currencyExponent, maxAmount } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
+import { LoadingCache } from '../../lib/loading-cache.js';
 import { CARD_FUNDINGS, type CardFunding, type FeeDetail, type FeePreview, type FeePreviewBody, type Plan, type PricingPlan, type Rate, type SetPricingBody } from './schemas.js';
 
 /** Cards issued in any other country are international. */
@@ -157,31 +158,20 @@ function checkPlan(plan: Plan) {
 
 export class PricingService {
   /** Latest version per tenant and mode, briefly: another process sees a new plan within 30 seconds. */
-  private readonly latest = new Map<string, { plan: PricingPlan; at: number }>();
+  private readonly latest = new LoadingCache<PricingPlan>(30_000);
   /** Versions never change once written, so they are cached for good. */
-  private readonly versions = new Map<string, PricingPlan>();
+  private readonly versions = new LoadingCache<PricingPlan>();
 
   constructor(private readonly sql: Sql) {}
 
   /** The plan a new payment is priced with. */
-  async currentPlan(scope: Scope): Promise<PricingPlan> {
-    const key = `${scope.tenantId}:${scope.livemode}`;
-    const hit = this.latest.get(key);
-    if (hit && Date.now() - hit.at < 30_000) return hit.plan;
-    const plan = await this.retrieve(scope);
-    this.latest.set(key, { plan, at: Date.now() });
-    this.versions.set(`${key}:${plan.version}`, plan);
-    return plan;
+  currentPlan(scope: Scope): Promise<PricingPlan> {
+    return this.latest.get(`${scope.tenantId}:${scope.livemode}`, () => this.retrieve(scope));
   }
 
   /** The exact version a payment was priced with. */
-  async planVersion(scope: Scope, version: number): Promise<PricingPlan> {
-    const key = `${scope.tenantId}:${scope.livemode}:${version}`;
-    const hit = this.versions.get(key);
-    if (hit) return hit;
-    const plan = await this.retrieve(scope, version);
-    this.versions.set(key, plan);
-    return plan;
+  planVersion(scope: Scope, version: number): Promise<PricingPlan> {
+    return this.versions.get(`${scope.tenantId}:${scope.livemode}:${version}`, () => this.retrieve(scope, version));
   }
 
   /** The operator's change: a new immutable version, numbered after the latest for that mode. */

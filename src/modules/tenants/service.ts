@@ -2,6 +2,7 @@ import { Type, type Static } from 'typebox';
 import { inScope, type Sql } from '../../db/index.js';
 import { ApiError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
+import { LoadingCache } from '../../lib/loading-cache.js';
 import type { ApiKey, ApiKeyService } from '../api-keys/service.js';
 import { ref } from '../../http/schemas.js';
 import { SettlementScheduleSchema, type SettlementSchedule } from '../settlements/schedule.js';
@@ -48,7 +49,8 @@ const bothModes = (tenantId: string) => [
 ];
 
 export class TenantService {
-  private readonly cache = new Map<string, { row: TenantRow; at: number }>();
+  /** The tenant's settings every payment needs. Another process sees the operator's change within 30 seconds; this one at once. */
+  private readonly cache = new LoadingCache<TenantRow>(30_000);
 
   constructor(
     private readonly sql: Sql,
@@ -94,17 +96,12 @@ export class TenantService {
     return toTenant(row);
   }
 
-  /**
-   * The tenant's settings every payment needs, cached briefly. Another process sees the
-   * operator's change within 30 seconds; this one at once.
-   */
-  private async settings(tenantId: string): Promise<TenantRow> {
-    const hit = this.cache.get(tenantId);
-    if (hit && Date.now() - hit.at < 30_000) return hit.row;
-    const [row] = await inScope(this.sql, bothModes(tenantId), (tx) => tx<TenantRow[]>`SELECT * FROM tenants WHERE id = ${tenantId}`);
-    if (!row) throw ApiError.notFound('tenant', tenantId);
-    this.cache.set(tenantId, { row, at: Date.now() });
-    return row;
+  private settings(tenantId: string): Promise<TenantRow> {
+    return this.cache.get(tenantId, async () => {
+      const [row] = await inScope(this.sql, bothModes(tenantId), (tx) => tx<TenantRow[]>`SELECT * FROM tenants WHERE id = ${tenantId}`);
+      if (!row) throw ApiError.notFound('tenant', tenantId);
+      return row;
+    });
   }
 
   /** Processor order for routing. */

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { LoadingCache } from './loading-cache.js';
+
+describe('LoadingCache', () => {
+  it('shares one load among concurrent callers of a key, and keeps keys apart', async () => {
+    const cache = new LoadingCache<string>();
+    let loads = 0;
+    const load = (value: string) => async () => {
+      loads++;
+      await new Promise((r) => setTimeout(r, 10));
+      return value;
+    };
+    const values = await Promise.all([...Array.from({ length: 50 }, () => cache.get('a', load('A'))), cache.get('b', load('B'))]);
+    expect(values.slice(0, 50).every((v) => v === 'A')).toBe(true);
+    expect(values[50]).toBe('B');
+    expect(loads).toBe(2);
+  });
+
+  it('forgets a failed load, so the next caller tries again', async () => {
+    const cache = new LoadingCache<number>();
+    await expect(cache.get('k', () => Promise.reject(new Error('database down')))).rejects.toThrow('database down');
+    expect(await cache.get('k', async () => 7)).toBe(7);
+  });
+
+  it('reloads after the time to live, after delete and after clear', async () => {
+    const cache = new LoadingCache<number>(20);
+    let n = 0;
+    const next = async () => ++n;
+    expect(await cache.get('k', next)).toBe(1);
+    expect(await cache.get('k', next)).toBe(1);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(await cache.get('k', next)).toBe(2);
+    cache.delete('k');
+    expect(await cache.get('k', next)).toBe(3);
+    cache.clear();
+    expect(await cache.get('k', next)).toBe(4);
+  });
+});

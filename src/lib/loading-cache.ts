@@ -1,0 +1,34 @@
+/**
+ * A per-key cache of values that are slow to load (a database read), for `ttlMs` (for good when
+ * omitted). Concurrent callers of a key not yet cached share one load instead of each starting
+ * their own: after a restart, a hundred requests for the same tenant make one query, not a
+ * hundred. A failed load is forgotten, so the next caller tries again.
+ */
+export class LoadingCache<V> {
+  private readonly entries = new Map<string, { value: Promise<V>; at: number }>();
+
+  constructor(
+    private readonly ttlMs = Number.POSITIVE_INFINITY,
+    private readonly maxEntries = 100_000,
+  ) {}
+
+  get(key: string, load: () => Promise<V>): Promise<V> {
+    const hit = this.entries.get(key);
+    if (hit && Date.now() - hit.at < this.ttlMs) return hit.value;
+    if (this.entries.size >= this.maxEntries) this.entries.clear();
+    const value = load();
+    this.entries.set(key, { value, at: Date.now() });
+    value.catch(() => {
+      if (this.entries.get(key)?.value === value) this.entries.delete(key);
+    });
+    return value;
+  }
+
+  delete(key: string) {
+    this.entries.delete(key);
+  }
+
+  clear() {
+    this.entries.clear();
+  }
+}
