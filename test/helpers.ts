@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { buildApp } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
@@ -20,6 +20,8 @@ export interface TestApp {
   logs: string[];
   /** A superuser connection for assertions that must see past row-level security. */
   admin: Sql;
+  /** The superuser URL of the app's database, for child processes run against it. */
+  adminUrl: string;
   close(): Promise<void>;
 }
 
@@ -51,6 +53,7 @@ export async function bootApp(env: Record<string, string> = {}, adminUrl = injec
     config,
     logs,
     admin,
+    adminUrl,
     async close() {
       await app.close();
       await platform.close();
@@ -84,7 +87,7 @@ export async function createTenant(app: FastifyInstance, name = 'Test tenant'): 
  * A migrated database of its own, for tests whose background workers act on every tenant in the
  * database they run on and so would disturb the other test files sharing the run's database.
  */
-export async function ownDatabase(suffix: string): Promise<{ url: string; drop(): Promise<void> }> {
+async function ownDatabase(suffix: string): Promise<{ url: string; drop(): Promise<void> }> {
   const runUrl = new URL(inject('adminDatabaseUrl'));
   const name = `${runUrl.pathname.slice(1)}_${suffix}`;
   const server = connect(runUrl.toString(), { max: 1 });
@@ -103,6 +106,25 @@ export async function ownDatabase(suffix: string): Promise<{ url: string; drop()
       await server.end();
     },
   };
+}
+
+/** bootApp on a database of its own (see ownDatabase), dropped when the app closes. */
+export async function bootAppOnOwnDatabase(suffix: string, env: Record<string, string> = {}): Promise<TestApp> {
+  const database = await ownDatabase(suffix);
+  const t = await bootApp(env, database.url);
+  return {
+    ...t,
+    async close() {
+      await t.close();
+      await database.drop();
+    },
+  };
+}
+
+/** Asserts a 200 and returns the JSON body. */
+export async function ok(response: { statusCode: number; body: string; json(): any }) {
+  expect(response.statusCode, response.body).toBe(200);
+  return response.json();
 }
 
 /** app.inject with a bearer key and JSON body. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LedgerService } from '../src/modules/ledger/service.js';
-import { bootApp, call, card, createTenant, ownDatabase, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
+import { bootAppOnOwnDatabase, call, card, createTenant, ok, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
 import { freePort, startServer, stopServer, waitFor, type ServerProcess } from './process.js';
 
 // The real worker binary, SIGKILLed in the middle of a settlement run and of a bank-rail pass,
@@ -13,24 +13,21 @@ import { freePort, startServer, stopServer, waitFor, type ServerProcess } from '
 const dataDir = mkdtempSync(join(tmpdir(), 'payforward-money-kill-'));
 const workers: ServerProcess[] = [];
 let t: TestApp;
-let database: Awaited<ReturnType<typeof ownDatabase>>;
 
 beforeAll(async () => {
   // The worker settles and pays out for every tenant it sees: it gets a database of its own.
-  database = await ownDatabase('money_kill');
-  t = await bootApp({}, database.url);
+  t = await bootAppOnOwnDatabase('money_kill');
 });
 
 afterAll(async () => {
   for (const worker of workers) await stopServer(worker);
   await t?.close();
-  await database?.drop();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
 async function startWorker() {
   const worker = await startServer('worker', {
-    DATABASE_URL: database.url,
+    DATABASE_URL: t.adminUrl,
     PORT: String(await freePort()),
     PLATFORM_API_KEY: PLATFORM_KEY,
     VAULT_KEK: randomBytes(32).toString('base64'),
@@ -45,10 +42,6 @@ async function startWorker() {
   return worker;
 }
 
-async function ok(response: Awaited<ReturnType<typeof call>>) {
-  expect(response.statusCode, response.body).toBe(200);
-  return response.json();
-}
 
 async function tenants(count: number, settlement_schedule: Record<string, unknown>): Promise<TestTenant[]> {
   return Promise.all(

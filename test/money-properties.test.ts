@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LedgerService } from '../src/modules/ledger/service.js';
 import type { Plan } from '../src/modules/pricing/schemas.js';
 import { priceCharge, priceFixedFee } from '../src/modules/pricing/service.js';
-import { bootApp, call, card, createTenant, ownDatabase, PLATFORM_KEY, TEST_CARDS, type TestApp } from './helpers.js';
+import { bootAppOnOwnDatabase, call, card, createTenant, ok, PLATFORM_KEY, TEST_CARDS, type TestApp } from './helpers.js';
 
 // Random sequences of payments, partial captures, refunds, disputes, settlements and payouts in
 // several currencies, against the real platform. After every step no available balance is
@@ -11,17 +11,12 @@ import { bootApp, call, card, createTenant, ownDatabase, PLATFORM_KEY, TEST_CARD
 // and the fees collected are exactly what the plan says.
 
 let t: TestApp;
-let database: Awaited<ReturnType<typeof ownDatabase>>;
 
+// Settlement, disputes and the bank rail act on every tenant of a database.
 beforeAll(async () => {
-  // Settlement, disputes and the bank rail act on every tenant of a database.
-  database = await ownDatabase('money_properties');
-  t = await bootApp({}, database.url);
+  t = await bootAppOnOwnDatabase('money_properties');
 });
-afterAll(async () => {
-  await t.close();
-  await database.drop();
-});
+afterAll(() => t.close());
 
 const CURRENCIES = ['usd', 'eur', 'jpy', 'kwd'] as const;
 const CARDS = {
@@ -72,10 +67,6 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('answer' as const), pick: fc.nat(), win: fc.boolean() }) },
 );
 
-async function ok(response: Awaited<ReturnType<typeof call>>) {
-  expect(response.statusCode, response.body).toBe(200);
-  return response.json();
-}
 
 interface Captured {
   id: string;

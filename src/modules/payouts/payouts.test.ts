@@ -1,25 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, call, card, createTenant, ownDatabase, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
+import { bootAppOnOwnDatabase, call, card, createTenant, ok, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
 import { LedgerService } from '../ledger/service.js';
 
 let t: TestApp;
-let database: Awaited<ReturnType<typeof ownDatabase>>;
 
-// The settlement job and the bank rail act on every tenant of a database: a database of its own
-// keeps other test files' tenants out of these passes (and these passes out of theirs).
+// The bank rail acts on every tenant of a database: a database of its own keeps other test
+// files' tenants out of its passes.
 beforeAll(async () => {
-  database = await ownDatabase('payouts');
-  t = await bootApp({}, database.url);
+  t = await bootAppOnOwnDatabase('payouts');
 });
-afterAll(async () => {
-  await t.close();
-  await database.drop();
-});
-
-async function ok(response: Awaited<ReturnType<typeof call>>) {
-  expect(response.statusCode, response.body).toBe(200);
-  return response.json();
-}
+afterAll(() => t.close());
 
 /** A tenant with `amount` of available funds (instant settlement makes captures available at once). */
 async function fundedTenant(name: string, gross: number): Promise<TestTenant & { available: number }> {

@@ -1,26 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, call, card, createTenant, ownDatabase, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
+import { bootAppOnOwnDatabase, call, card, createTenant, ok, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
 import { LedgerService } from '../ledger/service.js';
 import { availableOn } from './schedule.js';
 
 let t: TestApp;
-let database: Awaited<ReturnType<typeof ownDatabase>>;
 
 // The settlement job and the bank rail act on every tenant of a database: a database of its own
 // keeps other test files' tenants out of these passes (and these passes out of theirs).
 beforeAll(async () => {
-  database = await ownDatabase('settlements');
-  t = await bootApp({}, database.url);
+  t = await bootAppOnOwnDatabase('settlements');
 });
-afterAll(async () => {
-  await t.close();
-  await database.drop();
-});
-
-async function ok(response: Awaited<ReturnType<typeof call>>) {
-  expect(response.statusCode, response.body).toBe(200);
-  return response.json();
-}
+afterAll(() => t.close());
 
 async function tenantWith(name: string, settlement_schedule: Record<string, unknown>): Promise<TestTenant> {
   const tenant = await createTenant(t.app, name);
