@@ -43,7 +43,7 @@ export async function migrate(admin: Sql, appRole: string, appPassword: string):
       GRANT UPDATE ON tenants, api_keys, payments, payment_attempts, refunds, idempotency_keys, ledger_accounts, payouts, disputes TO "${appRole}";
       GRANT UPDATE (settlement_id) ON ledger_transactions TO "${appRole}";
       GRANT UPDATE (payout_id) ON settlements TO "${appRole}";
-      GRANT DELETE ON idempotency_keys TO "${appRole}";
+      GRANT DELETE ON idempotency_keys, dispute_watch TO "${appRole}";
       GRANT UPDATE, DELETE ON reconciliation_reports TO "${appRole}";
       GRANT DELETE ON reconciliation_items TO "${appRole}";
       GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO "${appRole}";

@@ -217,17 +217,27 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
   SELECT id, tenant_id, livemode FROM disputes WHERE status = 'under_review' ORDER BY updated_at LIMIT p_limit
 $$;
 
--- Captured payments whose processor reference carries the simulated processors' dispute marker
--- (see connectors/simulated.ts) and that have no dispute yet. The partial index keeps this from
--- scanning the payments table.
-CREATE INDEX payments_dispute_marked ON payments (updated_at) WHERE processor_reference LIKE '%\_dsp\_%';
+-- Captures the processor said it will dispute (see Connector.willDispute), written with the
+-- capture itself, for the dispute intake to poll. A list of its own rather than an index on
+-- payments: any index on a column a payment update changes would stop those updates from being
+-- HOT (in-page, without touching the other indexes), which every payment relies on.
+CREATE TABLE dispute_watch (
+  payment_id text PRIMARY KEY,
+  tenant_id text NOT NULL,
+  livemode boolean NOT NULL,
+  processor text NOT NULL,
+  processor_reference text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE dispute_watch ENABLE ROW LEVEL SECURITY;
+ALTER TABLE dispute_watch FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_scope ON dispute_watch USING (app_scope_allows(tenant_id, livemode)) WITH CHECK (app_scope_allows(tenant_id, livemode));
+
 CREATE OR REPLACE FUNCTION worker_undisputed_captures(p_limit integer)
 RETURNS TABLE (id text, tenant_id text, livemode boolean, processor text, processor_reference text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
-  SELECT p.id, p.tenant_id, p.livemode, p.processor, p.processor_reference FROM payments p
-  WHERE p.processor_reference LIKE '%\_dsp\_%' AND p.status = 'succeeded' AND p.amount_refunded < p.amount_received
-    AND NOT EXISTS (SELECT 1 FROM disputes d WHERE d.payment_id = p.id)
-  ORDER BY p.updated_at LIMIT p_limit
+  SELECT w.payment_id, w.tenant_id, w.livemode, w.processor, w.processor_reference FROM dispute_watch w
+  ORDER BY w.created_at LIMIT p_limit
 $$;
 
 -- Disputes left unanswered past due_by, which are lost (as at Stripe).

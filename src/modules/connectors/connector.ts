@@ -43,6 +43,11 @@ export interface Connector {
   void(request: { attemptId: string; reference: string }): Promise<ConnectorOutcome>;
   refund(request: { refundId: string; reference: string; amount: number; currency: string }): Promise<ConnectorOutcome>;
   verify(request: { card: CardDetails }): Promise<VerifyResult>;
+  /**
+   * Whether the processor will open a dispute on the capture behind `reference`: the simulation's
+   * stand-in for a processor's dispute notifications. Such a capture goes on the dispute watch list.
+   */
+  willDispute(reference: string): boolean;
   /** Whether the payment behind `reference` is disputed; null while it is not. */
   dispute(request: { reference: string; amount: number }): Promise<ConnectorDispute | null>;
   /** The bank's decision on a dispute whose evidence was submitted. */

@@ -30,8 +30,8 @@ export class SimulatedProcessor implements Connector {
     private readonly options: SimulatedProcessorOptions,
   ) {}
 
-  // A disputed card's reference carries a marker, so that the processor (and the intake query,
-  // worker_undisputed_captures) can tell later, from the reference alone, that it is disputed.
+  // A disputed card's reference carries a marker, so that the processor can tell later, from the
+  // reference alone, that it is disputed.
   private reference(key: string, disputed = false) {
     return `${this.name}_${disputed ? 'dsp_' : ''}${createHash('sha256').update(key).digest('hex').slice(0, 20)}`;
   }
@@ -73,10 +73,14 @@ export class SimulatedProcessor implements Connector {
     return this.succeed(request.refundId);
   }
 
+  willDispute(reference: string): boolean {
+    return reference.startsWith(`${this.name}_dsp_`);
+  }
+
   /** The disputed test card's payments are disputed as fraudulent, for the whole captured amount. */
   async dispute(request: { reference: string; amount: number }): Promise<ConnectorDispute | null> {
     await this.answerOrFail();
-    return request.reference.startsWith(`${this.name}_dsp_`) ? { reason: 'fraudulent', amount: request.amount } : null;
+    return this.willDispute(request.reference) ? { reason: 'fraudulent', amount: request.amount } : null;
   }
 
   /**

@@ -108,7 +108,7 @@ export class DisputeService {
     private readonly ledger: LedgerService,
   ) {}
 
-  /** Worker pass: asks each processor about captures it marked as disputed and opens their disputes. */
+  /** Worker pass: asks each processor about the captures on the dispute watch list and opens their disputes. */
   async intake(limit = 100): Promise<number> {
     const captures = await this.sql<(ScopedItem & { processor: string; processor_reference: string })[]>`
       SELECT * FROM worker_undisputed_captures(${limit})`;
@@ -125,7 +125,10 @@ export class DisputeService {
     );
     // What was refunded already went back to the cardholder: only the rest can be disputed.
     const disputed = await this.router.get(capture.processor).dispute({ reference: capture.processor_reference, amount: payment.amount_received - payment.amount_refunded });
-    if (!disputed) return false;
+    if (!disputed) {
+      await this.unwatch(scope, capture.id);
+      return false;
+    }
     // The fee of the plan version the payment was priced with, read before the transaction holds a connection.
     const price = priceFixedFee(await this.pricing.planVersion(scope, payment.pricing_version), 'dispute_fee', payment.currency);
     return inScope(this.sql, scope, async (tx) => {
@@ -133,6 +136,8 @@ export class DisputeService {
       // refuse a disputed payment); re-read because one may have completed since the read above.
       const [locked] = await tx<{ remaining: number }[]>`
         SELECT amount_received - amount_refunded AS remaining FROM payments WHERE id = ${capture.id} FOR UPDATE`;
+      // Off the watch list whatever happens next: opened now, already open, or nothing left to dispute.
+      await tx`DELETE FROM dispute_watch WHERE payment_id = ${capture.id}`;
       const amount = Math.min(disputed.amount, locked.remaining);
       if (amount <= 0) return false;
       const now = new Date();
@@ -166,6 +171,10 @@ export class DisputeService {
       await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'dispute.created', api, null), newEvent(scope, 'dispute.funds_withdrawn', api, null)]);
       return true;
     });
+  }
+
+  private async unwatch(scope: Scope, paymentId: string) {
+    await inScope(this.sql, scope, (tx) => tx`DELETE FROM dispute_watch WHERE payment_id = ${paymentId}`);
   }
 
   /**

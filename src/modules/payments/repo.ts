@@ -122,7 +122,25 @@ export interface PaymentWrite {
   events?: EventRow[];
   /** Ledger postings that must commit with this payment write, and only if it happens. */
   posting?: PreparedPosting;
+  /** A capture the processor will dispute: on the dispute watch list with the capture. */
+  disputeWatch?: DisputeWatchRow;
 }
+
+export interface DisputeWatchRow {
+  payment_id: string;
+  tenant_id: string;
+  livemode: boolean;
+  processor: string;
+  processor_reference: string;
+}
+
+const DISPUTE_WATCH_COLUMNS: Columns<DisputeWatchRow> = [
+  ['payment_id', 'text'],
+  ['tenant_id', 'text'],
+  ['livemode', 'boolean'],
+  ['processor', 'text'],
+  ['processor_reference', 'text'],
+];
 
 /**
  * The batched write path: all writes collected in one window go to PostgreSQL in one
@@ -141,7 +159,15 @@ const UPDATE_ASSIGNMENTS = PAYMENT_UPDATE_COLUMNS.filter(([name]) => !['id', 'te
  * PostgreSQL runs it atomically; with BEGIN and COMMIT
  * pipelined around it, a batch costs one round trip and one commit.
  */
-function batchStatement(paymentMethods: PaymentMethodRow[], inserts: PaymentRow[], updates: PaymentRow[], attempts: AttemptRow[], events: EventRow[], postings: PreparedPosting[]) {
+function batchStatement(
+  paymentMethods: PaymentMethodRow[],
+  inserts: PaymentRow[],
+  updates: PaymentRow[],
+  attempts: AttemptRow[],
+  events: EventRow[],
+  postings: PreparedPosting[],
+  watched: DisputeWatchRow[],
+) {
   const statement = new UnnestStatement();
   const text = `
     WITH pm AS (
@@ -165,7 +191,15 @@ function batchStatement(paymentMethods: PaymentMethodRow[], inserts: PaymentRow[
     ), ev AS (
       INSERT INTO events (${columnNames(EVENT_COLUMNS)})
       SELECT * FROM (${statement.rows(EVENT_COLUMNS, events)}) e WHERE e.object_id IN (SELECT id FROM written)
-    )${postings.length ? `, ${postingCtes(statement, { transactions: postings.flatMap((p) => p.transactions), entries: postings.flatMap((p) => p.entries) }, 'written')}` : ''}
+    )${postings.length ? `, ${postingCtes(statement, { transactions: postings.flatMap((p) => p.transactions), entries: postings.flatMap((p) => p.entries) }, 'written')}` : ''}${
+      watched.length
+        ? `, watch AS (
+      INSERT INTO dispute_watch (${columnNames(DISPUTE_WATCH_COLUMNS)})
+      SELECT * FROM (${statement.rows(DISPUTE_WATCH_COLUMNS, watched)}) w WHERE w.payment_id IN (SELECT id FROM written)
+      ON CONFLICT (payment_id) DO NOTHING
+    )`
+        : ''
+    }
     SELECT id FROM written`;
   return { statement, text };
 }
@@ -191,6 +225,7 @@ export function createPaymentWriter(sql: Sql, options: BatcherOptions, onBatch?:
       tried.flatMap((i) => i.attempts ?? []),
       tried.flatMap((i) => i.events ?? []),
       tried.flatMap((i) => (i.posting ? [i.posting] : [])),
+      tried.flatMap((i) => (i.disputeWatch ? [i.disputeWatch] : [])),
     );
     const rows = await scopedStatement(sql, items.map((i) => i.scope), (tx) => statement.run<{ id: string }[]>(tx, text));
     const written = new Set(rows.map((r) => r.id));

@@ -16,7 +16,7 @@ import { chargeTransaction } from '../ledger/postings.js';
 import type { LedgerService, PreparedPosting } from '../ledger/service.js';
 import { priceCharge, type PricingService } from '../pricing/service.js';
 import { availableOn, type SettlementSchedule } from '../settlements/schedule.js';
-import { findPaymentIdByIdempotencyKey, listPayments, loadPayment, type AttemptRow, type PaymentRow, type PaymentState, type PaymentWrite } from './repo.js';
+import { findPaymentIdByIdempotencyKey, listPayments, loadPayment, type AttemptRow, type DisputeWatchRow, type PaymentRow, type PaymentState, type PaymentWrite } from './repo.js';
 import type { CancelPaymentBody, CapturePaymentBody, ConfirmPaymentBody, CreatePaymentBody, Payment } from './schemas.js';
 
 const seconds = (date: Date | string | null) => (date === null ? null : Math.floor(new Date(date).getTime() / 1000));
@@ -357,7 +357,13 @@ export class PaymentService {
    * Prices a capture with the plan version the payment was created under and prepares its charge
    * posting; the payment row records the fee and the balance transaction.
    */
-  private async charge(scope: Scope, row: PaymentRow, amount: number, card: Pick<PaymentMethodRow, 'country' | 'funding'>): Promise<{ changes: Partial<PaymentRow>; posting: PreparedPosting }> {
+  private async charge(
+    scope: Scope,
+    row: PaymentRow,
+    amount: number,
+    card: Pick<PaymentMethodRow, 'country' | 'funding'>,
+    processed: { processor: string; reference: string },
+  ): Promise<{ changes: Partial<PaymentRow>; posting: PreparedPosting; disputeWatch?: DisputeWatchRow }> {
     const [plan, schedule, accounts] = await Promise.all([
       this.deps.pricing.planVersion(scope, row.pricing_version),
       this.deps.settlementScheduleFor(scope.tenantId),
@@ -371,7 +377,10 @@ export class PaymentService {
       [chargeTransaction({ paymentId: row.id, transactionId, currency: row.currency, amount, fee: price.fee, feeDetails: price.fee_details, instant, availableOn: availableOn(new Date(), schedule) })],
       () => accounts,
     );
-    return { changes: { fee: price.fee, balance_transaction: transactionId }, posting };
+    const disputeWatch = this.deps.router.get(processed.processor).willDispute(processed.reference)
+      ? { payment_id: row.id, tenant_id: row.tenant_id, livemode: row.livemode, processor: processed.processor, processor_reference: processed.reference }
+      : undefined;
+    return { changes: { fee: price.fee, balance_transaction: transactionId }, posting, disputeWatch };
   }
 
   /** Writes a transition with its event(s); throws a state conflict if another writer got there first. */
@@ -382,11 +391,13 @@ export class PaymentService {
     eventType: string | string[],
     requestId: string | null,
     conflict: string,
-    posting?: PreparedPosting,
+    charge?: { posting: PreparedPosting; disputeWatch?: DisputeWatchRow },
   ): Promise<Payment> {
     const payment = toApiPayment(state);
     const events: EventRow[] = (Array.isArray(eventType) ? eventType : [eventType]).map((type) => newEvent(scope, type, payment, requestId));
-    if (!(await this.deps.writer.submit({ scope, update: state.row, attempts, events, posting }))) throw ApiError.stateConflict(conflict);
+    if (!(await this.deps.writer.submit({ scope, update: state.row, attempts, events, posting: charge?.posting, disputeWatch: charge?.disputeWatch }))) {
+      throw ApiError.stateConflict(conflict);
+    }
     this.deps.metrics.paymentsByStatus.inc({ status: state.row.status });
     return payment;
   }
@@ -423,10 +434,9 @@ export class PaymentService {
     const outcome = last.outcome;
     let next: PaymentRow;
     let eventType: string;
-    let posting: PreparedPosting | undefined;
+    let charge: Awaited<ReturnType<PaymentService['charge']>> | undefined;
     if (outcome.status === 'succeeded' && row.capture_method === 'automatic') {
-      const charge = await this.charge(scope, row, row.amount, method);
-      posting = charge.posting;
+      charge = await this.charge(scope, row, row.amount, method, { processor: last.processor, reference: outcome.reference });
       next = this.advance(row, { status: 'succeeded', amount_received: row.amount, processor: last.processor, processor_reference: outcome.reference, ...charge.changes });
       eventType = 'payment.succeeded';
     } else if (outcome.status === 'succeeded') {
@@ -451,7 +461,7 @@ export class PaymentService {
       });
       eventType = 'payment.failed';
     }
-    const payment = await this.commit(scope, { row: next, attempts: this.replaceAttempts(state.attempts, attempts) }, attempts, eventType, requestId, 'This payment was changed by another request.', posting);
+    const payment = await this.commit(scope, { row: next, attempts: this.replaceAttempts(state.attempts, attempts) }, attempts, eventType, requestId, 'This payment was changed by another request.', charge);
     if (next.last_payment_error) {
       const error = new ApiError('card_error', next.last_payment_error.code, next.last_payment_error.message, null, 402, next.last_payment_error.decline_code ?? undefined);
       error.payment = payment;
@@ -476,10 +486,10 @@ export class PaymentService {
       throw error;
     }
     const method = await inScope(this.deps.sql, scope, (tx) => this.deps.paymentMethods.find(tx, scope, row.payment_method_id!));
-    const charge = await this.charge(scope, row, attempt.amount, method);
+    const charge = await this.charge(scope, row, attempt.amount, method, { processor: attempt.processor, reference: row.processor_reference ?? '' });
     // Capturing less than authorized releases the rest, as card networks do.
     const next = this.advance(row, { status: 'succeeded', amount_received: attempt.amount, amount_capturable: 0, authorization_expires_at: null, ...charge.changes });
-    return this.commit(scope, { row: next, attempts }, [done], 'payment.succeeded', requestId, 'This payment was changed by another request.', charge.posting);
+    return this.commit(scope, { row: next, attempts }, [done], 'payment.succeeded', requestId, 'This payment was changed by another request.', charge);
   }
 
   private async finishVoid(scope: Scope, state: PaymentState, attempt: AttemptRow, reason: string | null, requestId: string | null): Promise<Payment> {
