@@ -22,6 +22,13 @@ describe('LoadingCache', () => {
     expect(await cache.get('k', async () => 7)).toBe(7);
   });
 
+  it('peeks without loading', async () => {
+    const cache = new LoadingCache<number>();
+    expect(cache.peek('k')).toBeUndefined();
+    await cache.get('k', async () => 5);
+    expect(await cache.peek('k')).toBe(5);
+  });
+
   it('reloads after the time to live, after delete and after clear', async () => {
     const cache = new LoadingCache<number>(20);
     let n = 0;

@@ -24,6 +24,12 @@ export class LoadingCache<V> {
     return value;
   }
 
+  /** The cached value (or the load in progress) for `key`, without loading it. */
+  peek(key: string): Promise<V> | undefined {
+    const hit = this.entries.get(key);
+    return hit && Date.now() - hit.at < this.ttlMs ? hit.value : undefined;
+  }
+
   delete(key: string) {
     this.entries.delete(key);
   }

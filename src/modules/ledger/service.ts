@@ -273,8 +273,9 @@ export class LedgerService {
     for (const { entries } of transactions) {
       for (const { currency } of entries) {
         if (accounts.has(currency)) continue;
-        // Looked up in the caller's transaction and not cached: accounts created here vanish if it rolls back.
-        accounts.set(currency, await ensureAccounts(tx, scope, currency));
+        // A miss is looked up in the caller's transaction and not cached: accounts created there
+        // vanish if it rolls back.
+        accounts.set(currency, await (this.committedAccounts.peek(scopeKey(scope, currency)) ?? ensureAccounts(tx, scope, currency)));
       }
     }
     const posting = this.prepare(scope, transactions, (currency) => accounts.get(currency)!);
