@@ -1,3 +1,5 @@
+import { ApiError } from '../http/errors.js';
+
 // ISO 4217 active currency codes with their minor-unit exponent. Amounts in the API are integers
 // in the currency's minor unit: 1000 JPY is ¥1000, 1000 USD is $10.00, 1000 KWD is 1.000 KD.
 const ZERO_DECIMAL = 'BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF';
@@ -25,4 +27,15 @@ export function currencyExponent(currency: string): number | undefined {
 export function maxAmount(currency: string): number {
   const exponent = EXPONENTS.get(currency) ?? 2;
   return Math.min(99_999_999 * 10 ** exponent, 1_000_000_000_000);
+}
+
+/**
+ * A requested amount's currency, lower-cased, once both are checked: a known ISO 4217 code and an
+ * amount within maxAmount. The one check of every endpoint that takes an amount to move.
+ */
+export function requestedCurrency(request: { amount: number; currency: string }): string {
+  const currency = request.currency.toLowerCase();
+  if (currencyExponent(currency) === undefined) throw ApiError.invalid('invalid_currency', `'${request.currency.slice(0, 3)}' is not a supported ISO 4217 currency.`, 'currency');
+  if (request.amount > maxAmount(currency)) throw ApiError.invalid('amount_too_large', `Amount must be no more than ${maxAmount(currency)} in ${currency}.`, 'amount');
+  return currency;
 }

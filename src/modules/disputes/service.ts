@@ -3,6 +3,7 @@ import { findOwned, listPage } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
+import { unixSeconds } from '../../lib/time.js';
 import type { ConnectorRouter } from '../connectors/router.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import { disputeLostTransaction, disputeTransaction, disputeWonTransaction } from '../ledger/postings.js';
@@ -60,7 +61,6 @@ interface ScopedItem {
   livemode: boolean;
 }
 
-const unix = (date: Date) => Math.floor(new Date(date).getTime() / 1000);
 const scopeOf = (item: ScopedItem): Scope => ({ tenantId: item.tenant_id, livemode: item.livemode });
 
 export function toApiDispute(row: DisputeRow): Dispute {
@@ -75,7 +75,7 @@ export function toApiDispute(row: DisputeRow): Dispute {
     status: row.status,
     evidence: Object.fromEntries(EVIDENCE_FIELD_NAMES.map((field) => [field, evidence[field] ?? null])) as Dispute['evidence'],
     evidence_details: {
-      due_by: unix(row.due_by),
+      due_by: unixSeconds(row.due_by),
       has_evidence: Object.keys(evidence).length > 0,
       past_due: row.status === 'needs_response' && new Date(row.due_by) <= new Date(),
       // Evidence can only be submitted once: submitting ends needs_response.
@@ -84,7 +84,7 @@ export function toApiDispute(row: DisputeRow): Dispute {
     balance_transactions: row.balance_transactions,
     fee: row.fee,
     metadata: row.metadata ?? {},
-    created: unix(row.created_at),
+    created: unixSeconds(row.created_at),
     livemode: row.livemode,
   };
 }

@@ -5,6 +5,7 @@ import type { FeeDetail } from '../pricing/schemas.js';
 import { ApiError } from '../../http/errors.js';
 import { currencyExponent, maxAmount } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
+import { unixSeconds } from '../../lib/time.js';
 import { LoadingCache } from '../../lib/loading-cache.js';
 import type { Balance, BalanceTransaction, BalanceTransactionListQuery } from './schemas.js';
 
@@ -190,8 +191,6 @@ async function ensureAccounts(tx: Tx, scope: Scope, currency: string): Promise<A
 
 type BalanceTransactionRow = LedgerTransactionRow & { settlement_id: string | null; payout_id: string | null };
 
-const unix = (date: Date) => Math.floor(new Date(date).getTime() / 1000);
-
 function toBalanceTransaction(row: BalanceTransactionRow): BalanceTransaction {
   return {
     id: row.id,
@@ -203,12 +202,12 @@ function toBalanceTransaction(row: BalanceTransactionRow): BalanceTransaction {
     net: row.amount! - row.fee,
     fee_details: row.fee_details,
     status: row.balance_type === 'pending' && !row.settlement_id ? 'pending' : 'available',
-    available_on: unix(row.available_on!),
+    available_on: unixSeconds(row.available_on!),
     source: row.source_id,
     settlement: row.settlement_id,
     payout: row.type === 'payout' || row.type === 'payout_failure' ? row.source_id : row.payout_id,
     description: row.description,
-    created: unix(row.created_at),
+    created: unixSeconds(row.created_at),
     livemode: row.livemode,
   };
 }
@@ -300,6 +299,19 @@ export class LedgerService {
   async retrieveBalanceTransaction(scope: Scope, id: string): Promise<BalanceTransaction> {
     const row = await inScope(this.sql, scope, (tx) => findOwned<BalanceTransactionRow>(tx, 'balance_transactions', scope, id, 'balance_transaction'));
     return toBalanceTransaction(row);
+  }
+
+  /**
+   * The tenant's available balance in a currency, with its account row locked until the caller's
+   * transaction ends: whoever spends from it (a payout, a negative settlement) decides on a
+   * balance no concurrent spender can change in between.
+   */
+  async lockAvailable(tx: Tx, scope: Scope, currency: string): Promise<number> {
+    const [account] = await tx<{ balance: number }[]>`
+      SELECT balance FROM ledger_accounts
+      WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND type = 'available' AND currency = ${currency}
+      FOR NO KEY UPDATE`;
+    return account?.balance ?? 0;
   }
 
   /** The tenant's available, pending and reserved funds, per currency it has ever held. */

@@ -4,7 +4,7 @@ import type { MicroBatcher } from '../../db/batcher.js';
 import type { ListParams } from '../../db/list.js';
 import { ApiError } from '../../http/errors.js';
 import type { Metrics } from '../../http/metrics.js';
-import { currencyExponent, maxAmount } from '../../lib/currencies.js';
+import { requestedCurrency } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
 import type { CardDetails, ConnectorOutcome } from '../connectors/connector.js';
 import type { ConnectorRouter } from '../connectors/router.js';
@@ -87,9 +87,7 @@ export class PaymentService {
   constructor(private readonly deps: PaymentServiceDeps) {}
 
   async create(scope: Scope, body: CreatePaymentBody, requestId: string | null, idempotencyKey: string | null = null): Promise<Payment> {
-    const currency = body.currency.toLowerCase();
-    if (currencyExponent(currency) === undefined) throw ApiError.invalid('invalid_currency', `'${body.currency.slice(0, 3)}' is not a supported ISO 4217 currency.`, 'currency');
-    if (body.amount > maxAmount(currency)) throw ApiError.invalid('amount_too_large', `Amount must be no more than ${maxAmount(currency)} in ${currency}.`, 'amount');
+    const currency = requestedCurrency(body);
     const confirm = body.confirm ?? false;
     if (confirm && !body.payment_method) throw ApiError.invalid('parameter_missing', 'A payment_method is required to confirm a payment.', 'payment_method');
     const method = body.payment_method ? await this.resolvePaymentMethod(scope, body.payment_method) : undefined;

@@ -2,8 +2,9 @@ import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
-import { currencyExponent, maxAmount } from '../../lib/currencies.js';
+import { requestedCurrency } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
+import { unixSeconds } from '../../lib/time.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import { payoutFailedTransaction, payoutPaidTransaction, payoutTransaction } from '../ledger/postings.js';
 import type { LedgerService } from '../ledger/service.js';
@@ -56,8 +57,6 @@ const PAYOUT_COLUMNS: Columns<PayoutRow> = [
 const FAILING_ACCOUNT = '000111111116';
 const DEFAULT_ACCOUNT = '000123456789';
 
-const unix = (date: Date) => Math.floor(new Date(date).getTime() / 1000);
-
 const toApiPayout = (row: PayoutRow): Payout => ({
   id: row.id,
   object: 'payout',
@@ -66,7 +65,7 @@ const toApiPayout = (row: PayoutRow): Payout => ({
   method: row.method,
   status: row.status,
   destination: `••••${row.destination.slice(-4)}`,
-  arrival_date: unix(row.arrival_date),
+  arrival_date: unixSeconds(row.arrival_date),
   automatic: row.automatic,
   balance_transaction: row.balance_transaction,
   failure_balance_transaction: row.failure_balance_transaction,
@@ -74,7 +73,7 @@ const toApiPayout = (row: PayoutRow): Payout => ({
   failure_message: row.failure_message,
   description: row.description,
   metadata: row.metadata ?? {},
-  created: unix(row.created_at),
+  created: unixSeconds(row.created_at),
   livemode: row.livemode,
 });
 
@@ -100,9 +99,7 @@ export class PayoutService {
   ) {}
 
   async create(scope: Scope, body: CreatePayoutBody, requestId: string | null): Promise<Payout> {
-    const currency = body.currency.toLowerCase();
-    if (currencyExponent(currency) === undefined) throw ApiError.invalid('invalid_currency', `'${body.currency.slice(0, 3)}' is not a supported ISO 4217 currency.`, 'currency');
-    if (body.amount > maxAmount(currency)) throw ApiError.invalid('amount_too_large', `Amount must be no more than ${maxAmount(currency)} in ${currency}.`, 'amount');
+    const currency = requestedCurrency(body);
     const request: PayoutRequest = {
       amount: body.amount,
       currency,
@@ -113,7 +110,7 @@ export class PayoutService {
       automatic: false,
     };
     return inScope(this.sql, scope, async (tx) => {
-      const available = await this.lockAvailable(tx, scope, currency);
+      const available = await this.ledger.lockAvailable(tx, scope, currency);
       if (available < body.amount) {
         throw ApiError.invalid('balance_insufficient', `The available balance (${available} ${currency}) is smaller than the payout amount.`, 'amount');
       }
@@ -128,20 +125,12 @@ export class PayoutService {
    */
   async payOutSettled(scope: Scope, currency: string): Promise<Payout | null> {
     return inScope(this.sql, scope, async (tx) => {
-      const available = await this.lockAvailable(tx, scope, currency);
+      const available = await this.ledger.lockAvailable(tx, scope, currency);
       if (available <= 0) return null;
       const row = await this.open(tx, scope, { amount: available, currency, method: 'standard', destination: DEFAULT_ACCOUNT, description: 'Automatic payout', metadata: {}, automatic: true }, null);
       await tx`UPDATE settlements SET payout_id = ${row.id} WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND currency = ${currency} AND payout_id IS NULL`;
       return toApiPayout(row);
     });
-  }
-
-  private async lockAvailable(tx: Tx, scope: Scope, currency: string): Promise<number> {
-    const [account] = await tx<{ balance: number }[]>`
-      SELECT balance FROM ledger_accounts
-      WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND type = 'available' AND currency = ${currency}
-      FOR NO KEY UPDATE`;
-    return account?.balance ?? 0;
   }
 
   private async open(tx: Tx, scope: Scope, request: PayoutRequest, requestId: string | null): Promise<PayoutRow> {

@@ -1,7 +1,8 @@
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { ApiError } from '../../http/errors.js';
-import { currencyExponent, maxAmount } from '../../lib/currencies.js';
+import { currencyExponent, requestedCurrency } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
+import { unixSeconds } from '../../lib/time.js';
 import { LoadingCache } from '../../lib/loading-cache.js';
 import { CARD_FUNDINGS, type CardFunding, type FeeDetail, type FeePreview, type FeePreviewBody, type Plan, type PricingPlan, type Rate, type SetPricingBody } from './schemas.js';
 
@@ -129,7 +130,7 @@ const toApiPlan = (row: PlanRow): PricingPlan => ({
   object: 'pricing_plan',
   version: row.version,
   livemode: row.livemode,
-  created: Math.floor(new Date(row.created_at).getTime() / 1000),
+  created: unixSeconds(row.created_at),
   ...row.plan,
 });
 
@@ -211,9 +212,7 @@ export class PricingService {
   }
 
   async preview(scope: Scope, body: FeePreviewBody): Promise<FeePreview> {
-    const currency = body.currency.toLowerCase();
-    exponentOf(currency, 'currency');
-    if (body.amount > maxAmount(currency)) throw ApiError.invalid('amount_too_large', `Amount must be no more than ${maxAmount(currency)} in ${currency}.`, 'amount');
+    const currency = requestedCurrency(body);
     const presentment = body.presentment_currency?.toLowerCase() ?? null;
     if (presentment) exponentOf(presentment, 'presentment_currency');
     if (body.payment_method && (body.card_country || body.card_funding)) {

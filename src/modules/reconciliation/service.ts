@@ -4,6 +4,7 @@ import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findOwned, listPage } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { idFloor, newId } from '../../lib/ids.js';
+import { isoDate, unixSeconds } from '../../lib/time.js';
 import { dayEnd, dayStart, parseSettlementReport, type SettlementLine, type SimulatedSettlementReports } from '../connectors/settlement-reports.js';
 import { matchLines, totals, type LedgerLine, type MatchedItem, type Totals } from './match.js';
 import type { ItemStatus, ReconciliationItem, ReconciliationItemListQuery, ReconciliationReport, ReconciliationReportListQuery } from './schemas.js';
@@ -85,9 +86,6 @@ const ITEM_COLUMNS: Columns<ItemRow> = [
   ['created_at', 'timestamptz'],
 ];
 
-const unix = (date: Date) => Math.floor(new Date(date).getTime() / 1000);
-const isoDate = (value: string | Date) => (typeof value === 'string' ? value : value.toISOString().slice(0, 10));
-
 function toApiReport(row: ReportRow): ReconciliationReport {
   const { id, tenant_id: _tenant, livemode, processor, report_date, currency, created_at, updated_at, ...counts } = row;
   const discrepancies = counts.missing_in_ledger_count + counts.missing_in_report_count + counts.amount_mismatch_count;
@@ -100,8 +98,8 @@ function toApiReport(row: ReportRow): ReconciliationReport {
     status: discrepancies ? 'discrepancies' : 'balanced',
     ...counts,
     difference: counts.processor_amount - counts.ledger_amount,
-    created: unix(created_at),
-    updated: unix(updated_at),
+    created: unixSeconds(created_at),
+    updated: unixSeconds(updated_at),
     livemode,
   };
 }
@@ -120,7 +118,7 @@ function toApiItem(row: ItemRow): ReconciliationItem {
     processor_amount: row.processor_amount,
     ledger_amount: row.ledger_amount,
     difference: (row.processor_amount ?? 0) - (row.ledger_amount ?? 0),
-    created: unix(row.created_at),
+    created: unixSeconds(row.created_at),
     livemode: row.livemode,
   };
 }

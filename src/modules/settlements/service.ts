@@ -1,7 +1,8 @@
-import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inScope, type Scope, type Sql } from '../../db/index.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { newId } from '../../lib/ids.js';
+import { isoDate, unixSeconds } from '../../lib/time.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import { settlementTransaction } from '../ledger/postings.js';
 import type { LedgerService } from '../ledger/service.js';
@@ -14,7 +15,7 @@ interface SettlementRow {
   tenant_id: string;
   livemode: boolean;
   currency: string;
-  settlement_date: string;
+  settlement_date: string | Date;
   count: number;
   gross: number;
   fees: number;
@@ -53,7 +54,7 @@ const toApiSettlement = (row: SettlementRow): Settlement => ({
   id: row.id,
   object: 'settlement',
   currency: row.currency,
-  settlement_date: typeof row.settlement_date === 'string' ? row.settlement_date : new Date(row.settlement_date).toISOString().slice(0, 10),
+  settlement_date: isoDate(row.settlement_date),
   count: row.count,
   gross: row.gross,
   fees: row.fees,
@@ -61,7 +62,7 @@ const toApiSettlement = (row: SettlementRow): Settlement => ({
   disputes: row.disputes,
   net: row.net,
   payout: row.payout_id,
-  created: Math.floor(new Date(row.created_at).getTime() / 1000),
+  created: unixSeconds(row.created_at),
   livemode: row.livemode,
 });
 
@@ -112,7 +113,7 @@ export class SettlementService {
       const net = due.reduce((total, t) => total + t.amount - t.fee, 0);
       // Refunds and disputes settle with charges; a day whose deductions exceed what it brings and
       // what is available waits for later charges rather than driving available below zero.
-      if (net < 0 && !(await this.availableCovers(tx, scope, currency, -net))) return null;
+      if (net < 0 && (await this.ledger.lockAvailable(tx, scope, currency)) < -net) return null;
       const id = newId('st');
       const [ledgerTransactionId] = net === 0 ? [null] : await this.ledger.post(tx, scope, [settlementTransaction({ id, currency, net })]);
       const row: SettlementRow = {
@@ -120,7 +121,7 @@ export class SettlementService {
         tenant_id: scope.tenantId,
         livemode: scope.livemode,
         currency,
-        settlement_date: asOf.toISOString().slice(0, 10),
+        settlement_date: isoDate(asOf),
         count: due.length,
         gross: sum(['charge'], (t) => t.amount),
         fees: due.reduce((total, t) => total + t.fee, 0),
@@ -139,15 +140,6 @@ export class SettlementService {
       ]);
       return settlement;
     });
-  }
-
-  /** Locks the available account until commit, so that a concurrent payout cannot spend the same funds. */
-  private async availableCovers(tx: Tx, scope: Scope, currency: string, amount: number): Promise<boolean> {
-    const [account] = await tx<{ balance: number }[]>`
-      SELECT balance FROM ledger_accounts
-      WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND type = 'available' AND currency = ${currency}
-      FOR NO KEY UPDATE`;
-    return (account?.balance ?? 0) >= amount;
   }
 
   async list(scope: Scope, params: ListParams & { currency?: string; payout?: string }) {
