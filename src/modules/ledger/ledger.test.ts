@@ -43,6 +43,13 @@ async function differencesFor(...tenantIds: string[]) {
   return { accounts: accounts.filter((d) => tenantIds.includes(d.tenant_id)), transactions: transactions.filter((d) => tenantIds.includes(d.tenant_id)) };
 }
 
+/** A test-mode transaction and its entries written with plain SQL as the application role, past LedgerService. */
+async function insertDirectly(tx: Tx, tenantId: string, transactionId: string, entries: Array<[id: string, accountId: string, amount: number, currency: string]>) {
+  await tx`INSERT INTO ledger_transactions (id, tenant_id, livemode, type, description) VALUES (${transactionId}, ${tenantId}, false, 'manual', 'written directly')`;
+  const rows = entries.map(([id, account_id, amount, currency]) => ({ id, transaction_id: transactionId, tenant_id: tenantId, livemode: false, account_id, amount, currency }));
+  await tx`INSERT INTO ledger_entries ${tx(rows)}`;
+}
+
 async function storedAccount(tenantId: string, livemode: boolean, type: AccountType, currency: string) {
   const [row] = await t.admin<{ id: string; balance: number }[]>`SELECT id, balance FROM ledger_accounts WHERE tenant_id = ${tenantId} AND livemode = ${livemode} AND type = ${type} AND currency = ${currency}`;
   return row;
@@ -152,10 +159,7 @@ describe('the database guards the ledger', () => {
     const fees = await storedAccount(tenant.id, false, 'fees', 'usd');
     let insertedUnchecked = false;
     const attempt = inScope(t.platform.sql, scope, async (tx) => {
-      await tx`INSERT INTO ledger_transactions (id, tenant_id, livemode, type, description) VALUES ('ltx_direct', ${tenant.id}, false, 'manual', 'unbalanced')`;
-      await tx`INSERT INTO ledger_entries (id, transaction_id, tenant_id, livemode, account_id, amount, currency) VALUES
-        ('le_direct1', 'ltx_direct', ${tenant.id}, false, ${pending.id}, 100, 'usd'),
-        ('le_direct2', 'ltx_direct', ${tenant.id}, false, ${fees.id}, -99, 'usd')`;
+      await insertDirectly(tx, tenant.id, 'ltx_direct', [['1', pending.id, 100, 'usd'], ['2', fees.id, -99, 'usd']]);
       insertedUnchecked = true;
     });
     await expect(attempt).rejects.toThrow(/ltx_direct is unbalanced: 1 usd/);
@@ -174,11 +178,7 @@ describe('the database guards the ledger', () => {
     const othersFees = await storedAccount(b.id, false, 'fees', 'usd');
     const [othersTransaction] = await t.admin<{ id: string }[]>`SELECT id FROM ledger_transactions WHERE tenant_id = ${b.id} LIMIT 1`;
     await expect(
-      inScope(t.platform.sql, scope, async (tx) => {
-        await tx`INSERT INTO ledger_transactions (id, tenant_id, livemode, type, description) VALUES ('ltx_foreign', ${tenant.id}, false, 'manual', 'foreign account')`;
-        await tx`INSERT INTO ledger_entries (id, transaction_id, tenant_id, livemode, account_id, amount, currency) VALUES
-          ('le_f1', 'ltx_foreign', ${tenant.id}, false, ${pending.id}, 100, 'usd'), ('le_f2', 'ltx_foreign', ${tenant.id}, false, ${othersFees.id}, -100, 'usd')`;
-      }),
+      inScope(t.platform.sql, scope, (tx) => insertDirectly(tx, tenant.id, 'ltx_foreign', [['1', pending.id, 100, 'usd'], ['2', othersFees.id, -100, 'usd']])),
     ).rejects.toThrow(/has no account of its tenant, mode and currency/);
     await expect(
       inScope(t.platform.sql, scope, (tx) => tx`INSERT INTO ledger_entries (id, transaction_id, tenant_id, livemode, account_id, amount, currency) VALUES
@@ -194,11 +194,7 @@ describe('the database guards the ledger', () => {
     const pending = await storedAccount(tenant.id, false, 'pending', 'usd');
     const fees = await storedAccount(tenant.id, false, 'fees', 'usd');
     await expect(
-      inScope(t.platform.sql, scope, async (tx) => {
-        await tx`INSERT INTO ledger_transactions (id, tenant_id, livemode, type, description) VALUES ('ltx_eur', ${tenant.id}, false, 'manual', 'wrong currency')`;
-        await tx`INSERT INTO ledger_entries (id, transaction_id, tenant_id, livemode, account_id, amount, currency) VALUES
-          ('le_eur1', 'ltx_eur', ${tenant.id}, false, ${pending.id}, 100, 'eur'), ('le_eur2', 'ltx_eur', ${tenant.id}, false, ${fees.id}, -100, 'eur')`;
-      }),
+      inScope(t.platform.sql, scope, (tx) => insertDirectly(tx, tenant.id, 'ltx_eur', [['1', pending.id, 100, 'eur'], ['2', fees.id, -100, 'eur']])),
     ).rejects.toThrow(/has no account of its tenant, mode and currency/);
     await expect(
       inScope(t.platform.sql, scope, (tx) => tx`INSERT INTO ledger_transactions (id, tenant_id, livemode, type, description) VALUES ('ltx_empty', ${tenant.id}, false, 'manual', 'nothing')`),

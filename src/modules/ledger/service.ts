@@ -229,6 +229,10 @@ export class LedgerService {
   /** Checks transactions and turns them into rows for postingCtes. */
   prepare(scope: Scope, transactions: LedgerTransactionInput[], accounts: (currency: string) => AccountIds): PreparedPosting {
     validate(transactions);
+    return this.rows(scope, transactions, accounts);
+  }
+
+  private rows(scope: Scope, transactions: LedgerTransactionInput[], accounts: (currency: string) => AccountIds): PreparedPosting {
     const now = new Date();
     const rows = transactions.map((transaction): LedgerTransactionRow => ({
       id: transaction.id ?? newId('txn'),
@@ -277,7 +281,7 @@ export class LedgerService {
         accounts.set(currency, await (this.committedAccounts.peek(scopeKey(scope, currency)) ?? ensureAccounts(tx, scope, currency)));
       }
     }
-    const posting = this.prepare(scope, transactions, (currency) => accounts.get(currency)!);
+    const posting = this.rows(scope, transactions, (currency) => accounts.get(currency)!);
     const statement = new UnnestStatement();
     await statement.run(tx, `WITH ${postingCtes(statement, posting)} SELECT 1`);
     return posting.transactions.map((row) => row.id);
