@@ -29,7 +29,16 @@ const samplePayment = {
   canceled_at: null,
   cancellation_reason: null,
   attempts: [
-    { id: 'pat_01kb0000000000000000000000', operation: 'authorize', processor: 'sim_alpha', status: 'succeeded', amount: 2000, error_code: null, decline_code: null, created: 1764115200 },
+    {
+      id: 'pat_01kb0000000000000000000000',
+      operation: 'authorize',
+      processor: 'sim_alpha',
+      status: 'succeeded',
+      amount: 2000,
+      error_code: null,
+      decline_code: null,
+      created: 1764115200,
+    },
   ],
   created: 1764115200,
   livemode: false,

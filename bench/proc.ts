@@ -17,7 +17,11 @@ export interface Child {
 
 /** Spawns `node <args>` directly (no npx/tsx wrapper) so the pid is the process we measure. */
 export function spawnNode(name: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): Child {
-  const child = spawn(process.execPath, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, {
+    cwd: options.cwd,
+    env: options.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (!child.pid) throw new Error(`could not start ${name}`);
   const record: Child = { name, process: child, pid: child.pid, tail: [], problems: [], exited: undefined as never };
   const collect = (chunk: Buffer) => {
@@ -25,7 +29,11 @@ export function spawnNode(name: string, args: string[], options: { cwd: string; 
       if (!line.trim()) continue;
       record.tail.push(line);
       if (record.tail.length > 60) record.tail.shift();
-      if (/"log\.level":"(warn|error|fatal)"|"level":(40|50|60)\b|\bError\b|failed/i.test(line) && record.problems.length < 50) record.problems.push(line.slice(0, 2000));
+      if (
+        /"log\.level":"(warn|error|fatal)"|"level":(40|50|60)\b|\bError\b|failed/i.test(line) &&
+        record.problems.length < 50
+      )
+        record.problems.push(line.slice(0, 2000));
     }
   };
   child.stdout!.on('data', collect);
@@ -42,7 +50,8 @@ export function spawnNode(name: string, args: string[], options: { cwd: string; 
 export async function waitReady(child: Child, url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== undefined) throw new Error(`${child.name} exited (code ${child.exitCode}) before it was ready:\n${child.tail.join('\n')}`);
+    if (child.exitCode !== undefined)
+      throw new Error(`${child.name} exited (code ${child.exitCode}) before it was ready:\n${child.tail.join('\n')}`);
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(1000) });
       if (response.ok) return;

@@ -53,7 +53,11 @@ export function summarizeProfile(file: string, top = 25) {
     [...entries.entries()]
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
-      .map(([name, micros]) => ({ name, ms: Math.round(micros / 1000), pct: Math.round((1000 * micros) / total) / 10 }));
+      .map(([name, micros]) => ({
+        name,
+        ms: Math.round(micros / 1000),
+        pct: Math.round((1000 * micros) / total) / 10,
+      }));
   const idle = (places.get('(idle)') ?? 0) / total;
   return {
     file,
@@ -74,7 +78,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const summary = summarizeProfile(file, top);
   console.log(`${summary.file}: ${summary.profiled_seconds}s profiled, main thread busy ${summary.busy_pct}%`);
   console.log('\nself time by place:');
-  for (const row of summary.by_place) console.log(`  ${row.pct.toFixed(1).padStart(5)}%  ${String(row.ms).padStart(7)} ms  ${row.name}`);
+  for (const row of summary.by_place)
+    console.log(`  ${row.pct.toFixed(1).padStart(5)}%  ${String(row.ms).padStart(7)} ms  ${row.name}`);
   console.log('\nself time by function:');
-  for (const row of summary.by_function) console.log(`  ${row.pct.toFixed(1).padStart(5)}%  ${String(row.ms).padStart(7)} ms  ${row.name}`);
+  for (const row of summary.by_function)
+    console.log(`  ${row.pct.toFixed(1).padStart(5)}%  ${String(row.ms).padStart(7)} ms  ${row.name}`);
 }

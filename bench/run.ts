@@ -67,7 +67,11 @@ const LEDGER_BUDGET = 0.2;
 // Configuration
 
 const env = process.env;
-const list = (raw: string) => raw.split(',').map((s) => s.trim()).filter(Boolean);
+const list = (raw: string) =>
+  raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 const positive = (name: string, fallback: number) => {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -75,7 +79,15 @@ const positive = (name: string, fallback: number) => {
   if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
   return value;
 };
-const ALL_SCENARIOS = ['bare_post', 'bare_get', 'create_confirm', 'create_confirm_100_tenants', 'create_confirm_idem', 'create_confirm_saved_pm', 'retrieve'] as const;
+const ALL_SCENARIOS = [
+  'bare_post',
+  'bare_get',
+  'create_confirm',
+  'create_confirm_100_tenants',
+  'create_confirm_idem',
+  'create_confirm_saved_pm',
+  'retrieve',
+] as const;
 type ScenarioName = (typeof ALL_SCENARIOS)[number];
 
 const config = {
@@ -91,7 +103,8 @@ const config = {
   scenarios: new Set<ScenarioName>(
     env.BENCH_SCENARIOS
       ? list(env.BENCH_SCENARIOS).map((s) => {
-          if (!(ALL_SCENARIOS as readonly string[]).includes(s)) throw new Error(`BENCH_SCENARIOS: unknown scenario "${s}" (known: ${ALL_SCENARIOS.join(', ')})`);
+          if (!(ALL_SCENARIOS as readonly string[]).includes(s))
+            throw new Error(`BENCH_SCENARIOS: unknown scenario "${s}" (known: ${ALL_SCENARIOS.join(', ')})`);
           return s as ScenarioName;
         })
       : ALL_SCENARIOS,
@@ -100,7 +113,9 @@ const config = {
   cpuProf: env.BENCH_CPU_PROF === '1',
   keepDb: env.BENCH_KEEP_DB === '1',
   passThrough: Object.fromEntries(
-    ['BATCH_MAX_CONCURRENCY', 'BATCH_MAX_SIZE', 'DB_POOL_SIZE', 'PROCESSOR_LATENCY_MS'].filter((k) => env[k]).map((k) => [k, env[k]!]),
+    ['BATCH_MAX_CONCURRENCY', 'BATCH_MAX_SIZE', 'DB_POOL_SIZE', 'PROCESSOR_LATENCY_MS']
+      .filter((k) => env[k])
+      .map((k) => [k, env[k]!]),
   ),
 };
 
@@ -121,12 +136,32 @@ benchDbUrl.pathname = `/${DB_NAME}`;
 
 interface Diagnostics {
   /** `other` is machine busy time not accounted to the three: other processes sharing the machine. */
-  cpu_cores: { server: number; postgres: number; postgres_bench_db: number; load_generator: number; other: number; machine_busy_pct: number };
+  cpu_cores: {
+    server: number;
+    postgres: number;
+    postgres_bench_db: number;
+    load_generator: number;
+    other: number;
+    machine_busy_pct: number;
+  };
   /** CPU milliseconds spent per completed request by the server process and by this database's PostgreSQL backends. */
   cpu_ms_per_request: { server: number; postgres_bench_db: number };
   /** WAL figures come from pg_stat_wal, which is cluster-wide: other databases' writes count too. */
-  db?: { commits_per_s: number; commits_per_request: number; rollbacks: number; wal_syncs_per_s: number | null; wal_mb_per_s: number | null; wal_kb_per_request: number | null };
-  batches?: { count: number; per_s: number; mean_items: number; items_per_request: number; histogram: Record<string, number> };
+  db?: {
+    commits_per_s: number;
+    commits_per_request: number;
+    rollbacks: number;
+    wal_syncs_per_s: number | null;
+    wal_mb_per_s: number | null;
+    wal_kb_per_request: number | null;
+  };
+  batches?: {
+    count: number;
+    per_s: number;
+    mean_items: number;
+    items_per_request: number;
+    histogram: Record<string, number>;
+  };
   server_mean_latency_ms?: number | null;
   event_loop_lag_p99_ms?: number | null;
   /** Average number of API backends seen in each state/wait event (sampled every 250 ms). */
@@ -279,7 +314,9 @@ async function dbSnapshot(): Promise<DbSnapshot | undefined> {
   let walSyncs: number | null = null;
   let walBytes: number | null = null;
   try {
-    const [wal] = await monitorSql<{ wal_sync: string; wal_bytes: string }[]>`SELECT wal_sync::text, wal_bytes::text FROM pg_stat_wal`;
+    const [wal] = await monitorSql<
+      { wal_sync: string; wal_bytes: string }[]
+    >`SELECT wal_sync::text, wal_bytes::text FROM pg_stat_wal`;
     walSyncs = Number(wal.wal_sync);
     walBytes = Number(wal.wal_bytes);
   } catch {
@@ -310,7 +347,9 @@ function sampleBackends() {
   return async () => {
     stopped = true;
     await loop;
-    return Object.fromEntries([...counts.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, round(v / Math.max(1, samples))]));
+    return Object.fromEntries(
+      [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, round(v / Math.max(1, samples))]),
+    );
   };
 }
 
@@ -329,13 +368,25 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
   const dbBefore = target.kind === 'api' ? await dbSnapshot() : undefined;
   const stopSampling = target.kind === 'api' ? sampleBackends() : undefined;
   const pgPids0 = await benchPostgresPids();
-  const cpu0 = { server: cpuTicks(target.pid), pg: postgresTicks(), pgOwn: ticksOf(pgPids0), machine: machineTicks(), self: process.cpuUsage() };
+  const cpu0 = {
+    server: cpuTicks(target.pid),
+    pg: postgresTicks(),
+    pgOwn: ticksOf(pgPids0),
+    machine: machineTicks(),
+    self: process.cpuUsage(),
+  };
   const started = Date.now();
 
   const result = await fire({ ...base, duration: config.duration });
 
   const elapsed = (Date.now() - started) / 1000;
-  const cpu1 = { server: cpuTicks(target.pid), pg: postgresTicks(), pgOwn: ticksOf(pgPids0), machine: machineTicks(), self: process.cpuUsage(cpu0.self) };
+  const cpu1 = {
+    server: cpuTicks(target.pid),
+    pg: postgresTicks(),
+    pgOwn: ticksOf(pgPids0),
+    machine: machineTicks(),
+    self: process.cpuUsage(cpu0.self),
+  };
   const pgBackends = await stopSampling?.();
   const dbAfter = target.kind === 'api' ? await dbSnapshot() : undefined;
   const metricsAfter = await scrape(target.metricsUrl);
@@ -358,7 +409,10 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
       load_generator: round(cores.load_generator),
       postgres_bench_db: round(cores.postgresBench),
       other: round(Math.max(0, cores.busy - cores.server - cores.postgres - cores.load_generator)),
-      machine_busy_pct: round((100 * (cpu1.machine.busy - cpu0.machine.busy)) / Math.max(1, cpu1.machine.total - cpu0.machine.total), 1),
+      machine_busy_pct: round(
+        (100 * (cpu1.machine.busy - cpu0.machine.busy)) / Math.max(1, cpu1.machine.total - cpu0.machine.total),
+        1,
+      ),
     },
     cpu_ms_per_request: {
       server: round((1000 * cores.server * elapsed) / Math.max(1, completed), 3),
@@ -371,9 +425,18 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
       commits_per_s: round(commits / elapsed, 0),
       commits_per_request: round(commits / Math.max(1, completed)),
       rollbacks: dbAfter.rollbacks - dbBefore.rollbacks,
-      wal_syncs_per_s: dbAfter.walSyncs !== null && dbBefore.walSyncs !== null ? round((dbAfter.walSyncs - dbBefore.walSyncs) / elapsed, 0) : null,
-      wal_mb_per_s: dbAfter.walBytes !== null && dbBefore.walBytes !== null ? round((dbAfter.walBytes - dbBefore.walBytes) / 1e6 / elapsed) : null,
-      wal_kb_per_request: dbAfter.walBytes !== null && dbBefore.walBytes !== null ? round((dbAfter.walBytes - dbBefore.walBytes) / 1024 / Math.max(1, completed), 1) : null,
+      wal_syncs_per_s:
+        dbAfter.walSyncs !== null && dbBefore.walSyncs !== null
+          ? round((dbAfter.walSyncs - dbBefore.walSyncs) / elapsed, 0)
+          : null,
+      wal_mb_per_s:
+        dbAfter.walBytes !== null && dbBefore.walBytes !== null
+          ? round((dbAfter.walBytes - dbBefore.walBytes) / 1e6 / elapsed)
+          : null,
+      wal_kb_per_request:
+        dbAfter.walBytes !== null && dbBefore.walBytes !== null
+          ? round((dbAfter.walBytes - dbBefore.walBytes) / 1024 / Math.max(1, completed), 1)
+          : null,
     };
   }
   if (metricsBefore && metricsAfter) {
@@ -417,13 +480,21 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
     requests_per_s: round(completed / duration, 0),
     completed,
     sent: result.requests.sent,
-    latency_ms: { mean: round(result.latency.mean), p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max },
+    latency_ms: {
+      mean: round(result.latency.mean),
+      p50: result.latency.p50,
+      p90: result.latency.p90,
+      p99: result.latency.p99,
+      max: result.latency.max,
+    },
     responses: {
       '2xx': result['2xx'],
       non2xx: result.non2xx,
       errors: result.errors,
       timeouts: result.timeouts,
-      status_codes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, v]) => [code, v.count])),
+      status_codes: Object.fromEntries(
+        Object.entries(result.statusCodeStats ?? {}).map(([code, v]) => [code, v.count]),
+      ),
     },
     peak_rss_mb: round(peakRssKb / 1024, 1),
     baseline: spec.baseline ?? null,
@@ -431,8 +502,13 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
     diagnostics,
   };
   results.push(scenario);
-  const busyElsewhere = diagnostics.cpu_cores.other >= 0.25 ? ` [machine shared: ${diagnostics.cpu_cores.other} cores used by other processes]` : '';
-  console.log(`${scenario.requests_per_s} req/s, mean ${scenario.latency_ms.mean} ms, p99 ${scenario.latency_ms.p99} ms${result.non2xx || result.errors ? `, ${result.non2xx} non-2xx, ${result.errors} errors` : ''}${busyElsewhere}`);
+  const busyElsewhere =
+    diagnostics.cpu_cores.other >= 0.25
+      ? ` [machine shared: ${diagnostics.cpu_cores.other} cores used by other processes]`
+      : '';
+  console.log(
+    `${scenario.requests_per_s} req/s, mean ${scenario.latency_ms.mean} ms, p99 ${scenario.latency_ms.p99} ms${result.non2xx || result.errors ? `, ${result.non2xx} non-2xx, ${result.errors} errors` : ''}${busyElsewhere}`,
+  );
   await sleep(500);
   return scenario;
 }
@@ -441,7 +517,8 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
 // Scenarios
 
 const CARD = { type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2030, cvc: '123' } };
-const createBody = (paymentMethod: unknown) => JSON.stringify({ amount: 2000, currency: 'usd', confirm: true, payment_method: paymentMethod });
+const createBody = (paymentMethod: unknown) =>
+  JSON.stringify({ amount: 2000, currency: 'usd', confirm: true, payment_method: paymentMethod });
 
 function recordPayment(status: number, body: string) {
   if (status === 200) {
@@ -487,13 +564,20 @@ async function benchBare(port: number) {
           scenario: 'bare_post',
           request: 'POST /v1/payments (echo)',
           connections,
-          requests: [{ method: 'POST', path: '/v1/payments', headers, body: createBody(CARD), onResponse: recordOther }],
+          requests: [
+            { method: 'POST', path: '/v1/payments', headers, body: createBody(CARD), onResponse: recordOther },
+          ],
         });
       }
     }
     if (wants('bare_get')) {
       const ids = Array.from({ length: 1000 }, (_, i) => `pay_bare${String(i).padStart(22, '0')}`);
-      await measure(target, { scenario: 'bare_get', request: 'GET /v1/payments/:id (fixed doc)', connections: config.variantConnections, requests: [rotatingGet(headers, ids)] });
+      await measure(target, {
+        scenario: 'bare_get',
+        request: 'GET /v1/payments/:id (fixed doc)',
+        connections: config.variantConnections,
+        requests: [rotatingGet(headers, ids)],
+      });
     }
     rss.stop();
   } finally {
@@ -561,24 +645,46 @@ async function benchApi(port: number) {
   const rss = new RssSampler(apiChild.pid).start();
   const target: Target = { kind: 'api', url, pid: apiChild.pid, rss, metricsUrl: `${url}/metrics` };
 
-  const tenant = await api<{ id: string; secret_keys: { test: { secret: string } } }>(url, '/v1/tenants', platformKey, { name: 'Benchmark tenant' });
+  const tenant = await api<{ id: string; secret_keys: { test: { secret: string } } }>(url, '/v1/tenants', platformKey, {
+    name: 'Benchmark tenant',
+  });
   const secret = tenant.secret_keys.test.secret;
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${secret}` };
-  const inline: RequestSpec = { method: 'POST', path: '/v1/payments', headers, body: createBody(CARD), onResponse: recordPayment };
+  const inline: RequestSpec = {
+    method: 'POST',
+    path: '/v1/payments',
+    headers,
+    body: createBody(CARD),
+    onResponse: recordPayment,
+  };
   console.log(`  tenant ${tenant.id} created; API pid ${apiChild.pid}`);
 
   if (wants('create_confirm')) {
     for (const connections of config.connections) {
-      await measure(target, { scenario: 'create_confirm', request: 'POST /v1/payments (inline card, confirm)', connections, requests: [inline], createsPayments: true, baseline: 'bare_post' });
+      await measure(target, {
+        scenario: 'create_confirm',
+        request: 'POST /v1/payments (inline card, confirm)',
+        connections,
+        requests: [inline],
+        createsPayments: true,
+        baseline: 'bare_post',
+      });
     }
   }
   if (wants('create_confirm_100_tenants')) {
     // autocannon walks each connection through the list in turn, so every connection spreads its
     // payments over all 100 tenants.
     const many = await Promise.all(
-      Array.from({ length: 100 }, (_, i) => api<{ secret_keys: { test: { secret: string } } }>(url, '/v1/tenants', platformKey, { name: `Benchmark tenant ${i + 2}` })),
+      Array.from({ length: 100 }, (_, i) =>
+        api<{ secret_keys: { test: { secret: string } } }>(url, '/v1/tenants', platformKey, {
+          name: `Benchmark tenant ${i + 2}`,
+        }),
+      ),
     );
-    const spread: RequestSpec[] = many.map((t) => ({ ...inline, headers: { ...headers, authorization: `Bearer ${t.secret_keys.test.secret}` } }));
+    const spread: RequestSpec[] = many.map((t) => ({
+      ...inline,
+      headers: { ...headers, authorization: `Bearer ${t.secret_keys.test.secret}` },
+    }));
     await measure(target, {
       scenario: 'create_confirm_100_tenants',
       request: 'POST /v1/payments (inline card, confirm) over 100 tenants',
@@ -617,14 +723,21 @@ async function benchApi(port: number) {
   if (wants('retrieve')) {
     let ids = ledger.ids.slice(0, 5000);
     if (!ids.length) {
-      for (let i = 0; i < 200; i++) ids.push((await api<{ id: string }>(url, '/v1/payments', secret, JSON.parse(createBody(CARD)))).id);
+      for (let i = 0; i < 200; i++)
+        ids.push((await api<{ id: string }>(url, '/v1/payments', secret, JSON.parse(createBody(CARD)))).id);
       ledger.ok += ids.length;
       ledger.sent += ids.length;
       ledger.completed += ids.length;
       ledger.ids.push(...ids);
       ids = [...ids];
     }
-    await measure(target, { scenario: 'retrieve', request: 'GET /v1/payments/:id', connections: config.variantConnections, requests: [rotatingGet(headers, ids)], baseline: 'bare_get' });
+    await measure(target, {
+      scenario: 'retrieve',
+      request: 'GET /v1/payments/:id',
+      connections: config.variantConnections,
+      requests: [rotatingGet(headers, ids)],
+      baseline: 'bare_get',
+    });
   }
   rss.stop();
   apiRssPeakMb = round(rss.peakKb / 1024, 1);
@@ -635,8 +748,22 @@ async function benchApi(port: number) {
 // Verification
 
 interface Verification {
-  payment_requests: { sent: number; answered: number; '2xx': number; non2xx: number; errors: number; timeouts: number; unanswered: number };
-  database: { payments_by_status: Record<string, number>; succeeded: number; attempts: number; events_by_type: Record<string, number>; idempotency_keys: { total: number; completed: number } };
+  payment_requests: {
+    sent: number;
+    answered: number;
+    '2xx': number;
+    non2xx: number;
+    errors: number;
+    timeouts: number;
+    unanswered: number;
+  };
+  database: {
+    payments_by_status: Record<string, number>;
+    succeeded: number;
+    attempts: number;
+    events_by_type: Record<string, number>;
+    idempotency_keys: { total: number; completed: number };
+  };
   checks: Record<string, { ok: boolean; detail: string }>;
   ok: boolean;
   samples_of_failures: string[];
@@ -646,16 +773,28 @@ async function verify(): Promise<Verification> {
   const sql = postgres(benchDbUrl.toString(), { max: 1, onnotice: () => {} });
   try {
     const byStatus = Object.fromEntries(
-      (await sql<{ status: string; n: number }[]>`SELECT status, count(*)::int AS n FROM payments GROUP BY status ORDER BY status`).map((r) => [r.status, r.n]),
+      (
+        await sql<
+          { status: string; n: number }[]
+        >`SELECT status, count(*)::int AS n FROM payments GROUP BY status ORDER BY status`
+      ).map((r) => [r.status, r.n]),
     );
     const [{ attempts }] = await sql<{ attempts: number }[]>`SELECT count(*)::int AS attempts FROM payment_attempts`;
-    const events = Object.fromEntries((await sql<{ type: string; n: number }[]>`SELECT type, count(*)::int AS n FROM events GROUP BY type ORDER BY type`).map((r) => [r.type, r.n]));
+    const events = Object.fromEntries(
+      (
+        await sql<
+          { type: string; n: number }[]
+        >`SELECT type, count(*)::int AS n FROM events GROUP BY type ORDER BY type`
+      ).map((r) => [r.type, r.n]),
+    );
     const [keys] = await sql<{ total: number; completed: number }[]>`
       SELECT count(*)::int AS total, count(*) FILTER (WHERE completed_at IS NOT NULL)::int AS completed FROM idempotency_keys`;
     let found = 0;
     for (let i = 0; i < ledger.ids.length; i += 20_000) {
       const chunk = ledger.ids.slice(i, i + 20_000);
-      const [row] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM payments WHERE id = ANY(${chunk}::text[]) AND status = 'succeeded'`;
+      const [row] = await sql<
+        { n: number }[]
+      >`SELECT count(*)::int AS n FROM payments WHERE id = ANY(${chunk}::text[]) AND status = 'succeeded'`;
       found += row.n;
     }
     const [charges] = await sql<{ charges: number; priced: number; unbalanced: number }[]>`
@@ -684,25 +823,49 @@ async function verify(): Promise<Verification> {
         ok: succeeded === ledger.ok + unanswered,
         detail:
           `database succeeded = ${succeeded}; 2xx = ${ledger.ok}; requests cut off unanswered when a run ended = ${unanswered}` +
-          (succeeded === ledger.ok ? ' (exact match)' : succeeded === ledger.ok + unanswered ? ' (2xx + cut-off requests, which the server still completed: exact)' : ` (difference ${succeeded - ledger.ok - unanswered})`),
+          (succeeded === ledger.ok
+            ? ' (exact match)'
+            : succeeded === ledger.ok + unanswered
+              ? ' (2xx + cut-off requests, which the server still completed: exact)'
+              : ` (difference ${succeeded - ledger.ok - unanswered})`),
       },
-      no_payment_left_unfinished: { ok: total === succeeded, detail: `payments by status: ${JSON.stringify(byStatus)}` },
+      no_payment_left_unfinished: {
+        ok: total === succeeded,
+        detail: `payments by status: ${JSON.stringify(byStatus)}`,
+      },
       one_attempt_and_two_events_per_payment: {
-        ok: attempts === total && (events['payment.created'] ?? 0) === total && (events['payment.succeeded'] ?? 0) === succeeded,
+        ok:
+          attempts === total &&
+          (events['payment.created'] ?? 0) === total &&
+          (events['payment.succeeded'] ?? 0) === succeeded,
         detail: `${attempts} attempts, events ${JSON.stringify(events)} for ${total} payments`,
       },
       one_balanced_charge_per_payment: {
         ok: charges.charges === succeeded && charges.priced === succeeded && charges.unbalanced === 0,
         detail: `${charges.charges} charge postings and ${charges.priced} payments whose fee and amount match theirs, for ${succeeded} succeeded payments; ${charges.unbalanced} unbalanced transactions`,
       },
-      running_balances_equal_entries: { ok: drift.n === 0, detail: `${drift.n} ledger accounts whose running balance differs from the sum of their entries` },
+      running_balances_equal_entries: {
+        ok: drift.n === 0,
+        detail: `${drift.n} ledger accounts whose running balance differs from the sum of their entries`,
+      },
       idempotency_keys_completed: {
-        ok: keys.completed === keys.total && keys.total >= ledger.idempotent.ok && keys.total <= ledger.idempotent.ok + idemUnanswered,
+        ok:
+          keys.completed === keys.total &&
+          keys.total >= ledger.idempotent.ok &&
+          keys.total <= ledger.idempotent.ok + idemUnanswered,
         detail: `${keys.completed}/${keys.total} keys completed; idempotent run: ${ledger.idempotent.ok} 2xx, ${idemUnanswered} cut off`,
       },
     };
     return {
-      payment_requests: { sent: ledger.sent, answered: ledger.completed, '2xx': ledger.ok, non2xx: ledger.non2xx, errors: ledger.errors, timeouts: ledger.timeouts, unanswered },
+      payment_requests: {
+        sent: ledger.sent,
+        answered: ledger.completed,
+        '2xx': ledger.ok,
+        non2xx: ledger.non2xx,
+        errors: ledger.errors,
+        timeouts: ledger.timeouts,
+        unanswered,
+      },
       database: { payments_by_status: byStatus, succeeded, attempts, events_by_type: events, idempotency_keys: keys },
       checks,
       ok: Object.values(checks).every((c) => c.ok),
@@ -725,7 +888,9 @@ function pad(cells: string[], widths: number[]) {
 function printTable() {
   const bareBy = (scenario: string, connections: number) =>
     results.find((r) => r.scenario === scenario && r.connections === connections) ??
-    results.filter((r) => r.scenario === scenario).sort((a, b) => Math.abs(a.connections - connections) - Math.abs(b.connections - connections))[0];
+    results
+      .filter((r) => r.scenario === scenario)
+      .sort((a, b) => Math.abs(a.connections - connections) - Math.abs(b.connections - connections))[0];
   for (const r of results) {
     if (r.target === 'bare fastify') {
       r.ratio_to_bare = 1;
@@ -752,7 +917,23 @@ function printTable() {
 
   const apiRows = results;
   if (apiRows.length) {
-    const dheader = ['scenario', 'conns', 'server cores', 'PG(db) cores', 'PG(all)', 'loadgen', 'other', 'busy %', 'srv CPU ms/req', 'PG CPU ms/req', 'commits/s', 'commits/req', 'WAL syncs/s', 'batch items', 'srv mean ms'];
+    const dheader = [
+      'scenario',
+      'conns',
+      'server cores',
+      'PG(db) cores',
+      'PG(all)',
+      'loadgen',
+      'other',
+      'busy %',
+      'srv CPU ms/req',
+      'PG CPU ms/req',
+      'commits/s',
+      'commits/req',
+      'WAL syncs/s',
+      'batch items',
+      'srv mean ms',
+    ];
     const drows = apiRows.map((r) => {
       const d = r.diagnostics;
       return [
@@ -779,7 +960,10 @@ function printTable() {
         'PG = every postgres process); commits and WAL syncs from pg_stat_database / pg_stat_wal; batch items from write_batch_size:',
     );
     const shared = results.filter((r) => r.diagnostics.cpu_cores.other >= 0.25);
-    if (shared.length) console.log(`WARNING: other processes used ≥ 0.25 cores during ${shared.length} of ${results.length} runs: absolute figures are understated; compare ratios.`);
+    if (shared.length)
+      console.log(
+        `WARNING: other processes used ≥ 0.25 cores during ${shared.length} of ${results.length} runs: absolute figures are understated; compare ratios.`,
+      );
     console.log(pad(dheader, dwidths));
     console.log(dwidths.map((w) => '-'.repeat(w)).join('  '));
     for (const row of drows) console.log(pad(row, dwidths));
@@ -788,7 +972,9 @@ function printTable() {
 
 function assessTargets() {
   const creates = results.filter((r) => r.scenario === 'create_confirm');
-  const meeting = creates.filter((r) => r.requests_per_s >= TARGET.paymentsPerSecond && r.latency_ms.p99 <= TARGET.p99Ms && r.responses.non2xx === 0);
+  const meeting = creates.filter(
+    (r) => r.requests_per_s >= TARGET.paymentsPerSecond && r.latency_ms.p99 <= TARGET.p99Ms && r.responses.non2xx === 0,
+  );
   const best = [...creates].sort((a, b) => b.requests_per_s - a.requests_per_s)[0];
   const atVariant = creates.find((r) => r.connections === config.variantConnections);
   const spread = results.find((r) => r.scenario === 'create_confirm_100_tenants');
@@ -806,7 +992,9 @@ function assessTargets() {
   return {
     target: TARGET,
     ledger,
-    create_confirm_best: best ? { connections: best.connections, payments_per_s: best.requests_per_s, p99_ms: best.latency_ms.p99 } : null,
+    create_confirm_best: best
+      ? { connections: best.connections, payments_per_s: best.requests_per_s, p99_ms: best.latency_ms.p99 }
+      : null,
     throughput_and_p99_met: meeting.length > 0,
     met_at_connections: meeting.map((r) => r.connections),
     api_peak_rss_mb: apiRssPeakMb,
@@ -831,7 +1019,9 @@ function cleanup(): Promise<void> {
     await monitorSql?.end({ timeout: 5 }).catch(() => {});
     monitorSql = undefined;
     if (adminSql && dbCreated && !config.keepDb) {
-      await adminSql.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`).catch((error) => console.error(`could not drop ${DB_NAME}: ${error.message}`));
+      await adminSql
+        .unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`)
+        .catch((error) => console.error(`could not drop ${DB_NAME}: ${error.message}`));
     }
     await adminSql?.end({ timeout: 5 }).catch(() => {});
     adminSql = undefined;
@@ -871,7 +1061,11 @@ async function main() {
     await adminSql.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
     await adminSql.unsafe(`CREATE DATABASE ${DB_NAME}`);
     dbCreated = true;
-    monitorSql = postgres(benchDbUrl.toString(), { max: 2, onnotice: () => {}, connection: { application_name: 'payforward-bench-monitor' } });
+    monitorSql = postgres(benchDbUrl.toString(), {
+      max: 2,
+      onnotice: () => {},
+      connection: { application_name: 'payforward-bench-monitor' },
+    });
     await benchApi(apiPort);
     await sleep(1500); // requests cut off at the end of the last run finish server-side
     console.log('\n[3/3] verifying the database against the answers');
@@ -888,7 +1082,9 @@ async function main() {
         .sort((a, b) => statSync(b).size - statSync(a).size);
       if (files.length) {
         profileSummary = summarizeProfile(files[0], 40);
-        console.log(`  CPU profile of the API's main thread: ${files[0]} (summary in bench/results/cpuprof/summary.json)`);
+        console.log(
+          `  CPU profile of the API's main thread: ${files[0]} (summary in bench/results/cpuprof/summary.json)`,
+        );
         writeFileSync(join(RESULTS_DIR, 'cpuprof', 'summary.json'), JSON.stringify(profileSummary, null, 2));
       }
     }
@@ -899,7 +1095,8 @@ async function main() {
   const targets = assessTargets();
   if (verification) {
     console.log(`\nCorrectness (${verification.ok ? 'PASS' : 'FAIL'}):`);
-    for (const [name, check] of Object.entries(verification.checks)) console.log(`  ${check.ok ? 'ok  ' : 'FAIL'} ${name}: ${check.detail}`);
+    for (const [name, check] of Object.entries(verification.checks))
+      console.log(`  ${check.ok ? 'ok  ' : 'FAIL'} ${name}: ${check.detail}`);
     for (const sample of verification.samples_of_failures) console.log(`  sample: ${sample}`);
   }
   if (apiStdoutProblems.length) {
@@ -911,20 +1108,31 @@ async function main() {
       `\nTarget ≥ ${TARGET.paymentsPerSecond} payments/s with p99 ≤ ${TARGET.p99Ms} ms: ${targets.throughput_and_p99_met ? `MET at ${targets.met_at_connections.join(', ')} connections` : 'NOT MET'}` +
         ` (best create+confirm: ${targets.create_confirm_best.payments_per_s}/s, p99 ${targets.create_confirm_best.p99_ms} ms at ${targets.create_confirm_best.connections} connections)`,
     );
-    console.log(`Target RSS ≤ ${TARGET.rssMb} MB: ${targets.rss_met ? 'MET' : 'NOT MET'} (API peak ${targets.api_peak_rss_mb} MB)`);
+    console.log(
+      `Target RSS ≤ ${TARGET.rssMb} MB: ${targets.rss_met ? 'MET' : 'NOT MET'} (API peak ${targets.api_peak_rss_mb} MB)`,
+    );
   }
   if (targets.ledger) {
     const l = targets.ledger;
     console.log(
       `Ledger posting: create+confirm at ${l.connections} connections is ${pct(l.ratio_to_bare)} of bare fastify, against ${pct(CORE_RATIO_AT_100)} before posting: ` +
         `a cost of ${pct(l.cost)} (budget ${pct(LEDGER_BUDGET)}: ${l.within_budget ? 'MET' : 'NOT MET'})` +
-        (l.hundred_tenants_per_s ? `; 1 tenant ${l.one_tenant_per_s}/s vs 100 tenants ${l.hundred_tenants_per_s}/s (ratio ${l.hundred_vs_one})` : ''),
+        (l.hundred_tenants_per_s
+          ? `; 1 tenant ${l.one_tenant_per_s}/s vs 100 tenants ${l.hundred_tenants_per_s}/s (ratio ${l.hundred_vs_one})`
+          : ''),
     );
   }
   const report = {
     started_at: startedAt.toISOString(),
     wall_seconds: round((Date.now() - t0) / 1000, 1),
-    machine: { cores: cpus().length, cpu: cpus()[0]?.model, memory_gb: round(totalmem() / 2 ** 30, 1), node: process.version, postgres: version, synchronous_commit: sync },
+    machine: {
+      cores: cpus().length,
+      cpu: cpus()[0]?.model,
+      memory_gb: round(totalmem() / 2 ** 30, 1),
+      node: process.version,
+      postgres: version,
+      synchronous_commit: sync,
+    },
     config: { ...config, scenarios: [...config.scenarios], serverUrl: undefined, database: DB_NAME },
     results,
     targets,

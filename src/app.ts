@@ -1,4 +1,10 @@
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyError } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyError,
+} from 'fastify';
 import swagger from '@fastify/swagger';
 import scalar from '@scalar/fastify-api-reference';
 import { Ajv } from 'ajv';
@@ -60,7 +66,10 @@ export function tenantScope(request: FastifyRequest) {
 
 export async function buildApp(platform: Platform, options: BuildOptions = {}): Promise<FastifyInstance> {
   const { config } = platform;
-  const logger = { ...loggerOptions(options.logLevel ?? config.logLevel), ...(options.logStream ? { stream: options.logStream } : {}) };
+  const logger = {
+    ...loggerOptions(options.logLevel ?? config.logLevel),
+    ...(options.logStream ? { stream: options.logStream } : {}),
+  };
   const app = Fastify({
     logger,
     bodyLimit: config.bodyLimitBytes,
@@ -69,7 +78,10 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     routerOptions: { maxParamLength: 2048 },
     genReqId: () => newId('req'),
     // Per-request access lines only at debug: at thousands of payments a second they would cost more than the work.
-    logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace' }),
+    logController: new LogController({
+      requestIdLogLabel: 'request_id',
+      disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace',
+    }),
     return503OnClosing: true,
     forceCloseConnections: false,
     frameworkErrors: answerFrameworkError,
@@ -78,8 +90,20 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
 
   // Bodies are strict JSON: no type coercion ("100" is not an amount), no silently dropped fields.
   // Query strings are text by nature, so there numbers and booleans are coerced.
-  const bodyAjv = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
-  const queryAjv = new Ajv({ coerceTypes: true, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+  const bodyAjv = new Ajv({
+    coerceTypes: false,
+    useDefaults: true,
+    removeAdditional: false,
+    allErrors: false,
+    strict: false,
+  });
+  const queryAjv = new Ajv({
+    coerceTypes: true,
+    useDefaults: true,
+    removeAdditional: false,
+    allErrors: false,
+    strict: false,
+  });
   addFormats.default(bodyAjv);
   addFormats.default(queryAjv);
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : queryAjv).compile(schema));
@@ -89,8 +113,13 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
 
   registerSharedSchemas(app);
   await app.register(swagger, openApiOptions(config.publicUrl));
-  await app.register(scalar, { routePrefix: '/docs', configuration: { url: '/openapi.json', theme: 'purple' } as never });
-  app.get('/openapi.json', { schema: { hide: true }, config: { auth: 'none' } }, async () => withCodeSamples(app.swagger() as never, config.publicUrl));
+  await app.register(scalar, {
+    routePrefix: '/docs',
+    configuration: { url: '/openapi.json', theme: 'purple' } as never,
+  });
+  app.get('/openapi.json', { schema: { hide: true }, config: { auth: 'none' } }, async () =>
+    withCodeSamples(app.swagger() as never, config.publicUrl),
+  );
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('request-id', request.id);
@@ -98,10 +127,22 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     if (requirement === 'none') return;
     const auth = await platform.authenticator.authenticate(request.headers.authorization);
     if (requirement === 'tenant' && auth.kind !== 'tenant') {
-      throw new ApiError('permission_error', 'tenant_key_required', 'This endpoint acts on a tenant: use a tenant secret key (sk_test_… or sk_live_…).', null, 403);
+      throw new ApiError(
+        'permission_error',
+        'tenant_key_required',
+        'This endpoint acts on a tenant: use a tenant secret key (sk_test_… or sk_live_…).',
+        null,
+        403,
+      );
     }
     if (requirement === 'platform' && auth.kind !== 'platform') {
-      throw new ApiError('permission_error', 'platform_key_required', 'This endpoint is for the platform operator.', null, 403);
+      throw new ApiError(
+        'permission_error',
+        'platform_key_required',
+        'This endpoint is for the platform operator.',
+        null,
+        403,
+      );
     }
     request.auth = auth;
     const scope = request.routeOptions.config?.scope;
@@ -124,8 +165,14 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     const header = request.headers['idempotency-key'];
     if (header === undefined) return;
     const key = Array.isArray(header) ? header[0] : header;
-    if (!key || key.length > 255) throw ApiError.invalid('idempotency_key_invalid', 'Idempotency-Key must be 1 to 255 characters.', 'Idempotency-Key');
-    const scope = request.auth.kind === 'tenant' ? tenantScope(request) : { tenantId: PLATFORM_SCOPE_ID, livemode: false };
+    if (!key || key.length > 255)
+      throw ApiError.invalid(
+        'idempotency_key_invalid',
+        'Idempotency-Key must be 1 to 255 characters.',
+        'Idempotency-Key',
+      );
+    const scope =
+      request.auth.kind === 'tenant' ? tenantScope(request) : { tenantId: PLATFORM_SCOPE_ID, livemode: false };
     const path = request.routeOptions.url;
     const fingerprint = requestFingerprint(request.method, request.url, request.body);
     const claim = await platform.idempotency.claim(scope, key, request.method, path, fingerprint);
@@ -173,7 +220,13 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   app.setNotFoundHandler((request, reply) => {
     const path = maskCardNumbers(request.url.split('?')[0]).slice(0, 200);
     reply.code(404).send({
-      error: new ApiError('invalid_request_error', 'resource_missing', `Unrecognized request URL (${request.method}: ${path}).`, null, 404).toBody(request.id),
+      error: new ApiError(
+        'invalid_request_error',
+        'resource_missing',
+        `Unrecognized request URL (${request.method}: ${path}).`,
+        null,
+        404,
+      ).toBody(request.id),
     });
   });
 
@@ -211,15 +264,27 @@ async function applyRateLimit(platform: Platform, auth: Auth, reply: { header: (
   reply.header('ratelimit-reset', String(resetSeconds));
   if (!decision.allowed) {
     reply.header('retry-after', String(resetSeconds));
-    throw new ApiError('rate_limit_error', 'rate_limit', 'Too many requests hit the API too quickly; retry after the time in Retry-After.', null, 429);
+    throw new ApiError(
+      'rate_limit_error',
+      'rate_limit',
+      'Too many requests hit the API too quickly; retry after the time in Retry-After.',
+      null,
+      429,
+    );
   }
 }
 
 // A URL with broken percent-encoding is refused before any hook runs; it still gets the
 // request-id and the error envelope, and the URL (which may hold card data) is not echoed.
 function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-  const apiError = error.code === 'FST_ERR_BAD_URL' ? ApiError.invalid('invalid_url', 'The request URL is not valid: check its percent-encoding.') : toApiError(error);
-  reply.header('request-id', request.id).code(apiError.statusCode).send({ error: apiError.toBody(request.id) });
+  const apiError =
+    error.code === 'FST_ERR_BAD_URL'
+      ? ApiError.invalid('invalid_url', 'The request URL is not valid: check its percent-encoding.')
+      : toApiError(error);
+  reply
+    .header('request-id', request.id)
+    .code(apiError.statusCode)
+    .send({ error: apiError.toBody(request.id) });
 }
 
 function toApiError(error: FastifyError): ApiError {
@@ -229,15 +294,37 @@ function toApiError(error: FastifyError): ApiError {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new ApiError('invalid_request_error', 'body_too_large', 'The request body is too large.', null, 413);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new ApiError('invalid_request_error', 'unsupported_media_type', 'Send request bodies as application/json.', null, 415);
+      return new ApiError(
+        'invalid_request_error',
+        'unsupported_media_type',
+        'Send request bodies as application/json.',
+        null,
+        415,
+      );
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return ApiError.invalid('invalid_json', 'The body is empty but Content-Type is application/json; send {} or no Content-Type.');
+      return ApiError.invalid(
+        'invalid_json',
+        'The body is empty but Content-Type is application/json; send {} or no Content-Type.',
+      );
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return ApiError.invalid('invalid_json', 'The request body is not valid JSON.');
   }
-  if (error instanceof SyntaxError || error.statusCode === 400) return ApiError.invalid('invalid_json', 'The request body is not valid JSON.');
+  if (error instanceof SyntaxError || error.statusCode === 400)
+    return ApiError.invalid('invalid_json', 'The request body is not valid JSON.');
   if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
-    return new ApiError('invalid_request_error', 'invalid_request', 'The request could not be processed.', null, error.statusCode);
+    return new ApiError(
+      'invalid_request_error',
+      'invalid_request',
+      'The request could not be processed.',
+      null,
+      error.statusCode,
+    );
   }
-  return new ApiError('api_error', 'internal_error', 'Something went wrong on our side; the request can be retried safely with the same Idempotency-Key.', null, 500);
+  return new ApiError(
+    'api_error',
+    'internal_error',
+    'Something went wrong on our side; the request can be retried safely with the same Idempotency-Key.',
+    null,
+    500,
+  );
 }

@@ -53,7 +53,10 @@ export function resolveSecrets(config: Config): Secrets {
   const local = needLocal ? localSecrets(config) : undefined;
   return {
     platformApiKey: config.platformApiKey ?? local!.platformApiKey,
-    vaultKeks: (config.vaultKek ?? local!.vaultKek).split(',').map((k) => k.trim()).filter(Boolean),
+    vaultKeks: (config.vaultKek ?? local!.vaultKek)
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean),
     vaultFingerprintKey: config.vaultFingerprintKey ?? local!.vaultFingerprintKey!,
     jwtSecret: config.jwtSecret ?? local!.jwtSecret,
   };
@@ -70,7 +73,9 @@ export async function prepareDatabase(config: Config, log: (line: string) => voi
   let embedded: EmbeddedDatabase | undefined;
   let adminUrl = config.databaseUrl;
   if (!adminUrl) {
-    log(`No DATABASE_URL: starting embedded PostgreSQL in ${join(config.dataDir, 'pg')} on port ${config.embeddedPgPort}`);
+    log(
+      `No DATABASE_URL: starting embedded PostgreSQL in ${join(config.dataDir, 'pg')} on port ${config.embeddedPgPort}`,
+    );
     embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort);
     adminUrl = embedded.url;
   }

@@ -86,7 +86,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     processors: Object.fromEntries(
       SIMULATED_PROCESSORS.map((name) => {
         const prefix = name.toUpperCase();
-        return [name, { latencyMs: num(env, `${prefix}_LATENCY_MS`, latencyMs), failureRate: rate(env, `${prefix}_FAILURE_RATE`, failureRate) }];
+        return [
+          name,
+          {
+            latencyMs: num(env, `${prefix}_LATENCY_MS`, latencyMs),
+            failureRate: rate(env, `${prefix}_FAILURE_RATE`, failureRate),
+          },
+        ];
       }),
     ) as Config['processors'],
     rateLimitPerKey: num(env, 'RATE_LIMIT_PER_KEY', 1000, 1),

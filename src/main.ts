@@ -35,9 +35,17 @@ async function main(command = 'start') {
     // The admin connection: the check spans every tenant, past row-level security.
     const admin = connect(database.adminUrl, { max: 1, applicationName: 'payforward-verify-ledger' });
     const { accounts, transactions } = await LedgerService.verify(admin);
-    for (const a of accounts) say(`account ${a.account_id} (${a.tenant_id} ${a.livemode ? 'live' : 'test'} ${a.type} ${a.currency}): balance ${a.balance}, entries sum to ${a.computed}`);
-    for (const tx of transactions) say(`transaction ${tx.transaction_id} (${tx.tenant_id}): entries sum to ${tx.total} ${tx.currency}, not 0`);
-    say(accounts.length || transactions.length ? `Ledger differences: ${accounts.length} accounts, ${transactions.length} transactions.` : 'Ledger verified: every balance equals the sum of its entries and every transaction sums to zero.');
+    for (const a of accounts)
+      say(
+        `account ${a.account_id} (${a.tenant_id} ${a.livemode ? 'live' : 'test'} ${a.type} ${a.currency}): balance ${a.balance}, entries sum to ${a.computed}`,
+      );
+    for (const tx of transactions)
+      say(`transaction ${tx.transaction_id} (${tx.tenant_id}): entries sum to ${tx.total} ${tx.currency}, not 0`);
+    say(
+      accounts.length || transactions.length
+        ? `Ledger differences: ${accounts.length} accounts, ${transactions.length} transactions.`
+        : 'Ledger verified: every balance equals the sum of its entries and every transaction sums to zero.',
+    );
     await admin.end();
     await database.embedded?.stop();
     process.exitCode = accounts.length || transactions.length ? 1 : 0;
@@ -49,7 +57,8 @@ async function main(command = 'start') {
     const vault = new CardVault(secrets.vaultKeks.map(parseKek), parseKek(secrets.vaultFingerprintKey));
     const { rotated, unreadable } = await rotateCardKeys(admin, vault);
     say(`Re-wrapped ${rotated} card data keys under ${vault.activeKekId}.`);
-    if (unreadable) say(`${unreadable} cards are under a key-encryption key that VAULT_KEK does not list: add it and run again.`);
+    if (unreadable)
+      say(`${unreadable} cards are under a key-encryption key that VAULT_KEK does not list: add it and run again.`);
     await admin.end();
     await database.embedded?.stop();
     process.exitCode = unreadable ? 1 : 0;
@@ -67,7 +76,8 @@ async function main(command = 'start') {
     say(`  Interactive docs:   ${config.publicUrl}/docs`);
     say(`  OpenAPI document:   ${config.publicUrl}/openapi.json`);
     if (demo) say(`  Demo tenant:        ${demo.tenantId}\n  Test secret key:    ${demo.testSecretKey}`);
-    if (!config.platformApiKey) say(`  Platform key:       ${secrets.platformApiKey}  (kept in ${config.dataDir}/secrets.json)`);
+    if (!config.platformApiKey)
+      say(`  Platform key:       ${secrets.platformApiKey}  (kept in ${config.dataDir}/secrets.json)`);
     say('');
   } else {
     say('PayForward worker running');

@@ -60,10 +60,19 @@ export interface Platform {
 }
 
 /** Wires every service from configuration. `appDatabaseUrl` must name the non-privileged role. */
-export function createPlatform(config: Config, appDatabaseUrl: string, secrets: Secrets, options: { processMetrics?: boolean } = {}): Platform {
+export function createPlatform(
+  config: Config,
+  appDatabaseUrl: string,
+  secrets: Secrets,
+  options: { processMetrics?: boolean } = {},
+): Platform {
   const sql = connect(appDatabaseUrl, { max: config.dbPoolSize, applicationName: 'payforward-api' });
-  const replica = config.databaseReplicaUrl ? connect(config.databaseReplicaUrl, { max: 4, applicationName: 'payforward-replica' }) : sql;
-  const redis = config.redisUrl ? new Redis(config.redisUrl, { enableAutoPipelining: true, maxRetriesPerRequest: 2, lazyConnect: false }) : undefined;
+  const replica = config.databaseReplicaUrl
+    ? connect(config.databaseReplicaUrl, { max: 4, applicationName: 'payforward-replica' })
+    : sql;
+  const redis = config.redisUrl
+    ? new Redis(config.redisUrl, { enableAutoPipelining: true, maxRetriesPerRequest: 2, lazyConnect: false })
+    : undefined;
   const metrics = new Metrics(options.processMetrics ?? true);
   const authenticator = new Authenticator(sql, secrets.platformApiKey, secrets.jwtSecret);
   const router = ConnectorRouter.simulated(config);
@@ -81,7 +90,19 @@ export function createPlatform(config: Config, appDatabaseUrl: string, secrets: 
   const settlementScheduleFor = (tenantId: string) => tenants.settlementScheduleFor(tenantId);
   const payouts = new PayoutService(sql, ledger);
   const settlements = new SettlementService(sql, ledger, payouts, settlementScheduleFor);
-  const payments = new PaymentService({ sql, writer, paymentMethods, router, processorsFor, settlementScheduleFor, pricing, ledger, threeDSecure, metrics, config });
+  const payments = new PaymentService({
+    sql,
+    writer,
+    paymentMethods,
+    router,
+    processorsFor,
+    settlementScheduleFor,
+    pricing,
+    ledger,
+    threeDSecure,
+    metrics,
+    config,
+  });
   return {
     config,
     sql,

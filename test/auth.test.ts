@@ -1,6 +1,15 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, call, card, createTenant, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
+import {
+  bootApp,
+  call,
+  card,
+  createTenant,
+  PLATFORM_KEY,
+  TEST_CARDS,
+  type TestApp,
+  type TestTenant,
+} from './helpers.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -55,21 +64,33 @@ describe('authentication', () => {
     ['overlong key', `Bearer sk_test_${'a'.repeat(500)}`],
     ['garbage JWT', 'Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJrZXlfMSJ9.c2lnbmF0dXJl'],
     ['not even a JWT', 'Bearer eyyyyyyyyy'],
-    ['unsigned JWT', 'Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJrZXlfMSIsImlzcyI6InBheWZvcndhcmQiLCJhdWQiOiJwYXlmb3J3YXJkLWFwaSJ9.'],
+    [
+      'unsigned JWT',
+      'Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJrZXlfMSIsImlzcyI6InBheWZvcndhcmQiLCJhdWQiOiJwYXlmb3J3YXJkLWFwaSJ9.',
+    ],
   ])('%s credential -> 401 authentication_error', async (_name, header) => {
     expectError(await get(header), 401, 'authentication_error', 'invalid_api_key');
   });
 
-  it('a tenant\'s secret with one character changed is unknown', async () => {
+  it("a tenant's secret with one character changed is unknown", async () => {
     const last = tenant.testKey.at(-1) === 'A' ? 'B' : 'A';
     expectError(await get(`Bearer ${tenant.testKey.slice(0, -1)}${last}`), 401, 'authentication_error');
   });
 
   it('the platform key is not a tenant key, and a tenant key is not the platform key', async () => {
     expectError(await get(`Bearer ${PLATFORM_KEY}`), 403, 'permission_error', 'tenant_key_required');
-    expectError(await call(t.app, tenant.testKey, 'POST', '/v1/tenants', { name: 'Nope' }), 403, 'permission_error', 'platform_key_required');
+    expectError(
+      await call(t.app, tenant.testKey, 'POST', '/v1/tenants', { name: 'Nope' }),
+      403,
+      'permission_error',
+      'platform_key_required',
+    );
     expectError(await call(t.app, tenant.testKey, 'GET', `/v1/tenants/${tenant.id}`), 403, 'permission_error');
-    expectError(await t.app.inject({ method: 'POST', url: '/v1/tenants', payload: { name: 'Nope' } }), 401, 'authentication_error');
+    expectError(
+      await t.app.inject({ method: 'POST', url: '/v1/tenants', payload: { name: 'Nope' } }),
+      401,
+      'authentication_error',
+    );
   });
 });
 
@@ -83,7 +104,7 @@ describe('revoking and rolling', () => {
     expectError(await get(`Bearer ${key.secret}`), 401, 'authentication_error');
   });
 
-  it('the platform operator can revoke any tenant\'s key', async () => {
+  it("the platform operator can revoke any tenant's key", async () => {
     const key = await newRestrictedKey(['payments:read']);
     await ok(await call(t.app, PLATFORM_KEY, 'POST', `/v1/api_keys/${key.id}/revoke`));
     expectError(await get(`Bearer ${key.secret}`), 401, 'authentication_error');
@@ -91,19 +112,28 @@ describe('revoking and rolling', () => {
 
   it('roll with expires_in 0 ends the old key at once; the new key works', async () => {
     const key = await newRestrictedKey(['payments:read', 'payments:write']);
-    const rolled = await ok(await call(t.app, tenant.testKey, 'POST', `/v1/api_keys/${key.id}/roll`, { expires_in: 0 }));
+    const rolled = await ok(
+      await call(t.app, tenant.testKey, 'POST', `/v1/api_keys/${key.id}/roll`, { expires_in: 0 }),
+    );
     expect(rolled.id).not.toBe(key.id);
     expect(rolled.secret).toMatch(/^rk_test_/);
     expect(rolled.scopes).toEqual(['payments:read', 'payments:write']);
     expectError(await get(`Bearer ${key.secret}`), 401, 'authentication_error');
     expect((await get(`Bearer ${rolled.secret}`)).statusCode).toBe(200);
     // A rolled key cannot be rolled again into a second live replacement.
-    expectError(await call(t.app, tenant.testKey, 'POST', `/v1/api_keys/${key.id}/roll`, {}), 400, 'invalid_request_error', 'api_key_inactive');
+    expectError(
+      await call(t.app, tenant.testKey, 'POST', `/v1/api_keys/${key.id}/roll`, {}),
+      400,
+      'invalid_request_error',
+      'api_key_inactive',
+    );
   });
 
   it('roll with expires_in keeps the old key working until it expires', async () => {
     const key = await newRestrictedKey(['payments:read']);
-    const rolled = await ok(await call(t.app, tenant.testKey, 'POST', `/v1/api_keys/${key.id}/roll`, { expires_in: 2 }));
+    const rolled = await ok(
+      await call(t.app, tenant.testKey, 'POST', `/v1/api_keys/${key.id}/roll`, { expires_in: 2 }),
+    );
     expect((await get(`Bearer ${key.secret}`)).statusCode).toBe(200);
     expect((await get(`Bearer ${rolled.secret}`)).statusCode).toBe(200);
     const list = await ok(await call(t.app, tenant.testKey, 'GET', '/v1/api_keys?limit=100'));
@@ -116,12 +146,14 @@ describe('revoking and rolling', () => {
     expect((await get(`Bearer ${rolled.secret}`)).statusCode).toBe(200);
   });
 
-  it('rolling a tenant\'s default secret key gives a new sk_ secret with full access', async () => {
+  it("rolling a tenant's default secret key gives a new sk_ secret with full access", async () => {
     const other = await createTenant(t.app, 'Roll tenant');
     const rolled = await ok(await call(t.app, other.testKey, 'POST', `/v1/api_keys/${other.testKeyId}/roll`, {}));
     expect(rolled.secret).toMatch(/^sk_test_/);
     expectError(await get(`Bearer ${other.testKey}`), 401, 'authentication_error');
-    expect((await call(t.app, rolled.secret, 'POST', '/v1/payments', { amount: 100, currency: 'usd' })).statusCode).toBe(200);
+    expect(
+      (await call(t.app, rolled.secret, 'POST', '/v1/payments', { amount: 100, currency: 'usd' })).statusCode,
+    ).toBe(200);
   });
 });
 
@@ -145,11 +177,15 @@ describe('access tokens (client credentials)', () => {
     expectError(await exchange(key.secret), 401, 'authentication_error');
   });
 
-  it('a token acts in its key\'s tenant and mode', async () => {
+  it("a token acts in its key's tenant and mode", async () => {
     const token = await ok(await exchange(tenant.liveKey));
-    const payment = await ok(await call(t.app, token.access_token, 'POST', '/v1/payments', { amount: 100, currency: 'usd' }));
+    const payment = await ok(
+      await call(t.app, token.access_token, 'POST', '/v1/payments', { amount: 100, currency: 'usd' }),
+    );
     expect(payment.livemode).toBe(true);
-    const [row] = await t.admin<{ tenant_id: string; livemode: boolean }[]>`SELECT tenant_id, livemode FROM payments WHERE id = ${payment.id}`;
+    const [row] = await t.admin<
+      { tenant_id: string; livemode: boolean }[]
+    >`SELECT tenant_id, livemode FROM payments WHERE id = ${payment.id}`;
     expect(row).toEqual({ tenant_id: tenant.id, livemode: true });
   });
 
@@ -157,7 +193,9 @@ describe('access tokens (client credentials)', () => {
     const { access_token: token } = await ok(await exchange(tenant.testKey));
     const [header, payload, signature] = token.split('.');
     const claims = JSON.parse(Buffer.from(payload, 'base64url').toString());
-    const forged = Buffer.from(JSON.stringify({ ...claims, sub: 'key_someone_else', scopes: ['*'] })).toString('base64url');
+    const forged = Buffer.from(JSON.stringify({ ...claims, sub: 'key_someone_else', scopes: ['*'] })).toString(
+      'base64url',
+    );
     expectError(await get(`Bearer ${header}.${forged}.${signature}`), 401, 'authentication_error');
     const flipped = signature.slice(0, -2) + (signature.endsWith('AA') ? 'BB' : 'AA');
     expectError(await get(`Bearer ${header}.${payload}.${flipped}`), 401, 'authentication_error');
@@ -182,12 +220,23 @@ describe('restricted keys and scopes', () => {
     expect(key.secret).toMatch(/^rk_test_/);
     expect(key.type).toBe('restricted');
     expect((await get(`Bearer ${key.secret}`)).statusCode).toBe(200);
-    const payment = await ok(await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd' }));
+    const payment = await ok(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd' }),
+    );
     expect((await call(t.app, key.secret, 'GET', `/v1/payments/${payment.id}`)).statusCode).toBe(200);
-    const before = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM payments WHERE tenant_id = ${tenant.id}`;
-    const refused = await call(t.app, key.secret, 'POST', '/v1/payments', { amount: 100, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true });
+    const before = await t.admin<
+      { count: number }[]
+    >`SELECT count(*)::int AS count FROM payments WHERE tenant_id = ${tenant.id}`;
+    const refused = await call(t.app, key.secret, 'POST', '/v1/payments', {
+      amount: 100,
+      currency: 'usd',
+      payment_method: card(TEST_CARDS.visa),
+      confirm: true,
+    });
     expectError(refused, 403, 'permission_error', 'missing_scope');
-    const after = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM payments WHERE tenant_id = ${tenant.id}`;
+    const after = await t.admin<
+      { count: number }[]
+    >`SELECT count(*)::int AS count FROM payments WHERE tenant_id = ${tenant.id}`;
     expect(after[0].count).toBe(before[0].count);
     for (const [method, url, body] of [
       ['POST', `/v1/payments/${payment.id}/cancel`, {}],
@@ -203,13 +252,29 @@ describe('restricted keys and scopes', () => {
 
   it('a restricted key cannot mint keys broader than itself or manage keys', async () => {
     const manager = await newRestrictedKey(['api_keys:write', 'payments:read']);
-    expectError(await call(t.app, manager.secret, 'POST', '/v1/api_keys', { scopes: ['payments:write'] }), 403, 'permission_error');
+    expectError(
+      await call(t.app, manager.secret, 'POST', '/v1/api_keys', { scopes: ['payments:write'] }),
+      403,
+      'permission_error',
+    );
     const narrower = await ok(await call(t.app, manager.secret, 'POST', '/v1/api_keys', { scopes: ['payments:read'] }));
     expect(narrower.scopes).toEqual(['payments:read']);
     const reader = await newRestrictedKey(['payments:read']);
-    expectError(await call(t.app, reader.secret, 'POST', '/v1/api_keys', { scopes: ['payments:read'] }), 403, 'permission_error');
-    expectError(await call(t.app, reader.secret, 'POST', `/v1/api_keys/${reader.id}/roll`, {}), 403, 'permission_error');
-    expectError(await call(t.app, reader.secret, 'POST', `/v1/api_keys/${tenant.testKeyId}/revoke`), 403, 'permission_error');
+    expectError(
+      await call(t.app, reader.secret, 'POST', '/v1/api_keys', { scopes: ['payments:read'] }),
+      403,
+      'permission_error',
+    );
+    expectError(
+      await call(t.app, reader.secret, 'POST', `/v1/api_keys/${reader.id}/roll`, {}),
+      403,
+      'permission_error',
+    );
+    expectError(
+      await call(t.app, reader.secret, 'POST', `/v1/api_keys/${tenant.testKeyId}/revoke`),
+      403,
+      'permission_error',
+    );
     expect((await get(`Bearer ${tenant.testKey}`)).statusCode).toBe(200);
   });
 
@@ -229,8 +294,12 @@ describe('tenants and secrets', () => {
     expect(live.secret).toMatch(/^sk_live_[A-Za-z0-9_-]{16,}$/);
     expect(test).toMatchObject({ livemode: false, type: 'secret' });
     expect(live).toMatchObject({ livemode: true, type: 'secret' });
-    expect((await call(t.app, test.secret, 'POST', '/v1/payments', { amount: 100, currency: 'usd' })).json().livemode).toBe(false);
-    expect((await call(t.app, live.secret, 'POST', '/v1/payments', { amount: 100, currency: 'usd' })).json().livemode).toBe(true);
+    expect(
+      (await call(t.app, test.secret, 'POST', '/v1/payments', { amount: 100, currency: 'usd' })).json().livemode,
+    ).toBe(false);
+    expect(
+      (await call(t.app, live.secret, 'POST', '/v1/payments', { amount: 100, currency: 'usd' })).json().livemode,
+    ).toBe(true);
 
     // Never shown again.
     const retrieved = await ok(await call(t.app, PLATFORM_KEY, 'GET', `/v1/tenants/${created.id}`));
@@ -251,7 +320,13 @@ describe('tenants and secrets', () => {
       const row = rows.find((r) => r.id === id)!;
       expect(Buffer.compare(row.key_hash, createHash('sha256').update(secret).digest())).toBe(0);
       const body = secret.slice(8);
-      for (const needle of [secret, body, body.slice(0, 16), Buffer.from(secret).toString('hex'), Buffer.from(secret).toString('base64')]) {
+      for (const needle of [
+        secret,
+        body,
+        body.slice(0, 16),
+        Buffer.from(secret).toString('hex'),
+        Buffer.from(secret).toString('base64'),
+      ]) {
         expect(row.as_text).not.toContain(needle);
       }
     }
@@ -268,8 +343,22 @@ describe('tenants and secrets', () => {
   });
 
   it('tenant creation is for the platform key only, and validates its body', async () => {
-    expectError(await call(t.app, tenant.liveKey, 'POST', '/v1/tenants', { name: 'x' }), 403, 'permission_error', 'platform_key_required');
-    expectError(await call(t.app, PLATFORM_KEY, 'POST', '/v1/tenants', {}), 400, 'invalid_request_error', 'parameter_missing');
-    expectError(await call(t.app, PLATFORM_KEY, 'POST', '/v1/tenants', { name: 'x', processors: ['sim_nope'] }), 400, 'invalid_request_error');
+    expectError(
+      await call(t.app, tenant.liveKey, 'POST', '/v1/tenants', { name: 'x' }),
+      403,
+      'permission_error',
+      'platform_key_required',
+    );
+    expectError(
+      await call(t.app, PLATFORM_KEY, 'POST', '/v1/tenants', {}),
+      400,
+      'invalid_request_error',
+      'parameter_missing',
+    );
+    expectError(
+      await call(t.app, PLATFORM_KEY, 'POST', '/v1/tenants', { name: 'x', processors: ['sim_nope'] }),
+      400,
+      'invalid_request_error',
+    );
   });
 });

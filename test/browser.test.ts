@@ -21,7 +21,16 @@ beforeAll(async () => {
   if (!hasBrowser) return;
   browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 
@@ -87,8 +96,16 @@ async function threeDSecurePayment() {
   return { id: created.body.id as string, url };
 }
 
-/** Clicks a challenge button and returns what POST …/complete answered; by default waits for the redirect to return_url. */
-async function clickChallenge(page: Page, completions: Completion[], button: 'Complete authentication' | 'Fail authentication', redirect = true) {
+/**
+ * Clicks a challenge button and returns what POST …/complete answered; by default waits for the redirect to
+ * return_url.
+ */
+async function clickChallenge(
+  page: Page,
+  completions: Completion[],
+  button: 'Complete authentication' | 'Fail authentication',
+  redirect = true,
+) {
   const before = completions.length;
   await page.getByRole('button', { name: button }).click();
   const completion = await waitFor(() => completions[before], 20_000, 'the challenge answer');
@@ -98,7 +115,7 @@ async function clickChallenge(page: Page, completions: Completion[], button: 'Co
 
 describe('API reference', () => {
   it.skipIf(!hasBrowser)('/docs renders the Scalar reference with the API title and operations', async () => {
-    const { page, completions } = await localPage();
+    const { page } = await localPage();
     try {
       const response = await page.goto(`${baseUrl}/docs`);
       expect(response?.status()).toBe(200);
@@ -113,9 +130,17 @@ describe('API reference', () => {
   it('/openapi.json has curl, Node and Python samples for every operation, pointing at the public URL', async () => {
     const response = await fetch(`${baseUrl}/openapi.json`);
     expect(response.status).toBe(200);
-    const document = (await response.json()) as { info: { title: string }; paths: Record<string, Record<string, { summary?: string; 'x-codeSamples'?: { lang: string; label: string; source: string }[] }>> };
+    const document = (await response.json()) as {
+      info: { title: string };
+      paths: Record<
+        string,
+        Record<string, { summary?: string; 'x-codeSamples'?: { lang: string; label: string; source: string }[] }>
+      >;
+    };
     expect(document.info.title).toBe('PayForward API');
-    const operations = Object.entries(document.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ path, method, op })));
+    const operations = Object.entries(document.paths).flatMap(([path, methods]) =>
+      Object.entries(methods).map(([method, op]) => ({ path, method, op })),
+    );
     expect(operations.length).toBeGreaterThan(10);
     expect(operations.some(({ op }) => op.summary === 'Create a payment')).toBe(true);
     for (const { path, method, op } of operations) {
@@ -162,7 +187,10 @@ describe.skipIf(!hasBrowser)('3-D Secure challenge in a real browser', () => {
     try {
       await page.goto(url);
       const failed = await clickChallenge(page, completions, 'Fail authentication');
-      expect(failed).toEqual({ status: 200, body: { id, status: 'requires_payment_method', return_url: `${baseUrl}/health` } });
+      expect(failed).toEqual({
+        status: 200,
+        body: { id, status: 'requires_payment_method', return_url: `${baseUrl}/health` },
+      });
     } finally {
       await page.close();
     }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, type Sql } from '../src/db/index.js';
-import { bootApp, card, PLATFORM_KEY, TEST_CARDS, type TestApp } from './helpers.js';
+import { bootApp, card, PLATFORM_KEY, TEST_CARDS } from './helpers.js';
 import { freePort, startServer, stopServer, waitFor, type ServerProcess } from './process.js';
 
 // The real server binary, killed with SIGKILL while payments are in flight, then restarted:
@@ -153,13 +153,17 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
     );
     expect(answers.size).toBe(TOTAL);
 
-    const payments = await admin<{ id: string; status: string; amount: string; request: string; amount_received: string }[]>`
+    const payments = await admin<
+      { id: string; status: string; amount: string; request: string; amount_received: string }[]
+    >`
       SELECT id, status, amount::text, amount_received::text, metadata->>'request' AS request FROM payments WHERE tenant_id = ${tenant.id}`;
     const byKey = new Map<string, Array<(typeof payments)[number]>>();
     for (const payment of payments) byKey.set(payment.request, [...(byKey.get(payment.request) ?? []), payment]);
 
     // No key made two payments (a retry that took over an abandoned claim must find the first one).
-    const doubled = [...byKey.entries()].filter(([, rows]) => rows.length > 1).map(([key, rows]) => ({ key, payments: rows.map((r) => `${r.id}:${r.status}`) }));
+    const doubled = [...byKey.entries()]
+      .filter(([, rows]) => rows.length > 1)
+      .map(([key, rows]) => ({ key, payments: rows.map((r) => `${r.id}:${r.status}`) }));
     expect(doubled, `keys with more than one payment (in processing at the crash: ${inFlightAtCrash})`).toEqual([]);
     // No request that was answered, or retried to an answer, lost its payment.
     expect(requests.filter((r) => !byKey.has(r.key)).map((r) => r.key)).toEqual([]);
@@ -190,15 +194,31 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
     // What the crash left in processing is resumed by the recovery pass (the worker's job).
     const recovery = await bootApp({ VAULT_KEK });
     try {
-      await waitFor(async () => {
-        await recovery.platform.payments.recoverStuckPayments(3);
-        const [{ count }] = await admin<{ count: number }[]>`SELECT count(*)::int AS count FROM payments WHERE tenant_id = ${tenant.id} AND status = 'processing'`;
-        return count === 0;
-      }, 30_000, 'the stuck payments to be recovered');
+      await waitFor(
+        async () => {
+          await recovery.platform.payments.recoverStuckPayments(3);
+          const [{ count }] = await admin<
+            { count: number }[]
+          >`SELECT count(*)::int AS count FROM payments WHERE tenant_id = ${tenant.id} AND status = 'processing'`;
+          return count === 0;
+        },
+        30_000,
+        'the stuck payments to be recovered',
+      );
     } finally {
       await recovery.close();
     }
-    const finals = await admin<{ id: string; status: string; amount: string; amount_received: string; authorized: number; pending: number; succeeded_events: number }[]>`
+    const finals = await admin<
+      {
+        id: string;
+        status: string;
+        amount: string;
+        amount_received: string;
+        authorized: number;
+        pending: number;
+        succeeded_events: number;
+      }[]
+    >`
       SELECT p.id, p.status, p.amount::text, p.amount_received::text,
         (SELECT count(*)::int FROM payment_attempts a WHERE a.payment_id = p.id AND a.operation = 'authorize' AND a.status = 'succeeded') AS authorized,
         (SELECT count(*)::int FROM payment_attempts a WHERE a.payment_id = p.id AND a.status = 'pending') AS pending,
@@ -206,10 +226,17 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
       FROM payments p WHERE p.tenant_id = ${tenant.id}`;
     expect(finals).toHaveLength(TOTAL);
     for (const payment of finals) {
-      expect(payment, payment.id).toMatchObject({ status: 'succeeded', authorized: 1, pending: 0, succeeded_events: 1, amount_received: payment.amount });
+      expect(payment, payment.id).toMatchObject({
+        status: 'succeeded',
+        authorized: 1,
+        pending: 0,
+        succeeded_events: 1,
+        amount_received: payment.amount,
+      });
     }
     // The answers given before the crash still hold after recovery.
-    for (const [key, answer] of answeredBeforeCrash) expect(finals.find((p) => p.id === answer.body.id)?.status, key).toBe('succeeded');
+    for (const [key, answer] of answeredBeforeCrash)
+      expect(finals.find((p) => p.id === answer.body.id)?.status, key).toBe('succeeded');
   }, 90_000);
 });
 
@@ -220,13 +247,22 @@ describe('graceful shutdown', () => {
     const IN_FLIGHT = 25;
     const pending = Array.from({ length: IN_FLIGHT }, (_, i) => {
       const key = `term-${i}-${randomUUID()}`;
-      return createPayment(server.baseUrl, tenant.key, key, paymentBody(i, key)).catch((error: Error) => ({ status: 0, body: { error: error.message } }));
+      return createPayment(server.baseUrl, tenant.key, key, paymentBody(i, key)).catch((error: Error) => ({
+        status: 0,
+        body: { error: error.message },
+      }));
     });
     // Wait until every request is inside the server, waiting on the processor.
-    await waitFor(async () => {
-      const [{ count }] = await admin<{ count: number }[]>`SELECT count(*)::int AS count FROM payments WHERE tenant_id = ${tenant.id} AND status = 'processing'`;
-      return count === IN_FLIGHT;
-    }, 20_000, 'the requests to be in flight');
+    await waitFor(
+      async () => {
+        const [{ count }] = await admin<
+          { count: number }[]
+        >`SELECT count(*)::int AS count FROM payments WHERE tenant_id = ${tenant.id} AND status = 'processing'`;
+        return count === IN_FLIGHT;
+      },
+      20_000,
+      'the requests to be in flight',
+    );
 
     server.child.kill('SIGTERM');
     const answers = await Promise.all(pending);

@@ -1,6 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InjectOptions } from 'fastify';
-import { bootApp, call, card, createTenant, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
+import {
+  bootApp,
+  call,
+  card,
+  createTenant,
+  PLATFORM_KEY,
+  TEST_CARDS,
+  type TestApp,
+  type TestTenant,
+} from './helpers.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -30,8 +39,18 @@ function expectEnvelope(response: Response, status: number, code: string, param?
   return error;
 }
 
-const raw = (payload: string | Buffer, headers: Record<string, string> = {}, url = '/v1/payments', method: InjectOptions['method'] = 'POST') =>
-  t.app.inject({ method, url, headers: { authorization: `Bearer ${tenant.testKey}`, 'content-type': 'application/json', ...headers }, payload });
+const raw = (
+  payload: string | Buffer,
+  headers: Record<string, string> = {},
+  url = '/v1/payments',
+  method: InjectOptions['method'] = 'POST',
+) =>
+  t.app.inject({
+    method,
+    url,
+    headers: { authorization: `Bearer ${tenant.testKey}`, 'content-type': 'application/json', ...headers },
+    payload,
+  });
 
 describe('request bodies', () => {
   it.each([
@@ -66,7 +85,11 @@ describe('request bodies', () => {
     const error = expectEnvelope(await raw(payload), 413, 'body_too_large');
     expect(error.type).toBe('invalid_request_error');
     // Just under the limit is parsed (and then judged on its content).
-    const under = JSON.stringify({ amount: 100, currency: 'usd', metadata: { a: 'x'.repeat(t.config.bodyLimitBytes - 100) } });
+    const under = JSON.stringify({
+      amount: 100,
+      currency: 'usd',
+      metadata: { a: 'x'.repeat(t.config.bodyLimitBytes - 100) },
+    });
     expectEnvelope(await raw(under), 400, 'parameter_invalid', 'metadata[a]');
   });
 
@@ -74,7 +97,11 @@ describe('request bodies', () => {
     const small = await bootApp({ BODY_LIMIT_BYTES: '2048' });
     try {
       const other = await createTenant(small.app, 'Small bodies');
-      const response = await call(small.app, other.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd', description: 'y'.repeat(3000) });
+      const response = await call(small.app, other.testKey, 'POST', '/v1/payments', {
+        amount: 100,
+        currency: 'usd',
+        description: 'y'.repeat(3000),
+      });
       expect(response.statusCode).toBe(413);
       expect(response.json().error.code).toBe('body_too_large');
     } finally {
@@ -82,13 +109,22 @@ describe('request bodies', () => {
     }
   });
 
-  it.each(['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml'])('content-type %s -> 415', async (type) => {
-    const error = expectEnvelope(await raw('{"amount": 100, "currency": "usd"}', { 'content-type': type }), 415, 'unsupported_media_type');
-    expect(error.type).toBe('invalid_request_error');
-  });
+  it.each(['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml'])(
+    'content-type %s -> 415',
+    async (type) => {
+      const error = expectEnvelope(
+        await raw('{"amount": 100, "currency": "usd"}', { 'content-type': type }),
+        415,
+        'unsupported_media_type',
+      );
+      expect(error.type).toBe('invalid_request_error');
+    },
+  );
 
   it('application/json with a charset parameter is accepted', async () => {
-    const response = await raw('{"amount": 100, "currency": "usd"}', { 'content-type': 'application/json; charset=utf-8' });
+    const response = await raw('{"amount": 100, "currency": "usd"}', {
+      'content-type': 'application/json; charset=utf-8',
+    });
     expect(response.statusCode).toBe(200);
   });
 });
@@ -113,7 +149,12 @@ describe('routes', () => {
   });
 
   it('an unknown object id -> 404 resource_missing naming the id', async () => {
-    const error = expectEnvelope(await call(t.app, tenant.testKey, 'GET', '/v1/payments/pay_doesnotexist'), 404, 'resource_missing', 'id');
+    const error = expectEnvelope(
+      await call(t.app, tenant.testKey, 'GET', '/v1/payments/pay_doesnotexist'),
+      404,
+      'resource_missing',
+      'id',
+    );
     expect(error.message).toContain('pay_doesnotexist');
     expectEnvelope(await call(t.app, tenant.testKey, 'GET', `/v1/payments/${'p'.repeat(65)}`), 404, 'resource_missing');
   });
@@ -121,72 +162,181 @@ describe('routes', () => {
 
 describe('parameters', () => {
   it('unknown parameter -> 400 parameter_unknown naming it', async () => {
-    const error = expectEnvelope(await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd', colour: 'red' }), 400, 'parameter_unknown', 'colour');
+    const error = expectEnvelope(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd', colour: 'red' }),
+      400,
+      'parameter_unknown',
+      'colour',
+    );
     expect(error.message).toContain('colour');
-    expectEnvelope(await call(t.app, tenant.testKey, 'POST', '/v1/payment_methods', card(TEST_CARDS.visa, { pin: '1234' })), 400, 'parameter_unknown', 'card[pin]');
     expectEnvelope(
-      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd', payment_method: { ...card(TEST_CARDS.visa), extra: 1 } }),
+      await call(t.app, tenant.testKey, 'POST', '/v1/payment_methods', card(TEST_CARDS.visa, { pin: '1234' })),
+      400,
+      'parameter_unknown',
+      'card[pin]',
+    );
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+        amount: 100,
+        currency: 'usd',
+        payment_method: { ...card(TEST_CARDS.visa), extra: 1 },
+      }),
       400,
       'parameter_unknown',
       'payment_method[extra]',
     );
-    expectEnvelope(await call(t.app, tenant.testKey, 'GET', '/v1/payments?colour=red'), 400, 'parameter_unknown', 'colour');
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'GET', '/v1/payments?colour=red'),
+      400,
+      'parameter_unknown',
+      'colour',
+    );
   });
 
   it('missing required parameter -> 400 parameter_missing naming it', async () => {
-    expectEnvelope(await call(t.app, tenant.testKey, 'POST', '/v1/payments', { currency: 'usd' }), 400, 'parameter_missing', 'amount');
-    expectEnvelope(await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100 }), 400, 'parameter_missing', 'currency');
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { currency: 'usd' }),
+      400,
+      'parameter_missing',
+      'amount',
+    );
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100 }),
+      400,
+      'parameter_missing',
+      'currency',
+    );
     expectEnvelope(await call(t.app, tenant.testKey, 'POST', '/v1/refunds', {}), 400, 'parameter_missing', 'payment');
     expectEnvelope(
-      await call(t.app, tenant.testKey, 'POST', '/v1/payment_methods', { type: 'card', card: { number: TEST_CARDS.visa, exp_year: 2040 } }),
+      await call(t.app, tenant.testKey, 'POST', '/v1/payment_methods', {
+        type: 'card',
+        card: { number: TEST_CARDS.visa, exp_year: 2040 },
+      }),
       400,
       'parameter_missing',
       'card[exp_month]',
     );
     expectEnvelope(
-      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd', payment_method: { type: 'card' } }),
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+        amount: 100,
+        currency: 'usd',
+        payment_method: { type: 'card' },
+      }),
       400,
       'parameter_missing',
       'payment_method[card]',
     );
     // Semantically required, checked by the handler.
-    expectEnvelope(await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd', confirm: true }), 400, 'parameter_missing', 'payment_method');
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd', confirm: true }),
+      400,
+      'parameter_missing',
+      'payment_method',
+    );
   });
 
   it('wrong types are named with nested bracket paths', async () => {
     const nested = card(TEST_CARDS.visa, { exp_month: 'twelve' });
     expectEnvelope(
-      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd', payment_method: nested }),
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+        amount: 100,
+        currency: 'usd',
+        payment_method: nested,
+      }),
       400,
       'parameter_invalid',
       'payment_method[card][exp_month]',
     );
-    expectEnvelope(await call(t.app, tenant.testKey, 'POST', '/v1/payment_methods', card(TEST_CARDS.visa, { exp_month: 13 })), 400, 'parameter_invalid', 'card[exp_month]');
-    expectEnvelope(await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: '100', currency: 'usd' }), 400, 'parameter_invalid', 'amount');
-    expectEnvelope(await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 1.5, currency: 'usd' }), 400, 'parameter_invalid', 'amount');
-    expectEnvelope(await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd', metadata: { k: 1 } }), 400, 'parameter_invalid', 'metadata[k]');
-    expectEnvelope(await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd', confirm: 'yes' }), 400, 'parameter_invalid', 'confirm');
-    expectEnvelope(await call(t.app, tenant.testKey, 'GET', '/v1/payments?limit=500'), 400, 'parameter_invalid', 'limit');
-    expectEnvelope(await call(t.app, tenant.testKey, 'GET', '/v1/payments?limit=abc'), 400, 'parameter_invalid', 'limit');
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payment_methods', card(TEST_CARDS.visa, { exp_month: 13 })),
+      400,
+      'parameter_invalid',
+      'card[exp_month]',
+    );
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: '100', currency: 'usd' }),
+      400,
+      'parameter_invalid',
+      'amount',
+    );
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 1.5, currency: 'usd' }),
+      400,
+      'parameter_invalid',
+      'amount',
+    );
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd', metadata: { k: 1 } }),
+      400,
+      'parameter_invalid',
+      'metadata[k]',
+    );
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd', confirm: 'yes' }),
+      400,
+      'parameter_invalid',
+      'confirm',
+    );
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'GET', '/v1/payments?limit=500'),
+      400,
+      'parameter_invalid',
+      'limit',
+    );
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'GET', '/v1/payments?limit=abc'),
+      400,
+      'parameter_invalid',
+      'limit',
+    );
   });
 
   it('an unsupported currency and an amount over the currency maximum are parameter errors', async () => {
-    expectEnvelope(await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'zzz' }), 400, 'invalid_currency', 'currency');
-    expectEnvelope(await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 1_000_000_000_001, currency: 'usd' }), 400, 'parameter_invalid', 'amount');
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'zzz' }),
+      400,
+      'invalid_currency',
+      'currency',
+    );
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 1_000_000_000_001, currency: 'usd' }),
+      400,
+      'parameter_invalid',
+      'amount',
+    );
   });
 
   it('card errors are 402 card_error naming the field', async () => {
-    const error = expectEnvelope(await call(t.app, tenant.testKey, 'POST', '/v1/payment_methods', card('4242424242424241')), 402, 'incorrect_number', 'card[number]');
+    const error = expectEnvelope(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payment_methods', card('4242424242424241')),
+      402,
+      'incorrect_number',
+      'card[number]',
+    );
     expect(error.type).toBe('card_error');
-    expectEnvelope(await call(t.app, tenant.testKey, 'POST', '/v1/payment_methods', card(TEST_CARDS.visa, { exp_year: 2001 })), 402, 'invalid_expiry_year', 'card[exp_year]');
     expectEnvelope(
-      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd', payment_method: card(TEST_CARDS.visa, { cvc: '1234' }) }),
+      await call(t.app, tenant.testKey, 'POST', '/v1/payment_methods', card(TEST_CARDS.visa, { exp_year: 2001 })),
+      402,
+      'invalid_expiry_year',
+      'card[exp_year]',
+    );
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+        amount: 100,
+        currency: 'usd',
+        payment_method: card(TEST_CARDS.visa, { cvc: '1234' }),
+      }),
       402,
       'invalid_cvc',
       'payment_method[card][cvc]',
     );
     const declined = expectEnvelope(
-      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd', payment_method: card(TEST_CARDS.insufficientFunds), confirm: true }),
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+        amount: 100,
+        currency: 'usd',
+        payment_method: card(TEST_CARDS.insufficientFunds),
+        confirm: true,
+      }),
       402,
       'card_declined',
     );
@@ -195,8 +345,14 @@ describe('parameters', () => {
   });
 
   it('state conflicts are 400 payment_intent_unexpected_state', async () => {
-    const payment = (await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd' })).json();
-    expectEnvelope(await call(t.app, tenant.testKey, 'POST', `/v1/payments/${payment.id}/capture`, {}), 400, 'payment_intent_unexpected_state');
+    const payment = (
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd' })
+    ).json();
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'POST', `/v1/payments/${payment.id}/capture`, {}),
+      400,
+      'payment_intent_unexpected_state',
+    );
   });
 });
 
@@ -222,15 +378,29 @@ describe('text PostgreSQL cannot store', () => {
   });
 
   it('a NUL in a query parameter or path is refused, not a 500', async () => {
-    expectEnvelope(await call(t.app, tenant.testKey, 'GET', '/v1/payments?customer=a%00b'), 400, 'parameter_invalid', 'customer');
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'GET', '/v1/payments?customer=a%00b'),
+      400,
+      'parameter_invalid',
+      'customer',
+    );
     expectEnvelope(await call(t.app, tenant.testKey, 'GET', '/v1/events?type=a%00b'), 400, 'parameter_invalid', 'type');
     expectEnvelope(await call(t.app, tenant.testKey, 'GET', '/v1/payments/pay_%00'), 404, 'resource_missing');
-    expectEnvelope(await call(t.app, tenant.testKey, 'POST', '/v1/payments/pay_%00/cancel', {}), 404, 'resource_missing');
+    expectEnvelope(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments/pay_%00/cancel', {}),
+      404,
+      'resource_missing',
+    );
   });
 
   it('emoji and other well-formed text are stored and returned intact', async () => {
     const description = 'Zahlung für 🎉 — 日本語 \u2028 "quoted" \\ back';
-    const payment = await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd', description, metadata: { '🔑': '✓' } });
+    const payment = await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+      amount: 100,
+      currency: 'usd',
+      description,
+      metadata: { '🔑': '✓' },
+    });
     expect(payment.statusCode).toBe(200);
     const fetched = (await call(t.app, tenant.testKey, 'GET', `/v1/payments/${payment.json().id}`)).json();
     expect(fetched.description).toBe(description);
@@ -239,11 +409,14 @@ describe('text PostgreSQL cannot store', () => {
 });
 
 describe('malformed URLs', () => {
-  it.each(['/v1/payments/x%', '/v1/payments/%ED%A0%80', '/v1/payments/%C0%80', '/v1/payment_methods/%zz'])('%s -> 400 invalid_url in the envelope, with a request-id', async (url) => {
-    const error = expectEnvelope(await call(t.app, tenant.testKey, 'GET', url), 400, 'invalid_url', null);
-    expect(error.type).toBe('invalid_request_error');
-    expect(error.message).not.toContain('%');
-  });
+  it.each(['/v1/payments/x%', '/v1/payments/%ED%A0%80', '/v1/payments/%C0%80', '/v1/payment_methods/%zz'])(
+    '%s -> 400 invalid_url in the envelope, with a request-id',
+    async (url) => {
+      const error = expectEnvelope(await call(t.app, tenant.testKey, 'GET', url), 400, 'invalid_url', null);
+      expect(error.type).toBe('invalid_request_error');
+      expect(error.message).not.toContain('%');
+    },
+  );
 });
 
 describe('request ids', () => {
@@ -261,7 +434,12 @@ describe('request ids', () => {
       await raw('{bad json'),
       await raw('{}', { 'content-type': 'text/plain' }),
       await raw(JSON.stringify({ description: 'z'.repeat(70_000) })),
-      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd', payment_method: card(TEST_CARDS.declined), confirm: true }),
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+        amount: 100,
+        currency: 'usd',
+        payment_method: card(TEST_CARDS.declined),
+        confirm: true,
+      }),
     ];
     const ids = new Set<string>();
     for (const response of responses) {
@@ -277,7 +455,10 @@ describe('request ids', () => {
   });
 
   it('a client-supplied request-id header is not trusted', async () => {
-    const response = await call(t.app, tenant.testKey, 'GET', '/v1/payments/pay_missing', undefined, { 'request-id': 'req_spoofed', 'x-request-id': 'req_spoofed' });
+    const response = await call(t.app, tenant.testKey, 'GET', '/v1/payments/pay_missing', undefined, {
+      'request-id': 'req_spoofed',
+      'x-request-id': 'req_spoofed',
+    });
     expect(response.headers['request-id']).not.toBe('req_spoofed');
     expect(response.json().error.request_id).toBe(response.headers['request-id']);
   });

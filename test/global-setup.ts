@@ -23,7 +23,11 @@ let serverUrlForTeardown: string | undefined;
 export async function setup(project: TestProject) {
   let serverUrl = process.env.DATABASE_URL;
   if (!serverUrl) {
-    embedded = await startEmbeddedPostgres('.data/test', Number(process.env.TEST_EMBEDDED_PG_PORT ?? 54330), 'postgres');
+    embedded = await startEmbeddedPostgres(
+      '.data/test',
+      Number(process.env.TEST_EMBEDDED_PG_PORT ?? 54330),
+      'postgres',
+    );
     serverUrl = embedded.url;
   }
   serverUrlForTeardown = serverUrl;

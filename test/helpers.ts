@@ -26,7 +26,10 @@ export interface TestApp {
 }
 
 /** Boots the real app (real PostgreSQL, and Redis/RabbitMQ when their URLs are set). */
-export async function bootApp(env: Record<string, string> = {}, adminUrl = inject('adminDatabaseUrl')): Promise<TestApp> {
+export async function bootApp(
+  env: Record<string, string> = {},
+  adminUrl = inject('adminDatabaseUrl'),
+): Promise<TestApp> {
   const config = loadConfig({
     RATE_LIMIT_PER_KEY: '100000',
     RATE_LIMIT_PER_TENANT: '100000',
@@ -36,7 +39,17 @@ export async function bootApp(env: Record<string, string> = {}, adminUrl = injec
     DB_POOL_SIZE: '6',
     ...env,
   });
-  const platform = createPlatform(config, appDatabaseUrl(adminUrl, config), { platformApiKey: PLATFORM_KEY, vaultKeks: [env.VAULT_KEK ?? TEST_KEK], vaultFingerprintKey: TEST_FINGERPRINT_KEY, jwtSecret: 'test-jwt-secret-0123456789' }, { processMetrics: false });
+  const platform = createPlatform(
+    config,
+    appDatabaseUrl(adminUrl, config),
+    {
+      platformApiKey: PLATFORM_KEY,
+      vaultKeks: [env.VAULT_KEK ?? TEST_KEK],
+      vaultFingerprintKey: TEST_FINGERPRINT_KEY,
+      jwtSecret: 'test-jwt-secret-0123456789',
+    },
+    { processMetrics: false },
+  );
   const logs: string[] = [];
   const logStream = new Writable({
     write(chunk, _encoding, done) {
@@ -71,7 +84,12 @@ export interface TestTenant {
 }
 
 export async function createTenant(app: FastifyInstance, name = 'Test tenant'): Promise<TestTenant> {
-  const response = await app.inject({ method: 'POST', url: '/v1/tenants', headers: { authorization: `Bearer ${PLATFORM_KEY}` }, payload: { name } });
+  const response = await app.inject({
+    method: 'POST',
+    url: '/v1/tenants',
+    headers: { authorization: `Bearer ${PLATFORM_KEY}` },
+    payload: { name },
+  });
   if (response.statusCode !== 200) throw new Error(`tenant creation failed: ${response.body}`);
   const tenant = response.json();
   return {
@@ -128,11 +146,22 @@ export async function ok(response: { statusCode: number; body: string; json(): a
 }
 
 /** app.inject with a bearer key and JSON body. */
-export function call(app: FastifyInstance, key: string, method: InjectOptions['method'], url: string, payload?: unknown, headers: Record<string, string> = {}) {
+export function call(
+  app: FastifyInstance,
+  key: string,
+  method: InjectOptions['method'],
+  url: string,
+  payload?: unknown,
+  headers: Record<string, string> = {},
+) {
   return app.inject({
     method,
     url,
-    headers: { authorization: `Bearer ${key}`, ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    headers: {
+      authorization: `Bearer ${key}`,
+      ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    },
     ...(payload !== undefined ? { payload: JSON.stringify(payload) } : {}),
   });
 }

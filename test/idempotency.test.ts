@@ -1,6 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, call, card, createTenant, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
+import {
+  bootApp,
+  call,
+  card,
+  createTenant,
+  PLATFORM_KEY,
+  TEST_CARDS,
+  type TestApp,
+  type TestTenant,
+} from './helpers.js';
 
 let t: TestApp;
 let a: TestTenant;
@@ -14,7 +23,13 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 const withKey = (key: string) => ({ 'idempotency-key': key });
-const body = (extra: Record<string, unknown> = {}) => ({ amount: 1234, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true, ...extra });
+const body = (extra: Record<string, unknown> = {}) => ({
+  amount: 1234,
+  currency: 'usd',
+  payment_method: card(TEST_CARDS.visa),
+  confirm: true,
+  ...extra,
+});
 
 /** Payments of a tenant carrying a given description, counted past row-level security. */
 async function paymentCount(tenantId: string, description: string, livemode?: boolean) {
@@ -43,7 +58,9 @@ describe('Idempotency-Key', () => {
     expect(again.headers['idempotent-replayed']).toBe('true');
     expect(again.json().id).toBe(first.json().id);
     expect(await paymentCount(a.id, `replay-${key}`)).toBe(1);
-    const [{ count: events }] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM events WHERE object_id = ${first.json().id} AND type = 'payment.created'`;
+    const [{ count: events }] = await t.admin<
+      { count: number }[]
+    >`SELECT count(*)::int AS count FROM events WHERE object_id = ${first.json().id} AND type = 'payment.created'`;
     expect(events).toBe(1);
     // Requests without a key are never deduplicated.
     await call(t.app, a.testKey, 'POST', '/v1/payments', request);
@@ -54,10 +71,23 @@ describe('Idempotency-Key', () => {
   it('same key, different body -> 409 idempotency_error and nothing is created', async () => {
     const key = randomUUID();
     const description = `conflict-${key}`;
-    expect((await call(t.app, a.testKey, 'POST', '/v1/payments', body({ description }), withKey(key))).statusCode).toBe(200);
-    const conflicting = await call(t.app, a.testKey, 'POST', '/v1/payments', body({ description, amount: 999 }), withKey(key));
+    expect((await call(t.app, a.testKey, 'POST', '/v1/payments', body({ description }), withKey(key))).statusCode).toBe(
+      200,
+    );
+    const conflicting = await call(
+      t.app,
+      a.testKey,
+      'POST',
+      '/v1/payments',
+      body({ description, amount: 999 }),
+      withKey(key),
+    );
     expect(conflicting.statusCode).toBe(409);
-    expect(conflicting.json().error).toMatchObject({ type: 'idempotency_error', code: 'idempotency_key_reused', param: null });
+    expect(conflicting.json().error).toMatchObject({
+      type: 'idempotency_error',
+      code: 'idempotency_key_reused',
+      param: null,
+    });
     expect(conflicting.json().error.request_id).toBe(conflicting.headers['request-id']);
     expect(conflicting.headers['idempotent-replayed']).toBeUndefined();
     // The same body on another endpoint is a different request too.
@@ -70,14 +100,19 @@ describe('Idempotency-Key', () => {
   it('10 concurrent requests with one key create exactly one payment', async () => {
     const key = randomUUID();
     const description = `concurrent-${key}`;
-    const responses = await Promise.all(Array.from({ length: 10 }, () => call(t.app, a.testKey, 'POST', '/v1/payments', body({ description }), withKey(key))));
+    const responses = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        call(t.app, a.testKey, 'POST', '/v1/payments', body({ description }), withKey(key)),
+      ),
+    );
     const created = responses.filter((r) => r.statusCode === 200 && r.headers['idempotent-replayed'] === undefined);
     const replayed = responses.filter((r) => r.statusCode === 200 && r.headers['idempotent-replayed'] === 'true');
     const inUse = responses.filter((r) => r.statusCode === 409);
     expect(created).toHaveLength(1);
     expect(created.length + replayed.length + inUse.length).toBe(10);
     for (const r of replayed) expect(r.json()).toEqual(created[0].json());
-    for (const r of inUse) expect(r.json().error).toMatchObject({ type: 'idempotency_error', code: 'idempotency_key_in_use' });
+    for (const r of inUse)
+      expect(r.json().error).toMatchObject({ type: 'idempotency_error', code: 'idempotency_key_in_use' });
     expect(await paymentCount(a.id, description)).toBe(1);
     // Once the first finished, a retry replays it.
     const retry = await call(t.app, a.testKey, 'POST', '/v1/payments', body({ description }), withKey(key));
@@ -101,9 +136,18 @@ describe('Idempotency-Key', () => {
     expect(await paymentCount(b.id, description, false)).toBe(1);
     expect(await paymentCount(b.id, description, true)).toBe(1);
     // A different body under another tenant's identical key is no conflict either.
-    const differentBody = await call(t.app, b.testKey, 'POST', '/v1/payment_methods', card(TEST_CARDS.visa), withKey(`${key}-pm`));
+    const differentBody = await call(
+      t.app,
+      b.testKey,
+      'POST',
+      '/v1/payment_methods',
+      card(TEST_CARDS.visa),
+      withKey(`${key}-pm`),
+    );
     expect(differentBody.statusCode).toBe(200);
-    expect((await call(t.app, a.testKey, 'POST', '/v1/payments', body({ description }), withKey(`${key}-pm`))).statusCode).toBe(200);
+    expect(
+      (await call(t.app, a.testKey, 'POST', '/v1/payments', body({ description }), withKey(`${key}-pm`))).statusCode,
+    ).toBe(200);
   });
 
   it('a 402 decline is stored and replayed as 402', async () => {
@@ -112,7 +156,11 @@ describe('Idempotency-Key', () => {
     const request = { ...body({ description }), payment_method: card(TEST_CARDS.declined) };
     const first = await call(t.app, a.testKey, 'POST', '/v1/payments', request, withKey(key));
     expect(first.statusCode).toBe(402);
-    expect(first.json().error).toMatchObject({ type: 'card_error', code: 'card_declined', decline_code: 'generic_decline' });
+    expect(first.json().error).toMatchObject({
+      type: 'card_error',
+      code: 'card_declined',
+      decline_code: 'generic_decline',
+    });
     const again = await call(t.app, a.testKey, 'POST', '/v1/payments', request, withKey(key));
     expect(again.statusCode).toBe(402);
     expect(again.headers['idempotent-replayed']).toBe('true');
@@ -126,10 +174,24 @@ describe('Idempotency-Key', () => {
   it('a validation error (400) does not consume the key', async () => {
     const key = randomUUID();
     const description = `invalid-${key}`;
-    const invalid = await call(t.app, a.testKey, 'POST', '/v1/payments', body({ description, amount: 'lots' }), withKey(key));
+    const invalid = await call(
+      t.app,
+      a.testKey,
+      'POST',
+      '/v1/payments',
+      body({ description, amount: 'lots' }),
+      withKey(key),
+    );
     expect(invalid.statusCode).toBe(400);
     expect(invalid.json().error).toMatchObject({ type: 'invalid_request_error', param: 'amount' });
-    const unknown = await call(t.app, a.testKey, 'POST', '/v1/payments', body({ description, colour: 'red' }), withKey(key));
+    const unknown = await call(
+      t.app,
+      a.testKey,
+      'POST',
+      '/v1/payments',
+      body({ description, colour: 'red' }),
+      withKey(key),
+    );
     expect(unknown.statusCode).toBe(400);
     const malformed = await t.app.inject({
       method: 'POST',
@@ -138,7 +200,9 @@ describe('Idempotency-Key', () => {
       payload: '{"amount": 12',
     });
     expect(malformed.statusCode).toBe(400);
-    const [{ count: stored }] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM idempotency_keys WHERE tenant_id = ${a.id} AND key = ${key}`;
+    const [{ count: stored }] = await t.admin<
+      { count: number }[]
+    >`SELECT count(*)::int AS count FROM idempotency_keys WHERE tenant_id = ${a.id} AND key = ${key}`;
     expect(stored).toBe(0);
     const valid = await call(t.app, a.testKey, 'POST', '/v1/payments', body({ description }), withKey(key));
     expect(valid.statusCode).toBe(200);
@@ -150,8 +214,13 @@ describe('Idempotency-Key', () => {
     const key = randomUUID();
     const description = `refused-${key}`;
     const reader = (await call(t.app, a.testKey, 'POST', '/v1/api_keys', { scopes: ['payments:read'] })).json();
-    expect((await call(t.app, reader.secret, 'POST', '/v1/payments', body({ description }), withKey(key))).statusCode).toBe(403);
-    expect((await call(t.app, 'sk_test_unknownunknownunknown', 'POST', '/v1/payments', body({ description }), withKey(key))).statusCode).toBe(401);
+    expect(
+      (await call(t.app, reader.secret, 'POST', '/v1/payments', body({ description }), withKey(key))).statusCode,
+    ).toBe(403);
+    expect(
+      (await call(t.app, 'sk_test_unknownunknownunknown', 'POST', '/v1/payments', body({ description }), withKey(key)))
+        .statusCode,
+    ).toBe(401);
     const valid = await call(t.app, a.testKey, 'POST', '/v1/payments', body({ description }), withKey(key));
     expect(valid.statusCode).toBe(200);
     expect(valid.headers['idempotent-replayed']).toBeUndefined();
@@ -159,29 +228,73 @@ describe('Idempotency-Key', () => {
 
   it('rejects an empty or overlong key', async () => {
     for (const key of ['', 'k'.repeat(256)]) {
-      const response = await call(t.app, a.testKey, 'POST', '/v1/payments', body({ description: 'bad key' }), withKey(key));
+      const response = await call(
+        t.app,
+        a.testKey,
+        'POST',
+        '/v1/payments',
+        body({ description: 'bad key' }),
+        withKey(key),
+      );
       expect(response.statusCode).toBe(400);
       expect(response.json().error).toMatchObject({ code: 'idempotency_key_invalid', param: 'Idempotency-Key' });
     }
     expect(await paymentCount(a.id, 'bad key')).toBe(0);
-    const longest = await call(t.app, a.testKey, 'POST', '/v1/payments', body({ description: 'longest key' }), withKey('k'.repeat(255)));
+    const longest = await call(
+      t.app,
+      a.testKey,
+      'POST',
+      '/v1/payments',
+      body({ description: 'longest key' }),
+      withKey('k'.repeat(255)),
+    );
     expect(longest.statusCode).toBe(200);
   });
 
-  it('applies to every POST: state changes, refunds, keys and the platform\'s own requests', async () => {
+  it("applies to every POST: state changes, refunds, keys and the platform's own requests", async () => {
     const payment = (await call(t.app, a.testKey, 'POST', '/v1/payments', body({ capture_method: 'manual' }))).json();
     const captureKey = randomUUID();
-    const capture = await call(t.app, a.testKey, 'POST', `/v1/payments/${payment.id}/capture`, { amount_to_capture: 1000 }, withKey(captureKey));
+    const capture = await call(
+      t.app,
+      a.testKey,
+      'POST',
+      `/v1/payments/${payment.id}/capture`,
+      { amount_to_capture: 1000 },
+      withKey(captureKey),
+    );
     expect(capture.statusCode).toBe(200);
-    const captureAgain = await call(t.app, a.testKey, 'POST', `/v1/payments/${payment.id}/capture`, { amount_to_capture: 1000 }, withKey(captureKey));
+    const captureAgain = await call(
+      t.app,
+      a.testKey,
+      'POST',
+      `/v1/payments/${payment.id}/capture`,
+      { amount_to_capture: 1000 },
+      withKey(captureKey),
+    );
     expect(captureAgain.headers['idempotent-replayed']).toBe('true');
     expect(captureAgain.json()).toEqual(capture.json());
 
     const refundKey = randomUUID();
-    const refund = await call(t.app, a.testKey, 'POST', '/v1/refunds', { payment: payment.id, amount: 100 }, withKey(refundKey));
-    const refundAgain = await call(t.app, a.testKey, 'POST', '/v1/refunds', { payment: payment.id, amount: 100 }, withKey(refundKey));
+    const refund = await call(
+      t.app,
+      a.testKey,
+      'POST',
+      '/v1/refunds',
+      { payment: payment.id, amount: 100 },
+      withKey(refundKey),
+    );
+    const refundAgain = await call(
+      t.app,
+      a.testKey,
+      'POST',
+      '/v1/refunds',
+      { payment: payment.id, amount: 100 },
+      withKey(refundKey),
+    );
     expect(refundAgain.json().id).toBe(refund.json().id);
-    const [{ count: refunds }] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM refunds WHERE payment_id = ${payment.id}`;
+    const [{ count: refunds }] = await t.admin<
+      { count: number }[]
+    >`SELECT count(*)::int AS count FROM refunds WHERE payment_id = ${payment.id}`;
     expect(refunds).toBe(1);
 
     const tenantKey = randomUUID();
@@ -190,7 +303,9 @@ describe('Idempotency-Key', () => {
     const tenantAgain = await call(t.app, PLATFORM_KEY, 'POST', '/v1/tenants', { name }, withKey(tenantKey));
     expect(tenantAgain.headers['idempotent-replayed']).toBe('true');
     expect(tenantAgain.json().id).toBe(tenant.json().id);
-    const [{ count: tenants }] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM tenants WHERE name = ${name}`;
+    const [{ count: tenants }] = await t.admin<
+      { count: number }[]
+    >`SELECT count(*)::int AS count FROM tenants WHERE name = ${name}`;
     expect(tenants).toBe(1);
   });
 });

@@ -37,15 +37,44 @@ function expectNotFound(response: Awaited<ReturnType<typeof call>>) {
 }
 
 async function createObjects(key: string) {
-  const succeeded = await ok(await call(t.app, key, 'POST', '/v1/payments', { amount: 1500, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true }));
-  const authorized = await ok(
-    await call(t.app, key, 'POST', '/v1/payments', { amount: 900, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true, capture_method: 'manual' }),
+  const succeeded = await ok(
+    await call(t.app, key, 'POST', '/v1/payments', {
+      amount: 1500,
+      currency: 'usd',
+      payment_method: card(TEST_CARDS.visa),
+      confirm: true,
+    }),
   );
-  const unconfirmed = await ok(await call(t.app, key, 'POST', '/v1/payments', { amount: 700, currency: 'eur' }, { 'idempotency-key': `iso-${key.slice(0, 12)}` }));
+  const authorized = await ok(
+    await call(t.app, key, 'POST', '/v1/payments', {
+      amount: 900,
+      currency: 'usd',
+      payment_method: card(TEST_CARDS.visa),
+      confirm: true,
+      capture_method: 'manual',
+    }),
+  );
+  const unconfirmed = await ok(
+    await call(
+      t.app,
+      key,
+      'POST',
+      '/v1/payments',
+      { amount: 700, currency: 'eur' },
+      { 'idempotency-key': `iso-${key.slice(0, 12)}` },
+    ),
+  );
   const paymentMethod = await ok(await call(t.app, key, 'POST', '/v1/payment_methods', card(TEST_CARDS.visa)));
   const refund = await ok(await call(t.app, key, 'POST', '/v1/refunds', { payment: succeeded.id, amount: 100 }));
   const events = await ok(await call(t.app, key, 'GET', '/v1/events?limit=1'));
-  return { succeeded: succeeded.id, authorized: authorized.id, unconfirmed: unconfirmed.id, paymentMethod: paymentMethod.id, refund: refund.id, event: events.data[0].id as string };
+  return {
+    succeeded: succeeded.id,
+    authorized: authorized.id,
+    unconfirmed: unconfirmed.id,
+    paymentMethod: paymentMethod.id,
+    refund: refund.id,
+    event: events.data[0].id as string,
+  };
 }
 
 beforeAll(async () => {
@@ -53,7 +82,9 @@ beforeAll(async () => {
   a = await createTenant(t.app, 'Tenant A');
   b = await createTenant(t.app, 'Tenant B');
   Object.assign(own, await createObjects(a.testKey));
-  own.restrictedKey = (await ok(await call(t.app, a.testKey, 'POST', '/v1/api_keys', { scopes: ['payments:read'] }))).id;
+  own.restrictedKey = (
+    await ok(await call(t.app, a.testKey, 'POST', '/v1/api_keys', { scopes: ['payments:read'] }))
+  ).id;
   const l = await createObjects(a.liveKey);
   Object.assign(live, { payment: l.succeeded, paymentMethod: l.paymentMethod, refund: l.refund, event: l.event });
 });
@@ -72,12 +103,22 @@ const foreignRequests = (): Array<[string, string, string, unknown?]> => [
   ['events retrieve', 'GET', `/v1/events/${own.event}`],
   ['api_keys roll', 'POST', `/v1/api_keys/${own.restrictedKey}/roll`, { expires_in: 0 }],
   ['api_keys revoke', 'POST', `/v1/api_keys/${own.restrictedKey}/revoke`, {}],
-  ['payments create with a foreign pm_', 'POST', '/v1/payments', { amount: 500, currency: 'usd', payment_method: own.paymentMethod, confirm: true }],
-  ['payments confirm with a foreign pm_', 'POST', '/v1/payments/__B_PAYMENT__/confirm', { payment_method: own.paymentMethod }],
+  [
+    'payments create with a foreign pm_',
+    'POST',
+    '/v1/payments',
+    { amount: 500, currency: 'usd', payment_method: own.paymentMethod, confirm: true },
+  ],
+  [
+    'payments confirm with a foreign pm_',
+    'POST',
+    '/v1/payments/__B_PAYMENT__/confirm',
+    { payment_method: own.paymentMethod },
+  ],
 ];
 
 describe('another tenant is told the object does not exist', () => {
-  it('every endpoint naming one of A\'s objects answers 404 resource_missing to B', async () => {
+  it("every endpoint naming one of A's objects answers 404 resource_missing to B", async () => {
     const bPayment = await ok(await call(t.app, b.testKey, 'POST', '/v1/payments', { amount: 300, currency: 'usd' }));
     const requests = foreignRequests();
     expect(requests.length).toBeGreaterThanOrEqual(13);
@@ -87,10 +128,12 @@ describe('another tenant is told the object does not exist', () => {
       if (response.statusCode === 404) expectNotFound(response);
     }
     // B's payment was not confirmed with A's card.
-    expect((await ok(await call(t.app, b.testKey, 'GET', `/v1/payments/${bPayment.id}`))).status).toBe('requires_payment_method');
+    expect((await ok(await call(t.app, b.testKey, 'GET', `/v1/payments/${bPayment.id}`))).status).toBe(
+      'requires_payment_method',
+    );
   });
 
-  it('nothing B tried changed A\'s objects', async () => {
+  it("nothing B tried changed A's objects", async () => {
     const authorized = await ok(await call(t.app, a.testKey, 'GET', `/v1/payments/${own.authorized}`));
     expect(authorized).toMatchObject({ status: 'requires_capture', amount_capturable: 900 });
     const unconfirmed = await ok(await call(t.app, a.testKey, 'GET', `/v1/payments/${own.unconfirmed}`));
@@ -98,8 +141,13 @@ describe('another tenant is told the object does not exist', () => {
     const succeeded = await ok(await call(t.app, a.testKey, 'GET', `/v1/payments/${own.succeeded}`));
     expect(succeeded.amount_refunded).toBe(100);
     const keys = await ok(await call(t.app, a.testKey, 'GET', '/v1/api_keys?limit=100'));
-    expect(keys.data.find((k: { id: string }) => k.id === own.restrictedKey)).toMatchObject({ revoked: false, rolled_to: null });
-    const [{ count }] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM payments WHERE tenant_id = ${b.id} AND payment_method_id = ${own.paymentMethod}`;
+    expect(keys.data.find((k: { id: string }) => k.id === own.restrictedKey)).toMatchObject({
+      revoked: false,
+      rolled_to: null,
+    });
+    const [{ count }] = await t.admin<
+      { count: number }[]
+    >`SELECT count(*)::int AS count FROM payments WHERE tenant_id = ${b.id} AND payment_method_id = ${own.paymentMethod}`;
     expect(count).toBe(0);
   });
 
@@ -118,9 +166,10 @@ describe('another tenant is told the object does not exist', () => {
 describe('lists', () => {
   const lists = ['/v1/payments', '/v1/payment_methods', '/v1/refunds', '/v1/events', '/v1/api_keys'];
 
-  it('B\'s lists never contain A\'s objects, whatever the filters', async () => {
+  it("B's lists never contain A's objects, whatever the filters", async () => {
     const aIds = new Set<string>();
-    for (const list of lists) for (const item of (await ok(await call(t.app, a.testKey, 'GET', `${list}?limit=100`))).data) aIds.add(item.id);
+    for (const list of lists)
+      for (const item of (await ok(await call(t.app, a.testKey, 'GET', `${list}?limit=100`))).data) aIds.add(item.id);
     expect(aIds.size).toBeGreaterThan(10);
     const queries = [
       ...lists.map((l) => `${l}?limit=100`),
@@ -143,12 +192,23 @@ describe('lists', () => {
 
 describe('test and live mode', () => {
   it('a test key never sees live objects', async () => {
-    for (const url of [`/v1/payments/${live.payment}`, `/v1/payment_methods/${live.paymentMethod}`, `/v1/refunds/${live.refund}`, `/v1/events/${live.event}`]) {
+    for (const url of [
+      `/v1/payments/${live.payment}`,
+      `/v1/payment_methods/${live.paymentMethod}`,
+      `/v1/refunds/${live.refund}`,
+      `/v1/events/${live.event}`,
+    ]) {
       expectNotFound(await call(t.app, a.testKey, 'GET', url));
       expect((await ok(await call(t.app, a.liveKey, 'GET', url))).livemode).toBe(true);
     }
     expectNotFound(await call(t.app, a.testKey, 'POST', '/v1/refunds', { payment: live.payment, amount: 1 }));
-    expectNotFound(await call(t.app, a.testKey, 'POST', '/v1/payments', { amount: 500, currency: 'usd', payment_method: live.paymentMethod }));
+    expectNotFound(
+      await call(t.app, a.testKey, 'POST', '/v1/payments', {
+        amount: 500,
+        currency: 'usd',
+        payment_method: live.paymentMethod,
+      }),
+    );
     expectNotFound(await call(t.app, a.testKey, 'POST', `/v1/api_keys/${a.liveKeyId}/roll`, {}));
     const liveIds = new Set(Object.values(live));
     for (const list of ['/v1/payments', '/v1/payment_methods', '/v1/refunds', '/v1/events']) {
@@ -161,7 +221,12 @@ describe('test and live mode', () => {
   });
 
   it('a live key never sees test objects', async () => {
-    for (const url of [`/v1/payments/${own.succeeded}`, `/v1/payment_methods/${own.paymentMethod}`, `/v1/refunds/${own.refund}`, `/v1/events/${own.event}`]) {
+    for (const url of [
+      `/v1/payments/${own.succeeded}`,
+      `/v1/payment_methods/${own.paymentMethod}`,
+      `/v1/refunds/${own.refund}`,
+      `/v1/events/${own.event}`,
+    ]) {
       expectNotFound(await call(t.app, a.liveKey, 'GET', url));
     }
     expectNotFound(await call(t.app, a.liveKey, 'POST', `/v1/payments/${own.authorized}/capture`, {}));
@@ -186,7 +251,16 @@ describe('row-level security in PostgreSQL', () => {
   });
   afterAll(() => appSql.end());
 
-  const tables = ['payments', 'payment_methods', 'payment_attempts', 'refunds', 'events', 'api_keys', 'idempotency_keys', 'tenants'];
+  const tables = [
+    'payments',
+    'payment_methods',
+    'payment_attempts',
+    'refunds',
+    'events',
+    'api_keys',
+    'idempotency_keys',
+    'tenants',
+  ];
 
   it('the application role is neither superuser nor BYPASSRLS', async () => {
     const [role] = await appSql<{ current_user: string; rolsuper: boolean; rolbypassrls: boolean }[]>`
@@ -201,21 +275,33 @@ describe('row-level security in PostgreSQL', () => {
 
   it('without app.scope the application role sees no rows, while the superuser does', async () => {
     for (const table of tables) {
-      const [{ count: superCount }] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM ${t.admin(table)}`;
+      const [{ count: superCount }] = await t.admin<
+        { count: number }[]
+      >`SELECT count(*)::int AS count FROM ${t.admin(table)}`;
       expect(superCount, table).toBeGreaterThan(0);
       const [{ count }] = await appSql<{ count: number }[]>`SELECT count(*)::int AS count FROM ${appSql(table)}`;
       expect(count, table).toBe(0);
-      const [{ count: platformCount }] = await t.platform.sql<{ count: number }[]>`SELECT count(*)::int AS count FROM ${t.platform.sql(table)}`;
+      const [{ count: platformCount }] = await t.platform.sql<
+        { count: number }[]
+      >`SELECT count(*)::int AS count FROM ${t.platform.sql(table)}`;
       expect(platformCount, table).toBe(0);
     }
   });
 
   it('a scope shows exactly that tenant and mode, even without a WHERE clause', async () => {
-    const rows = await inScope(appSql, { tenantId: b.id, livemode: false }, (tx) => tx<{ tenant_id: string; livemode: boolean }[]>`SELECT tenant_id, livemode FROM payments`);
+    const rows = await inScope(
+      appSql,
+      { tenantId: b.id, livemode: false },
+      (tx) => tx<{ tenant_id: string; livemode: boolean }[]>`SELECT tenant_id, livemode FROM payments`,
+    );
     expect(rows.length).toBeGreaterThan(0);
     for (const row of rows) expect(row).toEqual({ tenant_id: b.id, livemode: false });
-    const [{ count }] = await inScope(appSql, { tenantId: b.id, livemode: false }, (tx) => tx<{ count: number }[]>`
-      SELECT count(*)::int AS count FROM payments WHERE id = ${own.succeeded}`);
+    const [{ count }] = await inScope(
+      appSql,
+      { tenantId: b.id, livemode: false },
+      (tx) => tx<{ count: number }[]>`
+      SELECT count(*)::int AS count FROM payments WHERE id = ${own.succeeded}`,
+    );
     expect(count).toBe(0);
     // The scope is transaction-local: the next statement on the pool is unscoped again.
     const [{ count: after }] = await appSql<{ count: number }[]>`SELECT count(*)::int AS count FROM payments`;
@@ -223,27 +309,47 @@ describe('row-level security in PostgreSQL', () => {
   });
 
   it('rejects writing a row for another tenant under a scoped transaction', async () => {
-    const insert = inScope(appSql, { tenantId: b.id, livemode: false }, (tx) => tx`
+    const insert = inScope(
+      appSql,
+      { tenantId: b.id, livemode: false },
+      (tx) => tx`
       INSERT INTO payments (id, tenant_id, livemode, amount, currency, status, capture_method)
-      VALUES ('pay_rls_probe_0001', ${a.id}, false, 100, 'usd', 'requires_payment_method', 'automatic')`);
+      VALUES ('pay_rls_probe_0001', ${a.id}, false, 100, 'usd', 'requires_payment_method', 'automatic')`,
+    );
     await expect(insert).rejects.toMatchObject({ code: '42501' });
     await expect(insert).rejects.toThrow(/row-level security/);
     // The other mode of one's own tenant is another scope too.
-    const otherMode = inScope(appSql, { tenantId: b.id, livemode: false }, (tx) => tx`
+    const otherMode = inScope(
+      appSql,
+      { tenantId: b.id, livemode: false },
+      (tx) => tx`
       INSERT INTO payments (id, tenant_id, livemode, amount, currency, status, capture_method)
-      VALUES ('pay_rls_probe_0002', ${b.id}, true, 100, 'usd', 'requires_payment_method', 'automatic')`);
+      VALUES ('pay_rls_probe_0002', ${b.id}, true, 100, 'usd', 'requires_payment_method', 'automatic')`,
+    );
     await expect(otherMode).rejects.toMatchObject({ code: '42501' });
-    const [{ count }] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM payments WHERE id LIKE 'pay_rls_probe_%'`;
+    const [{ count }] = await t.admin<
+      { count: number }[]
+    >`SELECT count(*)::int AS count FROM payments WHERE id LIKE 'pay_rls_probe_%'`;
     expect(count).toBe(0);
   });
 
-  it('cannot update or re-home another tenant\'s rows', async () => {
-    const updated = await inScope(appSql, { tenantId: b.id, livemode: false }, (tx) => tx`UPDATE payments SET amount = 1 WHERE id = ${own.succeeded} RETURNING id`);
+  it("cannot update or re-home another tenant's rows", async () => {
+    const updated = await inScope(
+      appSql,
+      { tenantId: b.id, livemode: false },
+      (tx) => tx`UPDATE payments SET amount = 1 WHERE id = ${own.succeeded} RETURNING id`,
+    );
     expect(updated).toHaveLength(0);
     const bPayment = await ok(await call(t.app, b.testKey, 'POST', '/v1/payments', { amount: 300, currency: 'usd' }));
-    const rehome = inScope(appSql, { tenantId: b.id, livemode: false }, (tx) => tx`UPDATE payments SET tenant_id = ${a.id} WHERE id = ${bPayment.id}`);
+    const rehome = inScope(
+      appSql,
+      { tenantId: b.id, livemode: false },
+      (tx) => tx`UPDATE payments SET tenant_id = ${a.id} WHERE id = ${bPayment.id}`,
+    );
     await expect(rehome).rejects.toMatchObject({ code: '42501' });
-    const [row] = await t.admin<{ tenant_id: string; amount: number }[]>`SELECT tenant_id, amount FROM payments WHERE id = ${own.succeeded}`;
+    const [row] = await t.admin<
+      { tenant_id: string; amount: number }[]
+    >`SELECT tenant_id, amount FROM payments WHERE id = ${own.succeeded}`;
     expect(row.amount).toBe(1500);
   });
 });

@@ -4,7 +4,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LedgerService } from '../src/modules/ledger/service.js';
-import { bootAppOnOwnDatabase, call, card, createTenant, ok, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
+import {
+  bootAppOnOwnDatabase,
+  call,
+  card,
+  createTenant,
+  ok,
+  PLATFORM_KEY,
+  TEST_CARDS,
+  type TestApp,
+  type TestTenant,
+} from './helpers.js';
 import { freePort, startServer, stopServer, waitFor, type ServerProcess } from './process.js';
 
 // The real worker binary, SIGKILLed in the middle of a settlement run and of a bank-rail pass,
@@ -42,7 +52,6 @@ async function startWorker() {
   return worker;
 }
 
-
 async function tenants(count: number, settlement_schedule: Record<string, unknown>): Promise<TestTenant[]> {
   return Promise.all(
     Array.from({ length: count }, async (_, index) => {
@@ -70,18 +79,30 @@ describe('SIGKILL during a settlement run', () => {
     await Promise.all(
       owners.flatMap((owner) =>
         CURRENCIES.flatMap((currency) =>
-          Array.from({ length: 3 }, (_, i) => call(t.app, owner.testKey, 'POST', '/v1/payments', { amount: 1_000 + i, currency, payment_method: card(TEST_CARDS.visa), confirm: true })),
+          Array.from({ length: 3 }, (_, i) =>
+            call(t.app, owner.testKey, 'POST', '/v1/payments', {
+              amount: 1_000 + i,
+              currency,
+              payment_method: card(TEST_CARDS.visa),
+              confirm: true,
+            }),
+          ),
         ),
       ),
     );
     const groups = owners.length * CURRENCIES.length;
-    const settledCount = async () => (await t.admin<{ n: number }[]>`SELECT count(*)::int AS n FROM settlements WHERE tenant_id = ANY(${ids})`)[0].n;
+    const settledCount = async () =>
+      (await t.admin<{ n: number }[]>`SELECT count(*)::int AS n FROM settlements WHERE tenant_id = ANY(${ids})`)[0].n;
 
     const first = await startWorker();
-    const atKill = await waitFor(async () => {
-      const n = await settledCount();
-      return n > 0 && n;
-    }, 30_000, 'the first settlement');
+    const atKill = await waitFor(
+      async () => {
+        const n = await settledCount();
+        return n > 0 && n;
+      },
+      30_000,
+      'the first settlement',
+    );
     await stopServer(first);
     const afterKill = await settledCount();
     // Killed half-way: some groups were settled, the rest were not.
@@ -95,10 +116,21 @@ describe('SIGKILL during a settlement run', () => {
     await stopServer(second);
     expect(await settledCount()).toBe(groups);
 
-    const unsettled = await t.admin`SELECT id FROM ledger_transactions WHERE tenant_id = ANY(${ids}) AND type = 'charge' AND settlement_id IS NULL`;
+    const unsettled =
+      await t.admin`SELECT id FROM ledger_transactions WHERE tenant_id = ANY(${ids}) AND type = 'charge' AND settlement_id IS NULL`;
     expect(unsettled).toEqual([]);
     // Each group's one settlement carries its three charges, and its posting exists exactly once.
-    const perGroup = await t.admin<{ tenant_id: string; currency: string; settlements: number; count: number; net: number; postings: number; available: number }[]>`
+    const perGroup = await t.admin<
+      {
+        tenant_id: string;
+        currency: string;
+        settlements: number;
+        count: number;
+        net: number;
+        postings: number;
+        available: number;
+      }[]
+    >`
       SELECT s.tenant_id, s.currency, count(*)::int AS settlements, sum(s.count)::int AS count, sum(s.net)::bigint AS net,
         (SELECT count(*)::int FROM ledger_transactions l WHERE l.tenant_id = s.tenant_id AND l.type = 'settlement' AND l.source_id = ANY(array_agg(s.id))) AS postings,
         (SELECT balance FROM ledger_accounts a WHERE a.tenant_id = s.tenant_id AND a.livemode = false AND a.type = 'available' AND a.currency = s.currency) AS available
@@ -118,13 +150,35 @@ describe('SIGKILL during bank-rail passes', () => {
     const ids = owners.map((o) => o.id);
     const payoutIds: string[] = [];
     for (const owner of owners) {
-      await ok(await call(t.app, owner.testKey, 'POST', '/v1/payments', { amount: 100_000, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true }));
+      await ok(
+        await call(t.app, owner.testKey, 'POST', '/v1/payments', {
+          amount: 100_000,
+          currency: 'usd',
+          payment_method: card(TEST_CARDS.visa),
+          confirm: true,
+        }),
+      );
       for (let i = 0; i < 6; i++) {
         // Instant payouts are due at once, so one worker pass moves them in transit and the next pays them.
-        payoutIds.push((await ok(await call(t.app, owner.testKey, 'POST', '/v1/payouts', { amount: 1_000 + i, currency: 'usd', method: 'instant' }))).id);
+        payoutIds.push(
+          (
+            await ok(
+              await call(t.app, owner.testKey, 'POST', '/v1/payouts', {
+                amount: 1_000 + i,
+                currency: 'usd',
+                method: 'instant',
+              }),
+            )
+          ).id,
+        );
       }
     }
-    const paidCount = async () => (await t.admin<{ n: number }[]>`SELECT count(*)::int AS n FROM payouts WHERE id = ANY(${payoutIds}) AND status = 'paid'`)[0].n;
+    const paidCount = async () =>
+      (
+        await t.admin<
+          { n: number }[]
+        >`SELECT count(*)::int AS n FROM payouts WHERE id = ANY(${payoutIds}) AND status = 'paid'`
+      )[0].n;
 
     const first = await startWorker();
     await waitFor(async () => (await paidCount()) > 0, 30_000, 'the first paid payout');

@@ -3,7 +3,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LedgerService } from '../src/modules/ledger/service.js';
 import type { Plan } from '../src/modules/pricing/schemas.js';
 import { priceCharge, priceFixedFee } from '../src/modules/pricing/service.js';
-import { bootAppOnOwnDatabase, call, card, createTenant, ok, PLATFORM_KEY, TEST_CARDS, type TestApp } from './helpers.js';
+import {
+  bootAppOnOwnDatabase,
+  call,
+  card,
+  createTenant,
+  ok,
+  PLATFORM_KEY,
+  TEST_CARDS,
+  type TestApp,
+} from './helpers.js';
 
 // Random sequences of payments, partial captures, refunds, disputes, settlements and payouts in
 // several currencies, against the real platform. After every step no available balance is
@@ -39,7 +48,11 @@ const PLANS: Array<Plan | null> = [
   },
   {
     type: 'interchange_plus',
-    interchange_plus: { interchange_bps: { credit: 180, debit: 55, prepaid: 120 }, scheme_fee_bps: 13, markup: { percent_bps: 35, fixed: 10 } },
+    interchange_plus: {
+      interchange_bps: { credit: 180, debit: 55, prepaid: 120 },
+      scheme_fee_bps: 13,
+      markup: { percent_bps: 35, fixed: 10 },
+    },
     international_bps: 120,
     currency_conversion_bps: 0,
     instant_settlement_bps: 100,
@@ -49,7 +62,14 @@ const PLANS: Array<Plan | null> = [
 ];
 
 type Step =
-  | { kind: 'pay'; currency: (typeof CURRENCIES)[number]; amount: number; card: keyof typeof CARDS; manual: boolean; capturePercent: number }
+  | {
+      kind: 'pay';
+      currency: (typeof CURRENCIES)[number];
+      amount: number;
+      card: keyof typeof CARDS;
+      manual: boolean;
+      capturePercent: number;
+    }
   | { kind: 'refund'; pick: number; percent: number }
   | { kind: 'settle' }
   | { kind: 'payout'; currency: (typeof CURRENCIES)[number]; percent: number; failing: boolean }
@@ -58,15 +78,39 @@ type Step =
   | { kind: 'answer'; pick: number; win: boolean };
 
 const step: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant('pay' as const), currency: fc.constantFrom(...CURRENCIES), amount: fc.integer({ min: 1, max: 500_000 }), card: fc.constantFrom(...(Object.keys(CARDS) as (keyof typeof CARDS)[])), manual: fc.boolean(), capturePercent: fc.integer({ min: 1, max: 100 }) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('refund' as const), pick: fc.nat(), percent: fc.integer({ min: 1, max: 100 }) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('pay' as const),
+      currency: fc.constantFrom(...CURRENCIES),
+      amount: fc.integer({ min: 1, max: 500_000 }),
+      card: fc.constantFrom(...(Object.keys(CARDS) as (keyof typeof CARDS)[])),
+      manual: fc.boolean(),
+      capturePercent: fc.integer({ min: 1, max: 100 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('refund' as const),
+      pick: fc.nat(),
+      percent: fc.integer({ min: 1, max: 100 }),
+    }),
+  },
   { weight: 2, arbitrary: fc.constant({ kind: 'settle' as const }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('payout' as const), currency: fc.constantFrom(...CURRENCIES), percent: fc.integer({ min: 1, max: 100 }), failing: fc.boolean() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('payout' as const),
+      currency: fc.constantFrom(...CURRENCIES),
+      percent: fc.integer({ min: 1, max: 100 }),
+      failing: fc.boolean(),
+    }),
+  },
   { weight: 1, arbitrary: fc.constant({ kind: 'rail' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'disputes' as const }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('answer' as const), pick: fc.nat(), win: fc.boolean() }) },
 );
-
 
 interface Captured {
   id: string;
@@ -79,85 +123,137 @@ interface Captured {
 describe('money movement, property-based', () => {
   it('keeps the ledger balanced, available never negative and fees exactly as priced, for random sequences', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(step, { minLength: 3, maxLength: 14 }), fc.nat({ max: PLANS.length - 1 }), fc.boolean(), async (steps, planIndex, instant) => {
-        const tenant = await createTenant(t.app, 'Money property');
-        const key = tenant.testKey;
-        await ok(await call(t.app, PLATFORM_KEY, 'POST', `/v1/tenants/${tenant.id}`, { settlement_schedule: { type: instant ? 'instant' : 'daily', delay_days: 0 } }));
-        const plan = PLANS[planIndex] ?? (await ok(await call(t.app, key, 'GET', '/v1/pricing')));
-        if (PLANS[planIndex]) await ok(await call(t.app, PLATFORM_KEY, 'PUT', `/v1/tenants/${tenant.id}/pricing`, plan));
+      fc.asyncProperty(
+        fc.array(step, { minLength: 3, maxLength: 14 }),
+        fc.nat({ max: PLANS.length - 1 }),
+        fc.boolean(),
+        async (steps, planIndex, instant) => {
+          const tenant = await createTenant(t.app, 'Money property');
+          const key = tenant.testKey;
+          await ok(
+            await call(t.app, PLATFORM_KEY, 'POST', `/v1/tenants/${tenant.id}`, {
+              settlement_schedule: { type: instant ? 'instant' : 'daily', delay_days: 0 },
+            }),
+          );
+          const plan = PLANS[planIndex] ?? (await ok(await call(t.app, key, 'GET', '/v1/pricing')));
+          if (PLANS[planIndex])
+            await ok(await call(t.app, PLATFORM_KEY, 'PUT', `/v1/tenants/${tenant.id}/pricing`, plan));
 
-        const expectedFees = new Map<string, number>();
-        const addFee = (currency: string, fee: number) => expectedFees.set(currency, (expectedFees.get(currency) ?? 0) + fee);
-        const captured: Captured[] = [];
+          const expectedFees = new Map<string, number>();
+          const addFee = (currency: string, fee: number) =>
+            expectedFees.set(currency, (expectedFees.get(currency) ?? 0) + fee);
+          const captured: Captured[] = [];
 
-        for (const s of steps) {
-          if (s.kind === 'pay') {
-            const amount = s.currency === 'jpy' ? Math.max(50, Math.floor(s.amount / 100)) : s.amount;
-            const chosen = CARDS[s.card];
-            const payment = await ok(
-              await call(t.app, key, 'POST', '/v1/payments', { amount, currency: s.currency, payment_method: card(chosen.number), confirm: true, capture_method: s.manual ? 'manual' : 'automatic' }),
-            );
-            let received = payment.amount_received;
-            let fee = payment.fee;
-            if (s.manual) {
-              const toCapture = Math.max(1, Math.floor((amount * s.capturePercent) / 100));
-              const capture = await ok(await call(t.app, key, 'POST', `/v1/payments/${payment.id}/capture`, { amount_to_capture: toCapture }));
-              received = capture.amount_received;
-              fee = capture.fee;
-              expect(received).toBe(toCapture);
+          for (const s of steps) {
+            if (s.kind === 'pay') {
+              const amount = s.currency === 'jpy' ? Math.max(50, Math.floor(s.amount / 100)) : s.amount;
+              const chosen = CARDS[s.card];
+              const payment = await ok(
+                await call(t.app, key, 'POST', '/v1/payments', {
+                  amount,
+                  currency: s.currency,
+                  payment_method: card(chosen.number),
+                  confirm: true,
+                  capture_method: s.manual ? 'manual' : 'automatic',
+                }),
+              );
+              let received = payment.amount_received;
+              let fee = payment.fee;
+              if (s.manual) {
+                const toCapture = Math.max(1, Math.floor((amount * s.capturePercent) / 100));
+                const capture = await ok(
+                  await call(t.app, key, 'POST', `/v1/payments/${payment.id}/capture`, {
+                    amount_to_capture: toCapture,
+                  }),
+                );
+                received = capture.amount_received;
+                fee = capture.fee;
+                expect(received).toBe(toCapture);
+              }
+              const price = priceCharge(plan, {
+                amount: received,
+                currency: s.currency,
+                cardCountry: chosen.country,
+                cardFunding: chosen.funding,
+                presentmentCurrency: null,
+                instantSettlement: instant,
+              });
+              expect(fee).toBe(price.fee);
+              addFee(s.currency, price.fee);
+              captured.push({
+                id: payment.id,
+                currency: s.currency,
+                received,
+                refunded: 0,
+                disputable: s.card === 'disputed',
+              });
+            } else if (s.kind === 'refund') {
+              const refundable = captured.filter((p) => !p.disputable && p.refunded < p.received);
+              if (!refundable.length) continue;
+              const payment = refundable[s.pick % refundable.length];
+              const amount = Math.max(1, Math.floor(((payment.received - payment.refunded) * s.percent) / 100));
+              const refund = await ok(await call(t.app, key, 'POST', '/v1/refunds', { payment: payment.id, amount }));
+              expect(refund.status).toBe('succeeded');
+              payment.refunded += amount;
+              addFee(payment.currency, priceFixedFee(plan, 'refund_fee', payment.currency).fee);
+            } else if (s.kind === 'settle') {
+              await t.platform.settlements.run();
+            } else if (s.kind === 'payout') {
+              const balance = await ok(await call(t.app, key, 'GET', '/v1/balance'));
+              const available =
+                balance.available.find((f: { currency: string }) => f.currency === s.currency)?.amount ?? 0;
+              const amount = Math.floor((available * s.percent) / 100);
+              const response = await call(t.app, key, 'POST', '/v1/payouts', {
+                amount: Math.max(amount, 1),
+                currency: s.currency,
+                ...(s.failing ? { destination: '000111111116' } : {}),
+              });
+              expect(response.statusCode, response.body).toBe(amount >= 1 ? 200 : 400);
+            } else if (s.kind === 'rail') {
+              const later = new Date(Date.now() + 7 * 86_400_000);
+              await t.platform.payouts.advanceRail(later);
+              await t.platform.payouts.advanceRail(later);
+            } else if (s.kind === 'disputes') {
+              const before = (await ok(await call(t.app, key, 'GET', '/v1/disputes?limit=100'))).data.length;
+              await t.platform.disputes.intake();
+              const opened = (await ok(await call(t.app, key, 'GET', '/v1/disputes?limit=100'))).data;
+              for (const dispute of opened.slice(0, opened.length - before))
+                addFee(dispute.currency, priceFixedFee(plan, 'dispute_fee', dispute.currency).fee);
+            } else {
+              const open = (await ok(await call(t.app, key, 'GET', '/v1/disputes?limit=100'))).data.filter(
+                (d: { status: string }) => d.status === 'needs_response',
+              );
+              if (!open.length) continue;
+              const dispute = open[s.pick % open.length];
+              await ok(
+                await call(t.app, key, 'POST', `/v1/disputes/${dispute.id}`, {
+                  evidence: { uncategorized_text: s.win ? 'winning_evidence' : 'losing_evidence' },
+                }),
+              );
+              await t.platform.disputes.review();
+              expect((await ok(await call(t.app, key, 'GET', `/v1/disputes/${dispute.id}`))).status).toBe(
+                s.win ? 'won' : 'lost',
+              );
             }
-            const price = priceCharge(plan, { amount: received, currency: s.currency, cardCountry: chosen.country, cardFunding: chosen.funding, presentmentCurrency: null, instantSettlement: instant });
-            expect(fee).toBe(price.fee);
-            addFee(s.currency, price.fee);
-            captured.push({ id: payment.id, currency: s.currency, received, refunded: 0, disputable: s.card === 'disputed' });
-          } else if (s.kind === 'refund') {
-            const refundable = captured.filter((p) => !p.disputable && p.refunded < p.received);
-            if (!refundable.length) continue;
-            const payment = refundable[s.pick % refundable.length];
-            const amount = Math.max(1, Math.floor(((payment.received - payment.refunded) * s.percent) / 100));
-            const refund = await ok(await call(t.app, key, 'POST', '/v1/refunds', { payment: payment.id, amount }));
-            expect(refund.status).toBe('succeeded');
-            payment.refunded += amount;
-            addFee(payment.currency, priceFixedFee(plan, 'refund_fee', payment.currency).fee);
-          } else if (s.kind === 'settle') {
-            await t.platform.settlements.run();
-          } else if (s.kind === 'payout') {
-            const balance = await ok(await call(t.app, key, 'GET', '/v1/balance'));
-            const available = balance.available.find((f: { currency: string }) => f.currency === s.currency)?.amount ?? 0;
-            const amount = Math.floor((available * s.percent) / 100);
-            const response = await call(t.app, key, 'POST', '/v1/payouts', { amount: Math.max(amount, 1), currency: s.currency, ...(s.failing ? { destination: '000111111116' } : {}) });
-            expect(response.statusCode, response.body).toBe(amount >= 1 ? 200 : 400);
-          } else if (s.kind === 'rail') {
-            const later = new Date(Date.now() + 7 * 86_400_000);
-            await t.platform.payouts.advanceRail(later);
-            await t.platform.payouts.advanceRail(later);
-          } else if (s.kind === 'disputes') {
-            const before = (await ok(await call(t.app, key, 'GET', '/v1/disputes?limit=100'))).data.length;
-            await t.platform.disputes.intake();
-            const opened = (await ok(await call(t.app, key, 'GET', '/v1/disputes?limit=100'))).data;
-            for (const dispute of opened.slice(0, opened.length - before)) addFee(dispute.currency, priceFixedFee(plan, 'dispute_fee', dispute.currency).fee);
-          } else {
-            const open = (await ok(await call(t.app, key, 'GET', '/v1/disputes?limit=100'))).data.filter((d: { status: string }) => d.status === 'needs_response');
-            if (!open.length) continue;
-            const dispute = open[s.pick % open.length];
-            await ok(await call(t.app, key, 'POST', `/v1/disputes/${dispute.id}`, { evidence: { uncategorized_text: s.win ? 'winning_evidence' : 'losing_evidence' } }));
-            await t.platform.disputes.review();
-            expect((await ok(await call(t.app, key, 'GET', `/v1/disputes/${dispute.id}`))).status).toBe(s.win ? 'won' : 'lost');
+            const negative =
+              await t.admin`SELECT id FROM ledger_accounts WHERE tenant_id = ${tenant.id} AND type = 'available' AND balance < 0`;
+            expect(negative).toEqual([]);
           }
-          const negative = await t.admin`SELECT id FROM ledger_accounts WHERE tenant_id = ${tenant.id} AND type = 'available' AND balance < 0`;
-          expect(negative).toEqual([]);
-        }
 
-        const { accounts, transactions } = await LedgerService.verify(t.admin);
-        expect(accounts.filter((d) => d.tenant_id === tenant.id)).toEqual([]);
-        expect(transactions.filter((d) => d.tenant_id === tenant.id)).toEqual([]);
-        const fees = await t.admin<{ currency: string; balance: number }[]>`
+          const { accounts, transactions } = await LedgerService.verify(t.admin);
+          expect(accounts.filter((d) => d.tenant_id === tenant.id)).toEqual([]);
+          expect(transactions.filter((d) => d.tenant_id === tenant.id)).toEqual([]);
+          const fees = await t.admin<{ currency: string; balance: number }[]>`
           SELECT currency, balance FROM ledger_accounts WHERE tenant_id = ${tenant.id} AND type = 'fees' AND balance <> 0`;
-        expect(Object.fromEntries(fees.map((f) => [f.currency, f.balance]))).toEqual(Object.fromEntries([...expectedFees].filter(([, fee]) => fee !== 0)));
-        // The tenant's accounts of a currency always sum to zero: money is only ever moved.
-        const sums = await t.admin`SELECT currency FROM ledger_accounts WHERE tenant_id = ${tenant.id} GROUP BY currency HAVING sum(balance) <> 0`;
-        expect(sums).toEqual([]);
-      }),
+          expect(Object.fromEntries(fees.map((f) => [f.currency, f.balance]))).toEqual(
+            Object.fromEntries([...expectedFees].filter(([, fee]) => fee !== 0)),
+          );
+          // The tenant's accounts of a currency always sum to zero: money is only ever moved.
+          const sums =
+            await t.admin`SELECT currency FROM ledger_accounts WHERE tenant_id = ${tenant.id} GROUP BY currency HAVING sum(balance) <> 0`;
+          expect(sums).toEqual([]);
+        },
+      ),
       {
         numRuns: 20,
         // Always also run one sequence that goes through every flow: both dispute outcomes, a
@@ -168,7 +264,14 @@ describe('money movement, property-based', () => {
               { kind: 'pay', currency: 'usd', amount: 120_000, card: 'visa', manual: false, capturePercent: 100 },
               { kind: 'pay', currency: 'usd', amount: 30_000, card: 'disputed', manual: false, capturePercent: 100 },
               { kind: 'pay', currency: 'kwd', amount: 45_678, card: 'disputed', manual: true, capturePercent: 60 },
-              { kind: 'pay', currency: 'jpy', amount: 1_234_500, card: 'international', manual: true, capturePercent: 37 },
+              {
+                kind: 'pay',
+                currency: 'jpy',
+                amount: 1_234_500,
+                card: 'international',
+                manual: true,
+                capturePercent: 37,
+              },
               { kind: 'refund', pick: 0, percent: 25 },
               { kind: 'disputes' },
               { kind: 'answer', pick: 0, win: true },
@@ -188,6 +291,16 @@ describe('money movement, property-based', () => {
     );
     // The sequences did move money through every kind of posting.
     const kinds = await t.admin<{ type: string }[]>`SELECT DISTINCT type FROM ledger_transactions ORDER BY type`;
-    expect(kinds.map((k) => k.type)).toEqual(['charge', 'dispute', 'dispute_loss', 'dispute_reversal', 'payout', 'payout_failure', 'payout_paid', 'refund', 'settlement']);
+    expect(kinds.map((k) => k.type)).toEqual([
+      'charge',
+      'dispute',
+      'dispute_loss',
+      'dispute_reversal',
+      'payout',
+      'payout_failure',
+      'payout_paid',
+      'refund',
+      'settlement',
+    ]);
   });
 });

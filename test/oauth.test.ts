@@ -11,7 +11,8 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 const tokenWorks = async (token: string) =>
-  (await t.app.inject({ method: 'GET', url: '/v1/payments', headers: { authorization: `Bearer ${token}` } })).statusCode;
+  (await t.app.inject({ method: 'GET', url: '/v1/payments', headers: { authorization: `Bearer ${token}` } }))
+    .statusCode;
 
 describe('POST /v1/oauth/token as standard OAuth clients send it', () => {
   it('accepts a form-encoded body', async () => {
@@ -30,7 +31,10 @@ describe('POST /v1/oauth/token as standard OAuth clients send it', () => {
     const res = await t.app.inject({
       method: 'POST',
       url: '/v1/oauth/token',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${tenant.id}:${tenant.testKey}`).toString('base64')}` },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`${tenant.id}:${tenant.testKey}`).toString('base64')}`,
+      },
       payload: 'grant_type=client_credentials',
     });
     expect(res.statusCode).toBe(200);
@@ -38,10 +42,20 @@ describe('POST /v1/oauth/token as standard OAuth clients send it', () => {
   });
 
   it('refuses a request without any credential, and unknown form fields, in the error envelope', async () => {
-    const missing = await t.app.inject({ method: 'POST', url: '/v1/oauth/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'grant_type=client_credentials' });
+    const missing = await t.app.inject({
+      method: 'POST',
+      url: '/v1/oauth/token',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'grant_type=client_credentials',
+    });
     expect(missing.statusCode).toBe(401);
     expect(missing.json().error).toMatchObject({ type: 'authentication_error', code: 'invalid_client' });
-    const unknown = await t.app.inject({ method: 'POST', url: '/v1/oauth/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `grant_type=client_credentials&client_secret=${tenant.testKey}&evil=1` });
+    const unknown = await t.app.inject({
+      method: 'POST',
+      url: '/v1/oauth/token',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: `grant_type=client_credentials&client_secret=${tenant.testKey}&evil=1`,
+    });
     expect(unknown.statusCode).toBe(400);
     expect(unknown.json().error).toMatchObject({ code: 'parameter_unknown', param: 'evil' });
   });

@@ -36,8 +36,18 @@ describe('health and readiness', () => {
 
 describe('/metrics', () => {
   it('exposes request durations per route and status, and payments by status', async () => {
-    await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 500, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true });
-    await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 500, currency: 'usd', payment_method: card(TEST_CARDS.declined), confirm: true });
+    await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+      amount: 500,
+      currency: 'usd',
+      payment_method: card(TEST_CARDS.visa),
+      confirm: true,
+    });
+    await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+      amount: 500,
+      currency: 'usd',
+      payment_method: card(TEST_CARDS.declined),
+      confirm: true,
+    });
     const res = await t.app.inject({ method: 'GET', url: '/metrics' });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toContain('text/plain');
@@ -52,9 +62,16 @@ describe('/metrics', () => {
 describe('logs', () => {
   it('are ECS JSON lines carrying the request id, with secrets redacted', async () => {
     const before = t.logs.length;
-    const res = await t.app.inject({ method: 'GET', url: '/v1/payments/pay_does_not_exist', headers: { authorization: `Bearer ${tenant.testKey}` } });
+    const res = await t.app.inject({
+      method: 'GET',
+      url: '/v1/payments/pay_does_not_exist',
+      headers: { authorization: `Bearer ${tenant.testKey}` },
+    });
     expect(res.statusCode).toBe(404);
-    t.app.log.info({ headers: { authorization: `Bearer ${tenant.testKey}` }, card: { number: TEST_CARDS.visa } }, 'probe');
+    t.app.log.info(
+      { headers: { authorization: `Bearer ${tenant.testKey}` }, card: { number: TEST_CARDS.visa } },
+      'probe',
+    );
     const lines = t.logs.slice(before).map((line) => JSON.parse(line));
     const probe = lines.find((l) => l.message === 'probe');
     expect(probe).toBeDefined();
@@ -63,7 +80,6 @@ describe('logs', () => {
     expect(JSON.stringify(lines)).not.toContain(tenant.testKey);
     expect(JSON.stringify(lines)).not.toContain(TEST_CARDS.visa);
   });
-
 });
 
 describe('/openapi.json', () => {
@@ -77,7 +93,11 @@ describe('/openapi.json', () => {
     for (const number of ['4242 4242 4242 4242', '4000 0000 0000 0119', '4000 0000 0000 3220', '4100 0000 0000 0019']) {
       expect(document.info.description).toContain(number);
     }
-    expect(Object.keys(document.components.securitySchemes)).toEqual(expect.arrayContaining(['secretKey', 'platformKey']));
-    expect(Object.keys(document.components.schemas)).toEqual(expect.arrayContaining(['Error', 'Payment', 'PaymentMethod', 'Refund', 'Event', 'ApiKey', 'Tenant']));
+    expect(Object.keys(document.components.securitySchemes)).toEqual(
+      expect.arrayContaining(['secretKey', 'platformKey']),
+    );
+    expect(Object.keys(document.components.schemas)).toEqual(
+      expect.arrayContaining(['Error', 'Payment', 'PaymentMethod', 'Refund', 'Event', 'ApiKey', 'Tenant']),
+    );
   });
 });

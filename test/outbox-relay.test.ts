@@ -15,7 +15,15 @@ interface Received {
   messageId: string;
   contentType?: string;
   headers: Record<string, unknown>;
-  body: { id: string; object: string; type: string; tenant: string; livemode: boolean; created: number; data: { object: { id: string } } };
+  body: {
+    id: string;
+    object: string;
+    type: string;
+    tenant: string;
+    livemode: boolean;
+    created: number;
+    data: { object: { id: string } };
+  };
 }
 
 let t: TestApp;
@@ -68,11 +76,17 @@ async function drain() {
 
 /** Runs relay passes until the outbox holds nothing unpublished for our tenant (other suites write events too). */
 async function relayAll(relay: OutboxRelay) {
-  await waitFor(async () => {
-    await relay.relayOnce();
-    const [{ count }] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM events WHERE tenant_id = ${tenant.id} AND published_at IS NULL`;
-    return count === 0;
-  }, 20_000, 'the outbox to be relayed');
+  await waitFor(
+    async () => {
+      await relay.relayOnce();
+      const [{ count }] = await t.admin<
+        { count: number }[]
+      >`SELECT count(*)::int AS count FROM events WHERE tenant_id = ${tenant.id} AND published_at IS NULL`;
+      return count === 0;
+    },
+    20_000,
+    'the outbox to be relayed',
+  );
 }
 
 async function tenantEvents() {
@@ -90,7 +104,13 @@ async function createPayments() {
     [TEST_CARDS.declined, {}],
     [TEST_CARDS.threeDSecure, {}],
   ] as const) {
-    const response = await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 1234, currency: 'usd', payment_method: card(number), confirm: true, ...extra });
+    const response = await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+      amount: 1234,
+      currency: 'usd',
+      payment_method: card(number),
+      confirm: true,
+      ...extra,
+    });
     expect([200, 402]).toContain(response.statusCode);
     ids.push(response.statusCode === 200 ? response.json().id : response.json().error.payment.id);
   }
@@ -103,18 +123,25 @@ describe.skipIf(!amqpUrl)('OutboxRelay', () => {
   it('publishes every committed event exactly once, with the event id as messageId, and marks it published', async () => {
     const paymentIds = await createPayments();
     const before = await tenantEvents();
-    // created + succeeded, created + requires_capture, created + failed, created + requires_action, refund created + succeeded
+    // created + succeeded, created + requires_capture, created + failed, created + requires_action,
+    // refund created + succeeded
     expect(before.length).toBe(10);
-    expect(new Set(before.map((e) => e.object_id))).toEqual(new Set([...paymentIds, before.find((e) => e.type === 'refund.created')!.object_id]));
+    expect(new Set(before.map((e) => e.object_id))).toEqual(
+      new Set([...paymentIds, before.find((e) => e.type === 'refund.created')!.object_id]),
+    );
 
     await relayAll(newRelay());
 
     const after = await tenantEvents();
     expect(after.every((e) => e.published_at instanceof Date)).toBe(true);
-    await waitFor(async () => {
-      await drain();
-      return mine().length >= before.length;
-    }, 10_000, 'the published events to reach the queue');
+    await waitFor(
+      async () => {
+        await drain();
+        return mine().length >= before.length;
+      },
+      10_000,
+      'the published events to reach the queue',
+    );
     await drain();
 
     const messages = mine();
@@ -126,7 +153,13 @@ describe.skipIf(!amqpUrl)('OutboxRelay', () => {
       expect(message.routingKey).toBe(event.type);
       expect(message.contentType).toBe('application/json');
       expect(message.headers).toMatchObject({ tenant_id: tenant.id, livemode: false });
-      expect(message.body).toMatchObject({ id: event.id, object: 'event', type: event.type, tenant: tenant.id, livemode: false });
+      expect(message.body).toMatchObject({
+        id: event.id,
+        object: 'event',
+        type: event.type,
+        tenant: tenant.id,
+        livemode: false,
+      });
       expect(message.body.data.object.id).toBe(event.object_id);
     }
   });
@@ -141,14 +174,23 @@ describe.skipIf(!amqpUrl)('OutboxRelay', () => {
     await drain();
     expect(mine().length).toBe(alreadySeen);
 
-    const response = await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 999, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true });
+    const response = await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+      amount: 999,
+      currency: 'usd',
+      payment_method: card(TEST_CARDS.visa),
+      confirm: true,
+    });
     expect(response.statusCode).toBe(200);
     const paymentId = response.json().id as string;
     await relayAll(newRelay());
-    await waitFor(async () => {
-      await drain();
-      return mine().length >= alreadySeen + 2;
-    }, 10_000, 'the new events to reach the queue');
+    await waitFor(
+      async () => {
+        await drain();
+        return mine().length >= alreadySeen + 2;
+      },
+      10_000,
+      'the new events to reach the queue',
+    );
     await drain();
 
     const fresh = mine().slice(alreadySeen);
@@ -171,14 +213,24 @@ describe.skipIf(!amqpUrl)('OutboxRelay', () => {
     const broken = new OutboxRelay(t.platform.sql, amqpUrl!.replace(/\/\/[^@]*@/, '//nobody:wrong@'));
     await expect(broken.relayOnce()).rejects.toThrow();
     await broken.close();
-    const [pending] = await t.admin<{ published_at: Date | null }[]>`SELECT published_at FROM events WHERE object_id = ${paymentId}`;
+    const [pending] = await t.admin<
+      { published_at: Date | null }[]
+    >`SELECT published_at FROM events WHERE object_id = ${paymentId}`;
     expect(pending.published_at).toBeNull();
 
     await relayAll(newRelay());
-    await waitFor(async () => {
-      await drain();
-      return mine().some((m) => m.body.data.object.id === paymentId);
-    }, 10_000, 'the event to reach the queue');
-    expect(mine().filter((m) => m.body.data.object.id === paymentId).map((m) => m.routingKey)).toEqual(['payment.created']);
+    await waitFor(
+      async () => {
+        await drain();
+        return mine().some((m) => m.body.data.object.id === paymentId);
+      },
+      10_000,
+      'the event to reach the queue',
+    );
+    expect(
+      mine()
+        .filter((m) => m.body.data.object.id === paymentId)
+        .map((m) => m.routingKey),
+    ).toEqual(['payment.created']);
   });
 });

@@ -51,8 +51,20 @@ function keep(response: Response): Response {
   return response;
 }
 const send = async (...args: Parameters<typeof call>) => keep(await call(...args));
-const rawSend = async (url: string, payload: string, method: 'POST' | 'GET' = 'POST', headers: Record<string, string> = {}) =>
-  keep(await t.app.inject({ method, url, payload, headers: { authorization: `Bearer ${tenant.testKey}`, 'content-type': 'application/json', ...headers } }));
+const rawSend = async (
+  url: string,
+  payload: string,
+  method: 'POST' | 'GET' = 'POST',
+  headers: Record<string, string> = {},
+) =>
+  keep(
+    await t.app.inject({
+      method,
+      url,
+      payload,
+      headers: { authorization: `Bearer ${tenant.testKey}`, 'content-type': 'application/json', ...headers },
+    }),
+  );
 
 const cardWithCvc = (pan: string, extra: Record<string, unknown> = {}) => card(pan, { cvc: CVC, ...extra });
 
@@ -69,18 +81,59 @@ beforeAll(async () => {
     const pm = (await send(t.app, key, 'POST', '/v1/payment_methods', cardWithCvc(pan), idem())).json();
     expect(pm.id).toMatch(/^pm_/);
     expect((await send(t.app, key, 'POST', '/v1/payment_methods', cardWithCvc(spaced(pan)))).statusCode).toBe(200);
-    expect((await send(t.app, key, 'POST', `/v1/payment_methods/${pm.id}/verify`, { cvc: CVC }, idem())).statusCode).toBe(200);
-    expect((await send(t.app, key, 'POST', '/v1/payments', { amount: 1000, currency: 'usd', payment_method: pm.id, confirm: true }, idem())).statusCode).toBe(200);
-    const inline = await send(t.app, key, 'POST', '/v1/payments', { amount: 2000, currency: 'usd', payment_method: cardWithCvc(spaced(pan)), confirm: true, capture_method: 'manual' }, idem());
+    expect(
+      (await send(t.app, key, 'POST', `/v1/payment_methods/${pm.id}/verify`, { cvc: CVC }, idem())).statusCode,
+    ).toBe(200);
+    expect(
+      (
+        await send(
+          t.app,
+          key,
+          'POST',
+          '/v1/payments',
+          { amount: 1000, currency: 'usd', payment_method: pm.id, confirm: true },
+          idem(),
+        )
+      ).statusCode,
+    ).toBe(200);
+    const inline = await send(
+      t.app,
+      key,
+      'POST',
+      '/v1/payments',
+      {
+        amount: 2000,
+        currency: 'usd',
+        payment_method: cardWithCvc(spaced(pan)),
+        confirm: true,
+        capture_method: 'manual',
+      },
+      idem(),
+    );
     expect(inline.statusCode).toBe(200);
-    expect((await send(t.app, key, 'POST', `/v1/payments/${inline.json().id}/capture`, { amount_to_capture: 1500 }, idem())).statusCode).toBe(200);
-    expect((await send(t.app, key, 'POST', '/v1/refunds', { payment: inline.json().id, amount: 100 }, idem())).statusCode).toBe(200);
+    expect(
+      (await send(t.app, key, 'POST', `/v1/payments/${inline.json().id}/capture`, { amount_to_capture: 1500 }, idem()))
+        .statusCode,
+    ).toBe(200);
+    expect(
+      (await send(t.app, key, 'POST', '/v1/refunds', { payment: inline.json().id, amount: 100 }, idem())).statusCode,
+    ).toBe(200);
     const later = (await send(t.app, key, 'POST', '/v1/payments', { amount: 500, currency: 'eur' })).json();
-    expect((await send(t.app, key, 'POST', `/v1/payments/${later.id}/confirm`, { payment_method: cardWithCvc(pan) }, idem())).statusCode).toBe(200);
+    expect(
+      (await send(t.app, key, 'POST', `/v1/payments/${later.id}/confirm`, { payment_method: cardWithCvc(pan) }, idem()))
+        .statusCode,
+    ).toBe(200);
   }
 
   for (const pan of FAILING) {
-    const response = await send(t.app, key, 'POST', '/v1/payments', { amount: 700, currency: 'usd', payment_method: cardWithCvc(pan), confirm: true }, idem());
+    const response = await send(
+      t.app,
+      key,
+      'POST',
+      '/v1/payments',
+      { amount: 700, currency: 'usd', payment_method: cardWithCvc(pan), confirm: true },
+      idem(),
+    );
     expect([200, 402]).toContain(response.statusCode);
     const pm = (await send(t.app, key, 'POST', '/v1/payment_methods', cardWithCvc(pan))).json();
     expect((await send(t.app, key, 'POST', `/v1/payment_methods/${pm.id}/verify`, { cvc: CVC })).statusCode).toBe(200);
@@ -91,11 +144,39 @@ beforeAll(async () => {
   const rejected = [
     await send(t.app, key, 'POST', '/v1/payment_methods', cardWithCvc(pan, { exp_year: 2001 }), idem()),
     await send(t.app, key, 'POST', '/v1/payment_methods', cardWithCvc(pan, { exp_month: 13 }), idem()),
-    await send(t.app, key, 'POST', '/v1/payment_methods', cardWithCvc(pan.slice(0, -1) + String((Number(pan.at(-1)) + 1) % 10)), idem()),
+    await send(
+      t.app,
+      key,
+      'POST',
+      '/v1/payment_methods',
+      cardWithCvc(pan.slice(0, -1) + String((Number(pan.at(-1)) + 1) % 10)),
+      idem(),
+    ),
     await send(t.app, key, 'POST', '/v1/payment_methods', card(pan, { cvc: '73' }), idem()),
-    await send(t.app, key, 'POST', '/v1/payments', { amount: 100, currency: 'usd', payment_method: cardWithCvc(pan, { exp_year: 2002 }), confirm: true }, idem()),
-    await send(t.app, key, 'POST', '/v1/payments', { amount: 0, currency: 'usd', payment_method: cardWithCvc(pan), confirm: true }, idem()),
-    await send(t.app, key, 'POST', '/v1/payments', { amount: 100, currency: 'usd', payment_method: cardWithCvc(pan), confirm: 'yes' }, idem()),
+    await send(
+      t.app,
+      key,
+      'POST',
+      '/v1/payments',
+      { amount: 100, currency: 'usd', payment_method: cardWithCvc(pan, { exp_year: 2002 }), confirm: true },
+      idem(),
+    ),
+    await send(
+      t.app,
+      key,
+      'POST',
+      '/v1/payments',
+      { amount: 0, currency: 'usd', payment_method: cardWithCvc(pan), confirm: true },
+      idem(),
+    ),
+    await send(
+      t.app,
+      key,
+      'POST',
+      '/v1/payments',
+      { amount: 100, currency: 'usd', payment_method: cardWithCvc(pan), confirm: 'yes' },
+      idem(),
+    ),
   ];
   for (const response of rejected) expect(response.statusCode, response.body).toBeGreaterThanOrEqual(400);
 
@@ -104,11 +185,39 @@ beforeAll(async () => {
   const stray = [
     await send(t.app, key, 'POST', '/v1/payments', { amount: 100, currency: 'usd', [STRAY]: 'x' }, idem()),
     await send(t.app, key, 'POST', '/v1/payments', { amount: 100, currency: 'usd', card_number: STRAY }, idem()),
-    await send(t.app, key, 'POST', '/v1/payment_methods', { type: 'card', card: { number: STRAY, exp_month: 1, exp_year: 2040, [STRAY]: CVC } }, idem()),
-    await send(t.app, key, 'POST', '/v1/payment_methods', { type: 'card', card: { number: `${STRAY}x`, exp_month: 1, exp_year: 2040, cvc: CVC } }, idem()),
-    await send(t.app, key, 'POST', '/v1/payment_methods', { type: 'card', card: { number: STRAY, exp_month: 1, exp_year: 2040, cvc: STRAY } }, idem()),
+    await send(
+      t.app,
+      key,
+      'POST',
+      '/v1/payment_methods',
+      { type: 'card', card: { number: STRAY, exp_month: 1, exp_year: 2040, [STRAY]: CVC } },
+      idem(),
+    ),
+    await send(
+      t.app,
+      key,
+      'POST',
+      '/v1/payment_methods',
+      { type: 'card', card: { number: `${STRAY}x`, exp_month: 1, exp_year: 2040, cvc: CVC } },
+      idem(),
+    ),
+    await send(
+      t.app,
+      key,
+      'POST',
+      '/v1/payment_methods',
+      { type: 'card', card: { number: STRAY, exp_month: 1, exp_year: 2040, cvc: STRAY } },
+      idem(),
+    ),
     await send(t.app, key, 'POST', '/v1/payments', { amount: 100, currency: 'usd', payment_method: STRAY }, idem()),
-    await send(t.app, key, 'POST', '/v1/payments', { amount: 100, currency: 'usd', payment_method: `pm_${STRAY}` }, idem()),
+    await send(
+      t.app,
+      key,
+      'POST',
+      '/v1/payments',
+      { amount: 100, currency: 'usd', payment_method: `pm_${STRAY}` },
+      idem(),
+    ),
     await send(t.app, key, 'POST', '/v1/refunds', { payment: STRAY }, idem()),
     await send(t.app, key, 'POST', '/v1/refunds', { payment: `pay_${STRAY}` }, idem()),
     await send(t.app, key, 'GET', `/v1/payments/${STRAY}`),
@@ -121,14 +230,34 @@ beforeAll(async () => {
     await send(t.app, key, 'GET', `/v1/payments/${STRAY}%C0%80`),
     await send(t.app, key, 'GET', `/v1/payments?starting_after=${STRAY}&customer=${STRAY}`),
     await send(t.app, key, 'GET', `/v1/payments?${STRAY}=1`),
-    await send(t.app, key, 'GET', `/v1/payments?customer=${spaced(STRAY).replace(/ /g, '+')}&${spaced(STRAY).replace(/ /g, '+')}=1`),
+    await send(
+      t.app,
+      key,
+      'GET',
+      `/v1/payments?customer=${spaced(STRAY).replace(/ /g, '+')}&${spaced(STRAY).replace(/ /g, '+')}=1`,
+    ),
     await send(t.app, key, 'GET', `/v1/payments?limit=${STRAY}`),
     await send(t.app, key, 'GET', `/v1/events?object_id=${STRAY}&type=${STRAY}`),
     await send(t.app, `sk_test_${STRAY}abc`, 'GET', '/v1/payments'),
     await send(t.app, STRAY, 'GET', '/v1/payments'),
-    await rawSend('/v1/payments', `{"amount": 100, "currency": "usd", "payment_method": {"type": "card", "card": {"number": "${STRAY}", "cvc": "${CVC}"`, 'POST', idem()),
-    await rawSend('/v1/payment_methods', `{"type": "card", "card": {"number": ${STRAY}, "exp_month": 1, "exp_year": 2040}}`, 'POST', idem()),
-    await rawSend('/v1/payment_methods', `{"type": "card", "card": {"number": "${STRAY}", "exp_month": 1, "exp_year": 2040}}`, 'POST', { 'content-type': 'text/plain' }),
+    await rawSend(
+      '/v1/payments',
+      `{"amount": 100, "currency": "usd", "payment_method": {"type": "card", "card": {"number": "${STRAY}", "cvc": "${CVC}"`,
+      'POST',
+      idem(),
+    ),
+    await rawSend(
+      '/v1/payment_methods',
+      `{"type": "card", "card": {"number": ${STRAY}, "exp_month": 1, "exp_year": 2040}}`,
+      'POST',
+      idem(),
+    ),
+    await rawSend(
+      '/v1/payment_methods',
+      `{"type": "card", "card": {"number": "${STRAY}", "exp_month": 1, "exp_year": 2040}}`,
+      'POST',
+      { 'content-type': 'text/plain' },
+    ),
   ];
   for (const response of stray) expect(response.statusCode, response.body).toBeLessThan(500);
   expect(stray.filter((r) => r.statusCode >= 400).length).toBeGreaterThanOrEqual(stray.length - 3);
@@ -149,9 +278,13 @@ function findPans(text: string): string[] {
 
 describe('card numbers never come back out', () => {
   it('the setup really exercised the cards (the searches below are not vacuous)', async () => {
-    const [{ count }] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM payment_methods WHERE tenant_id = ${tenant.id}`;
+    const [{ count }] = await t.admin<
+      { count: number }[]
+    >`SELECT count(*)::int AS count FROM payment_methods WHERE tenant_id = ${tenant.id}`;
     expect(count).toBeGreaterThanOrEqual(GOOD.length * 3 + FAILING.length * 2);
-    const last4 = await t.admin<{ last4: string }[]>`SELECT DISTINCT last4 FROM payment_methods WHERE tenant_id = ${tenant.id}`;
+    const last4 = await t.admin<
+      { last4: string }[]
+    >`SELECT DISTINCT last4 FROM payment_methods WHERE tenant_id = ${tenant.id}`;
     for (const pan of [...GOOD, ...FAILING]) expect(last4.map((r) => r.last4)).toContain(pan.slice(-4));
     expect(bodies.length).toBeGreaterThan(80);
   });
@@ -181,7 +314,14 @@ describe('card numbers never come back out', () => {
     const events: unknown[] = [];
     let startingAfter: string | undefined;
     for (;;) {
-      const page = (await call(t.app, tenant.testKey, 'GET', `/v1/events?limit=100${startingAfter ? `&starting_after=${startingAfter}` : ''}`)).json();
+      const page = (
+        await call(
+          t.app,
+          tenant.testKey,
+          'GET',
+          `/v1/events?limit=100${startingAfter ? `&starting_after=${startingAfter}` : ''}`,
+        )
+      ).json();
       events.push(...page.data);
       if (!page.has_more) break;
       startingAfter = page.data.at(-1).id;
@@ -199,7 +339,16 @@ describe('card numbers never come back out', () => {
       WHERE c.table_schema = 'public'
         AND c.data_type IN ('text', 'character varying', 'character', 'jsonb', 'json', 'bytea', 'ARRAY', 'USER-DEFINED')`;
     const tables = new Set(columns.map((c) => c.table_name));
-    for (const table of ['payments', 'payment_methods', 'payment_attempts', 'refunds', 'events', 'idempotency_keys', 'api_keys', 'tenants']) {
+    for (const table of [
+      'payments',
+      'payment_methods',
+      'payment_attempts',
+      'refunds',
+      'events',
+      'idempotency_keys',
+      'api_keys',
+      'tenants',
+    ]) {
       expect(tables.has(table), table).toBe(true);
     }
     const withTenant = new Set(columns.filter((c) => c.column_name === 'tenant_id').map((c) => c.table_name));
@@ -209,9 +358,16 @@ describe('card numbers never come back out', () => {
     for (const { table_name: table, column_name: column, data_type: type } of columns) {
       // Other suites share the database; their rows are searched too, except that tables with a
       // tenant are limited to ours, where the well-known test numbers may legitimately be typed.
-      const own = withTenant.has(table) ? t.admin`AND tenant_id = ${tenant.id}` : table === 'tenants' ? t.admin`AND id = ${tenant.id}` : t.admin``;
+      const own = withTenant.has(table)
+        ? t.admin`AND tenant_id = ${tenant.id}`
+        : table === 'tenants'
+          ? t.admin`AND id = ${tenant.id}`
+          : t.admin``;
       const text = type === 'bytea' ? t.admin`encode(${t.admin(column)}, 'escape')` : t.admin`${t.admin(column)}::text`;
-      const hex = type === 'bytea' ? t.admin`encode(${t.admin(column)}, 'hex')` : t.admin`encode(convert_to(${t.admin(column)}::text, 'UTF8'), 'hex')`;
+      const hex =
+        type === 'bytea'
+          ? t.admin`encode(${t.admin(column)}, 'hex')`
+          : t.admin`encode(convert_to(${t.admin(column)}::text, 'UTF8'), 'hex')`;
       const hits = await t.admin<{ value: string }[]>`
         SELECT left(${text}, 200) AS value FROM ${t.admin(table)}
         WHERE (${text} LIKE ANY(${needles.map((n) => `%${n}%`)}) OR ${hex} LIKE ANY(${hexNeedles.map((n) => `%${n}%`)})) ${own}
@@ -253,7 +409,11 @@ describe('CVCs are never stored or echoed', () => {
             ? t.admin`${CVC} = ANY(${col}::text[])`
             : t.admin`(${col} = ${CVC} OR ${col} ~ '(^|[^0-9A-Za-z_-])737([^0-9A-Za-z_-]|$)')`;
       if (type === 'jsonb' || type === 'json') jsonColumns++;
-      const own = withTenant.has(table) ? t.admin`AND tenant_id = ${tenant.id}` : table === 'tenants' ? t.admin`AND id = ${tenant.id}` : t.admin``;
+      const own = withTenant.has(table)
+        ? t.admin`AND tenant_id = ${tenant.id}`
+        : table === 'tenants'
+          ? t.admin`AND id = ${tenant.id}`
+          : t.admin``;
       const hits = await t.admin`SELECT 1 FROM ${t.admin(table)} WHERE ${condition} ${own} LIMIT 1`;
       expect(hits, `${table}.${column}`).toEqual([]);
     }

@@ -29,7 +29,11 @@ export interface ServerProcess {
 }
 
 /** Polls `condition` until it returns a truthy value or `timeoutMs` passes. */
-export async function waitFor<T>(condition: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+export async function waitFor<T>(
+  condition: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 20_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -39,7 +43,8 @@ export async function waitFor<T>(condition: () => Promise<T | undefined | false>
     } catch (error) {
       lastError = error;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -48,7 +53,10 @@ export async function waitFor<T>(condition: () => Promise<T | undefined | false>
  * Starts the real PayForward binary (`node --import tsx src/main.ts <command>`) as a child
  * process and, for commands that serve HTTP, waits until /health answers.
  */
-export async function startServer(command: 'api' | 'worker' | 'start', env: Record<string, string>): Promise<ServerProcess> {
+export async function startServer(
+  command: 'api' | 'worker' | 'start',
+  env: Record<string, string>,
+): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', command], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production', ...env },
@@ -77,7 +85,11 @@ export async function startServer(command: 'api' | 'worker' | 'start', env: Reco
       throw new Error(`${(error as Error).message}\n${output}`);
     });
   } else {
-    await waitFor(() => output.includes('PayForward worker running') || (exitedEarly && Promise.reject(new Error(output))), 30_000, 'the worker');
+    await waitFor(
+      () => output.includes('PayForward worker running') || (exitedEarly && Promise.reject(new Error(output))),
+      30_000,
+      'the worker',
+    );
   }
   return { child, baseUrl, output: () => output, exited };
 }

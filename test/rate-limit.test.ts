@@ -55,9 +55,15 @@ function sharedBehaviour(boot: () => Promise<TestApp>) {
     for (let i = 1; i <= 5; i++) expectAllowed(await call(t.app, tenant.testKey, 'GET', '/v1/payments'), 5, 5 - i);
     expectLimited(await call(t.app, tenant.testKey, 'GET', '/v1/payments'), 5);
     // Every kind of request counts, and a limited write does nothing.
-    const write = await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 100, currency: 'usd', description: 'limited' });
+    const write = await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+      amount: 100,
+      currency: 'usd',
+      description: 'limited',
+    });
     expectLimited(write, 5);
-    const [{ count }] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM payments WHERE tenant_id = ${tenant.id}`;
+    const [{ count }] = await t.admin<
+      { count: number }[]
+    >`SELECT count(*)::int AS count FROM payments WHERE tenant_id = ${tenant.id}`;
     expect(count).toBe(0);
   });
 
@@ -75,7 +81,15 @@ function sharedBehaviour(boot: () => Promise<TestApp>) {
     const tenant = await createTenant(t.app);
     await awayFromWindowEdge();
     for (let i = 0; i < 8; i++) {
-      expect((await t.app.inject({ method: 'GET', url: '/v1/payments', headers: { authorization: 'Bearer sk_test_unknownunknownunknown' } })).statusCode).toBe(401);
+      expect(
+        (
+          await t.app.inject({
+            method: 'GET',
+            url: '/v1/payments',
+            headers: { authorization: 'Bearer sk_test_unknownunknownunknown' },
+          })
+        ).statusCode,
+      ).toBe(401);
     }
     expectAllowed(await call(t.app, tenant.testKey, 'GET', '/v1/payments'), 5, 4);
   });
@@ -99,7 +113,9 @@ describe('in-process limiter (no Redis)', () => {
     try {
       const tenant = await createTenant(t.app);
       const other = await createTenant(t.app);
-      const restricted = (await call(t.app, tenant.testKey, 'POST', '/v1/api_keys', { scopes: ['payments:read'] })).json();
+      const restricted = (
+        await call(t.app, tenant.testKey, 'POST', '/v1/api_keys', { scopes: ['payments:read'] })
+      ).json();
       expect(restricted.secret).toMatch(/^rk_test_/);
       await awayFromWindowEdge();
       // The key creation above already counted once.
@@ -163,7 +179,9 @@ describe.skipIf(!redisUrl)('Redis-backed limiter', () => {
   it('concurrent requests across instances never let more than the limit through', async () => {
     const other = await createTenant(two.app);
     await awayFromWindowEdge();
-    const responses = await Promise.all(Array.from({ length: 20 }, (_, i) => call(i % 2 ? one.app : two.app, other.testKey, 'GET', '/v1/payments')));
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => call(i % 2 ? one.app : two.app, other.testKey, 'GET', '/v1/payments')),
+    );
     expect(responses.filter((r) => r.statusCode === 200)).toHaveLength(5);
     expect(responses.filter((r) => r.statusCode === 429)).toHaveLength(15);
   });

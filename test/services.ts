@@ -6,7 +6,8 @@ import { existsSync } from 'node:fs';
  */
 export function serviceUrl(name: 'REDIS_URL' | 'AMQP_URL'): string | undefined {
   const url = process.env[name];
-  if (!url && process.env.CI === 'true') throw new Error(`${name} is not set: CI must run this suite against the real service`);
+  if (!url && process.env.CI === 'true')
+    throw new Error(`${name} is not set: CI must run this suite against the real service`);
   return url;
 }
 
@@ -15,6 +16,7 @@ export const CHROMIUM_PATH = '/usr/bin/chromium';
 /** Debian's Chromium, which `.ci/run` installs; like the services, missing it fails CI. */
 export function chromiumAvailable(): boolean {
   const available = existsSync(CHROMIUM_PATH);
-  if (!available && process.env.CI === 'true') throw new Error(`${CHROMIUM_PATH} is missing: CI must run the browser tests`);
+  if (!available && process.env.CI === 'true')
+    throw new Error(`${CHROMIUM_PATH} is missing: CI must run the browser tests`);
   return available;
 }

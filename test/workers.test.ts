@@ -18,7 +18,12 @@ afterAll(async () => {
 });
 
 async function createPayment(body: Record<string, unknown>) {
-  const response = await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 2500, currency: 'usd', payment_method: card(TEST_CARDS.visa), ...body });
+  const response = await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+    amount: 2500,
+    currency: 'usd',
+    payment_method: card(TEST_CARDS.visa),
+    ...body,
+  });
   expect(response.statusCode, response.body).toBe(200);
   return response.json() as { id: string; status: string; amount: number };
 }
@@ -35,13 +40,19 @@ async function eventTypes(objectId: string) {
 }
 
 /** What the simulated processor answers for an attempt id: the reference is derived from it. */
-const simulatedReference = (processor: string, key: string) => `${processor}_${createHash('sha256').update(key).digest('hex').slice(0, 20)}`;
+const simulatedReference = (processor: string, key: string) =>
+  `${processor}_${createHash('sha256').update(key).digest('hex').slice(0, 20)}`;
 
 /**
  * Puts a payment into the state a crash leaves between "processor call recorded" and "result
  * recorded": status processing, version bumped, a pending attempt, last touched `ageSeconds` ago.
  */
-async function leaveInFlight(paymentId: string, operation: 'authorize' | 'capture', ageSeconds: number, amount: number) {
+async function leaveInFlight(
+  paymentId: string,
+  operation: 'authorize' | 'capture',
+  ageSeconds: number,
+  amount: number,
+) {
   const attemptId = `pat_crash_${paymentId.slice(4)}_${operation}`;
   await t.admin.begin(async (tx) => {
     await tx`UPDATE payments SET status = 'processing', version = version + 1, updated_at = now() - ${`${ageSeconds} seconds`}::interval WHERE id = ${paymentId}`;
@@ -68,7 +79,9 @@ describe('expireAuthorizations', () => {
     expect(payment.amount_capturable).toBe(0);
     expect(payment.authorization_expires_at).toBeNull();
     expect(payment.canceled_at).toEqual(expect.any(Number));
-    expect(payment.attempts.map((a: { operation: string; status: string }) => `${a.operation}:${a.status}`).sort()).toEqual(['authorize:succeeded', 'void:succeeded']);
+    expect(
+      payment.attempts.map((a: { operation: string; status: string }) => `${a.operation}:${a.status}`).sort(),
+    ).toEqual(['authorize:succeeded', 'void:succeeded']);
     const types = await eventTypes(expired.id);
     expect(types.filter((type) => type === 'payment.canceled')).toHaveLength(1);
     const [canceledEvent] = await t.admin<{ data: { object: { status: string; cancellation_reason: string } } }[]>`
@@ -107,7 +120,9 @@ describe('recoverStuckPayments', () => {
     // The pending attempt itself was completed (processors key on its id): no second authorization.
     expect(recovered.attempts).toHaveLength(1);
     expect(recovered.attempts[0]).toMatchObject({ id: attemptId, operation: 'authorize', status: 'succeeded' });
-    const [row] = await t.admin<{ processor_reference: string }[]>`SELECT processor_reference FROM payments WHERE id = ${payment.id}`;
+    const [row] = await t.admin<
+      { processor_reference: string }[]
+    >`SELECT processor_reference FROM payments WHERE id = ${payment.id}`;
     expect(row.processor_reference).toBe(simulatedReference('sim_alpha', attemptId));
     const types = await eventTypes(payment.id);
     expect(types.filter((type) => type === 'payment.succeeded')).toHaveLength(1);
@@ -127,7 +142,10 @@ describe('recoverStuckPayments', () => {
     const recovered = await retrieve(payment.id);
     expect(recovered.status).toBe('succeeded');
     expect(recovered.amount_received).toBe(1000);
-    expect(recovered.attempts.find((a: { id: string }) => a.id === attemptId)).toMatchObject({ operation: 'capture', status: 'succeeded' });
+    expect(recovered.attempts.find((a: { id: string }) => a.id === attemptId)).toMatchObject({
+      operation: 'capture',
+      status: 'succeeded',
+    });
     expect((await eventTypes(payment.id)).filter((type) => type === 'payment.succeeded')).toHaveLength(1);
   });
 

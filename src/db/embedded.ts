@@ -10,7 +10,11 @@ const PASSWORD = 'payforward-embedded';
 
 // Starts (initialising on first use) a PostgreSQL cluster whose files live in dataDir. PostgreSQL
 // refuses to run as root, so as root the package creates an unprivileged system user for it.
-export async function startEmbeddedPostgres(dataDir: string, port: number, database = 'payforward'): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  port: number,
+  database = 'payforward',
+): Promise<EmbeddedDatabase> {
   const databaseDir = join(dataDir, 'pg');
   mkdirSync(dataDir, { recursive: true });
   const isRoot = process.getuid?.() === 0;

@@ -53,7 +53,13 @@ export async function listPage<Row extends { id: string }>(
 }
 
 /** One object of a tenant table by id, or the 404 that another tenant's id also gets. */
-export async function findOwned<Row extends object>(tx: Tx, table: string, scope: Scope, id: string, resource: string): Promise<Row> {
+export async function findOwned<Row extends object>(
+  tx: Tx,
+  table: string,
+  scope: Scope,
+  id: string,
+  resource: string,
+): Promise<Row> {
   const [row] = await tx<Row[]>`
     SELECT * FROM ${tx(table)} WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
   if (!row) throw ApiError.notFound(resource, id);

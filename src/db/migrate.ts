@@ -17,7 +17,9 @@ export async function migrate(admin: Sql, appRole: string, appPassword: string):
     await tx`SELECT pg_advisory_xact_lock(${LOCK_ID})`;
     await tx`CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`;
     const done = new Set((await tx<{ name: string }[]>`SELECT name FROM schema_migrations`).map((r) => r.name));
-    const files = readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql')).sort();
+    const files = readdirSync(MIGRATIONS_DIR)
+      .filter((f) => f.endsWith('.sql'))
+      .sort();
     for (const file of files) {
       if (done.has(file)) continue;
       await tx.unsafe(readFileSync(join(MIGRATIONS_DIR, file), 'utf8'));
@@ -33,8 +35,11 @@ export async function migrate(admin: Sql, appRole: string, appPassword: string):
       END IF;
     EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
     END $$`);
-    const [role] = await tx<{ rolsuper: boolean; rolbypassrls: boolean }[]>`SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = ${appRole}`;
-    if (role.rolsuper || role.rolbypassrls) throw new Error(`role ${appRole} must not be SUPERUSER or BYPASSRLS: row-level security would not apply`);
+    const [role] = await tx<
+      { rolsuper: boolean; rolbypassrls: boolean }[]
+    >`SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = ${appRole}`;
+    if (role.rolsuper || role.rolbypassrls)
+      throw new Error(`role ${appRole} must not be SUPERUSER or BYPASSRLS: row-level security would not apply`);
     await tx.unsafe(`
       GRANT USAGE ON SCHEMA public TO "${appRole}";
       GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO "${appRole}";

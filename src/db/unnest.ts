@@ -1,6 +1,17 @@
 import type { Tx } from './index.js';
 
-export type ColumnType = 'text' | 'bigint' | 'integer' | 'smallint' | 'boolean' | 'date' | 'json' | 'jsonb' | 'timestamptz' | 'bytea' | 'text[]';
+export type ColumnType =
+  | 'text'
+  | 'bigint'
+  | 'integer'
+  | 'smallint'
+  | 'boolean'
+  | 'date'
+  | 'json'
+  | 'jsonb'
+  | 'timestamptz'
+  | 'bytea'
+  | 'text[]';
 
 export type Columns<Row> = ReadonlyArray<readonly [keyof Row & string, ColumnType]>;
 
@@ -11,7 +22,8 @@ function toText(value: unknown, type: ColumnType): string | null {
   if (type === 'jsonb') return JSON.stringify(value);
   if (type === 'bytea') return '\\x' + (value as Buffer).toString('hex');
   if (type === 'timestamptz') return value instanceof Date ? value.toISOString() : String(value);
-  if (type === 'text[]') return '{' + (value as string[]).map((v) => '"' + v.replace(/["\\]/g, '\\$&') + '"').join(',') + '}';
+  if (type === 'text[]')
+    return '{' + (value as string[]).map((v) => '"' + v.replace(/["\\]/g, '\\$&') + '"').join(',') + '}';
   return String(value);
 }
 
@@ -44,7 +56,9 @@ export class UnnestStatement {
       this.params.push(rows.map((row) => row[name] ?? null));
       return ` JOIN json_array_elements($${this.params.length}::json) WITH ORDINALITY AS d_${name}(value, ord) ON d_${name}.ord = u.ord`;
     });
-    const select = columns.map(([name, type]) => (type === 'json' ? `d_${name}.value AS ${name}` : `u.${name}::${type} AS ${name}`)).join(', ');
+    const select = columns
+      .map(([name, type]) => (type === 'json' ? `d_${name}.value AS ${name}` : `u.${name}::${type} AS ${name}`))
+      .join(', ');
     const ordinality = documents.length ? ' WITH ORDINALITY' : '';
     const alias = `u(${columnNames(scalar)}${documents.length ? ', ord' : ''})`;
     return `SELECT ${select} FROM unnest(${placeholders.join(', ')})${ordinality} AS ${alias}${joins.join('')}`;

@@ -6,7 +6,14 @@ import { LoadingCache } from '../lib/loading-cache.js';
 
 export type Auth =
   | { kind: 'platform' }
-  | { kind: 'tenant'; tenantId: string; livemode: boolean; keyId: string; scopes: string[]; via: 'api_key' | 'access_token' };
+  | {
+      kind: 'tenant';
+      tenantId: string;
+      livemode: boolean;
+      keyId: string;
+      scopes: string[];
+      via: 'api_key' | 'access_token';
+    };
 
 export type TenantAuth = Extract<Auth, { kind: 'tenant' }>;
 
@@ -28,7 +35,8 @@ const KEY_FORMAT = /^(sk|rk)_(test|live)_[A-Za-z0-9_-]{16,128}$/;
 const CACHE_TTL_MS = 5_000;
 const ACCESS_TOKEN_TTL_SECONDS = 15 * 60;
 
-const unauthenticated = (message: string) => new ApiError('authentication_error', 'invalid_api_key', message, null, 401);
+const unauthenticated = (message: string) =>
+  new ApiError('authentication_error', 'invalid_api_key', message, null, 401);
 
 /**
  * Resolves a bearer credential to who is calling. Secret keys are looked up by their SHA-256
@@ -69,8 +77,16 @@ export class Authenticator {
   private usable(record: KeyRecord | undefined, via: 'api_key' | 'access_token'): TenantAuth {
     if (!record) throw unauthenticated('Invalid API key provided.');
     if (record.revoked_at) throw unauthenticated('This API key has been revoked.');
-    if (record.expires_at && record.expires_at.getTime() <= Date.now()) throw unauthenticated('This API key has expired.');
-    return { kind: 'tenant', tenantId: record.tenant_id, livemode: record.livemode, keyId: record.id, scopes: record.scopes, via };
+    if (record.expires_at && record.expires_at.getTime() <= Date.now())
+      throw unauthenticated('This API key has expired.');
+    return {
+      kind: 'tenant',
+      tenantId: record.tenant_id,
+      livemode: record.livemode,
+      keyId: record.id,
+      scopes: record.scopes,
+      via,
+    };
   }
 
   forget() {
@@ -79,7 +95,9 @@ export class Authenticator {
   }
 
   /** Client-credentials exchange: a valid secret key buys a short-lived signed access token. */
-  async issueAccessToken(auth: TenantAuth): Promise<{ access_token: string; token_type: 'bearer'; expires_in: number; scope: string }> {
+  async issueAccessToken(
+    auth: TenantAuth,
+  ): Promise<{ access_token: string; token_type: 'bearer'; expires_in: number; scope: string }> {
     const token = await new SignJWT({ scopes: auth.scopes, tenant: auth.tenantId, livemode: auth.livemode })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(auth.keyId)
@@ -88,13 +106,22 @@ export class Authenticator {
       .setIssuedAt()
       .setExpirationTime(`${ACCESS_TOKEN_TTL_SECONDS}s`)
       .sign(this.jwtKey);
-    return { access_token: token, token_type: 'bearer', expires_in: ACCESS_TOKEN_TTL_SECONDS, scope: auth.scopes.join(' ') };
+    return {
+      access_token: token,
+      token_type: 'bearer',
+      expires_in: ACCESS_TOKEN_TTL_SECONDS,
+      scope: auth.scopes.join(' '),
+    };
   }
 
   private async fromAccessToken(token: string): Promise<TenantAuth> {
     let subject: string | undefined;
     try {
-      const { payload } = await jwtVerify(token, this.jwtKey, { issuer: 'payforward', audience: 'payforward-api', algorithms: ['HS256'] });
+      const { payload } = await jwtVerify(token, this.jwtKey, {
+        issuer: 'payforward',
+        audience: 'payforward-api',
+        algorithms: ['HS256'],
+      });
       subject = payload.sub;
     } catch {
       throw unauthenticated('Invalid or expired access token.');
@@ -114,5 +141,11 @@ export function requireScope(auth: Auth, scope: string) {
   if (auth.scopes.includes('*') || auth.scopes.includes(scope)) return;
   const [resource] = scope.split(':');
   if (scope.endsWith(':read') && auth.scopes.includes(`${resource}:write`)) return;
-  throw new ApiError('permission_error', 'missing_scope', `This API key does not have the "${scope}" permission.`, null, 403);
+  throw new ApiError(
+    'permission_error',
+    'missing_scope',
+    `This API key does not have the "${scope}" permission.`,
+    null,
+    403,
+  );
 }

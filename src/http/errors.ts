@@ -59,7 +59,13 @@ export class ApiError extends Error {
   }
 
   static notFound(resource: string, id: string, param: string | null = 'id') {
-    return new ApiError('invalid_request_error', 'resource_missing', `No such ${resource}: '${safeEcho(id)}'`, param, 404);
+    return new ApiError(
+      'invalid_request_error',
+      'resource_missing',
+      `No such ${resource}: '${safeEcho(id)}'`,
+      param,
+      404,
+    );
   }
 
   static invalid(code: string, message: string, param: string | null = null) {

@@ -17,7 +17,9 @@ export type Claim = { kind: 'claimed' } | { kind: 'replay'; response: StoredResp
 const DEFAULT_ABANDONED_AFTER_SECONDS = 60;
 
 export function requestFingerprint(method: string, path: string, body: unknown): string {
-  return createHash('sha256').update(`${method} ${path}\n${canonicalJson(body ?? null)}`).digest('hex');
+  return createHash('sha256')
+    .update(`${method} ${path}\n${canonicalJson(body ?? null)}`)
+    .digest('hex');
 }
 
 function canonicalJson(value: unknown): string {
@@ -55,7 +57,14 @@ interface Completion {
   body: string;
 }
 
-const CLAIM_COLUMNS: Columns<{ tenant_id: string; livemode: boolean; key: string; request_method: string; request_path: string; request_hash: string }> = [
+const CLAIM_COLUMNS: Columns<{
+  tenant_id: string;
+  livemode: boolean;
+  key: string;
+  request_method: string;
+  request_path: string;
+  request_hash: string;
+}> = [
   ['tenant_id', 'text'],
   ['livemode', 'boolean'],
   ['key', 'text'],
@@ -64,7 +73,13 @@ const CLAIM_COLUMNS: Columns<{ tenant_id: string; livemode: boolean; key: string
   ['request_hash', 'text'],
 ];
 
-const COMPLETION_COLUMNS: Columns<{ tenant_id: string; livemode: boolean; key: string; response_status: number; response_body: string }> = [
+const COMPLETION_COLUMNS: Columns<{
+  tenant_id: string;
+  livemode: boolean;
+  key: string;
+  response_status: number;
+  response_body: string;
+}> = [
   ['tenant_id', 'text'],
   ['livemode', 'boolean'],
   ['key', 'text'],
@@ -75,7 +90,13 @@ const COMPLETION_COLUMNS: Columns<{ tenant_id: string; livemode: boolean; key: s
 const identity = (scope: Scope, key: string) => `${scope.tenantId}:${scope.livemode}:${key}`;
 
 const inProgress = () =>
-  new ApiError('idempotency_error', 'idempotency_key_in_use', 'A request with this idempotency key is still in progress; retry later.', null, 409);
+  new ApiError(
+    'idempotency_error',
+    'idempotency_key_in_use',
+    'A request with this idempotency key is still in progress; retry later.',
+    null,
+    409,
+  );
 
 /**
  * Idempotency keys, per tenant and mode, kept 24 hours. The claim is a row inserted before the
@@ -119,9 +140,13 @@ export class IdempotencyStore {
 
   /** A server error may have stopped before doing anything: free the key so a retry runs. */
   async release(scope: Scope, key: string): Promise<void> {
-    await inScope(this.sql, scope, (tx) => tx`
+    await inScope(
+      this.sql,
+      scope,
+      (tx) => tx`
       DELETE FROM idempotency_keys
-      WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND key = ${key} AND completed_at IS NULL`);
+      WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND key = ${key} AND completed_at IS NULL`,
+    );
   }
 
   async idle(): Promise<void> {
@@ -133,12 +158,20 @@ export class IdempotencyStore {
     // touch a row twice); the others are concurrent duplicates and share its outcome, or, if it
     // claims the key, find it in progress.
     const first = new Map<string, ClaimRequest>();
-    for (const item of items) if (!first.has(identity(item.scope, item.key))) first.set(identity(item.scope, item.key), item);
+    for (const item of items)
+      if (!first.has(identity(item.scope, item.key))) first.set(identity(item.scope, item.key), item);
     const unique = [...first.values()];
     const statement = new UnnestStatement();
     const input = statement.rows(
       CLAIM_COLUMNS,
-      unique.map((i) => ({ tenant_id: i.scope.tenantId, livemode: i.scope.livemode, key: i.key, request_method: i.method, request_path: i.path, request_hash: i.hash })),
+      unique.map((i) => ({
+        tenant_id: i.scope.tenantId,
+        livemode: i.scope.livemode,
+        key: i.key,
+        request_method: i.method,
+        request_path: i.path,
+        request_hash: i.hash,
+      })),
     );
     const abandonedAfter = statement.param(`${abandonedAfterSeconds} seconds`);
     const text = `
@@ -155,8 +188,14 @@ export class IdempotencyStore {
       FROM input i
       LEFT JOIN claimed c ON c.tenant_id = i.tenant_id AND c.livemode = i.livemode AND c.key = i.key
       LEFT JOIN idempotency_keys k ON k.tenant_id = i.tenant_id AND k.livemode = i.livemode AND k.key = i.key`;
-    const rows = await scopedStatement(this.sql, unique.map((i) => i.scope), (tx) => statement.run<ClaimRow[]>(tx, text));
-    const byIdentity = new Map(rows.map((row) => [identity({ tenantId: row.tenant_id, livemode: row.livemode }, row.key), row]));
+    const rows = await scopedStatement(
+      this.sql,
+      unique.map((i) => i.scope),
+      (tx) => statement.run<ClaimRow[]>(tx, text),
+    );
+    const byIdentity = new Map(
+      rows.map((row) => [identity({ tenantId: row.tenant_id, livemode: row.livemode }, row.key), row]),
+    );
     return items.map((item) => {
       const row = byIdentity.get(identity(item.scope, item.key))!;
       const duplicate = first.get(identity(item.scope, item.key)) !== item;
@@ -168,13 +207,23 @@ export class IdempotencyStore {
     const statement = new UnnestStatement();
     const input = statement.rows(
       COMPLETION_COLUMNS,
-      items.map((i) => ({ tenant_id: i.scope.tenantId, livemode: i.scope.livemode, key: i.key, response_status: i.status, response_body: i.body })),
+      items.map((i) => ({
+        tenant_id: i.scope.tenantId,
+        livemode: i.scope.livemode,
+        key: i.key,
+        response_status: i.status,
+        response_body: i.body,
+      })),
     );
     const text = `
       UPDATE idempotency_keys k SET response_status = v.response_status, response_body = v.response_body::json, completed_at = now()
       FROM (${input}) v
       WHERE k.tenant_id = v.tenant_id AND k.livemode = v.livemode AND k.key = v.key`;
-    await scopedStatement(this.sql, items.map((i) => i.scope), (tx) => statement.run(tx, text));
+    await scopedStatement(
+      this.sql,
+      items.map((i) => i.scope),
+      (tx) => statement.run(tx, text),
+    );
     return items.map(() => undefined);
   }
 }

@@ -42,7 +42,12 @@ export function loggerOptions(level: string): LoggerOptions {
         return { statusCode: reply.statusCode };
       },
       err(error: Error & { code?: string }) {
-        return { type: error.name, code: error.code, message: maskCardNumbers(String(error.message)), stack: maskCardNumbers(String(error.stack ?? '')) };
+        return {
+          type: error.name,
+          code: error.code,
+          message: maskCardNumbers(String(error.message)),
+          stack: maskCardNumbers(String(error.stack ?? '')),
+        };
       },
     },
   };

@@ -54,19 +54,30 @@ export function openApiOptions(publicUrl: string): FastifyDynamicSwaggerOptions 
       servers: [{ url: publicUrl }],
       components: {
         securitySchemes: {
-          secretKey: { type: 'http', scheme: 'bearer', description: 'A tenant secret key (sk_test_…, sk_live_…), a restricted key, or an access token.' },
+          secretKey: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'A tenant secret key (sk_test_…, sk_live_…), a restricted key, or an access token.',
+          },
           platformKey: { type: 'http', scheme: 'bearer', description: 'The platform operator key (PLATFORM_API_KEY).' },
         },
       },
       security: [{ secretKey: [] }],
       tags: [
         { name: 'Payments', description: 'Create, confirm, capture, cancel and list payments.' },
-        { name: 'Payment methods', description: 'Tokenize and verify cards. Card numbers are encrypted; only brand, BIN, last4, expiry and fingerprint are readable.' },
+        {
+          name: 'Payment methods',
+          description:
+            'Tokenize and verify cards. Card numbers are encrypted; only brand, BIN, last4, expiry and fingerprint are readable.',
+        },
         { name: 'Refunds', description: 'Full and partial refunds of captured payments.' },
         { name: 'Events', description: 'Every state change, written in the same transaction as the change.' },
-        { name: 'Pricing', description: 'The tenant\'s versioned pricing plan and exact fee quotes before charging.' },
+        { name: 'Pricing', description: "The tenant's versioned pricing plan and exact fee quotes before charging." },
         { name: 'Balance', description: 'Available, pending and reserved funds, from the double-entry ledger.' },
-        { name: 'Reconciliation', description: 'Each processor\'s daily settlement report matched line by line with the ledger.' },
+        {
+          name: 'Reconciliation',
+          description: "Each processor's daily settlement report matched line by line with the ledger.",
+        },
         { name: 'API keys', description: 'Secret and restricted keys; rolling and revoking.' },
         { name: 'Platform', description: 'Operator endpoints: tenants.' },
         { name: 'Authentication', description: 'Access tokens.' },
@@ -101,7 +112,12 @@ export function withCodeSamples(document: { paths?: Record<string, Record<string
         {
           lang: 'Shell',
           label: 'curl',
-          source: [`curl -X ${upper} ${url}`, `  -H "Authorization: Bearer ${key}"`, ...(idempotency ? [`  -H "Idempotency-Key: $(uuidgen)"`] : []), ...(body ? [`  -H "Content-Type: application/json"`, `  -d '${body}'`] : [])].join(' \\\n'),
+          source: [
+            `curl -X ${upper} ${url}`,
+            `  -H "Authorization: Bearer ${key}"`,
+            ...(idempotency ? [`  -H "Idempotency-Key: $(uuidgen)"`] : []),
+            ...(body ? [`  -H "Content-Type: application/json"`, `  -d '${body}'`] : []),
+          ].join(' \\\n'),
         },
         {
           lang: 'JavaScript',

@@ -18,7 +18,8 @@ function decide(counts: number[], buckets: Array<{ limit: number }>, resetMs: nu
   buckets.forEach((bucket, i) => {
     const remaining = Math.max(0, bucket.limit - counts[i]);
     const allowed = counts[i] <= bucket.limit;
-    if (!allowed || remaining < tightest.remaining) tightest = { allowed: tightest.allowed && allowed, limit: bucket.limit, remaining, resetMs };
+    if (!allowed || remaining < tightest.remaining)
+      tightest = { allowed: tightest.allowed && allowed, limit: bucket.limit, remaining, resetMs };
   });
   return tightest;
 }

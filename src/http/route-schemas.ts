@@ -17,11 +17,27 @@ import { FeePreviewSchema, PricingPlanSchema } from '../modules/pricing/schemas.
 
 /** Shared object schemas, registered once so routes and the OpenAPI document refer to them by name. */
 export function registerSharedSchemas(app: FastifyInstance) {
-  for (const schema of [ErrorEnvelope, PaymentSchema, PaymentMethodSchema, VerificationSchema, RefundSchema, DisputeSchema, EventSchema, ApiKeySchema, TenantSchema, PricingPlanSchema, FeePreviewSchema, BalanceTransactionSchema, SettlementSchema, PayoutSchema, ReconciliationReportSchema, ReconciliationItemSchema]) {
+  for (const schema of [
+    ErrorEnvelope,
+    PaymentSchema,
+    PaymentMethodSchema,
+    VerificationSchema,
+    RefundSchema,
+    DisputeSchema,
+    EventSchema,
+    ApiKeySchema,
+    TenantSchema,
+    PricingPlanSchema,
+    FeePreviewSchema,
+    BalanceTransactionSchema,
+    SettlementSchema,
+    PayoutSchema,
+    ReconciliationReportSchema,
+    ReconciliationItemSchema,
+  ]) {
     app.addSchema(schema);
   }
 }
-
 
 export const listOf = (id: string, url: string) => ({
   type: 'object',

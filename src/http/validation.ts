@@ -12,7 +12,10 @@ interface SchemaError {
 // Names are the client's text (an unknown field, a metadata key), so a card number sent as a name
 // is redacted like any echoed value.
 function paramName(instancePath: string, leaf?: string): string | null {
-  const parts = instancePath.split('/').filter(Boolean).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const parts = instancePath
+    .split('/')
+    .filter(Boolean)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (leaf !== undefined) parts.push(leaf);
   if (!parts.length) return null;
   const [head, ...rest] = parts;
@@ -29,11 +32,19 @@ export function validationError(errors: readonly SchemaError[], context: string)
   // payment_method with an unknown field is "unknown payment_method[extra]", not "must be a string".
   const rank = (e: SchemaError) => e.instancePath.split('/').length * 2 + (e.keyword === 'type' ? 0 : 1);
   const candidates = errors.filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'oneOf');
-  const relevant = candidates.reduce<SchemaError | undefined>((best, e) => (!best || rank(e) > rank(best) ? e : best), undefined) ?? errors[0];
+  const relevant =
+    candidates.reduce<SchemaError | undefined>((best, e) => (!best || rank(e) > rank(best) ? e : best), undefined) ??
+    errors[0];
   const where = context === 'querystring' ? 'query parameter' : context === 'params' ? 'path parameter' : 'parameter';
   if (!relevant) return ApiError.invalid('parameter_invalid', 'The request is invalid.');
   if (context === 'params') {
-    return new ApiError('invalid_request_error', 'resource_missing', 'No such object.', paramName(relevant.instancePath), 404);
+    return new ApiError(
+      'invalid_request_error',
+      'resource_missing',
+      'No such object.',
+      paramName(relevant.instancePath),
+      404,
+    );
   }
   if (relevant.keyword === 'required') {
     const param = paramName(relevant.instancePath, String(relevant.params.missingProperty));
@@ -47,10 +58,15 @@ export function validationError(errors: readonly SchemaError[], context: string)
   if (relevant.instancePath === '' && relevant.keyword === 'type') {
     return ApiError.invalid('parameter_invalid', 'The request body must be a JSON object.', null);
   }
-  return ApiError.invalid('parameter_invalid', `Invalid ${where} ${param ?? ''}: ${relevant.message ?? 'invalid value'}.`.replace('  ', ' '), param);
+  return ApiError.invalid(
+    'parameter_invalid',
+    `Invalid ${where} ${param ?? ''}: ${relevant.message ?? 'invalid value'}.`.replace('  ', ' '),
+    param,
+  );
 }
 
 // PostgreSQL text cannot hold U+0000, and jsonb cannot hold an unpaired UTF-16 surrogate ("\ud800").
+// eslint-disable-next-line no-control-regex -- U+0000 is exactly what must be found
 const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const storable = (text: string) => !UNSTORABLE.test(text);
 
@@ -78,6 +94,11 @@ export function rejectUnstorableText(value: unknown, where: 'body' | 'querystrin
 
 function unstorable(field: string | null, where: 'body' | 'querystring' | 'params'): ApiError {
   const param = field === null ? null : paramName('', field);
-  if (where === 'params') return new ApiError('invalid_request_error', 'resource_missing', 'No such object.', param, 404);
-  return ApiError.invalid('parameter_invalid', `Invalid ${where === 'querystring' ? 'query parameter' : 'parameter'}${param ? ` ${param}` : ''}: text cannot contain NUL characters or unpaired UTF-16 surrogates.`, param);
+  if (where === 'params')
+    return new ApiError('invalid_request_error', 'resource_missing', 'No such object.', param, 404);
+  return ApiError.invalid(
+    'parameter_invalid',
+    `Invalid ${where === 'querystring' ? 'query parameter' : 'parameter'}${param ? ` ${param}` : ''}: text cannot contain NUL characters or unpaired UTF-16 surrogates.`,
+    param,
+  );
 }

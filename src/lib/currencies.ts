@@ -14,7 +14,12 @@ const TWO_DECIMAL =
   'TZS UAH USD USN UYU UZS VED VES WST XCD XCG YER ZAR ZMW ZWG';
 
 const EXPONENTS = new Map<string, number>();
-for (const [codes, exponent] of [[ZERO_DECIMAL, 0], [TWO_DECIMAL, 2], [THREE_DECIMAL, 3], [FOUR_DECIMAL, 4]] as const) {
+for (const [codes, exponent] of [
+  [ZERO_DECIMAL, 0],
+  [TWO_DECIMAL, 2],
+  [THREE_DECIMAL, 3],
+  [FOUR_DECIMAL, 4],
+] as const) {
   for (const code of codes.split(' ')) EXPONENTS.set(code.toLowerCase(), exponent);
 }
 
@@ -35,7 +40,17 @@ export function maxAmount(currency: string): number {
  */
 export function requestedCurrency(request: { amount: number; currency: string }): string {
   const currency = request.currency.toLowerCase();
-  if (currencyExponent(currency) === undefined) throw ApiError.invalid('invalid_currency', `'${request.currency.slice(0, 3)}' is not a supported ISO 4217 currency.`, 'currency');
-  if (request.amount > maxAmount(currency)) throw ApiError.invalid('amount_too_large', `Amount must be no more than ${maxAmount(currency)} in ${currency}.`, 'amount');
+  if (currencyExponent(currency) === undefined)
+    throw ApiError.invalid(
+      'invalid_currency',
+      `'${request.currency.slice(0, 3)}' is not a supported ISO 4217 currency.`,
+      'currency',
+    );
+  if (request.amount > maxAmount(currency))
+    throw ApiError.invalid(
+      'amount_too_large',
+      `Amount must be no more than ${maxAmount(currency)} in ${currency}.`,
+      'amount',
+    );
   return currency;
 }

@@ -10,7 +10,10 @@ describe('LoadingCache', () => {
       await new Promise((r) => setTimeout(r, 10));
       return value;
     };
-    const values = await Promise.all([...Array.from({ length: 50 }, () => cache.get('a', load('A'))), cache.get('b', load('B'))]);
+    const values = await Promise.all([
+      ...Array.from({ length: 50 }, () => cache.get('a', load('A'))),
+      cache.get('b', load('B')),
+    ]);
     expect(values.slice(0, 50).every((v) => v === 'A')).toBe(true);
     expect(values[50]).toBe('B');
     expect(loads).toBe(2);

@@ -25,12 +25,14 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
     { name: 'dispute-review', everyMs: 5_000, run: () => platform.disputes.review() },
     { name: 'settlement', everyMs: platform.config.settlementIntervalMs, run: () => platform.settlements.run() },
     { name: 'payout-rail', everyMs: platform.config.payoutRailIntervalMs, run: () => platform.payouts.advanceRail() },
-    // Reconciles yesterday's processor reports once they are final; a pass finding them done costs one query per processor.
+    // Reconciles yesterday's processor reports once they are final; a pass finding them done costs one query per
+    // processor.
     { name: 'reconciliation', everyMs: 600_000, run: () => platform.reconciliation.run() },
     {
       name: 'purge-idempotency-keys',
       everyMs: 300_000,
-      run: () => platform.sql`SELECT worker_purge_idempotency_keys(${`${platform.config.idempotencyTtlHours} hours`}::interval)`,
+      run: () =>
+        platform.sql`SELECT worker_purge_idempotency_keys(${`${platform.config.idempotencyTtlHours} hours`}::interval)`,
     },
     ...(relay ? [{ name: 'outbox-relay', everyMs: 200, run: () => relay.relayOnce() }] : []),
   ];

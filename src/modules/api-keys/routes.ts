@@ -11,10 +11,22 @@ const tags = ['API keys'];
 
 const CreateKeyBody = StrictObject({
   name: Type.Optional(Type.String({ maxLength: 200 })),
-  scopes: Type.Array(Type.String({ enum: [...SCOPES] }), { minItems: 1, uniqueItems: true, examples: [['payments:read', 'refunds:write']] }),
+  scopes: Type.Array(Type.String({ enum: [...SCOPES] }), {
+    minItems: 1,
+    uniqueItems: true,
+    examples: [['payments:read', 'refunds:write']],
+  }),
 });
 const RollKeyBody = Type.Union([
-  StrictObject({ expires_in: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 86_400, description: 'Seconds the old key keeps working (0–7 days, default 0).' })) }),
+  StrictObject({
+    expires_in: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 7 * 86_400,
+        description: 'Seconds the old key keeps working (0–7 days, default 0).',
+      }),
+    ),
+  }),
   Type.Null(),
 ]);
 // Revoking takes no parameters. Declaring that keeps an unvalidated body (say, JSON nested ten
@@ -34,22 +46,47 @@ export async function apiKeyRoutes(app: FastifyInstance) {
 
   app.get(
     '/v1/api_keys',
-    { config: { scope: 'api_keys:read' }, schema: { tags, summary: 'List API keys', querystring: StrictObject(ListQuery), response: { 200: listOf('ApiKey', '/v1/api_keys'), ...errors } } },
-    async (request) => ({ object: 'list', url: '/v1/api_keys', ...(await apiKeys.list(tenantScope(request), request.query as never)) }),
+    {
+      config: { scope: 'api_keys:read' },
+      schema: {
+        tags,
+        summary: 'List API keys',
+        querystring: StrictObject(ListQuery),
+        response: { 200: listOf('ApiKey', '/v1/api_keys'), ...errors },
+      },
+    },
+    async (request) => ({
+      object: 'list',
+      url: '/v1/api_keys',
+      ...(await apiKeys.list(tenantScope(request), request.query as never)),
+    }),
   );
 
   app.post(
     '/v1/api_keys',
     {
       config: { scope: 'api_keys:write' },
-      schema: { tags, summary: 'Create a restricted key', description: 'Returns the key once, in `secret`.', body: CreateKeyBody, response: { 200: ref('ApiKey'), ...errors } },
+      schema: {
+        tags,
+        summary: 'Create a restricted key',
+        description: 'Returns the key once, in `secret`.',
+        body: CreateKeyBody,
+        response: { 200: ref('ApiKey'), ...errors },
+      },
     },
     async (request) => {
       const auth = request.auth as TenantAuth;
       requireKeyManager(auth);
       const body = request.body as { name?: string; scopes: string[] };
       const extra = body.scopes.find((scope) => !auth.scopes.includes('*') && !auth.scopes.includes(scope));
-      if (extra) throw new ApiError('permission_error', 'missing_scope', `A key cannot grant "${extra}", which it does not have.`, 'scopes', 403);
+      if (extra)
+        throw new ApiError(
+          'permission_error',
+          'missing_scope',
+          `A key cannot grant "${extra}", which it does not have.`,
+          'scopes',
+          403,
+        );
       return apiKeys.createRestricted(tenantScope(request), body.scopes, body.name ?? null);
     },
   );
@@ -61,7 +98,8 @@ export async function apiKeyRoutes(app: FastifyInstance) {
       schema: {
         tags,
         summary: 'Roll a key',
-        description: 'Issues a replacement (returned once, in `secret`). The old key stops working after `expires_in` seconds. The platform operator may roll any tenant\'s key.',
+        description:
+          "Issues a replacement (returned once, in `secret`). The old key stops working after `expires_in` seconds. The platform operator may roll any tenant's key.",
         security: [{ secretKey: [] }, { platformKey: [] }],
         params: IdParam,
         body: RollKeyBody,
@@ -94,5 +132,4 @@ export async function apiKeyRoutes(app: FastifyInstance) {
       return apiKeys.revoke(request.auth!, (request.params as { id: string }).id);
     },
   );
-
 }

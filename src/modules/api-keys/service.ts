@@ -84,7 +84,13 @@ export class ApiKeyService {
   ) {}
 
   /** Creates a key inside the caller's transaction. The secret exists only in the return value. */
-  async createInTx(tx: Tx, scope: Scope, kind: 'secret' | 'restricted', scopes: string[], name: string | null): Promise<ApiKey> {
+  async createInTx(
+    tx: Tx,
+    scope: Scope,
+    kind: 'secret' | 'restricted',
+    scopes: string[],
+    name: string | null,
+  ): Promise<ApiKey> {
     const secret = `${kind === 'secret' ? 'sk' : 'rk'}_${scope.livemode ? 'live' : 'test'}_${randomToken(24)}`;
     const [row] = await tx<ApiKeyRow[]>`
       INSERT INTO api_keys (id, tenant_id, livemode, kind, name, key_hash, redacted, scopes)
@@ -108,7 +114,9 @@ export class ApiKeyService {
   /** The operator may act on any tenant's key; a tenant only on its own, in its own mode. */
   private async scopeFor(auth: Auth, id: string): Promise<Scope> {
     if (auth.kind === 'tenant') return { tenantId: auth.tenantId, livemode: auth.livemode };
-    const [found] = await this.sql<{ tenant_id: string; livemode: boolean }[]>`SELECT tenant_id, livemode FROM auth_find_api_key_by_id(${id})`;
+    const [found] = await this.sql<
+      { tenant_id: string; livemode: boolean }[]
+    >`SELECT tenant_id, livemode FROM auth_find_api_key_by_id(${id})`;
     if (!found) throw ApiError.notFound('api_key', id);
     return { tenantId: found.tenant_id, livemode: found.livemode };
   }
@@ -129,7 +137,8 @@ export class ApiKeyService {
     const scope = await this.scopeFor(auth, id);
     const rolled = await inScope(this.sql, scope, async (tx) => {
       const old = await this.find(tx, scope, id);
-      if (old.revoked_at || old.rolled_to) throw ApiError.invalid('api_key_inactive', 'This API key was already revoked or rolled.', 'id');
+      if (old.revoked_at || old.rolled_to)
+        throw ApiError.invalid('api_key_inactive', 'This API key was already revoked or rolled.', 'id');
       const replacement = await this.createInTx(tx, scope, old.kind, old.scopes, old.name);
       const expiresAt = new Date(Date.now() + expiresInSeconds * 1000);
       await tx`UPDATE api_keys SET rolled_to = ${replacement.id},

@@ -39,7 +39,12 @@ export type DisputeOutcome = 'won' | 'lost';
 export interface Connector {
   readonly name: string;
   authorize(request: AuthorizeRequest): Promise<ConnectorOutcome>;
-  capture(request: { attemptId: string; reference: string; amount: number; currency: string }): Promise<ConnectorOutcome>;
+  capture(request: {
+    attemptId: string;
+    reference: string;
+    amount: number;
+    currency: string;
+  }): Promise<ConnectorOutcome>;
   void(request: { attemptId: string; reference: string }): Promise<ConnectorOutcome>;
   refund(request: { refundId: string; reference: string; amount: number; currency: string }): Promise<ConnectorOutcome>;
   verify(request: { card: CardDetails }): Promise<VerifyResult>;

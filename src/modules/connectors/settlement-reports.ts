@@ -10,7 +10,16 @@ import { idFloor } from '../../lib/ids.js';
  * line on both sides: for a capture the authorization reference the processor gave the payment,
  * for a refund our refund id, which the processor received as its idempotency key.
  */
-export const SETTLEMENT_REPORT_COLUMNS = ['processor', 'report_date', 'tenant_id', 'livemode', 'type', 'reference', 'currency', 'amount'] as const;
+export const SETTLEMENT_REPORT_COLUMNS = [
+  'processor',
+  'report_date',
+  'tenant_id',
+  'livemode',
+  'type',
+  'reference',
+  'currency',
+  'amount',
+] as const;
 
 export interface SettlementLine {
   processor: string;
@@ -48,7 +57,12 @@ export class SimulatedSettlementReports {
     const settled = await this.sql<Omit<SettlementLine, 'processor' | 'report_date'>[]>`
       SELECT * FROM worker_processor_settled(${processor}, ${from}, ${to},
         ${idFloor('pat', since)}, ${idFloor('pat', until)}, ${idFloor('re', since)}, ${idFloor('re', until)})`;
-    const lines = settled.map((line) => ({ processor, report_date: reportDate, ...line, livemode: String(line.livemode) }));
+    const lines = settled.map((line) => ({
+      processor,
+      report_date: reportDate,
+      ...line,
+      livemode: String(line.livemode),
+    }));
     return stringify(lines, { header: true, columns: [...SETTLEMENT_REPORT_COLUMNS] });
   }
 }
@@ -58,7 +72,9 @@ export function parseSettlementReport(csv: string): SettlementLine[] {
   const records = parse(csv, { columns: true, skip_empty_lines: true }) as Record<string, string>[];
   return records.map((record, index) => {
     const fail = (column: string) => {
-      throw new Error(`settlement report line ${index + 2}: ${column} ${JSON.stringify(record[column] ?? null)} is not valid`);
+      throw new Error(
+        `settlement report line ${index + 2}: ${column} ${JSON.stringify(record[column] ?? null)} is not valid`,
+      );
     };
     for (const column of SETTLEMENT_REPORT_COLUMNS) if (!record[column]) fail(column);
     if (record.livemode !== 'true' && record.livemode !== 'false') fail('livemode');

@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto';
-import type { AuthorizeRequest, CardDetails, Connector, ConnectorDispute, ConnectorOutcome, DisputeOutcome, VerifyResult } from './connector.js';
+import type {
+  AuthorizeRequest,
+  CardDetails,
+  Connector,
+  ConnectorDispute,
+  ConnectorOutcome,
+  DisputeOutcome,
+  VerifyResult,
+} from './connector.js';
 
 export interface SimulatedProcessorOptions {
   latencyMs: number;
@@ -11,8 +19,16 @@ export interface SimulatedProcessorOptions {
 
 const DECLINES: Record<string, { code: string; declineCode: string; message: string }> = {
   '4000000000000002': { code: 'card_declined', declineCode: 'generic_decline', message: 'Your card was declined.' },
-  '4000000000009995': { code: 'card_declined', declineCode: 'insufficient_funds', message: 'Your card has insufficient funds.' },
-  '4000000000000127': { code: 'incorrect_cvc', declineCode: 'incorrect_cvc', message: "Your card's security code is incorrect." },
+  '4000000000009995': {
+    code: 'card_declined',
+    declineCode: 'insufficient_funds',
+    message: 'Your card has insufficient funds.',
+  },
+  '4000000000000127': {
+    code: 'incorrect_cvc',
+    declineCode: 'incorrect_cvc',
+    message: "Your card's security code is incorrect.",
+  },
   '4000000000000069': { code: 'expired_card', declineCode: 'expired_card', message: 'Your card has expired.' },
   '4100000000000019': { code: 'card_declined', declineCode: 'fraudulent', message: 'Your card was declined.' },
 };
@@ -52,7 +68,8 @@ export class SimulatedProcessor implements Connector {
     return this.respond(request.card, (): ConnectorOutcome => {
       const decline = DECLINES[request.card.number];
       if (decline) return { status: 'declined', ...decline };
-      if (THREE_D_SECURE_REQUIRED.has(request.card.number) && !request.threeDSecureAuthenticated) return { status: 'requires_action' };
+      if (THREE_D_SECURE_REQUIRED.has(request.card.number) && !request.threeDSecureAuthenticated)
+        return { status: 'requires_action' };
       return { status: 'succeeded', reference: this.reference(request.attemptId, DISPUTED.has(request.card.number)) };
     });
   }
@@ -112,7 +129,8 @@ export class SimulatedProcessor implements Connector {
       threeDSecureAuthenticated: true,
     });
     if (outcome.status === 'succeeded' || outcome.status === 'requires_action') return { status: 'succeeded' };
-    if (outcome.status === 'declined') return { status: 'declined', code: outcome.code, declineCode: outcome.declineCode, message: outcome.message };
+    if (outcome.status === 'declined')
+      return { status: 'declined', code: outcome.code, declineCode: outcome.declineCode, message: outcome.message };
     return { status: 'error', code: outcome.code, message: outcome.message };
   }
 }

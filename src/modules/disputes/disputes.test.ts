@@ -29,8 +29,15 @@ async function ok(response: Awaited<ReturnType<typeof call>>) {
   return response.json();
 }
 
-async function pay(amount: number, number = TEST_CARDS.disputed, key = tenant.testKey, extra: Record<string, unknown> = {}) {
-  return ok(await post('/v1/payments', { amount, currency: 'usd', payment_method: card(number), confirm: true, ...extra }, key));
+async function pay(
+  amount: number,
+  number = TEST_CARDS.disputed,
+  key = tenant.testKey,
+  extra: Record<string, unknown> = {},
+) {
+  return ok(
+    await post('/v1/payments', { amount, currency: 'usd', payment_method: card(number), confirm: true, ...extra }, key),
+  );
 }
 
 async function disputeOf(paymentId: string, key = tenant.testKey) {
@@ -51,7 +58,8 @@ async function disputed(amount = 5000, key = tenant.testKey) {
 
 async function balance(key = tenant.testKey) {
   const body = await ok(await get('/v1/balance', key));
-  const usd = (funds: Array<{ amount: number; currency: string }>) => funds.find((f) => f.currency === 'usd')?.amount ?? 0;
+  const usd = (funds: Array<{ amount: number; currency: string }>) =>
+    funds.find((f) => f.currency === 'usd')?.amount ?? 0;
   return { pending: usd(body.pending), available: usd(body.available), reserved: usd(body.reserved) };
 }
 
@@ -65,11 +73,21 @@ const DISPUTE_FEE = 1500;
 describe('simulated processor', () => {
   const sim = new SimulatedProcessor('sim_test', { latencyMs: 0, failureRate: 0, failingCards: [] });
   const authorize = (number: string, attemptId: string) =>
-    sim.authorize({ attemptId, amount: 100, currency: 'usd', card: { number, expMonth: 12, expYear: 2099 }, capture: true, threeDSecureAuthenticated: false });
+    sim.authorize({
+      attemptId,
+      amount: 100,
+      currency: 'usd',
+      card: { number, expMonth: 12, expYear: 2099 },
+      capture: true,
+      threeDSecureAuthenticated: false,
+    });
 
-  it('marks the disputed card\'s reference, deterministically from the attempt id', async () => {
+  it("marks the disputed card's reference, deterministically from the attempt id", async () => {
     const first = await authorize(TEST_CARDS.disputed, 'pat_1');
-    expect(first).toMatchObject({ status: 'succeeded', reference: expect.stringMatching(/^sim_test_dsp_[0-9a-f]{20}$/) });
+    expect(first).toMatchObject({
+      status: 'succeeded',
+      reference: expect.stringMatching(/^sim_test_dsp_[0-9a-f]{20}$/),
+    });
     expect(await authorize(TEST_CARDS.disputed, 'pat_1')).toEqual(first);
     const plain = await authorize(TEST_CARDS.visa, 'pat_1');
     expect(plain).toMatchObject({ reference: expect.stringMatching(/^sim_test_[0-9a-f]{20}$/) });
@@ -78,9 +96,14 @@ describe('simulated processor', () => {
   it('disputes only the references it marked, as fraudulent, for the whole amount', async () => {
     const marked = (await authorize(TEST_CARDS.disputed, 'pat_2')) as { reference: string };
     const plain = (await authorize(TEST_CARDS.visa, 'pat_2')) as { reference: string };
-    expect(await sim.dispute({ reference: marked.reference, amount: 1234 })).toEqual({ reason: 'fraudulent', amount: 1234 });
+    expect(await sim.dispute({ reference: marked.reference, amount: 1234 })).toEqual({
+      reason: 'fraudulent',
+      amount: 1234,
+    });
     expect(await sim.dispute({ reference: plain.reference, amount: 1234 })).toBeNull();
-    expect(await sim.dispute({ reference: marked.reference.replace('sim_test', 'sim_other'), amount: 1234 })).toBeNull();
+    expect(
+      await sim.dispute({ reference: marked.reference.replace('sim_test', 'sim_other'), amount: 1234 }),
+    ).toBeNull();
   });
 
   it('decides by the evidence: winning_evidence / losing_evidence, else any evidence wins and none loses', async () => {
@@ -115,7 +138,11 @@ describe('dispute intake', () => {
     expect(dispute.evidence_details.due_by - dispute.created).toBe(7 * 24 * 3600);
     expect(dispute.balance_transactions).toHaveLength(1);
 
-    expect(await balance()).toEqual({ pending: before.pending - 5000 - DISPUTE_FEE, available: before.available, reserved: before.reserved + 5000 });
+    expect(await balance()).toEqual({
+      pending: before.pending - 5000 - DISPUTE_FEE,
+      available: before.available,
+      reserved: before.reserved + 5000,
+    });
 
     const transactions = await ok(await get(`/v1/balance_transactions?type=dispute&source=${dispute.id}`));
     expect(transactions.data).toHaveLength(1);
@@ -145,7 +172,10 @@ describe('dispute intake', () => {
     const postings = await t.admin`SELECT id FROM ledger_transactions WHERE source_id = ${rows[0].id}`;
     expect(postings).toHaveLength(1);
     expect(await eventTypes(rows[0].id)).toEqual(['dispute.created', 'dispute.funds_withdrawn']);
-    expect(await balance()).toMatchObject({ pending: before.pending - 2500 - DISPUTE_FEE, reserved: before.reserved + 2500 });
+    expect(await balance()).toMatchObject({
+      pending: before.pending - 2500 - DISPUTE_FEE,
+      reserved: before.reserved + 2500,
+    });
   });
 
   it('disputes a payment only once it is captured, for what was captured; other cards are never disputed', async () => {
@@ -184,7 +214,10 @@ describe('disputes and refunds of the same payment', () => {
 describe('answering a dispute', () => {
   it('evidence submitted → under_review → won: the amount comes back, the fee is kept', async () => {
     const { dispute, before } = await disputed(4000);
-    const res = await post(`/v1/disputes/${dispute.id}`, { evidence: { product_description: 'A blue hat', uncategorized_text: 'winning_evidence' }, metadata: { case: '17' } });
+    const res = await post(`/v1/disputes/${dispute.id}`, {
+      evidence: { product_description: 'A blue hat', uncategorized_text: 'winning_evidence' },
+      metadata: { case: '17' },
+    });
     const submitted = await ok(res);
     expect(submitted).toMatchObject({
       status: 'under_review',
@@ -197,11 +230,21 @@ describe('answering a dispute', () => {
     const won = await ok(await get(`/v1/disputes/${dispute.id}`));
     expect(won.status).toBe('won');
     expect(won.balance_transactions).toHaveLength(2);
-    expect(await balance()).toEqual({ pending: before.pending - DISPUTE_FEE, available: before.available, reserved: before.reserved });
+    expect(await balance()).toEqual({
+      pending: before.pending - DISPUTE_FEE,
+      available: before.available,
+      reserved: before.reserved,
+    });
 
     const reversal = await ok(await get(`/v1/balance_transactions/${won.balance_transactions[1]}`));
     expect(reversal).toMatchObject({ type: 'dispute_reversal', amount: 4000, fee: 0, net: 4000, source: dispute.id });
-    expect(await eventTypes(dispute.id)).toEqual(['dispute.closed', 'dispute.created', 'dispute.funds_reinstated', 'dispute.funds_withdrawn', 'dispute.updated']);
+    expect(await eventTypes(dispute.id)).toEqual([
+      'dispute.closed',
+      'dispute.created',
+      'dispute.funds_reinstated',
+      'dispute.funds_withdrawn',
+      'dispute.updated',
+    ]);
 
     // Decided once: another pass changes nothing.
     await t.platform.disputes.review();
@@ -214,26 +257,59 @@ describe('answering a dispute', () => {
     await t.platform.disputes.review();
     const lost = await ok(await get(`/v1/disputes/${dispute.id}`));
     expect(lost).toMatchObject({ status: 'lost', balance_transactions: dispute.balance_transactions });
-    expect(await balance()).toEqual({ pending: before.pending - 3000 - DISPUTE_FEE, available: before.available, reserved: before.reserved });
+    expect(await balance()).toEqual({
+      pending: before.pending - 3000 - DISPUTE_FEE,
+      available: before.available,
+      reserved: before.reserved,
+    });
     const loss = await t.admin`SELECT type FROM ledger_transactions WHERE source_id = ${dispute.id} ORDER BY id`;
     expect(loss.map((row) => row.type)).toEqual(['dispute', 'dispute_loss']);
-    expect(await eventTypes(dispute.id)).toEqual(['dispute.closed', 'dispute.created', 'dispute.funds_withdrawn', 'dispute.updated']);
+    expect(await eventTypes(dispute.id)).toEqual([
+      'dispute.closed',
+      'dispute.created',
+      'dispute.funds_withdrawn',
+      'dispute.updated',
+    ]);
   });
 
   it('submitted without any evidence → lost', async () => {
     const { dispute } = await disputed(1000);
-    expect(await ok(await post(`/v1/disputes/${dispute.id}`, {}))).toMatchObject({ status: 'under_review', evidence_details: { has_evidence: false, submission_count: 1 } });
+    expect(await ok(await post(`/v1/disputes/${dispute.id}`, {}))).toMatchObject({
+      status: 'under_review',
+      evidence_details: { has_evidence: false, submission_count: 1 },
+    });
     await t.platform.disputes.review();
     expect((await ok(await get(`/v1/disputes/${dispute.id}`))).status).toBe('lost');
   });
 
   it('submit: false only saves the evidence; an empty string removes a field', async () => {
     const { dispute } = await disputed(1200);
-    const staged = await ok(await post(`/v1/disputes/${dispute.id}`, { evidence: { customer_name: 'Ada', shipping_carrier: 'UPS' }, submit: false }));
-    expect(staged).toMatchObject({ status: 'needs_response', evidence: { customer_name: 'Ada', shipping_carrier: 'UPS' }, evidence_details: { has_evidence: true, submission_count: 0 } });
-    const edited = await ok(await post(`/v1/disputes/${dispute.id}`, { evidence: { shipping_carrier: '', shipping_tracking_number: '1Z999' }, submit: false }));
-    expect(edited.evidence).toMatchObject({ customer_name: 'Ada', shipping_carrier: null, shipping_tracking_number: '1Z999' });
-    expect(await ok(await post(`/v1/disputes/${dispute.id}`, { submit: true }))).toMatchObject({ status: 'under_review', evidence_details: { submission_count: 1 } });
+    const staged = await ok(
+      await post(`/v1/disputes/${dispute.id}`, {
+        evidence: { customer_name: 'Ada', shipping_carrier: 'UPS' },
+        submit: false,
+      }),
+    );
+    expect(staged).toMatchObject({
+      status: 'needs_response',
+      evidence: { customer_name: 'Ada', shipping_carrier: 'UPS' },
+      evidence_details: { has_evidence: true, submission_count: 0 },
+    });
+    const edited = await ok(
+      await post(`/v1/disputes/${dispute.id}`, {
+        evidence: { shipping_carrier: '', shipping_tracking_number: '1Z999' },
+        submit: false,
+      }),
+    );
+    expect(edited.evidence).toMatchObject({
+      customer_name: 'Ada',
+      shipping_carrier: null,
+      shipping_tracking_number: '1Z999',
+    });
+    expect(await ok(await post(`/v1/disputes/${dispute.id}`, { submit: true }))).toMatchObject({
+      status: 'under_review',
+      evidence_details: { submission_count: 1 },
+    });
     await t.platform.disputes.review();
     expect((await ok(await get(`/v1/disputes/${dispute.id}`))).status).toBe('won');
   });
@@ -242,19 +318,30 @@ describe('answering a dispute', () => {
     const { dispute, before } = await disputed(2000);
     const closed = await ok(await post(`/v1/disputes/${dispute.id}/close`));
     expect(closed).toMatchObject({ id: dispute.id, status: 'lost' });
-    expect(await balance()).toEqual({ pending: before.pending - 2000 - DISPUTE_FEE, available: before.available, reserved: before.reserved });
+    expect(await balance()).toEqual({
+      pending: before.pending - 2000 - DISPUTE_FEE,
+      available: before.available,
+      reserved: before.reserved,
+    });
     expect(await ok(await post(`/v1/disputes/${dispute.id}/close`))).toEqual(closed);
     const postings = await t.admin`SELECT type FROM ledger_transactions WHERE source_id = ${dispute.id} ORDER BY id`;
     expect(postings.map((row) => row.type)).toEqual(['dispute', 'dispute_loss']);
     expect(await eventTypes(dispute.id)).toEqual(['dispute.closed', 'dispute.created', 'dispute.funds_withdrawn']);
 
-    for (const body of [{ evidence: { uncategorized_text: 'winning_evidence' } }, { submit: true }, { evidence: {}, submit: false }]) {
+    for (const body of [
+      { evidence: { uncategorized_text: 'winning_evidence' } },
+      { submit: true },
+      { evidence: {}, submit: false },
+    ]) {
       const res = await post(`/v1/disputes/${dispute.id}`, body);
       expect(res.statusCode, JSON.stringify(body)).toBe(400);
       expect(res.json().error).toMatchObject({ type: 'invalid_request_error', code: 'dispute_unexpected_state' });
     }
     // Metadata may still change.
-    expect(await ok(await post(`/v1/disputes/${dispute.id}`, { metadata: { note: 'accepted' } }))).toMatchObject({ status: 'lost', metadata: { note: 'accepted' } });
+    expect(await ok(await post(`/v1/disputes/${dispute.id}`, { metadata: { note: 'accepted' } }))).toMatchObject({
+      status: 'lost',
+      metadata: { note: 'accepted' },
+    });
   });
 
   it('refuses to close or re-answer a dispute under review or won, never with a 5xx', async () => {
@@ -283,8 +370,15 @@ describe('answering a dispute', () => {
     expect(late.json().error.code).toBe('dispute_unexpected_state');
 
     await t.platform.disputes.review();
-    expect(await ok(await get(`/v1/disputes/${dispute.id}`))).toMatchObject({ status: 'lost', evidence_details: { past_due: false } });
-    expect(await balance()).toEqual({ pending: before.pending - 1800 - DISPUTE_FEE, available: before.available, reserved: before.reserved });
+    expect(await ok(await get(`/v1/disputes/${dispute.id}`))).toMatchObject({
+      status: 'lost',
+      evidence_details: { past_due: false },
+    });
+    expect(await balance()).toEqual({
+      pending: before.pending - 1800 - DISPUTE_FEE,
+      available: before.available,
+      reserved: before.reserved,
+    });
     expect(await eventTypes(dispute.id)).toEqual(['dispute.closed', 'dispute.created', 'dispute.funds_withdrawn']);
   });
 });
@@ -319,22 +413,41 @@ describe('validation', () => {
 
   it('never answers 5xx to random bodies, whatever state the dispute is in', async () => {
     const { dispute } = await disputed(700);
-    const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 50 }), fc.constantFrom('', '\u0000', '\ud800', 'winning_evidence', 'x'.repeat(20_001)));
-    const value = fc.oneof(text, fc.integer(), fc.boolean(), fc.constant(null), fc.array(text, { maxLength: 2 }), fc.dictionary(text, text, { maxKeys: 2 }));
-    const evidence = fc.dictionary(fc.constantFrom(...EVIDENCE_FIELD_NAMES, 'bogus', '__proto__'), value, { maxKeys: 4 });
-    const body = fc.dictionary(fc.constantFrom('evidence', 'submit', 'metadata', 'extra'), fc.oneof(value, evidence), { maxKeys: 3 });
+    const text = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 50 }),
+      fc.constantFrom('', '\u0000', '\ud800', 'winning_evidence', 'x'.repeat(20_001)),
+    );
+    const value = fc.oneof(
+      text,
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.array(text, { maxLength: 2 }),
+      fc.dictionary(text, text, { maxKeys: 2 }),
+    );
+    const evidence = fc.dictionary(fc.constantFrom(...EVIDENCE_FIELD_NAMES, 'bogus', '__proto__'), value, {
+      maxKeys: 4,
+    });
+    const body = fc.dictionary(fc.constantFrom('evidence', 'submit', 'metadata', 'extra'), fc.oneof(value, evidence), {
+      maxKeys: 3,
+    });
     await fc.assert(
       fc.asyncProperty(body, fc.boolean(), async (payload, close) => {
         const res = await post(close ? `/v1/disputes/${dispute.id}/close` : `/v1/disputes/${dispute.id}`, payload);
         expect(res.statusCode, res.body).toBeLessThan(500);
-        if (res.statusCode !== 200) expect(res.json().error).toMatchObject({ type: 'invalid_request_error', code: expect.any(String) });
+        if (res.statusCode !== 200)
+          expect(res.json().error).toMatchObject({ type: 'invalid_request_error', code: expect.any(String) });
       }),
       { numRuns: 150 },
     );
   });
 
   it('answers 404 for an unknown dispute', async () => {
-    for (const res of [await get('/v1/disputes/dp_doesnotexist'), await post('/v1/disputes/dp_doesnotexist', {}), await post('/v1/disputes/dp_doesnotexist/close')]) {
+    for (const res of [
+      await get('/v1/disputes/dp_doesnotexist'),
+      await post('/v1/disputes/dp_doesnotexist', {}),
+      await post('/v1/disputes/dp_doesnotexist/close'),
+    ]) {
       expect(res.statusCode).toBe(404);
       expect(res.json().error).toMatchObject({ type: 'invalid_request_error', code: 'resource_missing' });
     }

@@ -11,13 +11,28 @@ export async function disputeRoutes(app: FastifyInstance) {
 
   app.get(
     '/v1/disputes',
-    { config: { scope: 'disputes:read' }, schema: { tags, summary: 'List disputes', querystring: DisputeListQuery, response: { 200: listOf('Dispute', '/v1/disputes'), ...errors } } },
-    async (request) => ({ object: 'list', url: '/v1/disputes', ...(await disputes.list(tenantScope(request), request.query as never)) }),
+    {
+      config: { scope: 'disputes:read' },
+      schema: {
+        tags,
+        summary: 'List disputes',
+        querystring: DisputeListQuery,
+        response: { 200: listOf('Dispute', '/v1/disputes'), ...errors },
+      },
+    },
+    async (request) => ({
+      object: 'list',
+      url: '/v1/disputes',
+      ...(await disputes.list(tenantScope(request), request.query as never)),
+    }),
   );
 
   app.get(
     '/v1/disputes/:id',
-    { config: { scope: 'disputes:read' }, schema: { tags, summary: 'Retrieve a dispute', params: IdParam, response: { 200: ref('Dispute'), ...errors } } },
+    {
+      config: { scope: 'disputes:read' },
+      schema: { tags, summary: 'Retrieve a dispute', params: IdParam, response: { 200: ref('Dispute'), ...errors } },
+    },
     async (request) => disputes.retrieve(tenantScope(request), (request.params as { id: string }).id),
   );
 
@@ -31,11 +46,27 @@ export async function disputeRoutes(app: FastifyInstance) {
         description:
           'Adds evidence and metadata. Unless `submit` is `false`, the evidence is submitted at once and the dispute goes to `under_review`; evidence can only be given while the status is `needs_response` and before `evidence_details.due_by`.',
         params: IdParam,
-        body: { ...UpdateDisputeBody, examples: [{ evidence: { product_description: 'Annual plan, used daily since purchase.', uncategorized_text: 'winning_evidence' } }] },
+        body: {
+          ...UpdateDisputeBody,
+          examples: [
+            {
+              evidence: {
+                product_description: 'Annual plan, used daily since purchase.',
+                uncategorized_text: 'winning_evidence',
+              },
+            },
+          ],
+        },
         response: { 200: ref('Dispute'), ...errors },
       },
     },
-    async (request) => disputes.update(tenantScope(request), (request.params as { id: string }).id, (request.body ?? {}) as UpdateDisputeBody, request.id),
+    async (request) =>
+      disputes.update(
+        tenantScope(request),
+        (request.params as { id: string }).id,
+        (request.body ?? {}) as UpdateDisputeBody,
+        request.id,
+      ),
   );
 
   app.post(
@@ -45,7 +76,8 @@ export async function disputeRoutes(app: FastifyInstance) {
       schema: {
         tags,
         summary: 'Close a dispute',
-        description: 'Accepts the loss of a dispute that needs a response: it becomes `lost` and the withheld amount goes back to the cardholder. Irreversible.',
+        description:
+          'Accepts the loss of a dispute that needs a response: it becomes `lost` and the withheld amount goes back to the cardholder. Irreversible.',
         params: IdParam,
         body: CloseDisputeBody,
         response: { 200: ref('Dispute'), ...errors },

@@ -9,20 +9,28 @@ const EVIDENCE_FIELDS = {
   customer_email_address: [500, "The cardholder's email address."],
   customer_purchase_ip: [64, 'The IP address the purchase was made from.'],
   billing_address: [1_000, 'The billing address given at purchase.'],
-  customer_communication: [20_000, 'Correspondence with the cardholder that shows they received or recognised the purchase.'],
+  customer_communication: [
+    20_000,
+    'Correspondence with the cardholder that shows they received or recognised the purchase.',
+  ],
   shipping_address: [1_000, 'Where the goods were sent.'],
   shipping_carrier: [500, 'Who delivered them.'],
   shipping_tracking_number: [500, "The carrier's tracking number."],
   shipping_date: [100, 'When they were shipped.'],
   service_date: [100, 'When the service was provided.'],
   refund_policy_disclosure: [20_000, 'How the refund policy was shown to the cardholder.'],
-  uncategorized_text: [20_000, 'Anything else. In test mode, "winning_evidence" or "losing_evidence" here decides the outcome.'],
+  uncategorized_text: [
+    20_000,
+    'Anything else. In test mode, "winning_evidence" or "losing_evidence" here decides the outcome.',
+  ],
 } as const satisfies Record<string, readonly [number, string]>;
 export type EvidenceField = keyof typeof EVIDENCE_FIELDS;
 export const EVIDENCE_FIELD_NAMES = Object.keys(EVIDENCE_FIELDS) as EvidenceField[];
 
 const evidenceProperties = <T extends TSchema>(schema: (maxLength: number, description: string) => T) =>
-  Object.fromEntries(Object.entries(EVIDENCE_FIELDS).map(([field, [maxLength, description]]) => [field, schema(maxLength, description)])) as { [K in EvidenceField]: T };
+  Object.fromEntries(
+    Object.entries(EVIDENCE_FIELDS).map(([field, [maxLength, description]]) => [field, schema(maxLength, description)]),
+  ) as { [K in EvidenceField]: T };
 
 export const DisputeEvidenceBody = StrictObject(
   evidenceProperties((maxLength, description) => Type.Optional(Type.String({ maxLength, description }))),
@@ -35,7 +43,10 @@ export const UpdateDisputeBody = Type.Union([
   StrictObject({
     evidence: Type.Optional(DisputeEvidenceBody),
     submit: Type.Optional(
-      Type.Boolean({ description: 'Default true: submit the evidence to the bank now (the dispute goes to `under_review`). With `false` it is only saved.' }),
+      Type.Boolean({
+        description:
+          'Default true: submit the evidence to the bank now (the dispute goes to `under_review`). With `false` it is only saved.',
+      }),
     ),
     metadata: Type.Optional(Metadata),
   }),
@@ -52,20 +63,31 @@ export const DisputeSchema = Type.Object(
   {
     id: Type.String({ examples: ['dp_01jd7s0k2m3n4p5q6r7s8t9v0w'] }),
     object: Type.Literal('dispute'),
-    amount: Type.Integer({ description: 'The disputed amount, withheld from your balance until the dispute is decided.' }),
+    amount: Type.Integer({
+      description: 'The disputed amount, withheld from your balance until the dispute is decided.',
+    }),
     currency: Type.String(),
     payment: Type.String(),
-    reason: Type.String({ examples: ['fraudulent'], description: "The cardholder's bank's reason, in Stripe's terms." }),
+    reason: Type.String({
+      examples: ['fraudulent'],
+      description: "The cardholder's bank's reason, in Stripe's terms.",
+    }),
     status: Type.String({ enum: [...DISPUTE_STATUSES] }),
     evidence: Type.Object(evidenceProperties(() => Nullable(Type.String()))),
     evidence_details: Type.Object({
-      due_by: Type.Integer({ description: 'Unix time by which evidence must be submitted; an unanswered dispute is then lost.' }),
+      due_by: Type.Integer({
+        description: 'Unix time by which evidence must be submitted; an unanswered dispute is then lost.',
+      }),
       has_evidence: Type.Boolean(),
       past_due: Type.Boolean(),
       submission_count: Type.Integer(),
     }),
-    balance_transactions: Type.Array(Type.String(), { description: 'The balance transactions that withheld and (if won) reinstated the funds.' }),
-    fee: Type.Integer({ description: 'The dispute fee of your plan, charged when the dispute opens and kept whatever the outcome.' }),
+    balance_transactions: Type.Array(Type.String(), {
+      description: 'The balance transactions that withheld and (if won) reinstated the funds.',
+    }),
+    fee: Type.Integer({
+      description: 'The dispute fee of your plan, charged when the dispute opens and kept whatever the outcome.',
+    }),
     metadata: Metadata,
     created: Type.Integer(),
     livemode: Type.Boolean(),

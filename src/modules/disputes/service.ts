@@ -9,7 +9,14 @@ import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import { disputeLostTransaction, disputeTransaction, disputeWonTransaction } from '../ledger/postings.js';
 import type { LedgerService } from '../ledger/service.js';
 import { priceFixedFee, type PricingService } from '../pricing/service.js';
-import { EVIDENCE_FIELD_NAMES, type Dispute, type DisputeListQuery, type DisputeStatus, type EvidenceField, type UpdateDisputeBody } from './schemas.js';
+import {
+  EVIDENCE_FIELD_NAMES,
+  type Dispute,
+  type DisputeListQuery,
+  type DisputeStatus,
+  type EvidenceField,
+  type UpdateDisputeBody,
+} from './schemas.js';
 
 interface DisputeRow {
   id: string;
@@ -73,7 +80,9 @@ export function toApiDispute(row: DisputeRow): Dispute {
     payment: row.payment_id,
     reason: row.reason,
     status: row.status,
-    evidence: Object.fromEntries(EVIDENCE_FIELD_NAMES.map((field) => [field, evidence[field] ?? null])) as Dispute['evidence'],
+    evidence: Object.fromEntries(
+      EVIDENCE_FIELD_NAMES.map((field) => [field, evidence[field] ?? null]),
+    ) as Dispute['evidence'],
     evidence_details: {
       due_by: unixSeconds(row.due_by),
       has_evidence: Object.keys(evidence).length > 0,
@@ -124,13 +133,19 @@ export class DisputeService {
         SELECT amount_received, amount_refunded, currency, pricing_version FROM payments WHERE id = ${capture.id}`,
     );
     // What was refunded already went back to the cardholder: only the rest can be disputed.
-    const disputed = await this.router.get(capture.processor).dispute({ reference: capture.processor_reference, amount: payment.amount_received - payment.amount_refunded });
+    const disputed = await this.router
+      .get(capture.processor)
+      .dispute({ reference: capture.processor_reference, amount: payment.amount_received - payment.amount_refunded });
     if (!disputed) {
       await this.unwatch(scope, capture.id);
       return false;
     }
     // The fee of the plan version the payment was priced with, read before the transaction holds a connection.
-    const price = priceFixedFee(await this.pricing.planVersion(scope, payment.pricing_version), 'dispute_fee', payment.currency);
+    const price = priceFixedFee(
+      await this.pricing.planVersion(scope, payment.pricing_version),
+      'dispute_fee',
+      payment.currency,
+    );
     return inScope(this.sql, scope, async (tx) => {
       // Locked so that a refund cannot start while the dispute opens (refunds lock the same row and
       // refuse a disputed payment); re-read because one may have completed since the read above.
@@ -162,13 +177,32 @@ export class DisputeService {
         updated_at: now,
       };
       // Two workers may find the same capture: the unique payment_id lets only one open it.
-      const inserted = await insertRows(tx, 'disputes', DISPUTE_COLUMNS, [row], 'ON CONFLICT (payment_id) DO NOTHING RETURNING id');
+      const inserted = await insertRows(
+        tx,
+        'disputes',
+        DISPUTE_COLUMNS,
+        [row],
+        'ON CONFLICT (payment_id) DO NOTHING RETURNING id',
+      );
       if (!inserted.length) return false;
       await this.ledger.post(tx, scope, [
-        { ...disputeTransaction({ id: row.id, currency: row.currency, amount: row.amount, fee: price.fee, feeDetails: price.fee_details, availableOn: now }), id: transactionId },
+        {
+          ...disputeTransaction({
+            id: row.id,
+            currency: row.currency,
+            amount: row.amount,
+            fee: price.fee,
+            feeDetails: price.fee_details,
+            availableOn: now,
+          }),
+          id: transactionId,
+        },
       ]);
       const api = toApiDispute(row);
-      await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'dispute.created', api, null), newEvent(scope, 'dispute.funds_withdrawn', api, null)]);
+      await insertRows(tx, 'events', EVENT_COLUMNS, [
+        newEvent(scope, 'dispute.created', api, null),
+        newEvent(scope, 'dispute.funds_withdrawn', api, null),
+      ]);
       return true;
     });
   }
@@ -221,24 +255,33 @@ export class DisputeService {
   async review(limit = 100): Promise<number> {
     const overdue = await this.sql<ScopedItem[]>`SELECT * FROM worker_overdue_disputes(${new Date()}, ${limit})`;
     const underReview = await this.sql<ScopedItem[]>`SELECT * FROM worker_disputes_under_review(${limit})`;
-    const tasks = [...overdue.map((item) => () => this.expire(item)), ...underReview.map((item) => () => this.decide(item))];
+    const tasks = [
+      ...overdue.map((item) => () => this.expire(item)),
+      ...underReview.map((item) => () => this.decide(item)),
+    ];
     return eachSeparately(tasks, (task) => task());
   }
 
   private async expire(item: ScopedItem): Promise<boolean> {
     const scope = scopeOf(item);
-    return Boolean(await inScope(this.sql, scope, (tx) => this.lose(tx, scope, item.id, { overdueOnly: true, requestId: null })));
+    return Boolean(
+      await inScope(this.sql, scope, (tx) => this.lose(tx, scope, item.id, { overdueOnly: true, requestId: null })),
+    );
   }
 
   private async decide(item: ScopedItem): Promise<boolean> {
     const scope = scopeOf(item);
     const { dispute, reference } = await inScope(this.sql, scope, async (tx) => {
       const dispute = await this.find(tx, scope, item.id);
-      const [payment] = await tx<{ processor_reference: string }[]>`SELECT processor_reference FROM payments WHERE id = ${dispute.payment_id}`;
+      const [payment] = await tx<
+        { processor_reference: string }[]
+      >`SELECT processor_reference FROM payments WHERE id = ${dispute.payment_id}`;
       return { dispute, reference: payment.processor_reference };
     });
     if (dispute.status !== 'under_review') return false;
-    const outcome = await this.router.get(dispute.processor).disputeOutcome({ reference, evidence: dispute.evidence as Record<string, string> });
+    const outcome = await this.router
+      .get(dispute.processor)
+      .disputeOutcome({ reference, evidence: dispute.evidence as Record<string, string> });
     return inScope(this.sql, scope, async (tx) => {
       const reversalId = outcome === 'won' ? newId('txn') : null;
       const [row] = await tx<DisputeRow[]>`
@@ -248,26 +291,51 @@ export class DisputeService {
         RETURNING *`;
       if (!row) return false;
       if (reversalId) {
-        await this.ledger.post(tx, scope, [{ ...disputeWonTransaction({ id: row.id, currency: row.currency, amount: row.amount, availableOn: new Date() }), id: reversalId }]);
+        await this.ledger.post(tx, scope, [
+          {
+            ...disputeWonTransaction({
+              id: row.id,
+              currency: row.currency,
+              amount: row.amount,
+              availableOn: new Date(),
+            }),
+            id: reversalId,
+          },
+        ]);
         const api = toApiDispute(row);
-        await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'dispute.funds_reinstated', api, null), newEvent(scope, 'dispute.closed', api, null)]);
+        await insertRows(tx, 'events', EVENT_COLUMNS, [
+          newEvent(scope, 'dispute.funds_reinstated', api, null),
+          newEvent(scope, 'dispute.closed', api, null),
+        ]);
       } else {
-        await this.ledger.post(tx, scope, [disputeLostTransaction({ id: row.id, currency: row.currency, amount: row.amount })]);
+        await this.ledger.post(tx, scope, [
+          disputeLostTransaction({ id: row.id, currency: row.currency, amount: row.amount }),
+        ]);
         await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'dispute.closed', toApiDispute(row), null)]);
       }
       return true;
     });
   }
 
-  /** needs_response → lost, with the withheld amount going back to the cardholder; null if the status was not needs_response. */
-  private async lose(tx: Tx, scope: Scope, id: string, options: { overdueOnly: boolean; requestId: string | null }): Promise<Dispute | null> {
+  /**
+   * needs_response → lost, with the withheld amount going back to the cardholder; null if the status was not
+   * needs_response.
+   */
+  private async lose(
+    tx: Tx,
+    scope: Scope,
+    id: string,
+    options: { overdueOnly: boolean; requestId: string | null },
+  ): Promise<Dispute | null> {
     const [row] = await tx<DisputeRow[]>`
       UPDATE disputes SET status = 'lost', updated_at = now()
       WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND status = 'needs_response'
         ${options.overdueOnly ? tx`AND due_by <= now()` : tx``}
       RETURNING *`;
     if (!row) return null;
-    await this.ledger.post(tx, scope, [disputeLostTransaction({ id: row.id, currency: row.currency, amount: row.amount })]);
+    await this.ledger.post(tx, scope, [
+      disputeLostTransaction({ id: row.id, currency: row.currency, amount: row.amount }),
+    ]);
     const api = toApiDispute(row);
     await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'dispute.closed', api, options.requestId)]);
     return api;
@@ -283,7 +351,9 @@ export class DisputeService {
 
   async list(scope: Scope, params: DisputeListQuery) {
     return inScope(this.sql, scope, async (tx) => {
-      const page = await listPage<DisputeRow>(tx, 'disputes', scope, params, [params.payment ? tx`AND payment_id = ${params.payment}` : tx``]);
+      const page = await listPage<DisputeRow>(tx, 'disputes', scope, params, [
+        params.payment ? tx`AND payment_id = ${params.payment}` : tx``,
+      ]);
       return { data: page.rows.map(toApiDispute), has_more: page.hasMore };
     });
   }
@@ -311,6 +381,10 @@ async function eachSeparately<T>(items: T[], fn: (item: T) => Promise<boolean>):
       failures.push(error);
     }
   }
-  if (failures.length) throw new AggregateError(failures, `${failures.length} of ${items.length} disputes failed; they are retried on the next pass`);
+  if (failures.length)
+    throw new AggregateError(
+      failures,
+      `${failures.length} of ${items.length} disputes failed; they are retried on the next pass`,
+    );
   return done;
 }

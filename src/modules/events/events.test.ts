@@ -32,7 +32,12 @@ const one = (events: ApiEvent[], type: string) => {
 };
 
 // One of each lifecycle, made once; the tests read the events they left behind.
-let manual: { id: string; authorized: Record<string, unknown>; captured: Record<string, unknown>; captureRequestId: string };
+let manual: {
+  id: string;
+  authorized: Record<string, unknown>;
+  captured: Record<string, unknown>;
+  captureRequestId: string;
+};
 let refund: { id: string; body: Record<string, unknown> };
 let declined: Record<string, unknown> & { id: string };
 let canceled: { id: string; body: Record<string, unknown> };
@@ -41,17 +46,33 @@ beforeAll(async () => {
   t = await bootApp();
   tenant = await createTenant(t.app, 'Events tenant');
 
-  const auth = await post('/v1/payments', { amount: 4200, currency: 'eur', payment_method: card(TEST_CARDS.visa), confirm: true, capture_method: 'manual' });
+  const auth = await post('/v1/payments', {
+    amount: 4200,
+    currency: 'eur',
+    payment_method: card(TEST_CARDS.visa),
+    confirm: true,
+    capture_method: 'manual',
+  });
   expect(auth.statusCode).toBe(200);
   const capture = await post(`/v1/payments/${auth.json().id}/capture`);
   expect(capture.statusCode).toBe(200);
-  manual = { id: auth.json().id, authorized: auth.json(), captured: capture.json(), captureRequestId: String(capture.headers['request-id']) };
+  manual = {
+    id: auth.json().id,
+    authorized: auth.json(),
+    captured: capture.json(),
+    captureRequestId: String(capture.headers['request-id']),
+  };
 
   const re = await post('/v1/refunds', { payment: manual.id, amount: 1000 });
   expect(re.statusCode).toBe(200);
   refund = { id: re.json().id, body: re.json() };
 
-  const decline = await post('/v1/payments', { amount: 900, currency: 'usd', payment_method: card(TEST_CARDS.insufficientFunds), confirm: true });
+  const decline = await post('/v1/payments', {
+    amount: 900,
+    currency: 'usd',
+    payment_method: card(TEST_CARDS.insufficientFunds),
+    confirm: true,
+  });
   expect(decline.statusCode).toBe(402);
   declined = decline.json().error.payment;
 
@@ -65,7 +86,11 @@ afterAll(() => t.close());
 describe('events written by state changes', () => {
   it('a manual-capture payment wrote payment.created, payment.requires_capture and payment.succeeded', async () => {
     const events = await listEvents(`?object_id=${manual.id}`);
-    expect(events.map((e) => e.type).sort()).toEqual(['payment.created', 'payment.requires_capture', 'payment.succeeded']);
+    expect(events.map((e) => e.type).sort()).toEqual([
+      'payment.created',
+      'payment.requires_capture',
+      'payment.succeeded',
+    ]);
     for (const event of events) {
       expect(event).toMatchObject({ object: 'event', livemode: false });
       expect(event.id).toMatch(/^evt_/);
@@ -75,7 +100,12 @@ describe('events written by state changes', () => {
 
   it('each event carries the payment as it was at that moment', async () => {
     const events = await listEvents(`?object_id=${manual.id}`);
-    expect(one(events, 'payment.created').data.object).toMatchObject({ amount: 4200, currency: 'eur', amount_received: 0, amount_capturable: 0 });
+    expect(one(events, 'payment.created').data.object).toMatchObject({
+      amount: 4200,
+      currency: 'eur',
+      amount_received: 0,
+      amount_capturable: 0,
+    });
     expect(one(events, 'payment.requires_capture').data.object).toEqual(manual.authorized);
     const succeeded = one(events, 'payment.succeeded');
     expect(succeeded.data.object).toEqual(manual.captured);
@@ -87,7 +117,12 @@ describe('events written by state changes', () => {
   it('a refund wrote refund.created (pending) and refund.succeeded', async () => {
     const events = await listEvents(`?object_id=${refund.id}`);
     expect(events.map((e) => e.type).sort()).toEqual(['refund.created', 'refund.succeeded']);
-    expect(one(events, 'refund.created').data.object).toMatchObject({ id: refund.id, status: 'pending', amount: 1000, payment: manual.id });
+    expect(one(events, 'refund.created').data.object).toMatchObject({
+      id: refund.id,
+      status: 'pending',
+      amount: 1000,
+      payment: manual.id,
+    });
     expect(one(events, 'refund.succeeded').data.object).toEqual(refund.body);
   });
 
@@ -216,8 +251,13 @@ describe('transactional outbox (database level)', () => {
       SELECT object_id, type, count(*)::int AS n FROM events
       WHERE tenant_id = ${tenant.id} AND object_id IN ${t.admin([manual.id, declined.id, canceled.id, refund.id])}
       GROUP BY object_id, type ORDER BY object_id, type`;
-    const byObject = (id: string) => Object.fromEntries(rows.filter((r) => r.object_id === id).map((r) => [r.type, r.n]));
-    expect(byObject(manual.id)).toEqual({ 'payment.created': 1, 'payment.requires_capture': 1, 'payment.succeeded': 1 });
+    const byObject = (id: string) =>
+      Object.fromEntries(rows.filter((r) => r.object_id === id).map((r) => [r.type, r.n]));
+    expect(byObject(manual.id)).toEqual({
+      'payment.created': 1,
+      'payment.requires_capture': 1,
+      'payment.succeeded': 1,
+    });
     expect(byObject(declined.id)).toEqual({ 'payment.created': 1, 'payment.failed': 1 });
     expect(byObject(canceled.id)).toEqual({ 'payment.created': 1, 'payment.canceled': 1 });
     expect(byObject(refund.id)).toEqual({ 'refund.created': 1, 'refund.succeeded': 1 });
@@ -225,7 +265,15 @@ describe('transactional outbox (database level)', () => {
 
   it('the latest event of each payment matches the stored payment row', async () => {
     for (const id of [manual.id, declined.id, canceled.id]) {
-      const [row] = await t.admin<{ status: string; version: number; amount_received: number; last: { status: string; amount_received: number }; transitions: number }[]>`
+      const [row] = await t.admin<
+        {
+          status: string;
+          version: number;
+          amount_received: number;
+          last: { status: string; amount_received: number };
+          transitions: number;
+        }[]
+      >`
         SELECT p.status, p.version, p.amount_received,
           (SELECT e.data->'object' FROM events e WHERE e.object_id = p.id ORDER BY e.id DESC LIMIT 1) AS last,
           (SELECT count(*)::int FROM events e WHERE e.object_id = p.id) AS transitions
@@ -238,9 +286,14 @@ describe('transactional outbox (database level)', () => {
 
   it('a payment with N transitions through the API has N event rows, written with its request ids', async () => {
     const created = await post('/v1/payments', { amount: 700, currency: 'usd' });
-    const confirmedDecline = await post(`/v1/payments/${created.json().id}/confirm`, { payment_method: card(TEST_CARDS.declined) });
+    const confirmedDecline = await post(`/v1/payments/${created.json().id}/confirm`, {
+      payment_method: card(TEST_CARDS.declined),
+    });
     expect(confirmedDecline.statusCode).toBe(402);
-    const confirmed = await post(`/v1/payments/${created.json().id}/confirm`, { payment_method: card(TEST_CARDS.visa), return_url: 'https://x.example' });
+    const confirmed = await post(`/v1/payments/${created.json().id}/confirm`, {
+      payment_method: card(TEST_CARDS.visa),
+      return_url: 'https://x.example',
+    });
     expect(confirmed.statusCode).toBe(200);
     const rows = await t.admin<{ type: string; request_id: string; status: string }[]>`
       SELECT type, request_id, data->'object'->>'status' AS status FROM events WHERE object_id = ${created.json().id} ORDER BY id`;

@@ -16,13 +16,28 @@ export async function eventRoutes(app: FastifyInstance) {
 
   app.get(
     '/v1/events',
-    { config: { scope: 'events:read' }, schema: { tags, summary: 'List events', querystring: EventListQuery, response: { 200: listOf('Event', '/v1/events'), ...errors } } },
-    async (request) => ({ object: 'list', url: '/v1/events', ...(await events.list(tenantScope(request), request.query as never)) }),
+    {
+      config: { scope: 'events:read' },
+      schema: {
+        tags,
+        summary: 'List events',
+        querystring: EventListQuery,
+        response: { 200: listOf('Event', '/v1/events'), ...errors },
+      },
+    },
+    async (request) => ({
+      object: 'list',
+      url: '/v1/events',
+      ...(await events.list(tenantScope(request), request.query as never)),
+    }),
   );
 
   app.get(
     '/v1/events/:id',
-    { config: { scope: 'events:read' }, schema: { tags, summary: 'Retrieve an event', params: IdParam, response: { 200: ref('Event'), ...errors } } },
+    {
+      config: { scope: 'events:read' },
+      schema: { tags, summary: 'Retrieve an event', params: IdParam, response: { 200: ref('Event'), ...errors } },
+    },
     async (request) => events.retrieve(tenantScope(request), (request.params as { id: string }).id),
   );
 }

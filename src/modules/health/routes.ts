@@ -4,19 +4,31 @@ export async function healthRoutes(app: FastifyInstance) {
   const { sql, metrics } = app.platform;
   const hidden = { tags: ['Health'] };
 
-  app.get('/health', { config: { auth: 'none' }, schema: { ...hidden, summary: 'Liveness', security: [] } }, async () => ({ status: 'ok' }));
+  app.get(
+    '/health',
+    { config: { auth: 'none' }, schema: { ...hidden, summary: 'Liveness', security: [] } },
+    async () => ({ status: 'ok' }),
+  );
 
-  app.get('/ready', { config: { auth: 'none' }, schema: { ...hidden, summary: 'Readiness: the database answers', security: [] } }, async (_request, reply) => {
-    try {
-      await sql`SELECT 1`;
-      return { status: 'ready', database: 'ok' };
-    } catch {
-      return reply.code(503).send({ status: 'unavailable', database: 'unreachable' });
-    }
-  });
+  app.get(
+    '/ready',
+    { config: { auth: 'none' }, schema: { ...hidden, summary: 'Readiness: the database answers', security: [] } },
+    async (_request, reply) => {
+      try {
+        await sql`SELECT 1`;
+        return { status: 'ready', database: 'ok' };
+      } catch {
+        return reply.code(503).send({ status: 'unavailable', database: 'unreachable' });
+      }
+    },
+  );
 
-  app.get('/metrics', { config: { auth: 'none' }, schema: { ...hidden, summary: 'Prometheus metrics', security: [] } }, async (_request, reply) => {
-    reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
+  app.get(
+    '/metrics',
+    { config: { auth: 'none' }, schema: { ...hidden, summary: 'Prometheus metrics', security: [] } },
+    async (_request, reply) => {
+      reply.type(metrics.registry.contentType);
+      return metrics.registry.metrics();
+    },
+  );
 }

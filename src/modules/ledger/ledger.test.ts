@@ -16,7 +16,8 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 const testScope = (tenant: TestTenant): Scope => ({ tenantId: tenant.id, livemode: false });
-const post = (scope: Scope, transactions: LedgerTransactionInput[]) => inScope(t.platform.sql, scope, (tx) => t.platform.ledger.post(tx, scope, transactions));
+const post = (scope: Scope, transactions: LedgerTransactionInput[]) =>
+  inScope(t.platform.sql, scope, (tx) => t.platform.ledger.post(tx, scope, transactions));
 
 /** A capture as a later session will post it: gross into pending from the processor, fee to platform revenue. */
 const capture = (amount: number, fee: number, currency = 'usd'): LedgerTransactionInput => ({
@@ -40,31 +41,71 @@ async function balance(key: string) {
 /** verify() spans every tenant; other suites share the database, so look at our tenants only. */
 async function differencesFor(...tenantIds: string[]) {
   const { accounts, transactions } = await LedgerService.verify(t.admin);
-  return { accounts: accounts.filter((d) => tenantIds.includes(d.tenant_id)), transactions: transactions.filter((d) => tenantIds.includes(d.tenant_id)) };
+  return {
+    accounts: accounts.filter((d) => tenantIds.includes(d.tenant_id)),
+    transactions: transactions.filter((d) => tenantIds.includes(d.tenant_id)),
+  };
 }
 
 /** A test-mode transaction and its entries written with plain SQL as the application role, past LedgerService. */
-async function insertDirectly(tx: Tx, tenantId: string, transactionId: string, entries: Array<[id: string, accountId: string, amount: number, currency: string]>) {
+async function insertDirectly(
+  tx: Tx,
+  tenantId: string,
+  transactionId: string,
+  entries: Array<[id: string, accountId: string, amount: number, currency: string]>,
+) {
   await tx`INSERT INTO ledger_transactions (id, tenant_id, livemode, type, description) VALUES (${transactionId}, ${tenantId}, false, 'manual', 'written directly')`;
-  const rows = entries.map(([id, account_id, amount, currency]) => ({ id, transaction_id: transactionId, tenant_id: tenantId, livemode: false, account_id, amount, currency }));
+  const rows = entries.map(([id, account_id, amount, currency]) => ({
+    id,
+    transaction_id: transactionId,
+    tenant_id: tenantId,
+    livemode: false,
+    account_id,
+    amount,
+    currency,
+  }));
   await tx`INSERT INTO ledger_entries ${tx(rows)}`;
 }
 
 async function storedAccount(tenantId: string, livemode: boolean, type: AccountType, currency: string) {
-  const [row] = await t.admin<{ id: string; balance: number }[]>`SELECT id, balance FROM ledger_accounts WHERE tenant_id = ${tenantId} AND livemode = ${livemode} AND type = ${type} AND currency = ${currency}`;
+  const [row] = await t.admin<
+    { id: string; balance: number }[]
+  >`SELECT id, balance FROM ledger_accounts WHERE tenant_id = ${tenantId} AND livemode = ${livemode} AND type = ${type} AND currency = ${currency}`;
   return row;
 }
 
 describe('posting and balances', () => {
   it('updates running balances and GET /v1/balance shows them, per currency', async () => {
     const tenant = await createTenant(t.app, 'Ledger balance');
-    expect(await balance(tenant.testKey)).toEqual({ object: 'balance', available: [], pending: [], reserved: [], livemode: false });
+    expect(await balance(tenant.testKey)).toEqual({
+      object: 'balance',
+      available: [],
+      pending: [],
+      reserved: [],
+      livemode: false,
+    });
 
     const ids = await post(testScope(tenant), [
       capture(10_000, 320),
       capture(5_000, 175),
-      { type: 'settlement', sourceId: null, description: 'Settle', entries: [{ accountType: 'pending', currency: 'usd', amount: -4_825 }, { accountType: 'available', currency: 'usd', amount: 4_825 }] },
-      { type: 'reserve', sourceId: null, description: 'Withhold', entries: [{ accountType: 'available', currency: 'usd', amount: -1_000 }, { accountType: 'reserve', currency: 'usd', amount: 1_000 }] },
+      {
+        type: 'settlement',
+        sourceId: null,
+        description: 'Settle',
+        entries: [
+          { accountType: 'pending', currency: 'usd', amount: -4_825 },
+          { accountType: 'available', currency: 'usd', amount: 4_825 },
+        ],
+      },
+      {
+        type: 'reserve',
+        sourceId: null,
+        description: 'Withhold',
+        entries: [
+          { accountType: 'available', currency: 'usd', amount: -1_000 },
+          { accountType: 'reserve', currency: 'usd', amount: 1_000 },
+        ],
+      },
       capture(1_000, 0, 'jpy'),
     ]);
     expect(ids).toHaveLength(5);
@@ -72,41 +113,96 @@ describe('posting and balances', () => {
 
     expect(await balance(tenant.testKey)).toEqual({
       object: 'balance',
-      available: [{ amount: 0, currency: 'jpy' }, { amount: 3_825, currency: 'usd' }],
-      pending: [{ amount: 1_000, currency: 'jpy' }, { amount: 9_680, currency: 'usd' }],
-      reserved: [{ amount: 0, currency: 'jpy' }, { amount: 1_000, currency: 'usd' }],
+      available: [
+        { amount: 0, currency: 'jpy' },
+        { amount: 3_825, currency: 'usd' },
+      ],
+      pending: [
+        { amount: 1_000, currency: 'jpy' },
+        { amount: 9_680, currency: 'usd' },
+      ],
+      reserved: [
+        { amount: 0, currency: 'jpy' },
+        { amount: 1_000, currency: 'usd' },
+      ],
       livemode: false,
     });
     expect((await storedAccount(tenant.id, false, 'fees', 'usd')).balance).toBe(495);
     expect((await storedAccount(tenant.id, false, 'processor_clearing', 'usd')).balance).toBe(-15_000);
-    const [entries] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM ledger_entries WHERE tenant_id = ${tenant.id}`;
+    const [entries] = await t.admin<
+      { count: number }[]
+    >`SELECT count(*)::int AS count FROM ledger_entries WHERE tenant_id = ${tenant.id}`;
     expect(entries.count).toBe(12);
   });
 
   it('refuses unbalanced, zero, fractional or unknown-currency entries before writing anything', async () => {
     const tenant = await createTenant(t.app, 'Ledger invalid');
     const attempts: LedgerTransactionInput[] = [
-      { ...capture(100, 0), entries: [{ accountType: 'pending', currency: 'usd', amount: 100 }, { accountType: 'fees', currency: 'usd', amount: -99 }] },
+      {
+        ...capture(100, 0),
+        entries: [
+          { accountType: 'pending', currency: 'usd', amount: 100 },
+          { accountType: 'fees', currency: 'usd', amount: -99 },
+        ],
+      },
       // Balanced in total but not per currency.
-      { ...capture(100, 0), entries: [{ accountType: 'pending', currency: 'usd', amount: 100 }, { accountType: 'fees', currency: 'eur', amount: -100 }] },
+      {
+        ...capture(100, 0),
+        entries: [
+          { accountType: 'pending', currency: 'usd', amount: 100 },
+          { accountType: 'fees', currency: 'eur', amount: -100 },
+        ],
+      },
       { ...capture(100, 0), entries: [{ accountType: 'pending', currency: 'usd', amount: 0 }] },
-      { ...capture(100, 0), entries: [{ accountType: 'pending', currency: 'usd', amount: 0.5 }, { accountType: 'fees', currency: 'usd', amount: -0.5 }] },
-      { ...capture(100, 0), entries: [{ accountType: 'pending', currency: 'xxq', amount: 1 }, { accountType: 'fees', currency: 'xxq', amount: -1 }] },
+      {
+        ...capture(100, 0),
+        entries: [
+          { accountType: 'pending', currency: 'usd', amount: 0.5 },
+          { accountType: 'fees', currency: 'usd', amount: -0.5 },
+        ],
+      },
+      {
+        ...capture(100, 0),
+        entries: [
+          { accountType: 'pending', currency: 'xxq', amount: 1 },
+          { accountType: 'fees', currency: 'xxq', amount: -1 },
+        ],
+      },
       { ...capture(100, 0), entries: [] },
     ];
     for (const attempt of attempts) {
       // A valid transaction in the same call must not be written either.
       await expect(post(testScope(tenant), [capture(500, 10), attempt])).rejects.toMatchObject({ statusCode: 400 });
     }
-    const [rows] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM ledger_transactions WHERE tenant_id = ${tenant.id}`;
+    const [rows] = await t.admin<
+      { count: number }[]
+    >`SELECT count(*)::int AS count FROM ledger_transactions WHERE tenant_id = ${tenant.id}`;
     expect(rows.count).toBe(0);
   });
 
   it('refuses, in the database, a posting that would make available funds negative', async () => {
     const tenant = await createTenant(t.app, 'Ledger overdraw');
     const scope = testScope(tenant);
-    await post(scope, [{ type: 'settlement', sourceId: null, description: 'Settle', entries: [{ accountType: 'pending', currency: 'usd', amount: -500 }, { accountType: 'available', currency: 'usd', amount: 500 }] }]);
-    const overdraw: LedgerTransactionInput = { type: 'payout', sourceId: null, description: 'Too much', entries: [{ accountType: 'available', currency: 'usd', amount: -501 }, { accountType: 'payouts_in_transit', currency: 'usd', amount: 501 }] };
+    await post(scope, [
+      {
+        type: 'settlement',
+        sourceId: null,
+        description: 'Settle',
+        entries: [
+          { accountType: 'pending', currency: 'usd', amount: -500 },
+          { accountType: 'available', currency: 'usd', amount: 500 },
+        ],
+      },
+    ]);
+    const overdraw: LedgerTransactionInput = {
+      type: 'payout',
+      sourceId: null,
+      description: 'Too much',
+      entries: [
+        { accountType: 'available', currency: 'usd', amount: -501 },
+        { accountType: 'payouts_in_transit', currency: 'usd', amount: 501 },
+      ],
+    };
     await expect(post(scope, [overdraw])).rejects.toThrow(/ledger_available_not_negative/);
     expect((await storedAccount(tenant.id, false, 'available', 'usd')).balance).toBe(500);
   });
@@ -118,7 +214,13 @@ describe('posting and balances', () => {
     expect((await balance(a.testKey)).pending).toEqual([{ amount: 6_770, currency: 'usd' }]);
     const live = await balance(a.liveKey);
     expect(live).toMatchObject({ livemode: true, pending: [{ amount: 1_912, currency: 'eur' }] });
-    expect(await balance(b.testKey)).toEqual({ object: 'balance', available: [], pending: [], reserved: [], livemode: false });
+    expect(await balance(b.testKey)).toEqual({
+      object: 'balance',
+      available: [],
+      pending: [],
+      reserved: [],
+      livemode: false,
+    });
     expect((await balance(b.liveKey)).pending).toEqual([]);
 
     // Row-level security, not only the WHERE clause: tenant B's scope sees none of A's rows.
@@ -129,11 +231,19 @@ describe('posting and balances', () => {
     ]);
     expect(seen).toEqual([]);
     // And B cannot post into A's accounts by naming A's tenant.
-    await expect(inScope(t.platform.sql, testScope(b), (tx) => t.platform.ledger.post(tx, testScope(a), [capture(1, 0)]))).rejects.toThrow(/row-level security/);
+    await expect(
+      inScope(t.platform.sql, testScope(b), (tx) => t.platform.ledger.post(tx, testScope(a), [capture(1, 0)])),
+    ).rejects.toThrow(/row-level security/);
   });
 
   it('shows nothing to a connection with no scope set', async () => {
-    const rows = await t.platform.sql.begin((tx) => Promise.all([tx`SELECT id FROM ledger_accounts`, tx`SELECT id FROM ledger_transactions`, tx`SELECT id FROM ledger_entries`]));
+    const rows = await t.platform.sql.begin((tx) =>
+      Promise.all([
+        tx`SELECT id FROM ledger_accounts`,
+        tx`SELECT id FROM ledger_transactions`,
+        tx`SELECT id FROM ledger_entries`,
+      ]),
+    );
     expect(rows.map((r) => r.length)).toEqual([0, 0, 0]);
     // Rows exist: the superuser sees them.
     const [all] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM ledger_entries`;
@@ -141,7 +251,10 @@ describe('posting and balances', () => {
   });
 
   it('requires the balance:read scope', async () => {
-    const create = await call(t.app, a.testKey, 'POST', '/v1/api_keys', { name: 'payments only', scopes: ['payments:read'] });
+    const create = await call(t.app, a.testKey, 'POST', '/v1/api_keys', {
+      name: 'payments only',
+      scopes: ['payments:read'],
+    });
     expect(create.statusCode, create.body).toBe(200);
     const denied = await call(t.app, create.json().secret, 'GET', '/v1/balance');
     expect(denied.statusCode).toBe(403);
@@ -159,13 +272,18 @@ describe('the database guards the ledger', () => {
     const fees = await storedAccount(tenant.id, false, 'fees', 'usd');
     let insertedUnchecked = false;
     const attempt = inScope(t.platform.sql, scope, async (tx) => {
-      await insertDirectly(tx, tenant.id, 'ltx_direct', [['1', pending.id, 100, 'usd'], ['2', fees.id, -99, 'usd']]);
+      await insertDirectly(tx, tenant.id, 'ltx_direct', [
+        ['1', pending.id, 100, 'usd'],
+        ['2', fees.id, -99, 'usd'],
+      ]);
       insertedUnchecked = true;
     });
     await expect(attempt).rejects.toThrow(/ltx_direct is unbalanced: 1 usd/);
     // Checked when the statement ends, over every row it inserted: the next line never ran.
     expect(insertedUnchecked).toBe(false);
-    const [rows] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM ledger_entries WHERE transaction_id = 'ltx_direct'`;
+    const [rows] = await t.admin<
+      { count: number }[]
+    >`SELECT count(*)::int AS count FROM ledger_entries WHERE transaction_id = 'ltx_direct'`;
     expect(rows.count).toBe(0);
   });
 
@@ -176,15 +294,30 @@ describe('the database guards the ledger', () => {
     await post(testScope(b), [capture(100, 1)]);
     const pending = await storedAccount(tenant.id, false, 'pending', 'usd');
     const othersFees = await storedAccount(b.id, false, 'fees', 'usd');
-    const [othersTransaction] = await t.admin<{ id: string }[]>`SELECT id FROM ledger_transactions WHERE tenant_id = ${b.id} LIMIT 1`;
+    const [othersTransaction] = await t.admin<
+      { id: string }[]
+    >`SELECT id FROM ledger_transactions WHERE tenant_id = ${b.id} LIMIT 1`;
     await expect(
-      inScope(t.platform.sql, scope, (tx) => insertDirectly(tx, tenant.id, 'ltx_foreign', [['1', pending.id, 100, 'usd'], ['2', othersFees.id, -100, 'usd']])),
+      inScope(t.platform.sql, scope, (tx) =>
+        insertDirectly(tx, tenant.id, 'ltx_foreign', [
+          ['1', pending.id, 100, 'usd'],
+          ['2', othersFees.id, -100, 'usd'],
+        ]),
+      ),
     ).rejects.toThrow(/has no account of its tenant, mode and currency/);
     await expect(
-      inScope(t.platform.sql, scope, (tx) => tx`INSERT INTO ledger_entries (id, transaction_id, tenant_id, livemode, account_id, amount, currency) VALUES
-          ('le_t1', ${othersTransaction.id}, ${tenant.id}, false, ${pending.id}, 100, 'usd'), ('le_t2', ${othersTransaction.id}, ${tenant.id}, false, ${pending.id}, -100, 'usd')`),
+      inScope(
+        t.platform.sql,
+        scope,
+        (
+          tx,
+        ) => tx`INSERT INTO ledger_entries (id, transaction_id, tenant_id, livemode, account_id, amount, currency) VALUES
+          ('le_t1', ${othersTransaction.id}, ${tenant.id}, false, ${pending.id}, 100, 'usd'), ('le_t2', ${othersTransaction.id}, ${tenant.id}, false, ${pending.id}, -100, 'usd')`,
+      ),
     ).rejects.toThrow(/has no transaction of its tenant and mode/);
-    await expect(t.admin`DELETE FROM ledger_accounts WHERE id = ${pending.id}`).rejects.toThrow(/append-only: DELETE refused/);
+    await expect(t.admin`DELETE FROM ledger_accounts WHERE id = ${pending.id}`).rejects.toThrow(
+      /append-only: DELETE refused/,
+    );
   });
 
   it("rejects an entry in a currency other than its account's, and a transaction without entries", async () => {
@@ -194,10 +327,20 @@ describe('the database guards the ledger', () => {
     const pending = await storedAccount(tenant.id, false, 'pending', 'usd');
     const fees = await storedAccount(tenant.id, false, 'fees', 'usd');
     await expect(
-      inScope(t.platform.sql, scope, (tx) => insertDirectly(tx, tenant.id, 'ltx_eur', [['1', pending.id, 100, 'eur'], ['2', fees.id, -100, 'eur']])),
+      inScope(t.platform.sql, scope, (tx) =>
+        insertDirectly(tx, tenant.id, 'ltx_eur', [
+          ['1', pending.id, 100, 'eur'],
+          ['2', fees.id, -100, 'eur'],
+        ]),
+      ),
     ).rejects.toThrow(/has no account of its tenant, mode and currency/);
     await expect(
-      inScope(t.platform.sql, scope, (tx) => tx`INSERT INTO ledger_transactions (id, tenant_id, livemode, type, description) VALUES ('ltx_empty', ${tenant.id}, false, 'manual', 'nothing')`),
+      inScope(
+        t.platform.sql,
+        scope,
+        (tx) =>
+          tx`INSERT INTO ledger_transactions (id, tenant_id, livemode, type, description) VALUES ('ltx_empty', ${tenant.id}, false, 'manual', 'nothing')`,
+      ),
     ).rejects.toThrow(/ltx_empty has no entries/);
   });
 
@@ -210,10 +353,15 @@ describe('the database guards the ledger', () => {
       (tx: Tx) => tx`UPDATE ledger_transactions SET description = 'rewritten'`,
       (tx: Tx) => tx`DELETE FROM ledger_transactions`,
     ];
-    for (const attempt of attempts) await expect(inScope(t.platform.sql, scope, attempt)).rejects.toThrow(/permission denied/);
+    for (const attempt of attempts)
+      await expect(inScope(t.platform.sql, scope, attempt)).rejects.toThrow(/permission denied/);
     // Even the superuser, who has every privilege, is stopped by the trigger.
-    await expect(t.admin`UPDATE ledger_entries SET amount = amount + 1 WHERE tenant_id = ${a.id}`).rejects.toThrow(/append-only: UPDATE refused/);
-    await expect(t.admin`DELETE FROM ledger_entries WHERE tenant_id = ${a.id}`).rejects.toThrow(/append-only: DELETE refused/);
+    await expect(t.admin`UPDATE ledger_entries SET amount = amount + 1 WHERE tenant_id = ${a.id}`).rejects.toThrow(
+      /append-only: UPDATE refused/,
+    );
+    await expect(t.admin`DELETE FROM ledger_entries WHERE tenant_id = ${a.id}`).rejects.toThrow(
+      /append-only: DELETE refused/,
+    );
     expect(await differencesFor(a.id)).toEqual({ accounts: [], transactions: [] });
   });
 });
@@ -244,9 +392,18 @@ describe('the hot pending account', () => {
     const updates = await inScope(t.platform.sql, scope, async (tx) => {
       // The backend's not-yet-flushed row counts, which include this transaction's updates; they
       // may also hold earlier transactions' counts, hence the difference.
-      const counted = async () => (await tx<{ updates: number }[]>`SELECT n_tup_upd::int AS updates FROM pg_stat_xact_user_tables WHERE relname = 'ledger_accounts'`)[0].updates;
+      const counted = async () =>
+        (
+          await tx<
+            { updates: number }[]
+          >`SELECT n_tup_upd::int AS updates FROM pg_stat_xact_user_tables WHERE relname = 'ledger_accounts'`
+        )[0].updates;
       const before = await counted();
-      await t.platform.ledger.post(tx, scope, Array.from({ length: 50 }, () => capture(100, 3)));
+      await t.platform.ledger.post(
+        tx,
+        scope,
+        Array.from({ length: 50 }, () => capture(100, 3)),
+      );
       return (await counted()) - before;
     });
     expect(updates).toBe(3);
@@ -264,7 +421,17 @@ describe('verify', () => {
     // The tenant is this test's own, so the corruption is left in place: no other check looks at it.
     await t.admin`UPDATE ledger_accounts SET balance = balance + 1 WHERE id = ${pending.id}`;
     expect(await differencesFor(tenant.id)).toEqual({
-      accounts: [{ account_id: pending.id, tenant_id: tenant.id, livemode: false, type: 'pending', currency: 'usd', balance: 1_901, computed: 1_900 }],
+      accounts: [
+        {
+          account_id: pending.id,
+          tenant_id: tenant.id,
+          livemode: false,
+          type: 'pending',
+          currency: 'usd',
+          balance: 1_901,
+          computed: 1_900,
+        },
+      ],
       transactions: [],
     });
   });
@@ -277,7 +444,13 @@ describe('verify', () => {
     const legs = fc
       .record({
         currency: fc.constantFrom(...currencies),
-        moves: fc.array(fc.record({ accountType: fc.constantFrom(...types), amount: fc.integer({ min: -1_000_000, max: 1_000_000 }).filter((n) => n !== 0) }), { minLength: 1, maxLength: 4 }),
+        moves: fc.array(
+          fc.record({
+            accountType: fc.constantFrom(...types),
+            amount: fc.integer({ min: -1_000_000, max: 1_000_000 }).filter((n) => n !== 0),
+          }),
+          { minLength: 1, maxLength: 4 },
+        ),
         closing: fc.constantFrom(...types),
       })
       .filter(({ moves }) => moves.reduce((sum, move) => sum + move.amount, 0) !== 0)
@@ -285,7 +458,9 @@ describe('verify', () => {
         ...moves.map((move) => ({ ...move, currency })),
         { accountType: closing, currency, amount: -moves.reduce((sum, move) => sum + move.amount, 0) },
       ]);
-    const transaction = fc.array(legs, { minLength: 1, maxLength: 3 }).map((groups) => ({ type: 'random', sourceId: null, description: 'property', entries: groups.flat() }));
+    const transaction = fc
+      .array(legs, { minLength: 1, maxLength: 3 })
+      .map((groups) => ({ type: 'random', sourceId: null, description: 'property', entries: groups.flat() }));
     const batches = fc.array(fc.array(transaction, { minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 4 });
 
     await fc.assert(
@@ -297,7 +472,9 @@ describe('verify', () => {
         const unbalanced = await t.admin`
           SELECT transaction_id FROM ledger_entries WHERE tenant_id = ${tenant.id} GROUP BY transaction_id, currency HAVING sum(amount) <> 0`;
         expect(unbalanced).toEqual([]);
-        const [counts] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM ledger_transactions WHERE tenant_id = ${tenant.id}`;
+        const [counts] = await t.admin<
+          { count: number }[]
+        >`SELECT count(*)::int AS count FROM ledger_transactions WHERE tenant_id = ${tenant.id}`;
         expect(counts.count).toBe(sequence.flat().length);
 
         // Balances equal the model's sum of the generated entries (not only the database's own sum).
@@ -311,8 +488,11 @@ describe('verify', () => {
         expect(stored.every((row) => row.livemode === livemode)).toBe(true);
         // Every account of a currency the tenant touched exists; those the sequence never moved hold 0.
         expect(stored.length).toBeGreaterThan(0);
-        for (const row of stored) expect(row.balance, `${row.type}:${row.currency}`).toBe(expected.get(`${row.type}:${row.currency}`) ?? 0);
-        expect([...expected.keys()].every((key) => stored.some((row) => `${row.type}:${row.currency}` === key))).toBe(true);
+        for (const row of stored)
+          expect(row.balance, `${row.type}:${row.currency}`).toBe(expected.get(`${row.type}:${row.currency}`) ?? 0);
+        expect([...expected.keys()].every((key) => stored.some((row) => `${row.type}:${row.currency}` === key))).toBe(
+          true,
+        );
         expect(await differencesFor(tenant.id)).toEqual({ accounts: [], transactions: [] });
       }),
       { numRuns: 25 },

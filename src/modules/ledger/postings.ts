@@ -45,37 +45,84 @@ export function chargeTransaction(charge: ChargePosting): LedgerTransactionInput
     type: 'charge',
     sourceId: charge.paymentId,
     description: `Payment ${charge.paymentId} captured`,
-    entries: [...entry('processor_clearing', currency, -amount), ...entry(balanceType, currency, amount - fee), ...entry('fees', currency, fee)],
+    entries: [
+      ...entry('processor_clearing', currency, -amount),
+      ...entry(balanceType, currency, amount - fee),
+      ...entry('fees', currency, fee),
+    ],
     balance: { balanceType, currency, amount, fee, feeDetails: charge.feeDetails, availableOn: charge.availableOn },
   };
 }
 
-export function refundTransaction(refund: { id: string; transactionId: string; paymentId: string; currency: string; amount: number; fee: number; feeDetails: FeeDetail[]; availableOn: Date }): LedgerTransactionInput {
+export function refundTransaction(refund: {
+  id: string;
+  transactionId: string;
+  paymentId: string;
+  currency: string;
+  amount: number;
+  fee: number;
+  feeDetails: FeeDetail[];
+  availableOn: Date;
+}): LedgerTransactionInput {
   const { currency, amount, fee } = refund;
   return {
     id: refund.transactionId,
     type: 'refund',
     sourceId: refund.id,
     description: `Refund ${refund.id} of payment ${refund.paymentId}`,
-    entries: [...entry('pending', currency, -(amount + fee)), ...entry('processor_clearing', currency, amount), ...entry('fees', currency, fee)],
-    balance: { balanceType: 'pending', currency, amount: -amount, fee, feeDetails: refund.feeDetails, availableOn: refund.availableOn },
+    entries: [
+      ...entry('pending', currency, -(amount + fee)),
+      ...entry('processor_clearing', currency, amount),
+      ...entry('fees', currency, fee),
+    ],
+    balance: {
+      balanceType: 'pending',
+      currency,
+      amount: -amount,
+      fee,
+      feeDetails: refund.feeDetails,
+      availableOn: refund.availableOn,
+    },
   };
 }
 
 /** Opening a dispute withholds the disputed amount and charges the dispute fee. */
-export function disputeTransaction(dispute: { id: string; currency: string; amount: number; fee: number; feeDetails: FeeDetail[]; availableOn: Date }): LedgerTransactionInput {
+export function disputeTransaction(dispute: {
+  id: string;
+  currency: string;
+  amount: number;
+  fee: number;
+  feeDetails: FeeDetail[];
+  availableOn: Date;
+}): LedgerTransactionInput {
   const { currency, amount, fee } = dispute;
   return {
     type: 'dispute',
     sourceId: dispute.id,
     description: `Dispute ${dispute.id} opened: amount withheld`,
-    entries: [...entry('pending', currency, -(amount + fee)), ...entry('disputes', currency, amount), ...entry('fees', currency, fee)],
-    balance: { balanceType: 'pending', currency, amount: -amount, fee, feeDetails: dispute.feeDetails, availableOn: dispute.availableOn },
+    entries: [
+      ...entry('pending', currency, -(amount + fee)),
+      ...entry('disputes', currency, amount),
+      ...entry('fees', currency, fee),
+    ],
+    balance: {
+      balanceType: 'pending',
+      currency,
+      amount: -amount,
+      fee,
+      feeDetails: dispute.feeDetails,
+      availableOn: dispute.availableOn,
+    },
   };
 }
 
 /** A won dispute gives the withheld amount back; the dispute fee is not refunded. */
-export function disputeWonTransaction(dispute: { id: string; currency: string; amount: number; availableOn: Date }): LedgerTransactionInput {
+export function disputeWonTransaction(dispute: {
+  id: string;
+  currency: string;
+  amount: number;
+  availableOn: Date;
+}): LedgerTransactionInput {
   const { currency, amount } = dispute;
   return {
     type: 'dispute_reversal',
@@ -87,7 +134,11 @@ export function disputeWonTransaction(dispute: { id: string; currency: string; a
 }
 
 /** A lost dispute's withheld amount goes back to the cardholder through the processor. */
-export function disputeLostTransaction(dispute: { id: string; currency: string; amount: number }): LedgerTransactionInput {
+export function disputeLostTransaction(dispute: {
+  id: string;
+  currency: string;
+  amount: number;
+}): LedgerTransactionInput {
   const { currency, amount } = dispute;
   return {
     type: 'dispute_loss',
@@ -97,7 +148,11 @@ export function disputeLostTransaction(dispute: { id: string; currency: string; 
   };
 }
 
-export function settlementTransaction(settlement: { id: string; currency: string; net: number }): LedgerTransactionInput {
+export function settlementTransaction(settlement: {
+  id: string;
+  currency: string;
+  net: number;
+}): LedgerTransactionInput {
   const { currency, net } = settlement;
   return {
     type: 'settlement',
@@ -107,18 +162,34 @@ export function settlementTransaction(settlement: { id: string; currency: string
   };
 }
 
-export function payoutTransaction(payout: { id: string; currency: string; amount: number; created: Date }): LedgerTransactionInput {
+export function payoutTransaction(payout: {
+  id: string;
+  currency: string;
+  amount: number;
+  created: Date;
+}): LedgerTransactionInput {
   const { currency, amount } = payout;
   return {
     type: 'payout',
     sourceId: payout.id,
     description: `Payout ${payout.id} to the bank`,
     entries: [...entry('available', currency, -amount), ...entry('payouts_in_transit', currency, amount)],
-    balance: { balanceType: 'available', currency, amount: -amount, fee: 0, feeDetails: [], availableOn: payout.created },
+    balance: {
+      balanceType: 'available',
+      currency,
+      amount: -amount,
+      fee: 0,
+      feeDetails: [],
+      availableOn: payout.created,
+    },
   };
 }
 
-export function payoutPaidTransaction(payout: { id: string; currency: string; amount: number }): LedgerTransactionInput {
+export function payoutPaidTransaction(payout: {
+  id: string;
+  currency: string;
+  amount: number;
+}): LedgerTransactionInput {
   const { currency, amount } = payout;
   return {
     type: 'payout_paid',
@@ -129,7 +200,12 @@ export function payoutPaidTransaction(payout: { id: string; currency: string; am
 }
 
 /** A failed payout returns its funds to available. */
-export function payoutFailedTransaction(payout: { id: string; currency: string; amount: number; failed: Date }): LedgerTransactionInput {
+export function payoutFailedTransaction(payout: {
+  id: string;
+  currency: string;
+  amount: number;
+  failed: Date;
+}): LedgerTransactionInput {
   const { currency, amount } = payout;
   return {
     type: 'payout_failure',

@@ -35,14 +35,23 @@ export async function ledgerRoutes(app: FastifyInstance) {
         response: { 200: listOf('BalanceTransaction', '/v1/balance_transactions'), ...errors },
       },
     },
-    async (request) => ({ object: 'list', url: '/v1/balance_transactions', ...(await ledger.listBalanceTransactions(tenantScope(request), request.query as never)) }),
+    async (request) => ({
+      object: 'list',
+      url: '/v1/balance_transactions',
+      ...(await ledger.listBalanceTransactions(tenantScope(request), request.query as never)),
+    }),
   );
 
   app.get(
     '/v1/balance_transactions/:id',
     {
       config: { scope: 'balance:read' },
-      schema: { tags: ['Balance'], summary: 'Retrieve a balance transaction', params: IdParam, response: { 200: ref('BalanceTransaction'), ...errors } },
+      schema: {
+        tags: ['Balance'],
+        summary: 'Retrieve a balance transaction',
+        params: IdParam,
+        response: { 200: ref('BalanceTransaction'), ...errors },
+      },
     },
     async (request) => ledger.retrieveBalanceTransaction(tenantScope(request), (request.params as { id: string }).id),
   );

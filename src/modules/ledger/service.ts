@@ -9,7 +9,15 @@ import { unixSeconds } from '../../lib/time.js';
 import { LoadingCache } from '../../lib/loading-cache.js';
 import type { Balance, BalanceTransaction, BalanceTransactionListQuery } from './schemas.js';
 
-export const ACCOUNT_TYPES = ['pending', 'available', 'reserve', 'fees', 'processor_clearing', 'payouts_in_transit', 'disputes'] as const;
+export const ACCOUNT_TYPES = [
+  'pending',
+  'available',
+  'reserve',
+  'fees',
+  'processor_clearing',
+  'payouts_in_transit',
+  'disputes',
+] as const;
 export type AccountType = (typeof ACCOUNT_TYPES)[number];
 
 export interface LedgerEntryInput {
@@ -162,12 +170,15 @@ function validate(transactions: LedgerTransactionInput[]) {
     const totals = new Map<string, number>();
     for (const { accountType, currency, amount } of transaction.entries) {
       if (!ACCOUNT_TYPES.includes(accountType)) throw invalid(`Unknown ledger account type '${accountType}'.`);
-      if (currencyExponent(currency) === undefined || currency !== currency.toLowerCase()) throw invalid(`'${currency}' is not a supported lower-case currency.`);
-      if (!Number.isSafeInteger(amount) || amount === 0 || Math.abs(amount) > maxAmount(currency)) throw invalid(`Ledger entry amount ${amount} must be a non-zero integer within the currency's range.`);
+      if (currencyExponent(currency) === undefined || currency !== currency.toLowerCase())
+        throw invalid(`'${currency}' is not a supported lower-case currency.`);
+      if (!Number.isSafeInteger(amount) || amount === 0 || Math.abs(amount) > maxAmount(currency))
+        throw invalid(`Ledger entry amount ${amount} must be a non-zero integer within the currency's range.`);
       totals.set(currency, (totals.get(currency) ?? 0) + amount);
     }
     for (const [currency, total] of totals) {
-      if (total !== 0) throw invalid(`Ledger transaction '${transaction.type}' is unbalanced: ${total} ${currency} left over.`);
+      if (total !== 0)
+        throw invalid(`Ledger transaction '${transaction.type}' is unbalanced: ${total} ${currency} left over.`);
     }
   }
 }
@@ -179,9 +190,27 @@ type AccountIds = Map<string, string>;
 
 /** Creates (if new) every account of a tenant, mode and currency, and returns their ids by type. */
 async function ensureAccounts(tx: Tx, scope: Scope, currency: string): Promise<AccountIds> {
-  const accounts = ACCOUNT_TYPES.map((type) => ({ id: newId('la'), tenant_id: scope.tenantId, livemode: scope.livemode, type, currency }));
-  const columns = [['id', 'text'], ['tenant_id', 'text'], ['livemode', 'boolean'], ['type', 'text'], ['currency', 'text']] as const;
-  await insertRows(tx, 'ledger_accounts', columns, accounts, 'ON CONFLICT (tenant_id, livemode, type, currency) DO NOTHING');
+  const accounts = ACCOUNT_TYPES.map((type) => ({
+    id: newId('la'),
+    tenant_id: scope.tenantId,
+    livemode: scope.livemode,
+    type,
+    currency,
+  }));
+  const columns = [
+    ['id', 'text'],
+    ['tenant_id', 'text'],
+    ['livemode', 'boolean'],
+    ['type', 'text'],
+    ['currency', 'text'],
+  ] as const;
+  await insertRows(
+    tx,
+    'ledger_accounts',
+    columns,
+    accounts,
+    'ON CONFLICT (tenant_id, livemode, type, currency) DO NOTHING',
+  );
   // A separate statement: under READ COMMITTED it sees accounts a concurrent transaction created
   // (the conflict above waited for it), which the INSERT's own snapshot would not.
   const found = await tx<{ id: string; type: string }[]>`
@@ -223,16 +252,26 @@ export class LedgerService {
    * the payment path can prepare its postings before its batch runs.
    */
   accountsFor(scope: Scope, currency: string): Promise<AccountIds> {
-    return this.committedAccounts.get(scopeKey(scope, currency), () => inScope(this.sql, scope, (tx) => ensureAccounts(tx, scope, currency)));
+    return this.committedAccounts.get(scopeKey(scope, currency), () =>
+      inScope(this.sql, scope, (tx) => ensureAccounts(tx, scope, currency)),
+    );
   }
 
   /** Checks transactions and turns them into rows for postingCtes. */
-  prepare(scope: Scope, transactions: LedgerTransactionInput[], accounts: (currency: string) => AccountIds): PreparedPosting {
+  prepare(
+    scope: Scope,
+    transactions: LedgerTransactionInput[],
+    accounts: (currency: string) => AccountIds,
+  ): PreparedPosting {
     validate(transactions);
     return this.rows(scope, transactions, accounts);
   }
 
-  private rows(scope: Scope, transactions: LedgerTransactionInput[], accounts: (currency: string) => AccountIds): PreparedPosting {
+  private rows(
+    scope: Scope,
+    transactions: LedgerTransactionInput[],
+    accounts: (currency: string) => AccountIds,
+  ): PreparedPosting {
     const now = new Date();
     const rows = transactions.map((transaction): LedgerTransactionRow => ({
       id: transaction.id ?? newId('txn'),
@@ -278,7 +317,10 @@ export class LedgerService {
         if (accounts.has(currency)) continue;
         // A miss is looked up in the caller's transaction and not cached: accounts created there
         // vanish if it rolls back.
-        accounts.set(currency, await (this.committedAccounts.peek(scopeKey(scope, currency)) ?? ensureAccounts(tx, scope, currency)));
+        accounts.set(
+          currency,
+          await (this.committedAccounts.peek(scopeKey(scope, currency)) ?? ensureAccounts(tx, scope, currency)),
+        );
       }
     }
     const posting = this.rows(scope, transactions, (currency) => accounts.get(currency)!);
@@ -287,7 +329,10 @@ export class LedgerService {
     return posting.transactions.map((row) => row.id);
   }
 
-  async listBalanceTransactions(scope: Scope, query: BalanceTransactionListQuery): Promise<{ data: BalanceTransaction[]; has_more: boolean }> {
+  async listBalanceTransactions(
+    scope: Scope,
+    query: BalanceTransactionListQuery,
+  ): Promise<{ data: BalanceTransaction[]; has_more: boolean }> {
     return inScope(this.sql, scope, async (tx) => {
       const page = await listPage<BalanceTransactionRow>(tx, 'balance_transactions', scope, query, [
         query.type ? tx`AND type = ${query.type}` : tx``,
@@ -301,7 +346,9 @@ export class LedgerService {
   }
 
   async retrieveBalanceTransaction(scope: Scope, id: string): Promise<BalanceTransaction> {
-    const row = await inScope(this.sql, scope, (tx) => findOwned<BalanceTransactionRow>(tx, 'balance_transactions', scope, id, 'balance_transaction'));
+    const row = await inScope(this.sql, scope, (tx) =>
+      findOwned<BalanceTransactionRow>(tx, 'balance_transactions', scope, id, 'balance_transaction'),
+    );
     return toBalanceTransaction(row);
   }
 
@@ -329,13 +376,25 @@ export class LedgerService {
         ORDER BY currency, type`,
     );
     const currencies = [...new Set(rows.map((row) => row.currency))];
-    const funds = (type: AccountType) => currencies.map((currency) => ({ amount: rows.find((row) => row.type === type && row.currency === currency)?.balance ?? 0, currency }));
+    const funds = (type: AccountType) =>
+      currencies.map((currency) => ({
+        amount: rows.find((row) => row.type === type && row.currency === currency)?.balance ?? 0,
+        currency,
+      }));
     // Disputed amounts are withheld as much as an operator's reserve is: both count as reserved.
     const reserved = currencies.map((currency) => ({
-      amount: rows.filter((row) => (row.type === 'reserve' || row.type === 'disputes') && row.currency === currency).reduce((sum, row) => sum + row.balance, 0),
+      amount: rows
+        .filter((row) => (row.type === 'reserve' || row.type === 'disputes') && row.currency === currency)
+        .reduce((sum, row) => sum + row.balance, 0),
       currency,
     }));
-    return { object: 'balance', available: funds('available'), pending: funds('pending'), reserved, livemode: scope.livemode };
+    return {
+      object: 'balance',
+      available: funds('available'),
+      pending: funds('pending'),
+      reserved,
+      livemode: scope.livemode,
+    };
   }
 
   /**

@@ -6,13 +6,30 @@ import { StrictObject } from '../../http/schemas.js';
 
 const TokenBody = StrictObject({
   grant_type: Type.Literal('client_credentials'),
-  client_secret: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'A secret or restricted key (or send it as the password of HTTP Basic auth).' })),
-  client_id: Type.Optional(Type.String({ maxLength: 200, description: 'Accepted for OAuth client compatibility; the key alone identifies the client.' })),
+  client_secret: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 200,
+      description: 'A secret or restricted key (or send it as the password of HTTP Basic auth).',
+    }),
+  ),
+  client_id: Type.Optional(
+    Type.String({
+      maxLength: 200,
+      description: 'Accepted for OAuth client compatibility; the key alone identifies the client.',
+    }),
+  ),
   scope: Type.Optional(Type.String({ maxLength: 1000 })),
 });
-const TokenResponse = Type.Object({ access_token: Type.String(), token_type: Type.Literal('bearer'), expires_in: Type.Integer(), scope: Type.String() });
+const TokenResponse = Type.Object({
+  access_token: Type.String(),
+  token_type: Type.Literal('bearer'),
+  expires_in: Type.Integer(),
+  scope: Type.String(),
+});
 
-const invalidClient = (message: string) => new ApiError('authentication_error', 'invalid_client', message, 'client_secret', 401);
+const invalidClient = (message: string) =>
+  new ApiError('authentication_error', 'invalid_client', message, 'client_secret', 401);
 
 // OAuth clients send client credentials as HTTP Basic auth (RFC 6749 §2.3.1); the key is the password.
 function basicPassword(header: string | undefined): string | undefined {

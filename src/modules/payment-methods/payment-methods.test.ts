@@ -22,7 +22,11 @@ async function tokenize(number: string, extra: Record<string, unknown> = {}, key
 
 describe('POST /v1/payment_methods', () => {
   it('tokenizes a card: brand, bin, last4, expiry, fingerprint and cvc check, never the number', async () => {
-    const res = await post('/v1/payment_methods', { ...card(TEST_CARDS.visa), customer: 'cus_7', metadata: { note: 'x' } });
+    const res = await post('/v1/payment_methods', {
+      ...card(TEST_CARDS.visa),
+      customer: 'cus_7',
+      metadata: { note: 'x' },
+    });
     expect(res.statusCode).toBe(200);
     const pm = res.json();
     expect(pm.id).toMatch(/^pm_/);
@@ -32,7 +36,14 @@ describe('POST /v1/payment_methods', () => {
       customer: 'cus_7',
       metadata: { note: 'x' },
       livemode: false,
-      card: { brand: 'visa', bin: '424242', last4: '4242', exp_month: 12, exp_year: year + 3, checks: { cvc_check: 'pass' } },
+      card: {
+        brand: 'visa',
+        bin: '424242',
+        last4: '4242',
+        exp_month: 12,
+        exp_year: year + 3,
+        checks: { cvc_check: 'pass' },
+      },
     });
     expect(pm.card.fingerprint).toEqual(expect.any(String));
     expect(pm.card.fingerprint.length).toBeGreaterThanOrEqual(16);
@@ -66,7 +77,10 @@ describe('POST /v1/payment_methods', () => {
   });
 
   it('marks cvc_check unavailable without a cvc and fail for the incorrect-cvc test card', async () => {
-    const noCvc = await post('/v1/payment_methods', { type: 'card', card: { number: TEST_CARDS.visa, exp_month: 12, exp_year: year + 1 } });
+    const noCvc = await post('/v1/payment_methods', {
+      type: 'card',
+      card: { number: TEST_CARDS.visa, exp_month: 12, exp_year: year + 1 },
+    });
     expect(noCvc.statusCode).toBe(200);
     expect(noCvc.json().card.checks.cvc_check).toBe('unavailable');
     const incorrect = await tokenize(TEST_CARDS.incorrectCvc);
@@ -83,7 +97,11 @@ describe('POST /v1/payment_methods', () => {
   it('rejects an expired card with 402 card_error', async () => {
     const res = await post('/v1/payment_methods', card(TEST_CARDS.visa, { exp_year: year - 1 }));
     expect(res.statusCode).toBe(402);
-    expect(res.json().error).toMatchObject({ type: 'card_error', code: 'invalid_expiry_year', param: 'card[exp_year]' });
+    expect(res.json().error).toMatchObject({
+      type: 'card_error',
+      code: 'invalid_expiry_year',
+      param: 'card[exp_year]',
+    });
   });
 
   it('accepts a card that expires at the end of this month', async () => {
@@ -104,7 +122,10 @@ describe('POST /v1/payment_methods', () => {
       [{ type: 'card', card: { number: TEST_CARDS.visa, exp_month: 13, exp_year: year + 1 } }, 'card[exp_month]'],
       [{ type: 'card', card: { number: TEST_CARDS.visa, exp_month: 12 } }, 'card[exp_year]'],
       [{ type: 'bank', card: { number: TEST_CARDS.visa, exp_month: 12, exp_year: year + 1 } }, 'type'],
-      [{ type: 'card', card: { number: TEST_CARDS.visa, exp_month: 12, exp_year: year + 1, pin: '1234' } }, 'card[pin]'],
+      [
+        { type: 'card', card: { number: TEST_CARDS.visa, exp_month: 12, exp_year: year + 1, pin: '1234' } },
+        'card[pin]',
+      ],
     ];
     for (const [body, param] of cases) {
       const res = await post('/v1/payment_methods', body);
@@ -116,7 +137,9 @@ describe('POST /v1/payment_methods', () => {
 
   it('the card number is stored encrypted, never in plaintext', async () => {
     const pm = await tokenize('5105105105105100');
-    const [row] = await t.admin<{ pan_ciphertext: Buffer; bin: string; last4: string }[]>`SELECT pan_ciphertext, bin, last4 FROM payment_methods WHERE id = ${pm.id}`;
+    const [row] = await t.admin<
+      { pan_ciphertext: Buffer; bin: string; last4: string }[]
+    >`SELECT pan_ciphertext, bin, last4 FROM payment_methods WHERE id = ${pm.id}`;
     expect(row).toMatchObject({ bin: '510510', last4: '5100' });
     expect(row.pan_ciphertext.toString('latin1')).not.toContain('5105105105105100');
     expect(row.pan_ciphertext.toString('hex')).not.toContain(Buffer.from('5105105105105100').toString('hex'));
@@ -144,7 +167,11 @@ describe('GET /v1/payment_methods', () => {
     const listTenant = await createTenant(t.app, 'PM list tenant');
     const ids: string[] = [];
     for (const [i, number] of [TEST_CARDS.visa, '5555555555554444', TEST_CARDS.declined].entries()) {
-      const res = await post('/v1/payment_methods', { ...card(number), customer: i === 1 ? 'cus_b' : 'cus_a' }, listTenant.testKey);
+      const res = await post(
+        '/v1/payment_methods',
+        { ...card(number), customer: i === 1 ? 'cus_b' : 'cus_a' },
+        listTenant.testKey,
+      );
       expect(res.statusCode).toBe(200);
       ids.push(res.json().id);
     }
@@ -152,7 +179,8 @@ describe('GET /v1/payment_methods', () => {
     expect(all.statusCode).toBe(200);
     expect(all.json()).toMatchObject({ object: 'list', url: '/v1/payment_methods', has_more: false });
     expect(all.json().data.map((p: { id: string }) => p.id)).toEqual([ids[2], ids[1], ids[0]]);
-    for (const number of [TEST_CARDS.visa, '5555555555554444', TEST_CARDS.declined]) expect(all.body).not.toContain(number);
+    for (const number of [TEST_CARDS.visa, '5555555555554444', TEST_CARDS.declined])
+      expect(all.body).not.toContain(number);
 
     const page = (await get('/v1/payment_methods?limit=1', listTenant.testKey)).json();
     expect(page.data.map((p: { id: string }) => p.id)).toEqual([ids[2]]);
@@ -188,8 +216,13 @@ describe('POST /v1/payment_methods/{id}/verify', () => {
     const res = await verify(pm.id, {});
     expect(res.statusCode).toBe(200);
     const body = res.json();
-    expect(body).toMatchObject({ status: 'failed', authorization: { status: 'declined', decline_code: 'generic_decline' } });
-    expect(body.reasons).toContainEqual(expect.objectContaining({ code: 'card_declined', message: expect.any(String) }));
+    expect(body).toMatchObject({
+      status: 'failed',
+      authorization: { status: 'declined', decline_code: 'generic_decline' },
+    });
+    expect(body.reasons).toContainEqual(
+      expect.objectContaining({ code: 'card_declined', message: expect.any(String) }),
+    );
   });
 
   it('fails the incorrect-cvc card on its cvc check', async () => {
@@ -201,12 +234,19 @@ describe('POST /v1/payment_methods/{id}/verify', () => {
   });
 
   it('checks a cvc supplied at verification time', async () => {
-    const pm = await post('/v1/payment_methods', { type: 'card', card: { number: TEST_CARDS.visa, exp_month: 12, exp_year: year + 1 } });
+    const pm = await post('/v1/payment_methods', {
+      type: 'card',
+      card: { number: TEST_CARDS.visa, exp_month: 12, exp_year: year + 1 },
+    });
     const without = (await verify(pm.json().id)).json();
     expect(without.checks.cvc_check).toBe('unavailable');
     expect(without.reasons.map((r: { code: string }) => r.code)).toContain('cvc_unavailable');
     const withCvc = (await verify(pm.json().id, { cvc: '321', currency: 'eur' })).json();
-    expect(withCvc).toMatchObject({ status: 'verified', checks: { cvc_check: 'pass' }, authorization: { currency: 'eur' } });
+    expect(withCvc).toMatchObject({
+      status: 'verified',
+      checks: { cvc_check: 'pass' },
+      authorization: { currency: 'eur' },
+    });
   });
 
   it('fails over to the next processor for the $0 authorization', async () => {

@@ -16,8 +16,12 @@ export async function paymentMethodRoutes(app: FastifyInstance) {
       schema: {
         tags,
         summary: 'Tokenize a card',
-        description: 'Encrypts the card number in the vault and returns a `pm_…` token. The CVC is checked and discarded.',
-        body: { ...PaymentMethodInput, examples: [{ type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2030, cvc: '123' } }] },
+        description:
+          'Encrypts the card number in the vault and returns a `pm_…` token. The CVC is checked and discarded.',
+        body: {
+          ...PaymentMethodInput,
+          examples: [{ type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2030, cvc: '123' } }],
+        },
         response: { 200: ref('PaymentMethod'), ...errors },
       },
     },
@@ -28,16 +32,30 @@ export async function paymentMethodRoutes(app: FastifyInstance) {
     '/v1/payment_methods',
     {
       config: { scope: 'payment_methods:read' },
-      schema: { tags, summary: 'List payment methods', querystring: PaymentMethodListQuery, response: { 200: listOf('PaymentMethod', '/v1/payment_methods'), ...errors } },
+      schema: {
+        tags,
+        summary: 'List payment methods',
+        querystring: PaymentMethodListQuery,
+        response: { 200: listOf('PaymentMethod', '/v1/payment_methods'), ...errors },
+      },
     },
-    async (request) => ({ object: 'list', url: '/v1/payment_methods', ...(await paymentMethods.list(tenantScope(request), request.query as never)) }),
+    async (request) => ({
+      object: 'list',
+      url: '/v1/payment_methods',
+      ...(await paymentMethods.list(tenantScope(request), request.query as never)),
+    }),
   );
 
   app.get(
     '/v1/payment_methods/:id',
     {
       config: { scope: 'payment_methods:read' },
-      schema: { tags, summary: 'Retrieve a payment method', params: IdParam, response: { 200: ref('PaymentMethod'), ...errors } },
+      schema: {
+        tags,
+        summary: 'Retrieve a payment method',
+        params: IdParam,
+        response: { 200: ref('PaymentMethod'), ...errors },
+      },
     },
     async (request) => paymentMethods.retrieve(tenantScope(request), (request.params as { id: string }).id),
   );
@@ -49,12 +67,18 @@ export async function paymentMethodRoutes(app: FastifyInstance) {
       schema: {
         tags,
         summary: 'Verify a card',
-        description: 'Luhn, expiry and CVC checks plus a $0 authorization, answered at once with the reasons for any failure.',
+        description:
+          'Luhn, expiry and CVC checks plus a $0 authorization, answered at once with the reasons for any failure.',
         params: IdParam,
         body: VerifyBody,
         response: { 200: ref('CardVerification'), ...errors },
       },
     },
-    async (request) => paymentMethods.verify(tenantScope(request), (request.params as { id: string }).id, (request.body ?? null) as never),
+    async (request) =>
+      paymentMethods.verify(
+        tenantScope(request),
+        (request.params as { id: string }).id,
+        (request.body ?? null) as never,
+      ),
   );
 }

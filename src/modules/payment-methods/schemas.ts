@@ -3,7 +3,12 @@ import { ListQuery, Metadata, Nullable, StrictObject } from '../../http/schemas.
 
 export const CardInput = StrictObject(
   {
-    number: Type.String({ minLength: 12, maxLength: 23, pattern: '^[0-9][0-9 ]*[0-9]$', description: 'The card number (spaces allowed). Never stored in plaintext.' }),
+    number: Type.String({
+      minLength: 12,
+      maxLength: 23,
+      pattern: '^[0-9][0-9 ]*[0-9]$',
+      description: 'The card number (spaces allowed). Never stored in plaintext.',
+    }),
     exp_month: Type.Integer({ minimum: 1, maximum: 12 }),
     exp_year: Type.Integer({ minimum: 2000, maximum: 2100 }),
     cvc: Type.Optional(Type.String({ pattern: '^[0-9]{3,4}$', description: 'Checked, then discarded: never stored.' })),
@@ -21,7 +26,10 @@ export const PaymentMethodInput = StrictObject({
 export type PaymentMethodInput = Static<typeof PaymentMethodInput>;
 
 export const VerifyBody = Type.Union([
-  StrictObject({ cvc: Type.Optional(Type.String({ pattern: '^[0-9]{3,4}$' })), currency: Type.Optional(Type.String({ pattern: '^[a-z]{3}$' })) }),
+  StrictObject({
+    cvc: Type.Optional(Type.String({ pattern: '^[0-9]{3,4}$' })),
+    currency: Type.Optional(Type.String({ pattern: '^[a-z]{3}$' })),
+  }),
   Type.Null(),
 ]);
 
@@ -70,4 +78,7 @@ export const VerificationSchema = Type.Object(
 );
 export type Verification = Static<typeof VerificationSchema>;
 
-export const PaymentMethodListQuery = StrictObject({ ...ListQuery, customer: Type.Optional(Type.String({ maxLength: 255 })) });
+export const PaymentMethodListQuery = StrictObject({
+  ...ListQuery,
+  customer: Type.Optional(Type.String({ maxLength: 255 })),
+});

@@ -63,7 +63,8 @@ export interface Tokenized {
   card: CardDetails;
 }
 
-const cardError = (code: string, message: string, param: string) => new ApiError('card_error', code, message, param, 402);
+const cardError = (code: string, message: string, param: string) =>
+  new ApiError('card_error', code, message, param, 402);
 
 export function toApiPaymentMethod(row: PaymentMethodRow): PaymentMethod {
   return {
@@ -101,11 +102,13 @@ export class PaymentMethodService {
     const number = input.card.number.replace(/ /g, '');
     const p = (field: string) => (paramPrefix ? `${paramPrefix}[card][${field}]` : `card[${field}]`);
     if (!luhnValid(number)) throw cardError('incorrect_number', 'Your card number is incorrect.', p('number'));
-    if (isExpired(input.card.exp_month, input.card.exp_year)) throw cardError('invalid_expiry_year', "Your card's expiration year is in the past.", p('exp_year'));
+    if (isExpired(input.card.exp_month, input.card.exp_year))
+      throw cardError('invalid_expiry_year', "Your card's expiration year is in the past.", p('exp_year'));
     const brand = cardBrand(number);
     let cvcCheck: PaymentMethodRow['cvc_check'] = 'unavailable';
     if (input.card.cvc !== undefined) {
-      if (!cvcLooksValid(input.card.cvc, brand)) throw cardError('invalid_cvc', "Your card's security code is invalid.", p('cvc'));
+      if (!cvcLooksValid(input.card.cvc, brand))
+        throw cardError('invalid_cvc', "Your card's security code is invalid.", p('cvc'));
       cvcCheck = CVC_FAILS.has(number) ? 'fail' : 'pass';
     }
     const id = newId('pm');
@@ -162,7 +165,10 @@ export class PaymentMethodService {
 
   /** Decrypts the card for a processor call; the plaintext lives only in this request's memory. */
   cardDetails(row: PaymentMethodRow): CardDetails {
-    const number = this.vault.openPan({ kekId: row.kek_id, wrappedDek: row.wrapped_dek, ciphertext: row.pan_ciphertext }, row.id);
+    const number = this.vault.openPan(
+      { kekId: row.kek_id, wrappedDek: row.wrapped_dek, ciphertext: row.pan_ciphertext },
+      row.id,
+    );
     return { number, expMonth: row.exp_month, expYear: row.exp_year };
   }
 
@@ -176,22 +182,39 @@ export class PaymentMethodService {
     const expiry = isExpired(row.exp_month, row.exp_year) ? 'fail' : 'pass';
     if (expiry === 'fail') reasons.push({ code: 'expired_card', message: 'The card has expired.' });
     let cvcCheck = row.cvc_check;
-    if (body?.cvc !== undefined) cvcCheck = cvcLooksValid(body.cvc, cardBrand(card.number)) && !CVC_FAILS.has(card.number) ? 'pass' : 'fail';
+    if (body?.cvc !== undefined)
+      cvcCheck = cvcLooksValid(body.cvc, cardBrand(card.number)) && !CVC_FAILS.has(card.number) ? 'pass' : 'fail';
     if (cvcCheck === 'fail') reasons.push({ code: 'incorrect_cvc', message: 'The security code does not match.' });
-    if (cvcCheck === 'unavailable') reasons.push({ code: 'cvc_unavailable', message: 'No security code was supplied, so it was not checked.' });
+    if (cvcCheck === 'unavailable')
+      reasons.push({ code: 'cvc_unavailable', message: 'No security code was supplied, so it was not checked.' });
     const currency = body?.currency ?? 'usd';
     const order = await this.processorsFor(scope.tenantId);
-    let authorization: Verification['authorization'] = { amount: 0, currency, status: 'error', processor: null, decline_code: null };
+    let authorization: Verification['authorization'] = {
+      amount: 0,
+      currency,
+      status: 'error',
+      processor: null,
+      decline_code: null,
+    };
     for (const processor of order) {
       const result = await this.router.get(processor).verify({ card });
-      authorization = { amount: 0, currency, status: result.status, processor, decline_code: result.declineCode ?? null };
+      authorization = {
+        amount: 0,
+        currency,
+        status: result.status,
+        processor,
+        decline_code: result.declineCode ?? null,
+      };
       if (result.status !== 'error') {
-        if (result.status === 'declined') reasons.push({ code: result.code ?? 'card_declined', message: result.message ?? 'The card was declined.' });
+        if (result.status === 'declined')
+          reasons.push({ code: result.code ?? 'card_declined', message: result.message ?? 'The card was declined.' });
         break;
       }
     }
-    if (authorization.status === 'error') reasons.push({ code: 'processing_error', message: 'No processor could run the $0 authorization.' });
-    const verified = luhn === 'pass' && expiry === 'pass' && cvcCheck !== 'fail' && authorization.status === 'succeeded';
+    if (authorization.status === 'error')
+      reasons.push({ code: 'processing_error', message: 'No processor could run the $0 authorization.' });
+    const verified =
+      luhn === 'pass' && expiry === 'pass' && cvcCheck !== 'fail' && authorization.status === 'succeeded';
     return {
       object: 'card_verification',
       payment_method: row.id,

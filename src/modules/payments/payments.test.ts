@@ -1,5 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, call, card, createTenant, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
+import {
+  bootApp,
+  call,
+  card,
+  createTenant,
+  PLATFORM_KEY,
+  TEST_CARDS,
+  type TestApp,
+  type TestTenant,
+} from '../../../test/helpers.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -13,11 +22,17 @@ afterAll(() => t.close());
 const post = (url: string, body?: unknown, key = tenant.testKey) => call(t.app, key, 'POST', url, body);
 const get = (url: string, key = tenant.testKey) => call(t.app, key, 'GET', url);
 
-const createPayment = (body: Record<string, unknown>) => post('/v1/payments', { amount: 2000, currency: 'usd', ...body });
+const createPayment = (body: Record<string, unknown>) =>
+  post('/v1/payments', { amount: 2000, currency: 'usd', ...body });
 
 /** A manual-capture payment authorized and waiting in requires_capture. */
 async function authorized(amount = 5000) {
-  const res = await createPayment({ amount, payment_method: card(TEST_CARDS.visa), confirm: true, capture_method: 'manual' });
+  const res = await createPayment({
+    amount,
+    payment_method: card(TEST_CARDS.visa),
+    confirm: true,
+    capture_method: 'manual',
+  });
   expect(res.statusCode).toBe(200);
   expect(res.json().status).toBe('requires_capture');
   return res.json();
@@ -31,20 +46,42 @@ async function eventsFor(objectId: string, key = tenant.testKey) {
 
 describe('POST /v1/payments', () => {
   it('creates and confirms a card payment with automatic capture', async () => {
-    const res = await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 2000, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true });
+    const res = await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+      amount: 2000,
+      currency: 'usd',
+      payment_method: card(TEST_CARDS.visa),
+      confirm: true,
+    });
     expect(res.statusCode).toBe(200);
     const payment = res.json();
-    expect(payment).toMatchObject({ object: 'payment', amount: 2000, currency: 'usd', status: 'succeeded', amount_received: 2000, livemode: false });
+    expect(payment).toMatchObject({
+      object: 'payment',
+      amount: 2000,
+      currency: 'usd',
+      status: 'succeeded',
+      amount_received: 2000,
+      livemode: false,
+    });
     expect(payment.id).toMatch(/^pay_/);
     expect(payment.attempts).toHaveLength(1);
-    expect(payment.attempts[0]).toMatchObject({ operation: 'authorize', status: 'succeeded', amount: 2000, processor: 'sim_alpha' });
+    expect(payment.attempts[0]).toMatchObject({
+      operation: 'authorize',
+      status: 'succeeded',
+      amount: 2000,
+      processor: 'sim_alpha',
+    });
     expect(payment.payment_method).toMatch(/^pm_/);
     expect(payment.amount_capturable).toBe(0);
     expect(payment.last_payment_error).toBeNull();
   });
 
   it('without a payment method waits in requires_payment_method', async () => {
-    const res = await createPayment({ description: 'Order #1', customer: 'cus_1', metadata: { order: '1' }, statement_descriptor: 'ACME' });
+    const res = await createPayment({
+      description: 'Order #1',
+      customer: 'cus_1',
+      metadata: { order: '1' },
+      statement_descriptor: 'ACME',
+    });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({
       status: 'requires_payment_method',
@@ -67,7 +104,12 @@ describe('POST /v1/payments', () => {
 
     const confirmed = await post(`/v1/payments/${payment.id}/confirm`);
     expect(confirmed.statusCode).toBe(200);
-    expect(confirmed.json()).toMatchObject({ id: payment.id, status: 'succeeded', amount_received: 2000, payment_method: payment.payment_method });
+    expect(confirmed.json()).toMatchObject({
+      id: payment.id,
+      status: 'succeeded',
+      amount_received: 2000,
+      payment_method: payment.payment_method,
+    });
     expect(confirmed.json().attempts).toHaveLength(1);
   });
 
@@ -90,7 +132,11 @@ describe('POST /v1/payments', () => {
     const payment = (await createPayment({})).json();
     const res = await post(`/v1/payments/${payment.id}/confirm`, {});
     expect(res.statusCode).toBe(400);
-    expect(res.json().error).toMatchObject({ type: 'invalid_request_error', code: 'parameter_missing', param: 'payment_method' });
+    expect(res.json().error).toMatchObject({
+      type: 'invalid_request_error',
+      code: 'parameter_missing',
+      param: 'payment_method',
+    });
     const inline = await createPayment({ confirm: true });
     expect(inline.statusCode).toBe(400);
     expect(inline.json().error.param).toBe('payment_method');
@@ -112,10 +158,20 @@ describe('POST /v1/payments', () => {
 
 describe('amounts and currencies', () => {
   it('accepts JPY (zero-decimal) and KWD (three-decimal) amounts in minor units', async () => {
-    const jpy = await createPayment({ amount: 1000, currency: 'jpy', payment_method: card(TEST_CARDS.visa), confirm: true });
+    const jpy = await createPayment({
+      amount: 1000,
+      currency: 'jpy',
+      payment_method: card(TEST_CARDS.visa),
+      confirm: true,
+    });
     expect(jpy.statusCode).toBe(200);
     expect(jpy.json()).toMatchObject({ amount: 1000, currency: 'jpy', amount_received: 1000, status: 'succeeded' });
-    const kwd = await createPayment({ amount: 1500, currency: 'KWD', payment_method: card(TEST_CARDS.visa), confirm: true });
+    const kwd = await createPayment({
+      amount: 1500,
+      currency: 'KWD',
+      payment_method: card(TEST_CARDS.visa),
+      confirm: true,
+    });
     expect(kwd.statusCode).toBe(200);
     expect(kwd.json()).toMatchObject({ amount: 1500, currency: 'kwd', status: 'succeeded' });
   });
@@ -123,7 +179,11 @@ describe('amounts and currencies', () => {
   it('rejects an unknown currency with 400 param currency', async () => {
     const res = await createPayment({ currency: 'xyz' });
     expect(res.statusCode).toBe(400);
-    expect(res.json().error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_currency', param: 'currency' });
+    expect(res.json().error).toMatchObject({
+      type: 'invalid_request_error',
+      code: 'invalid_currency',
+      param: 'currency',
+    });
     const malformed = await createPayment({ currency: 'us' });
     expect(malformed.statusCode).toBe(400);
     expect(malformed.json().error.param).toBe('currency');
@@ -171,8 +231,15 @@ describe('manual capture', () => {
     const payment = await authorized(5000);
     const res = await post(`/v1/payments/${payment.id}/capture`);
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toMatchObject({ status: 'succeeded', amount_received: 5000, amount_capturable: 0, authorization_expires_at: null });
-    const ops = res.json().attempts.map((a: { operation: string; status: string; amount: number }) => [a.operation, a.status, a.amount]);
+    expect(res.json()).toMatchObject({
+      status: 'succeeded',
+      amount_received: 5000,
+      amount_capturable: 0,
+      authorization_expires_at: null,
+    });
+    const ops = res
+      .json()
+      .attempts.map((a: { operation: string; status: string; amount: number }) => [a.operation, a.status, a.amount]);
     expect(ops).toEqual([
       ['authorize', 'succeeded', 5000],
       ['capture', 'succeeded', 5000],
@@ -183,7 +250,12 @@ describe('manual capture', () => {
     const payment = await authorized(5000);
     const res = await post(`/v1/payments/${payment.id}/capture`, { amount_to_capture: 1500 });
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toMatchObject({ status: 'succeeded', amount: 5000, amount_received: 1500, amount_capturable: 0 });
+    expect(res.json()).toMatchObject({
+      status: 'succeeded',
+      amount: 5000,
+      amount_received: 1500,
+      amount_capturable: 0,
+    });
     const retrieved = (await get(`/v1/payments/${payment.id}`)).json();
     expect(retrieved).toMatchObject({ status: 'succeeded', amount_received: 1500, amount_capturable: 0 });
     // The refundable amount is what was captured, not what was authorized.
@@ -196,7 +268,11 @@ describe('manual capture', () => {
     const payment = await authorized(5000);
     const res = await post(`/v1/payments/${payment.id}/capture`, { amount_to_capture: 5001 });
     expect(res.statusCode).toBe(400);
-    expect(res.json().error).toMatchObject({ type: 'invalid_request_error', code: 'amount_too_large', param: 'amount_to_capture' });
+    expect(res.json().error).toMatchObject({
+      type: 'invalid_request_error',
+      code: 'amount_too_large',
+      param: 'amount_to_capture',
+    });
     const retrieved = (await get(`/v1/payments/${payment.id}`)).json();
     expect(retrieved).toMatchObject({ status: 'requires_capture', amount_capturable: 5000 });
   });
@@ -207,7 +283,9 @@ describe('manual capture', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json().error.code).toBe('payment_intent_unexpected_state');
 
-    const unconfirmed = (await createPayment({ payment_method: card(TEST_CARDS.visa), capture_method: 'manual' })).json();
+    const unconfirmed = (
+      await createPayment({ payment_method: card(TEST_CARDS.visa), capture_method: 'manual' })
+    ).json();
     const again = await post(`/v1/payments/${unconfirmed.id}/capture`);
     expect(again.statusCode).toBe(400);
     expect(again.json().error.code).toBe('payment_intent_unexpected_state');
@@ -231,7 +309,11 @@ describe('POST /v1/payments/{id}/cancel', () => {
     const payment = (await createPayment({ payment_method: card(TEST_CARDS.visa) })).json();
     const res = await post(`/v1/payments/${payment.id}/cancel`, { cancellation_reason: 'requested_by_customer' });
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toMatchObject({ status: 'canceled', cancellation_reason: 'requested_by_customer', attempts: [] });
+    expect(res.json()).toMatchObject({
+      status: 'canceled',
+      cancellation_reason: 'requested_by_customer',
+      attempts: [],
+    });
     expect(res.json().canceled_at).toEqual(expect.any(Number));
   });
 
@@ -239,10 +321,21 @@ describe('POST /v1/payments/{id}/cancel', () => {
     const payment = await authorized(3000);
     const res = await post(`/v1/payments/${payment.id}/cancel`);
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toMatchObject({ status: 'canceled', amount_capturable: 0, amount_received: 0, authorization_expires_at: null });
+    expect(res.json()).toMatchObject({
+      status: 'canceled',
+      amount_capturable: 0,
+      amount_received: 0,
+      authorization_expires_at: null,
+    });
     const retrieved = (await get(`/v1/payments/${payment.id}`)).json();
     expect(retrieved.status).toBe('canceled');
-    expect(retrieved.attempts.map((a: { operation: string; status: string; amount: number }) => [a.operation, a.status, a.amount])).toEqual([
+    expect(
+      retrieved.attempts.map((a: { operation: string; status: string; amount: number }) => [
+        a.operation,
+        a.status,
+        a.amount,
+      ]),
+    ).toEqual([
       ['authorize', 'succeeded', 3000],
       ['void', 'succeeded', 3000],
     ]);
@@ -274,7 +367,9 @@ describe('POST /v1/payments/{id}/cancel', () => {
 
 describe('GET /v1/payments/{id}', () => {
   it('retrieves a payment as it was returned', async () => {
-    const created = (await createPayment({ payment_method: card(TEST_CARDS.visa), confirm: true, metadata: { a: 'b' } })).json();
+    const created = (
+      await createPayment({ payment_method: card(TEST_CARDS.visa), confirm: true, metadata: { a: 'b' } })
+    ).json();
     const res = await get(`/v1/payments/${created.id}`);
     expect(res.statusCode).toBe(200);
     expect(res.headers['request-id']).toMatch(/^req_/);
@@ -375,9 +470,18 @@ describe('test cards', () => {
     expect(error).toMatchObject({ type: 'card_error', code, decline_code: declineCode });
     expect(error.request_id).toMatch(/^req_/);
     expect(error.payment).toMatchObject({ status: 'requires_payment_method', amount_received: 0 });
-    expect(error.payment.last_payment_error).toMatchObject({ type: 'card_error', code, decline_code: declineCode, processor: 'sim_alpha' });
+    expect(error.payment.last_payment_error).toMatchObject({
+      type: 'card_error',
+      code,
+      decline_code: declineCode,
+      processor: 'sim_alpha',
+    });
     expect(error.payment.attempts).toHaveLength(1);
-    expect(error.payment.attempts[0]).toMatchObject({ status: 'declined', error_code: code, decline_code: declineCode });
+    expect(error.payment.attempts[0]).toMatchObject({
+      status: 'declined',
+      error_code: code,
+      decline_code: declineCode,
+    });
     const retrieved = (await get(`/v1/payments/${error.payment.id}`)).json();
     expect(retrieved).toEqual(error.payment);
   });
@@ -395,7 +499,8 @@ describe('test cards', () => {
   });
 
   it('a declined payment confirmed again with the same card declines again', async () => {
-    const declined = (await createPayment({ payment_method: card(TEST_CARDS.insufficientFunds), confirm: true })).json().error.payment;
+    const declined = (await createPayment({ payment_method: card(TEST_CARDS.insufficientFunds), confirm: true })).json()
+      .error.payment;
     const again = await post(`/v1/payments/${declined.id}/confirm`);
     expect(again.statusCode).toBe(402);
     expect(again.json().error).toMatchObject({ code: 'card_declined', decline_code: 'insufficient_funds' });
@@ -413,25 +518,47 @@ describe('test cards', () => {
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ status: 'succeeded', processor: 'sim_beta', amount_received: 2000 });
     const retrieved = (await get(`/v1/payments/${res.json().id}`)).json();
-    expect(retrieved.attempts.map((a: { processor: string; status: string; error_code: string | null }) => [a.processor, a.status, a.error_code])).toEqual([
+    expect(
+      retrieved.attempts.map((a: { processor: string; status: string; error_code: string | null }) => [
+        a.processor,
+        a.status,
+        a.error_code,
+      ]),
+    ).toEqual([
       ['sim_alpha', 'error', 'processing_error'],
       ['sim_beta', 'succeeded', null],
     ]);
   });
 
   it('processing-error card with manual capture is captured on the processor that authorized it', async () => {
-    const res = await createPayment({ payment_method: card(TEST_CARDS.processingError), confirm: true, capture_method: 'manual' });
+    const res = await createPayment({
+      payment_method: card(TEST_CARDS.processingError),
+      confirm: true,
+      capture_method: 'manual',
+    });
     expect(res.json()).toMatchObject({ status: 'requires_capture', processor: 'sim_beta' });
     const captured = await post(`/v1/payments/${res.json().id}/capture`);
     expect(captured.statusCode).toBe(200);
-    expect(captured.json().attempts.at(-1)).toMatchObject({ operation: 'capture', processor: 'sim_beta', status: 'succeeded' });
+    expect(captured.json().attempts.at(-1)).toMatchObject({
+      operation: 'capture',
+      processor: 'sim_beta',
+      status: 'succeeded',
+    });
   });
 
   it('processing-error card fails with 402 when the tenant has no failover processor', async () => {
-    const single = await call(t.app, PLATFORM_KEY, 'POST', '/v1/tenants', { name: 'Alpha only', processors: ['sim_alpha'] });
+    const single = await call(t.app, PLATFORM_KEY, 'POST', '/v1/tenants', {
+      name: 'Alpha only',
+      processors: ['sim_alpha'],
+    });
     expect(single.statusCode).toBe(200);
     const key = single.json().secret_keys.test.secret;
-    const res = await call(t.app, key, 'POST', '/v1/payments', { amount: 2000, currency: 'usd', payment_method: card(TEST_CARDS.processingError), confirm: true });
+    const res = await call(t.app, key, 'POST', '/v1/payments', {
+      amount: 2000,
+      currency: 'usd',
+      payment_method: card(TEST_CARDS.processingError),
+      confirm: true,
+    });
     expect(res.statusCode).toBe(402);
     expect(res.json().error).toMatchObject({ type: 'card_error', code: 'processing_error' });
     expect(res.json().error.payment).toMatchObject({ status: 'requires_payment_method' });
@@ -444,7 +571,10 @@ describe('3-D Secure', () => {
     expect(res.statusCode).toBe(200);
     const payment = res.json();
     expect(payment.status).toBe('requires_action');
-    expect(payment.next_action).toMatchObject({ type: 'redirect_to_url', redirect_to_url: { url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:4000\/3ds\//) } });
+    expect(payment.next_action).toMatchObject({
+      type: 'redirect_to_url',
+      redirect_to_url: { url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:4000\/3ds\//) },
+    });
     return { payment, path: new URL(payment.next_action.redirect_to_url.url).pathname };
   }
 
@@ -479,7 +609,10 @@ describe('3-D Secure', () => {
     expect(done.json()).toMatchObject({ id: payment.id, status: 'requires_payment_method' });
     const retrieved = (await get(`/v1/payments/${payment.id}`)).json();
     expect(retrieved).toMatchObject({ status: 'requires_payment_method', next_action: null, amount_received: 0 });
-    expect(retrieved.last_payment_error).toMatchObject({ type: 'card_error', code: 'payment_intent_authentication_failure' });
+    expect(retrieved.last_payment_error).toMatchObject({
+      type: 'card_error',
+      code: 'payment_intent_authentication_failure',
+    });
     // And the customer can then pay with another card.
     const retry = await post(`/v1/payments/${payment.id}/confirm`, { payment_method: card(TEST_CARDS.visa) });
     expect(retry.statusCode).toBe(200);
@@ -517,7 +650,9 @@ describe('3-D Secure', () => {
 describe('concurrency', () => {
   it('20 concurrent captures of one payment: exactly one wins, one payment.succeeded event', async () => {
     const payment = await authorized(4000);
-    const results = await Promise.all(Array.from({ length: 20 }, () => post(`/v1/payments/${payment.id}/capture`, { amount_to_capture: 2500 })));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => post(`/v1/payments/${payment.id}/capture`, { amount_to_capture: 2500 })),
+    );
     const ok = results.filter((r) => r.statusCode === 200);
     expect(ok).toHaveLength(1);
     expect(ok[0].json()).toMatchObject({ status: 'succeeded', amount_received: 2500 });
@@ -530,13 +665,18 @@ describe('concurrency', () => {
     expect(retrieved.attempts.filter((a: { operation: string }) => a.operation === 'capture')).toHaveLength(1);
     const events = await eventsFor(payment.id);
     expect(events.filter((e) => e.type === 'payment.succeeded')).toHaveLength(1);
-    const [row] = await t.admin<{ n: number }[]>`SELECT count(*)::int AS n FROM events WHERE object_id = ${payment.id} AND type = 'payment.succeeded'`;
+    const [row] = await t.admin<
+      { n: number }[]
+    >`SELECT count(*)::int AS n FROM events WHERE object_id = ${payment.id} AND type = 'payment.succeeded'`;
     expect(row.n).toBe(1);
   });
 
   it('concurrent capture and cancel: exactly one wins and the final state matches it', async () => {
     const payment = await authorized(4000);
-    const [capture, cancel] = await Promise.all([post(`/v1/payments/${payment.id}/capture`), post(`/v1/payments/${payment.id}/cancel`)]);
+    const [capture, cancel] = await Promise.all([
+      post(`/v1/payments/${payment.id}/capture`),
+      post(`/v1/payments/${payment.id}/cancel`),
+    ]);
     expect([capture.statusCode, cancel.statusCode].sort()).toEqual([200, 400]);
     const retrieved = (await get(`/v1/payments/${payment.id}`)).json();
     expect(retrieved.status).toBe(capture.statusCode === 200 ? 'succeeded' : 'canceled');

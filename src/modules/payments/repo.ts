@@ -24,7 +24,13 @@ export interface PaymentRow {
   description: string | null;
   statement_descriptor: string | null;
   metadata: Record<string, string>;
-  last_payment_error: null | { type: string; code: string; decline_code: string | null; message: string; processor: string | null };
+  last_payment_error: null | {
+    type: string;
+    code: string;
+    decline_code: string | null;
+    message: string;
+    processor: string | null;
+  };
   next_action: null | { type: 'redirect_to_url'; redirect_to_url: { url: string; return_url: string | null } };
   processor: string | null;
   processor_reference: string | null;
@@ -94,7 +100,9 @@ const PAYMENT_COLUMNS: Columns<PaymentRow> = [
 ];
 
 // amount_refunded is owned by refunds (atomic increments), so a state write never overwrites it.
-const PAYMENT_UPDATE_COLUMNS = PAYMENT_COLUMNS.filter(([name]) => name !== 'amount_refunded' && name !== 'idempotency_key');
+const PAYMENT_UPDATE_COLUMNS = PAYMENT_COLUMNS.filter(
+  ([name]) => name !== 'amount_refunded' && name !== 'idempotency_key',
+);
 
 const ATTEMPT_COLUMNS: Columns<AttemptRow> = [
   ['id', 'text'],
@@ -148,7 +156,9 @@ const DISPUTE_WATCH_COLUMNS: Columns<DisputeWatchRow> = [
  * version, an insert is skipped when a payment with the same idempotency key exists; an item
  * whose write did not happen writes nothing else and resolves to false.
  */
-const UPDATE_ASSIGNMENTS = PAYMENT_UPDATE_COLUMNS.filter(([name]) => !['id', 'tenant_id', 'livemode', 'created_at'].includes(name))
+const UPDATE_ASSIGNMENTS = PAYMENT_UPDATE_COLUMNS.filter(
+  ([name]) => !['id', 'tenant_id', 'livemode', 'created_at'].includes(name),
+)
   .map(([name]) => `${name} = v.${name}`)
   .join(', ');
 
@@ -227,7 +237,11 @@ export function createPaymentWriter(sql: Sql, options: BatcherOptions, onBatch?:
       tried.flatMap((i) => (i.posting ? [i.posting] : [])),
       tried.flatMap((i) => (i.disputeWatch ? [i.disputeWatch] : [])),
     );
-    const rows = await scopedStatement(sql, items.map((i) => i.scope), (tx) => statement.run<{ id: string }[]>(tx, text));
+    const rows = await scopedStatement(
+      sql,
+      items.map((i) => i.scope),
+      (tx) => statement.run<{ id: string }[]>(tx, text),
+    );
     const written = new Set(rows.map((r) => r.id));
     return items.map((item) => {
       if (!trying.has(item)) return false;
@@ -253,8 +267,12 @@ async function findPayment(tx: Tx, scope: Scope, id: string): Promise<PaymentSta
 }
 
 export async function findPaymentIdByIdempotencyKey(sql: Sql, scope: Scope, key: string): Promise<string | undefined> {
-  const [row] = await inScope(sql, scope, (tx) => tx<{ id: string }[]>`
-    SELECT id FROM payments WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND idempotency_key = ${key}`);
+  const [row] = await inScope(
+    sql,
+    scope,
+    (tx) => tx<{ id: string }[]>`
+    SELECT id FROM payments WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND idempotency_key = ${key}`,
+  );
   return row?.id;
 }
 
@@ -262,7 +280,11 @@ export function loadPayment(sql: Sql, scope: Scope, id: string) {
   return inScope(sql, scope, (tx) => findPayment(tx, scope, id));
 }
 
-export async function listPayments(sql: Sql, scope: Scope, params: ListParams & { status?: string; customer?: string }) {
+export async function listPayments(
+  sql: Sql,
+  scope: Scope,
+  params: ListParams & { status?: string; customer?: string },
+) {
   return inScope(sql, scope, async (tx) => {
     const page = await listPage<PaymentRow>(tx, 'payments', scope, params, [
       params.status ? tx`AND status = ${params.status}` : tx``,
@@ -273,7 +295,8 @@ export async function listPayments(sql: Sql, scope: Scope, params: ListParams & 
       ? await tx<AttemptRow[]>`SELECT * FROM payment_attempts WHERE payment_id = ANY(${ids}) ORDER BY id`
       : [];
     const byPayment = new Map<string, AttemptRow[]>();
-    for (const attempt of attempts) byPayment.set(attempt.payment_id, [...(byPayment.get(attempt.payment_id) ?? []), attempt]);
+    for (const attempt of attempts)
+      byPayment.set(attempt.payment_id, [...(byPayment.get(attempt.payment_id) ?? []), attempt]);
     return { states: page.rows.map((row) => ({ row, attempts: byPayment.get(row.id) ?? [] })), hasMore: page.hasMore };
   });
 }

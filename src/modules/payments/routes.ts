@@ -33,28 +33,45 @@ export async function paymentRoutes(app: FastifyInstance) {
       schema: {
         tags,
         summary: 'Create a payment',
-        description: 'Creates a payment; with `confirm: true` it is authorized at once (and captured, unless `capture_method` is `manual`). A decline answers 402 with the payment in `error.payment`.',
+        description:
+          'Creates a payment; with `confirm: true` it is authorized at once (and captured, unless `capture_method` is `manual`). A decline answers 402 with the payment in `error.payment`.',
         body: { ...CreatePaymentBody, examples: [createExample] },
         response: { 200: ref('Payment'), ...errors },
       },
     },
-    async (request) => payments.create(tenantScope(request), request.body as CreateBody, request.id, request.idempotency?.key ?? null),
+    async (request) =>
+      payments.create(tenantScope(request), request.body as CreateBody, request.id, request.idempotency?.key ?? null),
   );
 
   app.get(
     '/v1/payments',
     {
       config: { scope: 'payments:read' },
-      schema: { tags, summary: 'List payments', querystring: PaymentListQuery, response: { 200: listOf('Payment', '/v1/payments'), ...errors } },
+      schema: {
+        tags,
+        summary: 'List payments',
+        querystring: PaymentListQuery,
+        response: { 200: listOf('Payment', '/v1/payments'), ...errors },
+      },
     },
-    async (request) => ({ object: 'list', url: '/v1/payments', ...(await payments.list(tenantScope(request), request.query as never)) }),
+    async (request) => ({
+      object: 'list',
+      url: '/v1/payments',
+      ...(await payments.list(tenantScope(request), request.query as never)),
+    }),
   );
 
   app.get(
     '/v1/payments/:id',
     {
       config: { scope: 'payments:read' },
-      schema: { tags, summary: 'Retrieve a payment', description: 'Includes every processor attempt, failovers included.', params: IdParam, response: { 200: ref('Payment'), ...errors } },
+      schema: {
+        tags,
+        summary: 'Retrieve a payment',
+        description: 'Includes every processor attempt, failovers included.',
+        params: IdParam,
+        response: { 200: ref('Payment'), ...errors },
+      },
     },
     async (request) => payments.retrieve(tenantScope(request), (request.params as { id: string }).id),
   );
@@ -63,9 +80,21 @@ export async function paymentRoutes(app: FastifyInstance) {
     '/v1/payments/:id/confirm',
     {
       config: { scope: 'payments:write' },
-      schema: { tags, summary: 'Confirm a payment', params: IdParam, body: ConfirmPaymentBody, response: { 200: ref('Payment'), ...errors } },
+      schema: {
+        tags,
+        summary: 'Confirm a payment',
+        params: IdParam,
+        body: ConfirmPaymentBody,
+        response: { 200: ref('Payment'), ...errors },
+      },
     },
-    async (request) => payments.confirm(tenantScope(request), (request.params as { id: string }).id, (request.body ?? null) as ConfirmBody, request.id),
+    async (request) =>
+      payments.confirm(
+        tenantScope(request),
+        (request.params as { id: string }).id,
+        (request.body ?? null) as ConfirmBody,
+        request.id,
+      ),
   );
 
   app.post(
@@ -75,21 +104,41 @@ export async function paymentRoutes(app: FastifyInstance) {
       schema: {
         tags,
         summary: 'Capture a payment',
-        description: 'Captures an authorized payment in full or in part (`amount_to_capture`); the rest of the authorization is released.',
+        description:
+          'Captures an authorized payment in full or in part (`amount_to_capture`); the rest of the authorization is released.',
         params: IdParam,
         body: { ...CapturePaymentBody, examples: [{ amount_to_capture: 1500 }] },
         response: { 200: ref('Payment'), ...errors },
       },
     },
-    async (request) => payments.capture(tenantScope(request), (request.params as { id: string }).id, (request.body ?? null) as CaptureBody, request.id),
+    async (request) =>
+      payments.capture(
+        tenantScope(request),
+        (request.params as { id: string }).id,
+        (request.body ?? null) as CaptureBody,
+        request.id,
+      ),
   );
 
   app.post(
     '/v1/payments/:id/cancel',
     {
       config: { scope: 'payments:write' },
-      schema: { tags, summary: 'Cancel a payment', description: 'Cancels a payment that is not yet captured; an authorization is voided.', params: IdParam, body: CancelPaymentBody, response: { 200: ref('Payment'), ...errors } },
+      schema: {
+        tags,
+        summary: 'Cancel a payment',
+        description: 'Cancels a payment that is not yet captured; an authorization is voided.',
+        params: IdParam,
+        body: CancelPaymentBody,
+        response: { 200: ref('Payment'), ...errors },
+      },
     },
-    async (request) => payments.cancel(tenantScope(request), (request.params as { id: string }).id, (request.body ?? null) as CancelBody, request.id),
+    async (request) =>
+      payments.cancel(
+        tenantScope(request),
+        (request.params as { id: string }).id,
+        (request.body ?? null) as CancelBody,
+        request.id,
+      ),
   );
 }

@@ -13,7 +13,11 @@ export const PAYMENT_STATUSES = [
 ] as const;
 export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
 
-const Currency = Type.String({ pattern: '^[a-zA-Z]{3}$', description: 'ISO 4217 code, e.g. usd, jpy, kwd.', examples: ['usd'] });
+const Currency = Type.String({
+  pattern: '^[a-zA-Z]{3}$',
+  description: 'ISO 4217 code, e.g. usd, jpy, kwd.',
+  examples: ['usd'],
+});
 const Amount = Type.Integer({
   minimum: 1,
   maximum: 1_000_000_000_000,
@@ -33,7 +37,7 @@ export const CreatePaymentBody = StrictObject({
   capture_method: Type.Optional(Type.String({ enum: ['automatic', 'manual'], default: 'automatic' })),
   customer: Type.Optional(Type.String({ maxLength: 255 })),
   description: Type.Optional(Type.String({ maxLength: 1000 })),
-  statement_descriptor: Type.Optional(Type.String({ maxLength: 22, pattern: "^[^<>\"'\\\\]*$" })),
+  statement_descriptor: Type.Optional(Type.String({ maxLength: 22, pattern: '^[^<>"\'\\\\]*$' })),
   metadata: Type.Optional(Metadata),
   return_url: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://' })),
 });
@@ -53,7 +57,9 @@ export type CapturePaymentBody = Static<typeof CapturePaymentBody>;
 
 export const CancelPaymentBody = Type.Union([
   StrictObject({
-    cancellation_reason: Type.Optional(Type.String({ enum: ['duplicate', 'fraudulent', 'requested_by_customer', 'abandoned'] })),
+    cancellation_reason: Type.Optional(
+      Type.String({ enum: ['duplicate', 'fraudulent', 'requested_by_customer', 'abandoned'] }),
+    ),
   }),
   Type.Null(),
 ]);
@@ -102,17 +108,34 @@ export const PaymentSchema = Type.Object(
     metadata: Metadata,
     last_payment_error: Nullable(PaymentError),
     next_action: Nullable(
-      Type.Object({ type: Type.Literal('redirect_to_url'), redirect_to_url: Type.Object({ url: Type.String(), return_url: Nullable(Type.String()) }) }),
+      Type.Object({
+        type: Type.Literal('redirect_to_url'),
+        redirect_to_url: Type.Object({ url: Type.String(), return_url: Nullable(Type.String()) }),
+      }),
     ),
     processor: Nullable(Type.String()),
     authorization_expires_at: Nullable(Type.Integer()),
     canceled_at: Nullable(Type.Integer()),
     cancellation_reason: Nullable(Type.String()),
-    fee: Nullable(Type.Integer({ description: 'What the platform charged for this payment, set when it is captured; the breakdown is on its balance transaction.' })),
+    fee: Nullable(
+      Type.Integer({
+        description:
+          'What the platform charged for this payment, set when it is captured; the breakdown is on its balance transaction.',
+      }),
+    ),
     net: Nullable(Type.Integer({ description: '`amount_received - fee`: what the capture added to your balance.' })),
-    balance_transaction: Nullable(Type.String({ description: 'The balance transaction of the capture (GET /v1/balance_transactions/{id}): fee details and when the funds become available.' })),
-    pricing_version: Type.Integer({ description: 'The pricing plan version this payment is priced with: the one in force when it was created.' }),
-    attempts: Type.Array(AttemptSchema, { description: 'Every processor call, including failed attempts and failovers.' }),
+    balance_transaction: Nullable(
+      Type.String({
+        description:
+          'The balance transaction of the capture (GET /v1/balance_transactions/{id}): fee details and when the funds become available.',
+      }),
+    ),
+    pricing_version: Type.Integer({
+      description: 'The pricing plan version this payment is priced with: the one in force when it was created.',
+    }),
+    attempts: Type.Array(AttemptSchema, {
+      description: 'Every processor call, including failed attempts and failovers.',
+    }),
     created: Type.Integer(),
     livemode: Type.Boolean(),
   },

@@ -16,8 +16,23 @@ import { chargeTransaction } from '../ledger/postings.js';
 import type { LedgerService, PreparedPosting } from '../ledger/service.js';
 import { priceCharge, type PricingService } from '../pricing/service.js';
 import { availableOn, type SettlementSchedule } from '../settlements/schedule.js';
-import { findPaymentIdByIdempotencyKey, listPayments, loadPayment, type AttemptRow, type DisputeWatchRow, type PaymentRow, type PaymentState, type PaymentWrite } from './repo.js';
-import type { CancelPaymentBody, CapturePaymentBody, ConfirmPaymentBody, CreatePaymentBody, Payment } from './schemas.js';
+import {
+  findPaymentIdByIdempotencyKey,
+  listPayments,
+  loadPayment,
+  type AttemptRow,
+  type DisputeWatchRow,
+  type PaymentRow,
+  type PaymentState,
+  type PaymentWrite,
+} from './repo.js';
+import type {
+  CancelPaymentBody,
+  CapturePaymentBody,
+  ConfirmPaymentBody,
+  CreatePaymentBody,
+  Payment,
+} from './schemas.js';
 
 const seconds = (date: Date | string | null) => (date === null ? null : Math.floor(new Date(date).getTime() / 1000));
 
@@ -62,7 +77,9 @@ export function toApiPayment({ row, attempts }: PaymentState): Payment {
   };
 }
 
-type PaymentMethodChoice = { saved: PaymentMethodRow; card?: undefined; inline?: undefined } | { inline: PaymentMethodRow; card: CardDetails; saved?: undefined };
+type PaymentMethodChoice =
+  | { saved: PaymentMethodRow; card?: undefined; inline?: undefined }
+  | { inline: PaymentMethodRow; card: CardDetails; saved?: undefined };
 
 export interface PaymentServiceDeps {
   sql: Sql;
@@ -86,10 +103,20 @@ export interface PaymentServiceDeps {
 export class PaymentService {
   constructor(private readonly deps: PaymentServiceDeps) {}
 
-  async create(scope: Scope, body: CreatePaymentBody, requestId: string | null, idempotencyKey: string | null = null): Promise<Payment> {
+  async create(
+    scope: Scope,
+    body: CreatePaymentBody,
+    requestId: string | null,
+    idempotencyKey: string | null = null,
+  ): Promise<Payment> {
     const currency = requestedCurrency(body);
     const confirm = body.confirm ?? false;
-    if (confirm && !body.payment_method) throw ApiError.invalid('parameter_missing', 'A payment_method is required to confirm a payment.', 'payment_method');
+    if (confirm && !body.payment_method)
+      throw ApiError.invalid(
+        'parameter_missing',
+        'A payment_method is required to confirm a payment.',
+        'payment_method',
+      );
     const method = body.payment_method ? await this.resolvePaymentMethod(scope, body.payment_method) : undefined;
     const plan = await this.deps.pricing.currentPlan(scope);
     const now = new Date();
@@ -126,30 +153,58 @@ export class PaymentService {
     };
     const created = newEvent(scope, 'payment.created', toApiPayment({ row, attempts: [] }), requestId);
     if (!confirm || !method) {
-      if (!(await this.deps.writer.submit({ scope, paymentMethod: method?.inline, insert: row, events: [created] }))) return this.resumeCreated(scope, idempotencyKey!);
+      if (!(await this.deps.writer.submit({ scope, paymentMethod: method?.inline, insert: row, events: [created] })))
+        return this.resumeCreated(scope, idempotencyKey!);
       this.deps.metrics.paymentsByStatus.inc({ status: row.status });
       return toApiPayment({ row, attempts: [] });
     }
     const [primary] = await this.deps.processorsFor(scope.tenantId);
     const attempt = this.pendingAttempt(row, 'authorize', primary, row.amount);
-    if (!(await this.deps.writer.submit({ scope, paymentMethod: method.inline, insert: row, attempts: [attempt], events: [created] }))) {
+    if (
+      !(await this.deps.writer.submit({
+        scope,
+        paymentMethod: method.inline,
+        insert: row,
+        attempts: [attempt],
+        events: [created],
+      }))
+    ) {
       return this.resumeCreated(scope, idempotencyKey!);
     }
-    return this.authorize(scope, { row, attempts: [attempt] }, method.saved ?? method.inline, method.card, requestId, false, body.return_url);
+    return this.authorize(
+      scope,
+      { row, attempts: [attempt] },
+      method.saved ?? method.inline,
+      method.card,
+      requestId,
+      false,
+      body.return_url,
+    );
   }
 
   async confirm(scope: Scope, id: string, body: ConfirmPaymentBody, requestId: string | null): Promise<Payment> {
     const state = await loadPayment(this.deps.sql, scope, id);
     const { row } = state;
     if (row.status !== 'requires_payment_method' && row.status !== 'requires_confirmation') {
-      throw ApiError.stateConflict(`This payment's status is ${row.status}; only a payment that requires a payment method or confirmation can be confirmed.`);
+      throw ApiError.stateConflict(
+        `This payment's status is ${row.status}; only a payment that requires a payment method or confirmation can be confirmed.`,
+      );
     }
     const method = body?.payment_method
       ? await this.resolvePaymentMethod(scope, body.payment_method)
       : row.payment_method_id
-        ? { saved: await inScope(this.deps.sql, scope, (tx) => this.deps.paymentMethods.find(tx, scope, row.payment_method_id!)) }
+        ? {
+            saved: await inScope(this.deps.sql, scope, (tx) =>
+              this.deps.paymentMethods.find(tx, scope, row.payment_method_id!),
+            ),
+          }
         : undefined;
-    if (!method) throw ApiError.invalid('parameter_missing', 'A payment_method is required to confirm a payment.', 'payment_method');
+    if (!method)
+      throw ApiError.invalid(
+        'parameter_missing',
+        'A payment_method is required to confirm a payment.',
+        'payment_method',
+      );
     const [primary] = await this.deps.processorsFor(scope.tenantId);
     const next = this.advance(row, {
       status: 'processing',
@@ -158,20 +213,40 @@ export class PaymentService {
       next_action: null,
     });
     const attempt = this.pendingAttempt(row, 'authorize', primary, row.amount);
-    const applied = await this.deps.writer.submit({ scope, paymentMethod: method.inline, update: next, attempts: [attempt] });
-    if (!applied) throw ApiError.stateConflict('This payment was changed by another request; retrieve it and try again.');
-    return this.authorize(scope, { row: next, attempts: [...state.attempts, attempt] }, method.saved ?? method.inline, method.card, requestId, false, body?.return_url);
+    const applied = await this.deps.writer.submit({
+      scope,
+      paymentMethod: method.inline,
+      update: next,
+      attempts: [attempt],
+    });
+    if (!applied)
+      throw ApiError.stateConflict('This payment was changed by another request; retrieve it and try again.');
+    return this.authorize(
+      scope,
+      { row: next, attempts: [...state.attempts, attempt] },
+      method.saved ?? method.inline,
+      method.card,
+      requestId,
+      false,
+      body?.return_url,
+    );
   }
 
   async capture(scope: Scope, id: string, body: CapturePaymentBody, requestId: string | null): Promise<Payment> {
     const state = await loadPayment(this.deps.sql, scope, id);
     const { row } = state;
     if (row.status !== 'requires_capture') {
-      throw ApiError.stateConflict(`This payment's status is ${row.status}; only a payment that requires capture can be captured.`);
+      throw ApiError.stateConflict(
+        `This payment's status is ${row.status}; only a payment that requires capture can be captured.`,
+      );
     }
     const amount = body?.amount_to_capture ?? row.amount_capturable;
     if (amount > row.amount_capturable) {
-      throw ApiError.invalid('amount_too_large', `amount_to_capture cannot exceed the capturable amount (${row.amount_capturable}).`, 'amount_to_capture');
+      throw ApiError.invalid(
+        'amount_too_large',
+        `amount_to_capture cannot exceed the capturable amount (${row.amount_capturable}).`,
+        'amount_to_capture',
+      );
     }
     const next = this.advance(row, { status: 'processing' });
     const attempt = this.pendingAttempt(row, 'capture', row.processor!, amount);
@@ -181,7 +256,13 @@ export class PaymentService {
     return this.finishCapture(scope, { row: next, attempts: [...state.attempts, attempt] }, attempt, requestId);
   }
 
-  async cancel(scope: Scope, id: string, body: CancelPaymentBody, requestId: string | null, reason?: string): Promise<Payment> {
+  async cancel(
+    scope: Scope,
+    id: string,
+    body: CancelPaymentBody,
+    requestId: string | null,
+    reason?: string,
+  ): Promise<Payment> {
     const state = await loadPayment(this.deps.sql, scope, id);
     const { row } = state;
     const cancellationReason = reason ?? body?.cancellation_reason ?? null;
@@ -191,13 +272,35 @@ export class PaymentService {
       if (!(await this.deps.writer.submit({ scope, update: next, attempts: [attempt] }))) {
         throw ApiError.stateConflict('This payment is already being captured or canceled.');
       }
-      return this.finishVoid(scope, { row: next, attempts: [...state.attempts, attempt] }, attempt, cancellationReason, requestId);
+      return this.finishVoid(
+        scope,
+        { row: next, attempts: [...state.attempts, attempt] },
+        attempt,
+        cancellationReason,
+        requestId,
+      );
     }
-    if (row.status !== 'requires_payment_method' && row.status !== 'requires_confirmation' && row.status !== 'requires_action') {
+    if (
+      row.status !== 'requires_payment_method' &&
+      row.status !== 'requires_confirmation' &&
+      row.status !== 'requires_action'
+    ) {
       throw ApiError.stateConflict(`This payment's status is ${row.status}; it can no longer be canceled.`);
     }
-    const next = this.advance(row, { status: 'canceled', cancellation_reason: cancellationReason, canceled_at: new Date(), next_action: null });
-    return this.commit(scope, { row: next, attempts: state.attempts }, [], 'payment.canceled', requestId, 'This payment was changed by another request.');
+    const next = this.advance(row, {
+      status: 'canceled',
+      cancellation_reason: cancellationReason,
+      canceled_at: new Date(),
+      next_action: null,
+    });
+    return this.commit(
+      scope,
+      { row: next, attempts: state.attempts },
+      [],
+      'payment.canceled',
+      requestId,
+      'This payment was changed by another request.',
+    );
   }
 
   retrieve(scope: Scope, id: string): Promise<Payment> {
@@ -210,11 +313,15 @@ export class PaymentService {
   }
 
   /** The customer finished (or failed) the 3-D Secure challenge we served. */
-  async completeThreeDSecure(token: string, succeeded: boolean): Promise<{ payment: Payment; returnUrl: string | null }> {
+  async completeThreeDSecure(
+    token: string,
+    succeeded: boolean,
+  ): Promise<{ payment: Payment; returnUrl: string | null }> {
     const { scope, paymentId } = await this.deps.threeDSecure.verify(token);
     const state = await loadPayment(this.deps.sql, scope, paymentId);
     const { row } = state;
-    if (row.status !== 'requires_action') throw ApiError.stateConflict(`This payment's status is ${row.status}; it is not waiting for authentication.`);
+    if (row.status !== 'requires_action')
+      throw ApiError.stateConflict(`This payment's status is ${row.status}; it is not waiting for authentication.`);
     const returnUrl = row.next_action?.redirect_to_url.return_url ?? null;
     if (!succeeded) {
       const next = this.advance(row, {
@@ -228,10 +335,19 @@ export class PaymentService {
           processor: row.processor,
         },
       });
-      const payment = await this.commit(scope, { row: next, attempts: state.attempts }, [], 'payment.failed', null, 'This payment was changed by another request.');
+      const payment = await this.commit(
+        scope,
+        { row: next, attempts: state.attempts },
+        [],
+        'payment.failed',
+        null,
+        'This payment was changed by another request.',
+      );
       return { payment, returnUrl };
     }
-    const pm = await inScope(this.deps.sql, scope, (tx) => this.deps.paymentMethods.find(tx, scope, row.payment_method_id!));
+    const pm = await inScope(this.deps.sql, scope, (tx) =>
+      this.deps.paymentMethods.find(tx, scope, row.payment_method_id!),
+    );
     const [primary] = await this.deps.processorsFor(scope.tenantId);
     const next = this.advance(row, { status: 'processing', next_action: null });
     const attempt = this.pendingAttempt(row, 'authorize', primary, row.amount);
@@ -239,7 +355,15 @@ export class PaymentService {
       throw ApiError.stateConflict('This payment was changed by another request.');
     }
     try {
-      const payment = await this.authorize(scope, { row: next, attempts: [...state.attempts, attempt] }, pm, undefined, null, true, returnUrl ?? undefined);
+      const payment = await this.authorize(
+        scope,
+        { row: next, attempts: [...state.attempts, attempt] },
+        pm,
+        undefined,
+        null,
+        true,
+        returnUrl ?? undefined,
+      );
       return { payment, returnUrl };
     } catch (error) {
       if (error instanceof ApiError && error.payment) return { payment: error.payment as Payment, returnUrl };
@@ -249,11 +373,19 @@ export class PaymentService {
 
   /** Authorizations not captured in time are released (Stripe: 7 days), with a payment.canceled event. */
   async expireAuthorizations(limit = 100): Promise<number> {
-    const due = await this.deps.sql<{ id: string; tenant_id: string; livemode: boolean }[]>`SELECT * FROM worker_expired_authorizations(${limit})`;
+    const due = await this.deps.sql<
+      { id: string; tenant_id: string; livemode: boolean }[]
+    >`SELECT * FROM worker_expired_authorizations(${limit})`;
     let canceled = 0;
     for (const payment of due) {
       try {
-        await this.cancel({ tenantId: payment.tenant_id, livemode: payment.livemode }, payment.id, null, null, 'automatic');
+        await this.cancel(
+          { tenantId: payment.tenant_id, livemode: payment.livemode },
+          payment.id,
+          null,
+          null,
+          'automatic',
+        );
         canceled++;
       } catch (error) {
         if (!(error instanceof ApiError)) throw error;
@@ -287,7 +419,9 @@ export class PaymentService {
     if (state.row.status !== 'processing' || !pending) return toApiPayment(state);
     if (pending.operation === 'capture') return this.finishCapture(scope, state, pending, null);
     if (pending.operation === 'void') return this.finishVoid(scope, state, pending, 'automatic', null);
-    const pm = await inScope(this.deps.sql, scope, (tx) => this.deps.paymentMethods.find(tx, scope, state.row.payment_method_id!));
+    const pm = await inScope(this.deps.sql, scope, (tx) =>
+      this.deps.paymentMethods.find(tx, scope, state.row.payment_method_id!),
+    );
     return this.authorize(scope, state, pm, undefined, null, false, undefined, pending);
   }
 
@@ -297,10 +431,24 @@ export class PaymentService {
    */
   private async resumeCreated(scope: Scope, idempotencyKey: string): Promise<Payment> {
     const id = await findPaymentIdByIdempotencyKey(this.deps.sql, scope, idempotencyKey);
-    if (!id) throw new ApiError('idempotency_error', 'idempotency_key_in_use', 'A request with this idempotency key is still in progress; retry later.', null, 409);
+    if (!id)
+      throw new ApiError(
+        'idempotency_error',
+        'idempotency_key_in_use',
+        'A request with this idempotency key is still in progress; retry later.',
+        null,
+        409,
+      );
     const payment = await this.resume(scope, await loadPayment(this.deps.sql, scope, id));
     if (payment.status === 'requires_payment_method' && payment.last_payment_error) {
-      const error = new ApiError('card_error', payment.last_payment_error.code, payment.last_payment_error.message, null, 402, payment.last_payment_error.decline_code ?? undefined);
+      const error = new ApiError(
+        'card_error',
+        payment.last_payment_error.code,
+        payment.last_payment_error.message,
+        null,
+        402,
+        payment.last_payment_error.decline_code ?? undefined,
+      );
       error.payment = payment;
       throw error;
     }
@@ -309,15 +457,25 @@ export class PaymentService {
 
   private async resolvePaymentMethod(scope: Scope, ref: string | PaymentMethodInput): Promise<PaymentMethodChoice> {
     if (typeof ref === 'string') {
-      return { saved: await inScope(this.deps.sql, scope, (tx) => this.deps.paymentMethods.find(tx, scope, ref).catch(() => {
-        throw ApiError.notFound('payment_method', ref, 'payment_method');
-      })) };
+      return {
+        saved: await inScope(this.deps.sql, scope, (tx) =>
+          this.deps.paymentMethods.find(tx, scope, ref).catch(() => {
+            throw ApiError.notFound('payment_method', ref, 'payment_method');
+          }),
+        ),
+      };
     }
     const { row, card } = this.deps.paymentMethods.tokenize(scope, ref, 'payment_method');
     return { inline: row, card };
   }
 
-  private pendingAttempt(row: PaymentRow, operation: AttemptRow['operation'], processor: string, amount: number, id = newId('pat')): AttemptRow {
+  private pendingAttempt(
+    row: PaymentRow,
+    operation: AttemptRow['operation'],
+    processor: string,
+    amount: number,
+    id = newId('pat'),
+  ): AttemptRow {
     return {
       id,
       tenant_id: row.tenant_id,
@@ -368,15 +526,39 @@ export class PaymentService {
       this.deps.ledger.accountsFor(scope, row.currency),
     ]);
     const instant = schedule.type === 'instant';
-    const price = priceCharge(plan, { amount, currency: row.currency, cardCountry: card.country, cardFunding: card.funding, presentmentCurrency: null, instantSettlement: instant });
+    const price = priceCharge(plan, {
+      amount,
+      currency: row.currency,
+      cardCountry: card.country,
+      cardFunding: card.funding,
+      presentmentCurrency: null,
+      instantSettlement: instant,
+    });
     const transactionId = newId('txn');
     const posting = this.deps.ledger.prepare(
       scope,
-      [chargeTransaction({ paymentId: row.id, transactionId, currency: row.currency, amount, fee: price.fee, feeDetails: price.fee_details, instant, availableOn: availableOn(new Date(), schedule) })],
+      [
+        chargeTransaction({
+          paymentId: row.id,
+          transactionId,
+          currency: row.currency,
+          amount,
+          fee: price.fee,
+          feeDetails: price.fee_details,
+          instant,
+          availableOn: availableOn(new Date(), schedule),
+        }),
+      ],
       () => accounts,
     );
     const disputeWatch = this.deps.router.get(processed.processor).willDispute(processed.reference)
-      ? { payment_id: row.id, tenant_id: row.tenant_id, livemode: row.livemode, processor: processed.processor, processor_reference: processed.reference }
+      ? {
+          payment_id: row.id,
+          tenant_id: row.tenant_id,
+          livemode: row.livemode,
+          processor: processed.processor,
+          processor_reference: processed.reference,
+        }
       : undefined;
     return { changes: { fee: price.fee, balance_transaction: transactionId }, posting, disputeWatch };
   }
@@ -392,8 +574,19 @@ export class PaymentService {
     charge?: { posting: PreparedPosting; disputeWatch?: DisputeWatchRow },
   ): Promise<Payment> {
     const payment = toApiPayment(state);
-    const events: EventRow[] = (Array.isArray(eventType) ? eventType : [eventType]).map((type) => newEvent(scope, type, payment, requestId));
-    if (!(await this.deps.writer.submit({ scope, update: state.row, attempts, events, posting: charge?.posting, disputeWatch: charge?.disputeWatch }))) {
+    const events: EventRow[] = (Array.isArray(eventType) ? eventType : [eventType]).map((type) =>
+      newEvent(scope, type, payment, requestId),
+    );
+    if (
+      !(await this.deps.writer.submit({
+        scope,
+        update: state.row,
+        attempts,
+        events,
+        posting: charge?.posting,
+        disputeWatch: charge?.disputeWatch,
+      }))
+    ) {
       throw ApiError.stateConflict(conflict);
     }
     this.deps.metrics.paymentsByStatus.inc({ status: state.row.status });
@@ -425,25 +618,57 @@ export class PaymentService {
       order.slice(startAt),
       (index) => (index === 0 ? first.id : newId('pat')),
       (connector, attemptId) =>
-        connector.authorize({ attemptId, amount: row.amount, currency: row.currency, card, capture: row.capture_method === 'automatic', threeDSecureAuthenticated }),
+        connector.authorize({
+          attemptId,
+          amount: row.amount,
+          currency: row.currency,
+          card,
+          capture: row.capture_method === 'automatic',
+          threeDSecureAuthenticated,
+        }),
     );
-    const attempts = routed.map((r) => this.completeAttempt(r.attemptId === first.id ? first : this.pendingAttempt(row, 'authorize', r.processor, row.amount, r.attemptId), r.processor, r.outcome));
+    const attempts = routed.map((r) =>
+      this.completeAttempt(
+        r.attemptId === first.id ? first : this.pendingAttempt(row, 'authorize', r.processor, row.amount, r.attemptId),
+        r.processor,
+        r.outcome,
+      ),
+    );
     const last = routed.at(-1)!;
     const outcome = last.outcome;
     let next: PaymentRow;
     let eventType: string;
     let charge: Awaited<ReturnType<PaymentService['charge']>> | undefined;
     if (outcome.status === 'succeeded' && row.capture_method === 'automatic') {
-      charge = await this.charge(scope, row, row.amount, method, { processor: last.processor, reference: outcome.reference });
-      next = this.advance(row, { status: 'succeeded', amount_received: row.amount, processor: last.processor, processor_reference: outcome.reference, ...charge.changes });
+      charge = await this.charge(scope, row, row.amount, method, {
+        processor: last.processor,
+        reference: outcome.reference,
+      });
+      next = this.advance(row, {
+        status: 'succeeded',
+        amount_received: row.amount,
+        processor: last.processor,
+        processor_reference: outcome.reference,
+        ...charge.changes,
+      });
       eventType = 'payment.succeeded';
     } else if (outcome.status === 'succeeded') {
       const expiresAt = new Date(Date.now() + this.deps.config.authorizationExpiryDays * 86_400_000);
-      next = this.advance(row, { status: 'requires_capture', amount_capturable: row.amount, processor: last.processor, processor_reference: outcome.reference, authorization_expires_at: expiresAt });
+      next = this.advance(row, {
+        status: 'requires_capture',
+        amount_capturable: row.amount,
+        processor: last.processor,
+        processor_reference: outcome.reference,
+        authorization_expires_at: expiresAt,
+      });
       eventType = 'payment.requires_capture';
     } else if (outcome.status === 'requires_action') {
       const url = await this.deps.threeDSecure.challengeUrl(scope, row.id);
-      next = this.advance(row, { status: 'requires_action', processor: last.processor, next_action: { type: 'redirect_to_url', redirect_to_url: { url, return_url: returnUrl ?? null } } });
+      next = this.advance(row, {
+        status: 'requires_action',
+        processor: last.processor,
+        next_action: { type: 'redirect_to_url', redirect_to_url: { url, return_url: returnUrl ?? null } },
+      });
       eventType = 'payment.requires_action';
     } else {
       next = this.advance(row, {
@@ -459,44 +684,122 @@ export class PaymentService {
       });
       eventType = 'payment.failed';
     }
-    const payment = await this.commit(scope, { row: next, attempts: this.replaceAttempts(state.attempts, attempts) }, attempts, eventType, requestId, 'This payment was changed by another request.', charge);
+    const payment = await this.commit(
+      scope,
+      { row: next, attempts: this.replaceAttempts(state.attempts, attempts) },
+      attempts,
+      eventType,
+      requestId,
+      'This payment was changed by another request.',
+      charge,
+    );
     if (next.last_payment_error) {
-      const error = new ApiError('card_error', next.last_payment_error.code, next.last_payment_error.message, null, 402, next.last_payment_error.decline_code ?? undefined);
+      const error = new ApiError(
+        'card_error',
+        next.last_payment_error.code,
+        next.last_payment_error.message,
+        null,
+        402,
+        next.last_payment_error.decline_code ?? undefined,
+      );
       error.payment = payment;
       throw error;
     }
     return payment;
   }
 
-  private async finishCapture(scope: Scope, state: PaymentState, attempt: AttemptRow, requestId: string | null): Promise<Payment> {
+  private async finishCapture(
+    scope: Scope,
+    state: PaymentState,
+    attempt: AttemptRow,
+    requestId: string | null,
+  ): Promise<Payment> {
     const { row } = state;
     const outcome = await this.callSafely(() =>
-      this.deps.router.get(attempt.processor).capture({ attemptId: attempt.id, reference: row.processor_reference ?? '', amount: attempt.amount, currency: row.currency }),
+      this.deps.router.get(attempt.processor).capture({
+        attemptId: attempt.id,
+        reference: row.processor_reference ?? '',
+        amount: attempt.amount,
+        currency: row.currency,
+      }),
     );
     const done = this.completeAttempt(attempt, attempt.processor, outcome);
     const attempts = this.replaceAttempts(state.attempts, [done]);
     if (outcome.status !== 'succeeded') {
       // The authorization still stands: the payment goes back to waiting for a capture.
       const next = this.advance(row, { status: 'requires_capture' });
-      const payment = await this.commit(scope, { row: next, attempts }, [done], 'payment.capture_failed', requestId, 'This payment was changed by another request.');
-      const error = new ApiError('card_error', outcome.status === 'declined' ? outcome.code : 'processing_error', 'The processor could not capture this payment; retry the capture.', null, 402);
+      const payment = await this.commit(
+        scope,
+        { row: next, attempts },
+        [done],
+        'payment.capture_failed',
+        requestId,
+        'This payment was changed by another request.',
+      );
+      const error = new ApiError(
+        'card_error',
+        outcome.status === 'declined' ? outcome.code : 'processing_error',
+        'The processor could not capture this payment; retry the capture.',
+        null,
+        402,
+      );
       error.payment = payment;
       throw error;
     }
-    const method = await inScope(this.deps.sql, scope, (tx) => this.deps.paymentMethods.find(tx, scope, row.payment_method_id!));
-    const charge = await this.charge(scope, row, attempt.amount, method, { processor: attempt.processor, reference: row.processor_reference ?? '' });
+    const method = await inScope(this.deps.sql, scope, (tx) =>
+      this.deps.paymentMethods.find(tx, scope, row.payment_method_id!),
+    );
+    const charge = await this.charge(scope, row, attempt.amount, method, {
+      processor: attempt.processor,
+      reference: row.processor_reference ?? '',
+    });
     // Capturing less than authorized releases the rest, as card networks do.
-    const next = this.advance(row, { status: 'succeeded', amount_received: attempt.amount, amount_capturable: 0, authorization_expires_at: null, ...charge.changes });
-    return this.commit(scope, { row: next, attempts }, [done], 'payment.succeeded', requestId, 'This payment was changed by another request.', charge);
+    const next = this.advance(row, {
+      status: 'succeeded',
+      amount_received: attempt.amount,
+      amount_capturable: 0,
+      authorization_expires_at: null,
+      ...charge.changes,
+    });
+    return this.commit(
+      scope,
+      { row: next, attempts },
+      [done],
+      'payment.succeeded',
+      requestId,
+      'This payment was changed by another request.',
+      charge,
+    );
   }
 
-  private async finishVoid(scope: Scope, state: PaymentState, attempt: AttemptRow, reason: string | null, requestId: string | null): Promise<Payment> {
+  private async finishVoid(
+    scope: Scope,
+    state: PaymentState,
+    attempt: AttemptRow,
+    reason: string | null,
+    requestId: string | null,
+  ): Promise<Payment> {
     const { row } = state;
-    const outcome = await this.callSafely(() => this.deps.router.get(attempt.processor).void({ attemptId: attempt.id, reference: row.processor_reference ?? '' }));
+    const outcome = await this.callSafely(() =>
+      this.deps.router.get(attempt.processor).void({ attemptId: attempt.id, reference: row.processor_reference ?? '' }),
+    );
     const done = this.completeAttempt(attempt, attempt.processor, outcome);
     // A failed void still cancels on our side: the processor releases unused authorizations itself.
-    const next = this.advance(row, { status: 'canceled', amount_capturable: 0, cancellation_reason: reason, canceled_at: new Date(), authorization_expires_at: null });
-    return this.commit(scope, { row: next, attempts: this.replaceAttempts(state.attempts, [done]) }, [done], 'payment.canceled', requestId, 'This payment was changed by another request.');
+    const next = this.advance(row, {
+      status: 'canceled',
+      amount_capturable: 0,
+      cancellation_reason: reason,
+      canceled_at: new Date(),
+      authorization_expires_at: null,
+    });
+    return this.commit(
+      scope,
+      { row: next, attempts: this.replaceAttempts(state.attempts, [done]) },
+      [done],
+      'payment.canceled',
+      requestId,
+      'This payment was changed by another request.',
+    );
   }
 
   private async callSafely(call: () => Promise<ConnectorOutcome>): Promise<ConnectorOutcome> {
@@ -507,4 +810,3 @@ export class PaymentService {
     }
   }
 }
-

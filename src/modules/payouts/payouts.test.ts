@@ -1,5 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootAppOnOwnDatabase, call, card, createTenant, ok, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
+import {
+  bootAppOnOwnDatabase,
+  call,
+  card,
+  createTenant,
+  ok,
+  PLATFORM_KEY,
+  TEST_CARDS,
+  type TestApp,
+  type TestTenant,
+} from '../../../test/helpers.js';
 import { LedgerService } from '../ledger/service.js';
 
 let t: TestApp;
@@ -14,8 +24,19 @@ afterAll(() => t.close());
 /** A tenant with `amount` of available funds (instant settlement makes captures available at once). */
 async function fundedTenant(name: string, gross: number): Promise<TestTenant & { available: number }> {
   const tenant = await createTenant(t.app, name);
-  await ok(await call(t.app, PLATFORM_KEY, 'POST', `/v1/tenants/${tenant.id}`, { settlement_schedule: { type: 'instant', delay_days: 0 } }));
-  const payment = await ok(await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: gross, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true }));
+  await ok(
+    await call(t.app, PLATFORM_KEY, 'POST', `/v1/tenants/${tenant.id}`, {
+      settlement_schedule: { type: 'instant', delay_days: 0 },
+    }),
+  );
+  const payment = await ok(
+    await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+      amount: gross,
+      currency: 'usd',
+      payment_method: card(TEST_CARDS.visa),
+      confirm: true,
+    }),
+  );
   return { ...tenant, available: gross - payment.fee };
 }
 
@@ -26,7 +47,10 @@ async function available(key: string) {
 
 async function eventTypes(key: string, objectId: string) {
   const events = await ok(await call(t.app, key, 'GET', '/v1/events?limit=100'));
-  return events.data.filter((e: { data: { object: { id: string } } }) => e.data.object.id === objectId).map((e: { type: string }) => e.type).reverse();
+  return events.data
+    .filter((e: { data: { object: { id: string } } }) => e.data.object.id === objectId)
+    .map((e: { type: string }) => e.type)
+    .reverse();
 }
 
 async function ledgerClean(tenantId: string) {
@@ -39,13 +63,21 @@ describe('payouts', () => {
   it('concurrent payouts never take more than the available balance', async () => {
     const tenant = await fundedTenant('Concurrent payouts', 10_000);
     const each = Math.floor(tenant.available / 7);
-    const responses = await Promise.all(Array.from({ length: 20 }, () => call(t.app, tenant.testKey, 'POST', '/v1/payouts', { amount: each, currency: 'usd' })));
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        call(t.app, tenant.testKey, 'POST', '/v1/payouts', { amount: each, currency: 'usd' }),
+      ),
+    );
     const paid = responses.filter((r) => r.statusCode === 200);
     const refused = responses.filter((r) => r.statusCode !== 200);
     expect(paid).toHaveLength(7);
     for (const response of refused) {
       expect(response.statusCode).toBe(400);
-      expect(response.json().error).toMatchObject({ type: 'invalid_request_error', code: 'balance_insufficient', param: 'amount' });
+      expect(response.json().error).toMatchObject({
+        type: 'invalid_request_error',
+        code: 'balance_insufficient',
+        param: 'amount',
+      });
     }
     expect(await available(tenant.testKey)).toEqual({ available: tenant.available - 7 * each });
     await ledgerClean(tenant.id);
@@ -53,12 +85,38 @@ describe('payouts', () => {
 
   it('moves pending → in_transit → paid along the bank rail, with events and balance transactions', async () => {
     const tenant = await fundedTenant('Rail', 20_000);
-    const payout = await ok(await call(t.app, tenant.testKey, 'POST', '/v1/payouts', { amount: 5_000, currency: 'USD', method: 'standard', description: 'Weekly' }));
-    expect(payout).toMatchObject({ object: 'payout', amount: 5_000, currency: 'usd', status: 'pending', method: 'standard', destination: '••••6789', automatic: false, failure_code: null });
+    const payout = await ok(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payouts', {
+        amount: 5_000,
+        currency: 'USD',
+        method: 'standard',
+        description: 'Weekly',
+      }),
+    );
+    expect(payout).toMatchObject({
+      object: 'payout',
+      amount: 5_000,
+      currency: 'usd',
+      status: 'pending',
+      method: 'standard',
+      destination: '••••6789',
+      automatic: false,
+      failure_code: null,
+    });
     expect(payout.arrival_date).toBeGreaterThan(payout.created);
     expect(await available(tenant.testKey)).toEqual({ available: tenant.available - 5_000 });
-    const txn = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions/${payout.balance_transaction}`));
-    expect(txn).toMatchObject({ type: 'payout', amount: -5_000, fee: 0, net: -5_000, status: 'available', source: payout.id, payout: payout.id });
+    const txn = await ok(
+      await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions/${payout.balance_transaction}`),
+    );
+    expect(txn).toMatchObject({
+      type: 'payout',
+      amount: -5_000,
+      fee: 0,
+      net: -5_000,
+      status: 'available',
+      source: payout.id,
+      payout: payout.id,
+    });
 
     await t.platform.payouts.advanceRail();
     expect((await ok(await call(t.app, tenant.testKey, 'GET', `/v1/payouts/${payout.id}`))).status).toBe('in_transit');
@@ -70,23 +128,36 @@ describe('payouts', () => {
     await t.platform.payouts.advanceRail(new Date(payout.arrival_date * 1000 + 86_400_000));
     expect(await eventTypes(tenant.testKey, payout.id)).toEqual(['payout.created', 'payout.updated', 'payout.paid']);
 
-    const [paid] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM ledger_transactions WHERE source_id = ${payout.id} AND type = 'payout_paid'`;
+    const [paid] = await t.admin<
+      { count: number }[]
+    >`SELECT count(*)::int AS count FROM ledger_transactions WHERE source_id = ${payout.id} AND type = 'payout_paid'`;
     expect(paid.count).toBe(1);
-    const [inTransit] = await t.admin<{ balance: number }[]>`SELECT balance FROM ledger_accounts WHERE tenant_id = ${tenant.id} AND livemode = false AND type = 'payouts_in_transit' AND currency = 'usd'`;
+    const [inTransit] = await t.admin<
+      { balance: number }[]
+    >`SELECT balance FROM ledger_accounts WHERE tenant_id = ${tenant.id} AND livemode = false AND type = 'payouts_in_transit' AND currency = 'usd'`;
     expect(inTransit.balance).toBe(0);
     await ledgerClean(tenant.id);
   });
 
   it('a payout to a failing account fails and its funds return to available', async () => {
     const tenant = await fundedTenant('Failing payout', 20_000);
-    const payout = await ok(await call(t.app, tenant.testKey, 'POST', '/v1/payouts', { amount: 4_000, currency: 'usd', method: 'instant', destination: '000111111116' }));
+    const payout = await ok(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payouts', {
+        amount: 4_000,
+        currency: 'usd',
+        method: 'instant',
+        destination: '000111111116',
+      }),
+    );
     expect(await available(tenant.testKey)).toEqual({ available: tenant.available - 4_000 });
     await t.platform.payouts.advanceRail();
     await t.platform.payouts.advanceRail();
     const failed = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/payouts/${payout.id}`));
     expect(failed).toMatchObject({ status: 'failed', failure_code: 'no_account' });
     expect(await available(tenant.testKey)).toEqual({ available: tenant.available });
-    const back = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions/${failed.failure_balance_transaction}`));
+    const back = await ok(
+      await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions/${failed.failure_balance_transaction}`),
+    );
     expect(back).toMatchObject({ type: 'payout_failure', amount: 4_000, net: 4_000, source: payout.id });
     expect(await eventTypes(tenant.testKey, payout.id)).toEqual(['payout.created', 'payout.updated', 'payout.failed']);
     await ledgerClean(tenant.id);
@@ -118,8 +189,12 @@ describe('payouts', () => {
     expect((await ok(await call(t.app, other.testKey, 'GET', '/v1/payouts'))).data).toEqual([]);
     const listed = await ok(await call(t.app, tenant.testKey, 'GET', '/v1/payouts?status=pending'));
     expect(listed.data.map((p: { id: string }) => p.id)).toEqual([payout.id]);
-    const restricted = await ok(await call(t.app, tenant.testKey, 'POST', '/v1/api_keys', { scopes: ['payouts:read'] }));
-    expect((await call(t.app, restricted.secret, 'POST', '/v1/payouts', { amount: 100, currency: 'usd' })).statusCode).toBe(403);
+    const restricted = await ok(
+      await call(t.app, tenant.testKey, 'POST', '/v1/api_keys', { scopes: ['payouts:read'] }),
+    );
+    expect(
+      (await call(t.app, restricted.secret, 'POST', '/v1/payouts', { amount: 100, currency: 'usd' })).statusCode,
+    ).toBe(403);
     expect((await call(t.app, restricted.secret, 'GET', `/v1/payouts/${payout.id}`)).statusCode).toBe(200);
   });
 });

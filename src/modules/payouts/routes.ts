@@ -27,13 +27,28 @@ export async function payoutRoutes(app: FastifyInstance) {
 
   app.get(
     '/v1/payouts',
-    { config: { scope: 'payouts:read' }, schema: { tags, summary: 'List payouts', querystring: PayoutListQuery, response: { 200: listOf('Payout', '/v1/payouts'), ...errors } } },
-    async (request) => ({ object: 'list', url: '/v1/payouts', ...(await payouts.list(tenantScope(request), request.query as never)) }),
+    {
+      config: { scope: 'payouts:read' },
+      schema: {
+        tags,
+        summary: 'List payouts',
+        querystring: PayoutListQuery,
+        response: { 200: listOf('Payout', '/v1/payouts'), ...errors },
+      },
+    },
+    async (request) => ({
+      object: 'list',
+      url: '/v1/payouts',
+      ...(await payouts.list(tenantScope(request), request.query as never)),
+    }),
   );
 
   app.get(
     '/v1/payouts/:id',
-    { config: { scope: 'payouts:read' }, schema: { tags, summary: 'Retrieve a payout', params: IdParam, response: { 200: ref('Payout'), ...errors } } },
+    {
+      config: { scope: 'payouts:read' },
+      schema: { tags, summary: 'Retrieve a payout', params: IdParam, response: { 200: ref('Payout'), ...errors } },
+    },
     async (request) => payouts.retrieve(tenantScope(request), (request.params as { id: string }).id),
   );
 }

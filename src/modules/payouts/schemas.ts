@@ -2,11 +2,27 @@ import { Type, type Static } from 'typebox';
 import { ListQuery, Metadata, Nullable, StrictObject } from '../../http/schemas.js';
 
 export const CreatePayoutBody = StrictObject({
-  amount: Type.Integer({ minimum: 1, maximum: 1_000_000_000_000, description: "Integer in the currency's minor unit; at most your available balance.", examples: [5000] }),
+  amount: Type.Integer({
+    minimum: 1,
+    maximum: 1_000_000_000_000,
+    description: "Integer in the currency's minor unit; at most your available balance.",
+    examples: [5000],
+  }),
   currency: Type.String({ pattern: '^[a-zA-Z]{3}$', examples: ['usd'] }),
-  method: Type.Optional(Type.String({ enum: ['standard', 'instant'], default: 'standard', description: '`standard` arrives the next business day; `instant` within minutes.' })),
+  method: Type.Optional(
+    Type.String({
+      enum: ['standard', 'instant'],
+      default: 'standard',
+      description: '`standard` arrives the next business day; `instant` within minutes.',
+    }),
+  ),
   destination: Type.Optional(
-    Type.String({ pattern: '^[0-9]{4,17}$', description: 'Bank account number (simulated rail). `000111111116` fails with `no_account`; anything else arrives.', examples: ['000123456789'] }),
+    Type.String({
+      pattern: '^[0-9]{4,17}$',
+      description:
+        'Bank account number (simulated rail). `000111111116` fails with `no_account`; anything else arrives.',
+      examples: ['000123456789'],
+    }),
   ),
   description: Type.Optional(Type.String({ maxLength: 500 })),
   metadata: Type.Optional(Metadata),
@@ -25,7 +41,9 @@ export const PayoutSchema = Type.Object(
     arrival_date: Type.Integer({ description: 'When it is expected at the bank (Unix timestamp).' }),
     automatic: Type.Boolean({ description: 'Made by the automatic payout after a settlement.' }),
     balance_transaction: Type.String(),
-    failure_balance_transaction: Nullable(Type.String({ description: 'The transaction that returned the funds, when the payout failed.' })),
+    failure_balance_transaction: Nullable(
+      Type.String({ description: 'The transaction that returned the funds, when the payout failed.' }),
+    ),
     failure_code: Nullable(Type.String()),
     failure_message: Nullable(Type.String()),
     description: Nullable(Type.String()),

@@ -112,7 +112,11 @@ export class PayoutService {
     return inScope(this.sql, scope, async (tx) => {
       const available = await this.ledger.lockAvailable(tx, scope, currency);
       if (available < body.amount) {
-        throw ApiError.invalid('balance_insufficient', `The available balance (${available} ${currency}) is smaller than the payout amount.`, 'amount');
+        throw ApiError.invalid(
+          'balance_insufficient',
+          `The available balance (${available} ${currency}) is smaller than the payout amount.`,
+          'amount',
+        );
       }
       return toApiPayout(await this.open(tx, scope, request, requestId));
     });
@@ -127,7 +131,20 @@ export class PayoutService {
     return inScope(this.sql, scope, async (tx) => {
       const available = await this.ledger.lockAvailable(tx, scope, currency);
       if (available <= 0) return null;
-      const row = await this.open(tx, scope, { amount: available, currency, method: 'standard', destination: DEFAULT_ACCOUNT, description: 'Automatic payout', metadata: {}, automatic: true }, null);
+      const row = await this.open(
+        tx,
+        scope,
+        {
+          amount: available,
+          currency,
+          method: 'standard',
+          destination: DEFAULT_ACCOUNT,
+          description: 'Automatic payout',
+          metadata: {},
+          automatic: true,
+        },
+        null,
+      );
       await tx`UPDATE settlements SET payout_id = ${row.id} WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND currency = ${currency} AND payout_id IS NULL`;
       return toApiPayout(row);
     });
@@ -150,7 +167,12 @@ export class PayoutService {
       created_at: now,
       updated_at: now,
     };
-    await this.ledger.post(tx, scope, [{ ...payoutTransaction({ id: row.id, currency: row.currency, amount: row.amount, created: now }), id: row.balance_transaction }]);
+    await this.ledger.post(tx, scope, [
+      {
+        ...payoutTransaction({ id: row.id, currency: row.currency, amount: row.amount, created: now }),
+        id: row.balance_transaction,
+      },
+    ]);
     await Promise.all([
       insertRows(tx, 'payouts', PAYOUT_COLUMNS, [row]),
       insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'payout.created', toApiPayout(row), requestId)]),
@@ -165,7 +187,9 @@ export class PayoutService {
    * posting and event, so a pass killed half-way, or two passes at once, move nothing twice.
    */
   async advanceRail(now = new Date(), limit = 100): Promise<number> {
-    const moving = await this.sql<{ id: string; tenant_id: string; livemode: boolean }[]>`SELECT * FROM worker_moving_payouts(${now}, ${limit})`;
+    const moving = await this.sql<
+      { id: string; tenant_id: string; livemode: boolean }[]
+    >`SELECT * FROM worker_moving_payouts(${now}, ${limit})`;
     for (const item of moving) {
       const scope = { tenantId: item.tenant_id, livemode: item.livemode };
       await inScope(this.sql, scope, (tx) => this.step(tx, scope, item.id, now));
@@ -186,18 +210,37 @@ export class PayoutService {
         tx,
         scope,
         row,
-        { status: 'failed', failure_code: 'no_account', failure_message: 'The bank account details on file are probably incorrect: no account was found.', failure_balance_transaction: failureTransaction },
+        {
+          status: 'failed',
+          failure_code: 'no_account',
+          failure_message: 'The bank account details on file are probably incorrect: no account was found.',
+          failure_balance_transaction: failureTransaction,
+        },
         'payout.failed',
       );
-      if (failed) await this.ledger.post(tx, scope, [{ ...payoutFailedTransaction({ id: row.id, currency: row.currency, amount: row.amount, failed: now }), id: failureTransaction }]);
+      if (failed)
+        await this.ledger.post(tx, scope, [
+          {
+            ...payoutFailedTransaction({ id: row.id, currency: row.currency, amount: row.amount, failed: now }),
+            id: failureTransaction,
+          },
+        ]);
       return;
     }
     if (await this.transition(tx, scope, row, { status: 'paid' }, 'payout.paid')) {
-      await this.ledger.post(tx, scope, [payoutPaidTransaction({ id: row.id, currency: row.currency, amount: row.amount })]);
+      await this.ledger.post(tx, scope, [
+        payoutPaidTransaction({ id: row.id, currency: row.currency, amount: row.amount }),
+      ]);
     }
   }
 
-  private async transition(tx: Tx, scope: Scope, row: PayoutRow, changes: Partial<PayoutRow>, eventType: string): Promise<boolean> {
+  private async transition(
+    tx: Tx,
+    scope: Scope,
+    row: PayoutRow,
+    changes: Partial<PayoutRow>,
+    eventType: string,
+  ): Promise<boolean> {
     const next = { ...row, ...changes, updated_at: new Date() };
     const updated = await tx`
       UPDATE payouts SET status = ${next.status}, failure_code = ${next.failure_code}, failure_message = ${next.failure_message},
@@ -210,12 +253,16 @@ export class PayoutService {
 
   async list(scope: Scope, params: ListParams & { status?: string }) {
     return inScope(this.sql, scope, async (tx) => {
-      const page = await listPage<PayoutRow>(tx, 'payouts', scope, params, [params.status ? tx`AND status = ${params.status}` : tx``]);
+      const page = await listPage<PayoutRow>(tx, 'payouts', scope, params, [
+        params.status ? tx`AND status = ${params.status}` : tx``,
+      ]);
       return { data: page.rows.map(toApiPayout), has_more: page.hasMore };
     });
   }
 
   async retrieve(scope: Scope, id: string): Promise<Payout> {
-    return toApiPayout(await inScope(this.sql, scope, (tx) => findOwned<PayoutRow>(tx, 'payouts', scope, id, 'payout')));
+    return toApiPayout(
+      await inScope(this.sql, scope, (tx) => findOwned<PayoutRow>(tx, 'payouts', scope, id, 'payout')),
+    );
   }
 }

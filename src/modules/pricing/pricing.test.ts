@@ -2,7 +2,16 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { appDatabaseUrl, connect, inScope, type Sql } from '../../db/index.js';
-import { bootApp, call, card, createTenant, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
+import {
+  bootApp,
+  call,
+  card,
+  createTenant,
+  PLATFORM_KEY,
+  TEST_CARDS,
+  type TestApp,
+  type TestTenant,
+} from '../../../test/helpers.js';
 import type { Plan } from './schemas.js';
 import { percentOf, priceCharge, roundHalfUp } from './service.js';
 
@@ -17,16 +26,24 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-const setPlan = (tenantId: string, body: unknown, key = PLATFORM_KEY) => call(t.app, key, 'PUT', `/v1/tenants/${tenantId}/pricing`, body);
+const setPlan = (tenantId: string, body: unknown, key = PLATFORM_KEY) =>
+  call(t.app, key, 'PUT', `/v1/tenants/${tenantId}/pricing`, body);
 const preview = (key: string, body: unknown) => call(t.app, key, 'POST', '/v1/fees/preview', body);
 
 async function quote(key: string, body: unknown) {
   const res = await preview(key, body);
   expect(res.statusCode, res.body).toBe(200);
-  return res.json() as { fee: number; net: number; amount: number; pricing_version: number; fee_details: Array<{ type: string; amount: number; currency: string }> };
+  return res.json() as {
+    fee: number;
+    net: number;
+    amount: number;
+    pricing_version: number;
+    fee_details: Array<{ type: string; amount: number; currency: string }>;
+  };
 }
 
-const lines = (q: { fee_details: Array<{ type: string; amount: number }> }) => Object.fromEntries(q.fee_details.map((d) => [d.type, d.amount]));
+const lines = (q: { fee_details: Array<{ type: string; amount: number }> }) =>
+  Object.fromEntries(q.fee_details.map((d) => [d.type, d.amount]));
 
 const blended = (overrides: Record<string, unknown> = {}) => ({
   type: 'blended',
@@ -41,7 +58,11 @@ const blended = (overrides: Record<string, unknown> = {}) => ({
 
 const interchangePlus = {
   type: 'interchange_plus',
-  interchange_plus: { interchange_bps: { credit: 180, debit: 80, prepaid: 120 }, scheme_fee_bps: 13, markup: { percent_bps: 50, fixed: 10 } },
+  interchange_plus: {
+    interchange_bps: { credit: 180, debit: 80, prepaid: 120 },
+    scheme_fee_bps: 13,
+    markup: { percent_bps: 50, fixed: 10 },
+  },
   international_bps: 150,
   currency_conversion_bps: 100,
   instant_settlement_bps: 100,
@@ -54,7 +75,8 @@ async function savedCard(tenant: TestTenant, changes?: { country: string; fundin
   expect(res.statusCode, res.body).toBe(200);
   const id = res.json().id as string;
   // Tokenization records every simulated card as a US credit card; other issuers are set directly.
-  if (changes) await t.admin`UPDATE payment_methods SET country = ${changes.country}, funding = ${changes.funding} WHERE id = ${id}`;
+  if (changes)
+    await t.admin`UPDATE payment_methods SET country = ${changes.country}, funding = ${changes.funding} WHERE id = ${id}`;
   return id;
 }
 
@@ -91,7 +113,12 @@ describe('plans: set by the operator, read by the tenant', () => {
   it('versions every change and keeps earlier versions readable', async () => {
     const first = await setPlan(a.id, blended({ processing: { percent_bps: 250, fixed: 25 } }));
     expect(first.statusCode, first.body).toBe(200);
-    expect(first.json()).toMatchObject({ object: 'pricing_plan', version: 1, livemode: false, processing: { percent_bps: 250, fixed: 25 } });
+    expect(first.json()).toMatchObject({
+      object: 'pricing_plan',
+      version: 1,
+      livemode: false,
+      processing: { percent_bps: 250, fixed: 25 },
+    });
     expect(first.json().id).toMatch(/^pp_/);
 
     const read = await call(t.app, a.testKey, 'GET', '/v1/pricing');
@@ -99,9 +126,15 @@ describe('plans: set by the operator, read by the tenant', () => {
 
     const second = await setPlan(a.id, blended({ processing: { percent_bps: 300, fixed: 0 } }));
     expect(second.json()).toMatchObject({ version: 2, processing: { percent_bps: 300, fixed: 0 } });
-    expect((await call(t.app, a.testKey, 'GET', '/v1/pricing')).json()).toMatchObject({ version: 2, processing: { percent_bps: 300, fixed: 0 } });
+    expect((await call(t.app, a.testKey, 'GET', '/v1/pricing')).json()).toMatchObject({
+      version: 2,
+      processing: { percent_bps: 300, fixed: 0 },
+    });
     expect((await call(t.app, a.testKey, 'GET', '/v1/pricing?version=1')).json()).toEqual(first.json());
-    expect((await call(t.app, a.testKey, 'GET', '/v1/pricing?version=0')).json()).toMatchObject({ version: 0, processing: { percent_bps: 290, fixed: 30 } });
+    expect((await call(t.app, a.testKey, 'GET', '/v1/pricing?version=0')).json()).toMatchObject({
+      version: 0,
+      processing: { percent_bps: 290, fixed: 30 },
+    });
 
     const missing = await call(t.app, a.testKey, 'GET', '/v1/pricing?version=3');
     expect(missing.statusCode).toBe(404);
@@ -114,13 +147,31 @@ describe('plans: set by the operator, read by the tenant', () => {
 
   it('keeps test and live plans apart', async () => {
     const tenant = await createTenant(t.app, 'Pricing modes');
-    expect((await setPlan(tenant.id, blended({ livemode: true, processing: { percent_bps: 100, fixed: 5 } }))).json()).toMatchObject({ version: 1, livemode: true });
-    expect((await call(t.app, tenant.testKey, 'GET', '/v1/pricing')).json()).toMatchObject({ version: 0, livemode: false });
-    expect((await call(t.app, tenant.liveKey, 'GET', '/v1/pricing')).json()).toMatchObject({ version: 1, livemode: true, processing: { percent_bps: 100, fixed: 5 } });
+    expect(
+      (await setPlan(tenant.id, blended({ livemode: true, processing: { percent_bps: 100, fixed: 5 } }))).json(),
+    ).toMatchObject({ version: 1, livemode: true });
+    expect((await call(t.app, tenant.testKey, 'GET', '/v1/pricing')).json()).toMatchObject({
+      version: 0,
+      livemode: false,
+    });
+    expect((await call(t.app, tenant.liveKey, 'GET', '/v1/pricing')).json()).toMatchObject({
+      version: 1,
+      livemode: true,
+      processing: { percent_bps: 100, fixed: 5 },
+    });
 
-    expect((await setPlan(tenant.id, blended({ processing: { percent_bps: 400, fixed: 0 } }))).json()).toMatchObject({ version: 1, livemode: false });
-    expect(await quote(tenant.testKey, { amount: 1000, currency: 'usd' })).toMatchObject({ fee: 40, pricing_version: 1 });
-    expect(await quote(tenant.liveKey, { amount: 1000, currency: 'usd' })).toMatchObject({ fee: 15, pricing_version: 1 });
+    expect((await setPlan(tenant.id, blended({ processing: { percent_bps: 400, fixed: 0 } }))).json()).toMatchObject({
+      version: 1,
+      livemode: false,
+    });
+    expect(await quote(tenant.testKey, { amount: 1000, currency: 'usd' })).toMatchObject({
+      fee: 40,
+      pricing_version: 1,
+    });
+    expect(await quote(tenant.liveKey, { amount: 1000, currency: 'usd' })).toMatchObject({
+      fee: 15,
+      pricing_version: 1,
+    });
   });
 
   it('lets only the operator set a plan, and only for a tenant that exists', async () => {
@@ -136,7 +187,10 @@ describe('plans: set by the operator, read by the tenant', () => {
   it("never shows one tenant another's plan or cards", async () => {
     const tenant = await createTenant(t.app, 'Pricing isolated');
     await setPlan(tenant.id, blended({ processing: { percent_bps: 777, fixed: 0 } }));
-    expect((await call(t.app, b.testKey, 'GET', '/v1/pricing')).json()).toMatchObject({ version: 0, processing: { percent_bps: 290 } });
+    expect((await call(t.app, b.testKey, 'GET', '/v1/pricing')).json()).toMatchObject({
+      version: 0,
+      processing: { percent_bps: 290 },
+    });
     expect((await call(t.app, b.testKey, 'GET', '/v1/pricing?version=1')).statusCode).toBe(404);
 
     const pm = await savedCard(tenant);
@@ -151,15 +205,31 @@ describe('plans: set by the operator, read by the tenant', () => {
   it('stores versions the application role can read in scope but never change', async () => {
     const appSql: Sql = connect(appDatabaseUrl(inject('adminDatabaseUrl'), t.config), { max: 1 });
     try {
-      const own = await inScope(appSql, { tenantId: a.id, livemode: false }, (tx) => tx<{ tenant_id: string }[]>`SELECT tenant_id FROM pricing_plans`);
+      const own = await inScope(
+        appSql,
+        { tenantId: a.id, livemode: false },
+        (tx) => tx<{ tenant_id: string }[]>`SELECT tenant_id FROM pricing_plans`,
+      );
       expect(own.length).toBeGreaterThanOrEqual(2);
       for (const row of own) expect(row.tenant_id).toBe(a.id);
       const [{ count }] = await appSql<{ count: number }[]>`SELECT count(*)::int AS count FROM pricing_plans`;
       expect(count).toBe(0);
-      await expect(inScope(appSql, { tenantId: a.id, livemode: false }, (tx) => tx`UPDATE pricing_plans SET version = version + 10`)).rejects.toMatchObject({ code: '42501' });
-      await expect(inScope(appSql, { tenantId: a.id, livemode: false }, (tx) => tx`DELETE FROM pricing_plans`)).rejects.toMatchObject({ code: '42501' });
-      const forged = inScope(appSql, { tenantId: b.id, livemode: false }, (tx) => tx`
-        INSERT INTO pricing_plans (id, tenant_id, livemode, version, plan) VALUES ('pp_forged', ${a.id}, false, 99, '{}')`);
+      await expect(
+        inScope(
+          appSql,
+          { tenantId: a.id, livemode: false },
+          (tx) => tx`UPDATE pricing_plans SET version = version + 10`,
+        ),
+      ).rejects.toMatchObject({ code: '42501' });
+      await expect(
+        inScope(appSql, { tenantId: a.id, livemode: false }, (tx) => tx`DELETE FROM pricing_plans`),
+      ).rejects.toMatchObject({ code: '42501' });
+      const forged = inScope(
+        appSql,
+        { tenantId: b.id, livemode: false },
+        (tx) => tx`
+        INSERT INTO pricing_plans (id, tenant_id, livemode, version, plan) VALUES ('pp_forged', ${a.id}, false, 99, '{}')`,
+      );
       await expect(forged).rejects.toMatchObject({ code: '42501' });
     } finally {
       await appSql.end();
@@ -176,7 +246,15 @@ describe('POST /v1/fees/preview', () => {
   it('prices USD, JPY and KWD under the default plan, the fixed fee scaled to each exponent', async () => {
     // 290 bps of 1000 cents = 29, + 30 cents.
     const usd = await quote(tenant.testKey, { amount: 1000, currency: 'USD' });
-    expect(usd).toMatchObject({ object: 'fee_preview', amount: 1000, currency: 'usd', fee: 59, net: 941, pricing_version: 0, livemode: false });
+    expect(usd).toMatchObject({
+      object: 'fee_preview',
+      amount: 1000,
+      currency: 'usd',
+      fee: 59,
+      net: 941,
+      pricing_version: 0,
+      livemode: false,
+    });
     expect(usd.fee_details).toEqual([
       { type: 'processing_percentage', amount: 29, currency: 'usd', description: '2.90% processing fee' },
       { type: 'processing_fixed', amount: 30, currency: 'usd', description: 'fixed fee per payment' },
@@ -198,31 +276,66 @@ describe('POST /v1/fees/preview', () => {
     const given = await quote(tenant.testKey, { amount: 1000, currency: 'usd', card_country: 'gb' });
     expect(given).toMatchObject({ fee: 74, net: 926 });
     expect(lines(given).international).toBe(15);
-    expect(given.fee_details.find((d) => d.type === 'international')).toMatchObject({ description: expect.stringContaining('(GB)') });
-    expect(lines(await quote(tenant.testKey, { amount: 1000, currency: 'usd', card_country: 'US' })).international).toBeUndefined();
+    expect(given.fee_details.find((d) => d.type === 'international')).toMatchObject({
+      description: expect.stringContaining('(GB)'),
+    });
+    expect(
+      lines(await quote(tenant.testKey, { amount: 1000, currency: 'usd', card_country: 'US' })).international,
+    ).toBeUndefined();
 
     const domestic = await savedCard(tenant);
-    expect(await quote(tenant.testKey, { amount: 1000, currency: 'usd', payment_method: domestic })).toMatchObject({ fee: 59 });
+    expect(await quote(tenant.testKey, { amount: 1000, currency: 'usd', payment_method: domestic })).toMatchObject({
+      fee: 59,
+    });
     const german = await savedCard(tenant, { country: 'DE', funding: 'credit' });
-    expect(await quote(tenant.testKey, { amount: 1000, currency: 'usd', payment_method: german })).toMatchObject({ fee: 74 });
+    expect(await quote(tenant.testKey, { amount: 1000, currency: 'usd', payment_method: german })).toMatchObject({
+      fee: 74,
+    });
   });
 
   it('adds the conversion markup only when the presentment currency differs, and the instant fee when asked', async () => {
     const converted = await quote(tenant.testKey, { amount: 1000, currency: 'usd', presentment_currency: 'EUR' });
     expect(converted).toMatchObject({ fee: 69 });
     expect(lines(converted).currency_conversion).toBe(10);
-    expect(lines(await quote(tenant.testKey, { amount: 1000, currency: 'usd', presentment_currency: 'usd' })).currency_conversion).toBeUndefined();
-    const instant = await quote(tenant.testKey, { amount: 1000, currency: 'usd', instant_settlement: true, card_country: 'FR', presentment_currency: 'eur' });
-    expect(lines(instant)).toEqual({ processing_percentage: 29, processing_fixed: 30, international: 15, currency_conversion: 10, instant_settlement: 10 });
+    expect(
+      lines(await quote(tenant.testKey, { amount: 1000, currency: 'usd', presentment_currency: 'usd' }))
+        .currency_conversion,
+    ).toBeUndefined();
+    const instant = await quote(tenant.testKey, {
+      amount: 1000,
+      currency: 'usd',
+      instant_settlement: true,
+      card_country: 'FR',
+      presentment_currency: 'eur',
+    });
+    expect(lines(instant)).toEqual({
+      processing_percentage: 29,
+      processing_fixed: 30,
+      international: 15,
+      currency_conversion: 10,
+      instant_settlement: 10,
+    });
     expect(instant).toMatchObject({ fee: 94, net: 906 });
   });
 
   it('uses per-currency overrides in their own minor units', async () => {
     const custom = await createTenant(t.app, 'Pricing overrides');
-    const res = await setPlan(custom.id, blended({ processing: { percent_bps: 290, fixed: 30, currencies: { jpy: { percent_bps: 360, fixed: 10 }, kwd: { percent_bps: 250, fixed: 100 } } } }));
+    const res = await setPlan(
+      custom.id,
+      blended({
+        processing: {
+          percent_bps: 290,
+          fixed: 30,
+          currencies: { jpy: { percent_bps: 360, fixed: 10 }, kwd: { percent_bps: 250, fixed: 100 } },
+        },
+      }),
+    );
     expect(res.statusCode, res.body).toBe(200);
     // ¥1000 × 3.6% = 36, + ¥10.
-    expect(await quote(custom.testKey, { amount: 1000, currency: 'jpy' })).toMatchObject({ fee: 46, pricing_version: 1 });
+    expect(await quote(custom.testKey, { amount: 1000, currency: 'jpy' })).toMatchObject({
+      fee: 46,
+      pricing_version: 1,
+    });
     // 2.000 KD × 2.5% = 50 fils, + 100 fils.
     expect(await quote(custom.testKey, { amount: 2000, currency: 'kwd' })).toMatchObject({ fee: 150 });
     expect(await quote(custom.testKey, { amount: 1000, currency: 'usd' })).toMatchObject({ fee: 59 });
@@ -236,7 +349,10 @@ describe('POST /v1/fees/preview', () => {
     expect(lines(q)).toEqual({ processing_percentage: 15, processing_fixed: 50, international: 1 });
     expect(q.fee).toBe(66);
     // 0.50 major units is ¥0.5, which rounds up to ¥1; 290 bps of ¥100 = 2.9 → 3.
-    expect(lines(await quote(custom.testKey, { amount: 100, currency: 'jpy' }))).toEqual({ processing_percentage: 3, processing_fixed: 1 });
+    expect(lines(await quote(custom.testKey, { amount: 100, currency: 'jpy' }))).toEqual({
+      processing_percentage: 3,
+      processing_fixed: 1,
+    });
     // A line whose rate applies stays visible even when it rounds to 0; the fee may exceed a tiny amount.
     const tiny = await quote(custom.testKey, { amount: 1, currency: 'usd', card_country: 'CA' });
     expect(lines(tiny)).toEqual({ processing_percentage: 0, processing_fixed: 50, international: 0 });
@@ -269,7 +385,12 @@ describe('POST /v1/fees/preview', () => {
       [{ amount: 1000 }, 400, 'parameter_missing', 'currency'],
       [{ amount: 1000, currency: 'usd', presentment_currency: 'abc' }, 400, 'invalid_currency', 'presentment_currency'],
       [{ amount: 1000, currency: 'usd', card_country: 'GBR' }, 400, 'parameter_invalid', 'card_country'],
-      [{ amount: 1000, currency: 'usd', payment_method: 'pm_abc', card_country: 'GB' }, 400, 'parameter_invalid', 'payment_method'],
+      [
+        { amount: 1000, currency: 'usd', payment_method: 'pm_abc', card_country: 'GB' },
+        400,
+        'parameter_invalid',
+        'payment_method',
+      ],
       [{ amount: 1000, currency: 'usd', payment_method: 'pm_nosuchcard' }, 404, 'resource_missing', 'payment_method'],
       [{ amount: 100_000_000_000, currency: 'jpy' }, 400, 'amount_too_large', 'amount'],
     ];
@@ -289,8 +410,16 @@ describe('POST /v1/fees/preview', () => {
       [blended({ processing: { percent_bps: 10_001, fixed: 0 } }), 'parameter_invalid', 'processing[percent_bps]'],
       [blended({ processing: { percent_bps: 290, fixed: -1 } }), 'parameter_invalid', 'processing[fixed]'],
       [blended({ processing: { percent_bps: 290.5, fixed: 0 } }), 'parameter_invalid', 'processing[percent_bps]'],
-      [blended({ processing: { percent_bps: 290, fixed: 30, currencies: { xyz: { percent_bps: 1, fixed: 1 } } } }), 'invalid_currency', 'processing[currencies][xyz]'],
-      [blended({ processing: { percent_bps: 290, fixed: 30, currencies: { USD: { percent_bps: 1, fixed: 1 } } } }), 'parameter_unknown', 'processing[currencies][USD]'],
+      [
+        blended({ processing: { percent_bps: 290, fixed: 30, currencies: { xyz: { percent_bps: 1, fixed: 1 } } } }),
+        'invalid_currency',
+        'processing[currencies][xyz]',
+      ],
+      [
+        blended({ processing: { percent_bps: 290, fixed: 30, currencies: { USD: { percent_bps: 1, fixed: 1 } } } }),
+        'parameter_unknown',
+        'processing[currencies][USD]',
+      ],
       [blended({ processing: undefined }), 'parameter_missing', 'processing'],
       [blended({ international_bps: undefined }), 'parameter_missing', 'international_bps'],
       [blended({ type: 'flat' }), 'parameter_invalid', 'type'],
@@ -305,7 +434,9 @@ describe('POST /v1/fees/preview', () => {
       expect(res.json().error, JSON.stringify(body)).toMatchObject({ type: 'invalid_request_error', code, param });
     }
     expect((await call(t.app, custom.testKey, 'GET', '/v1/pricing')).json().version).toBe(0);
-    const [{ count }] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM pricing_plans WHERE tenant_id = ${custom.id}`;
+    const [{ count }] = await t.admin<
+      { count: number }[]
+    >`SELECT count(*)::int AS count FROM pricing_plans WHERE tenant_id = ${custom.id}`;
     expect(count).toBe(0);
   });
 });
@@ -322,12 +453,22 @@ const rate = fc.record(
   { requiredKeys: ['percent_bps', 'fixed'] },
 );
 const fixedFee = fc.record({ fixed });
-const common = { international_bps: bps, currency_conversion_bps: bps, instant_settlement_bps: bps, refund_fee: fixedFee, dispute_fee: fixedFee };
+const common = {
+  international_bps: bps,
+  currency_conversion_bps: bps,
+  instant_settlement_bps: bps,
+  refund_fee: fixedFee,
+  dispute_fee: fixedFee,
+};
 const planArb: fc.Arbitrary<Plan> = fc.oneof(
   fc.record({ type: fc.constant('blended'), processing: rate, ...common }),
   fc.record({
     type: fc.constant('interchange_plus'),
-    interchange_plus: fc.record({ interchange_bps: fc.record({ credit: bps, debit: bps, prepaid: bps }), scheme_fee_bps: bps, markup: rate }),
+    interchange_plus: fc.record({
+      interchange_bps: fc.record({ credit: bps, debit: bps, prepaid: bps }),
+      scheme_fee_bps: bps,
+      markup: rate,
+    }),
     ...common,
   }),
 );
@@ -357,7 +498,9 @@ describe('priceCharge properties', () => {
         // Each percentage line is the nearest integer to amount × bps / 10000, ties going up.
         const percentage = price.fee_details.find((d) => d.type === 'processing_percentage');
         if (percentage && plan.processing) {
-          const bpsUsed = BigInt(plan.processing.currencies?.[input.currency]?.percent_bps ?? plan.processing.percent_bps);
+          const bpsUsed = BigInt(
+            plan.processing.currencies?.[input.currency]?.percent_bps ?? plan.processing.percent_bps,
+          );
           const error = BigInt(percentage.amount) * 10_000n - BigInt(input.amount) * bpsUsed;
           expect(error > -5000n && error <= 5000n).toBe(true);
         }
@@ -381,8 +524,19 @@ describe('priceCharge properties', () => {
           ...(input.presentmentCurrency ? { presentment_currency: input.presentmentCurrency } : {}),
           instant_settlement: input.instantSettlement,
         });
-        const expected = priceCharge(plan, { ...input, amount, cardFunding: input.cardFunding === 'unknown' ? 'credit' : input.cardFunding });
-        expect(q).toMatchObject({ amount, currency: input.currency, fee: expected.fee, net: expected.net, fee_details: expected.fee_details, pricing_version: set.json().version });
+        const expected = priceCharge(plan, {
+          ...input,
+          amount,
+          cardFunding: input.cardFunding === 'unknown' ? 'credit' : input.cardFunding,
+        });
+        expect(q).toMatchObject({
+          amount,
+          currency: input.currency,
+          fee: expected.fee,
+          net: expected.net,
+          fee_details: expected.fee_details,
+          pricing_version: set.json().version,
+        });
       }),
       { numRuns: 25 },
     );

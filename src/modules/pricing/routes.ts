@@ -17,7 +17,8 @@ export async function pricingRoutes(app: FastifyInstance) {
         tags: ['Platform'],
         security: [{ platformKey: [] }],
         summary: "Set a tenant's pricing plan",
-        description: 'Creates a new immutable version of the plan for one mode (`livemode`, default test); earlier versions stay readable.',
+        description:
+          'Creates a new immutable version of the plan for one mode (`livemode`, default test); earlier versions stay readable.',
         params: IdParam,
         body: {
           ...SetPricingBody,
@@ -47,7 +48,8 @@ export async function pricingRoutes(app: FastifyInstance) {
       schema: {
         tags,
         summary: 'Retrieve your pricing plan',
-        description: 'The plan in force for this mode (version 0 is the default plan, until the operator sets one), or an earlier `version`.',
+        description:
+          'The plan in force for this mode (version 0 is the default plan, until the operator sets one), or an earlier `version`.',
         querystring: PricingQuery,
         response: { 200: ref('PricingPlan'), ...errors },
       },
@@ -62,7 +64,8 @@ export async function pricingRoutes(app: FastifyInstance) {
       schema: {
         tags,
         summary: 'Preview the fee on a charge',
-        description: 'The exact fee breakdown the current plan gives a charge, before charging: each line rounded half up on its own, `fee` their sum, `net = amount - fee`.',
+        description:
+          'The exact fee breakdown the current plan gives a charge, before charging: each line rounded half up on its own, `fee` their sum, `net = amount - fee`.',
         body: { ...FeePreviewBody, examples: [{ amount: 1000, currency: 'usd', card_country: 'GB' }] },
         response: { 200: ref('FeePreview'), ...errors },
       },

@@ -1,7 +1,8 @@
 import { Type, type Static } from 'typebox';
 import { Nullable, StrictObject } from '../../http/schemas.js';
 
-const Bps = (description: string) => Type.Integer({ minimum: 0, maximum: 10_000, description: `${description} In basis points (100 = 1%).` });
+const Bps = (description: string) =>
+  Type.Integer({ minimum: 0, maximum: 10_000, description: `${description} In basis points (100 = 1%).` });
 const MinorUnits = (description: string) => Type.Integer({ minimum: 0, maximum: 1_000_000_000, description });
 // Plan currencies are keys, so only one spelling is accepted: lower case, as the API answers.
 const CurrencyKey = Type.String({ pattern: '^[a-z]{3}$' });
@@ -17,7 +18,10 @@ const Rate = (description: string) =>
       percent_bps: Bps('Percentage of the amount.'),
       fixed: MinorUnits(`Fixed fee per payment. ${SCALED_FIXED}`),
       currencies: PerCurrency(
-        StrictObject({ percent_bps: Bps('Percentage of the amount.'), fixed: MinorUnits("Fixed fee in this currency's own minor unit.") }),
+        StrictObject({
+          percent_bps: Bps('Percentage of the amount.'),
+          fixed: MinorUnits("Fixed fee in this currency's own minor unit."),
+        }),
         "Overrides for particular currencies; their `fixed` is in that currency's own minor unit.",
       ),
     },
@@ -38,13 +42,21 @@ export const CARD_FUNDINGS = ['credit', 'debit', 'prepaid'] as const;
 export type CardFunding = (typeof CARD_FUNDINGS)[number];
 
 const PlanFields = {
-  type: Type.String({ enum: ['blended', 'interchange_plus'], description: '`blended`: one rate (`processing`). `interchange_plus`: simulated interchange + scheme fee + markup (`interchange_plus`).' }),
+  type: Type.String({
+    enum: ['blended', 'interchange_plus'],
+    description:
+      '`blended`: one rate (`processing`). `interchange_plus`: simulated interchange + scheme fee + markup (`interchange_plus`).',
+  }),
   processing: Type.Optional(Rate('The blended rate; required for, and only for, `blended` plans.')),
   interchange_plus: Type.Optional(
     StrictObject(
       {
         interchange_bps: StrictObject(
-          { credit: Bps('Simulated interchange on credit cards.'), debit: Bps('Simulated interchange on debit cards.'), prepaid: Bps('Simulated interchange on prepaid cards.') },
+          {
+            credit: Bps('Simulated interchange on credit cards.'),
+            debit: Bps('Simulated interchange on debit cards.'),
+            prepaid: Bps('Simulated interchange on prepaid cards.'),
+          },
           { description: 'A card of unknown funding is priced as credit.' },
         ),
         scheme_fee_bps: Bps('Card scheme (network) fee.'),
@@ -60,20 +72,28 @@ const PlanFields = {
   dispute_fee: FixedFee('Fixed fee per dispute.'),
 };
 
+// eslint-disable-next-line @typescript-eslint/no-unused-vars -- only its type is wanted
 const PlanObject = StrictObject(PlanFields);
 export type Plan = Static<typeof PlanObject>;
 
 export const SetPricingBody = StrictObject({
-  livemode: Type.Optional(Type.Boolean({ default: false, description: 'Which mode the plan prices: test (default) or live.' })),
+  livemode: Type.Optional(
+    Type.Boolean({ default: false, description: 'Which mode the plan prices: test (default) or live.' }),
+  ),
   ...PlanFields,
 });
 export type SetPricingBody = Static<typeof SetPricingBody>;
 
 export const PricingPlanSchema = Type.Object(
   {
-    id: Nullable(Type.String({ description: '`null` for the default plan.', examples: ['pp_01jd7s0k2m3n4p5q6r7s8t9v0w'] })),
+    id: Nullable(
+      Type.String({ description: '`null` for the default plan.', examples: ['pp_01jd7s0k2m3n4p5q6r7s8t9v0w'] }),
+    ),
     object: Type.Literal('pricing_plan'),
-    version: Type.Integer({ description: 'Starts at 1 and grows with every change; 0 is the default plan, in force until the operator sets one.' }),
+    version: Type.Integer({
+      description:
+        'Starts at 1 and grows with every change; 0 is the default plan, in force until the operator sets one.',
+    }),
     livemode: Type.Boolean(),
     created: Nullable(Type.Integer()),
     ...PlanFields,
@@ -83,25 +103,68 @@ export const PricingPlanSchema = Type.Object(
 export type PricingPlan = Static<typeof PricingPlanSchema>;
 
 export const PricingQuery = StrictObject({
-  version: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647, description: 'An earlier version; the latest when omitted.' })),
+  version: Type.Optional(
+    Type.Integer({ minimum: 0, maximum: 2_147_483_647, description: 'An earlier version; the latest when omitted.' }),
+  ),
 });
 
-const Currency = Type.String({ pattern: '^[a-zA-Z]{3}$', description: 'ISO 4217 code, e.g. usd, jpy, kwd.', examples: ['usd'] });
+const Currency = Type.String({
+  pattern: '^[a-zA-Z]{3}$',
+  description: 'ISO 4217 code, e.g. usd, jpy, kwd.',
+  examples: ['usd'],
+});
 
 export const FeePreviewBody = StrictObject({
-  amount: Type.Integer({ minimum: 1, maximum: 1_000_000_000_000, description: "Integer in the currency's minor unit.", examples: [1000] }),
+  amount: Type.Integer({
+    minimum: 1,
+    maximum: 1_000_000_000_000,
+    description: "Integer in the currency's minor unit.",
+    examples: [1000],
+  }),
   currency: Currency,
-  card_country: Type.Optional(Type.String({ pattern: '^[a-zA-Z]{2}$', description: 'ISO 3166-1 alpha-2 country of the card; US when neither this nor `payment_method` is given.' })),
-  card_funding: Type.Optional(Type.String({ enum: [...CARD_FUNDINGS], description: 'Used by interchange++ plans; credit when not given.' })),
-  payment_method: Type.Optional(Type.String({ pattern: '^pm_[a-z0-9]+$', maxLength: 64, description: 'A saved card: its country and funding are used. Not combinable with `card_country` or `card_funding`.' })),
-  presentment_currency: Type.Optional(Type.String({ pattern: '^[a-zA-Z]{3}$', description: 'The currency the cardholder pays in; when it differs from `currency`, the conversion markup applies.' })),
+  card_country: Type.Optional(
+    Type.String({
+      pattern: '^[a-zA-Z]{2}$',
+      description: 'ISO 3166-1 alpha-2 country of the card; US when neither this nor `payment_method` is given.',
+    }),
+  ),
+  card_funding: Type.Optional(
+    Type.String({ enum: [...CARD_FUNDINGS], description: 'Used by interchange++ plans; credit when not given.' }),
+  ),
+  payment_method: Type.Optional(
+    Type.String({
+      pattern: '^pm_[a-z0-9]+$',
+      maxLength: 64,
+      description:
+        'A saved card: its country and funding are used. Not combinable with `card_country` or `card_funding`.',
+    }),
+  ),
+  presentment_currency: Type.Optional(
+    Type.String({
+      pattern: '^[a-zA-Z]{3}$',
+      description:
+        'The currency the cardholder pays in; when it differs from `currency`, the conversion markup applies.',
+    }),
+  ),
   instant_settlement: Type.Optional(Type.Boolean({ default: false })),
 });
 export type FeePreviewBody = Static<typeof FeePreviewBody>;
 
 export const FeeDetail = Type.Object({
   type: Type.String({
-    enum: ['processing_percentage', 'processing_fixed', 'interchange', 'scheme_fee', 'markup', 'markup_fixed', 'international', 'currency_conversion', 'instant_settlement', 'refund_fee', 'dispute_fee'],
+    enum: [
+      'processing_percentage',
+      'processing_fixed',
+      'interchange',
+      'scheme_fee',
+      'markup',
+      'markup_fixed',
+      'international',
+      'currency_conversion',
+      'instant_settlement',
+      'refund_fee',
+      'dispute_fee',
+    ],
   }),
   amount: Type.Integer(),
   currency: Type.String(),

@@ -4,7 +4,17 @@ import { currencyExponent, requestedCurrency } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
 import { unixSeconds } from '../../lib/time.js';
 import { LoadingCache } from '../../lib/loading-cache.js';
-import { CARD_FUNDINGS, type CardFunding, type FeeDetail, type FeePreview, type FeePreviewBody, type Plan, type PricingPlan, type Rate, type SetPricingBody } from './schemas.js';
+import {
+  CARD_FUNDINGS,
+  type CardFunding,
+  type FeeDetail,
+  type FeePreview,
+  type FeePreviewBody,
+  type Plan,
+  type PricingPlan,
+  type Rate,
+  type SetPricingBody,
+} from './schemas.js';
 
 /** Cards issued in any other country are international. */
 const PLATFORM_COUNTRY = 'US';
@@ -36,7 +46,12 @@ export function percentOf(amount: number, bps: number): number {
 
 function exponentOf(currency: string, param: string): number {
   const exponent = currencyExponent(currency);
-  if (exponent === undefined) throw ApiError.invalid('invalid_currency', `'${currency.slice(0, 3)}' is not a supported ISO 4217 currency.`, param);
+  if (exponent === undefined)
+    throw ApiError.invalid(
+      'invalid_currency',
+      `'${currency.slice(0, 3)}' is not a supported ISO 4217 currency.`,
+      param,
+    );
   return exponent;
 }
 
@@ -79,14 +94,17 @@ export function priceCharge(plan: Plan, input: ChargeInput): ChargePrice {
   const { amount, currency } = input;
   const exponent = exponentOf(currency, 'currency');
   const details: FeeDetail[] = [];
-  const line = (type: FeeDetail['type'], value: number, description: string) => details.push({ type, amount: value, currency, description });
+  const line = (type: FeeDetail['type'], value: number, description: string) =>
+    details.push({ type, amount: value, currency, description });
   const percentLine = (type: FeeDetail['type'], bps: number, description: string) => {
     if (bps > 0) line(type, percentOf(amount, bps), `${percentLabel(bps)} ${description}`);
   };
 
   if (plan.type === 'interchange_plus' && plan.interchange_plus) {
     const ic = plan.interchange_plus;
-    const funding: CardFunding = (CARD_FUNDINGS as readonly string[]).includes(input.cardFunding) ? (input.cardFunding as CardFunding) : 'credit';
+    const funding: CardFunding = (CARD_FUNDINGS as readonly string[]).includes(input.cardFunding)
+      ? (input.cardFunding as CardFunding)
+      : 'credit';
     percentLine('interchange', ic.interchange_bps[funding], `interchange on a ${funding} card (simulated)`);
     percentLine('scheme_fee', ic.scheme_fee_bps, 'card scheme fee');
     const markup = rateIn(ic.markup, currency, exponent);
@@ -98,9 +116,18 @@ export function priceCharge(plan: Plan, input: ChargeInput): ChargePrice {
     if (rate.fixed > 0) line('processing_fixed', rate.fixed, 'fixed fee per payment');
   }
   const country = input.cardCountry?.toUpperCase() ?? PLATFORM_COUNTRY;
-  if (country !== PLATFORM_COUNTRY) percentLine('international', plan.international_bps, `surcharge for a card issued outside ${PLATFORM_COUNTRY} (${country})`);
+  if (country !== PLATFORM_COUNTRY)
+    percentLine(
+      'international',
+      plan.international_bps,
+      `surcharge for a card issued outside ${PLATFORM_COUNTRY} (${country})`,
+    );
   if (input.presentmentCurrency && input.presentmentCurrency !== currency) {
-    percentLine('currency_conversion', plan.currency_conversion_bps, `currency conversion from ${input.presentmentCurrency}`);
+    percentLine(
+      'currency_conversion',
+      plan.currency_conversion_bps,
+      `currency conversion from ${input.presentmentCurrency}`,
+    );
   }
   if (input.instantSettlement) percentLine('instant_settlement', plan.instant_settlement_bps, 'instant settlement');
 
@@ -109,12 +136,26 @@ export function priceCharge(plan: Plan, input: ChargeInput): ChargePrice {
 }
 
 /** The plan's fixed fee on a refund or a dispute, in the currency's minor unit, with its fee detail. */
-export function priceFixedFee(plan: Plan, kind: 'refund_fee' | 'dispute_fee', currency: string): { fee: number; fee_details: FeeDetail[] } {
+export function priceFixedFee(
+  plan: Plan,
+  kind: 'refund_fee' | 'dispute_fee',
+  currency: string,
+): { fee: number; fee_details: FeeDetail[] } {
   const exponent = exponentOf(currency, 'currency');
   const schedule = plan[kind];
   const fee = schedule.currencies?.[currency] ?? scaledFixed(schedule.fixed, exponent);
   if (fee === 0) return { fee: 0, fee_details: [] };
-  return { fee, fee_details: [{ type: kind, amount: fee, currency, description: kind === 'refund_fee' ? 'fixed fee per refund' : 'fixed fee per dispute' }] };
+  return {
+    fee,
+    fee_details: [
+      {
+        type: kind,
+        amount: fee,
+        currency,
+        description: kind === 'refund_fee' ? 'fixed fee per refund' : 'fixed fee per dispute',
+      },
+    ],
+  };
 }
 
 interface PlanRow {
@@ -134,17 +175,40 @@ const toApiPlan = (row: PlanRow): PricingPlan => ({
   ...row.plan,
 });
 
-const defaultPlan = (livemode: boolean): PricingPlan => ({ id: null, object: 'pricing_plan', version: 0, livemode, created: null, ...DEFAULT_PLAN });
+const defaultPlan = (livemode: boolean): PricingPlan => ({
+  id: null,
+  object: 'pricing_plan',
+  version: 0,
+  livemode,
+  created: null,
+  ...DEFAULT_PLAN,
+});
 
 // The schema checks shapes; what it cannot say is which section each type needs and whether a
 // currency key is a real ISO 4217 code.
 function checkPlan(plan: Plan) {
   if (plan.type === 'blended') {
-    if (!plan.processing) throw ApiError.invalid('parameter_missing', 'A blended plan needs `processing`.', 'processing');
-    if (plan.interchange_plus) throw ApiError.invalid('parameter_invalid', '`interchange_plus` is only for interchange_plus plans.', 'interchange_plus');
+    if (!plan.processing)
+      throw ApiError.invalid('parameter_missing', 'A blended plan needs `processing`.', 'processing');
+    if (plan.interchange_plus)
+      throw ApiError.invalid(
+        'parameter_invalid',
+        '`interchange_plus` is only for interchange_plus plans.',
+        'interchange_plus',
+      );
   } else {
-    if (!plan.interchange_plus) throw ApiError.invalid('parameter_missing', 'An interchange_plus plan needs `interchange_plus`.', 'interchange_plus');
-    if (plan.processing) throw ApiError.invalid('parameter_invalid', '`processing` is only for blended plans; interchange_plus plans price with `interchange_plus[markup]`.', 'processing');
+    if (!plan.interchange_plus)
+      throw ApiError.invalid(
+        'parameter_missing',
+        'An interchange_plus plan needs `interchange_plus`.',
+        'interchange_plus',
+      );
+    if (plan.processing)
+      throw ApiError.invalid(
+        'parameter_invalid',
+        '`processing` is only for blended plans; interchange_plus plans price with `interchange_plus[markup]`.',
+        'processing',
+      );
   }
   const overrides: Array<[string, Record<string, unknown> | undefined]> = [
     ['processing', plan.processing?.currencies],
@@ -216,7 +280,11 @@ export class PricingService {
     const presentment = body.presentment_currency?.toLowerCase() ?? null;
     if (presentment) exponentOf(presentment, 'presentment_currency');
     if (body.payment_method && (body.card_country || body.card_funding)) {
-      throw ApiError.invalid('parameter_invalid', 'Give either `payment_method` or `card_country`/`card_funding`: the saved card already has both.', 'payment_method');
+      throw ApiError.invalid(
+        'parameter_invalid',
+        'Give either `payment_method` or `card_country`/`card_funding`: the saved card already has both.',
+        'payment_method',
+      );
     }
     const { plan, card } = await inScope(this.sql, scope, async (tx) => {
       if (!body.payment_method) return { plan: await this.find(tx, scope), card: null };
@@ -233,6 +301,13 @@ export class PricingService {
       presentmentCurrency: presentment,
       instantSettlement: body.instant_settlement ?? false,
     });
-    return { object: 'fee_preview', amount: body.amount, currency, ...price, pricing_version: plan.version, livemode: scope.livemode };
+    return {
+      object: 'fee_preview',
+      amount: body.amount,
+      currency,
+      ...price,
+      pricing_version: plan.version,
+      livemode: scope.livemode,
+    };
   }
 }

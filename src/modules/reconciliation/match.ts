@@ -87,7 +87,8 @@ export interface Totals {
 
 export function totals(items: MatchedItem[]): Totals {
   const of = (status: ItemStatus) => items.filter((i) => i.status === status);
-  const sum = (list: MatchedItem[], pick: (i: MatchedItem) => number | null) => list.reduce((total, i) => total + (pick(i) ?? 0), 0);
+  const sum = (list: MatchedItem[], pick: (i: MatchedItem) => number | null) =>
+    list.reduce((total, i) => total + (pick(i) ?? 0), 0);
   const reported = items.filter((i) => i.processor_amount !== null);
   const recorded = items.filter((i) => i.ledger_amount !== null);
   const mismatched = of('amount_mismatch');

@@ -20,13 +20,23 @@ async function ok(response: { statusCode: number; body: string; json: () => any 
 }
 
 async function pay(tenant: TestTenant, amount: number, extra: Record<string, unknown> = {}, number = TEST_CARDS.visa) {
-  return ok(await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount, currency: 'usd', payment_method: card(number), confirm: true, ...extra }));
+  return ok(
+    await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+      amount,
+      currency: 'usd',
+      payment_method: card(number),
+      confirm: true,
+      ...extra,
+    }),
+  );
 }
 
 async function captureManually(tenant: TestTenant, authorized: number, captured: number) {
   const payment = await pay(tenant, authorized, { capture_method: 'manual' });
   expect(payment.status).toBe('requires_capture');
-  return ok(await call(t.app, tenant.testKey, 'POST', `/v1/payments/${payment.id}/capture`, { amount_to_capture: captured }));
+  return ok(
+    await call(t.app, tenant.testKey, 'POST', `/v1/payments/${payment.id}/capture`, { amount_to_capture: captured }),
+  );
 }
 
 async function refund(tenant: TestTenant, payment: string, amount: number) {
@@ -34,15 +44,20 @@ async function refund(tenant: TestTenant, payment: string, amount: number) {
 }
 
 async function reportsOf(tenant: TestTenant, query = '') {
-  return (await ok(await call(t.app, tenant.testKey, 'GET', `/v1/reconciliation_reports?limit=100${query}`))).data as any[];
+  return (await ok(await call(t.app, tenant.testKey, 'GET', `/v1/reconciliation_reports?limit=100${query}`)))
+    .data as any[];
 }
 
 async function itemsOf(tenant: TestTenant, reportId: string, query = '') {
-  return (await ok(await call(t.app, tenant.testKey, 'GET', `/v1/reconciliation_reports/${reportId}/items?limit=100${query}`))).data as any[];
+  return (
+    await ok(await call(t.app, tenant.testKey, 'GET', `/v1/reconciliation_reports/${reportId}/items?limit=100${query}`))
+  ).data as any[];
 }
 
 async function reference(paymentId: string) {
-  const [row] = await t.admin<{ processor_reference: string }[]>`SELECT processor_reference FROM payments WHERE id = ${paymentId}`;
+  const [row] = await t.admin<
+    { processor_reference: string }[]
+  >`SELECT processor_reference FROM payments WHERE id = ${paymentId}`;
   return row.processor_reference;
 }
 
@@ -50,7 +65,9 @@ type Line = Record<(typeof SETTLEMENT_REPORT_COLUMNS)[number], string>;
 
 /** Rewrites the stored processor report, as a processor whose records differ from ours would send it. */
 async function tamper(processor: string, day: string, change: (lines: Line[]) => Line[]) {
-  const [stored] = await t.admin<{ csv: string }[]>`SELECT csv FROM processor_reports WHERE processor = ${processor} AND report_date = ${day}`;
+  const [stored] = await t.admin<
+    { csv: string }[]
+  >`SELECT csv FROM processor_reports WHERE processor = ${processor} AND report_date = ${day}`;
   const lines = change(parse(stored.csv, { columns: true }) as Line[]);
   const csv = stringify(lines, { header: true, columns: [...SETTLEMENT_REPORT_COLUMNS] });
   await t.admin`UPDATE processor_reports SET csv = ${csv}, reconciled_at = NULL WHERE processor = ${processor} AND report_date = ${day}`;
@@ -88,8 +105,18 @@ describe('reconciling a day', () => {
     expect(await t.platform.reconciliation.run(day)).toBe(2);
 
     const reports = await reportsOf(tenant);
-    expect(reports.map((r) => `${r.processor} ${r.currency}`).sort()).toEqual(['sim_alpha eur', 'sim_alpha usd', 'sim_beta usd']);
-    for (const report of reports) expect(report).toMatchObject({ object: 'reconciliation_report', report_date: day, status: 'balanced', livemode: false });
+    expect(reports.map((r) => `${r.processor} ${r.currency}`).sort()).toEqual([
+      'sim_alpha eur',
+      'sim_alpha usd',
+      'sim_beta usd',
+    ]);
+    for (const report of reports)
+      expect(report).toMatchObject({
+        object: 'reconciliation_report',
+        report_date: day,
+        status: 'balanced',
+        livemode: false,
+      });
     const usd = reports.find((r) => r.processor === 'sim_alpha' && r.currency === 'usd');
     expect(pick(usd)).toEqual({
       processor_count: 4,
@@ -106,16 +133,44 @@ describe('reconciling a day', () => {
       amount_mismatch_amount: 0,
       difference: 0,
     });
-    expect(reports.find((r) => r.currency === 'eur')).toMatchObject({ matched_count: 1, matched_amount: 1200, difference: 0 });
-    expect(reports.find((r) => r.processor === 'sim_beta')).toMatchObject({ matched_count: 1, matched_amount: 800, processor_count: 1, ledger_count: 1 });
+    expect(reports.find((r) => r.currency === 'eur')).toMatchObject({
+      matched_count: 1,
+      matched_amount: 1200,
+      difference: 0,
+    });
+    expect(reports.find((r) => r.processor === 'sim_beta')).toMatchObject({
+      matched_count: 1,
+      matched_amount: 800,
+      processor_count: 1,
+      ledger_count: 1,
+    });
 
     const items = await itemsOf(tenant, usd.id);
-    expect(items.every((item) => item.status === 'matched' && item.report === usd.id && item.difference === 0)).toBe(true);
+    expect(items.every((item) => item.status === 'matched' && item.report === usd.id && item.difference === 0)).toBe(
+      true,
+    );
     const bySource = Object.fromEntries(items.map((item) => [item.source, item]));
-    expect(bySource[automatic.id]).toMatchObject({ type: 'capture', reference: await reference(automatic.id), processor_amount: 2000, ledger_amount: 2000, balance_transaction: automatic.balance_transaction });
-    expect(bySource[partial.id]).toMatchObject({ type: 'capture', processor_amount: 3000, ledger_amount: 3000, balance_transaction: partial.balance_transaction });
+    expect(bySource[automatic.id]).toMatchObject({
+      type: 'capture',
+      reference: await reference(automatic.id),
+      processor_amount: 2000,
+      ledger_amount: 2000,
+      balance_transaction: automatic.balance_transaction,
+    });
+    expect(bySource[partial.id]).toMatchObject({
+      type: 'capture',
+      processor_amount: 3000,
+      ledger_amount: 3000,
+      balance_transaction: partial.balance_transaction,
+    });
     expect(bySource[refunded.id]).toMatchObject({ processor_amount: 1500 });
-    expect(bySource[partialRefund.id]).toMatchObject({ type: 'refund', reference: partialRefund.id, processor_amount: -500, ledger_amount: -500, balance_transaction: partialRefund.balance_transaction });
+    expect(bySource[partialRefund.id]).toMatchObject({
+      type: 'refund',
+      reference: partialRefund.id,
+      processor_amount: -500,
+      ledger_amount: -500,
+      balance_transaction: partialRefund.balance_transaction,
+    });
     expect(euro.balance_transaction).toBeTruthy();
 
     // Today's report is provisional: fetched again, it takes in what happened since.
@@ -140,8 +195,19 @@ describe('reconciling a day', () => {
     const changedRef = await reference(changed.id);
     const droppedRef = await reference(dropped.id);
     await tamper('sim_alpha', day, (lines) => [
-      ...lines.filter((line) => line.reference !== droppedRef).map((line) => (line.reference === changedRef ? { ...line, amount: '2900' } : line)),
-      { processor: 'sim_alpha', report_date: day, tenant_id: tenant.id, livemode: 'false', type: 'capture', reference: 'sim_alpha_unknown0000', currency: 'usd', amount: '999' },
+      ...lines
+        .filter((line) => line.reference !== droppedRef)
+        .map((line) => (line.reference === changedRef ? { ...line, amount: '2900' } : line)),
+      {
+        processor: 'sim_alpha',
+        report_date: day,
+        tenant_id: tenant.id,
+        livemode: 'false',
+        type: 'capture',
+        reference: 'sim_alpha_unknown0000',
+        currency: 'usd',
+        amount: '999',
+      },
     ]);
     await t.platform.reconciliation.reconcile('sim_alpha', day);
 
@@ -167,21 +233,53 @@ describe('reconciling a day', () => {
     const items = await itemsOf(tenant, after.id);
     expect(items).toHaveLength(5);
     // Discrepancies are listed first.
-    expect(items.slice(0, 3).map((item) => item.status).sort()).toEqual(['amount_mismatch', 'missing_in_ledger', 'missing_in_report']);
+    expect(
+      items
+        .slice(0, 3)
+        .map((item) => item.status)
+        .sort(),
+    ).toEqual(['amount_mismatch', 'missing_in_ledger', 'missing_in_report']);
     const [mismatch] = await itemsOf(tenant, after.id, '&status=amount_mismatch');
-    expect(mismatch).toMatchObject({ type: 'capture', reference: changedRef, source: changed.id, processor_amount: 2900, ledger_amount: 3000, difference: -100 });
+    expect(mismatch).toMatchObject({
+      type: 'capture',
+      reference: changedRef,
+      source: changed.id,
+      processor_amount: 2900,
+      ledger_amount: 3000,
+      difference: -100,
+    });
     const [missingInReport] = await itemsOf(tenant, after.id, '&status=missing_in_report');
-    expect(missingInReport).toMatchObject({ reference: droppedRef, source: dropped.id, balance_transaction: dropped.balance_transaction, processor_amount: null, ledger_amount: 1000, difference: -1000 });
+    expect(missingInReport).toMatchObject({
+      reference: droppedRef,
+      source: dropped.id,
+      balance_transaction: dropped.balance_transaction,
+      processor_amount: null,
+      ledger_amount: 1000,
+      difference: -1000,
+    });
     const [missingInLedger] = await itemsOf(tenant, after.id, '&status=missing_in_ledger');
-    expect(missingInLedger).toMatchObject({ reference: 'sim_alpha_unknown0000', source: null, balance_transaction: null, processor_amount: 999, ledger_amount: null, difference: 999 });
-    expect((await itemsOf(tenant, after.id, '&status=matched')).map((item) => item.source).sort()).toEqual([kept.id, refunded.id].sort());
+    expect(missingInLedger).toMatchObject({
+      reference: 'sim_alpha_unknown0000',
+      source: null,
+      balance_transaction: null,
+      processor_amount: 999,
+      ledger_amount: null,
+      difference: 999,
+    });
+    expect((await itemsOf(tenant, after.id, '&status=matched')).map((item) => item.source).sort()).toEqual(
+      [kept.id, refunded.id].sort(),
+    );
     expect(await reportsOf(tenant, '&status=balanced&processor=sim_alpha')).toEqual([]);
-    expect((await reportsOf(tenant, `&status=discrepancies&report_date=${day}&currency=usd`)).map((r) => r.id)).toEqual([after.id]);
+    expect((await reportsOf(tenant, `&status=discrepancies&report_date=${day}&currency=usd`)).map((r) => r.id)).toEqual(
+      [after.id],
+    );
 
     const download = await call(t.app, tenant.testKey, 'GET', `/v1/reconciliation_reports/${after.id}/csv`);
     expect(download.statusCode).toBe(200);
     expect(download.headers['content-type']).toMatch(/^text\/csv/);
-    expect(download.headers['content-disposition']).toBe(`attachment; filename="reconciliation-sim_alpha-${day}-usd-${after.id}.csv"`);
+    expect(download.headers['content-disposition']).toBe(
+      `attachment; filename="reconciliation-sim_alpha-${day}-usd-${after.id}.csv"`,
+    );
     const rows = parse(download.body, { columns: true }) as Record<string, string>[];
     const asText = (value: number | null) => (value === null ? '' : String(value));
     expect(rows).toEqual(
@@ -217,7 +315,14 @@ describe('reconciling a day', () => {
     await tamper('sim_alpha', day, (lines) => lines.filter((line) => line.tenant_id !== tenant.id));
     await t.platform.reconciliation.reconcile('sim_alpha', day);
     const [report] = await reportsOf(tenant);
-    expect(report).toMatchObject({ status: 'discrepancies', processor_count: 0, ledger_count: 1, missing_in_report_count: 1, missing_in_report_amount: 4200, difference: -4200 });
+    expect(report).toMatchObject({
+      status: 'discrepancies',
+      processor_count: 0,
+      ledger_count: 1,
+      missing_in_report_count: 1,
+      missing_in_report_amount: 4200,
+      difference: -4200,
+    });
     expect(await itemsOf(tenant, report.id)).toMatchObject([{ status: 'missing_in_report', source: payment.id }]);
   });
 
@@ -228,7 +333,9 @@ describe('reconciling a day', () => {
     await t.platform.reconciliation.run(day);
     const [before] = await reportsOf(tenant);
     await tamper('sim_alpha', day, (lines) => [...lines, { ...lines[0], amount: '12.50' }]);
-    await expect(t.platform.reconciliation.reconcile('sim_alpha', day)).rejects.toThrow(/line \d+: amount "12.50" is not valid/);
+    await expect(t.platform.reconciliation.reconcile('sim_alpha', day)).rejects.toThrow(
+      /line \d+: amount "12.50" is not valid/,
+    );
     expect((await reportsOf(tenant))[0]).toEqual(before);
     // A fresh fetch replaces the provisional report with a well-formed one.
     await t.platform.reconciliation.run(day);
@@ -241,13 +348,30 @@ describe('reconciling a day', () => {
     await t.platform.reconciliation.run(day);
     await tamper('sim_alpha', day, (lines) => [
       ...lines.filter((line) => line.tenant_id !== tenant.id),
-      { processor: 'sim_alpha', report_date: day, tenant_id: 'ten_unknown', livemode: 'false', type: 'capture', reference: 'sim_alpha_stranger', currency: 'usd', amount: '100' },
+      {
+        processor: 'sim_alpha',
+        report_date: day,
+        tenant_id: 'ten_unknown',
+        livemode: 'false',
+        type: 'capture',
+        reference: 'sim_alpha_stranger',
+        currency: 'usd',
+        amount: '100',
+      },
     ]);
-    await expect(t.platform.reconciliation.reconcile('sim_alpha', day)).rejects.toThrow(/^1 of \d+ tenants of the sim_alpha report .* failed/);
+    await expect(t.platform.reconciliation.reconcile('sim_alpha', day)).rejects.toThrow(
+      /^1 of \d+ tenants of the sim_alpha report .* failed/,
+    );
     const [report] = await reportsOf(tenant);
-    expect(report).toMatchObject({ status: 'discrepancies', missing_in_report_count: 1, missing_in_report_amount: 2500 });
+    expect(report).toMatchObject({
+      status: 'discrepancies',
+      missing_in_report_count: 1,
+      missing_in_report_amount: 2500,
+    });
     expect(await itemsOf(tenant, report.id)).toMatchObject([{ status: 'missing_in_report', source: payment.id }]);
-    const [stored] = await t.admin<{ reconciled_at: Date | null }[]>`SELECT reconciled_at FROM processor_reports WHERE processor = 'sim_alpha' AND report_date = ${day}`;
+    const [stored] = await t.admin<
+      { reconciled_at: Date | null }[]
+    >`SELECT reconciled_at FROM processor_reports WHERE processor = 'sim_alpha' AND report_date = ${day}`;
     expect(stored.reconciled_at).toBeNull();
     await t.platform.reconciliation.run(day);
   });
@@ -290,13 +414,18 @@ describe('security', () => {
   });
 
   it('needs the reconciliation:read scope', async () => {
-    const allowed = await ok(await call(t.app, owner.testKey, 'POST', '/v1/api_keys', { scopes: ['reconciliation:read'] }));
+    const allowed = await ok(
+      await call(t.app, owner.testKey, 'POST', '/v1/api_keys', { scopes: ['reconciliation:read'] }),
+    );
     const denied = await ok(await call(t.app, owner.testKey, 'POST', '/v1/api_keys', { scopes: ['payments:read'] }));
     expect((await call(t.app, allowed.secret, 'GET', `/v1/reconciliation_reports/${reportId}`)).statusCode).toBe(200);
     const refused = await call(t.app, denied.secret, 'GET', `/v1/reconciliation_reports/${reportId}/csv`);
     expect(refused.statusCode).toBe(403);
     expect(refused.json().error.type).toBe('permission_error');
-    expect((await call(t.app, owner.testKey, 'GET', '/v1/reconciliation_reports', undefined, { authorization: '' })).statusCode).toBe(401);
+    expect(
+      (await call(t.app, owner.testKey, 'GET', '/v1/reconciliation_reports', undefined, { authorization: '' }))
+        .statusCode,
+    ).toBe(401);
   });
 
   it.each([

@@ -8,7 +8,14 @@ const tags = ['Reconciliation'];
 const config = { scope: 'reconciliation:read' };
 const reportList = listOf('ReconciliationReport', '/v1/reconciliation_reports');
 // The items list's url names its report, so it is not one constant.
-const itemList = { ...reportList, properties: { ...reportList.properties, url: { type: 'string' }, data: { type: 'array', items: ref('ReconciliationItem') } } };
+const itemList = {
+  ...reportList,
+  properties: {
+    ...reportList.properties,
+    url: { type: 'string' },
+    data: { type: 'array', items: ref('ReconciliationItem') },
+  },
+};
 
 export async function reconciliationRoutes(app: FastifyInstance) {
   const { reconciliation } = app.platform;
@@ -26,12 +33,24 @@ export async function reconciliationRoutes(app: FastifyInstance) {
         response: { 200: reportList, ...errors },
       },
     },
-    async (request) => ({ object: 'list', url: '/v1/reconciliation_reports', ...(await reconciliation.list(tenantScope(request), request.query as never)) }),
+    async (request) => ({
+      object: 'list',
+      url: '/v1/reconciliation_reports',
+      ...(await reconciliation.list(tenantScope(request), request.query as never)),
+    }),
   );
 
   app.get(
     '/v1/reconciliation_reports/:id',
-    { config, schema: { tags, summary: 'Retrieve a reconciliation report', params: IdParam, response: { 200: ref('ReconciliationReport'), ...errors } } },
+    {
+      config,
+      schema: {
+        tags,
+        summary: 'Retrieve a reconciliation report',
+        params: IdParam,
+        response: { 200: ref('ReconciliationReport'), ...errors },
+      },
+    },
     async (request) => reconciliation.retrieve(tenantScope(request), (request.params as { id: string }).id),
   );
 
@@ -42,7 +61,8 @@ export async function reconciliationRoutes(app: FastifyInstance) {
       schema: {
         tags,
         summary: 'List the items of a reconciliation report',
-        description: 'One per line of either side: `matched`, `missing_in_ledger`, `missing_in_report` or `amount_mismatch`; discrepancies come first.',
+        description:
+          'One per line of either side: `matched`, `missing_in_ledger`, `missing_in_report` or `amount_mismatch`; discrepancies come first.',
         params: IdParam,
         querystring: ReconciliationItemListQuery,
         response: { 200: itemList, ...errors },
@@ -50,7 +70,11 @@ export async function reconciliationRoutes(app: FastifyInstance) {
     },
     async (request) => {
       const { id } = request.params as { id: string };
-      return { object: 'list', url: `/v1/reconciliation_reports/${id}/items`, ...(await reconciliation.listItems(tenantScope(request), id, request.query as never)) };
+      return {
+        object: 'list',
+        url: `/v1/reconciliation_reports/${id}/items`,
+        ...(await reconciliation.listItems(tenantScope(request), id, request.query as never)),
+      };
     },
   );
 
@@ -63,12 +87,24 @@ export async function reconciliationRoutes(app: FastifyInstance) {
         summary: 'Download a reconciliation report as CSV',
         description: 'Every item of the report, one line each, in the order the items list gives them.',
         params: IdParam,
-        response: { 200: { description: 'The items as CSV, with a header line.', content: { 'text/csv': { schema: { type: 'string' } } } }, ...errors },
+        response: {
+          200: {
+            description: 'The items as CSV, with a header line.',
+            content: { 'text/csv': { schema: { type: 'string' } } },
+          },
+          ...errors,
+        },
       },
     },
     async (request, reply) => {
-      const { filename, body } = await reconciliation.itemsCsv(tenantScope(request), (request.params as { id: string }).id);
-      return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${filename}"`).send(body);
+      const { filename, body } = await reconciliation.itemsCsv(
+        tenantScope(request),
+        (request.params as { id: string }).id,
+      );
+      return reply
+        .header('content-type', 'text/csv; charset=utf-8')
+        .header('content-disposition', `attachment; filename="${filename}"`)
+        .send(body);
     },
   );
 }

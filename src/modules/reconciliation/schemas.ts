@@ -5,7 +5,8 @@ export const ITEM_STATUSES = ['matched', 'missing_in_ledger', 'missing_in_report
 export type ItemStatus = (typeof ITEM_STATUSES)[number];
 
 const count = (description: string) => Type.Integer({ minimum: 0, description });
-const amount = (description: string) => Type.Integer({ description: `${description} Signed, in minor units: captures add, refunds take away.` });
+const amount = (description: string) =>
+  Type.Integer({ description: `${description} Signed, in minor units: captures add, refunds take away.` });
 
 export const ReconciliationReportSchema = Type.Object(
   {
@@ -43,12 +44,18 @@ export const ReconciliationItemSchema = Type.Object(
     report: Type.String({ description: 'The reconciliation report it belongs to.' }),
     status: Type.String({ enum: [...ITEM_STATUSES] }),
     type: Type.String({ enum: ['capture', 'refund'] }),
-    reference: Type.String({ description: 'For a capture, the payment’s processor reference; for a refund, the refund id.' }),
+    reference: Type.String({
+      description: 'For a capture, the payment’s processor reference; for a refund, the refund id.',
+    }),
     source: Nullable(Type.String({ description: 'The payment or refund, when our ledger has it.' })),
     balance_transaction: Nullable(Type.String({ description: 'Our ledger’s transaction, when there is one.' })),
     currency: Type.String(),
-    processor_amount: Nullable(Type.Integer({ description: 'As the processor reported it; null when missing from its report.' })),
-    ledger_amount: Nullable(Type.Integer({ description: 'As our ledger recorded it; null when missing from our ledger.' })),
+    processor_amount: Nullable(
+      Type.Integer({ description: 'As the processor reported it; null when missing from its report.' }),
+    ),
+    ledger_amount: Nullable(
+      Type.Integer({ description: 'As our ledger recorded it; null when missing from our ledger.' }),
+    ),
     difference: Type.Integer({ description: '`processor_amount - ledger_amount`, a missing side counting as 0.' }),
     created: Type.Integer(),
     livemode: Type.Boolean(),

@@ -5,9 +5,21 @@ import { findOwned, listPage } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { idFloor, newId } from '../../lib/ids.js';
 import { isoDate, unixSeconds } from '../../lib/time.js';
-import { dayEnd, dayStart, parseSettlementReport, type SettlementLine, type SimulatedSettlementReports } from '../connectors/settlement-reports.js';
+import {
+  dayEnd,
+  dayStart,
+  parseSettlementReport,
+  type SettlementLine,
+  type SimulatedSettlementReports,
+} from '../connectors/settlement-reports.js';
 import { matchLines, totals, type LedgerLine, type MatchedItem, type Totals } from './match.js';
-import type { ItemStatus, ReconciliationItem, ReconciliationItemListQuery, ReconciliationReport, ReconciliationReportListQuery } from './schemas.js';
+import type {
+  ItemStatus,
+  ReconciliationItem,
+  ReconciliationItemListQuery,
+  ReconciliationReport,
+  ReconciliationReportListQuery,
+} from './schemas.js';
 
 interface ReportRow extends Totals {
   id: string;
@@ -123,7 +135,20 @@ function toApiItem(row: ItemRow): ReconciliationItem {
   };
 }
 
-const CSV_COLUMNS = ['id', 'processor', 'report_date', 'currency', 'status', 'type', 'reference', 'source', 'balance_transaction', 'processor_amount', 'ledger_amount', 'difference'] as const;
+const CSV_COLUMNS = [
+  'id',
+  'processor',
+  'report_date',
+  'currency',
+  'status',
+  'type',
+  'reference',
+  'source',
+  'balance_transaction',
+  'processor_amount',
+  'ledger_amount',
+  'difference',
+] as const;
 const CSV_CHUNK = 5_000;
 
 // Discrepancies get the newest ids, so that lists (newest first) show them before what matched.
@@ -170,7 +195,9 @@ export class ReconciliationService {
 
   /** The stored report if final; otherwise asks the processor again (a provisional one is replaced). */
   private async fetchProcessorReport(processor: string, reportDate: string, now: Date): Promise<ProcessorReportRow> {
-    const [stored] = await this.sql<ProcessorReportRow[]>`SELECT * FROM worker_processor_report(${processor}, ${reportDate}::date)`;
+    const [stored] = await this.sql<
+      ProcessorReportRow[]
+    >`SELECT * FROM worker_processor_report(${processor}, ${reportDate}::date)`;
     if (stored?.final) return stored;
     const csv = await this.settlementReports.report(processor, reportDate);
     const final = now.getTime() >= dayEnd(reportDate).getTime() + REPORT_GRACE_MS;
@@ -185,7 +212,9 @@ export class ReconciliationService {
    * reconciled, so the daily job retries it). Returns how many reconciliation reports it wrote.
    */
   async reconcile(processor: string, reportDate: string): Promise<number> {
-    const [report] = await this.sql<ProcessorReportRow[]>`SELECT * FROM worker_processor_report(${processor}, ${reportDate}::date)`;
+    const [report] = await this.sql<
+      ProcessorReportRow[]
+    >`SELECT * FROM worker_processor_report(${processor}, ${reportDate}::date)`;
     if (!report) throw new Error(`no ${processor} settlement report for ${reportDate}`);
     const scopes = new Map<string, { scope: Scope; lines: SettlementLine[] }>();
     const linesOf = (tenantId: string, livemode: boolean) => {
@@ -195,7 +224,9 @@ export class ReconciliationService {
     };
     for (const line of parseSettlementReport(report.csv)) {
       if (line.processor !== processor || line.report_date !== reportDate) {
-        throw new Error(`the ${processor} settlement report for ${reportDate} has a line for ${line.processor} on ${line.report_date}`);
+        throw new Error(
+          `the ${processor} settlement report for ${reportDate} has a line for ${line.processor} on ${line.report_date}`,
+        );
       }
       linesOf(line.tenant_id, line.livemode).push(line);
     }
@@ -206,14 +237,23 @@ export class ReconciliationService {
     for (const { tenant_id, livemode } of ledgerScopes) linesOf(tenant_id, livemode);
 
     let written = 0;
-    await eachIsolated(scopes.values(), `tenants of the ${processor} report for ${reportDate}`, async ({ scope, lines }) => {
-      written += await this.reconcileScope(scope, processor, reportDate, lines);
-    });
+    await eachIsolated(
+      scopes.values(),
+      `tenants of the ${processor} report for ${reportDate}`,
+      async ({ scope, lines }) => {
+        written += await this.reconcileScope(scope, processor, reportDate, lines);
+      },
+    );
     await this.sql`SELECT worker_mark_processor_report_reconciled(${report.id})`;
     return written;
   }
 
-  private async reconcileScope(scope: Scope, processor: string, reportDate: string, processorLines: SettlementLine[]): Promise<number> {
+  private async reconcileScope(
+    scope: Scope,
+    processor: string,
+    reportDate: string,
+    processorLines: SettlementLine[],
+  ): Promise<number> {
     const from = dayStart(reportDate);
     const to = dayEnd(reportDate);
     return inScope(this.sql, scope, async (tx) => {
@@ -233,7 +273,13 @@ export class ReconciliationService {
     });
   }
 
-  private async write(tx: Tx, scope: Scope, processor: string, reportDate: string, items: MatchedItem[]): Promise<number> {
+  private async write(
+    tx: Tx,
+    scope: Scope,
+    processor: string,
+    reportDate: string,
+    items: MatchedItem[],
+  ): Promise<number> {
     const now = new Date();
     const currencies = [...new Set(items.map((item) => item.currency))].sort();
     const reports: ReportRow[] = currencies.map((currency) => ({
@@ -262,7 +308,10 @@ export class ReconciliationService {
     const sameDay = tx`tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND processor = ${processor} AND report_date = ${reportDate}::date`;
     await tx`DELETE FROM reconciliation_items WHERE report_id IN (SELECT id FROM reconciliation_reports WHERE ${sameDay})`;
     await tx`DELETE FROM reconciliation_reports WHERE ${sameDay} AND currency <> ALL(${currencies}::text[])`;
-    const ordered = [...items].sort((a, b) => LISTING_ORDER.indexOf(a.status) - LISTING_ORDER.indexOf(b.status) || a.reference.localeCompare(b.reference));
+    const ordered = [...items].sort(
+      (a, b) =>
+        LISTING_ORDER.indexOf(a.status) - LISTING_ORDER.indexOf(b.status) || a.reference.localeCompare(b.reference),
+    );
     const rows: ItemRow[] = ordered.map((item) => ({
       id: newId('reci'),
       report_id: reportIds.get(item.currency)!,
@@ -281,7 +330,9 @@ export class ReconciliationService {
         params.processor ? tx`AND processor = ${params.processor}` : tx``,
         params.report_date ? tx`AND report_date = ${params.report_date}::date` : tx``,
         params.currency ? tx`AND currency = ${params.currency}` : tx``,
-        params.status ? tx`AND (missing_in_ledger_count + missing_in_report_count + amount_mismatch_count > 0) = ${params.status === 'discrepancies'}` : tx``,
+        params.status
+          ? tx`AND (missing_in_ledger_count + missing_in_report_count + amount_mismatch_count > 0) = ${params.status === 'discrepancies'}`
+          : tx``,
       ]);
       return { data: page.rows.map(toApiReport), has_more: page.hasMore };
     });
@@ -318,23 +369,36 @@ export class ReconciliationService {
     // processor's file, so text cells are escaped (numbers are left as they are).
     const format = (rows: ItemRow[], header: boolean) =>
       stringify(
-        rows.map(toApiItem).map((item) => ({ ...item, processor: report.processor, report_date: report.report_date, source: item.source ?? '', balance_transaction: item.balance_transaction ?? '' })),
+        rows.map(toApiItem).map((item) => ({
+          ...item,
+          processor: report.processor,
+          report_date: report.report_date,
+          source: item.source ?? '',
+          balance_transaction: item.balance_transaction ?? '',
+        })),
         { header, columns: [...CSV_COLUMNS], escape_formulas: true },
       );
     async function* chunks() {
       yield format([], true);
       let before: string | null = null;
       for (;;) {
-        const rows: ItemRow[] = await inScope(sql, scope, (tx) => tx<ItemRow[]>`
+        const rows: ItemRow[] = await inScope(
+          sql,
+          scope,
+          (tx) => tx<ItemRow[]>`
           SELECT * FROM reconciliation_items
           WHERE report_id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} ${before ? tx`AND id < ${before}` : tx``}
-          ORDER BY id DESC LIMIT ${CSV_CHUNK}`);
+          ORDER BY id DESC LIMIT ${CSV_CHUNK}`,
+        );
         if (rows.length) yield format(rows, false);
         if (rows.length < CSV_CHUNK) return;
         before = rows.at(-1)!.id;
       }
     }
-    return { filename: `reconciliation-${report.processor}-${report.report_date}-${report.currency}-${report.id}.csv`, body: Readable.from(chunks()) };
+    return {
+      filename: `reconciliation-${report.processor}-${report.report_date}-${report.currency}-${report.id}.csv`,
+      body: Readable.from(chunks()),
+    };
   }
 }
 
@@ -346,7 +410,8 @@ async function eachIsolated<T>(items: Iterable<T>, what: string, work: (item: T)
     count++;
     await work(item).catch((error: Error) => failures.push(error));
   }
-  if (failures.length) throw new Error(`${failures.length} of ${count} ${what} failed: ${failures[0].message}`, { cause: failures[0] });
+  if (failures.length)
+    throw new Error(`${failures.length} of ${count} ${what} failed: ${failures[0].message}`, { cause: failures[0] });
 }
 
 const ledgerIdsFrom = (from: Date) => idFloor('txn', new Date(from.getTime() - LEDGER_ID_MARGIN_MS));

@@ -14,7 +14,13 @@ const post = (url: string, body?: unknown) => call(t.app, tenant.testKey, 'POST'
 const get = (url: string) => call(t.app, tenant.testKey, 'GET', url);
 
 async function paid(amount = 2000, extra: Record<string, unknown> = {}) {
-  const res = await post('/v1/payments', { amount, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true, ...extra });
+  const res = await post('/v1/payments', {
+    amount,
+    currency: 'usd',
+    payment_method: card(TEST_CARDS.visa),
+    confirm: true,
+    ...extra,
+  });
   expect(res.statusCode).toBe(200);
   return res.json();
 }
@@ -28,7 +34,11 @@ async function refundEvents(refundId: string) {
 describe('POST /v1/refunds', () => {
   it('refunds a payment in full when no amount is given', async () => {
     const payment = await paid(2000);
-    const res = await post('/v1/refunds', { payment: payment.id, reason: 'requested_by_customer', metadata: { ticket: '42' } });
+    const res = await post('/v1/refunds', {
+      payment: payment.id,
+      reason: 'requested_by_customer',
+      metadata: { ticket: '42' },
+    });
     expect(res.statusCode).toBe(200);
     const refund = res.json();
     expect(refund).toMatchObject({
@@ -43,7 +53,10 @@ describe('POST /v1/refunds', () => {
       livemode: false,
     });
     expect(refund.id).toMatch(/^re_/);
-    expect((await get(`/v1/payments/${payment.id}`)).json()).toMatchObject({ amount_refunded: 2000, status: 'succeeded' });
+    expect((await get(`/v1/payments/${payment.id}`)).json()).toMatchObject({
+      amount_refunded: 2000,
+      status: 'succeeded',
+    });
 
     const again = await post('/v1/refunds', { payment: payment.id });
     expect(again.statusCode).toBe(400);
@@ -73,7 +86,11 @@ describe('POST /v1/refunds', () => {
     expect((await post('/v1/refunds', { payment: payment.id, amount: 600 })).statusCode).toBe(200);
     const res = await post('/v1/refunds', { payment: payment.id, amount: 401 });
     expect(res.statusCode).toBe(400);
-    expect(res.json().error).toMatchObject({ type: 'invalid_request_error', code: 'amount_too_large', param: 'amount' });
+    expect(res.json().error).toMatchObject({
+      type: 'invalid_request_error',
+      code: 'amount_too_large',
+      param: 'amount',
+    });
     expect((await get(`/v1/payments/${payment.id}`)).json().amount_refunded).toBe(600);
     const list = (await get(`/v1/refunds?payment=${payment.id}`)).json();
     expect(list.data).toHaveLength(1);
@@ -88,7 +105,10 @@ describe('POST /v1/refunds', () => {
     const full = await post('/v1/refunds', { payment: payment.id });
     expect(full.statusCode).toBe(200);
     expect(full.json().amount).toBe(3000);
-    expect((await get(`/v1/payments/${payment.id}`)).json()).toMatchObject({ amount_received: 3000, amount_refunded: 3000 });
+    expect((await get(`/v1/payments/${payment.id}`)).json()).toMatchObject({
+      amount_received: 3000,
+      amount_refunded: 3000,
+    });
   });
 
   it('refuses to refund a payment that was not captured', async () => {
@@ -96,14 +116,25 @@ describe('POST /v1/refunds', () => {
     expect(manual.status).toBe('requires_capture');
     const res = await post('/v1/refunds', { payment: manual.id });
     expect(res.statusCode).toBe(400);
-    expect(res.json().error).toMatchObject({ type: 'invalid_request_error', code: 'payment_not_captured', param: 'payment' });
+    expect(res.json().error).toMatchObject({
+      type: 'invalid_request_error',
+      code: 'payment_not_captured',
+      param: 'payment',
+    });
 
     const unconfirmed = (await post('/v1/payments', { amount: 2000, currency: 'usd' })).json();
     const res2 = await post('/v1/refunds', { payment: unconfirmed.id, amount: 100 });
     expect(res2.statusCode).toBe(400);
     expect(res2.json().error.code).toBe('payment_not_captured');
 
-    const declined = (await post('/v1/payments', { amount: 2000, currency: 'usd', payment_method: card(TEST_CARDS.declined), confirm: true })).json().error.payment;
+    const declined = (
+      await post('/v1/payments', {
+        amount: 2000,
+        currency: 'usd',
+        payment_method: card(TEST_CARDS.declined),
+        confirm: true,
+      })
+    ).json().error.payment;
     const res3 = await post('/v1/refunds', { payment: declined.id });
     expect(res3.statusCode).toBe(400);
     expect((await get(`/v1/payments/${manual.id}`)).json().amount_refunded).toBe(0);
@@ -112,7 +143,11 @@ describe('POST /v1/refunds', () => {
   it('answers 404 for an unknown payment', async () => {
     const res = await post('/v1/refunds', { payment: 'pay_doesnotexist' });
     expect(res.statusCode).toBe(404);
-    expect(res.json().error).toMatchObject({ type: 'invalid_request_error', code: 'resource_missing', param: 'payment' });
+    expect(res.json().error).toMatchObject({
+      type: 'invalid_request_error',
+      code: 'resource_missing',
+      param: 'payment',
+    });
   });
 
   it('validates the body', async () => {
@@ -196,7 +231,9 @@ describe('GET /v1/refunds/{id}', () => {
 describe('concurrent refunds', () => {
   it('20 concurrent refunds of 300 on a 2000 payment: exactly 6 succeed and nothing is over-refunded', async () => {
     const payment = await paid(2000);
-    const results = await Promise.all(Array.from({ length: 20 }, () => post('/v1/refunds', { payment: payment.id, amount: 300 })));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => post('/v1/refunds', { payment: payment.id, amount: 300 })),
+    );
     const ok = results.filter((r) => r.statusCode === 200);
     expect(ok).toHaveLength(6);
     for (const r of results.filter((r) => r.statusCode !== 200)) {

@@ -17,7 +17,10 @@ export async function refundRoutes(app: FastifyInstance) {
         tags,
         summary: 'Refund a payment',
         description: 'Full (no `amount`) or partial; several refunds per payment, never more than was captured.',
-        body: { ...CreateRefundBody, examples: [{ payment: 'pay_01jd7s0k2m3n4p5q6r7s8t9v0w', amount: 500, reason: 'requested_by_customer' }] },
+        body: {
+          ...CreateRefundBody,
+          examples: [{ payment: 'pay_01jd7s0k2m3n4p5q6r7s8t9v0w', amount: 500, reason: 'requested_by_customer' }],
+        },
         response: { 200: ref('Refund'), ...errors },
       },
     },
@@ -26,13 +29,28 @@ export async function refundRoutes(app: FastifyInstance) {
 
   app.get(
     '/v1/refunds',
-    { config: { scope: 'refunds:read' }, schema: { tags, summary: 'List refunds', querystring: RefundListQuery, response: { 200: listOf('Refund', '/v1/refunds'), ...errors } } },
-    async (request) => ({ object: 'list', url: '/v1/refunds', ...(await refunds.list(tenantScope(request), request.query as never)) }),
+    {
+      config: { scope: 'refunds:read' },
+      schema: {
+        tags,
+        summary: 'List refunds',
+        querystring: RefundListQuery,
+        response: { 200: listOf('Refund', '/v1/refunds'), ...errors },
+      },
+    },
+    async (request) => ({
+      object: 'list',
+      url: '/v1/refunds',
+      ...(await refunds.list(tenantScope(request), request.query as never)),
+    }),
   );
 
   app.get(
     '/v1/refunds/:id',
-    { config: { scope: 'refunds:read' }, schema: { tags, summary: 'Retrieve a refund', params: IdParam, response: { 200: ref('Refund'), ...errors } } },
+    {
+      config: { scope: 'refunds:read' },
+      schema: { tags, summary: 'Retrieve a refund', params: IdParam, response: { 200: ref('Refund'), ...errors } },
+    },
     async (request) => refunds.retrieve(tenantScope(request), (request.params as { id: string }).id),
   );
 }

@@ -3,7 +3,9 @@ import { ListQuery, Metadata, Nullable, StrictObject } from '../../http/schemas.
 
 export const CreateRefundBody = StrictObject({
   payment: Type.String({ minLength: 1, maxLength: 64, description: 'The id of the payment to refund.' }),
-  amount: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000_000, description: 'Defaults to everything not yet refunded.' })),
+  amount: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: 1_000_000_000_000, description: 'Defaults to everything not yet refunded.' }),
+  ),
   reason: Type.Optional(Type.String({ enum: ['duplicate', 'fraudulent', 'requested_by_customer'] })),
   metadata: Type.Optional(Metadata),
 });
@@ -19,7 +21,12 @@ export const RefundSchema = Type.Object(
     reason: Nullable(Type.String()),
     status: Type.String({ enum: ['pending', 'succeeded', 'failed'] }),
     failure_reason: Nullable(Type.String()),
-    balance_transaction: Nullable(Type.String({ description: 'Set when the refund succeeds: what it took from your balance, with the refund fee if your plan has one.' })),
+    balance_transaction: Nullable(
+      Type.String({
+        description:
+          'Set when the refund succeeds: what it took from your balance, with the refund fee if your plan has one.',
+      }),
+    ),
     metadata: Metadata,
     created: Type.Integer(),
     livemode: Type.Boolean(),

@@ -80,27 +80,50 @@ export class RefundService {
 
   async create(scope: Scope, body: CreateRefundBody, requestId: string | null): Promise<Refund> {
     const refund = await inScope(this.sql, scope, async (tx) => {
-      const [payment] = await tx<{ id: string; status: string; currency: string; amount_received: number; amount_refunded: number; processor: string | null; processor_reference: string | null }[]>`
+      const [payment] = await tx<
+        {
+          id: string;
+          status: string;
+          currency: string;
+          amount_received: number;
+          amount_refunded: number;
+          processor: string | null;
+          processor_reference: string | null;
+        }[]
+      >`
         SELECT id, status, currency, amount_received, amount_refunded, processor, processor_reference FROM payments
         WHERE id = ${body.payment} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
       if (!payment) throw ApiError.notFound('payment', body.payment, 'payment');
       if (payment.status !== 'succeeded') {
-        throw ApiError.invalid('payment_not_captured', `This payment's status is ${payment.status}; only a captured payment can be refunded.`, 'payment');
+        throw ApiError.invalid(
+          'payment_not_captured',
+          `This payment's status is ${payment.status}; only a captured payment can be refunded.`,
+          'payment',
+        );
       }
       const amount = body.amount ?? payment.amount_received - payment.amount_refunded;
-      if (amount <= 0) throw ApiError.invalid('charge_already_refunded', 'This payment has already been refunded in full.', 'payment');
+      if (amount <= 0)
+        throw ApiError.invalid('charge_already_refunded', 'This payment has already been refunded in full.', 'payment');
       const reserved = await tx`
         UPDATE payments SET amount_refunded = amount_refunded + ${amount}, updated_at = now()
         WHERE id = ${payment.id} AND amount_refunded + ${amount} <= amount_received
         RETURNING id`;
       if (!reserved.length) {
-        throw ApiError.invalid('amount_too_large', `Refund amount exceeds what remains refundable on this payment.`, 'amount');
+        throw ApiError.invalid(
+          'amount_too_large',
+          `Refund amount exceeds what remains refundable on this payment.`,
+          'amount',
+        );
       }
       // After the row lock above: a dispute opening on this payment holds the same lock, so it is
       // either visible here or opens after this refund and disputes only what remains.
       const [disputed] = await tx`SELECT id FROM disputes WHERE payment_id = ${payment.id}`;
       if (disputed) {
-        throw ApiError.invalid('charge_disputed', 'This payment is disputed: its funds are settled through the dispute, not refunded.', 'payment');
+        throw ApiError.invalid(
+          'charge_disputed',
+          'This payment is disputed: its funds are settled through the dispute, not refunded.',
+          'payment',
+        );
       }
       const now = new Date();
       const row: RefundRow = {
@@ -130,9 +153,12 @@ export class RefundService {
   private async finish(scope: Scope, refund: RefundRow, requestId: string | null): Promise<Refund> {
     let outcome: ConnectorOutcome;
     try {
-      outcome = await this.router
-        .get(refund.processor!)
-        .refund({ refundId: refund.id, reference: refund.processor_reference ?? '', amount: refund.amount, currency: refund.currency });
+      outcome = await this.router.get(refund.processor!).refund({
+        refundId: refund.id,
+        reference: refund.processor_reference ?? '',
+        amount: refund.amount,
+        currency: refund.currency,
+      });
     } catch (error) {
       outcome = { status: 'error', code: 'processing_error', message: (error as Error).message };
     }
@@ -147,10 +173,13 @@ export class RefundService {
         WHERE id = ${refund.id} AND status = 'pending'
         RETURNING *`;
       if (!row) return toApiRefund(await this.find(tx, scope, refund.id));
-      if (!succeeded) await tx`UPDATE payments SET amount_refunded = amount_refunded - ${refund.amount}, updated_at = now() WHERE id = ${refund.payment_id}`;
+      if (!succeeded)
+        await tx`UPDATE payments SET amount_refunded = amount_refunded - ${refund.amount}, updated_at = now() WHERE id = ${refund.payment_id}`;
       else await this.post(tx, scope, row, transactionId!, plan!);
       const api = toApiRefund(row);
-      await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, succeeded ? 'refund.succeeded' : 'refund.failed', api, requestId)]);
+      await insertRows(tx, 'events', EVENT_COLUMNS, [
+        newEvent(scope, succeeded ? 'refund.succeeded' : 'refund.failed', api, requestId),
+      ]);
       return api;
     });
   }
@@ -160,14 +189,27 @@ export class RefundService {
    * payment was priced with, in the same transaction that marks it succeeded.
    */
   private async planOf(scope: Scope, paymentId: string): Promise<Plan> {
-    const [payment] = await inScope(this.sql, scope, (tx) => tx<{ pricing_version: number }[]>`SELECT pricing_version FROM payments WHERE id = ${paymentId}`);
+    const [payment] = await inScope(
+      this.sql,
+      scope,
+      (tx) => tx<{ pricing_version: number }[]>`SELECT pricing_version FROM payments WHERE id = ${paymentId}`,
+    );
     return this.pricing.planVersion(scope, payment.pricing_version);
   }
 
   private async post(tx: Tx, scope: Scope, refund: RefundRow, transactionId: string, plan: Plan) {
     const price = priceFixedFee(plan, 'refund_fee', refund.currency);
     await this.ledger.post(tx, scope, [
-      refundTransaction({ id: refund.id, transactionId, paymentId: refund.payment_id, currency: refund.currency, amount: refund.amount, fee: price.fee, feeDetails: price.fee_details, availableOn: new Date() }),
+      refundTransaction({
+        id: refund.id,
+        transactionId,
+        paymentId: refund.payment_id,
+        currency: refund.currency,
+        amount: refund.amount,
+        fee: price.fee,
+        feeDetails: price.fee_details,
+        availableOn: new Date(),
+      }),
     ]);
   }
 
@@ -193,7 +235,9 @@ export class RefundService {
 
   async list(scope: Scope, params: ListParams & { payment?: string }) {
     return inScope(this.sql, scope, async (tx) => {
-      const page = await listPage<RefundRow>(tx, 'refunds', scope, params, [params.payment ? tx`AND payment_id = ${params.payment}` : tx``]);
+      const page = await listPage<RefundRow>(tx, 'refunds', scope, params, [
+        params.payment ? tx`AND payment_id = ${params.payment}` : tx``,
+      ]);
       return { data: page.rows.map(toApiRefund), has_more: page.hasMore };
     });
   }

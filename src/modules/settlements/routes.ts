@@ -16,17 +16,30 @@ export async function settlementRoutes(app: FastifyInstance) {
       schema: {
         tags,
         summary: 'List settlements',
-        description: 'Each run of the settlement job that made pending funds available, per currency: how many transactions, gross, fees, refunds, disputes and net.',
+        description:
+          'Each run of the settlement job that made pending funds available, per currency: how many transactions, gross, fees, refunds, disputes and net.',
         querystring: SettlementListQuery,
         response: { 200: listOf('Settlement', '/v1/settlements'), ...errors },
       },
     },
-    async (request) => ({ object: 'list', url: '/v1/settlements', ...(await settlements.list(tenantScope(request), request.query as never)) }),
+    async (request) => ({
+      object: 'list',
+      url: '/v1/settlements',
+      ...(await settlements.list(tenantScope(request), request.query as never)),
+    }),
   );
 
   app.get(
     '/v1/settlements/:id',
-    { config: { scope: 'balance:read' }, schema: { tags, summary: 'Retrieve a settlement', params: IdParam, response: { 200: ref('Settlement'), ...errors } } },
+    {
+      config: { scope: 'balance:read' },
+      schema: {
+        tags,
+        summary: 'Retrieve a settlement',
+        params: IdParam,
+        response: { 200: ref('Settlement'), ...errors },
+      },
+    },
     async (request) => settlements.retrieve(tenantScope(request), (request.params as { id: string }).id),
   );
 }

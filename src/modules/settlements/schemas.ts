@@ -7,7 +7,9 @@ export const SettlementSchema = Type.Object(
     object: Type.Literal('settlement'),
     currency: Type.String(),
     settlement_date: Type.String({ format: 'date', description: 'The UTC day of the settlement run.' }),
-    count: Type.Integer({ description: 'How many balance transactions it settled (GET /v1/balance_transactions?settlement=…).' }),
+    count: Type.Integer({
+      description: 'How many balance transactions it settled (GET /v1/balance_transactions?settlement=…).',
+    }),
     gross: Type.Integer({ description: 'Sum of the settled charges.' }),
     fees: Type.Integer({ description: 'Sum of every fee on the settled transactions.' }),
     refunds: Type.Integer({ description: 'Sum of the settled refunds (negative).' }),

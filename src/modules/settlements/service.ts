@@ -86,7 +86,9 @@ export class SettlementService {
 
   /** Settles everything due at `asOf`; returns the settlements made. */
   async run(asOf = new Date()): Promise<Settlement[]> {
-    const groups = await this.sql<{ tenant_id: string; livemode: boolean; currency: string }[]>`SELECT * FROM worker_due_settlements(${asOf})`;
+    const groups = await this.sql<
+      { tenant_id: string; livemode: boolean; currency: string }[]
+    >`SELECT * FROM worker_due_settlements(${asOf})`;
     const made: Settlement[] = [];
     for (const group of groups) {
       const scope = { tenantId: group.tenant_id, livemode: group.livemode };
@@ -96,7 +98,8 @@ export class SettlementService {
         made.push(settlement);
         if (settlement.count < SETTLEMENT_BATCH) break;
       }
-      if ((await this.scheduleFor(scope.tenantId)).automatic_payouts) await this.payouts.payOutSettled(scope, group.currency);
+      if ((await this.scheduleFor(scope.tenantId)).automatic_payouts)
+        await this.payouts.payOutSettled(scope, group.currency);
     }
     return made;
   }
@@ -109,13 +112,15 @@ export class SettlementService {
           AND balance_type = 'pending' AND settlement_id IS NULL AND available_on <= ${asOf}
         ORDER BY id LIMIT ${SETTLEMENT_BATCH} FOR UPDATE SKIP LOCKED`;
       if (!due.length) return null;
-      const sum = (types: string[], pick: (t: DueTransaction) => number) => due.filter((t) => types.includes(t.type)).reduce((total, t) => total + pick(t), 0);
+      const sum = (types: string[], pick: (t: DueTransaction) => number) =>
+        due.filter((t) => types.includes(t.type)).reduce((total, t) => total + pick(t), 0);
       const net = due.reduce((total, t) => total + t.amount - t.fee, 0);
       // Refunds and disputes settle with charges; a day whose deductions exceed what it brings and
       // what is available waits for later charges rather than driving available below zero.
       if (net < 0 && (await this.ledger.lockAvailable(tx, scope, currency)) < -net) return null;
       const id = newId('st');
-      const [ledgerTransactionId] = net === 0 ? [null] : await this.ledger.post(tx, scope, [settlementTransaction({ id, currency, net })]);
+      const [ledgerTransactionId] =
+        net === 0 ? [null] : await this.ledger.post(tx, scope, [settlementTransaction({ id, currency, net })]);
       const row: SettlementRow = {
         id,
         tenant_id: scope.tenantId,
@@ -153,6 +158,8 @@ export class SettlementService {
   }
 
   async retrieve(scope: Scope, id: string): Promise<Settlement> {
-    return toApiSettlement(await inScope(this.sql, scope, (tx) => findOwned<SettlementRow>(tx, 'settlements', scope, id, 'settlement')));
+    return toApiSettlement(
+      await inScope(this.sql, scope, (tx) => findOwned<SettlementRow>(tx, 'settlements', scope, id, 'settlement')),
+    );
   }
 }

@@ -1,5 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootAppOnOwnDatabase, call, card, createTenant, ok, PLATFORM_KEY, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
+import {
+  bootAppOnOwnDatabase,
+  call,
+  card,
+  createTenant,
+  ok,
+  PLATFORM_KEY,
+  TEST_CARDS,
+  type TestApp,
+  type TestTenant,
+} from '../../../test/helpers.js';
 import { LedgerService } from '../ledger/service.js';
 import { availableOn } from './schedule.js';
 
@@ -36,22 +46,51 @@ async function ledgerClean(...tenantIds: string[]) {
 describe('captures post to the ledger', () => {
   it('a daily-settled payment shows fee and net equal to the preview, and its gross lands in pending until the due date', async () => {
     const tenant = await tenantWith('Daily', { type: 'daily', delay_days: 2 });
-    const preview = await ok(await call(t.app, tenant.testKey, 'POST', '/v1/fees/preview', { amount: 10_000, currency: 'usd', card_country: 'US' }));
+    const preview = await ok(
+      await call(t.app, tenant.testKey, 'POST', '/v1/fees/preview', {
+        amount: 10_000,
+        currency: 'usd',
+        card_country: 'US',
+      }),
+    );
     const before = Date.now();
     const payment = await pay(tenant.testKey, 10_000);
-    expect(payment).toMatchObject({ status: 'succeeded', fee: preview.fee, net: 10_000 - preview.fee, pricing_version: 0 });
+    expect(payment).toMatchObject({
+      status: 'succeeded',
+      fee: preview.fee,
+      net: 10_000 - preview.fee,
+      pricing_version: 0,
+    });
     expect(preview.fee).toBe(320);
 
-    const txn = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions/${payment.balance_transaction}`));
-    expect(txn).toMatchObject({ object: 'balance_transaction', type: 'charge', amount: 10_000, fee: 320, net: 9_680, status: 'pending', source: payment.id, settlement: null, payout: null });
+    const txn = await ok(
+      await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions/${payment.balance_transaction}`),
+    );
+    expect(txn).toMatchObject({
+      object: 'balance_transaction',
+      type: 'charge',
+      amount: 10_000,
+      fee: 320,
+      net: 9_680,
+      status: 'pending',
+      source: payment.id,
+      settlement: null,
+      payout: null,
+    });
     expect(txn.fee_details).toEqual(preview.fee_details);
     const due = availableOn(new Date(before), { type: 'daily', delay_days: 2 }).getTime() / 1000;
-    expect([due, availableOn(new Date(), { type: 'daily', delay_days: 2 }).getTime() / 1000]).toContain(txn.available_on);
+    expect([due, availableOn(new Date(), { type: 'daily', delay_days: 2 }).getTime() / 1000]).toContain(
+      txn.available_on,
+    );
     expect(new Date(txn.available_on * 1000).getUTCHours()).toBe(0);
     expect(await balance(tenant.testKey)).toEqual({ available: 0, pending: 9_680, reserved: 0 });
 
     // Before the due date the settlement job leaves it; at the due date it settles it, once.
-    expect((await t.platform.settlements.run(new Date(txn.available_on * 1000 - 1000))).filter((s) => s.id && s.livemode === false)).not.toContainEqual(expect.objectContaining({ gross: 10_000 }));
+    expect(
+      (await t.platform.settlements.run(new Date(txn.available_on * 1000 - 1000))).filter(
+        (s) => s.id && s.livemode === false,
+      ),
+    ).not.toContainEqual(expect.objectContaining({ gross: 10_000 }));
     expect(await balance(tenant.testKey)).toEqual({ available: 0, pending: 9_680, reserved: 0 });
     await t.platform.settlements.run(new Date(txn.available_on * 1000));
     expect(await balance(tenant.testKey)).toEqual({ available: 9_680, pending: 0, reserved: 0 });
@@ -60,20 +99,40 @@ describe('captures post to the ledger', () => {
 
     const settlements = await ok(await call(t.app, tenant.testKey, 'GET', '/v1/settlements'));
     expect(settlements.data).toHaveLength(1);
-    expect(settlements.data[0]).toMatchObject({ object: 'settlement', currency: 'usd', count: 1, gross: 10_000, fees: 320, refunds: 0, disputes: 0, net: 9_680, payout: null });
-    const settled = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions/${payment.balance_transaction}`));
+    expect(settlements.data[0]).toMatchObject({
+      object: 'settlement',
+      currency: 'usd',
+      count: 1,
+      gross: 10_000,
+      fees: 320,
+      refunds: 0,
+      disputes: 0,
+      net: 9_680,
+      payout: null,
+    });
+    const settled = await ok(
+      await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions/${payment.balance_transaction}`),
+    );
     expect(settled).toMatchObject({ status: 'available', settlement: settlements.data[0].id });
     await ledgerClean(tenant.id);
   });
 
   it('an instant-settled payment is available at once and pays the instant-settlement fee', async () => {
     const tenant = await tenantWith('Instant', { type: 'instant', delay_days: 0 });
-    const preview = await ok(await call(t.app, tenant.testKey, 'POST', '/v1/fees/preview', { amount: 5_000, currency: 'usd', instant_settlement: true }));
+    const preview = await ok(
+      await call(t.app, tenant.testKey, 'POST', '/v1/fees/preview', {
+        amount: 5_000,
+        currency: 'usd',
+        instant_settlement: true,
+      }),
+    );
     expect(preview.fee_details.map((d: { type: string }) => d.type)).toContain('instant_settlement');
     const payment = await pay(tenant.testKey, 5_000);
     expect(payment.fee).toBe(preview.fee);
     expect(await balance(tenant.testKey)).toEqual({ available: 5_000 - preview.fee, pending: 0, reserved: 0 });
-    const txn = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions/${payment.balance_transaction}`));
+    const txn = await ok(
+      await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions/${payment.balance_transaction}`),
+    );
     expect(txn).toMatchObject({ status: 'available', fee_details: preview.fee_details });
     await ledgerClean(tenant.id);
   });
@@ -97,16 +156,28 @@ describe('captures post to the ledger', () => {
       [1_234_567, 'kwd', TEST_CARDS.visa, 'US'],
       [9_999, 'eur', TEST_CARDS.international, 'GB'],
     ] as const) {
-      const preview = await ok(await call(t.app, tenant.testKey, 'POST', '/v1/fees/preview', { amount, currency, card_country: country }));
+      const preview = await ok(
+        await call(t.app, tenant.testKey, 'POST', '/v1/fees/preview', { amount, currency, card_country: country }),
+      );
       const payment = await pay(tenant.testKey, amount, currency, number);
       expect(payment.fee, `${amount} ${currency}`).toBe(preview.fee);
     }
     const authorized = await ok(
-      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 8_000, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true, capture_method: 'manual' }),
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+        amount: 8_000,
+        currency: 'usd',
+        payment_method: card(TEST_CARDS.visa),
+        confirm: true,
+        capture_method: 'manual',
+      }),
     );
     expect(authorized.fee).toBeNull();
-    const captured = await ok(await call(t.app, tenant.testKey, 'POST', `/v1/payments/${authorized.id}/capture`, { amount_to_capture: 5_000 }));
-    const preview = await ok(await call(t.app, tenant.testKey, 'POST', '/v1/fees/preview', { amount: 5_000, currency: 'usd' }));
+    const captured = await ok(
+      await call(t.app, tenant.testKey, 'POST', `/v1/payments/${authorized.id}/capture`, { amount_to_capture: 5_000 }),
+    );
+    const preview = await ok(
+      await call(t.app, tenant.testKey, 'POST', '/v1/fees/preview', { amount: 5_000, currency: 'usd' }),
+    );
     expect(captured).toMatchObject({ amount_received: 5_000, fee: preview.fee, net: 5_000 - preview.fee });
     await ledgerClean(tenant.id);
   });
@@ -114,9 +185,23 @@ describe('captures post to the ledger', () => {
   it('a payment keeps the plan version it was created under when the plan changes before capture', async () => {
     const tenant = await tenantWith('Versioned', { type: 'daily', delay_days: 0 });
     const authorized = await ok(
-      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 10_000, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true, capture_method: 'manual' }),
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+        amount: 10_000,
+        currency: 'usd',
+        payment_method: card(TEST_CARDS.visa),
+        confirm: true,
+        capture_method: 'manual',
+      }),
     );
-    const plan = { type: 'blended', processing: { percent_bps: 100, fixed: 0 }, international_bps: 0, currency_conversion_bps: 0, instant_settlement_bps: 0, refund_fee: { fixed: 0 }, dispute_fee: { fixed: 0 } };
+    const plan = {
+      type: 'blended',
+      processing: { percent_bps: 100, fixed: 0 },
+      international_bps: 0,
+      currency_conversion_bps: 0,
+      instant_settlement_bps: 0,
+      refund_fee: { fixed: 0 },
+      dispute_fee: { fixed: 0 },
+    };
     await ok(await call(t.app, PLATFORM_KEY, 'PUT', `/v1/tenants/${tenant.id}/pricing`, plan));
     const captured = await ok(await call(t.app, tenant.testKey, 'POST', `/v1/payments/${authorized.id}/capture`, {}));
     expect(captured).toMatchObject({ pricing_version: 0, fee: 320 });
@@ -128,24 +213,54 @@ describe('captures post to the ledger', () => {
 describe('refunds and settlement', () => {
   it('a refund takes amount and refund fee from pending and settles with the day; settlement records the totals', async () => {
     const tenant = await tenantWith('Refunds', { type: 'daily', delay_days: 0 });
-    const plan = { type: 'blended', processing: { percent_bps: 200, fixed: 0 }, international_bps: 0, currency_conversion_bps: 0, instant_settlement_bps: 0, refund_fee: { fixed: 25 }, dispute_fee: { fixed: 1500 } };
+    const plan = {
+      type: 'blended',
+      processing: { percent_bps: 200, fixed: 0 },
+      international_bps: 0,
+      currency_conversion_bps: 0,
+      instant_settlement_bps: 0,
+      refund_fee: { fixed: 25 },
+      dispute_fee: { fixed: 1500 },
+    };
     await ok(await call(t.app, PLATFORM_KEY, 'PUT', `/v1/tenants/${tenant.id}/pricing`, plan));
     const first = await pay(tenant.testKey, 10_000);
     await pay(tenant.testKey, 5_000);
-    const refund = await ok(await call(t.app, tenant.testKey, 'POST', '/v1/refunds', { payment: first.id, amount: 4_000 }));
+    const refund = await ok(
+      await call(t.app, tenant.testKey, 'POST', '/v1/refunds', { payment: first.id, amount: 4_000 }),
+    );
     expect(refund.status).toBe('succeeded');
-    const txn = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions/${refund.balance_transaction}`));
-    expect(txn).toMatchObject({ type: 'refund', amount: -4_000, fee: 25, net: -4_025, source: refund.id, status: 'pending' });
-    expect(txn.fee_details).toEqual([{ type: 'refund_fee', amount: 25, currency: 'usd', description: 'fixed fee per refund' }]);
+    const txn = await ok(
+      await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions/${refund.balance_transaction}`),
+    );
+    expect(txn).toMatchObject({
+      type: 'refund',
+      amount: -4_000,
+      fee: 25,
+      net: -4_025,
+      source: refund.id,
+      status: 'pending',
+    });
+    expect(txn.fee_details).toEqual([
+      { type: 'refund_fee', amount: 25, currency: 'usd', description: 'fixed fee per refund' },
+    ]);
     expect(await balance(tenant.testKey)).toEqual({ available: 0, pending: 9_800 + 4_900 - 4_025, reserved: 0 });
 
     const list = await ok(await call(t.app, tenant.testKey, 'GET', '/v1/balance_transactions?type=refund'));
     expect(list.data.map((b: { id: string }) => b.id)).toEqual([refund.balance_transaction]);
 
     const [settlement] = (await t.platform.settlements.run()).filter((s) => s.net === 9_800 + 4_900 - 4_025);
-    expect(settlement).toMatchObject({ count: 3, gross: 15_000, fees: 200 + 100 + 25, refunds: -4_000, disputes: 0, net: 10_675 });
+    expect(settlement).toMatchObject({
+      count: 3,
+      gross: 15_000,
+      fees: 200 + 100 + 25,
+      refunds: -4_000,
+      disputes: 0,
+      net: 10_675,
+    });
     expect(await balance(tenant.testKey)).toEqual({ available: 10_675, pending: 0, reserved: 0 });
-    const settledList = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions?settlement=${settlement.id}`));
+    const settledList = await ok(
+      await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions?settlement=${settlement.id}`),
+    );
     expect(settledList.data).toHaveLength(3);
     await ledgerClean(tenant.id);
   });
@@ -162,7 +277,11 @@ describe('refunds and settlement', () => {
     expect(await balance(tenant.testKey)).toEqual({ available: 0, pending: -3_000, reserved: 0 });
 
     // A later charge covers it: both settle together.
-    await ok(await call(t.app, PLATFORM_KEY, 'POST', `/v1/tenants/${tenant.id}`, { settlement_schedule: { type: 'daily', delay_days: 0 } }));
+    await ok(
+      await call(t.app, PLATFORM_KEY, 'POST', `/v1/tenants/${tenant.id}`, {
+        settlement_schedule: { type: 'daily', delay_days: 0 },
+      }),
+    );
     const second = await pay(tenant.testKey, 5_000);
     await t.platform.settlements.run();
     expect(await balance(tenant.testKey)).toEqual({ available: 5_000 - second.fee - 3_000, pending: 0, reserved: 0 });
@@ -173,13 +292,23 @@ describe('refunds and settlement', () => {
 describe('net-zero settlement', () => {
   it('settles transactions that net to zero without a posting', async () => {
     const tenant = await tenantWith('Net zero', { type: 'daily', delay_days: 0 });
-    const plan = { type: 'blended', processing: { percent_bps: 0, fixed: 0 }, international_bps: 0, currency_conversion_bps: 0, instant_settlement_bps: 0, refund_fee: { fixed: 0 }, dispute_fee: { fixed: 0 } };
+    const plan = {
+      type: 'blended',
+      processing: { percent_bps: 0, fixed: 0 },
+      international_bps: 0,
+      currency_conversion_bps: 0,
+      instant_settlement_bps: 0,
+      refund_fee: { fixed: 0 },
+      dispute_fee: { fixed: 0 },
+    };
     await ok(await call(t.app, PLATFORM_KEY, 'PUT', `/v1/tenants/${tenant.id}/pricing`, plan));
     const payment = await pay(tenant.testKey, 700);
     await ok(await call(t.app, tenant.testKey, 'POST', '/v1/refunds', { payment: payment.id }));
     const [settlement] = (await t.platform.settlements.run()).filter((s) => s.count === 2 && s.gross === 700);
     expect(settlement).toMatchObject({ net: 0, refunds: -700, fees: 0 });
-    const [row] = await t.admin<{ ledger_transaction_id: string | null }[]>`SELECT ledger_transaction_id FROM settlements WHERE id = ${settlement.id}`;
+    const [row] = await t.admin<
+      { ledger_transaction_id: string | null }[]
+    >`SELECT ledger_transaction_id FROM settlements WHERE id = ${settlement.id}`;
     expect(row.ledger_transaction_id).toBeNull();
     expect(await balance(tenant.testKey)).toEqual({ available: 0, pending: 0, reserved: 0 });
   });
@@ -196,12 +325,19 @@ describe('automatic payouts', () => {
     const payouts = await ok(await call(t.app, tenant.testKey, 'GET', '/v1/payouts'));
     expect(payouts.data).toHaveLength(1);
     const payout = payouts.data[0];
-    expect(payout).toMatchObject({ automatic: true, amount: 5_000 - a.fee - b.fee, status: 'pending', method: 'standard' });
+    expect(payout).toMatchObject({
+      automatic: true,
+      amount: 5_000 - a.fee - b.fee,
+      status: 'pending',
+      method: 'standard',
+    });
     const settlements = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/settlements?payout=${payout.id}`));
     expect(settlements.data).toHaveLength(1);
     const carried = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions?payout=${payout.id}`));
     expect(carried.data.map((x: { source: string }) => x.source).sort()).toEqual([a.id, b.id].sort());
-    const charge = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions/${a.balance_transaction}`));
+    const charge = await ok(
+      await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions/${a.balance_transaction}`),
+    );
     expect(charge.payout).toBe(payout.id);
     await ledgerClean(tenant.id);
   });
@@ -223,30 +359,49 @@ describe('the API around it', () => {
     }
     expect((await ok(await call(t.app, other.testKey, 'GET', '/v1/balance_transactions'))).data).toEqual([]);
     expect((await ok(await call(t.app, other.testKey, 'GET', '/v1/settlements'))).data).toEqual([]);
-    for (const url of ['/v1/balance_transactions?type=bogus', '/v1/balance_transactions?limit=0', '/v1/settlements?currency=US', '/v1/settlements?foo=1']) {
+    for (const url of [
+      '/v1/balance_transactions?type=bogus',
+      '/v1/balance_transactions?limit=0',
+      '/v1/settlements?currency=US',
+      '/v1/settlements?foo=1',
+    ]) {
       const response = await call(t.app, owner.testKey, 'GET', url);
       expect(response.statusCode, url).toBe(400);
       expect(response.json().error).toHaveProperty('param');
     }
-    expect((await call(t.app, owner.testKey, 'GET', `/v1/balance_transactions/${'x'.repeat(65)}`)).statusCode).toBe(404);
+    expect((await call(t.app, owner.testKey, 'GET', `/v1/balance_transactions/${'x'.repeat(65)}`)).statusCode).toBe(
+      404,
+    );
   });
 
   it('the operator can set a settlement schedule; a bad one is refused', async () => {
     const tenant = await createTenant(t.app, 'Schedule');
     const tenantNow = await ok(await call(t.app, PLATFORM_KEY, 'GET', `/v1/tenants/${tenant.id}`));
     expect(tenantNow.settlement_schedule).toEqual({ type: 'daily', delay_days: 2 });
-    for (const settlement_schedule of [{ type: 'weekly', delay_days: 1 }, { type: 'daily', delay_days: -1 }, { type: 'daily', delay_days: 31 }, { type: 'daily' }, { type: 'daily', delay_days: 1, extra: true }]) {
+    for (const settlement_schedule of [
+      { type: 'weekly', delay_days: 1 },
+      { type: 'daily', delay_days: -1 },
+      { type: 'daily', delay_days: 31 },
+      { type: 'daily' },
+      { type: 'daily', delay_days: 1, extra: true },
+    ]) {
       const response = await call(t.app, PLATFORM_KEY, 'POST', `/v1/tenants/${tenant.id}`, { settlement_schedule });
       expect(response.statusCode, JSON.stringify(settlement_schedule)).toBe(400);
     }
-    const updated = await ok(await call(t.app, PLATFORM_KEY, 'POST', `/v1/tenants/${tenant.id}`, { settlement_schedule: { type: 'daily', delay_days: 5 } }));
+    const updated = await ok(
+      await call(t.app, PLATFORM_KEY, 'POST', `/v1/tenants/${tenant.id}`, {
+        settlement_schedule: { type: 'daily', delay_days: 5 },
+      }),
+    );
     expect(updated.settlement_schedule).toEqual({ type: 'daily', delay_days: 5 });
   });
 
   it('counts business days: Friday + 1 is Monday, Saturday + 2 is Tuesday', () => {
     const friday = new Date('2026-11-27T15:00:00Z');
     expect(availableOn(friday, { type: 'daily', delay_days: 1 }).toISOString()).toBe('2026-11-30T00:00:00.000Z');
-    expect(availableOn(new Date('2026-11-28T10:00:00Z'), { type: 'daily', delay_days: 2 }).toISOString()).toBe('2026-12-01T00:00:00.000Z');
+    expect(availableOn(new Date('2026-11-28T10:00:00Z'), { type: 'daily', delay_days: 2 }).toISOString()).toBe(
+      '2026-12-01T00:00:00.000Z',
+    );
     expect(availableOn(friday, { type: 'instant', delay_days: 3 })).toEqual(friday);
   });
 });

@@ -10,7 +10,8 @@ const Processors = Type.Array(Type.String({ maxLength: 40 }), {
   minItems: 1,
   maxItems: 5,
   uniqueItems: true,
-  description: 'Routing: the processors to try in order, primary first; the next is tried when one fails with a processing error.',
+  description:
+    'Routing: the processors to try in order, primary first; the next is tried when one fails with a processing error.',
   examples: [['sim_alpha', 'sim_beta']],
 });
 const CreateTenantBody = StrictObject({
@@ -35,7 +36,8 @@ export async function tenantRoutes(app: FastifyInstance) {
         tags,
         security,
         summary: 'Create a tenant',
-        description: 'Creates an isolated tenant and returns its test and live secret keys. They are shown only in this response.',
+        description:
+          'Creates an isolated tenant and returns its test and live secret keys. They are shown only in this response.',
         body: CreateTenantBody,
         response: { 200: ref('Tenant'), ...errors },
       },
@@ -57,16 +59,35 @@ export async function tenantRoutes(app: FastifyInstance) {
         description:
           'Renames a tenant, changes its processor routing (payments created afterwards use the new order) or its settlement schedule (applies to captures from then on).',
         params: IdParam,
-        body: { ...UpdateTenantBody, examples: [{ processors: ['sim_beta', 'sim_alpha'] }, { settlement_schedule: { type: 'instant', delay_days: 0 } }] },
+        body: {
+          ...UpdateTenantBody,
+          examples: [
+            { processors: ['sim_beta', 'sim_alpha'] },
+            { settlement_schedule: { type: 'instant', delay_days: 0 } },
+          ],
+        },
         response: { 200: ref('Tenant'), ...errors },
       },
     },
-    async (request) => tenants.update((request.params as { id: string }).id, request.body as { name?: string; processors?: string[]; settlement_schedule?: SettlementSchedule }),
+    async (request) =>
+      tenants.update(
+        (request.params as { id: string }).id,
+        request.body as { name?: string; processors?: string[]; settlement_schedule?: SettlementSchedule },
+      ),
   );
 
   app.get(
     '/v1/tenants/:id',
-    { config: { auth: 'platform' }, schema: { tags, security, summary: 'Retrieve a tenant', params: IdParam, response: { 200: ref('Tenant'), ...errors } } },
+    {
+      config: { auth: 'platform' },
+      schema: {
+        tags,
+        security,
+        summary: 'Retrieve a tenant',
+        params: IdParam,
+        response: { 200: ref('Tenant'), ...errors },
+      },
+    },
     async (request) => tenants.retrieve((request.params as { id: string }).id),
   );
 }

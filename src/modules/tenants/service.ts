@@ -12,11 +12,16 @@ export const TenantSchema = Type.Object(
     id: Type.String({ examples: ['ten_01jd7s0k2m3n4p5q6r7s8t9v0w'] }),
     object: Type.Literal('tenant'),
     name: Type.String(),
-    processors: Type.Array(Type.String(), { description: 'Processor order: the first is primary, the rest are failovers.' }),
+    processors: Type.Array(Type.String(), {
+      description: 'Processor order: the first is primary, the rest are failovers.',
+    }),
     settlement_schedule: SettlementScheduleSchema,
     created: Type.Integer(),
     secret_keys: Type.Optional(
-      Type.Object({ test: Type.Unsafe<ApiKey>(ref('ApiKey')), live: Type.Unsafe<ApiKey>(ref('ApiKey')) }, { description: 'Returned once, when the tenant is created.' }),
+      Type.Object(
+        { test: Type.Unsafe<ApiKey>(ref('ApiKey')), live: Type.Unsafe<ApiKey>(ref('ApiKey')) },
+        { description: 'Returned once, when the tenant is created.' },
+      ),
     ),
   },
   { $id: 'Tenant' },
@@ -49,7 +54,10 @@ const bothModes = (tenantId: string) => [
 ];
 
 export class TenantService {
-  /** The tenant's settings every payment needs. Another process sees the operator's change within 30 seconds; this one at once. */
+  /**
+   * The tenant's settings every payment needs. Another process sees the operator's change within 30 seconds; this
+   * one at once.
+   */
   private readonly cache = new LoadingCache<TenantRow>(30_000);
 
   constructor(
@@ -60,7 +68,12 @@ export class TenantService {
 
   private checkProcessors(order: string[]) {
     const unknown = order.find((p) => !this.knownProcessors.includes(p));
-    if (unknown) throw ApiError.invalid('parameter_invalid', `Unknown processor '${unknown.slice(0, 40)}'; available: ${this.knownProcessors.join(', ')}.`, 'processors');
+    if (unknown)
+      throw ApiError.invalid(
+        'parameter_invalid',
+        `Unknown processor '${unknown.slice(0, 40)}'; available: ${this.knownProcessors.join(', ')}.`,
+        'processors',
+      );
   }
 
   async create(name: string, processors?: string[], schedule?: SettlementSchedule): Promise<Tenant> {
@@ -72,25 +85,51 @@ export class TenantService {
         INSERT INTO tenants (id, name, processors, settlement_schedule)
         VALUES (${id}, ${name}, ${order}, ${tx.json(schedule ?? DEFAULT_SETTLEMENT_SCHEDULE)})
         RETURNING *`;
-      const test = await this.apiKeys.createInTx(tx, { tenantId: id, livemode: false }, 'secret', ['*'], 'Default test key');
-      const live = await this.apiKeys.createInTx(tx, { tenantId: id, livemode: true }, 'secret', ['*'], 'Default live key');
+      const test = await this.apiKeys.createInTx(
+        tx,
+        { tenantId: id, livemode: false },
+        'secret',
+        ['*'],
+        'Default test key',
+      );
+      const live = await this.apiKeys.createInTx(
+        tx,
+        { tenantId: id, livemode: true },
+        'secret',
+        ['*'],
+        'Default live key',
+      );
       return { ...toTenant(row), secret_keys: { test, live } };
     });
   }
 
   async retrieve(id: string): Promise<Tenant> {
-    const [row] = await inScope(this.sql, bothModes(id), (tx) => tx<TenantRow[]>`SELECT * FROM tenants WHERE id = ${id}`);
+    const [row] = await inScope(
+      this.sql,
+      bothModes(id),
+      (tx) => tx<TenantRow[]>`SELECT * FROM tenants WHERE id = ${id}`,
+    );
     if (!row) throw ApiError.notFound('tenant', id);
     return toTenant(row);
   }
 
-  /** The operator renames a tenant, changes its routing (the processor order, primary first) or its settlement schedule. */
-  async update(id: string, changes: { name?: string; processors?: string[]; settlement_schedule?: SettlementSchedule }): Promise<Tenant> {
+  /**
+   * The operator renames a tenant, changes its routing (the processor order, primary first) or its settlement
+   * schedule.
+   */
+  async update(
+    id: string,
+    changes: { name?: string; processors?: string[]; settlement_schedule?: SettlementSchedule },
+  ): Promise<Tenant> {
     if (changes.processors) this.checkProcessors(changes.processors);
-    const [row] = await inScope(this.sql, bothModes(id), (tx) => tx<TenantRow[]>`
+    const [row] = await inScope(
+      this.sql,
+      bothModes(id),
+      (tx) => tx<TenantRow[]>`
       UPDATE tenants SET name = coalesce(${changes.name ?? null}, name), processors = coalesce(${changes.processors ?? null}::text[], processors),
         settlement_schedule = coalesce(${changes.settlement_schedule ? tx.json(changes.settlement_schedule) : null}::jsonb, settlement_schedule)
-      WHERE id = ${id} RETURNING *`);
+      WHERE id = ${id} RETURNING *`,
+    );
     if (!row) throw ApiError.notFound('tenant', id);
     this.cache.delete(id);
     return toTenant(row);
@@ -98,7 +137,11 @@ export class TenantService {
 
   private settings(tenantId: string): Promise<TenantRow> {
     return this.cache.get(tenantId, async () => {
-      const [row] = await inScope(this.sql, bothModes(tenantId), (tx) => tx<TenantRow[]>`SELECT * FROM tenants WHERE id = ${tenantId}`);
+      const [row] = await inScope(
+        this.sql,
+        bothModes(tenantId),
+        (tx) => tx<TenantRow[]>`SELECT * FROM tenants WHERE id = ${tenantId}`,
+      );
       if (!row) throw ApiError.notFound('tenant', tenantId);
       return row;
     });

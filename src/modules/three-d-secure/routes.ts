@@ -19,15 +19,18 @@ function page(title: string, body: string) {
 export async function threeDSecureRoutes(app: FastifyInstance) {
   const { payments } = app.platform;
 
-  app.get('/3ds/:token', { schema: { hide: true, params: TokenParam }, config: { auth: 'none' } }, async (request, reply) => {
-    const { token } = request.params as { token: string };
-    const { scope, paymentId } = await app.platform.threeDSecure.verify(token);
-    const payment = await payments.retrieve(scope, paymentId);
-    const amount = `${payment.amount} ${payment.currency.toUpperCase()} (minor units)`;
-    reply.type('text/html').header('cache-control', 'no-store');
-    return page(
-      '3-D Secure authentication',
-      `<h1>3-D Secure test page</h1><p>Payment <code>${escapeHtml(payment.id)}</code> of ${escapeHtml(amount)} needs authentication.</p>
+  app.get(
+    '/3ds/:token',
+    { schema: { hide: true, params: TokenParam }, config: { auth: 'none' } },
+    async (request, reply) => {
+      const { token } = request.params as { token: string };
+      const { scope, paymentId } = await app.platform.threeDSecure.verify(token);
+      const payment = await payments.retrieve(scope, paymentId);
+      const amount = `${payment.amount} ${payment.currency.toUpperCase()} (minor units)`;
+      reply.type('text/html').header('cache-control', 'no-store');
+      return page(
+        '3-D Secure authentication',
+        `<h1>3-D Secure test page</h1><p>Payment <code>${escapeHtml(payment.id)}</code> of ${escapeHtml(amount)} needs authentication.</p>
 <p id="status">Status: <strong>${escapeHtml(payment.status)}</strong></p>
 <button id="complete">Complete authentication</button><button id="fail">Fail authentication</button>
 <script>
@@ -41,13 +44,18 @@ for (const [id, outcome] of [['complete','succeeded'],['fail','failed']]) {
   });
 }
 </script>`,
-    );
-  });
+      );
+    },
+  );
 
   app.post(
     '/3ds/:token/complete',
     {
-      schema: { hide: true, params: TokenParam, body: StrictObject({ outcome: Type.String({ enum: ['succeeded', 'failed'] }) }) },
+      schema: {
+        hide: true,
+        params: TokenParam,
+        body: StrictObject({ outcome: Type.String({ enum: ['succeeded', 'failed'] }) }),
+      },
       config: { auth: 'none' },
     },
     async (request) => {

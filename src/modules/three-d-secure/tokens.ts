@@ -31,10 +31,17 @@ export class ThreeDSecure {
   async verify(token: string): Promise<{ scope: Scope; paymentId: string }> {
     try {
       const { payload } = await jwtVerify(token, this.key, { audience: 'payforward-3ds', algorithms: ['HS256'] });
-      if (typeof payload.sub !== 'string' || typeof payload.t !== 'string' || typeof payload.l !== 'boolean') throw new Error('malformed');
+      if (typeof payload.sub !== 'string' || typeof payload.t !== 'string' || typeof payload.l !== 'boolean')
+        throw new Error('malformed');
       return { scope: { tenantId: payload.t, livemode: payload.l }, paymentId: payload.sub };
     } catch {
-      throw new ApiError('invalid_request_error', 'resource_missing', 'This authentication link is invalid or has expired.', null, 404);
+      throw new ApiError(
+        'invalid_request_error',
+        'resource_missing',
+        'This authentication link is invalid or has expired.',
+        null,
+        404,
+      );
     }
   }
 }

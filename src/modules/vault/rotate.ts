@@ -23,7 +23,9 @@ export async function rotateCardKeys(admin: Sql, vault: CardVault, batchSize = 5
     const rewrapped = batch.map((row) => ({
       id: row.id,
       oldKek: row.kek_id,
-      wrappedHex: vault.rewrap({ kekId: row.kek_id, wrappedDek: row.wrapped_dek, ciphertext: Buffer.alloc(0) }, row.id).wrappedDek.toString('hex'),
+      wrappedHex: vault
+        .rewrap({ kekId: row.kek_id, wrappedDek: row.wrapped_dek, ciphertext: Buffer.alloc(0) }, row.id)
+        .wrappedDek.toString('hex'),
     }));
     await admin`
       UPDATE payment_methods p SET kek_id = ${vault.activeKekId}, wrapped_dek = decode(v.wrapped_hex, 'hex')

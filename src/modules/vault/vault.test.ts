@@ -38,7 +38,9 @@ describe('card vault', () => {
     const rotating = new CardVault([newKek, oldKek], fingerprintKey);
     // Other test files' cards (under their own KEKs) share the database: they are reported, untouched.
     expect((await rotateCardKeys(t.admin, rotating, 1)).rotated).toBeGreaterThanOrEqual(2);
-    const rows = await t.admin<{ id: string; kek_id: string }[]>`SELECT id, kek_id FROM payment_methods WHERE id = ANY(${created})`;
+    const rows = await t.admin<
+      { id: string; kek_id: string }[]
+    >`SELECT id, kek_id FROM payment_methods WHERE id = ANY(${created})`;
     expect(rows.map((r) => r.kek_id)).toEqual([rotating.activeKekId, rotating.activeKekId]);
     expect((await rotateCardKeys(t.admin, rotating)).rotated).toBe(0);
     const unknownKek = await rotateCardKeys(t.admin, new CardVault([randomBytes(32)], fingerprintKey));
@@ -49,7 +51,12 @@ describe('card vault', () => {
     const rotated = await bootApp({ VAULT_KEK: newKek.toString('base64') });
     try {
       for (const id of created) {
-        const payment = await call(rotated.app, tenant.testKey, 'POST', '/v1/payments', { amount: 700, currency: 'eur', payment_method: id, confirm: true });
+        const payment = await call(rotated.app, tenant.testKey, 'POST', '/v1/payments', {
+          amount: 700,
+          currency: 'eur',
+          payment_method: id,
+          confirm: true,
+        });
         expect(payment.statusCode, payment.body).toBe(200);
         expect(payment.json().status).toBe('succeeded');
       }

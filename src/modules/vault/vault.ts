@@ -32,7 +32,8 @@ function open(key: Buffer, sealed: Buffer, aad: string): Buffer {
 
 export function parseKek(encoded: string): Buffer {
   const key = Buffer.from(encoded, 'base64');
-  if (key.length !== 32) throw new Error('vault keys (VAULT_KEK, VAULT_FINGERPRINT_KEY) must be 32 bytes, base64-encoded');
+  if (key.length !== 32)
+    throw new Error('vault keys (VAULT_KEK, VAULT_FINGERPRINT_KEY) must be 32 bytes, base64-encoded');
   return key;
 }
 
@@ -49,7 +50,9 @@ export class CardVault {
     if (!keks.length) throw new Error('the card vault needs at least one key-encryption key');
     for (const kek of keks) this.keks.set(CardVault.kekId(kek), kek);
     this.activeKekId = CardVault.kekId(keks[0]);
-    this.fingerprintKey = Buffer.from(hkdfSync('sha256', fingerprintKey, Buffer.alloc(0), 'payforward card fingerprint', 32));
+    this.fingerprintKey = Buffer.from(
+      hkdfSync('sha256', fingerprintKey, Buffer.alloc(0), 'payforward card fingerprint', 32),
+    );
   }
 
   kekIds(): string[] {
@@ -79,7 +82,11 @@ export class CardVault {
     const oldKek = this.keks.get(sealed.kekId);
     if (!oldKek) throw new Error(`key-encryption key ${sealed.kekId} is not loaded`);
     const dek = open(oldKek, sealed.wrappedDek, `dek:${recordId}`);
-    return { kekId: this.activeKekId, wrappedDek: seal(this.keks.get(this.activeKekId)!, dek, `dek:${recordId}`), ciphertext: sealed.ciphertext };
+    return {
+      kekId: this.activeKekId,
+      wrappedDek: seal(this.keks.get(this.activeKekId)!, dek, `dek:${recordId}`),
+      ciphertext: sealed.ciphertext,
+    };
   }
 
   openPan(sealed: SealedPan, recordId: string): string {
