@@ -33,6 +33,9 @@ export async function bootApp(
   const config = loadConfig({
     RATE_LIMIT_PER_KEY: '100000',
     RATE_LIMIT_PER_TENANT: '100000',
+    // Every injected request comes from 127.0.0.1: the per-address limits get tested on their own.
+    RATE_LIMIT_PER_ADDRESS: '1000000',
+    AUTH_FAILURES_PER_ADDRESS: '1000000',
     LOG_LEVEL: 'info',
     PUBLIC_URL: 'http://127.0.0.1:4000',
     SEED_DEMO_TENANT: 'false',
