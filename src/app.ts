@@ -1,6 +1,7 @@
 import Fastify, {
   LogController,
   type FastifyInstance,
+  type FastifyPluginAsync,
   type FastifyReply,
   type FastifyRequest,
   type FastifyError,
@@ -57,8 +58,10 @@ const PLATFORM_SCOPE_ID = '__platform__';
 export interface BuildOptions {
   logStream?: DestinationStream;
   logLevel?: string;
-  /** Called before any route is registered (tests use it to see every route, or to add one). */
+  /** Called before any route is registered (tests use it to see every route). */
   beforeRoutes?: (app: FastifyInstance) => void;
+  /** More routes, registered after the built-in modules under the same rules (tests add probes). */
+  extraRoutes?: FastifyPluginAsync;
 }
 
 /** The tenant and mode a request acts in; every /v1 tenant route runs with one. */
@@ -284,6 +287,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(settlementRoutes);
   await app.register(payoutRoutes);
   await app.register(reconciliationRoutes);
+  if (options.extraRoutes) await app.register(options.extraRoutes);
   return app;
 }
 

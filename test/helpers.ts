@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { expect, inject } from 'vitest';
 import type { FastifyInstance, InjectOptions } from 'fastify';
-import { buildApp } from '../src/app.js';
+import { buildApp, type BuildOptions } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { appDatabaseUrl, connect, type Sql } from '../src/db/index.js';
 import { createPlatform, type Platform } from '../src/platform.js';
@@ -29,6 +29,7 @@ export interface TestApp {
 export async function bootApp(
   env: Record<string, string> = {},
   adminUrl = inject('adminDatabaseUrl'),
+  buildOptions: Pick<BuildOptions, 'beforeRoutes' | 'extraRoutes'> = {},
 ): Promise<TestApp> {
   const config = loadConfig({
     RATE_LIMIT_PER_KEY: '100000',
@@ -60,7 +61,10 @@ export async function bootApp(
       done();
     },
   });
-  const app = await buildApp(platform, { logStream });
+  const app = await buildApp(platform, { logStream, ...buildOptions }).catch(async (error: unknown) => {
+    await platform.close();
+    throw error;
+  });
   await app.ready();
   const admin = connect(adminUrl, { max: 2 });
   return {

@@ -26,7 +26,12 @@ function tooMany(reply: FastifyReply, decision: RateLimitDecision, message: stri
  * against its client address, and an address that failed to authenticate too often in the longer
  * auth-failure window is refused outright (guessing keys, operator keys or OAuth secrets).
  */
-export async function throttleAddress(limiter: RateLimiter, limits: Limits, request: FastifyRequest, reply: FastifyReply) {
+export async function throttleAddress(
+  limiter: RateLimiter,
+  limits: Limits,
+  request: FastifyRequest,
+  reply: FastifyReply,
+) {
   const address = request.ip;
   const requests = await limiter.hit(
     [{ key: `address:${address}`, limit: limits.rateLimitPerAddress }],
