@@ -146,7 +146,9 @@ export function createPlatform(
       await writer.idle();
       await idempotency.idle();
       await authenticator.stopListening();
-      await redis?.quit().catch(() => {});
+      // QUIT would wait for a Redis that is away; an unreachable one is simply dropped.
+      if (redis?.status === 'ready') await redis.quit().catch(() => {});
+      else redis?.disconnect();
       if (replica !== sql) await replica.end({ timeout: 5 });
       await sql.end({ timeout: 5 });
     },
