@@ -176,8 +176,12 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
 
   // Every refused credential (a bad or revoked key, a wrong operator key or metrics token, a failed
   // OAuth exchange) counts against its address's auth-failure budget, checked in onRequest above.
+  // A request that presented none guessed nothing (a browser's /favicon.ico), so it does not count.
   app.addHook('onSend', async (request, reply, payload) => {
-    if (reply.statusCode === 401) await countAuthFailure(platform.rateLimiter, config, request);
+    const presented =
+      request.headers.authorization !== undefined ||
+      typeof (request.body as { client_secret?: unknown } | undefined)?.client_secret === 'string';
+    if (reply.statusCode === 401 && presented) await countAuthFailure(platform.rateLimiter, config, request);
     return payload;
   });
 

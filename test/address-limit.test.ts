@@ -85,6 +85,11 @@ describe('failed authentications per address', () => {
     },
   );
 
+  it('requests presenting no credential at all do not count (they guess nothing)', async () => {
+    for (let i = 0; i < 6; i++) expect((await from(t, '10.1.3.1', '/favicon.ico')).statusCode).toBe(401);
+    expect((await from(t, '10.1.3.1', '/v1/payments', `Bearer ${tenant.testKey}`)).statusCode).toBe(200);
+  });
+
   it('successful requests do not count', async () => {
     for (let i = 0; i < 6; i++)
       expect((await from(t, '10.1.2.1', '/v1/payments', `Bearer ${tenant.testKey}`)).statusCode).toBe(200);

@@ -174,7 +174,7 @@ export class Authenticator {
       throw new ApiError(
         'invalid_request_error',
         'invalid_scope',
-        `The key does not have the scope "${beyond.slice(0, 100)}", so a token for it cannot have it either.`,
+        `The key does not have the scope "${beyond}", so a token for it cannot have it either.`,
         'scope',
         400,
       );

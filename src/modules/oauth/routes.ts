@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { ApiError } from '../../http/errors.js';
+import { ApiError, safeEcho } from '../../http/errors.js';
+import { SCOPES } from '../api-keys/service.js';
 import { errors } from '../../http/route-schemas.js';
 import { StrictObject } from '../../http/schemas.js';
 
@@ -65,6 +66,15 @@ function basicPassword(header: string | undefined): string | undefined {
 /** The `scope` parameter: space-separated, per RFC 6749 §3.3; absent or blank means the key's scopes. */
 function requestedScopes(scope: string | undefined): string[] | undefined {
   const scopes = scope?.split(' ').filter(Boolean);
+  const unknown = scopes?.find((name) => name !== '*' && !(SCOPES as readonly string[]).includes(name));
+  if (unknown !== undefined)
+    throw new ApiError(
+      'invalid_request_error',
+      'invalid_scope',
+      `Unknown scope "${safeEcho(unknown)}"; scopes are "*" or ${SCOPES.join(', ')}.`,
+      'scope',
+      400,
+    );
   return scopes?.length ? [...new Set(scopes)] : undefined;
 }
 
