@@ -190,7 +190,8 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   if (config.metricsPort !== undefined) {
     const metricsPort = config.metricsPort;
     let metricsServer: FastifyInstance | undefined;
-    app.addHook('onListen', async () => {
+    // onReady, not onListen: listen() waits for it, so a taken port stops the start instead of being logged.
+    app.addHook('onReady', async () => {
       metricsServer = await startMetricsServer(platform.metrics, config.metricsHost, metricsPort);
     });
     app.addHook('onClose', async () => metricsServer?.close());
