@@ -59,6 +59,8 @@ export class Authenticator {
   private readonly keyChanges?: NotificationListener;
   /** False while the key-change listener is down: then nothing is cached, since no revocation would arrive. */
   private caching = true;
+  /** Counts announced key changes, to spot one that arrived while a key was being read. */
+  private changes = 0;
 
   constructor(
     private readonly sql: Sql,
@@ -120,16 +122,31 @@ export class Authenticator {
     if (credential.startsWith('ey')) return this.fromAccessToken(credential);
     if (!KEY_FORMAT.test(credential)) throw unauthenticated('Invalid API key provided.');
     const hex = hash.toString('hex');
-    const load = async () => {
+    const record = await this.cached(this.byHash, hex, async () => {
       const [row] = await this.sql<KeyRecord[]>`SELECT * FROM auth_find_api_key(${hash})`;
       if (row) {
         if (this.hashById.size >= CACHE_SIZE) this.hashById.clear();
         this.hashById.set(row.id, hex);
       }
       return row;
-    };
-    const record = await (this.caching ? this.byHash.get(hex, load) : load());
+    });
     return this.usable(record, 'api_key');
+  }
+
+  private cached(
+    cache: LoadingCache<KeyRecord | undefined>,
+    key: string,
+    load: () => Promise<KeyRecord | undefined>,
+  ): Promise<KeyRecord | undefined> {
+    if (!this.caching) return load();
+    return cache.get(key, async () => {
+      const changesBefore = this.changes;
+      const record = await load();
+      // A change announced while this read was in flight (before its id was known, so it could not be
+      // dropped by id) may be missing from it: the record serves the request that read it, and no other.
+      if (this.changes !== changesBefore) cache.delete(key);
+      return record;
+    });
   }
 
   private usable(record: KeyRecord | undefined, via: 'api_key' | 'access_token', scopes?: string[]): TenantAuth {
@@ -149,12 +166,14 @@ export class Authenticator {
   }
 
   forget() {
+    this.changes++;
     this.byHash.clear();
     this.byId.clear();
     this.hashById.clear();
   }
 
   forgetKey(keyId: string) {
+    this.changes++;
     this.byId.delete(keyId);
     const hex = this.hashById.get(keyId);
     if (hex) this.byHash.delete(hex);
@@ -211,11 +230,11 @@ export class Authenticator {
     }
     if (!subject) throw unauthenticated('Invalid or expired access token.');
     // The token is only as good as the key it was issued for: a revoked key's tokens stop working.
-    const load = async () => {
-      const [row] = await this.sql<KeyRecord[]>`SELECT * FROM auth_find_api_key_by_id(${subject})`;
+    const id = subject;
+    const record = await this.cached(this.byId, id, async () => {
+      const [row] = await this.sql<KeyRecord[]>`SELECT * FROM auth_find_api_key_by_id(${id})`;
       return row;
-    };
-    const record = await (this.caching ? this.byId.get(subject, load) : load());
+    });
     return this.usable(record, 'access_token', scopes);
   }
 }
