@@ -79,8 +79,8 @@ export function createPlatform(
         commandTimeout: 500,
       })
     : undefined;
-  // ioredis reports every failed reconnection as an 'error' event; without a listener each one
-  // would be an unhandled error. The rate limiter notices the outage through the client's status.
+  // ioredis reports every failed reconnection as an 'error' event, printed to stderr when nobody
+  // listens. The outage shows instead in rate_limit_local_decisions_total (see ResilientRateLimiter).
   redis?.on('error', () => {});
   const metrics = new Metrics(options.processMetrics ?? true);
   const authenticator = new Authenticator(sql, {
@@ -126,7 +126,9 @@ export function createPlatform(
     metrics,
     authenticator,
     idempotency,
-    rateLimiter: redis ? new ResilientRateLimiter(redis) : new InProcessRateLimiter(),
+    rateLimiter: redis
+      ? new ResilientRateLimiter(redis, () => metrics.rateLimitLocalDecisions.inc())
+      : new InProcessRateLimiter(),
     router,
     writer,
     threeDSecure,

@@ -187,6 +187,8 @@ describe('with Redis down, every limiter counts in process, and goes back to Red
     expect(limited.json().error.type).toBe('rate_limit_error');
     expect((await t.app.inject({ method: 'GET', url: '/v1/payments' })).statusCode).toBe(401);
     expect((await t.app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+    const local = await t.platform.metrics.rateLimitLocalDecisions.get();
+    expect(local.values[0].value).toBeGreaterThan(0);
 
     redisServer = await startRedis(port);
     await waitFor(() => t.platform.redis!.status === 'ready', 30_000, 'the app to reconnect to Redis');

@@ -22,6 +22,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly rateLimitLocalDecisions = new Counter({
+    name: 'rate_limit_local_decisions_total',
+    help: 'Rate-limit decisions counted in process because the configured Redis did not answer',
+    registers: [this.registry],
+  });
+
   constructor(collectProcessMetrics = true) {
     if (collectProcessMetrics) collectDefaultMetrics({ register: this.registry });
   }

@@ -101,7 +101,8 @@ export class ResilientRateLimiter implements RateLimiter {
 
   constructor(
     private readonly redis: Redis,
-    private readonly onFallback: (error: unknown) => void = () => {},
+    /** Called for each decision taken in process while Redis is configured (for a metric). */
+    private readonly onFallback: () => void,
   ) {
     this.redisLimiter = new RedisRateLimiter(redis);
   }
@@ -125,12 +126,14 @@ export class ResilientRateLimiter implements RateLimiter {
     local: () => Promise<RateLimitDecision>,
   ): Promise<RateLimitDecision> {
     // Not connected: commands would wait in ioredis's queue for a reconnection; count here instead.
-    if (this.redis.status !== 'ready') return local();
-    try {
-      return await shared();
-    } catch (error) {
-      this.onFallback(error);
-      return local();
+    if (this.redis.status === 'ready') {
+      try {
+        return await shared();
+      } catch {
+        // Timed out or lost mid-command: this one is counted here, and so is the next until Redis is back.
+      }
     }
+    this.onFallback();
+    return local();
   }
 }
