@@ -19,14 +19,14 @@ export class CommitOutcomeUnknown extends Error {
 
 /**
  * The error a pipelined transaction (BEGIN … COMMIT sent at once) failed with. When the server
- * answered an error, the transaction rolled back and that error is thrown; when nothing but the
- * connection failed after COMMIT went out (postgres.js sets a query's `state` to its session's
- * backend key when it writes the query), the outcome is unknown.
+ * answered an error, the transaction rolled back and that error is thrown. When COMMIT itself got
+ * no answer because the connection failed after it went out (postgres.js sets a query's `state` to
+ * its session's backend key when it writes the query), the outcome is unknown.
  */
-export function transactionFailure(commit: object, reasons: unknown[]): unknown {
+export function transactionFailure(commit: object, commitFailed: boolean, reasons: unknown[]): unknown {
   const pid = (commit as { state?: { pid?: number | null } }).state?.pid;
   const answered = reasons.some((reason) => reason instanceof postgres.PostgresError);
-  return pid && !answered ? new CommitOutcomeUnknown(pid, reasons[0]) : reasons[0];
+  return commitFailed && pid && !answered ? new CommitOutcomeUnknown(pid, reasons[0]) : reasons[0];
 }
 
 /**

@@ -101,7 +101,7 @@ export async function scopedStatement<T>(sql: Sql, scopes: Scope[], statement: (
     ]);
     const failures = [begin, scope, result, commit].flatMap((o) => (o.status === 'rejected' ? [o.reason] : []));
     if (failures.length) {
-      const failure = transactionFailure(commitQuery, failures);
+      const failure = transactionFailure(commitQuery, commit.status === 'rejected', failures);
       lost = failure instanceof CommitOutcomeUnknown;
       throw failure;
     }
