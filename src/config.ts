@@ -51,6 +51,9 @@ export interface Config {
   /** A claimed key whose request has not answered in this time is taken to be abandoned (a crash). */
   idempotencyAbandonedAfterSeconds: number;
   seedDemoTenant: boolean;
+  /** A worker item (payment, payout, settlement group…) that failed waits this long, doubling per failure. */
+  workerRetryBaseMs: number;
+  workerRetryMaxMs: number;
 }
 
 function num(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
@@ -137,5 +140,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     payoutRailIntervalMs: num(env, 'PAYOUT_RAIL_INTERVAL_MS', 5_000, 10),
     idempotencyAbandonedAfterSeconds: num(env, 'IDEMPOTENCY_ABANDONED_AFTER_SECONDS', 60, 1),
     seedDemoTenant: env.SEED_DEMO_TENANT !== 'false',
+    workerRetryBaseMs: num(env, 'WORKER_RETRY_BASE_MS', 5_000, 1),
+    workerRetryMaxMs: num(env, 'WORKER_RETRY_MAX_MS', 600_000, 1),
   };
 }
