@@ -158,6 +158,21 @@ describe('the idempotency identity includes the principal', () => {
 });
 
 describe('request fingerprints', () => {
+  it('are keyed and leave card number, CVC and expiry out: an inline card counts by its card fingerprint', () => {
+    const { idempotency } = t.platform;
+    const fingerprint = (body: unknown, tenantId = a.id) =>
+      idempotency.fingerprint(tenantId, 'POST', '/v1/payments', body);
+    const base = paymentBody('fingerprint');
+    const sameCardOtherCvcAndExpiry = {
+      ...base,
+      payment_method: card(TEST_CARDS.visa, { cvc: '999', exp_month: 1, exp_year: 2040 }),
+    };
+    expect(fingerprint(sameCardOtherCvcAndExpiry)).toBe(fingerprint(base));
+    expect(fingerprint(paymentBody('fingerprint', TEST_CARDS.debit))).not.toBe(fingerprint(base));
+    expect(fingerprint({ ...base, amount: 1501 })).not.toBe(fingerprint(base));
+    expect(fingerprint(base)).toMatch(/^[0-9a-f]{64}$/);
+  });
+
   it('the same key with another inline card is 409 idempotency_key_reused', async () => {
     const key = randomUUID();
     const description = `other-card-${key}`;
