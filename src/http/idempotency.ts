@@ -157,7 +157,8 @@ const HEARTBEAT_COLUMNS: Columns<{ tenant_id: string; livemode: boolean; key: st
 ];
 
 const identity = (scope: Scope, key: string) => `${scope.tenantId}:${scope.livemode}:${key}`;
-const sealedRecordId = (scope: Scope, key: string) => `idempotency:${identity(scope, key)}`;
+/** What a sealed response is bound to (its AAD): the key's identity, so it opens on no other row. */
+export const sealedResponseId = (scope: Scope, key: string) => `idempotency:${identity(scope, key)}`;
 
 const inProgress = () =>
   new ApiError(
@@ -242,14 +243,14 @@ export class IdempotencyStore {
       wrappedDek: row.response_wrapped_dek!,
       ciphertext: row.response_ciphertext,
     };
-    const body = sealed ? JSON.parse(this.vault.openRecord(sealed, sealedRecordId(scope, key))) : row.response_body;
+    const body = sealed ? JSON.parse(this.vault.openRecord(sealed, sealedResponseId(scope, key))) : row.response_body;
     return { kind: 'replay', response: { status: row.response_status, body } };
   }
 
   /** Stores the response to replay, unless a retry has taken the claim over meanwhile. */
   async complete(held: HeldKey, status: number, body: string): Promise<void> {
     try {
-      const sealed = held.sealResponse ? this.vault.sealRecord(body, sealedRecordId(held.scope, held.key)) : null;
+      const sealed = held.sealResponse ? this.vault.sealRecord(body, sealedResponseId(held.scope, held.key)) : null;
       await this.completions.submit({ held, status, body: sealed ? null : body, sealed });
     } finally {
       this.stopped(held);
