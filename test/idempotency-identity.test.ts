@@ -274,6 +274,11 @@ describe('a key whose handler started is never released for a fresh run', () => 
       SELECT id, status FROM refunds WHERE payment_id = ${payment.id}`;
     expect(pending.status).toBe('pending');
 
+    // Taking the claim over needs the same request: another body is still refused.
+    const otherBody = await call(t.app, a.testKey, 'POST', '/v1/refunds', { ...body, amount: 301 }, withKey(key));
+    expect(otherBody.statusCode).toBe(409);
+    expect(otherBody.json().error.code).toBe('idempotency_key_reused');
+
     const retry = await call(t.app, a.testKey, 'POST', '/v1/refunds', body, withKey(key));
     expect(retry.statusCode, retry.body).toBe(200);
     expect(retry.json()).toMatchObject({ id: pending.id, status: 'succeeded', amount: 300 });
