@@ -300,11 +300,17 @@ export class IdempotencyStore {
         HEARTBEAT_COLUMNS,
         held.map((h) => ({ tenant_id: h.scope.tenantId, livemode: h.scope.livemode, key: h.key, owner: h.owner })),
       );
+      // SKIP LOCKED: a row a completion or claim batch holds is skipped (it is finishing, or one
+      // missed beat is harmless), so this many-row update never waits on, or deadlocks with, them.
       const text = `
+        WITH live AS (
+          SELECT k.tenant_id, k.livemode, k.key FROM idempotency_keys k
+          JOIN (${input}) v ON k.tenant_id = v.tenant_id AND k.livemode = v.livemode AND k.key = v.key
+          WHERE k.owner = v.owner AND k.completed_at IS NULL
+          FOR UPDATE OF k SKIP LOCKED
+        )
         UPDATE idempotency_keys k SET heartbeat_at = now()
-        FROM (${input}) v
-        WHERE k.tenant_id = v.tenant_id AND k.livemode = v.livemode AND k.key = v.key AND k.owner = v.owner
-          AND k.completed_at IS NULL`;
+        FROM live l WHERE k.tenant_id = l.tenant_id AND k.livemode = l.livemode AND k.key = l.key`;
       await scopedStatement(
         this.sql,
         held.map((h) => h.scope),
