@@ -17,7 +17,7 @@ import { declaredPlugin, requireRouteAuth, type AuthRequirement } from './http/r
 import { countAuthFailure, throttleAddress, throttleTenant } from './http/throttle.js';
 import { startMetricsServer } from './modules/health/metrics-server.js';
 import { ApiError } from './http/errors.js';
-import { requestFingerprint } from './http/idempotency.js';
+import type { HeldKey } from './http/idempotency.js';
 import { loggerOptions, maskCardNumbers } from './http/logging.js';
 import { openApiOptions, withCodeSamples } from './http/openapi.js';
 import { rejectUnstorableText, validationError } from './http/validation.js';
@@ -46,7 +46,8 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     auth?: Auth;
-    idempotency?: { key: string; scope: { tenantId: string; livemode: boolean } };
+    /** The Idempotency-Key this request holds; its `key` is qualified by the caller's principal. */
+    idempotency?: HeldKey;
   }
   interface FastifyInstance {
     platform: Platform;
@@ -220,22 +221,28 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
       );
     const scope =
       request.auth.kind === 'tenant' ? tenantScope(request) : { tenantId: PLATFORM_SCOPE_ID, livemode: false };
-    const path = request.routeOptions.url;
-    const fingerprint = requestFingerprint(request.method, request.url, request.body);
-    const claim = await platform.idempotency.claim(scope, key, request.method, path, fingerprint);
+    const claim = await platform.idempotency.claim({
+      scope,
+      auth: request.auth,
+      key,
+      method: request.method,
+      route: request.routeOptions.url,
+      url: request.url,
+      body: request.body,
+    });
     if (claim.kind === 'replay') {
       reply.header('idempotent-replayed', 'true');
       return reply.code(claim.response.status).send(claim.response.body);
     }
-    request.idempotency = { key, scope };
+    request.idempotency = claim.held;
   });
 
   app.addHook('onSend', async (request, reply, payload) => {
     const idempotency = request.idempotency;
     if (!idempotency) return payload;
     request.idempotency = undefined;
-    if (reply.statusCode >= 500) await platform.idempotency.release(idempotency.scope, idempotency.key);
-    else await platform.idempotency.complete(idempotency.scope, idempotency.key, reply.statusCode, String(payload));
+    if (reply.statusCode >= 500) await platform.idempotency.abandon(idempotency);
+    else await platform.idempotency.complete(idempotency, reply.statusCode, String(payload));
     return payload;
   });
 

@@ -48,8 +48,11 @@ export interface Config {
   /** How often the worker runs the settlement job and moves payouts along the bank rail. */
   settlementIntervalMs: number;
   payoutRailIntervalMs: number;
-  /** A claimed key whose request has not answered in this time is taken to be abandoned (a crash). */
-  idempotencyAbandonedAfterSeconds: number;
+  /**
+   * A claimed key whose owner's heartbeat (every fifth of this) has been missing this long belongs
+   * to a dead process: a retry may take it over.
+   */
+  idempotencyOwnerTimeoutSeconds: number;
   seedDemoTenant: boolean;
   /** A worker item (payment, payout, settlement group…) that failed waits this long, doubling per failure. */
   workerRetryBaseMs: number;
@@ -138,7 +141,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     idempotencyTtlHours: num(env, 'IDEMPOTENCY_TTL_HOURS', 24, 1),
     settlementIntervalMs: num(env, 'SETTLEMENT_INTERVAL_MS', 60_000, 10),
     payoutRailIntervalMs: num(env, 'PAYOUT_RAIL_INTERVAL_MS', 5_000, 10),
-    idempotencyAbandonedAfterSeconds: num(env, 'IDEMPOTENCY_ABANDONED_AFTER_SECONDS', 60, 1),
+    idempotencyOwnerTimeoutSeconds: num(env, 'IDEMPOTENCY_OWNER_TIMEOUT_SECONDS', 5, 2),
     seedDemoTenant: env.SEED_DEMO_TENANT !== 'false',
     workerRetryBaseMs: num(env, 'WORKER_RETRY_BASE_MS', 5_000, 1),
     workerRetryMaxMs: num(env, 'WORKER_RETRY_MAX_MS', 600_000, 1),

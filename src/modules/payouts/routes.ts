@@ -22,7 +22,8 @@ export async function payoutRoutes(app: FastifyInstance) {
         response: { 200: ref('Payout'), ...errors },
       },
     },
-    async (request) => payouts.create(tenantScope(request), request.body as never, request.id),
+    async (request) =>
+      payouts.create(tenantScope(request), request.body as never, request.id, request.idempotency?.key ?? null),
   );
 
   app.get(

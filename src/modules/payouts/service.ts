@@ -24,6 +24,7 @@ interface PayoutRow {
   description: string | null;
   metadata: Record<string, string>;
   automatic: boolean;
+  idempotency_key: string | null;
   arrival_date: Date;
   failure_code: string | null;
   failure_message: string | null;
@@ -45,6 +46,7 @@ const PAYOUT_COLUMNS: Columns<PayoutRow> = [
   ['description', 'text'],
   ['metadata', 'jsonb'],
   ['automatic', 'boolean'],
+  ['idempotency_key', 'text'],
   ['arrival_date', 'timestamptz'],
   ['failure_code', 'text'],
   ['failure_message', 'text'],
@@ -86,6 +88,7 @@ interface PayoutRequest {
   description: string | null;
   metadata: Record<string, string>;
   automatic: boolean;
+  idempotency_key: string | null;
 }
 
 /**
@@ -99,7 +102,16 @@ export class PayoutService {
     private readonly ledger: LedgerService,
   ) {}
 
-  async create(scope: Scope, body: CreatePayoutBody, requestId: string | null): Promise<Payout> {
+  /**
+   * `idempotencyKey` (qualified by the caller's principal) is stored on the payout: a retry whose
+   * first run died after committing finds that payout and answers with it as it is now.
+   */
+  async create(
+    scope: Scope,
+    body: CreatePayoutBody,
+    requestId: string | null,
+    idempotencyKey: string | null = null,
+  ): Promise<Payout> {
     const currency = requestedCurrency(body);
     const request: PayoutRequest = {
       amount: body.amount,
@@ -109,8 +121,15 @@ export class PayoutService {
       description: body.description ?? null,
       metadata: body.metadata ?? {},
       automatic: false,
+      idempotency_key: idempotencyKey,
     };
     return inScope(this.sql, scope, async (tx) => {
+      if (idempotencyKey) {
+        const [earlier] = await tx<PayoutRow[]>`
+          SELECT * FROM payouts
+          WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND idempotency_key = ${idempotencyKey}`;
+        if (earlier) return toApiPayout(earlier);
+      }
       const available = await this.ledger.lockAvailable(tx, scope, currency);
       if (available < body.amount) {
         throw ApiError.invalid(
@@ -144,6 +163,7 @@ export class PayoutService {
           description: 'Automatic payout',
           metadata: {},
           automatic: true,
+          idempotency_key: null,
         },
         null,
       );
