@@ -15,7 +15,7 @@ import { requireScope, type Auth, type TenantAuth } from './http/auth.js';
 import { ApiError } from './http/errors.js';
 import { requestFingerprint } from './http/idempotency.js';
 import { loggerOptions, maskCardNumbers } from './http/logging.js';
-import { openApiOptions, withCodeSamples } from './http/openapi.js';
+import { docsPageOptions, openApiDocument, openApiOptions } from './http/openapi.js';
 import { rejectUnstorableText, validationError } from './http/validation.js';
 import { registerSharedSchemas } from './http/route-schemas.js';
 import { healthRoutes } from './modules/health/routes.js';
@@ -113,12 +113,9 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
 
   registerSharedSchemas(app);
   await app.register(swagger, openApiOptions(config.publicUrl));
-  await app.register(scalar, {
-    routePrefix: '/docs',
-    configuration: { url: '/openapi.json', theme: 'purple' } as never,
-  });
-  app.get('/openapi.json', { schema: { hide: true }, config: { auth: 'none' } }, async () =>
-    withCodeSamples(app.swagger() as never, config.publicUrl),
+  await app.register(scalar, docsPageOptions());
+  app.get('/openapi.json', { schema: { hide: true }, config: { auth: 'none' } }, async (request) =>
+    openApiDocument(app.swagger(), config, request),
   );
 
   app.addHook('onRequest', async (request, reply) => {

@@ -7,6 +7,8 @@ export interface Config {
   port: number;
   host: string;
   publicUrl: string;
+  /** PUBLIC_URL was set: the OpenAPI servers entry uses it rather than the host each request names. */
+  publicUrlConfigured: boolean;
   dataDir: string;
   databaseUrl?: string;
   databaseReplicaUrl?: string;
@@ -67,6 +69,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port,
     host,
     publicUrl: (env.PUBLIC_URL || `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`).replace(/\/$/, ''),
+    publicUrlConfigured: Boolean(env.PUBLIC_URL),
     dataDir: resolve(env.DATA_DIR || '.data'),
     databaseUrl: optional(env, 'DATABASE_URL'),
     databaseReplicaUrl: optional(env, 'DATABASE_REPLICA_URL'),

@@ -1,4 +1,7 @@
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
+import type { FastifyApiReferenceOptions } from '@scalar/fastify-api-reference';
+import type { FastifyRequest } from 'fastify';
+import type { Config } from '../config.js';
 
 const TEST_CARDS = `
 | Card number | Behaviour |
@@ -85,6 +88,42 @@ export function openApiOptions(publicUrl: string): FastifyDynamicSwaggerOptions 
       ],
     },
   };
+}
+
+/**
+ * The docs page serves Scalar's bundled script from our own origin and turns off every feature
+ * that talks to Scalar's cloud: the AI agent, MCP, the developer toolbar (share, deploy, upload
+ * the document), the hosted API client, its request proxy, telemetry and the fonts it would load
+ * from its CDN. `test/browser.test.ts` records every request the page makes.
+ */
+export function docsPageOptions(): FastifyApiReferenceOptions {
+  return {
+    routePrefix: '/docs',
+    configuration: {
+      url: '/openapi.json',
+      pageTitle: 'PayForward API reference',
+      theme: 'purple',
+      agent: { disabled: true },
+      // Read by Scalar releases with an MCP feature (the pinned 1.44 has none): kept so an upgrade stays offline.
+      mcp: { disabled: true },
+      showDeveloperTools: 'never',
+      hideClientButton: true,
+      withDefaultFonts: false,
+      telemetry: false,
+      // "Try it" sends requests straight from the browser to our API, never through Scalar's proxy.
+      proxyUrl: '',
+    } as FastifyApiReferenceOptions['configuration'],
+  };
+}
+
+/**
+ * The OpenAPI document with its servers entry (and every code sample) pointing at PUBLIC_URL, or
+ * when that is not set at the host the request came to, so "try it" works behind another name.
+ */
+export function openApiDocument(document: object, config: Config, request: FastifyRequest) {
+  const serverUrl = config.publicUrlConfigured ? config.publicUrl : `${request.protocol}://${request.host}`;
+  const copy = structuredClone(document) as Parameters<typeof withCodeSamples>[0];
+  return { ...withCodeSamples(copy, serverUrl), servers: [{ url: serverUrl }] };
 }
 
 interface Operation {
