@@ -31,6 +31,7 @@ import { pricingRoutes } from './modules/pricing/routes.js';
 import { ledgerRoutes } from './modules/ledger/routes.js';
 import { settlementRoutes } from './modules/settlements/routes.js';
 import { payoutRoutes } from './modules/payouts/routes.js';
+import { bankAccountRoutes } from './modules/bank-accounts/routes.js';
 import { reconciliationRoutes } from './modules/reconciliation/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
 import type { DestinationStream } from 'pino';
@@ -241,6 +242,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(ledgerRoutes);
   await app.register(settlementRoutes);
   await app.register(payoutRoutes);
+  await app.register(bankAccountRoutes);
   await app.register(reconciliationRoutes);
   return app;
 }

@@ -33,6 +33,8 @@ export async function bootApp(
   const config = loadConfig({
     RATE_LIMIT_PER_KEY: '100000',
     RATE_LIMIT_PER_TENANT: '100000',
+    PAYMENT_METHOD_RATE_LIMIT_PER_KEY: '100000',
+    PAYMENT_METHOD_RATE_LIMIT_PER_TENANT: '100000',
     LOG_LEVEL: 'info',
     PUBLIC_URL: 'http://127.0.0.1:4000',
     SEED_DEMO_TENANT: 'false',
@@ -164,6 +166,24 @@ export function call(
     },
     ...(payload !== undefined ? { payload: JSON.stringify(payload) } : {}),
   });
+}
+
+/** Registers a bank account and verifies it with the test micro-deposits: payouts go only to such accounts. */
+export async function verifiedBankAccount(
+  app: FastifyInstance,
+  key: string,
+  { currency = 'usd', accountNumber = '000123456789', makeDefault = true } = {},
+): Promise<{ id: string }> {
+  const account = await ok(
+    await call(app, key, 'POST', '/v1/bank_accounts', {
+      account_number: accountNumber,
+      routing_number: '110000000',
+      country: 'US',
+      currency,
+      default_for_currency: makeDefault,
+    }),
+  );
+  return ok(await call(app, key, 'POST', `/v1/bank_accounts/${account.id}/verify`, { amounts: [32, 45] }));
 }
 
 export const card = (number: string, extra: Record<string, unknown> = {}) => ({

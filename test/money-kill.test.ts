@@ -14,6 +14,7 @@ import {
   TEST_CARDS,
   type TestApp,
   type TestTenant,
+  verifiedBankAccount,
 } from './helpers.js';
 import { freePort, startServer, stopServer, waitFor, type ServerProcess } from './process.js';
 
@@ -150,6 +151,7 @@ describe('SIGKILL during bank-rail passes', () => {
     const ids = owners.map((o) => o.id);
     const payoutIds: string[] = [];
     for (const owner of owners) {
+      await verifiedBankAccount(t.app, owner.testKey);
       await ok(
         await call(t.app, owner.testKey, 'POST', '/v1/payments', {
           amount: 100_000,

@@ -81,6 +81,11 @@ export function openApiOptions(publicUrl: string): FastifyDynamicSwaggerOptions 
           name: 'Reconciliation',
           description: "Each processor's daily settlement report matched line by line with the ledger.",
         },
+        {
+          name: 'Bank accounts',
+          description:
+            'Where payouts go: registered, verified with two micro-deposits, account numbers encrypted (last4 shown).',
+        },
         { name: 'API keys', description: 'Secret and restricted keys; rolling and revoking.' },
         { name: 'Platform', description: 'Operator endpoints: tenants.' },
         { name: 'Authentication', description: 'Access tokens.' },
