@@ -30,6 +30,10 @@ export interface Config {
   rateLimitPerKey: number;
   rateLimitPerTenant: number;
   rateLimitWindowMs: number;
+  /** Cards tokenized (saved, or inline in a payment) per key and per tenant per window: a fingerprint oracle's pace. */
+  paymentMethodRateLimitPerKey: number;
+  paymentMethodRateLimitPerTenant: number;
+  paymentMethodRateLimitWindowMs: number;
   bodyLimitBytes: number;
   authorizationExpiryDays: number;
   idempotencyTtlHours: number;
@@ -101,6 +105,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerKey: num(env, 'RATE_LIMIT_PER_KEY', 1000, 1),
     rateLimitPerTenant: num(env, 'RATE_LIMIT_PER_TENANT', 2000, 1),
     rateLimitWindowMs: num(env, 'RATE_LIMIT_WINDOW_MS', 1000, 1),
+    paymentMethodRateLimitPerKey: num(env, 'PAYMENT_METHOD_RATE_LIMIT_PER_KEY', 500, 1),
+    paymentMethodRateLimitPerTenant: num(env, 'PAYMENT_METHOD_RATE_LIMIT_PER_TENANT', 1000, 1),
+    paymentMethodRateLimitWindowMs: num(env, 'PAYMENT_METHOD_RATE_LIMIT_WINDOW_MS', 60_000, 1),
     bodyLimitBytes: num(env, 'BODY_LIMIT_BYTES', 64 * 1024, 1024),
     authorizationExpiryDays: num(env, 'AUTHORIZATION_EXPIRY_DAYS', 7, 0),
     idempotencyTtlHours: num(env, 'IDEMPOTENCY_TTL_HOURS', 24, 1),

@@ -191,6 +191,9 @@ export const card = (number: string, extra: Record<string, unknown> = {}) => ({
   card: { number, exp_month: 12, exp_year: new Date().getUTCFullYear() + 3, cvc: '123', ...extra },
 });
 
+/** A valid number that is none of the documented test cards: live mode refuses those (test_mode_live_card). */
+export const LIVE_CARD = '4917610000000000';
+
 export const TEST_CARDS = {
   visa: '4242424242424242',
   declined: '4000000000000002',

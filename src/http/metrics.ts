@@ -21,6 +21,11 @@ export class Metrics {
     buckets: [1, 2, 5, 10, 25, 50, 100, 200, 400],
     registers: [this.registry],
   });
+  readonly paymentMethodRateLimited = new Counter({
+    name: 'payment_method_rate_limited_total',
+    help: 'Card tokenizations (saved or inline in a payment) refused by the payment-method rate limit',
+    registers: [this.registry],
+  });
 
   constructor(collectProcessMetrics = true) {
     if (collectProcessMetrics) collectDefaultMetrics({ register: this.registry });

@@ -24,21 +24,24 @@ function decide(counts: number[], buckets: Array<{ limit: number }>, resetMs: nu
   return tightest;
 }
 
-/** Fixed windows counted in process: right for a single API process without Redis. */
+/**
+ * Fixed windows counted in process: right for a single API process without Redis. Each window
+ * length keeps its own counts, so a per-second limit turning over never resets a per-minute one.
+ */
 export class InProcessRateLimiter implements RateLimiter {
-  private windows = new Map<string, number>();
-  private windowStart = 0;
+  private readonly windows = new Map<number, { start: number; counts: Map<string, number> }>();
 
   async hit(buckets: Array<{ key: string; limit: number }>, windowMs: number): Promise<RateLimitDecision> {
     const now = Date.now();
     const start = now - (now % windowMs);
-    if (start !== this.windowStart) {
-      this.windows = new Map();
-      this.windowStart = start;
+    let window = this.windows.get(windowMs);
+    if (window?.start !== start) {
+      window = { start, counts: new Map() };
+      this.windows.set(windowMs, window);
     }
     const counts = buckets.map(({ key }) => {
-      const count = (this.windows.get(key) ?? 0) + 1;
-      this.windows.set(key, count);
+      const count = (window.counts.get(key) ?? 0) + 1;
+      window.counts.set(key, count);
       return count;
     });
     return decide(counts, buckets, start + windowMs - now);
