@@ -16,7 +16,8 @@ const TEST_CARDS = `
 | 4000 0000 0000 0259 | Succeeds, then is disputed |
 | 4100 0000 0000 0019 | Always blocked as fraudulent |
 
-Use any future expiry date and any CVC (3 digits; 4 for American Express).`;
+Use any future expiry date and any CVC (3 digits; 4 for American Express). Live mode refuses every documented test card
+(these and the country and funding cards) with \`402 card_error\`, \`card_declined\`, \`decline_code: test_mode_live_card\`.`;
 
 const DESCRIPTION = `
 PayForward's REST API: JSON in, JSON out, resource paths under \`/v1\`, prefixed ids (\`pay_\`, \`pm_\`, \`re_\`, \`evt_\`).
@@ -43,7 +44,8 @@ Lists take \`limit\` (1–100, default 10), \`starting_after\` / \`ending_before
 
 ## Rate limits
 Per key and per tenant. Each response carries \`RateLimit-Limit\`, \`RateLimit-Remaining\`, \`RateLimit-Reset\`; a 429 also
-carries \`Retry-After\`.
+carries \`Retry-After\`. Tokenizing cards (\`POST /v1/payment_methods\`, and card details inline in a payment) has a lower limit
+of its own per key and per tenant.
 
 ## Test cards
 ${TEST_CARDS}`;
@@ -71,7 +73,7 @@ export function openApiOptions(publicUrl: string): FastifyDynamicSwaggerOptions 
         {
           name: 'Payment methods',
           description:
-            'Tokenize and verify cards. Card numbers are encrypted; only brand, BIN, last4, expiry and fingerprint are readable.',
+            'Tokenize and verify cards. Card numbers are encrypted; only brand, BIN (numbers of 15 digits or more), last4, expiry and fingerprint are readable.',
         },
         { name: 'Refunds', description: 'Full and partial refunds of captured payments.' },
         { name: 'Events', description: 'Every state change, written in the same transaction as the change.' },
