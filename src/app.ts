@@ -19,7 +19,7 @@ import { startMetricsServer } from './modules/health/metrics-server.js';
 import { ApiError } from './http/errors.js';
 import type { HeldKey } from './http/idempotency.js';
 import { loggerOptions, maskCardNumbers } from './http/logging.js';
-import { openApiOptions, withCodeSamples } from './http/openapi.js';
+import { docsPageOptions, openApiDocument, openApiOptions } from './http/openapi.js';
 import { rejectUnstorableText, validationError } from './http/validation.js';
 import { registerSharedSchemas } from './http/route-schemas.js';
 import { healthRoutes } from './modules/health/routes.js';
@@ -35,6 +35,7 @@ import { pricingRoutes } from './modules/pricing/routes.js';
 import { ledgerRoutes } from './modules/ledger/routes.js';
 import { settlementRoutes } from './modules/settlements/routes.js';
 import { payoutRoutes } from './modules/payouts/routes.js';
+import { bankAccountRoutes } from './modules/bank-accounts/routes.js';
 import { reconciliationRoutes } from './modules/reconciliation/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
 import type { DestinationStream } from 'pino';
@@ -124,12 +125,9 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
 
   registerSharedSchemas(app);
   await app.register(swagger, openApiOptions(config.publicUrl));
-  await app.register(declaredPlugin({ auth: 'none' }, scalar), {
-    routePrefix: '/docs',
-    configuration: { url: '/openapi.json', theme: 'purple' } as never,
-  });
-  app.get('/openapi.json', { schema: { hide: true }, config: { auth: 'none' } }, async () =>
-    withCodeSamples(app.swagger() as never, config.publicUrl),
+  await app.register(declaredPlugin({ auth: 'none' }, scalar), docsPageOptions());
+  app.get('/openapi.json', { schema: { hide: true }, config: { auth: 'none' } }, async (request) =>
+    openApiDocument(app.swagger(), config, request),
   );
 
   app.addHook('onRequest', async (request, reply) => {
@@ -298,6 +296,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(ledgerRoutes);
   await app.register(settlementRoutes);
   await app.register(payoutRoutes);
+  await app.register(bankAccountRoutes);
   await app.register(reconciliationRoutes);
   if (options.extraRoutes) await app.register(options.extraRoutes);
   return app;

@@ -7,6 +7,8 @@ export interface Config {
   port: number;
   host: string;
   publicUrl: string;
+  /** PUBLIC_URL was set: the OpenAPI servers entry uses it rather than the host each request names. */
+  publicUrlConfigured: boolean;
   dataDir: string;
   databaseUrl?: string;
   databaseReplicaUrl?: string;
@@ -42,6 +44,10 @@ export interface Config {
   /** A separate listener serving /metrics without a token, for a scraper on a private network. */
   metricsPort?: number;
   metricsHost: string;
+  /** Cards tokenized (saved, or inline in a payment) per key and per tenant per window: a fingerprint oracle's pace. */
+  paymentMethodRateLimitPerKey: number;
+  paymentMethodRateLimitPerTenant: number;
+  paymentMethodRateLimitWindowMs: number;
   bodyLimitBytes: number;
   authorizationExpiryDays: number;
   idempotencyTtlHours: number;
@@ -97,6 +103,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port,
     host,
     publicUrl: (env.PUBLIC_URL || `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`).replace(/\/$/, ''),
+    publicUrlConfigured: Boolean(env.PUBLIC_URL),
     dataDir: resolve(env.DATA_DIR || '.data'),
     databaseUrl: optional(env, 'DATABASE_URL'),
     databaseReplicaUrl: optional(env, 'DATABASE_REPLICA_URL'),
@@ -136,6 +143,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: optional(env, 'METRICS_TOKEN'),
     metricsPort: env.METRICS_PORT ? num(env, 'METRICS_PORT', 0, 1) : undefined,
     metricsHost: env.METRICS_HOST || '127.0.0.1',
+    paymentMethodRateLimitPerKey: num(env, 'PAYMENT_METHOD_RATE_LIMIT_PER_KEY', 500, 1),
+    paymentMethodRateLimitPerTenant: num(env, 'PAYMENT_METHOD_RATE_LIMIT_PER_TENANT', 1000, 1),
+    paymentMethodRateLimitWindowMs: num(env, 'PAYMENT_METHOD_RATE_LIMIT_WINDOW_MS', 60_000, 1),
     bodyLimitBytes: num(env, 'BODY_LIMIT_BYTES', 64 * 1024, 1024),
     authorizationExpiryDays: num(env, 'AUTHORIZATION_EXPIRY_DAYS', 7, 0),
     idempotencyTtlHours: num(env, 'IDEMPOTENCY_TTL_HOURS', 24, 1),

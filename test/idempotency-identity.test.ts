@@ -10,6 +10,7 @@ import {
   TEST_CARDS,
   type TestApp,
   type TestTenant,
+  verifiedBankAccount,
 } from './helpers.js';
 
 // Who may replay a stored response, what a stored key keeps, and what a retry after a server error
@@ -130,6 +131,7 @@ describe('the idempotency identity includes the principal', () => {
     const refunds = await t.admin<{ id: string }[]>`SELECT id FROM refunds WHERE payment_id = ${first.id}`;
     expect(refunds.map((r) => r.id).sort()).toEqual([refundA.id, refundB.json().id].sort());
 
+    await verifiedBankAccount(t.app, a.testKey);
     const payoutKey = randomUUID();
     const payoutBody = { amount: 100, currency: 'usd', method: 'instant' };
     const payoutA = await ok(await call(t.app, a.testKey, 'POST', '/v1/payouts', payoutBody, withKey(payoutKey)));

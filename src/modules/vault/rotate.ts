@@ -11,7 +11,7 @@ export interface RotationResult {
 }
 
 /**
- * Moves every stored card onto the active key-encryption key, a batch at a time. It runs as the
+ * Moves every stored card and bank account number onto the active key-encryption key, a batch at a time. It runs as the
  * operator (the admin connection, across tenants), only touches records under an older key it
  * holds, and each batch commits on its own, so it can be stopped and run again at any point.
  * Stored idempotent responses sealed under the vault (those carrying new API keys) move with
@@ -19,10 +19,22 @@ export interface RotationResult {
  */
 export async function rotateCardKeys(admin: Sql, vault: CardVault, batchSize = 500): Promise<RotationResult> {
   const older = vault.kekIds().filter((id) => id !== vault.activeKekId);
+  const result: RotationResult = { rotated: 0, unreadable: 0, responses: 0 };
+  // Bank account numbers are sealed the same way as card numbers, under the same KEKs.
+  for (const table of ['payment_methods', 'bank_accounts']) {
+    const { rotated, unreadable } = await rotateTable(admin, vault, table, older, batchSize);
+    result.rotated += rotated;
+    result.unreadable += unreadable;
+  }
+  result.responses = await rotateStoredResponses(admin, vault, older, batchSize);
+  return result;
+}
+
+async function rotateTable(admin: Sql, vault: CardVault, table: string, older: string[], batchSize: number) {
   let rotated = 0;
   for (;;) {
     const batch = await admin<{ id: string; kek_id: string; wrapped_dek: Buffer }[]>`
-      SELECT id, kek_id, wrapped_dek FROM payment_methods WHERE kek_id = ANY(${older}) ORDER BY id LIMIT ${batchSize}`;
+      SELECT id, kek_id, wrapped_dek FROM ${admin(table)} WHERE kek_id = ANY(${older}) ORDER BY id LIMIT ${batchSize}`;
     if (!batch.length) break;
     const rewrapped = batch.map((row) => ({
       id: row.id,
@@ -32,15 +44,15 @@ export async function rotateCardKeys(admin: Sql, vault: CardVault, batchSize = 5
         .wrappedDek.toString('hex'),
     }));
     await admin`
-      UPDATE payment_methods p SET kek_id = ${vault.activeKekId}, wrapped_dek = decode(v.wrapped_hex, 'hex')
+      UPDATE ${admin(table)} p SET kek_id = ${vault.activeKekId}, wrapped_dek = decode(v.wrapped_hex, 'hex')
       FROM unnest(${rewrapped.map((r) => r.id)}::text[], ${rewrapped.map((r) => r.oldKek)}::text[], ${rewrapped.map((r) => r.wrappedHex)}::text[])
         AS v(id, old_kek, wrapped_hex)
       WHERE p.id = v.id AND p.kek_id = v.old_kek`;
     rotated += batch.length;
   }
   const [{ count }] = await admin<{ count: number }[]>`
-    SELECT count(*)::int AS count FROM payment_methods WHERE kek_id <> ALL(${vault.kekIds()})`;
-  return { rotated, unreadable: count, responses: await rotateStoredResponses(admin, vault, older, batchSize) };
+    SELECT count(*)::int AS count FROM ${admin(table)} WHERE kek_id <> ALL(${vault.kekIds()})`;
+  return { rotated, unreadable: count };
 }
 
 async function rotateStoredResponses(admin: Sql, vault: CardVault, older: string[], batchSize: number) {
