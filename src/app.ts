@@ -16,7 +16,7 @@ import { ApiError } from './http/errors.js';
 import { requestFingerprint } from './http/idempotency.js';
 import { loggerOptions, maskCardNumbers } from './http/logging.js';
 import { openApiOptions, withCodeSamples } from './http/openapi.js';
-import { rejectUnstorableText, validationError } from './http/validation.js';
+import { rejectRepeatedQueryParameters, rejectUnstorableText, validationError } from './http/validation.js';
 import { registerSharedSchemas } from './http/route-schemas.js';
 import { healthRoutes } from './modules/health/routes.js';
 import { tenantRoutes } from './modules/tenants/routes.js';
@@ -152,6 +152,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
 
   app.addHook('preValidation', async (request) => {
     rejectUnstorableText(request.params, 'params');
+    rejectRepeatedQueryParameters(request.query);
     rejectUnstorableText(request.query, 'querystring');
     rejectUnstorableText(request.body, 'body');
   });
