@@ -13,6 +13,7 @@ import { newId } from './lib/ids.js';
 import type { Platform } from './platform.js';
 import { requireScope, type Auth, type TenantAuth } from './http/auth.js';
 import { ApiError } from './http/errors.js';
+import { answerClientError, refuseConnect } from './http/client-errors.js';
 import { requestFingerprint } from './http/idempotency.js';
 import { loggerOptions, maskCardNumbers } from './http/logging.js';
 import { openApiOptions, withCodeSamples } from './http/openapi.js';
@@ -85,7 +86,9 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     return503OnClosing: true,
     forceCloseConnections: false,
     frameworkErrors: answerFrameworkError,
+    clientErrorHandler: answerClientError,
   });
+  app.server.on('connect', refuseConnect);
   app.decorate('platform', platform);
 
   // Bodies are strict JSON: no type coercion ("100" is not an amount), no silently dropped fields.
@@ -275,13 +278,16 @@ async function applyRateLimit(platform: Platform, auth: Auth, reply: { header: (
   }
 }
 
-// A URL with broken percent-encoding is refused before any hook runs; it still gets the
-// request-id and the error envelope, and the URL (which may hold card data) is not echoed.
+// A URL with broken percent-encoding, or a path segment over maxParamLength, is refused before
+// any hook runs; it still gets the request-id and the error envelope, and the URL (which may hold
+// card data) is not echoed.
 function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   const apiError =
     error.code === 'FST_ERR_BAD_URL'
       ? ApiError.invalid('invalid_url', 'The request URL is not valid: check its percent-encoding.')
-      : toApiError(error);
+      : error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? new ApiError('invalid_request_error', 'url_too_long', 'A path segment of the URL is too long.', null, 414)
+        : toApiError(error);
   reply
     .header('request-id', request.id)
     .code(apiError.statusCode)
