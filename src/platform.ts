@@ -64,7 +64,8 @@ export function createPlatform(
   config: Config,
   appDatabaseUrl: string,
   secrets: Secrets,
-  options: { processMetrics?: boolean } = {},
+  // `clock` decides key expiry and rate-limit windows; tests move it instead of waiting.
+  options: { processMetrics?: boolean; clock?: () => number } = {},
 ): Platform {
   const sql = connect(appDatabaseUrl, { max: config.dbPoolSize, applicationName: 'payforward-api' });
   const replica = config.databaseReplicaUrl
@@ -74,7 +75,7 @@ export function createPlatform(
     ? new Redis(config.redisUrl, { enableAutoPipelining: true, maxRetriesPerRequest: 2, lazyConnect: false })
     : undefined;
   const metrics = new Metrics(options.processMetrics ?? true);
-  const authenticator = new Authenticator(sql, secrets.platformApiKey, secrets.jwtSecret);
+  const authenticator = new Authenticator(sql, secrets.platformApiKey, secrets.jwtSecret, options.clock);
   const router = ConnectorRouter.simulated(config);
   const vault = new CardVault(secrets.vaultKeks.map(parseKek), parseKek(secrets.vaultFingerprintKey));
   const batching = { maxConcurrency: config.batchMaxConcurrency, maxSize: config.batchMaxSize };
@@ -111,7 +112,7 @@ export function createPlatform(
     metrics,
     authenticator,
     idempotency,
-    rateLimiter: redis ? new RedisRateLimiter(redis) : new InProcessRateLimiter(),
+    rateLimiter: redis ? new RedisRateLimiter(redis, options.clock) : new InProcessRateLimiter(options.clock),
     router,
     writer,
     threeDSecure,

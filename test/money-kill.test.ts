@@ -111,8 +111,22 @@ describe('SIGKILL during a settlement run', () => {
 
     const second = await startWorker();
     await waitFor(async () => (await settledCount()) >= groups, 30_000, 'every group to settle');
-    // A few more passes must not add anything.
-    await new Promise((r) => setTimeout(r, 300));
+    // Later passes must not add anything. A charge made now is settled only by a pass that starts
+    // after it, so once it is settled, at least one full pass ran over the settled groups too.
+    const [probe] = await tenants(1, { type: 'daily', delay_days: 0 });
+    await ok(
+      await call(t.app, probe.testKey, 'POST', '/v1/payments', {
+        amount: 1_000,
+        currency: 'usd',
+        payment_method: card(TEST_CARDS.visa),
+        confirm: true,
+      }),
+    );
+    await waitFor(
+      async () => (await t.admin`SELECT 1 FROM settlements WHERE tenant_id = ${probe.id}`).length > 0,
+      30_000,
+      'a settlement pass after the last group settled',
+    );
     await stopServer(second);
     expect(await settledCount()).toBe(groups);
 
@@ -187,7 +201,16 @@ describe('SIGKILL during bank-rail passes', () => {
 
     const second = await startWorker();
     await waitFor(async () => (await paidCount()) === payoutIds.length, 30_000, 'every payout to be paid');
-    await new Promise((r) => setTimeout(r, 200));
+    // Later passes must not pay anything twice. A payout made now is paid only by passes that start
+    // after it, so once it is paid, at least one full pass ran over the paid payouts too.
+    const probe = await ok(
+      await call(t.app, owners[0].testKey, 'POST', '/v1/payouts', { amount: 500, currency: 'usd', method: 'instant' }),
+    );
+    await waitFor(
+      async () => (await t.admin`SELECT 1 FROM payouts WHERE id = ${probe.id} AND status = 'paid'`).length > 0,
+      30_000,
+      'a rail pass after the last payout was paid',
+    );
     await stopServer(second);
 
     const postings = await t.admin<{ source_id: string; type: string; n: number }[]>`

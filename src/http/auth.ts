@@ -53,6 +53,7 @@ export class Authenticator {
     private readonly sql: Sql,
     platformApiKey: string | undefined,
     jwtSecret: string,
+    private readonly now: () => number = Date.now,
   ) {
     this.platformKeyHash = platformApiKey ? hashApiKey(platformApiKey) : undefined;
     this.jwtKey = new TextEncoder().encode(jwtSecret);
@@ -77,7 +78,7 @@ export class Authenticator {
   private usable(record: KeyRecord | undefined, via: 'api_key' | 'access_token'): TenantAuth {
     if (!record) throw unauthenticated('Invalid API key provided.');
     if (record.revoked_at) throw unauthenticated('This API key has been revoked.');
-    if (record.expires_at && record.expires_at.getTime() <= Date.now())
+    if (record.expires_at && record.expires_at.getTime() <= this.now())
       throw unauthenticated('This API key has expired.');
     return {
       kind: 'tenant',

@@ -29,8 +29,10 @@ export class InProcessRateLimiter implements RateLimiter {
   private windows = new Map<string, number>();
   private windowStart = 0;
 
+  constructor(private readonly now: () => number = Date.now) {}
+
   async hit(buckets: Array<{ key: string; limit: number }>, windowMs: number): Promise<RateLimitDecision> {
-    const now = Date.now();
+    const now = this.now();
     const start = now - (now % windowMs);
     if (start !== this.windowStart) {
       this.windows = new Map();
@@ -47,10 +49,13 @@ export class InProcessRateLimiter implements RateLimiter {
 
 /** Fixed windows in Redis, shared by every API process: INCR and PEXPIRE in one round trip. */
 export class RedisRateLimiter implements RateLimiter {
-  constructor(private readonly redis: Redis) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   async hit(buckets: Array<{ key: string; limit: number }>, windowMs: number): Promise<RateLimitDecision> {
-    const now = Date.now();
+    const now = this.now();
     const windowIndex = Math.floor(now / windowMs);
     const pipeline = this.redis.multi();
     for (const { key } of buckets) {
