@@ -149,6 +149,19 @@ describe('numeric query parameters are bounded', () => {
     });
   }
 
+  it('a date PostgreSQL cannot hold (year 0) is a 400, not a 500', async () => {
+    for (const value of ['0000-01-01', '0000-12-31', '2024-02-30', '10000-01-01']) {
+      expectError(
+        await call(t.app, tenant.testKey, 'GET', `/v1/reconciliation_reports?report_date=${value}`),
+        400,
+        'parameter_invalid',
+        'report_date',
+      );
+    }
+    await ok(await call(t.app, tenant.testKey, 'GET', '/v1/reconciliation_reports?report_date=0001-01-01'));
+    await ok(await call(t.app, tenant.testKey, 'GET', '/v1/reconciliation_reports?report_date=9999-12-31'));
+  });
+
   it('the pricing version is bounded', async () => {
     for (const value of ['999999999999999999999999', '2147483648', '-1', '1.5']) {
       expectError(

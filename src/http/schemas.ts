@@ -32,6 +32,10 @@ export const IdParam = StrictObject({ id: Type.String({ minLength: 1, maxLength:
  */
 export const MAX_TIMESTAMP = 253_402_300_799;
 
+/** A calendar day (YYYY-MM-DD) PostgreSQL's date holds: it has no year 0, which the `date` format allows. */
+export const DateQuery = (description: string) =>
+  Type.String({ format: 'date', pattern: '^(?!0000)[0-9]{4}-', description });
+
 const Timestamp = (description: string) => Type.Integer({ minimum: 0, maximum: MAX_TIMESTAMP, description });
 
 export const ListQuery = {
