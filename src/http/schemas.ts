@@ -26,9 +26,8 @@ export const Metadata = Type.Unsafe<Record<string, string>>({
 export const IdParam = StrictObject({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 
 /**
- * The last second of year 9999 (UTC): the largest Unix timestamp both a JavaScript Date and
- * PostgreSQL's timestamptz hold with room to spare. Beyond it `new Date(x * 1000)` is invalid and the
- * query failed with a 500.
+ * The last second of year 9999 (UTC), the end of four-digit years. Unbounded, a timestamp such as
+ * `created[gte]=999999999999999999999999` made no valid date and the query failed with a 500.
  */
 export const MAX_TIMESTAMP = 253_402_300_799;
 
