@@ -1,4 +1,4 @@
-import { STATUS_CODES } from 'node:http';
+import { maxHeaderSize, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConnectionError, FastifyInstance } from 'fastify';
 import { newId } from '../lib/ids.js';
@@ -15,7 +15,7 @@ function parserError(code: string | undefined, rawPacket: Buffer | undefined): A
       return new ApiError(
         'invalid_request_error',
         'request_header_fields_too_large',
-        'The request line and headers are too large (the URL counts with them): at most 16 KB.',
+        `The request line and headers are too large (the URL counts with them): at most ${maxHeaderSize / 1024} KB.`,
         null,
         431,
       );
