@@ -19,8 +19,8 @@ function parserError(code: string | undefined, rawPacket: Buffer | undefined): A
         null,
         431,
       );
+    // Node's requestTimeout and headersTimeout both end here.
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-    case 'ERR_HTTP_HEADERS_TIMEOUT':
       return new ApiError(
         'invalid_request_error',
         'request_timeout',
