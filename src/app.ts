@@ -12,12 +12,13 @@ import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { newId } from './lib/ids.js';
 import type { Platform } from './platform.js';
-import { requireScope, type Auth, type TenantAuth } from './http/auth.js';
+import { requireScope, type Auth } from './http/auth.js';
 import { declaredPlugin, requireRouteAuth, type AuthRequirement } from './http/route-auth.js';
 import { countAuthFailure, throttleAddress, throttleTenant } from './http/throttle.js';
 import { startMetricsServer } from './modules/health/metrics-server.js';
 import { ApiError } from './http/errors.js';
 import { answerClientError, refuseConnect } from './http/client-errors.js';
+import { tenantScope } from './http/tenant-scope.js';
 import type { HeldKey } from './http/idempotency.js';
 import { loggerOptions, maskCardNumbers } from './http/logging.js';
 import { docsPageOptions, openApiDocument, openApiOptions } from './http/openapi.js';
@@ -65,12 +66,6 @@ export interface BuildOptions {
   beforeRoutes?: (app: FastifyInstance) => void;
   /** More routes, registered after the built-in modules under the same rules (tests add probes). */
   extraRoutes?: FastifyPluginAsync;
-}
-
-/** The tenant and mode a request acts in; every /v1 tenant route runs with one. */
-export function tenantScope(request: FastifyRequest) {
-  const auth = request.auth as TenantAuth;
-  return { tenantId: auth.tenantId, livemode: auth.livemode };
 }
 
 export async function buildApp(platform: Platform, options: BuildOptions = {}): Promise<FastifyInstance> {

@@ -1,6 +1,6 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { tenantScope } from '../../app.js';
+import { tenantScope } from '../../http/tenant-scope.js';
 import type { TenantAuth } from '../../http/auth.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam, ListQuery, StrictObject } from '../../http/schemas.js';
@@ -32,7 +32,7 @@ const RollKeyBody = Type.Union([
 // thousand levels deep) from reaching the idempotency fingerprint, whose recursion it overflowed.
 const RevokeKeyBody = Type.Union([StrictObject({}), Type.Null()]);
 
-export async function apiKeyRoutes(app: FastifyInstance) {
+export const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { apiKeys } = app.platform;
 
   app.get(
@@ -49,7 +49,7 @@ export async function apiKeyRoutes(app: FastifyInstance) {
     async (request) => ({
       object: 'list',
       url: '/v1/api_keys',
-      ...(await apiKeys.list(tenantScope(request), request.query as never)),
+      ...(await apiKeys.list(tenantScope(request), request.query)),
     }),
   );
 
@@ -66,7 +66,7 @@ export async function apiKeyRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const body = request.body as { name?: string; scopes: string[] };
+      const body = request.body;
       return apiKeys.createRestricted(request.auth as TenantAuth, body.scopes, body.name ?? null);
     },
   );
@@ -87,8 +87,8 @@ export async function apiKeyRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const body = request.body as { expires_in?: number } | null;
-      return apiKeys.roll(request.auth!, (request.params as { id: string }).id, body?.expires_in ?? 0);
+      const body = request.body;
+      return apiKeys.roll(request.auth!, request.params.id, body?.expires_in ?? 0);
     },
   );
 
@@ -107,7 +107,7 @@ export async function apiKeyRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      return apiKeys.revoke(request.auth!, (request.params as { id: string }).id);
+      return apiKeys.revoke(request.auth!, request.params.id);
     },
   );
-}
+};

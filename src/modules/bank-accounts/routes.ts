@@ -1,5 +1,5 @@
-import type { FastifyInstance } from 'fastify';
-import { tenantScope } from '../../app.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import {
@@ -8,8 +8,6 @@ import {
   DeletedBankAccountSchema,
   UpdateBankAccountBody,
   VerifyBankAccountBody,
-  type CreateBankAccountBody as CreateBody,
-  type UpdateBankAccountBody as UpdateBody,
 } from './schemas.js';
 
 const tags = ['Bank accounts'];
@@ -18,9 +16,8 @@ const read = { auth: 'tenant', scope: 'bank_accounts:read' } as const;
 // be able to add an account of its choosing to send them to.
 const write = { auth: 'tenant', scope: 'bank_accounts:write' } as const;
 
-export async function bankAccountRoutes(app: FastifyInstance) {
+export const bankAccountRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { bankAccounts } = app.platform;
-  const id = (request: { params: unknown }) => (request.params as { id: string }).id;
 
   app.post(
     '/v1/bank_accounts',
@@ -46,7 +43,7 @@ export async function bankAccountRoutes(app: FastifyInstance) {
         response: { 200: ref('BankAccount'), ...errors },
       },
     },
-    async (request) => bankAccounts.create(tenantScope(request), request.body as CreateBody, request.id),
+    async (request) => bankAccounts.create(tenantScope(request), request.body, request.id),
   );
 
   app.get(
@@ -63,7 +60,7 @@ export async function bankAccountRoutes(app: FastifyInstance) {
     async (request) => ({
       object: 'list',
       url: '/v1/bank_accounts',
-      ...(await bankAccounts.list(tenantScope(request), request.query as never)),
+      ...(await bankAccounts.list(tenantScope(request), request.query)),
     }),
   );
 
@@ -78,7 +75,7 @@ export async function bankAccountRoutes(app: FastifyInstance) {
         response: { 200: ref('BankAccount'), ...errors },
       },
     },
-    async (request) => bankAccounts.retrieve(tenantScope(request), id(request)),
+    async (request) => bankAccounts.retrieve(tenantScope(request), request.params.id),
   );
 
   app.post(
@@ -94,8 +91,7 @@ export async function bankAccountRoutes(app: FastifyInstance) {
         response: { 200: ref('BankAccount'), ...errors },
       },
     },
-    async (request) =>
-      bankAccounts.update(tenantScope(request), id(request), (request.body ?? null) as UpdateBody, request.id),
+    async (request) => bankAccounts.update(tenantScope(request), request.params.id, request.body ?? null, request.id),
   );
 
   app.delete(
@@ -111,7 +107,7 @@ export async function bankAccountRoutes(app: FastifyInstance) {
         response: { 200: DeletedBankAccountSchema, ...errors },
       },
     },
-    async (request) => bankAccounts.remove(tenantScope(request), id(request), request.id),
+    async (request) => bankAccounts.remove(tenantScope(request), request.params.id, request.id),
   );
 
   app.post(
@@ -128,12 +124,6 @@ export async function bankAccountRoutes(app: FastifyInstance) {
         response: { 200: ref('BankAccount'), ...errors },
       },
     },
-    async (request) =>
-      bankAccounts.verify(
-        tenantScope(request),
-        id(request),
-        (request.body as { amounts: number[] }).amounts,
-        request.id,
-      ),
+    async (request) => bankAccounts.verify(tenantScope(request), request.params.id, request.body.amounts, request.id),
   );
-}
+};

@@ -1,12 +1,12 @@
-import type { FastifyInstance } from 'fastify';
-import { tenantScope } from '../../app.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { CloseDisputeBody, DisputeListQuery, UpdateDisputeBody } from './schemas.js';
 
 const tags = ['Disputes'];
 
-export async function disputeRoutes(app: FastifyInstance) {
+export const disputeRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { disputes } = app.platform;
 
   app.get(
@@ -23,7 +23,7 @@ export async function disputeRoutes(app: FastifyInstance) {
     async (request) => ({
       object: 'list',
       url: '/v1/disputes',
-      ...(await disputes.list(tenantScope(request), request.query as never)),
+      ...(await disputes.list(tenantScope(request), request.query)),
     }),
   );
 
@@ -33,7 +33,7 @@ export async function disputeRoutes(app: FastifyInstance) {
       config: { auth: 'tenant', scope: 'disputes:read' },
       schema: { tags, summary: 'Retrieve a dispute', params: IdParam, response: { 200: ref('Dispute'), ...errors } },
     },
-    async (request) => disputes.retrieve(tenantScope(request), (request.params as { id: string }).id),
+    async (request) => disputes.retrieve(tenantScope(request), request.params.id),
   );
 
   app.post(
@@ -60,13 +60,7 @@ export async function disputeRoutes(app: FastifyInstance) {
         response: { 200: ref('Dispute'), ...errors },
       },
     },
-    async (request) =>
-      disputes.update(
-        tenantScope(request),
-        (request.params as { id: string }).id,
-        (request.body ?? {}) as UpdateDisputeBody,
-        request.id,
-      ),
+    async (request) => disputes.update(tenantScope(request), request.params.id, request.body ?? {}, request.id),
   );
 
   app.post(
@@ -83,6 +77,6 @@ export async function disputeRoutes(app: FastifyInstance) {
         response: { 200: ref('Dispute'), ...errors },
       },
     },
-    async (request) => disputes.close(tenantScope(request), (request.params as { id: string }).id, request.id),
+    async (request) => disputes.close(tenantScope(request), request.params.id, request.id),
   );
-}
+};

@@ -1,6 +1,6 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { tenantScope } from '../../app.js';
+import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam, ListQuery, StrictObject } from '../../http/schemas.js';
 
@@ -11,7 +11,7 @@ const EventListQuery = StrictObject({
   object_id: Type.Optional(Type.String({ maxLength: 64 })),
 });
 
-export async function eventRoutes(app: FastifyInstance) {
+export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { events } = app.platform;
 
   app.get(
@@ -28,7 +28,7 @@ export async function eventRoutes(app: FastifyInstance) {
     async (request) => ({
       object: 'list',
       url: '/v1/events',
-      ...(await events.list(tenantScope(request), request.query as never)),
+      ...(await events.list(tenantScope(request), request.query)),
     }),
   );
 
@@ -38,6 +38,6 @@ export async function eventRoutes(app: FastifyInstance) {
       config: { auth: 'tenant', scope: 'events:read' },
       schema: { tags, summary: 'Retrieve an event', params: IdParam, response: { 200: ref('Event'), ...errors } },
     },
-    async (request) => events.retrieve(tenantScope(request), (request.params as { id: string }).id),
+    async (request) => events.retrieve(tenantScope(request), request.params.id),
   );
-}
+};

@@ -1,6 +1,6 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
-export async function healthRoutes(app: FastifyInstance) {
+export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { sql, metrics } = app.platform;
   const hidden = { tags: ['Health'] };
 
@@ -39,4 +39,4 @@ export async function healthRoutes(app: FastifyInstance) {
       return metrics.registry.metrics();
     },
   );
-}
+};

@@ -1,10 +1,10 @@
-import type { FastifyInstance } from 'fastify';
-import { tenantScope } from '../../app.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { BalanceSchema, BalanceTransactionListQuery } from './schemas.js';
 
-export async function ledgerRoutes(app: FastifyInstance) {
+export const ledgerRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { ledger } = app.platform;
 
   app.get(
@@ -38,7 +38,7 @@ export async function ledgerRoutes(app: FastifyInstance) {
     async (request) => ({
       object: 'list',
       url: '/v1/balance_transactions',
-      ...(await ledger.listBalanceTransactions(tenantScope(request), request.query as never)),
+      ...(await ledger.listBalanceTransactions(tenantScope(request), request.query)),
     }),
   );
 
@@ -53,6 +53,6 @@ export async function ledgerRoutes(app: FastifyInstance) {
         response: { 200: ref('BalanceTransaction'), ...errors },
       },
     },
-    async (request) => ledger.retrieveBalanceTransaction(tenantScope(request), (request.params as { id: string }).id),
+    async (request) => ledger.retrieveBalanceTransaction(tenantScope(request), request.params.id),
   );
-}
+};

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ApiError, safeEcho } from '../../http/errors.js';
 import { SCOPES } from '../api-keys/service.js';
@@ -83,7 +83,7 @@ function requestedScopes(scope: string | undefined): string[] | undefined {
  * form-encoded (RFC 6749 §4.4.2) from standard OAuth clients, while the rest of the API only
  * accepts JSON: the form parser exists inside this scope alone.
  */
-export async function oauthRoutes(app: FastifyInstance) {
+export const oauthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { authenticator } = app.platform;
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
@@ -104,7 +104,7 @@ export async function oauthRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const { client_secret, scope } = request.body as { client_secret?: string; scope?: string };
+      const { client_secret, scope } = request.body;
       const secret = client_secret ?? basicPassword(request.headers.authorization);
       if (!secret) throw invalidClient('Send the key as client_secret or as the password of HTTP Basic auth.');
       if (secret.startsWith('ey')) throw invalidClient('An access token cannot be exchanged for another.');
@@ -113,4 +113,4 @@ export async function oauthRoutes(app: FastifyInstance) {
       return authenticator.issueAccessToken(auth, requestedScopes(scope));
     },
   );
-}
+};

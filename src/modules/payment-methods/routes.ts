@@ -1,5 +1,5 @@
-import type { FastifyInstance } from 'fastify';
-import { tenantScope } from '../../app.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { limitCardTokenization } from './rate-limit.js';
@@ -7,7 +7,7 @@ import { PaymentMethodInput, PaymentMethodListQuery, VerifyBody } from './schema
 
 const tags = ['Payment methods'];
 
-export async function paymentMethodRoutes(app: FastifyInstance) {
+export const paymentMethodRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { paymentMethods } = app.platform;
 
   app.post(
@@ -27,7 +27,7 @@ export async function paymentMethodRoutes(app: FastifyInstance) {
         response: { 200: ref('PaymentMethod'), ...errors },
       },
     },
-    async (request) => paymentMethods.create(tenantScope(request), request.body as never),
+    async (request) => paymentMethods.create(tenantScope(request), request.body),
   );
 
   app.get(
@@ -44,7 +44,7 @@ export async function paymentMethodRoutes(app: FastifyInstance) {
     async (request) => ({
       object: 'list',
       url: '/v1/payment_methods',
-      ...(await paymentMethods.list(tenantScope(request), request.query as never)),
+      ...(await paymentMethods.list(tenantScope(request), request.query)),
     }),
   );
 
@@ -59,7 +59,7 @@ export async function paymentMethodRoutes(app: FastifyInstance) {
         response: { 200: ref('PaymentMethod'), ...errors },
       },
     },
-    async (request) => paymentMethods.retrieve(tenantScope(request), (request.params as { id: string }).id),
+    async (request) => paymentMethods.retrieve(tenantScope(request), request.params.id),
   );
 
   app.post(
@@ -76,11 +76,6 @@ export async function paymentMethodRoutes(app: FastifyInstance) {
         response: { 200: ref('CardVerification'), ...errors },
       },
     },
-    async (request) =>
-      paymentMethods.verify(
-        tenantScope(request),
-        (request.params as { id: string }).id,
-        (request.body ?? null) as never,
-      ),
+    async (request) => paymentMethods.verify(tenantScope(request), request.params.id, request.body ?? null),
   );
-}
+};

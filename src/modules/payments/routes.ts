@@ -1,5 +1,5 @@
-import type { FastifyInstance } from 'fastify';
-import { tenantScope } from '../../app.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { limitCardTokenization, paymentBodyTokenizes } from '../payment-methods/rate-limit.js';
@@ -9,10 +9,6 @@ import {
   ConfirmPaymentBody,
   CreatePaymentBody,
   PaymentListQuery,
-  type CancelPaymentBody as CancelBody,
-  type CapturePaymentBody as CaptureBody,
-  type ConfirmPaymentBody as ConfirmBody,
-  type CreatePaymentBody as CreateBody,
 } from './schemas.js';
 
 const tags = ['Payments'];
@@ -24,7 +20,7 @@ const createExample = {
   description: 'Order #1234',
 };
 
-export async function paymentRoutes(app: FastifyInstance) {
+export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { payments } = app.platform;
 
   app.post(
@@ -42,7 +38,7 @@ export async function paymentRoutes(app: FastifyInstance) {
       },
     },
     async (request) =>
-      payments.create(tenantScope(request), request.body as CreateBody, request.id, request.idempotency?.key ?? null),
+      payments.create(tenantScope(request), request.body, request.id, request.idempotency?.key ?? null),
   );
 
   app.get(
@@ -59,7 +55,7 @@ export async function paymentRoutes(app: FastifyInstance) {
     async (request) => ({
       object: 'list',
       url: '/v1/payments',
-      ...(await payments.list(tenantScope(request), request.query as never)),
+      ...(await payments.list(tenantScope(request), request.query)),
     }),
   );
 
@@ -75,7 +71,7 @@ export async function paymentRoutes(app: FastifyInstance) {
         response: { 200: ref('Payment'), ...errors },
       },
     },
-    async (request) => payments.retrieve(tenantScope(request), (request.params as { id: string }).id),
+    async (request) => payments.retrieve(tenantScope(request), request.params.id),
   );
 
   app.post(
@@ -91,13 +87,7 @@ export async function paymentRoutes(app: FastifyInstance) {
         response: { 200: ref('Payment'), ...errors },
       },
     },
-    async (request) =>
-      payments.confirm(
-        tenantScope(request),
-        (request.params as { id: string }).id,
-        (request.body ?? null) as ConfirmBody,
-        request.id,
-      ),
+    async (request) => payments.confirm(tenantScope(request), request.params.id, request.body ?? null, request.id),
   );
 
   app.post(
@@ -114,13 +104,7 @@ export async function paymentRoutes(app: FastifyInstance) {
         response: { 200: ref('Payment'), ...errors },
       },
     },
-    async (request) =>
-      payments.capture(
-        tenantScope(request),
-        (request.params as { id: string }).id,
-        (request.body ?? null) as CaptureBody,
-        request.id,
-      ),
+    async (request) => payments.capture(tenantScope(request), request.params.id, request.body ?? null, request.id),
   );
 
   app.post(
@@ -136,12 +120,6 @@ export async function paymentRoutes(app: FastifyInstance) {
         response: { 200: ref('Payment'), ...errors },
       },
     },
-    async (request) =>
-      payments.cancel(
-        tenantScope(request),
-        (request.params as { id: string }).id,
-        (request.body ?? null) as CancelBody,
-        request.id,
-      ),
+    async (request) => payments.cancel(tenantScope(request), request.params.id, request.body ?? null, request.id),
   );
-}
+};

@@ -1,12 +1,12 @@
-import type { FastifyInstance } from 'fastify';
-import { tenantScope } from '../../app.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { CreatePayoutBody, PayoutListQuery } from './schemas.js';
 
 const tags = ['Payouts'];
 
-export async function payoutRoutes(app: FastifyInstance) {
+export const payoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { payouts } = app.platform;
 
   app.post(
@@ -22,8 +22,7 @@ export async function payoutRoutes(app: FastifyInstance) {
         response: { 200: ref('Payout'), ...errors },
       },
     },
-    async (request) =>
-      payouts.create(tenantScope(request), request.body as never, request.id, request.idempotency?.key ?? null),
+    async (request) => payouts.create(tenantScope(request), request.body, request.id, request.idempotency?.key ?? null),
   );
 
   app.get(
@@ -40,7 +39,7 @@ export async function payoutRoutes(app: FastifyInstance) {
     async (request) => ({
       object: 'list',
       url: '/v1/payouts',
-      ...(await payouts.list(tenantScope(request), request.query as never)),
+      ...(await payouts.list(tenantScope(request), request.query)),
     }),
   );
 
@@ -50,6 +49,6 @@ export async function payoutRoutes(app: FastifyInstance) {
       config: { auth: 'tenant', scope: 'payouts:read' },
       schema: { tags, summary: 'Retrieve a payout', params: IdParam, response: { 200: ref('Payout'), ...errors } },
     },
-    async (request) => payouts.retrieve(tenantScope(request), (request.params as { id: string }).id),
+    async (request) => payouts.retrieve(tenantScope(request), request.params.id),
   );
-}
+};

@@ -1,12 +1,12 @@
-import type { FastifyInstance } from 'fastify';
-import { tenantScope } from '../../app.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { FeePreviewBody, PricingQuery, SetPricingBody } from './schemas.js';
 
 const tags = ['Pricing'];
 
-export async function pricingRoutes(app: FastifyInstance) {
+export const pricingRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { pricing } = app.platform;
 
   app.put(
@@ -38,7 +38,7 @@ export async function pricingRoutes(app: FastifyInstance) {
         response: { 200: ref('PricingPlan'), ...errors },
       },
     },
-    async (request) => pricing.setPlan((request.params as { id: string }).id, request.body as SetPricingBody),
+    async (request) => pricing.setPlan(request.params.id, request.body),
   );
 
   app.get(
@@ -54,7 +54,7 @@ export async function pricingRoutes(app: FastifyInstance) {
         response: { 200: ref('PricingPlan'), ...errors },
       },
     },
-    async (request) => pricing.retrieve(tenantScope(request), (request.query as { version?: number }).version),
+    async (request) => pricing.retrieve(tenantScope(request), request.query.version),
   );
 
   app.post(
@@ -70,6 +70,6 @@ export async function pricingRoutes(app: FastifyInstance) {
         response: { 200: ref('FeePreview'), ...errors },
       },
     },
-    async (request) => pricing.preview(tenantScope(request), request.body as FeePreviewBody),
+    async (request) => pricing.preview(tenantScope(request), request.body),
   );
-}
+};

@@ -1,5 +1,5 @@
-import type { FastifyInstance } from 'fastify';
-import { tenantScope } from '../../app.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { ReconciliationItemListQuery, ReconciliationReportListQuery } from './schemas.js';
@@ -17,7 +17,7 @@ const itemList = {
   },
 };
 
-export async function reconciliationRoutes(app: FastifyInstance) {
+export const reconciliationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { reconciliation } = app.platform;
 
   app.get(
@@ -36,7 +36,7 @@ export async function reconciliationRoutes(app: FastifyInstance) {
     async (request) => ({
       object: 'list',
       url: '/v1/reconciliation_reports',
-      ...(await reconciliation.list(tenantScope(request), request.query as never)),
+      ...(await reconciliation.list(tenantScope(request), request.query)),
     }),
   );
 
@@ -51,7 +51,7 @@ export async function reconciliationRoutes(app: FastifyInstance) {
         response: { 200: ref('ReconciliationReport'), ...errors },
       },
     },
-    async (request) => reconciliation.retrieve(tenantScope(request), (request.params as { id: string }).id),
+    async (request) => reconciliation.retrieve(tenantScope(request), request.params.id),
   );
 
   app.get(
@@ -69,11 +69,11 @@ export async function reconciliationRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       return {
         object: 'list',
         url: `/v1/reconciliation_reports/${id}/items`,
-        ...(await reconciliation.listItems(tenantScope(request), id, request.query as never)),
+        ...(await reconciliation.listItems(tenantScope(request), id, request.query)),
       };
     },
   );
@@ -97,14 +97,11 @@ export async function reconciliationRoutes(app: FastifyInstance) {
       },
     },
     async (request, reply) => {
-      const { filename, body } = await reconciliation.itemsCsv(
-        tenantScope(request),
-        (request.params as { id: string }).id,
-      );
+      const { filename, body } = await reconciliation.itemsCsv(tenantScope(request), request.params.id);
       return reply
         .header('content-type', 'text/csv; charset=utf-8')
         .header('content-disposition', `attachment; filename="${filename}"`)
         .send(body);
     },
   );
-}
+};

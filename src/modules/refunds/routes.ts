@@ -1,12 +1,12 @@
-import type { FastifyInstance } from 'fastify';
-import { tenantScope } from '../../app.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { CreateRefundBody, RefundListQuery } from './schemas.js';
 
 const tags = ['Refunds'];
 
-export async function refundRoutes(app: FastifyInstance) {
+export const refundRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { refunds } = app.platform;
 
   app.post(
@@ -24,8 +24,7 @@ export async function refundRoutes(app: FastifyInstance) {
         response: { 200: ref('Refund'), ...errors },
       },
     },
-    async (request) =>
-      refunds.create(tenantScope(request), request.body as never, request.id, request.idempotency?.key ?? null),
+    async (request) => refunds.create(tenantScope(request), request.body, request.id, request.idempotency?.key ?? null),
   );
 
   app.get(
@@ -42,7 +41,7 @@ export async function refundRoutes(app: FastifyInstance) {
     async (request) => ({
       object: 'list',
       url: '/v1/refunds',
-      ...(await refunds.list(tenantScope(request), request.query as never)),
+      ...(await refunds.list(tenantScope(request), request.query)),
     }),
   );
 
@@ -52,6 +51,6 @@ export async function refundRoutes(app: FastifyInstance) {
       config: { auth: 'tenant', scope: 'refunds:read' },
       schema: { tags, summary: 'Retrieve a refund', params: IdParam, response: { 200: ref('Refund'), ...errors } },
     },
-    async (request) => refunds.retrieve(tenantScope(request), (request.params as { id: string }).id),
+    async (request) => refunds.retrieve(tenantScope(request), request.params.id),
   );
-}
+};

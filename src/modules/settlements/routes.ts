@@ -1,12 +1,12 @@
-import type { FastifyInstance } from 'fastify';
-import { tenantScope } from '../../app.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { SettlementListQuery } from './schemas.js';
 
 const tags = ['Balance'];
 
-export async function settlementRoutes(app: FastifyInstance) {
+export const settlementRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { settlements } = app.platform;
 
   app.get(
@@ -25,7 +25,7 @@ export async function settlementRoutes(app: FastifyInstance) {
     async (request) => ({
       object: 'list',
       url: '/v1/settlements',
-      ...(await settlements.list(tenantScope(request), request.query as never)),
+      ...(await settlements.list(tenantScope(request), request.query)),
     }),
   );
 
@@ -40,6 +40,6 @@ export async function settlementRoutes(app: FastifyInstance) {
         response: { 200: ref('Settlement'), ...errors },
       },
     },
-    async (request) => settlements.retrieve(tenantScope(request), (request.params as { id: string }).id),
+    async (request) => settlements.retrieve(tenantScope(request), request.params.id),
   );
-}
+};

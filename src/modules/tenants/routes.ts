@@ -1,8 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { errors, ref } from '../../http/route-schemas.js';
 import { IdParam, StrictObject } from '../../http/schemas.js';
-import { SettlementScheduleSchema, type SettlementSchedule } from '../settlements/schedule.js';
+import { SettlementScheduleSchema } from '../settlements/schedule.js';
 
 const tags = ['Platform'];
 const security = [{ platformKey: [] }];
@@ -25,7 +25,7 @@ const UpdateTenantBody = StrictObject({
   settlement_schedule: Type.Optional(SettlementScheduleSchema),
 });
 
-export async function tenantRoutes(app: FastifyInstance) {
+export const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { tenants } = app.platform;
 
   app.post(
@@ -43,7 +43,7 @@ export async function tenantRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const body = request.body as { name: string; processors?: string[]; settlement_schedule?: SettlementSchedule };
+      const body = request.body;
       return tenants.create(body.name, body.processors, body.settlement_schedule);
     },
   );
@@ -69,11 +69,7 @@ export async function tenantRoutes(app: FastifyInstance) {
         response: { 200: ref('Tenant'), ...errors },
       },
     },
-    async (request) =>
-      tenants.update(
-        (request.params as { id: string }).id,
-        request.body as { name?: string; processors?: string[]; settlement_schedule?: SettlementSchedule },
-      ),
+    async (request) => tenants.update(request.params.id, request.body),
   );
 
   app.get(
@@ -88,6 +84,6 @@ export async function tenantRoutes(app: FastifyInstance) {
         response: { 200: ref('Tenant'), ...errors },
       },
     },
-    async (request) => tenants.retrieve((request.params as { id: string }).id),
+    async (request) => tenants.retrieve(request.params.id),
   );
-}
+};

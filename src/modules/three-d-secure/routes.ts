@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { StrictObject } from '../../http/schemas.js';
 import { toApiPayment } from '../payments/service.js';
@@ -17,14 +17,14 @@ function page(title: string, body: string) {
 }
 
 /** The simulated issuer's 3-D Secure challenge page, served by us in test mode only. */
-export async function threeDSecureRoutes(app: FastifyInstance) {
+export const threeDSecureRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { payments } = app.platform;
 
   app.get(
     '/3ds/:token',
     { schema: { hide: true, params: TokenParam }, config: { auth: 'none' } },
     async (request, reply) => {
-      const { token } = request.params as { token: string };
+      const { token } = request.params;
       const { state } = await payments.threeDSecureChallenge(token);
       const payment = toApiPayment(state);
       const amount = `${payment.amount} ${payment.currency.toUpperCase()} (minor units)`;
@@ -60,10 +60,10 @@ for (const [id, outcome] of [['complete','succeeded'],['fail','failed']]) {
       config: { auth: 'none' },
     },
     async (request) => {
-      const { token } = request.params as { token: string };
-      const { outcome } = request.body as { outcome: 'succeeded' | 'failed' };
+      const { token } = request.params;
+      const { outcome } = request.body;
       const { payment, returnUrl } = await payments.completeThreeDSecure(token, outcome === 'succeeded');
       return { id: payment.id, status: payment.status, return_url: returnUrl };
     },
   );
-}
+};
