@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Config } from './config.js';
-import { connect, type Sql } from './db/index.js';
+import { appDatabaseUrl as asAppRole, connect, noWorkerConnection, type Sql } from './db/index.js';
 import type { MicroBatcher } from './db/batcher.js';
 import { Authenticator } from './http/auth.js';
 import { IdempotencyStore } from './http/idempotency.js';
@@ -36,6 +36,8 @@ export interface Platform {
   config: Config;
   sql: Sql;
   replica: Sql;
+  /** The worker role's pool, for the cross-tenant worker_* scans; a refusing stand-in in an API-only process. */
+  workerSql: Sql;
   redis?: Redis;
   metrics: Metrics;
   authenticator: Authenticator;
@@ -59,17 +61,24 @@ export interface Platform {
   close(): Promise<void>;
 }
 
-/** Wires every service from configuration. `appDatabaseUrl` must name the non-privileged role. */
+/**
+ * Wires every service from configuration. `appDatabaseUrl` must name the non-privileged role;
+ * `workerDatabaseUrl`, the worker role, only in a process that runs the background workers.
+ */
 export function createPlatform(
   config: Config,
   appDatabaseUrl: string,
   secrets: Secrets,
-  options: { processMetrics?: boolean } = {},
+  options: { processMetrics?: boolean; workerDatabaseUrl?: string } = {},
 ): Platform {
   const sql = connect(appDatabaseUrl, { max: config.dbPoolSize, applicationName: 'payforward-api' });
+  // Whatever role the replica URL names, reads run as the application role, under row-level security.
   const replica = config.databaseReplicaUrl
-    ? connect(config.databaseReplicaUrl, { max: 4, applicationName: 'payforward-replica' })
+    ? connect(asAppRole(config.databaseReplicaUrl, config), { max: 4, applicationName: 'payforward-replica' })
     : sql;
+  const workerSql = options.workerDatabaseUrl
+    ? connect(options.workerDatabaseUrl, { max: 3, applicationName: 'payforward-worker' })
+    : noWorkerConnection();
   const redis = config.redisUrl
     ? new Redis(config.redisUrl, { enableAutoPipelining: true, maxRetriesPerRequest: 2, lazyConnect: false })
     : undefined;
@@ -88,10 +97,11 @@ export function createPlatform(
   const pricing = new PricingService(sql);
   const ledger = new LedgerService(sql);
   const settlementScheduleFor = (tenantId: string) => tenants.settlementScheduleFor(tenantId);
-  const payouts = new PayoutService(sql, ledger);
-  const settlements = new SettlementService(sql, ledger, payouts, settlementScheduleFor);
+  const payouts = new PayoutService(sql, ledger, workerSql);
+  const settlements = new SettlementService(sql, ledger, payouts, settlementScheduleFor, workerSql);
   const payments = new PaymentService({
     sql,
+    workerSql,
     writer,
     paymentMethods,
     router,
@@ -107,6 +117,7 @@ export function createPlatform(
     config,
     sql,
     replica,
+    workerSql,
     redis,
     metrics,
     authenticator,
@@ -119,19 +130,25 @@ export function createPlatform(
     apiKeys,
     paymentMethods,
     payments,
-    refunds: new RefundService(sql, router, pricing, ledger),
-    disputes: new DisputeService(sql, router, pricing, ledger),
+    refunds: new RefundService(sql, router, pricing, ledger, workerSql),
+    disputes: new DisputeService(sql, router, pricing, ledger, workerSql),
     events: new EventService(replica),
     pricing,
     ledger,
     payouts,
     settlements,
-    reconciliation: new ReconciliationService(sql, new SimulatedSettlementReports(sql), router.names()),
+    reconciliation: new ReconciliationService(
+      sql,
+      new SimulatedSettlementReports(workerSql),
+      router.names(),
+      workerSql,
+    ),
     async close() {
       await writer.idle();
       await idempotency.idle();
       await redis?.quit().catch(() => {});
       if (replica !== sql) await replica.end({ timeout: 5 });
+      await workerSql.end({ timeout: 5 });
       await sql.end({ timeout: 5 });
     },
   };

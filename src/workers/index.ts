@@ -15,7 +15,7 @@ interface Loop {
  * one pass at a time; every pass is safe to repeat and to run on several workers at once.
  */
 export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
-  const relay = platform.config.amqpUrl ? new OutboxRelay(platform.sql, platform.config.amqpUrl) : undefined;
+  const relay = platform.config.amqpUrl ? new OutboxRelay(platform.workerSql, platform.config.amqpUrl) : undefined;
   const loops: Loop[] = [
     { name: 'expire-authorizations', everyMs: 30_000, run: () => platform.payments.expireAuthorizations() },
     { name: 'recover-payments', everyMs: 15_000, run: () => platform.payments.recoverStuckPayments() },
@@ -32,7 +32,7 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
       name: 'purge-idempotency-keys',
       everyMs: 300_000,
       run: () =>
-        platform.sql`SELECT worker_purge_idempotency_keys(${`${platform.config.idempotencyTtlHours} hours`}::interval)`,
+        platform.workerSql`SELECT worker_purge_idempotency_keys(${`${platform.config.idempotencyTtlHours} hours`}::interval)`,
     },
     ...(relay ? [{ name: 'outbox-relay', everyMs: 200, run: () => relay.relayOnce() }] : []),
   ];

@@ -115,11 +115,12 @@ export class DisputeService {
     private readonly router: ConnectorRouter,
     private readonly pricing: PricingService,
     private readonly ledger: LedgerService,
+    private readonly workerSql: Sql,
   ) {}
 
   /** Worker pass: asks each processor about the captures on the dispute watch list and opens their disputes. */
   async intake(limit = 100): Promise<number> {
-    const captures = await this.sql<(ScopedItem & { processor: string; processor_reference: string })[]>`
+    const captures = await this.workerSql<(ScopedItem & { processor: string; processor_reference: string })[]>`
       SELECT * FROM worker_undisputed_captures(${limit})`;
     return eachSeparately(captures, (capture) => this.open(capture));
   }
@@ -253,8 +254,8 @@ export class DisputeService {
    * processor's decision.
    */
   async review(limit = 100): Promise<number> {
-    const overdue = await this.sql<ScopedItem[]>`SELECT * FROM worker_overdue_disputes(${new Date()}, ${limit})`;
-    const underReview = await this.sql<ScopedItem[]>`SELECT * FROM worker_disputes_under_review(${limit})`;
+    const overdue = await this.workerSql<ScopedItem[]>`SELECT * FROM worker_overdue_disputes(${new Date()}, ${limit})`;
+    const underReview = await this.workerSql<ScopedItem[]>`SELECT * FROM worker_disputes_under_review(${limit})`;
     const tasks = [
       ...overdue.map((item) => () => this.expire(item)),
       ...underReview.map((item) => () => this.decide(item)),

@@ -83,6 +83,8 @@ type PaymentMethodChoice =
 
 export interface PaymentServiceDeps {
   sql: Sql;
+  /** The worker role's pool: only the cross-tenant scans of the recovery and expiry passes use it. */
+  workerSql: Sql;
   writer: MicroBatcher<PaymentWrite, boolean>;
   paymentMethods: PaymentMethodService;
   router: ConnectorRouter;
@@ -373,7 +375,7 @@ export class PaymentService {
 
   /** Authorizations not captured in time are released (Stripe: 7 days), with a payment.canceled event. */
   async expireAuthorizations(limit = 100): Promise<number> {
-    const due = await this.deps.sql<
+    const due = await this.deps.workerSql<
       { id: string; tenant_id: string; livemode: boolean }[]
     >`SELECT * FROM worker_expired_authorizations(${limit})`;
     let canceled = 0;
@@ -400,7 +402,7 @@ export class PaymentService {
    * as an idempotency key, so nothing is authorized or captured twice.
    */
   async recoverStuckPayments(olderThanSeconds = 60, limit = 100): Promise<number> {
-    const stuck = await this.deps.sql<{ id: string; tenant_id: string; livemode: boolean }[]>`
+    const stuck = await this.deps.workerSql<{ id: string; tenant_id: string; livemode: boolean }[]>`
       SELECT * FROM worker_stuck_payments(${`${olderThanSeconds} seconds`}::interval, ${limit})`;
     for (const payment of stuck) {
       const scope = { tenantId: payment.tenant_id, livemode: payment.livemode };

@@ -96,6 +96,7 @@ export class PayoutService {
   constructor(
     private readonly sql: Sql,
     private readonly ledger: LedgerService,
+    private readonly workerSql: Sql,
   ) {}
 
   async create(scope: Scope, body: CreatePayoutBody, requestId: string | null): Promise<Payout> {
@@ -187,7 +188,7 @@ export class PayoutService {
    * posting and event, so a pass killed half-way, or two passes at once, move nothing twice.
    */
   async advanceRail(now = new Date(), limit = 100): Promise<number> {
-    const moving = await this.sql<
+    const moving = await this.workerSql<
       { id: string; tenant_id: string; livemode: boolean }[]
     >`SELECT * FROM worker_moving_payouts(${now}, ${limit})`;
     for (const item of moving) {

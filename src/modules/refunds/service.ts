@@ -76,6 +76,7 @@ export class RefundService {
     private readonly router: ConnectorRouter,
     private readonly pricing: PricingService,
     private readonly ledger: LedgerService,
+    private readonly workerSql: Sql,
   ) {}
 
   async create(scope: Scope, body: CreateRefundBody, requestId: string | null): Promise<Refund> {
@@ -215,7 +216,7 @@ export class RefundService {
 
   /** Completes refunds left pending by a crash; the refund id is the processor's idempotency key. */
   async recoverStuckRefunds(olderThanSeconds = 60, limit = 100): Promise<number> {
-    const stuck = await this.sql<{ id: string; tenant_id: string; livemode: boolean }[]>`
+    const stuck = await this.workerSql<{ id: string; tenant_id: string; livemode: boolean }[]>`
       SELECT * FROM worker_stuck_refunds(${`${olderThanSeconds} seconds`}::interval, ${limit})`;
     for (const item of stuck) {
       const scope = { tenantId: item.tenant_id, livemode: item.livemode };

@@ -82,11 +82,12 @@ export class SettlementService {
     private readonly ledger: LedgerService,
     private readonly payouts: PayoutService,
     private readonly scheduleFor: (tenantId: string) => Promise<SettlementSchedule>,
+    private readonly workerSql: Sql,
   ) {}
 
   /** Settles everything due at `asOf`; returns the settlements made. */
   async run(asOf = new Date()): Promise<Settlement[]> {
-    const groups = await this.sql<
+    const groups = await this.workerSql<
       { tenant_id: string; livemode: boolean; currency: string }[]
     >`SELECT * FROM worker_due_settlements(${asOf})`;
     const made: Settlement[] = [];
