@@ -111,6 +111,28 @@ export async function startServer(
   return { child, baseUrl, output: () => output, exited };
 }
 
+/** Runs the binary for a command expected to stop by itself (a refusal to start); its exit code and output. */
+export async function runUntilExit(
+  command: 'api' | 'worker' | 'start',
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+): Promise<{ code: number | string | null; output: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', command], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'test', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += String(chunk)));
+  child.stderr!.on('data', (chunk) => (output += String(chunk)));
+  const deadline = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const code = await new Promise<number | string | null>((resolveExit) => {
+    child.once('exit', (exitCode, signal) => resolveExit(exitCode ?? signal));
+  });
+  clearTimeout(deadline);
+  return { code, output };
+}
+
 /** SIGKILLs the process if it is still running and waits for it to be gone. */
 export async function stopServer(server: ServerProcess | undefined, signal: NodeJS.Signals = 'SIGKILL') {
   if (!server) return;

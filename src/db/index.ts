@@ -28,6 +28,9 @@ export function connect(url: string, options: { max?: number; applicationName?: 
     max: options.max ?? 10,
     idle_timeout: 30,
     connect_timeout: 10,
+    // While the server is away, a query waits for its connection's next attempt: the driver's
+    // default backoff grows to 20 s, so requests would hang instead of being answered 503 at once.
+    backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 0.5),
     onnotice: () => {},
     types: { bigint: bigintAsNumber },
     // Batch statements are prepared once per connection, but their cost depends on each batch's
