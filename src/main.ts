@@ -5,7 +5,7 @@ import { loadConfig } from './config.js';
 import { createPlatform } from './platform.js';
 import { startWorkers } from './workers/index.js';
 import { loggerOptions } from './http/logging.js';
-import { connect, refusePrivilegedRoles } from './db/index.js';
+import { connect, isDatabaseUnavailable, refusePrivilegedRoles } from './db/index.js';
 import { rotateCardKeys } from './modules/vault/rotate.js';
 import { CardVault, parseKek } from './modules/vault/vault.js';
 import { LedgerService } from './modules/ledger/service.js';
@@ -28,6 +28,12 @@ async function main(command = 'start') {
   // A production server never seeds the demo tenant, whose key would be printed and kept on disk.
   const config = { ...loadConfig(), ...(production ? { seedDemoTenant: false } : {}) };
   const log = pino(loggerOptions(config.logLevel));
+  // A query the driver rejects after its caller stopped waiting (a connection lost mid-flight)
+  // must not take the process down while the database restarts; anything else still does.
+  process.on('unhandledRejection', (reason) => {
+    if (!isDatabaseUnavailable(reason)) throw reason;
+    log.warn({ err: reason }, 'database connection lost with no caller waiting');
+  });
   const say = (line: string) => process.stdout.write(`${line}\n`);
   if (!['start', 'api', 'worker', 'migrate', 'rotate-keys', 'verify-ledger'].includes(command)) {
     say(usage);
