@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +28,11 @@ afterAll(async () => {
   await ownPg?.remove();
   rmSync(dataDir, { recursive: true, force: true });
 });
+
+async function ownServer(): Promise<OwnPostgres> {
+  ownPg ??= await startOwnPostgres();
+  return ownPg;
+}
 
 async function baseEnv(): Promise<Record<string, string>> {
   return { DATABASE_URL: adminUrl, PORT: String(await freePort()), DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
@@ -59,19 +65,25 @@ describe('NODE_ENV=production', () => {
   });
 
   it('starts with strong secrets, prints no key and seeds no demo tenant', async () => {
-    const [before] = await admin<{ n: number }[]>`SELECT count(*)::int AS n FROM tenants WHERE name = 'Demo tenant'`;
+    // A server of its own, where the roles are created with this test's passwords: on a shared
+    // server they already exist with others, which password authentication would refuse.
+    const pg = await ownServer();
     const secrets = productionSecrets();
     // SEED_DEMO_TENANT is left at its default (true): production overrides it.
-    const server = await startServer('api', { ...(await baseEnv()), ...secrets });
+    const server = await startServer('api', { ...(await baseEnv()), DATABASE_URL: pg.url, ...secrets });
     servers.push(server);
     const output = server.output();
     expect(output).toContain('PayForward API listening');
     for (const value of Object.values(secrets)) if (value !== 'production') expect(output).not.toContain(value);
     expect(output).not.toMatch(/sk_(test|live)_|Platform key|Test secret key|Demo tenant/);
-    const [after] = await admin<{ n: number }[]>`SELECT count(*)::int AS n FROM tenants WHERE name = 'Demo tenant'`;
-    expect(after.n).toBe(before.n);
+    const pgAdmin = connect(pg.url, { max: 1 });
+    try {
+      expect(await pgAdmin`SELECT id FROM tenants`).toEqual([]);
+    } finally {
+      await pgAdmin.end();
+    }
     expect(existsSync(join(dataDir, 'secrets.json'))).toBe(false);
-  });
+  }, 90_000);
 });
 
 describe('database roles at start-up', () => {
@@ -113,9 +125,11 @@ describe('database roles at start-up', () => {
       /DATABASE_URL connects as role postgres, which has SUPERUSER and BYPASSRLS/,
     );
     const role = `payforward_bypass_probe_${process.pid}`;
-    await admin.unsafe(`CREATE ROLE ${role} LOGIN BYPASSRLS`);
+    const password = randomBytes(24).toString('hex');
+    await admin.unsafe(`CREATE ROLE ${role} LOGIN BYPASSRLS PASSWORD '${password}'`);
     const url = new URL(adminUrl);
     url.username = role;
+    url.password = password;
     const bypass = connect(url.toString(), { max: 1 });
     try {
       await expect(refusePrivilegedRoles([{ setting: 'DATABASE_REPLICA_URL', sql: bypass }])).rejects.toThrow(
@@ -130,14 +144,18 @@ describe('database roles at start-up', () => {
   it('the binary exits non-zero when the replica role is a superuser there', async () => {
     // A replica server of its own whose application role has SUPERUSER: the migration on the
     // primary cannot see it, only the start-up check can.
-    ownPg = await startOwnPostgres();
-    const replicaAdmin = connect(ownPg.url, { max: 1 });
-    await replicaAdmin.unsafe(`CREATE ROLE ${loadConfig({}).appDbRole} LOGIN SUPERUSER`);
+    const replica = await ownServer();
+    const replicaAdmin = connect(replica.url, { max: 1 });
+    const appRole = loadConfig({}).appDbRole;
+    await replicaAdmin.unsafe(
+      `DO $$ BEGIN CREATE ROLE ${appRole} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
+    );
+    await replicaAdmin.unsafe(`ALTER ROLE ${appRole} SUPERUSER`);
     await replicaAdmin.end();
     const { code, output } = await runUntilExit('api', {
       ...(await baseEnv()),
       SEED_DEMO_TENANT: 'false',
-      DATABASE_REPLICA_URL: ownPg.url,
+      DATABASE_REPLICA_URL: replica.url,
     });
     expect(code, output).not.toBe(0);
     expect(output).toMatch(
