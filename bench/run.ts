@@ -640,6 +640,9 @@ async function benchApi(port: number) {
       VAULT_KEK: randomBytes(32).toString('base64'),
       VAULT_FINGERPRINT_KEY: randomBytes(32).toString('base64'),
       JWT_SECRET: randomBytes(32).toString('base64url'),
+      // Production refuses weak or defaulted database passwords; a role that exists keeps its own.
+      APP_DB_PASSWORD: process.env.APP_DB_PASSWORD || randomBytes(32).toString('base64url'),
+      WORKER_DB_PASSWORD: process.env.WORKER_DB_PASSWORD || randomBytes(32).toString('base64url'),
       DATA_DIR: join(RESULTS_DIR, '.data'),
     },
   });

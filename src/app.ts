@@ -41,6 +41,7 @@ import { bankAccountRoutes } from './modules/bank-accounts/routes.js';
 import { reconciliationRoutes } from './modules/reconciliation/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
 import type { DestinationStream } from 'pino';
+import { isDatabaseUnavailable } from './db/index.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -238,8 +239,15 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     const idempotency = request.idempotency;
     if (!idempotency) return payload;
     request.idempotency = undefined;
-    if (reply.statusCode >= 500) await platform.idempotency.abandon(idempotency);
-    else await platform.idempotency.complete(idempotency, reply.statusCode, String(payload));
+    try {
+      if (reply.statusCode >= 500) await platform.idempotency.abandon(idempotency);
+      else await platform.idempotency.complete(idempotency, reply.statusCode, String(payload));
+    } catch (error) {
+      // The database went away after the answer was decided: the client still gets that answer, and
+      // the unsettled claim is taken over by a retry once its owner stops heartbeating.
+      if (!isDatabaseUnavailable(error)) throw error;
+      request.log.warn({ err: error }, 'idempotency key left claimed: database unavailable');
+    }
     return payload;
   });
 
@@ -264,7 +272,8 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const apiError = toApiError(error);
     if (apiError.statusCode >= 500) request.log.error({ err: error }, 'request failed');
-    if (apiError.statusCode === 429 && !reply.hasHeader('retry-after')) reply.header('retry-after', '1');
+    if ((apiError.statusCode === 429 || apiError.statusCode === 503) && !reply.hasHeader('retry-after'))
+      reply.header('retry-after', '1');
     reply.code(apiError.statusCode).send({ error: apiError.toBody(request.id) });
   });
 
@@ -319,6 +328,14 @@ function answerFrameworkError(error: FastifyError, request: FastifyRequest, repl
 
 function toApiError(error: FastifyError): ApiError {
   if (error instanceof ApiError) return error;
+  if (isDatabaseUnavailable(error))
+    return new ApiError(
+      'api_error',
+      'database_unavailable',
+      'The database is unavailable for a moment; retry shortly with the same Idempotency-Key.',
+      null,
+      503,
+    );
   if (error.validation) return validationError(error.validation, error.validationContext ?? 'body');
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':

@@ -1,8 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { deflateRawSync } from 'node:zlib';
 import type { Config } from './config.js';
-import { appDatabaseUrl, connect } from './db/index.js';
+import { appDatabaseUrl, connect, workerDatabaseUrl } from './db/index.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
 import type { Secrets } from './platform.js';
@@ -62,9 +63,76 @@ export function resolveSecrets(config: Config): Secrets {
   };
 }
 
+/**
+ * Every secret a production deployment must pass in the environment, and what it must look like.
+ * `key`: base64 of exactly 32 bytes (a comma-separated list for `keys`, every entry checked);
+ * `text`: any string, judged by `strongText`.
+ */
+export const PRODUCTION_SECRETS: { name: string; kind: 'key' | 'keys' | 'text' }[] = [
+  { name: 'PLATFORM_API_KEY', kind: 'text' },
+  { name: 'VAULT_KEK', kind: 'keys' },
+  { name: 'VAULT_FINGERPRINT_KEY', kind: 'key' },
+  { name: 'JWT_SECRET', kind: 'text' },
+  { name: 'APP_DB_PASSWORD', kind: 'text' },
+  { name: 'WORKER_DB_PASSWORD', kind: 'text' },
+];
+
+const MIN_ENTROPY_BITS = 256;
+
+/**
+ * Whether a free-form secret plausibly holds 32 bytes of entropy. Three tests, all required:
+ * its length times log2 of the alphabet its character classes span (lower, upper, digits, other
+ * printable) is at least 256 bits; it has at least 10 distinct characters; and it does not
+ * compress (raw deflate keeps at least 3/4 of its length), which catches repeated words and
+ * patterns. 32 random bytes in base64url (43 characters) or hex (64) pass; a password does not.
+ */
+export function strongText(secret: string): boolean {
+  const classes = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^a-zA-Z0-9]/];
+  const alphabet = [26, 26, 10, 33].reduce((sum, size, i) => sum + (classes[i].test(secret) ? size : 0), 0);
+  const bits = secret.length * Math.log2(Math.max(alphabet, 1));
+  return bits >= MIN_ENTROPY_BITS && new Set(secret).size >= 10 && incompressible(Buffer.from(secret));
+}
+
+/** A key: base64 decoding to exactly 32 bytes that look random (varied and incompressible). */
+export function strongKey(encoded: string): boolean {
+  const key = Buffer.from(encoded, 'base64');
+  return key.length === 32 && new Set(key).size >= 16 && incompressible(key);
+}
+
+function incompressible(bytes: Buffer): boolean {
+  return deflateRawSync(bytes).length * 4 >= bytes.length * 3;
+}
+
+/**
+ * With NODE_ENV=production nothing may come from the data folder or a default: every secret is
+ * read from the environment and must be strong. Returns what is wrong, naming each variable.
+ */
+export function productionSecretProblems(env: NodeJS.ProcessEnv): string[] {
+  const problems: string[] = [];
+  for (const { name, kind } of PRODUCTION_SECRETS) {
+    const value = env[name];
+    if (!value) {
+      problems.push(`${name} is not set`);
+      continue;
+    }
+    const weak =
+      kind === 'text'
+        ? !strongText(value)
+        : !(kind === 'keys' ? value.split(',') : [value]).map((k) => k.trim()).every(strongKey);
+    if (weak)
+      problems.push(
+        kind === 'text'
+          ? `${name} is too weak: use at least 32 random bytes, e.g. \`openssl rand -base64 32\``
+          : `${name} must be 32 random bytes, base64-encoded (\`openssl rand -base64 32\`)`,
+      );
+  }
+  return problems;
+}
+
 export interface Database {
   adminUrl: string;
   appUrl: string;
+  workerUrl: string;
   embedded?: EmbeddedDatabase;
 }
 
@@ -81,12 +149,17 @@ export async function prepareDatabase(config: Config, log: (line: string) => voi
   }
   const admin = connect(adminUrl, { max: 1, applicationName: 'payforward-migrate' });
   try {
-    const applied = await migrate(admin, config.appDbRole, config.appDbPassword);
+    const applied = await migrate(admin, config);
     if (applied.length) log(`Applied migrations: ${applied.join(', ')}`);
   } finally {
     await admin.end();
   }
-  return { adminUrl, appUrl: appDatabaseUrl(adminUrl, config), embedded };
+  return {
+    adminUrl,
+    appUrl: appDatabaseUrl(adminUrl, config),
+    workerUrl: workerDatabaseUrl(adminUrl, config),
+    embedded,
+  };
 }
 
 /** On first start, a demo tenant so the quick start works; its test key is kept locally to print. */

@@ -14,6 +14,9 @@ export interface Config {
   databaseReplicaUrl?: string;
   appDbRole: string;
   appDbPassword: string;
+  /** The role the background workers connect as: the only one that may run the cross-tenant worker_* functions. */
+  workerDbRole: string;
+  workerDbPassword: string;
   embeddedPgPort: number;
   redisUrl?: string;
   amqpUrl?: string;
@@ -109,6 +112,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseReplicaUrl: optional(env, 'DATABASE_REPLICA_URL'),
     appDbRole: env.APP_DB_ROLE || 'payforward_app',
     appDbPassword: env.APP_DB_PASSWORD || 'payforward_app',
+    workerDbRole: env.WORKER_DB_ROLE || 'payforward_worker',
+    workerDbPassword: env.WORKER_DB_PASSWORD || 'payforward_worker',
     embeddedPgPort: num(env, 'EMBEDDED_PG_PORT', 54329, 1),
     redisUrl: optional(env, 'REDIS_URL'),
     amqpUrl: optional(env, 'AMQP_URL'),

@@ -1,11 +1,11 @@
 import pino from 'pino';
 import { buildApp } from './app.js';
-import { ensureDemoTenant, prepareDatabase, resolveSecrets } from './bootstrap.js';
+import { ensureDemoTenant, prepareDatabase, productionSecretProblems, resolveSecrets } from './bootstrap.js';
 import { loadConfig } from './config.js';
 import { createPlatform } from './platform.js';
 import { startWorkers } from './workers/index.js';
 import { loggerOptions } from './http/logging.js';
-import { connect } from './db/index.js';
+import { connect, isDatabaseUnavailable, refusePrivilegedRoles } from './db/index.js';
 import { rotateCardKeys } from './modules/vault/rotate.js';
 import { CardVault, parseKek } from './modules/vault/vault.js';
 import { LedgerService } from './modules/ledger/service.js';
@@ -19,8 +19,21 @@ const usage = `Usage: payforward <command>
   verify-ledger  recompute every ledger balance from its entries; exit 1 on any difference`;
 
 async function main(command = 'start') {
-  const config = loadConfig();
+  const production = process.env.NODE_ENV === 'production';
+  const problems = production ? productionSecretProblems(process.env) : [];
+  if (problems.length) {
+    process.stderr.write(`PayForward refuses to start with NODE_ENV=production:\n  ${problems.join('\n  ')}\n`);
+    process.exit(1);
+  }
+  // A production server never seeds the demo tenant, whose key would be printed and kept on disk.
+  const config = { ...loadConfig(), ...(production ? { seedDemoTenant: false } : {}) };
   const log = pino(loggerOptions(config.logLevel));
+  // A query the driver rejects after its caller stopped waiting (a connection lost mid-flight)
+  // must not take the process down while the database restarts; anything else still does.
+  process.on('unhandledRejection', (reason) => {
+    if (!isDatabaseUnavailable(reason)) throw reason;
+    log.warn({ err: reason }, 'database connection lost with no caller waiting');
+  });
   const say = (line: string) => process.stdout.write(`${line}\n`);
   if (!['start', 'api', 'worker', 'migrate', 'rotate-keys', 'verify-ledger'].includes(command)) {
     say(usage);
@@ -64,7 +77,17 @@ async function main(command = 'start') {
     process.exitCode = unreadable ? 1 : 0;
     return;
   }
-  const platform = createPlatform(config, database.appUrl, secrets);
+  // Only a process that runs the workers holds a connection as the worker role.
+  const platform = createPlatform(config, database.appUrl, secrets, {
+    workerDatabaseUrl: command === 'api' ? undefined : database.workerUrl,
+  });
+  await refusePrivilegedRoles([
+    { setting: 'DATABASE_URL (as APP_DB_ROLE)', sql: platform.sql },
+    ...(platform.replica !== platform.sql
+      ? [{ setting: 'DATABASE_REPLICA_URL (as APP_DB_ROLE)', sql: platform.replica }]
+      : []),
+    ...(command === 'api' ? [] : [{ setting: 'DATABASE_URL (as WORKER_DB_ROLE)', sql: platform.workerSql }]),
+  ]);
   const app = await buildApp(platform);
   const workers = command === 'api' ? undefined : startWorkers(platform, app.log);
 
@@ -76,7 +99,7 @@ async function main(command = 'start') {
     say(`  Interactive docs:   ${config.publicUrl}/docs`);
     say(`  OpenAPI document:   ${config.publicUrl}/openapi.json`);
     if (demo) say(`  Demo tenant:        ${demo.tenantId}\n  Test secret key:    ${demo.testSecretKey}`);
-    if (!config.platformApiKey)
+    if (!config.platformApiKey && !production)
       say(`  Platform key:       ${secrets.platformApiKey}  (kept in ${config.dataDir}/secrets.json)`);
     say('');
   } else {

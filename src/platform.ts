@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Config } from './config.js';
-import { connect, type Sql } from './db/index.js';
+import { appDatabaseUrl as asAppRole, connect, noWorkerConnection, type Sql } from './db/index.js';
 import type { MicroBatcher } from './db/batcher.js';
 import { Authenticator } from './http/auth.js';
 import { IdempotencyStore } from './http/idempotency.js';
@@ -37,6 +37,8 @@ export interface Platform {
   config: Config;
   sql: Sql;
   replica: Sql;
+  /** The worker role's pool, for the cross-tenant worker_* scans; a refusing stand-in in an API-only process. */
+  workerSql: Sql;
   redis?: Redis;
   metrics: Metrics;
   authenticator: Authenticator;
@@ -61,18 +63,25 @@ export interface Platform {
   close(): Promise<void>;
 }
 
-/** Wires every service from configuration. `appDatabaseUrl` must name the non-privileged role. */
+/**
+ * Wires every service from configuration. `appDatabaseUrl` must name the non-privileged role;
+ * `workerDatabaseUrl`, the worker role, only in a process that runs the background workers.
+ */
 export function createPlatform(
   config: Config,
   appDatabaseUrl: string,
   secrets: Secrets,
   // `clock` decides key expiry and rate-limit windows; tests move it instead of waiting.
-  options: { processMetrics?: boolean; clock?: () => number } = {},
+  options: { processMetrics?: boolean; clock?: () => number; workerDatabaseUrl?: string } = {},
 ): Platform {
   const sql = connect(appDatabaseUrl, { max: config.dbPoolSize, applicationName: 'payforward-api' });
+  // Whatever role the replica URL names, reads run as the application role, under row-level security.
   const replica = config.databaseReplicaUrl
-    ? connect(config.databaseReplicaUrl, { max: 4, applicationName: 'payforward-replica' })
+    ? connect(asAppRole(config.databaseReplicaUrl, config), { max: 4, applicationName: 'payforward-replica' })
     : sql;
+  const workerSql = options.workerDatabaseUrl
+    ? connect(options.workerDatabaseUrl, { max: 3, applicationName: 'payforward-worker' })
+    : noWorkerConnection();
   const redis = config.redisUrl
     ? new Redis(config.redisUrl, {
         enableAutoPipelining: true,
@@ -108,10 +117,11 @@ export function createPlatform(
   const ledger = new LedgerService(sql);
   const settlementScheduleFor = (tenantId: string) => tenants.settlementScheduleFor(tenantId);
   const bankAccounts = new BankAccountService(sql, vault);
-  const payouts = new PayoutService(sql, ledger, bankAccounts);
-  const settlements = new SettlementService(sql, ledger, payouts, settlementScheduleFor);
+  const payouts = new PayoutService(sql, ledger, bankAccounts, workerSql);
+  const settlements = new SettlementService(sql, ledger, payouts, settlementScheduleFor, workerSql);
   const payments = new PaymentService({
     sql,
+    workerSql,
     writer,
     paymentMethods,
     router,
@@ -127,6 +137,7 @@ export function createPlatform(
     config,
     sql,
     replica,
+    workerSql,
     redis,
     metrics,
     authenticator,
@@ -141,15 +152,20 @@ export function createPlatform(
     apiKeys,
     paymentMethods,
     payments,
-    refunds: new RefundService(sql, router, pricing, ledger),
-    disputes: new DisputeService(sql, router, pricing, ledger),
+    refunds: new RefundService(sql, router, pricing, ledger, workerSql),
+    disputes: new DisputeService(sql, router, pricing, ledger, workerSql),
     events: new EventService(replica),
     pricing,
     ledger,
     payouts,
     bankAccounts,
     settlements,
-    reconciliation: new ReconciliationService(sql, new SimulatedSettlementReports(sql), router.names()),
+    reconciliation: new ReconciliationService(
+      sql,
+      new SimulatedSettlementReports(workerSql),
+      router.names(),
+      workerSql,
+    ),
     async close() {
       await writer.idle();
       await idempotency.idle();
@@ -158,6 +174,7 @@ export function createPlatform(
       if (redis?.status === 'ready') await redis.quit().catch(() => {});
       else redis?.disconnect();
       if (replica !== sql) await replica.end({ timeout: 5 });
+      await workerSql.end({ timeout: 5 });
       await sql.end({ timeout: 5 });
     },
   };

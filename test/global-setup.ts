@@ -39,7 +39,7 @@ export async function setup(project: TestProject) {
   url.pathname = `/${TEST_DATABASE}`;
   const admin = connect(url.toString(), { max: 1 });
   const config = loadConfig({});
-  await migrate(admin, config.appDbRole, config.appDbPassword);
+  await migrate(admin, config);
   await admin.end();
   project.provide('adminDatabaseUrl', url.toString());
 }

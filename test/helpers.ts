@@ -4,7 +4,7 @@ import { expect, inject } from 'vitest';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { buildApp, type BuildOptions } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
-import { appDatabaseUrl, connect, type Sql } from '../src/db/index.js';
+import { appDatabaseUrl, connect, workerDatabaseUrl, type Sql } from '../src/db/index.js';
 import { createPlatform, type Platform } from '../src/platform.js';
 import { migrate } from '../src/db/migrate.js';
 
@@ -71,7 +71,8 @@ export async function bootApp(
       vaultFingerprintKey: TEST_FINGERPRINT_KEY,
       jwtSecret: 'test-jwt-secret-0123456789',
     },
-    { processMetrics: false, clock: clock?.now },
+    // Tests drive the worker passes directly, so the platform holds the worker role's pool too.
+    { processMetrics: false, clock: clock?.now, workerDatabaseUrl: workerDatabaseUrl(adminUrl, config) },
   );
   const logs: string[] = [];
   const logStream = new Writable({
@@ -141,7 +142,7 @@ async function ownDatabase(suffix: string): Promise<{ url: string; drop(): Promi
   url.pathname = `/${name}`;
   const admin = connect(url.toString(), { max: 1 });
   const config = loadConfig({});
-  await migrate(admin, config.appDbRole, config.appDbPassword);
+  await migrate(admin, config);
   await admin.end();
   return {
     url: url.toString(),

@@ -54,7 +54,7 @@ afterAll(async () => {
 });
 
 function newRelay() {
-  const relay = new OutboxRelay(t.platform.sql, amqpUrl!);
+  const relay = new OutboxRelay(t.platform.workerSql, amqpUrl!);
   relays.push(relay);
   return relay;
 }
@@ -210,7 +210,7 @@ describe.skipIf(!amqpUrl)('OutboxRelay', () => {
     expect(response.statusCode).toBe(200);
     const paymentId = response.json().id as string;
     // A relay pointed at a broker that refuses the login cannot publish: nothing is marked.
-    const broken = new OutboxRelay(t.platform.sql, amqpUrl!.replace(/\/\/[^@]*@/, '//nobody:wrong@'));
+    const broken = new OutboxRelay(t.platform.workerSql, amqpUrl!.replace(/\/\/[^@]*@/, '//nobody:wrong@'));
     await expect(broken.relayOnce()).rejects.toThrow();
     await broken.close();
     const [pending] = await t.admin<

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
@@ -17,6 +18,20 @@ export function freePort(): Promise<number> {
       server.close(() => resolvePort(port));
     });
   });
+}
+
+/** Strong secrets for every variable production demands (NODE_ENV=production), freshly generated. */
+export function productionSecrets(): Record<string, string> {
+  const text = () => randomBytes(32).toString('base64url');
+  return {
+    NODE_ENV: 'production',
+    PLATFORM_API_KEY: `pk_platform_${text()}`,
+    VAULT_KEK: randomBytes(32).toString('base64'),
+    VAULT_FINGERPRINT_KEY: randomBytes(32).toString('base64'),
+    JWT_SECRET: text(),
+    APP_DB_PASSWORD: text(),
+    WORKER_DB_PASSWORD: text(),
+  };
 }
 
 export interface ServerProcess {
@@ -59,7 +74,9 @@ export async function startServer(
 ): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', command], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production', ...env },
+    // Not production unless a test says so: production demands strong secrets from the environment
+    // (see productionSecrets), which tests that pass fixed test keys do not have.
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -92,6 +109,28 @@ export async function startServer(
     );
   }
   return { child, baseUrl, output: () => output, exited };
+}
+
+/** Runs the binary for a command expected to stop by itself (a refusal to start); its exit code and output. */
+export async function runUntilExit(
+  command: 'api' | 'worker' | 'start',
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+): Promise<{ code: number | string | null; output: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', command], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'test', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += String(chunk)));
+  child.stderr!.on('data', (chunk) => (output += String(chunk)));
+  const deadline = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const code = await new Promise<number | string | null>((resolveExit) => {
+    child.once('exit', (exitCode, signal) => resolveExit(exitCode ?? signal));
+  });
+  clearTimeout(deadline);
+  return { code, output };
 }
 
 /** SIGKILLs the process if it is still running and waits for it to be gone. */

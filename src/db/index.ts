@@ -29,6 +29,9 @@ export function connect(url: string, options: { max?: number; applicationName?: 
     max: options.max ?? 10,
     idle_timeout: 30,
     connect_timeout: 10,
+    // While the server is away, a query waits for its connection's next attempt: the driver's
+    // default backoff grows to 20 s, so requests would hang instead of being answered 503 at once.
+    backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 0.5),
     onnotice: () => {},
     types: { bigint: bigintAsNumber },
     // Batch statements are prepared once per connection, but their cost depends on each batch's
@@ -40,10 +43,78 @@ export function connect(url: string, options: { max?: number; applicationName?: 
 
 /** The application's connection string: same server and database, the non-privileged role. */
 export function appDatabaseUrl(adminUrl: string, config: Pick<Config, 'appDbRole' | 'appDbPassword'>): string {
+  return asRole(adminUrl, config.appDbRole, config.appDbPassword);
+}
+
+/** The background workers' connection string: the only role that may run the worker_* functions. */
+export function workerDatabaseUrl(adminUrl: string, config: Pick<Config, 'workerDbRole' | 'workerDbPassword'>): string {
+  return asRole(adminUrl, config.workerDbRole, config.workerDbPassword);
+}
+
+function asRole(adminUrl: string, role: string, password: string): string {
   const url = new URL(adminUrl);
-  url.username = config.appDbRole;
-  url.password = config.appDbPassword;
+  url.username = role;
+  url.password = password;
   return url.toString();
+}
+
+/**
+ * Stands in for the worker role's pool in a process that runs no workers (`api`), which must hold
+ * no connection that can scan across tenants: any use is a wiring mistake, and says so.
+ */
+export function noWorkerConnection(): Sql {
+  const refuse = () => {
+    throw new Error('this process runs no workers and holds no worker-role connection');
+  };
+  return Object.assign(refuse, { begin: refuse, reserve: refuse, unsafe: refuse, end: async () => {} }) as never;
+}
+
+/**
+ * Row-level security is the tenant boundary, and SUPERUSER or BYPASSRLS roles skip it: a process
+ * whose connections have either would serve every tenant's rows to any tenant. Checked at start-up
+ * because a replica or a misconfigured URL can name a role the migration never saw.
+ */
+export async function refusePrivilegedRoles(connections: { setting: string; sql: Sql }[]): Promise<void> {
+  for (const { setting, sql } of connections) {
+    const [role] = await sql<{ rolname: string; rolsuper: boolean; rolbypassrls: boolean }[]>`
+      SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user`;
+    const privileges = [role.rolsuper && 'SUPERUSER', role.rolbypassrls && 'BYPASSRLS'].filter(Boolean);
+    if (privileges.length)
+      throw new Error(
+        `${setting} connects as role ${role.rolname}, which has ${privileges.join(' and ')}: ` +
+          'row-level security would not apply, so PayForward refuses to start',
+      );
+  }
+}
+
+// Connection-level failures: the server is down, restarting, failing over or refusing new
+// connections. A request that meets one is answered 503 and can be retried; any other error is a bug.
+const UNAVAILABLE_CODES = new Set([
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  '57P01', // admin_shutdown: the server is stopping (or the backend was terminated)
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now: starting up, shutting down or in recovery
+  '53300', // too_many_connections
+]);
+
+/** Whether an error means the database cannot be reached right now (as opposed to a failed query). */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  // A commit whose answer never came is the database going away too: the caller answers 503 and the
+  // client's retry with the same Idempotency-Key resolves what happened.
+  if (error instanceof CommitOutcomeUnknown) return true;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return false;
+  return UNAVAILABLE_CODES.has(code) || code.startsWith('08');
 }
 
 export function scopeSetting(scopes: Scope[]): string {
@@ -91,21 +162,31 @@ export async function scopedStatement<T>(sql: Sql, scopes: Scope[], statement: (
   const tx = connection as unknown as Tx;
   let lost = false;
   try {
-    const commitQuery = tx`COMMIT`;
-    const [begin, scope, result, commit] = await Promise.allSettled([
-      tx`BEGIN`,
+    // Queued now, so they precede anything the statement sends. From here the transaction is open:
+    // a statement that throws instead of returning its query must still end it, or the connection
+    // would go back to the pool inside it; whatever it sent before throwing is rolled back.
+    const begin = tx`BEGIN`.execute();
+    const scope =
       tx`SELECT set_config('app.scope', ${scopeSetting(scopes)}, true), set_config('plan_cache_mode', 'force_generic_plan', true),
-        set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`,
-      statement(tx),
-      commitQuery,
-    ]);
-    const failures = [begin, scope, result, commit].flatMap((o) => (o.status === 'rejected' ? [o.reason] : []));
+        set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`.execute();
+    let result: Promise<T>;
+    let threw = false;
+    try {
+      result = statement(tx);
+    } catch (error) {
+      threw = true;
+      result = Promise.reject(error);
+    }
+    const end = threw ? tx`ROLLBACK` : tx`COMMIT`;
+    const outcomes = await Promise.allSettled([begin, scope, result, end]);
+    const failures = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason] : []));
     if (failures.length) {
-      const failure = transactionFailure(commitQuery, commit.status === 'rejected', failures);
+      // Only a COMMIT that went unanswered leaves the outcome unknown; a rollback's never is.
+      const failure = threw ? failures[0] : transactionFailure(end, outcomes[3].status === 'rejected', failures);
       lost = failure instanceof CommitOutcomeUnknown;
       throw failure;
     }
-    return (result as PromiseFulfilledResult<T>).value;
+    return (outcomes[2] as PromiseFulfilledResult<T>).value;
   } finally {
     // A lost connection is in the pool's closed list already, to be reconnected on demand; releasing
     // it would list it as open without a socket (porsager/postgres#1208).

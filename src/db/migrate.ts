@@ -1,17 +1,28 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Sql } from './index.js';
+import type { Config } from '../config.js';
+import type { Sql, Tx } from './index.js';
 
 const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
 const LOCK_ID = 7_240_001;
+
+/**
+ * Owns every SECURITY DEFINER function. It bypasses row-level security (those functions exist to
+ * look across tenants) and cannot log in, so nobody can act with its rights except through the
+ * fixed bodies of those functions.
+ */
+export const FUNCTION_OWNER_ROLE = 'payforward_definer';
+
+export type DatabaseRoles = Pick<Config, 'appDbRole' | 'appDbPassword' | 'workerDbRole' | 'workerDbPassword'>;
 
 /**
  * Applies pending migrations in file-name order, each in its own transaction, then (re)grants the
  * application role the least it needs: no UPDATE or DELETE beyond the tables that change state,
  * never SUPERUSER or BYPASSRLS. Safe to call concurrently: an advisory lock serialises callers.
  */
-export async function migrate(admin: Sql, appRole: string, appPassword: string): Promise<string[]> {
+export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[]> {
+  const { appDbRole: appRole, workerDbRole: workerRole } = roles;
   const applied: string[] = [];
   await admin.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${LOCK_ID})`;
@@ -26,22 +37,15 @@ export async function migrate(admin: Sql, appRole: string, appPassword: string):
       await tx`INSERT INTO schema_migrations (name) VALUES (${file})`;
       applied.push(file);
     }
-    // Roles belong to the whole server, so databases migrated at once (parallel test runs) may
-    // race to create it: losing that race is fine.
-    const quotedPassword = appPassword.replace(/'/g, "''");
-    await tx.unsafe(`DO $$ BEGIN
-      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${appRole}') THEN
-        CREATE ROLE "${appRole}" LOGIN PASSWORD '${quotedPassword}' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
-      END IF;
-    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-    END $$`);
-    const [role] = await tx<
-      { rolsuper: boolean; rolbypassrls: boolean }[]
-    >`SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = ${appRole}`;
-    if (role.rolsuper || role.rolbypassrls)
-      throw new Error(`role ${appRole} must not be SUPERUSER or BYPASSRLS: row-level security would not apply`);
+    const login = 'LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE';
+    await ensureRole(tx, appRole, `${login} PASSWORD ${literal(roles.appDbPassword)}`);
+    await ensureRole(tx, workerRole, `${login} PASSWORD ${literal(roles.workerDbPassword)}`);
+    // Only a superuser may create a BYPASSRLS role: in a deployment whose migrator is not one, an
+    // administrator creates it once beforehand (see the README).
+    await ensureRole(tx, FUNCTION_OWNER_ROLE, 'NOLOGIN NOSUPERUSER BYPASSRLS NOCREATEDB NOCREATEROLE');
+    await checkRoles(tx, roles);
     await tx.unsafe(`
-      GRANT USAGE ON SCHEMA public TO "${appRole}";
+      GRANT USAGE ON SCHEMA public TO "${appRole}", "${workerRole}", "${FUNCTION_OWNER_ROLE}";
       GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO "${appRole}";
       REVOKE ALL ON schema_migrations FROM "${appRole}";
       REVOKE ALL ON processor_reports FROM "${appRole}";
@@ -51,8 +55,76 @@ export async function migrate(admin: Sql, appRole: string, appPassword: string):
       GRANT DELETE ON idempotency_keys, dispute_watch TO "${appRole}";
       GRANT UPDATE, DELETE ON reconciliation_reports TO "${appRole}";
       GRANT DELETE ON reconciliation_items TO "${appRole}";
-      GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO "${appRole}";
+      GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "${FUNCTION_OWNER_ROLE}";
+      REVOKE ALL ON schema_migrations FROM "${FUNCTION_OWNER_ROLE}";
     `);
+    await lockDownDefinerFunctions(tx, roles);
   });
   return applied;
+}
+
+function literal(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+// Roles belong to the whole server, so databases migrated at once (parallel test runs) may race
+// to create one: losing that race is fine. An existing role keeps its password (rotate it with
+// ALTER ROLE); its attributes are checked below, not silently changed.
+async function ensureRole(tx: Tx, name: string, attributes: string) {
+  await tx.unsafe(`DO $$ BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${literal(name)}) THEN
+        CREATE ROLE "${name}" ${attributes};
+      END IF;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+    END $$`);
+}
+
+async function checkRoles(tx: Tx, { appDbRole, workerDbRole }: DatabaseRoles) {
+  const rows = await tx<{ rolname: string; rolsuper: boolean; rolbypassrls: boolean; rolcanlogin: boolean }[]>`
+    SELECT rolname, rolsuper, rolbypassrls, rolcanlogin FROM pg_roles
+    WHERE rolname IN (${appDbRole}, ${workerDbRole}, ${FUNCTION_OWNER_ROLE})`;
+  for (const role of rows) {
+    if (role.rolname === FUNCTION_OWNER_ROLE) {
+      if (role.rolcanlogin || role.rolsuper)
+        throw new Error(`role ${FUNCTION_OWNER_ROLE} owns the SECURITY DEFINER functions: it must be NOLOGIN`);
+    } else if (role.rolsuper || role.rolbypassrls) {
+      throw new Error(`role ${role.rolname} must not be SUPERUSER or BYPASSRLS: row-level security would not apply`);
+    }
+  }
+  // Membership would let the API's role SET ROLE to the worker role and scan every tenant.
+  const [membership] = await tx<{ app_in_worker: boolean; app_in_owner: boolean; worker_in_owner: boolean }[]>`
+    SELECT pg_has_role(${appDbRole}, ${workerDbRole}, 'MEMBER') AS app_in_worker,
+      pg_has_role(${appDbRole}, ${FUNCTION_OWNER_ROLE}, 'MEMBER') AS app_in_owner,
+      pg_has_role(${workerDbRole}, ${FUNCTION_OWNER_ROLE}, 'MEMBER') AS worker_in_owner`;
+  if (membership.app_in_worker || membership.app_in_owner || membership.worker_in_owner)
+    throw new Error(
+      `roles ${appDbRole} and ${workerDbRole} must not be members of ${workerDbRole} or ${FUNCTION_OWNER_ROLE}`,
+    );
+}
+
+/**
+ * Every SECURITY DEFINER function, including those later migrations add, by naming rule:
+ * `worker_*` (cross-tenant scans) only for the worker role, `auth_*` (key lookup before any tenant
+ * is known) only for the API's role, trigger functions for nobody (a trigger needs no EXECUTE
+ * right to fire). Each is owned by the NOLOGIN owner role and has its search_path pinned with
+ * pg_temp last, so a caller's temporary objects can never shadow the tables it reads.
+ */
+async function lockDownDefinerFunctions(tx: Tx, { appDbRole, workerDbRole }: DatabaseRoles) {
+  const functions = await tx<{ signature: string; name: string; is_trigger: boolean }[]>`
+    SELECT p.oid::regprocedure::text AS signature, p.proname AS name, p.prorettype = 'trigger'::regtype AS is_trigger
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname = 'public' AND p.prosecdef
+    ORDER BY 1`;
+  const statements = functions.map(({ signature, name, is_trigger }) => {
+    const grantee = name.startsWith('worker_') ? workerDbRole : name.startsWith('auth_') ? appDbRole : undefined;
+    if (!grantee && !is_trigger)
+      throw new Error(`SECURITY DEFINER function ${signature} must be named worker_* or auth_* (or be a trigger)`);
+    return [
+      `ALTER FUNCTION ${signature} OWNER TO "${FUNCTION_OWNER_ROLE}"`,
+      `ALTER FUNCTION ${signature} SET search_path = public, pg_temp`,
+      `REVOKE ALL ON FUNCTION ${signature} FROM PUBLIC, "${appDbRole}", "${workerDbRole}"`,
+      ...(grantee ? [`GRANT EXECUTE ON FUNCTION ${signature} TO "${grantee}"`] : []),
+    ].join(';\n');
+  });
+  if (statements.length) await tx.unsafe(statements.join(';\n'));
 }

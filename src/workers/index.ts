@@ -19,7 +19,7 @@ interface Loop {
  * own: one that fails is logged, counted and retried with backoff while the others go on.
  */
 export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
-  const relay = platform.config.amqpUrl ? new OutboxRelay(platform.sql, platform.config.amqpUrl) : undefined;
+  const relay = platform.config.amqpUrl ? new OutboxRelay(platform.workerSql, platform.config.amqpUrl) : undefined;
   const loops: Loop[] = [
     {
       name: 'expire-authorizations',
@@ -56,7 +56,7 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
       name: 'purge-idempotency-keys',
       everyMs: 300_000,
       run: () =>
-        platform.sql`SELECT worker_purge_idempotency_keys(${`${platform.config.idempotencyTtlHours} hours`}::interval)`,
+        platform.workerSql`SELECT worker_purge_idempotency_keys(${`${platform.config.idempotencyTtlHours} hours`}::interval)`,
     },
     ...(relay ? [{ name: 'outbox-relay', everyMs: 200, run: () => relay.relayOnce() }] : []),
   ];

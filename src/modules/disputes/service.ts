@@ -117,11 +117,12 @@ export class DisputeService {
     private readonly router: ConnectorRouter,
     private readonly pricing: PricingService,
     private readonly ledger: LedgerService,
+    private readonly workerSql: Sql,
   ) {}
 
   /** Worker pass: asks each processor about the captures on the dispute watch list and opens their disputes. */
   async intake(limit = 100, items: ItemRunner = separately('disputes')): Promise<number> {
-    const captures = await this.sql<(ScopedItem & { processor: string; processor_reference: string })[]>`
+    const captures = await this.workerSql<(ScopedItem & { processor: string; processor_reference: string })[]>`
       SELECT * FROM worker_undisputed_captures(${limit + items.waiting})`;
     return items.each(
       captures,
@@ -271,8 +272,8 @@ export class DisputeService {
    */
   async review(limit = 100, items: ItemRunner = separately('disputes')): Promise<number> {
     const page = limit + items.waiting;
-    const overdue = await this.sql<ScopedItem[]>`SELECT * FROM worker_overdue_disputes(${new Date()}, ${page})`;
-    const underReview = await this.sql<ScopedItem[]>`SELECT * FROM worker_disputes_under_review(${page})`;
+    const overdue = await this.workerSql<ScopedItem[]>`SELECT * FROM worker_overdue_disputes(${new Date()}, ${page})`;
+    const underReview = await this.workerSql<ScopedItem[]>`SELECT * FROM worker_disputes_under_review(${page})`;
     const tasks = [
       ...overdue.map((item) => ({ id: item.id, run: () => this.expire(item) })),
       ...underReview.map((item) => ({ id: item.id, run: () => this.decide(item) })),

@@ -84,6 +84,8 @@ type PaymentMethodChoice =
 
 export interface PaymentServiceDeps {
   sql: Sql;
+  /** The worker role's pool: only the cross-tenant scans of the recovery and expiry passes use it. */
+  workerSql: Sql;
   writer: MicroBatcher<PaymentWrite, boolean>;
   paymentMethods: PaymentMethodService;
   router: ConnectorRouter;
@@ -388,7 +390,7 @@ export class PaymentService {
 
   /** Authorizations not captured in time are released (Stripe: 7 days), with a payment.canceled event. */
   async expireAuthorizations(limit = 100, items: ItemRunner = separately('authorizations')): Promise<number> {
-    const due = await this.deps.sql<
+    const due = await this.deps.workerSql<
       { id: string; tenant_id: string; livemode: boolean }[]
     >`SELECT * FROM worker_expired_authorizations(${limit + items.waiting})`;
     return items.each(
@@ -422,7 +424,7 @@ export class PaymentService {
     limit = 100,
     items: ItemRunner = separately('payments'),
   ): Promise<number> {
-    const stuck = await this.deps.sql<{ id: string; tenant_id: string; livemode: boolean }[]>`
+    const stuck = await this.deps.workerSql<{ id: string; tenant_id: string; livemode: boolean }[]>`
       SELECT * FROM worker_stuck_payments(${`${olderThanSeconds} seconds`}::interval, ${limit + items.waiting})`;
     await items.each(
       stuck,

@@ -101,6 +101,7 @@ export class PayoutService {
     private readonly sql: Sql,
     private readonly ledger: LedgerService,
     private readonly bankAccounts: BankAccountService,
+    private readonly workerSql: Sql,
   ) {}
 
   /**
@@ -212,7 +213,7 @@ export class PayoutService {
    * posting and event, so a pass killed half-way, or two passes at once, move nothing twice.
    */
   async advanceRail(now = new Date(), limit = 100, items: ItemRunner = separately('payouts')): Promise<number> {
-    const moving = await this.sql<
+    const moving = await this.workerSql<
       { id: string; tenant_id: string; livemode: boolean }[]
     >`SELECT * FROM worker_moving_payouts(${now}, ${limit + items.waiting})`;
     await items.each(

@@ -175,6 +175,7 @@ export class ReconciliationService {
     private readonly sql: Sql,
     private readonly settlementReports: SimulatedSettlementReports,
     private readonly processors: string[],
+    private readonly workerSql: Sql,
   ) {}
 
   /**
@@ -202,13 +203,13 @@ export class ReconciliationService {
 
   /** The stored report if final; otherwise asks the processor again (a provisional one is replaced). */
   private async fetchProcessorReport(processor: string, reportDate: string, now: Date): Promise<ProcessorReportRow> {
-    const [stored] = await this.sql<
+    const [stored] = await this.workerSql<
       ProcessorReportRow[]
     >`SELECT * FROM worker_processor_report(${processor}, ${reportDate}::date)`;
     if (stored?.final) return stored;
     const csv = await this.settlementReports.report(processor, reportDate);
     const final = now.getTime() >= dayEnd(reportDate).getTime() + REPORT_GRACE_MS;
-    const [kept] = await this.sql<ProcessorReportRow[]>`
+    const [kept] = await this.workerSql<ProcessorReportRow[]>`
       SELECT * FROM worker_store_processor_report(${newId('psr')}, ${processor}, ${reportDate}::date, ${csv}, ${final})`;
     return kept;
   }
@@ -219,7 +220,7 @@ export class ReconciliationService {
    * reconciled, so the daily job retries it). Returns how many reconciliation reports it wrote.
    */
   async reconcile(processor: string, reportDate: string): Promise<number> {
-    const [report] = await this.sql<
+    const [report] = await this.workerSql<
       ProcessorReportRow[]
     >`SELECT * FROM worker_processor_report(${processor}, ${reportDate}::date)`;
     if (!report) throw new Error(`no ${processor} settlement report for ${reportDate}`);
@@ -239,7 +240,7 @@ export class ReconciliationService {
     }
     const from = dayStart(reportDate);
     const to = dayEnd(reportDate);
-    const ledgerScopes = await this.sql<{ tenant_id: string; livemode: boolean }[]>`
+    const ledgerScopes = await this.workerSql<{ tenant_id: string; livemode: boolean }[]>`
       SELECT * FROM worker_ledger_processor_scopes(${processor}, ${from}, ${to}, ${ledgerIdsFrom(from)}, ${ledgerIdsTo(to)})`;
     for (const { tenant_id, livemode } of ledgerScopes) linesOf(tenant_id, livemode);
 
@@ -252,7 +253,7 @@ export class ReconciliationService {
         return true;
       },
     );
-    await this.sql`SELECT worker_mark_processor_report_reconciled(${report.id})`;
+    await this.workerSql`SELECT worker_mark_processor_report_reconciled(${report.id})`;
     return written;
   }
 

@@ -79,6 +79,7 @@ export class RefundService {
     private readonly router: ConnectorRouter,
     private readonly pricing: PricingService,
     private readonly ledger: LedgerService,
+    private readonly workerSql: Sql,
   ) {}
 
   /**
@@ -239,7 +240,7 @@ export class RefundService {
     limit = 100,
     items: ItemRunner = separately('refunds'),
   ): Promise<number> {
-    const stuck = await this.sql<{ id: string; tenant_id: string; livemode: boolean }[]>`
+    const stuck = await this.workerSql<{ id: string; tenant_id: string; livemode: boolean }[]>`
       SELECT * FROM worker_stuck_refunds(${`${olderThanSeconds} seconds`}::interval, ${limit + items.waiting})`;
     await items.each(
       stuck,

@@ -99,6 +99,7 @@ export class SettlementService {
     private readonly ledger: LedgerService,
     private readonly payouts: PayoutService,
     private readonly scheduleFor: (tenantId: string) => Promise<SettlementSchedule>,
+    private readonly workerSql: Sql,
   ) {}
 
   /**
@@ -106,7 +107,7 @@ export class SettlementService {
    * is settled (and paid out) on its own: one that fails is left to a later pass.
    */
   async run(asOf = new Date(), items: ItemRunner = separately('settlement groups')): Promise<Settlement[]> {
-    const groups = await this.sql<
+    const groups = await this.workerSql<
       { tenant_id: string; livemode: boolean; currency: string }[]
     >`SELECT * FROM worker_due_settlements(${asOf})`;
     const made: Settlement[] = [];
