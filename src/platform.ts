@@ -75,7 +75,7 @@ export function createPlatform(
     : undefined;
   const metrics = new Metrics(options.processMetrics ?? true);
   const authenticator = new Authenticator(sql, secrets.platformApiKey, secrets.jwtSecret);
-  const router = ConnectorRouter.simulated(config);
+  const router = ConnectorRouter.simulated(config, sql);
   const vault = new CardVault(secrets.vaultKeks.map(parseKek), parseKek(secrets.vaultFingerprintKey));
   const batching = { maxConcurrency: config.batchMaxConcurrency, maxSize: config.batchMaxSize };
   const writer = createPaymentWriter(sql, batching, (size) => metrics.batchSize.observe(size));

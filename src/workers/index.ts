@@ -18,8 +18,16 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
   const relay = platform.config.amqpUrl ? new OutboxRelay(platform.sql, platform.config.amqpUrl) : undefined;
   const loops: Loop[] = [
     { name: 'expire-authorizations', everyMs: 30_000, run: () => platform.payments.expireAuthorizations() },
-    { name: 'recover-payments', everyMs: 15_000, run: () => platform.payments.recoverStuckPayments() },
-    { name: 'recover-refunds', everyMs: 15_000, run: () => platform.refunds.recoverStuckRefunds() },
+    {
+      name: 'recover-payments',
+      everyMs: platform.config.recoveryIntervalMs,
+      run: () => platform.payments.recoverStuckPayments(platform.config.recoveryAfterSeconds),
+    },
+    {
+      name: 'recover-refunds',
+      everyMs: platform.config.recoveryIntervalMs,
+      run: () => platform.refunds.recoverStuckRefunds(platform.config.recoveryAfterSeconds),
+    },
     // Frequent, so a test-card dispute opens (and an answered one is decided) shortly after capture.
     { name: 'dispute-intake', everyMs: 2_000, run: () => platform.disputes.intake() },
     { name: 'dispute-review', everyMs: 5_000, run: () => platform.disputes.review() },
