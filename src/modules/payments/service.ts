@@ -171,14 +171,16 @@ export class PaymentService {
     ) {
       return this.resumeCreated(scope, idempotencyKey!);
     }
-    return this.authorize(
-      scope,
-      { row, attempts: [attempt] },
-      method.saved ?? method.inline,
-      method.card,
-      requestId,
-      false,
-      body.return_url,
+    return this.afterConflict(scope, row.id, () =>
+      this.authorize(
+        scope,
+        { row, attempts: [attempt] },
+        method.saved ?? method.inline,
+        method.card,
+        requestId,
+        false,
+        body.return_url,
+      ),
     );
   }
 
@@ -222,14 +224,16 @@ export class PaymentService {
     });
     if (!applied)
       throw ApiError.stateConflict('This payment was changed by another request; retrieve it and try again.');
-    return this.authorize(
-      scope,
-      { row: next, attempts: [...state.attempts, attempt] },
-      method.saved ?? method.inline,
-      method.card,
-      requestId,
-      false,
-      body?.return_url,
+    return this.afterConflict(scope, row.id, () =>
+      this.authorize(
+        scope,
+        { row: next, attempts: [...state.attempts, attempt] },
+        method.saved ?? method.inline,
+        method.card,
+        requestId,
+        false,
+        body?.return_url,
+      ),
     );
   }
 
@@ -255,7 +259,9 @@ export class PaymentService {
     if (!(await this.deps.writer.submit({ scope, update: next, attempts: [attempt] }))) {
       throw ApiError.stateConflict('This payment is already being captured or canceled.');
     }
-    return this.finishCapture(scope, { row: next, attempts: [...state.attempts, attempt] }, attempt, requestId);
+    return this.afterConflict(scope, row.id, () =>
+      this.finishCapture(scope, { row: next, attempts: [...state.attempts, attempt] }, attempt, requestId),
+    );
   }
 
   async cancel(
@@ -275,12 +281,14 @@ export class PaymentService {
       if (!(await this.deps.writer.submit({ scope, update: next, attempts: [attempt] }))) {
         throw ApiError.stateConflict('This payment is already being captured or canceled.');
       }
-      return this.finishVoid(
-        scope,
-        { row: next, attempts: [...state.attempts, attempt] },
-        attempt,
-        cancellationReason,
-        requestId,
+      return this.afterConflict(scope, row.id, () =>
+        this.finishVoid(
+          scope,
+          { row: next, attempts: [...state.attempts, attempt] },
+          attempt,
+          cancellationReason,
+          requestId,
+        ),
       );
     }
     if (
@@ -358,14 +366,16 @@ export class PaymentService {
       throw ApiError.stateConflict('This payment was changed by another request.');
     }
     try {
-      const payment = await this.authorize(
-        scope,
-        { row: next, attempts: [...state.attempts, attempt] },
-        pm,
-        undefined,
-        null,
-        true,
-        returnUrl ?? undefined,
+      const payment = await this.afterConflict(scope, next.id, () =>
+        this.authorize(
+          scope,
+          { row: next, attempts: [...state.attempts, attempt] },
+          pm,
+          undefined,
+          null,
+          true,
+          returnUrl ?? undefined,
+        ),
       );
       return { payment, returnUrl };
     } catch (error) {
@@ -442,6 +452,20 @@ export class PaymentService {
     // An authorization asked for again after a 3-D Secure challenge is an authenticated one.
     const authenticated = state.attempts.some((a) => a.status === 'requires_action');
     return this.authorize(scope, state, pm, undefined, null, authenticated, undefined, pending);
+  }
+
+  /**
+   * Runs a processor call begun by this request. If its result cannot be recorded because another
+   * request or the recovery worker recorded the same call first (or failed it over), the answer is
+   * the payment as that left it, resumed if it is still pending.
+   */
+  private async afterConflict(scope: Scope, id: string, run: () => Promise<Payment>): Promise<Payment> {
+    try {
+      return await run();
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.code !== 'payment_intent_unexpected_state') throw error;
+      return this.resume(scope, await loadPayment(this.deps.sql, scope, id));
+    }
   }
 
   /** A payment whose last authorization failed answers as the card error it was, as on the first call. */
