@@ -171,6 +171,39 @@ describe('a processor call whose answer is lost', () => {
     expect((await processorCalls(lost, voided.id)).map((c) => c.operation)).toEqual(['authorize', 'void']);
   });
 
+  it('confirm: the retry of a confirm answered 503 resumes the pending authorization instead of answering 400', async () => {
+    const created = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', {
+        amount: 1700,
+        currency: 'usd',
+        payment_method: card(TEST_CARDS.visa),
+      }),
+    );
+    const headers = key();
+    expectUnknown(
+      await call(lost.app, tenant.testKey, 'POST', `/v1/payments/${created.id}/confirm`, {}, headers),
+      'processing',
+    );
+    const confirmed = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', `/v1/payments/${created.id}/confirm`, {}, headers),
+    );
+    expect(confirmed).toMatchObject({ status: 'succeeded', amount_received: 1700 });
+    expect((await processorCalls(lost, created.id)).map((c) => c.operation)).toEqual(['authorize']);
+  });
+
+  it('a cancel while an authorization is unresolved first resolves it, then voids what it authorized', async () => {
+    const { id } = expectUnknown(
+      await call(lost.app, tenant.testKey, 'POST', '/v1/payments', payBody({ capture_method: 'manual' }), key()),
+      'processing',
+    );
+    const canceled = await ok(await call(reachable.app, tenant.testKey, 'POST', `/v1/payments/${id}/cancel`, {}));
+    expect(canceled.status).toBe('canceled');
+    expect((await processorCalls(lost, id)).map((c) => `${c.operation}:${c.status}`)).toEqual([
+      'authorize:succeeded',
+      'void:succeeded',
+    ]);
+  });
+
   it('refund: stays pending with its amount reserved (no refund.failed, nothing given back) until recovery replays it', async () => {
     const payment = await ok(await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', payBody(), key()));
     const refund = await ok(
