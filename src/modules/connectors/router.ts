@@ -25,8 +25,14 @@ export class ConnectorRouter {
     for (const connector of connectors) this.connectors.set(connector.name, connector);
   }
 
-  static simulated(config: Pick<Config, 'processors' | 'processorTimeoutMs'>, sql: Sql): ConnectorRouter {
-    const records = new SimulatedProcessorRecords(sql);
+  static simulated(
+    config: Pick<Config, 'processors' | 'processorTimeoutMs' | 'batchMaxConcurrency' | 'batchMaxSize'>,
+    sql: Sql,
+  ): ConnectorRouter {
+    const records = new SimulatedProcessorRecords(sql, {
+      maxConcurrency: config.batchMaxConcurrency,
+      maxSize: config.batchMaxSize,
+    });
     return new ConnectorRouter(
       [
         new SimulatedProcessor(
