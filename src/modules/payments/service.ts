@@ -546,10 +546,9 @@ export class PaymentService {
     operation: AttemptRow['operation'],
     processor: string,
     amount: number,
-    id = newId('pat'),
   ): AttemptRow {
     return {
-      id,
+      id: newId('pat'),
       tenant_id: row.tenant_id,
       livemode: row.livemode,
       payment_id: row.id,
