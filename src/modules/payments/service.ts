@@ -238,7 +238,7 @@ export class PaymentService {
   }
 
   async capture(scope: Scope, id: string, body: CapturePaymentBody, requestId: string | null): Promise<Payment> {
-    const { state, answer } = await this.resolvePending(scope, id, 'capture');
+    const { state, answer } = await this.resolvePending(scope, id, 'capture', body?.amount_to_capture);
     if (answer) return answer;
     const { row } = state;
     if (row.status !== 'requires_capture') {
@@ -489,18 +489,20 @@ export class PaymentService {
    * A confirm, capture or cancel of a payment still `processing` with a pending processor call
    * (typically the retry of a request answered 503) first resumes that call with its own key:
    * nothing new is sent to the processor while an earlier call is unresolved. If the pending call
-   * is the requested operation, its outcome is the answer; otherwise the request goes on against
-   * the state the resumed call left.
+   * is the requested operation (for a capture, of the same amount), its outcome is the answer;
+   * otherwise the request goes on against the state the resumed call left.
    */
   private async resolvePending(
     scope: Scope,
     id: string,
     operation: AttemptRow['operation'],
+    amount?: number,
   ): Promise<{ state: PaymentState; answer?: Payment }> {
     const state = await loadPayment(this.deps.sql, scope, id);
     const pending = state.attempts.filter((a) => a.status === 'pending').at(-1);
     if (state.row.status !== 'processing' || !pending) return { state };
-    if (pending.operation === operation) return { state, answer: await this.resume(scope, state) };
+    if (pending.operation === operation && (amount === undefined || amount === pending.amount))
+      return { state, answer: await this.resume(scope, state) };
     try {
       await this.resume(scope, state);
     } catch (error) {
