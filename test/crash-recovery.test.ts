@@ -63,7 +63,7 @@ afterAll(async () => {
 });
 
 /** Payments in processing, pending attempts, and pending attempts the processor has already acted on. */
-async function inFlight(tenantId: string) {
+async function inFlight(admin: Sql, tenantId: string) {
   const [counts] = await admin<{ processing: number; pending: number; acted: number }[]>`
     SELECT (SELECT count(*)::int FROM payments WHERE tenant_id = ${tenantId} AND status = 'processing') AS processing,
       (SELECT count(*)::int FROM payment_attempts WHERE tenant_id = ${tenantId} AND status = 'pending') AS pending,
@@ -109,10 +109,16 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
   const TOTAL = 300;
   const CONCURRENCY = 30;
   const KILL_AFTER = 120;
+  // The recovery pass below acts on every tenant of its database: this one is the test's own.
+  let own: TestApp;
+  beforeAll(async () => {
+    own = await bootAppOnOwnDatabase('crash_payments', { VAULT_KEK });
+  });
+  afterAll(() => own?.close());
 
   it('every idempotency key ends as exactly one payment, answered consistently, and recovery leaves none in processing', async () => {
     // A processor slow enough that most requests in flight at the kill are waiting for its answer.
-    let server = await start({ PROCESSOR_LATENCY_MS: '200' });
+    let server = await start({ DATABASE_URL: own.adminUrl, PROCESSOR_LATENCY_MS: '200' });
     const tenant = await createTenant(server, 'Crash tenant');
     const requests = Array.from({ length: TOTAL }, (_, i) => {
       const key = `crash-${i}-${randomUUID()}`;
@@ -134,7 +140,11 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
           if (!killed && answers.size >= KILL_AFTER) {
             killed = true;
             // Killed once the processor has acted on calls whose answers have not been recorded.
-            await waitFor(async () => (await inFlight(tenant.id)).acted >= 3, 20_000, 'calls at the processor');
+            await waitFor(
+              async () => (await inFlight(own.admin, tenant.id)).acted >= 3,
+              20_000,
+              'calls at the processor',
+            );
             server.child.kill('SIGKILL');
           }
         } catch {
@@ -155,13 +165,13 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
 
     // The kill left work mid-way, or this test proves nothing: payments in processing with a pending
     // authorize attempt, some of them already acted on by the processor.
-    const atCrash = await inFlight(tenant.id);
+    const atCrash = await inFlight(own.admin, tenant.id);
     expect(atCrash.processing).toBeGreaterThan(0);
     expect(atCrash.pending).toBeGreaterThan(0);
     expect(atCrash.acted).toBeGreaterThan(0);
     const inFlightAtCrash = atCrash.processing;
 
-    server = await start();
+    server = await start({ DATABASE_URL: own.adminUrl });
     // Every client that got no answer retries with the same key and body until it gets one.
     await Promise.all(
       [...unanswered].map(async (key) => {
@@ -181,7 +191,7 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
     );
     expect(answers.size).toBe(TOTAL);
 
-    const payments = await admin<
+    const payments = await own.admin<
       { id: string; status: string; amount: string; request: string; amount_received: string }[]
     >`
       SELECT id, status, amount::text, amount_received::text, metadata->>'request' AS request FROM payments WHERE tenant_id = ${tenant.id}`;
@@ -208,7 +218,7 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
     }
 
     // The outbox agrees: one payment.created per payment, nothing for a payment that does not exist.
-    const events = await admin<{ object_id: string; type: string; count: number }[]>`
+    const events = await own.admin<{ object_id: string; type: string; count: number }[]>`
       SELECT object_id, type, count(*)::int AS count FROM events WHERE tenant_id = ${tenant.id} GROUP BY object_id, type`;
     const ids = new Set(payments.map((p) => p.id));
     expect(events.filter((e) => !ids.has(e.object_id))).toEqual([]);
@@ -220,12 +230,12 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
     }
 
     // What the crash left in processing is resumed by the recovery pass (the worker's job).
-    const recovery = await bootApp({ VAULT_KEK });
+    const recovery = await bootApp({ VAULT_KEK }, own.adminUrl);
     try {
       await waitFor(
         async () => {
           await recovery.platform.payments.recoverStuckPayments(3);
-          const [{ count }] = await admin<
+          const [{ count }] = await own.admin<
             { count: number }[]
           >`SELECT count(*)::int AS count FROM payments WHERE tenant_id = ${tenant.id} AND status = 'processing'`;
           return count === 0;
@@ -236,7 +246,7 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
     } finally {
       await recovery.close();
     }
-    const finals = await admin<
+    const finals = await own.admin<
       {
         id: string;
         status: string;
@@ -263,7 +273,7 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
       });
     }
     // The processor's own records: each payment authorized (and captured) exactly once.
-    const authorized = await admin<{ order_id: string; calls: number }[]>`
+    const authorized = await own.admin<{ order_id: string; calls: number }[]>`
       SELECT order_id, count(*)::int AS calls FROM sim_processor_calls
       WHERE merchant_id = ${tenant.id} AND operation = 'authorize' AND status = 'succeeded' AND capture GROUP BY order_id`;
     expect(authorized.length).toBe(TOTAL);
