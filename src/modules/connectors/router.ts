@@ -62,6 +62,7 @@ export class ConnectorRouter {
    * which the caller must keep pending and replay with the same idempotency key.
    */
   async call(processor: string, operation: (connector: Connector) => Promise<ConnectorOutcome>): Promise<CallOutcome> {
+    const connector = this.get(processor);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<CallOutcome>((resolve) => {
       timer = setTimeout(
@@ -72,7 +73,7 @@ export class ConnectorRouter {
     try {
       return await Promise.race([
         Promise.resolve()
-          .then(() => operation(this.get(processor)))
+          .then(() => operation(connector))
           .catch((error: unknown): CallOutcome => ({
             status: 'unknown',
             message: `${processor} gave no answer: ${(error as Error).message}`,

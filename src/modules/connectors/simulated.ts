@@ -99,40 +99,42 @@ export class SimulatedProcessor implements Connector {
   }
 
   authorize(request: AuthorizeRequest): Promise<ConnectorOutcome> {
+    const { merchant, paymentId, attemptId, amount, currency, card } = request;
     return this.act(
       {
-        ...this.order(request, request.attemptId, 'authorize', request.amount, request.currency),
+        merchant,
+        paymentId,
+        idempotencyKey: attemptId,
+        operation: 'authorize',
+        amount,
+        currency,
         capture: request.capture,
-        cardLast4: request.card.number.slice(-4),
+        cardLast4: card.number.slice(-4),
         authorizationReference: null,
       },
-      this.decide(request.card, request.threeDSecureAuthenticated, request.attemptId),
+      this.decide(card, request.threeDSecureAuthenticated, attemptId),
     );
-  }
-
-  private order(
-    request: AuthorizeRequest | CaptureRequest | VoidRequest | RefundRequest,
-    idempotencyKey: string,
-    operation: SimulatedCall['operation'],
-    amount: number,
-    currency: string,
-  ) {
-    return { merchant: request.merchant, paymentId: request.paymentId, idempotencyKey, operation, amount, currency };
   }
 
   private followUp(
     request: CaptureRequest | VoidRequest | RefundRequest,
-    key: string,
+    idempotencyKey: string,
     operation: 'capture' | 'void' | 'refund',
   ): Promise<ConnectorOutcome> {
+    const { merchant, paymentId, amount, currency, reference } = request;
     return this.act(
       {
-        ...this.order(request, key, operation, request.amount, request.currency),
+        merchant,
+        paymentId,
+        idempotencyKey,
+        operation,
+        amount,
+        currency,
         capture: false,
         cardLast4: null,
-        authorizationReference: request.reference,
+        authorizationReference: reference,
       },
-      this.failed(undefined) ? this.error() : { status: 'succeeded', reference: this.reference(key) },
+      this.failed(undefined) ? this.error() : { status: 'succeeded', reference: this.reference(idempotencyKey) },
     );
   }
 

@@ -672,7 +672,7 @@ export class PaymentService {
   }
 
   /** Who a processor call is for, as the processor records it. */
-  private order(row: PaymentRow): MerchantOrder {
+  private merchantOrder(row: PaymentRow): MerchantOrder {
     return { merchant: { tenantId: row.tenant_id, livemode: row.livemode }, paymentId: row.id };
   }
 
@@ -717,7 +717,7 @@ export class PaymentService {
       first.id,
       (connector, attemptId) =>
         connector.authorize({
-          ...this.order(current.row),
+          ...this.merchantOrder(current.row),
           attemptId,
           amount: current.row.amount,
           currency: current.row.currency,
@@ -822,7 +822,7 @@ export class PaymentService {
     const { row } = state;
     const outcome = await this.deps.router.call(attempt.processor, (connector) =>
       connector.capture({
-        ...this.order(row),
+        ...this.merchantOrder(row),
         attemptId: attempt.id,
         reference: row.processor_reference ?? '',
         amount: attempt.amount,
@@ -890,7 +890,7 @@ export class PaymentService {
     const { row } = state;
     const outcome = await this.deps.router.call(attempt.processor, (connector) =>
       connector.void({
-        ...this.order(row),
+        ...this.merchantOrder(row),
         attemptId: attempt.id,
         reference: row.processor_reference ?? '',
         amount: attempt.amount,
