@@ -631,6 +631,7 @@ async function benchApi(port: number) {
       LOG_LEVEL: 'warn',
       RATE_LIMIT_PER_KEY: '10000000',
       RATE_LIMIT_PER_TENANT: '10000000',
+      RATE_LIMIT_PER_ADDRESS: '10000000',
       SEED_DEMO_TENANT: 'false',
       PLATFORM_API_KEY: platformKey,
       VAULT_KEK: randomBytes(32).toString('base64'),

@@ -1,6 +1,7 @@
 import Fastify, {
   LogController,
   type FastifyInstance,
+  type FastifyPluginAsync,
   type FastifyReply,
   type FastifyRequest,
   type FastifyError,
@@ -12,6 +13,9 @@ import addFormats from 'ajv-formats';
 import { newId } from './lib/ids.js';
 import type { Platform } from './platform.js';
 import { requireScope, type Auth, type TenantAuth } from './http/auth.js';
+import { declaredPlugin, requireRouteAuth, type AuthRequirement } from './http/route-auth.js';
+import { countAuthFailure, throttleAddress, throttleTenant } from './http/throttle.js';
+import { startMetricsServer } from './modules/health/metrics-server.js';
 import { ApiError } from './http/errors.js';
 import { requestFingerprint } from './http/idempotency.js';
 import { loggerOptions, maskCardNumbers } from './http/logging.js';
@@ -35,8 +39,6 @@ import { reconciliationRoutes } from './modules/reconciliation/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
 import type { DestinationStream } from 'pino';
 
-export type AuthRequirement = 'none' | 'tenant' | 'platform' | 'any';
-
 declare module 'fastify' {
   interface FastifyContextConfig {
     auth?: AuthRequirement;
@@ -56,6 +58,10 @@ const PLATFORM_SCOPE_ID = '__platform__';
 export interface BuildOptions {
   logStream?: DestinationStream;
   logLevel?: string;
+  /** Called before any route is registered (tests use it to see every route). */
+  beforeRoutes?: (app: FastifyInstance) => void;
+  /** More routes, registered after the built-in modules under the same rules (tests add probes). */
+  extraRoutes?: FastifyPluginAsync;
 }
 
 /** The tenant and mode a request acts in; every /v1 tenant route runs with one. */
@@ -85,8 +91,12 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     return503OnClosing: true,
     forceCloseConnections: false,
     frameworkErrors: answerFrameworkError,
+    trustProxy: config.trustProxy,
   });
   app.decorate('platform', platform);
+  // Default-deny: every route, plugins' included, declares who may call it, or the app does not start.
+  app.addHook('onRoute', requireRouteAuth);
+  options.beforeRoutes?.(app);
 
   // Bodies are strict JSON: no type coercion ("100" is not an amount), no silently dropped fields.
   // Query strings are text by nature, so there numbers and booleans are coerced.
@@ -113,7 +123,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
 
   registerSharedSchemas(app);
   await app.register(swagger, openApiOptions(config.publicUrl));
-  await app.register(scalar, {
+  await app.register(declaredPlugin({ auth: 'none' }, scalar), {
     routePrefix: '/docs',
     configuration: { url: '/openapi.json', theme: 'purple' } as never,
   });
@@ -123,8 +133,22 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('request-id', request.id);
-    const requirement = request.routeOptions.config?.auth ?? (request.url.startsWith('/v1/') ? 'tenant' : 'none');
+    await throttleAddress(platform.rateLimiter, config, request, reply);
+    // Only the route's own declaration decides, never the URL's text (which the router decodes:
+    // /%761/payments is /v1/payments). A request matching no route has none, and must authenticate.
+    const requirement: AuthRequirement = request.routeOptions.config.auth ?? 'any';
     if (requirement === 'none') return;
+    if (requirement === 'metrics') {
+      if (!platform.authenticator.isMetricsToken(request.headers.authorization))
+        throw new ApiError(
+          'authentication_error',
+          'invalid_metrics_token',
+          'Send "Authorization: Bearer <METRICS_TOKEN>"; without METRICS_TOKEN set, metrics are served only on METRICS_PORT.',
+          null,
+          401,
+        );
+      return;
+    }
     const auth = await platform.authenticator.authenticate(request.headers.authorization);
     if (requirement === 'tenant' && auth.kind !== 'tenant') {
       throw new ApiError(
@@ -145,10 +169,33 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
       );
     }
     request.auth = auth;
-    const scope = request.routeOptions.config?.scope;
+    const scope = request.routeOptions.config.scope;
     if (scope) requireScope(auth, scope);
-    await applyRateLimit(platform, auth, reply);
+    await throttleTenant(platform.rateLimiter, config, auth, reply);
   });
+
+  // Every refused credential (a bad or revoked key, a wrong operator key or metrics token, a failed
+  // OAuth exchange) counts against its address's auth-failure budget, checked in onRequest above.
+  // A request that presented none guessed nothing (a browser's /favicon.ico), so it does not count.
+  app.addHook('onSend', async (request, reply, payload) => {
+    const presented =
+      request.headers.authorization !== undefined ||
+      typeof (request.body as { client_secret?: unknown } | undefined)?.client_secret === 'string';
+    if (reply.statusCode === 401 && presented) await countAuthFailure(platform.rateLimiter, config, request);
+    return payload;
+  });
+
+  // Revocations made by other API processes reach this one's key cache by notification.
+  app.addHook('onReady', () => platform.authenticator.listen());
+  if (config.metricsPort !== undefined) {
+    const metricsPort = config.metricsPort;
+    let metricsServer: FastifyInstance | undefined;
+    // onReady, not onListen: listen() waits for it, so a taken port stops the start instead of being logged.
+    app.addHook('onReady', async () => {
+      metricsServer = await startMetricsServer(platform.metrics, config.metricsHost, metricsPort);
+    });
+    app.addHook('onClose', async () => metricsServer?.close());
+  }
 
   app.addHook('preValidation', async (request) => {
     rejectUnstorableText(request.params, 'params');
@@ -247,33 +294,8 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(settlementRoutes);
   await app.register(payoutRoutes);
   await app.register(reconciliationRoutes);
+  if (options.extraRoutes) await app.register(options.extraRoutes);
   return app;
-}
-
-async function applyRateLimit(platform: Platform, auth: Auth, reply: { header: (k: string, v: string) => unknown }) {
-  if (auth.kind !== 'tenant') return;
-  const { config } = platform;
-  const decision = await platform.rateLimiter.hit(
-    [
-      { key: `key:${auth.keyId}`, limit: config.rateLimitPerKey },
-      { key: `tenant:${auth.tenantId}`, limit: config.rateLimitPerTenant },
-    ],
-    config.rateLimitWindowMs,
-  );
-  const resetSeconds = Math.max(1, Math.ceil(decision.resetMs / 1000));
-  reply.header('ratelimit-limit', String(decision.limit));
-  reply.header('ratelimit-remaining', String(decision.remaining));
-  reply.header('ratelimit-reset', String(resetSeconds));
-  if (!decision.allowed) {
-    reply.header('retry-after', String(resetSeconds));
-    throw new ApiError(
-      'rate_limit_error',
-      'rate_limit',
-      'Too many requests hit the API too quickly; retry after the time in Retry-After.',
-      null,
-      429,
-    );
-  }
 }
 
 // A URL with broken percent-encoding is refused before any hook runs; it still gets the

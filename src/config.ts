@@ -36,6 +36,20 @@ export interface Config {
   rateLimitPerKey: number;
   rateLimitPerTenant: number;
   rateLimitWindowMs: number;
+  /** Requests per client address per window, counted before authentication. */
+  rateLimitPerAddress: number;
+  /** Failed authentications (any 401) per client address per `authFailureWindowMs`. */
+  authFailuresPerAddress: number;
+  authFailureWindowMs: number;
+  /** fastify's trustProxy: which proxies' X-Forwarded-For names the client address. */
+  trustProxy: boolean | string | ((address: string, hop: number) => boolean);
+  /** How long a resolved API key is cached; revocations reach every process by notification anyway. */
+  apiKeyCacheTtlMs: number;
+  /** Bearer token for GET /metrics on the API port; without it that route refuses every request. */
+  metricsToken?: string;
+  /** A separate listener serving /metrics without a token, for a scraper on a private network. */
+  metricsPort?: number;
+  metricsHost: string;
   bodyLimitBytes: number;
   authorizationExpiryDays: number;
   idempotencyTtlHours: number;
@@ -45,6 +59,9 @@ export interface Config {
   /** A claimed key whose request has not answered in this time is taken to be abandoned (a crash). */
   idempotencyAbandonedAfterSeconds: number;
   seedDemoTenant: boolean;
+  /** A worker item (payment, payout, settlement group…) that failed waits this long, doubling per failure. */
+  workerRetryBaseMs: number;
+  workerRetryMaxMs: number;
 }
 
 function num(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
@@ -64,6 +81,16 @@ function rate(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
 function optional(env: NodeJS.ProcessEnv, name: string): string | undefined {
   const raw = env[name];
   return raw === undefined || raw === '' ? undefined : raw;
+}
+
+// "true" trusts every hop (only behind a proxy that overwrites X-Forwarded-For), a number trusts that
+// many hops, anything else is a comma-separated list of proxy addresses or CIDR ranges.
+function trustProxy(raw: string | undefined): Config['trustProxy'] {
+  if (!raw || raw === 'false') return false;
+  if (raw === 'true') return true;
+  if (!/^\d+$/.test(raw)) return raw;
+  const hops = Number(raw);
+  return (_address, hop) => hop < hops;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -111,6 +138,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerKey: num(env, 'RATE_LIMIT_PER_KEY', 1000, 1),
     rateLimitPerTenant: num(env, 'RATE_LIMIT_PER_TENANT', 2000, 1),
     rateLimitWindowMs: num(env, 'RATE_LIMIT_WINDOW_MS', 1000, 1),
+    rateLimitPerAddress: num(env, 'RATE_LIMIT_PER_ADDRESS', 2000, 1),
+    authFailuresPerAddress: num(env, 'AUTH_FAILURES_PER_ADDRESS', 20, 1),
+    authFailureWindowMs: num(env, 'AUTH_FAILURE_WINDOW_MS', 60_000, 1),
+    trustProxy: trustProxy(env.TRUST_PROXY),
+    apiKeyCacheTtlMs: num(env, 'API_KEY_CACHE_TTL_MS', 5_000, 0),
+    metricsToken: optional(env, 'METRICS_TOKEN'),
+    metricsPort: env.METRICS_PORT ? num(env, 'METRICS_PORT', 0, 1) : undefined,
+    metricsHost: env.METRICS_HOST || '127.0.0.1',
     bodyLimitBytes: num(env, 'BODY_LIMIT_BYTES', 64 * 1024, 1024),
     authorizationExpiryDays: num(env, 'AUTHORIZATION_EXPIRY_DAYS', 7, 0),
     idempotencyTtlHours: num(env, 'IDEMPOTENCY_TTL_HOURS', 24, 1),
@@ -118,5 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     payoutRailIntervalMs: num(env, 'PAYOUT_RAIL_INTERVAL_MS', 5_000, 10),
     idempotencyAbandonedAfterSeconds: num(env, 'IDEMPOTENCY_ABANDONED_AFTER_SECONDS', 60, 1),
     seedDemoTenant: env.SEED_DEMO_TENANT !== 'false',
+    workerRetryBaseMs: num(env, 'WORKER_RETRY_BASE_MS', 5_000, 1),
+    workerRetryMaxMs: num(env, 'WORKER_RETRY_MAX_MS', 600_000, 1),
   };
 }

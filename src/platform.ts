@@ -5,7 +5,7 @@ import type { MicroBatcher } from './db/batcher.js';
 import { Authenticator } from './http/auth.js';
 import { IdempotencyStore } from './http/idempotency.js';
 import { Metrics } from './http/metrics.js';
-import { InProcessRateLimiter, RedisRateLimiter, type RateLimiter } from './http/rate-limit.js';
+import { InProcessRateLimiter, ResilientRateLimiter, type RateLimiter } from './http/rate-limit.js';
 import { ApiKeyService } from './modules/api-keys/service.js';
 import { ConnectorRouter } from './modules/connectors/router.js';
 import { SimulatedSettlementReports } from './modules/connectors/settlement-reports.js';
@@ -71,10 +71,25 @@ export function createPlatform(
     ? connect(config.databaseReplicaUrl, { max: 4, applicationName: 'payforward-replica' })
     : sql;
   const redis = config.redisUrl
-    ? new Redis(config.redisUrl, { enableAutoPipelining: true, maxRetriesPerRequest: 2, lazyConnect: false })
+    ? new Redis(config.redisUrl, {
+        enableAutoPipelining: true,
+        maxRetriesPerRequest: 2,
+        lazyConnect: false,
+        // A Redis that stops answering must not hold requests: the rate limiter counts in process instead.
+        commandTimeout: 500,
+      })
     : undefined;
+  // ioredis reports every failed reconnection as an 'error' event, printed to stderr when nobody
+  // listens. The outage shows instead in rate_limit_local_decisions_total (see ResilientRateLimiter).
+  redis?.on('error', () => {});
   const metrics = new Metrics(options.processMetrics ?? true);
-  const authenticator = new Authenticator(sql, secrets.platformApiKey, secrets.jwtSecret);
+  const authenticator = new Authenticator(sql, {
+    platformApiKey: secrets.platformApiKey,
+    jwtSecret: secrets.jwtSecret,
+    metricsToken: config.metricsToken,
+    cacheTtlMs: config.apiKeyCacheTtlMs,
+    listenUrl: appDatabaseUrl,
+  });
   const router = ConnectorRouter.simulated(config, sql);
   const vault = new CardVault(secrets.vaultKeks.map(parseKek), parseKek(secrets.vaultFingerprintKey));
   const batching = { maxConcurrency: config.batchMaxConcurrency, maxSize: config.batchMaxSize };
@@ -111,7 +126,9 @@ export function createPlatform(
     metrics,
     authenticator,
     idempotency,
-    rateLimiter: redis ? new RedisRateLimiter(redis) : new InProcessRateLimiter(),
+    rateLimiter: redis
+      ? new ResilientRateLimiter(redis, () => metrics.rateLimitLocalDecisions.inc())
+      : new InProcessRateLimiter(),
     router,
     writer,
     threeDSecure,
@@ -130,7 +147,10 @@ export function createPlatform(
     async close() {
       await writer.idle();
       await idempotency.idle();
-      await redis?.quit().catch(() => {});
+      await authenticator.stopListening();
+      // QUIT would wait for a Redis that is away; an unreachable one is simply dropped.
+      if (redis?.status === 'ready') await redis.quit().catch(() => {});
+      else redis?.disconnect();
       if (replica !== sql) await replica.end({ timeout: 5 });
       await sql.end({ timeout: 5 });
     },

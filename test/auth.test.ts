@@ -285,6 +285,66 @@ describe('restricted keys and scopes', () => {
   });
 });
 
+describe('key management never escalates', () => {
+  it("a restricted key with api_keys:write cannot roll or revoke the tenant's secret key", async () => {
+    const owner = await createTenant(t.app, 'Escalation tenant');
+    const manager = await newRestrictedKey(['api_keys:write', 'payments:read'], owner.testKey);
+    for (const action of ['roll', 'revoke']) {
+      const refused = await call(t.app, manager.secret, 'POST', `/v1/api_keys/${owner.testKeyId}/${action}`, {});
+      expectError(refused, 403, 'permission_error', 'secret_key_required');
+      expect(refused.body).not.toMatch(/sk_test_/);
+    }
+    // Through an access token of the same key too.
+    const token = await ok(
+      await t.app.inject({
+        method: 'POST',
+        url: '/v1/oauth/token',
+        payload: { grant_type: 'client_credentials', client_secret: manager.secret },
+      }),
+    );
+    expectError(
+      await call(t.app, token.access_token, 'POST', `/v1/api_keys/${owner.testKeyId}/roll`, {}),
+      403,
+      'permission_error',
+      'secret_key_required',
+    );
+    // The secret key is untouched: not rolled, not revoked, still the only sk_ key.
+    expect((await get(`Bearer ${owner.testKey}`)).statusCode).toBe(200);
+    const [row] = await t.admin<{ revoked_at: Date | null; rolled_to: string | null }[]>`
+      SELECT revoked_at, rolled_to FROM api_keys WHERE id = ${owner.testKeyId}`;
+    expect(row).toEqual({ revoked_at: null, rolled_to: null });
+  });
+
+  it('a caller rolls or revokes only keys whose scopes are a subset of its own', async () => {
+    const manager = await newRestrictedKey(['api_keys:write', 'payments:write']);
+    const broader = await newRestrictedKey(['payments:read', 'refunds:write']);
+    for (const action of ['roll', 'revoke'])
+      expectError(
+        await call(t.app, manager.secret, 'POST', `/v1/api_keys/${broader.id}/${action}`, {}),
+        403,
+        'permission_error',
+        'missing_scope',
+      );
+    expect((await get(`Bearer ${broader.secret}`)).statusCode).toBe(200);
+
+    // payments:write includes payments:read, so a payments:read key is within reach.
+    const narrower = await newRestrictedKey(['payments:read']);
+    const rolled = await ok(await call(t.app, manager.secret, 'POST', `/v1/api_keys/${narrower.id}/roll`, {}));
+    expect(rolled).toMatchObject({ type: 'restricted', scopes: ['payments:read'] });
+    expect(rolled.secret).toMatch(/^rk_test_/);
+    await ok(await call(t.app, manager.secret, 'POST', `/v1/api_keys/${rolled.id}/revoke`, {}));
+    expectError(await get(`Bearer ${rolled.secret}`), 401, 'authentication_error');
+  });
+
+  it('a full secret key and the operator may still roll a secret key', async () => {
+    const owner = await createTenant(t.app, 'Operator roll tenant');
+    const rolled = await ok(await call(t.app, PLATFORM_KEY, 'POST', `/v1/api_keys/${owner.testKeyId}/roll`, {}));
+    expect(rolled.secret).toMatch(/^sk_test_/);
+    const again = await ok(await call(t.app, rolled.secret, 'POST', `/v1/api_keys/${rolled.id}/roll`, {}));
+    expect(again.secret).toMatch(/^sk_test_/);
+  });
+});
+
 describe('tenants and secrets', () => {
   it('the platform key creates a tenant whose sk_test_/sk_live_ secrets are shown once and stored only as a hash', async () => {
     const response = await call(t.app, PLATFORM_KEY, 'POST', '/v1/tenants', { name: 'Secret keeper' });

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { expect, inject } from 'vitest';
 import type { FastifyInstance, InjectOptions } from 'fastify';
-import { buildApp } from '../src/app.js';
+import { buildApp, type BuildOptions } from '../src/app.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { appDatabaseUrl, connect, type Sql } from '../src/db/index.js';
 import { createPlatform, type Platform } from '../src/platform.js';
@@ -29,10 +29,14 @@ export interface TestApp {
 export async function bootApp(
   env: Record<string, string> = {},
   adminUrl = inject('adminDatabaseUrl'),
+  buildOptions: Pick<BuildOptions, 'beforeRoutes' | 'extraRoutes'> = {},
 ): Promise<TestApp> {
   const config = loadConfig({
     RATE_LIMIT_PER_KEY: '100000',
     RATE_LIMIT_PER_TENANT: '100000',
+    // Every injected request comes from 127.0.0.1: the per-address limits get tested on their own.
+    RATE_LIMIT_PER_ADDRESS: '1000000',
+    AUTH_FAILURES_PER_ADDRESS: '1000000',
     LOG_LEVEL: 'info',
     PUBLIC_URL: 'http://127.0.0.1:4000',
     SEED_DEMO_TENANT: 'false',
@@ -57,7 +61,10 @@ export async function bootApp(
       done();
     },
   });
-  const app = await buildApp(platform, { logStream });
+  const app = await buildApp(platform, { logStream, ...buildOptions }).catch(async (error: unknown) => {
+    await platform.close();
+    throw error;
+  });
   await app.ready();
   const admin = connect(adminUrl, { max: 2 });
   return {

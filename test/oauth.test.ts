@@ -71,3 +71,79 @@ describe('POST /v1/oauth/token as standard OAuth clients send it', () => {
     expect(res.json().error.code).toBe('unsupported_media_type');
   });
 });
+
+const form = (fields: Record<string, string>, authorization?: string) =>
+  t.app.inject({
+    method: 'POST',
+    url: '/v1/oauth/token',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      ...(authorization ? { authorization } : {}),
+    },
+    payload: new URLSearchParams({ grant_type: 'client_credentials', ...fields }).toString(),
+  });
+
+function expectEnvelope(res: Awaited<ReturnType<typeof form>>, status: number, code: string) {
+  expect(res.statusCode, res.body).toBe(status);
+  const { error } = res.json();
+  expect(error.code).toBe(code);
+  expect(error.request_id).toBe(res.headers['request-id']);
+  return error;
+}
+
+describe('the scope parameter (RFC 6749 §3.3)', () => {
+  it('narrows the token to the scopes asked for', async () => {
+    const res = await form({ client_secret: tenant.testKey, scope: 'payments:read  refunds:read' });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json().scope).toBe('payments:read refunds:read');
+    const token = res.json().access_token;
+    expect(await tokenWorks(token)).toBe(200);
+    const write = await t.app.inject({
+      method: 'POST',
+      url: '/v1/payments',
+      headers: { authorization: `Bearer ${token}` },
+      payload: { amount: 100, currency: 'usd' },
+    });
+    expect(write.statusCode, write.body).toBe(403);
+    expect(write.json().error.code).toBe('missing_scope');
+  });
+
+  it("asking for more than the key's scopes is 400 invalid_scope", async () => {
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/v1/api_keys',
+      headers: { authorization: `Bearer ${tenant.testKey}` },
+      payload: { scopes: ['payments:write'] },
+    });
+    const restricted = created.json().secret;
+    // payments:write includes payments:read.
+    expect((await form({ client_secret: restricted, scope: 'payments:read' })).statusCode).toBe(200);
+    for (const scope of ['payments:write refunds:read', '*', 'no_such:scope']) {
+      const error = expectEnvelope(await form({ client_secret: restricted, scope }), 400, 'invalid_scope');
+      expect(error).toMatchObject({ type: 'invalid_request_error', param: 'scope' });
+    }
+  });
+
+  it('without scope, the token has the key’s scopes', async () => {
+    const res = await form({ client_secret: tenant.testKey });
+    expect(res.json().scope).toBe('*');
+  });
+});
+
+describe('a malformed Basic header is 400, never 500', () => {
+  it.each([
+    ['bad base64', 'Basic !!!notbase64!!!'],
+    ['base64 of the wrong length', 'Basic abcde'],
+    ['no colon', `Basic ${Buffer.from('just-a-secret').toString('base64')}`],
+    ['bad percent-encoding', `Basic ${Buffer.from('ten_1:sk_test_%E0%A4%A').toString('base64')}`],
+    ['nothing after Basic', 'Basic'],
+  ])('%s', async (_name, authorization) => {
+    const error = expectEnvelope(await form({}, authorization), 400, 'invalid_authorization_header');
+    expect(error).toMatchObject({ type: 'invalid_request_error', param: 'Authorization' });
+  });
+
+  it('percent-encoded credentials are decoded', async () => {
+    const encoded = Buffer.from(`${tenant.id}:${encodeURIComponent(tenant.testKey)}`).toString('base64');
+    expect((await form({}, `Basic ${encoded}`)).statusCode).toBe(200);
+  });
+});

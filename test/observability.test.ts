@@ -1,11 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, call, card, createTenant, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
+import {
+  bootApp,
+  call,
+  card,
+  createTenant,
+  PLATFORM_KEY,
+  TEST_CARDS,
+  type TestApp,
+  type TestTenant,
+} from './helpers.js';
+import { freePort } from './process.js';
 
+const METRICS_TOKEN = 'metrics-token-0123456789abcdef0123456789';
 let t: TestApp;
 let tenant: TestTenant;
 
 beforeAll(async () => {
-  t = await bootApp();
+  t = await bootApp({ METRICS_TOKEN });
   tenant = await createTenant(t.app);
 });
 afterAll(() => t.close());
@@ -48,7 +59,11 @@ describe('/metrics', () => {
       payment_method: card(TEST_CARDS.declined),
       confirm: true,
     });
-    const res = await t.app.inject({ method: 'GET', url: '/metrics' });
+    const res = await t.app.inject({
+      method: 'GET',
+      url: '/metrics',
+      headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toContain('text/plain');
     expect(res.body).toMatch(/http_request_duration_seconds_bucket\{[^}]*route="\/v1\/payments"[^}]*status="200"/);
@@ -56,6 +71,50 @@ describe('/metrics', () => {
     expect(res.body).toMatch(/payments_total\{status="succeeded"\} [1-9]/);
     expect(res.body).toMatch(/payments_total\{status="requires_payment_method"\} [1-9]/);
     expect(res.body).toMatch(/write_batch_size_count [1-9]/);
+  });
+});
+
+describe('/metrics is not public', () => {
+  const expectRefused = (res: Awaited<ReturnType<typeof call>>) => {
+    expect(res.statusCode, res.body).toBe(401);
+    expect(res.json().error).toMatchObject({ type: 'authentication_error', code: 'invalid_metrics_token' });
+    expect(res.json().error.request_id).toBe(res.headers['request-id']);
+    expect(res.body).not.toContain('http_request_duration_seconds');
+  };
+
+  it('needs Authorization: Bearer $METRICS_TOKEN on the API port', async () => {
+    expectRefused(await t.app.inject({ method: 'GET', url: '/metrics' }));
+    for (const key of [`${METRICS_TOKEN}x`, tenant.testKey, PLATFORM_KEY])
+      expectRefused(await call(t.app, key, 'GET', '/metrics'));
+  });
+
+  it('refuses every request when no METRICS_TOKEN is configured', async () => {
+    const untokened = await bootApp();
+    try {
+      expectRefused(await untokened.app.inject({ method: 'GET', url: '/metrics' }));
+      for (const authorization of ['Bearer ', 'Bearer undefined', `Bearer ${PLATFORM_KEY}`])
+        expectRefused(await untokened.app.inject({ method: 'GET', url: '/metrics', headers: { authorization } }));
+    } finally {
+      await untokened.close();
+    }
+  });
+
+  it('is served without a token on METRICS_PORT, a listener of its own that serves nothing else', async () => {
+    const metricsPort = await freePort();
+    const separate = await bootApp({ METRICS_PORT: String(metricsPort) });
+    try {
+      await separate.app.listen({ port: 0, host: '127.0.0.1' });
+      const scraped = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect(scraped.status).toBe(200);
+      expect(await scraped.text()).toContain('http_request_duration_seconds');
+      expect((await fetch(`http://127.0.0.1:${metricsPort}/v1/payments`)).status).toBe(404);
+      expect((await fetch(`http://127.0.0.1:${metricsPort}/health`)).status).toBe(404);
+      // The API port still wants the token (none is configured here, so it refuses).
+      expectRefused(await separate.app.inject({ method: 'GET', url: '/metrics' }));
+    } finally {
+      await separate.close();
+    }
+    await expect(fetch(`http://127.0.0.1:${metricsPort}/metrics`)).rejects.toThrow();
   });
 });
 

@@ -155,7 +155,7 @@ describe.skipIf(!redisUrl)('Redis-backed limiter', () => {
 
   it('uses Redis', () => {
     expect(one.platform.redis).toBeDefined();
-    expect(one.platform.rateLimiter.constructor.name).toBe('RedisRateLimiter');
+    expect(one.platform.rateLimiter.constructor.name).toBe('ResilientRateLimiter');
   });
 
   it('two app instances sharing Redis share one count', async () => {

@@ -1,3 +1,5 @@
+import { CommitOutcomeUnknown } from './commit-outcome.js';
+
 export interface BatcherOptions {
   /** Most items in one flush. */
   maxSize: number;
@@ -12,7 +14,9 @@ type Pending<I, R> = { item: I; resolve: (value: R) => void; reject: (error: unk
  * gather into the next batch, so batches grow with load by themselves: under light load an item
  * is flushed on the next turn of the event loop, under heavy load one commit carries a full batch.
  * Each caller is answered only when its batch has finished. If a flush throws as a whole, its
- * items are retried one by one so that a single bad item fails alone.
+ * items are retried one by one (at most maxConcurrency at a time) so that a single bad item fails
+ * alone. A flush must therefore throw only when nothing of the batch was written, or be safe to
+ * repeat: one whose commit went unanswered finds out first (see payments/repo.ts).
  */
 export class MicroBatcher<I, R> {
   private queue: Pending<I, R>[] = [];
@@ -64,19 +68,25 @@ export class MicroBatcher<I, R> {
     try {
       settle(batch, await this.flush(batch.map((p) => p.item)));
     } catch (error) {
-      if (batch.length === 1) {
-        batch[0].reject(error);
+      // An unknown outcome is never retried: the write may be in the database already.
+      if (batch.length === 1 || error instanceof CommitOutcomeUnknown) {
+        batch.forEach((pending) => pending.reject(error));
         return;
       }
-      await Promise.all(
-        batch.map(async (pending) => {
+      // One by one, but no more at a time than batches may run: a failed batch of 64 asking for 64
+      // connections at once would starve every other request of the pool (and fail for that).
+      let next = 0;
+      const retryNext = async () => {
+        while (next < batch.length) {
+          const pending = batch[next++];
           try {
             settle([pending], await this.flush([pending.item]));
           } catch (itemError) {
             pending.reject(itemError);
           }
-        }),
-      );
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(this.options.maxConcurrency, batch.length) }, retryNext));
     }
   }
 }

@@ -1,5 +1,6 @@
 import postgres from 'postgres';
 import type { Config } from '../config.js';
+import { CommitOutcomeUnknown, transactionFailure } from './commit-outcome.js';
 
 export type Sql = postgres.Sql<{ bigint: number }>;
 export type Tx = postgres.TransactionSql<{ bigint: number }>;
@@ -76,7 +77,8 @@ export async function inScope<T>(sql: Sql, scopes: Scope | Scope[], fn: (tx: Tx)
 /**
  * One atomic statement in a scoped transaction, with BEGIN, the scope, the statement and COMMIT
  * all sent at once: a single round trip. If the statement fails, PostgreSQL turns the COMMIT
- * into a rollback and the statement's error is thrown.
+ * into a rollback and the statement's error is thrown. If the connection fails with no answer
+ * from the server, CommitOutcomeUnknown is thrown: the caller must find out what happened.
  *
  * Planning a batch statement cost about a fifth of its execution, every time, so here it runs on
  * a generic plan, made once per connection and kept. The planner settings that plan is made
@@ -87,17 +89,26 @@ export async function inScope<T>(sql: Sql, scopes: Scope | Scope[], fn: (tx: Tx)
 export async function scopedStatement<T>(sql: Sql, scopes: Scope[], statement: (tx: Tx) => Promise<T>): Promise<T> {
   const connection = await sql.reserve();
   const tx = connection as unknown as Tx;
+  let lost = false;
   try {
+    const commitQuery = tx`COMMIT`;
     const [begin, scope, result, commit] = await Promise.allSettled([
       tx`BEGIN`,
       tx`SELECT set_config('app.scope', ${scopeSetting(scopes)}, true), set_config('plan_cache_mode', 'force_generic_plan', true),
         set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`,
       statement(tx),
-      tx`COMMIT`,
+      commitQuery,
     ]);
-    for (const outcome of [begin, scope, result, commit]) if (outcome.status === 'rejected') throw outcome.reason;
+    const failures = [begin, scope, result, commit].flatMap((o) => (o.status === 'rejected' ? [o.reason] : []));
+    if (failures.length) {
+      const failure = transactionFailure(commitQuery, commit.status === 'rejected', failures);
+      lost = failure instanceof CommitOutcomeUnknown;
+      throw failure;
+    }
     return (result as PromiseFulfilledResult<T>).value;
   } finally {
-    connection.release();
+    // A lost connection is in the pool's closed list already, to be reconnected on demand; releasing
+    // it would list it as open without a socket (porsager/postgres#1208).
+    if (!lost) connection.release();
   }
 }

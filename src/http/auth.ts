@@ -3,6 +3,8 @@ import { SignJWT, jwtVerify } from 'jose';
 import type { Sql } from '../db/index.js';
 import { ApiError } from './errors.js';
 import { LoadingCache } from '../lib/loading-cache.js';
+import { NO_SCOPE } from './route-auth.js';
+import { NotificationListener } from './notification-listener.js';
 
 export type Auth =
   | { kind: 'platform' }
@@ -32,8 +34,10 @@ export function hashApiKey(secret: string): Buffer {
 }
 
 const KEY_FORMAT = /^(sk|rk)_(test|live)_[A-Za-z0-9_-]{16,128}$/;
-const CACHE_TTL_MS = 5_000;
 const ACCESS_TOKEN_TTL_SECONDS = 15 * 60;
+const CACHE_SIZE = 10_000;
+/** Sent (key id as payload) in the transaction that revokes or rolls a key; see Authenticator.listen. */
+export const API_KEY_CHANGED_CHANNEL = 'api_key_changed';
 
 const unauthenticated = (message: string) =>
   new ApiError('authentication_error', 'invalid_api_key', message, null, 401);
@@ -41,21 +45,71 @@ const unauthenticated = (message: string) =>
 /**
  * Resolves a bearer credential to who is calling. Secret keys are looked up by their SHA-256
  * (they are random, so a fast hash is enough) through a narrow SECURITY DEFINER function, cached
- * briefly; revocation on this process drops the cache entry at once.
+ * for `cacheTtlMs`. A revoke or roll drops the cache entry at once on this process and, through a
+ * PostgreSQL notification, on every other one (see `listen`).
  */
 export class Authenticator {
-  private readonly byHash = new LoadingCache<KeyRecord | undefined>(CACHE_TTL_MS, 10_000);
-  private readonly byId = new LoadingCache<KeyRecord | undefined>(CACHE_TTL_MS, 10_000);
+  private readonly byHash: LoadingCache<KeyRecord | undefined>;
+  private readonly byId: LoadingCache<KeyRecord | undefined>;
+  /** Key id -> the byHash entry it was cached under, so a notification naming an id can drop it. */
+  private readonly hashById = new Map<string, string>();
   private readonly platformKeyHash: Buffer | undefined;
+  private readonly metricsTokenHash: Buffer | undefined;
   private readonly jwtKey: Uint8Array;
+  private readonly keyChanges?: NotificationListener;
+  /** False while the key-change listener is down: then nothing is cached, since no revocation would arrive. */
+  private caching = true;
+  /** Counts announced key changes, to spot one that arrived while a key was being read. */
+  private changes = 0;
 
   constructor(
     private readonly sql: Sql,
-    platformApiKey: string | undefined,
-    jwtSecret: string,
+    options: {
+      platformApiKey?: string;
+      jwtSecret: string;
+      metricsToken?: string;
+      cacheTtlMs: number;
+      /** Where to LISTEN for revocations made by other processes; see `listen`. */
+      listenUrl?: string;
+    },
   ) {
-    this.platformKeyHash = platformApiKey ? hashApiKey(platformApiKey) : undefined;
-    this.jwtKey = new TextEncoder().encode(jwtSecret);
+    this.platformKeyHash = options.platformApiKey ? hashApiKey(options.platformApiKey) : undefined;
+    this.metricsTokenHash = options.metricsToken ? hashApiKey(options.metricsToken) : undefined;
+    this.jwtKey = new TextEncoder().encode(options.jwtSecret);
+    this.byHash = new LoadingCache(options.cacheTtlMs, CACHE_SIZE);
+    this.byId = new LoadingCache(options.cacheTtlMs, CACHE_SIZE);
+    if (options.listenUrl)
+      this.keyChanges = new NotificationListener(options.listenUrl, API_KEY_CHANGED_CHANNEL, {
+        onNotify: (keyId) => this.forgetKey(keyId),
+        onUp: () => {
+          this.forget();
+          this.caching = true;
+        },
+        onDown: () => {
+          this.caching = false;
+          this.forget();
+        },
+      });
+  }
+
+  /**
+   * Subscribes to key changes made by any process. NOTIFY is transactional, so the message arrives
+   * only once the revoke or roll has committed, and a reload right after it sees the new state.
+   * Whatever is sent while the listening connection is down is lost: caching stops until it is back.
+   */
+  async listen() {
+    await this.keyChanges?.start();
+  }
+
+  async stopListening() {
+    await this.keyChanges?.stop();
+  }
+
+  /** Whether `header` carries METRICS_TOKEN; never true when no token is configured. */
+  isMetricsToken(header: string | undefined): boolean {
+    const match = header && /^Bearer\s+(\S+)$/i.exec(header.trim());
+    if (!match || !this.metricsTokenHash) return false;
+    return timingSafeEqual(hashApiKey(match[1]), this.metricsTokenHash);
   }
 
   async authenticate(header: string | undefined): Promise<Auth> {
@@ -67,14 +121,35 @@ export class Authenticator {
     if (this.platformKeyHash && timingSafeEqual(hash, this.platformKeyHash)) return { kind: 'platform' };
     if (credential.startsWith('ey')) return this.fromAccessToken(credential);
     if (!KEY_FORMAT.test(credential)) throw unauthenticated('Invalid API key provided.');
-    const record = await this.byHash.get(hash.toString('hex'), async () => {
+    const hex = hash.toString('hex');
+    const record = await this.cached(this.byHash, hex, async () => {
       const [row] = await this.sql<KeyRecord[]>`SELECT * FROM auth_find_api_key(${hash})`;
+      if (row) {
+        if (this.hashById.size >= CACHE_SIZE) this.hashById.clear();
+        this.hashById.set(row.id, hex);
+      }
       return row;
     });
     return this.usable(record, 'api_key');
   }
 
-  private usable(record: KeyRecord | undefined, via: 'api_key' | 'access_token'): TenantAuth {
+  private cached(
+    cache: LoadingCache<KeyRecord | undefined>,
+    key: string,
+    load: () => Promise<KeyRecord | undefined>,
+  ): Promise<KeyRecord | undefined> {
+    if (!this.caching) return load();
+    return cache.get(key, async () => {
+      const changesBefore = this.changes;
+      const record = await load();
+      // A change announced while this read was in flight (before its id was known, so it could not be
+      // dropped by id) may be missing from it: the record serves the request that read it, and no other.
+      if (this.changes !== changesBefore) cache.delete(key);
+      return record;
+    });
+  }
+
+  private usable(record: KeyRecord | undefined, via: 'api_key' | 'access_token', scopes?: string[]): TenantAuth {
     if (!record) throw unauthenticated('Invalid API key provided.');
     if (record.revoked_at) throw unauthenticated('This API key has been revoked.');
     if (record.expires_at && record.expires_at.getTime() <= Date.now())
@@ -84,21 +159,46 @@ export class Authenticator {
       tenantId: record.tenant_id,
       livemode: record.livemode,
       keyId: record.id,
-      scopes: record.scopes,
+      // A token carries the scopes it was issued with; they never exceed its key's (see issueAccessToken).
+      scopes: scopes ? scopes.filter((scope) => hasScope(record.scopes, scope)) : record.scopes,
       via,
     };
   }
 
   forget() {
+    this.changes++;
     this.byHash.clear();
     this.byId.clear();
+    this.hashById.clear();
   }
 
-  /** Client-credentials exchange: a valid secret key buys a short-lived signed access token. */
+  forgetKey(keyId: string) {
+    this.changes++;
+    this.byId.delete(keyId);
+    const hex = this.hashById.get(keyId);
+    if (hex) this.byHash.delete(hex);
+    this.hashById.delete(keyId);
+  }
+
+  /**
+   * Client-credentials exchange: a valid secret key buys a short-lived signed access token, limited to
+   * `requested` scopes when given (RFC 6749 §3.3), which must all be the key's own.
+   */
   async issueAccessToken(
     auth: TenantAuth,
+    requested?: string[],
   ): Promise<{ access_token: string; token_type: 'bearer'; expires_in: number; scope: string }> {
-    const token = await new SignJWT({ scopes: auth.scopes, tenant: auth.tenantId, livemode: auth.livemode })
+    const beyond = requested?.find((scope) => !hasScope(auth.scopes, scope));
+    if (beyond !== undefined)
+      throw new ApiError(
+        'invalid_request_error',
+        'invalid_scope',
+        `The key does not have the scope "${beyond}", so a token for it cannot have it either.`,
+        'scope',
+        400,
+      );
+    const scopes = requested ?? auth.scopes;
+    const token = await new SignJWT({ scopes, tenant: auth.tenantId, livemode: auth.livemode })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(auth.keyId)
       .setIssuer('payforward')
@@ -110,12 +210,13 @@ export class Authenticator {
       access_token: token,
       token_type: 'bearer',
       expires_in: ACCESS_TOKEN_TTL_SECONDS,
-      scope: auth.scopes.join(' '),
+      scope: scopes.join(' '),
     };
   }
 
   private async fromAccessToken(token: string): Promise<TenantAuth> {
     let subject: string | undefined;
+    let scopes: string[] = [];
     try {
       const { payload } = await jwtVerify(token, this.jwtKey, {
         issuer: 'payforward',
@@ -123,24 +224,30 @@ export class Authenticator {
         algorithms: ['HS256'],
       });
       subject = payload.sub;
+      if (Array.isArray(payload.scopes)) scopes = payload.scopes.filter((scope) => typeof scope === 'string');
     } catch {
       throw unauthenticated('Invalid or expired access token.');
     }
     if (!subject) throw unauthenticated('Invalid or expired access token.');
     // The token is only as good as the key it was issued for: a revoked key's tokens stop working.
-    const record = await this.byId.get(subject, async () => {
-      const [row] = await this.sql<KeyRecord[]>`SELECT * FROM auth_find_api_key_by_id(${subject})`;
+    const id = subject;
+    const record = await this.cached(this.byId, id, async () => {
+      const [row] = await this.sql<KeyRecord[]>`SELECT * FROM auth_find_api_key_by_id(${id})`;
       return row;
     });
-    return this.usable(record, 'access_token');
+    return this.usable(record, 'access_token', scopes);
   }
 }
 
-export function requireScope(auth: Auth, scope: string) {
-  if (auth.kind !== 'tenant') return;
-  if (auth.scopes.includes('*') || auth.scopes.includes(scope)) return;
+/** Whether a holder of `scopes` has `scope`: `*` has every scope, and `x:write` includes `x:read`. */
+export function hasScope(scopes: readonly string[], scope: string): boolean {
+  if (scopes.includes('*') || scopes.includes(scope)) return true;
   const [resource] = scope.split(':');
-  if (scope.endsWith(':read') && auth.scopes.includes(`${resource}:write`)) return;
+  return scope.endsWith(':read') && scopes.includes(`${resource}:write`);
+}
+
+export function requireScope(auth: Auth, scope: string) {
+  if (auth.kind !== 'tenant' || scope === NO_SCOPE || hasScope(auth.scopes, scope)) return;
   throw new ApiError(
     'permission_error',
     'missing_scope',

@@ -21,6 +21,18 @@ export class Metrics {
     buckets: [1, 2, 5, 10, 25, 50, 100, 200, 400],
     registers: [this.registry],
   });
+  readonly workerItemFailures = new Counter({
+    name: 'worker_item_failures_total',
+    help: 'Worker items (payments, payouts, settlement groups…) whose processing failed and was put off for a retry',
+    labelNames: ['worker'] as const,
+    registers: [this.registry],
+  });
+
+  readonly rateLimitLocalDecisions = new Counter({
+    name: 'rate_limit_local_decisions_total',
+    help: 'Rate-limit decisions counted in process because the configured Redis did not answer',
+    registers: [this.registry],
+  });
 
   constructor(collectProcessMetrics = true) {
     if (collectProcessMetrics) collectDefaultMetrics({ register: this.registry });

@@ -10,14 +10,22 @@ export interface RateLimitDecision {
 export interface RateLimiter {
   /** Counts one request against every bucket; the tightest bucket decides. */
   hit(buckets: Array<{ key: string; limit: number }>, windowMs: number): Promise<RateLimitDecision>;
+  /** Decides on a bucket without counting a request against it. */
+  peek(bucket: { key: string; limit: number }, windowMs: number): Promise<RateLimitDecision>;
   close?(): Promise<void>;
 }
 
-function decide(counts: number[], buckets: Array<{ limit: number }>, resetMs: number): RateLimitDecision {
+function decide(
+  counts: number[],
+  buckets: Array<{ limit: number }>,
+  resetMs: number,
+  counted = true,
+): RateLimitDecision {
   let tightest: RateLimitDecision = { allowed: true, limit: Infinity, remaining: Infinity, resetMs };
   buckets.forEach((bucket, i) => {
     const remaining = Math.max(0, bucket.limit - counts[i]);
-    const allowed = counts[i] <= bucket.limit;
+    // A peek asks whether one more would pass; a hit has already counted itself.
+    const allowed = counted ? counts[i] <= bucket.limit : counts[i] < bucket.limit;
     if (!allowed || remaining < tightest.remaining)
       tightest = { allowed: tightest.allowed && allowed, limit: bucket.limit, remaining, resetMs };
   });
@@ -26,22 +34,34 @@ function decide(counts: number[], buckets: Array<{ limit: number }>, resetMs: nu
 
 /** Fixed windows counted in process: right for a single API process without Redis. */
 export class InProcessRateLimiter implements RateLimiter {
-  private windows = new Map<string, number>();
-  private windowStart = 0;
+  // One set of fixed windows per window length: the per-address and auth-failure limits use their own.
+  private readonly byLength = new Map<number, { start: number; counts: Map<string, number> }>();
+
+  private window(windowMs: number, now: number) {
+    const start = now - (now % windowMs);
+    let window = this.byLength.get(windowMs);
+    if (!window || window.start !== start) {
+      window = { start, counts: new Map() };
+      this.byLength.set(windowMs, window);
+    }
+    return window;
+  }
 
   async hit(buckets: Array<{ key: string; limit: number }>, windowMs: number): Promise<RateLimitDecision> {
     const now = Date.now();
-    const start = now - (now % windowMs);
-    if (start !== this.windowStart) {
-      this.windows = new Map();
-      this.windowStart = start;
-    }
+    const window = this.window(windowMs, now);
     const counts = buckets.map(({ key }) => {
-      const count = (this.windows.get(key) ?? 0) + 1;
-      this.windows.set(key, count);
+      const count = (window.counts.get(key) ?? 0) + 1;
+      window.counts.set(key, count);
       return count;
     });
-    return decide(counts, buckets, start + windowMs - now);
+    return decide(counts, buckets, window.start + windowMs - now);
+  }
+
+  async peek(bucket: { key: string; limit: number }, windowMs: number): Promise<RateLimitDecision> {
+    const now = Date.now();
+    const window = this.window(windowMs, now);
+    return decide([window.counts.get(bucket.key) ?? 0], [bucket], window.start + windowMs - now, false);
   }
 }
 
@@ -62,7 +82,58 @@ export class RedisRateLimiter implements RateLimiter {
     return decide(counts, buckets, (windowIndex + 1) * windowMs - now);
   }
 
-  async close() {
-    await this.redis.quit();
+  async peek(bucket: { key: string; limit: number }, windowMs: number): Promise<RateLimitDecision> {
+    const now = Date.now();
+    const windowIndex = Math.floor(now / windowMs);
+    const count = Number((await this.redis.get(`rl:${bucket.key}:${windowIndex}`)) ?? 0);
+    return decide([count], [bucket], (windowIndex + 1) * windowMs - now, false);
+  }
+}
+
+/**
+ * Redis while it answers, in-process counting while it does not: a rate limiter must never turn a
+ * Redis outage into failed requests. Each process then limits on its own (a looser limit across
+ * several processes) until Redis is back, which ioredis notices by reconnecting in the background.
+ */
+export class ResilientRateLimiter implements RateLimiter {
+  private readonly redisLimiter: RedisRateLimiter;
+  private readonly local = new InProcessRateLimiter();
+
+  constructor(
+    private readonly redis: Redis,
+    /** Called for each decision taken in process while Redis is configured (for a metric). */
+    private readonly onFallback: () => void,
+  ) {
+    this.redisLimiter = new RedisRateLimiter(redis);
+  }
+
+  hit(buckets: Array<{ key: string; limit: number }>, windowMs: number): Promise<RateLimitDecision> {
+    return this.either(
+      () => this.redisLimiter.hit(buckets, windowMs),
+      () => this.local.hit(buckets, windowMs),
+    );
+  }
+
+  peek(bucket: { key: string; limit: number }, windowMs: number): Promise<RateLimitDecision> {
+    return this.either(
+      () => this.redisLimiter.peek(bucket, windowMs),
+      () => this.local.peek(bucket, windowMs),
+    );
+  }
+
+  private async either(
+    shared: () => Promise<RateLimitDecision>,
+    local: () => Promise<RateLimitDecision>,
+  ): Promise<RateLimitDecision> {
+    // Not connected: commands would wait in ioredis's queue for a reconnection; count here instead.
+    if (this.redis.status === 'ready') {
+      try {
+        return await shared();
+      } catch {
+        // Timed out or lost mid-command: this one is counted here, and so is the next until Redis is back.
+      }
+    }
+    this.onFallback();
+    return local();
   }
 }

@@ -1,41 +1,61 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Platform } from '../platform.js';
+import { WorkerItems, type ItemRunner } from './isolation.js';
 import { OutboxRelay } from './outbox-relay.js';
 
 interface Loop {
   name: string;
   everyMs: number;
-  run: () => Promise<unknown>;
+  /** One pass; items are the loop's own runner, which isolates each item and backs off failed ones. */
+  run: (items: ItemRunner) => Promise<unknown>;
 }
 
 /**
  * Background work: expiring uncaptured authorizations, resuming payments and refunds a crash
  * left mid-way, settling due funds, moving payouts along the bank rail, opening and deciding
  * disputes, purging expired idempotency keys and relaying the event outbox. Each loop runs
- * one pass at a time; every pass is safe to repeat and to run on several workers at once.
+ * one pass at a time; every pass is safe to repeat and to run on several workers at once. Within a
+ * pass each item (a payment, a payout, a tenant's settlement group, a processor's day…) runs on its
+ * own: one that fails is logged, counted and retried with backoff while the others go on.
  */
 export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
   const relay = platform.config.amqpUrl ? new OutboxRelay(platform.sql, platform.config.amqpUrl) : undefined;
   const loops: Loop[] = [
-    { name: 'expire-authorizations', everyMs: 30_000, run: () => platform.payments.expireAuthorizations() },
+    {
+      name: 'expire-authorizations',
+      everyMs: 30_000,
+      run: (items) => platform.payments.expireAuthorizations(100, items),
+    },
     {
       name: 'recover-payments',
       everyMs: platform.config.recoveryIntervalMs,
-      run: () => platform.payments.recoverStuckPayments(platform.config.recoveryAfterSeconds),
+      run: (items) => platform.payments.recoverStuckPayments(platform.config.recoveryAfterSeconds, 100, items),
     },
     {
       name: 'recover-refunds',
       everyMs: platform.config.recoveryIntervalMs,
-      run: () => platform.refunds.recoverStuckRefunds(platform.config.recoveryAfterSeconds),
+      run: (items) => platform.refunds.recoverStuckRefunds(platform.config.recoveryAfterSeconds, 100, items),
     },
     // Frequent, so a test-card dispute opens (and an answered one is decided) shortly after capture.
-    { name: 'dispute-intake', everyMs: 2_000, run: () => platform.disputes.intake() },
-    { name: 'dispute-review', everyMs: 5_000, run: () => platform.disputes.review() },
-    { name: 'settlement', everyMs: platform.config.settlementIntervalMs, run: () => platform.settlements.run() },
-    { name: 'payout-rail', everyMs: platform.config.payoutRailIntervalMs, run: () => platform.payouts.advanceRail() },
+    { name: 'dispute-intake', everyMs: 2_000, run: (items) => platform.disputes.intake(100, items) },
+    { name: 'dispute-review', everyMs: 5_000, run: (items) => platform.disputes.review(100, items) },
+    {
+      name: 'settlement',
+      everyMs: platform.config.settlementIntervalMs,
+      run: (items) => platform.settlements.run(new Date(), items),
+    },
+    {
+      name: 'payout-rail',
+      everyMs: platform.config.payoutRailIntervalMs,
+      run: (items) => platform.payouts.advanceRail(new Date(), 100, items),
+    },
     // Reconciles yesterday's processor reports once they are final; a pass finding them done costs one query per
     // processor.
-    { name: 'reconciliation', everyMs: 600_000, run: () => platform.reconciliation.run() },
+    {
+      name: 'reconciliation',
+      everyMs: 600_000,
+      run: (items) => platform.reconciliation.run(undefined, new Date(), items),
+    },
     {
       name: 'purge-idempotency-keys',
       everyMs: 300_000,
@@ -46,13 +66,15 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
   ];
   let stopping = false;
   const running = new Set<Promise<unknown>>();
+  const retry = { baseDelayMs: platform.config.workerRetryBaseMs, maxDelayMs: platform.config.workerRetryMaxMs };
   const timers = loops.map((loop) => {
+    const items = new WorkerItems(loop.name, retry, log, platform.metrics.workerItemFailures);
     let busy = false;
     return setInterval(() => {
       if (busy || stopping) return;
       busy = true;
       const pass = loop
-        .run()
+        .run(items)
         .catch((error) => log.error({ err: error, worker: loop.name }, 'worker pass failed'))
         .finally(() => {
           busy = false;

@@ -2,7 +2,6 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { tenantScope } from '../../app.js';
 import type { TenantAuth } from '../../http/auth.js';
-import { ApiError } from '../../http/errors.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam, ListQuery, StrictObject } from '../../http/schemas.js';
 import { SCOPES } from './service.js';
@@ -33,21 +32,13 @@ const RollKeyBody = Type.Union([
 // thousand levels deep) from reaching the idempotency fingerprint, whose recursion it overflowed.
 const RevokeKeyBody = Type.Union([StrictObject({}), Type.Null()]);
 
-// Managing keys needs a full secret key or a restricted key with api_keys:write: a restricted key
-// must not mint itself broader powers.
-function requireKeyManager(auth: TenantAuth | undefined) {
-  if (auth && auth.scopes.includes('*')) return;
-  if (auth?.scopes.includes('api_keys:write')) return;
-  throw new ApiError('permission_error', 'missing_scope', 'Managing API keys needs a secret key.', null, 403);
-}
-
 export async function apiKeyRoutes(app: FastifyInstance) {
   const { apiKeys } = app.platform;
 
   app.get(
     '/v1/api_keys',
     {
-      config: { scope: 'api_keys:read' },
+      config: { auth: 'tenant', scope: 'api_keys:read' },
       schema: {
         tags,
         summary: 'List API keys',
@@ -65,7 +56,7 @@ export async function apiKeyRoutes(app: FastifyInstance) {
   app.post(
     '/v1/api_keys',
     {
-      config: { scope: 'api_keys:write' },
+      config: { auth: 'tenant', scope: 'api_keys:write' },
       schema: {
         tags,
         summary: 'Create a restricted key',
@@ -75,26 +66,15 @@ export async function apiKeyRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const auth = request.auth as TenantAuth;
-      requireKeyManager(auth);
       const body = request.body as { name?: string; scopes: string[] };
-      const extra = body.scopes.find((scope) => !auth.scopes.includes('*') && !auth.scopes.includes(scope));
-      if (extra)
-        throw new ApiError(
-          'permission_error',
-          'missing_scope',
-          `A key cannot grant "${extra}", which it does not have.`,
-          'scopes',
-          403,
-        );
-      return apiKeys.createRestricted(tenantScope(request), body.scopes, body.name ?? null);
+      return apiKeys.createRestricted(request.auth as TenantAuth, body.scopes, body.name ?? null);
     },
   );
 
   app.post(
     '/v1/api_keys/:id/roll',
     {
-      config: { auth: 'any' },
+      config: { auth: 'any', scope: 'api_keys:write' },
       schema: {
         tags,
         summary: 'Roll a key',
@@ -107,7 +87,6 @@ export async function apiKeyRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      if (request.auth?.kind === 'tenant') requireKeyManager(request.auth);
       const body = request.body as { expires_in?: number } | null;
       return apiKeys.roll(request.auth!, (request.params as { id: string }).id, body?.expires_in ?? 0);
     },
@@ -116,7 +95,7 @@ export async function apiKeyRoutes(app: FastifyInstance) {
   app.post(
     '/v1/api_keys/:id/revoke',
     {
-      config: { auth: 'any' },
+      config: { auth: 'any', scope: 'api_keys:write' },
       schema: {
         tags,
         summary: 'Revoke a key',
@@ -128,7 +107,6 @@ export async function apiKeyRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      if (request.auth?.kind === 'tenant') requireKeyManager(request.auth);
       return apiKeys.revoke(request.auth!, (request.params as { id: string }).id);
     },
   );

@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { listPage, type ListParams } from '../../db/list.js';
-import { hashApiKey, type Auth } from '../../http/auth.js';
+import { API_KEY_CHANGED_CHANNEL, hashApiKey, hasScope, type Auth, type TenantAuth } from '../../http/auth.js';
 import { ApiError } from '../../http/errors.js';
 import { Nullable } from '../../http/schemas.js';
 import { newId, randomToken } from '../../lib/ids.js';
@@ -100,7 +100,17 @@ export class ApiKeyService {
     return toApiKey(row, secret);
   }
 
-  async createRestricted(scope: Scope, scopes: string[], name: string | null): Promise<ApiKey> {
+  async createRestricted(auth: TenantAuth, scopes: string[], name: string | null): Promise<ApiKey> {
+    const extra = scopes.find((scope) => !hasScope(auth.scopes, scope));
+    if (extra !== undefined)
+      throw new ApiError(
+        'permission_error',
+        'missing_scope',
+        `A key cannot grant "${extra}", which it does not have.`,
+        'scopes',
+        403,
+      );
+    const scope = { tenantId: auth.tenantId, livemode: auth.livemode };
     return inScope(this.sql, scope, (tx) => this.createInTx(tx, scope, 'restricted', scopes, name));
   }
 
@@ -121,6 +131,38 @@ export class ApiKeyService {
     return { tenantId: found.tenant_id, livemode: found.livemode };
   }
 
+  /**
+   * A caller manages only keys it could have created itself: no scope beyond its own, and a secret
+   * key (whose roll hands out a new full-access secret) only with full access or as the operator.
+   * Otherwise a restricted key with api_keys:write could roll the secret key and keep the result.
+   */
+  private mayManage(auth: Auth, key: ApiKeyRow) {
+    if (auth.kind === 'platform') return;
+    if (key.kind === 'secret' && !auth.scopes.includes('*'))
+      throw new ApiError(
+        'permission_error',
+        'secret_key_required',
+        'Only a secret key (or the platform operator) may roll or revoke a secret key.',
+        'id',
+        403,
+      );
+    const beyond = key.scopes.find((scope) => !hasScope(auth.scopes, scope));
+    if (beyond !== undefined)
+      throw new ApiError(
+        'permission_error',
+        'missing_scope',
+        `This key has "${beyond}", which the calling key does not: it may not roll or revoke it.`,
+        'id',
+        403,
+      );
+  }
+
+  // NOTIFY is sent at COMMIT, and only if the transaction commits: every API process drops the key
+  // from its cache once the change is visible, never before (see Authenticator.listen).
+  private async announceChange(tx: Tx, id: string) {
+    await tx`SELECT pg_notify(${API_KEY_CHANGED_CHANNEL}, ${id})`;
+  }
+
   private async find(tx: Tx, scope: Scope, id: string): Promise<ApiKeyRow> {
     const [row] = await tx<ApiKeyRow[]>`
       SELECT id, tenant_id, livemode, kind, name, redacted, scopes, expires_at, revoked_at, rolled_to, created_at FROM api_keys
@@ -137,12 +179,14 @@ export class ApiKeyService {
     const scope = await this.scopeFor(auth, id);
     const rolled = await inScope(this.sql, scope, async (tx) => {
       const old = await this.find(tx, scope, id);
+      this.mayManage(auth, old);
       if (old.revoked_at || old.rolled_to)
         throw ApiError.invalid('api_key_inactive', 'This API key was already revoked or rolled.', 'id');
       const replacement = await this.createInTx(tx, scope, old.kind, old.scopes, old.name);
       const expiresAt = new Date(Date.now() + expiresInSeconds * 1000);
       await tx`UPDATE api_keys SET rolled_to = ${replacement.id},
         expires_at = LEAST(coalesce(expires_at, ${expiresAt}), ${expiresAt}) WHERE id = ${id}`;
+      await this.announceChange(tx, id);
       return replacement;
     });
     this.onChange();
@@ -152,10 +196,11 @@ export class ApiKeyService {
   async revoke(auth: Auth, id: string): Promise<ApiKey> {
     const scope = await this.scopeFor(auth, id);
     const revoked = await inScope(this.sql, scope, async (tx) => {
-      await this.find(tx, scope, id);
+      this.mayManage(auth, await this.find(tx, scope, id));
       const [row] = await tx<ApiKeyRow[]>`
         UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = ${id}
         RETURNING id, tenant_id, livemode, kind, name, redacted, scopes, expires_at, revoked_at, rolled_to, created_at`;
+      await this.announceChange(tx, id);
       return toApiKey(row);
     });
     this.onChange();

@@ -12,7 +12,7 @@ export async function disputeRoutes(app: FastifyInstance) {
   app.get(
     '/v1/disputes',
     {
-      config: { scope: 'disputes:read' },
+      config: { auth: 'tenant', scope: 'disputes:read' },
       schema: {
         tags,
         summary: 'List disputes',
@@ -30,7 +30,7 @@ export async function disputeRoutes(app: FastifyInstance) {
   app.get(
     '/v1/disputes/:id',
     {
-      config: { scope: 'disputes:read' },
+      config: { auth: 'tenant', scope: 'disputes:read' },
       schema: { tags, summary: 'Retrieve a dispute', params: IdParam, response: { 200: ref('Dispute'), ...errors } },
     },
     async (request) => disputes.retrieve(tenantScope(request), (request.params as { id: string }).id),
@@ -39,7 +39,7 @@ export async function disputeRoutes(app: FastifyInstance) {
   app.post(
     '/v1/disputes/:id',
     {
-      config: { scope: 'disputes:write' },
+      config: { auth: 'tenant', scope: 'disputes:write' },
       schema: {
         tags,
         summary: 'Update a dispute',
@@ -72,7 +72,7 @@ export async function disputeRoutes(app: FastifyInstance) {
   app.post(
     '/v1/disputes/:id/close',
     {
-      config: { scope: 'disputes:write' },
+      config: { auth: 'tenant', scope: 'disputes:write' },
       schema: {
         tags,
         summary: 'Close a dispute',

@@ -4,6 +4,7 @@ import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
 import { unixSeconds } from '../../lib/time.js';
+import { separately, type ItemRunner } from '../../workers/isolation.js';
 import type { ConnectorRouter } from '../connectors/router.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import { disputeLostTransaction, disputeTransaction, disputeWonTransaction } from '../ledger/postings.js';
@@ -118,10 +119,14 @@ export class DisputeService {
   ) {}
 
   /** Worker pass: asks each processor about the captures on the dispute watch list and opens their disputes. */
-  async intake(limit = 100): Promise<number> {
+  async intake(limit = 100, items: ItemRunner = separately('disputes')): Promise<number> {
     const captures = await this.sql<(ScopedItem & { processor: string; processor_reference: string })[]>`
-      SELECT * FROM worker_undisputed_captures(${limit})`;
-    return eachSeparately(captures, (capture) => this.open(capture));
+      SELECT * FROM worker_undisputed_captures(${limit + items.waiting})`;
+    return items.each(
+      captures,
+      (capture) => capture.id,
+      (capture) => this.open(capture),
+    );
   }
 
   private async open(capture: ScopedItem & { processor: string; processor_reference: string }): Promise<boolean> {
@@ -252,14 +257,19 @@ export class DisputeService {
    * Worker pass: disputes left unanswered past due_by are lost, and disputes under review get the
    * processor's decision.
    */
-  async review(limit = 100): Promise<number> {
-    const overdue = await this.sql<ScopedItem[]>`SELECT * FROM worker_overdue_disputes(${new Date()}, ${limit})`;
-    const underReview = await this.sql<ScopedItem[]>`SELECT * FROM worker_disputes_under_review(${limit})`;
+  async review(limit = 100, items: ItemRunner = separately('disputes')): Promise<number> {
+    const page = limit + items.waiting;
+    const overdue = await this.sql<ScopedItem[]>`SELECT * FROM worker_overdue_disputes(${new Date()}, ${page})`;
+    const underReview = await this.sql<ScopedItem[]>`SELECT * FROM worker_disputes_under_review(${page})`;
     const tasks = [
-      ...overdue.map((item) => () => this.expire(item)),
-      ...underReview.map((item) => () => this.decide(item)),
+      ...overdue.map((item) => ({ id: item.id, run: () => this.expire(item) })),
+      ...underReview.map((item) => ({ id: item.id, run: () => this.decide(item) })),
     ];
-    return eachSeparately(tasks, (task) => task());
+    return items.each(
+      tasks,
+      (task) => task.id,
+      (task) => task.run(),
+    );
   }
 
   private async expire(item: ScopedItem): Promise<boolean> {
@@ -365,26 +375,4 @@ function unanswerable(row: DisputeRow): ApiError {
       ? 'This dispute is past its due_by date: evidence can no longer be submitted.'
       : `This dispute's status is ${row.status}; evidence can only be given, and a dispute closed, while its status is needs_response.`;
   return ApiError.invalid('dispute_unexpected_state', message);
-}
-
-/**
- * Runs `fn` for each item so that one failure (a processor that errors) does not hold up the
- * others; the pass still fails afterwards so the worker logs it, and the item is retried next pass.
- */
-async function eachSeparately<T>(items: T[], fn: (item: T) => Promise<boolean>): Promise<number> {
-  let done = 0;
-  const failures: unknown[] = [];
-  for (const item of items) {
-    try {
-      if (await fn(item)) done++;
-    } catch (error) {
-      failures.push(error);
-    }
-  }
-  if (failures.length)
-    throw new AggregateError(
-      failures,
-      `${failures.length} of ${items.length} disputes failed; they are retried on the next pass`,
-    );
-  return done;
 }

@@ -17,7 +17,7 @@ export async function eventRoutes(app: FastifyInstance) {
   app.get(
     '/v1/events',
     {
-      config: { scope: 'events:read' },
+      config: { auth: 'tenant', scope: 'events:read' },
       schema: {
         tags,
         summary: 'List events',
@@ -35,7 +35,7 @@ export async function eventRoutes(app: FastifyInstance) {
   app.get(
     '/v1/events/:id',
     {
-      config: { scope: 'events:read' },
+      config: { auth: 'tenant', scope: 'events:read' },
       schema: { tags, summary: 'Retrieve an event', params: IdParam, response: { 200: ref('Event'), ...errors } },
     },
     async (request) => events.retrieve(tenantScope(request), (request.params as { id: string }).id),

@@ -25,7 +25,15 @@ export async function healthRoutes(app: FastifyInstance) {
 
   app.get(
     '/metrics',
-    { config: { auth: 'none' }, schema: { ...hidden, summary: 'Prometheus metrics', security: [] } },
+    {
+      config: { auth: 'metrics' },
+      schema: {
+        ...hidden,
+        summary: 'Prometheus metrics',
+        description: 'Needs `Authorization: Bearer <METRICS_TOKEN>`; or scrape METRICS_PORT, which needs no token.',
+        security: [],
+      },
+    },
     async (_request, reply) => {
       reply.type(metrics.registry.contentType);
       return metrics.registry.metrics();

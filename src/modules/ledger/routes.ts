@@ -10,7 +10,7 @@ export async function ledgerRoutes(app: FastifyInstance) {
   app.get(
     '/v1/balance',
     {
-      config: { scope: 'balance:read' },
+      config: { auth: 'tenant', scope: 'balance:read' },
       schema: {
         tags: ['Balance'],
         summary: 'Retrieve your balance',
@@ -25,7 +25,7 @@ export async function ledgerRoutes(app: FastifyInstance) {
   app.get(
     '/v1/balance_transactions',
     {
-      config: { scope: 'balance:read' },
+      config: { auth: 'tenant', scope: 'balance:read' },
       schema: {
         tags: ['Balance'],
         summary: 'List balance transactions',
@@ -45,7 +45,7 @@ export async function ledgerRoutes(app: FastifyInstance) {
   app.get(
     '/v1/balance_transactions/:id',
     {
-      config: { scope: 'balance:read' },
+      config: { auth: 'tenant', scope: 'balance:read' },
       schema: {
         tags: ['Balance'],
         summary: 'Retrieve a balance transaction',

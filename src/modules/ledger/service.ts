@@ -3,7 +3,7 @@ import { findOwned, listPage } from '../../db/list.js';
 import { columnNames, insertRows, UnnestStatement, type Columns } from '../../db/unnest.js';
 import type { FeeDetail } from '../pricing/schemas.js';
 import { ApiError } from '../../http/errors.js';
-import { currencyExponent, maxAmount } from '../../lib/currencies.js';
+import { currencyExponent } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
 import { unixSeconds } from '../../lib/time.js';
 import { LoadingCache } from '../../lib/loading-cache.js';
@@ -19,6 +19,15 @@ export const ACCOUNT_TYPES = [
   'disputes',
 ] as const;
 export type AccountType = (typeof ACCOUNT_TYPES)[number];
+
+/**
+ * The largest amount one ledger entry may carry, in minor units of any currency (10^15). Entries
+ * aggregate many payments (a settlement, an automatic payout), so the per-payment maximum
+ * (10^12 at most) would refuse ordinary days of a large tenant; this leaves a thousand maximum-size
+ * payments per entry and stays nine times below 2^53, so sums of a few limits are still exact as JS
+ * numbers and far inside bigint. Whoever aggregates (settlement, payouts) splits at this limit.
+ */
+export const LEDGER_AMOUNT_LIMIT = 1_000_000_000_000_000;
 
 export interface LedgerEntryInput {
   accountType: AccountType;
@@ -172,8 +181,8 @@ function validate(transactions: LedgerTransactionInput[]) {
       if (!ACCOUNT_TYPES.includes(accountType)) throw invalid(`Unknown ledger account type '${accountType}'.`);
       if (currencyExponent(currency) === undefined || currency !== currency.toLowerCase())
         throw invalid(`'${currency}' is not a supported lower-case currency.`);
-      if (!Number.isSafeInteger(amount) || amount === 0 || Math.abs(amount) > maxAmount(currency))
-        throw invalid(`Ledger entry amount ${amount} must be a non-zero integer within the currency's range.`);
+      if (!Number.isSafeInteger(amount) || amount === 0 || Math.abs(amount) > LEDGER_AMOUNT_LIMIT)
+        throw invalid(`Ledger entry amount ${amount} must be a non-zero integer within ±${LEDGER_AMOUNT_LIMIT}.`);
       totals.set(currency, (totals.get(currency) ?? 0) + amount);
     }
     for (const [currency, total] of totals) {
@@ -353,16 +362,25 @@ export class LedgerService {
   }
 
   /**
-   * The tenant's available balance in a currency, with its account row locked until the caller's
-   * transaction ends: whoever spends from it (a payout, a negative settlement) decides on a
-   * balance no concurrent spender can change in between.
+   * Locks every ledger account of the tenant, mode and currency, in id order and in one statement,
+   * until the caller's transaction ends, and returns the available balance. Whoever spends from
+   * available (a payout, a negative settlement) decides on a balance no concurrent spender can
+   * change in between.
+   *
+   * The global lock order: every transaction takes its ledger account locks in ascending id order
+   * and never takes a lower id after a higher one. A payment batch locks the accounts it changes
+   * in one ordered statement (postingCtes); settlement and payouts call this first, so the posting
+   * they make afterwards only touches accounts they already hold. Locking only `available` first
+   * and the posting's other accounts later would take them out of order against a batch that
+   * touches the same accounts (an instant-settlement tenant's available and pending), and the two
+   * would deadlock.
    */
   async lockAvailable(tx: Tx, scope: Scope, currency: string): Promise<number> {
-    const [account] = await tx<{ balance: number }[]>`
-      SELECT balance FROM ledger_accounts
-      WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND type = 'available' AND currency = ${currency}
-      FOR NO KEY UPDATE`;
-    return account?.balance ?? 0;
+    const accounts = await tx<{ type: AccountType; balance: number }[]>`
+      SELECT type, balance FROM ledger_accounts
+      WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND currency = ${currency}
+      ORDER BY id FOR NO KEY UPDATE`;
+    return accounts.find((account) => account.type === 'available')?.balance ?? 0;
   }
 
   /** The tenant's available, pending and reserved funds, per currency it has ever held. */

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { ApiError } from '../../http/errors.js';
+import { ApiError, safeEcho } from '../../http/errors.js';
+import { SCOPES } from '../api-keys/service.js';
 import { errors } from '../../http/route-schemas.js';
 import { StrictObject } from '../../http/schemas.js';
 
@@ -19,7 +20,13 @@ const TokenBody = StrictObject({
       description: 'Accepted for OAuth client compatibility; the key alone identifies the client.',
     }),
   ),
-  scope: Type.Optional(Type.String({ maxLength: 1000 })),
+  scope: Type.Optional(
+    Type.String({
+      maxLength: 1000,
+      description:
+        "Space-separated scopes the token gets, each one the key's own (RFC 6749 §3.3); the key's scopes when omitted.",
+    }),
+  ),
 });
 const TokenResponse = Type.Object({
   access_token: Type.String(),
@@ -31,13 +38,44 @@ const TokenResponse = Type.Object({
 const invalidClient = (message: string) =>
   new ApiError('authentication_error', 'invalid_client', message, 'client_secret', 401);
 
-// OAuth clients send client credentials as HTTP Basic auth (RFC 6749 §2.3.1); the key is the password.
+const malformedBasic = () =>
+  ApiError.invalid(
+    'invalid_authorization_header',
+    'The Authorization header is not valid HTTP Basic credentials: base64 of "client_id:client_secret", ' +
+      'each percent-encoded.',
+    'Authorization',
+  );
+
+// OAuth clients send client credentials as HTTP Basic auth (RFC 6749 §2.3.1); the key is the password,
+// form-urlencoded before base64. A header that says Basic but is not is the client's error (400).
 function basicPassword(header: string | undefined): string | undefined {
-  const match = header && /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(header.trim());
+  const match = header && /^Basic(?:\s+(.*))?$/i.exec(header.trim());
   if (!match) return undefined;
-  const decoded = Buffer.from(match[1], 'base64').toString('utf8');
+  const encoded = match[1] ?? '';
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || encoded.length % 4 !== 0) throw malformedBasic();
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
-  return colon >= 0 ? decodeURIComponent(decoded.slice(colon + 1)) : undefined;
+  if (colon < 0) throw malformedBasic();
+  try {
+    return decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, ' '));
+  } catch {
+    throw malformedBasic();
+  }
+}
+
+/** The `scope` parameter: space-separated, per RFC 6749 §3.3; absent or blank means the key's scopes. */
+function requestedScopes(scope: string | undefined): string[] | undefined {
+  const scopes = scope?.split(' ').filter(Boolean);
+  const unknown = scopes?.find((name) => name !== '*' && !(SCOPES as readonly string[]).includes(name));
+  if (unknown !== undefined)
+    throw new ApiError(
+      'invalid_request_error',
+      'invalid_scope',
+      `Unknown scope "${safeEcho(unknown)}"; scopes are "*" or ${SCOPES.join(', ')}.`,
+      'scope',
+      400,
+    );
+  return scopes?.length ? [...new Set(scopes)] : undefined;
 }
 
 /**
@@ -66,13 +104,13 @@ export async function oauthRoutes(app: FastifyInstance) {
       },
     },
     async (request) => {
-      const { client_secret } = request.body as { client_secret?: string };
+      const { client_secret, scope } = request.body as { client_secret?: string; scope?: string };
       const secret = client_secret ?? basicPassword(request.headers.authorization);
       if (!secret) throw invalidClient('Send the key as client_secret or as the password of HTTP Basic auth.');
       if (secret.startsWith('ey')) throw invalidClient('An access token cannot be exchanged for another.');
       const auth = await authenticator.authenticate(`Bearer ${secret}`);
       if (auth.kind !== 'tenant') throw invalidClient('Only tenant keys can be exchanged for access tokens.');
-      return authenticator.issueAccessToken(auth);
+      return authenticator.issueAccessToken(auth, requestedScopes(scope));
     },
   );
 }

@@ -12,7 +12,7 @@ export async function paymentMethodRoutes(app: FastifyInstance) {
   app.post(
     '/v1/payment_methods',
     {
-      config: { scope: 'payment_methods:write' },
+      config: { auth: 'tenant', scope: 'payment_methods:write' },
       schema: {
         tags,
         summary: 'Tokenize a card',
@@ -31,7 +31,7 @@ export async function paymentMethodRoutes(app: FastifyInstance) {
   app.get(
     '/v1/payment_methods',
     {
-      config: { scope: 'payment_methods:read' },
+      config: { auth: 'tenant', scope: 'payment_methods:read' },
       schema: {
         tags,
         summary: 'List payment methods',
@@ -49,7 +49,7 @@ export async function paymentMethodRoutes(app: FastifyInstance) {
   app.get(
     '/v1/payment_methods/:id',
     {
-      config: { scope: 'payment_methods:read' },
+      config: { auth: 'tenant', scope: 'payment_methods:read' },
       schema: {
         tags,
         summary: 'Retrieve a payment method',
@@ -63,7 +63,7 @@ export async function paymentMethodRoutes(app: FastifyInstance) {
   app.post(
     '/v1/payment_methods/:id/verify',
     {
-      config: { scope: 'payment_methods:write' },
+      config: { auth: 'tenant', scope: 'payment_methods:write' },
       schema: {
         tags,
         summary: 'Verify a card',

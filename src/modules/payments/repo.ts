@@ -1,3 +1,4 @@
+import { CommitOutcomeUnknown, settleSession } from '../../db/commit-outcome.js';
 import { inScope, scopedStatement, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { MicroBatcher, type BatcherOptions } from '../../db/batcher.js';
 import { listPage, type ListParams } from '../../db/list.js';
@@ -163,9 +164,10 @@ const UPDATE_ASSIGNMENTS = PAYMENT_UPDATE_COLUMNS.filter(
   .join(', ');
 
 /**
- * The whole batch is one statement: data-modifying CTEs insert payment methods and payments,
- * update payments where their version still is the expected one, and insert attempts and events
- * only for the payments actually written, and with them their ledger postings (a capture's charge).
+ * The whole batch is one statement: data-modifying CTEs insert payments, update payments whose
+ * tenant, mode, id and version still are the expected ones, and only for the payments actually
+ * written insert their inline payment methods, attempts, events and ledger postings (a capture's
+ * charge): a write that lost its race leaves no trace, not even its card.
  * PostgreSQL runs it atomically; with BEGIN and COMMIT
  * pipelined around it, a batch costs one round trip and one commit.
  */
@@ -180,19 +182,21 @@ function batchStatement(
 ) {
   const statement = new UnnestStatement();
   const text = `
-    WITH pm AS (
-      INSERT INTO payment_methods (${columnNames(PAYMENT_METHOD_COLUMNS)}) ${statement.rows(PAYMENT_METHOD_COLUMNS, paymentMethods)}
-    ), ins AS (
+    WITH ins AS (
       INSERT INTO payments (${columnNames(PAYMENT_COLUMNS)}) ${statement.rows(PAYMENT_COLUMNS, inserts)}
       ON CONFLICT (tenant_id, livemode, idempotency_key) DO NOTHING
-      RETURNING id
+      RETURNING id, tenant_id, livemode, payment_method_id
     ), upd AS (
       UPDATE payments t SET ${UPDATE_ASSIGNMENTS}
       FROM (${statement.rows(PAYMENT_UPDATE_COLUMNS, updates)}) v
-      WHERE t.id = v.id AND t.version = v.version - 1
-      RETURNING t.id
+      WHERE t.id = v.id AND t.tenant_id = v.tenant_id AND t.livemode = v.livemode AND t.version = v.version - 1
+      RETURNING t.id, t.tenant_id, t.livemode, t.payment_method_id
     ), written AS (
-      SELECT id FROM ins UNION ALL SELECT id FROM upd
+      SELECT * FROM ins UNION ALL SELECT * FROM upd
+    ), pm AS (
+      INSERT INTO payment_methods (${columnNames(PAYMENT_METHOD_COLUMNS)})
+      SELECT * FROM (${statement.rows(PAYMENT_METHOD_COLUMNS, paymentMethods)}) m
+      WHERE (m.id, m.tenant_id, m.livemode) IN (SELECT payment_method_id, tenant_id, livemode FROM written)
     ), att AS (
       INSERT INTO payment_attempts (${columnNames(ATTEMPT_COLUMNS)})
       SELECT * FROM (${statement.rows(ATTEMPT_COLUMNS, attempts)}) a WHERE a.payment_id IN (SELECT id FROM written)
@@ -227,27 +231,76 @@ export function createPaymentWriter(sql: Sql, options: BatcherOptions, onBatch?:
       if (best === undefined || item.update.version > items[best].update!.version) contender.set(item.update.id, k);
     });
     const trying = new Set(items.filter((item, k) => !item.update || contender.get(item.update.id) === k));
-    const tried = [...trying];
-    const { statement, text } = batchStatement(
-      tried.flatMap((i) => (i.paymentMethod ? [i.paymentMethod] : [])),
-      tried.flatMap((i) => (i.insert ? [i.insert] : [])),
-      tried.flatMap((i) => (i.update ? [i.update] : [])),
-      tried.flatMap((i) => i.attempts ?? []),
-      tried.flatMap((i) => i.events ?? []),
-      tried.flatMap((i) => (i.posting ? [i.posting] : [])),
-      tried.flatMap((i) => (i.disputeWatch ? [i.disputeWatch] : [])),
-    );
+    const written = await writeBatch(sql, [...trying]);
+    return items.map((item) => trying.has(item) && written.has((item.update ?? item.insert)!.id));
+  }, options);
+}
+
+/** Writes a batch and returns the ids of the payments it wrote. */
+async function writeBatch(sql: Sql, tried: PaymentWrite[], retryUncommitted = true): Promise<Set<string>> {
+  const { statement, text } = batchStatement(
+    tried.flatMap((i) => (i.paymentMethod ? [i.paymentMethod] : [])),
+    tried.flatMap((i) => (i.insert ? [i.insert] : [])),
+    tried.flatMap((i) => (i.update ? [i.update] : [])),
+    tried.flatMap((i) => i.attempts ?? []),
+    tried.flatMap((i) => i.events ?? []),
+    tried.flatMap((i) => (i.posting ? [i.posting] : [])),
+    tried.flatMap((i) => (i.disputeWatch ? [i.disputeWatch] : [])),
+  );
+  try {
     const rows = await scopedStatement(
       sql,
-      items.map((i) => i.scope),
+      tried.map((i) => i.scope),
       (tx) => statement.run<{ id: string }[]>(tx, text),
     );
-    const written = new Set(rows.map((r) => r.id));
-    return items.map((item) => {
-      if (!trying.has(item)) return false;
-      return written.has((item.update ?? item.insert)!.id);
-    });
-  }, options);
+    return new Set(rows.map((r) => r.id));
+  } catch (error) {
+    if (!(error instanceof CommitOutcomeUnknown)) throw error;
+    let found: Set<string>;
+    try {
+      await settleSession(sql, error.backendPid);
+      found = await findWritten(sql, tried);
+    } catch {
+      // Still unknown: thrown as such, so that nobody retries or reports a failure on a guess.
+      throw error;
+    }
+    if (found.size) return found;
+    // Not one write is there, so the batch (one statement: all or nothing) did not commit; or it
+    // did and every compare-and-set failed, which writing again repeats harmlessly.
+    if (retryUncommitted) return writeBatch(sql, tried, false);
+    throw new Error('A batch of payment writes lost its connection twice and was not written.', { cause: error });
+  }
+}
+
+const WRITTEN_KEY_COLUMNS = PAYMENT_COLUMNS.filter(([name]) =>
+  ['id', 'tenant_id', 'livemode', 'version', 'updated_at'].includes(name),
+);
+
+/**
+ * Which of a batch's writes are in the database, looked up after an ambiguous commit: a payment
+ * with the tenant, mode, id, version and update time written, or one of the write's events (the
+ * evidence that stays when a later write has since moved the payment on).
+ */
+async function findWritten(sql: Sql, tried: PaymentWrite[]): Promise<Set<string>> {
+  const rows = tried.map((item) => (item.update ?? item.insert)!);
+  const eventIds = tried.flatMap((item) => item.events?.map((event) => event.id) ?? []);
+  return inScope(
+    sql,
+    tried.map((item) => item.scope),
+    async (tx) => {
+      const keys = new UnnestStatement();
+      const payments = await keys.run<{ id: string }[]>(
+        tx,
+        `SELECT p.id FROM payments p JOIN (${keys.rows(WRITTEN_KEY_COLUMNS, rows)}) v
+        ON p.id = v.id AND p.tenant_id = v.tenant_id AND p.livemode = v.livemode AND p.version = v.version
+          AND p.updated_at = v.updated_at`,
+      );
+      const events = eventIds.length
+        ? await tx<{ id: string }[]>`SELECT object_id AS id FROM events WHERE id = ANY(${eventIds})`
+        : [];
+      return new Set([...payments, ...events].map((row) => row.id));
+    },
+  );
 }
 
 const withAttempts = (tx: Tx) => tx`

@@ -29,7 +29,7 @@ export async function paymentRoutes(app: FastifyInstance) {
   app.post(
     '/v1/payments',
     {
-      config: { scope: 'payments:write' },
+      config: { auth: 'tenant', scope: 'payments:write' },
       schema: {
         tags,
         summary: 'Create a payment',
@@ -46,7 +46,7 @@ export async function paymentRoutes(app: FastifyInstance) {
   app.get(
     '/v1/payments',
     {
-      config: { scope: 'payments:read' },
+      config: { auth: 'tenant', scope: 'payments:read' },
       schema: {
         tags,
         summary: 'List payments',
@@ -64,7 +64,7 @@ export async function paymentRoutes(app: FastifyInstance) {
   app.get(
     '/v1/payments/:id',
     {
-      config: { scope: 'payments:read' },
+      config: { auth: 'tenant', scope: 'payments:read' },
       schema: {
         tags,
         summary: 'Retrieve a payment',
@@ -79,7 +79,7 @@ export async function paymentRoutes(app: FastifyInstance) {
   app.post(
     '/v1/payments/:id/confirm',
     {
-      config: { scope: 'payments:write' },
+      config: { auth: 'tenant', scope: 'payments:write' },
       schema: {
         tags,
         summary: 'Confirm a payment',
@@ -100,7 +100,7 @@ export async function paymentRoutes(app: FastifyInstance) {
   app.post(
     '/v1/payments/:id/capture',
     {
-      config: { scope: 'payments:write' },
+      config: { auth: 'tenant', scope: 'payments:write' },
       schema: {
         tags,
         summary: 'Capture a payment',
@@ -123,7 +123,7 @@ export async function paymentRoutes(app: FastifyInstance) {
   app.post(
     '/v1/payments/:id/cancel',
     {
-      config: { scope: 'payments:write' },
+      config: { auth: 'tenant', scope: 'payments:write' },
       schema: {
         tags,
         summary: 'Cancel a payment',

@@ -6,6 +6,7 @@ import { ApiError } from '../../http/errors.js';
 import type { Metrics } from '../../http/metrics.js';
 import { requestedCurrency } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
+import { separately, type ItemRunner } from '../../workers/isolation.js';
 import type { CardDetails, ConnectorOutcome, MerchantOrder } from '../connectors/connector.js';
 import type { ConnectorRouter } from '../connectors/router.js';
 import { newEvent, type EventRow } from '../events/events.js';
@@ -385,26 +386,29 @@ export class PaymentService {
   }
 
   /** Authorizations not captured in time are released (Stripe: 7 days), with a payment.canceled event. */
-  async expireAuthorizations(limit = 100): Promise<number> {
+  async expireAuthorizations(limit = 100, items: ItemRunner = separately('authorizations')): Promise<number> {
     const due = await this.deps.sql<
       { id: string; tenant_id: string; livemode: boolean }[]
-    >`SELECT * FROM worker_expired_authorizations(${limit})`;
-    let canceled = 0;
-    for (const payment of due) {
-      try {
-        await this.cancel(
-          { tenantId: payment.tenant_id, livemode: payment.livemode },
-          payment.id,
-          null,
-          null,
-          'automatic',
-        );
-        canceled++;
-      } catch (error) {
-        if (!(error instanceof ApiError)) throw error;
-      }
-    }
-    return canceled;
+    >`SELECT * FROM worker_expired_authorizations(${limit + items.waiting})`;
+    return items.each(
+      due,
+      (payment) => payment.id,
+      async (payment) => {
+        try {
+          await this.cancel(
+            { tenantId: payment.tenant_id, livemode: payment.livemode },
+            payment.id,
+            null,
+            null,
+            'automatic',
+          );
+          return true;
+        } catch (error) {
+          if (!(error instanceof ApiError)) throw error;
+          return false;
+        }
+      },
+    );
   }
 
   /**
@@ -412,17 +416,26 @@ export class PaymentService {
    * recording its result: the pending attempt is replayed with its own id, which processors treat
    * as an idempotency key, so nothing is authorized or captured twice.
    */
-  async recoverStuckPayments(olderThanSeconds = 60, limit = 100): Promise<number> {
+  async recoverStuckPayments(
+    olderThanSeconds = 60,
+    limit = 100,
+    items: ItemRunner = separately('payments'),
+  ): Promise<number> {
     const stuck = await this.deps.sql<{ id: string; tenant_id: string; livemode: boolean }[]>`
-      SELECT * FROM worker_stuck_payments(${`${olderThanSeconds} seconds`}::interval, ${limit})`;
-    for (const payment of stuck) {
-      const scope = { tenantId: payment.tenant_id, livemode: payment.livemode };
-      try {
-        await this.resume(scope, await loadPayment(this.deps.sql, scope, payment.id));
-      } catch (error) {
-        if (!(error instanceof ApiError)) throw error;
-      }
-    }
+      SELECT * FROM worker_stuck_payments(${`${olderThanSeconds} seconds`}::interval, ${limit + items.waiting})`;
+    await items.each(
+      stuck,
+      (payment) => payment.id,
+      async (payment) => {
+        const scope = { tenantId: payment.tenant_id, livemode: payment.livemode };
+        try {
+          await this.resume(scope, await loadPayment(this.deps.sql, scope, payment.id));
+        } catch (error) {
+          if (!(error instanceof ApiError)) throw error;
+        }
+        return true;
+      },
+    );
     return stuck.length;
   }
 

@@ -12,7 +12,7 @@ export async function payoutRoutes(app: FastifyInstance) {
   app.post(
     '/v1/payouts',
     {
-      config: { scope: 'payouts:write' },
+      config: { auth: 'tenant', scope: 'payouts:write' },
       schema: {
         tags,
         summary: 'Pay out to your bank',
@@ -28,7 +28,7 @@ export async function payoutRoutes(app: FastifyInstance) {
   app.get(
     '/v1/payouts',
     {
-      config: { scope: 'payouts:read' },
+      config: { auth: 'tenant', scope: 'payouts:read' },
       schema: {
         tags,
         summary: 'List payouts',
@@ -46,7 +46,7 @@ export async function payoutRoutes(app: FastifyInstance) {
   app.get(
     '/v1/payouts/:id',
     {
-      config: { scope: 'payouts:read' },
+      config: { auth: 'tenant', scope: 'payouts:read' },
       schema: { tags, summary: 'Retrieve a payout', params: IdParam, response: { 200: ref('Payout'), ...errors } },
     },
     async (request) => payouts.retrieve(tenantScope(request), (request.params as { id: string }).id),

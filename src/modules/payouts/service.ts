@@ -5,9 +5,10 @@ import { ApiError } from '../../http/errors.js';
 import { requestedCurrency } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
 import { unixSeconds } from '../../lib/time.js';
+import { separately, type ItemRunner } from '../../workers/isolation.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import { payoutFailedTransaction, payoutPaidTransaction, payoutTransaction } from '../ledger/postings.js';
-import type { LedgerService } from '../ledger/service.js';
+import { LEDGER_AMOUNT_LIMIT, type LedgerService } from '../ledger/service.js';
 import { availableOn } from '../settlements/schedule.js';
 import type { CreatePayoutBody, Payout } from './schemas.js';
 
@@ -135,7 +136,8 @@ export class PayoutService {
         tx,
         scope,
         {
-          amount: available,
+          // One ledger entry carries at most the ledger's limit; a rest beyond it leaves with the next payout.
+          amount: Math.min(available, LEDGER_AMOUNT_LIMIT),
           currency,
           method: 'standard',
           destination: DEFAULT_ACCOUNT,
@@ -186,14 +188,19 @@ export class PayoutService {
    * funds return to available. Every step is a compare-and-set on the status committed with its
    * posting and event, so a pass killed half-way, or two passes at once, move nothing twice.
    */
-  async advanceRail(now = new Date(), limit = 100): Promise<number> {
+  async advanceRail(now = new Date(), limit = 100, items: ItemRunner = separately('payouts')): Promise<number> {
     const moving = await this.sql<
       { id: string; tenant_id: string; livemode: boolean }[]
-    >`SELECT * FROM worker_moving_payouts(${now}, ${limit})`;
-    for (const item of moving) {
-      const scope = { tenantId: item.tenant_id, livemode: item.livemode };
-      await inScope(this.sql, scope, (tx) => this.step(tx, scope, item.id, now));
-    }
+    >`SELECT * FROM worker_moving_payouts(${now}, ${limit + items.waiting})`;
+    await items.each(
+      moving,
+      (item) => item.id,
+      async (item) => {
+        const scope = { tenantId: item.tenant_id, livemode: item.livemode };
+        await inScope(this.sql, scope, (tx) => this.step(tx, scope, item.id, now));
+        return true;
+      },
+    );
     return moving.length;
   }
 

@@ -44,7 +44,7 @@ export async function pricingRoutes(app: FastifyInstance) {
   app.get(
     '/v1/pricing',
     {
-      config: { scope: 'pricing:read' },
+      config: { auth: 'tenant', scope: 'pricing:read' },
       schema: {
         tags,
         summary: 'Retrieve your pricing plan',
@@ -60,7 +60,7 @@ export async function pricingRoutes(app: FastifyInstance) {
   app.post(
     '/v1/fees/preview',
     {
-      config: { scope: 'pricing:read' },
+      config: { auth: 'tenant', scope: 'pricing:read' },
       schema: {
         tags,
         summary: 'Preview the fee on a charge',

@@ -5,7 +5,7 @@ import { IdParam } from '../../http/schemas.js';
 import { ReconciliationItemListQuery, ReconciliationReportListQuery } from './schemas.js';
 
 const tags = ['Reconciliation'];
-const config = { scope: 'reconciliation:read' };
+const config = { auth: 'tenant', scope: 'reconciliation:read' } as const;
 const reportList = listOf('ReconciliationReport', '/v1/reconciliation_reports');
 // The items list's url names its report, so it is not one constant.
 const itemList = {

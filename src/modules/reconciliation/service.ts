@@ -5,6 +5,7 @@ import { findOwned, listPage } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { idFloor, newId } from '../../lib/ids.js';
 import { isoDate, unixSeconds } from '../../lib/time.js';
+import { separately, type ItemRunner } from '../../workers/isolation.js';
 import {
   dayEnd,
   dayStart,
@@ -181,16 +182,22 @@ export class ReconciliationService {
    * whose report is final) and reconciles it, unless that final report already was. Returns how
    * many processors' reports it reconciled.
    */
-  async run(reportDate?: string, now = new Date()): Promise<number> {
+  async run(
+    reportDate?: string,
+    now = new Date(),
+    items: ItemRunner = separately("processors' reports"),
+  ): Promise<number> {
     const day = reportDate ?? isoDate(new Date(now.getTime() - REPORT_GRACE_MS - DAY_MS));
-    let reconciled = 0;
-    await eachIsolated(this.processors, `processors' reports for ${day}`, async (processor) => {
-      const report = await this.fetchProcessorReport(processor, day, now);
-      if (report.final && report.reconciled_at) return;
-      await this.reconcile(processor, day);
-      reconciled++;
-    });
-    return reconciled;
+    return items.each(
+      this.processors,
+      (processor) => `${processor}:${day}`,
+      async (processor) => {
+        const report = await this.fetchProcessorReport(processor, day, now);
+        if (report.final && report.reconciled_at) return false;
+        await this.reconcile(processor, day);
+        return true;
+      },
+    );
   }
 
   /** The stored report if final; otherwise asks the processor again (a provisional one is replaced). */
@@ -237,11 +244,12 @@ export class ReconciliationService {
     for (const { tenant_id, livemode } of ledgerScopes) linesOf(tenant_id, livemode);
 
     let written = 0;
-    await eachIsolated(
+    await separately(`tenants of the ${processor} report for ${reportDate}`).each(
       scopes.values(),
-      `tenants of the ${processor} report for ${reportDate}`,
+      ({ scope }) => `${scope.tenantId}:${scope.livemode}`,
       async ({ scope, lines }) => {
         written += await this.reconcileScope(scope, processor, reportDate, lines);
+        return true;
       },
     );
     await this.sql`SELECT worker_mark_processor_report_reconciled(${report.id})`;
@@ -400,18 +408,6 @@ export class ReconciliationService {
       body: Readable.from(chunks()),
     };
   }
-}
-
-/** Runs `work` on every item even when some fail, then throws the first failure, saying how many there were. */
-async function eachIsolated<T>(items: Iterable<T>, what: string, work: (item: T) => Promise<void>): Promise<void> {
-  const failures: Error[] = [];
-  let count = 0;
-  for (const item of items) {
-    count++;
-    await work(item).catch((error: Error) => failures.push(error));
-  }
-  if (failures.length)
-    throw new Error(`${failures.length} of ${count} ${what} failed: ${failures[0].message}`, { cause: failures[0] });
 }
 
 const ledgerIdsFrom = (from: Date) => idFloor('txn', new Date(from.getTime() - LEDGER_ID_MARGIN_MS));

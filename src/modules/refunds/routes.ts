@@ -12,7 +12,7 @@ export async function refundRoutes(app: FastifyInstance) {
   app.post(
     '/v1/refunds',
     {
-      config: { scope: 'refunds:write' },
+      config: { auth: 'tenant', scope: 'refunds:write' },
       schema: {
         tags,
         summary: 'Refund a payment',
@@ -30,7 +30,7 @@ export async function refundRoutes(app: FastifyInstance) {
   app.get(
     '/v1/refunds',
     {
-      config: { scope: 'refunds:read' },
+      config: { auth: 'tenant', scope: 'refunds:read' },
       schema: {
         tags,
         summary: 'List refunds',
@@ -48,7 +48,7 @@ export async function refundRoutes(app: FastifyInstance) {
   app.get(
     '/v1/refunds/:id',
     {
-      config: { scope: 'refunds:read' },
+      config: { auth: 'tenant', scope: 'refunds:read' },
       schema: { tags, summary: 'Retrieve a refund', params: IdParam, response: { 200: ref('Refund'), ...errors } },
     },
     async (request) => refunds.retrieve(tenantScope(request), (request.params as { id: string }).id),

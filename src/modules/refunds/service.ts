@@ -3,6 +3,7 @@ import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
+import { separately, type ItemRunner } from '../../workers/isolation.js';
 import type { ConnectorRouter } from '../connectors/router.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import { refundTransaction } from '../ledger/postings.js';
@@ -223,14 +224,23 @@ export class RefundService {
    * Completes refunds left pending by a crash or an unanswered call; the refund id is the
    * processor's idempotency key, so a replay never refunds twice.
    */
-  async recoverStuckRefunds(olderThanSeconds = 60, limit = 100): Promise<number> {
+  async recoverStuckRefunds(
+    olderThanSeconds = 60,
+    limit = 100,
+    items: ItemRunner = separately('refunds'),
+  ): Promise<number> {
     const stuck = await this.sql<{ id: string; tenant_id: string; livemode: boolean }[]>`
-      SELECT * FROM worker_stuck_refunds(${`${olderThanSeconds} seconds`}::interval, ${limit})`;
-    for (const item of stuck) {
-      const scope = { tenantId: item.tenant_id, livemode: item.livemode };
-      const row = await inScope(this.sql, scope, (tx) => this.find(tx, scope, item.id));
-      await this.finish(scope, row, null);
-    }
+      SELECT * FROM worker_stuck_refunds(${`${olderThanSeconds} seconds`}::interval, ${limit + items.waiting})`;
+    await items.each(
+      stuck,
+      (item) => item.id,
+      async (item) => {
+        const scope = { tenantId: item.tenant_id, livemode: item.livemode };
+        const row = await inScope(this.sql, scope, (tx) => this.find(tx, scope, item.id));
+        await this.finish(scope, row, null);
+        return true;
+      },
+    );
     return stuck.length;
   }
 

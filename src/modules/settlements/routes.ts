@@ -12,7 +12,7 @@ export async function settlementRoutes(app: FastifyInstance) {
   app.get(
     '/v1/settlements',
     {
-      config: { scope: 'balance:read' },
+      config: { auth: 'tenant', scope: 'balance:read' },
       schema: {
         tags,
         summary: 'List settlements',
@@ -32,7 +32,7 @@ export async function settlementRoutes(app: FastifyInstance) {
   app.get(
     '/v1/settlements/:id',
     {
-      config: { scope: 'balance:read' },
+      config: { auth: 'tenant', scope: 'balance:read' },
       schema: {
         tags,
         summary: 'Retrieve a settlement',

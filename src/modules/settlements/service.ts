@@ -4,8 +4,9 @@ import { insertRows, type Columns } from '../../db/unnest.js';
 import { newId } from '../../lib/ids.js';
 import { isoDate, unixSeconds } from '../../lib/time.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
+import { separately, type ItemRunner } from '../../workers/isolation.js';
 import { settlementTransaction } from '../ledger/postings.js';
-import type { LedgerService } from '../ledger/service.js';
+import { LEDGER_AMOUNT_LIMIT, type LedgerService } from '../ledger/service.js';
 import type { PayoutService } from '../payouts/service.js';
 import type { Settlement } from './schemas.js';
 import type { SettlementSchedule } from './schedule.js';
@@ -70,6 +71,22 @@ const toApiSettlement = (row: SettlementRow): Settlement => ({
 const SETTLEMENT_BATCH = 5_000;
 
 /**
+ * The longest prefix of due transactions whose amounts and fees, taken all as positive, stay within
+ * the ledger's limit: then no total of the settlement (gross, fees, refunds, net) exceeds it. The
+ * rest waits for the next settlement of the same pass.
+ */
+function withinLedgerLimit(due: DueTransaction[]): DueTransaction[] {
+  let total = 0;
+  let taken = 0;
+  for (const transaction of due) {
+    total += Math.abs(transaction.amount) + transaction.fee;
+    if (total > LEDGER_AMOUNT_LIMIT) break;
+    taken++;
+  }
+  return due.slice(0, taken);
+}
+
+/**
  * The settlement job: moves due pending funds to available, per tenant, mode and currency, each
  * group in one database transaction that posts the movement, records the settlement and marks its
  * balance transactions settled. A kill at any point leaves each group either wholly settled or
@@ -84,40 +101,55 @@ export class SettlementService {
     private readonly scheduleFor: (tenantId: string) => Promise<SettlementSchedule>,
   ) {}
 
-  /** Settles everything due at `asOf`; returns the settlements made. */
-  async run(asOf = new Date()): Promise<Settlement[]> {
+  /**
+   * Settles everything due at `asOf`; returns the settlements made. Each tenant, mode and currency
+   * is settled (and paid out) on its own: one that fails is left to a later pass.
+   */
+  async run(asOf = new Date(), items: ItemRunner = separately('settlement groups')): Promise<Settlement[]> {
     const groups = await this.sql<
       { tenant_id: string; livemode: boolean; currency: string }[]
     >`SELECT * FROM worker_due_settlements(${asOf})`;
     const made: Settlement[] = [];
-    for (const group of groups) {
-      const scope = { tenantId: group.tenant_id, livemode: group.livemode };
-      for (;;) {
-        const settlement = await this.settle(scope, group.currency, asOf);
-        if (!settlement) break;
-        made.push(settlement);
-        if (settlement.count < SETTLEMENT_BATCH) break;
-      }
-      if ((await this.scheduleFor(scope.tenantId)).automatic_payouts)
-        await this.payouts.payOutSettled(scope, group.currency);
-    }
+    await items.each(
+      groups,
+      (group) => `${group.tenant_id}:${group.livemode}:${group.currency}`,
+      async (group) => {
+        const scope = { tenantId: group.tenant_id, livemode: group.livemode };
+        for (let more = true; more;) {
+          const settled = await this.settle(scope, group.currency, asOf);
+          if (settled.settlement) made.push(settled.settlement);
+          more = settled.more;
+        }
+        if ((await this.scheduleFor(scope.tenantId)).automatic_payouts)
+          await this.payouts.payOutSettled(scope, group.currency);
+        return true;
+      },
+    );
     return made;
   }
 
-  private async settle(scope: Scope, currency: string, asOf: Date): Promise<Settlement | null> {
+  private async settle(
+    scope: Scope,
+    currency: string,
+    asOf: Date,
+  ): Promise<{ settlement: Settlement | null; more: boolean }> {
     return inScope(this.sql, scope, async (tx) => {
-      const due = await tx<DueTransaction[]>`
+      // The group's accounts first, all at once (the global lock order, see LedgerService.lockAvailable).
+      const available = await this.ledger.lockAvailable(tx, scope, currency);
+      const found = await tx<DueTransaction[]>`
         SELECT id, type, amount, fee FROM ledger_transactions
         WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND currency = ${currency}
           AND balance_type = 'pending' AND settlement_id IS NULL AND available_on <= ${asOf}
         ORDER BY id LIMIT ${SETTLEMENT_BATCH} FOR UPDATE SKIP LOCKED`;
-      if (!due.length) return null;
+      const due = withinLedgerLimit(found);
+      const more = found.length === SETTLEMENT_BATCH || due.length < found.length;
+      if (!due.length) return { settlement: null, more: false };
       const sum = (types: string[], pick: (t: DueTransaction) => number) =>
         due.filter((t) => types.includes(t.type)).reduce((total, t) => total + pick(t), 0);
       const net = due.reduce((total, t) => total + t.amount - t.fee, 0);
       // Refunds and disputes settle with charges; a day whose deductions exceed what it brings and
       // what is available waits for later charges rather than driving available below zero.
-      if (net < 0 && (await this.ledger.lockAvailable(tx, scope, currency)) < -net) return null;
+      if (net < 0 && available < -net) return { settlement: null, more: false };
       const id = newId('st');
       const [ledgerTransactionId] =
         net === 0 ? [null] : await this.ledger.post(tx, scope, [settlementTransaction({ id, currency, net })]);
@@ -143,7 +175,7 @@ export class SettlementService {
         tx`UPDATE ledger_transactions SET settlement_id = ${id} WHERE id = ANY(${due.map((t) => t.id)})`,
         insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'balance.available', settlement, null)]),
       ]);
-      return settlement;
+      return { settlement, more };
     });
   }
 

@@ -10,6 +10,7 @@ import {
   type TestApp,
   type TestTenant,
 } from '../../../test/helpers.js';
+import { maxAmount } from '../../lib/currencies.js';
 import { LedgerService } from '../ledger/service.js';
 import { availableOn } from './schedule.js';
 
@@ -339,6 +340,35 @@ describe('automatic payouts', () => {
       await call(t.app, tenant.testKey, 'GET', `/v1/balance_transactions/${a.balance_transaction}`),
     );
     expect(charge.payout).toBe(payout.id);
+    await ledgerClean(tenant.id);
+  });
+});
+
+describe('large sums', () => {
+  it('maximum-size JPY payments, one refunded and one disputed, settle and are paid out within the day', async () => {
+    const tenant = await tenantWith('Large JPY', { type: 'daily', delay_days: 0, automatic_payouts: true });
+    const max = maxAmount('jpy');
+    const payments = [];
+    for (const number of [TEST_CARDS.visa, TEST_CARDS.visa, TEST_CARDS.visa, TEST_CARDS.disputed])
+      payments.push(await pay(tenant.testKey, max, 'jpy', number));
+    await ok(await call(t.app, tenant.testKey, 'POST', '/v1/refunds', { payment: payments[2].id }));
+    await t.platform.disputes.intake();
+    const disputes = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/disputes?payment=${payments[3].id}`));
+    expect(disputes.data).toHaveLength(1);
+
+    await t.platform.settlements.run();
+    const [settlement] = (await ok(await call(t.app, tenant.testKey, 'GET', '/v1/settlements'))).data;
+    expect(settlement).toMatchObject({ currency: 'jpy', count: 6, gross: 4 * max, refunds: -max, disputes: -max });
+    expect(settlement.net).toBeGreaterThan(max);
+    expect(await balance(tenant.testKey, 'jpy')).toEqual({ available: 0, pending: 0, reserved: max });
+    const [payout] = (await ok(await call(t.app, tenant.testKey, 'GET', '/v1/payouts'))).data;
+    expect(payout).toMatchObject({ automatic: true, amount: settlement.net, currency: 'jpy', status: 'pending' });
+
+    await t.platform.payouts.advanceRail();
+    await t.platform.payouts.advanceRail(new Date(payout.arrival_date * 1000));
+    expect(await ok(await call(t.app, tenant.testKey, 'GET', `/v1/payouts/${payout.id}`))).toMatchObject({
+      status: 'paid',
+    });
     await ledgerClean(tenant.id);
   });
 });

@@ -1,0 +1,164 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appDatabaseUrl, connect, type Scope, type Sql } from '../../db/index.js';
+import { newId } from '../../lib/ids.js';
+import {
+  bootApp,
+  call,
+  card,
+  createTenant,
+  ok,
+  TEST_CARDS,
+  type TestApp,
+  type TestTenant,
+} from '../../../test/helpers.js';
+import { PgProxy } from '../../../test/pg-proxy.js';
+import { newEvent } from '../events/events.js';
+import type { PaymentMethodRow } from '../payment-methods/service.js';
+import { createPaymentWriter, loadPayment, type PaymentRow, type PaymentWrite } from './repo.js';
+
+// The batched payment writer against the real database, given writes directly: what it writes, and
+// what it answers when the connection is lost around COMMIT (a real TCP proxy cutting it).
+
+let t: TestApp;
+let a: TestTenant;
+let b: TestTenant;
+const scopeOf = (tenant: TestTenant, livemode = false): Scope => ({ tenantId: tenant.id, livemode });
+
+beforeAll(async () => {
+  t = await bootApp();
+  a = await createTenant(t.app, 'Writer A');
+  b = await createTenant(t.app, 'Writer B');
+});
+afterAll(() => t?.close());
+
+const writer = (sql: Sql) => createPaymentWriter(sql, { maxSize: 16, maxConcurrency: 2 });
+
+async function payment(tenant: TestTenant, body: Record<string, unknown> = {}) {
+  const created = await ok(
+    await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 1_500, currency: 'usd', ...body }),
+  );
+  return (await loadPayment(t.platform.sql, scopeOf(tenant), created.id)).row;
+}
+
+/** The next version of a payment, with a new description and its event. */
+function described(scope: Scope, row: PaymentRow, description: string): PaymentWrite {
+  const next = { ...row, description, version: row.version + 1, updated_at: new Date() };
+  return { scope, update: next, events: [newEvent(scope, 'payment.updated', { id: row.id }, null)] };
+}
+
+/** A new payment of its own for `scope`, so that the scope takes part in the batch. */
+function inserted(scope: Scope, template: PaymentRow, idempotencyKey = newId('key')): PaymentWrite {
+  const row = { ...template, id: newId('pay'), tenant_id: scope.tenantId, livemode: scope.livemode };
+  return { scope, insert: { ...row, idempotency_key: idempotencyKey, version: 0 } };
+}
+
+async function storedPayment(id: string) {
+  const [row] = await t.admin<{ tenant_id: string; description: string | null; version: number }[]>`
+    SELECT tenant_id, description, version FROM payments WHERE id = ${id}`;
+  return row;
+}
+
+async function inlineMethod(tenant: TestTenant): Promise<PaymentMethodRow> {
+  const paid = await ok(
+    await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+      amount: 1_000,
+      currency: 'usd',
+      payment_method: card(TEST_CARDS.visa),
+    }),
+  );
+  const [row] = await t.admin<PaymentMethodRow[]>`SELECT * FROM payment_methods WHERE id = ${paid.payment_method}`;
+  return { ...row, id: newId('pm') };
+}
+
+const methodStored = async (id: string) => (await t.admin`SELECT 1 FROM payment_methods WHERE id = ${id}`).length === 1;
+
+describe('compare-and-set', () => {
+  it("matches tenant and mode as well as id and version: a write naming another tenant's or mode's payment changes nothing", async () => {
+    const target = await payment(b);
+    const batched = writer(t.platform.sql);
+    for (const scope of [scopeOf(a), scopeOf(b, true)]) {
+      // The owner's scope takes part in the same batch, so row-level security alone would allow it.
+      const [owner, forged] = await Promise.all([
+        batched.submit(inserted(scopeOf(b), target)),
+        batched.submit(described(scope, { ...target, tenant_id: scope.tenantId, livemode: scope.livemode }, 'forged')),
+      ]);
+      expect(owner).toBe(true);
+      expect(forged).toBe(false);
+    }
+    expect(await storedPayment(target.id)).toMatchObject({
+      tenant_id: b.id,
+      description: null,
+      version: target.version,
+    });
+    expect(await batched.submit(described(scopeOf(b), target, 'owner'))).toBe(true);
+    expect(await storedPayment(target.id)).toMatchObject({ description: 'owner', version: target.version + 1 });
+  });
+});
+
+describe('payment methods', () => {
+  it('are written only with the payment that uses them: not when its insert conflicts or its compare-and-set fails', async () => {
+    const batched = writer(t.platform.sql);
+    const template = await payment(a);
+    const scope = scopeOf(a);
+
+    const key = newId('key');
+    expect(await batched.submit(inserted(scope, template, key))).toBe(true);
+    const duplicate = inserted(scope, template, key);
+    const lostInsert = await inlineMethod(a);
+    duplicate.insert!.payment_method_id = lostInsert.id;
+    expect(await batched.submit({ ...duplicate, paymentMethod: lostInsert })).toBe(false);
+    expect(await methodStored(lostInsert.id)).toBe(false);
+
+    const stale = described(scope, template, 'stale');
+    stale.update!.version = template.version; // expects a version older than the stored one
+    const lostUpdate = await inlineMethod(a);
+    stale.update!.payment_method_id = lostUpdate.id;
+    expect(await batched.submit({ ...stale, paymentMethod: lostUpdate })).toBe(false);
+    expect(await methodStored(lostUpdate.id)).toBe(false);
+
+    const current = described(scope, template, 'current');
+    const kept = await inlineMethod(a);
+    current.update!.payment_method_id = kept.id;
+    expect(await batched.submit({ ...current, paymentMethod: kept })).toBe(true);
+    expect(await methodStored(kept.id)).toBe(true);
+  });
+});
+
+describe('a commit whose answer is lost', () => {
+  let proxy: PgProxy;
+  let proxied: Sql;
+
+  beforeAll(async () => {
+    const target = new URL(t.adminUrl);
+    proxy = await PgProxy.start({ host: target.hostname, port: Number(target.port || 5432) });
+    proxied = connect(appDatabaseUrl(proxy.url(t.adminUrl), t.config), { max: 4 });
+  });
+  afterAll(async () => {
+    await proxied?.end({ timeout: 5 });
+    await proxy?.close();
+  });
+
+  for (const mode of ['after-commit', 'before-commit'] as const) {
+    const outcome = mode === 'after-commit' ? 'committed' : 'not committed';
+    it(`${outcome} (connection cut ${mode.replace('-', ' ')}): answered true, written exactly once`, async () => {
+      const row = await payment(a);
+      const write = described(scopeOf(a), row, mode);
+      const cut = proxy.cutNextCommit(mode, 'UPDATE payments t SET');
+      expect(await writer(proxied).submit(write)).toBe(true);
+      await cut;
+      expect(await storedPayment(row.id)).toMatchObject({ description: mode, version: row.version + 1 });
+      const events = await t.admin`SELECT id FROM events WHERE id = ${write.events![0].id}`;
+      expect(events).toHaveLength(1);
+    });
+  }
+
+  it('a write that lost its compare-and-set is still answered false after its commit answer was lost', async () => {
+    const row = await payment(a);
+    const stale = described(scopeOf(a), row, 'stale');
+    stale.update!.version = row.version;
+    const cut = proxy.cutNextCommit('after-commit', 'UPDATE payments t SET');
+    expect(await writer(proxied).submit(stale)).toBe(false);
+    await cut;
+    expect(await storedPayment(row.id)).toMatchObject({ description: null, version: row.version });
+  });
+});
