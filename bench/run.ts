@@ -632,6 +632,8 @@ async function benchApi(port: number) {
       RATE_LIMIT_PER_KEY: '10000000',
       RATE_LIMIT_PER_TENANT: '10000000',
       RATE_LIMIT_PER_ADDRESS: '10000000',
+      PAYMENT_METHOD_RATE_LIMIT_PER_KEY: '10000000',
+      PAYMENT_METHOD_RATE_LIMIT_PER_TENANT: '10000000',
       SEED_DEMO_TENANT: 'false',
       PLATFORM_API_KEY: platformKey,
       VAULT_KEK: randomBytes(32).toString('base64'),

@@ -17,9 +17,9 @@ import { declaredPlugin, requireRouteAuth, type AuthRequirement } from './http/r
 import { countAuthFailure, throttleAddress, throttleTenant } from './http/throttle.js';
 import { startMetricsServer } from './modules/health/metrics-server.js';
 import { ApiError } from './http/errors.js';
-import { requestFingerprint } from './http/idempotency.js';
+import type { HeldKey } from './http/idempotency.js';
 import { loggerOptions, maskCardNumbers } from './http/logging.js';
-import { openApiOptions, withCodeSamples } from './http/openapi.js';
+import { docsPageOptions, openApiDocument, openApiOptions } from './http/openapi.js';
 import { rejectUnstorableText, validationError } from './http/validation.js';
 import { registerSharedSchemas } from './http/route-schemas.js';
 import { healthRoutes } from './modules/health/routes.js';
@@ -35,6 +35,7 @@ import { pricingRoutes } from './modules/pricing/routes.js';
 import { ledgerRoutes } from './modules/ledger/routes.js';
 import { settlementRoutes } from './modules/settlements/routes.js';
 import { payoutRoutes } from './modules/payouts/routes.js';
+import { bankAccountRoutes } from './modules/bank-accounts/routes.js';
 import { reconciliationRoutes } from './modules/reconciliation/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
 import type { DestinationStream } from 'pino';
@@ -46,7 +47,8 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     auth?: Auth;
-    idempotency?: { key: string; scope: { tenantId: string; livemode: boolean } };
+    /** The Idempotency-Key this request holds; its `key` is qualified by the caller's principal. */
+    idempotency?: HeldKey;
   }
   interface FastifyInstance {
     platform: Platform;
@@ -123,12 +125,9 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
 
   registerSharedSchemas(app);
   await app.register(swagger, openApiOptions(config.publicUrl));
-  await app.register(declaredPlugin({ auth: 'none' }, scalar), {
-    routePrefix: '/docs',
-    configuration: { url: '/openapi.json', theme: 'purple' } as never,
-  });
-  app.get('/openapi.json', { schema: { hide: true }, config: { auth: 'none' } }, async () =>
-    withCodeSamples(app.swagger() as never, config.publicUrl),
+  await app.register(declaredPlugin({ auth: 'none' }, scalar), docsPageOptions());
+  app.get('/openapi.json', { schema: { hide: true }, config: { auth: 'none' } }, async (request) =>
+    openApiDocument(app.swagger(), config, request),
   );
 
   app.addHook('onRequest', async (request, reply) => {
@@ -220,22 +219,28 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
       );
     const scope =
       request.auth.kind === 'tenant' ? tenantScope(request) : { tenantId: PLATFORM_SCOPE_ID, livemode: false };
-    const path = request.routeOptions.url;
-    const fingerprint = requestFingerprint(request.method, request.url, request.body);
-    const claim = await platform.idempotency.claim(scope, key, request.method, path, fingerprint);
+    const claim = await platform.idempotency.claim({
+      scope,
+      auth: request.auth,
+      key,
+      method: request.method,
+      route: request.routeOptions.url,
+      url: request.url,
+      body: request.body,
+    });
     if (claim.kind === 'replay') {
       reply.header('idempotent-replayed', 'true');
       return reply.code(claim.response.status).send(claim.response.body);
     }
-    request.idempotency = { key, scope };
+    request.idempotency = claim.held;
   });
 
   app.addHook('onSend', async (request, reply, payload) => {
     const idempotency = request.idempotency;
     if (!idempotency) return payload;
     request.idempotency = undefined;
-    if (reply.statusCode >= 500) await platform.idempotency.release(idempotency.scope, idempotency.key);
-    else await platform.idempotency.complete(idempotency.scope, idempotency.key, reply.statusCode, String(payload));
+    if (reply.statusCode >= 500) await platform.idempotency.abandon(idempotency);
+    else await platform.idempotency.complete(idempotency, reply.statusCode, String(payload));
     return payload;
   });
 
@@ -293,6 +298,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(ledgerRoutes);
   await app.register(settlementRoutes);
   await app.register(payoutRoutes);
+  await app.register(bankAccountRoutes);
   await app.register(reconciliationRoutes);
   if (options.extraRoutes) await app.register(options.extraRoutes);
   return app;

@@ -7,6 +7,8 @@ export interface Config {
   port: number;
   host: string;
   publicUrl: string;
+  /** PUBLIC_URL was set: the OpenAPI servers entry uses it rather than the host each request names. */
+  publicUrlConfigured: boolean;
   dataDir: string;
   databaseUrl?: string;
   databaseReplicaUrl?: string;
@@ -50,14 +52,21 @@ export interface Config {
   /** A separate listener serving /metrics without a token, for a scraper on a private network. */
   metricsPort?: number;
   metricsHost: string;
+  /** Cards tokenized (saved, or inline in a payment) per key and per tenant per window: a fingerprint oracle's pace. */
+  paymentMethodRateLimitPerKey: number;
+  paymentMethodRateLimitPerTenant: number;
+  paymentMethodRateLimitWindowMs: number;
   bodyLimitBytes: number;
   authorizationExpiryDays: number;
   idempotencyTtlHours: number;
   /** How often the worker runs the settlement job and moves payouts along the bank rail. */
   settlementIntervalMs: number;
   payoutRailIntervalMs: number;
-  /** A claimed key whose request has not answered in this time is taken to be abandoned (a crash). */
-  idempotencyAbandonedAfterSeconds: number;
+  /**
+   * A claimed key whose owner's heartbeat (every fifth of this) has been missing this long belongs
+   * to a dead process: a retry may take it over.
+   */
+  idempotencyOwnerTimeoutSeconds: number;
   seedDemoTenant: boolean;
   /** A worker item (payment, payout, settlement group…) that failed waits this long, doubling per failure. */
   workerRetryBaseMs: number;
@@ -103,6 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port,
     host,
     publicUrl: (env.PUBLIC_URL || `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`).replace(/\/$/, ''),
+    publicUrlConfigured: Boolean(env.PUBLIC_URL),
     dataDir: resolve(env.DATA_DIR || '.data'),
     databaseUrl: optional(env, 'DATABASE_URL'),
     databaseReplicaUrl: optional(env, 'DATABASE_REPLICA_URL'),
@@ -146,12 +156,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: optional(env, 'METRICS_TOKEN'),
     metricsPort: env.METRICS_PORT ? num(env, 'METRICS_PORT', 0, 1) : undefined,
     metricsHost: env.METRICS_HOST || '127.0.0.1',
+    paymentMethodRateLimitPerKey: num(env, 'PAYMENT_METHOD_RATE_LIMIT_PER_KEY', 500, 1),
+    paymentMethodRateLimitPerTenant: num(env, 'PAYMENT_METHOD_RATE_LIMIT_PER_TENANT', 1000, 1),
+    paymentMethodRateLimitWindowMs: num(env, 'PAYMENT_METHOD_RATE_LIMIT_WINDOW_MS', 60_000, 1),
     bodyLimitBytes: num(env, 'BODY_LIMIT_BYTES', 64 * 1024, 1024),
     authorizationExpiryDays: num(env, 'AUTHORIZATION_EXPIRY_DAYS', 7, 0),
     idempotencyTtlHours: num(env, 'IDEMPOTENCY_TTL_HOURS', 24, 1),
     settlementIntervalMs: num(env, 'SETTLEMENT_INTERVAL_MS', 60_000, 10),
     payoutRailIntervalMs: num(env, 'PAYOUT_RAIL_INTERVAL_MS', 5_000, 10),
-    idempotencyAbandonedAfterSeconds: num(env, 'IDEMPOTENCY_ABANDONED_AFTER_SECONDS', 60, 1),
+    idempotencyOwnerTimeoutSeconds: num(env, 'IDEMPOTENCY_OWNER_TIMEOUT_SECONDS', 5, 2),
     seedDemoTenant: env.SEED_DEMO_TENANT !== 'false',
     workerRetryBaseMs: num(env, 'WORKER_RETRY_BASE_MS', 5_000, 1),
     workerRetryMaxMs: num(env, 'WORKER_RETRY_MAX_MS', 600_000, 1),

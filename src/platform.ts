@@ -7,6 +7,7 @@ import { IdempotencyStore } from './http/idempotency.js';
 import { Metrics } from './http/metrics.js';
 import { InProcessRateLimiter, ResilientRateLimiter, type RateLimiter } from './http/rate-limit.js';
 import { ApiKeyService } from './modules/api-keys/service.js';
+import { BankAccountService } from './modules/bank-accounts/service.js';
 import { ConnectorRouter } from './modules/connectors/router.js';
 import { SimulatedSettlementReports } from './modules/connectors/settlement-reports.js';
 import { EventService } from './modules/events/service.js';
@@ -54,6 +55,7 @@ export interface Platform {
   pricing: PricingService;
   ledger: LedgerService;
   payouts: PayoutService;
+  bankAccounts: BankAccountService;
   settlements: SettlementService;
   reconciliation: ReconciliationService;
   close(): Promise<void>;
@@ -94,7 +96,7 @@ export function createPlatform(
   const vault = new CardVault(secrets.vaultKeks.map(parseKek), parseKek(secrets.vaultFingerprintKey));
   const batching = { maxConcurrency: config.batchMaxConcurrency, maxSize: config.batchMaxSize };
   const writer = createPaymentWriter(sql, batching, (size) => metrics.batchSize.observe(size));
-  const idempotency = new IdempotencyStore(sql, config.idempotencyAbandonedAfterSeconds, batching);
+  const idempotency = new IdempotencyStore(sql, vault, config.idempotencyOwnerTimeoutSeconds, batching);
   const threeDSecure = new ThreeDSecure(secrets.jwtSecret, config.publicUrl);
   const apiKeys = new ApiKeyService(sql, () => authenticator.forget());
   const tenants = new TenantService(sql, apiKeys, router.names());
@@ -103,7 +105,8 @@ export function createPlatform(
   const pricing = new PricingService(sql);
   const ledger = new LedgerService(sql);
   const settlementScheduleFor = (tenantId: string) => tenants.settlementScheduleFor(tenantId);
-  const payouts = new PayoutService(sql, ledger);
+  const bankAccounts = new BankAccountService(sql, vault);
+  const payouts = new PayoutService(sql, ledger, bankAccounts);
   const settlements = new SettlementService(sql, ledger, payouts, settlementScheduleFor);
   const payments = new PaymentService({
     sql,
@@ -142,6 +145,7 @@ export function createPlatform(
     pricing,
     ledger,
     payouts,
+    bankAccounts,
     settlements,
     reconciliation: new ReconciliationService(sql, new SimulatedSettlementReports(sql), router.names()),
     async close() {

@@ -37,6 +37,8 @@ export async function bootApp(
     // Every injected request comes from 127.0.0.1: the per-address limits get tested on their own.
     RATE_LIMIT_PER_ADDRESS: '1000000',
     AUTH_FAILURES_PER_ADDRESS: '1000000',
+    PAYMENT_METHOD_RATE_LIMIT_PER_KEY: '100000',
+    PAYMENT_METHOD_RATE_LIMIT_PER_TENANT: '100000',
     LOG_LEVEL: 'info',
     PUBLIC_URL: 'http://127.0.0.1:4000',
     SEED_DEMO_TENANT: 'false',
@@ -173,10 +175,31 @@ export function call(
   });
 }
 
+/** Registers a bank account and verifies it with the test micro-deposits: payouts go only to such accounts. */
+export async function verifiedBankAccount(
+  app: FastifyInstance,
+  key: string,
+  { currency = 'usd', accountNumber = '000123456789', makeDefault = true } = {},
+): Promise<{ id: string }> {
+  const account = await ok(
+    await call(app, key, 'POST', '/v1/bank_accounts', {
+      account_number: accountNumber,
+      routing_number: '110000000',
+      country: 'US',
+      currency,
+      default_for_currency: makeDefault,
+    }),
+  );
+  return ok(await call(app, key, 'POST', `/v1/bank_accounts/${account.id}/verify`, { amounts: [32, 45] }));
+}
+
 export const card = (number: string, extra: Record<string, unknown> = {}) => ({
   type: 'card',
   card: { number, exp_month: 12, exp_year: new Date().getUTCFullYear() + 3, cvc: '123', ...extra },
 });
+
+/** A valid number that is none of the documented test cards: live mode refuses those (test_mode_live_card). */
+export const LIVE_CARD = '4917610000000000';
 
 export const TEST_CARDS = {
   visa: '4242424242424242',

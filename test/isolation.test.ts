@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { appDatabaseUrl, connect, inScope, type Sql } from '../src/db/index.js';
-import { bootApp, call, card, createTenant, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
+import { bootApp, call, card, createTenant, LIVE_CARD, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
 
 // Tenant isolation, from the HTTP surface down to row-level security in PostgreSQL.
 
@@ -37,11 +37,12 @@ function expectNotFound(response: Awaited<ReturnType<typeof call>>) {
 }
 
 async function createObjects(key: string) {
+  const visa = key.startsWith('sk_live_') ? LIVE_CARD : TEST_CARDS.visa;
   const succeeded = await ok(
     await call(t.app, key, 'POST', '/v1/payments', {
       amount: 1500,
       currency: 'usd',
-      payment_method: card(TEST_CARDS.visa),
+      payment_method: card(visa),
       confirm: true,
     }),
   );
@@ -49,7 +50,7 @@ async function createObjects(key: string) {
     await call(t.app, key, 'POST', '/v1/payments', {
       amount: 900,
       currency: 'usd',
-      payment_method: card(TEST_CARDS.visa),
+      payment_method: card(visa),
       confirm: true,
       capture_method: 'manual',
     }),
@@ -64,7 +65,7 @@ async function createObjects(key: string) {
       { 'idempotency-key': `iso-${key.slice(0, 12)}` },
     ),
   );
-  const paymentMethod = await ok(await call(t.app, key, 'POST', '/v1/payment_methods', card(TEST_CARDS.visa)));
+  const paymentMethod = await ok(await call(t.app, key, 'POST', '/v1/payment_methods', card(visa)));
   const refund = await ok(await call(t.app, key, 'POST', '/v1/refunds', { payment: succeeded.id, amount: 100 }));
   const events = await ok(await call(t.app, key, 'GET', '/v1/events?limit=1'));
   return {
@@ -244,6 +245,54 @@ describe('test and live mode', () => {
   });
 });
 
+describe('bank accounts', () => {
+  const register = (key: string) =>
+    call(t.app, key, 'POST', '/v1/bank_accounts', {
+      account_number: '000123456789',
+      routing_number: '110000000',
+      country: 'US',
+      currency: 'usd',
+    });
+  const endpoints = (id: string): Array<[string, string, unknown?]> => [
+    ['GET', `/v1/bank_accounts/${id}`],
+    ['POST', `/v1/bank_accounts/${id}`, { default_for_currency: true, metadata: { taken: 'yes' } }],
+    ['POST', `/v1/bank_accounts/${id}/verify`, { amounts: [32, 45] }],
+    ['DELETE', `/v1/bank_accounts/${id}`],
+  ];
+
+  it("another tenant's key and the other mode get 404 on every bank-account endpoint, and change nothing", async () => {
+    const accountA = await ok(await register(a.testKey));
+    const liveA = await ok(await register(a.liveKey));
+    for (const [key, id, who] of [
+      [b.testKey, accountA.id, 'tenant B'],
+      [b.liveKey, liveA.id, 'tenant B live'],
+      [a.liveKey, accountA.id, 'live key on a test account'],
+      [a.testKey, liveA.id, 'test key on a live account'],
+    ]) {
+      for (const [method, url, body] of endpoints(id)) {
+        const response = await call(t.app, key, method as 'GET', url, body);
+        expect.soft(response.statusCode, `${who}: ${method} ${url}: ${response.body}`).toBe(404);
+        if (response.statusCode === 404) expectNotFound(response);
+      }
+      const listed = await ok(await call(t.app, key, 'GET', '/v1/bank_accounts?limit=100'));
+      expect(listed.data.map((x: { id: string }) => x.id)).not.toContain(id);
+    }
+    for (const [key, account] of [
+      [a.testKey, accountA],
+      [a.liveKey, liveA],
+    ]) {
+      expect(await ok(await call(t.app, key, 'GET', `/v1/bank_accounts/${account.id}`))).toEqual(account);
+    }
+    const payout = await call(t.app, b.testKey, 'POST', '/v1/payouts', {
+      amount: 1,
+      currency: 'usd',
+      destination: accountA.id,
+    });
+    expect(payout.statusCode).toBe(400);
+    expect(payout.json().error).toMatchObject({ code: 'resource_missing', param: 'destination' });
+  });
+});
+
 describe('row-level security in PostgreSQL', () => {
   let appSql: Sql;
   beforeAll(() => {
@@ -260,6 +309,7 @@ describe('row-level security in PostgreSQL', () => {
     'api_keys',
     'idempotency_keys',
     'tenants',
+    'bank_accounts',
   ];
 
   it('the application role is neither superuser nor BYPASSRLS', async () => {

@@ -14,6 +14,7 @@ import {
   TEST_CARDS,
   type TestApp,
   type TestTenant,
+  verifiedBankAccount,
 } from './helpers.js';
 import { freePort, startServer, stopServer, waitFor, type ServerProcess } from './process.js';
 
@@ -21,12 +22,14 @@ import { freePort, startServer, stopServer, waitFor, type ServerProcess } from '
 // then restarted: nothing may be settled or paid twice, and nothing may be left behind.
 
 const dataDir = mkdtempSync(join(tmpdir(), 'payforward-money-kill-'));
+// The rail opens the bank account number from the vault: the worker holds the app's KEK.
+const VAULT_KEK = randomBytes(32).toString('base64');
 const workers: ServerProcess[] = [];
 let t: TestApp;
 
 beforeAll(async () => {
   // The worker settles and pays out for every tenant it sees: it gets a database of its own.
-  t = await bootAppOnOwnDatabase('money_kill');
+  t = await bootAppOnOwnDatabase('money_kill', { VAULT_KEK });
 });
 
 afterAll(async () => {
@@ -40,7 +43,7 @@ async function startWorker() {
     DATABASE_URL: t.adminUrl,
     PORT: String(await freePort()),
     PLATFORM_API_KEY: PLATFORM_KEY,
-    VAULT_KEK: randomBytes(32).toString('base64'),
+    VAULT_KEK,
     JWT_SECRET: 'money-kill-jwt-secret-0123456789',
     SEED_DEMO_TENANT: 'false',
     LOG_LEVEL: 'warn',
@@ -149,6 +152,7 @@ describe('SIGKILL during bank-rail passes', () => {
     const owners = await tenants(30, { type: 'instant', delay_days: 0 });
     const ids = owners.map((o) => o.id);
     const payoutIds: string[] = [];
+    await Promise.all(owners.map((owner) => verifiedBankAccount(t.app, owner.testKey)));
     for (const owner of owners) {
       await ok(
         await call(t.app, owner.testKey, 'POST', '/v1/payments', {

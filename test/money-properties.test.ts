@@ -12,6 +12,7 @@ import {
   PLATFORM_KEY,
   TEST_CARDS,
   type TestApp,
+  verifiedBankAccount,
 } from './helpers.js';
 
 // Random sequences of payments, partial captures, refunds, disputes, settlements and payouts in
@@ -135,6 +136,12 @@ describe('money movement, property-based', () => {
               settlement_schedule: { type: instant ? 'instant' : 'daily', delay_days: 0 },
             }),
           );
+          const failingAccounts = new Map<string, string>();
+          for (const currency of CURRENCIES) {
+            await verifiedBankAccount(t.app, key, { currency });
+            const failing = { currency, accountNumber: '000111111116', makeDefault: false };
+            failingAccounts.set(currency, (await verifiedBankAccount(t.app, key, failing)).id);
+          }
           const plan = PLANS[planIndex] ?? (await ok(await call(t.app, key, 'GET', '/v1/pricing')));
           if (PLANS[planIndex])
             await ok(await call(t.app, PLATFORM_KEY, 'PUT', `/v1/tenants/${tenant.id}/pricing`, plan));
@@ -206,7 +213,7 @@ describe('money movement, property-based', () => {
               const response = await call(t.app, key, 'POST', '/v1/payouts', {
                 amount: Math.max(amount, 1),
                 currency: s.currency,
-                ...(s.failing ? { destination: '000111111116' } : {}),
+                ...(s.failing ? { destination: failingAccounts.get(s.currency) } : {}),
               });
               expect(response.statusCode, response.body).toBe(amount >= 1 ? 200 : 400);
             } else if (s.kind === 'rail') {

@@ -1,5 +1,7 @@
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
+import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfirmPaymentBody, CreatePaymentBody } from '../src/modules/payments/schemas.js';
 import { bootApp, call, card, createTenant, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
 
 // Card numbers (PANs) and CVCs must never come back out: not in a response, an error message, an
@@ -43,6 +45,8 @@ const ALL = [...GOOD, ...FAILING, STRAY];
 let t: TestApp;
 let tenant: TestTenant;
 const bodies: string[] = [];
+/** Every request body sent with a card in it or not: as sent (text) or as the object serialized. */
+const requests: { method: string; url: string; body: unknown; raw?: string }[] = [];
 
 type Response = Awaited<ReturnType<typeof call>>;
 function keep(response: Response): Response {
@@ -50,14 +54,19 @@ function keep(response: Response): Response {
   for (const [name, value] of Object.entries(response.headers)) bodies.push(`${name}: ${String(value)}`);
   return response;
 }
-const send = async (...args: Parameters<typeof call>) => keep(await call(...args));
+const send = async (...args: Parameters<typeof call>) => {
+  const [, , method, url, body] = args;
+  if (body !== undefined) requests.push({ method: String(method), url, body });
+  return keep(await call(...args));
+};
 const rawSend = async (
   url: string,
   payload: string,
   method: 'POST' | 'GET' = 'POST',
   headers: Record<string, string> = {},
-) =>
-  keep(
+) => {
+  requests.push({ method, url, body: undefined, raw: payload });
+  return keep(
     await t.app.inject({
       method,
       url,
@@ -65,6 +74,7 @@ const rawSend = async (
       headers: { authorization: `Bearer ${tenant.testKey}`, 'content-type': 'application/json', ...headers },
     }),
   );
+};
 
 const cardWithCvc = (pan: string, extra: Record<string, unknown> = {}) => card(pan, { cvc: CVC, ...extra });
 
@@ -266,6 +276,23 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
+function parseOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.keys(value)
+    .sort()
+    .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
+  return `{${entries.join(',')}}`;
+}
+
 /** The forms a number can take on the way in: plain, spaced, and spaced then URL-encoded. */
 const forms = (pan: string) => [pan, spaced(pan), spaced(pan).replace(/ /g, '%20'), spaced(pan).replace(/ /g, '+')];
 
@@ -376,6 +403,72 @@ describe('card numbers never come back out', () => {
       searched++;
     }
     expect(searched).toBeGreaterThan(30);
+  });
+
+  it('in no column as an unkeyed digest of a request body (SHA-1/256/512, MD5; hex, base64)', async () => {
+    // What a request fingerprint without a secret key would store: a digest of the body as sent, of
+    // its canonical JSON, with or without the schema's defaults filled in, bare or after
+    // "<method> <url>\n" (the former fingerprint input). Each is computable from a guessed PAN.
+    const withDefaults: Record<string, (body: unknown) => boolean> = {
+      '/v1/payments': new Ajv({ useDefaults: true, strict: false }).compile(CreatePaymentBody),
+      confirm: new Ajv({ useDefaults: true, strict: false }).compile(ConfirmPaymentBody),
+    };
+    const inputs = new Set<string>();
+    for (const request of requests) {
+      const parsed = request.raw === undefined ? request.body : parseOrUndefined(request.raw);
+      const forms = [request.raw ?? JSON.stringify(request.body)];
+      if (parsed !== undefined) {
+        const filled = structuredClone(parsed);
+        withDefaults[request.url.endsWith('/confirm') ? 'confirm' : request.url]?.(filled);
+        forms.push(JSON.stringify(parsed), canonicalJson(parsed), JSON.stringify(filled), canonicalJson(filled));
+      }
+      for (const form of forms) {
+        inputs.add(form);
+        inputs.add(`${request.method} ${request.url}\n${form}`);
+      }
+    }
+    const digests = new Set<string>();
+    for (const input of inputs)
+      for (const algorithm of ['sha1', 'sha256', 'sha512', 'md5']) {
+        const digest = createHash(algorithm).update(input).digest();
+        digests.add(digest.toString('hex'));
+        digests.add(digest.toString('base64'));
+        digests.add(digest.toString('base64url'));
+      }
+    expect(inputs.size).toBeGreaterThan(requests.length * 4);
+    // A card-bearing body's defaults were really filled in (the old fingerprint digested that form).
+    expect([...inputs].some((i) => i.includes('"capture_method":"automatic"') && i.includes(GOOD[0]))).toBe(true);
+
+    const columns = await t.admin<{ table_name: string; column_name: string; data_type: string }[]>`
+      SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c
+      JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE'
+      WHERE c.table_schema = 'public' AND c.data_type IN ('text', 'character varying', 'character', 'jsonb', 'json', 'bytea', 'ARRAY')`;
+    const withTenant = new Set(columns.filter((c) => c.column_name === 'tenant_id').map((c) => c.table_name));
+    const found: string[] = [];
+    let values = 0;
+    for (const { table_name: table, column_name: column, data_type: type } of columns) {
+      const own = withTenant.has(table)
+        ? t.admin`AND tenant_id = ${tenant.id}`
+        : table === 'tenants'
+          ? t.admin`AND id = ${tenant.id}`
+          : t.admin``;
+      const value = type === 'bytea' ? t.admin`encode(${t.admin(column)}, 'hex')` : t.admin`${t.admin(column)}::text`;
+      const rows = await t.admin<{ value: string }[]>`
+        SELECT ${value} AS value FROM ${t.admin(table)} WHERE ${t.admin(column)} IS NOT NULL ${own}`;
+      for (const { value: text } of rows) {
+        values++;
+        // Digests are stored whole (a column, a JSON string, a prefixed token) or, in bytea, as raw
+        // bytes anywhere in the value: every window of a digest's length is looked up.
+        const tokens: string[] = [...(text.match(/[A-Za-z0-9+/_-]+=*/g) ?? [])];
+        if (type === 'bytea')
+          for (const length of [32, 40, 64, 128])
+            for (let i = 0; i + length <= text.length; i += 2) tokens.push(text.slice(i, i + length));
+        const hit = tokens.find((token) => digests.has(token) || digests.has(token.toLowerCase()));
+        if (hit) found.push(`${table}.${column}: ${hit}`);
+      }
+    }
+    expect(values).toBeGreaterThan(500);
+    expect(found).toEqual([]);
   });
 
   it('the vault holds ciphertext that does not contain the number', async () => {

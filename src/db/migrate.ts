@@ -45,7 +45,7 @@ export async function migrate(admin: Sql, appRole: string, appPassword: string):
       GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO "${appRole}";
       REVOKE ALL ON schema_migrations FROM "${appRole}";
       REVOKE ALL ON processor_reports FROM "${appRole}";
-      GRANT UPDATE ON tenants, api_keys, payments, payment_attempts, refunds, idempotency_keys, ledger_accounts, payouts, disputes TO "${appRole}";
+      GRANT UPDATE ON tenants, api_keys, payments, payment_attempts, refunds, idempotency_keys, ledger_accounts, payouts, disputes, bank_accounts TO "${appRole}";
       GRANT UPDATE (settlement_id) ON ledger_transactions TO "${appRole}";
       GRANT UPDATE (payout_id) ON settlements TO "${appRole}";
       GRANT DELETE ON idempotency_keys, dispute_watch TO "${appRole}";

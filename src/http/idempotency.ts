@@ -1,7 +1,9 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { inScope, scopedStatement, type Scope, type Sql } from '../db/index.js';
 import { MicroBatcher, type BatcherOptions } from '../db/batcher.js';
 import { columnNames, UnnestStatement, type Columns } from '../db/unnest.js';
+import type { CardVault } from '../modules/vault/vault.js';
+import type { Auth } from './auth.js';
 import { ApiError } from './errors.js';
 
 export interface StoredResponse {
@@ -9,18 +11,38 @@ export interface StoredResponse {
   body: unknown;
 }
 
-export type Claim = { kind: 'claimed' } | { kind: 'replay'; response: StoredResponse };
-
-// A claim that has not completed within this time (IDEMPOTENCY_ABANDONED_AFTER_SECONDS, 60 by
-// default) belongs to a request that died (crash, timeout); a retry may take it over rather than
-// be refused until the key expires.
-const DEFAULT_ABANDONED_AFTER_SECONDS = 60;
-
-export function requestFingerprint(method: string, path: string, body: unknown): string {
-  return createHash('sha256')
-    .update(`${method} ${path}\n${canonicalJson(body ?? null)}`)
-    .digest('hex');
+/** A key this request holds: `key` is the client's key qualified by its principal, as stored. */
+export interface HeldKey {
+  scope: Scope;
+  key: string;
+  owner: string;
+  sealResponse: boolean;
 }
+
+export type Claim = { kind: 'claimed'; held: HeldKey } | { kind: 'replay'; response: StoredResponse };
+
+export interface ClaimRequest {
+  scope: Scope;
+  auth: Auth;
+  /** The client's Idempotency-Key. */
+  key: string;
+  method: string;
+  /** The route's pattern (`/v1/payments/:id/capture`) and the URL as requested. */
+  route: string;
+  url: string;
+  body: unknown;
+}
+
+/**
+ * Routes whose responses carry a secret (new API keys): stored only encrypted, so a database dump
+ * or backup holds no usable key, while the same caller's replay still receives the same secret.
+ */
+const RESPONSES_WITH_SECRETS = new Set(['/v1/tenants', '/v1/api_keys', '/v1/api_keys/:id/roll']);
+
+/** Card data never enters a request fingerprint: an inline card counts by its keyed card fingerprint. */
+const CARD_DATA = new Set(['number', 'cvc', 'exp_month', 'exp_year']);
+
+const FINGERPRINT_LABEL = 'payforward idempotency request fingerprint';
 
 function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
@@ -31,9 +53,36 @@ function canonicalJson(value: unknown): string {
   return `{${entries.join(',')}}`;
 }
 
-interface ClaimRequest {
+function withoutCardData(value: unknown, cardFingerprint: (pan: string) => string): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((item) => withoutCardData(item, cardFingerprint));
+  const source = value as Record<string, unknown>;
+  const result: Record<string, unknown> = {};
+  for (const [name, item] of Object.entries(source))
+    if (!CARD_DATA.has(name)) result[name] = withoutCardData(item, cardFingerprint);
+  if (source.number !== undefined) result.card_fingerprint = cardFingerprint(String(source.number));
+  return result;
+}
+
+/**
+ * Who is calling, as far as idempotency is concerned: a stored response is replayed only to the
+ * principal that caused it, so a replay never skips the authorization its handler would apply. An
+ * API key with its scope set (an access token issued for the key, with the same scopes, is the same
+ * principal); the operator is one principal.
+ */
+export function principalOf(auth: Auth): string {
+  if (auth.kind === 'platform') return 'operator';
+  const scopes = createHash('sha256')
+    .update([...auth.scopes].sort().join(' '))
+    .digest('base64url')
+    .slice(0, 12);
+  return `${auth.keyId}.${scopes}`;
+}
+
+interface ClaimItem {
   scope: Scope;
   key: string;
+  owner: string;
   method: string;
   path: string;
   hash: string;
@@ -47,20 +96,24 @@ interface ClaimRow {
   request_hash: string | null;
   response_status: number | null;
   response_body: unknown;
+  response_kek_id: string | null;
+  response_wrapped_dek: Buffer | null;
+  response_ciphertext: Buffer | null;
 }
 
 interface Completion {
-  scope: Scope;
-  key: string;
+  held: HeldKey;
   status: number;
-  /** The response body as sent: JSON text. */
-  body: string;
+  /** The response body as sent (JSON text), or null when it is stored sealed. */
+  body: string | null;
+  sealed: { kekId: string; wrappedDek: Buffer; ciphertext: Buffer } | null;
 }
 
 const CLAIM_COLUMNS: Columns<{
   tenant_id: string;
   livemode: boolean;
   key: string;
+  owner: string;
   request_method: string;
   request_path: string;
   request_hash: string;
@@ -68,6 +121,7 @@ const CLAIM_COLUMNS: Columns<{
   ['tenant_id', 'text'],
   ['livemode', 'boolean'],
   ['key', 'text'],
+  ['owner', 'text'],
   ['request_method', 'text'],
   ['request_path', 'text'],
   ['request_hash', 'text'],
@@ -77,17 +131,34 @@ const COMPLETION_COLUMNS: Columns<{
   tenant_id: string;
   livemode: boolean;
   key: string;
+  owner: string;
   response_status: number;
-  response_body: string;
+  response_body: string | null;
+  response_kek_id: string | null;
+  response_wrapped_dek: string | null;
+  response_ciphertext: string | null;
 }> = [
   ['tenant_id', 'text'],
   ['livemode', 'boolean'],
   ['key', 'text'],
+  ['owner', 'text'],
   ['response_status', 'integer'],
   ['response_body', 'text'],
+  ['response_kek_id', 'text'],
+  ['response_wrapped_dek', 'text'],
+  ['response_ciphertext', 'text'],
+];
+
+const HEARTBEAT_COLUMNS: Columns<{ tenant_id: string; livemode: boolean; key: string; owner: string }> = [
+  ['tenant_id', 'text'],
+  ['livemode', 'boolean'],
+  ['key', 'text'],
+  ['owner', 'text'],
 ];
 
 const identity = (scope: Scope, key: string) => `${scope.tenantId}:${scope.livemode}:${key}`;
+/** What a sealed response is bound to (its AAD): the key's identity, so it opens on no other row. */
+export const sealedResponseId = (scope: Scope, key: string) => `idempotency:${identity(scope, key)}`;
 
 const inProgress = () =>
   new ApiError(
@@ -99,27 +170,63 @@ const inProgress = () =>
   );
 
 /**
- * Idempotency keys, per tenant and mode, kept 24 hours. The claim is a row inserted before the
- * request runs; the primary key makes two concurrent requests with one key impossible to both
- * claim. Completing stores the response that every later retry replays. Claims and completions
+ * Idempotency keys, per tenant, mode and principal, kept 24 hours. The claim is a row inserted
+ * before the request runs; the primary key makes two concurrent requests with one key impossible to
+ * both claim. Completing stores the response that every later retry replays. Claims and completions
  * of concurrent requests are batched: one statement, one commit for many requests.
+ *
+ * A started key is never released for a fresh run. Its claim names its owner, whose process
+ * refreshes a heartbeat on it while the request runs (one batched statement a second for all of the
+ * process's requests); a retry takes the claim over only once the owner has stopped: its request
+ * ended with a 5xx (the claim is then ownerless) or its process has not beaten for
+ * `ownerTimeoutSeconds` (it died). The retry runs the handler again, and handlers resume what the
+ * first run left (a payment, refund or payout is found by the key stored on it) rather than repeat it.
  */
 export class IdempotencyStore {
-  private readonly claims: MicroBatcher<ClaimRequest, ClaimRow>;
+  private readonly claims: MicroBatcher<ClaimItem, ClaimRow>;
   private readonly completions: MicroBatcher<Completion, void>;
+  private readonly fingerprintKey: Buffer;
+  /** Distinguishes this process's claims from those of every other process, past or present. */
+  private readonly instance = randomBytes(9).toString('base64url');
+  private sequence = 0;
+  private readonly running = new Map<string, HeldKey>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private beating = false;
 
   constructor(
     private readonly sql: Sql,
-    abandonedAfterSeconds = DEFAULT_ABANDONED_AFTER_SECONDS,
+    private readonly vault: CardVault,
+    private readonly ownerTimeoutSeconds: number,
     batching: BatcherOptions = { maxSize: 64, maxConcurrency: 2 },
   ) {
-    this.claims = new MicroBatcher((items) => this.claimBatch(items, abandonedAfterSeconds), batching);
+    this.fingerprintKey = vault.deriveKey(FINGERPRINT_LABEL);
+    this.claims = new MicroBatcher((items) => this.claimBatch(items), batching);
     this.completions = new MicroBatcher((items) => this.completeBatch(items), batching);
   }
 
-  async claim(scope: Scope, key: string, method: string, path: string, hash: string): Promise<Claim> {
-    const row = await this.claims.submit({ scope, key, method, path, hash });
-    if (row.claimed) return { kind: 'claimed' };
+  /**
+   * Keyed (HMAC-SHA256 under a key derived from the vault's fingerprint secret) and free of card
+   * data: a stored fingerprint reveals nothing computable from a card number without that key.
+   */
+  fingerprint(tenantId: string, method: string, url: string, body: unknown): string {
+    const cardless = withoutCardData(body ?? null, (pan) => this.vault.fingerprint(pan, tenantId));
+    return createHmac('sha256', this.fingerprintKey)
+      .update(`${method} ${url}\n${canonicalJson(cardless)}`)
+      .digest('hex');
+  }
+
+  async claim(request: ClaimRequest): Promise<Claim> {
+    const { scope } = request;
+    const key = `${principalOf(request.auth)}/${request.key}`;
+    const hash = this.fingerprint(scope.tenantId, request.method, request.url, request.body);
+    const owner = `${this.instance}.${++this.sequence}`;
+    const row = await this.claims.submit({ scope, key, owner, method: request.method, path: request.route, hash });
+    if (row.claimed) {
+      const held = { scope, key, owner, sealResponse: RESPONSES_WITH_SECRETS.has(request.route) };
+      this.running.set(owner, held);
+      this.heartbeat ??= setInterval(() => void this.beat(), (this.ownerTimeoutSeconds * 1000) / 5).unref();
+      return { kind: 'claimed', held };
+    }
     if (row.request_hash === null) throw inProgress();
     if (row.request_hash !== hash) {
       throw new ApiError(
@@ -131,33 +238,96 @@ export class IdempotencyStore {
       );
     }
     if (row.response_status === null) throw inProgress();
-    return { kind: 'replay', response: { status: row.response_status, body: row.response_body } };
+    const sealed = row.response_ciphertext && {
+      kekId: row.response_kek_id!,
+      wrappedDek: row.response_wrapped_dek!,
+      ciphertext: row.response_ciphertext,
+    };
+    const body = sealed ? JSON.parse(this.vault.openRecord(sealed, sealedResponseId(scope, key))) : row.response_body;
+    return { kind: 'replay', response: { status: row.response_status, body } };
   }
 
-  complete(scope: Scope, key: string, status: number, body: string): Promise<void> {
-    return this.completions.submit({ scope, key, status, body });
+  /** Stores the response to replay, unless a retry has taken the claim over meanwhile. */
+  async complete(held: HeldKey, status: number, body: string): Promise<void> {
+    try {
+      const sealed = held.sealResponse ? this.vault.sealRecord(body, sealedResponseId(held.scope, held.key)) : null;
+      await this.completions.submit({ held, status, body: sealed ? null : body, sealed });
+    } finally {
+      this.stopped(held);
+    }
   }
 
-  /** A server error may have stopped before doing anything: free the key so a retry runs. */
-  async release(scope: Scope, key: string): Promise<void> {
-    await inScope(
-      this.sql,
-      scope,
-      (tx) => tx`
-      DELETE FROM idempotency_keys
-      WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND key = ${key} AND completed_at IS NULL`,
-    );
+  /**
+   * The request ended with a server error: what it did is unknown, so the key is not released for a
+   * fresh run; the claim loses its owner and the next retry takes it over at once and resumes.
+   */
+  async abandon(held: HeldKey): Promise<void> {
+    try {
+      await inScope(
+        this.sql,
+        held.scope,
+        (tx) => tx`
+        UPDATE idempotency_keys SET owner = NULL
+        WHERE tenant_id = ${held.scope.tenantId} AND livemode = ${held.scope.livemode} AND key = ${held.key}
+          AND owner = ${held.owner} AND completed_at IS NULL`,
+      );
+    } finally {
+      this.stopped(held);
+    }
   }
 
   async idle(): Promise<void> {
     await Promise.all([this.claims.idle(), this.completions.idle()]);
   }
 
-  private async claimBatch(items: ClaimRequest[], abandonedAfterSeconds: number): Promise<ClaimRow[]> {
+  private stopped(held: HeldKey) {
+    this.running.delete(held.owner);
+    if (!this.running.size && this.heartbeat) {
+      clearInterval(this.heartbeat);
+      this.heartbeat = undefined;
+    }
+  }
+
+  // A beat that fails (database away) is simply missed: the owner's claims only become
+  // takeable once beats have been missing for the whole timeout, counted from the database's start.
+  private async beat() {
+    if (this.beating || !this.running.size) return;
+    this.beating = true;
+    try {
+      const held = [...this.running.values()];
+      const statement = new UnnestStatement();
+      const input = statement.rows(
+        HEARTBEAT_COLUMNS,
+        held.map((h) => ({ tenant_id: h.scope.tenantId, livemode: h.scope.livemode, key: h.key, owner: h.owner })),
+      );
+      // SKIP LOCKED: a row a completion or claim batch holds is skipped (it is finishing, or one
+      // missed beat is harmless), so this many-row update never waits on, or deadlocks with, them.
+      const text = `
+        WITH live AS (
+          SELECT k.tenant_id, k.livemode, k.key FROM idempotency_keys k
+          JOIN (${input}) v ON k.tenant_id = v.tenant_id AND k.livemode = v.livemode AND k.key = v.key
+          WHERE k.owner = v.owner AND k.completed_at IS NULL
+          FOR UPDATE OF k SKIP LOCKED
+        )
+        UPDATE idempotency_keys k SET heartbeat_at = now()
+        FROM live l WHERE k.tenant_id = l.tenant_id AND k.livemode = l.livemode AND k.key = l.key`;
+      await scopedStatement(
+        this.sql,
+        held.map((h) => h.scope),
+        (tx) => statement.run(tx, text),
+      );
+    } catch {
+      // Missed; the next beat tries again.
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  private async claimBatch(items: ClaimItem[]): Promise<ClaimRow[]> {
     // One key twice in a batch: only its first request goes to the database (an upsert may not
     // touch a row twice); the others are concurrent duplicates and share its outcome, or, if it
     // claims the key, find it in progress.
-    const first = new Map<string, ClaimRequest>();
+    const first = new Map<string, ClaimItem>();
     for (const item of items)
       if (!first.has(identity(item.scope, item.key))) first.set(identity(item.scope, item.key), item);
     const unique = [...first.values()];
@@ -168,23 +338,28 @@ export class IdempotencyStore {
         tenant_id: i.scope.tenantId,
         livemode: i.scope.livemode,
         key: i.key,
+        owner: i.owner,
         request_method: i.method,
         request_path: i.path,
         request_hash: i.hash,
       })),
     );
-    const abandonedAfter = statement.param(`${abandonedAfterSeconds} seconds`);
+    const ownerTimeout = statement.param(`${this.ownerTimeoutSeconds} seconds`);
+    // A takeover needs the same request (same fingerprint) and a stopped owner. Heartbeats count from
+    // the database's own start at the earliest: after a database restart every owner gets a full
+    // timeout to beat again before its claims are taken to be dead.
     const text = `
       WITH input AS (${input}), claimed AS (
-        INSERT INTO idempotency_keys (${columnNames(CLAIM_COLUMNS)}) SELECT * FROM input
-        ON CONFLICT (tenant_id, key, livemode) DO UPDATE
-          SET request_method = excluded.request_method, request_path = excluded.request_path,
-              request_hash = excluded.request_hash, created_at = now()
+        INSERT INTO idempotency_keys (${columnNames(CLAIM_COLUMNS)}, heartbeat_at) SELECT *, now() FROM input
+        ON CONFLICT (tenant_id, key, livemode) DO UPDATE SET owner = excluded.owner, heartbeat_at = now()
           WHERE idempotency_keys.completed_at IS NULL
-            AND idempotency_keys.created_at < now() - ${abandonedAfter}::interval
+            AND idempotency_keys.request_hash = excluded.request_hash
+            AND (idempotency_keys.owner IS NULL
+              OR greatest(idempotency_keys.heartbeat_at, pg_postmaster_start_time()) < now() - ${ownerTimeout}::interval)
         RETURNING tenant_id, livemode, key
       )
-      SELECT i.tenant_id, i.livemode, i.key, c.key IS NOT NULL AS claimed, k.request_hash, k.response_status, k.response_body
+      SELECT i.tenant_id, i.livemode, i.key, c.key IS NOT NULL AS claimed, k.request_hash, k.response_status,
+        k.response_body, k.response_kek_id, k.response_wrapped_dek, k.response_ciphertext
       FROM input i
       LEFT JOIN claimed c ON c.tenant_id = i.tenant_id AND c.livemode = i.livemode AND c.key = i.key
       LEFT JOIN idempotency_keys k ON k.tenant_id = i.tenant_id AND k.livemode = i.livemode AND k.key = i.key`;
@@ -207,21 +382,28 @@ export class IdempotencyStore {
     const statement = new UnnestStatement();
     const input = statement.rows(
       COMPLETION_COLUMNS,
-      items.map((i) => ({
-        tenant_id: i.scope.tenantId,
-        livemode: i.scope.livemode,
-        key: i.key,
-        response_status: i.status,
-        response_body: i.body,
+      items.map(({ held, status, body, sealed }) => ({
+        tenant_id: held.scope.tenantId,
+        livemode: held.scope.livemode,
+        key: held.key,
+        owner: held.owner,
+        response_status: status,
+        response_body: body,
+        response_kek_id: sealed?.kekId ?? null,
+        response_wrapped_dek: sealed?.wrappedDek.toString('hex') ?? null,
+        response_ciphertext: sealed?.ciphertext.toString('hex') ?? null,
       })),
     );
+    // Only the owner completes: a run whose claim was taken over must not overwrite the outcome.
     const text = `
-      UPDATE idempotency_keys k SET response_status = v.response_status, response_body = v.response_body::json, completed_at = now()
+      UPDATE idempotency_keys k SET response_status = v.response_status, response_body = v.response_body::json,
+        response_kek_id = v.response_kek_id, response_wrapped_dek = decode(v.response_wrapped_dek, 'hex'),
+        response_ciphertext = decode(v.response_ciphertext, 'hex'), completed_at = now()
       FROM (${input}) v
-      WHERE k.tenant_id = v.tenant_id AND k.livemode = v.livemode AND k.key = v.key`;
+      WHERE k.tenant_id = v.tenant_id AND k.livemode = v.livemode AND k.key = v.key AND k.owner = v.owner`;
     await scopedStatement(
       this.sql,
-      items.map((i) => i.scope),
+      items.map((i) => i.held.scope),
       (tx) => statement.run(tx, text),
     );
     return items.map(() => undefined);

@@ -11,7 +11,7 @@ export function maskCardNumbers(text: string): string {
 
 /**
  * ECS-shaped JSON logs. Request bodies are never logged; headers that carry secrets and any
- * card-shaped field are redacted in case an object holding them is ever logged, and URLs are
+ * card-shaped or bank-account-number field are redacted in case an object holding them is ever logged, and URLs are
  * masked because a careless client may put a card number in a path or query string.
  */
 export function loggerOptions(level: string): LoggerOptions {
@@ -31,6 +31,8 @@ export function loggerOptions(level: string): LoggerOptions {
         'secret',
         '*.secret',
         'client_secret',
+        'account_number',
+        '*.account_number',
       ],
       censor: '[redacted]',
     },

@@ -34,6 +34,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly paymentMethodRateLimited = new Counter({
+    name: 'payment_method_rate_limited_total',
+    help: 'Card tokenizations (saved or inline in a payment) refused by the payment-method rate limit',
+    registers: [this.registry],
+  });
+
   constructor(collectProcessMetrics = true) {
     if (collectProcessMetrics) collectDefaultMetrics({ register: this.registry });
   }

@@ -1,4 +1,7 @@
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
+import type { FastifyApiReferenceOptions } from '@scalar/fastify-api-reference';
+import type { FastifyRequest } from 'fastify';
+import type { Config } from '../config.js';
 
 const TEST_CARDS = `
 | Card number | Behaviour |
@@ -13,7 +16,8 @@ const TEST_CARDS = `
 | 4000 0000 0000 0259 | Succeeds, then is disputed |
 | 4100 0000 0000 0019 | Always blocked as fraudulent |
 
-Use any future expiry date and any CVC (3 digits; 4 for American Express).`;
+Use any future expiry date and any CVC (3 digits; 4 for American Express). Live mode refuses every documented test card
+(these and the country and funding cards) with \`402 card_error\`, \`card_declined\`, \`decline_code: test_mode_live_card\`.`;
 
 const DESCRIPTION = `
 PayForward's REST API: JSON in, JSON out, resource paths under \`/v1\`, prefixed ids (\`pay_\`, \`pm_\`, \`re_\`, \`evt_\`).
@@ -40,7 +44,8 @@ Lists take \`limit\` (1–100, default 10), \`starting_after\` / \`ending_before
 
 ## Rate limits
 Per key and per tenant. Each response carries \`RateLimit-Limit\`, \`RateLimit-Remaining\`, \`RateLimit-Reset\`; a 429 also
-carries \`Retry-After\`.
+carries \`Retry-After\`. Tokenizing cards (\`POST /v1/payment_methods\`, and card details inline in a payment) has a lower limit
+of its own per key and per tenant.
 
 ## Test cards
 ${TEST_CARDS}`;
@@ -68,7 +73,7 @@ export function openApiOptions(publicUrl: string): FastifyDynamicSwaggerOptions 
         {
           name: 'Payment methods',
           description:
-            'Tokenize and verify cards. Card numbers are encrypted; only brand, BIN, last4, expiry and fingerprint are readable.',
+            'Tokenize and verify cards. Card numbers are encrypted; only brand, BIN (numbers of 15 digits or more), last4, expiry and fingerprint are readable.',
         },
         { name: 'Refunds', description: 'Full and partial refunds of captured payments.' },
         { name: 'Events', description: 'Every state change, written in the same transaction as the change.' },
@@ -78,6 +83,11 @@ export function openApiOptions(publicUrl: string): FastifyDynamicSwaggerOptions 
           name: 'Reconciliation',
           description: "Each processor's daily settlement report matched line by line with the ledger.",
         },
+        {
+          name: 'Bank accounts',
+          description:
+            'Where payouts go: registered, verified with two micro-deposits, account numbers encrypted (last4 shown).',
+        },
         { name: 'API keys', description: 'Secret and restricted keys; rolling and revoking.' },
         { name: 'Platform', description: 'Operator endpoints: tenants.' },
         { name: 'Authentication', description: 'Access tokens.' },
@@ -85,6 +95,42 @@ export function openApiOptions(publicUrl: string): FastifyDynamicSwaggerOptions 
       ],
     },
   };
+}
+
+/**
+ * The docs page serves Scalar's bundled script from our own origin and turns off every feature
+ * that talks to Scalar's cloud: the AI agent, MCP, the developer toolbar (share, deploy, upload
+ * the document), the hosted API client, its request proxy, telemetry and the fonts it would load
+ * from its CDN. `test/browser.test.ts` records every request the page makes.
+ */
+export function docsPageOptions(): FastifyApiReferenceOptions {
+  return {
+    routePrefix: '/docs',
+    configuration: {
+      url: '/openapi.json',
+      pageTitle: 'PayForward API reference',
+      theme: 'purple',
+      agent: { disabled: true },
+      // Read by Scalar releases with an MCP feature (the pinned 1.44 has none): kept so an upgrade stays offline.
+      mcp: { disabled: true },
+      showDeveloperTools: 'never',
+      hideClientButton: true,
+      withDefaultFonts: false,
+      telemetry: false,
+      // "Try it" sends requests straight from the browser to our API, never through Scalar's proxy.
+      proxyUrl: '',
+    } as FastifyApiReferenceOptions['configuration'],
+  };
+}
+
+/**
+ * The OpenAPI document with its servers entry (and every code sample) pointing at PUBLIC_URL, or
+ * when that is not set at the host the request came to, so "try it" works behind another name.
+ */
+export function openApiDocument(document: object, config: Config, request: FastifyRequest) {
+  const serverUrl = config.publicUrlConfigured ? config.publicUrl : `${request.protocol}://${request.host}`;
+  const copy = structuredClone(document) as Parameters<typeof withCodeSamples>[0];
+  return { ...withCodeSamples(copy, serverUrl), servers: [{ url: serverUrl }] };
 }
 
 interface Operation {

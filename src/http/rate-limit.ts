@@ -32,7 +32,10 @@ function decide(
   return tightest;
 }
 
-/** Fixed windows counted in process: right for a single API process without Redis. */
+/**
+ * Fixed windows counted in process: right for a single API process without Redis. Each window
+ * length keeps its own counts, so a per-second limit turning over never resets a per-minute one.
+ */
 export class InProcessRateLimiter implements RateLimiter {
   // One set of fixed windows per window length: the per-address and auth-failure limits use their own.
   private readonly byLength = new Map<number, { start: number; counts: Map<string, number> }>();

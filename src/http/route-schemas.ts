@@ -12,6 +12,7 @@ import { TenantSchema } from '../modules/tenants/service.js';
 import { BalanceTransactionSchema } from '../modules/ledger/schemas.js';
 import { SettlementSchema } from '../modules/settlements/schemas.js';
 import { PayoutSchema } from '../modules/payouts/schemas.js';
+import { BankAccountSchema } from '../modules/bank-accounts/schemas.js';
 import { ReconciliationItemSchema, ReconciliationReportSchema } from '../modules/reconciliation/schemas.js';
 import { FeePreviewSchema, PricingPlanSchema } from '../modules/pricing/schemas.js';
 
@@ -32,6 +33,7 @@ export function registerSharedSchemas(app: FastifyInstance) {
     BalanceTransactionSchema,
     SettlementSchema,
     PayoutSchema,
+    BankAccountSchema,
     ReconciliationReportSchema,
     ReconciliationItemSchema,
   ]) {

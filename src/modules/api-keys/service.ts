@@ -18,6 +18,8 @@ export const SCOPES = [
   'balance:read',
   'payouts:read',
   'payouts:write',
+  'bank_accounts:read',
+  'bank_accounts:write',
   'disputes:read',
   'disputes:write',
   'reconciliation:read',

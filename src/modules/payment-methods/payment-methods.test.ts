@@ -1,5 +1,18 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, call, card, createTenant, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
+import { InProcessRateLimiter } from '../../http/rate-limit.js';
+import { serviceUrl } from '../../../test/services.js';
+import {
+  bootApp,
+  call,
+  card,
+  createTenant,
+  LIVE_CARD,
+  ok,
+  TEST_CARDS,
+  type TestApp,
+  type TestTenant,
+} from '../../../test/helpers.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -263,5 +276,218 @@ describe('POST /v1/payment_methods/{id}/verify', () => {
     const bad = await verify(pm.id, { cvc: 'abc' });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.param).toBe('cvc');
+  });
+});
+
+describe('card numbers shorter than 15 digits', () => {
+  it('show only last4: no BIN returned or stored, since BIN and last4 would leave too few digits unknown', async () => {
+    for (const number of ['501800000009', '5018000000000009', '36227206271667']) {
+      const pm = await tokenize(number);
+      const [row] = await t.admin<{ bin: string | null; sealed_digits: number }[]>`
+        SELECT bin, octet_length(pan_ciphertext) - 28 AS sealed_digits FROM payment_methods WHERE id = ${pm.id}`;
+      // Migration 009 finds the short numbers stored before it by this length (AES-GCM keeps it).
+      expect(row.sealed_digits).toBe(number.length);
+      const bin = number.length >= 15 ? number.slice(0, 6) : null;
+      expect(row.bin).toBe(bin);
+      expect(pm.card).toMatchObject({ bin, last4: number.slice(-4) });
+      expect((await get(`/v1/payment_methods/${pm.id}`)).json().card.bin).toBe(bin);
+    }
+    const amex = await tokenize('378282246310005', { cvc: '1234' });
+    expect(amex.card.bin).toBe('378282');
+  });
+});
+
+describe('live mode', () => {
+  // Every card number the README documents for test mode, behaviour, country and funding cards alike.
+  const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+  const section = readme.slice(
+    readme.indexOf('### Test cards'),
+    readme.indexOf('###', readme.indexOf('### Test cards') + 3),
+  );
+  const documented = [...new Set(section.match(/\b\d{15,16}\b/g) ?? [])];
+
+  it('refuses every documented test card: 402 card_declined / test_mode_live_card, and stores nothing', async () => {
+    const owner = await createTenant(t.app, 'Live test cards');
+    expect(documented.length).toBeGreaterThanOrEqual(15);
+    for (const number of documented) {
+      for (const [url, body, param] of [
+        ['/v1/payment_methods', card(number), 'card[number]'],
+        [
+          '/v1/payments',
+          { amount: 1000, currency: 'usd', payment_method: card(number), confirm: true },
+          'payment_method[card][number]',
+        ],
+        [
+          '/v1/payments',
+          { amount: 1000, currency: 'usd', payment_method: card(number) },
+          'payment_method[card][number]',
+        ],
+      ] as const) {
+        const response = await post(url, body, owner.liveKey);
+        expect(response.statusCode, `${number} ${url}`).toBe(402);
+        expect(response.json().error).toMatchObject({
+          type: 'card_error',
+          code: 'card_declined',
+          decline_code: 'test_mode_live_card',
+          param,
+        });
+        expect(response.body).not.toContain(number);
+      }
+    }
+    const [stored] = await t.admin<{ methods: number; payments: number }[]>`
+      SELECT (SELECT count(*)::int FROM payment_methods WHERE tenant_id = ${owner.id}) AS methods,
+             (SELECT count(*)::int FROM payments WHERE tenant_id = ${owner.id}) AS payments`;
+    expect(stored).toEqual({ methods: 0, payments: 0 });
+
+    // An unconfirmed live payment cannot be confirmed with one either.
+    const pending = await ok(await post('/v1/payments', { amount: 1000, currency: 'usd' }, owner.liveKey));
+    const confirm = await post(
+      `/v1/payments/${pending.id}/confirm`,
+      { payment_method: card(TEST_CARDS.visa) },
+      owner.liveKey,
+    );
+    expect(confirm.json().error).toMatchObject({ code: 'card_declined', decline_code: 'test_mode_live_card' });
+
+    // Test mode takes them, and live mode takes any other valid number.
+    expect((await post('/v1/payment_methods', card(documented[0]), owner.testKey)).statusCode).toBe(200);
+    const live = await ok(await post('/v1/payment_methods', card(LIVE_CARD), owner.liveKey));
+    expect(live.livemode).toBe(true);
+  });
+});
+
+describe('a saved card belongs to its customer', () => {
+  it('charging a pm_ saved for one customer with another customer, or none, is 400 on customer', async () => {
+    const owner = await createTenant(t.app, 'Card owners');
+    const saved = await ok(
+      await post('/v1/payment_methods', { ...card(TEST_CARDS.visa), customer: 'cus_x' }, owner.testKey),
+    );
+    const charge = (extra: Record<string, unknown>) =>
+      post(
+        '/v1/payments',
+        { amount: 700, currency: 'usd', payment_method: saved.id, confirm: true, ...extra },
+        owner.testKey,
+      );
+    for (const extra of [{ customer: 'cus_y' }, {}, { confirm: false, customer: 'cus_y' }]) {
+      const refused = await charge(extra);
+      expect(refused.statusCode, JSON.stringify(extra)).toBe(400);
+      expect(refused.json().error).toMatchObject({
+        type: 'invalid_request_error',
+        code: 'payment_method_customer_mismatch',
+        param: 'customer',
+      });
+    }
+    expect((await ok(await get('/v1/payments', owner.testKey))).data).toEqual([]);
+    expect((await ok(await charge({ customer: 'cus_x' }))).status).toBe('succeeded');
+
+    // At confirmation: the payment's customer must be the card's.
+    for (const customer of ['cus_y', undefined]) {
+      const payment = await ok(await post('/v1/payments', { amount: 700, currency: 'usd', customer }, owner.testKey));
+      const refused = await post(`/v1/payments/${payment.id}/confirm`, { payment_method: saved.id }, owner.testKey);
+      expect(refused.statusCode).toBe(400);
+      expect(refused.json().error).toMatchObject({ code: 'payment_method_customer_mismatch', param: 'customer' });
+      expect((await ok(await get(`/v1/payments/${payment.id}`, owner.testKey))).status).toBe('requires_payment_method');
+    }
+    const mine = await ok(
+      await post('/v1/payments', { amount: 700, currency: 'usd', customer: 'cus_x' }, owner.testKey),
+    );
+    const confirmed = await ok(
+      await post(`/v1/payments/${mine.id}/confirm`, { payment_method: saved.id }, owner.testKey),
+    );
+    expect(confirmed.status).toBe('succeeded');
+
+    // A card saved without a customer stays usable by anyone.
+    const loose = await ok(await post('/v1/payment_methods', card(TEST_CARDS.visa), owner.testKey));
+    const anyone = await post(
+      '/v1/payments',
+      { amount: 700, currency: 'usd', payment_method: loose.id, confirm: true, customer: 'cus_z' },
+      owner.testKey,
+    );
+    expect(anyone.statusCode).toBe(200);
+  });
+});
+
+const redisUrl = serviceUrl('REDIS_URL');
+
+describe('rate limit on tokenizing cards (a fingerprint oracle)', () => {
+  // A window of ~31 years: the counts cannot turn over while the test runs.
+  const limits = {
+    PAYMENT_METHOD_RATE_LIMIT_PER_KEY: '3',
+    PAYMENT_METHOD_RATE_LIMIT_PER_TENANT: '8',
+    PAYMENT_METHOD_RATE_LIMIT_WINDOW_MS: '1000000000000',
+  };
+
+  async function exercise(limited: TestApp) {
+    const owner = await createTenant(limited.app, 'Tokenizing tenant');
+    const send = (key: string, url: string, body: unknown, headers: Record<string, string> = {}) =>
+      call(limited.app, key, 'POST', url, body, headers);
+    const expectLimited = (response: Awaited<ReturnType<typeof call>>) => {
+      expect(response.statusCode, response.body).toBe(429);
+      expect(response.json().error).toMatchObject({ type: 'rate_limit_error', code: 'rate_limit' });
+      expect(Number(response.headers['retry-after'])).toBeGreaterThan(0);
+    };
+    const saved = await ok(await send(owner.testKey, '/v1/payment_methods', card(TEST_CARDS.visa)));
+    await ok(await send(owner.testKey, '/v1/payment_methods', card(TEST_CARDS.debit)));
+    // An inline card in a payment is tokenized too, and counts.
+    const inline = { amount: 500, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true };
+    await ok(await send(owner.testKey, '/v1/payments', inline));
+    expectLimited(await send(owner.testKey, '/v1/payment_methods', card(TEST_CARDS.visa)));
+    // The refusal is not stored as the answer to its Idempotency-Key.
+    const keyed = await send(owner.testKey, '/v1/payments', inline, { 'idempotency-key': 'limited-1' });
+    expectLimited(keyed);
+    const [{ stored }] = await limited.admin<{ stored: number }[]>`
+      SELECT count(*)::int AS stored FROM idempotency_keys WHERE tenant_id = ${owner.id} AND key = 'limited-1'`;
+    expect(stored).toBe(0);
+    const pending = await ok(await send(owner.testKey, '/v1/payments', { amount: 500, currency: 'usd' }));
+    expectLimited(
+      await send(owner.testKey, `/v1/payments/${pending.id}/confirm`, { payment_method: card(TEST_CARDS.visa) }),
+    );
+    // A saved card is no new tokenization.
+    const reuse = { amount: 500, currency: 'usd', payment_method: saved.id, confirm: true };
+    expect((await ok(await send(owner.testKey, '/v1/payments', reuse))).status).toBe('succeeded');
+
+    // Refused attempts count too: the tenant is at 6 of 8. Another key has its own allowance, up to the tenant's.
+    const scopes = ['payment_methods:write', 'payments:write'];
+    const restricted = await ok(await send(owner.testKey, '/v1/api_keys', { scopes }));
+    await ok(await send(restricted.secret, '/v1/payment_methods', card(TEST_CARDS.visa)));
+    await ok(await send(restricted.secret, '/v1/payment_methods', card(TEST_CARDS.visa)));
+    expectLimited(await send(restricted.secret, '/v1/payment_methods', card(TEST_CARDS.visa)));
+    // Fingerprints are per tenant, whatever the mode: the live key shares the tenant's allowance. Other tenants do not.
+    expectLimited(await send(owner.liveKey, '/v1/payment_methods', card(LIVE_CARD)));
+    const other = await createTenant(limited.app, 'Other tokenizing tenant');
+    await ok(await send(other.testKey, '/v1/payment_methods', card(TEST_CARDS.visa)));
+
+    const metric = await limited.platform.metrics.registry.getSingleMetricAsString('payment_method_rate_limited_total');
+    expect(metric).toMatch(/^payment_method_rate_limited_total 5$/m);
+  }
+
+  it.skipIf(!redisUrl)(
+    'limits per key and per tenant, counting inline cards, with 429 rate_limit_error, Retry-After and a metric (Redis)',
+    async () => {
+      const limited = await bootApp({ ...limits, REDIS_URL: redisUrl! });
+      try {
+        expect(limited.platform.redis).toBeDefined();
+        await exercise(limited);
+      } finally {
+        await limited.close();
+      }
+    },
+  );
+
+  it('the same without Redis, in process', async () => {
+    const limited = await bootApp(limits);
+    try {
+      expect(limited.platform.redis).toBeUndefined();
+      await exercise(limited);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it("the in-process limiter keeps a long window's counts while a short window turns over", async () => {
+    const limiter = new InProcessRateLimiter();
+    expect((await limiter.hit([{ key: 'pm', limit: 1 }], 1_000_000_000_000)).allowed).toBe(true);
+    // Another window length starts a window of its own, which must not reset the long window's counts.
+    await limiter.hit([{ key: 'general', limit: 1 }], 1);
+    expect((await limiter.hit([{ key: 'pm', limit: 1 }], 1_000_000_000_000)).allowed).toBe(false);
   });
 });

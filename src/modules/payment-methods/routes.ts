@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { tenantScope } from '../../app.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
+import { limitCardTokenization } from './rate-limit.js';
 import { PaymentMethodInput, PaymentMethodListQuery, VerifyBody } from './schemas.js';
 
 const tags = ['Payment methods'];
@@ -13,6 +14,7 @@ export async function paymentMethodRoutes(app: FastifyInstance) {
     '/v1/payment_methods',
     {
       config: { auth: 'tenant', scope: 'payment_methods:write' },
+      preValidation: limitCardTokenization(),
       schema: {
         tags,
         summary: 'Tokenize a card',

@@ -40,7 +40,7 @@ export const PaymentMethodSchema = Type.Object(
     type: Type.Literal('card'),
     card: Type.Object({
       brand: Type.String({ examples: ['visa'] }),
-      bin: Type.String({ description: 'First six digits' }),
+      bin: Nullable(Type.String({ description: 'First six digits; null for card numbers shorter than 15 digits.' })),
       last4: Type.String(),
       exp_month: Type.Integer(),
       exp_year: Type.Integer(),

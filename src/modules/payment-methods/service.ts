@@ -6,7 +6,15 @@ import { ApiError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
 import type { CardDetails } from '../connectors/connector.js';
 import type { ConnectorRouter } from '../connectors/router.js';
-import { cardBrand, cardIssuer, cvcLooksValid, isExpired, luhnValid } from '../vault/cards.js';
+import {
+  cardBrand,
+  cardIssuer,
+  cvcLooksValid,
+  displayableBin,
+  DOCUMENTED_TEST_CARDS,
+  isExpired,
+  luhnValid,
+} from '../vault/cards.js';
 import type { CardVault } from '../vault/vault.js';
 import type { PaymentMethod, PaymentMethodInput, Verification } from './schemas.js';
 
@@ -16,7 +24,8 @@ export interface PaymentMethodRow {
   livemode: boolean;
   type: 'card';
   brand: string;
-  bin: string;
+  /** Null for numbers shorter than 15 digits, whose BIN and last4 together would leave too little unknown. */
+  bin: string | null;
   last4: string;
   exp_month: number;
   exp_year: number;
@@ -102,6 +111,15 @@ export class PaymentMethodService {
     const number = input.card.number.replace(/ /g, '');
     const p = (field: string) => (paramPrefix ? `${paramPrefix}[card][${field}]` : `card[${field}]`);
     if (!luhnValid(number)) throw cardError('incorrect_number', 'Your card number is incorrect.', p('number'));
+    if (scope.livemode && DOCUMENTED_TEST_CARDS.has(number))
+      throw new ApiError(
+        'card_error',
+        'card_declined',
+        'Your card was declined. Your request was in live mode, but used a known test card.',
+        p('number'),
+        402,
+        'test_mode_live_card',
+      );
     if (isExpired(input.card.exp_month, input.card.exp_year))
       throw cardError('invalid_expiry_year', "Your card's expiration year is in the past.", p('exp_year'));
     const brand = cardBrand(number);
@@ -119,7 +137,7 @@ export class PaymentMethodService {
       livemode: scope.livemode,
       type: 'card',
       brand,
-      bin: number.slice(0, 6),
+      bin: displayableBin(number),
       last4: number.slice(-4),
       exp_month: input.card.exp_month,
       exp_year: input.card.exp_year,

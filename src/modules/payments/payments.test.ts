@@ -597,9 +597,9 @@ describe('3-D Secure', () => {
     expect(retrieved).toMatchObject({ status: 'succeeded', amount_received: 2000, next_action: null });
     expect(retrieved.attempts.map((a: { status: string }) => a.status)).toEqual(['requires_action', 'succeeded']);
 
-    // The link works once: the payment is no longer waiting for authentication.
+    // The link works once: used, it is no link at all.
     const again = await t.app.inject({ method: 'POST', url: `${path}/complete`, payload: { outcome: 'succeeded' } });
-    expect(again.statusCode).toBe(400);
+    expect(again.statusCode).toBe(404);
   });
 
   it('failing the challenge returns the payment to requires_payment_method', async () => {
@@ -633,7 +633,7 @@ describe('3-D Secure', () => {
     expect(canceled.statusCode).toBe(200);
     expect(canceled.json()).toMatchObject({ status: 'canceled', next_action: null });
     const done = await t.app.inject({ method: 'POST', url: `${path}/complete`, payload: { outcome: 'succeeded' } });
-    expect(done.statusCode).toBe(400);
+    expect(done.statusCode).toBe(404);
     expect((await get(`/v1/payments/${payment.id}`)).json().status).toBe('canceled');
   });
 

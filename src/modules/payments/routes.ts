@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { tenantScope } from '../../app.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
+import { limitCardTokenization, paymentBodyTokenizes } from '../payment-methods/rate-limit.js';
 import {
   CancelPaymentBody,
   CapturePaymentBody,
@@ -30,6 +31,7 @@ export async function paymentRoutes(app: FastifyInstance) {
     '/v1/payments',
     {
       config: { auth: 'tenant', scope: 'payments:write' },
+      preValidation: limitCardTokenization(paymentBodyTokenizes),
       schema: {
         tags,
         summary: 'Create a payment',
@@ -80,6 +82,7 @@ export async function paymentRoutes(app: FastifyInstance) {
     '/v1/payments/:id/confirm',
     {
       config: { auth: 'tenant', scope: 'payments:write' },
+      preValidation: limitCardTokenization(paymentBodyTokenizes),
       schema: {
         tags,
         summary: 'Confirm a payment',

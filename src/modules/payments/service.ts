@@ -12,7 +12,7 @@ import type { ConnectorRouter } from '../connectors/router.js';
 import { newEvent, type EventRow } from '../events/events.js';
 import type { PaymentMethodInput } from '../payment-methods/schemas.js';
 import type { PaymentMethodRow, PaymentMethodService } from '../payment-methods/service.js';
-import type { ThreeDSecure } from '../three-d-secure/tokens.js';
+import { invalidLink, type ThreeDSecure } from '../three-d-secure/tokens.js';
 import { chargeTransaction } from '../ledger/postings.js';
 import type { LedgerService, PreparedPosting } from '../ledger/service.js';
 import { priceCharge, type PricingService } from '../pricing/service.js';
@@ -118,7 +118,9 @@ export class PaymentService {
         'A payment_method is required to confirm a payment.',
         'payment_method',
       );
-    const method = body.payment_method ? await this.resolvePaymentMethod(scope, body.payment_method) : undefined;
+    const method = body.payment_method
+      ? await this.resolvePaymentMethod(scope, body.payment_method, body.customer ?? null)
+      : undefined;
     const plan = await this.deps.pricing.currentPlan(scope);
     const now = new Date();
     const row: PaymentRow = {
@@ -195,7 +197,7 @@ export class PaymentService {
       );
     }
     const method = body?.payment_method
-      ? await this.resolvePaymentMethod(scope, body.payment_method)
+      ? await this.resolvePaymentMethod(scope, body.payment_method, row.customer)
       : row.payment_method_id
         ? {
             saved: await inScope(this.deps.sql, scope, (tx) =>
@@ -324,16 +326,28 @@ export class PaymentService {
     return { data: states.map(toApiPayment), has_more: hasMore };
   }
 
-  /** The customer finished (or failed) the 3-D Secure challenge we served. */
+  /**
+   * The payment a 3-D Secure link is for, while the link is still good: the payment waits for
+   * authentication and the attempt the link was issued for is its latest.
+   */
+  async threeDSecureChallenge(token: string): Promise<{ scope: Scope; state: PaymentState }> {
+    const { scope, paymentId, attemptId } = await this.deps.threeDSecure.verify(token);
+    const state = await loadPayment(this.deps.sql, scope, paymentId);
+    const latest = state.attempts.filter((a) => a.operation === 'authorize').at(-1);
+    if (state.row.status !== 'requires_action' || latest?.id !== attemptId) throw invalidLink();
+    return { scope, state };
+  }
+
+  /**
+   * The customer finished (or failed) the 3-D Secure challenge we served. The transition out of
+   * `requires_action` is a compare-and-set, so of two completions at once only one acts.
+   */
   async completeThreeDSecure(
     token: string,
     succeeded: boolean,
   ): Promise<{ payment: Payment; returnUrl: string | null }> {
-    const { scope, paymentId } = await this.deps.threeDSecure.verify(token);
-    const state = await loadPayment(this.deps.sql, scope, paymentId);
+    const { scope, state } = await this.threeDSecureChallenge(token);
     const { row } = state;
-    if (row.status !== 'requires_action')
-      throw ApiError.stateConflict(`This payment's status is ${row.status}; it is not waiting for authentication.`);
     const returnUrl = row.next_action?.redirect_to_url.return_url ?? null;
     if (!succeeded) {
       const next = this.advance(row, {
@@ -542,15 +556,25 @@ export class PaymentService {
     return this.resume(scope, await loadPayment(this.deps.sql, scope, id));
   }
 
-  private async resolvePaymentMethod(scope: Scope, ref: string | PaymentMethodInput): Promise<PaymentMethodChoice> {
+  private async resolvePaymentMethod(
+    scope: Scope,
+    ref: string | PaymentMethodInput,
+    customer: string | null,
+  ): Promise<PaymentMethodChoice> {
     if (typeof ref === 'string') {
-      return {
-        saved: await inScope(this.deps.sql, scope, (tx) =>
-          this.deps.paymentMethods.find(tx, scope, ref).catch(() => {
-            throw ApiError.notFound('payment_method', ref, 'payment_method');
-          }),
-        ),
-      };
+      const saved = await inScope(this.deps.sql, scope, (tx) =>
+        this.deps.paymentMethods.find(tx, scope, ref).catch(() => {
+          throw ApiError.notFound('payment_method', ref, 'payment_method');
+        }),
+      );
+      // A card saved for a customer is charged only for that customer (Stripe's attached payment methods).
+      if (saved.customer !== null && saved.customer !== customer)
+        throw ApiError.invalid(
+          'payment_method_customer_mismatch',
+          `The payment method ${ref} was saved for another customer: pass that customer to charge it.`,
+          'customer',
+        );
+      return { saved };
     }
     const { row, card } = this.deps.paymentMethods.tokenize(scope, ref, 'payment_method');
     return { inline: row, card };
@@ -781,7 +805,7 @@ export class PaymentService {
       });
       eventType = 'payment.requires_capture';
     } else if (outcome.status === 'requires_action') {
-      const url = await this.deps.threeDSecure.challengeUrl(scope, row.id);
+      const url = await this.deps.threeDSecure.challengeUrl(scope, row.id, last.attemptId);
       next = this.advance(row, {
         status: 'requires_action',
         processor: last.processor,

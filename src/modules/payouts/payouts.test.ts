@@ -9,6 +9,7 @@ import {
   TEST_CARDS,
   type TestApp,
   type TestTenant,
+  verifiedBankAccount,
 } from '../../../test/helpers.js';
 import { LedgerService } from '../ledger/service.js';
 
@@ -22,8 +23,12 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 /** A tenant with `amount` of available funds (instant settlement makes captures available at once). */
-async function fundedTenant(name: string, gross: number): Promise<TestTenant & { available: number }> {
+async function fundedTenant(
+  name: string,
+  gross: number,
+): Promise<TestTenant & { available: number; bankAccount: string }> {
   const tenant = await createTenant(t.app, name);
+  const { id: bankAccount } = await verifiedBankAccount(t.app, tenant.testKey);
   await ok(
     await call(t.app, PLATFORM_KEY, 'POST', `/v1/tenants/${tenant.id}`, {
       settlement_schedule: { type: 'instant', delay_days: 0 },
@@ -37,7 +42,7 @@ async function fundedTenant(name: string, gross: number): Promise<TestTenant & {
       confirm: true,
     }),
   );
-  return { ...tenant, available: gross - payment.fee };
+  return { ...tenant, available: gross - payment.fee, bankAccount };
 }
 
 async function available(key: string) {
@@ -99,7 +104,7 @@ describe('payouts', () => {
       currency: 'usd',
       status: 'pending',
       method: 'standard',
-      destination: '••••6789',
+      destination: tenant.bankAccount,
       automatic: false,
       failure_code: null,
     });
@@ -141,14 +146,17 @@ describe('payouts', () => {
 
   it('a payout to a failing account fails and its funds return to available', async () => {
     const tenant = await fundedTenant('Failing payout', 20_000);
+    const failing = { accountNumber: '000111111116', makeDefault: false };
+    const { id: destination } = await verifiedBankAccount(t.app, tenant.testKey, failing);
     const payout = await ok(
       await call(t.app, tenant.testKey, 'POST', '/v1/payouts', {
         amount: 4_000,
         currency: 'usd',
         method: 'instant',
-        destination: '000111111116',
+        destination,
       }),
     );
+    expect(payout.destination).toBe(destination);
     expect(await available(tenant.testKey)).toEqual({ available: tenant.available - 4_000 });
     await t.platform.payouts.advanceRail();
     await t.platform.payouts.advanceRail();
@@ -196,5 +204,71 @@ describe('payouts', () => {
       (await call(t.app, restricted.secret, 'POST', '/v1/payouts', { amount: 100, currency: 'usd' })).statusCode,
     ).toBe(403);
     expect((await call(t.app, restricted.secret, 'GET', `/v1/payouts/${payout.id}`)).statusCode).toBe(200);
+  });
+  it('goes only to a verified bank account of the tenant in its mode and currency', async () => {
+    const tenant = await fundedTenant('Payout destinations', 20_000);
+    const other = await createTenant(t.app, 'Payout destinations other');
+    const { id: othersAccount } = await verifiedBankAccount(t.app, other.testKey);
+    // Live mode's micro-deposits are not the test ones: the live account stays unverified, and is refused as unknown.
+    const { id: liveAccount } = await ok(
+      await call(t.app, tenant.liveKey, 'POST', '/v1/bank_accounts', {
+        account_number: '000123456789',
+        routing_number: '110000000',
+        country: 'US',
+        currency: 'usd',
+      }),
+    );
+    const { id: euroAccount } = await verifiedBankAccount(t.app, tenant.testKey, { currency: 'eur' });
+    const unverified = await ok(
+      await call(t.app, tenant.testKey, 'POST', '/v1/bank_accounts', {
+        account_number: '000222222227',
+        routing_number: '110000000',
+        country: 'US',
+        currency: 'usd',
+      }),
+    );
+    const refusals: Array<[string, string]> = [
+      [unverified.id, 'bank_account_unverified'],
+      ['ba_unknown0000000000000000', 'resource_missing'],
+      [othersAccount, 'resource_missing'],
+      [liveAccount, 'resource_missing'],
+      [euroAccount, 'bank_account_currency_mismatch'],
+    ];
+    for (const [destination, code] of refusals) {
+      const response = await call(t.app, tenant.testKey, 'POST', '/v1/payouts', {
+        amount: 100,
+        currency: 'usd',
+        destination,
+      });
+      expect(response.statusCode, destination).toBe(400);
+      expect(response.json().error).toMatchObject({ type: 'invalid_request_error', code, param: 'destination' });
+    }
+    // A raw account number is no destination at all any more.
+    const raw = await call(t.app, tenant.testKey, 'POST', '/v1/payouts', {
+      amount: 100,
+      currency: 'usd',
+      destination: '000123456789',
+    });
+    expect(raw.statusCode).toBe(400);
+    expect(raw.json().error.param).toBe('destination');
+    expect(await available(tenant.testKey)).toEqual({ available: tenant.available });
+    const { data } = await ok(await call(t.app, tenant.testKey, 'GET', '/v1/payouts'));
+    expect(data).toEqual([]);
+
+    const deleted = await verifiedBankAccount(t.app, tenant.testKey, { makeDefault: false });
+    await ok(await call(t.app, tenant.testKey, 'DELETE', `/v1/bank_accounts/${deleted.id}`));
+    const toDeleted = await call(t.app, tenant.testKey, 'POST', '/v1/payouts', {
+      amount: 100,
+      currency: 'usd',
+      destination: deleted.id,
+    });
+    expect(toDeleted.json().error).toMatchObject({ code: 'resource_missing', param: 'destination' });
+  });
+
+  it('without a verified default account for the currency, a payout names none and is refused', async () => {
+    const tenant = await createTenant(t.app, 'No bank account');
+    const response = await call(t.app, tenant.testKey, 'POST', '/v1/payouts', { amount: 100, currency: 'usd' });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().error).toMatchObject({ code: 'no_external_account', param: 'destination' });
   });
 });

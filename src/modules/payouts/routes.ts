@@ -17,12 +17,13 @@ export async function payoutRoutes(app: FastifyInstance) {
         tags,
         summary: 'Pay out to your bank',
         description:
-          'Moves `amount` from your available balance to your bank account; fails with `balance_insufficient` when the available balance is smaller, however many payouts run at once. The payout then moves `pending → in_transit → paid`, or `failed` (the funds return to available), with `payout.*` events.',
+          'Moves `amount` from your available balance to `destination`, a verified bank account of yours (`ba_…`, see Bank accounts) in the payout currency, by default the default account of the currency; fails with `balance_insufficient` when the available balance is smaller, however many payouts run at once. The payout then moves `pending → in_transit → paid`, or `failed` (the funds return to available), with `payout.*` events.',
         body: { ...CreatePayoutBody, examples: [{ amount: 5000, currency: 'usd', method: 'standard' }] },
         response: { 200: ref('Payout'), ...errors },
       },
     },
-    async (request) => payouts.create(tenantScope(request), request.body as never, request.id),
+    async (request) =>
+      payouts.create(tenantScope(request), request.body as never, request.id, request.idempotency?.key ?? null),
   );
 
   app.get(

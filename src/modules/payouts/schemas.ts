@@ -18,10 +18,10 @@ export const CreatePayoutBody = StrictObject({
   ),
   destination: Type.Optional(
     Type.String({
-      pattern: '^[0-9]{4,17}$',
+      pattern: '^ba_[a-z0-9]+$',
+      maxLength: 64,
       description:
-        'Bank account number (simulated rail). `000111111116` fails with `no_account`; anything else arrives.',
-      examples: ['000123456789'],
+        'A verified bank account of yours (`ba_…`) in the payout currency; by default the default account of the currency.',
     }),
   ),
   description: Type.Optional(Type.String({ maxLength: 500 })),
@@ -37,7 +37,9 @@ export const PayoutSchema = Type.Object(
     currency: Type.String(),
     method: Type.String({ enum: ['standard', 'instant'] }),
     status: Type.String({ enum: ['pending', 'in_transit', 'paid', 'failed'] }),
-    destination: Type.String({ description: 'The bank account, all but its last 4 digits masked.' }),
+    destination: Type.String({
+      description: 'The bank account (`ba_…`); payouts made before bank accounts show `••••` and the last 4 digits.',
+    }),
     arrival_date: Type.Integer({ description: 'When it is expected at the bank (Unix timestamp).' }),
     automatic: Type.Boolean({ description: 'Made by the automatic payout after a settlement.' }),
     balance_transaction: Type.String(),

@@ -9,6 +9,7 @@ import { separately, type ItemRunner } from '../../workers/isolation.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import { payoutFailedTransaction, payoutPaidTransaction, payoutTransaction } from '../ledger/postings.js';
 import { LEDGER_AMOUNT_LIMIT, type LedgerService } from '../ledger/service.js';
+import type { BankAccountService } from '../bank-accounts/service.js';
 import { availableOn } from '../settlements/schedule.js';
 import type { CreatePayoutBody, Payout } from './schemas.js';
 
@@ -24,6 +25,7 @@ interface PayoutRow {
   description: string | null;
   metadata: Record<string, string>;
   automatic: boolean;
+  idempotency_key: string | null;
   arrival_date: Date;
   failure_code: string | null;
   failure_message: string | null;
@@ -45,6 +47,7 @@ const PAYOUT_COLUMNS: Columns<PayoutRow> = [
   ['description', 'text'],
   ['metadata', 'jsonb'],
   ['automatic', 'boolean'],
+  ['idempotency_key', 'text'],
   ['arrival_date', 'timestamptz'],
   ['failure_code', 'text'],
   ['failure_message', 'text'],
@@ -54,9 +57,8 @@ const PAYOUT_COLUMNS: Columns<PayoutRow> = [
   ['updated_at', 'timestamptz'],
 ];
 
-/** The simulated rail's test accounts, after Stripe's: this one does not exist at the bank. */
+/** The simulated rail's test account, after Stripe's: this one does not exist at the bank. */
 const FAILING_ACCOUNT = '000111111116';
-const DEFAULT_ACCOUNT = '000123456789';
 
 const toApiPayout = (row: PayoutRow): Payout => ({
   id: row.id,
@@ -65,7 +67,7 @@ const toApiPayout = (row: PayoutRow): Payout => ({
   currency: row.currency,
   method: row.method,
   status: row.status,
-  destination: `••••${row.destination.slice(-4)}`,
+  destination: row.destination,
   arrival_date: unixSeconds(row.arrival_date),
   automatic: row.automatic,
   balance_transaction: row.balance_transaction,
@@ -86,6 +88,7 @@ interface PayoutRequest {
   description: string | null;
   metadata: Record<string, string>;
   automatic: boolean;
+  idempotency_key: string | null;
 }
 
 /**
@@ -97,20 +100,37 @@ export class PayoutService {
   constructor(
     private readonly sql: Sql,
     private readonly ledger: LedgerService,
+    private readonly bankAccounts: BankAccountService,
   ) {}
 
-  async create(scope: Scope, body: CreatePayoutBody, requestId: string | null): Promise<Payout> {
+  /**
+   * `idempotencyKey` (qualified by the caller's principal) is stored on the payout: a retry whose
+   * first run died after committing finds that payout and answers with it as it is now.
+   */
+  async create(
+    scope: Scope,
+    body: CreatePayoutBody,
+    requestId: string | null,
+    idempotencyKey: string | null = null,
+  ): Promise<Payout> {
     const currency = requestedCurrency(body);
-    const request: PayoutRequest = {
+    const request: Omit<PayoutRequest, 'destination'> = {
       amount: body.amount,
       currency,
       method: (body.method ?? 'standard') as PayoutRequest['method'],
-      destination: body.destination ?? DEFAULT_ACCOUNT,
       description: body.description ?? null,
       metadata: body.metadata ?? {},
       automatic: false,
+      idempotency_key: idempotencyKey,
     };
     return inScope(this.sql, scope, async (tx) => {
+      if (idempotencyKey) {
+        const [earlier] = await tx<PayoutRow[]>`
+          SELECT * FROM payouts
+          WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND idempotency_key = ${idempotencyKey}`;
+        if (earlier) return toApiPayout(earlier);
+      }
+      const destination = await this.bankAccounts.payoutDestination(tx, scope, body.destination, currency);
       const available = await this.ledger.lockAvailable(tx, scope, currency);
       if (available < body.amount) {
         throw ApiError.invalid(
@@ -119,7 +139,7 @@ export class PayoutService {
           'amount',
         );
       }
-      return toApiPayout(await this.open(tx, scope, request, requestId));
+      return toApiPayout(await this.open(tx, scope, { ...request, destination }, requestId));
     });
   }
 
@@ -130,6 +150,8 @@ export class PayoutService {
    */
   async payOutSettled(scope: Scope, currency: string): Promise<Payout | null> {
     return inScope(this.sql, scope, async (tx) => {
+      const destination = await this.bankAccounts.defaultDestination(tx, scope, currency);
+      if (!destination) return null;
       const available = await this.ledger.lockAvailable(tx, scope, currency);
       if (available <= 0) return null;
       const row = await this.open(
@@ -140,10 +162,11 @@ export class PayoutService {
           amount: Math.min(available, LEDGER_AMOUNT_LIMIT),
           currency,
           method: 'standard',
-          destination: DEFAULT_ACCOUNT,
+          destination,
           description: 'Automatic payout',
           metadata: {},
           automatic: true,
+          idempotency_key: null,
         },
         null,
       );
@@ -211,7 +234,7 @@ export class PayoutService {
       return;
     }
     if (row.status !== 'in_transit' || new Date(row.arrival_date) > now) return;
-    if (row.destination === FAILING_ACCOUNT) {
+    if ((await this.bankAccounts.accountNumber(tx, scope, row.destination)) === FAILING_ACCOUNT) {
       const failureTransaction = newId('txn');
       const failed = await this.transition(
         tx,

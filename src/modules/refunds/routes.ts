@@ -24,7 +24,8 @@ export async function refundRoutes(app: FastifyInstance) {
         response: { 200: ref('Refund'), ...errors },
       },
     },
-    async (request) => refunds.create(tenantScope(request), request.body as never, request.id),
+    async (request) =>
+      refunds.create(tenantScope(request), request.body as never, request.id, request.idempotency?.key ?? null),
   );
 
   app.get(

@@ -26,6 +26,7 @@ interface RefundRow {
   processor_reference: string | null;
   balance_transaction: string | null;
   metadata: Record<string, string>;
+  idempotency_key: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -44,6 +45,7 @@ const REFUND_COLUMNS: Columns<RefundRow> = [
   ['processor_reference', 'text'],
   ['balance_transaction', 'text'],
   ['metadata', 'jsonb'],
+  ['idempotency_key', 'text'],
   ['created_at', 'timestamptz'],
   ['updated_at', 'timestamptz'],
 ];
@@ -78,8 +80,23 @@ export class RefundService {
     private readonly ledger: LedgerService,
   ) {}
 
-  async create(scope: Scope, body: CreateRefundBody, requestId: string | null): Promise<Refund> {
+  /**
+   * `idempotencyKey` (qualified by the caller's principal) is stored on the refund: a retry whose
+   * first run died finds that refund and finishes it, if still pending, instead of refunding twice.
+   */
+  async create(
+    scope: Scope,
+    body: CreateRefundBody,
+    requestId: string | null,
+    idempotencyKey: string | null = null,
+  ): Promise<Refund> {
     const refund = await inScope(this.sql, scope, async (tx) => {
+      if (idempotencyKey) {
+        const [earlier] = await tx<RefundRow[]>`
+          SELECT * FROM refunds
+          WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND idempotency_key = ${idempotencyKey}`;
+        if (earlier) return earlier;
+      }
       const [payment] = await tx<
         {
           id: string;
@@ -140,6 +157,7 @@ export class RefundService {
         processor_reference: payment.processor_reference,
         balance_transaction: null,
         metadata: body.metadata ?? {},
+        idempotency_key: idempotencyKey,
         created_at: now,
         updated_at: now,
       };
@@ -147,6 +165,7 @@ export class RefundService {
       await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'refund.created', toApiRefund(row), requestId)]);
       return row;
     });
+    if (refund.status !== 'pending') return toApiRefund(refund);
     return this.finish(scope, refund, requestId);
   }
 
@@ -158,6 +177,7 @@ export class RefundService {
    * ever sent for it.
    */
   async finish(scope: Scope, refund: RefundRow, requestId: string | null): Promise<Refund> {
+    if (refund.status !== 'pending') return toApiRefund(refund);
     const outcome = await this.router.call(refund.processor!, (connector) =>
       connector.refund({
         merchant: { tenantId: refund.tenant_id, livemode: refund.livemode },

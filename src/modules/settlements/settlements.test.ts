@@ -9,6 +9,7 @@ import {
   TEST_CARDS,
   type TestApp,
   type TestTenant,
+  verifiedBankAccount,
 } from '../../../test/helpers.js';
 import { maxAmount } from '../../lib/currencies.js';
 import { LedgerService } from '../ledger/service.js';
@@ -268,6 +269,7 @@ describe('refunds and settlement', () => {
 
   it('a day whose refunds exceed its charges and the available balance waits instead of making available negative', async () => {
     const tenant = await tenantWith('Carry over', { type: 'instant', delay_days: 0 });
+    await verifiedBankAccount(t.app, tenant.testKey);
     const payment = await pay(tenant.testKey, 10_000);
     const available = (await balance(tenant.testKey)).available;
     await ok(await call(t.app, tenant.testKey, 'POST', '/v1/payouts', { amount: available, currency: 'usd' }));
@@ -318,6 +320,7 @@ describe('net-zero settlement', () => {
 describe('automatic payouts', () => {
   it('pay out the settled balance and link settlements and balance transactions to the payout', async () => {
     const tenant = await tenantWith('Auto payout', { type: 'daily', delay_days: 0, automatic_payouts: true });
+    await verifiedBankAccount(t.app, tenant.testKey);
     const a = await pay(tenant.testKey, 2_000);
     const b = await pay(tenant.testKey, 3_000);
     await t.platform.settlements.run();

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { StrictObject } from '../../http/schemas.js';
+import { toApiPayment } from '../payments/service.js';
 
 const TokenParam = StrictObject({ token: Type.String({ minLength: 10, maxLength: 2048 }) });
 
@@ -15,7 +16,7 @@ function page(title: string, body: string) {
 <body><div class="card">${body}</div></body></html>`;
 }
 
-/** The simulated issuer's 3-D Secure challenge page, served by us in test mode. */
+/** The simulated issuer's 3-D Secure challenge page, served by us in test mode only. */
 export async function threeDSecureRoutes(app: FastifyInstance) {
   const { payments } = app.platform;
 
@@ -24,8 +25,8 @@ export async function threeDSecureRoutes(app: FastifyInstance) {
     { schema: { hide: true, params: TokenParam }, config: { auth: 'none' } },
     async (request, reply) => {
       const { token } = request.params as { token: string };
-      const { scope, paymentId } = await app.platform.threeDSecure.verify(token);
-      const payment = await payments.retrieve(scope, paymentId);
+      const { state } = await payments.threeDSecureChallenge(token);
+      const payment = toApiPayment(state);
       const amount = `${payment.amount} ${payment.currency.toUpperCase()} (minor units)`;
       reply.type('text/html').header('cache-control', 'no-store');
       return page(

@@ -59,3 +59,30 @@ const US_CREDIT: Issuer = { country: 'US', funding: 'credit' };
 export function cardIssuer(pan: string): Issuer {
   return TEST_ISSUERS.get(pan) ?? US_CREDIT;
 }
+
+/**
+ * Every card number the documentation gives for test mode (the behaviour cards and the country and
+ * funding ones). Live mode refuses them all, as Stripe does, so a live integration can never be
+ * exercised, or a live charge faked, with a published number.
+ */
+export const DOCUMENTED_TEST_CARDS: ReadonlySet<string> = new Set([
+  '4242424242424242',
+  '4000000000000002',
+  '4000000000009995',
+  '4000000000000127',
+  '4000000000000069',
+  '4000000000000119',
+  '4000000000003220',
+  '4000000000000259',
+  '4100000000000019',
+  ...TEST_ISSUERS.keys(),
+]);
+
+/**
+ * The first six digits, only for numbers of 15 digits or more: with a BIN and last4 shown, a 12 to
+ * 14 digit number keeps just 2 to 4 unknown digits (fewer after the Luhn check), which anyone who
+ * can tokenize could try against the fingerprint.
+ */
+export function displayableBin(pan: string): string | null {
+  return pan.length >= 15 ? pan.slice(0, 6) : null;
+}

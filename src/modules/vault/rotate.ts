@@ -1,24 +1,40 @@
 import type { Sql } from '../../db/index.js';
+import { sealedResponseId } from '../../http/idempotency.js';
 import type { CardVault } from './vault.js';
 
 export interface RotationResult {
   rotated: number;
   /** Cards under a KEK that is not loaded: they can be neither read nor rotated until it is. */
   unreadable: number;
+  /** Stored idempotent responses holding secrets (new API keys), re-wrapped like the cards. */
+  responses: number;
 }
 
 /**
- * Moves every stored card onto the active key-encryption key, a batch at a time. It runs as the
+ * Moves every stored card and bank account number onto the active key-encryption key, a batch at a time. It runs as the
  * operator (the admin connection, across tenants), only touches records under an older key it
  * holds, and each batch commits on its own, so it can be stopped and run again at any point.
- * Once nothing is left under an old KEK, that KEK can be removed from VAULT_KEK.
+ * Stored idempotent responses sealed under the vault (those carrying new API keys) move with
+ * them, so once nothing is left under an old KEK, that KEK can be removed from VAULT_KEK.
  */
 export async function rotateCardKeys(admin: Sql, vault: CardVault, batchSize = 500): Promise<RotationResult> {
   const older = vault.kekIds().filter((id) => id !== vault.activeKekId);
+  const result: RotationResult = { rotated: 0, unreadable: 0, responses: 0 };
+  // Bank account numbers are sealed the same way as card numbers, under the same KEKs.
+  for (const table of ['payment_methods', 'bank_accounts']) {
+    const { rotated, unreadable } = await rotateTable(admin, vault, table, older, batchSize);
+    result.rotated += rotated;
+    result.unreadable += unreadable;
+  }
+  result.responses = await rotateStoredResponses(admin, vault, older, batchSize);
+  return result;
+}
+
+async function rotateTable(admin: Sql, vault: CardVault, table: string, older: string[], batchSize: number) {
   let rotated = 0;
   for (;;) {
     const batch = await admin<{ id: string; kek_id: string; wrapped_dek: Buffer }[]>`
-      SELECT id, kek_id, wrapped_dek FROM payment_methods WHERE kek_id = ANY(${older}) ORDER BY id LIMIT ${batchSize}`;
+      SELECT id, kek_id, wrapped_dek FROM ${admin(table)} WHERE kek_id = ANY(${older}) ORDER BY id LIMIT ${batchSize}`;
     if (!batch.length) break;
     const rewrapped = batch.map((row) => ({
       id: row.id,
@@ -28,13 +44,37 @@ export async function rotateCardKeys(admin: Sql, vault: CardVault, batchSize = 5
         .wrappedDek.toString('hex'),
     }));
     await admin`
-      UPDATE payment_methods p SET kek_id = ${vault.activeKekId}, wrapped_dek = decode(v.wrapped_hex, 'hex')
+      UPDATE ${admin(table)} p SET kek_id = ${vault.activeKekId}, wrapped_dek = decode(v.wrapped_hex, 'hex')
       FROM unnest(${rewrapped.map((r) => r.id)}::text[], ${rewrapped.map((r) => r.oldKek)}::text[], ${rewrapped.map((r) => r.wrappedHex)}::text[])
         AS v(id, old_kek, wrapped_hex)
       WHERE p.id = v.id AND p.kek_id = v.old_kek`;
     rotated += batch.length;
   }
   const [{ count }] = await admin<{ count: number }[]>`
-    SELECT count(*)::int AS count FROM payment_methods WHERE kek_id <> ALL(${vault.kekIds()})`;
+    SELECT count(*)::int AS count FROM ${admin(table)} WHERE kek_id <> ALL(${vault.kekIds()})`;
   return { rotated, unreadable: count };
+}
+
+async function rotateStoredResponses(admin: Sql, vault: CardVault, older: string[], batchSize: number) {
+  let rotated = 0;
+  for (;;) {
+    const batch = await admin<
+      { tenant_id: string; livemode: boolean; key: string; response_kek_id: string; response_wrapped_dek: Buffer }[]
+    >`
+      SELECT tenant_id, livemode, key, response_kek_id, response_wrapped_dek FROM idempotency_keys
+      WHERE response_kek_id = ANY(${older}) LIMIT ${batchSize}`;
+    if (!batch.length) return rotated;
+    const rewrapped = batch.map((row) => {
+      const sealed = { kekId: row.response_kek_id, wrappedDek: row.response_wrapped_dek, ciphertext: Buffer.alloc(0) };
+      const id = sealedResponseId({ tenantId: row.tenant_id, livemode: row.livemode }, row.key);
+      return { ...row, wrappedHex: vault.rewrap(sealed, id).wrappedDek.toString('hex') };
+    });
+    await admin`
+      UPDATE idempotency_keys k SET response_kek_id = ${vault.activeKekId}, response_wrapped_dek = decode(v.wrapped_hex, 'hex')
+      FROM unnest(${rewrapped.map((r) => r.tenant_id)}::text[], ${rewrapped.map((r) => String(r.livemode))}::text[],
+        ${rewrapped.map((r) => r.key)}::text[], ${rewrapped.map((r) => r.response_kek_id)}::text[],
+        ${rewrapped.map((r) => r.wrappedHex)}::text[]) AS v(tenant_id, livemode, key, old_kek, wrapped_hex)
+      WHERE k.tenant_id = v.tenant_id AND k.livemode = v.livemode::boolean AND k.key = v.key AND k.response_kek_id = v.old_kek`;
+    rotated += batch.length;
+  }
 }

@@ -1,6 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, call, card, createTenant, type TestApp, type TestTenant } from '../../../test/helpers.js';
+import {
+  bootApp,
+  call,
+  card,
+  createTenant,
+  ok,
+  PLATFORM_KEY,
+  type TestApp,
+  type TestTenant,
+} from '../../../test/helpers.js';
 import { rotateCardKeys } from './rotate.js';
 import { CardVault } from './vault.js';
 
@@ -65,6 +74,29 @@ describe('card vault', () => {
       const before = await call(t.app, tenant.testKey, 'GET', `/v1/payment_methods/${created[0]}`);
       const again = await call(rotated.app, tenant.testKey, 'POST', '/v1/payment_methods', card('4242424242424242'));
       expect(again.json().card.fingerprint).toBe(before.json().card.fingerprint);
+    } finally {
+      await rotated.close();
+    }
+  });
+
+  it('rotation re-wraps stored responses that hold secrets: after it, only the new KEK replays them', async () => {
+    const idempotencyKey = `rotate-${randomBytes(8).toString('hex')}`;
+    const body = { name: `Rotated replay ${idempotencyKey}` };
+    const headers = { 'idempotency-key': idempotencyKey };
+    const created = await ok(await call(t.app, PLATFORM_KEY, 'POST', '/v1/tenants', body, headers));
+    const stored = () =>
+      t.admin<{ response_kek_id: string }[]>`
+        SELECT response_kek_id FROM idempotency_keys WHERE key LIKE ${'%/' + idempotencyKey}`;
+    const rotating = new CardVault([newKek, oldKek], fingerprintKey);
+    expect(await stored()).toEqual([{ response_kek_id: CardVault.kekId(oldKek) }]);
+    expect((await rotateCardKeys(t.admin, rotating)).responses).toBeGreaterThanOrEqual(1);
+    expect(await stored()).toEqual([{ response_kek_id: rotating.activeKekId }]);
+
+    const rotated = await bootApp({ VAULT_KEK: newKek.toString('base64') });
+    try {
+      const replay = await call(rotated.app, PLATFORM_KEY, 'POST', '/v1/tenants', body, headers);
+      expect(replay.headers['idempotent-replayed']).toBe('true');
+      expect(replay.json().secret_keys.test.secret).toBe(created.secret_keys.test.secret);
     } finally {
       await rotated.close();
     }

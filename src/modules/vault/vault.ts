@@ -41,6 +41,7 @@ export class CardVault {
   private readonly keks = new Map<string, Buffer>();
   readonly activeKekId: string;
   private readonly fingerprintKey: Buffer;
+  private readonly fingerprintSecret: Buffer;
 
   /**
    * The first KEK is the active one; the others only unwrap records sealed before a rotation.
@@ -50,6 +51,7 @@ export class CardVault {
     if (!keks.length) throw new Error('the card vault needs at least one key-encryption key');
     for (const kek of keks) this.keks.set(CardVault.kekId(kek), kek);
     this.activeKekId = CardVault.kekId(keks[0]);
+    this.fingerprintSecret = fingerprintKey;
     this.fingerprintKey = Buffer.from(
       hkdfSync('sha256', fingerprintKey, Buffer.alloc(0), 'payforward card fingerprint', 32),
     );
@@ -87,6 +89,35 @@ export class CardVault {
       wrappedDek: seal(this.keks.get(this.activeKekId)!, dek, `dek:${recordId}`),
       ciphertext: sealed.ciphertext,
     };
+  }
+
+  /**
+   * Any other record that must not be readable from a dump (a stored response holding a new API
+   * key): same hierarchy as card numbers, so it rotates and retires with the KEKs. `recordId` is
+   * bound into both layers, so a sealed value copied onto another record does not open.
+   */
+  sealRecord(plaintext: string, recordId: string): SealedPan {
+    const dek = Buffer.from(randomPool(32));
+    return {
+      kekId: this.activeKekId,
+      wrappedDek: seal(this.keks.get(this.activeKekId)!, dek, `dek:${recordId}`),
+      ciphertext: seal(dek, Buffer.from(plaintext, 'utf8'), `record:${recordId}`),
+    };
+  }
+
+  openRecord(sealed: SealedPan, recordId: string): string {
+    const kek = this.keks.get(sealed.kekId);
+    if (!kek) throw new Error(`key-encryption key ${sealed.kekId} is not loaded`);
+    const dek = open(kek, sealed.wrappedDek, `dek:${recordId}`);
+    return open(dek, sealed.ciphertext, `record:${recordId}`).toString('utf8');
+  }
+
+  /**
+   * A key of its own for another keyed hash, derived from the fingerprint key under a distinct label:
+   * no new secret to manage, and neither key reveals the other.
+   */
+  deriveKey(label: string): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.fingerprintSecret, Buffer.alloc(0), label, 32));
   }
 
   openPan(sealed: SealedPan, recordId: string): string {
