@@ -17,10 +17,11 @@ import { declaredPlugin, requireRouteAuth, type AuthRequirement } from './http/r
 import { countAuthFailure, throttleAddress, throttleTenant } from './http/throttle.js';
 import { startMetricsServer } from './modules/health/metrics-server.js';
 import { ApiError } from './http/errors.js';
+import { answerClientError, refuseConnect } from './http/client-errors.js';
 import type { HeldKey } from './http/idempotency.js';
 import { loggerOptions, maskCardNumbers } from './http/logging.js';
 import { docsPageOptions, openApiDocument, openApiOptions } from './http/openapi.js';
-import { rejectUnstorableText, validationError } from './http/validation.js';
+import { rejectRepeatedQueryParameters, rejectUnstorableText, validationError } from './http/validation.js';
 import { registerSharedSchemas } from './http/route-schemas.js';
 import { healthRoutes } from './modules/health/routes.js';
 import { tenantRoutes } from './modules/tenants/routes.js';
@@ -94,7 +95,9 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     forceCloseConnections: false,
     frameworkErrors: answerFrameworkError,
     trustProxy: config.trustProxy,
+    clientErrorHandler: answerClientError,
   });
+  app.server.on('connect', refuseConnect);
   app.decorate('platform', platform);
   // Default-deny: every route, plugins' included, declares who may call it, or the app does not start.
   app.addHook('onRoute', requireRouteAuth);
@@ -198,6 +201,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
 
   app.addHook('preValidation', async (request) => {
     rejectUnstorableText(request.params, 'params');
+    rejectRepeatedQueryParameters(request.query);
     rejectUnstorableText(request.query, 'querystring');
     rejectUnstorableText(request.body, 'body');
   });
@@ -304,13 +308,16 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   return app;
 }
 
-// A URL with broken percent-encoding is refused before any hook runs; it still gets the
-// request-id and the error envelope, and the URL (which may hold card data) is not echoed.
+// A URL with broken percent-encoding, or a path segment over maxParamLength, is refused before
+// any hook runs; it still gets the request-id and the error envelope, and the URL (which may hold
+// card data) is not echoed.
 function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   const apiError =
     error.code === 'FST_ERR_BAD_URL'
       ? ApiError.invalid('invalid_url', 'The request URL is not valid: check its percent-encoding.')
-      : toApiError(error);
+      : error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? new ApiError('invalid_request_error', 'url_too_long', 'A path segment of the URL is too long.', null, 414)
+        : toApiError(error);
   reply
     .header('request-id', request.id)
     .code(apiError.statusCode)

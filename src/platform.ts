@@ -66,7 +66,8 @@ export function createPlatform(
   config: Config,
   appDatabaseUrl: string,
   secrets: Secrets,
-  options: { processMetrics?: boolean } = {},
+  // `clock` decides key expiry and rate-limit windows; tests move it instead of waiting.
+  options: { processMetrics?: boolean; clock?: () => number } = {},
 ): Platform {
   const sql = connect(appDatabaseUrl, { max: config.dbPoolSize, applicationName: 'payforward-api' });
   const replica = config.databaseReplicaUrl
@@ -91,6 +92,7 @@ export function createPlatform(
     metricsToken: config.metricsToken,
     cacheTtlMs: config.apiKeyCacheTtlMs,
     listenUrl: appDatabaseUrl,
+    clock: options.clock,
   });
   const router = ConnectorRouter.simulated(config, sql);
   const vault = new CardVault(secrets.vaultKeks.map(parseKek), parseKek(secrets.vaultFingerprintKey));
@@ -130,8 +132,8 @@ export function createPlatform(
     authenticator,
     idempotency,
     rateLimiter: redis
-      ? new ResilientRateLimiter(redis, () => metrics.rateLimitLocalDecisions.inc())
-      : new InProcessRateLimiter(),
+      ? new ResilientRateLimiter(redis, () => metrics.rateLimitLocalDecisions.inc(), options.clock)
+      : new InProcessRateLimiter(options.clock),
     router,
     writer,
     threeDSecure,

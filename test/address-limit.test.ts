@@ -1,12 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, call, createTenant, PLATFORM_KEY, type TestApp } from './helpers.js';
+import { bootApp, call, createTenant, PLATFORM_KEY, TestClock, type TestApp } from './helpers.js';
 import { freePort, waitFor } from './process.js';
 
 // Windows are fixed and aligned to the clock; one this long (11 days) keeps every burst below inside
-// one window without the test having to wait for anything.
+// one window without the test having to wait for anything, and the apps judge time by a clock
+// stopped in the middle of one, so no burst can straddle a boundary however slowly it runs.
 const LONG_WINDOW = '1000000000';
+const clock = new TestClock();
+clock.freeze((Math.floor(Date.now() / Number(LONG_WINDOW)) + 0.5) * Number(LONG_WINDOW));
 
 type Response = Awaited<ReturnType<typeof call>>;
 
@@ -24,7 +27,7 @@ const from = (t: TestApp, remoteAddress: string, url: string, authorization?: st
 describe('per-address limit, before authentication', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await bootApp({ RATE_LIMIT_PER_ADDRESS: '5', RATE_LIMIT_WINDOW_MS: LONG_WINDOW });
+    t = await bootApp({ RATE_LIMIT_PER_ADDRESS: '5', RATE_LIMIT_WINDOW_MS: LONG_WINDOW }, undefined, { clock });
   });
   afterAll(() => t.close());
 
@@ -43,7 +46,7 @@ describe('failed authentications per address', () => {
   let t: TestApp;
   let tenant: Awaited<ReturnType<typeof createTenant>>;
   beforeAll(async () => {
-    t = await bootApp({ AUTH_FAILURES_PER_ADDRESS: '3', AUTH_FAILURE_WINDOW_MS: LONG_WINDOW });
+    t = await bootApp({ AUTH_FAILURES_PER_ADDRESS: '3', AUTH_FAILURE_WINDOW_MS: LONG_WINDOW }, undefined, { clock });
     tenant = await createTenant(t.app);
   });
   afterAll(() => t.close());
@@ -98,7 +101,11 @@ describe('failed authentications per address', () => {
 
 describe('behind a proxy (TRUST_PROXY)', () => {
   it('counts the client address from X-Forwarded-For, one budget per client', async () => {
-    const t = await bootApp({ TRUST_PROXY: 'true', RATE_LIMIT_PER_ADDRESS: '2', RATE_LIMIT_WINDOW_MS: LONG_WINDOW });
+    const t = await bootApp(
+      { TRUST_PROXY: 'true', RATE_LIMIT_PER_ADDRESS: '2', RATE_LIMIT_WINDOW_MS: LONG_WINDOW },
+      undefined,
+      { clock },
+    );
     try {
       const viaProxy = (client: string) =>
         t.app.inject({ method: 'GET', url: '/health', headers: { 'x-forwarded-for': client } });
@@ -153,11 +160,15 @@ describe('with Redis down, every limiter counts in process, and goes back to Red
   beforeAll(async () => {
     port = await freePort();
     redisServer = await startRedis(port);
-    t = await bootApp({
-      REDIS_URL: `redis://127.0.0.1:${port}`,
-      RATE_LIMIT_PER_KEY: '5',
-      RATE_LIMIT_WINDOW_MS: LONG_WINDOW,
-    });
+    t = await bootApp(
+      {
+        REDIS_URL: `redis://127.0.0.1:${port}`,
+        RATE_LIMIT_PER_KEY: '5',
+        RATE_LIMIT_WINDOW_MS: LONG_WINDOW,
+      },
+      undefined,
+      { clock },
+    );
     redis = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1 });
     redis.on('error', () => {});
   });

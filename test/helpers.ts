@@ -25,11 +25,28 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
+/**
+ * The time key expiry and rate-limit windows are judged by, moved by the test instead of waited
+ * for. It follows the real clock (plus whatever the test advanced it by) until frozen.
+ */
+export class TestClock {
+  private offset = 0;
+  private frozenAt: number | undefined;
+  readonly now = () => this.frozenAt ?? Date.now() + this.offset;
+  advance(ms: number) {
+    if (this.frozenAt === undefined) this.offset += ms;
+    else this.frozenAt += ms;
+  }
+  freeze(at: number) {
+    this.frozenAt = at;
+  }
+}
+
 /** Boots the real app (real PostgreSQL, and Redis/RabbitMQ when their URLs are set). */
 export async function bootApp(
   env: Record<string, string> = {},
   adminUrl = inject('adminDatabaseUrl'),
-  buildOptions: Pick<BuildOptions, 'beforeRoutes' | 'extraRoutes'> = {},
+  { clock, ...buildOptions }: Pick<BuildOptions, 'beforeRoutes' | 'extraRoutes'> & { clock?: TestClock } = {},
 ): Promise<TestApp> {
   const config = loadConfig({
     RATE_LIMIT_PER_KEY: '100000',
@@ -54,7 +71,7 @@ export async function bootApp(
       vaultFingerprintKey: TEST_FINGERPRINT_KEY,
       jwtSecret: 'test-jwt-secret-0123456789',
     },
-    { processMetrics: false },
+    { processMetrics: false, clock: clock?.now },
   );
   const logs: string[] = [];
   const logStream = new Writable({

@@ -177,13 +177,19 @@ describe('lists', () => {
       `/v1/refunds?limit=100&payment=${own.succeeded}`,
       `/v1/events?limit=100&object_id=${own.succeeded}`,
       `/v1/events?limit=100&type=payment.*`,
-      `/v1/payments?limit=100&starting_after=pay_zzzzzzzzzzzzzzzzzzzzzzzz`,
       `/v1/payments?limit=100&status=succeeded`,
     ];
     for (const query of queries) {
       const page = await ok(await call(t.app, b.testKey, 'GET', query));
       expect(page.object).toBe('list');
       for (const item of page.data) expect(aIds.has(item.id), `${query} leaked ${item.id}`).toBe(false);
+    }
+    // A's ids are no cursor for B: refused, never a page positioned by another tenant's data.
+    const [aId] = aIds;
+    for (const param of ['starting_after', 'ending_before']) {
+      const response = await call(t.app, b.testKey, 'GET', `/v1/payments?limit=100&${param}=${aId}`);
+      expect(response.statusCode, response.body).toBe(400);
+      expect(response.json().error).toMatchObject({ code: 'resource_missing', param });
     }
     // B sees its own keys only.
     const bKeys = await ok(await call(t.app, b.testKey, 'GET', '/v1/api_keys?limit=100'));

@@ -85,6 +85,8 @@ describe('one lock order for ledger accounts', () => {
     // server counts it. A backend reports its counts when it exits: end the app's connections first.
     await t.platform.writer.idle();
     await t.platform.sql.end({ timeout: 5 });
+    // The key cache's LISTEN connection is the app role's too.
+    await t.platform.authenticator.stopListening();
     await waitFor(
       async () =>
         (

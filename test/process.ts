@@ -78,7 +78,7 @@ export async function startServer(
         const response = await fetch(`${baseUrl}/health`).catch(() => undefined);
         return response?.ok;
       },
-      30_000,
+      120_000,
       `the server on ${baseUrl}`,
     ).catch((error) => {
       child.kill('SIGKILL');
@@ -87,7 +87,7 @@ export async function startServer(
   } else {
     await waitFor(
       () => output.includes('PayForward worker running') || (exitedEarly && Promise.reject(new Error(output))),
-      30_000,
+      120_000,
       'the worker',
     );
   }

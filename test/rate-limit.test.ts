@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, call, createTenant, type TestApp, type TestTenant } from './helpers.js';
+import { bootApp, call, createTenant, TestClock, type TestApp, type TestTenant } from './helpers.js';
 import { serviceUrl } from './services.js';
 
 const WINDOW_MS = 60_000;
@@ -10,12 +10,12 @@ type Response = Awaited<ReturnType<typeof call>>;
 
 /**
  * Windows are fixed and aligned to the clock; a burst that straddled a boundary would be counted in
- * two windows. Starting away from the edge keeps each test's burst inside one window.
+ * two windows. Every app here judges time by this clock, stopped in the middle of a window, so a
+ * burst stays in one window however slowly the machine runs it; tests move it on explicitly.
  */
-async function awayFromWindowEdge() {
-  const left = WINDOW_MS - (Date.now() % WINDOW_MS);
-  if (left < 5_000) await new Promise((resolve) => setTimeout(resolve, left + 50));
-}
+const clock = new TestClock();
+clock.freeze((Math.floor(Date.now() / WINDOW_MS) + 0.5) * WINDOW_MS);
+const bootLimited = (env: Record<string, string>) => bootApp(env, undefined, { clock });
 
 function expectLimited(response: Response, limit: number) {
   expect(response.statusCode, response.body).toBe(429);
@@ -51,7 +51,6 @@ function sharedBehaviour(boot: () => Promise<TestApp>) {
 
   it('the 6th request with one key gets 429 with Retry-After and RateLimit-* headers', async () => {
     const tenant = await createTenant(t.app);
-    await awayFromWindowEdge();
     for (let i = 1; i <= 5; i++) expectAllowed(await call(t.app, tenant.testKey, 'GET', '/v1/payments'), 5, 5 - i);
     expectLimited(await call(t.app, tenant.testKey, 'GET', '/v1/payments'), 5);
     // Every kind of request counts, and a limited write does nothing.
@@ -70,16 +69,22 @@ function sharedBehaviour(boot: () => Promise<TestApp>) {
   it('counts per key: another key, of the same tenant or another, is unaffected', async () => {
     const tenant = await createTenant(t.app);
     const other = await createTenant(t.app);
-    await awayFromWindowEdge();
     for (let i = 0; i < 5; i++) expect((await call(t.app, tenant.testKey, 'GET', '/v1/payments')).statusCode).toBe(200);
     expectLimited(await call(t.app, tenant.testKey, 'GET', '/v1/payments'), 5);
     expectAllowed(await call(t.app, tenant.liveKey, 'GET', '/v1/payments'), 5, 4);
     expectAllowed(await call(t.app, other.testKey, 'GET', '/v1/payments'), 5, 4);
   });
 
+  it('a limited key is allowed again in the next window', async () => {
+    const tenant = await createTenant(t.app);
+    for (let i = 0; i < 5; i++) expect((await call(t.app, tenant.testKey, 'GET', '/v1/payments')).statusCode).toBe(200);
+    expectLimited(await call(t.app, tenant.testKey, 'GET', '/v1/payments'), 5);
+    clock.advance(WINDOW_MS);
+    expectAllowed(await call(t.app, tenant.testKey, 'GET', '/v1/payments'), 5, 4);
+  });
+
   it('unauthenticated and platform requests are not counted against a tenant', async () => {
     const tenant = await createTenant(t.app);
-    await awayFromWindowEdge();
     for (let i = 0; i < 8; i++) {
       expect(
         (
@@ -96,10 +101,10 @@ function sharedBehaviour(boot: () => Promise<TestApp>) {
 }
 
 describe('in-process limiter (no Redis)', () => {
-  sharedBehaviour(() => bootApp(limits));
+  sharedBehaviour(() => bootLimited(limits));
 
   it('uses the in-process store', async () => {
-    const t = await bootApp(limits);
+    const t = await bootLimited(limits);
     try {
       expect(t.platform.redis).toBeUndefined();
       expect(t.platform.rateLimiter.constructor.name).toBe('InProcessRateLimiter');
@@ -109,7 +114,7 @@ describe('in-process limiter (no Redis)', () => {
   });
 
   it('limits a tenant across its keys (RATE_LIMIT_PER_TENANT)', async () => {
-    const t = await bootApp({ ...limits, RATE_LIMIT_PER_KEY: '100', RATE_LIMIT_PER_TENANT: '4' });
+    const t = await bootLimited({ ...limits, RATE_LIMIT_PER_KEY: '100', RATE_LIMIT_PER_TENANT: '4' });
     try {
       const tenant = await createTenant(t.app);
       const other = await createTenant(t.app);
@@ -117,7 +122,6 @@ describe('in-process limiter (no Redis)', () => {
         await call(t.app, tenant.testKey, 'POST', '/v1/api_keys', { scopes: ['payments:read'] })
       ).json();
       expect(restricted.secret).toMatch(/^rk_test_/);
-      await awayFromWindowEdge();
       // The key creation above already counted once.
       expectAllowed(await call(t.app, tenant.testKey, 'GET', '/v1/payments'), 4, 2);
       expectAllowed(await call(t.app, restricted.secret, 'GET', '/v1/payments'), 4, 1);
@@ -136,7 +140,7 @@ const redisUrl = serviceUrl('REDIS_URL');
 
 // Skipped only on a developer machine without Redis; under CI serviceUrl throws instead.
 describe.skipIf(!redisUrl)('Redis-backed limiter', () => {
-  const boot = () => bootApp({ ...limits, REDIS_URL: redisUrl! });
+  const boot = () => bootLimited({ ...limits, REDIS_URL: redisUrl! });
   sharedBehaviour(boot);
 
   let one: TestApp;
@@ -159,7 +163,6 @@ describe.skipIf(!redisUrl)('Redis-backed limiter', () => {
   });
 
   it('two app instances sharing Redis share one count', async () => {
-    await awayFromWindowEdge();
     expectAllowed(await call(one.app, tenant.testKey, 'GET', '/v1/payments'), 5, 4);
     expectAllowed(await call(two.app, tenant.testKey, 'GET', '/v1/payments'), 5, 3);
     expectAllowed(await call(one.app, tenant.testKey, 'GET', '/v1/payments'), 5, 2);
@@ -178,7 +181,6 @@ describe.skipIf(!redisUrl)('Redis-backed limiter', () => {
 
   it('concurrent requests across instances never let more than the limit through', async () => {
     const other = await createTenant(two.app);
-    await awayFromWindowEdge();
     const responses = await Promise.all(
       Array.from({ length: 20 }, (_, i) => call(i % 2 ? one.app : two.app, other.testKey, 'GET', '/v1/payments')),
     );
@@ -188,12 +190,11 @@ describe.skipIf(!redisUrl)('Redis-backed limiter', () => {
 
   it('the per-tenant count is shared too', async () => {
     const [a, b] = await Promise.all([
-      bootApp({ ...limits, RATE_LIMIT_PER_KEY: '100', RATE_LIMIT_PER_TENANT: '3', REDIS_URL: redisUrl! }),
-      bootApp({ ...limits, RATE_LIMIT_PER_KEY: '100', RATE_LIMIT_PER_TENANT: '3', REDIS_URL: redisUrl! }),
+      bootLimited({ ...limits, RATE_LIMIT_PER_KEY: '100', RATE_LIMIT_PER_TENANT: '3', REDIS_URL: redisUrl! }),
+      bootLimited({ ...limits, RATE_LIMIT_PER_KEY: '100', RATE_LIMIT_PER_TENANT: '3', REDIS_URL: redisUrl! }),
     ]);
     try {
       const shared = await createTenant(a.app);
-      await awayFromWindowEdge();
       expectAllowed(await call(a.app, shared.testKey, 'GET', '/v1/payments'), 3, 2);
       expectAllowed(await call(b.app, shared.liveKey, 'GET', '/v1/payments'), 3, 1);
       expectAllowed(await call(b.app, shared.testKey, 'GET', '/v1/payments'), 3, 0);

@@ -1,6 +1,6 @@
 import type postgres from 'postgres';
 import type { Scope, Tx } from './index.js';
-import { ApiError } from '../http/errors.js';
+import { ApiError, safeEcho } from '../http/errors.js';
 
 export interface ListParams {
   limit?: number;
@@ -29,10 +29,13 @@ export async function listPage<Row extends { id: string }>(
   filters: postgres.PendingQuery<postgres.Row[]>[] = [],
 ): Promise<Page<Row>> {
   const limit = params.limit ?? 10;
-  const backwards = Boolean(params.ending_before) && !params.starting_after;
-  const seconds = (value: number) => new Date(value * 1000);
+  await checkCursor(tx, table, scope, params);
+  const backwards = params.ending_before !== undefined;
+  // to_timestamp in SQL rather than a JS Date: `created[lte]=253402300799` asks for everything
+  // before 10000-01-01, a bound PostgreSQL holds but postgres.js cannot serialize from a Date.
+  const seconds = (value: number) => tx`to_timestamp(${value}::bigint)`;
   const conditions = [
-    params.starting_after ? tx`AND id < ${params.starting_after}` : tx``,
+    params.starting_after !== undefined ? tx`AND id < ${params.starting_after}` : tx``,
     backwards ? tx`AND id > ${params.ending_before!}` : tx``,
     params['created[gte]'] !== undefined ? tx`AND created_at >= ${seconds(params['created[gte]'])}` : tx``,
     params['created[gt]'] !== undefined ? tx`AND created_at >= ${seconds(params['created[gt]'] + 1)}` : tx``,
@@ -50,6 +53,35 @@ export async function listPage<Row extends { id: string }>(
   const page = rows.slice(0, limit);
   if (backwards) page.reverse();
   return { rows: page, hasMore };
+}
+
+/**
+ * A cursor must name an object the caller can see. Otherwise the id comparison would still run
+ * and answer some page (for an unknown id, usually the first one): a client paging through a
+ * list would silently start over, and another tenant's id would be used as a position.
+ */
+async function checkCursor(tx: Tx, table: string, scope: Scope, params: ListParams): Promise<void> {
+  if (params.starting_after !== undefined && params.ending_before !== undefined) {
+    throw ApiError.invalid(
+      'parameter_invalid',
+      'You may only specify one of these parameters: starting_after, ending_before.',
+      'ending_before',
+    );
+  }
+  const param = params.starting_after !== undefined ? 'starting_after' : 'ending_before';
+  const cursor = params[param];
+  if (cursor === undefined) return;
+  const [found] = await tx`
+    SELECT 1 FROM ${tx(table)} WHERE id = ${cursor} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
+  if (!found) {
+    throw new ApiError(
+      'invalid_request_error',
+      'resource_missing',
+      `No such object for ${param}: '${safeEcho(cursor)}'.`,
+      param,
+      400,
+    );
+  }
 }
 
 /** One object of a tenant table by id, or the 404 that another tenant's id also gets. */

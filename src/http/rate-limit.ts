@@ -40,6 +40,8 @@ export class InProcessRateLimiter implements RateLimiter {
   // One set of fixed windows per window length: the per-address and auth-failure limits use their own.
   private readonly byLength = new Map<number, { start: number; counts: Map<string, number> }>();
 
+  constructor(private readonly now: () => number = Date.now) {}
+
   private window(windowMs: number, now: number) {
     const start = now - (now % windowMs);
     let window = this.byLength.get(windowMs);
@@ -51,7 +53,7 @@ export class InProcessRateLimiter implements RateLimiter {
   }
 
   async hit(buckets: Array<{ key: string; limit: number }>, windowMs: number): Promise<RateLimitDecision> {
-    const now = Date.now();
+    const now = this.now();
     const window = this.window(windowMs, now);
     const counts = buckets.map(({ key }) => {
       const count = (window.counts.get(key) ?? 0) + 1;
@@ -62,7 +64,7 @@ export class InProcessRateLimiter implements RateLimiter {
   }
 
   async peek(bucket: { key: string; limit: number }, windowMs: number): Promise<RateLimitDecision> {
-    const now = Date.now();
+    const now = this.now();
     const window = this.window(windowMs, now);
     return decide([window.counts.get(bucket.key) ?? 0], [bucket], window.start + windowMs - now, false);
   }
@@ -70,10 +72,13 @@ export class InProcessRateLimiter implements RateLimiter {
 
 /** Fixed windows in Redis, shared by every API process: INCR and PEXPIRE in one round trip. */
 export class RedisRateLimiter implements RateLimiter {
-  constructor(private readonly redis: Redis) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   async hit(buckets: Array<{ key: string; limit: number }>, windowMs: number): Promise<RateLimitDecision> {
-    const now = Date.now();
+    const now = this.now();
     const windowIndex = Math.floor(now / windowMs);
     const pipeline = this.redis.multi();
     for (const { key } of buckets) {
@@ -86,7 +91,7 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   async peek(bucket: { key: string; limit: number }, windowMs: number): Promise<RateLimitDecision> {
-    const now = Date.now();
+    const now = this.now();
     const windowIndex = Math.floor(now / windowMs);
     const count = Number((await this.redis.get(`rl:${bucket.key}:${windowIndex}`)) ?? 0);
     return decide([count], [bucket], (windowIndex + 1) * windowMs - now, false);
@@ -100,14 +105,16 @@ export class RedisRateLimiter implements RateLimiter {
  */
 export class ResilientRateLimiter implements RateLimiter {
   private readonly redisLimiter: RedisRateLimiter;
-  private readonly local = new InProcessRateLimiter();
+  private readonly local: InProcessRateLimiter;
 
   constructor(
     private readonly redis: Redis,
     /** Called for each decision taken in process while Redis is configured (for a metric). */
     private readonly onFallback: () => void,
+    now: () => number = Date.now,
   ) {
-    this.redisLimiter = new RedisRateLimiter(redis);
+    this.redisLimiter = new RedisRateLimiter(redis, now);
+    this.local = new InProcessRateLimiter(now);
   }
 
   hit(buckets: Array<{ key: string; limit: number }>, windowMs: number): Promise<RateLimitDecision> {

@@ -1,11 +1,14 @@
 import { ApiError } from './errors.js';
 import { maskCardNumbers } from './logging.js';
+import { METADATA_LIMITS } from './schemas.js';
 
 interface SchemaError {
   keyword: string;
   instancePath: string;
   params: Record<string, unknown>;
   message?: string;
+  /** Set by ajv when a `propertyNames` rule failed: the offending key. */
+  propertyName?: string;
 }
 
 // "/payment_method/card/number" → "payment_method[card][number]", the form Stripe's `param` uses.
@@ -54,7 +57,26 @@ export function validationError(errors: readonly SchemaError[], context: string)
     const param = paramName(relevant.instancePath, String(relevant.params.additionalProperty).slice(0, 64));
     return ApiError.invalid('parameter_unknown', `Received unknown ${where}: ${param}.`, param);
   }
+  if (relevant.propertyName !== undefined) {
+    const param = paramName(relevant.instancePath, relevant.propertyName.slice(0, 64));
+    return ApiError.invalid('parameter_invalid', `Invalid ${where} ${param}: ${keyRule(relevant.keyword)}.`, param);
+  }
   const param = paramName(relevant.instancePath);
+  const allowed = allowedValues(candidates, relevant);
+  if (allowed) {
+    return ApiError.invalid(
+      'parameter_invalid',
+      `Invalid ${where} ${param ?? ''}: must be one of ${allowed.join(', ')}.`.replace('  ', ' '),
+      param,
+    );
+  }
+  if (relevant.keyword === 'maxProperties') {
+    return ApiError.invalid(
+      'parameter_invalid',
+      `Invalid ${where} ${param ?? ''}: at most ${String(relevant.params.limit)} keys are allowed.`.replace('  ', ' '),
+      param,
+    );
+  }
   if (relevant.instancePath === '' && relevant.keyword === 'type') {
     return ApiError.invalid('parameter_invalid', 'The request body must be a JSON object.', null);
   }
@@ -63,6 +85,36 @@ export function validationError(errors: readonly SchemaError[], context: string)
     `Invalid ${where} ${param ?? ''}: ${relevant.message ?? 'invalid value'}.`.replace('  ', ' '),
     param,
   );
+}
+
+// Only metadata keys are constrained by `propertyNames` today; the inner keyword says which rule a key broke.
+function keyRule(keyword: string): string {
+  if (keyword === 'maxLength') return `keys can be at most ${METADATA_LIMITS.keyLength} characters long`;
+  if (keyword === 'minLength') return 'keys cannot be empty';
+  if (keyword === 'pattern') return 'keys cannot contain control characters';
+  return 'invalid key';
+}
+
+// An enum names its values; a union of literals fails once per literal, each naming one value.
+function allowedValues(errors: readonly SchemaError[], relevant: SchemaError): string[] | undefined {
+  if (relevant.keyword === 'enum') return (relevant.params.allowedValues as unknown[]).map(String);
+  if (relevant.keyword !== 'const') return undefined;
+  return errors
+    .filter((e) => e.keyword === 'const' && e.instancePath === relevant.instancePath)
+    .map((e) => String(e.params.allowedValue));
+}
+
+/**
+ * A query parameter given twice (`?limit=1&limit=2`) arrives as an array. No query parameter of
+ * ours is a list, and picking one of the values silently would answer a question not asked.
+ */
+export function rejectRepeatedQueryParameters(query: unknown): void {
+  if (query === null || typeof query !== 'object') return;
+  for (const [name, value] of Object.entries(query)) {
+    if (!Array.isArray(value)) continue;
+    const param = paramName('', name.slice(0, 64));
+    throw ApiError.invalid('parameter_invalid', `Query parameter ${param} was given more than once.`, param);
+  }
 }
 
 // PostgreSQL text cannot hold U+0000, and jsonb cannot hold an unpaired UTF-16 surrogate ("\ud800").

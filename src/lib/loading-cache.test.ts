@@ -5,15 +5,17 @@ describe('LoadingCache', () => {
   it('shares one load among concurrent callers of a key, and keeps keys apart', async () => {
     const cache = new LoadingCache<string>();
     let loads = 0;
+    // Every load waits for this gate, so all 51 callers ask while the loads are still in progress.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
     const load = (value: string) => async () => {
       loads++;
-      await new Promise((r) => setTimeout(r, 10));
+      await gate;
       return value;
     };
-    const values = await Promise.all([
-      ...Array.from({ length: 50 }, () => cache.get('a', load('A'))),
-      cache.get('b', load('B')),
-    ]);
+    const pending = [...Array.from({ length: 50 }, () => cache.get('a', load('A'))), cache.get('b', load('B'))];
+    open();
+    const values = await Promise.all(pending);
     expect(values.slice(0, 50).every((v) => v === 'A')).toBe(true);
     expect(values[50]).toBe('B');
     expect(loads).toBe(2);
@@ -33,12 +35,16 @@ describe('LoadingCache', () => {
   });
 
   it('reloads after the time to live, after delete and after clear', async () => {
-    const cache = new LoadingCache<number>(20);
+    let now = 1_000;
+    const cache = new LoadingCache<number>(20, 100, () => now);
     let n = 0;
     const next = async () => ++n;
     expect(await cache.get('k', next)).toBe(1);
+    now += 19;
     expect(await cache.get('k', next)).toBe(1);
-    await new Promise((r) => setTimeout(r, 30));
+    expect(await cache.peek('k')).toBe(1);
+    now += 1;
+    expect(cache.peek('k')).toBeUndefined();
     expect(await cache.get('k', next)).toBe(2);
     cache.delete('k');
     expect(await cache.get('k', next)).toBe(3);

@@ -10,14 +10,15 @@ export class LoadingCache<V> {
   constructor(
     private readonly ttlMs = Number.POSITIVE_INFINITY,
     private readonly maxEntries = 100_000,
+    private readonly now: () => number = Date.now,
   ) {}
 
   get(key: string, load: () => Promise<V>): Promise<V> {
     const hit = this.entries.get(key);
-    if (hit && Date.now() - hit.at < this.ttlMs) return hit.value;
+    if (hit && this.now() - hit.at < this.ttlMs) return hit.value;
     if (this.entries.size >= this.maxEntries) this.entries.clear();
     const value = load();
-    this.entries.set(key, { value, at: Date.now() });
+    this.entries.set(key, { value, at: this.now() });
     value.catch(() => {
       if (this.entries.get(key)?.value === value) this.entries.delete(key);
     });
@@ -27,7 +28,7 @@ export class LoadingCache<V> {
   /** The cached value (or the load in progress) for `key`, without loading it. */
   peek(key: string): Promise<V> | undefined {
     const hit = this.entries.get(key);
-    return hit && Date.now() - hit.at < this.ttlMs ? hit.value : undefined;
+    return hit && this.now() - hit.at < this.ttlMs ? hit.value : undefined;
   }
 
   delete(key: string) {

@@ -351,6 +351,23 @@ describe('answering a dispute', () => {
     });
   });
 
+  it('metadata merged over several updates stays within 50 keys; an update past it changes nothing', async () => {
+    const { dispute } = await disputed(1200);
+    const keys = (from: number, count: number) =>
+      Object.fromEntries(Array.from({ length: count }, (_, i) => [`k${from + i}`, 'v']));
+    const first = { metadata: keys(0, 30), submit: false };
+    expect(Object.keys((await ok(await post(`/v1/disputes/${dispute.id}`, first))).metadata)).toHaveLength(30);
+    const over = await post(`/v1/disputes/${dispute.id}`, { metadata: keys(30, 21), submit: false });
+    expect(over.statusCode, over.body).toBe(400);
+    expect(over.json().error).toMatchObject({ code: 'parameter_invalid', param: 'metadata' });
+    expect(Object.keys((await ok(await get(`/v1/disputes/${dispute.id}`))).metadata)).toHaveLength(30);
+    // Unsetting keys (an empty string) makes room, and exactly 50 is allowed.
+    const swap = { metadata: { ...keys(30, 20), k0: '' }, submit: false };
+    expect(Object.keys((await ok(await post(`/v1/disputes/${dispute.id}`, swap))).metadata)).toHaveLength(49);
+    const fill = { metadata: { k0: 'back' }, submit: false };
+    expect(Object.keys((await ok(await post(`/v1/disputes/${dispute.id}`, fill))).metadata)).toHaveLength(50);
+  });
+
   it('refuses to close or re-answer a dispute under review or won, never with a 5xx', async () => {
     const { dispute } = await disputed(1500);
     await ok(await post(`/v1/disputes/${dispute.id}`, { evidence: { uncategorized_text: 'winning_evidence' } }));

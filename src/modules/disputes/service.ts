@@ -2,6 +2,7 @@ import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findOwned, listPage } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
+import { METADATA_LIMITS } from '../../http/schemas.js';
 import { newId } from '../../lib/ids.js';
 import { unixSeconds } from '../../lib/time.js';
 import { separately, type ItemRunner } from '../../workers/isolation.js';
@@ -236,6 +237,17 @@ export class DisputeService {
           AND (NOT ${answering} OR (status = 'needs_response' AND due_by > now()))
         RETURNING *`;
       if (!row) throw unanswerable(await this.find(tx, scope, id));
+      // The schema bounds the keys one request sends; merged into those stored, the total must
+      // stay within the limit too. Throwing here rolls the update back.
+      const keys = Object.keys(row.metadata ?? {}).length;
+      if (keys > METADATA_LIMITS.keys) {
+        throw ApiError.invalid(
+          'parameter_invalid',
+          `Invalid parameter metadata: at most ${METADATA_LIMITS.keys} keys are allowed; with those already set ` +
+            `this update would make ${keys}.`,
+          'metadata',
+        );
+      }
       const api = toApiDispute(row);
       await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'dispute.updated', api, requestId)]);
       return api;

@@ -377,8 +377,8 @@ describe('reconciling a day', () => {
   });
 
   it('the daily job reconciles yesterday once its report is final, and a second pass does nothing', async () => {
-    const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
     const now = new Date(`${today()}T12:00:00.000Z`);
+    const yesterday = new Date(now.getTime() - 86_400_000).toISOString().slice(0, 10);
     expect(await t.platform.reconciliation.run(undefined, now)).toBe(2);
     expect(await t.platform.reconciliation.run(undefined, now)).toBe(0);
     const stored = await t.admin<{ processor: string; final: boolean; reconciled_at: Date | null }[]>`

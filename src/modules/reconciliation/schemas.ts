@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { ListQuery, Nullable, StrictObject } from '../../http/schemas.js';
+import { DateQuery, ListQuery, Nullable, StrictObject } from '../../http/schemas.js';
 
 export const ITEM_STATUSES = ['matched', 'missing_in_ledger', 'missing_in_report', 'amount_mismatch'] as const;
 export type ItemStatus = (typeof ITEM_STATUSES)[number];
@@ -67,7 +67,7 @@ export type ReconciliationItem = Static<typeof ReconciliationItemSchema>;
 export const ReconciliationReportListQuery = StrictObject({
   ...ListQuery,
   processor: Type.Optional(Type.String({ maxLength: 64 })),
-  report_date: Type.Optional(Type.String({ format: 'date' })),
+  report_date: Type.Optional(DateQuery('Only the report of this UTC day.')),
   currency: Type.Optional(Type.String({ pattern: '^[a-z]{3}$' })),
   status: Type.Optional(Type.String({ enum: ['balanced', 'discrepancies'] })),
 });
