@@ -272,6 +272,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const apiError = toApiError(error);
     if (apiError.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    // 429, and 503 (the database away, or a processor's outcome unknown): the same request again, shortly.
     if ((apiError.statusCode === 429 || apiError.statusCode === 503) && !reply.hasHeader('retry-after'))
       reply.header('retry-after', '1');
     reply.code(apiError.statusCode).send({ error: apiError.toBody(request.id) });

@@ -28,8 +28,16 @@ export interface Config {
   batchMaxConcurrency: number;
   batchMaxSize: number;
   dbPoolSize: number;
-  /** Per simulated processor: latency and the probability (0–1) of a processing_error. */
-  processors: Record<SimulatedProcessorName, { latencyMs: number; failureRate: number }>;
+  /**
+   * Per simulated processor: latency, the probability (0–1) of a processing_error, and the
+   * probability that the processor acts on a call and its answer is lost (a dropped connection).
+   */
+  processors: Record<SimulatedProcessorName, { latencyMs: number; failureRate: number; lostResponseRate: number }>;
+  /** A processor call not answered within this time has an unknown outcome: it stays pending and is replayed. */
+  processorTimeoutMs: number;
+  /** How often the worker resumes payments and refunds left pending, and how old a pending call must be. */
+  recoveryIntervalMs: number;
+  recoveryAfterSeconds: number;
   rateLimitPerKey: number;
   rateLimitPerTenant: number;
   rateLimitWindowMs: number;
@@ -102,6 +110,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const host = env.HOST || '127.0.0.1';
   const latencyMs = num(env, 'PROCESSOR_LATENCY_MS', 0);
   const failureRate = rate(env, 'PROCESSOR_FAILURE_RATE', 0);
+  const lostResponseRate = rate(env, 'PROCESSOR_LOST_RESPONSE_RATE', 0);
   return {
     port,
     host,
@@ -133,10 +142,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           {
             latencyMs: num(env, `${prefix}_LATENCY_MS`, latencyMs),
             failureRate: rate(env, `${prefix}_FAILURE_RATE`, failureRate),
+            lostResponseRate: rate(env, `${prefix}_LOST_RESPONSE_RATE`, lostResponseRate),
           },
         ];
       }),
     ) as Config['processors'],
+    processorTimeoutMs: num(env, 'PROCESSOR_TIMEOUT_MS', 15_000, 1),
+    recoveryIntervalMs: num(env, 'RECOVERY_INTERVAL_MS', 15_000, 10),
+    recoveryAfterSeconds: num(env, 'RECOVERY_AFTER_SECONDS', 60, 0),
     rateLimitPerKey: num(env, 'RATE_LIMIT_PER_KEY', 1000, 1),
     rateLimitPerTenant: num(env, 'RATE_LIMIT_PER_TENANT', 2000, 1),
     rateLimitWindowMs: num(env, 'RATE_LIMIT_WINDOW_MS', 1000, 1),

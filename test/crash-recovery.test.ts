@@ -4,7 +4,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, type Sql } from '../src/db/index.js';
-import { bootApp, card, PLATFORM_KEY, TEST_CARDS } from './helpers.js';
+import { LedgerService } from '../src/modules/ledger/service.js';
+import {
+  bootApp,
+  bootAppOnOwnDatabase,
+  call,
+  card,
+  createTenant as createTestTenant,
+  ok,
+  PLATFORM_KEY,
+  TEST_CARDS,
+  type TestApp,
+} from './helpers.js';
 import { freePort, startServer, stopServer, waitFor, type ServerProcess } from './process.js';
 
 // The real server binary, killed with SIGKILL while payments are in flight, then restarted:
@@ -53,6 +64,16 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
+/** Payments in processing, pending attempts, and pending attempts the processor has already acted on. */
+async function inFlight(admin: Sql, tenantId: string) {
+  const [counts] = await admin<{ processing: number; pending: number; acted: number }[]>`
+    SELECT (SELECT count(*)::int FROM payments WHERE tenant_id = ${tenantId} AND status = 'processing') AS processing,
+      (SELECT count(*)::int FROM payment_attempts WHERE tenant_id = ${tenantId} AND status = 'pending') AS pending,
+      (SELECT count(*)::int FROM payment_attempts a JOIN sim_processor_calls c ON c.idempotency_key = a.id
+        WHERE a.tenant_id = ${tenantId} AND a.status = 'pending') AS acted`;
+  return counts;
+}
+
 async function createTenant(server: ServerProcess, name: string) {
   const response = await fetch(`${server.baseUrl}/v1/tenants`, {
     method: 'POST',
@@ -90,9 +111,16 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
   const TOTAL = 300;
   const CONCURRENCY = 30;
   const KILL_AFTER = 120;
+  // The recovery pass below acts on every tenant of its database: this one is the test's own.
+  let own: TestApp;
+  beforeAll(async () => {
+    own = await bootAppOnOwnDatabase('crash_payments', { VAULT_KEK });
+  });
+  afterAll(() => own?.close());
 
   it('every idempotency key ends as exactly one payment, answered consistently, and recovery leaves none in processing', async () => {
-    let server = await start();
+    // A processor slow enough that most requests in flight at the kill are waiting for its answer.
+    let server = await start({ DATABASE_URL: own.adminUrl, PROCESSOR_LATENCY_MS: '200' });
     const tenant = await createTenant(server, 'Crash tenant');
     const requests = Array.from({ length: TOTAL }, (_, i) => {
       const key = `crash-${i}-${randomUUID()}`;
@@ -113,6 +141,12 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
           unanswered.delete(request.key);
           if (!killed && answers.size >= KILL_AFTER) {
             killed = true;
+            // Killed once the processor has acted on calls whose answers have not been recorded.
+            await waitFor(
+              async () => (await inFlight(own.admin, tenant.id)).acted >= 3,
+              20_000,
+              'calls at the processor',
+            );
             server.child.kill('SIGKILL');
           }
         } catch {
@@ -131,11 +165,15 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
       expect(answer.body.status).toBe('succeeded');
     }
 
-    // The kill left work mid-way: payments in processing with a pending authorize attempt.
-    const [{ in_flight: inFlightAtCrash }] = await admin<{ in_flight: number }[]>`
-      SELECT count(*)::int AS in_flight FROM payments WHERE tenant_id = ${tenant.id} AND status = 'processing'`;
+    // The kill left work mid-way, or this test proves nothing: payments in processing with a pending
+    // authorize attempt, some of them already acted on by the processor.
+    const atCrash = await inFlight(own.admin, tenant.id);
+    expect(atCrash.processing).toBeGreaterThan(0);
+    expect(atCrash.pending).toBeGreaterThan(0);
+    expect(atCrash.acted).toBeGreaterThan(0);
+    const inFlightAtCrash = atCrash.processing;
 
-    server = await start();
+    server = await start({ DATABASE_URL: own.adminUrl });
     // Every client that got no answer retries with the same key and body until it gets one.
     await Promise.all(
       [...unanswered].map(async (key) => {
@@ -155,7 +193,7 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
     );
     expect(answers.size).toBe(TOTAL);
 
-    const payments = await admin<
+    const payments = await own.admin<
       { id: string; status: string; amount: string; request: string; amount_received: string }[]
     >`
       SELECT id, status, amount::text, amount_received::text, metadata->>'request' AS request FROM payments WHERE tenant_id = ${tenant.id}`;
@@ -182,7 +220,7 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
     }
 
     // The outbox agrees: one payment.created per payment, nothing for a payment that does not exist.
-    const events = await admin<{ object_id: string; type: string; count: number }[]>`
+    const events = await own.admin<{ object_id: string; type: string; count: number }[]>`
       SELECT object_id, type, count(*)::int AS count FROM events WHERE tenant_id = ${tenant.id} GROUP BY object_id, type`;
     const ids = new Set(payments.map((p) => p.id));
     expect(events.filter((e) => !ids.has(e.object_id))).toEqual([]);
@@ -194,12 +232,12 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
     }
 
     // What the crash left in processing is resumed by the recovery pass (the worker's job).
-    const recovery = await bootApp({ VAULT_KEK });
+    const recovery = await bootApp({ VAULT_KEK }, own.adminUrl);
     try {
       await waitFor(
         async () => {
           await recovery.platform.payments.recoverStuckPayments(3);
-          const [{ count }] = await admin<
+          const [{ count }] = await own.admin<
             { count: number }[]
           >`SELECT count(*)::int AS count FROM payments WHERE tenant_id = ${tenant.id} AND status = 'processing'`;
           return count === 0;
@@ -210,7 +248,7 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
     } finally {
       await recovery.close();
     }
-    const finals = await admin<
+    const finals = await own.admin<
       {
         id: string;
         status: string;
@@ -236,6 +274,12 @@ describe('SIGKILL in the middle of ~300 payments, then restart and client retrie
         amount_received: payment.amount,
       });
     }
+    // The processor's own records: each payment authorized (and captured) exactly once.
+    const authorized = await own.admin<{ order_id: string; calls: number }[]>`
+      SELECT order_id, count(*)::int AS calls FROM sim_processor_calls
+      WHERE merchant_id = ${tenant.id} AND operation = 'authorize' AND status = 'succeeded' AND capture GROUP BY order_id`;
+    expect(authorized.length).toBe(TOTAL);
+    expect(authorized.filter((a) => a.calls !== 1)).toEqual([]);
     // The answers given before the crash still hold after recovery.
     for (const [key, answer] of answeredBeforeCrash)
       expect(finals.find((p) => p.id === answer.body.id)?.status, key).toBe('succeeded');
@@ -282,4 +326,115 @@ describe('graceful shutdown', () => {
     // Once shut down the port no longer answers.
     await expect(fetch(`${server.baseUrl}/health`)).rejects.toThrow();
   }, 45_000);
+});
+
+/**
+ * The worker binary on `databaseUrl`, resuming pending calls at once and settling nothing on its own.
+ * (Payouts killed mid-rail are `money-kill.test.ts`'s.)
+ */
+async function startWorker(databaseUrl: string) {
+  const worker = await startServer(
+    'worker',
+    await serverEnv({
+      DATABASE_URL: databaseUrl,
+      PROCESSOR_LATENCY_MS: '0',
+      RECOVERY_INTERVAL_MS: '100',
+      RECOVERY_AFTER_SECONDS: '0',
+      SETTLEMENT_INTERVAL_MS: '3600000',
+    }),
+  );
+  servers.push(worker);
+  return worker;
+}
+
+describe('SIGKILL while refunds are at a slow processor, then the worker resumes them', () => {
+  // The workers act on every tenant of their database: this one is the test's own.
+  let own: TestApp;
+  beforeAll(async () => {
+    own = await bootAppOnOwnDatabase('crash_refunds', { VAULT_KEK });
+  });
+  afterAll(() => own?.close());
+
+  it('each refund is refunded once by the processor, posted once and announced once', async () => {
+    const tenant = await createTestTenant(own.app, 'Crash refunds');
+    const REFUNDS = 20;
+    const payments = await Promise.all(
+      Array.from({ length: REFUNDS }, async (_, i) =>
+        ok(
+          await call(own.app, tenant.testKey, 'POST', '/v1/payments', {
+            amount: 5000 + i,
+            currency: 'usd',
+            payment_method: card(TEST_CARDS.visa),
+            confirm: true,
+          }),
+        ),
+      ),
+    );
+    // The processor takes 3 s to answer each refund: the kill finds all of them there.
+    const api = await start({ DATABASE_URL: own.adminUrl, PROCESSOR_LATENCY_MS: '3000' });
+    const requests = payments.map((payment) =>
+      fetch(`${api.baseUrl}/v1/refunds`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${tenant.testKey}`,
+          'content-type': 'application/json',
+          'idempotency-key': `crash-refund-${payment.id}`,
+        },
+        body: JSON.stringify({ payment: payment.id, amount: 1200 }),
+      }).catch(() => undefined),
+    );
+    const actedOnButPending = async () => {
+      const [{ count }] = await own.admin<{ count: number }[]>`
+        SELECT count(*)::int AS count FROM refunds r
+        WHERE r.tenant_id = ${tenant.id} AND r.status = 'pending'
+          AND EXISTS (SELECT 1 FROM sim_processor_calls c WHERE c.processor = r.processor AND c.idempotency_key = r.id)`;
+      return count;
+    };
+    await waitFor(async () => (await actedOnButPending()) === REFUNDS, 20_000, 'every refund at the processor');
+    api.child.kill('SIGKILL');
+    expect(await api.exited).toBe('SIGKILL');
+    await Promise.all(requests);
+
+    // The kill left every refund pending, each one already refunded by the processor.
+    expect(await actedOnButPending()).toBe(REFUNDS);
+    const refunds = await own.admin<{ id: string; payment_id: string }[]>`
+      SELECT id, payment_id FROM refunds WHERE tenant_id = ${tenant.id}`;
+    expect(refunds).toHaveLength(REFUNDS);
+
+    const worker = await startWorker(own.adminUrl);
+    await waitFor(
+      async () => {
+        const [{ pending }] = await own.admin<{ pending: number }[]>`
+          SELECT count(*)::int AS pending FROM refunds WHERE tenant_id = ${tenant.id} AND status <> 'succeeded'`;
+        return pending === 0;
+      },
+      30_000,
+      'the worker to finish the refunds',
+    );
+    await stopServer(worker, 'SIGTERM');
+
+    const calls = await own.admin<{ order_id: string; idempotency_key: string; amount: string }[]>`
+      SELECT order_id, idempotency_key, amount::text FROM sim_processor_calls
+      WHERE merchant_id = ${tenant.id} AND operation = 'refund'`;
+    const postings = await own.admin<{ source_id: string }[]>`
+      SELECT source_id FROM ledger_transactions WHERE tenant_id = ${tenant.id} AND type = 'refund'`;
+    const events = await own.admin<{ object_id: string; type: string }[]>`
+      SELECT object_id, type FROM events WHERE tenant_id = ${tenant.id} AND type LIKE 'refund.%'`;
+    const refunded = await own.admin<{ id: string; amount_refunded: string }[]>`
+      SELECT id, amount_refunded::text FROM payments WHERE tenant_id = ${tenant.id}`;
+    for (const refund of refunds) {
+      expect(calls.filter((c) => c.order_id === refund.payment_id)).toEqual([
+        { order_id: refund.payment_id, idempotency_key: refund.id, amount: '1200' },
+      ]);
+      expect(postings.filter((p) => p.source_id === refund.id)).toHaveLength(1);
+      expect(
+        events
+          .filter((e) => e.object_id === refund.id)
+          .map((e) => e.type)
+          .sort(),
+      ).toEqual(['refund.created', 'refund.succeeded']);
+      expect(refunded.find((p) => p.id === refund.payment_id)?.amount_refunded).toBe('1200');
+    }
+    expect(await LedgerService.verify(own.admin)).toEqual({ accounts: [], transactions: [] });
+  }, 90_000);
 });

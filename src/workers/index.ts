@@ -28,10 +28,14 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
     },
     {
       name: 'recover-payments',
-      everyMs: 15_000,
-      run: (items) => platform.payments.recoverStuckPayments(60, 100, items),
+      everyMs: platform.config.recoveryIntervalMs,
+      run: (items) => platform.payments.recoverStuckPayments(platform.config.recoveryAfterSeconds, 100, items),
     },
-    { name: 'recover-refunds', everyMs: 15_000, run: (items) => platform.refunds.recoverStuckRefunds(60, 100, items) },
+    {
+      name: 'recover-refunds',
+      everyMs: platform.config.recoveryIntervalMs,
+      run: (items) => platform.refunds.recoverStuckRefunds(platform.config.recoveryAfterSeconds, 100, items),
+    },
     // Frequent, so a test-card dispute opens (and an answered one is decided) shortly after capture.
     { name: 'dispute-intake', everyMs: 2_000, run: (items) => platform.disputes.intake(100, items) },
     { name: 'dispute-review', everyMs: 5_000, run: (items) => platform.disputes.review(100, items) },

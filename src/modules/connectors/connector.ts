@@ -11,7 +11,21 @@ export type ConnectorOutcome =
   | { status: 'requires_action' }
   | { status: 'error'; code: 'processing_error'; message: string };
 
-export interface AuthorizeRequest {
+/**
+ * What a connector call can end in for us: the processor's answer, or no answer at all (a timeout,
+ * a dropped connection). `unknown` is not a failure: the processor may have acted, so the call
+ * stays pending and is replayed with the same idempotency key until it answers.
+ */
+export type CallOutcome = ConnectorOutcome | { status: 'unknown'; message: string };
+
+/** Who a call is for, as the processor knows it: the merchant account and the merchant's order. */
+export interface MerchantOrder {
+  merchant: { tenantId: string; livemode: boolean };
+  /** Our payment id, which the processor keeps as the merchant's order reference. */
+  paymentId: string;
+}
+
+export interface AuthorizeRequest extends MerchantOrder {
   /** Our attempt id: processors treat it as an idempotency key, so a retried call is not doubled. */
   attemptId: string;
   amount: number;
@@ -36,17 +50,36 @@ export interface ConnectorDispute {
 
 export type DisputeOutcome = 'won' | 'lost';
 
+export interface CaptureRequest extends MerchantOrder {
+  attemptId: string;
+  /** The authorization being captured. */
+  reference: string;
+  amount: number;
+  currency: string;
+}
+
+export interface VoidRequest extends MerchantOrder {
+  attemptId: string;
+  reference: string;
+  amount: number;
+  currency: string;
+}
+
+export interface RefundRequest extends MerchantOrder {
+  /** Our refund id, the processor's idempotency key for the refund. */
+  refundId: string;
+  reference: string;
+  amount: number;
+  currency: string;
+}
+
 export interface Connector {
   readonly name: string;
   authorize(request: AuthorizeRequest): Promise<ConnectorOutcome>;
-  capture(request: {
-    attemptId: string;
-    reference: string;
-    amount: number;
-    currency: string;
-  }): Promise<ConnectorOutcome>;
-  void(request: { attemptId: string; reference: string }): Promise<ConnectorOutcome>;
-  refund(request: { refundId: string; reference: string; amount: number; currency: string }): Promise<ConnectorOutcome>;
+  /** Calls below may throw or never answer: the caller treats that as an unknown outcome, never as a failure. */
+  capture(request: CaptureRequest): Promise<ConnectorOutcome>;
+  void(request: VoidRequest): Promise<ConnectorOutcome>;
+  refund(request: RefundRequest): Promise<ConnectorOutcome>;
   verify(request: { card: CardDetails }): Promise<VerifyResult>;
   /**
    * Whether the processor will open a dispute on the capture behind `reference`: the simulation's

@@ -1,28 +1,49 @@
 import type { Config } from '../../config.js';
-import type { Connector, ConnectorOutcome } from './connector.js';
+import type { Sql } from '../../db/index.js';
+import type { CallOutcome, Connector, ConnectorOutcome } from './connector.js';
+import { SimulatedProcessorRecords } from './simulated-records.js';
 import { SimulatedProcessor } from './simulated.js';
 
 export interface RoutedAttempt {
   processor: string;
-  outcome: ConnectorOutcome;
+  attemptId: string;
+  outcome: CallOutcome;
 }
 
 /**
  * Picks processors in the tenant's order and fails over to the next one when a processor errors
- * (not when it declines: a decline is the issuer's answer and would be the same elsewhere).
+ * (not when it declines: a decline is the issuer's answer and would be the same elsewhere, and
+ * never when the outcome is unknown: the first processor may have acted).
  */
 export class ConnectorRouter {
   private readonly connectors = new Map<string, Connector>();
 
-  constructor(connectors: Connector[]) {
+  constructor(
+    connectors: Connector[],
+    private readonly timeoutMs: number,
+  ) {
     for (const connector of connectors) this.connectors.set(connector.name, connector);
   }
 
-  static simulated(config: Pick<Config, 'processors'>): ConnectorRouter {
-    return new ConnectorRouter([
-      new SimulatedProcessor('sim_alpha', { ...config.processors.sim_alpha, failingCards: ['4000000000000119'] }),
-      new SimulatedProcessor('sim_beta', { ...config.processors.sim_beta, failingCards: [] }),
-    ]);
+  static simulated(
+    config: Pick<Config, 'processors' | 'processorTimeoutMs' | 'batchMaxConcurrency' | 'batchMaxSize'>,
+    sql: Sql,
+  ): ConnectorRouter {
+    const records = new SimulatedProcessorRecords(sql, {
+      maxConcurrency: config.batchMaxConcurrency,
+      maxSize: config.batchMaxSize,
+    });
+    return new ConnectorRouter(
+      [
+        new SimulatedProcessor(
+          'sim_alpha',
+          { ...config.processors.sim_alpha, failingCards: ['4000000000000119'] },
+          records,
+        ),
+        new SimulatedProcessor('sim_beta', { ...config.processors.sim_beta, failingCards: [] }, records),
+      ],
+      config.processorTimeoutMs,
+    );
   }
 
   get(name: string): Connector {
@@ -36,26 +57,56 @@ export class ConnectorRouter {
   }
 
   /**
-   * Calls `call` on each processor in order until one does not error. `attemptIds` supplies the
-   * id for each attempt so the caller can resume a crashed attempt with the same id.
+   * One processor call bounded by the processor timeout. A call that throws or does not answer in
+   * time has an unknown outcome (the request may have reached the processor and been acted on),
+   * which the caller must keep pending and replay with the same idempotency key.
+   */
+  async call(processor: string, operation: (connector: Connector) => Promise<ConnectorOutcome>): Promise<CallOutcome> {
+    const connector = this.get(processor);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<CallOutcome>((resolve) => {
+      timer = setTimeout(
+        () => resolve({ status: 'unknown', message: `${processor} did not answer within ${this.timeoutMs} ms` }),
+        this.timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([
+        Promise.resolve()
+          .then(() => operation(connector))
+          .catch((error: unknown): CallOutcome => ({
+            status: 'unknown',
+            message: `${processor} gave no answer: ${(error as Error).message}`,
+          })),
+        timeout,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Calls the processors of `order` in turn, starting with the first attempt, which the caller has
+   * recorded as pending. After a definite processor error, `failedOver` must record that error and
+   * the next processor's attempt (pending) before the call is made, and return the new attempt's
+   * id: a crash at any point leaves a pending attempt to replay, never a call nobody knows of.
+   * Stops at the first answer that is not an error, or at an unknown outcome.
    */
   async withFailover(
     order: string[],
-    newAttemptId: (index: number) => string,
+    firstAttemptId: string,
     call: (connector: Connector, attemptId: string) => Promise<ConnectorOutcome>,
-  ): Promise<Array<RoutedAttempt & { attemptId: string }>> {
-    const attempts: Array<RoutedAttempt & { attemptId: string }> = [];
-    for (const [index, name] of order.entries()) {
-      const attemptId = newAttemptId(index);
-      let outcome: ConnectorOutcome;
-      try {
-        outcome = await call(this.get(name), attemptId);
-      } catch (error) {
-        outcome = { status: 'error', code: 'processing_error', message: `${name} failed: ${(error as Error).message}` };
-      }
-      attempts.push({ processor: name, outcome, attemptId });
-      if (outcome.status !== 'error') break;
+    failedOver: (
+      failed: { processor: string; attemptId: string; outcome: Extract<ConnectorOutcome, { status: 'error' }> },
+      nextProcessor: string,
+    ) => Promise<string>,
+  ): Promise<RoutedAttempt> {
+    let attemptId = firstAttemptId;
+    for (const [index, processor] of order.entries()) {
+      const outcome = await this.call(processor, (connector) => call(connector, attemptId));
+      if (outcome.status !== 'error' || index === order.length - 1) return { processor, attemptId, outcome };
+      attemptId = await failedOver({ processor, attemptId, outcome }, order[index + 1]);
     }
-    return attempts;
+    throw new Error('no processor to route to');
   }
 }

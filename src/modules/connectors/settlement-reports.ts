@@ -1,7 +1,6 @@
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import type { Sql } from '../../db/index.js';
-import { idFloor } from '../../lib/ids.js';
 
 /**
  * A processor's daily settlement report: one line per capture and refund it settled on a UTC day,
@@ -33,30 +32,30 @@ export interface SettlementLine {
 }
 
 const DAY_MS = 86_400_000;
-// Processor calls finish within seconds, or are resumed by the recovery workers within minutes:
-// a call settled on a day started at most this long before it (and not after it, give or take
-// the difference between the application's and the database's clocks).
-const CALL_LOOKBACK_MS = 7 * DAY_MS;
-const CLOCK_MARGIN_MS = 60 * 60_000;
 
 export const dayStart = (reportDate: string) => new Date(`${reportDate}T00:00:00.000Z`);
 export const dayEnd = (reportDate: string) => new Date(dayStart(reportDate).getTime() + DAY_MS);
 
 /**
- * The report the simulated processors send for a day. Having no storage of their own, they build
- * it from our records of the calls they answered (never from the ledger it is checked against).
+ * The report the simulated processors send for a day, built from their own records of what they
+ * did (`sim_processor_calls`), never from our tables: what it says was captured or refunded is what
+ * the processor acted on, whether or not its answer ever reached us. Calls are dated when the
+ * processor acted on them.
  */
 export class SimulatedSettlementReports {
   constructor(private readonly sql: Sql) {}
 
   async report(processor: string, reportDate: string): Promise<string> {
-    const from = dayStart(reportDate);
-    const to = dayEnd(reportDate);
-    const since = new Date(from.getTime() - CALL_LOOKBACK_MS);
-    const until = new Date(to.getTime() + CLOCK_MARGIN_MS);
     const settled = await this.sql<Omit<SettlementLine, 'processor' | 'report_date'>[]>`
-      SELECT * FROM worker_processor_settled(${processor}, ${from}, ${to},
-        ${idFloor('pat', since)}, ${idFloor('pat', until)}, ${idFloor('re', since)}, ${idFloor('re', until)})`;
+      SELECT merchant_id AS tenant_id, livemode,
+        CASE operation WHEN 'refund' THEN 'refund' ELSE 'capture' END AS type,
+        CASE operation WHEN 'refund' THEN idempotency_key ELSE authorization_reference END AS reference,
+        currency, CASE operation WHEN 'refund' THEN -amount ELSE amount END AS amount
+      FROM sim_processor_calls
+      WHERE processor = ${processor} AND status = 'succeeded'
+        AND created_at >= ${dayStart(reportDate)} AND created_at < ${dayEnd(reportDate)}
+        AND (operation IN ('capture', 'refund') OR (operation = 'authorize' AND capture))
+      ORDER BY 1, 2, 3, 4`;
     const lines = settled.map((line) => ({
       processor,
       report_date: reportDate,

@@ -1,18 +1,27 @@
 import { createHash } from 'node:crypto';
 import type {
   AuthorizeRequest,
+  CaptureRequest,
   CardDetails,
   Connector,
   ConnectorDispute,
   ConnectorOutcome,
   DisputeOutcome,
+  RefundRequest,
   VerifyResult,
+  VoidRequest,
 } from './connector.js';
+import type { SimulatedCall, SimulatedProcessorRecords } from './simulated-records.js';
 
 export interface SimulatedProcessorOptions {
   latencyMs: number;
   /** Probability (0–1) that any call fails with processing_error, as a real processor sometimes does. */
   failureRate: number;
+  /**
+   * Probability (0–1) that the processor acts on a call and its answer never arrives: the call
+   * throws (connection reset) or hangs past our timeout, as a dropped connection would.
+   */
+  lostResponseRate: number;
   /** Card numbers on which this processor fails with processing_error (failover testing). */
   failingCards: string[];
 }
@@ -36,14 +45,17 @@ const THREE_D_SECURE_REQUIRED = new Set(['4000000000003220']);
 const DISPUTED = new Set(['4000000000000259']);
 
 /**
- * A processor simulated in process: deterministic by test card, with configurable latency and
- * random failure rate. References are derived from our attempt id, so repeating a call with the
- * same attempt id returns the same reference, like an idempotent processor API.
+ * A processor simulated in process, with a database of its own (`SimulatedProcessorRecords`):
+ * deterministic by test card, with configurable latency, random failure rate and lost responses.
+ * It acts when a call reaches it and remembers the call by its idempotency key, so a replay
+ * returns the first result and acts no second time, as an idempotent processor API does; the
+ * answer then travels back (the latency) and may be lost on the way.
  */
 export class SimulatedProcessor implements Connector {
   constructor(
     readonly name: string,
     private readonly options: SimulatedProcessorOptions,
+    private readonly records: SimulatedProcessorRecords,
   ) {}
 
   // A disputed card's reference carries a marker, so that the processor can tell later, from the
@@ -56,38 +68,86 @@ export class SimulatedProcessor implements Connector {
     if (this.options.latencyMs > 0) await new Promise((r) => setTimeout(r, this.options.latencyMs));
   }
 
-  private async respond(card: CardDetails | undefined, outcome: () => ConnectorOutcome): Promise<ConnectorOutcome> {
+  private failed(card: CardDetails | undefined): boolean {
+    return (
+      (card !== undefined && this.options.failingCards.includes(card.number)) ||
+      Math.random() < this.options.failureRate
+    );
+  }
+
+  private error(): ConnectorOutcome {
+    return { status: 'error', code: 'processing_error', message: `${this.name} could not process the request.` };
+  }
+
+  /** Acts once per idempotency key, then answers after the latency, unless the answer is lost. */
+  private async act(call: Omit<SimulatedCall, 'processor'>, outcome: ConnectorOutcome): Promise<ConnectorOutcome> {
+    const recorded = await this.records.actOnce({ ...call, processor: this.name }, outcome);
     await this.pause();
-    if ((card && this.options.failingCards.includes(card.number)) || Math.random() < this.options.failureRate) {
-      return { status: 'error', code: 'processing_error', message: `${this.name} could not process the request.` };
+    if (Math.random() < this.options.lostResponseRate) {
+      if (Math.random() < 0.5) throw new Error(`${this.name}: connection reset before the response arrived`);
+      return new Promise<never>(() => {});
     }
-    return outcome();
+    return recorded;
   }
 
-  async authorize(request: AuthorizeRequest): Promise<ConnectorOutcome> {
-    return this.respond(request.card, (): ConnectorOutcome => {
-      const decline = DECLINES[request.card.number];
-      if (decline) return { status: 'declined', ...decline };
-      if (THREE_D_SECURE_REQUIRED.has(request.card.number) && !request.threeDSecureAuthenticated)
-        return { status: 'requires_action' };
-      return { status: 'succeeded', reference: this.reference(request.attemptId, DISPUTED.has(request.card.number)) };
-    });
+  private decide(card: CardDetails, threeDSecureAuthenticated: boolean, key: string): ConnectorOutcome {
+    if (this.failed(card)) return this.error();
+    const decline = DECLINES[card.number];
+    if (decline) return { status: 'declined', ...decline };
+    if (THREE_D_SECURE_REQUIRED.has(card.number) && !threeDSecureAuthenticated) return { status: 'requires_action' };
+    return { status: 'succeeded', reference: this.reference(key, DISPUTED.has(card.number)) };
   }
 
-  private succeed(key: string): Promise<ConnectorOutcome> {
-    return this.respond(undefined, () => ({ status: 'succeeded', reference: this.reference(key) }));
+  authorize(request: AuthorizeRequest): Promise<ConnectorOutcome> {
+    const { merchant, paymentId, attemptId, amount, currency, card } = request;
+    return this.act(
+      {
+        merchant,
+        paymentId,
+        idempotencyKey: attemptId,
+        operation: 'authorize',
+        amount,
+        currency,
+        capture: request.capture,
+        cardLast4: card.number.slice(-4),
+        authorizationReference: null,
+      },
+      this.decide(card, request.threeDSecureAuthenticated, attemptId),
+    );
   }
 
-  capture(request: { attemptId: string }): Promise<ConnectorOutcome> {
-    return this.succeed(request.attemptId);
+  private followUp(
+    request: CaptureRequest | VoidRequest | RefundRequest,
+    idempotencyKey: string,
+    operation: 'capture' | 'void' | 'refund',
+  ): Promise<ConnectorOutcome> {
+    const { merchant, paymentId, amount, currency, reference } = request;
+    return this.act(
+      {
+        merchant,
+        paymentId,
+        idempotencyKey,
+        operation,
+        amount,
+        currency,
+        capture: false,
+        cardLast4: null,
+        authorizationReference: reference,
+      },
+      this.failed(undefined) ? this.error() : { status: 'succeeded', reference: this.reference(idempotencyKey) },
+    );
   }
 
-  void(request: { attemptId: string }): Promise<ConnectorOutcome> {
-    return this.succeed(request.attemptId);
+  capture(request: CaptureRequest): Promise<ConnectorOutcome> {
+    return this.followUp(request, request.attemptId, 'capture');
   }
 
-  refund(request: { refundId: string }): Promise<ConnectorOutcome> {
-    return this.succeed(request.refundId);
+  void(request: VoidRequest): Promise<ConnectorOutcome> {
+    return this.followUp(request, request.attemptId, 'void');
+  }
+
+  refund(request: RefundRequest): Promise<ConnectorOutcome> {
+    return this.followUp(request, request.refundId, 'refund');
   }
 
   willDispute(reference: string): boolean {
@@ -119,15 +179,10 @@ export class SimulatedProcessor implements Connector {
     if (Math.random() < this.options.failureRate) throw new Error(`${this.name} could not process the request.`);
   }
 
+  /** A $0 check of the card: answered on the spot and kept in no record, as it moves no money. */
   async verify(request: { card: CardDetails }): Promise<VerifyResult> {
-    const outcome = await this.authorize({
-      attemptId: `verify_${request.card.number.slice(-4)}`,
-      amount: 0,
-      currency: 'usd',
-      card: request.card,
-      capture: false,
-      threeDSecureAuthenticated: true,
-    });
+    await this.pause();
+    const outcome = this.decide(request.card, true, `verify_${request.card.number.slice(-4)}`);
     if (outcome.status === 'succeeded' || outcome.status === 'requires_action') return { status: 'succeeded' };
     if (outcome.status === 'declined')
       return { status: 'declined', code: outcome.code, declineCode: outcome.declineCode, message: outcome.message };

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootApp, call, card, createTenant, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
 import { SimulatedProcessor } from '../connectors/simulated.js';
+import { SimulatedProcessorRecords } from '../connectors/simulated-records.js';
 import { LedgerService } from '../ledger/service.js';
 import { EVIDENCE_FIELD_NAMES } from './schemas.js';
 
@@ -71,9 +72,15 @@ async function eventTypes(objectId: string, key = tenant.testKey) {
 const DISPUTE_FEE = 1500;
 
 describe('simulated processor', () => {
-  const sim = new SimulatedProcessor('sim_test', { latencyMs: 0, failureRate: 0, failingCards: [] });
+  let sim: SimulatedProcessor;
+  beforeAll(() => {
+    const options = { latencyMs: 0, failureRate: 0, lostResponseRate: 0, failingCards: [] };
+    sim = new SimulatedProcessor('sim_test', options, new SimulatedProcessorRecords(t.admin));
+  });
   const authorize = (number: string, attemptId: string) =>
     sim.authorize({
+      merchant: { tenantId: tenant.id, livemode: false },
+      paymentId: `pay_${attemptId}`,
       attemptId,
       amount: 100,
       currency: 'usd',
@@ -89,13 +96,13 @@ describe('simulated processor', () => {
       reference: expect.stringMatching(/^sim_test_dsp_[0-9a-f]{20}$/),
     });
     expect(await authorize(TEST_CARDS.disputed, 'pat_1')).toEqual(first);
-    const plain = await authorize(TEST_CARDS.visa, 'pat_1');
+    const plain = await authorize(TEST_CARDS.visa, 'pat_1_plain');
     expect(plain).toMatchObject({ reference: expect.stringMatching(/^sim_test_[0-9a-f]{20}$/) });
   });
 
   it('disputes only the references it marked, as fraudulent, for the whole amount', async () => {
     const marked = (await authorize(TEST_CARDS.disputed, 'pat_2')) as { reference: string };
-    const plain = (await authorize(TEST_CARDS.visa, 'pat_2')) as { reference: string };
+    const plain = (await authorize(TEST_CARDS.visa, 'pat_2_plain')) as { reference: string };
     expect(await sim.dispute({ reference: marked.reference, amount: 1234 })).toEqual({
       reason: 'fraudulent',
       amount: 1234,

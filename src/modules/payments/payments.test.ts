@@ -648,14 +648,16 @@ describe('3-D Secure', () => {
 });
 
 describe('concurrency', () => {
-  it('20 concurrent captures of one payment: exactly one wins, one payment.succeeded event', async () => {
+  it('20 concurrent captures of one payment: one capture, one payment.succeeded event', async () => {
     const payment = await authorized(4000);
     const results = await Promise.all(
       Array.from({ length: 20 }, () => post(`/v1/payments/${payment.id}/capture`, { amount_to_capture: 2500 })),
     );
+    // A request that finds the capture pending joins it (replaying the same processor call) and
+    // answers with its outcome; one that comes after it finds nothing to capture.
     const ok = results.filter((r) => r.statusCode === 200);
-    expect(ok).toHaveLength(1);
-    expect(ok[0].json()).toMatchObject({ status: 'succeeded', amount_received: 2500 });
+    expect(ok.length).toBeGreaterThanOrEqual(1);
+    for (const r of ok) expect(r.json()).toMatchObject({ status: 'succeeded', amount_received: 2500 });
     for (const r of results.filter((r) => r.statusCode !== 200)) {
       expect(r.statusCode).toBe(400);
       expect(r.json().error.code).toBe('payment_intent_unexpected_state');
@@ -663,6 +665,10 @@ describe('concurrency', () => {
     const retrieved = (await get(`/v1/payments/${payment.id}`)).json();
     expect(retrieved).toMatchObject({ status: 'succeeded', amount_received: 2500, amount_capturable: 0 });
     expect(retrieved.attempts.filter((a: { operation: string }) => a.operation === 'capture')).toHaveLength(1);
+    // The processor's own records: captured once.
+    const captures = await t.admin`
+      SELECT 1 FROM sim_processor_calls WHERE order_id = ${payment.id} AND operation = 'capture'`;
+    expect(captures).toHaveLength(1);
     const events = await eventsFor(payment.id);
     expect(events.filter((e) => e.type === 'payment.succeeded')).toHaveLength(1);
     const [row] = await t.admin<

@@ -7,7 +7,7 @@ import type { Metrics } from '../../http/metrics.js';
 import { requestedCurrency } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
 import { separately, type ItemRunner } from '../../workers/isolation.js';
-import type { CardDetails, ConnectorOutcome } from '../connectors/connector.js';
+import type { CardDetails, ConnectorOutcome, MerchantOrder } from '../connectors/connector.js';
 import type { ConnectorRouter } from '../connectors/router.js';
 import { newEvent, type EventRow } from '../events/events.js';
 import type { PaymentMethodInput } from '../payment-methods/schemas.js';
@@ -176,19 +176,22 @@ export class PaymentService {
     ) {
       return this.resumeCreated(scope, idempotencyKey!);
     }
-    return this.authorize(
-      scope,
-      { row, attempts: [attempt] },
-      method.saved ?? method.inline,
-      method.card,
-      requestId,
-      false,
-      body.return_url,
+    return this.afterConflict(scope, row.id, () =>
+      this.authorize(
+        scope,
+        { row, attempts: [attempt] },
+        method.saved ?? method.inline,
+        method.card,
+        requestId,
+        false,
+        body.return_url,
+      ),
     );
   }
 
   async confirm(scope: Scope, id: string, body: ConfirmPaymentBody, requestId: string | null): Promise<Payment> {
-    const state = await loadPayment(this.deps.sql, scope, id);
+    const { state, answer } = await this.resolvePending(scope, id, 'authorize');
+    if (answer) return answer;
     const { row } = state;
     if (row.status !== 'requires_payment_method' && row.status !== 'requires_confirmation') {
       throw ApiError.stateConflict(
@@ -226,19 +229,22 @@ export class PaymentService {
     });
     if (!applied)
       throw ApiError.stateConflict('This payment was changed by another request; retrieve it and try again.');
-    return this.authorize(
-      scope,
-      { row: next, attempts: [...state.attempts, attempt] },
-      method.saved ?? method.inline,
-      method.card,
-      requestId,
-      false,
-      body?.return_url,
+    return this.afterConflict(scope, row.id, () =>
+      this.authorize(
+        scope,
+        { row: next, attempts: [...state.attempts, attempt] },
+        method.saved ?? method.inline,
+        method.card,
+        requestId,
+        false,
+        body?.return_url,
+      ),
     );
   }
 
   async capture(scope: Scope, id: string, body: CapturePaymentBody, requestId: string | null): Promise<Payment> {
-    const state = await loadPayment(this.deps.sql, scope, id);
+    const { state, answer } = await this.resolvePending(scope, id, 'capture', body?.amount_to_capture);
+    if (answer) return answer;
     const { row } = state;
     if (row.status !== 'requires_capture') {
       throw ApiError.stateConflict(
@@ -258,7 +264,9 @@ export class PaymentService {
     if (!(await this.deps.writer.submit({ scope, update: next, attempts: [attempt] }))) {
       throw ApiError.stateConflict('This payment is already being captured or canceled.');
     }
-    return this.finishCapture(scope, { row: next, attempts: [...state.attempts, attempt] }, attempt, requestId);
+    return this.afterConflict(scope, row.id, () =>
+      this.finishCapture(scope, { row: next, attempts: [...state.attempts, attempt] }, attempt, requestId),
+    );
   }
 
   async cancel(
@@ -268,7 +276,8 @@ export class PaymentService {
     requestId: string | null,
     reason?: string,
   ): Promise<Payment> {
-    const state = await loadPayment(this.deps.sql, scope, id);
+    const { state, answer } = await this.resolvePending(scope, id, 'void');
+    if (answer) return answer;
     const { row } = state;
     const cancellationReason = reason ?? body?.cancellation_reason ?? null;
     if (row.status === 'requires_capture') {
@@ -277,12 +286,14 @@ export class PaymentService {
       if (!(await this.deps.writer.submit({ scope, update: next, attempts: [attempt] }))) {
         throw ApiError.stateConflict('This payment is already being captured or canceled.');
       }
-      return this.finishVoid(
-        scope,
-        { row: next, attempts: [...state.attempts, attempt] },
-        attempt,
-        cancellationReason,
-        requestId,
+      return this.afterConflict(scope, row.id, () =>
+        this.finishVoid(
+          scope,
+          { row: next, attempts: [...state.attempts, attempt] },
+          attempt,
+          cancellationReason,
+          requestId,
+        ),
       );
     }
     if (
@@ -372,14 +383,16 @@ export class PaymentService {
       throw ApiError.stateConflict('This payment was changed by another request.');
     }
     try {
-      const payment = await this.authorize(
-        scope,
-        { row: next, attempts: [...state.attempts, attempt] },
-        pm,
-        undefined,
-        null,
-        true,
-        returnUrl ?? undefined,
+      const payment = await this.afterConflict(scope, next.id, () =>
+        this.authorize(
+          scope,
+          { row: next, attempts: [...state.attempts, attempt] },
+          pm,
+          undefined,
+          null,
+          true,
+          returnUrl ?? undefined,
+        ),
       );
       return { payment, returnUrl };
     } catch (error) {
@@ -442,33 +455,50 @@ export class PaymentService {
     return stuck.length;
   }
 
-  /** Replays the pending processor call of a payment left in `processing`, then records its result. */
-  private async resume(scope: Scope, state: PaymentState): Promise<Payment> {
+  /**
+   * Replays the pending processor call of a payment left in `processing`, then records its result.
+   * The worker and a client's retry may replay the same attempt at once: the processor answers
+   * both alike, one records it, and the other answers with what was recorded.
+   */
+  private async resume(scope: Scope, state: PaymentState, conflictsLeft = 3): Promise<Payment> {
+    try {
+      return await this.replayPending(scope, state);
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.code !== 'payment_intent_unexpected_state' || conflictsLeft === 0)
+        throw error;
+      return this.resume(scope, await loadPayment(this.deps.sql, scope, state.row.id), conflictsLeft - 1);
+    }
+  }
+
+  private async replayPending(scope: Scope, state: PaymentState): Promise<Payment> {
     const pending = state.attempts.filter((a) => a.status === 'pending').at(-1);
-    if (state.row.status !== 'processing' || !pending) return toApiPayment(state);
+    if (state.row.status !== 'processing' || !pending) return this.answerFor(toApiPayment(state));
     if (pending.operation === 'capture') return this.finishCapture(scope, state, pending, null);
     if (pending.operation === 'void') return this.finishVoid(scope, state, pending, 'automatic', null);
     const pm = await inScope(this.deps.sql, scope, (tx) =>
       this.deps.paymentMethods.find(tx, scope, state.row.payment_method_id!),
     );
-    return this.authorize(scope, state, pm, undefined, null, false, undefined, pending);
+    // An authorization asked for again after a 3-D Secure challenge is an authenticated one.
+    const authenticated = state.attempts.some((a) => a.status === 'requires_action');
+    return this.authorize(scope, state, pm, undefined, null, authenticated, undefined, pending);
   }
 
   /**
-   * A create retried with an idempotency key whose first run died after writing the payment:
-   * answer with that payment, finishing it first if the crash left it mid-authorization.
+   * Runs a processor call begun by this request. If its result cannot be recorded because another
+   * request or the recovery worker recorded the same call first (or failed it over), the answer is
+   * the payment as that left it, resumed if it is still pending.
    */
-  private async resumeCreated(scope: Scope, idempotencyKey: string): Promise<Payment> {
-    const id = await findPaymentIdByIdempotencyKey(this.deps.sql, scope, idempotencyKey);
-    if (!id)
-      throw new ApiError(
-        'idempotency_error',
-        'idempotency_key_in_use',
-        'A request with this idempotency key is still in progress; retry later.',
-        null,
-        409,
-      );
-    const payment = await this.resume(scope, await loadPayment(this.deps.sql, scope, id));
+  private async afterConflict(scope: Scope, id: string, run: () => Promise<Payment>): Promise<Payment> {
+    try {
+      return await run();
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.code !== 'payment_intent_unexpected_state') throw error;
+      return this.resume(scope, await loadPayment(this.deps.sql, scope, id));
+    }
+  }
+
+  /** A payment whose last authorization failed answers as the card error it was, as on the first call. */
+  private answerFor(payment: Payment): Payment {
     if (payment.status === 'requires_payment_method' && payment.last_payment_error) {
       const error = new ApiError(
         'card_error',
@@ -482,6 +512,50 @@ export class PaymentService {
       throw error;
     }
     return payment;
+  }
+
+  /**
+   * A confirm, capture or cancel of a payment still `processing` with a pending processor call
+   * (typically the retry of a request answered 503) first resumes that call with its own key:
+   * nothing new is sent to the processor while an earlier call is unresolved. If the pending call
+   * is the requested operation (for a capture, of the same amount), its outcome is the answer;
+   * otherwise the request goes on against the state the resumed call left.
+   */
+  private async resolvePending(
+    scope: Scope,
+    id: string,
+    operation: AttemptRow['operation'],
+    amount?: number,
+  ): Promise<{ state: PaymentState; answer?: Payment }> {
+    const state = await loadPayment(this.deps.sql, scope, id);
+    const pending = state.attempts.filter((a) => a.status === 'pending').at(-1);
+    if (state.row.status !== 'processing' || !pending) return { state };
+    if (pending.operation === operation && (amount === undefined || amount === pending.amount))
+      return { state, answer: await this.resume(scope, state) };
+    try {
+      await this.resume(scope, state);
+    } catch (error) {
+      // The other operation's card error is not this request's answer; a 5xx (still unknown) is.
+      if (!(error instanceof ApiError) || error.statusCode >= 500) throw error;
+    }
+    return { state: await loadPayment(this.deps.sql, scope, id) };
+  }
+
+  /**
+   * A create retried with an idempotency key whose first run died (or answered 503) after writing
+   * the payment: answer with that payment, finishing it first if it was left mid-authorization.
+   */
+  private async resumeCreated(scope: Scope, idempotencyKey: string): Promise<Payment> {
+    const id = await findPaymentIdByIdempotencyKey(this.deps.sql, scope, idempotencyKey);
+    if (!id)
+      throw new ApiError(
+        'idempotency_error',
+        'idempotency_key_in_use',
+        'A request with this idempotency key is still in progress; retry later.',
+        null,
+        409,
+      );
+    return this.resume(scope, await loadPayment(this.deps.sql, scope, id));
   }
 
   private async resolvePaymentMethod(
@@ -513,10 +587,9 @@ export class PaymentService {
     operation: AttemptRow['operation'],
     processor: string,
     amount: number,
-    id = newId('pat'),
   ): AttemptRow {
     return {
-      id,
+      id: newId('pat'),
       tenant_id: row.tenant_id,
       livemode: row.livemode,
       payment_id: row.id,
@@ -637,6 +710,30 @@ export class PaymentService {
     return [...existing.filter((a) => !ids.has(a.id)), ...updated];
   }
 
+  /** Who a processor call is for, as the processor records it. */
+  private merchantOrder(row: PaymentRow): MerchantOrder {
+    return { merchant: { tenantId: row.tenant_id, livemode: row.livemode }, paymentId: row.id };
+  }
+
+  /**
+   * The answer while a processor call's outcome is unknown: its attempt stays pending and the
+   * payment `processing`. A 5xx, not a decline: the key stays open (a 5xx is never stored as the
+   * key's answer), so a retry with the same Idempotency-Key re-runs the request, which replays the
+   * pending call with the same processor idempotency key and answers with its outcome.
+   */
+  private outcomeUnknown(state: PaymentState): ApiError {
+    const error = new ApiError(
+      'api_error',
+      'processor_unavailable',
+      'The processor did not answer, so the outcome of this payment is not known yet. Retry the request with the ' +
+        'same Idempotency-Key (or retrieve the payment later): the pending call is replayed, never repeated.',
+      null,
+      503,
+    );
+    error.payment = toApiPayment(state);
+    return error;
+  }
+
   private async authorize(
     scope: Scope,
     state: PaymentState,
@@ -648,33 +745,41 @@ export class PaymentService {
     returnUrl?: string,
     resume?: AttemptRow,
   ): Promise<Payment> {
-    const { row } = state;
     const card = enteredCard ?? this.deps.paymentMethods.cardDetails(method);
     const first = resume ?? state.attempts.at(-1)!;
     const order = await this.deps.processorsFor(scope.tenantId);
-    const startAt = Math.max(0, order.indexOf(first.processor));
-    const routed = await this.deps.router.withFailover(
-      order.slice(startAt),
-      (index) => (index === 0 ? first.id : newId('pat')),
+    const after = order.indexOf(first.processor);
+    const route = [first.processor, ...(after >= 0 ? order.slice(after + 1) : [])];
+    let current = state;
+    const last = await this.deps.router.withFailover(
+      route,
+      first.id,
       (connector, attemptId) =>
         connector.authorize({
+          ...this.merchantOrder(current.row),
           attemptId,
-          amount: row.amount,
-          currency: row.currency,
+          amount: current.row.amount,
+          currency: current.row.currency,
           card,
-          capture: row.capture_method === 'automatic',
+          capture: current.row.capture_method === 'automatic',
           threeDSecureAuthenticated,
         }),
+      async (failed, nextProcessor) => {
+        // The next processor's attempt is committed before it is called, with the failed one, in a
+        // compare-and-set write: of two resumers of the same attempt only one fails over.
+        const done = this.completeAttempt(this.attemptOf(current, failed.attemptId), failed.processor, failed.outcome);
+        const next = this.pendingAttempt(current.row, 'authorize', nextProcessor, current.row.amount);
+        const row = this.advance(current.row, {});
+        if (!(await this.deps.writer.submit({ scope, update: row, attempts: [done, next] })))
+          throw ApiError.stateConflict('This payment was changed by another request.');
+        current = { row, attempts: this.replaceAttempts(current.attempts, [done, next]) };
+        return next.id;
+      },
     );
-    const attempts = routed.map((r) =>
-      this.completeAttempt(
-        r.attemptId === first.id ? first : this.pendingAttempt(row, 'authorize', r.processor, row.amount, r.attemptId),
-        r.processor,
-        r.outcome,
-      ),
-    );
-    const last = routed.at(-1)!;
     const outcome = last.outcome;
+    if (outcome.status === 'unknown') throw this.outcomeUnknown(current);
+    const row = current.row;
+    const attempts = [this.completeAttempt(this.attemptOf(current, last.attemptId), last.processor, outcome)];
     let next: PaymentRow;
     let eventType: string;
     let charge: Awaited<ReturnType<PaymentService['charge']>> | undefined;
@@ -725,7 +830,7 @@ export class PaymentService {
     }
     const payment = await this.commit(
       scope,
-      { row: next, attempts: this.replaceAttempts(state.attempts, attempts) },
+      { row: next, attempts: this.replaceAttempts(current.attempts, attempts) },
       attempts,
       eventType,
       requestId,
@@ -754,14 +859,17 @@ export class PaymentService {
     requestId: string | null,
   ): Promise<Payment> {
     const { row } = state;
-    const outcome = await this.callSafely(() =>
-      this.deps.router.get(attempt.processor).capture({
+    const outcome = await this.deps.router.call(attempt.processor, (connector) =>
+      connector.capture({
+        ...this.merchantOrder(row),
         attemptId: attempt.id,
         reference: row.processor_reference ?? '',
         amount: attempt.amount,
         currency: row.currency,
       }),
     );
+    // Unknown: the capture may have happened. It stays pending, and no other capture is tried.
+    if (outcome.status === 'unknown') throw this.outcomeUnknown(state);
     const done = this.completeAttempt(attempt, attempt.processor, outcome);
     const attempts = this.replaceAttempts(state.attempts, [done]);
     if (outcome.status !== 'succeeded') {
@@ -819,9 +927,16 @@ export class PaymentService {
     requestId: string | null,
   ): Promise<Payment> {
     const { row } = state;
-    const outcome = await this.callSafely(() =>
-      this.deps.router.get(attempt.processor).void({ attemptId: attempt.id, reference: row.processor_reference ?? '' }),
+    const outcome = await this.deps.router.call(attempt.processor, (connector) =>
+      connector.void({
+        ...this.merchantOrder(row),
+        attemptId: attempt.id,
+        reference: row.processor_reference ?? '',
+        amount: attempt.amount,
+        currency: row.currency,
+      }),
     );
+    if (outcome.status === 'unknown') throw this.outcomeUnknown(state);
     const done = this.completeAttempt(attempt, attempt.processor, outcome);
     // A failed void still cancels on our side: the processor releases unused authorizations itself.
     const next = this.advance(row, {
@@ -841,11 +956,7 @@ export class PaymentService {
     );
   }
 
-  private async callSafely(call: () => Promise<ConnectorOutcome>): Promise<ConnectorOutcome> {
-    try {
-      return await call();
-    } catch (error) {
-      return { status: 'error', code: 'processing_error', message: (error as Error).message };
-    }
+  private attemptOf(state: PaymentState, id: string): AttemptRow {
+    return state.attempts.find((a) => a.id === id)!;
   }
 }

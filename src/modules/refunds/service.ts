@@ -4,7 +4,6 @@ import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
 import { separately, type ItemRunner } from '../../workers/isolation.js';
-import type { ConnectorOutcome } from '../connectors/connector.js';
 import type { ConnectorRouter } from '../connectors/router.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import { refundTransaction } from '../ledger/postings.js';
@@ -171,18 +170,26 @@ export class RefundService {
     return this.finish(scope, refund, requestId);
   }
 
-  private async finish(scope: Scope, refund: RefundRow, requestId: string | null): Promise<Refund> {
-    let outcome: ConnectorOutcome;
-    try {
-      outcome = await this.router.get(refund.processor!).refund({
+  /**
+   * Calls the processor with the refund id as its idempotency key and records the answer. With no
+   * answer (a timeout, a dropped connection) the processor may have refunded: the refund stays
+   * `pending` with its amount still reserved, and is answered as it stands; the recovery worker
+   * replays the call with the same refund id until the processor answers, and no second refund is
+   * ever sent for it.
+   */
+  async finish(scope: Scope, refund: RefundRow, requestId: string | null): Promise<Refund> {
+    if (refund.status !== 'pending') return toApiRefund(refund);
+    const outcome = await this.router.call(refund.processor!, (connector) =>
+      connector.refund({
+        merchant: { tenantId: refund.tenant_id, livemode: refund.livemode },
+        paymentId: refund.payment_id,
         refundId: refund.id,
         reference: refund.processor_reference ?? '',
         amount: refund.amount,
         currency: refund.currency,
-      });
-    } catch (error) {
-      outcome = { status: 'error', code: 'processing_error', message: (error as Error).message };
-    }
+      }),
+    );
+    if (outcome.status === 'unknown') return toApiRefund(refund);
     const succeeded = outcome.status === 'succeeded';
     const transactionId = succeeded ? newId('txn') : null;
     // Read before the transaction so that a plan not yet cached is not fetched while it holds a connection.
@@ -234,7 +241,10 @@ export class RefundService {
     ]);
   }
 
-  /** Completes refunds left pending by a crash; the refund id is the processor's idempotency key. */
+  /**
+   * Completes refunds left pending by a crash or an unanswered call; the refund id is the
+   * processor's idempotency key, so a replay never refunds twice.
+   */
   async recoverStuckRefunds(
     olderThanSeconds = 60,
     limit = 100,

@@ -1,0 +1,274 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  bootApp,
+  bootAppOnOwnDatabase,
+  call,
+  card,
+  createTenant,
+  ok,
+  TEST_CARDS,
+  type TestApp,
+  type TestTenant,
+} from './helpers.js';
+
+// A processor call that throws or times out has an unknown outcome: the processor may have acted.
+// `lost` is the API with processors that act and then lose every answer; `reachable` is a second
+// API process on the same database whose processors answer (the network is back). The database is
+// this file's own, because the recovery passes called here act on every tenant.
+
+let lost: TestApp;
+let reachable: TestApp;
+let tenant: TestTenant;
+
+beforeAll(async () => {
+  lost = await bootAppOnOwnDatabase('unknown_outcome', {
+    PROCESSOR_LOST_RESPONSE_RATE: '1',
+    PROCESSOR_TIMEOUT_MS: '300',
+  });
+  reachable = await bootApp({}, lost.adminUrl);
+  tenant = await createTenant(lost.app);
+});
+afterAll(async () => {
+  await reachable?.close();
+  await lost?.close();
+});
+
+const key = () => ({ 'idempotency-key': randomUUID() });
+
+interface SimCall {
+  processor: string;
+  idempotency_key: string;
+  operation: string;
+  status: string;
+  amount: number;
+}
+
+/** What the processors themselves recorded for a payment (their own records, not ours). */
+async function processorCalls(t: TestApp, paymentId: string): Promise<SimCall[]> {
+  return t.admin<SimCall[]>`
+    SELECT processor, idempotency_key, operation, status, amount::int AS amount FROM sim_processor_calls
+    WHERE order_id = ${paymentId} ORDER BY created_at, idempotency_key`;
+}
+
+async function stored(t: TestApp, paymentId: string) {
+  const [payment] = await t.admin<{ status: string; amount_refunded: number }[]>`
+    SELECT status, amount_refunded::int AS amount_refunded FROM payments WHERE id = ${paymentId}`;
+  const attempts = await t.admin<{ id: string; operation: string; processor: string; status: string }[]>`
+    SELECT id, operation, processor, status FROM payment_attempts WHERE payment_id = ${paymentId} ORDER BY id`;
+  const events = await t.admin<{ type: string }[]>`SELECT type FROM events WHERE object_id = ${paymentId} ORDER BY id`;
+  const charges = await t.admin<{ id: string }[]>`
+    SELECT id FROM ledger_transactions WHERE type = 'charge' AND source_id = ${paymentId}`;
+  return { ...payment, attempts, events: events.map((e) => e.type), charges: charges.length };
+}
+
+function expectUnknown(response: Awaited<ReturnType<typeof call>>, status: string) {
+  expect(response.statusCode, response.body).toBe(503);
+  expect(response.headers['retry-after']).toBe('1');
+  const error = response.json().error;
+  expect(error).toMatchObject({ type: 'api_error', code: 'processor_unavailable' });
+  expect(error.payment.status).toBe(status);
+  return error.payment as { id: string };
+}
+
+const payBody = (extra: Record<string, unknown> = {}) => ({
+  amount: 2500,
+  currency: 'usd',
+  payment_method: card(TEST_CARDS.visa),
+  confirm: true,
+  ...extra,
+});
+
+describe('a processor call whose answer is lost', () => {
+  it('authorization: 503 with the payment processing, no failover, no failure; a retry with the same key replays the same call', async () => {
+    const headers = key();
+    const first = await call(lost.app, tenant.testKey, 'POST', '/v1/payments', payBody(), headers);
+    const { id } = expectUnknown(first, 'processing');
+
+    const before = await stored(lost, id);
+    expect(before.status).toBe('processing');
+    expect(before.attempts.map((a) => `${a.operation}:${a.processor}:${a.status}`)).toEqual([
+      'authorize:sim_alpha:pending',
+    ]);
+    expect(before.events).toEqual(['payment.created']);
+    // sim_alpha did authorize and capture it; nothing was sent to sim_beta.
+    expect(await processorCalls(lost, id)).toEqual([
+      {
+        processor: 'sim_alpha',
+        idempotency_key: before.attempts[0].id,
+        operation: 'authorize',
+        status: 'succeeded',
+        amount: 2500,
+      },
+    ]);
+
+    // Still unreachable: the retry replays the pending call and is answered 503 again.
+    expectUnknown(await call(lost.app, tenant.testKey, 'POST', '/v1/payments', payBody(), headers), 'processing');
+    // The processor answers again: the same key resolves it, from the processor's first result.
+    const resolved = await ok(await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', payBody(), headers));
+    expect(resolved).toMatchObject({ id, status: 'succeeded', amount_received: 2500, processor: 'sim_alpha' });
+    const after = await stored(lost, id);
+    expect(after.attempts).toEqual([{ ...before.attempts[0], status: 'succeeded' }]);
+    expect(after.events).toEqual(['payment.created', 'payment.succeeded']);
+    expect(after.charges).toBe(1);
+    expect(await processorCalls(lost, id)).toHaveLength(1);
+  });
+
+  it('the recovery pass replays a pending authorization with its own key', async () => {
+    const { id } = expectUnknown(
+      await call(lost.app, tenant.testKey, 'POST', '/v1/payments', payBody({ capture_method: 'manual' }), key()),
+      'processing',
+    );
+    await lost.platform.payments.recoverStuckPayments(0);
+    expect((await stored(lost, id)).status).toBe('processing');
+    await reachable.platform.payments.recoverStuckPayments(0);
+    const after = await stored(lost, id);
+    expect(after.status).toBe('requires_capture');
+    expect(after.attempts.map((a) => a.status)).toEqual(['succeeded']);
+    expect((await processorCalls(lost, id)).map((c) => `${c.processor}:${c.operation}`)).toEqual([
+      'sim_alpha:authorize',
+    ]);
+  });
+
+  it('capture and cancel: 503 with the payment processing; the retry resumes the pending call instead of answering 400', async () => {
+    const captured = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', payBody({ capture_method: 'manual' }), key()),
+    );
+    const captureKey = key();
+    expectUnknown(
+      await call(lost.app, tenant.testKey, 'POST', `/v1/payments/${captured.id}/capture`, {}, captureKey),
+      'processing',
+    );
+    expect((await stored(lost, captured.id)).attempts.map((a) => `${a.operation}:${a.status}`)).toEqual([
+      'authorize:succeeded',
+      'capture:pending',
+    ]);
+    const done = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', `/v1/payments/${captured.id}/capture`, {}, captureKey),
+    );
+    expect(done).toMatchObject({ status: 'succeeded', amount_received: 2500 });
+    const afterCapture = await stored(lost, captured.id);
+    expect(afterCapture.charges).toBe(1);
+    expect(afterCapture.events.filter((e) => e === 'payment.capture_failed')).toEqual([]);
+    expect((await processorCalls(lost, captured.id)).map((c) => `${c.operation}:${c.status}`)).toEqual([
+      'authorize:succeeded',
+      'capture:succeeded',
+    ]);
+
+    const voided = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', payBody({ capture_method: 'manual' }), key()),
+    );
+    const cancelKey = key();
+    expectUnknown(
+      await call(lost.app, tenant.testKey, 'POST', `/v1/payments/${voided.id}/cancel`, {}, cancelKey),
+      'processing',
+    );
+    expect((await stored(lost, voided.id)).status).toBe('processing');
+    const canceled = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', `/v1/payments/${voided.id}/cancel`, {}, cancelKey),
+    );
+    expect(canceled.status).toBe('canceled');
+    expect((await processorCalls(lost, voided.id)).map((c) => c.operation)).toEqual(['authorize', 'void']);
+  });
+
+  it('confirm: the retry of a confirm answered 503 resumes the pending authorization instead of answering 400', async () => {
+    const created = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', {
+        amount: 1700,
+        currency: 'usd',
+        payment_method: card(TEST_CARDS.visa),
+      }),
+    );
+    const headers = key();
+    expectUnknown(
+      await call(lost.app, tenant.testKey, 'POST', `/v1/payments/${created.id}/confirm`, {}, headers),
+      'processing',
+    );
+    const confirmed = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', `/v1/payments/${created.id}/confirm`, {}, headers),
+    );
+    expect(confirmed).toMatchObject({ status: 'succeeded', amount_received: 1700 });
+    expect((await processorCalls(lost, created.id)).map((c) => c.operation)).toEqual(['authorize']);
+  });
+
+  it('a cancel while an authorization is unresolved first resolves it, then voids what it authorized', async () => {
+    const { id } = expectUnknown(
+      await call(lost.app, tenant.testKey, 'POST', '/v1/payments', payBody({ capture_method: 'manual' }), key()),
+      'processing',
+    );
+    const canceled = await ok(await call(reachable.app, tenant.testKey, 'POST', `/v1/payments/${id}/cancel`, {}));
+    expect(canceled.status).toBe('canceled');
+    expect((await processorCalls(lost, id)).map((c) => `${c.operation}:${c.status}`)).toEqual([
+      'authorize:succeeded',
+      'void:succeeded',
+    ]);
+  });
+
+  it('refund: stays pending with its amount reserved (no refund.failed, nothing given back) until recovery replays it', async () => {
+    const payment = await ok(await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', payBody(), key()));
+    const refund = await ok(
+      await call(lost.app, tenant.testKey, 'POST', '/v1/refunds', { payment: payment.id, amount: 1000 }, key()),
+    );
+    expect(refund.status).toBe('pending');
+    expect((await stored(lost, payment.id)).amount_refunded).toBe(1000);
+    const refundEvents = async () =>
+      (await lost.admin<{ type: string }[]>`SELECT type FROM events WHERE object_id = ${refund.id} ORDER BY id`).map(
+        (e) => e.type,
+      );
+    expect(await refundEvents()).toEqual(['refund.created']);
+
+    await lost.platform.refunds.recoverStuckRefunds(0);
+    expect((await ok(await call(lost.app, tenant.testKey, 'GET', `/v1/refunds/${refund.id}`))).status).toBe('pending');
+    await reachable.platform.refunds.recoverStuckRefunds(0);
+    expect((await ok(await call(lost.app, tenant.testKey, 'GET', `/v1/refunds/${refund.id}`))).status).toBe(
+      'succeeded',
+    );
+    expect(await refundEvents()).toEqual(['refund.created', 'refund.succeeded']);
+    expect((await stored(lost, payment.id)).amount_refunded).toBe(1000);
+    const refunds = (await processorCalls(lost, payment.id)).filter((c) => c.operation === 'refund');
+    expect(refunds).toEqual([
+      { processor: 'sim_alpha', idempotency_key: refund.id, operation: 'refund', status: 'succeeded', amount: 1000 },
+    ]);
+    const postings =
+      await lost.admin`SELECT id FROM ledger_transactions WHERE type = 'refund' AND source_id = ${refund.id}`;
+    expect(postings).toHaveLength(1);
+  });
+});
+
+describe('failover', () => {
+  let failover: TestApp;
+  let failoverTenant: TestTenant;
+  beforeAll(async () => {
+    // sim_alpha answers every call with a definite error; sim_beta acts and loses its answers.
+    failover = await bootApp(
+      { SIM_ALPHA_FAILURE_RATE: '1', SIM_BETA_LOST_RESPONSE_RATE: '1', PROCESSOR_TIMEOUT_MS: '300' },
+      lost.adminUrl,
+    );
+    failoverTenant = await createTenant(failover.app);
+  });
+  afterAll(() => failover?.close());
+
+  it('records the next processor attempt (pending) before calling it, and never fails over on an unknown outcome', async () => {
+    const headers = key();
+    const { id } = expectUnknown(
+      await call(failover.app, failoverTenant.testKey, 'POST', '/v1/payments', payBody(), headers),
+      'processing',
+    );
+    const { attempts } = await stored(failover, id);
+    expect(attempts.map((a) => `${a.processor}:${a.status}`)).toEqual(['sim_alpha:error', 'sim_beta:pending']);
+    const calls = await processorCalls(failover, id);
+    expect(calls.map((c) => `${c.processor}:${c.status}`)).toEqual(['sim_alpha:error', 'sim_beta:succeeded']);
+    // The call sim_beta acted on carries the id of the attempt recorded before it was made.
+    expect(calls[1].idempotency_key).toBe(attempts[1].id);
+
+    const resolved = await ok(
+      await call(reachable.app, failoverTenant.testKey, 'POST', '/v1/payments', payBody(), headers),
+    );
+    expect(resolved).toMatchObject({ id, status: 'succeeded', processor: 'sim_beta' });
+    expect((await processorCalls(failover, id)).map((c) => `${c.processor}:${c.status}`)).toEqual([
+      'sim_alpha:error',
+      'sim_beta:succeeded',
+    ]);
+    expect((await stored(failover, id)).charges).toBe(1);
+  });
+});
