@@ -10,6 +10,7 @@ import {
   TEST_CARDS,
   type TestApp,
   type TestTenant,
+  verifiedBankAccount,
 } from './helpers.js';
 import { waitFor } from './process.js';
 
@@ -27,6 +28,7 @@ beforeAll(async () => {
   tenant = await createTenant(t.app, 'Lock order');
   const schedule = { settlement_schedule: { type: 'instant', delay_days: 0 } };
   await ok(await call(t.app, PLATFORM_KEY, 'POST', `/v1/tenants/${tenant.id}`, schedule));
+  await verifiedBankAccount(t.app, tenant.testKey);
 });
 afterAll(() => t?.close());
 

@@ -14,6 +14,8 @@ const PUBLIC_ROUTES = [
   'GET /docs',
   'GET /docs/',
   'GET /docs/js/scalar.js',
+  'GET /docs/openapi.json',
+  'GET /docs/openapi.yaml',
   'GET /3ds/:token',
   'POST /3ds/:token/complete',
   'POST /v1/oauth/token',

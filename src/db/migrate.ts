@@ -49,6 +49,8 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO "${appRole}";
       REVOKE ALL ON schema_migrations FROM "${appRole}";
       REVOKE ALL ON processor_reports FROM "${appRole}";
+      -- The simulated processors' own records: the reconciliation worker reads their settlement reports.
+      GRANT SELECT ON sim_processor_calls TO "${workerRole}";
       GRANT UPDATE ON tenants, api_keys, payments, payment_attempts, refunds, idempotency_keys, ledger_accounts, payouts, disputes, bank_accounts TO "${appRole}";
       GRANT UPDATE (settlement_id) ON ledger_transactions TO "${appRole}";
       GRANT UPDATE (payout_id) ON settlements TO "${appRole}";

@@ -350,6 +350,7 @@ describe('automatic payouts', () => {
 describe('large sums', () => {
   it('maximum-size JPY payments, one refunded and one disputed, settle and are paid out within the day', async () => {
     const tenant = await tenantWith('Large JPY', { type: 'daily', delay_days: 0, automatic_payouts: true });
+    await verifiedBankAccount(t.app, tenant.testKey, { currency: 'jpy' });
     const max = maxAmount('jpy');
     const payments = [];
     for (const number of [TEST_CARDS.visa, TEST_CARDS.visa, TEST_CARDS.visa, TEST_CARDS.disputed])
