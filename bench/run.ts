@@ -219,6 +219,8 @@ interface Target {
   pid: number;
   rss: RssSampler;
   metricsUrl?: string;
+  /** /metrics on the API port needs its bearer token. */
+  metricsToken?: string;
 }
 
 interface RunSpec {
@@ -252,10 +254,11 @@ function tally(spec: RunSpec, result: Result) {
   }
 }
 
-async function scrape(url: string | undefined): Promise<Map<string, number> | undefined> {
+async function scrape(url: string | undefined, token?: string): Promise<Map<string, number> | undefined> {
   if (!url) return undefined;
   try {
-    const text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
+    const headers = token ? { authorization: `Bearer ${token}` } : undefined;
+    const text = await (await fetch(url, { headers, signal: AbortSignal.timeout(5000) })).text();
     const values = new Map<string, number>();
     for (const line of text.split('\n')) {
       if (!line || line.startsWith('#')) continue;
@@ -365,7 +368,7 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
   process.stdout.write(`measuring ${config.duration}s… `);
 
   target.rss.resetWindow();
-  const metricsBefore = await scrape(target.metricsUrl);
+  const metricsBefore = await scrape(target.metricsUrl, target.metricsToken);
   const dbBefore = target.kind === 'api' ? await dbSnapshot() : undefined;
   const stopSampling = target.kind === 'api' ? sampleBackends() : undefined;
   const pgPids0 = await benchPostgresPids();
@@ -390,7 +393,7 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
   };
   const pgBackends = await stopSampling?.();
   const dbAfter = target.kind === 'api' ? await dbSnapshot() : undefined;
-  const metricsAfter = await scrape(target.metricsUrl);
+  const metricsAfter = await scrape(target.metricsUrl, target.metricsToken);
   const peakRssKb = target.rss.resetWindow();
   tally(spec, result);
 
@@ -606,6 +609,7 @@ let profileSummary: unknown;
 
 async function benchApi(port: number) {
   const platformKey = `pk_platform_${randomBytes(24).toString('base64url')}`;
+  const metricsToken = randomBytes(32).toString('base64url');
   const profDir = join(RESULTS_DIR, 'cpuprof');
   // The API runs as it does in production: the bundle `npm run build` makes, without tsx's loader.
   execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
@@ -640,6 +644,7 @@ async function benchApi(port: number) {
       VAULT_KEK: randomBytes(32).toString('base64'),
       VAULT_FINGERPRINT_KEY: randomBytes(32).toString('base64'),
       JWT_SECRET: randomBytes(32).toString('base64url'),
+      METRICS_TOKEN: metricsToken,
       // Production refuses weak or defaulted database passwords; a role that exists keeps its own.
       APP_DB_PASSWORD: process.env.APP_DB_PASSWORD || randomBytes(32).toString('base64url'),
       WORKER_DB_PASSWORD: process.env.WORKER_DB_PASSWORD || randomBytes(32).toString('base64url'),
@@ -650,7 +655,7 @@ async function benchApi(port: number) {
   const url = `http://127.0.0.1:${port}`;
   await waitReady(apiChild, `${url}/ready`, 90_000);
   const rss = new RssSampler(apiChild.pid).start();
-  const target: Target = { kind: 'api', url, pid: apiChild.pid, rss, metricsUrl: `${url}/metrics` };
+  const target: Target = { kind: 'api', url, pid: apiChild.pid, rss, metricsUrl: `${url}/metrics`, metricsToken };
 
   const tenant = await api<{ id: string; secret_keys: { test: { secret: string } } }>(url, '/v1/tenants', platformKey, {
     name: 'Benchmark tenant',

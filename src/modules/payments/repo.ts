@@ -189,7 +189,10 @@ function batchStatement(
     ), upd AS (
       UPDATE payments t SET ${UPDATE_ASSIGNMENTS}
       FROM (${statement.rows(PAYMENT_UPDATE_COLUMNS, updates)}) v
-      WHERE t.id = v.id AND t.tenant_id = v.tenant_id AND t.livemode = v.livemode AND t.version = v.version - 1
+      -- Tenant and mode are compared as one expression no index covers: as separate join keys they let
+      -- the planner probe payments by tenant (every payment of it, per update) instead of by id.
+      WHERE t.id = v.id AND t.version = v.version - 1
+        AND concat(t.tenant_id, ':', t.livemode) = concat(v.tenant_id, ':', v.livemode)
       RETURNING t.id, t.tenant_id, t.livemode, t.payment_method_id
     ), written AS (
       SELECT * FROM ins UNION ALL SELECT * FROM upd
