@@ -30,8 +30,11 @@ objects and live keys (\`sk_live_\`) only live ones. Restricted keys (\`rk_…\`
 The platform operator authenticates with the platform key to create tenants.
 
 ## Idempotency
-Send \`Idempotency-Key\` on any POST. Retrying with the same key and the same body returns the first response with
-\`Idempotent-Replayed: true\`; the same key with a different body is refused with \`409 idempotency_error\`. Keys are kept 24 hours.
+Send \`Idempotency-Key\` on any POST. Keys belong to the API key that sent them (and its scopes) and are kept 24 hours.
+Retrying with the same key and the same body returns the first response with \`Idempotent-Replayed: true\`; the same
+key with a different body is refused with \`409 idempotency_error\`. A request that answered a 5xx (such as \`503\`
+when a processor's answer was lost) is resumed, not repeated, by a retry with the same key: it answers with the real
+outcome.
 
 ## Errors
 Every error is \`{"error": {"type", "code", "message", "param", "decline_code"?, "request_id"}}\` with types
