@@ -39,18 +39,24 @@ export function maxAmount(currency: string): number {
  * amount within maxAmount. The one check of every endpoint that takes an amount to move.
  */
 export function requestedCurrency(request: { amount: number; currency: string }): string {
-  const currency = request.currency.toLowerCase();
-  if (currencyExponent(currency) === undefined)
-    throw ApiError.invalid(
-      'invalid_currency',
-      `'${request.currency.slice(0, 3)}' is not a supported ISO 4217 currency.`,
-      'currency',
-    );
+  const currency = knownCurrency(request.currency);
   if (request.amount > maxAmount(currency))
     throw ApiError.invalid(
       'amount_too_large',
       `Amount must be no more than ${maxAmount(currency)} in ${currency}.`,
       'amount',
+    );
+  return currency;
+}
+
+/** A requested currency code, lower-cased, once it is checked to be a known ISO 4217 code. */
+export function knownCurrency(code: string): string {
+  const currency = code.toLowerCase();
+  if (currencyExponent(currency) === undefined)
+    throw ApiError.invalid(
+      'invalid_currency',
+      `'${code.slice(0, 3)}' is not a supported ISO 4217 currency.`,
+      'currency',
     );
   return currency;
 }

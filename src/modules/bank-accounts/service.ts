@@ -3,7 +3,7 @@ import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError, safeEcho } from '../../http/errors.js';
-import { currencyExponent } from '../../lib/currencies.js';
+import { knownCurrency } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
 import { unixSeconds } from '../../lib/time.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
@@ -103,13 +103,7 @@ export class BankAccountService {
   ) {}
 
   async create(scope: Scope, body: CreateBankAccountBody, requestId: string | null): Promise<BankAccount> {
-    const currency = body.currency.toLowerCase();
-    if (currencyExponent(currency) === undefined)
-      throw ApiError.invalid(
-        'invalid_currency',
-        `'${body.currency}' is not a supported ISO 4217 currency.`,
-        'currency',
-      );
+    const currency = knownCurrency(body.currency);
     if (!routingNumberValid(body.routing_number))
       throw ApiError.invalid('invalid_routing_number', 'The routing number fails its checksum.', 'routing_number');
     const id = newId('ba');
