@@ -42,8 +42,6 @@ async function serverEnv(extra: Record<string, string> = {}) {
     RATE_LIMIT_PER_TENANT: '100000',
     PAYMENT_METHOD_RATE_LIMIT_PER_KEY: '100000',
     PAYMENT_METHOD_RATE_LIMIT_PER_TENANT: '100000',
-    // A claim left by the killed process may be taken over by a retry after 2 s instead of 60 s.
-    IDEMPOTENCY_ABANDONED_AFTER_SECONDS: '2',
     ...extra,
   };
 }

@@ -73,7 +73,6 @@ describe('PostgreSQL stopped and started again under load', () => {
       LOG_LEVEL: 'warn',
       RATE_LIMIT_PER_KEY: '100000',
       RATE_LIMIT_PER_TENANT: '100000',
-      IDEMPOTENCY_ABANDONED_AFTER_SECONDS: '1',
       SETTLEMENT_INTERVAL_MS: '50',
       PAYOUT_RAIL_INTERVAL_MS: '20',
     };
@@ -154,9 +153,12 @@ describe('PostgreSQL stopped and started again under load', () => {
       if (answer.status === 200) continue;
       expect(answer.status, JSON.stringify(answer)).toBe(503);
       expect(answer.retryAfter, JSON.stringify(answer)).toMatch(/^\d+$/);
+      // The simulated processors keep their records in this same PostgreSQL: a call that reached one
+      // while the database went away has an unknown outcome (503 processor_unavailable, resolved by
+      // the retries below), any other request finds the database away (503 database_unavailable).
       expect(answer.body?.error, JSON.stringify(answer)).toMatchObject({
         type: 'api_error',
-        code: 'database_unavailable',
+        code: expect.stringMatching(/^(database_unavailable|processor_unavailable)$/),
         request_id: expect.any(String),
       });
     }
