@@ -235,6 +235,128 @@ describe('a processor call whose answer is lost', () => {
   });
 });
 
+describe('a retry with the same key after the recovery worker resolved the call', () => {
+  const path = (id: string, action: string) => `/v1/payments/${id}/${action}`;
+
+  /** The first run answers 503; the recovery pass (processors answering again) resolves its call. */
+  async function unknownThenRecovered(id: string, action: string, headers: Record<string, string>) {
+    expectUnknown(await call(lost.app, tenant.testKey, 'POST', path(id, action), {}, headers), 'processing');
+    await reachable.platform.payments.recoverStuckPayments(0);
+    expect((await stored(lost, id)).status).not.toBe('processing');
+  }
+
+  /** A genuinely different request (another key, or none) is refused as Stripe refuses it. */
+  async function othersRefused(id: string, action: string) {
+    for (const other of [key(), {}]) {
+      const response = await call(lost.app, tenant.testKey, 'POST', path(id, action), {}, other);
+      expect(response.statusCode, response.body).toBe(400);
+      expect(response.json().error.code).toBe('payment_intent_unexpected_state');
+    }
+  }
+
+  // The retries go to `lost`, whose processors still lose every answer: an answer other than 503
+  // proves that the retry made no processor call of its own.
+  it('capture: answers 200 with the captured payment, captured once', async () => {
+    const payment = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', payBody({ capture_method: 'manual' }), key()),
+    );
+    const headers = key();
+    await unknownThenRecovered(payment.id, 'capture', headers);
+    const retried = await ok(await call(lost.app, tenant.testKey, 'POST', path(payment.id, 'capture'), {}, headers));
+    expect(retried).toMatchObject({ id: payment.id, status: 'succeeded', amount_received: 2500, amount_capturable: 0 });
+    await othersRefused(payment.id, 'capture');
+    expect((await processorCalls(lost, payment.id)).map((c) => `${c.operation}:${c.status}`)).toEqual([
+      'authorize:succeeded',
+      'capture:succeeded',
+    ]);
+    const after = await stored(lost, payment.id);
+    expect(after.charges).toBe(1);
+    expect(after.events.filter((e) => e === 'payment.succeeded')).toHaveLength(1);
+  });
+
+  it('cancel: answers 200 with the canceled payment, voided once', async () => {
+    const payment = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', payBody({ capture_method: 'manual' }), key()),
+    );
+    const headers = key();
+    await unknownThenRecovered(payment.id, 'cancel', headers);
+    const retried = await ok(await call(lost.app, tenant.testKey, 'POST', path(payment.id, 'cancel'), {}, headers));
+    expect(retried).toMatchObject({ id: payment.id, status: 'canceled', amount_capturable: 0 });
+    await othersRefused(payment.id, 'cancel');
+    expect((await processorCalls(lost, payment.id)).map((c) => `${c.operation}:${c.status}`)).toEqual([
+      'authorize:succeeded',
+      'void:succeeded',
+    ]);
+    expect((await stored(lost, payment.id)).events.filter((e) => e === 'payment.canceled')).toHaveLength(1);
+  });
+
+  it('confirm: answers 200 with the succeeded payment, authorized once', async () => {
+    const created = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', {
+        amount: 1900,
+        currency: 'usd',
+        payment_method: card(TEST_CARDS.visa),
+      }),
+    );
+    const headers = key();
+    await unknownThenRecovered(created.id, 'confirm', headers);
+    const retried = await ok(await call(lost.app, tenant.testKey, 'POST', path(created.id, 'confirm'), {}, headers));
+    expect(retried).toMatchObject({ id: created.id, status: 'succeeded', amount_received: 1900 });
+    await othersRefused(created.id, 'confirm');
+    expect((await processorCalls(lost, created.id)).map((c) => `${c.operation}:${c.status}`)).toEqual([
+      'authorize:succeeded',
+    ]);
+    expect((await stored(lost, created.id)).charges).toBe(1);
+  });
+
+  it('confirm with a declining card: answers 402 with the card error and the payment, as the first run would have', async () => {
+    const created = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', {
+        amount: 1900,
+        currency: 'usd',
+        payment_method: card(TEST_CARDS.insufficientFunds),
+      }),
+    );
+    const headers = key();
+    await unknownThenRecovered(created.id, 'confirm', headers);
+    const retried = await call(lost.app, tenant.testKey, 'POST', path(created.id, 'confirm'), {}, headers);
+    expect(retried.statusCode, retried.body).toBe(402);
+    const error = retried.json().error;
+    expect(error).toMatchObject({
+      type: 'card_error',
+      code: 'card_declined',
+      decline_code: 'insufficient_funds',
+      message: 'Your card has insufficient funds.',
+    });
+    expect(error.payment).toMatchObject({
+      id: created.id,
+      status: 'requires_payment_method',
+      last_payment_error: { code: 'card_declined', decline_code: 'insufficient_funds' },
+    });
+    // Asked again with the same key, the same answer; the processor was asked once.
+    const again = await call(lost.app, tenant.testKey, 'POST', path(created.id, 'confirm'), {}, headers);
+    expect(again.statusCode, again.body).toBe(402);
+    expect((await processorCalls(lost, created.id)).map((c) => `${c.operation}:${c.status}`)).toEqual([
+      'authorize:declined',
+    ]);
+  });
+
+  it('another key while the call is still pending: the call is resolved, then the request is refused', async () => {
+    const payment = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', payBody({ capture_method: 'manual' }), key()),
+    );
+    expectUnknown(await call(lost.app, tenant.testKey, 'POST', path(payment.id, 'capture'), {}, key()), 'processing');
+    const other = await call(reachable.app, tenant.testKey, 'POST', path(payment.id, 'capture'), {}, key());
+    expect(other.statusCode, other.body).toBe(400);
+    expect(other.json().error.code).toBe('payment_intent_unexpected_state');
+    expect((await stored(lost, payment.id)).status).toBe('succeeded');
+    expect((await processorCalls(lost, payment.id)).map((c) => `${c.operation}:${c.status}`)).toEqual([
+      'authorize:succeeded',
+      'capture:succeeded',
+    ]);
+  });
+});
+
 describe('failover', () => {
   let failover: TestApp;
   let failoverTenant: TestTenant;
@@ -270,5 +392,26 @@ describe('failover', () => {
       'sim_beta:succeeded',
     ]);
     expect((await stored(failover, id)).charges).toBe(1);
+  });
+
+  it('a confirm retried after recovery answers with the outcome of the processor it failed over to', async () => {
+    const created = await ok(
+      await call(reachable.app, failoverTenant.testKey, 'POST', '/v1/payments', {
+        amount: 1300,
+        currency: 'usd',
+        payment_method: card(TEST_CARDS.visa),
+      }),
+    );
+    const headers = key();
+    const url = `/v1/payments/${created.id}/confirm`;
+    expectUnknown(await call(failover.app, failoverTenant.testKey, 'POST', url, {}, headers), 'processing');
+    await reachable.platform.payments.recoverStuckPayments(0);
+    // Not the definite error of sim_alpha, the first attempt of this key: the last one, sim_beta's.
+    const retried = await ok(await call(failover.app, failoverTenant.testKey, 'POST', url, {}, headers));
+    expect(retried).toMatchObject({ id: created.id, status: 'succeeded', processor: 'sim_beta' });
+    expect((await processorCalls(failover, created.id)).map((c) => `${c.processor}:${c.status}`)).toEqual([
+      'sim_alpha:error',
+      'sim_beta:succeeded',
+    ]);
   });
 });
