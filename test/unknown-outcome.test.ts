@@ -20,11 +20,13 @@ import {
 let lost: TestApp;
 let reachable: TestApp;
 let tenant: TestTenant;
+const METRICS_TOKEN = 'metrics-token-unknown-outcome-0123456789';
 
 beforeAll(async () => {
   lost = await bootAppOnOwnDatabase('unknown_outcome', {
     PROCESSOR_LOST_RESPONSE_RATE: '1',
     PROCESSOR_TIMEOUT_MS: '300',
+    METRICS_TOKEN,
   });
   reachable = await bootApp({}, lost.adminUrl);
   tenant = await createTenant(lost.app);
@@ -354,6 +356,50 @@ describe('a retry with the same key after the recovery worker resolved the call'
       'authorize:succeeded',
       'capture:succeeded',
     ]);
+  });
+});
+
+describe('processor_unknown_outcomes_total', () => {
+  /** The counter for one processor and operation, as `/metrics` shows it (0 before its first count). */
+  async function unknownOutcomes(processor: string, operation: string): Promise<number> {
+    const scraped = await lost.app.inject({
+      method: 'GET',
+      url: '/metrics',
+      headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+    });
+    expect(scraped.statusCode).toBe(200);
+    const line = scraped.body
+      .split('\n')
+      .find(
+        (l) =>
+          l.startsWith('processor_unknown_outcomes_total{') &&
+          l.includes(`processor="${processor}"`) &&
+          l.includes(`operation="${operation}"`),
+      );
+    return line ? Number(line.split(' ').at(-1)) : 0;
+  }
+
+  it('counts every processor call whose answer was lost, by processor and operation', async () => {
+    const before = {
+      authorize: await unknownOutcomes('sim_alpha', 'authorize'),
+      capture: await unknownOutcomes('sim_alpha', 'capture'),
+      refund: await unknownOutcomes('sim_alpha', 'refund'),
+    };
+    const headers = key();
+    const body = payBody({ capture_method: 'manual' });
+    const { id } = expectUnknown(
+      await call(lost.app, tenant.testKey, 'POST', '/v1/payments', body, headers),
+      'processing',
+    );
+    expect(await unknownOutcomes('sim_alpha', 'authorize')).toBe(before.authorize + 1);
+    // The retry replays the call, whose answer is lost again: a second call of unknown outcome.
+    expectUnknown(await call(lost.app, tenant.testKey, 'POST', '/v1/payments', body, headers), 'processing');
+    expect(await unknownOutcomes('sim_alpha', 'authorize')).toBe(before.authorize + 2);
+    await ok(await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', body, headers));
+    expectUnknown(await call(lost.app, tenant.testKey, 'POST', `/v1/payments/${id}/capture`, {}, key()), 'processing');
+    expect(await unknownOutcomes('sim_alpha', 'capture')).toBe(before.capture + 1);
+    expect(await unknownOutcomes('sim_alpha', 'refund')).toBe(before.refund);
+    expect(await unknownOutcomes('sim_beta', 'authorize')).toBe(0);
   });
 });
 

@@ -931,7 +931,7 @@ export class PaymentService {
     requestId: string | null,
   ): Promise<Payment> {
     const { row } = state;
-    const outcome = await this.deps.router.call(attempt.processor, (connector) =>
+    const outcome = await this.deps.router.call(attempt.processor, 'capture', (connector) =>
       connector.capture({
         ...this.merchantOrder(row),
         attemptId: attempt.id,
@@ -991,7 +991,7 @@ export class PaymentService {
     requestId: string | null,
   ): Promise<Payment> {
     const { row } = state;
-    const outcome = await this.deps.router.call(attempt.processor, (connector) =>
+    const outcome = await this.deps.router.call(attempt.processor, 'void', (connector) =>
       connector.void({
         ...this.merchantOrder(row),
         attemptId: attempt.id,
