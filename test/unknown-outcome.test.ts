@@ -343,6 +343,40 @@ describe('a retry with the same key after the recovery worker resolved the call'
     ]);
   });
 
+  it('capture that failed at the processor: answers 402 as the first run would have, and captures no second time', async () => {
+    // sim_alpha records the capture as failed (processing_error) and loses that answer.
+    const failing = await bootApp(
+      { SIM_ALPHA_FAILURE_RATE: '1', PROCESSOR_LOST_RESPONSE_RATE: '1', PROCESSOR_TIMEOUT_MS: '300' },
+      lost.adminUrl,
+    );
+    try {
+      const payment = await ok(
+        await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', payBody({ capture_method: 'manual' }), key()),
+      );
+      const headers = key();
+      expectUnknown(
+        await call(failing.app, tenant.testKey, 'POST', path(payment.id, 'capture'), {}, headers),
+        'processing',
+      );
+      await reachable.platform.payments.recoverStuckPayments(0);
+      expect((await stored(lost, payment.id)).status).toBe('requires_capture');
+      // The payment could be captured again, but not by this request: its capture was tried.
+      const retried = await call(lost.app, tenant.testKey, 'POST', path(payment.id, 'capture'), {}, headers);
+      expect(retried.statusCode, retried.body).toBe(402);
+      expect(retried.json().error).toMatchObject({
+        type: 'card_error',
+        code: 'processing_error',
+        payment: { id: payment.id, status: 'requires_capture', amount_capturable: 2500 },
+      });
+      expect((await processorCalls(lost, payment.id)).map((c) => `${c.operation}:${c.status}`)).toEqual([
+        'authorize:succeeded',
+        'capture:error',
+      ]);
+    } finally {
+      await failing.close();
+    }
+  });
+
   it('another key while the call is still pending: the call is resolved, then the request is refused', async () => {
     const payment = await ok(
       await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', payBody({ capture_method: 'manual' }), key()),
