@@ -103,7 +103,9 @@ export function createPlatform(
     listenUrl: appDatabaseUrl,
     clock: options.clock,
   });
-  const router = ConnectorRouter.simulated(config, sql);
+  const router = ConnectorRouter.simulated(config, sql, (processor, operation) =>
+    metrics.processorUnknownOutcomes.inc({ processor, operation }),
+  );
   const vault = new CardVault(secrets.vaultKeks.map(parseKek), parseKek(secrets.vaultFingerprintKey));
   const batching = { maxConcurrency: config.batchMaxConcurrency, maxSize: config.batchMaxSize };
   const writer = createPaymentWriter(sql, batching, (size) => metrics.batchSize.observe(size));

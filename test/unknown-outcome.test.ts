@@ -20,11 +20,13 @@ import {
 let lost: TestApp;
 let reachable: TestApp;
 let tenant: TestTenant;
+const METRICS_TOKEN = 'metrics-token-unknown-outcome-0123456789';
 
 beforeAll(async () => {
   lost = await bootAppOnOwnDatabase('unknown_outcome', {
     PROCESSOR_LOST_RESPONSE_RATE: '1',
     PROCESSOR_TIMEOUT_MS: '300',
+    METRICS_TOKEN,
   });
   reachable = await bootApp({}, lost.adminUrl);
   tenant = await createTenant(lost.app);
@@ -235,6 +237,206 @@ describe('a processor call whose answer is lost', () => {
   });
 });
 
+describe('a retry with the same key after the recovery worker resolved the call', () => {
+  const path = (id: string, action: string) => `/v1/payments/${id}/${action}`;
+
+  /** The first run answers 503; the recovery pass (processors answering again) resolves its call. */
+  async function unknownThenRecovered(id: string, action: string, headers: Record<string, string>) {
+    expectUnknown(await call(lost.app, tenant.testKey, 'POST', path(id, action), {}, headers), 'processing');
+    await reachable.platform.payments.recoverStuckPayments(0);
+    expect((await stored(lost, id)).status).not.toBe('processing');
+  }
+
+  /** A genuinely different request (another key, or none) is refused as Stripe refuses it. */
+  async function othersRefused(id: string, action: string) {
+    for (const other of [key(), {}]) {
+      const response = await call(lost.app, tenant.testKey, 'POST', path(id, action), {}, other);
+      expect(response.statusCode, response.body).toBe(400);
+      expect(response.json().error.code).toBe('payment_intent_unexpected_state');
+    }
+  }
+
+  // The retries go to `lost`, whose processors still lose every answer: an answer other than 503
+  // proves that the retry made no processor call of its own.
+  it('capture: answers 200 with the captured payment, captured once', async () => {
+    const payment = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', payBody({ capture_method: 'manual' }), key()),
+    );
+    const headers = key();
+    await unknownThenRecovered(payment.id, 'capture', headers);
+    const retried = await ok(await call(lost.app, tenant.testKey, 'POST', path(payment.id, 'capture'), {}, headers));
+    expect(retried).toMatchObject({ id: payment.id, status: 'succeeded', amount_received: 2500, amount_capturable: 0 });
+    await othersRefused(payment.id, 'capture');
+    expect((await processorCalls(lost, payment.id)).map((c) => `${c.operation}:${c.status}`)).toEqual([
+      'authorize:succeeded',
+      'capture:succeeded',
+    ]);
+    const after = await stored(lost, payment.id);
+    expect(after.charges).toBe(1);
+    expect(after.events.filter((e) => e === 'payment.succeeded')).toHaveLength(1);
+  });
+
+  it('cancel: answers 200 with the canceled payment, voided once', async () => {
+    const payment = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', payBody({ capture_method: 'manual' }), key()),
+    );
+    const headers = key();
+    await unknownThenRecovered(payment.id, 'cancel', headers);
+    const retried = await ok(await call(lost.app, tenant.testKey, 'POST', path(payment.id, 'cancel'), {}, headers));
+    expect(retried).toMatchObject({ id: payment.id, status: 'canceled', amount_capturable: 0 });
+    await othersRefused(payment.id, 'cancel');
+    expect((await processorCalls(lost, payment.id)).map((c) => `${c.operation}:${c.status}`)).toEqual([
+      'authorize:succeeded',
+      'void:succeeded',
+    ]);
+    expect((await stored(lost, payment.id)).events.filter((e) => e === 'payment.canceled')).toHaveLength(1);
+  });
+
+  it('confirm: answers 200 with the succeeded payment, authorized once', async () => {
+    const created = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', {
+        amount: 1900,
+        currency: 'usd',
+        payment_method: card(TEST_CARDS.visa),
+      }),
+    );
+    const headers = key();
+    await unknownThenRecovered(created.id, 'confirm', headers);
+    const retried = await ok(await call(lost.app, tenant.testKey, 'POST', path(created.id, 'confirm'), {}, headers));
+    expect(retried).toMatchObject({ id: created.id, status: 'succeeded', amount_received: 1900 });
+    await othersRefused(created.id, 'confirm');
+    expect((await processorCalls(lost, created.id)).map((c) => `${c.operation}:${c.status}`)).toEqual([
+      'authorize:succeeded',
+    ]);
+    expect((await stored(lost, created.id)).charges).toBe(1);
+  });
+
+  it('confirm with a declining card: answers 402 with the card error and the payment, as the first run would have', async () => {
+    const created = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', {
+        amount: 1900,
+        currency: 'usd',
+        payment_method: card(TEST_CARDS.insufficientFunds),
+      }),
+    );
+    const headers = key();
+    await unknownThenRecovered(created.id, 'confirm', headers);
+    const retried = await call(lost.app, tenant.testKey, 'POST', path(created.id, 'confirm'), {}, headers);
+    expect(retried.statusCode, retried.body).toBe(402);
+    const error = retried.json().error;
+    expect(error).toMatchObject({
+      type: 'card_error',
+      code: 'card_declined',
+      decline_code: 'insufficient_funds',
+      message: 'Your card has insufficient funds.',
+    });
+    expect(error.payment).toMatchObject({
+      id: created.id,
+      status: 'requires_payment_method',
+      last_payment_error: { code: 'card_declined', decline_code: 'insufficient_funds' },
+    });
+    // Asked again with the same key, the same answer; the processor was asked once.
+    const again = await call(lost.app, tenant.testKey, 'POST', path(created.id, 'confirm'), {}, headers);
+    expect(again.statusCode, again.body).toBe(402);
+    expect((await processorCalls(lost, created.id)).map((c) => `${c.operation}:${c.status}`)).toEqual([
+      'authorize:declined',
+    ]);
+  });
+
+  it('capture that failed at the processor: answers 402 as the first run would have, and captures no second time', async () => {
+    // sim_alpha records the capture as failed (processing_error) and loses that answer.
+    const failing = await bootApp(
+      { SIM_ALPHA_FAILURE_RATE: '1', PROCESSOR_LOST_RESPONSE_RATE: '1', PROCESSOR_TIMEOUT_MS: '300' },
+      lost.adminUrl,
+    );
+    try {
+      const payment = await ok(
+        await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', payBody({ capture_method: 'manual' }), key()),
+      );
+      const headers = key();
+      expectUnknown(
+        await call(failing.app, tenant.testKey, 'POST', path(payment.id, 'capture'), {}, headers),
+        'processing',
+      );
+      await reachable.platform.payments.recoverStuckPayments(0);
+      expect((await stored(lost, payment.id)).status).toBe('requires_capture');
+      // The payment could be captured again, but not by this request: its capture was tried.
+      const retried = await call(lost.app, tenant.testKey, 'POST', path(payment.id, 'capture'), {}, headers);
+      expect(retried.statusCode, retried.body).toBe(402);
+      expect(retried.json().error).toMatchObject({
+        type: 'card_error',
+        code: 'processing_error',
+        payment: { id: payment.id, status: 'requires_capture', amount_capturable: 2500 },
+      });
+      expect((await processorCalls(lost, payment.id)).map((c) => `${c.operation}:${c.status}`)).toEqual([
+        'authorize:succeeded',
+        'capture:error',
+      ]);
+    } finally {
+      await failing.close();
+    }
+  });
+
+  it('another key while the call is still pending: the call is resolved, then the request is refused', async () => {
+    const payment = await ok(
+      await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', payBody({ capture_method: 'manual' }), key()),
+    );
+    expectUnknown(await call(lost.app, tenant.testKey, 'POST', path(payment.id, 'capture'), {}, key()), 'processing');
+    const other = await call(reachable.app, tenant.testKey, 'POST', path(payment.id, 'capture'), {}, key());
+    expect(other.statusCode, other.body).toBe(400);
+    expect(other.json().error.code).toBe('payment_intent_unexpected_state');
+    expect((await stored(lost, payment.id)).status).toBe('succeeded');
+    expect((await processorCalls(lost, payment.id)).map((c) => `${c.operation}:${c.status}`)).toEqual([
+      'authorize:succeeded',
+      'capture:succeeded',
+    ]);
+  });
+});
+
+describe('processor_unknown_outcomes_total', () => {
+  /** The counter for one processor and operation, as `/metrics` shows it (0 before its first count). */
+  async function unknownOutcomes(processor: string, operation: string): Promise<number> {
+    const scraped = await lost.app.inject({
+      method: 'GET',
+      url: '/metrics',
+      headers: { authorization: `Bearer ${METRICS_TOKEN}` },
+    });
+    expect(scraped.statusCode).toBe(200);
+    const line = scraped.body
+      .split('\n')
+      .find(
+        (l) =>
+          l.startsWith('processor_unknown_outcomes_total{') &&
+          l.includes(`processor="${processor}"`) &&
+          l.includes(`operation="${operation}"`),
+      );
+    return line ? Number(line.split(' ').at(-1)) : 0;
+  }
+
+  it('counts every processor call whose answer was lost, by processor and operation', async () => {
+    const before = {
+      authorize: await unknownOutcomes('sim_alpha', 'authorize'),
+      capture: await unknownOutcomes('sim_alpha', 'capture'),
+      refund: await unknownOutcomes('sim_alpha', 'refund'),
+    };
+    const headers = key();
+    const body = payBody({ capture_method: 'manual' });
+    const { id } = expectUnknown(
+      await call(lost.app, tenant.testKey, 'POST', '/v1/payments', body, headers),
+      'processing',
+    );
+    expect(await unknownOutcomes('sim_alpha', 'authorize')).toBe(before.authorize + 1);
+    // The retry replays the call, whose answer is lost again: a second call of unknown outcome.
+    expectUnknown(await call(lost.app, tenant.testKey, 'POST', '/v1/payments', body, headers), 'processing');
+    expect(await unknownOutcomes('sim_alpha', 'authorize')).toBe(before.authorize + 2);
+    await ok(await call(reachable.app, tenant.testKey, 'POST', '/v1/payments', body, headers));
+    expectUnknown(await call(lost.app, tenant.testKey, 'POST', `/v1/payments/${id}/capture`, {}, key()), 'processing');
+    expect(await unknownOutcomes('sim_alpha', 'capture')).toBe(before.capture + 1);
+    expect(await unknownOutcomes('sim_alpha', 'refund')).toBe(before.refund);
+    expect(await unknownOutcomes('sim_beta', 'authorize')).toBe(0);
+  });
+});
+
 describe('failover', () => {
   let failover: TestApp;
   let failoverTenant: TestTenant;
@@ -270,5 +472,26 @@ describe('failover', () => {
       'sim_beta:succeeded',
     ]);
     expect((await stored(failover, id)).charges).toBe(1);
+  });
+
+  it('a confirm retried after recovery answers with the outcome of the processor it failed over to', async () => {
+    const created = await ok(
+      await call(reachable.app, failoverTenant.testKey, 'POST', '/v1/payments', {
+        amount: 1300,
+        currency: 'usd',
+        payment_method: card(TEST_CARDS.visa),
+      }),
+    );
+    const headers = key();
+    const url = `/v1/payments/${created.id}/confirm`;
+    expectUnknown(await call(failover.app, failoverTenant.testKey, 'POST', url, {}, headers), 'processing');
+    await reachable.platform.payments.recoverStuckPayments(0);
+    // Not the definite error of sim_alpha, the first attempt of this key: the last one, sim_beta's.
+    const retried = await ok(await call(failover.app, failoverTenant.testKey, 'POST', url, {}, headers));
+    expect(retried).toMatchObject({ id: created.id, status: 'succeeded', processor: 'sim_beta' });
+    expect((await processorCalls(failover, created.id)).map((c) => `${c.processor}:${c.status}`)).toEqual([
+      'sim_alpha:error',
+      'sim_beta:succeeded',
+    ]);
   });
 });

@@ -40,6 +40,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly processorUnknownOutcomes = new Counter({
+    name: 'processor_unknown_outcomes_total',
+    help: 'Processor calls that timed out or threw (the processor may have acted): kept pending and replayed',
+    labelNames: ['processor', 'operation'] as const,
+    registers: [this.registry],
+  });
+
   constructor(collectProcessMetrics = true) {
     if (collectProcessMetrics) collectDefaultMetrics({ register: this.registry });
   }

@@ -4,6 +4,9 @@ import type { CallOutcome, Connector, ConnectorOutcome } from './connector.js';
 import { SimulatedProcessorRecords } from './simulated-records.js';
 import { SimulatedProcessor } from './simulated.js';
 
+/** The processor calls whose outcome can be unknown: those that move money or an authorization. */
+export type ProcessorOperation = 'authorize' | 'capture' | 'void' | 'refund';
+
 export interface RoutedAttempt {
   processor: string;
   attemptId: string;
@@ -21,6 +24,8 @@ export class ConnectorRouter {
   constructor(
     connectors: Connector[],
     private readonly timeoutMs: number,
+    /** Told of every call whose outcome is unknown (a timeout or a throw), to count them. */
+    private readonly onUnknown: (processor: string, operation: ProcessorOperation) => void = () => {},
   ) {
     for (const connector of connectors) this.connectors.set(connector.name, connector);
   }
@@ -28,6 +33,7 @@ export class ConnectorRouter {
   static simulated(
     config: Pick<Config, 'processors' | 'processorTimeoutMs' | 'batchMaxConcurrency' | 'batchMaxSize'>,
     sql: Sql,
+    onUnknown?: (processor: string, operation: ProcessorOperation) => void,
   ): ConnectorRouter {
     const records = new SimulatedProcessorRecords(sql, {
       maxConcurrency: config.batchMaxConcurrency,
@@ -43,6 +49,7 @@ export class ConnectorRouter {
         new SimulatedProcessor('sim_beta', { ...config.processors.sim_beta, failingCards: [] }, records),
       ],
       config.processorTimeoutMs,
+      onUnknown,
     );
   }
 
@@ -61,7 +68,20 @@ export class ConnectorRouter {
    * time has an unknown outcome (the request may have reached the processor and been acted on),
    * which the caller must keep pending and replay with the same idempotency key.
    */
-  async call(processor: string, operation: (connector: Connector) => Promise<ConnectorOutcome>): Promise<CallOutcome> {
+  async call(
+    processor: string,
+    operation: ProcessorOperation,
+    run: (connector: Connector) => Promise<ConnectorOutcome>,
+  ): Promise<CallOutcome> {
+    const outcome = await this.callOnce(processor, run);
+    if (outcome.status === 'unknown') this.onUnknown(processor, operation);
+    return outcome;
+  }
+
+  private async callOnce(
+    processor: string,
+    run: (connector: Connector) => Promise<ConnectorOutcome>,
+  ): Promise<CallOutcome> {
     const connector = this.get(processor);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<CallOutcome>((resolve) => {
@@ -73,7 +93,7 @@ export class ConnectorRouter {
     try {
       return await Promise.race([
         Promise.resolve()
-          .then(() => operation(connector))
+          .then(() => run(connector))
           .catch((error: unknown): CallOutcome => ({
             status: 'unknown',
             message: `${processor} gave no answer: ${(error as Error).message}`,
@@ -86,10 +106,12 @@ export class ConnectorRouter {
   }
 
   /**
-   * Calls the processors of `order` in turn, starting with the first attempt, which the caller has
-   * recorded as pending. After a definite processor error, `failedOver` must record that error and
-   * the next processor's attempt (pending) before the call is made, and return the new attempt's
-   * id: a crash at any point leaves a pending attempt to replay, never a call nobody knows of.
+   * Authorizes with the processors of `order` in turn (only an authorization fails over: a capture,
+   * void or refund belongs to the processor that authorized), starting with the first attempt, which
+   * the caller has recorded as pending. After a definite processor error, `failedOver` must record
+   * that error and the next processor's attempt (pending) before the call is made, and return the
+   * new attempt's id: a crash at any point leaves a pending attempt to replay, never a call nobody
+   * knows of.
    * Stops at the first answer that is not an error, or at an unknown outcome.
    */
   async withFailover(
@@ -103,7 +125,7 @@ export class ConnectorRouter {
   ): Promise<RoutedAttempt> {
     let attemptId = firstAttemptId;
     for (const [index, processor] of order.entries()) {
-      const outcome = await this.call(processor, (connector) => call(connector, attemptId));
+      const outcome = await this.call(processor, 'authorize', (connector) => call(connector, attemptId));
       if (outcome.status !== 'error' || index === order.length - 1) return { processor, attemptId, outcome };
       attemptId = await failedOver({ processor, attemptId, outcome }, order[index + 1]);
     }

@@ -61,6 +61,8 @@ export interface AttemptRow {
   decline_code: string | null;
   created_at: Date;
   completed_at: Date | null;
+  /** The Idempotency-Key of the request that began this call (a failover continues it under the same key). */
+  idempotency_key: string | null;
 }
 
 export interface PaymentState {
@@ -119,6 +121,7 @@ const ATTEMPT_COLUMNS: Columns<AttemptRow> = [
   ['decline_code', 'text'],
   ['created_at', 'timestamptz'],
   ['completed_at', 'timestamptz'],
+  ['idempotency_key', 'text'],
 ];
 
 /** One request's share of a batched write. `update` carries the new state with version + 1. */

@@ -87,7 +87,14 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('Payment'), ...errors },
       },
     },
-    async (request) => payments.confirm(tenantScope(request), request.params.id, request.body ?? null, request.id),
+    async (request) =>
+      payments.confirm(
+        tenantScope(request),
+        request.params.id,
+        request.body ?? null,
+        request.id,
+        request.idempotency?.key ?? null,
+      ),
   );
 
   app.post(
@@ -104,7 +111,14 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('Payment'), ...errors },
       },
     },
-    async (request) => payments.capture(tenantScope(request), request.params.id, request.body ?? null, request.id),
+    async (request) =>
+      payments.capture(
+        tenantScope(request),
+        request.params.id,
+        request.body ?? null,
+        request.id,
+        request.idempotency?.key ?? null,
+      ),
   );
 
   app.post(
@@ -120,6 +134,14 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('Payment'), ...errors },
       },
     },
-    async (request) => payments.cancel(tenantScope(request), request.params.id, request.body ?? null, request.id),
+    async (request) =>
+      payments.cancel(
+        tenantScope(request),
+        request.params.id,
+        request.body ?? null,
+        request.id,
+        undefined,
+        request.idempotency?.key ?? null,
+      ),
   );
 };

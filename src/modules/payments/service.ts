@@ -78,6 +78,15 @@ export function toApiPayment({ row, attempts }: PaymentState): Payment {
   };
 }
 
+const CAPTURE_FAILED = 'The processor could not capture this payment; retry the capture.';
+
+/** A card error (402) that carries the payment as it stands, as Stripe's errors do. */
+function cardError(code: string, message: string, declineCode: string | null, payment: Payment): ApiError {
+  const error = new ApiError('card_error', code, message, null, 402, declineCode ?? undefined);
+  error.payment = payment;
+  return error;
+}
+
 type PaymentMethodChoice =
   | { saved: PaymentMethodRow; card?: undefined; inline?: undefined }
   | { inline: PaymentMethodRow; card: CardDetails; saved?: undefined };
@@ -164,7 +173,7 @@ export class PaymentService {
       return toApiPayment({ row, attempts: [] });
     }
     const [primary] = await this.deps.processorsFor(scope.tenantId);
-    const attempt = this.pendingAttempt(row, 'authorize', primary, row.amount);
+    const attempt = this.pendingAttempt(row, 'authorize', primary, row.amount, idempotencyKey);
     if (
       !(await this.deps.writer.submit({
         scope,
@@ -189,9 +198,17 @@ export class PaymentService {
     );
   }
 
-  async confirm(scope: Scope, id: string, body: ConfirmPaymentBody, requestId: string | null): Promise<Payment> {
-    const { state, answer } = await this.resolvePending(scope, id, 'authorize');
+  async confirm(
+    scope: Scope,
+    id: string,
+    body: ConfirmPaymentBody,
+    requestId: string | null,
+    idempotencyKey: string | null = null,
+  ): Promise<Payment> {
+    const { state, answer } = await this.resolvePending(scope, id, idempotencyKey, 'authorize');
     if (answer) return answer;
+    const own = this.ownOutcome(state, idempotencyKey, 'authorize');
+    if (own) return own;
     const { row } = state;
     if (row.status !== 'requires_payment_method' && row.status !== 'requires_confirmation') {
       throw ApiError.stateConflict(
@@ -220,7 +237,7 @@ export class PaymentService {
       last_payment_error: null,
       next_action: null,
     });
-    const attempt = this.pendingAttempt(row, 'authorize', primary, row.amount);
+    const attempt = this.pendingAttempt(row, 'authorize', primary, row.amount, idempotencyKey);
     const applied = await this.deps.writer.submit({
       scope,
       paymentMethod: method.inline,
@@ -242,9 +259,17 @@ export class PaymentService {
     );
   }
 
-  async capture(scope: Scope, id: string, body: CapturePaymentBody, requestId: string | null): Promise<Payment> {
-    const { state, answer } = await this.resolvePending(scope, id, 'capture', body?.amount_to_capture);
+  async capture(
+    scope: Scope,
+    id: string,
+    body: CapturePaymentBody,
+    requestId: string | null,
+    idempotencyKey: string | null = null,
+  ): Promise<Payment> {
+    const { state, answer } = await this.resolvePending(scope, id, idempotencyKey, 'capture', body?.amount_to_capture);
     if (answer) return answer;
+    const own = this.ownOutcome(state, idempotencyKey, 'capture');
+    if (own) return own;
     const { row } = state;
     if (row.status !== 'requires_capture') {
       throw ApiError.stateConflict(
@@ -260,7 +285,7 @@ export class PaymentService {
       );
     }
     const next = this.advance(row, { status: 'processing' });
-    const attempt = this.pendingAttempt(row, 'capture', row.processor!, amount);
+    const attempt = this.pendingAttempt(row, 'capture', row.processor!, amount, idempotencyKey);
     if (!(await this.deps.writer.submit({ scope, update: next, attempts: [attempt] }))) {
       throw ApiError.stateConflict('This payment is already being captured or canceled.');
     }
@@ -275,14 +300,17 @@ export class PaymentService {
     body: CancelPaymentBody,
     requestId: string | null,
     reason?: string,
+    idempotencyKey: string | null = null,
   ): Promise<Payment> {
-    const { state, answer } = await this.resolvePending(scope, id, 'void');
+    const { state, answer } = await this.resolvePending(scope, id, idempotencyKey, 'void');
     if (answer) return answer;
+    const own = this.ownOutcome(state, idempotencyKey, 'void');
+    if (own) return own;
     const { row } = state;
     const cancellationReason = reason ?? body?.cancellation_reason ?? null;
     if (row.status === 'requires_capture') {
       const next = this.advance(row, { status: 'processing' });
-      const attempt = this.pendingAttempt(row, 'void', row.processor!, row.amount_capturable);
+      const attempt = this.pendingAttempt(row, 'void', row.processor!, row.amount_capturable, idempotencyKey);
       if (!(await this.deps.writer.submit({ scope, update: next, attempts: [attempt] }))) {
         throw ApiError.stateConflict('This payment is already being captured or canceled.');
       }
@@ -378,7 +406,7 @@ export class PaymentService {
     );
     const [primary] = await this.deps.processorsFor(scope.tenantId);
     const next = this.advance(row, { status: 'processing', next_action: null });
-    const attempt = this.pendingAttempt(row, 'authorize', primary, row.amount);
+    const attempt = this.pendingAttempt(row, 'authorize', primary, row.amount, null);
     if (!(await this.deps.writer.submit({ scope, update: next, attempts: [attempt] }))) {
       throw ApiError.stateConflict('This payment was changed by another request.');
     }
@@ -518,19 +546,23 @@ export class PaymentService {
    * A confirm, capture or cancel of a payment still `processing` with a pending processor call
    * (typically the retry of a request answered 503) first resumes that call with its own key:
    * nothing new is sent to the processor while an earlier call is unresolved. If the pending call
-   * is the requested operation (for a capture, of the same amount), its outcome is the answer;
-   * otherwise the request goes on against the state the resumed call left.
+   * is this request's own (begun under its Idempotency-Key, or under no key by a request from
+   * before keys were recorded) and the requested operation (for a capture, of the same amount), its
+   * outcome is the answer; otherwise the request goes on against the state the resumed call left,
+   * as it would had the call been resolved before it arrived.
    */
   private async resolvePending(
     scope: Scope,
     id: string,
+    idempotencyKey: string | null,
     operation: AttemptRow['operation'],
     amount?: number,
   ): Promise<{ state: PaymentState; answer?: Payment }> {
     const state = await loadPayment(this.deps.sql, scope, id);
     const pending = state.attempts.filter((a) => a.status === 'pending').at(-1);
     if (state.row.status !== 'processing' || !pending) return { state };
-    if (pending.operation === operation && (amount === undefined || amount === pending.amount))
+    const own = pending.idempotency_key === null || pending.idempotency_key === idempotencyKey;
+    if (own && pending.operation === operation && (amount === undefined || amount === pending.amount))
       return { state, answer: await this.resume(scope, state) };
     try {
       await this.resume(scope, state);
@@ -539,6 +571,37 @@ export class PaymentService {
       if (!(error instanceof ApiError) || error.statusCode >= 500) throw error;
     }
     return { state: await loadPayment(this.deps.sql, scope, id) };
+  }
+
+  /**
+   * The retry of a confirm, capture or cancel whose earlier run, under the same Idempotency-Key,
+   * began a processor call that has since been resolved (by the recovery worker, or by another
+   * request that resumed it): the answer is that call's outcome, as the first run would have given
+   * it, with the payment as it now stands. Neither a refusal of the state the call left nor a
+   * second call: retries with one key get one result. Undefined when this key began no such call.
+   */
+  private ownOutcome(
+    state: PaymentState,
+    idempotencyKey: string | null,
+    operation: AttemptRow['operation'],
+  ): Payment | undefined {
+    if (idempotencyKey === null) return undefined;
+    const own = state.attempts.filter((a) => a.idempotency_key === idempotencyKey && a.operation === operation).at(-1);
+    if (!own || own.status === 'pending') return undefined;
+    const payment = toApiPayment(state);
+    // A void's outcome does not matter to its answer: the payment is canceled either way.
+    if (operation === 'void' || (own.status !== 'declined' && own.status !== 'error')) return payment;
+    if (operation === 'capture')
+      throw cardError(own.status === 'declined' ? own.error_code! : 'processing_error', CAPTURE_FAILED, null, payment);
+    // The payment's last error is this decline's own unless a later request has moved the payment on.
+    const recorded = state.row.last_payment_error;
+    const message =
+      recorded?.code === own.error_code && recorded.decline_code === own.decline_code
+        ? recorded.message
+        : own.status === 'declined'
+          ? 'Your card was declined.'
+          : 'The processor could not process this payment.';
+    throw cardError(own.error_code!, message, own.decline_code, payment);
   }
 
   /**
@@ -587,6 +650,7 @@ export class PaymentService {
     operation: AttemptRow['operation'],
     processor: string,
     amount: number,
+    idempotencyKey: string | null,
   ): AttemptRow {
     return {
       id: newId('pat'),
@@ -602,6 +666,7 @@ export class PaymentService {
       decline_code: null,
       created_at: new Date(),
       completed_at: null,
+      idempotency_key: idempotencyKey,
     };
   }
 
@@ -767,8 +832,15 @@ export class PaymentService {
       async (failed, nextProcessor) => {
         // The next processor's attempt is committed before it is called, with the failed one, in a
         // compare-and-set write: of two resumers of the same attempt only one fails over.
-        const done = this.completeAttempt(this.attemptOf(current, failed.attemptId), failed.processor, failed.outcome);
-        const next = this.pendingAttempt(current.row, 'authorize', nextProcessor, current.row.amount);
+        const failedAttempt = this.attemptOf(current, failed.attemptId);
+        const done = this.completeAttempt(failedAttempt, failed.processor, failed.outcome);
+        const next = this.pendingAttempt(
+          current.row,
+          'authorize',
+          nextProcessor,
+          current.row.amount,
+          failedAttempt.idempotency_key,
+        );
         const row = this.advance(current.row, {});
         if (!(await this.deps.writer.submit({ scope, update: row, attempts: [done, next] })))
           throw ApiError.stateConflict('This payment was changed by another request.');
@@ -859,7 +931,7 @@ export class PaymentService {
     requestId: string | null,
   ): Promise<Payment> {
     const { row } = state;
-    const outcome = await this.deps.router.call(attempt.processor, (connector) =>
+    const outcome = await this.deps.router.call(attempt.processor, 'capture', (connector) =>
       connector.capture({
         ...this.merchantOrder(row),
         attemptId: attempt.id,
@@ -883,15 +955,7 @@ export class PaymentService {
         requestId,
         'This payment was changed by another request.',
       );
-      const error = new ApiError(
-        'card_error',
-        outcome.status === 'declined' ? outcome.code : 'processing_error',
-        'The processor could not capture this payment; retry the capture.',
-        null,
-        402,
-      );
-      error.payment = payment;
-      throw error;
+      throw cardError(outcome.status === 'declined' ? outcome.code : 'processing_error', CAPTURE_FAILED, null, payment);
     }
     const method = await inScope(this.deps.sql, scope, (tx) =>
       this.deps.paymentMethods.find(tx, scope, row.payment_method_id!),
@@ -927,7 +991,7 @@ export class PaymentService {
     requestId: string | null,
   ): Promise<Payment> {
     const { row } = state;
-    const outcome = await this.deps.router.call(attempt.processor, (connector) =>
+    const outcome = await this.deps.router.call(attempt.processor, 'void', (connector) =>
       connector.void({
         ...this.merchantOrder(row),
         attemptId: attempt.id,

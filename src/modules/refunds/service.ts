@@ -179,7 +179,7 @@ export class RefundService {
    */
   async finish(scope: Scope, refund: RefundRow, requestId: string | null): Promise<Refund> {
     if (refund.status !== 'pending') return toApiRefund(refund);
-    const outcome = await this.router.call(refund.processor!, (connector) =>
+    const outcome = await this.router.call(refund.processor!, 'refund', (connector) =>
       connector.refund({
         merchant: { tenantId: refund.tenant_id, livemode: refund.livemode },
         paymentId: refund.payment_id,
