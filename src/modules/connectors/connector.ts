@@ -50,16 +50,10 @@ export interface ConnectorDispute {
 
 export type DisputeOutcome = 'won' | 'lost';
 
-export interface CaptureRequest extends MerchantOrder {
+/** A call on an existing authorization: capturing it or voiding it. */
+export interface AuthorizationCall extends MerchantOrder {
   attemptId: string;
-  /** The authorization being captured. */
-  reference: string;
-  amount: number;
-  currency: string;
-}
-
-export interface VoidRequest extends MerchantOrder {
-  attemptId: string;
+  /** The authorization captured or voided. */
   reference: string;
   amount: number;
   currency: string;
@@ -77,8 +71,8 @@ export interface Connector {
   readonly name: string;
   authorize(request: AuthorizeRequest): Promise<ConnectorOutcome>;
   /** Calls below may throw or never answer: the caller treats that as an unknown outcome, never as a failure. */
-  capture(request: CaptureRequest): Promise<ConnectorOutcome>;
-  void(request: VoidRequest): Promise<ConnectorOutcome>;
+  capture(request: AuthorizationCall): Promise<ConnectorOutcome>;
+  void(request: AuthorizationCall): Promise<ConnectorOutcome>;
   refund(request: RefundRequest): Promise<ConnectorOutcome>;
   verify(request: { card: CardDetails }): Promise<VerifyResult>;
   /**

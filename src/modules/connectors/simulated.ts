@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type {
   AuthorizeRequest,
-  CaptureRequest,
+  AuthorizationCall,
   CardDetails,
   Connector,
   ConnectorDispute,
@@ -9,7 +9,6 @@ import type {
   DisputeOutcome,
   RefundRequest,
   VerifyResult,
-  VoidRequest,
 } from './connector.js';
 import type { SimulatedCall, SimulatedProcessorRecords } from './simulated-records.js';
 
@@ -117,7 +116,7 @@ export class SimulatedProcessor implements Connector {
   }
 
   private followUp(
-    request: CaptureRequest | VoidRequest | RefundRequest,
+    request: AuthorizationCall | RefundRequest,
     idempotencyKey: string,
     operation: 'capture' | 'void' | 'refund',
   ): Promise<ConnectorOutcome> {
@@ -138,11 +137,11 @@ export class SimulatedProcessor implements Connector {
     );
   }
 
-  capture(request: CaptureRequest): Promise<ConnectorOutcome> {
+  capture(request: AuthorizationCall): Promise<ConnectorOutcome> {
     return this.followUp(request, request.attemptId, 'capture');
   }
 
-  void(request: VoidRequest): Promise<ConnectorOutcome> {
+  void(request: AuthorizationCall): Promise<ConnectorOutcome> {
     return this.followUp(request, request.attemptId, 'void');
   }
 

@@ -7,7 +7,7 @@ import type { Metrics } from '../../http/metrics.js';
 import { requestedCurrency } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
 import { separately, type ItemRunner } from '../../workers/isolation.js';
-import type { CardDetails, ConnectorOutcome, MerchantOrder } from '../connectors/connector.js';
+import type { AuthorizationCall, CardDetails, ConnectorOutcome, MerchantOrder } from '../connectors/connector.js';
 import type { ConnectorRouter } from '../connectors/router.js';
 import { newEvent, type EventRow } from '../events/events.js';
 import type { PaymentMethodInput } from '../payment-methods/schemas.js';
@@ -780,6 +780,17 @@ export class PaymentService {
     return { merchant: { tenantId: row.tenant_id, livemode: row.livemode }, paymentId: row.id };
   }
 
+  private authorizationCall(row: PaymentRow, attempt: AttemptRow): AuthorizationCall {
+    const reference = row.processor_reference ?? '';
+    return {
+      ...this.merchantOrder(row),
+      attemptId: attempt.id,
+      reference,
+      amount: attempt.amount,
+      currency: row.currency,
+    };
+  }
+
   /**
    * The answer while a processor call's outcome is unknown: its attempt stays pending and the
    * payment `processing`. A 5xx, not a decline: the key stays open (a 5xx is never stored as the
@@ -932,13 +943,7 @@ export class PaymentService {
   ): Promise<Payment> {
     const { row } = state;
     const outcome = await this.deps.router.call(attempt.processor, 'capture', (connector) =>
-      connector.capture({
-        ...this.merchantOrder(row),
-        attemptId: attempt.id,
-        reference: row.processor_reference ?? '',
-        amount: attempt.amount,
-        currency: row.currency,
-      }),
+      connector.capture(this.authorizationCall(row, attempt)),
     );
     // Unknown: the capture may have happened. It stays pending, and no other capture is tried.
     if (outcome.status === 'unknown') throw this.outcomeUnknown(state);
@@ -992,13 +997,7 @@ export class PaymentService {
   ): Promise<Payment> {
     const { row } = state;
     const outcome = await this.deps.router.call(attempt.processor, 'void', (connector) =>
-      connector.void({
-        ...this.merchantOrder(row),
-        attemptId: attempt.id,
-        reference: row.processor_reference ?? '',
-        amount: attempt.amount,
-        currency: row.currency,
-      }),
+      connector.void(this.authorizationCall(row, attempt)),
     );
     if (outcome.status === 'unknown') throw this.outcomeUnknown(state);
     const done = this.completeAttempt(attempt, attempt.processor, outcome);
