@@ -87,7 +87,8 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
       requestIdLogLabel: 'request_id',
       disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace',
     }),
-    return503OnClosing: true,
+    // The shutdown refusal below answers in our envelope; fastify's own would not.
+    return503OnClosing: false,
     forceCloseConnections: false,
     frameworkErrors: answerFrameworkError,
     trustProxy: config.trustProxy,
@@ -95,6 +96,25 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   });
   app.server.on('connect', refuseConnect);
   app.decorate('platform', platform);
+
+  // During a graceful shutdown the requests in flight finish, but one that arrives meanwhile (on a
+  // kept-alive connection) is refused at once: first of all hooks, so it costs no rate-limit,
+  // authentication or database work, and its connection closes so the client retries elsewhere.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    if (!closing) return;
+    reply.header('request-id', request.id);
+    throw new ApiError(
+      'api_error',
+      'shutting_down',
+      'This server is shutting down; retry the request (with the same Idempotency-Key) on a new connection.',
+      null,
+      503,
+    );
+  });
   // Default-deny: every route, plugins' included, declares who may call it, or the app does not start.
   app.addHook('onRoute', requireRouteAuth);
   options.beforeRoutes?.(app);
@@ -253,10 +273,6 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
 
   // During a graceful shutdown, the requests still in flight finish, but their keep-alive
   // connections must then close: an idle client socket would hold close() open until it timed out.
-  let closing = false;
-  app.addHook('preClose', async () => {
-    closing = true;
-  });
   app.addHook('onSend', async (_request, reply, payload) => {
     if (closing) reply.header('connection', 'close');
     return payload;

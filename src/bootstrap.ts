@@ -14,6 +14,7 @@ interface LocalSecrets {
   vaultKek: string;
   vaultFingerprintKey?: string;
   jwtSecret: string;
+  metricsToken?: string;
   demo?: { tenantId: string; testSecretKey: string; databaseUrl: string };
 }
 
@@ -27,9 +28,10 @@ function localSecrets(config: Config): LocalSecrets {
   const file = secretsFile(config);
   if (existsSync(file)) {
     const existing = JSON.parse(readFileSync(file, 'utf8')) as LocalSecrets;
-    // Data folders made before the fingerprint key existed get one now.
-    if (!existing.vaultFingerprintKey) {
-      existing.vaultFingerprintKey = randomBytes(32).toString('base64');
+    // Data folders made before the fingerprint key or the metrics token existed get them now.
+    if (!existing.vaultFingerprintKey || !existing.metricsToken) {
+      existing.vaultFingerprintKey ??= randomBytes(32).toString('base64');
+      existing.metricsToken ??= randomToken(32);
       saveLocalSecrets(config, existing);
     }
     return existing;
@@ -40,6 +42,7 @@ function localSecrets(config: Config): LocalSecrets {
     vaultKek: randomBytes(32).toString('base64'),
     vaultFingerprintKey: randomBytes(32).toString('base64'),
     jwtSecret: randomToken(32),
+    metricsToken: randomToken(32),
   };
   writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;
@@ -60,6 +63,9 @@ export function resolveSecrets(config: Config): Secrets {
       .filter(Boolean),
     vaultFingerprintKey: config.vaultFingerprintKey ?? local!.vaultFingerprintKey!,
     jwtSecret: config.jwtSecret ?? local!.jwtSecret,
+    // Optional: production never reads the data folder (every other secret must be in its
+    // environment), so there /metrics on the API port opens only with METRICS_TOKEN set.
+    metricsToken: config.metricsToken ?? local?.metricsToken,
   };
 }
 

@@ -101,6 +101,10 @@ async function main(command = 'start') {
     if (demo) say(`  Demo tenant:        ${demo.tenantId}\n  Test secret key:    ${demo.testSecretKey}`);
     if (!config.platformApiKey && !production)
       say(`  Platform key:       ${secrets.platformApiKey}  (kept in ${config.dataDir}/secrets.json)`);
+    if (!config.metricsToken && secrets.metricsToken && !production)
+      say(
+        `  Metrics:            curl -H 'Authorization: Bearer ${secrets.metricsToken}' ${config.publicUrl}/metrics  (token kept in ${config.dataDir}/secrets.json)`,
+      );
     say('');
   } else {
     say('PayForward worker running');

@@ -31,6 +31,8 @@ export interface Secrets {
   vaultKeks: string[];
   vaultFingerprintKey: string;
   jwtSecret: string;
+  /** METRICS_TOKEN, or the development default's generated one (see resolveSecrets). */
+  metricsToken?: string;
 }
 
 export interface Platform {
@@ -98,7 +100,7 @@ export function createPlatform(
   const authenticator = new Authenticator(sql, {
     platformApiKey: secrets.platformApiKey,
     jwtSecret: secrets.jwtSecret,
-    metricsToken: config.metricsToken,
+    metricsToken: secrets.metricsToken ?? config.metricsToken,
     cacheTtlMs: config.apiKeyCacheTtlMs,
     listenUrl: appDatabaseUrl,
     clock: options.clock,
