@@ -16,7 +16,8 @@ type Limits = Pick<
 
 const seconds = (decision: RateLimitDecision) => Math.max(1, Math.ceil(decision.resetMs / 1000));
 
-function tooMany(reply: FastifyReply, decision: RateLimitDecision, message: string): ApiError {
+/** A 429 with Retry-After for the bucket that refused: the one answer every limiter gives. */
+export function tooMany(reply: FastifyReply, decision: RateLimitDecision, message: string): ApiError {
   reply.header('retry-after', String(seconds(decision)));
   return new ApiError('rate_limit_error', 'rate_limit', message, null, 429);
 }

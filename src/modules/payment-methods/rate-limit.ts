@@ -1,5 +1,5 @@
 import type { FastifyRequest, FastifyReply } from 'fastify';
-import { ApiError } from '../../http/errors.js';
+import { tooMany } from '../../http/throttle.js';
 
 /**
  * A tokenized card's fingerprint tells whether two numbers are the same card, so whoever can
@@ -25,13 +25,10 @@ export function limitCardTokenization(tokenizes: (body: unknown) => boolean = ()
     );
     if (decision.allowed) return;
     metrics.paymentMethodRateLimited.inc();
-    reply.header('retry-after', String(Math.max(1, Math.ceil(decision.resetMs / 1000))));
-    throw new ApiError(
-      'rate_limit_error',
-      'rate_limit',
+    throw tooMany(
+      reply,
+      decision,
       'Too many cards were tokenized with this key or account; retry after the time in Retry-After.',
-      null,
-      429,
     );
   };
 }
