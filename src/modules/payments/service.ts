@@ -528,16 +528,12 @@ export class PaymentService {
   /** A payment whose last authorization failed answers as the card error it was, as on the first call. */
   private answerFor(payment: Payment): Payment {
     if (payment.status === 'requires_payment_method' && payment.last_payment_error) {
-      const error = new ApiError(
-        'card_error',
+      throw cardError(
         payment.last_payment_error.code,
         payment.last_payment_error.message,
-        null,
-        402,
-        payment.last_payment_error.decline_code ?? undefined,
+        payment.last_payment_error.decline_code,
+        payment,
       );
-      error.payment = payment;
-      throw error;
     }
     return payment;
   }
@@ -921,16 +917,12 @@ export class PaymentService {
       charge,
     );
     if (next.last_payment_error) {
-      const error = new ApiError(
-        'card_error',
+      throw cardError(
         next.last_payment_error.code,
         next.last_payment_error.message,
-        null,
-        402,
-        next.last_payment_error.decline_code ?? undefined,
+        next.last_payment_error.decline_code,
+        payment,
       );
-      error.payment = payment;
-      throw error;
     }
     return payment;
   }
