@@ -24,27 +24,25 @@ function secretsFile(config: Config) {
 
 // For the embedded default the secrets a production deployment passes in the environment are
 // generated once and kept in the data folder, readable by its owner only.
-function localSecrets(config: Config): LocalSecrets {
-  const file = secretsFile(config);
-  if (existsSync(file)) {
-    const existing = JSON.parse(readFileSync(file, 'utf8')) as LocalSecrets;
-    // Data folders made before the fingerprint key or the metrics token existed get them now.
-    if (!existing.vaultFingerprintKey || !existing.metricsToken) {
-      existing.vaultFingerprintKey ??= randomBytes(32).toString('base64');
-      existing.metricsToken ??= randomToken(32);
-      saveLocalSecrets(config, existing);
-    }
-    return existing;
-  }
-  mkdirSync(config.dataDir, { recursive: true });
-  const secrets: LocalSecrets = {
+function generatedSecrets(): LocalSecrets {
+  return {
     platformApiKey: `pk_platform_${randomToken(24)}`,
     vaultKek: randomBytes(32).toString('base64'),
     vaultFingerprintKey: randomBytes(32).toString('base64'),
     jwtSecret: randomToken(32),
     metricsToken: randomToken(32),
   };
-  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+}
+
+function localSecrets(config: Config): LocalSecrets {
+  const file = secretsFile(config);
+  const stored = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<LocalSecrets>) : undefined;
+  // A stored secret is never replaced; a data folder made before a secret existed gets it now.
+  const secrets = { ...generatedSecrets(), ...stored } as LocalSecrets;
+  if (!stored || Object.keys(secrets).some((name) => !(name in stored))) {
+    mkdirSync(config.dataDir, { recursive: true });
+    saveLocalSecrets(config, secrets);
+  }
   return secrets;
 }
 
