@@ -39,6 +39,9 @@ const CACHE_SIZE = 10_000;
 /** Sent (key id as payload) in the transaction that revokes or rolls a key; see Authenticator.listen. */
 export const API_KEY_CHANGED_CHANNEL = 'api_key_changed';
 
+/** The credential of an `Authorization: Bearer <credential>` header, if that is what it is. */
+const bearerCredential = (header: string | undefined) => (header && /^Bearer\s+(\S+)$/i.exec(header.trim()))?.[1];
+
 const unauthenticated = (message: string) =>
   new ApiError('authentication_error', 'invalid_api_key', message, null, 401);
 
@@ -111,16 +114,16 @@ export class Authenticator {
 
   /** Whether `header` carries METRICS_TOKEN; never true when no token is configured. */
   isMetricsToken(header: string | undefined): boolean {
-    const match = header && /^Bearer\s+(\S+)$/i.exec(header.trim());
-    if (!match || !this.metricsTokenHash) return false;
-    return timingSafeEqual(hashApiKey(match[1]), this.metricsTokenHash);
+    const credential = bearerCredential(header);
+    if (credential === undefined || !this.metricsTokenHash) return false;
+    return timingSafeEqual(hashApiKey(credential), this.metricsTokenHash);
   }
 
   async authenticate(header: string | undefined): Promise<Auth> {
     if (!header) throw unauthenticated('No API key provided. Send it as "Authorization: Bearer sk_test_…".');
-    const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
-    if (!match) throw unauthenticated('The Authorization header must be "Bearer <API key or access token>".');
-    const credential = match[1];
+    const credential = bearerCredential(header);
+    if (credential === undefined)
+      throw unauthenticated('The Authorization header must be "Bearer <API key or access token>".');
     const hash = hashApiKey(credential);
     if (this.platformKeyHash && timingSafeEqual(hash, this.platformKeyHash)) return { kind: 'platform' };
     if (credential.startsWith('ey')) return this.fromAccessToken(credential);
