@@ -916,15 +916,7 @@ export class PaymentService {
       'This payment was changed by another request.',
       charge,
     );
-    if (next.last_payment_error) {
-      throw cardError(
-        next.last_payment_error.code,
-        next.last_payment_error.message,
-        next.last_payment_error.decline_code,
-        payment,
-      );
-    }
-    return payment;
+    return this.answerFor(payment);
   }
 
   private async finishCapture(
