@@ -40,6 +40,7 @@ import { payoutRoutes } from './modules/payouts/routes.js';
 import { bankAccountRoutes } from './modules/bank-accounts/routes.js';
 import { reconciliationRoutes } from './modules/reconciliation/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
+import { requestLogRoutes } from './modules/request-logs/routes.js';
 import type { DestinationStream } from 'pino';
 import { isDatabaseUnavailable } from './db/index.js';
 
@@ -278,6 +279,12 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     return payload;
   });
 
+  // Last of the onSend hooks: the status and body are final (a replay's included).
+  app.addHook('onSend', async (request, reply, payload) => {
+    platform.requestLogRecorder.record(request, reply, payload);
+    return payload;
+  });
+
   app.addHook('onResponse', async (request, reply) => {
     platform.metrics.httpDuration.observe(
       { route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) },
@@ -323,6 +330,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(payoutRoutes);
   await app.register(bankAccountRoutes);
   await app.register(reconciliationRoutes);
+  await app.register(requestLogRoutes);
   if (options.extraRoutes) await app.register(options.extraRoutes);
   return app;
 }

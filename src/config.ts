@@ -62,6 +62,9 @@ export interface Config {
   bodyLimitBytes: number;
   authorizationExpiryDays: number;
   idempotencyTtlHours: number;
+  /** How long request logs are kept, and how often each API process writes the ones it gathered. */
+  requestLogRetentionDays: number;
+  requestLogFlushMs: number;
   /** How often the worker runs the settlement job and moves payouts along the bank rail. */
   settlementIntervalMs: number;
   payoutRailIntervalMs: number;
@@ -167,6 +170,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: num(env, 'BODY_LIMIT_BYTES', 64 * 1024, 1024),
     authorizationExpiryDays: num(env, 'AUTHORIZATION_EXPIRY_DAYS', 7, 0),
     idempotencyTtlHours: num(env, 'IDEMPOTENCY_TTL_HOURS', 24, 1),
+    requestLogRetentionDays: num(env, 'REQUEST_LOG_RETENTION_DAYS', 30, 1),
+    requestLogFlushMs: num(env, 'REQUEST_LOG_FLUSH_MS', 500, 10),
     settlementIntervalMs: num(env, 'SETTLEMENT_INTERVAL_MS', 60_000, 10),
     payoutRailIntervalMs: num(env, 'PAYOUT_RAIL_INTERVAL_MS', 5_000, 10),
     idempotencyOwnerTimeoutSeconds: num(env, 'IDEMPOTENCY_OWNER_TIMEOUT_SECONDS', 5, 2),

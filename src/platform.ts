@@ -21,6 +21,8 @@ import { DisputeService } from './modules/disputes/service.js';
 import { PayoutService } from './modules/payouts/service.js';
 import { SettlementService } from './modules/settlements/service.js';
 import { ReconciliationService } from './modules/reconciliation/service.js';
+import { RequestLogRecorder } from './modules/request-logs/recorder.js';
+import { RequestLogService } from './modules/request-logs/service.js';
 import { TenantService } from './modules/tenants/service.js';
 import { ThreeDSecure } from './modules/three-d-secure/tokens.js';
 import { CardVault, parseKek } from './modules/vault/vault.js';
@@ -62,6 +64,8 @@ export interface Platform {
   bankAccounts: BankAccountService;
   settlements: SettlementService;
   reconciliation: ReconciliationService;
+  requestLogRecorder: RequestLogRecorder;
+  requestLogs: RequestLogService;
   close(): Promise<void>;
 }
 
@@ -137,6 +141,12 @@ export function createPlatform(
     metrics,
     config,
   });
+  const requestLogRecorder = new RequestLogRecorder(sql, {
+    flushIntervalMs: config.requestLogFlushMs,
+    maxBuffered: 50_000,
+    batchSize: 2_000,
+    onDropped: (count) => metrics.requestLogsDropped.inc(count),
+  });
   return {
     config,
     sql,
@@ -170,8 +180,11 @@ export function createPlatform(
       router.names(),
       workerSql,
     ),
+    requestLogRecorder,
+    requestLogs: new RequestLogService(replica),
     async close() {
       await writer.idle();
+      await requestLogRecorder.close();
       await idempotency.idle();
       await authenticator.stopListening();
       // QUIT would wait for a Redis that is away; an unreachable one is simply dropped.

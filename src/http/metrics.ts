@@ -28,6 +28,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly requestLogsDropped = new Counter({
+    name: 'request_logs_dropped_total',
+    help: 'Request log rows not kept: the buffer was full while the database was away, or the write failed',
+    registers: [this.registry],
+  });
+
   readonly rateLimitLocalDecisions = new Counter({
     name: 'rate_limit_local_decisions_total',
     help: 'Rate-limit decisions counted in process because the configured Redis did not answer',

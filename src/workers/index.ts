@@ -62,6 +62,12 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
       run: () =>
         platform.workerSql`SELECT worker_purge_idempotency_keys(${`${platform.config.idempotencyTtlHours} hours`}::interval)`,
     },
+    {
+      name: 'purge-request-logs',
+      everyMs: 300_000,
+      run: () =>
+        platform.workerSql`SELECT worker_purge_request_logs(${`${platform.config.requestLogRetentionDays} days`}::interval, 10000)`,
+    },
     ...(relay ? [{ name: 'outbox-relay', everyMs: 200, run: () => relay.relayOnce() }] : []),
   ];
   let stopping = false;

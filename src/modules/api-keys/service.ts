@@ -25,6 +25,7 @@ export const SCOPES = [
   'reconciliation:read',
   'api_keys:read',
   'api_keys:write',
+  'request_logs:read',
 ] as const;
 
 interface ApiKeyRow {
