@@ -16,7 +16,7 @@ import { requireScope, type Auth } from './http/auth.js';
 import { declaredPlugin, requireRouteAuth, type AuthRequirement } from './http/route-auth.js';
 import { countAuthFailure, throttleAddress, throttleTenant } from './http/throttle.js';
 import { startMetricsServer } from './modules/health/metrics-server.js';
-import { ApiError } from './http/errors.js';
+import { ApiError, safeEcho } from './http/errors.js';
 import { answerClientError, refuseConnect } from './http/client-errors.js';
 import { tenantScope } from './http/tenant-scope.js';
 import type { HeldKey } from './http/idempotency.js';
@@ -41,6 +41,14 @@ import { bankAccountRoutes } from './modules/bank-accounts/routes.js';
 import { reconciliationRoutes } from './modules/reconciliation/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
 import { requestLogRoutes } from './modules/request-logs/routes.js';
+import { apiVersionRoutes } from './modules/versions/routes.js';
+import {
+  API_VERSION_HEADER,
+  API_VERSION_NAMES,
+  convertVersion,
+  isApiVersion,
+  LATEST_API_VERSION,
+} from './modules/versions/versions.js';
 import type { DestinationStream } from 'pino';
 import { isDatabaseUnavailable } from './db/index.js';
 
@@ -53,6 +61,8 @@ declare module 'fastify' {
     auth?: Auth;
     /** The Idempotency-Key this request holds; its `key` is qualified by the caller's principal. */
     idempotency?: HeldKey;
+    /** The API version the answer is shaped in (authenticated requests). */
+    apiVersion?: string;
   }
   interface FastifyInstance {
     platform: Platform;
@@ -190,6 +200,8 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     request.auth = auth;
     const scope = request.routeOptions.config.scope;
     if (scope) requireScope(auth, scope);
+    request.apiVersion = await requestedApiVersion(request, auth);
+    reply.header(API_VERSION_HEADER, request.apiVersion);
     await throttleTenant(platform.rateLimiter, config, auth, reply);
   });
 
@@ -214,6 +226,28 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
       metricsServer = await startMetricsServer(platform.metrics, config.metricsHost, metricsPort);
     });
     app.addHook('onClose', async () => metricsServer?.close());
+  }
+
+  // Handlers build objects in the latest version's shape; a caller pinned to an earlier one gets them converted.
+  app.addHook('preSerialization', async (request, _reply, payload) =>
+    request.apiVersion && request.apiVersion !== LATEST_API_VERSION
+      ? convertVersion(payload, LATEST_API_VERSION, request.apiVersion)
+      : payload,
+  );
+
+  /** The PayForward-Version header, else the tenant's pinned version (the operator's requests: the latest). */
+  async function requestedApiVersion(request: FastifyRequest, auth: Auth): Promise<string> {
+    const header = request.headers[API_VERSION_HEADER];
+    if (header === undefined)
+      return auth.kind === 'tenant' ? platform.tenants.apiVersionFor(auth.tenantId) : LATEST_API_VERSION;
+    const version = Array.isArray(header) ? header[0] : header;
+    if (!isApiVersion(version))
+      throw ApiError.invalid(
+        'api_version_invalid',
+        `Unknown API version '${safeEcho(version)}'; versions are ${API_VERSION_NAMES.join(', ')}.`,
+        'PayForward-Version',
+      );
+    return version;
   }
 
   app.addHook('preValidation', async (request) => {
@@ -315,6 +349,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   });
 
   await app.register(healthRoutes);
+  await app.register(apiVersionRoutes);
   await app.register(threeDSecureRoutes);
   await app.register(tenantRoutes);
   await app.register(apiKeyRoutes);

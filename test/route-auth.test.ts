@@ -19,6 +19,7 @@ const PUBLIC_ROUTES = [
   'GET /3ds/:token',
   'POST /3ds/:token/complete',
   'POST /v1/oauth/token',
+  'GET /v1/api_versions',
 ].sort();
 
 let t: TestApp;

@@ -1,3 +1,4 @@
+import { LATEST_API_VERSION } from '../modules/versions/versions.js';
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 import type { FastifyApiReferenceOptions } from '@scalar/fastify-api-reference';
 import type { FastifyRequest } from 'fastify';
@@ -44,6 +45,11 @@ Every error is \`{"error": {"type", "code", "message", "param", "decline_code"?,
 ## Pagination
 Lists take \`limit\` (1–100, default 10), \`starting_after\` / \`ending_before\` (an object id) and \`created[gte|gt|lte|lt]\`
 (Unix seconds), and return \`{object: "list", data, has_more}\`, newest first.
+
+## Versions
+Send \`PayForward-Version: ${LATEST_API_VERSION}\` to pick an API version; without it a request uses the tenant's pinned version (the
+latest when the tenant was created). Every response names its version in the same header, and every event in
+\`api_version\`. \`GET /v1/api_versions\` is the changelog.
 
 ## Rate limits
 Per key and per tenant. Each response carries \`RateLimit-Limit\`, \`RateLimit-Remaining\`, \`RateLimit-Reset\`; a 429 also

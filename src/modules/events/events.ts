@@ -2,6 +2,7 @@ import { Type, type Static } from 'typebox';
 import { newId } from '../../lib/ids.js';
 import type { Scope } from '../../db/index.js';
 import type { Columns } from '../../db/unnest.js';
+import { convertVersion, LATEST_API_VERSION } from '../versions/versions.js';
 
 export interface EventRow {
   id: string;
@@ -11,6 +12,8 @@ export interface EventRow {
   object_id: string;
   data: { object: unknown };
   request_id: string | null;
+  /** The API version `data.object` was written in. */
+  api_version: string;
   created_at: Date;
 }
 
@@ -22,10 +25,14 @@ export const EVENT_COLUMNS: Columns<EventRow> = [
   ['object_id', 'text'],
   ['data', 'json'],
   ['request_id', 'text'],
+  ['api_version', 'text'],
   ['created_at', 'timestamptz'],
 ];
 
-/** Builds an event for the outbox; it is written in the same transaction as the change it reports. */
+/**
+ * Builds an event for the outbox (its object in the latest API version's shape); it is written in the same
+ * transaction as the change it reports.
+ */
 export function newEvent(scope: Scope, type: string, object: { id: string }, requestId: string | null): EventRow {
   return {
     id: newId('evt'),
@@ -35,6 +42,7 @@ export function newEvent(scope: Scope, type: string, object: { id: string }, req
     object_id: object.id,
     data: { object },
     request_id: requestId,
+    api_version: LATEST_API_VERSION,
     created_at: new Date(),
   };
 }
@@ -48,11 +56,16 @@ export const EventSchema = Type.Object(
     livemode: Type.Boolean(),
     data: Type.Object({ object: Type.Unknown() }),
     request: Type.Object({ id: Type.Union([Type.String(), Type.Null()]) }),
+    api_version: Type.String({
+      description: 'The API version `data.object` is shown in: the one the request (or the tenant) asked for.',
+      examples: [LATEST_API_VERSION],
+    }),
   },
   { $id: 'Event' },
 );
 export type Event = Static<typeof EventSchema>;
 
+/** The event in the latest API version; convertVersion takes it to a caller's. */
 export function toApiEvent(row: EventRow): Event {
   return {
     id: row.id,
@@ -60,7 +73,8 @@ export function toApiEvent(row: EventRow): Event {
     type: row.type,
     created: Math.floor(new Date(row.created_at).getTime() / 1000),
     livemode: row.livemode,
-    data: row.data,
+    data: convertVersion(row.data, row.api_version, LATEST_API_VERSION),
     request: { id: row.request_id },
+    api_version: LATEST_API_VERSION,
   };
 }

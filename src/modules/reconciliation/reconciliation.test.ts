@@ -113,7 +113,7 @@ describe('reconciling a day', () => {
     for (const report of reports)
       expect(report).toMatchObject({
         object: 'reconciliation_report',
-        report_date: day,
+        report_date: Date.parse(`${day}T00:00:00Z`) / 1000,
         status: 'balanced',
         livemode: false,
       });

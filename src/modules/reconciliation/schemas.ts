@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox';
+import { VersionedDay } from '../versions/versions.js';
 import { DateQuery, ListQuery, Nullable, StrictObject } from '../../http/schemas.js';
 
 export const ITEM_STATUSES = ['matched', 'missing_in_ledger', 'missing_in_report', 'amount_mismatch'] as const;
@@ -13,7 +14,7 @@ export const ReconciliationReportSchema = Type.Object(
     id: Type.String({ examples: ['recon_01jd7s0k2m3n4p5q6r7s8t9v0w'] }),
     object: Type.Literal('reconciliation_report'),
     processor: Type.String({ description: 'The processor whose settlement report was reconciled.' }),
-    report_date: Type.String({ format: 'date', description: 'The UTC day the processor’s report covers.' }),
+    report_date: VersionedDay('The UTC day the processor’s report covers.'),
     currency: Type.String(),
     status: Type.String({ enum: ['balanced', 'discrepancies'], description: '`balanced` when every line matched.' }),
     processor_count: count('Lines in the processor’s report.'),

@@ -106,7 +106,7 @@ function toApiReport(row: ReportRow): ReconciliationReport {
     id,
     object: 'reconciliation_report',
     processor,
-    report_date: isoDate(report_date),
+    report_date: unixSeconds(`${isoDate(report_date)}T00:00:00Z`),
     currency,
     status: discrepancies ? 'discrepancies' : 'balanced',
     ...counts,
@@ -373,6 +373,8 @@ export class ReconciliationService {
    */
   async itemsCsv(scope: Scope, id: string): Promise<{ filename: string; body: Readable }> {
     const report = await this.retrieve(scope, id);
+    // A file for people: its day is YYYY-MM-DD whatever the API version (retrieve gives the latest shape, seconds).
+    const day = isoDate(new Date((report.report_date as number) * 1000));
     const sql = this.sql;
     // Spreadsheets run cells that start with = + - @ as formulas; references come from the
     // processor's file, so text cells are escaped (numbers are left as they are).
@@ -381,7 +383,7 @@ export class ReconciliationService {
         rows.map(toApiItem).map((item) => ({
           ...item,
           processor: report.processor,
-          report_date: report.report_date,
+          report_date: day,
           source: item.source ?? '',
           balance_transaction: item.balance_transaction ?? '',
         })),
@@ -405,7 +407,7 @@ export class ReconciliationService {
       }
     }
     return {
-      filename: `reconciliation-${report.processor}-${report.report_date}-${report.currency}-${report.id}.csv`,
+      filename: `reconciliation-${report.processor}-${day}-${report.currency}-${report.id}.csv`,
       body: Readable.from(chunks()),
     };
   }

@@ -1,12 +1,13 @@
 import { Type, type Static } from 'typebox';
 import { ListQuery, Nullable, StrictObject } from '../../http/schemas.js';
+import { VersionedDay } from '../versions/versions.js';
 
 export const SettlementSchema = Type.Object(
   {
     id: Type.String({ examples: ['st_01jd7s0k2m3n4p5q6r7s8t9v0w'] }),
     object: Type.Literal('settlement'),
     currency: Type.String(),
-    settlement_date: Type.String({ format: 'date', description: 'The UTC day of the settlement run.' }),
+    settlement_date: VersionedDay('The UTC day of the settlement run.'),
     count: Type.Integer({
       description: 'How many balance transactions it settled (GET /v1/balance_transactions?settlement=…).',
     }),

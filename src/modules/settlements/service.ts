@@ -55,7 +55,7 @@ const toApiSettlement = (row: SettlementRow): Settlement => ({
   id: row.id,
   object: 'settlement',
   currency: row.currency,
-  settlement_date: isoDate(row.settlement_date),
+  settlement_date: unixSeconds(`${isoDate(row.settlement_date)}T00:00:00Z`),
   count: row.count,
   gross: row.gross,
   fees: row.fees,

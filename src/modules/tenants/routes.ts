@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import { errors, ref } from '../../http/route-schemas.js';
 import { IdParam, StrictObject } from '../../http/schemas.js';
 import { SettlementScheduleSchema } from '../settlements/schedule.js';
+import { ApiVersionSchema } from './service.js';
 
 const tags = ['Platform'];
 const security = [{ platformKey: [] }];
@@ -18,8 +19,10 @@ const CreateTenantBody = StrictObject({
   name: Type.String({ minLength: 1, maxLength: 200, examples: ['Acme Inc.'] }),
   processors: Type.Optional(Processors),
   settlement_schedule: Type.Optional(SettlementScheduleSchema),
+  api_version: Type.Optional(ApiVersionSchema),
 });
 const UpdateTenantBody = StrictObject({
+  api_version: Type.Optional(ApiVersionSchema),
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   processors: Type.Optional(Processors),
   settlement_schedule: Type.Optional(SettlementScheduleSchema),
@@ -37,14 +40,15 @@ export const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
         security,
         summary: 'Create a tenant',
         description:
-          'Creates an isolated tenant and returns its test and live secret keys. They are shown only in this response.',
+          'Creates an isolated tenant and returns its test and live secret keys. They are shown only in this response. ' +
+          'The tenant is pinned to the latest API version unless `api_version` names another.',
         body: CreateTenantBody,
         response: { 200: ref('Tenant'), ...errors },
       },
     },
     async (request) => {
       const body = request.body;
-      return tenants.create(body.name, body.processors, body.settlement_schedule);
+      return tenants.create(body.name, body.processors, body.settlement_schedule, body.api_version);
     },
   );
 
@@ -57,7 +61,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
         security,
         summary: 'Update a tenant',
         description:
-          'Renames a tenant, changes its processor routing (payments created afterwards use the new order) or its settlement schedule (applies to captures from then on).',
+          'Renames a tenant, changes its processor routing (payments created afterwards use the new order), its settlement schedule (applies to captures from then on) or its pinned API version (requests without a `PayForward-Version` header, and events, use it from then on).',
         params: IdParam,
         body: {
           ...UpdateTenantBody,

@@ -6,6 +6,13 @@ import { LoadingCache } from '../../lib/loading-cache.js';
 import type { ApiKey, ApiKeyService } from '../api-keys/service.js';
 import { ref } from '../../http/schemas.js';
 import { SettlementScheduleSchema, type SettlementSchedule } from '../settlements/schedule.js';
+import { API_VERSION_NAMES, LATEST_API_VERSION } from '../versions/versions.js';
+
+export const ApiVersionSchema = Type.String({
+  enum: API_VERSION_NAMES,
+  description: 'An API version (see GET /v1/api_versions).',
+  examples: [LATEST_API_VERSION],
+});
 
 export const TenantSchema = Type.Object(
   {
@@ -16,6 +23,11 @@ export const TenantSchema = Type.Object(
       description: 'Processor order: the first is primary, the rest are failovers.',
     }),
     settlement_schedule: SettlementScheduleSchema,
+    api_version: Type.String({
+      description:
+        'The API version its requests and events use unless a request sends `PayForward-Version`: the latest at ' +
+        'creation.',
+    }),
     created: Type.Integer(),
     secret_keys: Type.Optional(
       Type.Object(
@@ -33,6 +45,7 @@ interface TenantRow {
   name: string;
   processors: string[];
   settlement_schedule: SettlementSchedule;
+  api_version: string;
   created_at: Date;
 }
 
@@ -42,6 +55,7 @@ const toTenant = (row: TenantRow): Tenant => ({
   name: row.name,
   processors: row.processors,
   settlement_schedule: row.settlement_schedule,
+  api_version: row.api_version,
   created: Math.floor(new Date(row.created_at).getTime() / 1000),
 });
 
@@ -76,14 +90,19 @@ export class TenantService {
       );
   }
 
-  async create(name: string, processors?: string[], schedule?: SettlementSchedule): Promise<Tenant> {
+  async create(
+    name: string,
+    processors?: string[],
+    schedule?: SettlementSchedule,
+    apiVersion = LATEST_API_VERSION,
+  ): Promise<Tenant> {
     const order = processors ?? this.knownProcessors;
     this.checkProcessors(order);
     const id = newId('ten');
     return inScope(this.sql, bothModes(id), async (tx) => {
       const [row] = await tx<TenantRow[]>`
-        INSERT INTO tenants (id, name, processors, settlement_schedule)
-        VALUES (${id}, ${name}, ${order}, ${tx.json(schedule ?? DEFAULT_SETTLEMENT_SCHEDULE)})
+        INSERT INTO tenants (id, name, processors, settlement_schedule, api_version)
+        VALUES (${id}, ${name}, ${order}, ${tx.json(schedule ?? DEFAULT_SETTLEMENT_SCHEDULE)}, ${apiVersion})
         RETURNING *`;
       const test = await this.apiKeys.createInTx(
         tx,
@@ -119,7 +138,7 @@ export class TenantService {
    */
   async update(
     id: string,
-    changes: { name?: string; processors?: string[]; settlement_schedule?: SettlementSchedule },
+    changes: { name?: string; processors?: string[]; settlement_schedule?: SettlementSchedule; api_version?: string },
   ): Promise<Tenant> {
     if (changes.processors) this.checkProcessors(changes.processors);
     const [row] = await inScope(
@@ -127,7 +146,8 @@ export class TenantService {
       bothModes(id),
       (tx) => tx<TenantRow[]>`
       UPDATE tenants SET name = coalesce(${changes.name ?? null}, name), processors = coalesce(${changes.processors ?? null}::text[], processors),
-        settlement_schedule = coalesce(${changes.settlement_schedule ? tx.json(changes.settlement_schedule) : null}::jsonb, settlement_schedule)
+        settlement_schedule = coalesce(${changes.settlement_schedule ? tx.json(changes.settlement_schedule) : null}::jsonb, settlement_schedule),
+        api_version = coalesce(${changes.api_version ?? null}, api_version)
       WHERE id = ${id} RETURNING *`,
     );
     if (!row) throw ApiError.notFound('tenant', id);
@@ -154,5 +174,10 @@ export class TenantService {
 
   async settlementScheduleFor(tenantId: string): Promise<SettlementSchedule> {
     return (await this.settings(tenantId)).settlement_schedule;
+  }
+
+  /** The version the tenant's requests without a PayForward-Version header, and its webhooks, are answered in. */
+  async apiVersionFor(tenantId: string): Promise<string> {
+    return (await this.settings(tenantId)).api_version;
   }
 }
