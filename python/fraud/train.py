@@ -64,7 +64,7 @@ def train(args):
             raise SystemExit("the held-out matrix has other features than the training matrix")
         raw = booster.predict(holdout, raw_score=True)
         with open(args.predictions, "w") as f:
-            f.writelines(f"{value!r}\n" for value in raw)
+            f.writelines(f"{float(value)!r}\n" for value in raw)
 
 
 if __name__ == "__main__":

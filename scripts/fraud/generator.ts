@@ -103,7 +103,10 @@ export function generate(options: GeneratorOptions): CsvRow[] {
 
   const people: Person[] = [];
   const accounts: Account[] = [];
-  for (let p = 0; p < (options.people ?? 3000); p++) {
+  const population = options.people ?? 3000;
+  // Fraud comes at rates proportional to the population, so the fraud share does not depend on its size.
+  const scale = population / 3000;
+  for (let p = 0; p < population; p++) {
     const home = rng.pick(HOME_COUNTRIES);
     const person: Person = {
       home,
@@ -176,7 +179,7 @@ export function generate(options: GeneratorOptions): CsvRow[] {
     if (breach && day >= breach.until) breach = null;
 
     // Card testing: many fresh cards from one IP in a short burst of small amounts, as a guest.
-    for (let n = rng.poisson(0.3); n > 0; n--) {
+    for (let n = rng.poisson(0.3 * scale); n > 0; n--) {
       const tenant = weightedTenant();
       const country = fraudCountry();
       const ip = ipIn(country);
@@ -200,7 +203,7 @@ export function generate(options: GeneratorOptions): CsvRow[] {
 
     // Stolen or skimmed cards used at several merchants within hours, by fraudsters posing as new customers.
     const stolen: Card[] = [];
-    for (let n = rng.poisson(0.8); n > 0; n--) stolen.push(rng.pick(rng.pick(people).cards));
+    for (let n = rng.poisson(0.8 * scale); n > 0; n--) stolen.push(rng.pick(rng.pick(people).cards));
     for (let i = skimmed.length - 1; i >= 0; i--)
       if (skimmed[i]!.usableFrom === day) {
         if (rng.chance(0.15)) stolen.push(skimmed[i]!.card);
@@ -228,7 +231,7 @@ export function generate(options: GeneratorOptions): CsvRow[] {
     }
 
     // Account takeover: a known customer suddenly spends more, from a new IP and usually a new country.
-    for (let n = rng.poisson(0.5); n > 0; n--) {
+    for (let n = rng.poisson(0.5 * scale); n > 0; n--) {
       const account = rng.pick(accounts);
       const country = rng.chance(0.75) ? fraudCountry() : account.person.home;
       const ip = ipIn(country);
@@ -251,7 +254,7 @@ export function generate(options: GeneratorOptions): CsvRow[] {
     }
 
     // Large out-of-pattern amounts on a customer's own card and account, from an unusual IP.
-    for (let n = rng.poisson(0.6); n > 0; n--) {
+    for (let n = rng.poisson(0.6 * scale); n > 0; n--) {
       const account = rng.pick(accounts);
       payments.push({
         time: hourIn(day, rng.int(0, 23)),
@@ -268,7 +271,7 @@ export function generate(options: GeneratorOptions): CsvRow[] {
 
     // A compromised merchant's terminal also runs fraudulent payments with foreign cards during the breach.
     if (breach)
-      for (let n = rng.poisson(3); n > 0; n--) {
+      for (let n = rng.poisson(3 * scale); n > 0; n--) {
         const card = newCard(rng.pick(HOME_COUNTRIES));
         payments.push({
           time: hourIn(day, rng.int(0, 23)),
