@@ -167,7 +167,9 @@ export function generate(options: GeneratorOptions): CsvRow[] {
           ip: travelling || rng.chance(0.05) ? ipIn(rng.chance(0.03) ? null : country) : rng.pick(person.ips),
           billing: rng.chance(0.03) ? null : person.home,
           amount: Math.round(rng.logNormal(account.medianMinor, 0.5) * (bigPurchase ? rng.int(3, 8) : 1)),
-          fraud: false,
+          // First-party ("friendly") fraud: the cardholder's own payment, disputed later as fraud. It looks
+          // like the person's habits, so no model can tell it apart: it keeps the task honest.
+          fraud: rng.chance(0.001),
         };
         payments.push(payment);
         if (breach && breach.tenant === account.tenant && day <= breach.until && rng.chance(0.5))

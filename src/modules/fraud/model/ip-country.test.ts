@@ -21,9 +21,9 @@ describe('simulation IP-to-country table', () => {
 
 describe('synthetic data generator', () => {
   it('is deterministic per seed, follows the CSV contract and uses the shared IP table', () => {
-    const first = generate({ days: 5, seed: 42, people: 200 });
-    expect(generate({ days: 5, seed: 42, people: 200 })).toEqual(first);
-    expect(generate({ days: 5, seed: 43, people: 200 })).not.toEqual(first);
+    const first = generate({ days: 5, seed: 42, people: 1000 });
+    expect(generate({ days: 5, seed: 42, people: 1000 })).toEqual(first);
+    expect(generate({ days: 5, seed: 43, people: 1000 })).not.toEqual(first);
     for (const row of first) {
       expect(Object.keys(row)).toEqual([...CSV_COLUMNS]);
       expect(row.timestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
