@@ -26,97 +26,19 @@ function evaluateCli(args: string[]): any {
 
 describe('npm run fraud:evaluate', () => {
   it('takes any file in the CSV format: rows out of order, empty optional fields, other ids and tenants', () => {
-    // Column order differs from the generator's, currencies are lower case, a JPY amount, no customer or email.
-    const rows = [
-      [
-        'p-3',
-        '2026-03-01T10:05:00Z',
-        'acme',
-        '',
-        '',
-        'card-a',
-        '411111',
-        'US',
-        '203.0.113.5',
-        'DE',
-        '',
-        '150',
-        'usd',
-        '1',
-      ],
-      [
-        'p-1',
-        '2026-03-01T09:00:00Z',
-        'acme',
-        'c1',
-        'a@x.test',
-        'card-b',
-        '555555',
-        'GB',
-        '198.51.100.1',
-        'GB',
-        'GB',
-        '2500',
-        'gbp',
-        '0',
-      ],
-      [
-        'p-2',
-        '2026-03-01T10:04:00Z',
-        'acme',
-        '',
-        '',
-        'card-a',
-        '411111',
-        'US',
-        '203.0.113.5',
-        'DE',
-        '',
-        '120',
-        'USD',
-        '1',
-      ],
-      [
-        'p-4',
-        '2026-03-02T12:00:00Z',
-        'shop',
-        'c9',
-        'b@x.test',
-        'card-c',
-        '',
-        '',
-        '10.0.0.1',
-        '',
-        'JP',
-        '5000',
-        'JPY',
-        '0',
-      ],
-      [
-        'p-5',
-        '2026-03-02T13:00:00Z',
-        'shop',
-        'c9',
-        'b@x.test',
-        'card-c',
-        '',
-        '',
-        '10.0.0.1',
-        '',
-        'JP',
-        '4800',
-        'JPY',
-        '0',
-      ],
-    ];
-    const columns = [...CSV_COLUMNS].reverse();
+    // Columns in another order than the generator's, rows out of time order, lower-case currencies, a JPY amount,
+    // empty customer, email, BIN, countries; ids and tenants in other shapes.
     const path = join(dir, 'any.csv');
     writeFileSync(
       path,
-      stringify(
-        rows.map((r) => Object.fromEntries(CSV_COLUMNS.map((c, i) => [c, r[i]]))),
-        { header: true, columns },
-      ),
+      [
+        'is_fraud,amount,currency,timestamp,id,tenant_id,customer_id,email,card_fingerprint,card_bin,card_country,ip,ip_country,billing_country',
+        '1,150,usd,2026-03-01T10:05:00Z,p-3,acme,,,card-a,411111,US,203.0.113.5,DE,',
+        '0,2500,gbp,2026-03-01T09:00:00Z,p-1,acme,c1,a@x.test,card-b,555555,GB,198.51.100.1,GB,GB',
+        '1,120,USD,2026-03-01T10:04:00Z,p-2,acme,,,card-a,411111,US,203.0.113.5,DE,',
+        '0,5000,JPY,2026-03-02T12:00:00Z,p-4,shop,c9,b@x.test,card-c,,,10.0.0.1,,JP',
+        '0,4800,jpy,2026-03-02T13:00:00+00:00,p-5,shop,c9,b@x.test,card-c,,,10.0.0.1,,JP',
+      ].join('\n'),
     );
     const result = evaluateCli(['--data', path, '--model', modelPath]);
     expect(result).toMatchObject({ test_rows: 5, test_frauds: 2, model_version: SHIPPED_MODEL_VERSION });
