@@ -50,6 +50,10 @@ export interface TrainOptions {
 }
 
 export function runTrainer(options: TrainOptions): void {
+  if (!existsSync(FRAUD_PYTHON))
+    throw new Error(
+      `${FRAUD_PYTHON} is missing: python3 -m venv .venv-fraud && .venv-fraud/bin/pip install -r python/fraud/requirements.txt`,
+    );
   const args = [TRAIN_SCRIPT, '--matrix', options.matrix, '--out', options.out, '--version', options.version];
   if (options.rounds !== undefined) args.push('--rounds', String(options.rounds));
   if (options.leaves !== undefined) args.push('--leaves', String(options.leaves));
