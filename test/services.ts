@@ -20,3 +20,10 @@ export function chromiumAvailable(): boolean {
     throw new Error(`${CHROMIUM_PATH} is missing: CI must run the browser tests`);
   return available;
 }
+
+/** LightGBM in `.venv-fraud` (which `.ci/run` creates), for the fraud model's training tests; missing it fails CI. */
+export function fraudTrainerAvailable(available: boolean): boolean {
+  if (!available && process.env.CI === 'true')
+    throw new Error('.venv-fraud with lightgbm is missing: CI must run the fraud training tests');
+  return available;
+}

@@ -1,0 +1,119 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { generate } from '../../../../scripts/fraud/generator.js';
+import { lightgbmAvailable, runTrainer, writeMatrix } from '../../../../scripts/fraud/training.js';
+import { fraudTrainerAvailable } from '../../../../test/services.js';
+import { decisions } from './dataset.js';
+import { FEATURE_NAMES, featureVector } from './features.js';
+import {
+  ELEVATED_AT,
+  HIGHEST_AT,
+  loadModelFile,
+  loadShippedModel,
+  parseModel,
+  scoreRisk,
+  SHIPPED_MODEL_VERSION,
+} from './index.js';
+import { pathContributions, rawScore } from './trees.js';
+
+const trainable = fraudTrainerAvailable(lightgbmAvailable());
+const dir = mkdtempSync(join(tmpdir(), 'fraud-model-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe.skipIf(!trainable)('training with LightGBM and scoring in TypeScript', () => {
+  it("equals LightGBM's own raw predictions on a held-out sample to 1e-6", async () => {
+    const all = [...decisions(generate({ days: 21, seed: 5, people: 800 }))];
+    const cut = Math.floor(all.length * 0.7);
+    const train = join(dir, 'train.csv');
+    const holdout = join(dir, 'holdout.csv');
+    await writeMatrix(all.slice(0, cut), train);
+    await writeMatrix(all.slice(cut), holdout);
+    const out = join(dir, 'model.json');
+    const predictions = join(dir, 'predictions.txt');
+    runTrainer({ matrix: train, out, version: 'test', rounds: 80, leaves: 31, holdout, predictions });
+
+    const expected = readFileSync(predictions, 'utf8').trim().split('\n').map(Number);
+    const held = all.slice(cut);
+    expect(expected).toHaveLength(held.length);
+    expect(held.filter((d) => d.isFraud).length).toBeGreaterThan(5);
+    const model = loadModelFile(out);
+    const contributions = new Float64Array(FEATURE_NAMES.length);
+    let worst = 0;
+    held.forEach((decision, i) => {
+      const x = featureVector(decision.signals);
+      const raw = rawScore(model.forest, x);
+      worst = Math.max(worst, Math.abs(raw - expected[i]!));
+      // The reasons' weights add up, with the bias, to the same raw score.
+      const viaPaths = pathContributions(model.forest, x, contributions);
+      const total = contributions.reduce((sum, c) => sum + c, model.forest.bias);
+      expect(Math.abs(viaPaths - raw)).toBe(0);
+      expect(Math.abs(total - raw)).toBeLessThan(1e-9);
+    });
+    expect(worst).toBeLessThan(1e-6);
+    // Not a constant model: the held-out scores spread.
+    expect(Math.max(...expected) - Math.min(...expected)).toBeGreaterThan(5);
+  });
+});
+
+describe('the shipped model', () => {
+  const model = loadShippedModel();
+  const sample = [...decisions(generate({ days: 10, seed: 99, people: 300 }))];
+
+  it('loads once, under its version', () => {
+    expect(loadShippedModel()).toBe(model);
+    expect(model.version).toBe(SHIPPED_MODEL_VERSION);
+    expect(model.forest.roots.length).toBeGreaterThan(10);
+  });
+
+  it('scores deterministically: same signals, same score, reasons and order, even from a fresh load', () => {
+    const fresh = loadModelFile(join(import.meta.dirname, `model-${SHIPPED_MODEL_VERSION}.json`));
+    for (const decision of sample.slice(0, 500)) {
+      const first = scoreRisk(model, decision.signals);
+      expect(scoreRisk(model, structuredClone(decision.signals))).toEqual(first);
+      expect(scoreRisk(fresh, decision.signals)).toEqual(first);
+    }
+  });
+
+  it('gives an integer score 0–100, its level by the documented thresholds and at most 5 reasons by |weight|', () => {
+    const levels = new Set<string>();
+    for (const decision of sample) {
+      const score = scoreRisk(model, decision.signals);
+      expect(Number.isInteger(score.riskScore)).toBe(true);
+      expect(score.riskScore).toBeGreaterThanOrEqual(0);
+      expect(score.riskScore).toBeLessThanOrEqual(100);
+      const level = score.riskScore >= HIGHEST_AT ? 'highest' : score.riskScore >= ELEVATED_AT ? 'elevated' : 'normal';
+      expect(score.riskLevel).toBe(level);
+      levels.add(score.riskLevel);
+      expect(score.reasons.length).toBeLessThanOrEqual(5);
+      const weights = score.reasons.map((r) => Math.abs(r.weight));
+      expect(weights).toEqual([...weights].sort((a, b) => b - a));
+      expect(score.modelVersion).toBe(SHIPPED_MODEL_VERSION);
+    }
+    expect(levels).toEqual(new Set(['normal', 'elevated', 'highest']));
+  });
+
+  it('scores a card-testing burst higher than the same small payment from a quiet card', () => {
+    const quiet = sample.find((d) => !d.isFraud && d.signals.velocity.ip_distinct_cards_1h === 0)!.signals;
+    const burst = {
+      ...quiet,
+      amount: 100,
+      cardCountry: 'BR',
+      ipCountry: 'RO',
+      billingCountry: null,
+      hasCustomer: false,
+      velocity: { ...quiet.velocity, ip_count_1h: 25, ip_distinct_cards_1h: 25, ip_distinct_cards_24h: 25 },
+    };
+    const score = scoreRisk(model, burst);
+    expect(score.riskScore).toBeGreaterThan(scoreRisk(model, { ...quiet, amount: 100 }).riskScore);
+    expect(score.reasons.map((r) => r.feature)).toContain('Card country differs from IP country');
+  });
+});
+
+it('refuses a model trained on other features', () => {
+  const text = readFileSync(join(import.meta.dirname, `model-${SHIPPED_MODEL_VERSION}.json`), 'utf8');
+  const artifact = JSON.parse(text);
+  artifact.features = [...artifact.features].reverse();
+  expect(() => parseModel(JSON.stringify(artifact))).toThrow(/other features/);
+});
