@@ -21,6 +21,9 @@ import { DisputeService } from './modules/disputes/service.js';
 import { PayoutService } from './modules/payouts/service.js';
 import { SettlementService } from './modules/settlements/service.js';
 import { ReconciliationService } from './modules/reconciliation/service.js';
+import { ReportService } from './modules/reports/service.js';
+import { CaseService } from './modules/cases/service.js';
+import { CardDataRetention } from './modules/payment-methods/retention.js';
 import { TenantService } from './modules/tenants/service.js';
 import { ThreeDSecure } from './modules/three-d-secure/tokens.js';
 import { CardVault, parseKek } from './modules/vault/vault.js';
@@ -62,6 +65,9 @@ export interface Platform {
   bankAccounts: BankAccountService;
   settlements: SettlementService;
   reconciliation: ReconciliationService;
+  reports: ReportService;
+  cases: CaseService;
+  cardDataRetention: CardDataRetention;
   close(): Promise<void>;
 }
 
@@ -170,6 +176,9 @@ export function createPlatform(
       router.names(),
       workerSql,
     ),
+    reports: new ReportService(sql, workerSql, { active: vault.activeKekId, all: vault.kekIds() }),
+    cases: new CaseService(sql),
+    cardDataRetention: new CardDataRetention(sql, workerSql, config.cardDataRetentionDays),
     async close() {
       await writer.idle();
       await idempotency.idle();

@@ -25,6 +25,10 @@ export const SCOPES = [
   'reconciliation:read',
   'api_keys:read',
   'api_keys:write',
+  'reports:read',
+  'reports:write',
+  'cases:read',
+  'cases:write',
 ] as const;
 
 interface ApiKeyRow {
