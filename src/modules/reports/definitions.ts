@@ -73,7 +73,13 @@ export function periodBounds(parameters: Record<string, unknown>) {
   return { from, to };
 }
 
-async function* cursor(query: postgres.PendingQuery<Row[]>, rows: number): AsyncIterable<Row[]> {
+/**
+ * A server-side cursor over the query, `rows` at a time. postgres.js starts a cursor without
+ * waiting for the answers pipelined before it: opened while inScope's BEGIN and scope were still
+ * unanswered, it read no rows at all. One answered query first puts it after them.
+ */
+async function* cursor(tx: Tx, query: postgres.PendingQuery<Row[]>, rows: number): AsyncIterable<Row[]> {
+  await tx`SELECT 1`;
   for await (const batch of query.cursor(rows)) yield batch as Row[];
 }
 
@@ -150,19 +156,21 @@ export const REPORT_DEFINITIONS: Record<ReportType, ReportDefinition> = {
       const { tx } = ctx;
       const threshold = Number(ctx.parameters.threshold ?? 1_000_000);
       return cursor(
+        tx,
         tx<Row[]>`
         WITH captured AS (${capturedInUsd(ctx)}),
         per_currency AS (
-          SELECT day, subject, currency, sum(amount) AS amount FROM captured GROUP BY day, subject, currency)
-        SELECT to_char(c.day, 'YYYY-MM-DD') AS day, c.subject, max(c.customer) AS customer,
-          max(c.fingerprint) AS card_fingerprint, count(*)::int AS payment_count,
-          round(sum(c.usd))::bigint AS usd_equivalent,
-          (SELECT string_agg(pc.currency || ':' || pc.amount, ' ' ORDER BY pc.currency) FROM per_currency pc
-            WHERE pc.day = c.day AND pc.subject = c.subject) AS amounts,
-          string_agg(c.id, ' ' ORDER BY c.created_at, c.id) AS payment_ids
-        FROM captured c GROUP BY c.day, c.subject
-        HAVING sum(c.usd) >= ${threshold}
-        ORDER BY c.day, c.subject`,
+          SELECT day, subject, currency, sum(amount) AS amount, count(*) AS n, sum(usd) AS usd,
+            max(customer) AS customer, max(fingerprint) AS fingerprint, min(created_at) AS first,
+            string_agg(id, ' ' ORDER BY created_at, id) AS ids
+          FROM captured GROUP BY day, subject, currency)
+        SELECT to_char(day, 'YYYY-MM-DD') AS day, subject, max(customer) AS customer,
+          max(fingerprint) AS card_fingerprint, sum(n)::int AS payment_count, round(sum(usd))::bigint AS usd_equivalent,
+          string_agg(currency || ':' || amount, ' ' ORDER BY currency) AS amounts,
+          string_agg(ids, ' ' ORDER BY first) AS payment_ids
+        FROM per_currency GROUP BY day, subject
+        HAVING sum(usd) >= ${threshold}
+        ORDER BY day, subject`,
         ctx.cursorRows,
       );
     },
@@ -198,13 +206,14 @@ export const REPORT_DEFINITIONS: Record<ReportType, ReportDefinition> = {
       const lower = (threshold * Number(parameters.lower_percent ?? 80)) / 100;
       const window = `${Number(parameters.window_hours ?? 24)} hours`;
       return cursor(
+        tx,
         tx<Row[]>`
         WITH captured AS (${capturedInUsd(ctx)}),
         near AS (SELECT * FROM captured WHERE usd >= ${lower} AND usd < ${threshold}),
         counted AS (
-          SELECT n.*, (SELECT count(*) FROM near m WHERE m.subject = n.subject
-            AND m.created_at > n.created_at - ${window}::interval AND m.created_at <= n.created_at) AS in_window
-          FROM near n)
+          SELECT near.*, count(*) OVER (PARTITION BY subject ORDER BY created_at
+            RANGE BETWEEN ${window}::interval PRECEDING AND CURRENT ROW) AS in_window
+          FROM near)
         SELECT subject, max(customer) AS customer, max(fingerprint) AS card_fingerprint,
           count(*)::int AS payment_count, max(in_window)::int AS max_in_window,
           to_char(min(created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS first_payment_at,
@@ -235,6 +244,7 @@ export const REPORT_DEFINITIONS: Record<ReportType, ReportDefinition> = {
       const mine = tx`tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
       // Rates are basis points, rounded down; null when there is nothing to divide by.
       return cursor(
+        tx,
         tx<Row[]>`
         WITH month_payments AS (SELECT * FROM payments WHERE ${mine} AND ${idRange('pay')}),
         captured AS (
@@ -322,6 +332,7 @@ export const REPORT_DEFINITIONS: Record<ReportType, ReportDefinition> = {
     rows: (ctx) => {
       const { tx, scope, parameters } = ctx;
       return cursor(
+        tx,
         tx<Row[]>`
         WITH period AS (
           SELECT * FROM reconciliation_reports
@@ -371,6 +382,7 @@ async function* statementRows(ctx: SourceContext): AsyncIterable<Row[]> {
   }
   const entries = account
     ? cursor(
+        tx,
         tx<Row[]>`
         SELECT to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS date, t.type AS kind,
           coalesce(t.source_id, t.id) AS reference, e.amount
