@@ -26,13 +26,18 @@ import type {
   UpdateScheduleBody,
 } from './schemas.js';
 
-interface ReportRow {
+/** What a report and a schedule both say: which report, in which format, with which parameters. */
+interface ReportSpecRow {
   id: string;
   tenant_id: string;
   livemode: boolean;
   type: ReportType;
   parameters: Record<string, unknown>;
   format: ReportFormat;
+  created_at: Date;
+}
+
+interface ReportRow extends ReportSpecRow {
   status: 'pending' | 'succeeded' | 'failed';
   schedule_id: string | null;
   failure_message: string | null;
@@ -40,21 +45,13 @@ interface ReportRow {
   size: number | null;
   started_at: Date | null;
   completed_at: Date | null;
-  created_at: Date;
 }
 
-interface ScheduleRow {
-  id: string;
-  tenant_id: string;
-  livemode: boolean;
-  type: ReportType;
-  parameters: Record<string, unknown>;
-  format: ReportFormat;
+interface ScheduleRow extends ReportSpecRow {
   interval: Interval;
   next_run_at: Date;
   last_run_at: Date | null;
   last_report_id: string | null;
-  created_at: Date;
 }
 
 export interface ReportOptions {
