@@ -39,6 +39,8 @@ import { settlementRoutes } from './modules/settlements/routes.js';
 import { payoutRoutes } from './modules/payouts/routes.js';
 import { bankAccountRoutes } from './modules/bank-accounts/routes.js';
 import { reconciliationRoutes } from './modules/reconciliation/routes.js';
+import { reportRoutes } from './modules/reports/routes.js';
+import { caseRoutes } from './modules/cases/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
 import { requestLogRoutes } from './modules/request-logs/routes.js';
 import { apiVersionRoutes } from './modules/versions/routes.js';
@@ -366,6 +368,8 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(bankAccountRoutes);
   await app.register(reconciliationRoutes);
   await app.register(requestLogRoutes);
+  await app.register(reportRoutes);
+  await app.register(caseRoutes);
   if (options.extraRoutes) await app.register(options.extraRoutes);
   return app;
 }

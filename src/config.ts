@@ -68,6 +68,10 @@ export interface Config {
   /** How often the worker runs the settlement job and moves payouts along the bank rail. */
   settlementIntervalMs: number;
   payoutRailIntervalMs: number;
+  /** How often the worker produces queued reports and queues scheduled ones. */
+  reportIntervalMs: number;
+  /** A payment method unused this long loses its encrypted card number (token, brand and last4 stay). */
+  cardDataRetentionDays: number;
   /**
    * A claimed key whose owner's heartbeat (every fifth of this) has been missing this long belongs
    * to a dead process: a retry may take it over.
@@ -174,6 +178,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requestLogFlushMs: num(env, 'REQUEST_LOG_FLUSH_MS', 500, 10),
     settlementIntervalMs: num(env, 'SETTLEMENT_INTERVAL_MS', 60_000, 10),
     payoutRailIntervalMs: num(env, 'PAYOUT_RAIL_INTERVAL_MS', 5_000, 10),
+    reportIntervalMs: num(env, 'REPORT_INTERVAL_MS', 5_000, 10),
+    cardDataRetentionDays: num(env, 'CARD_DATA_RETENTION_DAYS', 395, 1),
     idempotencyOwnerTimeoutSeconds: num(env, 'IDEMPOTENCY_OWNER_TIMEOUT_SECONDS', 5, 2),
     seedDemoTenant: env.SEED_DEMO_TENANT !== 'false',
     workerRetryBaseMs: num(env, 'WORKER_RETRY_BASE_MS', 5_000, 1),

@@ -23,6 +23,9 @@ import { SettlementService } from './modules/settlements/service.js';
 import { ReconciliationService } from './modules/reconciliation/service.js';
 import { RequestLogRecorder } from './modules/request-logs/recorder.js';
 import { RequestLogService } from './modules/request-logs/service.js';
+import { ReportService } from './modules/reports/service.js';
+import { CaseService } from './modules/cases/service.js';
+import { CardDataRetention } from './modules/payment-methods/retention.js';
 import { TenantService } from './modules/tenants/service.js';
 import { ThreeDSecure } from './modules/three-d-secure/tokens.js';
 import { CardVault, parseKek } from './modules/vault/vault.js';
@@ -66,6 +69,9 @@ export interface Platform {
   reconciliation: ReconciliationService;
   requestLogRecorder: RequestLogRecorder;
   requestLogs: RequestLogService;
+  reports: ReportService;
+  cases: CaseService;
+  cardDataRetention: CardDataRetention;
   close(): Promise<void>;
 }
 
@@ -182,6 +188,9 @@ export function createPlatform(
     ),
     requestLogRecorder,
     requestLogs: new RequestLogService(replica),
+    reports: new ReportService(sql, workerSql, { active: vault.activeKekId, all: vault.kekIds() }),
+    cases: new CaseService(sql),
+    cardDataRetention: new CardDataRetention(sql, workerSql, config.cardDataRetentionDays),
     async close() {
       await writer.idle();
       await requestLogRecorder.close();

@@ -57,6 +57,10 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       GRANT DELETE ON idempotency_keys, dispute_watch TO "${appRole}";
       GRANT UPDATE, DELETE ON reconciliation_reports TO "${appRole}";
       GRANT DELETE ON reconciliation_items TO "${appRole}";
+      GRANT UPDATE ON reports, report_schedules, cases TO "${appRole}";
+      GRANT DELETE ON report_chunks TO "${appRole}";
+      GRANT UPDATE (kek_id, wrapped_dek, pan_ciphertext, card_data_erased_at) ON payment_methods TO "${appRole}";
+      REVOKE ALL ON vault_keks FROM "${appRole}";
       GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "${FUNCTION_OWNER_ROLE}";
       REVOKE ALL ON schema_migrations FROM "${FUNCTION_OWNER_ROLE}";
     `);

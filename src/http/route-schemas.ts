@@ -14,6 +14,8 @@ import { SettlementSchema } from '../modules/settlements/schemas.js';
 import { PayoutSchema } from '../modules/payouts/schemas.js';
 import { BankAccountSchema } from '../modules/bank-accounts/schemas.js';
 import { ReconciliationItemSchema, ReconciliationReportSchema } from '../modules/reconciliation/schemas.js';
+import { ReportScheduleSchema, ReportSchema } from '../modules/reports/schemas.js';
+import { CaseSchema } from '../modules/cases/schemas.js';
 import { FeePreviewSchema, PricingPlanSchema } from '../modules/pricing/schemas.js';
 import { RequestLogSchema } from '../modules/request-logs/schemas.js';
 
@@ -38,6 +40,9 @@ export function registerSharedSchemas(app: FastifyInstance) {
     ReconciliationReportSchema,
     ReconciliationItemSchema,
     RequestLogSchema,
+    ReportSchema,
+    ReportScheduleSchema,
+    CaseSchema,
   ]) {
     app.addSchema(schema);
   }

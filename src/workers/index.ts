@@ -57,6 +57,21 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
       run: (items) => platform.reconciliation.run(undefined, new Date(), items),
     },
     {
+      name: 'reports',
+      everyMs: platform.config.reportIntervalMs,
+      run: (items) => platform.reports.runPending(new Date(), 20, items),
+    },
+    {
+      name: 'report-schedules',
+      everyMs: 60_000,
+      run: (items) => platform.reports.runSchedules(new Date(), 100, items),
+    },
+    {
+      name: 'card-data-retention',
+      everyMs: 3_600_000,
+      run: (items) => platform.cardDataRetention.run(new Date(), 500, items),
+    },
+    {
       name: 'purge-idempotency-keys',
       everyMs: 300_000,
       run: () =>

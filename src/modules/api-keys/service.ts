@@ -26,6 +26,10 @@ export const SCOPES = [
   'api_keys:read',
   'api_keys:write',
   'request_logs:read',
+  'reports:read',
+  'reports:write',
+  'cases:read',
+  'cases:write',
 ] as const;
 
 interface ApiKeyRow {

@@ -17,6 +17,7 @@ import {
 } from '../vault/cards.js';
 import type { CardVault } from '../vault/vault.js';
 import type { PaymentMethod, PaymentMethodInput, Verification } from './schemas.js';
+import { cardDataErased } from './retention.js';
 
 export interface PaymentMethodRow {
   id: string;
@@ -183,6 +184,7 @@ export class PaymentMethodService {
 
   /** Decrypts the card for a processor call; the plaintext lives only in this request's memory. */
   cardDetails(row: PaymentMethodRow): CardDetails {
+    if (row.pan_ciphertext === null) throw cardDataErased();
     const number = this.vault.openPan(
       { kekId: row.kek_id, wrappedDek: row.wrapped_dek, ciphertext: row.pan_ciphertext },
       row.id,
