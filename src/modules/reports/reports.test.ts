@@ -522,6 +522,15 @@ describe('errors, scopes and tenants', () => {
     expect((await call(t.app, other.testKey, 'DELETE', `/v1/report_schedules/${schedule.id}`)).statusCode).toBe(404);
   });
 
+  it('the OpenAPI document describes the report and case routes', async () => {
+    const document = await ok(await t.app.inject({ method: 'GET', url: '/openapi.json' }));
+    for (const path of ['/v1/reports', '/v1/reports/{id}/file', '/v1/report_schedules/{id}', '/v1/cases/{id}/filing'])
+      expect(Object.keys(document.paths)).toContain(path);
+    expect(Object.keys(document.components.schemas)).toEqual(
+      expect.arrayContaining(['Report', 'ReportSchedule', 'Case']),
+    );
+  });
+
   it('records each download', async () => {
     await download(tenant, reportId);
     const [row] = await t.admin<{ download_count: number; last_downloaded_by: string }[]>`
