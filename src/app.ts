@@ -40,6 +40,9 @@ import { payoutRoutes } from './modules/payouts/routes.js';
 import { bankAccountRoutes } from './modules/bank-accounts/routes.js';
 import { reconciliationRoutes } from './modules/reconciliation/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
+import { userRoutes } from './modules/users/routes.js';
+import { sessionRoutes } from './modules/sessions/routes.js';
+import { authenticateSession, sessionCookie } from './modules/sessions/auth.js';
 import type { DestinationStream } from 'pino';
 import { isDatabaseUnavailable } from './db/index.js';
 
@@ -167,7 +170,12 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
         );
       return;
     }
-    const auth = await platform.authenticator.authenticate(request.headers.authorization);
+    // The dashboard calls the same routes with its session cookie; an Authorization header wins.
+    const cookie = request.headers.authorization === undefined ? sessionCookie(request) : undefined;
+    const auth =
+      cookie !== undefined
+        ? await authenticateSession(platform.users, request, cookie)
+        : await platform.authenticator.authenticate(request.headers.authorization);
     if (requirement === 'tenant' && auth.kind !== 'tenant') {
       throw new ApiError(
         'permission_error',
@@ -323,6 +331,8 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(payoutRoutes);
   await app.register(bankAccountRoutes);
   await app.register(reconciliationRoutes);
+  await app.register(userRoutes);
+  await app.register(sessionRoutes);
   if (options.extraRoutes) await app.register(options.extraRoutes);
   return app;
 }

@@ -57,6 +57,8 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       GRANT DELETE ON idempotency_keys, dispute_watch TO "${appRole}";
       GRANT UPDATE, DELETE ON reconciliation_reports TO "${appRole}";
       GRANT DELETE ON reconciliation_items TO "${appRole}";
+      GRANT UPDATE ON users, user_passkeys, user_sessions TO "${appRole}";
+      GRANT DELETE ON user_sessions TO "${appRole}";
       GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "${FUNCTION_OWNER_ROLE}";
       REVOKE ALL ON schema_migrations FROM "${FUNCTION_OWNER_ROLE}";
     `);

@@ -68,6 +68,12 @@ export function openApiOptions(publicUrl: string): FastifyDynamicSwaggerOptions 
             description: 'A tenant secret key (sk_test_…, sk_live_…), a restricted key, or an access token.',
           },
           platformKey: { type: 'http', scheme: 'bearer', description: 'The platform operator key (PLATFORM_API_KEY).' },
+          sessionCookie: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: 'pf_session',
+            description: 'A signed-in team member (POST /v1/sessions); state changes need the X-CSRF-Token header.',
+          },
         },
       },
       security: [{ secretKey: [] }],

@@ -25,6 +25,8 @@ export const SCOPES = [
   'reconciliation:read',
   'api_keys:read',
   'api_keys:write',
+  'users:read',
+  'users:write',
 ] as const;
 
 interface ApiKeyRow {
