@@ -15,7 +15,8 @@ CREATE TABLE users (
   totp_enrolled_at timestamptz,
   -- The last TOTP time step accepted: a code is good once, not for its whole 30-second window.
   totp_last_step bigint NOT NULL DEFAULT 0,
-  recovery_code_hashes bytea[] NOT NULL DEFAULT '{}',
+  -- Hex SHA-256 of each unused code (random, so a fast hash is enough, as for API keys).
+  recovery_code_hashes text[] NOT NULL DEFAULT '{}',
   failed_logins integer NOT NULL DEFAULT 0,
   locked_until timestamptz,
   invitation_hash bytea UNIQUE,

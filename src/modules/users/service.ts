@@ -34,7 +34,7 @@ export interface UserRow {
   totp_secret_sealed: Buffer | null;
   totp_enrolled_at: Date | null;
   totp_last_step: number;
-  recovery_code_hashes: Buffer[];
+  recovery_code_hashes: string[];
   failed_logins: number;
   locked_until: Date | null;
   passkeys: number;
@@ -404,7 +404,7 @@ export class UserService {
   }
 
   private async useRecoveryCode(tx: Tx, user: UserRow, code: string): Promise<boolean> {
-    const hash = sha256(code.replace(/[\s-]/g, '').toLowerCase());
+    const hash = sha256(code.replace(/[\s-]/g, '').toLowerCase()).toString('hex');
     const used = await tx`UPDATE users SET recovery_code_hashes = array_remove(recovery_code_hashes, ${hash})
       WHERE id = ${user.id} AND ${hash} = ANY (recovery_code_hashes)`;
     return used.count === 1;
@@ -415,7 +415,7 @@ export class UserService {
       const raw = randomBytes(10).toString('hex');
       return `${raw.slice(0, 5)}-${raw.slice(5, 10)}-${raw.slice(10, 15)}-${raw.slice(15)}`;
     });
-    const hashes = codes.map((code) => sha256(code.replace(/-/g, '')));
+    const hashes = codes.map((code) => sha256(code.replace(/-/g, '')).toString('hex'));
     await tx`UPDATE users SET recovery_code_hashes = ${hashes} WHERE id = ${userId}`;
     return codes;
   }
