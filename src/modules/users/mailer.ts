@@ -1,5 +1,6 @@
 import nodemailer, { type Transporter } from 'nodemailer';
 import type { FastifyBaseLogger } from 'fastify';
+import { ApiError } from '../../http/errors.js';
 
 export interface Mail {
   to: string;
@@ -26,14 +27,20 @@ export class Mailer {
   constructor(
     smtpUrl: string | undefined,
     private readonly from: string,
-    /** Outside production the outbox's messages are logged too, links and all. */
-    private readonly logOutbox: boolean,
+    /** Outside production the outbox's messages are logged too, links and all; in production there is no outbox. */
+    private readonly development: boolean,
   ) {
     if (smtpUrl) this.transport = nodemailer.createTransport(smtpUrl);
   }
 
   get keepsOutbox(): boolean {
-    return !this.transport;
+    return !this.transport && this.development;
+  }
+
+  /** Checked before anything is written that a mail must follow: production without SMTP_URL cannot send. */
+  assertCanSend() {
+    if (this.transport || this.development) return;
+    throw new ApiError('api_error', 'mail_not_configured', 'Email is not configured (SMTP_URL).', null, 503);
   }
 
   async send(mail: Mail, log: Pick<FastifyBaseLogger, 'info'>): Promise<void> {
@@ -41,10 +48,10 @@ export class Mailer {
       await this.transport.sendMail({ from: this.from, ...mail });
       return;
     }
+    this.assertCanSend();
     this.outbox.unshift({ from: this.from, ...mail, sent: Math.floor(Date.now() / 1000) });
     this.outbox.length = Math.min(this.outbox.length, OUTBOX_SIZE);
-    if (this.logOutbox)
-      log.info({ mail_to: mail.to, subject: mail.subject, text: mail.text }, 'mail kept in the dev outbox');
+    log.info({ mail_to: mail.to, subject: mail.subject, text: mail.text }, 'mail kept in the dev outbox');
   }
 
   messages(): OutboxMessage[] {

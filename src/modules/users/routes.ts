@@ -52,7 +52,7 @@ function refuseTestKey(request: FastifyRequest) {
 }
 
 export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { users, passkeys, mailer, config } = app.platform;
+  const { users, passkeys, mailer } = app.platform;
 
   app.post(
     '/v1/users',
@@ -242,7 +242,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   // Without SMTP, outside production: the messages that would have been sent, invitation links included.
-  if (mailer.keepsOutbox && !config.production)
+  if (mailer.keepsOutbox)
     app.get(
       '/v1/dev/outbox',
       {

@@ -194,6 +194,7 @@ export class UserService {
   async invite(auth: Auth, context: RequestContext, email: string, role: string): Promise<User> {
     const manager = managerOf(auth);
     this.mayGrant(manager, role);
+    this.mailer.assertCanSend();
     const token = randomToken(32);
     const user = await inScope(this.sql, tenantOnly(manager.tenantId), async (tx) => {
       const id = newId('usr');
