@@ -204,9 +204,13 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   // OAuth exchange) counts against its address's auth-failure budget, checked in onRequest above.
   // A request that presented none guessed nothing (a browser's /favicon.ico), so it does not count.
   app.addHook('onSend', async (request, reply, payload) => {
+    const body = request.body as { client_secret?: unknown; password?: unknown; login_token?: unknown } | undefined;
     const presented =
       request.headers.authorization !== undefined ||
-      typeof (request.body as { client_secret?: unknown } | undefined)?.client_secret === 'string';
+      typeof body?.client_secret === 'string' ||
+      // A sign-in's password or second factor: guessing across many accounts from one address is throttled too.
+      typeof body?.password === 'string' ||
+      typeof body?.login_token === 'string';
     if (reply.statusCode === 401 && presented) await countAuthFailure(platform.rateLimiter, config, request);
     return payload;
   });

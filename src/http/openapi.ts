@@ -98,6 +98,11 @@ export function openApiOptions(publicUrl: string): FastifyDynamicSwaggerOptions 
             'Where payouts go: registered, verified with two micro-deposits, account numbers encrypted (last4 shown).',
         },
         { name: 'API keys', description: 'Secret and restricted keys; rolling and revoking.' },
+        {
+          name: 'Team users',
+          description: 'Team members and operator staff: invitations, roles (the scopes keys use), passwords, MFA.',
+        },
+        { name: 'Sessions', description: 'Sign-in with password and a second factor; the session cookie and CSRF.' },
         { name: 'Platform', description: 'Operator endpoints: tenants.' },
         { name: 'Authentication', description: 'Access tokens.' },
         { name: 'Health', description: 'Liveness, readiness and metrics.' },

@@ -125,6 +125,10 @@ export class PostgresSessionStore implements SessionStore {
 
   async create(token: string, record: SessionRecord) {
     await inScope(this.sql, this.scope(record.tenantId), async (tx) => {
+      // Expired sessions are deleted when next presented; those never presented again go with the user's next.
+      await tx`DELETE FROM user_sessions WHERE user_id = ${record.userId}
+        AND (last_seen_at <= ${new Date(record.createdAt - IDLE_TIMEOUT_MS)}
+          OR created_at <= ${new Date(record.createdAt - ABSOLUTE_TIMEOUT_MS)})`;
       await tx`INSERT INTO user_sessions (token_hash, id, tenant_id, user_id, stage, record, created_at, last_seen_at)
         VALUES (${tokenHash(token)}, ${record.id}, ${record.tenantId}, ${record.userId}, ${record.stage},
           ${tx.json(record as never)}, ${new Date(record.createdAt)}, ${new Date(record.lastSeenAt)})`;
