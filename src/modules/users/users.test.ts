@@ -77,7 +77,8 @@ describe('invitations by real SMTP', () => {
       await mailing.close();
       await new Promise<void>((resolve) => smtp.close(() => resolve()));
     }
-  });
+    // A second app boots here: on a busy machine that alone can take most of the default 30 s.
+  }, 120_000);
 
   it('an expired invitation is refused', async () => {
     const email = 'late@example.com';
