@@ -51,6 +51,9 @@ import {
   isApiVersion,
   LATEST_API_VERSION,
 } from './modules/versions/versions.js';
+import { userRoutes } from './modules/users/routes.js';
+import { sessionRoutes } from './modules/sessions/routes.js';
+import { authenticateSession, sessionCookie } from './modules/sessions/auth.js';
 import type { DestinationStream } from 'pino';
 import { isDatabaseUnavailable } from './db/index.js';
 
@@ -180,7 +183,12 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
         );
       return;
     }
-    const auth = await platform.authenticator.authenticate(request.headers.authorization);
+    // The dashboard calls the same routes with its session cookie; an Authorization header wins.
+    const cookie = request.headers.authorization === undefined ? sessionCookie(request) : undefined;
+    const auth =
+      cookie !== undefined
+        ? await authenticateSession(platform.users, request, cookie)
+        : await platform.authenticator.authenticate(request.headers.authorization);
     if (requirement === 'tenant' && auth.kind !== 'tenant') {
       throw new ApiError(
         'permission_error',
@@ -211,9 +219,13 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   // OAuth exchange) counts against its address's auth-failure budget, checked in onRequest above.
   // A request that presented none guessed nothing (a browser's /favicon.ico), so it does not count.
   app.addHook('onSend', async (request, reply, payload) => {
+    const body = request.body as { client_secret?: unknown; password?: unknown; login_token?: unknown } | undefined;
     const presented =
       request.headers.authorization !== undefined ||
-      typeof (request.body as { client_secret?: unknown } | undefined)?.client_secret === 'string';
+      typeof body?.client_secret === 'string' ||
+      // A sign-in's password or second factor: guessing across many accounts from one address is throttled too.
+      typeof body?.password === 'string' ||
+      typeof body?.login_token === 'string';
     if (reply.statusCode === 401 && presented) await countAuthFailure(platform.rateLimiter, config, request);
     return payload;
   });
@@ -370,6 +382,8 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(requestLogRoutes);
   await app.register(reportRoutes);
   await app.register(caseRoutes);
+  await app.register(userRoutes);
+  await app.register(sessionRoutes);
   if (options.extraRoutes) await app.register(options.extraRoutes);
   return app;
 }

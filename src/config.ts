@@ -81,6 +81,11 @@ export interface Config {
   /** A worker item (payment, payout, settlement group…) that failed waits this long, doubling per failure. */
   workerRetryBaseMs: number;
   workerRetryMaxMs: number;
+  /** Where invitations are sent from; without SMTP_URL (never in production) mail goes to the dev outbox. */
+  smtpUrl?: string;
+  mailFrom: string;
+  /** NODE_ENV=production: no dev outbox, and no mail link in the log. */
+  production: boolean;
 }
 
 function num(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
@@ -184,5 +189,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     seedDemoTenant: env.SEED_DEMO_TENANT !== 'false',
     workerRetryBaseMs: num(env, 'WORKER_RETRY_BASE_MS', 5_000, 1),
     workerRetryMaxMs: num(env, 'WORKER_RETRY_MAX_MS', 600_000, 1),
+    smtpUrl: optional(env, 'SMTP_URL'),
+    mailFrom: env.MAIL_FROM || 'PayForward <no-reply@payforward.invalid>',
+    production: env.NODE_ENV === 'production',
   };
 }

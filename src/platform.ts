@@ -29,6 +29,11 @@ import { CardDataRetention } from './modules/payment-methods/retention.js';
 import { TenantService } from './modules/tenants/service.js';
 import { ThreeDSecure } from './modules/three-d-secure/tokens.js';
 import { CardVault, parseKek } from './modules/vault/vault.js';
+import { Mailer } from './modules/users/mailer.js';
+import { UserService } from './modules/users/service.js';
+import { SecurityEvents } from './modules/users/security-events.js';
+import { PasskeyService } from './modules/users/passkeys.js';
+import { PostgresSessionStore, RedisSessionStore } from './modules/sessions/store.js';
 
 /** Secrets the platform cannot run without; resolved by bootstrap (env or the local data folder). */
 export interface Secrets {
@@ -72,6 +77,9 @@ export interface Platform {
   reports: ReportService;
   cases: CaseService;
   cardDataRetention: CardDataRetention;
+  mailer: Mailer;
+  users: UserService;
+  passkeys: PasskeyService;
   close(): Promise<void>;
 }
 
@@ -133,6 +141,17 @@ export function createPlatform(
   const bankAccounts = new BankAccountService(sql, vault);
   const payouts = new PayoutService(sql, ledger, bankAccounts, workerSql);
   const settlements = new SettlementService(sql, ledger, payouts, settlementScheduleFor, workerSql);
+  const mailer = new Mailer(config.smtpUrl, config.mailFrom, !config.production);
+  // Sessions live in Redis when there is one (every API process sees a logout at once), else in PostgreSQL.
+  const sessionStore = redis ? new RedisSessionStore(redis) : new PostgresSessionStore(sql);
+  const securityEvents = new SecurityEvents();
+  const users = new UserService(sql, vault, mailer, sessionStore, securityEvents, {
+    publicUrl: config.publicUrl,
+    issuer: 'PayForward',
+    clock: options.clock ?? Date.now,
+  });
+  const passkeys = new PasskeyService(sql, sessionStore, securityEvents, config.publicUrl);
+  users.passkeys = passkeys;
   const payments = new PaymentService({
     sql,
     workerSql,
@@ -191,7 +210,11 @@ export function createPlatform(
     reports: new ReportService(sql, workerSql, { active: vault.activeKekId, all: vault.kekIds() }),
     cases: new CaseService(sql),
     cardDataRetention: new CardDataRetention(sql, workerSql, config.cardDataRetentionDays),
+    mailer,
+    users,
+    passkeys,
     async close() {
+      mailer.close();
       await writer.idle();
       await requestLogRecorder.close();
       await idempotency.idle();

@@ -20,6 +20,10 @@ const PUBLIC_ROUTES = [
   'POST /3ds/:token/complete',
   'POST /v1/oauth/token',
   'GET /v1/api_versions',
+  // Signing in and accepting an invitation: the credential is in the body (see src/modules/sessions).
+  'POST /v1/sessions',
+  'POST /v1/sessions/mfa',
+  'POST /v1/invitations/:token/accept',
 ].sort();
 
 let t: TestApp;

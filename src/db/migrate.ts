@@ -61,6 +61,8 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       GRANT DELETE ON report_chunks TO "${appRole}";
       GRANT UPDATE (kek_id, wrapped_dek, pan_ciphertext, card_data_erased_at) ON payment_methods TO "${appRole}";
       REVOKE ALL ON vault_keks FROM "${appRole}";
+      GRANT UPDATE ON users, user_passkeys, user_sessions TO "${appRole}";
+      GRANT DELETE ON user_sessions TO "${appRole}";
       GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "${FUNCTION_OWNER_ROLE}";
       REVOKE ALL ON schema_migrations FROM "${FUNCTION_OWNER_ROLE}";
     `);

@@ -6,15 +6,29 @@ import { LoadingCache } from '../lib/loading-cache.js';
 import { NO_SCOPE } from './route-auth.js';
 import { NotificationListener } from './notification-listener.js';
 
+/** A team member's or operator's signed-in session (see src/modules/users). */
+export interface SessionPrincipal {
+  id: string;
+  userId: string;
+  role: string;
+}
+
 export type Auth =
-  | { kind: 'platform' }
+  | {
+      kind: 'platform';
+      /** Present when an operator staff member acts; operator_support may only read. */
+      session?: SessionPrincipal;
+      readOnly?: boolean;
+    }
   | {
       kind: 'tenant';
       tenantId: string;
       livemode: boolean;
+      /** The key's id, or for a session the user's (rate limits and idempotency keys are per user). */
       keyId: string;
       scopes: string[];
-      via: 'api_key' | 'access_token';
+      via: 'api_key' | 'access_token' | 'session';
+      session?: SessionPrincipal;
     };
 
 export type TenantAuth = Extract<Auth, { kind: 'tenant' }>;
@@ -258,7 +272,9 @@ export function requireScope(auth: Auth, scope: string) {
   throw new ApiError(
     'permission_error',
     'missing_scope',
-    `This API key does not have the "${scope}" permission.`,
+    auth.via === 'session'
+      ? `Your role (${auth.session?.role}) does not have the "${scope}" permission.`
+      : `This API key does not have the "${scope}" permission.`,
     null,
     403,
   );

@@ -18,6 +18,7 @@ import { ReportScheduleSchema, ReportSchema } from '../modules/reports/schemas.j
 import { CaseSchema } from '../modules/cases/schemas.js';
 import { FeePreviewSchema, PricingPlanSchema } from '../modules/pricing/schemas.js';
 import { RequestLogSchema } from '../modules/request-logs/schemas.js';
+import { UserSchema } from '../modules/users/service.js';
 
 /** Shared object schemas, registered once so routes and the OpenAPI document refer to them by name. */
 export function registerSharedSchemas(app: FastifyInstance) {
@@ -43,6 +44,7 @@ export function registerSharedSchemas(app: FastifyInstance) {
     ReportSchema,
     ReportScheduleSchema,
     CaseSchema,
+    UserSchema,
   ]) {
     app.addSchema(schema);
   }

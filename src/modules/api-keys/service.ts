@@ -30,6 +30,8 @@ export const SCOPES = [
   'reports:write',
   'cases:read',
   'cases:write',
+  'users:read',
+  'users:write',
 ] as const;
 
 interface ApiKeyRow {
