@@ -2,7 +2,9 @@ import { Type, type Static } from 'typebox';
 import { newId } from '../../lib/ids.js';
 import type { Scope } from '../../db/index.js';
 import type { Columns } from '../../db/unnest.js';
+import type { EventType } from './catalog.js';
 
+/** An event as stored: `sequence` is assigned by the database when the event is written. */
 export interface EventRow {
   id: string;
   tenant_id: string;
@@ -12,9 +14,13 @@ export interface EventRow {
   data: { object: unknown };
   request_id: string | null;
   created_at: Date;
+  sequence: number;
 }
 
-export const EVENT_COLUMNS: Columns<EventRow> = [
+/** An event about to be written, in the same transaction as the change it reports. */
+export type NewEventRow = Omit<EventRow, 'sequence'>;
+
+export const EVENT_COLUMNS: Columns<NewEventRow> = [
   ['id', 'text'],
   ['tenant_id', 'text'],
   ['livemode', 'boolean'],
@@ -26,7 +32,7 @@ export const EVENT_COLUMNS: Columns<EventRow> = [
 ];
 
 /** Builds an event for the outbox; it is written in the same transaction as the change it reports. */
-export function newEvent(scope: Scope, type: string, object: { id: string }, requestId: string | null): EventRow {
+export function newEvent(scope: Scope, type: EventType, object: { id: string }, requestId: string | null): NewEventRow {
   return {
     id: newId('evt'),
     tenant_id: scope.tenantId,
@@ -46,6 +52,11 @@ export const EventSchema = Type.Object(
     type: Type.String({ examples: ['payment.succeeded'] }),
     created: Type.Integer({ description: 'Unix time in seconds' }),
     livemode: Type.Boolean(),
+    sequence: Type.Integer({
+      description:
+        'Increases with every event about the same object (`data.object.id`): of two events about one object, ' +
+        'the one with the larger sequence describes the later state. Not consecutive: compare, do not count.',
+    }),
     data: Type.Object({ object: Type.Unknown() }),
     request: Type.Object({ id: Type.Union([Type.String(), Type.Null()]) }),
   },
@@ -60,6 +71,7 @@ export function toApiEvent(row: EventRow): Event {
     type: row.type,
     created: Math.floor(new Date(row.created_at).getTime() / 1000),
     livemode: row.livemode,
+    sequence: row.sequence,
     data: row.data,
     request: { id: row.request_id },
   };

@@ -3,6 +3,8 @@ import { Type } from 'typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam, ListQuery, StrictObject } from '../../http/schemas.js';
+import { NO_SCOPE } from '../../http/route-auth.js';
+import { EventTypeSchema, eventTypeList } from './catalog.js';
 
 const tags = ['Events'];
 const EventListQuery = StrictObject({
@@ -11,8 +13,39 @@ const EventListQuery = StrictObject({
   object_id: Type.Optional(Type.String({ maxLength: 64 })),
 });
 
+const EventTypeList = Type.Object({
+  object: Type.Literal('list'),
+  url: Type.Literal('/v1/event_types'),
+  has_more: Type.Literal(false),
+  data: Type.Array(EventTypeSchema),
+});
+
 export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { events } = app.platform;
+  const eventTypes = eventTypeList();
+
+  // The catalog holds no tenant data: any of the tenant's keys may read it.
+  app.get(
+    '/v1/event_types',
+    {
+      config: { auth: 'tenant', scope: NO_SCOPE },
+      schema: {
+        tags,
+        summary: 'List event types',
+        description:
+          'Every event type the platform emits, with what it means and an example event. Webhook endpoints and the ' +
+          'event stream subscribe to these names, or to `*` and prefix wildcards such as `payment.*`.',
+        querystring: StrictObject({}),
+        response: { 200: EventTypeList, ...errors },
+      },
+    },
+    async () => ({
+      object: 'list' as const,
+      url: '/v1/event_types' as const,
+      has_more: false as const,
+      data: eventTypes,
+    }),
+  );
 
   app.get(
     '/v1/events',
