@@ -328,6 +328,8 @@ export class EventFeed {
       const { rows } = await eventsBetween(this.sql, [stream.scope], stream.covered, this.position, 0);
       stream.deliver(rows, this.position);
     }
+    // What committed while the stream caught up may have been notified before it was attached.
+    this.requestStep();
   }
 
   private notified(payload: string) {
@@ -336,6 +338,10 @@ export class EventFeed {
       const written = new Set(payload.split(','));
       if (![...this.streams].some((stream) => written.has(scopeSetting([stream.scope])))) return;
     }
+    this.requestStep();
+  }
+
+  private requestStep() {
     if (this.stepQueued) return;
     this.stepQueued = true;
     void this.enqueue(async () => {
