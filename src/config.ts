@@ -80,6 +80,10 @@ export interface Config {
   seedDemoTenant: boolean;
   /** A worker item (payment, payout, settlement group…) that failed waits this long, doubling per failure. */
   workerRetryBaseMs: number;
+  /** GET /v1/events/stream: a comment line this often keeps proxies from closing an idle stream. */
+  eventStreamHeartbeatMs: number;
+  /** Open event streams per tenant (both modes) on one API process; one more is refused with 429. */
+  eventStreamMaxPerTenant: number;
   workerRetryMaxMs: number;
   /** Where invitations are sent from; without SMTP_URL (never in production) mail goes to the dev outbox. */
   smtpUrl?: string;
@@ -188,6 +192,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     idempotencyOwnerTimeoutSeconds: num(env, 'IDEMPOTENCY_OWNER_TIMEOUT_SECONDS', 5, 2),
     seedDemoTenant: env.SEED_DEMO_TENANT !== 'false',
     workerRetryBaseMs: num(env, 'WORKER_RETRY_BASE_MS', 5_000, 1),
+    eventStreamHeartbeatMs: num(env, 'EVENT_STREAM_HEARTBEAT_MS', 15_000, 10),
+    eventStreamMaxPerTenant: num(env, 'EVENT_STREAM_MAX_PER_TENANT', 10, 1),
     workerRetryMaxMs: num(env, 'WORKER_RETRY_MAX_MS', 600_000, 1),
     smtpUrl: optional(env, 'SMTP_URL'),
     mailFrom: env.MAIL_FROM || 'PayForward <no-reply@payforward.invalid>',

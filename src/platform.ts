@@ -11,6 +11,7 @@ import { BankAccountService } from './modules/bank-accounts/service.js';
 import { ConnectorRouter } from './modules/connectors/router.js';
 import { SimulatedSettlementReports } from './modules/connectors/settlement-reports.js';
 import { EventService } from './modules/events/service.js';
+import { EventFeed } from './modules/events/stream.js';
 import { PaymentMethodService } from './modules/payment-methods/service.js';
 import { createPaymentWriter, type PaymentWrite } from './modules/payments/repo.js';
 import { PaymentService } from './modules/payments/service.js';
@@ -66,6 +67,8 @@ export interface Platform {
   refunds: RefundService;
   disputes: DisputeService;
   events: EventService;
+  /** The live event stream's fan-out in this process (GET /v1/events/stream). */
+  eventFeed: EventFeed;
   pricing: PricingService;
   ledger: LedgerService;
   payouts: PayoutService;
@@ -172,6 +175,10 @@ export function createPlatform(
     batchSize: 2_000,
     onDropped: (count) => metrics.requestLogsDropped.inc(count),
   });
+  const eventFeed = new EventFeed(sql, appDatabaseUrl, {
+    heartbeatMs: config.eventStreamHeartbeatMs,
+    maxPerTenant: config.eventStreamMaxPerTenant,
+  });
   return {
     config,
     sql,
@@ -194,6 +201,7 @@ export function createPlatform(
     refunds: new RefundService(sql, router, pricing, ledger, workerSql),
     disputes: new DisputeService(sql, router, pricing, ledger, workerSql),
     events: new EventService(replica),
+    eventFeed,
     pricing,
     ledger,
     payouts,
@@ -219,6 +227,7 @@ export function createPlatform(
       await requestLogRecorder.close();
       await idempotency.idle();
       await authenticator.stopListening();
+      await eventFeed.stop();
       // QUIT would wait for a Redis that is away; an unreachable one is simply dropped.
       if (redis?.status === 'ready') await redis.quit().catch(() => {});
       else redis?.disconnect();

@@ -47,6 +47,8 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
     await tx.unsafe(`
       GRANT USAGE ON SCHEMA public TO "${appRole}", "${workerRole}", "${FUNCTION_OWNER_ROLE}";
       GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO "${appRole}";
+      -- Column defaults draw from sequences (event_sequence numbers every event).
+      GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "${appRole}", "${FUNCTION_OWNER_ROLE}";
       REVOKE ALL ON schema_migrations FROM "${appRole}";
       REVOKE ALL ON processor_reports FROM "${appRole}";
       -- The simulated processors' own records: the reconciliation worker reads their settlement reports.

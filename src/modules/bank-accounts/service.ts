@@ -7,6 +7,7 @@ import { knownCurrency } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
 import { unixSeconds } from '../../lib/time.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
+import type { EventType } from '../events/catalog.js';
 import type { CardVault } from '../vault/vault.js';
 import type { BankAccount, CreateBankAccountBody, UpdateBankAccountBody } from './schemas.js';
 
@@ -307,7 +308,7 @@ export class BankAccountService {
         AND default_for_currency AND deleted_at IS NULL`;
   }
 
-  private async emit(tx: Tx, scope: Scope, type: string, account: BankAccount, requestId: string | null) {
+  private async emit(tx: Tx, scope: Scope, type: EventType, account: BankAccount, requestId: string | null) {
     await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, type, account, requestId)]);
   }
 }

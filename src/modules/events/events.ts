@@ -3,7 +3,9 @@ import { newId } from '../../lib/ids.js';
 import type { Scope } from '../../db/index.js';
 import type { Columns } from '../../db/unnest.js';
 import { convertVersion, LATEST_API_VERSION } from '../versions/versions.js';
+import type { EventType } from './catalog.js';
 
+/** An event as stored: `sequence` is assigned by the database when the event is written. */
 export interface EventRow {
   id: string;
   tenant_id: string;
@@ -15,9 +17,13 @@ export interface EventRow {
   /** The API version `data.object` was written in. */
   api_version: string;
   created_at: Date;
+  sequence: number;
 }
 
-export const EVENT_COLUMNS: Columns<EventRow> = [
+/** An event about to be written, in the same transaction as the change it reports. */
+export type NewEventRow = Omit<EventRow, 'sequence'>;
+
+export const EVENT_COLUMNS: Columns<NewEventRow> = [
   ['id', 'text'],
   ['tenant_id', 'text'],
   ['livemode', 'boolean'],
@@ -33,7 +39,7 @@ export const EVENT_COLUMNS: Columns<EventRow> = [
  * Builds an event for the outbox (its object in the latest API version's shape); it is written in the same
  * transaction as the change it reports.
  */
-export function newEvent(scope: Scope, type: string, object: { id: string }, requestId: string | null): EventRow {
+export function newEvent(scope: Scope, type: EventType, object: { id: string }, requestId: string | null): NewEventRow {
   return {
     id: newId('evt'),
     tenant_id: scope.tenantId,
@@ -54,6 +60,11 @@ export const EventSchema = Type.Object(
     type: Type.String({ examples: ['payment.succeeded'] }),
     created: Type.Integer({ description: 'Unix time in seconds' }),
     livemode: Type.Boolean(),
+    sequence: Type.Integer({
+      description:
+        'Increases with every event about the same object (`data.object.id`): of two events about one object, ' +
+        'the one with the larger sequence describes the later state. Not consecutive: compare, do not count.',
+    }),
     data: Type.Object({ object: Type.Unknown() }),
     request: Type.Object({ id: Type.Union([Type.String(), Type.Null()]) }),
     api_version: Type.String({
@@ -73,6 +84,7 @@ export function toApiEvent(row: EventRow): Event {
     type: row.type,
     created: Math.floor(new Date(row.created_at).getTime() / 1000),
     livemode: row.livemode,
+    sequence: row.sequence,
     data: convertVersion(row.data, row.api_version, LATEST_API_VERSION),
     request: { id: row.request_id },
     api_version: LATEST_API_VERSION,

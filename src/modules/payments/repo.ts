@@ -4,7 +4,7 @@ import { MicroBatcher, type BatcherOptions } from '../../db/batcher.js';
 import { listPage, type ListParams } from '../../db/list.js';
 import { columnNames, UnnestStatement, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
-import { EVENT_COLUMNS, type EventRow } from '../events/events.js';
+import { EVENT_COLUMNS, type NewEventRow } from '../events/events.js';
 import { postingCtes, type PreparedPosting } from '../ledger/service.js';
 import { PAYMENT_METHOD_COLUMNS, type PaymentMethodRow } from '../payment-methods/service.js';
 import type { PaymentStatus } from './schemas.js';
@@ -131,7 +131,7 @@ export interface PaymentWrite {
   insert?: PaymentRow;
   update?: PaymentRow;
   attempts?: AttemptRow[];
-  events?: EventRow[];
+  events?: NewEventRow[];
   /** Ledger postings that must commit with this payment write, and only if it happens. */
   posting?: PreparedPosting;
   /** A capture the processor will dispute: on the dispute watch list with the capture. */
@@ -179,7 +179,7 @@ function batchStatement(
   inserts: PaymentRow[],
   updates: PaymentRow[],
   attempts: AttemptRow[],
-  events: EventRow[],
+  events: NewEventRow[],
   postings: PreparedPosting[],
   watched: DisputeWatchRow[],
 ) {

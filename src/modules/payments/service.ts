@@ -9,7 +9,8 @@ import { newId } from '../../lib/ids.js';
 import { separately, type ItemRunner } from '../../workers/isolation.js';
 import type { AuthorizationCall, CardDetails, ConnectorOutcome, MerchantOrder } from '../connectors/connector.js';
 import type { ConnectorRouter } from '../connectors/router.js';
-import { newEvent, type EventRow } from '../events/events.js';
+import { newEvent, type NewEventRow } from '../events/events.js';
+import type { EventType } from '../events/catalog.js';
 import type { PaymentMethodInput } from '../payment-methods/schemas.js';
 import type { PaymentMethodRow, PaymentMethodService } from '../payment-methods/service.js';
 import { invalidLink, type ThreeDSecure } from '../three-d-secure/tokens.js';
@@ -741,13 +742,13 @@ export class PaymentService {
     scope: Scope,
     state: PaymentState,
     attempts: AttemptRow[],
-    eventType: string | string[],
+    eventType: EventType | EventType[],
     requestId: string | null,
     conflict: string,
     charge?: { posting: PreparedPosting; disputeWatch?: DisputeWatchRow },
   ): Promise<Payment> {
     const payment = toApiPayment(state);
-    const events: EventRow[] = (Array.isArray(eventType) ? eventType : [eventType]).map((type) =>
+    const events: NewEventRow[] = (Array.isArray(eventType) ? eventType : [eventType]).map((type) =>
       newEvent(scope, type, payment, requestId),
     );
     if (
@@ -860,7 +861,7 @@ export class PaymentService {
     const row = current.row;
     const attempts = [this.completeAttempt(this.attemptOf(current, last.attemptId), last.processor, outcome)];
     let next: PaymentRow;
-    let eventType: string;
+    let eventType: EventType;
     let charge: Awaited<ReturnType<PaymentService['charge']>> | undefined;
     if (outcome.status === 'succeeded' && row.capture_method === 'automatic') {
       charge = await this.charge(scope, row, row.amount, method, {

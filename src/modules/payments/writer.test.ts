@@ -40,10 +40,10 @@ async function payment(tenant: TestTenant, body: Record<string, unknown> = {}) {
   return (await loadPayment(t.platform.sql, scopeOf(tenant), created.id)).row;
 }
 
-/** The next version of a payment, with a new description and its event. */
+/** The next version of a payment, with a new description and an event (of any catalogued type). */
 function described(scope: Scope, row: PaymentRow, description: string): PaymentWrite {
   const next = { ...row, description, version: row.version + 1, updated_at: new Date() };
-  return { scope, update: next, events: [newEvent(scope, 'payment.updated', { id: row.id }, null)] };
+  return { scope, update: next, events: [newEvent(scope, 'payment.succeeded', { id: row.id }, null)] };
 }
 
 /** A new payment of its own for `scope`, so that the scope takes part in the batch. */

@@ -7,6 +7,7 @@ import { newId } from '../../lib/ids.js';
 import { unixSeconds } from '../../lib/time.js';
 import { separately, type ItemRunner } from '../../workers/isolation.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
+import type { EventType } from '../events/catalog.js';
 import { payoutFailedTransaction, payoutPaidTransaction, payoutTransaction } from '../ledger/postings.js';
 import { LEDGER_AMOUNT_LIMIT, type LedgerService } from '../ledger/service.js';
 import type { BankAccountService } from '../bank-accounts/service.js';
@@ -270,7 +271,7 @@ export class PayoutService {
     scope: Scope,
     row: PayoutRow,
     changes: Partial<PayoutRow>,
-    eventType: string,
+    eventType: EventType,
   ): Promise<boolean> {
     const next = { ...row, ...changes, updated_at: new Date() };
     const updated = await tx`
