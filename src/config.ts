@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { parseCidrList, type Cidr } from './modules/webhooks/ssrf.js';
 
 export const SIMULATED_PROCESSORS = ['sim_alpha', 'sim_beta'] as const;
 export type SimulatedProcessorName = (typeof SIMULATED_PROCESSORS)[number];
@@ -74,6 +75,17 @@ export interface Config {
   /** A worker item (payment, payout, settlement group…) that failed waits this long, doubling per failure. */
   workerRetryBaseMs: number;
   workerRetryMaxMs: number;
+  /** Webhook delivery: see the Webhooks section of the README. */
+  webhooks: {
+    allowPrivate: Cidr[];
+    retryScheduleMs: number[];
+    timeoutMs: number;
+    disableAfterMs: number;
+    rotationGraceSeconds: number;
+    concurrencyPerEndpoint: number;
+    ratePerEndpoint: number;
+    concurrency: number;
+  };
 }
 
 function num(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
@@ -103,6 +115,16 @@ function trustProxy(raw: string | undefined): Config['trustProxy'] {
   if (!/^\d+$/.test(raw)) return raw;
   const hops = Number(raw);
   return (_address, hop) => hop < hops;
+}
+
+// Seconds before each attempt, the first included: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+const WEBHOOK_RETRY_SCHEDULE = [0, 5, 300, 1_800, 7_200, 18_000, 36_000, 50_400, 72_000, 86_400];
+
+function retrySchedule(raw: string | undefined): number[] {
+  const seconds = raw ? raw.split(',').map(Number) : WEBHOOK_RETRY_SCHEDULE;
+  if (!seconds.length || seconds.some((s) => !Number.isFinite(s) || s < 0))
+    throw new Error(`WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds, got "${raw}"`);
+  return seconds.map((s) => s * 1000);
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -173,5 +195,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     seedDemoTenant: env.SEED_DEMO_TENANT !== 'false',
     workerRetryBaseMs: num(env, 'WORKER_RETRY_BASE_MS', 5_000, 1),
     workerRetryMaxMs: num(env, 'WORKER_RETRY_MAX_MS', 600_000, 1),
+    webhooks: {
+      allowPrivate: parseCidrList(env.WEBHOOK_ALLOW_PRIVATE),
+      retryScheduleMs: retrySchedule(env.WEBHOOK_RETRY_SCHEDULE),
+      timeoutMs: num(env, 'WEBHOOK_TIMEOUT_MS', 15_000, 1),
+      disableAfterMs: num(env, 'WEBHOOK_DISABLE_AFTER_HOURS', 120, 0) * 3_600_000,
+      rotationGraceSeconds: num(env, 'WEBHOOK_SECRET_ROTATION_SECONDS', 86_400, 0),
+      concurrencyPerEndpoint: num(env, 'WEBHOOK_ENDPOINT_CONCURRENCY', 16, 1),
+      ratePerEndpoint: num(env, 'WEBHOOK_ENDPOINT_RATE', 500, 1),
+      concurrency: num(env, 'WEBHOOK_CONCURRENCY', 512, 1),
+    },
   };
 }

@@ -24,6 +24,8 @@ import { ReconciliationService } from './modules/reconciliation/service.js';
 import { TenantService } from './modules/tenants/service.js';
 import { ThreeDSecure } from './modules/three-d-secure/tokens.js';
 import { CardVault, parseKek } from './modules/vault/vault.js';
+import { WebhookService } from './modules/webhooks/service.js';
+import { systemResolver } from './modules/webhooks/ssrf.js';
 
 /** Secrets the platform cannot run without; resolved by bootstrap (env or the local data folder). */
 export interface Secrets {
@@ -62,6 +64,7 @@ export interface Platform {
   bankAccounts: BankAccountService;
   settlements: SettlementService;
   reconciliation: ReconciliationService;
+  webhooks: WebhookService;
   close(): Promise<void>;
 }
 
@@ -170,6 +173,11 @@ export function createPlatform(
       router.names(),
       workerSql,
     ),
+    webhooks: new WebhookService(sql, vault, {
+      allowPrivate: config.webhooks.allowPrivate,
+      rotationGraceSeconds: config.webhooks.rotationGraceSeconds,
+      resolver: systemResolver,
+    }),
     async close() {
       await writer.idle();
       await idempotency.idle();

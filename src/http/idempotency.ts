@@ -37,7 +37,13 @@ export interface ClaimRequest {
  * Routes whose responses carry a secret (new API keys): stored only encrypted, so a database dump
  * or backup holds no usable key, while the same caller's replay still receives the same secret.
  */
-const RESPONSES_WITH_SECRETS = new Set(['/v1/tenants', '/v1/api_keys', '/v1/api_keys/:id/roll']);
+const RESPONSES_WITH_SECRETS = new Set([
+  '/v1/tenants',
+  '/v1/api_keys',
+  '/v1/api_keys/:id/roll',
+  '/v1/webhook_endpoints',
+  '/v1/webhook_endpoints/:id/rotate_secret',
+]);
 
 /** Card data never enters a request fingerprint: an inline card counts by its keyed card fingerprint. */
 const CARD_DATA = new Set(['number', 'cvc', 'exp_month', 'exp_year']);

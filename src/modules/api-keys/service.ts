@@ -25,6 +25,8 @@ export const SCOPES = [
   'reconciliation:read',
   'api_keys:read',
   'api_keys:write',
+  'webhook_endpoints:read',
+  'webhook_endpoints:write',
 ] as const;
 
 interface ApiKeyRow {
