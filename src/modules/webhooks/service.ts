@@ -156,14 +156,13 @@ export class WebhookService {
     });
   }
 
-  private find(tx: Tx, scope: Scope, id: string, lock = false) {
-    return tx<EndpointRow[]>`
+  private async find(tx: Tx, scope: Scope, id: string, lock = false): Promise<EndpointRow> {
+    const [row] = await tx<EndpointRow[]>`
       SELECT * FROM webhook_endpoints
       WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND deleted_at IS NULL
-      ${lock ? tx`FOR UPDATE` : tx``}`.then(([row]) => {
-      if (!row) throw ApiError.notFound('webhook_endpoint', id);
-      return row;
-    });
+      ${lock ? tx`FOR UPDATE` : tx``}`;
+    if (!row) throw ApiError.notFound('webhook_endpoint', id);
+    return row;
   }
 
   async retrieve(scope: Scope, id: string): Promise<WebhookEndpoint> {
