@@ -388,8 +388,8 @@ export class WebhookDispatcher {
         SELECT * FROM worker_record_webhook_attempts(${column('attemptId')}, ${column('deliveryId')},
           ${column('outcome')}, ${column('statusCode') as (number | null)[]}::integer[],
           ${column('latencyMs')}::integer[], ${column('body') as (string | null)[]}::text[],
-          ${column('error') as (string | null)[]}::text[], ${column('attemptedAt') as Date[]}::timestamptz[],
-          ${column('nextStatus')}, ${column('nextAt') as (Date | null)[]}::timestamptz[])`;
+          ${column('error') as (string | null)[]}::text[], ${batch.map((r) => r.attemptedAt.toISOString())}::timestamptz[],
+          ${column('nextStatus')}, ${batch.map((r) => r.nextAt?.toISOString() ?? null)}::timestamptz[])`;
     } catch (error) {
       // Kept for the next pass; if this process dies first, the leases run out and the deliveries go again.
       this.results.unshift(...batch);
