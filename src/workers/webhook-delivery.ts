@@ -156,15 +156,14 @@ export class WebhookDispatcher {
   /** Runs a pass again at once while it finds work; otherwise waits a little. Errors are logged, not fatal. */
   private async loop(name: string, pass: () => Promise<number>, idleMs = this.options.idleWaitMs ?? 25) {
     while (this.running) {
-      let found = 0;
+      let wait = idleMs;
       try {
-        found = await pass();
+        if (await pass()) continue;
       } catch (error) {
         this.deps.log.error({ err: error, worker: name }, 'webhook pass failed');
-        idleMs = Math.max(idleMs, 500);
+        wait = Math.max(idleMs, 500);
       }
-      if (!found && this.running)
-        await Promise.race([new Promise((resolve) => setTimeout(resolve, idleMs).unref()), this.stopped]);
+      if (this.running) await Promise.race([new Promise((resolve) => setTimeout(resolve, wait).unref()), this.stopped]);
     }
   }
 
@@ -196,7 +195,7 @@ export class WebhookDispatcher {
     }
     const lease = `${Math.ceil((this.settings.timeoutMs * 4) / 1000) + 60} seconds`;
     const claimed = await this.deps.workerSql<ClaimedDelivery[]>`
-      SELECT * FROM worker_claim_webhook_deliveries(${new Date(now)}, ${Math.min(room, 500)},
+      SELECT * FROM worker_claim_webhook_deliveries(${new Date(now)}, ${Math.min(room, 256)},
         ${this.settings.concurrencyPerEndpoint}, ${lease}::interval, ${skip})`;
     if (!claimed.length) return 0;
     const secrets = await this.secretsFor([...new Set(claimed.map((d) => d.endpoint_id))], now);

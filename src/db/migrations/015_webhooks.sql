@@ -138,12 +138,12 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public AS $$
     SELECT d.id, d.endpoint_id, d.next_attempt_at FROM webhook_deliveries d
     JOIN webhook_endpoints w ON w.id = d.endpoint_id AND w.status = 'enabled'
     WHERE d.status = 'pending' AND d.next_attempt_at <= p_now AND d.endpoint_id <> ALL (p_skip)
-    ORDER BY d.next_attempt_at LIMIT p_limit * 4 FOR UPDATE OF d SKIP LOCKED
+    ORDER BY d.next_attempt_at LIMIT p_limit FOR UPDATE OF d SKIP LOCKED
   ), chosen AS (
     SELECT c.id FROM (
       SELECT c.id, c.next_attempt_at, row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at) AS n
       FROM candidates c) c
-    WHERE c.n <= p_per_endpoint ORDER BY c.next_attempt_at LIMIT p_limit
+    WHERE c.n <= p_per_endpoint
   ), claimed AS (
     UPDATE webhook_deliveries d SET next_attempt_at = p_now + p_lease, updated_at = now()
     FROM chosen WHERE d.id = chosen.id
