@@ -193,7 +193,9 @@ export class WebhookDispatcher {
       const limit = halfOpen ? 1 : this.settings.concurrencyPerEndpoint;
       if (state.openUntil > now || state.inFlight >= limit || state.tokens < 1) skip.push(id);
     }
-    const lease = `${Math.ceil((this.settings.timeoutMs * 4) / 1000) + 60} seconds`;
+    // An attempt, queueing for a socket included, ends within the timeout and is recorded within
+    // moments: a lease twice as long plus a margin only runs out when the worker is gone.
+    const lease = `${Math.ceil((this.settings.timeoutMs * 2) / 1000) + 10} seconds`;
     const claimed = await this.deps.workerSql<ClaimedDelivery[]>`
       SELECT * FROM worker_claim_webhook_deliveries(${new Date(now)}, ${Math.min(room, 256)},
         ${this.settings.concurrencyPerEndpoint}, ${lease}::interval, ${skip})`;
