@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, call, createTenant, ok, type TestApp, type TestTenant } from '../../../test/helpers.js';
+import {
+  bootApp,
+  bootAppOnOwnDatabase,
+  call,
+  createTenant,
+  ok,
+  type TestApp,
+  type TestTenant,
+} from '../../../test/helpers.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -14,8 +22,9 @@ const endpoint = (extra: Record<string, unknown> = {}) => ({
 });
 
 beforeAll(async () => {
-  // example.com must resolve for registration: a literal public address avoids depending on DNS.
-  t = await bootApp({ WEBHOOK_ALLOW_PRIVATE: '127.0.0.0/8' });
+  // Endpoints here name a real public address (no DNS needed to register them): on a database of its own, no
+  // other test file's worker ever tries to deliver to it.
+  t = await bootAppOnOwnDatabase('webhooks_api', { WEBHOOK_ALLOW_PRIVATE: '127.0.0.0/8' });
   tenant = await createTenant(t.app, 'Webhook API tenant');
   other = await createTenant(t.app, 'Other webhook tenant');
 });
