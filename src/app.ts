@@ -54,6 +54,7 @@ import {
 import { userRoutes } from './modules/users/routes.js';
 import { sessionRoutes } from './modules/sessions/routes.js';
 import { authenticateSession, sessionCookie } from './modules/sessions/auth.js';
+import { webhookRoutes } from './modules/webhooks/routes.js';
 import type { DestinationStream } from 'pino';
 import { isDatabaseUnavailable } from './db/index.js';
 
@@ -384,6 +385,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(caseRoutes);
   await app.register(userRoutes);
   await app.register(sessionRoutes);
+  await app.register(webhookRoutes);
   if (options.extraRoutes) await app.register(options.extraRoutes);
   return app;
 }

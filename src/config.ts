@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { parseCidrList, type Cidr } from './modules/webhooks/ssrf.js';
 
 export const SIMULATED_PROCESSORS = ['sim_alpha', 'sim_beta'] as const;
 export type SimulatedProcessorName = (typeof SIMULATED_PROCESSORS)[number];
@@ -90,6 +91,17 @@ export interface Config {
   mailFrom: string;
   /** NODE_ENV=production: no dev outbox, and no mail link in the log. */
   production: boolean;
+  /** Webhook delivery: see the Webhooks section of the README. */
+  webhooks: {
+    allowPrivate: Cidr[];
+    retryScheduleMs: number[];
+    timeoutMs: number;
+    disableAfterMs: number;
+    rotationGraceSeconds: number;
+    concurrencyPerEndpoint: number;
+    ratePerEndpoint: number;
+    concurrency: number;
+  };
 }
 
 function num(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
@@ -119,6 +131,16 @@ function trustProxy(raw: string | undefined): Config['trustProxy'] {
   if (!/^\d+$/.test(raw)) return raw;
   const hops = Number(raw);
   return (_address, hop) => hop < hops;
+}
+
+// Seconds before each attempt, the first included: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+const WEBHOOK_RETRY_SCHEDULE = [0, 5, 300, 1_800, 7_200, 18_000, 36_000, 50_400, 72_000, 86_400];
+
+function retrySchedule(raw: string | undefined): number[] {
+  const seconds = raw ? raw.split(',').map(Number) : WEBHOOK_RETRY_SCHEDULE;
+  if (!seconds.length || seconds.some((s) => !Number.isFinite(s) || s < 0))
+    throw new Error(`WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds, got "${raw}"`);
+  return seconds.map((s) => s * 1000);
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -198,5 +220,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     smtpUrl: optional(env, 'SMTP_URL'),
     mailFrom: env.MAIL_FROM || 'PayForward <no-reply@payforward.invalid>',
     production: env.NODE_ENV === 'production',
+    webhooks: {
+      allowPrivate: parseCidrList(env.WEBHOOK_ALLOW_PRIVATE),
+      retryScheduleMs: retrySchedule(env.WEBHOOK_RETRY_SCHEDULE),
+      timeoutMs: num(env, 'WEBHOOK_TIMEOUT_MS', 15_000, 1),
+      disableAfterMs: num(env, 'WEBHOOK_DISABLE_AFTER_HOURS', 120, 0) * 3_600_000,
+      rotationGraceSeconds: num(env, 'WEBHOOK_SECRET_ROTATION_SECONDS', 86_400, 0),
+      concurrencyPerEndpoint: num(env, 'WEBHOOK_ENDPOINT_CONCURRENCY', 16, 1),
+      ratePerEndpoint: num(env, 'WEBHOOK_ENDPOINT_RATE', 500, 1),
+      concurrency: num(env, 'WEBHOOK_CONCURRENCY', 512, 1),
+    },
   };
 }

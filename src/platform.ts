@@ -35,6 +35,8 @@ import { UserService } from './modules/users/service.js';
 import { SecurityEvents } from './modules/users/security-events.js';
 import { PasskeyService } from './modules/users/passkeys.js';
 import { PostgresSessionStore, RedisSessionStore } from './modules/sessions/store.js';
+import { WebhookService } from './modules/webhooks/service.js';
+import { systemResolver } from './modules/webhooks/ssrf.js';
 
 /** Secrets the platform cannot run without; resolved by bootstrap (env or the local data folder). */
 export interface Secrets {
@@ -83,6 +85,7 @@ export interface Platform {
   mailer: Mailer;
   users: UserService;
   passkeys: PasskeyService;
+  webhooks: WebhookService;
   close(): Promise<void>;
 }
 
@@ -221,6 +224,11 @@ export function createPlatform(
     mailer,
     users,
     passkeys,
+    webhooks: new WebhookService(sql, vault, {
+      allowPrivate: config.webhooks.allowPrivate,
+      rotationGraceSeconds: config.webhooks.rotationGraceSeconds,
+      resolver: systemResolver,
+    }),
     async close() {
       mailer.close();
       await writer.idle();

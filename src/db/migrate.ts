@@ -56,6 +56,7 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       GRANT UPDATE ON tenants, api_keys, payments, payment_attempts, refunds, idempotency_keys, ledger_accounts, payouts, disputes, bank_accounts TO "${appRole}";
       GRANT UPDATE (settlement_id) ON ledger_transactions TO "${appRole}";
       GRANT UPDATE (payout_id) ON settlements TO "${appRole}";
+      GRANT UPDATE ON webhook_endpoints, webhook_endpoint_secrets, webhook_deliveries TO "${appRole}";
       GRANT DELETE ON idempotency_keys, dispute_watch TO "${appRole}";
       GRANT UPDATE, DELETE ON reconciliation_reports TO "${appRole}";
       GRANT DELETE ON reconciliation_items TO "${appRole}";

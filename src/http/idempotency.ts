@@ -42,6 +42,8 @@ const RESPONSES_WITH_SECRETS = new Set([
   '/v1/api_keys',
   '/v1/api_keys/:id/roll',
   '/v1/users/me/recovery_codes',
+  '/v1/webhook_endpoints',
+  '/v1/webhook_endpoints/:id/rotate_secret',
 ]);
 
 /** Card data never enters a request fingerprint: an inline card counts by its keyed card fingerprint. */

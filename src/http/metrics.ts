@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -50,6 +50,26 @@ export class Metrics {
     name: 'processor_unknown_outcomes_total',
     help: 'Processor calls that timed out or threw (the processor may have acted): kept pending and replayed',
     labelNames: ['processor', 'operation'] as const,
+    registers: [this.registry],
+  });
+
+  readonly webhookDeliveryLag = new Histogram({
+    name: 'webhook_delivery_lag_seconds',
+    help: "From an event's commit to the first attempt to deliver it to an endpoint",
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
+  readonly webhookAttempts = new Counter({
+    name: 'webhook_attempts_total',
+    help: 'Webhook delivery attempts by outcome (succeeded, failed, timeout, refused)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly webhookQueueDepth = new Gauge({
+    name: 'webhook_queue_depth',
+    help: 'Webhook deliveries pending (due now or waiting for a retry), as last counted by this worker',
     registers: [this.registry],
   });
 

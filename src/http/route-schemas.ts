@@ -19,6 +19,7 @@ import { CaseSchema } from '../modules/cases/schemas.js';
 import { FeePreviewSchema, PricingPlanSchema } from '../modules/pricing/schemas.js';
 import { RequestLogSchema } from '../modules/request-logs/schemas.js';
 import { UserSchema } from '../modules/users/service.js';
+import { WebhookDeliverySchema, WebhookEndpointSchema } from '../modules/webhooks/schemas.js';
 
 /** Shared object schemas, registered once so routes and the OpenAPI document refer to them by name. */
 export function registerSharedSchemas(app: FastifyInstance) {
@@ -45,6 +46,8 @@ export function registerSharedSchemas(app: FastifyInstance) {
     ReportScheduleSchema,
     CaseSchema,
     UserSchema,
+    WebhookEndpointSchema,
+    WebhookDeliverySchema,
   ]) {
     app.addSchema(schema);
   }

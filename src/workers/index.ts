@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Platform } from '../platform.js';
 import { WorkerItems, type ItemRunner } from './isolation.js';
 import { OutboxRelay } from './outbox-relay.js';
+import { WebhookDispatcher } from './webhook-delivery.js';
 
 interface Loop {
   name: string;
@@ -85,6 +86,9 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
     },
     ...(relay ? [{ name: 'outbox-relay', everyMs: 200, run: () => relay.relayOnce() }] : []),
   ];
+  // Webhook delivery runs its own loops: it claims again as soon as a slot frees, not on a timer.
+  const webhooks = new WebhookDispatcher({ ...platform, log });
+  webhooks.start();
   let stopping = false;
   const running = new Set<Promise<unknown>>();
   const retry = { baseDelayMs: platform.config.workerRetryBaseMs, maxDelayMs: platform.config.workerRetryMaxMs };
@@ -108,7 +112,7 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
     async stop() {
       stopping = true;
       timers.forEach(clearInterval);
-      await Promise.allSettled([...running]);
+      await Promise.allSettled([...running, webhooks.stop()]);
       await relay?.close();
     },
   };

@@ -32,6 +32,8 @@ export const SCOPES = [
   'cases:write',
   'users:read',
   'users:write',
+  'webhook_endpoints:read',
+  'webhook_endpoints:write',
 ] as const;
 
 interface ApiKeyRow {

@@ -332,6 +332,21 @@ export const EVENT_CATALOG = {
     description: 'A settlement moved funds from pending to available; the object is the settlement.',
     example: settlement,
   },
+  'webhook_endpoint.test': {
+    description: 'Sent by POST /v1/webhook_endpoints/{id}/test to that endpoint alone, to see a delivery arrive.',
+    example: {
+      id: 'we_01kbaz0k2m3n4p5q6r7s8t9v1b',
+      object: 'webhook_endpoint',
+      url: 'https://shop.example.com/webhooks',
+      enabled_events: ['payment.*'],
+      description: null,
+      metadata: {},
+      status: 'enabled',
+      disabled_reason: null,
+      created: CREATED,
+      livemode: false,
+    },
+  },
   'webhook_endpoint.disabled': {
     description: 'A webhook endpoint was disabled (it answered 410, or failed continuously); the reason is on it.',
     example: {

@@ -20,8 +20,8 @@ export interface RotationResult {
 export async function rotateCardKeys(admin: Sql, vault: CardVault, batchSize = 500): Promise<RotationResult> {
   const older = vault.kekIds().filter((id) => id !== vault.activeKekId);
   const result: RotationResult = { rotated: 0, unreadable: 0, responses: 0 };
-  // Bank account numbers are sealed the same way as card numbers, under the same KEKs.
-  for (const table of ['payment_methods', 'bank_accounts']) {
+  // Bank account numbers and webhook signing secrets are sealed the same way as card numbers, under the same KEKs.
+  for (const table of ['payment_methods', 'bank_accounts', 'webhook_endpoint_secrets']) {
     const { rotated, unreadable } = await rotateTable(admin, vault, table, older, batchSize);
     result.rotated += rotated;
     result.unreadable += unreadable;
