@@ -74,6 +74,8 @@ export interface Config {
   /** A worker item (payment, payout, settlement group…) that failed waits this long, doubling per failure. */
   workerRetryBaseMs: number;
   workerRetryMaxMs: number;
+  /** FRAUD_CHECKS=off skips the fraud decision on payments: for benchmarks measuring its cost only. */
+  fraudChecks: boolean;
 }
 
 function num(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
@@ -173,5 +175,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     seedDemoTenant: env.SEED_DEMO_TENANT !== 'false',
     workerRetryBaseMs: num(env, 'WORKER_RETRY_BASE_MS', 5_000, 1),
     workerRetryMaxMs: num(env, 'WORKER_RETRY_MAX_MS', 600_000, 1),
+    fraudChecks: env.FRAUD_CHECKS !== 'off',
   };
 }

@@ -18,6 +18,9 @@ import { LedgerService } from './modules/ledger/service.js';
 import { PricingService } from './modules/pricing/service.js';
 import { RefundService } from './modules/refunds/service.js';
 import { DisputeService } from './modules/disputes/service.js';
+import { FraudEngine } from './modules/fraud/engine.js';
+import { FraudService } from './modules/fraud/service.js';
+import { InProcessVelocityStore, RedisVelocityStore, ResilientVelocityStore } from './modules/fraud/velocity.js';
 import { PayoutService } from './modules/payouts/service.js';
 import { SettlementService } from './modules/settlements/service.js';
 import { ReconciliationService } from './modules/reconciliation/service.js';
@@ -62,6 +65,8 @@ export interface Platform {
   bankAccounts: BankAccountService;
   settlements: SettlementService;
   reconciliation: ReconciliationService;
+  fraud: FraudEngine;
+  fraudService: FraudService;
   close(): Promise<void>;
 }
 
@@ -123,6 +128,18 @@ export function createPlatform(
   const bankAccounts = new BankAccountService(sql, vault);
   const payouts = new PayoutService(sql, ledger, bankAccounts, workerSql);
   const settlements = new SettlementService(sql, ledger, payouts, settlementScheduleFor, workerSql);
+  const fraudVelocity = redis
+    ? new ResilientVelocityStore(new RedisVelocityStore(redis), new InProcessVelocityStore(), (reason) =>
+        metrics.fraudVelocityDegraded.inc({ reason }),
+      )
+    : new InProcessVelocityStore();
+  const fraud = new FraudEngine(
+    sql,
+    fraudVelocity,
+    metrics,
+    (pan, tenantId) => vault.fingerprint(pan, tenantId),
+    appDatabaseUrl,
+  );
   const payments = new PaymentService({
     sql,
     workerSql,
@@ -136,7 +153,9 @@ export function createPlatform(
     threeDSecure,
     metrics,
     config,
+    fraud: config.fraudChecks ? fraud : undefined,
   });
+  const refunds = new RefundService(sql, router, pricing, ledger, workerSql);
   return {
     config,
     sql,
@@ -156,7 +175,7 @@ export function createPlatform(
     apiKeys,
     paymentMethods,
     payments,
-    refunds: new RefundService(sql, router, pricing, ledger, workerSql),
+    refunds,
     disputes: new DisputeService(sql, router, pricing, ledger, workerSql),
     events: new EventService(replica),
     pricing,
@@ -164,6 +183,8 @@ export function createPlatform(
     payouts,
     bankAccounts,
     settlements,
+    fraud,
+    fraudService: new FraudService(sql, fraud, payments, refunds),
     reconciliation: new ReconciliationService(
       sql,
       new SimulatedSettlementReports(workerSql),
@@ -174,6 +195,7 @@ export function createPlatform(
       await writer.idle();
       await idempotency.idle();
       await authenticator.stopListening();
+      await fraud.stopListening();
       // QUIT would wait for a Redis that is away; an unreachable one is simply dropped.
       if (redis?.status === 'ready') await redis.quit().catch(() => {});
       else redis?.disconnect();

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -44,6 +44,40 @@ export class Metrics {
     name: 'processor_unknown_outcomes_total',
     help: 'Processor calls that timed out or threw (the processor may have acted): kept pending and replayed',
     labelNames: ['processor', 'operation'] as const,
+    registers: [this.registry],
+  });
+
+  readonly fraudDecisions = new Counter({
+    name: 'fraud_decisions_total',
+    help: 'Fraud decisions by action and by the rule (or allow-list) that decided ("none": no rule matched)',
+    labelNames: ['action', 'rule'] as const,
+    registers: [this.registry],
+  });
+
+  readonly fraudShadowMatches = new Counter({
+    name: 'fraud_shadow_matches_total',
+    help: 'Matches of shadow-mode fraud rules (evaluated and logged, never acted on)',
+    labelNames: ['rule'] as const,
+    registers: [this.registry],
+  });
+
+  readonly fraudVelocityDegraded = new Counter({
+    name: 'fraud_velocity_degraded_total',
+    help: 'Fraud decisions whose velocity features came from the in-process store because Redis did not answer',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  /** Set at each scrape from the database (see FraudService.refreshGauges), in a process that can read it. */
+  readonly fraudReviewBacklog = new Gauge({
+    name: 'fraud_review_backlog',
+    help: 'Open fraud reviews, all tenants',
+    registers: [this.registry],
+  });
+
+  readonly fraudRateBasisPoints = new Gauge({
+    name: 'fraud_rate_basis_points',
+    help: 'Amount of payments labelled fraud per 10,000 of captured volume over the last 30 days, all tenants',
     registers: [this.registry],
   });
 

@@ -25,6 +25,10 @@ export const SCOPES = [
   'reconciliation:read',
   'api_keys:read',
   'api_keys:write',
+  'fraud:read',
+  'fraud:write',
+  'reviews:read',
+  'reviews:write',
 ] as const;
 
 interface ApiKeyRow {

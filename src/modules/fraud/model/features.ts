@@ -1,0 +1,104 @@
+import { currencyExponent } from '../../../lib/currencies.js';
+import type { RiskSignals, VelocitySnapshot } from './signals.js';
+
+// The one feature-vector function: training export and live scoring both call it, so the model sees
+// the same numbers in both places. Adding or reordering a feature needs a newly trained model (the
+// model artifact records the names it was trained on and loading checks them).
+
+const VELOCITY_FIELDS: readonly (keyof VelocitySnapshot)[] = [
+  'card_count_1h',
+  'card_count_24h',
+  'card_count_7d',
+  'card_sum_1h',
+  'card_sum_24h',
+  'card_sum_7d',
+  'email_count_1h',
+  'email_count_24h',
+  'email_count_7d',
+  'email_sum_24h',
+  'ip_count_1h',
+  'ip_count_24h',
+  'ip_count_7d',
+  'ip_sum_24h',
+  'customer_count_1h',
+  'customer_count_24h',
+  'customer_count_7d',
+  'customer_sum_24h',
+  'customer_sum_7d',
+  'ip_distinct_cards_1h',
+  'ip_distinct_cards_24h',
+  'customer_distinct_cards_24h',
+  'customer_distinct_cards_7d',
+  'customer_new_ip_country',
+  'card_distinct_tenants_24h',
+  'seconds_since_card_last_seen',
+];
+
+/** Feature names in vector order, each with the label an analyst reads in a decision's reasons. */
+export const FEATURES: readonly { name: string; label: string }[] = [
+  { name: 'amount_log', label: 'Amount (log of major units)' },
+  { name: 'hour_of_day', label: 'Hour of day (UTC)' },
+  { name: 'day_of_week', label: 'Day of week (UTC)' },
+  { name: 'card_ip_country_mismatch', label: 'Card country differs from IP country' },
+  { name: 'billing_ip_country_mismatch', label: 'Billing country differs from IP country' },
+  { name: 'card_billing_country_mismatch', label: 'Card country differs from billing country' },
+  { name: 'ip_country_unknown', label: 'IP country unknown' },
+  { name: 'has_email', label: 'Email given' },
+  { name: 'has_customer', label: 'Customer given' },
+  ...VELOCITY_FIELDS.map((field) => ({ name: field, label: velocityLabel(field) })),
+  { name: 'amount_vs_customer_7d_avg', label: "Amount relative to the customer's 7 d average" },
+  { name: 'amount_vs_card_7d_avg', label: "Amount relative to the card's 7 d average" },
+  { name: 'customer_24h_vs_7d_daily', label: "Customer's 24 h spend relative to their 7 d daily average" },
+];
+
+export const FEATURE_NAMES: readonly string[] = FEATURES.map((feature) => feature.name);
+
+function velocityLabel(field: keyof VelocitySnapshot): string {
+  const special: Partial<Record<keyof VelocitySnapshot, string>> = {
+    ip_distinct_cards_1h: 'Distinct cards from this IP in the last 1 h',
+    ip_distinct_cards_24h: 'Distinct cards from this IP in the last 24 h',
+    customer_distinct_cards_24h: 'Distinct cards of this customer in the last 24 h',
+    customer_distinct_cards_7d: 'Distinct cards of this customer in the last 7 d',
+    customer_new_ip_country: 'New IP country for this customer',
+    card_distinct_tenants_24h: 'Merchants that saw this card in the last 24 h',
+    seconds_since_card_last_seen: "Time since the card's previous payment",
+  };
+  const label = special[field];
+  if (label) return label;
+  const [subject, measure, window] = field.split('_') as [string, string, string];
+  const what = measure === 'count' ? 'Payments' : 'Amount';
+  const by = subject === 'ip' ? 'IP' : subject;
+  return `${what} by this ${by} in the last ${window.replace(/(\d+)/, '$1 ')}`;
+}
+
+/** -1 when either side is unknown, else 1 when they differ and 0 when they match. */
+function mismatch(a: string | null, b: string | null): number {
+  if (a === null || b === null) return -1;
+  return a.toUpperCase() === b.toUpperCase() ? 0 : 1;
+}
+
+function ratio(value: number, total: number, count: number): number {
+  return count > 0 && total > 0 ? value / (total / count) : -1;
+}
+
+/** The model's input for one decision, in FEATURE_NAMES order. */
+export function featureVector(signals: RiskSignals): number[] {
+  const exponent = currencyExponent(signals.currency.toLowerCase()) ?? 2;
+  const v = signals.velocity;
+  const time = signals.timestamp;
+  return [
+    Math.log1p(signals.amount / 10 ** exponent),
+    time.getUTCHours() + time.getUTCMinutes() / 60,
+    time.getUTCDay(),
+    mismatch(signals.cardCountry, signals.ipCountry),
+    mismatch(signals.billingCountry, signals.ipCountry),
+    mismatch(signals.cardCountry, signals.billingCountry),
+    signals.ipCountry === null ? 1 : 0,
+    signals.hasEmail ? 1 : 0,
+    signals.hasCustomer ? 1 : 0,
+    ...VELOCITY_FIELDS.map((field) => v[field]),
+    ratio(signals.amount, v.customer_sum_7d, v.customer_count_7d),
+    ratio(signals.amount, v.card_sum_7d, v.card_count_7d),
+    ratio(v.customer_sum_24h, v.customer_sum_7d, 7),
+  ];
+}
