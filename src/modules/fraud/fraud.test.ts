@@ -274,3 +274,171 @@ describe('lists', () => {
     expect(duplicate.statusCode).toBe(400);
   });
 });
+
+describe('reviews', () => {
+  let tenant: TestTenant;
+  beforeAll(async () => {
+    tenant = await createTenant(t.app, 'Fraud reviews');
+  });
+
+  /** A payment the elevated-risk test card sends to review, and its review. */
+  async function reviewed(extra: Record<string, unknown> = {}) {
+    const payment = await ok(await pay(tenant, ELEVATED, { fraud_details: { ip_address: US_IP }, ...extra }));
+    expect(payment.outcome.action).toBe('review');
+    const reviews = await ok(await call(t.app, tenant.testKey, 'GET', '/v1/reviews?status=open&limit=100'));
+    const review = reviews.data.find((r: { payment: string }) => r.payment === payment.id);
+    expect(review).toMatchObject({ object: 'review', status: 'open', opened_reason: 'Review elevated risk' });
+    return { payment, review };
+  }
+
+  it('approve captures an uncaptured payment and records who, why and when', async () => {
+    const { payment, review } = await reviewed({ capture_method: 'manual' });
+    expect(payment.status).toBe('requires_capture');
+    const approved = await ok(
+      await call(t.app, tenant.testKey, 'POST', `/v1/reviews/${review.id}/approve`, { reason: 'known buyer' }),
+    );
+    expect(approved).toMatchObject({ status: 'approved', closed_reason: 'known buyer', closed_by: tenant.testKeyId });
+    expect(approved.closed_at).toBeGreaterThan(0);
+    const after = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/payments/${payment.id}`));
+    expect(after.status).toBe('succeeded');
+    const again = await call(t.app, tenant.testKey, 'POST', `/v1/reviews/${review.id}/approve`, {});
+    expect(again.statusCode).toBe(400);
+    expect(again.json().error.code).toBe('review_not_open');
+  });
+
+  it('reject cancels an uncaptured payment', async () => {
+    const { payment, review } = await reviewed({ capture_method: 'manual' });
+    const rejected = await ok(await call(t.app, tenant.testKey, 'POST', `/v1/reviews/${review.id}/reject`, null));
+    expect(rejected.status).toBe('rejected');
+    const after = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/payments/${payment.id}`));
+    expect(after).toMatchObject({ status: 'canceled', cancellation_reason: 'fraudulent' });
+  });
+
+  it('reject refunds a captured payment in full', async () => {
+    const { payment, review } = await reviewed();
+    expect(payment.status).toBe('succeeded');
+    await ok(await call(t.app, tenant.testKey, 'POST', `/v1/reviews/${review.id}/reject`, { reason: 'stolen card' }));
+    const after = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/payments/${payment.id}`));
+    expect(after.amount_refunded).toBe(payment.amount);
+  });
+});
+
+describe('backtest', () => {
+  it('replays stored decisions: matches, amount, precision and recall against fraud labels', async () => {
+    const tenant = await createTenant(t.app, 'Fraud backtest');
+    const since = Math.floor(Date.now() / 1000) - 5;
+    // A hand-built history: amounts 1000, 2000, 3000, 7000, 8000; the 2000, 7000 and 8000 are fraud.
+    const ids: Record<number, string> = {};
+    for (const amount of [1000, 2000, 3000, 7000, 8000])
+      ids[amount] = (await ok(await pay(tenant, TEST_CARDS.visa, { amount }))).id;
+    for (const amount of [2000, 7000])
+      await ok(await call(t.app, tenant.testKey, 'POST', `/v1/payments/${ids[amount]}/report_fraud`, {}));
+    await ok(await call(t.app, tenant.testKey, 'POST', `/v1/payments/${ids[8000]}/report_fraud`, null));
+    const result = await ok(
+      await call(t.app, tenant.testKey, 'POST', '/v1/fraud/rules/backtest', {
+        expression: 'amount >= 3000',
+        since,
+        until: Math.floor(Date.now() / 1000) + 5,
+      }),
+    );
+    // Matched: 3000, 7000, 8000 (two of them fraud) out of three fraud payments.
+    expect(result).toMatchObject({
+      object: 'fraud_backtest',
+      payments: 5,
+      matched: 3,
+      matched_amount: 18000,
+      matched_fraud: 2,
+      fraud: 3,
+      truncated: false,
+    });
+    expect(result.precision).toBeCloseTo(2 / 3, 10);
+    expect(result.recall).toBeCloseTo(2 / 3, 10);
+    const r = await ok(
+      await rule(tenant, { name: 'small', expression: 'amount < 1500', action: 'review', shadow: true }),
+    );
+    const byRule = await ok(
+      await call(t.app, tenant.testKey, 'POST', '/v1/fraud/rules/backtest', { rule: r.id, since }),
+    );
+    expect(byRule).toMatchObject({ matched: 1, matched_fraud: 0, precision: 0, recall: 0 });
+    const neither = await call(t.app, tenant.testKey, 'POST', '/v1/fraud/rules/backtest', { since });
+    expect(neither.statusCode).toBe(400);
+    const bad = await call(t.app, tenant.testKey, 'POST', '/v1/fraud/rules/backtest', {
+      expression: 'amount >',
+      since,
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.code).toBe('expression_syntax_error');
+  });
+});
+
+describe('access', () => {
+  let owner: TestTenant;
+  let other: TestTenant;
+  beforeAll(async () => {
+    owner = await createTenant(t.app, 'Fraud owner');
+    other = await createTenant(t.app, 'Fraud other');
+  });
+
+  it("another tenant's rules, lists, reviews and payments answer 404", async () => {
+    const r = await ok(await rule(owner, { name: 'mine', expression: 'amount > 1', action: 'review', shadow: true }));
+    const list = await listId(owner, 'blocked_emails');
+    const payment = await ok(await pay(owner, ELEVATED, { fraud_details: { ip_address: US_IP } }));
+    const review = (await ok(await call(t.app, owner.testKey, 'GET', '/v1/reviews'))).data[0];
+    for (const [method, url, body] of [
+      ['GET', `/v1/fraud/rules/${r.id}`, undefined],
+      ['POST', `/v1/fraud/rules/${r.id}`, { enabled: false }],
+      ['DELETE', `/v1/fraud/rules/${r.id}`, undefined],
+      ['GET', `/v1/fraud/lists/${list}`, undefined],
+      ['POST', `/v1/fraud/lists/${list}/items`, { value: 'x@example.com' }],
+      ['GET', `/v1/reviews/${review.id}`, undefined],
+      ['POST', `/v1/reviews/${review.id}/approve`, {}],
+      ['POST', `/v1/payments/${payment.id}/report_fraud`, {}],
+      ['POST', '/v1/fraud/rules/backtest', { rule: r.id, since: 0 }],
+    ] as const) {
+      const response = await call(t.app, other.testKey, method, url, body);
+      expect(response.statusCode, `${method} ${url}`).toBe(404);
+      expect(response.json().error.type).toBe('invalid_request_error');
+    }
+    expect((await call(t.app, owner.testKey, 'GET', `/v1/fraud/rules/${r.id}`)).statusCode).toBe(200);
+  });
+
+  it('needs credentials and the fraud and reviews scopes', async () => {
+    expect((await t.app.inject({ method: 'GET', url: '/v1/fraud/rules' })).statusCode).toBe(401);
+    const key = async (scopes: string[]) =>
+      (await ok(await call(t.app, owner.testKey, 'POST', '/v1/api_keys', { scopes }))).secret as string;
+    const payments = await key(['payments:write']);
+    const fraudRead = await key(['fraud:read']);
+    const fraudWrite = await key(['fraud:write']);
+    const reviewsRead = await key(['reviews:read']);
+    const body = { name: 'r', expression: 'amount > 1', action: 'review', shadow: true };
+    for (const [secret, method, url, payload, status] of [
+      [payments, 'GET', '/v1/fraud/rules', undefined, 403],
+      [payments, 'GET', '/v1/reviews', undefined, 403],
+      [fraudRead, 'GET', '/v1/fraud/lists', undefined, 200],
+      [fraudRead, 'POST', '/v1/fraud/rules', body, 403],
+      [fraudWrite, 'POST', '/v1/fraud/rules', body, 200],
+      [fraudRead, 'GET', '/v1/reviews', undefined, 403],
+      [reviewsRead, 'GET', '/v1/reviews', undefined, 200],
+      [reviewsRead, 'POST', '/v1/reviews/prv_x/approve', {}, 403],
+    ] as const) {
+      const response = await call(t.app, secret, method, url, payload);
+      expect(response.statusCode, `${method} ${url}`).toBe(status);
+      if (status === 403) expect(response.json().error.code).toBe('missing_scope');
+    }
+  });
+
+  it('bad input answers 400 with the error object, never a 5xx', async () => {
+    for (const [url, body, param] of [
+      ['/v1/fraud/rules', { name: 'x', expression: 'true', action: 'delete' }, 'action'],
+      ['/v1/fraud/rules', { name: 'x', action: 'block' }, 'expression'],
+      ['/v1/fraud/lists', { name: 'bad name!', item_type: 'email' }, 'name'],
+      ['/v1/fraud/lists', { name: 'ok', item_type: 'phone' }, 'item_type'],
+      ['/v1/payments', { amount: 100, currency: 'usd', fraud_details: { ip_address: 'nope' } }, 'fraud_details'],
+    ] as const) {
+      const response = await call(t.app, owner.testKey, 'POST', url, body);
+      expect(response.statusCode, url).toBe(400);
+      expect(response.json().error).toMatchObject({ type: 'invalid_request_error' });
+      expect(response.json().error.param ?? '').toContain(param);
+    }
+  });
+});

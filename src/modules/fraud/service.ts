@@ -281,7 +281,7 @@ export class FraudService {
     const review = await inScope(this.sql, scope, (tx) =>
       findOwned<ReviewRow>(tx, 'fraud_reviews', scope, id, 'review'),
     );
-    if (review.status !== 'open') throw ApiError.stateConflict(`This review is already ${review.status}.`);
+    if (review.status !== 'open') throw ApiError.invalid('review_not_open', `This review is already ${review.status}.`);
     const payment = await this.payments.retrieve(scope, review.payment_id);
     if (decision === 'approved' && payment.status === 'requires_capture')
       await this.payments.capture(scope, payment.id, null, requestId);
@@ -299,7 +299,7 @@ export class FraudService {
       WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND status = 'open'
       RETURNING *`,
     );
-    if (!closed) throw ApiError.stateConflict('This review was closed by another request.');
+    if (!closed) throw ApiError.invalid('review_not_open', 'This review was closed by another request.');
     return toApiReview(closed);
   }
 
