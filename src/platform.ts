@@ -184,7 +184,7 @@ export function createPlatform(
     bankAccounts,
     settlements,
     fraud,
-    fraudService: new FraudService(sql, fraud, payments, refunds),
+    fraudService: new FraudService(sql, fraud, payments, refunds, workerSql, metrics),
     reconciliation: new ReconciliationService(
       sql,
       new SimulatedSettlementReports(workerSql),

@@ -68,7 +68,7 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  /** Set at each scrape from the database (see FraudService.refreshGauges), in a process that can read it. */
+  /** Set by the worker's fraud-metrics loop from the database (FraudService.refreshGauges). */
   readonly fraudReviewBacklog = new Gauge({
     name: 'fraud_review_backlog',
     help: 'Open fraud reviews, all tenants',

@@ -102,3 +102,20 @@ CREATE TRIGGER fraud_lists_changed AFTER INSERT OR UPDATE OR DELETE ON fraud_lis
   FOR EACH ROW EXECUTE FUNCTION fraud_config_changed();
 CREATE TRIGGER fraud_list_items_changed AFTER INSERT OR UPDATE OR DELETE ON fraud_list_items
   FOR EACH ROW EXECUTE FUNCTION fraud_config_changed();
+
+-- The platform-wide fraud gauges (review backlog, fraud rate in basis points of captured volume over
+-- 30 days), read by the worker for /metrics: a cross-tenant read, hence a worker_* function.
+CREATE OR REPLACE FUNCTION worker_fraud_metrics()
+RETURNS TABLE (open_reviews bigint, fraud_amount numeric, volume numeric)
+LANGUAGE sql STABLE SECURITY DEFINER AS $$
+  WITH recent AS (
+    SELECT id, amount_received FROM payments
+    WHERE created_at > now() - interval '30 days' AND amount_received > 0
+  )
+  SELECT
+    (SELECT count(*) FROM fraud_reviews WHERE status = 'open'),
+    (SELECT coalesce(sum(r.amount_received), 0) FROM recent r
+      WHERE EXISTS (SELECT 1 FROM fraud_reports f WHERE f.payment_id = r.id)
+        OR EXISTS (SELECT 1 FROM disputes d WHERE d.payment_id = r.id AND d.reason = 'fraudulent')),
+    (SELECT coalesce(sum(amount_received), 0) FROM recent)
+$$;

@@ -442,3 +442,16 @@ describe('access', () => {
     }
   });
 });
+
+describe('metrics', () => {
+  it('counts decisions by action and rule, and reports the review backlog and the fraud rate', async () => {
+    const tenant = await createTenant(t.app, 'Fraud metrics');
+    const payment = await ok(await pay(tenant, ELEVATED, { fraud_details: { ip_address: US_IP } }));
+    await ok(await call(t.app, tenant.testKey, 'POST', `/v1/payments/${payment.id}/report_fraud`, {}));
+    await t.platform.fraudService.refreshGauges();
+    const text = await t.platform.metrics.registry.metrics();
+    expect(text).toMatch(/fraud_decisions_total\{action="review",rule="Review elevated risk"\} [1-9]/);
+    expect(Number(/^fraud_review_backlog (\S+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
+    expect(Number(/^fraud_rate_basis_points (\S+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
+  });
+});

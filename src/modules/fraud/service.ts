@@ -4,6 +4,7 @@ import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
+import type { Metrics } from '../../http/metrics.js';
 import type { PaymentService } from '../payments/service.js';
 import type { RefundService } from '../refunds/service.js';
 import { LIST_ITEM_COLUMNS, RULE_COLUMNS, type FraudEngine } from './engine.js';
@@ -98,7 +99,18 @@ export class FraudService {
     private readonly engine: FraudEngine,
     private readonly payments: PaymentService,
     private readonly refunds: RefundService,
+    private readonly workerSql: Sql,
+    private readonly metrics: Metrics,
   ) {}
+
+  /** Sets the platform-wide gauges from the database (a worker loop; the worker role reads all tenants). */
+  async refreshGauges(): Promise<void> {
+    const [row] = await this.workerSql<{ open_reviews: number; fraud_amount: string; volume: string }[]>`
+      SELECT * FROM worker_fraud_metrics()`;
+    this.metrics.fraudReviewBacklog.set(Number(row.open_reviews));
+    const volume = Number(row.volume);
+    this.metrics.fraudRateBasisPoints.set(volume > 0 ? (Number(row.fraud_amount) * 10_000) / volume : 0);
+  }
 
   private async changed<T>(scope: Scope, fn: (tx: Tx) => Promise<T>): Promise<T> {
     await this.engine.configuration(scope);
