@@ -4,7 +4,7 @@ import { NotificationListener } from '../../http/notification-listener.js';
 import type { Metrics } from '../../http/metrics.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { newId } from '../../lib/ids.js';
-import { ipCountry, loadShippedModel, scoreRisk } from './model/index.js';
+import { ELEVATED_AT, HIGHEST_AT, ipCountry, loadShippedModel, scoreRisk } from './model/index.js';
 import type { RiskScore } from './model/signals.js';
 import {
   claimDefaults,
@@ -73,11 +73,12 @@ const TEST_CARD = {
 
 /**
  * Test mode's risk test cards (Stripe's numbers): their score is set to a level, so that an
- * integration can see an elevated or highest-risk outcome on demand. Reasons stay the model's.
+ * integration can see an elevated or highest-risk outcome on demand (mid-band scores, whatever the
+ * model's thresholds). Reasons stay the model's.
  */
 const TEST_RISK = new Map<string, Pick<RiskScore, 'riskScore' | 'riskLevel'>>([
-  [TEST_CARD.elevated, { riskScore: 70, riskLevel: 'elevated' }],
-  [TEST_CARD.highest, { riskScore: 95, riskLevel: 'highest' }],
+  [TEST_CARD.elevated, { riskScore: Math.round((ELEVATED_AT + HIGHEST_AT) / 2), riskLevel: 'elevated' }],
+  [TEST_CARD.highest, { riskScore: Math.round((HIGHEST_AT + 100) / 2), riskLevel: 'highest' }],
 ]);
 export const RISK_TEST_CARDS = [...TEST_RISK.keys()];
 

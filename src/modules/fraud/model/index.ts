@@ -8,14 +8,14 @@ export type { RiskReason, RiskScore, RiskSignals, VelocitySnapshot } from './sig
 export { ipCountry } from './ip-country.js';
 
 /** The model shipped with this release: `model-<version>.json` beside this file (or in dist/fraud-model/). */
-export const SHIPPED_MODEL_VERSION = '2026-11-29.1';
+export const SHIPPED_MODEL_VERSION = '2026-11-29.2';
 
 /**
  * risk_score thresholds: a score at or above ELEVATED_AT is `elevated`, at or above HIGHEST_AT `highest`.
  * The score is the model's fraud probability in percent, rounded.
  */
-export const ELEVATED_AT = 50;
-export const HIGHEST_AT = 75;
+export const ELEVATED_AT = 40;
+export const HIGHEST_AT = 65;
 
 const MAX_REASONS = 5;
 

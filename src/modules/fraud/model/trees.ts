@@ -49,9 +49,10 @@ export function compileForest(dump: LightGbmDump, featureCount: number): Forest 
   const match = /^binary(?:\s+sigmoid:([\d.eE+-]+))?/.exec(dump.objective);
   if (!match) throw new Error(`fraud model: objective '${dump.objective}' is not binary`);
   const nodes: DumpSplit[] = [];
+  const left: number[] = [];
+  const right: number[] = [];
   const leaves: number[] = [];
-  const roots: number[] = [];
-  const visit = (node: DumpNode): number => {
+  const compile = (node: DumpNode): number => {
     if ('leaf_value' in node) {
       leaves.push(node.leaf_value);
       return ~(leaves.length - 1);
@@ -59,29 +60,12 @@ export function compileForest(dump: LightGbmDump, featureCount: number): Forest 
     if (node.decision_type !== '<=') throw new Error('fraud model: only numerical splits are supported');
     if (node.split_feature < 0 || node.split_feature >= featureCount)
       throw new Error(`fraud model: split on unknown feature ${node.split_feature}`);
-    nodes.push(node);
-    return nodes.length - 1;
+    const index = nodes.push(node) - 1;
+    left[index] = compile(node.left_child);
+    right[index] = compile(node.right_child);
+    return index;
   };
-  // Children are compiled after their parent, so indexes are assigned breadth-first per tree.
-  const pending: { node: DumpSplit; index: number }[] = [];
-  for (const tree of dump.tree_info) {
-    const root = visit(tree.tree_structure);
-    roots.push(root);
-    if (root >= 0) pending.push({ node: tree.tree_structure as DumpSplit, index: root });
-  }
-  const left: number[] = [];
-  const right: number[] = [];
-  while (pending.length > 0) {
-    const { node, index } = pending.pop()!;
-    for (const [side, child] of [
-      [left, node.left_child],
-      [right, node.right_child],
-    ] as const) {
-      const compiled = visit(child);
-      side[index] = compiled;
-      if (compiled >= 0) pending.push({ node: child as DumpSplit, index: compiled });
-    }
-  }
+  const roots = dump.tree_info.map((tree) => compile(tree.tree_structure));
   const rootValue = (root: number): number => (root >= 0 ? nodes[root]!.internal_value : leaves[~root]!);
   return {
     roots: Int32Array.from(roots),
