@@ -55,6 +55,7 @@ import { userRoutes } from './modules/users/routes.js';
 import { sessionRoutes } from './modules/sessions/routes.js';
 import { authenticateSession, sessionCookie } from './modules/sessions/auth.js';
 import { webhookRoutes } from './modules/webhooks/routes.js';
+import { fraudRoutes } from './modules/fraud/routes.js';
 import type { DestinationStream } from 'pino';
 import { isDatabaseUnavailable } from './db/index.js';
 
@@ -386,6 +387,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(userRoutes);
   await app.register(sessionRoutes);
   await app.register(webhookRoutes);
+  await app.register(fraudRoutes);
   if (options.extraRoutes) await app.register(options.extraRoutes);
   return app;
 }

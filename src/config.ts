@@ -102,6 +102,8 @@ export interface Config {
     ratePerEndpoint: number;
     concurrency: number;
   };
+  /** FRAUD_CHECKS=off skips the fraud decision on payments: for benchmarks measuring its cost only. */
+  fraudChecks: boolean;
 }
 
 function num(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
@@ -230,5 +232,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ratePerEndpoint: num(env, 'WEBHOOK_ENDPOINT_RATE', 500, 1),
       concurrency: num(env, 'WEBHOOK_CONCURRENCY', 512, 1),
     },
+    fraudChecks: env.FRAUD_CHECKS !== 'off',
   };
 }

@@ -19,6 +19,9 @@ import { LedgerService } from './modules/ledger/service.js';
 import { PricingService } from './modules/pricing/service.js';
 import { RefundService } from './modules/refunds/service.js';
 import { DisputeService } from './modules/disputes/service.js';
+import { FraudEngine } from './modules/fraud/engine.js';
+import { FraudService } from './modules/fraud/service.js';
+import { InProcessVelocityStore, RedisVelocityStore, ResilientVelocityStore } from './modules/fraud/velocity.js';
 import { PayoutService } from './modules/payouts/service.js';
 import { SettlementService } from './modules/settlements/service.js';
 import { ReconciliationService } from './modules/reconciliation/service.js';
@@ -86,6 +89,8 @@ export interface Platform {
   users: UserService;
   passkeys: PasskeyService;
   webhooks: WebhookService;
+  fraud: FraudEngine;
+  fraudService: FraudService;
   close(): Promise<void>;
 }
 
@@ -158,6 +163,18 @@ export function createPlatform(
   });
   const passkeys = new PasskeyService(sql, sessionStore, securityEvents, config.publicUrl);
   users.passkeys = passkeys;
+  const fraudVelocity = redis
+    ? new ResilientVelocityStore(new RedisVelocityStore(redis), new InProcessVelocityStore(), (reason) =>
+        metrics.fraudVelocityDegraded.inc({ reason }),
+      )
+    : new InProcessVelocityStore();
+  const fraud = new FraudEngine(
+    sql,
+    fraudVelocity,
+    metrics,
+    (pan, tenantId) => vault.fingerprint(pan, tenantId),
+    appDatabaseUrl,
+  );
   const payments = new PaymentService({
     sql,
     workerSql,
@@ -171,6 +188,7 @@ export function createPlatform(
     threeDSecure,
     metrics,
     config,
+    fraud: config.fraudChecks ? fraud : undefined,
   });
   const requestLogRecorder = new RequestLogRecorder(sql, {
     flushIntervalMs: config.requestLogFlushMs,
@@ -182,6 +200,7 @@ export function createPlatform(
     heartbeatMs: config.eventStreamHeartbeatMs,
     maxPerTenant: config.eventStreamMaxPerTenant,
   });
+  const refunds = new RefundService(sql, router, pricing, ledger, workerSql);
   return {
     config,
     sql,
@@ -201,7 +220,7 @@ export function createPlatform(
     apiKeys,
     paymentMethods,
     payments,
-    refunds: new RefundService(sql, router, pricing, ledger, workerSql),
+    refunds,
     disputes: new DisputeService(sql, router, pricing, ledger, workerSql),
     events: new EventService(replica),
     eventFeed,
@@ -210,6 +229,8 @@ export function createPlatform(
     payouts,
     bankAccounts,
     settlements,
+    fraud,
+    fraudService: new FraudService(sql, fraud, payments, refunds, workerSql, metrics),
     reconciliation: new ReconciliationService(
       sql,
       new SimulatedSettlementReports(workerSql),
@@ -236,6 +257,7 @@ export function createPlatform(
       await idempotency.idle();
       await authenticator.stopListening();
       await eventFeed.stop();
+      await fraud.stopListening();
       // QUIT would wait for a Redis that is away; an unreachable one is simply dropped.
       if (redis?.status === 'ready') await redis.quit().catch(() => {});
       else redis?.disconnect();

@@ -58,6 +58,8 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       GRANT UPDATE (payout_id) ON settlements TO "${appRole}";
       GRANT UPDATE ON webhook_endpoints, webhook_endpoint_secrets, webhook_deliveries TO "${appRole}";
       GRANT DELETE ON idempotency_keys, dispute_watch TO "${appRole}";
+      GRANT UPDATE, DELETE ON fraud_rules, fraud_lists, fraud_list_items TO "${appRole}";
+      GRANT UPDATE ON fraud_reviews TO "${appRole}";
       GRANT UPDATE, DELETE ON reconciliation_reports TO "${appRole}";
       GRANT DELETE ON reconciliation_items TO "${appRole}";
       GRANT UPDATE ON reports, report_schedules, cases TO "${appRole}";

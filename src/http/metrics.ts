@@ -73,6 +73,40 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly fraudDecisions = new Counter({
+    name: 'fraud_decisions_total',
+    help: 'Fraud decisions by action and by the rule (or allow-list) that decided ("none": no rule matched)',
+    labelNames: ['action', 'rule'] as const,
+    registers: [this.registry],
+  });
+
+  readonly fraudShadowMatches = new Counter({
+    name: 'fraud_shadow_matches_total',
+    help: 'Matches of shadow-mode fraud rules (evaluated and logged, never acted on)',
+    labelNames: ['rule'] as const,
+    registers: [this.registry],
+  });
+
+  readonly fraudVelocityDegraded = new Counter({
+    name: 'fraud_velocity_degraded_total',
+    help: 'Fraud decisions whose velocity features came from the in-process store because Redis did not answer',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  /** Set by the worker's fraud-metrics loop from the database (FraudService.refreshGauges). */
+  readonly fraudReviewBacklog = new Gauge({
+    name: 'fraud_review_backlog',
+    help: 'Open fraud reviews, all tenants',
+    registers: [this.registry],
+  });
+
+  readonly fraudRateBasisPoints = new Gauge({
+    name: 'fraud_rate_basis_points',
+    help: 'Amount of payments labelled fraud per 10,000 of captured volume over the last 30 days, all tenants',
+    registers: [this.registry],
+  });
+
   constructor(collectProcessMetrics = true) {
     if (collectProcessMetrics) collectDefaultMetrics({ register: this.registry });
   }

@@ -20,6 +20,7 @@ import { FeePreviewSchema, PricingPlanSchema } from '../modules/pricing/schemas.
 import { RequestLogSchema } from '../modules/request-logs/schemas.js';
 import { UserSchema } from '../modules/users/service.js';
 import { WebhookDeliverySchema, WebhookEndpointSchema } from '../modules/webhooks/schemas.js';
+import { BacktestSchema, ListItemSchema, ListSchema, ReviewSchema, RuleSchema } from '../modules/fraud/schemas.js';
 
 /** Shared object schemas, registered once so routes and the OpenAPI document refer to them by name. */
 export function registerSharedSchemas(app: FastifyInstance) {
@@ -48,6 +49,11 @@ export function registerSharedSchemas(app: FastifyInstance) {
     UserSchema,
     WebhookEndpointSchema,
     WebhookDeliverySchema,
+    RuleSchema,
+    ListSchema,
+    ListItemSchema,
+    ReviewSchema,
+    BacktestSchema,
   ]) {
     app.addSchema(schema);
   }

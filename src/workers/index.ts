@@ -37,6 +37,7 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
       everyMs: platform.config.recoveryIntervalMs,
       run: (items) => platform.refunds.recoverStuckRefunds(platform.config.recoveryAfterSeconds, 100, items),
     },
+    { name: 'fraud-metrics', everyMs: 30_000, run: () => platform.fraudService.refreshGauges() },
     // Frequent, so a test-card dispute opens (and an answered one is decided) shortly after capture.
     { name: 'dispute-intake', everyMs: 2_000, run: (items) => platform.disputes.intake(100, items) },
     { name: 'dispute-review', everyMs: 5_000, run: (items) => platform.disputes.review(100, items) },

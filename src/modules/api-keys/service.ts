@@ -34,6 +34,10 @@ export const SCOPES = [
   'users:write',
   'webhook_endpoints:read',
   'webhook_endpoints:write',
+  'fraud:read',
+  'fraud:write',
+  'reviews:read',
+  'reviews:write',
 ] as const;
 
 interface ApiKeyRow {

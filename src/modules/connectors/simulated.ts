@@ -38,7 +38,6 @@ const DECLINES: Record<string, { code: string; declineCode: string; message: str
     message: "Your card's security code is incorrect.",
   },
   '4000000000000069': { code: 'expired_card', declineCode: 'expired_card', message: 'Your card has expired.' },
-  '4100000000000019': { code: 'card_declined', declineCode: 'fraudulent', message: 'Your card was declined.' },
 };
 const THREE_D_SECURE_REQUIRED = new Set(['4000000000003220']);
 const DISPUTED = new Set(['4000000000000259']);

@@ -43,6 +43,7 @@ const payment = (changes: Partial<Payment>): Payment => ({
   net: null,
   balance_transaction: null,
   pricing_version: 0,
+  outcome: null,
   attempts: [],
   created: CREATED,
   livemode: false,

@@ -7,6 +7,9 @@ import { ApiError } from '../../http/errors.js';
 import { EVENT_COLUMNS, type NewEventRow } from '../events/events.js';
 import { postingCtes, type PreparedPosting } from '../ledger/service.js';
 import { PAYMENT_METHOD_COLUMNS, type PaymentMethodRow } from '../payment-methods/service.js';
+import { REVIEW_COLUMNS, type ReviewRow } from '../fraud/repo.js';
+import type { StoredInputs } from '../fraud/engine.js';
+import type { FraudDetails, FraudOutcome } from '../fraud/schemas.js';
 import type { PaymentStatus } from './schemas.js';
 
 export interface PaymentRow {
@@ -42,6 +45,11 @@ export interface PaymentRow {
   pricing_version: number;
   fee: number | null;
   balance_transaction: string | null;
+  /** What the client sent for the fraud decision (email, IP, billing country). */
+  fraud_details: FraudDetails | null;
+  /** The last fraud decision, and the inputs it was taken on (replayed by backtests). */
+  fraud_outcome: FraudOutcome | null;
+  fraud_inputs: StoredInputs | null;
   version: number;
   created_at: Date;
   updated_at: Date;
@@ -97,6 +105,9 @@ const PAYMENT_COLUMNS: Columns<PaymentRow> = [
   ['pricing_version', 'integer'],
   ['fee', 'bigint'],
   ['balance_transaction', 'text'],
+  ['fraud_details', 'jsonb'],
+  ['fraud_outcome', 'jsonb'],
+  ['fraud_inputs', 'jsonb'],
   ['version', 'integer'],
   ['created_at', 'timestamptz'],
   ['updated_at', 'timestamptz'],
@@ -136,6 +147,8 @@ export interface PaymentWrite {
   posting?: PreparedPosting;
   /** A capture the processor will dispute: on the dispute watch list with the capture. */
   disputeWatch?: DisputeWatchRow;
+  /** The fraud review a payment the decision sent to review opens, with its authorization. */
+  review?: ReviewRow;
 }
 
 export interface DisputeWatchRow {
@@ -182,6 +195,7 @@ function batchStatement(
   events: NewEventRow[],
   postings: PreparedPosting[],
   watched: DisputeWatchRow[],
+  reviews: ReviewRow[],
 ) {
   const statement = new UnnestStatement();
   const text = `
@@ -219,6 +233,14 @@ function batchStatement(
       ON CONFLICT (payment_id) DO NOTHING
     )`
         : ''
+    }${
+      reviews.length
+        ? `, review AS (
+      INSERT INTO fraud_reviews (${columnNames(REVIEW_COLUMNS)})
+      SELECT * FROM (${statement.rows(REVIEW_COLUMNS, reviews)}) r WHERE r.payment_id IN (SELECT id FROM written)
+      ON CONFLICT (payment_id) DO NOTHING
+    )`
+        : ''
     }
     SELECT id FROM written`;
   return { statement, text };
@@ -252,6 +274,7 @@ async function writeBatch(sql: Sql, tried: PaymentWrite[], retryUncommitted = tr
     tried.flatMap((i) => i.events ?? []),
     tried.flatMap((i) => (i.posting ? [i.posting] : [])),
     tried.flatMap((i) => (i.disputeWatch ? [i.disputeWatch] : [])),
+    tried.flatMap((i) => (i.review ? [i.review] : [])),
   );
   try {
     const rows = await scopedStatement(

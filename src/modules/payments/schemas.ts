@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { ListQuery, Metadata, Nullable, StrictObject } from '../../http/schemas.js';
 import { PaymentMethodInput } from '../payment-methods/schemas.js';
+import { FraudDetails, FraudOutcomeSchema } from '../fraud/schemas.js';
 
 export const PAYMENT_STATUSES = [
   'requires_payment_method',
@@ -40,6 +41,7 @@ export const CreatePaymentBody = StrictObject({
   statement_descriptor: Type.Optional(Type.String({ maxLength: 22, pattern: '^[^<>"\'\\\\]*$' })),
   metadata: Type.Optional(Metadata),
   return_url: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://' })),
+  fraud_details: Type.Optional(FraudDetails),
 });
 export type CreatePaymentBody = Static<typeof CreatePaymentBody>;
 
@@ -47,6 +49,7 @@ export const ConfirmPaymentBody = Type.Union([
   StrictObject({
     payment_method: Type.Optional(PaymentMethodRef),
     return_url: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://' })),
+    fraud_details: Type.Optional(FraudDetails),
   }),
   Type.Null(),
 ]);
@@ -133,6 +136,7 @@ export const PaymentSchema = Type.Object(
     pricing_version: Type.Integer({
       description: 'The pricing plan version this payment is priced with: the one in force when it was created.',
     }),
+    outcome: Nullable(FraudOutcomeSchema),
     attempts: Type.Array(AttemptSchema, {
       description: 'Every processor call, including failed attempts and failovers.',
     }),

@@ -11,6 +11,8 @@ import type { AuthorizationCall, CardDetails, ConnectorOutcome, MerchantOrder } 
 import type { ConnectorRouter } from '../connectors/router.js';
 import { newEvent, type NewEventRow } from '../events/events.js';
 import type { EventType } from '../events/catalog.js';
+import type { FraudDecision, FraudEngine } from '../fraud/engine.js';
+import type { ReviewRow } from '../fraud/repo.js';
 import type { PaymentMethodInput } from '../payment-methods/schemas.js';
 import type { PaymentMethodRow, PaymentMethodService } from '../payment-methods/service.js';
 import { invalidLink, type ThreeDSecure } from '../three-d-secure/tokens.js';
@@ -64,6 +66,7 @@ export function toApiPayment({ row, attempts }: PaymentState): Payment {
     net: row.fee === null ? null : row.amount_received - row.fee,
     balance_transaction: row.balance_transaction,
     pricing_version: row.pricing_version,
+    outcome: row.fraud_outcome,
     attempts: attempts.map((a) => ({
       id: a.id,
       operation: a.operation,
@@ -106,6 +109,8 @@ export interface PaymentServiceDeps {
   threeDSecure: ThreeDSecure;
   metrics: Metrics;
   config: Pick<Config, 'authorizationExpiryDays'>;
+  /** The fraud decision taken before each authorization; absent when FRAUD_CHECKS=off (benchmarks). */
+  fraud?: FraudEngine;
 }
 
 /**
@@ -162,6 +167,9 @@ export class PaymentService {
       pricing_version: plan.version,
       fee: null,
       balance_transaction: null,
+      fraud_details: body.fraud_details ?? null,
+      fraud_outcome: null,
+      fraud_inputs: null,
       version: 0,
       created_at: now,
       updated_at: now,
@@ -237,6 +245,7 @@ export class PaymentService {
       payment_method_id: (method.saved ?? method.inline).id,
       last_payment_error: null,
       next_action: null,
+      fraud_details: body?.fraud_details ?? row.fraud_details,
     });
     const attempt = this.pendingAttempt(row, 'authorize', primary, row.amount, idempotencyKey);
     const applied = await this.deps.writer.submit({
@@ -745,7 +754,7 @@ export class PaymentService {
     eventType: EventType | EventType[],
     requestId: string | null,
     conflict: string,
-    charge?: { posting: PreparedPosting; disputeWatch?: DisputeWatchRow },
+    charge?: { posting?: PreparedPosting; disputeWatch?: DisputeWatchRow; review?: ReviewRow },
   ): Promise<Payment> {
     const payment = toApiPayment(state);
     const events: NewEventRow[] = (Array.isArray(eventType) ? eventType : [eventType]).map((type) =>
@@ -759,6 +768,7 @@ export class PaymentService {
         events,
         posting: charge?.posting,
         disputeWatch: charge?.disputeWatch,
+        review: charge?.review,
       }))
     ) {
       throw ApiError.stateConflict(conflict);
@@ -824,41 +834,48 @@ export class PaymentService {
     const after = order.indexOf(first.processor);
     const route = [first.processor, ...(after >= 0 ? order.slice(after + 1) : [])];
     let current = state;
-    const last = await this.deps.router.withFailover(
-      route,
-      first.id,
-      (connector, attemptId) =>
-        connector.authorize({
-          ...this.merchantOrder(current.row),
-          attemptId,
-          amount: current.row.amount,
-          currency: current.row.currency,
-          card,
-          capture: current.row.capture_method === 'automatic',
-          threeDSecureAuthenticated,
-        }),
-      async (failed, nextProcessor) => {
-        // The next processor's attempt is committed before it is called, with the failed one, in a
-        // compare-and-set write: of two resumers of the same attempt only one fails over.
-        const failedAttempt = this.attemptOf(current, failed.attemptId);
-        const done = this.completeAttempt(failedAttempt, failed.processor, failed.outcome);
-        const next = this.pendingAttempt(
-          current.row,
-          'authorize',
-          nextProcessor,
-          current.row.amount,
-          failedAttempt.idempotency_key,
+    // A payment coming back from 3-D Secure was decided before its challenge; any other
+    // authorization (a recovery's replay included) is decided again, before the processor is called.
+    const fraud = threeDSecureAuthenticated ? undefined : await this.decideFraud(scope, state.row, method, card);
+    const last = fraud?.stop
+      ? { attemptId: first.id, processor: first.processor, outcome: fraud.stop }
+      : await this.deps.router.withFailover(
+          route,
+          first.id,
+          (connector, attemptId) =>
+            connector.authorize({
+              ...this.merchantOrder(current.row),
+              attemptId,
+              amount: current.row.amount,
+              currency: current.row.currency,
+              card,
+              capture: current.row.capture_method === 'automatic',
+              threeDSecureAuthenticated,
+            }),
+          async (failed, nextProcessor) => {
+            // The next processor's attempt is committed before it is called, with the failed one, in a
+            // compare-and-set write: of two resumers of the same attempt only one fails over.
+            const failedAttempt = this.attemptOf(current, failed.attemptId);
+            const done = this.completeAttempt(failedAttempt, failed.processor, failed.outcome);
+            const next = this.pendingAttempt(
+              current.row,
+              'authorize',
+              nextProcessor,
+              current.row.amount,
+              failedAttempt.idempotency_key,
+            );
+            const row = this.advance(current.row, {});
+            if (!(await this.deps.writer.submit({ scope, update: row, attempts: [done, next] })))
+              throw ApiError.stateConflict('This payment was changed by another request.');
+            current = { row, attempts: this.replaceAttempts(current.attempts, [done, next]) };
+            return next.id;
+          },
         );
-        const row = this.advance(current.row, {});
-        if (!(await this.deps.writer.submit({ scope, update: row, attempts: [done, next] })))
-          throw ApiError.stateConflict('This payment was changed by another request.');
-        current = { row, attempts: this.replaceAttempts(current.attempts, [done, next]) };
-        return next.id;
-      },
-    );
     const outcome = last.outcome;
     if (outcome.status === 'unknown') throw this.outcomeUnknown(current);
-    const row = current.row;
+    const row = fraud
+      ? { ...current.row, fraud_outcome: fraud.decision.outcome, fraud_inputs: fraud.decision.inputs }
+      : current.row;
     const attempts = [this.completeAttempt(this.attemptOf(current, last.attemptId), last.processor, outcome)];
     let next: PaymentRow;
     let eventType: EventType;
@@ -908,6 +925,10 @@ export class PaymentService {
       });
       eventType = 'payment.failed';
     }
+    const review =
+      fraud?.decision.outcome.action === 'review' && outcome.status === 'succeeded'
+        ? this.openReview(next, fraud.decision)
+        : undefined;
     const payment = await this.commit(
       scope,
       { row: next, attempts: this.replaceAttempts(current.attempts, attempts) },
@@ -915,7 +936,7 @@ export class PaymentService {
       eventType,
       requestId,
       'This payment was changed by another request.',
-      charge,
+      { posting: charge?.posting, disputeWatch: charge?.disputeWatch, review },
     );
     return this.answerFor(payment);
   }
@@ -1002,6 +1023,57 @@ export class PaymentService {
       requestId,
       'This payment was changed by another request.',
     );
+  }
+
+  /**
+   * The fraud decision for an authorization, and the processor's stand-in answer when the decision
+   * stops it: a block is a `fraudulent` decline, a 3-D Secure request the processor's own
+   * `requires_action` (the challenge then runs as for a card that asks for it).
+   */
+  private async decideFraud(
+    scope: Scope,
+    row: PaymentRow,
+    method: PaymentMethodRow,
+    card: CardDetails,
+  ): Promise<{ decision: FraudDecision; stop?: ConnectorOutcome } | undefined> {
+    if (!this.deps.fraud) return undefined;
+    const decision = await this.deps.fraud.decide(scope, {
+      paymentId: row.id,
+      amount: row.amount,
+      currency: row.currency,
+      customer: row.customer,
+      card: { ...method, number: card.number },
+      details: row.fraud_details,
+      at: new Date(),
+    });
+    const { action } = decision.outcome;
+    if (action === 'block')
+      return {
+        decision,
+        stop: {
+          status: 'declined',
+          code: 'card_declined',
+          declineCode: 'fraudulent',
+          message: 'Your card was declined.',
+        },
+      };
+    if (action === 'request_3ds') return { decision, stop: { status: 'requires_action' } };
+    return { decision };
+  }
+
+  private openReview(row: PaymentRow, decision: FraudDecision): ReviewRow {
+    return {
+      id: newId('prv'),
+      tenant_id: row.tenant_id,
+      livemode: row.livemode,
+      payment_id: row.id,
+      status: 'open',
+      opened_reason: decision.outcome.rule?.name ?? 'review',
+      closed_reason: null,
+      closed_by: null,
+      closed_at: null,
+      created_at: new Date(),
+    };
   }
 
   private attemptOf(state: PaymentState, id: string): AttemptRow {

@@ -75,6 +75,9 @@ export const DOCUMENTED_TEST_CARDS: ReadonlySet<string> = new Set([
   '4000000000003220',
   '4000000000000259',
   '4100000000000019',
+  // Risk test cards (issue 11): an elevated and a highest risk score in test mode.
+  '4000000000009235',
+  '4000000000004954',
   ...TEST_ISSUERS.keys(),
 ]);
 

@@ -1,0 +1,311 @@
+import type { Redis, Result } from 'ioredis';
+import type { VelocitySnapshot } from './model/signals.js';
+import { VelocityTracker } from './model/velocity.js';
+
+/** What a payment is counted under; a null key (no email, no customer…) counts nothing and reads zeros. */
+export interface VelocityKeys {
+  tenantId: string;
+  livemode: boolean;
+  paymentId: string;
+  /** Decision time, ms since the epoch: windows are the 1 h, 24 h and 7 d before it. */
+  at: number;
+  amount: number;
+  /** The tenant's card fingerprint. */
+  card: string | null;
+  /** A platform-wide keyed fingerprint of the card, for the count of tenants that saw it. */
+  platformCard: string | null;
+  email: string | null;
+  ip: string | null;
+  ipCountry: string | null;
+  customer: string | null;
+}
+
+/** Reads the prior activity of a payment's keys and records the payment, as one atomic step. */
+export interface VelocityStore {
+  recordAndRead(keys: VelocityKeys): Promise<VelocitySnapshot>;
+}
+
+export const ZERO_VELOCITY: VelocitySnapshot = Object.freeze({
+  card_count_1h: 0,
+  card_count_24h: 0,
+  card_count_7d: 0,
+  card_sum_1h: 0,
+  card_sum_24h: 0,
+  card_sum_7d: 0,
+  email_count_1h: 0,
+  email_count_24h: 0,
+  email_count_7d: 0,
+  email_sum_24h: 0,
+  ip_count_1h: 0,
+  ip_count_24h: 0,
+  ip_count_7d: 0,
+  ip_sum_24h: 0,
+  customer_count_1h: 0,
+  customer_count_24h: 0,
+  customer_count_7d: 0,
+  customer_sum_24h: 0,
+  customer_sum_7d: 0,
+  ip_distinct_cards_1h: 0,
+  ip_distinct_cards_24h: 0,
+  customer_distinct_cards_24h: 0,
+  customer_distinct_cards_7d: 0,
+  customer_new_ip_country: 0,
+  card_distinct_tenants_24h: 0,
+  seconds_since_card_last_seen: -1,
+});
+
+/** Counts and sums of one key's prior payments over 1 h, 24 h, 7 d, and when it was last seen. */
+interface Activity {
+  count: [number, number, number];
+  sum: [number, number, number];
+  last: number | null;
+}
+
+/**
+ * The snapshot from the Redis script's raw figures, by the contract's definitions (those of
+ * model/velocity.ts, which the in-process store uses directly).
+ */
+function snapshot(
+  card: Activity,
+  email: Activity,
+  ip: Activity,
+  customer: Activity,
+  distinct: {
+    ipCards1h: number;
+    ipCards24h: number;
+    customerCards24h: number;
+    customerCards7d: number;
+    customerSawCountry: boolean;
+    tenants24h: number;
+  },
+  keys: VelocityKeys,
+): VelocitySnapshot {
+  return {
+    card_count_1h: card.count[0],
+    card_count_24h: card.count[1],
+    card_count_7d: card.count[2],
+    card_sum_1h: card.sum[0],
+    card_sum_24h: card.sum[1],
+    card_sum_7d: card.sum[2],
+    email_count_1h: email.count[0],
+    email_count_24h: email.count[1],
+    email_count_7d: email.count[2],
+    email_sum_24h: email.sum[1],
+    ip_count_1h: ip.count[0],
+    ip_count_24h: ip.count[1],
+    ip_count_7d: ip.count[2],
+    ip_sum_24h: ip.sum[1],
+    customer_count_1h: customer.count[0],
+    customer_count_24h: customer.count[1],
+    customer_count_7d: customer.count[2],
+    customer_sum_24h: customer.sum[1],
+    customer_sum_7d: customer.sum[2],
+    ip_distinct_cards_1h: distinct.ipCards1h,
+    ip_distinct_cards_24h: distinct.ipCards24h,
+    customer_distinct_cards_24h: distinct.customerCards24h,
+    customer_distinct_cards_7d: distinct.customerCards7d,
+    customer_new_ip_country:
+      keys.customer !== null && keys.ipCountry !== null && customer.count[2] > 0 && !distinct.customerSawCountry
+        ? 1
+        : 0,
+    card_distinct_tenants_24h: distinct.tenants24h,
+    seconds_since_card_last_seen: card.last === null ? -1 : (keys.at - card.last) / 1000,
+  };
+}
+
+/**
+ * Key names, scoped by tenant and mode. The platform-wide card key is scoped by mode only: it counts
+ * tenants. Values are hex or percent-encoded so a key can hold no separator of its own.
+ */
+function redisKeys(keys: VelocityKeys) {
+  const scope = `fraud:v:${keys.tenantId}:${keys.livemode ? 'live' : 'test'}`;
+  const part = (value: string | null) => (value === null ? '' : encodeURIComponent(value));
+  return [
+    keys.card ? `${scope}:card:${part(keys.card)}` : '',
+    keys.email ? `${scope}:email:${part(keys.email)}` : '',
+    keys.ip ? `${scope}:ip:${part(keys.ip)}` : '',
+    keys.customer ? `${scope}:customer:${part(keys.customer)}` : '',
+    keys.ip ? `${scope}:ipcards:${part(keys.ip)}` : '',
+    keys.customer ? `${scope}:customercards:${part(keys.customer)}` : '',
+    keys.customer ? `${scope}:customercountries:${part(keys.customer)}` : '',
+    keys.platformCard ? `fraud:v:${keys.livemode ? 'live' : 'test'}:tenants:${part(keys.platformCard)}` : '',
+  ];
+}
+
+/**
+ * One round trip, atomic: Redis runs a script alone, so of N payments on one card at once each sees
+ * exactly the payments recorded before it. Activity keys are sorted sets of `<payment id>:<amount>`
+ * scored by time; "distinct" keys are sorted sets of the card (or country, or tenant) scored by when
+ * it was last seen, so ZCOUNT over a window counts the distinct values seen in it.
+ */
+const SCRIPT = `
+local now = tonumber(ARGV[1])
+local amount = ARGV[2]
+local member = ARGV[3] .. ':' .. amount
+local card, country, tenant = ARGV[4], ARGV[5], ARGV[6]
+local H, D, W = 3600000, 86400000, 604800000
+local out = {}
+local function activity(key)
+  if key == '' then
+    for i = 1, 7 do out[#out + 1] = 0 end
+    out[#out + 1] = -1
+    return
+  end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - W)
+  local rows = redis.call('ZRANGEBYSCORE', key, '(' .. (now - W), '+inf', 'WITHSCORES')
+  local c1, c24, c7, s1, s24, s7, last = 0, 0, 0, 0, 0, 0, -1
+  for i = 1, #rows, 2 do
+    local at = tonumber(rows[i + 1])
+    local value = tonumber(string.match(rows[i], ':(%d+)$'))
+    c7 = c7 + 1; s7 = s7 + value
+    if at > now - D then c24 = c24 + 1; s24 = s24 + value end
+    if at > now - H then c1 = c1 + 1; s1 = s1 + value end
+    if at > last then last = at end
+  end
+  out[#out + 1] = c1; out[#out + 1] = c24; out[#out + 1] = c7
+  out[#out + 1] = string.format('%.0f', s1); out[#out + 1] = string.format('%.0f', s24)
+  out[#out + 1] = string.format('%.0f', s7)
+  out[#out + 1] = 0
+  out[#out + 1] = string.format('%.0f', last)
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, W)
+end
+local function distinct(key, value, windows)
+  if key == '' then
+    for _ in ipairs(windows) do out[#out + 1] = 0 end
+    return
+  end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - W)
+  for _, w in ipairs(windows) do
+    out[#out + 1] = redis.call('ZCOUNT', key, '(' .. (now - w), '+inf')
+  end
+  if value ~= '' then
+    local seen = tonumber(redis.call('ZSCORE', key, value) or '-1')
+    if now > seen then redis.call('ZADD', key, now, value) end
+  end
+  redis.call('PEXPIRE', key, W)
+end
+for i = 1, 4 do activity(KEYS[i]) end
+distinct(KEYS[5], card, {H, D})
+distinct(KEYS[6], card, {D, W})
+if KEYS[7] ~= '' and country ~= '' then
+  local seen = tonumber(redis.call('ZSCORE', KEYS[7], country) or '-1')
+  out[#out + 1] = (seen > now - W) and 1 or 0
+  redis.call('ZADD', KEYS[7], now, country)
+  redis.call('PEXPIRE', KEYS[7], W)
+else
+  out[#out + 1] = 0
+end
+if KEYS[8] ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now - D)
+  out[#out + 1] = redis.call('ZCOUNT', KEYS[8], '(' .. (now - D), '+inf')
+  redis.call('ZADD', KEYS[8], now, tenant)
+  redis.call('PEXPIRE', KEYS[8], D)
+else
+  out[#out + 1] = 0
+end
+return out`;
+
+function activityFrom(values: (string | number)[], offset: number): Activity {
+  const n = (i: number) => Number(values[offset + i]);
+  const last = n(7);
+  return { count: [n(0), n(1), n(2)], sum: [n(3), n(4), n(5)], last: last < 0 ? null : last };
+}
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    fraudVelocity(...args: (string | number)[]): Result<(string | number)[], Context>;
+  }
+}
+
+export class RedisVelocityStore implements VelocityStore {
+  constructor(private readonly redis: Redis) {
+    redis.defineCommand('fraudVelocity', { numberOfKeys: 8, lua: SCRIPT });
+  }
+
+  /** Whether a call can be answered now; while not, callers use their fallback instead of waiting. */
+  get available(): boolean {
+    return this.redis.status === 'ready';
+  }
+
+  async recordAndRead(keys: VelocityKeys): Promise<VelocitySnapshot> {
+    const values = await this.redis.fraudVelocity(
+      ...redisKeys(keys),
+      keys.at,
+      keys.amount,
+      keys.paymentId,
+      keys.card ?? '',
+      keys.ipCountry ?? '',
+      `${keys.tenantId}`,
+    );
+    return snapshot(
+      activityFrom(values, 0),
+      activityFrom(values, 8),
+      activityFrom(values, 16),
+      activityFrom(values, 24),
+      {
+        ipCards1h: Number(values[32]),
+        ipCards24h: Number(values[33]),
+        customerCards24h: Number(values[34]),
+        customerCards7d: Number(values[35]),
+        customerSawCountry: Number(values[36]) === 1,
+        tenants24h: Number(values[37]),
+      },
+      keys,
+    );
+  }
+}
+
+/**
+ * The same figures kept in this process's memory: the store without Redis, and the one a Redis
+ * outage degrades to. It is the training pipeline's own tracker (one per mode), so its definitions
+ * are the model's by construction; synchronous, hence atomic within the process. Cards are keyed by
+ * the platform-wide fingerprint, which the count of tenants that saw a card needs.
+ */
+export class InProcessVelocityStore implements VelocityStore {
+  private readonly test = new VelocityTracker();
+  private readonly live = new VelocityTracker();
+
+  async recordAndRead(keys: VelocityKeys): Promise<VelocitySnapshot> {
+    const tracker = keys.livemode ? this.live : this.test;
+    const event = {
+      time: keys.at,
+      tenant: keys.tenantId,
+      customer: keys.customer,
+      email: keys.email,
+      card: keys.platformCard ?? keys.card,
+      ip: keys.ip,
+      ipCountry: keys.ipCountry,
+      amount: keys.amount,
+    };
+    const snapshot = tracker.snapshot(event);
+    tracker.record(event);
+    return snapshot;
+  }
+}
+
+/**
+ * Redis while it answers; during an outage the in-process store, so that the decision still
+ * completes (with this process's view of the outage's payments only). `onDegraded` is called with
+ * the reason each time, for the log and the metric.
+ */
+export class ResilientVelocityStore implements VelocityStore {
+  constructor(
+    private readonly redis: RedisVelocityStore,
+    private readonly fallback: InProcessVelocityStore,
+    private readonly onDegraded: (reason: string) => void,
+  ) {}
+
+  async recordAndRead(keys: VelocityKeys): Promise<VelocitySnapshot> {
+    if (!this.redis.available) {
+      this.onDegraded('redis_unavailable');
+      return this.fallback.recordAndRead(keys);
+    }
+    try {
+      return await this.redis.recordAndRead(keys);
+    } catch {
+      this.onDegraded('redis_error');
+      return this.fallback.recordAndRead(keys);
+    }
+  }
+}
