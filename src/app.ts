@@ -39,6 +39,7 @@ import { settlementRoutes } from './modules/settlements/routes.js';
 import { payoutRoutes } from './modules/payouts/routes.js';
 import { bankAccountRoutes } from './modules/bank-accounts/routes.js';
 import { reconciliationRoutes } from './modules/reconciliation/routes.js';
+import { customerRoutes } from './modules/customers/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
 import type { DestinationStream } from 'pino';
 import { isDatabaseUnavailable } from './db/index.js';
@@ -322,6 +323,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(settlementRoutes);
   await app.register(payoutRoutes);
   await app.register(bankAccountRoutes);
+  await app.register(customerRoutes);
   await app.register(reconciliationRoutes);
   if (options.extraRoutes) await app.register(options.extraRoutes);
   return app;

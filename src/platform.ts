@@ -8,6 +8,7 @@ import { Metrics } from './http/metrics.js';
 import { InProcessRateLimiter, ResilientRateLimiter, type RateLimiter } from './http/rate-limit.js';
 import { ApiKeyService } from './modules/api-keys/service.js';
 import { BankAccountService } from './modules/bank-accounts/service.js';
+import { CustomerService } from './modules/customers/service.js';
 import { ConnectorRouter } from './modules/connectors/router.js';
 import { SimulatedSettlementReports } from './modules/connectors/settlement-reports.js';
 import { EventService } from './modules/events/service.js';
@@ -60,6 +61,7 @@ export interface Platform {
   ledger: LedgerService;
   payouts: PayoutService;
   bankAccounts: BankAccountService;
+  customers: CustomerService;
   settlements: SettlementService;
   reconciliation: ReconciliationService;
   close(): Promise<void>;
@@ -116,7 +118,8 @@ export function createPlatform(
   const apiKeys = new ApiKeyService(sql, () => authenticator.forget());
   const tenants = new TenantService(sql, apiKeys, router.names());
   const processorsFor = (tenantId: string) => tenants.processorsFor(tenantId);
-  const paymentMethods = new PaymentMethodService(sql, vault, router, processorsFor);
+  const customers = new CustomerService(sql);
+  const paymentMethods = new PaymentMethodService(sql, vault, router, processorsFor, customers);
   const pricing = new PricingService(sql);
   const ledger = new LedgerService(sql);
   const settlementScheduleFor = (tenantId: string) => tenants.settlementScheduleFor(tenantId);
@@ -125,6 +128,7 @@ export function createPlatform(
   const settlements = new SettlementService(sql, ledger, payouts, settlementScheduleFor, workerSql);
   const payments = new PaymentService({
     sql,
+    customers,
     workerSql,
     writer,
     paymentMethods,
@@ -163,6 +167,7 @@ export function createPlatform(
     ledger,
     payouts,
     bankAccounts,
+    customers,
     settlements,
     reconciliation: new ReconciliationService(
       sql,

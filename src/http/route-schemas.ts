@@ -14,6 +14,7 @@ import { SettlementSchema } from '../modules/settlements/schemas.js';
 import { PayoutSchema } from '../modules/payouts/schemas.js';
 import { BankAccountSchema } from '../modules/bank-accounts/schemas.js';
 import { ReconciliationItemSchema, ReconciliationReportSchema } from '../modules/reconciliation/schemas.js';
+import { CustomerSchema } from '../modules/customers/schemas.js';
 import { FeePreviewSchema, PricingPlanSchema } from '../modules/pricing/schemas.js';
 
 /** Shared object schemas, registered once so routes and the OpenAPI document refer to them by name. */
@@ -36,6 +37,7 @@ export function registerSharedSchemas(app: FastifyInstance) {
     BankAccountSchema,
     ReconciliationReportSchema,
     ReconciliationItemSchema,
+    CustomerSchema,
   ]) {
     app.addSchema(schema);
   }

@@ -16,6 +16,7 @@ import {
   luhnValid,
 } from '../vault/cards.js';
 import type { CardVault } from '../vault/vault.js';
+import type { CustomerService } from '../customers/service.js';
 import type { PaymentMethod, PaymentMethodInput, Verification } from './schemas.js';
 
 export interface PaymentMethodRow {
@@ -104,6 +105,7 @@ export class PaymentMethodService {
     private readonly vault: CardVault,
     private readonly router: ConnectorRouter,
     private readonly processorsFor: (tenantId: string) => Promise<string[]>,
+    private readonly customers: CustomerService,
   ) {}
 
   /** Validates and seals a card. Errors name the field but never echo its value. */
@@ -156,7 +158,10 @@ export class PaymentMethodService {
 
   async create(scope: Scope, input: PaymentMethodInput): Promise<PaymentMethod> {
     const { row } = this.tokenize(scope, input);
-    await inScope(this.sql, scope, (tx) => this.insert(tx, [row]));
+    await inScope(this.sql, scope, async (tx) => {
+      if (row.customer !== null) await this.customers.requireActive(tx, scope, row.customer);
+      await this.insert(tx, [row]);
+    });
     return toApiPaymentMethod(row);
   }
 
