@@ -24,6 +24,7 @@ import { loggerOptions, maskCardNumbers } from './http/logging.js';
 import { docsPageOptions, openApiDocument, openApiOptions } from './http/openapi.js';
 import { rejectRepeatedQueryParameters, rejectUnstorableText, validationError } from './http/validation.js';
 import { registerSharedSchemas } from './http/route-schemas.js';
+import { explainOtherMode } from './http/other-mode.js';
 import { healthRoutes } from './modules/health/routes.js';
 import { tenantRoutes } from './modules/tenants/routes.js';
 import { apiKeyRoutes } from './modules/api-keys/routes.js';
@@ -286,13 +287,13 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     );
   });
 
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const apiError = toApiError(error);
+  app.setErrorHandler(async (error: FastifyError, request, reply) => {
+    const apiError = await explainOtherMode(platform.sql, request, toApiError(error));
     if (apiError.statusCode >= 500) request.log.error({ err: error }, 'request failed');
     // 429, and 503 (the database away, or a processor's outcome unknown): the same request again, shortly.
     if ((apiError.statusCode === 429 || apiError.statusCode === 503) && !reply.hasHeader('retry-after'))
       reply.header('retry-after', '1');
-    reply.code(apiError.statusCode).send({ error: apiError.toBody(request.id) });
+    return reply.code(apiError.statusCode).send({ error: apiError.toBody(request.id) });
   });
 
   app.setNotFoundHandler((request, reply) => {
