@@ -41,6 +41,7 @@ import { payoutRoutes } from './modules/payouts/routes.js';
 import { bankAccountRoutes } from './modules/bank-accounts/routes.js';
 import { reconciliationRoutes } from './modules/reconciliation/routes.js';
 import { customerRoutes } from './modules/customers/routes.js';
+import { searchRoutes } from './modules/search/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
 import type { DestinationStream } from 'pino';
 import { isDatabaseUnavailable } from './db/index.js';
@@ -325,6 +326,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(payoutRoutes);
   await app.register(bankAccountRoutes);
   await app.register(customerRoutes);
+  await app.register(searchRoutes);
   await app.register(reconciliationRoutes);
   if (options.extraRoutes) await app.register(options.extraRoutes);
   return app;

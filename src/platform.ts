@@ -9,6 +9,7 @@ import { InProcessRateLimiter, ResilientRateLimiter, type RateLimiter } from './
 import { ApiKeyService } from './modules/api-keys/service.js';
 import { BankAccountService } from './modules/bank-accounts/service.js';
 import { CustomerService } from './modules/customers/service.js';
+import { SearchService } from './modules/search/service.js';
 import { ConnectorRouter } from './modules/connectors/router.js';
 import { SimulatedSettlementReports } from './modules/connectors/settlement-reports.js';
 import { EventService } from './modules/events/service.js';
@@ -62,6 +63,7 @@ export interface Platform {
   payouts: PayoutService;
   bankAccounts: BankAccountService;
   customers: CustomerService;
+  search: SearchService;
   settlements: SettlementService;
   reconciliation: ReconciliationService;
   close(): Promise<void>;
@@ -168,6 +170,7 @@ export function createPlatform(
     payouts,
     bankAccounts,
     customers,
+    search: new SearchService(sql),
     settlements,
     reconciliation: new ReconciliationService(
       sql,

@@ -56,7 +56,7 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       GRANT UPDATE (data) ON events TO "${appRole}";
       GRANT UPDATE (settlement_id) ON ledger_transactions TO "${appRole}";
       GRANT UPDATE (payout_id) ON settlements TO "${appRole}";
-      GRANT DELETE ON idempotency_keys, dispute_watch TO "${appRole}";
+      GRANT DELETE ON idempotency_keys, dispute_watch, metadata_index TO "${appRole}";
       GRANT UPDATE, DELETE ON reconciliation_reports TO "${appRole}";
       GRANT DELETE ON reconciliation_items TO "${appRole}";
       GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "${FUNCTION_OWNER_ROLE}";
