@@ -7,6 +7,7 @@ import {
   createTenant,
   ok,
   TEST_CARDS,
+  expectError,
   type TestApp,
   type TestTenant,
 } from '../../../test/helpers.js';
@@ -33,11 +34,6 @@ const saveCard = async (extra: Record<string, unknown> = {}, key = tenant.testKe
 async function eventTypes(objectId: string, key = tenant.testKey) {
   const events = await ok(await get(`/v1/events?object_id=${objectId}&limit=100`, key));
   return events.data.map((e: { type: string }) => e.type).reverse();
-}
-
-function expectError(response: { statusCode: number; json(): any; body: string }, status: number, fields: object) {
-  expect(response.statusCode, response.body).toBe(status);
-  expect(response.json().error).toMatchObject(fields);
 }
 
 describe('/v1/customers', () => {

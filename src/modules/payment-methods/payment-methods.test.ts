@@ -8,6 +8,7 @@ import {
   card,
   createTenant,
   LIVE_CARD,
+  newCustomer,
   ok,
   TEST_CARDS,
   type TestApp,
@@ -26,7 +27,7 @@ afterAll(() => t.close());
 const post = (url: string, body?: unknown, key = tenant.testKey) => call(t.app, key, 'POST', url, body);
 const get = (url: string, key = tenant.testKey) => call(t.app, key, 'GET', url);
 const year = new Date().getUTCFullYear();
-const newCustomer = async (key = tenant.testKey) => (await ok(await post('/v1/customers', {}, key))).id as string;
+const customerOf = (key = tenant.testKey) => newCustomer(t.app, key);
 
 async function tokenize(number: string, extra: Record<string, unknown> = {}, key = tenant.testKey) {
   const res = await post('/v1/payment_methods', card(number, extra), key);
@@ -36,7 +37,7 @@ async function tokenize(number: string, extra: Record<string, unknown> = {}, key
 
 describe('POST /v1/payment_methods', () => {
   it('tokenizes a card: brand, bin, last4, expiry, fingerprint and cvc check, never the number', async () => {
-    const customer = await newCustomer();
+    const customer = await customerOf();
     const res = await post('/v1/payment_methods', {
       ...card(TEST_CARDS.visa),
       customer,
@@ -180,7 +181,7 @@ describe('GET /v1/payment_methods/{id}', () => {
 describe('GET /v1/payment_methods', () => {
   it('lists newest first, pages, and filters by customer', async () => {
     const listTenant = await createTenant(t.app, 'PM list tenant');
-    const [cusA, cusB] = [await newCustomer(listTenant.testKey), await newCustomer(listTenant.testKey)];
+    const [cusA, cusB] = [await customerOf(listTenant.testKey), await customerOf(listTenant.testKey)];
     const ids: string[] = [];
     for (const [i, number] of [TEST_CARDS.visa, '5555555555554444', TEST_CARDS.declined].entries()) {
       const res = await post(
@@ -362,9 +363,9 @@ describe('a saved card belongs to its customer', () => {
   it('charging a pm_ saved for one customer with another customer, or none, is 400 on customer', async () => {
     const owner = await createTenant(t.app, 'Card owners');
     const [cusX, cusY, cusZ] = [
-      await newCustomer(owner.testKey),
-      await newCustomer(owner.testKey),
-      await newCustomer(owner.testKey),
+      await customerOf(owner.testKey),
+      await customerOf(owner.testKey),
+      await customerOf(owner.testKey),
     ];
     const saved = await ok(
       await post('/v1/payment_methods', { ...card(TEST_CARDS.visa), customer: cusX }, owner.testKey),

@@ -6,6 +6,8 @@ import {
   createTenant,
   ok,
   TEST_CARDS,
+  expectError,
+  newCustomer,
   type TestApp,
   type TestTenant,
 } from '../../../test/helpers.js';
@@ -21,16 +23,11 @@ afterAll(() => t.close());
 
 const post = (url: string, body?: unknown, key = tenant.testKey) => call(t.app, key, 'POST', url, body);
 const get = (url: string, key = tenant.testKey) => call(t.app, key, 'GET', url);
-const newCustomer = async (key = tenant.testKey) => (await ok(await post('/v1/customers', {}, key))).id as string;
-
-function expectError(response: { statusCode: number; json(): any; body: string }, status: number, fields: object) {
-  expect(response.statusCode, response.body).toBe(status);
-  expect(response.json().error).toMatchObject(fields);
-}
+const customerOf = (key = tenant.testKey) => newCustomer(t.app, key);
 
 describe('POST /v1/payments/{id}', () => {
   it('updates description, metadata, customer and statement descriptor, with a payment.updated event', async () => {
-    const customer = await newCustomer();
+    const customer = await customerOf();
     const payment = await ok(
       await post('/v1/payments', {
         amount: 1000,
@@ -93,8 +90,8 @@ describe('POST /v1/payments/{id}', () => {
   });
 
   it("refuses another tenant's or mode's customer and a customer its saved card does not belong to", async () => {
-    const owner = await newCustomer();
-    const stranger = await newCustomer();
+    const owner = await customerOf();
+    const stranger = await customerOf();
     const pm = await ok(await post('/v1/payment_methods', { ...card(TEST_CARDS.visa), customer: owner }));
     const payment = await ok(
       await post('/v1/payments', { amount: 700, currency: 'usd', customer: owner, payment_method: pm.id }),
@@ -104,7 +101,7 @@ describe('POST /v1/payments/{id}', () => {
       param: 'customer',
     });
     const other = await createTenant(t.app, 'Payment updates, other');
-    for (const customer of [await newCustomer(other.testKey), await newCustomer(tenant.liveKey), 'cus_missing'])
+    for (const customer of [await customerOf(other.testKey), await customerOf(tenant.liveKey), 'cus_missing'])
       expectError(await post(`/v1/payments/${payment.id}`, { customer }), 400, {
         code: 'resource_missing',
         param: 'customer',
