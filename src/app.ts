@@ -24,6 +24,7 @@ import { loggerOptions, maskCardNumbers } from './http/logging.js';
 import { docsPageOptions, openApiDocument, openApiOptions } from './http/openapi.js';
 import { rejectRepeatedQueryParameters, rejectUnstorableText, validationError } from './http/validation.js';
 import { registerSharedSchemas } from './http/route-schemas.js';
+import { explainOtherMode } from './http/other-mode.js';
 import { healthRoutes } from './modules/health/routes.js';
 import { tenantRoutes } from './modules/tenants/routes.js';
 import { apiKeyRoutes } from './modules/api-keys/routes.js';
@@ -41,6 +42,8 @@ import { bankAccountRoutes } from './modules/bank-accounts/routes.js';
 import { reconciliationRoutes } from './modules/reconciliation/routes.js';
 import { reportRoutes } from './modules/reports/routes.js';
 import { caseRoutes } from './modules/cases/routes.js';
+import { customerRoutes } from './modules/customers/routes.js';
+import { searchRoutes } from './modules/search/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
 import { requestLogRoutes } from './modules/request-logs/routes.js';
 import { apiVersionRoutes } from './modules/versions/routes.js';
@@ -342,13 +345,13 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     );
   });
 
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const apiError = toApiError(error);
+  app.setErrorHandler(async (error: FastifyError, request, reply) => {
+    const apiError = await explainOtherMode(platform.sql, request, toApiError(error));
     if (apiError.statusCode >= 500) request.log.error({ err: error }, 'request failed');
     // 429, and 503 (the database away, or a processor's outcome unknown): the same request again, shortly.
     if ((apiError.statusCode === 429 || apiError.statusCode === 503) && !reply.hasHeader('retry-after'))
       reply.header('retry-after', '1');
-    reply.code(apiError.statusCode).send({ error: apiError.toBody(request.id) });
+    return reply.code(apiError.statusCode).send({ error: apiError.toBody(request.id) });
   });
 
   app.setNotFoundHandler((request, reply) => {
@@ -380,6 +383,8 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(settlementRoutes);
   await app.register(payoutRoutes);
   await app.register(bankAccountRoutes);
+  await app.register(customerRoutes);
+  await app.register(searchRoutes);
   await app.register(reconciliationRoutes);
   await app.register(requestLogRoutes);
   await app.register(reportRoutes);

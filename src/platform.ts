@@ -8,6 +8,8 @@ import { Metrics } from './http/metrics.js';
 import { InProcessRateLimiter, ResilientRateLimiter, type RateLimiter } from './http/rate-limit.js';
 import { ApiKeyService } from './modules/api-keys/service.js';
 import { BankAccountService } from './modules/bank-accounts/service.js';
+import { CustomerService } from './modules/customers/service.js';
+import { SearchService } from './modules/search/service.js';
 import { ConnectorRouter } from './modules/connectors/router.js';
 import { SimulatedSettlementReports } from './modules/connectors/settlement-reports.js';
 import { EventService } from './modules/events/service.js';
@@ -78,6 +80,8 @@ export interface Platform {
   ledger: LedgerService;
   payouts: PayoutService;
   bankAccounts: BankAccountService;
+  customers: CustomerService;
+  search: SearchService;
   settlements: SettlementService;
   reconciliation: ReconciliationService;
   requestLogRecorder: RequestLogRecorder;
@@ -145,7 +149,8 @@ export function createPlatform(
   const apiKeys = new ApiKeyService(sql, () => authenticator.forget());
   const tenants = new TenantService(sql, apiKeys, router.names());
   const processorsFor = (tenantId: string) => tenants.processorsFor(tenantId);
-  const paymentMethods = new PaymentMethodService(sql, vault, router, processorsFor);
+  const customers = new CustomerService(sql);
+  const paymentMethods = new PaymentMethodService(sql, vault, router, processorsFor, customers);
   const pricing = new PricingService(sql);
   const ledger = new LedgerService(sql);
   const settlementScheduleFor = (tenantId: string) => tenants.settlementScheduleFor(tenantId);
@@ -177,6 +182,7 @@ export function createPlatform(
   );
   const payments = new PaymentService({
     sql,
+    customers,
     workerSql,
     writer,
     paymentMethods,
@@ -228,6 +234,8 @@ export function createPlatform(
     ledger,
     payouts,
     bankAccounts,
+    customers,
+    search: new SearchService(sql),
     settlements,
     fraud,
     fraudService: new FraudService(sql, fraud, payments, refunds, workerSql, metrics),

@@ -232,3 +232,18 @@ export const TEST_CARDS = {
   international: '4000008260000000',
   debit: '4000056655665556',
 };
+
+/** Asserts an error answer: its status and the fields of its error envelope. */
+export function expectError(
+  response: { statusCode: number; body: string; json(): any },
+  status: number,
+  fields: Record<string, unknown>,
+) {
+  expect(response.statusCode, response.body).toBe(status);
+  expect(response.json().error).toMatchObject(fields);
+}
+
+/** Creates a customer (POST /v1/customers) and returns its id. */
+export async function newCustomer(app: FastifyInstance, key: string, body: Record<string, unknown> = {}) {
+  return (await ok(await call(app, key, 'POST', '/v1/customers', body))).id as string;
+}

@@ -53,11 +53,13 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       REVOKE ALL ON processor_reports FROM "${appRole}";
       -- The simulated processors' own records: the reconciliation worker reads their settlement reports.
       GRANT SELECT ON sim_processor_calls TO "${workerRole}";
-      GRANT UPDATE ON tenants, api_keys, payments, payment_attempts, refunds, idempotency_keys, ledger_accounts, payouts, disputes, bank_accounts TO "${appRole}";
+      GRANT UPDATE ON tenants, api_keys, payments, payment_attempts, refunds, idempotency_keys, ledger_accounts, payouts, disputes, bank_accounts, customers, payment_methods TO "${appRole}";
+      -- Erasing a customer pseudonymises the events that carried its personal data.
+      GRANT UPDATE (data) ON events TO "${appRole}";
       GRANT UPDATE (settlement_id) ON ledger_transactions TO "${appRole}";
       GRANT UPDATE (payout_id) ON settlements TO "${appRole}";
       GRANT UPDATE ON webhook_endpoints, webhook_endpoint_secrets, webhook_deliveries TO "${appRole}";
-      GRANT DELETE ON idempotency_keys, dispute_watch TO "${appRole}";
+      GRANT DELETE ON idempotency_keys, dispute_watch, metadata_index TO "${appRole}";
       GRANT UPDATE, DELETE ON fraud_rules, fraud_lists, fraud_list_items TO "${appRole}";
       GRANT UPDATE ON fraud_reviews TO "${appRole}";
       GRANT UPDATE, DELETE ON reconciliation_reports TO "${appRole}";

@@ -16,6 +16,7 @@ import { BankAccountSchema } from '../modules/bank-accounts/schemas.js';
 import { ReconciliationItemSchema, ReconciliationReportSchema } from '../modules/reconciliation/schemas.js';
 import { ReportScheduleSchema, ReportSchema } from '../modules/reports/schemas.js';
 import { CaseSchema } from '../modules/cases/schemas.js';
+import { CustomerSchema } from '../modules/customers/schemas.js';
 import { FeePreviewSchema, PricingPlanSchema } from '../modules/pricing/schemas.js';
 import { RequestLogSchema } from '../modules/request-logs/schemas.js';
 import { UserSchema } from '../modules/users/service.js';
@@ -54,6 +55,7 @@ export function registerSharedSchemas(app: FastifyInstance) {
     ListItemSchema,
     ReviewSchema,
     BacktestSchema,
+    CustomerSchema,
   ]) {
     app.addSchema(schema);
   }

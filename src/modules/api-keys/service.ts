@@ -23,6 +23,8 @@ export const SCOPES = [
   'disputes:read',
   'disputes:write',
   'reconciliation:read',
+  'customers:read',
+  'customers:write',
   'api_keys:read',
   'api_keys:write',
   'request_logs:read',

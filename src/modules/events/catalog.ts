@@ -7,6 +7,8 @@ import type { Payout } from '../payouts/schemas.js';
 import type { Refund } from '../refunds/schemas.js';
 import type { Settlement } from '../settlements/schemas.js';
 import type { Event } from './events.js';
+import type { Customer } from '../customers/schemas.js';
+import type { PaymentMethod } from '../payment-methods/schemas.js';
 import { LATEST_API_VERSION } from '../versions/versions.js';
 
 /**
@@ -48,6 +50,41 @@ const payment = (changes: Partial<Payment>): Payment => ({
   created: CREATED,
   livemode: false,
   ...changes,
+});
+
+const customer = (changes: Partial<Customer> = {}): Customer => ({
+  id: 'cus_01kbaz0k2m3n4p5q6r7s8t9v2a',
+  object: 'customer',
+  email: 'jenny@example.com',
+  name: 'Jenny Rosen',
+  phone: null,
+  metadata: {},
+  default_payment_method: null,
+  erased: false,
+  created: CREATED,
+  livemode: false,
+  ...changes,
+});
+
+const savedCard = (customerId: string | null): PaymentMethod => ({
+  id: 'pm_01kbaz0k2m3n4p5q6r7s8t9v0x',
+  object: 'payment_method',
+  type: 'card',
+  card: {
+    brand: 'visa',
+    bin: '424242',
+    last4: '4242',
+    exp_month: 12,
+    exp_year: 2030,
+    funding: 'credit',
+    country: 'US',
+    fingerprint: 'fp_3b1c9e0d5a7f2e48',
+    checks: { cvc_check: 'pass' },
+  },
+  customer: customerId,
+  metadata: {},
+  created: CREATED,
+  livemode: false,
 });
 
 const authorize = (status: string, changes: Record<string, string | null> = {}) => ({
@@ -252,6 +289,22 @@ export const EVENT_CATALOG = {
     description: 'The payment was canceled (by you, or its authorization expired); an authorization was voided.',
     example: payment({ status: 'canceled', canceled_at: CREATED + 60, cancellation_reason: 'abandoned' }),
   },
+  'payment.updated': {
+    description:
+      'A payment was updated (POST /v1/payments/{id}): its description, metadata, customer, statement descriptor, or amount and currency before confirmation.',
+    example: payment({ metadata: { order_id: '1042', gift: 'true' } }),
+  },
+  'customer.created': { description: 'A customer was created.', example: customer() },
+  'customer.updated': {
+    description: 'A customer was updated, its default card changed, or its personal data erased.',
+    example: customer({ phone: '+15555550100' }),
+  },
+  'customer.deleted': { description: 'A customer was deleted.', example: customer() },
+  'payment_method.attached': {
+    description: 'A saved card was attached to a customer.',
+    example: savedCard('cus_01kbaz0k2m3n4p5q6r7s8t9v2a'),
+  },
+  'payment_method.detached': { description: 'A saved card was detached from its customer.', example: savedCard(null) },
   'refund.created': {
     description: 'A refund was created; its amount is reserved until it succeeds or fails.',
     example: refund({}),

@@ -8,6 +8,7 @@ import {
   card,
   createTenant,
   LIVE_CARD,
+  newCustomer,
   ok,
   TEST_CARDS,
   type TestApp,
@@ -26,6 +27,7 @@ afterAll(() => t.close());
 const post = (url: string, body?: unknown, key = tenant.testKey) => call(t.app, key, 'POST', url, body);
 const get = (url: string, key = tenant.testKey) => call(t.app, key, 'GET', url);
 const year = new Date().getUTCFullYear();
+const customerOf = (key = tenant.testKey) => newCustomer(t.app, key);
 
 async function tokenize(number: string, extra: Record<string, unknown> = {}, key = tenant.testKey) {
   const res = await post('/v1/payment_methods', card(number, extra), key);
@@ -35,9 +37,10 @@ async function tokenize(number: string, extra: Record<string, unknown> = {}, key
 
 describe('POST /v1/payment_methods', () => {
   it('tokenizes a card: brand, bin, last4, expiry, fingerprint and cvc check, never the number', async () => {
+    const customer = await customerOf();
     const res = await post('/v1/payment_methods', {
       ...card(TEST_CARDS.visa),
-      customer: 'cus_7',
+      customer,
       metadata: { note: 'x' },
     });
     expect(res.statusCode).toBe(200);
@@ -46,7 +49,7 @@ describe('POST /v1/payment_methods', () => {
     expect(pm).toMatchObject({
       object: 'payment_method',
       type: 'card',
-      customer: 'cus_7',
+      customer,
       metadata: { note: 'x' },
       livemode: false,
       card: {
@@ -178,11 +181,12 @@ describe('GET /v1/payment_methods/{id}', () => {
 describe('GET /v1/payment_methods', () => {
   it('lists newest first, pages, and filters by customer', async () => {
     const listTenant = await createTenant(t.app, 'PM list tenant');
+    const [cusA, cusB] = [await customerOf(listTenant.testKey), await customerOf(listTenant.testKey)];
     const ids: string[] = [];
     for (const [i, number] of [TEST_CARDS.visa, '5555555555554444', TEST_CARDS.declined].entries()) {
       const res = await post(
         '/v1/payment_methods',
-        { ...card(number), customer: i === 1 ? 'cus_b' : 'cus_a' },
+        { ...card(number), customer: i === 1 ? cusB : cusA },
         listTenant.testKey,
       );
       expect(res.statusCode).toBe(200);
@@ -202,7 +206,7 @@ describe('GET /v1/payment_methods', () => {
     expect(next.data.map((p: { id: string }) => p.id)).toEqual([ids[1], ids[0]]);
     expect(next.has_more).toBe(false);
 
-    const a = (await get('/v1/payment_methods?customer=cus_a', listTenant.testKey)).json();
+    const a = (await get(`/v1/payment_methods?customer=${cusA}`, listTenant.testKey)).json();
     expect(a.data.map((p: { id: string }) => p.id)).toEqual([ids[2], ids[0]]);
   });
 });
@@ -358,8 +362,13 @@ describe('live mode', () => {
 describe('a saved card belongs to its customer', () => {
   it('charging a pm_ saved for one customer with another customer, or none, is 400 on customer', async () => {
     const owner = await createTenant(t.app, 'Card owners');
+    const [cusX, cusY, cusZ] = [
+      await customerOf(owner.testKey),
+      await customerOf(owner.testKey),
+      await customerOf(owner.testKey),
+    ];
     const saved = await ok(
-      await post('/v1/payment_methods', { ...card(TEST_CARDS.visa), customer: 'cus_x' }, owner.testKey),
+      await post('/v1/payment_methods', { ...card(TEST_CARDS.visa), customer: cusX }, owner.testKey),
     );
     const charge = (extra: Record<string, unknown>) =>
       post(
@@ -367,7 +376,7 @@ describe('a saved card belongs to its customer', () => {
         { amount: 700, currency: 'usd', payment_method: saved.id, confirm: true, ...extra },
         owner.testKey,
       );
-    for (const extra of [{ customer: 'cus_y' }, {}, { confirm: false, customer: 'cus_y' }]) {
+    for (const extra of [{ customer: cusY }, {}, { confirm: false, customer: cusY }]) {
       const refused = await charge(extra);
       expect(refused.statusCode, JSON.stringify(extra)).toBe(400);
       expect(refused.json().error).toMatchObject({
@@ -377,19 +386,17 @@ describe('a saved card belongs to its customer', () => {
       });
     }
     expect((await ok(await get('/v1/payments', owner.testKey))).data).toEqual([]);
-    expect((await ok(await charge({ customer: 'cus_x' }))).status).toBe('succeeded');
+    expect((await ok(await charge({ customer: cusX }))).status).toBe('succeeded');
 
     // At confirmation: the payment's customer must be the card's.
-    for (const customer of ['cus_y', undefined]) {
+    for (const customer of [cusY, undefined]) {
       const payment = await ok(await post('/v1/payments', { amount: 700, currency: 'usd', customer }, owner.testKey));
       const refused = await post(`/v1/payments/${payment.id}/confirm`, { payment_method: saved.id }, owner.testKey);
       expect(refused.statusCode).toBe(400);
       expect(refused.json().error).toMatchObject({ code: 'payment_method_customer_mismatch', param: 'customer' });
       expect((await ok(await get(`/v1/payments/${payment.id}`, owner.testKey))).status).toBe('requires_payment_method');
     }
-    const mine = await ok(
-      await post('/v1/payments', { amount: 700, currency: 'usd', customer: 'cus_x' }, owner.testKey),
-    );
+    const mine = await ok(await post('/v1/payments', { amount: 700, currency: 'usd', customer: cusX }, owner.testKey));
     const confirmed = await ok(
       await post(`/v1/payments/${mine.id}/confirm`, { payment_method: saved.id }, owner.testKey),
     );
@@ -399,7 +406,7 @@ describe('a saved card belongs to its customer', () => {
     const loose = await ok(await post('/v1/payment_methods', card(TEST_CARDS.visa), owner.testKey));
     const anyone = await post(
       '/v1/payments',
-      { amount: 700, currency: 'usd', payment_method: loose.id, confirm: true, customer: 'cus_z' },
+      { amount: 700, currency: 'usd', payment_method: loose.id, confirm: true, customer: cusZ },
       owner.testKey,
     );
     expect(anyone.statusCode).toBe(200);

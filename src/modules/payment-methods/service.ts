@@ -16,6 +16,7 @@ import {
   luhnValid,
 } from '../vault/cards.js';
 import type { CardVault } from '../vault/vault.js';
+import type { CustomerService } from '../customers/service.js';
 import type { PaymentMethod, PaymentMethodInput, Verification } from './schemas.js';
 import { cardDataErased } from './retention.js';
 
@@ -105,6 +106,7 @@ export class PaymentMethodService {
     private readonly vault: CardVault,
     private readonly router: ConnectorRouter,
     private readonly processorsFor: (tenantId: string) => Promise<string[]>,
+    private readonly customers: CustomerService,
   ) {}
 
   /** Validates and seals a card. Errors name the field but never echo its value. */
@@ -157,7 +159,10 @@ export class PaymentMethodService {
 
   async create(scope: Scope, input: PaymentMethodInput): Promise<PaymentMethod> {
     const { row } = this.tokenize(scope, input);
-    await inScope(this.sql, scope, (tx) => this.insert(tx, [row]));
+    await inScope(this.sql, scope, async (tx) => {
+      if (row.customer !== null) await this.customers.requireActive(tx, scope, row.customer);
+      await this.insert(tx, [row]);
+    });
     return toApiPaymentMethod(row);
   }
 

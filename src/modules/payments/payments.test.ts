@@ -4,6 +4,7 @@ import {
   call,
   card,
   createTenant,
+  ok,
   PLATFORM_KEY,
   TEST_CARDS,
   type TestApp,
@@ -76,9 +77,10 @@ describe('POST /v1/payments', () => {
   });
 
   it('without a payment method waits in requires_payment_method', async () => {
+    const customer = (await ok(await post('/v1/customers', { name: 'Order one' }))).id;
     const res = await createPayment({
       description: 'Order #1',
-      customer: 'cus_1',
+      customer,
       metadata: { order: '1' },
       statement_descriptor: 'ACME',
     });
@@ -88,7 +90,7 @@ describe('POST /v1/payments', () => {
       payment_method: null,
       amount_received: 0,
       description: 'Order #1',
-      customer: 'cus_1',
+      customer,
       metadata: { order: '1' },
       statement_descriptor: 'ACME',
       attempts: [],

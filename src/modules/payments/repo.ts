@@ -372,13 +372,18 @@ export async function listPayments(
       params.status ? tx`AND status = ${params.status}` : tx``,
       params.customer ? tx`AND customer = ${params.customer}` : tx``,
     ]);
-    const ids = page.rows.map((r) => r.id);
-    const attempts = ids.length
-      ? await tx<AttemptRow[]>`SELECT * FROM payment_attempts WHERE payment_id = ANY(${ids}) ORDER BY id`
-      : [];
-    const byPayment = new Map<string, AttemptRow[]>();
-    for (const attempt of attempts)
-      byPayment.set(attempt.payment_id, [...(byPayment.get(attempt.payment_id) ?? []), attempt]);
-    return { states: page.rows.map((row) => ({ row, attempts: byPayment.get(row.id) ?? [] })), hasMore: page.hasMore };
+    return { states: await withAttemptsOf(tx, page.rows), hasMore: page.hasMore };
   });
+}
+
+/** Payments read as a page (a list or a search) with their attempts, in one more query. */
+export async function withAttemptsOf(tx: Tx, rows: PaymentRow[]): Promise<PaymentState[]> {
+  const ids = rows.map((r) => r.id);
+  const attempts = ids.length
+    ? await tx<AttemptRow[]>`SELECT * FROM payment_attempts WHERE payment_id = ANY(${ids}) ORDER BY id`
+    : [];
+  const byPayment = new Map<string, AttemptRow[]>();
+  for (const attempt of attempts)
+    byPayment.set(attempt.payment_id, [...(byPayment.get(attempt.payment_id) ?? []), attempt]);
+  return rows.map((row) => ({ row, attempts: byPayment.get(row.id) ?? [] }));
 }

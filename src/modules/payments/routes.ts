@@ -9,6 +9,7 @@ import {
   ConfirmPaymentBody,
   CreatePaymentBody,
   PaymentListQuery,
+  UpdatePaymentBody,
 } from './schemas.js';
 
 const tags = ['Payments'];
@@ -72,6 +73,23 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => payments.retrieve(tenantScope(request), request.params.id),
+  );
+
+  app.post(
+    '/v1/payments/:id',
+    {
+      config: { auth: 'tenant', scope: 'payments:write' },
+      schema: {
+        tags,
+        summary: 'Update a payment',
+        description:
+          'Sets `description`, `customer` (a `cus_…` of yours; its saved card must be that customer’s), `statement_descriptor` (`""` clears one) and merges `metadata` (`""` removes a key), at any time except while a processor call is in flight; `amount` and `currency` only before confirmation. Emits `payment.updated`.',
+        params: IdParam,
+        body: { ...UpdatePaymentBody, examples: [{ metadata: { order_id: '1234' }, description: 'Order #1234' }] },
+        response: { 200: ref('Payment'), ...errors },
+      },
+    },
+    async (request) => payments.update(tenantScope(request), request.params.id, request.body ?? null, request.id),
   );
 
   app.post(

@@ -1,4 +1,4 @@
-import { Type, type Static } from 'typebox';
+import { Type, type Static, type TSchema } from 'typebox';
 import { ListQuery, Metadata, Nullable, StrictObject } from '../../http/schemas.js';
 import { PaymentMethodInput } from '../payment-methods/schemas.js';
 import { FraudDetails, FraudOutcomeSchema } from '../fraud/schemas.js';
@@ -30,6 +30,8 @@ const PaymentMethodRef = Type.Union([
   PaymentMethodInput,
 ]);
 
+const StatementDescriptor = Type.String({ maxLength: 22, pattern: '^[^<>"\'\\\\]*$' });
+
 export const CreatePaymentBody = StrictObject({
   amount: Amount,
   currency: Currency,
@@ -38,12 +40,35 @@ export const CreatePaymentBody = StrictObject({
   capture_method: Type.Optional(Type.String({ enum: ['automatic', 'manual'], default: 'automatic' })),
   customer: Type.Optional(Type.String({ maxLength: 255 })),
   description: Type.Optional(Type.String({ maxLength: 1000 })),
-  statement_descriptor: Type.Optional(Type.String({ maxLength: 22, pattern: '^[^<>"\'\\\\]*$' })),
+  statement_descriptor: Type.Optional(StatementDescriptor),
   metadata: Type.Optional(Metadata),
   return_url: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://' })),
   fraud_details: Type.Optional(FraudDetails),
 });
 export type CreatePaymentBody = Static<typeof CreatePaymentBody>;
+
+/** An empty string clears the field, as on Stripe. */
+const orEmpty = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Literal('')]);
+
+export const UpdatePaymentBody = Type.Union([
+  StrictObject({
+    amount: Type.Optional(Amount),
+    currency: Type.Optional(Currency),
+    customer: Type.Optional(
+      orEmpty(Type.String({ pattern: '^cus_[a-z0-9]+$', maxLength: 64, description: 'A customer of yours.' })),
+    ),
+    description: Type.Optional(Type.String({ maxLength: 1000 })),
+    statement_descriptor: Type.Optional(orEmpty(StatementDescriptor)),
+    metadata: Type.Optional(
+      Type.Unsafe<Record<string, string>>({
+        ...Metadata,
+        description: 'Merged into the current metadata; a key set to "" is removed.',
+      }),
+    ),
+  }),
+  Type.Null(),
+]);
+export type UpdatePaymentBody = Static<typeof UpdatePaymentBody>;
 
 export const ConfirmPaymentBody = Type.Union([
   StrictObject({

@@ -13,6 +13,7 @@ import { newEvent, type NewEventRow } from '../events/events.js';
 import type { EventType } from '../events/catalog.js';
 import type { FraudDecision, FraudEngine } from '../fraud/engine.js';
 import type { ReviewRow } from '../fraud/repo.js';
+import { mergeMetadata, type CustomerService } from '../customers/service.js';
 import type { PaymentMethodInput } from '../payment-methods/schemas.js';
 import type { PaymentMethodRow, PaymentMethodService } from '../payment-methods/service.js';
 import { invalidLink, type ThreeDSecure } from '../three-d-secure/tokens.js';
@@ -36,6 +37,7 @@ import type {
   ConfirmPaymentBody,
   CreatePaymentBody,
   Payment,
+  UpdatePaymentBody,
 } from './schemas.js';
 
 const seconds = (date: Date | string | null) => (date === null ? null : Math.floor(new Date(date).getTime() / 1000));
@@ -97,6 +99,7 @@ type PaymentMethodChoice =
 
 export interface PaymentServiceDeps {
   sql: Sql;
+  customers: CustomerService;
   /** The worker role's pool: only the cross-tenant scans of the recovery and expiry passes use it. */
   workerSql: Sql;
   writer: MicroBatcher<PaymentWrite, boolean>;
@@ -135,9 +138,10 @@ export class PaymentService {
         'A payment_method is required to confirm a payment.',
         'payment_method',
       );
-    const method = body.payment_method
-      ? await this.resolvePaymentMethod(scope, body.payment_method, body.customer ?? null)
-      : undefined;
+    const [method] = await Promise.all([
+      body.payment_method ? this.resolvePaymentMethod(scope, body.payment_method, body.customer ?? null) : undefined,
+      body.customer !== undefined ? this.deps.customers.checkActive(scope, body.customer) : undefined,
+    ]);
     const plan = await this.deps.pricing.currentPlan(scope);
     const now = new Date();
     const row: PaymentRow = {
@@ -355,6 +359,63 @@ export class PaymentService {
       requestId,
       'This payment was changed by another request.',
     );
+  }
+
+  /**
+   * Changes what a payment says about itself (description, metadata, customer, statement
+   * descriptor) at any time but while a processor call is in flight, and its amount or currency
+   * before confirmation. A compare-and-set write through the batcher like every transition, with a
+   * `payment.updated` event; it is retried on a concurrent change, judged against the new state.
+   */
+  async update(scope: Scope, id: string, body: UpdatePaymentBody, requestId: string | null): Promise<Payment> {
+    if (body?.customer) await this.deps.customers.checkActive(scope, body.customer);
+    for (let tries = 3; ; tries--) {
+      const state = await loadPayment(this.deps.sql, scope, id);
+      const next = await this.updatedRow(scope, state.row, body ?? {});
+      const payment = toApiPayment({ row: next, attempts: state.attempts });
+      const event = newEvent(scope, 'payment.updated', payment, requestId);
+      if (await this.deps.writer.submit({ scope, update: next, events: [event] })) return payment;
+      if (tries === 1)
+        throw ApiError.stateConflict('This payment is being changed by other requests; retrieve it and try again.');
+    }
+  }
+
+  private async updatedRow(scope: Scope, row: PaymentRow, body: NonNullable<UpdatePaymentBody>): Promise<PaymentRow> {
+    if (row.status === 'processing')
+      throw ApiError.stateConflict('A processor call for this payment is in flight; update it once it is answered.');
+    const changes: Partial<PaymentRow> = {};
+    if (body.amount !== undefined || body.currency !== undefined) {
+      if (row.status !== 'requires_payment_method' && row.status !== 'requires_confirmation')
+        throw new ApiError(
+          'invalid_request_error',
+          'payment_intent_unexpected_state',
+          `The amount and currency can change only before confirmation; this payment's status is ${row.status}.`,
+          body.amount !== undefined ? 'amount' : 'currency',
+        );
+      const amount = body.amount ?? row.amount;
+      changes.amount = amount;
+      changes.currency = requestedCurrency({ amount, currency: body.currency ?? row.currency });
+    }
+    if (body.customer !== undefined) {
+      const customer = body.customer === '' ? null : body.customer;
+      if (row.payment_method_id && customer !== row.customer) {
+        const method = await inScope(this.deps.sql, scope, (tx) =>
+          this.deps.paymentMethods.find(tx, scope, row.payment_method_id!),
+        );
+        if (method.customer !== null && method.customer !== customer)
+          throw ApiError.invalid(
+            'payment_method_customer_mismatch',
+            `This payment's card ${method.id} is saved for another customer.`,
+            'customer',
+          );
+      }
+      changes.customer = customer;
+    }
+    if (body.description !== undefined) changes.description = body.description === '' ? null : body.description;
+    if (body.statement_descriptor !== undefined)
+      changes.statement_descriptor = body.statement_descriptor === '' ? null : body.statement_descriptor;
+    if (body.metadata !== undefined) changes.metadata = mergeMetadata(row.metadata, body.metadata);
+    return this.advance(row, changes);
   }
 
   retrieve(scope: Scope, id: string): Promise<Payment> {
@@ -647,6 +708,12 @@ export class PaymentService {
         );
       return { saved };
     }
+    if (ref.customer !== undefined && ref.customer !== customer)
+      throw ApiError.invalid(
+        'payment_method_customer_mismatch',
+        "A card saved with the payment is saved for the payment's own customer: pass the same customer.",
+        'payment_method[customer]',
+      );
     const { row, card } = this.deps.paymentMethods.tokenize(scope, ref, 'payment_method');
     return { inline: row, card };
   }
