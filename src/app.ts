@@ -40,6 +40,7 @@ import { payoutRoutes } from './modules/payouts/routes.js';
 import { bankAccountRoutes } from './modules/bank-accounts/routes.js';
 import { reconciliationRoutes } from './modules/reconciliation/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
+import { auditRoutes } from './modules/audit/routes.js';
 import type { DestinationStream } from 'pino';
 import { isDatabaseUnavailable } from './db/index.js';
 
@@ -323,6 +324,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(payoutRoutes);
   await app.register(bankAccountRoutes);
   await app.register(reconciliationRoutes);
+  await app.register(auditRoutes);
   if (options.extraRoutes) await app.register(options.extraRoutes);
   return app;
 }

@@ -7,6 +7,7 @@ import { IdempotencyStore } from './http/idempotency.js';
 import { Metrics } from './http/metrics.js';
 import { InProcessRateLimiter, ResilientRateLimiter, type RateLimiter } from './http/rate-limit.js';
 import { ApiKeyService } from './modules/api-keys/service.js';
+import { AuditService } from './modules/audit/service.js';
 import { BankAccountService } from './modules/bank-accounts/service.js';
 import { ConnectorRouter } from './modules/connectors/router.js';
 import { SimulatedSettlementReports } from './modules/connectors/settlement-reports.js';
@@ -31,6 +32,8 @@ export interface Secrets {
   vaultKeks: string[];
   vaultFingerprintKey: string;
   jwtSecret: string;
+  /** AUDIT_SIGNING_KEY: the Ed25519 seed the audit checkpoints are signed with. */
+  auditSigningKey: string;
   /** METRICS_TOKEN, or the development default's generated one (see resolveSecrets). */
   metricsToken?: string;
 }
@@ -62,6 +65,9 @@ export interface Platform {
   bankAccounts: BankAccountService;
   settlements: SettlementService;
   reconciliation: ReconciliationService;
+  audit: AuditService;
+  /** The audit checkpoints' signing key (a worker signs with it). */
+  auditSigningKey: string;
   close(): Promise<void>;
 }
 
@@ -170,6 +176,8 @@ export function createPlatform(
       router.names(),
       workerSql,
     ),
+    audit: new AuditService(sql),
+    auditSigningKey: secrets.auditSigningKey,
     async close() {
       await writer.idle();
       await idempotency.idle();

@@ -29,6 +29,7 @@ export function productionSecrets(): Record<string, string> {
     VAULT_KEK: randomBytes(32).toString('base64'),
     VAULT_FINGERPRINT_KEY: randomBytes(32).toString('base64'),
     JWT_SECRET: text(),
+    AUDIT_SIGNING_KEY: randomBytes(32).toString('base64'),
     APP_DB_PASSWORD: text(),
     WORKER_DB_PASSWORD: text(),
   };

@@ -15,6 +15,7 @@ import { PayoutSchema } from '../modules/payouts/schemas.js';
 import { BankAccountSchema } from '../modules/bank-accounts/schemas.js';
 import { ReconciliationItemSchema, ReconciliationReportSchema } from '../modules/reconciliation/schemas.js';
 import { FeePreviewSchema, PricingPlanSchema } from '../modules/pricing/schemas.js';
+import { AuditLogSchema } from '../modules/audit/schemas.js';
 
 /** Shared object schemas, registered once so routes and the OpenAPI document refer to them by name. */
 export function registerSharedSchemas(app: FastifyInstance) {
@@ -36,6 +37,7 @@ export function registerSharedSchemas(app: FastifyInstance) {
     BankAccountSchema,
     ReconciliationReportSchema,
     ReconciliationItemSchema,
+    AuditLogSchema,
   ]) {
     app.addSchema(schema);
   }

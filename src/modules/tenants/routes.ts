@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import { errors, ref } from '../../http/route-schemas.js';
 import { IdParam, StrictObject } from '../../http/schemas.js';
 import { SettlementScheduleSchema } from '../settlements/schedule.js';
+import { auditContext } from '../../http/audit-context.js';
 
 const tags = ['Platform'];
 const security = [{ platformKey: [] }];
@@ -44,7 +45,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const body = request.body;
-      return tenants.create(body.name, body.processors, body.settlement_schedule);
+      return tenants.create(body.name, auditContext(request), body.processors, body.settlement_schedule);
     },
   );
 
@@ -69,7 +70,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('Tenant'), ...errors },
       },
     },
-    async (request) => tenants.update(request.params.id, request.body),
+    async (request) => tenants.update(request.params.id, request.body, auditContext(request)),
   );
 
   app.get(

@@ -6,6 +6,7 @@ import { LoadingCache } from '../../lib/loading-cache.js';
 import type { ApiKey, ApiKeyService } from '../api-keys/service.js';
 import { ref } from '../../http/schemas.js';
 import { SettlementScheduleSchema, type SettlementSchedule } from '../settlements/schedule.js';
+import { recordAudit, type AuditAction, type AuditContext } from '../audit/record.js';
 
 export const TenantSchema = Type.Object(
   {
@@ -48,6 +49,19 @@ const toTenant = (row: TenantRow): Tenant => ({
 /** Stripe's default for US accounts: funds available two business days after capture. */
 const DEFAULT_SETTLEMENT_SCHEDULE: SettlementSchedule = { type: 'daily', delay_days: 2 };
 
+/**
+ * A tenant's settings span both modes; their audit entries are recorded in live mode, where the settings take
+ * real effect (a live key, or the operator, reads them).
+ */
+const tenantWide = (tenantId: string) => ({ tenantId, livemode: true });
+
+/** Which action a change of each tenant setting is audited as. */
+const SETTING_ACTIONS: [keyof Tenant, AuditAction][] = [
+  ['name', 'tenant.renamed'],
+  ['processors', 'tenant.routing_updated'],
+  ['settlement_schedule', 'tenant.settlement_schedule_updated'],
+];
+
 const bothModes = (tenantId: string) => [
   { tenantId, livemode: false },
   { tenantId, livemode: true },
@@ -76,10 +90,16 @@ export class TenantService {
       );
   }
 
-  async create(name: string, processors?: string[], schedule?: SettlementSchedule): Promise<Tenant> {
+  async create(
+    name: string,
+    context: AuditContext,
+    processors?: string[],
+    schedule?: SettlementSchedule,
+  ): Promise<Tenant> {
     const order = processors ?? this.knownProcessors;
     this.checkProcessors(order);
     const id = newId('ten');
+    const target = { type: 'tenant', id };
     return inScope(this.sql, bothModes(id), async (tx) => {
       const [row] = await tx<TenantRow[]>`
         INSERT INTO tenants (id, name, processors, settlement_schedule)
@@ -91,6 +111,7 @@ export class TenantService {
         'secret',
         ['*'],
         'Default test key',
+        context,
       );
       const live = await this.apiKeys.createInTx(
         tx,
@@ -98,8 +119,11 @@ export class TenantService {
         'secret',
         ['*'],
         'Default live key',
+        context,
       );
-      return { ...toTenant(row), secret_keys: { test, live } };
+      const tenant = toTenant(row);
+      await recordAudit(tx, { scope: tenantWide(id), context, action: 'tenant.created', target, after: tenant });
+      return { ...tenant, secret_keys: { test, live } };
     });
   }
 
@@ -120,19 +144,31 @@ export class TenantService {
   async update(
     id: string,
     changes: { name?: string; processors?: string[]; settlement_schedule?: SettlementSchedule },
+    context: AuditContext,
   ): Promise<Tenant> {
     if (changes.processors) this.checkProcessors(changes.processors);
-    const [row] = await inScope(
-      this.sql,
-      bothModes(id),
-      (tx) => tx<TenantRow[]>`
+    const tenant = await inScope(this.sql, bothModes(id), async (tx) => {
+      const [old] = await tx<TenantRow[]>`SELECT * FROM tenants WHERE id = ${id} FOR UPDATE`;
+      if (!old) throw ApiError.notFound('tenant', id);
+      const [row] = await tx<TenantRow[]>`
       UPDATE tenants SET name = coalesce(${changes.name ?? null}, name), processors = coalesce(${changes.processors ?? null}::text[], processors),
         settlement_schedule = coalesce(${changes.settlement_schedule ? tx.json(changes.settlement_schedule) : null}::jsonb, settlement_schedule)
-      WHERE id = ${id} RETURNING *`,
-    );
-    if (!row) throw ApiError.notFound('tenant', id);
+      WHERE id = ${id} RETURNING *`;
+      const [before, after] = [toTenant(old), toTenant(row)];
+      for (const [field, action] of SETTING_ACTIONS)
+        if (JSON.stringify(before[field]) !== JSON.stringify(after[field]))
+          await recordAudit(tx, {
+            scope: tenantWide(id),
+            context,
+            action,
+            target: { type: 'tenant', id },
+            before,
+            after,
+          });
+      return after;
+    });
     this.cache.delete(id);
-    return toTenant(row);
+    return tenant;
   }
 
   private settings(tenantId: string): Promise<TenantRow> {
