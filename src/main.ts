@@ -11,7 +11,7 @@ import { CardVault, parseKek } from './modules/vault/vault.js';
 import { LedgerService } from './modules/ledger/service.js';
 import { auditSigningKey } from './modules/audit/checkpoints.js';
 import { describeVerification, verifyAuditTrail } from './modules/audit/verify.js';
-import { systemContext } from './modules/audit/record.js';
+import { commandLineContext, systemContext } from './modules/audit/record.js';
 
 const usage = `Usage: payforward <command>
   start     API and background workers (the default)
@@ -85,7 +85,7 @@ async function main(command = 'start') {
   if (command === 'rotate-keys') {
     const admin = connect(database.adminUrl, { max: 1, applicationName: 'payforward-rotate-keys' });
     const vault = new CardVault(secrets.vaultKeks.map(parseKek), parseKek(secrets.vaultFingerprintKey));
-    const { rotated, unreadable } = await rotateCardKeys(admin, vault);
+    const { rotated, unreadable } = await rotateCardKeys(admin, vault, 500, commandLineContext('rotate-keys'));
     say(`Re-wrapped ${rotated} card data keys under ${vault.activeKekId}.`);
     if (unreadable)
       say(`${unreadable} cards are under a key-encryption key that VAULT_KEK does not list: add it and run again.`);

@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import type { Scope, Tx } from '../../db/index.js';
 import { maskCardNumbers } from '../../http/logging.js';
 import { newId } from '../../lib/ids.js';
@@ -21,21 +22,22 @@ export const AUDITED_FIELDS = {
   'api_key.rolled': ['rolled_to', 'expires_at'],
   'api_key.revoked': ['revoked'],
   'bank_account.created': [
-    'bank_name',
+    'account_holder_name',
     'country',
     'currency',
-    'last4',
     'routing_number',
+    'last4',
     'status',
     'default_for_currency',
+    'metadata',
   ],
-  'bank_account.updated': ['account_holder_name', 'default_for_currency', 'metadata'],
+  'bank_account.updated': ['default_for_currency', 'metadata'],
   'bank_account.verified': ['status'],
-  'bank_account.verification_failed': ['status', 'verification_attempts_remaining'],
-  'bank_account.deleted': ['status', 'deleted'],
+  'bank_account.verification_failed': ['status', 'attempts_left'],
+  'bank_account.deleted': ['currency', 'last4', 'deleted'],
   'payout.created': ['amount', 'currency', 'destination', 'method', 'status'],
   'refund.created': ['amount', 'currency', 'payment', 'reason', 'status'],
-  'dispute.evidence_updated': ['evidence', 'submitted'],
+  'dispute.updated': ['status', 'evidence', 'metadata'],
   'dispute.closed': ['status'],
   'vault.keys_rotated': ['active_kek', 'rotated', 'responses', 'unreadable'],
   'audit_log.exported': ['format', 'filters', 'tenant', 'livemode'],
@@ -154,4 +156,12 @@ export async function recordAudit(tx: Tx, record: AuditRecord): Promise<string> 
 /** The actor of work no request asked for: a command-line run or a start-up step, named by what it is. */
 export function systemContext(name: string): AuditContext {
   return { actor: { type: 'system', id: name, ip: null, user_agent: null }, requestId: null };
+}
+
+/** An operator running a command (`rotate-keys`) on a server: named by the operating-system user that ran it. */
+export function commandLineContext(command: string): AuditContext {
+  return {
+    actor: { type: 'operator', id: `cli:${userInfo().username}`, ip: null, user_agent: `payforward ${command}` },
+    requestId: null,
+  };
 }
