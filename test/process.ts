@@ -114,7 +114,7 @@ export async function startServer(
 
 /** Runs the binary for a command expected to stop by itself (a refusal to start); its exit code and output. */
 export async function runUntilExit(
-  command: 'api' | 'worker' | 'start',
+  command: 'api' | 'worker' | 'start' | 'verify-audit',
   env: Record<string, string>,
   timeoutMs = 60_000,
 ): Promise<{ code: number | string | null; output: string }> {
