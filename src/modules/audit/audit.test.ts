@@ -8,7 +8,6 @@ import {
   ok,
   PLATFORM_KEY,
   TEST_CARDS,
-  verifiedBankAccount,
   type TestApp,
   type TestTenant,
 } from '../../../test/helpers.js';
