@@ -165,7 +165,7 @@ describe('audit:verify', () => {
     expect(code, output).toBe(1);
     expect(output).toMatch(/chain ten_\w+ at entry 4 \(aud_\w+\): its content does not match its hash/);
     expect(output).toContain('Audit trail broken');
-  });
+  }, 120_000);
 });
 
 describe('append-only', () => {

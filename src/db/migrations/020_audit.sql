@@ -77,26 +77,20 @@ END $$;
 CREATE TRIGGER audit_entries_append BEFORE INSERT ON audit_entries
   FOR EACH ROW EXECUTE FUNCTION audit_entries_append();
 
--- Append-only for every role, the owner's included. Privileges are revoked too (see migrate.ts); a
--- superuser can still disable these triggers, and then the hash chain and checkpoints expose the change.
-CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION 'the audit trail is append-only: % on % is refused', TG_OP, TG_TABLE_NAME
-    USING ERRCODE = 'insufficient_privilege';
-END $$;
+-- Append-only for every role, the owner's included, with the ledger's refusal (003_ledger.sql). Privileges are revoked
+-- too (see migrate.ts); a superuser can still disable these triggers, and then the hash chain and checkpoints expose it.
 CREATE TRIGGER audit_entries_immutable BEFORE UPDATE OR DELETE ON audit_entries
-  FOR EACH ROW EXECUTE FUNCTION audit_refuse_change();
+  FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
 CREATE TRIGGER audit_entries_no_truncate BEFORE TRUNCATE ON audit_entries
-  FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
+  FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
 CREATE TRIGGER audit_checkpoints_immutable BEFORE UPDATE OR DELETE ON audit_checkpoints
-  FOR EACH ROW EXECUTE FUNCTION audit_refuse_change();
+  FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
 CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
-  FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
+  FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
 CREATE TRIGGER audit_chains_no_delete BEFORE DELETE ON audit_chains
-  FOR EACH ROW EXECUTE FUNCTION audit_refuse_change();
+  FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
 CREATE TRIGGER audit_chains_no_truncate BEFORE TRUNCATE ON audit_chains
-  FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
+  FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
 
 -- The checkpoint worker: chains whose head has moved since their last checkpoint.
 CREATE OR REPLACE FUNCTION worker_audit_heads_to_sign(p_limit integer)
