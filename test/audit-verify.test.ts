@@ -156,6 +156,11 @@ describe('audit:verify', () => {
   });
 
   it('exits non-zero naming the first broken link (npm run audit:verify)', async () => {
+    const tenant = await tenantWithEntries();
+    await tamper(
+      (tx) => tx`UPDATE audit_entries SET content = replace(content, '"second"', '"2nd"')
+      WHERE tenant_id = ${tenant.id} AND seq = 5`,
+    );
     const { code, output } = await runUntilExit('verify-audit', {
       DATABASE_URL: t.adminUrl,
       DATA_DIR: mkdtempSync(join(tmpdir(), 'payforward-audit-')),
@@ -163,7 +168,9 @@ describe('audit:verify', () => {
       SEED_DEMO_TENANT: 'false',
     });
     expect(code, output).toBe(1);
-    expect(output).toMatch(/chain ten_\w+ at entry 4 \(aud_\w+\): its content does not match its hash/);
+    expect(output).toMatch(
+      new RegExp(`chain ${tenant.id} at entry 5 \\(aud_\\w+\\): its content does not match its hash`),
+    );
     expect(output).toContain('Audit trail broken');
   }, 120_000);
 });
