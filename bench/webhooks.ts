@@ -56,6 +56,7 @@ const platform = createPlatform(
     vaultKeks: [randomBytes(32).toString('base64')],
     vaultFingerprintKey: randomBytes(32).toString('base64'),
     jwtSecret: randomBytes(24).toString('hex'),
+    auditSigningKey: randomBytes(32).toString('base64'),
   },
   { processMetrics: false, workerDatabaseUrl: workerDatabaseUrl(adminUrl.toString(), config) },
 );

@@ -59,6 +59,7 @@ import { sessionRoutes } from './modules/sessions/routes.js';
 import { authenticateSession, sessionCookie } from './modules/sessions/auth.js';
 import { webhookRoutes } from './modules/webhooks/routes.js';
 import { fraudRoutes } from './modules/fraud/routes.js';
+import { auditRoutes } from './modules/audit/routes.js';
 import type { DestinationStream } from 'pino';
 import { isDatabaseUnavailable } from './db/index.js';
 
@@ -393,6 +394,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(sessionRoutes);
   await app.register(webhookRoutes);
   await app.register(fraudRoutes);
+  await app.register(auditRoutes);
   if (options.extraRoutes) await app.register(options.extraRoutes);
   return app;
 }

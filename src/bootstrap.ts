@@ -15,6 +15,7 @@ interface LocalSecrets {
   vaultFingerprintKey?: string;
   jwtSecret: string;
   metricsToken?: string;
+  auditSigningKey?: string;
   demo?: { tenantId: string; testSecretKey: string; databaseUrl: string };
 }
 
@@ -31,6 +32,7 @@ function generatedSecrets(): LocalSecrets {
     vaultFingerprintKey: randomBytes(32).toString('base64'),
     jwtSecret: randomToken(32),
     metricsToken: randomToken(32),
+    auditSigningKey: randomBytes(32).toString('base64'),
   };
 }
 
@@ -51,7 +53,12 @@ function saveLocalSecrets(config: Config, secrets: LocalSecrets) {
 }
 
 export function resolveSecrets(config: Config): Secrets {
-  const needLocal = !config.platformApiKey || !config.vaultKek || !config.vaultFingerprintKey || !config.jwtSecret;
+  const needLocal =
+    !config.platformApiKey ||
+    !config.vaultKek ||
+    !config.vaultFingerprintKey ||
+    !config.jwtSecret ||
+    !config.auditSigningKey;
   const local = needLocal ? localSecrets(config) : undefined;
   return {
     platformApiKey: config.platformApiKey ?? local!.platformApiKey,
@@ -61,6 +68,7 @@ export function resolveSecrets(config: Config): Secrets {
       .filter(Boolean),
     vaultFingerprintKey: config.vaultFingerprintKey ?? local!.vaultFingerprintKey!,
     jwtSecret: config.jwtSecret ?? local!.jwtSecret,
+    auditSigningKey: config.auditSigningKey ?? local!.auditSigningKey!,
     // Optional: production never reads the data folder (every other secret must be in its
     // environment), so there /metrics on the API port opens only with METRICS_TOKEN set.
     metricsToken: config.metricsToken ?? local?.metricsToken,
@@ -77,6 +85,7 @@ export const PRODUCTION_SECRETS: { name: string; kind: 'key' | 'keys' | 'text' }
   { name: 'VAULT_KEK', kind: 'keys' },
   { name: 'VAULT_FINGERPRINT_KEY', kind: 'key' },
   { name: 'JWT_SECRET', kind: 'text' },
+  { name: 'AUDIT_SIGNING_KEY', kind: 'key' },
   { name: 'APP_DB_PASSWORD', kind: 'text' },
   { name: 'WORKER_DB_PASSWORD', kind: 'text' },
 ];

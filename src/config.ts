@@ -25,6 +25,12 @@ export interface Config {
   vaultKek?: string;
   vaultFingerprintKey?: string;
   jwtSecret?: string;
+  /** Base64 of the 32-byte Ed25519 seed that signs audit checkpoints; generated into the data folder in development. */
+  auditSigningKey?: string;
+  /** Public keys (base64, raw Ed25519) of earlier signing keys whose checkpoints audit:verify still trusts. */
+  auditPublicKeys: string[];
+  /** How often the worker signs every moved audit chain head. */
+  auditCheckpointIntervalMs: number;
   logLevel: string;
   batchMaxConcurrency: number;
   batchMaxSize: number;
@@ -170,6 +176,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     vaultKek: optional(env, 'VAULT_KEK'),
     vaultFingerprintKey: optional(env, 'VAULT_FINGERPRINT_KEY'),
     jwtSecret: optional(env, 'JWT_SECRET'),
+    auditSigningKey: optional(env, 'AUDIT_SIGNING_KEY'),
+    auditPublicKeys: (env.AUDIT_PUBLIC_KEYS ?? '')
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean),
+    auditCheckpointIntervalMs: num(env, 'AUDIT_CHECKPOINT_INTERVAL_MS', 300_000, 10),
     logLevel: env.LOG_LEVEL || 'info',
     batchMaxConcurrency: num(env, 'BATCH_MAX_CONCURRENCY', 2, 1),
     batchMaxSize: num(env, 'BATCH_MAX_SIZE', 64, 1),

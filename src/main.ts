@@ -9,6 +9,9 @@ import { connect, isDatabaseUnavailable, refusePrivilegedRoles } from './db/inde
 import { rotateCardKeys } from './modules/vault/rotate.js';
 import { CardVault, parseKek } from './modules/vault/vault.js';
 import { LedgerService } from './modules/ledger/service.js';
+import { auditSigningKey } from './modules/audit/checkpoints.js';
+import { describeVerification, verifyAuditTrail } from './modules/audit/verify.js';
+import { commandLineContext, systemContext } from './modules/audit/record.js';
 
 const usage = `Usage: payforward <command>
   start     API and background workers (the default)
@@ -16,7 +19,8 @@ const usage = `Usage: payforward <command>
   worker    background workers only
   migrate   apply database migrations and exit
   rotate-keys  re-wrap every stored card's data key under the active VAULT_KEK (the first listed)
-  verify-ledger  recompute every ledger balance from its entries; exit 1 on any difference`;
+  verify-ledger  recompute every ledger balance from its entries; exit 1 on any difference
+  verify-audit   check every audit hash chain and signed checkpoint; print the first broken link, exit 1 on any`;
 
 async function main(command = 'start') {
   const production = process.env.NODE_ENV === 'production';
@@ -35,7 +39,7 @@ async function main(command = 'start') {
     log.warn({ err: reason }, 'database connection lost with no caller waiting');
   });
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  if (!['start', 'api', 'worker', 'migrate', 'rotate-keys', 'verify-ledger'].includes(command)) {
+  if (!['start', 'api', 'worker', 'migrate', 'rotate-keys', 'verify-ledger', 'verify-audit'].includes(command)) {
     say(usage);
     process.exit(2);
   }
@@ -65,10 +69,23 @@ async function main(command = 'start') {
     return;
   }
   const secrets = resolveSecrets(config);
+  if (command === 'verify-audit') {
+    const admin = connect(database.adminUrl, { max: 1, applicationName: 'payforward-verify-audit' });
+    const result = await verifyAuditTrail(admin, {
+      publicKeys: [auditSigningKey(secrets.auditSigningKey).publicKey, ...config.auditPublicKeys],
+      // A head may wait two checkpoint passes (and a pass's run time) before it is signed.
+      maxUnsignedMs: 3 * config.auditCheckpointIntervalMs,
+    });
+    const clean = describeVerification(result, say);
+    await admin.end();
+    await database.embedded?.stop();
+    process.exitCode = clean ? 0 : 1;
+    return;
+  }
   if (command === 'rotate-keys') {
     const admin = connect(database.adminUrl, { max: 1, applicationName: 'payforward-rotate-keys' });
     const vault = new CardVault(secrets.vaultKeks.map(parseKek), parseKek(secrets.vaultFingerprintKey));
-    const { rotated, unreadable } = await rotateCardKeys(admin, vault);
+    const { rotated, unreadable } = await rotateCardKeys(admin, vault, 500, commandLineContext('rotate-keys'));
     say(`Re-wrapped ${rotated} card data keys under ${vault.activeKekId}.`);
     if (unreadable)
       say(`${unreadable} cards are under a key-encryption key that VAULT_KEK does not list: add it and run again.`);
@@ -92,7 +109,9 @@ async function main(command = 'start') {
   const workers = command === 'api' ? undefined : startWorkers(platform, app.log);
 
   if (command !== 'worker') {
-    const demo = await ensureDemoTenant(config, database, (name) => platform.tenants.create(name));
+    const demo = await ensureDemoTenant(config, database, (name) =>
+      platform.tenants.create(name, systemContext('demo-tenant-seed')),
+    );
     await app.listen({ port: config.port, host: config.host });
     say('');
     say(`PayForward API listening on ${config.publicUrl}`);

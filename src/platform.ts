@@ -7,6 +7,7 @@ import { IdempotencyStore } from './http/idempotency.js';
 import { Metrics } from './http/metrics.js';
 import { InProcessRateLimiter, ResilientRateLimiter, type RateLimiter } from './http/rate-limit.js';
 import { ApiKeyService } from './modules/api-keys/service.js';
+import { AuditService } from './modules/audit/service.js';
 import { BankAccountService } from './modules/bank-accounts/service.js';
 import { CustomerService } from './modules/customers/service.js';
 import { SearchService } from './modules/search/service.js';
@@ -49,6 +50,8 @@ export interface Secrets {
   vaultKeks: string[];
   vaultFingerprintKey: string;
   jwtSecret: string;
+  /** AUDIT_SIGNING_KEY: the Ed25519 seed the audit checkpoints are signed with. */
+  auditSigningKey: string;
   /** METRICS_TOKEN, or the development default's generated one (see resolveSecrets). */
   metricsToken?: string;
 }
@@ -95,6 +98,9 @@ export interface Platform {
   webhooks: WebhookService;
   fraud: FraudEngine;
   fraudService: FraudService;
+  audit: AuditService;
+  /** The audit checkpoints' signing key (a worker signs with it). */
+  auditSigningKey: string;
   close(): Promise<void>;
 }
 
@@ -258,6 +264,8 @@ export function createPlatform(
       rotationGraceSeconds: config.webhooks.rotationGraceSeconds,
       resolver: systemResolver,
     }),
+    audit: new AuditService(sql),
+    auditSigningKey: secrets.auditSigningKey,
     async close() {
       mailer.close();
       await writer.idle();

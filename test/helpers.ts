@@ -11,6 +11,7 @@ import { migrate } from '../src/db/migrate.js';
 export const PLATFORM_KEY = 'pk_platform_test_0123456789abcdef';
 const TEST_KEK = randomBytes(32).toString('base64');
 const TEST_FINGERPRINT_KEY = randomBytes(32).toString('base64');
+export const TEST_AUDIT_SIGNING_KEY = randomBytes(32).toString('base64');
 
 export interface TestApp {
   app: FastifyInstance;
@@ -70,6 +71,7 @@ export async function bootApp(
       vaultKeks: [env.VAULT_KEK ?? TEST_KEK],
       vaultFingerprintKey: TEST_FINGERPRINT_KEY,
       jwtSecret: 'test-jwt-secret-0123456789',
+      auditSigningKey: TEST_AUDIT_SIGNING_KEY,
     },
     // Tests drive the worker passes directly, so the platform holds the worker role's pool too.
     { processMetrics: false, clock: clock?.now, workerDatabaseUrl: workerDatabaseUrl(adminUrl, config) },

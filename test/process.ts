@@ -29,6 +29,7 @@ export function productionSecrets(): Record<string, string> {
     VAULT_KEK: randomBytes(32).toString('base64'),
     VAULT_FINGERPRINT_KEY: randomBytes(32).toString('base64'),
     JWT_SECRET: text(),
+    AUDIT_SIGNING_KEY: randomBytes(32).toString('base64'),
     APP_DB_PASSWORD: text(),
     WORKER_DB_PASSWORD: text(),
   };
@@ -113,7 +114,7 @@ export async function startServer(
 
 /** Runs the binary for a command expected to stop by itself (a refusal to start); its exit code and output. */
 export async function runUntilExit(
-  command: 'api' | 'worker' | 'start',
+  command: 'api' | 'worker' | 'start' | 'verify-audit',
   env: Record<string, string>,
   timeoutMs = 60_000,
 ): Promise<{ code: number | string | null; output: string }> {

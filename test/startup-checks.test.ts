@@ -94,6 +94,7 @@ describe('database roles at start-up', () => {
       vaultKeks: [Buffer.alloc(32, 1).toString('base64')],
       vaultFingerprintKey: Buffer.alloc(32, 2).toString('base64'),
       jwtSecret: 'unused',
+      auditSigningKey: Buffer.alloc(32, 3).toString('base64'),
     });
     try {
       expect(platform.replica).not.toBe(platform.sql);
@@ -111,6 +112,7 @@ describe('database roles at start-up', () => {
       vaultKeks: [Buffer.alloc(32, 1).toString('base64')],
       vaultFingerprintKey: Buffer.alloc(32, 2).toString('base64'),
       jwtSecret: 'unused',
+      auditSigningKey: Buffer.alloc(32, 3).toString('base64'),
     });
     try {
       expect(() => platform.workerSql`SELECT 1`).toThrow(/holds no worker-role connection/);

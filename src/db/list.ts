@@ -31,19 +31,13 @@ export async function listPage<Row extends { id: string }>(
   const limit = params.limit ?? 10;
   await checkCursor(tx, table, scope, params);
   const backwards = params.ending_before !== undefined;
-  // to_timestamp in SQL rather than a JS Date: `created[lte]=253402300799` asks for everything
-  // before 10000-01-01, a bound PostgreSQL holds but postgres.js cannot serialize from a Date.
-  const seconds = (value: number) => tx`to_timestamp(${value}::bigint)`;
   const conditions = [
     params.starting_after !== undefined ? tx`AND id < ${params.starting_after}` : tx``,
     backwards ? tx`AND id > ${params.ending_before!}` : tx``,
-    params['created[gte]'] !== undefined ? tx`AND created_at >= ${seconds(params['created[gte]'])}` : tx``,
-    params['created[gt]'] !== undefined ? tx`AND created_at >= ${seconds(params['created[gt]'] + 1)}` : tx``,
-    params['created[lte]'] !== undefined ? tx`AND created_at < ${seconds(params['created[lte]'] + 1)}` : tx``,
-    params['created[lt]'] !== undefined ? tx`AND created_at < ${seconds(params['created[lt]'])}` : tx``,
+    ...createdRange(tx, params),
     ...filters,
   ];
-  const where = conditions.reduce((acc, fragment) => tx`${acc} ${fragment}`, tx``);
+  const where = joinConditions(tx, conditions);
   const rows = await tx<Row[]>`
     SELECT * FROM ${tx(table)}
     WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} ${where}
@@ -53,6 +47,23 @@ export async function listPage<Row extends { id: string }>(
   const page = rows.slice(0, limit);
   if (backwards) page.reverse();
   return { rows: page, hasMore };
+}
+
+/** The `created[gte|gt|lte|lt]` bounds of a list query, as SQL fragments (each starting with AND). */
+export function createdRange(tx: Tx, params: ListParams): postgres.PendingQuery<postgres.Row[]>[] {
+  // to_timestamp in SQL rather than a JS Date: `created[lte]=253402300799` asks for everything
+  // before 10000-01-01, a bound PostgreSQL holds but postgres.js cannot serialize from a Date.
+  const seconds = (value: number) => tx`to_timestamp(${value}::bigint)`;
+  return [
+    params['created[gte]'] !== undefined ? tx`AND created_at >= ${seconds(params['created[gte]'])}` : tx``,
+    params['created[gt]'] !== undefined ? tx`AND created_at >= ${seconds(params['created[gt]'] + 1)}` : tx``,
+    params['created[lte]'] !== undefined ? tx`AND created_at < ${seconds(params['created[lte]'] + 1)}` : tx``,
+    params['created[lt]'] !== undefined ? tx`AND created_at < ${seconds(params['created[lt]'])}` : tx``,
+  ];
+}
+
+export function joinConditions(tx: Tx, conditions: postgres.PendingQuery<postgres.Row[]>[]) {
+  return conditions.reduce((acc, fragment) => tx`${acc} ${fragment}`, tx``);
 }
 
 /**

@@ -72,6 +72,12 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       GRANT DELETE ON user_sessions TO "${appRole}";
       GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "${FUNCTION_OWNER_ROLE}";
       REVOKE ALL ON schema_migrations FROM "${FUNCTION_OWNER_ROLE}";
+      -- The audit trail is append-only (020_audit.sql): its chain heads and checkpoints change only through the
+      -- append trigger and the worker_audit_* functions, and no role may rewrite or remove an entry.
+      REVOKE ALL ON audit_chains, audit_checkpoints FROM "${appRole}", "${workerRole}";
+      REVOKE UPDATE, DELETE, TRUNCATE ON audit_entries FROM "${appRole}", "${workerRole}", "${FUNCTION_OWNER_ROLE}";
+      REVOKE UPDATE, DELETE, TRUNCATE ON audit_checkpoints FROM "${FUNCTION_OWNER_ROLE}";
+      REVOKE DELETE, TRUNCATE ON audit_chains FROM "${FUNCTION_OWNER_ROLE}";
     `);
     await lockDownDefinerFunctions(tx, roles);
   });

@@ -22,6 +22,7 @@ import { RequestLogSchema } from '../modules/request-logs/schemas.js';
 import { UserSchema } from '../modules/users/service.js';
 import { WebhookDeliverySchema, WebhookEndpointSchema } from '../modules/webhooks/schemas.js';
 import { BacktestSchema, ListItemSchema, ListSchema, ReviewSchema, RuleSchema } from '../modules/fraud/schemas.js';
+import { AuditLogSchema } from '../modules/audit/schemas.js';
 
 /** Shared object schemas, registered once so routes and the OpenAPI document refer to them by name. */
 export function registerSharedSchemas(app: FastifyInstance) {
@@ -56,6 +57,7 @@ export function registerSharedSchemas(app: FastifyInstance) {
     ReviewSchema,
     BacktestSchema,
     CustomerSchema,
+    AuditLogSchema,
   ]) {
     app.addSchema(schema);
   }

@@ -3,6 +3,7 @@ import type { Platform } from '../platform.js';
 import { WorkerItems, type ItemRunner } from './isolation.js';
 import { OutboxRelay } from './outbox-relay.js';
 import { WebhookDispatcher } from './webhook-delivery.js';
+import { signAuditCheckpoints } from '../modules/audit/checkpoints.js';
 
 interface Loop {
   name: string;
@@ -84,6 +85,12 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
       everyMs: 300_000,
       run: () =>
         platform.workerSql`SELECT worker_purge_request_logs(${`${platform.config.requestLogRetentionDays} days`}::interval, 10000)`,
+    },
+    // Signed heads of every audit chain that moved: cutting entries off a chain's end no longer goes unnoticed.
+    {
+      name: 'audit-checkpoint',
+      everyMs: platform.config.auditCheckpointIntervalMs,
+      run: (items) => signAuditCheckpoints(platform.workerSql, platform.auditSigningKey, { items }),
     },
     ...(relay ? [{ name: 'outbox-relay', everyMs: 200, run: () => relay.relayOnce() }] : []),
   ];

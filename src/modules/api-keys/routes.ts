@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
+import { auditContext } from '../../http/audit-context.js';
 import type { TenantAuth } from '../../http/auth.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam, ListQuery, StrictObject } from '../../http/schemas.js';
@@ -67,7 +68,12 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const body = request.body;
-      return apiKeys.createRestricted(request.auth as TenantAuth, body.scopes, body.name ?? null);
+      return apiKeys.createRestricted(
+        request.auth as TenantAuth,
+        body.scopes,
+        body.name ?? null,
+        auditContext(request),
+      );
     },
   );
 
@@ -88,7 +94,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const body = request.body;
-      return apiKeys.roll(request.auth!, request.params.id, body?.expires_in ?? 0);
+      return apiKeys.roll(request.auth!, request.params.id, body?.expires_in ?? 0, auditContext(request));
     },
   );
 
@@ -107,7 +113,7 @@ export const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      return apiKeys.revoke(request.auth!, request.params.id);
+      return apiKeys.revoke(request.auth!, request.params.id, auditContext(request));
     },
   );
 };

@@ -5,6 +5,7 @@ import { API_KEY_CHANGED_CHANNEL, hashApiKey, hasScope, type Auth, type TenantAu
 import { ApiError } from '../../http/errors.js';
 import { Nullable } from '../../http/schemas.js';
 import { newId, randomToken } from '../../lib/ids.js';
+import { recordAudit, type AuditContext } from '../audit/record.js';
 
 export const SCOPES = [
   'payments:read',
@@ -40,6 +41,7 @@ export const SCOPES = [
   'fraud:write',
   'reviews:read',
   'reviews:write',
+  'audit_logs:read',
 ] as const;
 
 interface ApiKeyRow {
@@ -100,13 +102,17 @@ export class ApiKeyService {
     private readonly onChange: () => void,
   ) {}
 
-  /** Creates a key inside the caller's transaction. The secret exists only in the return value. */
+  /**
+   * Creates a key inside the caller's transaction, audited as `api_key.created`. The secret exists only in the return
+   * value (the audit entry keeps the redacted form).
+   */
   async createInTx(
     tx: Tx,
     scope: Scope,
     kind: 'secret' | 'restricted',
     scopes: string[],
     name: string | null,
+    context: AuditContext,
   ): Promise<ApiKey> {
     const secret = `${kind === 'secret' ? 'sk' : 'rk'}_${scope.livemode ? 'live' : 'test'}_${randomToken(24)}`;
     const [row] = await tx<ApiKeyRow[]>`
@@ -114,10 +120,27 @@ export class ApiKeyService {
       VALUES (${newId('key')}, ${scope.tenantId}, ${scope.livemode}, ${kind}, ${name}, ${hashApiKey(secret)},
               ${`${secret.slice(0, 8)}…${secret.slice(-4)}`}, ${scopes})
       RETURNING id, tenant_id, livemode, kind, name, redacted, scopes, expires_at, revoked_at, rolled_to, created_at`;
+    await this.audit(tx, scope, context, 'api_key.created', null, toApiKey(row));
     return toApiKey(row, secret);
   }
 
-  async createRestricted(auth: TenantAuth, scopes: string[], name: string | null): Promise<ApiKey> {
+  private async audit(
+    tx: Tx,
+    scope: Scope,
+    context: AuditContext,
+    action: 'api_key.created' | 'api_key.rolled' | 'api_key.revoked',
+    before: ApiKey | null,
+    after: ApiKey,
+  ) {
+    await recordAudit(tx, { scope, context, action, target: { type: 'api_key', id: after.id }, before, after });
+  }
+
+  async createRestricted(
+    auth: TenantAuth,
+    scopes: string[],
+    name: string | null,
+    context: AuditContext,
+  ): Promise<ApiKey> {
     const extra = scopes.find((scope) => !hasScope(auth.scopes, scope));
     if (extra !== undefined)
       throw new ApiError(
@@ -128,7 +151,7 @@ export class ApiKeyService {
         403,
       );
     const scope = { tenantId: auth.tenantId, livemode: auth.livemode };
-    return inScope(this.sql, scope, (tx) => this.createInTx(tx, scope, 'restricted', scopes, name));
+    return inScope(this.sql, scope, (tx) => this.createInTx(tx, scope, 'restricted', scopes, name, context));
   }
 
   async list(scope: Scope, params: ListParams) {
@@ -192,32 +215,36 @@ export class ApiKeyService {
    * Issues a replacement with the same type and scopes. The old key keeps working until
    * `expires_in` seconds from now (0, the default, ends it at once, as Stripe does).
    */
-  async roll(auth: Auth, id: string, expiresInSeconds = 0): Promise<ApiKey> {
+  async roll(auth: Auth, id: string, expiresInSeconds: number, context: AuditContext): Promise<ApiKey> {
     const scope = await this.scopeFor(auth, id);
     const rolled = await inScope(this.sql, scope, async (tx) => {
       const old = await this.find(tx, scope, id);
       this.mayManage(auth, old);
       if (old.revoked_at || old.rolled_to)
         throw ApiError.invalid('api_key_inactive', 'This API key was already revoked or rolled.', 'id');
-      const replacement = await this.createInTx(tx, scope, old.kind, old.scopes, old.name);
+      const replacement = await this.createInTx(tx, scope, old.kind, old.scopes, old.name, context);
       const expiresAt = new Date(Date.now() + expiresInSeconds * 1000);
-      await tx`UPDATE api_keys SET rolled_to = ${replacement.id},
-        expires_at = LEAST(coalesce(expires_at, ${expiresAt}), ${expiresAt}) WHERE id = ${id}`;
+      const [updated] = await tx<ApiKeyRow[]>`UPDATE api_keys SET rolled_to = ${replacement.id},
+        expires_at = LEAST(coalesce(expires_at, ${expiresAt}), ${expiresAt}) WHERE id = ${id}
+        RETURNING id, tenant_id, livemode, kind, name, redacted, scopes, expires_at, revoked_at, rolled_to, created_at`;
       await this.announceChange(tx, id);
+      await this.audit(tx, scope, context, 'api_key.rolled', toApiKey(old), toApiKey(updated));
       return replacement;
     });
     this.onChange();
     return rolled;
   }
 
-  async revoke(auth: Auth, id: string): Promise<ApiKey> {
+  async revoke(auth: Auth, id: string, context: AuditContext): Promise<ApiKey> {
     const scope = await this.scopeFor(auth, id);
     const revoked = await inScope(this.sql, scope, async (tx) => {
-      this.mayManage(auth, await this.find(tx, scope, id));
+      const old = await this.find(tx, scope, id);
+      this.mayManage(auth, old);
       const [row] = await tx<ApiKeyRow[]>`
         UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = ${id}
         RETURNING id, tenant_id, livemode, kind, name, redacted, scopes, expires_at, revoked_at, rolled_to, created_at`;
       await this.announceChange(tx, id);
+      await this.audit(tx, scope, context, 'api_key.revoked', toApiKey(old), toApiKey(row));
       return toApiKey(row);
     });
     this.onChange();

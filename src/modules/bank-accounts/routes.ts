@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
+import { auditContext } from '../../http/audit-context.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import {
@@ -43,7 +44,7 @@ export const bankAccountRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('BankAccount'), ...errors },
       },
     },
-    async (request) => bankAccounts.create(tenantScope(request), request.body, request.id),
+    async (request) => bankAccounts.create(tenantScope(request), request.body, auditContext(request)),
   );
 
   app.get(
@@ -91,7 +92,8 @@ export const bankAccountRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('BankAccount'), ...errors },
       },
     },
-    async (request) => bankAccounts.update(tenantScope(request), request.params.id, request.body ?? null, request.id),
+    async (request) =>
+      bankAccounts.update(tenantScope(request), request.params.id, request.body ?? null, auditContext(request)),
   );
 
   app.delete(
@@ -107,7 +109,7 @@ export const bankAccountRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: DeletedBankAccountSchema, ...errors },
       },
     },
-    async (request) => bankAccounts.remove(tenantScope(request), request.params.id, request.id),
+    async (request) => bankAccounts.remove(tenantScope(request), request.params.id, auditContext(request)),
   );
 
   app.post(
@@ -124,6 +126,7 @@ export const bankAccountRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('BankAccount'), ...errors },
       },
     },
-    async (request) => bankAccounts.verify(tenantScope(request), request.params.id, request.body.amounts, request.id),
+    async (request) =>
+      bankAccounts.verify(tenantScope(request), request.params.id, request.body.amounts, auditContext(request)),
   );
 };

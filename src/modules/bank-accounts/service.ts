@@ -10,6 +10,7 @@ import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import type { EventType } from '../events/catalog.js';
 import type { CardVault } from '../vault/vault.js';
 import type { BankAccount, CreateBankAccountBody, UpdateBankAccountBody } from './schemas.js';
+import { recordAudit, type AuditAction, type AuditContext } from '../audit/record.js';
 
 interface BankAccountRow {
   id: string;
@@ -103,7 +104,7 @@ export class BankAccountService {
     private readonly vault: CardVault,
   ) {}
 
-  async create(scope: Scope, body: CreateBankAccountBody, requestId: string | null): Promise<BankAccount> {
+  async create(scope: Scope, body: CreateBankAccountBody, context: AuditContext): Promise<BankAccount> {
     const currency = knownCurrency(body.currency);
     if (!routingNumberValid(body.routing_number))
       throw ApiError.invalid('invalid_routing_number', 'The routing number fails its checksum.', 'routing_number');
@@ -142,7 +143,8 @@ export class BankAccountService {
       if (row.default_for_currency && current) await this.clearDefault(tx, scope, currency);
       await insertRows(tx, 'bank_accounts', BANK_ACCOUNT_COLUMNS, [row]);
       const account = toApiBankAccount(row);
-      await this.emit(tx, scope, 'bank_account.created', account, requestId);
+      await this.emit(tx, scope, 'bank_account.created', account, context);
+      await this.audit(tx, scope, context, 'bank_account.created', id, null, account);
       return account;
     });
   }
@@ -162,7 +164,7 @@ export class BankAccountService {
     });
   }
 
-  async update(scope: Scope, id: string, body: UpdateBankAccountBody, requestId: string | null) {
+  async update(scope: Scope, id: string, body: UpdateBankAccountBody, context: AuditContext) {
     return inScope(this.sql, scope, async (tx) => {
       const row = await this.find(tx, scope, id);
       if (body?.default_for_currency) {
@@ -177,19 +179,22 @@ export class BankAccountService {
         RETURNING *`;
       if (!updated) throw ApiError.notFound('bank_account', id);
       const account = toApiBankAccount(updated);
-      await this.emit(tx, scope, 'bank_account.updated', account, requestId);
+      await this.emit(tx, scope, 'bank_account.updated', account, context);
+      await this.audit(tx, scope, context, 'bank_account.updated', id, toApiBankAccount(row), account);
       return account;
     });
   }
 
-  async remove(scope: Scope, id: string, requestId: string | null) {
+  async remove(scope: Scope, id: string, context: AuditContext) {
     return inScope(this.sql, scope, async (tx) => {
       const [deleted] = await tx<BankAccountRow[]>`
         UPDATE bank_accounts SET deleted_at = now(), default_for_currency = false, updated_at = now()
         WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND deleted_at IS NULL
         RETURNING *`;
       if (!deleted) throw ApiError.notFound('bank_account', id);
-      await this.emit(tx, scope, 'bank_account.deleted', toApiBankAccount(deleted), requestId);
+      const account = toApiBankAccount(deleted);
+      await this.emit(tx, scope, 'bank_account.deleted', account, context);
+      await this.audit(tx, scope, context, 'bank_account.deleted', id, null, { ...account, deleted: true });
       return { id, object: 'bank_account' as const, deleted: true as const };
     });
   }
@@ -199,7 +204,7 @@ export class BankAccountService {
    * is answered, so guesses cannot outrun the limit however many are sent at once: the count only
    * moves by a compare-and-set on the account still being `new` with attempts left.
    */
-  async verify(scope: Scope, id: string, amounts: number[], requestId: string | null): Promise<BankAccount> {
+  async verify(scope: Scope, id: string, amounts: number[], context: AuditContext): Promise<BankAccount> {
     const outcome = await inScope(this.sql, scope, async (tx) => {
       const row = await this.find(tx, scope, id);
       if (row.status === 'verified')
@@ -222,8 +227,19 @@ export class BankAccountService {
       if (!updated)
         throw ApiError.invalid('bank_account_verification_failed', 'This bank account is no longer being verified.');
       const account = toApiBankAccount(updated);
-      if (updated.status !== 'new') await this.emit(tx, scope, `bank_account.${updated.status}`, account, requestId);
-      return { account, matches, attemptsLeft: MAX_VERIFICATION_ATTEMPTS - updated.verification_attempts };
+      if (updated.status !== 'new') await this.emit(tx, scope, `bank_account.${updated.status}`, account, context);
+      const attemptsLeft = MAX_VERIFICATION_ATTEMPTS - updated.verification_attempts;
+      // Every wrong guess is a security event, not only the last one that refuses the account.
+      await this.audit(
+        tx,
+        scope,
+        context,
+        matches ? 'bank_account.verified' : 'bank_account.verification_failed',
+        id,
+        toApiBankAccount(row),
+        { ...account, attempts_left: attemptsLeft },
+      );
+      return { account, matches, attemptsLeft };
     });
     if (!outcome.matches)
       throw ApiError.invalid(
@@ -308,7 +324,19 @@ export class BankAccountService {
         AND default_for_currency AND deleted_at IS NULL`;
   }
 
-  private async emit(tx: Tx, scope: Scope, type: EventType, account: BankAccount, requestId: string | null) {
-    await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, type, account, requestId)]);
+  private async emit(tx: Tx, scope: Scope, type: EventType, account: BankAccount, context: AuditContext) {
+    await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, type, account, context.requestId)]);
+  }
+
+  private async audit(
+    tx: Tx,
+    scope: Scope,
+    context: AuditContext,
+    action: AuditAction,
+    id: string,
+    before: object | null,
+    after: object,
+  ) {
+    await recordAudit(tx, { scope, context, action, target: { type: 'bank_account', id }, before, after });
   }
 }

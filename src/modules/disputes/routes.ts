@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
+import { auditContext } from '../../http/audit-context.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { CloseDisputeBody, DisputeListQuery, UpdateDisputeBody } from './schemas.js';
@@ -60,7 +61,8 @@ export const disputeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('Dispute'), ...errors },
       },
     },
-    async (request) => disputes.update(tenantScope(request), request.params.id, request.body ?? {}, request.id),
+    async (request) =>
+      disputes.update(tenantScope(request), request.params.id, request.body ?? {}, auditContext(request)),
   );
 
   app.post(
@@ -77,6 +79,6 @@ export const disputeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('Dispute'), ...errors },
       },
     },
-    async (request) => disputes.close(tenantScope(request), request.params.id, request.id),
+    async (request) => disputes.close(tenantScope(request), request.params.id, auditContext(request)),
   );
 };

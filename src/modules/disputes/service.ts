@@ -1,4 +1,5 @@
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { recordAudit, type AuditContext } from '../audit/record.js';
 import { findOwned, listPage } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
@@ -223,10 +224,11 @@ export class DisputeService {
    * Evidence, or an explicit submit, is refused once the dispute no longer needs a response or is
    * past due; metadata may change at any time.
    */
-  async update(scope: Scope, id: string, body: UpdateDisputeBody, requestId: string | null): Promise<Dispute> {
+  async update(scope: Scope, id: string, body: UpdateDisputeBody, context: AuditContext): Promise<Dispute> {
     const submit = body.submit !== false;
     const answering = body.evidence !== undefined || body.submit === true;
     return inScope(this.sql, scope, async (tx) => {
+      const before = toApiDispute(await this.find(tx, scope, id));
       const [row] = await tx<DisputeRow[]>`
         UPDATE disputes SET
           evidence = jsonb_strip_nulls(evidence || ${tx.json(patchOf(body.evidence) as never)}),
@@ -250,16 +252,34 @@ export class DisputeService {
         );
       }
       const api = toApiDispute(row);
-      await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'dispute.updated', api, requestId)]);
+      await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'dispute.updated', api, context.requestId)]);
+      await recordAudit(tx, {
+        scope,
+        context,
+        action: 'dispute.updated',
+        target: { type: 'dispute', id },
+        before,
+        after: api,
+      });
       return api;
     });
   }
 
   /** Accepts the loss. Closing a dispute that is already lost returns it unchanged. */
-  async close(scope: Scope, id: string, requestId: string | null): Promise<Dispute> {
+  async close(scope: Scope, id: string, context: AuditContext): Promise<Dispute> {
     return inScope(this.sql, scope, async (tx) => {
-      const closed = await this.lose(tx, scope, id, { overdueOnly: false, requestId });
-      if (closed) return closed;
+      const closed = await this.lose(tx, scope, id, { overdueOnly: false, requestId: context.requestId });
+      if (closed) {
+        await recordAudit(tx, {
+          scope,
+          context,
+          action: 'dispute.closed',
+          target: { type: 'dispute', id },
+          before: { status: 'needs_response' },
+          after: closed,
+        });
+        return closed;
+      }
       const row = await this.find(tx, scope, id);
       if (row.status === 'lost') return toApiDispute(row);
       throw unanswerable(row);

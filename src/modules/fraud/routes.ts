@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { auditContext } from '../../http/audit-context.js';
 import { Type } from 'typebox';
 import type { TenantAuth } from '../../http/auth.js';
 import { tenantScope } from '../../http/tenant-scope.js';
@@ -323,7 +324,7 @@ export const fraudRoutes: FastifyPluginAsyncTypebox = async (app) => {
           decision,
           request.body?.reason ?? null,
           who(request.auth),
-          request.id,
+          auditContext(request),
         ),
     );
   }

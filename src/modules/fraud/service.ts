@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import type { AuditContext } from '../audit/record.js';
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows } from '../../db/unnest.js';
@@ -288,8 +289,9 @@ export class FraudService {
     decision: 'approved' | 'rejected',
     reason: string | null,
     by: string,
-    requestId: string | null,
+    context: AuditContext,
   ): Promise<Review> {
+    const { requestId } = context;
     const review = await inScope(this.sql, scope, (tx) =>
       findOwned<ReviewRow>(tx, 'fraud_reviews', scope, id, 'review'),
     );
@@ -301,7 +303,7 @@ export class FraudService {
       if (payment.status === 'requires_capture')
         await this.payments.cancel(scope, payment.id, { cancellation_reason: 'fraudulent' }, requestId);
       else if (payment.status === 'succeeded' && payment.amount_received > payment.amount_refunded)
-        await this.refunds.create(scope, { payment: payment.id, reason: 'fraudulent' }, requestId);
+        await this.refunds.create(scope, { payment: payment.id, reason: 'fraudulent' }, context);
     }
     const [closed] = await inScope(
       this.sql,

@@ -1,4 +1,5 @@
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { recordAudit, systemContext, type AuditContext } from '../audit/record.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
@@ -112,7 +113,7 @@ export class PayoutService {
   async create(
     scope: Scope,
     body: CreatePayoutBody,
-    requestId: string | null,
+    context: AuditContext,
     idempotencyKey: string | null = null,
   ): Promise<Payout> {
     const currency = requestedCurrency(body);
@@ -141,7 +142,7 @@ export class PayoutService {
           'amount',
         );
       }
-      return toApiPayout(await this.open(tx, scope, { ...request, destination }, requestId));
+      return this.open(tx, scope, { ...request, destination }, context);
     });
   }
 
@@ -156,7 +157,7 @@ export class PayoutService {
       if (!destination) return null;
       const available = await this.ledger.lockAvailable(tx, scope, currency);
       if (available <= 0) return null;
-      const row = await this.open(
+      const payout = await this.open(
         tx,
         scope,
         {
@@ -170,14 +171,14 @@ export class PayoutService {
           automatic: true,
           idempotency_key: null,
         },
-        null,
+        systemContext('automatic-payouts'),
       );
-      await tx`UPDATE settlements SET payout_id = ${row.id} WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND currency = ${currency} AND payout_id IS NULL`;
-      return toApiPayout(row);
+      await tx`UPDATE settlements SET payout_id = ${payout.id} WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND currency = ${currency} AND payout_id IS NULL`;
+      return payout;
     });
   }
 
-  private async open(tx: Tx, scope: Scope, request: PayoutRequest, requestId: string | null): Promise<PayoutRow> {
+  private async open(tx: Tx, scope: Scope, request: PayoutRequest, context: AuditContext): Promise<Payout> {
     const now = new Date();
     const row: PayoutRow = {
       id: newId('po'),
@@ -200,11 +201,19 @@ export class PayoutService {
         id: row.balance_transaction,
       },
     ]);
+    const payout = toApiPayout(row);
     await Promise.all([
       insertRows(tx, 'payouts', PAYOUT_COLUMNS, [row]),
-      insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'payout.created', toApiPayout(row), requestId)]),
+      insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'payout.created', payout, context.requestId)]),
     ]);
-    return row;
+    await recordAudit(tx, {
+      scope,
+      context,
+      action: 'payout.created',
+      target: { type: 'payout', id: row.id },
+      after: payout,
+    });
+    return payout;
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
+import { auditContext } from '../../http/audit-context.js';
 import { errors, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { FeePreviewBody, PricingQuery, SetPricingBody } from './schemas.js';
@@ -38,7 +39,7 @@ export const pricingRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('PricingPlan'), ...errors },
       },
     },
-    async (request) => pricing.setPlan(request.params.id, request.body),
+    async (request) => pricing.setPlan(request.params.id, request.body, auditContext(request)),
   );
 
   app.get(

@@ -4,6 +4,7 @@ import { currencyExponent, requestedCurrency } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
 import { unixSeconds } from '../../lib/time.js';
 import { LoadingCache } from '../../lib/loading-cache.js';
+import { recordAudit, type AuditContext } from '../audit/record.js';
 import {
   CARD_FUNDINGS,
   type CardFunding,
@@ -175,6 +176,19 @@ const toApiPlan = (row: PlanRow): PricingPlan => ({
   ...row.plan,
 });
 
+/** A plan as its audit entry shows it: the version and the plan's terms. */
+const versioned = ({
+  version,
+  id: _id,
+  object: _object,
+  livemode: _livemode,
+  created: _created,
+  ...plan
+}: PricingPlan) => ({
+  version,
+  plan,
+});
+
 const defaultPlan = (livemode: boolean): PricingPlan => ({
   id: null,
   object: 'pricing_plan',
@@ -240,7 +254,7 @@ export class PricingService {
   }
 
   /** The operator's change: a new immutable version, numbered after the latest for that mode. */
-  async setPlan(tenantId: string, body: SetPricingBody): Promise<PricingPlan> {
+  async setPlan(tenantId: string, body: SetPricingBody, context: AuditContext): Promise<PricingPlan> {
     const { livemode = false, ...plan } = body;
     checkPlan(plan);
     const scope = { tenantId, livemode };
@@ -248,11 +262,20 @@ export class PricingService {
       // Locking the tenant serialises concurrent changes, which would otherwise race for the same version number.
       const [tenant] = await tx`SELECT id FROM tenants WHERE id = ${tenantId} FOR UPDATE`;
       if (!tenant) throw ApiError.notFound('tenant', tenantId);
+      const before = await this.find(tx, scope);
       const [inserted] = await tx<PlanRow[]>`
         INSERT INTO pricing_plans (id, tenant_id, livemode, version, plan)
         SELECT ${newId('pp')}, ${tenantId}, ${livemode}, coalesce(max(version), 0) + 1, ${tx.json(plan as never)}
         FROM pricing_plans WHERE tenant_id = ${tenantId} AND livemode = ${livemode}
         RETURNING id, livemode, version, plan, created_at`;
+      await recordAudit(tx, {
+        scope,
+        context,
+        action: 'pricing_plan.updated',
+        target: { type: 'pricing_plan', id: inserted.id },
+        before: versioned(before),
+        after: versioned(toApiPlan(inserted)),
+      });
       return inserted;
     });
     this.latest.delete(`${tenantId}:${livemode}`);

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
+import { auditContext } from '../../http/audit-context.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { CreateRefundBody, RefundListQuery } from './schemas.js';
@@ -24,7 +25,8 @@ export const refundRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('Refund'), ...errors },
       },
     },
-    async (request) => refunds.create(tenantScope(request), request.body, request.id, request.idempotency?.key ?? null),
+    async (request) =>
+      refunds.create(tenantScope(request), request.body, auditContext(request), request.idempotency?.key ?? null),
   );
 
   app.get(

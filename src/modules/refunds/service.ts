@@ -11,6 +11,7 @@ import type { LedgerService } from '../ledger/service.js';
 import type { Plan } from '../pricing/schemas.js';
 import { priceFixedFee, type PricingService } from '../pricing/service.js';
 import type { CreateRefundBody, Refund } from './schemas.js';
+import { recordAudit, type AuditContext } from '../audit/record.js';
 
 interface RefundRow {
   id: string;
@@ -88,9 +89,10 @@ export class RefundService {
   async create(
     scope: Scope,
     body: CreateRefundBody,
-    requestId: string | null,
+    context: AuditContext,
     idempotencyKey: string | null = null,
   ): Promise<Refund> {
+    const { requestId } = context;
     const refund = await inScope(this.sql, scope, async (tx) => {
       if (idempotencyKey) {
         const [earlier] = await tx<RefundRow[]>`
@@ -164,6 +166,13 @@ export class RefundService {
       };
       await insertRows(tx, 'refunds', REFUND_COLUMNS, [row]);
       await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'refund.created', toApiRefund(row), requestId)]);
+      await recordAudit(tx, {
+        scope,
+        context,
+        action: 'refund.created',
+        target: { type: 'refund', id: row.id },
+        after: toApiRefund(row),
+      });
       return row;
     });
     if (refund.status !== 'pending') return toApiRefund(refund);

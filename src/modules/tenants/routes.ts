@@ -4,6 +4,7 @@ import { errors, ref } from '../../http/route-schemas.js';
 import { IdParam, StrictObject } from '../../http/schemas.js';
 import { SettlementScheduleSchema } from '../settlements/schedule.js';
 import { ApiVersionSchema } from './service.js';
+import { auditContext } from '../../http/audit-context.js';
 
 const tags = ['Platform'];
 const security = [{ platformKey: [] }];
@@ -48,7 +49,13 @@ export const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const body = request.body;
-      return tenants.create(body.name, body.processors, body.settlement_schedule, body.api_version);
+      return tenants.create(
+        body.name,
+        auditContext(request),
+        body.processors,
+        body.settlement_schedule,
+        body.api_version,
+      );
     },
   );
 
@@ -73,7 +80,7 @@ export const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('Tenant'), ...errors },
       },
     },
-    async (request) => tenants.update(request.params.id, request.body),
+    async (request) => tenants.update(request.params.id, request.body, auditContext(request)),
   );
 
   app.get(

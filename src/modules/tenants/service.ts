@@ -13,6 +13,7 @@ export const ApiVersionSchema = Type.String({
   description: 'An API version (see GET /v1/api_versions).',
   examples: [LATEST_API_VERSION],
 });
+import { recordAudit, type AuditAction, type AuditContext } from '../audit/record.js';
 
 export const TenantSchema = Type.Object(
   {
@@ -62,6 +63,20 @@ const toTenant = (row: TenantRow): Tenant => ({
 /** Stripe's default for US accounts: funds available two business days after capture. */
 const DEFAULT_SETTLEMENT_SCHEDULE: SettlementSchedule = { type: 'daily', delay_days: 2 };
 
+/**
+ * A tenant's settings span both modes; their audit entries are recorded in live mode, where the settings take
+ * real effect (a live key, or the operator, reads them).
+ */
+const tenantWide = (tenantId: string) => ({ tenantId, livemode: true });
+
+/** Which action a change of each tenant setting is audited as. */
+const SETTING_ACTIONS: [keyof Tenant, AuditAction][] = [
+  ['name', 'tenant.renamed'],
+  ['processors', 'tenant.routing_updated'],
+  ['settlement_schedule', 'tenant.settlement_schedule_updated'],
+  ['api_version', 'tenant.api_version_updated'],
+];
+
 const bothModes = (tenantId: string) => [
   { tenantId, livemode: false },
   { tenantId, livemode: true },
@@ -92,6 +107,7 @@ export class TenantService {
 
   async create(
     name: string,
+    context: AuditContext,
     processors?: string[],
     schedule?: SettlementSchedule,
     apiVersion = LATEST_API_VERSION,
@@ -99,6 +115,7 @@ export class TenantService {
     const order = processors ?? this.knownProcessors;
     this.checkProcessors(order);
     const id = newId('ten');
+    const target = { type: 'tenant', id };
     return inScope(this.sql, bothModes(id), async (tx) => {
       const [row] = await tx<TenantRow[]>`
         INSERT INTO tenants (id, name, processors, settlement_schedule, api_version)
@@ -110,6 +127,7 @@ export class TenantService {
         'secret',
         ['*'],
         'Default test key',
+        context,
       );
       const live = await this.apiKeys.createInTx(
         tx,
@@ -117,8 +135,11 @@ export class TenantService {
         'secret',
         ['*'],
         'Default live key',
+        context,
       );
-      return { ...toTenant(row), secret_keys: { test, live } };
+      const tenant = toTenant(row);
+      await recordAudit(tx, { scope: tenantWide(id), context, action: 'tenant.created', target, after: tenant });
+      return { ...tenant, secret_keys: { test, live } };
     });
   }
 
@@ -139,20 +160,32 @@ export class TenantService {
   async update(
     id: string,
     changes: { name?: string; processors?: string[]; settlement_schedule?: SettlementSchedule; api_version?: string },
+    context: AuditContext,
   ): Promise<Tenant> {
     if (changes.processors) this.checkProcessors(changes.processors);
-    const [row] = await inScope(
-      this.sql,
-      bothModes(id),
-      (tx) => tx<TenantRow[]>`
+    const tenant = await inScope(this.sql, bothModes(id), async (tx) => {
+      const [old] = await tx<TenantRow[]>`SELECT * FROM tenants WHERE id = ${id} FOR UPDATE`;
+      if (!old) throw ApiError.notFound('tenant', id);
+      const [row] = await tx<TenantRow[]>`
       UPDATE tenants SET name = coalesce(${changes.name ?? null}, name), processors = coalesce(${changes.processors ?? null}::text[], processors),
         settlement_schedule = coalesce(${changes.settlement_schedule ? tx.json(changes.settlement_schedule) : null}::jsonb, settlement_schedule),
         api_version = coalesce(${changes.api_version ?? null}, api_version)
-      WHERE id = ${id} RETURNING *`,
-    );
-    if (!row) throw ApiError.notFound('tenant', id);
+      WHERE id = ${id} RETURNING *`;
+      const [before, after] = [toTenant(old), toTenant(row)];
+      for (const [field, action] of SETTING_ACTIONS)
+        if (JSON.stringify(before[field]) !== JSON.stringify(after[field]))
+          await recordAudit(tx, {
+            scope: tenantWide(id),
+            context,
+            action,
+            target: { type: 'tenant', id },
+            before,
+            after,
+          });
+      return after;
+    });
     this.cache.delete(id);
-    return toTenant(row);
+    return tenant;
   }
 
   private settings(tenantId: string): Promise<TenantRow> {

@@ -1,6 +1,7 @@
-import type { Sql } from '../../db/index.js';
+import { inScope, type Sql } from '../../db/index.js';
 import { sealedResponseId } from '../../http/idempotency.js';
 import type { CardVault } from './vault.js';
+import { PLATFORM_AUDIT_SCOPE, recordAudit, systemContext, type AuditContext } from '../audit/record.js';
 
 export interface RotationResult {
   rotated: number;
@@ -15,9 +16,16 @@ export interface RotationResult {
  * operator (the admin connection, across tenants), only touches records under an older key it
  * holds, and each batch commits on its own, so it can be stopped and run again at any point.
  * Stored idempotent responses sealed under the vault (those carrying new API keys) move with
- * them, so once nothing is left under an old KEK, that KEK can be removed from VAULT_KEK.
+ * them, so once nothing is left under an old KEK, that KEK can be removed from VAULT_KEK. Each run is audited in the
+ * platform's chain (`vault.keys_rotated`) once it is done: the batches commit on their own, so there is no one
+ * transaction to share.
  */
-export async function rotateCardKeys(admin: Sql, vault: CardVault, batchSize = 500): Promise<RotationResult> {
+export async function rotateCardKeys(
+  admin: Sql,
+  vault: CardVault,
+  batchSize = 500,
+  context: AuditContext = systemContext('rotate-keys'),
+): Promise<RotationResult> {
   const older = vault.kekIds().filter((id) => id !== vault.activeKekId);
   const result: RotationResult = { rotated: 0, unreadable: 0, responses: 0 };
   // Bank account numbers and webhook signing secrets are sealed the same way as card numbers, under the same KEKs.
@@ -27,6 +35,15 @@ export async function rotateCardKeys(admin: Sql, vault: CardVault, batchSize = 5
     result.unreadable += unreadable;
   }
   result.responses = await rotateStoredResponses(admin, vault, older, batchSize);
+  await inScope(admin, PLATFORM_AUDIT_SCOPE, (tx) =>
+    recordAudit(tx, {
+      scope: PLATFORM_AUDIT_SCOPE,
+      context,
+      action: 'vault.keys_rotated',
+      target: { type: 'vault', id: 'card_vault' },
+      after: { active_kek: vault.activeKekId, ...result },
+    }),
+  );
   return result;
 }
 
