@@ -166,7 +166,7 @@ export function createPlatform(
   const mailer = new Mailer(config.smtpUrl, config.mailFrom, !config.production);
   // Sessions live in Redis when there is one (every API process sees a logout at once), else in PostgreSQL.
   const sessionStore = redis ? new RedisSessionStore(redis) : new PostgresSessionStore(sql);
-  const securityEvents = new SecurityEvents();
+  const securityEvents = new SecurityEvents(sql);
   const users = new UserService(sql, vault, mailer, sessionStore, securityEvents, {
     publicUrl: config.publicUrl,
     issuer: 'PayForward',

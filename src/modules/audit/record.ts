@@ -42,6 +42,15 @@ export const AUDITED_FIELDS = {
   'dispute.closed': ['status'],
   'vault.keys_rotated': ['active_kek', 'rotated', 'responses', 'unreadable'],
   'audit_log.exported': ['format', 'filters', 'tenant', 'livemode'],
+  'user.login_succeeded': ['method'],
+  'user.login_failed': ['reason'],
+  'user.mfa_enrolled': ['method'],
+  'user.mfa_failed': ['method'],
+  'user.locked_out': ['locked_until'],
+  'user.invited': ['role'],
+  'user.role_changed': ['role'],
+  'user.deactivated': ['status'],
+  'user.password_changed': ['password'],
 } as const satisfies Record<string, readonly string[]>;
 
 export type AuditAction = keyof typeof AUDITED_FIELDS;

@@ -83,7 +83,11 @@ export function toUser(row: UserRow): User {
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest();
-const tenantOnly = (tenantId: string) => ({ tenantId, livemode: false });
+// Users belong to the tenant, not a mode; both modes are in scope so the audit entry of a change joins its chain.
+const tenantOnly = (tenantId: string) => [
+  { tenantId, livemode: false },
+  { tenantId, livemode: true },
+];
 
 /** The same answer for an unknown email, a wrong password and a locked account: nothing to enumerate. */
 const invalidCredentials = () =>
