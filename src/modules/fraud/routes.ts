@@ -88,7 +88,7 @@ export const fraudRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('FraudRule'), ...errors },
       },
     },
-    async (request) => fraud.createRule(tenantScope(request), request.body),
+    async (request) => fraud.createRule(tenantScope(request), request.body, auditContext(request)),
   );
 
   // Fixed paths before the :id routes' siblings, so "backtest" is never read as a rule id.
@@ -138,7 +138,7 @@ export const fraudRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('FraudRule'), ...errors },
       },
     },
-    async (request) => fraud.updateRule(tenantScope(request), request.params.id, request.body),
+    async (request) => fraud.updateRule(tenantScope(request), request.params.id, request.body, auditContext(request)),
   );
 
   app.delete(
@@ -152,7 +152,7 @@ export const fraudRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: deleted('fraud_rule'), ...errors },
       },
     },
-    async (request) => fraud.deleteRule(tenantScope(request), request.params.id),
+    async (request) => fraud.deleteRule(tenantScope(request), request.params.id, auditContext(request)),
   );
 
   app.get(
@@ -188,7 +188,7 @@ export const fraudRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('FraudList'), ...errors },
       },
     },
-    async (request) => fraud.createList(tenantScope(request), request.body),
+    async (request) => fraud.createList(tenantScope(request), request.body, auditContext(request)),
   );
 
   app.get(
@@ -216,7 +216,7 @@ export const fraudRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: deleted('fraud_list'), ...errors },
       },
     },
-    async (request) => fraud.deleteList(tenantScope(request), request.params.id),
+    async (request) => fraud.deleteList(tenantScope(request), request.params.id, auditContext(request)),
   );
 
   app.post(
@@ -232,7 +232,8 @@ export const fraudRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('FraudListItem'), ...errors },
       },
     },
-    async (request) => fraud.addItem(tenantScope(request), request.params.id, request.body.value),
+    async (request) =>
+      fraud.addItem(tenantScope(request), request.params.id, request.body.value, auditContext(request)),
   );
 
   app.get(
@@ -265,7 +266,8 @@ export const fraudRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: deleted('fraud_list_item'), ...errors },
       },
     },
-    async (request) => fraud.deleteItem(tenantScope(request), request.params.id, request.params.item),
+    async (request) =>
+      fraud.deleteItem(tenantScope(request), request.params.id, request.params.item, auditContext(request)),
   );
 
   app.get(

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { AuditContext } from '../audit/record.js';
+import { recordAudit, type AuditAction, type AuditContext } from '../audit/record.js';
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows } from '../../db/unnest.js';
@@ -124,7 +124,7 @@ export class FraudService {
     return (await this.engine.configuration(scope)).rules.map(({ row }) => toApiRule(row));
   }
 
-  async createRule(scope: Scope, body: CreateRuleBody): Promise<Rule> {
+  async createRule(scope: Scope, body: CreateRuleBody, context: AuditContext): Promise<Rule> {
     const configuration = await this.engine.configuration(scope);
     compileRule(body.expression, configuration.lists);
     if (configuration.rules.length >= MAX_RULES)
@@ -143,7 +143,10 @@ export class FraudService {
       created_at: now,
       updated_at: now,
     };
-    await this.changed(scope, (tx) => insertRows(tx, 'fraud_rules', RULE_COLUMNS, [row]));
+    await this.changed(scope, async (tx) => {
+      await insertRows(tx, 'fraud_rules', RULE_COLUMNS, [row]);
+      await audit(tx, scope, context, 'fraud_rule.created', 'fraud_rule', row.id, null, toApiRule(row));
+    });
     return toApiRule(row);
   }
 
@@ -151,7 +154,7 @@ export class FraudService {
     return toApiRule(await inScope(this.sql, scope, (tx) => findOwned<RuleRow>(tx, 'fraud_rules', scope, id, 'rule')));
   }
 
-  async updateRule(scope: Scope, id: string, body: UpdateRuleBody): Promise<Rule> {
+  async updateRule(scope: Scope, id: string, body: UpdateRuleBody, context: AuditContext): Promise<Rule> {
     if (body.expression !== undefined) compileRule(body.expression, (await this.engine.configuration(scope)).lists);
     return this.changed(scope, async (tx) => {
       const rule = await findOwned<RuleRow>(tx, 'fraud_rules', scope, id, 'rule');
@@ -159,13 +162,15 @@ export class FraudService {
       await tx`UPDATE fraud_rules SET name = ${next.name}, expression = ${next.expression}, action = ${next.action},
         priority = ${next.priority}, enabled = ${next.enabled}, shadow = ${next.shadow}, updated_at = ${next.updated_at}
         WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
+      await audit(tx, scope, context, 'fraud_rule.updated', 'fraud_rule', id, toApiRule(rule), toApiRule(next));
       return toApiRule(next);
     });
   }
 
-  async deleteRule(scope: Scope, id: string) {
+  async deleteRule(scope: Scope, id: string, context: AuditContext) {
     return this.changed(scope, async (tx) => {
-      await findOwned<RuleRow>(tx, 'fraud_rules', scope, id, 'rule');
+      const rule = await findOwned<RuleRow>(tx, 'fraud_rules', scope, id, 'rule');
+      await audit(tx, scope, context, 'fraud_rule.deleted', 'fraud_rule', id, toApiRule(rule), null);
       await tx`DELETE FROM fraud_rules WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
       return { id, object: 'fraud_rule' as const, deleted: true as const };
     });
@@ -182,7 +187,7 @@ export class FraudService {
     return rows.map(toApiList);
   }
 
-  async createList(scope: Scope, body: CreateListBody): Promise<FraudList> {
+  async createList(scope: Scope, body: CreateListBody, context: AuditContext): Promise<FraudList> {
     const row: ListRow = {
       id: newId('rsl'),
       tenant_id: scope.tenantId,
@@ -202,6 +207,7 @@ export class FraudService {
           ${row.created_at})
         ON CONFLICT (tenant_id, livemode, name) DO NOTHING RETURNING id`;
       if (!inserted.length) throw ApiError.invalid('list_exists', `A list named '${row.name}' already exists.`, 'name');
+      await audit(tx, scope, context, 'fraud_list.created', 'fraud_list', row.id, null, toApiList(row));
       return toApiList(row);
     });
   }
@@ -211,16 +217,21 @@ export class FraudService {
     return toApiList(await inScope(this.sql, scope, (tx) => findOwned<ListRow>(tx, 'fraud_lists', scope, id, 'list')));
   }
 
-  async deleteList(scope: Scope, id: string) {
+  async deleteList(scope: Scope, id: string, context: AuditContext) {
     return this.changed(scope, async (tx) => {
-      await findOwned<ListRow>(tx, 'fraud_lists', scope, id, 'list');
+      const list = await findOwned<ListRow>(tx, 'fraud_lists', scope, id, 'list');
+      await audit(tx, scope, context, 'fraud_list.deleted', 'fraud_list', id, toApiList(list), null);
       await tx`DELETE FROM fraud_lists WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
       return { id, object: 'fraud_list' as const, deleted: true as const };
     });
   }
 
-  async addItem(scope: Scope, listId: string, value: string): Promise<ListItem> {
-    return this.changed(scope, (tx) => this.insertItem(tx, scope, listId, value));
+  async addItem(scope: Scope, listId: string, value: string, context: AuditContext): Promise<ListItem> {
+    return this.changed(scope, async (tx) => {
+      const item = await this.insertItem(tx, scope, listId, value);
+      await audit(tx, scope, context, 'fraud_list_item.added', 'fraud_list_item', item.id, null, item);
+      return item;
+    });
   }
 
   private async insertItem(tx: Tx, scope: Scope, listId: string, value: string): Promise<ListItem> {
@@ -253,10 +264,11 @@ export class FraudService {
     });
   }
 
-  async deleteItem(scope: Scope, listId: string, itemId: string) {
+  async deleteItem(scope: Scope, listId: string, itemId: string, context: AuditContext) {
     return this.changed(scope, async (tx) => {
       const item = await findOwned<ListItemRow>(tx, 'fraud_list_items', scope, itemId, 'list_item');
       if (item.list_id !== listId) throw ApiError.notFound('list_item', itemId);
+      await audit(tx, scope, context, 'fraud_list_item.removed', 'fraud_list_item', itemId, toApiItem(item), null);
       await tx`DELETE FROM fraud_list_items WHERE id = ${itemId} AND tenant_id = ${scope.tenantId}
         AND livemode = ${scope.livemode}`;
       return { id: itemId, object: 'fraud_list_item' as const, deleted: true as const };
@@ -384,4 +396,18 @@ export class FraudService {
       truncated,
     };
   }
+}
+
+/** Rules and lists change how payments are judged: each change is audited in its own transaction. */
+function audit(
+  tx: Tx,
+  scope: Scope,
+  context: AuditContext,
+  action: AuditAction,
+  type: string,
+  id: string,
+  before: object | null,
+  after: object | null,
+) {
+  return recordAudit(tx, { scope, context, action, target: { type, id }, before, after });
 }

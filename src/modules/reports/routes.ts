@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { auditContext } from '../../http/audit-context.js';
 import { tenantScope } from '../../http/tenant-scope.js';
-import type { TenantAuth } from '../../http/auth.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import {
@@ -86,11 +86,7 @@ export const reportRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { report, body } = await reports.file(tenantScope(request), request.params.id, {
-        keyId: (request.auth as TenantAuth).keyId,
-        requestId: request.id,
-        ip: request.ip,
-      });
+      const { report, body } = await reports.file(tenantScope(request), request.params.id, auditContext(request));
       return reply
         .header('content-type', report.content_type)
         .header('content-disposition', `attachment; filename="${report.filename}"`)

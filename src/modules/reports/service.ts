@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { recordAudit, type AuditContext } from '../audit/record.js';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { inScope, isDatabaseUnavailable, type Scope, type Sql, type Tx } from '../../db/index.js';
@@ -233,7 +234,7 @@ export class ReportService {
    * The file of a succeeded report, streamed from its chunks. The download is recorded first, in
    * its own transaction with recordReportDownload: a download that is not recorded does not start.
    */
-  async file(scope: Scope, id: string, actor: DownloadActor): Promise<{ report: Report; body: Readable }> {
+  async file(scope: Scope, id: string, context: AuditContext): Promise<{ report: Report; body: Readable }> {
     const row = await inScope(this.sql, scope, async (tx) => {
       const found = await findOwned<ReportRow>(tx, 'reports', scope, id, 'report');
       if (found.status !== 'succeeded')
@@ -244,7 +245,7 @@ export class ReportService {
             : `The report failed: ${found.failure_message ?? 'unknown reason'}.`,
           'id',
         );
-      await recordReportDownload(tx, scope, found.id, actor);
+      await recordReportDownload(tx, scope, found, context);
       return found;
     });
     return { report: toApiReport(row), body: readChunks(this.sql, scope, id) };
@@ -448,19 +449,20 @@ export class ReportService {
 }
 
 /** Who downloaded a report file: the request's principal, for the record kept of every download. */
-export interface DownloadActor {
-  keyId: string;
-  requestId: string;
-  ip: string;
-}
-
 /**
  * Records a report download inside the transaction that checked the report: the one place an
  * audit trail entry for "report downloaded" belongs (PCI DSS 10.2: data exports are audited).
  */
-export async function recordReportDownload(tx: Tx, scope: Scope, reportId: string, actor: DownloadActor) {
+export async function recordReportDownload(tx: Tx, scope: Scope, report: ReportRow, context: AuditContext) {
   await tx`
     UPDATE reports SET download_count = download_count + 1, last_downloaded_at = now(),
-      last_downloaded_by = ${actor.keyId}
-    WHERE id = ${reportId} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
+      last_downloaded_by = ${context.actor.id}
+    WHERE id = ${report.id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
+  await recordAudit(tx, {
+    scope,
+    context,
+    action: 'report.downloaded',
+    target: { type: 'report', id: report.id },
+    after: toApiReport(report),
+  });
 }

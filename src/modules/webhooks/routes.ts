@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { auditContext } from '../../http/audit-context.js';
 import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
@@ -33,7 +34,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('WebhookEndpoint'), ...errors },
       },
     },
-    async (request) => webhooks.create(tenantScope(request), request.body),
+    async (request) => webhooks.create(tenantScope(request), request.body, auditContext(request)),
   );
 
   app.get(
@@ -80,10 +81,10 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   };
   app.patch('/v1/webhook_endpoints/:id', update, async (request) =>
-    webhooks.update(tenantScope(request), request.params.id, request.body ?? null),
+    webhooks.update(tenantScope(request), request.params.id, request.body ?? null, auditContext(request)),
   );
   app.post('/v1/webhook_endpoints/:id', update, async (request) =>
-    webhooks.update(tenantScope(request), request.params.id, request.body ?? null),
+    webhooks.update(tenantScope(request), request.params.id, request.body ?? null, auditContext(request)),
   );
 
   app.delete(
@@ -98,7 +99,7 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: DeletedWebhookEndpointSchema, ...errors },
       },
     },
-    async (request) => webhooks.remove(tenantScope(request), request.params.id),
+    async (request) => webhooks.remove(tenantScope(request), request.params.id, auditContext(request)),
   );
 
   app.post(
@@ -115,7 +116,8 @@ export const webhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('WebhookEndpoint'), ...errors },
       },
     },
-    async (request) => webhooks.rotateSecret(tenantScope(request), request.params.id, request.body?.expires_in),
+    async (request) =>
+      webhooks.rotateSecret(tenantScope(request), request.params.id, auditContext(request), request.body?.expires_in),
   );
 
   app.post(

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { recordAudit, type AuditAction, type AuditContext } from '../audit/record.js';
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows } from '../../db/unnest.js';
@@ -142,7 +143,7 @@ export class WebhookService {
     return secret;
   }
 
-  async create(scope: Scope, body: CreateWebhookEndpointBody): Promise<WebhookEndpoint> {
+  async create(scope: Scope, body: CreateWebhookEndpointBody, context: AuditContext): Promise<WebhookEndpoint> {
     const url = await this.checkUrl(body.url, scope.livemode);
     const events = this.checkEvents(body.enabled_events);
     const id = newId('we');
@@ -152,7 +153,28 @@ export class WebhookService {
         VALUES (${id}, ${scope.tenantId}, ${scope.livemode}, ${url}, ${body.description ?? null}, ${events},
           ${tx.json(body.metadata ?? {})}, 'enabled')
         RETURNING *`;
-      return { ...toApiEndpoint(row), secret: await this.addSecret(tx, scope, id) };
+      const secret = await this.addSecret(tx, scope, id);
+      await this.audit(tx, scope, context, 'webhook_endpoint.created', null, row);
+      return { ...toApiEndpoint(row), secret };
+    });
+  }
+
+  private async audit(
+    tx: Tx,
+    scope: Scope,
+    context: AuditContext,
+    action: AuditAction,
+    before: EndpointRow | null,
+    after: EndpointRow | null,
+  ) {
+    const id = (after ?? before)!.id;
+    await recordAudit(tx, {
+      scope,
+      context,
+      action,
+      target: { type: 'webhook_endpoint', id },
+      before: before && toApiEndpoint(before),
+      after: after && toApiEndpoint(after),
     });
   }
 
@@ -176,7 +198,12 @@ export class WebhookService {
     });
   }
 
-  async update(scope: Scope, id: string, body: UpdateWebhookEndpointBody): Promise<WebhookEndpoint> {
+  async update(
+    scope: Scope,
+    id: string,
+    body: UpdateWebhookEndpointBody,
+    context: AuditContext,
+  ): Promise<WebhookEndpoint> {
     const url = body?.url !== undefined ? await this.checkUrl(body.url, scope.livemode) : undefined;
     const events = body?.enabled_events ? this.checkEvents(body.enabled_events) : undefined;
     return inScope(this.sql, scope, async (tx) => {
@@ -194,33 +221,37 @@ export class WebhookService {
           updated_at = now()
         WHERE id = ${id}
         RETURNING *`;
+      await this.audit(tx, scope, context, 'webhook_endpoint.updated', row, updated);
       return toApiEndpoint(updated);
     });
   }
 
-  async remove(scope: Scope, id: string) {
+  async remove(scope: Scope, id: string, context: AuditContext) {
     return inScope(this.sql, scope, async (tx) => {
-      const [deleted] = await tx`
+      const [deleted] = await tx<EndpointRow[]>`
         UPDATE webhook_endpoints SET deleted_at = now(), status = 'disabled', updated_at = now()
         WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND deleted_at IS NULL
-        RETURNING id`;
+        RETURNING *`;
       if (!deleted) throw ApiError.notFound('webhook_endpoint', id);
       // Nothing more goes to a deleted endpoint; its log stays readable.
       await tx`UPDATE webhook_deliveries SET status = 'failed', updated_at = now()
         WHERE endpoint_id = ${id} AND status = 'pending'`;
+      await this.audit(tx, scope, context, 'webhook_endpoint.deleted', deleted, null);
       return { id, object: 'webhook_endpoint' as const, deleted: true as const };
     });
   }
 
   /** A new secret; the current ones keep signing until `expiresIn` seconds from now. */
-  async rotateSecret(scope: Scope, id: string, expiresIn?: number): Promise<WebhookEndpoint> {
+  async rotateSecret(scope: Scope, id: string, context: AuditContext, expiresIn?: number): Promise<WebhookEndpoint> {
     const grace = expiresIn ?? this.settings.rotationGraceSeconds;
     return inScope(this.sql, scope, async (tx) => {
       const row = await this.find(tx, scope, id, true);
       await tx`
         UPDATE webhook_endpoint_secrets SET expires_at = now() + ${grace} * interval '1 second'
         WHERE endpoint_id = ${id} AND (expires_at IS NULL OR expires_at > now() + ${grace} * interval '1 second')`;
-      return { ...toApiEndpoint(row), secret: await this.addSecret(tx, scope, id) };
+      const secret = await this.addSecret(tx, scope, id);
+      await this.audit(tx, scope, context, 'webhook_endpoint.secret_rotated', null, row);
+      return { ...toApiEndpoint(row), secret };
     });
   }
 
