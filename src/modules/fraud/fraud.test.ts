@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  newCustomer,
   bootApp,
   call,
   card,
@@ -151,13 +152,14 @@ describe('rules', () => {
   });
 
   it('reads the documented variables: card, ip, email, billing country, velocity, hour', async () => {
+    const customer = await newCustomer(t.app, tenant.testKey);
     const r = await ok(
       await rule(tenant, {
         name: 'all variables',
         expression:
           "card.brand == 'visa' && card.bin == '424242' && card.country == 'US' && ip.country == 'GB' && " +
           "ip.address == '198.51.100.7' && email == 'buyer@example.com' && billing_country == 'FR' && " +
-          "customer == 'cus_vars' && currency == 'eur' && velocity.card_count_7d >= 0 && hour >= 0 && " +
+          `customer == '${customer}' && currency == 'eur' && velocity.card_count_7d >= 0 && hour >= 0 && ` +
           'risk_score >= 0',
         action: 'review',
       }),
@@ -165,7 +167,7 @@ describe('rules', () => {
     const payment = await ok(
       await pay(tenant, TEST_CARDS.visa, {
         currency: 'eur',
-        customer: 'cus_vars',
+        customer,
         fraud_details: { ip_address: '198.51.100.7', email: 'Buyer@Example.com', billing_country: 'fr' },
       }),
     );
@@ -205,10 +207,11 @@ describe('lists', () => {
     ['blocked_emails', 'thief@example.com', { email: 'Thief@Example.com' }],
     ['blocked_ips', '198.51.100.66', { ip_address: '198.51.100.66' }],
     ['blocked_countries', 'gb', { ip_address: '198.51.100.67' }],
-    ['blocked_customers', 'cus_blocked', { customer: 'cus_blocked' }],
+    ['blocked_customers', 'a customer of the tenant', { customer: 'created for the test' }],
   ])('a value on %s blocks through the default rule', async (list, value, via) => {
-    await add(list, value);
-    const { number, customer, ...details } = via as Record<string, string>;
+    const { number, customer: wanted, ...details } = via as Record<string, string>;
+    const customer = wanted ? await newCustomer(t.app, tenant.testKey) : undefined;
+    await add(list, customer ?? value);
     const response = await pay(tenant, number ?? TEST_CARDS.visa, {
       ...(customer ? { customer } : {}),
       ...(Object.keys(details).length ? { fraud_details: details } : {}),
@@ -240,10 +243,11 @@ describe('lists', () => {
   });
 
   it('a change reaches the decision at once, and removing the value unblocks', async () => {
-    const item = await add('blocked_customers', 'cus_soon_ok');
-    expect((await pay(tenant, TEST_CARDS.visa, { customer: 'cus_soon_ok' })).statusCode).toBe(402);
+    const customer = await newCustomer(t.app, tenant.testKey);
+    const item = await add('blocked_customers', customer);
+    expect((await pay(tenant, TEST_CARDS.visa, { customer })).statusCode).toBe(402);
     await ok(await call(t.app, tenant.testKey, 'DELETE', `/v1/fraud/lists/${item.list}/items/${item.id}`));
-    expect((await pay(tenant, TEST_CARDS.visa, { customer: 'cus_soon_ok' })).statusCode).toBe(200);
+    expect((await pay(tenant, TEST_CARDS.visa, { customer })).statusCode).toBe(200);
   });
 
   it('custom lists: create, use in a rule, refuse a malformed value, list items', async () => {
@@ -357,7 +361,12 @@ describe('backtest', () => {
       await rule(tenant, { name: 'small', expression: 'amount < 1500', action: 'review', shadow: true }),
     );
     const byRule = await ok(
-      await call(t.app, tenant.testKey, 'POST', '/v1/fraud/rules/backtest', { rule: r.id, since }),
+      // An explicit end: the default (now, in whole seconds) can fall before payments made within this second.
+      await call(t.app, tenant.testKey, 'POST', '/v1/fraud/rules/backtest', {
+        rule: r.id,
+        since,
+        until: Math.floor(Date.now() / 1000) + 5,
+      }),
     );
     expect(byRule).toMatchObject({ matched: 1, matched_fraud: 0, precision: 0, recall: 0 });
     const neither = await call(t.app, tenant.testKey, 'POST', '/v1/fraud/rules/backtest', { since });
