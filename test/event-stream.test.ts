@@ -192,7 +192,7 @@ describe('GET /v1/events/stream', () => {
     const tenant = await createTenant(t.app, 'Stream resume');
     const first = await open(server.baseUrl, tenant.testKey);
     // Payments written concurrently, in shared batches, commit in any order relative to their ids.
-    const writing = Promise.all(Array.from({ length: 40 }, (_, i) => pay(tenant, 100 + i)));
+    const writing = Promise.all(Array.from({ length: 40 }, (_, i) => pay(tenant, 1000 + i)));
     await waitFor(() => first.messages.length >= 10, 30_000, 'the first events');
     first.close();
     const received = first.messages.length;

@@ -251,7 +251,7 @@ describe('webhook delivery (PostgreSQL queue)', () => {
     await endpoint(hanging.url, ['payment.succeeded']);
     await endpoint(healthy.url, ['payment.succeeded']);
     const payments = [];
-    for (let i = 0; i < 20; i++) payments.push(await pay(100 + i));
+    for (let i = 0; i < 20; i++) payments.push(await pay(1000 + i));
     await waitFor(() => healthy.received.length >= 20, 20_000, 'every delivery to the healthy endpoint');
     // All 20 arrived while the hanging endpoint still holds its first requests (its timeout is 30 s),
     // and it never held more than its own concurrency limit.

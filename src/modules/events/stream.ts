@@ -105,7 +105,7 @@ async function eventsBetween(
     (tx) => tx<(StreamedRow & { snapshot: string })[]>`
       SELECT s.snapshot, e.* FROM (SELECT pg_current_snapshot()::text AS snapshot) s
       LEFT JOIN LATERAL (
-        SELECT id, tenant_id, livemode, type, object_id, data, request_id, created_at, sequence, txid::text AS txid
+        SELECT id, tenant_id, livemode, type, object_id, data, request_id, api_version, created_at, sequence, txid::text AS txid
         FROM events
         WHERE (tenant_id, livemode) IN (
             SELECT * FROM unnest(${scopes.map((s) => s.tenantId)}::text[], ${scopes.map((s) => String(s.livemode))}::text[]::boolean[]))
