@@ -7,6 +7,7 @@ const strongEnv = () => ({
   VAULT_KEK: randomBytes(32).toString('base64'),
   VAULT_FINGERPRINT_KEY: randomBytes(32).toString('base64'),
   JWT_SECRET: randomBytes(32).toString('hex'),
+  AUDIT_SIGNING_KEY: randomBytes(32).toString('base64'),
   APP_DB_PASSWORD: randomBytes(32).toString('base64url'),
   WORKER_DB_PASSWORD: randomBytes(48).toString('base64'),
 });

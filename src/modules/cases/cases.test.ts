@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   bootApp,
+  newCustomer,
   call,
   card,
   createTenant,
@@ -15,18 +16,20 @@ import { openCase } from './service.js';
 let t: TestApp;
 let tenant: TestTenant;
 let other: TestTenant;
+let subject: string;
 const payments: { id: string; amount: number }[] = [];
 
 beforeAll(async () => {
   t = await bootApp();
   tenant = await createTenant(t.app, 'Cases');
   other = await createTenant(t.app, 'Other cases');
+  subject = await newCustomer(t.app, tenant.testKey, { name: 'A. Customer' });
   for (const amount of [4_000, 6_500]) {
     const payment = await ok(
       await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
         amount,
         currency: 'usd',
-        customer: 'cus_subject',
+        customer: subject,
         payment_method: card(TEST_CARDS.visa),
         confirm: true,
       }),
@@ -40,7 +43,7 @@ describe('case lifecycle', () => {
   it('open → investigating → filed, with notes, assignee and the filing export', async () => {
     const opened = await ok(
       await call(t.app, tenant.testKey, 'POST', '/v1/cases', {
-        subject: { customer: 'cus_subject', name: 'A. Customer' },
+        subject: { customer: subject, name: 'A. Customer' },
         payments: payments.map((p) => p.id),
         narrative: 'Two card payments the customer disowned by phone.',
       }),
@@ -85,7 +88,7 @@ describe('case lifecycle', () => {
       case: opened.id,
       filing_status: 'filed',
       filer: { tenant: tenant.id, livemode: false },
-      subject: { customer: 'cus_subject', name: 'A. Customer' },
+      subject: { customer: subject, name: 'A. Customer' },
       activity: {
         kind: 'manual',
         total: { amount: 10_500, currency: 'usd' },

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootApp, call, createTenant, type TestApp, type TestTenant } from '../../../test/helpers.js';
 import { EVENT_TYPES, isKnownEventType, isValidEventFilter, matchesEventFilter } from './catalog.js';
+import { AUDITED_FIELDS } from '../audit/record.js';
 
 const SRC = join(import.meta.dirname, '..', '..');
 
@@ -21,13 +22,15 @@ describe('the event catalog', () => {
     const literal = new RegExp(`['\`](?:${objects.join('|')})\\.[a-z_]+['\`]`, 'g');
     const found = new Set<string>();
     for (const file of sourceFiles(SRC)) {
-      if (file.endsWith(join('events', 'catalog.ts'))) continue;
+      // The catalog itself, and the changelog, whose text names fields such as `payout.arrival_date`.
+      if (file.endsWith(join('events', 'catalog.ts')) || file.endsWith(join('versions', 'versions.ts'))) continue;
       for (const match of readFileSync(file, 'utf8').matchAll(literal)) found.add(match[0].slice(1, -1));
     }
     // bank_account.${status}: the statuses a verification ends in.
     found.add('bank_account.verified').add('bank_account.verification_failed');
     expect(found.size).toBeGreaterThan(20);
-    for (const type of found) expect(isKnownEventType(type), type).toBe(true);
+    // Audit actions share the object.action shape (webhook_endpoint.created is audited, not an event).
+    for (const type of found) if (!(type in AUDITED_FIELDS)) expect(isKnownEventType(type), type).toBe(true);
     for (const type of ['webhook_endpoint.disabled', 'report.ready', 'balance.available', 'payout.paid'])
       expect(isKnownEventType(type), type).toBe(true);
     expect(isKnownEventType('payment.exploded')).toBe(false);

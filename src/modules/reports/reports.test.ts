@@ -7,6 +7,7 @@ import {
   call,
   card,
   createTenant,
+  newCustomer,
   ok,
   PLATFORM_KEY,
   TEST_CARDS,
@@ -63,9 +64,13 @@ async function csvRows(tenant: TestTenant, body: Record<string, unknown>) {
 describe('large transactions and structuring', () => {
   let tenant: TestTenant;
   const ids: Record<string, string[]> = {};
+  const customers: Record<string, string> = {};
 
   beforeAll(async () => {
     tenant = await createTenant(t.app, 'Large and structuring');
+    // Created in name order, so their ids (time-ordered) sort as the names do.
+    for (const name of ['cus_big', 'cus_eur', 'cus_small', 'cus_struct', 'cus_tiny'])
+      customers[name] = await newCustomer(t.app, tenant.testKey, { name });
     const payments: [string, number, string][] = [
       ['cus_big', 600_000, 'usd'],
       ['cus_big', 500_000, 'usd'],
@@ -77,7 +82,7 @@ describe('large transactions and structuring', () => {
       ['cus_tiny', 1_000, 'usd'],
     ];
     for (const [customer, amount, currency] of payments) {
-      const payment = await pay(tenant, amount, { customer, currency });
+      const payment = await pay(tenant, amount, { customer: customers[customer], currency });
       (ids[customer] ??= []).push(payment.id);
     }
   });
@@ -99,9 +104,9 @@ describe('large transactions and structuring', () => {
     // cus_big 6,000 + 5,000; cus_eur 9,500 EUR × 1.10 = 10,450 USD; cus_struct 8,500 + 9,000 + 9,900.
     // cus_small (9,000) and cus_tiny stay under the threshold.
     expect(rows.map((r) => [r.subject, r.payment_count, r.usd_equivalent, r.amounts])).toEqual([
-      ['customer:cus_big', '2', '1100000', 'usd:1100000'],
-      ['customer:cus_eur', '1', '1045000', 'eur:950000'],
-      ['customer:cus_struct', '3', '2740000', 'usd:2740000'],
+      [`customer:${customers.cus_big}`, '2', '1100000', 'usd:1100000'],
+      [`customer:${customers.cus_eur}`, '1', '1045000', 'eur:950000'],
+      [`customer:${customers.cus_struct}`, '3', '2740000', 'usd:2740000'],
     ]);
     expect(rows[0].payment_ids.split(' ')).toEqual(ids.cus_big);
     expect(rows.every((r) => r.day === today())).toBe(true);
@@ -115,10 +120,10 @@ describe('large transactions and structuring', () => {
     });
     const file = JSON.parse((await download(tenant, report.id)).body);
     expect(file.rows.map((r: any) => [r.subject, r.usd_equivalent])).toEqual([
-      ['customer:cus_big', 1_100_000],
-      ['customer:cus_eur', 1_045_000],
-      ['customer:cus_small', 900_000],
-      ['customer:cus_struct', 2_740_000],
+      [`customer:${customers.cus_big}`, 1_100_000],
+      [`customer:${customers.cus_eur}`, 1_045_000],
+      [`customer:${customers.cus_small}`, 900_000],
+      [`customer:${customers.cus_struct}`, 2_740_000],
     ]);
     expect(report.row_count).toBe(4);
   });
@@ -135,7 +140,7 @@ describe('large transactions and structuring', () => {
     const { text } = await parser.getText();
     await parser.destroy();
     expect(text).toContain('PayForward: Large transactions');
-    expect(text).toContain('subject: customer:cus_big');
+    expect(text).toContain(`subject: customer:${customers.cus_big}`);
     expect(text).toContain('usd_equivalent: 1100000');
     expect(text).toContain('usd_equivalent: 1045000');
     expect(text).toContain('3 rows.');
@@ -149,14 +154,14 @@ describe('large transactions and structuring', () => {
     const rows = await csvRows(tenant, body);
     // cus_small has one such payment, cus_eur's is over the threshold, cus_big's are under 80 %.
     expect(rows.map((r) => [r.subject, r.payment_count, r.max_in_window, r.usd_equivalent])).toEqual([
-      ['customer:cus_struct', '3', '3', '2740000'],
+      [`customer:${customers.cus_struct}`, '3', '3', '2740000'],
     ]);
     await csvRows(tenant, body);
     const cases = await ok(await call(t.app, tenant.testKey, 'GET', '/v1/cases?kind=structuring'));
     expect(cases.data).toHaveLength(1);
     expect(cases.data[0]).toMatchObject({
       status: 'open',
-      subject: { customer: 'cus_struct' },
+      subject: { customer: customers.cus_struct },
       payments: ids.cus_struct,
       amount: 2_740_000,
       currency: 'usd',
