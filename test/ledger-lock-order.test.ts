@@ -5,6 +5,7 @@ import {
   call,
   card,
   createTenant,
+  withoutCardTestingRule,
   ok,
   PLATFORM_KEY,
   TEST_CARDS,
@@ -29,6 +30,8 @@ beforeAll(async () => {
   const schedule = { settlement_schedule: { type: 'instant', delay_days: 0 } };
   await ok(await call(t.app, PLATFORM_KEY, 'POST', `/v1/tenants/${tenant.id}`, schedule));
   await verifiedBankAccount(t.app, tenant.testKey);
+  // One-cent payments (fees above the amount) on one card, many times an hour: card testing, by the default rule.
+  await withoutCardTestingRule(t.app, tenant.testKey);
 });
 afterAll(() => t?.close());
 

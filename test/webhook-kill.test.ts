@@ -64,7 +64,7 @@ describe('a worker killed mid-delivery', () => {
       try {
         await ok(await post('/v1/webhook_endpoints', { url: receiver.url, enabled_events: ['payment.succeeded'] }));
         const pay = () =>
-          post('/v1/payments', { amount: 500, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true });
+          post('/v1/payments', { amount: 1000, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true });
 
         const first = await startWorker();
         for (let i = 0; i < 10; i++) expect((await pay()).statusCode).toBe(200);
