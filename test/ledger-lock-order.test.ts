@@ -90,8 +90,10 @@ describe('one lock order for ledger accounts', () => {
     // server counts it. A backend reports its counts when it exits: end the app's connections first.
     await t.platform.writer.idle();
     await t.platform.sql.end({ timeout: 5 });
-    // The key cache's LISTEN connection is the app role's too.
+    // The LISTEN connections (key cache, event stream, fraud configuration) are the app role's too.
     await t.platform.authenticator.stopListening();
+    await t.platform.eventFeed.stop();
+    await t.platform.fraud.stopListening();
     await waitFor(
       async () =>
         (

@@ -106,7 +106,9 @@ ALTER TABLE events ALTER COLUMN webhooks_fanned_out_at DROP DEFAULT;
 CREATE INDEX events_webhooks_pending ON events (id) WHERE webhooks_fanned_out_at IS NULL;
 
 -- Turns committed events into deliveries, one per matching enabled endpoint, and marks them done,
--- all in one transaction: a crash before the commit leaves the events to the next pass.
+-- all in one transaction: a crash before the commit leaves the events to the next pass. An endpoint
+-- receives the events that happened after it was created (older ones only by an explicit replay),
+-- however late the fan-out runs.
 CREATE OR REPLACE FUNCTION worker_fan_out_webhook_events(p_limit integer)
 RETURNS TABLE (delivery_id text)
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public AS $$
@@ -121,6 +123,7 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public AS $$
     'pending', now(), b.created_at
   FROM batch b JOIN webhook_endpoints w ON w.tenant_id = b.tenant_id AND w.livemode = b.livemode
     AND w.status = 'enabled' AND w.deleted_at IS NULL AND webhook_event_matches(w.enabled_events, b.type)
+    AND w.created_at <= b.created_at
   ON CONFLICT (endpoint_id, event_id) DO NOTHING
   RETURNING id
 $$;
