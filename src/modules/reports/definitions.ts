@@ -496,11 +496,7 @@ async function* accessReviewRows(ctx: SourceContext): AsyncIterable<Row[]> {
   }));
 }
 
-/**
- * Team users are built by another part of the platform; until their table exists the review
- * lists keys and KEKs only. Read as JSON so that column names it does not know leave cells empty
- * rather than failing the report.
- */
+/** The tenant's team users: role, last sign-in, and whether a second factor (TOTP or a passkey) is enrolled. */
 async function userRows(
   tx: Tx,
   scope: Scope,
@@ -508,29 +504,33 @@ async function userRows(
   ageDays: (date: Date | string | null) => number | null,
   iso: (date: Date | string | null) => string | null,
 ): Promise<Row[]> {
-  const [{ exists }] = await tx<{ exists: boolean }[]>`SELECT to_regclass('public.users') IS NOT NULL AS exists`;
-  if (!exists) return [];
-  const users = await tx<{ u: Record<string, unknown> }[]>`
-    SELECT to_jsonb(u) AS u FROM users u WHERE to_jsonb(u)->>'tenant_id' = ${scope.tenantId} ORDER BY 1`;
-  const text = (u: Record<string, unknown>, ...names: string[]) => {
-    for (const name of names) if (u[name] !== undefined && u[name] !== null) return String(u[name]);
-    return null;
-  };
-  return users.map(({ u }) => {
-    const lastUsed = text(u, 'last_login_at', 'last_seen_at', 'last_used_at');
-    const mfa = text(u, 'mfa_enabled', 'totp_enabled', 'mfa_enrolled_at', 'totp_confirmed_at');
+  const users = await tx<
+    {
+      id: string;
+      email: string;
+      role: string;
+      status: string;
+      created_at: Date;
+      last_login_at: Date | null;
+      mfa: boolean;
+    }[]
+  >`
+    SELECT u.id, u.email, u.role, u.status, u.created_at, u.last_login_at,
+      u.totp_enrolled_at IS NOT NULL OR EXISTS (SELECT 1 FROM user_passkeys p WHERE p.user_id = u.id) AS mfa
+    FROM users u WHERE u.tenant_id = ${scope.tenantId} AND u.status <> 'deactivated' ORDER BY u.id`;
+  return users.map((u) => {
     const findings: string[] = [];
-    if (ageDays(lastUsed ?? text(u, 'created_at'))! > staleDays) findings.push(`inactive_over_${staleDays}_days`);
-    if (!mfa || mfa === 'false') findings.push('no_mfa');
+    if (ageDays(u.last_login_at ?? u.created_at)! > staleDays) findings.push(`inactive_over_${staleDays}_days`);
+    if (!u.mfa) findings.push('no_mfa');
     return {
       principal: 'user',
-      id: text(u, 'id') ?? '',
-      name: text(u, 'email', 'name'),
-      access: text(u, 'role'),
-      created: iso(text(u, 'created_at')),
-      age_days: ageDays(text(u, 'created_at')),
-      last_used: iso(lastUsed),
-      mfa: mfa && mfa !== 'false' ? 'enrolled' : 'none',
+      id: u.id,
+      name: u.email,
+      access: u.role,
+      created: iso(u.created_at),
+      age_days: ageDays(u.created_at),
+      last_used: iso(u.last_login_at),
+      mfa: u.mfa ? 'enrolled' : 'none',
       records: null,
       findings: findings.join(' '),
     };

@@ -8,6 +8,7 @@ import {
   card,
   createTenant,
   newCustomer,
+  TestClock,
   ok,
   PLATFORM_KEY,
   TEST_CARDS,
@@ -15,6 +16,7 @@ import {
   type TestApp,
   type TestTenant,
 } from '../../../test/helpers.js';
+import { newMember } from '../../../test/team.js';
 import { inScope } from '../../db/index.js';
 import { idFloor } from '../../lib/ids.js';
 import { REPORT_DEFINITIONS } from './definitions.js';
@@ -309,6 +311,23 @@ describe('PCI access review', () => {
     expect(keks[0].id).toMatch(/^kek_/);
     expect(keks[0].access).toMatch(/^active since /);
     expect(keks[0].records).toBe('1');
+  });
+
+  it('every active team user with role, MFA and last sign-in; a user idle over 90 days is flagged', async () => {
+    const tenant = await createTenant(t.app, 'Access review team');
+    const member = await newMember(t.app, new TestClock(), tenant.liveKey, 'analyst');
+    const idle = await newMember(t.app, new TestClock(), tenant.liveKey, 'support');
+    await t.admin`UPDATE users SET created_at = now() - interval '120 days', last_login_at = now() - interval '100 days'
+      WHERE id = ${idle.id}`;
+    const users = (await csvRows(tenant, { type: 'pci_access_review' })).filter((r) => r.principal === 'user');
+    const owner = users.find((r) => r.id === member.id)!;
+    expect(owner).toMatchObject({ name: member.email, access: 'analyst', mfa: 'enrolled', findings: '' });
+    expect(owner.last_used).not.toBe('');
+    expect(users.find((r) => r.id === idle.id)).toMatchObject({
+      access: 'support',
+      mfa: 'enrolled',
+      findings: 'inactive_over_90_days',
+    });
   });
 });
 
