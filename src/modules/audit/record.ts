@@ -53,6 +53,8 @@ export const AUDITED_FIELDS = {
   'fraud_list.deleted': ['name', 'item_type', 'kind'],
   'fraud_list_item.added': ['list', 'value'],
   'fraud_list_item.removed': ['list', 'value'],
+  'customer.erased': ['erased'],
+  'payment_method.card_data_erased': ['card_data_erased', 'retention_days'],
   'report.downloaded': ['type', 'format', 'parameters', 'row_count'],
   'user.login_succeeded': ['method'],
   'user.login_failed': ['reason'],

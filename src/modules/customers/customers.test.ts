@@ -281,7 +281,12 @@ describe('POST /v1/customers/{id}/erase', () => {
     );
     const untouched = await newCustomer({ name: 'Ada Lovelace' });
 
-    const erased = await ok(await post(`/v1/customers/${customer.id}/erase`));
+    const erasing = await post(`/v1/customers/${customer.id}/erase`);
+    const erased = await ok(erasing);
+    const [audited] =
+      await t.admin`SELECT action, request_id, content FROM audit_entries WHERE target_id = ${customer.id}`;
+    expect(audited).toMatchObject({ action: 'customer.erased', request_id: erasing.headers['request-id'] });
+    expect(JSON.stringify(audited.content)).not.toContain('Ada');
     expect(erased).toMatchObject({
       id: customer.id,
       email: null,

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { auditContext } from '../../http/audit-context.js';
 import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam, ListQuery, StrictObject } from '../../http/schemas.js';
@@ -116,7 +117,7 @@ export const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('Customer'), ...errors },
       },
     },
-    async (request) => customers.erase(tenantScope(request), request.params.id, request.id),
+    async (request) => customers.erase(tenantScope(request), request.params.id, auditContext(request)),
   );
 
   app.get(

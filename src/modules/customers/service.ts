@@ -1,4 +1,5 @@
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { recordAudit, type AuditContext } from '../audit/record.js';
 import type { EventType } from '../events/catalog.js';
 import { listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
@@ -216,14 +217,21 @@ export class CustomerService {
    * (description and metadata), their refunds' metadata and disputes' evidence, and the events
    * that carried any of them. Amounts, currencies, statuses and the ledger are not touched.
    */
-  async erase(scope: Scope, id: string, requestId: string | null): Promise<Customer> {
+  async erase(scope: Scope, id: string, context: AuditContext): Promise<Customer> {
     return inScope(this.sql, scope, async (tx) => {
       const [current] = await tx<CustomerRow[]>`
         SELECT * FROM customers WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}
         FOR UPDATE`;
       if (!current) throw ApiError.notFound('customer', id);
       const customer = toApiCustomer(await erasePersonalData(tx, scope, current));
-      await this.emit(tx, scope, 'customer.updated', customer, requestId);
+      await this.emit(tx, scope, 'customer.updated', customer, context.requestId);
+      await recordAudit(tx, {
+        scope,
+        context,
+        action: 'customer.erased',
+        target: { type: 'customer', id },
+        after: customer,
+      });
       return customer;
     });
   }

@@ -74,5 +74,10 @@ describe('card-data retention', () => {
     const [{ erased }] = await t.admin<{ erased: number }[]>`
       SELECT count(*)::int AS erased FROM payment_methods WHERE tenant_id = ${tenant.id} AND card_data_erased_at IS NOT NULL`;
     expect(erased).toBe(1);
+    const audited = await t.admin`SELECT action, actor_id, target_id FROM audit_entries
+      WHERE tenant_id = ${tenant.id} AND action = 'payment_method.card_data_erased'`;
+    expect(audited).toEqual([
+      { action: 'payment_method.card_data_erased', actor_id: 'card-data-retention', target_id: unused.id },
+    ]);
   });
 });

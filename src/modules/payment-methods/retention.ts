@@ -1,4 +1,5 @@
 import { inScope, type Sql } from '../../db/index.js';
+import { recordAudit, systemContext } from '../audit/record.js';
 import { ApiError } from '../../http/errors.js';
 import { idFloor } from '../../lib/ids.js';
 import { separately, type ItemRunner } from '../../workers/isolation.js';
@@ -48,7 +49,15 @@ export class CardDataRetention {
               AND NOT EXISTS (
                 SELECT 1 FROM payments p WHERE p.tenant_id = pm.tenant_id AND p.livemode = pm.livemode
                   AND p.id >= ${idsFrom} AND p.payment_method_id = pm.id AND p.created_at >= ${before})`;
-          return erased.count === 1;
+          if (erased.count !== 1) return false;
+          await recordAudit(tx, {
+            scope: { tenantId: pm.tenant_id, livemode: pm.livemode },
+            context: systemContext('card-data-retention'),
+            action: 'payment_method.card_data_erased',
+            target: { type: 'payment_method', id: pm.id },
+            after: { card_data_erased: true, retention_days: this.retentionDays },
+          });
+          return true;
         }),
     );
   }
