@@ -11,7 +11,7 @@ import { inScope, type Sql, type Tx } from '../../db/index.js';
 import { ApiError } from '../../http/errors.js';
 import { newId, randomToken } from '../../lib/ids.js';
 import type { SessionRecord, SessionStore } from '../sessions/store.js';
-import type { RequestContext, SecurityEvents } from './security-events.js';
+import { teamScope, type RequestContext, type SecurityEvents } from './security-events.js';
 import type { PasskeyVerifier, UserRow } from './service.js';
 
 interface PasskeyRow {
@@ -94,7 +94,7 @@ export class PasskeyService implements PasskeyVerifier {
   /** Registration, step 1: options for navigator.credentials.create(), the challenge kept in the session. */
   async registrationOptions(token: string, record: SessionRecord, email: string) {
     const challenge = randomToken(32);
-    const options = await inScope(this.sql, { tenantId: record.tenantId, livemode: false }, async (tx) =>
+    const options = await inScope(this.sql, teamScope(record.tenantId), async (tx) =>
       generateRegistrationOptions({
         rpName: 'PayForward',
         rpID: this.rpID,
@@ -133,7 +133,7 @@ export class PasskeyService implements PasskeyVerifier {
       throw ApiError.invalid('invalid_passkey', 'The passkey was not accepted.', 'response');
     const { credential } = verification.registrationInfo;
     await this.sessions.update(token, { ...record, challenge: undefined });
-    return inScope(this.sql, { tenantId: record.tenantId, livemode: false }, async (tx) => {
+    return inScope(this.sql, teamScope(record.tenantId), async (tx) => {
       const [row] = await tx<PasskeyRow[]>`
         INSERT INTO user_passkeys (id, tenant_id, user_id, credential_id, public_key, counter, transports)
         VALUES (${newId('pkey')}, ${record.tenantId}, ${record.userId}, ${credential.id},

@@ -11,6 +11,15 @@ export interface RequestContext {
   log: Pick<FastifyBaseLogger, 'info'>;
 }
 
+/**
+ * The scope of a transaction on a team's users: both modes of its tenant (a user belongs to the tenant, not a mode),
+ * so the audit entry of a change (in live mode, below) joins its chain in the same transaction.
+ */
+export const teamScope = (tenantId: string) => [
+  { tenantId, livemode: false },
+  { tenantId, livemode: true },
+];
+
 interface Target {
   tenantId: string;
   userId: string;

@@ -11,7 +11,7 @@ import type { SessionRecord, SessionStore } from '../sessions/store.js';
 import type { Mailer } from './mailer.js';
 import { checkPassword, hashPassword, passwordMatches } from './passwords.js';
 import { isOperatorRole, isTenantRole, scopesOfRole, type Role } from './roles.js';
-import type { RequestContext, SecurityEvents } from './security-events.js';
+import { teamScope, type RequestContext, type SecurityEvents } from './security-events.js';
 
 /** Operator staff belong to the platform itself. */
 export const PLATFORM_TENANT = '__platform__';
@@ -83,11 +83,6 @@ export function toUser(row: UserRow): User {
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest();
-// Users belong to the tenant, not a mode; both modes are in scope so the audit entry of a change joins its chain.
-const tenantOnly = (tenantId: string) => [
-  { tenantId, livemode: false },
-  { tenantId, livemode: true },
-];
 
 /** The same answer for an unknown email, a wrong password and a locked account: nothing to enumerate. */
 const invalidCredentials = () =>
@@ -200,7 +195,7 @@ export class UserService {
     this.mayGrant(manager, role);
     this.mailer.assertCanSend();
     const token = randomToken(32);
-    const user = await inScope(this.sql, tenantOnly(manager.tenantId), async (tx) => {
+    const user = await inScope(this.sql, teamScope(manager.tenantId), async (tx) => {
       const id = newId('usr');
       const inserted = await tx<UserRow[]>`
         INSERT INTO users (id, tenant_id, email, role, status, invitation_hash, invitation_expires_at, invited_by)
@@ -231,7 +226,7 @@ export class UserService {
   async list(auth: Auth, params: { limit?: number; starting_after?: string }) {
     const { tenantId } = managerOf(auth);
     const limit = params.limit ?? 10;
-    return inScope(this.sql, tenantOnly(tenantId), async (tx) => {
+    return inScope(this.sql, teamScope(tenantId), async (tx) => {
       const rows = await tx<UserRow[]>`
         SELECT ${USER_COLUMNS(tx)} FROM users u WHERE u.tenant_id = ${tenantId}
         ${params.starting_after ? tx`AND u.id < ${params.starting_after}` : tx``}
@@ -242,7 +237,7 @@ export class UserService {
 
   async get(auth: Auth, id: string): Promise<User> {
     const { tenantId } = managerOf(auth);
-    return inScope(this.sql, tenantOnly(tenantId), async (tx) => toUser(await this.find(tx, tenantId, id)));
+    return inScope(this.sql, teamScope(tenantId), async (tx) => toUser(await this.find(tx, tenantId, id)));
   }
 
   /** Refuses to leave a team without an active owner. */
@@ -257,7 +252,7 @@ export class UserService {
   async changeRole(auth: Auth, context: RequestContext, id: string, role: string): Promise<User> {
     const manager = managerOf(auth);
     this.mayGrant(manager, role);
-    const updated = await inScope(this.sql, tenantOnly(manager.tenantId), async (tx) => {
+    const updated = await inScope(this.sql, teamScope(manager.tenantId), async (tx) => {
       const user = await this.find(tx, manager.tenantId, id, true);
       if (user.status === 'deactivated') throw ApiError.invalid('user_deactivated', 'This user is deactivated.', 'id');
       this.mayGrant(manager, user.role, 'id');
@@ -274,7 +269,7 @@ export class UserService {
 
   async deactivate(auth: Auth, context: RequestContext, id: string): Promise<User> {
     const manager = managerOf(auth);
-    const updated = await inScope(this.sql, tenantOnly(manager.tenantId), async (tx) => {
+    const updated = await inScope(this.sql, teamScope(manager.tenantId), async (tx) => {
       const user = await this.find(tx, manager.tenantId, id, true);
       this.mayGrant(manager, user.role, 'id');
       await this.keepAnOwner(tx, user);
@@ -340,7 +335,7 @@ export class UserService {
     const [found] = await this.sql<{ id: string; tenant_id: string }[]>`
       SELECT * FROM auth_find_invitation(${sha256(token)})`;
     if (!found) throw ApiError.notFound('invitation', 'token', 'token');
-    return inScope(this.sql, tenantOnly(found.tenant_id), async (tx) => {
+    return inScope(this.sql, teamScope(found.tenant_id), async (tx) => {
       const [user] = await tx<(UserRow & { invitation_expires_at: Date })[]>`
         SELECT ${USER_COLUMNS(tx)} FROM users u WHERE u.id = ${found.id} AND u.status = 'invited' FOR UPDATE`;
       if (!user || user.invitation_expires_at.getTime() <= this.now())
@@ -355,7 +350,7 @@ export class UserService {
 
   /** Counts a failed password or second factor; the tenth in a row locks the account for 30 minutes. */
   private async countFailure(context: RequestContext, tenantId: string, userId: string) {
-    await inScope(this.sql, tenantOnly(tenantId), async (tx) => {
+    await inScope(this.sql, teamScope(tenantId), async (tx) => {
       const [row] = await tx<{ failed_logins: number }[]>`
         UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ${userId} RETURNING failed_logins`;
       if (!row || row.failed_logins < MAX_FAILED_LOGINS) return;
@@ -388,7 +383,7 @@ export class UserService {
     }
     if (found.tenant_id === PLATFORM_TENANT && livemode)
       throw ApiError.invalid('livemode_not_applicable', 'Operator staff sessions have no mode.', 'livemode');
-    return inScope(this.sql, tenantOnly(found.tenant_id), async (tx) =>
+    return inScope(this.sql, teamScope(found.tenant_id), async (tx) =>
       this.openMfaStep(tx, await this.find(tx, found.tenant_id, found.id, true), livemode),
     );
   }
@@ -437,7 +432,7 @@ export class UserService {
     const login = await this.sessions.touch(loginToken, this.now());
     if (!login || login.stage !== 'mfa' || (login.mfaDeadline ?? 0) <= this.now()) throw invalidLogin();
     const target = { tenantId: login.tenantId, userId: login.userId };
-    const outcome = await inScope(this.sql, tenantOnly(login.tenantId), async (tx) => {
+    const outcome = await inScope(this.sql, teamScope(login.tenantId), async (tx) => {
       const user = await this.find(tx, login.tenantId, login.userId, true);
       if (user.status !== 'active' || (user.locked_until && user.locked_until.getTime() > this.now()))
         return { ok: false as const, user, method: 'locked' };
@@ -515,14 +510,14 @@ export class UserService {
   }
 
   async me(record: SessionRecord): Promise<User> {
-    return inScope(this.sql, tenantOnly(record.tenantId), async (tx) =>
+    return inScope(this.sql, teamScope(record.tenantId), async (tx) =>
       toUser(await this.find(tx, record.tenantId, record.userId)),
     );
   }
 
   /** Changes the password after proving the current one; every session of the user ends. */
   async changePassword(context: RequestContext, record: SessionRecord, current: string, next: string) {
-    const user = await inScope(this.sql, tenantOnly(record.tenantId), async (tx) => {
+    const user = await inScope(this.sql, teamScope(record.tenantId), async (tx) => {
       const user = await this.find(tx, record.tenantId, record.userId, true);
       if (!(await passwordMatches(user.password_hash, current)))
         throw ApiError.invalid('incorrect_password', 'The current password is not correct.', 'current_password');
@@ -537,7 +532,7 @@ export class UserService {
 
   /** New recovery codes (the old ones stop working), after a current TOTP code. */
   async regenerateRecoveryCodes(record: SessionRecord, code: string): Promise<string[]> {
-    return inScope(this.sql, tenantOnly(record.tenantId), async (tx) => {
+    return inScope(this.sql, teamScope(record.tenantId), async (tx) => {
       const user = await this.find(tx, record.tenantId, record.userId, true);
       if (!(await this.checkTotp(tx, user, code)))
         throw ApiError.invalid('invalid_mfa_code', 'The code was not accepted.', 'code');
