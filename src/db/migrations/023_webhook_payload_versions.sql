@@ -1,6 +1,7 @@
--- A delivery's body is the event as the API shows it (with its per-object sequence, 016) in the API version its
--- tenant is pinned to (022): the claim returns what the worker needs for both.
-DROP FUNCTION worker_claim_webhook_deliveries(timestamptz, integer, integer, interval, text[]);
+-- Claims due deliveries (pushing them out by a lease) with what a worker needs to send them: the event as the API
+-- shows it (with its per-object sequence, 016) in the API version its tenant is pinned to (022). Endpoints the
+-- worker cannot take more of right now (all slots busy, circuit open) are skipped, so their backlog never stands in
+-- front of another endpoint's. (It lives here, after the columns it reads exist.)
 CREATE FUNCTION worker_claim_webhook_deliveries(
   p_now timestamptz, p_limit integer, p_per_endpoint integer, p_lease interval, p_skip text[])
 RETURNS TABLE (id text, tenant_id text, livemode boolean, event_id text, endpoint_id text, attempts integer,
