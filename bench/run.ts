@@ -50,6 +50,7 @@ import {
 } from './proc.js';
 import { summarizeProfile } from './profile-summary.js';
 import { reconcilePayments } from './reconcile.js';
+import { productionSecrets } from './secrets.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
@@ -640,14 +641,13 @@ async function benchApi(port: number) {
       PAYMENT_METHOD_RATE_LIMIT_PER_KEY: '10000000',
       PAYMENT_METHOD_RATE_LIMIT_PER_TENANT: '10000000',
       SEED_DEMO_TENANT: 'false',
-      PLATFORM_API_KEY: platformKey,
-      VAULT_KEK: randomBytes(32).toString('base64'),
-      VAULT_FINGERPRINT_KEY: randomBytes(32).toString('base64'),
-      JWT_SECRET: randomBytes(32).toString('base64url'),
+      // Production refuses weak or defaulted secrets; a database role that exists keeps its own password.
+      ...productionSecrets({
+        PLATFORM_API_KEY: platformKey,
+        APP_DB_PASSWORD: process.env.APP_DB_PASSWORD,
+        WORKER_DB_PASSWORD: process.env.WORKER_DB_PASSWORD,
+      }),
       METRICS_TOKEN: metricsToken,
-      // Production refuses weak or defaulted database passwords; a role that exists keeps its own.
-      APP_DB_PASSWORD: process.env.APP_DB_PASSWORD || randomBytes(32).toString('base64url'),
-      WORKER_DB_PASSWORD: process.env.WORKER_DB_PASSWORD || randomBytes(32).toString('base64url'),
       DATA_DIR: join(RESULTS_DIR, '.data'),
     },
   });

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { reconcilePayments } from '../bench/reconcile.js';
+import { productionSecrets } from '../bench/secrets.js';
+import { productionSecretProblems } from '../src/bootstrap.js';
 
 // The bench's own correctness check: committed payments against the answers its clients got.
 
@@ -28,5 +31,16 @@ describe('bench: payments committed against answers', () => {
     const result = reconcilePayments({ answered: 1000, answeredCommitted: 999, committed: 1000, unanswered: 7 });
     expect(result.ok).toBe(false);
     expect(result.detail).toContain('1 answered payments missing');
+  });
+});
+
+describe('bench: the API it starts in production mode', () => {
+  it('is given every secret production requires, strong enough', () => {
+    expect(productionSecretProblems(productionSecrets({ PLATFORM_API_KEY: undefined }))).toEqual([]);
+  });
+
+  it('keeps the values the bench must know', () => {
+    const platformKey = randomBytes(32).toString('base64url');
+    expect(productionSecrets({ PLATFORM_API_KEY: platformKey }).PLATFORM_API_KEY).toBe(platformKey);
   });
 });
