@@ -2,7 +2,18 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', '.data/**', 'bench/results/**', '.venv-fraud/**'] },
+  {
+    ignores: [
+      'node_modules/**',
+      'dist/**',
+      '.data/**',
+      'bench/results/**',
+      '.venv-fraud/**',
+      'sdk/dist/**',
+      'sdk/src/schema.ts',
+      'sdk/src/api-version.ts',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,3 +1,4 @@
+import { Expander } from './modules/expand/expand.js';
 import { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import { appDatabaseUrl as asAppRole, connect, noWorkerConnection, type Sql } from './db/index.js';
@@ -84,6 +85,8 @@ export interface Platform {
   payouts: PayoutService;
   bankAccounts: BankAccountService;
   customers: CustomerService;
+  /** `expand[]` on retrieve and list answers. */
+  expander: Expander;
   search: SearchService;
   settlements: SettlementService;
   reconciliation: ReconciliationService;
@@ -241,6 +244,7 @@ export function createPlatform(
     payouts,
     bankAccounts,
     customers,
+    expander: new Expander({ payments, refunds, customers, paymentMethods, ledger }),
     search: new SearchService(sql),
     settlements,
     fraud,

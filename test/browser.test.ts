@@ -183,7 +183,7 @@ describe('API reference', () => {
     for (const { path, method, op } of operations) {
       const samples = op['x-codeSamples'] ?? [];
       const labels = samples.map((s) => s.label).sort();
-      expect(labels, `${method} ${path}`).toEqual(['Node', 'Python', 'curl']);
+      expect(labels, `${method} ${path}`).toEqual(['Node', 'Python', 'SDK', 'curl']);
       const curl = samples.find((s) => s.label === 'curl')!.source;
       expect(curl, `${method} ${path}`).toContain(`curl -X ${method.toUpperCase()} ${baseUrl}`);
       expect(samples.find((s) => s.label === 'Node')!.source).toContain(`fetch('${baseUrl}`);

@@ -95,6 +95,17 @@ async function checkCursor(tx: Tx, table: string, scope: Scope, params: ListPara
   }
 }
 
+/**
+ * The objects of a tenant table among `ids`, in one query; ids of another tenant or mode are simply absent. Used to
+ * expand references (`expand[]`), where a page of objects names many others.
+ */
+export async function findManyOwned<Row extends object>(tx: Tx, table: string, scope: Scope, ids: string[]) {
+  if (!ids.length) return [];
+  return tx<Row[]>`
+    SELECT * FROM ${tx(table)}
+    WHERE id = ANY(${ids}) AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
+}
+
 /** One object of a tenant table by id, or the 404 that another tenant's id also gets. */
 export async function findOwned<Row extends object>(
   tx: Tx,

@@ -154,13 +154,14 @@ export function openApiDocument(document: object, config: Config, request: Fasti
 }
 
 interface Operation {
+  parameters?: Array<{ in: string; name: string; required?: boolean; schema?: unknown }>;
   requestBody?: { content?: Record<string, { schema?: unknown; example?: unknown }> };
   'x-codeSamples'?: Array<{ lang: string; label: string; source: string }>;
   security?: Array<Record<string, unknown>>;
 }
 
-// A request example per operation in curl, Node and Python, built from the operation's own
-// example body so the samples can never drift from the schema.
+// A request example per operation in curl, Node, the TypeScript SDK and Python, built from the
+// operation's own example body so the samples can never drift from the schema.
 export function withCodeSamples(document: { paths?: Record<string, Record<string, Operation>> }, publicUrl: string) {
   for (const [path, operations] of Object.entries(document.paths ?? {})) {
     for (const [method, operation] of Object.entries(operations)) {
@@ -197,6 +198,11 @@ export function withCodeSamples(document: { paths?: Record<string, Record<string
 console.log(response.status, await response.json());`,
         },
         {
+          lang: 'TypeScript',
+          label: 'SDK',
+          source: sdkSample(operation, method, path, publicUrl, envKey, example),
+        },
+        {
           lang: 'Python',
           label: 'Python',
           source: `import os, uuid, requests
@@ -211,6 +217,45 @@ print(response.status_code, response.json())`,
     }
   }
   return document;
+}
+
+/**
+ * The same call with the TypeScript SDK (sdk/), through its typed client of every operation: the path template and
+ * its parameters as the SDK's generated types name them, the example body, and the SDK's own Idempotency-Key.
+ */
+function sdkSample(
+  operation: Operation,
+  method: string,
+  path: string,
+  publicUrl: string,
+  envKey: string,
+  example: unknown,
+) {
+  const literal = (value: unknown) =>
+    JSON.stringify(value, null, 2)
+      .replace(/\n/g, '\n  ')
+      .replace(/"([A-Za-z_][A-Za-z0-9_]*)":/g, '$1:');
+  const names = [...path.matchAll(/\{(\w+)\}/g)].map((match) => match[1]);
+  const query = (operation.parameters ?? []).filter((p) => p.in === 'query' && p.required);
+  const params = [
+    ...(names.length ? [`path: { ${names.map((name) => `${name}: '${name}_123'`).join(', ')} }`] : []),
+    ...(query.length
+      ? [
+          `query: { ${query.map((p) => `${JSON.stringify(p.name)}: ${JSON.stringify(exampleFromSchema(p.schema))}`).join(', ')} }`,
+        ]
+      : []),
+  ];
+  const options = [
+    ...(params.length ? [`params: { ${params.join(', ')} }`] : []),
+    ...(example === undefined ? [] : [`body: ${literal(example)}`]),
+  ];
+  const call = `payforward.api.${method.toUpperCase()}('${path}'${options.length ? `, {\n  ${options.join(',\n  ')},\n}` : ''})`;
+  return `import { PayForward } from '@payforward/sdk';
+
+// Retries with the same Idempotency-Key, throws PayForwardError, pins the PayForward-Version.
+const payforward = new PayForward({ apiKey: process.env.${envKey}!, baseUrl: '${publicUrl}' });
+const { data } = await ${call};
+console.log(data);`;
 }
 
 function toPython(value: unknown): string {

@@ -75,3 +75,44 @@ export const Nullable = <T extends TSchema>(schema: T) => {
 
 /** A reference to a shared schema registered with app.addSchema. */
 export const ref = (id: string) => ({ $ref: `${id}#` });
+
+/**
+ * An object in place of its id. Its exact type is the document's (`$ref`): the static types of objects that expand
+ * into each other (a payment's refunds, a refund's payment) would reference themselves.
+ */
+export type ExpandedObject = { id: string; object: string } & Record<string, unknown>;
+
+/**
+ * A field holding another object's id, or that object itself when the request asks for it with `expand[]`
+ * (Stripe's expandable fields). The id comes first: it is what the serializer meets on every response without
+ * an expansion, and it settles an `anyOf` with one cheap type check.
+ */
+export const Expandable = (id: string, description: string) =>
+  Type.Unsafe<string | ExpandedObject>({
+    anyOf: [{ type: 'string' }, ref(id)],
+    description: `${description} Expandable: the id, or the ${id} object with \`expand[]\`.`,
+  });
+
+/** An expandable field that may be empty; null is checked second, before the object. */
+export const NullableExpandable = (id: string, description: string) =>
+  Type.Unsafe<string | ExpandedObject | null>({
+    anyOf: [{ type: 'string' }, { type: 'null' }, ref(id)],
+    description: `${description} Expandable: the id, or the ${id} object with \`expand[]\`.`,
+  });
+
+export const EXPAND_LIMITS = { paths: 20, depth: 4 } as const;
+
+/** `expand[]=customer&expand[]=payment_method` (or `data.customer` on a list): see src/modules/expand. */
+export const ExpandQuery = {
+  'expand[]': Type.Optional(
+    Type.Union(
+      [
+        Type.String({ minLength: 1, maxLength: 200 }),
+        Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: EXPAND_LIMITS.paths }),
+      ],
+      {
+        description: `Related objects to return in place of their ids, as dotted paths of at most ${EXPAND_LIMITS.depth} levels (on a list, each starts with \`data.\`). Repeat for several.`,
+      },
+    ),
+  ),
+};

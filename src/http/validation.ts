@@ -105,13 +105,13 @@ function allowedValues(errors: readonly SchemaError[], relevant: SchemaError): s
 }
 
 /**
- * A query parameter given twice (`?limit=1&limit=2`) arrives as an array. No query parameter of
- * ours is a list, and picking one of the values silently would answer a question not asked.
+ * A query parameter given twice (`?limit=1&limit=2`) arrives as an array. Only list parameters, named with `[]`
+ * (`expand[]`), may repeat; for any other, picking one of the values silently would answer a question not asked.
  */
 export function rejectRepeatedQueryParameters(query: unknown): void {
   if (query === null || typeof query !== 'object') return;
   for (const [name, value] of Object.entries(query)) {
-    if (!Array.isArray(value)) continue;
+    if (!Array.isArray(value) || name.endsWith('[]')) continue;
     const param = paramName('', name.slice(0, 64));
     throw ApiError.invalid('parameter_invalid', `Query parameter ${param} was given more than once.`, param);
   }

@@ -7,6 +7,7 @@ import {
   AttachBody,
   CreateCustomerBody,
   CustomerListQuery,
+  CustomerRetrieveQuery,
   DeletedCustomerSchema,
   UpdateCustomerBody,
 } from './schemas.js';
@@ -21,7 +22,7 @@ const savedCardList = { ...cardList, properties: { ...cardList.properties, url: 
 const cardWrite = { auth: 'tenant', scope: 'payment_methods:write' } as const;
 
 export const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { customers } = app.platform;
+  const { customers, expander } = app.platform;
 
   app.post(
     '/v1/customers',
@@ -45,16 +46,18 @@ export const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags,
         summary: 'List customers',
-        description: 'Newest first; deleted customers are left out.',
+        description:
+          'Newest first; deleted customers are left out. `expand[]=data.default_payment_method` returns the card.',
         querystring: CustomerListQuery,
         response: { 200: listOf('Customer', '/v1/customers'), ...errors },
       },
     },
-    async (request) => ({
-      object: 'list',
-      url: '/v1/customers',
-      ...(await customers.list(tenantScope(request), request.query)),
-    }),
+    async (request) =>
+      expander.list(tenantScope(request), 'customer', request.query['expand[]'], async () => ({
+        object: 'list',
+        url: '/v1/customers',
+        ...(await customers.list(tenantScope(request), request.query)),
+      })),
   );
 
   app.get(
@@ -64,11 +67,16 @@ export const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags,
         summary: 'Retrieve a customer',
+        description: '`expand[]=default_payment_method` returns the card.',
         params: IdParam,
+        querystring: CustomerRetrieveQuery,
         response: { 200: ref('Customer'), ...errors },
       },
     },
-    async (request) => customers.retrieve(tenantScope(request), request.params.id),
+    async (request) =>
+      expander.one(tenantScope(request), 'customer', request.query['expand[]'], () =>
+        customers.retrieve(tenantScope(request), request.params.id),
+      ),
   );
 
   app.post(

@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from 'typebox';
-import { ListQuery, Metadata, Nullable, StrictObject } from '../../http/schemas.js';
+import { ExpandQuery, ListQuery, Metadata, Nullable, NullableExpandable, StrictObject } from '../../http/schemas.js';
 
 // Stripe's limits for the same fields; control characters are refused for every body by validation.ts.
 const Email = Type.String({ maxLength: 512, pattern: '^[^@\\s]+@[^@\\s]+$', examples: ['jenny.rosen@example.com'] });
@@ -53,8 +53,9 @@ export const CustomerSchema = Type.Object(
     name: Nullable(Type.String()),
     phone: Nullable(Type.String()),
     metadata: Metadata,
-    default_payment_method: Nullable(
-      Type.String({ description: 'The card charged when none is named; one of the customer’s attached cards.' }),
+    default_payment_method: NullableExpandable(
+      'PaymentMethod',
+      'The card charged when none is named; one of the customer’s attached cards.',
     ),
     erased: Type.Boolean({ description: 'Its personal data was erased (POST /v1/customers/{id}/erase).' }),
     created: Type.Integer(),
@@ -73,4 +74,7 @@ export const DeletedCustomerSchema = Type.Object({
 export const CustomerListQuery = StrictObject({
   ...ListQuery,
   email: Type.Optional(Type.String({ maxLength: 512, description: 'Exact email, case-insensitive.' })),
+  ...ExpandQuery,
 });
+
+export const CustomerRetrieveQuery = StrictObject(ExpandQuery);

@@ -1,7 +1,7 @@
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { recordAudit, type AuditContext } from '../audit/record.js';
 import type { EventType } from '../events/catalog.js';
-import { listPage, type ListParams } from '../../db/list.js';
+import { findManyOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError, safeEcho } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
@@ -98,6 +98,12 @@ export class CustomerService {
 
   async retrieve(scope: Scope, id: string): Promise<Customer> {
     return toApiCustomer(await inScope(this.sql, scope, (tx) => this.find(tx, scope, id)));
+  }
+
+  /** For `expand[]`: a deleted customer is left out, so the payment that names it keeps the bare id. */
+  async retrieveMany(scope: Scope, ids: string[]): Promise<Customer[]> {
+    const rows = await inScope(this.sql, scope, (tx) => findManyOwned<CustomerRow>(tx, 'customers', scope, ids));
+    return rows.filter((row) => row.deleted_at === null).map(toApiCustomer);
   }
 
   async list(scope: Scope, params: ListParams & { email?: string }) {

@@ -50,6 +50,7 @@ const payment = (changes: Partial<Payment>): Payment => ({
   created: CREATED,
   livemode: false,
   ...changes,
+  latest_attempt: changes.attempts?.at(-1)?.id ?? null,
 });
 
 const customer = (changes: Partial<Customer> = {}): Customer => ({

@@ -335,7 +335,7 @@ export class FraudService {
     const write = async (tx: Tx) => {
       await tx`INSERT INTO fraud_reports (payment_id, tenant_id, livemode, reported_by)
         VALUES (${paymentId}, ${scope.tenantId}, ${scope.livemode}, ${by}) ON CONFLICT DO NOTHING`;
-      if (!blockCard || !payment.payment_method) return;
+      if (!blockCard || typeof payment.payment_method !== 'string') return;
       const [method] = await tx<{ fingerprint: string }[]>`SELECT fingerprint FROM payment_methods
         WHERE id = ${payment.payment_method} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
       const [list] = await tx<{ id: string }[]>`SELECT id FROM fraud_lists WHERE tenant_id = ${scope.tenantId}

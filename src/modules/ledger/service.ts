@@ -1,5 +1,5 @@
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
-import { findOwned, listPage } from '../../db/list.js';
+import { findManyOwned, findOwned, listPage } from '../../db/list.js';
 import { columnNames, insertRows, UnnestStatement, type Columns } from '../../db/unnest.js';
 import type { FeeDetail } from '../pricing/schemas.js';
 import { ApiError } from '../../http/errors.js';
@@ -352,6 +352,13 @@ export class LedgerService {
       ]);
       return { data: page.rows.map(toBalanceTransaction), has_more: page.hasMore };
     });
+  }
+
+  async retrieveBalanceTransactions(scope: Scope, ids: string[]): Promise<BalanceTransaction[]> {
+    const rows = await inScope(this.sql, scope, (tx) =>
+      findManyOwned<BalanceTransactionRow>(tx, 'balance_transactions', scope, ids),
+    );
+    return rows.map(toBalanceTransaction);
   }
 
   async retrieveBalanceTransaction(scope: Scope, id: string): Promise<BalanceTransaction> {

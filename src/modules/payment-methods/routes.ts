@@ -3,12 +3,12 @@ import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { limitCardTokenization } from './rate-limit.js';
-import { PaymentMethodInput, PaymentMethodListQuery, VerifyBody } from './schemas.js';
+import { PaymentMethodInput, PaymentMethodListQuery, PaymentMethodRetrieveQuery, VerifyBody } from './schemas.js';
 
 const tags = ['Payment methods'];
 
 export const paymentMethodRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { paymentMethods } = app.platform;
+  const { paymentMethods, expander } = app.platform;
 
   app.post(
     '/v1/payment_methods',
@@ -37,15 +37,17 @@ export const paymentMethodRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags,
         summary: 'List payment methods',
+        description: '`expand[]=data.customer` returns the customer a card is saved for.',
         querystring: PaymentMethodListQuery,
         response: { 200: listOf('PaymentMethod', '/v1/payment_methods'), ...errors },
       },
     },
-    async (request) => ({
-      object: 'list',
-      url: '/v1/payment_methods',
-      ...(await paymentMethods.list(tenantScope(request), request.query)),
-    }),
+    async (request) =>
+      expander.list(tenantScope(request), 'payment_method', request.query['expand[]'], async () => ({
+        object: 'list',
+        url: '/v1/payment_methods',
+        ...(await paymentMethods.list(tenantScope(request), request.query)),
+      })),
   );
 
   app.get(
@@ -55,11 +57,16 @@ export const paymentMethodRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags,
         summary: 'Retrieve a payment method',
+        description: '`expand[]=customer` returns the customer the card is saved for.',
         params: IdParam,
+        querystring: PaymentMethodRetrieveQuery,
         response: { 200: ref('PaymentMethod'), ...errors },
       },
     },
-    async (request) => paymentMethods.retrieve(tenantScope(request), request.params.id),
+    async (request) =>
+      expander.one(tenantScope(request), 'payment_method', request.query['expand[]'], () =>
+        paymentMethods.retrieve(tenantScope(request), request.params.id),
+      ),
   );
 
   app.post(

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { ListQuery, Metadata, Nullable, StrictObject } from '../../http/schemas.js';
+import { ExpandQuery, ListQuery, Metadata, Nullable, NullableExpandable, StrictObject } from '../../http/schemas.js';
 
 export const CardInput = StrictObject(
   {
@@ -49,7 +49,7 @@ export const PaymentMethodSchema = Type.Object(
       fingerprint: Type.String({ description: 'Equal for the same card number within a tenant; a keyed hash.' }),
       checks: Type.Object({ cvc_check: Type.String({ enum: ['pass', 'fail', 'unavailable'] }) }),
     }),
-    customer: Nullable(Type.String()),
+    customer: NullableExpandable('Customer', 'The customer this card is saved for.'),
     metadata: Metadata,
     created: Type.Integer(),
     livemode: Type.Boolean(),
@@ -81,4 +81,7 @@ export type Verification = Static<typeof VerificationSchema>;
 export const PaymentMethodListQuery = StrictObject({
   ...ListQuery,
   customer: Type.Optional(Type.String({ maxLength: 255 })),
+  ...ExpandQuery,
 });
+
+export const PaymentMethodRetrieveQuery = StrictObject(ExpandQuery);

@@ -1,6 +1,6 @@
 import type { Scope, Sql, Tx } from '../../db/index.js';
 import { inScope } from '../../db/index.js';
-import { findOwned, listPage, type ListParams } from '../../db/list.js';
+import { findManyOwned, findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
@@ -176,6 +176,13 @@ export class PaymentMethodService {
 
   async retrieve(scope: Scope, id: string): Promise<PaymentMethod> {
     return toApiPaymentMethod(await inScope(this.sql, scope, (tx) => this.find(tx, scope, id)));
+  }
+
+  async retrieveMany(scope: Scope, ids: string[]): Promise<PaymentMethod[]> {
+    const rows = await inScope(this.sql, scope, (tx) =>
+      findManyOwned<PaymentMethodRow>(tx, 'payment_methods', scope, ids),
+    );
+    return rows.map(toApiPaymentMethod);
   }
 
   async list(scope: Scope, params: ListParams & { customer?: string }) {

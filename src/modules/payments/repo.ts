@@ -1,7 +1,7 @@
 import { CommitOutcomeUnknown, settleSession } from '../../db/commit-outcome.js';
 import { inScope, scopedStatement, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { MicroBatcher, type BatcherOptions } from '../../db/batcher.js';
-import { listPage, type ListParams } from '../../db/list.js';
+import { findManyOwned, listPage, type ListParams } from '../../db/list.js';
 import { columnNames, UnnestStatement, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
 import { EVENT_COLUMNS, type NewEventRow } from '../events/events.js';
@@ -360,6 +360,13 @@ export async function findPaymentIdByIdempotencyKey(sql: Sql, scope: Scope, key:
 
 export function loadPayment(sql: Sql, scope: Scope, id: string) {
   return inScope(sql, scope, (tx) => findPayment(tx, scope, id));
+}
+
+/** The tenant's payments among `ids` (others are absent), with their attempts: for `expand[]`. */
+export function loadPayments(sql: Sql, scope: Scope, ids: string[]) {
+  return inScope(sql, scope, async (tx) =>
+    withAttemptsOf(tx, await findManyOwned<PaymentRow>(tx, 'payments', scope, ids)),
+  );
 }
 
 export async function listPayments(

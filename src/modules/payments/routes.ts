@@ -9,10 +9,15 @@ import {
   ConfirmPaymentBody,
   CreatePaymentBody,
   PaymentListQuery,
+  PaymentRetrieveQuery,
   UpdatePaymentBody,
 } from './schemas.js';
 
 const tags = ['Payments'];
+const EXPAND_DOC =
+  'Expandable with `expand[]` (on the list, `data.`-prefixed): `payment_method`, `customer`, `balance_transaction`, ' +
+  '`latest_attempt` and `refunds` (a list of the last 10), and nested up to 4 levels, e.g. `expand[]=customer.default_payment_method` ' +
+  'or `expand[]=refunds.data.balance_transaction`.';
 const createExample = {
   amount: 2000,
   currency: 'usd',
@@ -22,7 +27,7 @@ const createExample = {
 };
 
 export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { payments } = app.platform;
+  const { payments, expander } = app.platform;
 
   app.post(
     '/v1/payments',
@@ -49,15 +54,17 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags,
         summary: 'List payments',
+        description: EXPAND_DOC,
         querystring: PaymentListQuery,
         response: { 200: listOf('Payment', '/v1/payments'), ...errors },
       },
     },
-    async (request) => ({
-      object: 'list',
-      url: '/v1/payments',
-      ...(await payments.list(tenantScope(request), request.query)),
-    }),
+    async (request) =>
+      expander.list(tenantScope(request), 'payment', request.query['expand[]'], async () => ({
+        object: 'list',
+        url: '/v1/payments',
+        ...(await payments.list(tenantScope(request), request.query)),
+      })),
   );
 
   app.get(
@@ -67,12 +74,16 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags,
         summary: 'Retrieve a payment',
-        description: 'Includes every processor attempt, failovers included.',
+        description: `Includes every processor attempt, failovers included. ${EXPAND_DOC}`,
         params: IdParam,
+        querystring: PaymentRetrieveQuery,
         response: { 200: ref('Payment'), ...errors },
       },
     },
-    async (request) => payments.retrieve(tenantScope(request), request.params.id),
+    async (request) =>
+      expander.one(tenantScope(request), 'payment', request.query['expand[]'], () =>
+        payments.retrieve(tenantScope(request), request.params.id),
+      ),
   );
 
   app.post(

@@ -1,5 +1,13 @@
 import { Type, type Static, type TSchema } from 'typebox';
-import { ListQuery, Metadata, Nullable, StrictObject } from '../../http/schemas.js';
+import {
+  ExpandQuery,
+  type ExpandedObject,
+  ListQuery,
+  Metadata,
+  Nullable,
+  NullableExpandable,
+  StrictObject,
+} from '../../http/schemas.js';
 import { PaymentMethodInput } from '../payment-methods/schemas.js';
 import { FraudDetails, FraudOutcomeSchema } from '../fraud/schemas.js';
 
@@ -97,7 +105,13 @@ export const PaymentListQuery = StrictObject({
   ...ListQuery,
   status: Type.Optional(Type.String({ enum: [...PAYMENT_STATUSES] })),
   customer: Type.Optional(Type.String({ maxLength: 255 })),
+  ...ExpandQuery,
 });
+
+export const PaymentRetrieveQuery = StrictObject(ExpandQuery);
+
+/** How many refunds an expanded `refunds` list holds, as Stripe's charge.refunds. */
+export const PAYMENT_REFUNDS_EXPANDED = 10;
 
 const PaymentError = Type.Object({
   type: Type.String(),
@@ -129,8 +143,8 @@ export const PaymentSchema = Type.Object(
     currency: Type.String(),
     status: Type.String({ enum: [...PAYMENT_STATUSES] }),
     capture_method: Type.String({ enum: ['automatic', 'manual'] }),
-    payment_method: Nullable(Type.String()),
-    customer: Nullable(Type.String()),
+    payment_method: NullableExpandable('PaymentMethod', 'The card charged.'),
+    customer: NullableExpandable('Customer', 'The customer (`cus_…`) this payment is for.'),
     description: Nullable(Type.String()),
     statement_descriptor: Nullable(Type.String()),
     metadata: Metadata,
@@ -152,11 +166,9 @@ export const PaymentSchema = Type.Object(
       }),
     ),
     net: Nullable(Type.Integer({ description: '`amount_received - fee`: what the capture added to your balance.' })),
-    balance_transaction: Nullable(
-      Type.String({
-        description:
-          'The balance transaction of the capture (GET /v1/balance_transactions/{id}): fee details and when the funds become available.',
-      }),
+    balance_transaction: NullableExpandable(
+      'BalanceTransaction',
+      'The balance transaction of the capture (GET /v1/balance_transactions/{id}): fee details and when the funds become available.',
     ),
     pricing_version: Type.Integer({
       description: 'The pricing plan version this payment is priced with: the one in force when it was created.',
@@ -165,6 +177,24 @@ export const PaymentSchema = Type.Object(
     attempts: Type.Array(AttemptSchema, {
       description: 'Every processor call, including failed attempts and failovers.',
     }),
+    latest_attempt: Type.Unsafe<string | Static<typeof AttemptSchema> | null>({
+      anyOf: [{ type: 'string' }, { type: 'null' }, AttemptSchema],
+      description:
+        'The last processor call (the last of `attempts`). Expandable: its id, or the attempt with `expand[]`.',
+    }),
+    refunds: Type.Optional(
+      Type.Unsafe<{ object: 'list'; url: string; has_more: boolean; data: ExpandedObject[] }>({
+        type: 'object',
+        properties: {
+          object: { type: 'string', const: 'list' },
+          url: { type: 'string' },
+          has_more: { type: 'boolean' },
+          data: { type: 'array', items: { $ref: 'Refund#' } },
+        },
+        required: ['object', 'url', 'has_more', 'data'],
+        description: `Only with \`expand[]=refunds\`: the payment's refunds, newest first, at most ${PAYMENT_REFUNDS_EXPANDED}; \`has_more\` tells when there are more (GET /v1/refunds?payment=…).`,
+      }),
+    ),
     created: Type.Integer(),
     livemode: Type.Boolean(),
   },

@@ -25,6 +25,7 @@ import {
   findPaymentIdByIdempotencyKey,
   listPayments,
   loadPayment,
+  loadPayments,
   type AttemptRow,
   type DisputeWatchRow,
   type PaymentRow,
@@ -79,6 +80,7 @@ export function toApiPayment({ row, attempts }: PaymentState): Payment {
       decline_code: a.decline_code,
       created: seconds(a.created_at)!,
     })),
+    latest_attempt: attempts.at(-1)?.id ?? null,
     created: seconds(row.created_at)!,
     livemode: row.livemode,
   };
@@ -420,6 +422,10 @@ export class PaymentService {
 
   retrieve(scope: Scope, id: string): Promise<Payment> {
     return loadPayment(this.deps.sql, scope, id).then(toApiPayment);
+  }
+
+  async retrieveMany(scope: Scope, ids: string[]): Promise<Payment[]> {
+    return ids.length ? (await loadPayments(this.deps.sql, scope, ids)).map(toApiPayment) : [];
   }
 
   async list(scope: Scope, params: ListParams & { status?: string; customer?: string }) {

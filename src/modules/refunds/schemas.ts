@@ -1,5 +1,13 @@
 import { Type, type Static } from 'typebox';
-import { ListQuery, Metadata, Nullable, StrictObject } from '../../http/schemas.js';
+import {
+  Expandable,
+  ExpandQuery,
+  ListQuery,
+  Metadata,
+  Nullable,
+  NullableExpandable,
+  StrictObject,
+} from '../../http/schemas.js';
 
 export const CreateRefundBody = StrictObject({
   payment: Type.String({ minLength: 1, maxLength: 64, description: 'The id of the payment to refund.' }),
@@ -17,15 +25,13 @@ export const RefundSchema = Type.Object(
     object: Type.Literal('refund'),
     amount: Type.Integer(),
     currency: Type.String(),
-    payment: Type.String(),
+    payment: Expandable('Payment', 'The payment refunded.'),
     reason: Nullable(Type.String()),
     status: Type.String({ enum: ['pending', 'succeeded', 'failed'] }),
     failure_reason: Nullable(Type.String()),
-    balance_transaction: Nullable(
-      Type.String({
-        description:
-          'Set when the refund succeeds: what it took from your balance, with the refund fee if your plan has one.',
-      }),
+    balance_transaction: NullableExpandable(
+      'BalanceTransaction',
+      'Set when the refund succeeds: what it took from your balance, with the refund fee if your plan has one.',
     ),
     metadata: Metadata,
     created: Type.Integer(),
@@ -35,4 +41,10 @@ export const RefundSchema = Type.Object(
 );
 export type Refund = Static<typeof RefundSchema>;
 
-export const RefundListQuery = StrictObject({ ...ListQuery, payment: Type.Optional(Type.String({ maxLength: 64 })) });
+export const RefundListQuery = StrictObject({
+  ...ListQuery,
+  payment: Type.Optional(Type.String({ maxLength: 64 })),
+  ...ExpandQuery,
+});
+
+export const RefundRetrieveQuery = StrictObject(ExpandQuery);

@@ -1,5 +1,5 @@
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
-import { findOwned, listPage, type ListParams } from '../../db/list.js';
+import { findManyOwned, findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
@@ -280,6 +280,39 @@ export class RefundService {
 
   async retrieve(scope: Scope, id: string): Promise<Refund> {
     return toApiRefund(await inScope(this.sql, scope, (tx) => this.find(tx, scope, id)));
+  }
+
+  async retrieveMany(scope: Scope, ids: string[]): Promise<Refund[]> {
+    const rows = await inScope(this.sql, scope, (tx) => findManyOwned<RefundRow>(tx, 'refunds', scope, ids));
+    return rows.map(toApiRefund);
+  }
+
+  /**
+   * The refunds of each payment, newest first, at most `limit` each (and whether it has more), in one query: a
+   * payment's `refunds` list when expanded.
+   */
+  async listForPayments(scope: Scope, paymentIds: string[], limit: number) {
+    const rows = paymentIds.length
+      ? await inScope(
+          this.sql,
+          scope,
+          (tx) => tx<(RefundRow & { rank: number })[]>`
+            SELECT * FROM (
+              SELECT r.*, row_number() OVER (PARTITION BY payment_id ORDER BY id DESC) AS rank FROM refunds r
+              WHERE payment_id = ANY(${paymentIds}) AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}
+            ) ranked
+            WHERE rank <= ${limit + 1}
+            ORDER BY id DESC`,
+        )
+      : [];
+    const byPayment = new Map<string, { data: Refund[]; has_more: boolean }>();
+    for (const id of paymentIds) byPayment.set(id, { data: [], has_more: false });
+    for (const { rank, ...row } of rows) {
+      const page = byPayment.get(row.payment_id)!;
+      if (Number(rank) > limit) page.has_more = true;
+      else page.data.push(toApiRefund(row));
+    }
+    return byPayment;
   }
 
   async list(scope: Scope, params: ListParams & { payment?: string }) {
