@@ -38,6 +38,8 @@ export interface DecisionCard {
 
 export interface DecisionRequest {
   paymentId: string;
+  /** Names this decision for the velocity store: asked again under the same name, it counts once. */
+  decisionKey: string;
   amount: number;
   currency: string;
   customer: string | null;
@@ -237,7 +239,7 @@ export class FraudEngine {
       this.velocity.recordAndRead({
         tenantId: scope.tenantId,
         livemode: scope.livemode,
-        paymentId: request.paymentId,
+        decision: request.decisionKey,
         at: request.at.getTime(),
         amount: request.amount,
         card: card.fingerprint,

@@ -19,7 +19,7 @@ const HOUR = 60 * MINUTE;
 const keysFor = (tenantId: string, at: number, overrides: Partial<VelocityKeys> = {}): VelocityKeys => ({
   tenantId,
   livemode: false,
-  paymentId: `pay_${randomUUID()}`,
+  decision: `pay_${randomUUID()}`,
   at,
   amount: 1000,
   card: 'fp_card',

@@ -903,7 +903,9 @@ export class PaymentService {
     let current = state;
     // A payment coming back from 3-D Secure was decided before its challenge; any other
     // authorization (a recovery's replay included) is decided again, before the processor is called.
-    const fraud = threeDSecureAuthenticated ? undefined : await this.decideFraud(scope, state.row, method, card);
+    const fraud = threeDSecureAuthenticated
+      ? undefined
+      : await this.decideFraud(scope, state.row, state.attempts, method, card);
     const last = fraud?.stop
       ? { attemptId: first.id, processor: first.processor, outcome: fraud.stop }
       : await this.deps.router.withFailover(
@@ -1100,12 +1102,20 @@ export class PaymentService {
   private async decideFraud(
     scope: Scope,
     row: PaymentRow,
+    attempts: AttemptRow[],
     method: PaymentMethodRow,
     card: CardDetails,
   ): Promise<{ decision: FraudDecision; stop?: ConnectorOutcome } | undefined> {
     if (!this.deps.fraud) return undefined;
+    // A payment's authorizations that ended (authorized, declined, sent to 3-D Secure) number its
+    // rounds: a replay of this round's pending call, or of its failover, is the same decision and
+    // must not count in velocity twice, while a new confirm (another card, say) is a new one.
+    const ended = attempts.filter(
+      (a) => a.operation === 'authorize' && a.status !== 'pending' && a.status !== 'error',
+    ).length;
     const decision = await this.deps.fraud.decide(scope, {
       paymentId: row.id,
+      decisionKey: `${row.id}:${ended}:${method.fingerprint}`,
       amount: row.amount,
       currency: row.currency,
       customer: row.customer,
