@@ -54,6 +54,8 @@ export type StoredInputs = DecisionInputs & { shadow_matches: { id: string; name
 export interface FraudDecision {
   outcome: FraudOutcome;
   inputs: StoredInputs;
+  /** The block lists the payment's values are on (whatever the decision): each hit opens a case. */
+  listHits: string[];
 }
 
 interface CachedRule {
@@ -65,6 +67,7 @@ interface TenantConfiguration {
   rules: CachedRule[];
   lists: RuleLists;
   allowLists: { row: ListRow; values: Set<string> }[];
+  blockLists: { row: ListRow; values: Set<string> }[];
 }
 
 const TEST_CARD = {
@@ -169,8 +172,8 @@ export const RULE_COLUMNS: Columns<RuleRow> = [
 const FRAUD_CONFIG_CHANNEL = 'fraud_config_changed';
 const scopeKey = (scope: Scope) => `${scope.tenantId}:${scope.livemode ? 't' : 'f'}`;
 
-/** Which decision input an allow-list of each type is matched against. */
-const ALLOW_VALUE: Record<ListItemType, (inputs: DecisionInputs) => string> = {
+/** Which decision input a list of each type is matched against. */
+const LIST_VALUE: Record<ListItemType, (inputs: DecisionInputs) => string> = {
   card_fingerprint: (i) => i.card.fingerprint,
   card_bin: (i) => i.card.bin,
   email: (i) => i.email,
@@ -178,6 +181,16 @@ const ALLOW_VALUE: Record<ListItemType, (inputs: DecisionInputs) => string> = {
   country: (i) => i.ip.country,
   customer: (i) => i.customer,
 };
+
+function listHits(lists: TenantConfiguration['blockLists'], inputs: DecisionInputs): string[] {
+  const hits: string[] = [];
+  for (const { row, values } of lists) {
+    if (values.size === 0) continue;
+    const value = LIST_VALUE[row.item_type](inputs);
+    if (value !== '' && values.has(normalizeListValue(value))) hits.push(row.name);
+  }
+  return hits;
+}
 
 /**
  * The fraud decision on the payment path. Rules are compiled once per tenant mode and cached with
@@ -304,6 +317,7 @@ export class FraudEngine {
         model_version: score.modelVersion,
       },
       inputs: { ...inputs, shadow_matches: shadow },
+      listHits: listHits(configuration.blockLists, inputs),
     };
   }
 
@@ -329,7 +343,7 @@ export class FraudEngine {
       else decided = row;
     }
     const allowed = configuration.allowLists.find(({ row, values }) => {
-      const value = ALLOW_VALUE[row.item_type](inputs);
+      const value = LIST_VALUE[row.item_type](inputs);
       return value !== '' && values.has(normalizeListValue(value));
     });
     if (allowed)
@@ -357,6 +371,7 @@ export class FraudEngine {
         rules: rules.map((row) => ({ row, compiled: compileRule(row.expression) })),
         lists: new RuleLists(byName),
         allowLists: lists.filter((l) => l.kind === 'allow').map((row) => ({ row, values: values.get(row.id)! })),
+        blockLists: lists.filter((l) => l.kind === 'block').map((row) => ({ row, values: values.get(row.id)! })),
       };
     });
     if (this.caching) {
