@@ -110,8 +110,9 @@ export const DEFAULT_RULES: Pick<RuleRow, 'name' | 'expression' | 'action' | 'pr
     action: 'block',
     priority: 10,
   },
-  // The shipped model learned from payments that carry the buyer's IP address; without one its score
-  // leans high, so the default pack acts on the score only when the payment has one.
+  // By default the score acts on payments that carry the buyer's IP address; server-to-server payments
+  // (none) are left to the lists and velocity rules, and a tenant that wants the score to act on them
+  // too edits these two rules.
   {
     name: 'Block highest risk',
     expression: "risk_level == 'highest' && ip.address != ''",
@@ -274,6 +275,7 @@ export class FraudEngine {
       billingCountry,
       hasEmail: Boolean(details?.email),
       hasCustomer: request.customer !== null,
+      hasIp: address !== null,
       velocity,
     });
     const forced = scope.livemode ? undefined : TEST_RISK.get(card.number);
