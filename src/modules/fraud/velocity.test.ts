@@ -165,6 +165,16 @@ describe.skipIf(!redisUrl)('the Redis store', () => {
     expect(reading.seconds_since_card_last_seen).toBe(60);
   });
 
+  it('sums large amounts exactly, as the in-process store does', async () => {
+    const tenant = `ten_${randomUUID()}`;
+    const at = Date.now();
+    const amount = 4_000_000_000_000_001;
+    const stores = [new RedisVelocityStore(redis), new InProcessVelocityStore()];
+    for (const store of stores) await store.recordAndRead(keysFor(tenant, at, { amount }));
+    const readings = await Promise.all(stores.map((store) => store.recordAndRead(keysFor(tenant, at + 1))));
+    expect(readings.map((r) => r.card_sum_1h)).toEqual([amount, amount]);
+  });
+
   it("keeps a hot key's hash bounded: stale buckets are deleted as they leave the windows", async () => {
     const store = new RedisVelocityStore(redis);
     const tenant = `ten_${randomUUID()}`;

@@ -67,6 +67,14 @@ export const ZERO_VELOCITY: VelocitySnapshot = Object.freeze({
   seconds_since_card_last_seen: -1,
 });
 
+/**
+ * How long a decision's reading is kept for its replays, renewed by each replay. A decision is only
+ * replayed while its payment waits in `processing` for a processor answer: the client's retry (within
+ * seconds) and each recovery pass (every minute) renew it, however long an outage lasts. Kept per
+ * payment, it costs memory in proportion to the payment rate: 15 minutes of payments.
+ */
+const DECISION_TTL = 15 * MINUTE;
+
 /** Counts and sums of one key's prior payments over 1 h, 24 h, 7 d, and when it was last seen. */
 interface Activity {
   count: [number, number, number];
@@ -154,18 +162,19 @@ function redisKeys(keys: VelocityKeys) {
  * hash holds at most 60 + 168 buckets, whose stale fields each call deletes, so the cost of a call
  * is bounded whatever the key's history. "Distinct" keys are sorted sets of the card (or country,
  * or tenant) scored by when it was last seen: ZCOUNT over a window counts the distinct values seen
- * in it, exactly, in O(log n). The reading is stored under the decision's key for a day: the same
- * decision run again (a crash recovery's replay) gets that reading back and records nothing.
+ * in it, exactly, in O(log n). The reading is stored under the decision's key: the same decision run
+ * again (a crash recovery's replay) gets that reading back and records nothing.
  */
 const SCRIPT = `
 local prior = redis.call('GET', KEYS[9])
 if prior then
+  redis.call('PEXPIRE', KEYS[9], ${DECISION_TTL})
   local values = {}
   for value in string.gmatch(prior, '[^,]+') do values[#values + 1] = value end
   return values
 end
 local now = tonumber(ARGV[1])
-local amount = tonumber(ARGV[2])
+local amount = ARGV[2]
 local card, country, tenant = ARGV[3], ARGV[4], ARGV[5]
 local MINUTES, DAY_HOURS, WEEK_HOURS = ${MINUTE_BUCKETS}, ${DAY_BUCKETS}, ${WEEK_BUCKETS}
 local M, H, D, W = ${MINUTE}, ${HOUR}, ${DAY}, ${WEEK}
@@ -255,7 +264,7 @@ else
   out[#out + 1] = 0
 end
 out[#out + 1] = string.format('%.0f', now)
-redis.call('SET', KEYS[9], table.concat(out, ','), 'PX', D)
+redis.call('SET', KEYS[9], table.concat(out, ','), 'PX', ${DECISION_TTL})
 return out`;
 
 function activityFrom(values: (string | number)[], offset: number): Activity {
@@ -313,18 +322,23 @@ export class RedisVelocityStore implements VelocityStore {
  * outage degrades to. It is the training pipeline's own tracker (one per mode), so its definitions
  * are the model's by construction; synchronous, hence atomic within the process. Cards are keyed by
  * the platform-wide fingerprint, which the count of tenants that saw a card needs. Readings are kept
- * by decision for a day, as the Redis store keeps them, so that a replayed decision counts once.
+ * by decision as the Redis store keeps them, so that a replayed decision counts once.
  */
 export class InProcessVelocityStore implements VelocityStore {
   private readonly test = new VelocityTracker();
   private readonly live = new VelocityTracker();
-  /** In insertion order, which is time order to within a request's duration. */
+  /** In order of last use, which is time order to within a request's duration. */
   private readonly decided = new Map<string, { at: number; snapshot: VelocitySnapshot }>();
 
   async recordAndRead(keys: VelocityKeys): Promise<VelocitySnapshot> {
     const decision = `${keys.tenantId}:${keys.livemode}:${keys.decision}`;
     const prior = this.decided.get(decision);
-    if (prior) return prior.snapshot;
+    if (prior) {
+      // Renewed, and moved to the end of the map's (time) order.
+      this.decided.delete(decision);
+      this.decided.set(decision, { at: keys.at, snapshot: prior.snapshot });
+      return prior.snapshot;
+    }
     const tracker = keys.livemode ? this.live : this.test;
     const event = {
       time: keys.at,
@@ -339,7 +353,7 @@ export class InProcessVelocityStore implements VelocityStore {
     const snapshot = tracker.snapshot(event);
     tracker.record(event);
     for (const [key, { at }] of this.decided) {
-      if (at > keys.at - DAY) break;
+      if (at > keys.at - DECISION_TTL) break;
       this.decided.delete(key);
     }
     this.decided.set(decision, { at: keys.at, snapshot });
