@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { generate } from '../../../../scripts/fraud/generator.js';
 import { decisions, type CsvRow } from './dataset.js';
+import { VelocityTracker } from './velocity.js';
 import type { VelocitySnapshot } from './signals.js';
 
 const MINUTE = 60_000;
@@ -153,6 +154,32 @@ describe('velocity snapshot of the training stream', () => {
       seconds_since_card_last_seen: 3600,
       customer_new_ip_country: 1,
     });
+  });
+
+  it('forgets keys with nothing left in any window, without changing what is read', () => {
+    const tracker = new VelocityTracker();
+    const event = (time: number, card: string) => ({
+      time,
+      tenant: 'ten_a',
+      customer: null,
+      email: null,
+      card,
+      ip: null,
+      ipCountry: null,
+      amount: 100,
+    });
+    tracker.record(event(0, 'fp_old'));
+    expect(tracker.size).toBe(2);
+    // A week and a day later, enough payments on another card to trigger a sweep.
+    const start = 8 * DAY;
+    for (let i = 0; i < 100_000; i++) tracker.record(event(start + i, 'fp_hot'));
+    expect(tracker.size).toBe(2);
+    expect(tracker.snapshot(event(start + 100_000, 'fp_old'))).toMatchObject({
+      card_count_7d: 0,
+      card_distinct_tenants_24h: 0,
+      seconds_since_card_last_seen: -1,
+    });
+    expect(tracker.snapshot(event(start + 100_000, 'fp_hot'))).toMatchObject({ card_count_1h: 100_000 });
   });
 
   it('gives zeros for a missing key', () => {

@@ -133,7 +133,8 @@ class DistinctWindows {
   private readonly latest = new Map<string, number>();
   private readonly heads: number[];
   private readonly counts: number[];
-  private newest = -Infinity;
+  /** The latest sighting's time. */
+  newest = -Infinity;
 
   constructor(private readonly windows: readonly number[]) {
     this.heads = windows.map(() => 0);
@@ -184,6 +185,8 @@ class DistinctWindows {
   }
 }
 
+const SWEEP_EVERY = 100_000;
+
 interface KeyState {
   activity: Activity;
   /** Cards seen with an IP (1 h, 24 h) or a customer (24 h, 7 d). */
@@ -199,6 +202,7 @@ interface KeyState {
 export class VelocityTracker {
   private readonly byKey = new Map<string, KeyState>();
   private readonly cardTenants = new Map<string, DistinctWindows>();
+  private recordedSinceSweep = 0;
 
   snapshot(event: VelocityEvent): VelocitySnapshot {
     const now = event.time;
@@ -272,6 +276,23 @@ export class VelocityTracker {
       if (!tenants) this.cardTenants.set(card, (tenants = new DistinctWindows([DAY])));
       tenants.add(time, tenant);
     }
+    if (++this.recordedSinceSweep >= SWEEP_EVERY) this.sweep(time);
+  }
+
+  /**
+   * Forgets keys with nothing left in any window, so that a long-running process (the store without
+   * Redis) holds a week of keys, not every key it ever saw. Every SWEEP_EVERY payments, one pass over
+   * the keys: amortized constant per payment as long as keys are fewer than that many times the rate.
+   */
+  private sweep(now: number): void {
+    this.recordedSinceSweep = 0;
+    for (const [key, state] of this.byKey) if (state.activity.last <= now - WEEK) this.byKey.delete(key);
+    for (const [card, tenants] of this.cardTenants) if (tenants.newest <= now - DAY) this.cardTenants.delete(card);
+  }
+
+  /** Keys held (activity and platform-wide card keys): what a sweep bounds. */
+  get size(): number {
+    return this.byKey.size + this.cardTenants.size;
   }
 
   private state(kind: string, tenant: string, value: string | null): KeyState | undefined {
