@@ -44,8 +44,9 @@ export function alertCase(input: Omit<AlertCaseRow, 'alert_key'>): AlertCaseRow 
  * A data-modifying CTE for a batched payment write: opens the case of each alert whose payment the
  * batch wrote (`written`: a CTE of payment ids), or adds the payment to the case its subject already
  * has open today. Alerts of one key within the batch are grouped first: an INSERT … ON CONFLICT may
- * touch a row once. Amounts are the payments' amounts (a blocked payment received nothing); a case
- * whose payments are in several currencies has no total.
+ * touch a row once. Amounts are the payments' amounts (a blocked payment received nothing), each
+ * payment once: the same payment blocked again (confirmed anew with another card, say) is already in
+ * its subject's case. A case whose payments are in several currencies has no total.
  */
 export function alertCaseCte(statement: UnnestStatement, rows: AlertCaseRow[], written: string): string {
   return `alert_case AS (
@@ -60,8 +61,10 @@ export function alertCaseCte(statement: UnnestStatement, rows: AlertCaseRow[], w
       WHERE c.payment_id IN (SELECT id FROM ${written})
       GROUP BY c.tenant_id, c.livemode, c.alert_key
       ON CONFLICT (tenant_id, livemode, alert_key) WHERE alert_key IS NOT NULL AND status IN ('open', 'investigating')
-      DO UPDATE SET payment_ids = cases.payment_ids || excluded.payment_ids,
-        amount = CASE WHEN cases.currency = excluded.currency THEN cases.amount + excluded.amount END,
+      DO UPDATE SET payment_ids = cases.payment_ids
+          || ARRAY(SELECT p FROM unnest(excluded.payment_ids) p WHERE p <> ALL (cases.payment_ids)),
+        amount = CASE WHEN cases.currency = excluded.currency
+          THEN cases.amount + CASE WHEN excluded.payment_ids <@ cases.payment_ids THEN 0 ELSE excluded.amount END END,
         currency = CASE WHEN cases.currency = excluded.currency THEN cases.currency END,
         period_start = least(cases.period_start, excluded.period_start),
         period_end = greatest(cases.period_end, excluded.period_end),

@@ -100,6 +100,16 @@ describe('cases opened by the fraud decision', () => {
     });
     expect(joined.narrative).toContain("blocked by rule 'Block 77.77'");
     expect(await casesWith(tenant.testKey, allowed.id)).toEqual([]);
+    // The first payment confirmed anew with another card and blocked again is in the case once.
+    const again = await call(t.app, tenant.testKey, 'POST', `/v1/payments/${first.id}/confirm`, {
+      payment_method: card(TEST_CARDS.debit),
+    });
+    expect(again.json().error.payment.outcome.action).toBe('block');
+    expect((await casesWith(tenant.testKey, first.id))[0]).toMatchObject({
+      id: joined.id,
+      payments: [first.id, second.id],
+      amount: 15_554,
+    });
 
     await ok(await call(t.app, tenant.testKey, 'POST', `/v1/cases/${joined.id}`, { status: 'dismissed' }));
     const third = (await pay(tenant.testKey, body)).json().error.payment;
