@@ -21,7 +21,11 @@
  *   BENCH_DURATION             seconds measured per run (default 15)
  *   BENCH_WARMUP               seconds of unmeasured warm-up before each run (default 3)
  *   BENCH_SCENARIOS            comma list to run a subset: bare_post,bare_get,create_confirm,
- *                              create_confirm_100_tenants,create_confirm_idem,create_confirm_saved_pm,retrieve
+ *                              create_confirm_fraud_off,create_confirm_100_tenants,create_confirm_idem,
+ *                              create_confirm_saved_pm,retrieve
+ *                              (create_confirm_fraud_off: create_confirm against a second API process on
+ *                              the same database with FRAUD_CHECKS=off, run first; the report prints
+ *                              fraud on / off per connection level, target ≥ 0.9)
  *   BENCH_PORT                 API port (default 4100; the bare server takes the next free one)
  *   BENCH_CPU_PROF=1           run the API with --cpu-prof; profiles and a summary in bench/results/cpuprof
  *   BENCH_KEEP_DB=1            keep payforward_bench afterwards (for inspection)
@@ -56,7 +60,7 @@ const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
 const RESULTS_DIR = join(BENCH_DIR, 'results');
 const DB_NAME = 'payforward_bench';
-const TARGET = { paymentsPerSecond: 4000, p99Ms: 50, rssMb: 400 };
+const TARGET = { paymentsPerSecond: 4000, p99Ms: 50, rssMb: 400, fraudOnVsOff: 0.9 };
 /**
  * create+confirm at 100 connections as a fraction of bare fastify, in the last full run before
  * captures posted to the ledger (platform core, commit 3da367e: 4,008/s vs 38,500/s). Ledger
@@ -85,6 +89,7 @@ const ALL_SCENARIOS = [
   'bare_post',
   'bare_get',
   'create_confirm',
+  'create_confirm_fraud_off',
   'create_confirm_100_tenants',
   'create_confirm_idem',
   'create_confirm_saved_pm',
@@ -605,8 +610,79 @@ async function api<T>(url: string, path: string, key: string, body?: unknown): P
 
 let apiChild: Child | undefined;
 let apiRssPeakMb = 0;
-let apiStdoutProblems: string[] = [];
+const apiStdoutProblems: string[] = [];
 let profileSummary: unknown;
+
+/** The API's environment; the same secrets for every process of a run, which share one database. */
+function apiEnv(port: number, platformKey: string, metricsToken: string) {
+  return {
+    ...process.env,
+    ...config.passThrough,
+    NODE_ENV: 'production',
+    DATABASE_URL: benchDbUrl.toString(),
+    DATABASE_REPLICA_URL: '',
+    REDIS_URL: '',
+    AMQP_URL: '',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    PUBLIC_URL: '',
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_PER_KEY: '10000000',
+    RATE_LIMIT_PER_TENANT: '10000000',
+    RATE_LIMIT_PER_ADDRESS: '10000000',
+    PAYMENT_METHOD_RATE_LIMIT_PER_KEY: '10000000',
+    PAYMENT_METHOD_RATE_LIMIT_PER_TENANT: '10000000',
+    SEED_DEMO_TENANT: 'false',
+    ...apiSecrets,
+    PLATFORM_API_KEY: platformKey,
+    METRICS_TOKEN: metricsToken,
+    DATA_DIR: join(RESULTS_DIR, '.data'),
+  };
+}
+
+// Production refuses weak or defaulted secrets; a database role that exists keeps its own password.
+const apiSecrets = productionSecrets({
+  APP_DB_PASSWORD: process.env.APP_DB_PASSWORD,
+  WORKER_DB_PASSWORD: process.env.WORKER_DB_PASSWORD,
+});
+
+/**
+ * create_confirm against an API process with FRAUD_CHECKS=off, on the run's database and tenant:
+ * the fraud decision's cost is create_confirm (fraud on) against this, in the same run. It runs
+ * before the fraud-on API starts, so that the database the fraud-on runs write to is, if anything,
+ * the larger one. Not profiled: BENCH_CPU_PROF is for the fraud-on API.
+ */
+async function benchFraudOff(port: number, platformKey: string, metricsToken: string) {
+  const child = spawnNode('PayForward API (FRAUD_CHECKS=off)', ['--max-semi-space-size=32', 'dist/main.js', 'api'], {
+    cwd: ROOT,
+    env: { ...apiEnv(port, platformKey, metricsToken), FRAUD_CHECKS: 'off' },
+  });
+  children.add(child);
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(child, `${url}/ready`, 90_000);
+  const rss = new RssSampler(child.pid).start();
+  const target: Target = { kind: 'api', url, pid: child.pid, rss, metricsUrl: `${url}/metrics`, metricsToken };
+  const tenant = await api<{ secret_keys: { test: { secret: string } } }>(url, '/v1/tenants', platformKey, {
+    name: 'Benchmark tenant (fraud checks off)',
+  });
+  const headers = { 'content-type': 'application/json', authorization: `Bearer ${tenant.secret_keys.test.secret}` };
+  console.log(`  API with FRAUD_CHECKS=off, pid ${child.pid}`);
+  for (const connections of config.connections) {
+    await measure(target, {
+      scenario: 'create_confirm_fraud_off',
+      request: 'POST /v1/payments (inline card, confirm), FRAUD_CHECKS=off',
+      connections,
+      requests: [{ method: 'POST', path: '/v1/payments', headers, body: createBody(CARD), onResponse: recordPayment }],
+      createsPayments: true,
+      baseline: 'bare_post',
+    });
+  }
+  rss.stop();
+  apiRssPeakMb = Math.max(apiRssPeakMb, round(rss.peakKb / 1024, 1));
+  apiStdoutProblems.push(...child.problems);
+  await stopChild(child);
+  children.delete(child);
+}
 
 async function benchApi(port: number) {
   const platformKey = `pk_platform_${randomBytes(24).toString('base64url')}`;
@@ -614,6 +690,7 @@ async function benchApi(port: number) {
   const profDir = join(RESULTS_DIR, 'cpuprof');
   // The API runs as it does in production: the bundle `npm run build` makes, without tsx's loader.
   execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
+  if (wants('create_confirm_fraud_off')) await benchFraudOff(port, platformKey, metricsToken);
   // The same Node flags as `npm start`: a larger young generation halves the time spent in GC.
   const nodeArgs: string[] = ['--max-semi-space-size=32'];
   if (config.cpuProf) {
@@ -623,33 +700,7 @@ async function benchApi(port: number) {
   }
   apiChild = spawnNode('PayForward API', [...nodeArgs, 'dist/main.js', 'api'], {
     cwd: ROOT,
-    env: {
-      ...process.env,
-      ...config.passThrough,
-      NODE_ENV: 'production',
-      DATABASE_URL: benchDbUrl.toString(),
-      DATABASE_REPLICA_URL: '',
-      REDIS_URL: '',
-      AMQP_URL: '',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      PUBLIC_URL: '',
-      LOG_LEVEL: 'warn',
-      RATE_LIMIT_PER_KEY: '10000000',
-      RATE_LIMIT_PER_TENANT: '10000000',
-      RATE_LIMIT_PER_ADDRESS: '10000000',
-      PAYMENT_METHOD_RATE_LIMIT_PER_KEY: '10000000',
-      PAYMENT_METHOD_RATE_LIMIT_PER_TENANT: '10000000',
-      SEED_DEMO_TENANT: 'false',
-      // Production refuses weak or defaulted secrets; a database role that exists keeps its own password.
-      ...productionSecrets({
-        PLATFORM_API_KEY: platformKey,
-        APP_DB_PASSWORD: process.env.APP_DB_PASSWORD,
-        WORKER_DB_PASSWORD: process.env.WORKER_DB_PASSWORD,
-      }),
-      METRICS_TOKEN: metricsToken,
-      DATA_DIR: join(RESULTS_DIR, '.data'),
-    },
+    env: apiEnv(port, platformKey, metricsToken),
   });
   children.add(apiChild);
   const url = `http://127.0.0.1:${port}`;
@@ -752,7 +803,7 @@ async function benchApi(port: number) {
     });
   }
   rss.stop();
-  apiRssPeakMb = round(rss.peakKb / 1024, 1);
+  apiRssPeakMb = Math.max(apiRssPeakMb, round(rss.peakKb / 1024, 1));
   return { url, tenantId: tenant.id };
 }
 
@@ -997,9 +1048,27 @@ function assessTargets() {
         hundred_vs_one: spread ? round(spread.requests_per_s / atVariant.requests_per_s, 3) : null,
       }
     : null;
+  // The fraud decision's cost: create+confirm with fraud checks on against off, per connection level.
+  const fraud = creates.flatMap((on) => {
+    const off = results.find((r) => r.scenario === 'create_confirm_fraud_off' && r.connections === on.connections);
+    if (!off) return [];
+    const ratio = round(on.requests_per_s / off.requests_per_s, 3);
+    return [
+      {
+        connections: on.connections,
+        on_per_s: on.requests_per_s,
+        off_per_s: off.requests_per_s,
+        on_p99_ms: on.latency_ms.p99,
+        off_p99_ms: off.latency_ms.p99,
+        on_vs_off: ratio,
+        met: ratio >= TARGET.fraudOnVsOff,
+      },
+    ];
+  });
   return {
     target: TARGET,
     ledger,
+    fraud_on_vs_off: fraud,
     create_confirm_best: best
       ? { connections: best.connections, payments_per_s: best.requests_per_s, p99_ms: best.latency_ms.p99 }
       : null,
@@ -1078,7 +1147,7 @@ async function main() {
     await sleep(1500); // requests cut off at the end of the last run finish server-side
     console.log('\n[3/3] verifying the database against the answers');
     verification = await verify();
-    apiStdoutProblems = apiChild?.problems ?? [];
+    apiStdoutProblems.push(...(apiChild?.problems ?? []));
     const code = await stopChild(apiChild);
     children.delete(apiChild!);
     if (code !== 0) console.log(`  note: the API exited with code ${code}`);
@@ -1130,6 +1199,11 @@ async function main() {
           : ''),
     );
   }
+  for (const f of targets.fraud_on_vs_off)
+    console.log(
+      `Fraud checks at ${f.connections} connections: on ${f.on_per_s}/s (p99 ${f.on_p99_ms} ms) vs off ${f.off_per_s}/s ` +
+        `(p99 ${f.off_p99_ms} ms): on/off ${f.on_vs_off} (target ≥ ${TARGET.fraudOnVsOff}: ${f.met ? 'MET' : 'NOT MET'})`,
+    );
   const report = {
     started_at: startedAt.toISOString(),
     wall_seconds: round((Date.now() - t0) / 1000, 1),

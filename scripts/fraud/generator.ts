@@ -17,6 +17,12 @@ interface Tenant {
   exponent: number;
   medianMajor: number; // typical basket in major units
   weight: number;
+  /**
+   * Share of its payments the merchant sends server to server, without the buyer's IP address
+   * (recurring billing, invoices, phone orders): legitimate and fraudulent alike, since it is a
+   * property of the integration, so a missing IP tells the model nothing by itself.
+   */
+  serverSide: number;
 }
 
 interface Card {
@@ -56,12 +62,12 @@ interface Payment {
 }
 
 const TENANTS: Omit<Tenant, 'id'>[] = [
-  { country: 'US', currency: 'USD', exponent: 2, medianMajor: 45, weight: 3 },
-  { country: 'DE', currency: 'EUR', exponent: 2, medianMajor: 60, weight: 2 },
-  { country: 'GB', currency: 'GBP', exponent: 2, medianMajor: 30, weight: 2 },
-  { country: 'FR', currency: 'EUR', exponent: 2, medianMajor: 120, weight: 1 },
-  { country: 'US', currency: 'USD', exponent: 2, medianMajor: 250, weight: 1 },
-  { country: 'CA', currency: 'CAD', exponent: 2, medianMajor: 70, weight: 1 },
+  { country: 'US', currency: 'USD', exponent: 2, medianMajor: 45, weight: 3, serverSide: 0.03 },
+  { country: 'DE', currency: 'EUR', exponent: 2, medianMajor: 60, weight: 2, serverSide: 0.02 },
+  { country: 'GB', currency: 'GBP', exponent: 2, medianMajor: 30, weight: 2, serverSide: 0.05 },
+  { country: 'FR', currency: 'EUR', exponent: 2, medianMajor: 120, weight: 1, serverSide: 0.1 },
+  { country: 'US', currency: 'USD', exponent: 2, medianMajor: 250, weight: 1, serverSide: 0.6 },
+  { country: 'CA', currency: 'CAD', exponent: 2, medianMajor: 70, weight: 1, serverSide: 0.15 },
 ];
 
 const HOME_COUNTRIES = ['US', 'US', 'US', 'GB', 'GB', 'DE', 'DE', 'FR', 'NL', 'ES', 'IT', 'CA', 'AU', 'MX', 'IN'];
@@ -157,7 +163,7 @@ export function generate(options: GeneratorOptions): CsvRow[] {
         const country = travelling ? rng.pick(HOME_COUNTRIES) : person.home;
         const card = rng.chance(0.8) ? person.cards[0]! : rng.pick(person.cards);
         const bigPurchase = rng.chance(0.01);
-        const guest = rng.chance(0.08);
+        const guest = rng.chance(0.15);
         const payment: Payment = {
           time: hourIn(day, rng.normal(person.peakHour, 2.5)),
           tenant: account.tenant,
@@ -290,20 +296,23 @@ export function generate(options: GeneratorOptions): CsvRow[] {
   }
 
   payments.sort((a, b) => a.time - b.time);
-  return payments.map((payment) => ({
-    id: `tx_${String(++serial).padStart(8, '0')}`,
-    timestamp: new Date(payment.time).toISOString().replace('.000Z', 'Z'),
-    tenant_id: payment.tenant.id,
-    customer_id: payment.customerId ?? '',
-    email: payment.email ?? '',
-    card_fingerprint: payment.card.fingerprint,
-    card_bin: payment.card.bin,
-    card_country: payment.card.country,
-    ip: payment.ip,
-    ip_country: ipCountry(payment.ip) ?? '',
-    billing_country: payment.billing ?? '',
-    amount: String(payment.amount),
-    currency: payment.tenant.currency,
-    is_fraud: payment.fraud ? '1' : '0',
-  }));
+  return payments.map((payment) => {
+    const ip = rng.chance(payment.tenant.serverSide) ? null : payment.ip;
+    return {
+      id: `tx_${String(++serial).padStart(8, '0')}`,
+      timestamp: new Date(payment.time).toISOString().replace('.000Z', 'Z'),
+      tenant_id: payment.tenant.id,
+      customer_id: payment.customerId ?? '',
+      email: payment.email ?? '',
+      card_fingerprint: payment.card.fingerprint,
+      card_bin: payment.card.bin,
+      card_country: payment.card.country,
+      ip: ip ?? '',
+      ip_country: (ip && ipCountry(ip)) ?? '',
+      billing_country: payment.billing ?? '',
+      amount: String(payment.amount),
+      currency: payment.tenant.currency,
+      is_fraud: payment.fraud ? '1' : '0',
+    };
+  });
 }

@@ -38,6 +38,8 @@ export interface DecisionCard {
 
 export interface DecisionRequest {
   paymentId: string;
+  /** Names this decision for the velocity store: asked again under the same name, it counts once. */
+  decisionKey: string;
   amount: number;
   currency: string;
   customer: string | null;
@@ -52,6 +54,8 @@ export type StoredInputs = DecisionInputs & { shadow_matches: { id: string; name
 export interface FraudDecision {
   outcome: FraudOutcome;
   inputs: StoredInputs;
+  /** The block lists the payment's values are on (whatever the decision): each hit opens a case. */
+  listHits: string[];
 }
 
 interface CachedRule {
@@ -63,6 +67,7 @@ interface TenantConfiguration {
   rules: CachedRule[];
   lists: RuleLists;
   allowLists: { row: ListRow; values: Set<string> }[];
+  blockLists: { row: ListRow; values: Set<string> }[];
 }
 
 const TEST_CARD = {
@@ -105,8 +110,9 @@ export const DEFAULT_RULES: Pick<RuleRow, 'name' | 'expression' | 'action' | 'pr
     action: 'block',
     priority: 10,
   },
-  // The shipped model learned from payments that carry the buyer's IP address; without one its score
-  // leans high, so the default pack acts on the score only when the payment has one.
+  // By default the score acts on payments that carry the buyer's IP address; server-to-server payments
+  // (none) are left to the lists and velocity rules, and a tenant that wants the score to act on them
+  // too edits these two rules.
   {
     name: 'Block highest risk',
     expression: "risk_level == 'highest' && ip.address != ''",
@@ -167,8 +173,8 @@ export const RULE_COLUMNS: Columns<RuleRow> = [
 const FRAUD_CONFIG_CHANNEL = 'fraud_config_changed';
 const scopeKey = (scope: Scope) => `${scope.tenantId}:${scope.livemode ? 't' : 'f'}`;
 
-/** Which decision input an allow-list of each type is matched against. */
-const ALLOW_VALUE: Record<ListItemType, (inputs: DecisionInputs) => string> = {
+/** Which decision input a list of each type is matched against. */
+const LIST_VALUE: Record<ListItemType, (inputs: DecisionInputs) => string> = {
   card_fingerprint: (i) => i.card.fingerprint,
   card_bin: (i) => i.card.bin,
   email: (i) => i.email,
@@ -176,6 +182,16 @@ const ALLOW_VALUE: Record<ListItemType, (inputs: DecisionInputs) => string> = {
   country: (i) => i.ip.country,
   customer: (i) => i.customer,
 };
+
+function listHits(lists: TenantConfiguration['blockLists'], inputs: DecisionInputs): string[] {
+  const hits: string[] = [];
+  for (const { row, values } of lists) {
+    if (values.size === 0) continue;
+    const value = LIST_VALUE[row.item_type](inputs);
+    if (value !== '' && values.has(normalizeListValue(value))) hits.push(row.name);
+  }
+  return hits;
+}
 
 /**
  * The fraud decision on the payment path. Rules are compiled once per tenant mode and cached with
@@ -237,7 +253,7 @@ export class FraudEngine {
       this.velocity.recordAndRead({
         tenantId: scope.tenantId,
         livemode: scope.livemode,
-        paymentId: request.paymentId,
+        decision: request.decisionKey,
         at: request.at.getTime(),
         amount: request.amount,
         card: card.fingerprint,
@@ -259,6 +275,7 @@ export class FraudEngine {
       billingCountry,
       hasEmail: Boolean(details?.email),
       hasCustomer: request.customer !== null,
+      hasIp: address !== null,
       velocity,
     });
     const forced = scope.livemode ? undefined : TEST_RISK.get(card.number);
@@ -302,6 +319,7 @@ export class FraudEngine {
         model_version: score.modelVersion,
       },
       inputs: { ...inputs, shadow_matches: shadow },
+      listHits: listHits(configuration.blockLists, inputs),
     };
   }
 
@@ -327,7 +345,7 @@ export class FraudEngine {
       else decided = row;
     }
     const allowed = configuration.allowLists.find(({ row, values }) => {
-      const value = ALLOW_VALUE[row.item_type](inputs);
+      const value = LIST_VALUE[row.item_type](inputs);
       return value !== '' && values.has(normalizeListValue(value));
     });
     if (allowed)
@@ -355,6 +373,7 @@ export class FraudEngine {
         rules: rules.map((row) => ({ row, compiled: compileRule(row.expression) })),
         lists: new RuleLists(byName),
         allowLists: lists.filter((l) => l.kind === 'allow').map((row) => ({ row, values: values.get(row.id)! })),
+        blockLists: lists.filter((l) => l.kind === 'block').map((row) => ({ row, values: values.get(row.id)! })),
       };
     });
     if (this.caching) {

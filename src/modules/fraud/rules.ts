@@ -144,18 +144,36 @@ export function compileRule(expression: string, lists?: RuleLists): CompiledRule
   return parsed;
 }
 
-/** The CEL activation for a payment: CEL integers are BigInts. */
+/** BigInts of small integers, made once: most figures are small, and each BigInt made is an allocation. */
+const SMALL_INTS = Array.from({ length: 1024 }, (_, i) => BigInt(i));
+
+/** A CEL integer (a BigInt) of a whole number; a fractional one is truncated. */
+function celInt(value: number): bigint {
+  const whole = Math.trunc(value);
+  return whole >= 0 && whole < SMALL_INTS.length ? SMALL_INTS[whole]! : BigInt(whole);
+}
+
+/**
+ * The CEL activation for a payment: CEL integers are BigInts. It is built once per decision on the
+ * payment path, so it names its fields rather than copying the inputs.
+ */
 export function activation(inputs: DecisionInputs, lists: RuleLists): Record<string, unknown> {
   const velocity: Record<string, bigint> = {};
   // Whole units for rules: seconds_since_card_last_seen is fractional in the contract.
-  for (const [name, value] of Object.entries(inputs.velocity)) velocity[name] = BigInt(Math.trunc(value));
+  for (const name in inputs.velocity) velocity[name] = celInt(inputs.velocity[name as keyof VelocitySnapshot]);
   return {
-    ...inputs,
-    amount: BigInt(inputs.amount),
-    risk_score: BigInt(inputs.risk_score),
-    hour: BigInt(inputs.hour),
-    day_of_week: BigInt(inputs.day_of_week),
+    amount: celInt(inputs.amount),
+    currency: inputs.currency,
+    card: inputs.card,
+    ip: inputs.ip,
+    billing_country: inputs.billing_country,
+    email: inputs.email,
+    customer: inputs.customer,
+    risk_score: celInt(inputs.risk_score),
+    risk_level: inputs.risk_level,
     velocity,
+    hour: celInt(inputs.hour),
+    day_of_week: celInt(inputs.day_of_week),
     lists,
   };
 }

@@ -19,7 +19,7 @@ const HOUR = 60 * MINUTE;
 const keysFor = (tenantId: string, at: number, overrides: Partial<VelocityKeys> = {}): VelocityKeys => ({
   tenantId,
   livemode: false,
-  paymentId: `pay_${randomUUID()}`,
+  decision: `pay_${randomUUID()}`,
   at,
   amount: 1000,
   card: 'fp_card',
@@ -73,6 +73,66 @@ describe('the in-process store (the training tracker)', () => {
   });
 });
 
+/**
+ * Payments at chosen times (an injected clock) around the bucket edges of each window: the 1 h
+ * window is the current minute and the 59 before it, the 24 h and 7 d ones the current hour and
+ * the 23 (167) before it. `start` is on an hour boundary.
+ */
+async function bucketEdges(store: VelocityStore, tenantId: string) {
+  const start = 1_800_000_000_000;
+  const at = (offset: number, amount: number) =>
+    store.recordAndRead(keysFor(tenantId, start + offset, { amount, email: null, ip: null, customer: null }));
+  await at(0, 100); // minute 0, hour 0
+  await at(59 * MINUTE + 59_999, 200); // the last millisecond of minute 59
+  return {
+    // 60 min after the first: minute 60's window is minutes 1..60, which no longer holds minute 0.
+    minute60: await at(60 * MINUTE, 400),
+    // 61 min 59.999 s: minute 61's window is minutes 2..61; minute 59 still in it.
+    minute61: await at(61 * MINUTE + 59_999, 800),
+    // 23 h 59 min: hour 23's day is hours 0..23, all four so far.
+    hour23: await at(23 * HOUR + 59 * MINUTE, 1600),
+    // 24 h: hour 24's day is hours 1..24: hour 0's two payments left it, the week keeps them.
+    hour24: await at(24 * HOUR, 3200),
+    // 7 d later: hour 168's week is hours 1..168, without hour 0.
+    week: await at(7 * 24 * HOUR, 6400),
+  };
+}
+
+function expectBucketEdges(edges: Awaited<ReturnType<typeof bucketEdges>>) {
+  expect(edges.minute60).toMatchObject({ card_count_1h: 1, card_sum_1h: 200, card_count_24h: 2, card_sum_24h: 300 });
+  expect(edges.minute61).toMatchObject({ card_count_1h: 2, card_sum_1h: 600, card_count_24h: 3 });
+  expect(edges.hour23).toMatchObject({ card_count_1h: 0, card_count_24h: 4, card_sum_24h: 1500 });
+  expect(edges.hour24).toMatchObject({
+    card_count_24h: 3,
+    card_sum_24h: 2800,
+    card_count_7d: 5,
+    card_sum_7d: 3100,
+    seconds_since_card_last_seen: 60,
+  });
+  expect(edges.week).toMatchObject({
+    card_count_24h: 0,
+    card_count_7d: 4,
+    card_sum_7d: 6000,
+    seconds_since_card_last_seen: (6 * 24 * HOUR) / 1000,
+  });
+}
+
+describe('bucket boundaries (injected clock)', () => {
+  it('in process: each window holds its own bucket and the n - 1 before it', async () => {
+    expectBucketEdges(await bucketEdges(new InProcessVelocityStore(), `ten_${randomUUID()}`));
+  });
+
+  it('in process: the same decision asked again reads the same and counts once', async () => {
+    const store = new InProcessVelocityStore();
+    const first = keysFor('ten_replay', 1_800_000_000_000);
+    await store.recordAndRead(keysFor('ten_replay', 1_800_000_000_000 - MINUTE));
+    const reading = await store.recordAndRead(first);
+    expect(await store.recordAndRead({ ...first, at: first.at + 5 * MINUTE })).toEqual(reading);
+    const next = await store.recordAndRead(keysFor('ten_replay', first.at + 6 * MINUTE));
+    expect([reading.card_count_1h, next.card_count_1h]).toEqual([1, 2]);
+  });
+});
+
 describe.skipIf(!redisUrl)('the Redis store', () => {
   let redis: Redis;
   beforeAll(() => {
@@ -87,6 +147,51 @@ describe.skipIf(!redisUrl)('the Redis store', () => {
     expect(await replay(new RedisVelocityStore(redis), history(tenant, other, start))).toEqual(
       await replay(new InProcessVelocityStore(), history(tenant, other, start)),
     );
+  });
+
+  it('has the in-process bucket boundaries', async () => {
+    expectBucketEdges(await bucketEdges(new RedisVelocityStore(redis), `ten_${randomUUID()}`));
+  });
+
+  it('the same decision asked again (a recovery replay) reads the same and counts once', async () => {
+    const store = new RedisVelocityStore(redis);
+    const tenant = `ten_${randomUUID()}`;
+    const first = keysFor(tenant, Date.now());
+    await store.recordAndRead(keysFor(tenant, first.at - MINUTE));
+    const reading = await store.recordAndRead(first);
+    expect(await store.recordAndRead({ ...first, at: first.at + 5 * MINUTE })).toEqual(reading);
+    const next = await store.recordAndRead(keysFor(tenant, first.at + 6 * MINUTE));
+    expect([reading.card_count_1h, next.card_count_1h]).toEqual([1, 2]);
+    expect(reading.seconds_since_card_last_seen).toBe(60);
+  });
+
+  it('sums large amounts exactly, as the in-process store does', async () => {
+    const tenant = `ten_${randomUUID()}`;
+    const at = Date.now();
+    const amount = 4_000_000_000_000_001;
+    const stores = [new RedisVelocityStore(redis), new InProcessVelocityStore()];
+    for (const store of stores) await store.recordAndRead(keysFor(tenant, at, { amount }));
+    const readings = await Promise.all(stores.map((store) => store.recordAndRead(keysFor(tenant, at + 1))));
+    expect(readings.map((r) => r.card_sum_1h)).toEqual([amount, amount]);
+  });
+
+  it("keeps a hot key's hash bounded: stale buckets are deleted as they leave the windows", async () => {
+    const store = new RedisVelocityStore(redis);
+    const tenant = `ten_${randomUUID()}`;
+    const start = 1_800_000_000_000;
+    // One payment every 7 minutes for 9 days: 1,851 payments over more buckets than any window spans.
+    const n = Math.floor((9 * 24 * HOUR) / (7 * MINUTE));
+    // Sent at once on one connection, which Redis runs in the order sent.
+    const readings = await Promise.all(
+      Array.from({ length: n }, (_, i) => store.recordAndRead(keysFor(tenant, start + i * 7 * MINUTE))),
+    );
+    const last = readings.at(-1)!;
+    const fields = await redis.hlen(`fraud:v:${tenant}:test:card:fp_card`);
+    // Two fields (count, sum) per minute bucket of the last hour and per hour bucket of the week, and last.
+    expect(fields).toBeLessThanOrEqual(2 * (60 + 168) + 1);
+    expect(last.card_count_7d).toBeGreaterThan(1400);
+    // The payments of minutes m - 7 … m - 56 before the last one's minute m.
+    expect(last.card_count_1h).toBe(8);
   });
 
   it('N payments on one card at once see prior counts 0..N-1, each exactly once', async () => {

@@ -1,12 +1,25 @@
 import type { Redis, Result } from 'ioredis';
 import type { VelocitySnapshot } from './model/signals.js';
-import { VelocityTracker } from './model/velocity.js';
+import {
+  DAY,
+  DAY_BUCKETS,
+  HOUR,
+  MINUTE,
+  MINUTE_BUCKETS,
+  VelocityTracker,
+  WEEK,
+  WEEK_BUCKETS,
+} from './model/velocity.js';
 
 /** What a payment is counted under; a null key (no email, no customer…) counts nothing and reads zeros. */
 export interface VelocityKeys {
   tenantId: string;
   livemode: boolean;
-  paymentId: string;
+  /**
+   * The decision's own key (payment and authorization round): the same decision asked again, as a
+   * crash recovery's replay asks it, reads what the first one read and records nothing.
+   */
+  decision: string;
   /** Decision time, ms since the epoch: windows are the 1 h, 24 h and 7 d before it. */
   at: number;
   amount: number;
@@ -54,6 +67,14 @@ export const ZERO_VELOCITY: VelocitySnapshot = Object.freeze({
   seconds_since_card_last_seen: -1,
 });
 
+/**
+ * How long a decision's reading is kept for its replays, renewed by each replay. A decision is only
+ * replayed while its payment waits in `processing` for a processor answer: the client's retry (within
+ * seconds) and each recovery pass (every minute) renew it, however long an outage lasts. Kept per
+ * payment, it costs memory in proportion to the payment rate: 15 minutes of payments.
+ */
+const DECISION_TTL = 15 * MINUTE;
+
 /** Counts and sums of one key's prior payments over 1 h, 24 h, 7 d, and when it was last seen. */
 interface Activity {
   count: [number, number, number];
@@ -79,6 +100,7 @@ function snapshot(
     tenants24h: number;
   },
   keys: VelocityKeys,
+  at: number,
 ): VelocitySnapshot {
   return {
     card_count_1h: card.count[0],
@@ -109,7 +131,7 @@ function snapshot(
         ? 1
         : 0,
     card_distinct_tenants_24h: distinct.tenants24h,
-    seconds_since_card_last_seen: card.last === null ? -1 : (keys.at - card.last) / 1000,
+    seconds_since_card_last_seen: card.last === null ? -1 : (at - card.last) / 1000,
   };
 }
 
@@ -129,21 +151,34 @@ function redisKeys(keys: VelocityKeys) {
     keys.customer ? `${scope}:customercards:${part(keys.customer)}` : '',
     keys.customer ? `${scope}:customercountries:${part(keys.customer)}` : '',
     keys.platformCard ? `fraud:v:${keys.livemode ? 'live' : 'test'}:tenants:${part(keys.platformCard)}` : '',
+    `${scope}:decision:${part(keys.decision)}`,
   ];
 }
 
 /**
  * One round trip, atomic: Redis runs a script alone, so of N payments on one card at once each sees
- * exactly the payments recorded before it. Activity keys are sorted sets of `<payment id>:<amount>`
- * scored by time; "distinct" keys are sorted sets of the card (or country, or tenant) scored by when
- * it was last seen, so ZCOUNT over a window counts the distinct values seen in it.
+ * exactly the payments recorded before it. Activity keys are hashes of per-bucket counts and sums
+ * (`mc<minute>`, `ms<minute>`, `hc<hour>`, `hs<hour>`) plus `last`, the latest payment's time: a
+ * hash holds at most 60 + 168 buckets, whose stale fields each call deletes, so the cost of a call
+ * is bounded whatever the key's history. "Distinct" keys are sorted sets of the card (or country,
+ * or tenant) scored by when it was last seen: ZCOUNT over a window counts the distinct values seen
+ * in it, exactly, in O(log n). The reading is stored under the decision's key: the same decision run
+ * again (a crash recovery's replay) gets that reading back and records nothing.
  */
 const SCRIPT = `
+local prior = redis.call('GET', KEYS[9])
+if prior then
+  redis.call('PEXPIRE', KEYS[9], ${DECISION_TTL})
+  local values = {}
+  for value in string.gmatch(prior, '[^,]+') do values[#values + 1] = value end
+  return values
+end
 local now = tonumber(ARGV[1])
 local amount = ARGV[2]
-local member = ARGV[3] .. ':' .. amount
-local card, country, tenant = ARGV[4], ARGV[5], ARGV[6]
-local H, D, W = 3600000, 86400000, 604800000
+local card, country, tenant = ARGV[3], ARGV[4], ARGV[5]
+local MINUTES, DAY_HOURS, WEEK_HOURS = ${MINUTE_BUCKETS}, ${DAY_BUCKETS}, ${WEEK_BUCKETS}
+local M, H, D, W = ${MINUTE}, ${HOUR}, ${DAY}, ${WEEK}
+local minute, hour = math.floor(now / M), math.floor(now / H)
 local out = {}
 local function activity(key)
   if key == '' then
@@ -151,24 +186,47 @@ local function activity(key)
     out[#out + 1] = -1
     return
   end
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - W)
-  local rows = redis.call('ZRANGEBYSCORE', key, '(' .. (now - W), '+inf', 'WITHSCORES')
+  local fields = redis.call('HGETALL', key)
   local c1, c24, c7, s1, s24, s7, last = 0, 0, 0, 0, 0, 0, -1
-  for i = 1, #rows, 2 do
-    local at = tonumber(rows[i + 1])
-    local value = tonumber(string.match(rows[i], ':(%d+)$'))
-    c7 = c7 + 1; s7 = s7 + value
-    if at > now - D then c24 = c24 + 1; s24 = s24 + value end
-    if at > now - H then c1 = c1 + 1; s1 = s1 + value end
-    if at > last then last = at end
+  local stale = {}
+  for i = 1, #fields, 2 do
+    local field, value = fields[i], tonumber(fields[i + 1])
+    if field == 'last' then
+      last = value
+    else
+      local kind, index = string.sub(field, 1, 2), tonumber(string.sub(field, 3))
+      if kind == 'mc' or kind == 'ms' then
+        if index > minute - MINUTES then
+          if kind == 'mc' then c1 = c1 + value else s1 = s1 + value end
+        else
+          stale[#stale + 1] = field
+        end
+      elseif index > hour - WEEK_HOURS then
+        local recent = index > hour - DAY_HOURS
+        if kind == 'hc' then
+          c7 = c7 + value
+          if recent then c24 = c24 + value end
+        else
+          s7 = s7 + value
+          if recent then s24 = s24 + value end
+        end
+      else
+        stale[#stale + 1] = field
+      end
+    end
   end
+  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
   out[#out + 1] = c1; out[#out + 1] = c24; out[#out + 1] = c7
   out[#out + 1] = string.format('%.0f', s1); out[#out + 1] = string.format('%.0f', s24)
   out[#out + 1] = string.format('%.0f', s7)
   out[#out + 1] = 0
-  out[#out + 1] = string.format('%.0f', last)
-  redis.call('ZADD', key, now, member)
-  redis.call('PEXPIRE', key, W)
+  out[#out + 1] = (last > now - W) and string.format('%.0f', last) or -1
+  redis.call('HINCRBY', key, 'mc' .. minute, 1)
+  redis.call('HINCRBY', key, 'ms' .. minute, amount)
+  redis.call('HINCRBY', key, 'hc' .. hour, 1)
+  redis.call('HINCRBY', key, 'hs' .. hour, amount)
+  if now > last then redis.call('HSET', key, 'last', string.format('%.0f', now)) end
+  redis.call('PEXPIRE', key, W + H)
 end
 local function distinct(key, value, windows)
   if key == '' then
@@ -191,7 +249,7 @@ distinct(KEYS[6], card, {D, W})
 if KEYS[7] ~= '' and country ~= '' then
   local seen = tonumber(redis.call('ZSCORE', KEYS[7], country) or '-1')
   out[#out + 1] = (seen > now - W) and 1 or 0
-  redis.call('ZADD', KEYS[7], now, country)
+  if now > seen then redis.call('ZADD', KEYS[7], now, country) end
   redis.call('PEXPIRE', KEYS[7], W)
 else
   out[#out + 1] = 0
@@ -199,11 +257,14 @@ end
 if KEYS[8] ~= '' then
   redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now - D)
   out[#out + 1] = redis.call('ZCOUNT', KEYS[8], '(' .. (now - D), '+inf')
-  redis.call('ZADD', KEYS[8], now, tenant)
+  local seen = tonumber(redis.call('ZSCORE', KEYS[8], tenant) or '-1')
+  if now > seen then redis.call('ZADD', KEYS[8], now, tenant) end
   redis.call('PEXPIRE', KEYS[8], D)
 else
   out[#out + 1] = 0
 end
+out[#out + 1] = string.format('%.0f', now)
+redis.call('SET', KEYS[9], table.concat(out, ','), 'PX', ${DECISION_TTL})
 return out`;
 
 function activityFrom(values: (string | number)[], offset: number): Activity {
@@ -220,7 +281,7 @@ declare module 'ioredis' {
 
 export class RedisVelocityStore implements VelocityStore {
   constructor(private readonly redis: Redis) {
-    redis.defineCommand('fraudVelocity', { numberOfKeys: 8, lua: SCRIPT });
+    redis.defineCommand('fraudVelocity', { numberOfKeys: 9, lua: SCRIPT });
   }
 
   /** Whether a call can be answered now; while not, callers use their fallback instead of waiting. */
@@ -233,7 +294,6 @@ export class RedisVelocityStore implements VelocityStore {
       ...redisKeys(keys),
       keys.at,
       keys.amount,
-      keys.paymentId,
       keys.card ?? '',
       keys.ipCountry ?? '',
       `${keys.tenantId}`,
@@ -252,6 +312,7 @@ export class RedisVelocityStore implements VelocityStore {
         tenants24h: Number(values[37]),
       },
       keys,
+      Number(values[38]),
     );
   }
 }
@@ -260,13 +321,24 @@ export class RedisVelocityStore implements VelocityStore {
  * The same figures kept in this process's memory: the store without Redis, and the one a Redis
  * outage degrades to. It is the training pipeline's own tracker (one per mode), so its definitions
  * are the model's by construction; synchronous, hence atomic within the process. Cards are keyed by
- * the platform-wide fingerprint, which the count of tenants that saw a card needs.
+ * the platform-wide fingerprint, which the count of tenants that saw a card needs. Readings are kept
+ * by decision as the Redis store keeps them, so that a replayed decision counts once.
  */
 export class InProcessVelocityStore implements VelocityStore {
   private readonly test = new VelocityTracker();
   private readonly live = new VelocityTracker();
+  /** In order of last use, which is time order to within a request's duration. */
+  private readonly decided = new Map<string, { at: number; snapshot: VelocitySnapshot }>();
 
   async recordAndRead(keys: VelocityKeys): Promise<VelocitySnapshot> {
+    const decision = `${keys.tenantId}:${keys.livemode}:${keys.decision}`;
+    const prior = this.decided.get(decision);
+    if (prior) {
+      // Renewed, and moved to the end of the map's (time) order.
+      this.decided.delete(decision);
+      this.decided.set(decision, { at: keys.at, snapshot: prior.snapshot });
+      return prior.snapshot;
+    }
     const tracker = keys.livemode ? this.live : this.test;
     const event = {
       time: keys.at,
@@ -280,6 +352,11 @@ export class InProcessVelocityStore implements VelocityStore {
     };
     const snapshot = tracker.snapshot(event);
     tracker.record(event);
+    for (const [key, { at }] of this.decided) {
+      if (at > keys.at - DECISION_TTL) break;
+      this.decided.delete(key);
+    }
+    this.decided.set(decision, { at: keys.at, snapshot });
     return snapshot;
   }
 }

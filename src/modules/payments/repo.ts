@@ -7,6 +7,7 @@ import { ApiError } from '../../http/errors.js';
 import { EVENT_COLUMNS, type NewEventRow } from '../events/events.js';
 import { postingCtes, type PreparedPosting } from '../ledger/service.js';
 import { PAYMENT_METHOD_COLUMNS, type PaymentMethodRow } from '../payment-methods/service.js';
+import { alertCaseCte, type AlertCaseRow } from '../cases/alerts.js';
 import { REVIEW_COLUMNS, type ReviewRow } from '../fraud/repo.js';
 import type { StoredInputs } from '../fraud/engine.js';
 import type { FraudDetails, FraudOutcome } from '../fraud/schemas.js';
@@ -149,6 +150,8 @@ export interface PaymentWrite {
   disputeWatch?: DisputeWatchRow;
   /** The fraud review a payment the decision sent to review opens, with its authorization. */
   review?: ReviewRow;
+  /** The compliance case a fraud block or block-list hit opens (or joins), with the payment's outcome. */
+  alertCase?: AlertCaseRow;
 }
 
 export interface DisputeWatchRow {
@@ -196,6 +199,7 @@ function batchStatement(
   postings: PreparedPosting[],
   watched: DisputeWatchRow[],
   reviews: ReviewRow[],
+  alertCases: AlertCaseRow[],
 ) {
   const statement = new UnnestStatement();
   const text = `
@@ -241,7 +245,7 @@ function batchStatement(
       ON CONFLICT (payment_id) DO NOTHING
     )`
         : ''
-    }
+    }${alertCases.length ? `, ${alertCaseCte(statement, alertCases, 'written')}` : ''}
     SELECT id FROM written`;
   return { statement, text };
 }
@@ -275,6 +279,7 @@ async function writeBatch(sql: Sql, tried: PaymentWrite[], retryUncommitted = tr
     tried.flatMap((i) => (i.posting ? [i.posting] : [])),
     tried.flatMap((i) => (i.disputeWatch ? [i.disputeWatch] : [])),
     tried.flatMap((i) => (i.review ? [i.review] : [])),
+    tried.flatMap((i) => (i.alertCase ? [i.alertCase] : [])),
   );
   try {
     const rows = await scopedStatement(

@@ -12,7 +12,8 @@ import type { ConnectorRouter } from '../connectors/router.js';
 import { newEvent, type NewEventRow } from '../events/events.js';
 import type { EventType } from '../events/catalog.js';
 import type { FraudDecision, FraudEngine } from '../fraud/engine.js';
-import type { ReviewRow } from '../fraud/repo.js';
+import type { FraudAction, ReviewRow } from '../fraud/repo.js';
+import { alertCase, type AlertCaseRow } from '../cases/alerts.js';
 import { mergeMetadata, type CustomerService } from '../customers/service.js';
 import type { PaymentMethodInput } from '../payment-methods/schemas.js';
 import type { PaymentMethodRow, PaymentMethodService } from '../payment-methods/service.js';
@@ -827,7 +828,12 @@ export class PaymentService {
     eventType: EventType | EventType[],
     requestId: string | null,
     conflict: string,
-    charge?: { posting?: PreparedPosting; disputeWatch?: DisputeWatchRow; review?: ReviewRow },
+    charge?: {
+      posting?: PreparedPosting;
+      disputeWatch?: DisputeWatchRow;
+      review?: ReviewRow;
+      alertCase?: AlertCaseRow;
+    },
   ): Promise<Payment> {
     const payment = toApiPayment(state);
     const events: NewEventRow[] = (Array.isArray(eventType) ? eventType : [eventType]).map((type) =>
@@ -842,6 +848,7 @@ export class PaymentService {
         posting: charge?.posting,
         disputeWatch: charge?.disputeWatch,
         review: charge?.review,
+        alertCase: charge?.alertCase,
       }))
     ) {
       throw ApiError.stateConflict(conflict);
@@ -909,7 +916,9 @@ export class PaymentService {
     let current = state;
     // A payment coming back from 3-D Secure was decided before its challenge; any other
     // authorization (a recovery's replay included) is decided again, before the processor is called.
-    const fraud = threeDSecureAuthenticated ? undefined : await this.decideFraud(scope, state.row, method, card);
+    const fraud = threeDSecureAuthenticated
+      ? undefined
+      : await this.decideFraud(scope, state.row, state.attempts, method, card);
     const last = fraud?.stop
       ? { attemptId: first.id, processor: first.processor, outcome: fraud.stop }
       : await this.deps.router.withFailover(
@@ -1002,6 +1011,7 @@ export class PaymentService {
       fraud?.decision.outcome.action === 'review' && outcome.status === 'succeeded'
         ? this.openReview(next, fraud.decision)
         : undefined;
+    const alert = fraud && this.fraudAlertCase(next, method, fraud.decision);
     const payment = await this.commit(
       scope,
       { row: next, attempts: this.replaceAttempts(current.attempts, attempts) },
@@ -1009,7 +1019,7 @@ export class PaymentService {
       eventType,
       requestId,
       'This payment was changed by another request.',
-      { posting: charge?.posting, disputeWatch: charge?.disputeWatch, review },
+      { posting: charge?.posting, disputeWatch: charge?.disputeWatch, review, alertCase: alert },
     );
     return this.answerFor(payment);
   }
@@ -1106,12 +1116,20 @@ export class PaymentService {
   private async decideFraud(
     scope: Scope,
     row: PaymentRow,
+    attempts: AttemptRow[],
     method: PaymentMethodRow,
     card: CardDetails,
   ): Promise<{ decision: FraudDecision; stop?: ConnectorOutcome } | undefined> {
     if (!this.deps.fraud) return undefined;
+    // A payment's authorizations that ended (authorized, declined, sent to 3-D Secure) number its
+    // rounds: a replay of this round's pending call, or of its failover, is the same decision and
+    // must not count in velocity twice, while a new confirm (another card, say) is a new one.
+    const ended = attempts.filter(
+      (a) => a.operation === 'authorize' && a.status !== 'pending' && a.status !== 'error',
+    ).length;
     const decision = await this.deps.fraud.decide(scope, {
       paymentId: row.id,
+      decisionKey: `${row.id}:${ended}:${method.fingerprint}`,
       amount: row.amount,
       currency: row.currency,
       customer: row.customer,
@@ -1132,6 +1150,42 @@ export class PaymentService {
       };
     if (action === 'request_3ds') return { decision, stop: { status: 'requires_action' } };
     return { decision };
+  }
+
+  /**
+   * A block by the decision, or a value on a block list (even if an allow-list let the payment
+   * through), is an alert for compliance: it opens a case, or joins the one its subject (the
+   * customer, else the card) has open today. Reviews are not: the review queue is where they are
+   * worked, and a rejected one can still be reported as fraud.
+   */
+  private fraudAlertCase(row: PaymentRow, method: PaymentMethodRow, decision: FraudDecision) {
+    const { outcome, listHits } = decision;
+    if (outcome.action !== 'block' && listHits.length === 0) return undefined;
+    const acted: Record<FraudAction, string> = {
+      block: `blocked by rule '${outcome.rule?.name ?? ''}'`,
+      allow: outcome.rule ? `allowed by '${outcome.rule.name}'` : 'allowed',
+      review: `sent to review by rule '${outcome.rule?.name ?? ''}'`,
+      request_3ds: `sent to 3-D Secure by rule '${outcome.rule?.name ?? ''}'`,
+    };
+    const why = [
+      acted[outcome.action as FraudAction],
+      `risk score ${outcome.risk_score}`,
+      ...(listHits.length ? [`on block lists ${listHits.join(', ')}`] : []),
+    ].join(', ');
+    return alertCase({
+      id: newId('case'),
+      tenant_id: row.tenant_id,
+      livemode: row.livemode,
+      kind: listHits.length ? 'list_hit' : 'fraud_block',
+      subject: { customer: row.customer, card_fingerprint: method.fingerprint },
+      payment_id: row.id,
+      amount: row.amount,
+      currency: row.currency,
+      at: new Date(),
+      narrative:
+        `Opened by payment ${row.id} (${why}). The same subject's later fraud blocks and list hits of the ` +
+        `day (UTC) join this case while it is open; each payment's outcome and decision inputs are on the payment.`,
+    });
   }
 
   private openReview(row: PaymentRow, decision: FraudDecision): ReviewRow {

@@ -85,6 +85,7 @@ export function* decisions(rows: Iterable<CsvRow>): Generator<LabelledDecision> 
       billingCountry: orNull(row.billing_country),
       hasEmail: event.email !== null,
       hasCustomer: event.customer !== null,
+      hasIp: event.ip !== null,
       velocity: tracker.snapshot(event),
     };
     tracker.record(event);

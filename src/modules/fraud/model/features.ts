@@ -71,10 +71,23 @@ function velocityLabel(field: keyof VelocitySnapshot): string {
   return `${what} by this ${by} in the last ${window.replace(/(\d+)/, '$1 ')}`;
 }
 
-/** -1 when either side is unknown, else 1 when they differ and 0 when they match. */
+/** Missing (NaN) when either side is unknown, else 1 when they differ and 0 when they match. */
 function mismatch(a: string | null, b: string | null): number {
-  if (a === null || b === null) return -1;
+  if (a === null || b === null) return NaN;
   return a.toUpperCase() === b.toUpperCase() ? 0 : 1;
+}
+
+/**
+ * The velocity fields of a key the payment does not have (no IP, no customer, no email) are missing
+ * (NaN), not zero: LightGBM learns where missing values go at each split, instead of taking "no IP"
+ * for "an IP never seen before".
+ */
+function velocityFeatures(signals: RiskSignals): number[] {
+  const absent = (field: string) =>
+    (!signals.hasIp && field.startsWith('ip_')) ||
+    (!signals.hasCustomer && field.startsWith('customer_')) ||
+    (!signals.hasEmail && field.startsWith('email_'));
+  return VELOCITY_FIELDS.map((field) => (absent(field) ? NaN : signals.velocity[field]));
 }
 
 function ratio(value: number, total: number, count: number): number {
@@ -93,12 +106,13 @@ export function featureVector(signals: RiskSignals): number[] {
     mismatch(signals.cardCountry, signals.ipCountry),
     mismatch(signals.billingCountry, signals.ipCountry),
     mismatch(signals.cardCountry, signals.billingCountry),
-    signals.ipCountry === null ? 1 : 0,
+    // An address outside the IP table is "unknown"; no address at all is missing.
+    signals.hasIp ? (signals.ipCountry === null ? 1 : 0) : NaN,
     signals.hasEmail ? 1 : 0,
     signals.hasCustomer ? 1 : 0,
-    ...VELOCITY_FIELDS.map((field) => v[field]),
-    ratio(signals.amount, v.customer_sum_7d, v.customer_count_7d),
+    ...velocityFeatures(signals),
+    signals.hasCustomer ? ratio(signals.amount, v.customer_sum_7d, v.customer_count_7d) : NaN,
     ratio(signals.amount, v.card_sum_7d, v.card_count_7d),
-    ratio(v.customer_sum_24h, v.customer_sum_7d, 7),
+    signals.hasCustomer ? ratio(v.customer_sum_24h, v.customer_sum_7d, 7) : NaN,
   ];
 }

@@ -8,7 +8,7 @@ export type { RiskReason, RiskScore, RiskSignals, VelocitySnapshot } from './sig
 export { ipCountry } from './ip-country.js';
 
 /** The model shipped with this release: `model-<version>.json` beside this file (or in dist/fraud-model/). */
-export const SHIPPED_MODEL_VERSION = '2026-11-29.2';
+export const SHIPPED_MODEL_VERSION = '2026-11-30.1';
 
 /**
  * risk_score thresholds: a score at or above ELEVATED_AT is `elevated`, at or above HIGHEST_AT `highest`.

@@ -59,7 +59,9 @@ export interface RiskSignals {
   billingCountry: string | null;
   hasEmail: boolean;
   hasCustomer: boolean;
-  /** A missing key (no email/customer/ip) gives zeros. */
+  /** Whether the buyer's IP address was given (a server-to-server integration often has none). */
+  hasIp: boolean;
+  /** A missing key (no email/customer/ip) gives zeros here; the feature vector makes them missing (NaN). */
   velocity: VelocitySnapshot;
 }
 

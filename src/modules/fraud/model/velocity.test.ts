@@ -1,21 +1,31 @@
 import { describe, expect, it } from 'vitest';
 import { generate } from '../../../../scripts/fraud/generator.js';
 import { decisions, type CsvRow } from './dataset.js';
+import { VelocityTracker } from './velocity.js';
 import type { VelocitySnapshot } from './signals.js';
 
+const MINUTE = 60_000;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
 // A direct, quadratic reading of the contract's definitions, to check the streaming store against.
+// Counts and sums are by bucket: the 1 h window is now's minute and the 59 before it, the 24 h and
+// 7 d windows now's hour and the 23 (167) before it. Distinct values and last seen are exact.
 function naiveSnapshot(rows: CsvRow[], index: number): VelocitySnapshot {
   const now = Date.parse(rows[index]!.timestamp);
   const me = rows[index]!;
-  const prior = rows.slice(0, index).map((row) => ({ row, age: now - Date.parse(row.timestamp) }));
-  const within = (ms: number) => prior.filter((p) => p.age < ms);
-  const same = (field: keyof CsvRow, ms: number) =>
-    me[field] === '' ? [] : within(ms).filter((p) => p.row.tenant_id === me.tenant_id && p.row[field] === me[field]);
-  const count = (field: keyof CsvRow, ms: number) => same(field, ms).length;
-  const sum = (field: keyof CsvRow, ms: number) => same(field, ms).reduce((s, p) => s + Number(p.row.amount), 0);
+  const prior = rows.slice(0, index).map((row) => ({ row, time: Date.parse(row.timestamp) }));
+  const within = (ms: number) => prior.filter((p) => now - p.time < ms);
+  const bucketed = (ms: number) => {
+    const width = ms === HOUR ? MINUTE : HOUR;
+    return prior.filter((p) => Math.floor(p.time / width) > Math.floor(now / width) - ms / width);
+  };
+  const sameIn = (list: typeof prior, field: keyof CsvRow) =>
+    me[field] === '' ? [] : list.filter((p) => p.row.tenant_id === me.tenant_id && p.row[field] === me[field]);
+  const same = (field: keyof CsvRow, ms: number) => sameIn(within(ms), field);
+  const count = (field: keyof CsvRow, ms: number) => sameIn(bucketed(ms), field).length;
+  const sum = (field: keyof CsvRow, ms: number) =>
+    sameIn(bucketed(ms), field).reduce((s, p) => s + Number(p.row.amount), 0);
   const distinct = (field: keyof CsvRow, ms: number) =>
     new Set(
       same(field, ms)
@@ -23,6 +33,7 @@ function naiveSnapshot(rows: CsvRow[], index: number): VelocitySnapshot {
         .filter((c) => c !== ''),
     ).size;
   const customerWeek = same('customer_id', 7 * DAY);
+  const customerWeekBuckets = sameIn(bucketed(7 * DAY), 'customer_id');
   const lastCard = same('card_fingerprint', 7 * DAY).at(-1);
   return {
     card_count_1h: count('card_fingerprint', HOUR),
@@ -49,7 +60,9 @@ function naiveSnapshot(rows: CsvRow[], index: number): VelocitySnapshot {
     customer_distinct_cards_24h: distinct('customer_id', DAY),
     customer_distinct_cards_7d: distinct('customer_id', 7 * DAY),
     customer_new_ip_country:
-      me.ip_country !== '' && customerWeek.length > 0 && customerWeek.every((p) => p.row.ip_country !== me.ip_country)
+      me.ip_country !== '' &&
+      customerWeekBuckets.length > 0 &&
+      customerWeek.every((p) => p.row.ip_country !== me.ip_country)
         ? 1
         : 0,
     card_distinct_tenants_24h:
@@ -60,7 +73,7 @@ function naiveSnapshot(rows: CsvRow[], index: number): VelocitySnapshot {
               .filter((p) => p.row.card_fingerprint === me.card_fingerprint)
               .map((p) => p.row.tenant_id),
           ).size,
-    seconds_since_card_last_seen: lastCard ? lastCard.age / 1000 : -1,
+    seconds_since_card_last_seen: lastCard ? (now - lastCard.time) / 1000 : -1,
   };
 }
 
@@ -141,6 +154,32 @@ describe('velocity snapshot of the training stream', () => {
       seconds_since_card_last_seen: 3600,
       customer_new_ip_country: 1,
     });
+  });
+
+  it('forgets keys with nothing left in any window, without changing what is read', () => {
+    const tracker = new VelocityTracker();
+    const event = (time: number, card: string) => ({
+      time,
+      tenant: 'ten_a',
+      customer: null,
+      email: null,
+      card,
+      ip: null,
+      ipCountry: null,
+      amount: 100,
+    });
+    tracker.record(event(0, 'fp_old'));
+    expect(tracker.size).toBe(2);
+    // A week and a day later, enough payments on another card to trigger a sweep.
+    const start = 8 * DAY;
+    for (let i = 0; i < 100_000; i++) tracker.record(event(start + i, 'fp_hot'));
+    expect(tracker.size).toBe(2);
+    expect(tracker.snapshot(event(start + 100_000, 'fp_old'))).toMatchObject({
+      card_count_7d: 0,
+      card_distinct_tenants_24h: 0,
+      seconds_since_card_last_seen: -1,
+    });
+    expect(tracker.snapshot(event(start + 100_000, 'fp_hot'))).toMatchObject({ card_count_1h: 100_000 });
   });
 
   it('gives zeros for a missing key', () => {
