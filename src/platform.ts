@@ -1,3 +1,4 @@
+import { ClientSecrets } from './http/client-secret.js';
 import { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import { appDatabaseUrl as asAppRole, connect, noWorkerConnection, type Sql } from './db/index.js';
@@ -70,6 +71,7 @@ export interface Platform {
   router: ConnectorRouter;
   writer: MicroBatcher<PaymentWrite, boolean>;
   threeDSecure: ThreeDSecure;
+  clientSecrets: ClientSecrets;
   tenants: TenantService;
   apiKeys: ApiKeyService;
   paymentMethods: PaymentMethodService;
@@ -228,6 +230,7 @@ export function createPlatform(
     router,
     writer,
     threeDSecure,
+    clientSecrets: new ClientSecrets(secrets.jwtSecret),
     tenants,
     apiKeys,
     paymentMethods,

@@ -74,6 +74,13 @@ export function openApiOptions(publicUrl: string): FastifyDynamicSwaggerOptions 
             description: 'A tenant secret key (sk_test_…, sk_live_…), a restricted key, or an access token.',
           },
           platformKey: { type: 'http', scheme: 'bearer', description: 'The platform operator key (PLATFORM_API_KEY).' },
+          publishableKey: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'A publishable key (pk_test_…, pk_live_…), safe in a web page: it can only tokenize cards and confirm or ' +
+              "retrieve a payment with that payment's client_secret (see payforward.js).",
+          },
           sessionCookie: {
             type: 'apiKey',
             in: 'cookie',

@@ -7,7 +7,7 @@ import { PaymentMethodSchema, VerificationSchema } from '../modules/payment-meth
 import { RefundSchema } from '../modules/refunds/schemas.js';
 import { DisputeSchema } from '../modules/disputes/schemas.js';
 import { EventSchema } from '../modules/events/events.js';
-import { ApiKeySchema } from '../modules/api-keys/service.js';
+import { ApiKeySchema, PublishableKeySchema } from '../modules/api-keys/service.js';
 import { TenantSchema } from '../modules/tenants/service.js';
 import { BalanceTransactionSchema } from '../modules/ledger/schemas.js';
 import { SettlementSchema } from '../modules/settlements/schemas.js';
@@ -35,6 +35,7 @@ export function registerSharedSchemas(app: FastifyInstance) {
     DisputeSchema,
     EventSchema,
     ApiKeySchema,
+    PublishableKeySchema,
     TenantSchema,
     PricingPlanSchema,
     FeePreviewSchema,

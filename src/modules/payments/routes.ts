@@ -9,8 +9,10 @@ import {
   ConfirmPaymentBody,
   CreatePaymentBody,
   PaymentListQuery,
+  RetrievePaymentQuery,
   UpdatePaymentBody,
 } from './schemas.js';
+import { paymentClientView, PUBLISHABLE_PAYMENT_FIELDS } from './client-view.js';
 
 const tags = ['Payments'];
 const createExample = {
@@ -21,8 +23,14 @@ const createExample = {
   description: 'Order #1234',
 };
 
+const publishableNote =
+  ' With a publishable key (pk_…) and the `client_secret` this answers with ' +
+  PUBLISHABLE_PAYMENT_FIELDS.map((field) => `\`${field}\``).join(', ') +
+  ' only.';
+
 export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { payments } = app.platform;
+  const { payments, clientSecrets } = app.platform;
+  app.addHook('preSerialization', paymentClientView(clientSecrets));
 
   app.post(
     '/v1/payments',
@@ -63,12 +71,14 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/payments/:id',
     {
-      config: { auth: 'tenant', scope: 'payments:read' },
+      config: { auth: 'tenant', scope: 'payments:read', publishable: 'with_client_secret' },
       schema: {
         tags,
         summary: 'Retrieve a payment',
-        description: 'Includes every processor attempt, failovers included.',
+        description: 'Includes every processor attempt, failovers included.' + publishableNote,
+        security: [{ secretKey: [] }, { publishableKey: [] }],
         params: IdParam,
+        querystring: RetrievePaymentQuery,
         response: { 200: ref('Payment'), ...errors },
       },
     },
@@ -95,11 +105,16 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/payments/:id/confirm',
     {
-      config: { auth: 'tenant', scope: 'payments:write' },
+      config: { auth: 'tenant', scope: 'payments:write', publishable: 'with_client_secret' },
       preValidation: limitCardTokenization(paymentBodyTokenizes),
       schema: {
         tags,
         summary: 'Confirm a payment',
+        description:
+          'Authorizes the payment with `payment_method` (or the one it has). From a browser, payforward.js calls ' +
+          'this with the publishable key and the `client_secret`.' +
+          publishableNote,
+        security: [{ secretKey: [] }, { publishableKey: [] }],
         params: IdParam,
         body: ConfirmPaymentBody,
         response: { 200: ref('Payment'), ...errors },
