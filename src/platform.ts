@@ -1,4 +1,5 @@
 import { ClientSecrets } from './http/client-secret.js';
+import { CheckoutService } from './modules/checkout/service.js';
 import { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import { appDatabaseUrl as asAppRole, connect, noWorkerConnection, type Sql } from './db/index.js';
@@ -72,6 +73,7 @@ export interface Platform {
   writer: MicroBatcher<PaymentWrite, boolean>;
   threeDSecure: ThreeDSecure;
   clientSecrets: ClientSecrets;
+  checkout: CheckoutService;
   tenants: TenantService;
   apiKeys: ApiKeyService;
   paymentMethods: PaymentMethodService;
@@ -214,6 +216,7 @@ export function createPlatform(
     heartbeatMs: config.eventStreamHeartbeatMs,
     maxPerTenant: config.eventStreamMaxPerTenant,
   });
+  const clientSecrets = new ClientSecrets(secrets.jwtSecret);
   const refunds = new RefundService(sql, router, pricing, ledger, workerSql);
   return {
     config,
@@ -230,7 +233,16 @@ export function createPlatform(
     router,
     writer,
     threeDSecure,
-    clientSecrets: new ClientSecrets(secrets.jwtSecret),
+    clientSecrets,
+    checkout: new CheckoutService(
+      sql,
+      payments,
+      apiKeys,
+      clientSecrets,
+      secrets.jwtSecret,
+      config.publicUrl,
+      options.clock,
+    ),
     tenants,
     apiKeys,
     paymentMethods,

@@ -23,6 +23,7 @@ import { UserSchema } from '../modules/users/service.js';
 import { WebhookDeliverySchema, WebhookEndpointSchema } from '../modules/webhooks/schemas.js';
 import { BacktestSchema, ListItemSchema, ListSchema, ReviewSchema, RuleSchema } from '../modules/fraud/schemas.js';
 import { AuditLogSchema } from '../modules/audit/schemas.js';
+import { CheckoutSessionSchema } from '../modules/checkout/schemas.js';
 
 /** Shared object schemas, registered once so routes and the OpenAPI document refer to them by name. */
 export function registerSharedSchemas(app: FastifyInstance) {
@@ -59,6 +60,7 @@ export function registerSharedSchemas(app: FastifyInstance) {
     BacktestSchema,
     CustomerSchema,
     AuditLogSchema,
+    CheckoutSessionSchema,
   ]) {
     app.addSchema(schema);
   }

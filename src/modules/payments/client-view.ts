@@ -47,8 +47,8 @@ export function paymentClientView(secrets: ClientSecrets) {
       client_secret: secrets.for(scope, payment.id),
     });
     const body = payload as Json;
+    const error = body.error as Json | undefined;
     if (auth.via === 'publishable_key') {
-      const error = body.error as Json | undefined;
       if (error && isPayment(error.payment)) return { error: { ...error, payment: pick(withSecret(error.payment)) } };
       if (!isPayment(body)) return payload;
       // The route's response schema describes the full payment; this smaller one is written as it is.
@@ -56,6 +56,7 @@ export function paymentClientView(secrets: ClientSecrets) {
       return pick(withSecret(body));
     }
     if (isPayment(body)) return withSecret(body);
+    if (error && isPayment(error.payment)) return { error: { ...error, payment: withSecret(error.payment) } };
     if (body.object === 'list' && Array.isArray(body.data))
       return { ...body, data: body.data.map((item: unknown) => (isPayment(item) ? withSecret(item) : item)) };
     return payload;

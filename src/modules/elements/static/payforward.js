@@ -1,0 +1,208 @@
+/* global window, document, location, URL, Map, Promise */
+/**
+ * payforward.js: collect a card on your page without the card number ever touching your page or your server.
+ *
+ *   <div id="card"></div>
+ *   <script src="https://api.payforward.example/js/payforward.js"></script>
+ *   const payforward = PayForward('pk_test_…');
+ *   const card = payforward.mountCard('#card');
+ *   const { payment, error } = await payforward.confirmPayment(clientSecret, { payment_method: card });
+ *
+ * The card fields live in an iframe served by the platform's own origin; that frame sends the card straight to the
+ * platform with the publishable key and hands this page only the resulting `pm_…`. Messages between the page and the
+ * frames are checked both ways: this script accepts them only from the platform's origin and from its own frames,
+ * and the frames post only to the origin of the page that framed them. 3-D Secure opens in a modal frame, again on
+ * the platform's origin.
+ */
+(function () {
+  'use strict';
+  var script = document.currentScript;
+  if (!script || !script.src) throw new Error('payforward.js must be loaded with a <script src> tag.');
+  var PLATFORM = new URL(script.src).origin;
+  var PREFIX = 'payforward:';
+  var KEY_FORMAT = /^pk_(test|live)_[A-Za-z0-9_-]{16,128}$/;
+  var CLIENT_SECRET_FORMAT = /^pay_[a-z0-9]+_secret_[A-Za-z0-9_-]+$/;
+
+  function Frame(payforward, visible) {
+    var iframe = document.createElement('iframe');
+    var url = new URL('/elements/card', PLATFORM);
+    url.searchParams.set('key', payforward.key);
+    url.searchParams.set('origin', location.origin);
+    iframe.src = url.href;
+    iframe.title = 'Secure card payment input';
+    iframe.setAttribute('frameborder', '0');
+    iframe.setAttribute('scrolling', 'no');
+    iframe.style.cssText = visible
+      ? 'border:0;width:100%;height:48px;display:block;overflow:hidden;'
+      : 'border:0;width:0;height:0;position:absolute;visibility:hidden;';
+    this.iframe = iframe;
+    this.listeners = {};
+    var frame = this;
+    this.ready = new Promise(function (resolve) {
+      frame.markReady = resolve;
+    });
+  }
+
+  Frame.prototype.on = function (event, listener) {
+    (this.listeners[event] = this.listeners[event] || []).push(listener);
+    return this;
+  };
+
+  Frame.prototype.emit = function (event, detail) {
+    (this.listeners[event] || []).forEach(function (listener) {
+      listener(detail);
+    });
+  };
+
+  function PayForward(publishableKey) {
+    if (!(this instanceof PayForward)) return new PayForward(publishableKey);
+    if (typeof publishableKey !== 'string' || !KEY_FORMAT.test(publishableKey))
+      throw new Error('PayForward(key): pass your publishable key (pk_test_… or pk_live_…), never a secret key.');
+    this.key = publishableKey;
+    this.frames = [];
+    this.card = null;
+    this.controller = null;
+    this.calls = new Map();
+    this.sequence = 0;
+    this.authentication = null;
+    window.addEventListener('message', this.receive.bind(this));
+  }
+
+  PayForward.prototype.receive = function (event) {
+    if (event.origin !== PLATFORM) return;
+    var data = event.data;
+    if (!data || typeof data.type !== 'string' || data.type.indexOf(PREFIX) !== 0) return;
+    var type = data.type.slice(PREFIX.length);
+    if (this.authentication && event.source === this.authentication.frame.contentWindow) {
+      if (type === 'authenticated') this.authentication.done();
+      return;
+    }
+    var frame = this.frames.filter(function (f) {
+      return f.iframe.contentWindow === event.source;
+    })[0];
+    if (!frame) return;
+    if (type === 'ready') frame.markReady();
+    else if (type === 'change') frame.emit('change', { complete: !!data.complete, brand: data.brand, error: data.error });
+    else if (type === 'response' && this.calls.has(data.id)) {
+      var call = this.calls.get(data.id);
+      this.calls.delete(data.id);
+      call(data.result);
+    }
+  };
+
+  PayForward.prototype.attach = function (frame, container) {
+    this.frames.push(frame);
+    container.appendChild(frame.iframe);
+    return frame;
+  };
+
+  /** Mounts the card fields (number, expiry, CVC) into `target`, an element or a selector. */
+  PayForward.prototype.mountCard = function (target) {
+    var container = typeof target === 'string' ? document.querySelector(target) : target;
+    if (!container) throw new Error('mountCard: no element matches ' + target);
+    if (this.card) throw new Error('mountCard: a card is already mounted.');
+    var card = this.attach(new Frame(this, true), container);
+    var payforward = this;
+    card.destroy = function () {
+      card.iframe.remove();
+      payforward.frames = payforward.frames.filter(function (f) {
+        return f !== card;
+      });
+      payforward.card = null;
+    };
+    this.card = card;
+    return card;
+  };
+
+  /** The frame that talks to the API: the card's, or a hidden one when no card is mounted. */
+  PayForward.prototype.apiFrame = function () {
+    if (this.card) return this.card;
+    if (!this.controller) this.controller = this.attach(new Frame(this, false), document.body);
+    return this.controller;
+  };
+
+  PayForward.prototype.call = function (frame, method, params) {
+    var payforward = this;
+    var id = ++this.sequence;
+    return frame.ready.then(function () {
+      return new Promise(function (resolve) {
+        payforward.calls.set(id, resolve);
+        frame.iframe.contentWindow.postMessage(
+          { type: PREFIX + 'request', id: id, method: method, params: params },
+          PLATFORM,
+        );
+      });
+    });
+  };
+
+  /** Tokenizes the mounted card: resolves `{ paymentMethod }` (a `pm_…` with brand and last4) or `{ error }`. */
+  PayForward.prototype.createPaymentMethod = function (card) {
+    var frame = card || this.card;
+    if (!frame) return Promise.resolve({ error: { type: 'validation_error', message: 'No card is mounted.' } });
+    return this.call(frame, 'tokenize', {});
+  };
+
+  /**
+   * Confirms the payment whose `client_secret` your server handed over, with `payment_method` (a `pm_…`, or the
+   * mounted card, the default). Handles 3-D Secure in a modal and resolves `{ payment }` with its final status, or
+   * `{ error, payment }`.
+   */
+  PayForward.prototype.confirmPayment = function (clientSecret, options) {
+    if (typeof clientSecret !== 'string' || !CLIENT_SECRET_FORMAT.test(clientSecret))
+      return Promise.resolve({ error: { type: 'validation_error', message: 'Pass the payment’s client_secret.' } });
+    var method = options && options.payment_method;
+    var params = { clientSecret: clientSecret };
+    var frame;
+    if (typeof method === 'string') {
+      params.paymentMethod = method;
+      frame = this.apiFrame();
+    } else {
+      frame = method || this.card;
+      if (!frame) return Promise.resolve({ error: { type: 'validation_error', message: 'No card is mounted.' } });
+      params.useCard = true;
+    }
+    var payforward = this;
+    return this.call(frame, 'confirm', params).then(function (result) {
+      var payment = result.payment;
+      if (result.error || !payment || payment.status !== 'requires_action') return result;
+      var next = payment.next_action && payment.next_action.redirect_to_url;
+      if (!next) return result;
+      return payforward.authenticate(next.url).then(function () {
+        return payforward.call(frame, 'retrieve', { clientSecret: clientSecret });
+      });
+    });
+  };
+
+  /** Reads the payment back (limited fields): `{ payment }` or `{ error }`. */
+  PayForward.prototype.retrievePayment = function (clientSecret) {
+    return this.call(this.apiFrame(), 'retrieve', { clientSecret: clientSecret });
+  };
+
+  /** Shows the issuer's 3-D Secure page in a modal frame; resolves when it returns to the platform's origin. */
+  PayForward.prototype.authenticate = function (url) {
+    var payforward = this;
+    return new Promise(function (resolve) {
+      var overlay = document.createElement('div');
+      overlay.style.cssText =
+        'position:fixed;inset:0;background:rgba(10,20,40,.55);display:flex;align-items:center;' +
+        'justify-content:center;z-index:2147483647;';
+      var frame = document.createElement('iframe');
+      frame.name = 'payforward-authentication';
+      frame.title = 'Card authentication (3-D Secure)';
+      frame.src = url;
+      frame.style.cssText = 'border:0;border-radius:8px;background:#fff;width:min(440px,95vw);height:min(560px,90vh);';
+      overlay.appendChild(frame);
+      document.body.appendChild(overlay);
+      payforward.authentication = {
+        frame: frame,
+        done: function () {
+          payforward.authentication = null;
+          overlay.remove();
+          resolve();
+        },
+      };
+    });
+  };
+
+  window.PayForward = PayForward;
+})();
