@@ -95,7 +95,10 @@ interface Recorded {
   frame: string;
 }
 
-/** A browser context that records every request (with its body and the frame that made it), and reaches nothing but the two local servers. */
+/**
+ * A browser context that records every request (with its body and the frame that made it), and reaches nothing but
+ * the two local servers.
+ */
 async function shopContext(): Promise<{ context: BrowserContext; page: Page; requests: Recorded[] }> {
   const context = await browser.newContext();
   const requests: Recorded[] = [];
@@ -121,7 +124,11 @@ async function fillCard(page: Page, number: string) {
   await frame.locator('#number').fill(number);
   await frame.locator('#expiry').fill(`12 / ${String(new Date().getUTCFullYear() + 3).slice(2)}`);
   await frame.locator('#cvc').fill('123');
-  await waitFor(async () => (await page.locator('body').getAttribute('data-complete')) === 'true', 10_000, 'card complete');
+  await waitFor(
+    async () => (await page.locator('body').getAttribute('data-complete')) === 'true',
+    10_000,
+    'card complete',
+  );
 }
 
 async function result(page: Page): Promise<Record<string, any>> {
@@ -234,7 +241,13 @@ describe.skipIf(!hasBrowser)('payforward.js on a shop page of another origin', (
       // Blocked by frame-ancestors: the frame never runs card.js, so it never asks for it.
       await page.waitForLoadState('load');
       const frame = page.frames().find((f) => f.url().startsWith(`${platformUrl}/elements/card`));
-      expect(frame === undefined || (await frame.locator('#number').count().catch(() => 0)) === 0).toBe(true);
+      expect(
+        frame === undefined ||
+          (await frame
+            .locator('#number')
+            .count()
+            .catch(() => 0)) === 0,
+      ).toBe(true);
       expect(requests.some((r) => r.url === `${platformUrl}/elements/card.js`)).toBe(false);
     } finally {
       await context.close();

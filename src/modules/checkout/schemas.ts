@@ -8,7 +8,12 @@ export const DEFAULT_EXPIRY_SECONDS = 24 * 3600;
 const MIN_EXPIRY_SECONDS = 30 * 60;
 
 const RedirectUrl = (description: string) =>
-  Type.String({ maxLength: 2048, pattern: '^https?://[^\\s]+$', description, examples: ['https://shop.example.com/done'] });
+  Type.String({
+    maxLength: 2048,
+    pattern: '^https?://[^\\s]+$',
+    description,
+    examples: ['https://shop.example.com/done'],
+  });
 
 export const CreateCheckoutSessionBody = StrictObject({
   amount: Type.Integer({

@@ -9,7 +9,7 @@
   var parsed;
   try {
     parsed = new URL(origin);
-  } catch (error) {
+  } catch {
     return;
   }
   if (parsed.origin !== origin || window.parent === window) return;

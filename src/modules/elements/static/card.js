@@ -1,4 +1,4 @@
-/* global window, document, location, URL, URLSearchParams, fetch, encodeURIComponent */
+/* global window, document, location, URL, URLSearchParams, fetch */
 /**
  * The card frame of payforward.js, on the platform's origin. It alone sees the card fields. It answers requests
  * only from the page that framed it (the origin named in its URL, checked against the browser's own record of
@@ -21,7 +21,7 @@
   var parsed;
   try {
     parsed = new URL(parentOrigin);
-  } catch (error) {
+  } catch {
     fail('payforward.js: the page origin is missing.');
   }
   if (parsed.origin !== parentOrigin) fail('payforward.js: the page origin is malformed.');
@@ -63,12 +63,30 @@
     var exp = digits(expiry.value);
     var month = Number(exp.slice(0, 2));
     var year = Number(exp.slice(2));
-    if (!luhn(pan)) return { error: { type: 'validation_error', code: 'incorrect_number', message: 'Your card number is invalid.' } };
-    if (exp.length !== 4 && exp.length !== 6) return { error: { type: 'validation_error', code: 'invalid_expiry', message: 'Your card’s expiry date is incomplete.' } };
-    if (month < 1 || month > 12) return { error: { type: 'validation_error', code: 'invalid_expiry_month', message: 'Your card’s expiry month is invalid.' } };
+    if (!luhn(pan))
+      return { error: { type: 'validation_error', code: 'incorrect_number', message: 'Your card number is invalid.' } };
+    if (exp.length !== 4 && exp.length !== 6)
+      return {
+        error: { type: 'validation_error', code: 'invalid_expiry', message: 'Your card’s expiry date is incomplete.' },
+      };
+    if (month < 1 || month > 12)
+      return {
+        error: {
+          type: 'validation_error',
+          code: 'invalid_expiry_month',
+          message: 'Your card’s expiry month is invalid.',
+        },
+      };
     if (year < 100) year += 2000;
     var code = digits(cvc.value);
-    if (code.length < 3) return { error: { type: 'validation_error', code: 'incomplete_cvc', message: 'Your card’s security code is incomplete.' } };
+    if (code.length < 3)
+      return {
+        error: {
+          type: 'validation_error',
+          code: 'incomplete_cvc',
+          message: 'Your card’s security code is incomplete.',
+        },
+      };
     return { card: { number: pan, exp_month: month, exp_year: year, cvc: code } };
   }
 
@@ -88,17 +106,16 @@
   function api(method, path, body) {
     return fetch(path, {
       method: method,
-      headers: Object.assign(
-        { authorization: 'Bearer ' + key },
-        body ? { 'content-type': 'application/json' } : {},
-      ),
+      headers: Object.assign({ authorization: 'Bearer ' + key }, body ? { 'content-type': 'application/json' } : {}),
       body: body ? JSON.stringify(body) : undefined,
       credentials: 'omit',
       cache: 'no-store',
     }).then(
       function (response) {
         return response.json().then(function (json) {
-          return response.ok ? { ok: json } : { error: json.error || { type: 'api_error', message: 'Request failed.' } };
+          return response.ok
+            ? { ok: json }
+            : { error: json.error || { type: 'api_error', message: 'Request failed.' } };
         });
       },
       function () {
@@ -162,7 +179,8 @@
   window.addEventListener('message', function (event) {
     if (event.source !== window.parent || event.origin !== parentOrigin) return;
     var data = event.data;
-    if (!data || data.type !== PREFIX + 'request' || !Object.prototype.hasOwnProperty.call(methods, data.method)) return;
+    if (!data || data.type !== PREFIX + 'request' || !Object.prototype.hasOwnProperty.call(methods, data.method))
+      return;
     methods[data.method](data.params || {}).then(function (result) {
       post({ type: PREFIX + 'response', id: data.id, result: result });
     });

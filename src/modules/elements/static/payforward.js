@@ -1,4 +1,4 @@
-/* global window, document, location, URL, Map, Promise */
+/* global window, document, location, URL */
 /**
  * payforward.js: collect a card on your page without the card number ever touching your page or your server.
  *
@@ -37,9 +37,8 @@
       : 'border:0;width:0;height:0;position:absolute;visibility:hidden;';
     this.iframe = iframe;
     this.listeners = {};
-    var frame = this;
-    this.ready = new Promise(function (resolve) {
-      frame.markReady = resolve;
+    this.ready = new Promise((resolve) => {
+      this.markReady = resolve;
     });
   }
 
@@ -82,7 +81,8 @@
     })[0];
     if (!frame) return;
     if (type === 'ready') frame.markReady();
-    else if (type === 'change') frame.emit('change', { complete: !!data.complete, brand: data.brand, error: data.error });
+    else if (type === 'change')
+      frame.emit('change', { complete: !!data.complete, brand: data.brand, error: data.error });
     else if (type === 'response' && this.calls.has(data.id)) {
       var call = this.calls.get(data.id);
       this.calls.delete(data.id);
@@ -102,13 +102,10 @@
     if (!container) throw new Error('mountCard: no element matches ' + target);
     if (this.card) throw new Error('mountCard: a card is already mounted.');
     var card = this.attach(new Frame(this, true), container);
-    var payforward = this;
-    card.destroy = function () {
+    card.destroy = () => {
       card.iframe.remove();
-      payforward.frames = payforward.frames.filter(function (f) {
-        return f !== card;
-      });
-      payforward.card = null;
+      this.frames = this.frames.filter((f) => f !== card);
+      this.card = null;
     };
     this.card = card;
     return card;
@@ -122,17 +119,17 @@
   };
 
   PayForward.prototype.call = function (frame, method, params) {
-    var payforward = this;
     var id = ++this.sequence;
-    return frame.ready.then(function () {
-      return new Promise(function (resolve) {
-        payforward.calls.set(id, resolve);
-        frame.iframe.contentWindow.postMessage(
-          { type: PREFIX + 'request', id: id, method: method, params: params },
-          PLATFORM,
-        );
-      });
-    });
+    return frame.ready.then(
+      () =>
+        new Promise((resolve) => {
+          this.calls.set(id, resolve);
+          frame.iframe.contentWindow.postMessage(
+            { type: PREFIX + 'request', id: id, method: method, params: params },
+            PLATFORM,
+          );
+        }),
+    );
   };
 
   /** Tokenizes the mounted card: resolves `{ paymentMethod }` (a `pm_…` with brand and last4) or `{ error }`. */
@@ -161,15 +158,12 @@
       if (!frame) return Promise.resolve({ error: { type: 'validation_error', message: 'No card is mounted.' } });
       params.useCard = true;
     }
-    var payforward = this;
-    return this.call(frame, 'confirm', params).then(function (result) {
+    return this.call(frame, 'confirm', params).then((result) => {
       var payment = result.payment;
       if (result.error || !payment || payment.status !== 'requires_action') return result;
       var next = payment.next_action && payment.next_action.redirect_to_url;
       if (!next) return result;
-      return payforward.authenticate(next.url).then(function () {
-        return payforward.call(frame, 'retrieve', { clientSecret: clientSecret });
-      });
+      return this.authenticate(next.url).then(() => this.call(frame, 'retrieve', { clientSecret: clientSecret }));
     });
   };
 
@@ -180,8 +174,7 @@
 
   /** Shows the issuer's 3-D Secure page in a modal frame; resolves when it returns to the platform's origin. */
   PayForward.prototype.authenticate = function (url) {
-    var payforward = this;
-    return new Promise(function (resolve) {
+    return new Promise((resolve) => {
       var overlay = document.createElement('div');
       overlay.style.cssText =
         'position:fixed;inset:0;background:rgba(10,20,40,.55);display:flex;align-items:center;' +
@@ -193,10 +186,10 @@
       frame.style.cssText = 'border:0;border-radius:8px;background:#fff;width:min(440px,95vw);height:min(560px,90vh);';
       overlay.appendChild(frame);
       document.body.appendChild(overlay);
-      payforward.authentication = {
+      this.authentication = {
         frame: frame,
-        done: function () {
-          payforward.authentication = null;
+        done: () => {
+          this.authentication = null;
           overlay.remove();
           resolve();
         },
