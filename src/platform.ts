@@ -241,6 +241,7 @@ export function createPlatform(
       clientSecrets,
       secrets.jwtSecret,
       config.publicUrl,
+      workerSql,
       options.clock,
     ),
     tenants,

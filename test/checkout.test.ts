@@ -178,6 +178,29 @@ describe('checkout sessions API', () => {
     expectError(await post(`/v1/checkout/sessions/${created.id}/expire`), 400, { code: 'checkout_session_not_open' });
   });
 
+  it('the worker settles sessions nobody reads: paid ones complete, overdue ones expire, each with its event', async () => {
+    const paid = await ok(await session());
+    const overdue = await ok(await session({ expires_in: 1800 }));
+    const open = await ok(await session());
+    // The buyer paid and closed the tab before the page reported back.
+    await ok(await post(`/v1/payments/${paid.payment}/confirm`, { payment_method: card(TEST_CARDS.visa) }));
+    clock.advance(1801 * 1000);
+    await t.platform.checkout.settleDue(1000);
+    expect(await eventsOf(paid.id)).toEqual(['checkout.session.completed']);
+    expect(await eventsOf(overdue.id)).toEqual(['checkout.session.expired']);
+    expect(await eventsOf(open.id)).toEqual([]);
+    const rows = await t.admin<{ id: string; status: string }[]>`
+      SELECT id, status FROM checkout_sessions WHERE id IN (${paid.id}, ${overdue.id}, ${open.id})`;
+    expect(Object.fromEntries(rows.map((r) => [r.id, r.status]))).toEqual({
+      [paid.id]: 'complete',
+      [overdue.id]: 'expired',
+      [open.id]: 'open',
+    });
+    // A second pass finds nothing more to do for them.
+    await t.platform.checkout.settleDue(1000);
+    expect(await eventsOf(paid.id)).toEqual(['checkout.session.completed']);
+  });
+
   it('the page has a strict CSP, may be framed by nobody, and refuses a forged link', async () => {
     const created = await ok(await session());
     const page = await t.app.inject({ url: pagePath(created.url) });

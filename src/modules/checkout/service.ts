@@ -8,6 +8,7 @@ import { newId } from '../../lib/ids.js';
 import type { ApiKeyService } from '../api-keys/service.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import type { PaymentService } from '../payments/service.js';
+import { separately, type ItemRunner } from '../../workers/isolation.js';
 import type { Payment } from '../payments/schemas.js';
 import {
   DEFAULT_EXPIRY_SECONDS,
@@ -64,6 +65,7 @@ export class CheckoutService {
     private readonly clientSecrets: ClientSecrets,
     secret: string,
     private readonly publicUrl: string,
+    private readonly workerSql: Sql,
     private readonly now: () => number = Date.now,
   ) {
     this.key = new TextEncoder().encode(`checkout:${secret}`);
@@ -130,6 +132,25 @@ export class CheckoutService {
         'id',
       );
     return this.toApi(await this.expireNow(scope, row, requestId));
+  }
+
+  /**
+   * The worker's pass: settles open sessions nobody reads, those past their expiry and those whose payment succeeded
+   * without the page reporting back, so each gets its event. A session whose payment is in flight waits for the next
+   * pass.
+   */
+  async settleDue(limit = 100, items: ItemRunner = separately('checkout sessions')): Promise<number> {
+    const due = await this.workerSql<{ id: string; tenant_id: string; livemode: boolean }[]>`
+      SELECT * FROM worker_checkout_sessions_to_settle(${new Date(this.now())}, ${limit + items.waiting})`;
+    return items.each(
+      due,
+      (session) => session.id,
+      async (session) => {
+        const scope = { tenantId: session.tenant_id, livemode: session.livemode };
+        const row = await this.settle(scope, await this.find(scope, session.id), null);
+        return row.status !== 'open';
+      },
+    );
   }
 
   /** The hosted page's data for its URL's token; a session no longer open answers 404 (the page says so). */
