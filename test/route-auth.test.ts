@@ -24,7 +24,7 @@ const PUBLIC_ROUTES = [
   'GET /elements/card.js',
   'GET /elements/authenticated',
   'GET /elements/authenticated.js',
-  'GET /elements/checkout.js',
+  'GET /elements/hosted-checkout.js',
   'GET /checkout/:token',
   'POST /checkout/:token/complete',
   'POST /v1/oauth/token',

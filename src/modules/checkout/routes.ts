@@ -97,7 +97,8 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   // The hosted page. Nobody may frame it (clickjacking a payment page), no inline script runs on it, and its data
-  // reaches checkout.js through data- attributes. The card fields are payforward.js's frame, as on a shop's page.
+  // reaches hosted-checkout.js through data- attributes. The card fields are payforward.js's frame, as on a shop's
+  // page.
   app.get(
     '/checkout/:token',
     { schema: { hide: true, params: TokenParam }, config: { auth: 'none' } },
@@ -114,7 +115,7 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
 <div id="card"></div><p id="message" role="alert"></p>
 <button id="pay" type="button">Pay ${escapeHtml(amount)}</button>
 <p><a href="${escapeHtml(session.cancel_url)}" rel="noreferrer">Cancel and return to the shop</a></p>
-</main><script src="/js/payforward.js"></script><script src="/elements/checkout.js"></script></body></html>`;
+</main><script src="/js/payforward.js"></script><script src="/elements/hosted-checkout.js"></script></body></html>`;
     },
   );
 

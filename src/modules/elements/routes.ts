@@ -25,7 +25,7 @@ export const elementsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     'payforward.js': asset('payforward.js'),
     'card.js': asset('card.js'),
     'authenticated.js': asset('authenticated.js'),
-    'checkout.js': asset('checkout.js'),
+    'hosted-checkout.js': asset('hosted-checkout.js'),
   };
 
   const script = (name: keyof typeof scripts, crossOrigin: boolean) =>
@@ -47,7 +47,11 @@ export const elementsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     script('authenticated.js', false),
   );
 
-  app.get('/elements/checkout.js', { schema: { hide: true }, config: { auth: 'none' } }, script('checkout.js', false));
+  app.get(
+    '/elements/hosted-checkout.js',
+    { schema: { hide: true }, config: { auth: 'none' } },
+    script('hosted-checkout.js', false),
+  );
 
   // The card fields. The key and the parent page's origin arrive in the URL (both public); card.js checks the
   // origin against the browser's record of who framed it, and the CSP below decides who may frame it at all.
