@@ -25,6 +25,7 @@ const PUBLIC_ROUTES = [
   'GET /elements/authenticated',
   'GET /elements/authenticated.js',
   'GET /elements/hosted-checkout.js',
+  'GET /elements/three-d-secure.js',
   'GET /checkout/:token',
   'POST /checkout/:token/complete',
   'POST /v1/oauth/token',

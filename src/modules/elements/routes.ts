@@ -26,6 +26,7 @@ export const elementsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     'card.js': asset('card.js'),
     'authenticated.js': asset('authenticated.js'),
     'hosted-checkout.js': asset('hosted-checkout.js'),
+    'three-d-secure.js': asset('three-d-secure.js'),
   };
 
   const script = (name: keyof typeof scripts, crossOrigin: boolean) =>
@@ -51,6 +52,12 @@ export const elementsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/elements/hosted-checkout.js',
     { schema: { hide: true }, config: { auth: 'none' } },
     script('hosted-checkout.js', false),
+  );
+
+  app.get(
+    '/elements/three-d-secure.js',
+    { schema: { hide: true }, config: { auth: 'none' } },
+    script('three-d-secure.js', false),
   );
 
   // The card fields. The key and the parent page's origin arrive in the URL (both public); card.js checks the
