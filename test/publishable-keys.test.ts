@@ -173,6 +173,38 @@ describe('client_secret', () => {
     expect(server.amount_received).toBe(2500);
   });
 
+  it("takes the buyer's IP address from the request, not from what the page claims", async () => {
+    const lists = await ok(await call(t.app, tenant.testKey, 'GET', '/v1/fraud/lists'));
+    const blockedIps = lists.data.find((l: { name: string }) => l.name === 'blocked_ips').id;
+    const confirm = async (key: string, ip: string) => {
+      const payment = await newPayment(tenant.testKey, 5100);
+      return call(t.app, key, 'POST', `/v1/payments/${payment.id}/confirm`, {
+        client_secret: payment.client_secret,
+        payment_method: (await ok(await tokenize(pk))).id,
+        fraud_details: { ip_address: ip },
+      });
+    };
+    // Injected requests come from 127.0.0.1: on the block list, a page cannot talk its way past it.
+    await ok(await call(t.app, tenant.testKey, 'POST', `/v1/fraud/lists/${blockedIps}/items`, { value: '127.0.0.1' }));
+    try {
+      const blocked = await confirm(pk, '198.51.100.10');
+      expect(blocked.statusCode, blocked.body).toBe(402);
+      expect(blocked.json().error.payment.outcome).toBeUndefined();
+      const decided = await ok(
+        await call(t.app, tenant.testKey, 'GET', `/v1/payments/${blocked.json().error.payment.id}`),
+      );
+      expect(decided.outcome).toMatchObject({ action: 'block', rule: { name: 'Block listed values' } });
+      // The shop's server, with its secret key, states the buyer's address itself: the list does not apply to it.
+      const stated = await confirm(tenant.testKey, '198.51.100.10');
+      const payment = stated.statusCode === 200 ? stated.json() : stated.json().error.payment;
+      expect(payment.outcome.rule?.name).not.toBe('Block listed values');
+    } finally {
+      const items = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/fraud/lists/${blockedIps}/items`));
+      for (const item of items.data)
+        await call(t.app, tenant.testKey, 'DELETE', `/v1/fraud/lists/${blockedIps}/items/${item.id}`);
+    }
+  });
+
   it('a decline answers 402 with the limited payment in error.payment', async () => {
     const payment = await newPayment(tenant.testKey, 3100);
     const declined = await call(t.app, pk, 'POST', `/v1/payments/${payment.id}/confirm`, {

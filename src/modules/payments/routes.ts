@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
@@ -22,6 +23,16 @@ const createExample = {
   confirm: true,
   description: 'Order #1234',
 };
+
+/**
+ * A publishable key's confirm comes from the buyer's own browser, so the buyer's IP address is the request's: the
+ * page cannot claim another to the fraud checks. (A server confirming with its secret key passes the buyer's.)
+ */
+function withBuyerAddress(request: FastifyRequest, body: ConfirmPaymentBody): ConfirmPaymentBody {
+  if (request.auth?.kind !== 'tenant' || request.auth.via !== 'publishable_key') return body;
+  const ip = request.ip.startsWith('::ffff:') ? request.ip.slice('::ffff:'.length) : request.ip;
+  return { ...body, fraud_details: { ...body?.fraud_details, ip_address: ip } };
+}
 
 const publishableNote =
   ' With a publishable key (pk_…) and the `client_secret` this answers with ' +
@@ -124,7 +135,7 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       payments.confirm(
         tenantScope(request),
         request.params.id,
-        request.body ?? null,
+        withBuyerAddress(request, request.body ?? null),
         request.id,
         request.idempotency?.key ?? null,
       ),
