@@ -6,6 +6,7 @@ import {
   card,
   createTenant,
   expectError,
+  newCustomer,
   ok,
   PLATFORM_KEY,
   TEST_CARDS,
@@ -235,6 +236,16 @@ describe('client_secret', () => {
     expectError(await confirm(pk, { client_secret: payment.client_secret, amount: 5 }), 400, {
       type: 'invalid_request_error',
     });
+    // A card given inline may not be saved to a customer from the browser.
+    const customer = await newCustomer(t.app, tenant.testKey);
+    expectError(
+      await confirm(pk, {
+        client_secret: payment.client_secret,
+        payment_method: { ...card(TEST_CARDS.visa), customer },
+      }),
+      403,
+      { code: 'publishable_key_not_allowed', param: 'payment_method.customer' },
+    );
     // Another tenant's secret key cannot read the payment either.
     expectError(await call(t.app, other.testKey, 'GET', `/v1/payments/${payment.id}`), 404, {
       code: 'resource_missing',

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import { ApiError } from '../../http/errors.js';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
@@ -26,10 +27,20 @@ const createExample = {
 
 /**
  * A publishable key's confirm comes from the buyer's own browser, so the buyer's IP address is the request's: the
- * page cannot claim another to the fraud checks. (A server confirming with its secret key passes the buyer's.)
+ * page cannot claim another to the fraud checks. (A server confirming with its secret key passes the buyer's.) Nor
+ * may a card given inline be saved to a customer: attaching is the shop server's decision, as on tokenizing.
  */
-function withBuyerAddress(request: FastifyRequest, body: ConfirmPaymentBody): ConfirmPaymentBody {
+function asBrowserConfirm(request: FastifyRequest, body: ConfirmPaymentBody): ConfirmPaymentBody {
   if (request.auth?.kind !== 'tenant' || request.auth.via !== 'publishable_key') return body;
+  const method = body?.payment_method;
+  if (typeof method === 'object' && method.customer !== undefined)
+    throw new ApiError(
+      'permission_error',
+      'publishable_key_not_allowed',
+      'A publishable key cannot attach a card to a customer; attach it from your server with a secret key.',
+      'payment_method.customer',
+      403,
+    );
   const ip = request.ip.startsWith('::ffff:') ? request.ip.slice('::ffff:'.length) : request.ip;
   return { ...body, fraud_details: { ...body?.fraud_details, ip_address: ip } };
 }
@@ -135,7 +146,7 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       payments.confirm(
         tenantScope(request),
         request.params.id,
-        withBuyerAddress(request, request.body ?? null),
+        asBrowserConfirm(request, request.body ?? null),
         request.id,
         request.idempotency?.key ?? null,
       ),
