@@ -1,4 +1,4 @@
-/* global window, document, location, URL */
+/* global window, document, location, URL, setTimeout, clearTimeout */
 /**
  * payforward.js: collect a card on your page without the card number ever touching your page or your server.
  *
@@ -53,11 +53,16 @@
     });
   };
 
-  function PayForward(publishableKey) {
-    if (!(this instanceof PayForward)) return new PayForward(publishableKey);
+  /**
+   * `options.loadTimeout`: milliseconds to wait for a frame to load before a call resolves with an error (default
+   * 20 s); a frame that never loads is usually one the page may not frame (an http page with a live key).
+   */
+  function PayForward(publishableKey, options) {
+    if (!(this instanceof PayForward)) return new PayForward(publishableKey, options);
     if (typeof publishableKey !== 'string' || !KEY_FORMAT.test(publishableKey))
       throw new Error('PayForward(key): pass your publishable key (pk_test_… or pk_live_…), never a secret key.');
     this.key = publishableKey;
+    this.loadTimeout = (options && options.loadTimeout) || 20000;
     this.frames = [];
     this.card = null;
     this.controller = null;
@@ -120,16 +125,32 @@
 
   PayForward.prototype.call = function (frame, method, params) {
     var id = ++this.sequence;
-    return frame.ready.then(
-      () =>
-        new Promise((resolve) => {
-          this.calls.set(id, resolve);
-          frame.iframe.contentWindow.postMessage(
-            { type: PREFIX + 'request', id: id, method: method, params: params },
-            PLATFORM,
-          );
-        }),
-    );
+    var loaded = new Promise((resolve) => {
+      var timer = setTimeout(() => resolve(false), this.loadTimeout);
+      frame.ready.then(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    return loaded.then((ready) => {
+      if (!ready)
+        return {
+          error: {
+            type: 'api_connection_error',
+            message:
+              'The secure card frame of ' +
+              PLATFORM +
+              ' did not load: this page may frame it only over https (or from localhost with a test key).',
+          },
+        };
+      return new Promise((resolve) => {
+        this.calls.set(id, resolve);
+        frame.iframe.contentWindow.postMessage(
+          { type: PREFIX + 'request', id: id, method: method, params: params },
+          PLATFORM,
+        );
+      });
+    });
   };
 
   /** Tokenizes the mounted card: resolves `{ paymentMethod }` (a `pm_…` with brand and last4) or `{ error }`. */
