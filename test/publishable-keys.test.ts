@@ -14,6 +14,7 @@ import {
   type TestTenant,
 } from './helpers.js';
 import { PUBLISHABLE_PAYMENT_FIELDS } from '../src/modules/payments/client-view.js';
+import { waitFor } from './process.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -254,12 +255,22 @@ describe('client_secret', () => {
     expect(unchanged.status).toBe('requires_payment_method');
   });
 
-  it('never reaches the logs, even at debug level where request URLs are logged', async () => {
+  it('never reaches the logs, even at debug level where request URLs are logged, nor the request log', async () => {
     const payment = await newPayment();
-    await call(t.app, pk, 'GET', `/v1/payments/${payment.id}?client_secret=${payment.client_secret}`);
+    await ok(await call(t.app, pk, 'GET', `/v1/payments/${payment.id}?client_secret=${payment.client_secret}`));
     const secretPart = payment.client_secret.split('_secret_')[1];
     expect(t.logs.some((line) => line.includes(`${payment.id}?client_secret=`))).toBe(true);
     expect(t.logs.filter((line) => line.includes(secretPart))).toEqual([]);
+    // The tenant's request log names the call (by the publishable key's id) without its query string.
+    const keyId = (await ok(await call(t.app, tenant.testKey, 'GET', '/v1/publishable_key'))).id;
+    const logged = await waitFor(async () => {
+      const list = await ok(
+        await call(t.app, tenant.testKey, 'GET', `/v1/request_logs?path=/v1/payments/${payment.id}&limit=10`),
+      );
+      return list.data.find((log: { api_key: string }) => log.api_key === keyId);
+    }, 10_000);
+    expect(logged).toMatchObject({ method: 'GET', path: `/v1/payments/${payment.id}`, status: 200 });
+    expect(JSON.stringify(logged)).not.toContain(secretPart);
   });
 });
 
