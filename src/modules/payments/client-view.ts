@@ -28,8 +28,12 @@ type Json = Record<string, unknown>;
 const isPayment = (value: unknown): value is Json & { id: string } =>
   typeof value === 'object' && value !== null && (value as Json).object === 'payment';
 
+/** A related object stays an id for a publishable key, even if a request managed to have it expanded. */
+const idOf = (value: unknown) =>
+  typeof value === 'object' && value !== null && typeof (value as Json).id === 'string' ? (value as Json).id : value;
+
 const pick = (payment: Json) =>
-  Object.fromEntries(PUBLISHABLE_PAYMENT_FIELDS.filter((field) => field in payment).map((f) => [f, payment[f]]));
+  Object.fromEntries(PUBLISHABLE_PAYMENT_FIELDS.filter((field) => field in payment).map((f) => [f, idOf(payment[f])]));
 
 /**
  * The payments routes' `preSerialization` hook. A secret or restricted key gets each payment with its
