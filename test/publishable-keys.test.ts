@@ -245,7 +245,7 @@ describe('client_secret', () => {
         payment_method: { ...card(TEST_CARDS.visa), customer },
       }),
       403,
-      { code: 'publishable_key_not_allowed', param: 'payment_method.customer' },
+      { code: 'publishable_key_not_allowed', param: 'payment_method[customer]' },
     );
     // Another tenant's secret key cannot read the payment either.
     expectError(await call(t.app, other.testKey, 'GET', `/v1/payments/${payment.id}`), 404, {

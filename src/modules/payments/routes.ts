@@ -38,7 +38,7 @@ function asBrowserConfirm(request: FastifyRequest, body: ConfirmPaymentBody): Co
       'permission_error',
       'publishable_key_not_allowed',
       'A publishable key cannot attach a card to a customer; attach it from your server with a secret key.',
-      'payment_method.customer',
+      'payment_method[customer]',
       403,
     );
   const ip = request.ip.startsWith('::ffff:') ? request.ip.slice('::ffff:'.length) : request.ip;
