@@ -685,7 +685,7 @@ async function benchFraudOff(port: number, platformKey: string, metricsToken: st
 }
 
 async function benchApi(port: number) {
-  const platformKey = `pk_platform_${randomBytes(24).toString('base64url')}`;
+  const platformKey = `op_platform_${randomBytes(24).toString('base64url')}`;
   const metricsToken = randomBytes(32).toString('base64url');
   const profDir = join(RESULTS_DIR, 'cpuprof');
   // The API runs as it does in production: the bundle `npm run build` makes, without tsx's loader.

@@ -47,7 +47,7 @@ const admin = connect(adminUrl.toString(), { max: 4 });
 
 const config = loadConfig({ ...process.env, WEBHOOK_ALLOW_PRIVATE: '127.0.0.0/8', LOG_LEVEL: 'warn' });
 await migrate(admin, config);
-const platformKey = 'pk_platform_bench_' + randomBytes(8).toString('hex');
+const platformKey = 'op_platform_bench_' + randomBytes(8).toString('hex');
 const platform = createPlatform(
   config,
   appDatabaseUrl(adminUrl.toString(), config),

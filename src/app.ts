@@ -13,7 +13,8 @@ import addFormats from 'ajv-formats';
 import { newId } from './lib/ids.js';
 import type { Platform } from './platform.js';
 import { requireScope, type Auth } from './http/auth.js';
-import { declaredPlugin, requireRouteAuth, type AuthRequirement } from './http/route-auth.js';
+import { declaredPlugin, requireRouteAuth, type AuthRequirement, type PublishableAccess } from './http/route-auth.js';
+import { checkClientSecret } from './http/client-secret.js';
 import { countAuthFailure, throttleAddress, throttleTenant } from './http/throttle.js';
 import { startMetricsServer } from './modules/health/metrics-server.js';
 import { ApiError, safeEcho } from './http/errors.js';
@@ -45,6 +46,8 @@ import { caseRoutes } from './modules/cases/routes.js';
 import { customerRoutes } from './modules/customers/routes.js';
 import { searchRoutes } from './modules/search/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
+import { elementsRoutes } from './modules/elements/routes.js';
+import { checkoutRoutes } from './modules/checkout/routes.js';
 import { requestLogRoutes } from './modules/request-logs/routes.js';
 import { apiVersionRoutes } from './modules/versions/routes.js';
 import {
@@ -67,6 +70,7 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     auth?: AuthRequirement;
     scope?: string;
+    publishable?: PublishableAccess;
   }
   interface FastifyRequest {
     auth?: Auth;
@@ -214,8 +218,19 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
       );
     }
     request.auth = auth;
-    const scope = request.routeOptions.config.scope;
-    if (scope) requireScope(auth, scope);
+    const { scope, publishable } = request.routeOptions.config;
+    if (auth.kind === 'tenant' && auth.via === 'publishable_key') {
+      // A publishable key is public: it passes only where a route declares it may (route-auth.ts), never by scope.
+      if (!publishable)
+        throw new ApiError(
+          'permission_error',
+          'publishable_key_not_allowed',
+          'A publishable key (pk_…) can only tokenize cards and confirm or retrieve a payment with its ' +
+            'client_secret; use a secret key (sk_…) from your server for anything else.',
+          null,
+          403,
+        );
+    } else if (scope) requireScope(auth, scope);
     request.apiVersion = await requestedApiVersion(request, auth);
     reply.header(API_VERSION_HEADER, request.apiVersion);
     await throttleTenant(platform.rateLimiter, config, auth, reply);
@@ -275,6 +290,14 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     rejectRepeatedQueryParameters(request.query);
     rejectUnstorableText(request.query, 'querystring');
     rejectUnstorableText(request.body, 'body');
+  });
+
+  // Before the Idempotency-Key is claimed: a wrong client_secret must not become the stored answer to a key.
+  app.addHook('preHandler', async (request) => {
+    const auth = request.auth;
+    if (auth?.kind !== 'tenant' || auth.via !== 'publishable_key') return;
+    if (request.routeOptions.config.publishable === 'with_client_secret')
+      checkClientSecret(request, platform.clientSecrets, tenantScope(request));
   });
 
   // Idempotency: every authenticated POST may carry Idempotency-Key; the claim happens after
@@ -371,6 +394,8 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(healthRoutes);
   await app.register(apiVersionRoutes);
   await app.register(threeDSecureRoutes);
+  await app.register(elementsRoutes);
+  await app.register(checkoutRoutes);
   await app.register(tenantRoutes);
   await app.register(apiKeyRoutes);
   await app.register(oauthRoutes);

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { productionSecretProblems, strongKey, strongText } from './bootstrap.js';
 
 const strongEnv = () => ({
-  PLATFORM_API_KEY: `pk_platform_${randomBytes(32).toString('base64url')}`,
+  PLATFORM_API_KEY: `op_platform_${randomBytes(32).toString('base64url')}`,
   VAULT_KEK: randomBytes(32).toString('base64'),
   VAULT_FINGERPRINT_KEY: randomBytes(32).toString('base64'),
   JWT_SECRET: randomBytes(32).toString('hex'),
@@ -27,7 +27,7 @@ describe('production secrets', () => {
     for (const weak of [
       'payforward_app',
       'test-jwt-secret-0123456789',
-      'pk_platform_test_0123456789abcdef',
+      'op_platform_test_0123456789abcdef',
       'a'.repeat(200),
       'abcdefghij'.repeat(10),
       'Password1!'.repeat(8),

@@ -8,6 +8,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
 import type { Secrets } from './platform.js';
 import { randomToken } from './lib/ids.js';
+import { OPERATOR_KEY_PREFIX } from './http/auth.js';
 
 interface LocalSecrets {
   platformApiKey: string;
@@ -27,7 +28,7 @@ function secretsFile(config: Config) {
 // generated once and kept in the data folder, readable by its owner only.
 function generatedSecrets(): LocalSecrets {
   return {
-    platformApiKey: `pk_platform_${randomToken(24)}`,
+    platformApiKey: `${OPERATOR_KEY_PREFIX}platform_${randomToken(24)}`,
     vaultKek: randomBytes(32).toString('base64'),
     vaultFingerprintKey: randomBytes(32).toString('base64'),
     jwtSecret: randomToken(32),
@@ -39,6 +40,9 @@ function generatedSecrets(): LocalSecrets {
 function localSecrets(config: Config): LocalSecrets {
   const file = secretsFile(config);
   const stored = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<LocalSecrets>) : undefined;
+  // An operator key from before the op_ prefix (pk_platform_…) is no longer accepted: it is replaced, and the new
+  // one is printed at start like any generated secret.
+  if (stored?.platformApiKey && !stored.platformApiKey.startsWith(OPERATOR_KEY_PREFIX)) delete stored.platformApiKey;
   // A stored secret is never replaced; a data folder made before a secret existed gets it now.
   const secrets = { ...generatedSecrets(), ...stored } as LocalSecrets;
   if (!stored || Object.keys(secrets).some((name) => !(name in stored))) {

@@ -117,7 +117,11 @@ async function main(command = 'start') {
     say(`PayForward API listening on ${config.publicUrl}`);
     say(`  Interactive docs:   ${config.publicUrl}/docs`);
     say(`  OpenAPI document:   ${config.publicUrl}/openapi.json`);
-    if (demo) say(`  Demo tenant:        ${demo.tenantId}\n  Test secret key:    ${demo.testSecretKey}`);
+    if (demo) {
+      const publishable = await platform.apiKeys.publishableKey({ tenantId: demo.tenantId, livemode: false });
+      say(`  Demo tenant:        ${demo.tenantId}\n  Test secret key:    ${demo.testSecretKey}`);
+      say(`  Publishable key:    ${publishable.key}  (for payforward.js: ${config.publicUrl}/js/payforward.js)`);
+    }
     if (!config.platformApiKey && !production)
       say(`  Platform key:       ${secrets.platformApiKey}  (kept in ${config.dataDir}/secrets.json)`);
     if (!config.metricsToken && secrets.metricsToken && !production)

@@ -1,4 +1,6 @@
 import { Expander } from './modules/expand/expand.js';
+import { ClientSecrets } from './http/client-secret.js';
+import { CheckoutService } from './modules/checkout/service.js';
 import { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import { appDatabaseUrl as asAppRole, connect, noWorkerConnection, type Sql } from './db/index.js';
@@ -71,6 +73,8 @@ export interface Platform {
   router: ConnectorRouter;
   writer: MicroBatcher<PaymentWrite, boolean>;
   threeDSecure: ThreeDSecure;
+  clientSecrets: ClientSecrets;
+  checkout: CheckoutService;
   tenants: TenantService;
   apiKeys: ApiKeyService;
   paymentMethods: PaymentMethodService;
@@ -215,6 +219,7 @@ export function createPlatform(
     heartbeatMs: config.eventStreamHeartbeatMs,
     maxPerTenant: config.eventStreamMaxPerTenant,
   });
+  const clientSecrets = new ClientSecrets(secrets.jwtSecret);
   const refunds = new RefundService(sql, router, pricing, ledger, workerSql);
   return {
     config,
@@ -231,6 +236,17 @@ export function createPlatform(
     router,
     writer,
     threeDSecure,
+    clientSecrets,
+    checkout: new CheckoutService(
+      sql,
+      payments,
+      apiKeys,
+      clientSecrets,
+      secrets.jwtSecret,
+      config.publicUrl,
+      workerSql,
+      options.clock,
+    ),
     tenants,
     apiKeys,
     paymentMethods,

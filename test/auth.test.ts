@@ -377,7 +377,8 @@ describe('tenants and secrets', () => {
 
     // The database holds a SHA-256 of each secret and nothing from which the secret can be read.
     const rows = await t.admin<{ id: string; key_hash: Buffer; as_text: string }[]>`
-      SELECT id, key_hash, (k.*)::text AS as_text FROM api_keys k WHERE tenant_id = ${created.id}`;
+      SELECT id, key_hash, (k.*)::text AS as_text FROM api_keys k
+      WHERE tenant_id = ${created.id} AND kind <> 'publishable'`;
     expect(rows).toHaveLength(2);
     for (const { id, secret } of [test, live]) {
       const row = rows.find((r) => r.id === id)!;

@@ -64,4 +64,20 @@ describe('the development default without METRICS_TOKEN', () => {
     expect((await scrape(second.baseUrl, upgraded.metricsToken)).status).toBe(200);
     await expectRefused(await scrape(second.baseUrl, metricsToken));
   }, 240_000);
+
+  it('replaces an operator key of the old pk_platform_ form, which is accepted no more, and prints the new one', async () => {
+    await stopServer(server);
+    const stored = JSON.parse(readFileSync(secretsFile, 'utf8')) as Record<string, string>;
+    const old = `pk_platform_${'x'.repeat(32)}`;
+    writeFileSync(secretsFile, JSON.stringify({ ...stored, platformApiKey: old }));
+    const next = await start();
+    const replaced = JSON.parse(readFileSync(secretsFile, 'utf8')) as Record<string, string>;
+    expect(replaced.platformApiKey).toMatch(/^op_platform_[A-Za-z0-9_-]{32}$/);
+    expect({ ...replaced, platformApiKey: undefined }).toEqual({ ...stored, platformApiKey: undefined });
+    expect(next.output()).toContain(`Platform key:       ${replaced.platformApiKey}`);
+    const tenant = (key: string) =>
+      fetch(`${next.baseUrl}/v1/tenants/ten_missing`, { headers: { authorization: `Bearer ${key}` } });
+    expect((await tenant(old)).status).toBe(401);
+    expect((await tenant(replaced.platformApiKey)).status).toBe(404);
+  }, 120_000);
 });

@@ -8,7 +8,7 @@ import { appDatabaseUrl, connect, workerDatabaseUrl, type Sql } from '../src/db/
 import { createPlatform, type Platform } from '../src/platform.js';
 import { migrate } from '../src/db/migrate.js';
 
-export const PLATFORM_KEY = 'pk_platform_test_0123456789abcdef';
+export const PLATFORM_KEY = 'op_platform_test_0123456789abcdef';
 const TEST_KEK = randomBytes(32).toString('base64');
 const TEST_FINGERPRINT_KEY = randomBytes(32).toString('base64');
 export const TEST_AUDIT_SIGNING_KEY = randomBytes(32).toString('base64');

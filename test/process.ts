@@ -25,7 +25,7 @@ export function productionSecrets(): Record<string, string> {
   const text = () => randomBytes(32).toString('base64url');
   return {
     NODE_ENV: 'production',
-    PLATFORM_API_KEY: `pk_platform_${text()}`,
+    PLATFORM_API_KEY: `op_platform_${text()}`,
     VAULT_KEK: randomBytes(32).toString('base64'),
     VAULT_FINGERPRINT_KEY: randomBytes(32).toString('base64'),
     JWT_SECRET: text(),

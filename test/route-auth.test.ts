@@ -18,6 +18,16 @@ const PUBLIC_ROUTES = [
   'GET /docs/openapi.yaml',
   'GET /3ds/:token',
   'POST /3ds/:token/complete',
+  // payforward.js and its frames, and the hosted checkout page (reached by a signed link): see src/modules/elements.
+  'GET /js/payforward.js',
+  'GET /elements/card',
+  'GET /elements/card.js',
+  'GET /elements/authenticated',
+  'GET /elements/authenticated.js',
+  'GET /elements/hosted-checkout.js',
+  'GET /elements/three-d-secure.js',
+  'GET /checkout/:token',
+  'POST /checkout/:token/complete',
   'POST /v1/oauth/token',
   'GET /v1/api_versions',
   // Signing in and accepting an invitation: the credential is in the body (see src/modules/sessions).

@@ -90,7 +90,7 @@ describe('database roles at start-up', () => {
   it('connects to the replica as the application role, whatever role its URL names', async () => {
     const config = loadConfig({ DATABASE_REPLICA_URL: adminUrl, DB_POOL_SIZE: '2' });
     const platform = createPlatform(config, appDatabaseUrl(adminUrl, config), {
-      platformApiKey: 'pk_platform_unused',
+      platformApiKey: 'op_platform_unused',
       vaultKeks: [Buffer.alloc(32, 1).toString('base64')],
       vaultFingerprintKey: Buffer.alloc(32, 2).toString('base64'),
       jwtSecret: 'unused',
@@ -108,7 +108,7 @@ describe('database roles at start-up', () => {
   it('gives a process without workers (`api`) no worker-role connection at all', async () => {
     const config = loadConfig({ DB_POOL_SIZE: '2' });
     const platform = createPlatform(config, appDatabaseUrl(adminUrl, config), {
-      platformApiKey: 'pk_platform_unused',
+      platformApiKey: 'op_platform_unused',
       vaultKeks: [Buffer.alloc(32, 1).toString('base64')],
       vaultFingerprintKey: Buffer.alloc(32, 2).toString('base64'),
       jwtSecret: 'unused',

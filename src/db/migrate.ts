@@ -65,6 +65,7 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       GRANT UPDATE, DELETE ON reconciliation_reports TO "${appRole}";
       GRANT DELETE ON reconciliation_items TO "${appRole}";
       GRANT UPDATE ON reports, report_schedules, cases TO "${appRole}";
+      GRANT UPDATE ON checkout_sessions TO "${appRole}";
       GRANT DELETE ON report_chunks TO "${appRole}";
       GRANT UPDATE (kek_id, wrapped_dek, pan_ciphertext, card_data_erased_at) ON payment_methods TO "${appRole}";
       REVOKE ALL ON vault_keks FROM "${appRole}";

@@ -11,7 +11,10 @@ export function auditContext(request: FastifyRequest): AuditContext {
   const who: Pick<AuditActor, 'type' | 'id'> = auth?.session
     ? { type: 'user', id: auth.session.userId }
     : auth?.kind === 'tenant'
-      ? { type: auth.via === 'session' ? 'user' : auth.via, id: auth.keyId }
+      ? {
+          type: auth.via === 'session' ? 'user' : auth.via === 'publishable_key' ? 'api_key' : auth.via,
+          id: auth.keyId,
+        }
       : { type: 'operator', id: auth?.kind === 'platform' ? 'platform_api_key' : 'unauthenticated' };
   const agent = request.headers['user-agent'];
   return {

@@ -27,7 +27,11 @@ export type Auth =
       /** The key's id, or for a session the user's (rate limits and idempotency keys are per user). */
       keyId: string;
       scopes: string[];
-      via: 'api_key' | 'access_token' | 'session';
+      /**
+       * `publishable_key`: a pk_… key, which has no scopes and may call only the routes that declare
+       * `publishable` (see route-auth.ts).
+       */
+      via: 'api_key' | 'access_token' | 'session' | 'publishable_key';
       session?: SessionPrincipal;
     };
 
@@ -47,7 +51,13 @@ export function hashApiKey(secret: string): Buffer {
   return createHash('sha256').update(secret).digest();
 }
 
-const KEY_FORMAT = /^(sk|rk)_(test|live)_[A-Za-z0-9_-]{16,128}$/;
+/**
+ * The operator key's prefix. It was `pk_platform_…` until publishable keys took `pk_`: now no operator key may look
+ * like a key a web page is allowed to show.
+ */
+export const OPERATOR_KEY_PREFIX = 'op_';
+
+const KEY_FORMAT = /^(sk|rk|pk)_(test|live)_[A-Za-z0-9_-]{16,128}$/;
 const ACCESS_TOKEN_TTL_SECONDS = 15 * 60;
 const CACHE_SIZE = 10_000;
 /** Sent (key id as payload) in the transaction that revokes or rolls a key; see Authenticator.listen. */
@@ -93,6 +103,11 @@ export class Authenticator {
       clock?: () => number;
     },
   ) {
+    if (options.platformApiKey !== undefined && !options.platformApiKey.startsWith(OPERATOR_KEY_PREFIX))
+      throw new Error(
+        `PLATFORM_API_KEY must start with "${OPERATOR_KEY_PREFIX}" (the pk_ prefix belongs to publishable keys): ` +
+          `generate one with: echo ${OPERATOR_KEY_PREFIX}$(openssl rand -base64 32 | tr '+/' '-_' | tr -d '=')`,
+      );
     this.platformKeyHash = options.platformApiKey ? hashApiKey(options.platformApiKey) : undefined;
     this.metricsTokenHash = options.metricsToken ? hashApiKey(options.metricsToken) : undefined;
     this.jwtKey = new TextEncoder().encode(options.jwtSecret);
@@ -175,6 +190,18 @@ export class Authenticator {
     if (record.revoked_at) throw unauthenticated('This API key has been revoked.');
     if (record.expires_at && record.expires_at.getTime() <= this.now())
       throw unauthenticated('This API key has expired.');
+    if (record.kind === 'publishable') {
+      // A publishable key is public: it buys no access token, and its powers come from route declarations alone.
+      if (via !== 'api_key') throw unauthenticated('Invalid or expired access token.');
+      return {
+        kind: 'tenant',
+        tenantId: record.tenant_id,
+        livemode: record.livemode,
+        keyId: record.id,
+        scopes: [],
+        via: 'publishable_key',
+      };
+    }
     return {
       kind: 'tenant',
       tenantId: record.tenant_id,
@@ -209,6 +236,14 @@ export class Authenticator {
     auth: TenantAuth,
     requested?: string[],
   ): Promise<{ access_token: string; token_type: 'bearer'; expires_in: number; scope: string }> {
+    if (auth.via === 'publishable_key')
+      throw new ApiError(
+        'authentication_error',
+        'invalid_client',
+        'A publishable key cannot be exchanged for an access token: use a secret or restricted key.',
+        'client_secret',
+        401,
+      );
     const beyond = requested?.find((scope) => !hasScope(auth.scopes, scope));
     if (beyond !== undefined)
       throw new ApiError(

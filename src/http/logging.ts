@@ -1,5 +1,6 @@
 import { ecsFormat } from '@elastic/ecs-pino-format';
 import type { LoggerOptions } from 'pino';
+import { maskClientSecrets } from './client-secret.js';
 
 // Any run of 12–19 digits, optionally spaced or dashed (in URLs also "%20" or "+"), could be a card
 // number, also when glued to letters or underscores ("pay_4111…"), which a word boundary misses.
@@ -38,7 +39,12 @@ export function loggerOptions(level: string): LoggerOptions {
     },
     serializers: {
       req(request: { method: string; url: string; id: string; ip?: string }) {
-        return { method: request.method, url: maskCardNumbers(request.url), id: request.id, ip: request.ip };
+        return {
+          method: request.method,
+          url: maskClientSecrets(maskCardNumbers(request.url)),
+          id: request.id,
+          ip: request.ip,
+        };
       },
       res(reply: { statusCode: number }) {
         return { statusCode: reply.statusCode };

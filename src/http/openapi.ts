@@ -74,6 +74,13 @@ export function openApiOptions(publicUrl: string): FastifyDynamicSwaggerOptions 
             description: 'A tenant secret key (sk_test_…, sk_live_…), a restricted key, or an access token.',
           },
           platformKey: { type: 'http', scheme: 'bearer', description: 'The platform operator key (PLATFORM_API_KEY).' },
+          publishableKey: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'A publishable key (pk_test_…, pk_live_…), safe in a web page: it can only tokenize cards and confirm or ' +
+              "retrieve a payment with that payment's client_secret (see payforward.js).",
+          },
           sessionCookie: {
             type: 'apiKey',
             in: 'cookie',
@@ -91,6 +98,11 @@ export function openApiOptions(publicUrl: string): FastifyDynamicSwaggerOptions 
             'Tokenize and verify cards. Card numbers are encrypted; only brand, BIN (numbers of 15 digits or more), last4, expiry and fingerprint are readable.',
         },
         { name: 'Refunds', description: 'Full and partial refunds of captured payments.' },
+        {
+          name: 'Checkout',
+          description:
+            'Hosted checkout: a payment page on the platform (card fields, 3-D Secure) that sends the buyer back to your site.',
+        },
         { name: 'Events', description: 'Every state change, written in the same transaction as the change.' },
         { name: 'Pricing', description: "The tenant's versioned pricing plan and exact fee quotes before charging." },
         { name: 'Balance', description: 'Available, pending and reserved funds, from the double-entry ledger.' },

@@ -16,15 +16,24 @@ import type {
  * - `metrics`: `Authorization: Bearer $METRICS_TOKEN`.
  * `tenant` and `any` routes must name a scope, or say `scope: NO_SCOPE` when any key of the tenant
  * may call them. A request matching no route must authenticate too (it gets 401 before its 404).
+ *
+ * A publishable key (`pk_…`) has no scopes and is refused (403) everywhere except on the few `tenant` routes that
+ * say `publishable`:
+ * - `always`: any caller holding the key (tokenizing a card from a browser);
+ * - `with_client_secret`: only with the `client_secret` of the object the route's `:id` names, sent as
+ *   `client_secret` in the body or the query string (confirming or reading back one payment).
  */
 export type AuthRequirement = 'none' | 'tenant' | 'platform' | 'any' | 'metrics';
 
 /** For a tenant route any of whose keys may call it, whatever their scopes. */
 export const NO_SCOPE = 'no_scope_required';
 
+export type PublishableAccess = 'always' | 'with_client_secret';
+
 export interface RouteAuth {
   auth: AuthRequirement;
   scope?: string;
+  publishable?: PublishableAccess;
 }
 
 const REQUIREMENTS: readonly AuthRequirement[] = ['none', 'tenant', 'platform', 'any', 'metrics'];
@@ -56,7 +65,7 @@ export function declaredPlugin<Options extends FastifyPluginOptions>(
 export function requireRouteAuth(this: FastifyInstance, route: RouteOptions) {
   const inherited = (this as Declaring)[pluginDeclaration];
   if (inherited && route.config?.auth === undefined) route.config = { ...route.config, ...inherited };
-  const { auth, scope } = (route.config ?? {}) as Partial<RouteAuth>;
+  const { auth, scope, publishable } = (route.config ?? {}) as Partial<RouteAuth>;
   const name = `${route.method} ${route.url}`;
   if (!auth || !REQUIREMENTS.includes(auth))
     throw new Error(
@@ -70,4 +79,10 @@ export function requireRouteAuth(this: FastifyInstance, route: RouteOptions) {
     );
   if (!SCOPED.includes(auth) && scope !== undefined)
     throw new Error(`Route ${name} (auth '${auth}') declares a scope, which only 'tenant' and 'any' routes check.`);
+  if (publishable !== undefined && (auth !== 'tenant' || !['always', 'with_client_secret'].includes(publishable)))
+    throw new Error(
+      `Route ${name}: publishable: 'always' | 'with_client_secret' is declared only on 'tenant' routes (auth '${auth}').`,
+    );
+  if (publishable === 'with_client_secret' && !route.url.includes('/:id'))
+    throw new Error(`Route ${name}: publishable: 'with_client_secret' needs an :id whose client_secret is checked.`);
 }

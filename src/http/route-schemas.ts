@@ -7,7 +7,7 @@ import { PaymentMethodSchema, VerificationSchema } from '../modules/payment-meth
 import { RefundSchema } from '../modules/refunds/schemas.js';
 import { DisputeSchema } from '../modules/disputes/schemas.js';
 import { EventSchema } from '../modules/events/events.js';
-import { ApiKeySchema } from '../modules/api-keys/service.js';
+import { ApiKeySchema, PublishableKeySchema } from '../modules/api-keys/service.js';
 import { TenantSchema } from '../modules/tenants/service.js';
 import { BalanceTransactionSchema } from '../modules/ledger/schemas.js';
 import { SettlementSchema } from '../modules/settlements/schemas.js';
@@ -23,6 +23,7 @@ import { UserSchema } from '../modules/users/service.js';
 import { WebhookDeliverySchema, WebhookEndpointSchema } from '../modules/webhooks/schemas.js';
 import { BacktestSchema, ListItemSchema, ListSchema, ReviewSchema, RuleSchema } from '../modules/fraud/schemas.js';
 import { AuditLogSchema } from '../modules/audit/schemas.js';
+import { CheckoutSessionSchema } from '../modules/checkout/schemas.js';
 
 /** Shared object schemas, registered once so routes and the OpenAPI document refer to them by name. */
 export function registerSharedSchemas(app: FastifyInstance) {
@@ -35,6 +36,7 @@ export function registerSharedSchemas(app: FastifyInstance) {
     DisputeSchema,
     EventSchema,
     ApiKeySchema,
+    PublishableKeySchema,
     TenantSchema,
     PricingPlanSchema,
     FeePreviewSchema,
@@ -58,6 +60,7 @@ export function registerSharedSchemas(app: FastifyInstance) {
     BacktestSchema,
     CustomerSchema,
     AuditLogSchema,
+    CheckoutSessionSchema,
   ]) {
     app.addSchema(schema);
   }

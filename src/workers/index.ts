@@ -13,9 +13,9 @@ interface Loop {
 }
 
 /**
- * Background work: expiring uncaptured authorizations, resuming payments and refunds a crash
- * left mid-way, settling due funds, moving payouts along the bank rail, opening and deciding
- * disputes, purging expired idempotency keys and relaying the event outbox. Each loop runs
+ * Background work: expiring uncaptured authorizations, settling checkout sessions, resuming
+ * payments and refunds a crash left mid-way, settling due funds, moving payouts along the bank
+ * rail, opening and deciding disputes, purging expired idempotency keys and relaying the event outbox. Each loop runs
  * one pass at a time; every pass is safe to repeat and to run on several workers at once. Within a
  * pass each item (a payment, a payout, a tenant's settlement group, a processor's day…) runs on its
  * own: one that fails is logged, counted and retried with backoff while the others go on.
@@ -28,6 +28,8 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
       everyMs: 30_000,
       run: (items) => platform.payments.expireAuthorizations(100, items),
     },
+    // Often enough that a checkout session whose buyer closed the tab after paying completes (with its event) soon.
+    { name: 'checkout-sessions', everyMs: 10_000, run: (items) => platform.checkout.settleDue(100, items) },
     {
       name: 'recover-payments',
       everyMs: platform.config.recoveryIntervalMs,

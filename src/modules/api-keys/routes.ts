@@ -33,8 +33,54 @@ const RollKeyBody = Type.Union([
 // thousand levels deep) from reaching the idempotency fingerprint, whose recursion it overflowed.
 const RevokeKeyBody = Type.Union([StrictObject({}), Type.Null()]);
 
+const RollPublishableBody = Type.Union([
+  StrictObject({
+    expires_in: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 7 * 86_400,
+        description: 'Seconds the old key keeps working, to deploy pages with the new one (0–7 days, default 0).',
+      }),
+    ),
+  }),
+  Type.Null(),
+]);
+
 export const apiKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { apiKeys } = app.platform;
+
+  app.get(
+    '/v1/publishable_key',
+    {
+      config: { auth: 'tenant', scope: 'api_keys:read' },
+      schema: {
+        tags,
+        summary: 'Retrieve the publishable key',
+        description:
+          "The key's mode's publishable key (pk_test_… or pk_live_…), to put in your web pages for payforward.js. " +
+          'It is public by design: it can only tokenize cards and confirm or retrieve a payment with its client_secret.',
+        response: { 200: ref('PublishableKey'), ...errors },
+      },
+    },
+    async (request) => apiKeys.publishableKey(tenantScope(request)),
+  );
+
+  app.post(
+    '/v1/publishable_key/roll',
+    {
+      config: { auth: 'tenant', scope: 'api_keys:write' },
+      schema: {
+        tags,
+        summary: 'Roll the publishable key',
+        description:
+          'Replaces the publishable key of the calling key’s mode; the old one stops working after `expires_in` seconds.',
+        body: RollPublishableBody,
+        response: { 200: ref('PublishableKey'), ...errors },
+      },
+    },
+    async (request) =>
+      apiKeys.rollPublishable(request.auth as TenantAuth, request.body?.expires_in ?? 0, auditContext(request)),
+  );
 
   app.get(
     '/v1/api_keys',

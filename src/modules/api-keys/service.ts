@@ -77,6 +77,34 @@ export const ApiKeySchema = Type.Object(
 );
 export type ApiKey = Static<typeof ApiKeySchema>;
 
+export const PublishableKeySchema = Type.Object(
+  {
+    id: Type.String({ examples: ['key_01jd7s0k2m3n4p5q6r7s8t9v0w'] }),
+    object: Type.Literal('publishable_key'),
+    key: Type.String({
+      description:
+        'The key itself (`pk_test_…` or `pk_live_…`). It is meant to be public: it can only tokenize cards and act ' +
+        'on a payment whose `client_secret` it presents.',
+      examples: ['pk_test_3f9c2a7d81b64e0c9a5d7e21f04b8c6d'],
+    }),
+    expires_at: Nullable(Type.Integer({ description: 'Set on a rolled key: when it stops working.' })),
+    created: Type.Integer(),
+    livemode: Type.Boolean(),
+  },
+  { $id: 'PublishableKey' },
+);
+export type PublishableKey = Static<typeof PublishableKeySchema>;
+
+interface PublishableKeyRow {
+  id: string;
+  publishable_key: string;
+  livemode: boolean;
+  expires_at: Date | null;
+  created_at: Date;
+}
+
+const PUBLISHABLE_COLUMNS = ['id', 'publishable_key', 'livemode', 'expires_at', 'created_at'];
+
 const seconds = (date: Date | null) => (date ? Math.floor(new Date(date).getTime() / 1000) : null);
 
 function toApiKey(row: ApiKeyRow, secret?: string): ApiKey {
@@ -95,6 +123,19 @@ function toApiKey(row: ApiKeyRow, secret?: string): ApiKey {
     livemode: row.livemode,
   };
 }
+
+function toPublishableKey(row: PublishableKeyRow): PublishableKey {
+  return {
+    id: row.id,
+    object: 'publishable_key',
+    key: row.publishable_key,
+    expires_at: seconds(row.expires_at),
+    created: seconds(row.created_at)!,
+    livemode: row.livemode,
+  };
+}
+
+const redact = (secret: string) => `${secret.slice(0, 8)}…${secret.slice(-4)}`;
 
 export class ApiKeyService {
   constructor(
@@ -118,7 +159,7 @@ export class ApiKeyService {
     const [row] = await tx<ApiKeyRow[]>`
       INSERT INTO api_keys (id, tenant_id, livemode, kind, name, key_hash, redacted, scopes)
       VALUES (${newId('key')}, ${scope.tenantId}, ${scope.livemode}, ${kind}, ${name}, ${hashApiKey(secret)},
-              ${`${secret.slice(0, 8)}…${secret.slice(-4)}`}, ${scopes})
+              ${redact(secret)}, ${scopes})
       RETURNING id, tenant_id, livemode, kind, name, redacted, scopes, expires_at, revoked_at, rolled_to, created_at`;
     await this.audit(tx, scope, context, 'api_key.created', null, toApiKey(row));
     return toApiKey(row, secret);
@@ -133,6 +174,75 @@ export class ApiKeyService {
     after: ApiKey,
   ) {
     await recordAudit(tx, { scope, context, action, target: { type: 'api_key', id: after.id }, before, after });
+  }
+
+  /**
+   * Creates the scope's publishable key inside the caller's transaction (a new tenant's, or a roll's replacement).
+   * Its creation is not audited on its own: a tenant's creation or the roll that makes it is.
+   */
+  async createPublishableInTx(tx: Tx, scope: Scope): Promise<PublishableKey> {
+    const key = `pk_${scope.livemode ? 'live' : 'test'}_${randomToken(24)}`;
+    const [row] = await tx<PublishableKeyRow[]>`
+      INSERT INTO api_keys (id, tenant_id, livemode, kind, name, key_hash, redacted, scopes, publishable_key)
+      VALUES (${newId('key')}, ${scope.tenantId}, ${scope.livemode}, 'publishable', 'Publishable key',
+              ${hashApiKey(key)}, ${redact(key)}, ${[]}, ${key})
+      RETURNING ${tx(PUBLISHABLE_COLUMNS)}`;
+    return toPublishableKey(row);
+  }
+
+  /** The mode's current publishable key (a rolled one still within its grace period is not it). */
+  async publishableKey(scope: Scope): Promise<PublishableKey> {
+    const [row] = await inScope(
+      this.sql,
+      scope,
+      (tx) => tx<PublishableKeyRow[]>`
+        SELECT ${tx(PUBLISHABLE_COLUMNS)} FROM api_keys
+        WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND kind = 'publishable'
+          AND rolled_to IS NULL AND revoked_at IS NULL`,
+    );
+    if (!row) throw ApiError.notFound('publishable_key', 'current');
+    return toPublishableKey(row);
+  }
+
+  /**
+   * Replaces the mode's publishable key, audited as `publishable_key.rolled`. The old key keeps working for
+   * `expires_in` seconds (default 0), long enough to deploy shop pages that carry the new one.
+   */
+  async rollPublishable(auth: TenantAuth, expiresInSeconds: number, context: AuditContext): Promise<PublishableKey> {
+    const scope = { tenantId: auth.tenantId, livemode: auth.livemode };
+    const rolled = await inScope(this.sql, scope, async (tx) => {
+      const [old] = await tx<(PublishableKeyRow & { rolled_to: string | null })[]>`
+        SELECT ${tx(PUBLISHABLE_COLUMNS)}, rolled_to FROM api_keys
+        WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND kind = 'publishable'
+          AND rolled_to IS NULL AND revoked_at IS NULL FOR UPDATE`;
+      if (!old) throw ApiError.notFound('publishable_key', 'current');
+      const expiresAt = new Date(Date.now() + expiresInSeconds * 1000);
+      const replacementId = newId('key');
+      // The old key gives up its place first: one unrolled publishable key per mode is a unique index.
+      const [updated] = await tx<PublishableKeyRow[]>`
+        UPDATE api_keys SET rolled_to = ${replacementId}, expires_at = ${expiresAt} WHERE id = ${old.id}
+        RETURNING ${tx(PUBLISHABLE_COLUMNS)}`;
+      const key = `pk_${scope.livemode ? 'live' : 'test'}_${randomToken(24)}`;
+      const [row] = await tx<PublishableKeyRow[]>`
+        INSERT INTO api_keys (id, tenant_id, livemode, kind, name, key_hash, redacted, scopes, publishable_key)
+        VALUES (${replacementId}, ${scope.tenantId}, ${scope.livemode}, 'publishable', 'Publishable key',
+                ${hashApiKey(key)}, ${redact(key)}, ${[]}, ${key})
+        RETURNING ${tx(PUBLISHABLE_COLUMNS)}`;
+      await this.announceChange(tx, old.id);
+      const replacement = toPublishableKey(row);
+      // The entry names the rolled key, when it stops working, and its replacement; both are public, so both are kept.
+      await recordAudit(tx, {
+        scope,
+        context,
+        action: 'publishable_key.rolled',
+        target: { type: 'api_key', id: old.id },
+        before: toPublishableKey(old),
+        after: { key: replacement.key, rolled_to: replacement.id, expires_at: toPublishableKey(updated).expires_at },
+      });
+      return replacement;
+    });
+    this.onChange();
+    return rolled;
   }
 
   async createRestricted(
@@ -156,7 +266,8 @@ export class ApiKeyService {
 
   async list(scope: Scope, params: ListParams) {
     return inScope(this.sql, scope, async (tx) => {
-      const page = await listPage<ApiKeyRow>(tx, 'api_keys', scope, params);
+      // Publishable keys have their own endpoint (GET /v1/publishable_key): they are not secrets to manage.
+      const page = await listPage<ApiKeyRow>(tx, 'api_keys', scope, params, [tx`AND kind <> 'publishable'`]);
       return { data: page.rows.map((row) => toApiKey(row)), has_more: page.hasMore };
     });
   }
@@ -206,7 +317,8 @@ export class ApiKeyService {
   private async find(tx: Tx, scope: Scope, id: string): Promise<ApiKeyRow> {
     const [row] = await tx<ApiKeyRow[]>`
       SELECT id, tenant_id, livemode, kind, name, redacted, scopes, expires_at, revoked_at, rolled_to, created_at FROM api_keys
-      WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} FOR UPDATE`;
+      WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND kind <> 'publishable'
+      FOR UPDATE`;
     if (!row) throw ApiError.notFound('api_key', id);
     return row;
   }

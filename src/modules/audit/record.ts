@@ -22,6 +22,7 @@ export const AUDITED_FIELDS = {
   'api_key.created': ['type', 'name', 'redacted', 'scopes', 'expires_at'],
   'api_key.rolled': ['rolled_to', 'expires_at'],
   'api_key.revoked': ['revoked'],
+  'publishable_key.rolled': ['key', 'rolled_to', 'expires_at'],
   'bank_account.created': [
     'account_holder_name',
     'country',

@@ -10,6 +10,7 @@ import type { Event } from './events.js';
 import type { Customer } from '../customers/schemas.js';
 import type { PaymentMethod } from '../payment-methods/schemas.js';
 import { LATEST_API_VERSION } from '../versions/versions.js';
+import type { CheckoutSession } from '../checkout/schemas.js';
 
 /**
  * Every event type the platform emits, with what it means and an example of the object it carries.
@@ -51,6 +52,26 @@ const payment = (changes: Partial<Payment>): Payment => ({
   livemode: false,
   ...changes,
   latest_attempt: changes.attempts?.at(-1)?.id ?? null,
+});
+
+const checkoutSession = (changes: Partial<CheckoutSession>): CheckoutSession => ({
+  id: 'cs_01kbaz0k2m3n4p5q6r7s8t9v3a',
+  object: 'checkout.session',
+  status: 'open',
+  payment_status: 'unpaid',
+  url: null,
+  payment: 'pay_01kbaz0k2m3n4p5q6r7s8t9v0w',
+  amount: 4900,
+  currency: 'eur',
+  customer: null,
+  success_url: 'https://shop.example.com/thanks',
+  cancel_url: 'https://shop.example.com/cart',
+  metadata: { order_id: '1042' },
+  expires_at: CREATED + 86400,
+  completed_at: null,
+  created: CREATED,
+  livemode: false,
+  ...changes,
 });
 
 const customer = (changes: Partial<Customer> = {}): Customer => ({
@@ -441,6 +462,15 @@ export const EVENT_CATALOG = {
       created: CREATED,
       livemode: false,
     },
+  },
+  'checkout.session.completed': {
+    description:
+      "A hosted checkout session's payment succeeded (the buyer is on their way to `success_url`): fulfil the order.",
+    example: checkoutSession({ status: 'complete', payment_status: 'paid', completed_at: CREATED + 120 }),
+  },
+  'checkout.session.expired': {
+    description: 'A hosted checkout session expired (or you expired it) unpaid; its payment was canceled.',
+    example: checkoutSession({ status: 'expired' }),
   },
 } as const satisfies Record<string, CatalogEntry>;
 

@@ -85,7 +85,9 @@ describe('per-object sequence', () => {
       expect(['payment.succeeded', 'payment.canceled']).toContain(types[2]);
       const final = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/payments/${payment.id}`));
       // The event with the highest sequence carries the payment as it now stands.
-      expect(events[2].data.object).toEqual(final);
+      // Without the client_secret, which API answers add and events never carry.
+      const { client_secret: _secret, ...asInEvents } = final;
+      expect(events[2].data.object).toEqual(asInEvents);
     }
   });
 

@@ -3,7 +3,30 @@ import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { limitCardTokenization } from './rate-limit.js';
-import { PaymentMethodInput, PaymentMethodListQuery, PaymentMethodRetrieveQuery, VerifyBody } from './schemas.js';
+import {
+  PaymentMethodInput,
+  PaymentMethodListQuery,
+  PaymentMethodRetrieveQuery,
+  VerifyBody,
+  type PaymentMethod,
+} from './schemas.js';
+import { ApiError } from '../../http/errors.js';
+
+/**
+ * What a publishable key gets back when it tokenizes: the `pm_…` and what a checkout form shows. Not the BIN,
+ * fingerprint or funding, which would let a public key probe whether a number is a card the tenant has seen.
+ */
+function publishableView(method: PaymentMethod) {
+  const { brand, last4, exp_month, exp_year } = method.card;
+  return {
+    id: method.id,
+    object: method.object,
+    type: method.type,
+    card: { brand, last4, exp_month, exp_year },
+    created: method.created,
+    livemode: method.livemode,
+  };
+}
 
 const tags = ['Payment methods'];
 
@@ -13,13 +36,17 @@ export const paymentMethodRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/payment_methods',
     {
-      config: { auth: 'tenant', scope: 'payment_methods:write' },
+      config: { auth: 'tenant', scope: 'payment_methods:write', publishable: 'always' },
       preValidation: limitCardTokenization(),
       schema: {
         tags,
         summary: 'Tokenize a card',
         description:
-          'Encrypts the card number in the vault and returns a `pm_…` token. The CVC is checked and discarded.',
+          'Encrypts the card number in the vault and returns a `pm_…` token. The CVC is checked and discarded. ' +
+          "A publishable key may call this (it is what payforward.js's card iframe does), without `customer`, and " +
+          'gets back `id`, `object`, `type`, `card.brand`, `card.last4`, `card.exp_month`, `card.exp_year`, `created` ' +
+          'and `livemode` only.',
+        security: [{ secretKey: [] }, { publishableKey: [] }],
         body: {
           ...PaymentMethodInput,
           examples: [{ type: 'card', card: { number: '4242424242424242', exp_month: 12, exp_year: 2030, cvc: '123' } }],
@@ -27,7 +54,22 @@ export const paymentMethodRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('PaymentMethod'), ...errors },
       },
     },
-    async (request) => paymentMethods.create(tenantScope(request), request.body),
+    async (request, reply) => {
+      const publishable = request.auth?.kind === 'tenant' && request.auth.via === 'publishable_key';
+      if (publishable && request.body.customer !== undefined)
+        throw new ApiError(
+          'permission_error',
+          'publishable_key_not_allowed',
+          'A publishable key cannot attach a card to a customer; attach it from your server with a secret key.',
+          'customer',
+          403,
+        );
+      const method = await paymentMethods.create(tenantScope(request), request.body);
+      if (!publishable) return method;
+      // The route's response schema describes the full payment method; this smaller one is written as it is.
+      reply.serializer(JSON.stringify);
+      return publishableView(method);
+    },
   );
 
   app.get(

@@ -1,3 +1,5 @@
+import type { FastifyRequest } from 'fastify';
+import { ApiError } from '../../http/errors.js';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
@@ -12,6 +14,7 @@ import {
   PaymentRetrieveQuery,
   UpdatePaymentBody,
 } from './schemas.js';
+import { paymentClientView, PUBLISHABLE_PAYMENT_FIELDS } from './client-view.js';
 
 const tags = ['Payments'];
 const EXPAND_DOC =
@@ -26,8 +29,34 @@ const createExample = {
   description: 'Order #1234',
 };
 
+/**
+ * A publishable key's confirm comes from the buyer's own browser, so the buyer's IP address is the request's: the
+ * page cannot claim another to the fraud checks. (A server confirming with its secret key passes the buyer's.) Nor
+ * may a card given inline be saved to a customer: attaching is the shop server's decision, as on tokenizing.
+ */
+function asBrowserConfirm(request: FastifyRequest, body: ConfirmPaymentBody): ConfirmPaymentBody {
+  if (request.auth?.kind !== 'tenant' || request.auth.via !== 'publishable_key') return body;
+  const method = body?.payment_method;
+  if (typeof method === 'object' && method.customer !== undefined)
+    throw new ApiError(
+      'permission_error',
+      'publishable_key_not_allowed',
+      'A publishable key cannot attach a card to a customer; attach it from your server with a secret key.',
+      'payment_method[customer]',
+      403,
+    );
+  const ip = request.ip.startsWith('::ffff:') ? request.ip.slice('::ffff:'.length) : request.ip;
+  return { ...body, fraud_details: { ...body?.fraud_details, ip_address: ip } };
+}
+
+const publishableNote =
+  ' With a publishable key (pk_…) and the `client_secret` this answers with ' +
+  PUBLISHABLE_PAYMENT_FIELDS.map((field) => `\`${field}\``).join(', ') +
+  ' only.';
+
 export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { payments, expander } = app.platform;
+  const { payments, expander, clientSecrets } = app.platform;
+  app.addHook('preSerialization', paymentClientView(clientSecrets));
 
   app.post(
     '/v1/payments',
@@ -70,20 +99,31 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/v1/payments/:id',
     {
-      config: { auth: 'tenant', scope: 'payments:read' },
+      config: { auth: 'tenant', scope: 'payments:read', publishable: 'with_client_secret' },
       schema: {
         tags,
         summary: 'Retrieve a payment',
-        description: `Includes every processor attempt, failovers included. ${EXPAND_DOC}`,
+        description: `Includes every processor attempt, failovers included. ${EXPAND_DOC}${publishableNote}`,
+        security: [{ secretKey: [] }, { publishableKey: [] }],
         params: IdParam,
         querystring: PaymentRetrieveQuery,
         response: { 200: ref('Payment'), ...errors },
       },
     },
-    async (request) =>
-      expander.one(tenantScope(request), 'payment', request.query['expand[]'], () =>
+    async (request) => {
+      // A buyer's browser sees only the fields payforward.js needs: expanding would load objects it may not see.
+      if (request.auth?.kind === 'tenant' && request.auth.via === 'publishable_key' && request.query['expand[]'])
+        throw new ApiError(
+          'permission_error',
+          'publishable_key_not_allowed',
+          'A publishable key cannot expand related objects; retrieve them from your server with a secret key.',
+          'expand[]',
+          403,
+        );
+      return expander.one(tenantScope(request), 'payment', request.query['expand[]'], () =>
         payments.retrieve(tenantScope(request), request.params.id),
-      ),
+      );
+    },
   );
 
   app.post(
@@ -106,11 +146,16 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/payments/:id/confirm',
     {
-      config: { auth: 'tenant', scope: 'payments:write' },
+      config: { auth: 'tenant', scope: 'payments:write', publishable: 'with_client_secret' },
       preValidation: limitCardTokenization(paymentBodyTokenizes),
       schema: {
         tags,
         summary: 'Confirm a payment',
+        description:
+          'Authorizes the payment with `payment_method` (or the one it has). From a browser, payforward.js calls ' +
+          'this with the publishable key and the `client_secret`.' +
+          publishableNote,
+        security: [{ secretKey: [] }, { publishableKey: [] }],
         params: IdParam,
         body: ConfirmPaymentBody,
         response: { 200: ref('Payment'), ...errors },
@@ -120,7 +165,7 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       payments.confirm(
         tenantScope(request),
         request.params.id,
-        request.body ?? null,
+        asBrowserConfirm(request, request.body ?? null),
         request.id,
         request.idempotency?.key ?? null,
       ),

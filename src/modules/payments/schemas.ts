@@ -78,8 +78,14 @@ export const UpdatePaymentBody = Type.Union([
 ]);
 export type UpdatePaymentBody = Static<typeof UpdatePaymentBody>;
 
+const ClientSecret = Type.String({
+  maxLength: 200,
+  description: "The payment's `client_secret`: required (and only accepted) with a publishable key.",
+});
+
 export const ConfirmPaymentBody = Type.Union([
   StrictObject({
+    client_secret: Type.Optional(ClientSecret),
     payment_method: Type.Optional(PaymentMethodRef),
     return_url: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://' })),
     fraud_details: Type.Optional(FraudDetails),
@@ -108,7 +114,7 @@ export const PaymentListQuery = StrictObject({
   ...ExpandQuery,
 });
 
-export const PaymentRetrieveQuery = StrictObject(ExpandQuery);
+export const PaymentRetrieveQuery = StrictObject({ ...ExpandQuery, client_secret: Type.Optional(ClientSecret) });
 
 /** How many refunds an expanded `refunds` list holds, as Stripe's charge.refunds. */
 export const PAYMENT_REFUNDS_EXPANDED = 10;
@@ -143,6 +149,14 @@ export const PaymentSchema = Type.Object(
     currency: Type.String(),
     status: Type.String({ enum: [...PAYMENT_STATUSES] }),
     capture_method: Type.String({ enum: ['automatic', 'manual'] }),
+    client_secret: Type.Optional(
+      Type.String({
+        description:
+          "Lets the buyer's browser confirm and read back this payment with your publishable key (payforward.js). " +
+          'Hand it to that one buyer only; never log it. Not part of events or webhooks.',
+        examples: ['pay_01jd7s0k2m3n4p5q6r7s8t9v0w_secret_Xb3kq9ZP1m7T0vWc2Yd8Rf4Ls6Hn5Ga0'],
+      }),
+    ),
     payment_method: NullableExpandable('PaymentMethod', 'The card charged.'),
     customer: NullableExpandable('Customer', 'The customer (`cus_…`) this payment is for.'),
     description: Nullable(Type.String()),

@@ -3,7 +3,7 @@ import { inScope, type Sql } from '../../db/index.js';
 import { ApiError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
 import { LoadingCache } from '../../lib/loading-cache.js';
-import type { ApiKey, ApiKeyService } from '../api-keys/service.js';
+import type { ApiKey, ApiKeyService, PublishableKey } from '../api-keys/service.js';
 import { ref } from '../../http/schemas.js';
 import { SettlementScheduleSchema, type SettlementSchedule } from '../settlements/schedule.js';
 import { API_VERSION_NAMES, LATEST_API_VERSION } from '../versions/versions.js';
@@ -34,6 +34,15 @@ export const TenantSchema = Type.Object(
       Type.Object(
         { test: Type.Unsafe<ApiKey>(ref('ApiKey')), live: Type.Unsafe<ApiKey>(ref('ApiKey')) },
         { description: 'Returned once, when the tenant is created.' },
+      ),
+    ),
+    publishable_keys: Type.Optional(
+      Type.Object(
+        {
+          test: Type.Unsafe<PublishableKey>(ref('PublishableKey')),
+          live: Type.Unsafe<PublishableKey>(ref('PublishableKey')),
+        },
+        { description: 'Returned when the tenant is created; GET /v1/publishable_key reads them again.' },
       ),
     ),
   },
@@ -137,9 +146,13 @@ export class TenantService {
         'Default live key',
         context,
       );
+      const publishable = {
+        test: await this.apiKeys.createPublishableInTx(tx, { tenantId: id, livemode: false }),
+        live: await this.apiKeys.createPublishableInTx(tx, { tenantId: id, livemode: true }),
+      };
       const tenant = toTenant(row);
       await recordAudit(tx, { scope: tenantWide(id), context, action: 'tenant.created', target, after: tenant });
-      return { ...tenant, secret_keys: { test, live } };
+      return { ...tenant, secret_keys: { test, live }, publishable_keys: publishable };
     });
   }
 

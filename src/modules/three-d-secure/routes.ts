@@ -2,15 +2,14 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { StrictObject } from '../../http/schemas.js';
 import { toApiPayment } from '../payments/service.js';
+import { escapeHtml, newNonce, pageHeaders } from '../elements/security-headers.js';
 
 const TokenParam = StrictObject({ token: Type.String({ minLength: 10, maxLength: 2048 }) });
 
-const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-function page(title: string, body: string) {
+function page(title: string, body: string, nonce: string) {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>${escapeHtml(title)}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;color:#1a1f36}
+<style nonce="${nonce}">body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;color:#1a1f36}
 .card{border:1px solid #e3e8ee;border-radius:8px;padding:1.5rem}button{font-size:1rem;padding:.6rem 1rem;margin-right:.5rem;border-radius:6px;border:1px solid #635bff;cursor:pointer}
 #complete{background:#635bff;color:#fff}#fail{background:#fff;color:#635bff}</style></head>
 <body><div class="card">${body}</div></body></html>`;
@@ -28,23 +27,17 @@ export const threeDSecureRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const { state } = await payments.threeDSecureChallenge(token);
       const payment = toApiPayment(state);
       const amount = `${payment.amount} ${payment.currency.toUpperCase()} (minor units)`;
-      reply.type('text/html').header('cache-control', 'no-store');
+      const nonce = newNonce();
+      // payforward.js shows this page in a modal frame on the shop's page; the simulated issuer exists in test mode
+      // only, so local http shops may frame it too.
+      pageHeaders(reply, { nonce, framing: { shops: true, testMode: true }, frames: false });
       return page(
         '3-D Secure authentication',
         `<h1>3-D Secure test page</h1><p>Payment <code>${escapeHtml(payment.id)}</code> of ${escapeHtml(amount)} needs authentication.</p>
 <p id="status">Status: <strong>${escapeHtml(payment.status)}</strong></p>
 <button id="complete">Complete authentication</button><button id="fail">Fail authentication</button>
-<script>
-for (const [id, outcome] of [['complete','succeeded'],['fail','failed']]) {
-  document.getElementById(id).addEventListener('click', async () => {
-    const res = await fetch(location.pathname + '/complete', {method:'POST', headers:{'content-type':'application/json'}, body: JSON.stringify({outcome})});
-    const body = await res.json();
-    if (body.return_url) { location.href = body.return_url; return; }
-    document.getElementById('status').innerHTML = 'Status: <strong>' + (body.status || body.error?.message) + '</strong>';
-    document.querySelectorAll('button').forEach((b) => b.disabled = true);
-  });
-}
-</script>`,
+<script src="/elements/three-d-secure.js"></script>`,
+        nonce,
       );
     },
   );

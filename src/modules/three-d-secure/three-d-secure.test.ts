@@ -56,6 +56,19 @@ const authorizations = async (id: string) =>
     .map((a: { status: string }) => a.status);
 
 describe('the 3-D Secure challenge link', () => {
+  it('serves its page with no inline script, a strict CSP, and framing only by https (or local test) shops', async () => {
+    const { url } = await challenged();
+    const response = await page(url);
+    expect(response.statusCode).toBe(200);
+    const csp = String(response.headers['content-security-policy']);
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(csp).toMatch(/frame-ancestors 'self' https: http:\/\/localhost:\*/);
+    expect(response.headers['x-content-type-options']).toBe('nosniff');
+    expect(response.body).toContain('<script src="/elements/three-d-secure.js"></script>');
+    expect(response.body).not.toMatch(/<script>/);
+  });
+
   it('is bound to the attempt it was issued for: a newer confirmation voids the earlier link', async () => {
     const first = await challenged();
     expect((await page(first.url)).statusCode).toBe(200);
