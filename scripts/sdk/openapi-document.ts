@@ -19,7 +19,7 @@ export async function offlineOpenApiDocument(): Promise<Record<string, unknown>>
     config,
     'postgres://offline@127.0.0.1:1/offline',
     {
-      platformApiKey: 'unused',
+      platformApiKey: 'op_unused',
       vaultKeks: [unused],
       vaultFingerprintKey: unused,
       jwtSecret: 'unused-unused-unused-unused',
