@@ -15,6 +15,7 @@ import { ConnectorRouter } from './modules/connectors/router.js';
 import { SimulatedSettlementReports } from './modules/connectors/settlement-reports.js';
 import { EventService } from './modules/events/service.js';
 import { EventFeed } from './modules/events/stream.js';
+import { PostgresStreamSlotStore, RedisStreamSlotStore, StreamSlots } from './modules/events/stream-slots.js';
 import { PaymentMethodService } from './modules/payment-methods/service.js';
 import { createPaymentWriter, type PaymentWrite } from './modules/payments/repo.js';
 import { PaymentService } from './modules/payments/service.js';
@@ -208,10 +209,16 @@ export function createPlatform(
     batchSize: 2_000,
     onDropped: (count) => metrics.requestLogsDropped.inc(count),
   });
-  const eventFeed = new EventFeed(sql, appDatabaseUrl, {
-    heartbeatMs: config.eventStreamHeartbeatMs,
-    maxPerTenant: config.eventStreamMaxPerTenant,
-  });
+  const eventFeed = new EventFeed(
+    sql,
+    appDatabaseUrl,
+    { heartbeatMs: config.eventStreamHeartbeatMs, maxPerTenant: config.eventStreamMaxPerTenant },
+    new StreamSlots(
+      redis ? new RedisStreamSlotStore(redis) : new PostgresStreamSlotStore(sql),
+      { maxPerTenant: config.eventStreamMaxPerTenant, leaseMs: config.eventStreamLeaseMs },
+      () => metrics.eventStreamSlotFallbacks.inc(),
+    ),
+  );
   const refunds = new RefundService(sql, router, pricing, ledger, workerSql);
   return {
     config,
