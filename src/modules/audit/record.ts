@@ -56,6 +56,7 @@ export const AUDITED_FIELDS = {
   'customer.erased': ['erased'],
   'payment_method.card_data_erased': ['card_data_erased', 'retention_days'],
   'report.downloaded': ['type', 'format', 'parameters', 'row_count'],
+  'case.filing_exported': ['status', 'kind', 'transactions'],
   'user.login_succeeded': ['method'],
   'user.login_failed': ['reason'],
   'user.mfa_enrolled': ['method'],

@@ -135,7 +135,14 @@ describe('card vault', () => {
     };
     expect(await sealedUnder()).toEqual({ totp: CardVault.kekId(oldKek), webhooks: [CardVault.kekId(oldKek)] });
     const rotating = new CardVault([newKek, oldKek], fingerprintKey);
+    const runsAudited = async () =>
+      (
+        await t.admin`SELECT 1 FROM audit_entries WHERE tenant_id = '__platform__' AND action = 'vault.keys_rotated'
+          AND content LIKE ${'%' + rotating.activeKekId + '%'}`
+      ).length;
+    const auditedBefore = await runsAudited();
     expect((await rotateCardKeys(t.admin, rotating)).rotated).toBeGreaterThanOrEqual(2);
+    expect(await runsAudited()).toBe(auditedBefore + 1);
     expect(await sealedUnder()).toEqual({ totp: rotating.activeKekId, webhooks: [rotating.activeKekId] });
 
     // The old KEK retired: an app holding only the new one signs the member in with their authenticator.
