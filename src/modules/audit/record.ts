@@ -63,6 +63,7 @@ export const AUDITED_FIELDS = {
   'user.mfa_failed': ['method'],
   'user.locked_out': ['locked_until'],
   'user.invited': ['role'],
+  'user.invitation_resent': ['invitation_expires_at'],
   'user.role_changed': ['role'],
   'user.deactivated': ['status'],
   'user.password_changed': ['password'],
