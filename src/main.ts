@@ -84,7 +84,7 @@ async function main(command = 'start') {
   }
   if (command === 'rotate-keys') {
     const admin = connect(database.adminUrl, { max: 1, applicationName: 'payforward-rotate-keys' });
-    const vault = new CardVault(secrets.vaultKeks.map(parseKek), parseKek(secrets.vaultFingerprintKey));
+    const vault = CardVault.fromEntries(secrets.vaultKeks, parseKek(secrets.vaultFingerprintKey));
     const { rotated, unreadable } = await rotateCardKeys(admin, vault, 500, commandLineContext('rotate-keys'));
     say(`Re-wrapped ${rotated} data keys (cards, bank accounts, webhook and TOTP secrets) under ${vault.activeKekId}.`);
     if (unreadable)

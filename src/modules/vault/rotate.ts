@@ -35,6 +35,13 @@ export async function rotateCardKeys(
     result.unreadable += unreadable;
   }
   result.responses = await rotateStoredResponses(admin, vault, older, batchSize);
+  // The last rotation, as the access review reports it: the active KEK is the one everything was just moved onto.
+  await admin`
+    INSERT INTO vault_keks (id, first_seen_at, active_since, created_at, rotated_at)
+    VALUES (${vault.activeKekId}, now(), now(), ${vault.kekCreatedAt(vault.activeKekId)}, now())
+    ON CONFLICT (id) DO UPDATE SET rotated_at = now(),
+      active_since = coalesce(vault_keks.active_since, now()),
+      created_at = coalesce(EXCLUDED.created_at, vault_keks.created_at)`;
   await inScope(admin, PLATFORM_AUDIT_SCOPE, (tx) =>
     recordAudit(tx, {
       scope: PLATFORM_AUDIT_SCOPE,
