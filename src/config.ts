@@ -89,8 +89,13 @@ export interface Config {
   workerRetryBaseMs: number;
   /** GET /v1/events/stream: a comment line this often keeps proxies from closing an idle stream. */
   eventStreamHeartbeatMs: number;
-  /** Open event streams per tenant (both modes) on one API process; one more is refused with 429. */
+  /** Open event streams per tenant (both modes) across every API process; one more is refused with 429. */
   eventStreamMaxPerTenant: number;
+  /**
+   * How long an open stream's slot lease lives unless its process renews it (every third of this):
+   * the streams of a process that crashed stop counting against the bound after at most this long.
+   */
+  eventStreamLeaseMs: number;
   workerRetryMaxMs: number;
   /** Where invitations are sent from; without SMTP_URL (never in production) mail goes to the dev outbox. */
   smtpUrl?: string;
@@ -230,6 +235,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerRetryBaseMs: num(env, 'WORKER_RETRY_BASE_MS', 5_000, 1),
     eventStreamHeartbeatMs: num(env, 'EVENT_STREAM_HEARTBEAT_MS', 15_000, 10),
     eventStreamMaxPerTenant: num(env, 'EVENT_STREAM_MAX_PER_TENANT', 10, 1),
+    eventStreamLeaseMs: num(env, 'EVENT_STREAM_LEASE_MS', 30_000, 300),
     workerRetryMaxMs: num(env, 'WORKER_RETRY_MAX_MS', 600_000, 1),
     smtpUrl: optional(env, 'SMTP_URL'),
     mailFrom: env.MAIL_FROM || 'PayForward <no-reply@payforward.invalid>',

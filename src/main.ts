@@ -18,7 +18,7 @@ const usage = `Usage: payforward <command>
   api       API only
   worker    background workers only
   migrate   apply database migrations and exit
-  rotate-keys  re-wrap every stored card's data key under the active VAULT_KEK (the first listed)
+  rotate-keys  re-wrap every sealed record's data key under the active VAULT_KEK (the first listed)
   verify-ledger  recompute every ledger balance from its entries; exit 1 on any difference
   verify-audit   check every audit hash chain and signed checkpoint; print the first broken link, exit 1 on any`;
 
@@ -84,11 +84,13 @@ async function main(command = 'start') {
   }
   if (command === 'rotate-keys') {
     const admin = connect(database.adminUrl, { max: 1, applicationName: 'payforward-rotate-keys' });
-    const vault = new CardVault(secrets.vaultKeks.map(parseKek), parseKek(secrets.vaultFingerprintKey));
+    const vault = CardVault.fromEntries(secrets.vaultKeks, parseKek(secrets.vaultFingerprintKey));
     const { rotated, unreadable } = await rotateCardKeys(admin, vault, 500, commandLineContext('rotate-keys'));
-    say(`Re-wrapped ${rotated} card data keys under ${vault.activeKekId}.`);
+    say(`Re-wrapped ${rotated} data keys (cards, bank accounts, webhook and TOTP secrets) under ${vault.activeKekId}.`);
     if (unreadable)
-      say(`${unreadable} cards are under a key-encryption key that VAULT_KEK does not list: add it and run again.`);
+      say(
+        `${unreadable} sealed records are under a key-encryption key that VAULT_KEK does not list: add it and run again.`,
+      );
     await admin.end();
     await database.embedded?.stop();
     process.exitCode = unreadable ? 1 : 0;

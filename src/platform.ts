@@ -18,6 +18,7 @@ import { ConnectorRouter } from './modules/connectors/router.js';
 import { SimulatedSettlementReports } from './modules/connectors/settlement-reports.js';
 import { EventService } from './modules/events/service.js';
 import { EventFeed } from './modules/events/stream.js';
+import { PostgresStreamSlotStore, RedisStreamSlotStore, StreamSlots } from './modules/events/stream-slots.js';
 import { PaymentMethodService } from './modules/payment-methods/service.js';
 import { createPaymentWriter, type PaymentWrite } from './modules/payments/repo.js';
 import { PaymentService } from './modules/payments/service.js';
@@ -43,7 +44,7 @@ import { Mailer } from './modules/users/mailer.js';
 import { UserService } from './modules/users/service.js';
 import { SecurityEvents } from './modules/users/security-events.js';
 import { PasskeyService } from './modules/users/passkeys.js';
-import { PostgresSessionStore, RedisSessionStore } from './modules/sessions/store.js';
+import { ExpiredSessionPurge, PostgresSessionStore, RedisSessionStore } from './modules/sessions/store.js';
 import { WebhookService } from './modules/webhooks/service.js';
 import { systemResolver } from './modules/webhooks/ssrf.js';
 
@@ -84,6 +85,8 @@ export interface Platform {
   events: EventService;
   /** The live event stream's fan-out in this process (GET /v1/events/stream). */
   eventFeed: EventFeed;
+  /** Without Redis, sessions live in PostgreSQL and the worker purges the expired ones. */
+  sessionPurge?: ExpiredSessionPurge;
   pricing: PricingService;
   ledger: LedgerService;
   payouts: PayoutService;
@@ -154,7 +157,7 @@ export function createPlatform(
   const router = ConnectorRouter.simulated(config, sql, (processor, operation) =>
     metrics.processorUnknownOutcomes.inc({ processor, operation }),
   );
-  const vault = new CardVault(secrets.vaultKeks.map(parseKek), parseKek(secrets.vaultFingerprintKey));
+  const vault = CardVault.fromEntries(secrets.vaultKeks, parseKek(secrets.vaultFingerprintKey));
   const batching = { maxConcurrency: config.batchMaxConcurrency, maxSize: config.batchMaxSize };
   const writer = createPaymentWriter(sql, batching, (size) => metrics.batchSize.observe(size));
   const idempotency = new IdempotencyStore(sql, vault, config.idempotencyOwnerTimeoutSeconds, batching);
@@ -215,10 +218,16 @@ export function createPlatform(
     batchSize: 2_000,
     onDropped: (count) => metrics.requestLogsDropped.inc(count),
   });
-  const eventFeed = new EventFeed(sql, appDatabaseUrl, {
-    heartbeatMs: config.eventStreamHeartbeatMs,
-    maxPerTenant: config.eventStreamMaxPerTenant,
-  });
+  const eventFeed = new EventFeed(
+    sql,
+    appDatabaseUrl,
+    { heartbeatMs: config.eventStreamHeartbeatMs, maxPerTenant: config.eventStreamMaxPerTenant },
+    new StreamSlots(
+      redis ? new RedisStreamSlotStore(redis) : new PostgresStreamSlotStore(sql),
+      { maxPerTenant: config.eventStreamMaxPerTenant, leaseMs: config.eventStreamLeaseMs },
+      () => metrics.eventStreamSlotFallbacks.inc(),
+    ),
+  );
   const clientSecrets = new ClientSecrets(secrets.jwtSecret);
   const refunds = new RefundService(sql, router, pricing, ledger, workerSql);
   return {
@@ -255,6 +264,7 @@ export function createPlatform(
     disputes: new DisputeService(sql, router, pricing, ledger, workerSql),
     events: new EventService(replica),
     eventFeed,
+    sessionPurge: redis ? undefined : new ExpiredSessionPurge(workerSql, options.clock ?? Date.now),
     pricing,
     ledger,
     payouts,
@@ -273,7 +283,11 @@ export function createPlatform(
     ),
     requestLogRecorder,
     requestLogs: new RequestLogService(replica),
-    reports: new ReportService(sql, workerSql, { active: vault.activeKekId, all: vault.kekIds() }),
+    reports: new ReportService(sql, workerSql, {
+      active: vault.activeKekId,
+      all: vault.kekIds(),
+      created: vault.kekIds().map((id) => vault.kekCreatedAt(id)),
+    }),
     cases: new CaseService(sql),
     cardDataRetention: new CardDataRetention(sql, workerSql, config.cardDataRetentionDays),
     mailer,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, call, createTenant, ok, type TestApp, type TestTenant } from './helpers.js';
+import { bootApp, call, card, createTenant, ok, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -106,5 +106,38 @@ describe('audit entries of the integration and compliance settings', () => {
       request_id: download.headers['request-id'],
       changes: { after: { type: 'pci_access_review', format: 'csv' } },
     });
+  });
+
+  it('suspicious activity filing exports', async () => {
+    const payment = await ok(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+        amount: 2_500,
+        currency: 'usd',
+        payment_method: card(TEST_CARDS.visa),
+        confirm: true,
+      }),
+    );
+    const opened = await ok(
+      await call(t.app, tenant.testKey, 'POST', '/v1/cases', {
+        subject: { name: 'A. Subject' },
+        payments: [payment.id],
+        narrative: 'One payment to look at.',
+      }),
+    );
+    const exported = await call(t.app, tenant.testKey, 'GET', `/v1/cases/${opened.id}/filing`);
+    expect(exported.statusCode).toBe(200);
+    const entries = await entriesAbout(opened.id);
+    expect(entries).toEqual([
+      expect.objectContaining({
+        action: 'case.filing_exported',
+        actor: expect.objectContaining({ type: 'api_key', id: tenant.testKeyId }),
+        request_id: exported.headers['request-id'],
+        changes: { before: null, after: { status: 'open', kind: 'manual', transactions: 1 } },
+      }),
+    ]);
+    // Another tenant's key neither reads the filing nor leaves an entry on this case.
+    const other = await createTenant(t.app, 'Audited integrations, other');
+    expect((await call(t.app, other.testKey, 'GET', `/v1/cases/${opened.id}/filing`)).statusCode).toBe(404);
+    expect(await entriesAbout(opened.id)).toHaveLength(1);
   });
 });

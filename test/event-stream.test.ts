@@ -15,84 +15,12 @@ import {
   type TestTenant,
 } from './helpers.js';
 import { freePort, startServer, stopServer, waitFor, type ServerProcess } from './process.js';
+import { SseClient } from './sse-client.js';
+import { LATEST_API_VERSION } from '../src/modules/versions/versions.js';
 
 // GET /v1/events/stream across two API processes on one database: events are written through the
 // in-process app and streamed by a real server process (and the other way round), so they reach a
 // stream only through PostgreSQL's notifications.
-
-interface StreamedEvent {
-  id: string;
-  type: string;
-  sequence: number;
-  data: { object: { id: string } };
-}
-
-/** A minimal server-sent-events client over fetch: complete messages only, as EventSource keeps them. */
-class SseClient {
-  readonly messages: { id: string; event: StreamedEvent }[] = [];
-  readonly errors: unknown[] = [];
-  heartbeats = 0;
-  ended = false;
-  private readonly abort = new AbortController();
-
-  private constructor(readonly response: Response) {}
-
-  static async open(baseUrl: string, key: string, query = '', lastEventId?: string): Promise<SseClient> {
-    const abort = new AbortController();
-    const response = await fetch(`${baseUrl}/v1/events/stream${query}`, {
-      headers: { authorization: `Bearer ${key}`, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
-      signal: abort.signal,
-    });
-    const client = new SseClient(response);
-    client.abort.signal.addEventListener('abort', () => abort.abort());
-    if (response.ok) void client.read();
-    return client;
-  }
-
-  get events() {
-    return this.messages.map((m) => m.event);
-  }
-
-  get lastId() {
-    return this.messages[this.messages.length - 1]?.id;
-  }
-
-  close() {
-    this.abort.abort();
-  }
-
-  private async read() {
-    const decoder = new TextDecoder();
-    let buffer = '';
-    try {
-      for await (const chunk of this.response.body!) {
-        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          this.parse(buffer.slice(0, end));
-          buffer = buffer.slice(end + 2);
-        }
-      }
-    } catch {
-      // aborted by close()
-    }
-    this.ended = true;
-  }
-
-  private parse(block: string) {
-    const fields = new Map<string, string>();
-    for (const line of block.split('\n')) {
-      if (line.startsWith(':')) {
-        if (line.includes('heartbeat')) this.heartbeats++;
-        continue;
-      }
-      const colon = line.indexOf(':');
-      fields.set(line.slice(0, colon), line.slice(colon + 2));
-    }
-    if (fields.get('event') === 'stream_error') this.errors.push(JSON.parse(fields.get('data')!));
-    else if (fields.has('data')) this.messages.push({ id: fields.get('id')!, event: JSON.parse(fields.get('data')!) });
-  }
-}
 
 const secrets = {
   VAULT_KEK: randomBytes(32).toString('base64'),
@@ -106,8 +34,8 @@ let local: string;
 let server: ServerProcess;
 const clients: SseClient[] = [];
 
-async function open(baseUrl: string, key: string, query = '', lastEventId?: string) {
-  const client = await SseClient.open(baseUrl, key, query, lastEventId);
+async function open(baseUrl: string, key: string, query = '', lastEventId?: string, headers?: Record<string, string>) {
+  const client = await SseClient.open(baseUrl, key, query, lastEventId, headers);
   clients.push(client);
   return client;
 }
@@ -145,6 +73,9 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const client of clients) client.close();
   await stopServer(server, 'SIGTERM');
+  // The app does not force connections closed on shutdown (it answers late requests in our envelope),
+  // and fetch leaves some of this file's connections open: cut them, or closing waits for keep-alive.
+  t.app.server.closeAllConnections();
   await t.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
@@ -211,19 +142,73 @@ describe('GET /v1/events/stream', () => {
     expect(stored).toHaveLength(2 * (payments.length + 1));
   });
 
-  it('refuses a stream over the per-tenant limit with 429, and accepts one again after a close', async () => {
+  it('refuses a stream over the per-tenant limit counted across both processes with 429, and accepts one again after a close', async () => {
     const tenant = await createTenant(t.app, 'Stream limit');
-    const streams = await Promise.all([1, 2, 3].map(() => open(server.baseUrl, tenant.testKey)));
+    const streams = await Promise.all([
+      open(server.baseUrl, tenant.testKey),
+      open(server.baseUrl, tenant.testKey),
+      open(local, tenant.liveKey),
+    ]);
     for (const stream of streams) expect(stream.response.status).toBe(200);
-    const refused = await open(server.baseUrl, tenant.testKey);
-    expect(refused.response.status).toBe(429);
-    expect((await refused.response.json()).error).toMatchObject({ type: 'rate_limit_error', code: 'too_many_streams' });
+    // Each process serves fewer than the limit of 3 itself: only the shared count refuses.
+    for (const baseUrl of [server.baseUrl, local]) {
+      const refused = await open(baseUrl, tenant.testKey);
+      expect(refused.response.status, baseUrl).toBe(429);
+      expect((await refused.response.json()).error).toMatchObject({
+        type: 'rate_limit_error',
+        code: 'too_many_streams',
+      });
+    }
+    const other = await createTenant(t.app, 'Stream limit, other tenant');
+    expect((await open(local, other.testKey)).response.status).toBe(200);
     streams[0].close();
     const again = await waitFor(async () => {
-      const stream = await open(server.baseUrl, tenant.testKey);
+      const stream = await open(local, tenant.testKey);
       return stream.response.status === 200 && stream;
     });
     expect(again.response.status).toBe(200);
+    expect((await open(server.baseUrl, tenant.testKey)).response.status).toBe(429);
+  });
+
+  it("shows events in the caller's API version: the PayForward-Version header, else the tenant's pinned one", async () => {
+    const FIRST = '2026-11-01';
+    const pinned = await ok(
+      await call(t.app, PLATFORM_KEY, 'POST', '/v1/tenants', { name: 'Stream pinned', api_version: FIRST }),
+    );
+    const key = pinned.secret_keys.test.secret as string;
+    const asPinned = await open(server.baseUrl, key, '?types=balance.available');
+    const asLatest = await open(local, key, '?types=balance.available', undefined, {
+      'payforward-version': LATEST_API_VERSION,
+    });
+    expect(asLatest.response.headers.get('payforward-version')).toBe(LATEST_API_VERSION);
+    const badVersion = await open(local, key, '', undefined, { 'payforward-version': '1999-01-01' });
+    expect(badVersion.response.status).toBe(400);
+    const payment = await ok(
+      await call(t.app, key, 'POST', '/v1/payments', {
+        amount: 4_000,
+        currency: 'usd',
+        payment_method: card(TEST_CARDS.visa),
+        confirm: true,
+      }),
+    );
+    const txn = await ok(await call(t.app, key, 'GET', `/v1/balance_transactions/${payment.balance_transaction}`));
+    await t.platform.settlements.run(new Date(txn.available_on * 1000));
+    const day = new Date(txn.available_on * 1000).toISOString().slice(0, 10);
+    await waitFor(() => asPinned.events.length >= 1 && asLatest.events.length >= 1, 20_000, 'balance.available');
+    const [old] = asPinned.events;
+    expect(old).toMatchObject({ api_version: FIRST, data: { object: { settlement_date: day } } });
+    expect(asLatest.events[0]).toMatchObject({
+      id: old.id,
+      api_version: LATEST_API_VERSION,
+      data: { object: { settlement_date: txn.available_on } },
+    });
+    // Exactly as the API shows the event to the same caller.
+    expect(old).toEqual(await ok(await call(t.app, key, 'GET', `/v1/events/${old.id}`)));
+    expect(asLatest.events[0]).toEqual(
+      await ok(
+        await call(t.app, key, 'GET', `/v1/events/${old.id}`, undefined, { 'payforward-version': LATEST_API_VERSION }),
+      ),
+    );
   });
 
   it('401 without a key, 403 without events:read, 400 on bad types or Last-Event-ID', async () => {

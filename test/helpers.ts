@@ -68,7 +68,7 @@ export async function bootApp(
     appDatabaseUrl(adminUrl, config),
     {
       platformApiKey: PLATFORM_KEY,
-      vaultKeks: [env.VAULT_KEK ?? TEST_KEK],
+      vaultKeks: (env.VAULT_KEK ?? TEST_KEK).split(','),
       vaultFingerprintKey: TEST_FINGERPRINT_KEY,
       jwtSecret: 'test-jwt-secret-0123456789',
       auditSigningKey: TEST_AUDIT_SIGNING_KEY,
@@ -156,9 +156,13 @@ async function ownDatabase(suffix: string): Promise<{ url: string; drop(): Promi
 }
 
 /** bootApp on a database of its own (see ownDatabase), dropped when the app closes. */
-export async function bootAppOnOwnDatabase(suffix: string, env: Record<string, string> = {}): Promise<TestApp> {
+export async function bootAppOnOwnDatabase(
+  suffix: string,
+  env: Record<string, string> = {},
+  options: Parameters<typeof bootApp>[2] = {},
+): Promise<TestApp> {
   const database = await ownDatabase(suffix);
-  const t = await bootApp(env, database.url);
+  const t = await bootApp(env, database.url, options);
   return {
     ...t,
     async close() {

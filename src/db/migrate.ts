@@ -71,6 +71,7 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       REVOKE ALL ON vault_keks FROM "${appRole}";
       GRANT UPDATE ON users, user_passkeys, user_sessions TO "${appRole}";
       GRANT DELETE ON user_sessions TO "${appRole}";
+      GRANT UPDATE, DELETE ON event_stream_leases TO "${appRole}";
       GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "${FUNCTION_OWNER_ROLE}";
       REVOKE ALL ON schema_migrations FROM "${FUNCTION_OWNER_ROLE}";
       -- The audit trail is append-only (020_audit.sql): its chain heads and checkpoints change only through the

@@ -34,6 +34,11 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly eventStreamSlotFallbacks = new Counter({
+    name: 'event_stream_slot_fallbacks_total',
+    help: "Event streams opened or renewed without the shared per-tenant count (its store did not answer): bounded by this process's count only",
+    registers: [this.registry],
+  });
   readonly rateLimitLocalDecisions = new Counter({
     name: 'rate_limit_local_decisions_total',
     help: 'Rate-limit decisions counted in process because the configured Redis did not answer',

@@ -22,6 +22,7 @@ interface Loop {
  */
 export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
   const relay = platform.config.amqpUrl ? new OutboxRelay(platform.workerSql, platform.config.amqpUrl) : undefined;
+  const { sessionPurge } = platform;
   const loops: Loop[] = [
     {
       name: 'expire-authorizations',
@@ -95,6 +96,7 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
       run: (items) => signAuditCheckpoints(platform.workerSql, platform.auditSigningKey, { items }),
     },
     ...(relay ? [{ name: 'outbox-relay', everyMs: 200, run: () => relay.relayOnce() }] : []),
+    ...(sessionPurge ? [{ name: 'purge-sessions', everyMs: 60_000, run: () => sessionPurge.run() }] : []),
   ];
   // Webhook delivery runs its own loops: it claims again as soon as a slot frees, not on a timer.
   const webhooks = new WebhookDispatcher({ ...platform, log });

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { auditContext } from '../../http/audit-context.js';
 import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
@@ -99,6 +100,6 @@ export const caseRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: { type: 'object', additionalProperties: true }, ...errors },
       },
     },
-    async (request) => cases.filing(tenantScope(request), request.params.id),
+    async (request) => cases.filing(tenantScope(request), request.params.id, auditContext(request)),
   );
 };

@@ -3,6 +3,7 @@ import { findOwned, listPage } from '../../db/list.js';
 import { ApiError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
 import { unixSeconds } from '../../lib/time.js';
+import { recordAudit, type AuditContext } from '../audit/record.js';
 import type { Row } from '../reports/definitions.js';
 import {
   CASE_TRANSITIONS,
@@ -229,7 +230,8 @@ export class CaseService {
    * amounts and date range, each transaction, narrative), as the README documents. A case not yet
    * filed exports as a draft.
    */
-  async filing(scope: Scope, id: string): Promise<CaseFiling> {
+  /** The filing is an export of suspicious-activity data: each one is audited in its transaction (PCI DSS 10.2). */
+  async filing(scope: Scope, id: string, context: AuditContext): Promise<CaseFiling> {
     return inScope(this.sql, scope, async (tx) => {
       const found = await this.load(tx, scope, id);
       const payments = await tx<
@@ -257,6 +259,13 @@ export class CaseService {
       const totals = new Map<string, number>();
       for (const p of payments) totals.set(p.currency, (totals.get(p.currency) ?? 0) + p.amount_received);
       const iso = (s: number | null) => (s === null ? null : new Date(s * 1000).toISOString());
+      await recordAudit(tx, {
+        scope,
+        context,
+        action: 'case.filing_exported',
+        target: { type: 'case', id: found.id },
+        after: { status: found.status, kind: found.kind, transactions: payments.length },
+      });
       return {
         object: 'suspicious_activity_filing',
         format_version: '1',

@@ -6,6 +6,7 @@ import { IdParam, ListQuery, StrictObject } from '../../http/schemas.js';
 import { NO_SCOPE } from '../../http/route-auth.js';
 import { ApiError } from '../../http/errors.js';
 import { EventTypeSchema, eventTypeList, isValidEventFilter } from './catalog.js';
+import { API_VERSION_HEADER, LATEST_API_VERSION } from '../versions/versions.js';
 import { StreamPosition } from './stream.js';
 
 const tags = ['Events'];
@@ -95,13 +96,15 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const types = streamTypes(request.query.types);
       const from = streamPosition(request.headers['last-event-id']);
-      await eventFeed.open(tenantScope(request), types, from, reply.raw, () => {
+      const apiVersion = request.apiVersion ?? LATEST_API_VERSION;
+      await eventFeed.open(tenantScope(request), types, apiVersion, from, reply.raw, () => {
         reply.hijack();
         reply.raw.writeHead(200, {
           'content-type': 'text/event-stream; charset=utf-8',
           'cache-control': 'no-store',
           'x-accel-buffering': 'no',
           'request-id': request.id,
+          [API_VERSION_HEADER]: apiVersion,
           // A stream's connection ends with it: left open for keep-alive, it would hold a shutdown up.
           connection: 'close',
         });

@@ -2,8 +2,10 @@ import type { ServerResponse } from 'node:http';
 import { inScope, scopeSetting, type Scope, type Sql } from '../../db/index.js';
 import { ApiError } from '../../http/errors.js';
 import { NotificationListener } from '../../http/notification-listener.js';
+import { convertVersion, LATEST_API_VERSION } from '../versions/versions.js';
 import { matchesEventFilter } from './catalog.js';
 import { toApiEvent, type EventRow } from './events.js';
+import type { StreamSlots } from './stream-slots.js';
 
 /** Notified (see 016_event_sequence_and_stream.sql) by every statement that writes events. */
 export const EVENTS_CHANNEL = 'payforward_events';
@@ -132,6 +134,8 @@ class EventStream {
   constructor(
     readonly scope: Scope,
     private readonly types: string[] | undefined,
+    /** The caller's API version: events are shown in it, as webhooks are in the tenant's. */
+    private readonly apiVersion: string,
     private readonly response: ServerResponse,
     start: Snapshot,
     heartbeatMs: number,
@@ -158,7 +162,9 @@ class EventStream {
   }
 
   send(row: StreamedRow, position: StreamPosition) {
-    if (this.wants(row)) this.write(`id: ${position}\ndata: ${JSON.stringify(toApiEvent(row))}\n\n`);
+    if (!this.wants(row)) return;
+    const event = convertVersion(toApiEvent(row), LATEST_API_VERSION, this.apiVersion);
+    this.write(`id: ${position}\ndata: ${JSON.stringify(event)}\n\n`);
   }
 
   /** Writes and reports whether the client keeps up (false: wait for 'drain' before writing more). */
@@ -225,6 +231,8 @@ export class EventFeed {
     private readonly sql: Sql,
     private readonly listenUrl: string,
     private readonly options: { heartbeatMs: number; maxPerTenant: number },
+    /** The bound across API processes; `perTenant` is this process's own count, the fallback. */
+    private readonly slots: StreamSlots,
   ) {}
 
   /** Starts listening in the background; streams are refused (503) until it is in place. */
@@ -244,6 +252,7 @@ export class EventFeed {
 
   async stop() {
     this.reset();
+    this.slots.stop();
     await this.listener?.stop();
   }
 
@@ -261,35 +270,42 @@ export class EventFeed {
   async open(
     scope: Scope,
     types: string[] | undefined,
+    apiVersion: string,
     from: StreamPosition | undefined,
     response: ServerResponse,
     begin: () => void,
   ): Promise<void> {
     if (!this.up) throw databaseUnavailable();
-    const open = this.perTenant.get(scope.tenantId) ?? 0;
-    if (open >= this.options.maxPerTenant)
-      throw new ApiError(
+    const tooMany = () =>
+      new ApiError(
         'rate_limit_error',
         'too_many_streams',
-        `This tenant already has ${open} open event streams on this server; close one first.`,
+        `This tenant already has the most open event streams allowed (${this.options.maxPerTenant}); close one first.`,
         null,
         429,
       );
+    const open = this.perTenant.get(scope.tenantId) ?? 0;
+    if (open >= this.options.maxPerTenant) throw tooMany();
     // Counted before the first await, so that streams opened at once cannot all pass the check.
     this.perTenant.set(scope.tenantId, open + 1);
+    let lease: string | undefined;
     const release = () => {
       const left = (this.perTenant.get(scope.tenantId) ?? 1) - 1;
       if (left) this.perTenant.set(scope.tenantId, left);
       else this.perTenant.delete(scope.tenantId);
+      if (lease) this.slots.release(lease);
     };
     let start = from?.base;
     try {
+      const acquired = await this.slots.acquire(scope.tenantId);
+      if (acquired === false) throw tooMany();
+      lease = acquired;
       start ??= Snapshot.parse((await this.sql<{ now: string }[]>`SELECT pg_current_snapshot()::text AS now`)[0].now)!;
     } catch (error) {
       release();
       throw error;
     }
-    const stream = new EventStream(scope, types, response, start, this.options.heartbeatMs, (closed) => {
+    const stream = new EventStream(scope, types, apiVersion, response, start, this.options.heartbeatMs, (closed) => {
       this.streams.delete(closed);
       release();
     });

@@ -16,7 +16,18 @@ export interface SourceContext {
   now: Date;
   cursorRows: number;
   /** Key-encryption keys as the worker sees them (the PCI access review reports them). */
-  keks: { id: string; first_seen_at: Date; active_since: Date | null }[];
+  /**
+   * The vault's KEKs: generated at `created_at` (from its VAULT_KEK entry; null when the entry has no date, and the
+   * age is counted from `first_seen_at` instead), active since `active_since`, records last re-wrapped onto it by
+   * `vault:rotate` at `rotated_at`.
+   */
+  keks: {
+    id: string;
+    first_seen_at: Date;
+    active_since: Date | null;
+    created_at: Date | null;
+    rotated_at: Date | null;
+  }[];
 }
 
 export interface ReportDefinition {
@@ -477,23 +488,29 @@ async function* accessReviewRows(ctx: SourceContext): AsyncIterable<Row[]> {
       SELECT kek_id FROM bank_accounts WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}) sealed
     GROUP BY kek_id`;
   const records = new Map(counts.map((c) => [c.kek_id, c.records]));
-  yield ctx.keks.map((kek) => ({
-    principal: 'kek',
-    id: kek.id,
-    name: kek.active_since ? 'active key-encryption key' : 'retired key-encryption key (decrypts only)',
-    access: kek.active_since ? `active since ${iso(kek.active_since)}` : 'decrypt only',
-    created: iso(kek.first_seen_at),
-    age_days: ageDays(kek.first_seen_at),
-    last_used: null,
-    mfa: 'not_applicable',
-    records: records.get(kek.id) ?? 0,
-    findings: [
-      kek.active_since && ageDays(kek.active_since)! > 365 ? 'not_rotated_in_365_days' : '',
-      !kek.active_since && (records.get(kek.id) ?? 0) > 0 ? 'records_not_rotated' : '',
-    ]
-      .filter(Boolean)
-      .join(' '),
-  }));
+  yield ctx.keks.map((kek) => {
+    const created = kek.created_at ?? kek.first_seen_at;
+    const rotation = kek.rotated_at ? `; records last re-wrapped onto it ${iso(kek.rotated_at)}` : '';
+    return {
+      principal: 'kek',
+      id: kek.id,
+      name: kek.active_since ? 'active key-encryption key' : 'retired key-encryption key (decrypts only)',
+      access: kek.active_since ? `active since ${iso(kek.active_since)}${rotation}` : 'decrypt only',
+      created: iso(created),
+      age_days: ageDays(created),
+      last_used: null,
+      mfa: 'not_applicable',
+      records: records.get(kek.id) ?? 0,
+      findings: [
+        // A KEK's cryptoperiod: one generated over a year ago should have been replaced.
+        kek.active_since && ageDays(created)! > 365 ? 'not_rotated_in_365_days' : '',
+        !kek.active_since && (records.get(kek.id) ?? 0) > 0 ? 'records_not_rotated' : '',
+        kek.created_at ? '' : 'generation_date_unknown',
+      ]
+        .filter(Boolean)
+        .join(' '),
+    };
+  });
 }
 
 /** The tenant's team users: role, last sign-in, and whether a second factor (TOTP or a passkey) is enrolled. */

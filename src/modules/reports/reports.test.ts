@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { parse } from 'csv-parse/sync';
 import { CashManagementEndOfDayReport } from 'iso20022.js';
 import { PDFParse } from 'pdf-parse';
@@ -21,6 +22,8 @@ import { inScope } from '../../db/index.js';
 import { idFloor } from '../../lib/ids.js';
 import { REPORT_DEFINITIONS } from './definitions.js';
 import { ReportService } from './service.js';
+import { rotateCardKeys } from '../vault/rotate.js';
+import { CardVault } from '../vault/vault.js';
 
 let t: TestApp;
 
@@ -312,6 +315,56 @@ describe('PCI access review', () => {
     expect(keks[0].access).toMatch(/^active since /);
     expect(keks[0].records).toBe('1');
   });
+
+  it("reports a KEK's age from the generation date its VAULT_KEK entry carries, and its last rotation by vault:rotate", async () => {
+    const [oldKek, newKek] = [randomBytes(32), randomBytes(32)];
+    const kekReview = async (vaultKek: string) => {
+      const app = await bootApp({ VAULT_KEK: vaultKek });
+      try {
+        const tenant = await createTenant(app.app, 'KEK review');
+        await ok(await call(app.app, tenant.testKey, 'POST', '/v1/payment_methods', card(TEST_CARDS.visa)));
+        const queued = await ok(
+          await call(app.app, tenant.testKey, 'POST', '/v1/reports', { type: 'pci_access_review', format: 'csv' }),
+        );
+        await app.platform.reports.runPending();
+        const file = await call(app.app, tenant.testKey, 'GET', `/v1/reports/${queued.id}/file`);
+        expect(file.statusCode, file.body).toBe(200);
+        const rows = parse(file.body, { columns: true }) as Record<string, string>[];
+        return rows.filter((r) => r.principal === 'kek');
+      } finally {
+        await app.close();
+      }
+    };
+    const generated = '2025-06-01';
+    const [before] = await kekReview(`${oldKek.toString('base64')}@${generated}`);
+    const ageDays = Math.floor((Date.now() - Date.parse(`${generated}T00:00:00Z`)) / 86_400_000);
+    expect(before).toMatchObject({
+      id: CardVault.kekId(oldKek),
+      created: `${generated}T00:00:00.000Z`,
+      age_days: String(ageDays),
+      findings: 'not_rotated_in_365_days',
+    });
+    expect(before.access).not.toContain('re-wrapped');
+
+    // A new KEK listed first, then vault:rotate; the old one's date is kept although its entry no longer has it.
+    const rotating = CardVault.fromEntries(
+      [`${newKek.toString('base64')}@2026-11-01T08:30:00Z`, oldKek.toString('base64')],
+      randomBytes(32),
+    );
+    await rotateCardKeys(t.admin, rotating);
+    const [rotatedAt] = await t.admin<{ rotated_at: Date }[]>`
+      SELECT rotated_at FROM vault_keks WHERE id = ${rotating.activeKekId}`;
+    const after = await kekReview(`${newKek.toString('base64')}@2026-11-01T08:30:00Z,${oldKek.toString('base64')}`);
+    expect(after.map((k) => [k.id, k.created, k.findings])).toEqual([
+      [CardVault.kekId(oldKek), `${generated}T00:00:00.000Z`, ''],
+      [rotating.activeKekId, '2026-11-01T08:30:00.000Z', ''],
+    ]);
+    expect(after[1].access).toContain(`records last re-wrapped onto it ${rotatedAt.rotated_at.toISOString()}`);
+    expect(after[0].access).toBe('decrypt only');
+    // A KEK whose entry never carried a date says so: its age is only when it was first seen.
+    const [undated] = await kekReview(randomBytes(32).toString('base64'));
+    expect(undated.findings).toBe('generation_date_unknown');
+  }, 120_000);
 
   it('every active team user with role, MFA and last sign-in; a user idle over 90 days is flagged', async () => {
     const tenant = await createTenant(t.app, 'Access review team');

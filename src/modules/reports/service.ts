@@ -185,7 +185,8 @@ export class ReportService {
   constructor(
     private readonly sql: Sql,
     private readonly workerSql: Sql,
-    private readonly vaultKeks: { active: string; all: string[] },
+    /** The vault's KEKs, active first, and when each was generated where its VAULT_KEK entry says (else null). */
+    private readonly vaultKeks: { active: string; all: string[]; created?: (Date | null)[] },
     private readonly options: ReportOptions = DEFAULT_REPORT_OPTIONS,
   ) {}
 
@@ -355,8 +356,10 @@ export class ReportService {
   }
 
   private observeKeks(now: Date) {
-    return this.workerSql<{ id: string; first_seen_at: Date; active_since: Date | null }[]>`
-      SELECT * FROM worker_observe_keks(${this.vaultKeks.active}, ${this.vaultKeks.all}, ${now})`;
+    const created = this.vaultKeks.all.map((_, i) => this.vaultKeks.created?.[i]?.toISOString() ?? null);
+    return this.workerSql<SourceContext['keks']>`
+      SELECT * FROM worker_observe_keks(${this.vaultKeks.active}, ${this.vaultKeks.all},
+        ${created}::text[]::timestamptz[], ${now})`;
   }
 
   async createSchedule(scope: Scope, body: CreateScheduleBody, now = new Date()): Promise<ReportSchedule> {

@@ -1,7 +1,8 @@
 import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isoCBOR } from '@simplewebauthn/server/helpers';
-import { bootApp, createTenant, ok, TestClock, type TestApp } from '../../../test/helpers.js';
+import { bootApp, bootAppOnOwnDatabase, createTenant, ok, TestClock, type TestApp } from '../../../test/helpers.js';
+import { tokenHash } from './store.js';
 import { asMember, cookieOf, newMember, PASSWORD, signIn, type Member } from '../../../test/team.js';
 
 const ORIGIN = 'http://127.0.0.1:4000';
@@ -68,6 +69,53 @@ for (const store of ['postgresql', 'redis'] as const) {
     });
   });
 }
+
+// On a database of its own: the purge acts on every tenant's sessions, by this test's clock.
+describe('the worker purge of expired PostgreSQL sessions', () => {
+  const clock = new TestClock();
+  clock.freeze(Date.UTC(2026, 10, 29, 9, 0, 0));
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await bootAppOnOwnDatabase('session_purge', {}, { clock });
+  });
+  afterAll(() => t.close());
+
+  it('deletes the sessions past idle or absolute expiry that nobody presents again, and only those', async () => {
+    const { liveKey } = await createTenant(t.app);
+    const member = await newMember(t.app, clock, liveKey, 'view_only');
+    const kept = await signIn(t.app, clock, member);
+    const aged = await signIn(t.app, clock, member);
+    clock.advance(10 * 60 * 1000);
+    expect((await asMember(t.app, kept, 'GET', '/v1/users/me')).statusCode).toBe(200);
+    expect((await asMember(t.app, aged, 'GET', '/v1/users/me')).statusCode).toBe(200);
+    // Busy for over 12 hours: its idle clock is fresh, its absolute one has run out.
+    await t.admin`UPDATE user_sessions SET created_at = created_at - interval '12 hours'
+      WHERE token_hash = ${tokenHash(aged.cookie)}`;
+    clock.advance(6 * 60 * 1000);
+    const sessions = async () =>
+      (await t.admin<{ token_hash: Buffer }[]>`SELECT token_hash FROM user_sessions WHERE user_id = ${member.id}`)
+        .map((r) => r.token_hash.toString('hex'))
+        .sort();
+    // The first session (from the invitation) has been idle 16 minutes; none was presented since.
+    expect(await sessions()).toHaveLength(3);
+
+    expect(t.platform.sessionPurge).toBeDefined();
+    expect(await t.platform.sessionPurge!.run()).toBe(2);
+    expect(await sessions()).toEqual([tokenHash(kept.cookie).toString('hex')]);
+    expect((await asMember(t.app, kept, 'GET', '/v1/users/me')).statusCode).toBe(200);
+    expect(await t.platform.sessionPurge!.run()).toBe(0);
+  });
+
+  it('is not set up with Redis, whose session keys expire by themselves', async () => {
+    const withRedis = await bootApp({ REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
+    try {
+      expect(withRedis.platform.sessionPurge).toBeUndefined();
+    } finally {
+      await withRedis.close();
+    }
+  });
+});
 
 describe('CSRF and the session principal', () => {
   const clock = new TestClock();

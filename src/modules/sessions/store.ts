@@ -162,3 +162,29 @@ export class PostgresSessionStore implements SessionStore {
     });
   }
 }
+
+/**
+ * The worker's purge of PostgreSQL sessions past their idle or absolute expiry that no request will present again
+ * (those presented are deleted then): they would otherwise stay until their user next signs in. With Redis, keys
+ * expire by themselves and there is nothing to purge.
+ */
+export class ExpiredSessionPurge {
+  constructor(
+    private readonly workerSql: Sql,
+    private readonly clock: () => number,
+    private readonly batchSize = 1_000,
+  ) {}
+
+  /** Deletes every expired session, a batch per statement; returns how many. */
+  async run(): Promise<number> {
+    const now = new Date(this.clock());
+    let purged = 0;
+    for (;;) {
+      const [{ count }] = await this.workerSql<{ count: number }[]>`
+        SELECT worker_purge_expired_sessions(${now}, ${`${IDLE_TIMEOUT_MS} milliseconds`}::interval,
+          ${`${ABSOLUTE_TIMEOUT_MS} milliseconds`}::interval, ${this.batchSize}) AS count`;
+      purged += count;
+      if (count < this.batchSize) return purged;
+    }
+  }
+}

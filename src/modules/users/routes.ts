@@ -155,6 +155,28 @@ export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   app.post(
+    '/v1/users/:id/resend_invitation',
+    {
+      config: { auth: 'any', scope: 'users:write' },
+      schema: {
+        tags,
+        summary: 'Resend an invitation',
+        description:
+          'Emails a new invitation link (valid 72 hours) to a user who has not accepted yet: after a failed send ' +
+          '(`invitation_not_sent`), an expired link, or a lost email. The previous link stops working.',
+        security,
+        params: IdParam,
+        body: Type.Union([StrictObject({}), Type.Null()]),
+        response: { 200: ref('User'), ...errors },
+      },
+    },
+    async (request) => {
+      refuseTestKey(request);
+      return users.resendInvitation(request.auth!, requestContext(request), request.params.id);
+    },
+  );
+
+  app.post(
     '/v1/users/me/password',
     {
       config: { auth: 'any', scope: NO_SCOPE },

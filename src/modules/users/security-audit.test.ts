@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootApp, call, createTenant, ok, TestClock, type TestApp } from '../../../test/helpers.js';
-import { newMember, PASSWORD, signIn } from '../../../test/team.js';
+import { asMember, newMember, PASSWORD, signIn } from '../../../test/team.js';
+import { MAX_FAILED_LOGINS } from './service.js';
 
 const clock = new TestClock();
 clock.freeze(Date.UTC(2026, 10, 29, 12, 0, 0));
@@ -70,5 +71,49 @@ describe('security actions of team users in the audit trail', () => {
       WHERE action = 'user.login_failed' AND tenant_id = '__platform__'`;
     expect(after[0].n).toBe(before[0].n + 1);
     expect(after[0].last).toContain('unknown_email');
+  });
+
+  it('records a wrong second factor, the lockout after too many wrong passwords, and a password change', async () => {
+    const member = await newMember(t.app, clock, tenant.liveKey, 'analyst');
+    const challenge = await ok(
+      await t.app.inject({ method: 'POST', url: '/v1/sessions', payload: { email: member.email, password: PASSWORD } }),
+    );
+    const wrongCode = await t.app.inject({
+      method: 'POST',
+      url: '/v1/sessions/mfa',
+      payload: { login_token: challenge.login_token, code: '000000' },
+    });
+    expect(wrongCode.statusCode).toBe(401);
+
+    const session = await signIn(t.app, clock, member);
+    const NEW_PASSWORD = 'a different staple horse battery';
+    await ok(
+      await asMember(t.app, session, 'POST', '/v1/users/me/password', {
+        current_password: PASSWORD,
+        new_password: NEW_PASSWORD,
+      }),
+    );
+    for (let i = 0; i < MAX_FAILED_LOGINS; i++) {
+      const refused = await t.app.inject({
+        method: 'POST',
+        url: '/v1/sessions',
+        payload: { email: member.email, password: `wrong password number ${i}` },
+      });
+      expect(refused.statusCode).toBe(401);
+    }
+
+    const entries = await entriesAbout(member.id);
+    const actions = entries.map((entry) => entry.action);
+    for (const action of ['user.mfa_failed', 'user.password_changed', 'user.locked_out'])
+      expect(actions, action).toContain(action);
+    expect(actions.filter((action) => action === 'user.locked_out')).toHaveLength(1);
+    expect(entries.find((e) => e.action === 'user.mfa_failed')).toMatchObject({
+      changes: { after: { method: 'totp' } },
+    });
+    expect(entries.find((e) => e.action === 'user.locked_out')).toMatchObject({
+      changes: { after: { locked_until: new Date(clock.now() + 30 * 60 * 1000).toISOString() } },
+    });
+    const stored = JSON.stringify(await t.admin`SELECT content FROM audit_entries WHERE target_id = ${member.id}`);
+    expect(stored).not.toContain(NEW_PASSWORD);
   });
 });

@@ -92,6 +92,19 @@ export class SecurityEvents {
     await this.emit(tx, 'user.invited', context, target, { after: { role } });
   }
 
+  async invitationResent(
+    tx: Tx | undefined,
+    context: RequestContext,
+    target: Target,
+    before: Date | null,
+    after: Date,
+  ) {
+    await this.emit(tx, 'user.invitation_resent', context, target, {
+      before: { invitation_expires_at: before?.toISOString() ?? null },
+      after: { invitation_expires_at: after.toISOString() },
+    });
+  }
+
   async roleChanged(tx: Tx | undefined, context: RequestContext, target: Target, before: string, after: string) {
     await this.emit(tx, 'user.role_changed', context, target, { before: { role: before }, after: { role: after } });
   }

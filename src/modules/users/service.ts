@@ -203,24 +203,90 @@ export class UserService {
           ${new Date(this.now() + INVITATION_TTL_MS)}, ${context.actor.id})
         ON CONFLICT (email) WHERE status <> 'deactivated' DO NOTHING
         RETURNING *, 0 AS passkeys`;
-      if (!inserted.length) throw ApiError.invalid('email_taken', 'A user with this email already exists.', 'email');
+      if (!inserted.length) {
+        // Row-level security shows only this team's users: another team's (or the operator's) stays "taken".
+        const [pending] = await tx<{ id: string }[]>`
+          SELECT id FROM users WHERE email = ${email.toLowerCase()} AND tenant_id = ${manager.tenantId}
+            AND status = 'invited'`;
+        if (pending)
+          throw ApiError.invalid(
+            'invitation_pending',
+            `${pending.id} is already invited with this email: resend the invitation with ` +
+              `POST /v1/users/${pending.id}/resend_invitation.`,
+            'email',
+          );
+        throw ApiError.invalid('email_taken', 'A user with this email already exists.', 'email');
+      }
       await this.events.userInvited(tx, context, { tenantId: manager.tenantId, userId: id }, role);
       return inserted[0];
     });
-    // Sent after the commit: a failed send leaves an invitation that can be re-sent, never a mail
-    // pointing to a user that does not exist.
-    await this.mailer.send(
-      {
-        to: user.email,
-        subject: 'You are invited to PayForward',
-        text:
-          `You have been invited to PayForward as ${role}.\n\n` +
-          `Accept the invitation within 72 hours: ${this.options.publicUrl}/invitations/${token}\n` +
-          `(the dashboard calls POST /v1/invitations/${token}/accept with your new password).\n`,
-      },
-      context.log,
-    );
+    await this.sendInvitation(user, token, context);
     return toUser(user);
+  }
+
+  /**
+   * A new link for an invitation not yet accepted (its email lost, or the link expired): the old link stops working,
+   * the new one is valid 72 hours from now.
+   */
+  async resendInvitation(auth: Auth, context: RequestContext, id: string): Promise<User> {
+    const manager = managerOf(auth);
+    this.mailer.assertCanSend();
+    const token = randomToken(32);
+    const user = await inScope(this.sql, teamScope(manager.tenantId), async (tx) => {
+      const found = await this.find(tx, manager.tenantId, id, true);
+      this.mayGrant(manager, found.role, 'id');
+      if (found.status !== 'invited')
+        throw ApiError.invalid(
+          'user_not_invited',
+          `This user is ${found.status}: only a pending invitation can be resent.`,
+          'id',
+        );
+      const [before] = await tx<{ invitation_expires_at: Date | null }[]>`
+        SELECT invitation_expires_at FROM users WHERE id = ${id}`;
+      const expires = new Date(this.now() + INVITATION_TTL_MS);
+      await tx`UPDATE users SET invitation_hash = ${sha256(token)}, invitation_expires_at = ${expires},
+        updated_at = now() WHERE id = ${id}`;
+      await this.events.invitationResent(
+        tx,
+        context,
+        { tenantId: manager.tenantId, userId: id },
+        before.invitation_expires_at,
+        expires,
+      );
+      return found;
+    });
+    await this.sendInvitation(user, token, context);
+    return toUser(user);
+  }
+
+  /**
+   * Sent after the commit: a failed send leaves an invitation that can be resent, never a mail pointing to a user
+   * that does not exist. The caller learns the mail did not go, and how to send it again.
+   */
+  private async sendInvitation(user: UserRow, token: string, context: RequestContext) {
+    try {
+      await this.mailer.send(
+        {
+          to: user.email,
+          subject: 'You are invited to PayForward',
+          text:
+            `You have been invited to PayForward as ${user.role}.\n\n` +
+            `Accept the invitation within 72 hours: ${this.options.publicUrl}/invitations/${token}\n` +
+            `(the dashboard calls POST /v1/invitations/${token}/accept with your new password).\n`,
+        },
+        context.log,
+      );
+    } catch (error) {
+      context.log.info({ err: error, user: user.id }, 'invitation email not sent');
+      throw new ApiError(
+        'api_error',
+        'invitation_not_sent',
+        `The invitation of ${user.id} is saved but its email could not be sent; ` +
+          `send it again with POST /v1/users/${user.id}/resend_invitation.`,
+        null,
+        502,
+      );
+    }
   }
 
   async list(auth: Auth, params: { limit?: number; starting_after?: string }) {

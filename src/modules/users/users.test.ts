@@ -95,6 +95,109 @@ describe('invitations by real SMTP', () => {
   });
 });
 
+describe('invitation resend', () => {
+  const resend = (key: string, id: string) => call(t.app, key, 'POST', `/v1/users/${id}/resend_invitation`);
+
+  it('a send that failed after the commit is answered 502, the user stays invited, and a resend delivers a working link', async () => {
+    const received: string[] = [];
+    let refuseNext = true;
+    const smtp = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS'],
+      onData(stream, _session, done) {
+        const chunks: Buffer[] = [];
+        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        stream.on('end', () => {
+          if (refuseNext) {
+            refuseNext = false;
+            return done(Object.assign(new Error('mailbox busy, try later'), { responseCode: 451 }));
+          }
+          received.push(Buffer.concat(chunks).toString('utf8'));
+          done();
+        });
+      },
+    });
+    const port = await freePort();
+    await new Promise<void>((resolve) => smtp.listen(port, '127.0.0.1', resolve));
+    const mailing = await bootApp({ SMTP_URL: `smtp://127.0.0.1:${port}` }, undefined, { clock });
+    try {
+      const team = await createTenant(mailing.app);
+      const email = 'grace@example.com';
+      const failed = await call(mailing.app, team.liveKey, 'POST', '/v1/users', { email, role: 'developer' });
+      expect(failed.statusCode).toBe(502);
+      expect(failed.json().error).toMatchObject({ type: 'api_error', code: 'invitation_not_sent' });
+      const [pending] = (await ok(await call(mailing.app, team.liveKey, 'GET', '/v1/users'))).data;
+      expect(pending).toMatchObject({ email, status: 'invited' });
+      expect(failed.json().error.message).toContain(`/v1/users/${pending.id}/resend_invitation`);
+
+      // Inviting the same email again points to the resend instead of a bare "taken".
+      const again = await call(mailing.app, team.liveKey, 'POST', '/v1/users', { email, role: 'developer' });
+      expect(again.statusCode).toBe(400);
+      expect(again.json().error).toMatchObject({ code: 'invitation_pending', param: 'email' });
+      expect(again.json().error.message).toContain(pending.id);
+
+      const resent = await ok(
+        await call(mailing.app, team.liveKey, 'POST', `/v1/users/${pending.id}/resend_invitation`),
+      );
+      expect(resent).toMatchObject({ id: pending.id, status: 'invited' });
+      expect(received).toHaveLength(1);
+      expect(received[0]).toMatch(/^To: grace@example\.com/m);
+      const member = await acceptInvitation(mailing.app, clock, email, invitationToken(received[0]));
+      expect(member.id).toBe(pending.id);
+
+      const audit = await ok(await call(mailing.app, team.liveKey, 'GET', `/v1/audit_logs?object=${pending.id}`));
+      const resentEntry = audit.data.find((e: { action: string }) => e.action === 'user.invitation_resent');
+      expect(resentEntry).toMatchObject({ actor: { type: 'api_key', id: team.liveKeyId } });
+      expect(JSON.stringify(audit.data)).not.toContain(invitationToken(received[0]));
+    } finally {
+      await mailing.close();
+      await new Promise<void>((resolve) => smtp.close(() => resolve()));
+    }
+  }, 120_000);
+
+  it('an expired link is replaced: the old one no longer works, the new one does for 72 hours', async () => {
+    const email = 'resend.expired@example.com';
+    const invited = await ok(await call(t.app, tenant.liveKey, 'POST', '/v1/users', { email, role: 'analyst' }));
+    const oldToken = await outboxToken(t.app, email);
+    clock.advance(73 * 3600 * 1000);
+    await ok(await resend(tenant.liveKey, invited.id));
+    const newToken = await outboxToken(t.app, email);
+    expect(newToken).not.toBe(oldToken);
+    const stale = await t.app.inject({
+      method: 'POST',
+      url: `/v1/invitations/${oldToken}/accept`,
+      payload: { password: PASSWORD },
+    });
+    expect(stale.statusCode).toBe(404);
+    clock.advance(71 * 3600 * 1000);
+    const member = await acceptInvitation(t.app, clock, email, newToken);
+    expect(member.id).toBe(invited.id);
+    // Accepted: nothing left to resend.
+    const accepted = await resend(tenant.liveKey, invited.id);
+    expect(accepted.statusCode).toBe(400);
+    expect(accepted.json().error).toMatchObject({ code: 'user_not_invited', param: 'id' });
+  });
+
+  it("another team's pending email stays email_taken; 401, 403 and 404 for the wrong caller", async () => {
+    const email = 'resend.other@example.com';
+    const invited = await ok(await call(t.app, tenant.liveKey, 'POST', '/v1/users', { email, role: 'support' }));
+    const other = await createTenant(t.app, 'Other team');
+    const taken = await call(t.app, other.liveKey, 'POST', '/v1/users', { email, role: 'support' });
+    expect(taken.statusCode).toBe(400);
+    expect(taken.json().error.code).toBe('email_taken');
+    expect(taken.body).not.toContain(invited.id);
+    expect((await resend(other.liveKey, invited.id)).statusCode).toBe(404);
+    expect((await resend(tenant.testKey, invited.id)).statusCode).toBe(403);
+    const anonymous = await t.app.inject({ method: 'POST', url: `/v1/users/${invited.id}/resend_invitation` });
+    expect(anonymous.statusCode).toBe(401);
+    const readOnly = await ok(await call(t.app, tenant.liveKey, 'POST', '/v1/api_keys', { scopes: ['users:read'] }));
+    expect((await resend(readOnly.secret, invited.id)).statusCode).toBe(403);
+    const bad = await call(t.app, tenant.liveKey, 'POST', `/v1/users/${invited.id}/resend_invitation`, { x: 1 });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.type).toBe('invalid_request_error');
+  });
+});
+
 describe('passwords', () => {
   it('refuses short, common and common-with-decoration passwords', () => {
     expect(passwordProblem('short', 'a@b.c')).toMatch(/12 characters/);

@@ -7,9 +7,11 @@ import {
   createTenant,
   ok,
   PLATFORM_KEY,
+  TestClock,
   type TestApp,
   type TestTenant,
 } from '../../../test/helpers.js';
+import { asMember, newMember, signIn, type Member } from '../../../test/team.js';
 import { rotateCardKeys } from './rotate.js';
 import { CardVault } from './vault.js';
 
@@ -99,6 +101,60 @@ describe('card vault', () => {
       expect(replay.json().secret_keys.test.secret).toBe(created.secret_keys.test.secret);
     } finally {
       await rotated.close();
+    }
+  });
+
+  it("rotation re-wraps users' TOTP secrets and webhook signing secrets: with the old KEK retired, TOTP sign-in still works", async () => {
+    const clock = new TestClock();
+    const before = await bootApp(
+      { VAULT_KEK: oldKek.toString('base64'), WEBHOOK_ALLOW_PRIVATE: '127.0.0.0/8' },
+      undefined,
+      { clock },
+    );
+    let member: Member;
+    let team: TestTenant;
+    try {
+      team = await createTenant(before.app, 'Rotated team');
+      member = await newMember(before.app, clock, team.liveKey, 'admin');
+      await ok(
+        await call(before.app, team.testKey, 'POST', '/v1/webhook_endpoints', {
+          url: 'http://127.0.0.1:9/rotated',
+          enabled_events: ['*'],
+        }),
+      );
+    } finally {
+      await before.close();
+    }
+    const sealedUnder = async () => {
+      const [{ totp }] = await t.admin<
+        { totp: string }[]
+      >`SELECT totp_kek_id AS totp FROM users WHERE id = ${member.id}`;
+      const secrets = await t.admin<{ kek_id: string }[]>`
+        SELECT kek_id FROM webhook_endpoint_secrets WHERE tenant_id = ${team.id}`;
+      return { totp, webhooks: secrets.map((s) => s.kek_id) };
+    };
+    expect(await sealedUnder()).toEqual({ totp: CardVault.kekId(oldKek), webhooks: [CardVault.kekId(oldKek)] });
+    const rotating = new CardVault([newKek, oldKek], fingerprintKey);
+    const runsAudited = async () =>
+      (
+        await t.admin`SELECT 1 FROM audit_entries WHERE tenant_id = '__platform__' AND action = 'vault.keys_rotated'
+          AND content LIKE ${'%' + rotating.activeKekId + '%'}`
+      ).length;
+    const auditedBefore = await runsAudited();
+    expect((await rotateCardKeys(t.admin, rotating)).rotated).toBeGreaterThanOrEqual(2);
+    expect(await runsAudited()).toBe(auditedBefore + 1);
+    expect(await sealedUnder()).toEqual({ totp: rotating.activeKekId, webhooks: [rotating.activeKekId] });
+
+    // The old KEK retired: an app holding only the new one signs the member in with their authenticator.
+    const after = await bootApp({ VAULT_KEK: newKek.toString('base64') }, undefined, { clock });
+    try {
+      clock.advance(60_000);
+      const session = await signIn(after.app, clock, member);
+      const me = await asMember(after.app, session, 'GET', '/v1/users/me');
+      expect(me.statusCode, me.body).toBe(200);
+      expect(me.json().id).toBe(member.id);
+    } finally {
+      await after.close();
     }
   });
 });

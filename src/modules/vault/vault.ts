@@ -37,8 +37,23 @@ export function parseKek(encoded: string): Buffer {
   return key;
 }
 
+/**
+ * One entry of VAULT_KEK: the key in base64, optionally followed by `@` and when it was generated (`YYYY-MM-DD` or an
+ * ISO 8601 UTC time). Only whoever generated the key knows that date, so it travels with the key; the PCI access
+ * review reports the KEK's age from it.
+ */
+export function parseKekEntry(entry: string): { key: Buffer; createdAt: Date | null } {
+  const [encoded, created, ...rest] = entry.trim().split('@');
+  const createdAt =
+    created === undefined ? null : new Date(/^\d{4}-\d{2}-\d{2}$/.test(created) ? `${created}T00:00:00Z` : created);
+  if (rest.length || (createdAt && (Number.isNaN(createdAt.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(created!))))
+    throw new Error('a VAULT_KEK entry is a base64 key, optionally followed by @ and the date it was generated');
+  return { key: parseKek(encoded), createdAt };
+}
+
 export class CardVault {
   private readonly keks = new Map<string, Buffer>();
+  private readonly created = new Map<string, Date>();
   readonly activeKekId: string;
   private readonly fingerprintKey: Buffer;
   private readonly fingerprintSecret: Buffer;
@@ -57,8 +72,24 @@ export class CardVault {
     );
   }
 
+  /** The vault of VAULT_KEK's entries (see parseKekEntry), active first, with the dates they carry. */
+  static fromEntries(entries: string[], fingerprintKey: Buffer): CardVault {
+    const parsed = entries.map(parseKekEntry);
+    const vault = new CardVault(
+      parsed.map((p) => p.key),
+      fingerprintKey,
+    );
+    for (const { key, createdAt } of parsed) if (createdAt) vault.created.set(CardVault.kekId(key), createdAt);
+    return vault;
+  }
+
   kekIds(): string[] {
     return [...this.keks.keys()];
+  }
+
+  /** When the KEK was generated, if its VAULT_KEK entry says. */
+  kekCreatedAt(id: string): Date | null {
+    return this.created.get(id) ?? null;
   }
 
   static kekId(kek: Buffer): string {
