@@ -177,6 +177,283 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/checkout/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List checkout sessions */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    /** @description An object id from a previous page: the page after it. */
+                    starting_after?: string;
+                    /** @description An object id from a previous page: the page before it. */
+                    ending_before?: string;
+                    /** @description Created at or after this Unix timestamp. */
+                    "created[gte]"?: number;
+                    /** @description Created after this Unix timestamp. */
+                    "created[gt]"?: number;
+                    /** @description Created at or before this Unix timestamp. */
+                    "created[lte]"?: number;
+                    /** @description Created before this Unix timestamp. */
+                    "created[lt]"?: number;
+                    status?: "open" | "complete" | "expired";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {string} */
+                            object: "list";
+                            /** @enum {string} */
+                            url: "/v1/checkout/sessions";
+                            has_more: boolean;
+                            data: components["schemas"]["CheckoutSession"][];
+                        };
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Create a checkout session
+         * @description Creates a payment and a hosted page (`url`) where the buyer pays it with a card (3-D Secure included), then is sent to `success_url`. Send the buyer to `url`; listen for `checkout.session.completed` to fulfil. The session expires after `expires_in` seconds (default 24 hours), canceling its payment.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    /**
+                     * @example {
+                     *       "amount": 4900,
+                     *       "currency": "eur",
+                     *       "success_url": "https://shop.example.com/thanks",
+                     *       "cancel_url": "https://shop.example.com/cart",
+                     *       "metadata": {
+                     *         "order_id": "1042"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * @description Integer in the currency's minor unit.
+                         * @example 4900
+                         */
+                        amount: number;
+                        /** @example eur */
+                        currency: string;
+                        /**
+                         * @description Where the buyer is sent once the payment succeeded.
+                         * @example https://shop.example.com/done
+                         */
+                        success_url: string;
+                        /**
+                         * @description Where the "Cancel" link on the page sends the buyer back to.
+                         * @example https://shop.example.com/done
+                         */
+                        cancel_url: string;
+                        customer?: string;
+                        description?: string;
+                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                        /** @description Seconds until the session expires: 30 minutes to 24 hours (the default). */
+                        expires_in?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CheckoutSession"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/checkout/sessions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Retrieve a checkout session */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CheckoutSession"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/checkout/sessions/{id}/expire": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Expire a checkout session
+         * @description Ends an open session now: its page stops taking payment and its payment is canceled.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": Record<string, never> | null;
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CheckoutSession"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenants": {
         parameters: {
             query?: never;
@@ -362,6 +639,127 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["Tenant"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/publishable_key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Retrieve the publishable key
+         * @description The key's mode's publishable key (pk_test_… or pk_live_…), to put in your web pages for payforward.js. It is public by design: it can only tokenize cards and confirm or retrieve a payment with its client_secret.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["PublishableKey"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/publishable_key/roll": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Roll the publishable key
+         * @description Replaces the publishable key of the calling key’s mode; the old one stops working after `expires_in` seconds.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Seconds the old key keeps working, to deploy pages with the new one (0–7 days, default 0). */
+                        expires_in?: number;
+                    } | null;
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["PublishableKey"];
                     };
                 };
                 /** @description Every failure, whatever its cause, has this shape. */
@@ -806,7 +1204,7 @@ export interface paths {
         put?: never;
         /**
          * Tokenize a card
-         * @description Encrypts the card number in the vault and returns a `pm_…` token. The CVC is checked and discarded.
+         * @description Encrypts the card number in the vault and returns a `pm_…` token. The CVC is checked and discarded. A publishable key may call this (it is what payforward.js's card iframe does), without `customer`, and gets back `id`, `object`, `type`, `card.brand`, `card.last4`, `card.exp_month`, `card.exp_year`, `created` and `livemode` only.
          */
         post: {
             parameters: {
@@ -1216,13 +1614,15 @@ export interface paths {
         };
         /**
          * Retrieve a payment
-         * @description Includes every processor attempt, failovers included. Expandable with `expand[]` (on the list, `data.`-prefixed): `payment_method`, `customer`, `balance_transaction`, `latest_attempt` and `refunds` (a list of the last 10), and nested up to 4 levels, e.g. `expand[]=customer.default_payment_method` or `expand[]=refunds.data.balance_transaction`.
+         * @description Includes every processor attempt, failovers included. Expandable with `expand[]` (on the list, `data.`-prefixed): `payment_method`, `customer`, `balance_transaction`, `latest_attempt` and `refunds` (a list of the last 10), and nested up to 4 levels, e.g. `expand[]=customer.default_payment_method` or `expand[]=refunds.data.balance_transaction`. With a publishable key (pk_…) and the `client_secret` this answers with `id`, `object`, `amount`, `currency`, `status`, `capture_method`, `client_secret`, `payment_method`, `description`, `last_payment_error`, `next_action`, `canceled_at`, `cancellation_reason`, `created`, `livemode` only.
          */
         get: {
             parameters: {
                 query?: {
                     /** @description Related objects to return in place of their ids, as dotted paths of at most 4 levels (on a list, each starts with `data.`). Repeat for several. */
                     "expand[]"?: string | string[];
+                    /** @description The payment's `client_secret`: required (and only accepted) with a publishable key. */
+                    client_secret?: string;
                 };
                 header?: never;
                 path: {
@@ -1351,7 +1751,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Confirm a payment */
+        /**
+         * Confirm a payment
+         * @description Authorizes the payment with `payment_method` (or the one it has). From a browser, payforward.js calls this with the publishable key and the `client_secret`. With a publishable key (pk_…) and the `client_secret` this answers with `id`, `object`, `amount`, `currency`, `status`, `capture_method`, `client_secret`, `payment_method`, `description`, `last_payment_error`, `next_action`, `canceled_at`, `cancellation_reason`, `created`, `livemode` only.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -1364,6 +1767,8 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /** @description The payment's `client_secret`: required (and only accepted) with a publishable key. */
+                        client_secret?: string;
                         payment_method?: string | {
                             /** @enum {string} */
                             type: "card";
@@ -5968,6 +6373,69 @@ export interface paths {
         };
         trace?: never;
     };
+    "/v1/users/{id}/resend_invitation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resend an invitation
+         * @description Emails a new invitation link (valid 72 hours) to a user who has not accepted yet: after a failed send (`invitation_not_sent`), an expired link, or a lost email. The previous link stops working.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": Record<string, never> | null;
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["User"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/users/me/password": {
         parameters: {
             query?: never;
@@ -8727,6 +9195,11 @@ export interface components {
             status: "requires_payment_method" | "requires_confirmation" | "requires_action" | "processing" | "requires_capture" | "succeeded" | "canceled";
             /** @enum {string} */
             capture_method: "automatic" | "manual";
+            /**
+             * @description Lets the buyer's browser confirm and read back this payment with your publishable key (payforward.js). Hand it to that one buyer only; never log it. Not part of events or webhooks.
+             * @example pay_01jd7s0k2m3n4p5q6r7s8t9v0w_secret_Xb3kq9ZP1m7T0vWc2Yd8Rf4Ls6Hn5Ga0
+             */
+            client_secret?: string;
             /** @description The card charged. Expandable: the id, or the PaymentMethod object with `expand[]`. */
             payment_method: string | null | components["schemas"]["PaymentMethod"];
             /** @description The customer (`cus_…`) this payment is for. Expandable: the id, or the Customer object with `expand[]`. */
@@ -8996,6 +9469,21 @@ export interface components {
             created: number;
             livemode: boolean;
         };
+        PublishableKey: {
+            /** @example key_01jd7s0k2m3n4p5q6r7s8t9v0w */
+            id: string;
+            /** @enum {string} */
+            object: "publishable_key";
+            /**
+             * @description The key itself (`pk_test_…` or `pk_live_…`). It is meant to be public: it can only tokenize cards and act on a payment whose `client_secret` it presents.
+             * @example pk_test_3f9c2a7d81b64e0c9a5d7e21f04b8c6d
+             */
+            key: string;
+            /** @description Set on a rolled key: when it stops working. */
+            expires_at: number | null;
+            created: number;
+            livemode: boolean;
+        };
         Tenant: {
             /** @example ten_01jd7s0k2m3n4p5q6r7s8t9v0w */
             id: string;
@@ -9019,6 +9507,11 @@ export interface components {
             secret_keys?: {
                 test: components["schemas"]["ApiKey"];
                 live: components["schemas"]["ApiKey"];
+            };
+            /** @description Returned when the tenant is created; GET /v1/publishable_key reads them again. */
+            publishable_keys?: {
+                test: components["schemas"]["PublishableKey"];
+                live: components["schemas"]["PublishableKey"];
             };
         };
         PricingPlan: {
@@ -9628,6 +10121,33 @@ export interface components {
             sequence: number;
             /** @description SHA-256 (hex) over the previous hash, the sequence number and the content. */
             hash: string;
+            created: number;
+            livemode: boolean;
+        };
+        CheckoutSession: {
+            /** @example cs_01jd7s0k2m3n4p5q6r7s8t9v0w */
+            id: string;
+            /** @enum {string} */
+            object: "checkout.session";
+            /** @enum {string} */
+            status: "open" | "complete" | "expired";
+            /** @enum {string} */
+            payment_status: "unpaid" | "paid";
+            /** @description The page to send the buyer to; null once the session is complete or expired. */
+            url: string | null;
+            /** @description The payment the page confirms (`pay_…`). */
+            payment: string;
+            amount: number;
+            currency: string;
+            customer: string | null;
+            success_url: string;
+            cancel_url: string;
+            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+            metadata: {
+                [key: string]: string;
+            };
+            expires_at: number;
+            completed_at: number | null;
             created: number;
             livemode: boolean;
         };
