@@ -10,6 +10,7 @@ import { newId } from '../lib/ids.js';
 import { toApiEvent } from '../modules/events/events.js';
 import type { DisabledReason, SealedSecretRow, WebhookService } from '../modules/webhooks/service.js';
 import { pinnedLookup, resolveAllowed, systemResolver, type Resolver } from '../modules/webhooks/ssrf.js';
+import { WebhookAmqpQueue, type JobHandle, type WebhookJob } from './webhook-amqp.js';
 
 interface ClaimedDelivery {
   id: string;
@@ -27,6 +28,14 @@ interface ClaimedDelivery {
   event_sequence: number;
   event_api_version: string;
   tenant_api_version: string;
+  /** RabbitMQ transport only: when the attempt is due (a job can come back from a delay queue early). */
+  next_attempt_at?: Date;
+}
+
+/** The RabbitMQ message a delivery came in, acked once the attempt's outcome is recorded. */
+interface QueuedAttempt {
+  job: WebhookJob;
+  handle: JobHandle;
 }
 
 interface AttemptResult {
@@ -40,6 +49,7 @@ interface AttemptResult {
   attemptedAt: Date;
   nextStatus: 'pending' | 'succeeded' | 'failed';
   nextAt: Date | null;
+  queued?: QueuedAttempt;
 }
 
 export interface DispatcherOptions {
@@ -106,6 +116,9 @@ class EndpointState {
  */
 export class WebhookDispatcher {
   private readonly settings: Config['webhooks'];
+  private readonly queue?: WebhookAmqpQueue;
+  private received: QueuedAttempt[] = [];
+  private flushing = false;
   private readonly clock: () => number;
   private readonly resolver: Resolver;
   private readonly endpoints = new Map<string, EndpointState>();
@@ -126,7 +139,7 @@ export class WebhookDispatcher {
       workerSql: Sql;
       webhooks: WebhookService;
       metrics: Metrics;
-      config: Pick<Config, 'webhooks'>;
+      config: Pick<Config, 'webhooks' | 'amqpUrl'>;
       log: FastifyBaseLogger;
     },
     private readonly options: DispatcherOptions = {},
@@ -134,14 +147,26 @@ export class WebhookDispatcher {
     this.settings = deps.config.webhooks;
     this.clock = options.clock ?? Date.now;
     this.resolver = options.resolver ?? systemResolver;
+    if (this.settings.transport === 'amqp' && deps.config.amqpUrl)
+      this.queue = new WebhookAmqpQueue(
+        deps.config.amqpUrl,
+        this.settings.amqpPrefix,
+        this.settings.retryScheduleMs,
+        this.settings.concurrency,
+        deps.log,
+        (job, handle) => this.receive({ job, handle }),
+      );
   }
 
   start() {
     this.running = true;
     this.stopped = new Promise((resolve) => (this.stopSleeping = resolve));
+    this.queue?.start();
     this.loops = [
       this.loop('webhook-fan-out', () => this.fanOutOnce()),
-      this.loop('webhook-deliver', () => this.claimOnce()),
+      this.queue
+        ? this.loop('webhook-dispatch', () => this.dispatchOnce())
+        : this.loop('webhook-deliver', () => this.claimOnce()),
       this.loop('webhook-record', () => this.recordOnce()),
       this.loop('webhook-queue-depth', () => this.countQueue(), 5_000),
     ];
@@ -150,9 +175,13 @@ export class WebhookDispatcher {
   async stop() {
     this.running = false;
     this.stopSleeping();
+    await this.queue?.stopConsuming();
     await Promise.allSettled(this.loops);
+    while (this.flushing) await new Promise((resolve) => setTimeout(resolve, 5));
     await Promise.allSettled([...this.inFlight]);
     await this.recordOnce().catch(() => 0);
+    // Jobs received but not started go back to the queue with the connection.
+    await this.queue?.close();
     this.agents['http:'].destroy();
     this.agents['https:'].destroy();
   }
@@ -205,20 +234,113 @@ export class WebhookDispatcher {
         ${this.settings.concurrencyPerEndpoint}, ${lease}::interval, ${skip})`;
     if (!claimed.length) return 0;
     const secrets = await this.secretsFor([...new Set(claimed.map((d) => d.endpoint_id))], now);
-    for (const delivery of claimed) {
-      const state = this.state(delivery.endpoint_id, now);
-      state.inFlight++;
-      state.tokens--;
-      const sending: Promise<void> = this.attempt(delivery, secrets.get(delivery.endpoint_id) ?? [])
-        .then((result) => this.settle(delivery, state, result))
-        .catch((error) => this.deps.log.error({ err: error, delivery: delivery.id }, 'webhook attempt failed'))
-        .finally(() => {
-          state.inFlight--;
-          this.inFlight.delete(sending);
-        });
-      this.inFlight.add(sending);
-    }
+    for (const delivery of claimed)
+      this.send(delivery, this.state(delivery.endpoint_id, now), secrets.get(delivery.endpoint_id) ?? []);
     return claimed.length;
+  }
+
+  private send(delivery: ClaimedDelivery, state: EndpointState, secrets: string[], queued?: QueuedAttempt) {
+    state.inFlight++;
+    state.tokens--;
+    const sending: Promise<void> = this.attempt(delivery, secrets)
+      .then((result) => this.settle(delivery, state, result, queued))
+      .catch((error) => this.deps.log.error({ err: error, delivery: delivery.id }, 'webhook attempt failed'))
+      .finally(() => {
+        state.inFlight--;
+        this.inFlight.delete(sending);
+      });
+    this.inFlight.add(sending);
+  }
+
+  /**
+   * RabbitMQ transport: hands due deliveries to the work queue, and is the sweeper too: a delivery whose lease ran
+   * out unrecorded (publish unconfirmed, message or worker lost) is due again and goes out in a new message.
+   */
+  async dispatchOnce(limit = 500): Promise<number> {
+    const queue = this.queue!;
+    if (!queue.connected) return 0;
+    const now = this.clock();
+    const skip = [...this.endpoints].filter(([, state]) => state.openUntil > now).map(([id]) => id);
+    const jobs = await this.deps.workerSql<WebhookJob[]>`
+      SELECT id, dispatch_seq AS seq FROM worker_dispatch_webhook_deliveries(${new Date(now)}, ${limit},
+        ${this.settings.concurrencyPerEndpoint}, ${`${this.settings.amqpLeaseMs / 1000} seconds`}::interval, ${skip})`;
+    if (!jobs.length) return 0;
+    try {
+      await queue.publish(jobs);
+    } catch (error) {
+      // Unconfirmed: due again at once rather than when the lease runs out (a duplicate at worst).
+      await this.deps.workerSql`
+        SELECT worker_release_webhook_deliveries(${jobs.map((j) => j.id)}, ${jobs.map((j) => j.seq)}::integer[])`;
+      throw error;
+    }
+    return jobs.length;
+  }
+
+  private receive(queued: QueuedAttempt) {
+    this.received.push(queued);
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(() => void this.startReceived());
+    }
+  }
+
+  /** Starts the jobs received since the last call, with one query for all of them. */
+  private async startReceived() {
+    while (this.received.length) {
+      const batch = this.received.splice(0, 512);
+      try {
+        await this.startJobs(batch);
+      } catch (error) {
+        // Not acked: they stay this worker's until PostgreSQL answers again.
+        this.deps.log.error({ err: error }, 'webhook jobs could not be started; trying again');
+        this.received.unshift(...batch);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+    this.flushing = false;
+  }
+
+  private async startJobs(batch: QueuedAttempt[]) {
+    const queue = this.queue!;
+    const rows = await this.deps.workerSql<ClaimedDelivery[]>`
+      SELECT * FROM worker_dispatched_webhook_deliveries(${batch.map((q) => q.job.id)},
+        ${batch.map((q) => q.job.seq)}::integer[])`;
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    const now = this.clock();
+    const secrets = rows.length
+      ? await this.secretsFor([...new Set(rows.map((d) => d.endpoint_id))], now)
+      : new Map<string, string[]>();
+    const parked: { queued: QueuedAttempt; waitMs: number }[] = [];
+    for (const queued of batch) {
+      const delivery = byId.get(queued.job.id);
+      // Delivered, given up, replayed in a newer message or endpoint disabled: nothing to send.
+      if (!delivery) {
+        queue.ack(queued.handle);
+        continue;
+      }
+      const state = this.state(delivery.endpoint_id, now);
+      state.refill(now);
+      const halfOpen = state.openUntil > 0 && state.openUntil <= now;
+      const limit = halfOpen ? 1 : this.settings.concurrencyPerEndpoint;
+      const dueIn = new Date(delivery.next_attempt_at!).getTime() - now;
+      // Not yet due (back early from a delay queue), or no room at its endpoint: it waits in a delay queue,
+      // not in this worker's prefetch, so the jobs behind it for other endpoints go on.
+      const waitMs =
+        dueIn > 5
+          ? dueIn
+          : state.openUntil > now
+            ? state.openUntil - now
+            : state.tokens < 1
+              ? ((1 - state.tokens) / this.settings.ratePerEndpoint) * 1000
+              : state.inFlight >= limit
+                ? 1
+                : 0;
+      if (waitMs > 0) parked.push({ queued, waitMs });
+      else this.send(delivery, state, secrets.get(delivery.endpoint_id) ?? [], queued);
+    }
+    if (!parked.length) return;
+    await queue.delay(parked.map((p) => ({ job: p.queued.job, waitMs: p.waitMs })));
+    for (const p of parked) queue.ack(p.queued.handle);
   }
 
   private async secretsFor(endpointIds: string[], now: number): Promise<Map<string, string[]>> {
@@ -330,6 +452,7 @@ export class WebhookDispatcher {
     delivery: ClaimedDelivery,
     state: EndpointState,
     result: Awaited<ReturnType<WebhookDispatcher['attempt']>> & { retryAfter?: string },
+    queued?: QueuedAttempt,
   ) {
     const status = result.statusCode;
     const succeeded = status !== null && status >= 200 && status < 300;
@@ -373,6 +496,7 @@ export class WebhookDispatcher {
       attemptedAt: result.attemptedAt,
       nextStatus,
       nextAt,
+      queued,
     });
     if (status === 410) await this.disable(delivery, 'gone');
   }
@@ -401,18 +525,47 @@ export class WebhookDispatcher {
           ${column('outcome')}, ${column('statusCode') as (number | null)[]}::integer[],
           ${column('latencyMs')}::integer[], ${column('body') as (string | null)[]}::text[],
           ${column('error') as (string | null)[]}::text[], ${batch.map((r) => r.attemptedAt.toISOString())}::timestamptz[],
-          ${column('nextStatus')}, ${batch.map((r) => r.nextAt?.toISOString() ?? null)}::timestamptz[])`;
+          ${column('nextStatus')}, ${batch.map((r) => r.nextAt?.toISOString() ?? null)}::timestamptz[],
+          ${batch.map((r) => r.queued?.job.seq ?? null)}::integer[],
+          ${batch.map((r) => (r.queued && r.nextAt ? new Date(r.nextAt.getTime() + this.settings.amqpLeaseMs).toISOString() : null))}::timestamptz[])`;
     } catch (error) {
       // Kept for the next pass; if this process dies first, the leases run out and the deliveries go again.
       this.results.unshift(...batch);
       throw error;
     }
+    await this.ackRecorded(batch);
     const now = this.clock();
     for (const streak of streaks) {
       if (streak.failing_since && now - new Date(streak.failing_since).getTime() >= this.settings.disableAfterMs)
         await this.disable(streak, 'failing');
     }
     return batch.length;
+  }
+
+  /**
+   * RabbitMQ transport, once attempts are recorded: a retry waits in a delay queue (a new message, the dispatch's
+   * next number), then the job that carried the attempt is acked. Lost before the ack, the job comes again and is
+   * dropped as stale; lost before the delay's confirm, the retry's lease runs out and the sweeper sends it.
+   */
+  private async ackRecorded(batch: AttemptResult[]) {
+    const queue = this.queue;
+    const queued = batch.filter((r) => r.queued);
+    if (!queue || !queued.length) return;
+    const now = this.clock();
+    try {
+      await queue.delay(
+        queued
+          .filter((r) => r.nextStatus === 'pending' && r.nextAt)
+          .map((r) => ({
+            job: { id: r.queued!.job.id, seq: r.queued!.job.seq + 1 },
+            waitMs: Math.max(1, r.nextAt!.getTime() - now),
+          })),
+      );
+    } catch (error) {
+      this.deps.log.warn({ err: error }, 'webhook retries not queued; their leases will bring them back');
+      return;
+    }
+    for (const r of queued) queue.ack(r.queued!.handle);
   }
 
   private async countQueue(): Promise<number> {
