@@ -1,3 +1,4 @@
+import amqp from 'amqplib';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebhookDispatcher } from '../src/workers/webhook-delivery.js';
@@ -31,6 +32,7 @@ describe.each(webhookTransports('webhooks'))('$label', (transport) => {
         resolver: async (host) => dns.get(host) ?? systemResolver(host),
         idleWaitMs: 10,
         circuitCooldownMs: 100,
+        queueDepthEveryMs: 50,
       },
     );
     dispatcher.start();
@@ -98,6 +100,70 @@ describe.each(webhookTransports('webhooks'))('$label', (transport) => {
         SELECT dispatch_seq FROM webhook_deliveries WHERE id = ${log.data[0].id}`;
       expect(row.dispatch_seq > 0).toBe(transport.name === 'amqp');
     });
+
+    it('measures lag, attempts by outcome and queue depth', async () => {
+      const { endpoint, pay } = await setup('Metrics');
+      const metric = async (name: string, labels: Record<string, string> = {}) => {
+        const found = (await t.platform.metrics.registry.getSingleMetric(name)!.get()).values.filter((v) =>
+          Object.entries(labels).every(([k, value]) => v.labels[k] === value),
+        );
+        return found.reduce((sum, v) => sum + v.value, 0);
+      };
+      const before = {
+        failed: await metric('webhook_attempts_total', { outcome: 'failed' }),
+        lag: await metric('webhook_delivery_lag_seconds', {}),
+      };
+      const r = await receiver((_req, index) => (index === 0 ? { status: 500 } : 'hang'));
+      await endpoint(r.url, ['payment.succeeded']);
+      await pay();
+      await pay(1001);
+      // One delivery failed once and one hangs: both still pending, counted by the gauge.
+      await waitFor(() => r.received.length >= 3, 20_000, 'a failed attempt and two held ones');
+      await waitFor(async () => (await metric('webhook_queue_depth')) >= 2, 20_000, 'the queue depth');
+      if (transport.name === 'amqp') {
+        const broker = t.platform.metrics.registry.getSingleMetric('webhook_broker_messages')!;
+        const queues = await waitFor(async () => {
+          const { values } = await broker.get();
+          return values.length === 2 && values.map((v) => v.labels.queue).sort();
+        });
+        expect(queues).toEqual(['delayed', 'ready']);
+      }
+      await r.close();
+      expect(await metric('webhook_attempts_total', { outcome: 'failed' })).toBeGreaterThan(before.failed);
+      // The histogram's sum and count and buckets all move: the first attempts of two deliveries were observed.
+      expect(await metric('webhook_delivery_lag_seconds', {})).toBeGreaterThan(before.lag);
+    });
+
+    it.runIf(transport.name === 'amqp')(
+      'sends again a job committed but never confirmed once its lease runs out; dead-letters an unreadable one',
+      async () => {
+        const { get, endpoint, pay } = await setup('Sweeper');
+        const r = await receiver();
+        const ep = await endpoint(r.url, ['payment.succeeded']);
+        await pay();
+        const [delivery] = await waitFor(async () => {
+          const list = await ok(await get(`/v1/webhook_endpoints/${ep.id}/deliveries`));
+          return list.data[0]?.status === 'succeeded' && list.data;
+        });
+        // As if a dispatch had marked it and its publish never reached the broker.
+        await t.admin`
+          UPDATE webhook_deliveries SET status = 'pending', dispatch_seq = dispatch_seq + 1,
+            dispatch_until = now() + interval '1 second'
+          WHERE id = ${delivery.id}`;
+        await waitFor(() => r.received.length >= 2, 20_000, 'the job sent again by the sweeper');
+        expect(r.ids()).toEqual([delivery.event, delivery.event]);
+
+        const connection = await amqp.connect(t.platform.config.amqpUrl!);
+        try {
+          const channel = await connection.createChannel();
+          const prefix = t.platform.config.webhooks.amqpPrefix;
+          channel.publish(prefix, 'deliver', Buffer.from('not a job'), { persistent: true });
+          await waitFor(async () => (await channel.checkQueue(`${prefix}.dead`)).messageCount === 1);
+        } finally {
+          await connection.close();
+        }
+      },
+    );
 
     it('matches exact names, prefixes and * and sends nothing else', async () => {
       const { post, endpoint, pay } = await setup('Filters');

@@ -60,6 +60,7 @@ export interface DispatcherOptions {
   circuitFailures?: number;
   circuitCooldownMs?: number;
   idleWaitMs?: number;
+  queueDepthEveryMs?: number;
 }
 
 const RESPONSE_KEEP_BYTES = 1024;
@@ -168,7 +169,7 @@ export class WebhookDispatcher {
         ? this.loop('webhook-dispatch', () => this.dispatchOnce())
         : this.loop('webhook-deliver', () => this.claimOnce()),
       this.loop('webhook-record', () => this.recordOnce()),
-      this.loop('webhook-queue-depth', () => this.countQueue(), 5_000),
+      this.loop('webhook-queue-depth', () => this.countQueue(), this.options.queueDepthEveryMs ?? 5_000),
     ];
   }
 
@@ -571,6 +572,11 @@ export class WebhookDispatcher {
   private async countQueue(): Promise<number> {
     const [row] = await this.deps.workerSql<{ depth: number }[]>`SELECT worker_webhook_queue_depth() AS depth`;
     this.deps.metrics.webhookQueueDepth.set(row.depth);
+    const broker = await this.queue?.depth();
+    if (broker) {
+      this.deps.metrics.webhookBrokerMessages.set({ queue: 'ready' }, broker.ready);
+      this.deps.metrics.webhookBrokerMessages.set({ queue: 'delayed' }, broker.delayed);
+    }
     return 0;
   }
 
