@@ -113,6 +113,11 @@ export interface Config {
     amqpPrefix: string;
     /** How long a delivery handed to RabbitMQ may go unrecorded before it is published again. */
     amqpLeaseMs: number;
+    /**
+     * Jobs one endpoint may have in RabbitMQ at once, across workers: enough to keep its connections busy, few
+     * enough that a hanging endpoint's backlog stays in PostgreSQL instead of cycling through the delay queues.
+     */
+    amqpQueuedPerEndpoint: number;
   };
   /** FRAUD_CHECKS=off skips the fraud decision on payments: for benchmarks measuring its cost only. */
   fraudChecks: boolean;
@@ -260,6 +265,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       transport: webhookTransport(env),
       amqpPrefix: env.WEBHOOK_AMQP_PREFIX || 'payforward.webhooks',
       amqpLeaseMs: num(env, 'WEBHOOK_AMQP_LEASE_SECONDS', 300, 1) * 1000,
+      amqpQueuedPerEndpoint: num(
+        env,
+        'WEBHOOK_AMQP_QUEUED_PER_ENDPOINT',
+        8 * num(env, 'WEBHOOK_ENDPOINT_CONCURRENCY', 16, 1),
+        1,
+      ),
     },
     fraudChecks: env.FRAUD_CHECKS !== 'off',
   };

@@ -91,6 +91,8 @@ class EndpointState {
   refilledAt: number;
   consecutiveFailures = 0;
   openUntil = 0;
+  /** RabbitMQ transport: jobs received while the endpoint had no free slot, sent as slots free up. */
+  waiting: { delivery: ClaimedDelivery; secrets: string[]; queued: QueuedAttempt }[] = [];
   constructor(
     private readonly rate: number,
     now: number,
@@ -153,7 +155,8 @@ export class WebhookDispatcher {
         deps.config.amqpUrl,
         this.settings.amqpPrefix,
         this.settings.retryScheduleMs,
-        this.settings.concurrency,
+        // Room for every endpoint's waiting jobs besides the ones in flight (see startJobs).
+        2 * this.settings.concurrency,
         deps.log,
         (job, handle) => this.receive({ job, handle }),
       );
@@ -223,9 +226,7 @@ export class WebhookDispatcher {
     const skip: string[] = [];
     for (const [id, state] of this.endpoints) {
       state.refill(now);
-      const halfOpen = state.openUntil > 0 && state.openUntil <= now;
-      const limit = halfOpen ? 1 : this.settings.concurrencyPerEndpoint;
-      if (state.openUntil > now || state.inFlight >= limit || state.tokens < 1) skip.push(id);
+      if (state.openUntil > now || state.inFlight >= this.slots(state, now) || state.tokens < 1) skip.push(id);
     }
     // An attempt, queueing for a socket included, ends within the timeout and is recorded within
     // moments: a lease twice as long plus a margin only runs out when the worker is gone.
@@ -249,8 +250,38 @@ export class WebhookDispatcher {
       .finally(() => {
         state.inFlight--;
         this.inFlight.delete(sending);
+        if (state.waiting.length) this.sendWaiting(state);
       });
     this.inFlight.add(sending);
+  }
+
+  private slots(state: EndpointState, now: number) {
+    const halfOpen = state.openUntil > 0 && state.openUntil <= now;
+    return halfOpen ? 1 : this.settings.concurrencyPerEndpoint;
+  }
+
+  /** Sends an endpoint's waiting jobs into its free slots; with its circuit open they wait in a delay queue. */
+  private sendWaiting(state: EndpointState) {
+    if (!this.running) return;
+    const now = this.clock();
+    state.refill(now);
+    const parked: { queued: QueuedAttempt; waitMs: number }[] = [];
+    if (state.openUntil > now)
+      for (const { queued } of state.waiting.splice(0)) parked.push({ queued, waitMs: state.openUntil - now });
+    while (state.waiting.length && state.inFlight < this.slots(state, now)) {
+      const next = state.waiting.shift()!;
+      if (state.tokens < 1)
+        parked.push({ queued: next.queued, waitMs: ((1 - state.tokens) / this.settings.ratePerEndpoint) * 1000 });
+      else this.send(next.delivery, state, next.secrets, next.queued);
+    }
+    if (parked.length)
+      this.park(parked).catch((error) => this.deps.log.warn({ err: error }, 'webhook jobs not parked'));
+  }
+
+  /** Jobs wait in a delay queue (new messages), then the ones that carried them are acked. */
+  private async park(parked: { queued: QueuedAttempt; waitMs: number }[]) {
+    await this.queue!.delay(parked.map((p) => ({ job: p.queued.job, waitMs: p.waitMs })));
+    for (const p of parked) this.queue!.ack(p.queued.handle);
   }
 
   /**
@@ -264,7 +295,7 @@ export class WebhookDispatcher {
     const skip = [...this.endpoints].filter(([, state]) => state.openUntil > now).map(([id]) => id);
     const jobs = await this.deps.workerSql<WebhookJob[]>`
       SELECT id, dispatch_seq AS seq FROM worker_dispatch_webhook_deliveries(${new Date(now)}, ${limit},
-        ${this.settings.concurrencyPerEndpoint}, ${`${this.settings.amqpLeaseMs / 1000} seconds`}::interval, ${skip})`;
+        ${this.settings.amqpQueuedPerEndpoint}, ${`${this.settings.amqpLeaseMs / 1000} seconds`}::interval, ${skip})`;
     if (!jobs.length) return 0;
     try {
       await queue.publish(jobs);
@@ -321,11 +352,11 @@ export class WebhookDispatcher {
       }
       const state = this.state(delivery.endpoint_id, now);
       state.refill(now);
-      const halfOpen = state.openUntil > 0 && state.openUntil <= now;
-      const limit = halfOpen ? 1 : this.settings.concurrencyPerEndpoint;
       const dueIn = new Date(delivery.next_attempt_at!).getTime() - now;
-      // Not yet due (back early from a delay queue), or no room at its endpoint: it waits in a delay queue,
-      // not in this worker's prefetch, so the jobs behind it for other endpoints go on.
+      // Not yet due (back early from a delay queue), circuit open or over its rate: it waits in a delay queue, not
+      // in this worker's prefetch. Only a job whose endpoint's slots are all busy waits here, and the dispatch
+      // hands an endpoint only so many jobs at once (WEBHOOK_AMQP_QUEUED_PER_ENDPOINT): a hanging endpoint holds a
+      // bounded share of the prefetch, and its circuit, once open, sends even those to a delay queue.
       const waitMs =
         dueIn > 5
           ? dueIn
@@ -333,15 +364,13 @@ export class WebhookDispatcher {
             ? state.openUntil - now
             : state.tokens < 1
               ? ((1 - state.tokens) / this.settings.ratePerEndpoint) * 1000
-              : state.inFlight >= limit
-                ? 1
-                : 0;
+              : 0;
+      const found = { delivery, secrets: secrets.get(delivery.endpoint_id) ?? [], queued };
       if (waitMs > 0) parked.push({ queued, waitMs });
-      else this.send(delivery, state, secrets.get(delivery.endpoint_id) ?? [], queued);
+      else if (state.inFlight >= this.slots(state, now)) state.waiting.push(found);
+      else this.send(found.delivery, state, found.secrets, queued);
     }
-    if (!parked.length) return;
-    await queue.delay(parked.map((p) => ({ job: p.queued.job, waitMs: p.waitMs })));
-    for (const p of parked) queue.ack(p.queued.handle);
+    if (parked.length) await this.park(parked);
   }
 
   private async secretsFor(endpointIds: string[], now: number): Promise<Map<string, string[]>> {

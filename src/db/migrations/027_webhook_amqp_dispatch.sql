@@ -11,7 +11,8 @@ CREATE INDEX webhook_deliveries_dispatched ON webhook_deliveries (endpoint_id)
 
 -- Hands due deliveries to RabbitMQ: like worker_claim_webhook_deliveries, but the lease is its own column (the
 -- delivery log keeps showing when the attempt is due) and an endpoint gets at most p_per_endpoint deliveries in
--- flight across all workers, so one hanging endpoint never fills the shared work queue or a worker's prefetch.
+-- flight across all workers (WEBHOOK_AMQP_QUEUED_PER_ENDPOINT), so one hanging endpoint never fills the shared work
+-- queue; its jobs a worker has no room for wait in a delay queue, never in its prefetch.
 CREATE FUNCTION worker_dispatch_webhook_deliveries(
   p_now timestamptz, p_limit integer, p_per_endpoint integer, p_lease interval, p_skip text[])
 RETURNS TABLE (id text, dispatch_seq integer)
