@@ -33,6 +33,8 @@ describe.each(webhookTransports('webhooks'))('$label', (transport) => {
         idleWaitMs: 10,
         circuitCooldownMs: 100,
         queueDepthEveryMs: 50,
+        // Every attempt resolves afresh: the rebinding test changes the DNS answer between two deliveries.
+        dnsCacheMs: 0,
       },
     );
     dispatcher.start();

@@ -61,9 +61,13 @@ export interface DispatcherOptions {
   circuitCooldownMs?: number;
   idleWaitMs?: number;
   queueDepthEveryMs?: number;
+  /** How long a host name's checked address is reused (0: resolved and checked for every attempt). */
+  dnsCacheMs?: number;
 }
 
 const RESPONSE_KEEP_BYTES = 1024;
+const BODY_CACHE_SIZE = 10_000;
+const DNS_CACHE_MS = 5_000;
 const RESPONSE_READ_LIMIT = 64 * 1024;
 
 /** Standard Webhooks signatures: one `v1,<base64 HMAC-SHA256(id.timestamp.body)>` per valid secret. */
@@ -127,6 +131,8 @@ export class WebhookDispatcher {
   private readonly endpoints = new Map<string, EndpointState>();
   private readonly secrets = new Map<string, string>();
   private readonly results: AttemptResult[] = [];
+  private readonly bodies = new Map<string, string>();
+  private readonly addresses = new Map<string, { address: string; until: number }>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly agents = {
     'http:': new http.Agent({ keepAlive: true, maxSockets: 64 }),
@@ -391,7 +397,31 @@ export class WebhookDispatcher {
   private async attempt(delivery: ClaimedDelivery, secrets: string[]) {
     const attemptedAt = this.clock();
     const started = performance.now();
-    // The event as the API shows it, in the version the tenant is pinned to.
+    const body = this.bodyOf(delivery);
+    if (delivery.attempts === 0)
+      this.deps.metrics.webhookDeliveryLag.observe(
+        Math.max(0, (attemptedAt - new Date(delivery.event_created_at).getTime()) / 1000),
+      );
+    const timestamp = Math.floor(attemptedAt / 1000);
+    const headers = {
+      'content-type': 'application/json',
+      'user-agent': 'PayForward-Webhooks/1.0',
+      'webhook-id': delivery.event_id,
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': signatures(secrets, delivery.event_id, timestamp, body),
+    };
+    const outcome = await this.post(delivery.url, headers, body);
+    return { ...outcome, attemptedAt: new Date(attemptedAt), latencyMs: Math.round(performance.now() - started) };
+  }
+
+  /**
+   * The event as the API shows it, in the version the tenant is pinned to. An event never changes, and it usually
+   * goes to several endpoints at once (and again on retries): it is converted and serialised once per version.
+   */
+  private bodyOf(delivery: ClaimedDelivery): string {
+    const key = `${delivery.event_id}@${delivery.tenant_api_version}`;
+    const cached = this.bodies.get(key);
+    if (cached !== undefined) return cached;
     const body = JSON.stringify(
       convertVersion(
         toApiEvent({
@@ -410,20 +440,26 @@ export class WebhookDispatcher {
         delivery.tenant_api_version,
       ),
     );
-    if (delivery.attempts === 0)
-      this.deps.metrics.webhookDeliveryLag.observe(
-        Math.max(0, (attemptedAt - new Date(delivery.event_created_at).getTime()) / 1000),
-      );
-    const timestamp = Math.floor(attemptedAt / 1000);
-    const headers = {
-      'content-type': 'application/json',
-      'user-agent': 'PayForward-Webhooks/1.0',
-      'webhook-id': delivery.event_id,
-      'webhook-timestamp': String(timestamp),
-      'webhook-signature': signatures(secrets, delivery.event_id, timestamp, body),
-    };
-    const outcome = await this.post(delivery.url, headers, body);
-    return { ...outcome, attemptedAt: new Date(attemptedAt), latencyMs: Math.round(performance.now() - started) };
+    if (this.bodies.size >= BODY_CACHE_SIZE) this.bodies.clear();
+    this.bodies.set(key, body);
+    return body;
+  }
+
+  /**
+   * The checked addresses of a host name, kept for a moment: a name lookup per delivery would queue every delivery
+   * behind the few threads libuv resolves with. Every address is checked before it is kept, and the connection is
+   * pinned to it, so a rebinding DNS answer gains nothing; a changed answer is seen within `dnsCacheMs`.
+   */
+  private async addressOf(hostname: string, now: number): Promise<string> {
+    const ttl = this.options.dnsCacheMs ?? DNS_CACHE_MS;
+    const cached = this.addresses.get(hostname);
+    if (cached && cached.until > now) return cached.address;
+    const [address] = await resolveAllowed(hostname, this.settings.allowPrivate, this.resolver);
+    if (ttl > 0) {
+      if (this.addresses.size >= BODY_CACHE_SIZE) this.addresses.clear();
+      this.addresses.set(hostname, { address, until: now + ttl });
+    }
+    return address;
   }
 
   private async post(
@@ -434,7 +470,7 @@ export class WebhookDispatcher {
     const target = new URL(url);
     let address: string;
     try {
-      [address] = await resolveAllowed(target.hostname, this.settings.allowPrivate, this.resolver);
+      address = await this.addressOf(target.hostname, performance.now());
     } catch (error) {
       return { statusCode: null, body: null, error: `refused: ${(error as Error).message}` };
     }
