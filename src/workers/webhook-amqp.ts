@@ -196,6 +196,11 @@ export class WebhookAmqpQueue {
     if (handle.channel === this.channel) handle.channel.ack(handle.message);
   }
 
+  /** Gives a message back to the queue at once (its job could not be put where it should wait). */
+  requeue(handle: JobHandle) {
+    if (handle.channel === this.channel) handle.channel.nack(handle.message, false, true);
+  }
+
   /** Messages in the work queue and in each delay queue (for the queue-depth metric). */
   async depth(): Promise<{ ready: number; delayed: number } | undefined> {
     const channel = this.channel;

@@ -280,14 +280,21 @@ export class WebhookDispatcher {
         parked.push({ queued: next.queued, waitMs: ((1 - state.tokens) / this.settings.ratePerEndpoint) * 1000 });
       else this.send(next.delivery, state, next.secrets, next.queued);
     }
-    if (parked.length)
-      this.park(parked).catch((error) => this.deps.log.warn({ err: error }, 'webhook jobs not parked'));
+    if (parked.length) void this.park(parked);
   }
 
   /** Jobs wait in a delay queue (new messages), then the ones that carried them are acked. */
   private async park(parked: { queued: QueuedAttempt; waitMs: number }[]) {
-    await this.queue!.delay(parked.map((p) => ({ job: p.queued.job, waitMs: p.waitMs })));
-    for (const p of parked) this.queue!.ack(p.queued.handle);
+    const queue = this.queue!;
+    try {
+      await queue.delay(parked.map((p) => ({ job: p.queued.job, waitMs: p.waitMs })));
+    } catch (error) {
+      // Back to the work queue rather than held unacked: it comes again and waits then.
+      this.deps.log.warn({ err: error }, 'webhook jobs could not wait in a delay queue; requeued');
+      for (const p of parked) queue.requeue(p.queued.handle);
+      return;
+    }
+    for (const p of parked) queue.ack(p.queued.handle);
   }
 
   /**
@@ -628,8 +635,8 @@ export class WebhookDispatcher {
           })),
       );
     } catch (error) {
+      // Recorded with a lease until the retry is due (plus the lease): the sweeper sends them then.
       this.deps.log.warn({ err: error }, 'webhook retries not queued; their leases will bring them back');
-      return;
     }
     for (const r of queued) queue.ack(r.queued!.handle);
   }
