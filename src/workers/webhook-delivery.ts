@@ -331,7 +331,8 @@ export class WebhookDispatcher {
 
   /** Starts the jobs received since the last call, with one query for all of them. */
   private async startReceived() {
-    while (this.received.length) {
+    // Once stopping, what is left goes back to the queue with the connection.
+    while (this.received.length && this.running) {
       const batch = this.received.splice(0, 512);
       try {
         await this.startJobs(batch);
