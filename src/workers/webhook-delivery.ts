@@ -28,6 +28,8 @@ interface ClaimedDelivery {
   event_sequence: number;
   event_api_version: string;
   tenant_api_version: string;
+  /** Moved on by every dispatch, record, redelivery and replay: the attempt is recorded only while it is current. */
+  dispatch_seq: number;
   /** RabbitMQ transport only: when the attempt is due (a job can come back from a delay queue early). */
   next_attempt_at?: Date;
 }
@@ -49,6 +51,7 @@ interface AttemptResult {
   attemptedAt: Date;
   nextStatus: 'pending' | 'succeeded' | 'failed';
   nextAt: Date | null;
+  dispatchSeq: number;
   queued?: QueuedAttempt;
 }
 
@@ -570,6 +573,7 @@ export class WebhookDispatcher {
       attemptedAt: result.attemptedAt,
       nextStatus,
       nextAt,
+      dispatchSeq: delivery.dispatch_seq,
       queued,
     });
     if (status === 410) await this.disable(delivery, 'gone');
@@ -600,7 +604,7 @@ export class WebhookDispatcher {
           ${column('latencyMs')}::integer[], ${column('body') as (string | null)[]}::text[],
           ${column('error') as (string | null)[]}::text[], ${batch.map((r) => r.attemptedAt.toISOString())}::timestamptz[],
           ${column('nextStatus')}, ${batch.map((r) => r.nextAt?.toISOString() ?? null)}::timestamptz[],
-          ${batch.map((r) => r.queued?.job.seq ?? null)}::integer[],
+          ${column('dispatchSeq')}::integer[],
           ${batch.map((r) => (r.queued && r.nextAt ? new Date(r.nextAt.getTime() + this.settings.amqpLeaseMs).toISOString() : null))}::timestamptz[])`;
     } catch (error) {
       // Kept for the next pass; if this process dies first, the leases run out and the deliveries go again.

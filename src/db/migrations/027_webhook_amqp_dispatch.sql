@@ -66,10 +66,11 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public AS $$
   FROM unnest(p_ids, p_seqs) AS m (id, seq) WHERE d.id = m.id AND d.dispatch_seq = m.seq
 $$;
 
--- worker_record_webhook_attempts with the RabbitMQ transport's bookkeeping: an attempt carrying its message's
--- dispatch_seq is recorded only while that number is current (a stale duplicate is not counted twice) and moves it
--- on, and a retry that waits in a RabbitMQ delay queue keeps its lease until it should be back (p_dispatch_until).
--- The PostgreSQL queue passes NULLs and gets the behaviour of 015.
+-- worker_record_webhook_attempts with the dispatch bookkeeping: an attempt carrying its delivery's dispatch_seq is
+-- recorded only while that number is current (a stale duplicate is not counted twice, an attempt overtaken by a
+-- redelivery does not overwrite the new series) and moves it on; a retry that waits in a RabbitMQ delay queue keeps
+-- its lease until it should be back (p_dispatch_until, NULL on the PostgreSQL queue). A NULL dispatch_seq records
+-- unconditionally, as in 015.
 DROP FUNCTION worker_record_webhook_attempts(text[], text[], text[], integer[], integer[], text[], text[],
   timestamptz[], text[], timestamptz[]);
 CREATE FUNCTION worker_record_webhook_attempts(
@@ -105,4 +106,36 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public AS $$
       ELSE coalesce(w.failing_since, s.first_failure) END
   FROM streaks s WHERE w.id = s.endpoint_id
   RETURNING w.id, w.tenant_id, w.livemode, w.failing_since
+$$;
+
+-- The PostgreSQL queue's claim (023) also answers each delivery's dispatch_seq, which its attempt is recorded
+-- under: an attempt still in flight when the delivery is redelivered or replayed (which move the number on) no
+-- longer overwrites the new series' state, on either transport.
+DROP FUNCTION worker_claim_webhook_deliveries(timestamptz, integer, integer, interval, text[]);
+CREATE FUNCTION worker_claim_webhook_deliveries(
+  p_now timestamptz, p_limit integer, p_per_endpoint integer, p_lease interval, p_skip text[])
+RETURNS TABLE (id text, tenant_id text, livemode boolean, event_id text, endpoint_id text, attempts integer,
+  url text, event_type text, event_object_id text, event_data json, event_request_id text,
+  event_created_at timestamptz, event_sequence bigint, event_api_version text, tenant_api_version text,
+  dispatch_seq integer)
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public AS $$
+  WITH candidates AS (
+    SELECT d.id, d.endpoint_id, d.next_attempt_at FROM webhook_deliveries d
+    JOIN webhook_endpoints w ON w.id = d.endpoint_id AND w.status = 'enabled'
+    WHERE d.status = 'pending' AND d.next_attempt_at <= p_now AND d.endpoint_id <> ALL (p_skip)
+    ORDER BY d.next_attempt_at LIMIT p_limit FOR UPDATE OF d SKIP LOCKED
+  ), chosen AS (
+    SELECT c.id FROM (
+      SELECT c.id, c.next_attempt_at, row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at) AS n
+      FROM candidates c) c
+    WHERE c.n <= p_per_endpoint
+  ), claimed AS (
+    UPDATE webhook_deliveries d SET next_attempt_at = p_now + p_lease, updated_at = now()
+    FROM chosen WHERE d.id = chosen.id
+    RETURNING d.id, d.tenant_id, d.livemode, d.event_id, d.endpoint_id, d.attempts, d.dispatch_seq
+  )
+  SELECT c.id, c.tenant_id, c.livemode, c.event_id, c.endpoint_id, c.attempts, w.url, e.type, e.object_id, e.data,
+    e.request_id, e.created_at, e.sequence, e.api_version, t.api_version, c.dispatch_seq
+  FROM claimed c JOIN webhook_endpoints w ON w.id = c.endpoint_id JOIN events e ON e.id = c.event_id
+    JOIN tenants t ON t.id = c.tenant_id
 $$;

@@ -363,6 +363,7 @@ export class WebhookService {
       await findOwned(tx, 'events', scope, eventId, 'event');
       await tx`
         UPDATE webhook_deliveries d SET status = 'pending', attempts = 0, next_attempt_at = now(), dispatch_until = NULL,
+          dispatch_seq = dispatch_seq + 1,
           updated_at = now()
         FROM webhook_endpoints w
         WHERE d.event_id = ${eventId} AND w.id = d.endpoint_id AND w.status = 'enabled' AND w.deleted_at IS NULL`;
@@ -384,6 +385,7 @@ export class WebhookService {
       const until = body.until !== undefined ? tx`to_timestamp(${body.until}::bigint)` : tx`now()`;
       const again = await tx`
         UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), dispatch_until = NULL,
+          dispatch_seq = dispatch_seq + 1,
           updated_at = now()
         WHERE endpoint_id = ${id} AND event_created_at >= ${since} AND event_created_at < ${until}
           AND ${body.only_failed ? tx`status = 'failed'` : tx`status <> 'pending'`}`;
