@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { WebhookAmqpQueue } from '../src/workers/webhook-amqp.js';
-
-export const TEST_AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+import { serviceUrl } from './services.js';
 
 export interface WebhookTransport {
   name: 'postgres' | 'amqp';
@@ -14,19 +13,28 @@ export interface WebhookTransport {
 
 /**
  * The two ways delivery jobs travel. On the shared RabbitMQ each test file gets exchanges and queues under a prefix
- * of its own: a consumer never sees another file's jobs (it would drop them as unknown to its database).
+ * of its own: a consumer never sees another file's jobs (it would drop them as unknown to its database). Without
+ * AMQP_URL (a bare machine) only the PostgreSQL queue runs; under CI that fails instead (test/services.ts).
  */
 export function webhookTransports(file: string, retrySchedule = '0,0.2'): WebhookTransport[] {
   const prefix = `test.${file}.${randomBytes(4).toString('hex')}`;
+  const amqpUrl = serviceUrl('AMQP_URL');
+  const postgres: WebhookTransport = {
+    name: 'postgres',
+    label: 'PostgreSQL queue',
+    env: { WEBHOOK_TRANSPORT: 'postgres' },
+    cleanup: async () => {},
+  };
+  if (!amqpUrl) return [postgres];
   return [
-    { name: 'postgres', label: 'PostgreSQL queue', env: { WEBHOOK_TRANSPORT: 'postgres' }, cleanup: async () => {} },
+    postgres,
     {
       name: 'amqp',
       label: 'RabbitMQ',
-      env: { AMQP_URL: TEST_AMQP_URL, WEBHOOK_TRANSPORT: 'amqp', WEBHOOK_AMQP_PREFIX: prefix },
+      env: { AMQP_URL: amqpUrl, WEBHOOK_TRANSPORT: 'amqp', WEBHOOK_AMQP_PREFIX: prefix },
       cleanup: () =>
         WebhookAmqpQueue.deleteTopology(
-          TEST_AMQP_URL,
+          amqpUrl,
           prefix,
           retrySchedule.split(',').map((s) => Number(s) * 1000),
         ).catch(() => {}),
