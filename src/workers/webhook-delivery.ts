@@ -115,8 +115,10 @@ class EndpointState {
 }
 
 /**
- * Fans committed events out to the endpoints subscribed to them and delivers each one, with the
- * PostgreSQL deliveries table as the queue (`FOR UPDATE SKIP LOCKED`). Every delivery's row is
+ * Fans committed events out to the endpoints subscribed to them and delivers each one. The deliveries
+ * table holds every delivery's state on both transports. With RabbitMQ (`transport: amqp`) the jobs
+ * travel through the broker (see dispatchOnce, startJobs, ackRecorded and src/workers/webhook-amqp.ts);
+ * otherwise the table itself is the queue (`FOR UPDATE SKIP LOCKED`), as described here. Every delivery's row is
  * written before it is attempted and claimed under a lease: a worker killed mid-delivery leaves
  * it to be sent again once the lease runs out, with the same webhook-id (the event id).
  *
