@@ -13,6 +13,10 @@
  * Events are inserted into the outbox table directly, as a state change's transaction writes them:
  * this measures delivery, not the payment API.
  *
+ * Transport: `npm run bench:webhooks -- --transport amqp` (or BENCH_WEBHOOK_TRANSPORT=amqp) sends the jobs through
+ * RabbitMQ at AMQP_URL (default amqp://guest:guest@127.0.0.1:5672), under queues of the run's own prefix, deleted
+ * at the end; `--transport postgres` (the default) uses the PostgreSQL queue.
+ *
  * Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres, a superuser).
  */
 import { randomBytes } from 'node:crypto';
@@ -26,6 +30,7 @@ import { appDatabaseUrl, connect, workerDatabaseUrl } from '../src/db/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { newId } from '../src/lib/ids.js';
 import { createPlatform } from '../src/platform.js';
+import { WebhookAmqpQueue } from '../src/workers/webhook-amqp.js';
 import { WebhookDispatcher } from '../src/workers/webhook-delivery.js';
 import { freePort, sleep, spawnNode, stopChild, waitReady } from './proc.js';
 
@@ -36,6 +41,11 @@ const eventsPerSecond = Number(process.env.BENCH_EVENTS_PER_SECOND ?? 1000);
 const duration = Number(process.env.BENCH_DURATION ?? 15);
 const backlog = Number(process.env.BENCH_BACKLOG ?? 10_000);
 const ENDPOINTS_PER_TENANT = 2;
+const flag = process.argv.indexOf('--transport');
+const transport = (flag >= 0 ? process.argv[flag + 1] : process.env.BENCH_WEBHOOK_TRANSPORT) ?? 'postgres';
+if (transport !== 'amqp' && transport !== 'postgres') throw new Error(`--transport amqp|postgres, got ${transport}`);
+const amqpUrl = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const amqpPrefix = `bench.webhooks.${randomBytes(4).toString('hex')}`;
 
 const serverUrl = new URL(process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
 const server = postgres(serverUrl.toString(), { max: 1, onnotice: () => {} });
@@ -45,7 +55,13 @@ const adminUrl = new URL(serverUrl);
 adminUrl.pathname = `/${DB_NAME}`;
 const admin = connect(adminUrl.toString(), { max: 4 });
 
-const config = loadConfig({ ...process.env, WEBHOOK_ALLOW_PRIVATE: '127.0.0.0/8', LOG_LEVEL: 'warn' });
+const config = loadConfig({
+  ...process.env,
+  WEBHOOK_ALLOW_PRIVATE: '127.0.0.0/8',
+  LOG_LEVEL: 'warn',
+  WEBHOOK_TRANSPORT: transport,
+  ...(transport === 'amqp' ? { AMQP_URL: amqpUrl, WEBHOOK_AMQP_PREFIX: amqpPrefix } : {}),
+});
 await migrate(admin, config);
 const platformKey = 'op_platform_bench_' + randomBytes(8).toString('hex');
 const platform = createPlatform(
@@ -124,6 +140,7 @@ const dispatcher = new WebhookDispatcher({ ...platform, log });
 dispatcher.start();
 
 const fanOut = ENDPOINTS_PER_TENANT;
+console.log(`transport: ${transport === 'amqp' ? `RabbitMQ (${amqpPrefix}.*)` : 'PostgreSQL queue'}`);
 console.log(`steady: ${eventsPerSecond} events/s × ${fanOut} endpoints for ${duration} s`);
 const tickMs = 20;
 const perTick = Math.max(1, Math.round((eventsPerSecond * tickMs) / 1000));
@@ -154,6 +171,7 @@ const drainSeconds = (Date.now() - drainStart) / 1000;
 const drained = await stats();
 
 await dispatcher.stop();
+if (transport === 'amqp') await WebhookAmqpQueue.deleteTopology(amqpUrl, amqpPrefix, config.webhooks.retryScheduleMs);
 await stopChild(receiver);
 await app.close();
 await platform.close();

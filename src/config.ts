@@ -112,6 +112,17 @@ export interface Config {
     concurrencyPerEndpoint: number;
     ratePerEndpoint: number;
     concurrency: number;
+    /** Where delivery jobs wait: RabbitMQ when AMQP_URL is set (unless WEBHOOK_TRANSPORT=postgres), else PostgreSQL. */
+    transport: 'amqp' | 'postgres';
+    /** Prefix of the RabbitMQ exchanges and queues, so several deployments (or tests) can share a broker. */
+    amqpPrefix: string;
+    /** How long a delivery handed to RabbitMQ may go unrecorded before it is published again. */
+    amqpLeaseMs: number;
+    /**
+     * Jobs one endpoint may have in RabbitMQ at once, across workers: enough to keep its connections busy, few
+     * enough that a hanging endpoint's backlog stays in PostgreSQL instead of cycling through the delay queues.
+     */
+    amqpQueuedPerEndpoint: number;
   };
   /** FRAUD_CHECKS=off skips the fraud decision on payments: for benchmarks measuring its cost only. */
   fraudChecks: boolean;
@@ -154,6 +165,14 @@ function retrySchedule(raw: string | undefined): number[] {
   if (!seconds.length || seconds.some((s) => !Number.isFinite(s) || s < 0))
     throw new Error(`WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds, got "${raw}"`);
   return seconds.map((s) => s * 1000);
+}
+
+function webhookTransport(env: NodeJS.ProcessEnv): 'amqp' | 'postgres' {
+  const chosen = env.WEBHOOK_TRANSPORT || (env.AMQP_URL ? 'amqp' : 'postgres');
+  if (chosen !== 'amqp' && chosen !== 'postgres')
+    throw new Error(`WEBHOOK_TRANSPORT must be amqp or postgres, got "${chosen}"`);
+  if (chosen === 'amqp' && !env.AMQP_URL) throw new Error('WEBHOOK_TRANSPORT=amqp needs AMQP_URL');
+  return chosen;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -249,6 +268,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       concurrencyPerEndpoint: num(env, 'WEBHOOK_ENDPOINT_CONCURRENCY', 16, 1),
       ratePerEndpoint: num(env, 'WEBHOOK_ENDPOINT_RATE', 500, 1),
       concurrency: num(env, 'WEBHOOK_CONCURRENCY', 512, 1),
+      transport: webhookTransport(env),
+      amqpPrefix: env.WEBHOOK_AMQP_PREFIX || 'payforward.webhooks',
+      amqpLeaseMs: num(env, 'WEBHOOK_AMQP_LEASE_SECONDS', 300, 1) * 1000,
+      amqpQueuedPerEndpoint: num(
+        env,
+        'WEBHOOK_AMQP_QUEUED_PER_ENDPOINT',
+        8 * num(env, 'WEBHOOK_ENDPOINT_CONCURRENCY', 16, 1),
+        1,
+      ),
     },
     fraudChecks: env.FRAUD_CHECKS !== 'off',
   };

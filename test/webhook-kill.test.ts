@@ -15,85 +15,100 @@ import {
 } from './helpers.js';
 import { freePort, startServer, stopServer, waitFor, type ServerProcess } from './process.js';
 import { startReceiver } from './webhook-receiver.js';
+import { webhookTransports } from './webhook-transports.js';
 
-// The real worker binary, SIGKILLed while deliveries are in flight and events keep coming.
 const dataDir = mkdtempSync(join(tmpdir(), 'payforward-webhook-kill-'));
 // The worker opens the endpoints' signing secrets from the vault: it holds the app's KEK.
 const VAULT_KEK = randomBytes(32).toString('base64');
-const workers: ServerProcess[] = [];
-let t: TestApp;
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-beforeAll(async () => {
-  t = await bootAppOnOwnDatabase('webhook_kill', { VAULT_KEK, WEBHOOK_ALLOW_PRIVATE: '127.0.0.0/8' });
-});
+// The real worker binary, SIGKILLed while deliveries are in flight and events keep coming: on either transport.
+describe.each(webhookTransports('webhook_kill'))('$label', (transport) => {
+  const workers: ServerProcess[] = [];
+  let t: TestApp;
 
-afterAll(async () => {
-  for (const worker of workers) await stopServer(worker);
-  await t?.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
-async function startWorker() {
-  const worker = await startServer('worker', {
-    DATABASE_URL: t.adminUrl,
-    PORT: String(await freePort()),
-    PLATFORM_API_KEY: PLATFORM_KEY,
-    VAULT_KEK,
-    JWT_SECRET: 'webhook-kill-jwt-secret-0123456789',
-    SEED_DEMO_TENANT: 'false',
-    LOG_LEVEL: 'warn',
-    DATA_DIR: dataDir,
-    WEBHOOK_ALLOW_PRIVATE: '127.0.0.0/8',
-    WEBHOOK_TIMEOUT_MS: '2000',
-    WEBHOOK_RETRY_SCHEDULE: '0,0.2,0.2,0.2,0.2,0.2,0.2,0.2',
+  beforeAll(async () => {
+    t = await bootAppOnOwnDatabase(`webhook_kill_${transport.name}`, {
+      ...transport.env,
+      VAULT_KEK,
+      WEBHOOK_ALLOW_PRIVATE: '127.0.0.0/8',
+    });
   });
-  workers.push(worker);
-  return worker;
-}
 
-describe('a worker killed mid-delivery', () => {
-  it(
-    'loses no event: every one arrives at least once, and a repeat carries the same webhook-id',
-    { timeout: 240_000 },
-    async () => {
-      const tenant = await createTenant(t.app, 'Webhook kill');
-      const post = (url: string, body?: unknown) => call(t.app, tenant.testKey, 'POST', url, body);
-      let holding = true;
-      // While the first worker lives, the receiver holds every request open: they are all mid-delivery when it dies.
-      const receiver = await startReceiver(() => (holding ? 'hang' : { status: 200 }));
-      try {
-        await ok(await post('/v1/webhook_endpoints', { url: receiver.url, enabled_events: ['payment.succeeded'] }));
-        const pay = () =>
-          post('/v1/payments', { amount: 1000, currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true });
+  afterAll(async () => {
+    for (const worker of workers) await stopServer(worker);
+    await t?.close();
+    await transport.cleanup();
+  });
 
-        const first = await startWorker();
-        for (let i = 0; i < 10; i++) expect((await pay()).statusCode).toBe(200);
-        await waitFor(() => receiver.received.length >= 3, 60_000, 'deliveries in flight');
-        const inFlight = receiver.ids();
-        await stopServer(first, 'SIGKILL');
-        // Events keep coming while no worker runs.
-        for (let i = 0; i < 10; i++) expect((await pay()).statusCode).toBe(200);
-        holding = false;
-        await startWorker();
+  async function startWorker() {
+    const worker = await startServer('worker', {
+      ...transport.env,
+      DATABASE_URL: t.adminUrl,
+      PORT: String(await freePort()),
+      PLATFORM_API_KEY: PLATFORM_KEY,
+      VAULT_KEK,
+      JWT_SECRET: 'webhook-kill-jwt-secret-0123456789',
+      SEED_DEMO_TENANT: 'false',
+      LOG_LEVEL: 'warn',
+      DATA_DIR: dataDir,
+      WEBHOOK_ALLOW_PRIVATE: '127.0.0.0/8',
+      WEBHOOK_TIMEOUT_MS: '2000',
+      WEBHOOK_RETRY_SCHEDULE: '0,0.2,0.2,0.2,0.2,0.2,0.2,0.2',
+    });
+    workers.push(worker);
+    return worker;
+  }
 
-        const events = await t.admin<{ id: string }[]>`
-        SELECT id FROM events WHERE tenant_id = ${tenant.id} AND type = 'payment.succeeded'`;
-        expect(events).toHaveLength(20);
-        const expected = events.map((e) => e.id).sort();
-        // Every event arrives, and the requests cut off by the kill come again once their lease runs out.
-        const repeated = (id: string) => receiver.ids().filter((x) => x === id).length >= 2;
-        await waitFor(
-          () => expected.every((id) => receiver.ids().includes(id)) && inFlight.every(repeated),
-          90_000,
-          'every event at the receiver, and the cut-off ones again',
-        );
-        // The requests cut off by the kill came again, under the same webhook-id.
-        const ids = receiver.ids();
-        for (const id of inFlight) expect(ids.filter((x) => x === id).length).toBeGreaterThanOrEqual(2);
-        expect(new Set(ids)).toEqual(new Set(expected));
-      } finally {
-        await receiver.close();
-      }
-    },
-  );
+  describe(`a worker killed mid-delivery (${transport.label})`, () => {
+    it(
+      'loses no event: every one arrives at least once, and a repeat carries the same webhook-id',
+      { timeout: 240_000 },
+      async () => {
+        const tenant = await createTenant(t.app, 'Webhook kill');
+        const post = (url: string, body?: unknown) => call(t.app, tenant.testKey, 'POST', url, body);
+        let holding = true;
+        // While the first worker lives, the receiver holds every request open: they are all mid-delivery when it dies.
+        const receiver = await startReceiver(() => (holding ? 'hang' : { status: 200 }));
+        try {
+          await ok(await post('/v1/webhook_endpoints', { url: receiver.url, enabled_events: ['payment.succeeded'] }));
+          const pay = () =>
+            post('/v1/payments', {
+              amount: 1000,
+              currency: 'usd',
+              payment_method: card(TEST_CARDS.visa),
+              confirm: true,
+            });
+
+          const first = await startWorker();
+          for (let i = 0; i < 10; i++) expect((await pay()).statusCode).toBe(200);
+          await waitFor(() => receiver.received.length >= 3, 60_000, 'deliveries in flight');
+          const inFlight = receiver.ids();
+          await stopServer(first, 'SIGKILL');
+          // Events keep coming while no worker runs.
+          for (let i = 0; i < 10; i++) expect((await pay()).statusCode).toBe(200);
+          holding = false;
+          await startWorker();
+
+          const events = await t.admin<{ id: string }[]>`
+          SELECT id FROM events WHERE tenant_id = ${tenant.id} AND type = 'payment.succeeded'`;
+          expect(events).toHaveLength(20);
+          const expected = events.map((e) => e.id).sort();
+          // Every event arrives, and the requests cut off by the kill come again once their lease runs out.
+          const repeated = (id: string) => receiver.ids().filter((x) => x === id).length >= 2;
+          await waitFor(
+            () => expected.every((id) => receiver.ids().includes(id)) && inFlight.every(repeated),
+            90_000,
+            'every event at the receiver, and the cut-off ones again',
+          );
+          // The requests cut off by the kill came again, under the same webhook-id.
+          const ids = receiver.ids();
+          for (const id of inFlight) expect(ids.filter((x) => x === id).length).toBeGreaterThanOrEqual(2);
+          expect(new Set(ids)).toEqual(new Set(expected));
+        } finally {
+          await receiver.close();
+        }
+      },
+    );
+  });
 });

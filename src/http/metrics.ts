@@ -78,6 +78,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly webhookBrokerMessages = new Gauge({
+    name: 'webhook_broker_messages',
+    help: 'RabbitMQ transport: delivery jobs in the work queue (ready) and in the retry delay queues (delayed)',
+    labelNames: ['queue'] as const,
+    registers: [this.registry],
+  });
+
   readonly fraudDecisions = new Counter({
     name: 'fraud_decisions_total',
     help: 'Fraud decisions by action and by the rule (or allow-list) that decided ("none": no rule matched)',

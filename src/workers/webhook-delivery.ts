@@ -10,6 +10,7 @@ import { newId } from '../lib/ids.js';
 import { toApiEvent } from '../modules/events/events.js';
 import type { DisabledReason, SealedSecretRow, WebhookService } from '../modules/webhooks/service.js';
 import { pinnedLookup, resolveAllowed, systemResolver, type Resolver } from '../modules/webhooks/ssrf.js';
+import { WebhookAmqpQueue, type JobHandle, type WebhookJob } from './webhook-amqp.js';
 
 interface ClaimedDelivery {
   id: string;
@@ -27,6 +28,16 @@ interface ClaimedDelivery {
   event_sequence: number;
   event_api_version: string;
   tenant_api_version: string;
+  /** Moved on by every dispatch, record, redelivery and replay: the attempt is recorded only while it is current. */
+  dispatch_seq: number;
+  /** RabbitMQ transport only: when the attempt is due (a job can come back from a delay queue early). */
+  next_attempt_at?: Date;
+}
+
+/** The RabbitMQ message a delivery came in, acked once the attempt's outcome is recorded. */
+interface QueuedAttempt {
+  job: WebhookJob;
+  handle: JobHandle;
 }
 
 interface AttemptResult {
@@ -40,6 +51,8 @@ interface AttemptResult {
   attemptedAt: Date;
   nextStatus: 'pending' | 'succeeded' | 'failed';
   nextAt: Date | null;
+  dispatchSeq: number;
+  queued?: QueuedAttempt;
 }
 
 export interface DispatcherOptions {
@@ -50,9 +63,14 @@ export interface DispatcherOptions {
   circuitFailures?: number;
   circuitCooldownMs?: number;
   idleWaitMs?: number;
+  queueDepthEveryMs?: number;
+  /** How long a host name's checked address is reused (0: resolved and checked for every attempt). */
+  dnsCacheMs?: number;
 }
 
 const RESPONSE_KEEP_BYTES = 1024;
+const BODY_CACHE_SIZE = 10_000;
+const DNS_CACHE_MS = 5_000;
 const RESPONSE_READ_LIMIT = 64 * 1024;
 
 /** Standard Webhooks signatures: one `v1,<base64 HMAC-SHA256(id.timestamp.body)>` per valid secret. */
@@ -80,6 +98,8 @@ class EndpointState {
   refilledAt: number;
   consecutiveFailures = 0;
   openUntil = 0;
+  /** RabbitMQ transport: jobs received while the endpoint had no free slot, sent as slots free up. */
+  waiting: { delivery: ClaimedDelivery; secrets: string[]; queued: QueuedAttempt }[] = [];
   constructor(
     private readonly rate: number,
     now: number,
@@ -95,8 +115,10 @@ class EndpointState {
 }
 
 /**
- * Fans committed events out to the endpoints subscribed to them and delivers each one, with the
- * PostgreSQL deliveries table as the queue (`FOR UPDATE SKIP LOCKED`). Every delivery's row is
+ * Fans committed events out to the endpoints subscribed to them and delivers each one. The deliveries
+ * table holds every delivery's state on both transports. With RabbitMQ (`transport: amqp`) the jobs
+ * travel through the broker (see dispatchOnce, startJobs, ackRecorded and src/workers/webhook-amqp.ts);
+ * otherwise the table itself is the queue (`FOR UPDATE SKIP LOCKED`), as described here. Every delivery's row is
  * written before it is attempted and claimed under a lease: a worker killed mid-delivery leaves
  * it to be sent again once the lease runs out, with the same webhook-id (the event id).
  *
@@ -106,11 +128,16 @@ class EndpointState {
  */
 export class WebhookDispatcher {
   private readonly settings: Config['webhooks'];
+  private readonly queue?: WebhookAmqpQueue;
+  private received: QueuedAttempt[] = [];
+  private flushing = false;
   private readonly clock: () => number;
   private readonly resolver: Resolver;
   private readonly endpoints = new Map<string, EndpointState>();
   private readonly secrets = new Map<string, string>();
   private readonly results: AttemptResult[] = [];
+  private readonly bodies = new Map<string, string>();
+  private readonly addresses = new Map<string, { address: string; until: number }>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly agents = {
     'http:': new http.Agent({ keepAlive: true, maxSockets: 64 }),
@@ -126,7 +153,7 @@ export class WebhookDispatcher {
       workerSql: Sql;
       webhooks: WebhookService;
       metrics: Metrics;
-      config: Pick<Config, 'webhooks'>;
+      config: Pick<Config, 'webhooks' | 'amqpUrl'>;
       log: FastifyBaseLogger;
     },
     private readonly options: DispatcherOptions = {},
@@ -134,25 +161,42 @@ export class WebhookDispatcher {
     this.settings = deps.config.webhooks;
     this.clock = options.clock ?? Date.now;
     this.resolver = options.resolver ?? systemResolver;
+    if (this.settings.transport === 'amqp' && deps.config.amqpUrl)
+      this.queue = new WebhookAmqpQueue(
+        deps.config.amqpUrl,
+        this.settings.amqpPrefix,
+        this.settings.retryScheduleMs,
+        // Room for every endpoint's waiting jobs besides the ones in flight (see startJobs).
+        2 * this.settings.concurrency,
+        deps.log,
+        (job, handle) => this.receive({ job, handle }),
+      );
   }
 
   start() {
     this.running = true;
     this.stopped = new Promise((resolve) => (this.stopSleeping = resolve));
+    this.queue?.start();
     this.loops = [
       this.loop('webhook-fan-out', () => this.fanOutOnce()),
-      this.loop('webhook-deliver', () => this.claimOnce()),
+      this.queue
+        ? this.loop('webhook-dispatch', () => this.dispatchOnce())
+        : this.loop('webhook-deliver', () => this.claimOnce()),
       this.loop('webhook-record', () => this.recordOnce()),
-      this.loop('webhook-queue-depth', () => this.countQueue(), 5_000),
+      this.loop('webhook-queue-depth', () => this.countQueue(), this.options.queueDepthEveryMs ?? 5_000),
     ];
   }
 
   async stop() {
     this.running = false;
     this.stopSleeping();
+    await this.queue?.stopConsuming();
     await Promise.allSettled(this.loops);
+    while (this.flushing) await new Promise((resolve) => setTimeout(resolve, 5));
     await Promise.allSettled([...this.inFlight]);
     await this.recordOnce().catch(() => 0);
+    // Jobs received but not started go back to the queue with the connection.
+    await this.queue?.close();
     this.agents['http:'].destroy();
     this.agents['https:'].destroy();
   }
@@ -193,9 +237,7 @@ export class WebhookDispatcher {
     const skip: string[] = [];
     for (const [id, state] of this.endpoints) {
       state.refill(now);
-      const halfOpen = state.openUntil > 0 && state.openUntil <= now;
-      const limit = halfOpen ? 1 : this.settings.concurrencyPerEndpoint;
-      if (state.openUntil > now || state.inFlight >= limit || state.tokens < 1) skip.push(id);
+      if (state.openUntil > now || state.inFlight >= this.slots(state, now) || state.tokens < 1) skip.push(id);
     }
     // An attempt, queueing for a socket included, ends within the timeout and is recorded within
     // moments: a lease twice as long plus a margin only runs out when the worker is gone.
@@ -205,20 +247,149 @@ export class WebhookDispatcher {
         ${this.settings.concurrencyPerEndpoint}, ${lease}::interval, ${skip})`;
     if (!claimed.length) return 0;
     const secrets = await this.secretsFor([...new Set(claimed.map((d) => d.endpoint_id))], now);
-    for (const delivery of claimed) {
-      const state = this.state(delivery.endpoint_id, now);
-      state.inFlight++;
-      state.tokens--;
-      const sending: Promise<void> = this.attempt(delivery, secrets.get(delivery.endpoint_id) ?? [])
-        .then((result) => this.settle(delivery, state, result))
-        .catch((error) => this.deps.log.error({ err: error, delivery: delivery.id }, 'webhook attempt failed'))
-        .finally(() => {
-          state.inFlight--;
-          this.inFlight.delete(sending);
-        });
-      this.inFlight.add(sending);
-    }
+    for (const delivery of claimed)
+      this.send(delivery, this.state(delivery.endpoint_id, now), secrets.get(delivery.endpoint_id) ?? []);
     return claimed.length;
+  }
+
+  private send(delivery: ClaimedDelivery, state: EndpointState, secrets: string[], queued?: QueuedAttempt) {
+    state.inFlight++;
+    state.tokens--;
+    const sending: Promise<void> = this.attempt(delivery, secrets)
+      .then((result) => this.settle(delivery, state, result, queued))
+      .catch((error) => this.deps.log.error({ err: error, delivery: delivery.id }, 'webhook attempt failed'))
+      .finally(() => {
+        state.inFlight--;
+        this.inFlight.delete(sending);
+        if (state.waiting.length) this.sendWaiting(state);
+      });
+    this.inFlight.add(sending);
+  }
+
+  private slots(state: EndpointState, now: number) {
+    const halfOpen = state.openUntil > 0 && state.openUntil <= now;
+    return halfOpen ? 1 : this.settings.concurrencyPerEndpoint;
+  }
+
+  /** Sends an endpoint's waiting jobs into its free slots; with its circuit open they wait in a delay queue. */
+  private sendWaiting(state: EndpointState) {
+    if (!this.running) return;
+    const now = this.clock();
+    state.refill(now);
+    const parked: { queued: QueuedAttempt; waitMs: number }[] = [];
+    if (state.openUntil > now)
+      for (const { queued } of state.waiting.splice(0)) parked.push({ queued, waitMs: state.openUntil - now });
+    while (state.waiting.length && state.inFlight < this.slots(state, now)) {
+      const next = state.waiting.shift()!;
+      if (state.tokens < 1)
+        parked.push({ queued: next.queued, waitMs: ((1 - state.tokens) / this.settings.ratePerEndpoint) * 1000 });
+      else this.send(next.delivery, state, next.secrets, next.queued);
+    }
+    if (parked.length) void this.park(parked);
+  }
+
+  /** Jobs wait in a delay queue (new messages), then the ones that carried them are acked. */
+  private async park(parked: { queued: QueuedAttempt; waitMs: number }[]) {
+    const queue = this.queue!;
+    try {
+      await queue.delay(parked.map((p) => ({ job: p.queued.job, waitMs: p.waitMs })));
+    } catch (error) {
+      // Back to the work queue rather than held unacked: it comes again and waits then.
+      this.deps.log.warn({ err: error }, 'webhook jobs could not wait in a delay queue; requeued');
+      for (const p of parked) queue.requeue(p.queued.handle);
+      return;
+    }
+    for (const p of parked) queue.ack(p.queued.handle);
+  }
+
+  /**
+   * RabbitMQ transport: hands due deliveries to the work queue, and is the sweeper too: a delivery whose lease ran
+   * out unrecorded (publish unconfirmed, message or worker lost) is due again and goes out in a new message.
+   */
+  async dispatchOnce(limit = 500): Promise<number> {
+    const queue = this.queue!;
+    if (!queue.connected) return 0;
+    const now = this.clock();
+    const skip = [...this.endpoints].filter(([, state]) => state.openUntil > now).map(([id]) => id);
+    const jobs = await this.deps.workerSql<WebhookJob[]>`
+      SELECT id, dispatch_seq AS seq FROM worker_dispatch_webhook_deliveries(${new Date(now)}, ${limit},
+        ${this.settings.amqpQueuedPerEndpoint}, ${`${this.settings.amqpLeaseMs / 1000} seconds`}::interval, ${skip})`;
+    if (!jobs.length) return 0;
+    try {
+      await queue.publish(jobs);
+    } catch (error) {
+      // Unconfirmed: due again at once rather than when the lease runs out (a duplicate at worst).
+      await this.deps.workerSql`
+        SELECT worker_release_webhook_deliveries(${jobs.map((j) => j.id)}, ${jobs.map((j) => j.seq)}::integer[])`;
+      throw error;
+    }
+    return jobs.length;
+  }
+
+  private receive(queued: QueuedAttempt) {
+    this.received.push(queued);
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(() => void this.startReceived());
+    }
+  }
+
+  /** Starts the jobs received since the last call, with one query for all of them. */
+  private async startReceived() {
+    // Once stopping, what is left goes back to the queue with the connection.
+    while (this.received.length && this.running) {
+      const batch = this.received.splice(0, 512);
+      try {
+        await this.startJobs(batch);
+      } catch (error) {
+        // Not acked: they stay this worker's until PostgreSQL answers again.
+        this.deps.log.error({ err: error }, 'webhook jobs could not be started; trying again');
+        this.received.unshift(...batch);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+    this.flushing = false;
+  }
+
+  private async startJobs(batch: QueuedAttempt[]) {
+    const queue = this.queue!;
+    const rows = await this.deps.workerSql<ClaimedDelivery[]>`
+      SELECT * FROM worker_dispatched_webhook_deliveries(${batch.map((q) => q.job.id)},
+        ${batch.map((q) => q.job.seq)}::integer[])`;
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    const now = this.clock();
+    const secrets = rows.length
+      ? await this.secretsFor([...new Set(rows.map((d) => d.endpoint_id))], now)
+      : new Map<string, string[]>();
+    const parked: { queued: QueuedAttempt; waitMs: number }[] = [];
+    for (const queued of batch) {
+      const delivery = byId.get(queued.job.id);
+      // Delivered, given up, replayed in a newer message or endpoint disabled: nothing to send.
+      if (!delivery) {
+        queue.ack(queued.handle);
+        continue;
+      }
+      const state = this.state(delivery.endpoint_id, now);
+      state.refill(now);
+      const dueIn = new Date(delivery.next_attempt_at!).getTime() - now;
+      // Not yet due (back early from a delay queue), circuit open or over its rate: it waits in a delay queue, not
+      // in this worker's prefetch. Only a job whose endpoint's slots are all busy waits here, and the dispatch
+      // hands an endpoint only so many jobs at once (WEBHOOK_AMQP_QUEUED_PER_ENDPOINT): a hanging endpoint holds a
+      // bounded share of the prefetch, and its circuit, once open, sends even those to a delay queue.
+      const waitMs =
+        dueIn > 5
+          ? dueIn
+          : state.openUntil > now
+            ? state.openUntil - now
+            : state.tokens < 1
+              ? ((1 - state.tokens) / this.settings.ratePerEndpoint) * 1000
+              : 0;
+      const found = { delivery, secrets: secrets.get(delivery.endpoint_id) ?? [], queued };
+      if (waitMs > 0) parked.push({ queued, waitMs });
+      else if (state.inFlight >= this.slots(state, now)) state.waiting.push(found);
+      else this.send(found.delivery, state, found.secrets, queued);
+    }
+    if (parked.length) await this.park(parked);
   }
 
   private async secretsFor(endpointIds: string[], now: number): Promise<Map<string, string[]>> {
@@ -239,7 +410,31 @@ export class WebhookDispatcher {
   private async attempt(delivery: ClaimedDelivery, secrets: string[]) {
     const attemptedAt = this.clock();
     const started = performance.now();
-    // The event as the API shows it, in the version the tenant is pinned to.
+    const body = this.bodyOf(delivery);
+    if (delivery.attempts === 0)
+      this.deps.metrics.webhookDeliveryLag.observe(
+        Math.max(0, (attemptedAt - new Date(delivery.event_created_at).getTime()) / 1000),
+      );
+    const timestamp = Math.floor(attemptedAt / 1000);
+    const headers = {
+      'content-type': 'application/json',
+      'user-agent': 'PayForward-Webhooks/1.0',
+      'webhook-id': delivery.event_id,
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': signatures(secrets, delivery.event_id, timestamp, body),
+    };
+    const outcome = await this.post(delivery.url, headers, body);
+    return { ...outcome, attemptedAt: new Date(attemptedAt), latencyMs: Math.round(performance.now() - started) };
+  }
+
+  /**
+   * The event as the API shows it, in the version the tenant is pinned to. An event never changes, and it usually
+   * goes to several endpoints at once (and again on retries): it is converted and serialised once per version.
+   */
+  private bodyOf(delivery: ClaimedDelivery): string {
+    const key = `${delivery.event_id}@${delivery.tenant_api_version}`;
+    const cached = this.bodies.get(key);
+    if (cached !== undefined) return cached;
     const body = JSON.stringify(
       convertVersion(
         toApiEvent({
@@ -258,20 +453,26 @@ export class WebhookDispatcher {
         delivery.tenant_api_version,
       ),
     );
-    if (delivery.attempts === 0)
-      this.deps.metrics.webhookDeliveryLag.observe(
-        Math.max(0, (attemptedAt - new Date(delivery.event_created_at).getTime()) / 1000),
-      );
-    const timestamp = Math.floor(attemptedAt / 1000);
-    const headers = {
-      'content-type': 'application/json',
-      'user-agent': 'PayForward-Webhooks/1.0',
-      'webhook-id': delivery.event_id,
-      'webhook-timestamp': String(timestamp),
-      'webhook-signature': signatures(secrets, delivery.event_id, timestamp, body),
-    };
-    const outcome = await this.post(delivery.url, headers, body);
-    return { ...outcome, attemptedAt: new Date(attemptedAt), latencyMs: Math.round(performance.now() - started) };
+    if (this.bodies.size >= BODY_CACHE_SIZE) this.bodies.clear();
+    this.bodies.set(key, body);
+    return body;
+  }
+
+  /**
+   * The checked addresses of a host name, kept for a moment: a name lookup per delivery would queue every delivery
+   * behind the few threads libuv resolves with. Every address is checked before it is kept, and the connection is
+   * pinned to it, so a rebinding DNS answer gains nothing; a changed answer is seen within `dnsCacheMs`.
+   */
+  private async addressOf(hostname: string, now: number): Promise<string> {
+    const ttl = this.options.dnsCacheMs ?? DNS_CACHE_MS;
+    const cached = this.addresses.get(hostname);
+    if (cached && cached.until > now) return cached.address;
+    const [address] = await resolveAllowed(hostname, this.settings.allowPrivate, this.resolver);
+    if (ttl > 0) {
+      if (this.addresses.size >= BODY_CACHE_SIZE) this.addresses.clear();
+      this.addresses.set(hostname, { address, until: now + ttl });
+    }
+    return address;
   }
 
   private async post(
@@ -282,7 +483,7 @@ export class WebhookDispatcher {
     const target = new URL(url);
     let address: string;
     try {
-      [address] = await resolveAllowed(target.hostname, this.settings.allowPrivate, this.resolver);
+      address = await this.addressOf(target.hostname, performance.now());
     } catch (error) {
       return { statusCode: null, body: null, error: `refused: ${(error as Error).message}` };
     }
@@ -330,6 +531,7 @@ export class WebhookDispatcher {
     delivery: ClaimedDelivery,
     state: EndpointState,
     result: Awaited<ReturnType<WebhookDispatcher['attempt']>> & { retryAfter?: string },
+    queued?: QueuedAttempt,
   ) {
     const status = result.statusCode;
     const succeeded = status !== null && status >= 200 && status < 300;
@@ -373,6 +575,8 @@ export class WebhookDispatcher {
       attemptedAt: result.attemptedAt,
       nextStatus,
       nextAt,
+      dispatchSeq: delivery.dispatch_seq,
+      queued,
     });
     if (status === 410) await this.disable(delivery, 'gone');
   }
@@ -401,12 +605,15 @@ export class WebhookDispatcher {
           ${column('outcome')}, ${column('statusCode') as (number | null)[]}::integer[],
           ${column('latencyMs')}::integer[], ${column('body') as (string | null)[]}::text[],
           ${column('error') as (string | null)[]}::text[], ${batch.map((r) => r.attemptedAt.toISOString())}::timestamptz[],
-          ${column('nextStatus')}, ${batch.map((r) => r.nextAt?.toISOString() ?? null)}::timestamptz[])`;
+          ${column('nextStatus')}, ${batch.map((r) => r.nextAt?.toISOString() ?? null)}::timestamptz[],
+          ${column('dispatchSeq')}::integer[],
+          ${batch.map((r) => (r.queued && r.nextAt ? new Date(r.nextAt.getTime() + this.settings.amqpLeaseMs).toISOString() : null))}::timestamptz[])`;
     } catch (error) {
       // Kept for the next pass; if this process dies first, the leases run out and the deliveries go again.
       this.results.unshift(...batch);
       throw error;
     }
+    await this.ackRecorded(batch);
     const now = this.clock();
     for (const streak of streaks) {
       if (streak.failing_since && now - new Date(streak.failing_since).getTime() >= this.settings.disableAfterMs)
@@ -415,9 +622,40 @@ export class WebhookDispatcher {
     return batch.length;
   }
 
+  /**
+   * RabbitMQ transport, once attempts are recorded: a retry waits in a delay queue (a new message, the dispatch's
+   * next number), then the job that carried the attempt is acked. Lost before the ack, the job comes again and is
+   * dropped as stale; lost before the delay's confirm, the retry's lease runs out and the sweeper sends it.
+   */
+  private async ackRecorded(batch: AttemptResult[]) {
+    const queue = this.queue;
+    const queued = batch.filter((r) => r.queued);
+    if (!queue || !queued.length) return;
+    const now = this.clock();
+    try {
+      await queue.delay(
+        queued
+          .filter((r) => r.nextStatus === 'pending' && r.nextAt)
+          .map((r) => ({
+            job: { id: r.queued!.job.id, seq: r.queued!.job.seq + 1 },
+            waitMs: Math.max(1, r.nextAt!.getTime() - now),
+          })),
+      );
+    } catch (error) {
+      // Recorded with a lease until the retry is due (plus the lease): the sweeper sends them then.
+      this.deps.log.warn({ err: error }, 'webhook retries not queued; their leases will bring them back');
+    }
+    for (const r of queued) queue.ack(r.queued!.handle);
+  }
+
   private async countQueue(): Promise<number> {
     const [row] = await this.deps.workerSql<{ depth: number }[]>`SELECT worker_webhook_queue_depth() AS depth`;
     this.deps.metrics.webhookQueueDepth.set(row.depth);
+    const broker = await this.queue?.depth();
+    if (broker) {
+      this.deps.metrics.webhookBrokerMessages.set({ queue: 'ready' }, broker.ready);
+      this.deps.metrics.webhookBrokerMessages.set({ queue: 'delayed' }, broker.delayed);
+    }
     return 0;
   }
 

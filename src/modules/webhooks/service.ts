@@ -362,7 +362,9 @@ export class WebhookService {
     return inScope(this.sql, scope, async (tx) => {
       await findOwned(tx, 'events', scope, eventId, 'event');
       await tx`
-        UPDATE webhook_deliveries d SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
+        UPDATE webhook_deliveries d SET status = 'pending', attempts = 0, next_attempt_at = now(), dispatch_until = NULL,
+          dispatch_seq = dispatch_seq + 1,
+          updated_at = now()
         FROM webhook_endpoints w
         WHERE d.event_id = ${eventId} AND w.id = d.endpoint_id AND w.status = 'enabled' AND w.deleted_at IS NULL`;
       return { data: await this.deliveries(tx, tx`event_id = ${eventId}`), has_more: false };
@@ -382,7 +384,9 @@ export class WebhookService {
       const since = tx`to_timestamp(${body.since}::bigint)`;
       const until = body.until !== undefined ? tx`to_timestamp(${body.until}::bigint)` : tx`now()`;
       const again = await tx`
-        UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
+        UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), dispatch_until = NULL,
+          dispatch_seq = dispatch_seq + 1,
+          updated_at = now()
         WHERE endpoint_id = ${id} AND event_created_at >= ${since} AND event_created_at < ${until}
           AND ${body.only_failed ? tx`status = 'failed'` : tx`status <> 'pending'`}`;
       const added = body.only_failed
