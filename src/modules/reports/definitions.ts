@@ -439,6 +439,12 @@ async function* statementRows(ctx: SourceContext): AsyncIterable<Row[]> {
 }
 
 /** Keys, users (when the users table exists) and key-encryption keys, with what a reviewer must look at. */
+/** What each kind of key may do; a restricted key lists its scopes instead. */
+const KEY_ACCESS: Record<string, string> = {
+  secret: 'secret key: all scopes',
+  publishable: 'publishable key: tokenize cards, confirm and read a payment with its client_secret',
+};
+
 async function* accessReviewRows(ctx: SourceContext): AsyncIterable<Row[]> {
   const { tx, scope, now } = ctx;
   const staleDays = Number(ctx.parameters.stale_days ?? 90);
@@ -464,13 +470,16 @@ async function* accessReviewRows(ctx: SourceContext): AsyncIterable<Row[]> {
     const findings: string[] = [];
     const active = !key.revoked_at && (!key.expires_at || key.expires_at > now);
     if (!active) findings.push(key.revoked_at ? 'revoked' : 'expired');
-    if (active && ageDays(key.created_at)! > staleDays) findings.push(`older_than_${staleDays}_days`);
-    if (active && ageDays(key.last_used_at ?? key.created_at)! > staleDays) findings.push(`unused_${staleDays}_days`);
+    // A publishable key is public by design: its age or idleness exposes nothing.
+    const secret = key.kind !== 'publishable';
+    if (secret && active && ageDays(key.created_at)! > staleDays) findings.push(`older_than_${staleDays}_days`);
+    if (secret && active && ageDays(key.last_used_at ?? key.created_at)! > staleDays)
+      findings.push(`unused_${staleDays}_days`);
     return {
       principal: 'api_key',
       id: key.id,
       name: key.name ?? key.redacted,
-      access: key.kind === 'secret' ? 'secret key: all scopes' : key.scopes.join(' '),
+      access: KEY_ACCESS[key.kind] ?? key.scopes.join(' '),
       created: iso(key.created_at),
       age_days: ageDays(key.created_at),
       last_used: iso(key.last_used_at),

@@ -301,7 +301,9 @@ describe('PCI access review', () => {
     await t.admin`UPDATE api_keys SET created_at = now() - interval '100 days' WHERE id = ${restricted.id}`;
     const rows = await csvRows(tenant, { type: 'pci_access_review' });
     const keys = rows.filter((r) => r.principal === 'api_key');
-    expect(keys.map((r) => r.id).sort()).toEqual([tenant.testKeyId, restricted.id].sort());
+    const publishable = keys.find((r) => r.access.startsWith('publishable key'))!;
+    expect(publishable.name).toBe('Publishable key');
+    expect(keys.map((r) => r.id).sort()).toEqual([tenant.testKeyId, restricted.id, publishable.id].sort());
     const secret = keys.find((r) => r.id === tenant.testKeyId)!;
     expect(secret.access).toBe('secret key: all scopes');
     expect(secret.last_used).not.toBe('');
@@ -309,6 +311,10 @@ describe('PCI access review', () => {
     const old = keys.find((r) => r.id === restricted.id)!;
     expect(old).toMatchObject({ name: 'auditor', access: 'reports:read', age_days: '100', last_used: '' });
     expect(old.findings.split(' ')).toEqual(['older_than_90_days', 'unused_90_days']);
+    // Public by design: an old publishable key is no finding.
+    await t.admin`UPDATE api_keys SET created_at = now() - interval '100 days' WHERE id = ${publishable.id}`;
+    const again = await csvRows(tenant, { type: 'pci_access_review' });
+    expect(again.find((r) => r.id === publishable.id)!.findings).toBe('');
     const keks = rows.filter((r) => r.principal === 'kek');
     expect(keks).toHaveLength(1);
     expect(keks[0].id).toMatch(/^kek_/);
