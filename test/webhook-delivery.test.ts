@@ -137,9 +137,9 @@ describe.each(webhookTransports('webhooks'))('$label', (transport) => {
       expect(await metric('webhook_delivery_lag_seconds', {})).toBeGreaterThan(before.lag);
     });
 
-    it.runIf(transport.name === 'amqp')(
-      'sends again a job committed but never confirmed once its lease runs out; dead-letters an unreadable one',
-      async () => {
+    // RabbitMQ's own machinery: defined for that transport only, rather than reported as skipped on the other.
+    if (transport.name === 'amqp')
+      it('sends again a job committed but never confirmed once its lease runs out; dead-letters an unreadable one', async () => {
         const { get, endpoint, pay } = await setup('Sweeper');
         const r = await receiver();
         const ep = await endpoint(r.url, ['payment.succeeded']);
@@ -165,8 +165,7 @@ describe.each(webhookTransports('webhooks'))('$label', (transport) => {
         } finally {
           await connection.close();
         }
-      },
-    );
+      });
 
     it('matches exact names, prefixes and * and sends nothing else', async () => {
       const { post, endpoint, pay } = await setup('Filters');
