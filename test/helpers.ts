@@ -7,11 +7,31 @@ import { loadConfig, type Config } from '../src/config.js';
 import { appDatabaseUrl, connect, workerDatabaseUrl, type Sql } from '../src/db/index.js';
 import { createPlatform, type Platform } from '../src/platform.js';
 import { migrate } from '../src/db/migrate.js';
+import { freePort } from './process.js';
 
 export const PLATFORM_KEY = 'op_platform_test_0123456789abcdef';
 const TEST_KEK = randomBytes(32).toString('base64');
 const TEST_FINGERPRINT_KEY = randomBytes(32).toString('base64');
 export const TEST_AUDIT_SIGNING_KEY = randomBytes(32).toString('base64');
+
+/**
+ * The settings of an API server process (`startServer('api', …)`) on `databaseUrl`: a free port, PLATFORM_KEY, vault
+ * and session secrets of its own, no demo tenant, warnings only.
+ */
+export async function apiServerEnv(databaseUrl: string, dataDir: string): Promise<Record<string, string>> {
+  return {
+    DATABASE_URL: databaseUrl,
+    PORT: String(await freePort()),
+    HOST: '127.0.0.1',
+    PLATFORM_API_KEY: PLATFORM_KEY,
+    VAULT_KEK: randomBytes(32).toString('base64'),
+    VAULT_FINGERPRINT_KEY: randomBytes(32).toString('base64'),
+    JWT_SECRET: randomBytes(32).toString('base64'),
+    SEED_DEMO_TENANT: 'false',
+    LOG_LEVEL: 'warn',
+    DATA_DIR: dataDir,
+  };
+}
 
 export interface TestApp {
   app: FastifyInstance;
