@@ -274,6 +274,25 @@ export async function newCustomer(app: FastifyInstance, key: string, body: Recor
   return (await ok(await call(app, key, 'POST', '/v1/customers', body))).id as string;
 }
 
+/** A confirmed card payment (USD and the Visa test card unless `extra`/`number` say otherwise) that must answer 200. */
+export async function payByCard(
+  app: FastifyInstance,
+  key: string,
+  amount: number,
+  extra: Record<string, unknown> = {},
+  number: string = TEST_CARDS.visa,
+) {
+  return ok(
+    await call(app, key, 'POST', '/v1/payments', {
+      amount,
+      currency: 'usd',
+      payment_method: card(number),
+      confirm: true,
+      ...extra,
+    }),
+  );
+}
+
 /**
  * Turns off the tenant mode's default card-testing rule (five payments of at most 5.00 on one card within an hour are
  * blocked), for tests that pay tiny amounts with one test card on purpose and are about something else.
