@@ -150,6 +150,14 @@ export async function createTenant(app: FastifyInstance, name = 'Test tenant'): 
   };
 }
 
+/** A test file's usual start: the app booted with default settings, then a tenant of each name, created in order. */
+export async function bootWithTenants(...names: string[]): Promise<[TestApp, ...TestTenant[]]> {
+  const t = await bootApp();
+  const tenants: TestTenant[] = [];
+  for (const name of names) tenants.push(await createTenant(t.app, name));
+  return [t, ...tenants];
+}
+
 /**
  * A migrated database of its own, for tests whose background workers act on every tenant in the
  * database they run on and so would disturb the other test files sharing the run's database.
