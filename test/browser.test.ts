@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { bootApp, card, createTenant, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
 import { freePort, waitFor } from './process.js';
-import { CHROMIUM_PATH, chromiumAvailable } from './services.js';
+import { chromiumAvailable, launchChromium } from './services.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -19,19 +19,7 @@ beforeAll(async () => {
   await t.app.listen({ port, host: '127.0.0.1' });
   tenant = await createTenant(t.app, 'Browser tenant');
   if (!hasBrowser) return;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

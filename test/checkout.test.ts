@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import {
   bootApp,
   call,
@@ -14,7 +14,7 @@ import {
   type TestTenant,
 } from './helpers.js';
 import { freePort, waitFor } from './process.js';
-import { CHROMIUM_PATH, chromiumAvailable } from './services.js';
+import { chromiumAvailable, launchChromium } from './services.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -33,19 +33,7 @@ beforeAll(async () => {
   tenant = await createTenant(t.app, 'Checkout');
   other = await createTenant(t.app, 'Checkout (other tenant)');
   if (!hasBrowser) return;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

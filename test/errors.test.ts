@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InjectOptions } from 'fastify';
 import {
   bootApp,
+  bootWithTenants,
   call,
   card,
   createTenant,
@@ -15,8 +16,7 @@ let t: TestApp;
 let tenant: TestTenant;
 
 beforeAll(async () => {
-  t = await bootApp();
-  tenant = await createTenant(t.app, 'Errors tenant');
+  [t, tenant] = await bootWithTenants('Errors tenant');
 });
 afterAll(() => t.close());
 

@@ -1,12 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect } from '../src/db/index.js';
-import { card, PLATFORM_KEY, TEST_CARDS } from './helpers.js';
+import { apiServerEnv, card, PLATFORM_KEY, TEST_CARDS } from './helpers.js';
 import { startOwnPostgres, type OwnPostgres } from './own-postgres.js';
-import { freePort, startServer, stopServer, waitFor, type ServerProcess } from './process.js';
+import { startServer, stopServer, waitFor, type ServerProcess } from './process.js';
 import { SseClient } from './sse-client.js';
 
 // GET /v1/events/stream while the API's PostgreSQL (a server of the test's own) stops at once, as a
@@ -51,17 +50,8 @@ describe('the event stream across a PostgreSQL restart', () => {
   it('reconnects its LISTEN connection and resumes from Last-Event-ID with every event exactly once', async () => {
     pg = await startOwnPostgres();
     api = await startServer('api', {
-      DATABASE_URL: pg.url,
-      PORT: String(await freePort()),
-      HOST: '127.0.0.1',
-      PLATFORM_API_KEY: PLATFORM_KEY,
-      VAULT_KEK: randomBytes(32).toString('base64'),
-      VAULT_FINGERPRINT_KEY: randomBytes(32).toString('base64'),
-      JWT_SECRET: randomBytes(32).toString('base64'),
+      ...(await apiServerEnv(pg.url, dataDir)),
       EVENT_STREAM_HEARTBEAT_MS: '300',
-      SEED_DEMO_TENANT: 'false',
-      LOG_LEVEL: 'warn',
-      DATA_DIR: dataDir,
       RATE_LIMIT_PER_KEY: '100000',
       RATE_LIMIT_PER_TENANT: '100000',
     });

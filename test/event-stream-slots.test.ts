@@ -1,11 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, createTenant, PLATFORM_KEY, type TestApp } from './helpers.js';
-import { freePort, startServer, stopServer, waitFor, type ServerProcess } from './process.js';
+import { apiServerEnv, bootApp, createTenant, type TestApp } from './helpers.js';
+import { startServer, stopServer, waitFor, type ServerProcess } from './process.js';
 import { serviceUrl } from './services.js';
 import { SseClient } from './sse-client.js';
 
@@ -103,19 +102,7 @@ describe.each([...(redisUrl ? [['Redis', true] as const] : []), ['PostgreSQL', f
 
     it("frees a killed process's slots once their leases run out", async () => {
       const tenant = await createTenant(apps[0].app, 'Slots crash tenant');
-      server = await startServer('api', {
-        ...env,
-        DATABASE_URL: apps[0].adminUrl,
-        PORT: String(await freePort()),
-        HOST: '127.0.0.1',
-        PLATFORM_API_KEY: PLATFORM_KEY,
-        VAULT_KEK: randomBytes(32).toString('base64'),
-        VAULT_FINGERPRINT_KEY: randomBytes(32).toString('base64'),
-        JWT_SECRET: randomBytes(32).toString('base64'),
-        SEED_DEMO_TENANT: 'false',
-        LOG_LEVEL: 'warn',
-        DATA_DIR: dataDir,
-      });
+      server = await startServer('api', { ...env, ...(await apiServerEnv(apps[0].adminUrl, dataDir)) });
       for (let i = 0; i < 2; i++) expect((await open(server.baseUrl, tenant.testKey)).response.status).toBe(200);
       expect((await open(urls[0], tenant.testKey)).response.status).toBe(429);
       await stopServer(server, 'SIGKILL');

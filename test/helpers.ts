@@ -7,11 +7,31 @@ import { loadConfig, type Config } from '../src/config.js';
 import { appDatabaseUrl, connect, workerDatabaseUrl, type Sql } from '../src/db/index.js';
 import { createPlatform, type Platform } from '../src/platform.js';
 import { migrate } from '../src/db/migrate.js';
+import { freePort } from './process.js';
 
 export const PLATFORM_KEY = 'op_platform_test_0123456789abcdef';
 const TEST_KEK = randomBytes(32).toString('base64');
 const TEST_FINGERPRINT_KEY = randomBytes(32).toString('base64');
 export const TEST_AUDIT_SIGNING_KEY = randomBytes(32).toString('base64');
+
+/**
+ * The settings of an API server process (`startServer('api', …)`) on `databaseUrl`: a free port, PLATFORM_KEY, vault
+ * and session secrets of its own, no demo tenant, warnings only.
+ */
+export async function apiServerEnv(databaseUrl: string, dataDir: string): Promise<Record<string, string>> {
+  return {
+    DATABASE_URL: databaseUrl,
+    PORT: String(await freePort()),
+    HOST: '127.0.0.1',
+    PLATFORM_API_KEY: PLATFORM_KEY,
+    VAULT_KEK: randomBytes(32).toString('base64'),
+    VAULT_FINGERPRINT_KEY: randomBytes(32).toString('base64'),
+    JWT_SECRET: randomBytes(32).toString('base64'),
+    SEED_DEMO_TENANT: 'false',
+    LOG_LEVEL: 'warn',
+    DATA_DIR: dataDir,
+  };
+}
 
 export interface TestApp {
   app: FastifyInstance;
@@ -128,6 +148,14 @@ export async function createTenant(app: FastifyInstance, name = 'Test tenant'): 
     testKeyId: tenant.secret_keys.test.id,
     liveKeyId: tenant.secret_keys.live.id,
   };
+}
+
+/** A test file's usual start: the app booted with default settings, then a tenant of each name, created in order. */
+export async function bootWithTenants(...names: string[]): Promise<[TestApp, ...TestTenant[]]> {
+  const t = await bootApp();
+  const tenants: TestTenant[] = [];
+  for (const name of names) tenants.push(await createTenant(t.app, name));
+  return [t, ...tenants];
 }
 
 /**
@@ -252,6 +280,25 @@ export function expectError(
 /** Creates a customer (POST /v1/customers) and returns its id. */
 export async function newCustomer(app: FastifyInstance, key: string, body: Record<string, unknown> = {}) {
   return (await ok(await call(app, key, 'POST', '/v1/customers', body))).id as string;
+}
+
+/** A confirmed card payment (USD and the Visa test card unless `extra`/`number` say otherwise) that must answer 200. */
+export async function payByCard(
+  app: FastifyInstance,
+  key: string,
+  amount: number,
+  extra: Record<string, unknown> = {},
+  number: string = TEST_CARDS.visa,
+) {
+  return ok(
+    await call(app, key, 'POST', '/v1/payments', {
+      amount,
+      currency: 'usd',
+      payment_method: card(number),
+      confirm: true,
+      ...extra,
+    }),
+  );
 }
 
 /**

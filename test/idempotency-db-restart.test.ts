@@ -1,12 +1,11 @@
-import { execFileSync } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Sql } from '../src/db/index.js';
-import { card, PLATFORM_KEY, TEST_CARDS } from './helpers.js';
-import { freePort, startServer, stopServer, waitFor, type ServerProcess } from './process.js';
+import { apiServerEnv, card, PLATFORM_KEY, TEST_CARDS } from './helpers.js';
+import { startOwnPostgres, type OwnPostgres } from './own-postgres.js';
+import { startServer, stopServer, waitFor, type ServerProcess } from './process.js';
 
 // A claimed Idempotency-Key's owner proves it is alive with a heartbeat on the claim. While the
 // database is away no heartbeat lands, so on its return every heartbeat on record is stale, owners
@@ -14,47 +13,9 @@ import { freePort, startServer, stopServer, waitFor, type ServerProcess } from '
 // full timeout to beat again and a retry is refused meanwhile. Needs a PostgreSQL of its own, which
 // the test stops and starts (never the shared one), and an API process that survives the restart.
 
-const PG_BIN = '/usr/lib/postgresql/15/bin';
-let pg: Awaited<ReturnType<typeof ownPostgres>>;
+let pg: OwnPostgres;
 let server: ServerProcess | undefined;
 let own: Sql | undefined;
-
-/** A PostgreSQL server of this test's own, on a free port, in a temporary folder. */
-async function ownPostgres() {
-  const root = mkdtempSync(join(tmpdir(), 'payforward-pg-'));
-  const dataDirectory = join(root, 'data');
-  mkdirSync(dataDirectory);
-  // PostgreSQL refuses to run as root: as root, its commands run as the postgres system user.
-  const asRoot = process.getuid?.() === 0;
-  if (asRoot) {
-    const [uid, gid] = ['-u', '-g'].map((flag) => Number(execFileSync('id', [flag, 'postgres']).toString()));
-    chownSync(root, uid, gid);
-    chownSync(dataDirectory, uid, gid);
-  }
-  const run = (command: string, ...args: string[]) =>
-    asRoot
-      ? execFileSync('runuser', ['-u', 'postgres', '--', join(PG_BIN, command), ...args], { stdio: 'pipe' })
-      : execFileSync(join(PG_BIN, command), args, { stdio: 'pipe' });
-  const port = await freePort();
-  run('initdb', '-D', dataDirectory, '-U', 'postgres', '--auth=trust', '-E', 'UTF8');
-  const options = `-p ${port} -k ${root} -c listen_addresses=127.0.0.1`;
-  const start = () => run('pg_ctl', '-D', dataDirectory, '-l', join(root, 'log'), '-o', options, '-w', 'start');
-  start();
-  return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    start,
-    /** Immediate shutdown: every backend dies at once, as in a crash. */
-    stop: () => run('pg_ctl', '-D', dataDirectory, '-m', 'immediate', '-w', 'stop'),
-    remove() {
-      try {
-        run('pg_ctl', '-D', dataDirectory, '-m', 'immediate', '-w', 'stop');
-      } catch {
-        // Already stopped.
-      }
-      rmSync(root, { recursive: true, force: true });
-    },
-  };
-}
 
 async function post(key: string, path: string, body: unknown, idempotencyKey?: string, signal?: AbortSignal) {
   const response = await fetch(`${server!.baseUrl}${path}`, {
@@ -71,28 +32,19 @@ async function post(key: string, path: string, body: unknown, idempotencyKey?: s
 }
 
 beforeAll(async () => {
-  pg = await ownPostgres();
+  pg = await startOwnPostgres();
 });
 
 afterAll(async () => {
   await stopServer(server);
   await own?.end();
-  pg?.remove();
+  await pg?.remove();
 });
 
 describe('a database restart', () => {
   it("does not hand a live owner's claim to a retry, however long the database was away", async () => {
     server = await startServer('api', {
-      DATABASE_URL: pg.url,
-      PORT: String(await freePort()),
-      HOST: '127.0.0.1',
-      PLATFORM_API_KEY: PLATFORM_KEY,
-      VAULT_KEK: randomBytes(32).toString('base64'),
-      VAULT_FINGERPRINT_KEY: randomBytes(32).toString('base64'),
-      JWT_SECRET: randomBytes(32).toString('base64'),
-      SEED_DEMO_TENANT: 'false',
-      LOG_LEVEL: 'warn',
-      DATA_DIR: join(tmpdir(), `payforward-restart-${randomUUID()}`),
+      ...(await apiServerEnv(pg.url, join(tmpdir(), `payforward-restart-${randomUUID()}`))),
       // The owning request waits ten minutes at the processor: it is alive throughout the test.
       PROCESSOR_LATENCY_MS: '600000',
       // Long enough that the retry after the restart comes well within it.
@@ -134,9 +86,9 @@ describe('a database restart', () => {
     own = undefined;
 
     // Down for longer than the owner timeout: every heartbeat on record is stale when it returns.
-    pg.stop();
+    await pg.kill();
     await waitFor(() => Date.now() - lastBeat.getTime() > 22_000, 60_000, 'the heartbeat to go stale');
-    pg.start();
+    await pg.start();
 
     const retry = await waitFor(
       async () => {

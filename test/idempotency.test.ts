@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  bootApp,
+  bootWithTenants,
   call,
   card,
-  createTenant,
   LIVE_CARD,
   PLATFORM_KEY,
   TEST_CARDS,
@@ -17,9 +16,7 @@ let a: TestTenant;
 let b: TestTenant;
 
 beforeAll(async () => {
-  t = await bootApp();
-  a = await createTenant(t.app, 'Idempotency A');
-  b = await createTenant(t.app, 'Idempotency B');
+  [t, a, b] = await bootWithTenants('Idempotency A', 'Idempotency B');
 });
 afterAll(() => t.close());
 

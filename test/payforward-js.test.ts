@@ -1,9 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { bootApp, createTenant, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
 import { freePort, waitFor } from './process.js';
-import { CHROMIUM_PATH, chromiumAvailable } from './services.js';
+import { chromiumAvailable, launchChromium } from './services.js';
 
 /**
  * A shop on another origin (a second HTTP server on another port) integrates payforward.js as a real shop would:
@@ -67,19 +67,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => shop.listen(shopPort, '127.0.0.1', resolve));
   if (!hasBrowser) return;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

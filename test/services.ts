@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { chromium, type Browser } from 'playwright-core';
 /**
  * Whether a suite that needs an external service can run. Without the service it is skipped on
  * a developer's bare machine, but under CI=true a missing service fails the run instead: CI must
@@ -19,6 +20,26 @@ export function chromiumAvailable(): boolean {
   if (!available && process.env.CI === 'true')
     throw new Error(`${CHROMIUM_PATH} is missing: CI must run the browser tests`);
   return available;
+}
+
+/**
+ * The one Chromium launch of the browser suites, so they run it alike: headless, and kept from traffic of its own
+ * (QUIC, updates, sync) beside the test pages' requests.
+ */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
 }
 
 /** LightGBM in `.venv-fraud` (which `.ci/run` creates), for the fraud model's training tests; missing it fails CI. */

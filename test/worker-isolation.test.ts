@@ -3,11 +3,10 @@ import { startWorkers } from '../src/workers/index.js';
 import {
   bootAppOnOwnDatabase,
   call,
-  card,
   createTenant,
   ok,
   PLATFORM_KEY,
-  TEST_CARDS,
+  payByCard,
   type TestApp,
   type TestTenant,
 } from './helpers.js';
@@ -34,15 +33,7 @@ async function dailyTenant(name: string): Promise<TestTenant> {
   return tenant;
 }
 
-const pay = async (key: string, amount: number) =>
-  ok(
-    await call(t.app, key, 'POST', '/v1/payments', {
-      amount,
-      currency: 'usd',
-      payment_method: card(TEST_CARDS.visa),
-      confirm: true,
-    }),
-  );
+const pay = (key: string, amount: number) => payByCard(t.app, key, amount);
 
 async function available(key: string) {
   const body = await ok(await call(t.app, key, 'GET', '/v1/balance'));

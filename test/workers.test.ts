@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, call, card, createTenant, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
+import { bootWithTenants, call, card, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
 
 // The background passes run here directly against the real database; their inputs are the
 // states a crash or the passage of time leaves behind, written with the superuser connection.
@@ -9,8 +9,7 @@ let t: TestApp;
 let tenant: TestTenant;
 
 beforeAll(async () => {
-  t = await bootApp();
-  tenant = await createTenant(t.app, 'Workers tenant');
+  [t, tenant] = await bootWithTenants('Workers tenant');
 });
 
 afterAll(async () => {

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { ErrorEnvelope, ref } from './schemas.js';
+import type { TSchema } from 'typebox';
+import { ErrorEnvelope, IdParam, ref } from './schemas.js';
 
 export { ref };
 import { PaymentSchema } from '../modules/payments/schemas.js';
@@ -79,3 +80,26 @@ export const listOf = (id: string, url: string) => ({
 
 /** Every route can fail with the one error envelope. */
 export const errors = { '4xx': ref('Error'), '5xx': ref('Error') };
+
+/** A route's documentation in the OpenAPI document. */
+export interface RouteDoc {
+  tags: string[];
+  summary: string;
+  description?: string;
+}
+
+/** Options of a `GET /v1/<objects>` route: a page of `id` objects at `url`, filtered by `querystring`. */
+export function listRoute<Config, Query extends TSchema>(
+  config: Config,
+  doc: RouteDoc,
+  querystring: Query,
+  id: string,
+  url: string,
+) {
+  return { config, schema: { ...doc, querystring, response: { 200: listOf(id, url), ...errors } } };
+}
+
+/** Options of a `GET /v1/<objects>/:id` route answering one `id` object. */
+export function retrieveRoute<Config>(config: Config, doc: RouteDoc, id: string) {
+  return { config, schema: { ...doc, params: IdParam, response: { 200: ref(id), ...errors } } };
+}

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'csv-parse/sync';
 import {
-  bootApp,
+  bootWithTenants,
   call,
   card,
   createTenant,
@@ -17,8 +17,7 @@ let t: TestApp;
 let tenant: TestTenant;
 
 beforeAll(async () => {
-  t = await bootApp();
-  tenant = await createTenant(t.app, 'Audit tenant');
+  [t, tenant] = await bootWithTenants('Audit tenant');
 });
 afterAll(() => t.close());
 

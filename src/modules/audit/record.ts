@@ -180,6 +180,20 @@ export async function recordAudit(tx: Tx, record: AuditRecord): Promise<string> 
   return content.id;
 }
 
+/** `recordAudit` in the shape the services call it: the target by its type and id, its API object before and after. */
+export function auditChange(
+  tx: Tx,
+  scope: Scope,
+  context: AuditContext,
+  action: AuditAction,
+  type: string,
+  id: string,
+  before: object | null,
+  after: object | null,
+): Promise<string> {
+  return recordAudit(tx, { scope, context, action, target: { type, id }, before, after });
+}
+
 /** The actor of work no request asked for: a command-line run or a start-up step, named by what it is. */
 export function systemContext(name: string): AuditContext {
   return { actor: { type: 'system', id: name, ip: null, user_agent: null }, requestId: null };

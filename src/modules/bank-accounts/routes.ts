@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
 import { auditContext } from '../../http/audit-context.js';
-import { errors, listOf, ref } from '../../http/route-schemas.js';
+import { errors, listRoute, ref, retrieveRoute } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import {
   BankAccountListQuery,
@@ -49,15 +49,7 @@ export const bankAccountRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/bank_accounts',
-    {
-      config: read,
-      schema: {
-        tags,
-        summary: 'List bank accounts',
-        querystring: BankAccountListQuery,
-        response: { 200: listOf('BankAccount', '/v1/bank_accounts'), ...errors },
-      },
-    },
+    listRoute(read, { tags, summary: 'List bank accounts' }, BankAccountListQuery, 'BankAccount', '/v1/bank_accounts'),
     async (request) => ({
       object: 'list',
       url: '/v1/bank_accounts',
@@ -67,15 +59,7 @@ export const bankAccountRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/bank_accounts/:id',
-    {
-      config: read,
-      schema: {
-        tags,
-        summary: 'Retrieve a bank account',
-        params: IdParam,
-        response: { 200: ref('BankAccount'), ...errors },
-      },
-    },
+    retrieveRoute(read, { tags, summary: 'Retrieve a bank account' }, 'BankAccount'),
     async (request) => bankAccounts.retrieve(tenantScope(request), request.params.id),
   );
 

@@ -10,7 +10,7 @@ import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import type { EventType } from '../events/catalog.js';
 import type { CardVault } from '../vault/vault.js';
 import type { BankAccount, CreateBankAccountBody, UpdateBankAccountBody } from './schemas.js';
-import { recordAudit, type AuditAction, type AuditContext } from '../audit/record.js';
+import { auditChange, type AuditContext } from '../audit/record.js';
 
 interface BankAccountRow {
   id: string;
@@ -144,7 +144,7 @@ export class BankAccountService {
       await insertRows(tx, 'bank_accounts', BANK_ACCOUNT_COLUMNS, [row]);
       const account = toApiBankAccount(row);
       await this.emit(tx, scope, 'bank_account.created', account, context);
-      await this.audit(tx, scope, context, 'bank_account.created', id, null, account);
+      await auditChange(tx, scope, context, 'bank_account.created', 'bank_account', id, null, account);
       return account;
     });
   }
@@ -180,7 +180,7 @@ export class BankAccountService {
       if (!updated) throw ApiError.notFound('bank_account', id);
       const account = toApiBankAccount(updated);
       await this.emit(tx, scope, 'bank_account.updated', account, context);
-      await this.audit(tx, scope, context, 'bank_account.updated', id, toApiBankAccount(row), account);
+      await auditChange(tx, scope, context, 'bank_account.updated', 'bank_account', id, toApiBankAccount(row), account);
       return account;
     });
   }
@@ -194,7 +194,10 @@ export class BankAccountService {
       if (!deleted) throw ApiError.notFound('bank_account', id);
       const account = toApiBankAccount(deleted);
       await this.emit(tx, scope, 'bank_account.deleted', account, context);
-      await this.audit(tx, scope, context, 'bank_account.deleted', id, null, { ...account, deleted: true });
+      await auditChange(tx, scope, context, 'bank_account.deleted', 'bank_account', id, null, {
+        ...account,
+        deleted: true,
+      });
       return { id, object: 'bank_account' as const, deleted: true as const };
     });
   }
@@ -230,11 +233,12 @@ export class BankAccountService {
       if (updated.status !== 'new') await this.emit(tx, scope, `bank_account.${updated.status}`, account, context);
       const attemptsLeft = MAX_VERIFICATION_ATTEMPTS - updated.verification_attempts;
       // Every wrong guess is a security event, not only the last one that refuses the account.
-      await this.audit(
+      await auditChange(
         tx,
         scope,
         context,
         matches ? 'bank_account.verified' : 'bank_account.verification_failed',
+        'bank_account',
         id,
         toApiBankAccount(row),
         { ...account, attempts_left: attemptsLeft },
@@ -326,17 +330,5 @@ export class BankAccountService {
 
   private async emit(tx: Tx, scope: Scope, type: EventType, account: BankAccount, context: AuditContext) {
     await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, type, account, context.requestId)]);
-  }
-
-  private async audit(
-    tx: Tx,
-    scope: Scope,
-    context: AuditContext,
-    action: AuditAction,
-    id: string,
-    before: object | null,
-    after: object,
-  ) {
-    await recordAudit(tx, { scope, context, action, target: { type: 'bank_account', id }, before, after });
   }
 }

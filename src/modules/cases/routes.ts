@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { auditContext } from '../../http/audit-context.js';
 import { tenantScope } from '../../http/tenant-scope.js';
-import { errors, listOf, ref } from '../../http/route-schemas.js';
+import { errors, listRoute, ref, retrieveRoute } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { CaseListQuery, CaseNoteBody, CreateCaseBody, UpdateCaseBody } from './schemas.js';
 
@@ -30,15 +30,7 @@ export const caseRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/cases',
-    {
-      config: read,
-      schema: {
-        tags,
-        summary: 'List cases',
-        querystring: CaseListQuery,
-        response: { 200: listOf('Case', '/v1/cases'), ...errors },
-      },
-    },
+    listRoute(read, { tags, summary: 'List cases' }, CaseListQuery, 'Case', '/v1/cases'),
     async (request) => ({
       object: 'list',
       url: '/v1/cases',
@@ -46,13 +38,8 @@ export const caseRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }),
   );
 
-  app.get(
-    '/v1/cases/:id',
-    {
-      config: read,
-      schema: { tags, summary: 'Retrieve a case', params: IdParam, response: { 200: ref('Case'), ...errors } },
-    },
-    async (request) => cases.retrieve(tenantScope(request), request.params.id),
+  app.get('/v1/cases/:id', retrieveRoute(read, { tags, summary: 'Retrieve a case' }, 'Case'), async (request) =>
+    cases.retrieve(tenantScope(request), request.params.id),
   );
 
   app.post(

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { errors, listOf, ref } from '../../http/route-schemas.js';
+import { errors, listRoute, ref, retrieveRoute } from '../../http/route-schemas.js';
 import { IdParam, StrictObject } from '../../http/schemas.js';
 import { tenantScope } from '../../http/tenant-scope.js';
 import { escapeHtml, newNonce, PAGE_STYLE, pageHeaders } from '../elements/security-headers.js';
@@ -50,15 +50,13 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/checkout/sessions',
-    {
-      config: { auth: 'tenant', scope: 'payments:read' },
-      schema: {
-        tags,
-        summary: 'List checkout sessions',
-        querystring: CheckoutSessionListQuery,
-        response: { 200: listOf('CheckoutSession', '/v1/checkout/sessions'), ...errors },
-      },
-    },
+    listRoute(
+      { auth: 'tenant', scope: 'payments:read' },
+      { tags, summary: 'List checkout sessions' },
+      CheckoutSessionListQuery,
+      'CheckoutSession',
+      '/v1/checkout/sessions',
+    ),
     async (request) => ({
       object: 'list',
       url: '/v1/checkout/sessions',
@@ -68,15 +66,11 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/checkout/sessions/:id',
-    {
-      config: { auth: 'tenant', scope: 'payments:read' },
-      schema: {
-        tags,
-        summary: 'Retrieve a checkout session',
-        params: IdParam,
-        response: { 200: ref('CheckoutSession'), ...errors },
-      },
-    },
+    retrieveRoute(
+      { auth: 'tenant', scope: 'payments:read' },
+      { tags, summary: 'Retrieve a checkout session' },
+      'CheckoutSession',
+    ),
     async (request) => checkout.retrieve(tenantScope(request), request.params.id, request.id),
   );
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LedgerService } from '../ledger/service.js';
 import {
-  bootApp,
+  bootWithTenants,
   call,
   card,
   createTenant,
@@ -17,9 +17,7 @@ let tenant: TestTenant;
 let other: TestTenant;
 
 beforeAll(async () => {
-  t = await bootApp();
-  tenant = await createTenant(t.app, 'Customers tenant');
-  other = await createTenant(t.app, 'Customers other tenant');
+  [t, tenant, other] = await bootWithTenants('Customers tenant', 'Customers other tenant');
 });
 afterAll(() => t.close());
 

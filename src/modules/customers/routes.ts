@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { auditContext } from '../../http/audit-context.js';
 import { tenantScope } from '../../http/tenant-scope.js';
-import { errors, listOf, ref } from '../../http/route-schemas.js';
+import { errors, listOf, listRoute, ref } from '../../http/route-schemas.js';
 import { IdParam, ListQuery, StrictObject } from '../../http/schemas.js';
 import {
   AttachBody,
@@ -41,17 +41,18 @@ export const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/customers',
-    {
-      config: read,
-      schema: {
+    listRoute(
+      read,
+      {
         tags,
         summary: 'List customers',
         description:
           'Newest first; deleted customers are left out. `expand[]=data.default_payment_method` returns the card.',
-        querystring: CustomerListQuery,
-        response: { 200: listOf('Customer', '/v1/customers'), ...errors },
       },
-    },
+      CustomerListQuery,
+      'Customer',
+      '/v1/customers',
+    ),
     async (request) =>
       expander.list(tenantScope(request), 'customer', request.query['expand[]'], async () => ({
         object: 'list',

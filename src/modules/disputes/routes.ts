@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
 import { auditContext } from '../../http/audit-context.js';
-import { errors, listOf, ref } from '../../http/route-schemas.js';
+import { errors, listRoute, ref, retrieveRoute } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { CloseDisputeBody, DisputeListQuery, UpdateDisputeBody } from './schemas.js';
 
@@ -12,15 +12,13 @@ export const disputeRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/disputes',
-    {
-      config: { auth: 'tenant', scope: 'disputes:read' },
-      schema: {
-        tags,
-        summary: 'List disputes',
-        querystring: DisputeListQuery,
-        response: { 200: listOf('Dispute', '/v1/disputes'), ...errors },
-      },
-    },
+    listRoute(
+      { auth: 'tenant', scope: 'disputes:read' },
+      { tags, summary: 'List disputes' },
+      DisputeListQuery,
+      'Dispute',
+      '/v1/disputes',
+    ),
     async (request) => ({
       object: 'list',
       url: '/v1/disputes',
@@ -30,10 +28,7 @@ export const disputeRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/disputes/:id',
-    {
-      config: { auth: 'tenant', scope: 'disputes:read' },
-      schema: { tags, summary: 'Retrieve a dispute', params: IdParam, response: { 200: ref('Dispute'), ...errors } },
-    },
+    retrieveRoute({ auth: 'tenant', scope: 'disputes:read' }, { tags, summary: 'Retrieve a dispute' }, 'Dispute'),
     async (request) => disputes.retrieve(tenantScope(request), request.params.id),
   );
 

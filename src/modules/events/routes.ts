@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
-import { errors, listOf, ref } from '../../http/route-schemas.js';
-import { IdParam, ListQuery, StrictObject } from '../../http/schemas.js';
+import { errors, listRoute, retrieveRoute } from '../../http/route-schemas.js';
+import { ListQuery, StrictObject } from '../../http/schemas.js';
 import { NO_SCOPE } from '../../http/route-auth.js';
 import { ApiError } from '../../http/errors.js';
 import { EventTypeSchema, eventTypeList, isValidEventFilter } from './catalog.js';
@@ -138,15 +138,13 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/events',
-    {
-      config: { auth: 'tenant', scope: 'events:read' },
-      schema: {
-        tags,
-        summary: 'List events',
-        querystring: EventListQuery,
-        response: { 200: listOf('Event', '/v1/events'), ...errors },
-      },
-    },
+    listRoute(
+      { auth: 'tenant', scope: 'events:read' },
+      { tags, summary: 'List events' },
+      EventListQuery,
+      'Event',
+      '/v1/events',
+    ),
     async (request) => ({
       object: 'list',
       url: '/v1/events',
@@ -156,10 +154,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/events/:id',
-    {
-      config: { auth: 'tenant', scope: 'events:read' },
-      schema: { tags, summary: 'Retrieve an event', params: IdParam, response: { 200: ref('Event'), ...errors } },
-    },
+    retrieveRoute({ auth: 'tenant', scope: 'events:read' }, { tags, summary: 'Retrieve an event' }, 'Event'),
     async (request) => events.retrieve(tenantScope(request), request.params.id),
   );
 };

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  bootApp,
+  bootWithTenants,
   call,
   card,
-  createTenant,
   ok,
   TEST_CARDS,
   verifiedBankAccount,
@@ -30,8 +29,7 @@ async function eventsOf(objectId: string): Promise<ApiEvent[]> {
 const bySequence = (events: ApiEvent[]) => [...events].sort((a, b) => a.sequence - b.sequence);
 
 beforeAll(async () => {
-  t = await bootApp();
-  tenant = await createTenant(t.app, 'Sequence tenant');
+  [t, tenant] = await bootWithTenants('Sequence tenant');
 });
 afterAll(() => t.close());
 

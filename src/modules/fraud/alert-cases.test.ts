@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  bootApp,
+  bootWithTenants,
   call,
   card,
-  createTenant,
   newCustomer,
   ok,
   TEST_CARDS,
@@ -19,9 +18,7 @@ let tenant: TestTenant;
 let other: TestTenant;
 
 beforeAll(async () => {
-  t = await bootApp();
-  tenant = await createTenant(t.app, 'Alert cases');
-  other = await createTenant(t.app, 'Other alert cases');
+  [t, tenant, other] = await bootWithTenants('Alert cases', 'Other alert cases');
 });
 afterAll(() => t.close());
 

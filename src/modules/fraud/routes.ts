@@ -3,7 +3,7 @@ import { auditContext } from '../../http/audit-context.js';
 import { Type } from 'typebox';
 import type { TenantAuth } from '../../http/auth.js';
 import { tenantScope } from '../../http/tenant-scope.js';
-import { errors, listOf, ref } from '../../http/route-schemas.js';
+import { errors, listOf, listRoute, ref, retrieveRoute } from '../../http/route-schemas.js';
 import { IdParam, ListQuery, StrictObject } from '../../http/schemas.js';
 import {
   BacktestBody,
@@ -113,15 +113,7 @@ export const fraudRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/fraud/rules/:id',
-    {
-      config: fraudRead,
-      schema: {
-        tags,
-        summary: 'Retrieve a fraud rule',
-        params: IdParam,
-        response: { 200: ref('FraudRule'), ...errors },
-      },
-    },
+    retrieveRoute(fraudRead, { tags, summary: 'Retrieve a fraud rule' }, 'FraudRule'),
     async (request) => fraud.retrieveRule(tenantScope(request), request.params.id),
   );
 
@@ -193,15 +185,7 @@ export const fraudRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/fraud/lists/:id',
-    {
-      config: fraudRead,
-      schema: {
-        tags,
-        summary: 'Retrieve a fraud list',
-        params: IdParam,
-        response: { 200: ref('FraudList'), ...errors },
-      },
-    },
+    retrieveRoute(fraudRead, { tags, summary: 'Retrieve a fraud list' }, 'FraudList'),
     async (request) => fraud.retrieveList(tenantScope(request), request.params.id),
   );
 
@@ -272,16 +256,17 @@ export const fraudRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/reviews',
-    {
-      config: reviewsRead,
-      schema: {
+    listRoute(
+      reviewsRead,
+      {
         tags,
         summary: 'List reviews',
         description: 'Payments the fraud decision sent to review, newest first; filter with `status=open`.',
-        querystring: ReviewListQuery,
-        response: { 200: listOf('Review', '/v1/reviews'), ...errors },
       },
-    },
+      ReviewListQuery,
+      'Review',
+      '/v1/reviews',
+    ),
     async (request) => ({
       object: 'list',
       url: '/v1/reviews',
@@ -291,10 +276,7 @@ export const fraudRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/reviews/:id',
-    {
-      config: reviewsRead,
-      schema: { tags, summary: 'Retrieve a review', params: IdParam, response: { 200: ref('Review'), ...errors } },
-    },
+    retrieveRoute(reviewsRead, { tags, summary: 'Retrieve a review' }, 'Review'),
     async (request) => fraud.retrieveReview(tenantScope(request), request.params.id),
   );
 

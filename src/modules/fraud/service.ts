@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { recordAudit, type AuditAction, type AuditContext } from '../audit/record.js';
+import { auditChange, type AuditContext } from '../audit/record.js';
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows } from '../../db/unnest.js';
@@ -145,7 +145,7 @@ export class FraudService {
     };
     await this.changed(scope, async (tx) => {
       await insertRows(tx, 'fraud_rules', RULE_COLUMNS, [row]);
-      await audit(tx, scope, context, 'fraud_rule.created', 'fraud_rule', row.id, null, toApiRule(row));
+      await auditChange(tx, scope, context, 'fraud_rule.created', 'fraud_rule', row.id, null, toApiRule(row));
     });
     return toApiRule(row);
   }
@@ -162,7 +162,7 @@ export class FraudService {
       await tx`UPDATE fraud_rules SET name = ${next.name}, expression = ${next.expression}, action = ${next.action},
         priority = ${next.priority}, enabled = ${next.enabled}, shadow = ${next.shadow}, updated_at = ${next.updated_at}
         WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
-      await audit(tx, scope, context, 'fraud_rule.updated', 'fraud_rule', id, toApiRule(rule), toApiRule(next));
+      await auditChange(tx, scope, context, 'fraud_rule.updated', 'fraud_rule', id, toApiRule(rule), toApiRule(next));
       return toApiRule(next);
     });
   }
@@ -170,7 +170,7 @@ export class FraudService {
   async deleteRule(scope: Scope, id: string, context: AuditContext) {
     return this.changed(scope, async (tx) => {
       const rule = await findOwned<RuleRow>(tx, 'fraud_rules', scope, id, 'rule');
-      await audit(tx, scope, context, 'fraud_rule.deleted', 'fraud_rule', id, toApiRule(rule), null);
+      await auditChange(tx, scope, context, 'fraud_rule.deleted', 'fraud_rule', id, toApiRule(rule), null);
       await tx`DELETE FROM fraud_rules WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
       return { id, object: 'fraud_rule' as const, deleted: true as const };
     });
@@ -207,7 +207,7 @@ export class FraudService {
           ${row.created_at})
         ON CONFLICT (tenant_id, livemode, name) DO NOTHING RETURNING id`;
       if (!inserted.length) throw ApiError.invalid('list_exists', `A list named '${row.name}' already exists.`, 'name');
-      await audit(tx, scope, context, 'fraud_list.created', 'fraud_list', row.id, null, toApiList(row));
+      await auditChange(tx, scope, context, 'fraud_list.created', 'fraud_list', row.id, null, toApiList(row));
       return toApiList(row);
     });
   }
@@ -220,7 +220,7 @@ export class FraudService {
   async deleteList(scope: Scope, id: string, context: AuditContext) {
     return this.changed(scope, async (tx) => {
       const list = await findOwned<ListRow>(tx, 'fraud_lists', scope, id, 'list');
-      await audit(tx, scope, context, 'fraud_list.deleted', 'fraud_list', id, toApiList(list), null);
+      await auditChange(tx, scope, context, 'fraud_list.deleted', 'fraud_list', id, toApiList(list), null);
       await tx`DELETE FROM fraud_lists WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
       return { id, object: 'fraud_list' as const, deleted: true as const };
     });
@@ -229,7 +229,7 @@ export class FraudService {
   async addItem(scope: Scope, listId: string, value: string, context: AuditContext): Promise<ListItem> {
     return this.changed(scope, async (tx) => {
       const item = await this.insertItem(tx, scope, listId, value);
-      await audit(tx, scope, context, 'fraud_list_item.added', 'fraud_list_item', item.id, null, item);
+      await auditChange(tx, scope, context, 'fraud_list_item.added', 'fraud_list_item', item.id, null, item);
       return item;
     });
   }
@@ -268,7 +268,16 @@ export class FraudService {
     return this.changed(scope, async (tx) => {
       const item = await findOwned<ListItemRow>(tx, 'fraud_list_items', scope, itemId, 'list_item');
       if (item.list_id !== listId) throw ApiError.notFound('list_item', itemId);
-      await audit(tx, scope, context, 'fraud_list_item.removed', 'fraud_list_item', itemId, toApiItem(item), null);
+      await auditChange(
+        tx,
+        scope,
+        context,
+        'fraud_list_item.removed',
+        'fraud_list_item',
+        itemId,
+        toApiItem(item),
+        null,
+      );
       await tx`DELETE FROM fraud_list_items WHERE id = ${itemId} AND tenant_id = ${scope.tenantId}
         AND livemode = ${scope.livemode}`;
       return { id: itemId, object: 'fraud_list_item' as const, deleted: true as const };
@@ -396,18 +405,4 @@ export class FraudService {
       truncated,
     };
   }
-}
-
-/** Rules and lists change how payments are judged: each change is audited in its own transaction. */
-function audit(
-  tx: Tx,
-  scope: Scope,
-  context: AuditContext,
-  action: AuditAction,
-  type: string,
-  id: string,
-  before: object | null,
-  after: object | null,
-) {
-  return recordAudit(tx, { scope, context, action, target: { type, id }, before, after });
 }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inScope, type Scope, type Tx } from '../../db/index.js';
-import { bootApp, call, createTenant, type TestApp, type TestTenant } from '../../../test/helpers.js';
+import { bootWithTenants, call, createTenant, type TestApp, type TestTenant } from '../../../test/helpers.js';
 import { LedgerService, type AccountType, type LedgerTransactionInput } from './service.js';
 
 let t: TestApp;
@@ -9,9 +9,7 @@ let a: TestTenant;
 let b: TestTenant;
 
 beforeAll(async () => {
-  t = await bootApp();
-  a = await createTenant(t.app, 'Ledger tenant A');
-  b = await createTenant(t.app, 'Ledger tenant B');
+  [t, a, b] = await bootWithTenants('Ledger tenant A', 'Ledger tenant B');
 });
 afterAll(() => t.close());
 

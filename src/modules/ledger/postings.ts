@@ -54,6 +54,32 @@ export function chargeTransaction(charge: ChargePosting): LedgerTransactionInput
   };
 }
 
+/**
+ * A refund or an opened dispute: the amount and its fee are taken from pending (refunds and disputes settle with the
+ * same day's charges), the amount goes to `to` and the fee to the platform.
+ */
+function takenFromPending(
+  to: 'processor_clearing' | 'disputes',
+  posting: { currency: string; amount: number; fee: number; feeDetails: FeeDetail[]; availableOn: Date },
+): Pick<LedgerTransactionInput, 'entries' | 'balance'> {
+  const { currency, amount, fee } = posting;
+  return {
+    entries: [
+      ...entry('pending', currency, -(amount + fee)),
+      ...entry(to, currency, amount),
+      ...entry('fees', currency, fee),
+    ],
+    balance: {
+      balanceType: 'pending',
+      currency,
+      amount: -amount,
+      fee,
+      feeDetails: posting.feeDetails,
+      availableOn: posting.availableOn,
+    },
+  };
+}
+
 export function refundTransaction(refund: {
   id: string;
   transactionId: string;
@@ -64,25 +90,12 @@ export function refundTransaction(refund: {
   feeDetails: FeeDetail[];
   availableOn: Date;
 }): LedgerTransactionInput {
-  const { currency, amount, fee } = refund;
   return {
     id: refund.transactionId,
     type: 'refund',
     sourceId: refund.id,
     description: `Refund ${refund.id} of payment ${refund.paymentId}`,
-    entries: [
-      ...entry('pending', currency, -(amount + fee)),
-      ...entry('processor_clearing', currency, amount),
-      ...entry('fees', currency, fee),
-    ],
-    balance: {
-      balanceType: 'pending',
-      currency,
-      amount: -amount,
-      fee,
-      feeDetails: refund.feeDetails,
-      availableOn: refund.availableOn,
-    },
+    ...takenFromPending('processor_clearing', refund),
   };
 }
 
@@ -95,24 +108,11 @@ export function disputeTransaction(dispute: {
   feeDetails: FeeDetail[];
   availableOn: Date;
 }): LedgerTransactionInput {
-  const { currency, amount, fee } = dispute;
   return {
     type: 'dispute',
     sourceId: dispute.id,
     description: `Dispute ${dispute.id} opened: amount withheld`,
-    entries: [
-      ...entry('pending', currency, -(amount + fee)),
-      ...entry('disputes', currency, amount),
-      ...entry('fees', currency, fee),
-    ],
-    balance: {
-      balanceType: 'pending',
-      currency,
-      amount: -amount,
-      fee,
-      feeDetails: dispute.feeDetails,
-      availableOn: dispute.availableOn,
-    },
+    ...takenFromPending('disputes', dispute),
   };
 }
 

@@ -4,6 +4,7 @@ import { InProcessRateLimiter } from '../../http/rate-limit.js';
 import { serviceUrl } from '../../../test/services.js';
 import {
   bootApp,
+  bootWithTenants,
   call,
   card,
   createTenant,
@@ -19,8 +20,7 @@ let t: TestApp;
 let tenant: TestTenant;
 
 beforeAll(async () => {
-  t = await bootApp();
-  tenant = await createTenant(t.app, 'Payment methods tenant');
+  [t, tenant] = await bootWithTenants('Payment methods tenant');
 });
 afterAll(() => t.close());
 

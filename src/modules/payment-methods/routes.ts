@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
-import { errors, listOf, ref } from '../../http/route-schemas.js';
+import { errors, listRoute, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { limitCardTokenization } from './rate-limit.js';
 import {
@@ -74,16 +74,17 @@ export const paymentMethodRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/payment_methods',
-    {
-      config: { auth: 'tenant', scope: 'payment_methods:read' },
-      schema: {
+    listRoute(
+      { auth: 'tenant', scope: 'payment_methods:read' },
+      {
         tags,
         summary: 'List payment methods',
         description: '`expand[]=data.customer` returns the customer a card is saved for.',
-        querystring: PaymentMethodListQuery,
-        response: { 200: listOf('PaymentMethod', '/v1/payment_methods'), ...errors },
       },
-    },
+      PaymentMethodListQuery,
+      'PaymentMethod',
+      '/v1/payment_methods',
+    ),
     async (request) =>
       expander.list(tenantScope(request), 'payment_method', request.query['expand[]'], async () => ({
         object: 'list',

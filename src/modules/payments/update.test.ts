@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  bootApp,
+  bootWithTenants,
   call,
   card,
   createTenant,
@@ -16,8 +16,7 @@ let t: TestApp;
 let tenant: TestTenant;
 
 beforeAll(async () => {
-  t = await bootApp();
-  tenant = await createTenant(t.app, 'Payment updates');
+  [t, tenant] = await bootWithTenants('Payment updates');
 });
 afterAll(() => t.close());
 

@@ -1,16 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appDatabaseUrl, connect, type Scope, type Sql } from '../../db/index.js';
 import { newId } from '../../lib/ids.js';
-import {
-  bootApp,
-  call,
-  card,
-  createTenant,
-  ok,
-  TEST_CARDS,
-  type TestApp,
-  type TestTenant,
-} from '../../../test/helpers.js';
+import { bootWithTenants, call, card, ok, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
 import { PgProxy } from '../../../test/pg-proxy.js';
 import { newEvent } from '../events/events.js';
 import type { PaymentMethodRow } from '../payment-methods/service.js';
@@ -25,9 +16,7 @@ let b: TestTenant;
 const scopeOf = (tenant: TestTenant, livemode = false): Scope => ({ tenantId: tenant.id, livemode });
 
 beforeAll(async () => {
-  t = await bootApp();
-  a = await createTenant(t.app, 'Writer A');
-  b = await createTenant(t.app, 'Writer B');
+  [t, a, b] = await bootWithTenants('Writer A', 'Writer B');
 });
 afterAll(() => t?.close());
 

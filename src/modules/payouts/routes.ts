@@ -1,8 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
 import { auditContext } from '../../http/audit-context.js';
-import { errors, listOf, ref } from '../../http/route-schemas.js';
-import { IdParam } from '../../http/schemas.js';
+import { errors, listRoute, ref, retrieveRoute } from '../../http/route-schemas.js';
 import { CreatePayoutBody, PayoutListQuery } from './schemas.js';
 
 const tags = ['Payouts'];
@@ -29,15 +28,13 @@ export const payoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/payouts',
-    {
-      config: { auth: 'tenant', scope: 'payouts:read' },
-      schema: {
-        tags,
-        summary: 'List payouts',
-        querystring: PayoutListQuery,
-        response: { 200: listOf('Payout', '/v1/payouts'), ...errors },
-      },
-    },
+    listRoute(
+      { auth: 'tenant', scope: 'payouts:read' },
+      { tags, summary: 'List payouts' },
+      PayoutListQuery,
+      'Payout',
+      '/v1/payouts',
+    ),
     async (request) => ({
       object: 'list',
       url: '/v1/payouts',
@@ -47,10 +44,7 @@ export const payoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/payouts/:id',
-    {
-      config: { auth: 'tenant', scope: 'payouts:read' },
-      schema: { tags, summary: 'Retrieve a payout', params: IdParam, response: { 200: ref('Payout'), ...errors } },
-    },
+    retrieveRoute({ auth: 'tenant', scope: 'payouts:read' }, { tags, summary: 'Retrieve a payout' }, 'Payout'),
     async (request) => payouts.retrieve(tenantScope(request), request.params.id),
   );
 };

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { appDatabaseUrl, connect, inScope, type Sql } from '../../db/index.js';
 import {
-  bootApp,
+  bootWithTenants,
   call,
   card,
   createTenant,
@@ -20,9 +20,7 @@ let a: TestTenant;
 let b: TestTenant;
 
 beforeAll(async () => {
-  t = await bootApp();
-  a = await createTenant(t.app, 'Pricing tenant A');
-  b = await createTenant(t.app, 'Pricing tenant B');
+  [t, a, b] = await bootWithTenants('Pricing tenant A', 'Pricing tenant B');
 });
 afterAll(() => t.close());
 

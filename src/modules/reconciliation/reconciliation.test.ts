@@ -1,7 +1,16 @@
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, call, card, createTenant, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
+import {
+  bootApp,
+  call,
+  createTenant,
+  ok,
+  payByCard,
+  TEST_CARDS,
+  type TestApp,
+  type TestTenant,
+} from '../../../test/helpers.js';
 import { SETTLEMENT_REPORT_COLUMNS } from '../connectors/settlement-reports.js';
 
 let t: TestApp;
@@ -14,22 +23,8 @@ afterAll(() => t.close());
 // The reports cover a UTC day; the tests reconcile the day their payments were made in.
 const today = () => new Date().toISOString().slice(0, 10);
 
-async function ok(response: { statusCode: number; body: string; json: () => any }) {
-  expect(response.statusCode, response.body).toBe(200);
-  return response.json();
-}
-
-async function pay(tenant: TestTenant, amount: number, extra: Record<string, unknown> = {}, number = TEST_CARDS.visa) {
-  return ok(
-    await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
-      amount,
-      currency: 'usd',
-      payment_method: card(number),
-      confirm: true,
-      ...extra,
-    }),
-  );
-}
+const pay = (tenant: TestTenant, amount: number, extra: Record<string, unknown> = {}, number = TEST_CARDS.visa) =>
+  payByCard(t.app, tenant.testKey, amount, extra, number);
 
 async function captureManually(tenant: TestTenant, authorized: number, captured: number) {
   const payment = await pay(tenant, authorized, { capture_method: 'manual' });

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
-import { errors, listOf, ref } from '../../http/route-schemas.js';
+import { errors, listOf, ref, retrieveRoute } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import { ReconciliationItemListQuery, ReconciliationReportListQuery } from './schemas.js';
 
@@ -42,15 +42,7 @@ export const reconciliationRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/reconciliation_reports/:id',
-    {
-      config,
-      schema: {
-        tags,
-        summary: 'Retrieve a reconciliation report',
-        params: IdParam,
-        response: { 200: ref('ReconciliationReport'), ...errors },
-      },
-    },
+    retrieveRoute(config, { tags, summary: 'Retrieve a reconciliation report' }, 'ReconciliationReport'),
     async (request) => reconciliation.retrieve(tenantScope(request), request.params.id),
   );
 

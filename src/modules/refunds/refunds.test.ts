@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootApp, call, card, createTenant, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
+import { bootWithTenants, call, card, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
 
 let t: TestApp;
 let tenant: TestTenant;
 
 beforeAll(async () => {
-  t = await bootApp();
-  tenant = await createTenant(t.app, 'Refunds tenant');
+  [t, tenant] = await bootWithTenants('Refunds tenant');
 });
 afterAll(() => t.close());
 

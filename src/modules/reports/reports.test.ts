@@ -12,6 +12,7 @@ import {
   TestClock,
   ok,
   PLATFORM_KEY,
+  payByCard,
   TEST_CARDS,
   verifiedBankAccount,
   type TestApp,
@@ -34,17 +35,8 @@ afterAll(() => t.close());
 
 const today = () => new Date().toISOString().slice(0, 10);
 
-async function pay(tenant: TestTenant, amount: number, extra: Record<string, unknown> = {}, number = TEST_CARDS.visa) {
-  return ok(
-    await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
-      amount,
-      currency: 'usd',
-      payment_method: card(number),
-      confirm: true,
-      ...extra,
-    }),
-  );
-}
+const pay = (tenant: TestTenant, amount: number, extra: Record<string, unknown> = {}, number = TEST_CARDS.visa) =>
+  payByCard(t.app, tenant.testKey, amount, extra, number);
 
 /** Queues a report, runs the worker pass and returns the finished report. */
 async function produce(tenant: TestTenant, body: Record<string, unknown>) {

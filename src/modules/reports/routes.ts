@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { auditContext } from '../../http/audit-context.js';
 import { tenantScope } from '../../http/tenant-scope.js';
-import { errors, listOf, ref } from '../../http/route-schemas.js';
+import { errors, listRoute, ref, retrieveRoute } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
 import {
   CreateReportBody,
@@ -36,15 +36,7 @@ export const reportRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/reports',
-    {
-      config: read,
-      schema: {
-        tags,
-        summary: 'List reports',
-        querystring: ReportListQuery,
-        response: { 200: listOf('Report', '/v1/reports'), ...errors },
-      },
-    },
+    listRoute(read, { tags, summary: 'List reports' }, ReportListQuery, 'Report', '/v1/reports'),
     async (request) => ({
       object: 'list',
       url: '/v1/reports',
@@ -52,13 +44,8 @@ export const reportRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }),
   );
 
-  app.get(
-    '/v1/reports/:id',
-    {
-      config: read,
-      schema: { tags, summary: 'Retrieve a report', params: IdParam, response: { 200: ref('Report'), ...errors } },
-    },
-    async (request) => reports.retrieve(tenantScope(request), request.params.id),
+  app.get('/v1/reports/:id', retrieveRoute(read, { tags, summary: 'Retrieve a report' }, 'Report'), async (request) =>
+    reports.retrieve(tenantScope(request), request.params.id),
   );
 
   app.get(
@@ -112,15 +99,13 @@ export const reportRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/report_schedules',
-    {
-      config: read,
-      schema: {
-        tags,
-        summary: 'List report schedules',
-        querystring: ScheduleListQuery,
-        response: { 200: listOf('ReportSchedule', '/v1/report_schedules'), ...errors },
-      },
-    },
+    listRoute(
+      read,
+      { tags, summary: 'List report schedules' },
+      ScheduleListQuery,
+      'ReportSchedule',
+      '/v1/report_schedules',
+    ),
     async (request) => ({
       object: 'list',
       url: '/v1/report_schedules',
@@ -130,15 +115,7 @@ export const reportRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/report_schedules/:id',
-    {
-      config: read,
-      schema: {
-        tags,
-        summary: 'Retrieve a report schedule',
-        params: IdParam,
-        response: { 200: ref('ReportSchedule'), ...errors },
-      },
-    },
+    retrieveRoute(read, { tags, summary: 'Retrieve a report schedule' }, 'ReportSchedule'),
     async (request) => reports.retrieveSchedule(tenantScope(request), request.params.id),
   );
 

@@ -1,16 +1,7 @@
 import { createServer, connect as connectTcp, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appDatabaseUrl, connect, type Sql } from '../../db/index.js';
-import {
-  bootApp,
-  call,
-  card,
-  createTenant,
-  ok,
-  TEST_CARDS,
-  type TestApp,
-  type TestTenant,
-} from '../../../test/helpers.js';
+import { bootWithTenants, call, card, ok, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
 import { RequestLogRecorder } from './recorder.js';
 
 let t: TestApp;
@@ -18,9 +9,7 @@ let tenant: TestTenant;
 let other: TestTenant;
 
 beforeAll(async () => {
-  t = await bootApp();
-  tenant = await createTenant(t.app, 'Request log shop');
-  other = await createTenant(t.app, 'Someone else');
+  [t, tenant, other] = await bootWithTenants('Request log shop', 'Someone else');
 });
 afterAll(() => t?.close());
 

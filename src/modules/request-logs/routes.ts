@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
-import { errors, listOf, ref } from '../../http/route-schemas.js';
-import { IdParam } from '../../http/schemas.js';
+import { listRoute, retrieveRoute } from '../../http/route-schemas.js';
 import { RequestLogListQuery } from './schemas.js';
 
 const tags = ['Request logs'];
@@ -12,19 +11,20 @@ export const requestLogRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/request_logs',
-    {
-      config: read,
-      schema: {
+    listRoute(
+      read,
+      {
         tags,
         summary: 'List request logs',
         description:
           "The requests made with this mode's keys over the last 30 days, newest first: method, path, status, key, " +
           'Idempotency-Key, error code and latency. Bodies, headers and query strings are never kept. A request ' +
           'appears within about a second of its answer.',
-        querystring: RequestLogListQuery,
-        response: { 200: listOf('RequestLog', '/v1/request_logs'), ...errors },
       },
-    },
+      RequestLogListQuery,
+      'RequestLog',
+      '/v1/request_logs',
+    ),
     async (request) => ({
       object: 'list',
       url: '/v1/request_logs',
@@ -34,16 +34,15 @@ export const requestLogRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/request_logs/:id',
-    {
-      config: read,
-      schema: {
+    retrieveRoute(
+      read,
+      {
         tags,
         summary: 'Retrieve a request log',
         description: 'By request id: the `request-id` header of any response, or `error.request_id` of an error.',
-        params: IdParam,
-        response: { 200: ref('RequestLog'), ...errors },
       },
-    },
+      'RequestLog',
+    ),
     async (request) => requestLogs.retrieve(tenantScope(request), request.params.id),
   );
 };

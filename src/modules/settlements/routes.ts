@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
-import { errors, listOf, ref } from '../../http/route-schemas.js';
-import { IdParam } from '../../http/schemas.js';
+import { listRoute, retrieveRoute } from '../../http/route-schemas.js';
 import { SettlementListQuery } from './schemas.js';
 
 const tags = ['Balance'];
@@ -11,17 +10,18 @@ export const settlementRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/settlements',
-    {
-      config: { auth: 'tenant', scope: 'balance:read' },
-      schema: {
+    listRoute(
+      { auth: 'tenant', scope: 'balance:read' },
+      {
         tags,
         summary: 'List settlements',
         description:
           'Each run of the settlement job that made pending funds available, per currency: how many transactions, gross, fees, refunds, disputes and net.',
-        querystring: SettlementListQuery,
-        response: { 200: listOf('Settlement', '/v1/settlements'), ...errors },
       },
-    },
+      SettlementListQuery,
+      'Settlement',
+      '/v1/settlements',
+    ),
     async (request) => ({
       object: 'list',
       url: '/v1/settlements',
@@ -31,15 +31,7 @@ export const settlementRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/settlements/:id',
-    {
-      config: { auth: 'tenant', scope: 'balance:read' },
-      schema: {
-        tags,
-        summary: 'Retrieve a settlement',
-        params: IdParam,
-        response: { 200: ref('Settlement'), ...errors },
-      },
-    },
+    retrieveRoute({ auth: 'tenant', scope: 'balance:read' }, { tags, summary: 'Retrieve a settlement' }, 'Settlement'),
     async (request) => settlements.retrieve(tenantScope(request), request.params.id),
   );
 };

@@ -6,6 +6,7 @@ import {
   createTenant,
   ok,
   PLATFORM_KEY,
+  payByCard,
   TEST_CARDS,
   type TestApp,
   type TestTenant,
@@ -30,8 +31,8 @@ async function tenantWith(name: string, settlement_schedule: Record<string, unkn
   return tenant;
 }
 
-const pay = async (key: string, amount: number, currency = 'usd', number = TEST_CARDS.visa) =>
-  ok(await call(t.app, key, 'POST', '/v1/payments', { amount, currency, payment_method: card(number), confirm: true }));
+const pay = (key: string, amount: number, currency = 'usd', number = TEST_CARDS.visa) =>
+  payByCard(t.app, key, amount, { currency }, number);
 
 async function balance(key: string, currency = 'usd') {
   const body = await ok(await call(t.app, key, 'GET', '/v1/balance'));

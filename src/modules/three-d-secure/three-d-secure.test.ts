@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  bootApp,
+  bootWithTenants,
   call,
   card,
-  createTenant,
   LIVE_CARD,
   ok,
   TEST_CARDS,
@@ -15,8 +14,7 @@ let t: TestApp;
 let tenant: TestTenant;
 
 beforeAll(async () => {
-  t = await bootApp();
-  tenant = await createTenant(t.app, '3-D Secure tenant');
+  [t, tenant] = await bootWithTenants('3-D Secure tenant');
 });
 afterAll(() => t.close());
 
