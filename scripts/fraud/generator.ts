@@ -151,7 +151,10 @@ export function generate(options: GeneratorOptions): CsvRow[] {
     const issuer = rng.chance(ABROAD_SHARE) ? elsewhere(home) : home;
     const person: Person = {
       home,
-      cards: [newCard(issuer), ...(rng.chance(0.35) ? [newCard(rng.chance(0.9) ? issuer : rng.pick(HOME_COUNTRIES))] : [])],
+      cards: [
+        newCard(issuer),
+        ...(rng.chance(0.35) ? [newCard(rng.chance(0.9) ? issuer : rng.pick(HOME_COUNTRIES))] : []),
+      ],
       ips: [ipIn(home), ...(rng.chance(0.5) ? [ipIn(home)] : [])],
       peakHour: (rng.chance(0.6) ? rng.normal(19, 2) : rng.normal(12, 3)) - UTC_OFFSET[home]!,
       weekendFactor: rng.logNormal(1.2, 0.4),
