@@ -23,6 +23,11 @@ interface Tenant {
    * property of the integration, so a missing IP tells the model nothing by itself.
    */
   serverSide: number;
+  /**
+   * Share of its payments that carry a billing country: whether the checkout asks for an address is
+   * the merchant's choice, for every buyer alike, so a missing billing country says nothing by itself.
+   */
+  withBilling: number;
 }
 
 interface Card {
@@ -56,24 +61,47 @@ interface Payment {
   email: string | null;
   card: Card;
   ip: string;
-  billing: string | null;
+  billing: string;
   amount: number;
   fraud: boolean;
 }
 
 const TENANTS: Omit<Tenant, 'id'>[] = [
-  { country: 'US', currency: 'USD', exponent: 2, medianMajor: 45, weight: 3, serverSide: 0.03 },
-  { country: 'DE', currency: 'EUR', exponent: 2, medianMajor: 60, weight: 2, serverSide: 0.02 },
-  { country: 'GB', currency: 'GBP', exponent: 2, medianMajor: 30, weight: 2, serverSide: 0.05 },
-  { country: 'FR', currency: 'EUR', exponent: 2, medianMajor: 120, weight: 1, serverSide: 0.1 },
-  { country: 'US', currency: 'USD', exponent: 2, medianMajor: 250, weight: 1, serverSide: 0.6 },
-  { country: 'CA', currency: 'CAD', exponent: 2, medianMajor: 70, weight: 1, serverSide: 0.15 },
+  { country: 'US', currency: 'USD', exponent: 2, medianMajor: 45, weight: 3, serverSide: 0.03, withBilling: 0.9 },
+  { country: 'DE', currency: 'EUR', exponent: 2, medianMajor: 60, weight: 2, serverSide: 0.02, withBilling: 0.5 },
+  { country: 'GB', currency: 'GBP', exponent: 2, medianMajor: 30, weight: 2, serverSide: 0.05, withBilling: 0.8 },
+  { country: 'FR', currency: 'EUR', exponent: 2, medianMajor: 120, weight: 1, serverSide: 0.1, withBilling: 0.4 },
+  { country: 'US', currency: 'USD', exponent: 2, medianMajor: 250, weight: 1, serverSide: 0.6, withBilling: 0.95 },
+  { country: 'CA', currency: 'CAD', exponent: 2, medianMajor: 70, weight: 1, serverSide: 0.15, withBilling: 0.7 },
 ];
 
+/** Hours from UTC of each home country (its main time zone): people shop by their local clock. */
+const UTC_OFFSET: Record<string, number> = {
+  US: -5,
+  GB: 0,
+  DE: 1,
+  FR: 1,
+  NL: 1,
+  ES: 1,
+  IT: 1,
+  CA: -5,
+  AU: 10,
+  MX: -6,
+  IN: 5.5,
+};
 const HOME_COUNTRIES = ['US', 'US', 'US', 'GB', 'GB', 'DE', 'DE', 'FR', 'NL', 'ES', 'IT', 'CA', 'AU', 'MX', 'IN'];
 const FRAUD_COUNTRIES = ['RO', 'RU', 'NG', 'CN', 'BR', 'IN', 'NL', 'US'];
-/** Shared address space (RFC 6598): addresses without a country in the simulation's table. */
-const UNKNOWN_IP_BASE = ipv4ToInt('100.64.0.0')!;
+/**
+ * Public unicast addresses outside the simulation's table (11.0.0.0/10), as every real-world address
+ * is for the engine: an IP whose country is not known. A tenth of everybody's addresses, legitimate
+ * and fraudulent alike, come from there, so a missing IP country tells the model nothing by itself.
+ */
+const UNCOVERED_IP_BASE = ipv4ToInt('11.0.0.0')!;
+const UNCOVERED_IP_SHARE = 0.1;
+/** People living away from the country that issued their card (expatriates, cross-border workers). */
+const ABROAD_SHARE = 0.05;
+/** Share of a person's payments made while travelling, from an IP in another country. */
+const TRAVEL_SHARE = 0.04;
 
 export interface GeneratorOptions {
   days: number;
@@ -89,8 +117,9 @@ export function generate(options: GeneratorOptions): CsvRow[] {
   const tenantWeights = tenants.map((t) => t.weight);
   let serial = 0;
 
-  const ipIn = (country: string | null): string => {
-    if (country === null || !blocks.has(country)) return ipv4ToString(UNKNOWN_IP_BASE + rng.int(0, 4_194_303));
+  const ipIn = (country: string): string => {
+    if (!blocks.has(country) || rng.chance(UNCOVERED_IP_SHARE))
+      return ipv4ToString(UNCOVERED_IP_BASE + rng.int(0, 4_194_303));
     const block = rng.pick(blocks.get(country)!);
     return ipv4ToString(block.first + rng.int(1, block.last - block.first - 1));
   };
@@ -104,7 +133,11 @@ export function generate(options: GeneratorOptions): CsvRow[] {
     for (const tenant of tenants) if ((r -= tenant.weight) < 0) return tenant;
     return tenants[0]!;
   };
-  const fraudCountry = (): string | null => (rng.chance(0.1) ? null : rng.pick(FRAUD_COUNTRIES));
+  const fraudCountry = (): string => rng.pick(FRAUD_COUNTRIES);
+  const elsewhere = (home: string): string => {
+    const others = HOME_COUNTRIES.filter((country) => country !== home);
+    return rng.pick(others);
+  };
   const minor = (tenant: Tenant, major: number): number => Math.max(50, Math.round(major * 10 ** tenant.exponent));
 
   const people: Person[] = [];
@@ -114,11 +147,16 @@ export function generate(options: GeneratorOptions): CsvRow[] {
   const scale = population / 3000;
   for (let p = 0; p < population; p++) {
     const home = rng.pick(HOME_COUNTRIES);
+    // Legitimate buyers whose card country is not their IP (and billing) country: they live abroad.
+    const issuer = rng.chance(ABROAD_SHARE) ? elsewhere(home) : home;
     const person: Person = {
       home,
-      cards: [newCard(home), ...(rng.chance(0.35) ? [newCard(rng.chance(0.9) ? home : rng.pick(HOME_COUNTRIES))] : [])],
+      cards: [
+        newCard(issuer),
+        ...(rng.chance(0.35) ? [newCard(rng.chance(0.9) ? issuer : rng.pick(HOME_COUNTRIES))] : []),
+      ],
       ips: [ipIn(home), ...(rng.chance(0.5) ? [ipIn(home)] : [])],
-      peakHour: rng.chance(0.6) ? rng.normal(19, 2) : rng.normal(12, 3),
+      peakHour: (rng.chance(0.6) ? rng.normal(19, 2) : rng.normal(12, 3)) - UTC_OFFSET[home]!,
       weekendFactor: rng.logNormal(1.2, 0.4),
       accounts: [],
     };
@@ -159,8 +197,8 @@ export function generate(options: GeneratorOptions): CsvRow[] {
       const person = account.person;
       const rate = account.dailyRate * (weekend ? person.weekendFactor : 1);
       for (let n = rng.poisson(Math.min(rate, 4)); n > 0; n--) {
-        const travelling = rng.chance(0.02);
-        const country = travelling ? rng.pick(HOME_COUNTRIES) : person.home;
+        const travelling = rng.chance(TRAVEL_SHARE);
+        const country = travelling ? elsewhere(person.home) : person.home;
         const card = rng.chance(0.8) ? person.cards[0]! : rng.pick(person.cards);
         const bigPurchase = rng.chance(0.01);
         const guest = rng.chance(0.15);
@@ -170,8 +208,9 @@ export function generate(options: GeneratorOptions): CsvRow[] {
           customerId: guest ? null : account.customerId,
           email: rng.chance(0.04) ? null : account.email,
           card,
-          ip: travelling || rng.chance(0.05) ? ipIn(rng.chance(0.03) ? null : country) : rng.pick(person.ips),
-          billing: rng.chance(0.03) ? null : person.home,
+          ip: travelling || rng.chance(0.05) ? ipIn(country) : rng.pick(person.ips),
+          // Mostly the home address; now and then another (a gift, a business address abroad).
+          billing: rng.chance(0.02) ? elsewhere(person.home) : person.home,
           amount: Math.round(rng.logNormal(account.medianMinor, 0.5) * (bigPurchase ? rng.int(3, 8) : 1)),
           // First-party ("friendly") fraud: the cardholder's own payment, disputed later as fraud. It looks
           // like the person's habits, so no model can tell it apart: it keeps the task honest.
@@ -202,7 +241,7 @@ export function generate(options: GeneratorOptions): CsvRow[] {
           email: email ?? (rng.chance(0.5) ? `t${rng.hex(6)}@example.net` : null),
           card: newCard(rng.pick(HOME_COUNTRIES)),
           ip,
-          billing: rng.chance(0.5) ? country : null,
+          billing: rng.chance(0.5) ? country : rng.pick(HOME_COUNTRIES),
           amount: minor(tenant, rng.pick([0.5, 1, 1, 2, 5])),
           fraud: true,
         });
@@ -288,7 +327,7 @@ export function generate(options: GeneratorOptions): CsvRow[] {
           email: rng.chance(0.3) ? null : `${rng.hex(10)}@example.com`,
           card,
           ip: ipIn(fraudCountry()),
-          billing: rng.chance(0.5) ? card.country : null,
+          billing: rng.chance(0.5) ? card.country : rng.pick(HOME_COUNTRIES),
           amount: minor(breach.tenant, rng.logNormal(breach.tenant.medianMajor * 2, 0.5)),
           fraud: true,
         });
@@ -298,6 +337,7 @@ export function generate(options: GeneratorOptions): CsvRow[] {
   payments.sort((a, b) => a.time - b.time);
   return payments.map((payment) => {
     const ip = rng.chance(payment.tenant.serverSide) ? null : payment.ip;
+    const billing = rng.chance(payment.tenant.withBilling) ? payment.billing : null;
     return {
       id: `tx_${String(++serial).padStart(8, '0')}`,
       timestamp: new Date(payment.time).toISOString().replace('.000Z', 'Z'),
@@ -309,7 +349,7 @@ export function generate(options: GeneratorOptions): CsvRow[] {
       card_country: payment.card.country,
       ip: ip ?? '',
       ip_country: (ip && ipCountry(ip)) ?? '',
-      billing_country: payment.billing ?? '',
+      billing_country: billing ?? '',
       amount: String(payment.amount),
       currency: payment.tenant.currency,
       is_fraud: payment.fraud ? '1' : '0',

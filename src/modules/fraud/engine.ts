@@ -4,7 +4,7 @@ import { NotificationListener } from '../../http/notification-listener.js';
 import type { Metrics } from '../../http/metrics.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { newId } from '../../lib/ids.js';
-import { ELEVATED_AT, HIGHEST_AT, ipCountry, loadShippedModel, scoreRisk } from './model/index.js';
+import { buyerAddress, ELEVATED_AT, HIGHEST_AT, ipCountry, loadShippedModel, scoreRisk } from './model/index.js';
 import type { RiskScore } from './model/signals.js';
 import {
   claimDefaults,
@@ -247,7 +247,10 @@ export class FraudEngine {
   async decide(scope: Scope, request: DecisionRequest): Promise<FraudDecision> {
     const { card, details } = request;
     const address = details?.ip_address ?? null;
-    const country = address === null ? null : ipCountry(address);
+    // The model and velocity see only a buyer's address: a loopback or private one is no IP at all
+    // (as in training). Rules and lists still match the address as given.
+    const buyer = address === null ? null : buyerAddress(address);
+    const country = buyer === null ? null : ipCountry(buyer);
     const [configuration, velocity] = await Promise.all([
       this.configuration(scope),
       this.velocity.recordAndRead({
@@ -259,7 +262,7 @@ export class FraudEngine {
         card: card.fingerprint,
         platformCard: this.fingerprint(card.number, '__platform__'),
         email: details?.email?.toLowerCase() ?? null,
-        ip: address,
+        ip: buyer,
         ipCountry: country,
         customer: request.customer,
       }),
@@ -275,7 +278,7 @@ export class FraudEngine {
       billingCountry,
       hasEmail: Boolean(details?.email),
       hasCustomer: request.customer !== null,
-      hasIp: address !== null,
+      hasIp: buyer !== null,
       velocity,
     });
     const forced = scope.livemode ? undefined : TEST_RISK.get(card.number);

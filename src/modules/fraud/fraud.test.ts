@@ -116,6 +116,37 @@ describe('the decision on the payment path', () => {
   });
 });
 
+describe("a small ordinary payment and the buyer's IP address", () => {
+  // The buyer's real address is outside the simulation's IP table (its country is not known), or the
+  // shop's own loopback in development; a card-country mismatch alone is a traveller's ordinary payment.
+  const cases: [string, string, string[]][] = [
+    ['127.0.0.1', 'allow', ['allow']],
+    ['8.8.8.8', 'allow', ['allow']],
+    ['203.0.113.5', 'allow or review', ['allow', 'review']],
+  ];
+  for (const [ip, expected, actions] of cases)
+    for (const currency of ['eur', 'usd'])
+      it(`${expected}s 49.00 ${currency.toUpperCase()} on a US card from ${ip}, without "differs" reasons for what is not given`, async () => {
+        const tenant = await createTenant(t.app, `Fraud IP ${ip} ${currency}`);
+        const payment = await ok(
+          await call(t.app, tenant.testKey, 'POST', '/v1/payments', {
+            amount: 4900,
+            currency,
+            payment_method: card(TEST_CARDS.visa),
+            confirm: true,
+            fraud_details: { ip_address: ip },
+          }),
+        );
+        expect(actions).toContain(payment.outcome.action);
+        expect(payment.outcome.risk_level).not.toBe('highest');
+        const features = payment.outcome.reasons.map((r: { feature: string }) => r.feature);
+        // No billing country was given, and 127.0.0.1 / 8.8.8.8 have no IP country.
+        expect(features).not.toContain('Card country differs from billing country');
+        expect(features).not.toContain('Billing country differs from IP country');
+        if (ip !== '203.0.113.5') expect(features).not.toContain('Card country differs from IP country');
+      });
+});
+
 describe('rules', () => {
   let tenant: TestTenant;
   beforeAll(async () => {

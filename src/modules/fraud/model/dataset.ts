@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { parse } from 'csv-parse';
+import { buyerAddress } from './ip-country.js';
 import type { RiskSignals } from './signals.js';
 import { VelocityTracker } from './velocity.js';
 
@@ -57,6 +58,15 @@ function parseTime(value: string, id: string): number {
   return time;
 }
 
+/**
+ * The row's buyer address, as the engine takes it (buyerAddress): a loopback, private or reserved
+ * address is no IP, unless the file gives it a country.
+ */
+function rowAddress(row: CsvRow): string | null {
+  if (row.ip === '') return null;
+  return row.ip_country === '' ? buyerAddress(row.ip) : row.ip;
+}
+
 /** Replays time-ordered rows through the velocity store: each row sees only the rows before it. */
 export function* decisions(rows: Iterable<CsvRow>): Generator<LabelledDecision> {
   const tracker = new VelocityTracker();
@@ -71,7 +81,7 @@ export function* decisions(rows: Iterable<CsvRow>): Generator<LabelledDecision> 
       customer: orNull(row.customer_id),
       email: orNull(row.email),
       card: orNull(row.card_fingerprint),
-      ip: orNull(row.ip),
+      ip: rowAddress(row),
       ipCountry: orNull(row.ip_country),
       amount,
     };

@@ -34,24 +34,36 @@ const VELOCITY_FIELDS: readonly (keyof VelocitySnapshot)[] = [
   'seconds_since_card_last_seen',
 ];
 
-/** Feature names in vector order, each with the label an analyst reads in a decision's reasons. */
-export const FEATURES: readonly { name: string; label: string }[] = [
+const MISSING_LABELS: Record<string, string> = {
+  card_ip_country_mismatch: 'Card or IP country not given',
+  billing_ip_country_mismatch: 'Billing or IP country not given',
+  card_billing_country_mismatch: 'Card or billing country not given',
+};
+
+/**
+ * Feature names in vector order, each with the label an analyst reads in a decision's reasons, and the
+ * label for when the feature is missing (NaN): a missing country is not a country that differs.
+ */
+export const FEATURES: readonly { name: string; label: string; missingLabel: string }[] = withMissingLabels([
   { name: 'amount_log', label: 'Amount (log of major units)' },
   { name: 'hour_of_day', label: 'Hour of day (UTC)' },
   { name: 'day_of_week', label: 'Day of week (UTC)' },
   { name: 'card_ip_country_mismatch', label: 'Card country differs from IP country' },
   { name: 'billing_ip_country_mismatch', label: 'Billing country differs from IP country' },
   { name: 'card_billing_country_mismatch', label: 'Card country differs from billing country' },
-  { name: 'ip_country_unknown', label: 'IP country unknown' },
   { name: 'has_email', label: 'Email given' },
   { name: 'has_customer', label: 'Customer given' },
   ...VELOCITY_FIELDS.map((field) => ({ name: field, label: velocityLabel(field) })),
   { name: 'amount_vs_customer_7d_avg', label: "Amount relative to the customer's 7 d average" },
   { name: 'amount_vs_card_7d_avg', label: "Amount relative to the card's 7 d average" },
   { name: 'customer_24h_vs_7d_daily', label: "Customer's 24 h spend relative to their 7 d daily average" },
-];
+]);
 
 export const FEATURE_NAMES: readonly string[] = FEATURES.map((feature) => feature.name);
+
+function withMissingLabels(features: { name: string; label: string }[]) {
+  return features.map((f) => ({ ...f, missingLabel: MISSING_LABELS[f.name] ?? `${f.label}: not given` }));
+}
 
 function velocityLabel(field: keyof VelocitySnapshot): string {
   const special: Partial<Record<keyof VelocitySnapshot, string>> = {
@@ -106,8 +118,6 @@ export function featureVector(signals: RiskSignals): number[] {
     mismatch(signals.cardCountry, signals.ipCountry),
     mismatch(signals.billingCountry, signals.ipCountry),
     mismatch(signals.cardCountry, signals.billingCountry),
-    // An address outside the IP table is "unknown"; no address at all is missing.
-    signals.hasIp ? (signals.ipCountry === null ? 1 : 0) : NaN,
     signals.hasEmail ? 1 : 0,
     signals.hasCustomer ? 1 : 0,
     ...velocityFeatures(signals),

@@ -5,10 +5,10 @@ import type { RiskScore, RiskSignals } from './signals.js';
 import { compileForest, pathContributions, type Forest, type LightGbmDump } from './trees.js';
 
 export type { RiskReason, RiskScore, RiskSignals, VelocitySnapshot } from './signals.js';
-export { ipCountry } from './ip-country.js';
+export { buyerAddress, ipCountry } from './ip-country.js';
 
 /** The model shipped with this release: `model-<version>.json` beside this file (or in dist/fraud-model/). */
-export const SHIPPED_MODEL_VERSION = '2026-11-30.1';
+export const SHIPPED_MODEL_VERSION = '2026-11-30.2';
 
 /**
  * risk_score thresholds: a score at or above ELEVATED_AT is `elevated`, at or above HIGHEST_AT `highest`.
@@ -71,7 +71,8 @@ export function probability(model: FraudModel, raw: number): number {
 /** Scores one decision in process: pure, deterministic, a walk over the model's trees. */
 export function scoreRisk(model: FraudModel, signals: RiskSignals): RiskScore {
   const contributions = new Float64Array(FEATURE_NAMES.length);
-  const raw = pathContributions(model.forest, featureVector(signals), contributions);
+  const x = featureVector(signals);
+  const raw = pathContributions(model.forest, x, contributions);
   const riskScore = Math.min(100, Math.max(0, Math.round(100 * probability(model, raw))));
   const top = [...contributions.keys()]
     .filter((i) => contributions[i] !== 0)
@@ -80,7 +81,10 @@ export function scoreRisk(model: FraudModel, signals: RiskSignals): RiskScore {
   return {
     riskScore,
     riskLevel: riskLevel(riskScore),
-    reasons: top.map((i) => ({ feature: FEATURES[i]!.label, weight: Math.round(contributions[i]! * 1e4) / 1e4 })),
+    reasons: top.map((i) => ({
+      feature: Number.isNaN(x[i]) ? FEATURES[i]!.missingLabel : FEATURES[i]!.label,
+      weight: Math.round(contributions[i]! * 1e4) / 1e4,
+    })),
     modelVersion: model.version,
   };
 }

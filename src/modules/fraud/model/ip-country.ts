@@ -1,3 +1,5 @@
+import ipaddr from 'ipaddr.js';
+
 // A small IP-to-country table for the simulation, shared by the data generator and the fraud engine.
 // It covers only address blocks reserved for documentation and benchmarking (RFC 5737, RFC 2544), so
 // it never claims anything about a real network; any other address has no known country.
@@ -42,6 +44,19 @@ export function ipCountry(ip: string): string | null {
   if (value === null) return null;
   for (const block of PARSED) if (value >= block.first && value <= block.last) return block.country;
   return null;
+}
+
+/**
+ * The address as the fraud model sees the buyer's: null for one that says nothing about a buyer
+ * (loopback, private, link-local, shared, reserved and other special-purpose ranges: a proxy's or a test
+ * machine's own address), except the simulation table's blocks; an IPv4-mapped IPv6 address as IPv4.
+ * A public address outside the table is kept: it is an IP whose country is not known, not a risk.
+ */
+export function buyerAddress(ip: string): string | null {
+  if (!ipaddr.isValid(ip)) return null;
+  const address = ipaddr.process(ip).toString();
+  if (ipCountry(address) !== null) return address;
+  return ipaddr.parse(address).range() === 'unicast' ? address : null;
 }
 
 /** Countries the table knows, each with the address blocks that stand for it. */

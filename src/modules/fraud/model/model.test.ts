@@ -6,7 +6,7 @@ import { generate } from '../../../../scripts/fraud/generator.js';
 import { lightgbmAvailable, runTrainer, writeMatrix } from '../../../../scripts/fraud/training.js';
 import { fraudTrainerAvailable } from '../../../../test/services.js';
 import { decisions } from './dataset.js';
-import { FEATURE_NAMES, featureVector } from './features.js';
+import { FEATURES, FEATURE_NAMES, featureVector } from './features.js';
 import {
   ELEVATED_AT,
   HIGHEST_AT,
@@ -122,6 +122,56 @@ describe('the shipped model', () => {
     expect(elevatedShare(withoutIp)).toBeLessThan(0.005);
     expect(elevatedShare(withoutCustomer)).toBeLessThan(0.015);
     expect(elevatedShare((s) => withoutCustomer(withoutIp(s)))).toBeLessThan(0.015);
+  });
+
+  it('gives a missing feature as "not given", never with its "differs" label', () => {
+    let notGiven = 0;
+    for (const decision of sample) {
+      const x = featureVector(decision.signals);
+      for (const reason of scoreRisk(model, decision.signals).reasons) {
+        const i = FEATURES.findIndex((f) => f.label === reason.feature || f.missingLabel === reason.feature);
+        expect(i).toBeGreaterThanOrEqual(0);
+        expect(reason.feature).toBe(Number.isNaN(x[i]!) ? FEATURES[i]!.missingLabel : FEATURES[i]!.label);
+        if (Number.isNaN(x[i]!)) notGiven++;
+      }
+    }
+    expect(notGiven).toBeGreaterThan(0);
+    const noBilling = sample.find((d) => d.signals.billingCountry === null && d.signals.ipCountry !== null)!;
+    const features = scoreRisk(model, { ...noBilling.signals, cardCountry: 'US', ipCountry: 'US' }).reasons.map(
+      (r) => r.feature,
+    );
+    expect(features).not.toContain('Card country differs from billing country');
+    expect(features).not.toContain('Billing country differs from IP country');
+  });
+
+  it("scores a guest's small payment at most elevated for a card country differing from the IP's, at any hour", () => {
+    // A traveller's first payment: no customer, email, billing country or history. With an address
+    // outside the IP table (any real one) or a loopback one (no IP), it is normal.
+    const velocity = Object.fromEntries(
+      Object.keys(sample[0]!.signals.velocity).map((k) => [k, k === 'seconds_since_card_last_seen' ? -1 : 0]),
+    ) as unknown as VelocitySnapshot;
+    const guest = (ipCountry: string | null, hasIp: boolean, currency: string, hour: number, day: number) =>
+      scoreRisk(model, {
+        amount: 4900,
+        currency,
+        timestamp: new Date(Date.UTC(2026, 10, 23 + day, hour, 17)),
+        cardBin: '424242',
+        cardCountry: 'US',
+        ipCountry,
+        billingCountry: null,
+        hasEmail: false,
+        hasCustomer: false,
+        hasIp,
+        velocity,
+      }).riskScore;
+    for (const currency of ['EUR', 'USD'])
+      for (let day = 0; day < 7; day++)
+        for (let hour = 0; hour < 24; hour++) {
+          for (const country of ['DE', 'GB', 'FR', 'MX'])
+            expect(guest(country, true, currency, hour, day)).toBeLessThan(HIGHEST_AT);
+          expect(guest(null, true, currency, hour, day)).toBeLessThan(ELEVATED_AT);
+          expect(guest(null, false, currency, hour, day)).toBeLessThan(ELEVATED_AT);
+        }
   });
 
   it('scores a card-testing burst higher than the same small payment from a quiet card', () => {
