@@ -3,8 +3,9 @@
  *
  *   1. a fresh database `payforward_bench_webhooks` on the local PostgreSQL, migrated; the app and
  *      one delivery worker (src/workers/webhook-delivery.ts, PostgreSQL queue) in this process;
- *      4 tenants with 2 endpoints each (`*`), all on a receiver in a process of its own
- *      (bench/webhook-receiver.ts) that answers 200 at once;
+ *      BENCH_TENANTS tenants (default 20) with 2 endpoints each (`*`), all on a receiver in a process of its own
+ *      (bench/webhook-receiver.ts) that answers 200 at once. Many endpoints, as a platform has: with a few, the
+ *      per-endpoint rate limit (WEBHOOK_ENDPOINT_RATE, 500/s by default) is what a backlog measures;
  *   2. steady load: events committed at BENCH_EVENTS_PER_SECOND (default 1,000, so 2,000
  *      deliveries/s) for BENCH_DURATION seconds; prints deliveries/s and the lag from each event's
  *      commit to its arrival at the receiver, p50 and p99;
@@ -40,6 +41,7 @@ const TARGET = { deliveriesPerSecond: 2000, lagP99Ms: 1000 };
 const eventsPerSecond = Number(process.env.BENCH_EVENTS_PER_SECOND ?? 1000);
 const duration = Number(process.env.BENCH_DURATION ?? 15);
 const backlog = Number(process.env.BENCH_BACKLOG ?? 10_000);
+const tenantCount = Number(process.env.BENCH_TENANTS ?? 20);
 const ENDPOINTS_PER_TENANT = 2;
 const flag = process.argv.indexOf('--transport');
 const transport = (flag >= 0 ? process.argv[flag + 1] : process.env.BENCH_WEBHOOK_TRANSPORT) ?? 'postgres';
@@ -95,7 +97,7 @@ const stats = async () =>
   };
 
 const tenants: string[] = [];
-for (let i = 0; i < 4; i++) {
+for (let i = 0; i < tenantCount; i++) {
   const tenant = await app.inject({
     method: 'POST',
     url: '/v1/tenants',
