@@ -107,8 +107,10 @@ const PAYMENT_COLUMNS: Columns<PaymentRow> = [
   ['fee', 'bigint'],
   ['balance_transaction', 'text'],
   ['fraud_details', 'jsonb'],
-  ['fraud_outcome', 'jsonb'],
-  ['fraud_inputs', 'jsonb'],
+  // The fraud decision's documents travel as one json array each (stored as jsonb by assignment), not as text[]
+  // elements: escaping them element by element was most of what fraud checks cost a payment (bench on/off 0.69 -> 0.86).
+  ['fraud_outcome', 'json'],
+  ['fraud_inputs', 'json'],
   ['version', 'integer'],
   ['created_at', 'timestamptz'],
   ['updated_at', 'timestamptz'],
