@@ -12,7 +12,7 @@ import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { newId } from './lib/ids.js';
 import type { Platform } from './platform.js';
-import { requireScope, type Auth } from './http/auth.js';
+import { byPublishableKey, requireScope, type Auth } from './http/auth.js';
 import { declaredPlugin, requireRouteAuth, type AuthRequirement, type PublishableAccess } from './http/route-auth.js';
 import { checkClientSecret } from './http/client-secret.js';
 import { countAuthFailure, throttleAddress, throttleTenant } from './http/throttle.js';
@@ -219,7 +219,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     }
     request.auth = auth;
     const { scope, publishable } = request.routeOptions.config;
-    if (auth.kind === 'tenant' && auth.via === 'publishable_key') {
+    if (byPublishableKey(auth)) {
       // A publishable key is public: it passes only where a route declares it may (route-auth.ts), never by scope.
       if (!publishable)
         throw new ApiError(
@@ -294,10 +294,18 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
 
   // Before the Idempotency-Key is claimed: a wrong client_secret must not become the stored answer to a key.
   app.addHook('preHandler', async (request) => {
-    const auth = request.auth;
-    if (auth?.kind !== 'tenant' || auth.via !== 'publishable_key') return;
+    if (!byPublishableKey(request.auth)) return;
     if (request.routeOptions.config.publishable === 'with_client_secret')
       checkClientSecret(request, platform.clientSecrets, tenantScope(request));
+    // A buyer's browser sees only the fields payforward.js needs: expanding would load objects it may not see.
+    if ((request.query as Record<string, unknown> | undefined)?.['expand[]'] !== undefined)
+      throw new ApiError(
+        'permission_error',
+        'publishable_key_not_allowed',
+        'A publishable key cannot expand related objects; retrieve them from your server with a secret key.',
+        'expand[]',
+        403,
+      );
   });
 
   // Idempotency: every authenticated POST may carry Idempotency-Key; the claim happens after

@@ -175,6 +175,16 @@ describe('client_secret', () => {
     expect(server.amount_received).toBe(2500);
   });
 
+  it('may not expand related objects of that payment, which a secret key may', async () => {
+    const payment = await newPayment();
+    const url = `/v1/payments/${payment.id}?client_secret=${encodeURIComponent(payment.client_secret)}&expand[]=customer`;
+    await expectError(await call(t.app, pk, 'GET', url), 403, {
+      code: 'publishable_key_not_allowed',
+      param: 'expand[]',
+    });
+    expect((await call(t.app, tenant.testKey, 'GET', url)).statusCode).toBe(200);
+  });
+
   it("takes the buyer's IP address from the request, not from what the page claims", async () => {
     const lists = await ok(await call(t.app, tenant.testKey, 'GET', '/v1/fraud/lists'));
     const blockedIps = lists.data.find((l: { name: string }) => l.name === 'blocked_ips').id;

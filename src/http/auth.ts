@@ -37,6 +37,10 @@ export type Auth =
 
 export type TenantAuth = Extract<Auth, { kind: 'tenant' }>;
 
+/** Whether the caller is a publishable key (pk_…): public, so limited to what routes declare (route-auth.ts). */
+export const byPublishableKey = (auth: Auth | undefined): auth is TenantAuth =>
+  auth?.kind === 'tenant' && auth.via === 'publishable_key';
+
 interface KeyRecord {
   id: string;
   tenant_id: string;

@@ -11,6 +11,7 @@ import {
   type PaymentMethod,
 } from './schemas.js';
 import { ApiError } from '../../http/errors.js';
+import { byPublishableKey } from '../../http/auth.js';
 
 /**
  * What a publishable key gets back when it tokenizes: the `pm_…` and what a checkout form shows. Not the BIN,
@@ -55,7 +56,7 @@ export const paymentMethodRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const publishable = request.auth?.kind === 'tenant' && request.auth.via === 'publishable_key';
+      const publishable = byPublishableKey(request.auth);
       if (publishable && request.body.customer !== undefined)
         throw new ApiError(
           'permission_error',

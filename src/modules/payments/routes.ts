@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../../http/errors.js';
+import { byPublishableKey } from '../../http/auth.js';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
@@ -35,7 +36,7 @@ const createExample = {
  * may a card given inline be saved to a customer: attaching is the shop server's decision, as on tokenizing.
  */
 function asBrowserConfirm(request: FastifyRequest, body: ConfirmPaymentBody): ConfirmPaymentBody {
-  if (request.auth?.kind !== 'tenant' || request.auth.via !== 'publishable_key') return body;
+  if (!byPublishableKey(request.auth)) return body;
   const method = body?.payment_method;
   if (typeof method === 'object' && method.customer !== undefined)
     throw new ApiError(
@@ -110,20 +111,10 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('Payment'), ...errors },
       },
     },
-    async (request) => {
-      // A buyer's browser sees only the fields payforward.js needs: expanding would load objects it may not see.
-      if (request.auth?.kind === 'tenant' && request.auth.via === 'publishable_key' && request.query['expand[]'])
-        throw new ApiError(
-          'permission_error',
-          'publishable_key_not_allowed',
-          'A publishable key cannot expand related objects; retrieve them from your server with a secret key.',
-          'expand[]',
-          403,
-        );
-      return expander.one(tenantScope(request), 'payment', request.query['expand[]'], () =>
+    async (request) =>
+      expander.one(tenantScope(request), 'payment', request.query['expand[]'], () =>
         payments.retrieve(tenantScope(request), request.params.id),
-      );
-    },
+      ),
   );
 
   app.post(
