@@ -12,6 +12,7 @@ import {
   type TestTenant,
 } from './helpers.js';
 import { serviceUrl } from './services.js';
+import { decisionInputs, type StoredInputs } from '../src/modules/fraud/engine.js';
 
 // A confirm whose processor answer is lost stays `processing`; the client's retry and the recovery
 // pass each replay it, and each replay runs the fraud decision again. The velocity those decisions
@@ -41,12 +42,10 @@ describe.skipIf(!redisUrl)('velocity under crash-recovery replays', () => {
   });
 
   const velocityOf = async (id: string) => {
-    const [row] = await lost.admin<{ card: number; ip: number; customer: number }[]>`
-      SELECT (fraud_inputs->'velocity'->>'card_count_1h')::int AS card,
-        (fraud_inputs->'velocity'->>'ip_count_1h')::int AS ip,
-        (fraud_inputs->'velocity'->>'customer_count_1h')::int AS customer
-      FROM payments WHERE id = ${id}`;
-    return row;
+    const [row] = await lost.admin<{ fraud_inputs: StoredInputs }[]>`
+      SELECT fraud_inputs FROM payments WHERE id = ${id}`;
+    const { velocity } = decisionInputs(row.fraud_inputs);
+    return { card: velocity.card_count_1h, ip: velocity.ip_count_1h, customer: velocity.customer_count_1h };
   };
 
   it('a payment replayed by its retry and by the recovery pass counts once', async () => {
@@ -94,8 +93,6 @@ describe.skipIf(!redisUrl)('velocity under crash-recovery replays', () => {
     );
     expect(retried.status).toBe('succeeded');
     // The second round's decision saw the first round's payment from this IP.
-    const [row] = await lost.admin<{ ip: number }[]>`
-      SELECT (fraud_inputs->'velocity'->>'ip_count_1h')::int AS ip FROM payments WHERE id = ${id}`;
-    expect(row.ip).toBe(1);
+    expect((await velocityOf(id)).ip).toBe(1);
   });
 });

@@ -5,7 +5,7 @@ import type { Metrics } from '../../http/metrics.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { newId } from '../../lib/ids.js';
 import { buyerAddress, ELEVATED_AT, HIGHEST_AT, ipCountry, loadShippedModel, scoreRisk } from './model/index.js';
-import type { RiskScore } from './model/signals.js';
+import { VELOCITY_FIELDS, type RiskScore, type VelocitySnapshot } from './model/signals.js';
 import {
   claimDefaults,
   loadConfiguration,
@@ -48,8 +48,28 @@ export interface DecisionRequest {
   at: Date;
 }
 
-/** What is stored on the payment beside the outcome: the inputs, for backtests and analysts. */
-export type StoredInputs = DecisionInputs & { shadow_matches: { id: string; name: string }[] };
+/**
+ * What is stored on the payment beside the outcome: the inputs, for backtests and analysts. The velocity features are
+ * an array in VELOCITY_FIELDS order, not an object: their names were 700 of the inputs' 1,000 bytes on every payment
+ * row (see the README's fraud on/off figures). Rows decided before this format hold the named object.
+ */
+export type StoredInputs = Omit<DecisionInputs, 'velocity'> & {
+  velocity: number[] | VelocitySnapshot;
+  shadow_matches: { id: string; name: string }[];
+};
+
+function storedInputs(inputs: DecisionInputs, shadow: StoredInputs['shadow_matches']): StoredInputs {
+  return { ...inputs, velocity: VELOCITY_FIELDS.map((field) => inputs.velocity[field]), shadow_matches: shadow };
+}
+
+/** Stored inputs as the decision saw them (either storage format). */
+export function decisionInputs(stored: StoredInputs): DecisionInputs {
+  const { velocity, ...rest } = stored;
+  if (!Array.isArray(velocity)) return { ...rest, velocity };
+  const named = {} as VelocitySnapshot;
+  VELOCITY_FIELDS.forEach((field, i) => (named[field] = velocity[i] ?? 0));
+  return { ...rest, velocity: named };
+}
 
 export interface FraudDecision {
   outcome: FraudOutcome;
@@ -321,7 +341,7 @@ export class FraudEngine {
         reasons: score.reasons,
         model_version: score.modelVersion,
       },
-      inputs: { ...inputs, shadow_matches: shadow },
+      inputs: storedInputs(inputs, shadow),
       listHits: listHits(configuration.blockLists, inputs),
     };
   }

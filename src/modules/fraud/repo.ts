@@ -1,5 +1,6 @@
 import type { Scope, Tx } from '../../db/index.js';
 import type { Columns } from '../../db/unnest.js';
+import type { StoredInputs } from './engine.js';
 
 export type FraudAction = 'allow' | 'review' | 'block' | 'request_3ds';
 export const FRAUD_ACTIONS: FraudAction[] = ['allow', 'review', 'block', 'request_3ds'];
@@ -90,7 +91,7 @@ export async function claimDefaults(tx: Tx, scope: Scope): Promise<boolean> {
  * whether each is labelled fraud (reported, or disputed as fraudulent).
  */
 export function decidedPayments(tx: Tx, scope: Scope, since: Date, until: Date) {
-  return tx<{ id: string; amount: number; fraud_inputs: Record<string, unknown>; fraud: boolean }[]>`
+  return tx<{ id: string; amount: number; fraud_inputs: StoredInputs; fraud: boolean }[]>`
     SELECT p.id, p.amount, p.fraud_inputs,
       (EXISTS (SELECT 1 FROM fraud_reports r WHERE r.payment_id = p.id)
         OR EXISTS (SELECT 1 FROM disputes d WHERE d.payment_id = p.id AND d.reason = 'fraudulent')) AS fraud

@@ -8,7 +8,7 @@ import { newId } from '../../lib/ids.js';
 import type { Metrics } from '../../http/metrics.js';
 import type { PaymentService } from '../payments/service.js';
 import type { RefundService } from '../refunds/service.js';
-import { LIST_ITEM_COLUMNS, RULE_COLUMNS, type FraudEngine } from './engine.js';
+import { decisionInputs, LIST_ITEM_COLUMNS, RULE_COLUMNS, type FraudEngine } from './engine.js';
 import {
   decidedPayments,
   type ListItemRow,
@@ -383,7 +383,7 @@ export class FraudService {
       if (row.fraud) fraud++;
       let hit = false;
       try {
-        hit = compiled(activation(row.fraud_inputs as never, configuration.lists)) === true;
+        hit = compiled(activation(decisionInputs(row.fraud_inputs), configuration.lists)) === true;
       } catch {
         // Inputs stored by an older version may lack a variable: such a payment does not match.
       }

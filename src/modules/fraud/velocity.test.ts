@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootApp, call, card, createTenant, ok, TEST_CARDS, type TestApp } from '../../../test/helpers.js';
 import { freePort } from '../../../test/process.js';
 import { serviceUrl } from '../../../test/services.js';
+import { decisionInputs, type StoredInputs } from './engine.js';
 import {
   InProcessVelocityStore,
   RedisVelocityStore,
@@ -246,10 +247,10 @@ describe.each([
         ),
       ),
     );
-    const rows = await t.admin<{ count: number }[]>`
-      SELECT (fraud_inputs->'velocity'->>'card_count_1h')::int AS count FROM payments
-      WHERE id = ANY(${payments.map((p) => p.id as string)})`;
-    expect(rows.map((r) => r.count).sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
+    const rows = await t.admin<{ fraud_inputs: StoredInputs }[]>`
+      SELECT fraud_inputs FROM payments WHERE id = ANY(${payments.map((p) => p.id as string)})`;
+    const counts = rows.map((r) => decisionInputs(r.fraud_inputs).velocity.card_count_1h);
+    expect(counts.sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
   });
 });
 

@@ -1,38 +1,9 @@
 import { currencyExponent } from '../../../lib/currencies.js';
-import type { RiskSignals, VelocitySnapshot } from './signals.js';
+import { VELOCITY_FIELDS, type RiskSignals, type VelocitySnapshot } from './signals.js';
 
 // The one feature-vector function: training export and live scoring both call it, so the model sees
 // the same numbers in both places. Adding or reordering a feature needs a newly trained model (the
 // model artifact records the names it was trained on and loading checks them).
-
-const VELOCITY_FIELDS: readonly (keyof VelocitySnapshot)[] = [
-  'card_count_1h',
-  'card_count_24h',
-  'card_count_7d',
-  'card_sum_1h',
-  'card_sum_24h',
-  'card_sum_7d',
-  'email_count_1h',
-  'email_count_24h',
-  'email_count_7d',
-  'email_sum_24h',
-  'ip_count_1h',
-  'ip_count_24h',
-  'ip_count_7d',
-  'ip_sum_24h',
-  'customer_count_1h',
-  'customer_count_24h',
-  'customer_count_7d',
-  'customer_sum_24h',
-  'customer_sum_7d',
-  'ip_distinct_cards_1h',
-  'ip_distinct_cards_24h',
-  'customer_distinct_cards_24h',
-  'customer_distinct_cards_7d',
-  'customer_new_ip_country',
-  'card_distinct_tenants_24h',
-  'seconds_since_card_last_seen',
-];
 
 const MISSING_LABELS: Record<string, string> = {
   card_ip_country_mismatch: 'Card or IP country not given',

@@ -44,6 +44,40 @@ export interface VelocitySnapshot {
   seconds_since_card_last_seen: number;
 }
 
+/**
+ * The velocity features in one fixed order: the model's feature vector lists them so, and stored decision inputs keep
+ * their values as an array in this order (src/modules/fraud/engine.ts). Append only: payments already decided read
+ * their inputs back by position.
+ */
+export const VELOCITY_FIELDS: readonly (keyof VelocitySnapshot)[] = [
+  'card_count_1h',
+  'card_count_24h',
+  'card_count_7d',
+  'card_sum_1h',
+  'card_sum_24h',
+  'card_sum_7d',
+  'email_count_1h',
+  'email_count_24h',
+  'email_count_7d',
+  'email_sum_24h',
+  'ip_count_1h',
+  'ip_count_24h',
+  'ip_count_7d',
+  'ip_sum_24h',
+  'customer_count_1h',
+  'customer_count_24h',
+  'customer_count_7d',
+  'customer_sum_24h',
+  'customer_sum_7d',
+  'ip_distinct_cards_1h',
+  'ip_distinct_cards_24h',
+  'customer_distinct_cards_24h',
+  'customer_distinct_cards_7d',
+  'customer_new_ip_country',
+  'card_distinct_tenants_24h',
+  'seconds_since_card_last_seen',
+];
+
 export interface RiskSignals {
   /** Minor units. */
   amount: number;
