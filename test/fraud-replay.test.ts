@@ -42,9 +42,9 @@ describe.skipIf(!redisUrl)('velocity under crash-recovery replays', () => {
   });
 
   const velocityOf = async (id: string) => {
-    const [row] = await lost.admin<{ fraud_inputs: StoredInputs }[]>`
-      SELECT fraud_inputs FROM payments WHERE id = ${id}`;
-    const { velocity } = decisionInputs(row.fraud_inputs);
+    const [row] = await lost.admin<{ inputs: StoredInputs }[]>`
+      SELECT inputs FROM payment_fraud_decisions WHERE payment_id = ${id}`;
+    const { velocity } = decisionInputs(row.inputs);
     return { card: velocity.card_count_1h, ip: velocity.ip_count_1h, customer: velocity.customer_count_1h };
   };
 

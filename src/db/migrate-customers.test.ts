@@ -1,34 +1,16 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseAt } from '../../test/migrations.js';
 import { loadConfig } from '../config.js';
-import { connect, type Sql } from './index.js';
+import type { Sql } from './index.js';
 import { migrate } from './migrate.js';
 
 // Migration 014 turned the free-text `customer` of payments and payment methods into customer objects. This
 // builds a database as it stood at migration 013, with such free text in it, and runs the rest on it.
 
-const MIGRATIONS = join(import.meta.dirname, 'migrations');
-const runUrl = new URL(inject('adminDatabaseUrl'));
-const name = `${runUrl.pathname.slice(1)}_customers014`;
-let server: Sql;
+let scratch: Awaited<ReturnType<typeof databaseAt>>;
 let db: Sql;
 
 const day = (n: number) => new Date(Date.UTC(2026, 0, n));
-
-async function migrateUpTo(sql: Sql, last: string) {
-  await sql`CREATE TABLE schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`;
-  const files = readdirSync(MIGRATIONS)
-    .filter((file) => file.endsWith('.sql') && file <= last)
-    .sort();
-  await sql.begin(async (tx) => {
-    for (const file of files) {
-      await tx.unsafe(readFileSync(join(MIGRATIONS, file), 'utf8'));
-      await tx`INSERT INTO schema_migrations (name) VALUES (${file})`;
-    }
-  });
-  return files;
-}
 
 async function payment(id: string, tenant: string, livemode: boolean, customer: string | null, created: Date) {
   await db`INSERT INTO payments (id, tenant_id, livemode, amount, currency, status, capture_method, customer, created_at)
@@ -43,14 +25,8 @@ async function card(id: string, tenant: string, customer: string, created: Date)
 }
 
 beforeAll(async () => {
-  server = connect(runUrl.toString(), { max: 1 });
-  await server.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await server.unsafe(`CREATE DATABASE ${name}`);
-  const url = new URL(runUrl);
-  url.pathname = `/${name}`;
-  db = connect(url.toString(), { max: 1 });
-  const applied = await migrateUpTo(db, '013_attempt_idempotency_key.sql');
-  expect(applied.at(-1)).toBe('013_attempt_idempotency_key.sql');
+  scratch = await databaseAt('customers014', '013_attempt_idempotency_key.sql');
+  db = scratch.db;
   await db`INSERT INTO tenants (id, name) VALUES ('ten_a', 'Shop A'), ('ten_b', 'Shop B')`;
   // Shop A, test mode: Alice twice (first on day 3), Bob once and on a saved card, one payment without customer.
   await payment('pay_a1', 'ten_a', false, 'alice@example.com', day(5));
@@ -65,9 +41,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await db?.end();
-  await server?.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await server?.end();
+  await scratch?.drop();
 });
 
 describe('migration 014: free-text customers become customer objects', () => {

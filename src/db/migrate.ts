@@ -66,6 +66,8 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       GRANT DELETE ON reconciliation_items TO "${appRole}";
       GRANT UPDATE ON reports, report_schedules, cases TO "${appRole}";
       GRANT UPDATE ON checkout_sessions TO "${appRole}";
+      -- A payment decided again (a new confirm) replaces its last decision.
+      GRANT UPDATE ON payment_fraud_decisions TO "${appRole}";
       GRANT DELETE ON report_chunks TO "${appRole}";
       GRANT UPDATE (kek_id, wrapped_dek, pan_ciphertext, card_data_erased_at) ON payment_methods TO "${appRole}";
       REVOKE ALL ON vault_keks FROM "${appRole}";

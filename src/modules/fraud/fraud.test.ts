@@ -10,6 +10,7 @@ import {
   type TestApp,
   type TestTenant,
 } from '../../../test/helpers.js';
+import { VELOCITY_FIELDS } from './model/signals.js';
 
 let t: TestApp;
 
@@ -62,6 +63,18 @@ describe('the decision on the payment path', () => {
     expect(typeof payment.outcome.model_version).toBe('string');
     const retrieved = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/payments/${payment.id}`));
     expect(retrieved.outcome).toEqual(payment.outcome);
+    // Lists, searches and expansions read the decision from its own table too (migration 034).
+    const listed = await ok(await call(t.app, tenant.testKey, 'GET', '/v1/payments?limit=5'));
+    expect(listed.data.find((p: { id: string }) => p.id === payment.id).outcome).toEqual(payment.outcome);
+    const unpaid = await ok(
+      await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 500, currency: 'usd' }),
+    );
+    expect(unpaid.outcome).toBeNull();
+    const refund = await ok(
+      await call(t.app, tenant.testKey, 'POST', '/v1/refunds', { payment: payment.id, amount: 100 }),
+    );
+    const expanded = await ok(await call(t.app, tenant.testKey, 'GET', `/v1/refunds/${refund.id}?expand[]=payment`));
+    expect(expanded.payment.outcome).toEqual(payment.outcome);
   });
 
   it('blocks the 4100000000000019 test card through the default blocked_cards list, not the processor', async () => {
@@ -177,8 +190,10 @@ describe('rules', () => {
     const payment = await ok(await pay(tenant, TEST_CARDS.visa, { amount: 4321 }));
     expect(payment.outcome).toMatchObject({ action: 'allow', rule: null });
     expect(t.logs.some((line) => line.includes('fraud shadow rule matched') && line.includes(shadow.id))).toBe(true);
-    const [row] = await t.admin`SELECT fraud_inputs FROM payments WHERE id = ${payment.id}`;
-    expect(row.fraud_inputs.shadow_matches).toEqual([{ id: shadow.id, name: 'shadow block' }]);
+    const [row] = await t.admin`SELECT inputs FROM payment_fraud_decisions WHERE payment_id = ${payment.id}`;
+    expect(row.inputs.shadow_matches).toEqual([{ id: shadow.id, name: 'shadow block' }]);
+    // Velocity is stored by position (VELOCITY_FIELDS order), not by name.
+    expect(row.inputs.velocity).toHaveLength(VELOCITY_FIELDS.length);
     await ok(await call(t.app, tenant.testKey, 'DELETE', `/v1/fraud/rules/${shadow.id}`));
   });
 

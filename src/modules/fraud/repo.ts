@@ -92,12 +92,12 @@ export async function claimDefaults(tx: Tx, scope: Scope): Promise<boolean> {
  */
 export function decidedPayments(tx: Tx, scope: Scope, since: Date, until: Date) {
   return tx<{ id: string; amount: number; fraud_inputs: StoredInputs; fraud: boolean }[]>`
-    SELECT p.id, p.amount, p.fraud_inputs,
+    SELECT p.id, p.amount, f.inputs AS fraud_inputs,
       (EXISTS (SELECT 1 FROM fraud_reports r WHERE r.payment_id = p.id)
         OR EXISTS (SELECT 1 FROM disputes d WHERE d.payment_id = p.id AND d.reason = 'fraudulent')) AS fraud
-    FROM payments p
+    FROM payments p JOIN payment_fraud_decisions f ON f.payment_id = p.id
     WHERE p.tenant_id = ${scope.tenantId} AND p.livemode = ${scope.livemode}
-      AND p.created_at >= ${since} AND p.created_at < ${until} AND p.fraud_inputs IS NOT NULL
+      AND p.created_at >= ${since} AND p.created_at < ${until}
     ORDER BY p.id
     LIMIT 100001`;
 }

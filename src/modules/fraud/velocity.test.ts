@@ -247,9 +247,10 @@ describe.each([
         ),
       ),
     );
-    const rows = await t.admin<{ fraud_inputs: StoredInputs }[]>`
-      SELECT fraud_inputs FROM payments WHERE id = ANY(${payments.map((p) => p.id as string)})`;
-    const counts = rows.map((r) => decisionInputs(r.fraud_inputs).velocity.card_count_1h);
+    const rows = await t.admin<{ inputs: StoredInputs }[]>`
+      SELECT inputs FROM payment_fraud_decisions WHERE payment_id = ANY(${payments.map((p) => p.id as string)})`;
+    expect(rows).toHaveLength(n);
+    const counts = rows.map((r) => decisionInputs(r.inputs).velocity.card_count_1h);
     expect(counts.sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
   });
 });

@@ -48,9 +48,8 @@ export interface PaymentRow {
   balance_transaction: string | null;
   /** What the client sent for the fraud decision (email, IP, billing country). */
   fraud_details: FraudDetails | null;
-  /** The last fraud decision, and the inputs it was taken on (replayed by backtests). */
+  /** The last fraud decision's outcome, read from payment_fraud_decisions (written with PaymentWrite.fraudDecision). */
   fraud_outcome: FraudOutcome | null;
-  fraud_inputs: StoredInputs | null;
   version: number;
   created_at: Date;
   updated_at: Date;
@@ -79,7 +78,7 @@ export interface PaymentState {
   attempts: AttemptRow[];
 }
 
-const PAYMENT_COLUMNS: Columns<PaymentRow> = [
+const PAYMENT_COLUMNS: Columns<Omit<PaymentRow, 'fraud_outcome'>> = [
   ['id', 'text'],
   ['tenant_id', 'text'],
   ['livemode', 'boolean'],
@@ -107,11 +106,6 @@ const PAYMENT_COLUMNS: Columns<PaymentRow> = [
   ['fee', 'bigint'],
   ['balance_transaction', 'text'],
   ['fraud_details', 'jsonb'],
-  // The fraud decision's documents travel as one json array each (stored as jsonb by assignment), not as text[]
-  // elements: escaping them element by element was most of what fraud checks cost a payment (bench on/off 0.69 to
-  // about 0.9).
-  ['fraud_outcome', 'json'],
-  ['fraud_inputs', 'json'],
   ['version', 'integer'],
   ['created_at', 'timestamptz'],
   ['updated_at', 'timestamptz'],
@@ -155,7 +149,30 @@ export interface PaymentWrite {
   review?: ReviewRow;
   /** The compliance case a fraud block or block-list hit opens (or joins), with the payment's outcome. */
   alertCase?: AlertCaseRow;
+  /** The fraud decision taken for this write's authorization; replaces the payment's previous one. */
+  fraudDecision?: FraudDecisionRow;
 }
+
+/** A payment's last fraud decision (migration 034): the outcome the API shows and the inputs backtests replay. */
+export interface FraudDecisionRow {
+  payment_id: string;
+  tenant_id: string;
+  livemode: boolean;
+  outcome: FraudOutcome;
+  inputs: StoredInputs;
+  decided_at: Date;
+}
+
+// The documents travel as one json array each, not as text[] elements: escaping them element by element was most of
+// what fraud checks cost a payment (bench on/off 0.69 to about 0.9).
+const FRAUD_DECISION_COLUMNS: Columns<FraudDecisionRow> = [
+  ['payment_id', 'text'],
+  ['tenant_id', 'text'],
+  ['livemode', 'boolean'],
+  ['outcome', 'json'],
+  ['inputs', 'json'],
+  ['decided_at', 'timestamptz'],
+];
 
 export interface DisputeWatchRow {
   payment_id: string;
@@ -203,6 +220,7 @@ function batchStatement(
   watched: DisputeWatchRow[],
   reviews: ReviewRow[],
   alertCases: AlertCaseRow[],
+  fraudDecisions: FraudDecisionRow[],
 ) {
   const statement = new UnnestStatement();
   const text = `
@@ -248,7 +266,17 @@ function batchStatement(
       ON CONFLICT (payment_id) DO NOTHING
     )`
         : ''
-    }${alertCases.length ? `, ${alertCaseCte(statement, alertCases, 'written')}` : ''}
+    }${alertCases.length ? `, ${alertCaseCte(statement, alertCases, 'written')}` : ''}${
+      fraudDecisions.length
+        ? `, fraud AS (
+      INSERT INTO payment_fraud_decisions (${columnNames(FRAUD_DECISION_COLUMNS)})
+      SELECT * FROM (${statement.rows(FRAUD_DECISION_COLUMNS, fraudDecisions)}) f
+      WHERE f.payment_id IN (SELECT id FROM written)
+      ON CONFLICT (payment_id) DO UPDATE SET outcome = excluded.outcome, inputs = excluded.inputs,
+        decided_at = excluded.decided_at
+    )`
+        : ''
+    }
     SELECT id FROM written`;
   return { statement, text };
 }
@@ -283,6 +311,7 @@ async function writeBatch(sql: Sql, tried: PaymentWrite[], retryUncommitted = tr
     tried.flatMap((i) => (i.disputeWatch ? [i.disputeWatch] : [])),
     tried.flatMap((i) => (i.review ? [i.review] : [])),
     tried.flatMap((i) => (i.alertCase ? [i.alertCase] : [])),
+    tried.flatMap((i) => (i.fraudDecision ? [i.fraudDecision] : [])),
   );
   try {
     const rows = await scopedStatement(
@@ -341,7 +370,8 @@ async function findWritten(sql: Sql, tried: PaymentWrite[]): Promise<Set<string>
 }
 
 const withAttempts = (tx: Tx) => tx`
-  coalesce((SELECT json_agg(a ORDER BY a.id) FROM payment_attempts a WHERE a.payment_id = p.id), '[]'::json) AS attempts`;
+  coalesce((SELECT json_agg(a ORDER BY a.id) FROM payment_attempts a WHERE a.payment_id = p.id), '[]'::json) AS attempts,
+  (SELECT f.outcome FROM payment_fraud_decisions f WHERE f.payment_id = p.id) AS fraud_outcome`;
 
 function toState(row: PaymentRow & { attempts: AttemptRow[] }): PaymentState {
   const { attempts, ...payment } = row;
@@ -392,13 +422,20 @@ export async function listPayments(
 }
 
 /** Payments read as a page (a list or a search) with their attempts, in one more query. */
-export async function withAttemptsOf(tx: Tx, rows: PaymentRow[]): Promise<PaymentState[]> {
+export async function withAttemptsOf(tx: Tx, rows: Omit<PaymentRow, 'fraud_outcome'>[]): Promise<PaymentState[]> {
   const ids = rows.map((r) => r.id);
-  const attempts = ids.length
-    ? await tx<AttemptRow[]>`SELECT * FROM payment_attempts WHERE payment_id = ANY(${ids}) ORDER BY id`
-    : [];
+  if (!ids.length) return [];
+  const [attempts, decisions] = await Promise.all([
+    tx<AttemptRow[]>`SELECT * FROM payment_attempts WHERE payment_id = ANY(${ids}) ORDER BY id`,
+    tx<{ payment_id: string; outcome: FraudOutcome }[]>`
+      SELECT payment_id, outcome FROM payment_fraud_decisions WHERE payment_id = ANY(${ids})`,
+  ]);
   const byPayment = new Map<string, AttemptRow[]>();
   for (const attempt of attempts)
     byPayment.set(attempt.payment_id, [...(byPayment.get(attempt.payment_id) ?? []), attempt]);
-  return rows.map((row) => ({ row, attempts: byPayment.get(row.id) ?? [] }));
+  const outcomes = new Map(decisions.map((d) => [d.payment_id, d.outcome]));
+  return rows.map((row) => ({
+    row: { ...row, fraud_outcome: outcomes.get(row.id) ?? null },
+    attempts: byPayment.get(row.id) ?? [],
+  }));
 }

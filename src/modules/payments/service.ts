@@ -29,6 +29,7 @@ import {
   loadPayments,
   type AttemptRow,
   type DisputeWatchRow,
+  type FraudDecisionRow,
   type PaymentRow,
   type PaymentState,
   type PaymentWrite,
@@ -70,7 +71,7 @@ export function toApiPayment({ row, attempts }: PaymentState): Payment {
     net: row.fee === null ? null : row.amount_received - row.fee,
     balance_transaction: row.balance_transaction,
     pricing_version: row.pricing_version,
-    outcome: row.fraud_outcome,
+    outcome: row.fraud_outcome ?? null,
     attempts: attempts.map((a) => ({
       id: a.id,
       operation: a.operation,
@@ -176,7 +177,6 @@ export class PaymentService {
       balance_transaction: null,
       fraud_details: body.fraud_details ?? null,
       fraud_outcome: null,
-      fraud_inputs: null,
       version: 0,
       created_at: now,
       updated_at: now,
@@ -833,6 +833,7 @@ export class PaymentService {
       disputeWatch?: DisputeWatchRow;
       review?: ReviewRow;
       alertCase?: AlertCaseRow;
+      fraudDecision?: FraudDecisionRow;
     },
   ): Promise<Payment> {
     const payment = toApiPayment(state);
@@ -849,6 +850,7 @@ export class PaymentService {
         disputeWatch: charge?.disputeWatch,
         review: charge?.review,
         alertCase: charge?.alertCase,
+        fraudDecision: charge?.fraudDecision,
       }))
     ) {
       throw ApiError.stateConflict(conflict);
@@ -955,9 +957,7 @@ export class PaymentService {
         );
     const outcome = last.outcome;
     if (outcome.status === 'unknown') throw this.outcomeUnknown(current);
-    const row = fraud
-      ? { ...current.row, fraud_outcome: fraud.decision.outcome, fraud_inputs: fraud.decision.inputs }
-      : current.row;
+    const row = fraud ? { ...current.row, fraud_outcome: fraud.decision.outcome } : current.row;
     const attempts = [this.completeAttempt(this.attemptOf(current, last.attemptId), last.processor, outcome)];
     let next: PaymentRow;
     let eventType: EventType;
@@ -1019,7 +1019,20 @@ export class PaymentService {
       eventType,
       requestId,
       'This payment was changed by another request.',
-      { posting: charge?.posting, disputeWatch: charge?.disputeWatch, review, alertCase: alert },
+      {
+        posting: charge?.posting,
+        disputeWatch: charge?.disputeWatch,
+        review,
+        alertCase: alert,
+        fraudDecision: fraud && {
+          payment_id: next.id,
+          tenant_id: next.tenant_id,
+          livemode: next.livemode,
+          outcome: fraud.decision.outcome,
+          inputs: fraud.decision.inputs,
+          decided_at: fraud.decidedAt,
+        },
+      },
     );
     return this.answerFor(payment);
   }
@@ -1119,8 +1132,9 @@ export class PaymentService {
     attempts: AttemptRow[],
     method: PaymentMethodRow,
     card: CardDetails,
-  ): Promise<{ decision: FraudDecision; stop?: ConnectorOutcome } | undefined> {
+  ): Promise<{ decision: FraudDecision; decidedAt: Date; stop?: ConnectorOutcome } | undefined> {
     if (!this.deps.fraud) return undefined;
+    const decidedAt = new Date();
     // A payment's authorizations that ended (authorized, declined, sent to 3-D Secure) number its
     // rounds: a replay of this round's pending call, or of its failover, is the same decision and
     // must not count in velocity twice, while a new confirm (another card, say) is a new one.
@@ -1135,12 +1149,13 @@ export class PaymentService {
       customer: row.customer,
       card: { ...method, number: card.number },
       details: row.fraud_details,
-      at: new Date(),
+      at: decidedAt,
     });
     const { action } = decision.outcome;
     if (action === 'block')
       return {
         decision,
+        decidedAt,
         stop: {
           status: 'declined',
           code: 'card_declined',
@@ -1148,8 +1163,8 @@ export class PaymentService {
           message: 'Your card was declined.',
         },
       };
-    if (action === 'request_3ds') return { decision, stop: { status: 'requires_action' } };
-    return { decision };
+    if (action === 'request_3ds') return { decision, decidedAt, stop: { status: 'requires_action' } };
+    return { decision, decidedAt };
   }
 
   /**
