@@ -8,6 +8,7 @@ import { appDatabaseUrl, connect, workerDatabaseUrl, type Sql } from '../src/db/
 import { createPlatform, type Platform } from '../src/platform.js';
 import { migrate } from '../src/db/migrate.js';
 import { freePort } from './process.js';
+import { emptyDatabase } from './migrations.js';
 
 export const PLATFORM_KEY = 'op_platform_test_0123456789abcdef';
 const TEST_KEK = randomBytes(32).toString('base64');
@@ -163,24 +164,11 @@ export async function bootWithTenants(...names: string[]): Promise<[TestApp, ...
  * database they run on and so would disturb the other test files sharing the run's database.
  */
 async function ownDatabase(suffix: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const runUrl = new URL(inject('adminDatabaseUrl'));
-  const name = `${runUrl.pathname.slice(1)}_${suffix}`;
-  const server = connect(runUrl.toString(), { max: 1 });
-  await server.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await server.unsafe(`CREATE DATABASE ${name}`);
-  const url = new URL(runUrl);
-  url.pathname = `/${name}`;
-  const admin = connect(url.toString(), { max: 1 });
-  const config = loadConfig({});
-  await migrate(admin, config);
+  const database = await emptyDatabase(suffix);
+  const admin = connect(database.url, { max: 1 });
+  await migrate(admin, loadConfig({}));
   await admin.end();
-  return {
-    url: url.toString(),
-    async drop() {
-      await server.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await server.end();
-    },
-  };
+  return database;
 }
 
 /** bootApp on a database of its own (see ownDatabase), dropped when the app closes. */
