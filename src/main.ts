@@ -1,6 +1,14 @@
 import pino from 'pino';
 import { buildApp } from './app.js';
-import { ensureDemoTenant, prepareDatabase, productionSecretProblems, resolveSecrets } from './bootstrap.js';
+import { parseArgs } from 'node:util';
+import {
+  ensureDemoTenant,
+  markDemoSeeded,
+  prepareDatabase,
+  productionSecretProblems,
+  resolveSecrets,
+} from './bootstrap.js';
+import { describeSeed, seedDemoTenant } from './modules/demo/run.js';
 import { loadConfig } from './config.js';
 import { createPlatform } from './platform.js';
 import { startWorkers } from './workers/index.js';
@@ -20,9 +28,11 @@ const usage = `Usage: payforward <command>
   migrate   apply database migrations and exit
   rotate-keys  re-wrap every sealed record's data key under the active VAULT_KEK (the first listed)
   verify-ledger  recompute every ledger balance from its entries; exit 1 on any difference
-  verify-audit   check every audit hash chain and signed checkpoint; print the first broken link, exit 1 on any`;
+  verify-audit   check every audit hash chain and signed checkpoint; print the first broken link, exit 1 on any
+  seed-demo [--days N] [--seed S] [--tenant ID]  add N days (default 30) of demo activity to the demo tenant
+                 (or the test mode of tenant ID), the same for the same seed; never with NODE_ENV=production`;
 
-async function main(command = 'start') {
+async function main(command = 'start', args: string[] = []) {
   const production = process.env.NODE_ENV === 'production';
   const problems = production ? productionSecretProblems(process.env) : [];
   if (problems.length) {
@@ -39,10 +49,16 @@ async function main(command = 'start') {
     log.warn({ err: reason }, 'database connection lost with no caller waiting');
   });
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  if (!['start', 'api', 'worker', 'migrate', 'rotate-keys', 'verify-ledger', 'verify-audit'].includes(command)) {
+  const commands = ['start', 'api', 'worker', 'migrate', 'rotate-keys', 'verify-ledger', 'verify-audit', 'seed-demo'];
+  if (!commands.includes(command)) {
     say(usage);
     process.exit(2);
   }
+  if (command === 'seed-demo' && production) {
+    process.stderr.write('seed-demo refuses to run with NODE_ENV=production: demo data has no place there.\n');
+    process.exit(1);
+  }
+  const seedArgs = command === 'seed-demo' ? seedDemoArgs(args, say) : undefined;
   const database = await prepareDatabase(config, say);
   if (command === 'migrate') {
     await database.embedded?.stop();
@@ -96,6 +112,11 @@ async function main(command = 'start') {
     process.exitCode = unreadable ? 1 : 0;
     return;
   }
+  if (seedArgs) {
+    await seedDemoCommand(config, database, secrets, seedArgs, say);
+    await database.embedded?.stop();
+    return;
+  }
   // Only a process that runs the workers holds a connection as the worker role.
   const platform = createPlatform(config, database.appUrl, secrets, {
     workerDatabaseUrl: command === 'api' ? undefined : database.workerUrl,
@@ -114,6 +135,16 @@ async function main(command = 'start') {
     const demo = await ensureDemoTenant(config, database, (name) =>
       platform.tenants.create(name, systemContext('demo-tenant-seed')),
     );
+    if (demo && !demo.seededAt && config.demoSeedDays > 0) {
+      say(`Seeding the demo tenant with ${config.demoSeedDays} days of activity (once per data folder)…`);
+      const summary = await seedDemoTenant(config, database, secrets, {
+        tenantId: demo.tenantId,
+        days: config.demoSeedDays,
+        seed: 1,
+      });
+      markDemoSeeded(config, demo.tenantId);
+      say(`Demo tenant seeded: ${describeSeed(summary)}`);
+    }
     await app.listen({ port: config.port, host: config.host });
     say('');
     say(`PayForward API listening on ${config.publicUrl}`);
@@ -159,7 +190,59 @@ async function main(command = 'start') {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
-main(process.argv[2]).catch((error) => {
+function seedDemoArgs(args: string[], say: (line: string) => void) {
+  try {
+    const { values } = parseArgs({
+      args,
+      options: {
+        days: { type: 'string', default: '30' },
+        seed: { type: 'string', default: '1' },
+        tenant: { type: 'string' },
+      },
+    });
+    const days = Number(values.days);
+    const seed = Number(values.seed);
+    if (!Number.isInteger(days) || days < 1 || days > 3660)
+      throw new Error('--days must be a whole number from 1 to 3660');
+    if (!Number.isInteger(seed)) throw new Error('--seed must be a whole number');
+    return { days, seed, tenant: values.tenant };
+  } catch (error) {
+    say(`${(error as Error).message}\n${usage}`);
+    process.exit(2);
+  }
+}
+
+/** `seed-demo`: the named tenant, else the data folder's demo tenant (created if there is none yet). */
+async function seedDemoCommand(
+  config: ReturnType<typeof loadConfig>,
+  database: Awaited<ReturnType<typeof prepareDatabase>>,
+  secrets: ReturnType<typeof resolveSecrets>,
+  args: { days: number; seed: number; tenant?: string },
+  say: (line: string) => void,
+) {
+  let tenantId = args.tenant;
+  if (!tenantId) {
+    const platform = createPlatform(config, database.appUrl, secrets, { processMetrics: false });
+    try {
+      const demo = await ensureDemoTenant({ ...config, seedDemoTenant: true }, database, (name) =>
+        platform.tenants.create(name, commandLineContext('seed-demo')),
+      );
+      tenantId = demo!.tenantId;
+    } finally {
+      await platform.close();
+    }
+  }
+  say(`Seeding ${args.days} days of demo activity into ${tenantId} (test mode), seed ${args.seed}…`);
+  const summary = await seedDemoTenant(config, database, secrets, {
+    tenantId,
+    days: args.days,
+    seed: args.seed,
+    log: say,
+  });
+  say(`Seeded ${describeSeed(summary)}`);
+}
+
+main(process.argv[2], process.argv.slice(3)).catch((error) => {
   process.stderr.write(`PayForward failed to start: ${error instanceof Error ? error.stack : String(error)}\n`);
   process.exit(1);
 });
