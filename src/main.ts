@@ -29,8 +29,9 @@ const usage = `Usage: payforward <command>
   rotate-keys  re-wrap every sealed record's data key under the active VAULT_KEK (the first listed)
   verify-ledger  recompute every ledger balance from its entries; exit 1 on any difference
   verify-audit   check every audit hash chain and signed checkpoint; print the first broken link, exit 1 on any
-  seed-demo [--days N] [--seed S] [--tenant ID]  add N days (default 30) of demo activity to the demo tenant
-                 (or the test mode of tenant ID), the same for the same seed; never with NODE_ENV=production`;
+  seed-demo [--days N] [--seed S] [--tenant ID] [--until ISO-TIME]
+                 add N days (default 30) ending now (or at --until) of demo activity to the demo tenant (or the
+                 test mode of tenant ID); the same seed (default 1) gives the same activity; never in production`;
 
 async function main(command = 'start', args: string[] = []) {
   const production = process.env.NODE_ENV === 'production';
@@ -198,14 +199,18 @@ function seedDemoArgs(args: string[], say: (line: string) => void) {
         days: { type: 'string', default: '30' },
         seed: { type: 'string', default: '1' },
         tenant: { type: 'string' },
+        until: { type: 'string' },
       },
     });
     const days = Number(values.days);
     const seed = Number(values.seed);
+    const until = values.until === undefined ? new Date() : new Date(values.until);
     if (!Number.isInteger(days) || days < 1 || days > 3660)
       throw new Error('--days must be a whole number from 1 to 3660');
     if (!Number.isInteger(seed)) throw new Error('--seed must be a whole number');
-    return { days, seed, tenant: values.tenant };
+    if (Number.isNaN(until.getTime()) || until.getTime() > Date.now())
+      throw new Error('--until must be a past date and time (ISO 8601)');
+    return { days, seed, tenant: values.tenant, until };
   } catch (error) {
     say(`${(error as Error).message}\n${usage}`);
     process.exit(2);
@@ -217,7 +222,7 @@ async function seedDemoCommand(
   config: ReturnType<typeof loadConfig>,
   database: Awaited<ReturnType<typeof prepareDatabase>>,
   secrets: ReturnType<typeof resolveSecrets>,
-  args: { days: number; seed: number; tenant?: string },
+  args: { days: number; seed: number; tenant?: string; until: Date },
   say: (line: string) => void,
 ) {
   let tenantId = args.tenant;
@@ -237,6 +242,7 @@ async function seedDemoCommand(
     tenantId,
     days: args.days,
     seed: args.seed,
+    until: args.until,
     log: say,
   });
   say(`Seeded ${describeSeed(summary)}`);

@@ -271,6 +271,8 @@ function cardOf(planned: PlannedPayment) {
  * out as a business on the platform would have it; returns the USD account.
  */
 async function prepareTenant(platform: Platform, scope: Scope): Promise<{ usd: string }> {
+  // First, so that an unknown tenant stops the seed before anything is written.
+  const tenant = await platform.tenants.retrieve(scope.tenantId);
   const ids: Record<string, string> = {};
   for (const [currency, country, number] of [
     ['usd', 'US', '000123456789'],
@@ -282,7 +284,6 @@ async function prepareTenant(platform: Platform, scope: Scope): Promise<{ usd: s
     );
     ids[currency] = existing?.id ?? (await verifiedAccount(platform, scope, currency, country, number, true));
   }
-  const tenant = await platform.tenants.retrieve(scope.tenantId);
   if (!tenant.settlement_schedule.automatic_payouts)
     await platform.tenants.update(
       scope.tenantId,
