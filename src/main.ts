@@ -4,13 +4,14 @@ import { parseArgs } from 'node:util';
 import {
   ensureDemoTenant,
   markDemoSeeded,
+  type Database,
   prepareDatabase,
   productionSecretProblems,
   resolveSecrets,
 } from './bootstrap.js';
-import { describeSeed, seedDemoTenant } from './modules/demo/run.js';
-import { loadConfig } from './config.js';
-import { createPlatform } from './platform.js';
+import { describeSeed, seedDemoTenant, workersRunning } from './modules/demo/run.js';
+import { loadConfig, type Config } from './config.js';
+import { createPlatform, type Secrets } from './platform.js';
 import { startWorkers } from './workers/index.js';
 import { loggerOptions } from './http/logging.js';
 import { connect, isDatabaseUnavailable, refusePrivilegedRoles } from './db/index.js';
@@ -118,6 +119,10 @@ async function main(command = 'start', args: string[] = []) {
     await database.embedded?.stop();
     return;
   }
+  // The demo tenant and its history come before this process's workers start (before it holds a connection as
+  // the worker role): their passes run on today's clock and would settle, open, decide and expire the history's
+  // past work at today's date.
+  const demo = command === 'worker' ? undefined : await demoTenant(config, database, secrets, say);
   // Only a process that runs the workers holds a connection as the worker role.
   const platform = createPlatform(config, database.appUrl, secrets, {
     workerDatabaseUrl: command === 'api' ? undefined : database.workerUrl,
@@ -133,19 +138,6 @@ async function main(command = 'start', args: string[] = []) {
   const workers = command === 'api' ? undefined : startWorkers(platform, app.log);
 
   if (command !== 'worker') {
-    const demo = await ensureDemoTenant(config, database, (name) =>
-      platform.tenants.create(name, systemContext('demo-tenant-seed')),
-    );
-    if (demo && !demo.seededAt && config.demoSeedDays > 0) {
-      say(`Seeding the demo tenant with ${config.demoSeedDays} days of activity (once per data folder)…`);
-      const summary = await seedDemoTenant(config, database, secrets, {
-        tenantId: demo.tenantId,
-        days: config.demoSeedDays,
-        seed: 1,
-      });
-      markDemoSeeded(config, demo.tenantId);
-      say(`Demo tenant seeded: ${describeSeed(summary)}`);
-    }
     await app.listen({ port: config.port, host: config.host });
     say('');
     say(`PayForward API listening on ${config.publicUrl}`);
@@ -217,26 +209,54 @@ function seedDemoArgs(args: string[], say: (line: string) => void) {
   }
 }
 
+/** The data folder's demo tenant (created on first start), and on first start its history. */
+async function demoTenant(config: Config, database: Database, secrets: Secrets, say: (line: string) => void) {
+  if (!config.seedDemoTenant) return undefined;
+  const demo = await createdDemoTenant(config, database, secrets, 'demo-tenant-seed');
+  if (demo.seededAt || config.demoSeedDays === 0) return demo;
+  const running = await workersRunning(database);
+  if (running) {
+    say(`Not seeding the demo tenant's history: ${running}; run \`npm run seed:demo\` once they are stopped.`);
+    return demo;
+  }
+  say(`Seeding the demo tenant with ${config.demoSeedDays} days of activity (once per data folder)…`);
+  const summary = await seedDemoTenant(config, database, secrets, {
+    tenantId: demo.tenantId,
+    days: config.demoSeedDays,
+    seed: 1,
+  });
+  markDemoSeeded(config, demo.tenantId);
+  say(`Demo tenant seeded: ${describeSeed(summary)}`);
+  return demo;
+}
+
+async function createdDemoTenant(config: Config, database: Database, secrets: Secrets, actor: string) {
+  const platform = createPlatform(config, database.appUrl, secrets, { processMetrics: false });
+  try {
+    const demo = await ensureDemoTenant({ ...config, seedDemoTenant: true }, database, (name) =>
+      platform.tenants.create(name, systemContext(actor)),
+    );
+    return demo!;
+  } finally {
+    await platform.close();
+  }
+}
+
 /** `seed-demo`: the named tenant, else the data folder's demo tenant (created if there is none yet). */
 async function seedDemoCommand(
-  config: ReturnType<typeof loadConfig>,
-  database: Awaited<ReturnType<typeof prepareDatabase>>,
-  secrets: ReturnType<typeof resolveSecrets>,
+  config: Config,
+  database: Database,
+  secrets: Secrets,
   args: { days: number; seed: number; tenant?: string; until: Date },
   say: (line: string) => void,
 ) {
-  let tenantId = args.tenant;
-  if (!tenantId) {
-    const platform = createPlatform(config, database.appUrl, secrets, { processMetrics: false });
-    try {
-      const demo = await ensureDemoTenant({ ...config, seedDemoTenant: true }, database, (name) =>
-        platform.tenants.create(name, commandLineContext('seed-demo')),
-      );
-      tenantId = demo!.tenantId;
-    } finally {
-      await platform.close();
-    }
+  const running = await workersRunning(database);
+  if (running) {
+    process.stderr.write(`seed-demo needs the workers stopped: ${running}. Stop them and run it again.\n`);
+    process.exitCode = 1;
+    return;
   }
+  const tenantId = args.tenant ?? (await createdDemoTenant(config, database, secrets, 'seed-demo')).tenantId;
   say(`Seeding ${args.days} days of demo activity into ${tenantId} (test mode), seed ${args.seed}…`);
   const summary = await seedDemoTenant(config, database, secrets, {
     tenantId,

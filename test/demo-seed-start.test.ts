@@ -67,6 +67,20 @@ describe('seeding the demo tenant', () => {
     await waitFor(() => second.output().includes(`Demo tenant:        ${demo.tenantId}`), 30_000, 'the summary');
     expect(second.output()).not.toContain('Seeding');
     expect(await payments(demo.tenantId)).toBe(seeded);
+    // Its workers would act on the history at today's date: seed-demo waits for them to stop.
+    await waitFor(
+      async () => {
+        const [{ count }] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM pg_stat_activity
+        WHERE datname = current_database() AND application_name = 'payforward-worker'`;
+        return count > 0;
+      },
+      30_000,
+      'a worker connection',
+    );
+    const refused = await runUntilExit('seed-demo', env, 60_000, ['--days', '1']);
+    expect(refused.code).toBe(1);
+    expect(refused.output).toContain('seed-demo needs the workers stopped');
+    expect(await payments(demo.tenantId)).toBe(seeded);
     await stopServer(second, 'SIGTERM');
   }, 300_000);
 

@@ -31,7 +31,7 @@ describe('the demo history', () => {
       FROM payments WHERE tenant_id = ${tenantId} GROUP BY 1, 2 ORDER BY 1`;
     expect(days).toHaveLength(30);
     expect(days[0]!.day.toISOString().slice(0, 10)).toBe(firstDay.toISOString().slice(0, 10));
-    const average = (rows: typeof days) => rows.reduce((sum, row) => sum + row.count, 0) / rows.length;
+    const average = (rows: { count: number }[]) => rows.reduce((sum, row) => sum + row.count, 0) / rows.length;
     const sundays = average(days.filter((d) => d.dow === 0));
     const weekdays = average(days.filter((d) => d.dow >= 1 && d.dow <= 5));
     expect(sundays).toBeLessThan(weekdays * 0.7);

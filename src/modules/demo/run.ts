@@ -1,5 +1,6 @@
 import type { Config } from '../../config.js';
 import type { Database } from '../../bootstrap.js';
+import { connect } from '../../db/index.js';
 import { createPlatform, type Secrets } from '../../platform.js';
 import { ReplayClock, seedDemoHistory, type SeedOptions, type SeedSummary } from './seed.js';
 
@@ -23,6 +24,22 @@ export async function seedDemoTenant(
     return await seedDemoHistory(platform, clock, options);
   } finally {
     await platform.close();
+  }
+}
+
+/**
+ * Whether a worker process is connected to this database, as a sentence, or null. Its passes run on today's
+ * clock: alongside the seeder they would settle the history's funds and decide its disputes at today's date.
+ */
+export async function workersRunning(database: Database): Promise<string | null> {
+  const admin = connect(database.adminUrl, { max: 1, applicationName: 'payforward-seed-demo' });
+  try {
+    const [{ connections }] = await admin<{ connections: number }[]>`
+      SELECT count(*)::int AS connections FROM pg_stat_activity
+      WHERE datname = current_database() AND application_name = 'payforward-worker'`;
+    return connections ? `${connections} worker connection(s) are open on this database` : null;
+  } finally {
+    await admin.end();
   }
 }
 
