@@ -10,6 +10,14 @@ import type { Secrets } from './platform.js';
 import { randomToken } from './lib/ids.js';
 import { OPERATOR_KEY_PREFIX } from './http/auth.js';
 
+interface DemoTenant {
+  tenantId: string;
+  testSecretKey: string;
+  databaseUrl: string;
+  /** When its history was seeded (see seedDemoHistory): once per data folder, not at every start. */
+  seededAt?: string;
+}
+
 interface LocalSecrets {
   platformApiKey: string;
   vaultKek: string;
@@ -17,7 +25,7 @@ interface LocalSecrets {
   jwtSecret: string;
   metricsToken?: string;
   auditSigningKey?: string;
-  demo?: { tenantId: string; testSecretKey: string; databaseUrl: string };
+  demo?: DemoTenant;
 }
 
 function secretsFile(config: Config) {
@@ -187,7 +195,7 @@ export async function ensureDemoTenant(
   config: Config,
   database: Database,
   createTenant: (name: string) => Promise<{ id: string; secret_keys?: { test: { secret?: string } } }>,
-): Promise<{ tenantId: string; testSecretKey: string } | undefined> {
+): Promise<DemoTenant | undefined> {
   if (!config.seedDemoTenant) return undefined;
   const local = localSecrets(config);
   const admin = connect(database.adminUrl, { max: 1 });
@@ -203,4 +211,12 @@ export async function ensureDemoTenant(
   local.demo = { tenantId: tenant.id, testSecretKey: tenant.secret_keys!.test.secret!, databaseUrl: database.adminUrl };
   saveLocalSecrets(config, local);
   return local.demo;
+}
+
+/** Records in the data folder that the demo tenant's history is in, so that the next start does not seed it again. */
+export function markDemoSeeded(config: Config, tenantId: string) {
+  const local = localSecrets(config);
+  if (local.demo?.tenantId !== tenantId) return;
+  local.demo.seededAt = new Date().toISOString();
+  saveLocalSecrets(config, local);
 }

@@ -85,6 +85,8 @@ export interface Config {
    */
   idempotencyOwnerTimeoutSeconds: number;
   seedDemoTenant: boolean;
+  /** Days of activity the first start gives the demo tenant (DEMO_SEED_DAYS, 0 for none). */
+  demoSeedDays: number;
   /** A worker item (payment, payout, settlement group…) that failed waits this long, doubling per failure. */
   workerRetryBaseMs: number;
   /** GET /v1/events/stream: a comment line this often keeps proxies from closing an idle stream. */
@@ -251,6 +253,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cardDataRetentionDays: num(env, 'CARD_DATA_RETENTION_DAYS', 395, 1),
     idempotencyOwnerTimeoutSeconds: num(env, 'IDEMPOTENCY_OWNER_TIMEOUT_SECONDS', 5, 2),
     seedDemoTenant: env.SEED_DEMO_TENANT !== 'false',
+    demoSeedDays: num(env, 'DEMO_SEED_DAYS', 30, 0),
     workerRetryBaseMs: num(env, 'WORKER_RETRY_BASE_MS', 5_000, 1),
     eventStreamHeartbeatMs: num(env, 'EVENT_STREAM_HEARTBEAT_MS', 15_000, 10),
     eventStreamMaxPerTenant: num(env, 'EVENT_STREAM_MAX_PER_TENANT', 10, 1),

@@ -1,8 +1,17 @@
 import pino from 'pino';
 import { buildApp } from './app.js';
-import { ensureDemoTenant, prepareDatabase, productionSecretProblems, resolveSecrets } from './bootstrap.js';
-import { loadConfig } from './config.js';
-import { createPlatform } from './platform.js';
+import { parseArgs } from 'node:util';
+import {
+  ensureDemoTenant,
+  markDemoSeeded,
+  type Database,
+  prepareDatabase,
+  productionSecretProblems,
+  resolveSecrets,
+} from './bootstrap.js';
+import { describeSeed, seedDemoTenant, workersRunning } from './modules/demo/run.js';
+import { loadConfig, type Config } from './config.js';
+import { createPlatform, type Secrets } from './platform.js';
 import { startWorkers } from './workers/index.js';
 import { loggerOptions } from './http/logging.js';
 import { connect, isDatabaseUnavailable, refusePrivilegedRoles } from './db/index.js';
@@ -20,9 +29,12 @@ const usage = `Usage: payforward <command>
   migrate   apply database migrations and exit
   rotate-keys  re-wrap every sealed record's data key under the active VAULT_KEK (the first listed)
   verify-ledger  recompute every ledger balance from its entries; exit 1 on any difference
-  verify-audit   check every audit hash chain and signed checkpoint; print the first broken link, exit 1 on any`;
+  verify-audit   check every audit hash chain and signed checkpoint; print the first broken link, exit 1 on any
+  seed-demo [--days N] [--seed S] [--tenant ID] [--until ISO-TIME]
+                 add N days (default 30) ending now (or at --until) of demo activity to the demo tenant (or the
+                 test mode of tenant ID); the same seed (default 1) gives the same activity; never in production`;
 
-async function main(command = 'start') {
+async function main(command = 'start', args: string[] = []) {
   const production = process.env.NODE_ENV === 'production';
   const problems = production ? productionSecretProblems(process.env) : [];
   if (problems.length) {
@@ -39,10 +51,16 @@ async function main(command = 'start') {
     log.warn({ err: reason }, 'database connection lost with no caller waiting');
   });
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  if (!['start', 'api', 'worker', 'migrate', 'rotate-keys', 'verify-ledger', 'verify-audit'].includes(command)) {
+  const commands = ['start', 'api', 'worker', 'migrate', 'rotate-keys', 'verify-ledger', 'verify-audit', 'seed-demo'];
+  if (!commands.includes(command)) {
     say(usage);
     process.exit(2);
   }
+  if (command === 'seed-demo' && production) {
+    process.stderr.write('seed-demo refuses to run with NODE_ENV=production: demo data has no place there.\n');
+    process.exit(1);
+  }
+  const seedArgs = command === 'seed-demo' ? seedDemoArgs(args, say) : undefined;
   const database = await prepareDatabase(config, say);
   if (command === 'migrate') {
     await database.embedded?.stop();
@@ -96,6 +114,15 @@ async function main(command = 'start') {
     process.exitCode = unreadable ? 1 : 0;
     return;
   }
+  if (seedArgs) {
+    await seedDemoCommand(config, database, secrets, seedArgs, say);
+    await database.embedded?.stop();
+    return;
+  }
+  // The demo tenant and its history come before this process's workers start (before it holds a connection as
+  // the worker role): their passes run on today's clock and would settle, open, decide and expire the history's
+  // past work at today's date.
+  const demo = command === 'worker' ? undefined : await demoTenant(config, database, secrets, say);
   // Only a process that runs the workers holds a connection as the worker role.
   const platform = createPlatform(config, database.appUrl, secrets, {
     workerDatabaseUrl: command === 'api' ? undefined : database.workerUrl,
@@ -111,9 +138,6 @@ async function main(command = 'start') {
   const workers = command === 'api' ? undefined : startWorkers(platform, app.log);
 
   if (command !== 'worker') {
-    const demo = await ensureDemoTenant(config, database, (name) =>
-      platform.tenants.create(name, systemContext('demo-tenant-seed')),
-    );
     await app.listen({ port: config.port, host: config.host });
     say('');
     say(`PayForward API listening on ${config.publicUrl}`);
@@ -159,7 +183,92 @@ async function main(command = 'start') {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
-main(process.argv[2]).catch((error) => {
+function seedDemoArgs(args: string[], say: (line: string) => void) {
+  try {
+    const { values } = parseArgs({
+      args,
+      options: {
+        days: { type: 'string', default: '30' },
+        seed: { type: 'string', default: '1' },
+        tenant: { type: 'string' },
+        until: { type: 'string' },
+      },
+    });
+    const days = Number(values.days);
+    const seed = Number(values.seed);
+    const until = values.until === undefined ? new Date() : new Date(values.until);
+    if (!Number.isInteger(days) || days < 1 || days > 3660)
+      throw new Error('--days must be a whole number from 1 to 3660');
+    if (!Number.isInteger(seed)) throw new Error('--seed must be a whole number');
+    if (Number.isNaN(until.getTime()) || until.getTime() > Date.now())
+      throw new Error('--until must be a past date and time (ISO 8601)');
+    return { days, seed, tenant: values.tenant, until };
+  } catch (error) {
+    say(`${(error as Error).message}\n${usage}`);
+    process.exit(2);
+  }
+}
+
+/** The data folder's demo tenant (created on first start), and on first start its history. */
+async function demoTenant(config: Config, database: Database, secrets: Secrets, say: (line: string) => void) {
+  if (!config.seedDemoTenant) return undefined;
+  const demo = await createdDemoTenant(config, database, secrets, 'demo-tenant-seed');
+  if (demo.seededAt || config.demoSeedDays === 0) return demo;
+  const running = await workersRunning(database);
+  if (running) {
+    say(`Not seeding the demo tenant's history: ${running}; run \`npm run seed:demo\` once they are stopped.`);
+    return demo;
+  }
+  say(`Seeding the demo tenant with ${config.demoSeedDays} days of activity (once per data folder)…`);
+  const summary = await seedDemoTenant(config, database, secrets, {
+    tenantId: demo.tenantId,
+    days: config.demoSeedDays,
+    seed: 1,
+  });
+  markDemoSeeded(config, demo.tenantId);
+  say(`Demo tenant seeded: ${describeSeed(summary)}`);
+  return demo;
+}
+
+async function createdDemoTenant(config: Config, database: Database, secrets: Secrets, actor: string) {
+  const platform = createPlatform(config, database.appUrl, secrets, { processMetrics: false });
+  try {
+    const demo = await ensureDemoTenant({ ...config, seedDemoTenant: true }, database, (name) =>
+      platform.tenants.create(name, systemContext(actor)),
+    );
+    return demo!;
+  } finally {
+    await platform.close();
+  }
+}
+
+/** `seed-demo`: the named tenant, else the data folder's demo tenant (created if there is none yet). */
+async function seedDemoCommand(
+  config: Config,
+  database: Database,
+  secrets: Secrets,
+  args: { days: number; seed: number; tenant?: string; until: Date },
+  say: (line: string) => void,
+) {
+  const running = await workersRunning(database);
+  if (running) {
+    process.stderr.write(`seed-demo needs the workers stopped: ${running}. Stop them and run it again.\n`);
+    process.exitCode = 1;
+    return;
+  }
+  const tenantId = args.tenant ?? (await createdDemoTenant(config, database, secrets, 'seed-demo')).tenantId;
+  say(`Seeding ${args.days} days of demo activity into ${tenantId} (test mode), seed ${args.seed}…`);
+  const summary = await seedDemoTenant(config, database, secrets, {
+    tenantId,
+    days: args.days,
+    seed: args.seed,
+    until: args.until,
+    log: say,
+  });
+  say(`Seeded ${describeSeed(summary)}`);
+}
+
+main(process.argv[2], process.argv.slice(3)).catch((error) => {
   process.stderr.write(`PayForward failed to start: ${error instanceof Error ? error.stack : String(error)}\n`);
   process.exit(1);
 });

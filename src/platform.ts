@@ -3,6 +3,7 @@ import { ClientSecrets } from './http/client-secret.js';
 import { CheckoutService } from './modules/checkout/service.js';
 import { Redis } from 'ioredis';
 import type { Config } from './config.js';
+import { systemClock, type Clock } from './lib/time.js';
 import { appDatabaseUrl as asAppRole, connect, noWorkerConnection, type Sql } from './db/index.js';
 import type { MicroBatcher } from './db/batcher.js';
 import { Authenticator } from './http/auth.js';
@@ -123,8 +124,10 @@ export function createPlatform(
   appDatabaseUrl: string,
   secrets: Secrets,
   // `clock` decides key expiry and rate-limit windows; tests move it instead of waiting.
-  options: { processMetrics?: boolean; clock?: () => number; workerDatabaseUrl?: string } = {},
+  // `now` stamps what the money services record; the demo seeder replays past days through them with its own.
+  options: { processMetrics?: boolean; clock?: () => number; workerDatabaseUrl?: string; now?: Clock } = {},
 ): Platform {
+  const now = options.now ?? systemClock;
   const sql = connect(appDatabaseUrl, { max: config.dbPoolSize, applicationName: 'payforward-api' });
   // Whatever role the replica URL names, reads run as the application role, under row-level security.
   const replica = config.databaseReplicaUrl
@@ -165,14 +168,14 @@ export function createPlatform(
   const apiKeys = new ApiKeyService(sql, () => authenticator.forget());
   const tenants = new TenantService(sql, apiKeys, router.names());
   const processorsFor = (tenantId: string) => tenants.processorsFor(tenantId);
-  const customers = new CustomerService(sql);
-  const paymentMethods = new PaymentMethodService(sql, vault, router, processorsFor, customers);
+  const customers = new CustomerService(sql, now);
+  const paymentMethods = new PaymentMethodService(sql, vault, router, processorsFor, customers, now);
   const pricing = new PricingService(sql);
-  const ledger = new LedgerService(sql);
+  const ledger = new LedgerService(sql, now);
   const settlementScheduleFor = (tenantId: string) => tenants.settlementScheduleFor(tenantId);
-  const bankAccounts = new BankAccountService(sql, vault);
-  const payouts = new PayoutService(sql, ledger, bankAccounts, workerSql);
-  const settlements = new SettlementService(sql, ledger, payouts, settlementScheduleFor, workerSql);
+  const bankAccounts = new BankAccountService(sql, vault, now);
+  const payouts = new PayoutService(sql, ledger, bankAccounts, workerSql, now);
+  const settlements = new SettlementService(sql, ledger, payouts, settlementScheduleFor, workerSql, now);
   const mailer = new Mailer(config.smtpUrl, config.mailFrom, !config.production);
   // Sessions live in Redis when there is one (every API process sees a logout at once), else in PostgreSQL.
   const sessionStore = redis ? new RedisSessionStore(redis) : new PostgresSessionStore(sql);
@@ -211,6 +214,7 @@ export function createPlatform(
     metrics,
     config,
     fraud: config.fraudChecks ? fraud : undefined,
+    now,
   });
   const requestLogRecorder = new RequestLogRecorder(sql, {
     flushIntervalMs: config.requestLogFlushMs,
@@ -229,7 +233,7 @@ export function createPlatform(
     ),
   );
   const clientSecrets = new ClientSecrets(secrets.jwtSecret);
-  const refunds = new RefundService(sql, router, pricing, ledger, workerSql);
+  const refunds = new RefundService(sql, router, pricing, ledger, workerSql, now);
   return {
     config,
     sql,
@@ -261,7 +265,7 @@ export function createPlatform(
     paymentMethods,
     payments,
     refunds,
-    disputes: new DisputeService(sql, router, pricing, ledger, workerSql),
+    disputes: new DisputeService(sql, router, pricing, ledger, workerSql, now),
     events: new EventService(replica),
     eventFeed,
     sessionPurge: redis ? undefined : new ExpiredSessionPurge(workerSql, options.clock ?? Date.now),
@@ -274,7 +278,7 @@ export function createPlatform(
     search: new SearchService(sql),
     settlements,
     fraud,
-    fraudService: new FraudService(sql, fraud, payments, refunds, workerSql, metrics),
+    fraudService: new FraudService(sql, fraud, payments, refunds, workerSql, metrics, now),
     reconciliation: new ReconciliationService(
       sql,
       new SimulatedSettlementReports(workerSql),

@@ -7,6 +7,7 @@ import { loadConfig, type Config } from '../src/config.js';
 import { appDatabaseUrl, connect, workerDatabaseUrl, type Sql } from '../src/db/index.js';
 import { createPlatform, type Platform } from '../src/platform.js';
 import { migrate } from '../src/db/migrate.js';
+import type { Clock } from '../src/lib/time.js';
 import { freePort } from './process.js';
 import { emptyDatabase } from './migrations.js';
 
@@ -68,7 +69,11 @@ export class TestClock {
 export async function bootApp(
   env: Record<string, string> = {},
   adminUrl = inject('adminDatabaseUrl'),
-  { clock, ...buildOptions }: Pick<BuildOptions, 'beforeRoutes' | 'extraRoutes'> & { clock?: TestClock } = {},
+  {
+    clock,
+    now,
+    ...buildOptions
+  }: Pick<BuildOptions, 'beforeRoutes' | 'extraRoutes'> & { clock?: TestClock; now?: Clock } = {},
 ): Promise<TestApp> {
   const config = loadConfig({
     RATE_LIMIT_PER_KEY: '100000',
@@ -95,7 +100,7 @@ export async function bootApp(
       auditSigningKey: TEST_AUDIT_SIGNING_KEY,
     },
     // Tests drive the worker passes directly, so the platform holds the worker role's pool too.
-    { processMetrics: false, clock: clock?.now, workerDatabaseUrl: workerDatabaseUrl(adminUrl, config) },
+    { processMetrics: false, clock: clock?.now, workerDatabaseUrl: workerDatabaseUrl(adminUrl, config), now },
   );
   const logs: string[] = [];
   const logStream = new Writable({

@@ -114,11 +114,12 @@ export async function startServer(
 
 /** Runs the binary for a command expected to stop by itself (a refusal to start); its exit code and output. */
 export async function runUntilExit(
-  command: 'api' | 'worker' | 'start' | 'verify-audit',
+  command: 'api' | 'worker' | 'start' | 'verify-audit' | 'seed-demo',
   env: Record<string, string>,
   timeoutMs = 60_000,
+  args: string[] = [],
 ): Promise<{ code: number | string | null; output: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', command], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', command, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

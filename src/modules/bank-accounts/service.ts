@@ -5,7 +5,7 @@ import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError, safeEcho } from '../../http/errors.js';
 import { knownCurrency } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
-import { unixSeconds } from '../../lib/time.js';
+import { unixSeconds, systemClock, type Clock } from '../../lib/time.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import type { EventType } from '../events/catalog.js';
 import type { CardVault } from '../vault/vault.js';
@@ -102,6 +102,7 @@ export class BankAccountService {
   constructor(
     private readonly sql: Sql,
     private readonly vault: CardVault,
+    private readonly now: Clock = systemClock,
   ) {}
 
   async create(scope: Scope, body: CreateBankAccountBody, context: AuditContext): Promise<BankAccount> {
@@ -110,7 +111,7 @@ export class BankAccountService {
       throw ApiError.invalid('invalid_routing_number', 'The routing number fails its checksum.', 'routing_number');
     const id = newId('ba');
     const sealed = this.vault.sealPan(body.account_number, id);
-    const now = new Date();
+    const now = this.now();
     const row: BankAccountRow = {
       id,
       tenant_id: scope.tenantId,
@@ -174,7 +175,7 @@ export class BankAccountService {
       const [updated] = await tx<BankAccountRow[]>`
         UPDATE bank_accounts SET
           default_for_currency = default_for_currency OR ${body?.default_for_currency ?? false},
-          metadata = metadata || ${tx.json((body?.metadata ?? {}) as never)}, updated_at = now()
+          metadata = metadata || ${tx.json((body?.metadata ?? {}) as never)}, updated_at = ${this.now()}
         WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND deleted_at IS NULL
         RETURNING *`;
       if (!updated) throw ApiError.notFound('bank_account', id);
@@ -188,7 +189,7 @@ export class BankAccountService {
   async remove(scope: Scope, id: string, context: AuditContext) {
     return inScope(this.sql, scope, async (tx) => {
       const [deleted] = await tx<BankAccountRow[]>`
-        UPDATE bank_accounts SET deleted_at = now(), default_for_currency = false, updated_at = now()
+        UPDATE bank_accounts SET deleted_at = ${this.now()}, default_for_currency = false, updated_at = ${this.now()}
         WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND deleted_at IS NULL
         RETURNING *`;
       if (!deleted) throw ApiError.notFound('bank_account', id);
@@ -220,10 +221,10 @@ export class BankAccountService {
       const matches = sameAmounts(amounts, row.microdeposit_amounts);
       const [updated] = matches
         ? await tx<BankAccountRow[]>`
-            UPDATE bank_accounts SET status = 'verified', updated_at = now()
+            UPDATE bank_accounts SET status = 'verified', updated_at = ${this.now()}
             WHERE id = ${id} AND status = 'new' AND verification_attempts < ${MAX_VERIFICATION_ATTEMPTS} RETURNING *`
         : await tx<BankAccountRow[]>`
-            UPDATE bank_accounts SET verification_attempts = verification_attempts + 1, updated_at = now(),
+            UPDATE bank_accounts SET verification_attempts = verification_attempts + 1, updated_at = ${this.now()},
               status = CASE WHEN verification_attempts + 1 >= ${MAX_VERIFICATION_ATTEMPTS}
                 THEN 'verification_failed' ELSE status END
             WHERE id = ${id} AND status = 'new' AND verification_attempts < ${MAX_VERIFICATION_ATTEMPTS} RETURNING *`;
@@ -323,12 +324,12 @@ export class BankAccountService {
 
   private async clearDefault(tx: Tx, scope: Scope, currency: string) {
     await tx`
-      UPDATE bank_accounts SET default_for_currency = false, updated_at = now()
+      UPDATE bank_accounts SET default_for_currency = false, updated_at = ${this.now()}
       WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND currency = ${currency}
         AND default_for_currency AND deleted_at IS NULL`;
   }
 
   private async emit(tx: Tx, scope: Scope, type: EventType, account: BankAccount, context: AuditContext) {
-    await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, type, account, context.requestId)]);
+    await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, type, account, context.requestId, this.now())]);
   }
 }

@@ -5,7 +5,7 @@ import { findManyOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError, safeEcho } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
-import { unixSeconds } from '../../lib/time.js';
+import { unixSeconds, systemClock, type Clock } from '../../lib/time.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import type { PaymentMethod } from '../payment-methods/schemas.js';
 import { toApiPaymentMethod, type PaymentMethodRow } from '../payment-methods/service.js';
@@ -70,10 +70,13 @@ const missingCustomer = (id: string, param: string) =>
 
 /** Customers, and the cards saved for them (a card belongs to at most one customer). */
 export class CustomerService {
-  constructor(private readonly sql: Sql) {}
+  constructor(
+    private readonly sql: Sql,
+    private readonly now: Clock = systemClock,
+  ) {}
 
   async create(scope: Scope, body: CreateCustomerBody, requestId: string | null): Promise<Customer> {
-    const now = new Date();
+    const now = this.now();
     const row: CustomerRow = {
       id: newId('cus'),
       tenant_id: scope.tenantId,
@@ -131,7 +134,7 @@ export class CustomerService {
           email = ${field(body?.email, current.email)}, name = ${field(body?.name, current.name)},
           phone = ${field(body?.phone, current.phone)},
           metadata = ${tx.json(mergeMetadata(current.metadata, body?.metadata) as never)},
-          default_payment_method = ${defaultPaymentMethod}, updated_at = now()
+          default_payment_method = ${defaultPaymentMethod}, updated_at = ${this.now()}
         WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}
         RETURNING *`;
       const customer = toApiCustomer(row);
@@ -147,7 +150,7 @@ export class CustomerService {
   async remove(scope: Scope, id: string, requestId: string | null) {
     return inScope(this.sql, scope, async (tx) => {
       const [row] = await tx<CustomerRow[]>`
-        UPDATE customers SET deleted_at = now(), updated_at = now()
+        UPDATE customers SET deleted_at = ${this.now()}, updated_at = ${this.now()}
         WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND deleted_at IS NULL
         RETURNING *`;
       if (!row) throw ApiError.notFound('customer', id);
@@ -199,7 +202,7 @@ export class CustomerService {
       const [row] = await tx<PaymentMethodRow[]>`
         UPDATE payment_methods SET customer = NULL WHERE id = ${paymentMethodId} RETURNING *`;
       await tx`
-        UPDATE customers SET default_payment_method = NULL, updated_at = now()
+        UPDATE customers SET default_payment_method = NULL, updated_at = ${this.now()}
         WHERE id = ${method.customer} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}
           AND default_payment_method = ${paymentMethodId}`;
       const detached = toApiPaymentMethod(row);
@@ -273,6 +276,6 @@ export class CustomerService {
   }
 
   private async emit(tx: Tx, scope: Scope, type: EventType, object: { id: string }, requestId: string | null) {
-    await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, type, object, requestId)]);
+    await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, type, object, requestId, this.now())]);
   }
 }

@@ -5,7 +5,7 @@ import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
 import { METADATA_LIMITS } from '../../http/schemas.js';
 import { newId } from '../../lib/ids.js';
-import { unixSeconds } from '../../lib/time.js';
+import { unixSeconds, systemClock, type Clock } from '../../lib/time.js';
 import { separately, type ItemRunner } from '../../workers/isolation.js';
 import type { ConnectorRouter } from '../connectors/router.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
@@ -119,6 +119,7 @@ export class DisputeService {
     private readonly pricing: PricingService,
     private readonly ledger: LedgerService,
     private readonly workerSql: Sql,
+    private readonly now: Clock = systemClock,
   ) {}
 
   /** Worker pass: asks each processor about the captures on the dispute watch list and opens their disputes. */
@@ -163,7 +164,7 @@ export class DisputeService {
       await tx`DELETE FROM dispute_watch WHERE payment_id = ${capture.id}`;
       const amount = Math.min(disputed.amount, locked.remaining);
       if (amount <= 0) return false;
-      const now = new Date();
+      const now = this.now();
       const transactionId = newId('txn');
       const row: DisputeRow = {
         id: newId('dp'),
@@ -208,8 +209,8 @@ export class DisputeService {
       ]);
       const api = toApiDispute(row);
       await insertRows(tx, 'events', EVENT_COLUMNS, [
-        newEvent(scope, 'dispute.created', api, null),
-        newEvent(scope, 'dispute.funds_withdrawn', api, null),
+        newEvent(scope, 'dispute.created', api, null, this.now()),
+        newEvent(scope, 'dispute.funds_withdrawn', api, null, this.now()),
       ]);
       return true;
     });
@@ -233,11 +234,11 @@ export class DisputeService {
         UPDATE disputes SET
           evidence = jsonb_strip_nulls(evidence || ${tx.json(patchOf(body.evidence) as never)}),
           metadata = jsonb_strip_nulls(metadata || ${tx.json(patchOf(body.metadata) as never)}),
-          status = CASE WHEN ${submit} AND status = 'needs_response' AND due_by > now() THEN 'under_review' ELSE status END,
-          evidence_submitted_at = CASE WHEN ${submit} AND status = 'needs_response' AND due_by > now() THEN now() ELSE evidence_submitted_at END,
-          updated_at = now()
+          status = CASE WHEN ${submit} AND status = 'needs_response' AND due_by > ${this.now()} THEN 'under_review' ELSE status END,
+          evidence_submitted_at = CASE WHEN ${submit} AND status = 'needs_response' AND due_by > ${this.now()} THEN ${this.now()} ELSE evidence_submitted_at END,
+          updated_at = ${this.now()}
         WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}
-          AND (NOT ${answering} OR (status = 'needs_response' AND due_by > now()))
+          AND (NOT ${answering} OR (status = 'needs_response' AND due_by > ${this.now()}))
         RETURNING *`;
       if (!row) throw unanswerable(await this.find(tx, scope, id));
       // The schema bounds the keys one request sends; merged into those stored, the total must
@@ -252,7 +253,9 @@ export class DisputeService {
         );
       }
       const api = toApiDispute(row);
-      await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'dispute.updated', api, context.requestId)]);
+      await insertRows(tx, 'events', EVENT_COLUMNS, [
+        newEvent(scope, 'dispute.updated', api, context.requestId, this.now()),
+      ]);
       await recordAudit(tx, {
         scope,
         context,
@@ -292,7 +295,7 @@ export class DisputeService {
    */
   async review(limit = 100, items: ItemRunner = separately('disputes')): Promise<number> {
     const page = limit + items.waiting;
-    const overdue = await this.workerSql<ScopedItem[]>`SELECT * FROM worker_overdue_disputes(${new Date()}, ${page})`;
+    const overdue = await this.workerSql<ScopedItem[]>`SELECT * FROM worker_overdue_disputes(${this.now()}, ${page})`;
     const underReview = await this.workerSql<ScopedItem[]>`SELECT * FROM worker_disputes_under_review(${page})`;
     const tasks = [
       ...overdue.map((item) => ({ id: item.id, run: () => this.expire(item) })),
@@ -328,7 +331,7 @@ export class DisputeService {
     return inScope(this.sql, scope, async (tx) => {
       const reversalId = outcome === 'won' ? newId('txn') : null;
       const [row] = await tx<DisputeRow[]>`
-        UPDATE disputes SET status = ${outcome}, updated_at = now(),
+        UPDATE disputes SET status = ${outcome}, updated_at = ${this.now()},
           balance_transactions = ${reversalId ? tx`array_append(balance_transactions, ${reversalId})` : tx`balance_transactions`}
         WHERE id = ${item.id} AND status = 'under_review'
         RETURNING *`;
@@ -340,21 +343,23 @@ export class DisputeService {
               id: row.id,
               currency: row.currency,
               amount: row.amount,
-              availableOn: new Date(),
+              availableOn: this.now(),
             }),
             id: reversalId,
           },
         ]);
         const api = toApiDispute(row);
         await insertRows(tx, 'events', EVENT_COLUMNS, [
-          newEvent(scope, 'dispute.funds_reinstated', api, null),
-          newEvent(scope, 'dispute.closed', api, null),
+          newEvent(scope, 'dispute.funds_reinstated', api, null, this.now()),
+          newEvent(scope, 'dispute.closed', api, null, this.now()),
         ]);
       } else {
         await this.ledger.post(tx, scope, [
           disputeLostTransaction({ id: row.id, currency: row.currency, amount: row.amount }),
         ]);
-        await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'dispute.closed', toApiDispute(row), null)]);
+        await insertRows(tx, 'events', EVENT_COLUMNS, [
+          newEvent(scope, 'dispute.closed', toApiDispute(row), null, this.now()),
+        ]);
       }
       return true;
     });
@@ -371,16 +376,18 @@ export class DisputeService {
     options: { overdueOnly: boolean; requestId: string | null },
   ): Promise<Dispute | null> {
     const [row] = await tx<DisputeRow[]>`
-      UPDATE disputes SET status = 'lost', updated_at = now()
+      UPDATE disputes SET status = 'lost', updated_at = ${this.now()}
       WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND status = 'needs_response'
-        ${options.overdueOnly ? tx`AND due_by <= now()` : tx``}
+        ${options.overdueOnly ? tx`AND due_by <= ${this.now()}` : tx``}
       RETURNING *`;
     if (!row) return null;
     await this.ledger.post(tx, scope, [
       disputeLostTransaction({ id: row.id, currency: row.currency, amount: row.amount }),
     ]);
     const api = toApiDispute(row);
-    await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'dispute.closed', api, options.requestId)]);
+    await insertRows(tx, 'events', EVENT_COLUMNS, [
+      newEvent(scope, 'dispute.closed', api, options.requestId, this.now()),
+    ]);
     return api;
   }
 

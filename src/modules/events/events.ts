@@ -39,7 +39,13 @@ export const EVENT_COLUMNS: Columns<NewEventRow> = [
  * Builds an event for the outbox (its object in the latest API version's shape); it is written in the same
  * transaction as the change it reports.
  */
-export function newEvent(scope: Scope, type: EventType, object: { id: string }, requestId: string | null): NewEventRow {
+export function newEvent(
+  scope: Scope,
+  type: EventType,
+  object: { id: string },
+  requestId: string | null,
+  at: Date = new Date(),
+): NewEventRow {
   return {
     id: newId('evt'),
     tenant_id: scope.tenantId,
@@ -49,7 +55,7 @@ export function newEvent(scope: Scope, type: EventType, object: { id: string }, 
     data: { object },
     request_id: requestId,
     api_version: LATEST_API_VERSION,
-    created_at: new Date(),
+    created_at: at,
   };
 }
 

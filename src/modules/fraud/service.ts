@@ -29,6 +29,7 @@ import type {
   Rule,
   UpdateRuleBody,
 } from './schemas.js';
+import { systemClock, type Clock } from '../../lib/time.js';
 
 const seconds = (date: Date | null) => (date === null ? null : Math.floor(new Date(date).getTime() / 1000));
 const MAX_RULES = 200;
@@ -102,6 +103,7 @@ export class FraudService {
     private readonly refunds: RefundService,
     private readonly workerSql: Sql,
     private readonly metrics: Metrics,
+    private readonly now: Clock = systemClock,
   ) {}
 
   /** Sets the platform-wide gauges from the database (a worker loop; the worker role reads all tenants). */
@@ -129,7 +131,7 @@ export class FraudService {
     compileRule(body.expression, configuration.lists);
     if (configuration.rules.length >= MAX_RULES)
       throw ApiError.invalid('too_many_rules', `A tenant mode has at most ${MAX_RULES} rules: delete some first.`);
-    const now = new Date();
+    const now = this.now();
     const row: RuleRow = {
       id: newId('rule'),
       tenant_id: scope.tenantId,
@@ -158,7 +160,7 @@ export class FraudService {
     if (body.expression !== undefined) compileRule(body.expression, (await this.engine.configuration(scope)).lists);
     return this.changed(scope, async (tx) => {
       const rule = await findOwned<RuleRow>(tx, 'fraud_rules', scope, id, 'rule');
-      const next = { ...rule, ...body, updated_at: new Date() } as RuleRow;
+      const next = { ...rule, ...body, updated_at: this.now() } as RuleRow;
       await tx`UPDATE fraud_rules SET name = ${next.name}, expression = ${next.expression}, action = ${next.action},
         priority = ${next.priority}, enabled = ${next.enabled}, shadow = ${next.shadow}, updated_at = ${next.updated_at}
         WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
@@ -195,7 +197,7 @@ export class FraudService {
       name: body.name,
       item_type: body.item_type as ListItemType,
       kind: (body.kind ?? 'block') as ListRow['kind'],
-      created_at: new Date(),
+      created_at: this.now(),
     };
     return this.changed(scope, async (tx) => {
       const [{ count }] = await tx<{ count: number }[]>`SELECT count(*)::int AS count FROM fraud_lists
@@ -244,7 +246,7 @@ export class FraudService {
       livemode: scope.livemode,
       list_id: list.id,
       value: normalizeListValue(list.item_type === 'country' ? value.toUpperCase() : value),
-      created_at: new Date(),
+      created_at: this.now(),
     };
     const [existing] = await insertRows(
       tx,
@@ -330,7 +332,7 @@ export class FraudService {
       this.sql,
       scope,
       (tx) => tx<ReviewRow[]>`UPDATE fraud_reviews SET status = ${decision}, closed_reason = ${reason},
-        closed_by = ${by}, closed_at = now()
+        closed_by = ${by}, closed_at = ${this.now()}
       WHERE id = ${id} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND status = 'open'
       RETURNING *`,
     );

@@ -5,7 +5,7 @@ import type { FeeDetail } from '../pricing/schemas.js';
 import { ApiError } from '../../http/errors.js';
 import { currencyExponent } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
-import { unixSeconds } from '../../lib/time.js';
+import { unixSeconds, systemClock, type Clock } from '../../lib/time.js';
 import { LoadingCache } from '../../lib/loading-cache.js';
 import type { Balance, BalanceTransaction, BalanceTransactionListQuery } from './schemas.js';
 
@@ -254,7 +254,10 @@ export class LedgerService {
   /** Accounts are never removed, so a committed id stays right forever. */
   private readonly committedAccounts = new LoadingCache<AccountIds>();
 
-  constructor(private readonly sql: Sql) {}
+  constructor(
+    private readonly sql: Sql,
+    private readonly now: Clock = systemClock,
+  ) {}
 
   /**
    * The accounts of a tenant, mode and currency, created in their own transaction when new, so
@@ -281,7 +284,7 @@ export class LedgerService {
     transactions: LedgerTransactionInput[],
     accounts: (currency: string) => AccountIds,
   ): PreparedPosting {
-    const now = new Date();
+    const now = this.now();
     const rows = transactions.map((transaction): LedgerTransactionRow => ({
       id: transaction.id ?? newId('txn'),
       tenant_id: scope.tenantId,

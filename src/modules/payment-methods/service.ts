@@ -19,6 +19,7 @@ import type { CardVault } from '../vault/vault.js';
 import type { CustomerService } from '../customers/service.js';
 import type { PaymentMethod, PaymentMethodInput, Verification } from './schemas.js';
 import { cardDataErased } from './retention.js';
+import { systemClock, type Clock } from '../../lib/time.js';
 
 export interface PaymentMethodRow {
   id: string;
@@ -107,6 +108,7 @@ export class PaymentMethodService {
     private readonly router: ConnectorRouter,
     private readonly processorsFor: (tenantId: string) => Promise<string[]>,
     private readonly customers: CustomerService,
+    private readonly now: Clock = systemClock,
   ) {}
 
   /** Validates and seals a card. Errors name the field but never echo its value. */
@@ -152,7 +154,7 @@ export class PaymentMethodService {
       wrapped_dek: sealed.wrappedDek,
       pan_ciphertext: sealed.ciphertext,
       metadata: input.metadata ?? {},
-      created_at: new Date(),
+      created_at: this.now(),
     };
     return { row, card: { number, expMonth: input.card.exp_month, expYear: input.card.exp_year } };
   }

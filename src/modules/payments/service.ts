@@ -6,6 +6,7 @@ import { ApiError } from '../../http/errors.js';
 import type { Metrics } from '../../http/metrics.js';
 import { requestedCurrency } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
+import { systemClock, type Clock } from '../../lib/time.js';
 import { separately, type ItemRunner } from '../../workers/isolation.js';
 import type { AuthorizationCall, CardDetails, ConnectorOutcome, MerchantOrder } from '../connectors/connector.js';
 import type { ConnectorRouter } from '../connectors/router.js';
@@ -118,6 +119,8 @@ export interface PaymentServiceDeps {
   config: Pick<Config, 'authorizationExpiryDays'>;
   /** The fraud decision taken before each authorization; absent when FRAUD_CHECKS=off (benchmarks). */
   fraud?: FraudEngine;
+  /** What the payment's rows, events and ledger lines are stamped with (the demo seeder replays past days). */
+  now?: Clock;
 }
 
 /**
@@ -126,7 +129,11 @@ export interface PaymentServiceDeps {
  * `processing` and a `pending` attempt recorded first, so a crash between them can be resumed.
  */
 export class PaymentService {
-  constructor(private readonly deps: PaymentServiceDeps) {}
+  private readonly now: Clock;
+
+  constructor(private readonly deps: PaymentServiceDeps) {
+    this.now = deps.now ?? systemClock;
+  }
 
   async create(
     scope: Scope,
@@ -147,7 +154,7 @@ export class PaymentService {
       body.customer !== undefined ? this.deps.customers.checkActive(scope, body.customer) : undefined,
     ]);
     const plan = await this.deps.pricing.currentPlan(scope);
-    const now = new Date();
+    const now = this.now();
     const row: PaymentRow = {
       id: newId('pay'),
       tenant_id: scope.tenantId,
@@ -181,7 +188,7 @@ export class PaymentService {
       created_at: now,
       updated_at: now,
     };
-    const created = newEvent(scope, 'payment.created', toApiPayment({ row, attempts: [] }), requestId);
+    const created = newEvent(scope, 'payment.created', toApiPayment({ row, attempts: [] }), requestId, now);
     if (!confirm || !method) {
       if (!(await this.deps.writer.submit({ scope, paymentMethod: method?.inline, insert: row, events: [created] })))
         return this.resumeCreated(scope, idempotencyKey!);
@@ -351,7 +358,7 @@ export class PaymentService {
     const next = this.advance(row, {
       status: 'canceled',
       cancellation_reason: cancellationReason,
-      canceled_at: new Date(),
+      canceled_at: this.now(),
       next_action: null,
     });
     return this.commit(
@@ -376,7 +383,7 @@ export class PaymentService {
       const state = await loadPayment(this.deps.sql, scope, id);
       const next = await this.updatedRow(scope, state.row, body ?? {});
       const payment = toApiPayment({ row: next, attempts: state.attempts });
-      const event = newEvent(scope, 'payment.updated', payment, requestId);
+      const event = newEvent(scope, 'payment.updated', payment, requestId, this.now());
       if (await this.deps.writer.submit({ scope, update: next, events: [event] })) return payment;
       if (tries === 1)
         throw ApiError.stateConflict('This payment is being changed by other requests; retrieve it and try again.');
@@ -744,7 +751,7 @@ export class PaymentService {
       processor_reference: null,
       error_code: null,
       decline_code: null,
-      created_at: new Date(),
+      created_at: this.now(),
       completed_at: null,
       idempotency_key: idempotencyKey,
     };
@@ -758,12 +765,12 @@ export class PaymentService {
       processor_reference: outcome.status === 'succeeded' ? outcome.reference : null,
       error_code: outcome.status === 'declined' || outcome.status === 'error' ? outcome.code : null,
       decline_code: outcome.status === 'declined' ? outcome.declineCode : null,
-      completed_at: new Date(),
+      completed_at: this.now(),
     };
   }
 
   private advance(row: PaymentRow, changes: Partial<PaymentRow>): PaymentRow {
-    return { ...row, ...changes, version: row.version + 1, updated_at: new Date() };
+    return { ...row, ...changes, version: row.version + 1, updated_at: this.now() };
   }
 
   /**
@@ -803,7 +810,7 @@ export class PaymentService {
           fee: price.fee,
           feeDetails: price.fee_details,
           instant,
-          availableOn: availableOn(new Date(), schedule),
+          availableOn: availableOn(this.now(), schedule),
         }),
       ],
       () => accounts,
@@ -838,7 +845,7 @@ export class PaymentService {
   ): Promise<Payment> {
     const payment = toApiPayment(state);
     const events: NewEventRow[] = (Array.isArray(eventType) ? eventType : [eventType]).map((type) =>
-      newEvent(scope, type, payment, requestId),
+      newEvent(scope, type, payment, requestId, this.now()),
     );
     if (
       !(await this.deps.writer.submit({
@@ -976,7 +983,7 @@ export class PaymentService {
       });
       eventType = 'payment.succeeded';
     } else if (outcome.status === 'succeeded') {
-      const expiresAt = new Date(Date.now() + this.deps.config.authorizationExpiryDays * 86_400_000);
+      const expiresAt = new Date(this.now().getTime() + this.deps.config.authorizationExpiryDays * 86_400_000);
       next = this.advance(row, {
         status: 'requires_capture',
         amount_capturable: row.amount,
@@ -1108,7 +1115,7 @@ export class PaymentService {
       status: 'canceled',
       amount_capturable: 0,
       cancellation_reason: reason,
-      canceled_at: new Date(),
+      canceled_at: this.now(),
       authorization_expires_at: null,
     });
     return this.commit(
@@ -1134,7 +1141,7 @@ export class PaymentService {
     card: CardDetails,
   ): Promise<{ decision: FraudDecision; decidedAt: Date; stop?: ConnectorOutcome } | undefined> {
     if (!this.deps.fraud) return undefined;
-    const decidedAt = new Date();
+    const decidedAt = this.now();
     // A payment's authorizations that ended (authorized, declined, sent to 3-D Secure) number its
     // rounds: a replay of this round's pending call, or of its failover, is the same decision and
     // must not count in velocity twice, while a new confirm (another card, say) is a new one.
@@ -1196,7 +1203,7 @@ export class PaymentService {
       payment_id: row.id,
       amount: row.amount,
       currency: row.currency,
-      at: new Date(),
+      at: this.now(),
       narrative:
         `Opened by payment ${row.id} (${why}). The same subject's later fraud blocks and list hits of the ` +
         `day (UTC) join this case while it is open; each payment's outcome and decision inputs are on the payment.`,
@@ -1214,7 +1221,7 @@ export class PaymentService {
       closed_reason: null,
       closed_by: null,
       closed_at: null,
-      created_at: new Date(),
+      created_at: this.now(),
     };
   }
 

@@ -5,7 +5,7 @@ import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
 import { requestedCurrency } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
-import { unixSeconds } from '../../lib/time.js';
+import { unixSeconds, systemClock, type Clock } from '../../lib/time.js';
 import { separately, type ItemRunner } from '../../workers/isolation.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import type { EventType } from '../events/catalog.js';
@@ -104,6 +104,7 @@ export class PayoutService {
     private readonly ledger: LedgerService,
     private readonly bankAccounts: BankAccountService,
     private readonly workerSql: Sql,
+    private readonly now: Clock = systemClock,
   ) {}
 
   /**
@@ -179,7 +180,7 @@ export class PayoutService {
   }
 
   private async open(tx: Tx, scope: Scope, request: PayoutRequest, context: AuditContext): Promise<Payout> {
-    const now = new Date();
+    const now = this.now();
     const row: PayoutRow = {
       id: newId('po'),
       tenant_id: scope.tenantId,
@@ -204,7 +205,9 @@ export class PayoutService {
     const payout = toApiPayout(row);
     await Promise.all([
       insertRows(tx, 'payouts', PAYOUT_COLUMNS, [row]),
-      insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'payout.created', payout, context.requestId)]),
+      insertRows(tx, 'events', EVENT_COLUMNS, [
+        newEvent(scope, 'payout.created', payout, context.requestId, this.now()),
+      ]),
     ]);
     await recordAudit(tx, {
       scope,
@@ -222,7 +225,7 @@ export class PayoutService {
    * funds return to available. Every step is a compare-and-set on the status committed with its
    * posting and event, so a pass killed half-way, or two passes at once, move nothing twice.
    */
-  async advanceRail(now = new Date(), limit = 100, items: ItemRunner = separately('payouts')): Promise<number> {
+  async advanceRail(now = this.now(), limit = 100, items: ItemRunner = separately('payouts')): Promise<number> {
     const moving = await this.workerSql<
       { id: string; tenant_id: string; livemode: boolean }[]
     >`SELECT * FROM worker_moving_payouts(${now}, ${limit + items.waiting})`;
@@ -282,13 +285,13 @@ export class PayoutService {
     changes: Partial<PayoutRow>,
     eventType: EventType,
   ): Promise<boolean> {
-    const next = { ...row, ...changes, updated_at: new Date() };
+    const next = { ...row, ...changes, updated_at: this.now() };
     const updated = await tx`
       UPDATE payouts SET status = ${next.status}, failure_code = ${next.failure_code}, failure_message = ${next.failure_message},
         failure_balance_transaction = ${next.failure_balance_transaction}, updated_at = ${next.updated_at}
       WHERE id = ${row.id} AND status = ${row.status} RETURNING id`;
     if (!updated.length) return false;
-    await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, eventType, toApiPayout(next), null)]);
+    await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, eventType, toApiPayout(next), null, this.now())]);
     return true;
   }
 

@@ -12,6 +12,7 @@ import type { Plan } from '../pricing/schemas.js';
 import { priceFixedFee, type PricingService } from '../pricing/service.js';
 import type { CreateRefundBody, Refund } from './schemas.js';
 import { recordAudit, type AuditContext } from '../audit/record.js';
+import { systemClock, type Clock } from '../../lib/time.js';
 
 interface RefundRow {
   id: string;
@@ -80,6 +81,7 @@ export class RefundService {
     private readonly pricing: PricingService,
     private readonly ledger: LedgerService,
     private readonly workerSql: Sql,
+    private readonly now: Clock = systemClock,
   ) {}
 
   /**
@@ -125,7 +127,7 @@ export class RefundService {
       if (amount <= 0)
         throw ApiError.invalid('charge_already_refunded', 'This payment has already been refunded in full.', 'payment');
       const reserved = await tx`
-        UPDATE payments SET amount_refunded = amount_refunded + ${amount}, updated_at = now()
+        UPDATE payments SET amount_refunded = amount_refunded + ${amount}, updated_at = ${this.now()}
         WHERE id = ${payment.id} AND amount_refunded + ${amount} <= amount_received
         RETURNING id`;
       if (!reserved.length) {
@@ -145,7 +147,7 @@ export class RefundService {
           'payment',
         );
       }
-      const now = new Date();
+      const now = this.now();
       const row: RefundRow = {
         id: newId('re'),
         tenant_id: scope.tenantId,
@@ -165,7 +167,9 @@ export class RefundService {
         updated_at: now,
       };
       await insertRows(tx, 'refunds', REFUND_COLUMNS, [row]);
-      await insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'refund.created', toApiRefund(row), requestId)]);
+      await insertRows(tx, 'events', EVENT_COLUMNS, [
+        newEvent(scope, 'refund.created', toApiRefund(row), requestId, this.now()),
+      ]);
       await recordAudit(tx, {
         scope,
         context,
@@ -206,16 +210,16 @@ export class RefundService {
     return inScope(this.sql, scope, async (tx) => {
       const [row] = await tx<RefundRow[]>`
         UPDATE refunds SET status = ${succeeded ? 'succeeded' : 'failed'},
-          failure_reason = ${succeeded ? null : 'processor_error'}, balance_transaction = ${transactionId}, updated_at = now()
+          failure_reason = ${succeeded ? null : 'processor_error'}, balance_transaction = ${transactionId}, updated_at = ${this.now()}
         WHERE id = ${refund.id} AND status = 'pending'
         RETURNING *`;
       if (!row) return toApiRefund(await this.find(tx, scope, refund.id));
       if (!succeeded)
-        await tx`UPDATE payments SET amount_refunded = amount_refunded - ${refund.amount}, updated_at = now() WHERE id = ${refund.payment_id}`;
+        await tx`UPDATE payments SET amount_refunded = amount_refunded - ${refund.amount}, updated_at = ${this.now()} WHERE id = ${refund.payment_id}`;
       else await this.post(tx, scope, row, transactionId!, plan!);
       const api = toApiRefund(row);
       await insertRows(tx, 'events', EVENT_COLUMNS, [
-        newEvent(scope, succeeded ? 'refund.succeeded' : 'refund.failed', api, requestId),
+        newEvent(scope, succeeded ? 'refund.succeeded' : 'refund.failed', api, requestId, this.now()),
       ]);
       return api;
     });
@@ -245,7 +249,7 @@ export class RefundService {
         amount: refund.amount,
         fee: price.fee,
         feeDetails: price.fee_details,
-        availableOn: new Date(),
+        availableOn: this.now(),
       }),
     ]);
   }

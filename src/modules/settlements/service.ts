@@ -2,7 +2,7 @@ import { inScope, type Scope, type Sql } from '../../db/index.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { newId } from '../../lib/ids.js';
-import { isoDate, unixSeconds } from '../../lib/time.js';
+import { isoDate, unixSeconds, systemClock, type Clock } from '../../lib/time.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import { separately, type ItemRunner } from '../../workers/isolation.js';
 import { settlementTransaction } from '../ledger/postings.js';
@@ -100,13 +100,14 @@ export class SettlementService {
     private readonly payouts: PayoutService,
     private readonly scheduleFor: (tenantId: string) => Promise<SettlementSchedule>,
     private readonly workerSql: Sql,
+    private readonly now: Clock = systemClock,
   ) {}
 
   /**
    * Settles everything due at `asOf`; returns the settlements made. Each tenant, mode and currency
    * is settled (and paid out) on its own: one that fails is left to a later pass.
    */
-  async run(asOf = new Date(), items: ItemRunner = separately('settlement groups')): Promise<Settlement[]> {
+  async run(asOf = this.now(), items: ItemRunner = separately('settlement groups')): Promise<Settlement[]> {
     const groups = await this.workerSql<
       { tenant_id: string; livemode: boolean; currency: string }[]
     >`SELECT * FROM worker_due_settlements(${asOf})`;
@@ -168,13 +169,13 @@ export class SettlementService {
         net,
         ledger_transaction_id: ledgerTransactionId,
         payout_id: null,
-        created_at: new Date(),
+        created_at: this.now(),
       };
       const settlement = toApiSettlement(row);
       await Promise.all([
         insertRows(tx, 'settlements', SETTLEMENT_COLUMNS, [row]),
         tx`UPDATE ledger_transactions SET settlement_id = ${id} WHERE id = ANY(${due.map((t) => t.id)})`,
-        insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'balance.available', settlement, null)]),
+        insertRows(tx, 'events', EVENT_COLUMNS, [newEvent(scope, 'balance.available', settlement, null, this.now())]),
       ]);
       return { settlement, more };
     });
