@@ -123,7 +123,7 @@ describe('the demo history', () => {
     const outcomes = Object.fromEntries(
       (
         await t.admin<{ action: string; count: number }[]>`
-          SELECT fraud_outcome->>'action' AS action, count(*)::int AS count FROM payments
+          SELECT outcome->>'action' AS action, count(*)::int AS count FROM payment_fraud_decisions
           WHERE tenant_id = ${tenantId} GROUP BY 1`
       ).map((row) => [row.action, row.count]),
     );
