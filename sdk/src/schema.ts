@@ -10951,7 +10951,9 @@ export interface components {
                 disputes_lost_amount: number;
                 /** @description Disputes opened for reason `fraudulent`. */
                 fraud_disputes_count: number;
-                /** @description fraud_disputes_count / approved_count. In basis points (1/100 of a percent); null with nothing to divide by. */
+                /** @description Their amounts. In minor units. */
+                fraud_disputes_amount: number;
+                /** @description fraud_disputes_amount / volume: fraud per 10,000 of captured volume. In basis points (1/100 of a percent); null with nothing to divide by. */
                 fraud_rate_bps: number | null;
                 /** @description volume − fees − refunds_amount − disputes_lost_amount. In minor units. */
                 net: number;
@@ -11001,7 +11003,9 @@ export interface components {
                     disputes_lost_amount: number;
                     /** @description Disputes opened for reason `fraudulent`. */
                     fraud_disputes_count: number;
-                    /** @description fraud_disputes_count / approved_count. In basis points (1/100 of a percent); null with nothing to divide by. */
+                    /** @description Their amounts. In minor units. */
+                    fraud_disputes_amount: number;
+                    /** @description fraud_disputes_amount / volume: fraud per 10,000 of captured volume. In basis points (1/100 of a percent); null with nothing to divide by. */
                     fraud_rate_bps: number | null;
                     /** @description volume − fees − refunds_amount − disputes_lost_amount. In minor units. */
                     net: number;

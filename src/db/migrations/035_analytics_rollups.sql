@@ -40,6 +40,7 @@ CREATE TABLE analytics_hourly (
   disputes_lost_count bigint NOT NULL DEFAULT 0,
   disputes_lost_amount bigint NOT NULL DEFAULT 0,
   fraud_disputes_count bigint NOT NULL DEFAULT 0,
+  fraud_disputes_amount bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (tenant_id, livemode, hour, currency, slot)
 );
 
@@ -222,22 +223,24 @@ DECLARE
   $body$;
   disputes_body constant text := $body$
     INSERT INTO analytics_hourly AS r (tenant_id, livemode, hour, currency, slot, disputes_count, disputes_amount,
-      disputes_won_count, disputes_lost_count, disputes_lost_amount, fraud_disputes_count)
+      disputes_won_count, disputes_lost_count, disputes_lost_amount, fraud_disputes_count, fraud_disputes_amount)
     SELECT * FROM (
       SELECT tenant_id, livemode, date_trunc('hour', created_at, 'UTC') AS hour, currency, pg_backend_pid(),
         sum(s), sum(s * amount), coalesce(sum(s) FILTER (WHERE status = 'won'), 0),
         coalesce(sum(s) FILTER (WHERE status = 'lost'), 0), coalesce(sum(s * amount) FILTER (WHERE status = 'lost'), 0),
-        coalesce(sum(s) FILTER (WHERE reason = 'fraudulent'), 0)
+        coalesce(sum(s) FILTER (WHERE reason = 'fraudulent'), 0),
+        coalesce(sum(s * amount) FILTER (WHERE reason = 'fraudulent'), 0)
       FROM (%1$s) changes GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-    ) g (tenant_id, livemode, hour, currency, slot, a, b, d, e, f, h)
-    WHERE (a, b, d, e, f, h) <> (0, 0, 0, 0, 0, 0)
+    ) g (tenant_id, livemode, hour, currency, slot, a, b, d, e, f, h, i)
+    WHERE (a, b, d, e, f, h, i) <> (0, 0, 0, 0, 0, 0, 0)
     ON CONFLICT (tenant_id, livemode, hour, currency, slot) DO UPDATE SET
       disputes_count = r.disputes_count + excluded.disputes_count,
       disputes_amount = r.disputes_amount + excluded.disputes_amount,
       disputes_won_count = r.disputes_won_count + excluded.disputes_won_count,
       disputes_lost_count = r.disputes_lost_count + excluded.disputes_lost_count,
       disputes_lost_amount = r.disputes_lost_amount + excluded.disputes_lost_amount,
-      fraud_disputes_count = r.fraud_disputes_count + excluded.fraud_disputes_count;
+      fraud_disputes_count = r.fraud_disputes_count + excluded.fraud_disputes_count,
+      fraud_disputes_amount = r.fraud_disputes_amount + excluded.fraud_disputes_amount;
   $body$;
   attempts_body constant text := $body$
     INSERT INTO analytics_processor_hourly AS r (tenant_id, livemode, hour, processor, slot, attempts, succeeded,

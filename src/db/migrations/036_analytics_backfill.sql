@@ -49,10 +49,11 @@ BEGIN
     refunds_count = r.refunds_count + excluded.refunds_count, refunds_amount = r.refunds_amount + excluded.refunds_amount;
 
   INSERT INTO analytics_hourly AS r (tenant_id, livemode, hour, currency, slot, disputes_count, disputes_amount,
-    disputes_won_count, disputes_lost_count, disputes_lost_amount, fraud_disputes_count)
+    disputes_won_count, disputes_lost_count, disputes_lost_amount, fraud_disputes_count, fraud_disputes_amount)
   SELECT tenant_id, livemode, date_trunc('hour', created_at, 'UTC'), currency, 0, count(*), sum(amount),
     count(*) FILTER (WHERE status = 'won'), count(*) FILTER (WHERE status = 'lost'),
-    coalesce(sum(amount) FILTER (WHERE status = 'lost'), 0), count(*) FILTER (WHERE reason = 'fraudulent')
+    coalesce(sum(amount) FILTER (WHERE status = 'lost'), 0), count(*) FILTER (WHERE reason = 'fraudulent'),
+    coalesce(sum(amount) FILTER (WHERE reason = 'fraudulent'), 0)
   FROM disputes GROUP BY 1, 2, 3, 4
   ON CONFLICT (tenant_id, livemode, hour, currency, slot) DO UPDATE SET
     disputes_count = r.disputes_count + excluded.disputes_count,
@@ -60,7 +61,8 @@ BEGIN
     disputes_won_count = r.disputes_won_count + excluded.disputes_won_count,
     disputes_lost_count = r.disputes_lost_count + excluded.disputes_lost_count,
     disputes_lost_amount = r.disputes_lost_amount + excluded.disputes_lost_amount,
-    fraud_disputes_count = r.fraud_disputes_count + excluded.fraud_disputes_count;
+    fraud_disputes_count = r.fraud_disputes_count + excluded.fraud_disputes_count,
+    fraud_disputes_amount = r.fraud_disputes_amount + excluded.fraud_disputes_amount;
 
   INSERT INTO analytics_processor_hourly (tenant_id, livemode, hour, processor, slot, attempts, succeeded, declined,
     errors, pending, completed, latency_ms_sum)
@@ -94,7 +96,7 @@ BEGIN
       sum(approved_amount), sum(declined_count), sum(declined_amount), sum(succeeded_count), sum(canceled_count),
       sum(captured_amount), sum(fees), sum(refunds_count), sum(refunds_amount), sum(disputes_count),
       sum(disputes_amount), sum(disputes_won_count), sum(disputes_lost_count), sum(disputes_lost_amount),
-      sum(fraud_disputes_count)
+      sum(fraud_disputes_count), sum(fraud_disputes_amount)
     FROM moved GROUP BY 1, 2, 3, 4
   )
   INSERT INTO analytics_hourly AS r SELECT * FROM summed
@@ -116,7 +118,8 @@ BEGIN
     disputes_won_count = r.disputes_won_count + excluded.disputes_won_count,
     disputes_lost_count = r.disputes_lost_count + excluded.disputes_lost_count,
     disputes_lost_amount = r.disputes_lost_amount + excluded.disputes_lost_amount,
-    fraud_disputes_count = r.fraud_disputes_count + excluded.fraud_disputes_count;
+    fraud_disputes_count = r.fraud_disputes_count + excluded.fraud_disputes_count,
+    fraud_disputes_amount = r.fraud_disputes_amount + excluded.fraud_disputes_amount;
   GET DIAGNOSTICS n = ROW_COUNT;
   folded := folded + n;
 

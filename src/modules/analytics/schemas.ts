@@ -119,7 +119,8 @@ export const FiguresSchema = Type.Object({
   disputes_lost_count: count('Of them, lost.'),
   disputes_lost_amount: money('Their amounts.'),
   fraud_disputes_count: count('Disputes opened for reason `fraudulent`.'),
-  fraud_rate_bps: bps('fraud_disputes_count / approved_count.'),
+  fraud_disputes_amount: money('Their amounts.'),
+  fraud_rate_bps: bps('fraud_disputes_amount / volume: fraud per 10,000 of captured volume.'),
   net: money('volume − fees − refunds_amount − disputes_lost_amount.'),
 });
 export type Figures = Static<typeof FiguresSchema>;

@@ -79,6 +79,7 @@ interface HourlySums {
   disputes_lost_count: number;
   disputes_lost_amount: number;
   fraud_disputes_count: number;
+  fraud_disputes_amount: number;
 }
 
 function figures(s: HourlySums): Figures {
@@ -99,7 +100,8 @@ function figures(s: HourlySums): Figures {
     disputes_lost_count: s.disputes_lost_count,
     disputes_lost_amount: s.disputes_lost_amount,
     fraud_disputes_count: s.fraud_disputes_count,
-    fraud_rate_bps: rate(s.fraud_disputes_count, s.approved_count),
+    fraud_disputes_amount: s.fraud_disputes_amount,
+    fraud_rate_bps: rate(s.fraud_disputes_amount, s.captured_amount),
     net: s.captured_amount - s.fees - s.refunds_amount - s.disputes_lost_amount,
   };
 }
@@ -121,7 +123,8 @@ const SUMS = `sum(payments_count)::bigint AS payments_count, sum(payments_amount
   sum(fees)::bigint AS fees, sum(refunds_count)::bigint AS refunds_count, sum(refunds_amount)::bigint AS refunds_amount,
   sum(disputes_count)::bigint AS disputes_count, sum(disputes_amount)::bigint AS disputes_amount,
   sum(disputes_lost_count)::bigint AS disputes_lost_count, sum(disputes_lost_amount)::bigint AS disputes_lost_amount,
-  sum(fraud_disputes_count)::bigint AS fraud_disputes_count`;
+  sum(fraud_disputes_count)::bigint AS fraud_disputes_count,
+  sum(fraud_disputes_amount)::bigint AS fraud_disputes_amount`;
 
 const ZERO_SUMS: Omit<HourlySums, 'currency'> = {
   payments_count: 0,
@@ -138,6 +141,7 @@ const ZERO_SUMS: Omit<HourlySums, 'currency'> = {
   disputes_lost_count: 0,
   disputes_lost_amount: 0,
   fraud_disputes_count: 0,
+  fraud_disputes_amount: 0,
 };
 
 const at = (seconds: number) => new Date(seconds * 1000);
@@ -514,6 +518,7 @@ const FIGURE_COLUMNS: Record<keyof Figures, true> = {
   disputes_lost_count: true,
   disputes_lost_amount: true,
   fraud_disputes_count: true,
+  fraud_disputes_amount: true,
   fraud_rate_bps: true,
   net: true,
 };
