@@ -199,6 +199,19 @@ describe('the demo history', () => {
     expect(span!.last.getTime()).toBeLessThanOrEqual(until.getTime());
   });
 
+  it('gives every object an id of its own moment: lists sorted by id are sorted by time', async () => {
+    for (const table of ['payments', 'refunds', 'disputes', 'payouts', 'events', 'ledger_transactions']) {
+      const rows = await t.admin<{ created_at: Date }[]>`
+        SELECT created_at FROM ${t.admin(table)} WHERE tenant_id = ${tenantId} ORDER BY id`;
+      expect(rows.length, table).toBeGreaterThan(0);
+      const times = rows.map((row) => row.created_at.getTime());
+      expect(
+        times.every((time, i) => i === 0 || time >= times[i - 1]!),
+        table,
+      ).toBe(true);
+    }
+  });
+
   it('gives the same activity for the same seed, and another for another seed', async () => {
     const history = async (seed: number) => {
       const id = (await createTenant(t.app, `Seed ${seed}`)).id;

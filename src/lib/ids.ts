@@ -9,26 +9,43 @@ let lastTail: number[] = [];
 // first" and cursor pagination can sort by id alone. Within one millisecond the random part counts
 // up from the previous id (as monotonic ULIDs do): with fresh random bits, two objects created in
 // the same millisecond, such as a refund and its events, would list in random order.
-export function newId(prefix: string): string {
+//
+// `at`, the time a service's clock stamps on the object, is used when it is more than a second away from now: a
+// clock replaying the past (the demo seeder), whose objects must sort, and be found by idFloor, at their own time.
+// Those ids count up within a millisecond of their own.
+export function newId(prefix: string, at?: Date): string {
+  const replayed = at !== undefined && Math.abs(at.getTime() - Date.now()) > REPLAY_THRESHOLD_MS;
+  if (replayed) {
+    const time = at.getTime();
+    const digits = time === lastReplayed.time ? countUp(lastReplayed.tail) : undefined;
+    lastReplayed = { time, tail: digits ?? Array.from(randomPool(14), (byte) => byte & 31) };
+    return `${prefix}_${timeHead(time)}${lastReplayed.tail.map((d) => ALPHABET[d]).join('')}`;
+  }
   let time = Date.now();
   let digits: number[] | undefined;
   if (time <= lastTime) {
     time = lastTime;
-    digits = [...lastTail];
-    let i = digits.length - 1;
-    while (i >= 0 && digits[i] === 31) digits[i--] = 0;
-    if (i >= 0) {
-      digits[i]++;
-    } else {
-      // The count ran out within this millisecond: borrow the next one.
-      digits = undefined;
-      time++;
-    }
+    digits = countUp(lastTail);
+    // The count ran out within this millisecond: borrow the next one.
+    if (!digits) time++;
   }
   digits ??= Array.from(randomPool(14), (byte) => byte & 31);
   lastTime = time;
   lastTail = digits;
   return `${prefix}_${timeHead(time)}${digits.map((d) => ALPHABET[d]).join('')}`;
+}
+
+const REPLAY_THRESHOLD_MS = 1_000;
+let lastReplayed: { time: number; tail: number[] } = { time: -1, tail: [] };
+
+/** The random part plus one, or undefined when it is all ones already. */
+function countUp(tail: number[]): number[] | undefined {
+  const digits = [...tail];
+  let i = digits.length - 1;
+  while (i >= 0 && digits[i] === 31) digits[i--] = 0;
+  if (i < 0) return undefined;
+  digits[i]++;
+  return digits;
 }
 
 /**

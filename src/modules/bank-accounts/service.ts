@@ -109,7 +109,7 @@ export class BankAccountService {
     const currency = knownCurrency(body.currency);
     if (!routingNumberValid(body.routing_number))
       throw ApiError.invalid('invalid_routing_number', 'The routing number fails its checksum.', 'routing_number');
-    const id = newId('ba');
+    const id = newId('ba', this.now());
     const sealed = this.vault.sealPan(body.account_number, id);
     const now = this.now();
     const row: BankAccountRow = {

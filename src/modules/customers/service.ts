@@ -78,7 +78,7 @@ export class CustomerService {
   async create(scope: Scope, body: CreateCustomerBody, requestId: string | null): Promise<Customer> {
     const now = this.now();
     const row: CustomerRow = {
-      id: newId('cus'),
+      id: newId('cus', this.now()),
       tenant_id: scope.tenantId,
       livemode: scope.livemode,
       email: body?.email ?? null,

@@ -97,8 +97,8 @@ export async function seedDemoHistory(
     schedule(at, async () => {
       const { refund: wanted } = planned;
       const amount = wanted!.ratio === null ? undefined : Math.max(1, Math.round(planned.amount * wanted!.ratio));
-      await expected(refunds.create(scope, { payment: id, amount, reason: wanted!.reason }, CONTEXT));
-      summary.refunds++;
+      if (await expected(refunds.create(scope, { payment: id, amount, reason: wanted!.reason }, CONTEXT)))
+        summary.refunds++;
     });
 
   const followUps = (payment: Payment, planned: PlannedPayment) => {
@@ -131,8 +131,8 @@ export async function seedDemoHistory(
         });
         const found = open.data.find((r) => r.payment === payment.id);
         if (!found) return;
-        await expected(fraudService.closeReview(scope, found.id, review.decision, null, 'demo-seed', CONTEXT));
-        summary.reviews++;
+        if (await expected(fraudService.closeReview(scope, found.id, review.decision, null, 'demo-seed', CONTEXT)))
+          summary.reviews++;
       });
     if (dispute && payment.status === 'succeeded') {
       // Disputes open in the night's intake pass; the answer comes after that.

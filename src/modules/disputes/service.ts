@@ -165,9 +165,9 @@ export class DisputeService {
       const amount = Math.min(disputed.amount, locked.remaining);
       if (amount <= 0) return false;
       const now = this.now();
-      const transactionId = newId('txn');
+      const transactionId = newId('txn', this.now());
       const row: DisputeRow = {
-        id: newId('dp'),
+        id: newId('dp', this.now()),
         tenant_id: scope.tenantId,
         livemode: scope.livemode,
         payment_id: capture.id,
@@ -329,7 +329,7 @@ export class DisputeService {
       .get(dispute.processor)
       .disputeOutcome({ reference, evidence: dispute.evidence as Record<string, string> });
     return inScope(this.sql, scope, async (tx) => {
-      const reversalId = outcome === 'won' ? newId('txn') : null;
+      const reversalId = outcome === 'won' ? newId('txn', this.now()) : null;
       const [row] = await tx<DisputeRow[]>`
         UPDATE disputes SET status = ${outcome}, updated_at = ${this.now()},
           balance_transactions = ${reversalId ? tx`array_append(balance_transactions, ${reversalId})` : tx`balance_transactions`}

@@ -47,7 +47,7 @@ export function newEvent(
   at: Date = new Date(),
 ): NewEventRow {
   return {
-    id: newId('evt'),
+    id: newId('evt', at),
     tenant_id: scope.tenantId,
     livemode: scope.livemode,
     type,

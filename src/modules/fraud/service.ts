@@ -133,7 +133,7 @@ export class FraudService {
       throw ApiError.invalid('too_many_rules', `A tenant mode has at most ${MAX_RULES} rules: delete some first.`);
     const now = this.now();
     const row: RuleRow = {
-      id: newId('rule'),
+      id: newId('rule', this.now()),
       tenant_id: scope.tenantId,
       livemode: scope.livemode,
       name: body.name,
@@ -191,7 +191,7 @@ export class FraudService {
 
   async createList(scope: Scope, body: CreateListBody, context: AuditContext): Promise<FraudList> {
     const row: ListRow = {
-      id: newId('rsl'),
+      id: newId('rsl', this.now()),
       tenant_id: scope.tenantId,
       livemode: scope.livemode,
       name: body.name,
@@ -241,7 +241,7 @@ export class FraudService {
     if (!ITEM_FORMATS[list.item_type](value))
       throw ApiError.invalid('invalid_list_item', `The value is not a valid ${list.item_type}.`, 'value');
     const row: ListItemRow = {
-      id: newId('rsli'),
+      id: newId('rsli', this.now()),
       tenant_id: scope.tenantId,
       livemode: scope.livemode,
       list_id: list.id,

@@ -286,7 +286,7 @@ export class LedgerService {
   ): PreparedPosting {
     const now = this.now();
     const rows = transactions.map((transaction): LedgerTransactionRow => ({
-      id: transaction.id ?? newId('txn'),
+      id: transaction.id ?? newId('txn', this.now()),
       tenant_id: scope.tenantId,
       livemode: scope.livemode,
       type: transaction.type,

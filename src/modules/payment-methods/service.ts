@@ -134,7 +134,7 @@ export class PaymentMethodService {
         throw cardError('invalid_cvc', "Your card's security code is invalid.", p('cvc'));
       cvcCheck = CVC_FAILS.has(number) ? 'fail' : 'pass';
     }
-    const id = newId('pm');
+    const id = newId('pm', this.now());
     const sealed = this.vault.sealPan(number, id);
     const row: PaymentMethodRow = {
       id,

@@ -156,7 +156,7 @@ export class PaymentService {
     const plan = await this.deps.pricing.currentPlan(scope);
     const now = this.now();
     const row: PaymentRow = {
-      id: newId('pay'),
+      id: newId('pay', this.now()),
       tenant_id: scope.tenantId,
       livemode: scope.livemode,
       amount: body.amount,
@@ -740,7 +740,7 @@ export class PaymentService {
     idempotencyKey: string | null,
   ): AttemptRow {
     return {
-      id: newId('pat'),
+      id: newId('pat', this.now()),
       tenant_id: row.tenant_id,
       livemode: row.livemode,
       payment_id: row.id,
@@ -798,7 +798,7 @@ export class PaymentService {
       presentmentCurrency: null,
       instantSettlement: instant,
     });
-    const transactionId = newId('txn');
+    const transactionId = newId('txn', this.now());
     const posting = this.deps.ledger.prepare(
       scope,
       [
@@ -1195,7 +1195,7 @@ export class PaymentService {
       ...(listHits.length ? [`on block lists ${listHits.join(', ')}`] : []),
     ].join(', ');
     return alertCase({
-      id: newId('case'),
+      id: newId('case', this.now()),
       tenant_id: row.tenant_id,
       livemode: row.livemode,
       kind: listHits.length ? 'list_hit' : 'fraud_block',
@@ -1212,7 +1212,7 @@ export class PaymentService {
 
   private openReview(row: PaymentRow, decision: FraudDecision): ReviewRow {
     return {
-      id: newId('prv'),
+      id: newId('prv', this.now()),
       tenant_id: row.tenant_id,
       livemode: row.livemode,
       payment_id: row.id,

@@ -182,7 +182,7 @@ export class PayoutService {
   private async open(tx: Tx, scope: Scope, request: PayoutRequest, context: AuditContext): Promise<Payout> {
     const now = this.now();
     const row: PayoutRow = {
-      id: newId('po'),
+      id: newId('po', this.now()),
       tenant_id: scope.tenantId,
       livemode: scope.livemode,
       ...request,
@@ -191,7 +191,7 @@ export class PayoutService {
       arrival_date: request.method === 'instant' ? now : availableOn(now, { type: 'daily', delay_days: 1 }),
       failure_code: null,
       failure_message: null,
-      balance_transaction: newId('txn'),
+      balance_transaction: newId('txn', this.now()),
       failure_balance_transaction: null,
       created_at: now,
       updated_at: now,
@@ -249,7 +249,7 @@ export class PayoutService {
     }
     if (row.status !== 'in_transit' || new Date(row.arrival_date) > now) return;
     if ((await this.bankAccounts.accountNumber(tx, scope, row.destination)) === FAILING_ACCOUNT) {
-      const failureTransaction = newId('txn');
+      const failureTransaction = newId('txn', this.now());
       const failed = await this.transition(
         tx,
         scope,

@@ -149,7 +149,7 @@ export class RefundService {
       }
       const now = this.now();
       const row: RefundRow = {
-        id: newId('re'),
+        id: newId('re', this.now()),
         tenant_id: scope.tenantId,
         livemode: scope.livemode,
         payment_id: payment.id,
@@ -204,7 +204,7 @@ export class RefundService {
     );
     if (outcome.status === 'unknown') return toApiRefund(refund);
     const succeeded = outcome.status === 'succeeded';
-    const transactionId = succeeded ? newId('txn') : null;
+    const transactionId = succeeded ? newId('txn', this.now()) : null;
     // Read before the transaction so that a plan not yet cached is not fetched while it holds a connection.
     const plan = succeeded ? await this.planOf(scope, refund.payment_id) : null;
     return inScope(this.sql, scope, async (tx) => {

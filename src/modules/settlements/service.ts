@@ -152,7 +152,7 @@ export class SettlementService {
       // Refunds and disputes settle with charges; a day whose deductions exceed what it brings and
       // what is available waits for later charges rather than driving available below zero.
       if (net < 0 && available < -net) return { settlement: null, more: false };
-      const id = newId('st');
+      const id = newId('st', this.now());
       const [ledgerTransactionId] =
         net === 0 ? [null] : await this.ledger.post(tx, scope, [settlementTransaction({ id, currency, net })]);
       const row: SettlementRow = {
