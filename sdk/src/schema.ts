@@ -6900,6 +6900,8 @@ export interface paths {
                             object: "session";
                             user: string;
                             role: string;
+                            /** @description What the role may do, as API-key scopes (`refunds:write`, …); empty for operator staff. The dashboard offers only the actions these allow; the API checks every call anyway. */
+                            scopes: string[];
                             livemode: boolean;
                             /** @description Send it as X-CSRF-Token on every request that changes state. */
                             csrf_token: string;
@@ -7049,6 +7051,8 @@ export interface paths {
                             object: "session";
                             user: string;
                             role: string;
+                            /** @description What the role may do, as API-key scopes (`refunds:write`, …); empty for operator staff. The dashboard offers only the actions these allow; the API checks every call anyway. */
+                            scopes: string[];
                             livemode: boolean;
                             /** @description Send it as X-CSRF-Token on every request that changes state. */
                             csrf_token: string;
