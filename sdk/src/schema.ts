@@ -9271,6 +9271,8 @@ export interface components {
                 amount: number;
                 error_code: string | null;
                 decline_code: string | null;
+                /** @description How long the processor took to answer, in milliseconds; null while it has not. */
+                latency_ms: number | null;
                 created: number;
             }[];
             /** @description The last processor call (the last of `attempts`). Expandable: its id, or the attempt with `expand[]`. */
@@ -9284,6 +9286,8 @@ export interface components {
                 amount: number;
                 error_code: string | null;
                 decline_code: string | null;
+                /** @description How long the processor took to answer, in milliseconds; null while it has not. */
+                latency_ms: number | null;
                 created: number;
             };
             /** @description Only with `expand[]=refunds`: the payment's refunds, newest first, at most 10; `has_more` tells when there are more (GET /v1/refunds?payment=…). */

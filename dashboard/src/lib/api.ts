@@ -1,6 +1,18 @@
 import { PayForward, PayForwardError, type ResponseBody } from '../../../sdk/src/index.ts';
 
 export { PayForwardError };
+export type {
+  BalanceTransaction,
+  Customer,
+  Dispute,
+  Event,
+  Payment,
+  PaymentMethod,
+  Refund,
+  QueryParams,
+  RequestBody,
+  ResponseBody,
+} from '../../../sdk/src/index.ts';
 export type Session = ResponseBody<'/v1/sessions/current', 'get'>;
 
 let csrfToken: string | null = null;
