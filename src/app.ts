@@ -41,6 +41,7 @@ import { settlementRoutes } from './modules/settlements/routes.js';
 import { payoutRoutes } from './modules/payouts/routes.js';
 import { bankAccountRoutes } from './modules/bank-accounts/routes.js';
 import { reconciliationRoutes } from './modules/reconciliation/routes.js';
+import { analyticsRoutes } from './modules/analytics/routes.js';
 import { reportRoutes } from './modules/reports/routes.js';
 import { caseRoutes } from './modules/cases/routes.js';
 import { customerRoutes } from './modules/customers/routes.js';
@@ -430,6 +431,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(webhookRoutes);
   await app.register(fraudRoutes);
   await app.register(auditRoutes);
+  await app.register(analyticsRoutes);
   if (options.extraRoutes) await app.register(options.extraRoutes);
   return app;
 }

@@ -32,6 +32,7 @@ import { InProcessVelocityStore, RedisVelocityStore, ResilientVelocityStore } fr
 import { PayoutService } from './modules/payouts/service.js';
 import { SettlementService } from './modules/settlements/service.js';
 import { ReconciliationService } from './modules/reconciliation/service.js';
+import { AnalyticsService } from './modules/analytics/service.js';
 import { RequestLogRecorder } from './modules/request-logs/recorder.js';
 import { RequestLogService } from './modules/request-logs/service.js';
 import { ReportService } from './modules/reports/service.js';
@@ -99,6 +100,7 @@ export interface Platform {
   reconciliation: ReconciliationService;
   requestLogRecorder: RequestLogRecorder;
   requestLogs: RequestLogService;
+  analytics: AnalyticsService;
   reports: ReportService;
   cases: CaseService;
   cardDataRetention: CardDataRetention;
@@ -283,6 +285,7 @@ export function createPlatform(
     ),
     requestLogRecorder,
     requestLogs: new RequestLogService(replica),
+    analytics: new AnalyticsService(replica, options.clock),
     reports: new ReportService(sql, workerSql, {
       active: vault.activeKekId,
       all: vault.kekIds(),

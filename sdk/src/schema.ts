@@ -877,7 +877,7 @@ export interface paths {
                          *       "refunds:write"
                          *     ]
                          */
-                        scopes: ("payments:read" | "payments:write" | "payment_methods:read" | "payment_methods:write" | "refunds:read" | "refunds:write" | "events:read" | "pricing:read" | "balance:read" | "payouts:read" | "payouts:write" | "bank_accounts:read" | "bank_accounts:write" | "disputes:read" | "disputes:write" | "reconciliation:read" | "customers:read" | "customers:write" | "api_keys:read" | "api_keys:write" | "request_logs:read" | "reports:read" | "reports:write" | "cases:read" | "cases:write" | "users:read" | "users:write" | "webhook_endpoints:read" | "webhook_endpoints:write" | "fraud:read" | "fraud:write" | "reviews:read" | "reviews:write" | "audit_logs:read")[];
+                        scopes: ("payments:read" | "payments:write" | "payment_methods:read" | "payment_methods:write" | "refunds:read" | "refunds:write" | "events:read" | "pricing:read" | "balance:read" | "payouts:read" | "payouts:write" | "bank_accounts:read" | "bank_accounts:write" | "disputes:read" | "disputes:write" | "reconciliation:read" | "customers:read" | "customers:write" | "api_keys:read" | "api_keys:write" | "request_logs:read" | "reports:read" | "reports:write" | "cases:read" | "cases:write" | "users:read" | "users:write" | "webhook_endpoints:read" | "webhook_endpoints:write" | "fraud:read" | "fraud:write" | "reviews:read" | "reviews:write" | "audit_logs:read" | "analytics:read")[];
                     };
                 };
             };
@@ -9169,6 +9169,766 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/analytics/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Analytics summary
+         * @description Count, amount, approvals and declines (with their reasons), captured volume, fees, refunds, disputes, fraud rate and net, per currency. Figures come from hourly rollups kept as payments change: the period is whole UTC hours (`from` rounded down, `until` up) and is echoed in the answer. `compare=previous` adds the period of the same length just before.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description A period ending now: `today` (since 00:00 UTC), `7d`, `30d` or `12m` (365 days). Ignored when `from` is given. Default `30d`. */
+                    range?: "today" | "7d" | "30d" | "12m";
+                    /** @description Start of a custom period (Unix seconds), rounded down to the hour. */
+                    from?: number;
+                    /** @description End of a custom period (Unix seconds, exclusive), rounded up to the hour. Default now. */
+                    until?: number;
+                    /** @description Only this currency (ISO 4217). Required for money metrics. */
+                    currency?: string;
+                    /** @description `previous`: also the period of the same length just before. */
+                    compare?: "previous";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AnalyticsSummary"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/summary.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Analytics summary as CSV
+         * @description Count, amount, approvals and declines (with their reasons), captured volume, fees, refunds, disputes, fraud rate and net, per currency. Figures come from hourly rollups kept as payments change: the period is whole UTC hours (`from` rounded down, `until` up) and is echoed in the answer. `compare=previous` adds the period of the same length just before.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description A period ending now: `today` (since 00:00 UTC), `7d`, `30d` or `12m` (365 days). Ignored when `from` is given. Default `30d`. */
+                    range?: "today" | "7d" | "30d" | "12m";
+                    /** @description Start of a custom period (Unix seconds), rounded down to the hour. */
+                    from?: number;
+                    /** @description End of a custom period (Unix seconds, exclusive), rounded up to the hour. Default now. */
+                    until?: number;
+                    /** @description Only this currency (ISO 4217). Required for money metrics. */
+                    currency?: string;
+                    /** @description `previous`: also the period of the same length just before. */
+                    compare?: "previous";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The same figures as the JSON answer, one line each, with a header line. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/csv": string;
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/timeseries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Analytics time series
+         * @description One metric per hour or UTC day, every bucket of the period present (zero when empty). Amount metrics need `currency`. Figures come from hourly rollups kept as payments change: the period is whole UTC hours (`from` rounded down, `until` up) and is echoed in the answer. `compare=previous` adds the period of the same length just before.
+         */
+        get: {
+            parameters: {
+                query: {
+                    /** @description A period ending now: `today` (since 00:00 UTC), `7d`, `30d` or `12m` (365 days). Ignored when `from` is given. Default `30d`. */
+                    range?: "today" | "7d" | "30d" | "12m";
+                    /** @description Start of a custom period (Unix seconds), rounded down to the hour. */
+                    from?: number;
+                    /** @description End of a custom period (Unix seconds, exclusive), rounded up to the hour. Default now. */
+                    until?: number;
+                    /** @description Only this currency (ISO 4217). Required for money metrics. */
+                    currency?: string;
+                    /** @description `previous`: also the period of the same length just before. */
+                    compare?: "previous";
+                    /** @description What to chart. */
+                    metric: "count" | "approved_count" | "declined_count" | "approval_rate_bps" | "refunds_count" | "disputes_count" | "fraud_rate_bps" | "volume" | "amount" | "fees" | "net" | "refunds_amount" | "disputes_amount";
+                    /** @description Bucket size, UTC. Default `day`; `hour` for periods of up to 31 days. */
+                    interval?: "hour" | "day";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AnalyticsTimeseries"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/timeseries.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Analytics time series as CSV
+         * @description One metric per hour or UTC day, every bucket of the period present (zero when empty). Amount metrics need `currency`. Figures come from hourly rollups kept as payments change: the period is whole UTC hours (`from` rounded down, `until` up) and is echoed in the answer. `compare=previous` adds the period of the same length just before.
+         */
+        get: {
+            parameters: {
+                query: {
+                    /** @description A period ending now: `today` (since 00:00 UTC), `7d`, `30d` or `12m` (365 days). Ignored when `from` is given. Default `30d`. */
+                    range?: "today" | "7d" | "30d" | "12m";
+                    /** @description Start of a custom period (Unix seconds), rounded down to the hour. */
+                    from?: number;
+                    /** @description End of a custom period (Unix seconds, exclusive), rounded up to the hour. Default now. */
+                    until?: number;
+                    /** @description Only this currency (ISO 4217). Required for money metrics. */
+                    currency?: string;
+                    /** @description `previous`: also the period of the same length just before. */
+                    compare?: "previous";
+                    /** @description What to chart. */
+                    metric: "count" | "approved_count" | "declined_count" | "approval_rate_bps" | "refunds_count" | "disputes_count" | "fraud_rate_bps" | "volume" | "amount" | "fees" | "net" | "refunds_amount" | "disputes_amount";
+                    /** @description Bucket size, UTC. Default `day`; `hour` for periods of up to 31 days. */
+                    interval?: "hour" | "day";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The same figures as the JSON answer, one line each, with a header line. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/csv": string;
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/breakdown": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Analytics breakdown
+         * @description Payments by card brand, card country, currency or decline reason, most frequent first. Figures come from hourly rollups kept as payments change: the period is whole UTC hours (`from` rounded down, `until` up) and is echoed in the answer. `compare=previous` adds the period of the same length just before.
+         */
+        get: {
+            parameters: {
+                query: {
+                    /** @description A period ending now: `today` (since 00:00 UTC), `7d`, `30d` or `12m` (365 days). Ignored when `from` is given. Default `30d`. */
+                    range?: "today" | "7d" | "30d" | "12m";
+                    /** @description Start of a custom period (Unix seconds), rounded down to the hour. */
+                    from?: number;
+                    /** @description End of a custom period (Unix seconds, exclusive), rounded up to the hour. Default now. */
+                    until?: number;
+                    /** @description Only this currency (ISO 4217). Required for money metrics. */
+                    currency?: string;
+                    /** @description `previous`: also the period of the same length just before. */
+                    compare?: "previous";
+                    /** @description Card brand, card country, currency, or decline reason (declined payments only). */
+                    dimension: "brand" | "country" | "currency" | "decline_code";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AnalyticsBreakdown"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/breakdown.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Analytics breakdown as CSV
+         * @description Payments by card brand, card country, currency or decline reason, most frequent first. Figures come from hourly rollups kept as payments change: the period is whole UTC hours (`from` rounded down, `until` up) and is echoed in the answer. `compare=previous` adds the period of the same length just before.
+         */
+        get: {
+            parameters: {
+                query: {
+                    /** @description A period ending now: `today` (since 00:00 UTC), `7d`, `30d` or `12m` (365 days). Ignored when `from` is given. Default `30d`. */
+                    range?: "today" | "7d" | "30d" | "12m";
+                    /** @description Start of a custom period (Unix seconds), rounded down to the hour. */
+                    from?: number;
+                    /** @description End of a custom period (Unix seconds, exclusive), rounded up to the hour. Default now. */
+                    until?: number;
+                    /** @description Only this currency (ISO 4217). Required for money metrics. */
+                    currency?: string;
+                    /** @description `previous`: also the period of the same length just before. */
+                    compare?: "previous";
+                    /** @description Card brand, card country, currency, or decline reason (declined payments only). */
+                    dimension: "brand" | "country" | "currency" | "decline_code";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The same figures as the JSON answer, one line each, with a header line. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/csv": string;
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/platform/volume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Platform volume and approval rate (operator)
+         * @description Every tenant's payments together, per hour or UTC day and currency. The platform operator only. Figures come from hourly rollups kept as payments change: the period is whole UTC hours (`from` rounded down, `until` up) and is echoed in the answer. `compare=previous` adds the period of the same length just before.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description A period ending now: `today` (since 00:00 UTC), `7d`, `30d` or `12m` (365 days). Ignored when `from` is given. Default `30d`. */
+                    range?: "today" | "7d" | "30d" | "12m";
+                    /** @description Start of a custom period (Unix seconds), rounded down to the hour. */
+                    from?: number;
+                    /** @description End of a custom period (Unix seconds, exclusive), rounded up to the hour. Default now. */
+                    until?: number;
+                    /** @description Only this currency (ISO 4217). Required for money metrics. */
+                    currency?: string;
+                    /** @description `previous`: also the period of the same length just before. */
+                    compare?: "previous";
+                    /** @description Live or test payments. Default false (test). */
+                    livemode?: boolean;
+                    /** @description Bucket size, UTC. Default `day`; `hour` for periods of up to 31 days. */
+                    interval?: "hour" | "day";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AnalyticsPlatformVolume"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/platform/volume.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Platform volume as CSV (operator)
+         * @description Every tenant's payments together, per hour or UTC day and currency. The platform operator only. Figures come from hourly rollups kept as payments change: the period is whole UTC hours (`from` rounded down, `until` up) and is echoed in the answer. `compare=previous` adds the period of the same length just before.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description A period ending now: `today` (since 00:00 UTC), `7d`, `30d` or `12m` (365 days). Ignored when `from` is given. Default `30d`. */
+                    range?: "today" | "7d" | "30d" | "12m";
+                    /** @description Start of a custom period (Unix seconds), rounded down to the hour. */
+                    from?: number;
+                    /** @description End of a custom period (Unix seconds, exclusive), rounded up to the hour. Default now. */
+                    until?: number;
+                    /** @description Only this currency (ISO 4217). Required for money metrics. */
+                    currency?: string;
+                    /** @description `previous`: also the period of the same length just before. */
+                    compare?: "previous";
+                    /** @description Live or test payments. Default false (test). */
+                    livemode?: boolean;
+                    /** @description Bucket size, UTC. Default `day`; `hour` for periods of up to 31 days. */
+                    interval?: "hour" | "day";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The same figures as the JSON answer, one line each, with a header line. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/csv": string;
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/platform/processors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Processor health (operator)
+         * @description Calls to each processor (every tenant's) by the hour or UTC day they began: outcomes, error rate and mean latency. The platform operator only. Figures come from hourly rollups kept as payments change: the period is whole UTC hours (`from` rounded down, `until` up) and is echoed in the answer. `compare=previous` adds the period of the same length just before.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description A period ending now: `today` (since 00:00 UTC), `7d`, `30d` or `12m` (365 days). Ignored when `from` is given. Default `30d`. */
+                    range?: "today" | "7d" | "30d" | "12m";
+                    /** @description Start of a custom period (Unix seconds), rounded down to the hour. */
+                    from?: number;
+                    /** @description End of a custom period (Unix seconds, exclusive), rounded up to the hour. Default now. */
+                    until?: number;
+                    /** @description Live or test payments. Default false (test). */
+                    livemode?: boolean;
+                    /** @description Bucket size, UTC. Default `day`; `hour` for periods of up to 31 days. */
+                    interval?: "hour" | "day";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AnalyticsProcessorHealth"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/platform/processors.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Processor health as CSV (operator)
+         * @description Calls to each processor (every tenant's) by the hour or UTC day they began: outcomes, error rate and mean latency. The platform operator only. Figures come from hourly rollups kept as payments change: the period is whole UTC hours (`from` rounded down, `until` up) and is echoed in the answer. `compare=previous` adds the period of the same length just before.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description A period ending now: `today` (since 00:00 UTC), `7d`, `30d` or `12m` (365 days). Ignored when `from` is given. Default `30d`. */
+                    range?: "today" | "7d" | "30d" | "12m";
+                    /** @description Start of a custom period (Unix seconds), rounded down to the hour. */
+                    from?: number;
+                    /** @description End of a custom period (Unix seconds, exclusive), rounded up to the hour. Default now. */
+                    until?: number;
+                    /** @description Live or test payments. Default false (test). */
+                    livemode?: boolean;
+                    /** @description Bucket size, UTC. Default `day`; `hour` for periods of up to 31 days. */
+                    interval?: "hour" | "day";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The same figures as the JSON answer, one line each, with a header line. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/csv": string;
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/analytics/platform/review_backlog": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Fraud review backlog (operator)
+         * @description Fraud reviews open across every tenant. The platform operator only.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Live or test payments. Default false (test). */
+                    livemode?: boolean;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AnalyticsReviewBacklog"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -10158,6 +10918,250 @@ export interface components {
             completed_at: number | null;
             created: number;
             livemode: boolean;
+        };
+        AnalyticsSummary: {
+            /** @enum {string} */
+            object: "analytics.summary";
+            /** @description Start of the period covered (Unix seconds, on the hour). */
+            from: number;
+            /** @description End of the period covered (Unix seconds, exclusive, on the hour). */
+            until: number;
+            /** @description One entry per currency (only `currency` when given), sorted. */
+            data: {
+                currency: string;
+                /** @description Payments created in the period. */
+                count: number;
+                /** @description Their amounts. In minor units. */
+                amount: number;
+                /** @description Payments authorized (`requires_capture` or `succeeded`). */
+                approved_count: number;
+                /** @description Payments whose last authorization was declined or failed (`requires_payment_method` with `last_payment_error`). */
+                declined_count: number;
+                /** @description Payments canceled. */
+                canceled_count: number;
+                /** @description approved_count / (approved_count + declined_count). In basis points (1/100 of a percent); null with nothing to divide by. */
+                approval_rate_bps: number | null;
+                /** @description Captured (`amount_received`). In minor units. */
+                volume: number;
+                /** @description Our fees on the captures. In minor units. */
+                fees: number;
+                /** @description Refunds that succeeded, created in the period. */
+                refunds_count: number;
+                /** @description Their amounts. In minor units. */
+                refunds_amount: number;
+                /** @description Disputes opened in the period. */
+                disputes_count: number;
+                /** @description Their amounts. In minor units. */
+                disputes_amount: number;
+                /** @description Of them, lost. */
+                disputes_lost_count: number;
+                /** @description Their amounts. In minor units. */
+                disputes_lost_amount: number;
+                /** @description Disputes opened for reason `fraudulent`. */
+                fraud_disputes_count: number;
+                /** @description Their amounts. In minor units. */
+                fraud_disputes_amount: number;
+                /** @description fraud_disputes_amount / volume: fraud per 10,000 of captured volume. In basis points (1/100 of a percent); null with nothing to divide by. */
+                fraud_rate_bps: number | null;
+                /** @description volume − fees − refunds_amount − disputes_lost_amount. In minor units. */
+                net: number;
+            }[];
+            /** @description Declined payments by reason, most frequent first. */
+            decline_reasons: {
+                reason: string;
+                count: number;
+            }[];
+            currency: string | null;
+            livemode: boolean;
+            previous?: {
+                /** @description Start of the period covered (Unix seconds, on the hour). */
+                from: number;
+                /** @description End of the period covered (Unix seconds, exclusive, on the hour). */
+                until: number;
+                /** @description One entry per currency (only `currency` when given), sorted. */
+                data: {
+                    currency: string;
+                    /** @description Payments created in the period. */
+                    count: number;
+                    /** @description Their amounts. In minor units. */
+                    amount: number;
+                    /** @description Payments authorized (`requires_capture` or `succeeded`). */
+                    approved_count: number;
+                    /** @description Payments whose last authorization was declined or failed (`requires_payment_method` with `last_payment_error`). */
+                    declined_count: number;
+                    /** @description Payments canceled. */
+                    canceled_count: number;
+                    /** @description approved_count / (approved_count + declined_count). In basis points (1/100 of a percent); null with nothing to divide by. */
+                    approval_rate_bps: number | null;
+                    /** @description Captured (`amount_received`). In minor units. */
+                    volume: number;
+                    /** @description Our fees on the captures. In minor units. */
+                    fees: number;
+                    /** @description Refunds that succeeded, created in the period. */
+                    refunds_count: number;
+                    /** @description Their amounts. In minor units. */
+                    refunds_amount: number;
+                    /** @description Disputes opened in the period. */
+                    disputes_count: number;
+                    /** @description Their amounts. In minor units. */
+                    disputes_amount: number;
+                    /** @description Of them, lost. */
+                    disputes_lost_count: number;
+                    /** @description Their amounts. In minor units. */
+                    disputes_lost_amount: number;
+                    /** @description Disputes opened for reason `fraudulent`. */
+                    fraud_disputes_count: number;
+                    /** @description Their amounts. In minor units. */
+                    fraud_disputes_amount: number;
+                    /** @description fraud_disputes_amount / volume: fraud per 10,000 of captured volume. In basis points (1/100 of a percent); null with nothing to divide by. */
+                    fraud_rate_bps: number | null;
+                    /** @description volume − fees − refunds_amount − disputes_lost_amount. In minor units. */
+                    net: number;
+                }[];
+                /** @description Declined payments by reason, most frequent first. */
+                decline_reasons: {
+                    reason: string;
+                    count: number;
+                }[];
+            };
+        };
+        AnalyticsTimeseries: {
+            /** @enum {string} */
+            object: "analytics.timeseries";
+            metric: string;
+            interval: string;
+            currency: string | null;
+            livemode: boolean;
+            /** @description Start of the period covered (Unix seconds, on the hour). */
+            from: number;
+            /** @description End of the period covered (Unix seconds, exclusive, on the hour). */
+            until: number;
+            data: {
+                /** @description Start of the bucket (Unix seconds, UTC). */
+                start: number;
+                /** @description The metric in the bucket; null for a rate with nothing to divide by. */
+                value: number | null;
+            }[];
+            previous?: {
+                /** @description Start of the period covered (Unix seconds, on the hour). */
+                from: number;
+                /** @description End of the period covered (Unix seconds, exclusive, on the hour). */
+                until: number;
+                data: {
+                    /** @description Start of the bucket (Unix seconds, UTC). */
+                    start: number;
+                    /** @description The metric in the bucket; null for a rate with nothing to divide by. */
+                    value: number | null;
+                }[];
+            };
+        };
+        AnalyticsBreakdown: {
+            /** @enum {string} */
+            object: "analytics.breakdown";
+            dimension: string;
+            currency: string | null;
+            livemode: boolean;
+            /** @description Start of the period covered (Unix seconds, on the hour). */
+            from: number;
+            /** @description End of the period covered (Unix seconds, exclusive, on the hour). */
+            until: number;
+            data: {
+                /** @description The brand, country, currency or decline reason; `unknown` when not known. */
+                value: string;
+                /** @description Payments created in the period. */
+                count: number;
+                /** @description Of them, authorized. */
+                approved_count: number;
+                /** @description Of them, declined. */
+                declined_count: number;
+                /** @description approved_count / (approved_count + declined_count). In basis points (1/100 of a percent); null with nothing to divide by. */
+                approval_rate_bps: number | null;
+                /** @description Their amounts; null across currencies. In minor units. */
+                amount: number | null;
+                /** @description Captured; null across currencies. In minor units. */
+                volume: number | null;
+            }[];
+            previous?: {
+                /** @description Start of the period covered (Unix seconds, on the hour). */
+                from: number;
+                /** @description End of the period covered (Unix seconds, exclusive, on the hour). */
+                until: number;
+                data: {
+                    /** @description The brand, country, currency or decline reason; `unknown` when not known. */
+                    value: string;
+                    /** @description Payments created in the period. */
+                    count: number;
+                    /** @description Of them, authorized. */
+                    approved_count: number;
+                    /** @description Of them, declined. */
+                    declined_count: number;
+                    /** @description approved_count / (approved_count + declined_count). In basis points (1/100 of a percent); null with nothing to divide by. */
+                    approval_rate_bps: number | null;
+                    /** @description Their amounts; null across currencies. In minor units. */
+                    amount: number | null;
+                    /** @description Captured; null across currencies. In minor units. */
+                    volume: number | null;
+                }[];
+            };
+        };
+        AnalyticsPlatformVolume: {
+            /** @enum {string} */
+            object: "analytics.platform_volume";
+            interval: string;
+            currency: string | null;
+            livemode: boolean;
+            /** @description Start of the period covered (Unix seconds, on the hour). */
+            from: number;
+            /** @description End of the period covered (Unix seconds, exclusive, on the hour). */
+            until: number;
+            /** @description Every tenant together, per bucket and currency (buckets with payments only). */
+            data: {
+                start: number;
+                currency: string;
+                count: number;
+                approved_count: number;
+                declined_count: number;
+                /** @description approved_count / (approved_count + declined_count). In basis points (1/100 of a percent); null with nothing to divide by. */
+                approval_rate_bps: number | null;
+                /** @description Amounts of the payments created. In minor units. */
+                amount: number;
+                /** @description Captured. In minor units. */
+                volume: number;
+            }[];
+        };
+        AnalyticsProcessorHealth: {
+            /** @enum {string} */
+            object: "analytics.processor_health";
+            interval: string;
+            livemode: boolean;
+            /** @description Start of the period covered (Unix seconds, on the hour). */
+            from: number;
+            /** @description End of the period covered (Unix seconds, exclusive, on the hour). */
+            until: number;
+            /** @description Per bucket and processor (buckets with calls only). */
+            data: {
+                start: number;
+                processor: string;
+                /** @description Calls begun in the bucket. */
+                attempts: number;
+                succeeded: number;
+                declined: number;
+                /** @description Processor errors (timeouts, failures; what failover moves on from). */
+                errors: number;
+                /** @description Calls with no answer yet. */
+                pending: number;
+                /** @description errors / attempts. In basis points (1/100 of a percent); null with nothing to divide by. */
+                error_rate_bps: number | null;
+                /** @description Mean time to an answer of the calls that completed. */
+                average_latency_ms: number | null;
+            }[];
+        };
+        AnalyticsReviewBacklog: {
+            /** @enum {string} */
+            object: "analytics.review_backlog";
+            livemode: boolean;
+            /** @description Fraud reviews open across every tenant. */
+            open_reviews: number;
         };
     };
     responses: never;

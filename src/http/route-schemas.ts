@@ -25,6 +25,14 @@ import { WebhookDeliverySchema, WebhookEndpointSchema } from '../modules/webhook
 import { BacktestSchema, ListItemSchema, ListSchema, ReviewSchema, RuleSchema } from '../modules/fraud/schemas.js';
 import { AuditLogSchema } from '../modules/audit/schemas.js';
 import { CheckoutSessionSchema } from '../modules/checkout/schemas.js';
+import {
+  AnalyticsBreakdownSchema,
+  AnalyticsSummarySchema,
+  AnalyticsTimeseriesSchema,
+  OperatorBacklogSchema,
+  OperatorProcessorsSchema,
+  OperatorVolumeSchema,
+} from '../modules/analytics/schemas.js';
 
 /** Shared object schemas, registered once so routes and the OpenAPI document refer to them by name. */
 export function registerSharedSchemas(app: FastifyInstance) {
@@ -62,6 +70,12 @@ export function registerSharedSchemas(app: FastifyInstance) {
     CustomerSchema,
     AuditLogSchema,
     CheckoutSessionSchema,
+    AnalyticsSummarySchema,
+    AnalyticsTimeseriesSchema,
+    AnalyticsBreakdownSchema,
+    OperatorVolumeSchema,
+    OperatorProcessorsSchema,
+    OperatorBacklogSchema,
   ]) {
     app.addSchema(schema);
   }

@@ -89,6 +89,12 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
       run: () =>
         platform.workerSql`SELECT worker_purge_request_logs(${`${platform.config.requestLogRetentionDays} days`}::interval, 10000)`,
     },
+    // Past hours' rollup rows, one per writing session, folded into one per key: reads stay one row per hour.
+    {
+      name: 'compact-analytics',
+      everyMs: 600_000,
+      run: () => platform.workerSql`SELECT worker_compact_analytics(date_trunc('hour', now()) - interval '1 hour')`,
+    },
     // Signed heads of every audit chain that moved: cutting entries off a chain's end no longer goes unnoticed.
     {
       name: 'audit-checkpoint',

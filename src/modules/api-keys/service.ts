@@ -42,6 +42,7 @@ export const SCOPES = [
   'reviews:read',
   'reviews:write',
   'audit_logs:read',
+  'analytics:read',
 ] as const;
 
 interface ApiKeyRow {
