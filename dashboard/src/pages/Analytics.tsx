@@ -12,6 +12,7 @@ import {
   TextInput,
   Title,
 } from '@mantine/core';
+import { useMediaQuery } from '@mantine/hooks';
 import { useQuery } from '@tanstack/react-query';
 import { api } from '../lib/api.ts';
 import {
@@ -263,7 +264,13 @@ function BreakdownCard({ breakdown, label, currency }: { breakdown: Breakdown; l
       ) : (
         <>
           <Chart option={option} label={`Payments by ${label.toLowerCase()}: bar chart`} height={220} />
-          <Table.ScrollContainer minWidth={520}>
+          <Table.ScrollContainer
+            minWidth={520}
+            // A region that scrolls sideways must be reachable by keyboard to be scrolled.
+            scrollAreaProps={{
+              viewportProps: { tabIndex: 0, 'aria-label': `Payments by ${label.toLowerCase()}, table` },
+            }}
+          >
             <Table data-testid="breakdown-table">
               <Table.Thead>
                 <Table.Tr>
@@ -398,6 +405,8 @@ export default function Analytics() {
   const count = useMemo(() => (n: number) => n.toLocaleString('en'), []);
   const rate = useMemo(() => (n: number) => `${(n / 100).toFixed(0)} %`, []);
   const more = MORE_METRICS.find((m) => m.value === metric)!;
+  // Five periods side by side are wider than a phone: stacked there.
+  const narrow = useMediaQuery('(max-width: 36em)');
 
   return (
     <Stack gap="md">
@@ -409,6 +418,7 @@ export default function Analytics() {
           </Text>
           <SegmentedControl
             aria-labelledby="range-label"
+            orientation={narrow ? 'vertical' : 'horizontal'}
             value={range}
             data={RANGES.map((r) => ({ value: r.value, label: r.label }))}
             onChange={(value) =>
