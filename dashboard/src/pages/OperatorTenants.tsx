@@ -105,7 +105,7 @@ function CreateTenant({ onCreated }: { onCreated: (id: string) => void }) {
           </Group>
           {create.isError && <ApiErrorAlert error={create.error} />}
           {created && (
-            <Alert color="green" title={`Created ${created.name}`} data-testid="created-tenant">
+            <Alert color="indigo" title={`Created ${created.name}`} data-testid="created-tenant">
               <Stack gap={4}>
                 <Text size="sm">
                   Tenant <Code data-testid="created-tenant-id">{created.id}</Code>. Its secret keys are shown this once:
