@@ -152,6 +152,9 @@ describe('Analytics page', () => {
     await page.keyboard.press('ArrowRight');
     await expect.poll(() => new URL(page.url()).searchParams.get('range')).toBe('7d');
     await page.getByText('Custom', { exact: true }).click();
+    await page.getByLabel('From (UTC)').fill('2026-02-10');
+    await page.getByLabel('To (UTC, inclusive)').fill('2026-02-01');
+    await page.getByText('the second not before the first').waitFor();
     await page.getByLabel('From (UTC)').fill('2026-01-01');
     await page.getByLabel('To (UTC, inclusive)').fill('2026-01-31');
     await expect

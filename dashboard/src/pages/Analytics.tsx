@@ -115,7 +115,7 @@ function Figures({ now, before }: { now: SummaryFigures; before: SummaryFigures 
     return <Figure key={id} id={id} label={label} value={value} shown={shown} previous={previous} format={format} />;
   };
   return (
-    <SimpleGrid cols={{ base: 1, xs: 2, md: 4 }} spacing="sm">
+    <SimpleGrid cols={{ base: 2, md: 4 }} spacing="sm">
       {figure('count', 'Payments', 'count', count)}
       {figure('amount', 'Amount of payments', 'amount', money)}
       {figure('volume', 'Captured volume', 'volume', money)}
@@ -166,6 +166,8 @@ function TrendCard({
     previous[i] ? bucketLabel(previous[i].start, series.interval) : '',
     previous[i]?.value == null ? '' : String(previous[i].value),
   ]);
+  // A rate is null in buckets with nothing decided: a lone value between gaps is drawn only as a dot.
+  const dots = series.data.length <= 60 || series.metric.endsWith('_bps');
   const option = useMemo<ChartOption>(
     () => ({
       legend: { top: 0, data: ['This period', 'Previous period'] },
@@ -178,17 +180,17 @@ function TrendCard({
         valueFormatter: (value) => (typeof value === 'number' ? format(value) : '—'),
       },
       series: [
-        { name: 'This period', type: 'line', showSymbol: false, data: series.data.map((p) => p.value) },
+        { name: 'This period', type: 'line', showSymbol: dots, data: series.data.map((p) => p.value) },
         {
           name: 'Previous period',
           type: 'line',
-          showSymbol: false,
+          showSymbol: dots,
           lineStyle: { type: 'dashed' },
           data: previous.map((p) => p.value),
         },
       ],
     }),
-    [series, format, previous],
+    [series, format, previous, dots],
   );
   const total = series.data.reduce((sum, p) => sum + (p.value ?? 0), 0);
   return (
@@ -386,6 +388,11 @@ export default function Analytics() {
     'by',
   ] as const);
   const period = periodQuery(filters.range, filters.from, filters.until);
+  // periodQuery falls back to 30 days for an incomplete or reversed custom period: say so beside the dates.
+  const customError =
+    filters.range === 'custom' && period.range
+      ? 'Choose two dates, the second not before the first (showing 30 days)'
+      : null;
   const range = filters.range && RANGES.some((r) => r.value === filters.range) ? filters.range : '30d';
   const hourly = hourlyAllowed(period);
   const interval =
@@ -447,6 +454,7 @@ export default function Analytics() {
               label="To (UTC, inclusive)"
               value={filters.until}
               onChange={(e) => setFilters({ until: e.currentTarget.value })}
+              error={customError}
             />
           </>
         )}
