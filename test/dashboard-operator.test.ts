@@ -34,8 +34,9 @@ describe('operator console', () => {
     const view = await openDashboard(run, operator, '/operator/tenants');
     const { page } = view;
     await page.getByRole('heading', { name: 'Tenants', level: 1 }).waitFor();
+    // By keyboard: Enter in the form submits it.
     await page.getByLabel('Name').fill('Console tenant');
-    await page.getByRole('button', { name: 'Create tenant' }).click();
+    await page.getByLabel('Name').press('Enter');
     const id = (await page.getByTestId('created-tenant-id').textContent())!;
     const testKey = (await page.getByTestId('created-test-key').textContent())!;
     expect(id).toMatch(/^ten_/);
@@ -140,6 +141,24 @@ describe('operator console', () => {
       expectNoConsoleErrors(view);
       await view.context.close();
     }
+  });
+
+  it('offers read-only operator staff no change, and the API refuses theirs', async () => {
+    const support = await newMember(run.t.app, run.clock, PLATFORM_KEY, 'operator_support');
+    const view = await openDashboard(run, support, `/operator/tenants?tenant=${run.tenant.id}`);
+    await view.page.getByTestId('tenant-panel').waitFor();
+    await view.page.getByTestId('read-only').waitFor();
+    expect(await view.page.getByRole('button', { name: /Create tenant|Set pricing plan|Save routing/ }).count()).toBe(
+      0,
+    );
+    const refused = await asMember(run.t.app, support, 'PUT', `/v1/tenants/${run.tenant.id}/pricing`, {
+      type: 'blended',
+    });
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json().error.code).toBe('read_only_role');
+    await expectAccessible(view.page);
+    expectNoConsoleErrors(view);
+    await view.context.close();
   });
 
   it("keeps a tenant's team out: no operator page, and the API refuses the operator's calls", async () => {

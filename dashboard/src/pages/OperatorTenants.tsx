@@ -18,6 +18,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, type RequestBody, type ResponseBody } from '../lib/api.ts';
 import { formatTime } from '../lib/format.ts';
 import { useUrlFilters } from '../lib/url-state.ts';
+import { useSession } from '../session.tsx';
 import { ApiErrorAlert, QueryState } from '../components/states.tsx';
 
 type Tenant = ResponseBody<'/v1/tenants/{id}', 'get'>;
@@ -324,7 +325,7 @@ function Pricing({ tenant }: { tenant: Tenant }) {
   );
 }
 
-function TenantPanel({ id }: { id: string }) {
+function TenantPanel({ id, writable }: { id: string; writable: boolean }) {
   const query = useQuery({
     queryKey: ['operator', 'tenant', id],
     queryFn: async () => (await api.GET('/v1/tenants/{id}', { params: { path: { id } } })).data!,
@@ -351,26 +352,41 @@ function TenantPanel({ id }: { id: string }) {
               /v1/api_keys/&#123;id&#125;/revoke with the operator key) stops its API traffic meanwhile.
             </Alert>
           </Card>
-          <Routing key={`${tenant.id}-routing`} tenant={tenant} />
-          <Pricing key={`${tenant.id}-pricing`} tenant={tenant} />
+          {writable && (
+            <>
+              <Routing key={`${tenant.id}-routing`} tenant={tenant} />
+              <Pricing key={`${tenant.id}-pricing`} tenant={tenant} />
+            </>
+          )}
         </Stack>
       )}
     </QueryState>
   );
 }
 
+/** Only operator_admin may change tenants; operator_support reads (the API refuses its changes anyway). */
+const mayChange = (role: string) => role === 'operator_admin';
+
 export default function OperatorTenants() {
+  const session = useSession();
+  const writable = mayChange(session.role);
   const [filters, setFilters] = useUrlFilters(['tenant'] as const);
   const [lookup, setLookup] = useState(filters.tenant);
   return (
     <Stack gap="md">
       <Title order={1}>Tenants</Title>
-      <CreateTenant
-        onCreated={(id) => {
-          setLookup(id);
-          setFilters({ tenant: id });
-        }}
-      />
+      {writable ? (
+        <CreateTenant
+          onCreated={(id) => {
+            setLookup(id);
+            setFilters({ tenant: id });
+          }}
+        />
+      ) : (
+        <Text size="sm" c="dimmed" data-testid="read-only">
+          Your role ({session.role}) reads tenants; creating and changing them is for operator_admin.
+        </Text>
+      )}
       <Card withBorder padding="md" component="section" aria-labelledby="open-tenant">
         <Title order={2} size="h4" id="open-tenant" mb="sm">
           Open a tenant
@@ -398,7 +414,7 @@ export default function OperatorTenants() {
           The API lists no tenants yet: open one by its id (from its creation, an audit log entry or a support request).
         </Text>
       </Card>
-      {filters.tenant && <TenantPanel key={filters.tenant} id={filters.tenant} />}
+      {filters.tenant && <TenantPanel key={filters.tenant} id={filters.tenant} writable={writable} />}
     </Stack>
   );
 }
