@@ -42,6 +42,8 @@ describe('operator console', () => {
     expect(id).toMatch(/^ten_/);
     expect(testKey).toMatch(/^sk_test_/);
     await expect.poll(() => new URL(page.url()).searchParams.get('tenant')).toBe(id);
+    // Only this page is marked current in the navigation, not the Overview it sits under.
+    expect(await page.locator('nav [aria-current="page"]').allTextContents()).toEqual(['Tenants']);
     const created = await ok(await call(run.t.app, PLATFORM_KEY, 'GET', `/v1/tenants/${id}`));
     expect(created).toMatchObject({ name: 'Console tenant', processors: ['sim_alpha', 'sim_beta'] });
 

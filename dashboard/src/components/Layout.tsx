@@ -2,12 +2,13 @@ import type { ReactNode } from 'react';
 import { AppShell, Badge, Burger, Button, Group, NavLink, ScrollArea, Text, Tooltip } from '@mantine/core';
 import { useDisclosure } from '@mantine/hooks';
 import { Link, useLocation, useRoute } from 'wouter';
-import { ROUTES, type PageRoute } from '../routes.ts';
+import { homeOf, ROUTES, type PageRoute } from '../routes.ts';
 import { isOperator } from '../lib/api.ts';
 import { useSession, useSignOut } from '../session.tsx';
 
 function NavItem({ route, onNavigate }: { route: PageRoute; onNavigate: () => void }) {
-  const [active] = useRoute(route.path === '/' ? '/' : `${route.path}/*?`);
+  // A home page ('/', '/operator') is the prefix of its audience's other pages: it is active only on itself.
+  const [active] = useRoute(route.path === homeOf(route.audience) ? route.path : `${route.path}/*?`);
   return (
     <NavLink
       component={Link}
