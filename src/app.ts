@@ -48,6 +48,7 @@ import { customerRoutes } from './modules/customers/routes.js';
 import { searchRoutes } from './modules/search/routes.js';
 import { threeDSecureRoutes } from './modules/three-d-secure/routes.js';
 import { elementsRoutes } from './modules/elements/routes.js';
+import { dashboardRoutes } from './modules/dashboard/routes.js';
 import { checkoutRoutes } from './modules/checkout/routes.js';
 import { requestLogRoutes } from './modules/request-logs/routes.js';
 import { apiVersionRoutes } from './modules/versions/routes.js';
@@ -404,6 +405,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   await app.register(apiVersionRoutes);
   await app.register(threeDSecureRoutes);
   await app.register(elementsRoutes);
+  await app.register(dashboardRoutes);
   await app.register(checkoutRoutes);
   await app.register(tenantRoutes);
   await app.register(apiKeyRoutes);

@@ -11,6 +11,8 @@ export interface Config {
   /** PUBLIC_URL was set: the OpenAPI servers entry uses it rather than the host each request names. */
   publicUrlConfigured: boolean;
   dataDir: string;
+  /** The built dashboard (`npm run build` writes dist/dashboard), served at /dashboard. */
+  dashboardDir: string;
   databaseUrl?: string;
   databaseReplicaUrl?: string;
   appDbRole: string;
@@ -189,6 +191,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicUrl: (env.PUBLIC_URL || `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`).replace(/\/$/, ''),
     publicUrlConfigured: Boolean(env.PUBLIC_URL),
     dataDir: resolve(env.DATA_DIR || '.data'),
+    dashboardDir: resolve(env.DASHBOARD_DIR || 'dist/dashboard'),
     databaseUrl: optional(env, 'DATABASE_URL'),
     databaseReplicaUrl: optional(env, 'DATABASE_REPLICA_URL'),
     appDbRole: env.APP_DB_ROLE || 'payforward_app',

@@ -34,6 +34,11 @@ const PUBLIC_ROUTES = [
   'POST /v1/sessions',
   'POST /v1/sessions/mfa',
   'POST /v1/invitations/:token/accept',
+  // The dashboard's static files and the invitation link that leads into it; its data comes from the API, with the
+  // session cookie (see src/modules/dashboard).
+  'GET /dashboard',
+  'GET /dashboard/*',
+  'GET /invitations/:token',
 ].sort();
 
 let t: TestApp;

@@ -26,9 +26,20 @@ export type ResponseBody<P extends keyof paths, M extends keyof paths[P]> = path
   ? Json<R>
   : never;
 
+/**
+ * A signed-in team member's browser session instead of a key: the `pf_session` cookie goes with every request (the
+ * browser holds it, HttpOnly), and each state-changing request carries the session's CSRF token.
+ */
+export interface SessionAuth {
+  /** The CSRF token of the session (from POST /v1/sessions/mfa or GET /v1/sessions/current), read at each request. */
+  csrfToken: () => string | null | undefined;
+}
+
 export interface PayForwardOptions {
-  /** A secret key (`sk_test_…`, `sk_live_…`), a restricted key or an access token. */
-  apiKey: string;
+  /** A secret key (`sk_test_…`, `sk_live_…`), a restricted key or an access token. Give this or `session`. */
+  apiKey?: string;
+  /** Cookie mode, for the dashboard and other pages of the API's own origin. Give this or `apiKey`. */
+  session?: SessionAuth;
   /** The API's origin, e.g. `https://api.payforward.example`. */
   baseUrl: string;
   /**
@@ -67,6 +78,18 @@ const throwOnError: Middleware = {
   },
 };
 
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** The API refuses a cookie-authenticated state change without the session's token (403 csrf_token_invalid). */
+const csrfHeader = (session: SessionAuth): Middleware => ({
+  onRequest({ request }) {
+    const token = session.csrfToken();
+    if (SAFE_METHODS.has(request.method) || !token) return undefined;
+    request.headers.set('X-CSRF-Token', token);
+    return request;
+  },
+});
+
 /**
  * PayForward's API client. `api` is the client generated from the OpenAPI document (every operation, typed); the
  * resources below are shortcuts for the main objects. Both retry safely, throw PayForwardError, and pin the version.
@@ -77,12 +100,15 @@ export class PayForward {
 
   constructor(options: PayForwardOptions) {
     const version = options.apiVersion === undefined ? API_VERSION : options.apiVersion;
+    if ((options.apiKey === undefined) === (options.session === undefined))
+      throw new TypeError('PayForward needs exactly one of apiKey and session');
     this.api = createClient<paths>({
       baseUrl: options.baseUrl.replace(/\/$/, ''),
       headers: {
-        Authorization: `Bearer ${options.apiKey}`,
+        ...(options.apiKey === undefined ? {} : { Authorization: `Bearer ${options.apiKey}` }),
         ...(version === null ? {} : { 'PayForward-Version': version }),
       },
+      ...(options.session ? { credentials: 'include' as const } : {}),
       fetch: retryingFetch({
         ...options.retry,
         fetch: options.fetch ?? ((request) => fetch(request)),
@@ -90,6 +116,7 @@ export class PayForward {
         newIdempotencyKey: options.idempotencyKey ?? (() => crypto.randomUUID()),
       }),
     });
+    if (options.session) this.api.use(csrfHeader(options.session));
     this.api.use(throwOnError);
   }
 

@@ -4,6 +4,7 @@ export {
   PayForward,
   type CallOptions,
   type PayForwardOptions,
+  type SessionAuth,
   type QueryParams,
   type RequestBody,
   type ResponseBody,

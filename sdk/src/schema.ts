@@ -6900,6 +6900,8 @@ export interface paths {
                             object: "session";
                             user: string;
                             role: string;
+                            /** @description What the role may do, as API-key scopes (`refunds:write`, …); empty for operator staff. The dashboard offers only the actions these allow; the API checks every call anyway. */
+                            scopes: string[];
                             livemode: boolean;
                             /** @description Send it as X-CSRF-Token on every request that changes state. */
                             csrf_token: string;
@@ -7049,6 +7051,8 @@ export interface paths {
                             object: "session";
                             user: string;
                             role: string;
+                            /** @description What the role may do, as API-key scopes (`refunds:write`, …); empty for operator staff. The dashboard offers only the actions these allow; the API checks every call anyway. */
+                            scopes: string[];
                             livemode: boolean;
                             /** @description Send it as X-CSRF-Token on every request that changes state. */
                             csrf_token: string;
@@ -10027,6 +10031,8 @@ export interface components {
                 amount: number;
                 error_code: string | null;
                 decline_code: string | null;
+                /** @description How long the processor took to answer, in milliseconds; null while it has not. */
+                latency_ms: number | null;
                 created: number;
             }[];
             /** @description The last processor call (the last of `attempts`). Expandable: its id, or the attempt with `expand[]`. */
@@ -10040,6 +10046,8 @@ export interface components {
                 amount: number;
                 error_code: string | null;
                 decline_code: string | null;
+                /** @description How long the processor took to answer, in milliseconds; null while it has not. */
+                latency_ms: number | null;
                 created: number;
             };
             /** @description Only with `expand[]=refunds`: the payment's refunds, newest first, at most 10; `has_more` tells when there are more (GET /v1/refunds?payment=…). */

@@ -117,6 +117,7 @@ const authorize = (status: string, changes: Record<string, string | null> = {}) 
   amount: 2000,
   error_code: null,
   decline_code: null,
+  latency_ms: status === 'pending' ? null : 184,
   created: CREATED,
   ...changes,
 });

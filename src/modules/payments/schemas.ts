@@ -135,6 +135,9 @@ export const AttemptSchema = Type.Object({
   amount: Type.Integer(),
   error_code: Nullable(Type.String()),
   decline_code: Nullable(Type.String()),
+  latency_ms: Nullable(
+    Type.Integer({ description: 'How long the processor took to answer, in milliseconds; null while it has not.' }),
+  ),
   created: Type.Integer(),
 });
 

@@ -81,6 +81,8 @@ export function toApiPayment({ row, attempts }: PaymentState): Payment {
       amount: a.amount,
       error_code: a.error_code,
       decline_code: a.decline_code,
+      // Read back through json_agg, the timestamps arrive as strings.
+      latency_ms: a.completed_at ? new Date(a.completed_at).getTime() - new Date(a.created_at).getTime() : null,
       created: seconds(a.created_at)!,
     })),
     latest_attempt: attempts.at(-1)?.id ?? null,

@@ -5,6 +5,7 @@ import { StrictObject } from '../../http/schemas.js';
 import { NO_SCOPE } from '../../http/route-auth.js';
 import { MAX_PASSWORD_LENGTH } from '../users/passwords.js';
 import { currentSession } from '../users/routes.js';
+import { isTenantRole, scopesOfRole } from '../users/roles.js';
 import { clearSessionCookie, requestContext, setSessionCookie } from './auth.js';
 import { ABSOLUTE_TIMEOUT_MS, IDLE_TIMEOUT_MS, type SessionRecord } from './store.js';
 
@@ -30,6 +31,11 @@ const Session = Type.Object({
   object: Type.Literal('session'),
   user: Type.String(),
   role: Type.String(),
+  scopes: Type.Array(Type.String(), {
+    description:
+      'What the role may do, as API-key scopes (`refunds:write`, …); empty for operator staff. The dashboard offers ' +
+      'only the actions these allow; the API checks every call anyway.',
+  }),
   livemode: Type.Boolean(),
   csrf_token: Type.String({ description: 'Send it as X-CSRF-Token on every request that changes state.' }),
   created: Type.Integer(),
@@ -41,11 +47,13 @@ const Session = Type.Object({
 });
 
 function toSession(record: SessionRecord, recoveryCodes?: string[]) {
+  const role = record.role!;
   return {
     id: record.id,
     object: 'session' as const,
     user: record.userId,
-    role: record.role!,
+    role,
+    scopes: isTenantRole(role) ? scopesOfRole(role) : [],
     livemode: record.livemode,
     csrf_token: record.csrfToken,
     created: Math.floor(record.createdAt / 1000),

@@ -1,0 +1,137 @@
+import { Anchor, Button, Group, SimpleGrid, Stack, TextInput, Title } from '@mantine/core';
+import { Link } from 'wouter';
+import { api, PayForwardError, payforward, type Customer } from '../lib/api.ts';
+import { useUrlFilters } from '../lib/url-state.ts';
+import { useCursorList, type FetchPage } from '../lib/cursor-list.ts';
+import { createdClauses, metadataClause, quote } from '../lib/search-query.ts';
+import { formatTime } from '../lib/format.ts';
+import { DataTable, type TextColumn } from '../components/DataTable.tsx';
+import { ApiErrorAlert, Empty, Loading } from '../components/states.tsx';
+
+const FILTERS = ['id', 'email', 'name', 'phone', 'metadata', 'from', 'to'] as const;
+type Filters = Record<(typeof FILTERS)[number], string>;
+
+/** The id links to the customer's payments (the Payments page filtered by customer). */
+const COLUMNS: TextColumn<Customer>[] = [
+  {
+    id: 'id',
+    header: 'Customer',
+    text: (c) => c.id,
+    cell: (c) => (
+      <Anchor component={Link} href={`/payments?customer=${encodeURIComponent(c.id)}`} ff="monospace" size="sm">
+        {c.id}
+      </Anchor>
+    ),
+  },
+  { id: 'email', header: 'Email', text: (c) => c.email ?? '' },
+  { id: 'name', header: 'Name', text: (c) => c.name ?? '' },
+  { id: 'phone', header: 'Phone', text: (c) => c.phone ?? '' },
+  { id: 'created', header: 'Created', text: (c) => formatTime(c.created) },
+];
+
+function fetcher(filters: Filters): { fetchPage: FetchPage<Customer>; invalid: string | null } {
+  const id = filters.id.trim();
+  if (id)
+    return {
+      invalid: null,
+      fetchPage: async () => {
+        try {
+          return { rows: [await payforward.customers.retrieve(id)], next: null };
+        } catch (error) {
+          if (error instanceof PayForwardError && error.status === 404) return { rows: [], next: null };
+          throw error;
+        }
+      },
+    };
+  const clauses: string[] = [];
+  if (filters.email) clauses.push(`email:${quote(filters.email.trim())}`);
+  if (filters.name) clauses.push(`name:${quote(filters.name.trim())}`);
+  if (filters.phone) clauses.push(`phone:${quote(filters.phone.trim())}`);
+  if (filters.metadata) {
+    const clause = metadataClause(filters.metadata);
+    if (!clause)
+      return { invalid: 'Metadata is searched as key=value.', fetchPage: async () => ({ rows: [], next: null }) };
+    clauses.push(clause);
+  }
+  clauses.push(...createdClauses(filters));
+  const query = clauses.join(' AND ');
+  if (query)
+    return {
+      invalid: null,
+      fetchPage: async (cursor) => {
+        const page = (
+          await api.GET('/v1/customers/search', {
+            params: { query: { query, limit: 100, ...(cursor ? { page: cursor } : {}) } },
+          })
+        ).data!;
+        return { rows: page.data as Customer[], next: page.has_more ? (page.next_page ?? null) : null };
+      },
+    };
+  return {
+    invalid: null,
+    fetchPage: async (cursor) => {
+      const page = await payforward.customers.list({ limit: 100, ...(cursor ? { starting_after: cursor } : {}) });
+      return { rows: page.data as Customer[], next: page.has_more ? (page.data.at(-1)?.id ?? null) : null };
+    },
+  };
+}
+
+export default function Customers() {
+  const [filters, setFilters] = useUrlFilters(FILTERS);
+  const { fetchPage, invalid } = fetcher(filters);
+  const list = useCursorList(['customers', filters], fetchPage, invalid === null);
+  const field = (key: keyof Filters, label: string, type = 'text') => (
+    <TextInput
+      label={label}
+      type={type}
+      value={filters[key]}
+      onChange={(e) => setFilters({ [key]: e.currentTarget.value })}
+    />
+  );
+  return (
+    <Stack>
+      <Title order={1}>Customers</Title>
+      <form role="search" aria-label="Customers" onSubmit={(event) => event.preventDefault()}>
+        <SimpleGrid cols={{ base: 1, xs: 2, md: 4 }} spacing="sm">
+          {field('id', 'Customer id')}
+          {field('email', 'Email')}
+          {field('name', 'Name')}
+          {field('phone', 'Phone')}
+          {field('metadata', 'Metadata (key=value)')}
+          {field('from', 'Created from', 'date')}
+          {field('to', 'Created to', 'date')}
+        </SimpleGrid>
+      </form>
+      <Group justify="flex-end">
+        <Button
+          variant="default"
+          onClick={() => list.exportCsv('customers.csv', COLUMNS)}
+          loading={list.exporting}
+          disabled={invalid !== null || list.rows.length === 0}
+        >
+          Export CSV
+        </Button>
+      </Group>
+      {list.exportError !== null && <ApiErrorAlert error={list.exportError} title="The export failed" />}
+      {invalid ? (
+        <ApiErrorAlert error={new Error(invalid)} title="Check the filters" />
+      ) : list.query.isPending ? (
+        <Loading label="Loading customers" />
+      ) : list.query.isError ? (
+        <ApiErrorAlert error={list.query.error} />
+      ) : list.rows.length === 0 ? (
+        <Empty>No customers match these filters.</Empty>
+      ) : (
+        <DataTable
+          caption="Customers, newest first"
+          columns={COLUMNS}
+          rows={list.rows}
+          rowKey={(c) => c.id}
+          hasMore={list.query.hasNextPage}
+          loadingMore={list.query.isFetchingNextPage}
+          onLoadMore={() => list.query.fetchNextPage()}
+        />
+      )}
+    </Stack>
+  );
+}

@@ -1,0 +1,5 @@
+import { NotBuiltYet } from '../components/NotBuiltYet.tsx';
+
+export default function Disputes() {
+  return <NotBuiltYet title="Disputes" />;
+}

@@ -1,0 +1,79 @@
+import { createContext, lazy, Suspense, useContext, type ReactNode } from 'react';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useLocation, useRoute } from 'wouter';
+import { api, PayForwardError, setCsrfToken, type Session } from './lib/api.ts';
+import { ApiErrorAlert, Loading } from './components/states.tsx';
+
+const Login = lazy(() => import('./pages/Login.tsx'));
+const AcceptInvitation = lazy(() => import('./pages/AcceptInvitation.tsx'));
+
+const SessionContext = createContext<Session | null>(null);
+
+/** The signed-in member's session (role, scopes, mode); only rendered inside the gate, so never null there. */
+export function useSession(): Session {
+  const session = useContext(SessionContext);
+  if (!session) throw new Error('useSession outside SessionGate');
+  return session;
+}
+
+export const SESSION_KEY = ['session'];
+
+async function currentSession(): Promise<Session | null> {
+  try {
+    return (await api.GET('/v1/sessions/current')).data!;
+  } catch (error) {
+    if (error instanceof PayForwardError && error.status === 401) return null;
+    throw error;
+  }
+}
+
+/**
+ * Shows the sign-in (or an invitation's acceptance) until there is a session, then its children with the session
+ * in context. The session comes from GET /v1/sessions/current, so a reload keeps the person signed in.
+ */
+export function SessionGate({ children }: { children: ReactNode }) {
+  const [invited, params] = useRoute<{ token: string }>('/invitations/:token');
+  const query = useQuery({ queryKey: SESSION_KEY, queryFn: currentSession, staleTime: Infinity, retry: false });
+  if (invited)
+    return (
+      <Suspense fallback={<Loading />}>
+        <AcceptInvitation token={params.token} />
+      </Suspense>
+    );
+  if (query.isPending) return <Loading label="Loading your session" />;
+  if (query.isError) return <ApiErrorAlert error={query.error} title="The dashboard could not reach the API" />;
+  setCsrfToken(query.data?.csrf_token ?? null);
+  if (!query.data)
+    return (
+      <Suspense fallback={<Loading />}>
+        <Login />
+      </Suspense>
+    );
+  return <SessionContext.Provider value={query.data}>{children}</SessionContext.Provider>;
+}
+
+/** After a successful second factor: the new session replaces the old state, and every cached answer goes. */
+export function useSignedIn() {
+  const client = useQueryClient();
+  const [location, navigate] = useLocation();
+  return (session: Session) => {
+    client.removeQueries({ predicate: (q) => q.queryKey[0] !== SESSION_KEY[0] });
+    setCsrfToken(session.csrf_token);
+    client.setQueryData(SESSION_KEY, session);
+    // An accepted invitation's link has done its work; any other URL is where the person wanted to go.
+    if (location.startsWith('/invitations/')) navigate('/', { replace: true });
+  };
+}
+
+export function useSignOut() {
+  const client = useQueryClient();
+  return async () => {
+    try {
+      await api.DELETE('/v1/sessions/current');
+    } finally {
+      client.clear();
+      setCsrfToken(null);
+      client.setQueryData(SESSION_KEY, null);
+    }
+  };
+}
