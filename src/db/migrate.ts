@@ -75,7 +75,7 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       GRANT DELETE ON user_sessions TO "${appRole}";
       GRANT UPDATE, DELETE ON event_stream_leases TO "${appRole}";
       -- The analytics rollups are written by their triggers only (035_analytics_rollups.sql).
-      REVOKE INSERT ON analytics_hourly, analytics_breakdown_hourly, analytics_platform_hourly,
+      REVOKE INSERT ON analytics_hourly, analytics_breakdown_hourly, analytics_breakdown_daily, analytics_platform_hourly,
         analytics_processor_hourly, analytics_platform_reviews FROM "${appRole}";
       GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "${FUNCTION_OWNER_ROLE}";
       REVOKE ALL ON schema_migrations FROM "${FUNCTION_OWNER_ROLE}";

@@ -44,6 +44,12 @@ CREATE TABLE analytics_hourly (
   PRIMARY KEY (tenant_id, livemode, hour, currency, slot)
 );
 
+-- The same by UTC day: a range of months reads a row per day, not 24, taking whole days from here and the hours at
+-- either end from the hourly table. Every daily table is kept by the same triggers as its hourly twin.
+CREATE TABLE analytics_daily (LIKE analytics_hourly INCLUDING DEFAULTS);
+ALTER TABLE analytics_daily RENAME COLUMN hour TO day;
+ALTER TABLE analytics_daily ADD PRIMARY KEY (tenant_id, livemode, day, currency, slot);
+
 -- Payments by card brand, card country and decline reason (declined payments only).
 CREATE TABLE analytics_breakdown_hourly (
   tenant_id text NOT NULL,
@@ -61,6 +67,24 @@ CREATE TABLE analytics_breakdown_hourly (
   PRIMARY KEY (tenant_id, livemode, dimension, hour, currency, value, slot)
 );
 
+-- The same by UTC day, so that a breakdown over months reads a row per day and value, not 24: long ranges read
+-- whole days here and the hours at either end from the hourly table.
+CREATE TABLE analytics_breakdown_daily (
+  tenant_id text NOT NULL,
+  livemode boolean NOT NULL,
+  dimension text NOT NULL CHECK (dimension IN ('brand', 'country', 'decline_code')),
+  day timestamptz NOT NULL,
+  currency text NOT NULL,
+  value text NOT NULL,
+  slot integer NOT NULL,
+  payments_count bigint NOT NULL DEFAULT 0,
+  payments_amount bigint NOT NULL DEFAULT 0,
+  approved_count bigint NOT NULL DEFAULT 0,
+  declined_count bigint NOT NULL DEFAULT 0,
+  captured_amount bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (tenant_id, livemode, dimension, day, currency, value, slot)
+);
+
 -- The operator's view across tenants: rows of the platform's own scope ('__platform__'), which no tenant's key
 -- or session can select, written only by the (SECURITY DEFINER) triggers.
 CREATE TABLE analytics_platform_hourly (
@@ -76,6 +100,10 @@ CREATE TABLE analytics_platform_hourly (
   captured_amount bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (tenant_id, livemode, hour, currency, slot)
 );
+
+CREATE TABLE analytics_platform_daily (LIKE analytics_platform_hourly INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+ALTER TABLE analytics_platform_daily RENAME COLUMN hour TO day;
+ALTER TABLE analytics_platform_daily ADD PRIMARY KEY (tenant_id, livemode, day, currency, slot);
 
 -- Processor health from payment attempts, by the hour the attempt began: outcomes and the latency of those
 -- that completed.
@@ -107,7 +135,8 @@ CREATE TABLE analytics_platform_reviews (
 DO $$
 DECLARE t text;
 BEGIN
-  FOREACH t IN ARRAY ARRAY['analytics_hourly', 'analytics_breakdown_hourly', 'analytics_platform_hourly',
+  FOREACH t IN ARRAY ARRAY['analytics_hourly', 'analytics_daily', 'analytics_breakdown_hourly',
+    'analytics_breakdown_daily', 'analytics_platform_hourly', 'analytics_platform_daily',
     'analytics_processor_hourly', 'analytics_platform_reviews'] LOOP
     EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
     EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
@@ -131,150 +160,47 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT round(extract(epoch FROM p_completed - p_started) * 1000)::bigint
 $$;
 
--- The trigger functions, generated per table and event: the same grouped upserts over `changes`, which is the
--- statement's new rows (+1), old rows (-1) or both. A PL/pgSQL statement is planned once per session and kept,
--- so each batch pays for executing them only. Groups whose deltas cancel out (an update that changed nothing
--- counted, such as metadata or amount_refunded) write nothing.
+-- The trigger functions are generated per table and event, from grouped sources over `changes`: the statement's
+-- new rows (+1), old rows (-1) or both. analytics_upsert writes one source into one rollup table: the sum of each
+-- group added to the writing session's row, groups whose deltas cancel out (an update that changed nothing counted,
+-- such as metadata or amount_refunded) skipped, rows taken in key order (no two sessions share a row anyway).
+-- A PL/pgSQL statement is planned once per session and kept, so each batch pays for executing them only.
+CREATE FUNCTION pg_temp.analytics_upsert(p_table text, p_keys text, p_counters text[], p_source text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT format(
+    'INSERT INTO %1$I AS r (%2$s, slot, %3$s) SELECT %2$s, pg_backend_pid(), %3$s FROM (%4$s) g '
+      'WHERE (%3$s) <> (%5$s) ORDER BY %2$s ON CONFLICT (%2$s, slot) DO UPDATE SET %6$s',
+    p_table, p_keys, array_to_string(p_counters, ', '), p_source,
+    array_to_string(array_fill('0'::text, ARRAY[cardinality(p_counters)]), ', '),
+    (SELECT string_agg(format('%1$I = r.%1$I + excluded.%1$I', c), ', ') FROM unnest(p_counters) c))
+$$;
+
+-- `sum(c) AS c` for each counter: a grouped source regrouped (by day, or across tenants).
+CREATE FUNCTION pg_temp.analytics_sums(p_counters text[]) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT string_agg(format('sum(%1$I) AS %1$I', c), ', ') FROM unnest(p_counters) c
+$$;
+
 DO $migration$
 DECLARE
-  payments_body constant text := $body$
-    WITH changes AS (%1$s),
-    c AS (
-      SELECT s, tenant_id, livemode, currency, date_trunc('hour', created_at, 'UTC') AS hour, amount,
-        amount_received, coalesce(fee, 0) AS fee, status IN ('requires_capture', 'succeeded') AS approved,
-        analytics_payment_declined(status, last_payment_error) AS declined, status, payment_method_id,
-        CASE WHEN analytics_payment_declined(status, last_payment_error)
-          THEN coalesce(analytics_decline_reason(last_payment_error), 'unknown') END AS decline_reason
-      FROM changes
-    ), hourly AS (
-      INSERT INTO analytics_hourly AS r (tenant_id, livemode, hour, currency, slot, payments_count, payments_amount,
-        approved_count, approved_amount, declined_count, declined_amount, succeeded_count, canceled_count,
-        captured_amount, fees)
-      SELECT * FROM (
-        SELECT tenant_id, livemode, hour, currency, pg_backend_pid(), sum(s), sum(s * amount),
-          coalesce(sum(s) FILTER (WHERE approved), 0), coalesce(sum(s * amount) FILTER (WHERE approved), 0),
-          coalesce(sum(s) FILTER (WHERE declined), 0), coalesce(sum(s * amount) FILTER (WHERE declined), 0),
-          coalesce(sum(s) FILTER (WHERE status = 'succeeded'), 0), coalesce(sum(s) FILTER (WHERE status = 'canceled'), 0),
-          sum(s * amount_received), sum(s * fee)
-        FROM c GROUP BY tenant_id, livemode, hour, currency ORDER BY tenant_id, livemode, hour, currency
-      ) g (tenant_id, livemode, hour, currency, slot, a, b, d, e, f, h, i, j, k, l)
-      WHERE (a, b, d, e, f, h, i, j, k, l) <> (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-      ON CONFLICT (tenant_id, livemode, hour, currency, slot) DO UPDATE SET
-        payments_count = r.payments_count + excluded.payments_count,
-        payments_amount = r.payments_amount + excluded.payments_amount,
-        approved_count = r.approved_count + excluded.approved_count,
-        approved_amount = r.approved_amount + excluded.approved_amount,
-        declined_count = r.declined_count + excluded.declined_count,
-        declined_amount = r.declined_amount + excluded.declined_amount,
-        succeeded_count = r.succeeded_count + excluded.succeeded_count,
-        canceled_count = r.canceled_count + excluded.canceled_count,
-        captured_amount = r.captured_amount + excluded.captured_amount,
-        fees = r.fees + excluded.fees
-    ), breakdown AS (
-      INSERT INTO analytics_breakdown_hourly AS r (tenant_id, livemode, dimension, hour, currency, value, slot,
-        payments_count, payments_amount, approved_count, declined_count, captured_amount)
-      SELECT * FROM (
-        SELECT c.tenant_id, c.livemode, d.dimension, c.hour, c.currency, d.value, pg_backend_pid(), sum(c.s),
-          sum(c.s * c.amount), coalesce(sum(c.s) FILTER (WHERE c.approved), 0),
-          coalesce(sum(c.s) FILTER (WHERE c.declined), 0), sum(c.s * c.amount_received)
-        FROM c LEFT JOIN payment_methods pm ON pm.id = c.payment_method_id
-        CROSS JOIN LATERAL (VALUES ('brand', coalesce(pm.brand, 'unknown')), ('country', coalesce(pm.country, 'unknown')),
-          ('decline_code', c.decline_reason)) d (dimension, value)
-        WHERE d.value IS NOT NULL
-        GROUP BY c.tenant_id, c.livemode, d.dimension, c.hour, c.currency, d.value
-        ORDER BY c.tenant_id, c.livemode, d.dimension, c.hour, c.currency, d.value
-      ) g (tenant_id, livemode, dimension, hour, currency, value, slot, a, b, d, e, f)
-      WHERE (a, b, d, e, f) <> (0, 0, 0, 0, 0)
-      ON CONFLICT (tenant_id, livemode, dimension, hour, currency, value, slot) DO UPDATE SET
-        payments_count = r.payments_count + excluded.payments_count,
-        payments_amount = r.payments_amount + excluded.payments_amount,
-        approved_count = r.approved_count + excluded.approved_count,
-        declined_count = r.declined_count + excluded.declined_count,
-        captured_amount = r.captured_amount + excluded.captured_amount
-    )
-    INSERT INTO analytics_platform_hourly AS r (tenant_id, livemode, hour, currency, slot, payments_count,
-      payments_amount, approved_count, declined_count, captured_amount)
-    SELECT * FROM (
-      SELECT '__platform__', livemode, hour, currency, pg_backend_pid(), sum(s), sum(s * amount),
-        coalesce(sum(s) FILTER (WHERE approved), 0), coalesce(sum(s) FILTER (WHERE declined), 0),
-        sum(s * amount_received)
-      FROM c GROUP BY livemode, hour, currency ORDER BY livemode, hour, currency
-    ) g (tenant_id, livemode, hour, currency, slot, a, b, d, e, f)
-    WHERE (a, b, d, e, f) <> (0, 0, 0, 0, 0)
-    ON CONFLICT (tenant_id, livemode, hour, currency, slot) DO UPDATE SET
-      payments_count = r.payments_count + excluded.payments_count,
-      payments_amount = r.payments_amount + excluded.payments_amount,
-      approved_count = r.approved_count + excluded.approved_count,
-      declined_count = r.declined_count + excluded.declined_count,
-      captured_amount = r.captured_amount + excluded.captured_amount;
-  $body$;
-  refunds_body constant text := $body$
-    INSERT INTO analytics_hourly AS r (tenant_id, livemode, hour, currency, slot, refunds_count, refunds_amount)
-    SELECT * FROM (
-      SELECT tenant_id, livemode, date_trunc('hour', created_at, 'UTC') AS hour, currency, pg_backend_pid(),
-        coalesce(sum(s) FILTER (WHERE status = 'succeeded'), 0),
-        coalesce(sum(s * amount) FILTER (WHERE status = 'succeeded'), 0)
-      FROM (%1$s) changes GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-    ) g (tenant_id, livemode, hour, currency, slot, a, b)
-    WHERE (a, b) <> (0, 0)
-    ON CONFLICT (tenant_id, livemode, hour, currency, slot) DO UPDATE SET
-      refunds_count = r.refunds_count + excluded.refunds_count,
-      refunds_amount = r.refunds_amount + excluded.refunds_amount;
-  $body$;
-  disputes_body constant text := $body$
-    INSERT INTO analytics_hourly AS r (tenant_id, livemode, hour, currency, slot, disputes_count, disputes_amount,
-      disputes_won_count, disputes_lost_count, disputes_lost_amount, fraud_disputes_count, fraud_disputes_amount)
-    SELECT * FROM (
-      SELECT tenant_id, livemode, date_trunc('hour', created_at, 'UTC') AS hour, currency, pg_backend_pid(),
-        sum(s), sum(s * amount), coalesce(sum(s) FILTER (WHERE status = 'won'), 0),
-        coalesce(sum(s) FILTER (WHERE status = 'lost'), 0), coalesce(sum(s * amount) FILTER (WHERE status = 'lost'), 0),
-        coalesce(sum(s) FILTER (WHERE reason = 'fraudulent'), 0),
-        coalesce(sum(s * amount) FILTER (WHERE reason = 'fraudulent'), 0)
-      FROM (%1$s) changes GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-    ) g (tenant_id, livemode, hour, currency, slot, a, b, d, e, f, h, i)
-    WHERE (a, b, d, e, f, h, i) <> (0, 0, 0, 0, 0, 0, 0)
-    ON CONFLICT (tenant_id, livemode, hour, currency, slot) DO UPDATE SET
-      disputes_count = r.disputes_count + excluded.disputes_count,
-      disputes_amount = r.disputes_amount + excluded.disputes_amount,
-      disputes_won_count = r.disputes_won_count + excluded.disputes_won_count,
-      disputes_lost_count = r.disputes_lost_count + excluded.disputes_lost_count,
-      disputes_lost_amount = r.disputes_lost_amount + excluded.disputes_lost_amount,
-      fraud_disputes_count = r.fraud_disputes_count + excluded.fraud_disputes_count,
-      fraud_disputes_amount = r.fraud_disputes_amount + excluded.fraud_disputes_amount;
-  $body$;
-  attempts_body constant text := $body$
-    INSERT INTO analytics_processor_hourly AS r (tenant_id, livemode, hour, processor, slot, attempts, succeeded,
-      declined, errors, pending, completed, latency_ms_sum)
-    SELECT * FROM (
-      SELECT '__platform__', livemode, date_trunc('hour', created_at, 'UTC') AS hour, processor, pg_backend_pid(),
-        sum(s), coalesce(sum(s) FILTER (WHERE status = 'succeeded'), 0),
-        coalesce(sum(s) FILTER (WHERE status = 'declined'), 0), coalesce(sum(s) FILTER (WHERE status = 'error'), 0),
-        coalesce(sum(s) FILTER (WHERE completed_at IS NULL), 0),
-        coalesce(sum(s) FILTER (WHERE completed_at IS NOT NULL), 0),
-        coalesce(sum(s * analytics_latency_ms(created_at, completed_at)) FILTER (WHERE completed_at IS NOT NULL), 0)
-      FROM (%1$s) changes GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
-    ) g (tenant_id, livemode, hour, processor, slot, a, b, d, e, f, h, i)
-    WHERE (a, b, d, e, f, h, i) <> (0, 0, 0, 0, 0, 0, 0)
-    ON CONFLICT (tenant_id, livemode, hour, processor, slot) DO UPDATE SET
-      attempts = r.attempts + excluded.attempts,
-      succeeded = r.succeeded + excluded.succeeded,
-      declined = r.declined + excluded.declined,
-      errors = r.errors + excluded.errors,
-      pending = r.pending + excluded.pending,
-      completed = r.completed + excluded.completed,
-      latency_ms_sum = r.latency_ms_sum + excluded.latency_ms_sum;
-  $body$;
-  reviews_body constant text := $body$
-    INSERT INTO analytics_platform_reviews AS r (tenant_id, livemode, slot, open_reviews)
-    SELECT * FROM (
-      SELECT '__platform__', livemode, pg_backend_pid(), coalesce(sum(s) FILTER (WHERE status = 'open'), 0)
-      FROM (%1$s) changes GROUP BY livemode ORDER BY livemode
-    ) g (tenant_id, livemode, slot, a)
-    WHERE a <> 0
-    ON CONFLICT (tenant_id, livemode, slot) DO UPDATE SET open_reviews = r.open_reviews + excluded.open_reviews;
-  $body$;
-  tables constant text[] := ARRAY['payments', 'refunds', 'disputes', 'payment_attempts', 'fraud_reviews'];
-  bodies constant text[] := ARRAY[payments_body, refunds_body, disputes_body, attempts_body, reviews_body];
+  payment_counters constant text[] := ARRAY['payments_count', 'payments_amount', 'approved_count', 'approved_amount',
+    'declined_count', 'declined_amount', 'succeeded_count', 'canceled_count', 'captured_amount', 'fees'];
+  breakdown_counters constant text[] := ARRAY['payments_count', 'payments_amount', 'approved_count', 'declined_count',
+    'captured_amount'];
+  refund_counters constant text[] := ARRAY['refunds_count', 'refunds_amount'];
+  dispute_counters constant text[] := ARRAY['disputes_count', 'disputes_amount', 'disputes_won_count',
+    'disputes_lost_count', 'disputes_lost_amount', 'fraud_disputes_count', 'fraud_disputes_amount'];
+  attempt_counters constant text[] := ARRAY['attempts', 'succeeded', 'declined', 'errors', 'pending', 'completed',
+    'latency_ms_sum'];
+  hour_keys constant text := 'tenant_id, livemode, hour, currency';
+  day_keys constant text := 'tenant_id, livemode, day, currency';
+  by_day constant text := 'tenant_id, livemode, date_trunc(''day'', hour, ''UTC'') AS day, currency';
+  payments_body text;
+  refunds_body text;
+  disputes_body text;
+  attempts_body text;
+  reviews_body text;
+  tables text[];
+  bodies text[];
   events constant text[] := ARRAY['INSERT', 'UPDATE', 'DELETE'];
   sources constant text[] := ARRAY[
     'SELECT 1::bigint AS s, n.* FROM new_rows n',
@@ -284,6 +210,112 @@ DECLARE
     'OLD TABLE AS old_rows'];
   fn text;
 BEGIN
+  payments_body := format($body$
+    WITH changes AS (%%1$s),
+    c AS (
+      SELECT s, tenant_id, livemode, currency, date_trunc('hour', created_at, 'UTC') AS hour, amount,
+        amount_received, coalesce(fee, 0) AS fee, status, payment_method_id,
+        status IN ('requires_capture', 'succeeded') AS approved,
+        analytics_payment_declined(status, last_payment_error) AS declined,
+        CASE WHEN analytics_payment_declined(status, last_payment_error)
+          THEN coalesce(analytics_decline_reason(last_payment_error), 'unknown') END AS decline_reason
+      FROM changes
+    ), h AS (
+      SELECT tenant_id, livemode, hour, currency, sum(s) AS payments_count, sum(s * amount) AS payments_amount,
+        coalesce(sum(s) FILTER (WHERE approved), 0) AS approved_count,
+        coalesce(sum(s * amount) FILTER (WHERE approved), 0) AS approved_amount,
+        coalesce(sum(s) FILTER (WHERE declined), 0) AS declined_count,
+        coalesce(sum(s * amount) FILTER (WHERE declined), 0) AS declined_amount,
+        coalesce(sum(s) FILTER (WHERE status = 'succeeded'), 0) AS succeeded_count,
+        coalesce(sum(s) FILTER (WHERE status = 'canceled'), 0) AS canceled_count,
+        sum(s * amount_received) AS captured_amount, sum(s * fee) AS fees
+      FROM c GROUP BY tenant_id, livemode, hour, currency
+    ), bd AS (
+      SELECT c.tenant_id, c.livemode, d.dimension, c.hour, c.currency, d.value, sum(c.s) AS payments_count,
+        sum(c.s * c.amount) AS payments_amount, coalesce(sum(c.s) FILTER (WHERE c.approved), 0) AS approved_count,
+        coalesce(sum(c.s) FILTER (WHERE c.declined), 0) AS declined_count,
+        sum(c.s * c.amount_received) AS captured_amount
+      FROM c LEFT JOIN payment_methods pm ON pm.id = c.payment_method_id
+      CROSS JOIN LATERAL (VALUES ('brand', coalesce(pm.brand, 'unknown')), ('country', coalesce(pm.country, 'unknown')),
+        ('decline_code', c.decline_reason)) d (dimension, value)
+      WHERE d.value IS NOT NULL
+      GROUP BY c.tenant_id, c.livemode, d.dimension, c.hour, c.currency, d.value
+    ), ph AS (
+      SELECT '__platform__' AS tenant_id, livemode, hour, currency, %2$s FROM h GROUP BY livemode, hour, currency
+    ), w1 AS (%3$s), w2 AS (%4$s), w3 AS (%5$s), w4 AS (%6$s), w5 AS (%7$s)
+    %8$s;
+  $body$,
+    NULL,
+    pg_temp.analytics_sums(breakdown_counters),
+    pg_temp.analytics_upsert('analytics_hourly', hour_keys, payment_counters, 'SELECT * FROM h'),
+    pg_temp.analytics_upsert('analytics_daily', day_keys, payment_counters,
+      format('SELECT %s, %s FROM h GROUP BY 1, 2, 3, 4', by_day, pg_temp.analytics_sums(payment_counters))),
+    pg_temp.analytics_upsert('analytics_breakdown_hourly', 'tenant_id, livemode, dimension, hour, currency, value',
+      breakdown_counters, 'SELECT * FROM bd'),
+    pg_temp.analytics_upsert('analytics_breakdown_daily', 'tenant_id, livemode, dimension, day, currency, value',
+      breakdown_counters,
+      format('SELECT tenant_id, livemode, dimension, date_trunc(''day'', hour, ''UTC'') AS day, currency, value, %s '
+        'FROM bd GROUP BY 1, 2, 3, 4, 5, 6', pg_temp.analytics_sums(breakdown_counters))),
+    pg_temp.analytics_upsert('analytics_platform_hourly', hour_keys, breakdown_counters, 'SELECT * FROM ph'),
+    pg_temp.analytics_upsert('analytics_platform_daily', day_keys, breakdown_counters,
+      format('SELECT %s, %s FROM ph GROUP BY 1, 2, 3, 4', by_day, pg_temp.analytics_sums(breakdown_counters))));
+
+  refunds_body := format($body$
+    WITH changes AS (%%1$s),
+    h AS (
+      SELECT tenant_id, livemode, date_trunc('hour', created_at, 'UTC') AS hour, currency,
+        coalesce(sum(s) FILTER (WHERE status = 'succeeded'), 0) AS refunds_count,
+        coalesce(sum(s * amount) FILTER (WHERE status = 'succeeded'), 0) AS refunds_amount
+      FROM changes GROUP BY 1, 2, 3, 4
+    ), w1 AS (%1$s)
+    %2$s;
+  $body$,
+    pg_temp.analytics_upsert('analytics_hourly', hour_keys, refund_counters, 'SELECT * FROM h'),
+    pg_temp.analytics_upsert('analytics_daily', day_keys, refund_counters,
+      format('SELECT %s, %s FROM h GROUP BY 1, 2, 3, 4', by_day, pg_temp.analytics_sums(refund_counters))));
+
+  disputes_body := format($body$
+    WITH changes AS (%%1$s),
+    h AS (
+      SELECT tenant_id, livemode, date_trunc('hour', created_at, 'UTC') AS hour, currency,
+        sum(s) AS disputes_count, sum(s * amount) AS disputes_amount,
+        coalesce(sum(s) FILTER (WHERE status = 'won'), 0) AS disputes_won_count,
+        coalesce(sum(s) FILTER (WHERE status = 'lost'), 0) AS disputes_lost_count,
+        coalesce(sum(s * amount) FILTER (WHERE status = 'lost'), 0) AS disputes_lost_amount,
+        coalesce(sum(s) FILTER (WHERE reason = 'fraudulent'), 0) AS fraud_disputes_count,
+        coalesce(sum(s * amount) FILTER (WHERE reason = 'fraudulent'), 0) AS fraud_disputes_amount
+      FROM changes GROUP BY 1, 2, 3, 4
+    ), w1 AS (%1$s)
+    %2$s;
+  $body$,
+    pg_temp.analytics_upsert('analytics_hourly', hour_keys, dispute_counters, 'SELECT * FROM h'),
+    pg_temp.analytics_upsert('analytics_daily', day_keys, dispute_counters,
+      format('SELECT %s, %s FROM h GROUP BY 1, 2, 3, 4', by_day, pg_temp.analytics_sums(dispute_counters))));
+
+  attempts_body := format($body$
+    WITH changes AS (%%1$s)
+    %1$s;
+  $body$,
+    pg_temp.analytics_upsert('analytics_processor_hourly', 'tenant_id, livemode, hour, processor', attempt_counters,
+      'SELECT ''__platform__'' AS tenant_id, livemode, date_trunc(''hour'', created_at, ''UTC'') AS hour, processor, '
+      'sum(s) AS attempts, coalesce(sum(s) FILTER (WHERE status = ''succeeded''), 0) AS succeeded, '
+      'coalesce(sum(s) FILTER (WHERE status = ''declined''), 0) AS declined, '
+      'coalesce(sum(s) FILTER (WHERE status = ''error''), 0) AS errors, '
+      'coalesce(sum(s) FILTER (WHERE completed_at IS NULL), 0) AS pending, '
+      'coalesce(sum(s) FILTER (WHERE completed_at IS NOT NULL), 0) AS completed, '
+      'coalesce(sum(s * analytics_latency_ms(created_at, completed_at)) FILTER (WHERE completed_at IS NOT NULL), 0) '
+      'AS latency_ms_sum FROM changes GROUP BY 2, 3, 4'));
+
+  reviews_body := format($body$
+    WITH changes AS (%%1$s)
+    %1$s;
+  $body$,
+    pg_temp.analytics_upsert('analytics_platform_reviews', 'tenant_id, livemode', ARRAY['open_reviews'],
+      'SELECT ''__platform__'' AS tenant_id, livemode, coalesce(sum(s) FILTER (WHERE status = ''open''), 0) '
+      'AS open_reviews FROM changes GROUP BY livemode'));
+
+  tables := ARRAY['payments', 'refunds', 'disputes', 'payment_attempts', 'fraud_reviews'];
+  bodies := ARRAY[payments_body, refunds_body, disputes_body, attempts_body, reviews_body];
   FOR t IN 1 .. array_length(tables, 1) LOOP
     FOR e IN 1 .. 3 LOOP
       fn := format('analytics_%s_%s', tables[t], lower(events[e]));
@@ -296,3 +328,6 @@ BEGIN
     END LOOP;
   END LOOP;
 END $migration$;
+
+DROP FUNCTION pg_temp.analytics_upsert(text, text, text[], text);
+DROP FUNCTION pg_temp.analytics_sums(text[]);

@@ -1,3 +1,33 @@
+-- The counters of a rollup table (its bigint columns) and its key (the others but slot), from the catalog: the
+-- backfill and the compaction below treat every rollup table alike.
+CREATE FUNCTION analytics_counters(p_table regclass) RETURNS text[] LANGUAGE sql STABLE AS $$
+  SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute
+  WHERE attrelid = p_table AND attnum > 0 AND NOT attisdropped AND atttypid = 'bigint'::regtype
+$$;
+CREATE FUNCTION analytics_keys(p_table regclass) RETURNS text[] LANGUAGE sql STABLE AS $$
+  SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute
+  WHERE attrelid = p_table AND attnum > 0 AND NOT attisdropped AND atttypid <> 'bigint'::regtype AND attname <> 'slot'
+$$;
+
+-- Adds an hourly table's rows, summed by UTC day, into its daily twin's slot 0.
+CREATE FUNCTION analytics_fold_into_days(p_hourly regclass, p_daily regclass) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  counters text[] := analytics_counters(p_hourly);
+  keys text[] := analytics_keys(p_hourly);
+BEGIN
+  EXECUTE format('INSERT INTO %s AS r (%s, slot, %s) SELECT %s, 0, %s FROM %s GROUP BY %s '
+      'ON CONFLICT (%s, slot) DO UPDATE SET %s',
+    p_daily,
+    array_to_string(array_replace(keys, 'hour', 'day'), ', '),
+    array_to_string(counters, ', '),
+    array_to_string(array_replace(keys, 'hour', 'date_trunc(''day'', hour, ''UTC'')'), ', '),
+    (SELECT string_agg(format('sum(%I)', c), ', ') FROM unnest(counters) c),
+    p_hourly,
+    array_to_string(array_replace(keys, 'hour', 'date_trunc(''day'', hour, ''UTC'')'), ', '),
+    array_to_string(array_replace(keys, 'hour', 'day'), ', '),
+    (SELECT string_agg(format('%1$I = r.%1$I + excluded.%1$I', c), ', ') FROM unnest(counters) c));
+END $$;
+
 -- Builds the rollups of 035 from the base tables, for the rows written before the triggers existed (and by the
 -- analytics benchmark after a bulk load). The one statement per table uses the same definitions as the triggers
 -- (analytics_payment_declined, analytics_decline_reason, analytics_latency_ms) and writes slot 0. The base tables
@@ -5,8 +35,8 @@
 CREATE FUNCTION analytics_backfill() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   LOCK TABLE payments, refunds, disputes, payment_attempts, fraud_reviews IN SHARE MODE;
-  TRUNCATE analytics_hourly, analytics_breakdown_hourly, analytics_platform_hourly, analytics_processor_hourly,
-    analytics_platform_reviews;
+  TRUNCATE analytics_hourly, analytics_daily, analytics_breakdown_hourly, analytics_breakdown_daily,
+    analytics_platform_hourly, analytics_platform_daily, analytics_processor_hourly, analytics_platform_reviews;
 
   CREATE TEMP TABLE analytics_backfill_payments ON COMMIT DROP AS
     SELECT p.tenant_id, p.livemode, date_trunc('hour', p.created_at, 'UTC') AS hour, p.currency, p.amount,
@@ -75,101 +105,47 @@ BEGIN
 
   INSERT INTO analytics_platform_reviews (tenant_id, livemode, slot, open_reviews)
   SELECT '__platform__', livemode, 0, count(*) FROM fraud_reviews WHERE status = 'open' GROUP BY 2;
+
+  -- Each daily table is its hourly twin summed by UTC day.
+  PERFORM analytics_fold_into_days('analytics_hourly', 'analytics_daily');
+  PERFORM analytics_fold_into_days('analytics_breakdown_hourly', 'analytics_breakdown_daily');
+  PERFORM analytics_fold_into_days('analytics_platform_hourly', 'analytics_platform_daily');
 END $$;
 REVOKE ALL ON FUNCTION analytics_backfill() FROM PUBLIC;
+REVOKE ALL ON FUNCTION analytics_fold_into_days(regclass, regclass) FROM PUBLIC;
 
 SELECT analytics_backfill();
 
--- Folds the per-session slots of the hours before p_before into slot 0, so that a range read sums one row per
--- key for all but the last hours. Each table's fold is one statement (the deleted rows' sums added to slot 0):
--- the totals never change. The triggers never write slot 0 (no backend has pid 0), so it waits on no payment.
+-- Folds the per-session slots of the hours (days) before p_before into slot 0, so that a range read sums one row
+-- per key for all but the latest. Each table's fold is one statement (the deleted rows' sums added to slot 0), so
+-- no total ever changes. The triggers never write slot 0 (no backend has pid 0): it waits on no payment.
 CREATE FUNCTION worker_compact_analytics(p_before timestamptz) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 DECLARE
+  tables constant text[] := ARRAY['analytics_hourly', 'analytics_daily', 'analytics_breakdown_hourly',
+    'analytics_breakdown_daily', 'analytics_platform_hourly', 'analytics_platform_daily', 'analytics_processor_hourly',
+    'analytics_platform_reviews'];
+  t text;
+  counters text[];
+  keys text[];
+  bound text;
   folded bigint := 0;
   n bigint;
 BEGIN
-  WITH moved AS (
-    DELETE FROM analytics_hourly WHERE slot <> 0 AND hour < p_before RETURNING *
-  ), summed AS (
-    SELECT tenant_id, livemode, hour, currency, 0, sum(payments_count), sum(payments_amount), sum(approved_count),
-      sum(approved_amount), sum(declined_count), sum(declined_amount), sum(succeeded_count), sum(canceled_count),
-      sum(captured_amount), sum(fees), sum(refunds_count), sum(refunds_amount), sum(disputes_count),
-      sum(disputes_amount), sum(disputes_won_count), sum(disputes_lost_count), sum(disputes_lost_amount),
-      sum(fraud_disputes_count), sum(fraud_disputes_amount)
-    FROM moved GROUP BY 1, 2, 3, 4
-  )
-  INSERT INTO analytics_hourly AS r SELECT * FROM summed
-  ON CONFLICT (tenant_id, livemode, hour, currency, slot) DO UPDATE SET
-    payments_count = r.payments_count + excluded.payments_count,
-    payments_amount = r.payments_amount + excluded.payments_amount,
-    approved_count = r.approved_count + excluded.approved_count,
-    approved_amount = r.approved_amount + excluded.approved_amount,
-    declined_count = r.declined_count + excluded.declined_count,
-    declined_amount = r.declined_amount + excluded.declined_amount,
-    succeeded_count = r.succeeded_count + excluded.succeeded_count,
-    canceled_count = r.canceled_count + excluded.canceled_count,
-    captured_amount = r.captured_amount + excluded.captured_amount,
-    fees = r.fees + excluded.fees,
-    refunds_count = r.refunds_count + excluded.refunds_count,
-    refunds_amount = r.refunds_amount + excluded.refunds_amount,
-    disputes_count = r.disputes_count + excluded.disputes_count,
-    disputes_amount = r.disputes_amount + excluded.disputes_amount,
-    disputes_won_count = r.disputes_won_count + excluded.disputes_won_count,
-    disputes_lost_count = r.disputes_lost_count + excluded.disputes_lost_count,
-    disputes_lost_amount = r.disputes_lost_amount + excluded.disputes_lost_amount,
-    fraud_disputes_count = r.fraud_disputes_count + excluded.fraud_disputes_count,
-    fraud_disputes_amount = r.fraud_disputes_amount + excluded.fraud_disputes_amount;
-  GET DIAGNOSTICS n = ROW_COUNT;
-  folded := folded + n;
-
-  WITH moved AS (
-    DELETE FROM analytics_breakdown_hourly WHERE slot <> 0 AND hour < p_before RETURNING *
-  )
-  INSERT INTO analytics_breakdown_hourly AS r
-  SELECT tenant_id, livemode, dimension, hour, currency, value, 0, sum(payments_count), sum(payments_amount),
-    sum(approved_count), sum(declined_count), sum(captured_amount)
-  FROM moved GROUP BY 1, 2, 3, 4, 5, 6
-  ON CONFLICT (tenant_id, livemode, dimension, hour, currency, value, slot) DO UPDATE SET
-    payments_count = r.payments_count + excluded.payments_count,
-    payments_amount = r.payments_amount + excluded.payments_amount,
-    approved_count = r.approved_count + excluded.approved_count,
-    declined_count = r.declined_count + excluded.declined_count,
-    captured_amount = r.captured_amount + excluded.captured_amount;
-  GET DIAGNOSTICS n = ROW_COUNT;
-  folded := folded + n;
-
-  WITH moved AS (
-    DELETE FROM analytics_platform_hourly WHERE slot <> 0 AND hour < p_before RETURNING *
-  )
-  INSERT INTO analytics_platform_hourly AS r
-  SELECT tenant_id, livemode, hour, currency, 0, sum(payments_count), sum(payments_amount), sum(approved_count),
-    sum(declined_count), sum(captured_amount)
-  FROM moved GROUP BY 1, 2, 3, 4
-  ON CONFLICT (tenant_id, livemode, hour, currency, slot) DO UPDATE SET
-    payments_count = r.payments_count + excluded.payments_count,
-    payments_amount = r.payments_amount + excluded.payments_amount,
-    approved_count = r.approved_count + excluded.approved_count,
-    declined_count = r.declined_count + excluded.declined_count,
-    captured_amount = r.captured_amount + excluded.captured_amount;
-  GET DIAGNOSTICS n = ROW_COUNT;
-  folded := folded + n;
-
-  WITH moved AS (
-    DELETE FROM analytics_processor_hourly WHERE slot <> 0 AND hour < p_before RETURNING *
-  )
-  INSERT INTO analytics_processor_hourly AS r
-  SELECT tenant_id, livemode, hour, processor, 0, sum(attempts), sum(succeeded), sum(declined), sum(errors),
-    sum(pending), sum(completed), sum(latency_ms_sum)
-  FROM moved GROUP BY 1, 2, 3, 4
-  ON CONFLICT (tenant_id, livemode, hour, processor, slot) DO UPDATE SET
-    attempts = r.attempts + excluded.attempts,
-    succeeded = r.succeeded + excluded.succeeded,
-    declined = r.declined + excluded.declined,
-    errors = r.errors + excluded.errors,
-    pending = r.pending + excluded.pending,
-    completed = r.completed + excluded.completed,
-    latency_ms_sum = r.latency_ms_sum + excluded.latency_ms_sum;
-  GET DIAGNOSTICS n = ROW_COUNT;
-  RETURN folded + n;
+  FOREACH t IN ARRAY tables LOOP
+    counters := analytics_counters(t::regclass);
+    keys := analytics_keys(t::regclass);
+    bound := CASE WHEN 'hour' = ANY (keys) THEN 'hour < $1'
+      WHEN 'day' = ANY (keys) THEN 'day < date_trunc(''day'', $1, ''UTC'')' ELSE 'true' END;
+    EXECUTE format('WITH moved AS (DELETE FROM %1$I WHERE slot <> 0 AND %2$s RETURNING *) '
+        'INSERT INTO %1$I AS r (%3$s, slot, %4$s) SELECT %3$s, 0, %5$s FROM moved GROUP BY %3$s '
+        'ON CONFLICT (%3$s, slot) DO UPDATE SET %6$s',
+      t, bound, array_to_string(keys, ', '), array_to_string(counters, ', '),
+      (SELECT string_agg(format('sum(%I)', c), ', ') FROM unnest(counters) c),
+      (SELECT string_agg(format('%1$I = r.%1$I + excluded.%1$I', c), ', ') FROM unnest(counters) c))
+      USING p_before;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    folded := folded + n;
+  END LOOP;
+  RETURN folded;
 END $$;

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, ref } from '../../http/route-schemas.js';
-import { analyticsCsv } from './service.js';
+import { analyticsCsv } from './csv.js';
 import {
   BreakdownQuery,
   OperatorBacklogQuery,

@@ -1,4 +1,3 @@
-import { stringify } from 'csv-stringify/sync';
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { ApiError } from '../../http/errors.js';
 import { PLATFORM_TENANT } from '../users/service.js';
@@ -63,28 +62,79 @@ const previousOf = ({ from, until }: Period): Period => ({ from: from - (until -
 
 const rate = (part: number, whole: number) => (whole > 0 ? Math.round((part * 10_000) / whole) : null);
 
-interface HourlySums {
-  currency: string;
-  payments_count: number;
-  payments_amount: number;
-  approved_count: number;
-  declined_count: number;
-  canceled_count: number;
-  captured_amount: number;
-  fees: number;
-  refunds_count: number;
-  refunds_amount: number;
-  disputes_count: number;
-  disputes_amount: number;
-  disputes_lost_count: number;
-  disputes_lost_amount: number;
-  fraud_disputes_count: number;
-  fraud_disputes_amount: number;
+const at = (seconds: number) => new Date(seconds * 1000);
+const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
+
+/** Bucket starts from `from` to `until`: hours, or UTC days (the first one may begin before `from`). */
+function buckets(period: Period, interval: Interval): number[] {
+  const step = interval === 'hour' ? HOUR : DAY;
+  const starts: number[] = [];
+  for (let t = Math.floor(period.from / step) * step; t < period.until; t += step) starts.push(t);
+  return starts;
 }
 
-function figures(s: HourlySums): Figures {
+/**
+ * Sums a period of a rollup kept both hourly and daily: its whole UTC days from the daily table, the hours before
+ * the first and after the last whole day from the hourly one (all of it from the hourly one for an hourly series, or
+ * when the period holds no whole day). A year reads a row per day instead of 24. `select` may use `t` (the row's
+ * hour or day); `where` may use $4 onwards ($1 to $4 being the bounds), `groupBy` whatever `select` names.
+ */
+function sumPeriod<Row extends object>(
+  tx: Tx,
+  table: 'analytics' | 'analytics_breakdown' | 'analytics_platform',
+  period: Period,
+  query: { hours?: boolean; select: string; where: string; parameters: (string | boolean | null)[]; groupBy: string },
+): Promise<Row[]> {
+  let firstDay = Math.ceil(period.from / DAY) * DAY;
+  let lastDay = Math.floor(period.until / DAY) * DAY;
+  if (query.hours || lastDay <= firstDay) firstDay = lastDay = period.until;
+  const part = (time: 'hour' | 'day', range: string) =>
+    `SELECT ${query.select.replaceAll('$t', time)} FROM ${table}_${time === 'hour' ? 'hourly' : 'daily'}
+      WHERE ${query.where} AND ${time} >= ${range} GROUP BY ${query.groupBy.replaceAll('$t', time)}`;
+  return tx.unsafe<Row[]>(
+    `${part('hour', '$1 AND hour < $2')}
+    UNION ALL ${part('day', '$2 AND day < $3')}
+    UNION ALL ${part('hour', '$3 AND hour < $4')}`,
+    [at(period.from), at(firstDay), at(lastDay), at(period.until), ...query.parameters],
+  );
+}
+
+const HOURLY_COUNTERS = [
+  'payments_count',
+  'payments_amount',
+  'approved_count',
+  'declined_count',
+  'canceled_count',
+  'captured_amount',
+  'fees',
+  'refunds_count',
+  'refunds_amount',
+  'disputes_count',
+  'disputes_amount',
+  'disputes_lost_count',
+  'disputes_lost_amount',
+  'fraud_disputes_count',
+  'fraud_disputes_amount',
+] as const;
+type Sums = Record<(typeof HOURLY_COUNTERS)[number], number>;
+const ZERO: Sums = Object.fromEntries(HOURLY_COUNTERS.map((c) => [c, 0])) as Sums;
+const SUM_COUNTERS = HOURLY_COUNTERS.map((c) => `sum(${c})::bigint AS ${c}`).join(', ');
+
+/** Adds rows of sums (the parts of a period) by key. */
+function addUp<Row extends object>(rows: Row[], key: (row: Row) => string, counters: readonly (keyof Row)[]) {
+  const totals = new Map<string, Row>();
+  for (const row of rows) {
+    const k = key(row);
+    const total = totals.get(k);
+    if (!total) totals.set(k, { ...row });
+    else for (const c of counters) (total[c] as number) += row[c] as number;
+  }
+  return [...totals.values()];
+}
+
+function figures(currency: string, s: Sums): Figures {
   return {
-    currency: s.currency,
+    currency,
     count: s.payments_count,
     amount: s.payments_amount,
     approved_count: s.approved_count,
@@ -107,57 +157,27 @@ function figures(s: HourlySums): Figures {
 }
 
 function metricOf(metric: Metric, f: Figures): number | null {
-  switch (metric) {
-    case 'count':
-      return f.count;
-    case 'amount':
-      return f.amount;
-    default:
-      return f[metric];
-  }
+  return metric === 'count' ? f.count : metric === 'amount' ? f.amount : f[metric];
 }
 
-const SUMS = `sum(payments_count)::bigint AS payments_count, sum(payments_amount)::bigint AS payments_amount,
-  sum(approved_count)::bigint AS approved_count, sum(declined_count)::bigint AS declined_count,
-  sum(canceled_count)::bigint AS canceled_count, sum(captured_amount)::bigint AS captured_amount,
-  sum(fees)::bigint AS fees, sum(refunds_count)::bigint AS refunds_count, sum(refunds_amount)::bigint AS refunds_amount,
-  sum(disputes_count)::bigint AS disputes_count, sum(disputes_amount)::bigint AS disputes_amount,
-  sum(disputes_lost_count)::bigint AS disputes_lost_count, sum(disputes_lost_amount)::bigint AS disputes_lost_amount,
-  sum(fraud_disputes_count)::bigint AS fraud_disputes_count,
-  sum(fraud_disputes_amount)::bigint AS fraud_disputes_amount`;
-
-const ZERO_SUMS: Omit<HourlySums, 'currency'> = {
-  payments_count: 0,
-  payments_amount: 0,
-  approved_count: 0,
-  declined_count: 0,
-  canceled_count: 0,
-  captured_amount: 0,
-  fees: 0,
-  refunds_count: 0,
-  refunds_amount: 0,
-  disputes_count: 0,
-  disputes_amount: 0,
-  disputes_lost_count: 0,
-  disputes_lost_amount: 0,
-  fraud_disputes_count: 0,
-  fraud_disputes_amount: 0,
-};
-
-const at = (seconds: number) => new Date(seconds * 1000);
-const epoch = (date: Date) => Math.floor(date.getTime() / 1000);
-
-/** Bucket starts from `from` to `until`: hours, or UTC days (the first one may begin before `from`). */
-function buckets(period: Period, interval: Interval): number[] {
-  const step = interval === 'hour' ? HOUR : DAY;
-  const starts: number[] = [];
-  for (let t = Math.floor(period.from / step) * step; t < period.until; t += step) starts.push(t);
-  return starts;
+interface BreakdownSums {
+  value: string;
+  count: number;
+  approved: number;
+  declined: number;
+  amount: number;
+  volume: number;
 }
+const BREAKDOWN_SUMS = `sum(payments_count)::bigint AS count, sum(approved_count)::bigint AS approved,
+  sum(declined_count)::bigint AS declined, sum(payments_amount)::bigint AS amount,
+  sum(captured_amount)::bigint AS volume`;
+
+const byCountThenValue = (x: BreakdownSums, y: BreakdownSums) =>
+  y.count - x.count || y.declined - x.declined || (x.value < y.value ? -1 : 1);
 
 /**
  * Analytics read from the rollups of migration 035 (kept by triggers as payments, refunds, disputes and processor
- * attempts change), never from the base tables: a year of a busy account is a few tens of thousands of rows.
+ * attempts change), never from the base tables: a year of a busy account is a few thousand rows.
  */
 export class AnalyticsService {
   constructor(
@@ -169,47 +189,44 @@ export class AnalyticsService {
     return Math.floor(this.now() / 1000);
   }
 
-  private currencyOf(params: { currency?: string }) {
-    return params.currency?.toLowerCase();
-  }
-
   async summary(scope: Scope, params: PeriodParams): Promise<AnalyticsSummary> {
     const period = resolvePeriod(params, this.nowSeconds());
-    const currency = this.currencyOf(params);
-    return inScope(this.sql, scope, async (tx) => {
-      const current = await this.summaryOf(tx, scope, period, currency);
-      return {
-        object: 'analytics.summary',
-        ...current,
-        currency: currency ?? null,
-        livemode: scope.livemode,
-        ...(params.compare ? { previous: await this.summaryOf(tx, scope, previousOf(period), currency) } : {}),
-      };
+    const currency = params.currency?.toLowerCase();
+    return inScope(this.sql, scope, async (tx) => ({
+      object: 'analytics.summary',
+      ...(await this.summaryOf(tx, scope, period, currency)),
+      currency: currency ?? null,
+      livemode: scope.livemode,
+      ...(params.compare ? { previous: await this.summaryOf(tx, scope, previousOf(period), currency) } : {}),
+    }));
+  }
+
+  private tenantSums(tx: Tx, scope: Scope, period: Period, currency: string | undefined, bucket?: Interval) {
+    // Grouped by currency, and by the bucket's start when a series is asked for.
+    const start = bucket ? `date_trunc('${bucket}', $t, 'UTC')` : `'epoch'::timestamptz`;
+    return sumPeriod<Sums & { currency: string; bucket: Date }>(tx, 'analytics', period, {
+      hours: bucket === 'hour',
+      select: `currency, ${start} AS bucket, ${SUM_COUNTERS}`,
+      where: 'tenant_id = $5 AND livemode = $6 AND ($7::text IS NULL OR currency = $7)',
+      parameters: [scope.tenantId, scope.livemode, currency ?? null],
+      groupBy: `currency, ${start}`,
     });
   }
 
   private async summaryOf(tx: Tx, scope: Scope, period: Period, currency: string | undefined) {
-    const rows = await tx.unsafe<HourlySums[]>(
-      `SELECT currency, ${SUMS} FROM analytics_hourly
-      WHERE tenant_id = $1 AND livemode = $2 AND hour >= $3 AND hour < $4 AND ($5::text IS NULL OR currency = $5)
-      GROUP BY currency
-      HAVING sum(payments_count) <> 0 OR sum(refunds_count) <> 0 OR sum(disputes_count) <> 0
-      ORDER BY currency`,
-      [scope.tenantId, scope.livemode, at(period.from), at(period.until), currency ?? null],
-    );
-    const reasons = await tx<{ reason: string; count: number }[]>`
-      SELECT value AS reason, sum(declined_count)::bigint AS count FROM analytics_breakdown_hourly
-      WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND dimension = 'decline_code'
-        AND hour >= ${at(period.from)} AND hour < ${at(period.until)}
-        AND (${currency ?? null}::text IS NULL OR currency = ${currency ?? null})
-      GROUP BY value HAVING sum(declined_count) <> 0 ORDER BY 2 DESC, 1`;
-    return { ...period, data: rows.map(figures), decline_reasons: [...reasons] };
+    const rows = addUp(await this.tenantSums(tx, scope, period, currency), (r) => r.currency, HOURLY_COUNTERS)
+      .filter((r) => r.payments_count !== 0 || r.refunds_count !== 0 || r.disputes_count !== 0)
+      .sort((x, y) => (x.currency < y.currency ? -1 : 1));
+    const reasons = (await this.breakdownSums(tx, scope, period, 'decline_code', currency))
+      .filter((r) => r.declined !== 0)
+      .map((r) => ({ reason: r.value, count: r.declined }));
+    return { ...period, data: rows.map((r) => figures(r.currency, r)), decline_reasons: reasons };
   }
 
   async timeseries(scope: Scope, params: TimeseriesParams): Promise<AnalyticsTimeseries> {
     const interval = params.interval ?? 'day';
     const period = resolvePeriod(params, this.nowSeconds(), interval);
-    const currency = this.currencyOf(params);
+    const currency = params.currency?.toLowerCase();
     if (!currency && (AMOUNT_METRICS as readonly string[]).includes(params.metric))
       throw ApiError.invalid(
         'parameter_missing',
@@ -237,25 +254,24 @@ export class AnalyticsService {
     metric: Metric,
     currency: string | undefined,
   ) {
-    const rows = await tx.unsafe<(HourlySums & { bucket: Date })[]>(
-      `SELECT date_trunc($6, hour, 'UTC') AS bucket, '' AS currency, ${SUMS} FROM analytics_hourly
-      WHERE tenant_id = $1 AND livemode = $2 AND hour >= $3 AND hour < $4 AND ($5::text IS NULL OR currency = $5)
-      GROUP BY 1`,
-      [scope.tenantId, scope.livemode, at(period.from), at(period.until), currency ?? null, interval],
+    const rows = addUp(
+      await this.tenantSums(tx, scope, period, currency, interval),
+      (r) => String(epoch(r.bucket)),
+      HOURLY_COUNTERS,
     );
     const byStart = new Map(rows.map((row) => [epoch(row.bucket), row]));
     return {
       ...period,
       data: buckets(period, interval).map((start) => ({
         start,
-        value: metricOf(metric, figures(byStart.get(start) ?? { currency: '', ...ZERO_SUMS })),
+        value: metricOf(metric, figures(currency ?? '', byStart.get(start) ?? ZERO)),
       })),
     };
   }
 
   async breakdown(scope: Scope, params: BreakdownParams): Promise<AnalyticsBreakdown> {
     const period = resolvePeriod(params, this.nowSeconds());
-    const currency = this.currencyOf(params);
+    const currency = params.currency?.toLowerCase();
     return inScope(this.sql, scope, async (tx) => ({
       object: 'analytics.breakdown',
       dimension: params.dimension,
@@ -268,6 +284,25 @@ export class AnalyticsService {
     }));
   }
 
+  /** Payments of a period by brand, country or decline reason, most frequent first. */
+  private async breakdownSums(
+    tx: Tx,
+    scope: Scope,
+    period: Period,
+    dimension: 'brand' | 'country' | 'decline_code',
+    currency: string | undefined,
+  ): Promise<BreakdownSums[]> {
+    const parts = await sumPeriod<BreakdownSums>(tx, 'analytics_breakdown', period, {
+      select: `value, ${BREAKDOWN_SUMS}`,
+      where: 'tenant_id = $5 AND livemode = $6 AND dimension = $7 AND ($8::text IS NULL OR currency = $8)',
+      parameters: [scope.tenantId, scope.livemode, dimension, currency ?? null],
+      groupBy: 'value',
+    });
+    return addUp(parts, (r) => r.value, ['count', 'approved', 'declined', 'amount', 'volume'])
+      .filter((r) => r.count !== 0)
+      .sort(byCountThenValue);
+  }
+
   private async breakdownOf(
     tx: Tx,
     scope: Scope,
@@ -275,33 +310,23 @@ export class AnalyticsService {
     dimension: BreakdownParams['dimension'],
     currency: string | undefined,
   ) {
-    // Amounts add up within one currency only: across currencies (no `currency`, by brand, country or reason)
-    // they are null.
-    const single = dimension === 'currency' || currency !== undefined;
     const rows =
       dimension === 'currency'
-        ? await tx<
-            { value: string; count: number; approved: number; declined: number; amount: number; volume: number }[]
-          >`
-          SELECT currency AS value, sum(payments_count)::bigint AS count, sum(approved_count)::bigint AS approved,
-            sum(declined_count)::bigint AS declined, sum(payments_amount)::bigint AS amount,
-            sum(captured_amount)::bigint AS volume
-          FROM analytics_hourly
-          WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}
-            AND hour >= ${at(period.from)} AND hour < ${at(period.until)}
-            AND (${currency ?? null}::text IS NULL OR currency = ${currency ?? null})
-          GROUP BY currency HAVING sum(payments_count) <> 0 ORDER BY 2 DESC, 1`
-        : await tx<
-            { value: string; count: number; approved: number; declined: number; amount: number; volume: number }[]
-          >`
-          SELECT value, sum(payments_count)::bigint AS count, sum(approved_count)::bigint AS approved,
-            sum(declined_count)::bigint AS declined, sum(payments_amount)::bigint AS amount,
-            sum(captured_amount)::bigint AS volume
-          FROM analytics_breakdown_hourly
-          WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND dimension = ${dimension}
-            AND hour >= ${at(period.from)} AND hour < ${at(period.until)}
-            AND (${currency ?? null}::text IS NULL OR currency = ${currency ?? null})
-          GROUP BY value HAVING sum(payments_count) <> 0 ORDER BY 2 DESC, 1`;
+        ? addUp(await this.tenantSums(tx, scope, period, currency), (r) => r.currency, HOURLY_COUNTERS)
+            .map((r) => ({
+              value: r.currency,
+              count: r.payments_count,
+              approved: r.approved_count,
+              declined: r.declined_count,
+              amount: r.payments_amount,
+              volume: r.captured_amount,
+            }))
+            .filter((r) => r.count !== 0)
+            .sort(byCountThenValue)
+        : await this.breakdownSums(tx, scope, period, dimension, currency);
+    // Amounts add up within one currency only: across currencies (by brand, country or reason without
+    // `currency`) they are null.
+    const single = dimension === 'currency' || currency !== undefined;
     return {
       ...period,
       data: rows.map((r) => ({
@@ -320,32 +345,27 @@ export class AnalyticsService {
   async platformVolume(params: OperatorVolumeParams): Promise<OperatorVolume> {
     const interval = params.interval ?? 'day';
     const period = resolvePeriod(params, this.nowSeconds(), interval);
-    const currency = this.currencyOf(params);
+    const currency = params.currency?.toLowerCase();
     const livemode = params.livemode ?? false;
-    const scope = { tenantId: PLATFORM_TENANT, livemode };
-    const rows = await inScope(
-      this.sql,
-      scope,
-      (tx) => tx<
-        {
-          bucket: Date;
-          currency: string;
-          count: number;
-          approved: number;
-          declined: number;
-          amount: number;
-          volume: number;
-        }[]
-      >`
-        SELECT date_trunc(${interval}, hour, 'UTC') AS bucket, currency, sum(payments_count)::bigint AS count,
-          sum(approved_count)::bigint AS approved, sum(declined_count)::bigint AS declined,
-          sum(payments_amount)::bigint AS amount, sum(captured_amount)::bigint AS volume
-        FROM analytics_platform_hourly
-        WHERE tenant_id = ${PLATFORM_TENANT} AND livemode = ${livemode}
-          AND hour >= ${at(period.from)} AND hour < ${at(period.until)}
-          AND (${currency ?? null}::text IS NULL OR currency = ${currency ?? null})
-        GROUP BY 1, 2 HAVING sum(payments_count) <> 0 ORDER BY 1, 2`,
+    const start = `date_trunc('${interval}', $t, 'UTC')`;
+    const parts = await inScope(this.sql, { tenantId: PLATFORM_TENANT, livemode }, (tx) =>
+      sumPeriod<BreakdownSums & { bucket: Date }>(tx, 'analytics_platform', period, {
+        hours: interval === 'hour',
+        select: `${start} AS bucket, currency AS value, ${BREAKDOWN_SUMS}`,
+        where: 'tenant_id = $5 AND livemode = $6 AND ($7::text IS NULL OR currency = $7)',
+        parameters: [PLATFORM_TENANT, livemode, currency ?? null],
+        groupBy: `${start}, currency`,
+      }),
     );
+    const rows = addUp(parts, (r) => `${epoch(r.bucket)} ${r.value}`, [
+      'count',
+      'approved',
+      'declined',
+      'amount',
+      'volume',
+    ])
+      .filter((r) => r.count !== 0)
+      .sort((x, y) => x.bucket.getTime() - y.bucket.getTime() || (x.value < y.value ? -1 : 1));
     return {
       object: 'analytics.platform_volume',
       interval,
@@ -354,7 +374,7 @@ export class AnalyticsService {
       ...period,
       data: rows.map((r) => ({
         start: epoch(r.bucket),
-        currency: r.currency,
+        currency: r.value,
         count: r.count,
         approved_count: r.approved,
         declined_count: r.declined,
@@ -424,101 +444,3 @@ export class AnalyticsService {
     return { object: 'analytics.review_backlog', livemode, open_reviews: row.open };
   }
 }
-
-const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
-
-/** The numbers of an analytics answer as CSV, one line per figure row, `period` telling current from previous. */
-export const analyticsCsv = {
-  summary(s: AnalyticsSummary): string {
-    const periods = [{ name: 'current', ...s }, ...(s.previous ? [{ name: 'previous', ...s.previous }] : [])];
-    return stringify(
-      periods.flatMap((p) => p.data.map((f) => ({ period: p.name, from: iso(p.from), until: iso(p.until), ...f }))),
-      { header: true, columns: ['period', 'from', 'until', ...Object.keys(FIGURE_COLUMNS)] },
-    );
-  },
-  timeseries(t: AnalyticsTimeseries): string {
-    const periods = [{ name: 'current', ...t }, ...(t.previous ? [{ name: 'previous', ...t.previous }] : [])];
-    return stringify(
-      periods.flatMap((p) => p.data.map((point) => [p.name, iso(point.start), point.value])),
-      { header: true, columns: ['period', 'start', t.metric] },
-    );
-  },
-  breakdown(b: AnalyticsBreakdown): string {
-    const periods = [{ name: 'current', ...b }, ...(b.previous ? [{ name: 'previous', ...b.previous }] : [])];
-    return stringify(
-      periods.flatMap((p) => p.data.map((row) => ({ period: p.name, ...row }))),
-      {
-        header: true,
-        columns: [
-          'period',
-          'value',
-          'count',
-          'approved_count',
-          'declined_count',
-          'approval_rate_bps',
-          'amount',
-          'volume',
-        ],
-      },
-    );
-  },
-  platformVolume(v: OperatorVolume): string {
-    return stringify(
-      v.data.map((row) => ({ ...row, start: iso(row.start) })),
-      {
-        header: true,
-        columns: [
-          'start',
-          'currency',
-          'count',
-          'approved_count',
-          'declined_count',
-          'approval_rate_bps',
-          'amount',
-          'volume',
-        ],
-      },
-    );
-  },
-  processorHealth(h: OperatorProcessors): string {
-    return stringify(
-      h.data.map((row) => ({ ...row, start: iso(row.start) })),
-      {
-        header: true,
-        columns: [
-          'start',
-          'processor',
-          'attempts',
-          'succeeded',
-          'declined',
-          'errors',
-          'pending',
-          'error_rate_bps',
-          'average_latency_ms',
-        ],
-      },
-    );
-  },
-};
-
-const FIGURE_COLUMNS: Record<keyof Figures, true> = {
-  currency: true,
-  count: true,
-  amount: true,
-  approved_count: true,
-  declined_count: true,
-  canceled_count: true,
-  approval_rate_bps: true,
-  volume: true,
-  fees: true,
-  refunds_count: true,
-  refunds_amount: true,
-  disputes_count: true,
-  disputes_amount: true,
-  disputes_lost_count: true,
-  disputes_lost_amount: true,
-  fraud_disputes_count: true,
-  fraud_disputes_amount: true,
-  fraud_rate_bps: true,
-  net: true,
-};
