@@ -199,6 +199,37 @@ describe('Payment detail', () => {
   });
 });
 
+describe('keyboard and failovers', () => {
+  it('reaches a payment by keyboard alone, and its detail shows the failover with each latency', async () => {
+    const tenant = await freshTenant('Keyboard');
+    const support = await memberOf(run, 'support', tenant);
+    const payment = await payByCard(run.t.app, tenant.testKey, 5600, {}, TEST_CARDS.processingError);
+    const view = await openDashboard(run, support, '/payments');
+    const { page } = view;
+    await page.getByTestId('row-count').filter({ hasText: '1 row loaded' }).waitFor();
+    let focused = '';
+    for (let presses = 0; presses < 60 && focused !== payment.id; presses++) {
+      await page.keyboard.press('Tab');
+      focused = await page.evaluate(() => document.activeElement?.textContent ?? '');
+    }
+    expect(focused).toBe(payment.id);
+    await page.keyboard.press('Enter');
+    const attempts = page.getByRole('region', { name: 'Processor attempts' });
+    await attempts.getByText('failover').waitFor();
+    const rows = await attempts
+      .locator('tbody tr')
+      .evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+    expect(rows.map((row) => [row[1], row[2]])).toEqual([
+      ['sim_alpha', 'error'],
+      ['sim_beta', 'succeeded'],
+    ]);
+    for (const row of rows) expect(row[4]).toMatch(/^\d+ ms$/);
+    expect(new URL(page.url()).pathname).toBe(`/dashboard/payments/${payment.id}`);
+    expectNoConsoleErrors(view);
+    await view.context.close();
+  });
+});
+
 describe('Customers', () => {
   it('searches by email, exports the table as CSV, and links to the payments', async () => {
     const tenant = await freshTenant('Customers');

@@ -216,7 +216,7 @@ function ConfirmAction({
   const action = useMutation({ mutationFn: onConfirm, onSuccess: () => setOpen(false) });
   return (
     <>
-      <Button color={color} variant="light" onClick={() => setOpen(true)}>
+      <Button color={color} variant="outline" onClick={() => setOpen(true)}>
         {label}
       </Button>
       <Modal opened={open} onClose={() => setOpen(false)} title={title} closeButtonProps={{ 'aria-label': 'Close' }}>
