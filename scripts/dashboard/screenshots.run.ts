@@ -73,6 +73,7 @@ it('screenshots of the main pages', async () => {
   await page.goto(`${run.baseUrl}/dashboard/payments/${failover.id}`);
   await page.getByTestId('timeline').getByText('refund.succeeded').waitFor();
   await page.getByText('failover').waitFor();
+  await page.getByText('No webhook endpoint received these events.').waitFor();
   await page.screenshot({ path: `${OUT}dashboard-payment-detail.png`, fullPage: true });
   await page.goto(`${run.baseUrl}/dashboard/customers`);
   await page.getByTestId('row-count').waitFor();

@@ -65,9 +65,10 @@ export function Layout({ children }: { children: ReactNode }) {
                 <Button
                   variant="subtle"
                   size="compact-sm"
-                  onClick={async () => {
-                    await signOut();
+                  onClick={() => {
+                    // The sign-in reads its mode from the URL when it appears, so the URL changes first.
                     navigate(`/?mode=${otherMode}`);
+                    void signOut();
                   }}
                 >
                   {session.livemode ? 'Switch to test' : 'Switch to live'}
