@@ -199,6 +199,45 @@ describe('Payment detail', () => {
   });
 });
 
+describe('long lists', () => {
+  it('pages by cursor, renders only the rows in view, and exports every page of the filtered set', async () => {
+    const tenant = await freshTenant('Long list');
+    const analyst = await memberOf(run, 'analyst', tenant);
+    const ids: string[] = [];
+    for (let batch = 0; batch < 11; batch++)
+      ids.push(
+        ...(
+          await Promise.all(
+            Array.from({ length: 10 }, (_, i) => payByCard(run.t.app, tenant.testKey, 1000 + batch * 10 + i)),
+          )
+        ).map((p) => p.id),
+      );
+    const view = await openDashboard(run, analyst, '/payments');
+    const { page } = view;
+    await page.getByTestId('row-count').filter({ hasText: '100 rows loaded, more available' }).waitFor();
+    expect((await rowIds(page)).length).toBeLessThan(60);
+    await page.getByRole('button', { name: 'Load more' }).click();
+    await page
+      .getByTestId('row-count')
+      .filter({ hasText: /^110 rows loaded$/ })
+      .waitFor();
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Export CSV' }).click(),
+    ]);
+    const csv = parse(await readFile((await download.path())!, 'utf8')) as string[][];
+    expect(csv).toHaveLength(111);
+    expect(
+      csv
+        .slice(1)
+        .map((row) => row[0])
+        .sort(),
+    ).toEqual([...ids].sort());
+    expectNoConsoleErrors(view);
+    await view.context.close();
+  });
+});
+
 describe('keyboard and failovers', () => {
   it('reaches a payment by keyboard alone, and its detail shows the failover with each latency', async () => {
     const tenant = await freshTenant('Keyboard');
