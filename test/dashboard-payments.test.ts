@@ -238,6 +238,27 @@ describe('long lists', () => {
   });
 });
 
+describe('phone width', () => {
+  it('Home, Payments and Customers fit 390 px without sideways scrolling and stay accessible', async () => {
+    const tenant = await freshTenant('Phone');
+    const admin = await memberOf(run, 'admin', tenant);
+    await payByCard(run.t.app, tenant.testKey, 2500);
+    for (const [path, ready] of [
+      ['/', 'live-feed'],
+      ['/payments', 'data-table'],
+      ['/customers', 'empty'],
+    ]) {
+      const view = await openDashboard(run, admin, path, { width: 390, height: 844 });
+      await view.page.getByTestId(ready).waitFor();
+      const width = await view.page.evaluate(() => document.documentElement.scrollWidth);
+      expect(width, path).toBeLessThanOrEqual(390);
+      await expectAccessible(view.page);
+      expectNoConsoleErrors(view);
+      await view.context.close();
+    }
+  });
+});
+
 describe('keyboard and failovers', () => {
   it('reaches a payment by keyboard alone, and its detail shows the failover with each latency', async () => {
     const tenant = await freshTenant('Keyboard');
