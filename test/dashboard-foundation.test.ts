@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOTP } from 'otpauth';
 import { INITIAL_JS_BUDGET, initialJavaScript } from '../dashboard/bundle-budget.js';
 import { PayForward, PayForwardError } from '../sdk/src/index.js';
-import { call, ok } from './helpers.js';
-import { outboxToken, PASSWORD, totpCode } from './team.js';
+import { call, ok, PLATFORM_KEY } from './helpers.js';
+import { asMember, newMember, outboxToken, PASSWORD, totpCode } from './team.js';
 import {
   bootDashboard,
   buildDashboard,
@@ -172,6 +172,62 @@ describe('signing in', () => {
     await page.getByRole('button', { name: /continue/ }).click();
     await page.getByRole('navigation', { name: 'Pages' }).waitFor();
     await expect(page.getByTestId('role').textContent()).resolves.toBe('support');
+    expectNoConsoleErrors(view);
+    await view.context.close();
+  });
+
+  it('switching to live data signs in again with live preselected, and the session acts in live mode', async () => {
+    const member = await memberOf(run, 'admin');
+    const view = await openDashboard(run, member, '/');
+    const { page } = view;
+    await page.getByRole('button', { name: 'Switch to live' }).click();
+    await page.getByRole('button', { name: 'Continue' }).waitFor();
+    expect(new URL(page.url()).searchParams.get('mode')).toBe('live');
+    expect(await page.getByRole('radio', { name: 'Live data' }).isChecked()).toBe(true);
+    await page.getByLabel('Email').fill(member.email);
+    await page.getByLabel(/^Password/).fill(PASSWORD);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByLabel('Code from your authenticator app').first().click();
+    await page.keyboard.type(totpCode(member.secret, run.clock));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await page.getByTestId('mode').filter({ hasText: 'Live' }).waitFor();
+    const cookie = (await view.context.cookies()).find((c) => c.name === 'pf_session')!.value;
+    const session = await ok(
+      await run.t.app.inject({ url: '/v1/sessions/current', headers: { cookie: `pf_session=${cookie}` } }),
+    );
+    expect(session.livemode).toBe(true);
+    expectNoConsoleErrors(view);
+    await view.context.close();
+  });
+
+  it('a session ended elsewhere sends the person back to the sign-in at the next call', async () => {
+    const member = await memberOf(run, 'analyst');
+    const view = await openDashboard(run, member, '/customers');
+    const { page } = view;
+    await page.getByRole('heading', { name: 'Customers' }).waitFor();
+    expect((await asMember(run.t.app, member, 'DELETE', '/v1/sessions/current')).statusCode).toBe(200);
+    await page.getByRole('link', { name: 'Payments', exact: true }).click();
+    await page.getByRole('button', { name: 'Continue' }).waitFor();
+    expect(await page.getByRole('navigation', { name: 'Pages' }).count()).toBe(0);
+    expectNoConsoleErrors(view);
+    await view.context.close();
+  });
+});
+
+describe('the operator console', () => {
+  it("operator staff get the console's navigation and no tenant page", async () => {
+    const operator = await newMember(run.t.app, run.clock, PLATFORM_KEY, 'operator_admin');
+    const view = await openDashboard(run, operator, '/');
+    const { page } = view;
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    expect(new URL(page.url()).pathname).toBe('/dashboard/operator');
+    for (const name of ['Overview', 'Tenants', 'Processor health', 'Reconciliation', 'Review backlog'])
+      await page.getByRole('link', { name, exact: true }).waitFor();
+    expect(await page.getByRole('link', { name: 'Payments', exact: true }).count()).toBe(0);
+    expect(await page.getByTestId('mode').count()).toBe(0);
+    await page.goto(`${run.baseUrl}/dashboard/payments`);
+    await page.getByText('No such page.').waitFor();
+    await expectAccessible(page);
     expectNoConsoleErrors(view);
     await view.context.close();
   });

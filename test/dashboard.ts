@@ -107,7 +107,8 @@ export async function openDashboard(
   path = '/',
   viewport = { width: 1280, height: 800 },
 ): Promise<DashboardPage> {
-  const context = await run.browser.newContext({ viewport });
+  // Reduced motion: the app then skips its transitions, so axe never judges a dialog half faded in.
+  const context = await run.browser.newContext({ viewport, reducedMotion: 'reduce' });
   if (member)
     await context.addCookies([
       { name: 'pf_session', value: member.cookie, url: run.baseUrl, httpOnly: true, secure: true, sameSite: 'Strict' },

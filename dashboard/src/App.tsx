@@ -2,6 +2,7 @@ import { Component, Suspense, type ReactNode } from 'react';
 import { createTheme, MantineProvider, type CSSVariablesResolver } from '@mantine/core';
 import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { Redirect, Route, Router, Switch } from 'wouter';
+import { setNonce } from 'get-nonce';
 import { ROUTES, homeOf } from './routes.ts';
 import { PayForwardError } from './lib/api.ts';
 import { SESSION_KEY, SessionGate, useSession } from './session.tsx';
@@ -9,11 +10,16 @@ import { Layout } from './components/Layout.tsx';
 import { ApiErrorAlert, Empty, Loading } from './components/states.tsx';
 import { isOperator } from './lib/api.ts';
 
-/** The page's CSP nonce (the server writes it into index.html), for the <style> elements Mantine adds. */
+/**
+ * The page's CSP nonce (the server writes it into index.html), for the <style> elements Mantine adds, and for the
+ * one react-remove-scroll adds while a modal locks the page's scroll (it reads get-nonce).
+ */
 const nonce = document.querySelector<HTMLMetaElement>('meta[name="csp-nonce"]')?.content ?? '';
+setNonce(nonce);
 
 // Shade 8 keeps white-on-primary and primary-on-white text above WCAG AA contrast (4.5:1); Mantine's 6 does not.
-const theme = createTheme({ primaryColor: 'indigo', primaryShade: 8, defaultRadius: 'md' });
+// Transitions are skipped for people who ask their system for reduced motion (WCAG 2.3.3).
+const theme = createTheme({ primaryColor: 'indigo', primaryShade: 8, defaultRadius: 'md', respectReducedMotion: true });
 
 /**
  * Mantine's light variants write shade 6 on a pale background and its "dimmed" text is gray 6: both under 4.5:1.

@@ -71,9 +71,10 @@ export function useSignOut() {
     try {
       await api.DELETE('/v1/sessions/current');
     } finally {
-      client.clear();
       setCsrfToken(null);
+      // The session query is set, not removed: its observer in SessionGate keeps watching the same entry.
       client.setQueryData(SESSION_KEY, null);
+      client.removeQueries({ predicate: (q) => q.queryKey[0] !== SESSION_KEY[0] });
     }
   };
 }

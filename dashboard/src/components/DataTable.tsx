@@ -61,7 +61,12 @@ export function DataTable<T>({
 
   return (
     <>
-      <ScrollArea.Autosize mah={height} viewportRef={viewport} type="auto">
+      <ScrollArea.Autosize
+        mah={height}
+        viewportRef={viewport}
+        type="auto"
+        viewportProps={{ tabIndex: 0, role: 'region', 'aria-label': caption }}
+      >
         <Table striped highlightOnHover stickyHeader data-testid="data-table" miw={640}>
           <Table.Caption>{caption}</Table.Caption>
           <Table.Thead>

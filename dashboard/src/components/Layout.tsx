@@ -43,9 +43,16 @@ export function Layout({ children }: { children: ReactNode }) {
         <Group h="100%" px="md" justify="space-between" wrap="nowrap">
           <Group gap="sm" wrap="nowrap">
             <Burger opened={opened} onClick={toggle} hiddenFrom="sm" size="sm" aria-label="Open the navigation" />
-            <Text fw={700}>PayForward</Text>
+            <Text fw={700} visibleFrom="xs">
+              PayForward
+            </Text>
             {audience === 'tenant' && (
-              <Badge color={session.livemode ? 'teal.9' : 'dark.6'} variant="outline" data-testid="mode">
+              <Badge
+                color={session.livemode ? 'teal.9' : 'dark.6'}
+                variant="outline"
+                data-testid="mode"
+                style={{ flexShrink: 0 }}
+              >
                 {session.livemode ? 'Live' : 'Test'}
               </Badge>
             )}
@@ -59,9 +66,10 @@ export function Layout({ children }: { children: ReactNode }) {
                 <Button
                   variant="subtle"
                   size="compact-sm"
-                  onClick={async () => {
-                    await signOut();
+                  onClick={() => {
+                    // The sign-in reads its mode from the URL when it appears, so the URL changes first.
                     navigate(`/?mode=${otherMode}`);
+                    void signOut();
                   }}
                 >
                   {session.livemode ? 'Switch to test' : 'Switch to live'}

@@ -1,4 +1,5 @@
 import { Anchor, Button, Group, SimpleGrid, Stack, TextInput, Title } from '@mantine/core';
+import { useDebouncedValue } from '@mantine/hooks';
 import { Link } from 'wouter';
 import { api, PayForwardError, payforward, type Customer } from '../lib/api.ts';
 import { useUrlFilters } from '../lib/url-state.ts';
@@ -78,8 +79,10 @@ function fetcher(filters: Filters): { fetchPage: FetchPage<Customer>; invalid: s
 
 export default function Customers() {
   const [filters, setFilters] = useUrlFilters(FILTERS);
-  const { fetchPage, invalid } = fetcher(filters);
-  const list = useCursorList(['customers', filters], fetchPage, invalid === null);
+  // The URL follows every keystroke; the search waits for a pause in typing.
+  const [settled] = useDebouncedValue(filters, 300);
+  const { fetchPage, invalid } = fetcher(settled);
+  const list = useCursorList(['customers', settled], fetchPage, invalid === null);
   const field = (key: keyof Filters, label: string, type = 'text') => (
     <TextInput
       label={label}

@@ -8,6 +8,7 @@ import { useEventStream } from '../lib/live.ts';
 import { formatMoney, formatPercent, formatTime } from '../lib/format.ts';
 import { ApiErrorAlert, Empty, Loading, QueryState } from '../components/states.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
+import { ScrollRegion } from '../components/ScrollRegion.tsx';
 
 const FEED_SIZE = 15;
 
@@ -117,8 +118,8 @@ function LiveFeed() {
       ) : rows.length === 0 ? (
         <Empty>No payments yet: they appear here as they happen.</Empty>
       ) : (
-        <Table.ScrollContainer minWidth={480}>
-          <Table data-testid="live-feed" aria-live="polite">
+        <ScrollRegion label="Latest payments">
+          <Table data-testid="live-feed" aria-live="polite" miw={480}>
             <Table.Thead>
               <Table.Tr>
                 <Table.Th scope="col">Payment</Table.Th>
@@ -144,7 +145,7 @@ function LiveFeed() {
               ))}
             </Table.Tbody>
           </Table>
-        </Table.ScrollContainer>
+        </ScrollRegion>
       )}
     </Card>
   );

@@ -32,6 +32,7 @@ import { useSession } from '../session.tsx';
 import { formatMoney, formatTime, parseAmount } from '../lib/format.ts';
 import { ApiErrorAlert, Empty, Loading, QueryState } from '../components/states.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
+import { ScrollRegion } from '../components/ScrollRegion.tsx';
 
 type Attempt = Payment['attempts'][number];
 
@@ -48,8 +49,8 @@ function Section({ title, children }: { title: string; children: ReactNode }) {
 
 function SimpleTable({ caption, head, rows }: { caption: string; head: string[]; rows: ReactNode[][] }) {
   return (
-    <Table.ScrollContainer minWidth={480}>
-      <Table>
+    <ScrollRegion label={caption}>
+      <Table miw={480}>
         <Table.Caption>{caption}</Table.Caption>
         <Table.Thead>
           <Table.Tr>
@@ -70,7 +71,7 @@ function SimpleTable({ caption, head, rows }: { caption: string; head: string[];
           ))}
         </Table.Tbody>
       </Table>
-    </Table.ScrollContainer>
+    </ScrollRegion>
   );
 }
 
@@ -215,10 +216,10 @@ function ConfirmAction({
   const action = useMutation({ mutationFn: onConfirm, onSuccess: () => setOpen(false) });
   return (
     <>
-      <Button color={color} variant="light" onClick={() => setOpen(true)}>
+      <Button color={color} variant="outline" onClick={() => setOpen(true)}>
         {label}
       </Button>
-      <Modal opened={open} onClose={() => setOpen(false)} title={title}>
+      <Modal opened={open} onClose={() => setOpen(false)} title={title} closeButtonProps={{ 'aria-label': 'Close' }}>
         <Stack>
           {children}
           {action.isError && <ApiErrorAlert error={action.error} />}
@@ -288,7 +289,7 @@ function Actions({ payment }: { payment: Payment }) {
         key="cancel"
         label="Cancel"
         title="Cancel the payment"
-        color="red"
+        color="red.9"
         onConfirm={async () => {
           await payforward.payments.cancel(payment.id, {});
           await refresh();
@@ -303,7 +304,7 @@ function Actions({ payment }: { payment: Payment }) {
         key="refund"
         label="Refund"
         title="Refund the payment"
-        color="red"
+        color="red.9"
         onConfirm={async () => {
           await payforward.refunds.create({
             payment: payment.id,

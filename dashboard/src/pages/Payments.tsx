@@ -1,4 +1,5 @@
 import { Anchor, Button, Group, Select, SimpleGrid, Stack, TextInput, Title } from '@mantine/core';
+import { useDebouncedValue } from '@mantine/hooks';
 import { Link } from 'wouter';
 import { api, PayForwardError, payforward, type Payment } from '../lib/api.ts';
 import { useUrlFilters } from '../lib/url-state.ts';
@@ -108,8 +109,10 @@ function fetcher(filters: Filters, query: string | null): FetchPage<Payment> {
 
 export default function Payments() {
   const [filters, setFilters] = useUrlFilters(FILTERS);
-  const { query, invalid } = searchQuery(filters);
-  const list = useCursorList(['payments', filters], fetcher(filters, query), invalid === null);
+  // The URL follows every keystroke; the search waits for a pause in typing.
+  const [settled] = useDebouncedValue(filters, 300);
+  const { query, invalid } = searchQuery(settled);
+  const list = useCursorList(['payments', settled], fetcher(settled, query), invalid === null);
   const field = (key: keyof Filters, label: string, placeholder?: string) => (
     <TextInput
       label={label}
