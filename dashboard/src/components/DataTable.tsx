@@ -61,7 +61,13 @@ export function DataTable<T>({
 
   return (
     <>
-      <ScrollArea.Autosize mah={height} viewportRef={viewport} type="auto">
+      {/* Focusable, so a keyboard can scroll a table whose cells hold no link or button. */}
+      <ScrollArea.Autosize
+        mah={height}
+        viewportRef={viewport}
+        viewportProps={{ tabIndex: 0, role: 'region', 'aria-label': caption }}
+        type="auto"
+      >
         <Table striped highlightOnHover stickyHeader data-testid="data-table" miw={640}>
           <Table.Caption>{caption}</Table.Caption>
           <Table.Thead>

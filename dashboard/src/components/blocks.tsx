@@ -93,7 +93,8 @@ export function ConfirmAction({
       >
         {label}
       </Button>
-      <Modal opened={open} onClose={() => setOpen(false)} title={title}>
+      {/* No scroll lock: its <style> element (react-remove-scroll) carries no CSP nonce and would be refused. */}
+      <Modal opened={open} onClose={() => setOpen(false)} title={title} lockScroll={false}>
         <Stack>
           {children}
           {action.isError && <ApiErrorAlert error={action.error} />}

@@ -6,7 +6,7 @@ export function toCsv(header: string[], rows: string[][]): string {
 }
 
 /** Hands the text to the browser as a file download. */
-export function downloadText(filename: string, text: string, type = 'text/csv;charset=utf-8') {
+export function downloadText(filename: string, text: string | Blob, type = 'text/csv;charset=utf-8') {
   const url = URL.createObjectURL(new Blob([text], { type }));
   const link = document.createElement('a');
   link.href = url;

@@ -1,5 +1,277 @@
-import { NotBuiltYet } from '../components/NotBuiltYet.tsx';
+import { Anchor, Button, Card, Code, Group, Select, SimpleGrid, Stack, Text, Title } from '@mantine/core';
+import { useQuery } from '@tanstack/react-query';
+import { Link } from 'wouter';
+import { api, can, type BalanceTransaction, type Schema } from '../lib/api.ts';
+import { useSession } from '../session.tsx';
+import { useUrlFilters } from '../lib/url-state.ts';
+import { formatMoney, formatTime } from '../lib/format.ts';
+import { Empty, QueryState } from '../components/states.tsx';
+import { Section, SimpleTable } from '../components/blocks.tsx';
+import { StatusBadge } from '../components/StatusBadge.tsx';
+
+type Settlement = Schema<'Settlement'>;
+
+const FILTERS = ['settlement', 'payout', 'payout_status'] as const;
+
+const dayOf = (date: number | string) =>
+  typeof date === 'number' ? new Date(date * 1000).toISOString().slice(0, 10) : date;
+
+function Funds() {
+  const balance = useQuery({ queryKey: ['balance'], queryFn: async () => (await api.GET('/v1/balance')).data! });
+  return (
+    <QueryState query={balance}>
+      {(data) => {
+        const kinds = [
+          ['Available', data.available, 'Can be paid out'],
+          ['Pending', data.pending, 'Captured, not yet settled'],
+          ['Reserved', data.reserved, 'Withheld: disputes and the reserve'],
+        ] as const;
+        return (
+          <SimpleGrid cols={{ base: 1, sm: 3 }}>
+            {kinds.map(([name, amounts, hint]) => (
+              <Card withBorder key={name} component="section" aria-label={name} data-testid={`balance-${name}`}>
+                <Text size="sm" c="dimmed">
+                  {name}
+                </Text>
+                {amounts.length === 0 ? (
+                  <Text fw={700} size="xl">
+                    —
+                  </Text>
+                ) : (
+                  amounts.map((a) => (
+                    <Text fw={700} size="xl" key={a.currency}>
+                      {formatMoney(a.amount, a.currency)}
+                    </Text>
+                  ))
+                )}
+                <Text size="xs" c="dimmed">
+                  {hint}
+                </Text>
+              </Card>
+            ))}
+          </SimpleGrid>
+        );
+      }}
+    </QueryState>
+  );
+}
+
+function Transactions({ filter, caption }: { filter: { settlement: string } | { payout: string }; caption: string }) {
+  const lines = useQuery({
+    queryKey: ['balance_transactions', filter],
+    queryFn: async () =>
+      (await api.GET('/v1/balance_transactions', { params: { query: { ...filter, limit: 100 } } })).data!,
+  });
+  return (
+    <QueryState query={lines} empty="No balance transaction." isEmpty={(d) => d.data.length === 0}>
+      {(data) => (
+        <SimpleTable
+          caption={caption}
+          head={['Type', 'Source', 'Amount', 'Fee', 'Net', 'Status']}
+          rowKeys={data.data.map((t) => t.id)}
+          rows={(data.data as BalanceTransaction[]).map((t) => [
+            t.type,
+            t.source?.startsWith('pay_') ? (
+              <Anchor key="s" component={Link} href={`/payments/${t.source}`} ff="monospace" size="sm">
+                {t.source}
+              </Anchor>
+            ) : (
+              <Code key="s">{t.source ?? '—'}</Code>
+            ),
+            formatMoney(t.amount, t.currency),
+            formatMoney(t.fee, t.currency),
+            formatMoney(t.net, t.currency),
+            t.status,
+          ])}
+        />
+      )}
+    </QueryState>
+  );
+}
+
+function Settlements({ selected }: { selected: string }) {
+  const [, setFilters] = useUrlFilters(FILTERS);
+  const settlements = useQuery({
+    queryKey: ['settlements'],
+    queryFn: async () => (await api.GET('/v1/settlements', { params: { query: { limit: 100 } } })).data!,
+  });
+  return (
+    <Section title="Settlements">
+      <Stack>
+        <QueryState query={settlements} empty="Nothing has settled yet." isEmpty={(d) => d.data.length === 0}>
+          {(data) => (
+            <SimpleTable
+              caption="Settlements, newest first"
+              head={['Day', 'Transactions', 'Gross', 'Fees', 'Refunds', 'Disputes', 'Net', 'Payout', 'Detail']}
+              rowKeys={data.data.map((s) => s.id)}
+              rows={(data.data as Settlement[]).map((s) => [
+                dayOf(s.settlement_date),
+                s.count,
+                formatMoney(s.gross, s.currency),
+                formatMoney(s.fees, s.currency),
+                formatMoney(s.refunds, s.currency),
+                formatMoney(s.disputes, s.currency),
+                formatMoney(s.net, s.currency),
+                s.payout ?? '—',
+                <Button
+                  key="d"
+                  size="xs"
+                  variant="default"
+                  aria-label={`Transactions of settlement ${s.id}`}
+                  onClick={() => setFilters({ settlement: s.id === selected ? null : s.id })}
+                >
+                  {s.id === selected ? 'Hide' : 'Transactions'}
+                </Button>,
+              ])}
+            />
+          )}
+        </QueryState>
+        {selected && <Transactions filter={{ settlement: selected }} caption={`What settlement ${selected} settled`} />}
+      </Stack>
+    </Section>
+  );
+}
+
+function Carried({ payout }: { payout: string }) {
+  const settlements = useQuery({
+    queryKey: ['settlements', { payout }],
+    queryFn: async () => (await api.GET('/v1/settlements', { params: { query: { payout, limit: 100 } } })).data!,
+  });
+  return (
+    <Stack>
+      <QueryState
+        query={settlements}
+        empty="No settlement rode on this payout (a manual payout of the available balance)."
+        isEmpty={(d) => d.data.length === 0}
+      >
+        {(data) => (
+          <SimpleTable
+            caption={`Settlements payout ${payout} carried`}
+            head={['Settlement', 'Day', 'Net']}
+            rowKeys={data.data.map((s) => s.id)}
+            rows={(data.data as Settlement[]).map((s) => [
+              s.id,
+              dayOf(s.settlement_date),
+              formatMoney(s.net, s.currency),
+            ])}
+          />
+        )}
+      </QueryState>
+      <Transactions filter={{ payout }} caption={`Balance transactions of payout ${payout}`} />
+    </Stack>
+  );
+}
+
+function Payouts({ selected, status }: { selected: string; status: string }) {
+  const [, setFilters] = useUrlFilters(FILTERS);
+  const payouts = useQuery({
+    queryKey: ['payouts', status],
+    queryFn: async () =>
+      (
+        await api.GET('/v1/payouts', {
+          params: { query: { limit: 100, ...(status ? { status: status as 'paid' } : {}) } },
+        })
+      ).data!,
+  });
+  return (
+    <Section
+      title="Payouts"
+      actions={
+        <Select
+          aria-label="Payout status"
+          placeholder="Every status"
+          w={180}
+          data={['pending', 'in_transit', 'paid', 'failed']}
+          value={status || null}
+          onChange={(v) => setFilters({ payout_status: v })}
+          clearable
+        />
+      }
+    >
+      <Stack>
+        <QueryState query={payouts} empty="No payout matches." isEmpty={(d) => d.data.length === 0}>
+          {(data) => (
+            <SimpleTable
+              caption="Payouts, newest first"
+              head={['Amount', 'Status', 'Method', 'Destination', 'Arrival', 'Kind', 'Detail']}
+              rowKeys={data.data.map((p) => p.id)}
+              rows={data.data.map((p) => [
+                formatMoney(p.amount, p.currency),
+                <Group key="s" gap={4}>
+                  <StatusBadge status={p.status} />
+                  {p.failure_code && (
+                    <Text size="xs" c="red.9">
+                      {p.failure_code}
+                    </Text>
+                  )}
+                </Group>,
+                p.method,
+                <Code key="d">{p.destination}</Code>,
+                formatTime(p.arrival_date),
+                p.automatic ? 'automatic' : 'manual',
+                <Button
+                  key="c"
+                  size="xs"
+                  variant="default"
+                  aria-label={`What payout ${p.id} carried`}
+                  onClick={() => setFilters({ payout: p.id === selected ? null : p.id })}
+                >
+                  {p.id === selected ? 'Hide' : 'Carried'}
+                </Button>,
+              ])}
+            />
+          )}
+        </QueryState>
+        {selected && <Carried payout={selected} />}
+      </Stack>
+    </Section>
+  );
+}
+
+function BankAccounts() {
+  const accounts = useQuery({
+    queryKey: ['bank_accounts'],
+    queryFn: async () => (await api.GET('/v1/bank_accounts', { params: { query: { limit: 100 } } })).data!,
+  });
+  return (
+    <Section title="Bank accounts">
+      <QueryState query={accounts} empty="No bank account registered." isEmpty={(d) => d.data.length === 0}>
+        {(data) => (
+          <SimpleTable
+            caption="Payout destinations"
+            head={['Account', 'Holder', 'Routing', 'Currency', 'Status', 'Default']}
+            rowKeys={data.data.map((a) => a.id)}
+            rows={data.data.map((a) => [
+              `•••• ${a.last4}`,
+              a.account_holder_name ?? '—',
+              a.routing_number,
+              a.currency.toUpperCase(),
+              <StatusBadge key="s" status={a.status} />,
+              a.default_for_currency ? 'yes' : 'no',
+            ])}
+          />
+        )}
+      </QueryState>
+    </Section>
+  );
+}
 
 export default function Balance() {
-  return <NotBuiltYet title="Balance" />;
+  const session = useSession();
+  const [filters] = useUrlFilters(FILTERS);
+  return (
+    <Stack>
+      <Title order={1}>Balance</Title>
+      {can(session, 'balance:read') ? (
+        <>
+          <Funds />
+          <Settlements selected={filters.settlement} />
+        </>
+      ) : (
+        <Empty>Your role does not include the balance.</Empty>
+      )}
+      {can(session, 'payouts:read') && <Payouts selected={filters.payout} status={filters.payout_status} />}
+      {can(session, 'bank_accounts:read') && <BankAccounts />}
+    </Stack>
+  );
 }

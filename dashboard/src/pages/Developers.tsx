@@ -1,5 +1,18 @@
 import { useState } from 'react';
-import { Alert, Badge, Button, Code, Group, MultiSelect, Select, SimpleGrid, Stack, Text, TextInput, Title } from '@mantine/core';
+import {
+  Alert,
+  Badge,
+  Button,
+  Code,
+  Group,
+  MultiSelect,
+  Select,
+  SimpleGrid,
+  Stack,
+  Text,
+  TextInput,
+  Title,
+} from '@mantine/core';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, can, type RequestBody, type Schema } from '../lib/api.ts';
 import { useSession } from '../session.tsx';
@@ -24,7 +37,7 @@ const GRACE = [
 function SecretOnce({ secret }: { secret: string | null }) {
   if (!secret) return null;
   return (
-    <Alert color="yellow" title="New key: copy it now, it is not shown again" data-testid="secret-once">
+    <Alert color="indigo" title="New key: copy it now, it is not shown again" data-testid="secret-once">
       <Code block>{secret}</Code>
     </Alert>
   );
@@ -100,7 +113,7 @@ function ApiKeys() {
                 <Text key="s" size="xs">
                   {k.scopes.join(', ') || 'all'}
                 </Text>,
-                <Badge key="st" variant="outline" color={k.revoked ? 'red.9' : 'green.9'} tt="none">
+                <Badge key="st" variant="dot" color={k.revoked ? 'red' : 'green'} tt="none">
                   {keyState(k)}
                 </Badge>,
                 formatTime(k.created),

@@ -40,14 +40,20 @@ function Invite() {
       >
         <Stack>
           <SimpleGrid cols={{ base: 1, sm: 3 }} spacing="sm">
-            <TextInput label="Email" type="email" required value={email} onChange={(e) => setEmail(e.currentTarget.value)} />
+            <TextInput
+              label="Email"
+              type="email"
+              required
+              value={email}
+              onChange={(e) => setEmail(e.currentTarget.value)}
+            />
             <Select label="Role" data={ROLES} value={role} allowDeselect={false} onChange={(v) => setRole(v!)} />
             <Button type="submit" mt={{ sm: 'xl' }} loading={invite.isPending}>
               Send invitation
             </Button>
           </SimpleGrid>
           {sent && (
-            <Text size="sm" role="status" c="green.9">
+            <Text size="sm" role="status" c="teal.9">
               Invitation sent to {sent}; the link is valid for 72 hours.
             </Text>
           )}
@@ -81,9 +87,9 @@ function Members() {
               u.role,
               <Badge
                 key="s"
-                variant="outline"
+                variant="dot"
                 tt="none"
-                color={u.status === 'active' ? 'green.9' : u.status === 'invited' ? 'blue.9' : 'gray.8'}
+                color={u.status === 'active' ? 'green' : u.status === 'invited' ? 'blue' : 'gray'}
               >
                 {u.status}
                 {u.locked_until ? ' (locked)' : ''}

@@ -1,17 +1,5 @@
 import { useState } from 'react';
-import {
-  Alert,
-  Anchor,
-  Button,
-  Checkbox,
-  Code,
-  Group,
-  SimpleGrid,
-  Stack,
-  Text,
-  TextInput,
-  Title,
-} from '@mantine/core';
+import { Alert, Anchor, Button, Checkbox, Code, Group, SimpleGrid, Stack, Text, TextInput, Title } from '@mantine/core';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, can, type Schema } from '../lib/api.ts';
 import { useSession } from '../session.tsx';
@@ -34,7 +22,7 @@ const eventsOf = (text: string) =>
 function SecretOnce({ secret }: { secret: string | null }) {
   if (!secret) return null;
   return (
-    <Alert color="yellow" title="Signing secret: copy it now, it is not shown again" data-testid="secret-once">
+    <Alert color="indigo" title="Signing secret: copy it now, it is not shown again" data-testid="secret-once">
       <Code block>{secret}</Code>
     </Alert>
   );
@@ -77,7 +65,11 @@ function CreateEndpoint({ onSecret }: { onSecret: (secret: string) => void }) {
               value={events}
               onChange={(e) => setEvents(e.currentTarget.value)}
             />
-            <TextInput label="Description" value={description} onChange={(e) => setDescription(e.currentTarget.value)} />
+            <TextInput
+              label="Description"
+              value={description}
+              onChange={(e) => setDescription(e.currentTarget.value)}
+            />
           </SimpleGrid>
           {create.isError && <ApiErrorAlert error={create.error} title="The endpoint was not added" />}
           <Group justify="flex-end">
@@ -113,11 +105,7 @@ function EndpointActions({ endpoint, onSecret }: { endpoint: WebhookEndpoint; on
           await refresh();
         }}
       >
-        <TextInput
-          label="Events (comma separated)"
-          value={events}
-          onChange={(e) => setEvents(e.currentTarget.value)}
-        />
+        <TextInput label="Events (comma separated)" value={events} onChange={(e) => setEvents(e.currentTarget.value)} />
       </ConfirmAction>
       <ConfirmAction
         label={disabled ? 'Enable' : 'Disable'}
@@ -218,7 +206,15 @@ function Deliveries({ endpoint, event }: { endpoint: string; event: string }) {
         {(data) => (
           <SimpleTable
             caption="Deliveries, newest first, with their last attempt"
-            head={['Event', 'Status', 'Attempts', 'Last answer', 'Latency', 'Last attempt', ...(writes ? ['Redeliver'] : [])]}
+            head={[
+              'Event',
+              'Status',
+              'Attempts',
+              'Last answer',
+              'Latency',
+              'Last attempt',
+              ...(writes ? ['Redeliver'] : []),
+            ]}
             rowKeys={data.map((d) => d.id)}
             rows={data.map((d) => [
               <Anchor
