@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { WebhookDispatcher } from '../src/workers/webhook-delivery.js';
 import { readFile } from 'node:fs/promises';
-import { call, ok, payByCard, TEST_CARDS, verifiedBankAccount } from './helpers.js';
+import { call, ok, payByCard, PLATFORM_KEY, TEST_CARDS, verifiedBankAccount } from './helpers.js';
 import { outboxToken } from './team.js';
 import { waitFor } from './process.js';
 import { startReceiver } from './webhook-receiver.js';
@@ -41,6 +41,20 @@ afterAll(async () => {
 const api = (method: string, url: string, body?: unknown, key = run.tenant.testKey) =>
   call(run.t.app, key, method, url, body);
 
+/** The dashboard at `path`; a locator that never appears fails in 15 s, naming itself, before the test's timeout. */
+async function open(member: Pick<Member, 'cookie'>, path: string, viewport?: { width: number; height: number }) {
+  const view = await openDashboard(run, member, path, viewport);
+  view.page.setDefaultTimeout(15_000);
+  return view;
+}
+
+/** Waits for `expected`, failing at once with the API's refusal (in words, with its request id) if that shows instead. */
+async function expectNoApiError(page: Page, expected: Locator) {
+  const refusal = page.getByTestId('api-error');
+  await expected.or(refusal).first().waitFor();
+  expect(await refusal.count(), (await refusal.allTextContents()).join('\n')).toBe(0);
+}
+
 /** The dialog a ConfirmAction opened, confirmed with its button. */
 async function confirm(page: Page, button: string) {
   const dialog = page.getByRole('dialog');
@@ -50,7 +64,7 @@ async function confirm(page: Page, button: string) {
 
 describe('Fraud', () => {
   it('the rules editor refuses a bad expression with its position as it is typed, and saves a good one', async () => {
-    const view = await openDashboard(run, admin, '/fraud?tab=rules');
+    const view = await open(admin, '/fraud?tab=rules');
     const { page } = view;
     await page.getByRole('button', { name: 'New rule' }).click();
     await page.getByLabel('Name').fill('Large orders');
@@ -93,13 +107,13 @@ describe('Fraud', () => {
     expect(review).toBeDefined();
 
     const analyst = await memberOf(run, 'analyst');
-    const readOnly = await openDashboard(run, analyst, '/fraud');
+    const readOnly = await open(analyst, '/fraud');
     await readOnly.page.locator(`tr[data-row-id="${review.id}"]`).waitFor();
     expect(await readOnly.page.getByRole('button', { name: 'Approve' }).count()).toBe(0);
     await expectAccessible(readOnly.page);
     await readOnly.context.close();
 
-    const view = await openDashboard(run, admin, '/fraud');
+    const view = await open(admin, '/fraud');
     const row = view.page.locator(`tr[data-row-id="${review.id}"]`);
     await row.getByRole('button', { name: 'Approve' }).click();
     await confirm(view.page, 'Approve the payment');
@@ -111,7 +125,7 @@ describe('Fraud', () => {
   });
 
   it('runs a backtest and shows the lists with their items', async () => {
-    const view = await openDashboard(run, admin, '/fraud?tab=backtest');
+    const view = await open(admin, '/fraud?tab=backtest');
     const { page } = view;
     await page.getByLabel('Expression (CEL)').fill('amount == 4321');
     await page.getByLabel('From (UTC day)').fill(new Date(Date.now() - 86_400_000).toISOString().slice(0, 10));
@@ -140,7 +154,7 @@ describe('Webhooks', () => {
   it('adds an endpoint, shows its log, redelivers one event and replays a range to a real receiver', async () => {
     const receiver = await startReceiver();
     receivers.push(receiver);
-    const view = await openDashboard(run, admin, '/webhooks');
+    const view = await open(admin, '/webhooks');
     const { page } = view;
     await page.getByLabel('URL').fill(receiver.url);
     await page.getByLabel('Events (comma separated)').fill('payment.succeeded');
@@ -184,7 +198,7 @@ describe('Webhooks', () => {
     const receiver = await startReceiver();
     receivers.push(receiver);
     const endpoint = await ok(await api('POST', '/v1/webhook_endpoints', { url: receiver.url, enabled_events: ['*'] }));
-    const view = await openDashboard(run, admin, '/webhooks');
+    const view = await open(admin, '/webhooks');
     const row = view.page.locator(`tr[data-row-id="${endpoint.id}"]`);
     await row.getByRole('button', { name: 'Send test event' }).click();
     await confirm(view.page, 'Send a test event');
@@ -208,13 +222,14 @@ describe('Webhooks', () => {
 
 describe('Developers', () => {
   it('creates a restricted key that works, finds its request by id, and revokes it', async () => {
-    const view = await openDashboard(run, admin, '/developers');
+    const view = await open(admin, '/developers');
     const { page } = view;
     await page.getByLabel('Key name').fill('Reporting');
-    await page.getByLabel('Scopes').click();
+    await page.getByRole('combobox', { name: 'Scopes' }).click();
     await page.getByRole('option', { name: 'payments:read', exact: true }).click();
     await page.keyboard.press('Escape');
     await page.getByRole('button', { name: 'Create restricted key' }).click();
+    await expectNoApiError(page, page.getByTestId('secret-once'));
     const secret = (await page.getByTestId('secret-once').locator('code').textContent())!.trim();
     expect(secret).toMatch(/^rk_test_/);
     const read = await api('GET', '/v1/payments?limit=1', undefined, secret);
@@ -244,7 +259,7 @@ describe('Developers', () => {
 
   it('rolls a key with an expiry for the old one', async () => {
     const created = await ok(await api('POST', '/v1/api_keys', { name: 'Rolled', scopes: ['events:read'] }));
-    const view = await openDashboard(run, admin, '/developers');
+    const view = await open(admin, '/developers');
     const row = view.page.locator(`tr[data-row-id="${created.id}"]`);
     await row.getByRole('button', { name: 'Roll' }).click();
     await view.page.getByRole('dialog').getByLabel('Old key stops').click();
@@ -261,7 +276,7 @@ describe('Developers', () => {
 
 describe('Team', () => {
   it('sends an invitation (the mail goes out) and resends it', async () => {
-    const view = await openDashboard(run, admin, '/team');
+    const view = await open(admin, '/team');
     const { page } = view;
     const email = `invitee.${Date.now()}@example.com`;
     await page.getByLabel('Email').fill(email);
@@ -284,27 +299,41 @@ describe('Team', () => {
 });
 
 describe('Balance', () => {
-  it('shows the funds, a settlement with its transactions, a payout with what it carried, and bank accounts', async () => {
+  it('shows the funds, a settlement with its transactions, the payout that carried it, and bank accounts', async () => {
+    const account = await verifiedBankAccount(run.t.app, run.tenant.testKey);
+    const schedule = { type: 'daily', delay_days: 2, automatic_payouts: true };
+    await ok(await api('POST', `/v1/tenants/${run.tenant.id}`, { settlement_schedule: schedule }, PLATFORM_KEY));
     const payment = await payByCard(run.t.app, run.tenant.testKey, 10_000);
     const charge = await ok(await api('GET', `/v1/balance_transactions?source=${payment.id}`));
     await run.t.platform.settlements.run(new Date(charge.data[0].available_on * 1000));
     const settled = await ok(await api('GET', `/v1/balance_transactions/${charge.data[0].id}`));
     expect(settled.settlement).toMatch(/^st_/);
-    const account = await verifiedBankAccount(run.t.app, run.tenant.testKey);
-    const payout = await ok(await api('POST', '/v1/payouts', { amount: 5000, currency: 'usd' }));
+    const settlement = await ok(await api('GET', `/v1/settlements/${settled.settlement}`));
+    expect(settlement.payout).toMatch(/^po_/);
     const balance = await ok(await api('GET', '/v1/balance'));
 
-    const view = await openDashboard(run, admin, '/balance');
+    const view = await open(admin, '/balance');
     const { page } = view;
-    const available = balance.available.find((a: { currency: string }) => a.currency === 'usd').amount;
-    const shown = new Intl.NumberFormat('en', { style: 'currency', currency: 'USD' }).format(available / 100);
-    await page.getByTestId('balance-Available').getByText(shown).waitFor();
-    await page.getByRole('button', { name: `Transactions of settlement ${settled.settlement}` }).click();
-    await page.getByRole('link', { name: payment.id }).waitFor();
-    expect(new URL(page.url()).searchParams.get('settlement')).toBe(settled.settlement);
-    await page.getByRole('button', { name: `What payout ${payout.id} carried` }).click();
-    const carried = page.getByRole('table', { name: `Balance transactions of payout ${payout.id}` });
-    await carried.getByRole('cell', { name: 'payout', exact: true }).waitFor();
+    const usd = (kind: 'available' | 'pending') =>
+      balance[kind].find((a: { currency: string }) => a.currency === 'usd')?.amount ?? 0;
+    const money = (minor: number) =>
+      new Intl.NumberFormat('en', { style: 'currency', currency: 'USD' }).format(minor / 100);
+    await page
+      .getByTestId('balance-Available')
+      .getByText(money(usd('available')))
+      .waitFor();
+    await page
+      .getByTestId('balance-Pending')
+      .getByText(money(usd('pending')))
+      .waitFor();
+    await page.getByRole('button', { name: `Transactions of settlement ${settlement.id}` }).click();
+    const settledTable = page.getByRole('table', { name: `What settlement ${settlement.id} settled` });
+    await settledTable.getByRole('link', { name: payment.id }).waitFor();
+    expect(new URL(page.url()).searchParams.get('settlement')).toBe(settlement.id);
+    await page.getByRole('button', { name: `What payout ${settlement.payout} carried` }).click();
+    const carried = page.getByRole('table', { name: `Settlements payout ${settlement.payout} carried` });
+    await carried.getByRole('cell', { name: settlement.id }).waitFor();
+    await page.getByRole('table', { name: `Balance transactions of payout ${settlement.payout}` }).waitFor();
     await page.locator(`tr[data-row-id="${account.id}"]`).getByText('verified').waitFor();
     await expectAccessible(page);
     expectNoConsoleErrors(view);
@@ -319,12 +348,12 @@ describe('Disputes', () => {
     const dispute = (await ok(await api('GET', `/v1/disputes?payment=${payment.id}`))).data[0];
     expect(dispute.status).toBe('needs_response');
 
-    const viewer = await openDashboard(run, await memberOf(run, 'view_only'), `/disputes?dispute=${dispute.id}`);
+    const viewer = await open(await memberOf(run, 'view_only'), `/disputes?dispute=${dispute.id}`);
     await viewer.page.getByTestId('evidence-deadline').waitFor();
     expect(await viewer.page.getByRole('button', { name: 'Submit evidence' }).count()).toBe(0);
     await viewer.context.close();
 
-    const view = await openDashboard(run, admin, '/disputes');
+    const view = await open(admin, '/disputes');
     const { page } = view;
     await page.getByRole('button', { name: dispute.id }).click();
     const deadline = page.getByTestId('evidence-deadline');
@@ -332,6 +361,7 @@ describe('Disputes', () => {
     await expectAccessible(page);
     await page.getByLabel('Other evidence').fill('winning_evidence: delivered and signed for');
     await page.getByRole('button', { name: 'Submit evidence' }).click();
+    await expectNoApiError(page, page.getByText('Evidence submitted to the bank.'));
     await page.getByText('Evidence submitted to the bank.').waitFor();
     expect(await ok(await api('GET', `/v1/disputes/${dispute.id}`))).toMatchObject({
       status: 'under_review',
@@ -344,7 +374,7 @@ describe('Disputes', () => {
 
 describe('Reports', () => {
   it('runs a report, downloads the file the API serves, and schedules one', async () => {
-    const view = await openDashboard(run, admin, '/reports');
+    const view = await open(admin, '/reports');
     const { page } = view;
     await page.getByRole('button', { name: 'Run report' }).click();
     await page.getByText('Report queued').waitFor();
@@ -361,7 +391,7 @@ describe('Reports', () => {
     expect(file).toMatch(/^section,dimension,currency,count,amount,rate_bp/);
     await expectAccessible(page);
 
-    await page.getByLabel('Repeat').click();
+    await page.getByRole('combobox', { name: 'Repeat' }).click();
     await page.getByRole('option', { name: 'Weekly (the 7 days before)' }).click();
     await page.getByRole('button', { name: 'Schedule report' }).click();
     await page.getByRole('cell', { name: 'weekly' }).waitFor();
@@ -377,7 +407,7 @@ describe('Reports', () => {
 describe('Audit log', () => {
   it('filters the trail by action and object, in the URL', async () => {
     const key = await ok(await api('POST', '/v1/api_keys', { name: 'Audited', scopes: ['events:read'] }));
-    const view = await openDashboard(run, admin, '/audit-log?action=api_key.*');
+    const view = await open(admin, '/audit-log?action=api_key.*');
     const { page } = view;
     await page.getByRole('cell', { name: `api_key ${key.id}` }).waitFor();
     await expectAccessible(page);
@@ -385,6 +415,32 @@ describe('Audit log', () => {
     await waitFor(async () => (await page.getByTestId('row-count').textContent()) === '1 row loaded');
     expect(new URL(page.url()).searchParams.get('object')).toBe(key.id);
     await page.getByRole('cell', { name: 'api_key.created' }).waitFor();
+    expectNoConsoleErrors(view);
+    await view.context.close();
+  });
+});
+
+describe('a refusal that happens anyway', () => {
+  it('is shown in words with its request id: an admin changing a member who became owner meanwhile', async () => {
+    const member = await memberOf(run, 'developer');
+    const view = await open(admin, '/team');
+    const { page } = view;
+    const row = page.locator(`tr[data-row-id="${member.id}"]`);
+    await row.getByRole('button', { name: 'Change role' }).waitFor();
+    // An owner's change, made elsewhere after the page was drawn: the page still offers the action.
+    await ok(await api('PATCH', `/v1/users/${member.id}`, { role: 'owner' }, run.tenant.liveKey));
+    await row.getByRole('button', { name: 'Change role' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Save the role' }).click();
+    const alert = page.getByRole('dialog').getByTestId('api-error');
+    await alert.waitFor();
+    expect(await alert.textContent()).toMatch(/HTTP 403 · role_beyond_caller/);
+    expect(await alert.getByTestId('request-id').textContent()).toMatch(/^req_/);
+    await expectAccessible(page);
+    await page.keyboard.press('Escape');
+    // Drawn again, an owner's row offers an admin nothing.
+    await page.reload();
+    await row.waitFor();
+    expect(await row.getByRole('button').count()).toBe(0);
     expectNoConsoleErrors(view);
     await view.context.close();
   });
@@ -398,7 +454,7 @@ describe('every page', () => {
       { width: 1280, height: 800 },
       { width: 390, height: 844 },
     ]) {
-      const view = await openDashboard(run, admin, path, viewport);
+      const view = await open(admin, path, viewport);
       await view.page.getByRole('heading', { level: 1 }).waitFor();
       await waitFor(async () => (await view.page.getByRole('status').count()) === 0, 20_000, 'the page loaded');
       expect(await view.page.getByText('Not built yet').count()).toBe(0);

@@ -31,7 +31,11 @@ export function SimpleTable({
   rowKeys?: string[];
 }) {
   return (
-    <Table.ScrollContainer minWidth={560}>
+    // Focusable, so a keyboard can scroll a narrow screen's table whose cells hold no link or button.
+    <Table.ScrollContainer
+      minWidth={560}
+      scrollAreaProps={{ viewportProps: { tabIndex: 0, role: 'region', 'aria-label': caption } }}
+    >
       <Table striped>
         <Table.Caption>{caption}</Table.Caption>
         <Table.Thead>
@@ -94,7 +98,13 @@ export function ConfirmAction({
         {label}
       </Button>
       {/* No scroll lock: its <style> element (react-remove-scroll) carries no CSP nonce and would be refused. */}
-      <Modal opened={open} onClose={() => setOpen(false)} title={title} lockScroll={false}>
+      <Modal
+        opened={open}
+        onClose={() => setOpen(false)}
+        title={title}
+        lockScroll={false}
+        closeButtonProps={{ 'aria-label': 'Close' }}
+      >
         <Stack>
           {children}
           {action.isError && <ApiErrorAlert error={action.error} />}

@@ -38,9 +38,13 @@ function EvidenceForm({ dispute }: { dispute: Dispute }) {
     Object.fromEntries(FIELDS.map(([key]) => [key, dispute.evidence[key] ?? ''])),
   );
   const refresh = () => client.invalidateQueries({ queryKey: ['disputes'] });
+  // Only what the person changed: "" removes a field, and an untouched empty field is not sent to be checked.
+  const changed = Object.fromEntries(
+    Object.entries(evidence).filter(([key, value]) => value !== (dispute.evidence[key as keyof Evidence] ?? '')),
+  );
   const save = useMutation({
     mutationFn: (submit: boolean) =>
-      api.POST('/v1/disputes/{id}', { params: { path: { id: dispute.id } }, body: { evidence, submit } }),
+      api.POST('/v1/disputes/{id}', { params: { path: { id: dispute.id } }, body: { evidence: changed, submit } }),
     onSuccess: refresh,
   });
   return (

@@ -10,6 +10,9 @@ import { ConfirmAction, Section, SimpleTable } from '../components/blocks.tsx';
 type User = Schema<'User'>;
 const ROLES = ['owner', 'admin', 'developer', 'analyst', 'compliance', 'support', 'view_only'];
 
+/** Only an owner makes, changes or deactivates an owner; the API refuses anyone else (403 role_beyond_caller). */
+const rolesFor = (session: { role: string }) => (session.role === 'owner' ? ROLES : ROLES.slice(1));
+
 function mfaOf(user: User) {
   const methods = [user.mfa.totp ? 'TOTP' : null, user.mfa.passkeys > 0 ? `${user.mfa.passkeys} passkey(s)` : null];
   const shown = methods.filter(Boolean).join(' + ');
@@ -17,6 +20,7 @@ function mfaOf(user: User) {
 }
 
 function Invite() {
+  const session = useSession();
   const client = useQueryClient();
   const [email, setEmail] = useState('');
   const [role, setRole] = useState('analyst');
@@ -47,7 +51,7 @@ function Invite() {
               value={email}
               onChange={(e) => setEmail(e.currentTarget.value)}
             />
-            <Select label="Role" data={ROLES} value={role} allowDeselect={false} onChange={(v) => setRole(v!)} />
+            <Select label="Role" data={rolesFor(session)} value={role} allowDeselect={false} onChange={(v) => setRole(v!)} />
             <Button type="submit" mt={{ sm: 'xl' }} loading={invite.isPending}>
               Send invitation
             </Button>
@@ -99,7 +103,7 @@ function Members() {
               formatTime(u.created),
               ...(writes
                 ? [
-                    u.status === 'deactivated' ? (
+                    u.status === 'deactivated' || (u.role === 'owner' && session.role !== 'owner') ? (
                       '—'
                     ) : (
                       <Group key="a" gap={4} wrap="nowrap">
@@ -134,7 +138,7 @@ function Members() {
                           <Text size="sm">A role change signs {u.email} out everywhere.</Text>
                           <Select
                             label="Role"
-                            data={ROLES}
+                            data={rolesFor(session)}
                             value={roles[u.id] ?? u.role}
                             allowDeselect={false}
                             onChange={(v) => setRoles({ ...roles, [u.id]: v! })}
