@@ -1,4 +1,16 @@
-import { Anchor, Button, Card, Code, Group, Select, SimpleGrid, Stack, Text, Title } from '@mantine/core';
+import {
+  Anchor,
+  Button,
+  Card,
+  Code,
+  Group,
+  Select,
+  SimpleGrid,
+  Stack,
+  Text,
+  Title,
+  VisuallyHidden,
+} from '@mantine/core';
 import { useQuery } from '@tanstack/react-query';
 import { Link } from 'wouter';
 import { api, can, type BalanceTransaction, type Schema } from '../lib/api.ts';
@@ -117,10 +129,12 @@ function Settlements({ selected }: { selected: string }) {
                   key="d"
                   size="xs"
                   variant="default"
-                  aria-label={`Transactions of settlement ${s.id}`}
                   onClick={() => setFilters({ settlement: s.id === selected ? null : s.id })}
                 >
                   {s.id === selected ? 'Hide' : 'Transactions'}
+                  <VisuallyHidden>
+                    {s.id === selected ? ' the transactions' : ''} of settlement {s.id}
+                  </VisuallyHidden>
                 </Button>,
               ])}
             />
@@ -213,10 +227,10 @@ function Payouts({ selected, status }: { selected: string; status: string }) {
                   key="c"
                   size="xs"
                   variant="default"
-                  aria-label={`What payout ${p.id} carried`}
                   onClick={() => setFilters({ payout: p.id === selected ? null : p.id })}
                 >
                   {p.id === selected ? 'Hide' : 'Carried'}
+                  <VisuallyHidden>: what payout {p.id} carried</VisuallyHidden>
                 </Button>,
               ])}
             />

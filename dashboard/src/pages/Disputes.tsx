@@ -77,9 +77,10 @@ function EvidenceForm({ dispute }: { dispute: Dispute }) {
           )}
         </SimpleGrid>
         {save.isError && <ApiErrorAlert error={save.error} title="The evidence was not saved" />}
-        {save.isSuccess && (
+        {/* A submission closes the form (the dispute goes under review); a draft stays, and says so. */}
+        {save.isSuccess && !save.variables && (
           <Text size="sm" role="status" c="teal.9">
-            {save.variables ? 'Evidence submitted to the bank.' : 'Evidence saved as a draft.'}
+            Evidence saved as a draft.
           </Text>
         )}
         <Group justify="flex-end">
@@ -147,7 +148,9 @@ function Detail({ id }: { id: string }) {
               >
                 {open
                   ? `${timeLeft(d.evidence_details.due_by)}. Unanswered by then, the dispute is lost.`
-                  : `Evidence is no longer accepted (${d.status.replaceAll('_', ' ')}); submitted ${d.evidence_details.submission_count} time(s).`}
+                  : d.status === 'under_review'
+                    ? 'Evidence submitted; the bank is reviewing it.'
+                    : `Evidence is no longer accepted (${d.status.replaceAll('_', ' ')}).`}
               </Alert>
               {writes && open ? (
                 <EvidenceForm key={d.id} dispute={d} />
