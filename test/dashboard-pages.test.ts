@@ -48,7 +48,7 @@ async function open(member: Pick<Member, 'cookie'>, path: string, viewport?: { w
   return view;
 }
 
-/** Waits for `expected`, failing at once with the API's refusal (in words, with its request id) if that shows instead. */
+/** Waits for `expected`; fails at once, with the API's words and request id, if a refusal shows instead. */
 async function expectNoApiError(page: Page, expected: Locator) {
   const refusal = page.getByTestId('api-error');
   await expected.or(refusal).first().waitFor();

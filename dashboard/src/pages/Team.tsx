@@ -51,7 +51,13 @@ function Invite() {
               value={email}
               onChange={(e) => setEmail(e.currentTarget.value)}
             />
-            <Select label="Role" data={rolesFor(session)} value={role} allowDeselect={false} onChange={(v) => setRole(v!)} />
+            <Select
+              label="Role"
+              data={rolesFor(session)}
+              value={role}
+              allowDeselect={false}
+              onChange={(v) => setRole(v!)}
+            />
             <Button type="submit" mt={{ sm: 'xl' }} loading={invite.isPending}>
               Send invitation
             </Button>
