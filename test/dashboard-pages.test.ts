@@ -55,6 +55,15 @@ async function expectNoApiError(page: Page, expected: Locator) {
   expect(await refusal.count(), (await refusal.allTextContents()).join('\n')).toBe(0);
 }
 
+/** Presses Tab until `target` has the focus (a keyboard reaches it), failing after `max` presses. */
+async function tabTo(page: Page, target: Locator, max = 100) {
+  for (let i = 0; i < max; i++) {
+    await page.keyboard.press('Tab');
+    if (await target.evaluate((element) => element === document.activeElement)) return;
+  }
+  throw new Error(`Tab never reached ${String(target)}`);
+}
+
 /** The dialog a ConfirmAction opened, confirmed with its button. */
 async function confirm(page: Page, button: string) {
   const dialog = page.getByRole('dialog');
@@ -119,6 +128,31 @@ describe('Fraud', () => {
     await confirm(view.page, 'Approve the payment');
     await row.waitFor({ state: 'detached' });
     expect(await ok(await api('GET', `/v1/reviews/${review.id}`))).toMatchObject({ status: 'approved' });
+    expect(await ok(await api('GET', `/v1/payments/${payment.id}`))).toMatchObject({ status: 'succeeded' });
+    expectNoConsoleErrors(view);
+    await view.context.close();
+  });
+
+  it('a review is approved with the keyboard alone', async () => {
+    await ok(
+      await api('POST', '/v1/fraud/rules', { name: 'Review 43.22', expression: 'amount == 4322', action: 'review' }),
+    );
+    const payment = await payByCard(run.t.app, run.tenant.testKey, 4322, { capture_method: 'manual' });
+    const review = (await ok(await api('GET', '/v1/reviews?status=open'))).data.find(
+      (r: { payment: string }) => r.payment === payment.id,
+    );
+    const view = await open(admin, '/fraud', { width: 390, height: 844 });
+    const { page } = view;
+    const row = page.locator(`tr[data-row-id="${review.id}"]`);
+    await row.waitFor();
+    await tabTo(page, row.getByRole('button', { name: 'Approve' }));
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    // The dialog holds the focus: Tab cycles inside it until its confirmation.
+    await tabTo(page, dialog.getByRole('button', { name: 'Approve the payment' }), 10);
+    await page.keyboard.press('Enter');
+    await row.waitFor({ state: 'detached' });
     expect(await ok(await api('GET', `/v1/payments/${payment.id}`))).toMatchObject({ status: 'succeeded' });
     expectNoConsoleErrors(view);
     await view.context.close();
