@@ -221,7 +221,7 @@ describe('Webhooks', () => {
     expect(receiver.ids()[2]).toBe(eventId);
 
     // The event's own view: every delivery of it.
-    await log.getByRole('button', { name: eventId }).click();
+    await log.getByRole('button', { name: eventId }).first().click();
     await page.getByRole('region', { name: `Deliveries of event ${eventId}` }).waitFor();
     expect(new URL(page.url()).searchParams.get('event')).toBe(eventId);
     expectNoConsoleErrors(view);

@@ -18,7 +18,8 @@ import { useSession } from '../session.tsx';
 import { useUrlFilters } from '../lib/url-state.ts';
 import { formatMoney, formatTime } from '../lib/format.ts';
 import { Empty, QueryState } from '../components/states.tsx';
-import { Section, SimpleTable } from '../components/blocks.tsx';
+import { afterLast, CursorTable, Section, SimpleTable } from '../components/blocks.tsx';
+import type { TextColumn } from '../components/DataTable.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
 
 type Settlement = Schema<'Settlement'>;
@@ -68,36 +69,43 @@ function Funds() {
   );
 }
 
+const TRANSACTION_COLUMNS: TextColumn<BalanceTransaction>[] = [
+  { id: 'type', header: 'Type', text: (t) => t.type },
+  {
+    id: 'source',
+    header: 'Source',
+    text: (t) => t.source ?? '',
+    cell: (t) =>
+      t.source?.startsWith('pay_') ? (
+        <Anchor component={Link} href={`/payments/${t.source}`} ff="monospace" size="sm">
+          {t.source}
+        </Anchor>
+      ) : (
+        <Code>{t.source ?? '—'}</Code>
+      ),
+  },
+  { id: 'amount', header: 'Amount', text: (t) => formatMoney(t.amount, t.currency) },
+  { id: 'fee', header: 'Fee', text: (t) => formatMoney(t.fee, t.currency) },
+  { id: 'net', header: 'Net', text: (t) => formatMoney(t.net, t.currency) },
+  { id: 'status', header: 'Status', text: (t) => t.status },
+];
+
+/** The balance transactions a settlement settled or a payout carried: thousands on a busy day, so cursor pages. */
 function Transactions({ filter, caption }: { filter: { settlement: string } | { payout: string }; caption: string }) {
-  const lines = useQuery({
-    queryKey: ['balance_transactions', filter],
-    queryFn: async () =>
-      (await api.GET('/v1/balance_transactions', { params: { query: { ...filter, limit: 100 } } })).data!,
-  });
   return (
-    <QueryState query={lines} empty="No balance transaction." isEmpty={(d) => d.data.length === 0}>
-      {(data) => (
-        <SimpleTable
-          caption={caption}
-          head={['Type', 'Source', 'Amount', 'Fee', 'Net', 'Status']}
-          rowKeys={data.data.map((t) => t.id)}
-          rows={(data.data as BalanceTransaction[]).map((t) => [
-            t.type,
-            t.source?.startsWith('pay_') ? (
-              <Anchor key="s" component={Link} href={`/payments/${t.source}`} ff="monospace" size="sm">
-                {t.source}
-              </Anchor>
-            ) : (
-              <Code key="s">{t.source ?? '—'}</Code>
-            ),
-            formatMoney(t.amount, t.currency),
-            formatMoney(t.fee, t.currency),
-            formatMoney(t.net, t.currency),
-            t.status,
-          ])}
-        />
+    <CursorTable
+      queryKey={['balance_transactions', filter]}
+      fetchPage={afterLast(
+        async (cursor) =>
+          (await api.GET('/v1/balance_transactions', { params: { query: { ...filter, ...cursor, limit: 100 } } }))
+            .data! as { data: BalanceTransaction[]; has_more: boolean },
       )}
-    </QueryState>
+      columns={TRANSACTION_COLUMNS}
+      rowKey={(t) => t.id}
+      caption={caption}
+      empty="No balance transaction."
+      height={360}
+    />
   );
 }
 

@@ -58,7 +58,7 @@ function ApiKeys() {
   const [grace, setGrace] = useState<Record<string, string>>({});
   const keys = useQuery({
     queryKey: ['api-keys'],
-    queryFn: async () => (await api.GET('/v1/api_keys')).data!,
+    queryFn: async () => (await api.GET('/v1/api_keys', { params: { query: { limit: 100 } } })).data!,
   });
   const refresh = () => client.invalidateQueries({ queryKey: ['api-keys'] });
   const create = useMutation({

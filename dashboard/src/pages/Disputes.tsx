@@ -7,7 +7,8 @@ import { useSession } from '../session.tsx';
 import { useUrlFilters } from '../lib/url-state.ts';
 import { formatMoney, formatTime } from '../lib/format.ts';
 import { ApiErrorAlert, QueryState } from '../components/states.tsx';
-import { ConfirmAction, Section, SimpleTable } from '../components/blocks.tsx';
+import { afterLast, ConfirmAction, CursorTable, Section, SimpleTable } from '../components/blocks.tsx';
+import type { TextColumn } from '../components/DataTable.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
 
 type Evidence = Dispute['evidence'];
@@ -171,39 +172,44 @@ function Detail({ id }: { id: string }) {
 
 export default function Disputes() {
   const [filters, setFilters] = useUrlFilters(['dispute'] as const);
-  const disputes = useQuery({
-    queryKey: ['disputes'],
-    queryFn: async () => (await api.GET('/v1/disputes', { params: { query: { limit: 100 } } })).data!,
-  });
+  const columns: TextColumn<Dispute>[] = [
+    {
+      id: 'id',
+      header: 'Dispute',
+      text: (d) => d.id,
+      cell: (d) => (
+        <Anchor component="button" type="button" ff="monospace" size="sm" onClick={() => setFilters({ dispute: d.id })}>
+          {d.id}
+        </Anchor>
+      ),
+    },
+    { id: 'amount', header: 'Amount', text: (d) => formatMoney(d.amount, d.currency) },
+    { id: 'reason', header: 'Reason', text: (d) => d.reason },
+    { id: 'status', header: 'Status', text: (d) => d.status, cell: (d) => <StatusBadge status={d.status} /> },
+    {
+      id: 'due',
+      header: 'Evidence due',
+      text: (d) => (d.status === 'needs_response' ? formatTime(d.evidence_details.due_by) : '—'),
+    },
+    { id: 'created', header: 'Opened', text: (d) => formatTime(d.created) },
+  ];
   return (
     <Stack>
       <Title order={1}>Disputes</Title>
-      <QueryState query={disputes} empty="No dispute. Long may it last." isEmpty={(d) => d.data.length === 0}>
-        {(data) => (
-          <SimpleTable
-            caption="Disputes, newest first"
-            head={['Dispute', 'Amount', 'Reason', 'Status', 'Evidence due', 'Opened']}
-            rowKeys={data.data.map((d) => d.id)}
-            rows={(data.data as Dispute[]).map((d) => [
-              <Anchor
-                key="i"
-                component="button"
-                type="button"
-                ff="monospace"
-                size="sm"
-                onClick={() => setFilters({ dispute: d.id })}
-              >
-                {d.id}
-              </Anchor>,
-              formatMoney(d.amount, d.currency),
-              d.reason,
-              <StatusBadge key="s" status={d.status} />,
-              d.status === 'needs_response' ? formatTime(d.evidence_details.due_by) : '—',
-              formatTime(d.created),
-            ])}
-          />
+      <CursorTable
+        queryKey={['disputes', 'list']}
+        fetchPage={afterLast(
+          async (cursor) =>
+            (await api.GET('/v1/disputes', { params: { query: { limit: 100, ...cursor } } })).data! as {
+              data: Dispute[];
+              has_more: boolean;
+            },
         )}
-      </QueryState>
+        columns={columns}
+        rowKey={(d) => d.id}
+        caption="Disputes, newest first"
+        empty="No dispute. Long may it last."
+      />
       {filters.dispute && <Detail id={filters.dispute} />}
     </Stack>
   );

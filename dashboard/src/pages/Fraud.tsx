@@ -24,7 +24,8 @@ import { useSession } from '../session.tsx';
 import { useUrlFilters } from '../lib/url-state.ts';
 import { formatPercent, formatTime } from '../lib/format.ts';
 import { ApiErrorAlert, QueryState } from '../components/states.tsx';
-import { ConfirmAction, Section, SimpleTable } from '../components/blocks.tsx';
+import { afterLast, ConfirmAction, ConfirmDialog, CursorTable, Section, SimpleTable } from '../components/blocks.tsx';
+import type { TextColumn } from '../components/DataTable.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
 
 type Rule = Schema<'FraudRule'>;
@@ -32,22 +33,64 @@ type FraudList = Schema<'FraudList'>;
 const ACTIONS = ['block', 'review', 'request_3ds', 'allow'] as const;
 const ITEM_TYPES = ['card_fingerprint', 'card_bin', 'email', 'ip_address', 'country', 'customer'] as const;
 
+type Review = Schema<'Review'>;
+
 function Reviews({ status }: { status: string }) {
   const session = useSession();
   const client = useQueryClient();
   const [, setFilters] = useUrlFilters(['review_status'] as const);
-  const [reasons, setReasons] = useState<Record<string, string>>({});
-  const reviews = useQuery({
-    queryKey: ['reviews', status],
-    queryFn: async () =>
-      (
-        await api.GET('/v1/reviews', {
-          params: { query: { limit: 100, ...(status !== 'all' ? { status: status as 'open' } : {}) } },
-        })
-      ).data!,
-  });
   const writes = can(session, 'reviews:write');
   const done = () => client.invalidateQueries({ queryKey: ['reviews'] });
+  // One dialog for the table, outside its cells (DataTable redraws cells, which would drop a dialog's state).
+  const [deciding, setDeciding] = useState<{ review: Review; approve: boolean } | null>(null);
+  const [reason, setReason] = useState('');
+  const columns: TextColumn<Review>[] = [
+    {
+      id: 'payment',
+      header: 'Payment',
+      text: (r) => r.payment,
+      cell: (r) => (
+        <Anchor component={Link} href={`/payments/${r.payment}`} ff="monospace" size="sm">
+          {r.payment}
+        </Anchor>
+      ),
+    },
+    { id: 'status', header: 'Status', text: (r) => r.status, cell: (r) => <StatusBadge status={r.status} /> },
+    { id: 'why', header: 'Why', text: (r) => r.opened_reason },
+    { id: 'opened', header: 'Opened', text: (r) => formatTime(r.created) },
+    {
+      id: 'closed',
+      header: 'Closed',
+      text: (r) => (r.closed_at ? `${formatTime(r.closed_at)}${r.closed_reason ? ` (${r.closed_reason})` : ''}` : '—'),
+    },
+    ...(writes
+      ? [
+          {
+            id: 'decide',
+            header: 'Decision',
+            text: () => '',
+            cell: (r: Review) =>
+              r.status === 'open' ? (
+                <Group gap={4} wrap="nowrap">
+                  <Button size="xs" variant="light" onClick={() => setDeciding({ review: r, approve: true })}>
+                    Approve
+                  </Button>
+                  <Button
+                    size="xs"
+                    variant="light"
+                    color="red"
+                    onClick={() => setDeciding({ review: r, approve: false })}
+                  >
+                    Reject
+                  </Button>
+                </Group>
+              ) : (
+                '—'
+              ),
+          },
+        ]
+      : []),
+  ];
   return (
     <Stack>
       <Select
@@ -58,66 +101,58 @@ function Reviews({ status }: { status: string }) {
         allowDeselect={false}
         onChange={(value) => setFilters({ review_status: value === 'open' ? null : value })}
       />
-      <QueryState query={reviews} empty="No review matches." isEmpty={(d) => d.data.length === 0}>
-        {(data) => (
-          <SimpleTable
-            caption="Reviews, newest first"
-            head={['Payment', 'Status', 'Why', 'Opened', 'Closed', ...(writes ? ['Decision'] : [])]}
-            rowKeys={data.data.map((r) => r.id)}
-            rows={data.data.map((r) => [
-              <Anchor key="p" component={Link} href={`/payments/${r.payment}`} ff="monospace" size="sm">
-                {r.payment}
-              </Anchor>,
-              <StatusBadge key="s" status={r.status} />,
-              r.opened_reason,
-              formatTime(r.created),
-              r.closed_at ? `${formatTime(r.closed_at)}${r.closed_reason ? ` (${r.closed_reason})` : ''}` : '—',
-              ...(writes
-                ? [
-                    r.status === 'open' ? (
-                      <Group gap={4} key="a" wrap="nowrap">
-                        <ConfirmAction
-                          label="Approve"
-                          title="Approve the payment"
-                          onConfirm={async () => {
-                            await api.POST('/v1/reviews/{id}/approve', { params: { path: { id: r.id } }, body: {} });
-                            await done();
-                          }}
-                        >
-                          <Text size="sm">An uncaptured payment is captured; the review closes as approved.</Text>
-                        </ConfirmAction>
-                        <ConfirmAction
-                          label="Reject"
-                          title="Reject the payment"
-                          color="red"
-                          onConfirm={async () => {
-                            const reason = reasons[r.id]?.trim();
-                            await api.POST('/v1/reviews/{id}/reject', {
-                              params: { path: { id: r.id } },
-                              body: reason ? { reason } : {},
-                            });
-                            await done();
-                          }}
-                        >
-                          <Text size="sm">
-                            An uncaptured payment is canceled as fraudulent; a captured one is refunded in full.
-                          </Text>
-                          <TextInput
-                            label="Reason"
-                            value={reasons[r.id] ?? ''}
-                            onChange={(e) => setReasons({ ...reasons, [r.id]: e.currentTarget.value })}
-                          />
-                        </ConfirmAction>
-                      </Group>
-                    ) : (
-                      '—'
-                    ),
-                  ]
-                : []),
-            ])}
-          />
+      <CursorTable
+        queryKey={['reviews', status]}
+        fetchPage={afterLast(
+          async (cursor) =>
+            (
+              await api.GET('/v1/reviews', {
+                params: {
+                  query: { limit: 100, ...cursor, ...(status !== 'all' ? { status: status as 'open' } : {}) },
+                },
+              })
+            ).data!,
         )}
-      </QueryState>
+        columns={columns}
+        rowKey={(r) => r.id}
+        caption="Reviews, newest first"
+        empty="No review matches."
+      />
+      <ConfirmDialog
+        opened={deciding?.approve === true}
+        onClose={() => setDeciding(null)}
+        title="Approve the payment"
+        onConfirm={async () => {
+          await api.POST('/v1/reviews/{id}/approve', { params: { path: { id: deciding!.review.id } }, body: {} });
+          await done();
+        }}
+      >
+        <Text size="sm">
+          {deciding?.review.payment}: an uncaptured payment is captured; the review closes as approved.
+        </Text>
+      </ConfirmDialog>
+      <ConfirmDialog
+        opened={deciding?.approve === false}
+        onClose={() => {
+          setDeciding(null);
+          setReason('');
+        }}
+        title="Reject the payment"
+        color="red"
+        onConfirm={async () => {
+          await api.POST('/v1/reviews/{id}/reject', {
+            params: { path: { id: deciding!.review.id } },
+            body: reason.trim() ? { reason: reason.trim() } : {},
+          });
+          await done();
+        }}
+      >
+        <Text size="sm">
+          {deciding?.review.payment}: an uncaptured payment is canceled as fraudulent; a captured one is refunded in
+          full.
+        </Text>
+        <TextInput label="Reason" value={reason} onChange={(e) => setReason(e.currentTarget.value)} />
+      </ConfirmDialog>
     </Stack>
   );
 }

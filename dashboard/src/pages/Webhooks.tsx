@@ -6,7 +6,9 @@ import { useSession } from '../session.tsx';
 import { useUrlFilters } from '../lib/url-state.ts';
 import { formatTime } from '../lib/format.ts';
 import { ApiErrorAlert, QueryState } from '../components/states.tsx';
-import { ConfirmAction, Section, SimpleTable } from '../components/blocks.tsx';
+import { afterLast, ConfirmAction, ConfirmDialog, CursorTable, Section, SimpleTable } from '../components/blocks.tsx';
+import type { TextColumn } from '../components/DataTable.tsx';
+import type { FetchPage } from '../lib/cursor-list.ts';
 import { StatusBadge } from '../components/StatusBadge.tsx';
 
 type Delivery = Schema<'WebhookDelivery'>;
@@ -174,23 +176,66 @@ function EndpointActions({ endpoint, onSecret }: { endpoint: WebhookEndpoint; on
   );
 }
 
+/** The delivery log of an endpoint (cursor pages: it grows with every event) or of one event (every endpoint). */
 function Deliveries({ endpoint, event }: { endpoint: string; event: string }) {
   const session = useSession();
-  const client = useQueryClient();
   const [, setFilters] = useUrlFilters(['endpoint', 'event'] as const);
-  const deliveries = useQuery({
-    queryKey: ['webhook-deliveries', endpoint, event],
-    queryFn: async () =>
-      event
-        ? (await api.GET('/v1/events/{id}/deliveries', { params: { path: { id: event } } })).data!.data
-        : (
-            await api.GET('/v1/webhook_endpoints/{id}/deliveries', {
-              params: { path: { id: endpoint }, query: { limit: 100 } },
-            })
-          ).data!.data,
-  });
+  const client = useQueryClient();
   const writes = can(session, 'webhook_endpoints:write');
+  // The dialog lives outside the table's cells, which DataTable redraws.
+  const [redelivering, setRedelivering] = useState<string | null>(null);
   const last = (d: Delivery) => d.attempts.at(-1);
+  const columns: TextColumn<Delivery>[] = [
+    {
+      id: 'event',
+      header: 'Event',
+      text: (d) => d.event,
+      cell: (d) => (
+        <Anchor
+          component="button"
+          type="button"
+          ff="monospace"
+          size="sm"
+          onClick={() => setFilters({ event: d.event })}
+        >
+          {d.event}
+        </Anchor>
+      ),
+    },
+    ...(event ? [{ id: 'endpoint', header: 'Endpoint', text: (d: Delivery) => d.webhook_endpoint }] : []),
+    { id: 'status', header: 'Status', text: (d) => d.status, cell: (d) => <StatusBadge status={d.status} /> },
+    { id: 'attempts', header: 'Attempts', text: (d) => String(d.attempt_count) },
+    { id: 'answer', header: 'Last answer', text: (d) => String(last(d)?.status_code ?? last(d)?.error ?? '—') },
+    { id: 'latency', header: 'Latency', text: (d) => (last(d) ? `${last(d)!.latency_ms} ms` : '—') },
+    { id: 'at', header: 'Last attempt', text: (d) => (last(d) ? formatTime(last(d)!.created) : '—') },
+    ...(writes
+      ? [
+          {
+            id: 'redeliver',
+            header: 'Redeliver',
+            text: () => '',
+            cell: (d: Delivery) => (
+              <Button size="xs" variant="light" onClick={() => setRedelivering(d.event)}>
+                Redeliver
+              </Button>
+            ),
+          },
+        ]
+      : []),
+  ];
+  const fetchPage: FetchPage<Delivery> = event
+    ? async () => ({
+        rows: (await api.GET('/v1/events/{id}/deliveries', { params: { path: { id: event } } })).data!.data,
+        next: null,
+      })
+    : afterLast(
+        async (cursor) =>
+          (
+            await api.GET('/v1/webhook_endpoints/{id}/deliveries', {
+              params: { path: { id: endpoint }, query: { limit: 100, ...cursor } },
+            })
+          ).data!,
+      );
   return (
     <Section
       title={event ? `Deliveries of event ${event}` : `Delivery log of ${endpoint}`}
@@ -202,57 +247,27 @@ function Deliveries({ endpoint, event }: { endpoint: string; event: string }) {
         )
       }
     >
-      <QueryState query={deliveries} empty="Nothing was delivered yet." isEmpty={(d) => d.length === 0}>
-        {(data) => (
-          <SimpleTable
-            caption="Deliveries, newest first, with their last attempt"
-            head={[
-              'Event',
-              'Status',
-              'Attempts',
-              'Last answer',
-              'Latency',
-              'Last attempt',
-              ...(writes ? ['Redeliver'] : []),
-            ]}
-            rowKeys={data.map((d) => d.id)}
-            rows={data.map((d) => [
-              <Anchor
-                key="e"
-                component="button"
-                type="button"
-                ff="monospace"
-                size="sm"
-                onClick={() => setFilters({ event: d.event })}
-              >
-                {d.event}
-              </Anchor>,
-              <StatusBadge key="s" status={d.status} />,
-              d.attempt_count,
-              last(d)?.status_code ?? last(d)?.error ?? '—',
-              last(d) ? `${last(d)!.latency_ms} ms` : '—',
-              last(d) ? formatTime(last(d)!.created) : '—',
-              ...(writes
-                ? [
-                    <ConfirmAction
-                      key="r"
-                      label="Redeliver"
-                      title="Redeliver the event"
-                      onConfirm={async () => {
-                        await api.POST('/v1/events/{id}/redeliver', { params: { path: { id: d.event } } });
-                        await client.invalidateQueries({ queryKey: ['webhook-deliveries'] });
-                      }}
-                    >
-                      <Text size="sm">
-                        {d.event} is sent again, with the same webhook-id, to every enabled endpoint it went to.
-                      </Text>
-                    </ConfirmAction>,
-                  ]
-                : []),
-            ])}
-          />
-        )}
-      </QueryState>
+      <CursorTable
+        queryKey={['webhook-deliveries', endpoint, event]}
+        fetchPage={fetchPage}
+        columns={columns}
+        rowKey={(d) => d.id}
+        caption="Deliveries, newest first, with their last attempt"
+        empty="Nothing was delivered yet."
+      />
+      <ConfirmDialog
+        opened={redelivering !== null}
+        onClose={() => setRedelivering(null)}
+        title="Redeliver the event"
+        onConfirm={async () => {
+          await api.POST('/v1/events/{id}/redeliver', { params: { path: { id: redelivering! } } });
+          await client.invalidateQueries({ queryKey: ['webhook-deliveries'] });
+        }}
+      >
+        <Text size="sm">
+          {redelivering} is sent again, with the same webhook-id, to every enabled endpoint it went to.
+        </Text>
+      </ConfirmDialog>
     </Section>
   );
 }
