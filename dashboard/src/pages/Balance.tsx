@@ -23,6 +23,7 @@ import type { TextColumn } from '../components/DataTable.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
 
 type Settlement = Schema<'Settlement'>;
+type Payout = Schema<'Payout'>;
 
 const FILTERS = ['settlement', 'payout', 'payout_status'] as const;
 
@@ -111,43 +112,48 @@ function Transactions({ filter, caption }: { filter: { settlement: string } | { 
 
 function Settlements({ selected }: { selected: string }) {
   const [, setFilters] = useUrlFilters(FILTERS);
-  const settlements = useQuery({
-    queryKey: ['settlements'],
-    queryFn: async () => (await api.GET('/v1/settlements', { params: { query: { limit: 100 } } })).data!,
-  });
+  const money = (pick: (s: Settlement) => number) => (s: Settlement) => formatMoney(pick(s), s.currency);
+  const columns: TextColumn<Settlement>[] = [
+    { id: 'day', header: 'Day', text: (s) => dayOf(s.settlement_date) },
+    { id: 'count', header: 'Transactions', text: (s) => String(s.count) },
+    { id: 'gross', header: 'Gross', text: money((s) => s.gross) },
+    { id: 'fees', header: 'Fees', text: money((s) => s.fees) },
+    { id: 'refunds', header: 'Refunds', text: money((s) => s.refunds) },
+    { id: 'disputes', header: 'Disputes', text: money((s) => s.disputes) },
+    { id: 'net', header: 'Net', text: money((s) => s.net) },
+    { id: 'payout', header: 'Payout', text: (s) => s.payout ?? '—' },
+    {
+      id: 'detail',
+      header: 'Detail',
+      text: () => '',
+      cell: (s) => (
+        <Button size="xs" variant="default" onClick={() => setFilters({ settlement: s.id === selected ? null : s.id })}>
+          {s.id === selected ? 'Hide' : 'Transactions'}
+          <VisuallyHidden>
+            {s.id === selected ? ' the transactions' : ''} of settlement {s.id}
+          </VisuallyHidden>
+        </Button>
+      ),
+    },
+  ];
   return (
     <Section title="Settlements">
       <Stack>
-        <QueryState query={settlements} empty="Nothing has settled yet." isEmpty={(d) => d.data.length === 0}>
-          {(data) => (
-            <SimpleTable
-              caption="Settlements, newest first"
-              head={['Day', 'Transactions', 'Gross', 'Fees', 'Refunds', 'Disputes', 'Net', 'Payout', 'Detail']}
-              rowKeys={data.data.map((s) => s.id)}
-              rows={(data.data as Settlement[]).map((s) => [
-                dayOf(s.settlement_date),
-                s.count,
-                formatMoney(s.gross, s.currency),
-                formatMoney(s.fees, s.currency),
-                formatMoney(s.refunds, s.currency),
-                formatMoney(s.disputes, s.currency),
-                formatMoney(s.net, s.currency),
-                s.payout ?? '—',
-                <Button
-                  key="d"
-                  size="xs"
-                  variant="default"
-                  onClick={() => setFilters({ settlement: s.id === selected ? null : s.id })}
-                >
-                  {s.id === selected ? 'Hide' : 'Transactions'}
-                  <VisuallyHidden>
-                    {s.id === selected ? ' the transactions' : ''} of settlement {s.id}
-                  </VisuallyHidden>
-                </Button>,
-              ])}
-            />
+        <CursorTable
+          queryKey={['settlements']}
+          fetchPage={afterLast(
+            async (cursor) =>
+              (await api.GET('/v1/settlements', { params: { query: { limit: 100, ...cursor } } })).data! as {
+                data: Settlement[];
+                has_more: boolean;
+              },
           )}
-        </QueryState>
+          columns={columns}
+          rowKey={(s) => s.id}
+          caption="Settlements, newest first"
+          empty="Nothing has settled yet."
+          height={360}
+        />
         {selected && <Transactions filter={{ settlement: selected }} caption={`What settlement ${selected} settled`} />}
       </Stack>
     </Section>
@@ -186,15 +192,39 @@ function Carried({ payout }: { payout: string }) {
 
 function Payouts({ selected, status }: { selected: string; status: string }) {
   const [, setFilters] = useUrlFilters(FILTERS);
-  const payouts = useQuery({
-    queryKey: ['payouts', status],
-    queryFn: async () =>
-      (
-        await api.GET('/v1/payouts', {
-          params: { query: { limit: 100, ...(status ? { status: status as 'paid' } : {}) } },
-        })
-      ).data!,
-  });
+  const columns: TextColumn<Payout>[] = [
+    { id: 'amount', header: 'Amount', text: (p) => formatMoney(p.amount, p.currency) },
+    {
+      id: 'status',
+      header: 'Status',
+      text: (p) => (p.failure_code ? `${p.status} (${p.failure_code})` : p.status),
+      cell: (p) => (
+        <Group gap={4} wrap="nowrap">
+          <StatusBadge status={p.status} />
+          {p.failure_code && (
+            <Text size="xs" c="red.9">
+              {p.failure_code}
+            </Text>
+          )}
+        </Group>
+      ),
+    },
+    { id: 'method', header: 'Method', text: (p) => p.method },
+    { id: 'destination', header: 'Destination', text: (p) => p.destination, cell: (p) => <Code>{p.destination}</Code> },
+    { id: 'arrival', header: 'Arrival', text: (p) => formatTime(p.arrival_date) },
+    { id: 'kind', header: 'Kind', text: (p) => (p.automatic ? 'automatic' : 'manual') },
+    {
+      id: 'detail',
+      header: 'Detail',
+      text: () => '',
+      cell: (p) => (
+        <Button size="xs" variant="default" onClick={() => setFilters({ payout: p.id === selected ? null : p.id })}>
+          {p.id === selected ? 'Hide' : 'Carried'}
+          <VisuallyHidden>: what payout {p.id} carried</VisuallyHidden>
+        </Button>
+      ),
+    },
+  ];
   return (
     <Section
       title="Payouts"
@@ -211,39 +241,22 @@ function Payouts({ selected, status }: { selected: string; status: string }) {
       }
     >
       <Stack>
-        <QueryState query={payouts} empty="No payout matches." isEmpty={(d) => d.data.length === 0}>
-          {(data) => (
-            <SimpleTable
-              caption="Payouts, newest first"
-              head={['Amount', 'Status', 'Method', 'Destination', 'Arrival', 'Kind', 'Detail']}
-              rowKeys={data.data.map((p) => p.id)}
-              rows={data.data.map((p) => [
-                formatMoney(p.amount, p.currency),
-                <Group key="s" gap={4}>
-                  <StatusBadge status={p.status} />
-                  {p.failure_code && (
-                    <Text size="xs" c="red.9">
-                      {p.failure_code}
-                    </Text>
-                  )}
-                </Group>,
-                p.method,
-                <Code key="d">{p.destination}</Code>,
-                formatTime(p.arrival_date),
-                p.automatic ? 'automatic' : 'manual',
-                <Button
-                  key="c"
-                  size="xs"
-                  variant="default"
-                  onClick={() => setFilters({ payout: p.id === selected ? null : p.id })}
-                >
-                  {p.id === selected ? 'Hide' : 'Carried'}
-                  <VisuallyHidden>: what payout {p.id} carried</VisuallyHidden>
-                </Button>,
-              ])}
-            />
+        <CursorTable
+          queryKey={['payouts', status]}
+          fetchPage={afterLast(
+            async (cursor) =>
+              (
+                await api.GET('/v1/payouts', {
+                  params: { query: { limit: 100, ...cursor, ...(status ? { status: status as 'paid' } : {}) } },
+                })
+              ).data!,
           )}
-        </QueryState>
+          columns={columns}
+          rowKey={(p) => p.id}
+          caption="Payouts, newest first"
+          empty="No payout matches."
+          height={360}
+        />
         {selected && <Carried payout={selected} />}
       </Stack>
     </Section>
