@@ -5,7 +5,7 @@ export function toCsv(header: string[], rows: string[][]): string {
   return stringify([header, ...rows]);
 }
 
-/** Hands the text to the browser as a file download. */
+/** Hands the text (or a file the API served, as a Blob) to the browser as a file download. */
 export function downloadText(filename: string, text: string | Blob, type = 'text/csv;charset=utf-8') {
   const url = URL.createObjectURL(new Blob([text], { type }));
   const link = document.createElement('a');
