@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { expect } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { bootApp, createTenant, TestClock, type TestApp, type TestTenant } from './helpers.js';
+import { bootApp, bootAppOnOwnDatabase, createTenant, TestClock, type TestApp, type TestTenant } from './helpers.js';
 import { freePort } from './process.js';
 import { launchChromium } from './services.js';
 import { newMember, type Member } from './team.js';
@@ -60,13 +60,17 @@ export interface DashboardRun {
 /**
  * The platform listening on a free port with the built dashboard, one tenant, and Chromium. Session cookies are
  * `Secure`: Chromium keeps them on http://localhost (a potentially trustworthy origin), so the app is reached there.
+ * `ownDatabase` (a name) boots on a database of its own, for a file that runs workers acting on every tenant.
  */
-export async function bootDashboard(env: Record<string, string> = {}): Promise<DashboardRun> {
+export async function bootDashboard(env: Record<string, string> = {}, ownDatabase?: string): Promise<DashboardRun> {
   const dashboardDir = buildDashboard();
   const port = await freePort();
   const baseUrl = `http://localhost:${port}`;
   const clock = new TestClock();
-  const t = await bootApp({ PUBLIC_URL: baseUrl, DASHBOARD_DIR: dashboardDir, ...env }, undefined, { clock });
+  const settings = { PUBLIC_URL: baseUrl, DASHBOARD_DIR: dashboardDir, ...env };
+  const t = ownDatabase
+    ? await bootAppOnOwnDatabase(ownDatabase, settings, { clock })
+    : await bootApp(settings, undefined, { clock });
   await t.app.listen({ port, host: '127.0.0.1' });
   const tenant = await createTenant(t.app, 'Dashboard tenant');
   const browser = await launchChromium();

@@ -61,11 +61,12 @@ export function DataTable<T>({
 
   return (
     <>
+      {/* Focusable, so a keyboard can scroll a table whose cells hold no link or button. */}
       <ScrollArea.Autosize
         mah={height}
         viewportRef={viewport}
-        type="auto"
         viewportProps={{ tabIndex: 0, role: 'region', 'aria-label': caption }}
+        type="auto"
       >
         <Table striped highlightOnHover stickyHeader data-testid="data-table" miw={640}>
           <Table.Caption>{caption}</Table.Caption>

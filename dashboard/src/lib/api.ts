@@ -1,4 +1,4 @@
-import { PayForward, PayForwardError, type ResponseBody } from '../../../sdk/src/index.ts';
+import { PayForward, PayForwardError, type components, type ResponseBody } from '../../../sdk/src/index.ts';
 
 export { PayForwardError };
 export type {
@@ -40,3 +40,6 @@ export const api = payforward.api;
 export const can = (session: Session, scope: string) => session.scopes.includes(scope);
 
 export const isOperator = (session: Session) => session.role.startsWith('operator_');
+
+/** An object of the public API by its schema name (`Schema<'Review'>`), for pages the SDK has no shortcut for. */
+export type Schema<K extends keyof components['schemas']> = components['schemas'][K];

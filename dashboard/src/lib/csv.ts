@@ -5,8 +5,8 @@ export function toCsv(header: string[], rows: string[][]): string {
   return stringify([header, ...rows]);
 }
 
-/** Hands the text to the browser as a file download. */
-export function downloadText(filename: string, text: string, type = 'text/csv;charset=utf-8') {
+/** Hands the text (or a file the API served, as a Blob) to the browser as a file download. */
+export function downloadText(filename: string, text: string | Blob, type = 'text/csv;charset=utf-8') {
   const url = URL.createObjectURL(new Blob([text], { type }));
   const link = document.createElement('a');
   link.href = url;

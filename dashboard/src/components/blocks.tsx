@@ -1,0 +1,182 @@
+import { useState, type ReactNode } from 'react';
+import { Button, Card, Group, Modal, Stack, Table, Title } from '@mantine/core';
+import { useMutation } from '@tanstack/react-query';
+import { ApiErrorAlert, Empty, Loading } from './states.tsx';
+import { DataTable, type TextColumn } from './DataTable.tsx';
+import { useCursorList, type FetchPage } from '../lib/cursor-list.ts';
+
+/** A titled part of a page, as a landmark a screen reader can jump to. */
+export function Section({ title, actions, children }: { title: string; actions?: ReactNode; children: ReactNode }) {
+  return (
+    <Card withBorder component="section" aria-label={title}>
+      <Group justify="space-between" mb="sm" wrap="wrap">
+        <Title order={2} size="h4">
+          {title}
+        </Title>
+        {actions}
+      </Group>
+      {children}
+    </Card>
+  );
+}
+
+/** A short list as a plain table (no virtualisation), scrolling sideways on a phone. */
+export function SimpleTable({
+  caption,
+  head,
+  rows,
+  rowKeys,
+}: {
+  caption: string;
+  head: string[];
+  rows: ReactNode[][];
+  rowKeys?: string[];
+}) {
+  return (
+    // Focusable, so a keyboard can scroll a narrow screen's table whose cells hold no link or button.
+    <Table.ScrollContainer
+      minWidth={560}
+      scrollAreaProps={{ viewportProps: { tabIndex: 0, role: 'region', 'aria-label': caption } }}
+    >
+      <Table striped>
+        <Table.Caption>{caption}</Table.Caption>
+        <Table.Thead>
+          <Table.Tr>
+            {head.map((h) => (
+              <Table.Th key={h} scope="col">
+                {h}
+              </Table.Th>
+            ))}
+          </Table.Tr>
+        </Table.Thead>
+        <Table.Tbody>
+          {rows.map((cells, i) => (
+            <Table.Tr key={rowKeys?.[i] ?? i} data-row-id={rowKeys?.[i]}>
+              {cells.map((cell, j) => (
+                <Table.Td key={j}>{cell}</Table.Td>
+              ))}
+            </Table.Tr>
+          ))}
+        </Table.Tbody>
+      </Table>
+    </Table.ScrollContainer>
+  );
+}
+
+/**
+ * The confirmation of an action: what will happen, in words (and any input it needs), before it happens; the API's
+ * refusal is shown in the dialog with its request id. Controlled, so a table can keep one dialog outside its cells
+ * (DataTable redraws its cells, which would lose a dialog's state kept inside one).
+ */
+export function ConfirmDialog({
+  opened,
+  onClose,
+  title,
+  color,
+  children,
+  onConfirm,
+  disabled,
+}: {
+  opened: boolean;
+  onClose: () => void;
+  title: string;
+  color?: string;
+  children?: ReactNode;
+  onConfirm: () => Promise<unknown>;
+  disabled?: boolean;
+}) {
+  const action = useMutation({ mutationFn: onConfirm, onSuccess: () => close() });
+  const close = () => {
+    action.reset();
+    onClose();
+  };
+  return (
+    // No scroll lock: its <style> element (react-remove-scroll) carries no CSP nonce and would be refused.
+    <Modal
+      opened={opened}
+      onClose={close}
+      title={title}
+      lockScroll={false}
+      closeButtonProps={{ 'aria-label': 'Close' }}
+    >
+      <Stack>
+        {children}
+        {action.isError && <ApiErrorAlert error={action.error} />}
+        <Group justify="flex-end">
+          <Button variant="default" onClick={close}>
+            Keep it
+          </Button>
+          <Button color={color} loading={action.isPending} disabled={disabled} onClick={() => action.mutate()}>
+            {title}
+          </Button>
+        </Group>
+      </Stack>
+    </Modal>
+  );
+}
+
+/** A button and its confirmation dialog, for actions outside a DataTable. */
+export function ConfirmAction({
+  label,
+  size = 'xs',
+  ...dialog
+}: Omit<Parameters<typeof ConfirmDialog>[0], 'opened' | 'onClose'> & { label: string; size?: string }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <>
+      <Button color={dialog.color} variant="light" size={size} onClick={() => setOpen(true)}>
+        {label}
+      </Button>
+      <ConfirmDialog {...dialog} opened={open} onClose={() => setOpen(false)} />
+    </>
+  );
+}
+
+/** A list endpoint's page (`data`, `has_more`) as a cursor page: the next one starts after the last row. */
+export const afterLast =
+  <T extends { id: string }>(
+    load: (cursor: { starting_after?: string }) => Promise<{ data: T[]; has_more: boolean }>,
+  ): FetchPage<T> =>
+  async (cursor) => {
+    const page = await load(cursor ? { starting_after: cursor } : {});
+    return { rows: page.data, next: page.has_more ? (page.data.at(-1)?.id ?? null) : null };
+  };
+
+/**
+ * A list that may grow without bound (reviews, disputes, payouts, deliveries…): cursor pages of 100 in the
+ * virtualised DataTable with "Load more", and the loading, error and empty states.
+ */
+export function CursorTable<T>({
+  queryKey,
+  fetchPage,
+  columns,
+  rowKey,
+  caption,
+  empty,
+  height = 480,
+}: {
+  queryKey: unknown[];
+  fetchPage: FetchPage<T>;
+  columns: TextColumn<T>[];
+  rowKey: (row: T) => string;
+  caption: string;
+  empty: ReactNode;
+  height?: number;
+}) {
+  const list = useCursorList(queryKey, fetchPage);
+  if (list.query.isPending) return <Loading />;
+  if (list.query.isError) return <ApiErrorAlert error={list.query.error} />;
+  if (list.rows.length === 0) return <Empty>{empty}</Empty>;
+  return (
+    <DataTable
+      caption={caption}
+      columns={columns}
+      rows={list.rows}
+      rowKey={rowKey}
+      hasMore={list.query.hasNextPage}
+      loadingMore={list.query.isFetchingNextPage}
+      onLoadMore={() => list.query.fetchNextPage()}
+      height={height}
+    />
+  );
+}
