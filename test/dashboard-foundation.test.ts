@@ -221,9 +221,10 @@ describe('the operator console', () => {
     const { page } = view;
     await page.getByRole('heading', { name: 'Overview' }).waitFor();
     expect(new URL(page.url()).pathname).toBe('/dashboard/operator');
+    const navigation = page.getByRole('navigation', { name: 'Pages' });
     for (const name of ['Overview', 'Tenants', 'Processor health', 'Reconciliation', 'Review backlog'])
-      await page.getByRole('link', { name, exact: true }).waitFor();
-    expect(await page.getByRole('link', { name: 'Payments', exact: true }).count()).toBe(0);
+      await navigation.getByRole('link', { name, exact: true }).waitFor();
+    expect(await navigation.getByRole('link', { name: 'Payments', exact: true }).count()).toBe(0);
     expect(await page.getByTestId('mode').count()).toBe(0);
     await page.goto(`${run.baseUrl}/dashboard/payments`);
     await page.getByText('No such page.').waitFor();
