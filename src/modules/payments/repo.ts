@@ -421,7 +421,7 @@ export async function listPayments(
   });
 }
 
-/** Payments read as a page (a list or a search) with their attempts, in one more query. */
+/** Payments read as a page (a list or a search) with their attempts and fraud outcomes: two queries sent together. */
 export async function withAttemptsOf(tx: Tx, rows: Omit<PaymentRow, 'fraud_outcome'>[]): Promise<PaymentState[]> {
   const ids = rows.map((r) => r.id);
   if (!ids.length) return [];
