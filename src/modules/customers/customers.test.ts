@@ -272,8 +272,16 @@ describe('POST /v1/customers/{id}/erase', () => {
         payment_method: card(TEST_CARDS.visa),
         description: 'Order for Ada Lovelace <ada.lovelace@example.com>',
         metadata: { order_id: '1234', customer_name: 'Ada Lovelace', note: 'call +44 20 7946 0000' },
+        fraud_details: { email: 'ada.lovelace@example.com', ip_address: '203.0.113.9', billing_country: 'GB' },
       }),
     );
+    const fraudRecords = async () => {
+      const [{ details, inputs }] = await t.admin<{ details: string; inputs: string }[]>`
+        SELECT p.fraud_details::text AS details, f.inputs::text AS inputs
+        FROM payments p JOIN payment_fraud_decisions f ON f.payment_id = p.id WHERE p.id = ${payment.id}`;
+      return details + inputs;
+    };
+    expect(await fraudRecords()).toContain('203.0.113.9');
     const refund = await ok(
       await post('/v1/refunds', { payment: payment.id, amount: 200, metadata: { contact_email: 'x@example.com' } }),
     );
@@ -315,6 +323,10 @@ describe('POST /v1/customers/{id}/erase', () => {
     const text = JSON.stringify(stored);
     for (const personal of ['ada.lovelace@example.com', 'Ada Lovelace', '7946', '203.0.113.9', 'x@example.com'])
       expect(text).not.toContain(personal);
+    // Nor what the payment gave the fraud decision, nor the inputs the decision kept for backtests.
+    const fraud = await fraudRecords();
+    for (const personal of ['ada.lovelace@example.com', '203.0.113.9']) expect(fraud).not.toContain(personal);
+    expect(fraud).toContain('GB');
     const succeeded = stored.find(
       (e) => e.object_id === payment.id && (e.data as { object: { status: string } }).object.status === 'succeeded',
     );

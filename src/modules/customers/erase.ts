@@ -1,4 +1,5 @@
 import type { Scope, Tx } from '../../db/index.js';
+import type { StoredInputs } from '../fraud/engine.js';
 import type { CustomerRow } from './service.js';
 
 export const ERASED = '[erased]';
@@ -52,14 +53,28 @@ export async function erasePersonalData(tx: Tx, scope: Scope, row: CustomerRow):
   const scrub = scrubber([row.email, row.name, row.phone]);
   const where = tx`tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
 
-  const payments = await tx<{ id: string; description: string | null; metadata: Record<string, string> }[]>`
-    SELECT id, description, metadata FROM payments WHERE ${where} AND customer = ${row.id} FOR UPDATE`;
+  const payments = await tx<
+    { id: string; description: string | null; metadata: Record<string, string>; fraud_details: unknown }[]
+  >`
+    SELECT id, description, metadata, fraud_details FROM payments WHERE ${where} AND customer = ${row.id} FOR UPDATE`;
   const paymentIds = payments.map((p) => p.id);
   for (const payment of payments) {
     await tx`
       UPDATE payments SET description = ${scrub(payment.description) as string | null},
-        metadata = ${tx.json(scrub(payment.metadata) as never)}, version = version + 1, updated_at = now()
+        metadata = ${tx.json(scrub(payment.metadata) as never)},
+        fraud_details = ${payment.fraud_details === null ? null : tx.json(scrub(payment.fraud_details) as never)},
+        version = version + 1, updated_at = now()
       WHERE id = ${payment.id} AND ${where}`;
+  }
+  // The fraud decisions keep the email and IP address they were taken on (for backtests): from now on unknown, as
+  // for a payment that never gave them. The IP's country stays: it names no one.
+  const decisions = await tx<{ payment_id: string; inputs: StoredInputs }[]>`
+    SELECT payment_id, inputs FROM payment_fraud_decisions WHERE payment_id = ANY(${paymentIds}) FOR UPDATE`;
+  for (const decision of decisions) {
+    const inputs = { ...decision.inputs, email: '', ip: { ...decision.inputs.ip, address: '' } };
+    await tx`
+      UPDATE payment_fraud_decisions SET inputs = ${JSON.stringify(inputs)}::json
+      WHERE payment_id = ${decision.payment_id} AND ${where}`;
   }
   const refunds = await tx<{ id: string; metadata: Record<string, string> }[]>`
     SELECT id, metadata FROM refunds WHERE ${where} AND payment_id = ANY(${paymentIds}) FOR UPDATE`;
