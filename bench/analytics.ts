@@ -23,7 +23,6 @@
  * Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres, a superuser);
  * BENCH_KEEP_DB=1 keeps the database (and a later run with BENCH_REUSE_DB=1 skips the load).
  */
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -31,11 +30,10 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
-import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { appDatabaseUrl, connect, workerDatabaseUrl } from '../src/db/index.js';
+import { connect } from '../src/db/index.js';
 import { migrate } from '../src/db/migrate.js';
-import { createPlatform } from '../src/platform.js';
+import { inProcessApp } from './in-process-app.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS = join(ROOT, 'bench', 'results');
@@ -131,21 +129,7 @@ adminUrl.pathname = `/${DB_NAME}`;
 const admin = connect(adminUrl.toString(), { max: 2 });
 const config = loadConfig({ ...process.env, LOG_LEVEL: 'warn', SEED_DEMO_TENANT: 'false' });
 await migrate(admin, config);
-const platformKey = 'op_platform_bench_' + randomBytes(8).toString('hex');
-const platform = createPlatform(
-  config,
-  appDatabaseUrl(adminUrl.toString(), config),
-  {
-    platformApiKey: platformKey,
-    vaultKeks: [randomBytes(32).toString('base64')],
-    vaultFingerprintKey: randomBytes(32).toString('base64'),
-    jwtSecret: randomBytes(24).toString('hex'),
-    auditSigningKey: randomBytes(32).toString('base64'),
-  },
-  { processMetrics: false, workerDatabaseUrl: workerDatabaseUrl(adminUrl.toString(), config) },
-);
-const app = await buildApp(platform);
-await app.ready();
+const { platform, app, platformKey } = await inProcessApp(adminUrl.toString(), config);
 
 async function cleanup() {
   await app.close();

@@ -25,14 +25,13 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
-import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { appDatabaseUrl, connect, workerDatabaseUrl } from '../src/db/index.js';
+import { connect } from '../src/db/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { newId } from '../src/lib/ids.js';
-import { createPlatform } from '../src/platform.js';
 import { WebhookAmqpQueue } from '../src/workers/webhook-amqp.js';
 import { WebhookDispatcher } from '../src/workers/webhook-delivery.js';
+import { inProcessApp } from './in-process-app.js';
 import { freePort, sleep, spawnNode, stopChild, waitReady } from './proc.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -65,21 +64,7 @@ const config = loadConfig({
   ...(transport === 'amqp' ? { AMQP_URL: amqpUrl, WEBHOOK_AMQP_PREFIX: amqpPrefix } : {}),
 });
 await migrate(admin, config);
-const platformKey = 'op_platform_bench_' + randomBytes(8).toString('hex');
-const platform = createPlatform(
-  config,
-  appDatabaseUrl(adminUrl.toString(), config),
-  {
-    platformApiKey: platformKey,
-    vaultKeks: [randomBytes(32).toString('base64')],
-    vaultFingerprintKey: randomBytes(32).toString('base64'),
-    jwtSecret: randomBytes(24).toString('hex'),
-    auditSigningKey: randomBytes(32).toString('base64'),
-  },
-  { processMetrics: false, workerDatabaseUrl: workerDatabaseUrl(adminUrl.toString(), config) },
-);
-const app = await buildApp(platform);
-await app.ready();
+const { platform, app, platformKey } = await inProcessApp(adminUrl.toString(), config);
 
 const port = await freePort(4300);
 const receiver = spawnNode('receiver', ['--import', 'tsx', 'bench/webhook-receiver.ts'], {
