@@ -1,21 +1,6 @@
 import { useState, type ReactNode } from 'react';
-import {
-  Badge,
-  Button,
-  Card,
-  Code,
-  Group,
-  Modal,
-  Select,
-  SimpleGrid,
-  Stack,
-  Table,
-  Text,
-  TextInput,
-  Timeline,
-  Title,
-} from '@mantine/core';
-import { useMutation, useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
+import { Badge, Code, Group, Select, SimpleGrid, Stack, Text, TextInput, Timeline, Title } from '@mantine/core';
+import { useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useParams } from 'wouter';
 import {
   api,
@@ -32,48 +17,9 @@ import { useSession } from '../session.tsx';
 import { formatMoney, formatTime, parseAmount } from '../lib/format.ts';
 import { ApiErrorAlert, Empty, Loading, QueryState } from '../components/states.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
-import { ScrollRegion } from '../components/ScrollRegion.tsx';
+import { ConfirmAction, Section, SimpleTable } from '../components/blocks.tsx';
 
 type Attempt = Payment['attempts'][number];
-
-function Section({ title, children }: { title: string; children: ReactNode }) {
-  return (
-    <Card withBorder component="section" aria-label={title}>
-      <Title order={2} size="h4" mb="sm">
-        {title}
-      </Title>
-      {children}
-    </Card>
-  );
-}
-
-function SimpleTable({ caption, head, rows }: { caption: string; head: string[]; rows: ReactNode[][] }) {
-  return (
-    <ScrollRegion label={caption}>
-      <Table miw={480}>
-        <Table.Caption>{caption}</Table.Caption>
-        <Table.Thead>
-          <Table.Tr>
-            {head.map((h) => (
-              <Table.Th key={h} scope="col">
-                {h}
-              </Table.Th>
-            ))}
-          </Table.Tr>
-        </Table.Thead>
-        <Table.Tbody>
-          {rows.map((cells, i) => (
-            <Table.Tr key={i}>
-              {cells.map((cell, j) => (
-                <Table.Td key={j}>{cell}</Table.Td>
-              ))}
-            </Table.Tr>
-          ))}
-        </Table.Tbody>
-      </Table>
-    </ScrollRegion>
-  );
-}
 
 /** An authorize attempt that follows a failed one on another processor: the router failed over. */
 const isFailover = (attempts: Attempt[], index: number) =>
@@ -195,45 +141,6 @@ function Deliveries({ events }: { events: Event[] }) {
         delivery.attempts.at(-1)?.status_code ?? delivery.attempts.at(-1)?.error ?? '—',
       ])}
     />
-  );
-}
-
-/** An action behind a confirmation dialog: what will happen, in words, before it happens. */
-function ConfirmAction({
-  label,
-  title,
-  color,
-  children,
-  onConfirm,
-}: {
-  label: string;
-  title: string;
-  color?: string;
-  children?: ReactNode;
-  onConfirm: () => Promise<unknown>;
-}) {
-  const [open, setOpen] = useState(false);
-  const action = useMutation({ mutationFn: onConfirm, onSuccess: () => setOpen(false) });
-  return (
-    <>
-      <Button color={color} variant="outline" onClick={() => setOpen(true)}>
-        {label}
-      </Button>
-      <Modal opened={open} onClose={() => setOpen(false)} title={title} closeButtonProps={{ 'aria-label': 'Close' }}>
-        <Stack>
-          {children}
-          {action.isError && <ApiErrorAlert error={action.error} />}
-          <Group justify="flex-end">
-            <Button variant="default" onClick={() => setOpen(false)}>
-              Keep it
-            </Button>
-            <Button color={color} loading={action.isPending} onClick={() => action.mutate()}>
-              {title}
-            </Button>
-          </Group>
-        </Stack>
-      </Modal>
-    </>
   );
 }
 
