@@ -158,7 +158,7 @@ export class PaymentService {
     const plan = await this.deps.pricing.currentPlan(scope);
     const now = this.now();
     const row: PaymentRow = {
-      id: newId('pay', this.now()),
+      id: newId('pay', now),
       tenant_id: scope.tenantId,
       livemode: scope.livemode,
       amount: body.amount,
