@@ -12,6 +12,8 @@ import {
   type TestTenant,
 } from './helpers.js';
 import { serviceUrl } from './services.js';
+import { waitFor } from './process.js';
+import { Redis } from 'ioredis';
 import { decisionInputs, type StoredInputs } from '../src/modules/fraud/engine.js';
 
 // A confirm whose processor answer is lost stays `processing`; the client's retry and the recovery
@@ -74,6 +76,14 @@ describe.skipIf(!redisUrl)('velocity under crash-recovery replays', () => {
     );
     expect(next.status).toBe('succeeded');
     expect(await velocityOf(next.id)).toEqual({ card: 1, ip: 1, customer: 0 });
+    // Both decisions are committed, so neither reading is kept for replays any longer.
+    const redis = new Redis(redisUrl!);
+    try {
+      const kept = () => redis.keys(`fraud:v:${tenant.id}:test:decision:*`);
+      await waitFor(async () => (await kept()).length === 0, 5_000, 'the settled readings are deleted');
+    } finally {
+      await redis.quit();
+    }
   });
 
   it('a new confirm of the same payment after a decline is a new decision, and counts', async () => {

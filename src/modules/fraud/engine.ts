@@ -264,6 +264,11 @@ export class FraudEngine {
     this.cache.delete(scopeKey(scope));
   }
 
+  /** The decision named `decisionKey` is committed with its outcome: it will not be asked again. */
+  settled(scope: Scope, decisionKey: string) {
+    this.velocity.settle({ tenantId: scope.tenantId, livemode: scope.livemode, decision: decisionKey });
+  }
+
   async decide(scope: Scope, request: DecisionRequest): Promise<FraudDecision> {
     const { card, details } = request;
     const address = details?.ip_address ?? null;

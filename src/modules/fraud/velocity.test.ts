@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootApp, call, card, createTenant, ok, TEST_CARDS, type TestApp } from '../../../test/helpers.js';
-import { freePort } from '../../../test/process.js';
+import { freePort, waitFor } from '../../../test/process.js';
 import { serviceUrl } from '../../../test/services.js';
 import { decisionInputs, type StoredInputs } from './engine.js';
 import {
@@ -132,6 +132,18 @@ describe('bucket boundaries (injected clock)', () => {
     const next = await store.recordAndRead(keysFor('ten_replay', first.at + 6 * MINUTE));
     expect([reading.card_count_1h, next.card_count_1h]).toEqual([1, 2]);
   });
+
+  it('in process: a settled decision is forgotten, so memory holds only the decisions in flight', async () => {
+    const store = new InProcessVelocityStore();
+    const keys = [0, 1, 2].map((i) => keysFor('ten_settle', 1_800_000_000_000 + i * MINUTE));
+    for (const k of keys) await store.recordAndRead(k);
+    expect(store.kept).toBe(3);
+    store.settle(keys[0]);
+    store.settle(keys[2]);
+    expect(store.kept).toBe(1);
+    // The unsettled one still replays its reading.
+    expect((await store.recordAndRead({ ...keys[1], at: keys[1].at + MINUTE })).card_count_1h).toBe(1);
+  });
 });
 
 describe.skipIf(!redisUrl)('the Redis store', () => {
@@ -164,6 +176,16 @@ describe.skipIf(!redisUrl)('the Redis store', () => {
     const next = await store.recordAndRead(keysFor(tenant, first.at + 6 * MINUTE));
     expect([reading.card_count_1h, next.card_count_1h]).toEqual([1, 2]);
     expect(reading.seconds_since_card_last_seen).toBe(60);
+  });
+
+  it("deletes a settled decision's reading", async () => {
+    const store = new RedisVelocityStore(redis);
+    const keys = keysFor(`ten_${randomUUID()}`, Date.now());
+    await store.recordAndRead(keys);
+    const decisionKeys = () => redis.keys(`fraud:v:${keys.tenantId}:*:decision:*`);
+    expect(await decisionKeys()).toHaveLength(1);
+    store.settle(keys);
+    await waitFor(async () => (await decisionKeys()).length === 0, 5_000, 'the decision key is deleted');
   });
 
   it('sums large amounts exactly, as the in-process store does', async () => {

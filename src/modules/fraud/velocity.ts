@@ -33,9 +33,18 @@ export interface VelocityKeys {
   customer: string | null;
 }
 
+/** Names one decision's reading. */
+export type DecisionName = Pick<VelocityKeys, 'tenantId' | 'livemode' | 'decision'>;
+
 /** Reads the prior activity of a payment's keys and records the payment, as one atomic step. */
 export interface VelocityStore {
   recordAndRead(keys: VelocityKeys): Promise<VelocitySnapshot>;
+  /**
+   * Forgets a decision's reading once its outcome is committed: a committed decision is never asked
+   * again (the payment's next authorization is a new round, under a new name), so its reading need
+   * not be kept for replays. Fire and forget: a reading not forgotten expires with its TTL.
+   */
+  settle(name: DecisionName): void;
 }
 
 export const ZERO_VELOCITY: VelocitySnapshot = Object.freeze({
@@ -70,8 +79,9 @@ export const ZERO_VELOCITY: VelocitySnapshot = Object.freeze({
 /**
  * How long a decision's reading is kept for its replays, renewed by each replay. A decision is only
  * replayed while its payment waits in `processing` for a processor answer: the client's retry (within
- * seconds) and each recovery pass (every minute) renew it, however long an outage lasts. Kept per
- * payment, it costs memory in proportion to the payment rate: 15 minutes of payments.
+ * seconds) and each recovery pass (every minute) renew it, however long an outage lasts. A decision
+ * whose outcome is committed is settled at once (`settle`), so what is kept is the payments in flight
+ * and those whose outcome is unknown, not 15 minutes of every payment.
  */
 const DECISION_TTL = 15 * MINUTE;
 
@@ -151,8 +161,12 @@ function redisKeys(keys: VelocityKeys) {
     keys.customer ? `${scope}:customercards:${part(keys.customer)}` : '',
     keys.customer ? `${scope}:customercountries:${part(keys.customer)}` : '',
     keys.platformCard ? `fraud:v:${keys.livemode ? 'live' : 'test'}:tenants:${part(keys.platformCard)}` : '',
-    `${scope}:decision:${part(keys.decision)}`,
+    decisionKey(keys),
   ];
+}
+
+function decisionKey(name: DecisionName) {
+  return `fraud:v:${name.tenantId}:${name.livemode ? 'live' : 'test'}:decision:${encodeURIComponent(name.decision)}`;
 }
 
 /**
@@ -315,6 +329,10 @@ export class RedisVelocityStore implements VelocityStore {
       Number(values[38]),
     );
   }
+
+  settle(name: DecisionName) {
+    if (this.available) this.redis.unlink(decisionKey(name)).catch(() => undefined);
+  }
 }
 
 /**
@@ -331,7 +349,7 @@ export class InProcessVelocityStore implements VelocityStore {
   private readonly decided = new Map<string, { at: number; snapshot: VelocitySnapshot }>();
 
   async recordAndRead(keys: VelocityKeys): Promise<VelocitySnapshot> {
-    const decision = `${keys.tenantId}:${keys.livemode}:${keys.decision}`;
+    const decision = InProcessVelocityStore.nameOf(keys);
     const prior = this.decided.get(decision);
     if (prior) {
       // Renewed, and moved to the end of the map's (time) order.
@@ -359,6 +377,19 @@ export class InProcessVelocityStore implements VelocityStore {
     this.decided.set(decision, { at: keys.at, snapshot });
     return snapshot;
   }
+
+  settle(name: DecisionName) {
+    this.decided.delete(InProcessVelocityStore.nameOf(name));
+  }
+
+  /** Readings kept for replays (decisions not settled, within their TTL). */
+  get kept(): number {
+    return this.decided.size;
+  }
+
+  private static nameOf(name: DecisionName) {
+    return `${name.tenantId}:${name.livemode}:${name.decision}`;
+  }
 }
 
 /**
@@ -384,5 +415,11 @@ export class ResilientVelocityStore implements VelocityStore {
       this.onDegraded('redis_error');
       return this.fallback.recordAndRead(keys);
     }
+  }
+
+  /** Both stores: a reading taken during an outage is kept by the fallback. */
+  settle(name: DecisionName) {
+    this.fallback.settle(name);
+    this.redis.settle(name);
   }
 }

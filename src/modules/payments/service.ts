@@ -1043,6 +1043,7 @@ export class PaymentService {
         },
       },
     );
+    if (fraud) this.deps.fraud?.settled(scope, fraud.key);
     return this.answerFor(payment);
   }
 
@@ -1141,7 +1142,7 @@ export class PaymentService {
     attempts: AttemptRow[],
     method: PaymentMethodRow,
     card: CardDetails,
-  ): Promise<{ decision: FraudDecision; decidedAt: Date; stop?: ConnectorOutcome } | undefined> {
+  ): Promise<{ decision: FraudDecision; decidedAt: Date; key: string; stop?: ConnectorOutcome } | undefined> {
     if (!this.deps.fraud) return undefined;
     const decidedAt = this.now();
     // A payment's authorizations that ended (authorized, declined, sent to 3-D Secure) number its
@@ -1150,9 +1151,10 @@ export class PaymentService {
     const ended = attempts.filter(
       (a) => a.operation === 'authorize' && a.status !== 'pending' && a.status !== 'error',
     ).length;
+    const key = `${row.id}:${ended}:${method.fingerprint}`;
     const decision = await this.deps.fraud.decide(scope, {
       paymentId: row.id,
-      decisionKey: `${row.id}:${ended}:${method.fingerprint}`,
+      decisionKey: key,
       amount: row.amount,
       currency: row.currency,
       customer: row.customer,
@@ -1165,6 +1167,7 @@ export class PaymentService {
       return {
         decision,
         decidedAt,
+        key,
         stop: {
           status: 'declined',
           code: 'card_declined',
@@ -1172,8 +1175,8 @@ export class PaymentService {
           message: 'Your card was declined.',
         },
       };
-    if (action === 'request_3ds') return { decision, decidedAt, stop: { status: 'requires_action' } };
-    return { decision, decidedAt };
+    if (action === 'request_3ds') return { decision, decidedAt, key, stop: { status: 'requires_action' } };
+    return { decision, decidedAt, key };
   }
 
   /**
