@@ -60,17 +60,26 @@ function mismatch(a: string | null, b: string | null): number {
   return a.toUpperCase() === b.toUpperCase() ? 0 : 1;
 }
 
+/** Which key each velocity field counts under, in VELOCITY_FIELDS order: the key a payment may not have. */
+const VELOCITY_SUBJECT: readonly ('ip' | 'customer' | 'email' | 'other')[] = VELOCITY_FIELDS.map((field) =>
+  field.startsWith('ip_')
+    ? 'ip'
+    : field.startsWith('customer_')
+      ? 'customer'
+      : field.startsWith('email_')
+        ? 'email'
+        : 'other',
+);
+
 /**
  * The velocity fields of a key the payment does not have (no IP, no customer, no email) are missing
  * (NaN), not zero: LightGBM learns where missing values go at each split, instead of taking "no IP"
  * for "an IP never seen before".
  */
-function velocityFeatures(signals: RiskSignals): number[] {
-  const absent = (field: string) =>
-    (!signals.hasIp && field.startsWith('ip_')) ||
-    (!signals.hasCustomer && field.startsWith('customer_')) ||
-    (!signals.hasEmail && field.startsWith('email_'));
-  return VELOCITY_FIELDS.map((field) => (absent(field) ? NaN : signals.velocity[field]));
+function velocityFeatures(signals: RiskSignals, into: number[], from: number) {
+  const has = { ip: signals.hasIp, customer: signals.hasCustomer, email: signals.hasEmail, other: true };
+  for (let i = 0; i < VELOCITY_FIELDS.length; i++)
+    into[from + i] = has[VELOCITY_SUBJECT[i]!] ? signals.velocity[VELOCITY_FIELDS[i]!] : NaN;
 }
 
 function ratio(value: number, total: number, count: number): number {
@@ -82,7 +91,7 @@ export function featureVector(signals: RiskSignals): number[] {
   const exponent = currencyExponent(signals.currency.toLowerCase()) ?? 2;
   const v = signals.velocity;
   const time = signals.timestamp;
-  return [
+  const x = [
     Math.log1p(signals.amount / 10 ** exponent),
     time.getUTCHours() + time.getUTCMinutes() / 60,
     time.getUTCDay(),
@@ -91,9 +100,12 @@ export function featureVector(signals: RiskSignals): number[] {
     mismatch(signals.cardCountry, signals.billingCountry),
     signals.hasEmail ? 1 : 0,
     signals.hasCustomer ? 1 : 0,
-    ...velocityFeatures(signals),
+  ];
+  velocityFeatures(signals, x, x.length);
+  x.push(
     signals.hasCustomer ? ratio(signals.amount, v.customer_sum_7d, v.customer_count_7d) : NaN,
     ratio(signals.amount, v.card_sum_7d, v.card_count_7d),
     signals.hasCustomer ? ratio(v.customer_sum_24h, v.customer_sum_7d, 7) : NaN,
-  ];
+  );
+  return x;
 }

@@ -68,20 +68,35 @@ export function probability(model: FraudModel, raw: number): number {
   return 1 / (1 + Math.exp(-model.forest.sigmoid * raw));
 }
 
+/**
+ * The indexes of the largest non-zero contributions by magnitude, largest first (ties: lower index
+ * first), at most MAX_REASONS: a selection pass instead of sorting every feature, as this runs on
+ * every payment.
+ */
+export function topContributions(contributions: Float64Array): number[] {
+  const top: number[] = [];
+  for (let i = 0; i < contributions.length; i++) {
+    const magnitude = Math.abs(contributions[i]!);
+    if (magnitude === 0) continue;
+    let at = top.length;
+    while (at > 0 && Math.abs(contributions[top[at - 1]!]!) < magnitude) at--;
+    if (at >= MAX_REASONS) continue;
+    top.splice(at, 0, i);
+    if (top.length > MAX_REASONS) top.pop();
+  }
+  return top;
+}
+
 /** Scores one decision in process: pure, deterministic, a walk over the model's trees. */
 export function scoreRisk(model: FraudModel, signals: RiskSignals): RiskScore {
   const contributions = new Float64Array(FEATURE_NAMES.length);
   const x = featureVector(signals);
   const raw = pathContributions(model.forest, x, contributions);
   const riskScore = Math.min(100, Math.max(0, Math.round(100 * probability(model, raw))));
-  const top = [...contributions.keys()]
-    .filter((i) => contributions[i] !== 0)
-    .sort((a, b) => Math.abs(contributions[b]!) - Math.abs(contributions[a]!) || a - b)
-    .slice(0, MAX_REASONS);
   return {
     riskScore,
     riskLevel: riskLevel(riskScore),
-    reasons: top.map((i) => ({
+    reasons: topContributions(contributions).map((i) => ({
       feature: Number.isNaN(x[i]) ? FEATURES[i]!.missingLabel : FEATURES[i]!.label,
       weight: Math.round(contributions[i]! * 1e4) / 1e4,
     })),

@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generate } from '../../../../scripts/fraud/generator.js';
 import { lightgbmAvailable, runTrainer, writeMatrix } from '../../../../scripts/fraud/training.js';
@@ -14,6 +15,7 @@ import {
   loadShippedModel,
   parseModel,
   scoreRisk,
+  topContributions,
   SHIPPED_MODEL_VERSION,
 } from './index.js';
 import type { RiskSignals, VelocitySnapshot } from './signals.js';
@@ -198,4 +200,21 @@ it('refuses a model trained on other features', () => {
   const artifact = JSON.parse(text);
   artifact.features = [...artifact.features].reverse();
   expect(() => parseModel(JSON.stringify(artifact))).toThrow(/other features/);
+});
+
+describe('reasons', () => {
+  it('are the five largest non-zero contributions by magnitude, ties by feature order (as a full sort gives)', () => {
+    const value = fc.oneof(fc.constant(0), fc.constantFrom(-0.5, 0.5, 1), fc.double({ min: -3, max: 3, noNaN: true }));
+    fc.assert(
+      fc.property(fc.array(value, { minLength: 0, maxLength: FEATURE_NAMES.length }), (values) => {
+        const contributions = Float64Array.from(values);
+        const sorted = [...contributions.keys()]
+          .filter((i) => contributions[i] !== 0)
+          .sort((a, b) => Math.abs(contributions[b]!) - Math.abs(contributions[a]!) || a - b)
+          .slice(0, 5);
+        expect(topContributions(contributions)).toEqual(sorted);
+      }),
+      { numRuns: 2000 },
+    );
+  });
 });
