@@ -190,6 +190,25 @@ describe('operator console', () => {
     // A hundred rows, two dialogs and three axe runs: about 20 s on a busy shared machine.
   }, 90_000);
 
+  it("tells a suspended tenant's member so in words, and leads back to the sign-in", async () => {
+    const tenant = await createTenant(run.t.app, 'Suspended shop');
+    const member = await memberOf(run, 'admin', tenant);
+    await ok(
+      await call(run.t.app, PLATFORM_KEY, 'POST', `/v1/tenants/${tenant.id}/suspend`, { reason: 'KYC expired' }),
+    );
+    const view = await openDashboard(run, member, '/payments');
+    const { page } = view;
+    const alert = page.getByRole('alert').filter({ hasText: 'This account is suspended' });
+    await alert.waitFor();
+    expect(await alert.textContent()).toContain('KYC expired');
+    expect(await alert.getByTestId('request-id').textContent()).toMatch(/^req_/);
+    await expectAccessible(page);
+    await page.getByRole('button', { name: 'Back to sign-in' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    expectNoConsoleErrors(view);
+    await view.context.close();
+  });
+
   it("shows every tenant's review backlog with its oldest review's age", async () => {
     const payment = await payByCard(run.t.app, run.tenant.testKey, 4200);
     await run.t.admin`
