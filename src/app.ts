@@ -201,6 +201,10 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
       cookie !== undefined
         ? await authenticateSession(platform.users, request, cookie)
         : await platform.authenticator.authenticate(request.headers.authorization);
+    // A key carries its tenant's status (checked in authenticate); a session is checked here. Signing out stays
+    // possible, so a suspended tenant's member can leave the dashboard cleanly.
+    if (auth.kind === 'tenant' && auth.via === 'session' && !isSignOut(request))
+      await platform.authenticator.checkTenantActive(auth.tenantId);
     if (requirement === 'tenant' && auth.kind !== 'tenant') {
       throw new ApiError(
         'permission_error',
@@ -271,6 +275,10 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
       ? convertVersion(payload, LATEST_API_VERSION, request.apiVersion)
       : payload,
   );
+
+  function isSignOut(request: FastifyRequest) {
+    return request.method === 'DELETE' && request.routeOptions.url === '/v1/sessions/current';
+  }
 
   /** The PayForward-Version header, else the tenant's pinned version (the operator's requests: the latest). */
   async function requestedApiVersion(request: FastifyRequest, auth: Auth): Promise<string> {

@@ -168,7 +168,7 @@ export function createPlatform(
   const idempotency = new IdempotencyStore(sql, vault, config.idempotencyOwnerTimeoutSeconds, batching);
   const threeDSecure = new ThreeDSecure(secrets.jwtSecret, config.publicUrl);
   const apiKeys = new ApiKeyService(sql, () => authenticator.forget());
-  const tenants = new TenantService(sql, apiKeys, router.names());
+  const tenants = new TenantService(sql, apiKeys, router.names(), () => authenticator.forget());
   const processorsFor = (tenantId: string) => tenants.processorsFor(tenantId);
   const customers = new CustomerService(sql, now);
   const paymentMethods = new PaymentMethodService(sql, vault, router, processorsFor, customers, now);

@@ -1,5 +1,6 @@
 import { createContext, lazy, Suspense, useContext, type ReactNode } from 'react';
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { Button, Group, Stack } from '@mantine/core';
+import { useQuery, useQueryClient, type QueryClient } from '@tanstack/react-query';
 import { useLocation, useRoute } from 'wouter';
 import { api, PayForwardError, setCsrfToken, type Session } from './lib/api.ts';
 import { ApiErrorAlert, Loading } from './components/states.tsx';
@@ -41,7 +42,12 @@ export function SessionGate({ children }: { children: ReactNode }) {
       </Suspense>
     );
   if (query.isPending) return <Loading label="Loading your session" />;
-  if (query.isError) return <ApiErrorAlert error={query.error} title="The dashboard could not reach the API" />;
+  if (query.isError)
+    return query.error instanceof PayForwardError && query.error.code === 'account_suspended' ? (
+      <Suspended error={query.error} />
+    ) : (
+      <ApiErrorAlert error={query.error} title="The dashboard could not reach the API" />
+    );
   setCsrfToken(query.data?.csrf_token ?? null);
   if (!query.data)
     return (
@@ -50,6 +56,31 @@ export function SessionGate({ children }: { children: ReactNode }) {
       </Suspense>
     );
   return <SessionContext.Provider value={query.data}>{children}</SessionContext.Provider>;
+}
+
+/**
+ * A suspended tenant's member: the operator's reason in words, and a way back to the sign-in page (to sign in to
+ * another account). The refused session gave no CSRF token, so it cannot be ended from here; it expires by itself.
+ */
+function Suspended({ error }: { error: PayForwardError }) {
+  const client = useQueryClient();
+  return (
+    <Stack p="md" maw={640}>
+      <ApiErrorAlert error={error} title="This account is suspended" />
+      <Group>
+        <Button variant="default" onClick={() => forgetSession(client)}>
+          Back to sign-in
+        </Button>
+      </Group>
+    </Stack>
+  );
+}
+
+function forgetSession(client: QueryClient) {
+  setCsrfToken(null);
+  // The session query is set, not removed: its observer in SessionGate keeps watching the same entry.
+  client.setQueryData(SESSION_KEY, null);
+  client.removeQueries({ predicate: (q) => q.queryKey[0] !== SESSION_KEY[0] });
 }
 
 /** After a successful second factor: the new session replaces the old state, and every cached answer goes. */
@@ -71,10 +102,7 @@ export function useSignOut() {
     try {
       await api.DELETE('/v1/sessions/current');
     } finally {
-      setCsrfToken(null);
-      // The session query is set, not removed: its observer in SessionGate keeps watching the same entry.
-      client.setQueryData(SESSION_KEY, null);
-      client.removeQueries({ predicate: (q) => q.queryKey[0] !== SESSION_KEY[0] });
+      forgetSession(client);
     }
   };
 }

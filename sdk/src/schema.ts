@@ -461,7 +461,68 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * List tenants
+         * @description Every tenant, newest first, a page at a time (`starting_after` / `ending_before` take a tenant id from a previous page). Filter by `status` or by the start of the name.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    /** @description An object id from a previous page: the page after it. */
+                    starting_after?: string;
+                    /** @description An object id from a previous page: the page before it. */
+                    ending_before?: string;
+                    /** @description Only tenants in this status. */
+                    status?: "active" | "suspended";
+                    /**
+                     * @description Only tenants whose name starts with this, ignoring case.
+                     * @example acme
+                     */
+                    name_prefix?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {string} */
+                            object: "list";
+                            /** @enum {string} */
+                            url: "/v1/tenants";
+                            has_more: boolean;
+                            data: components["schemas"]["Tenant"][];
+                        };
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
         put?: never;
         /**
          * Create a tenant
@@ -631,6 +692,134 @@ export interface paths {
                     };
                 };
             };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Tenant"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Suspend a tenant
+         * @description Refuses its secret, restricted and publishable keys, their access tokens and its dashboard sessions with 403 `account_suspended` on every route: at once on the process that answers, within a second on the others (at most `API_KEY_CACHE_TTL_MS` should a notification be lost). Requests already past authentication finish; settlements, payouts, webhook deliveries and other work on existing objects go on. Suspending a suspended tenant changes nothing.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * @description Why, in words: kept on the tenant, in the audit log, and quoted in the 403 its keys get.
+                         * @example Unpaid invoices since October
+                         */
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Tenant"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{id}/reactivate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reactivate a tenant
+         * @description Lifts a suspension: its keys and sessions work again, on every process within the same bound. Reactivating an active tenant changes nothing.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
             responses: {
                 /** @description Default Response */
                 200: {
@@ -4778,6 +4967,81 @@ export interface paths {
                             url: "/v1/reconciliation_reports";
                             has_more: boolean;
                             data: components["schemas"]["ReconciliationReport"][];
+                        };
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every failure, whatever its cause, has this shape. */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/platform/reconciliation_discrepancies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List reconciliation discrepancies across tenants (operator)
+         * @description Every tenant’s reconciliation items that did not match (missing on one side, or amounts that differ) in their latest reconciliation, newest first: a rerun that matches them removes them. Amounts are signed minor units, as in the ledger. The platform operator only.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    /** @description An object id from a previous page: the page after it. */
+                    starting_after?: string;
+                    /** @description An object id from a previous page: the page before it. */
+                    ending_before?: string;
+                    /** @description Live or test mode. Default false (test). */
+                    livemode?: boolean;
+                    /** @description Only this tenant’s. */
+                    tenant?: string;
+                    kind?: "missing_in_ledger" | "missing_in_report" | "amount_mismatch";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {string} */
+                            object: "list";
+                            /** @enum {string} */
+                            url: "/v1/platform/reconciliation_discrepancies";
+                            has_more: boolean;
+                            data: components["schemas"]["ReconciliationDiscrepancy"][];
                         };
                     };
                 };
@@ -10271,6 +10535,15 @@ export interface components {
             /** @description The API version its requests and events use unless a request sends `PayForward-Version`: the latest at creation. */
             api_version: string;
             created: number;
+            /**
+             * @description `suspended`: its keys, access tokens and dashboard sessions are refused (403 `account_suspended`); what it already has keeps moving (settlements, payouts, webhook deliveries).
+             * @enum {string}
+             */
+            status: "active" | "suspended";
+            /** @description When it was suspended; null if active. */
+            suspended_at: number | null;
+            /** @description The operator’s reason, shown in the 403 its keys get; null if active. */
+            suspension_reason: string | null;
             /** @description Returned once, when the tenant is created. */
             secret_keys?: {
                 test: components["schemas"]["ApiKey"];
@@ -10579,6 +10852,41 @@ export interface components {
             ledger_amount: number | null;
             /** @description `processor_amount - ledger_amount`, a missing side counting as 0. */
             difference: number;
+            created: number;
+            livemode: boolean;
+        };
+        ReconciliationDiscrepancy: {
+            /**
+             * @description The reconciliation item’s id.
+             * @example reci_01jd7s0k2m3n4p5q6r7s8t9v0w
+             */
+            id: string;
+            /** @enum {string} */
+            object: "reconciliation_discrepancy";
+            /** @description The tenant whose ledger line or processor line it is. */
+            tenant: string;
+            tenant_name: string;
+            /** @description The tenant’s reconciliation report it belongs to. */
+            report: string;
+            processor: string;
+            /** @description The UTC day the processor’s report covers: Unix seconds at its start. */
+            report_date: number;
+            /** @enum {string} */
+            kind: "missing_in_ledger" | "missing_in_report" | "amount_mismatch";
+            /** @enum {string} */
+            type: "capture" | "refund";
+            /** @description For a capture, the payment’s processor reference; for a refund, the refund id. */
+            reference: string;
+            /** @description The payment or refund, when our ledger has it. */
+            source: string | null;
+            currency: string;
+            /** @description As the processor reported it; null when missing from its report. */
+            processor_amount: number | null;
+            /** @description As our ledger recorded it; null when missing from our ledger. */
+            ledger_amount: number | null;
+            /** @description `processor_amount - ledger_amount`, a missing side counting as 0. */
+            difference: number;
+            /** @description When the reconciliation that found it ran. */
             created: number;
             livemode: boolean;
         };
@@ -11162,6 +11470,15 @@ export interface components {
             livemode: boolean;
             /** @description Fraud reviews open across every tenant. */
             open_reviews: number;
+            /** @description Tenants with open reviews, longest-waiting first (the first 100): counts and ages, not the payments. */
+            tenants: {
+                tenant: string;
+                tenant_name: string;
+                /** @description Its fraud reviews open now. */
+                open_reviews: number;
+                /** @description When its longest-waiting review opened (Unix seconds). */
+                oldest_opened: number;
+            }[];
         };
     };
     responses: never;

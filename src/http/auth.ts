@@ -49,6 +49,14 @@ interface KeyRecord {
   scopes: string[];
   expires_at: Date | null;
   revoked_at: Date | null;
+  /** The tenant's, read with the key so that a suspension needs no query of its own per request. */
+  tenant_status: string;
+  suspension_reason: string | null;
+}
+
+interface TenantStatusRecord {
+  status: string;
+  suspension_reason: string | null;
 }
 
 export function hashApiKey(secret: string): Buffer {
@@ -73,6 +81,21 @@ const bearerCredential = (header: string | undefined) => (header && /^Bearer\s+(
 const unauthenticated = (message: string) =>
   new ApiError('authentication_error', 'invalid_api_key', message, null, 401);
 
+/** The 403 every credential of a suspended tenant gets (403, not 401: the key is valid, its account is not). */
+export const accountSuspended = (reason: string | null) =>
+  new ApiError(
+    'permission_error',
+    'account_suspended',
+    'This account has been suspended by the platform operator' +
+      (reason ? ` (${reason})` : '') +
+      ': its API keys and dashboard sessions are refused until it is reactivated. Contact the platform for help.',
+    null,
+    403,
+  );
+
+/** Ids of tenants start so; a notification naming one is a suspension or reactivation (see TenantService). */
+const TENANT_ID_PREFIX = 'ten_';
+
 /**
  * Resolves a bearer credential to who is calling. Secret keys are looked up by their SHA-256
  * (they are random, so a fast hash is enough) through a narrow SECURITY DEFINER function, cached
@@ -82,6 +105,8 @@ const unauthenticated = (message: string) =>
 export class Authenticator {
   private readonly byHash: LoadingCache<KeyRecord | undefined>;
   private readonly byId: LoadingCache<KeyRecord | undefined>;
+  /** Tenant id -> its status, for dashboard sessions (which name a tenant, not a key). */
+  private readonly tenantStatuses: LoadingCache<TenantStatusRecord | undefined>;
   /** Key id -> the byHash entry it was cached under, so a notification naming an id can drop it. */
   private readonly hashById = new Map<string, string>();
   private readonly platformKeyHash: Buffer | undefined;
@@ -118,9 +143,12 @@ export class Authenticator {
     this.now = options.clock ?? Date.now;
     this.byHash = new LoadingCache(options.cacheTtlMs, CACHE_SIZE);
     this.byId = new LoadingCache(options.cacheTtlMs, CACHE_SIZE);
+    this.tenantStatuses = new LoadingCache(options.cacheTtlMs, CACHE_SIZE);
     if (options.listenUrl)
       this.keyChanges = new NotificationListener(options.listenUrl, API_KEY_CHANGED_CHANNEL, {
-        onNotify: (keyId) => this.forgetKey(keyId),
+        // A tenant's suspension or reactivation: its keys are not indexed by tenant here, so every entry goes. An
+        // operator's action is rare enough that reloading each key once is cheaper than keeping such an index.
+        onNotify: (id) => (id.startsWith(TENANT_ID_PREFIX) ? this.forget() : this.forgetKey(id)),
         onUp: () => {
           this.forget();
           this.caching = true;
@@ -173,11 +201,11 @@ export class Authenticator {
     return this.usable(record, 'api_key');
   }
 
-  private cached(
-    cache: LoadingCache<KeyRecord | undefined>,
+  private cached<Value>(
+    cache: LoadingCache<Value | undefined>,
     key: string,
-    load: () => Promise<KeyRecord | undefined>,
-  ): Promise<KeyRecord | undefined> {
+    load: () => Promise<Value | undefined>,
+  ): Promise<Value | undefined> {
     if (!this.caching) return load();
     return cache.get(key, async () => {
       const changesBefore = this.changes;
@@ -194,6 +222,7 @@ export class Authenticator {
     if (record.revoked_at) throw unauthenticated('This API key has been revoked.');
     if (record.expires_at && record.expires_at.getTime() <= this.now())
       throw unauthenticated('This API key has expired.');
+    if (record.tenant_status !== 'active') throw accountSuspended(record.suspension_reason);
     if (record.kind === 'publishable') {
       // A publishable key is public: it buys no access token, and its powers come from route declarations alone.
       if (via !== 'api_key') throw unauthenticated('Invalid or expired access token.');
@@ -217,11 +246,24 @@ export class Authenticator {
     };
   }
 
+  /**
+   * Refuses a dashboard session of a suspended tenant with the same 403 its keys get. Cached like the keys, and
+   * dropped by the same notifications, so a request pays a query only when the tenant's entry has expired.
+   */
+  async checkTenantActive(tenantId: string): Promise<void> {
+    const record = await this.cached(this.tenantStatuses, tenantId, async () => {
+      const [row] = await this.sql<TenantStatusRecord[]>`SELECT * FROM auth_tenant_status(${tenantId})`;
+      return row;
+    });
+    if (record && record.status !== 'active') throw accountSuspended(record.suspension_reason);
+  }
+
   forget() {
     this.changes++;
     this.byHash.clear();
     this.byId.clear();
     this.hashById.clear();
+    this.tenantStatuses.clear();
   }
 
   forgetKey(keyId: string) {

@@ -14,7 +14,11 @@ import { BalanceTransactionSchema } from '../modules/ledger/schemas.js';
 import { SettlementSchema } from '../modules/settlements/schemas.js';
 import { PayoutSchema } from '../modules/payouts/schemas.js';
 import { BankAccountSchema } from '../modules/bank-accounts/schemas.js';
-import { ReconciliationItemSchema, ReconciliationReportSchema } from '../modules/reconciliation/schemas.js';
+import {
+  ReconciliationDiscrepancySchema,
+  ReconciliationItemSchema,
+  ReconciliationReportSchema,
+} from '../modules/reconciliation/schemas.js';
 import { ReportScheduleSchema, ReportSchema } from '../modules/reports/schemas.js';
 import { CaseSchema } from '../modules/cases/schemas.js';
 import { CustomerSchema } from '../modules/customers/schemas.js';
@@ -55,6 +59,7 @@ export function registerSharedSchemas(app: FastifyInstance) {
     BankAccountSchema,
     ReconciliationReportSchema,
     ReconciliationItemSchema,
+    ReconciliationDiscrepancySchema,
     RequestLogSchema,
     ReportSchema,
     ReportScheduleSchema,

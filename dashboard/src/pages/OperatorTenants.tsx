@@ -1,6 +1,8 @@
-import { useState, type FormEvent } from 'react';
+import { useState, type ReactNode } from 'react';
 import {
   Alert,
+  Anchor,
+  Badge,
   Button,
   Card,
   Checkbox,
@@ -14,12 +16,14 @@ import {
   TextInput,
   Title,
 } from '@mantine/core';
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQuery, useQueryClient, type UseMutationResult } from '@tanstack/react-query';
 import { api, type RequestBody, type ResponseBody } from '../lib/api.ts';
 import { formatTime } from '../lib/format.ts';
 import { useUrlFilters } from '../lib/url-state.ts';
 import { useSession } from '../session.tsx';
 import { ApiErrorAlert, QueryState } from '../components/states.tsx';
+import { afterLast, ConfirmAction, CursorTable, Section } from '../components/blocks.tsx';
+import type { TextColumn } from '../components/DataTable.tsx';
 
 type Tenant = ResponseBody<'/v1/tenants/{id}', 'get'>;
 type Schedule = Tenant['settlement_schedule'];
@@ -65,118 +69,230 @@ function ScheduleFields({ schedule, onChange }: { schedule: Schedule; onChange: 
   );
 }
 
+/**
+ * A form whose submit runs one mutation: the button shows it pending, the API's refusal is shown in words with its
+ * request id, and `done` says what happened. Every form of this page is one.
+ */
+function MutationForm<T>({
+  mutation,
+  submitLabel,
+  done,
+  children,
+}: {
+  mutation: UseMutationResult<T, Error, void>;
+  submitLabel: string;
+  done?: (result: T) => ReactNode;
+  children: ReactNode;
+}) {
+  return (
+    <form
+      onSubmit={(event) => {
+        event.preventDefault();
+        mutation.mutate();
+      }}
+    >
+      <Stack gap="sm">
+        {children}
+        <Group>
+          <Button type="submit" loading={mutation.isPending}>
+            {submitLabel}
+          </Button>
+          {mutation.data !== undefined && done?.(mutation.data)}
+        </Group>
+        {mutation.isError && <ApiErrorAlert error={mutation.error} />}
+      </Stack>
+    </form>
+  );
+}
+
+interface TenantSettings {
+  name: string;
+  /** As typed: "sim_beta, sim_alpha". */
+  processors: string;
+  schedule: Schedule;
+}
+
+/** The settings a tenant is created with and later changed: one form for both. */
+function TenantSettingsFields({
+  settings,
+  onChange,
+}: {
+  settings: TenantSettings;
+  onChange: (changes: Partial<TenantSettings>) => void;
+}) {
+  return (
+    <>
+      <SimpleGrid cols={{ base: 1, sm: 2 }} spacing="sm">
+        <TextInput
+          label="Name"
+          required
+          value={settings.name}
+          onChange={(e) => onChange({ name: e.currentTarget.value })}
+        />
+        <TextInput
+          label="Processors in order (primary first, failover after)"
+          value={settings.processors}
+          onChange={(e) => onChange({ processors: e.currentTarget.value })}
+        />
+      </SimpleGrid>
+      <ScheduleFields schedule={settings.schedule} onChange={(schedule) => onChange({ schedule })} />
+    </>
+  );
+}
+
+const settingsBody = (settings: TenantSettings) => ({
+  name: settings.name.trim(),
+  processors: processorList(settings.processors),
+  settlement_schedule: settings.schedule,
+});
+
+function useSettings(initial: TenantSettings) {
+  const [settings, setSettings] = useState(initial);
+  return [settings, (changes: Partial<TenantSettings>) => setSettings((s) => ({ ...s, ...changes }))] as const;
+}
+
 function CreateTenant({ onCreated }: { onCreated: (id: string) => void }) {
-  const [name, setName] = useState('');
-  const [processors, setProcessors] = useState('sim_alpha, sim_beta');
-  const [schedule, setSchedule] = useState<Schedule>({ type: 'daily', delay_days: 2, automatic_payouts: false });
-  const create = useMutation({
-    mutationFn: async () =>
-      (
-        await api.POST('/v1/tenants', {
-          body: { name: name.trim(), processors: processorList(processors), settlement_schedule: schedule },
-        })
-      ).data!,
-    onSuccess: (tenant) => onCreated(tenant.id),
+  const client = useQueryClient();
+  const [settings, change] = useSettings({
+    name: '',
+    processors: 'sim_alpha, sim_beta',
+    schedule: { type: 'daily', delay_days: 2, automatic_payouts: false },
   });
-  const submit = (event: FormEvent) => {
-    event.preventDefault();
-    create.mutate();
-  };
+  const create = useMutation({
+    mutationFn: async () => (await api.POST('/v1/tenants', { body: settingsBody(settings) })).data!,
+    onSuccess: (tenant) => {
+      void client.invalidateQueries({ queryKey: ['operator', 'tenants'] });
+      onCreated(tenant.id);
+    },
+  });
   const created = create.data;
   return (
     <Card withBorder padding="md" component="section" aria-labelledby="create-tenant">
       <Title order={2} size="h4" id="create-tenant" mb="sm">
         Create a tenant
       </Title>
-      <form onSubmit={submit}>
-        <Stack gap="sm">
-          <SimpleGrid cols={{ base: 1, sm: 2 }} spacing="sm">
-            <TextInput label="Name" required value={name} onChange={(e) => setName(e.currentTarget.value)} />
-            <TextInput
-              label="Routing (processors in order, comma-separated)"
-              value={processors}
-              onChange={(e) => setProcessors(e.currentTarget.value)}
-            />
-          </SimpleGrid>
-          <ScheduleFields schedule={schedule} onChange={setSchedule} />
-          <Group>
-            <Button type="submit" loading={create.isPending}>
-              Create tenant
-            </Button>
-          </Group>
-          {create.isError && <ApiErrorAlert error={create.error} />}
-          {created && (
-            <Alert color="indigo" title={`Created ${created.name}`} data-testid="created-tenant">
-              <Stack gap={4}>
+      <MutationForm mutation={create} submitLabel="Create tenant">
+        <TenantSettingsFields settings={settings} onChange={change} />
+      </MutationForm>
+      {created && (
+        <Alert color="indigo" mt="sm" title={`Created ${created.name}`} data-testid="created-tenant">
+          <Stack gap={4}>
+            <Text size="sm">
+              Tenant <Code data-testid="created-tenant-id">{created.id}</Code>. Its secret keys are shown this once:
+              hand them to the tenant over a safe channel.
+            </Text>
+            {created.secret_keys && (
+              <>
                 <Text size="sm">
-                  Tenant <Code data-testid="created-tenant-id">{created.id}</Code>. Its secret keys are shown this once:
-                  hand them to the tenant over a safe channel.
+                  Test: <Code data-testid="created-test-key">{created.secret_keys.test.secret}</Code>
                 </Text>
-                {created.secret_keys && (
-                  <>
-                    <Text size="sm">
-                      Test: <Code data-testid="created-test-key">{created.secret_keys.test.secret}</Code>
-                    </Text>
-                    <Text size="sm">
-                      Live: <Code>{created.secret_keys.live.secret}</Code>
-                    </Text>
-                  </>
-                )}
-              </Stack>
-            </Alert>
-          )}
-        </Stack>
-      </form>
+                <Text size="sm">
+                  Live: <Code>{created.secret_keys.live.secret}</Code>
+                </Text>
+              </>
+            )}
+          </Stack>
+        </Alert>
+      )}
     </Card>
   );
 }
 
-function Routing({ tenant }: { tenant: Tenant }) {
+/** Puts a changed tenant in its panel's cache and has the list read it again. */
+function useTenantChanged() {
   const client = useQueryClient();
-  const [processors, setProcessors] = useState(tenant.processors.join(', '));
-  const [schedule, setSchedule] = useState<Schedule>(tenant.settlement_schedule);
+  return (tenant: Tenant) => {
+    client.setQueryData(['operator', 'tenant', tenant.id], tenant);
+    void client.invalidateQueries({ queryKey: ['operator', 'tenants'] });
+  };
+}
+
+function EditTenant({ tenant }: { tenant: Tenant }) {
+  const changed = useTenantChanged();
+  const [settings, change] = useSettings({
+    name: tenant.name,
+    processors: tenant.processors.join(', '),
+    schedule: tenant.settlement_schedule,
+  });
   const save = useMutation({
     mutationFn: async () =>
-      (
-        await api.POST('/v1/tenants/{id}', {
-          params: { path: { id: tenant.id } },
-          body: { processors: processorList(processors), settlement_schedule: schedule },
-        })
-      ).data!,
-    onSuccess: (updated) => client.setQueryData(['operator', 'tenant', tenant.id], updated),
+      (await api.POST('/v1/tenants/{id}', { params: { path: { id: tenant.id } }, body: settingsBody(settings) })).data!,
+    onSuccess: changed,
   });
   return (
     <Card withBorder padding="md" component="section" aria-labelledby="routing">
       <Title order={3} size="h5" id="routing" mb="sm">
-        Routing and settlement
+        Name, routing and settlement
       </Title>
-      <form
-        onSubmit={(event) => {
-          event.preventDefault();
-          save.mutate();
+      <MutationForm
+        mutation={save}
+        submitLabel="Save routing and settlement"
+        done={() => (
+          <Text size="sm" role="status">
+            Saved.
+          </Text>
+        )}
+      >
+        <TenantSettingsFields settings={settings} onChange={change} />
+      </MutationForm>
+    </Card>
+  );
+}
+
+/** Suspend (with a reason, confirmed) or reactivate; what a suspension stops is said before it happens. */
+function Suspension({ tenant, writable }: { tenant: Tenant; writable: boolean }) {
+  const changed = useTenantChanged();
+  const [reason, setReason] = useState('');
+  const path = { params: { path: { id: tenant.id } } };
+  if (tenant.status === 'suspended')
+    return (
+      <Alert color="red" mt="sm" title="Suspended" data-testid="tenant-suspended">
+        <Stack gap="xs">
+          <Text size="sm">
+            Since {tenant.suspended_at ? formatTime(tenant.suspended_at) : '—'}: {tenant.suspension_reason}. Its keys
+            and dashboard sessions are refused; settlements, payouts and webhook deliveries go on.
+          </Text>
+          {writable && (
+            <Group>
+              <ConfirmAction
+                label="Reactivate"
+                title="Reactivate tenant"
+                onConfirm={async () => changed((await api.POST('/v1/tenants/{id}/reactivate', path)).data!)}
+              >
+                <Text size="sm">Its keys and dashboard sessions work again, on every server within seconds.</Text>
+              </ConfirmAction>
+            </Group>
+          )}
+        </Stack>
+      </Alert>
+    );
+  if (!writable) return null;
+  return (
+    <Group mt="sm">
+      <ConfirmAction
+        label="Suspend"
+        title="Suspend tenant"
+        color="red"
+        disabled={!reason.trim()}
+        onConfirm={async () => {
+          changed((await api.POST('/v1/tenants/{id}/suspend', { ...path, body: { reason: reason.trim() } })).data!);
+          setReason('');
         }}
       >
-        <Stack gap="sm">
-          <TextInput
-            label="Processors in order (primary first, failover after)"
-            value={processors}
-            onChange={(e) => setProcessors(e.currentTarget.value)}
-          />
-          <ScheduleFields schedule={schedule} onChange={setSchedule} />
-          <Group>
-            <Button type="submit" loading={save.isPending}>
-              Save routing and settlement
-            </Button>
-            {save.isSuccess && (
-              <Text size="sm" role="status">
-                Saved.
-              </Text>
-            )}
-          </Group>
-          {save.isError && <ApiErrorAlert error={save.error} />}
-        </Stack>
-      </form>
-    </Card>
+        <Text size="sm">
+          {tenant.name}&apos;s API keys, access tokens and dashboard sessions will be refused (403) on every server
+          within seconds; requests already running finish. Settlements, payouts and webhook deliveries of what it has go
+          on.
+        </Text>
+        <TextInput
+          label="Reason (shown to the tenant)"
+          required
+          maxLength={500}
+          value={reason}
+          onChange={(e) => setReason(e.currentTarget.value)}
+        />
+      </ConfirmAction>
+    </Group>
   );
 }
 
@@ -266,61 +382,51 @@ function Pricing({ tenant }: { tenant: Tenant }) {
         Rates in basis points; fixed fees in hundredths of a major unit (30 is 0.30 USD). Each save is a new version for
         payments created afterwards.
       </Text>
-      <form
-        onSubmit={(event) => {
-          event.preventDefault();
-          save.mutate();
-        }}
+      <MutationForm
+        mutation={save}
+        submitLabel="Set pricing plan"
+        done={(plan) => (
+          <Text size="sm" role="status" data-testid="pricing-saved">
+            Version {plan.version} set for {plan.livemode ? 'live' : 'test'} mode.
+          </Text>
+        )}
       >
-        <Stack gap="sm">
-          <SimpleGrid cols={{ base: 1, xs: 2, md: 4 }} spacing="sm">
-            <NativeSelect
-              label="Mode"
-              value={form.livemode}
-              data={[
-                { value: 'test', label: 'Test' },
-                { value: 'live', label: 'Live' },
-              ]}
-              onChange={(e) => set({ livemode: e.currentTarget.value as PlanForm['livemode'] })}
-            />
-            <NativeSelect
-              label="Plan type"
-              value={form.type}
-              data={[
-                { value: 'blended', label: 'Blended' },
-                { value: 'interchange_plus', label: 'Interchange++' },
-              ]}
-              onChange={(e) => set({ type: e.currentTarget.value as PlanForm['type'] })}
-            />
-            {field('percent_bps', form.type === 'blended' ? 'Processing (bps)' : 'Markup (bps)')}
-            {field('fixed', form.type === 'blended' ? 'Processing fixed' : 'Markup fixed')}
-            {form.type === 'interchange_plus' && (
-              <>
-                {field('credit_bps', 'Interchange credit (bps)')}
-                {field('debit_bps', 'Interchange debit (bps)')}
-                {field('prepaid_bps', 'Interchange prepaid (bps)')}
-                {field('scheme_fee_bps', 'Scheme fee (bps)')}
-              </>
-            )}
-            {field('international_bps', 'International (bps)')}
-            {field('currency_conversion_bps', 'Currency conversion (bps)')}
-            {field('instant_settlement_bps', 'Instant settlement (bps)')}
-            {field('refund_fee', 'Refund fee (fixed)')}
-            {field('dispute_fee', 'Dispute fee (fixed)')}
-          </SimpleGrid>
-          <Group>
-            <Button type="submit" loading={save.isPending}>
-              Set pricing plan
-            </Button>
-            {save.data && (
-              <Text size="sm" role="status" data-testid="pricing-saved">
-                Version {save.data.version} set for {save.data.livemode ? 'live' : 'test'} mode.
-              </Text>
-            )}
-          </Group>
-          {save.isError && <ApiErrorAlert error={save.error} />}
-        </Stack>
-      </form>
+        <SimpleGrid cols={{ base: 1, xs: 2, md: 4 }} spacing="sm">
+          <NativeSelect
+            label="Mode"
+            value={form.livemode}
+            data={[
+              { value: 'test', label: 'Test' },
+              { value: 'live', label: 'Live' },
+            ]}
+            onChange={(e) => set({ livemode: e.currentTarget.value as PlanForm['livemode'] })}
+          />
+          <NativeSelect
+            label="Plan type"
+            value={form.type}
+            data={[
+              { value: 'blended', label: 'Blended' },
+              { value: 'interchange_plus', label: 'Interchange++' },
+            ]}
+            onChange={(e) => set({ type: e.currentTarget.value as PlanForm['type'] })}
+          />
+          {field('percent_bps', form.type === 'blended' ? 'Processing (bps)' : 'Markup (bps)')}
+          {field('fixed', form.type === 'blended' ? 'Processing fixed' : 'Markup fixed')}
+          {form.type === 'interchange_plus' && (
+            <>
+              {field('credit_bps', 'Interchange credit (bps)')}
+              {field('debit_bps', 'Interchange debit (bps)')}
+              {field('prepaid_bps', 'Interchange prepaid (bps)')}
+              {field('scheme_fee_bps', 'Scheme fee (bps)')}
+            </>
+          )}
+          {field('international_bps', 'International (bps)')}
+          {field('currency_conversion_bps', 'Currency conversion (bps)')}
+          {field('instant_settlement_bps', 'Instant settlement (bps)')}
+          {field('refund_fee', 'Refund fee (fixed)')}
+          {field('dispute_fee', 'Dispute fee (fixed)')}
+        </SimpleGrid>
+      </MutationForm>
     </Card>
   );
 }
@@ -335,9 +441,12 @@ function TenantPanel({ id, writable }: { id: string; writable: boolean }) {
       {(tenant) => (
         <Stack gap="md" data-testid="tenant-panel">
           <Card withBorder padding="md" component="section" aria-labelledby="tenant-name">
-            <Title order={2} size="h4" id="tenant-name">
-              {tenant.name}
-            </Title>
+            <Group gap="sm">
+              <Title order={2} size="h4" id="tenant-name">
+                {tenant.name}
+              </Title>
+              <TenantStatus status={tenant.status} />
+            </Group>
             <Text size="sm">
               <Code>{tenant.id}</Code> · created {formatTime(tenant.created)} · API version {tenant.api_version}
             </Text>
@@ -347,14 +456,11 @@ function TenantPanel({ id, writable }: { id: string; writable: boolean }) {
                 `, ${tenant.settlement_schedule.delay_days} business days`}
               {tenant.settlement_schedule.automatic_payouts ? ', automatic payouts' : ''}
             </Text>
-            <Alert color="gray" mt="sm" title="Suspending a tenant">
-              The API has no suspension endpoint yet, so the console cannot suspend a tenant. Revoking its keys (POST
-              /v1/api_keys/&#123;id&#125;/revoke with the operator key) stops its API traffic meanwhile.
-            </Alert>
+            <Suspension key={`${tenant.id}-${tenant.status}`} tenant={tenant} writable={writable} />
           </Card>
           {writable && (
             <>
-              <Routing key={`${tenant.id}-routing`} tenant={tenant} />
+              <EditTenant key={`${tenant.id}-settings`} tenant={tenant} />
               <Pricing key={`${tenant.id}-pricing`} tenant={tenant} />
             </>
           )}
@@ -364,56 +470,100 @@ function TenantPanel({ id, writable }: { id: string; writable: boolean }) {
   );
 }
 
+function TenantStatus({ status }: { status: string }) {
+  return (
+    <Badge color={status === 'active' ? 'green' : 'red'} variant="dot" tt="none" data-testid="tenant-status">
+      {status}
+    </Badge>
+  );
+}
+
+const LIST_FILTERS = ['tenant', 'status', 'name'] as const;
+
+/** Every tenant from GET /v1/tenants, a hundred at a time, filtered by status and the start of the name. */
+function TenantList({
+  filters,
+  open,
+}: {
+  filters: Record<(typeof LIST_FILTERS)[number], string>;
+  open: (id: string) => void;
+}) {
+  const query = {
+    limit: 100,
+    ...(filters.status ? { status: filters.status as Tenant['status'] } : {}),
+    ...(filters.name.trim() ? { name_prefix: filters.name.trim() } : {}),
+  };
+  const columns: TextColumn<Tenant>[] = [
+    {
+      id: 'name',
+      header: 'Name',
+      text: (t) => t.name,
+      cell: (t) => (
+        <Anchor component="button" type="button" size="sm" onClick={() => open(t.id)}>
+          {t.name}
+        </Anchor>
+      ),
+    },
+    { id: 'status', header: 'Status', text: (t) => t.status, cell: (t) => <TenantStatus status={t.status} /> },
+    { id: 'id', header: 'Id', text: (t) => t.id },
+    { id: 'routing', header: 'Routing', text: (t) => t.processors.join(' → ') },
+    { id: 'created', header: 'Created', text: (t) => formatTime(t.created) },
+  ];
+  return (
+    <CursorTable<Tenant>
+      queryKey={['operator', 'tenants', query]}
+      fetchPage={afterLast(
+        async (cursor) => (await api.GET('/v1/tenants', { params: { query: { ...query, ...cursor } } })).data!,
+      )}
+      columns={columns}
+      rowKey={(t) => t.id}
+      caption="Tenants, newest first"
+      empty={filters.status || filters.name ? 'No tenant matches these filters.' : 'No tenant yet.'}
+      height={360}
+    />
+  );
+}
+
 /** Only operator_admin may change tenants; operator_support reads (the API refuses its changes anyway). */
 const mayChange = (role: string) => role === 'operator_admin';
 
 export default function OperatorTenants() {
   const session = useSession();
   const writable = mayChange(session.role);
-  const [filters, setFilters] = useUrlFilters(['tenant'] as const);
-  const [lookup, setLookup] = useState(filters.tenant);
+  const [filters, setFilters] = useUrlFilters(LIST_FILTERS);
+  const open = (id: string) => setFilters({ tenant: id });
   return (
     <Stack gap="md">
       <Title order={1}>Tenants</Title>
       {writable ? (
-        <CreateTenant
-          onCreated={(id) => {
-            setLookup(id);
-            setFilters({ tenant: id });
-          }}
-        />
+        <CreateTenant onCreated={open} />
       ) : (
         <Text size="sm" c="dimmed" data-testid="read-only">
           Your role ({session.role}) reads tenants; creating and changing them is for operator_admin.
         </Text>
       )}
-      <Card withBorder padding="md" component="section" aria-labelledby="open-tenant">
-        <Title order={2} size="h4" id="open-tenant" mb="sm">
-          Open a tenant
-        </Title>
-        <form
-          onSubmit={(event) => {
-            event.preventDefault();
-            setFilters({ tenant: lookup.trim() });
-          }}
-        >
-          <Group align="end" gap="sm">
+      <Section title="All tenants">
+        <form role="search" aria-label="Tenants" onSubmit={(event) => event.preventDefault()}>
+          <SimpleGrid cols={{ base: 1, xs: 2 }} spacing="sm" mb="sm">
             <TextInput
-              label="Tenant id"
-              placeholder="ten_…"
-              value={lookup}
-              onChange={(e) => setLookup(e.currentTarget.value)}
-              style={{ flex: 1 }}
+              label="Tenant name starts with"
+              value={filters.name}
+              onChange={(e) => setFilters({ name: e.currentTarget.value })}
             />
-            <Button type="submit" variant="default">
-              Open
-            </Button>
-          </Group>
+            <NativeSelect
+              label="Status"
+              value={filters.status}
+              data={[
+                { value: '', label: 'Any' },
+                { value: 'active', label: 'Active' },
+                { value: 'suspended', label: 'Suspended' },
+              ]}
+              onChange={(e) => setFilters({ status: e.currentTarget.value })}
+            />
+          </SimpleGrid>
         </form>
-        <Text size="xs" c="dimmed" mt="xs">
-          The API lists no tenants yet: open one by its id (from its creation, an audit log entry or a support request).
-        </Text>
-      </Card>
+        <TenantList filters={filters} open={open} />
+      </Section>
       {filters.tenant && <TenantPanel key={filters.tenant} id={filters.tenant} writable={writable} />}
     </Stack>
   );

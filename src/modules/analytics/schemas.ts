@@ -244,6 +244,18 @@ export const OperatorBacklogSchema = Type.Object(
     object: Type.Literal('analytics.review_backlog'),
     livemode: Type.Boolean(),
     open_reviews: Type.Integer({ description: 'Fraud reviews open across every tenant.' }),
+    tenants: Type.Array(
+      Type.Object({
+        tenant: Type.String(),
+        tenant_name: Type.String(),
+        open_reviews: Type.Integer({ description: 'Its fraud reviews open now.' }),
+        oldest_opened: Type.Integer({ description: 'When its longest-waiting review opened (Unix seconds).' }),
+      }),
+      {
+        description:
+          'Tenants with open reviews, longest-waiting first (the first 100): counts and ages, not the payments.',
+      },
+    ),
   },
   { $id: 'AnalyticsReviewBacklog' },
 );

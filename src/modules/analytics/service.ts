@@ -179,6 +179,9 @@ const byCountThenValue = (x: BreakdownSums, y: BreakdownSums) =>
  * Analytics read from the rollups of migration 035 (kept by triggers as payments, refunds, disputes and processor
  * attempts change), never from the base tables: a year of a busy account is a few thousand rows.
  */
+/** How many tenants the review backlog names, longest-waiting first. */
+const BACKLOG_TENANTS = 100;
+
 export class AnalyticsService {
   constructor(
     private readonly sql: Sql,
@@ -441,6 +444,21 @@ export class AnalyticsService {
         SELECT coalesce(sum(open_reviews), 0)::bigint AS open FROM analytics_platform_reviews
         WHERE tenant_id = ${PLATFORM_TENANT} AND livemode = ${livemode}`,
     );
-    return { object: 'analytics.review_backlog', livemode, open_reviews: row.open };
+    // Per tenant from the open reviews themselves (a partial index holds only those), through the operator's function.
+    const tenants = await this.sql<
+      { tenant_id: string; tenant_name: string; open_reviews: number; oldest_opened_at: Date }[]
+    >`
+      SELECT * FROM auth_operator_review_backlog(${livemode}, ${BACKLOG_TENANTS})`;
+    return {
+      object: 'analytics.review_backlog',
+      livemode,
+      open_reviews: row.open,
+      tenants: tenants.map((t) => ({
+        tenant: t.tenant_id,
+        tenant_name: t.tenant_name,
+        open_reviews: t.open_reviews,
+        oldest_opened: Math.floor(t.oldest_opened_at.getTime() / 1000),
+      })),
+    };
   }
 }

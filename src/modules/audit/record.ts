@@ -18,6 +18,8 @@ export const AUDITED_FIELDS = {
   'tenant.routing_updated': ['processors'],
   'tenant.settlement_schedule_updated': ['settlement_schedule'],
   'tenant.api_version_updated': ['api_version'],
+  'tenant.suspended': ['status', 'suspended_at', 'suspension_reason'],
+  'tenant.reactivated': ['status', 'suspended_at', 'suspension_reason'],
   'pricing_plan.updated': ['version', 'plan'],
   'api_key.created': ['type', 'name', 'redacted', 'scopes', 'expires_at'],
   'api_key.rolled': ['rolled_to', 'expires_at'],

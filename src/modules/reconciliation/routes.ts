@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref, retrieveRoute } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
-import { ReconciliationItemListQuery, ReconciliationReportListQuery } from './schemas.js';
+import { DiscrepancyListQuery, ReconciliationItemListQuery, ReconciliationReportListQuery } from './schemas.js';
 
 const tags = ['Reconciliation'];
 const config = { auth: 'tenant', scope: 'reconciliation:read' } as const;
@@ -37,6 +37,31 @@ export const reconciliationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       object: 'list',
       url: '/v1/reconciliation_reports',
       ...(await reconciliation.list(tenantScope(request), request.query)),
+    }),
+  );
+
+  app.get(
+    '/v1/platform/reconciliation_discrepancies',
+    {
+      config: { auth: 'platform' },
+      schema: {
+        tags,
+        summary: 'List reconciliation discrepancies across tenants (operator)',
+        description:
+          'Every tenant’s reconciliation items that did not match (missing on one side, or amounts that differ) in ' +
+          'their latest reconciliation, newest first: a rerun that matches them removes them. Amounts are signed ' +
+          'minor units, as in the ledger. The platform operator only.',
+        querystring: DiscrepancyListQuery,
+        response: {
+          200: listOf('ReconciliationDiscrepancy', '/v1/platform/reconciliation_discrepancies'),
+          ...errors,
+        },
+      },
+    },
+    async (request) => ({
+      object: 'list' as const,
+      url: '/v1/platform/reconciliation_discrepancies' as const,
+      ...(await reconciliation.discrepancies(request.query)),
     }),
   );
 

@@ -79,3 +79,46 @@ export const ReconciliationItemListQuery = StrictObject({
   status: Type.Optional(Type.String({ enum: [...ITEM_STATUSES] })),
 });
 export type ReconciliationItemListQuery = Static<typeof ReconciliationItemListQuery>;
+
+export const DISCREPANCY_KINDS = ['missing_in_ledger', 'missing_in_report', 'amount_mismatch'] as const;
+
+/** A reconciliation item that did not match, as the operator sees it across tenants. */
+export const ReconciliationDiscrepancySchema = Type.Object(
+  {
+    id: Type.String({ description: 'The reconciliation item’s id.', examples: ['reci_01jd7s0k2m3n4p5q6r7s8t9v0w'] }),
+    object: Type.Literal('reconciliation_discrepancy'),
+    tenant: Type.String({ description: 'The tenant whose ledger line or processor line it is.' }),
+    tenant_name: Type.String(),
+    report: Type.String({ description: 'The tenant’s reconciliation report it belongs to.' }),
+    processor: Type.String(),
+    report_date: Type.Integer({ description: 'The UTC day the processor’s report covers: Unix seconds at its start.' }),
+    kind: Type.String({ enum: [...DISCREPANCY_KINDS] }),
+    type: Type.String({ enum: ['capture', 'refund'] }),
+    reference: Type.String({
+      description: 'For a capture, the payment’s processor reference; for a refund, the refund id.',
+    }),
+    source: Nullable(Type.String({ description: 'The payment or refund, when our ledger has it.' })),
+    currency: Type.String(),
+    processor_amount: Nullable(
+      Type.Integer({ description: 'As the processor reported it; null when missing from its report.' }),
+    ),
+    ledger_amount: Nullable(
+      Type.Integer({ description: 'As our ledger recorded it; null when missing from our ledger.' }),
+    ),
+    difference: Type.Integer({ description: '`processor_amount - ledger_amount`, a missing side counting as 0.' }),
+    created: Type.Integer({ description: 'When the reconciliation that found it ran.' }),
+    livemode: Type.Boolean(),
+  },
+  { $id: 'ReconciliationDiscrepancy' },
+);
+export type ReconciliationDiscrepancy = Static<typeof ReconciliationDiscrepancySchema>;
+
+export const DiscrepancyListQuery = StrictObject({
+  limit: ListQuery.limit,
+  starting_after: ListQuery.starting_after,
+  ending_before: ListQuery.ending_before,
+  livemode: Type.Optional(Type.Boolean({ description: 'Live or test mode. Default false (test).' })),
+  tenant: Type.Optional(Type.String({ maxLength: 64, description: 'Only this tenant’s.' })),
+  kind: Type.Optional(Type.String({ enum: [...DISCREPANCY_KINDS] })),
+});
+export type DiscrepancyListQuery = Static<typeof DiscrepancyListQuery>;

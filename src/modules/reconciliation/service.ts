@@ -14,8 +14,11 @@ import {
   type SimulatedSettlementReports,
 } from '../connectors/settlement-reports.js';
 import { matchLines, totals, type LedgerLine, type MatchedItem, type Totals } from './match.js';
+import { ApiError, safeEcho } from '../../http/errors.js';
 import type {
+  DiscrepancyListQuery,
   ItemStatus,
+  ReconciliationDiscrepancy,
   ReconciliationItem,
   ReconciliationItemListQuery,
   ReconciliationReport,
@@ -116,6 +119,44 @@ function toApiReport(row: ReportRow): ReconciliationReport {
     livemode,
   };
 }
+
+interface DiscrepancyRow {
+  id: string;
+  tenant_id: string;
+  tenant_name: string;
+  livemode: boolean;
+  report_id: string;
+  processor: string;
+  report_date: string | Date;
+  status: Exclude<ItemStatus, 'matched'>;
+  type: 'capture' | 'refund';
+  reference: string;
+  source_id: string | null;
+  currency: string;
+  processor_amount: number | null;
+  ledger_amount: number | null;
+  created_at: Date;
+}
+
+const toApiDiscrepancy = (row: DiscrepancyRow): ReconciliationDiscrepancy => ({
+  id: row.id,
+  object: 'reconciliation_discrepancy',
+  tenant: row.tenant_id,
+  tenant_name: row.tenant_name,
+  report: row.report_id,
+  processor: row.processor,
+  report_date: unixSeconds(`${isoDate(row.report_date)}T00:00:00Z`),
+  kind: row.status,
+  type: row.type,
+  reference: row.reference,
+  source: row.source_id,
+  currency: row.currency,
+  processor_amount: row.processor_amount,
+  ledger_amount: row.ledger_amount,
+  difference: (row.processor_amount ?? 0) - (row.ledger_amount ?? 0),
+  created: unixSeconds(row.created_at),
+  livemode: row.livemode,
+});
 
 function toApiItem(row: ItemRow): ReconciliationItem {
   return {
@@ -345,6 +386,42 @@ export class ReconciliationService {
       ]);
       return { data: page.rows.map(toApiReport), has_more: page.hasMore };
     });
+  }
+
+  /**
+   * The operator's view: every tenant's items that did not match in their latest reconciliation, newest first. Read
+   * through auth_operator_reconciliation_discrepancies (037_operator_console.sql), the one way across tenants.
+   */
+  async discrepancies(params: DiscrepancyListQuery): Promise<{ data: ReconciliationDiscrepancy[]; has_more: boolean }> {
+    const livemode = params.livemode ?? false;
+    if (params.starting_after !== undefined && params.ending_before !== undefined)
+      throw ApiError.invalid(
+        'parameter_invalid',
+        'You may only specify one of these parameters: starting_after, ending_before.',
+        'ending_before',
+      );
+    const param = params.starting_after !== undefined ? 'starting_after' : 'ending_before';
+    const cursor = params[param];
+    if (cursor !== undefined) {
+      const [{ exists }] = await this.sql<{ exists: boolean }[]>`
+        SELECT auth_operator_discrepancy_exists(${cursor}, ${livemode}) AS exists`;
+      if (!exists)
+        throw new ApiError(
+          'invalid_request_error',
+          'resource_missing',
+          `No such object for ${param}: '${safeEcho(cursor)}'.`,
+          param,
+          400,
+        );
+    }
+    const limit = params.limit ?? 10;
+    const rows = await this.sql<DiscrepancyRow[]>`
+      SELECT * FROM auth_operator_reconciliation_discrepancies(${livemode}, ${params.tenant ?? null},
+        ${params.kind ?? null}, ${params.starting_after ?? null}, ${params.ending_before ?? null}, ${limit + 1})`;
+    const hasMore = rows.length > limit;
+    // Newest first either way; paging backwards, the extra row is the newest.
+    const page = params.ending_before !== undefined && hasMore ? rows.slice(1) : rows.slice(0, limit);
+    return { data: page.map(toApiDiscrepancy), has_more: hasMore };
   }
 
   async retrieve(scope: Scope, id: string): Promise<ReconciliationReport> {

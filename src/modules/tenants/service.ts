@@ -14,6 +14,8 @@ export const ApiVersionSchema = Type.String({
   examples: [LATEST_API_VERSION],
 });
 import { recordAudit, type AuditAction, type AuditContext } from '../audit/record.js';
+import { API_KEY_CHANGED_CHANNEL } from '../../http/auth.js';
+import type { Page } from '../../db/list.js';
 
 export const TenantSchema = Type.Object(
   {
@@ -30,6 +32,16 @@ export const TenantSchema = Type.Object(
         'creation.',
     }),
     created: Type.Integer(),
+    status: Type.String({
+      enum: ['active', 'suspended'],
+      description:
+        '`suspended`: its keys, access tokens and dashboard sessions are refused (403 `account_suspended`); what it ' +
+        'already has keeps moving (settlements, payouts, webhook deliveries).',
+    }),
+    suspended_at: Type.Union([Type.Integer(), Type.Null()], { description: 'When it was suspended; null if active.' }),
+    suspension_reason: Type.Union([Type.String(), Type.Null()], {
+      description: 'The operator’s reason, shown in the 403 its keys get; null if active.',
+    }),
     secret_keys: Type.Optional(
       Type.Object(
         { test: Type.Unsafe<ApiKey>(ref('ApiKey')), live: Type.Unsafe<ApiKey>(ref('ApiKey')) },
@@ -57,7 +69,12 @@ interface TenantRow {
   settlement_schedule: SettlementSchedule;
   api_version: string;
   created_at: Date;
+  status: TenantStatus;
+  suspended_at: Date | null;
+  suspension_reason: string | null;
 }
+
+export type TenantStatus = 'active' | 'suspended';
 
 const toTenant = (row: TenantRow): Tenant => ({
   id: row.id,
@@ -66,8 +83,13 @@ const toTenant = (row: TenantRow): Tenant => ({
   processors: row.processors,
   settlement_schedule: row.settlement_schedule,
   api_version: row.api_version,
-  created: Math.floor(new Date(row.created_at).getTime() / 1000),
+  created: unixSeconds(row.created_at),
+  status: row.status,
+  suspended_at: row.suspended_at ? unixSeconds(row.suspended_at) : null,
+  suspension_reason: row.suspension_reason,
 });
+
+const unixSeconds = (at: Date) => Math.floor(new Date(at).getTime() / 1000);
 
 /** Stripe's default for US accounts: funds available two business days after capture. */
 const DEFAULT_SETTLEMENT_SCHEDULE: SettlementSchedule = { type: 'daily', delay_days: 2 };
@@ -102,6 +124,8 @@ export class TenantService {
     private readonly sql: Sql,
     private readonly apiKeys: ApiKeyService,
     private readonly knownProcessors: string[],
+    /** Drops what this process's authenticator cached about keys and tenants' statuses. */
+    private readonly onStatusChange: () => void = () => {},
   ) {}
 
   private checkProcessors(order: string[]) {
@@ -198,6 +222,84 @@ export class TenantService {
       return after;
     });
     this.cache.delete(id);
+    return tenant;
+  }
+
+  /** The operator's list, newest first; see auth_operator_tenants (037_operator_console.sql). */
+  async list(params: {
+    limit?: number;
+    starting_after?: string;
+    ending_before?: string;
+    status?: string;
+    name_prefix?: string;
+  }): Promise<Page<Tenant>> {
+    if (params.starting_after !== undefined && params.ending_before !== undefined)
+      throw ApiError.invalid(
+        'parameter_invalid',
+        'You may only specify one of these parameters: starting_after, ending_before.',
+        'ending_before',
+      );
+    const param = params.starting_after !== undefined ? 'starting_after' : 'ending_before';
+    const cursor = params[param];
+    // A cursor naming no tenant would silently answer the first page, and a client paging through would start over.
+    if (cursor !== undefined)
+      await this.retrieve(cursor).catch((error: unknown) => {
+        if (error instanceof ApiError && error.statusCode === 404)
+          throw new ApiError('invalid_request_error', 'resource_missing', error.message, param, 400);
+        throw error;
+      });
+    const limit = params.limit ?? 10;
+    const rows = await this.sql<TenantRow[]>`
+      SELECT * FROM auth_operator_tenants(${params.status ?? null}, ${params.name_prefix ?? null},
+        ${params.starting_after ?? null}, ${params.ending_before ?? null}, ${limit + 1})`;
+    const hasMore = rows.length > limit;
+    // The function answers newest first either way; paging backwards, the extra row is the oldest.
+    const page = params.ending_before !== undefined && hasMore ? rows.slice(1) : rows.slice(0, limit);
+    return { rows: page.map(toTenant), hasMore };
+  }
+
+  /**
+   * Refuses the tenant's keys, access tokens and sessions from now on (see Authenticator): at once on this process, on
+   * the others when the notification sent at commit reaches them. A request already authenticated finishes as it
+   * would have, so no payment is left half-written; the workers keep moving what exists.
+   */
+  suspend(id: string, reason: string, context: AuditContext): Promise<Tenant> {
+    return this.changeStatus(id, 'suspended', reason, context);
+  }
+
+  reactivate(id: string, context: AuditContext): Promise<Tenant> {
+    return this.changeStatus(id, 'active', null, context);
+  }
+
+  private async changeStatus(
+    id: string,
+    status: TenantStatus,
+    reason: string | null,
+    context: AuditContext,
+  ): Promise<Tenant> {
+    const tenant = await inScope(this.sql, bothModes(id), async (tx) => {
+      const [old] = await tx<TenantRow[]>`SELECT * FROM tenants WHERE id = ${id} FOR UPDATE`;
+      if (!old) throw ApiError.notFound('tenant', id);
+      // Asking again for the state it is in changes nothing (a suspension keeps its first reason and time).
+      if (old.status === status) return toTenant(old);
+      const [row] = await tx<TenantRow[]>`
+        UPDATE tenants SET status = ${status}, suspension_reason = ${reason},
+          suspended_at = ${status === 'suspended' ? tx`now()` : null}
+        WHERE id = ${id} RETURNING *`;
+      const [before, after] = [toTenant(old), toTenant(row)];
+      await recordAudit(tx, {
+        scope: tenantWide(id),
+        context,
+        action: status === 'suspended' ? 'tenant.suspended' : 'tenant.reactivated',
+        target: { type: 'tenant', id },
+        before,
+        after,
+      });
+      // Transactional: other processes hear of it only once it has committed (see Authenticator.listen).
+      await tx`SELECT pg_notify(${API_KEY_CHANGED_CHANNEL}, ${id})`;
+      return after;
+    });
+    this.onStatusChange();
     return tenant;
   }
 
