@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { loadConfig } from '../config.js';
-import { appDatabaseUrl, connect, scopedStatement, type Sql } from './index.js';
+import postgres from 'postgres';
+import { appDatabaseUrl, connect, scopedRead, scopedStatement, type Sql } from './index.js';
 
 const config = loadConfig({});
 let sql: Sql;
@@ -53,6 +54,56 @@ describe('scopedStatement', () => {
     expect(value[0].scope).toBe('ten_scoped_statement:f');
     const [after] = await sql<{ scope: string | null }[]>`SELECT current_setting('app.scope', true) AS scope`;
     expect(after.scope ?? '').toBe('');
+  });
+});
+
+describe('scopedRead', () => {
+  const tenants = ['ten_scoped_read_a', 'ten_scoped_read_b'];
+  beforeAll(async () => {
+    const admin = connect(inject('adminDatabaseUrl'), { max: 1 });
+    await admin`INSERT INTO tenants (id, name) SELECT id, 'Scoped read' FROM unnest(${tenants}::text[]) id
+      ON CONFLICT DO NOTHING`;
+    await admin.end();
+    for (const tenantId of tenants)
+      await scopedStatement(
+        sql,
+        [{ tenantId, livemode: false }],
+        (tx) => tx`
+        INSERT INTO fraud_lists (id, tenant_id, livemode, name, item_type, kind, created_at)
+        VALUES (${`rsl_${tenantId}`}, ${tenantId}, false, 'scoped_read', 'email', 'block', now())
+        ON CONFLICT DO NOTHING`,
+      );
+  });
+
+  it("sees exactly its scope's rows with no WHERE clause (row-level security), and leaves no scope behind", async () => {
+    const rows = await scopedRead(
+      sql,
+      { tenantId: tenants[0], livemode: false },
+      (tx) => tx<{ tenant_id: string }[]>`SELECT tenant_id FROM fraud_lists WHERE name = 'scoped_read'`,
+    );
+    expect(rows.map((r) => r.tenant_id)).toEqual([tenants[0]]);
+    const unscoped = await sql<{ id: string }[]>`SELECT id FROM fraud_lists WHERE name = 'scoped_read'`;
+    expect(unscoped).toEqual([]);
+  });
+
+  it("throws the query's error and leaves the connection outside any transaction", async () => {
+    const failed = scopedRead(sql, { tenantId: tenants[0], livemode: false }, (tx) => tx`SELECT 1/0`);
+    await expect(failed).rejects.toBeInstanceOf(postgres.PostgresError);
+    const [first] = await sql<{ now: Date }[]>`SELECT now()`;
+    await waitUntilClockMoves(first.now);
+    const [state] = await sql<{ scope: string | null }[]>`SELECT current_setting('app.scope', true) AS scope`;
+    expect(state.scope ?? '').toBe('');
+  });
+
+  it('throws what the read function throws after its query, and the connection stays usable', async () => {
+    const missing = scopedRead(sql, { tenantId: tenants[1], livemode: false }, async (tx) => {
+      const rows = await tx`SELECT id FROM fraud_lists WHERE id = 'rsl_none'`;
+      if (!rows.length) throw new Error('not found');
+      return rows;
+    });
+    await expect(missing).rejects.toThrow('not found');
+    const [{ one }] = await sql<{ one: number }[]>`SELECT 1 AS one`;
+    expect(one).toBe(1);
   });
 });
 

@@ -1,4 +1,4 @@
-import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inScope, scopedRead, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findManyOwned, findOwned, listPage } from '../../db/list.js';
 import { columnNames, insertRows, UnnestStatement, type Columns } from '../../db/unnest.js';
 import type { FeeDetail } from '../pricing/schemas.js';
@@ -395,7 +395,7 @@ export class LedgerService {
 
   /** The tenant's available, pending and reserved funds, per currency it has ever held. */
   async balances(scope: Scope): Promise<Balance> {
-    const rows = await inScope(
+    const rows = await scopedRead(
       this.sql,
       scope,
       (tx) => tx<{ type: AccountType; currency: string; balance: number }[]>`

@@ -1,5 +1,5 @@
 import { CommitOutcomeUnknown, settleSession } from '../../db/commit-outcome.js';
-import { inScope, scopedStatement, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inScope, scopedRead, scopedStatement, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { MicroBatcher, type BatcherOptions } from '../../db/batcher.js';
 import { findManyOwned, listPage, type ListParams } from '../../db/list.js';
 import { columnNames, UnnestStatement, type Columns } from '../../db/unnest.js';
@@ -397,7 +397,7 @@ export async function findPaymentIdByIdempotencyKey(sql: Sql, scope: Scope, key:
 }
 
 export function loadPayment(sql: Sql, scope: Scope, id: string) {
-  return inScope(sql, scope, (tx) => findPayment(tx, scope, id));
+  return scopedRead(sql, scope, (tx) => findPayment(tx, scope, id));
 }
 
 /** The tenant's payments among `ids` (others are absent), with their attempts: for `expand[]`. */
