@@ -37,6 +37,8 @@ export interface Config {
   batchMaxConcurrency: number;
   batchMaxSize: number;
   dbPoolSize: number;
+  /** Connections of the batched payment reads (a pool of their own, beside DB_POOL_SIZE). */
+  dbReadPoolSize: number;
   /**
    * Per simulated processor: latency, the probability (0–1) of a processing_error, and the
    * probability that the processor acts on a call and its answer is lost (a dropped connection).
@@ -215,6 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     batchMaxConcurrency: num(env, 'BATCH_MAX_CONCURRENCY', 2, 1),
     batchMaxSize: num(env, 'BATCH_MAX_SIZE', 64, 1),
     dbPoolSize: num(env, 'DB_POOL_SIZE', 12, 2),
+    dbReadPoolSize: num(env, 'DB_READ_POOL_SIZE', 4, 1),
     processors: Object.fromEntries(
       SIMULATED_PROCESSORS.map((name) => {
         const prefix = name.toUpperCase();

@@ -21,7 +21,7 @@ import { EventService } from './modules/events/service.js';
 import { EventFeed } from './modules/events/stream.js';
 import { PostgresStreamSlotStore, RedisStreamSlotStore, StreamSlots } from './modules/events/stream-slots.js';
 import { PaymentMethodService } from './modules/payment-methods/service.js';
-import { createPaymentWriter, type PaymentWrite } from './modules/payments/repo.js';
+import { createPaymentReader, createPaymentWriter, type PaymentWrite } from './modules/payments/repo.js';
 import { PaymentService } from './modules/payments/service.js';
 import { LedgerService } from './modules/ledger/service.js';
 import { PricingService } from './modules/pricing/service.js';
@@ -131,6 +131,9 @@ export function createPlatform(
 ): Platform {
   const now = options.now ?? systemClock;
   const sql = connect(appDatabaseUrl, { max: config.dbPoolSize, applicationName: 'payforward-api' });
+  // Batched payment reads get a pool of their own: under a mixed load, reads and write batches must not queue for
+  // each other's connections.
+  const readSql = connect(appDatabaseUrl, { max: config.dbReadPoolSize, applicationName: 'payforward-api-reads' });
   // Whatever role the replica URL names, reads run as the application role, under row-level security.
   const replica = config.databaseReplicaUrl
     ? connect(asAppRole(config.databaseReplicaUrl, config), { max: 4, applicationName: 'payforward-replica' })
@@ -165,6 +168,7 @@ export function createPlatform(
   const vault = CardVault.fromEntries(secrets.vaultKeks, parseKek(secrets.vaultFingerprintKey));
   const batching = { maxConcurrency: config.batchMaxConcurrency, maxSize: config.batchMaxSize };
   const writer = createPaymentWriter(sql, batching, (size) => metrics.batchSize.observe(size));
+  const reader = createPaymentReader(readSql, { maxConcurrency: config.dbReadPoolSize, maxSize: config.batchMaxSize });
   const idempotency = new IdempotencyStore(sql, vault, config.idempotencyOwnerTimeoutSeconds, batching);
   const threeDSecure = new ThreeDSecure(secrets.jwtSecret, config.publicUrl);
   const apiKeys = new ApiKeyService(sql, () => authenticator.forget());
@@ -206,6 +210,7 @@ export function createPlatform(
     customers,
     workerSql,
     writer,
+    reader,
     paymentMethods,
     router,
     processorsFor,
@@ -310,6 +315,7 @@ export function createPlatform(
     async close() {
       mailer.close();
       await writer.idle();
+      await reader.idle();
       await requestLogRecorder.close();
       await idempotency.idle();
       await authenticator.stopListening();
@@ -320,6 +326,7 @@ export function createPlatform(
       else redis?.disconnect();
       if (replica !== sql) await replica.end({ timeout: 5 });
       await workerSql.end({ timeout: 5 });
+      await readSql.end({ timeout: 5 });
       await sql.end({ timeout: 5 });
     },
   };

@@ -378,14 +378,6 @@ function toState(row: PaymentRow & { attempts: AttemptRow[] }): PaymentState {
   return { row: payment, attempts };
 }
 
-async function findPayment(tx: Tx, scope: Scope, id: string): Promise<PaymentState> {
-  const [row] = await tx<(PaymentRow & { attempts: AttemptRow[] })[]>`
-    SELECT p.*, ${withAttempts(tx)} FROM payments p
-    WHERE p.id = ${id} AND p.tenant_id = ${scope.tenantId} AND p.livemode = ${scope.livemode}`;
-  if (!row) throw ApiError.notFound('payment', id);
-  return toState(row);
-}
-
 export async function findPaymentIdByIdempotencyKey(sql: Sql, scope: Scope, key: string): Promise<string | undefined> {
   const [row] = await inScope(
     sql,
@@ -396,9 +388,41 @@ export async function findPaymentIdByIdempotencyKey(sql: Sql, scope: Scope, key:
   return row?.id;
 }
 
-export function loadPayment(sql: Sql, scope: Scope, id: string) {
-  return scopedRead(sql, scope, (tx) => findPayment(tx, scope, id));
+export interface PaymentRead {
+  scope: Scope;
+  id: string;
 }
+
+/**
+ * Payment reads (a retrieve, and the read before each change) of concurrent requests share one
+ * statement in one round trip: BEGIN, the union of their scopes, one `id = ANY(...)` query and
+ * COMMIT, sent as one socket write. Row-level security limits the statement to the batch's scopes;
+ * each request then gets only the row of its own tenant and mode (another's is a 404, as it would
+ * be alone). Under load a batch carries many reads for the cost of one; alone, a read is flushed on
+ * the next turn of the event loop. It draws on its own pool (DB_READ_POOL_SIZE), so reads and the
+ * write batches never wait for each other's connections.
+ */
+export function createPaymentReader(sql: Sql, options: BatcherOptions) {
+  return new MicroBatcher<PaymentRead, PaymentState>(async (reads) => {
+    const ids = [...new Set(reads.map((read) => read.id))];
+    const rows = await scopedRead(
+      sql,
+      reads.map((read) => read.scope),
+      (tx) => tx<(PaymentRow & { attempts: AttemptRow[] })[]>`
+        SELECT p.*, ${withAttempts(tx)} FROM payments p WHERE p.id = ANY(${ids})`,
+    );
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return reads.map(({ scope, id }) => {
+      const row = byId.get(id);
+      // Each read its own copy: two reads of one payment in a batch must not share a state.
+      return row && row.tenant_id === scope.tenantId && row.livemode === scope.livemode
+        ? toState({ ...row, attempts: [...row.attempts] })
+        : ApiError.notFound('payment', id);
+    });
+  }, options);
+}
+
+export type PaymentReader = ReturnType<typeof createPaymentReader>;
 
 /** The tenant's payments among `ids` (others are absent), with their attempts: for `expand[]`. */
 export function loadPayments(sql: Sql, scope: Scope, ids: string[]) {

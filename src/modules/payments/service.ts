@@ -26,13 +26,13 @@ import { availableOn, type SettlementSchedule } from '../settlements/schedule.js
 import {
   findPaymentIdByIdempotencyKey,
   listPayments,
-  loadPayment,
   loadPayments,
   type AttemptRow,
   type DisputeWatchRow,
   type FraudDecisionRow,
   type PaymentRow,
   type PaymentState,
+  type PaymentReader,
   type PaymentWrite,
 } from './repo.js';
 import type {
@@ -110,6 +110,8 @@ export interface PaymentServiceDeps {
   /** The worker role's pool: only the cross-tenant scans of the recovery and expiry passes use it. */
   workerSql: Sql;
   writer: MicroBatcher<PaymentWrite, boolean>;
+  /** Batched payment reads on the read pool (createPaymentReader). */
+  reader: PaymentReader;
   paymentMethods: PaymentMethodService;
   router: ConnectorRouter;
   processorsFor: (tenantId: string) => Promise<string[]>;
@@ -382,7 +384,7 @@ export class PaymentService {
   async update(scope: Scope, id: string, body: UpdatePaymentBody, requestId: string | null): Promise<Payment> {
     if (body?.customer) await this.deps.customers.checkActive(scope, body.customer);
     for (let tries = 3; ; tries--) {
-      const state = await loadPayment(this.deps.sql, scope, id);
+      const state = await this.load(scope, id);
       const next = await this.updatedRow(scope, state.row, body ?? {});
       const payment = toApiPayment({ row: next, attempts: state.attempts });
       const event = newEvent(scope, 'payment.updated', payment, requestId, this.now());
@@ -430,8 +432,12 @@ export class PaymentService {
     return this.advance(row, changes);
   }
 
+  private load(scope: Scope, id: string): Promise<PaymentState> {
+    return this.deps.reader.submit({ scope, id });
+  }
+
   retrieve(scope: Scope, id: string): Promise<Payment> {
-    return loadPayment(this.deps.sql, scope, id).then(toApiPayment);
+    return this.load(scope, id).then(toApiPayment);
   }
 
   async retrieveMany(scope: Scope, ids: string[]): Promise<Payment[]> {
@@ -449,7 +455,7 @@ export class PaymentService {
    */
   async threeDSecureChallenge(token: string): Promise<{ scope: Scope; state: PaymentState }> {
     const { scope, paymentId, attemptId } = await this.deps.threeDSecure.verify(token);
-    const state = await loadPayment(this.deps.sql, scope, paymentId);
+    const state = await this.load(scope, paymentId);
     const latest = state.attempts.filter((a) => a.operation === 'authorize').at(-1);
     if (state.row.status !== 'requires_action' || latest?.id !== attemptId) throw invalidLink();
     return { scope, state };
@@ -560,7 +566,7 @@ export class PaymentService {
       async (payment) => {
         const scope = { tenantId: payment.tenant_id, livemode: payment.livemode };
         try {
-          await this.resume(scope, await loadPayment(this.deps.sql, scope, payment.id));
+          await this.resume(scope, await this.load(scope, payment.id));
         } catch (error) {
           if (!(error instanceof ApiError)) throw error;
         }
@@ -581,7 +587,7 @@ export class PaymentService {
     } catch (error) {
       if (!(error instanceof ApiError) || error.code !== 'payment_intent_unexpected_state' || conflictsLeft === 0)
         throw error;
-      return this.resume(scope, await loadPayment(this.deps.sql, scope, state.row.id), conflictsLeft - 1);
+      return this.resume(scope, await this.load(scope, state.row.id), conflictsLeft - 1);
     }
   }
 
@@ -608,7 +614,7 @@ export class PaymentService {
       return await run();
     } catch (error) {
       if (!(error instanceof ApiError) || error.code !== 'payment_intent_unexpected_state') throw error;
-      return this.resume(scope, await loadPayment(this.deps.sql, scope, id));
+      return this.resume(scope, await this.load(scope, id));
     }
   }
 
@@ -641,7 +647,7 @@ export class PaymentService {
     operation: AttemptRow['operation'],
     amount?: number,
   ): Promise<{ state: PaymentState; answer?: Payment }> {
-    const state = await loadPayment(this.deps.sql, scope, id);
+    const state = await this.load(scope, id);
     const pending = state.attempts.filter((a) => a.status === 'pending').at(-1);
     if (state.row.status !== 'processing' || !pending) return { state };
     const own = pending.idempotency_key === null || pending.idempotency_key === idempotencyKey;
@@ -653,7 +659,7 @@ export class PaymentService {
       // The other operation's card error is not this request's answer; a 5xx (still unknown) is.
       if (!(error instanceof ApiError) || error.statusCode >= 500) throw error;
     }
-    return { state: await loadPayment(this.deps.sql, scope, id) };
+    return { state: await this.load(scope, id) };
   }
 
   /**
@@ -701,7 +707,7 @@ export class PaymentService {
         null,
         409,
       );
-    return this.resume(scope, await loadPayment(this.deps.sql, scope, id));
+    return this.resume(scope, await this.load(scope, id));
   }
 
   private async resolvePaymentMethod(

@@ -5,7 +5,7 @@ import { bootWithTenants, call, card, ok, TEST_CARDS, type TestApp, type TestTen
 import { PgProxy } from '../../../test/pg-proxy.js';
 import { newEvent } from '../events/events.js';
 import type { PaymentMethodRow } from '../payment-methods/service.js';
-import { createPaymentWriter, loadPayment, type PaymentRow, type PaymentWrite } from './repo.js';
+import { createPaymentReader, createPaymentWriter, type PaymentRow, type PaymentWrite } from './repo.js';
 
 // The batched payment writer against the real database, given writes directly: what it writes, and
 // what it answers when the connection is lost around COMMIT (a real TCP proxy cutting it).
@@ -26,7 +26,8 @@ async function payment(tenant: TestTenant, body: Record<string, unknown> = {}) {
   const created = await ok(
     await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 1_500, currency: 'usd', ...body }),
   );
-  return (await loadPayment(t.platform.sql, scopeOf(tenant), created.id)).row;
+  const reader = createPaymentReader(t.platform.sql, { maxSize: 8, maxConcurrency: 1 });
+  return (await reader.submit({ scope: scopeOf(tenant), id: created.id })).row;
 }
 
 /** The next version of a payment, with a new description and an event (of any catalogued type). */
