@@ -6,28 +6,20 @@ import { call, ok, payByCard, PLATFORM_KEY, TEST_CARDS, verifiedBankAccount } fr
 import { outboxToken } from './team.js';
 import { waitFor } from './process.js';
 import { startReceiver } from './webhook-receiver.js';
-import {
-  bootDashboard,
-  expectAccessible,
-  expectNoConsoleErrors,
-  memberOf,
-  openDashboard,
-  type DashboardRun,
-} from './dashboard.js';
+import { dashboardRunOfFile, expectAccessible, expectNoConsoleErrors, memberOf, openDashboard } from './dashboard.js';
 import type { Member } from './team.js';
 
 // The tenant pages of issue 13 beyond Home, Payments and Customers, driven in Chromium against the real platform. The
 // webhook dispatcher runs here and acts on every tenant, so the file has a database of its own.
-let run: DashboardRun;
+const run = dashboardRunOfFile(
+  { WEBHOOK_ALLOW_PRIVATE: '127.0.0.0/8', WEBHOOK_TRANSPORT: 'postgres', WEBHOOK_RETRY_SCHEDULE: '0,0.2' },
+  'dashboard_pages',
+);
 let dispatcher: WebhookDispatcher;
 let admin: Member;
 const receivers: { close(): Promise<void> }[] = [];
 
 beforeAll(async () => {
-  run = await bootDashboard(
-    { WEBHOOK_ALLOW_PRIVATE: '127.0.0.0/8', WEBHOOK_TRANSPORT: 'postgres', WEBHOOK_RETRY_SCHEDULE: '0,0.2' },
-    'dashboard_pages',
-  );
   dispatcher = new WebhookDispatcher({ ...run.t.platform, log: run.t.app.log }, { idleWaitMs: 20 });
   dispatcher.start();
   admin = await memberOf(run, 'admin');
@@ -35,7 +27,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(receivers.map((r) => r.close()));
   await dispatcher?.stop();
-  await run?.close();
 });
 
 const api = (method: string, url: string, body?: unknown, key = run.tenant.testKey) =>

@@ -1,24 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'csv-parse/sync';
 import type { Page } from 'playwright-core';
 import { call, card, createTenant, newCustomer, ok, payByCard, TEST_CARDS, type TestTenant } from './helpers.js';
 import { asMember } from './team.js';
-import {
-  bootDashboard,
-  expectAccessible,
-  expectNoConsoleErrors,
-  memberOf,
-  openDashboard,
-  type DashboardRun,
-} from './dashboard.js';
+import { dashboardRunOfFile, expectAccessible, expectNoConsoleErrors, memberOf, openDashboard } from './dashboard.js';
 
-let run: DashboardRun;
-
-beforeAll(async () => {
-  run = await bootDashboard();
-});
-afterAll(() => run?.close());
+const run = dashboardRunOfFile();
 
 /** A tenant of the test's own, so lists and searches see only what the test made. */
 async function freshTenant(name: string): Promise<TestTenant> {
