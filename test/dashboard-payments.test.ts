@@ -67,12 +67,10 @@ describe('Home', () => {
       );
     const periodOf = async (page: Page) => {
       const figures = page.getByTestId('figures');
+      const from = Number(await figures.getAttribute('data-from'));
       const until = Number(await figures.getAttribute('data-until'));
-      return {
-        from: Number(await figures.getAttribute('data-from')),
-        until,
-        hour: `${new Date((until - 86_400) * 1000).toISOString().slice(11, 16)} UTC`,
-      };
+      // Today's period starts at 00:00 UTC: its end as the hour of the day, 01:00 to 24:00.
+      return { from, until, hour: `${String((until - from) / 3600).padStart(2, '0')}:00 UTC` };
     };
     const raw = async (page: Page, id: string) => Number(await page.getByTestId(id).getAttribute('data-value'));
 

@@ -4,7 +4,7 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { Link } from 'wouter';
 import { can, payforward, type Event, type Payment } from '../lib/api.ts';
 import { useSession } from '../session.tsx';
-import { useHomeFigures, type Figures, type HomeFigures } from '../lib/figures.ts';
+import { useHomeFigures, type Figures, type HomeFigures, type Period } from '../lib/figures.ts';
 import { useEventStream } from '../lib/live.ts';
 import { formatMoney, formatPercent, formatTime } from '../lib/format.ts';
 import { ApiErrorAlert, Empty, Loading, QueryState } from '../components/states.tsx';
@@ -13,7 +13,8 @@ import { ScrollRegion } from '../components/ScrollRegion.tsx';
 
 const FEED_SIZE = 15;
 
-const utcHour = (unixSeconds: number) => `${new Date(unixSeconds * 1000).toISOString().slice(11, 16)} UTC`;
+/** The end of a period that starts at 00:00 UTC, as the hour of that day ("15:00 UTC", up to "24:00 UTC"). */
+const endHour = ({ from, until }: Period) => `${String((until - from) / 3600).padStart(2, '0')}:00 UTC`;
 
 function change(now: number | null, before: number | null, format: (n: number) => string, until: string) {
   if (now === null || before === null) return 'no comparison';
@@ -51,26 +52,27 @@ function Figure({
 
 function FigureGrid({ figures: { currency, today, yesterday, balance } }: { figures: HomeFigures }) {
   const money = (n: number) => formatMoney(n, currency);
-  const count = (n: number) => String(n);
-  const rate = (n: number | null) => (n === null ? '—' : formatPercent(n));
-  const until = utcHour(yesterday.until);
-  const figure = (testId: keyof Figures, label: string, format: (n: number) => string) => (
-    <Figure
-      testId={testId === 'approvalRate' ? 'approval' : testId}
-      label={label}
-      value={testId === 'approvalRate' ? rate(today.approvalRate) : format(today[testId] as number)}
-      raw={today[testId]}
-      delta={change(today[testId], yesterday[testId], format, until)}
-    />
-  );
+  const until = endHour(yesterday);
+  const figure = (key: keyof Figures, testId: string, label: string, show: (n: number) => string, diff = show) => {
+    const value = today[key];
+    return (
+      <Figure
+        testId={testId}
+        label={label}
+        value={value === null ? '—' : show(value)}
+        raw={value}
+        delta={change(value, yesterday[key], diff, until)}
+      />
+    );
+  };
   return (
     <Stack gap="xs" data-testid="figures" data-from={today.from} data-until={today.until}>
       <SimpleGrid cols={{ base: 1, xs: 2, md: 3 }} spacing="sm">
-        {figure('volume', 'Volume today', money)}
-        {figure('count', 'Payments today', count)}
-        {figure('approvalRate', 'Approval rate', (n) => `${(n * 100).toFixed(1)} pts`)}
-        {figure('fees', 'Fees', money)}
-        {figure('net', 'Net', money)}
+        {figure('volume', 'volume', 'Volume today', money)}
+        {figure('count', 'count', 'Payments today', String)}
+        {figure('approvalRate', 'approval', 'Approval rate', formatPercent, (n) => `${(n * 100).toFixed(1)} pts`)}
+        {figure('fees', 'fees', 'Fees', money)}
+        {figure('net', 'net', 'Net', money)}
         <Figure
           testId="balance"
           label="Balance now"
