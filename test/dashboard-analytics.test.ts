@@ -1,17 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'csv-parse/sync';
 import { call, card, createTenant, ok, payByCard, TEST_CARDS } from './helpers.js';
-import {
-  bootDashboard,
-  expectAccessible,
-  expectNoConsoleErrors,
-  memberOf,
-  openDashboard,
-  type DashboardRun,
-} from './dashboard.js';
+import { dashboardRunOfFile, expectAccessible, expectNoConsoleErrors, memberOf, openDashboard } from './dashboard.js';
 
-let run: DashboardRun;
+const run = dashboardRunOfFile();
 
 interface ListedPayment {
   amount: number;
@@ -41,7 +34,6 @@ async function listedPayments(): Promise<ListedPayment[]> {
 }
 
 beforeAll(async () => {
-  run = await bootDashboard();
   const key = run.tenant.testKey;
   for (const amount of [1250, 4999, 10_000]) await payByCard(run.t.app, key, amount);
   await payByCard(run.t.app, key, 2500, {}, TEST_CARDS.international);
@@ -56,7 +48,6 @@ beforeAll(async () => {
     });
   await ok(await call(run.t.app, key, 'POST', '/v1/payments', { amount: 900, currency: 'usd' }));
 });
-afterAll(() => run?.close());
 
 const figure = async (page: import('playwright-core').Page, id: string) =>
   page.getByTestId(`figure-${id}`).getAttribute('data-value');

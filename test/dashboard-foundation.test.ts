@@ -1,25 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TOTP } from 'otpauth';
 import { INITIAL_JS_BUDGET, initialJavaScript } from '../dashboard/bundle-budget.js';
 import { PayForward, PayForwardError } from '../sdk/src/index.js';
 import { call, ok, PLATFORM_KEY } from './helpers.js';
 import { asMember, newMember, outboxToken, PASSWORD, totpCode } from './team.js';
 import {
-  bootDashboard,
   buildDashboard,
+  dashboardRunOfFile,
   expectAccessible,
   expectNoConsoleErrors,
   memberOf,
   openDashboard,
-  type DashboardRun,
 } from './dashboard.js';
 
-let run: DashboardRun;
-
-beforeAll(async () => {
-  run = await bootDashboard();
-});
-afterAll(() => run?.close());
+const run = dashboardRunOfFile();
 
 describe('serving the dashboard', () => {
   it('answers index.html with a strict CSP for every client route, and hashed assets for a year', async () => {

@@ -1,22 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { call, card, createTenant, expectError, ok, payByCard, PLATFORM_KEY, TEST_CARDS } from './helpers.js';
 import { newId } from '../src/lib/ids.js';
 import { asMember, newMember, type Member } from './team.js';
-import {
-  bootDashboard,
-  expectAccessible,
-  expectNoConsoleErrors,
-  memberOf,
-  openDashboard,
-  type DashboardRun,
-} from './dashboard.js';
+import { dashboardRunOfFile, expectAccessible, expectNoConsoleErrors, memberOf, openDashboard } from './dashboard.js';
 
-let run: DashboardRun;
+// Platform-wide figures count every tenant in the database: a database of its own keeps other files' payments out.
+const run = dashboardRunOfFile({}, 'dashboard_operator');
 let operator: Member;
 
 beforeAll(async () => {
-  // Platform-wide figures count every tenant in the database: a database of its own keeps other files' payments out.
-  run = await bootDashboard({}, 'dashboard_operator');
   const key = run.tenant.testKey;
   for (const amount of [1500, 2500]) await payByCard(run.t.app, key, amount);
   // sim_alpha errors on this card and the payment fails over to sim_beta: an error in processor health.
@@ -29,7 +21,6 @@ beforeAll(async () => {
   });
   operator = await newMember(run.t.app, run.clock, PLATFORM_KEY, 'operator_admin');
 });
-afterAll(() => run?.close());
 
 describe('operator console', () => {
   it('creates a tenant, changes its routing and settlement, and sets its pricing', async () => {

@@ -2,32 +2,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Locator, Page } from 'playwright-core';
 import { WebhookDispatcher } from '../src/workers/webhook-delivery.js';
 import { readFile } from 'node:fs/promises';
-import { call, ok, payByCard, PLATFORM_KEY, TEST_CARDS, verifiedBankAccount } from './helpers.js';
+import { call, createTenant, ok, payByCard, PLATFORM_KEY, TEST_CARDS, verifiedBankAccount } from './helpers.js';
 import { outboxToken } from './team.js';
 import { waitFor } from './process.js';
 import { startReceiver } from './webhook-receiver.js';
-import {
-  bootDashboard,
-  expectAccessible,
-  expectNoConsoleErrors,
-  memberOf,
-  openDashboard,
-  type DashboardRun,
-} from './dashboard.js';
+import { dashboardRunOfFile, expectAccessible, expectNoConsoleErrors, memberOf, openDashboard } from './dashboard.js';
 import type { Member } from './team.js';
 
 // The tenant pages of issue 13 beyond Home, Payments and Customers, driven in Chromium against the real platform. The
 // webhook dispatcher runs here and acts on every tenant, so the file has a database of its own.
-let run: DashboardRun;
+const run = dashboardRunOfFile(
+  { WEBHOOK_ALLOW_PRIVATE: '127.0.0.0/8', WEBHOOK_TRANSPORT: 'postgres', WEBHOOK_RETRY_SCHEDULE: '0,0.2' },
+  'dashboard_pages',
+);
 let dispatcher: WebhookDispatcher;
 let admin: Member;
 const receivers: { close(): Promise<void> }[] = [];
 
 beforeAll(async () => {
-  run = await bootDashboard(
-    { WEBHOOK_ALLOW_PRIVATE: '127.0.0.0/8', WEBHOOK_TRANSPORT: 'postgres', WEBHOOK_RETRY_SCHEDULE: '0,0.2' },
-    'dashboard_pages',
-  );
   dispatcher = new WebhookDispatcher({ ...run.t.platform, log: run.t.app.log }, { idleWaitMs: 20 });
   dispatcher.start();
   admin = await memberOf(run, 'admin');
@@ -35,7 +27,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(receivers.map((r) => r.close()));
   await dispatcher?.stop();
-  await run?.close();
 });
 
 const api = (method: string, url: string, body?: unknown, key = run.tenant.testKey) =>
@@ -478,6 +469,61 @@ describe('a refusal that happens anyway', () => {
     expectNoConsoleErrors(view);
     await view.context.close();
   });
+});
+
+describe('lists longer than a page', () => {
+  it('API keys and fraud list items go past the first 100 with "Load more"', async () => {
+    const tenant = await createTenant(run.t.app, 'Long lists');
+    const key = tenant.testKey;
+    await Promise.all(
+      Array.from({ length: 101 }, async (_, i) =>
+        ok(await call(run.t.app, key, 'POST', '/v1/api_keys', { name: `key ${i}`, scopes: ['payments:read'] })),
+      ),
+    );
+    let keys = 0;
+    for (let cursor = ''; ;) {
+      const page = await ok(
+        await call(run.t.app, key, 'GET', `/v1/api_keys?limit=100${cursor && `&starting_after=${cursor}`}`),
+      );
+      keys += page.data.length;
+      if (!page.has_more) break;
+      cursor = page.data.at(-1).id;
+    }
+    const list = await ok(
+      await call(run.t.app, key, 'POST', '/v1/fraud/lists', { name: 'long_list', item_type: 'email' }),
+    );
+    await Promise.all(
+      Array.from({ length: 104 }, async (_, i) =>
+        ok(await call(run.t.app, key, 'POST', `/v1/fraud/lists/${list.id}/items`, { value: `user${i}@example.com` })),
+      ),
+    );
+    const admin = await memberOf(run, 'admin', tenant);
+
+    const developers = await open(admin, '/developers');
+    const keysSection = developers.page.getByRole('region', { name: 'API keys' });
+    await keysSection.getByTestId('row-count').filter({ hasText: '100 rows loaded, more available' }).waitFor();
+    await keysSection.getByRole('button', { name: 'Load more' }).click();
+    await keysSection
+      .getByTestId('row-count')
+      .filter({ hasText: `${keys} rows loaded` })
+      .waitFor();
+    expect(await keysSection.getByRole('cell', { name: 'key 0', exact: true }).count()).toBe(1);
+    expect(await keysSection.getByRole('button', { name: 'Load more' }).count()).toBe(0);
+    expectNoConsoleErrors(developers);
+    await developers.context.close();
+
+    const fraud = await open(admin, '/fraud?tab=lists');
+    await fraud.page.getByRole('button', { name: 'Show items of long_list' }).click();
+    const items = fraud.page.getByRole('region', { name: /^Items of long_list/ });
+    await items.getByTestId('row-count').filter({ hasText: '100 rows loaded, more available' }).waitFor();
+    await items.getByRole('button', { name: 'Load more' }).click();
+    await items.getByTestId('row-count').filter({ hasText: '104 rows loaded' }).waitFor();
+    const values = await items.getByRole('cell', { name: /^user\d+@example\.com$/ }).allTextContents();
+    expect(new Set(values).size).toBe(104);
+    await expectAccessible(fraud.page);
+    expectNoConsoleErrors(fraud);
+    await fraud.context.close();
+  }, 120_000);
 });
 
 describe('every page', () => {

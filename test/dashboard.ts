@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { bootApp, bootAppOnOwnDatabase, createTenant, TestClock, type TestApp, type TestTenant } from './helpers.js';
 import { freePort } from './process.js';
@@ -85,6 +85,20 @@ export async function bootDashboard(env: Record<string, string> = {}, ownDatabas
       await t.close();
     },
   };
+}
+
+/**
+ * The test file's DashboardRun: booted before its tests (`bootDashboard` with these arguments) and closed after
+ * them, after the file's own afterAll hooks (vitest runs "after" hooks in reverse). The object is filled in by the
+ * beforeAll, so the file's tests and hooks use it as they would the booted run.
+ */
+export function dashboardRunOfFile(env: Record<string, string> = {}, ownDatabase?: string): DashboardRun {
+  const run = {} as DashboardRun;
+  beforeAll(async () => {
+    Object.assign(run, await bootDashboard(env, ownDatabase));
+  });
+  afterAll(() => run.close?.());
+  return run;
 }
 
 /** A signed-in member of the run's tenant with `role` (invited through the live key, TOTP enrolled). */

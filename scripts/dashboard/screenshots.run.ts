@@ -1,15 +1,9 @@
 import { mkdirSync } from 'node:fs';
-import { afterAll, beforeAll, it } from 'vitest';
+import { it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { call, card, newCustomer, payByCard, TEST_CARDS } from '../../test/helpers.js';
 import { asMember } from '../../test/team.js';
-import {
-  bootDashboard,
-  expectNoConsoleErrors,
-  memberOf,
-  openDashboard,
-  type DashboardRun,
-} from '../../test/dashboard.js';
+import { dashboardRunOfFile, expectNoConsoleErrors, memberOf, openDashboard } from '../../test/dashboard.js';
 
 /**
  * Regenerates docs/screenshots/dashboard-*.png (the README shows them) from a run like the browser tests: the real
@@ -17,13 +11,8 @@ import {
  * 390 px. Run with `npm run dashboard:screenshots` (same services as the tests: DATABASE_URL, REDIS_URL, AMQP_URL).
  */
 const OUT = new URL('../../docs/screenshots/', import.meta.url).pathname;
-let run: DashboardRun;
-
-beforeAll(async () => {
-  mkdirSync(OUT, { recursive: true });
-  run = await bootDashboard();
-});
-afterAll(() => run?.close());
+mkdirSync(OUT, { recursive: true });
+const run = dashboardRunOfFile();
 
 const shot = (page: Page, name: string) => page.screenshot({ path: `${OUT}dashboard-${name}.png`, fullPage: false });
 

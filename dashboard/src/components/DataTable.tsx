@@ -1,7 +1,9 @@
 import { useRef, type ReactNode } from 'react';
-import { Button, Group, ScrollArea, Table, Text } from '@mantine/core';
+import { ScrollArea, Table } from '@mantine/core';
 import { flexRender, getCoreRowModel, useReactTable, type ColumnDef } from '@tanstack/react-table';
 import { useVirtualizer } from '@tanstack/react-virtual';
+import type { CursorList } from '../lib/cursor-list.ts';
+import { LoadMore } from './LoadMore.tsx';
 
 /**
  * A column whose text is the same in the table and in its CSV export: `text` gives it, `cell` may dress it up (a
@@ -23,23 +25,18 @@ const ROW_HEIGHT = 41;
  */
 export function DataTable<T>({
   columns,
-  rows,
+  list,
   rowKey,
   caption,
-  hasMore,
-  loadingMore,
-  onLoadMore,
   height = 520,
 }: {
   columns: TextColumn<T>[];
-  rows: T[];
+  list: CursorList<T>;
   rowKey: (row: T) => string;
   caption: string;
-  hasMore: boolean;
-  loadingMore: boolean;
-  onLoadMore: () => void;
   height?: number;
 }) {
+  const rows = list.rows;
   const defs: ColumnDef<T>[] = columns.map((column) => ({
     id: column.id,
     header: column.header,
@@ -105,16 +102,7 @@ export function DataTable<T>({
           </Table.Tbody>
         </Table>
       </ScrollArea.Autosize>
-      <Group justify="space-between" mt="sm">
-        <Text size="sm" c="dimmed" data-testid="row-count">
-          {rows.length} {rows.length === 1 ? 'row' : 'rows'} loaded{hasMore ? ', more available' : ''}
-        </Text>
-        {hasMore && (
-          <Button variant="default" onClick={onLoadMore} loading={loadingMore}>
-            Load more
-          </Button>
-        )}
-      </Group>
+      <LoadMore list={list} />
     </>
   );
 }

@@ -1,10 +1,11 @@
-import { useState } from 'react';
+import { useState, type ReactNode } from 'react';
 import { Anchor, Button, Code, List, PinInput, Stack, Text, TextInput, Title } from '@mantine/core';
 import { useMutation } from '@tanstack/react-query';
 import { api, type Session } from '../lib/api.ts';
 import type { ResponseBody } from '../../../sdk/src/index.ts';
 import { ApiErrorAlert } from './states.tsx';
 import { useSignedIn } from '../session.tsx';
+import { AuthCard } from './AuthCard.tsx';
 
 export type LoginChallenge = ResponseBody<'/v1/sessions', 'post'>;
 
@@ -113,5 +114,52 @@ export function SecondFactor({ challenge }: { challenge: LoginChallenge }) {
         )}
       </Stack>
     </form>
+  );
+}
+
+/**
+ * A sign-in in two steps: the page's own first form (email and password, or an invitation's new password) sent by
+ * `start`, which answers with the second factor's challenge, then SecondFactor. `ready` holds the form back (two
+ * passwords that differ).
+ */
+export function SignInSteps({
+  title,
+  start,
+  failure,
+  ready = true,
+  children,
+}: {
+  title: string;
+  start: () => Promise<LoginChallenge>;
+  failure: string;
+  ready?: boolean;
+  children: ReactNode;
+}) {
+  const [challenge, setChallenge] = useState<LoginChallenge | null>(null);
+  const first = useMutation({ mutationFn: start, onSuccess: setChallenge });
+  return (
+    <AuthCard>
+      {challenge ? (
+        <SecondFactor challenge={challenge} />
+      ) : (
+        <form
+          onSubmit={(event) => {
+            event.preventDefault();
+            if (ready) first.mutate();
+          }}
+        >
+          <Stack>
+            <Title order={1} size="h2">
+              {title}
+            </Title>
+            {children}
+            {first.isError && <ApiErrorAlert error={first.error} title={failure} />}
+            <Button type="submit" loading={first.isPending}>
+              Continue
+            </Button>
+          </Stack>
+        </form>
+      )}
+    </AuthCard>
   );
 }

@@ -3,7 +3,8 @@ import { Button, Card, Group, Modal, Stack, Table, Title } from '@mantine/core';
 import { useMutation } from '@tanstack/react-query';
 import { ApiErrorAlert, Empty, Loading } from './states.tsx';
 import { DataTable, type TextColumn } from './DataTable.tsx';
-import { useCursorList, type FetchPage } from '../lib/cursor-list.ts';
+import { useCursorList, type CursorList, type FetchPage } from '../lib/cursor-list.ts';
+import { LoadMore } from './LoadMore.tsx';
 
 /** A titled part of a page, as a landmark a screen reader can jump to. */
 export function Section({ title, actions, children }: { title: string; actions?: ReactNode; children: ReactNode }) {
@@ -132,15 +133,26 @@ export function ConfirmAction({
   );
 }
 
-/** A list endpoint's page (`data`, `has_more`) as a cursor page: the next one starts after the last row. */
-export const afterLast =
-  <T extends { id: string }>(
-    load: (cursor: { starting_after?: string }) => Promise<{ data: T[]; has_more: boolean }>,
-  ): FetchPage<T> =>
-  async (cursor) => {
-    const page = await load(cursor ? { starting_after: cursor } : {});
-    return { rows: page.data, next: page.has_more ? (page.data.at(-1)?.id ?? null) : null };
-  };
+/**
+ * A cursor list's loading, error (in words, with its request id) and empty states, else its rows: the
+ * QueryState of lists.
+ */
+export function CursorState<T>({
+  list,
+  empty,
+  loading,
+  children,
+}: {
+  list: CursorList<T>;
+  empty: ReactNode;
+  loading?: string;
+  children: (rows: T[]) => ReactNode;
+}) {
+  if (list.query.isPending) return <Loading label={loading} />;
+  if (list.query.isError) return <ApiErrorAlert error={list.query.error} />;
+  if (list.rows.length === 0) return <Empty>{empty}</Empty>;
+  return children(list.rows);
+}
 
 /**
  * A list that may grow without bound (reviews, disputes, payouts, deliveries…): cursor pages of 100 in the
@@ -149,11 +161,8 @@ export const afterLast =
 export function CursorTable<T>({
   queryKey,
   fetchPage,
-  columns,
-  rowKey,
-  caption,
   empty,
-  height = 480,
+  ...table
 }: {
   queryKey: unknown[];
   fetchPage: FetchPage<T>;
@@ -164,19 +173,40 @@ export function CursorTable<T>({
   height?: number;
 }) {
   const list = useCursorList(queryKey, fetchPage);
-  if (list.query.isPending) return <Loading />;
-  if (list.query.isError) return <ApiErrorAlert error={list.query.error} />;
-  if (list.rows.length === 0) return <Empty>{empty}</Empty>;
   return (
-    <DataTable
-      caption={caption}
-      columns={columns}
-      rows={list.rows}
-      rowKey={rowKey}
-      hasMore={list.query.hasNextPage}
-      loadingMore={list.query.isFetchingNextPage}
-      onLoadMore={() => list.query.fetchNextPage()}
-      height={height}
-    />
+    <CursorState list={list} empty={empty}>
+      {() => <DataTable list={list} height={480} {...table} />}
+    </CursorState>
+  );
+}
+
+/**
+ * A list whose rows hold actions or several lines (keys, members, endpoints, reports…) as a plain table, followed
+ * by "Load more" while the cursor has another page, so a long one is reached to its end all the same.
+ */
+export function CursorSimpleTable<T>({
+  list,
+  empty,
+  caption,
+  head,
+  rowKey,
+  cells,
+}: {
+  list: CursorList<T>;
+  empty: ReactNode;
+  caption: string;
+  head: string[];
+  rowKey: (row: T) => string;
+  cells: (row: T) => ReactNode[];
+}) {
+  return (
+    <CursorState list={list} empty={empty}>
+      {(rows) => (
+        <div>
+          <SimpleTable caption={caption} head={head} rowKeys={rows.map(rowKey)} rows={rows.map(cells)} />
+          <LoadMore list={list} />
+        </div>
+      )}
+    </CursorState>
   );
 }

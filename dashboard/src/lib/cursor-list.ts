@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { useInfiniteQuery } from '@tanstack/react-query';
+import { useInfiniteQuery, type InfiniteData } from '@tanstack/react-query';
 import { toCsv, downloadText } from './csv.ts';
 import type { TextColumn } from '../components/DataTable.tsx';
 
@@ -14,15 +14,21 @@ export type FetchPage<T> = (cursor: string | null) => Promise<Page<T>>;
 /**
  * A cursor-paginated list (a list endpoint's `starting_after` or a search's `next_page`) as an infinite query, and
  * its CSV export: the export walks every page of the very same `fetchPage`, so the file holds exactly the filtered
- * set, in the table's columns and text.
+ * set, in the table's columns and text. `refetchInterval` looks at the rows loaded so far (e.g. poll while one is
+ * pending).
  */
-export function useCursorList<T>(queryKey: unknown[], fetchPage: FetchPage<T>, enabled = true) {
-  const query = useInfiniteQuery({
+export function useCursorList<T>(
+  queryKey: unknown[],
+  fetchPage: FetchPage<T>,
+  { enabled = true, refetchInterval }: { enabled?: boolean; refetchInterval?: (rows: T[]) => number | false } = {},
+) {
+  const query = useInfiniteQuery<Page<T>, Error, InfiniteData<Page<T>>, unknown[], string | null>({
     queryKey,
     queryFn: ({ pageParam }) => fetchPage(pageParam),
-    initialPageParam: null as string | null,
+    initialPageParam: null,
     getNextPageParam: (last) => last.next,
     enabled,
+    refetchInterval: (q) => refetchInterval?.(q.state.data?.pages.flatMap((page) => page.rows) ?? []) ?? false,
   });
   const rows = query.data?.pages.flatMap((page) => page.rows) ?? [];
   const [exporting, setExporting] = useState(false);
@@ -55,3 +61,15 @@ export function useCursorList<T>(queryKey: unknown[], fetchPage: FetchPage<T>, e
 
   return { query, rows, exportCsv, exporting, exportError };
 }
+
+export type CursorList<T> = ReturnType<typeof useCursorList<T>>;
+
+/** A list endpoint's page (`data`, `has_more`) as a cursor page: the next one starts after the last row. */
+export const afterLast =
+  <T extends { id: string }>(
+    load: (cursor: { starting_after?: string }) => Promise<{ data: T[]; has_more: boolean }>,
+  ): FetchPage<T> =>
+  async (cursor) => {
+    const page = await load(cursor ? { starting_after: cursor } : {});
+    return { rows: page.data, next: page.has_more ? (page.data.at(-1)?.id ?? null) : null };
+  };

@@ -1,5 +1,6 @@
 import { useQuery } from '@tanstack/react-query';
-import { api, payforward, type BalanceTransaction, type Payment } from './api.ts';
+import { api } from './api.ts';
+import type { Summary, SummaryFigures } from './analytics.ts';
 
 export interface Figures {
   volume: number;
@@ -8,105 +9,81 @@ export interface Figures {
   approvalRate: number | null;
   fees: number;
   net: number;
-  balance: number;
+}
+
+/** A period as the analytics API answered it: whole UTC hours, `until` exclusive. */
+export interface Period {
+  from: number;
+  until: number;
+}
+
+export interface Balance {
+  total: number;
+  available: number;
+  pending: number;
+  reserved: number;
 }
 
 export interface HomeFigures {
   currency: string;
-  today: Figures;
-  /** From the start of yesterday to this time yesterday. */
-  yesterday: Figures;
+  today: Figures & Period;
+  /** Yesterday from 00:00 UTC to the end of the hour that is under way today, as the hourly rollups can tell it. */
+  yesterday: Figures & Period;
+  /** Now, from the balance API: it keeps running balances, not their history, so there is no yesterday to show. */
+  balance: Balance;
 }
 
 const DAY = 86_400;
 
-async function paymentsBetween(from: number, to: number): Promise<Payment[]> {
-  const all: Payment[] = [];
-  let cursor: string | undefined;
-  for (;;) {
-    const page = await payforward.payments.list({
-      limit: 100,
-      'created[gte]': from,
-      'created[lt]': to,
-      ...(cursor ? { starting_after: cursor } : {}),
-    });
-    all.push(...(page.data as Payment[]));
-    if (!page.has_more) return all;
-    cursor = page.data.at(-1)!.id;
-  }
-}
+const summary = async (query: { range: 'today' } | Period): Promise<Summary> =>
+  (await api.GET('/v1/analytics/summary', { params: { query } })).data!;
 
-async function balanceChangeSince(since: number, currency: string): Promise<number> {
-  let sum = 0;
-  let cursor: string | undefined;
-  for (;;) {
-    const page = (
-      await api.GET('/v1/balance_transactions', {
-        params: {
-          query: { limit: 100, currency, 'created[gte]': since, ...(cursor ? { starting_after: cursor } : {}) },
-        },
-      })
-    ).data!;
-    sum += (page.data as BalanceTransaction[]).reduce((total, t) => total + t.net, 0);
-    if (!page.has_more) return sum;
-    cursor = page.data.at(-1)!.id;
-  }
-}
-
-const approved = (p: Payment) => p.amount_received > 0 || p.status === 'requires_capture';
-const declined = (p: Payment) => !approved(p) && p.attempts.some((a) => a.status === 'declined');
-
-function figuresOf(payments: Payment[], currency: string, balance: number): Figures {
-  const mine = payments.filter((p) => p.currency === currency);
-  const yes = mine.filter(approved).length;
-  const no = mine.filter(declined).length;
+function figuresOf(answer: Summary, currency: string): Figures & Period {
+  const f: Partial<SummaryFigures> = answer.data.find((d) => d.currency === currency) ?? {};
   return {
-    volume: mine.reduce((sum, p) => sum + p.amount_received, 0),
-    count: mine.length,
-    approvalRate: yes + no === 0 ? null : yes / (yes + no),
-    fees: mine.reduce((sum, p) => sum + (p.fee ?? 0), 0),
-    net: mine.reduce((sum, p) => sum + (p.net ?? 0), 0),
-    balance,
+    from: answer.from,
+    until: answer.until,
+    volume: f.volume ?? 0,
+    count: f.count ?? 0,
+    approvalRate: f.approval_rate_bps == null ? null : f.approval_rate_bps / 10_000,
+    fees: f.fees ?? 0,
+    net: f.net ?? 0,
   };
 }
 
-/** The currency most of today's payments are in, else the balance's first, else USD. */
-function mainCurrency(payments: Payment[], balanceCurrencies: string[]): string {
-  const counts = new Map<string, number>();
-  for (const p of payments) counts.set(p.currency, (counts.get(p.currency) ?? 0) + 1);
-  const top = [...counts].sort((a, b) => b[1] - a[1])[0];
-  return top?.[0] ?? balanceCurrencies[0] ?? 'usd';
-}
+const busiest = (answer: Summary) => [...answer.data].sort((a, b) => b.count - a.count)[0]?.currency;
 
 /**
- * Home's figures: today so far against yesterday up to the same time, in the main currency. Computed today from
- * the public lists (payments created in each window, balance transactions since this time yesterday); the one
- * place to switch to the analytics API's rollups once it is merged, which stay fast on accounts with millions of
- * payments where these lists do not.
+ * Home's figures from the analytics API, which reads hourly rollups (a few dozen rows whatever the account's size):
+ * today so far (`range=today`: 00:00 UTC to the end of the current hour, by the server's clock) against the same
+ * hours of yesterday, that period moved back a day. The rollups cannot split an hour, so yesterday's side holds the
+ * whole hour whose first part today's side holds so far. In the currency most of today's payments are in (else
+ * yesterday's, else the balance's largest, else USD).
  */
 export function useHomeFigures() {
   return useQuery({
     queryKey: ['home-figures'],
     queryFn: async (): Promise<HomeFigures> => {
-      const now = Math.floor(Date.now() / 1000);
-      const midnight = new Date();
-      midnight.setHours(0, 0, 0, 0);
-      const todayStart = Math.floor(midnight.getTime() / 1000);
-      const [today, yesterday, balance] = await Promise.all([
-        paymentsBetween(todayStart, now + 1),
-        paymentsBetween(todayStart - DAY, now - DAY + 1),
+      const [today, funds] = await Promise.all([
+        summary({ range: 'today' }),
         api.GET('/v1/balance').then((r) => r.data!),
       ]);
-      const totals = new Map<string, number>();
-      for (const part of [balance.available, balance.pending, balance.reserved])
-        for (const { amount, currency } of part) totals.set(currency, (totals.get(currency) ?? 0) + amount);
-      const currency = mainCurrency(today, [...totals.keys()]);
-      const balanceNow = totals.get(currency) ?? 0;
-      const changedSince = await balanceChangeSince(now - DAY + 1, currency);
+      const yesterday = await summary({ from: today.from - DAY, until: today.until - DAY });
+      const balances = new Map<string, Balance>();
+      for (const part of ['available', 'pending', 'reserved'] as const)
+        for (const { amount, currency } of funds[part]) {
+          const balance = balances.get(currency) ?? { total: 0, available: 0, pending: 0, reserved: 0 };
+          balance[part] += amount;
+          balance.total += amount;
+          balances.set(currency, balance);
+        }
+      const largest = [...balances].sort((a, b) => b[1].total - a[1].total)[0]?.[0];
+      const currency = busiest(today) ?? busiest(yesterday) ?? largest ?? 'usd';
       return {
         currency,
-        today: figuresOf(today, currency, balanceNow),
-        yesterday: figuresOf(yesterday, currency, balanceNow - changedSince),
+        today: figuresOf(today, currency),
+        yesterday: figuresOf(yesterday, currency),
+        balance: balances.get(currency) ?? { total: 0, available: 0, pending: 0, reserved: 0 },
       };
     },
   });

@@ -1,13 +1,14 @@
-import { Button, Code, Group, SimpleGrid, Stack, Text, TextInput, Title } from '@mantine/core';
+import { Code, Stack, Text, Title } from '@mantine/core';
 import { useMutation } from '@tanstack/react-query';
 import { api, can, type Schema } from '../lib/api.ts';
 import { useSession } from '../session.tsx';
 import { useUrlFilters } from '../lib/url-state.ts';
-import { useCursorList } from '../lib/cursor-list.ts';
+import { afterLast, useCursorList } from '../lib/cursor-list.ts';
 import { downloadText } from '../lib/csv.ts';
 import { formatTime } from '../lib/format.ts';
-import { DataTable, type TextColumn } from '../components/DataTable.tsx';
-import { ApiErrorAlert, Empty, Loading } from '../components/states.tsx';
+import type { TextColumn } from '../components/DataTable.tsx';
+import { filterField, SearchList } from '../components/SearchList.tsx';
+import { Empty } from '../components/states.tsx';
 
 type Entry = Schema<'AuditLog'>;
 
@@ -60,15 +61,11 @@ export default function AuditLog() {
   const allowed = can(session, 'audit_logs:read');
   const list = useCursorList<Entry>(
     ['audit-logs', filters],
-    async (cursor) => {
-      const page = (
-        await api.GET('/v1/audit_logs', {
-          params: { query: { limit: 100, ...queryOf(filters), ...(cursor ? { starting_after: cursor } : {}) } },
-        })
-      ).data!;
-      return { rows: page.data, next: page.has_more ? (page.data.at(-1)?.id ?? null) : null };
-    },
-    allowed,
+    afterLast(
+      async (cursor) =>
+        (await api.GET('/v1/audit_logs', { params: { query: { limit: 100, ...queryOf(filters), ...cursor } } })).data!,
+    ),
+    { enabled: allowed },
   );
   // The API's own export: every matching entry, oldest first, and the export itself is audited.
   const exportCsv = useMutation({
@@ -80,14 +77,6 @@ export default function AuditLog() {
       downloadText('audit-log.csv', data as Blob);
     },
   });
-  const field = (key: keyof Filters, label: string, type = 'text') => (
-    <TextInput
-      label={label}
-      type={type}
-      value={filters[key]}
-      onChange={(e) => setFilters({ [key]: e.currentTarget.value })}
-    />
-  );
   if (!allowed)
     return (
       <Stack>
@@ -95,44 +84,32 @@ export default function AuditLog() {
         <Empty>Your role does not include the audit log.</Empty>
       </Stack>
     );
+  const field = filterField(filters, setFilters);
   return (
-    <Stack>
-      <Title order={1}>Audit log</Title>
-      <Text size="sm" c="dimmed">
-        Administrative and security actions of this mode, newest first; team changes are recorded in live mode.
-      </Text>
-      <form role="search" aria-label="Audit log" onSubmit={(event) => event.preventDefault()}>
-        <SimpleGrid cols={{ base: 1, xs: 2, md: 5 }} spacing="sm">
+    <SearchList
+      title="Audit log"
+      intro={
+        <Text size="sm" c="dimmed">
+          Administrative and security actions of this mode, newest first; team changes are recorded in live mode.
+        </Text>
+      }
+      columnsMd={5}
+      fields={
+        <>
           {field('action', 'Action (api_key.* for all)')}
           {field('actor', 'Actor (key or user id)')}
           {field('object', 'Object id')}
-          {field('from', 'From', 'date')}
-          {field('to', 'To', 'date')}
-        </SimpleGrid>
-      </form>
-      <Group justify="flex-end">
-        <Button variant="default" onClick={() => exportCsv.mutate()} loading={exportCsv.isPending}>
-          Export CSV
-        </Button>
-      </Group>
-      {exportCsv.isError && <ApiErrorAlert error={exportCsv.error} title="The export failed" />}
-      {list.query.isPending ? (
-        <Loading label="Loading the audit log" />
-      ) : list.query.isError ? (
-        <ApiErrorAlert error={list.query.error} />
-      ) : list.rows.length === 0 ? (
-        <Empty>No entry matches these filters.</Empty>
-      ) : (
-        <DataTable
-          caption="Audit entries, newest first"
-          columns={COLUMNS}
-          rows={list.rows}
-          rowKey={(e) => e.id}
-          hasMore={list.query.hasNextPage}
-          loadingMore={list.query.isFetchingNextPage}
-          onLoadMore={() => list.query.fetchNextPage()}
-        />
-      )}
-    </Stack>
+          {field('from', 'From', { type: 'date' })}
+          {field('to', 'To', { type: 'date' })}
+        </>
+      }
+      csv={{ run: () => exportCsv.mutate(), pending: exportCsv.isPending, error: exportCsv.error }}
+      list={list}
+      loading="Loading the audit log"
+      empty="No entry matches these filters."
+      caption="Audit entries, newest first"
+      columns={COLUMNS}
+      rowKey={(e) => e.id}
+    />
   );
 }

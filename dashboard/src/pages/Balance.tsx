@@ -18,7 +18,8 @@ import { useSession } from '../session.tsx';
 import { useUrlFilters } from '../lib/url-state.ts';
 import { formatMoney, formatTime } from '../lib/format.ts';
 import { Empty, QueryState } from '../components/states.tsx';
-import { afterLast, CursorTable, Section, SimpleTable } from '../components/blocks.tsx';
+import { afterLast, useCursorList } from '../lib/cursor-list.ts';
+import { CursorSimpleTable, CursorTable, Section } from '../components/blocks.tsx';
 import type { TextColumn } from '../components/DataTable.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
 
@@ -161,30 +162,26 @@ function Settlements({ selected }: { selected: string }) {
 }
 
 function Carried({ payout }: { payout: string }) {
-  const settlements = useQuery({
-    queryKey: ['settlements', { payout }],
-    queryFn: async () => (await api.GET('/v1/settlements', { params: { query: { payout, limit: 100 } } })).data!,
-  });
+  const settlements = useCursorList(
+    ['settlements', { payout }],
+    afterLast(
+      async (cursor) =>
+        (await api.GET('/v1/settlements', { params: { query: { payout, limit: 100, ...cursor } } })).data! as {
+          data: Settlement[];
+          has_more: boolean;
+        },
+    ),
+  );
   return (
     <Stack>
-      <QueryState
-        query={settlements}
+      <CursorSimpleTable
+        list={settlements}
         empty="No settlement rode on this payout (a manual payout of the available balance)."
-        isEmpty={(d) => d.data.length === 0}
-      >
-        {(data) => (
-          <SimpleTable
-            caption={`Settlements payout ${payout} carried`}
-            head={['Settlement', 'Day', 'Net']}
-            rowKeys={data.data.map((s) => s.id)}
-            rows={(data.data as Settlement[]).map((s) => [
-              s.id,
-              dayOf(s.settlement_date),
-              formatMoney(s.net, s.currency),
-            ])}
-          />
-        )}
-      </QueryState>
+        caption={`Settlements payout ${payout} carried`}
+        head={['Settlement', 'Day', 'Net']}
+        rowKey={(s) => s.id}
+        cells={(s) => [s.id, dayOf(s.settlement_date), formatMoney(s.net, s.currency)]}
+      />
       <Transactions filter={{ payout }} caption={`Balance transactions of payout ${payout}`} />
     </Stack>
   );
@@ -264,29 +261,29 @@ function Payouts({ selected, status }: { selected: string; status: string }) {
 }
 
 function BankAccounts() {
-  const accounts = useQuery({
-    queryKey: ['bank_accounts'],
-    queryFn: async () => (await api.GET('/v1/bank_accounts', { params: { query: { limit: 100 } } })).data!,
-  });
+  const accounts = useCursorList(
+    ['bank_accounts'],
+    afterLast(
+      async (cursor) => (await api.GET('/v1/bank_accounts', { params: { query: { limit: 100, ...cursor } } })).data!,
+    ),
+  );
   return (
     <Section title="Bank accounts">
-      <QueryState query={accounts} empty="No bank account registered." isEmpty={(d) => d.data.length === 0}>
-        {(data) => (
-          <SimpleTable
-            caption="Payout destinations"
-            head={['Account', 'Holder', 'Routing', 'Currency', 'Status', 'Default']}
-            rowKeys={data.data.map((a) => a.id)}
-            rows={data.data.map((a) => [
-              `•••• ${a.last4}`,
-              a.account_holder_name ?? '—',
-              a.routing_number,
-              a.currency.toUpperCase(),
-              <StatusBadge key="s" status={a.status} />,
-              a.default_for_currency ? 'yes' : 'no',
-            ])}
-          />
-        )}
-      </QueryState>
+      <CursorSimpleTable
+        list={accounts}
+        empty="No bank account registered."
+        caption="Payout destinations"
+        head={['Account', 'Holder', 'Routing', 'Currency', 'Status', 'Default']}
+        rowKey={(a) => a.id}
+        cells={(a) => [
+          `•••• ${a.last4}`,
+          a.account_holder_name ?? '—',
+          a.routing_number,
+          a.currency.toUpperCase(),
+          <StatusBadge key="s" status={a.status} />,
+          a.default_for_currency ? 'yes' : 'no',
+        ]}
+      />
     </Section>
   );
 }

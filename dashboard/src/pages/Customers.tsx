@@ -1,4 +1,4 @@
-import { Anchor, Button, Group, SimpleGrid, Stack, TextInput, Title } from '@mantine/core';
+import { Anchor } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
 import { Link } from 'wouter';
 import { api, PayForwardError, payforward, type Customer } from '../lib/api.ts';
@@ -6,8 +6,8 @@ import { useUrlFilters } from '../lib/url-state.ts';
 import { useCursorList, type FetchPage } from '../lib/cursor-list.ts';
 import { createdClauses, metadataClause, quote } from '../lib/search-query.ts';
 import { formatTime } from '../lib/format.ts';
-import { DataTable, type TextColumn } from '../components/DataTable.tsx';
-import { ApiErrorAlert, Empty, Loading } from '../components/states.tsx';
+import type { TextColumn } from '../components/DataTable.tsx';
+import { filterField, SearchList } from '../components/SearchList.tsx';
 
 const FILTERS = ['id', 'email', 'name', 'phone', 'metadata', 'from', 'to'] as const;
 type Filters = Record<(typeof FILTERS)[number], string>;
@@ -82,59 +82,31 @@ export default function Customers() {
   // The URL follows every keystroke; the search waits for a pause in typing.
   const [settled] = useDebouncedValue(filters, 300);
   const { fetchPage, invalid } = fetcher(settled);
-  const list = useCursorList(['customers', settled], fetchPage, invalid === null);
-  const field = (key: keyof Filters, label: string, type = 'text') => (
-    <TextInput
-      label={label}
-      type={type}
-      value={filters[key]}
-      onChange={(e) => setFilters({ [key]: e.currentTarget.value })}
-    />
-  );
+  const list = useCursorList(['customers', settled], fetchPage, { enabled: invalid === null });
+  const field = filterField(filters, setFilters);
   return (
-    <Stack>
-      <Title order={1}>Customers</Title>
-      <form role="search" aria-label="Customers" onSubmit={(event) => event.preventDefault()}>
-        <SimpleGrid cols={{ base: 1, xs: 2, md: 4 }} spacing="sm">
+    <SearchList
+      title="Customers"
+      columnsMd={4}
+      fields={
+        <>
           {field('id', 'Customer id')}
           {field('email', 'Email')}
           {field('name', 'Name')}
           {field('phone', 'Phone')}
           {field('metadata', 'Metadata (key=value)')}
-          {field('from', 'Created from', 'date')}
-          {field('to', 'Created to', 'date')}
-        </SimpleGrid>
-      </form>
-      <Group justify="flex-end">
-        <Button
-          variant="default"
-          onClick={() => list.exportCsv('customers.csv', COLUMNS)}
-          loading={list.exporting}
-          disabled={invalid !== null || list.rows.length === 0}
-        >
-          Export CSV
-        </Button>
-      </Group>
-      {list.exportError !== null && <ApiErrorAlert error={list.exportError} title="The export failed" />}
-      {invalid ? (
-        <ApiErrorAlert error={new Error(invalid)} title="Check the filters" />
-      ) : list.query.isPending ? (
-        <Loading label="Loading customers" />
-      ) : list.query.isError ? (
-        <ApiErrorAlert error={list.query.error} />
-      ) : list.rows.length === 0 ? (
-        <Empty>No customers match these filters.</Empty>
-      ) : (
-        <DataTable
-          caption="Customers, newest first"
-          columns={COLUMNS}
-          rows={list.rows}
-          rowKey={(c) => c.id}
-          hasMore={list.query.hasNextPage}
-          loadingMore={list.query.isFetchingNextPage}
-          onLoadMore={() => list.query.fetchNextPage()}
-        />
-      )}
-    </Stack>
+          {field('from', 'Created from', { type: 'date' })}
+          {field('to', 'Created to', { type: 'date' })}
+        </>
+      }
+      csv="customers.csv"
+      invalid={invalid}
+      list={list}
+      loading="Loading customers"
+      empty="No customers match these filters."
+      caption="Customers, newest first"
+      columns={COLUMNS}
+      rowKey={(c) => c.id}
+    />
   );
 }

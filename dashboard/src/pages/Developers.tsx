@@ -13,14 +13,14 @@ import {
   TextInput,
   Title,
 } from '@mantine/core';
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { api, can, type RequestBody, type Schema } from '../lib/api.ts';
 import { useSession } from '../session.tsx';
 import { useUrlFilters } from '../lib/url-state.ts';
-import { useCursorList } from '../lib/cursor-list.ts';
+import { afterLast, useCursorList } from '../lib/cursor-list.ts';
 import { formatTime } from '../lib/format.ts';
-import { ApiErrorAlert, Empty, Loading, QueryState } from '../components/states.tsx';
-import { ConfirmAction, Section, SimpleTable } from '../components/blocks.tsx';
+import { ApiErrorAlert, Empty } from '../components/states.tsx';
+import { ConfirmAction, CursorSimpleTable, CursorState, Section } from '../components/blocks.tsx';
 import { DataTable, type TextColumn } from '../components/DataTable.tsx';
 
 type ApiKey = Schema<'ApiKey'>;
@@ -56,10 +56,12 @@ function ApiKeys() {
   const [name, setName] = useState('');
   const [scopes, setScopes] = useState<string[]>([]);
   const [grace, setGrace] = useState<Record<string, string>>({});
-  const keys = useQuery({
-    queryKey: ['api-keys'],
-    queryFn: async () => (await api.GET('/v1/api_keys', { params: { query: { limit: 100 } } })).data!,
-  });
+  const keys = useCursorList(
+    ['api-keys'],
+    afterLast(
+      async (cursor) => (await api.GET('/v1/api_keys', { params: { query: { limit: 100, ...cursor } } })).data!,
+    ),
+  );
   const refresh = () => client.invalidateQueries({ queryKey: ['api-keys'] });
   const create = useMutation({
     mutationFn: async () => (await api.POST('/v1/api_keys', { body: { name, scopes: scopes as Scope[] } })).data!,
@@ -100,69 +102,67 @@ function ApiKeys() {
           </form>
         )}
         {create.isError && <ApiErrorAlert error={create.error} title="The key was not created" />}
-        <QueryState query={keys} empty="No keys yet." isEmpty={(d) => d.data.length === 0}>
-          {(data) => (
-            <SimpleTable
-              caption="Keys of this mode"
-              head={['Name', 'Key', 'Type', 'Scopes', 'State', 'Created', ...(writes ? ['Actions'] : [])]}
-              rowKeys={data.data.map((k) => k.id)}
-              rows={data.data.map((k) => [
-                k.name ?? '—',
-                <Code key="r">{k.redacted}</Code>,
-                k.type,
-                <Text key="s" size="xs">
-                  {k.scopes.join(', ') || 'all'}
-                </Text>,
-                <Badge key="st" variant="dot" color={k.revoked ? 'red' : 'green'} tt="none">
-                  {keyState(k)}
-                </Badge>,
-                formatTime(k.created),
-                ...(writes && !k.revoked
-                  ? [
-                      <Group key="a" gap={4} wrap="nowrap">
-                        <ConfirmAction
-                          label="Roll"
-                          title="Roll the key"
-                          onConfirm={async () => {
-                            const rolled = (
-                              await api.POST('/v1/api_keys/{id}/roll', {
-                                params: { path: { id: k.id } },
-                                body: { expires_in: Number(grace[k.id] ?? '0') },
-                              })
-                            ).data!;
-                            setSecret(rolled.secret ?? null);
-                            await refresh();
-                          }}
-                        >
-                          <Text size="sm">A new key with the same scopes is made; the old one stops working:</Text>
-                          <Select
-                            label="Old key stops"
-                            data={GRACE}
-                            value={grace[k.id] ?? '0'}
-                            allowDeselect={false}
-                            onChange={(v) => setGrace({ ...grace, [k.id]: v ?? '0' })}
-                          />
-                        </ConfirmAction>
-                        <ConfirmAction
-                          label="Revoke"
-                          title="Revoke the key"
-                          color="red"
-                          onConfirm={async () => {
-                            await api.POST('/v1/api_keys/{id}/revoke', { params: { path: { id: k.id } }, body: {} });
-                            await refresh();
-                          }}
-                        >
-                          <Text size="sm">{k.redacted} stops working on every server at once.</Text>
-                        </ConfirmAction>
-                      </Group>,
-                    ]
-                  : writes
-                    ? ['—']
-                    : []),
-              ])}
-            />
-          )}
-        </QueryState>
+        <CursorSimpleTable
+          list={keys}
+          empty="No keys yet."
+          caption="Keys of this mode"
+          head={['Name', 'Key', 'Type', 'Scopes', 'State', 'Created', ...(writes ? ['Actions'] : [])]}
+          rowKey={(k) => k.id}
+          cells={(k) => [
+            k.name ?? '—',
+            <Code key="r">{k.redacted}</Code>,
+            k.type,
+            <Text key="s" size="xs">
+              {k.scopes.join(', ') || 'all'}
+            </Text>,
+            <Badge key="st" variant="dot" color={k.revoked ? 'red' : 'green'} tt="none">
+              {keyState(k)}
+            </Badge>,
+            formatTime(k.created),
+            ...(writes && !k.revoked
+              ? [
+                  <Group key="a" gap={4} wrap="nowrap">
+                    <ConfirmAction
+                      label="Roll"
+                      title="Roll the key"
+                      onConfirm={async () => {
+                        const rolled = (
+                          await api.POST('/v1/api_keys/{id}/roll', {
+                            params: { path: { id: k.id } },
+                            body: { expires_in: Number(grace[k.id] ?? '0') },
+                          })
+                        ).data!;
+                        setSecret(rolled.secret ?? null);
+                        await refresh();
+                      }}
+                    >
+                      <Text size="sm">A new key with the same scopes is made; the old one stops working:</Text>
+                      <Select
+                        label="Old key stops"
+                        data={GRACE}
+                        value={grace[k.id] ?? '0'}
+                        allowDeselect={false}
+                        onChange={(v) => setGrace({ ...grace, [k.id]: v ?? '0' })}
+                      />
+                    </ConfirmAction>
+                    <ConfirmAction
+                      label="Revoke"
+                      title="Revoke the key"
+                      color="red"
+                      onConfirm={async () => {
+                        await api.POST('/v1/api_keys/{id}/revoke', { params: { path: { id: k.id } }, body: {} });
+                        await refresh();
+                      }}
+                    >
+                      <Text size="sm">{k.redacted} stops working on every server at once.</Text>
+                    </ConfirmAction>
+                  </Group>,
+                ]
+              : writes
+                ? ['—']
+                : []),
+          ]}
+        />
       </Stack>
     </Section>
   );
@@ -183,22 +183,25 @@ const FILTERS = ['status', 'method', 'path'] as const;
 
 function RequestLogs() {
   const [filters, setFilters] = useUrlFilters(FILTERS);
-  const list = useCursorList<RequestLog>(['request-logs', filters], async (cursor) => {
-    const page = (
-      await api.GET('/v1/request_logs', {
-        params: {
-          query: {
-            limit: 100,
-            ...(filters.status ? { status: filters.status } : {}),
-            ...(filters.method ? { method: filters.method as 'GET' } : {}),
-            ...(filters.path ? { path: filters.path } : {}),
-            ...(cursor ? { starting_after: cursor } : {}),
-          },
-        },
-      })
-    ).data!;
-    return { rows: page.data, next: page.has_more ? (page.data.at(-1)?.id ?? null) : null };
-  });
+  const list = useCursorList<RequestLog>(
+    ['request-logs', filters],
+    afterLast(
+      async (cursor) =>
+        (
+          await api.GET('/v1/request_logs', {
+            params: {
+              query: {
+                limit: 100,
+                ...(filters.status ? { status: filters.status } : {}),
+                ...(filters.method ? { method: filters.method as 'GET' } : {}),
+                ...(filters.path ? { path: filters.path } : {}),
+                ...cursor,
+              },
+            },
+          })
+        ).data!,
+    ),
+  );
   return (
     <Section title="Recent API requests">
       <Stack>
@@ -223,24 +226,21 @@ function RequestLogs() {
             />
           </SimpleGrid>
         </form>
-        {list.query.isPending ? (
-          <Loading label="Loading requests" />
-        ) : list.query.isError ? (
-          <ApiErrorAlert error={list.query.error} />
-        ) : list.rows.length === 0 ? (
-          <Empty>No request matches. Requests made with your API keys appear here within about a second.</Empty>
-        ) : (
-          <DataTable
-            caption="Requests made with this mode's keys, newest first"
-            columns={LOG_COLUMNS}
-            rows={list.rows}
-            rowKey={(r) => r.id}
-            hasMore={list.query.hasNextPage}
-            loadingMore={list.query.isFetchingNextPage}
-            onLoadMore={() => list.query.fetchNextPage()}
-            height={420}
-          />
-        )}
+        <CursorState
+          list={list}
+          loading="Loading requests"
+          empty="No request matches. Requests made with your API keys appear here within about a second."
+        >
+          {() => (
+            <DataTable
+              caption="Requests made with this mode's keys, newest first"
+              columns={LOG_COLUMNS}
+              list={list}
+              rowKey={(r) => r.id}
+              height={420}
+            />
+          )}
+        </CursorState>
       </Stack>
     </Section>
   );

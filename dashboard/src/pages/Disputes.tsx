@@ -7,7 +7,8 @@ import { useSession } from '../session.tsx';
 import { useUrlFilters } from '../lib/url-state.ts';
 import { formatMoney, formatTime } from '../lib/format.ts';
 import { ApiErrorAlert, QueryState } from '../components/states.tsx';
-import { afterLast, ConfirmAction, CursorTable, Section, SimpleTable } from '../components/blocks.tsx';
+import { afterLast } from '../lib/cursor-list.ts';
+import { ConfirmAction, CursorTable, Section, SimpleTable } from '../components/blocks.tsx';
 import type { TextColumn } from '../components/DataTable.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
 

@@ -24,7 +24,15 @@ import { useSession } from '../session.tsx';
 import { useUrlFilters } from '../lib/url-state.ts';
 import { formatPercent, formatTime } from '../lib/format.ts';
 import { ApiErrorAlert, QueryState } from '../components/states.tsx';
-import { afterLast, ConfirmAction, ConfirmDialog, CursorTable, Section, SimpleTable } from '../components/blocks.tsx';
+import { afterLast, useCursorList } from '../lib/cursor-list.ts';
+import {
+  ConfirmAction,
+  ConfirmDialog,
+  CursorSimpleTable,
+  CursorTable,
+  Section,
+  SimpleTable,
+} from '../components/blocks.tsx';
 import type { TextColumn } from '../components/DataTable.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
 
@@ -447,11 +455,17 @@ function ListItems({ list }: { list: FraudList }) {
   const session = useSession();
   const client = useQueryClient();
   const [value, setValue] = useState('');
-  const items = useQuery({
-    queryKey: ['fraud-list-items', list.id],
-    queryFn: async () =>
-      (await api.GET('/v1/fraud/lists/{id}/items', { params: { path: { id: list.id }, query: { limit: 100 } } })).data!,
-  });
+  const items = useCursorList(
+    ['fraud-list-items', list.id],
+    afterLast(
+      async (cursor) =>
+        (
+          await api.GET('/v1/fraud/lists/{id}/items', {
+            params: { path: { id: list.id }, query: { limit: 100, ...cursor } },
+          })
+        ).data!,
+    ),
+  );
   const refresh = () => client.invalidateQueries({ queryKey: ['fraud-list-items', list.id] });
   const add = useMutation({
     mutationFn: () => api.POST('/v1/fraud/lists/{id}/items', { params: { path: { id: list.id } }, body: { value } }),
@@ -485,39 +499,37 @@ function ListItems({ list }: { list: FraudList }) {
           </form>
         )}
         {add.isError && <ApiErrorAlert error={add.error} title="The value was not added" />}
-        <QueryState query={items} empty="This list is empty." isEmpty={(d) => d.data.length === 0}>
-          {(data) => (
-            <SimpleTable
-              caption="Values"
-              head={['Value', 'Added', ...(writes ? ['Remove'] : [])]}
-              rowKeys={data.data.map((i) => i.id)}
-              rows={data.data.map((item) => [
-                <Text key="v" ff="monospace" size="sm">
-                  {item.value}
-                </Text>,
-                formatTime(item.created),
-                ...(writes
-                  ? [
-                      <ConfirmAction
-                        key="r"
-                        label="Remove"
-                        title="Remove the value"
-                        color="red"
-                        onConfirm={async () => {
-                          await api.DELETE('/v1/fraud/lists/{id}/items/{item}', {
-                            params: { path: { id: list.id, item: item.id } },
-                          });
-                          await refresh();
-                        }}
-                      >
-                        <Text size="sm">{item.value} leaves the list from the next payment on.</Text>
-                      </ConfirmAction>,
-                    ]
-                  : []),
-              ])}
-            />
-          )}
-        </QueryState>
+        <CursorSimpleTable
+          list={items}
+          empty="This list is empty."
+          caption="Values"
+          head={['Value', 'Added', ...(writes ? ['Remove'] : [])]}
+          rowKey={(i) => i.id}
+          cells={(item) => [
+            <Text key="v" ff="monospace" size="sm">
+              {item.value}
+            </Text>,
+            formatTime(item.created),
+            ...(writes
+              ? [
+                  <ConfirmAction
+                    key="r"
+                    label="Remove"
+                    title="Remove the value"
+                    color="red"
+                    onConfirm={async () => {
+                      await api.DELETE('/v1/fraud/lists/{id}/items/{item}', {
+                        params: { path: { id: list.id, item: item.id } },
+                      });
+                      await refresh();
+                    }}
+                  >
+                    <Text size="sm">{item.value} leaves the list from the next payment on.</Text>
+                  </ConfirmAction>,
+                ]
+              : []),
+          ]}
+        />
       </Stack>
     </Section>
   );

@@ -2,8 +2,9 @@ import { useRef, useState } from 'react';
 import { Anchor, Badge, Card, Group, SimpleGrid, Stack, Table, Text, Title } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { Link } from 'wouter';
-import { payforward, type Event, type Payment } from '../lib/api.ts';
-import { useHomeFigures, type Figures } from '../lib/figures.ts';
+import { can, payforward, type Event, type Payment } from '../lib/api.ts';
+import { useSession } from '../session.tsx';
+import { useHomeFigures, type Figures, type HomeFigures, type Period } from '../lib/figures.ts';
 import { useEventStream } from '../lib/live.ts';
 import { formatMoney, formatPercent, formatTime } from '../lib/format.ts';
 import { ApiErrorAlert, Empty, Loading, QueryState } from '../components/states.tsx';
@@ -12,15 +13,30 @@ import { ScrollRegion } from '../components/ScrollRegion.tsx';
 
 const FEED_SIZE = 15;
 
-function change(now: number | null, before: number | null, format: (n: number) => string) {
+/** The end of a period that starts at 00:00 UTC, as the hour of that day ("15:00 UTC", up to "24:00 UTC"). */
+const endHour = ({ from, until }: Period) => `${String((until - from) / 3600).padStart(2, '0')}:00 UTC`;
+
+function change(now: number | null, before: number | null, format: (n: number) => string, until: string) {
   if (now === null || before === null) return 'no comparison';
   const diff = now - before;
-  return `${diff >= 0 ? '+' : '−'}${format(Math.abs(diff))} vs this time yesterday`;
+  return `${diff >= 0 ? '+' : '−'}${format(Math.abs(diff))} vs yesterday until ${until}`;
 }
 
-function Figure({ label, value, delta, testId }: { label: string; value: string; delta: string; testId: string }) {
+function Figure({
+  label,
+  value,
+  raw,
+  delta,
+  testId,
+}: {
+  label: string;
+  value: string;
+  raw: number | null;
+  delta: string;
+  testId: string;
+}) {
   return (
-    <Card withBorder padding="md" data-testid={testId}>
+    <Card withBorder padding="md" data-testid={testId} data-value={raw ?? ''}>
       <Text size="sm" c="dimmed">
         {label}
       </Text>
@@ -34,39 +50,42 @@ function Figure({ label, value, delta, testId }: { label: string; value: string;
   );
 }
 
-function FigureGrid({ currency, today, yesterday }: { currency: string; today: Figures; yesterday: Figures }) {
+function FigureGrid({ figures: { currency, today, yesterday, balance } }: { figures: HomeFigures }) {
   const money = (n: number) => formatMoney(n, currency);
-  const count = (n: number) => String(n);
-  const rate = (n: number | null) => (n === null ? '—' : formatPercent(n));
+  const until = endHour(yesterday);
+  const figure = (key: keyof Figures, testId: string, label: string, show: (n: number) => string, diff = show) => {
+    const value = today[key];
+    return (
+      <Figure
+        testId={testId}
+        label={label}
+        value={value === null ? '—' : show(value)}
+        raw={value}
+        delta={change(value, yesterday[key], diff, until)}
+      />
+    );
+  };
   return (
-    <SimpleGrid cols={{ base: 1, xs: 2, md: 3 }} spacing="sm">
-      <Figure
-        testId="volume"
-        label="Volume today"
-        value={money(today.volume)}
-        delta={change(today.volume, yesterday.volume, money)}
-      />
-      <Figure
-        testId="count"
-        label="Payments today"
-        value={count(today.count)}
-        delta={change(today.count, yesterday.count, count)}
-      />
-      <Figure
-        testId="approval"
-        label="Approval rate"
-        value={rate(today.approvalRate)}
-        delta={change(today.approvalRate, yesterday.approvalRate, (n) => `${(n * 100).toFixed(1)} pts`)}
-      />
-      <Figure testId="fees" label="Fees" value={money(today.fees)} delta={change(today.fees, yesterday.fees, money)} />
-      <Figure testId="net" label="Net" value={money(today.net)} delta={change(today.net, yesterday.net, money)} />
-      <Figure
-        testId="balance"
-        label="Balance"
-        value={money(today.balance)}
-        delta={change(today.balance, yesterday.balance, money)}
-      />
-    </SimpleGrid>
+    <Stack gap="xs" data-testid="figures" data-from={today.from} data-until={today.until}>
+      <SimpleGrid cols={{ base: 1, xs: 2, md: 3 }} spacing="sm">
+        {figure('volume', 'volume', 'Volume today', money)}
+        {figure('count', 'count', 'Payments today', String)}
+        {figure('approvalRate', 'approval', 'Approval rate', formatPercent, (n) => `${(n * 100).toFixed(1)} pts`)}
+        {figure('fees', 'fees', 'Fees', money)}
+        {figure('net', 'net', 'Net', money)}
+        <Figure
+          testId="balance"
+          label="Balance now"
+          value={money(balance.total)}
+          raw={balance.total}
+          delta={`${money(balance.available)} available, ${money(balance.pending)} pending, ${money(balance.reserved)} reserved`}
+        />
+      </SimpleGrid>
+      <Text size="xs" c="dimmed" data-testid="figures-period">
+        Today since 00:00 UTC in {currency.toUpperCase()}, against yesterday from 00:00 to {until}: figures are kept per
+        hour, so yesterday counts the whole of the hour under way today.
+      </Text>
+    </Stack>
   );
 }
 
@@ -151,14 +170,24 @@ function LiveFeed() {
   );
 }
 
-export default function Home() {
+function HomeFigureGrid() {
   const figures = useHomeFigures();
+  return <QueryState query={figures}>{(f) => <FigureGrid figures={f} />}</QueryState>;
+}
+
+export default function Home() {
+  const session = useSession();
   return (
     <Stack>
       <Title order={1}>Home</Title>
-      <QueryState query={figures}>
-        {(f) => <FigureGrid currency={f.currency} today={f.today} yesterday={f.yesterday} />}
-      </QueryState>
+      {/* The figures are the analytics API's: a role without it (support) gets the live feed alone. */}
+      {can(session, 'analytics:read') ? (
+        <HomeFigureGrid />
+      ) : (
+        <Text c="dimmed" data-testid="figures-hidden">
+          Your role does not read analytics, so today&apos;s figures are not shown.
+        </Text>
+      )}
       <LiveFeed />
     </Stack>
   );

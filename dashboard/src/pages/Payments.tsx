@@ -1,4 +1,4 @@
-import { Anchor, Button, Group, Select, SimpleGrid, Stack, TextInput, Title } from '@mantine/core';
+import { Anchor, Select } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
 import { Link } from 'wouter';
 import { api, PayForwardError, payforward, type Payment } from '../lib/api.ts';
@@ -6,8 +6,8 @@ import { useUrlFilters } from '../lib/url-state.ts';
 import { useCursorList, type FetchPage } from '../lib/cursor-list.ts';
 import { amountClauses, createdClauses, metadataClause, quote } from '../lib/search-query.ts';
 import { currencyDigits, formatTime } from '../lib/format.ts';
-import { DataTable, type TextColumn } from '../components/DataTable.tsx';
-import { ApiErrorAlert, Empty, Loading } from '../components/states.tsx';
+import type { TextColumn } from '../components/DataTable.tsx';
+import { filterField, SearchList } from '../components/SearchList.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
 
 const FILTERS = [
@@ -112,28 +112,21 @@ export default function Payments() {
   // The URL follows every keystroke; the search waits for a pause in typing.
   const [settled] = useDebouncedValue(filters, 300);
   const { query, invalid } = searchQuery(settled);
-  const list = useCursorList(['payments', settled], fetcher(settled, query), invalid === null);
-  const field = (key: keyof Filters, label: string, placeholder?: string) => (
-    <TextInput
-      label={label}
-      placeholder={placeholder}
-      value={filters[key]}
-      onChange={(event) => setFilters({ [key]: event.currentTarget.value })}
-    />
-  );
-
+  const list = useCursorList(['payments', settled], fetcher(settled, query), { enabled: invalid === null });
+  const field = filterField(filters, setFilters);
   return (
-    <Stack>
-      <Title order={1}>Payments</Title>
-      <form role="search" aria-label="Payments" onSubmit={(event) => event.preventDefault()}>
-        <SimpleGrid cols={{ base: 1, xs: 2, md: 4 }} spacing="sm">
-          {field('id', 'Payment id', 'pay_…')}
-          {field('customer', 'Customer id', 'cus_…')}
+    <SearchList
+      title="Payments"
+      columnsMd={4}
+      fields={
+        <>
+          {field('id', 'Payment id', { placeholder: 'pay_…' })}
+          {field('customer', 'Customer id', { placeholder: 'cus_…' })}
           {field('email', 'Customer email')}
           {field('last4', 'Card last 4')}
-          {field('min', 'Amount from', '10.00')}
-          {field('max', 'Amount to', '250.00')}
-          {field('currency', 'Currency', 'usd')}
+          {field('min', 'Amount from', { placeholder: '10.00' })}
+          {field('max', 'Amount to', { placeholder: '250.00' })}
+          {field('currency', 'Currency', { placeholder: 'usd' })}
           <Select
             label="Status"
             data={STATUSES}
@@ -141,51 +134,19 @@ export default function Payments() {
             onChange={(value) => setFilters({ status: value })}
             clearable
           />
-          {field('metadata', 'Metadata', 'order_id=1042')}
-          <TextInput
-            label="Created from"
-            type="date"
-            value={filters.from}
-            onChange={(e) => setFilters({ from: e.currentTarget.value })}
-          />
-          <TextInput
-            label="Created to"
-            type="date"
-            value={filters.to}
-            onChange={(e) => setFilters({ to: e.currentTarget.value })}
-          />
-        </SimpleGrid>
-      </form>
-      <Group justify="flex-end">
-        <Button
-          variant="default"
-          onClick={() => list.exportCsv('payments.csv', PAYMENT_COLUMNS)}
-          loading={list.exporting}
-          disabled={invalid !== null || list.rows.length === 0}
-        >
-          Export CSV
-        </Button>
-      </Group>
-      {list.exportError !== null && <ApiErrorAlert error={list.exportError} title="The export failed" />}
-      {invalid ? (
-        <ApiErrorAlert error={new Error(invalid)} title="Check the filters" />
-      ) : list.query.isPending ? (
-        <Loading label="Loading payments" />
-      ) : list.query.isError ? (
-        <ApiErrorAlert error={list.query.error} />
-      ) : list.rows.length === 0 ? (
-        <Empty>No payments match these filters.</Empty>
-      ) : (
-        <DataTable
-          caption="Payments, newest first"
-          columns={PAYMENT_COLUMNS}
-          rows={list.rows}
-          rowKey={(p) => p.id}
-          hasMore={list.query.hasNextPage}
-          loadingMore={list.query.isFetchingNextPage}
-          onLoadMore={() => list.query.fetchNextPage()}
-        />
-      )}
-    </Stack>
+          {field('metadata', 'Metadata', { placeholder: 'order_id=1042' })}
+          {field('from', 'Created from', { type: 'date' })}
+          {field('to', 'Created to', { type: 'date' })}
+        </>
+      }
+      csv="payments.csv"
+      invalid={invalid}
+      list={list}
+      loading="Loading payments"
+      empty="No payments match these filters."
+      caption="Payments, newest first"
+      columns={PAYMENT_COLUMNS}
+      rowKey={(p) => p.id}
+    />
   );
 }

@@ -1,12 +1,13 @@
 import { useState } from 'react';
 import { Button, Group, Select, SimpleGrid, Stack, Text, TextInput, Title, VisuallyHidden } from '@mantine/core';
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { api, can, type Schema } from '../lib/api.ts';
 import { useSession } from '../session.tsx';
 import { downloadText } from '../lib/csv.ts';
 import { formatTime } from '../lib/format.ts';
-import { ApiErrorAlert, Empty, QueryState } from '../components/states.tsx';
-import { ConfirmAction, Section, SimpleTable } from '../components/blocks.tsx';
+import { ApiErrorAlert, Empty } from '../components/states.tsx';
+import { afterLast, useCursorList } from '../lib/cursor-list.ts';
+import { ConfirmAction, CursorSimpleTable, Section } from '../components/blocks.tsx';
 import { StatusBadge } from '../components/StatusBadge.tsx';
 
 type Report = Schema<'Report'>;
@@ -164,39 +165,37 @@ function Download({ report }: { report: Report }) {
 }
 
 function ReportList() {
-  const reports = useQuery({
-    queryKey: ['reports'],
-    queryFn: async () => (await api.GET('/v1/reports', { params: { query: { limit: 100 } } })).data!,
+  const reports = useCursorList(
+    ['reports'],
+    afterLast(async (cursor) => (await api.GET('/v1/reports', { params: { query: { limit: 100, ...cursor } } })).data!),
     // A queued report is produced by the worker within moments: look again until none is pending.
-    refetchInterval: (query) => (query.state.data?.data.some((r) => r.status === 'pending') ? 2000 : false),
-  });
+    { refetchInterval: (rows) => (rows.some((r) => r.status === 'pending') ? 2000 : false) },
+  );
   return (
     <Section title="Reports">
-      <QueryState query={reports} empty="No report has been run yet." isEmpty={(d) => d.data.length === 0}>
-        {(data) => (
-          <SimpleTable
-            caption="Reports, newest first"
-            head={['Report', 'Period', 'Format', 'Status', 'Rows', 'Created', 'File']}
-            rowKeys={data.data.map((r) => r.id)}
-            rows={data.data.map((r) => [
-              TYPES[r.type].label,
-              String(r.parameters.month ?? (r.parameters.from ? `${r.parameters.from} – ${r.parameters.to}` : '—')),
-              r.format,
-              <Stack key="s" gap={0}>
-                <StatusBadge status={r.status} />
-                {r.failure_message && (
-                  <Text size="xs" c="red.9">
-                    {r.failure_message}
-                  </Text>
-                )}
-              </Stack>,
-              r.row_count ?? '—',
-              formatTime(r.created),
-              r.status === 'succeeded' ? <Download key="d" report={r} /> : '—',
-            ])}
-          />
-        )}
-      </QueryState>
+      <CursorSimpleTable
+        list={reports}
+        empty="No report has been run yet."
+        caption="Reports, newest first"
+        head={['Report', 'Period', 'Format', 'Status', 'Rows', 'Created', 'File']}
+        rowKey={(r) => r.id}
+        cells={(r) => [
+          TYPES[r.type].label,
+          String(r.parameters.month ?? (r.parameters.from ? `${r.parameters.from} – ${r.parameters.to}` : '—')),
+          r.format,
+          <Stack key="s" gap={0}>
+            <StatusBadge status={r.status} />
+            {r.failure_message && (
+              <Text size="xs" c="red.9">
+                {r.failure_message}
+              </Text>
+            )}
+          </Stack>,
+          r.row_count ?? '—',
+          formatTime(r.created),
+          r.status === 'succeeded' ? <Download key="d" report={r} /> : '—',
+        ]}
+      />
     </Section>
   );
 }
@@ -204,47 +203,45 @@ function ReportList() {
 function Schedules() {
   const session = useSession();
   const client = useQueryClient();
-  const schedules = useQuery({
-    queryKey: ['schedules'],
-    queryFn: async () => (await api.GET('/v1/report_schedules', { params: { query: { limit: 100 } } })).data!,
-  });
+  const schedules = useCursorList(
+    ['schedules'],
+    afterLast(
+      async (cursor) => (await api.GET('/v1/report_schedules', { params: { query: { limit: 100, ...cursor } } })).data!,
+    ),
+  );
   const writes = can(session, 'reports:write');
   return (
     <Section title="Schedules">
-      <QueryState query={schedules} empty="No report is scheduled." isEmpty={(d) => d.data.length === 0}>
-        {(data) => (
-          <SimpleTable
-            caption="Scheduled reports"
-            head={['Report', 'Format', 'Every', 'Next run', 'Last run', ...(writes ? ['Stop'] : [])]}
-            rowKeys={data.data.map((s) => s.id)}
-            rows={data.data.map((s) => [
-              TYPES[s.type].label,
-              s.format,
-              s.interval,
-              formatTime(s.next_run),
-              s.last_run ? formatTime(s.last_run) : '—',
-              ...(writes
-                ? [
-                    <ConfirmAction
-                      key="d"
-                      label="Delete"
-                      title="Delete the schedule"
-                      color="red"
-                      onConfirm={async () => {
-                        await api.DELETE('/v1/report_schedules/{id}', { params: { path: { id: s.id } } });
-                        await client.invalidateQueries({ queryKey: ['schedules'] });
-                      }}
-                    >
-                      <Text size="sm">
-                        No more {TYPES[s.type].label.toLowerCase()} reports are run; past ones stay.
-                      </Text>
-                    </ConfirmAction>,
-                  ]
-                : []),
-            ])}
-          />
-        )}
-      </QueryState>
+      <CursorSimpleTable
+        list={schedules}
+        empty="No report is scheduled."
+        caption="Scheduled reports"
+        head={['Report', 'Format', 'Every', 'Next run', 'Last run', ...(writes ? ['Stop'] : [])]}
+        rowKey={(s) => s.id}
+        cells={(s) => [
+          TYPES[s.type].label,
+          s.format,
+          s.interval,
+          formatTime(s.next_run),
+          s.last_run ? formatTime(s.last_run) : '—',
+          ...(writes
+            ? [
+                <ConfirmAction
+                  key="d"
+                  label="Delete"
+                  title="Delete the schedule"
+                  color="red"
+                  onConfirm={async () => {
+                    await api.DELETE('/v1/report_schedules/{id}', { params: { path: { id: s.id } } });
+                    await client.invalidateQueries({ queryKey: ['schedules'] });
+                  }}
+                >
+                  <Text size="sm">No more {TYPES[s.type].label.toLowerCase()} reports are run; past ones stay.</Text>
+                </ConfirmAction>,
+              ]
+            : []),
+        ]}
+      />
     </Section>
   );
 }

@@ -1,11 +1,12 @@
 import { useState } from 'react';
 import { Badge, Button, Group, Select, SimpleGrid, Stack, Text, TextInput, Title } from '@mantine/core';
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { api, can, type Schema } from '../lib/api.ts';
 import { useSession } from '../session.tsx';
 import { formatTime } from '../lib/format.ts';
-import { ApiErrorAlert, Empty, QueryState } from '../components/states.tsx';
-import { ConfirmAction, Section, SimpleTable } from '../components/blocks.tsx';
+import { ApiErrorAlert, Empty } from '../components/states.tsx';
+import { afterLast, useCursorList } from '../lib/cursor-list.ts';
+import { ConfirmAction, CursorSimpleTable, Section } from '../components/blocks.tsx';
 
 type User = Schema<'User'>;
 const ROLES = ['owner', 'admin', 'developer', 'analyst', 'compliance', 'support', 'view_only'];
@@ -78,99 +79,95 @@ function Members() {
   const session = useSession();
   const client = useQueryClient();
   const [roles, setRoles] = useState<Record<string, string>>({});
-  const users = useQuery({
-    queryKey: ['users'],
-    queryFn: async () => (await api.GET('/v1/users', { params: { query: { limit: 100 } } })).data!,
-  });
+  const users = useCursorList(
+    ['users'],
+    afterLast(async (cursor) => (await api.GET('/v1/users', { params: { query: { limit: 100, ...cursor } } })).data!),
+  );
   const refresh = () => client.invalidateQueries({ queryKey: ['users'] });
   const writes = can(session, 'users:write');
   return (
     <Section title="Members">
-      <QueryState query={users} empty="Nobody is on the team yet." isEmpty={(d) => d.data.length === 0}>
-        {(data) => (
-          <SimpleTable
-            caption="Team members and invitations"
-            head={['Email', 'Role', 'Status', 'MFA', 'Last sign-in', 'Invited', ...(writes ? ['Actions'] : [])]}
-            rowKeys={data.data.map((u) => u.id)}
-            rows={data.data.map((u) => [
-              u.email,
-              u.role,
-              <Badge
-                key="s"
-                variant="dot"
-                tt="none"
-                color={u.status === 'active' ? 'green' : u.status === 'invited' ? 'blue' : 'gray'}
-              >
-                {u.status}
-                {u.locked_until ? ' (locked)' : ''}
-              </Badge>,
-              mfaOf(u),
-              u.last_login ? formatTime(u.last_login) : '—',
-              formatTime(u.created),
-              ...(writes
-                ? [
-                    u.status === 'deactivated' || (u.role === 'owner' && session.role !== 'owner') ? (
-                      '—'
-                    ) : (
-                      <Group key="a" gap={4} wrap="nowrap">
-                        {u.status === 'invited' && (
-                          <ConfirmAction
-                            label="Resend"
-                            title="Resend the invitation"
-                            onConfirm={async () => {
-                              await api.POST('/v1/users/{id}/resend_invitation', {
-                                params: { path: { id: u.id } },
-                                body: {},
-                              });
-                              await refresh();
-                            }}
-                          >
-                            <Text size="sm">
-                              A new link valid for 72 hours goes to {u.email}; the previous one stops working.
-                            </Text>
-                          </ConfirmAction>
-                        )}
-                        <ConfirmAction
-                          label="Change role"
-                          title="Save the role"
-                          onConfirm={async () => {
-                            await api.PATCH('/v1/users/{id}', {
-                              params: { path: { id: u.id } },
-                              body: { role: (roles[u.id] ?? u.role) as 'analyst' },
-                            });
-                            await refresh();
-                          }}
-                        >
-                          <Text size="sm">A role change signs {u.email} out everywhere.</Text>
-                          <Select
-                            label="Role"
-                            data={rolesFor(session)}
-                            value={roles[u.id] ?? u.role}
-                            allowDeselect={false}
-                            onChange={(v) => setRoles({ ...roles, [u.id]: v! })}
-                          />
-                        </ConfirmAction>
-                        <ConfirmAction
-                          label={u.status === 'invited' ? 'Revoke' : 'Deactivate'}
-                          title={u.status === 'invited' ? 'Revoke the invitation' : 'Deactivate the member'}
-                          color="red"
-                          onConfirm={async () => {
-                            await api.DELETE('/v1/users/{id}', { params: { path: { id: u.id } } });
-                            await refresh();
-                          }}
-                        >
-                          <Text size="sm">
-                            {u.email} can no longer sign in; the account is kept for access reviews.
-                          </Text>
-                        </ConfirmAction>
-                      </Group>
-                    ),
-                  ]
-                : []),
-            ])}
-          />
-        )}
-      </QueryState>
+      <CursorSimpleTable
+        list={users}
+        empty="Nobody is on the team yet."
+        caption="Team members and invitations"
+        head={['Email', 'Role', 'Status', 'MFA', 'Last sign-in', 'Invited', ...(writes ? ['Actions'] : [])]}
+        rowKey={(u) => u.id}
+        cells={(u) => [
+          u.email,
+          u.role,
+          <Badge
+            key="s"
+            variant="dot"
+            tt="none"
+            color={u.status === 'active' ? 'green' : u.status === 'invited' ? 'blue' : 'gray'}
+          >
+            {u.status}
+            {u.locked_until ? ' (locked)' : ''}
+          </Badge>,
+          mfaOf(u),
+          u.last_login ? formatTime(u.last_login) : '—',
+          formatTime(u.created),
+          ...(writes
+            ? [
+                u.status === 'deactivated' || (u.role === 'owner' && session.role !== 'owner') ? (
+                  '—'
+                ) : (
+                  <Group key="a" gap={4} wrap="nowrap">
+                    {u.status === 'invited' && (
+                      <ConfirmAction
+                        label="Resend"
+                        title="Resend the invitation"
+                        onConfirm={async () => {
+                          await api.POST('/v1/users/{id}/resend_invitation', {
+                            params: { path: { id: u.id } },
+                            body: {},
+                          });
+                          await refresh();
+                        }}
+                      >
+                        <Text size="sm">
+                          A new link valid for 72 hours goes to {u.email}; the previous one stops working.
+                        </Text>
+                      </ConfirmAction>
+                    )}
+                    <ConfirmAction
+                      label="Change role"
+                      title="Save the role"
+                      onConfirm={async () => {
+                        await api.PATCH('/v1/users/{id}', {
+                          params: { path: { id: u.id } },
+                          body: { role: (roles[u.id] ?? u.role) as 'analyst' },
+                        });
+                        await refresh();
+                      }}
+                    >
+                      <Text size="sm">A role change signs {u.email} out everywhere.</Text>
+                      <Select
+                        label="Role"
+                        data={rolesFor(session)}
+                        value={roles[u.id] ?? u.role}
+                        allowDeselect={false}
+                        onChange={(v) => setRoles({ ...roles, [u.id]: v! })}
+                      />
+                    </ConfirmAction>
+                    <ConfirmAction
+                      label={u.status === 'invited' ? 'Revoke' : 'Deactivate'}
+                      title={u.status === 'invited' ? 'Revoke the invitation' : 'Deactivate the member'}
+                      color="red"
+                      onConfirm={async () => {
+                        await api.DELETE('/v1/users/{id}', { params: { path: { id: u.id } } });
+                        await refresh();
+                      }}
+                    >
+                      <Text size="sm">{u.email} can no longer sign in; the account is kept for access reviews.</Text>
+                    </ConfirmAction>
+                  </Group>
+                ),
+              ]
+            : []),
+        ]}
+      />
     </Section>
   );
 }

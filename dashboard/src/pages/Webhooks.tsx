@@ -1,14 +1,14 @@
 import { useState } from 'react';
 import { Alert, Anchor, Button, Checkbox, Code, Group, SimpleGrid, Stack, Text, TextInput, Title } from '@mantine/core';
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { api, can, type Schema } from '../lib/api.ts';
 import { useSession } from '../session.tsx';
 import { useUrlFilters } from '../lib/url-state.ts';
 import { formatTime } from '../lib/format.ts';
-import { ApiErrorAlert, QueryState } from '../components/states.tsx';
-import { afterLast, ConfirmAction, ConfirmDialog, CursorTable, Section, SimpleTable } from '../components/blocks.tsx';
+import { ApiErrorAlert } from '../components/states.tsx';
+import { ConfirmAction, ConfirmDialog, CursorSimpleTable, CursorTable, Section } from '../components/blocks.tsx';
 import type { TextColumn } from '../components/DataTable.tsx';
-import type { FetchPage } from '../lib/cursor-list.ts';
+import { afterLast, useCursorList, type FetchPage } from '../lib/cursor-list.ts';
 import { StatusBadge } from '../components/StatusBadge.tsx';
 
 type Delivery = Schema<'WebhookDelivery'>;
@@ -276,50 +276,51 @@ export default function Webhooks() {
   const session = useSession();
   const [filters, setFilters] = useUrlFilters(['endpoint', 'event'] as const);
   const [secret, setSecret] = useState<string | null>(null);
-  const endpoints = useQuery({
-    queryKey: ['webhook-endpoints'],
-    queryFn: async () => (await api.GET('/v1/webhook_endpoints', { params: { query: { limit: 100 } } })).data!,
-  });
+  const endpoints = useCursorList(
+    ['webhook-endpoints'],
+    afterLast(
+      async (cursor) =>
+        (await api.GET('/v1/webhook_endpoints', { params: { query: { limit: 100, ...cursor } } })).data!,
+    ),
+  );
   const writes = can(session, 'webhook_endpoints:write');
   return (
     <Stack>
       <Title order={1}>Webhooks</Title>
       <SecretOnce secret={secret} />
       {writes && <CreateEndpoint onSecret={setSecret} />}
-      <QueryState query={endpoints} empty="No webhook endpoint yet." isEmpty={(d) => d.data.length === 0}>
-        {(data) => (
-          <SimpleTable
-            caption="Endpoints"
-            head={['URL', 'Events', 'Status', 'Created', 'Log', ...(writes ? ['Actions'] : [])]}
-            rowKeys={data.data.map((e) => e.id)}
-            rows={data.data.map((e) => [
-              <Stack key="u" gap={0}>
-                <Text size="sm" ff="monospace">
-                  {e.url}
-                </Text>
-                {e.description && (
-                  <Text size="xs" c="dimmed">
-                    {e.description}
-                  </Text>
-                )}
-              </Stack>,
-              e.enabled_events.join(', '),
-              <StatusBadge key="s" status={e.disabled_reason ? `${e.status} (${e.disabled_reason})` : e.status} />,
-              formatTime(e.created),
-              <Button
-                key="l"
-                size="xs"
-                variant="default"
-                aria-label={`Delivery log of ${e.url}`}
-                onClick={() => setFilters({ endpoint: e.id, event: null })}
-              >
-                Delivery log
-              </Button>,
-              ...(writes ? [<EndpointActions key={`a-${e.id}`} endpoint={e} onSecret={setSecret} />] : []),
-            ])}
-          />
-        )}
-      </QueryState>
+      <CursorSimpleTable
+        list={endpoints}
+        empty="No webhook endpoint yet."
+        caption="Endpoints"
+        head={['URL', 'Events', 'Status', 'Created', 'Log', ...(writes ? ['Actions'] : [])]}
+        rowKey={(e) => e.id}
+        cells={(e) => [
+          <Stack key="u" gap={0}>
+            <Text size="sm" ff="monospace">
+              {e.url}
+            </Text>
+            {e.description && (
+              <Text size="xs" c="dimmed">
+                {e.description}
+              </Text>
+            )}
+          </Stack>,
+          e.enabled_events.join(', '),
+          <StatusBadge key="s" status={e.disabled_reason ? `${e.status} (${e.disabled_reason})` : e.status} />,
+          formatTime(e.created),
+          <Button
+            key="l"
+            size="xs"
+            variant="default"
+            aria-label={`Delivery log of ${e.url}`}
+            onClick={() => setFilters({ endpoint: e.id, event: null })}
+          >
+            Delivery log
+          </Button>,
+          ...(writes ? [<EndpointActions key={`a-${e.id}`} endpoint={e} onSecret={setSecret} />] : []),
+        ]}
+      />
       {(filters.endpoint || filters.event) && <Deliveries endpoint={filters.endpoint} event={filters.event} />}
     </Stack>
   );
