@@ -117,11 +117,12 @@ async function functionTimes(): Promise<Map<string, { calls: number; ms: number 
   return new Map(rows.map((r) => [r.name, { calls: Number(r.calls), ms: r.ms }]));
 }
 
-async function commits(): Promise<number> {
+async function transactions(): Promise<{ commits: number; rollbacks: number }> {
   await admin`SELECT pg_stat_clear_snapshot()`;
-  const [row] = await admin<{ commits: string }[]>`
-    SELECT xact_commit::text AS commits FROM pg_stat_database WHERE datname = ${DB_NAME}`;
-  return Number(row.commits);
+  const [row] = await admin<{ commits: string; rollbacks: string }[]>`
+    SELECT xact_commit::text AS commits, xact_rollback::text AS rollbacks FROM pg_stat_database
+    WHERE datname = ${DB_NAME}`;
+  return { commits: Number(row.commits), rollbacks: Number(row.rollbacks) };
 }
 
 interface Round {
@@ -130,6 +131,7 @@ interface Round {
   pg_ms_per_payment: number;
   node_ms_per_payment: number;
   payments_per_commit: number;
+  rollbacks: number;
   trigger_ms_per_payment?: number;
   functions?: Record<string, { calls: number; ms_per_payment: number }>;
 }
@@ -140,7 +142,7 @@ async function round(enabled: boolean): Promise<Round> {
   const pids = await backendPids();
   const cpuBefore = new Map(pids.map((pid) => [pid, cpuNs(pid)]));
   const functionsBefore = await functionTimes();
-  const commitsBefore = await commits();
+  const transactionsBefore = await transactions();
   const nodeBefore = process.cpuUsage();
   const started = performance.now();
   let next = 0;
@@ -161,16 +163,18 @@ async function round(enabled: boolean): Promise<Round> {
   const node = process.cpuUsage(nodeBefore);
   let pgNs = 0;
   for (const pid of await backendPids()) pgNs += cpuNs(pid) - (cpuBefore.get(pid) ?? 0);
+  const transactionsAfter = await transactions();
   // An idle backend reports its function statistics within 10 seconds (PGSTAT_IDLE_INTERVAL).
   if (enabled) await admin`SELECT pg_sleep(10.5)`;
   const functionsAfter = await functionTimes();
-  const transactions = (await commits()) - commitsBefore;
+  const commits = transactionsAfter.commits - transactionsBefore.commits;
   const result: Round = {
     triggers: enabled ? 'on' : 'off',
     payments_per_s: Math.round(payments / seconds),
     pg_ms_per_payment: pgNs / 1e6 / payments,
     node_ms_per_payment: (node.user + node.system) / 1000 / payments,
-    payments_per_commit: payments / transactions,
+    payments_per_commit: payments / commits,
+    rollbacks: transactionsAfter.rollbacks - transactionsBefore.rollbacks,
   };
   if (enabled) {
     result.functions = {};
@@ -208,7 +212,7 @@ for (let i = 0; i < rounds; i++) {
     console.log(
       `triggers ${r.triggers.padEnd(3)}  ${String(r.payments_per_s).padStart(5)} payments/s  ` +
         `PostgreSQL ${fixed(r.pg_ms_per_payment)} ms/payment  Node ${fixed(r.node_ms_per_payment)} ms/payment  ` +
-        `${fixed(r.payments_per_commit, 1)} payments/commit` +
+        `${fixed(r.payments_per_commit, 1)} payments/commit  ${r.rollbacks} rollbacks` +
         (r.trigger_ms_per_payment !== undefined ? `  in triggers ${fixed(r.trigger_ms_per_payment)} ms/payment` : ''),
     );
   }

@@ -10,12 +10,14 @@
 --    rows of other slots keeps that a few rows whatever the period.
 -- 2. A statement that changed no row runs nothing: the batch statement of the payment path inserts and updates
 --    payments and attempts in every batch, so half of its trigger calls came with empty transition tables.
--- 3. The card's brand and country are looked up by primary key whatever the planner thinks of payment_methods'
---    size. A trigger's plan is made at its first call in a session and kept: on a fresh database (as
---    `npm run bench` makes) payment_methods is a page or two then, the plan hashed a full scan of it, and kept
---    scanning it as it grew by a row per payment.
+-- 3. The card's brand and country are looked up once per card (an update's old and new row share theirs) and by
+--    primary key whatever the planner thinks of payment_methods' size. A trigger's plan is made at its first call
+--    in a session and kept: on a fresh database (as `npm run bench` makes) payment_methods is a page or two then,
+--    the plan hashed a full scan of it, and kept scanning it as it grew by a row per payment.
 --
--- The triggers themselves (035) stay: only their functions change.
+-- The triggers themselves (035) stay: only their functions change. The migration holds the hourly tables in SHARE
+-- mode while it rebuilds the daily ones (one grouped scan of each), so payments written meanwhile wait for it.
+-- bench/rollup-cost.ts (`npm run bench:rollups`) measures what the triggers cost; figures in the README.
 
 -- Written by the compaction only from now on: reset to the sum of the compacted (slot 0) hourly rows, so that the
 -- rule of 1. holds from the start. The hourly tables are locked against the triggers and the compaction meanwhile.
@@ -65,9 +67,9 @@ CREATE FUNCTION pg_temp.analytics_sums(p_counters text[]) RETURNS text LANGUAGE 
   SELECT string_agg(format('sum(%1$I) AS %1$I', c), ', ') FROM unnest(p_counters) c
 $$;
 
--- The trigger functions of 035, regenerated without the daily tables, with the early return of 2. and the lookup
--- of 3.: each card once per statement (an update's old and new row share theirs), by primary key since seq scans are
--- off (and JIT with them, which a plan costed with a disabled scan would otherwise start compiling).
+-- The trigger functions of 035, regenerated without the daily tables, with the early return of 2. and the lookup of
+-- 3. (by primary key since seq scans are off; JIT off with them, since a plan costed with a disabled scan would
+-- otherwise be compiled at every call).
 DO $migration$
 DECLARE
   payment_counters constant text[] := ARRAY['payments_count', 'payments_amount', 'approved_count', 'approved_amount',
