@@ -6,8 +6,9 @@
  *      process (bench/in-process-app.ts), BENCH_TENANTS tenants (default 1, as `npm run bench`'s create_confirm);
  *   2. rounds of BENCH_PAYMENTS payments (default 3,000) created and confirmed with an inline card through the app
  *      (`POST /v1/payments`, confirm: true: the same statements and micro-batches as under `npm run bench`, with
- *      BENCH_CONCURRENCY requests in flight, default 100), alternately with the rollup triggers disabled
- *      (`ALTER TABLE … DISABLE TRIGGER` on this scratch database only) and enabled, BENCH_ROUNDS pairs (default 5);
+ *      BENCH_CONCURRENCY requests in flight, default 100, or with BENCH_WAVES=1 in waves of that many), alternately
+ *      with the rollup triggers disabled (`ALTER TABLE … DISABLE TRIGGER` on this scratch database only) and
+ *      enabled, BENCH_ROUNDS pairs (default 5);
  *   3. per round: the CPU time of this database's backends (from /proc/<pid>/schedstat, nanoseconds) per payment,
  *      the transactions, and with the triggers on the time spent inside each rollup trigger function
  *      (pg_stat_user_functions, track_functions = 'pl' on this database). Then the medians, off and on, and the
@@ -38,6 +39,9 @@ const ROLLED_UP = ['payments', 'refunds', 'disputes', 'payment_attempts', 'fraud
 const payments = Number(process.env.BENCH_PAYMENTS ?? 3_000);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 100);
+// Waves: BENCH_CONCURRENCY requests at once, the next wave when all have answered. Batches then vary less from
+// round to round than with a steady BENCH_CONCURRENCY in flight, and so does PostgreSQL's time per payment.
+const waves = process.env.BENCH_WAVES === '1';
 const tenantCount = Number(process.env.BENCH_TENANTS ?? 1);
 const keepDb = process.env.BENCH_KEEP_DB === '1';
 
@@ -146,19 +150,24 @@ async function round(enabled: boolean): Promise<Round> {
   const nodeBefore = process.cpuUsage();
   const started = performance.now();
   let next = 0;
-  const worker = async () => {
-    while (next < payments) {
-      const key = keys[next++ % keys.length];
-      const payment = await post(key, '/v1/payments', {
-        amount: 2000,
-        currency: 'usd',
-        confirm: true,
-        payment_method: CARD,
-      });
-      if (payment.status !== 'succeeded') throw new Error(`payment ${payment.id} is ${payment.status}`);
-    }
+  const pay = async () => {
+    const key = keys[next++ % keys.length];
+    const payment = await post(key, '/v1/payments', {
+      amount: 2000,
+      currency: 'usd',
+      confirm: true,
+      payment_method: CARD,
+    });
+    if (payment.status !== 'succeeded') throw new Error(`payment ${payment.id} is ${payment.status}`);
   };
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  if (waves) {
+    while (next < payments) await Promise.all(Array.from({ length: Math.min(concurrency, payments - next) }, pay));
+  } else {
+    const worker = async () => {
+      while (next < payments) await pay();
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  }
   const seconds = (performance.now() - started) / 1000;
   const node = process.cpuUsage(nodeBefore);
   let pgNs = 0;
@@ -199,7 +208,8 @@ const fixed = (value: number, digits = 3) => value.toFixed(digits);
 
 console.log(
   `${triggers.length} rollup triggers; ${rounds} pairs of rounds of ${payments} create+confirm payments, ` +
-    `${concurrency} in flight, ${tenantCount} tenant(s); load average ${loadavg()[0].toFixed(2)}`,
+    `${concurrency} in flight${waves ? ' in waves' : ''}, ${tenantCount} tenant(s); ` +
+    `load average ${loadavg()[0].toFixed(2)}`,
 );
 // One unmeasured round each way: plans cached, pool connections open, JIT of Node warm.
 await round(false);
@@ -240,6 +250,7 @@ const summary = {
   payments_per_round: payments,
   rounds,
   concurrency,
+  waves,
   tenants: tenantCount,
   pg_ms_per_payment: { off: pgOff, on: pgOn },
   rollup_pg_ms_per_payment: pgOn - pgOff,
