@@ -74,9 +74,10 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       GRANT UPDATE ON users, user_passkeys, user_sessions TO "${appRole}";
       GRANT DELETE ON user_sessions TO "${appRole}";
       GRANT UPDATE, DELETE ON event_stream_leases TO "${appRole}";
-      -- The analytics rollups are written by their triggers only (035_analytics_rollups.sql).
-      REVOKE INSERT ON analytics_hourly, analytics_breakdown_hourly, analytics_breakdown_daily, analytics_platform_hourly,
-        analytics_processor_hourly, analytics_platform_reviews FROM "${appRole}";
+      -- The analytics rollups are written by their triggers and compaction only (035 and 038).
+      REVOKE INSERT ON analytics_hourly, analytics_daily, analytics_breakdown_hourly, analytics_breakdown_daily,
+        analytics_platform_hourly, analytics_platform_daily, analytics_processor_hourly, analytics_platform_reviews
+        FROM "${appRole}";
       GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "${FUNCTION_OWNER_ROLE}";
       REVOKE ALL ON schema_migrations FROM "${FUNCTION_OWNER_ROLE}";
       -- The audit trail is append-only (020_audit.sql): its chain heads and checkpoints change only through the

@@ -76,8 +76,10 @@ function buckets(period: Period, interval: Interval): number[] {
 /**
  * Sums a period of a rollup kept both hourly and daily: its whole UTC days from the daily table, the hours before
  * the first and after the last whole day from the hourly one (all of it from the hourly one for an hourly series, or
- * when the period holds no whole day). A year reads a row per day instead of 24. `select` may use `t` (the row's
- * hour or day); `where` may use $4 onwards ($1 to $4 being the bounds), `groupBy` whatever `select` names.
+ * when the period holds no whole day). A year reads a row per day instead of 24. A daily row holds only what the
+ * compaction folded (slot 0, migration 038): the whole days also take the hourly rows of other slots, the few not
+ * compacted yet. `select` may use `$t` (the row's hour or day); `where` may use $5 onwards ($1 to $4 being the
+ * bounds), `groupBy` whatever `select` names.
  */
 function sumPeriod<Row extends object>(
   tx: Tx,
@@ -88,12 +90,13 @@ function sumPeriod<Row extends object>(
   let firstDay = Math.ceil(period.from / DAY) * DAY;
   let lastDay = Math.floor(period.until / DAY) * DAY;
   if (query.hours || lastDay <= firstDay) firstDay = lastDay = period.until;
-  const part = (time: 'hour' | 'day', range: string) =>
+  const part = (time: 'hour' | 'day', range: string, slots = '') =>
     `SELECT ${query.select.replaceAll('$t', time)} FROM ${table}_${time === 'hour' ? 'hourly' : 'daily'}
-      WHERE ${query.where} AND ${time} >= ${range} GROUP BY ${query.groupBy.replaceAll('$t', time)}`;
+      WHERE ${query.where}${slots} AND ${time} >= ${range} GROUP BY ${query.groupBy.replaceAll('$t', time)}`;
   return tx.unsafe<Row[]>(
     `${part('hour', '$1 AND hour < $2')}
-    UNION ALL ${part('day', '$2 AND day < $3')}
+    UNION ALL ${part('day', '$2 AND day < $3', ' AND slot = 0')}
+    UNION ALL ${part('hour', '$2 AND hour < $3', ' AND slot <> 0')}
     UNION ALL ${part('hour', '$3 AND hour < $4')}`,
     [at(period.from), at(firstDay), at(lastDay), at(period.until), ...query.parameters],
   );
