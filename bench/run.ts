@@ -31,6 +31,9 @@
  *   BENCH_PORT                 API port (default 4100; the bare server takes the next free one)
  *   BENCH_CPU_PROF=1           run the API with --cpu-prof; profiles and a summary in bench/results/cpuprof
  *   BENCH_KEEP_DB=1            keep payforward_bench afterwards (for inspection)
+ *   BENCH_ANALYTICS_ROLLUPS=off  disable the analytics rollup triggers (analytics_*) on the bench database once
+ *                              the API has migrated it: runs with and without compare what the rollups cost
+ *                              the payment path (the analytics read them; nothing else does)
  *   BATCH_MAX_CONCURRENCY, BATCH_MAX_SIZE, DB_POOL_SIZE, PROCESSOR_LATENCY_MS are passed to the API if set.
  */
 import autocannon, { type Options, type RequestSpec, type Result } from 'autocannon';
@@ -121,6 +124,7 @@ const config = {
   apiPort: positive('BENCH_PORT', 4100),
   cpuProf: env.BENCH_CPU_PROF === '1',
   keepDb: env.BENCH_KEEP_DB === '1',
+  rollupsOff: env.BENCH_ANALYTICS_ROLLUPS === 'off',
   passThrough: Object.fromEntries(
     ['BATCH_MAX_CONCURRENCY', 'BATCH_MAX_SIZE', 'DB_POOL_SIZE', 'PROCESSOR_LATENCY_MS']
       .filter((k) => env[k])
@@ -695,6 +699,14 @@ async function startFraudOff(port: number, platformKey: string, metricsToken: st
   };
 }
 
+async function disableRollupTriggers() {
+  const triggers = await monitorSql!<{ statement: string }[]>`
+    SELECT format('ALTER TABLE %s DISABLE TRIGGER %I', tgrelid::regclass, tgname) AS statement FROM pg_trigger
+    WHERE NOT tgisinternal AND tgname LIKE 'analytics\_%'`;
+  for (const { statement } of triggers) await monitorSql!.unsafe(statement);
+  console.log(`  analytics rollups off: ${triggers.length} triggers disabled`);
+}
+
 async function benchApi(port: number) {
   const platformKey = `op_platform_${randomBytes(24).toString('base64url')}`;
   const metricsToken = randomBytes(32).toString('base64url');
@@ -719,6 +731,7 @@ async function benchApi(port: number) {
   children.add(apiChild);
   const url = `http://127.0.0.1:${port}`;
   await waitReady(apiChild, `${url}/ready`, 90_000);
+  if (config.rollupsOff) await disableRollupTriggers();
   const rss = new RssSampler(apiChild.pid).start();
   const target: Target = { kind: 'api', url, pid: apiChild.pid, rss, metricsUrl: `${url}/metrics`, metricsToken };
 

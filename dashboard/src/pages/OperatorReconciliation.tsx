@@ -2,7 +2,8 @@ import { Code, NativeSelect, SimpleGrid, Stack, Text, TextInput, Title } from '@
 import { api, type Schema } from '../lib/api.ts';
 import { formatMoney } from '../lib/format.ts';
 import { useUrlFilters } from '../lib/url-state.ts';
-import { afterLast, CursorTable } from '../components/blocks.tsx';
+import { CursorTable } from '../components/blocks.tsx';
+import { afterLast } from '../lib/cursor-list.ts';
 import type { TextColumn } from '../components/DataTable.tsx';
 
 type Discrepancy = Schema<'ReconciliationDiscrepancy'>;

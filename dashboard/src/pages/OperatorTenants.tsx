@@ -22,7 +22,8 @@ import { formatTime } from '../lib/format.ts';
 import { useUrlFilters } from '../lib/url-state.ts';
 import { useSession } from '../session.tsx';
 import { ApiErrorAlert, QueryState } from '../components/states.tsx';
-import { afterLast, ConfirmAction, CursorTable, Section } from '../components/blocks.tsx';
+import { ConfirmAction, CursorTable, Section } from '../components/blocks.tsx';
+import { afterLast } from '../lib/cursor-list.ts';
 import type { TextColumn } from '../components/DataTable.tsx';
 
 type Tenant = ResponseBody<'/v1/tenants/{id}', 'get'>;
