@@ -279,7 +279,7 @@ describe('Developers', () => {
     expect((await api('GET', '/v1/payments?limit=1', undefined, secret)).statusCode).toBe(401);
     expectNoConsoleErrors(view);
     await view.context.close();
-  });
+  }, 60_000);
 
   it('rolls a key with an expiry for the old one', async () => {
     const created = await ok(await api('POST', '/v1/api_keys', { name: 'Rolled', scopes: ['events:read'] }));

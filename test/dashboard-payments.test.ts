@@ -228,7 +228,7 @@ describe('Payment detail', () => {
     expect(balance.data.map((t: { amount: number }) => t.amount)).toEqual([-1250]);
     expectNoConsoleErrors(view);
     await view.context.close();
-  });
+  }, 60_000);
 
   it('an analyst sees no action, and the API refuses the same refund with 403', async () => {
     const tenant = await freshTenant('Read only');
