@@ -298,6 +298,11 @@ describe('deploy/ manifests', () => {
     expect(off).not.toContain('Ingress');
     expect(off).not.toContain('HorizontalPodAutoscaler');
     expect(off).not.toContain('NetworkPolicy');
+    const fixed = renderChart({ ...values, api: { ...values.api, autoscaling: { enabled: false } } });
+    const apiFixed = fixed
+      .map(({ object }) => object)
+      .find((o) => o.metadata.name === 'pf-api' && o.kind === 'Deployment');
+    expect(apiFixed.spec.replicas).toBe(values.api.replicas);
     expect(() => renderTemplate('{{ .Values.nope }}', { Values: {} } as Scope)).toThrow(/no such value/);
     expect(() => renderTemplate('{{ include "x" . }}', { Values: {} } as Scope)).toThrow(/unsupported/);
   });
@@ -456,6 +461,9 @@ describe('deploy/ manifests', () => {
     const api = deployment('api');
     const worker = deployment('worker');
     const hpa = objects('HorizontalPodAutoscaler')[0];
+    // The HPA owns the API's replica count: a Deployment that also sets it would be reset on every upgrade.
+    expect(api.spec.replicas).toBeUndefined();
+    expect(worker.spec.replicas).toBe(values.worker.replicas);
     expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: api.metadata.name });
     expect(hpa.spec.metrics.map((m: any) => m.type).sort()).toEqual(['Pods', 'Resource']);
     const pods = hpa.spec.metrics.find((m: any) => m.type === 'Pods').pods;
