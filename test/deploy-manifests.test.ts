@@ -555,7 +555,8 @@ describe('deploy/ manifests against the running app', () => {
     const response = await t.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
     expect(response.statusCode).toBe(200);
     scrape = response.body;
-  });
+    // Its own database, migrated from scratch: under a loaded shared machine that alone can pass a minute.
+  }, 180_000);
   afterAll(async () => {
     await t?.close();
   });
