@@ -156,6 +156,9 @@ async function main(command = 'start', args: string[] = []) {
       );
     say('');
   } else {
+    // No listen() here, so nothing else would run the onReady hook that opens the METRICS_PORT listener: the
+    // worker's metrics (webhook lag and backlog, review backlog, item failures) are only scrapable through it.
+    if (config.metricsPort !== undefined) await app.ready();
     say('PayForward worker running');
   }
 
