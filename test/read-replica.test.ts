@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { bootApp, call, createTenant, expectError, ok, type TestApp, type TestTenant } from './helpers.js';
 import { waitFor } from './process.js';
 import { startStreamingReplica, type StreamingReplica } from './streaming-replica.js';
-import type { ReadRouter } from '../src/db/replica.js';
+import { ReadRouter } from '../src/db/replica.js';
 
 // Two API processes on one primary, both reading from a real hot standby of it.
 let replica: StreamingReplica;
@@ -147,6 +147,30 @@ describe('read replica', () => {
       await waitFor(async () => (await router(strict).refresh()).state === 'up', 20_000, 'up again');
     } finally {
       await strict.close();
+    }
+  });
+
+  it('keeps a forgotten client waiting: marks beyond the bound become a floor for every client', async () => {
+    const small = new ReadRouter(a.platform.sql, a.platform.replica, { maxLagMs: 600_000, pollMs: 5, maxClients: 2 });
+    try {
+      await waitFor(async () => (await small.refresh()).state === 'up', 20_000, 'up');
+      const [first, second, third] = ['t1', 't2', 't3'].map((id) => ({ tenantId: `tenant_${id}`, livemode: false }));
+      await replica.pauseReplay();
+      try {
+        // Something the paused replica lacks, so that the positions below are ahead of its replay.
+        await ok(await call(b.app, tenant.testKey, 'POST', '/v1/customers', { name: 'Unreplayed' }));
+        expect(await small.wrote(first)).toBeGreaterThan(0);
+        await small.wrote(second);
+        await small.wrote(third);
+        // Whatever `first` wrote is no longer remembered for it alone, so every client waits for it.
+        for (const scope of [first, second, third, scopeOf(tenant)]) expect(small.routeFor(scope)).toBe('recent_write');
+      } finally {
+        await replica.resumeReplay();
+      }
+      await waitFor(async () => (await small.refresh()) && small.routeFor(first) === 'replica', 20_000, 'replayed');
+      expect(small.routeFor(scopeOf(tenant))).toBe('replica');
+    } finally {
+      small.close();
     }
   });
 

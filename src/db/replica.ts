@@ -29,13 +29,13 @@ export function primaryReads(sql: Sql): Reads {
 export interface ReadRouterOptions {
   maxLagMs: number;
   pollMs: number;
+  /** Clients whose writes are remembered one by one; beyond it the oldest fold into a floor every client waits for. */
+  maxClients?: number;
   onRead?: (target: ReadTarget, reason: ReadReason) => void;
   onStatus?: (status: ReplicaStatus) => void;
   now?: () => number;
 }
 
-/** Marks beyond this many clients fold into one floor every client waits for (see remember). */
-const MAX_MARKS = 100_000;
 /** While the replica is away, how often it is asked again (a poll per read would be a connection attempt per read). */
 const DOWN_RETRY_MS = 250;
 /** A poll that has not answered within this is a replica that is down, whatever the driver is still waiting for. */
@@ -197,7 +197,7 @@ export class ReadRouter implements Reads {
     this.marks.delete(client);
     // Re-inserted, so the map stays in order of the last write: the oldest marks are dropped first.
     this.marks.set(client, { lsn: Math.max(lsn, previous?.lsn ?? 0), at: this.now() });
-    if (this.marks.size > MAX_MARKS) {
+    if (this.marks.size > (this.options.maxClients ?? 100_000)) {
       const [oldest, mark] = this.marks.entries().next().value as [string, { lsn: number }];
       this.marks.delete(oldest);
       // A dropped mark still binds: every client waits for it, so no client ever reads before its write.
