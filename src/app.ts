@@ -67,6 +67,7 @@ import { fraudRoutes } from './modules/fraud/routes.js';
 import { auditRoutes } from './modules/audit/routes.js';
 import type { DestinationStream } from 'pino';
 import { isDatabaseUnavailable } from './db/index.js';
+import { formatLsn, parseLsn } from './db/replica.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -87,6 +88,9 @@ declare module 'fastify' {
 }
 
 const PLATFORM_SCOPE_ID = '__platform__';
+/** Read-your-writes across API processes: a write's answer carries it, a read that presents it waits for it. */
+export const READ_AFTER_HEADER = 'payforward-read-after';
+const READ_ONLY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export interface BuildOptions {
   logStream?: DestinationStream;
@@ -241,6 +245,30 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     reply.header(API_VERSION_HEADER, request.apiVersion);
     await throttleTenant(platform.rateLimiter, config, auth, reply);
   });
+
+  app.addHook('onRequest', async (request) => {
+    const header = request.headers[READ_AFTER_HEADER];
+    if (header === undefined || request.auth?.kind !== 'tenant') return;
+    const lsn = parseLsn(Array.isArray(header) ? header[0] : header);
+    if (lsn === undefined)
+      throw ApiError.invalid(
+        'read_after_invalid',
+        'PayForward-Read-After must be the value a write answered with (such as 0/3A5F2C8).',
+        'PayForward-Read-After',
+      );
+    platform.readRouter?.readAfter(tenantScope(request), lsn);
+  });
+
+  // After a tenant's (or the operator's) write, its stale-tolerant reads wait until the replica has it.
+  // Only with a replica: without one every read is the primary's, and there is no position to wait for.
+  const readRouter = platform.readRouter;
+  if (readRouter)
+    app.addHook('onSend', async (request, reply, payload) => {
+      if (!request.auth || READ_ONLY_METHODS.has(request.method)) return payload;
+      const lsn = await readRouter.wrote(request.auth.kind === 'tenant' ? tenantScope(request) : 'operator');
+      if (lsn !== undefined) reply.header(READ_AFTER_HEADER, formatLsn(lsn));
+      return payload;
+    });
 
   // Every refused credential (a bad or revoked key, a wrong operator key or metrics token, a failed
   // OAuth exchange) counts against its address's auth-failure budget, checked in onRequest above.

@@ -15,6 +15,10 @@ export interface Config {
   dashboardDir: string;
   databaseUrl?: string;
   databaseReplicaUrl?: string;
+  /** Reads go to the primary while the replica is further behind than this (DATABASE_REPLICA_MAX_LAG_MS). */
+  replicaMaxLagMs: number;
+  /** How old the cached replay position may be before a read asks the replica again (DATABASE_REPLICA_POLL_MS). */
+  replicaPollMs: number;
   appDbRole: string;
   appDbPassword: string;
   /** The role the background workers connect as: the only one that may run the cross-tenant worker_* functions. */
@@ -196,6 +200,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dashboardDir: resolve(env.DASHBOARD_DIR || 'dist/dashboard'),
     databaseUrl: optional(env, 'DATABASE_URL'),
     databaseReplicaUrl: optional(env, 'DATABASE_REPLICA_URL'),
+    replicaMaxLagMs: num(env, 'DATABASE_REPLICA_MAX_LAG_MS', 5_000, 1),
+    replicaPollMs: num(env, 'DATABASE_REPLICA_POLL_MS', 5, 1),
     appDbRole: env.APP_DB_ROLE || 'payforward_app',
     appDbPassword: env.APP_DB_PASSWORD || 'payforward_app',
     workerDbRole: env.WORKER_DB_ROLE || 'payforward_worker',

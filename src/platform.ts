@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import { systemClock, type Clock } from './lib/time.js';
 import { appDatabaseUrl as asAppRole, connect, noWorkerConnection, type Sql } from './db/index.js';
 import type { MicroBatcher } from './db/batcher.js';
+import { primaryReads, ReadRouter, type Reads } from './db/replica.js';
 import { Authenticator } from './http/auth.js';
 import { IdempotencyStore } from './http/idempotency.js';
 import { Metrics } from './http/metrics.js';
@@ -36,7 +37,7 @@ import { ReconciliationService } from './modules/reconciliation/service.js';
 import { AnalyticsService } from './modules/analytics/service.js';
 import { RequestLogRecorder } from './modules/request-logs/recorder.js';
 import { RequestLogService } from './modules/request-logs/service.js';
-import { ReportService } from './modules/reports/service.js';
+import { DEFAULT_REPORT_OPTIONS, ReportService } from './modules/reports/service.js';
 import { CaseService } from './modules/cases/service.js';
 import { CardDataRetention } from './modules/payment-methods/retention.js';
 import { TenantService } from './modules/tenants/service.js';
@@ -66,6 +67,10 @@ export interface Platform {
   config: Config;
   sql: Sql;
   replica: Sql;
+  /** Where stale-tolerant reads go: the replica unless the client's last write is not replayed there yet. */
+  reads: Reads;
+  /** The router behind `reads` when DATABASE_REPLICA_URL is set. */
+  readRouter?: ReadRouter;
   /** The worker role's pool, for the cross-tenant worker_* scans; a refusing stand-in in an API-only process. */
   workerSql: Sql;
   redis?: Redis;
@@ -136,7 +141,12 @@ export function createPlatform(
   const readSql = connect(appDatabaseUrl, { max: config.dbReadPoolSize, applicationName: 'payforward-api-reads' });
   // Whatever role the replica URL names, reads run as the application role, under row-level security.
   const replica = config.databaseReplicaUrl
-    ? connect(asAppRole(config.databaseReplicaUrl, config), { max: 4, applicationName: 'payforward-replica' })
+    ? connect(asAppRole(config.databaseReplicaUrl, config), {
+        max: 4,
+        applicationName: 'payforward-replica',
+        // A replica that does not answer is skipped for the primary: waiting 10 s to find out would hold the read.
+        connectTimeoutSeconds: 2,
+      })
     : sql;
   const workerSql = options.workerDatabaseUrl
     ? connect(options.workerDatabaseUrl, { max: 3, applicationName: 'payforward-worker' })
@@ -154,6 +164,19 @@ export function createPlatform(
   // listens. The outage shows instead in rate_limit_local_decisions_total (see ResilientRateLimiter).
   redis?.on('error', () => {});
   const metrics = new Metrics(options.processMetrics ?? true);
+  const readRouter =
+    replica !== sql
+      ? new ReadRouter(sql, replica, {
+          maxLagMs: config.replicaMaxLagMs,
+          pollMs: config.replicaPollMs,
+          onRead: (target, reason) => metrics.dbReads.inc({ target, reason }),
+          onStatus: (status) => {
+            metrics.replicaLag.set(status.state === 'down' || status.lag_ms === null ? -1 : status.lag_ms / 1000);
+            metrics.replicaServing.set(status.state === 'up' ? 1 : 0);
+          },
+        })
+      : undefined;
+  const reads = readRouter ?? primaryReads(sql);
   const authenticator = new Authenticator(sql, {
     platformApiKey: secrets.platformApiKey,
     jwtSecret: secrets.jwtSecret,
@@ -174,14 +197,14 @@ export function createPlatform(
   const apiKeys = new ApiKeyService(sql, () => authenticator.forget());
   const tenants = new TenantService(sql, apiKeys, router.names(), () => authenticator.forget());
   const processorsFor = (tenantId: string) => tenants.processorsFor(tenantId);
-  const customers = new CustomerService(sql, now);
+  const customers = new CustomerService(sql, now, reads);
   const paymentMethods = new PaymentMethodService(sql, vault, router, processorsFor, customers, now);
   const pricing = new PricingService(sql);
-  const ledger = new LedgerService(sql, now);
+  const ledger = new LedgerService(sql, now, reads);
   const settlementScheduleFor = (tenantId: string) => tenants.settlementScheduleFor(tenantId);
   const bankAccounts = new BankAccountService(sql, vault, now);
-  const payouts = new PayoutService(sql, ledger, bankAccounts, workerSql, now);
-  const settlements = new SettlementService(sql, ledger, payouts, settlementScheduleFor, workerSql, now);
+  const payouts = new PayoutService(sql, ledger, bankAccounts, workerSql, now, reads);
+  const settlements = new SettlementService(sql, ledger, payouts, settlementScheduleFor, workerSql, now, reads);
   const mailer = new Mailer(config.smtpUrl, config.mailFrom, !config.production);
   // Sessions live in Redis when there is one (every API process sees a logout at once), else in PostgreSQL.
   const sessionStore = redis ? new RedisSessionStore(redis) : new PostgresSessionStore(sql);
@@ -222,6 +245,7 @@ export function createPlatform(
     config,
     fraud: config.fraudChecks ? fraud : undefined,
     now,
+    reads,
   });
   const requestLogRecorder = new RequestLogRecorder(sql, {
     flushIntervalMs: config.requestLogFlushMs,
@@ -240,11 +264,13 @@ export function createPlatform(
     ),
   );
   const clientSecrets = new ClientSecrets(secrets.jwtSecret);
-  const refunds = new RefundService(sql, router, pricing, ledger, workerSql, now);
+  const refunds = new RefundService(sql, router, pricing, ledger, workerSql, now, reads);
   return {
     config,
     sql,
     replica,
+    reads,
+    readRouter,
     workerSql,
     redis,
     metrics,
@@ -272,8 +298,8 @@ export function createPlatform(
     paymentMethods,
     payments,
     refunds,
-    disputes: new DisputeService(sql, router, pricing, ledger, workerSql, now),
-    events: new EventService(replica),
+    disputes: new DisputeService(sql, router, pricing, ledger, workerSql, now, reads),
+    events: new EventService(sql, reads),
     eventFeed,
     sessionPurge: redis ? undefined : new ExpiredSessionPurge(workerSql, options.clock ?? Date.now),
     pricing,
@@ -282,7 +308,7 @@ export function createPlatform(
     bankAccounts,
     customers,
     expander: new Expander({ payments, refunds, customers, paymentMethods, ledger }),
-    search: new SearchService(sql),
+    search: new SearchService(reads),
     settlements,
     fraud,
     fraudService: new FraudService(sql, fraud, payments, refunds, workerSql, metrics, now),
@@ -293,13 +319,19 @@ export function createPlatform(
       workerSql,
     ),
     requestLogRecorder,
-    requestLogs: new RequestLogService(replica),
-    analytics: new AnalyticsService(replica, options.clock),
-    reports: new ReportService(sql, workerSql, {
-      active: vault.activeKekId,
-      all: vault.kekIds(),
-      created: vault.kekIds().map((id) => vault.kekCreatedAt(id)),
-    }),
+    requestLogs: new RequestLogService(reads),
+    analytics: new AnalyticsService(reads, sql, options.clock),
+    reports: new ReportService(
+      sql,
+      workerSql,
+      {
+        active: vault.activeKekId,
+        all: vault.kekIds(),
+        created: vault.kekIds().map((id) => vault.kekCreatedAt(id)),
+      },
+      DEFAULT_REPORT_OPTIONS,
+      reads,
+    ),
     cases: new CaseService(sql),
     cardDataRetention: new CardDataRetention(sql, workerSql, config.cardDataRetentionDays),
     mailer,
@@ -324,6 +356,7 @@ export function createPlatform(
       // QUIT would wait for a Redis that is away; an unreachable one is simply dropped.
       if (redis?.status === 'ready') await redis.quit().catch(() => {});
       else redis?.disconnect();
+      readRouter?.close();
       if (replica !== sql) await replica.end({ timeout: 5 });
       await workerSql.end({ timeout: 5 });
       await readSql.end({ timeout: 5 });

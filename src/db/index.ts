@@ -24,11 +24,14 @@ const bigintAsNumber = {
   },
 };
 
-export function connect(url: string, options: { max?: number; applicationName?: string } = {}): Sql {
+export function connect(
+  url: string,
+  options: { max?: number; applicationName?: string; connectTimeoutSeconds?: number } = {},
+): Sql {
   return postgres(url, {
     max: options.max ?? 10,
     idle_timeout: 30,
-    connect_timeout: 10,
+    connect_timeout: options.connectTimeoutSeconds ?? 10,
     // While the server is away, a query waits for its connection's next attempt: the driver's
     // default backoff grows to 20 s, so requests would hang instead of being answered 503 at once.
     backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 0.5),

@@ -119,6 +119,25 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly dbReads = new Counter({
+    name: 'db_reads_total',
+    help: 'Stale-tolerant reads (lists, search, analytics) by the server that served them and why',
+    labelNames: ['target', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly replicaLag = new Gauge({
+    name: 'db_replica_lag_seconds',
+    help: 'How long ago the primary had WAL the read replica has not replayed yet (-1 while it is unreachable)',
+    registers: [this.registry],
+  });
+
+  readonly replicaServing = new Gauge({
+    name: 'db_replica_serving',
+    help: '1 while the read replica is reachable and within DATABASE_REPLICA_MAX_LAG_MS, else 0',
+    registers: [this.registry],
+  });
+
   constructor(collectProcessMetrics = true) {
     if (collectProcessMetrics) collectDefaultMetrics({ register: this.registry });
   }

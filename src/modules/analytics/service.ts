@@ -1,4 +1,5 @@
-import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import type { Reads } from '../../db/replica.js';
+import type { Scope, Sql, Tx } from '../../db/index.js';
 import { ApiError } from '../../http/errors.js';
 import { PLATFORM_TENANT } from '../users/service.js';
 import {
@@ -187,6 +188,8 @@ const BACKLOG_TENANTS = 100;
 
 export class AnalyticsService {
   constructor(
+    private readonly reads: Reads,
+    /** The primary, for the operator's cross-tenant function (an auth_* function, outside any tenant scope). */
     private readonly sql: Sql,
     private readonly now: () => number = Date.now,
   ) {}
@@ -198,7 +201,7 @@ export class AnalyticsService {
   async summary(scope: Scope, params: PeriodParams): Promise<AnalyticsSummary> {
     const period = resolvePeriod(params, this.nowSeconds());
     const currency = params.currency?.toLowerCase();
-    return inScope(this.sql, scope, async (tx) => ({
+    return this.reads.inScope(scope, async (tx) => ({
       object: 'analytics.summary',
       ...(await this.summaryOf(tx, scope, period, currency)),
       currency: currency ?? null,
@@ -239,7 +242,7 @@ export class AnalyticsService {
         `The metric ${params.metric} is an amount: name its \`currency\` (amounts in different currencies do not add up).`,
         'currency',
       );
-    return inScope(this.sql, scope, async (tx) => ({
+    return this.reads.inScope(scope, async (tx) => ({
       object: 'analytics.timeseries',
       metric: params.metric,
       interval,
@@ -278,7 +281,7 @@ export class AnalyticsService {
   async breakdown(scope: Scope, params: BreakdownParams): Promise<AnalyticsBreakdown> {
     const period = resolvePeriod(params, this.nowSeconds());
     const currency = params.currency?.toLowerCase();
-    return inScope(this.sql, scope, async (tx) => ({
+    return this.reads.inScope(scope, async (tx) => ({
       object: 'analytics.breakdown',
       dimension: params.dimension,
       currency: currency ?? null,
@@ -354,7 +357,7 @@ export class AnalyticsService {
     const currency = params.currency?.toLowerCase();
     const livemode = params.livemode ?? false;
     const start = `date_trunc('${interval}', $t, 'UTC')`;
-    const parts = await inScope(this.sql, { tenantId: PLATFORM_TENANT, livemode }, (tx) =>
+    const parts = await this.reads.inScope({ tenantId: PLATFORM_TENANT, livemode }, (tx) =>
       sumPeriod<BreakdownSums & { bucket: Date }>(tx, 'analytics_platform', period, {
         hours: interval === 'hour',
         select: `${start} AS bucket, currency AS value, ${BREAKDOWN_SUMS}`,
@@ -395,8 +398,7 @@ export class AnalyticsService {
     const interval = params.interval ?? 'day';
     const period = resolvePeriod(params, this.nowSeconds(), interval);
     const livemode = params.livemode ?? false;
-    const rows = await inScope(
-      this.sql,
+    const rows = await this.reads.inScope(
       { tenantId: PLATFORM_TENANT, livemode },
       (tx) => tx<
         {
@@ -440,8 +442,7 @@ export class AnalyticsService {
 
   async reviewBacklog(params: { livemode?: boolean }): Promise<OperatorBacklog> {
     const livemode = params.livemode ?? false;
-    const [row] = await inScope(
-      this.sql,
+    const [row] = await this.reads.inScope(
       { tenantId: PLATFORM_TENANT, livemode },
       (tx) => tx<{ open: number }[]>`
         SELECT coalesce(sum(open_reviews), 0)::bigint AS open FROM analytics_platform_reviews

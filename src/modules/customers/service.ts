@@ -1,3 +1,4 @@
+import { primaryReads, type Reads } from '../../db/replica.js';
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { recordAudit, type AuditContext } from '../audit/record.js';
 import type { EventType } from '../events/catalog.js';
@@ -73,6 +74,8 @@ export class CustomerService {
   constructor(
     private readonly sql: Sql,
     private readonly now: Clock = systemClock,
+    /** Stale-tolerant reads (lists): the replica when DATABASE_REPLICA_URL is set. */
+    private readonly reads: Reads = primaryReads(sql),
   ) {}
 
   async create(scope: Scope, body: CreateCustomerBody, requestId: string | null): Promise<Customer> {
@@ -110,7 +113,7 @@ export class CustomerService {
   }
 
   async list(scope: Scope, params: ListParams & { email?: string }) {
-    return inScope(this.sql, scope, async (tx) => {
+    return this.reads.inScope(scope, async (tx) => {
       const page = await listPage<CustomerRow>(tx, 'customers', scope, params, [
         tx`AND deleted_at IS NULL`,
         params.email !== undefined ? tx`AND email IS NOT NULL AND lower(email) = lower(${params.email})` : tx``,

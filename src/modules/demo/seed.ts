@@ -1,3 +1,4 @@
+import { primaryReads } from '../../db/replica.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Scope } from '../../db/index.js';
 import { ApiError } from '../../http/errors.js';
@@ -138,7 +139,8 @@ export async function seedDemoHistory(
       // Disputes open in the night's intake pass; the answer comes after that.
       const intake = Math.floor(planned.at / DAY_MS) * DAY_MS + DAY_MS - HOUR_MS / 2;
       schedule(Math.max(planned.at + dispute.after, intake + HOUR_MS), async () => {
-        const [opened] = (await disputes.list(scope, { payment: payment.id, limit: 1 })).data;
+        const [opened] = (await disputes.list(scope, { payment: payment.id, limit: 1 }, primaryReads(platform.sql)))
+          .data;
         if (!opened || opened.status !== 'needs_response' || dispute.response === 'none') return;
         if (dispute.response === 'accept') await disputes.close(scope, opened.id, CONTEXT);
         else

@@ -1,3 +1,4 @@
+import { primaryReads, type Reads } from '../../db/replica.js';
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { recordAudit, type AuditContext } from '../audit/record.js';
 import { findOwned, listPage } from '../../db/list.js';
@@ -120,6 +121,8 @@ export class DisputeService {
     private readonly ledger: LedgerService,
     private readonly workerSql: Sql,
     private readonly now: Clock = systemClock,
+    /** Stale-tolerant reads (lists): the replica when DATABASE_REPLICA_URL is set. */
+    private readonly reads: Reads = primaryReads(sql),
   ) {}
 
   /** Worker pass: asks each processor about the captures on the dispute watch list and opens their disputes. */
@@ -399,8 +402,9 @@ export class DisputeService {
     return toApiDispute(await inScope(this.sql, scope, (tx) => this.find(tx, scope, id)));
   }
 
-  async list(scope: Scope, params: DisputeListQuery) {
-    return inScope(this.sql, scope, async (tx) => {
+  /** `from`: the demo seeder reads what the worker's intake has just written, which the replica may not have yet. */
+  async list(scope: Scope, params: DisputeListQuery, from: Reads = this.reads) {
+    return from.inScope(scope, async (tx) => {
       const page = await listPage<DisputeRow>(tx, 'disputes', scope, params, [
         params.payment ? tx`AND payment_id = ${params.payment}` : tx``,
       ]);

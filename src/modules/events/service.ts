@@ -1,16 +1,20 @@
+import { primaryReads, type Reads } from '../../db/replica.js';
 import { inScope, type Scope, type Sql } from '../../db/index.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { toApiEvent, type Event, type EventRow } from './events.js';
 
 export class EventService {
-  constructor(private readonly sql: Sql) {}
+  constructor(
+    private readonly sql: Sql,
+    private readonly reads: Reads = primaryReads(sql),
+  ) {}
 
   async retrieve(scope: Scope, id: string): Promise<Event> {
     return toApiEvent(await inScope(this.sql, scope, (tx) => findOwned<EventRow>(tx, 'events', scope, id, 'event')));
   }
 
   async list(scope: Scope, params: ListParams & { type?: string; object_id?: string }) {
-    return inScope(this.sql, scope, async (tx) => {
+    return this.reads.inScope(scope, async (tx) => {
       const type = params.type;
       // The prefix is the caller's text: its LIKE wildcards (and the escape character) match literally.
       const prefix = (text: string) => text.replace(/[\\%_]/g, '\\$&') + '%';

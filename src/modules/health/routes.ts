@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 
 export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { sql, metrics } = app.platform;
+  const { sql, metrics, readRouter } = app.platform;
   const hidden = { tags: ['Health'] };
 
   app.get(
@@ -16,7 +16,10 @@ export const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (_request, reply) => {
       try {
         await sql`SELECT 1`;
-        return { status: 'ready', database: 'ok' };
+        // A replica that is away or behind does not make the process unready: its reads go to the primary.
+        if (!readRouter) return { status: 'ready', database: 'ok' };
+        const { state, lag_ms } = readRouter.status();
+        return { status: 'ready', database: 'ok', replica: { state, lag_ms } };
       } catch {
         return reply.code(503).send({ status: 'unavailable', database: 'unreachable' });
       }

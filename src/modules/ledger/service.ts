@@ -1,3 +1,4 @@
+import { primaryReads, type Reads } from '../../db/replica.js';
 import { inScope, scopedRead, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findManyOwned, findOwned, listPage } from '../../db/list.js';
 import { columnNames, insertRows, UnnestStatement, type Columns } from '../../db/unnest.js';
@@ -257,6 +258,8 @@ export class LedgerService {
   constructor(
     private readonly sql: Sql,
     private readonly now: Clock = systemClock,
+    /** Stale-tolerant reads (lists): the replica when DATABASE_REPLICA_URL is set. */
+    private readonly reads: Reads = primaryReads(sql),
   ) {}
 
   /**
@@ -345,7 +348,7 @@ export class LedgerService {
     scope: Scope,
     query: BalanceTransactionListQuery,
   ): Promise<{ data: BalanceTransaction[]; has_more: boolean }> {
-    return inScope(this.sql, scope, async (tx) => {
+    return this.reads.inScope(scope, async (tx) => {
       const page = await listPage<BalanceTransactionRow>(tx, 'balance_transactions', scope, query, [
         query.type ? tx`AND type = ${query.type}` : tx``,
         query.source ? tx`AND source_id = ${query.source}` : tx``,

@@ -1,3 +1,4 @@
+import type { Reads } from '../../db/replica.js';
 import { CommitOutcomeUnknown, settleSession } from '../../db/commit-outcome.js';
 import { inScope, scopedRead, scopedStatement, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { MicroBatcher, type BatcherOptions } from '../../db/batcher.js';
@@ -432,11 +433,11 @@ export function loadPayments(sql: Sql, scope: Scope, ids: string[]) {
 }
 
 export async function listPayments(
-  sql: Sql,
+  reads: Reads,
   scope: Scope,
   params: ListParams & { status?: string; customer?: string },
 ) {
-  return inScope(sql, scope, async (tx) => {
+  return reads.inScope(scope, async (tx) => {
     const page = await listPage<PaymentRow>(tx, 'payments', scope, params, [
       params.status ? tx`AND status = ${params.status}` : tx``,
       params.customer ? tx`AND customer = ${params.customer}` : tx``,

@@ -1,3 +1,4 @@
+import { primaryReads, type Reads } from '../../db/replica.js';
 import type { Config } from '../../config.js';
 import { inScope, type Scope, type Sql } from '../../db/index.js';
 import type { MicroBatcher } from '../../db/batcher.js';
@@ -105,6 +106,8 @@ type PaymentMethodChoice =
   | { inline: PaymentMethodRow; card: CardDetails; saved?: undefined };
 
 export interface PaymentServiceDeps {
+  /** Stale-tolerant reads (lists): the replica when DATABASE_REPLICA_URL is set. */
+  reads?: Reads;
   sql: Sql;
   customers: CustomerService;
   /** The worker role's pool: only the cross-tenant scans of the recovery and expiry passes use it. */
@@ -445,7 +448,7 @@ export class PaymentService {
   }
 
   async list(scope: Scope, params: ListParams & { status?: string; customer?: string }) {
-    const { states, hasMore } = await listPayments(this.deps.sql, scope, params);
+    const { states, hasMore } = await listPayments(this.deps.reads ?? primaryReads(this.deps.sql), scope, params);
     return { data: states.map(toApiPayment), has_more: hasMore };
   }
 

@@ -1,3 +1,4 @@
+import { primaryReads, type Reads } from '../../db/replica.js';
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { recordAudit, systemContext, type AuditContext } from '../audit/record.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
@@ -105,6 +106,8 @@ export class PayoutService {
     private readonly bankAccounts: BankAccountService,
     private readonly workerSql: Sql,
     private readonly now: Clock = systemClock,
+    /** Stale-tolerant reads (lists): the replica when DATABASE_REPLICA_URL is set. */
+    private readonly reads: Reads = primaryReads(sql),
   ) {}
 
   /**
@@ -296,7 +299,7 @@ export class PayoutService {
   }
 
   async list(scope: Scope, params: ListParams & { status?: string }) {
-    return inScope(this.sql, scope, async (tx) => {
+    return this.reads.inScope(scope, async (tx) => {
       const page = await listPage<PayoutRow>(tx, 'payouts', scope, params, [
         params.status ? tx`AND status = ${params.status}` : tx``,
       ]);

@@ -1,3 +1,4 @@
+import { primaryReads, type Reads } from '../../db/replica.js';
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findManyOwned, findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
@@ -82,6 +83,8 @@ export class RefundService {
     private readonly ledger: LedgerService,
     private readonly workerSql: Sql,
     private readonly now: Clock = systemClock,
+    /** Stale-tolerant reads (lists): the replica when DATABASE_REPLICA_URL is set. */
+    private readonly reads: Reads = primaryReads(sql),
   ) {}
 
   /**
@@ -320,7 +323,7 @@ export class RefundService {
   }
 
   async list(scope: Scope, params: ListParams & { payment?: string }) {
-    return inScope(this.sql, scope, async (tx) => {
+    return this.reads.inScope(scope, async (tx) => {
       const page = await listPage<RefundRow>(tx, 'refunds', scope, params, [
         params.payment ? tx`AND payment_id = ${params.payment}` : tx``,
       ]);

@@ -1,3 +1,4 @@
+import { primaryReads, type Reads } from '../../db/replica.js';
 import type { Readable } from 'node:stream';
 import { recordAudit, type AuditContext } from '../audit/record.js';
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -188,6 +189,8 @@ export class ReportService {
     /** The vault's KEKs, active first, and when each was generated where its VAULT_KEK entry says (else null). */
     private readonly vaultKeks: { active: string; all: string[]; created?: (Date | null)[] },
     private readonly options: ReportOptions = DEFAULT_REPORT_OPTIONS,
+    /** Stale-tolerant reads (the list of reports): the replica when DATABASE_REPLICA_URL is set. */
+    private readonly reads: Reads = primaryReads(sql),
   ) {}
 
   async create(scope: Scope, body: CreateReportBody): Promise<Report> {
@@ -216,7 +219,7 @@ export class ReportService {
   }
 
   async list(scope: Scope, params: ReportListQuery) {
-    return inScope(this.sql, scope, async (tx) => {
+    return this.reads.inScope(scope, async (tx) => {
       const page = await listPage<ReportRow>(tx, 'reports', scope, params, [
         params.type ? tx`AND type = ${params.type}` : tx``,
         params.status ? tx`AND status = ${params.status}` : tx``,

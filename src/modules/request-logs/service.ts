@@ -1,20 +1,21 @@
-import { inScope, type Scope, type Sql } from '../../db/index.js';
+import type { Reads } from '../../db/replica.js';
+import type { Scope } from '../../db/index.js';
 import { findOwned, listPage } from '../../db/list.js';
 import type { RequestLogRow } from './recorder.js';
 import type { RequestLog, RequestLogListParams } from './schemas.js';
 
 export class RequestLogService {
-  constructor(private readonly sql: Sql) {}
+  constructor(private readonly reads: Reads) {}
 
   async retrieve(scope: Scope, id: string): Promise<RequestLog> {
-    const row = await inScope(this.sql, scope, (tx) =>
+    const row = await this.reads.inScope(scope, (tx) =>
       findOwned<RequestLogRow>(tx, 'request_logs', scope, id, 'request_log'),
     );
     return toApi(row);
   }
 
   async list(scope: Scope, params: RequestLogListParams) {
-    return inScope(this.sql, scope, async (tx) => {
+    return this.reads.inScope(scope, async (tx) => {
       const status = params.status;
       const statusFilter = !status
         ? tx``

@@ -1,5 +1,6 @@
+import type { Reads } from '../../db/replica.js';
 import type postgres from 'postgres';
-import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import type { Scope, Tx } from '../../db/index.js';
 import { idFloor } from '../../lib/ids.js';
 import { toApiCustomer, type CustomerRow } from '../customers/service.js';
 import { withAttemptsOf, type PaymentRow } from '../payments/repo.js';
@@ -152,13 +153,13 @@ function page<Row extends { id: string }, Out>(rows: Row[], limit: number, data:
 
 /** Stripe-style search over payments and customers: newest first, paged by an opaque `page` cursor. */
 export class SearchService {
-  constructor(private readonly sql: Sql) {}
+  constructor(private readonly reads: Reads) {}
 
   async payments(scope: Scope, params: SearchParams) {
     const query = parseSearchQuery(params.query, PAYMENT_SEARCH_FIELDS);
     const limit = params.limit ?? 10;
     const after = params.page === undefined ? undefined : pageCursor.decode(params.page);
-    return inScope(this.sql, scope, async (tx) => {
+    return this.reads.inScope(scope, async (tx) => {
       const rows = await paymentSearchStatement(tx, scope, query, limit, after);
       const states = await withAttemptsOf(tx, rows.slice(0, limit));
       return page(rows, limit, states.map(toApiPayment), '/v1/payments/search');
@@ -169,7 +170,7 @@ export class SearchService {
     const query = parseSearchQuery(params.query, CUSTOMER_SEARCH_FIELDS);
     const limit = params.limit ?? 10;
     const after = params.page === undefined ? undefined : pageCursor.decode(params.page);
-    return inScope(this.sql, scope, async (tx) => {
+    return this.reads.inScope(scope, async (tx) => {
       const rows = await customerSearchStatement(tx, scope, query, limit, after);
       return page(rows, limit, rows.slice(0, limit).map(toApiCustomer), '/v1/customers/search');
     });

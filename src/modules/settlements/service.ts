@@ -1,3 +1,4 @@
+import { primaryReads, type Reads } from '../../db/replica.js';
 import { inScope, type Scope, type Sql } from '../../db/index.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
@@ -101,6 +102,8 @@ export class SettlementService {
     private readonly scheduleFor: (tenantId: string) => Promise<SettlementSchedule>,
     private readonly workerSql: Sql,
     private readonly now: Clock = systemClock,
+    /** Stale-tolerant reads (lists): the replica when DATABASE_REPLICA_URL is set. */
+    private readonly reads: Reads = primaryReads(sql),
   ) {}
 
   /**
@@ -182,7 +185,7 @@ export class SettlementService {
   }
 
   async list(scope: Scope, params: ListParams & { currency?: string; payout?: string }) {
-    return inScope(this.sql, scope, async (tx) => {
+    return this.reads.inScope(scope, async (tx) => {
       const page = await listPage<SettlementRow>(tx, 'settlements', scope, params, [
         params.currency ? tx`AND currency = ${params.currency}` : tx``,
         params.payout ? tx`AND payout_id = ${params.payout}` : tx``,
