@@ -37,6 +37,8 @@ export interface Config {
   batchMaxConcurrency: number;
   batchMaxSize: number;
   dbPoolSize: number;
+  /** API processes behind the one port (node:cluster); background workers run once, in the primary. */
+  webConcurrency: number;
   /**
    * Per simulated processor: latency, the probability (0–1) of a processing_error, and the
    * probability that the processor acts on a call and its answer is lost (a dropped connection).
@@ -140,6 +142,12 @@ function num(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): n
   return value;
 }
 
+function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
+  const value = num(env, name, fallback, min);
+  if (!Number.isInteger(value)) throw new Error(`${name} must be a whole number >= ${min}, got "${env[name]}"`);
+  return value;
+}
+
 function rate(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const value = num(env, name, fallback);
   if (value > 1) throw new Error(`${name} must be between 0 and 1`);
@@ -215,6 +223,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     batchMaxConcurrency: num(env, 'BATCH_MAX_CONCURRENCY', 2, 1),
     batchMaxSize: num(env, 'BATCH_MAX_SIZE', 64, 1),
     dbPoolSize: num(env, 'DB_POOL_SIZE', 12, 2),
+    webConcurrency: wholeNumber(env, 'WEB_CONCURRENCY', 1, 1),
     processors: Object.fromEntries(
       SIMULATED_PROCESSORS.map((name) => {
         const prefix = name.toUpperCase();
