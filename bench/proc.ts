@@ -113,6 +113,25 @@ export function cpuTicks(pid: number): number {
   }
 }
 
+/** The process and its descendants (an API started with WEB_CONCURRENCY > 1 forks its API processes). */
+export function treePids(pid: number): number[] {
+  const pids = [pid];
+  for (let i = 0; i < pids.length; i++) {
+    try {
+      const children = readFileSync(`/proc/${pids[i]}/task/${pids[i]}/children`, 'utf8').trim();
+      if (children) pids.push(...children.split(/\s+/).map(Number));
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return pids;
+}
+
+/** CPU ticks of a process and its descendants alive now. */
+export function treeCpuTicks(pid: number): number {
+  return treePids(pid).reduce((sum, p) => sum + cpuTicks(p), 0);
+}
+
 /** CPU ticks of every process named `postgres` on the machine (server, backends, walwriter…). */
 export function postgresTicks(): number {
   let total = 0;
@@ -139,7 +158,7 @@ export function machineTicks(): { busy: number; total: number } {
 
 export const TICKS_PER_SECOND = 100;
 
-/** Samples a process's RSS every intervalMs; tracks the peak overall and per window. */
+/** Samples the RSS of a process and its descendants every intervalMs; tracks the peak overall and per window. */
 export class RssSampler {
   private timer: NodeJS.Timeout | undefined;
   peakKb = 0;
@@ -159,8 +178,8 @@ export class RssSampler {
   }
 
   private sample() {
-    const kb = rssKb(this.pid);
-    if (kb === undefined) return;
+    const kb = treePids(this.pid).reduce((sum, pid) => sum + (rssKb(pid) ?? 0), 0);
+    if (kb === 0) return;
     this.samples++;
     if (kb > this.peakKb) this.peakKb = kb;
     if (kb > this.windowPeakKb) this.windowPeakKb = kb;

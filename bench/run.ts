@@ -28,6 +28,13 @@
  *                              the fraud-on create_confirm is run a second time for it; the report prints
  *                              the mean of the two on runs / the mean of the two off runs per connection
  *                              level, target ≥ 0.9)
+ *                              mixed: the seed's headline workload against `node dist/main.js start` (API and workers,
+ *                              as `npm start` runs it), once per BENCH_WEB_CONCURRENCY level: 70 % reads (retrieve
+ *                              50 %, list 10 %, balance 10 %), 30 % writes (create+confirm 25 %, capture or
+ *                              refund 5 %), every write with a unique Idempotency-Key; mean and p99 per class;
+ *                              reported as mixed_web<N>
+ *   BENCH_MIXED_CONNECTIONS    connections for the mixed workload (default 100)
+ *   BENCH_WEB_CONCURRENCY      WEB_CONCURRENCY levels the mixed workload runs at, one server each (default 1,2)
  *   BENCH_PORT                 API port (default 4100; the bare server takes the next free one)
  *   BENCH_CPU_PROF=1           run the API with --cpu-prof; profiles and a summary in bench/results/cpuprof
  *   BENCH_KEEP_DB=1            keep payforward_bench afterwards (for inspection)
@@ -48,6 +55,7 @@ import {
   TICKS_PER_SECOND,
   RssSampler,
   cpuTicks,
+  treeCpuTicks,
   freePort,
   machineTicks,
   postgresTicks,
@@ -66,6 +74,10 @@ const ROOT = resolve(BENCH_DIR, '..');
 const RESULTS_DIR = join(BENCH_DIR, 'results');
 const DB_NAME = 'payforward_bench';
 const TARGET = { paymentsPerSecond: 4000, p99Ms: 50, rssMb: 400, fraudOnVsOff: 0.9 };
+/** Issue 14: the seed's headline, "10,000+ requests per second, 50 ms average response", with a p99 bound. */
+const MIXED_TARGET = { requestsPerSecond: 10_000, meanMs: 50, p99Ms: 150 };
+/** Seeded before each mixed run: payments to retrieve and refund, and authorizations to capture. */
+const MIXED_SEED = { payments: 2000, authorizations: 1000, refundAmount: 100 };
 /**
  * create+confirm at 100 connections as a fraction of bare fastify, in the last full run before
  * captures posted to the ledger (platform core, commit 3da367e: 4,008/s vs 38,500/s). Ledger
@@ -99,6 +111,7 @@ const ALL_SCENARIOS = [
   'create_confirm_idem',
   'create_confirm_saved_pm',
   'retrieve',
+  'mixed',
 ] as const;
 type ScenarioName = (typeof ALL_SCENARIOS)[number];
 
@@ -110,6 +123,12 @@ const config = {
     return n;
   }),
   variantConnections: positive('BENCH_VARIANT_CONNECTIONS', 100),
+  mixedConnections: positive('BENCH_MIXED_CONNECTIONS', 100),
+  webConcurrency: list(env.BENCH_WEB_CONCURRENCY ?? '1,2').map((c) => {
+    const n = Number(c);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_WEB_CONCURRENCY: "${c}" is not a process count`);
+    return n;
+  }),
   duration: positive('BENCH_DURATION', 15),
   warmup: env.BENCH_WARMUP === '0' ? 0 : positive('BENCH_WARMUP', 3),
   scenarios: new Set<ScenarioName>(
@@ -196,6 +215,63 @@ interface ScenarioResult {
   baseline: string | null;
   ratio_to_bare: number | null;
   diagnostics: Diagnostics;
+  /** Mixed workload: WEB_CONCURRENCY of the server, and latency per class of request (reads, writes, and each kind). */
+  web_concurrency?: number;
+  classes?: Record<string, ClassLatency>;
+}
+
+interface ClassLatency {
+  count: number;
+  mean: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/**
+ * Latency per class of request. autocannon reports a response's time (its 'response' event) right after the
+ * request's own onResponse ran, synchronously: onResponse names the class, the event's handler files the time.
+ */
+class ClassTimes {
+  private answered: string | undefined;
+  private readonly times = new Map<string, number[]>();
+
+  answer(kind: string) {
+    this.answered = kind;
+  }
+
+  record(ms: number) {
+    if (this.answered === undefined) return;
+    let list = this.times.get(this.answered);
+    if (!list) this.times.set(this.answered, (list = []));
+    list.push(ms);
+    this.answered = undefined;
+  }
+
+  reset() {
+    this.times.clear();
+    this.answered = undefined;
+  }
+
+  /** Per kind, and per group of kinds (e.g. reads = retrieve + list + balance). */
+  summary(groups: Record<string, string[]>): Record<string, ClassLatency> {
+    const describe = (values: number[]): ClassLatency => {
+      const sorted = [...values].sort((a, b) => a - b);
+      const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? 0;
+      return {
+        count: sorted.length,
+        mean: round(sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length)),
+        p50: round(at(0.5)),
+        p99: round(at(0.99)),
+        max: round(sorted[sorted.length - 1] ?? 0),
+      };
+    };
+    const out: Record<string, ClassLatency> = {};
+    for (const [group, kinds] of Object.entries(groups))
+      out[group] = describe(kinds.flatMap((kind) => this.times.get(kind) ?? []));
+    for (const [kind, values] of this.times) out[kind] = describe(values);
+    return out;
+  }
 }
 
 const results: ScenarioResult[] = [];
@@ -217,9 +293,12 @@ const otherRuns = { non2xx: 0, errors: 0, badSamples: [] as string[] };
 // ---------------------------------------------------------------------------------------------
 // Load
 
-function fire(options: Options): Promise<Result> {
+function fire(options: Options, classes?: ClassTimes): Promise<Result> {
   return new Promise((resolvePromise, reject) => {
-    autocannon({ timeout: 10, ...options }, (error, result) => (error ? reject(error) : resolvePromise(result)));
+    const instance = autocannon({ timeout: 10, ...options }, (error, result) =>
+      error ? reject(error) : resolvePromise(result),
+    );
+    if (classes) instance.on('response', (...args: unknown[]) => classes.record(args[3] as number));
   });
 }
 
@@ -244,6 +323,9 @@ interface RunSpec {
   createsPayments?: boolean;
   idempotent?: boolean;
   baseline?: string;
+  /** Latency per class of request, and how kinds group into classes. */
+  classes?: { times: ClassTimes; groups: Record<string, string[]> };
+  webConcurrency?: number;
 }
 
 function tally(spec: RunSpec, result: Result) {
@@ -374,7 +456,7 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
   const label = `${spec.scenario} @ ${spec.connections} connections`;
   if (config.warmup > 0) {
     process.stdout.write(`  ${label}: warm-up ${config.warmup}s… `);
-    tally(spec, await fire({ ...base, duration: config.warmup }));
+    tally(spec, await fire({ ...base, duration: config.warmup }, spec.classes?.times));
     await sleep(300);
   } else process.stdout.write(`  ${label}: `);
   process.stdout.write(`measuring ${config.duration}s… `);
@@ -385,7 +467,7 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
   const stopSampling = target.kind === 'api' ? sampleBackends() : undefined;
   const pgPids0 = await benchPostgresPids();
   const cpu0 = {
-    server: cpuTicks(target.pid),
+    server: treeCpuTicks(target.pid),
     pg: postgresTicks(),
     pgOwn: ticksOf(pgPids0),
     machine: machineTicks(),
@@ -393,11 +475,12 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
   };
   const started = Date.now();
 
-  const result = await fire({ ...base, duration: config.duration });
+  spec.classes?.times.reset();
+  const result = await fire({ ...base, duration: config.duration }, spec.classes?.times);
 
   const elapsed = (Date.now() - started) / 1000;
   const cpu1 = {
-    server: cpuTicks(target.pid),
+    server: treeCpuTicks(target.pid),
     pg: postgresTicks(),
     pgOwn: ticksOf(pgPids0),
     machine: machineTicks(),
@@ -516,6 +599,8 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
     baseline: spec.baseline ?? null,
     ratio_to_bare: null,
     diagnostics,
+    ...(spec.webConcurrency ? { web_concurrency: spec.webConcurrency } : {}),
+    ...(spec.classes ? { classes: spec.classes.times.summary(spec.classes.groups) } : {}),
   };
   results.push(scenario);
   const busyElsewhere =
@@ -525,6 +610,13 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
   console.log(
     `${scenario.requests_per_s} req/s, mean ${scenario.latency_ms.mean} ms, p99 ${scenario.latency_ms.p99} ms${result.non2xx || result.errors ? `, ${result.non2xx} non-2xx, ${result.errors} errors` : ''}${busyElsewhere}`,
   );
+  if (scenario.classes) {
+    const c = scenario.classes;
+    console.log(
+      `    reads: mean ${c.reads.mean} ms, p99 ${c.reads.p99} ms (${c.reads.count}); ` +
+        `writes: mean ${c.writes.mean} ms, p99 ${c.writes.p99} ms (${c.writes.count})`,
+    );
+  }
   await sleep(500);
   return scenario;
 }
@@ -706,13 +798,12 @@ async function disableRollupTriggers() {
   for (const { statement } of triggers) await monitorSql!.unsafe(statement);
   console.log(`  analytics rollups off: ${triggers.length} triggers disabled`);
 }
+// One operator key and metrics token for every API process of the run (they share the database).
+const platformKey = `op_platform_${randomBytes(24).toString('base64url')}`;
+const metricsToken = randomBytes(32).toString('base64url');
 
 async function benchApi(port: number) {
-  const platformKey = `op_platform_${randomBytes(24).toString('base64url')}`;
-  const metricsToken = randomBytes(32).toString('base64url');
   const profDir = join(RESULTS_DIR, 'cpuprof');
-  // The API runs as it does in production: the bundle `npm run build` makes, without tsx's loader.
-  execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
   const fraudOff = wants('create_confirm_fraud_off')
     ? await startFraudOff(await freePort(port + 2), platformKey, metricsToken)
     : undefined;
@@ -848,6 +939,197 @@ async function benchApi(port: number) {
   return { url, tenantId: tenant.id };
 }
 
+/** What the mixed workload's captures and refunds were told, for the verification. */
+const mixedWrites = {
+  /** Manual-capture payments seeded for the captures (requires_capture until captured). */
+  authorizations: [] as string[],
+  captured: [] as string[],
+  refunds: [] as string[],
+  /** Capture-or-refund requests sent and answered (any status): the difference was cut off at a run's end. */
+  sent: 0,
+  answered: 0,
+  /** Creates (and so payment ids) the mixed runs sent, for the report. */
+  creates: 0,
+};
+
+/** `count` payments made through the API, `concurrency` at a time; their ids. */
+async function seedPayments(url: string, key: string, body: unknown, count: number, concurrency = 16) {
+  const ids: string[] = [];
+  let left = count;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (left > 0) {
+        left--;
+        ids.push((await api<{ id: string }>(url, '/v1/payments', key, body)).id);
+      }
+    }),
+  );
+  return ids;
+}
+
+/**
+ * The mixed workload against one server started as `npm start` starts it (`dist/main.js start`: API and workers), with
+ * WEB_CONCURRENCY=n. Each connection walks the same 20-request cycle: 10 retrieves, 2 lists, 2 balances, 5
+ * create+confirm, 1 capture-or-refund (captures of seeded authorizations, alternating with partial refunds of seeded
+ * payments, refunds only once the authorizations run out). The cycle starts with a read: autocannon builds a
+ * connection's first request before it sends it, and the writes count what they send as they are built.
+ */
+async function benchMixed(port: number, n: number) {
+  const child = spawnNode(
+    `PayForward (npm start, WEB_CONCURRENCY=${n})`,
+    ['--enable-source-maps', '--max-semi-space-size=32', 'dist/main.js', 'start'],
+    { cwd: ROOT, env: { ...apiEnv(port, platformKey, metricsToken), WEB_CONCURRENCY: String(n) } },
+  );
+  children.add(child);
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitReady(child, `${url}/ready`, 120_000);
+    // /ready answers as soon as one API process listens; the banner comes once they all do.
+    const deadline = Date.now() + 120_000;
+    while (!child.tail.some((line) => line.includes('PayForward API listening'))) {
+      if (Date.now() > deadline || child.exitCode !== undefined)
+        throw new Error(`${child.name} did not print its banner:\n${child.tail.join('\n')}`);
+      await sleep(200);
+    }
+    const rss = new RssSampler(child.pid).start();
+    const target: Target = { kind: 'api', url, pid: child.pid, rss, metricsUrl: `${url}/metrics`, metricsToken };
+    const tenant = await api<{ id: string; secret_keys: { test: { secret: string } } }>(
+      url,
+      '/v1/tenants',
+      platformKey,
+      { name: `Benchmark tenant (mixed, WEB_CONCURRENCY=${n})` },
+    );
+    const key = tenant.secret_keys.test.secret;
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${key}` };
+    const seedStarted = Date.now();
+    const payments = await seedPayments(url, key, JSON.parse(createBody(CARD)), MIXED_SEED.payments);
+    const authorizations = await seedPayments(
+      url,
+      key,
+      { ...(JSON.parse(createBody(CARD)) as object), capture_method: 'manual' },
+      MIXED_SEED.authorizations,
+    );
+    ledger.ok += payments.length;
+    ledger.sent += payments.length;
+    ledger.completed += payments.length;
+    ledger.ids.push(...payments);
+    mixedWrites.authorizations.push(...authorizations);
+    console.log(
+      `  WEB_CONCURRENCY=${n}: pid ${child.pid} and its API processes; tenant ${tenant.id}; seeded ${payments.length} ` +
+        `payments and ${authorizations.length} authorizations in ${round((Date.now() - seedStarted) / 1000, 1)}s`,
+    );
+
+    const times = new ClassTimes();
+    let nextRead = 0;
+    let nextRefund = 0;
+    let captureTurn = true;
+    const toCapture = [...authorizations];
+    const read = (kind: string, path: string, rotate = false): RequestSpec => ({
+      method: 'GET',
+      path,
+      headers,
+      // autocannon calls setupRequest whenever the key exists, even if undefined.
+      ...(rotate
+        ? {
+            setupRequest: (request: RequestSpec) => ({
+              ...request,
+              path: `/v1/payments/${payments[nextRead++ % payments.length]}`,
+            }),
+          }
+        : {}),
+      onResponse: (status, body) => {
+        times.answer(kind);
+        recordOther(status, body);
+      },
+    });
+    const create: RequestSpec = {
+      method: 'POST',
+      path: '/v1/payments',
+      headers,
+      body: createBody(CARD),
+      setupRequest: (request) => {
+        ledger.sent++;
+        ledger.idempotent.sent++;
+        mixedWrites.creates++;
+        return { ...request, headers: { ...headers, 'idempotency-key': randomUUID() } };
+      },
+      onResponse: (status, body) => {
+        times.answer('create_confirm');
+        ledger.completed++;
+        ledger.idempotent.completed++;
+        if (status === 200) {
+          ledger.ok++;
+          ledger.idempotent.ok++;
+        }
+        recordPayment(status, body);
+      },
+    };
+    const captureOrRefund: RequestSpec = {
+      method: 'POST',
+      path: '/v1/refunds',
+      headers,
+      setupRequest: (request) => {
+        mixedWrites.sent++;
+        ledger.idempotent.sent++;
+        const withKey = { ...headers, 'idempotency-key': randomUUID() };
+        const capture = captureTurn ? toCapture.pop() : undefined;
+        captureTurn = !captureTurn;
+        if (capture) return { ...request, path: `/v1/payments/${capture}/capture`, headers: withKey, body: '{}' };
+        const payment = payments[nextRefund++ % payments.length];
+        return {
+          ...request,
+          path: '/v1/refunds',
+          headers: withKey,
+          body: JSON.stringify({ payment, amount: MIXED_SEED.refundAmount }),
+        };
+      },
+      onResponse: (status, body) => {
+        mixedWrites.answered++;
+        ledger.idempotent.completed++;
+        let answer: { id?: string; object?: string } = {};
+        try {
+          answer = JSON.parse(body) as typeof answer;
+        } catch {
+          // counted below as a failure sample
+        }
+        times.answer(answer.object === 'refund' ? 'refund' : 'capture');
+        if (status === 200 && answer.object === 'refund' && answer.id) mixedWrites.refunds.push(answer.id);
+        else if (status === 200 && answer.object === 'payment' && answer.id) mixedWrites.captured.push(answer.id);
+        else if (ledger.badSamples.length < 5) ledger.badSamples.push(`${status} ${body.slice(0, 500)}`);
+        if (status === 200) ledger.idempotent.ok++;
+      },
+    };
+    const kinds: Record<string, RequestSpec> = {
+      R: read('retrieve', `/v1/payments/${payments[0]}`, true),
+      L: read('list', '/v1/payments?limit=10'),
+      B: read('balance', '/v1/balance'),
+      C: create,
+      X: captureOrRefund,
+    };
+    const cycle = 'RCRLRCRBRCRXRCLRCBRR';
+    await measure(target, {
+      scenario: `mixed_web${n}`,
+      request: `mixed: ${cycle} (R retrieve, L list, B balance, C create+confirm, X capture or refund), WEB_CONCURRENCY=${n}`,
+      connections: config.mixedConnections,
+      requests: [...cycle].map((k) => kinds[k]),
+      classes: {
+        times,
+        groups: { reads: ['retrieve', 'list', 'balance'], writes: ['create_confirm', 'capture', 'refund'] },
+      },
+      webConcurrency: n,
+    });
+    rss.stop();
+    apiRssPeakMb = Math.max(apiRssPeakMb, round(rss.peakKb / 1024, 1));
+  } finally {
+    // Requests cut off at the end of the run finish server-side before the server stops.
+    await sleep(1500);
+    apiStdoutProblems.push(...child.problems);
+    const code = await stopChild(child, 40_000);
+    children.delete(child);
+    if (code !== 0) console.log(`  note: the WEB_CONCURRENCY=${n} server exited with code ${code}`);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Verification
 
@@ -871,6 +1153,77 @@ interface Verification {
   checks: Record<string, { ok: boolean; detail: string }>;
   ok: boolean;
   samples_of_failures: string[];
+}
+
+/**
+ * The mixed workload's captures and refunds against the database: every capture answered 2xx made its authorization
+ * succeed with its charge posted; beyond those, at most the cut-off requests' worth; every refund answered 2xx
+ * exists once, succeeded, with its refund posting; no refund beyond the cut-off ones; each payment's refunded amount
+ * is the sum of its refunds.
+ */
+async function verifyMixedWrites(sql: postgres.Sql) {
+  if (!mixedWrites.authorizations.length) return undefined;
+  const auths = mixedWrites.authorizations;
+  const cutOff = mixedWrites.sent - mixedWrites.answered;
+  const [a] = await sql<{ succeeded: number; waiting: number; other: number; charged: number; answered_ok: number }[]>`
+    SELECT count(*) FILTER (WHERE p.status = 'succeeded')::int AS succeeded,
+      count(*) FILTER (WHERE p.status = 'requires_capture')::int AS waiting,
+      count(*) FILTER (WHERE p.status NOT IN ('succeeded', 'requires_capture'))::int AS other,
+      count(*) FILTER (WHERE p.status = 'succeeded' AND l.type = 'charge' AND l.amount = p.amount_received
+        AND l.fee = p.fee)::int AS charged,
+      count(*) FILTER (WHERE p.status = 'succeeded' AND p.id = ANY(${mixedWrites.captured}::text[]))::int AS answered_ok
+    FROM payments p LEFT JOIN ledger_transactions l ON l.id = p.balance_transaction
+    WHERE p.id = ANY(${auths}::text[])`;
+  const refundIds = mixedWrites.refunds;
+  const [r] = await sql<{ total: number; answered_found: number; succeeded: number; posted: number }[]>`
+    SELECT (SELECT count(*)::int FROM refunds) AS total,
+      count(*) FILTER (WHERE f.id = ANY(${refundIds}::text[]))::int AS answered_found,
+      count(*) FILTER (WHERE f.status = 'succeeded')::int AS succeeded,
+      count(*) FILTER (WHERE f.status = 'succeeded' AND l.type = 'refund' AND l.amount = -f.amount)::int AS posted
+    FROM refunds f LEFT JOIN ledger_transactions l ON l.id = f.balance_transaction`;
+  const [drift] = await sql<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM payments p
+    LEFT JOIN (SELECT payment_id, sum(amount) AS total FROM refunds WHERE status <> 'failed' GROUP BY payment_id) f
+      ON f.payment_id = p.id
+    WHERE p.amount_refunded <> coalesce(f.total, 0)`;
+  const [events] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM events WHERE type = 'refund.succeeded'`;
+  const capturedBeyond = a.succeeded - a.answered_ok;
+  const refundsBeyond = r.total - r.answered_found;
+  return {
+    authorizationsSucceeded: a.succeeded,
+    authorizationsWaiting: a.waiting,
+    checks: {
+      mixed_captures_succeeded_with_their_charge: {
+        ok:
+          a.answered_ok === mixedWrites.captured.length &&
+          new Set(mixedWrites.captured).size === mixedWrites.captured.length &&
+          a.other === 0 &&
+          a.charged === a.succeeded &&
+          capturedBeyond >= 0 &&
+          capturedBeyond <= cutOff,
+        detail:
+          `${mixedWrites.captured.length} captures answered 2xx, ${a.answered_ok} of them succeeded in the database; ` +
+          `${a.succeeded} of ${auths.length} seeded authorizations captured (${capturedBeyond} beyond the answers, ` +
+          `${cutOff} capture-or-refund requests cut off), ${a.charged} with their charge posted, ${a.waiting} waiting, ` +
+          `${a.other} in another status`,
+      },
+      mixed_refunds_recorded_once_with_their_posting: {
+        ok:
+          r.answered_found === refundIds.length &&
+          new Set(refundIds).size === refundIds.length &&
+          r.succeeded === r.total &&
+          r.posted === r.total &&
+          refundsBeyond >= 0 &&
+          refundsBeyond <= cutOff &&
+          events.n === r.succeeded &&
+          drift.n === 0,
+        detail:
+          `${refundIds.length} refunds answered 2xx, ${r.answered_found} of them in the database; ${r.total} refunds in ` +
+          `all (${refundsBeyond} beyond the answers), ${r.succeeded} succeeded, ${r.posted} with their refund posting, ` +
+          `${events.n} refund.succeeded events; ${drift.n} payments whose amount_refunded differs from their refunds`,
+      },
+    },
+  };
 }
 
 async function verify(): Promise<Verification> {
@@ -911,6 +1264,14 @@ async function verify(): Promise<Verification> {
       WHERE a.balance <> coalesce(e.total, 0)`;
     const succeeded = byStatus.succeeded ?? 0;
     const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
+    const mixed = await verifyMixedWrites(sql);
+    // Seeded authorizations that a capture made succeeded are not answers to payment-creating requests.
+    const capturedSucceeded = mixed?.authorizationsSucceeded ?? 0;
+    const [attemptsByOperation] = await sql<{ authorize: number; capture: number; other: number }[]>`
+      SELECT count(*) FILTER (WHERE operation = 'authorize')::int AS authorize,
+        count(*) FILTER (WHERE operation = 'capture')::int AS capture,
+        count(*) FILTER (WHERE operation NOT IN ('authorize', 'capture'))::int AS other
+      FROM payment_attempts`;
     const unanswered = ledger.sent - ledger.completed;
     const unique = new Set(ledger.ids).size;
     const idemUnanswered = ledger.idempotent.sent - ledger.idempotent.completed;
@@ -926,20 +1287,28 @@ async function verify(): Promise<Verification> {
       succeeded_count_matches: reconcilePayments({
         answered: ledger.ok,
         answeredCommitted: found,
-        committed: succeeded,
+        committed: succeeded - capturedSucceeded,
         unanswered,
       }),
       no_payment_left_unfinished: {
-        ok: total === succeeded,
-        detail: `payments by status: ${JSON.stringify(byStatus)}`,
+        // Only the mixed workload's seeded authorizations may still await their capture.
+        ok:
+          total === succeeded + (mixed?.authorizationsWaiting ?? 0) &&
+          (byStatus.requires_capture ?? 0) === (mixed?.authorizationsWaiting ?? 0),
+        detail: `payments by status: ${JSON.stringify(byStatus)}; seeded authorizations not captured: ${mixed?.authorizationsWaiting ?? 0}`,
       },
       one_attempt_and_two_events_per_payment: {
+        // A manual capture adds its capture attempt and its payment.requires_capture event.
         ok:
-          attempts === total &&
+          attempts === total + capturedSucceeded &&
+          attemptsByOperation.authorize === total &&
+          attemptsByOperation.capture === capturedSucceeded &&
           (events['payment.created'] ?? 0) === total &&
-          (events['payment.succeeded'] ?? 0) === succeeded,
-        detail: `${attempts} attempts, events ${JSON.stringify(events)} for ${total} payments`,
+          (events['payment.succeeded'] ?? 0) === succeeded &&
+          (events['payment.requires_capture'] ?? 0) === mixedWrites.authorizations.length,
+        detail: `${attempts} attempts (${JSON.stringify(attemptsByOperation)}), events ${JSON.stringify(events)} for ${total} payments, ${mixedWrites.authorizations.length} of them authorizations to capture`,
       },
+      ...mixed?.checks,
       one_balanced_charge_per_payment: {
         ok: charges.charges === succeeded && charges.priced === succeeded && charges.unbalanced === 0,
         detail: `${charges.charges} charge postings and ${charges.priced} payments whose fee and amount match theirs, for ${succeeded} succeeded payments; ${charges.unbalanced} unbalanced transactions`,
@@ -1120,8 +1489,27 @@ function assessTargets() {
       },
     ];
   });
+  const mixed = results
+    .filter((r) => r.classes)
+    .map((r) => ({
+      web_concurrency: r.web_concurrency ?? 1,
+      connections: r.connections,
+      requests_per_s: r.requests_per_s,
+      mean_ms: r.latency_ms.mean,
+      p99_ms: r.latency_ms.p99,
+      reads: { mean_ms: r.classes!.reads.mean, p99_ms: r.classes!.reads.p99, count: r.classes!.reads.count },
+      writes: { mean_ms: r.classes!.writes.mean, p99_ms: r.classes!.writes.p99, count: r.classes!.writes.count },
+      errors: r.responses.non2xx + r.responses.errors,
+      met:
+        r.requests_per_s >= MIXED_TARGET.requestsPerSecond &&
+        r.latency_ms.mean <= MIXED_TARGET.meanMs &&
+        r.latency_ms.p99 <= MIXED_TARGET.p99Ms &&
+        r.responses.non2xx + r.responses.errors === 0,
+    }));
   return {
     target: TARGET,
+    mixed_target: MIXED_TARGET,
+    mixed,
     ledger,
     fraud_on_vs_off: fraud,
     create_confirm_best: best
@@ -1172,7 +1560,8 @@ async function main() {
   const startedAt = new Date();
   const t0 = Date.now();
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const needApi = [...config.scenarios].some((s) => !s.startsWith('bare_'));
+  const needApi = [...config.scenarios].some((s) => !s.startsWith('bare_') && s !== 'mixed');
+  const needDb = needApi || wants('mixed');
   console.log(
     `PayForward benchmark: ${cpus().length} cores, node ${process.version}; ${config.duration}s per run after ${config.warmup}s warm-up; ` +
       `connections ${config.connections.join('/')} (variants at ${config.variantConnections})`,
@@ -1188,7 +1577,7 @@ async function main() {
   await benchBare(barePort);
 
   let verification: Verification | undefined;
-  if (needApi) {
+  if (needDb) {
     console.log(`\n[2/3] PayForward API on a fresh database ${DB_NAME}`);
     await adminSql.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
     await adminSql.unsafe(`CREATE DATABASE ${DB_NAME}`);
@@ -1198,14 +1587,22 @@ async function main() {
       onnotice: () => {},
       connection: { application_name: 'payforward-bench-monitor' },
     });
-    await benchApi(apiPort);
+    // The API runs as it does in production: the bundle `npm run build` makes, without tsx's loader.
+    execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
+    if (needApi) await benchApi(apiPort);
+    if (wants('mixed')) {
+      const mixedPort = await freePort(apiPort + 5);
+      for (const n of config.webConcurrency) await benchMixed(mixedPort, n);
+    }
     await sleep(1500); // requests cut off at the end of the last run finish server-side
     console.log('\n[3/3] verifying the database against the answers');
     verification = await verify();
     apiStdoutProblems.push(...(apiChild?.problems ?? []));
-    const code = await stopChild(apiChild);
-    children.delete(apiChild!);
-    if (code !== 0) console.log(`  note: the API exited with code ${code}`);
+    if (apiChild) {
+      const code = await stopChild(apiChild);
+      children.delete(apiChild);
+      if (code !== 0) console.log(`  note: the API exited with code ${code}`);
+    }
     if (config.cpuProf) {
       // One profile per thread (tsx's loader hooks run in their own); the main thread's is the largest.
       const files = readdirSync(join(RESULTS_DIR, 'cpuprof'))
@@ -1261,6 +1658,14 @@ async function main() {
         `(mean of ${f.off_runs_per_s.join(' and ')}; p99 ≤ ${f.off_p99_ms} ms): on/off ${f.on_vs_off} ` +
         `(target ≥ ${TARGET.fraudOnVsOff}: ${f.met ? 'MET' : 'NOT MET'}); CPU per payment, API + PostgreSQL: ` +
         `on ${f.cpu_ms_per_payment.on} ms, off ${f.cpu_ms_per_payment.off} ms`,
+    );
+  for (const m of targets.mixed)
+    console.log(
+      `Mixed workload, WEB_CONCURRENCY=${m.web_concurrency}, ${m.connections} connections: ${m.requests_per_s} req/s, ` +
+        `mean ${m.mean_ms} ms, p99 ${m.p99_ms} ms, ${m.errors} errors; reads mean ${m.reads.mean_ms} ms p99 ` +
+        `${m.reads.p99_ms} ms, writes mean ${m.writes.mean_ms} ms p99 ${m.writes.p99_ms} ms ` +
+        `(target ≥ ${MIXED_TARGET.requestsPerSecond} req/s, mean ≤ ${MIXED_TARGET.meanMs} ms, p99 ≤ ` +
+        `${MIXED_TARGET.p99Ms} ms, 0 errors: ${m.met ? 'MET' : 'NOT MET'})`,
     );
   const report = {
     started_at: startedAt.toISOString(),

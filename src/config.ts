@@ -43,6 +43,8 @@ export interface Config {
   dbPoolSize: number;
   /** Connections of the batched payment reads (a pool of their own, beside DB_POOL_SIZE). */
   dbReadPoolSize: number;
+  /** API processes behind the one port (node:cluster); background workers run once, in the primary. */
+  webConcurrency: number;
   /**
    * Per simulated processor: latency, the probability (0–1) of a processing_error, and the
    * probability that the processor acts on a call and its answer is lost (a dropped connection).
@@ -146,6 +148,12 @@ function num(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): n
   return value;
 }
 
+function wholeNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
+  const value = num(env, name, fallback, min);
+  if (!Number.isInteger(value)) throw new Error(`${name} must be a whole number >= ${min}, got "${env[name]}"`);
+  return value;
+}
+
 function rate(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const value = num(env, name, fallback);
   if (value > 1) throw new Error(`${name} must be between 0 and 1`);
@@ -224,6 +232,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     batchMaxSize: num(env, 'BATCH_MAX_SIZE', 64, 1),
     dbPoolSize: num(env, 'DB_POOL_SIZE', 12, 2),
     dbReadPoolSize: num(env, 'DB_READ_POOL_SIZE', 4, 1),
+    webConcurrency: wholeNumber(env, 'WEB_CONCURRENCY', 1, 1),
     processors: Object.fromEntries(
       SIMULATED_PROCESSORS.map((name) => {
         const prefix = name.toUpperCase();

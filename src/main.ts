@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import pino from 'pino';
 import { buildApp } from './app.js';
 import { parseArgs } from 'node:util';
@@ -13,6 +14,7 @@ import { describeSeed, seedDemoTenant, workersRunning } from './modules/demo/run
 import { loadConfig, type Config } from './config.js';
 import { createPlatform, type Secrets } from './platform.js';
 import { startWorkers } from './workers/index.js';
+import { ApiCluster, databaseFromPrimary, serveClusterMetrics } from './cluster.js';
 import { loggerOptions } from './http/logging.js';
 import { connect, isDatabaseUnavailable, refusePrivilegedRoles } from './db/index.js';
 import { rotateCardKeys } from './modules/vault/rotate.js';
@@ -61,7 +63,9 @@ async function main(command = 'start', args: string[] = []) {
     process.exit(1);
   }
   const seedArgs = command === 'seed-demo' ? seedDemoArgs(args, say) : undefined;
-  const database = await prepareDatabase(config, say);
+  // An API process of a WEB_CONCURRENCY cluster: the primary has migrated (and started the embedded database).
+  const child = cluster.isWorker;
+  const database = child ? await databaseFromPrimary() : await prepareDatabase(config, say);
   if (command === 'migrate') {
     await database.embedded?.stop();
     return;
@@ -119,28 +123,47 @@ async function main(command = 'start', args: string[] = []) {
     await database.embedded?.stop();
     return;
   }
+  // With WEB_CONCURRENCY > 1 this process serves no HTTP itself: it forks that many API processes (the `api`
+  // command) and, for `start`, runs the background workers once, here.
+  const clustered = !child && (command === 'start' || command === 'api') && config.webConcurrency > 1;
+  const runsWorkers = !child && (command === 'start' || command === 'worker');
   // The demo tenant and its history come before this process's workers start (before it holds a connection as
   // the worker role): their passes run on today's clock and would settle, open, decide and expire the history's
   // past work at today's date.
-  const demo = command === 'worker' ? undefined : await demoTenant(config, database, secrets, say);
+  const demo = command === 'worker' || child ? undefined : await demoTenant(config, database, secrets, say);
   // Only a process that runs the workers holds a connection as the worker role.
   const platform = createPlatform(config, database.appUrl, secrets, {
-    workerDatabaseUrl: command === 'api' ? undefined : database.workerUrl,
+    workerDatabaseUrl: runsWorkers ? database.workerUrl : undefined,
   });
   await refusePrivilegedRoles([
     { setting: 'DATABASE_URL (as APP_DB_ROLE)', sql: platform.sql },
     ...(platform.replica !== platform.sql
       ? [{ setting: 'DATABASE_REPLICA_URL (as APP_DB_ROLE)', sql: platform.replica }]
       : []),
-    ...(command === 'api' ? [] : [{ setting: 'DATABASE_URL (as WORKER_DB_ROLE)', sql: platform.workerSql }]),
+    ...(runsWorkers ? [{ setting: 'DATABASE_URL (as WORKER_DB_ROLE)', sql: platform.workerSql }] : []),
   ]);
   const app = await buildApp(platform);
-  const workers = command === 'api' ? undefined : startWorkers(platform, app.log);
+  const workers = runsWorkers ? startWorkers(platform, app.log) : undefined;
+  if (child) serveClusterMetrics(platform.metrics);
+  const apiCluster = clustered
+    ? new ApiCluster({ size: config.webConcurrency, database, metrics: platform.metrics, log })
+    : undefined;
+  if (clustered && !config.redisUrl)
+    log.warn(
+      { web_concurrency: config.webConcurrency },
+      'WEB_CONCURRENCY without REDIS_URL: rate limits and fraud velocity are counted per API process',
+    );
 
-  if (command !== 'worker') {
+  if (child) {
     await app.listen({ port: config.port, host: config.host });
+  } else if (command !== 'worker') {
+    if (apiCluster) await apiCluster.start();
+    else await app.listen({ port: config.port, host: config.host });
     say('');
-    say(`PayForward API listening on ${config.publicUrl}`);
+    say(
+      `PayForward API listening on ${config.publicUrl}` +
+        (apiCluster ? ` (${config.webConcurrency} API processes: ${apiCluster.pids().join(', ')})` : ''),
+    );
     say(`  Interactive docs:   ${config.publicUrl}/docs`);
     say(`  OpenAPI document:   ${config.publicUrl}/openapi.json`);
     if (demo) {
@@ -167,8 +190,10 @@ async function main(command = 'start', args: string[] = []) {
     if (closing) return;
     closing = true;
     log.info({ signal }, 'shutting down: finishing in-flight requests');
-    const force = setTimeout(() => process.exit(1), 25_000).unref();
+    // The primary outwaits its children's own 25 s limit.
+    const force = setTimeout(() => process.exit(1), apiCluster ? 30_000 : 25_000).unref();
     try {
+      await apiCluster?.stop();
       await app.close();
       await workers?.stop();
       await platform.close();

@@ -137,6 +137,11 @@ export class Metrics {
     help: '1 while the read replica is reachable and within DATABASE_REPLICA_MAX_LAG_MS, else 0',
     registers: [this.registry],
   });
+  /**
+   * The text /metrics serves: this process's registry, or, in an API process of a WEB_CONCURRENCY cluster, the sum
+   * the primary gathers from every process (src/cluster.ts), so that a scrape landing on any of them sees them all.
+   */
+  collect: () => Promise<string> = () => this.registry.metrics();
 
   constructor(collectProcessMetrics = true) {
     if (collectProcessMetrics) collectDefaultMetrics({ register: this.registry });

@@ -10,7 +10,7 @@ export async function startMetricsServer(metrics: Metrics, host: string, port: n
   const server = Fastify({ logger: false });
   server.get('/metrics', async (_request, reply) => {
     reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
+    return metrics.collect();
   });
   await server.listen({ host, port });
   return server;

@@ -1,0 +1,249 @@
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bootAppOnOwnDatabase, type TestApp } from './helpers.js';
+import { freePort, startServer, stopServer, waitFor, type ServerProcess } from './process.js';
+
+// WEB_CONCURRENCY=2 on the real binary: two API processes behind one port, the workers once in the primary,
+// /metrics summed over all of them, a killed API process replaced, and SIGTERM stopping every process.
+// The `start` command runs the workers, which act on every tenant: a database of its own.
+
+const PLATFORM_KEY = `op_platform_${randomBytes(24).toString('base64url')}`;
+const METRICS_TOKEN = randomBytes(32).toString('base64url');
+
+let t: TestApp;
+let server: ServerProcess;
+let dataDir: string;
+let port: number;
+let tenantKey: string;
+
+interface Answer {
+  status: number;
+  body: string;
+}
+
+/** One request on a connection of its own: the cluster hands out connections, not requests, round-robin. */
+function send(method: string, path: string, key: string, body?: unknown): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        agent: false,
+        headers: {
+          authorization: `Bearer ${key}`,
+          connection: 'close',
+          ...(payload ? { 'content-type': 'application/json' } : {}),
+        },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (chunk) => (text += String(chunk)));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** The API processes the primary has now: its child processes running main.ts (tsx may have an esbuild child too). */
+function childPids(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number)
+    .filter((child) => {
+      try {
+        return readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('main.ts');
+      } catch {
+        return false;
+      }
+    });
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** The log lines the server wrote (JSON ones only), from line `from` on. */
+function logLines(from = 0): Array<Record<string, any>> {
+  return server
+    .output()
+    .split('\n')
+    .slice(from)
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, any>);
+}
+
+/** Pids of the processes that logged an incoming `path` request (LOG_LEVEL=debug logs one line per request). */
+function pidsServing(path: string, fromLine = 0): Set<number> {
+  return new Set(
+    logLines(fromLine)
+      .filter((line) => line.message === 'incoming request' && line.req?.url === path)
+      .map((line) => line['process.pid'] as number),
+  );
+}
+
+/** Pids whose sockets are the local ends of `ports` (TCP connections to PostgreSQL, by their client port). */
+function pidsOwningPorts(pids: number[], ports: number[]): Set<number> {
+  const inodeByPort = new Map<number, string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 10) continue;
+      inodeByPort.set(parseInt(fields[1].split(':')[1], 16), fields[9]);
+    }
+  }
+  const wanted = new Set(ports.map((p) => inodeByPort.get(p)).filter(Boolean));
+  const owners = new Set<number>();
+  for (const pid of pids) {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      const target = (() => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch {
+          return '';
+        }
+      })();
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      if (inode && wanted.has(inode)) owners.add(pid);
+    }
+  }
+  return owners;
+}
+
+beforeAll(async () => {
+  t = await bootAppOnOwnDatabase('web_concurrency');
+  dataDir = mkdtempSync(join(tmpdir(), 'payforward-cluster-'));
+  port = await freePort();
+  server = await startServer('start', {
+    DATABASE_URL: t.adminUrl,
+    DATA_DIR: dataDir,
+    PORT: String(port),
+    WEB_CONCURRENCY: '2',
+    LOG_LEVEL: 'debug',
+    SEED_DEMO_TENANT: 'false',
+    PLATFORM_API_KEY: PLATFORM_KEY,
+    METRICS_TOKEN,
+  });
+  await waitFor(() => server.output().includes('2 API processes'), 30_000, 'the start banner');
+  const tenant = await send('POST', '/v1/tenants', PLATFORM_KEY, { name: 'Cluster tenant' });
+  expect(tenant.status, tenant.body).toBe(200);
+  tenantKey = JSON.parse(tenant.body).secret_keys.test.secret;
+}, 180_000);
+
+afterAll(async () => {
+  await stopServer(server);
+  await t?.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('WEB_CONCURRENCY=2', () => {
+  it('runs two API processes that both serve the port; the workers run only in the primary', async () => {
+    const primary = server.child.pid!;
+    const apis = childPids(primary);
+    expect(apis).toHaveLength(2);
+    expect(server.output()).toContain(`2 API processes: ${apis.join(', ')}`);
+    for (const pid of apis) {
+      // The children run the `api` command: no workers of their own.
+      expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toContain('api');
+    }
+
+    for (let i = 0; i < 10; i++) expect((await send('GET', '/v1/balance', tenantKey)).status).toBe(200);
+    expect([...pidsServing('/v1/balance')].sort()).toEqual([...apis].sort());
+
+    // Every connection as the worker role belongs to the primary, none to an API process.
+    const workerPorts = await waitFor(
+      async () => {
+        const rows = await t.admin<{ port: number }[]>`
+        SELECT client_port AS port FROM pg_stat_activity
+        WHERE datname = current_database() AND usename = ${t.config.workerDbRole} AND client_port IS NOT NULL`;
+        return rows.length ? rows.map((r) => r.port) : undefined;
+      },
+      20_000,
+      'a worker connection',
+    );
+    expect([...pidsOwningPorts([primary, ...apis], workerPorts)]).toEqual([primary]);
+    const appPorts = await t.admin<{ port: number }[]>`
+      SELECT client_port AS port FROM pg_stat_activity
+      WHERE datname = current_database() AND usename = ${t.config.appDbRole} AND client_port IS NOT NULL`;
+    const appOwners = pidsOwningPorts(
+      apis,
+      appPorts.map((r) => r.port),
+    );
+    expect([...appOwners].sort()).toEqual([...apis].sort());
+  }, 60_000);
+
+  it('serves /metrics summed over every process, whichever one a scrape reaches', async () => {
+    const counted = (text: string) => {
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith('http_request_duration_seconds_count{') && l.includes('route="/v1/customers"'));
+      return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+    };
+    for (let i = 0; i < 6; i++) expect((await send('GET', '/v1/customers', tenantKey)).status).toBe(200);
+    expect(pidsServing('/v1/customers').size).toBe(2);
+    const before = logLines().length;
+    for (let i = 0; i < 4; i++) {
+      const scrape = await send('GET', '/metrics', METRICS_TOKEN);
+      expect(scrape.status).toBe(200);
+      expect(counted(scrape.body)).toBe(6);
+    }
+    expect(pidsServing('/metrics', before).size).toBe(2);
+  }, 60_000);
+
+  it('replaces a killed API process, and requests are still served', async () => {
+    const primary = server.child.pid!;
+    const [killed, survivor] = childPids(primary);
+    const from = server.output().split('\n').length - 1;
+    process.kill(killed, 'SIGKILL');
+    const replacement = await waitFor(
+      () => {
+        const pids = childPids(primary);
+        const fresh = pids.find((pid) => pid !== survivor && pid !== killed);
+        return pids.length === 2 && fresh && logLines(from).some((l) => l.message === 'API process listening')
+          ? fresh
+          : undefined;
+      },
+      120_000,
+      'a replacement API process',
+    );
+    expect(alive(killed)).toBe(false);
+    expect(
+      logLines(from).some(
+        (l) => l.message === 'API process exited; starting another in its place' && l.api_pid === killed,
+      ),
+    ).toBe(true);
+    for (let i = 0; i < 10; i++) expect((await send('GET', '/v1/balance', tenantKey)).status).toBe(200);
+    expect([...pidsServing('/v1/balance', from)].sort()).toEqual([survivor, replacement].sort());
+  }, 180_000);
+
+  it('stops every process on SIGTERM, exiting 0', async () => {
+    const primary = server.child.pid!;
+    const apis = childPids(primary);
+    const from = server.output().split('\n').length - 1;
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    await waitFor(() => apis.every((pid) => !alive(pid)), 20_000, 'the API processes to exit');
+    // Each child drained and stopped itself; none was replaced.
+    const after = logLines(from);
+    for (const pid of apis)
+      expect(
+        after.some((l) => l.message === 'shutting down: finishing in-flight requests' && l['process.pid'] === pid),
+      ).toBe(true);
+    expect(after.some((l) => l.message === 'API process exited; starting another in its place')).toBe(false);
+  }, 60_000);
+});
