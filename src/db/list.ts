@@ -66,12 +66,8 @@ export function joinConditions(tx: Tx, conditions: postgres.PendingQuery<postgre
   return conditions.reduce((acc, fragment) => tx`${acc} ${fragment}`, tx``);
 }
 
-/**
- * A cursor must name an object the caller can see. Otherwise the id comparison would still run
- * and answer some page (for an unknown id, usually the first one): a client paging through a
- * list would silently start over, and another tenant's id would be used as a position.
- */
-async function checkCursor(tx: Tx, table: string, scope: Scope, params: ListParams): Promise<void> {
+/** The list's cursor and the parameter that gave it; both at once is a 400, as at Stripe. */
+export function listCursor(params: Pick<ListParams, 'starting_after' | 'ending_before'>) {
   if (params.starting_after !== undefined && params.ending_before !== undefined) {
     throw ApiError.invalid(
       'parameter_invalid',
@@ -79,8 +75,17 @@ async function checkCursor(tx: Tx, table: string, scope: Scope, params: ListPara
       'ending_before',
     );
   }
-  const param = params.starting_after !== undefined ? 'starting_after' : 'ending_before';
-  const cursor = params[param];
+  const param = params.starting_after !== undefined ? ('starting_after' as const) : ('ending_before' as const);
+  return { param, cursor: params[param] };
+}
+
+/**
+ * A cursor must name an object the caller can see. Otherwise the id comparison would still run
+ * and answer some page (for an unknown id, usually the first one): a client paging through a
+ * list would silently start over, and another tenant's id would be used as a position.
+ */
+async function checkCursor(tx: Tx, table: string, scope: Scope, params: ListParams): Promise<void> {
+  const { param, cursor } = listCursor(params);
   if (cursor === undefined) return;
   const [found] = await tx`
     SELECT 1 FROM ${tx(table)} WHERE id = ${cursor} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;

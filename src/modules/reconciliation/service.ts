@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify/sync';
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
-import { findOwned, listPage } from '../../db/list.js';
+import { findOwned, listCursor, listPage } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { idFloor, newId } from '../../lib/ids.js';
 import { isoDate, unixSeconds } from '../../lib/time.js';
@@ -394,14 +394,7 @@ export class ReconciliationService {
    */
   async discrepancies(params: DiscrepancyListQuery): Promise<{ data: ReconciliationDiscrepancy[]; has_more: boolean }> {
     const livemode = params.livemode ?? false;
-    if (params.starting_after !== undefined && params.ending_before !== undefined)
-      throw ApiError.invalid(
-        'parameter_invalid',
-        'You may only specify one of these parameters: starting_after, ending_before.',
-        'ending_before',
-      );
-    const param = params.starting_after !== undefined ? 'starting_after' : 'ending_before';
-    const cursor = params[param];
+    const { param, cursor } = listCursor(params);
     if (cursor !== undefined) {
       const [{ exists }] = await this.sql<{ exists: boolean }[]>`
         SELECT auth_operator_discrepancy_exists(${cursor}, ${livemode}) AS exists`;

@@ -15,7 +15,7 @@ export const ApiVersionSchema = Type.String({
 });
 import { recordAudit, type AuditAction, type AuditContext } from '../audit/record.js';
 import { API_KEY_CHANGED_CHANNEL } from '../../http/auth.js';
-import type { Page } from '../../db/list.js';
+import { listCursor, type Page } from '../../db/list.js';
 
 export const TenantSchema = Type.Object(
   {
@@ -233,14 +233,7 @@ export class TenantService {
     status?: string;
     name_prefix?: string;
   }): Promise<Page<Tenant>> {
-    if (params.starting_after !== undefined && params.ending_before !== undefined)
-      throw ApiError.invalid(
-        'parameter_invalid',
-        'You may only specify one of these parameters: starting_after, ending_before.',
-        'ending_before',
-      );
-    const param = params.starting_after !== undefined ? 'starting_after' : 'ending_before';
-    const cursor = params[param];
+    const { param, cursor } = listCursor(params);
     // A cursor naming no tenant would silently answer the first page, and a client paging through would start over.
     if (cursor !== undefined)
       await this.retrieve(cursor).catch((error: unknown) => {
