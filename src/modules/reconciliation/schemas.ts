@@ -38,26 +38,36 @@ export const ReconciliationReportSchema = Type.Object(
 );
 export type ReconciliationReport = Static<typeof ReconciliationReportSchema>;
 
+/** What a reconciled line is (an item and the operator's discrepancy alike). */
+const LINE_FIELDS = {
+  type: Type.String({ enum: ['capture', 'refund'] }),
+  reference: Type.String({
+    description: 'For a capture, the payment’s processor reference; for a refund, the refund id.',
+  }),
+  source: Nullable(Type.String({ description: 'The payment or refund, when our ledger has it.' })),
+};
+
+/** The two sides' amounts of a reconciled line and their difference. */
+const AMOUNT_FIELDS = {
+  processor_amount: Nullable(
+    Type.Integer({ description: 'As the processor reported it; null when missing from its report.' }),
+  ),
+  ledger_amount: Nullable(
+    Type.Integer({ description: 'As our ledger recorded it; null when missing from our ledger.' }),
+  ),
+  difference: Type.Integer({ description: '`processor_amount - ledger_amount`, a missing side counting as 0.' }),
+};
+
 export const ReconciliationItemSchema = Type.Object(
   {
     id: Type.String({ examples: ['reci_01jd7s0k2m3n4p5q6r7s8t9v0w'] }),
     object: Type.Literal('reconciliation_item'),
     report: Type.String({ description: 'The reconciliation report it belongs to.' }),
     status: Type.String({ enum: [...ITEM_STATUSES] }),
-    type: Type.String({ enum: ['capture', 'refund'] }),
-    reference: Type.String({
-      description: 'For a capture, the payment’s processor reference; for a refund, the refund id.',
-    }),
-    source: Nullable(Type.String({ description: 'The payment or refund, when our ledger has it.' })),
+    ...LINE_FIELDS,
     balance_transaction: Nullable(Type.String({ description: 'Our ledger’s transaction, when there is one.' })),
     currency: Type.String(),
-    processor_amount: Nullable(
-      Type.Integer({ description: 'As the processor reported it; null when missing from its report.' }),
-    ),
-    ledger_amount: Nullable(
-      Type.Integer({ description: 'As our ledger recorded it; null when missing from our ledger.' }),
-    ),
-    difference: Type.Integer({ description: '`processor_amount - ledger_amount`, a missing side counting as 0.' }),
+    ...AMOUNT_FIELDS,
     created: Type.Integer(),
     livemode: Type.Boolean(),
   },
@@ -93,19 +103,9 @@ export const ReconciliationDiscrepancySchema = Type.Object(
     processor: Type.String(),
     report_date: Type.Integer({ description: 'The UTC day the processor’s report covers: Unix seconds at its start.' }),
     kind: Type.String({ enum: [...DISCREPANCY_KINDS] }),
-    type: Type.String({ enum: ['capture', 'refund'] }),
-    reference: Type.String({
-      description: 'For a capture, the payment’s processor reference; for a refund, the refund id.',
-    }),
-    source: Nullable(Type.String({ description: 'The payment or refund, when our ledger has it.' })),
+    ...LINE_FIELDS,
     currency: Type.String(),
-    processor_amount: Nullable(
-      Type.Integer({ description: 'As the processor reported it; null when missing from its report.' }),
-    ),
-    ledger_amount: Nullable(
-      Type.Integer({ description: 'As our ledger recorded it; null when missing from our ledger.' }),
-    ),
-    difference: Type.Integer({ description: '`processor_amount - ledger_amount`, a missing side counting as 0.' }),
+    ...AMOUNT_FIELDS,
     created: Type.Integer({ description: 'When the reconciliation that found it ran.' }),
     livemode: Type.Boolean(),
   },
