@@ -33,6 +33,7 @@ import postgres from 'postgres';
 import { loadConfig } from '../src/config.js';
 import { connect } from '../src/db/index.js';
 import { migrate } from '../src/db/migrate.js';
+import { foldAnalytics } from '../src/modules/analytics/service.js';
 import { inProcessApp } from './in-process-app.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -403,8 +404,10 @@ if (!reuseDb) {
     await loader`SELECT analytics_backfill()`;
     console.log(`  analytics_backfill() in ${Math.round((Date.now() - t0) / 1000)} s`);
   } else {
-    // The triggers write hourly rows only (038): the worker's compaction folds past hours into the daily tables.
+    // The payments triggers only log their changes (040): the worker's fold moves them into the hourly rollups, and
+    // its compaction folds past hours into the daily tables (038).
     const t0 = Date.now();
+    console.log(`  worker_fold_analytics(): ${await foldAnalytics(admin)} payment changes folded`);
     await loader`SELECT worker_compact_analytics(date_trunc('hour', now()) - interval '1 hour')`;
     console.log(`  worker_compact_analytics() in ${Math.round((Date.now() - t0) / 1000)} s`);
   }

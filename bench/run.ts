@@ -65,6 +65,7 @@ import {
   waitReady,
   type Child,
 } from './proc.js';
+import { startAnalyticsFolds } from './analytics-fold.js';
 import { summarizeProfile } from './profile-summary.js';
 import { reconcilePayments } from './reconcile.js';
 import { productionSecrets } from './secrets.js';
@@ -823,6 +824,7 @@ async function benchApi(port: number) {
   const url = `http://127.0.0.1:${port}`;
   await waitReady(apiChild, `${url}/ready`, 90_000);
   if (config.rollupsOff) await disableRollupTriggers();
+  const folds = startAnalyticsFolds(benchDbUrl.toString());
   const rss = new RssSampler(apiChild.pid).start();
   const target: Target = { kind: 'api', url, pid: apiChild.pid, rss, metricsUrl: `${url}/metrics`, metricsToken };
 
@@ -936,6 +938,7 @@ async function benchApi(port: number) {
   }
   rss.stop();
   apiRssPeakMb = Math.max(apiRssPeakMb, round(rss.peakKb / 1024, 1));
+  console.log(`  analytics fold loop (the worker's, every 500 ms): ${await folds.stop()} payment changes folded`);
   return { url, tenantId: tenant.id };
 }
 

@@ -74,8 +74,8 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       GRANT UPDATE ON users, user_passkeys, user_sessions TO "${appRole}";
       GRANT DELETE ON user_sessions TO "${appRole}";
       GRANT UPDATE, DELETE ON event_stream_leases TO "${appRole}";
-      -- The analytics rollups are written by their triggers and compaction only (035 and 038).
-      REVOKE INSERT ON analytics_hourly, analytics_daily, analytics_breakdown_hourly, analytics_breakdown_daily,
+      -- The analytics rollups are written by their triggers, fold and compaction only (035, 038, 040).
+      REVOKE INSERT ON analytics_payment_changes, analytics_hourly, analytics_daily, analytics_breakdown_hourly, analytics_breakdown_daily,
         analytics_platform_hourly, analytics_platform_daily, analytics_processor_hourly, analytics_platform_reviews
         FROM "${appRole}";
       GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "${FUNCTION_OWNER_ROLE}";

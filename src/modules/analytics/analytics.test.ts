@@ -1,4 +1,5 @@
 import { parse } from 'csv-parse/sync';
+import { foldAnalytics } from './service.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   bootWithTenants,
@@ -107,7 +108,7 @@ describe('tenant analytics', () => {
     expect(currencies.data.map((r: any) => r.value).sort()).toEqual(['eur', 'usd']);
   });
 
-  it('reads a whole day the same before and after the compaction folds it into the daily rollups', async () => {
+  it('reads a whole day the same before the fold, after it, and after the compaction folds it into the daily rollups', async () => {
     // A period of whole UTC days ending tomorrow: today is read as a day (its daily row plus its hourly rows not
     // compacted yet), not hour by hour.
     const DAY = 86_400;
@@ -127,6 +128,8 @@ describe('tenant analytics', () => {
       { start: today - DAY, value: 0 },
       { start: today, value: count },
     ]);
+    expect(await foldAnalytics(t.platform.workerSql)).toBeGreaterThan(0);
+    expect(await read()).toEqual(uncompacted);
     const [{ folded }] = await t.platform.workerSql<{ folded: number }[]>`
       SELECT worker_compact_analytics(now() + interval '1 hour') AS folded`;
     expect(folded).toBeGreaterThan(0);

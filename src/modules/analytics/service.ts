@@ -75,12 +75,34 @@ function buckets(period: Period, interval: Interval): number[] {
 }
 
 /**
+ * The payment changes not folded into each rollup yet (migration 040), summed as the rollup's hourly rows. The
+ * platform's come through a function: they add up every tenant's changes, which the operator's scope cannot select.
+ */
+const PENDING_PAYMENT_CHANGES = {
+  analytics: 'analytics_changes_hourly',
+  analytics_breakdown: 'analytics_changes_breakdown',
+  analytics_platform: 'auth_analytics_changes_platform()',
+} as const;
+
+/**
+ * Moves the payment changes logged since the last fold into the rollups (migration 040). REPEATABLE READ: the
+ * function's statements must share one snapshot. Returns how many changes it folded.
+ */
+export async function foldAnalytics(workerSql: Sql): Promise<number> {
+  const [{ folded }] = await workerSql.begin(
+    'isolation level repeatable read',
+    (tx) => tx<{ folded: number }[]>`SELECT worker_fold_analytics()::int AS folded`,
+  );
+  return folded;
+}
+
+/**
  * Sums a period of a rollup kept both hourly and daily: its whole UTC days from the daily table, the hours before
  * the first and after the last whole day from the hourly one (all of it from the hourly one for an hourly series, or
  * when the period holds no whole day). A year reads a row per day instead of 24. A daily row holds only what the
  * compaction folded (slot 0, migration 038): the whole days also take the hourly rows of other slots, the few not
- * compacted yet. `select` may use `$t` (the row's hour or day); `where` may use $5 onwards ($1 to $4 being the
- * bounds), `groupBy` whatever `select` names.
+ * compacted yet; and every hour of the period takes the payment changes not folded yet (040). `select` may use `$t`
+ * (the row's hour or day); `where` may use $5 onwards ($1 to $4 being the bounds), `groupBy` whatever `select` names.
  */
 function sumPeriod<Row extends object>(
   tx: Tx,
@@ -91,14 +113,20 @@ function sumPeriod<Row extends object>(
   let firstDay = Math.ceil(period.from / DAY) * DAY;
   let lastDay = Math.floor(period.until / DAY) * DAY;
   if (query.hours || lastDay <= firstDay) firstDay = lastDay = period.until;
-  const part = (time: 'hour' | 'day', range: string, slots = '') =>
-    `SELECT ${query.select.replaceAll('$t', time)} FROM ${table}_${time === 'hour' ? 'hourly' : 'daily'}
+  const part = (
+    time: 'hour' | 'day',
+    range: string,
+    slots = '',
+    from = `${table}_${time === 'hour' ? 'hourly' : 'daily'}`,
+  ) =>
+    `SELECT ${query.select.replaceAll('$t', time)} FROM ${from}
       WHERE ${query.where}${slots} AND ${time} >= ${range} GROUP BY ${query.groupBy.replaceAll('$t', time)}`;
   return tx.unsafe<Row[]>(
     `${part('hour', '$1 AND hour < $2')}
     UNION ALL ${part('day', '$2 AND day < $3', ' AND slot = 0')}
     UNION ALL ${part('hour', '$2 AND hour < $3', ' AND slot <> 0')}
-    UNION ALL ${part('hour', '$3 AND hour < $4')}`,
+    UNION ALL ${part('hour', '$3 AND hour < $4')}
+    UNION ALL ${part('hour', '$1 AND hour < $4', '', PENDING_PAYMENT_CHANGES[table])}`,
     [at(period.from), at(firstDay), at(lastDay), at(period.until), ...query.parameters],
   );
 }
