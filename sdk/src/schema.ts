@@ -3254,11 +3254,14 @@ export interface paths {
         };
         /**
          * Retrieve your balance
-         * @description Funds per currency in this mode: `available` (can be paid out), `pending` (captured, not yet settled) and `reserved` (withheld). Read from running balances kept in the same transaction as the ledger entries.
+         * @description Funds per currency in this mode: `available` (can be paid out), `pending` (captured, not yet settled) and `reserved` (withheld). Read from running balances kept in the same transaction as the ledger entries. With `at`, the balance as it stood at that past instant: every ledger movement whose balance transaction was `created` at or before it, read from the nearest hourly snapshot plus the movements between.
          */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description A past instant (Unix seconds, not before the account existed): the balance as it stood then, counting every movement `created` at or before it. */
+                    at?: number;
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;

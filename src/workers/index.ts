@@ -89,6 +89,12 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
       run: () =>
         platform.workerSql`SELECT worker_purge_request_logs(${`${platform.config.requestLogRetentionDays} days`}::interval, 10000)`,
     },
+    // Hourly balance snapshots, so GET /v1/balance?at= reads an hour of ledger movements at most.
+    {
+      name: 'balance-snapshots',
+      everyMs: 300_000,
+      run: (items) => platform.balanceHistory.snapshot(new Date(), items),
+    },
     // Past hours' rollup rows, one per writing session, folded into one per key: reads stay one row per hour.
     {
       name: 'compact-analytics',
