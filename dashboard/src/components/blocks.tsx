@@ -125,7 +125,9 @@ export function ConfirmAction({
   const [open, setOpen] = useState(false);
   return (
     <>
-      <Button color={dialog.color} variant="light" size={size} onClick={() => setOpen(true)}>
+      {/* Outline, not light: Mantine's light variant paints a shade-given colour (red.9) as both background and
+          text, which left "Refund" and "Cancel" unreadable. */}
+      <Button color={dialog.color} variant="outline" size={size} onClick={() => setOpen(true)}>
         {label}
       </Button>
       <ConfirmDialog {...dialog} opened={open} onClose={() => setOpen(false)} />
