@@ -14,6 +14,7 @@ import {
   verifiedBankAccount,
 } from '../../../test/helpers.js';
 import { SNAPSHOT_BACKFILL_HOURS } from './history.js';
+import { toBalance, type BalanceRow } from './service.js';
 
 const HOUR = 3_600_000;
 // The services' clock, moved by the tests: history is written days in the past, hour by hour.
@@ -44,28 +45,17 @@ async function newTenant(name: string) {
 
 /** What the ledger itself says the balance was at `at` (Unix seconds): every entry stamped before its next second. */
 async function ledgerAggregate(tenant: TestTenant, at: number) {
-  const rows = await t.admin<{ currency: string; type: string; balance: number }[]>`
-    SELECT a.currency, a.type, coalesce(sum(e.amount) FILTER (WHERE lt.created_at < ${new Date((at + 1) * 1000)}), 0)::int AS balance
+  const rows = await t.admin<BalanceRow[]>`
+    SELECT a.currency, a.type, coalesce(sum(e.amount) FILTER (WHERE lt.created_at < ${new Date((at + 1) * 1000)}), 0)::bigint AS balance
     FROM ledger_accounts a
     LEFT JOIN ledger_entries e ON e.account_id = a.id
     LEFT JOIN ledger_transactions lt ON lt.id = e.transaction_id
     WHERE a.tenant_id = ${tenant.id} AND NOT a.livemode AND a.type IN ('available', 'pending', 'reserve', 'disputes')
     GROUP BY a.currency, a.type ORDER BY a.currency`;
-  const currencies = [...new Set(rows.map((row) => row.currency))];
-  const sum = (types: string[]) =>
-    currencies.map((currency) => ({
-      amount: rows
-        .filter((row) => row.currency === currency && types.includes(row.type))
-        .reduce((total, row) => total + Number(row.balance), 0),
-      currency,
-    }));
-  return {
-    object: 'balance',
-    available: sum(['available']),
-    pending: sum(['pending']),
-    reserved: sum(['reserve', 'disputes']),
-    livemode: false,
-  };
+  return toBalance(
+    rows.map((row) => ({ ...row, balance: Number(row.balance) })),
+    false,
+  );
 }
 
 const balanceAt = async (tenant: TestTenant, at: number) =>
@@ -79,6 +69,7 @@ type Step =
   | { kind: 'snapshot'; after: number };
 
 const minutes = fc.integer({ min: 1, max: 150 }).map((m) => m * 60_000 + 137);
+const share = fc.double({ min: 0.1, max: 1, noNaN: true });
 const step: fc.Arbitrary<Step> = fc.oneof(
   {
     weight: 5,
@@ -89,23 +80,9 @@ const step: fc.Arbitrary<Step> = fc.oneof(
       after: minutes,
     }),
   },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      kind: fc.constant('refund' as const),
-      share: fc.double({ min: 0.1, max: 1, noNaN: true }),
-      after: minutes,
-    }),
-  },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('refund' as const), share, after: minutes }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('settle' as const), after: minutes }) },
-  {
-    weight: 1,
-    arbitrary: fc.record({
-      kind: fc.constant('payout' as const),
-      share: fc.double({ min: 0.1, max: 1, noNaN: true }),
-      after: minutes,
-    }),
-  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('payout' as const), share, after: minutes }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('snapshot' as const), after: minutes }) },
 );
 
