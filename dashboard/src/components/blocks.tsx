@@ -116,7 +116,10 @@ export function ConfirmDialog({
   );
 }
 
-/** A button and its confirmation dialog, for actions outside a DataTable. */
+/**
+ * A button and its confirmation dialog, for actions outside a DataTable. `color` is a colour's name without a shade
+ * ("red"): the light variant paints a shade-given one ("red.9") as background and text alike, unreadable.
+ */
 export function ConfirmAction({
   label,
   size = 'xs',
@@ -125,9 +128,7 @@ export function ConfirmAction({
   const [open, setOpen] = useState(false);
   return (
     <>
-      {/* Outline, not light: Mantine's light variant paints a shade-given colour (red.9) as both background and
-          text, which left "Refund" and "Cancel" unreadable. */}
-      <Button color={dialog.color} variant="outline" size={size} onClick={() => setOpen(true)}>
+      <Button color={dialog.color} variant="light" size={size} onClick={() => setOpen(true)}>
         {label}
       </Button>
       <ConfirmDialog {...dialog} opened={open} onClose={() => setOpen(false)} />
