@@ -57,13 +57,8 @@ function expectWholeOrNothing(rows: Written[]) {
   }
 }
 
-const pay = (amount: number) =>
-  call(t.app, tenant.testKey, 'POST', '/v1/payments', {
-    amount,
-    currency: 'usd',
-    payment_method: card(TEST_CARDS.visa),
-    confirm: true,
-  });
+const visa = { currency: 'usd', payment_method: card(TEST_CARDS.visa), confirm: true };
+const pay = (amount: number) => call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount, ...visa });
 
 describe('suspending a tenant while its payments are being written', () => {
   it('finishes each request in flight whole, and refuses the later ones with nothing written', async () => {
