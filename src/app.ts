@@ -205,9 +205,9 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
       cookie !== undefined
         ? await authenticateSession(platform.users, request, cookie)
         : await platform.authenticator.authenticate(request.headers.authorization);
-    // A key carries its tenant's status (checked in authenticate); a session is checked here. Signing out stays
-    // possible, so a suspended tenant's member can leave the dashboard cleanly.
-    if (auth.kind === 'tenant' && auth.via === 'session' && !isSignOut(request))
+    // A key carries its tenant's status (checked in authenticate); a session is checked here. Reading the session
+    // (for its CSRF token) and signing out stay possible, so a suspended tenant's member can end it cleanly.
+    if (auth.kind === 'tenant' && auth.via === 'session' && !isOwnSession(request))
       await platform.authenticator.checkTenantActive(auth.tenantId);
     if (requirement === 'tenant' && auth.kind !== 'tenant') {
       throw new ApiError(
@@ -304,8 +304,10 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
       : payload,
   );
 
-  function isSignOut(request: FastifyRequest) {
-    return request.method === 'DELETE' && request.routeOptions.url === '/v1/sessions/current';
+  function isOwnSession(request: FastifyRequest) {
+    return (
+      (request.method === 'GET' || request.method === 'DELETE') && request.routeOptions.url === '/v1/sessions/current'
+    );
   }
 
   /** The PayForward-Version header, else the tenant's pinned version (the operator's requests: the latest). */

@@ -25,6 +25,7 @@ import { PaymentMethodService } from './modules/payment-methods/service.js';
 import { createPaymentReader, createPaymentWriter, type PaymentWrite } from './modules/payments/repo.js';
 import { PaymentService } from './modules/payments/service.js';
 import { LedgerService } from './modules/ledger/service.js';
+import { BalanceHistory } from './modules/ledger/history.js';
 import { PricingService } from './modules/pricing/service.js';
 import { RefundService } from './modules/refunds/service.js';
 import { DisputeService } from './modules/disputes/service.js';
@@ -96,6 +97,8 @@ export interface Platform {
   sessionPurge?: ExpiredSessionPurge;
   pricing: PricingService;
   ledger: LedgerService;
+  /** Balances at past instants (GET /v1/balance?at=) and the worker's hourly snapshots behind them. */
+  balanceHistory: BalanceHistory;
   payouts: PayoutService;
   bankAccounts: BankAccountService;
   customers: CustomerService;
@@ -304,6 +307,7 @@ export function createPlatform(
     sessionPurge: redis ? undefined : new ExpiredSessionPurge(workerSql, options.clock ?? Date.now),
     pricing,
     ledger,
+    balanceHistory: new BalanceHistory(sql, workerSql, now),
     payouts,
     bankAccounts,
     customers,

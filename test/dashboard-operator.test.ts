@@ -197,6 +197,11 @@ describe('operator console', () => {
     await expectAccessible(page);
     await page.getByRole('button', { name: 'Back to sign-in' }).click();
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    expect((await view.context.cookies()).map((cookie) => cookie.name)).not.toContain('pf_session');
+    // The session was ended on the server, not only forgotten by the page: reactivated, the tenant's old cookie is
+    // no session.
+    await ok(await call(run.t.app, PLATFORM_KEY, 'POST', `/v1/tenants/${tenant.id}/reactivate`));
+    expectError(await asMember(run.t.app, member, 'GET', '/v1/payments'), 401, { code: 'session_expired' });
     expectNoConsoleErrors(view);
     await view.context.close();
   });

@@ -142,6 +142,14 @@ export async function openDashboard(
   return { page, context, consoleErrors };
 }
 
+/**
+ * Moves an open dashboard to `path` the way its own links do (wouter listens to history.pushState), without loading
+ * the page again: a full load parses the whole bundle and fetches the session anew, which is most of a page's cost.
+ */
+export async function navigateInApp(page: Page, path: string) {
+  await page.evaluate((to) => history.pushState(null, '', to), `/dashboard${path}`);
+}
+
 export function expectNoConsoleErrors(view: DashboardPage) {
   expect(view.consoleErrors).toEqual([]);
 }

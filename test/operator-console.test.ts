@@ -173,7 +173,28 @@ describe('suspension', () => {
     await ok(await call(a.app, PLATFORM_KEY, 'POST', `/v1/tenants/${tenant.id}/reactivate`));
     expect((await asMember(a.app, member, 'GET', '/v1/payments')).statusCode).toBe(200);
     await ok(await call(a.app, PLATFORM_KEY, 'POST', `/v1/tenants/${tenant.id}/suspend`, { reason: 'Again' }));
-    expect((await asMember(a.app, member, 'DELETE', '/v1/sessions/current')).statusCode).toBe(200);
+    // The session still reads itself, with the CSRF token that signing out needs, and says the account is suspended.
+    const session = await ok(await asMember(a.app, member, 'GET', '/v1/sessions/current'));
+    expect(session).toMatchObject({ object: 'session', account_suspended: true, csrf_token: member.csrf });
+    // Signing out stays CSRF-protected.
+    expectError(await asMember(a.app, member, 'DELETE', '/v1/sessions/current', undefined, { csrf: false }), 403, {
+      code: 'csrf_token_invalid',
+    });
+    const signedOut = await asMember(a.app, member, 'DELETE', '/v1/sessions/current');
+    expect(signedOut.statusCode, signedOut.body).toBe(200);
+    expect(signedOut.headers['set-cookie']).toContain('Max-Age=0');
+    // Ended on the server: once the tenant is active again, the old cookie is no session at all.
+    await ok(await call(a.app, PLATFORM_KEY, 'POST', `/v1/tenants/${tenant.id}/reactivate`));
+    expectError(await asMember(a.app, member, 'GET', '/v1/payments'), 401, { code: 'session_expired' });
+    expectError(await asMember(a.app, member, 'GET', '/v1/sessions/current'), 401, { code: 'session_expired' });
+  });
+
+  it("an active tenant's session says so", async () => {
+    const tenant = await createTenant(a.app, `${run} active session`);
+    const member = await newMember(a.app, clock, tenant.liveKey, 'view_only');
+    expect(await ok(await asMember(a.app, member, 'GET', '/v1/sessions/current'))).toMatchObject({
+      account_suspended: false,
+    });
   });
 
   it('refuses bad input with 400, an unknown tenant with 404 and tenant keys with 403', async () => {

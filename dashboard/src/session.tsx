@@ -20,12 +20,20 @@ export function useSession(): Session {
 export const SESSION_KEY = ['session'];
 
 async function currentSession(): Promise<Session | null> {
+  let session: Session;
   try {
-    return (await api.GET('/v1/sessions/current')).data!;
+    session = (await api.GET('/v1/sessions/current')).data!;
   } catch (error) {
     if (error instanceof PayForwardError && error.status === 401) return null;
     throw error;
   }
+  if (session.account_suspended) {
+    // Kept for signing out, the one thing the session can still do; the gate shows the API's own refusal (its
+    // reason and request id), which any other route answers.
+    setCsrfToken(session.csrf_token);
+    await api.GET('/v1/users/me');
+  }
+  return session;
 }
 
 /**
@@ -60,15 +68,15 @@ export function SessionGate({ children }: { children: ReactNode }) {
 
 /**
  * A suspended tenant's member: the operator's reason in words, and a way back to the sign-in page (to sign in to
- * another account). The refused session gave no CSRF token, so it cannot be ended from here; it expires by itself.
+ * another account), which ends the session on the server first (a suspended tenant's session can still sign out).
  */
 function Suspended({ error }: { error: PayForwardError }) {
-  const client = useQueryClient();
+  const signOut = useSignOut();
   return (
     <Stack p="md" maw={640}>
       <ApiErrorAlert error={error} title="This account is suspended" />
       <Group>
-        <Button variant="default" onClick={() => forgetSession(client)}>
+        <Button variant="default" onClick={() => void signOut()}>
           Back to sign-in
         </Button>
       </Group>

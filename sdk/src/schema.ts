@@ -739,7 +739,7 @@ export interface paths {
         put?: never;
         /**
          * Suspend a tenant
-         * @description Refuses its secret, restricted and publishable keys, their access tokens and its dashboard sessions with 403 `account_suspended` on every route: at once on the process that answers, within a second on the others (at most `API_KEY_CACHE_TTL_MS` should a notification be lost). Requests already past authentication finish; settlements, payouts, webhook deliveries and other work on existing objects go on. Suspending a suspended tenant changes nothing.
+         * @description Refuses its secret, restricted and publishable keys, their access tokens and its dashboard sessions with 403 `account_suspended` on every route (a session may still read and end itself: GET and DELETE /v1/sessions/current): at once on the process that answers, within a second on the others (at most `API_KEY_CACHE_TTL_MS` should a notification be lost). Requests already past authentication finish; settlements, payouts, webhook deliveries and other work on existing objects go on. Suspending a suspended tenant changes nothing.
          */
         post: {
             parameters: {
@@ -3254,11 +3254,14 @@ export interface paths {
         };
         /**
          * Retrieve your balance
-         * @description Funds per currency in this mode: `available` (can be paid out), `pending` (captured, not yet settled) and `reserved` (withheld). Read from running balances kept in the same transaction as the ledger entries.
+         * @description Funds per currency in this mode: `available` (can be paid out), `pending` (captured, not yet settled) and `reserved` (withheld). Read from running balances kept in the same transaction as the ledger entries. With `at`, the balance as it stood at that past instant: every ledger movement whose balance transaction was `created` at or before it, read from the nearest hourly snapshot plus the movements between.
          */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description A past instant (Unix seconds, not before the account existed): the balance as it stood then, counting every movement `created` at or before it. */
+                    at?: number;
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -7169,6 +7172,8 @@ export interface paths {
                             livemode: boolean;
                             /** @description Send it as X-CSRF-Token on every request that changes state. */
                             csrf_token: string;
+                            /** @description True when the platform operator has suspended the member’s tenant: every other route answers 403 `account_suspended`, while this session can still be read and ended (DELETE /v1/sessions/current, with the CSRF token). */
+                            account_suspended: boolean;
                             created: number;
                             idle_expires_at: number;
                             expires_at: number;
@@ -7292,7 +7297,7 @@ export interface paths {
         };
         /**
          * The current session
-         * @description With its CSRF token, for a page loaded after sign-in.
+         * @description With its CSRF token, for a page loaded after sign-in. Answered for a suspended tenant’s member too (`account_suspended: true`), so that the session can be ended.
          */
         get: {
             parameters: {
@@ -7320,6 +7325,8 @@ export interface paths {
                             livemode: boolean;
                             /** @description Send it as X-CSRF-Token on every request that changes state. */
                             csrf_token: string;
+                            /** @description True when the platform operator has suspended the member’s tenant: every other route answers 403 `account_suspended`, while this session can still be read and ended (DELETE /v1/sessions/current, with the CSRF token). */
+                            account_suspended: boolean;
                             created: number;
                             idle_expires_at: number;
                             expires_at: number;

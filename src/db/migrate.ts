@@ -59,7 +59,7 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       GRANT UPDATE (settlement_id) ON ledger_transactions TO "${appRole}";
       GRANT UPDATE (payout_id) ON settlements TO "${appRole}";
       GRANT UPDATE ON webhook_endpoints, webhook_endpoint_secrets, webhook_deliveries TO "${appRole}";
-      GRANT DELETE ON idempotency_keys, dispute_watch, metadata_index TO "${appRole}";
+      GRANT DELETE ON idempotency_keys, dispute_watch, metadata_index, balance_snapshots TO "${appRole}";
       GRANT UPDATE, DELETE ON fraud_rules, fraud_lists, fraud_list_items TO "${appRole}";
       GRANT UPDATE ON fraud_reviews TO "${appRole}";
       GRANT UPDATE, DELETE ON reconciliation_reports TO "${appRole}";

@@ -251,11 +251,21 @@ export class Authenticator {
    * dropped by the same notifications, so a request pays a query only when the tenant's entry has expired.
    */
   async checkTenantActive(tenantId: string): Promise<void> {
-    const record = await this.cached(this.tenantStatuses, tenantId, async () => {
+    const record = await this.tenantStatus(tenantId);
+    if (record && record.status !== 'active') throw accountSuspended(record.suspension_reason);
+  }
+
+  /** Whether the operator has suspended the tenant (cached as checkTenantActive is). */
+  async isTenantSuspended(tenantId: string): Promise<boolean> {
+    const record = await this.tenantStatus(tenantId);
+    return record !== undefined && record.status !== 'active';
+  }
+
+  private tenantStatus(tenantId: string): Promise<TenantStatusRecord | undefined> {
+    return this.cached(this.tenantStatuses, tenantId, async () => {
       const [row] = await this.sql<TenantStatusRecord[]>`SELECT * FROM auth_tenant_status(${tenantId})`;
       return row;
     });
-    if (record && record.status !== 'active') throw accountSuspended(record.suspension_reason);
   }
 
   forget() {

@@ -93,6 +93,12 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
     // Payment changes the triggers logged (migration 040), moved into the rollups: readers add what is still logged,
     // so this keeps their reads short, not their figures right.
     { name: 'fold-analytics', everyMs: 500, run: () => foldAnalytics(platform.workerSql) },
+    // Hourly balance snapshots, so GET /v1/balance?at= reads an hour of ledger movements at most.
+    {
+      name: 'balance-snapshots',
+      everyMs: 300_000,
+      run: (items) => platform.balanceHistory.snapshot(new Date(), items),
+    },
     // Past hours' rollup rows, one per writing session, folded into one per key: reads stay one row per hour.
     {
       name: 'compact-analytics',

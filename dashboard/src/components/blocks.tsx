@@ -116,7 +116,10 @@ export function ConfirmDialog({
   );
 }
 
-/** A button and its confirmation dialog, for actions outside a DataTable. */
+/**
+ * A button and its confirmation dialog, for actions outside a DataTable. `color` is a colour's name without a shade
+ * ("red"): the light variant paints a shade-given one ("red.9") as background and text alike, unreadable.
+ */
 export function ConfirmAction({
   label,
   size = 'xs',

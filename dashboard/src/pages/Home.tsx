@@ -50,7 +50,7 @@ function Figure({
   );
 }
 
-function FigureGrid({ figures: { currency, today, yesterday, balance } }: { figures: HomeFigures }) {
+function FigureGrid({ figures: { currency, today, yesterday, balance, balanceYesterday } }: { figures: HomeFigures }) {
   const money = (n: number) => formatMoney(n, currency);
   const until = endHour(yesterday);
   const figure = (key: keyof Figures, testId: string, label: string, show: (n: number) => string, diff = show) => {
@@ -73,13 +73,29 @@ function FigureGrid({ figures: { currency, today, yesterday, balance } }: { figu
         {figure('approvalRate', 'approval', 'Approval rate', formatPercent, (n) => `${(n * 100).toFixed(1)} pts`)}
         {figure('fees', 'fees', 'Fees', money)}
         {figure('net', 'net', 'Net', money)}
-        <Figure
-          testId="balance"
-          label="Balance now"
-          value={money(balance.total)}
-          raw={balance.total}
-          delta={`${money(balance.available)} available, ${money(balance.pending)} pending, ${money(balance.reserved)} reserved`}
-        />
+        <Card
+          withBorder
+          padding="md"
+          data-testid="balance"
+          data-value={balance.total}
+          data-yesterday={balanceYesterday?.total ?? ''}
+          data-at={balanceYesterday?.at ?? ''}
+        >
+          <Text size="sm" c="dimmed">
+            Balance now
+          </Text>
+          <Text size="xl" fw={700} data-testid="balance-value">
+            {money(balance.total)}
+          </Text>
+          <Text size="xs" c="dimmed" data-testid="balance-change">
+            {balanceYesterday
+              ? `${balance.total >= balanceYesterday.total ? '+' : '−'}${money(Math.abs(balance.total - balanceYesterday.total))} vs this time yesterday`
+              : 'no comparison: the account is less than a day old'}
+          </Text>
+          <Text size="xs" c="dimmed">
+            {`${money(balance.available)} available, ${money(balance.pending)} pending, ${money(balance.reserved)} reserved`}
+          </Text>
+        </Card>
       </SimpleGrid>
       <Text size="xs" c="dimmed" data-testid="figures-period">
         Today since 00:00 UTC in {currency.toUpperCase()}, against yesterday from 00:00 to {until}: figures are kept per

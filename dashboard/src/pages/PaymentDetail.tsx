@@ -196,7 +196,7 @@ function Actions({ payment }: { payment: Payment }) {
         key="cancel"
         label="Cancel"
         title="Cancel the payment"
-        color="red.9"
+        color="red"
         onConfirm={async () => {
           await payforward.payments.cancel(payment.id, {});
           await refresh();
@@ -211,7 +211,7 @@ function Actions({ payment }: { payment: Payment }) {
         key="refund"
         label="Refund"
         title="Refund the payment"
-        color="red.9"
+        color="red"
         onConfirm={async () => {
           await payforward.refunds.create({
             payment: payment.id,

@@ -2,10 +2,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { tenantScope } from '../../http/tenant-scope.js';
 import { errors, listOf, ref } from '../../http/route-schemas.js';
 import { IdParam } from '../../http/schemas.js';
-import { BalanceSchema, BalanceTransactionListQuery } from './schemas.js';
+import { BalanceQuery, BalanceSchema, BalanceTransactionListQuery } from './schemas.js';
 
 export const ledgerRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { ledger } = app.platform;
+  const { ledger, balanceHistory } = app.platform;
 
   app.get(
     '/v1/balance',
@@ -15,11 +15,15 @@ export const ledgerRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['Balance'],
         summary: 'Retrieve your balance',
         description:
-          'Funds per currency in this mode: `available` (can be paid out), `pending` (captured, not yet settled) and `reserved` (withheld). Read from running balances kept in the same transaction as the ledger entries.',
+          'Funds per currency in this mode: `available` (can be paid out), `pending` (captured, not yet settled) and `reserved` (withheld). Read from running balances kept in the same transaction as the ledger entries. With `at`, the balance as it stood at that past instant: every ledger movement whose balance transaction was `created` at or before it, read from the nearest hourly snapshot plus the movements between.',
+        querystring: BalanceQuery,
         response: { 200: BalanceSchema, ...errors },
       },
     },
-    async (request) => ledger.balances(tenantScope(request)),
+    async (request) =>
+      request.query.at === undefined
+        ? ledger.balances(tenantScope(request))
+        : balanceHistory.at(tenantScope(request), request.query.at),
   );
 
   app.get(

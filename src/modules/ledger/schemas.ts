@@ -20,6 +20,16 @@ export const BalanceSchema = Type.Object({
 });
 export type Balance = Static<typeof BalanceSchema>;
 
+export const BalanceQuery = StrictObject({
+  at: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      description:
+        'A past instant (Unix seconds, not before the account existed): the balance as it stood then, counting every movement `created` at or before it.',
+    }),
+  ),
+});
+
 export const BALANCE_TRANSACTION_TYPES = [
   'charge',
   'refund',

@@ -228,6 +228,34 @@ async function ensureAccounts(tx: Tx, scope: Scope, currency: string): Promise<A
   return new Map(found.map((row) => [accountKey(row.type, currency), row.id]));
 }
 
+/** The accounts GET /v1/balance shows: disputed amounts are withheld as much as an operator's reserve is. */
+export const BALANCE_ACCOUNT_TYPES = ['available', 'pending', 'reserve', 'disputes'] as const;
+
+export interface BalanceRow {
+  type: (typeof BALANCE_ACCOUNT_TYPES)[number];
+  currency: string;
+  balance: number;
+}
+
+/** Balance-bearing accounts (every currency's, sorted by currency) as the API shows them. */
+export function toBalance(rows: BalanceRow[], livemode: boolean): Balance {
+  const currencies = [...new Set(rows.map((row) => row.currency))];
+  const sum = (types: BalanceRow['type'][]) =>
+    currencies.map((currency) => ({
+      amount: rows
+        .filter((row) => types.includes(row.type) && row.currency === currency)
+        .reduce((total, row) => total + row.balance, 0),
+      currency,
+    }));
+  return {
+    object: 'balance',
+    available: sum(['available']),
+    pending: sum(['pending']),
+    reserved: sum(['reserve', 'disputes']),
+    livemode,
+  };
+}
+
 type BalanceTransactionRow = LedgerTransactionRow & { settlement_id: string | null; payout_id: string | null };
 
 function toBalanceTransaction(row: BalanceTransactionRow): BalanceTransaction {
@@ -401,31 +429,12 @@ export class LedgerService {
     const rows = await scopedRead(
       this.sql,
       scope,
-      (tx) => tx<{ type: AccountType; currency: string; balance: number }[]>`
+      (tx) => tx<BalanceRow[]>`
         SELECT type, currency, balance FROM ledger_accounts
         WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND type IN ('available', 'pending', 'reserve', 'disputes')
         ORDER BY currency, type`,
     );
-    const currencies = [...new Set(rows.map((row) => row.currency))];
-    const funds = (type: AccountType) =>
-      currencies.map((currency) => ({
-        amount: rows.find((row) => row.type === type && row.currency === currency)?.balance ?? 0,
-        currency,
-      }));
-    // Disputed amounts are withheld as much as an operator's reserve is: both count as reserved.
-    const reserved = currencies.map((currency) => ({
-      amount: rows
-        .filter((row) => (row.type === 'reserve' || row.type === 'disputes') && row.currency === currency)
-        .reduce((sum, row) => sum + row.balance, 0),
-      currency,
-    }));
-    return {
-      object: 'balance',
-      available: funds('available'),
-      pending: funds('pending'),
-      reserved,
-      livemode: scope.livemode,
-    };
+    return toBalance(rows, scope.livemode);
   }
 
   /**

@@ -38,6 +38,12 @@ const Session = Type.Object({
   }),
   livemode: Type.Boolean(),
   csrf_token: Type.String({ description: 'Send it as X-CSRF-Token on every request that changes state.' }),
+  account_suspended: Type.Boolean({
+    description:
+      'True when the platform operator has suspended the member’s tenant: every other route answers 403 ' +
+      '`account_suspended`, while this session can still be read and ended (DELETE /v1/sessions/current, with ' +
+      'the CSRF token).',
+  }),
   created: Type.Integer(),
   idle_expires_at: Type.Integer(),
   expires_at: Type.Integer(),
@@ -46,7 +52,7 @@ const Session = Type.Object({
   ),
 });
 
-function toSession(record: SessionRecord, recoveryCodes?: string[]) {
+function toSession(record: SessionRecord, accountSuspended: boolean, recoveryCodes?: string[]) {
   const role = record.role!;
   return {
     id: record.id,
@@ -56,6 +62,7 @@ function toSession(record: SessionRecord, recoveryCodes?: string[]) {
     scopes: isTenantRole(role) ? scopesOfRole(role) : [],
     livemode: record.livemode,
     csrf_token: record.csrfToken,
+    account_suspended: accountSuspended,
     created: Math.floor(record.createdAt / 1000),
     idle_expires_at: Math.floor((record.lastSeenAt + IDLE_TIMEOUT_MS) / 1000),
     expires_at: Math.floor((record.createdAt + ABSOLUTE_TIMEOUT_MS) / 1000),
@@ -64,7 +71,9 @@ function toSession(record: SessionRecord, recoveryCodes?: string[]) {
 }
 
 export const sessionRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const { users } = app.platform;
+  const { users, authenticator } = app.platform;
+  const suspended = (record: SessionRecord) =>
+    isTenantRole(record.role!) ? authenticator.isTenantSuspended(record.tenantId) : Promise.resolve(false);
 
   app.post(
     '/v1/sessions',
@@ -123,7 +132,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const { login_token: loginToken, ...factor } = request.body;
       const { token, record, recoveryCodes } = await users.finishLogin(requestContext(request), loginToken, factor);
       setSessionCookie(reply, token);
-      return toSession(record, recoveryCodes);
+      return toSession(record, await suspended(record), recoveryCodes);
     },
   );
 
@@ -153,12 +162,17 @@ export const sessionRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags,
         summary: 'The current session',
-        description: 'With its CSRF token, for a page loaded after sign-in.',
+        description:
+          'With its CSRF token, for a page loaded after sign-in. Answered for a suspended tenant’s member too ' +
+          '(`account_suspended: true`), so that the session can be ended.',
         security: [{ sessionCookie: [] }],
         response: { 200: Session, ...errors },
       },
     },
-    async (request) => toSession(currentSession(request).record),
+    async (request) => {
+      const { record } = currentSession(request);
+      return toSession(record, await suspended(record));
+    },
   );
 
   app.delete(

@@ -137,7 +137,8 @@ export const tenantRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: 'Suspend a tenant',
         description:
           'Refuses its secret, restricted and publishable keys, their access tokens and its dashboard sessions with ' +
-          '403 `account_suspended` on every route: at once on the process that answers, within a second on the ' +
+          '403 `account_suspended` on every route (a session may still read and end itself: ' +
+          'GET and DELETE /v1/sessions/current): at once on the process that answers, within a second on the ' +
           'others (at most `API_KEY_CACHE_TTL_MS` should a notification be lost). Requests already past ' +
           'authentication finish; settlements, payouts, webhook deliveries and other work on existing objects ' +
           'go on. Suspending a suspended tenant changes nothing.',
