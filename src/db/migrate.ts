@@ -79,6 +79,9 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
         analytics_platform_hourly, analytics_platform_daily, analytics_processor_hourly, analytics_platform_reviews
         FROM "${appRole}";
       GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "${FUNCTION_OWNER_ROLE}";
+      -- Every fold deletes the log's rows (040), and PostgreSQL 15 lets only a table's owner VACUUM it: the worker
+      -- owns this one table so that it can keep it small where autovacuum is off or slow to visit.
+      ALTER TABLE analytics_payment_changes OWNER TO "${workerRole}";
       REVOKE ALL ON schema_migrations FROM "${FUNCTION_OWNER_ROLE}";
       -- The audit trail is append-only (020_audit.sql): its chain heads and checkpoints change only through the
       -- append trigger and the worker_audit_* functions, and no role may rewrite or remove an entry.

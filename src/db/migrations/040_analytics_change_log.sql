@@ -31,7 +31,7 @@ CREATE TABLE analytics_payment_changes (
   last_payment_error jsonb
 );
 -- Every fold deletes what it moved, and the fold and the readers scan the log whole: vacuumed as soon as autovacuum
--- visits (at least once a minute), unthrottled, so the dead rows of the last minute are all a scan wades through.
+-- visits, unthrottled, and by the worker every 30 seconds (which owns the table for that, see migrate.ts).
 ALTER TABLE analytics_payment_changes SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
   autovacuum_vacuum_cost_delay = 0);
 ALTER TABLE analytics_payment_changes ENABLE ROW LEVEL SECURITY;

@@ -97,6 +97,14 @@ export async function foldAnalytics(workerSql: Sql): Promise<number> {
 }
 
 /**
+ * Vacuums the change log (the worker owns it, migrate.ts): the fold's DELETE leaves dead rows that the fold and every
+ * read would otherwise scan until autovacuum comes by, and on a server with autovacuum off, for ever.
+ */
+export async function vacuumAnalyticsLog(workerSql: Sql): Promise<void> {
+  await workerSql.unsafe('VACUUM analytics_payment_changes');
+}
+
+/**
  * Sums a period of a rollup kept both hourly and daily: its whole UTC days from the daily table, the hours before
  * the first and after the last whole day from the hourly one (all of it from the hourly one for an hourly series, or
  * when the period holds no whole day). A year reads a row per day instead of 24. A daily row holds only what the
