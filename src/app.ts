@@ -10,7 +10,7 @@ import swagger from '@fastify/swagger';
 import scalar from '@scalar/fastify-api-reference';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import { newId } from './lib/ids.js';
+import { requestIdGenerator } from './http/request-id.js';
 import type { Platform } from './platform.js';
 import { byPublishableKey, requireScope, type Auth } from './http/auth.js';
 import { declaredPlugin, requireRouteAuth, type AuthRequirement, type PublishableAccess } from './http/route-auth.js';
@@ -113,7 +113,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     // 3-D Secure challenge links carry a signed token (~300 characters) as a path parameter; the
     // default limit of 100 answered them with 414.
     routerOptions: { maxParamLength: 2048 },
-    genReqId: () => newId('req'),
+    genReqId: requestIdGenerator(config.requestIdHeader),
     // Per-request access lines only at debug: at thousands of payments a second they would cost more than the work.
     logController: new LogController({
       requestIdLogLabel: 'request_id',

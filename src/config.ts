@@ -65,6 +65,8 @@ export interface Config {
   authFailureWindowMs: number;
   /** fastify's trustProxy: which proxies' X-Forwarded-For names the client address. */
   trustProxy: boolean | string | ((address: string, hop: number) => boolean);
+  /** The header in which the proxy in front hands over its request id (see src/http/request-id.ts); none: ours. */
+  requestIdHeader: string | undefined;
   /** How long a resolved API key is cached; revocations reach every process by notification anyway. */
   apiKeyCacheTtlMs: number;
   /** Bearer token for GET /metrics on the API port; without it that route refuses every request. */
@@ -175,6 +177,13 @@ function trustProxy(raw: string | undefined): Config['trustProxy'] {
   return (_address, hop) => hop < hops;
 }
 
+// Only a proxy that always sets this header (and drops what a client sent in it) may be trusted with it.
+function requestIdHeader(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^[A-Za-z0-9-]{1,64}$/.test(raw)) throw new Error(`REQUEST_ID_HEADER must be a header name, got "${raw}"`);
+  return raw.toLowerCase();
+}
+
 // Seconds before each attempt, the first included: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
 const WEBHOOK_RETRY_SCHEDULE = [0, 5, 300, 1_800, 7_200, 18_000, 36_000, 50_400, 72_000, 86_400];
 
@@ -256,6 +265,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authFailuresPerAddress: num(env, 'AUTH_FAILURES_PER_ADDRESS', 20, 1),
     authFailureWindowMs: num(env, 'AUTH_FAILURE_WINDOW_MS', 60_000, 1),
     trustProxy: trustProxy(env.TRUST_PROXY),
+    requestIdHeader: requestIdHeader(optional(env, 'REQUEST_ID_HEADER')),
     apiKeyCacheTtlMs: num(env, 'API_KEY_CACHE_TTL_MS', 5_000, 0),
     metricsToken: optional(env, 'METRICS_TOKEN'),
     metricsPort: env.METRICS_PORT ? num(env, 'METRICS_PORT', 0, 1) : undefined,
