@@ -11,6 +11,7 @@ import scalar from '@scalar/fastify-api-reference';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { requestIdGenerator } from './http/request-id.js';
+import { logListenRetries } from './http/notification-listener.js';
 import type { Platform } from './platform.js';
 import { byPublishableKey, requireScope, type Auth } from './http/auth.js';
 import { declaredPlugin, requireRouteAuth, type AuthRequirement, type PublishableAccess } from './http/route-auth.js';
@@ -286,7 +287,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   });
 
   // Revocations made by other API processes reach this one's key cache by notification.
-  app.addHook('onReady', () => platform.authenticator.listen());
+  app.addHook('onReady', () => platform.authenticator.listen(logListenRetries(app.log, 'API key changes')));
   if (config.metricsPort !== undefined) {
     const metricsPort = config.metricsPort;
     let metricsServer: FastifyInstance | undefined;

@@ -45,6 +45,8 @@ export interface Config {
   dbReadPoolSize: number;
   /** API processes behind the one port (node:cluster); background workers run once, in the primary. */
   webConcurrency: number;
+  /** With WEB_CONCURRENCY > 1: how long an API process may take to listen before the primary kills and replaces it. */
+  apiProcessStartTimeoutMs: number;
   /**
    * Per simulated processor: latency, the probability (0–1) of a processing_error, and the
    * probability that the processor acts on a call and its answer is lost (a dropped connection).
@@ -242,6 +244,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolSize: num(env, 'DB_POOL_SIZE', 12, 2),
     dbReadPoolSize: num(env, 'DB_READ_POOL_SIZE', 4, 1),
     webConcurrency: wholeNumber(env, 'WEB_CONCURRENCY', 1, 1),
+    apiProcessStartTimeoutMs: num(env, 'API_PROCESS_START_TIMEOUT_MS', 120_000, 1_000),
     processors: Object.fromEntries(
       SIMULATED_PROCESSORS.map((name) => {
         const prefix = name.toUpperCase();
