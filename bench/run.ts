@@ -36,8 +36,15 @@
  *   BENCH_MIXED_CONNECTIONS    connections for the mixed workload (default 100)
  *   BENCH_WEB_CONCURRENCY      WEB_CONCURRENCY levels the mixed workload runs at, one server each (default 1,2)
  *   BENCH_PORT                 API port (default 4100; the bare server takes the next free one)
- *   BENCH_CPU_PROF=1           run the API with --cpu-prof; profiles and a summary in bench/results/cpuprof
+ *   BENCH_CPU_PROF=1           run the API with --cpu-prof; profiles and a summary in bench/results/cpuprof (the mixed
+ *                              server's processes: one profile each in bench/results/cpuprof/mixed_web<N>)
  *   BENCH_KEEP_DB=1            keep payforward_bench afterwards (for inspection)
+ *   BENCH_DB_NAME              the database to create, use and drop instead of payforward_bench
+ *   BENCH_PG_STATEMENTS=1      log every statement of the bench database (log_min_duration_statement = 0 on it alone)
+ *                              and rank, per measured run, the statements by PostgreSQL's time (bench/pg-statements.ts:
+ *                              pg_stat_statements needs a server restart); the log is read from BENCH_PG_LOG (default
+ *                              /var/log/postgresql/postgresql-<major>-main.log). Logging costs the server CPU: profile
+ *                              with it, measure without it
  *   BENCH_ANALYTICS_ROLLUPS=off  disable the analytics rollup triggers (analytics_*) on the bench database once
  *                              the API has migrated it: runs with and without compare what the rollups cost
  *                              the payment path (the analytics read them; nothing else does)
@@ -67,13 +74,17 @@ import {
 } from './proc.js';
 import { startAnalyticsFolds } from './analytics-fold.js';
 import { summarizeProfile } from './profile-summary.js';
+import { logOffset, readSlice, summarizeStatements, type StatementCost } from './pg-statements.js';
 import { reconcilePayments } from './reconcile.js';
 import { productionSecrets } from './secrets.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
 const RESULTS_DIR = join(BENCH_DIR, 'results');
-const DB_NAME = 'payforward_bench';
+// Its own name per person benchmarking on a shared server: a run drops the database it starts with.
+const DB_NAME = process.env.BENCH_DB_NAME || 'payforward_bench';
+if (!/^[a-z_][a-z0-9_]{0,62}$/.test(DB_NAME))
+  throw new Error(`BENCH_DB_NAME: "${DB_NAME}" is not a plain database name`);
 const TARGET = { paymentsPerSecond: 4000, p99Ms: 50, rssMb: 400, fraudOnVsOff: 0.9 };
 /** Issue 14: the seed's headline, "10,000+ requests per second, 50 ms average response", with a p99 bound. */
 const MIXED_TARGET = { requestsPerSecond: 10_000, meanMs: 50, p99Ms: 150 };
@@ -144,6 +155,8 @@ const config = {
   apiPort: positive('BENCH_PORT', 4100),
   cpuProf: env.BENCH_CPU_PROF === '1',
   keepDb: env.BENCH_KEEP_DB === '1',
+  pgStatements: env.BENCH_PG_STATEMENTS === '1',
+  pgLog: env.BENCH_PG_LOG,
   rollupsOff: env.BENCH_ANALYTICS_ROLLUPS === 'off',
   passThrough: Object.fromEntries(
     ['BATCH_MAX_CONCURRENCY', 'BATCH_MAX_SIZE', 'DB_POOL_SIZE', 'PROCESSOR_LATENCY_MS']
@@ -199,6 +212,8 @@ interface Diagnostics {
   event_loop_lag_p99_ms?: number | null;
   /** Average number of API backends seen in each state/wait event (sampled every 250 ms). */
   pg_backends?: Record<string, number>;
+  /** BENCH_PG_STATEMENTS=1: the statements that took the server's time during the run. */
+  pg_statements?: StatementCost[];
 }
 
 interface ScenarioResult {
@@ -405,6 +420,8 @@ interface DbSnapshot {
 }
 
 let monitorSql: postgres.Sql | undefined;
+/** BENCH_PG_STATEMENTS=1: the server log the statement durations are read from. */
+let pgLogFile: string | undefined;
 
 async function dbSnapshot(): Promise<DbSnapshot | undefined> {
   if (!monitorSql) return undefined;
@@ -467,6 +484,7 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
   const dbBefore = target.kind === 'api' ? await dbSnapshot() : undefined;
   const stopSampling = target.kind === 'api' ? sampleBackends() : undefined;
   const pgPids0 = await benchPostgresPids();
+  const logFrom = pgLogFile ? logOffset(pgLogFile) : undefined;
   const cpu0 = {
     server: treeCpuTicks(target.pid),
     pg: postgresTicks(),
@@ -488,6 +506,8 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
     self: process.cpuUsage(cpu0.self),
   };
   const pgBackends = await stopSampling?.();
+  const pgStatements =
+    pgLogFile && logFrom !== undefined ? summarizeStatements(readSlice(pgLogFile, logFrom), DB_NAME) : undefined;
   const dbAfter = target.kind === 'api' ? await dbSnapshot() : undefined;
   const metricsAfter = await scrape(target.metricsUrl, target.metricsToken);
   const peakRssKb = target.rss.resetWindow();
@@ -570,6 +590,7 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
     diagnostics.event_loop_lag_p99_ms = lag === undefined ? null : round(lag * 1000);
   }
   if (pgBackends) diagnostics.pg_backends = pgBackends;
+  if (pgStatements) diagnostics.pg_statements = pgStatements;
 
   const scenario: ScenarioResult = {
     scenario: spec.scenario,
@@ -618,6 +639,10 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
         `writes: mean ${c.writes.mean} ms, p99 ${c.writes.p99} ms (${c.writes.count})`,
     );
   }
+  for (const c of pgStatements?.slice(0, 15) ?? [])
+    console.log(
+      `    pg ${c.share_pct}% ${c.total_ms} ms ${c.calls}× ${c.mean_ms} ms ${c.phase}: ${c.statement.slice(0, 160)}`,
+    );
   await sleep(500);
   return scenario;
 }
@@ -978,9 +1003,17 @@ async function seedPayments(url: string, key: string, body: unknown, count: numb
  * connection's first request before it sends it, and the writes count what they send as they are built.
  */
 async function benchMixed(port: number, n: number) {
+  const profile: string[] = [];
+  if (config.cpuProf) {
+    // Every process of the server writes its own profile: cluster children inherit the primary's flags.
+    const profDir = join(RESULTS_DIR, 'cpuprof', `mixed_web${n}`);
+    rmSync(profDir, { recursive: true, force: true });
+    mkdirSync(profDir, { recursive: true });
+    profile.push('--cpu-prof', `--cpu-prof-dir=${profDir}`);
+  }
   const child = spawnNode(
     `PayForward (npm start, WEB_CONCURRENCY=${n})`,
-    ['--enable-source-maps', '--max-semi-space-size=32', 'dist/main.js', 'start'],
+    ['--enable-source-maps', '--max-semi-space-size=32', ...profile, 'dist/main.js', 'start'],
     { cwd: ROOT, env: { ...apiEnv(port, platformKey, metricsToken), WEB_CONCURRENCY: String(n) } },
   );
   children.add(child);
@@ -1585,6 +1618,15 @@ async function main() {
     await adminSql.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
     await adminSql.unsafe(`CREATE DATABASE ${DB_NAME}`);
     dbCreated = true;
+    if (config.pgStatements) {
+      const [{ major }] = await adminSql<
+        { major: string }[]
+      >`SELECT current_setting('server_version_num')::int / 10000 AS major`;
+      pgLogFile = config.pgLog ?? `/var/log/postgresql/postgresql-${major}-main.log`;
+      logOffset(pgLogFile); // fails now, not after the load, if the log cannot be read
+      // Only this database's connections log every statement; the server and its other databases are untouched.
+      await adminSql.unsafe(`ALTER DATABASE ${DB_NAME} SET log_min_duration_statement = 0`);
+    }
     monitorSql = postgres(benchDbUrl.toString(), {
       max: 2,
       onnotice: () => {},

@@ -10,7 +10,8 @@ import swagger from '@fastify/swagger';
 import scalar from '@scalar/fastify-api-reference';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import { newId } from './lib/ids.js';
+import { requestIdGenerator } from './http/request-id.js';
+import { logListenRetries } from './http/notification-listener.js';
 import type { Platform } from './platform.js';
 import { byPublishableKey, requireScope, type Auth } from './http/auth.js';
 import { declaredPlugin, requireRouteAuth, type AuthRequirement, type PublishableAccess } from './http/route-auth.js';
@@ -113,7 +114,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     // 3-D Secure challenge links carry a signed token (~300 characters) as a path parameter; the
     // default limit of 100 answered them with 414.
     routerOptions: { maxParamLength: 2048 },
-    genReqId: () => newId('req'),
+    genReqId: requestIdGenerator(config.requestIdHeader),
     // Per-request access lines only at debug: at thousands of payments a second they would cost more than the work.
     logController: new LogController({
       requestIdLogLabel: 'request_id',
@@ -286,7 +287,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   });
 
   // Revocations made by other API processes reach this one's key cache by notification.
-  app.addHook('onReady', () => platform.authenticator.listen());
+  app.addHook('onReady', () => platform.authenticator.listen(logListenRetries(app.log, 'API key changes')));
   if (config.metricsPort !== undefined) {
     const metricsPort = config.metricsPort;
     let metricsServer: FastifyInstance | undefined;

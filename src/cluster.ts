@@ -88,12 +88,21 @@ export interface ApiClusterOptions {
   /** The primary's own metrics (its workers'), added to the children's. */
   metrics: Metrics;
   log: Logger;
+  /**
+   * API_PROCESS_START_TIMEOUT_MS: an API process that has not listened this long after its fork is killed and
+   * replaced (an API process waits, for one, until its LISTEN connections are in place; see README).
+   */
+  startTimeoutMs: number;
 }
 
 /** The primary's side: forks, watches and stops the API processes. */
 export class ApiCluster {
   private readonly children = new Set<Worker>();
   private readonly listening = new Set<Worker>();
+  /** Start-up deadlines of the API processes not listening yet. */
+  private readonly deadlines = new Map<Worker, NodeJS.Timeout>();
+  /** API processes killed for missing their deadline: replaced, even during the start, not a start-up failure. */
+  private readonly overdue = new Set<Worker>();
   private readonly recentExits: number[] = [];
   private readonly gathering = new Map<number, (metrics: MetricJson[]) => void>();
   private nextGatherId = 0;
@@ -114,6 +123,8 @@ export class ApiCluster {
         // A child with METRICS_PORT listens twice (that port is shared across the children too).
         if (this.listening.has(worker)) return;
         this.listening.add(worker);
+        clearTimeout(this.deadlines.get(worker));
+        this.deadlines.delete(worker);
         this.options.log.info({ api_pid: worker.process.pid }, 'API process listening');
         if (!this.started && this.listening.size === this.options.size) {
           this.started = true;
@@ -141,15 +152,33 @@ export class ApiCluster {
   }
 
   private fork() {
-    this.children.add(cluster.fork());
+    const worker = cluster.fork();
+    this.children.add(worker);
+    const { startTimeoutMs } = this.options;
+    const deadline = setTimeout(() => {
+      this.deadlines.delete(worker);
+      if (this.stopping || worker.isDead()) return;
+      this.overdue.add(worker);
+      this.options.log.error(
+        { api_pid: worker.process.pid, start_timeout_ms: startTimeoutMs },
+        'API process not listening within API_PROCESS_START_TIMEOUT_MS; killing it and starting another',
+      );
+      // SIGKILL: a process stuck in its start has not installed the handler that would drain on SIGTERM.
+      worker.process.kill('SIGKILL');
+    }, startTimeoutMs);
+    deadline.unref();
+    this.deadlines.set(worker, deadline);
   }
 
   private onExit(worker: Worker, code: number | null, signal: string | null) {
     this.children.delete(worker);
+    clearTimeout(this.deadlines.get(worker));
+    this.deadlines.delete(worker);
+    const killedOverdue = this.overdue.delete(worker);
     const wasListening = this.listening.delete(worker);
     if (this.stopping) return;
     const pid = worker.process.pid;
-    if (!this.started && !wasListening) {
+    if (!this.started && !wasListening && !killedOverdue) {
       this.failStart?.(new Error(`API process ${pid} exited (code ${code}, signal ${signal}) before it listened`));
       this.stopping = true;
       for (const other of this.children) other.process.kill('SIGTERM');

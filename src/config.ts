@@ -45,6 +45,8 @@ export interface Config {
   dbReadPoolSize: number;
   /** API processes behind the one port (node:cluster); background workers run once, in the primary. */
   webConcurrency: number;
+  /** With WEB_CONCURRENCY > 1: how long an API process may take to listen before the primary kills and replaces it. */
+  apiProcessStartTimeoutMs: number;
   /**
    * Per simulated processor: latency, the probability (0–1) of a processing_error, and the
    * probability that the processor acts on a call and its answer is lost (a dropped connection).
@@ -65,6 +67,8 @@ export interface Config {
   authFailureWindowMs: number;
   /** fastify's trustProxy: which proxies' X-Forwarded-For names the client address. */
   trustProxy: boolean | string | ((address: string, hop: number) => boolean);
+  /** The header in which the proxy in front hands over its request id (see src/http/request-id.ts); none: ours. */
+  requestIdHeader: string | undefined;
   /** How long a resolved API key is cached; revocations reach every process by notification anyway. */
   apiKeyCacheTtlMs: number;
   /** Bearer token for GET /metrics on the API port; without it that route refuses every request. */
@@ -175,6 +179,13 @@ function trustProxy(raw: string | undefined): Config['trustProxy'] {
   return (_address, hop) => hop < hops;
 }
 
+// Only a proxy that always sets this header (and drops what a client sent in it) may be trusted with it.
+function requestIdHeader(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^[A-Za-z0-9-]{1,64}$/.test(raw)) throw new Error(`REQUEST_ID_HEADER must be a header name, got "${raw}"`);
+  return raw.toLowerCase();
+}
+
 // Seconds before each attempt, the first included: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
 const WEBHOOK_RETRY_SCHEDULE = [0, 5, 300, 1_800, 7_200, 18_000, 36_000, 50_400, 72_000, 86_400];
 
@@ -233,6 +244,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolSize: num(env, 'DB_POOL_SIZE', 12, 2),
     dbReadPoolSize: num(env, 'DB_READ_POOL_SIZE', 4, 1),
     webConcurrency: wholeNumber(env, 'WEB_CONCURRENCY', 1, 1),
+    apiProcessStartTimeoutMs: num(env, 'API_PROCESS_START_TIMEOUT_MS', 120_000, 1_000),
     processors: Object.fromEntries(
       SIMULATED_PROCESSORS.map((name) => {
         const prefix = name.toUpperCase();
@@ -256,6 +268,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authFailuresPerAddress: num(env, 'AUTH_FAILURES_PER_ADDRESS', 20, 1),
     authFailureWindowMs: num(env, 'AUTH_FAILURE_WINDOW_MS', 60_000, 1),
     trustProxy: trustProxy(env.TRUST_PROXY),
+    requestIdHeader: requestIdHeader(optional(env, 'REQUEST_ID_HEADER')),
     apiKeyCacheTtlMs: num(env, 'API_KEY_CACHE_TTL_MS', 5_000, 0),
     metricsToken: optional(env, 'METRICS_TOKEN'),
     metricsPort: env.METRICS_PORT ? num(env, 'METRICS_PORT', 0, 1) : undefined,

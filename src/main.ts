@@ -146,7 +146,13 @@ async function main(command = 'start', args: string[] = []) {
   const workers = runsWorkers ? startWorkers(platform, app.log) : undefined;
   if (child) serveClusterMetrics(platform.metrics);
   const apiCluster = clustered
-    ? new ApiCluster({ size: config.webConcurrency, database, metrics: platform.metrics, log })
+    ? new ApiCluster({
+        size: config.webConcurrency,
+        database,
+        metrics: platform.metrics,
+        log,
+        startTimeoutMs: config.apiProcessStartTimeoutMs,
+      })
     : undefined;
   if (clustered && !config.redisUrl)
     log.warn(

@@ -172,6 +172,7 @@ export function createPlatform(
       ? new ReadRouter(sql, replica, {
           maxLagMs: config.replicaMaxLagMs,
           pollMs: config.replicaPollMs,
+          primaryReadPool: readSql,
           onRead: (target, reason) => metrics.dbReads.inc({ target, reason }),
           onStatus: (status) => {
             metrics.replicaLag.set(status.state === 'down' || status.lag_ms === null ? -1 : status.lag_ms / 1000);
@@ -179,7 +180,7 @@ export function createPlatform(
           },
         })
       : undefined;
-  const reads = readRouter ?? primaryReads(sql);
+  const reads = readRouter ?? primaryReads(sql, readSql);
   const authenticator = new Authenticator(sql, {
     platformApiKey: secrets.platformApiKey,
     jwtSecret: secrets.jwtSecret,
@@ -203,7 +204,7 @@ export function createPlatform(
   const customers = new CustomerService(sql, now, reads);
   const paymentMethods = new PaymentMethodService(sql, vault, router, processorsFor, customers, now);
   const pricing = new PricingService(sql);
-  const ledger = new LedgerService(sql, now, reads);
+  const ledger = new LedgerService(sql, now, reads, readSql);
   const settlementScheduleFor = (tenantId: string) => tenants.settlementScheduleFor(tenantId);
   const bankAccounts = new BankAccountService(sql, vault, now);
   const payouts = new PayoutService(sql, ledger, bankAccounts, workerSql, now, reads);

@@ -508,11 +508,24 @@ describe('deploy/ manifests', () => {
     const lua = plugin('pre-function').config.access.join('\n');
     expect(lua).toContain(`set_header("${rate.header_name}"`);
     expect(lua).toContain(`clear_header("${rate.header_name}"`);
-    // Kong's own id must not overwrite the API's `request-id` (the one in our logs and error bodies).
+    // One request id end to end: the header the API trusts (REQUEST_ID_HEADER) is the one Kong sets, echoes and logs.
     const apiRequestId = /reply\.header\('([^']+)', request\.id\)/.exec(read('src/app.ts'))![1];
     expect(apiRequestId).toBe('request-id');
-    expect(plugin('correlation-id').config.header_name.toLowerCase()).not.toBe(apiRequestId);
+    const trusted = loadConfig({ REQUEST_ID_HEADER: compose['x-api'].environment.REQUEST_ID_HEADER }).requestIdHeader!;
+    expect(trusted).toBe('x-request-id');
+    expect(plugin('correlation-id').config.header_name.toLowerCase()).toBe(trusted);
+    expect(plugin('correlation-id').config.echo_downstream).toBe(true);
     expect(plugin('file-log').config.custom_fields_by_lua.request_id).toContain(`"${apiRequestId}"`);
+    // The pre-function replaces whatever a client sent with an id in the API's format, or the API would not keep it:
+    // req_, 10 digits of time and 14 random ones, in newId's alphabet.
+    const minting = plugin('pre-function').config.access.find((code: string) => code.includes('X-Request-Id'));
+    expect(minting).toMatch(new RegExp(`set_header\\("${trusted}", "req_" \\.\\.`, 'i'));
+    const alphabet = /const ALPHABET = '([^']+)'/.exec(read('src/lib/ids.ts'))![1];
+    expect(minting).toContain(`local alphabet = "${alphabet}"`);
+    expect(minting).toMatch(/for i = 10, 1, -1 do/);
+    expect(minting).toMatch(/for i = 1, 14 do[\s\S]*math\.random\(0, 31\)/);
+    // Behind the ingress (Helm) nothing replaces a client's X-Request-Id: the API mints its own there.
+    expect(values.config.REQUEST_ID_HEADER).toBeUndefined();
     expect(plugin('file-log').config.custom_fields_by_lua['request.headers.authorization']).toBe('return nil');
     expect(plugin('response-transformer').config.add.headers.join()).toMatch(/^Strict-Transport-Security: max-age=\d+/);
     const routes = kong.services[0].routes;

@@ -11,6 +11,8 @@ import {
   type TestApp,
   type TestTenant,
 } from './helpers.js';
+import { loadConfig } from '../src/config.js';
+import { idFloor, newId } from '../src/lib/ids.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -455,11 +457,83 @@ describe('request ids', () => {
   });
 
   it('a client-supplied request-id header is not trusted', async () => {
+    // Well-formed and current, as a trusted proxy's would be: without REQUEST_ID_HEADER it is ignored all the same.
+    const wellFormed = newId('req');
     const response = await call(t.app, tenant.testKey, 'GET', '/v1/payments/pay_missing', undefined, {
-      'request-id': 'req_spoofed',
-      'x-request-id': 'req_spoofed',
+      'request-id': wellFormed,
+      'x-request-id': wellFormed,
     });
-    expect(response.headers['request-id']).not.toBe('req_spoofed');
+    expect(response.headers['request-id']).toMatch(/^req_/);
+    expect(response.headers['request-id']).not.toBe(wellFormed);
     expect(response.json().error.request_id).toBe(response.headers['request-id']);
+  });
+});
+
+describe('request ids from a trusted proxy (REQUEST_ID_HEADER)', () => {
+  let proxied: TestApp;
+  let proxiedTenant: TestTenant;
+  beforeAll(async () => {
+    // debug: each request's access lines are logged, labelled with its id.
+    proxied = await bootApp({ REQUEST_ID_HEADER: 'X-Request-Id', LOG_LEVEL: 'debug' });
+    proxiedTenant = await createTenant(proxied.app, 'Proxied tenant');
+  });
+  afterAll(() => proxied?.close());
+
+  it("keeps the proxy's id: in the response header, the error body, the logs and the request log", async () => {
+    const id = newId('req');
+    const response = await call(proxied.app, proxiedTenant.testKey, 'GET', '/v1/payments/pay_missing', undefined, {
+      'x-request-id': id,
+    });
+    expect(response.statusCode).toBe(404);
+    expect(response.headers['request-id']).toBe(id);
+    expect(response.json().error.request_id).toBe(id);
+    const lines = proxied.logs.map((line) => JSON.parse(line)).filter((line) => line.request_id === id);
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    await proxied.platform.requestLogRecorder.flush();
+    const logged = await call(proxied.app, proxiedTenant.testKey, 'GET', `/v1/request_logs/${id}`);
+    expect(logged.statusCode, logged.body).toBe(200);
+    expect(logged.json()).toMatchObject({ id, status: 404, path: '/v1/payments/pay_missing' });
+  });
+
+  it('gives any other value a fresh id and answers the request as if none had been sent', async () => {
+    const current = newId('req');
+    const hostile: (string | string[])[] = [
+      '',
+      'req_spoofed',
+      'x'.repeat(10_000),
+      current.toUpperCase(),
+      `${current}0`,
+      current.slice(0, -1),
+      current.replace('req_', 'pay_'),
+      `${current.slice(0, -1)}u`, // u is not in the alphabet
+      `${idFloor('req', new Date(Date.now() + 86_400_000))}00000000000000`, // a day ahead
+      `${idFloor('req', new Date(Date.now() - 86_400_000))}00000000000000`, // a day old
+      `${idFloor('req', new Date(0))}00000000000000`,
+      'req_zzzzzzzzzzzzzzzzzzzzzzzz', // beyond any time
+      `${current}; drop table request_logs`,
+      `${current.slice(0, -1)}é`,
+      [current, newId('req')], // the header twice
+    ];
+    const baseline = await call(proxied.app, proxiedTenant.testKey, 'GET', '/v1/payments?limit=1');
+    expect(baseline.statusCode).toBe(200);
+    const seen = new Set<string>();
+    for (const value of hostile) {
+      const response = await call(proxied.app, proxiedTenant.testKey, 'GET', '/v1/payments?limit=1', undefined, {
+        'x-request-id': value as string,
+      });
+      const label = JSON.stringify(value).slice(0, 80);
+      expect(response.statusCode, label).toBe(200);
+      const id = response.headers['request-id'] as string;
+      expect(id, label).toMatch(/^req_[0-9a-z]{24}$/);
+      expect([value].flat(), label).not.toContain(id);
+      seen.add(id);
+    }
+    expect(seen.size).toBe(hostile.length);
+  });
+
+  it('rejects at start-up a REQUEST_ID_HEADER that is not a header name', () => {
+    expect(() => loadConfig({ REQUEST_ID_HEADER: 'X-Request-Id: req_1' })).toThrow(/REQUEST_ID_HEADER/);
+    expect(loadConfig({ REQUEST_ID_HEADER: 'X-Request-Id' }).requestIdHeader).toBe('x-request-id');
+    expect(loadConfig({}).requestIdHeader).toBeUndefined();
   });
 });

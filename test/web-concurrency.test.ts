@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootAppOnOwnDatabase, type TestApp } from './helpers.js';
+import { emptyDatabase } from './migrations.js';
+import { createServer, connect as connectTcp, type Server, type Socket } from 'node:net';
 import { freePort, startServer, stopServer, waitFor, type ServerProcess } from './process.js';
 
 // WEB_CONCURRENCY=2 on the real binary: two API processes behind one port, the workers once in the primary,
@@ -78,9 +80,9 @@ const alive = (pid: number) => {
   }
 };
 
-/** The log lines the server wrote (JSON ones only), from line `from` on. */
-function logLines(from = 0): Array<Record<string, any>> {
-  return server
+/** The log lines a server (this file's first, by default) wrote (JSON ones only), from line `from` on. */
+function logLines(from = 0, of: ServerProcess = server): Array<Record<string, any>> {
+  return of
     .output()
     .split('\n')
     .slice(from)
@@ -246,4 +248,142 @@ describe('WEB_CONCURRENCY=2', () => {
       ).toBe(true);
     expect(after.some((l) => l.message === 'API process exited; starting another in its place')).toBe(false);
   }, 60_000);
+});
+
+/**
+ * Between the app and PostgreSQL: `freeze()` holds every answer the server sends on a connection that has finished its
+ * start-up (its first ReadyForQuery), as a server that stopped answering would, while new connections still open.
+ */
+class FreezingProxy {
+  frozen = false;
+  private readonly held = new Set<Socket>();
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+  ) {}
+
+  static async start(target: URL): Promise<FreezingProxy> {
+    let proxy: FreezingProxy | undefined = undefined;
+    const server = createServer((client) =>
+      proxy!.relay(client, connectTcp(Number(target.port || 5432), target.hostname)),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    proxy = new FreezingProxy(server, (server.address() as { port: number }).port);
+    return proxy;
+  }
+
+  thaw() {
+    this.frozen = false;
+    for (const socket of this.held) socket.resume();
+    this.held.clear();
+  }
+
+  async close() {
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+
+  private relay(client: Socket, server: Socket) {
+    let started = false;
+    let pending = Buffer.alloc(0);
+    client.on('data', (chunk) => server.write(chunk));
+    server.on('data', (chunk) => {
+      if (!started) {
+        // Server messages: a type byte and a length; the start-up ends with ReadyForQuery ('Z').
+        pending = Buffer.concat([pending, chunk]);
+        for (let at = 0; at + 5 <= pending.length; at += 1 + pending.readInt32BE(at + 1))
+          if (pending[at] === 0x5a) started = true;
+      } else if (this.frozen) {
+        server.pause();
+        this.held.add(server);
+        return void server.unshift(chunk);
+      }
+      client.write(chunk);
+    });
+    client.on('close', () => server.destroy());
+    server.on('close', () => client.destroy());
+    client.on('error', () => {});
+    server.on('error', () => {});
+  }
+
+  freeze() {
+    this.frozen = true;
+  }
+}
+
+// An API process stuck in its start: its first query (the role check) never answered, as with a server that stopped
+// answering. Without a deadline it would wait for ever (the driver has no query timeout); the primary must kill it at
+// API_PROCESS_START_TIMEOUT_MS and start another, which starts once the database answers again.
+describe('WEB_CONCURRENCY=2: an API process that does not start in time', () => {
+  // Above a healthy start of an API process under tsx on a busy machine (see README: 48-185 s for dist/main.js at
+  // nice 19 and a load average of 11-19, 10-30 s usually).
+  const START_TIMEOUT_MS = 90_000;
+  let database: { url: string; drop(): Promise<void> };
+  let proxy: FreezingProxy;
+  let stalled: ServerProcess;
+  let stalledPort: number;
+
+  beforeAll(async () => {
+    database = await emptyDatabase('web_concurrency_start');
+    proxy = await FreezingProxy.start(new URL(database.url));
+    const throughProxy = new URL(database.url);
+    throughProxy.hostname = '127.0.0.1';
+    throughProxy.port = String(proxy.port);
+    stalledPort = await freePort();
+    stalled = await startServer('api', {
+      DATABASE_URL: throughProxy.toString(),
+      DATA_DIR: mkdtempSync(join(tmpdir(), 'payforward-cluster-start-')),
+      PORT: String(stalledPort),
+      WEB_CONCURRENCY: '2',
+      API_PROCESS_START_TIMEOUT_MS: String(START_TIMEOUT_MS),
+      SEED_DEMO_TENANT: 'false',
+      PLATFORM_API_KEY: PLATFORM_KEY,
+    });
+    await waitFor(() => stalled.output().includes('2 API processes'), 3 * START_TIMEOUT_MS, 'the start banner');
+  }, 4 * START_TIMEOUT_MS);
+
+  afterAll(async () => {
+    proxy?.thaw();
+    if (stalled) await stopServer(stalled);
+    await proxy?.close();
+    await database?.drop();
+  });
+
+  it(
+    'kills an API process whose start waits on an unanswered query, and starts another',
+    async () => {
+      const primary = stalled.child.pid!;
+      const [killed, survivor] = childPids(primary);
+      const from = stalled.output().split('\n').length - 1;
+      proxy.freeze();
+      process.kill(killed, 'SIGKILL');
+
+      const overdue = await waitFor(
+        () =>
+          logLines(from, stalled).find(
+            (l) =>
+              l.message ===
+              'API process not listening within API_PROCESS_START_TIMEOUT_MS; killing it and starting another',
+          ),
+        START_TIMEOUT_MS + 60_000,
+        'the start-up deadline to kill the stuck API process',
+      );
+      expect(overdue.start_timeout_ms).toBe(START_TIMEOUT_MS);
+      expect([killed, survivor]).not.toContain(overdue.api_pid);
+      await waitFor(() => !alive(overdue.api_pid), 20_000, 'the stuck API process to be killed');
+
+      // The database answers again: the next replacement starts, and the primary runs two API processes again.
+      proxy.thaw();
+      const replacement = await waitFor(
+        () =>
+          logLines(from, stalled).find(
+            (l) => l.message === 'API process listening' && l.api_pid !== survivor && l.api_pid !== overdue.api_pid,
+          )?.api_pid as number | undefined,
+        3 * START_TIMEOUT_MS,
+        'a replacement that starts',
+      );
+      expect(childPids(primary).sort()).toEqual([survivor, replacement].sort());
+      expect((await fetch(`http://127.0.0.1:${stalledPort}/health`)).status).toBe(200);
+    },
+    6 * START_TIMEOUT_MS,
+  );
 });

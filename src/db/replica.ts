@@ -1,4 +1,4 @@
-import { inScope, isDatabaseUnavailable, type Scope, type Sql, type Tx } from './index.js';
+import { inScope, isDatabaseUnavailable, scopedPageRead, type Scope, type Sql, type Tx } from './index.js';
 
 /** Where a read that tolerates staleness is served from, and why (the `db_reads_total` labels). */
 export type ReadTarget = 'replica' | 'primary';
@@ -19,16 +19,29 @@ export interface ReplicaStatus {
 /** Runs a stale-tolerant read in the caller's tenant scope, on whichever server may serve it. */
 export interface Reads {
   inScope<T>(scope: Scope, fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * A list's page: queries queued in one tick (the page, its cursor check) sent with BEGIN, the scope and COMMIT in
+   * one round trip (scopedPageRead), on the primary's read pool when the primary serves it.
+   */
+  page<T>(scope: Scope, query: (tx: Tx) => Promise<T>): Promise<T>;
 }
 
-/** With no replica configured every read is the primary's. */
-export function primaryReads(sql: Sql): Reads {
-  return { inScope: (scope, fn) => inScope(sql, scope, fn) };
+/**
+ * With no replica configured every read is the primary's. `readPool` serves the one-round-trip pages: the pool of the
+ * batched payment reads, so that a list never queues behind the write batches for a connection.
+ */
+export function primaryReads(sql: Sql, readPool: Sql = sql): Reads {
+  return {
+    inScope: (scope, fn) => inScope(sql, scope, fn),
+    page: (scope, query) => scopedPageRead(readPool, scope, query),
+  };
 }
 
 export interface ReadRouterOptions {
   maxLagMs: number;
   pollMs: number;
+  /** The primary's pool for pages (see Reads.page); the primary's main pool if not given. */
+  primaryReadPool?: Sql;
   /** Clients whose writes are remembered one by one; beyond it the oldest fold into a floor every client waits for. */
   maxClients?: number;
   onRead?: (target: ReadTarget, reason: ReadReason) => void;
@@ -107,14 +120,22 @@ export class ReadRouter implements Reads {
   }
 
   inScope<T>(scope: Scope, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.routed(scope, (sql) => inScope(sql, scope, fn), this.primary);
+  }
+
+  page<T>(scope: Scope, query: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.routed(scope, (sql) => scopedPageRead(sql, scope, query), this.options.primaryReadPool ?? this.primary);
+  }
+
+  private routed<T>(scope: Scope, read: (sql: Sql) => Promise<T>, primary: Sql): Promise<T> {
     const reason = this.route(clientOf(scope));
     this.options.onRead?.(reason === 'replica' ? 'replica' : 'primary', reason);
-    if (reason !== 'replica') return inScope(this.primary, scope, fn);
-    return inScope(this.replica, scope, fn).catch((error: unknown) => {
+    if (reason !== 'replica') return read(primary);
+    return read(this.replica).catch((error: unknown) => {
       if (!replicaFailed(error)) throw error;
       if (isDatabaseUnavailable(error)) this.markDown(error);
       this.options.onRead?.('primary', 'fallback');
-      return inScope(this.primary, scope, fn);
+      return read(primary);
     });
   }
 

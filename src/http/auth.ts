@@ -165,8 +165,8 @@ export class Authenticator {
    * only once the revoke or roll has committed, and a reload right after it sees the new state.
    * Whatever is sent while the listening connection is down is lost: caching stops until it is back.
    */
-  async listen() {
-    await this.keyChanges?.start();
+  async listen(onRetry?: (error: unknown, retryInMs: number) => void) {
+    await this.keyChanges?.start(onRetry);
   }
 
   async stopListening() {

@@ -1,4 +1,5 @@
 import postgres from 'postgres';
+import type { FastifyBaseLogger } from 'fastify';
 
 export interface NotificationHandlers {
   onNotify(payload: string): void;
@@ -49,10 +50,17 @@ export class NotificationListener {
     this.connection = postgres(url, options as postgres.Options<Record<string, never>>);
   }
 
-  /** Resolves once the first LISTEN is in place. */
-  start(): Promise<void> {
+  /**
+   * Resolves once the first LISTEN is in place, however long that takes: the process must not serve with caches that
+   * would miss revocations. `onRetry` hears of each failed attempt: without it a process whose database refuses the
+   * connection (too many connections, say) waits at start-up and says nothing.
+   */
+  start(onRetry?: (error: unknown, retryInMs: number) => void): Promise<void> {
+    this.onRetry = onRetry;
     return this.subscribe();
   }
+
+  private onRetry?: (error: unknown, retryInMs: number) => void;
 
   private subscribe(): Promise<void> {
     // A loss reported while LISTEN is in flight sets `lost` again, so the loop listens once more.
@@ -62,8 +70,9 @@ export class NotificationListener {
         try {
           await this.connection.unsafe(`LISTEN "${this.channel.replace(/"/g, '""')}"`);
           if (!this.lost) this.handlers.onUp();
-        } catch {
+        } catch (error) {
           this.lost = true;
+          this.onRetry?.(error, delay);
           await new Promise((resolve) => setTimeout(resolve, delay));
         }
       }
@@ -75,4 +84,13 @@ export class NotificationListener {
     this.stopped = true;
     await this.connection.end({ timeout: 1 });
   }
+}
+
+/** NotificationListener.start's onRetry for a process's log: `what` the notifications keep current. */
+export function logListenRetries(log: FastifyBaseLogger, what: string) {
+  return (error: unknown, retryInMs: number) =>
+    log.warn(
+      { err: error, retry_in_ms: retryInMs },
+      `LISTEN for ${what} failed: this process waits for it before serving, and tries again`,
+    );
 }

@@ -56,6 +56,21 @@ export function idFloor(prefix: string, time: Date): string {
   return `${prefix}_${timeHead(time.getTime())}`;
 }
 
+/**
+ * The creation time (ms) an id in newId's format carries, or undefined for anything else: the prefix, then 24
+ * characters of the alphabet (10 of time, 14 random).
+ */
+export function idTime(prefix: string, id: string): number | undefined {
+  if (id.length !== prefix.length + 25 || !id.startsWith(`${prefix}_`)) return undefined;
+  let ms = 0;
+  for (let i = prefix.length + 1; i < id.length; i++) {
+    const digit = ALPHABET.indexOf(id[i]);
+    if (digit < 0) return undefined;
+    if (i < prefix.length + 11) ms = ms * 32 + digit;
+  }
+  return ms;
+}
+
 function timeHead(ms: number): string {
   let head = '';
   for (let i = 0; i < 10; i++) {

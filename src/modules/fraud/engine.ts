@@ -251,8 +251,8 @@ export class FraudEngine {
     this.log = log;
   }
 
-  listen() {
-    return this.changes?.start();
+  listen(onRetry?: (error: unknown, retryInMs: number) => void) {
+    return this.changes?.start(onRetry);
   }
 
   stopListening() {

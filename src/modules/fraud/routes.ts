@@ -1,3 +1,4 @@
+import { logListenRetries } from '../../http/notification-listener.js';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { auditContext } from '../../http/audit-context.js';
 import { Type } from 'typebox';
@@ -44,7 +45,7 @@ export const fraudRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.platform.fraud.useLogger(app.log);
   // Rule and list changes made by other processes reach this one's cache by notification.
   app.addHook('onReady', async () => {
-    await app.platform.fraud.listen();
+    await app.platform.fraud.listen(logListenRetries(app.log, 'fraud rule and list changes'));
   });
 
   app.get(

@@ -288,6 +288,8 @@ export class LedgerService {
     private readonly now: Clock = systemClock,
     /** Stale-tolerant reads (lists): the replica when DATABASE_REPLICA_URL is set. */
     private readonly reads: Reads = primaryReads(sql),
+    /** The primary's pool for one-statement reads (the balance): not the one the write batches queue on. */
+    private readonly readSql: Sql = sql,
   ) {}
 
   /**
@@ -427,7 +429,7 @@ export class LedgerService {
   /** The tenant's available, pending and reserved funds, per currency it has ever held. */
   async balances(scope: Scope): Promise<Balance> {
     const rows = await scopedRead(
-      this.sql,
+      this.readSql,
       scope,
       (tx) => tx<BalanceRow[]>`
         SELECT type, currency, balance FROM ledger_accounts

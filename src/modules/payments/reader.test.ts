@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Scope } from '../../db/index.js';
+import { scopedPageRead, type Scope } from '../../db/index.js';
 import { bootWithTenants, call, ok, type TestApp, type TestTenant } from '../../../test/helpers.js';
 import { createPaymentReader } from './repo.js';
 
@@ -68,5 +68,67 @@ describe('createPaymentReader', () => {
     expect(mine.json().id).toBe(id);
     const theirs = await call(t.app, b.testKey, 'GET', `/v1/payments/${id}`);
     expect(theirs.statusCode).toBe(404);
+  });
+});
+
+describe('a list of payments: one statement in one round trip (Reads.page)', () => {
+  it('reads the page with its attempts in index order, under the scope: no sort of the tenant, no other tenant', async () => {
+    // Many payments of another tenant and a few of A, as in a shared production table, with fresh statistics.
+    const own = [await paymentOf(a), await paymentOf(a), await paymentOf(a)];
+    await t.admin`
+      INSERT INTO payments SELECT (jsonb_populate_record(null::payments, to_jsonb(p) || jsonb_build_object(
+        'id', p.id || 'x' || g, 'idempotency_key', null))).*
+      FROM generate_series(1, 2000) g, (SELECT * FROM payments WHERE tenant_id = ${b.id} LIMIT 1) p`;
+    await t.admin`ANALYZE payments`;
+    const plan = await scopedPageRead(
+      t.platform.sql,
+      scopeOf(a),
+      (tx) => tx<{ 'QUERY PLAN': unknown }[]>`EXPLAIN (FORMAT JSON)
+        SELECT * FROM payments AS item WHERE tenant_id = ${a.id} AND livemode = false ORDER BY id DESC LIMIT 11`,
+    );
+    const nodes = JSON.stringify(plan[0]['QUERY PLAN']);
+    // Walked in the list's order and stopped at the page's end, whatever the statistics say of A's share.
+    expect(nodes).toMatch(/"Node Type":"Index Scan"/);
+    expect(nodes).not.toMatch(/"Node Type":"(Sort|Bitmap Heap Scan|Seq Scan)"/);
+
+    // Row-level security applies to a page read as to any other: A's scope shows none of B's rows.
+    const leaked = await scopedPageRead(
+      t.platform.sql,
+      scopeOf(a),
+      (tx) => tx`SELECT id FROM payments WHERE tenant_id = ${b.id} LIMIT 1`,
+    );
+    expect(leaked).toHaveLength(0);
+
+    const page = await ok(await call(t.app, a.testKey, 'GET', '/v1/payments?limit=2'));
+    expect(page.data.map((p: { id: string }) => p.id)).toEqual([own[2], own[1]]);
+    expect(page.has_more).toBe(true);
+    expect(page.data[0].attempts).toEqual([]);
+    const next = await ok(
+      await call(t.app, a.testKey, 'GET', `/v1/payments?limit=2&starting_after=${page.data[1].id}`),
+    );
+    expect(next.data[0].id).toBe(own[0]);
+    // The cursor's check travels with the page: another tenant's id as a cursor is still a 400.
+    const [ofB] = await t.admin<{ id: string }[]>`SELECT id FROM payments WHERE tenant_id = ${b.id} LIMIT 1`;
+    const foreign = await call(t.app, a.testKey, 'GET', `/v1/payments?limit=2&starting_after=${ofB.id}`);
+    expect(foreign.statusCode).toBe(400);
+    expect(foreign.json().error).toMatchObject({ code: 'resource_missing', param: 'starting_after' });
+  });
+
+  it('lists a payment with its attempts and fraud outcome as a retrieve shows them', async () => {
+    const paid = await ok(
+      await call(t.app, b.testKey, 'POST', '/v1/payments', {
+        amount: 2_500,
+        currency: 'usd',
+        payment_method: {
+          type: 'card',
+          card: { number: '4242424242424242', exp_month: 12, exp_year: 2030, cvc: '123' },
+        },
+        confirm: true,
+      }),
+    );
+    const listed = await ok(await call(t.app, b.testKey, 'GET', '/v1/payments?limit=1'));
+    const retrieved = await ok(await call(t.app, b.testKey, 'GET', `/v1/payments/${paid.id}`));
+    expect(listed.data[0]).toEqual(retrieved);
+    expect(retrieved.attempts.length).toBeGreaterThanOrEqual(1);
   });
 });

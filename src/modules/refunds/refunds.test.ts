@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootWithTenants, call, card, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
+import {
+  bootApp,
+  bootWithTenants,
+  call,
+  card,
+  TEST_CARDS,
+  type TestApp,
+  type TestTenant,
+} from '../../../test/helpers.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -261,5 +269,33 @@ describe('concurrent refunds', () => {
     expect(ok[0].json().amount).toBe(1200);
     expect(results.every((r) => r.statusCode === 200 || r.statusCode === 400)).toBe(true);
     expect((await get(`/v1/payments/${payment.id}`)).json().amount_refunded).toBe(1200);
+  });
+});
+
+describe('a refund the processor fails', () => {
+  let failing: TestApp;
+  beforeAll(async () => {
+    // The same database through an app whose processors fail every call: the payment is captured by `t`.
+    failing = await bootApp({ PROCESSOR_FAILURE_RATE: '1' });
+  });
+  afterAll(() => failing?.close());
+
+  it('gives its reserved amount back, writes refund.failed and posts nothing', async () => {
+    const payment = await paid(1500);
+    const balance = async () => (await get('/v1/balance')).json().pending;
+    const before = await balance();
+    const res = await call(failing.app, tenant.testKey, 'POST', '/v1/refunds', { payment: payment.id, amount: 500 });
+    expect(res.statusCode, res.body).toBe(200);
+    const refund = res.json();
+    expect(refund).toMatchObject({ status: 'failed', failure_reason: 'processor_error', amount: 500 });
+    expect(refund.balance_transaction).toBeNull();
+    expect((await get(`/v1/payments/${payment.id}`)).json().amount_refunded).toBe(0);
+    expect((await refundEvents(refund.id)).map((e) => e.type).sort()).toEqual(['refund.created', 'refund.failed']);
+    expect(await balance()).toEqual(before);
+    const [posted] = await t.admin`SELECT count(*)::int AS n FROM ledger_transactions WHERE source_id = ${refund.id}`;
+    expect(posted.n).toBe(0);
+    // The amount is refundable again, in full.
+    const whole = await post('/v1/refunds', { payment: payment.id });
+    expect(whole.json()).toMatchObject({ status: 'succeeded', amount: 1500 });
   });
 });
