@@ -25,6 +25,7 @@ import { loggerOptions, maskCardNumbers } from './http/logging.js';
 import { docsPageOptions, openApiDocument, openApiOptions } from './http/openapi.js';
 import { rejectRepeatedQueryParameters, rejectUnstorableText, validationError } from './http/validation.js';
 import { registerSharedSchemas } from './http/route-schemas.js';
+import { lazySerializerFactory } from './http/lazy-serializers.js';
 import { explainOtherMode } from './http/other-mode.js';
 import { healthRoutes } from './modules/health/routes.js';
 import { tenantRoutes } from './modules/tenants/routes.js';
@@ -99,6 +100,11 @@ export interface BuildOptions {
   beforeRoutes?: (app: FastifyInstance) => void;
   /** More routes, registered after the built-in modules under the same rules (tests add probes). */
   extraRoutes?: FastifyPluginAsync;
+  /**
+   * Response serializers compiled on first use (see lazySerializerFactory): tests, which boot the app many times.
+   * Without it every one is compiled at start, so a response schema fast-json-stringify refuses stops the start.
+   */
+  lazySerializers?: boolean;
 }
 
 export async function buildApp(platform: Platform, options: BuildOptions = {}): Promise<FastifyInstance> {
@@ -125,6 +131,9 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     frameworkErrors: answerFrameworkError,
     trustProxy: config.trustProxy,
     clientErrorHandler: answerClientError,
+    ...(options.lazySerializers
+      ? { schemaController: { compilersFactory: { buildSerializer: lazySerializerFactory() } } }
+      : {}),
   });
   app.server.on('connect', refuseConnect);
   app.decorate('platform', platform);

@@ -109,10 +109,14 @@ export async function bootApp(
       done();
     },
   });
-  const app = await buildApp(platform, { logStream, ...buildOptions }).catch(async (error: unknown) => {
-    await platform.close();
-    throw error;
-  });
+  // Serializers compiled when first used: most of a boot otherwise, and a file answers on a few routes. Servers started
+  // as child processes (startServer) compile them all at start, as production does.
+  const app = await buildApp(platform, { logStream, lazySerializers: true, ...buildOptions }).catch(
+    async (error: unknown) => {
+      await platform.close();
+      throw error;
+    },
+  );
   await app.ready();
   const admin = connect(adminUrl, { max: 2 });
   return {
