@@ -100,11 +100,6 @@ export interface BuildOptions {
   beforeRoutes?: (app: FastifyInstance) => void;
   /** More routes, registered after the built-in modules under the same rules (tests add probes). */
   extraRoutes?: FastifyPluginAsync;
-  /**
-   * Response serializers compiled on first use (see lazySerializerFactory): tests, which boot the app many times.
-   * Without it every one is compiled at start, so a response schema fast-json-stringify refuses stops the start.
-   */
-  lazySerializers?: boolean;
 }
 
 export async function buildApp(platform: Platform, options: BuildOptions = {}): Promise<FastifyInstance> {
@@ -131,9 +126,12 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     frameworkErrors: answerFrameworkError,
     trustProxy: config.trustProxy,
     clientErrorHandler: answerClientError,
-    ...(options.lazySerializers
-      ? { schemaController: { compilersFactory: { buildSerializer: lazySerializerFactory() } } }
-      : {}),
+    // In production every response serializer is compiled at start, so a schema fast-json-stringify refuses stops
+    // the start and no first request pays for one. Elsewhere (development, the tests' many boots) each one is
+    // compiled when its route first answers: compiling them all was most of a start (lazySerializerFactory).
+    ...(config.production
+      ? {}
+      : { schemaController: { compilersFactory: { buildSerializer: lazySerializerFactory() } } }),
   });
   app.server.on('connect', refuseConnect);
   app.decorate('platform', platform);

@@ -108,14 +108,10 @@ export async function bootApp(
       done();
     },
   });
-  // Serializers compiled when first used: most of a boot otherwise, and a file answers on a few routes. Servers started
-  // as child processes (startServer) compile them all at start, as production does.
-  const app = await buildApp(platform, { logStream, lazySerializers: true, ...buildOptions }).catch(
-    async (error: unknown) => {
-      await platform.close();
-      throw error;
-    },
-  );
+  const app = await buildApp(platform, { logStream, ...buildOptions }).catch(async (error: unknown) => {
+    await platform.close();
+    throw error;
+  });
   await app.ready();
   const admin = connect(adminUrl, { max: 2 });
   return {
