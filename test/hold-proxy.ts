@@ -1,33 +1,16 @@
-import { createServer, connect as connectTcp, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { TcpProxy } from './tcp-proxy.js';
 
 /**
  * A TCP proxy that can stop forwarding what its clients send while still relaying the server's answers: a process
  * behind it that writes to a broker from then on is stuck before the broker has seen it, as a process killed just
  * before its write would be. What it held is dropped with the client's connection, never forwarded.
  */
-export class HoldProxy {
+export class HoldProxy extends TcpProxy {
   private holding = false;
-  private readonly sockets = new Set<Socket>();
 
-  private constructor(
-    private readonly server: Server,
-    readonly port: number,
-  ) {}
-
-  static async start(target: { host: string; port: number }): Promise<HoldProxy> {
-    let proxy: HoldProxy | undefined = undefined;
-    const server = createServer((client) => proxy!.relay(client, connectTcp(target.port, target.host)));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    proxy = new HoldProxy(server, (server.address() as { port: number }).port);
-    return proxy;
-  }
-
-  /** Rewrites a connection string's host and port to go through the proxy. */
-  url(serviceUrl: string): string {
-    const url = new URL(serviceUrl);
-    url.hostname = '127.0.0.1';
-    url.port = String(this.port);
-    return url.toString();
+  static start(target: { host: string; port: number }): Promise<HoldProxy> {
+    return TcpProxy.listen(target, (server, port) => new HoldProxy(server, port));
   }
 
   /** From now on nothing a client sends reaches the server. */
@@ -35,12 +18,7 @@ export class HoldProxy {
     this.holding = true;
   }
 
-  async close() {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
-
-  private relay(client: Socket, server: Socket) {
+  protected relay(client: Socket, server: Socket) {
     this.sockets.add(client).add(server);
     client.on('data', (chunk) => {
       if (!this.holding) server.write(chunk);

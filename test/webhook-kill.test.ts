@@ -157,6 +157,23 @@ describe.each(webhookTransports('webhook_kill'))('$label', (transport) => {
           ORDER BY attempted_at`;
       }
 
+      /**
+       * SIGKILLs the held worker, starts one straight on the broker and waits until the delivery has succeeded at the
+       * receiver's request number `requests`, well inside the 300 s lease it would have waited for before.
+       */
+      async function resumeAfterKill(
+        worker: ServerProcess,
+        tenantId: string,
+        receiver: Awaited<ReturnType<typeof startReceiver>>,
+        requests: number,
+      ) {
+        await stopServer(worker, 'SIGKILL');
+        await startWorker();
+        await waitFor(() => receiver.received.length >= requests, 60_000, 'the delivery at the receiver');
+        await waitFor(async () => (await deliveryOf(tenantId))?.status === 'succeeded', 30_000, 'its attempt recorded');
+        expect(await deliveryOf(tenantId)).toMatchObject({ status: 'succeeded', attempts: requests });
+      }
+
       async function setUp(name: string, answer: Parameters<typeof startReceiver>[0]) {
         await stopWorkers();
         const tenant = await createTenant(t.app, name);
@@ -205,17 +222,7 @@ describe.each(webhookTransports('webhook_kill'))('$label', (transport) => {
               'the failed attempt recorded',
             );
             expect(recorded).toMatchObject({ status: 'pending', short: true });
-            await stopServer(worker, 'SIGKILL');
-
-            await startWorker();
-            // Well inside the 300 s lease the retry would have waited for before.
-            await waitFor(() => receiver.received.length >= 2, 60_000, 'the retry at the receiver');
-            await waitFor(
-              async () => (await deliveryOf(tenant.id))?.status === 'succeeded',
-              30_000,
-              'the retry recorded',
-            );
-            expect(await deliveryOf(tenant.id)).toMatchObject({ status: 'succeeded', attempts: 2 });
+            await resumeAfterKill(worker, tenant.id, receiver, 2);
             expect(await attemptsOf(recorded.id)).toEqual([
               { outcome: 'failed', status_code: 500 },
               { outcome: 'succeeded', status_code: 200 },
@@ -250,17 +257,8 @@ describe.each(webhookTransports('webhook_kill'))('$label', (transport) => {
               'the delivery dispatched',
             );
             expect(dispatched).toMatchObject({ status: 'pending', attempts: 0, short: true });
-            await stopServer(worker, 'SIGKILL');
             expect(receiver.received).toHaveLength(0);
-
-            await startWorker();
-            await waitFor(() => receiver.received.length >= 1, 60_000, 'the delivery at the receiver');
-            await waitFor(
-              async () => (await deliveryOf(tenant.id))?.status === 'succeeded',
-              30_000,
-              'the attempt recorded',
-            );
-            expect(await deliveryOf(tenant.id)).toMatchObject({ status: 'succeeded', attempts: 1 });
+            await resumeAfterKill(worker, tenant.id, receiver, 1);
             expect(await attemptsOf(dispatched.id)).toEqual([{ outcome: 'succeeded', status_code: 200 }]);
             expect(receiver.ids()).toEqual([dispatched.event_id]);
           } finally {
