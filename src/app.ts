@@ -26,6 +26,7 @@ import { loggerOptions, maskCardNumbers } from './http/logging.js';
 import { docsPageOptions, openApiDocument, openApiOptions } from './http/openapi.js';
 import { rejectRepeatedQueryParameters, rejectUnstorableText, validationError } from './http/validation.js';
 import { registerSharedSchemas } from './http/route-schemas.js';
+import { lazySerializerFactory } from './http/lazy-serializers.js';
 import { explainOtherMode } from './http/other-mode.js';
 import { healthRoutes } from './modules/health/routes.js';
 import { tenantRoutes } from './modules/tenants/routes.js';
@@ -126,6 +127,12 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     frameworkErrors: answerFrameworkError,
     trustProxy: config.trustProxy,
     clientErrorHandler: answerClientError,
+    // In production every response serializer is compiled at start, so a schema fast-json-stringify refuses stops
+    // the start and no first request pays for one. Elsewhere (development, the tests' many boots) each one is
+    // compiled when its route first answers: compiling them all was most of a start (lazySerializerFactory).
+    ...(config.production
+      ? {}
+      : { schemaController: { compilersFactory: { buildSerializer: lazySerializerFactory() } } }),
   });
   app.server.on('connect', refuseConnect);
   app.decorate('platform', platform);

@@ -135,6 +135,11 @@ export interface Config {
     /** How long a delivery handed to RabbitMQ may go unrecorded before it is published again. */
     amqpLeaseMs: number;
     /**
+     * The lease of a delivery whose message the broker has not confirmed yet (just dispatched, or a retry just
+     * recorded): a worker killed before the confirm leaves it due again this soon, not after amqpLeaseMs.
+     */
+    amqpPublishLeaseMs: number;
+    /**
      * Jobs one endpoint may have in RabbitMQ at once, across workers: enough to keep its connections busy, few
      * enough that a hanging endpoint's backlog stays in PostgreSQL instead of cycling through the delay queues.
      */
@@ -308,6 +313,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       transport: webhookTransport(env),
       amqpPrefix: env.WEBHOOK_AMQP_PREFIX || 'payforward.webhooks',
       amqpLeaseMs: num(env, 'WEBHOOK_AMQP_LEASE_SECONDS', 300, 1) * 1000,
+      amqpPublishLeaseMs: num(env, 'WEBHOOK_AMQP_PUBLISH_LEASE_SECONDS', 10, 1) * 1000,
       amqpQueuedPerEndpoint: num(
         env,
         'WEBHOOK_AMQP_QUEUED_PER_ENDPOINT',

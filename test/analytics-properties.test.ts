@@ -432,7 +432,8 @@ describe('analytics rollups, property-based', () => {
         ],
       },
     );
-  });
+    // 25 sequences against the real platform: 23.5 s at load average 12, over the 30 s default at 15.
+  }, 120_000);
 
   it('keep every figure through the fold, compaction, and the backfill statement rebuilds them exactly', async () => {
     await expectRollupsExact();

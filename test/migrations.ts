@@ -5,13 +5,19 @@ import { connect, type Sql } from '../src/db/index.js';
 
 const MIGRATIONS = join(import.meta.dirname, '..', 'src', 'db', 'migrations');
 
-/** An empty database of its own on the run's server, named after the run's database and `suffix`. */
-export async function emptyDatabase(suffix: string): Promise<{ url: string; drop(): Promise<void> }> {
+/**
+ * A database of its own on the run's server, named after the run's database and `suffix`: empty, or a copy of
+ * `template` (a database nobody is connected to).
+ */
+export async function emptyDatabase(
+  suffix: string,
+  template?: string,
+): Promise<{ url: string; drop(): Promise<void> }> {
   const runUrl = new URL(inject('adminDatabaseUrl'));
   const name = `${runUrl.pathname.slice(1)}_${suffix}`;
   const server = connect(runUrl.toString(), { max: 1 });
   await server.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await server.unsafe(`CREATE DATABASE ${name}`);
+  await server.unsafe(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`);
   const url = new URL(runUrl);
   url.pathname = `/${name}`;
   return {

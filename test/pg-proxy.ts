@@ -1,4 +1,5 @@
-import { createServer, connect as connectTcp, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { TcpProxy } from './tcp-proxy.js';
 
 /**
  * A TCP proxy between the app and PostgreSQL that can lose one transaction's answer to COMMIT, as
@@ -21,29 +22,11 @@ interface Armed {
 
 const SSL_REQUEST = 80877103;
 
-export class PgProxy {
+export class PgProxy extends TcpProxy {
   private armed?: Armed;
-  private readonly sockets = new Set<Socket>();
 
-  private constructor(
-    private readonly server: Server,
-    readonly port: number,
-  ) {}
-
-  static async start(target: { host: string; port: number }): Promise<PgProxy> {
-    let proxy: PgProxy | undefined = undefined;
-    const server = createServer((client) => proxy!.relay(client, connectTcp(target.port, target.host)));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    proxy = new PgProxy(server, (server.address() as { port: number }).port);
-    return proxy;
-  }
-
-  /** Rewrites a connection string's host and port to go through the proxy. */
-  url(databaseUrl: string): string {
-    const url = new URL(databaseUrl);
-    url.hostname = '127.0.0.1';
-    url.port = String(this.port);
-    return url.toString();
+  static start(target: { host: string; port: number }): Promise<PgProxy> {
+    return TcpProxy.listen(target, (server, port) => new PgProxy(server, port));
   }
 
   /** Cuts the next transaction that runs `marker`; resolves once it has been cut. */
@@ -51,12 +34,7 @@ export class PgProxy {
     return new Promise((done) => (this.armed = { mode, marker, done }));
   }
 
-  async close() {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
-
-  private relay(client: Socket, server: Socket) {
+  protected relay(client: Socket, server: Socket) {
     this.sockets.add(client).add(server);
     const statements = new Map<string, string>();
     let startup = true;

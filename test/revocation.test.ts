@@ -103,7 +103,9 @@ describe('a revoked or rolled key stops working on every API process', () => {
       20_000,
       'the listeners to reconnect',
     );
-    const control = await cachedControl();
+    // Those new listeners may be other apps' (every app on the run's database listens): B is back once it caches
+    // again, which it does only with its LISTEN in place (and it forgets its cache when that happens).
+    const control = await waitFor(() => cachedControl(), 20_000, 'B to cache keys again');
     const key = await restrictedKey();
     await warm(key);
     await call(a.app, tenant.testKey, 'POST', `/v1/api_keys/${key.id}/revoke`);

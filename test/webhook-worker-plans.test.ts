@@ -11,6 +11,7 @@ const WORKER_FUNCTIONS = [
   'worker_fan_out_webhook_events',
   'worker_dispatch_webhook_deliveries',
   'worker_dispatched_webhook_deliveries',
+  'worker_extend_webhook_leases',
   'worker_claim_webhook_deliveries',
   'worker_record_webhook_attempts',
 ];
@@ -74,7 +75,7 @@ describe('webhook worker statements under stale statistics', () => {
     for (const row of rows) expect(row.proconfig, row.proname).toContain('enable_seqscan=off');
   });
 
-  it('fan-out, dispatch, message lookup, claim and record probe indexes from the rows they are handed', async () => {
+  it('fan-out, dispatch, message lookup, lease extension, claim and record probe indexes from the rows they are handed', async () => {
     const fanOut = await plansOf(() => explained`SELECT * FROM worker_fan_out_webhook_events(${EVENTS})`);
     expectIndexDriven(fanOut);
     const [{ count: deliveries }] = await t.admin<{ count: number }[]>`
@@ -102,6 +103,18 @@ describe('webhook worker statements under stale statistics', () => {
     );
     expectIndexDriven(lookup);
     expect(found).toHaveLength(dispatched.length);
+
+    // Once the broker has confirmed their jobs, the dispatched deliveries get the long lease.
+    const extend = await plansOf(
+      () => explained`
+        SELECT worker_extend_webhook_leases(${dispatched.map((d) => d.id)},
+          ${dispatched.map((d) => d.dispatch_seq)}::integer[],
+          ${dispatched.map(() => new Date(Date.now() + 600_000).toISOString())}::timestamptz[])`,
+    );
+    expectIndexDriven(extend);
+    const [{ count: extended }] = await t.admin<{ count: number }[]>`
+      SELECT count(*)::int AS count FROM webhook_deliveries WHERE dispatch_until > now() + interval '500 seconds'`;
+    expect(extended).toBe(dispatched.length);
 
     let claimed: { id: string; dispatch_seq: number }[] = [];
     const claim = await plansOf(

@@ -304,7 +304,9 @@ export class WebhookDispatcher {
 
   /**
    * RabbitMQ transport: hands due deliveries to the work queue, and is the sweeper too: a delivery whose lease ran
-   * out unrecorded (publish unconfirmed, message or worker lost) is due again and goes out in a new message.
+   * out unrecorded (publish unconfirmed, message or worker lost) is due again and goes out in a new message. The
+   * lease is short until the broker has confirmed the job (a worker killed in between leaves the delivery due again
+   * within WEBHOOK_AMQP_PUBLISH_LEASE_SECONDS), then long enough for the job to wait its turn in the work queue.
    */
   async dispatchOnce(limit = 500): Promise<number> {
     const queue = this.queue!;
@@ -313,7 +315,8 @@ export class WebhookDispatcher {
     const skip = [...this.endpoints].filter(([, state]) => state.openUntil > now).map(([id]) => id);
     const jobs = await this.deps.workerSql<WebhookJob[]>`
       SELECT id, dispatch_seq AS seq FROM worker_dispatch_webhook_deliveries(${new Date(now)}, ${limit},
-        ${this.settings.amqpQueuedPerEndpoint}, ${`${this.settings.amqpLeaseMs / 1000} seconds`}::interval, ${skip})`;
+        ${this.settings.amqpQueuedPerEndpoint}, ${`${this.settings.amqpPublishLeaseMs / 1000} seconds`}::interval,
+        ${skip})`;
     if (!jobs.length) return 0;
     try {
       await queue.publish(jobs);
@@ -323,7 +326,17 @@ export class WebhookDispatcher {
         SELECT worker_release_webhook_deliveries(${jobs.map((j) => j.id)}, ${jobs.map((j) => j.seq)}::integer[])`;
       throw error;
     }
+    const until = new Date(now + this.settings.amqpLeaseMs);
+    await this.extendLeases(jobs.map((job) => ({ job, until })));
     return jobs.length;
+  }
+
+  /** Grants the long lease to deliveries whose message the broker confirmed, unless they moved on meanwhile. */
+  private async extendLeases(confirmed: { job: WebhookJob; until: Date }[]) {
+    if (!confirmed.length) return;
+    await this.deps.workerSql`
+      SELECT worker_extend_webhook_leases(${confirmed.map((c) => c.job.id)},
+        ${confirmed.map((c) => c.job.seq)}::integer[], ${confirmed.map((c) => c.until.toISOString())}::timestamptz[])`;
   }
 
   private receive(queued: QueuedAttempt) {
@@ -599,6 +612,9 @@ export class WebhookDispatcher {
     if (!batch.length) return 0;
     const column = <K extends keyof AttemptResult>(key: K) => batch.map((r) => r[key]);
     let streaks: { endpoint_id: string; tenant_id: string; livemode: boolean; failing_since: Date | null }[];
+    // A retry to wait in a RabbitMQ delay queue gets the short lease: its message is published after this commit,
+    // and only its confirm extends the lease (ackRecorded), so a worker killed in between delays it by that bound.
+    const publishLeaseUntil = new Date(this.clock() + this.settings.amqpPublishLeaseMs).toISOString();
     try {
       streaks = await this.deps.workerSql`
         SELECT * FROM worker_record_webhook_attempts(${column('attemptId')}, ${column('deliveryId')},
@@ -607,7 +623,7 @@ export class WebhookDispatcher {
           ${column('error') as (string | null)[]}::text[], ${batch.map((r) => r.attemptedAt.toISOString())}::timestamptz[],
           ${column('nextStatus')}, ${batch.map((r) => r.nextAt?.toISOString() ?? null)}::timestamptz[],
           ${column('dispatchSeq')}::integer[],
-          ${batch.map((r) => (r.queued && r.nextAt ? new Date(r.nextAt.getTime() + this.settings.amqpLeaseMs).toISOString() : null))}::timestamptz[])`;
+          ${batch.map((r) => (r.queued && r.nextAt ? publishLeaseUntil : null))}::timestamptz[])`;
     } catch (error) {
       // Kept for the next pass; if this process dies first, the leases run out and the deliveries go again.
       this.results.unshift(...batch);
@@ -624,26 +640,29 @@ export class WebhookDispatcher {
 
   /**
    * RabbitMQ transport, once attempts are recorded: a retry waits in a delay queue (a new message, the dispatch's
-   * next number), then the job that carried the attempt is acked. Lost before the ack, the job comes again and is
-   * dropped as stale; lost before the delay's confirm, the retry's lease runs out and the sweeper sends it.
+   * next number); once the broker confirmed it, its lease is extended to the retry's due time plus the lease; then
+   * the job that carried the attempt is acked. Lost before the ack, the job comes again and is dropped as stale; lost
+   * before the delay's confirm or the extension, the short lease runs out and the sweeper sends the retry once due.
    */
   private async ackRecorded(batch: AttemptResult[]) {
     const queue = this.queue;
     const queued = batch.filter((r) => r.queued);
     if (!queue || !queued.length) return;
     const now = this.clock();
+    const retries = queued
+      .filter((r) => r.nextStatus === 'pending' && r.nextAt)
+      .map((r) => ({
+        job: { id: r.queued!.job.id, seq: r.queued!.job.seq + 1 },
+        waitMs: Math.max(1, r.nextAt!.getTime() - now),
+        until: new Date(r.nextAt!.getTime() + this.settings.amqpLeaseMs),
+      }));
     try {
-      await queue.delay(
-        queued
-          .filter((r) => r.nextStatus === 'pending' && r.nextAt)
-          .map((r) => ({
-            job: { id: r.queued!.job.id, seq: r.queued!.job.seq + 1 },
-            waitMs: Math.max(1, r.nextAt!.getTime() - now),
-          })),
-      );
+      await queue.delay(retries);
+      await this.extendLeases(retries);
     } catch (error) {
-      // Recorded with a lease until the retry is due (plus the lease): the sweeper sends them then.
-      this.deps.log.warn({ err: error }, 'webhook retries not queued; their leases will bring them back');
+      // Still under the short lease they were recorded with: the sweeper sends each one once that lease and its
+      // backoff have run out (twice at worst, if its delay message did reach the broker).
+      this.deps.log.warn({ err: error }, 'webhook retries not confirmed in a delay queue; the sweeper will send them');
     }
     for (const r of queued) queue.ack(r.queued!.handle);
   }
