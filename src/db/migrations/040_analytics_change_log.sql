@@ -60,8 +60,8 @@ END $migration$;
 
 -- What the log contributes to each payments rollup, with the definitions 035 gave the triggers. security_invoker:
 -- the reader's row-level security applies to the log and to payment_methods, so a tenant's session sees its own
--- changes only (the fold, a SECURITY DEFINER function, sees them all). Sums are linear in s, so the hourly and
--- platform views add the changes up as they are; the breakdown nets them first (below).
+-- changes only (the fold, a SECURITY DEFINER function, sees them all). Sums are linear in s, so the hourly view
+-- adds the changes up as they are; the breakdown nets them first (below).
 CREATE VIEW analytics_changes WITH (security_invoker = true) AS
   SELECT tenant_id, livemode, hour, currency, s::bigint AS s, amount,
     amount_received, coalesce(fee, 0) AS fee, status, payment_method_id,
@@ -111,13 +111,13 @@ CREATE VIEW analytics_changes_breakdown WITH (security_invoker = true) AS
   WHERE d.value IS NOT NULL
   GROUP BY c.tenant_id, c.livemode, d.dimension, c.hour, c.currency, d.value;
 
+-- Every tenant's hourly changes added up, as 035's triggers derived the platform's rows from the tenants'.
 CREATE VIEW analytics_changes_platform WITH (security_invoker = true) AS
   SELECT '__platform__'::text AS tenant_id, livemode, hour, currency,
-    sum(s)::bigint AS payments_count, sum(s * amount)::bigint AS payments_amount,
-    coalesce(sum(s) FILTER (WHERE approved), 0)::bigint AS approved_count,
-    coalesce(sum(s) FILTER (WHERE declined), 0)::bigint AS declined_count,
-    sum(s * amount_received)::bigint AS captured_amount
-  FROM analytics_changes
+    sum(payments_count)::bigint AS payments_count, sum(payments_amount)::bigint AS payments_amount,
+    sum(approved_count)::bigint AS approved_count, sum(declined_count)::bigint AS declined_count,
+    sum(captured_amount)::bigint AS captured_amount
+  FROM analytics_changes_hourly
   GROUP BY livemode, hour, currency;
 
 -- The operator's pending platform rows: every tenant's changes, which the operator's scope cannot select.
