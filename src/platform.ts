@@ -68,6 +68,8 @@ export interface Platform {
   config: Config;
   sql: Sql;
   replica: Sql;
+  /** The primary's pool for one-round-trip reads (payment retrieves, list pages, balances): the app role's too. */
+  readPool: Sql;
   /** Where stale-tolerant reads go: the replica unless the client's last write is not replayed there yet. */
   reads: Reads;
   /** The router behind `reads` when DATABASE_REPLICA_URL is set. */
@@ -273,6 +275,7 @@ export function createPlatform(
     config,
     sql,
     replica,
+    readPool: readSql,
     reads,
     readRouter,
     workerSql,

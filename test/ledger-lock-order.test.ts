@@ -90,15 +90,20 @@ describe('one lock order for ledger accounts', () => {
     // server counts it. A backend reports its counts when it exits: end the app's connections first.
     await t.platform.writer.idle();
     await t.platform.sql.end({ timeout: 5 });
+    await t.platform.readPool.end({ timeout: 5 });
     // The LISTEN connections (key cache, event stream, fraud configuration) are the app role's too.
     await t.platform.authenticator.stopListening();
     await t.platform.eventFeed.stop();
     await t.platform.fraud.stopListening();
     await waitFor(
-      async () =>
-        (
-          await t.admin`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND usename = ${t.config.appDbRole}`
-        ).length === 0,
+      async () => {
+        const open = await t.admin<{ application_name: string; state: string; query: string }[]>`
+          SELECT application_name, state, query FROM pg_stat_activity
+          WHERE datname = current_database() AND usename = ${t.config.appDbRole}`;
+        // Thrown, not returned: the timeout then names the connections still open.
+        if (open.length) throw new Error(JSON.stringify(open));
+        return true;
+      },
       20_000,
       'the app connections to close',
     );

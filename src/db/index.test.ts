@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { loadConfig } from '../config.js';
 import postgres from 'postgres';
-import { appDatabaseUrl, connect, scopedRead, scopedStatement, type Sql } from './index.js';
+import { appDatabaseUrl, connect, inScope, scopedRead, scopedStatement, type Sql } from './index.js';
 
 const config = loadConfig({});
 let sql: Sql;
@@ -117,3 +117,18 @@ async function waitUntilClockMoves(before: Date) {
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+describe('a pool that has ended', () => {
+  it('refuses a scoped transaction at once instead of waiting forever for a connection', async () => {
+    const ended = connect(appDatabaseUrl(inject('adminDatabaseUrl'), config), { max: 1 });
+    await ended`SELECT 1`;
+    await ended.end();
+    // A shutdown that still flushes (the request log) used to hang here: reserve() ignored end().
+    await expect(
+      inScope(ended, { tenantId: 'ten_ended_pool', livemode: false }, (tx) => tx`SELECT 1`),
+    ).rejects.toMatchObject({ code: 'CONNECTION_ENDED' });
+    await expect(
+      scopedRead(ended, { tenantId: 'ten_ended_pool', livemode: false }, (tx) => tx`SELECT 1`),
+    ).rejects.toMatchObject({ code: 'CONNECTION_ENDED' });
+  });
+});
