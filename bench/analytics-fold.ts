@@ -1,5 +1,7 @@
 import { connect } from '../src/db/index.js';
-import { foldAnalytics } from '../src/modules/analytics/service.js';
+import { foldAnalyticsLogs } from '../src/modules/analytics/service.js';
+
+export const FOLD_APPLICATION = 'payforward-bench-fold';
 
 /**
  * The worker's `fold-analytics` loop (src/workers/index.ts), for benches that run the API without its workers: the
@@ -7,14 +9,14 @@ import { foldAnalytics } from '../src/modules/analytics/service.js';
  * belongs to the rollups' cost as much as the triggers do.
  */
 export function startAnalyticsFolds(databaseUrl: string, everyMs = 500) {
-  const sql = connect(databaseUrl, { max: 1, applicationName: 'payforward-bench-fold' });
+  const sql = connect(databaseUrl, { max: 1, applicationName: FOLD_APPLICATION });
   let folded = 0;
   let failure: unknown;
   let pass: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
     pass = pass.then(async () => {
       try {
-        folded += await foldAnalytics(sql);
+        folded += await foldAnalyticsLogs(sql);
       } catch (error) {
         failure ??= error;
       }
@@ -26,7 +28,7 @@ export function startAnalyticsFolds(databaseUrl: string, everyMs = 500) {
       clearInterval(timer);
       await pass;
       try {
-        folded += await foldAnalytics(sql);
+        folded += await foldAnalyticsLogs(sql);
       } finally {
         await sql.end();
       }

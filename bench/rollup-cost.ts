@@ -31,7 +31,7 @@ import { loadConfig } from '../src/config.js';
 import { connect } from '../src/db/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { foldAnalytics } from '../src/modules/analytics/service.js';
-import { startAnalyticsFolds } from './analytics-fold.js';
+import { FOLD_APPLICATION, startAnalyticsFolds } from './analytics-fold.js';
 import { inProcessApp } from './in-process-app.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -112,9 +112,10 @@ function cpuNs(pid: number): number {
   }
 }
 
-async function backendPids(): Promise<number[]> {
-  const rows = await server<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE datname = ${DB_NAME}`;
-  return rows.map((r) => r.pid);
+async function backends(): Promise<{ pid: number; fold: boolean }[]> {
+  const rows = await server<{ pid: number; application_name: string }[]>`
+    SELECT pid, application_name FROM pg_stat_activity WHERE datname = ${DB_NAME}`;
+  return rows.map((r) => ({ pid: r.pid, fold: r.application_name === FOLD_APPLICATION }));
 }
 
 async function functionTimes(): Promise<Map<string, { calls: number; ms: number }>> {
@@ -137,6 +138,8 @@ interface Round {
   triggers: 'off' | 'on';
   payments_per_s: number;
   pg_ms_per_payment: number;
+  /** Of pg_ms_per_payment, the fold loop's backend: off the requests' path, on PostgreSQL's cores all the same. */
+  fold_pg_ms_per_payment: number;
   node_ms_per_payment: number;
   payments_per_commit: number;
   rollbacks: number;
@@ -147,8 +150,7 @@ interface Round {
 async function round(enabled: boolean): Promise<Round> {
   await setTriggers(enabled);
   // The backends the app has open stay open (a pool): their CPU before and after the round is theirs alone.
-  const pids = await backendPids();
-  const cpuBefore = new Map(pids.map((pid) => [pid, cpuNs(pid)]));
+  const cpuBefore = new Map((await backends()).map(({ pid }) => [pid, cpuNs(pid)]));
   const functionsBefore = await functionTimes();
   const transactionsBefore = await transactions();
   const nodeBefore = process.cpuUsage();
@@ -177,7 +179,12 @@ async function round(enabled: boolean): Promise<Round> {
   await foldAnalytics(admin);
   const node = process.cpuUsage(nodeBefore);
   let pgNs = 0;
-  for (const pid of await backendPids()) pgNs += cpuNs(pid) - (cpuBefore.get(pid) ?? 0);
+  let foldNs = 0;
+  for (const { pid, fold } of await backends()) {
+    const ns = cpuNs(pid) - (cpuBefore.get(pid) ?? 0);
+    pgNs += ns;
+    if (fold) foldNs += ns;
+  }
   const transactionsAfter = await transactions();
   // An idle backend reports its function statistics within 10 seconds (PGSTAT_IDLE_INTERVAL).
   if (enabled) await admin`SELECT pg_sleep(10.5)`;
@@ -187,6 +194,7 @@ async function round(enabled: boolean): Promise<Round> {
     triggers: enabled ? 'on' : 'off',
     payments_per_s: Math.round(payments / seconds),
     pg_ms_per_payment: pgNs / 1e6 / payments,
+    fold_pg_ms_per_payment: foldNs / 1e6 / payments,
     node_ms_per_payment: (node.user + node.system) / 1000 / payments,
     payments_per_commit: payments / commits,
     rollbacks: transactionsAfter.rollbacks - transactionsBefore.rollbacks,
@@ -229,7 +237,7 @@ for (let i = 0; i < rounds; i++) {
     results.push(r);
     console.log(
       `triggers ${r.triggers.padEnd(3)}  ${String(r.payments_per_s).padStart(5)} payments/s  ` +
-        `PostgreSQL ${fixed(r.pg_ms_per_payment)} ms/payment  Node ${fixed(r.node_ms_per_payment)} ms/payment  ` +
+        `PostgreSQL ${fixed(r.pg_ms_per_payment)} ms/payment (fold ${fixed(r.fold_pg_ms_per_payment)})  Node ${fixed(r.node_ms_per_payment)} ms/payment  ` +
         `${fixed(r.payments_per_commit, 1)} payments/commit  ${r.rollbacks} rollbacks` +
         (r.trigger_ms_per_payment !== undefined ? `  in triggers ${fixed(r.trigger_ms_per_payment)} ms/payment` : ''),
     );
@@ -262,6 +270,7 @@ const summary = {
   tenants: tenantCount,
   pg_ms_per_payment: { off: pgOff, on: pgOn },
   rollup_pg_ms_per_payment: pgOn - pgOff,
+  fold_pg_ms_per_payment: median(on.map((r) => r.fold_pg_ms_per_payment)),
   rollup_share_of_pg: pgOn / pgOff - 1,
   rollup_share_paired_median: median(pairedShares),
   payments_per_s: {
@@ -281,7 +290,8 @@ console.log(
   `\nPostgreSQL per payment: off ${fixed(pgOff)} ms, on ${fixed(pgOn)} ms: the rollups add ` +
     `${fixed(pgOn - pgOff)} ms, ${(summary.rollup_share_of_pg * 100).toFixed(1)}% ` +
     `(paired median ${(summary.rollup_share_paired_median * 100).toFixed(1)}%); ` +
-    `${fixed(summary.in_trigger_functions_ms_per_payment)} ms inside the trigger functions`,
+    `${fixed(summary.in_trigger_functions_ms_per_payment)} ms inside the trigger functions; the fold's backend ` +
+    `${fixed(summary.fold_pg_ms_per_payment)} ms`,
 );
 mkdirSync(RESULTS, { recursive: true });
 writeFileSync(join(RESULTS, 'rollup-cost.json'), JSON.stringify(summary, null, 2) + '\n');

@@ -45,6 +45,11 @@
  *                              pg_stat_statements needs a server restart); the log is read from BENCH_PG_LOG (default
  *                              /var/log/postgresql/postgresql-<major>-main.log). Logging costs the server CPU: profile
  *                              with it, measure without it
+ *                              rollups_interleaved: what the analytics rollups cost create+confirm (issue 13's budget:
+ *                              5%): one load at the first BENCH_CONNECTIONS level during which the rollup triggers are
+ *                              switched on and off every BENCH_ROLLUP_SLICE_SECONDS (default 5), BENCH_ROLLUP_SLICES
+ *                              slices (default 24) in adjacent pairs; the share of throughput they take per pair, its
+ *                              median and mean with a 95% interval (bench/rollup-interleaved.ts)
  *   BENCH_ANALYTICS_ROLLUPS=off  disable the analytics rollup triggers (analytics_*) on the bench database once
  *                              the API has migrated it: runs with and without compare what the rollups cost
  *                              the payment path (the analytics read them; nothing else does)
@@ -73,6 +78,7 @@ import {
   type Child,
 } from './proc.js';
 import { startAnalyticsFolds } from './analytics-fold.js';
+import { measureRollupsInterleaved, type InterleavedSummary } from './rollup-interleaved.js';
 import { summarizeProfile } from './profile-summary.js';
 import { logOffset, readSlice, summarizeStatements, type StatementCost } from './pg-statements.js';
 import { reconcilePayments } from './reconcile.js';
@@ -124,6 +130,7 @@ const ALL_SCENARIOS = [
   'create_confirm_saved_pm',
   'retrieve',
   'mixed',
+  'rollups_interleaved',
 ] as const;
 type ScenarioName = (typeof ALL_SCENARIOS)[number];
 
@@ -158,6 +165,8 @@ const config = {
   pgStatements: env.BENCH_PG_STATEMENTS === '1',
   pgLog: env.BENCH_PG_LOG,
   rollupsOff: env.BENCH_ANALYTICS_ROLLUPS === 'off',
+  rollupSlices: positive('BENCH_ROLLUP_SLICES', 24),
+  rollupSliceSeconds: positive('BENCH_ROLLUP_SLICE_SECONDS', 5),
   passThrough: Object.fromEntries(
     ['BATCH_MAX_CONCURRENCY', 'BATCH_MAX_SIZE', 'DB_POOL_SIZE', 'PROCESSOR_LATENCY_MS']
       .filter((k) => env[k])
@@ -879,6 +888,7 @@ async function benchApi(port: number) {
       });
     }
   }
+  if (wants('rollups_interleaved')) await benchRollupsInterleaved(target, inline);
   if (fraudOff) {
     for (const connections of config.connections) {
       await measure(target, {
@@ -966,6 +976,46 @@ async function benchApi(port: number) {
   console.log(`  analytics fold loop (the worker's, every 500 ms): ${await folds.stop()} payment changes folded`);
   return { url, tenantId: tenant.id };
 }
+
+let rollupsInterleaved: InterleavedSummary | undefined;
+
+async function benchRollupsInterleaved(target: Target, inline: RequestSpec) {
+  const connections = config.connections[0];
+  if (config.rollupsOff) {
+    console.log('  rollups_interleaved: skipped (BENCH_ANALYTICS_ROLLUPS=off)');
+    return;
+  }
+  const spec: RunSpec = {
+    scenario: 'rollups_interleaved',
+    request: 'POST /v1/payments (inline card, confirm), rollup triggers switched on and off',
+    connections,
+    requests: [inline],
+    createsPayments: true,
+  };
+  if (config.warmup > 0)
+    tally(spec, await fire({ url: target.url, connections, requests: [inline], duration: config.warmup }));
+  process.stdout.write(
+    `  rollups_interleaved @ ${connections} connections: ${config.rollupSlices} slices of ` +
+      `${config.rollupSliceSeconds}s… `,
+  );
+  const { result, summary } = await measureRollupsInterleaved({
+    url: target.url,
+    connections,
+    requests: [inline],
+    sql: monitorSql!,
+    slices: config.rollupSlices,
+    sliceSeconds: config.rollupSliceSeconds,
+    cpuTicks: async () => ({
+      api: treeCpuTicks(target.pid),
+      postgres: [...ticksOf(await benchPostgresPids()).values()].reduce((sum, t) => sum + t, 0),
+    }),
+  });
+  tally(spec, result);
+  rollupsInterleaved = summary;
+  console.log(`rollups cost ${percent(summary.cost_median)} (median of ${summary.pairs} pairs)`);
+}
+
+const percent = (share: number) => `${(share * 100).toFixed(1)}%`;
 
 /** What the mixed workload's captures and refunds were told, for the verification. */
 const mixedWrites = {
@@ -1712,6 +1762,17 @@ async function main() {
         `(target ≥ ${MIXED_TARGET.requestsPerSecond} req/s, mean ≤ ${MIXED_TARGET.meanMs} ms, p99 ≤ ` +
         `${MIXED_TARGET.p99Ms} ms, 0 errors: ${m.met ? 'MET' : 'NOT MET'})`,
     );
+  if (rollupsInterleaved) {
+    const r = rollupsInterleaved;
+    console.log(
+      `Analytics rollups' cost to create+confirm, ${r.pairs} interleaved pairs of ${r.slice_seconds}s at ` +
+        `${r.connections} connections: median ${percent(r.cost_median)}, mean ${percent(r.cost_mean)} (95% interval ` +
+        `${percent(r.cost_ci95[0])} to ${percent(r.cost_ci95[1])}); ${Math.round(r.payments_per_s.on)}/s on, ` +
+        `${Math.round(r.payments_per_s.off)}/s off; CPU ms per payment on/off: API ${r.cpu_ms_per_payment.on.api.toFixed(3)}/` +
+        `${r.cpu_ms_per_payment.off.api.toFixed(3)}, PostgreSQL ${r.cpu_ms_per_payment.on.postgres.toFixed(3)}/` +
+        `${r.cpu_ms_per_payment.off.postgres.toFixed(3)} (budget 5%: ${r.cost_ci95[1] <= 0.05 ? 'MET' : r.cost_median <= 0.05 ? 'median within, interval not' : 'NOT MET'})`,
+    );
+  }
   const report = {
     started_at: startedAt.toISOString(),
     wall_seconds: round((Date.now() - t0) / 1000, 1),
@@ -1727,6 +1788,7 @@ async function main() {
     results,
     targets,
     verification,
+    rollups_interleaved: rollupsInterleaved,
     api_log_problems: apiStdoutProblems.slice(0, 20),
     cpu_profile: profileSummary,
   };

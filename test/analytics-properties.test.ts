@@ -9,7 +9,7 @@ import { bootApp, bootAppOnOwnDatabase, call, card, createTenant, ok, TEST_CARDS
 // recovery workers finish, bursts of concurrent payments and refunds) against the real platform. After each sequence
 // the rollups of migration 035, summed over their slots, equal an aggregate over the base tables written here (and
 // only here), for every tenant of the database and for the platform's own rows (a day being its daily row plus its
-// hourly rows not compacted yet, as readers sum it since 038, and the payment changes not folded yet, since 040;
+// hourly rows not compacted yet, as readers sum it since 038, and the changes not folded yet, since 040 and 043;
 // bursts fold the change log twice at once among their writes); the fold, compaction and the backfill statement
 // leave every figure unchanged.
 //
@@ -250,7 +250,7 @@ async function rollups() {
       await days('analytics_platform_daily', 'analytics_platform_hourly', 'analytics_changes_platform'),
       DAILY_KEY,
     ),
-    processors: keyed(await admin<Row[]>`SELECT * FROM analytics_processor_hourly`, [
+    processors: keyed(await hourly('analytics_processor_hourly', 'analytics_attempt_changes_hourly'), [
       'tenant_id',
       'livemode',
       'hour',
@@ -439,6 +439,7 @@ describe('analytics rollups, property-based', () => {
     await expectRollupsExact();
     expect(await foldAnalytics(t.platform.workerSql)).toBeGreaterThan(0);
     expect(await t.admin`SELECT 1 FROM analytics_payment_changes`).toEqual([]);
+    expect(await t.admin`SELECT 1 FROM analytics_attempt_changes`).toEqual([]);
     const before = await expectRollupsExact();
     const slots = await t.admin`SELECT DISTINCT slot FROM analytics_hourly WHERE slot <> 0`;
     expect(slots.length).toBeGreaterThan(0);
@@ -474,6 +475,13 @@ describe('analytics rollups, property-based', () => {
         await tx`SELECT set_config('app.scope', ${`${tenant.id}:f`}, true)`;
         await tx`INSERT INTO analytics_payment_changes (tenant_id, livemode, s, hour, currency, amount,
             amount_received, status) VALUES (${tenant.id}, false, 1, now(), 'usd', 1000, 1000, 'succeeded')`;
+      }),
+    ).rejects.toThrow(/permission denied/);
+    await expect(
+      t.platform.sql.begin(async (tx) => {
+        await tx`SELECT set_config('app.scope', '__platform__:f', true)`;
+        await tx`INSERT INTO analytics_attempt_changes (tenant_id, livemode, s, hour, processor, status)
+            VALUES ('__platform__', false, 1, now(), 'simulator', 'succeeded')`;
       }),
     ).rejects.toThrow(/permission denied/);
   });

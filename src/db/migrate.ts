@@ -75,13 +75,14 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       GRANT DELETE ON user_sessions TO "${appRole}";
       GRANT UPDATE, DELETE ON event_stream_leases TO "${appRole}";
       -- The analytics rollups are written by their triggers, fold and compaction only (035, 038, 040).
-      REVOKE INSERT ON analytics_payment_changes, analytics_hourly, analytics_daily, analytics_breakdown_hourly, analytics_breakdown_daily,
+      REVOKE INSERT ON analytics_payment_changes, analytics_attempt_changes, analytics_hourly, analytics_daily, analytics_breakdown_hourly, analytics_breakdown_daily,
         analytics_platform_hourly, analytics_platform_daily, analytics_processor_hourly, analytics_platform_reviews
         FROM "${appRole}";
       GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "${FUNCTION_OWNER_ROLE}";
-      -- Every fold deletes the log's rows (040), and PostgreSQL 15 lets only a table's owner VACUUM it: the worker
-      -- owns this one table so that it can keep it small where autovacuum is off or slow to visit.
+      -- Every fold deletes the logs' rows (040, 043), and PostgreSQL 15 lets only a table's owner VACUUM it: the
+      -- worker owns these tables so that it can keep them small where autovacuum is off or slow to visit.
       ALTER TABLE analytics_payment_changes OWNER TO "${workerRole}";
+      ALTER TABLE analytics_attempt_changes OWNER TO "${workerRole}";
       REVOKE ALL ON schema_migrations FROM "${FUNCTION_OWNER_ROLE}";
       -- The audit trail is append-only (020_audit.sql): its chain heads and checkpoints change only through the
       -- append trigger and the worker_audit_* functions, and no role may rewrite or remove an entry.

@@ -4,7 +4,7 @@ import { WorkerItems, type ItemRunner } from './isolation.js';
 import { OutboxRelay } from './outbox-relay.js';
 import { WebhookDispatcher } from './webhook-delivery.js';
 import { signAuditCheckpoints } from '../modules/audit/checkpoints.js';
-import { foldAnalytics, vacuumAnalyticsLog } from '../modules/analytics/service.js';
+import { foldAnalyticsLogs } from '../modules/analytics/service.js';
 
 interface Loop {
   name: string;
@@ -90,10 +90,9 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
       run: () =>
         platform.workerSql`SELECT worker_purge_request_logs(${`${platform.config.requestLogRetentionDays} days`}::interval, 10000)`,
     },
-    // Payment changes the triggers logged (migration 040), moved into the rollups: readers add what is still logged,
+    // Payment and attempt changes the triggers logged (migrations 040, 043), moved into the rollups: readers add what is still logged,
     // so this keeps their reads short, not their figures right.
-    { name: 'fold-analytics', everyMs: 500, run: () => foldAnalytics(platform.workerSql) },
-    { name: 'vacuum-analytics-log', everyMs: 30_000, run: () => vacuumAnalyticsLog(platform.workerSql) },
+    { name: 'fold-analytics', everyMs: 500, run: () => foldAnalyticsLogs(platform.workerSql) },
     // Hourly balance snapshots, so GET /v1/balance?at= reads an hour of ledger movements at most.
     {
       name: 'balance-snapshots',
