@@ -90,8 +90,8 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
       run: () =>
         platform.workerSql`SELECT worker_purge_request_logs(${`${platform.config.requestLogRetentionDays} days`}::interval, 10000)`,
     },
-    // Payment and attempt changes the triggers logged (migrations 040, 043), moved into the rollups: readers add what is still logged,
-    // so this keeps their reads short, not their figures right.
+    // Payment and attempt changes the triggers logged (migrations 040, 043), moved into the rollups: readers add what
+    // is still logged, so this keeps their reads short, not their figures right.
     { name: 'fold-analytics', everyMs: 500, run: () => foldAnalyticsLogs(platform.workerSql) },
     // Hourly balance snapshots, so GET /v1/balance?at= reads an hour of ledger movements at most.
     {

@@ -128,7 +128,7 @@ describe('tenant analytics', () => {
       { start: today - DAY, value: 0 },
       { start: today, value: count },
     ]);
-    // The fold deleted what it moved, and the worker vacuums both logs (it owns them), where autovacuum may not come by.
+    // The fold deleted what it moved; the worker vacuums both logs (it owns them), where autovacuum may not come by.
     const vacuums = async () =>
       t.admin<{ relname: string; vacuum_count: number }[]>`
         SELECT relname, vacuum_count::int FROM pg_stat_user_tables

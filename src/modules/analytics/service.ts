@@ -99,10 +99,10 @@ export async function foldAnalytics(workerSql: Sql): Promise<number> {
 /**
  * One pass of the worker's fold loop: the fold, then, when it moved anything, a VACUUM of the change logs (the worker
  * owns them, migrate.ts). Every fold deletes the whole log; until a vacuum marks those pages free, the triggers append
- * on new pages and the next fold, and every read, scans the dead ones too. Vacuumed every 30 seconds the log grew to
- * about 1,000 pages at 1,000 payments/s; vacuumed after every fold, it stays at what half a second of payments fills
- * (migration 043 keeps the vacuum from truncating it, which would lock out the triggers' inserts). Returns what the fold
- * moved.
+ * on new pages and the next fold, and every read, scans the dead ones too. Vacuumed every 30 seconds, the payments'
+ * log would reach about 1,000 pages at 1,000 payments/s (three rows each); vacuumed after every fold, it stays at what
+ * half a second of payments fills (migration 043 keeps the vacuum from truncating it, which would lock out the
+ * triggers' inserts). Returns what the fold moved.
  */
 export async function foldAnalyticsLogs(workerSql: Sql): Promise<number> {
   const folded = await foldAnalytics(workerSql);
