@@ -123,9 +123,18 @@ export async function measureRollupsInterleaved(
   const result = await done;
   await setRollups(options.sql, true);
 
+  return {
+    result,
+    summary: { connections: options.connections, slice_seconds: options.sliceSeconds, ...compareSlices(slices) },
+  };
+}
+
+/** The pairs' costs (1 − on/off throughput), their median and mean with a 95% interval, and each side's figures. */
+export function compareSlices(slices: InterleavedSlice[]): Omit<InterleavedSummary, 'connections' | 'slice_seconds'> {
   const pairCosts: number[] = [];
-  for (let i = 0; i < slices.length; i += 2) {
+  for (let i = 0; i + 1 < slices.length; i += 2) {
     const [a, b] = [slices[i], slices[i + 1]];
+    if (a.rollups === b.rollups) throw new Error(`slices ${i} and ${i + 1} are not an on/off pair`);
     const [on, off] = a.rollups === 'on' ? [a, b] : [b, a];
     pairCosts.push(1 - on.payments_per_s / off.payments_per_s);
   }
@@ -144,18 +153,13 @@ export async function measureRollupsInterleaved(
     postgres: median(list.map((s) => s.postgres_cpu_ms_per_payment)),
   });
   return {
-    result,
-    summary: {
-      connections: options.connections,
-      slice_seconds: options.sliceSeconds,
-      pairs: pairCosts.length,
-      pair_costs: pairCosts,
-      cost_median: median(pairCosts),
-      cost_mean: mean,
-      cost_ci95: [mean - half, mean + half],
-      payments_per_s: { on: perSecond(side('on')), off: perSecond(side('off')) },
-      cpu_ms_per_payment: { on: cpu(side('on')), off: cpu(side('off')) },
-      slices,
-    },
+    pairs: pairCosts.length,
+    pair_costs: pairCosts,
+    cost_median: median(pairCosts),
+    cost_mean: mean,
+    cost_ci95: [mean - half, mean + half],
+    payments_per_s: { on: perSecond(side('on')), off: perSecond(side('off')) },
+    cpu_ms_per_payment: { on: cpu(side('on')), off: cpu(side('off')) },
+    slices,
   };
 }
