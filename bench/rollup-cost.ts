@@ -126,6 +126,12 @@ async function functionTimes(): Promise<Map<string, { calls: number; ms: number 
   return new Map(rows.map((r) => [r.name, { calls: Number(r.calls), ms: r.ms }]));
 }
 
+async function walBytes(): Promise<number> {
+  // The WAL position, not pg_stat_wal: backends report their statistics a second or more late.
+  const [row] = await admin<{ bytes: string }[]>`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::text AS bytes`;
+  return Number(row.bytes);
+}
+
 async function transactions(): Promise<{ commits: number; rollbacks: number }> {
   await admin`SELECT pg_stat_clear_snapshot()`;
   const [row] = await admin<{ commits: string; rollbacks: string }[]>`
@@ -140,6 +146,8 @@ interface Round {
   pg_ms_per_payment: number;
   /** Of pg_ms_per_payment, the fold loop's backend: off the requests' path, on PostgreSQL's cores all the same. */
   fold_pg_ms_per_payment: number;
+  /** WAL the whole server wrote per payment (nothing else writes during a round). */
+  wal_kb_per_payment: number;
   node_ms_per_payment: number;
   payments_per_commit: number;
   rollbacks: number;
@@ -153,6 +161,7 @@ async function round(enabled: boolean): Promise<Round> {
   const cpuBefore = new Map((await backends()).map(({ pid }) => [pid, cpuNs(pid)]));
   const functionsBefore = await functionTimes();
   const transactionsBefore = await transactions();
+  const walBefore = await walBytes();
   const nodeBefore = process.cpuUsage();
   const started = performance.now();
   let next = 0;
@@ -186,6 +195,7 @@ async function round(enabled: boolean): Promise<Round> {
     if (fold) foldNs += ns;
   }
   const transactionsAfter = await transactions();
+  const walAfter = await walBytes();
   // An idle backend reports its function statistics within 10 seconds (PGSTAT_IDLE_INTERVAL).
   if (enabled) await admin`SELECT pg_sleep(10.5)`;
   const functionsAfter = await functionTimes();
@@ -195,6 +205,7 @@ async function round(enabled: boolean): Promise<Round> {
     payments_per_s: Math.round(payments / seconds),
     pg_ms_per_payment: pgNs / 1e6 / payments,
     fold_pg_ms_per_payment: foldNs / 1e6 / payments,
+    wal_kb_per_payment: (walAfter - walBefore) / 1024 / payments,
     node_ms_per_payment: (node.user + node.system) / 1000 / payments,
     payments_per_commit: payments / commits,
     rollbacks: transactionsAfter.rollbacks - transactionsBefore.rollbacks,
@@ -237,7 +248,7 @@ for (let i = 0; i < rounds; i++) {
     results.push(r);
     console.log(
       `triggers ${r.triggers.padEnd(3)}  ${String(r.payments_per_s).padStart(5)} payments/s  ` +
-        `PostgreSQL ${fixed(r.pg_ms_per_payment)} ms/payment (fold ${fixed(r.fold_pg_ms_per_payment)})  Node ${fixed(r.node_ms_per_payment)} ms/payment  ` +
+        `PostgreSQL ${fixed(r.pg_ms_per_payment)} ms/payment (fold ${fixed(r.fold_pg_ms_per_payment)}), WAL ${fixed(r.wal_kb_per_payment, 2)} kB/payment  Node ${fixed(r.node_ms_per_payment)} ms/payment  ` +
         `${fixed(r.payments_per_commit, 1)} payments/commit  ${r.rollbacks} rollbacks` +
         (r.trigger_ms_per_payment !== undefined ? `  in triggers ${fixed(r.trigger_ms_per_payment)} ms/payment` : ''),
     );
