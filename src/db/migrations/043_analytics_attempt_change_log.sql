@@ -67,9 +67,9 @@ CREATE VIEW analytics_attempt_changes_hourly WITH (security_invoker = true) AS
 -- and the hourly again for the platform), each from the raw changes; here the changes are netted once per payment
 -- (a create+confirm's three rows, +1 as created, -1 and +1 as confirmed, become one), and every rollup is summed from
 -- that (hashed: sorting the log by its long key took half the time). One statement, one snapshot: the DELETEs remove
--- exactly the rows the upserts added up. Still REPEATABLE READ
--- and one fold at a time, as in 040: a fold whose snapshot predates another's commit fails at its DELETE with a
--- serialization error instead of adding those rows twice, and its upserts are undone with it.
+-- exactly the rows the upserts added up. Still REPEATABLE READ and one fold at a time, as in 040: a fold whose
+-- snapshot predates another's commit fails at its DELETE with a serialization error instead of adding those rows
+-- twice, and its upserts are undone with it.
 CREATE OR REPLACE FUNCTION worker_fold_analytics() RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public SET jit = off SET enable_sort = off AS $$
 DECLARE
