@@ -1295,9 +1295,9 @@ async function verify(): Promise<Verification> {
         (SELECT count(*)::int FROM payments p JOIN ledger_transactions l ON l.id = p.balance_transaction AND l.fee = p.fee AND l.amount = p.amount_received) AS priced,
         (SELECT count(*)::int FROM (SELECT 1 FROM ledger_entries GROUP BY transaction_id, currency HAVING sum(amount) <> 0) u) AS unbalanced`;
     const [drift] = await sql<{ n: number }[]>`
-      SELECT count(*)::int AS n FROM ledger_account_balances a
+      SELECT count(*)::int AS n FROM ledger_accounts a
       LEFT JOIN (SELECT account_id, sum(amount) AS total FROM ledger_entries GROUP BY account_id) e ON e.account_id = a.id
-      WHERE a.balance IS DISTINCT FROM coalesce(e.total, 0)`;
+      WHERE a.balance <> coalesce(e.total, 0)`;
     const succeeded = byStatus.succeeded ?? 0;
     const total = Object.values(byStatus).reduce((a, b) => a + b, 0);
     const mixed = await verifyMixedWrites(sql);

@@ -157,7 +157,7 @@ describe('SIGKILL during a settlement run', () => {
       >`
       SELECT s.tenant_id, s.currency, count(*)::int AS settlements, sum(s.count)::int AS count, sum(s.net)::bigint AS net,
         (SELECT count(*)::int FROM ledger_transactions l WHERE l.tenant_id = s.tenant_id AND l.type = 'settlement' AND l.source_id = ANY(array_agg(s.id))) AS postings,
-        (SELECT balance FROM ledger_account_balances a WHERE a.tenant_id = s.tenant_id AND a.livemode = false AND a.type = 'available' AND a.currency = s.currency) AS available
+        (SELECT balance FROM ledger_accounts a WHERE a.tenant_id = s.tenant_id AND a.livemode = false AND a.type = 'available' AND a.currency = s.currency) AS available
       FROM settlements s WHERE s.tenant_id = ANY(${ids}) GROUP BY s.tenant_id, s.currency`;
       expect(perGroup).toHaveLength(groups);
       for (const group of perGroup) {
@@ -244,7 +244,7 @@ describe('SIGKILL during bank-rail passes', () => {
         { type: 'payout.updated', n: payoutIds.length },
       ]);
       const inTransit = await t.admin<{ balance: number }[]>`
-      SELECT balance FROM ledger_account_balances WHERE tenant_id = ANY(${ids}) AND type = 'payouts_in_transit'`;
+      SELECT balance FROM ledger_accounts WHERE tenant_id = ANY(${ids}) AND type = 'payouts_in_transit'`;
       expect(inTransit.every((a) => a.balance === 0)).toBe(true);
       await ledgerClean(ids);
     },

@@ -243,7 +243,7 @@ describe('money movement, property-based', () => {
               );
             }
             const negative =
-              await t.admin`SELECT id FROM ledger_account_balances WHERE tenant_id = ${tenant.id} AND type = 'available' AND balance < 0`;
+              await t.admin`SELECT id FROM ledger_accounts WHERE tenant_id = ${tenant.id} AND type = 'available' AND balance < 0`;
             expect(negative).toEqual([]);
           }
 
@@ -251,13 +251,13 @@ describe('money movement, property-based', () => {
           expect(accounts.filter((d) => d.tenant_id === tenant.id)).toEqual([]);
           expect(transactions.filter((d) => d.tenant_id === tenant.id)).toEqual([]);
           const fees = await t.admin<{ currency: string; balance: number }[]>`
-          SELECT currency, balance FROM ledger_account_balances WHERE tenant_id = ${tenant.id} AND type = 'fees' AND balance <> 0`;
+          SELECT currency, balance FROM ledger_accounts WHERE tenant_id = ${tenant.id} AND type = 'fees' AND balance <> 0`;
           expect(Object.fromEntries(fees.map((f) => [f.currency, f.balance]))).toEqual(
             Object.fromEntries([...expectedFees].filter(([, fee]) => fee !== 0)),
           );
           // The tenant's accounts of a currency always sum to zero: money is only ever moved.
           const sums =
-            await t.admin`SELECT currency FROM ledger_account_balances WHERE tenant_id = ${tenant.id} GROUP BY currency HAVING sum(balance) <> 0`;
+            await t.admin`SELECT currency FROM ledger_accounts WHERE tenant_id = ${tenant.id} GROUP BY currency HAVING sum(balance) <> 0`;
           expect(sums).toEqual([]);
         },
       ),

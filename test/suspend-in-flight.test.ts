@@ -62,8 +62,7 @@ const pay = (amount: number) => call(t.app, tenant.testKey, 'POST', '/v1/payment
 
 describe('suspending a tenant while its payments are being written', () => {
   it('finishes each request in flight whole, and refuses the later ones with nothing written', async () => {
-    // The tenant's ledger accounts exist from its first capture: the capture statement locks their balance slots
-    // (postingCtes); holding every slot holds any capture, whichever slot its transaction takes.
+    // The tenant's ledger accounts exist from its first capture: the capture statement locks them (postingCtes).
     await ok(await pay(1_000));
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
@@ -71,7 +70,7 @@ describe('suspending a tenant while its payments are being written', () => {
     const holding = new Promise<void>((resolve) => (locked = resolve));
     let holder = 0;
     const lock = t.admin.begin(async (tx) => {
-      await tx`SELECT account_id FROM ledger_balance_slots WHERE tenant_id = ${tenant.id} ORDER BY account_id, slot FOR UPDATE`;
+      await tx`SELECT id FROM ledger_accounts WHERE tenant_id = ${tenant.id} ORDER BY id FOR UPDATE`;
       [{ holder }] = await tx<{ holder: number }[]>`SELECT pg_backend_pid() AS holder`;
       locked();
       await released;

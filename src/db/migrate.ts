@@ -53,9 +53,7 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       REVOKE ALL ON processor_reports FROM "${appRole}";
       -- The simulated processors' own records: the reconciliation worker reads their settlement reports.
       GRANT SELECT ON sim_processor_calls TO "${workerRole}";
-      -- Balances live on ledger_balance_slots since 042; the accounts themselves are never changed.
-      REVOKE UPDATE ON ledger_accounts FROM "${appRole}";
-      GRANT UPDATE ON tenants, api_keys, payments, payment_attempts, refunds, idempotency_keys, ledger_balance_slots, payouts, disputes, bank_accounts, customers, payment_methods TO "${appRole}";
+      GRANT UPDATE ON tenants, api_keys, payments, payment_attempts, refunds, idempotency_keys, ledger_accounts, payouts, disputes, bank_accounts, customers, payment_methods TO "${appRole}";
       -- Erasing a customer pseudonymises the events that carried its personal data.
       GRANT UPDATE (data) ON events TO "${appRole}";
       GRANT UPDATE (settlement_id) ON ledger_transactions TO "${appRole}";

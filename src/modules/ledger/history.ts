@@ -138,7 +138,7 @@ function balanceFrom(tx: Tx, scope: Scope, base: Base, until: Date) {
 function balanceQuery(tx: Tx, scope: Scope, base: Base, until: Date) {
   const { tenantId, livemode } = scope;
   const accounts = tx`
-    SELECT currency, type, balance FROM ledger_account_balances
+    SELECT currency, type, balance FROM ledger_accounts
     WHERE tenant_id = ${tenantId} AND livemode = ${livemode} AND type IN ${tx(BALANCE_ACCOUNT_TYPES)}`;
   const baseAt = base === 'running' ? END_OF_TIME : base.snapshot;
   const forward = baseAt.getTime() <= until.getTime();

@@ -2,7 +2,6 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inScope, type Scope, type Tx } from '../../db/index.js';
 import { bootWithTenants, call, createTenant, type TestApp, type TestTenant } from '../../../test/helpers.js';
-import { waitFor } from '../../../test/process.js';
 import { LedgerService, type AccountType, type LedgerTransactionInput } from './service.js';
 
 let t: TestApp;
@@ -69,7 +68,7 @@ async function insertDirectly(
 async function storedAccount(tenantId: string, livemode: boolean, type: AccountType, currency: string) {
   const [row] = await t.admin<
     { id: string; balance: number }[]
-  >`SELECT id, balance FROM ledger_account_balances WHERE tenant_id = ${tenantId} AND livemode = ${livemode} AND type = ${type} AND currency = ${currency}`;
+  >`SELECT id, balance FROM ledger_accounts WHERE tenant_id = ${tenantId} AND livemode = ${livemode} AND type = ${type} AND currency = ${currency}`;
   return row;
 }
 
@@ -225,8 +224,6 @@ describe('posting and balances', () => {
     // Row-level security, not only the WHERE clause: tenant B's scope sees none of A's rows.
     const seen = await inScope(t.platform.sql, testScope(b), async (tx) => [
       ...(await tx`SELECT id FROM ledger_accounts WHERE tenant_id = ${a.id}`),
-      ...(await tx`SELECT account_id FROM ledger_balance_slots WHERE tenant_id = ${a.id}`),
-      ...(await tx`SELECT id FROM ledger_account_balances WHERE tenant_id = ${a.id}`),
       ...(await tx`SELECT id FROM ledger_transactions WHERE tenant_id = ${a.id}`),
       ...(await tx`SELECT id FROM ledger_entries WHERE tenant_id = ${a.id}`),
     ]);
@@ -241,13 +238,11 @@ describe('posting and balances', () => {
     const rows = await t.platform.sql.begin((tx) =>
       Promise.all([
         tx`SELECT id FROM ledger_accounts`,
-        tx`SELECT account_id FROM ledger_balance_slots`,
-        tx`SELECT id FROM ledger_account_balances`,
         tx`SELECT id FROM ledger_transactions`,
         tx`SELECT id FROM ledger_entries`,
       ]),
     );
-    expect(rows.map((r) => r.length)).toEqual([0, 0, 0, 0, 0]);
+    expect(rows.map((r) => r.length)).toEqual([0, 0, 0]);
     // Rows exist: the superuser sees them.
     const [all] = await t.admin<{ count: number }[]>`SELECT count(*)::int AS count FROM ledger_entries`;
     expect(all.count).toBeGreaterThan(0);
@@ -321,9 +316,6 @@ describe('the database guards the ledger', () => {
     await expect(t.admin`DELETE FROM ledger_accounts WHERE id = ${pending.id}`).rejects.toThrow(
       /append-only: DELETE refused/,
     );
-    await expect(t.admin`DELETE FROM ledger_balance_slots WHERE account_id = ${pending.id}`).rejects.toThrow(
-      /append-only: DELETE refused/,
-    );
   });
 
   it("rejects an entry in a currency other than its account's, and a transaction without entries", async () => {
@@ -392,7 +384,7 @@ describe('the hot pending account', () => {
     expect(await differencesFor(tenant.id)).toEqual({ accounts: [], transactions: [] });
   });
 
-  it('updates each account once per batch, with the summed delta, on one slot', async () => {
+  it('updates each account once per batch, with the summed delta', async () => {
     const tenant = await createTenant(t.app, 'Ledger batch');
     const scope = testScope(tenant);
     const updates = await inScope(t.platform.sql, scope, async (tx) => {
@@ -402,7 +394,7 @@ describe('the hot pending account', () => {
         (
           await tx<
             { updates: number }[]
-          >`SELECT n_tup_upd::int AS updates FROM pg_stat_xact_user_tables WHERE relname = 'ledger_balance_slots'`
+          >`SELECT n_tup_upd::int AS updates FROM pg_stat_xact_user_tables WHERE relname = 'ledger_accounts'`
         )[0].updates;
       const before = await counted();
       await t.platform.ledger.post(
@@ -417,130 +409,6 @@ describe('the hot pending account', () => {
   });
 });
 
-/** Money moved between two of a tenant's usd accounts (settling: pending → available; a payout: available → out). */
-const move = (from: AccountType, to: AccountType, amount: number): LedgerTransactionInput => ({
-  type: 'transfer',
-  sourceId: null,
-  description: `${from} to ${to}`,
-  entries: [
-    { accountType: from, currency: 'usd', amount: -amount },
-    { accountType: to, currency: 'usd', amount },
-  ],
-});
-
-/** The database transaction's balance slot (migration 042): the slot its postings update. */
-const slotOf = async (tx: Tx) => (await tx<{ slot: number }[]>`SELECT ledger_slot() AS slot`)[0].slot;
-
-async function storedBalances(tenantId: string) {
-  const rows = await t.admin<{ type: AccountType; balance: number }[]>`
-    SELECT type, balance FROM ledger_account_balances WHERE tenant_id = ${tenantId} AND NOT livemode AND currency = 'usd'`;
-  return Object.fromEntries(rows.map((row) => [row.type, row.balance]));
-}
-
-describe('balance slots under concurrency (migration 042)', () => {
-  it('commits a posting while another posting to the same accounts is uncommitted', async () => {
-    const tenant = await createTenant(t.app, 'Ledger slots hold');
-    const scope = testScope(tenant);
-    await post(scope, [capture(100, 0)]);
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let held!: (slot: number) => void;
-    const holding = new Promise<number>((resolve) => (held = resolve));
-    const holder = inScope(t.platform.sql, scope, async (tx) => {
-      await t.platform.ledger.post(tx, scope, [capture(1_000, 30)]);
-      held(await slotOf(tx));
-      await released;
-    });
-    try {
-      const heldSlot = await holding;
-      let committed = false;
-      const second = (async () => {
-        // Slots follow transaction ids, and other suites take ids too: a transaction that drew the holder's slot
-        // (1 in 16) is rolled back and the posting tried again in a new one.
-        for (;;) {
-          const posted = await inScope(t.platform.sql, scope, async (tx) => {
-            if ((await slotOf(tx)) === heldSlot) return false;
-            await t.platform.ledger.post(tx, scope, [capture(2_000, 50)]);
-            return true;
-          });
-          if (posted) break;
-        }
-        committed = true;
-      })();
-      // With one balance row per account this posting would wait for the holder's commit, which never comes.
-      await waitFor(() => committed, 10_000, 'the second posting to commit while the first holds its accounts');
-      await second;
-      expect((await balance(tenant.testKey)).pending).toEqual([{ amount: 100 + 1_950, currency: 'usd' }]);
-    } finally {
-      release();
-      await holder;
-    }
-    expect((await balance(tenant.testKey)).pending).toEqual([{ amount: 100 + 1_950 + 970, currency: 'usd' }]);
-    expect(await differencesFor(tenant.id)).toEqual({ accounts: [], transactions: [] });
-  });
-
-  it('keeps every cent of many concurrent postings to one tenant, spread over several slots', async () => {
-    const tenant = await createTenant(t.app, 'Ledger slots many');
-    const scope = testScope(tenant);
-    await post(scope, [capture(1, 0)]);
-    const captures = Array.from({ length: 80 }, (_, i) => ({ amount: 1_000 + 7 * i, fee: i % 4 }));
-    // More at once than the pool has connections: every connection posts, each in a transaction of its own.
-    await Promise.all(captures.map(({ amount, fee }) => post(scope, [capture(amount, fee)])));
-    const gross = captures.reduce((sum, c) => sum + c.amount, 1);
-    const fees = captures.reduce((sum, c) => sum + c.fee, 0);
-    expect(await storedBalances(tenant.id)).toMatchObject({
-      pending: gross - fees,
-      fees,
-      processor_clearing: -gross,
-    });
-    const [used] = await t.admin<{ slots: number }[]>`
-      SELECT count(*)::int AS slots FROM ledger_balance_slots s JOIN ledger_accounts a ON a.id = s.account_id
-      WHERE a.tenant_id = ${tenant.id} AND a.type = 'pending' AND s.balance <> 0`;
-    expect(used.slots).toBeGreaterThan(1);
-    expect(await differencesFor(tenant.id)).toEqual({ accounts: [], transactions: [] });
-  });
-
-  it('spends available exactly under concurrent spenders and credits, wherever the funds sit', async () => {
-    const tenant = await createTenant(t.app, 'Ledger slots spend');
-    const scope = testScope(tenant);
-    await post(scope, [capture(20_000, 0)]);
-    // 8,000 made available by eight transactions at once, so it sits in several of available's slots.
-    await Promise.all(Array.from({ length: 8 }, () => post(scope, [move('pending', 'available', 1_000)])));
-    const [spread] = await t.admin<{ slots: number }[]>`
-      SELECT count(*)::int AS slots FROM ledger_balance_slots s JOIN ledger_accounts a ON a.id = s.account_id
-      WHERE a.tenant_id = ${tenant.id} AND a.type = 'available' AND s.balance <> 0`;
-    expect(spread.slots).toBeGreaterThan(1);
-
-    // Thirty payouts of 700 as PayoutService makes them (lock, check, post), with ten credits of 100 among them.
-    const spend = () =>
-      inScope(t.platform.sql, scope, async (tx) => {
-        if ((await t.platform.ledger.lockAvailable(tx, scope, 'usd')) < 700) return false;
-        await t.platform.ledger.post(tx, scope, [move('available', 'payouts_in_transit', 700)]);
-        return true;
-      });
-    const results = await Promise.all([
-      ...Array.from({ length: 30 }, spend),
-      ...Array.from({ length: 10 }, () => post(scope, [move('pending', 'available', 100)]).then(() => null)),
-    ]);
-    const spent = results.filter((r) => r === true).length;
-    // 8,000 covers eleven whatever the credits did; the credits' 1,000 may cover one more.
-    expect(spent).toBeGreaterThanOrEqual(11);
-    expect(spent).toBeLessThanOrEqual(12);
-    expect(await storedBalances(tenant.id)).toMatchObject({
-      available: 9_000 - 700 * spent,
-      payouts_in_transit: 700 * spent,
-      pending: 20_000 - 9_000,
-    });
-    // Nothing is left that a payout could still have taken once every credit had landed, unless the credits came
-    // after the last spender: then exactly eleven were paid.
-    if (spent === 12) expect((await storedBalances(tenant.id)).available).toBe(600);
-    const [negative] = await t.admin<{ n: number }[]>`
-      SELECT count(*)::int AS n FROM ledger_balance_slots WHERE tenant_id = ${tenant.id} AND balance < 0 AND type = 'available'`;
-    expect(negative.n).toBe(0);
-    expect(await differencesFor(tenant.id)).toEqual({ accounts: [], transactions: [] });
-  });
-});
-
 describe('verify', () => {
   it('is clean after posting and reports a balance a superuser corrupted', async () => {
     const tenant = await createTenant(t.app, 'Ledger verify');
@@ -549,7 +417,7 @@ describe('verify', () => {
 
     const pending = await storedAccount(tenant.id, false, 'pending', 'usd');
     // The tenant is this test's own, so the corruption is left in place: no other check looks at it.
-    await t.admin`UPDATE ledger_balance_slots SET balance = balance + 1 WHERE account_id = ${pending.id} AND slot = 7`;
+    await t.admin`UPDATE ledger_accounts SET balance = balance + 1 WHERE id = ${pending.id}`;
     expect(await differencesFor(tenant.id)).toEqual({
       accounts: [
         {
@@ -614,7 +482,7 @@ describe('verify', () => {
           expected.set(key, (expected.get(key) ?? 0) + entry.amount);
         }
         const stored = await t.admin<{ type: string; currency: string; balance: number; livemode: boolean }[]>`
-          SELECT type, currency, balance, livemode FROM ledger_account_balances WHERE tenant_id = ${tenant.id}`;
+          SELECT type, currency, balance, livemode FROM ledger_accounts WHERE tenant_id = ${tenant.id}`;
         expect(stored.every((row) => row.livemode === livemode)).toBe(true);
         // Every account of a currency the tenant touched exists; those the sequence never moved hold 0.
         expect(stored.length).toBeGreaterThan(0);

@@ -121,12 +121,10 @@ export interface PreparedPosting {
  * Data-modifying CTEs (to follow `WITH` or a comma) that write prepared postings. With
  * `onlySourcesIn`, a transaction is written only if its source id is in that CTE (the payment
  * batch passes the payments whose compare-and-set succeeded). The running balances get one UPDATE
- * per account with the summed delta of the entries actually written, on the account's slot of this
- * database transaction (`ledger_slot()`, migration 042), after locking those slots in account id
- * order: a hot account (every payment lands in a tenant's pending account) is locked once per batch
- * rather than once per entry, concurrent postings of one tenant mostly land in different slots and
- * do not wait for each other's commit, and when two do share a slot they lock in the same order,
- * so they queue instead of deadlocking. Exposes `ltx(id)`.
+ * per account with the summed delta of the entries actually written, after locking those
+ * accounts in id order: a hot account (every payment lands in a tenant's pending account) is
+ * locked once per batch rather than once per entry, and concurrent batches always lock accounts
+ * in the same order, so they queue instead of deadlocking. Exposes `ltx(id)`.
  */
 export function postingCtes(statement: UnnestStatement, posting: PreparedPosting, onlySourcesIn?: string): string {
   const filter = onlySourcesIn ? `WHERE t.source_id IN (SELECT id FROM ${onlySourcesIn})` : '';
@@ -142,12 +140,9 @@ export function postingCtes(statement: UnnestStatement, posting: PreparedPosting
     ), ldelta AS (
       SELECT account_id, sum(amount) AS delta FROM lentry GROUP BY account_id HAVING sum(amount) <> 0
     ), llock AS (
-      SELECT s.account_id FROM ledger_balance_slots s
-      WHERE s.account_id IN (SELECT account_id FROM ldelta) AND s.slot = ledger_slot()
-      ORDER BY s.account_id FOR NO KEY UPDATE
+      SELECT a.id FROM ledger_accounts a WHERE a.id IN (SELECT account_id FROM ldelta) ORDER BY a.id FOR NO KEY UPDATE
     ), lbalance AS (
-      UPDATE ledger_balance_slots s SET balance = s.balance + d.delta FROM ldelta d JOIN llock l ON l.account_id = d.account_id
-      WHERE s.account_id = d.account_id AND s.slot = ledger_slot()
+      UPDATE ledger_accounts a SET balance = a.balance + d.delta FROM ldelta d JOIN llock l ON l.id = d.account_id WHERE a.id = d.account_id
     )`;
 }
 
@@ -157,8 +152,8 @@ export interface AccountDifference {
   livemode: boolean;
   type: AccountType;
   currency: string;
-  /** The running balance kept on the account's slots (null if it has none). */
-  balance: number | null;
+  /** The running balance stored on the account. */
+  balance: number;
   /** The balance recomputed from the account's entries. */
   computed: number;
 }
@@ -410,33 +405,25 @@ export class LedgerService {
   }
 
   /**
-   * Locks every balance slot of the tenant's ledger accounts of the mode and currency, in (account id, slot) order
-   * and in one statement, until the caller's transaction ends, moves the available account's balance into this
-   * transaction's slot (migration 042: available slots never go below zero, so a debit must land where the funds are)
-   * and returns it. Whoever spends from available (a payout, a negative settlement) decides on a balance no
-   * concurrent posting can change in between.
+   * Locks every ledger account of the tenant, mode and currency, in id order and in one statement,
+   * until the caller's transaction ends, and returns the available balance. Whoever spends from
+   * available (a payout, a negative settlement) decides on a balance no concurrent spender can
+   * change in between.
    *
-   * The global lock order: every transaction takes its balance slot locks in ascending (account id, slot) order and
-   * never takes a lower one after a higher one. A posting locks its accounts' slots of its own transaction in one
-   * ordered statement (postingCtes), and a transaction posting twice uses the same slot both times; settlement and
-   * payouts call this first, so the posting they make afterwards only touches slots they already hold. Locking only
-   * `available` first and the posting's other accounts later would take them out of order against a batch that
-   * touches the same accounts (an instant-settlement tenant's available and pending), and the two would deadlock.
+   * The global lock order: every transaction takes its ledger account locks in ascending id order
+   * and never takes a lower id after a higher one. A payment batch locks the accounts it changes
+   * in one ordered statement (postingCtes); settlement and payouts call this first, so the posting
+   * they make afterwards only touches accounts they already hold. Locking only `available` first
+   * and the posting's other accounts later would take them out of order against a batch that
+   * touches the same accounts (an instant-settlement tenant's available and pending), and the two
+   * would deadlock.
    */
   async lockAvailable(tx: Tx, scope: Scope, currency: string): Promise<number> {
-    const slots = await tx<{ account_id: string; type: AccountType; balance: number }[]>`
-      SELECT account_id, type, balance FROM ledger_balance_slots
-      WHERE account_id IN (
-        SELECT id FROM ledger_accounts WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND currency = ${currency}
-      )
-      ORDER BY account_id, slot FOR NO KEY UPDATE`;
-    const available = slots.filter((slot) => slot.type === 'available');
-    if (!available.length) return 0;
-    const total = available.reduce((sum, slot) => sum + slot.balance, 0);
-    await tx`
-      UPDATE ledger_balance_slots SET balance = CASE WHEN slot = ledger_slot() THEN ${total}::bigint ELSE 0 END
-      WHERE account_id = ${available[0].account_id} AND (slot = ledger_slot() OR balance <> 0)`;
-    return total;
+    const accounts = await tx<{ type: AccountType; balance: number }[]>`
+      SELECT type, balance FROM ledger_accounts
+      WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND currency = ${currency}
+      ORDER BY id FOR NO KEY UPDATE`;
+    return accounts.find((account) => account.type === 'available')?.balance ?? 0;
   }
 
   /** The tenant's available, pending and reserved funds, per currency it has ever held. */
@@ -445,7 +432,7 @@ export class LedgerService {
       this.readSql,
       scope,
       (tx) => tx<BalanceRow[]>`
-        SELECT type, currency, balance FROM ledger_account_balances
+        SELECT type, currency, balance FROM ledger_accounts
         WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND type IN ('available', 'pending', 'reserve', 'disputes')
         ORDER BY currency, type`,
     );
@@ -460,9 +447,9 @@ export class LedgerService {
   static async verify(admin: Sql): Promise<LedgerDifferences> {
     const accounts = await admin<AccountDifference[]>`
       SELECT a.id AS account_id, a.tenant_id, a.livemode, a.type, a.currency, a.balance, coalesce(e.total, 0)::bigint AS computed
-      FROM ledger_account_balances a
+      FROM ledger_accounts a
       LEFT JOIN (SELECT account_id, sum(amount) AS total FROM ledger_entries GROUP BY account_id) e ON e.account_id = a.id
-      WHERE a.balance IS DISTINCT FROM coalesce(e.total, 0)
+      WHERE a.balance <> coalesce(e.total, 0)
       ORDER BY a.id`;
     // The commit-time trigger makes these impossible, unless it was bypassed (disabled triggers or
     // session_replication_role = replica).

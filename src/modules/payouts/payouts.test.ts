@@ -139,7 +139,7 @@ describe('payouts', () => {
     expect(paid.count).toBe(1);
     const [inTransit] = await t.admin<
       { balance: number }[]
-    >`SELECT balance FROM ledger_account_balances WHERE tenant_id = ${tenant.id} AND livemode = false AND type = 'payouts_in_transit' AND currency = 'usd'`;
+    >`SELECT balance FROM ledger_accounts WHERE tenant_id = ${tenant.id} AND livemode = false AND type = 'payouts_in_transit' AND currency = 'usd'`;
     expect(inTransit.balance).toBe(0);
     await ledgerClean(tenant.id);
   });
