@@ -32,12 +32,12 @@ import { connect } from '../src/db/index.js';
 import { migrate } from '../src/db/migrate.js';
 import { foldAnalytics } from '../src/modules/analytics/service.js';
 import { FOLD_APPLICATION, startAnalyticsFolds } from './analytics-fold.js';
+import { median, setRollupTriggers } from './rollup-interleaved.js';
 import { inProcessApp } from './in-process-app.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS = join(ROOT, 'bench', 'results');
 const DB_NAME = 'payforward_bench_rollups';
-const ROLLED_UP = ['payments', 'refunds', 'disputes', 'payment_attempts', 'fraud_reviews'];
 
 const payments = Number(process.env.BENCH_PAYMENTS ?? 3_000);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -73,16 +73,8 @@ const config = loadConfig({
 await migrate(admin, config);
 const { platform, app, platformKey } = await inProcessApp(adminUrl.toString(), config);
 
-const triggers = await admin<{ table: string; name: string }[]>`
-  SELECT c.relname AS table, t.tgname AS name FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-  WHERE NOT t.tgisinternal AND c.relname = ANY(${ROLLED_UP}) AND t.tgname LIKE 'analytics%'
-  ORDER BY 1, 2`;
-if (!triggers.length) throw new Error('no analytics trigger on the rolled-up tables: nothing to measure');
-
-async function setTriggers(enabled: boolean) {
-  const statements = triggers.map((t) => `ALTER TABLE ${t.table} ${enabled ? 'ENABLE' : 'DISABLE'} TRIGGER ${t.name}`);
-  await admin.unsafe(statements.join(';\n'));
-}
+// Every analytics_* trigger on, to count them (and to fail early on a database without any).
+const triggerCount = await setRollupTriggers(admin, true);
 
 async function post(key: string, url: string, payload: unknown) {
   const response = await app.inject({
@@ -156,7 +148,7 @@ interface Round {
 }
 
 async function round(enabled: boolean): Promise<Round> {
-  await setTriggers(enabled);
+  await setRollupTriggers(admin, enabled);
   // The backends the app has open stay open (a pool): their CPU before and after the round is theirs alone.
   const cpuBefore = new Map((await backends()).map(({ pid }) => [pid, cpuNs(pid)]));
   const functionsBefore = await functionTimes();
@@ -224,15 +216,10 @@ async function round(enabled: boolean): Promise<Round> {
   return result;
 }
 
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 const fixed = (value: number, digits = 3) => value.toFixed(digits);
 
 console.log(
-  `${triggers.length} rollup triggers; ${rounds} pairs of rounds of ${payments} create+confirm payments, ` +
+  `${triggerCount} rollup triggers; ${rounds} pairs of rounds of ${payments} create+confirm payments, ` +
     `${concurrency} in flight${waves ? ' in waves' : ''}, ${tenantCount} tenant(s); ` +
     `load average ${loadavg()[0].toFixed(2)}`,
 );

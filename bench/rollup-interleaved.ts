@@ -53,7 +53,8 @@ const T95 = [
   2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042,
 ];
 
-async function setRollups(sql: postgres.Sql, on: boolean) {
+/** Switches every analytics rollup trigger (`analytics_*`) of the database on or off; returns how many there are. */
+export async function setRollupTriggers(sql: postgres.Sql, on: boolean): Promise<number> {
   const triggers = await sql<{ name: string; tbl: string }[]>`
     SELECT tgname AS name, tgrelid::regclass::text AS tbl FROM pg_trigger
     WHERE NOT tgisinternal AND tgname LIKE 'analytics\\_%'`;
@@ -62,9 +63,10 @@ async function setRollups(sql: postgres.Sql, on: boolean) {
   await sql.begin((tx) =>
     tx.unsafe(triggers.map((t) => `ALTER TABLE ${t.tbl} ${on ? 'ENABLE' : 'DISABLE'} TRIGGER ${t.name}`).join(';\n')),
   );
+  return triggers.length;
 }
 
-const median = (values: number[]) => {
+export const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
@@ -100,7 +102,7 @@ export async function measureRollupsInterleaved(
 
   const slices: InterleavedSlice[] = [];
   for (const on of order) {
-    await setRollups(options.sql, on);
+    await setRollupTriggers(options.sql, on);
     const cpuBefore = await options.cpuTicks();
     const countBefore = answered;
     const started = performance.now();
@@ -121,7 +123,7 @@ export async function measureRollupsInterleaved(
   }
   instance.stop();
   const result = await done;
-  await setRollups(options.sql, true);
+  await setRollupTriggers(options.sql, true);
 
   return {
     result,

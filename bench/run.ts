@@ -78,7 +78,7 @@ import {
   type Child,
 } from './proc.js';
 import { startAnalyticsFolds } from './analytics-fold.js';
-import { measureRollupsInterleaved, type InterleavedSummary } from './rollup-interleaved.js';
+import { measureRollupsInterleaved, setRollupTriggers, type InterleavedSummary } from './rollup-interleaved.js';
 import { summarizeProfile } from './profile-summary.js';
 import { logOffset, readSlice, summarizeStatements, type StatementCost } from './pg-statements.js';
 import { reconcilePayments } from './reconcile.js';
@@ -827,11 +827,7 @@ async function startFraudOff(port: number, platformKey: string, metricsToken: st
 }
 
 async function disableRollupTriggers() {
-  const triggers = await monitorSql!<{ statement: string }[]>`
-    SELECT format('ALTER TABLE %s DISABLE TRIGGER %I', tgrelid::regclass, tgname) AS statement FROM pg_trigger
-    WHERE NOT tgisinternal AND tgname LIKE 'analytics\_%'`;
-  for (const { statement } of triggers) await monitorSql!.unsafe(statement);
-  console.log(`  analytics rollups off: ${triggers.length} triggers disabled`);
+  console.log(`  analytics rollups off: ${await setRollupTriggers(monitorSql!, false)} triggers disabled`);
 }
 // One operator key and metrics token for every API process of the run (they share the database).
 const platformKey = `op_platform_${randomBytes(24).toString('base64url')}`;
