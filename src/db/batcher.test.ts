@@ -28,6 +28,42 @@ describe('MicroBatcher', () => {
     );
   });
 
+  it('starts a flush beside a running one only for a full batch: below that, items gather into the next', async () => {
+    const batches: number[][] = [];
+    const gates: Array<() => void> = [];
+    const batcher = new MicroBatcher<number, number>(
+      async (items) => {
+        batches.push(items);
+        await new Promise<void>((resolve) => gates.push(resolve));
+        return items;
+      },
+      { maxSize: 4, maxConcurrency: 2 },
+    );
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    const submitted = [batcher.submit(1)];
+    await turn();
+    expect(batches).toEqual([[1]]);
+    submitted.push(batcher.submit(2), batcher.submit(3), batcher.submit(4));
+    await turn();
+    expect(batches).toEqual([[1]]);
+    submitted.push(batcher.submit(5));
+    await turn();
+    expect(batches).toEqual([[1], [2, 3, 4, 5]]);
+    submitted.push(batcher.submit(6));
+    await turn();
+    expect(batches).toHaveLength(2);
+    gates.shift()!();
+    await submitted[0];
+    await turn();
+    expect(batches).toHaveLength(2);
+    gates.shift()!();
+    await Promise.all(submitted.slice(1, 5));
+    await turn();
+    expect(batches).toEqual([[1], [2, 3, 4, 5], [6]]);
+    gates.shift()!();
+    await expect(Promise.all(submitted)).resolves.toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
   it('does not retry a batch whose commit went unanswered: its items may be written already', async () => {
     let flushes = 0;
     const batcher = new MicroBatcher<number, number>(

@@ -3,7 +3,10 @@ import { CommitOutcomeUnknown } from './commit-outcome.js';
 export interface BatcherOptions {
   /** Most items in one flush. */
   maxSize: number;
-  /** Most flushes in flight at once; while they run, new items gather into the next batch. */
+  /**
+   * Most flushes in flight at once. A flush beside a running one starts only for a full batch (maxSize items);
+   * otherwise new items gather into the next batch until the running flush ends.
+   */
   maxConcurrency: number;
 }
 
@@ -53,8 +56,15 @@ export class MicroBatcher<I, R> {
     });
   }
 
+  // A second flush for a part batch would pay a statement and a commit for a few items: measured with two
+  // flushes always allowed, payment batches averaged 29 items against 46 with this rule, and the database
+  // spent 15% more CPU per payment for the same throughput (see README, Benchmarks).
   private drain() {
-    while (this.queue.length && this.inFlight.size < this.options.maxConcurrency) {
+    while (
+      this.queue.length &&
+      this.inFlight.size < this.options.maxConcurrency &&
+      (this.inFlight.size === 0 || this.queue.length >= this.options.maxSize)
+    ) {
       const batch = this.queue.splice(0, this.options.maxSize);
       const run: Promise<void> = this.run(batch).finally(() => {
         this.inFlight.delete(run);
