@@ -140,15 +140,20 @@ export function createPlatform(
   options: { processMetrics?: boolean; clock?: () => number; workerDatabaseUrl?: string; now?: Clock } = {},
 ): Platform {
   const now = options.now ?? systemClock;
-  const sql = connect(appDatabaseUrl, { max: config.dbPoolSize, applicationName: 'payforward-api' });
+  const sql = connect(appDatabaseUrl, { max: config.dbPoolSize, applicationName: 'payforward-api', cachedPlans: true });
   // Batched payment reads get a pool of their own: under a mixed load, reads and write batches must not queue for
   // each other's connections.
-  const readSql = connect(appDatabaseUrl, { max: config.dbReadPoolSize, applicationName: 'payforward-api-reads' });
+  const readSql = connect(appDatabaseUrl, {
+    max: config.dbReadPoolSize,
+    applicationName: 'payforward-api-reads',
+    cachedPlans: true,
+  });
   // Whatever role the replica URL names, reads run as the application role, under row-level security.
   const replica = config.databaseReplicaUrl
     ? connect(asAppRole(config.databaseReplicaUrl, config), {
         max: 4,
         applicationName: 'payforward-replica',
+        cachedPlans: true,
         // A replica that does not answer is skipped for the primary: waiting 10 s to find out would hold the read.
         connectTimeoutSeconds: 2,
       })

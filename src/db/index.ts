@@ -26,7 +26,18 @@ const bigintAsNumber = {
 
 export function connect(
   url: string,
-  options: { max?: number; applicationName?: string; connectTimeoutSeconds?: number } = {},
+  options: {
+    max?: number;
+    applicationName?: string;
+    connectTimeoutSeconds?: number;
+    /**
+     * Let PostgreSQL keep a generic plan of a prepared statement once it costs no more than the plans made for each
+     * call's parameters (plan_cache_mode = auto). The API's pools: its statements are key lookups and index walks
+     * whose best plan does not depend on the values, and planning them on every call was half of PostgreSQL's CPU
+     * for a list of payments or a balance (see README, Benchmarks).
+     */
+    cachedPlans?: boolean;
+  } = {},
 ): Sql {
   return postgres(url, {
     max: options.max ?? 10,
@@ -37,10 +48,13 @@ export function connect(
     backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 0.5),
     onnotice: () => {},
     types: { bigint: bigintAsNumber },
-    // Batch statements are prepared once per connection, but their cost depends on each batch's
-    // arrays: a cached generic plan, made for no particular batch, drifted into table scans as
-    // tables grew, so every execution is planned for its own parameters.
-    connection: { application_name: options.applicationName ?? 'payforward', plan_cache_mode: 'force_custom_plan' },
+    // Without cachedPlans every execution is planned for its own parameters: a cached generic plan, made for no
+    // particular call, can drift into table scans as tables grow (batch statements did, before they got a generic
+    // plan of their own made under index-only settings: see scopedStatement).
+    connection: {
+      application_name: options.applicationName ?? 'payforward',
+      plan_cache_mode: options.cachedPlans ? 'auto' : 'force_custom_plan',
+    },
   }) as unknown as Sql;
 }
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scopedPageRead, type Scope } from '../../db/index.js';
+import { inScope, scopedPageRead, type Scope } from '../../db/index.js';
 import { bootWithTenants, call, ok, type TestApp, type TestTenant } from '../../../test/helpers.js';
 import { createPaymentReader } from './repo.js';
 
@@ -112,6 +112,44 @@ describe('a list of payments: one statement in one round trip (Reads.page)', () 
     const foreign = await call(t.app, a.testKey, 'GET', `/v1/payments?limit=2&starting_after=${ofB.id}`);
     expect(foreign.statusCode).toBe(400);
     expect(foreign.json().error).toMatchObject({ code: 'resource_missing', param: 'starting_after' });
+  });
+
+  it("caches plans in the API's pools, and a page's plan stays an index walk in list order for any tenant", async () => {
+    // The API's pools let PostgreSQL keep a generic plan once it costs no more than per-call ones (plan_cache_mode =
+    // auto). A key lookup is planned once; a page, run six times for B (2,000 payments, from the test above) and then
+    // for A (a few), is still walked in the list's order whichever plan the cache settled on.
+    const probe = await inScope(t.platform.sql, scopeOf(b), async (tx) => {
+      const [mode] = await tx<{ plan_cache_mode: string }[]>`SHOW plan_cache_mode`;
+      await tx`SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
+        set_config('enable_seqscan', 'off', true), set_config('app.scope', ${`${a.id}:f,${b.id}:f`}, true)`;
+      const [{ id }] = await tx<{ id: string }[]>`SELECT id FROM payments WHERE tenant_id = ${b.id} LIMIT 1`;
+      await tx.unsafe(`PREPARE lookup_probe(text) AS SELECT * FROM payments WHERE id = $1`);
+      await tx.unsafe(`PREPARE page_probe(text, boolean) AS
+        SELECT * FROM payments AS item WHERE tenant_id = $1 AND livemode = $2 ORDER BY id DESC LIMIT 11`);
+      for (let run = 0; run < 6; run++) {
+        await tx.unsafe(`EXECUTE lookup_probe('${id}')`);
+        await tx.unsafe(`EXECUTE page_probe('${b.id}', false)`);
+      }
+      const explain = async (execute: string) =>
+        (await tx.unsafe<{ 'QUERY PLAN': string }[]>(`EXPLAIN ${execute}`)).map((row) => row['QUERY PLAN']).join('\n');
+      const plans = {
+        lookup: await explain(`EXECUTE lookup_probe('${id}')`),
+        pages: [
+          await explain(`EXECUTE page_probe('${b.id}', false)`),
+          await explain(`EXECUTE page_probe('${a.id}', false)`),
+        ],
+      };
+      // Only these two: the driver's own prepared statements live on this connection too.
+      await tx`DEALLOCATE lookup_probe`;
+      await tx`DEALLOCATE page_probe`;
+      return { mode: mode.plan_cache_mode, ...plans };
+    });
+    expect(probe.mode).toBe('auto');
+    expect(probe.lookup, probe.lookup).toMatch(/Index Cond: \(id = \$1\)/);
+    for (const plan of probe.pages) {
+      expect(plan, plan).toMatch(/Index Scan( Backward)? using payments_tenant/);
+      expect(plan).not.toMatch(/Sort|Bitmap|Seq Scan/);
+    }
   });
 
   it('lists a payment with its attempts and fraud outcome as a retrieve shows them', async () => {
