@@ -120,7 +120,7 @@ describe('webhook worker statements under stale statistics', () => {
     const claim = await plansOf(
       async () =>
         (claimed = await explained`
-          SELECT * FROM worker_claim_webhook_deliveries(now(), 256, 4, '40 seconds', '{}')`),
+          SELECT * FROM worker_claim_webhook_deliveries(now(), 256, 4, '40 seconds', '{}', '{}', '{}')`),
     );
     expectIndexDriven(claim);
     expect(claimed.length).toBeGreaterThan(0);
@@ -139,5 +139,20 @@ describe('webhook worker statements under stale statistics', () => {
     const [{ count: succeeded }] = await t.admin<{ count: number }[]>`
       SELECT count(*)::int AS count FROM webhook_deliveries WHERE status = 'succeeded'`;
     expect(succeeded).toBe(claimed.length);
+  });
+
+  it('a claim hands an endpoint with requests in flight no more than its free slots', async () => {
+    const due = await t.admin<{ endpoint_id: string }[]>`
+      SELECT endpoint_id FROM webhook_deliveries WHERE status = 'pending'
+      GROUP BY endpoint_id HAVING count(*) >= 8 ORDER BY endpoint_id LIMIT 2`;
+    expect(due).toHaveLength(2);
+    const [busy, idle] = due.map((d) => d.endpoint_id);
+    // An hour ahead every pending delivery is due, the leased ones included; `busy` has one slot of four free.
+    const claimed = await t.admin<{ endpoint_id: string }[]>`
+      SELECT endpoint_id FROM worker_claim_webhook_deliveries(now() + interval '1 hour', 10000, 4, '40 seconds', '{}',
+        ${[busy]}::text[], ${[1]}::integer[])`;
+    const of = (endpoint: string) => claimed.filter((c) => c.endpoint_id === endpoint).length;
+    expect(of(busy)).toBe(1);
+    expect(of(idle)).toBe(4);
   });
 });

@@ -235,16 +235,24 @@ export class WebhookDispatcher {
     }
     const now = this.clock();
     const skip: string[] = [];
+    // An endpoint with requests in flight gets no more than its free slots from this claim.
+    const busy: string[] = [];
+    const free: number[] = [];
     for (const [id, state] of this.endpoints) {
       state.refill(now);
-      if (state.openUntil > now || state.inFlight >= this.slots(state, now) || state.tokens < 1) skip.push(id);
+      const slots = this.slots(state, now);
+      if (state.openUntil > now || state.inFlight >= slots || state.tokens < 1) skip.push(id);
+      else if (state.inFlight > 0 || slots < this.settings.concurrencyPerEndpoint) {
+        busy.push(id);
+        free.push(slots - state.inFlight);
+      }
     }
     // An attempt, queueing for a socket included, ends within the timeout and is recorded within
     // moments: a lease twice as long plus a margin only runs out when the worker is gone.
     const lease = `${Math.ceil((this.settings.timeoutMs * 2) / 1000) + 10} seconds`;
     const claimed = await this.deps.workerSql<ClaimedDelivery[]>`
       SELECT * FROM worker_claim_webhook_deliveries(${new Date(now)}, ${Math.min(room, 256)},
-        ${this.settings.concurrencyPerEndpoint}, ${lease}::interval, ${skip})`;
+        ${this.settings.concurrencyPerEndpoint}, ${lease}::interval, ${skip}, ${busy}::text[], ${free}::integer[])`;
     if (!claimed.length) return 0;
     const secrets = await this.secretsFor([...new Set(claimed.map((d) => d.endpoint_id))], now);
     for (const delivery of claimed)
