@@ -142,14 +142,12 @@ describe('Fraud', () => {
     for (let attempt = 1; ; attempt++) {
       await tabTo(page, row.getByRole('button', { name: 'Approve' }));
       await page.keyboard.press('Enter');
-      const opened = await dialog.waitFor({ timeout: 5_000 }).then(
-        () => true,
-        (error: unknown) => {
-          if (attempt === 3) throw error;
-          return false;
-        },
-      );
-      if (opened) break;
+      try {
+        await dialog.waitFor({ timeout: 5_000 });
+        break;
+      } catch (error) {
+        if (attempt === 3) throw error;
+      }
     }
     // The dialog holds the focus: Tab cycles inside it until its confirmation.
     await tabTo(page, dialog.getByRole('button', { name: 'Approve the payment' }), 10);
