@@ -255,3 +255,57 @@ async function pipelined<T>(
     if (!lost) connection.release();
   }
 }
+
+/** What readThenWrite's read decided: a statement to send with COMMIT, or an answer that needs no write. */
+export type WriteDecision<T> = { write: (tx: Tx) => Promise<T> } | { answer: T };
+
+/**
+ * A scoped transaction of two round trips: `read` runs first, its queries sent with BEGIN and the scope (it may lock
+ * the rows its decision rests on, `FOR NO KEY UPDATE`); then the one statement it decided on is sent with COMMIT.
+ * For a change that must be checked against rows under a lock, where inScope needs a round trip per query and one
+ * more for COMMIT, holding the lock over all of them. `read` throwing (a refused request) rolls back. As in
+ * scopedStatement, a COMMIT that got no answer throws CommitOutcomeUnknown.
+ */
+export async function readThenWrite<T>(
+  sql: Sql,
+  scope: Scope,
+  read: (tx: Tx) => Promise<WriteDecision<T>>,
+): Promise<T> {
+  const connection = await sql.reserve();
+  const tx = connection as unknown as Tx;
+  let lost = false;
+  try {
+    let decision: WriteDecision<T>;
+    try {
+      const opened = Promise.all([tx`BEGIN`, tx`SELECT set_config('app.scope', ${scopeSetting([scope])}, true)`]);
+      opened.catch(() => {});
+      decision = await read(tx);
+      await opened;
+    } catch (error) {
+      await tx`ROLLBACK`.catch(() => {});
+      throw error;
+    }
+    if ('answer' in decision) {
+      await tx`COMMIT`;
+      return decision.answer;
+    }
+    let written: Promise<T>;
+    try {
+      written = decision.write(tx);
+    } catch (error) {
+      await tx`ROLLBACK`.catch(() => {});
+      throw error;
+    }
+    const end = tx`COMMIT`;
+    const outcomes = await Promise.allSettled([written, end]);
+    const failures = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason] : []));
+    if (failures.length) {
+      const failure = transactionFailure(end, outcomes[1].status === 'rejected', failures);
+      lost = failure instanceof CommitOutcomeUnknown;
+      throw failure;
+    }
+    return (outcomes[0] as PromiseFulfilledResult<T>).value;
+  } finally {
+    if (!lost) connection.release();
+  }
+}

@@ -19,4 +19,15 @@ describe('newId', () => {
     expect(ids.every((id) => id >= before)).toBe(true);
     expect([...ids].sort()).toEqual(ids);
   });
+
+  it('counts up within a millisecond: thousands of ids in one sort in creation order, each unique', () => {
+    const ids = Array.from({ length: 5000 }, () => newId('evt'));
+    expect(new Set(ids).size).toBe(ids.length);
+    expect([...ids].sort()).toEqual(ids);
+    expect(ids.every((id) => /^evt_[0-9a-hjkmnp-tv-z]{24}$/.test(id))).toBe(true);
+    const at = new Date('2026-10-01T14:30:00.000Z');
+    const replayed = Array.from({ length: 2000 }, () => newId('pay', at));
+    expect([...replayed].sort()).toEqual(replayed);
+    expect(replayed.every((id) => id.startsWith(idFloor('pay', at)))).toBe(true);
+  });
 });

@@ -2,6 +2,7 @@ import { userInfo } from 'node:os';
 import type { Scope, Tx } from '../../db/index.js';
 import { maskCardNumbers } from '../../http/logging.js';
 import { newId } from '../../lib/ids.js';
+import { insertRows, type Columns } from '../../db/unnest.js';
 
 /** The platform's own chain (operator actions that belong to no tenant), as the idempotency layer names it. */
 export const PLATFORM_CHAIN = '__platform__';
@@ -156,6 +157,53 @@ export interface AuditContent {
  * transaction to keep that hold short.
  */
 export async function recordAudit(tx: Tx, record: AuditRecord): Promise<string> {
+  const entry = auditEntry(record);
+  await insertRows(tx, 'audit_entries', AUDIT_ENTRY_COLUMNS, [entry]);
+  return entry.id;
+}
+
+/** An audit_entries row as recordAudit inserts it; the database fills seq, prev_hash and hash. */
+export interface AuditEntryRow {
+  id: string;
+  tenant_id: string;
+  livemode: boolean;
+  seq: number;
+  action: string;
+  actor_type: string;
+  actor_id: string;
+  target_type: string;
+  target_id: string;
+  request_id: string | null;
+  content: string;
+  prev_hash: Buffer;
+  hash: Buffer;
+  created_at: string;
+}
+
+export const AUDIT_ENTRY_COLUMNS: Columns<AuditEntryRow> = [
+  ['id', 'text'],
+  ['tenant_id', 'text'],
+  ['livemode', 'boolean'],
+  ['seq', 'bigint'],
+  ['action', 'text'],
+  ['actor_type', 'text'],
+  ['actor_id', 'text'],
+  ['target_type', 'text'],
+  ['target_id', 'text'],
+  ['request_id', 'text'],
+  ['content', 'text'],
+  ['prev_hash', 'bytea'],
+  ['hash', 'bytea'],
+  ['created_at', 'timestamptz'],
+];
+
+const UNCHAINED = Buffer.alloc(0);
+
+/**
+ * The row of one entry, for a caller that inserts it within a larger statement (a CTE that writes the change it
+ * records). Insert it last in the transaction, as recordAudit says, and only as part of the change it records.
+ */
+export function auditEntry(record: AuditRecord): AuditEntryRow {
   const { actor, requestId } = record.context;
   const content: AuditContent = {
     id: newId('aud'),
@@ -173,13 +221,22 @@ export async function recordAudit(tx: Tx, record: AuditRecord): Promise<string> 
     request_id: requestId,
     created_at: (record.at ?? new Date()).toISOString(),
   };
-  await tx`
-    INSERT INTO audit_entries (id, tenant_id, livemode, seq, action, actor_type, actor_id, target_type, target_id,
-      request_id, content, prev_hash, hash, created_at)
-    VALUES (${content.id}, ${content.tenant_id}, ${content.livemode}, 0, ${content.action}, ${content.actor.type},
-      ${content.actor.id}, ${content.target.type}, ${content.target.id}, ${content.request_id},
-      ${JSON.stringify(content)}, '\\x', '\\x', ${content.created_at})`;
-  return content.id;
+  return {
+    id: content.id,
+    tenant_id: content.tenant_id,
+    livemode: content.livemode,
+    seq: 0,
+    action: content.action,
+    actor_type: content.actor.type,
+    actor_id: content.actor.id,
+    target_type: content.target.type,
+    target_id: content.target.id,
+    request_id: content.request_id,
+    content: JSON.stringify(content),
+    prev_hash: UNCHAINED,
+    hash: UNCHAINED,
+    created_at: content.created_at,
+  };
 }
 
 /** `recordAudit` in the shape the services call it: the target by its type and id, its API object before and after. */

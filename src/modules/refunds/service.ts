@@ -1,7 +1,7 @@
 import { primaryReads, type Reads } from '../../db/replica.js';
-import { inScope, scopedRead, scopedStatement, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inScope, readThenWrite, scopedRead, scopedStatement, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findManyOwned, findOwned, listPage, type ListParams } from '../../db/list.js';
-import { columnNames, insertRows, UnnestStatement, type Columns } from '../../db/unnest.js';
+import { columnNames, UnnestStatement, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
 import { separately, type ItemRunner } from '../../workers/isolation.js';
@@ -12,8 +12,26 @@ import { postingCtes, type LedgerService, type PreparedPosting } from '../ledger
 import type { Plan } from '../pricing/schemas.js';
 import { priceFixedFee, type PricingService } from '../pricing/service.js';
 import type { CreateRefundBody, Refund } from './schemas.js';
-import { recordAudit, type AuditContext } from '../audit/record.js';
+import { AUDIT_ENTRY_COLUMNS, auditEntry, type AuditContext } from '../audit/record.js';
 import { systemClock, type Clock } from '../../lib/time.js';
+
+/** A refund as its first transaction left it, with its payment's plan version for the posting. */
+interface PendingRefund {
+  refund: RefundRow;
+  pricingVersion?: number;
+}
+
+/** What a refund needs of its payment, read under the payment's lock. */
+interface RefundablePayment {
+  id: string;
+  status: string;
+  currency: string;
+  amount_received: number;
+  amount_refunded: number;
+  processor: string | null;
+  processor_reference: string | null;
+  pricing_version: number;
+}
 
 interface RefundRow {
   id: string;
@@ -98,92 +116,131 @@ export class RefundService {
     idempotencyKey: string | null = null,
   ): Promise<Refund> {
     const { requestId } = context;
-    const refund = await inScope(this.sql, scope, async (tx) => {
-      if (idempotencyKey) {
-        const [earlier] = await tx<RefundRow[]>`
-          SELECT * FROM refunds
-          WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND idempotency_key = ${idempotencyKey}`;
-        if (earlier) return earlier;
-      }
-      const [payment] = await tx<
-        {
-          id: string;
-          status: string;
-          currency: string;
-          amount_received: number;
-          amount_refunded: number;
-          processor: string | null;
-          processor_reference: string | null;
-        }[]
-      >`
-        SELECT id, status, currency, amount_received, amount_refunded, processor, processor_reference FROM payments
-        WHERE id = ${body.payment} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
-      if (!payment) throw ApiError.notFound('payment', body.payment, 'payment');
-      if (payment.status !== 'succeeded') {
-        throw ApiError.invalid(
-          'payment_not_captured',
-          `This payment's status is ${payment.status}; only a captured payment can be refunded.`,
-          'payment',
-        );
-      }
-      const amount = body.amount ?? payment.amount_received - payment.amount_refunded;
-      if (amount <= 0)
-        throw ApiError.invalid('charge_already_refunded', 'This payment has already been refunded in full.', 'payment');
-      const reserved = await tx`
-        UPDATE payments SET amount_refunded = amount_refunded + ${amount}, updated_at = ${this.now()}
-        WHERE id = ${payment.id} AND amount_refunded + ${amount} <= amount_received
-        RETURNING id`;
-      if (!reserved.length) {
-        throw ApiError.invalid(
-          'amount_too_large',
-          `Refund amount exceeds what remains refundable on this payment.`,
-          'amount',
-        );
-      }
-      // After the row lock above: a dispute opening on this payment holds the same lock, so it is
-      // either visible here or opens after this refund and disputes only what remains.
-      const [disputed] = await tx`SELECT id FROM disputes WHERE payment_id = ${payment.id}`;
-      if (disputed) {
-        throw ApiError.invalid(
-          'charge_disputed',
-          'This payment is disputed: its funds are settled through the dispute, not refunded.',
-          'payment',
-        );
-      }
-      const now = this.now();
-      const row: RefundRow = {
-        id: newId('re', this.now()),
-        tenant_id: scope.tenantId,
-        livemode: scope.livemode,
-        payment_id: payment.id,
-        amount,
-        currency: payment.currency,
-        reason: body.reason ?? null,
-        status: 'pending',
-        failure_reason: null,
-        processor: payment.processor,
-        processor_reference: payment.processor_reference,
-        balance_transaction: null,
-        metadata: body.metadata ?? {},
-        idempotency_key: idempotencyKey,
-        created_at: now,
-        updated_at: now,
-      };
-      await insertRows(tx, 'refunds', REFUND_COLUMNS, [row]);
-      await insertRows(tx, 'events', EVENT_COLUMNS, [
-        newEvent(scope, 'refund.created', toApiRefund(row), requestId, this.now()),
+    const { refund, pricingVersion } = await readThenWrite<PendingRefund>(this.sql, scope, async (tx) => {
+      // One round trip with BEGIN and the scope. The payment is locked first, and the statements after it see what
+      // committed before they ran: a dispute opening on it (which holds the same lock) is either visible or opens
+      // after this refund and disputes only what remains, and a refund under the same key on it is found. The lock
+      // is held until the write below, sent with COMMIT.
+      const [[payment], [earlier], [disputed]] = await Promise.all([
+        tx<RefundablePayment[]>`
+          SELECT id, status, currency, amount_received, amount_refunded, processor, processor_reference, pricing_version
+          FROM payments
+          WHERE id = ${body.payment} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}
+          FOR NO KEY UPDATE`,
+        idempotencyKey
+          ? tx<RefundRow[]>`
+              SELECT * FROM refunds
+              WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND idempotency_key = ${idempotencyKey}`
+          : Promise.resolve([]),
+        tx<{ id: string }[]>`SELECT id FROM disputes WHERE payment_id = ${body.payment}`,
       ]);
-      await recordAudit(tx, {
-        scope,
-        context,
-        action: 'refund.created',
-        target: { type: 'refund', id: row.id },
-        after: toApiRefund(row),
-      });
-      return row;
+      if (earlier) return { answer: { refund: earlier, pricingVersion: payment?.pricing_version } };
+      const row = this.newRefund(scope, body, payment, disputed !== undefined, idempotencyKey);
+      const pricingVersion = payment!.pricing_version;
+      return {
+        write: async (tx: Tx) => {
+          await this.reserve(tx, scope, row, context);
+          return { refund: row, pricingVersion };
+        },
+      };
     });
     if (refund.status !== 'pending') return toApiRefund(refund);
-    return this.finish(scope, refund, requestId);
+    return this.finish(scope, refund, requestId, pricingVersion);
+  }
+
+  /** The pending refund of a locked payment, or the reason it cannot be refunded. */
+  private newRefund(
+    scope: Scope,
+    body: CreateRefundBody,
+    payment: RefundablePayment | undefined,
+    disputed: boolean,
+    idempotencyKey: string | null,
+  ): RefundRow {
+    if (!payment) throw ApiError.notFound('payment', body.payment, 'payment');
+    if (payment.status !== 'succeeded') {
+      throw ApiError.invalid(
+        'payment_not_captured',
+        `This payment's status is ${payment.status}; only a captured payment can be refunded.`,
+        'payment',
+      );
+    }
+    const remaining = payment.amount_received - payment.amount_refunded;
+    const amount = body.amount ?? remaining;
+    if (amount <= 0)
+      throw ApiError.invalid('charge_already_refunded', 'This payment has already been refunded in full.', 'payment');
+    if (amount > remaining)
+      throw ApiError.invalid(
+        'amount_too_large',
+        `Refund amount exceeds what remains refundable on this payment.`,
+        'amount',
+      );
+    if (disputed) {
+      throw ApiError.invalid(
+        'charge_disputed',
+        'This payment is disputed: its funds are settled through the dispute, not refunded.',
+        'payment',
+      );
+    }
+    const now = this.now();
+    return {
+      id: newId('re', now),
+      tenant_id: scope.tenantId,
+      livemode: scope.livemode,
+      payment_id: payment.id,
+      amount,
+      currency: payment.currency,
+      reason: body.reason ?? null,
+      status: 'pending',
+      failure_reason: null,
+      processor: payment.processor,
+      processor_reference: payment.processor_reference,
+      balance_transaction: null,
+      metadata: body.metadata ?? {},
+      idempotency_key: idempotencyKey,
+      created_at: now,
+      updated_at: now,
+    };
+  }
+
+  /**
+   * Reserves the refund's amount on its payment and writes the refund, its refund.created event and its audit entry,
+   * in one statement. The amount was checked under the payment's lock; the condition stays as the last line.
+   */
+  private async reserve(tx: Tx, scope: Scope, row: RefundRow, context: AuditContext): Promise<void> {
+    const statement = new UnnestStatement();
+    const amount = statement.param(String(row.amount));
+    const api = toApiRefund(row);
+    const event = newEvent(scope, 'refund.created', api, context.requestId, row.created_at);
+    const audit = auditEntry({
+      scope,
+      context,
+      action: 'refund.created',
+      target: { type: 'refund', id: row.id },
+      after: api,
+    });
+    const written = <Row>(table: string, columns: Columns<Row>, rows: Row[]) => `
+        INSERT INTO ${table} (${columnNames(columns)})
+        SELECT * FROM (${statement.rows(columns, rows)}) r WHERE EXISTS (SELECT FROM reserved)`;
+    const reserved = await statement.run<{ id: string }[]>(
+      tx,
+      `
+      WITH reserved AS (
+        UPDATE payments SET amount_refunded = amount_refunded + ${amount}::bigint,
+          updated_at = ${statement.param(row.updated_at.toISOString())}::timestamptz
+        WHERE id = ${statement.param(row.payment_id)} AND amount_refunded + ${amount}::bigint <= amount_received
+        RETURNING id
+      ), refund AS (${written('refunds', REFUND_COLUMNS, [row])}
+      ), event AS (${written('events', EVENT_COLUMNS, [event])}
+      ), audit AS (${written('audit_entries', AUDIT_ENTRY_COLUMNS, [audit])}
+      )
+      SELECT id FROM reserved`,
+    );
+    if (!reserved.length)
+      throw ApiError.invalid(
+        'amount_too_large',
+        `Refund amount exceeds what remains refundable on this payment.`,
+        'amount',
+      );
   }
 
   /**
@@ -193,7 +250,7 @@ export class RefundService {
    * replays the call with the same refund id until the processor answers, and no second refund is
    * ever sent for it.
    */
-  async finish(scope: Scope, refund: RefundRow, requestId: string | null): Promise<Refund> {
+  async finish(scope: Scope, refund: RefundRow, requestId: string | null, pricingVersion?: number): Promise<Refund> {
     if (refund.status !== 'pending') return toApiRefund(refund);
     const outcome = await this.router.call(refund.processor!, 'refund', (connector) =>
       connector.refund({
@@ -218,7 +275,7 @@ export class RefundService {
     const api = toApiRefund(row);
     const event = newEvent(scope, succeeded ? 'refund.succeeded' : 'refund.failed', api, requestId, now);
     // Read before the statement so that a plan or accounts not yet cached are not fetched while it holds locks.
-    const posting = succeeded ? await this.posting(scope, row) : undefined;
+    const posting = succeeded ? await this.posting(scope, row, pricingVersion) : undefined;
     const statement = new UnnestStatement();
     // One statement, sent with BEGIN and COMMIT in one round trip: the refund's outcome, its posting (which locks
     // the tenant's pending account, the one every payment batch also locks) or the release of its reserved amount,
@@ -251,9 +308,9 @@ export class RefundService {
   }
 
   /** The refund's posting: it leaves the tenant's pending funds with the refund fee of its payment's plan version. */
-  private async posting(scope: Scope, refund: RefundRow): Promise<PreparedPosting> {
+  private async posting(scope: Scope, refund: RefundRow, pricingVersion?: number): Promise<PreparedPosting> {
     const [plan, accounts] = await Promise.all([
-      this.planOf(scope, refund.payment_id),
+      this.planOf(scope, refund.payment_id, pricingVersion),
       this.ledger.accountsFor(scope, refund.currency),
     ]);
     const price = priceFixedFee(plan, 'refund_fee', refund.currency);
@@ -275,8 +332,9 @@ export class RefundService {
     );
   }
 
-  /** The plan version the refund's payment was priced with: its refund fee is the refund's. */
-  private async planOf(scope: Scope, paymentId: string): Promise<Plan> {
+  /** The plan version the refund's payment was priced with (read unless known): its refund fee is the refund's. */
+  private async planOf(scope: Scope, paymentId: string, known?: number): Promise<Plan> {
+    if (known !== undefined) return this.pricing.planVersion(scope, known);
     const [payment] = await scopedRead(
       this.sql,
       scope,
