@@ -2,7 +2,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { loadConfig } from '../config.js';
 import postgres from 'postgres';
-import { appDatabaseUrl, connect, inScope, scopedRead, scopedStatement, type Sql } from './index.js';
+import {
+  appDatabaseUrl,
+  connect,
+  inScope,
+  readThenWrite,
+  scopedRead,
+  scopedStatement,
+  type Sql,
+  type Tx,
+} from './index.js';
 
 const config = loadConfig({});
 let sql: Sql;
@@ -104,6 +113,56 @@ describe('scopedRead', () => {
     await expect(missing).rejects.toThrow('not found');
     const [{ one }] = await sql<{ one: number }[]>`SELECT 1 AS one`;
     expect(one).toBe(1);
+  });
+});
+
+describe('readThenWrite', () => {
+  const scope = { tenantId: 'ten_read_then_write', livemode: false };
+  beforeAll(async () => {
+    const admin = connect(inject('adminDatabaseUrl'), { max: 1 });
+    await admin`INSERT INTO tenants (id, name) VALUES (${scope.tenantId}, 'Read then write') ON CONFLICT DO NOTHING`;
+    await admin.end();
+  });
+  const listNamed = (name: string) =>
+    scopedRead(sql, scope, (tx) => tx<{ id: string }[]>`SELECT id FROM fraud_lists WHERE name = ${name}`);
+  const insertList = (tx: Tx, id: string, name: string) => tx`
+    INSERT INTO fraud_lists (id, tenant_id, livemode, name, item_type, kind, created_at)
+    VALUES (${id}, ${scope.tenantId}, false, ${name}, 'email', 'block', now())`;
+
+  it('commits the write decided on what the read saw, under the scope', async () => {
+    const written = await readThenWrite(sql, scope, async (tx) => {
+      const [{ count }] = await tx<{ count: number }[]>`SELECT count(*)::int AS count FROM fraud_lists`;
+      return {
+        write: async (tx) => {
+          await insertList(tx, `rtw_${count}`, 'read_then_write');
+          return count;
+        },
+      };
+    });
+    expect(written).toBe(0);
+    expect(await listNamed('read_then_write')).toEqual([{ id: 'rtw_0' }]);
+    const [state] = await sql<{ scope: string | null }[]>`SELECT current_setting('app.scope', true) AS scope`;
+    expect(state.scope ?? '').toBe('');
+  });
+
+  it("rolls back the read's changes when the read refuses or the write fails, and answers without a write", async () => {
+    await expect(
+      readThenWrite(sql, scope, async (tx) => {
+        await insertList(tx, 'rtw_refused', 'refused');
+        throw new Error('refused');
+      }),
+    ).rejects.toThrow('refused');
+    await expect(
+      readThenWrite(sql, scope, async (tx) => {
+        await insertList(tx, 'rtw_failed', 'failed');
+        return { write: (tx) => tx`SELECT 1/0` };
+      }),
+    ).rejects.toBeInstanceOf(postgres.PostgresError);
+    expect(await listNamed('refused')).toEqual([]);
+    expect(await listNamed('failed')).toEqual([]);
+    expect(await readThenWrite(sql, scope, async () => ({ answer: 'no write' }))).toBe('no write');
+    const [first] = await sql<{ now: Date }[]>`SELECT now()`;
+    await waitUntilClockMoves(first.now);
   });
 });
 

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootApp, call, card, createTenant, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
+import { waitFor } from '../../../test/process.js';
 import { SimulatedProcessor } from '../connectors/simulated.js';
 import { SimulatedProcessorRecords } from '../connectors/simulated-records.js';
 import { LedgerService } from '../ledger/service.js';
@@ -205,6 +206,41 @@ describe('disputes and refunds of the same payment', () => {
     expect(response.statusCode, response.body).toBe(400);
     expect(response.json().error).toMatchObject({ code: 'charge_disputed', param: 'payment' });
     expect((await ok(await get(`/v1/payments/${payment.id}`))).amount_refunded).toBe(0);
+  });
+
+  it('a dispute that opens while a refund waits for the payment is seen by the refund, which refunds nothing', async () => {
+    const payment = await pay(4_000, TEST_CARDS.visa);
+    // Opens a dispute as the dispute intake does: the payment locked first, the dispute written, then COMMIT.
+    const opener = await t.admin.reserve();
+    try {
+      await opener`BEGIN`;
+      await opener`SELECT id FROM payments WHERE id = ${payment.id} FOR UPDATE`;
+      const refund = post('/v1/refunds', { payment: payment.id, amount: 100 });
+      await waitFor(
+        async () =>
+          (
+            await t.admin`
+              SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`
+          ).length === 1,
+        10_000,
+        'the refund waiting for the payment lock',
+      );
+      await opener`
+        INSERT INTO disputes (id, tenant_id, livemode, payment_id, amount, currency, reason, status, due_by, fee, processor)
+        SELECT ${`dp_race_${payment.id}`}, tenant_id, livemode, id, 4000, currency, 'fraudulent', 'needs_response',
+          now() + interval '7 days', 1500, processor
+        FROM payments WHERE id = ${payment.id}`;
+      await opener`COMMIT`;
+      const response = await refund;
+      expect(response.statusCode, response.body).toBe(400);
+      expect(response.json().error).toMatchObject({ code: 'charge_disputed', param: 'payment' });
+    } finally {
+      opener.release();
+    }
+    expect((await ok(await get(`/v1/payments/${payment.id}`))).amount_refunded).toBe(0);
+    const [{ refunds }] = await t.admin<{ refunds: number }[]>`
+      SELECT count(*)::int AS refunds FROM refunds WHERE payment_id = ${payment.id}`;
+    expect(refunds).toBe(0);
   });
 
   it('a payment refunded in part is disputed only for what remains; one refunded in full is not disputed', async () => {
