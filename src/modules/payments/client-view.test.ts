@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ClientSecrets } from '../../http/client-secret.js';
@@ -65,5 +66,18 @@ describe('the payment as each key sees it', () => {
     expect(secrets.matches(scope, 'pay_2', secret)).toBe(false);
     expect(secrets.matches(scope, 'pay_1', `${secret}x`)).toBe(false);
     expect(new ClientSecrets('another-platform-secret').for(scope, 'pay_1')).not.toBe(secret);
+  });
+
+  it('remembers recent secrets without changing them, whatever it had to forget', () => {
+    const small = new ClientSecrets('test-secret-0123456789', 3);
+    const ids = Array.from({ length: 10 }, (_, i) => `pay_${i}`);
+    const first = ids.map((id) => small.for(scope, id));
+    const again = [...ids].reverse().map((id) => small.for(scope, id));
+    expect(again.reverse()).toEqual(first);
+    expect(first).toEqual(ids.map((id) => secrets.for(scope, id)));
+    const key = createHmac('sha256', 'test-secret-0123456789').update('payforward client_secret v1').digest();
+    const mac = createHmac('sha256', key).update(`${scope.tenantId}\ntest\npay_7`).digest('base64url').slice(0, 32);
+    expect(first[7]).toBe(`pay_7_secret_${mac}`);
+    expect(small.for({ ...scope, livemode: true }, 'pay_7')).not.toBe(first[7]);
   });
 });
