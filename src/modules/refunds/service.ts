@@ -134,7 +134,11 @@ export class RefundService {
           : Promise.resolve([]),
         tx<{ id: string }[]>`SELECT id FROM disputes WHERE payment_id = ${body.payment}`,
       ]);
-      if (earlier) return { answer: { refund: earlier, pricingVersion: payment?.pricing_version } };
+      if (earlier) {
+        // The plan version is known only if the key was used for this payment; otherwise the posting reads it.
+        const known = earlier.payment_id === payment?.id ? payment.pricing_version : undefined;
+        return { answer: { refund: earlier, pricingVersion: known } };
+      }
       const row = this.newRefund(scope, body, payment, disputed !== undefined, idempotencyKey);
       const pricingVersion = payment!.pricing_version;
       return {
