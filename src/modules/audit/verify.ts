@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Sql } from '../../db/index.js';
 import { checkpointSignatureValid } from './checkpoints.js';
-import type { AuditContent } from './record.js';
+import type { AuditContent, AuditEntryRow } from './record.js';
 
 export interface AuditProblem {
   chain: string;
@@ -18,22 +18,8 @@ export interface AuditVerification {
   problems: AuditProblem[];
 }
 
-interface EntryRow {
-  id: string;
-  tenant_id: string;
-  livemode: boolean;
-  seq: number;
-  action: string;
-  actor_type: string;
-  actor_id: string;
-  target_type: string;
-  target_id: string;
-  request_id: string | null;
-  content: string;
-  prev_hash: Buffer;
-  hash: Buffer;
-  created_at: Date;
-}
+/** An entry as read back: the row recordAudit wrote, numbered and linked by the database. */
+type EntryRow = Omit<AuditEntryRow, 'created_at'> & { created_at: Date };
 
 interface CheckpointRow {
   tenant_id: string;
