@@ -170,7 +170,7 @@ export async function prepareDatabase(config: Config, log: (line: string) => voi
   let adminUrl = config.databaseUrl;
   if (!adminUrl) {
     log(
-      `No DATABASE_URL: starting embedded PostgreSQL in ${join(config.dataDir, 'pg')} on port ${config.embeddedPgPort}`,
+      `No DATABASE_URL: the embedded PostgreSQL in ${join(config.dataDir, 'pg')} on port ${config.embeddedPgPort}`,
     );
     embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort);
     adminUrl = embedded.url;

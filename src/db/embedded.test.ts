@@ -1,0 +1,41 @@
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded.js';
+
+const dataDir = mkdtempSync(join(tmpdir(), 'payforward-embedded-'));
+// As root the cluster runs as an unprivileged user, which must reach the folder (mkdtemp makes it 0700).
+chmodSync(dataDir, 0o755);
+const port = 55000 + (process.pid % 1000);
+const started: EmbeddedDatabase[] = [];
+
+afterAll(async () => {
+  for (const database of started.reverse()) await database.stop().catch(() => {});
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function answers(url: string): Promise<string> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const [row] = await sql<{ db: string }[]>`SELECT current_database() AS db`;
+    return row.db;
+  } finally {
+    await sql.end();
+  }
+}
+
+describe('the embedded PostgreSQL', () => {
+  it('is shared by a second process of the same data folder, which leaves it running when it stops', async () => {
+    const first = await startEmbeddedPostgres(dataDir, port);
+    started.push(first);
+    expect(await answers(first.url)).toBe('payforward');
+    // A command run beside `npm start` (ledger:verify, verify-audit) used to fail here: a second server on the same files.
+    const second = await startEmbeddedPostgres(dataDir, port, 'payforward_other');
+    started.push(second);
+    expect(await answers(second.url)).toBe('payforward_other');
+    await second.stop();
+    expect(await answers(first.url)).toBe('payforward');
+  }, 120_000);
+});
