@@ -31,7 +31,7 @@ describe('the embedded PostgreSQL', () => {
     const first = await startEmbeddedPostgres(dataDir, port);
     started.push(first);
     expect(await answers(first.url)).toBe('payforward');
-    // A command run beside `npm start` (ledger:verify, verify-audit) used to fail here: a second server on the same files.
+    // A command run beside `npm start` (ledger:verify, verify-audit) failed here: a second server on the same files.
     const second = await startEmbeddedPostgres(dataDir, port, 'payforward_other');
     started.push(second);
     expect(await answers(second.url)).toBe('payforward_other');
