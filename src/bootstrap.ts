@@ -169,9 +169,7 @@ export async function prepareDatabase(config: Config, log: (line: string) => voi
   let embedded: EmbeddedDatabase | undefined;
   let adminUrl = config.databaseUrl;
   if (!adminUrl) {
-    log(
-      `No DATABASE_URL: the embedded PostgreSQL in ${join(config.dataDir, 'pg')} on port ${config.embeddedPgPort}`,
-    );
+    log(`No DATABASE_URL: the embedded PostgreSQL in ${join(config.dataDir, 'pg')} on port ${config.embeddedPgPort}`);
     embedded = await startEmbeddedPostgres(config.dataDir, config.embeddedPgPort);
     adminUrl = embedded.url;
   }
