@@ -1,4 +1,5 @@
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -37,5 +38,18 @@ describe('the embedded PostgreSQL', () => {
     expect(await answers(second.url)).toBe('payforward_other');
     await second.stop();
     expect(await answers(first.url)).toBe('payforward');
+  }, 120_000);
+
+  it('says which port it could not start on when another server holds it', async () => {
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(port + 1, '127.0.0.1', resolve));
+    const otherDir = join(dataDir, 'other');
+    try {
+      await expect(startEmbeddedPostgres(otherDir, port + 1)).rejects.toThrow(
+        `did not start on port ${port + 1}: another server may hold the port`,
+      );
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
+    }
   }, 120_000);
 });

@@ -42,7 +42,16 @@ export async function startEmbeddedPostgres(
   // Another PayForward process may run this folder's server already (`npm start`, while a command such as
   // `npm run ledger:verify` starts): use it instead of failing to start a second on the same files, and leave it be.
   const shared = existsSync(join(databaseDir, 'postmaster.pid')) && (await runsFolder(pg, databaseDir));
-  if (!shared) await pg.start();
+  if (!shared) {
+    // The package rejects with nothing when the server exits at start (typically: the port is taken).
+    await pg.start().catch((cause: unknown) => {
+      throw new Error(
+        `The embedded PostgreSQL in ${databaseDir} did not start on port ${port}: another server may hold the port ` +
+          '(set EMBEDDED_PG_PORT, or DATABASE_URL for a server of your own).',
+        { cause },
+      );
+    });
+  }
   const client = pg.getPgClient('postgres', '127.0.0.1');
   await client.connect();
   try {
