@@ -9,8 +9,22 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded.js';
 const dataDir = mkdtempSync(join(tmpdir(), 'payforward-embedded-'));
 // As root the cluster runs as an unprivileged user, which must reach the folder (mkdtemp makes it 0700).
 chmodSync(dataDir, 0o755);
-const port = 55000 + (process.pid % 1000);
 const started: EmbeddedDatabase[] = [];
+
+/**
+ * A port no one listens on, below Linux's ephemeral range (32768 and up), where a client connection could take it
+ * between this check and the server's start.
+ */
+async function freePort(from: number): Promise<number> {
+  for (let port = from; ; port++) {
+    const free = await new Promise<boolean>((resolve) => {
+      const probe = createServer();
+      probe.once('error', () => resolve(false));
+      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
 
 afterAll(async () => {
   for (const database of started.reverse()) await database.stop().catch(() => {});
@@ -29,6 +43,7 @@ async function answers(url: string): Promise<string> {
 
 describe('the embedded PostgreSQL', () => {
   it('is shared by a second process of the same data folder, which leaves it running when it stops', async () => {
+    const port = await freePort(20_000 + (process.pid % 5_000));
     const first = await startEmbeddedPostgres(dataDir, port);
     started.push(first);
     expect(await answers(first.url)).toBe('payforward');
@@ -41,12 +56,13 @@ describe('the embedded PostgreSQL', () => {
   }, 120_000);
 
   it('says which port it could not start on when another server holds it', async () => {
+    const port = await freePort(25_000 + (process.pid % 5_000));
     const squatter = createServer();
-    await new Promise<void>((resolve) => squatter.listen(port + 1, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
     const otherDir = join(dataDir, 'other');
     try {
-      await expect(startEmbeddedPostgres(otherDir, port + 1)).rejects.toThrow(
-        `did not start on port ${port + 1}: another server may hold the port`,
+      await expect(startEmbeddedPostgres(otherDir, port)).rejects.toThrow(
+        `did not start on port ${port}: another server may hold the port`,
       );
     } finally {
       await new Promise((resolve) => squatter.close(resolve));
