@@ -224,36 +224,52 @@ async function pipelined<T>(
           ? tx`SELECT set_config('app.scope', ${scopeSetting(scopes)}, true), set_config('enable_sort', 'off', true),
         set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`.execute()
           : tx`SELECT set_config('app.scope', ${scopeSetting(scopes)}, true)`.execute();
-    let result: Promise<T>;
-    let threw = false;
-    try {
-      result = statement(tx);
-    } catch (error) {
-      threw = true;
-      result = Promise.reject(error);
-    }
-    const end = threw ? tx`ROLLBACK` : tx`COMMIT`;
-    const outcomes = await Promise.allSettled([begin, scope, result, end]);
-    const failures = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason] : []));
-    if (failures.length) {
-      // A write's COMMIT that went unanswered leaves its outcome unknown; a read's or a rollback's does not matter,
-      // but a COMMIT failed by no answer of the server means the connection is gone.
-      if (threw) throw failures[0];
-      if (kind !== 'write') {
-        const commit = outcomes[3];
-        lost = commit.status === 'rejected' && !(commit.reason instanceof postgres.PostgresError);
-        throw failures[0];
-      }
-      const failure = transactionFailure(end, outcomes[3].status === 'rejected', failures);
-      lost = failure instanceof CommitOutcomeUnknown;
-      throw failure;
-    }
-    return (outcomes[2] as PromiseFulfilledResult<T>).value;
+    return await withCommit(tx, [begin, scope], statement, kind, () => (lost = true));
   } finally {
     // A lost connection is in the pool's closed list already, to be reconnected on demand; releasing
     // it would list it as open without a socket (porsager/postgres#1208).
     if (!lost) connection.release();
   }
+}
+
+/**
+ * Sends `statement` and COMMIT behind it in one go on a transaction that `opening` (queued before) opened, and waits
+ * for all of them; ROLLBACK instead of COMMIT if the statement throws instead of returning its query (whatever it sent
+ * is rolled back). A write's COMMIT that got no answer throws CommitOutcomeUnknown; `onLost` is called when the
+ * connection is gone.
+ */
+async function withCommit<T>(
+  tx: Tx,
+  opening: Promise<unknown>[],
+  statement: (tx: Tx) => Promise<T>,
+  kind: 'write' | 'read' | 'page',
+  onLost: () => void,
+): Promise<T> {
+  let result: Promise<T>;
+  let threw = false;
+  try {
+    result = statement(tx);
+  } catch (error) {
+    threw = true;
+    result = Promise.reject(error);
+  }
+  const end = threw ? tx`ROLLBACK` : tx`COMMIT`;
+  const outcomes = await Promise.allSettled([...opening, result, end]);
+  const failures = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason] : []));
+  if (failures.length) {
+    // A write's COMMIT that went unanswered leaves its outcome unknown; a read's or a rollback's does not matter,
+    // but a COMMIT failed by no answer of the server means the connection is gone.
+    if (threw) throw failures[0];
+    const commit = outcomes[outcomes.length - 1];
+    if (kind !== 'write') {
+      if (commit.status === 'rejected' && !(commit.reason instanceof postgres.PostgresError)) onLost();
+      throw failures[0];
+    }
+    const failure = transactionFailure(end, commit.status === 'rejected', failures);
+    if (failure instanceof CommitOutcomeUnknown) onLost();
+    throw failure;
+  }
+  return (outcomes[outcomes.length - 2] as PromiseFulfilledResult<T>).value;
 }
 
 /** What readThenWrite's read decided: a statement to send with COMMIT, or an answer that needs no write. */
@@ -289,22 +305,7 @@ export async function readThenWrite<T>(
       await tx`COMMIT`;
       return decision.answer;
     }
-    let written: Promise<T>;
-    try {
-      written = decision.write(tx);
-    } catch (error) {
-      await tx`ROLLBACK`.catch(() => {});
-      throw error;
-    }
-    const end = tx`COMMIT`;
-    const outcomes = await Promise.allSettled([written, end]);
-    const failures = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason] : []));
-    if (failures.length) {
-      const failure = transactionFailure(end, outcomes[1].status === 'rejected', failures);
-      lost = failure instanceof CommitOutcomeUnknown;
-      throw failure;
-    }
-    return (outcomes[0] as PromiseFulfilledResult<T>).value;
+    return await withCommit(tx, [], decision.write, 'write', () => (lost = true));
   } finally {
     if (!lost) connection.release();
   }
