@@ -66,6 +66,15 @@ export async function setRollupTriggers(sql: postgres.Sql, on: boolean): Promise
   return triggers.length;
 }
 
+/** The mean of paired measurements and a 95% confidence interval of it (Student's t; a point for one value). */
+export function meanWithCi95(values: number[]): { mean: number; ci95: [number, number] } {
+  const mean = values.reduce((sum, v) => sum + v, 0) / values.length;
+  if (values.length < 2) return { mean, ci95: [mean, mean] };
+  const sd = Math.sqrt(values.reduce((sum, v) => sum + (v - mean) ** 2, 0) / (values.length - 1));
+  const half = (T95[Math.min(values.length - 2, T95.length - 1)] * sd) / Math.sqrt(values.length);
+  return { mean, ci95: [mean - half, mean + half] };
+}
+
 export const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -140,13 +149,7 @@ export function compareSlices(slices: InterleavedSlice[]): Omit<InterleavedSumma
     const [on, off] = a.rollups === 'on' ? [a, b] : [b, a];
     pairCosts.push(1 - on.payments_per_s / off.payments_per_s);
   }
-  const mean = pairCosts.reduce((sum, c) => sum + c, 0) / pairCosts.length;
-  const sd =
-    pairCosts.length > 1
-      ? Math.sqrt(pairCosts.reduce((sum, c) => sum + (c - mean) ** 2, 0) / (pairCosts.length - 1))
-      : 0;
-  const half =
-    pairCosts.length > 1 ? (T95[Math.min(pairCosts.length - 2, T95.length - 1)] * sd) / Math.sqrt(pairCosts.length) : 0;
+  const { mean, ci95 } = meanWithCi95(pairCosts);
   const side = (rollups: 'on' | 'off') => slices.filter((s) => s.rollups === rollups);
   const perSecond = (list: InterleavedSlice[]) =>
     list.reduce((sum, s) => sum + s.payments, 0) / list.reduce((sum, s) => sum + s.seconds, 0);
@@ -159,7 +162,7 @@ export function compareSlices(slices: InterleavedSlice[]): Omit<InterleavedSumma
     pair_costs: pairCosts,
     cost_median: median(pairCosts),
     cost_mean: mean,
-    cost_ci95: [mean - half, mean + half],
+    cost_ci95: ci95,
     payments_per_s: { on: perSecond(side('on')), off: perSecond(side('off')) },
     cpu_ms_per_payment: { on: cpu(side('on')), off: cpu(side('off')) },
     slices,
