@@ -30,7 +30,7 @@ const RESULTS_DIR = join(ROOT, 'bench', 'results');
 const git = (args: string[], cwd = ROOT) => execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
 
 function usage(message: string): never {
-  console.error(`${message}\nusage: npm run bench:compare -- <revision> [pairs, default 2]`);
+  console.error(`${message}\nusage: npm run bench:compare -- <revision> [pairs, default 3]`);
   process.exit(2);
 }
 
@@ -101,7 +101,7 @@ function report(comparisons: ScenarioComparison[]): string {
 async function main() {
   const [revision, pairsArgument] = process.argv.slice(2);
   if (!revision) usage('name the revision to compare this working tree with');
-  const pairs = pairsArgument === undefined ? 2 : Number(pairsArgument);
+  const pairs = pairsArgument === undefined ? 3 : Number(pairsArgument);
   if (!Number.isInteger(pairs) || pairs < 1 || pairs > 20) usage(`pairs must be a whole number from 1 to 20`);
   let sha: string;
   try {
