@@ -22,7 +22,9 @@
  *   BENCH_WARMUP               seconds of unmeasured warm-up before each run (default 3)
  *   BENCH_SCENARIOS            comma list to run a subset: bare_post,bare_get,create_confirm,
  *                              create_confirm_fraud_off,create_confirm_100_tenants,create_confirm_idem,
- *                              create_confirm_saved_pm,retrieve
+ *                              create_confirm_saved_pm,retrieve,list,balance
+ *                              (list: the newest ten payments, `GET /v1/payments?limit=10`; balance: `GET /v1/balance`;
+ *                              each alone, as the mixed workload sends them)
  *                              (create_confirm_fraud_off: create_confirm against a second API process on
  *                              the same database with FRAUD_CHECKS=off, in the order off, on, on, off:
  *                              the fraud-on create_confirm is run a second time for it; the report prints
@@ -129,6 +131,8 @@ const ALL_SCENARIOS = [
   'create_confirm_idem',
   'create_confirm_saved_pm',
   'retrieve',
+  'list',
+  'balance',
   'mixed',
   'rollups_interleaved',
 ] as const;
@@ -953,7 +957,7 @@ async function benchApi(port: number) {
       baseline: 'bare_post',
     });
   }
-  if (wants('retrieve')) {
+  if (wants('retrieve') || wants('list')) {
     let ids = ledger.ids.slice(0, 5000);
     if (!ids.length) {
       for (let i = 0; i < 200; i++)
@@ -964,14 +968,31 @@ async function benchApi(port: number) {
       ledger.ids.push(...ids);
       ids = [...ids];
     }
+    if (wants('retrieve'))
+      await measure(target, {
+        scenario: 'retrieve',
+        request: 'GET /v1/payments/:id',
+        connections: config.variantConnections,
+        requests: [rotatingGet(headers, ids)],
+        baseline: 'bare_get',
+      });
+    if (wants('list'))
+      await measure(target, {
+        scenario: 'list',
+        request: 'GET /v1/payments?limit=10',
+        connections: config.variantConnections,
+        requests: [{ method: 'GET', path: '/v1/payments?limit=10', headers, onResponse: recordOther }],
+        baseline: 'bare_get',
+      });
+  }
+  if (wants('balance'))
     await measure(target, {
-      scenario: 'retrieve',
-      request: 'GET /v1/payments/:id',
+      scenario: 'balance',
+      request: 'GET /v1/balance',
       connections: config.variantConnections,
-      requests: [rotatingGet(headers, ids)],
+      requests: [{ method: 'GET', path: '/v1/balance', headers, onResponse: recordOther }],
       baseline: 'bare_get',
     });
-  }
   rss.stop();
   apiRssPeakMb = Math.max(apiRssPeakMb, round(rss.peakKb / 1024, 1));
   console.log(`  analytics fold loop (the worker's, every 500 ms): ${await folds.stop()} payment changes folded`);
