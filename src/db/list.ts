@@ -34,8 +34,8 @@ export async function listPage<Row extends { id: string }>(
   const limit = params.limit ?? 10;
   const backwards = params.ending_before !== undefined;
   const conditions = [
-    params.starting_after !== undefined ? tx`AND id < ${params.starting_after}` : tx``,
-    backwards ? tx`AND id > ${params.ending_before!}` : tx``,
+    ...(params.starting_after !== undefined ? [tx`AND id < ${params.starting_after}`] : []),
+    ...(backwards ? [tx`AND id > ${params.ending_before!}`] : []),
     ...createdRange(tx, params),
     ...filters,
   ];
@@ -54,21 +54,25 @@ export async function listPage<Row extends { id: string }>(
   return { rows: page, hasMore };
 }
 
-/** The `created[gte|gt|lte|lt]` bounds of a list query, as SQL fragments (each starting with AND). */
+/**
+ * The `created[gte|gt|lte|lt]` bounds a list query names, as SQL fragments (each starting with AND). Only those named:
+ * every fragment is an object postgres.js builds and the join nests once more, which for a list with no filter was
+ * about 4% of its API time.
+ */
 export function createdRange(tx: Tx, params: ListParams): postgres.PendingQuery<postgres.Row[]>[] {
   // to_timestamp in SQL rather than a JS Date: `created[lte]=253402300799` asks for everything
   // before 10000-01-01, a bound PostgreSQL holds but postgres.js cannot serialize from a Date.
   const seconds = (value: number) => tx`to_timestamp(${value}::bigint)`;
-  return [
-    params['created[gte]'] !== undefined ? tx`AND created_at >= ${seconds(params['created[gte]'])}` : tx``,
-    params['created[gt]'] !== undefined ? tx`AND created_at >= ${seconds(params['created[gt]'] + 1)}` : tx``,
-    params['created[lte]'] !== undefined ? tx`AND created_at < ${seconds(params['created[lte]'] + 1)}` : tx``,
-    params['created[lt]'] !== undefined ? tx`AND created_at < ${seconds(params['created[lt]'])}` : tx``,
-  ];
+  const bounds: postgres.PendingQuery<postgres.Row[]>[] = [];
+  if (params['created[gte]'] !== undefined) bounds.push(tx`AND created_at >= ${seconds(params['created[gte]'])}`);
+  if (params['created[gt]'] !== undefined) bounds.push(tx`AND created_at >= ${seconds(params['created[gt]'] + 1)}`);
+  if (params['created[lte]'] !== undefined) bounds.push(tx`AND created_at < ${seconds(params['created[lte]'] + 1)}`);
+  if (params['created[lt]'] !== undefined) bounds.push(tx`AND created_at < ${seconds(params['created[lt]'])}`);
+  return bounds;
 }
 
 export function joinConditions(tx: Tx, conditions: postgres.PendingQuery<postgres.Row[]>[]) {
-  return conditions.reduce((acc, fragment) => tx`${acc} ${fragment}`, tx``);
+  return conditions.length ? conditions.reduce((acc, fragment) => tx`${acc} ${fragment}`) : tx``;
 }
 
 /** The list's cursor and the parameter that gave it; both at once is a 400, as at Stripe. */

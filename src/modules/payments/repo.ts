@@ -450,8 +450,8 @@ export async function listPayments(
       scope,
       params,
       [
-        params.status ? tx`AND status = ${params.status}` : tx``,
-        params.customer ? tx`AND customer = ${params.customer}` : tx``,
+        ...(params.status ? [tx`AND status = ${params.status}`] : []),
+        ...(params.customer ? [tx`AND customer = ${params.customer}`] : []),
       ],
       tx`item.*, ${withAttempts(tx, 'item')}`,
     ),
