@@ -211,7 +211,10 @@ export function createPlatform(
   const customers = new CustomerService(sql, now, reads);
   const paymentMethods = new PaymentMethodService(sql, vault, router, processorsFor, customers, now);
   const pricing = new PricingService(sql);
-  const ledger = new LedgerService(sql, now, reads, readSql);
+  const ledger = new LedgerService(sql, now, reads, readSql, {
+    maxConcurrency: config.dbReadPoolSize,
+    maxSize: config.batchMaxSize,
+  });
   const settlementScheduleFor = (tenantId: string) => tenants.settlementScheduleFor(tenantId);
   const bankAccounts = new BankAccountService(sql, vault, now);
   const payouts = new PayoutService(sql, ledger, bankAccounts, workerSql, now, reads);

@@ -73,6 +73,45 @@ async function storedAccount(tenantId: string, livemode: boolean, type: AccountT
 }
 
 describe('posting and balances', () => {
+  it("reads concurrent requests' balances together, each its own tenant's and mode's alone", async () => {
+    const [first, second, empty] = [
+      await createTenant(t.app, 'Ledger batched balance 1'),
+      await createTenant(t.app, 'Ledger batched balance 2'),
+      await createTenant(t.app, 'Ledger batched balance 3'),
+    ];
+    const live = (tenant: TestTenant): Scope => ({ tenantId: tenant.id, livemode: true });
+    await post(testScope(first), [capture(10_000, 300)]);
+    await post(live(first), [capture(7_000, 200), capture(500, 0, 'eur')]);
+    await post(testScope(second), [capture(2_000, 60)]);
+    const pending = (amounts: [number, string][]) => amounts.map(([amount, currency]) => ({ amount, currency }));
+    // Submitted in one turn of the event loop: one batch, one statement over four scopes.
+    const [firstTest, firstLive, secondTest, emptyTest] = await Promise.all([
+      t.platform.ledger.balances(testScope(first)),
+      t.platform.ledger.balances(live(first)),
+      t.platform.ledger.balances(testScope(second)),
+      t.platform.ledger.balances(testScope(empty)),
+    ]);
+    expect([firstTest.pending, firstTest.livemode]).toEqual([pending([[9_700, 'usd']]), false]);
+    expect([firstLive.pending, firstLive.livemode]).toEqual([
+      pending([
+        [500, 'eur'],
+        [6_800, 'usd'],
+      ]),
+      true,
+    ]);
+    expect([secondTest.pending, secondTest.livemode]).toEqual([pending([[1_940, 'usd']]), false]);
+    expect(emptyTest).toEqual({ object: 'balance', available: [], pending: [], reserved: [], livemode: false });
+    // Through the API as well: each key sees its own tenant's figures, whatever else its batch read.
+    const [viaFirst, viaSecond, viaFirstLive] = await Promise.all([
+      balance(first.testKey),
+      balance(second.testKey),
+      balance(first.liveKey),
+    ]);
+    expect(viaFirst.pending).toEqual(firstTest.pending);
+    expect(viaSecond.pending).toEqual(secondTest.pending);
+    expect(viaFirstLive.pending).toEqual(firstLive.pending);
+  });
+
   it('updates running balances and GET /v1/balance shows them, per currency', async () => {
     const tenant = await createTenant(t.app, 'Ledger balance');
     expect(await balance(tenant.testKey)).toEqual({

@@ -1,5 +1,6 @@
 import { primaryReads, type Reads } from '../../db/replica.js';
 import { inScope, scopedRead, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { MicroBatcher, type BatcherOptions } from '../../db/batcher.js';
 import { findManyOwned, findOwned, listPage } from '../../db/list.js';
 import { columnNames, insertRows, UnnestStatement, type Columns } from '../../db/unnest.js';
 import type { FeeDetail } from '../pricing/schemas.js';
@@ -282,6 +283,7 @@ function toBalanceTransaction(row: BalanceTransactionRow): BalanceTransaction {
 export class LedgerService {
   /** Accounts are never removed, so a committed id stays right forever. */
   private readonly committedAccounts = new LoadingCache<AccountIds>();
+  private readonly balanceReads: MicroBatcher<Scope, BalanceRow[]>;
 
   constructor(
     private readonly sql: Sql,
@@ -290,7 +292,10 @@ export class LedgerService {
     private readonly reads: Reads = primaryReads(sql),
     /** The primary's pool for one-statement reads (the balance): not the one the write batches queue on. */
     private readonly readSql: Sql = sql,
-  ) {}
+    balanceBatching: BatcherOptions = { maxSize: 64, maxConcurrency: 2 },
+  ) {
+    this.balanceReads = new MicroBatcher((scopes) => this.readBalances(scopes), balanceBatching);
+  }
 
   /**
    * The accounts of a tenant, mode and currency, created in their own transaction when new, so
@@ -428,15 +433,30 @@ export class LedgerService {
 
   /** The tenant's available, pending and reserved funds, per currency it has ever held. */
   async balances(scope: Scope): Promise<Balance> {
+    return toBalance(await this.balanceReads.submit(scope), scope.livemode);
+  }
+
+  /**
+   * The balance reads of concurrent requests in one statement and one round trip, as the payment reads are
+   * (createPaymentReader): row-level security limits it to the batch's scopes, and each read takes its own scope's
+   * accounts. Alone, a read costs one transaction as before; under load a batch carries many for one.
+   */
+  private async readBalances(scopes: Scope[]): Promise<BalanceRow[][]> {
+    const unique = [...new Map(scopes.map((scope) => [`${scope.tenantId}:${scope.livemode}`, scope])).values()];
     const rows = await scopedRead(
       this.readSql,
-      scope,
-      (tx) => tx<BalanceRow[]>`
-        SELECT type, currency, balance FROM ledger_accounts
-        WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND type IN ('available', 'pending', 'reserve', 'disputes')
-        ORDER BY currency, type`,
+      scopes,
+      (tx) => tx<(BalanceRow & { tenant_id: string; livemode: boolean })[]>`
+        SELECT a.tenant_id, a.livemode, a.type, a.currency, a.balance FROM ledger_accounts a
+        JOIN unnest(${unique.map((scope) => scope.tenantId)}::text[],
+          ${unique.map((scope) => String(scope.livemode))}::text[]) AS s (tenant_id, livemode)
+          ON a.tenant_id = s.tenant_id AND a.livemode = s.livemode::boolean
+        WHERE a.type IN ('available', 'pending', 'reserve', 'disputes')
+        ORDER BY a.currency, a.type`,
     );
-    return toBalance(rows, scope.livemode);
+    return scopes.map((scope) =>
+      rows.filter((row) => row.tenant_id === scope.tenantId && row.livemode === scope.livemode),
+    );
   }
 
   /**
