@@ -957,6 +957,15 @@ async function benchApi(port: number) {
       baseline: 'bare_post',
     });
   }
+  /** One GET, the same for every request of the run. */
+  const measureGet = (scenario: ScenarioName, path: string) =>
+    measure(target, {
+      scenario,
+      request: `GET ${path}`,
+      connections: config.variantConnections,
+      requests: [{ method: 'GET', path, headers, onResponse: recordOther }],
+      baseline: 'bare_get',
+    });
   if (wants('retrieve') || wants('list')) {
     let ids = ledger.ids.slice(0, 5000);
     if (!ids.length) {
@@ -976,23 +985,9 @@ async function benchApi(port: number) {
         requests: [rotatingGet(headers, ids)],
         baseline: 'bare_get',
       });
-    if (wants('list'))
-      await measure(target, {
-        scenario: 'list',
-        request: 'GET /v1/payments?limit=10',
-        connections: config.variantConnections,
-        requests: [{ method: 'GET', path: '/v1/payments?limit=10', headers, onResponse: recordOther }],
-        baseline: 'bare_get',
-      });
+    if (wants('list')) await measureGet('list', '/v1/payments?limit=10');
   }
-  if (wants('balance'))
-    await measure(target, {
-      scenario: 'balance',
-      request: 'GET /v1/balance',
-      connections: config.variantConnections,
-      requests: [{ method: 'GET', path: '/v1/balance', headers, onResponse: recordOther }],
-      baseline: 'bare_get',
-    });
+  if (wants('balance')) await measureGet('balance', '/v1/balance');
   rss.stop();
   apiRssPeakMb = Math.max(apiRssPeakMb, round(rss.peakKb / 1024, 1));
   console.log(`  analytics fold loop (the worker's, every 500 ms): ${await folds.stop()} payment changes folded`);
