@@ -112,6 +112,11 @@ const ENTRY_COLUMNS: Columns<LedgerEntryRow> = [
   ['currency', 'text'],
 ];
 
+const SCOPE_COLUMNS: Columns<{ tenant_id: string; livemode: boolean }> = [
+  ['tenant_id', 'text'],
+  ['livemode', 'boolean'],
+];
+
 /** Ledger rows ready to be written, with their accounts resolved. */
 export interface PreparedPosting {
   transactions: LedgerTransactionRow[];
@@ -442,17 +447,20 @@ export class LedgerService {
    * accounts. Alone, a read costs one transaction as before; under load a batch carries many for one.
    */
   private async readBalances(scopes: Scope[]): Promise<BalanceRow[][]> {
-    const unique = [...new Map(scopes.map((scope) => [`${scope.tenantId}:${scope.livemode}`, scope])).values()];
-    const rows = await scopedRead(
-      this.readSql,
-      scopes,
-      (tx) => tx<(BalanceRow & { tenant_id: string; livemode: boolean })[]>`
-        SELECT a.tenant_id, a.livemode, a.type, a.currency, a.balance FROM ledger_accounts a
-        JOIN unnest(${unique.map((scope) => scope.tenantId)}::text[],
-          ${unique.map((scope) => String(scope.livemode))}::text[]) AS s (tenant_id, livemode)
-          ON a.tenant_id = s.tenant_id AND a.livemode = s.livemode::boolean
-        WHERE a.type IN ('available', 'pending', 'reserve', 'disputes')
-        ORDER BY a.currency, a.type`,
+    const unique = new Map(
+      scopes.map((scope) => [
+        `${scope.tenantId}:${scope.livemode}`,
+        { tenant_id: scope.tenantId, livemode: scope.livemode },
+      ]),
+    );
+    const statement = new UnnestStatement();
+    const text = `
+      SELECT a.tenant_id, a.livemode, a.type, a.currency, a.balance FROM ledger_accounts a
+      JOIN (${statement.rows(SCOPE_COLUMNS, [...unique.values()])}) s ON a.tenant_id = s.tenant_id AND a.livemode = s.livemode
+      WHERE a.type IN ('available', 'pending', 'reserve', 'disputes')
+      ORDER BY a.currency, a.type`;
+    const rows = await scopedRead(this.readSql, scopes, (tx) =>
+      statement.run<(BalanceRow & { tenant_id: string; livemode: boolean })[]>(tx, text),
     );
     return scopes.map((scope) =>
       rows.filter((row) => row.tenant_id === scope.tenantId && row.livemode === scope.livemode),
