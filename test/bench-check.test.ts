@@ -6,6 +6,13 @@ import { compareSlices, type InterleavedSlice } from '../bench/rollup-interleave
 import { productionSecrets } from '../bench/secrets.js';
 import { productionSecretProblems } from '../src/bootstrap.js';
 
+/** A 95% interval of the mean of three pairs: mean ± t(2 df) · sd / √3, t(2 df) = 4.303. */
+function expectThreePairInterval(ci95: [number, number], mean: number, sd: number) {
+  const half = (4.303 * sd) / Math.sqrt(3);
+  expect(ci95[0]).toBeCloseTo(mean - half, 10);
+  expect(ci95[1]).toBeCloseTo(mean + half, 10);
+}
+
 // The bench's own correctness check: committed payments against the answers its clients got.
 
 describe('bench: payments committed against answers', () => {
@@ -71,9 +78,7 @@ describe('bench: the rollups switched on and off within one load', () => {
     expect(summary.pair_costs.map((c) => Math.round(c * 1000) / 1000)).toEqual([0.04, 0.06, 0.02]);
     expect(summary.cost_median).toBeCloseTo(0.04, 10);
     expect(summary.cost_mean).toBeCloseTo(0.04, 10);
-    const half = (4.303 * 0.02) / Math.sqrt(3);
-    expect(summary.cost_ci95[0]).toBeCloseTo(0.04 - half, 10);
-    expect(summary.cost_ci95[1]).toBeCloseTo(0.04 + half, 10);
+    expectThreePairInterval(summary.cost_ci95, 0.04, 0.02);
     expect(summary.payments_per_s).toEqual({ on: (9600 + 9400 + 9800) / 15, off: 2000 });
     expect(summary.cpu_ms_per_payment.on.postgres).toBe(0.31);
   });
@@ -113,9 +118,7 @@ describe('bench: two versions compared in alternated pairs', () => {
     expect(mixed.pair_ratios.map((r) => Math.round(r * 1000) / 1000)).toEqual([1.1, 0.9, 1.3]);
     expect(mixed.ratio_median).toBeCloseTo(1.1, 10);
     expect(mixed.ratio_mean).toBeCloseTo(1.1, 10);
-    const half = (4.303 * 0.2) / Math.sqrt(3);
-    expect(mixed.ratio_ci95[0]).toBeCloseTo(1.1 - half, 10);
-    expect(mixed.ratio_ci95[1]).toBeCloseTo(1.1 + half, 10);
+    expectThreePairInterval(mixed.ratio_ci95, 1.1, 0.2);
     expect(mixed.base.requests_per_s).toBe(1000);
     expect(mixed.head.requests_per_s).toBe(1300);
     // A figure a run did not report counts on neither side's median.
