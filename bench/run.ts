@@ -22,9 +22,11 @@
  *   BENCH_WARMUP               seconds of unmeasured warm-up before each run (default 3)
  *   BENCH_SCENARIOS            comma list to run a subset: bare_post,bare_get,create_confirm,
  *                              create_confirm_fraud_off,create_confirm_100_tenants,create_confirm_idem,
- *                              create_confirm_saved_pm,retrieve,list,balance
+ *                              create_confirm_saved_pm,retrieve,list,balance,refund
  *                              (list: the newest ten payments, `GET /v1/payments?limit=10`; balance: `GET /v1/balance`;
- *                              each alone, as the mixed workload sends them)
+ *                              refund: `POST /v1/refunds` of 100 cents over the payments made before it, each with a
+ *                              unique Idempotency-Key, checked in the database as the mixed workload's are; each
+ *                              alone, as the mixed workload sends them)
  *                              (create_confirm_fraud_off: create_confirm against a second API process on
  *                              the same database with FRAUD_CHECKS=off, in the order off, on, on, off:
  *                              the fraud-on create_confirm is run a second time for it; the report prints
@@ -133,6 +135,7 @@ const ALL_SCENARIOS = [
   'retrieve',
   'list',
   'balance',
+  'refund',
   'mixed',
   'rollups_interleaved',
 ] as const;
@@ -680,6 +683,48 @@ function recordOther(status: number, body: string) {
   if (status >= 300 && otherRuns.badSamples.length < 5) otherRuns.badSamples.push(`${status} ${body.slice(0, 500)}`);
 }
 
+/**
+ * Partial refunds (MIXED_SEED.refundAmount) over `payments` in turn, each with a unique Idempotency-Key; what they
+ * were told goes to mixedWrites for the verification.
+ */
+function refundRequest(headers: Record<string, string>, payments: string[]): RequestSpec {
+  let next = 0;
+  return {
+    method: 'POST',
+    path: '/v1/refunds',
+    headers,
+    setupRequest: (request) => {
+      mixedWrites.sent++;
+      ledger.idempotent.sent++;
+      const payment = payments[next++ % payments.length];
+      return {
+        ...request,
+        path: '/v1/refunds',
+        headers: { ...headers, 'idempotency-key': randomUUID() },
+        body: JSON.stringify({ payment, amount: MIXED_SEED.refundAmount }),
+      };
+    },
+    onResponse: recordCaptureOrRefund,
+  };
+}
+
+/** Files a capture's or refund's answer for the verification; the kind of object it answered with. */
+function recordCaptureOrRefund(status: number, body: string): 'capture' | 'refund' {
+  mixedWrites.answered++;
+  ledger.idempotent.completed++;
+  let answer: { id?: string; object?: string } = {};
+  try {
+    answer = JSON.parse(body) as typeof answer;
+  } catch {
+    // counted below as a failure sample
+  }
+  if (status === 200 && answer.object === 'refund' && answer.id) mixedWrites.refunds.push(answer.id);
+  else if (status === 200 && answer.object === 'payment' && answer.id) mixedWrites.captured.push(answer.id);
+  else if (ledger.badSamples.length < 5) ledger.badSamples.push(`${status} ${body.slice(0, 500)}`);
+  if (status === 200) ledger.idempotent.ok++;
+  return answer.object === 'refund' ? 'refund' : 'capture';
+}
+
 function rotatingGet(headers: Record<string, string>, ids: string[]): RequestSpec {
   let next = 0;
   return {
@@ -988,6 +1033,23 @@ async function benchApi(port: number) {
     if (wants('list')) await measureGet('list', '/v1/payments?limit=10');
   }
   if (wants('balance')) await measureGet('balance', '/v1/balance');
+  if (wants('refund')) {
+    if (!ledger.ids.length) {
+      const seeded = await seedPayments(url, secret, JSON.parse(createBody(CARD)), MIXED_SEED.payments);
+      ledger.ok += seeded.length;
+      ledger.sent += seeded.length;
+      ledger.completed += seeded.length;
+      ledger.ids.push(...seeded);
+    }
+    const payments = ledger.ids.slice(0, 5000);
+    await measure(target, {
+      scenario: 'refund',
+      request: 'POST /v1/refunds',
+      connections: config.variantConnections,
+      requests: [refundRequest(headers, payments)],
+      baseline: 'bare_post',
+    });
+  }
   rss.stop();
   apiRssPeakMb = Math.max(apiRssPeakMb, round(rss.peakKb / 1024, 1));
   console.log(`  analytics fold loop (the worker's, every 500 ms): ${await folds.stop()} payment changes folded`);
@@ -1124,7 +1186,6 @@ async function benchMixed(port: number, n: number) {
 
     const times = new ClassTimes();
     let nextRead = 0;
-    let nextRefund = 0;
     let captureTurn = true;
     const toCapture = [...authorizations];
     const read = (kind: string, path: string, rotate = false): RequestSpec => ({
@@ -1167,40 +1228,19 @@ async function benchMixed(port: number, n: number) {
         recordPayment(status, body);
       },
     };
+    const refund = refundRequest(headers, payments);
     const captureOrRefund: RequestSpec = {
-      method: 'POST',
-      path: '/v1/refunds',
-      headers,
-      setupRequest: (request) => {
+      ...refund,
+      setupRequest: (request, context) => {
+        const capture = captureTurn ? toCapture.pop() : undefined;
+        captureTurn = !captureTurn;
+        if (!capture) return refund.setupRequest!(request, context);
         mixedWrites.sent++;
         ledger.idempotent.sent++;
         const withKey = { ...headers, 'idempotency-key': randomUUID() };
-        const capture = captureTurn ? toCapture.pop() : undefined;
-        captureTurn = !captureTurn;
-        if (capture) return { ...request, path: `/v1/payments/${capture}/capture`, headers: withKey, body: '{}' };
-        const payment = payments[nextRefund++ % payments.length];
-        return {
-          ...request,
-          path: '/v1/refunds',
-          headers: withKey,
-          body: JSON.stringify({ payment, amount: MIXED_SEED.refundAmount }),
-        };
+        return { ...request, path: `/v1/payments/${capture}/capture`, headers: withKey, body: '{}' };
       },
-      onResponse: (status, body) => {
-        mixedWrites.answered++;
-        ledger.idempotent.completed++;
-        let answer: { id?: string; object?: string } = {};
-        try {
-          answer = JSON.parse(body) as typeof answer;
-        } catch {
-          // counted below as a failure sample
-        }
-        times.answer(answer.object === 'refund' ? 'refund' : 'capture');
-        if (status === 200 && answer.object === 'refund' && answer.id) mixedWrites.refunds.push(answer.id);
-        else if (status === 200 && answer.object === 'payment' && answer.id) mixedWrites.captured.push(answer.id);
-        else if (ledger.badSamples.length < 5) ledger.badSamples.push(`${status} ${body.slice(0, 500)}`);
-        if (status === 200) ledger.idempotent.ok++;
-      },
+      onResponse: (status, body) => times.answer(recordCaptureOrRefund(status, body)),
     };
     const kinds: Record<string, RequestSpec> = {
       R: read('retrieve', `/v1/payments/${payments[0]}`, true),
@@ -1265,7 +1305,7 @@ interface Verification {
  * is the sum of its refunds.
  */
 async function verifyMixedWrites(sql: postgres.Sql) {
-  if (!mixedWrites.authorizations.length) return undefined;
+  if (!mixedWrites.sent) return undefined;
   const auths = mixedWrites.authorizations;
   const cutOff = mixedWrites.sent - mixedWrites.answered;
   const [a] = await sql<{ succeeded: number; waiting: number; other: number; charged: number; answered_ok: number }[]>`
