@@ -278,7 +278,7 @@ export function createPlatform(
     ),
   );
   const clientSecrets = new ClientSecrets(secrets.jwtSecret);
-  const refunds = new RefundService(sql, router, pricing, ledger, workerSql, now, reads);
+  const refunds = new RefundService(sql, router, pricing, ledger, workerSql, now, reads, batching);
   return {
     config,
     sql,

@@ -8,6 +8,7 @@ import {
   type TestApp,
   type TestTenant,
 } from '../../../test/helpers.js';
+import { LedgerService } from '../ledger/service.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -297,5 +298,86 @@ describe('a refund the processor fails', () => {
     // The amount is refundable again, in full.
     const whole = await post('/v1/refunds', { payment: payment.id });
     expect(whole.json()).toMatchObject({ status: 'succeeded', amount: 1500 });
+  });
+});
+
+describe('refund outcomes written in batches', () => {
+  let batched: TestApp;
+  beforeAll(async () => {
+    // One batch at a time, and half the processor's answers failures: a batch held up gathers succeeded and failed
+    // outcomes, several of them on one payment.
+    batched = await bootApp({ PROCESSOR_FAILURE_RATE: '0.5', BATCH_MAX_CONCURRENCY: '1' });
+  });
+  afterAll(() => batched?.close());
+
+  it('writes each outcome once, with its posting or its release, when many share one statement', async () => {
+    const payments = [await paid(3000), await paid(3000), await paid(3000)];
+    const [pending] = await t.admin<{ id: string }[]>`
+      SELECT id FROM ledger_accounts WHERE tenant_id = ${tenant.id} AND livemode = false AND type = 'pending'
+        AND currency = 'usd'`;
+    const refundsMade = async () => {
+      const [row] = await t.admin<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM sim_processor_calls
+        WHERE operation = 'refund' AND order_id = ANY(${payments.map((p) => p.id)})`;
+      return row.n;
+    };
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // The tenant's pending account is held, so the first batch with a posting waits for it and the rest gather.
+    let holding!: () => void;
+    const held = new Promise<void>((resolve) => (holding = resolve));
+    const hold = t.admin.begin(async (tx) => {
+      await tx`SELECT id FROM ledger_accounts WHERE id = ${pending.id} FOR NO KEY UPDATE`;
+      holding();
+      await released;
+    });
+    await held;
+    const requests = payments.flatMap((payment) =>
+      Array.from({ length: 4 }, () =>
+        call(batched.app, tenant.testKey, 'POST', '/v1/refunds', { payment: payment.id, amount: 250 }),
+      ),
+    );
+    const deadline = Date.now() + 30_000;
+    while ((await refundsMade()) < requests.length) {
+      if (Date.now() > deadline) throw new Error('the processor never answered every refund');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    release();
+    await hold;
+    const answers = await Promise.all(requests);
+    for (const answer of answers) expect(answer.statusCode, answer.body).toBe(200);
+    const refunds = answers.map((answer) => answer.json() as { id: string; status: string; amount: number });
+    expect(new Set(refunds.map((r) => r.status))).toEqual(new Set(['succeeded', 'failed']));
+
+    const ids = refunds.map((r) => r.id);
+    const stored = await t.admin<{ id: string; status: string; writer: string; postings: number; events: string[] }[]>`
+      SELECT r.id, r.status, r.xmin::text AS writer,
+        (SELECT count(*)::int FROM ledger_transactions l
+          WHERE l.source_id = r.id AND l.type = 'refund' AND l.amount = -r.amount) AS postings,
+        (SELECT array_agg(e.type ORDER BY e.type) FROM events e WHERE e.object_id = r.id) AS events
+      FROM refunds r WHERE r.id = ANY(${ids})`;
+    expect(stored).toHaveLength(ids.length);
+    for (const refund of refunds) {
+      const row = stored.find((s) => s.id === refund.id)!;
+      expect(row.status).toBe(refund.status);
+      expect(row.postings).toBe(refund.status === 'succeeded' ? 1 : 0);
+      expect(row.events).toEqual(['refund.created', `refund.${refund.status}`]);
+    }
+    // Held up behind the account, the outcomes that gathered were written by one transaction.
+    const byWriter = new Map<string, number>();
+    for (const row of stored) byWriter.set(row.writer, (byWriter.get(row.writer) ?? 0) + 1);
+    expect(Math.max(...byWriter.values())).toBeGreaterThan(1);
+
+    // Every payment keeps exactly its refunds that did not fail reserved, failed ones released together included.
+    for (const payment of payments) {
+      const [row] = await t.admin<{ refunded: number; kept: number }[]>`
+        SELECT p.amount_refunded AS refunded,
+          (SELECT coalesce(sum(amount), 0)::bigint FROM refunds WHERE payment_id = p.id AND status <> 'failed') AS kept
+        FROM payments p WHERE p.id = ${payment.id}`;
+      expect(row.refunded).toBe(row.kept);
+    }
+    const differences = await LedgerService.verify(t.admin);
+    expect(differences.accounts.filter((a) => a.tenant_id === tenant.id)).toEqual([]);
+    expect(differences.transactions.filter((d) => d.tenant_id === tenant.id)).toEqual([]);
   });
 });
