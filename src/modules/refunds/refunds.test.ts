@@ -8,6 +8,8 @@ import {
   type TestApp,
   type TestTenant,
 } from '../../../test/helpers.js';
+import { waitFor } from '../../../test/process.js';
+import { verifyAuditTrail } from '../audit/verify.js';
 import { LedgerService } from '../ledger/service.js';
 
 let t: TestApp;
@@ -18,7 +20,8 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-const post = (url: string, body?: unknown) => call(t.app, tenant.testKey, 'POST', url, body);
+const post = (url: string, body?: unknown, headers?: Record<string, string>) =>
+  call(t.app, tenant.testKey, 'POST', url, body, headers);
 const get = (url: string) => call(t.app, tenant.testKey, 'GET', url);
 
 async function paid(amount = 2000, extra: Record<string, unknown> = {}) {
@@ -298,6 +301,68 @@ describe('a refund the processor fails', () => {
     // The amount is refundable again, in full.
     const whole = await post('/v1/refunds', { payment: payment.id });
     expect(whole.json()).toMatchObject({ status: 'succeeded', amount: 1500 });
+  });
+});
+
+describe('refund reservations written in batches', () => {
+  it('reserves concurrent refunds together: each with its audit entry, the chain unbroken, no payment over-refunded', async () => {
+    const payments = [await paid(1000), await paid(1000), await paid(1000)];
+    // The tenant's audit chain head, held: the first batch of reservations waits for it and the others gather.
+    await post('/v1/refunds', { payment: payments[0].id, amount: 100 });
+    const keys = Array.from({ length: 15 }, (_, i) => `batch-${payments[0].id}-${i}`);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let holding!: () => void;
+    const held = new Promise<void>((resolve) => (holding = resolve));
+    const hold = t.admin.begin(async (tx) => {
+      await tx`SELECT seq FROM audit_chains WHERE tenant_id = ${tenant.id} FOR UPDATE`;
+      holding();
+      await released;
+    });
+    await held;
+    // Five refunds of 250 per payment: 900 remains on the first, 1000 on the others, so some cannot be given.
+    const requests = keys.map((key, i) =>
+      post('/v1/refunds', { payment: payments[i % 3].id, amount: 250 }, { 'idempotency-key': key }),
+    );
+    await waitFor(
+      async () => {
+        const [row] = await t.admin<{ waiting: number; started: number }[]>`
+          SELECT (SELECT count(*)::int FROM pg_stat_activity
+                  WHERE wait_event_type = 'Lock' AND datname = current_database() AND query LIKE '%WITH wanted AS%')
+                   AS waiting,
+                 (SELECT count(*)::int FROM idempotency_keys WHERE key LIKE ${`%batch-${payments[0].id}-%`}) AS started`;
+        return row.waiting >= 1 && row.started === keys.length;
+      },
+      30_000,
+      'the first batch waiting for the chain head and every request started',
+    );
+    release();
+    await hold;
+    const answers = await Promise.all(requests);
+    const refused = answers.filter((a) => a.statusCode !== 200);
+    for (const answer of refused) expect(answer.json().error).toMatchObject({ code: 'amount_too_large' });
+    // 900 remaining gives three refunds of 250 and 1,000 gives four, whatever the order.
+    expect(answers.filter((a) => a.statusCode === 200)).toHaveLength(11);
+    expect(refused).toHaveLength(4);
+
+    const ids = answers.filter((a) => a.statusCode === 200).map((a) => a.json().id as string);
+    const entries = await t.admin<{ target_id: string; writer: string }[]>`
+      SELECT e.target_id, e.xmin::text AS writer FROM audit_entries e
+      WHERE e.action = 'refund.created' AND e.target_id = ANY(${ids})`;
+    expect(entries.map((e) => e.target_id).sort()).toEqual([...ids].sort());
+    const byWriter = new Map<string, number>();
+    for (const entry of entries) byWriter.set(entry.writer, (byWriter.get(entry.writer) ?? 0) + 1);
+    expect(Math.max(...byWriter.values())).toBeGreaterThan(1);
+    const verification = await verifyAuditTrail(t.admin, { publicKeys: [], maxUnsignedMs: 86_400_000 });
+    expect(verification.problems.filter((p) => p.chain === tenant.id)).toEqual([]);
+    for (const payment of payments) {
+      const [row] = await t.admin<{ refunded: number; kept: number; received: number }[]>`
+        SELECT p.amount_refunded AS refunded, p.amount_received AS received,
+          (SELECT coalesce(sum(amount), 0)::bigint FROM refunds WHERE payment_id = p.id AND status <> 'failed') AS kept
+        FROM payments p WHERE p.id = ${payment.id}`;
+      expect(row.refunded).toBe(row.kept);
+      expect(row.refunded).toBeLessThanOrEqual(row.received);
+    }
   });
 });
 

@@ -1,3 +1,4 @@
+import postgres from 'postgres';
 import { MicroBatcher, type BatcherOptions } from '../../db/batcher.js';
 import { primaryReads, type Reads } from '../../db/replica.js';
 import { inScope, readThenWrite, scopedRead, scopedStatement, type Scope, type Sql, type Tx } from '../../db/index.js';
@@ -13,7 +14,7 @@ import { postingCtes, type LedgerService, type PreparedPosting } from '../ledger
 import type { Plan } from '../pricing/schemas.js';
 import { priceFixedFee, type PricingService } from '../pricing/service.js';
 import type { CreateRefundBody, Refund } from './schemas.js';
-import { AUDIT_ENTRY_COLUMNS, auditEntry, type AuditContext } from '../audit/record.js';
+import { AUDIT_ENTRY_COLUMNS, auditEntry, type AuditContext, type AuditEntryRow } from '../audit/record.js';
 import { systemClock, type Clock } from '../../lib/time.js';
 
 /** A refund as its first transaction left it, with its payment's plan version for the posting. */
@@ -30,7 +31,35 @@ interface RefundOutcome {
   posting?: PreparedPosting;
 }
 
-/** What a refund needs of its payment, read under the payment's lock. */
+/** A refund to reserve in a batch (RefundService.writeReservations), with what it writes beside it. */
+interface Reservation {
+  scope: Scope;
+  refund: RefundRow;
+  /** For a refund of what remains: the amount refunded when it was read, which must not have changed. */
+  refundedBefore: number | null;
+  event: NewEventRow;
+  audit: AuditEntryRow;
+}
+
+const WANTED_COLUMNS: Columns<{
+  id: string;
+  payment_id: string;
+  amount: number;
+  refunded_before: number | null;
+  updated_at: Date;
+  ord: number;
+}> = [
+  ['id', 'text'],
+  ['payment_id', 'text'],
+  ['amount', 'bigint'],
+  ['refunded_before', 'bigint'],
+  ['updated_at', 'timestamptz'],
+  ['ord', 'integer'],
+];
+
+const UNIQUE_VIOLATION = '23505';
+
+/** What a refund needs of its payment. */
 interface RefundablePayment {
   id: string;
   status: string;
@@ -107,6 +136,44 @@ export function toApiRefund(row: RefundRow): Refund {
   };
 }
 
+/** Why a payment cannot give this refund, if it cannot: the answer of a refused refund. */
+function refusal(body: CreateRefundBody, payment: RefundablePayment, disputed: boolean): ApiError | undefined {
+  if (payment.status !== 'succeeded') {
+    return ApiError.invalid(
+      'payment_not_captured',
+      `This payment's status is ${payment.status}; only a captured payment can be refunded.`,
+      'payment',
+    );
+  }
+  const remaining = payment.amount_received - payment.amount_refunded;
+  const amount = body.amount ?? remaining;
+  if (amount <= 0)
+    return ApiError.invalid('charge_already_refunded', 'This payment has already been refunded in full.', 'payment');
+  if (amount > remaining)
+    return ApiError.invalid(
+      'amount_too_large',
+      `Refund amount exceeds what remains refundable on this payment.`,
+      'amount',
+    );
+  if (disputed) {
+    return ApiError.invalid(
+      'charge_disputed',
+      'This payment is disputed: its funds are settled through the dispute, not refunded.',
+      'payment',
+    );
+  }
+  return undefined;
+}
+
+/** A new refund's refund.created event and audit entry. */
+function reservationRecords(scope: Scope, row: RefundRow, context: AuditContext) {
+  const api = toApiRefund(row);
+  return {
+    event: newEvent(scope, 'refund.created', api, context.requestId, row.created_at),
+    audit: auditEntry({ scope, context, action: 'refund.created', target: { type: 'refund', id: row.id }, after: api }),
+  };
+}
+
 /**
  * Refunds reserve their amount on the payment with one conditional increment before the
  * processor is called, so concurrent refunds can never add up to more than was captured; a
@@ -124,9 +191,11 @@ export class RefundService {
     private readonly reads: Reads = primaryReads(sql),
     batching: BatcherOptions = { maxSize: 64, maxConcurrency: 2 },
   ) {
+    this.reservations = new MicroBatcher((reservations) => this.writeReservations(reservations), batching);
     this.outcomes = new MicroBatcher((outcomes) => this.writeOutcomes(outcomes), batching);
   }
 
+  private readonly reservations: MicroBatcher<Reservation, boolean>;
   private readonly outcomes: MicroBatcher<RefundOutcome, boolean>;
 
   /**
@@ -139,76 +208,182 @@ export class RefundService {
     context: AuditContext,
     idempotencyKey: string | null = null,
   ): Promise<Refund> {
-    const { requestId } = context;
-    const { refund, pricingVersion } = await readThenWrite<PendingRefund>(this.sql, scope, async (tx) => {
-      // One round trip with BEGIN and the scope. The payment is locked first, and the statements after it see what
-      // committed before they ran: a dispute opening on it (which holds the same lock) is either visible or opens
-      // after this refund and disputes only what remains, and a refund under the same key on it is found. The lock
-      // is held until the write below, sent with COMMIT.
-      const [[payment], [earlier], [disputed]] = await Promise.all([
-        tx<RefundablePayment[]>`
-          SELECT id, status, currency, amount_received, amount_refunded, processor, processor_reference, pricing_version
-          FROM payments
-          WHERE id = ${body.payment} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}
-          FOR NO KEY UPDATE`,
-        idempotencyKey
-          ? tx<RefundRow[]>`
-              SELECT * FROM refunds
-              WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND idempotency_key = ${idempotencyKey}`
-          : Promise.resolve([]),
-        tx<{ id: string }[]>`SELECT id FROM disputes WHERE payment_id = ${body.payment}`,
-      ]);
+    const { refund, pricingVersion } =
+      (await this.reserveInBatch(scope, body, context, idempotencyKey)) ??
+      (await this.reserveAlone(scope, body, context, idempotencyKey));
+    if (refund.status !== 'pending') return toApiRefund(refund);
+    return this.finish(scope, refund, context.requestId, pricingVersion);
+  }
+
+  /**
+   * The payment, a refund already made under the key and a dispute of the payment. Locked, the payment is read first
+   * and the statements after it see what committed before they ran: a dispute opening on it (which holds the same
+   * lock) is either visible or opens after this refund and disputes only what remains, and a refund under the same
+   * key on it is found.
+   */
+  private async refundReads(
+    tx: Tx,
+    scope: Scope,
+    body: CreateRefundBody,
+    idempotencyKey: string | null,
+    lock: boolean,
+  ): Promise<[RefundablePayment | undefined, RefundRow | undefined, boolean]> {
+    const [[payment], [earlier], [disputed]] = await Promise.all([
+      tx<RefundablePayment[]>`
+        SELECT id, status, currency, amount_received, amount_refunded, processor, processor_reference, pricing_version
+        FROM payments
+        WHERE id = ${body.payment} AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}
+        ${lock ? tx`FOR NO KEY UPDATE` : tx``}`,
+      idempotencyKey
+        ? tx<RefundRow[]>`
+            SELECT * FROM refunds
+            WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND idempotency_key = ${idempotencyKey}`
+        : Promise.resolve([]),
+      tx<{ id: string }[]>`SELECT id FROM disputes WHERE payment_id = ${body.payment}`,
+    ]);
+    return [payment, earlier, disputed !== undefined];
+  }
+
+  /**
+   * The common case, without holding the payment over round trips: the payment read unlocked, and if nothing refuses
+   * the refund, its reservation joins the batch of concurrent refunds' (writeReservations), which checks the payment
+   * again under its lock. One refund at a time, every reservation held the tenant's audit chain head (its audit entry
+   * is linked to the one before) for a commit of its own. Anything else (a refusal, a refund already made under the
+   * key, a payment changed since it was read, a key used by a concurrent request) is left to reserveAlone, which
+   * decides under the payment's lock and answers as before: undefined.
+   */
+  private async reserveInBatch(
+    scope: Scope,
+    body: CreateRefundBody,
+    context: AuditContext,
+    idempotencyKey: string | null,
+  ): Promise<PendingRefund | undefined> {
+    const [payment, earlier, disputed] = await scopedRead(this.sql, scope, (tx) =>
+      this.refundReads(tx, scope, body, idempotencyKey, false),
+    );
+    if (earlier || !payment || refusal(body, payment, disputed)) return undefined;
+    const row = this.newRefund(scope, body, payment, idempotencyKey);
+    const reservation: Reservation = {
+      scope,
+      refund: row,
+      // A refund of what remains is made only if nothing was refunded meanwhile; a given amount only if it still fits.
+      refundedBefore: body.amount === undefined ? payment.amount_refunded : null,
+      ...reservationRecords(scope, row, context),
+    };
+    const reserved = await this.reservations.submit(reservation).catch((error: unknown) => {
+      if (error instanceof postgres.PostgresError && error.code === UNIQUE_VIOLATION) return false;
+      throw error;
+    });
+    return reserved ? { refund: row, pricingVersion: payment.pricing_version } : undefined;
+  }
+
+  /** The refund decided under its payment's lock, in two round trips (readThenWrite). */
+  private reserveAlone(
+    scope: Scope,
+    body: CreateRefundBody,
+    context: AuditContext,
+    idempotencyKey: string | null,
+  ): Promise<PendingRefund> {
+    return readThenWrite<PendingRefund>(this.sql, scope, async (tx) => {
+      // One round trip with BEGIN and the scope; the lock is held until the write below, sent with COMMIT.
+      const [payment, earlier, disputed] = await this.refundReads(tx, scope, body, idempotencyKey, true);
       if (earlier) {
         // The plan version is known only if the key was used for this payment; otherwise the posting reads it.
         const known = earlier.payment_id === payment?.id ? payment.pricing_version : undefined;
         return { answer: { refund: earlier, pricingVersion: known } };
       }
-      const row = this.newRefund(scope, body, payment, disputed !== undefined, idempotencyKey);
-      const pricingVersion = payment!.pricing_version;
+      if (!payment) throw ApiError.notFound('payment', body.payment, 'payment');
+      const refused = refusal(body, payment, disputed);
+      if (refused) throw refused;
+      const row = this.newRefund(scope, body, payment, idempotencyKey);
       return {
         write: async (tx: Tx) => {
           await this.reserve(tx, scope, row, context);
-          return { refund: row, pricingVersion };
+          return { refund: row, pricingVersion: payment.pricing_version };
         },
       };
     });
-    if (refund.status !== 'pending') return toApiRefund(refund);
-    return this.finish(scope, refund, requestId, pricingVersion);
   }
 
-  /** The pending refund of a locked payment, or the reason it cannot be refunded. */
+  /**
+   * The reservations of concurrent refunds in one transaction, in one round trip: their payments locked in id order
+   * by a first statement, then a second (which, under read committed, sees what committed before those locks were
+   * granted: a dispute opened meanwhile, a refund made meanwhile) accepts each refund whose payment is captured, not
+   * disputed, and can still give its amount (counting the batch's earlier refunds of the same payment), reserves the
+   * accepted amounts and writes their refunds, events and audit entries: the tenant's audit chain head is locked once
+   * for the batch. The refunds not accepted are answered false and go to reserveAlone.
+   */
+  private async writeReservations(reservations: Reservation[]): Promise<boolean[]> {
+    const statement = new UnnestStatement();
+    const wanted = reservations.map(({ refund, refundedBefore }, ord) => ({
+      id: refund.id,
+      payment_id: refund.payment_id,
+      amount: refund.amount,
+      refunded_before: refundedBefore,
+      updated_at: refund.updated_at,
+      ord,
+    }));
+    const accepted = <Row>(table: string, columns: Columns<Row>, rows: Row[], key: string) => `
+        INSERT INTO ${table} (${columnNames(columns)})
+        SELECT * FROM (${statement.rows(columns, rows)}) r WHERE r.${key} IN (SELECT id FROM kept)`;
+    const text = `
+      WITH wanted AS (
+        SELECT w.*, sum(w.amount) OVER (PARTITION BY w.payment_id ORDER BY w.ord) AS upto
+        FROM (${statement.rows(WANTED_COLUMNS, wanted)}) w
+      ), fits AS (
+        SELECT w.id, w.payment_id, w.amount, w.updated_at FROM wanted w JOIN payments p ON p.id = w.payment_id
+        WHERE p.status = 'succeeded' AND p.amount_refunded + w.upto <= p.amount_received
+          AND (w.refunded_before IS NULL OR p.amount_refunded + w.upto - w.amount = w.refunded_before)
+          AND NOT EXISTS (SELECT FROM disputes d WHERE d.payment_id = w.payment_id)
+      ), reserved AS (
+        UPDATE payments p SET amount_refunded = p.amount_refunded + f.amount, updated_at = f.updated_at
+        FROM (SELECT payment_id, sum(amount) AS amount, max(updated_at) AS updated_at FROM fits GROUP BY payment_id) f
+        WHERE p.id = f.payment_id AND p.amount_refunded + f.amount <= p.amount_received
+        RETURNING p.id
+      ), kept AS (
+        SELECT id FROM fits WHERE payment_id IN (SELECT id FROM reserved)
+      ), refund AS (${accepted(
+        'refunds',
+        REFUND_COLUMNS,
+        reservations.map((r) => r.refund),
+        'id',
+      )}
+      ), event AS (${accepted(
+        'events',
+        EVENT_COLUMNS,
+        reservations.map((r) => r.event),
+        'object_id',
+      )}
+      ), audit AS (${accepted(
+        'audit_entries',
+        AUDIT_ENTRY_COLUMNS,
+        reservations.map((r) => r.audit),
+        'target_id',
+      )}
+      )
+      SELECT id FROM kept`;
+    const payments = [...new Set(wanted.map((w) => w.payment_id))];
+    const rows = await scopedStatement(
+      this.sql,
+      reservations.map((r) => r.scope),
+      async (tx) => {
+        const locked = tx`SELECT id FROM payments WHERE id = ANY(${payments}) ORDER BY id FOR NO KEY UPDATE`.execute();
+        const [, kept] = await Promise.all([locked, statement.run<{ id: string }[]>(tx, text)]);
+        return kept;
+      },
+    );
+    const kept = new Set(rows.map((row) => row.id));
+    return reservations.map((r) => kept.has(r.refund.id));
+  }
+
+  /** The pending refund of a payment that can give it. */
   private newRefund(
     scope: Scope,
     body: CreateRefundBody,
-    payment: RefundablePayment | undefined,
-    disputed: boolean,
+    payment: RefundablePayment,
     idempotencyKey: string | null,
   ): RefundRow {
-    if (!payment) throw ApiError.notFound('payment', body.payment, 'payment');
-    if (payment.status !== 'succeeded') {
-      throw ApiError.invalid(
-        'payment_not_captured',
-        `This payment's status is ${payment.status}; only a captured payment can be refunded.`,
-        'payment',
-      );
-    }
-    const remaining = payment.amount_received - payment.amount_refunded;
-    const amount = body.amount ?? remaining;
-    if (amount <= 0)
-      throw ApiError.invalid('charge_already_refunded', 'This payment has already been refunded in full.', 'payment');
-    if (amount > remaining)
-      throw ApiError.invalid(
-        'amount_too_large',
-        `Refund amount exceeds what remains refundable on this payment.`,
-        'amount',
-      );
-    if (disputed) {
-      throw ApiError.invalid(
-        'charge_disputed',
-        'This payment is disputed: its funds are settled through the dispute, not refunded.',
-        'payment',
-      );
-    }
+    const amount = body.amount ?? payment.amount_received - payment.amount_refunded;
     const now = this.now();
     return {
       id: newId('re', now),
@@ -237,15 +412,7 @@ export class RefundService {
   private async reserve(tx: Tx, scope: Scope, row: RefundRow, context: AuditContext): Promise<void> {
     const statement = new UnnestStatement();
     const amount = statement.param(String(row.amount));
-    const api = toApiRefund(row);
-    const event = newEvent(scope, 'refund.created', api, context.requestId, row.created_at);
-    const audit = auditEntry({
-      scope,
-      context,
-      action: 'refund.created',
-      target: { type: 'refund', id: row.id },
-      after: api,
-    });
+    const { event, audit } = reservationRecords(scope, row, context);
     const written = <Row>(table: string, columns: Columns<Row>, rows: Row[]) => `
         INSERT INTO ${table} (${columnNames(columns)})
         SELECT * FROM (${statement.rows(columns, rows)}) r WHERE EXISTS (SELECT FROM reserved)`;
