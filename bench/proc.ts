@@ -132,19 +132,23 @@ export function treeCpuTicks(pid: number): number {
   return treePids(pid).reduce((sum, p) => sum + cpuTicks(p), 0);
 }
 
-/** CPU ticks of every process named `postgres` on the machine (server, backends, walwriter…). */
-export function postgresTicks(): number {
-  let total = 0;
+/**
+ * CPU ticks of every process named `postgres` on the machine (server, backends, walwriter…), by process id: a run's
+ * share is the growth of each process alive at its end (sumDelta in run.ts). A total would drop by a whole lifetime's
+ * ticks when a backend exits during the run (the previous server's pool closing), and showed negative cores.
+ */
+export function postgresTicks(): Map<number, number> {
+  const ticks = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'postgres') continue;
-      total += cpuTicks(Number(entry));
+      ticks.set(Number(entry), cpuTicks(Number(entry)));
     } catch {
       // process ended meanwhile
     }
   }
-  return total;
+  return ticks;
 }
 
 /** Whole-machine CPU: busy and total jiffies from /proc/stat. */

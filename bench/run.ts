@@ -533,7 +533,7 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
   const duration = result.duration || elapsed;
   const cores = {
     server: (cpu1.server - cpu0.server) / TICKS_PER_SECOND / elapsed,
-    postgres: (cpu1.pg - cpu0.pg) / TICKS_PER_SECOND / elapsed,
+    postgres: sumDelta(cpu0.pg, cpu1.pg) / TICKS_PER_SECOND / elapsed,
     postgresBench: pgPids0.length ? sumDelta(cpu0.pgOwn, cpu1.pgOwn) / TICKS_PER_SECOND / elapsed : 0,
     load_generator: (cpu1.self.user + cpu1.self.system) / 1e6 / elapsed,
     busy: (cpu1.machine.busy - cpu0.machine.busy) / TICKS_PER_SECOND / elapsed,
