@@ -1002,53 +1002,35 @@ async function benchApi(port: number) {
       baseline: 'bare_post',
     });
   }
+  /** One run of one kind of request at the variants' connection count. */
+  const measureVariant = (scenario: ScenarioName, request: string, spec: RequestSpec, baseline: string) =>
+    measure(target, { scenario, request, connections: config.variantConnections, requests: [spec], baseline });
   /** One GET, the same for every request of the run. */
   const measureGet = (scenario: ScenarioName, path: string) =>
-    measure(target, {
-      scenario,
-      request: `GET ${path}`,
-      connections: config.variantConnections,
-      requests: [{ method: 'GET', path, headers, onResponse: recordOther }],
-      baseline: 'bare_get',
-    });
-  if (wants('retrieve') || wants('list')) {
-    let ids = ledger.ids.slice(0, 5000);
-    if (!ids.length) {
-      for (let i = 0; i < 200; i++)
-        ids.push((await api<{ id: string }>(url, '/v1/payments', secret, JSON.parse(createBody(CARD)))).id);
-      ledger.ok += ids.length;
-      ledger.sent += ids.length;
-      ledger.completed += ids.length;
-      ledger.ids.push(...ids);
-      ids = [...ids];
-    }
-    if (wants('retrieve'))
-      await measure(target, {
-        scenario: 'retrieve',
-        request: 'GET /v1/payments/:id',
-        connections: config.variantConnections,
-        requests: [rotatingGet(headers, ids)],
-        baseline: 'bare_get',
-      });
-    if (wants('list')) await measureGet('list', '/v1/payments?limit=10');
-  }
-  if (wants('balance')) await measureGet('balance', '/v1/balance');
-  if (wants('refund')) {
-    if (!ledger.ids.length) {
-      const seeded = await seedPayments(url, secret, JSON.parse(createBody(CARD)), MIXED_SEED.payments);
+    measureVariant(scenario, `GET ${path}`, { method: 'GET', path, headers, onResponse: recordOther }, 'bare_get');
+  /** The payments made by the runs before (at most 5,000), with more made now (counted as answered) up to `count`. */
+  const madePayments = async (count: number) => {
+    const missing = count - ledger.ids.length;
+    if (missing > 0) {
+      const seeded = await seedPayments(url, secret, JSON.parse(createBody(CARD)), missing);
       ledger.ok += seeded.length;
       ledger.sent += seeded.length;
       ledger.completed += seeded.length;
       ledger.ids.push(...seeded);
     }
-    const payments = ledger.ids.slice(0, 5000);
-    await measure(target, {
-      scenario: 'refund',
-      request: 'POST /v1/refunds',
-      connections: config.variantConnections,
-      requests: [refundRequest(headers, payments)],
-      baseline: 'bare_post',
-    });
+    return ledger.ids.slice(0, 5000);
+  };
+  if (wants('retrieve'))
+    await measureVariant('retrieve', 'GET /v1/payments/:id', rotatingGet(headers, await madePayments(200)), 'bare_get');
+  if (wants('list')) {
+    // A page of ten to list.
+    await madePayments(200);
+    await measureGet('list', '/v1/payments?limit=10');
+  }
+  if (wants('balance')) await measureGet('balance', '/v1/balance');
+  if (wants('refund')) {
+    const payments = await madePayments(MIXED_SEED.payments);
+    await measureVariant('refund', 'POST /v1/refunds', refundRequest(headers, payments), 'bare_post');
   }
   rss.stop();
   apiRssPeakMb = Math.max(apiRssPeakMb, round(rss.peakKb / 1024, 1));
