@@ -156,17 +156,22 @@ describe('tenant analytics', () => {
   });
 
   it('downloads the same numbers as CSV', async () => {
-    const summary = await get(a, '/v1/analytics/summary?range=7d');
-    const response = await call(t.app, a.testKey, 'GET', '/v1/analytics/summary.csv?range=7d');
+    // The last seven days to the next whole hour, named: `range=7d` ends at whatever hour the request comes in, and
+    // from 23:00 UTC its days start at midnight, one point fewer.
+    const until = Math.ceil(Date.now() / 3_600_000) * 3_600;
+    const period = `from=${until - 7 * 86_400}&until=${until}`;
+    const days = Math.ceil((until - Math.floor((until - 7 * 86_400) / 86_400) * 86_400) / 86_400);
+    const summary = await get(a, `/v1/analytics/summary?${period}`);
+    const response = await call(t.app, a.testKey, 'GET', `/v1/analytics/summary.csv?${period}`);
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toMatch(/^text\/csv/);
     const rows = parse(response.body, { columns: true }) as Record<string, string>[];
     expect(rows.map((r) => [r.currency, Number(r.count), Number(r.volume)])).toEqual(
       summary.data.map((f: any) => [f.currency, f.count, f.volume]),
     );
-    const series = await call(t.app, a.testKey, 'GET', '/v1/analytics/timeseries.csv?range=7d&metric=count');
+    const series = await call(t.app, a.testKey, 'GET', `/v1/analytics/timeseries.csv?${period}&metric=count`);
     const points = parse(series.body, { columns: true }) as Record<string, string>[];
-    expect(points).toHaveLength(8);
+    expect(points).toHaveLength(days);
     expect(points.reduce((s, p) => s + Number(p.count), 0)).toBe(
       summary.data.reduce((s: number, f: any) => s + f.count, 0),
     );
