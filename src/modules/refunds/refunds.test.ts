@@ -9,6 +9,7 @@ import {
   type TestTenant,
 } from '../../../test/helpers.js';
 import { waitFor } from '../../../test/process.js';
+import type { Tx } from '../../db/index.js';
 import { verifyAuditTrail } from '../audit/verify.js';
 import { LedgerService } from '../ledger/service.js';
 
@@ -40,6 +41,34 @@ async function refundEvents(refundId: string) {
   const res = await get(`/v1/events?object_id=${refundId}`);
   expect(res.statusCode).toBe(200);
   return res.json().data as Array<{ type: string; data: { object: Record<string, unknown> } }>;
+}
+
+/**
+ * Takes a row lock in an admin transaction and keeps it until the returned function is called (which resolves once
+ * the transaction has ended): batches that need the row wait, and what is submitted meanwhile gathers behind them.
+ */
+async function holdLock(lock: (tx: Tx) => Promise<unknown>): Promise<() => Promise<void>> {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let holding!: () => void;
+  const held = new Promise<void>((resolve) => (holding = resolve));
+  const hold = t.admin.begin(async (tx) => {
+    await lock(tx);
+    holding();
+    await released;
+  });
+  await held;
+  return async () => {
+    release();
+    await hold;
+  };
+}
+
+/** How many of the rows the busiest transaction wrote (`writer`: the rows' xmin). */
+function mostByOneWriter(rows: { writer: string }[]): number {
+  const byWriter = new Map<string, number>();
+  for (const row of rows) byWriter.set(row.writer, (byWriter.get(row.writer) ?? 0) + 1);
+  return Math.max(...byWriter.values());
 }
 
 describe('POST /v1/refunds', () => {
@@ -310,16 +339,7 @@ describe('refund reservations written in batches', () => {
     // The tenant's audit chain head, held: the first batch of reservations waits for it and the others gather.
     await post('/v1/refunds', { payment: payments[0].id, amount: 100 });
     const keys = Array.from({ length: 15 }, (_, i) => `batch-${payments[0].id}-${i}`);
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let holding!: () => void;
-    const held = new Promise<void>((resolve) => (holding = resolve));
-    const hold = t.admin.begin(async (tx) => {
-      await tx`SELECT seq FROM audit_chains WHERE tenant_id = ${tenant.id} FOR UPDATE`;
-      holding();
-      await released;
-    });
-    await held;
+    const release = await holdLock((tx) => tx`SELECT seq FROM audit_chains WHERE tenant_id = ${tenant.id} FOR UPDATE`);
     // Five refunds of 250 per payment: 900 remains on the first, 1000 on the others, so some cannot be given.
     const requests = keys.map((key, i) =>
       post('/v1/refunds', { payment: payments[i % 3].id, amount: 250 }, { 'idempotency-key': key }),
@@ -336,8 +356,7 @@ describe('refund reservations written in batches', () => {
       30_000,
       'the first batch waiting for the chain head and every request started',
     );
-    release();
-    await hold;
+    await release();
     const answers = await Promise.all(requests);
     const refused = answers.filter((a) => a.statusCode !== 200);
     for (const answer of refused) expect(answer.json().error).toMatchObject({ code: 'amount_too_large' });
@@ -350,9 +369,7 @@ describe('refund reservations written in batches', () => {
       SELECT e.target_id, e.xmin::text AS writer FROM audit_entries e
       WHERE e.action = 'refund.created' AND e.target_id = ANY(${ids})`;
     expect(entries.map((e) => e.target_id).sort()).toEqual([...ids].sort());
-    const byWriter = new Map<string, number>();
-    for (const entry of entries) byWriter.set(entry.writer, (byWriter.get(entry.writer) ?? 0) + 1);
-    expect(Math.max(...byWriter.values())).toBeGreaterThan(1);
+    expect(mostByOneWriter(entries)).toBeGreaterThan(1);
     const verification = await verifyAuditTrail(t.admin, { publicKeys: [], maxUnsignedMs: 86_400_000 });
     expect(verification.problems.filter((p) => p.chain === tenant.id)).toEqual([]);
     for (const payment of payments) {
@@ -386,29 +403,21 @@ describe('refund outcomes written in batches', () => {
         WHERE operation = 'refund' AND order_id = ANY(${payments.map((p) => p.id)})`;
       return row.n;
     };
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
     // The tenant's pending account is held, so the first batch with a posting waits for it and the rest gather.
-    let holding!: () => void;
-    const held = new Promise<void>((resolve) => (holding = resolve));
-    const hold = t.admin.begin(async (tx) => {
-      await tx`SELECT id FROM ledger_accounts WHERE id = ${pending.id} FOR NO KEY UPDATE`;
-      holding();
-      await released;
-    });
-    await held;
+    const release = await holdLock(
+      (tx) => tx`SELECT id FROM ledger_accounts WHERE id = ${pending.id} FOR NO KEY UPDATE`,
+    );
     const requests = payments.flatMap((payment) =>
       Array.from({ length: 4 }, () =>
         call(batched.app, tenant.testKey, 'POST', '/v1/refunds', { payment: payment.id, amount: 250 }),
       ),
     );
-    const deadline = Date.now() + 30_000;
-    while ((await refundsMade()) < requests.length) {
-      if (Date.now() > deadline) throw new Error('the processor never answered every refund');
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    release();
-    await hold;
+    await waitFor(
+      async () => (await refundsMade()) === requests.length,
+      30_000,
+      'the processor to answer every refund',
+    );
+    await release();
     const answers = await Promise.all(requests);
     for (const answer of answers) expect(answer.statusCode, answer.body).toBe(200);
     const refunds = answers.map((answer) => answer.json() as { id: string; status: string; amount: number });
@@ -429,9 +438,7 @@ describe('refund outcomes written in batches', () => {
       expect(row.events).toEqual(['refund.created', `refund.${refund.status}`]);
     }
     // Held up behind the account, the outcomes that gathered were written by one transaction.
-    const byWriter = new Map<string, number>();
-    for (const row of stored) byWriter.set(row.writer, (byWriter.get(row.writer) ?? 0) + 1);
-    expect(Math.max(...byWriter.values())).toBeGreaterThan(1);
+    expect(mostByOneWriter(stored)).toBeGreaterThan(1);
 
     // Every payment keeps exactly its refunds that did not fail reserved, failed ones released together included.
     for (const payment of payments) {

@@ -175,6 +175,65 @@ function reservationRecords(scope: Scope, row: RefundRow, context: AuditContext)
 }
 
 /**
+ * The statement that reserves refunds, run on a transaction that holds their payments' locks: it accepts each refund
+ * whose payment is captured, not disputed and can still give its amount (counting the earlier refunds of the same
+ * payment in the list; a refund of what remains only if nothing was refunded since it was read), reserves the
+ * accepted amounts (the payments' CHECK stays the last line) and writes their refunds, events and audit entries.
+ * Resolves to the ids of the refunds it reserved.
+ */
+function reservationStatement(reservations: Reservation[]): (tx: Tx) => Promise<Set<string>> {
+  const statement = new UnnestStatement();
+  const wanted = reservations.map(({ refund, refundedBefore }, ord) => ({
+    id: refund.id,
+    payment_id: refund.payment_id,
+    amount: refund.amount,
+    refunded_before: refundedBefore,
+    updated_at: refund.updated_at,
+    ord,
+  }));
+  const accepted = <Row>(table: string, columns: Columns<Row>, rows: Row[], key: string) => `
+      INSERT INTO ${table} (${columnNames(columns)})
+      SELECT * FROM (${statement.rows(columns, rows)}) r WHERE r.${key} IN (SELECT id FROM kept)`;
+  const text = `
+    WITH wanted AS (
+      SELECT w.*, sum(w.amount) OVER (PARTITION BY w.payment_id ORDER BY w.ord) AS upto
+      FROM (${statement.rows(WANTED_COLUMNS, wanted)}) w
+    ), fits AS (
+      SELECT w.id, w.payment_id, w.amount, w.updated_at FROM wanted w JOIN payments p ON p.id = w.payment_id
+      WHERE p.status = 'succeeded' AND p.amount_refunded + w.upto <= p.amount_received
+        AND (w.refunded_before IS NULL OR p.amount_refunded + w.upto - w.amount = w.refunded_before)
+        AND NOT EXISTS (SELECT FROM disputes d WHERE d.payment_id = w.payment_id)
+    ), reserved AS (
+      UPDATE payments p SET amount_refunded = p.amount_refunded + f.amount, updated_at = f.updated_at
+      FROM (SELECT payment_id, sum(amount) AS amount, max(updated_at) AS updated_at FROM fits GROUP BY payment_id) f
+      WHERE p.id = f.payment_id AND p.amount_refunded + f.amount <= p.amount_received
+      RETURNING p.id
+    ), kept AS (
+      SELECT id FROM fits WHERE payment_id IN (SELECT id FROM reserved)
+    ), refund AS (${accepted(
+      'refunds',
+      REFUND_COLUMNS,
+      reservations.map((r) => r.refund),
+      'id',
+    )}
+    ), event AS (${accepted(
+      'events',
+      EVENT_COLUMNS,
+      reservations.map((r) => r.event),
+      'object_id',
+    )}
+    ), audit AS (${accepted(
+      'audit_entries',
+      AUDIT_ENTRY_COLUMNS,
+      reservations.map((r) => r.audit),
+      'target_id',
+    )}
+    )
+    SELECT id FROM kept`;
+  return async (tx) => new Set((await statement.run<{ id: string }[]>(tx, text)).map((row) => row.id));
+}
+
+/**
  * Refunds reserve their amount on the payment with one conditional increment before the
  * processor is called, so concurrent refunds can never add up to more than was captured; a
  * refund the processor rejects gives its amount back.
@@ -298,7 +357,15 @@ export class RefundService {
       const row = this.newRefund(scope, body, payment, idempotencyKey);
       return {
         write: async (tx: Tx) => {
-          await this.reserve(tx, scope, row, context);
+          // Checked under the payment's lock already; the statement's own checks stay as the last line.
+          const reservation = { scope, refund: row, refundedBefore: null, ...reservationRecords(scope, row, context) };
+          const kept = await reservationStatement([reservation])(tx);
+          if (!kept.has(row.id))
+            throw ApiError.invalid(
+              'amount_too_large',
+              `Refund amount exceeds what remains refundable on this payment.`,
+              'amount',
+            );
           return { refund: row, pricingVersion: payment.pricing_version };
         },
       };
@@ -307,72 +374,22 @@ export class RefundService {
 
   /**
    * The reservations of concurrent refunds in one transaction, in one round trip: their payments locked in id order
-   * by a first statement, then a second (which, under read committed, sees what committed before those locks were
-   * granted: a dispute opened meanwhile, a refund made meanwhile) accepts each refund whose payment is captured, not
-   * disputed, and can still give its amount (counting the batch's earlier refunds of the same payment), reserves the
-   * accepted amounts and writes their refunds, events and audit entries: the tenant's audit chain head is locked once
-   * for the batch. The refunds not accepted are answered false and go to reserveAlone.
+   * by a first statement, then reservationStatement, which under read committed sees what committed before those
+   * locks were granted (a dispute opened meanwhile, a refund made meanwhile): the tenant's audit chain head is locked
+   * once for the batch. The refunds not accepted are answered false and go to reserveAlone.
    */
   private async writeReservations(reservations: Reservation[]): Promise<boolean[]> {
-    const statement = new UnnestStatement();
-    const wanted = reservations.map(({ refund, refundedBefore }, ord) => ({
-      id: refund.id,
-      payment_id: refund.payment_id,
-      amount: refund.amount,
-      refunded_before: refundedBefore,
-      updated_at: refund.updated_at,
-      ord,
-    }));
-    const accepted = <Row>(table: string, columns: Columns<Row>, rows: Row[], key: string) => `
-        INSERT INTO ${table} (${columnNames(columns)})
-        SELECT * FROM (${statement.rows(columns, rows)}) r WHERE r.${key} IN (SELECT id FROM kept)`;
-    const text = `
-      WITH wanted AS (
-        SELECT w.*, sum(w.amount) OVER (PARTITION BY w.payment_id ORDER BY w.ord) AS upto
-        FROM (${statement.rows(WANTED_COLUMNS, wanted)}) w
-      ), fits AS (
-        SELECT w.id, w.payment_id, w.amount, w.updated_at FROM wanted w JOIN payments p ON p.id = w.payment_id
-        WHERE p.status = 'succeeded' AND p.amount_refunded + w.upto <= p.amount_received
-          AND (w.refunded_before IS NULL OR p.amount_refunded + w.upto - w.amount = w.refunded_before)
-          AND NOT EXISTS (SELECT FROM disputes d WHERE d.payment_id = w.payment_id)
-      ), reserved AS (
-        UPDATE payments p SET amount_refunded = p.amount_refunded + f.amount, updated_at = f.updated_at
-        FROM (SELECT payment_id, sum(amount) AS amount, max(updated_at) AS updated_at FROM fits GROUP BY payment_id) f
-        WHERE p.id = f.payment_id AND p.amount_refunded + f.amount <= p.amount_received
-        RETURNING p.id
-      ), kept AS (
-        SELECT id FROM fits WHERE payment_id IN (SELECT id FROM reserved)
-      ), refund AS (${accepted(
-        'refunds',
-        REFUND_COLUMNS,
-        reservations.map((r) => r.refund),
-        'id',
-      )}
-      ), event AS (${accepted(
-        'events',
-        EVENT_COLUMNS,
-        reservations.map((r) => r.event),
-        'object_id',
-      )}
-      ), audit AS (${accepted(
-        'audit_entries',
-        AUDIT_ENTRY_COLUMNS,
-        reservations.map((r) => r.audit),
-        'target_id',
-      )}
-      )
-      SELECT id FROM kept`;
-    const payments = [...new Set(wanted.map((w) => w.payment_id))];
-    const rows = await scopedStatement(
+    const reserve = reservationStatement(reservations);
+    const payments = [...new Set(reservations.map((r) => r.refund.payment_id))];
+    const kept = await scopedStatement(
       this.sql,
       reservations.map((r) => r.scope),
       async (tx) => {
         const locked = tx`SELECT id FROM payments WHERE id = ANY(${payments}) ORDER BY id FOR NO KEY UPDATE`.execute();
-        const [, kept] = await Promise.all([locked, statement.run<{ id: string }[]>(tx, text)]);
-        return kept;
+        const [, ids] = await Promise.all([locked, reserve(tx)]);
+        return ids;
       },
     );
-    const kept = new Set(rows.map((row) => row.id));
     return reservations.map((r) => kept.has(r.refund.id));
   }
 
@@ -403,39 +420,6 @@ export class RefundService {
       created_at: now,
       updated_at: now,
     };
-  }
-
-  /**
-   * Reserves the refund's amount on its payment and writes the refund, its refund.created event and its audit entry,
-   * in one statement. The amount was checked under the payment's lock; the condition stays as the last line.
-   */
-  private async reserve(tx: Tx, scope: Scope, row: RefundRow, context: AuditContext): Promise<void> {
-    const statement = new UnnestStatement();
-    const amount = statement.param(String(row.amount));
-    const { event, audit } = reservationRecords(scope, row, context);
-    const written = <Row>(table: string, columns: Columns<Row>, rows: Row[]) => `
-        INSERT INTO ${table} (${columnNames(columns)})
-        SELECT * FROM (${statement.rows(columns, rows)}) r WHERE EXISTS (SELECT FROM reserved)`;
-    const reserved = await statement.run<{ id: string }[]>(
-      tx,
-      `
-      WITH reserved AS (
-        UPDATE payments SET amount_refunded = amount_refunded + ${amount}::bigint,
-          updated_at = ${statement.param(row.updated_at.toISOString())}::timestamptz
-        WHERE id = ${statement.param(row.payment_id)} AND amount_refunded + ${amount}::bigint <= amount_received
-        RETURNING id
-      ), refund AS (${written('refunds', REFUND_COLUMNS, [row])}
-      ), event AS (${written('events', EVENT_COLUMNS, [event])}
-      ), audit AS (${written('audit_entries', AUDIT_ENTRY_COLUMNS, [audit])}
-      )
-      SELECT id FROM reserved`,
-    );
-    if (!reserved.length)
-      throw ApiError.invalid(
-        'amount_too_large',
-        `Refund amount exceeds what remains refundable on this payment.`,
-        'amount',
-      );
   }
 
   /**
