@@ -202,7 +202,9 @@ export function createPlatform(
   const vault = CardVault.fromEntries(secrets.vaultKeks, parseKek(secrets.vaultFingerprintKey));
   const batching = { maxConcurrency: config.batchMaxConcurrency, maxSize: config.batchMaxSize };
   const writer = createPaymentWriter(sql, batching, (size) => metrics.batchSize.observe(size));
-  const reader = createPaymentReader(readSql, { maxConcurrency: config.dbReadPoolSize, maxSize: config.batchMaxSize });
+  // Read batches draw on the read pool: as many at once as it has connections.
+  const readBatching = { maxConcurrency: config.dbReadPoolSize, maxSize: config.batchMaxSize };
+  const reader = createPaymentReader(readSql, readBatching);
   const idempotency = new IdempotencyStore(sql, vault, config.idempotencyOwnerTimeoutSeconds, batching);
   const threeDSecure = new ThreeDSecure(secrets.jwtSecret, config.publicUrl);
   const apiKeys = new ApiKeyService(sql, () => authenticator.forget());
@@ -211,10 +213,7 @@ export function createPlatform(
   const customers = new CustomerService(sql, now, reads);
   const paymentMethods = new PaymentMethodService(sql, vault, router, processorsFor, customers, now);
   const pricing = new PricingService(sql);
-  const ledger = new LedgerService(sql, now, reads, readSql, {
-    maxConcurrency: config.dbReadPoolSize,
-    maxSize: config.batchMaxSize,
-  });
+  const ledger = new LedgerService(sql, now, reads, readSql, readBatching);
   const settlementScheduleFor = (tenantId: string) => tenants.settlementScheduleFor(tenantId);
   const bankAccounts = new BankAccountService(sql, vault, now);
   const payouts = new PayoutService(sql, ledger, bankAccounts, workerSql, now, reads);
