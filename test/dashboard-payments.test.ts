@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { parse } from 'csv-parse/sync';
 import type { Page } from 'playwright-core';
 import { call, card, createTenant, newCustomer, ok, payByCard, TEST_CARDS, type TestTenant } from './helpers.js';
+import { waitFor } from './process.js';
 import { asMember } from './team.js';
 import { inScope } from '../src/db/index.js';
 import { newId } from '../src/lib/ids.js';
@@ -17,6 +18,7 @@ import {
   openDashboard,
 } from './dashboard.js';
 
+const DAY_MS = 86_400_000;
 const run = dashboardRunOfFile();
 
 /** A tenant of the test's own, so lists and searches see only what the test made. */
@@ -107,6 +109,9 @@ describe('Home', () => {
   it("shows the analytics API's totals for today and for the same hours of yesterday, and the balance", async () => {
     const tenant = await freshTenant('Home figures');
     const key = tenant.testKey;
+    // "Today" is a UTC day: payments made just before midnight would be yesterday's by the time the page asks.
+    // Start at least a minute clear of midnight, then hold the server's clock at the payments' instant.
+    await waitFor(() => DAY_MS - (Date.now() % DAY_MS) > 60_000, 70_000, 'a minute clear of midnight UTC');
     await payByCard(run.t.app, key, 1500);
     const refunded = await payByCard(run.t.app, key, 2500);
     await ok(await call(run.t.app, key, 'POST', '/v1/refunds', { payment: refunded.id, amount: 500 }));
@@ -116,6 +121,8 @@ describe('Home', () => {
       payment_method: card(TEST_CARDS.declined),
       confirm: true,
     });
+    run.clock.freeze(Date.now());
+    onTestFinished(() => run.clock.thaw());
     const summary = async (from: number, until: number) =>
       (await ok(await call(run.t.app, key, 'GET', `/v1/analytics/summary?from=${from}&until=${until}`))).data.find(
         (f: { currency: string }) => f.currency === 'usd',
@@ -154,7 +161,7 @@ describe('Home', () => {
     await view.context.close();
 
     // A day later by the platform's clock, those payments are yesterday's: the comparison is the API's yesterday.
-    run.clock.advance(86_400_000);
+    run.clock.advance(DAY_MS);
     try {
       const later = await openDashboard(run, await memberOf(run, 'admin', tenant), '/');
       await later.page.getByTestId('count-value').filter({ hasText: /^0$/ }).waitFor();
@@ -174,7 +181,7 @@ describe('Home', () => {
       expectNoConsoleErrors(later);
       await later.context.close();
     } finally {
-      run.clock.advance(-86_400_000);
+      run.clock.advance(-DAY_MS);
     }
 
     // Support reads payments but not analytics: the live feed alone, and no refusal shown.

@@ -62,6 +62,10 @@ export class TestClock {
   freeze(at: number) {
     this.frozenAt = at;
   }
+  /** Follows the real clock again, keeping the offset. */
+  thaw() {
+    this.frozenAt = undefined;
+  }
 }
 
 /** Boots the real app (real PostgreSQL, and Redis/RabbitMQ when their URLs are set). */
