@@ -68,11 +68,16 @@ describe('webhook worker statements under stale statistics', () => {
     expect(plan).not.toMatch(/Bitmap Heap Scan|Hash Join|Merge Join/);
   }
 
-  it('each worker function carries the planner settings', async () => {
-    const rows = await t.admin<{ proname: string; proconfig: string[] }[]>`
-      SELECT proname, proconfig FROM pg_proc WHERE proname = ANY (${WORKER_FUNCTIONS})`;
+  it('each worker function carries the planner settings and keeps its plans between calls', async () => {
+    const rows = await t.admin<{ proname: string; proconfig: string[]; language: string }[]>`
+      SELECT p.proname, p.proconfig, l.lanname AS language FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+      WHERE p.proname = ANY (${WORKER_FUNCTIONS})`;
     expect(rows.map((r) => r.proname).sort()).toEqual([...WORKER_FUNCTIONS].sort());
-    for (const row of rows) expect(row.proconfig, row.proname).toContain('enable_seqscan=off');
+    for (const row of rows) {
+      expect(row.proconfig, row.proname).toContain('enable_seqscan=off');
+      // A LANGUAGE sql function with SET clauses is planned anew at every call (migration 046).
+      expect(row.language, row.proname).toBe('plpgsql');
+    }
   });
 
   it('fan-out, dispatch, message lookup, lease extension, claim and record probe indexes from the rows they are handed', async () => {
