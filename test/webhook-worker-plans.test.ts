@@ -32,7 +32,7 @@ describe('webhook worker statements under stale statistics', () => {
         }),
       );
     // Statistics taken while the queue is empty, and no autovacuum to refresh them during the test.
-    for (const table of ['events', 'webhook_deliveries', 'webhook_endpoints']) {
+    for (const table of ['events', 'webhook_fan_out_queue', 'webhook_deliveries', 'webhook_endpoints']) {
       await t.admin.unsafe(`ALTER TABLE ${table} SET (autovacuum_enabled = false)`);
       await t.admin.unsafe(`ANALYZE ${table}`);
     }
@@ -60,11 +60,13 @@ describe('webhook worker statements under stale statistics', () => {
   async function plansOf(run: () => Promise<unknown>) {
     plans.length = 0;
     await run();
-    return plans.filter((plan) => /webhook_deliveries|webhook_endpoints|events/.test(plan)).join('\n');
+    return plans
+      .filter((plan) => /webhook_deliveries|webhook_endpoints|webhook_fan_out_queue|events/.test(plan))
+      .join('\n');
   }
 
   function expectIndexDriven(plan: string) {
-    expect(plan).not.toMatch(/Seq Scan on (webhook_deliveries|webhook_endpoints|events)/);
+    expect(plan).not.toMatch(/Seq Scan on (webhook_deliveries|webhook_endpoints|webhook_fan_out_queue|events)/);
     expect(plan).not.toMatch(/Bitmap Heap Scan|Hash Join|Merge Join/);
   }
 

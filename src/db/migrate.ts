@@ -78,6 +78,8 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       REVOKE INSERT ON analytics_payment_changes, analytics_attempt_changes, analytics_hourly, analytics_daily, analytics_breakdown_hourly, analytics_breakdown_daily,
         analytics_platform_hourly, analytics_platform_daily, analytics_processor_hourly, analytics_platform_reviews
         FROM "${appRole}";
+      -- The webhook fan-out's queue is written by the events trigger alone (047).
+      REVOKE INSERT ON webhook_fan_out_queue FROM "${appRole}";
       GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "${FUNCTION_OWNER_ROLE}";
       -- Every fold deletes the logs' rows (040, 043), and PostgreSQL 15 lets only a table's owner VACUUM it: the
       -- worker owns these tables so that it can keep them small where autovacuum is off or slow to visit.

@@ -269,18 +269,17 @@ export class WebhookService {
   }
 
   /**
-   * Sends a `webhook_endpoint.test` event to this endpoint alone: the event is written already fanned
-   * out, with its one delivery, so no other endpoint receives it.
+   * Sends a `webhook_endpoint.test` event to this endpoint alone: the event is written with its one delivery, and
+   * the fan-out never queues an event of that type (migration 047), so no other endpoint receives it.
    */
   async sendTest(scope: Scope, id: string, requestId: string | null): Promise<WebhookDelivery> {
     return inScope(this.sql, scope, async (tx) => {
       const row = await this.find(tx, scope, id);
       const event = newEvent(scope, 'webhook_endpoint.test', toApiEndpoint(row), requestId);
       await tx`
-        INSERT INTO events (id, tenant_id, livemode, type, object_id, data, request_id, api_version, created_at,
-          webhooks_fanned_out_at)
+        INSERT INTO events (id, tenant_id, livemode, type, object_id, data, request_id, api_version, created_at)
         VALUES (${event.id}, ${event.tenant_id}, ${event.livemode}, ${event.type}, ${event.object_id},
-          ${JSON.stringify(event.data)}::json, ${event.request_id}, ${event.api_version}, ${event.created_at}, now())`;
+          ${JSON.stringify(event.data)}::json, ${event.request_id}, ${event.api_version}, ${event.created_at})`;
       const [{ id: deliveryId }] = await tx<{ id: string }[]>`
         INSERT INTO webhook_deliveries (id, tenant_id, livemode, event_id, endpoint_id, status, next_attempt_at,
           event_created_at)

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebhookDispatcher } from '../../workers/webhook-delivery.js';
 import {
   bootApp,
   bootAppOnOwnDatabase,
@@ -203,5 +204,44 @@ describe('webhook endpoints', () => {
     expect(badRotate.statusCode).toBe(400);
     const badList = await get(`/v1/webhook_endpoints/${created.id}/deliveries?limit=0`);
     expect(badList.statusCode).toBe(400);
+  });
+});
+
+describe('the fan-out queue', () => {
+  it('holds an event from the commit that writes it until one fan-out takes it; a rolled-back one never', async () => {
+    // A tenant of its own: the endpoints of the other tests would take its events too.
+    const own = await createTenant(t.app, 'Fan-out queue tenant');
+    const hook = await ok(
+      await post('/v1/webhook_endpoints', endpoint({ url: PUBLIC_URL, enabled_events: ['*'] }), own.testKey),
+    );
+    const write = (sql: typeof t.admin, id: string) => sql`
+      INSERT INTO events (id, tenant_id, livemode, type, object_id, data)
+      VALUES (${id}, ${own.id}, false, 'payment.succeeded', 'pay_fan_out', '{"object": {}}'::json)`;
+    const rolledBack = t.admin.begin(async (tx) => {
+      await write(tx as unknown as typeof t.admin, 'evt_fan_out_rolled_back');
+      throw new Error('rolled back');
+    });
+    await expect(rolledBack).rejects.toThrow('rolled back');
+    await t.admin.begin((tx) => write(tx as unknown as typeof t.admin, 'evt_fan_out_committed'));
+    const test = await ok(await post(`/v1/webhook_endpoints/${hook.id}/test`, undefined, own.testKey));
+    const ids = ['evt_fan_out_rolled_back', 'evt_fan_out_committed', test.event];
+    const queued = async () =>
+      (
+        await t.admin<{ event_id: string }[]>`SELECT event_id FROM webhook_fan_out_queue WHERE event_id = ANY (${ids})`
+      ).map((row) => row.event_id);
+    expect(await queued()).toEqual(['evt_fan_out_committed']);
+
+    const dispatcher = new WebhookDispatcher({ ...t.platform, log: t.app.log });
+    expect(await dispatcher.fanOutOnce()).toBeGreaterThanOrEqual(1);
+    expect(await queued()).toEqual([]);
+    await dispatcher.fanOutOnce();
+    const deliveries = await t.admin<{ event_id: string; endpoint_id: string }[]>`
+      SELECT event_id, endpoint_id FROM webhook_deliveries WHERE event_id = ANY (${ids}) ORDER BY event_id`;
+    expect(deliveries).toEqual(
+      [
+        { event_id: 'evt_fan_out_committed', endpoint_id: hook.id },
+        { event_id: test.event, endpoint_id: hook.id },
+      ].sort((a, b) => a.event_id.localeCompare(b.event_id)),
+    );
   });
 });
