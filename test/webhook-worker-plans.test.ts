@@ -148,6 +148,21 @@ describe('webhook worker statements under stale statistics', () => {
     expect(succeeded).toBe(claimed.length);
   });
 
+  it('the plans a connection keeps after repeated calls (generic ones included) still probe indexes', async () => {
+    // PostgreSQL may switch a kept statement to a generic plan, made without the arguments, after its fifth run.
+    const calls = await plansOf(async () => {
+      for (let run = 0; run < 7; run++) {
+        await explained`SELECT * FROM worker_fan_out_webhook_events(1000)`;
+        await explained`SELECT * FROM worker_dispatch_webhook_deliveries(now() - interval '1 day', 500, 16, '300 seconds', '{}')`;
+        await explained`SELECT * FROM worker_claim_webhook_deliveries(now() - interval '1 day', 256, 4, '40 seconds', '{}',
+          '{}', '{}')`;
+        await explained`SELECT * FROM worker_dispatched_webhook_deliveries('{whd_none}', '{1}')`;
+      }
+    });
+    expect(calls.match(/Index Scan|Index Only Scan/g)?.length ?? 0).toBeGreaterThanOrEqual(7 * 4);
+    expectIndexDriven(calls);
+  });
+
   it('a claim hands an endpoint with requests in flight no more than its free slots', async () => {
     const due = await t.admin<{ endpoint_id: string }[]>`
       SELECT endpoint_id FROM webhook_deliveries WHERE status = 'pending'
