@@ -347,6 +347,14 @@ describe.each(webhookTransports('webhooks'))('$label', (transport) => {
       const ep = await endpoint(r.url, ['payment.succeeded']);
       await pay();
       await waitFor(() => r.received.length >= 1);
+      // The streak must begin before the clock jumps: an attempt still unrecorded then has its lease run out at once,
+      // the delivery is sent again, and the first attempt's late record is dropped as stale, so the streak would
+      // begin after the jump (seen once under CI's load).
+      await waitFor(async () => {
+        const [row] = await t.admin<{ failing_since: Date | null }[]>`
+          SELECT failing_since FROM webhook_endpoints WHERE id = ${ep.id}`;
+        return row.failing_since !== null;
+      });
       expect((await ok(await get(`/v1/webhook_endpoints/${ep.id}`))).status).toBe('enabled');
       clock.advance(5 * 24 * 3600_000 + 60_000);
       await pay();
