@@ -8,6 +8,8 @@ export type ColumnType =
   | 'boolean'
   | 'date'
   | 'json'
+  // A json column whose values are already JSON text (a serialized response): sent as written, never re-encoded.
+  | 'json_text'
   | 'jsonb'
   | 'timestamptz'
   | 'bytea'
@@ -43,21 +45,35 @@ export class UnnestStatement {
    * `SELECT <typed columns> FROM unnest($a::text[], …) AS u(<columns>)` for these rows. A json
    * column (large documents such as event payloads) travels instead as one json array, paired
    * with the other columns by position: escaping it element by element into a text[] literal
-   * cost more than everything else in the batch.
+   * cost more than everything else in the batch. A json_text column's array is joined from the
+   * texts as they are (a text parameter cast in SQL: postgres.js would encode a json one again),
+   * and its JSON nulls are SQL NULLs.
    */
   rows<Row>(columns: Columns<Row>, rows: Row[]): string {
-    const scalar = columns.filter(([, type]) => type !== 'json');
-    const documents = columns.filter(([, type]) => type === 'json');
+    const isDocument = (type: ColumnType) => type === 'json' || type === 'json_text';
+    const scalar = columns.filter(([, type]) => !isDocument(type));
+    const documents = columns.filter(([, type]) => isDocument(type));
     const placeholders = scalar.map(([name, type]) => {
       this.params.push(rows.map((row) => toText(row[name], type)));
       return `$${this.params.length}::text[]`;
     });
-    const joins = documents.map(([name]) => {
-      this.params.push(rows.map((row) => row[name] ?? null));
-      return ` JOIN json_array_elements($${this.params.length}::json) WITH ORDINALITY AS d_${name}(value, ord) ON d_${name}.ord = u.ord`;
+    const joins = documents.map(([name, type]) => {
+      const texts = type === 'json_text';
+      this.params.push(
+        texts
+          ? `[${rows.map((row) => (row[name] as string | null) ?? 'null').join(',')}]`
+          : rows.map((row) => row[name] ?? null),
+      );
+      return ` JOIN json_array_elements($${this.params.length}::${texts ? 'text::json' : 'json'}) WITH ORDINALITY AS d_${name}(value, ord) ON d_${name}.ord = u.ord`;
     });
     const select = columns
-      .map(([name, type]) => (type === 'json' ? `d_${name}.value AS ${name}` : `u.${name}::${type} AS ${name}`))
+      .map(([name, type]) =>
+        type === 'json'
+          ? `d_${name}.value AS ${name}`
+          : type === 'json_text'
+            ? `CASE WHEN json_typeof(d_${name}.value) <> 'null' THEN d_${name}.value END AS ${name}`
+            : `u.${name}::${type} AS ${name}`,
+      )
       .join(', ');
     const ordinality = documents.length ? ' WITH ORDINALITY' : '';
     const alias = `u(${columnNames(scalar)}${documents.length ? ', ord' : ''})`;

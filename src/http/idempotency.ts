@@ -150,7 +150,7 @@ const COMPLETION_COLUMNS: Columns<{
   ['key', 'text'],
   ['owner', 'text'],
   ['response_status', 'integer'],
-  ['response_body', 'text'],
+  ['response_body', 'json_text'],
   ['response_kek_id', 'text'],
   ['response_wrapped_dek', 'text'],
   ['response_ciphertext', 'text'],
@@ -403,7 +403,7 @@ export class IdempotencyStore {
     );
     // Only the owner completes: a run whose claim was taken over must not overwrite the outcome.
     const text = `
-      UPDATE idempotency_keys k SET response_status = v.response_status, response_body = v.response_body::json,
+      UPDATE idempotency_keys k SET response_status = v.response_status, response_body = v.response_body,
         response_kek_id = v.response_kek_id, response_wrapped_dek = decode(v.response_wrapped_dek, 'hex'),
         response_ciphertext = decode(v.response_ciphertext, 'hex'), completed_at = now()
       FROM (${input}) v
