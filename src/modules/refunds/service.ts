@@ -136,6 +136,10 @@ export function toApiRefund(row: RefundRow): Refund {
   };
 }
 
+/** The refusal of a refund larger than what its payment has left to give. */
+const amountTooLarge = () =>
+  ApiError.invalid('amount_too_large', 'Refund amount exceeds what remains refundable on this payment.', 'amount');
+
 /** Why a payment cannot give this refund, if it cannot: the answer of a refused refund. */
 function refusal(body: CreateRefundBody, payment: RefundablePayment, disputed: boolean): ApiError | undefined {
   if (payment.status !== 'succeeded') {
@@ -149,12 +153,7 @@ function refusal(body: CreateRefundBody, payment: RefundablePayment, disputed: b
   const amount = body.amount ?? remaining;
   if (amount <= 0)
     return ApiError.invalid('charge_already_refunded', 'This payment has already been refunded in full.', 'payment');
-  if (amount > remaining)
-    return ApiError.invalid(
-      'amount_too_large',
-      `Refund amount exceeds what remains refundable on this payment.`,
-      'amount',
-    );
+  if (amount > remaining) return amountTooLarge();
   if (disputed) {
     return ApiError.invalid(
       'charge_disputed',
@@ -360,12 +359,7 @@ export class RefundService {
           // Checked under the payment's lock already; the statement's own checks stay as the last line.
           const reservation = { scope, refund: row, refundedBefore: null, ...reservationRecords(scope, row, context) };
           const kept = await reservationStatement([reservation])(tx);
-          if (!kept.has(row.id))
-            throw ApiError.invalid(
-              'amount_too_large',
-              `Refund amount exceeds what remains refundable on this payment.`,
-              'amount',
-            );
+          if (!kept.has(row.id)) throw amountTooLarge();
           return { refund: row, pricingVersion: payment.pricing_version };
         },
       };
