@@ -85,6 +85,21 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
       -- worker owns these tables so that it can keep them small where autovacuum is off or slow to visit.
       ALTER TABLE analytics_payment_changes OWNER TO "${workerRole}";
       ALTER TABLE analytics_attempt_changes OWNER TO "${workerRole}";
+      -- The purge makes and drops request_logs' daily partitions (048), which only their parent's owner may do; a
+      -- partition it makes is its own. Checked first: ALTER ... OWNER locks the table even when nothing changes.
+      DO $owner$
+      DECLARE
+        log_table regclass;
+      BEGIN
+        FOR log_table IN
+          SELECT c.oid::regclass FROM pg_class c
+          WHERE (c.oid = 'request_logs'::regclass
+              OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'request_logs'::regclass))
+            AND c.relowner <> '${FUNCTION_OWNER_ROLE}'::regrole
+        LOOP
+          EXECUTE format('ALTER TABLE %s OWNER TO %I', log_table, '${FUNCTION_OWNER_ROLE}');
+        END LOOP;
+      END $owner$;
       REVOKE ALL ON schema_migrations FROM "${FUNCTION_OWNER_ROLE}";
       -- The audit trail is append-only (020_audit.sql): its chain heads and checkpoints change only through the
       -- append trigger and the worker_audit_* functions, and no role may rewrite or remove an entry.
