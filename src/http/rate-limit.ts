@@ -21,15 +21,22 @@ function decide(
   resetMs: number,
   counted = true,
 ): RateLimitDecision {
-  let tightest: RateLimitDecision = { allowed: true, limit: Infinity, remaining: Infinity, resetMs };
-  buckets.forEach((bucket, i) => {
-    const remaining = Math.max(0, bucket.limit - counts[i]);
+  // A plain loop that allocates only the answer: every API request takes two or three decisions.
+  let allowed = true;
+  let limit = Infinity;
+  let remaining = Infinity;
+  for (let i = 0; i < buckets.length; i++) {
+    const bucketLimit = buckets[i].limit;
+    const bucketRemaining = Math.max(0, bucketLimit - counts[i]);
     // A peek asks whether one more would pass; a hit has already counted itself.
-    const allowed = counted ? counts[i] <= bucket.limit : counts[i] < bucket.limit;
-    if (!allowed || remaining < tightest.remaining)
-      tightest = { allowed: tightest.allowed && allowed, limit: bucket.limit, remaining, resetMs };
-  });
-  return tightest;
+    const bucketAllowed = counted ? counts[i] <= bucketLimit : counts[i] < bucketLimit;
+    if (!bucketAllowed || bucketRemaining < remaining) {
+      allowed &&= bucketAllowed;
+      limit = bucketLimit;
+      remaining = bucketRemaining;
+    }
+  }
+  return { allowed, limit, remaining, resetMs };
 }
 
 /**
