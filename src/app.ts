@@ -22,7 +22,7 @@ import { ApiError, safeEcho } from './http/errors.js';
 import { answerClientError, refuseConnect } from './http/client-errors.js';
 import { tenantScope } from './http/tenant-scope.js';
 import type { HeldKey } from './http/idempotency.js';
-import { loggerOptions, maskCardNumbers } from './http/logging.js';
+import { loggerOptions, maskCardNumbers, requestLoggerFactory } from './http/logging.js';
 import { docsPageOptions, openApiDocument, openApiOptions } from './http/openapi.js';
 import { rejectRepeatedQueryParameters, rejectUnstorableText, validationError } from './http/validation.js';
 import { registerSharedSchemas } from './http/route-schemas.js';
@@ -116,6 +116,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     // default limit of 100 answered them with 414.
     routerOptions: { maxParamLength: 2048 },
     genReqId: requestIdGenerator(config.requestIdHeader),
+    childLoggerFactory: requestLoggerFactory,
     // Per-request access lines only at debug: at thousands of payments a second they would cost more than the work.
     logController: new LogController({
       requestIdLogLabel: 'request_id',
