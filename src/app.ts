@@ -69,7 +69,7 @@ import { fraudRoutes } from './modules/fraud/routes.js';
 import { auditRoutes } from './modules/audit/routes.js';
 import type { DestinationStream } from 'pino';
 import { isDatabaseUnavailable } from './db/index.js';
-import { formatLsn, parseLsn } from './db/replica.js';
+import { formatLsn, parseLsn, type ReadRouter } from './db/replica.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -145,15 +145,19 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   app.addHook('preClose', async () => {
     closing = true;
   });
-  app.addHook('onRequest', async (request, reply) => {
-    if (!closing) return;
+  // Hooks that do nothing on most requests take fastify's callback form, and a phase's steps share one async hook:
+  // each async hook is a promise and a turn of the microtask queue for every request.
+  app.addHook('onRequest', (request, reply, done) => {
+    if (!closing) return done();
     reply.header('request-id', request.id);
-    throw new ApiError(
-      'api_error',
-      'shutting_down',
-      'This server is shutting down; retry the request (with the same Idempotency-Key) on a new connection.',
-      null,
-      503,
+    done(
+      new ApiError(
+        'api_error',
+        'shutting_down',
+        'This server is shutting down; retry the request (with the same Idempotency-Key) on a new connection.',
+        null,
+        503,
+      ),
     );
   });
   // Default-deny: every route, plugins' included, declares who may call it, or the app does not start.
@@ -253,9 +257,11 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     request.apiVersion = await requestedApiVersion(request, auth);
     reply.header(API_VERSION_HEADER, request.apiVersion);
     await throttleTenant(platform.rateLimiter, config, auth, reply);
+    readAfter(request);
   });
 
-  app.addHook('onRequest', async (request) => {
+  /** A tenant's PayForward-Read-After: its stale-tolerant reads wait until the replica has that write. */
+  function readAfter(request: FastifyRequest) {
     const header = request.headers[READ_AFTER_HEADER];
     if (header === undefined || request.auth?.kind !== 'tenant') return;
     const lsn = parseLsn(Array.isArray(header) ? header[0] : header);
@@ -266,23 +272,20 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
         'PayForward-Read-After',
       );
     platform.readRouter?.readAfter(tenantScope(request), lsn);
-  });
+  }
 
   // After a tenant's (or the operator's) write, its stale-tolerant reads wait until the replica has it.
   // Only with a replica: without one every read is the primary's, and there is no position to wait for.
   const readRouter = platform.readRouter;
-  if (readRouter)
-    app.addHook('onSend', async (request, reply, payload) => {
-      if (!request.auth || READ_ONLY_METHODS.has(request.method)) return payload;
-      const lsn = await readRouter.wrote(request.auth.kind === 'tenant' ? tenantScope(request) : 'operator');
-      if (lsn !== undefined) reply.header(READ_AFTER_HEADER, formatLsn(lsn));
-      return payload;
-    });
+  async function answerReadAfter(request: FastifyRequest, reply: FastifyReply, auth: Auth, router: ReadRouter) {
+    const lsn = await router.wrote(auth.kind === 'tenant' ? tenantScope(request) : 'operator');
+    if (lsn !== undefined) reply.header(READ_AFTER_HEADER, formatLsn(lsn));
+  }
 
   // Every refused credential (a bad or revoked key, a wrong operator key or metrics token, a failed
   // OAuth exchange) counts against its address's auth-failure budget, checked in onRequest above.
   // A request that presented none guessed nothing (a browser's /favicon.ico), so it does not count.
-  app.addHook('onSend', async (request, reply, payload) => {
+  async function countRefusedCredential(request: FastifyRequest) {
     const body = request.body as { client_secret?: unknown; password?: unknown; login_token?: unknown } | undefined;
     const presented =
       request.headers.authorization !== undefined ||
@@ -290,9 +293,8 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
       // A sign-in's password or second factor: guessing across many accounts from one address is throttled too.
       typeof body?.password === 'string' ||
       typeof body?.login_token === 'string';
-    if (reply.statusCode === 401 && presented) await countAuthFailure(platform.rateLimiter, config, request);
-    return payload;
-  });
+    if (presented) await countAuthFailure(platform.rateLimiter, config, request);
+  }
 
   // Revocations made by other API processes reach this one's key cache by notification.
   app.addHook('onReady', () => platform.authenticator.listen(logListenRetries(app.log, 'API key changes')));
@@ -341,8 +343,14 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     rejectUnstorableText(request.body, 'body');
   });
 
+  app.addHook('preHandler', async (request, reply) => {
+    checkPublishable(request);
+    // A replay is answered here: the claim resolves once its reply is sent, and the handler is skipped.
+    if (request.method === 'POST') return claimIdempotencyKey(request, reply);
+  });
+
   // Before the Idempotency-Key is claimed: a wrong client_secret must not become the stored answer to a key.
-  app.addHook('preHandler', async (request) => {
+  function checkPublishable(request: FastifyRequest) {
     if (!byPublishableKey(request.auth)) return;
     if (request.routeOptions.config.publishable === 'with_client_secret')
       checkClientSecret(request, platform.clientSecrets, tenantScope(request));
@@ -355,11 +363,11 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
         'expand[]',
         403,
       );
-  });
+  }
 
   // Idempotency: every authenticated POST may carry Idempotency-Key; the claim happens after
   // validation so a malformed request never takes a key.
-  app.addHook('preHandler', async (request, reply) => {
+  async function claimIdempotencyKey(request: FastifyRequest, reply: FastifyReply) {
     // An unknown URL does nothing worth replaying, and its raw path (which may hold anything a
     // client typed, even a card number) must not be stored as the key's request_path.
     if (request.method !== 'POST' || !request.auth || !request.routeOptions.url) return;
@@ -388,11 +396,14 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
       return reply.code(claim.response.status).send(claim.response.body);
     }
     request.idempotency = claim.held;
-  });
+  }
 
-  app.addHook('onSend', async (request, reply, payload) => {
-    const idempotency = request.idempotency;
-    if (!idempotency) return payload;
+  async function completeIdempotencyKey(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    idempotency: HeldKey,
+    payload: unknown,
+  ) {
     request.idempotency = undefined;
     try {
       if (reply.statusCode >= 500) await platform.idempotency.abandon(idempotency);
@@ -403,27 +414,29 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
       if (!isDatabaseUnavailable(error)) throw error;
       request.log.warn({ err: error }, 'idempotency key left claimed: database unavailable');
     }
-    return payload;
-  });
+  }
 
-  // During a graceful shutdown, the requests still in flight finish, but their keep-alive
-  // connections must then close: an idle client socket would hold close() open until it timed out.
-  app.addHook('onSend', async (_request, reply, payload) => {
-    if (closing) reply.header('connection', 'close');
-    return payload;
-  });
-
-  // Last of the onSend hooks: the status and body are final (a replay's included).
+  // Each step awaited only when it has work: an await is a turn of the microtask queue even for nothing.
   app.addHook('onSend', async (request, reply, payload) => {
+    const { auth, idempotency } = request;
+    if (readRouter && auth && !READ_ONLY_METHODS.has(request.method))
+      await answerReadAfter(request, reply, auth, readRouter);
+    if (reply.statusCode === 401) await countRefusedCredential(request);
+    if (idempotency) await completeIdempotencyKey(request, reply, idempotency, payload);
+    // During a graceful shutdown, the requests still in flight finish, but their keep-alive
+    // connections must then close: an idle client socket would hold close() open until it timed out.
+    if (closing) reply.header('connection', 'close');
+    // Last: the status and body are final (a replay's included).
     platform.requestLogRecorder.record(request, reply, payload);
     return payload;
   });
 
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     platform.metrics.httpDuration.observe(
       { route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
+    done();
   });
 
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
