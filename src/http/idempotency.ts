@@ -51,24 +51,27 @@ const CARD_DATA = new Set(['number', 'cvc', 'exp_month', 'exp_year']);
 
 const FINGERPRINT_LABEL = 'payforward idempotency request fingerprint';
 
-function canonicalJson(value: unknown): string {
+/**
+ * The request body as one canonical JSON text (keys sorted at every level) without card data: card number, CVC and
+ * expiry are left out and an object that held a number gets its keyed card fingerprint as `card_fingerprint`. One
+ * pass, building no copy of the body; the text is the one the stored fingerprints of keys still live were made from.
+ */
+export function canonicalCardless(value: unknown, cardFingerprint: (pan: string) => string): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const entries = Object.keys(value as object)
-    .sort()
-    .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
-  return `{${entries.join(',')}}`;
-}
-
-function withoutCardData(value: unknown, cardFingerprint: (pan: string) => string): unknown {
-  if (value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map((item) => withoutCardData(item, cardFingerprint));
+  if (Array.isArray(value)) return `[${value.map((item) => canonicalCardless(item, cardFingerprint)).join(',')}]`;
   const source = value as Record<string, unknown>;
-  const result: Record<string, unknown> = {};
-  for (const [name, item] of Object.entries(source))
-    if (!CARD_DATA.has(name)) result[name] = withoutCardData(item, cardFingerprint);
-  if (source.number !== undefined) result.card_fingerprint = cardFingerprint(String(source.number));
-  return result;
+  const names = Object.keys(source).filter((name) => !CARD_DATA.has(name) && name !== 'card_fingerprint');
+  const fingerprint = source.number !== undefined ? cardFingerprint(String(source.number)) : undefined;
+  if (fingerprint !== undefined || Object.hasOwn(source, 'card_fingerprint')) names.push('card_fingerprint');
+  names.sort();
+  const entries = names.map((name) => {
+    const item =
+      name === 'card_fingerprint' && fingerprint !== undefined
+        ? JSON.stringify(fingerprint)
+        : canonicalCardless(source[name], cardFingerprint);
+    return `${JSON.stringify(name)}:${item}`;
+  });
+  return `{${entries.join(',')}}`;
 }
 
 /**
@@ -79,11 +82,22 @@ function withoutCardData(value: unknown, cardFingerprint: (pan: string) => strin
  */
 export function principalOf(auth: Auth): string {
   if (auth.kind === 'platform') return 'operator';
-  const scopes = createHash('sha256')
-    .update([...auth.scopes].sort().join(' '))
-    .digest('base64url')
-    .slice(0, 12);
-  return `${auth.keyId}.${scopes}`;
+  return `${auth.keyId}.${scopesLabel(auth.scopes)}`;
+}
+
+// A key's scopes are one array for as long as its record is cached: hashed once, not for every keyed request.
+const scopeLabels = new WeakMap<readonly string[], string>();
+
+function scopesLabel(scopes: readonly string[]): string {
+  let label = scopeLabels.get(scopes);
+  if (label === undefined) {
+    label = createHash('sha256')
+      .update([...scopes].sort().join(' '))
+      .digest('base64url')
+      .slice(0, 12);
+    scopeLabels.set(scopes, label);
+  }
+  return label;
 }
 
 interface ClaimItem {
@@ -216,10 +230,8 @@ export class IdempotencyStore {
    * data: a stored fingerprint reveals nothing computable from a card number without that key.
    */
   fingerprint(tenantId: string, method: string, url: string, body: unknown): string {
-    const cardless = withoutCardData(body ?? null, (pan) => this.vault.fingerprint(pan, tenantId));
-    return createHmac('sha256', this.fingerprintKey)
-      .update(`${method} ${url}\n${canonicalJson(cardless)}`)
-      .digest('hex');
+    const canonical = canonicalCardless(body ?? null, (pan) => this.vault.fingerprint(pan, tenantId));
+    return createHmac('sha256', this.fingerprintKey).update(`${method} ${url}\n${canonical}`).digest('hex');
   }
 
   async claim(request: ClaimRequest): Promise<Claim> {
