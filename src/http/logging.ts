@@ -71,10 +71,11 @@ export function loggerOptions(level: string): LoggerOptions {
       // serializer runs, so `err` above only ever sees what is not an Error: the message and stack are masked here.
       error(error: unknown) {
         if (typeof error !== 'object' || error === null) return maskCardNumbers(String(error));
+        const { message, stack_trace } = error as { message?: unknown; stack_trace?: unknown };
         return {
           ...error,
-          message: maskCardNumbers(String((error as { message?: unknown }).message ?? '')),
-          stack_trace: maskCardNumbers(String((error as { stack_trace?: unknown }).stack_trace ?? '')),
+          ...(message !== undefined ? { message: maskCardNumbers(String(message)) } : {}),
+          ...(stack_trace !== undefined ? { stack_trace: maskCardNumbers(String(stack_trace)) } : {}),
         };
       },
     },
