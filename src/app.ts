@@ -23,6 +23,7 @@ import { answerClientError, refuseConnect } from './http/client-errors.js';
 import { tenantScope } from './http/tenant-scope.js';
 import type { HeldKey } from './http/idempotency.js';
 import { loggerOptions, maskCardNumbers, requestLoggerFactory } from './http/logging.js';
+import { preSerializationStep } from './http/sync-hooks.js';
 import { docsPageOptions, openApiDocument, openApiOptions } from './http/openapi.js';
 import { rejectRepeatedQueryParameters, rejectUnstorableText, validationError } from './http/validation.js';
 import { registerSharedSchemas } from './http/route-schemas.js';
@@ -309,10 +310,13 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   }
 
   // Handlers build objects in the latest version's shape; a caller pinned to an earlier one gets them converted.
-  app.addHook('preSerialization', async (request, _reply, payload) =>
-    request.apiVersion && request.apiVersion !== LATEST_API_VERSION
-      ? convertVersion(payload, LATEST_API_VERSION, request.apiVersion)
-      : payload,
+  app.addHook(
+    'preSerialization',
+    preSerializationStep((request, _reply, payload) =>
+      request.apiVersion && request.apiVersion !== LATEST_API_VERSION
+        ? convertVersion(payload, LATEST_API_VERSION, request.apiVersion)
+        : payload,
+    ),
   );
 
   function isOwnSession(request: FastifyRequest) {

@@ -42,7 +42,7 @@ const pick = (payment: Json) =>
  * payment before this runs, and are stored and delivered where a credential has no business being kept.
  */
 export function paymentClientView(secrets: ClientSecrets) {
-  return async function clientView(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
+  return function clientView(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
     const auth = request.auth;
     if (auth?.kind !== 'tenant' || typeof payload !== 'object' || payload === null) return payload;
     const scope = tenantScope(request);

@@ -16,6 +16,7 @@ import {
   UpdatePaymentBody,
 } from './schemas.js';
 import { paymentClientView, PUBLISHABLE_PAYMENT_FIELDS } from './client-view.js';
+import { preSerializationStep } from '../../http/sync-hooks.js';
 
 const tags = ['Payments'];
 const EXPAND_DOC =
@@ -57,7 +58,7 @@ const publishableNote =
 
 export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { payments, expander, clientSecrets } = app.platform;
-  app.addHook('preSerialization', paymentClientView(clientSecrets));
+  app.addHook('preSerialization', preSerializationStep(paymentClientView(clientSecrets)));
 
   app.post(
     '/v1/payments',
