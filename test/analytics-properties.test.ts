@@ -361,7 +361,12 @@ describe('analytics rollups, property-based', () => {
               );
               expect(response.statusCode, response.body).toBe(503);
             } else {
-              const payment = chosen(await paymentsWhere(`amount_refunded < amount_received`), s.pick);
+              const payment = chosen(
+                await paymentsWhere(
+                  `amount_refunded < amount_received AND NOT EXISTS (SELECT 1 FROM disputes d WHERE d.payment_id = payments.id)`,
+                ),
+                s.pick,
+              );
               // A refund whose answer was lost is answered as it stands: pending, its amount reserved.
               if (payment)
                 expect(
@@ -400,6 +405,19 @@ describe('analytics rollups, property-based', () => {
         numRuns: 25,
         // One sequence through every path, whatever the random ones draw.
         examples: [
+          // Found by a CI run (seed -1953703008): a lost refund must not pick a payment a dispute has opened on, which
+          // refuses refunds (charge_disputed), as the other steps' picks do not either.
+          [
+            [
+              { kind: 'pay', currency: 'usd', amount: 600, card: 'disputed', manual: false, confirm: true },
+              { kind: 'disputes' },
+              { kind: 'lost', what: 'refund', pick: 0 },
+              { kind: 'capture', pick: 0, percent: 1 },
+              { kind: 'answer', pick: 0, win: false },
+              { kind: 'burst', size: 2 },
+              { kind: 'pay', currency: 'usd', amount: 600, card: 'visa', manual: false, confirm: false },
+            ],
+          ],
           [
             [
               { kind: 'pay', currency: 'usd', amount: 120_000, card: 'visa', manual: false, confirm: true },
