@@ -374,7 +374,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   async function claimIdempotencyKey(request: FastifyRequest, reply: FastifyReply) {
     // An unknown URL does nothing worth replaying, and its raw path (which may hold anything a
     // client typed, even a card number) must not be stored as the key's request_path.
-    if (request.method !== 'POST' || !request.auth || !request.routeOptions.url) return;
+    if (!request.auth || !request.routeOptions.url) return;
     const header = request.headers['idempotency-key'];
     if (header === undefined) return;
     const key = Array.isArray(header) ? header[0] : header;

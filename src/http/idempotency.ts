@@ -60,9 +60,9 @@ export function canonicalCardless(value: unknown, cardFingerprint: (pan: string)
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) return `[${value.map((item) => canonicalCardless(item, cardFingerprint)).join(',')}]`;
   const source = value as Record<string, unknown>;
-  const names = Object.keys(source).filter((name) => !CARD_DATA.has(name) && name !== 'card_fingerprint');
+  const names = Object.keys(source).filter((name) => !CARD_DATA.has(name));
   const fingerprint = source.number !== undefined ? cardFingerprint(String(source.number)) : undefined;
-  if (fingerprint !== undefined || Object.hasOwn(source, 'card_fingerprint')) names.push('card_fingerprint');
+  if (fingerprint !== undefined && !Object.hasOwn(source, 'card_fingerprint')) names.push('card_fingerprint');
   names.sort();
   const entries = names.map((name) => {
     const item =
