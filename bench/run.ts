@@ -57,6 +57,8 @@
  *   BENCH_ANALYTICS_ROLLUPS=off  disable the analytics rollup triggers (analytics_*) on the bench database once
  *                              the API has migrated it: runs with and without compare what the rollups cost
  *                              the payment path (the analytics read them; nothing else does)
+ *   BENCH_AMQP_URL             RabbitMQ for the API and the mixed servers (default none): the mixed server's worker
+ *                              then relays every event to it, as a deployment with AMQP_URL does
  *   BATCH_MAX_CONCURRENCY, BATCH_MAX_SIZE, DB_POOL_SIZE, PROCESSOR_LATENCY_MS are passed to the API if set.
  */
 import autocannon, { type Options, type RequestSpec, type Result } from 'autocannon';
@@ -171,6 +173,7 @@ const config = {
   keepDb: env.BENCH_KEEP_DB === '1',
   pgStatements: env.BENCH_PG_STATEMENTS === '1',
   pgLog: env.BENCH_PG_LOG,
+  amqpUrl: env.BENCH_AMQP_URL ?? '',
   rollupsOff: env.BENCH_ANALYTICS_ROLLUPS === 'off',
   rollupSlices: positive('BENCH_ROLLUP_SLICES', 24),
   rollupSliceSeconds: positive('BENCH_ROLLUP_SLICE_SECONDS', 5),
@@ -809,7 +812,8 @@ function apiEnv(port: number, platformKey: string, metricsToken: string) {
     DATABASE_URL: benchDbUrl.toString(),
     DATABASE_REPLICA_URL: '',
     REDIS_URL: '',
-    AMQP_URL: '',
+    // BENCH_AMQP_URL: RabbitMQ as a deployment has it (the event relay runs in the mixed server's worker).
+    AMQP_URL: config.amqpUrl,
     HOST: '127.0.0.1',
     PORT: String(port),
     PUBLIC_URL: '',

@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import { appDatabaseUrl, connect, workerDatabaseUrl } from './db/index.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
+import { registerEventRelay } from './workers/outbox-relay.js';
 import type { Secrets } from './platform.js';
 import { randomToken } from './lib/ids.js';
 import { OPERATOR_KEY_PREFIX } from './http/auth.js';
@@ -177,6 +178,8 @@ export async function prepareDatabase(config: Config, log: (line: string) => voi
   try {
     const applied = await migrate(admin, config);
     if (applied.length) log(`Applied migrations: ${applied.join(', ')}`);
+    // Before any API process takes a request: its events are queued for the relay even if the worker starts later.
+    if (config.amqpUrl) await registerEventRelay(admin);
   } finally {
     await admin.end();
   }

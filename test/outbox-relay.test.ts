@@ -6,8 +6,8 @@ import { waitFor } from './process.js';
 import { serviceUrl } from './services.js';
 
 // The relay runs against the real broker: a temporary queue bound to the events exchange with
-// '#' sees every event the relay publishes. Without AMQP_URL (a bare machine, where events stay in
-// the outbox table) the suite is skipped; under CI=true serviceUrl fails instead.
+// '#' sees every event the relay publishes. Without AMQP_URL (a bare machine) the suite is skipped;
+// under CI=true serviceUrl fails instead.
 const amqpUrl = serviceUrl('AMQP_URL');
 
 interface Received {
@@ -44,6 +44,8 @@ beforeAll(async () => {
   await channel.assertExchange(EVENTS_EXCHANGE, 'topic', { durable: true });
   ({ queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false }));
   await channel.bindQueue(queue, EVENTS_EXCHANGE, '#');
+  // As a worker's first pass does: registers the relay, so that every event from now on is queued for it.
+  await newRelay().relayOnce();
 });
 
 afterAll(async () => {
@@ -74,15 +76,12 @@ async function drain() {
   }
 }
 
-/** Runs relay passes until the outbox holds nothing unpublished for our tenant (other suites write events too). */
+/** Runs relay passes until the relay's queue holds nothing of our tenant (other suites write events too). */
 async function relayAll(relay: OutboxRelay) {
   await waitFor(
     async () => {
       await relay.relayOnce();
-      const [{ count }] = await t.admin<
-        { count: number }[]
-      >`SELECT count(*)::int AS count FROM events WHERE tenant_id = ${tenant.id} AND published_at IS NULL`;
-      return count === 0;
+      return (await tenantEvents()).every((event) => !event.queued);
     },
     20_000,
     'the outbox to be relayed',
@@ -90,8 +89,9 @@ async function relayAll(relay: OutboxRelay) {
 }
 
 async function tenantEvents() {
-  return t.admin<{ id: string; type: string; object_id: string; published_at: Date | null }[]>`
-    SELECT id, type, object_id, published_at FROM events WHERE tenant_id = ${tenant.id} ORDER BY id`;
+  return t.admin<{ id: string; type: string; object_id: string; queued: boolean }[]>`
+    SELECT id, type, object_id, EXISTS (SELECT 1 FROM event_relay_queue q WHERE q.event_id = e.id) AS queued
+    FROM events e WHERE tenant_id = ${tenant.id} ORDER BY id`;
 }
 
 const mine = () => received.filter((m) => m.body.tenant === tenant.id);
@@ -120,20 +120,21 @@ async function createPayments() {
 }
 
 describe.skipIf(!amqpUrl)('OutboxRelay', () => {
-  it('publishes every committed event exactly once, with the event id as messageId, and marks it published', async () => {
+  it('publishes every committed event exactly once, with the event id as messageId, and dequeues it', async () => {
     const paymentIds = await createPayments();
     const before = await tenantEvents();
     // created + succeeded, created + requires_capture, created + failed, created + requires_action,
     // refund created + succeeded
     expect(before.length).toBe(10);
+    // Queued by the transactions that wrote them.
+    expect(before.every((e) => e.queued)).toBe(true);
     expect(new Set(before.map((e) => e.object_id))).toEqual(
       new Set([...paymentIds, before.find((e) => e.type === 'refund.created')!.object_id]),
     );
 
     await relayAll(newRelay());
 
-    const after = await tenantEvents();
-    expect(after.every((e) => e.published_at instanceof Date)).toBe(true);
+    expect((await tenantEvents()).every((e) => !e.queued)).toBe(true);
     await waitFor(
       async () => {
         await drain();
@@ -167,7 +168,6 @@ describe.skipIf(!amqpUrl)('OutboxRelay', () => {
   it('a further pass publishes nothing already published, only what was committed since', async () => {
     const alreadySeen = mine().length;
     expect(alreadySeen).toBeGreaterThan(0);
-    const published = new Map((await tenantEvents()).map((e) => [e.id, e.published_at!.getTime()]));
 
     // A fresh relay (as after a worker restart) finds nothing of ours left to send.
     await newRelay().relayOnce();
@@ -196,27 +196,24 @@ describe.skipIf(!amqpUrl)('OutboxRelay', () => {
     const fresh = mine().slice(alreadySeen);
     expect(fresh.map((m) => m.routingKey).sort()).toEqual(['payment.created', 'payment.succeeded']);
     expect(fresh.every((m) => m.body.data.object.id === paymentId)).toBe(true);
+    // Earlier events were not published again: one message per event of ours, all of them dequeued.
     const all = mine().map((m) => m.messageId);
     expect(new Set(all).size).toBe(all.length);
-    // Earlier events kept their first published_at: they were not published again.
-    for (const event of await tenantEvents()) {
-      if (published.has(event.id)) expect(event.published_at!.getTime()).toBe(published.get(event.id));
-      else expect(event.published_at).toBeInstanceOf(Date);
-    }
+    const events = await tenantEvents();
+    expect(all.sort()).toEqual(events.map((e) => e.id).sort());
+    expect(events.every((e) => !e.queued)).toBe(true);
   });
 
-  it('an event the broker did not confirm stays unpublished and goes out on the next pass', async () => {
+  it('an event the broker did not confirm stays queued and goes out on the next pass', async () => {
     const response = await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 500, currency: 'usd' });
     expect(response.statusCode).toBe(200);
     const paymentId = response.json().id as string;
-    // A relay pointed at a broker that refuses the login cannot publish: nothing is marked.
+    // A relay pointed at a broker that refuses the login cannot publish: nothing is dequeued.
     const broken = new OutboxRelay(t.platform.workerSql, amqpUrl!.replace(/\/\/[^@]*@/, '//nobody:wrong@'));
     await expect(broken.relayOnce()).rejects.toThrow();
     await broken.close();
-    const [pending] = await t.admin<
-      { published_at: Date | null }[]
-    >`SELECT published_at FROM events WHERE object_id = ${paymentId}`;
-    expect(pending.published_at).toBeNull();
+    const pending = (await tenantEvents()).filter((e) => e.object_id === paymentId);
+    expect(pending.map((e) => [e.type, e.queued])).toEqual([['payment.created', true]]);
 
     await relayAll(newRelay());
     await waitFor(
@@ -232,5 +229,37 @@ describe.skipIf(!amqpUrl)('OutboxRelay', () => {
         .filter((m) => m.body.data.object.id === paymentId)
         .map((m) => m.routingKey),
     ).toEqual(['payment.created']);
+  });
+
+  it("queues nothing while no relay is registered; a relay's first pass registers it again", async () => {
+    const relayed = mine().length;
+    // The test database is shared: no other suite depends on the registration, and the pass below puts it back.
+    await t.admin`DELETE FROM event_relays`;
+    const before = await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 700, currency: 'usd' });
+    expect(before.statusCode).toBe(200);
+    expect((await tenantEvents()).filter((e) => e.object_id === before.json().id).map((e) => e.queued)).toEqual([
+      false,
+    ]);
+
+    await newRelay().relayOnce();
+    expect(await t.admin`SELECT name FROM event_relays`).toEqual([{ name: 'amqp' }]);
+    const after = await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 800, currency: 'usd' });
+    expect(after.statusCode).toBe(200);
+    await relayAll(newRelay());
+    await waitFor(
+      async () => {
+        await drain();
+        return mine().some((m) => m.body.data.object.id === after.json().id);
+      },
+      10_000,
+      'the event written after the registration to reach the queue',
+    );
+    await drain();
+    // Only the event written while a relay was registered went out.
+    expect(
+      mine()
+        .slice(relayed)
+        .map((m) => m.body.data.object.id),
+    ).toEqual([after.json().id]);
   });
 });

@@ -80,6 +80,9 @@ export async function migrate(admin: Sql, roles: DatabaseRoles): Promise<string[
         FROM "${appRole}";
       -- The webhook fan-out's queue is written by the events trigger alone (047).
       REVOKE INSERT ON webhook_fan_out_queue FROM "${appRole}";
+      -- The relay's queue likewise, and its registration is the relay's (049).
+      REVOKE INSERT ON event_relay_queue FROM "${appRole}";
+      REVOKE ALL ON event_relays FROM "${appRole}";
       GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "${FUNCTION_OWNER_ROLE}";
       -- Every fold deletes the logs' rows (040, 043), and PostgreSQL 15 lets only a table's owner VACUUM it: the
       -- worker owns these tables so that it can keep them small where autovacuum is off or slow to visit.

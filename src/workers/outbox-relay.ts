@@ -3,6 +3,11 @@ import type { Sql } from '../db/index.js';
 
 export const EVENTS_EXCHANGE = 'payforward.events';
 
+/** From now on, every committed event is queued for the relay (idempotent). */
+export async function registerEventRelay(sql: Sql) {
+  await sql`SELECT worker_register_event_relay('amqp')`;
+}
+
 interface OutboxEvent {
   id: string;
   tenant_id: string;
@@ -15,13 +20,15 @@ interface OutboxEvent {
 
 /**
  * Publishes committed events from the outbox to RabbitMQ (topic exchange, routing key = event
- * type) with publisher confirms, and marks them published only after the broker confirmed.
- * A crash in between re-publishes: delivery is at least once, and the event id lets consumers
- * drop duplicates.
+ * type) with publisher confirms, and takes them off the relay's queue only after the broker
+ * confirmed. A crash in between re-publishes: delivery is at least once, and the event id lets
+ * consumers drop duplicates. Events are queued once a relay is registered (migration 049): the
+ * first pass registers this one, so everything committed from then on is relayed.
  */
 export class OutboxRelay {
   private connection?: amqp.ChannelModel;
   private channel?: amqp.ConfirmChannel;
+  private registered = false;
 
   constructor(
     private readonly sql: Sql,
@@ -43,7 +50,11 @@ export class OutboxRelay {
   }
 
   async relayOnce(batchSize = 500): Promise<number> {
-    const events = await this.sql<OutboxEvent[]>`SELECT * FROM worker_unpublished_events(${batchSize})`;
+    if (!this.registered) {
+      await registerEventRelay(this.sql);
+      this.registered = true;
+    }
+    const events = await this.sql<OutboxEvent[]>`SELECT * FROM worker_queued_relay_events(${batchSize})`;
     if (!events.length) return 0;
     const channel = await this.open();
     for (const event of events) {
@@ -64,7 +75,7 @@ export class OutboxRelay {
       });
     }
     await channel.waitForConfirms();
-    await this.sql`SELECT worker_mark_events_published(${events.map((e) => e.id)})`;
+    await this.sql`SELECT worker_dequeue_relay_events(${events.map((e) => e.id)})`;
     return events.length;
   }
 
