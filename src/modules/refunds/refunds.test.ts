@@ -4,6 +4,8 @@ import {
   bootWithTenants,
   call,
   card,
+  createTenant,
+  payByCard,
   TEST_CARDS,
   type TestApp,
   type TestTenant,
@@ -269,6 +271,34 @@ describe('GET /v1/refunds/{id}', () => {
 });
 
 describe('concurrent refunds', () => {
+  it('checks concurrent refunds of two tenants and both modes together, each against its own payments', async () => {
+    const other = await createTenant(t.app, 'Refunds other tenant');
+    const mine = await paid(3000);
+    const theirs = await payByCard(t.app, other.testKey, 3000);
+    const disputedPayment = await paid(3000, { payment_method: card(TEST_CARDS.disputed) });
+    await t.platform.disputes.intake();
+    // Sent at once, their reads before the reservation share statements: a read of one must not answer another.
+    const answers = await Promise.all([
+      post('/v1/refunds', { payment: mine.id, amount: 100 }),
+      call(t.app, other.testKey, 'POST', '/v1/refunds', { payment: mine.id, amount: 100 }),
+      call(t.app, tenant.liveKey, 'POST', '/v1/refunds', { payment: mine.id, amount: 100 }),
+      call(t.app, other.testKey, 'POST', '/v1/refunds', { payment: theirs.id, amount: 100 }),
+      post('/v1/refunds', { payment: theirs.id, amount: 100 }),
+      post('/v1/refunds', { payment: mine.id, amount: 5000 }),
+      post('/v1/refunds', { payment: disputedPayment.id, amount: 100 }),
+    ]);
+    expect(answers.map((answer) => answer.statusCode)).toEqual([200, 404, 404, 200, 404, 400, 400]);
+    expect(answers[1].json().error).toMatchObject({ code: 'resource_missing', param: 'payment' });
+    expect(answers[6].json().error).toMatchObject({ code: 'charge_disputed', param: 'payment' });
+    const refunded = await t.admin<{ id: string; amount_refunded: number }[]>`
+      SELECT id, amount_refunded FROM payments WHERE id = ANY(${[mine.id, theirs.id, disputedPayment.id]})`;
+    expect(Object.fromEntries(refunded.map((row) => [row.id, row.amount_refunded]))).toEqual({
+      [mine.id]: 100,
+      [theirs.id]: 100,
+      [disputedPayment.id]: 0,
+    });
+  });
+
   it('20 concurrent refunds of 300 on a 2000 payment: exactly 6 succeed and nothing is over-refunded', async () => {
     const payment = await paid(2000);
     const results = await Promise.all(
