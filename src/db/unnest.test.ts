@@ -76,3 +76,54 @@ describe('UnnestStatement json_text columns', () => {
     );
   });
 });
+
+interface ScalarRow {
+  n: number;
+  label: string | null;
+  tags: string[] | null;
+}
+
+const SCALAR_COLUMNS: Columns<ScalarRow> = [
+  ['n', 'integer'],
+  ['label', 'text'],
+  ['tags', 'text[]'],
+];
+
+describe('UnnestStatement scalar columns', () => {
+  // Each column goes as one text[] literal: the characters a literal gives meaning to (quotes, backslashes, braces,
+  // commas, blanks, the word NULL) must come back as the texts they were.
+  const roundTripScalars = (rows: ScalarRow[]) => {
+    const statement = new UnnestStatement();
+    return statement.run<ScalarRow[]>(
+      sql as unknown as Tx,
+      `SELECT n, label, tags FROM (${statement.rows(SCALAR_COLUMNS, rows)}) r ORDER BY n`,
+    );
+  };
+
+  it('bring back texts that look like literal syntax, NULL and the empty text apart', async () => {
+    const rows: ScalarRow[] = [
+      { n: 1, label: 'NULL', tags: ['NULL', ''] },
+      { n: 2, label: null, tags: null },
+      { n: 3, label: '', tags: [] },
+      { n: 4, label: ' {a,"b"}\\ ', tags: ['x,y', '{z}', 'q"\\'] },
+    ];
+    expect(await roundTripScalars(rows)).toEqual(rows);
+  });
+
+  it('keep any texts intact (property)', async () => {
+    const text = fc.string({ unit: 'grapheme' }).filter((value) => !value.includes('\u0000'));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.option(text), fc.option(fc.array(text, { maxLength: 4 }))), {
+          minLength: 1,
+          maxLength: 20,
+        }),
+        async (pairs) => {
+          const rows = pairs.map(([label, tags], n) => ({ n, label, tags }));
+          expect(await roundTripScalars(rows)).toEqual(rows);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
