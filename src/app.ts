@@ -12,7 +12,7 @@ import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { requestIdGenerator } from './http/request-id.js';
 import { logListenRetries } from './http/notification-listener.js';
-import type { Platform } from './platform.js';
+import { redisReady, type Platform } from './platform.js';
 import { byPublishableKey, requireScope, type Auth } from './http/auth.js';
 import { declaredPlugin, requireRouteAuth, type AuthRequirement, type PublishableAccess } from './http/route-auth.js';
 import { checkClientSecret } from './http/client-secret.js';
@@ -91,6 +91,8 @@ declare module 'fastify' {
 }
 
 const PLATFORM_SCOPE_ID = '__platform__';
+// Long enough for a connection on a loaded machine, short enough that a Redis outage barely delays a start.
+const REDIS_START_WAIT_MS = 3000;
 /** Read-your-writes across API processes: a write's answer carries it, a read that presents it waits for it. */
 export const READ_AFTER_HEADER = 'payforward-read-after';
 const READ_ONLY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -297,6 +299,12 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     if (presented) await countAuthFailure(platform.rateLimiter, config, request);
   }
 
+  const { redis } = platform;
+  if (redis)
+    app.addHook('onReady', async () => {
+      if (!(await redisReady(redis, REDIS_START_WAIT_MS)))
+        app.log.warn({ redis: redis.status }, 'Redis is not answering: limits are counted in this process until it is');
+    });
   // Revocations made by other API processes reach this one's key cache by notification.
   app.addHook('onReady', () => platform.authenticator.listen(logListenRetries(app.log, 'API key changes')));
   if (config.metricsPort !== undefined) {

@@ -7,6 +7,7 @@ import { systemClock, type Clock } from './lib/time.js';
 import { appDatabaseUrl as asAppRole, connect, noWorkerConnection, type Sql } from './db/index.js';
 import type { MicroBatcher } from './db/batcher.js';
 import { primaryReads, ReadRouter, type Reads } from './db/replica.js';
+import { ReadBatcher } from './db/read-batch.js';
 import { Authenticator } from './http/auth.js';
 import { IdempotencyStore } from './http/idempotency.js';
 import { Metrics } from './http/metrics.js';
@@ -148,6 +149,11 @@ export function createPlatform(
     applicationName: 'payforward-api-reads',
     cachedPlans: true,
   });
+  // Read batches (retrieves, balances, list pages) draw on the read pool: as many at once as it has connections.
+  const batchedReads = new ReadBatcher(readSql, {
+    maxConcurrency: config.dbReadPoolSize,
+    maxSize: config.batchMaxSize,
+  });
   // Whatever role the replica URL names, reads run as the application role, under row-level security.
   const replica = config.databaseReplicaUrl
     ? connect(asAppRole(config.databaseReplicaUrl, config), {
@@ -179,7 +185,7 @@ export function createPlatform(
       ? new ReadRouter(sql, replica, {
           maxLagMs: config.replicaMaxLagMs,
           pollMs: config.replicaPollMs,
-          primaryReadPool: readSql,
+          primaryBatchedReads: batchedReads,
           onRead: (target, reason) => metrics.dbReads.inc({ target, reason }),
           onStatus: (status) => {
             metrics.replicaLag.set(status.state === 'down' || status.lag_ms === null ? -1 : status.lag_ms / 1000);
@@ -187,7 +193,7 @@ export function createPlatform(
           },
         })
       : undefined;
-  const reads = readRouter ?? primaryReads(sql, readSql);
+  const reads = readRouter ?? primaryReads(sql, batchedReads);
   const authenticator = new Authenticator(sql, {
     platformApiKey: secrets.platformApiKey,
     jwtSecret: secrets.jwtSecret,
@@ -202,9 +208,7 @@ export function createPlatform(
   const vault = CardVault.fromEntries(secrets.vaultKeks, parseKek(secrets.vaultFingerprintKey));
   const batching = { maxConcurrency: config.batchMaxConcurrency, maxSize: config.batchMaxSize };
   const writer = createPaymentWriter(sql, batching, (size) => metrics.batchSize.observe(size));
-  // Read batches draw on the read pool: as many at once as it has connections.
-  const readBatching = { maxConcurrency: config.dbReadPoolSize, maxSize: config.batchMaxSize };
-  const reader = createPaymentReader(readSql, readBatching);
+  const reader = createPaymentReader(batchedReads);
   const idempotency = new IdempotencyStore(sql, vault, config.idempotencyOwnerTimeoutSeconds, batching);
   const threeDSecure = new ThreeDSecure(secrets.jwtSecret, config.publicUrl);
   const apiKeys = new ApiKeyService(sql, () => authenticator.forget());
@@ -213,7 +217,7 @@ export function createPlatform(
   const customers = new CustomerService(sql, now, reads);
   const paymentMethods = new PaymentMethodService(sql, vault, router, processorsFor, customers, now);
   const pricing = new PricingService(sql);
-  const ledger = new LedgerService(sql, now, reads, readSql, readBatching);
+  const ledger = new LedgerService(sql, now, reads, batchedReads);
   const settlementScheduleFor = (tenantId: string) => tenants.settlementScheduleFor(tenantId);
   const bankAccounts = new BankAccountService(sql, vault, now);
   const payouts = new PayoutService(sql, ledger, bankAccounts, workerSql, now, reads);
@@ -362,7 +366,7 @@ export function createPlatform(
     async close() {
       mailer.close();
       await writer.idle();
-      await reader.idle();
+      await batchedReads.idle();
       await requestLogRecorder.close();
       await idempotency.idle();
       await authenticator.stopListening();
@@ -378,4 +382,23 @@ export function createPlatform(
       await sql.end({ timeout: 5 });
     },
   };
+}
+
+/**
+ * Resolves true once the Redis client is connected, false after `ms` without it. An API process waits for it at
+ * start so that its first requests are counted in Redis like the rest; a Redis that is down does not stop the start
+ * (the limiters count in process until it is back).
+ */
+export function redisReady(redis: Redis, ms: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const settle = (ready: boolean) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      resolve(ready);
+    };
+    const onReady = () => settle(true);
+    const timer = setTimeout(() => settle(false), ms);
+    redis.once('ready', onReady);
+  });
 }

@@ -198,8 +198,8 @@ export function scopedRead<T>(sql: Sql, scopes: Scope | Scope[], query: (tx: Tx)
  * sequential scans priced out for this transaction, only walks of an index in the list's order remain, which stop
  * at the page's end (0.06-3 ms on the same data; see README, Benchmarks).
  */
-export function scopedPageRead<T>(sql: Sql, scope: Scope, query: (tx: Tx) => Promise<T>): Promise<T> {
-  return pipelined(sql, [scope], query, 'page');
+export function scopedPageRead<T>(sql: Sql, scopes: Scope | Scope[], query: (tx: Tx) => Promise<T>): Promise<T> {
+  return pipelined(sql, Array.isArray(scopes) ? scopes : [scopes], query, 'page');
 }
 
 async function pipelined<T>(

@@ -1,4 +1,5 @@
 import { inScope, isDatabaseUnavailable, scopedPageRead, type Scope, type Sql, type Tx } from './index.js';
+import type { ReadBatcher } from './read-batch.js';
 
 /** Where a read that tolerates staleness is served from, and why (the `db_reads_total` labels). */
 export type ReadTarget = 'replica' | 'primary';
@@ -21,27 +22,28 @@ export interface Reads {
   inScope<T>(scope: Scope, fn: (tx: Tx) => Promise<T>): Promise<T>;
   /**
    * A list's page: queries queued in one tick (the page, its cursor check) sent with BEGIN, the scope and COMMIT in
-   * one round trip (scopedPageRead), on the primary's read pool when the primary serves it.
+   * one round trip (scopedPageRead); on the primary, in the read batch of the same turn (ReadBatcher.page), so its
+   * queries must name the scope's tenant and mode themselves.
    */
   page<T>(scope: Scope, query: (tx: Tx) => Promise<T>): Promise<T>;
 }
 
 /**
- * With no replica configured every read is the primary's. `readPool` serves the one-round-trip pages: the pool of the
- * batched payment reads, so that a list never queues behind the write batches for a connection.
+ * With no replica configured every read is the primary's. Pages join the batched reads when given their batcher (on
+ * the read pool, so that a list never queues behind the write batches for a connection); alone otherwise.
  */
-export function primaryReads(sql: Sql, readPool: Sql = sql): Reads {
+export function primaryReads(sql: Sql, batchedReads?: ReadBatcher): Reads {
   return {
     inScope: (scope, fn) => inScope(sql, scope, fn),
-    page: (scope, query) => scopedPageRead(readPool, scope, query),
+    page: (scope, query) => (batchedReads ? batchedReads.page(scope, query) : scopedPageRead(sql, scope, query)),
   };
 }
 
 export interface ReadRouterOptions {
   maxLagMs: number;
   pollMs: number;
-  /** The primary's pool for pages (see Reads.page); the primary's main pool if not given. */
-  primaryReadPool?: Sql;
+  /** The primary's batched reads, which pages the primary serves join (see Reads.page); alone if not given. */
+  primaryBatchedReads?: ReadBatcher;
   /** Clients whose writes are remembered one by one; beyond it the oldest fold into a floor every client waits for. */
   maxClients?: number;
   onRead?: (target: ReadTarget, reason: ReadReason) => void;
@@ -120,22 +122,27 @@ export class ReadRouter implements Reads {
   }
 
   inScope<T>(scope: Scope, fn: (tx: Tx) => Promise<T>): Promise<T> {
-    return this.routed(scope, (sql) => inScope(sql, scope, fn), this.primary);
+    return this.routed(scope, (sql) => inScope(sql, scope, fn));
   }
 
   page<T>(scope: Scope, query: (tx: Tx) => Promise<T>): Promise<T> {
-    return this.routed(scope, (sql) => scopedPageRead(sql, scope, query), this.options.primaryReadPool ?? this.primary);
+    const { primaryBatchedReads } = this.options;
+    return this.routed(scope, (sql) =>
+      sql === this.primary && primaryBatchedReads
+        ? primaryBatchedReads.page(scope, query)
+        : scopedPageRead(sql, scope, query),
+    );
   }
 
-  private routed<T>(scope: Scope, read: (sql: Sql) => Promise<T>, primary: Sql): Promise<T> {
+  private routed<T>(scope: Scope, read: (sql: Sql) => Promise<T>): Promise<T> {
     const reason = this.route(clientOf(scope));
     this.options.onRead?.(reason === 'replica' ? 'replica' : 'primary', reason);
-    if (reason !== 'replica') return read(primary);
+    if (reason !== 'replica') return read(this.primary);
     return read(this.replica).catch((error: unknown) => {
       if (!replicaFailed(error)) throw error;
       if (isDatabaseUnavailable(error)) this.markDown(error);
       this.options.onRead?.('primary', 'fallback');
-      return read(primary);
+      return read(this.primary);
     });
   }
 

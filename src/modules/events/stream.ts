@@ -235,9 +235,13 @@ export class EventFeed {
     private readonly slots: StreamSlots,
   ) {}
 
-  /** Starts listening in the background; streams are refused (503) until it is in place. */
-  start() {
-    this.listener ??= new NotificationListener(this.listenUrl, EVENTS_CHANNEL, {
+  /**
+   * Resolves once the first LISTEN is in place, so that a process which answers /ready serves streams; after a loss
+   * of the connection, streams are refused (503) until it is back.
+   */
+  async start() {
+    if (this.listener) return;
+    this.listener = new NotificationListener(this.listenUrl, EVENTS_CHANNEL, {
       onNotify: (payload) => this.notified(payload),
       onUp: () => (this.up = true),
       // Notifications sent while the connection is away are lost, and with them the guarantee that
@@ -247,7 +251,7 @@ export class EventFeed {
         this.reset();
       },
     });
-    void this.listener.start();
+    await this.listener.start();
   }
 
   async stop() {

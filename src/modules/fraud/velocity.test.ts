@@ -297,5 +297,7 @@ describe('Redis away', () => {
     expect(payment.outcome.action).toBe('allow');
     const metrics = await t.platform.metrics.registry.getSingleMetricAsString('fraud_velocity_degraded_total');
     expect(metrics).toMatch(/fraud_velocity_degraded_total\{reason="redis_unavailable"\} [1-9]/);
+    // The start waited a moment for Redis, then went on without it, and said so.
+    expect(t.logs.join('')).toContain('Redis is not answering');
   });
 });

@@ -1,6 +1,6 @@
 import { primaryReads, type Reads } from '../../db/replica.js';
-import { inScope, scopedRead, type Scope, type Sql, type Tx } from '../../db/index.js';
-import { MicroBatcher, type BatcherOptions } from '../../db/batcher.js';
+import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { ReadBatcher, type ReadCombiner } from '../../db/read-batch.js';
 import { findManyOwned, findOwned, listPage } from '../../db/list.js';
 import { columnNames, insertRows, UnnestStatement, type Columns } from '../../db/unnest.js';
 import type { FeeDetail } from '../pricing/schemas.js';
@@ -288,19 +288,15 @@ function toBalanceTransaction(row: BalanceTransactionRow): BalanceTransaction {
 export class LedgerService {
   /** Accounts are never removed, so a committed id stays right forever. */
   private readonly committedAccounts = new LoadingCache<AccountIds>();
-  private readonly balanceReads: MicroBatcher<Scope, BalanceRow[]>;
 
   constructor(
     private readonly sql: Sql,
     private readonly now: Clock = systemClock,
     /** Stale-tolerant reads (lists): the replica when DATABASE_REPLICA_URL is set. */
     private readonly reads: Reads = primaryReads(sql),
-    /** The primary's pool for one-statement reads (the balance): not the one the write batches queue on. */
-    private readonly readSql: Sql = sql,
-    balanceBatching: BatcherOptions = { maxSize: 64, maxConcurrency: 2 },
-  ) {
-    this.balanceReads = new MicroBatcher((scopes) => this.readBalances(scopes), balanceBatching);
-  }
+    /** The primary's batched reads (the balance joins them): not on the pool the write batches queue on. */
+    private readonly batchedReads = new ReadBatcher(sql, { maxSize: 64, maxConcurrency: 2 }),
+  ) {}
 
   /**
    * The accounts of a tenant, mode and currency, created in their own transaction when new, so
@@ -438,33 +434,7 @@ export class LedgerService {
 
   /** The tenant's available, pending and reserved funds, per currency it has ever held. */
   async balances(scope: Scope): Promise<Balance> {
-    return toBalance(await this.balanceReads.submit(scope), scope.livemode);
-  }
-
-  /**
-   * The balance reads of concurrent requests in one statement and one round trip, as the payment reads are
-   * (createPaymentReader): row-level security limits it to the batch's scopes, and each read takes its own scope's
-   * accounts. Alone, a read costs one transaction as before; under load a batch carries many for one.
-   */
-  private async readBalances(scopes: Scope[]): Promise<BalanceRow[][]> {
-    const unique = new Map(
-      scopes.map((scope) => [
-        `${scope.tenantId}:${scope.livemode}`,
-        { tenant_id: scope.tenantId, livemode: scope.livemode },
-      ]),
-    );
-    const statement = new UnnestStatement();
-    const text = `
-      SELECT a.tenant_id, a.livemode, a.type, a.currency, a.balance FROM ledger_accounts a
-      JOIN (${statement.rows(SCOPE_COLUMNS, [...unique.values()])}) s ON a.tenant_id = s.tenant_id AND a.livemode = s.livemode
-      WHERE a.type IN ('available', 'pending', 'reserve', 'disputes')
-      ORDER BY a.currency, a.type`;
-    const rows = await scopedRead(this.readSql, scopes, (tx) =>
-      statement.run<(BalanceRow & { tenant_id: string; livemode: boolean })[]>(tx, text),
-    );
-    return scopes.map((scope) =>
-      rows.filter((row) => row.tenant_id === scope.tenantId && row.livemode === scope.livemode),
-    );
+    return toBalance(await this.batchedReads.read(readBalances, scope, scope), scope.livemode);
   }
 
   /**
@@ -488,3 +458,26 @@ export class LedgerService {
     return { accounts: [...accounts], transactions: [...transactions] };
   }
 }
+
+/**
+ * The balance reads of concurrent requests in one query, in the read batch of their turn (ReadBatcher): row-level
+ * security limits it to the batch's scopes, and each read takes its own scope's accounts.
+ */
+const readBalances: ReadCombiner<Scope, BalanceRow[]> = async (tx, scopes) => {
+  const unique = new Map(
+    scopes.map((scope) => [
+      `${scope.tenantId}:${scope.livemode}`,
+      { tenant_id: scope.tenantId, livemode: scope.livemode },
+    ]),
+  );
+  const statement = new UnnestStatement();
+  const text = `
+    SELECT a.tenant_id, a.livemode, a.type, a.currency, a.balance FROM ledger_accounts a
+    JOIN (${statement.rows(SCOPE_COLUMNS, [...unique.values()])}) s ON a.tenant_id = s.tenant_id AND a.livemode = s.livemode
+    WHERE a.type IN ('available', 'pending', 'reserve', 'disputes')
+    ORDER BY a.currency, a.type`;
+  const rows = await statement.run<(BalanceRow & { tenant_id: string; livemode: boolean })[]>(tx, text);
+  return scopes.map((scope) =>
+    rows.filter((row) => row.tenant_id === scope.tenantId && row.livemode === scope.livemode),
+  );
+};

@@ -472,7 +472,8 @@ describe('rate limit on tokenizing cards (a fingerprint oracle)', () => {
     async () => {
       const limited = await bootApp({ ...limits, REDIS_URL: redisUrl! });
       try {
-        expect(limited.platform.redis).toBeDefined();
+        // The start waited for Redis: the first tokenizations are counted there, not in process.
+        expect(limited.platform.redis?.status).toBe('ready');
         await exercise(limited);
       } finally {
         await limited.close();

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inScope, scopedPageRead, type Scope } from '../../db/index.js';
 import { bootWithTenants, call, ok, type TestApp, type TestTenant } from '../../../test/helpers.js';
-import { createPaymentReader } from './repo.js';
+import { ReadBatcher, type ReadCombiner } from '../../db/read-batch.js';
+import { readPayments, type PaymentRead, type PaymentState } from './repo.js';
 
 // The batched payment reader: reads of several tenants share one statement, under the union of
 // their scopes; each read must still get only its own tenant's and mode's payment.
@@ -23,19 +24,17 @@ async function paymentOf(tenant: TestTenant) {
   return created.id as string;
 }
 
-describe('createPaymentReader', () => {
+describe('readPayments', () => {
   it("gives each read of a shared batch its own tenant's payment, and another tenant's id a 404", async () => {
     const [ofA, ofB] = [await paymentOf(a), await paymentOf(b)];
-    let batches = 0;
-    const reader = createPaymentReader(t.platform.sql, { maxSize: 16, maxConcurrency: 1 });
-    // Counts the reader's statements: submissions made in one turn of the event loop share one.
-    const flush = (reader as unknown as { flush: (items: unknown[]) => Promise<unknown[]> }).flush;
-    Object.defineProperty(reader, 'flush', {
-      value: (items: unknown[]) => {
-        batches++;
-        return flush(items);
-      },
-    });
+    let queries = 0;
+    // Counts the combined queries: reads submitted in one turn of the event loop share one.
+    const counted: ReadCombiner<PaymentRead, PaymentState> = (tx, reads) => {
+      queries++;
+      return readPayments(tx, reads);
+    };
+    const batcher = new ReadBatcher(t.platform.sql, { maxSize: 16, maxConcurrency: 1 });
+    const reader = { submit: (read: PaymentRead) => batcher.read(counted, read.scope, read) };
     const reads = await Promise.allSettled([
       reader.submit({ scope: scopeOf(a), id: ofA }),
       reader.submit({ scope: scopeOf(b), id: ofB }),
@@ -46,7 +45,7 @@ describe('createPaymentReader', () => {
       reader.submit({ scope: scopeOf(a, true), id: ofA }),
       reader.submit({ scope: scopeOf(a), id: ofA }),
     ]);
-    expect(batches).toBe(1);
+    expect(queries).toBe(1);
     const [own, other, crossA, crossB, liveA, again] = reads;
     expect(own.status === 'fulfilled' && own.value.row.tenant_id).toBe(a.id);
     expect(other.status === 'fulfilled' && other.value.row.tenant_id).toBe(b.id);

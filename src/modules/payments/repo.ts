@@ -1,6 +1,7 @@
 import type { Reads } from '../../db/replica.js';
 import { CommitOutcomeUnknown, settleSession } from '../../db/commit-outcome.js';
-import { inScope, scopedRead, scopedStatement, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inScope, scopedStatement, type Scope, type Sql, type Tx } from '../../db/index.js';
+import type { ReadBatcher, ReadCombiner } from '../../db/read-batch.js';
 import { MicroBatcher, type BatcherOptions } from '../../db/batcher.js';
 import { findManyOwned, listPage, type ListParams } from '../../db/list.js';
 import { columnNames, UnnestStatement, type Columns } from '../../db/unnest.js';
@@ -397,32 +398,26 @@ export interface PaymentRead {
 }
 
 /**
- * Payment reads (a retrieve, and the read before each change) of concurrent requests share one
- * statement in one round trip: BEGIN, the union of their scopes, one `id = ANY(...)` query and
- * COMMIT, sent as one socket write. Row-level security limits the statement to the batch's scopes;
- * each request then gets only the row of its own tenant and mode (another's is a 404, as it would
- * be alone). Under load a batch carries many reads for the cost of one; alone, a read is flushed on
- * the next turn of the event loop. It draws on its own pool (DB_READ_POOL_SIZE), so reads and the
- * write batches never wait for each other's connections.
+ * Payment reads (a retrieve, and the read before each change) of concurrent requests share one query, `id = ANY(...)`,
+ * in the read batch of their turn (ReadBatcher). Row-level security limits it to the batch's scopes; each request
+ * then gets only the row of its own tenant and mode (another's is a 404, as it would be alone).
  */
-export function createPaymentReader(sql: Sql, options: BatcherOptions) {
-  return new MicroBatcher<PaymentRead, PaymentState>(async (reads) => {
-    const ids = [...new Set(reads.map((read) => read.id))];
-    const rows = await scopedRead(
-      sql,
-      reads.map((read) => read.scope),
-      (tx) => tx<(PaymentRow & { attempts: AttemptRow[] })[]>`
-        SELECT p.*, ${withAttempts(tx)} FROM payments p WHERE p.id = ANY(${ids})`,
-    );
-    const byId = new Map(rows.map((row) => [row.id, row]));
-    return reads.map(({ scope, id }) => {
-      const row = byId.get(id);
-      // Each read its own copy: two reads of one payment in a batch must not share a state.
-      return row && row.tenant_id === scope.tenantId && row.livemode === scope.livemode
-        ? { row: { ...row }, attempts: [...row.attempts] }
-        : ApiError.notFound('payment', id);
-    });
-  }, options);
+export const readPayments: ReadCombiner<PaymentRead, PaymentState> = async (tx, reads) => {
+  const ids = [...new Set(reads.map((read) => read.id))];
+  const rows = await tx<(PaymentRow & { attempts: AttemptRow[] })[]>`
+    SELECT p.*, ${withAttempts(tx)} FROM payments p WHERE p.id = ANY(${ids})`;
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  return reads.map(({ scope, id }) => {
+    const row = byId.get(id);
+    // Each read its own copy: two reads of one payment in a batch must not share a state.
+    return row && row.tenant_id === scope.tenantId && row.livemode === scope.livemode
+      ? { row: { ...row }, attempts: [...row.attempts] }
+      : ApiError.notFound('payment', id);
+  });
+};
+
+export function createPaymentReader(reads: ReadBatcher) {
+  return { submit: (read: PaymentRead) => reads.read(readPayments, read.scope, read) };
 }
 
 export type PaymentReader = ReturnType<typeof createPaymentReader>;

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appDatabaseUrl, connect, type Scope, type Sql } from '../../db/index.js';
+import { ReadBatcher } from '../../db/read-batch.js';
 import { newId } from '../../lib/ids.js';
 import { bootWithTenants, call, card, ok, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
 import { PgProxy } from '../../../test/pg-proxy.js';
@@ -26,7 +27,7 @@ async function payment(tenant: TestTenant, body: Record<string, unknown> = {}) {
   const created = await ok(
     await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 1_500, currency: 'usd', ...body }),
   );
-  const reader = createPaymentReader(t.platform.sql, { maxSize: 8, maxConcurrency: 1 });
+  const reader = createPaymentReader(new ReadBatcher(t.platform.sql, { maxSize: 8, maxConcurrency: 1 }));
   return (await reader.submit({ scope: scopeOf(tenant), id: created.id })).row;
 }
 
