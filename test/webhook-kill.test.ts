@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import amqp from 'amqplib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import {
   bootAppOnOwnDatabase,
   call,
@@ -60,6 +60,8 @@ describe.each(webhookTransports('webhook_kill'))('$label', (transport) => {
       ...env,
     });
     workers.push(worker);
+    // A worker's logs say why a delivery never came (they go nowhere else): printed when the test fails.
+    onTestFailed(() => console.error(`worker on ${worker.baseUrl}, its last output:\n${worker.output().slice(-8000)}`));
     return worker;
   }
 
