@@ -56,7 +56,15 @@ describe('authentication', () => {
     ['missing', undefined],
     ['empty', ''],
     ['without Bearer', 'sk_test_abcdefghijklmnopqrstuvwx'],
-    ['Basic scheme', 'Basic c2tfdGVzdF86'],
+    ['Basic with a malformed key', `Basic ${Buffer.from('sk_test_:').toString('base64')}`],
+    [
+      'Basic with an unknown key',
+      `Basic ${Buffer.from('sk_test_abcdefghijklmnopqrstuvwxyz012345:').toString('base64')}`,
+    ],
+    ['Basic that is not base64', 'Basic !!!notbase64!!!'],
+    ['Basic without a colon', `Basic ${Buffer.from('sk_test_abcdefghijklmnopqrstuvwx').toString('base64')}`],
+    ['Basic with nothing', 'Basic'],
+    ['Basic with an empty user', `Basic ${Buffer.from(':').toString('base64')}`],
     ['Bearer with nothing', 'Bearer '],
     ['two tokens', 'Bearer sk_test_abcdefghijklmnop sk_test_abcdefghijklmnop'],
     ['malformed key', 'Bearer not-a-key'],
@@ -72,6 +80,36 @@ describe('authentication', () => {
     ],
   ])('%s credential -> 401 authentication_error', async (_name, header) => {
     expectError(await get(header), 401, 'authentication_error', 'invalid_api_key');
+  });
+
+  // Stripe's convention, which its docs and libraries use: `curl -u sk_test_…:` sends the key as Basic auth's user.
+  describe('HTTP Basic auth, the key as the username', () => {
+    const basic = (user: string, password = '') => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+    it('is accepted as the same key: the same tenant, mode and answer as Bearer', async () => {
+      const created = await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 1234, currency: 'usd' });
+      const { id } = created.json();
+      const viaBasic = await get(basic(tenant.testKey), `/v1/payments/${id}`);
+      expect(viaBasic.json()).toEqual((await get(`Bearer ${tenant.testKey}`, `/v1/payments/${id}`)).json());
+      expect(viaBasic.json()).toMatchObject({ id, amount: 1234, livemode: false });
+      expect((await get(`basic   ${Buffer.from(`${tenant.testKey}:`).toString('base64')}  `)).statusCode).toBe(200);
+    });
+
+    it("keeps a restricted key's scopes, and a revoked key is refused", async () => {
+      const key = await newRestrictedKey(['payments:read']);
+      expect((await get(basic(key.secret))).statusCode).toBe(200);
+      expectError(await get(basic(key.secret), '/v1/balance'), 403, 'permission_error');
+      await ok(await call(t.app, tenant.testKey, 'POST', `/v1/api_keys/${key.id}/revoke`));
+      expectError(await get(basic(key.secret)), 401, 'authentication_error', 'invalid_api_key');
+    });
+
+    it('refuses a password beside the key, or the key as the password: neither is how a key is sent', async () => {
+      for (const header of [basic(tenant.testKey, 'x'), basic('', tenant.testKey), basic(tenant.id, tenant.testKey)]) {
+        const response = await get(header);
+        expectError(response, 401, 'authentication_error', 'invalid_api_key');
+        expect(response.body).not.toContain(tenant.testKey);
+      }
+    });
   });
 
   it("a tenant's secret with one character changed is unknown", async () => {

@@ -2,6 +2,7 @@ import { hash, timingSafeEqual } from 'node:crypto';
 import { SignJWT, jwtVerify } from 'jose';
 import type { Sql } from '../db/index.js';
 import { ApiError } from './errors.js';
+import { basicCredentials } from './basic-auth.js';
 import { LoadingCache } from '../lib/loading-cache.js';
 import { NO_SCOPE } from './route-auth.js';
 import { NotificationListener } from './notification-listener.js';
@@ -76,8 +77,17 @@ const CACHE_SIZE = 10_000;
 /** Sent (key id as payload) in the transaction that revokes or rolls a key; see Authenticator.listen. */
 export const API_KEY_CHANGED_CHANNEL = 'api_key_changed';
 
-/** The credential of an `Authorization: Bearer <credential>` header, if that is what it is. */
-const bearerCredential = (header: string | undefined) => (header && /^Bearer\s+(\S+)$/i.exec(header.trim()))?.[1];
+/**
+ * The credential of an `Authorization` header: `Bearer <credential>`, or HTTP Basic with the credential as the user
+ * and no password, as Stripe takes its keys (`curl -u sk_test_…:`). Undefined for anything else.
+ */
+function credentialOf(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const bearer = /^Bearer\s+(\S+)$/i.exec(header.trim())?.[1];
+  if (bearer !== undefined) return bearer;
+  const basic = basicCredentials(header);
+  return typeof basic === 'object' && basic.user !== '' && basic.password === '' ? basic.user : undefined;
+}
 
 const unauthenticated = (message: string) =>
   new ApiError('authentication_error', 'invalid_api_key', message, null, 401);
@@ -176,16 +186,23 @@ export class Authenticator {
 
   /** Whether `header` carries METRICS_TOKEN; never true when no token is configured. */
   isMetricsToken(header: string | undefined): boolean {
-    const credential = bearerCredential(header);
+    const credential = credentialOf(header);
     if (credential === undefined || !this.metricsTokenHash) return false;
     return timingSafeEqual(hashApiKey(credential), this.metricsTokenHash);
   }
 
   async authenticate(header: string | undefined): Promise<Auth> {
-    if (!header) throw unauthenticated('No API key provided. Send it as "Authorization: Bearer sk_test_…".');
-    const credential = bearerCredential(header);
+    if (!header)
+      throw unauthenticated(
+        'No API key provided. Send it as "Authorization: Bearer sk_test_…", or as the username of HTTP Basic auth ' +
+          '(curl -u sk_test_…:).',
+      );
+    const credential = credentialOf(header);
     if (credential === undefined)
-      throw unauthenticated('The Authorization header must be "Bearer <API key or access token>".');
+      throw unauthenticated(
+        'The Authorization header must be "Bearer <API key or access token>", or HTTP Basic auth with the key as ' +
+          'the username and no password.',
+      );
     const keyHash = hashApiKey(credential);
     if (this.platformKeyHash && timingSafeEqual(keyHash, this.platformKeyHash)) return { kind: 'platform' };
     if (credential.startsWith('ey')) return this.fromAccessToken(credential);

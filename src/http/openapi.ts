@@ -71,7 +71,9 @@ export function openApiOptions(publicUrl: string): FastifyDynamicSwaggerOptions 
           secretKey: {
             type: 'http',
             scheme: 'bearer',
-            description: 'A tenant secret key (sk_test_…, sk_live_…), a restricted key, or an access token.',
+            description:
+              'A tenant secret key (sk_test_…, sk_live_…), a restricted key, or an access token. A key may also be ' +
+              'sent as the username of HTTP Basic auth with no password (`curl -u sk_test_…:`).',
           },
           platformKey: { type: 'http', scheme: 'bearer', description: 'The platform operator key (PLATFORM_API_KEY).' },
           publishableKey: {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ApiError, safeEcho } from '../../http/errors.js';
+import { basicCredentials } from '../../http/basic-auth.js';
 import { SCOPES } from '../api-keys/service.js';
 import { errors } from '../../http/route-schemas.js';
 import { StrictObject } from '../../http/schemas.js';
@@ -49,15 +50,11 @@ const malformedBasic = () =>
 // OAuth clients send client credentials as HTTP Basic auth (RFC 6749 §2.3.1); the key is the password,
 // form-urlencoded before base64. A header that says Basic but is not is the client's error (400).
 function basicPassword(header: string | undefined): string | undefined {
-  const match = header && /^Basic(?:\s+(.*))?$/i.exec(header.trim());
-  if (!match) return undefined;
-  const encoded = match[1] ?? '';
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || encoded.length % 4 !== 0) throw malformedBasic();
-  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon < 0) throw malformedBasic();
+  const basic = basicCredentials(header);
+  if (basic === undefined) return undefined;
+  if (basic === 'malformed') throw malformedBasic();
   try {
-    return decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, ' '));
+    return decodeURIComponent(basic.password.replace(/\+/g, ' '));
   } catch {
     throw malformedBasic();
   }
