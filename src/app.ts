@@ -8,7 +8,8 @@ import Fastify, {
 } from 'fastify';
 import swagger from '@fastify/swagger';
 import scalar from '@scalar/fastify-api-reference';
-import { Ajv } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { isFormBody, parseFormBody } from './http/form-body.js';
 import addFormats from 'ajv-formats';
 import { requestIdGenerator } from './http/request-id.js';
 import { logListenRetries } from './http/notification-listener.js';
@@ -77,6 +78,8 @@ declare module 'fastify' {
     auth?: AuthRequirement;
     scope?: string;
     publishable?: PublishableAccess;
+    /** Takes form bodies without an Authorization header (see the form parser): OAuth's token endpoint. */
+    formsWithoutAuthorization?: boolean;
   }
   interface FastifyRequest {
     auth?: Auth;
@@ -167,28 +170,48 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   app.addHook('onRoute', requireRouteAuth);
   options.beforeRoutes?.(app);
 
-  // Bodies are strict JSON: no type coercion ("100" is not an amount), no silently dropped fields.
-  // Query strings are text by nature, so there numbers and booleans are coerced.
-  const bodyAjv = new Ajv({
-    coerceTypes: false,
-    useDefaults: true,
-    removeAdditional: false,
-    allErrors: false,
-    strict: false,
-  });
-  const queryAjv = new Ajv({
-    coerceTypes: true,
-    useDefaults: true,
-    removeAdditional: false,
-    allErrors: false,
-    strict: false,
-  });
-  addFormats.default(bodyAjv);
-  addFormats.default(queryAjv);
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : queryAjv).compile(schema));
+  // JSON bodies are strict: no type coercion ("100" is not an amount), no silently dropped fields.
+  // Query strings and form bodies are text by nature, so there numbers and booleans are coerced.
+  const ajv = (coerceTypes: boolean) => {
+    const instance = new Ajv({
+      coerceTypes,
+      useDefaults: true,
+      removeAdditional: false,
+      allErrors: false,
+      strict: false,
+    });
+    addFormats.default(instance);
+    return instance;
+  };
+  const bodyAjv = ajv(false);
+  const textAjv = ajv(true);
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    httpPart === 'body'
+      ? bodyValidator(bodyAjv.compile(schema), () => textAjv.compile(schema))
+      : textAjv.compile(schema),
+  );
   app.setSchemaErrorFormatter((errors, dataVar) => validationError(errors, dataVar));
 
   app.removeContentTypeParser('text/plain');
+  // Stripe's API takes its parameters form-encoded (`curl -d amount=2000 -d "metadata[order]=6735"`), as its clients
+  // send them; the same routes and schemas serve both.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) => {
+    try {
+      // A page on another site can make a browser send a form, without a preflight, but not an Authorization header:
+      // forms come with a key, and the dashboard's cookie and the routes anyone may call take JSON alone, as before.
+      if (request.headers.authorization === undefined && !request.routeOptions.config.formsWithoutAuthorization)
+        throw new ApiError(
+          'invalid_request_error',
+          'unsupported_media_type',
+          'Form bodies are taken with an API key in the Authorization header; send this request as application/json.',
+          null,
+          415,
+        );
+      done(null, parseFormBody(body as string));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
 
   registerSharedSchemas(app);
   await app.register(swagger, openApiOptions(config.publicUrl));
@@ -542,7 +565,7 @@ function toApiError(error: FastifyError): ApiError {
       return new ApiError(
         'invalid_request_error',
         'unsupported_media_type',
-        'Send request bodies as application/json.',
+        'Send request bodies as application/json or application/x-www-form-urlencoded.',
         null,
         415,
       );
@@ -572,4 +595,20 @@ function toApiError(error: FastifyError): ApiError {
     null,
     500,
   );
+}
+
+/**
+ * A body's validation: strict for JSON, coercing for a form's texts (compiled on the first form body, so that a
+ * platform whose clients send JSON alone never compiles it). Fastify reads the errors off the function it was given.
+ */
+function bodyValidator(strict: ValidateFunction, coercing: () => ValidateFunction) {
+  let forForms: ValidateFunction | undefined;
+  const validate = (data: unknown) => {
+    const validator = isFormBody(data) ? (forForms ??= coercing()) : strict;
+    const valid = validator(data);
+    validate.errors = validator.errors;
+    return valid;
+  };
+  validate.errors = null as ValidateFunction['errors'];
+  return validate;
 }

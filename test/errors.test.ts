@@ -111,7 +111,7 @@ describe('request bodies', () => {
     }
   });
 
-  it.each(['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml'])(
+  it.each(['text/plain', 'multipart/form-data; boundary=x', 'application/xml'])(
     'content-type %s -> 415',
     async (type) => {
       const error = expectEnvelope(
@@ -122,6 +122,15 @@ describe('request bodies', () => {
       expect(error.type).toBe('invalid_request_error');
     },
   );
+
+  it('JSON text sent as a form is read as a form, not as JSON: its amount is missing (400)', async () => {
+    const error = expectEnvelope(
+      await raw('{"amount": 100, "currency": "usd"}', { 'content-type': 'application/x-www-form-urlencoded' }),
+      400,
+      'parameter_missing',
+    );
+    expect(error.param).toBe('amount');
+  });
 
   it('application/json with a charset parameter is accepted', async () => {
     const response = await raw('{"amount": 100, "currency": "usd"}', {

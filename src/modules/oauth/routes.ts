@@ -75,21 +75,15 @@ function requestedScopes(scope: string | undefined): string[] | undefined {
   return scopes?.length ? [...new Set(scopes)] : undefined;
 }
 
-/**
- * The OAuth 2.0 client-credentials grant. Its own plugin, because token requests come
- * form-encoded (RFC 6749 §4.4.2) from standard OAuth clients, while the rest of the API only
- * accepts JSON: the form parser exists inside this scope alone.
- */
+/** The OAuth 2.0 client-credentials grant; standard OAuth clients send it form-encoded (RFC 6749 §4.4.2). */
 export const oauthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { authenticator } = app.platform;
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
-    done(null, Object.fromEntries(new URLSearchParams(body as string)));
-  });
 
   app.post(
     '/v1/oauth/token',
     {
-      config: { auth: 'none' },
+      // OAuth clients send the key in the form's client_secret, with no Authorization header.
+      config: { auth: 'none', formsWithoutAuthorization: true },
       schema: {
         tags: ['Authentication'],
         summary: 'Get an access token',
