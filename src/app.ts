@@ -9,8 +9,8 @@ import Fastify, {
 import swagger from '@fastify/swagger';
 import scalar from '@scalar/fastify-api-reference';
 import { Ajv, type ValidateFunction } from 'ajv';
-import { isFormBody, parseFormBody } from './http/form-body.js';
 import addFormats from 'ajv-formats';
+import { isFormBody, parseFormBody } from './http/form-body.js';
 import { requestIdGenerator } from './http/request-id.js';
 import { logListenRetries } from './http/notification-listener.js';
 import { redisReady, type Platform } from './platform.js';
@@ -168,6 +168,12 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   });
   // Default-deny: every route, plugins' included, declares who may call it, or the app does not start.
   app.addHook('onRoute', requireRouteAuth);
+  // The OpenAPI document lists forms beside JSON wherever the form parser (below) takes them.
+  app.addHook('onRoute', (route) => {
+    if (!route.schema?.body || route.schema.consumes) return;
+    if (route.config?.auth === 'none' && !route.config.formsWithoutAuthorization) return;
+    route.schema = { ...route.schema, consumes: ['application/json', 'application/x-www-form-urlencoded'] };
+  });
   options.beforeRoutes?.(app);
 
   // JSON bodies are strict: no type coercion ("100" is not an amount), no silently dropped fields.

@@ -199,6 +199,16 @@ describe('form-encoded bodies', () => {
     expect(await ok(response)).toMatchObject({ amount: 4321, currency: 'eur', livemode: false });
   });
 
+  it('are listed in the OpenAPI document wherever they are taken, and only there', async () => {
+    const document = await ok(await t.app.inject({ method: 'GET', url: '/openapi.json' }));
+    const mediaTypes = (path: string) => Object.keys(document.paths[path].post.requestBody.content).sort();
+    const both = ['application/json', 'application/x-www-form-urlencoded'];
+    expect(mediaTypes('/v1/payments')).toEqual(both);
+    expect(mediaTypes('/v1/refunds')).toEqual(both);
+    expect(mediaTypes('/v1/oauth/token')).toEqual(both);
+    expect(mediaTypes('/v1/sessions')).toEqual(['application/json']);
+  });
+
   it('never makes __proto__ or constructor keys, and pollutes nothing', async () => {
     const response = await formPost(
       '/v1/payments',

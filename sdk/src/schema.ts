@@ -297,6 +297,44 @@ export interface paths {
                         /** @description Seconds until the session expires: 30 minutes to 24 hours (the default). */
                         expires_in?: number;
                     };
+                    /**
+                     * @example {
+                     *       "amount": 4900,
+                     *       "currency": "eur",
+                     *       "success_url": "https://shop.example.com/thanks",
+                     *       "cancel_url": "https://shop.example.com/cart",
+                     *       "metadata": {
+                     *         "order_id": "1042"
+                     *       }
+                     *     }
+                     */
+                    "application/x-www-form-urlencoded": {
+                        /**
+                         * @description Integer in the currency's minor unit.
+                         * @example 4900
+                         */
+                        amount: number;
+                        /** @example eur */
+                        currency: string;
+                        /**
+                         * @description Where the buyer is sent once the payment succeeded.
+                         * @example https://shop.example.com/done
+                         */
+                        success_url: string;
+                        /**
+                         * @description Where the "Cancel" link on the page sends the buyer back to.
+                         * @example https://shop.example.com/done
+                         */
+                        cancel_url: string;
+                        customer?: string;
+                        description?: string;
+                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                        /** @description Seconds until the session expires: 30 minutes to 24 hours (the default). */
+                        expires_in?: number;
+                    };
                 };
             };
             responses: {
@@ -416,6 +454,7 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": Record<string, never> | null;
+                    "application/x-www-form-urlencoded": Record<string, never> | null;
                 };
             };
             responses: {
@@ -538,6 +577,32 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /** @example Acme Inc. */
+                        name: string;
+                        /**
+                         * @description Routing: the processors to try in order, primary first; the next is tried when one fails with a processing error.
+                         * @example [
+                         *       "sim_alpha",
+                         *       "sim_beta"
+                         *     ]
+                         */
+                        processors?: string[];
+                        settlement_schedule?: {
+                            /** @description `instant`: captured funds are available as soon as the capture commits, for the plan’s instant-settlement fee. `daily`: the settlement job makes them available after `delay_days` business days. */
+                            type: "instant" | "daily";
+                            /** @description Business days (Monday to Friday, UTC) between capture and availability, for `daily`. */
+                            delay_days: number;
+                            /** @description After each settlement, pay out the whole available balance of that currency (method standard) and link the settlements to that payout. */
+                            automatic_payouts?: boolean;
+                        };
+                        /**
+                         * @description An API version (see GET /v1/api_versions).
+                         * @example 2026-12-01
+                         * @enum {string}
+                         */
+                        api_version?: "2026-11-01" | "2026-12-01";
+                    };
+                    "application/x-www-form-urlencoded": {
                         /** @example Acme Inc. */
                         name: string;
                         /**
@@ -690,6 +755,31 @@ export interface paths {
                             automatic_payouts?: boolean;
                         };
                     };
+                    "application/x-www-form-urlencoded": {
+                        /**
+                         * @description An API version (see GET /v1/api_versions).
+                         * @example 2026-12-01
+                         * @enum {string}
+                         */
+                        api_version?: "2026-11-01" | "2026-12-01";
+                        name?: string;
+                        /**
+                         * @description Routing: the processors to try in order, primary first; the next is tried when one fails with a processing error.
+                         * @example [
+                         *       "sim_alpha",
+                         *       "sim_beta"
+                         *     ]
+                         */
+                        processors?: string[];
+                        settlement_schedule?: {
+                            /** @description `instant`: captured funds are available as soon as the capture commits, for the plan’s instant-settlement fee. `daily`: the settlement job makes them available after `delay_days` business days. */
+                            type: "instant" | "daily";
+                            /** @description Business days (Monday to Friday, UTC) between capture and availability, for `daily`. */
+                            delay_days: number;
+                            /** @description After each settlement, pay out the whole available balance of that currency (method standard) and link the settlements to that payout. */
+                            automatic_payouts?: boolean;
+                        };
+                    };
                 };
             };
             responses: {
@@ -753,6 +843,13 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /**
+                         * @description Why, in words: kept on the tenant, in the audit log, and quoted in the 403 its keys get.
+                         * @example Unpaid invoices since October
+                         */
+                        reason: string;
+                    };
+                    "application/x-www-form-urlencoded": {
                         /**
                          * @description Why, in words: kept on the tenant, in the audit log, and quoted in the 403 its keys get.
                          * @example Unpaid invoices since October
@@ -939,6 +1036,10 @@ export interface paths {
                         /** @description Seconds the old key keeps working, to deploy pages with the new one (0–7 days, default 0). */
                         expires_in?: number;
                     } | null;
+                    "application/x-www-form-urlencoded": {
+                        /** @description Seconds the old key keeps working, to deploy pages with the new one (0–7 days, default 0). */
+                        expires_in?: number;
+                    } | null;
                 };
             };
             responses: {
@@ -1068,6 +1169,16 @@ export interface paths {
                          */
                         scopes: ("payments:read" | "payments:write" | "payment_methods:read" | "payment_methods:write" | "refunds:read" | "refunds:write" | "events:read" | "pricing:read" | "balance:read" | "payouts:read" | "payouts:write" | "bank_accounts:read" | "bank_accounts:write" | "disputes:read" | "disputes:write" | "reconciliation:read" | "customers:read" | "customers:write" | "api_keys:read" | "api_keys:write" | "request_logs:read" | "reports:read" | "reports:write" | "cases:read" | "cases:write" | "users:read" | "users:write" | "webhook_endpoints:read" | "webhook_endpoints:write" | "fraud:read" | "fraud:write" | "reviews:read" | "reviews:write" | "audit_logs:read" | "analytics:read")[];
                     };
+                    "application/x-www-form-urlencoded": {
+                        name?: string;
+                        /**
+                         * @example [
+                         *       "payments:read",
+                         *       "refunds:write"
+                         *     ]
+                         */
+                        scopes: ("payments:read" | "payments:write" | "payment_methods:read" | "payment_methods:write" | "refunds:read" | "refunds:write" | "events:read" | "pricing:read" | "balance:read" | "payouts:read" | "payouts:write" | "bank_accounts:read" | "bank_accounts:write" | "disputes:read" | "disputes:write" | "reconciliation:read" | "customers:read" | "customers:write" | "api_keys:read" | "api_keys:write" | "request_logs:read" | "reports:read" | "reports:write" | "cases:read" | "cases:write" | "users:read" | "users:write" | "webhook_endpoints:read" | "webhook_endpoints:write" | "fraud:read" | "fraud:write" | "reviews:read" | "reviews:write" | "audit_logs:read" | "analytics:read")[];
+                    };
                 };
             };
             responses: {
@@ -1134,6 +1245,10 @@ export interface paths {
                         /** @description Seconds the old key keeps working (0–7 days, default 0). */
                         expires_in?: number;
                     } | null;
+                    "application/x-www-form-urlencoded": {
+                        /** @description Seconds the old key keeps working (0–7 days, default 0). */
+                        expires_in?: number;
+                    } | null;
                 };
             };
             responses: {
@@ -1197,6 +1312,7 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": Record<string, never> | null;
+                    "application/x-www-form-urlencoded": Record<string, never> | null;
                 };
             };
             responses: {
@@ -1264,6 +1380,22 @@ export interface paths {
                      *     }
                      */
                     "application/json": {
+                        /** @enum {string} */
+                        grant_type: "client_credentials";
+                        /** @description A secret or restricted key (or send it as the password of HTTP Basic auth). */
+                        client_secret?: string;
+                        /** @description Accepted for OAuth client compatibility; the key alone identifies the client. */
+                        client_id?: string;
+                        /** @description Space-separated scopes the token gets, each one the key's own (RFC 6749 §3.3); the key's scopes when omitted. */
+                        scope?: string;
+                    };
+                    /**
+                     * @example {
+                     *       "grant_type": "client_credentials",
+                     *       "client_secret": "sk_test_…"
+                     *     }
+                     */
+                    "application/x-www-form-urlencoded": {
                         /** @enum {string} */
                         grant_type: "client_credentials";
                         /** @description A secret or restricted key (or send it as the password of HTTP Basic auth). */
@@ -1433,6 +1565,35 @@ export interface paths {
                             [key: string]: string;
                         };
                     };
+                    /**
+                     * @example {
+                     *       "type": "card",
+                     *       "card": {
+                     *         "number": "4242424242424242",
+                     *         "exp_month": 12,
+                     *         "exp_year": 2030,
+                     *         "cvc": "123"
+                     *       }
+                     *     }
+                     */
+                    "application/x-www-form-urlencoded": {
+                        /** @enum {string} */
+                        type: "card";
+                        /** @description Raw card details. */
+                        card: {
+                            /** @description The card number (spaces allowed). Never stored in plaintext. */
+                            number: string;
+                            exp_month: number;
+                            exp_year: number;
+                            /** @description Checked, then discarded: never stored. */
+                            cvc?: string;
+                        };
+                        customer?: string;
+                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                    };
                 };
             };
             responses: {
@@ -1558,6 +1719,10 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        cvc?: string;
+                        currency?: string;
+                    } | null;
+                    "application/x-www-form-urlencoded": {
                         cvc?: string;
                         currency?: string;
                     } | null;
@@ -1756,6 +1921,75 @@ export interface paths {
                             billing_country?: string;
                         };
                     };
+                    /**
+                     * @example {
+                     *       "amount": 2000,
+                     *       "currency": "usd",
+                     *       "payment_method": {
+                     *         "type": "card",
+                     *         "card": {
+                     *           "number": "4242424242424242",
+                     *           "exp_month": 12,
+                     *           "exp_year": 2030,
+                     *           "cvc": "123"
+                     *         }
+                     *       },
+                     *       "confirm": true,
+                     *       "description": "Order #1234"
+                     *     }
+                     */
+                    "application/x-www-form-urlencoded": {
+                        /**
+                         * @description Integer in the currency's minor unit: 1000 = $10.00 USD, ¥1000 JPY, 1.000 KWD.
+                         * @example 2000
+                         */
+                        amount: number;
+                        /**
+                         * @description ISO 4217 code, e.g. usd, jpy, kwd.
+                         * @example usd
+                         */
+                        currency: string;
+                        payment_method?: string | {
+                            /** @enum {string} */
+                            type: "card";
+                            /** @description Raw card details. */
+                            card: {
+                                /** @description The card number (spaces allowed). Never stored in plaintext. */
+                                number: string;
+                                exp_month: number;
+                                exp_year: number;
+                                /** @description Checked, then discarded: never stored. */
+                                cvc?: string;
+                            };
+                            customer?: string;
+                            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+                            metadata?: {
+                                [key: string]: string;
+                            };
+                        };
+                        /** @default false */
+                        confirm?: boolean;
+                        /**
+                         * @default automatic
+                         * @enum {string}
+                         */
+                        capture_method?: "automatic" | "manual";
+                        customer?: string;
+                        description?: string;
+                        statement_descriptor?: string;
+                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                        return_url?: string;
+                        /** @description The buyer's email, IP address and billing country, read by the fraud decision. */
+                        fraud_details?: {
+                            /** Format: email */
+                            email?: string;
+                            ip_address?: string | unknown | unknown;
+                            billing_country?: string;
+                        };
+                    };
                 };
             };
             responses: {
@@ -1893,6 +2127,33 @@ export interface paths {
                             [key: string]: string;
                         };
                     } | null;
+                    /**
+                     * @example {
+                     *       "metadata": {
+                     *         "order_id": "1234"
+                     *       },
+                     *       "description": "Order #1234"
+                     *     }
+                     */
+                    "application/x-www-form-urlencoded": {
+                        /**
+                         * @description Integer in the currency's minor unit: 1000 = $10.00 USD, ¥1000 JPY, 1.000 KWD.
+                         * @example 2000
+                         */
+                        amount?: number;
+                        /**
+                         * @description ISO 4217 code, e.g. usd, jpy, kwd.
+                         * @example usd
+                         */
+                        currency?: string;
+                        customer?: string | "";
+                        description?: string;
+                        statement_descriptor?: string | "";
+                        /** @description Merged into the current metadata; a key set to "" is removed. */
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                    } | null;
                 };
             };
             responses: {
@@ -1956,6 +2217,36 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /** @description The payment's `client_secret`: required (and only accepted) with a publishable key. */
+                        client_secret?: string;
+                        payment_method?: string | {
+                            /** @enum {string} */
+                            type: "card";
+                            /** @description Raw card details. */
+                            card: {
+                                /** @description The card number (spaces allowed). Never stored in plaintext. */
+                                number: string;
+                                exp_month: number;
+                                exp_year: number;
+                                /** @description Checked, then discarded: never stored. */
+                                cvc?: string;
+                            };
+                            customer?: string;
+                            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+                            metadata?: {
+                                [key: string]: string;
+                            };
+                        };
+                        return_url?: string;
+                        /** @description The buyer's email, IP address and billing country, read by the fraud decision. */
+                        fraud_details?: {
+                            /** Format: email */
+                            email?: string;
+                            ip_address?: string | unknown | unknown;
+                            billing_country?: string;
+                        };
+                    } | null;
+                    "application/x-www-form-urlencoded": {
                         /** @description The payment's `client_secret`: required (and only accepted) with a publishable key. */
                         client_secret?: string;
                         payment_method?: string | {
@@ -2059,6 +2350,18 @@ export interface paths {
                          */
                         amount_to_capture?: number;
                     } | null;
+                    /**
+                     * @example {
+                     *       "amount_to_capture": 1500
+                     *     }
+                     */
+                    "application/x-www-form-urlencoded": {
+                        /**
+                         * @description Integer in the currency's minor unit: 1000 = $10.00 USD, ¥1000 JPY, 1.000 KWD.
+                         * @example 2000
+                         */
+                        amount_to_capture?: number;
+                    } | null;
                 };
             };
             responses: {
@@ -2122,6 +2425,10 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /** @enum {string} */
+                        cancellation_reason?: "duplicate" | "fraudulent" | "requested_by_customer" | "abandoned";
+                    } | null;
+                    "application/x-www-form-urlencoded": {
                         /** @enum {string} */
                         cancellation_reason?: "duplicate" | "fraudulent" | "requested_by_customer" | "abandoned";
                     } | null;
@@ -2258,6 +2565,25 @@ export interface paths {
                      *     }
                      */
                     "application/json": {
+                        /** @description The id of the payment to refund. */
+                        payment: string;
+                        /** @description Defaults to everything not yet refunded. */
+                        amount?: number;
+                        /** @enum {string} */
+                        reason?: "duplicate" | "fraudulent" | "requested_by_customer";
+                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                    };
+                    /**
+                     * @example {
+                     *       "payment": "pay_01jd7s0k2m3n4p5q6r7s8t9v0w",
+                     *       "amount": 500,
+                     *       "reason": "requested_by_customer"
+                     *     }
+                     */
+                    "application/x-www-form-urlencoded": {
                         /** @description The id of the payment to refund. */
                         payment: string;
                         /** @description Defaults to everything not yet refunded. */
@@ -2554,6 +2880,51 @@ export interface paths {
                             [key: string]: string;
                         };
                     } | null;
+                    /**
+                     * @example {
+                     *       "evidence": {
+                     *         "product_description": "Annual plan, used daily since purchase.",
+                     *         "uncategorized_text": "winning_evidence"
+                     *       }
+                     *     }
+                     */
+                    "application/x-www-form-urlencoded": {
+                        /** @description Merged into the evidence already given; an empty string removes a field. */
+                        evidence?: {
+                            /** @description What was sold, and how it was delivered or used. */
+                            product_description?: string;
+                            /** @description The cardholder's name. */
+                            customer_name?: string;
+                            /** @description The cardholder's email address. */
+                            customer_email_address?: string;
+                            /** @description The IP address the purchase was made from. */
+                            customer_purchase_ip?: string;
+                            /** @description The billing address given at purchase. */
+                            billing_address?: string;
+                            /** @description Correspondence with the cardholder that shows they received or recognised the purchase. */
+                            customer_communication?: string;
+                            /** @description Where the goods were sent. */
+                            shipping_address?: string;
+                            /** @description Who delivered them. */
+                            shipping_carrier?: string;
+                            /** @description The carrier's tracking number. */
+                            shipping_tracking_number?: string;
+                            /** @description When they were shipped. */
+                            shipping_date?: string;
+                            /** @description When the service was provided. */
+                            service_date?: string;
+                            /** @description How the refund policy was shown to the cardholder. */
+                            refund_policy_disclosure?: string;
+                            /** @description Anything else. In test mode, "winning_evidence" or "losing_evidence" here decides the outcome. */
+                            uncategorized_text?: string;
+                        };
+                        /** @description Default true: submit the evidence to the bank now (the dispute goes to `under_review`). With `false` it is only saved. */
+                        submit?: boolean;
+                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                    } | null;
                 };
             };
             responses: {
@@ -2617,6 +2988,7 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": Record<string, never> | null;
+                    "application/x-www-form-urlencoded": Record<string, never> | null;
                 };
             };
             responses: {
@@ -3054,6 +3426,113 @@ export interface paths {
                             };
                         };
                     };
+                    /**
+                     * @example {
+                     *       "livemode": false,
+                     *       "type": "blended",
+                     *       "processing": {
+                     *         "percent_bps": 250,
+                     *         "fixed": 25,
+                     *         "currencies": {
+                     *           "jpy": {
+                     *             "percent_bps": 360,
+                     *             "fixed": 0
+                     *           }
+                     *         }
+                     *       },
+                     *       "international_bps": 150,
+                     *       "currency_conversion_bps": 100,
+                     *       "instant_settlement_bps": 100,
+                     *       "refund_fee": {
+                     *         "fixed": 0
+                     *       },
+                     *       "dispute_fee": {
+                     *         "fixed": 1500
+                     *       }
+                     *     }
+                     */
+                    "application/x-www-form-urlencoded": {
+                        /**
+                         * @description Which mode the plan prices: test (default) or live.
+                         * @default false
+                         */
+                        livemode?: boolean;
+                        /**
+                         * @description `blended`: one rate (`processing`). `interchange_plus`: simulated interchange + scheme fee + markup (`interchange_plus`).
+                         * @enum {string}
+                         */
+                        type: "blended" | "interchange_plus";
+                        /** @description The blended rate; required for, and only for, `blended` plans. */
+                        processing?: {
+                            /** @description Percentage of the amount. In basis points (100 = 1%). */
+                            percent_bps: number;
+                            /** @description Fixed fee per payment. In hundredths of a major unit (US cents), converted to each currency's minor unit by the rounding rule: 30 is 30 in USD, 300 in KWD, 0 in JPY (¥0.3). */
+                            fixed: number;
+                            /** @description Overrides for particular currencies; their `fixed` is in that currency's own minor unit. */
+                            currencies?: {
+                                [key: string]: {
+                                    /** @description Percentage of the amount. In basis points (100 = 1%). */
+                                    percent_bps: number;
+                                    /** @description Fixed fee in this currency's own minor unit. */
+                                    fixed: number;
+                                };
+                            };
+                        };
+                        /** @description Required for, and only for, `interchange_plus` plans. */
+                        interchange_plus?: {
+                            /** @description A card of unknown funding is priced as credit. */
+                            interchange_bps: {
+                                /** @description Simulated interchange on credit cards. In basis points (100 = 1%). */
+                                credit: number;
+                                /** @description Simulated interchange on debit cards. In basis points (100 = 1%). */
+                                debit: number;
+                                /** @description Simulated interchange on prepaid cards. In basis points (100 = 1%). */
+                                prepaid: number;
+                            };
+                            /** @description Card scheme (network) fee. In basis points (100 = 1%). */
+                            scheme_fee_bps: number;
+                            /** @description The platform's margin on top of interchange and scheme fee. */
+                            markup: {
+                                /** @description Percentage of the amount. In basis points (100 = 1%). */
+                                percent_bps: number;
+                                /** @description Fixed fee per payment. In hundredths of a major unit (US cents), converted to each currency's minor unit by the rounding rule: 30 is 30 in USD, 300 in KWD, 0 in JPY (¥0.3). */
+                                fixed: number;
+                                /** @description Overrides for particular currencies; their `fixed` is in that currency's own minor unit. */
+                                currencies?: {
+                                    [key: string]: {
+                                        /** @description Percentage of the amount. In basis points (100 = 1%). */
+                                        percent_bps: number;
+                                        /** @description Fixed fee in this currency's own minor unit. */
+                                        fixed: number;
+                                    };
+                                };
+                            };
+                        };
+                        /** @description Surcharge on cards issued outside the platform country (US). In basis points (100 = 1%). */
+                        international_bps: number;
+                        /** @description Markup when the presentment currency differs from the charge currency. In basis points (100 = 1%). */
+                        currency_conversion_bps: number;
+                        /** @description Fee for instant settlement. In basis points (100 = 1%). */
+                        instant_settlement_bps: number;
+                        /** @description Fixed fee per refund (0 for none). */
+                        refund_fee: {
+                            /** @description In hundredths of a major unit (US cents), converted to each currency's minor unit by the rounding rule: 30 is 30 in USD, 300 in KWD, 0 in JPY (¥0.3). */
+                            fixed: number;
+                            /** @description Overrides for particular currencies. */
+                            currencies?: {
+                                [key: string]: number;
+                            };
+                        };
+                        /** @description Fixed fee per dispute. */
+                        dispute_fee: {
+                            /** @description In hundredths of a major unit (US cents), converted to each currency's minor unit by the rounding rule: 30 is 30 in USD, 300 in KWD, 0 in JPY (¥0.3). */
+                            fixed: number;
+                            /** @description Overrides for particular currencies. */
+                            currencies?: {
+                                [key: string]: number;
+                            };
+                        };
+                    };
                 };
             };
             responses: {
@@ -3183,6 +3662,38 @@ export interface paths {
                      *     }
                      */
                     "application/json": {
+                        /**
+                         * @description Integer in the currency's minor unit.
+                         * @example 1000
+                         */
+                        amount: number;
+                        /**
+                         * @description ISO 4217 code, e.g. usd, jpy, kwd.
+                         * @example usd
+                         */
+                        currency: string;
+                        /** @description ISO 3166-1 alpha-2 country of the card; US when neither this nor `payment_method` is given. */
+                        card_country?: string;
+                        /**
+                         * @description Used by interchange++ plans; credit when not given.
+                         * @enum {string}
+                         */
+                        card_funding?: "credit" | "debit" | "prepaid";
+                        /** @description A saved card: its country and funding are used. Not combinable with `card_country` or `card_funding`. */
+                        payment_method?: string;
+                        /** @description The currency the cardholder pays in; when it differs from `currency`, the conversion markup applies. */
+                        presentment_currency?: string;
+                        /** @default false */
+                        instant_settlement?: boolean;
+                    };
+                    /**
+                     * @example {
+                     *       "amount": 1000,
+                     *       "currency": "usd",
+                     *       "card_country": "GB"
+                     *     }
+                     */
+                    "application/x-www-form-urlencoded": {
                         /**
                          * @description Integer in the currency's minor unit.
                          * @example 1000
@@ -3714,6 +4225,35 @@ export interface paths {
                             [key: string]: string;
                         };
                     };
+                    /**
+                     * @example {
+                     *       "amount": 5000,
+                     *       "currency": "usd",
+                     *       "method": "standard"
+                     *     }
+                     */
+                    "application/x-www-form-urlencoded": {
+                        /**
+                         * @description Integer in the currency's minor unit; at most your available balance.
+                         * @example 5000
+                         */
+                        amount: number;
+                        /** @example usd */
+                        currency: string;
+                        /**
+                         * @description `standard` arrives the next business day; `instant` within minutes.
+                         * @default standard
+                         * @enum {string}
+                         */
+                        method?: "standard" | "instant";
+                        /** @description A verified bank account of yours (`ba_…`) in the payout currency; by default the default account of the currency. */
+                        destination?: string;
+                        description?: string;
+                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                    };
                 };
             };
             responses: {
@@ -3923,6 +4463,38 @@ export interface paths {
                             [key: string]: string;
                         };
                     };
+                    /**
+                     * @example {
+                     *       "account_number": "000123456789",
+                     *       "routing_number": "110000000",
+                     *       "country": "US",
+                     *       "currency": "usd",
+                     *       "account_holder_name": "Jenny Rosen"
+                     *     }
+                     */
+                    "application/x-www-form-urlencoded": {
+                        /**
+                         * @description Never stored in plaintext: sealed in the vault; only its last 4 digits are shown.
+                         * @example 000123456789
+                         */
+                        account_number: string;
+                        /**
+                         * @description ABA routing number (9 digits, checksum verified).
+                         * @example 110000000
+                         */
+                        routing_number: string;
+                        /** @example US */
+                        country: string;
+                        /** @example usd */
+                        currency: string;
+                        account_holder_name?: string;
+                        /** @description Receives the automatic payouts of its currency once verified. */
+                        default_for_currency?: boolean;
+                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                    };
                 };
             };
             responses: {
@@ -4026,6 +4598,17 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /**
+                         * @description Make this the default account for its currency.
+                         * @enum {boolean}
+                         */
+                        default_for_currency?: true;
+                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                    } | null;
+                    "application/x-www-form-urlencoded": {
                         /**
                          * @description Make this the default account for its currency.
                          * @enum {boolean}
@@ -4148,6 +4731,16 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /**
+                         * @description The two micro-deposits in cents, in any order (test mode: 32 and 45).
+                         * @example [
+                         *       32,
+                         *       45
+                         *     ]
+                         */
+                        amounts: number[];
+                    };
+                    "application/x-www-form-urlencoded": {
                         /**
                          * @description The two micro-deposits in cents, in any order (test mode: 32 and 45).
                          * @example [
@@ -4301,6 +4894,24 @@ export interface paths {
                             [key: string]: string;
                         };
                     } | null;
+                    /**
+                     * @example {
+                     *       "email": "jenny.rosen@example.com",
+                     *       "name": "Jenny Rosen"
+                     *     }
+                     */
+                    "application/x-www-form-urlencoded": {
+                        /** @example jenny.rosen@example.com */
+                        email?: string;
+                        /** @example Jenny Rosen */
+                        name?: string;
+                        /** @example +1 415 555 0100 */
+                        phone?: string;
+                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                    } | null;
                 };
             };
             responses: {
@@ -4410,6 +5021,20 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /** @description An empty string clears it. */
+                        email?: string | "";
+                        /** @description An empty string clears it. */
+                        name?: string | "";
+                        /** @description An empty string clears it. */
+                        phone?: string | "";
+                        /** @description Merged into the current metadata; a key set to "" is removed. */
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                        /** @description A card attached to this customer; "" clears it. */
+                        default_payment_method?: string | "";
+                    } | null;
+                    "application/x-www-form-urlencoded": {
                         /** @description An empty string clears it. */
                         email?: string | "";
                         /** @description An empty string clears it. */
@@ -4670,6 +5295,10 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /** @example cus_01jd7s0k2m3n */
+                        customer: string;
+                    };
+                    "application/x-www-form-urlencoded": {
                         /** @example cus_01jd7s0k2m3n */
                         customer: string;
                     };
@@ -5512,6 +6141,19 @@ export interface paths {
                          */
                         format?: "csv" | "json" | "pdf" | "camt.053";
                     };
+                    "application/x-www-form-urlencoded": {
+                        /** @enum {string} */
+                        type: "large_transactions" | "structuring_alerts" | "transaction_summary" | "settlement_statement" | "pci_access_review" | "reconciliation_summary";
+                        /** @description Depends on `type`; see the README’s table of report types. */
+                        parameters?: {
+                            [key: string]: unknown;
+                        };
+                        /**
+                         * @default csv
+                         * @enum {string}
+                         */
+                        format?: "csv" | "json" | "pdf" | "camt.053";
+                    };
                 };
             };
             responses: {
@@ -5764,6 +6406,21 @@ export interface paths {
                         /** @enum {string} */
                         interval: "daily" | "weekly" | "monthly";
                     };
+                    "application/x-www-form-urlencoded": {
+                        /** @enum {string} */
+                        type: "large_transactions" | "structuring_alerts" | "transaction_summary" | "settlement_statement" | "pci_access_review" | "reconciliation_summary";
+                        /** @description Depends on `type`; see the README’s table of report types. */
+                        parameters?: {
+                            [key: string]: unknown;
+                        };
+                        /**
+                         * @default csv
+                         * @enum {string}
+                         */
+                        format?: "csv" | "json" | "pdf" | "camt.053";
+                        /** @enum {string} */
+                        interval: "daily" | "weekly" | "monthly";
+                    };
                 };
             };
             responses: {
@@ -5864,6 +6521,16 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /** @description Depends on `type`; see the README’s table of report types. */
+                        parameters?: {
+                            [key: string]: unknown;
+                        };
+                        /** @enum {string} */
+                        format?: "csv" | "json" | "pdf" | "camt.053";
+                        /** @enum {string} */
+                        interval?: "daily" | "weekly" | "monthly";
+                    };
+                    "application/x-www-form-urlencoded": {
                         /** @description Depends on `type`; see the README’s table of report types. */
                         parameters?: {
                             [key: string]: unknown;
@@ -6050,6 +6717,18 @@ export interface paths {
                         narrative?: string;
                         assignee?: string;
                     };
+                    "application/x-www-form-urlencoded": {
+                        /** @description Who the activity is about: the customer reference and/or card. */
+                        subject: {
+                            customer?: string | null;
+                            card_fingerprint?: string | null;
+                            name?: string | null;
+                            email?: string | null;
+                        };
+                        payments?: string[];
+                        narrative?: string;
+                        assignee?: string;
+                    };
                 };
             };
             responses: {
@@ -6158,6 +6837,12 @@ export interface paths {
                         assignee?: string | null;
                         narrative?: string;
                     };
+                    "application/x-www-form-urlencoded": {
+                        /** @enum {string} */
+                        status?: "open" | "investigating" | "filed" | "dismissed";
+                        assignee?: string | null;
+                        narrative?: string;
+                    };
                 };
             };
             responses: {
@@ -6218,6 +6903,10 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        body: string;
+                        author?: string;
+                    };
+                    "application/x-www-form-urlencoded": {
                         body: string;
                         author?: string;
                     };
@@ -6391,6 +7080,15 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /**
+                         * Format: email
+                         * @example ada@example.com
+                         */
+                        email: string;
+                        /** @enum {string} */
+                        role: "owner" | "admin" | "developer" | "analyst" | "compliance" | "support" | "view_only" | "operator_admin" | "operator_support";
+                    };
+                    "application/x-www-form-urlencoded": {
                         /**
                          * Format: email
                          * @example ada@example.com
@@ -6606,6 +7304,10 @@ export interface paths {
                         /** @enum {string} */
                         role: "owner" | "admin" | "developer" | "analyst" | "compliance" | "support" | "view_only" | "operator_admin" | "operator_support";
                     };
+                    "application/x-www-form-urlencoded": {
+                        /** @enum {string} */
+                        role: "owner" | "admin" | "developer" | "analyst" | "compliance" | "support" | "view_only" | "operator_admin" | "operator_support";
+                    };
                 };
             };
             responses: {
@@ -6665,6 +7367,7 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": Record<string, never> | null;
+                    "application/x-www-form-urlencoded": Record<string, never> | null;
                 };
             };
             responses: {
@@ -6729,6 +7432,10 @@ export interface paths {
                         current_password: string;
                         new_password: string;
                     };
+                    "application/x-www-form-urlencoded": {
+                        current_password: string;
+                        new_password: string;
+                    };
                 };
             };
             responses: {
@@ -6790,6 +7497,9 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        code: string;
+                    };
+                    "application/x-www-form-urlencoded": {
                         code: string;
                     };
                 };
@@ -6857,6 +7567,7 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": Record<string, never> | null;
+                    "application/x-www-form-urlencoded": Record<string, never> | null;
                 };
             };
             responses: {
@@ -6920,6 +7631,11 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        response: {
+                            [key: string]: unknown;
+                        };
+                    };
+                    "application/x-www-form-urlencoded": {
                         response: {
                             [key: string]: unknown;
                         };
@@ -7505,6 +8221,25 @@ export interface paths {
                             [key: string]: string;
                         };
                     };
+                    "application/x-www-form-urlencoded": {
+                        /**
+                         * @description Where events are POSTed: https (http is accepted in test mode). Private addresses are refused.
+                         * @example https://example.com/webhooks/payforward
+                         */
+                        url: string;
+                        /**
+                         * @example [
+                         *       "payment.*",
+                         *       "refund.succeeded"
+                         *     ]
+                         */
+                        enabled_events: string[];
+                        description?: string;
+                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                    };
                 };
             };
             responses: {
@@ -7608,6 +8343,21 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /**
+                         * @description Where events are POSTed: https (http is accepted in test mode). Private addresses are refused.
+                         * @example https://example.com/webhooks/payforward
+                         */
+                        url?: string;
+                        enabled_events?: string[];
+                        description?: string;
+                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                        /** @description `true` stops deliveries; `false` enables the endpoint again (any status). */
+                        disabled?: boolean;
+                    } | null;
+                    "application/x-www-form-urlencoded": {
                         /**
                          * @description Where events are POSTed: https (http is accepted in test mode). Private addresses are refused.
                          * @example https://example.com/webhooks/payforward
@@ -7736,6 +8486,21 @@ export interface paths {
                         /** @description `true` stops deliveries; `false` enables the endpoint again (any status). */
                         disabled?: boolean;
                     } | null;
+                    "application/x-www-form-urlencoded": {
+                        /**
+                         * @description Where events are POSTed: https (http is accepted in test mode). Private addresses are refused.
+                         * @example https://example.com/webhooks/payforward
+                         */
+                        url?: string;
+                        enabled_events?: string[];
+                        description?: string;
+                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+                        metadata?: {
+                            [key: string]: string;
+                        };
+                        /** @description `true` stops deliveries; `false` enables the endpoint again (any status). */
+                        disabled?: boolean;
+                    } | null;
                 };
             };
             responses: {
@@ -7795,6 +8560,10 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /** @description Seconds the old secret keeps signing (default 24 hours, 0 retires it at once). */
+                        expires_in?: number;
+                    } | null;
+                    "application/x-www-form-urlencoded": {
                         /** @description Seconds the old secret keeps signing (default 24 hours, 0 retires it at once). */
                         expires_in?: number;
                     } | null;
@@ -8000,6 +8769,14 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /** @description Events created at or after this Unix timestamp. */
+                        since: number;
+                        /** @description Events created before this Unix timestamp (default: now). */
+                        until?: number;
+                        /** @description Only deliveries that gave up (status `failed`). */
+                        only_failed?: boolean;
+                    };
+                    "application/x-www-form-urlencoded": {
                         /** @description Events created at or after this Unix timestamp. */
                         since: number;
                         /** @description Events created before this Unix timestamp (default: now). */
@@ -8268,6 +9045,24 @@ export interface paths {
                         enabled?: boolean;
                         shadow?: boolean;
                     };
+                    /**
+                     * @example {
+                     *       "name": "Review large foreign payments",
+                     *       "expression": "amount > 50000 && ip.country != card.country && ip.country != ''",
+                     *       "action": "review",
+                     *       "priority": 45
+                     *     }
+                     */
+                    "application/x-www-form-urlencoded": {
+                        name: string;
+                        expression: string;
+                        /** @enum {string} */
+                        action: "allow" | "review" | "block" | "request_3ds";
+                        /** @description Lower runs first. */
+                        priority?: number;
+                        enabled?: boolean;
+                        shadow?: boolean;
+                    };
                 };
             };
             responses: {
@@ -8329,6 +9124,14 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        expression?: string;
+                        rule?: string;
+                        /** @description Unix seconds: replay payments created at or after. */
+                        since: number;
+                        /** @description Unix seconds: … and before (default now). */
+                        until?: number;
+                    };
+                    "application/x-www-form-urlencoded": {
                         expression?: string;
                         rule?: string;
                         /** @description Unix seconds: replay payments created at or after. */
@@ -8439,6 +9242,16 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        name?: string;
+                        expression?: string;
+                        /** @enum {string} */
+                        action?: "allow" | "review" | "block" | "request_3ds";
+                        /** @description Lower runs first. */
+                        priority?: number;
+                        enabled?: boolean;
+                        shadow?: boolean;
+                    };
+                    "application/x-www-form-urlencoded": {
                         name?: string;
                         expression?: string;
                         /** @enum {string} */
@@ -8607,6 +9420,23 @@ export interface paths {
                      *     }
                      */
                     "application/json": {
+                        name: string;
+                        /** @enum {string} */
+                        item_type: "card_fingerprint" | "card_bin" | "email" | "ip_address" | "country" | "customer";
+                        /**
+                         * @default block
+                         * @enum {string}
+                         */
+                        kind?: "block" | "allow";
+                    };
+                    /**
+                     * @example {
+                     *       "name": "vip_customers",
+                     *       "item_type": "customer",
+                     *       "kind": "allow"
+                     *     }
+                     */
+                    "application/x-www-form-urlencoded": {
                         name: string;
                         /** @enum {string} */
                         item_type: "card_fingerprint" | "card_bin" | "email" | "ip_address" | "country" | "customer";
@@ -8842,6 +9672,9 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        value: string;
+                    };
+                    "application/x-www-form-urlencoded": {
                         value: string;
                     };
                 };
@@ -9107,6 +9940,9 @@ export interface paths {
                     "application/json": {
                         reason?: string;
                     } | null;
+                    "application/x-www-form-urlencoded": {
+                        reason?: string;
+                    } | null;
                 };
             };
             responses: {
@@ -9172,6 +10008,9 @@ export interface paths {
                     "application/json": {
                         reason?: string;
                     } | null;
+                    "application/x-www-form-urlencoded": {
+                        reason?: string;
+                    } | null;
                 };
             };
             responses: {
@@ -9235,6 +10074,10 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /** @description Also add the payment's card fingerprint to the `blocked_cards` list. */
+                        block_card?: boolean;
+                    } | null;
+                    "application/x-www-form-urlencoded": {
                         /** @description Also add the payment's card fingerprint to the `blocked_cards` list. */
                         block_card?: boolean;
                     } | null;
