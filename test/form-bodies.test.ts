@@ -42,6 +42,12 @@ const paymentForm = (amount: string, extra: string[] = []) =>
     ...extra,
   ].join('&');
 
+/** The tenant's payments in both modes, as the database has them. */
+async function paymentCount() {
+  const [row] = await t.admin<{ n: number }[]>`SELECT count(*)::int AS n FROM payments WHERE tenant_id = ${tenant.id}`;
+  return row.n;
+}
+
 function expectInvalid(response: Awaited<ReturnType<typeof formPost>>, code: string, param: string | null) {
   expect(response.statusCode, response.body).toBe(400);
   const { error } = response.json();
@@ -130,15 +136,11 @@ describe('form-encoded bodies', () => {
     ['an unknown field', 'amount=100&currency=usd&evil=1', 'parameter_unknown', 'evil'],
     ['metadata as text', 'amount=100&currency=usd&metadata=x', 'parameter_invalid', 'metadata'],
   ])('%s is a 400 naming the parameter, and writes nothing', async (_name, body, code, param) => {
-    const before = await t.admin<
-      { n: number }[]
-    >`SELECT count(*)::int AS n FROM payments WHERE tenant_id = ${tenant.id}`;
+    const before = await paymentCount();
     const error = expectInvalid(await formPost('/v1/payments', body), code, param);
     expect(error.code).toBe(code);
-    const after = await t.admin<
-      { n: number }[]
-    >`SELECT count(*)::int AS n FROM payments WHERE tenant_id = ${tenant.id}`;
-    expect(after[0].n).toBe(before[0].n);
+    const after = await paymentCount();
+    expect(after).toBe(before);
   });
 
   it.each([
@@ -163,9 +165,7 @@ describe('form-encoded bodies', () => {
     }
     // A signed-in member's own request, CSRF token and all: the dashboard sends JSON, and nothing else is taken.
     const member = await newMember(t.app, new TestClock(), tenant.liveKey, 'admin');
-    const before = await t.admin<
-      { n: number }[]
-    >`SELECT count(*)::int AS n FROM payments WHERE tenant_id = ${tenant.id}`;
+    const before = await paymentCount();
     const payments = await t.app.inject({
       method: 'POST',
       url: '/v1/payments',
@@ -177,10 +177,8 @@ describe('form-encoded bodies', () => {
       payload: 'amount=100&currency=usd',
     });
     expect(payments.statusCode, payments.body).toBe(415);
-    const after = await t.admin<
-      { n: number }[]
-    >`SELECT count(*)::int AS n FROM payments WHERE tenant_id = ${tenant.id}`;
-    expect(after[0].n).toBe(before[0].n);
+    const after = await paymentCount();
+    expect(after).toBe(before);
     expect((await asMember(t.app, member, 'POST', '/v1/payments', { amount: 100, currency: 'usd' })).statusCode).toBe(
       200,
     );
