@@ -207,6 +207,27 @@ describe('form-encoded bodies', () => {
     expect(mediaTypes('/v1/sessions')).toEqual(['application/json']);
   });
 
+  // A route's coercing validator is compiled on its first form body: every route listed must compile it and answer.
+  it('every route the document lists them on answers a form with a 2xx or a 4xx envelope, never a 5xx', async () => {
+    const document = await ok(await t.app.inject({ method: 'GET', url: '/openapi.json' }));
+    const listed = Object.entries(document.paths as Record<string, Record<string, any>>).flatMap(([path, methods]) =>
+      Object.entries(methods)
+        .filter(([, operation]) => operation.requestBody?.content?.['application/x-www-form-urlencoded'])
+        .map(([method]) => [method.toUpperCase(), path.replace(/\{[^}]+\}/g, 'unknown_id')] as const),
+    );
+    expect(listed.length).toBeGreaterThan(20);
+    for (const [method, url] of listed) {
+      const response = await t.app.inject({
+        method: method as 'POST',
+        url,
+        headers: { authorization: `Bearer ${tenant.testKey}`, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: 'unknown_field=1&metadata[k]=v',
+      });
+      expect(response.statusCode, `${method} ${url}: ${response.body}`).toBeLessThan(500);
+      if (response.statusCode >= 400) expect(response.json().error).toHaveProperty('code');
+    }
+  });
+
   it('never makes __proto__ or constructor keys, and pollutes nothing', async () => {
     const response = await formPost(
       '/v1/payments',
