@@ -364,6 +364,54 @@ describe('row-level security in PostgreSQL', () => {
     expect(after).toBe(0);
   });
 
+  it('a scope of many pairs, as a batch sets it, shows exactly those pairs', async () => {
+    const others = Array.from({ length: 60 }, (_, i) => ({ tenantId: `ten_rls_absent_${i}`, livemode: i % 2 === 0 }));
+    const seen = (scopes: { tenantId: string; livemode: boolean }[]) =>
+      inScope(
+        appSql,
+        scopes,
+        (tx) => tx<{ tenant_id: string; livemode: boolean }[]>`
+        SELECT DISTINCT tenant_id, livemode FROM payments ORDER BY tenant_id, livemode`,
+      );
+    expect(await seen([...others, { tenantId: b.id, livemode: false }, ...others])).toEqual([
+      { tenant_id: b.id, livemode: false },
+    ]);
+    expect(await seen(others)).toEqual([]);
+    // The tables a tenant owns in both modes (its row, its members) go by the tenants of the scope.
+    const tenants = await inScope(
+      appSql,
+      [...others, { tenantId: b.id, livemode: true }],
+      (tx) => tx<{ id: string }[]>`SELECT id FROM tenants`,
+    );
+    expect(tenants).toEqual([{ id: b.id }]);
+    const write = inScope(
+      appSql,
+      [...others, { tenantId: b.id, livemode: false }],
+      (tx) => tx`
+      INSERT INTO payments (id, tenant_id, livemode, amount, currency, status, capture_method)
+      VALUES ('pay_rls_probe_0003', ${a.id}, false, 100, 'usd', 'requires_payment_method', 'automatic')`,
+    );
+    await expect(write).rejects.toMatchObject({ code: '42501' });
+  });
+
+  it("every policy reads the transaction's scope once per statement (an InitPlan), never once per row", async () => {
+    const policies = await t.admin<{ tablename: string; qual: string; with_check: string }[]>`
+      SELECT tablename, qual, with_check FROM pg_policies WHERE schemaname = 'public'`;
+    expect(policies.length).toBeGreaterThan(50);
+    for (const policy of policies) {
+      expect(policy.with_check, policy.tablename).toBe(policy.qual);
+      expect(policy.qual, policy.tablename).toMatch(
+        /= ANY \(\( SELECT app_scope_(keys|tenant_ids)\(\) AS app_scope_\1\)::text\[\]\)\)$/,
+      );
+    }
+    const lines = await inScope(
+      appSql,
+      { tenantId: b.id, livemode: false },
+      (tx) => tx<{ 'QUERY PLAN': string }[]>`EXPLAIN SELECT id FROM payments`,
+    );
+    expect(lines.map((line) => line['QUERY PLAN']).join('\n')).toMatch(/InitPlan/);
+  });
+
   it('rejects writing a row for another tenant under a scoped transaction', async () => {
     const insert = inScope(
       appSql,
