@@ -261,8 +261,10 @@ interface RefundCheckResult {
  * The unlocked reads before a refund's reservation (refundReads without the lock), for the refunds of concurrent
  * requests in one round trip: each refund read alone was a transaction of its own (BEGIN, the scope, three queries,
  * COMMIT). Each query looks its rows up by `= ANY` on an index (a join of the batch's rows to payments, measured,
- * cost PostgreSQL more a refund than the batch saved). Row-level security limits them to the batch's scopes, and
- * each check keeps only the rows of its own tenant and mode, so a payment of another tenant is not found, as alone.
+ * cost PostgreSQL more a refund than the batch saved), on every column the index leads with: without the modes, the
+ * earlier-refund lookup walked all of the tenant's refunds in the index (9 ms at 9,000 refunds, growing with them).
+ * Row-level security limits them to the batch's scopes, and each check keeps only the rows of its own tenant and
+ * mode, so a payment of another tenant is not found, as alone.
  */
 async function readRefundChecks(sql: Sql, checks: RefundCheck[]): Promise<RefundCheckResult[]> {
   const paymentIds = [...new Set(checks.map((check) => check.payment))];
@@ -278,6 +280,7 @@ async function readRefundChecks(sql: Sql, checks: RefundCheck[]): Promise<Refund
           ? tx<{ tenant_id: string; livemode: boolean; idempotency_key: string }[]>`
               SELECT tenant_id, livemode, idempotency_key FROM refunds
               WHERE tenant_id = ANY(${[...new Set(keyed.map((check) => check.scope.tenantId))]})
+                AND livemode = ANY(${[...new Set(keyed.map((check) => String(check.scope.livemode)))]}::boolean[])
                 AND idempotency_key = ANY(${keyed.map((check) => check.idempotencyKey!)})`
           : Promise.resolve([]),
         tx<{ payment_id: string }[]>`SELECT payment_id FROM disputes WHERE payment_id = ANY(${paymentIds})`,
