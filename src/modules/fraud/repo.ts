@@ -73,8 +73,11 @@ export async function loadConfiguration(tx: Tx, scope: Scope) {
     tx<RuleRow[]>`SELECT * FROM fraud_rules WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}
       ORDER BY priority, id`,
     tx<ListRow[]>`SELECT * FROM fraud_lists WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`,
+    // Through the tenant's lists: fraud_list_items is indexed by list alone, so filtering it by tenant read every
+    // tenant's items.
     tx<Pick<ListItemRow, 'list_id' | 'value'>[]>`SELECT list_id, value FROM fraud_list_items
-      WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`,
+      WHERE list_id IN (SELECT id FROM fraud_lists WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode})
+        AND tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`,
   ]);
   return { rules, lists, items };
 }

@@ -1,20 +1,40 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import postgres from 'postgres';
+import { inScope, type Tx } from '../src/db/index.js';
+import { loadConfiguration } from '../src/modules/fraud/repo.js';
 import { bootAppOnOwnDatabase, createTenant, type TestApp } from './helpers.js';
 
-// The idempotency purge runs every five minutes over the whole platform: it must find the keys to release by an
-// index (migration 051), not read every refund and payout to find the few that aged past the cutoff.
+// Statements whose cost must not grow with the data of the whole platform: each finds its rows by an index.
 const RECENT = 5_000;
 const AGED = 20;
+const OTHER_LISTS = 200;
+const OTHER_TENANTS_ITEMS = 20_000;
 
-describe('the idempotency purge', () => {
+describe('statements that read by index what once grew with the platform', () => {
   let t: TestApp;
   let explained: postgres.Sql;
+  let tenantId: string;
   const plans: string[] = [];
 
   beforeAll(async () => {
     t = await bootAppOnOwnDatabase('purge_plans');
     const tenant = await createTenant(t.app, 'Purge');
+    const other = await createTenant(t.app, 'Other');
+    tenantId = tenant.id;
+    // Another tenant's many block lists, and a short one of the tenant's own.
+    await t.admin`
+      INSERT INTO fraud_lists (id, tenant_id, livemode, name, item_type, kind)
+      SELECT 'rsl_plan_other' || n, ${other.id}, false, 'other' || n, 'email', 'block'
+      FROM generate_series(1, ${OTHER_LISTS}) AS n
+      UNION ALL SELECT 'rsl_plan_own', ${tenant.id}, false, 'own', 'email', 'block'`;
+    await t.admin`
+      INSERT INTO fraud_list_items (id, tenant_id, livemode, list_id, value)
+      SELECT 'rsli_plan' || n, ${other.id}, false, 'rsl_plan_other' || (1 + n % ${OTHER_LISTS}),
+        'x' || n || '@example.com'
+      FROM generate_series(1, ${OTHER_TENANTS_ITEMS}) AS n
+      UNION ALL SELECT 'rsli_own' || n, ${tenant.id}, false, 'rsl_plan_own', 'own' || n || '@example.com'
+      FROM generate_series(1, 3) AS n`;
+    await t.admin`ANALYZE fraud_lists, fraud_list_items`;
     await t.admin`
       INSERT INTO payments (id, tenant_id, livemode, amount, currency, status, capture_method)
       VALUES ('pay_purge_plan', ${tenant.id}, false, 100000000, 'usd', 'succeeded', 'automatic')`;
@@ -50,5 +70,24 @@ describe('the idempotency purge', () => {
         count(idempotency_key)::int AS kept
       FROM refunds WHERE payment_id = 'pay_purge_plan'`;
     expect(counts).toEqual({ released: AGED, kept: RECENT });
+  });
+
+  it("loads a tenant's fraud list items through its lists, not through every tenant's items", async () => {
+    const scope = { tenantId, livemode: false };
+    const loaded = await inScope(t.platform.sql, scope, (tx) => loadConfiguration(tx, scope));
+    expect(loaded.items.map((item) => item.value).sort()).toEqual([
+      'own1@example.com',
+      'own2@example.com',
+      'own3@example.com',
+    ]);
+    plans.length = 0;
+    await explained.begin(async (tx) => {
+      await tx`SET LOCAL ROLE ${tx(t.config.appDbRole)}`;
+      await tx`SELECT set_config('app.scope', ${`${tenantId}:f`}, true)`;
+      await loadConfiguration(tx as unknown as Tx, scope);
+    });
+    const plan = plans.filter((p) => p.includes('fraud_list_items')).join('\n');
+    expect(plan).toMatch(/(Index Scan using|Bitmap Index Scan on) fraud_list_items_list/);
+    expect(plan).not.toMatch(/Seq Scan on fraud_list_items/);
   });
 });
