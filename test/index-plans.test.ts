@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import postgres from 'postgres';
 import { inScope, type Tx } from '../src/db/index.js';
-import { loadConfiguration } from '../src/modules/fraud/repo.js';
+import { decidedPayments, loadConfiguration } from '../src/modules/fraud/repo.js';
+import { newId } from '../src/lib/ids.js';
 import { bootAppOnOwnDatabase, createTenant, type TestApp } from './helpers.js';
 
 // Statements whose cost must not grow with the data of the whole platform: each finds its rows by an index.
@@ -89,5 +90,37 @@ describe('statements that read by index what once grew with the platform', () =>
     const plan = plans.filter((p) => p.includes('fraud_list_items')).join('\n');
     expect(plan).toMatch(/(Index Scan using|Bitmap Index Scan on) fraud_list_items_list/);
     expect(plan).not.toMatch(/Seq Scan on fraud_list_items/);
+  });
+
+  it("reads a backtest's window from the tenant's payments by id range, not from the tenant's first payment", async () => {
+    const old = Date.now() - 60 * 86_400_000;
+    const rows = Array.from({ length: 3_000 + 10 }, (_, n) => {
+      const at = new Date(n < 3_000 ? old + n * 1_000 : Date.now() - 3_600_000 + n);
+      return { id: newId('pay', at), at };
+    });
+    await t.admin`
+      INSERT INTO payments (id, tenant_id, livemode, amount, currency, status, capture_method, created_at, updated_at)
+      SELECT id, ${tenantId}, false, 1000, 'usd', 'succeeded', 'automatic', at, at
+      FROM unnest(${rows.map((r) => r.id)}::text[], ${rows.map((r) => r.at.toISOString())}::timestamptz[]) AS r(id, at)`;
+    await t.admin`
+      INSERT INTO payment_fraud_decisions (payment_id, tenant_id, livemode, outcome, inputs)
+      SELECT id, ${tenantId}, false, '{}', '{}' FROM payments WHERE tenant_id = ${tenantId}`;
+    await t.admin`ANALYZE payments, payment_fraud_decisions`;
+    const scope = { tenantId, livemode: false };
+    const since = new Date(Date.now() - 86_400_000);
+    plans.length = 0;
+    const decided = await explained.begin(async (tx) => {
+      await tx`SET LOCAL ROLE ${tx(t.config.appDbRole)}`;
+      await tx`SELECT set_config('app.scope', ${`${tenantId}:f`}, true)`;
+      return decidedPayments(tx as unknown as Tx, scope, since, new Date());
+    });
+    expect(decided.map((p) => p.id).sort()).toEqual(
+      rows
+        .slice(3_000)
+        .map((r) => r.id)
+        .sort(),
+    );
+    const plan = plans.filter((p) => p.includes('payment_fraud_decisions')).join('\n');
+    expect(plan).toMatch(/Index Cond: .*\(id >= 'pay_/);
   });
 });

@@ -1,5 +1,6 @@
 import type { Scope, Tx } from '../../db/index.js';
 import type { Columns } from '../../db/unnest.js';
+import { idFloor } from '../../lib/ids.js';
 import type { StoredInputs } from './engine.js';
 
 export type FraudAction = 'allow' | 'review' | 'block' | 'request_3ds';
@@ -89,18 +90,24 @@ export async function claimDefaults(tx: Tx, scope: Scope): Promise<boolean> {
   return rows.length === 1;
 }
 
+/** How far a payment id's time may stray from its created_at (a clock stepped back): the id range's margin. */
+const ID_TIME_MARGIN_MS = 60 * 60 * 1000;
+
 /**
  * The payments a backtest replays: those decided in the window, with their stored inputs, and
- * whether each is labelled fraud (reported, or disputed as fraudulent).
+ * whether each is labelled fraud (reported, or disputed as fraudulent). Ids begin with their creation time (idFloor),
+ * so the window is also an id range: the tenant's index is read from the window's start, not from its first payment.
  */
 export function decidedPayments(tx: Tx, scope: Scope, since: Date, until: Date) {
+  const fromId = idFloor('pay', new Date(Math.max(0, since.getTime() - ID_TIME_MARGIN_MS)));
+  const untilId = idFloor('pay', new Date(until.getTime() + ID_TIME_MARGIN_MS));
   return tx<{ id: string; amount: number; fraud_inputs: StoredInputs; fraud: boolean }[]>`
     SELECT p.id, p.amount, f.inputs AS fraud_inputs,
       (EXISTS (SELECT 1 FROM fraud_reports r WHERE r.payment_id = p.id)
         OR EXISTS (SELECT 1 FROM disputes d WHERE d.payment_id = p.id AND d.reason = 'fraudulent')) AS fraud
     FROM payments p JOIN payment_fraud_decisions f ON f.payment_id = p.id
     WHERE p.tenant_id = ${scope.tenantId} AND p.livemode = ${scope.livemode}
-      AND p.created_at >= ${since} AND p.created_at < ${until}
+      AND p.created_at >= ${since} AND p.created_at < ${until} AND p.id >= ${fromId} AND p.id < ${untilId}
     ORDER BY p.id
     LIMIT 100001`;
 }
