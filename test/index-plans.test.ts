@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import postgres from 'postgres';
 import { inScope, type Tx } from '../src/db/index.js';
+import { listPage } from '../src/db/list.js';
 import { decidedPayments, loadConfiguration } from '../src/modules/fraud/repo.js';
 import { newId } from '../src/lib/ids.js';
 import { bootAppOnOwnDatabase, createTenant, type TestApp } from './helpers.js';
@@ -15,6 +16,7 @@ describe('statements that read by index what once grew with the platform', () =>
   let t: TestApp;
   let explained: postgres.Sql;
   let tenantId: string;
+  let rows: { id: string; at: Date }[] = [];
   const plans: string[] = [];
 
   beforeAll(async () => {
@@ -36,6 +38,20 @@ describe('statements that read by index what once grew with the platform', () =>
       UNION ALL SELECT 'rsli_own' || n, ${tenant.id}, false, 'rsl_plan_own', 'own' || n || '@example.com'
       FROM generate_series(1, 3) AS n`;
     await t.admin`ANALYZE fraud_lists, fraud_list_items`;
+    // Three thousand payments two months old and ten from the last hour, each with its fraud decision.
+    const old = Date.now() - 60 * 86_400_000;
+    rows = Array.from({ length: 3_000 + 10 }, (_, n) => {
+      const at = new Date(n < 3_000 ? old + n * 1_000 : Date.now() - 3_600_000 + n);
+      return { id: newId('pay', at), at };
+    });
+    await t.admin`
+      INSERT INTO payments (id, tenant_id, livemode, amount, currency, status, capture_method, created_at, updated_at)
+      SELECT id, ${tenantId}, false, 1000, 'usd', 'succeeded', 'automatic', at, at
+      FROM unnest(${rows.map((r) => r.id)}::text[], ${rows.map((r) => r.at.toISOString())}::timestamptz[]) AS r(id, at)`;
+    await t.admin`
+      INSERT INTO payment_fraud_decisions (payment_id, tenant_id, livemode, outcome, inputs)
+      SELECT id, ${tenantId}, false, '{}', '{}' FROM payments WHERE tenant_id = ${tenantId}`;
+    await t.admin`ANALYZE payments, payment_fraud_decisions`;
     await t.admin`
       INSERT INTO payments (id, tenant_id, livemode, amount, currency, status, capture_method)
       VALUES ('pay_purge_plan', ${tenant.id}, false, 100000000, 'usd', 'succeeded', 'automatic')`;
@@ -93,19 +109,6 @@ describe('statements that read by index what once grew with the platform', () =>
   });
 
   it("reads a backtest's window from the tenant's payments by id range, not from the tenant's first payment", async () => {
-    const old = Date.now() - 60 * 86_400_000;
-    const rows = Array.from({ length: 3_000 + 10 }, (_, n) => {
-      const at = new Date(n < 3_000 ? old + n * 1_000 : Date.now() - 3_600_000 + n);
-      return { id: newId('pay', at), at };
-    });
-    await t.admin`
-      INSERT INTO payments (id, tenant_id, livemode, amount, currency, status, capture_method, created_at, updated_at)
-      SELECT id, ${tenantId}, false, 1000, 'usd', 'succeeded', 'automatic', at, at
-      FROM unnest(${rows.map((r) => r.id)}::text[], ${rows.map((r) => r.at.toISOString())}::timestamptz[]) AS r(id, at)`;
-    await t.admin`
-      INSERT INTO payment_fraud_decisions (payment_id, tenant_id, livemode, outcome, inputs)
-      SELECT id, ${tenantId}, false, '{}', '{}' FROM payments WHERE tenant_id = ${tenantId}`;
-    await t.admin`ANALYZE payments, payment_fraud_decisions`;
     const scope = { tenantId, livemode: false };
     const since = new Date(Date.now() - 86_400_000);
     plans.length = 0;
@@ -122,5 +125,38 @@ describe('statements that read by index what once grew with the platform', () =>
     );
     const plan = plans.filter((p) => p.includes('payment_fraud_decisions')).join('\n');
     expect(plan).toMatch(/Index Cond: .*\(id >= 'pay_/);
+  });
+
+  it('lists by a created range through an id range of the tenant, with exactly the payments created in it', async () => {
+    const scope = { tenantId, livemode: false };
+    const seeded = (from: number, until: number) =>
+      rows
+        .filter((r) => r.at.getTime() >= from * 1000 && r.at.getTime() < until * 1000)
+        .map((r) => r.id)
+        .sort()
+        .reverse();
+    const lastDay = Math.floor(Date.now() / 1000) - 86_400;
+    const oldest = Math.floor(rows[0].at.getTime() / 1000);
+    for (const [params, expected] of [
+      [{ 'created[gte]': lastDay, limit: 100 }, seeded(lastDay, Infinity)],
+      [{ 'created[lt]': oldest + 10, limit: 100 }, seeded(0, oldest + 10)],
+      [{ 'created[gt]': oldest + 4, 'created[lte]': oldest + 20, limit: 100 }, seeded(oldest + 5, oldest + 21)],
+    ] as const) {
+      plans.length = 0;
+      const page = await explained.begin(async (tx) => {
+        await tx`SET LOCAL ROLE ${tx(t.config.appDbRole)}`;
+        await tx`SELECT set_config('app.scope', ${`${tenantId}:f`}, true)`;
+        // As the payments list reads its page (scopedPageRead): only walks of an index in list order.
+        await tx`SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
+          set_config('enable_seqscan', 'off', true)`;
+        return listPage<{ id: string }>(tx as unknown as Tx, 'payments', scope, params);
+      });
+      expect(
+        page.rows.map((row) => row.id).filter((id) => id !== 'pay_purge_plan'),
+        JSON.stringify(params),
+      ).toEqual(expected);
+      const plan = plans.filter((p) => p.includes('FROM "payments" AS item')).join('\n');
+      expect(plan, JSON.stringify(params)).toMatch(/Index Cond: .*\(id (>=|<) 'pay_/);
+    }
   });
 });

@@ -1,6 +1,7 @@
 import type postgres from 'postgres';
 import type { Scope, Tx } from './index.js';
 import { ApiError, safeEcho } from '../http/errors.js';
+import { idFloor } from '../lib/ids.js';
 
 export interface ListParams {
   limit?: number;
@@ -37,6 +38,7 @@ export async function listPage<Row extends { id: string }>(
     ...(params.starting_after !== undefined ? [tx`AND id < ${params.starting_after}`] : []),
     ...(backwards ? [tx`AND id > ${params.ending_before!}`] : []),
     ...createdRange(tx, params),
+    ...createdIdRange(tx, table, params),
     ...filters,
   ];
   const where = joinConditions(tx, conditions);
@@ -69,6 +71,37 @@ export function createdRange(tx: Tx, params: ListParams): postgres.PendingQuery<
   if (params['created[lte]'] !== undefined) bounds.push(tx`AND created_at < ${seconds(params['created[lte]'] + 1)}`);
   if (params['created[lt]'] !== undefined) bounds.push(tx`AND created_at < ${seconds(params['created[lt]'])}`);
   return bounds;
+}
+
+/**
+ * The tables whose ids begin with their row's creation time (lib/ids.ts, the same instant as created_at) and that grow
+ * with payments: there a `created` bound is an id bound too, so the walk of the tenant's id index starts and stops at
+ * the range. With created_at alone, `created[gte]=<yesterday>` read every older row of the tenant to learn that
+ * there were no more, and `created[lt]=<last year>` every newer one before the first it could answer.
+ */
+const TIME_ORDERED_IDS: Readonly<Record<string, string>> = {
+  payments: 'pay',
+  refunds: 're',
+  events: 'evt',
+  disputes: 'dp',
+  payouts: 'po',
+  settlements: 'st',
+  customers: 'cus',
+  payment_methods: 'pm',
+};
+/** An id's time may stray from created_at by a clock stepped back; the created_at bounds still decide. */
+const ID_TIME_MARGIN_MS = 60 * 60 * 1000;
+
+function createdIdRange(tx: Tx, table: string, params: ListParams): postgres.PendingQuery<postgres.Row[]>[] {
+  const prefix = TIME_ORDERED_IDS[table];
+  if (prefix === undefined) return [];
+  const from = params['created[gte]'] ?? (params['created[gt]'] !== undefined ? params['created[gt]'] + 1 : undefined);
+  const until = params['created[lt]'] ?? (params['created[lte]'] !== undefined ? params['created[lte]'] + 1 : undefined);
+  const id = (seconds: number) => idFloor(prefix, new Date(Math.max(0, seconds * 1000)));
+  return [
+    ...(from !== undefined ? [tx`AND id >= ${id(from - ID_TIME_MARGIN_MS / 1000)}`] : []),
+    ...(until !== undefined ? [tx`AND id < ${id(until + ID_TIME_MARGIN_MS / 1000)}`] : []),
+  ];
 }
 
 export function joinConditions(tx: Tx, conditions: postgres.PendingQuery<postgres.Row[]>[]) {
