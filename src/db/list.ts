@@ -96,7 +96,8 @@ function createdIdRange(tx: Tx, table: string, params: ListParams): postgres.Pen
   const prefix = TIME_ORDERED_IDS[table];
   if (prefix === undefined) return [];
   const from = params['created[gte]'] ?? (params['created[gt]'] !== undefined ? params['created[gt]'] + 1 : undefined);
-  const until = params['created[lt]'] ?? (params['created[lte]'] !== undefined ? params['created[lte]'] + 1 : undefined);
+  const until =
+    params['created[lt]'] ?? (params['created[lte]'] !== undefined ? params['created[lte]'] + 1 : undefined);
   const id = (seconds: number) => idFloor(prefix, new Date(Math.max(0, seconds * 1000)));
   return [
     ...(from !== undefined ? [tx`AND id >= ${id(from - ID_TIME_MARGIN_MS / 1000)}`] : []),
