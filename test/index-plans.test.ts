@@ -4,6 +4,7 @@ import { inScope, type Tx } from '../src/db/index.js';
 import { listPage } from '../src/db/list.js';
 import { decidedPayments, loadConfiguration } from '../src/modules/fraud/repo.js';
 import { newId } from '../src/lib/ids.js';
+import { planLoggingConnection } from './plan-log.js';
 import { bootAppOnOwnDatabase, createTenant, type TestApp } from './helpers.js';
 
 // Statements whose cost must not grow with the data of the whole platform: each finds its rows by an index.
@@ -61,15 +62,8 @@ describe('statements that read by index what once grew with the platform', () =>
         'key-' || n, CASE WHEN n <= ${AGED} THEN now() - interval '3 days' ELSE now() END
       FROM generate_series(1, ${RECENT + AGED}) AS n`;
     await t.admin`ANALYZE refunds`;
-    // Every plan the purge runs, nested ones included, reaches this connection as a notice.
-    explained = postgres(t.adminUrl, {
-      max: 1,
-      onnotice: (notice) => plans.push(String(notice.message)),
-      connection: { client_min_messages: 'log' },
-    });
-    await explained`LOAD 'auto_explain'`;
-    await explained`SET auto_explain.log_min_duration = 0`;
-    await explained`SET auto_explain.log_nested_statements = on`;
+    // Every plan a statement on this connection runs, nested ones included, reaches `plans`.
+    explained = await planLoggingConnection(t.adminUrl, plans);
   });
   afterAll(async () => {
     await explained?.end();

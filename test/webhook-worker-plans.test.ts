@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import postgres from 'postgres';
+import { planLoggingConnection } from './plan-log.js';
 import { bootAppOnOwnDatabase, call, createTenant, ok, type TestApp } from './helpers.js';
 
 // The delivery workers' statements (migration 033) must keep their index-driven plans when the queue tables'
@@ -41,15 +42,8 @@ describe('webhook worker statements under stale statistics', () => {
       SELECT 'evt_plan' || lpad(n::text, 6, '0'), ${tenant.id}, false, 'payment.succeeded', 'pay_' || n,
         json_build_object('object', json_build_object('id', 'pay_' || n, 'object', 'payment'))
       FROM generate_series(1, ${EVENTS}) AS n`;
-    // Every plan a worker statement runs, nested ones included, reaches this connection as a notice.
-    explained = postgres(t.adminUrl, {
-      max: 1,
-      onnotice: (notice) => plans.push(String(notice.message)),
-      connection: { client_min_messages: 'log' },
-    });
-    await explained`LOAD 'auto_explain'`;
-    await explained`SET auto_explain.log_min_duration = 0`;
-    await explained`SET auto_explain.log_nested_statements = on`;
+    // Every plan a worker statement runs, nested ones included, reaches `plans`.
+    explained = await planLoggingConnection(t.adminUrl, plans);
   });
   afterAll(async () => {
     await explained?.end();
