@@ -384,11 +384,19 @@ async function* statementRows(ctx: SourceContext): AsyncIterable<Row[]> {
   const [account] = await tx<{ id: string }[]>`
     SELECT id FROM ledger_accounts WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}
       AND type = 'available' AND currency = ${currency}`;
+  // No index finds an account's entries (004 keeps one, by transaction): the tenant's transactions are found by their
+  // time-ordered ids instead, and their entries by the primary key. The opening balance is the running balance less
+  // what moved from `from` on, read in one statement (one snapshot): the entries since then, not all before.
+  const since = (start: Date) =>
+    tx`SELECT id, type, source_id FROM ledger_transactions WHERE tenant_id = ${scope.tenantId}
+      AND livemode = ${scope.livemode} AND id >= ${idFloor('txn', new Date(start.getTime() - ID_MARGIN_MS))}`;
   let balance = 0;
   if (account) {
     const [opening] = await tx<{ total: number }[]>`
-      SELECT coalesce(sum(amount), 0)::bigint AS total FROM ledger_entries
-      WHERE account_id = ${account.id} AND created_at < ${from}`;
+      SELECT (a.balance - coalesce((
+        SELECT sum(e.amount) FROM (${since(from)}) t JOIN ledger_entries e ON e.transaction_id = t.id
+        WHERE e.account_id = a.id AND e.created_at >= ${from}), 0))::bigint AS total
+      FROM ledger_accounts a WHERE a.id = ${account.id}`;
     balance = opening.total;
   }
   const entries = account
@@ -397,7 +405,8 @@ async function* statementRows(ctx: SourceContext): AsyncIterable<Row[]> {
         tx<Row[]>`
         SELECT to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS date, t.type AS kind,
           coalesce(t.source_id, t.id) AS reference, e.amount
-        FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
+        FROM (${since(from)} AND id < ${idFloor('txn', new Date(to.getTime() + ID_MARGIN_MS))}) t
+        JOIN ledger_entries e ON e.transaction_id = t.id
         WHERE e.account_id = ${account.id} AND e.created_at >= ${from} AND e.created_at < ${to}
         ORDER BY e.created_at, e.id`,
         ctx.cursorRows,

@@ -254,6 +254,16 @@ describe('settlement statement', () => {
     expect(csv.filter((r) => r.kind === 'settlement').map((r) => Number(r.amount))).toEqual(
       settlements.map((s: any) => s.net).reverse(),
     );
+    // The next day opens with everything that moved today (the running balance less nothing since), and moves nothing.
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    const next = await csvRows(tenant, {
+      type: 'settlement_statement',
+      parameters: { currency: 'usd', from: tomorrow, to: tomorrow },
+    });
+    expect(next.map((r) => [r.kind, r.balance])).toEqual([
+      ['opening_balance', String(settledNet - 4_000)],
+      ['closing_balance', String(settledNet - 4_000)],
+    ]);
   });
 
   it('a day without movement has its opening and closing balance', async () => {
