@@ -4,7 +4,7 @@ import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
-import { newId } from '../../lib/ids.js';
+import { idFloor, newId } from '../../lib/ids.js';
 import { unixSeconds } from '../../lib/time.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import type { CardVault } from '../vault/vault.js';
@@ -82,6 +82,9 @@ const toApiEndpoint = (row: EndpointRow): WebhookEndpoint => ({
   created: unixSeconds(row.created_at),
   livemode: row.livemode,
 });
+
+/** How far an event id's time may stray from its created_at (a clock stepped back): a replay's id range margin. */
+const REPLAY_ID_MARGIN_SECONDS = 60 * 60;
 
 /** Standard Webhooks secret: `whsec_` and the base64 of the HMAC key (32 random bytes). */
 const newSecret = () => 'whsec_' + randomBytes(32).toString('base64');
@@ -382,11 +385,18 @@ export class WebhookService {
         throw ApiError.invalid('webhook_endpoint_disabled', 'Enable the endpoint before replaying to it.');
       const since = tx`to_timestamp(${body.since}::bigint)`;
       const until = body.until !== undefined ? tx`to_timestamp(${body.until}::bigint)` : tx`now()`;
+      // Event ids begin with their creation time: the range is an id range too, so neither statement walks the
+      // endpoint's or the tenant's whole history. An hour's margin either side; the times decide.
+      const eventId = (seconds: number) => idFloor('evt', new Date(Math.max(0, seconds * 1000)));
+      const ids = (column: string) =>
+        tx`AND ${tx(column)} >= ${eventId(body.since - REPLAY_ID_MARGIN_SECONDS)} ${
+          body.until !== undefined ? tx`AND ${tx(column)} < ${eventId(body.until + REPLAY_ID_MARGIN_SECONDS)}` : tx``
+        }`;
       const again = await tx`
         UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), dispatch_until = NULL,
           dispatch_seq = dispatch_seq + 1,
           updated_at = now()
-        WHERE endpoint_id = ${id} AND event_created_at >= ${since} AND event_created_at < ${until}
+        WHERE endpoint_id = ${id} AND event_created_at >= ${since} AND event_created_at < ${until} ${ids('event_id')}
           AND ${body.only_failed ? tx`status = 'failed'` : tx`status <> 'pending'`}`;
       const added = body.only_failed
         ? { count: 0 }
@@ -397,7 +407,7 @@ export class WebhookService {
               ${id}, 'pending', now(), e.created_at
             FROM events e
             WHERE e.tenant_id = ${scope.tenantId} AND e.livemode = ${scope.livemode}
-              AND e.created_at >= ${since} AND e.created_at < ${until}
+              AND e.created_at >= ${since} AND e.created_at < ${until} ${ids('id')}
               AND webhook_event_matches(${endpoint.enabled_events}, e.type) AND e.type <> 'webhook_endpoint.test'
             ON CONFLICT (endpoint_id, event_id) DO NOTHING`;
       return { object: 'webhook_replay' as const, webhook_endpoint: id, scheduled: again.count + added.count };
