@@ -508,5 +508,19 @@ describe('metrics', () => {
     expect(text).toMatch(/fraud_decisions_total\{action="review",rule="Review elevated risk"\} [1-9]/);
     expect(Number(/^fraud_review_backlog (\S+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
     expect(Number(/^fraud_rate_basis_points (\S+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
+    // The gauges read the analytics rollups and their change log (migration 052), not the payments: the same
+    // figures as the payments themselves.
+    const [gauges] = await t.admin<{ fraud_amount: string; volume: string }[]>`SELECT * FROM worker_fraud_metrics()`;
+    const [truth] = await t.admin<{ fraud_amount: string; volume: string }[]>`
+      SELECT coalesce(sum(amount_received) FILTER (WHERE id IN (SELECT payment_id FROM fraud_reports)
+          OR id IN (SELECT payment_id FROM disputes WHERE reason = 'fraudulent')), 0)::numeric AS fraud_amount,
+        coalesce(sum(amount_received), 0)::numeric AS volume
+      FROM payments WHERE created_at > now() - interval '30 days' AND amount_received > 0`;
+    expect(Number(truth.volume)).toBeGreaterThan(0);
+    expect(Number(truth.fraud_amount)).toBeGreaterThan(0);
+    expect({ fraud_amount: Number(gauges.fraud_amount), volume: Number(gauges.volume) }).toEqual({
+      fraud_amount: Number(truth.fraud_amount),
+      volume: Number(truth.volume),
+    });
   });
 });
