@@ -1,7 +1,7 @@
 import type postgres from 'postgres';
 import type { Scope, Tx } from './index.js';
 import { ApiError, safeEcho } from '../http/errors.js';
-import { idFloor } from '../lib/ids.js';
+import { ID_TIME_MARGIN_MS, idFloor } from '../lib/ids.js';
 
 export interface ListParams {
   limit?: number;
@@ -89,19 +89,16 @@ const TIME_ORDERED_IDS: Readonly<Record<string, string>> = {
   customers: 'cus',
   payment_methods: 'pm',
 };
-/** An id's time may stray from created_at by a clock stepped back; the created_at bounds still decide. */
-const ID_TIME_MARGIN_MS = 60 * 60 * 1000;
-
 function createdIdRange(tx: Tx, table: string, params: ListParams): postgres.PendingQuery<postgres.Row[]>[] {
   const prefix = TIME_ORDERED_IDS[table];
   if (prefix === undefined) return [];
   const from = params['created[gte]'] ?? (params['created[gt]'] !== undefined ? params['created[gt]'] + 1 : undefined);
   const until =
     params['created[lt]'] ?? (params['created[lte]'] !== undefined ? params['created[lte]'] + 1 : undefined);
-  const id = (seconds: number) => idFloor(prefix, new Date(Math.max(0, seconds * 1000)));
+  const id = (ms: number) => idFloor(prefix, new Date(Math.max(0, ms)));
   return [
-    ...(from !== undefined ? [tx`AND id >= ${id(from - ID_TIME_MARGIN_MS / 1000)}`] : []),
-    ...(until !== undefined ? [tx`AND id < ${id(until + ID_TIME_MARGIN_MS / 1000)}`] : []),
+    ...(from !== undefined ? [tx`AND id >= ${id(from * 1000 - ID_TIME_MARGIN_MS)}`] : []),
+    ...(until !== undefined ? [tx`AND id < ${id(until * 1000 + ID_TIME_MARGIN_MS)}`] : []),
   ];
 }
 

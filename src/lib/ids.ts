@@ -66,6 +66,12 @@ export function idFloor(prefix: string, time: Date): string {
 }
 
 /**
+ * How far an id's time may stray from its row's created_at (a clock stepped back between the two): a query that
+ * turns a created_at range into an id range widens it by this much either side and keeps the created_at bounds.
+ */
+export const ID_TIME_MARGIN_MS = 60 * 60 * 1000;
+
+/**
  * The creation time (ms) an id in newId's format carries, or undefined for anything else: the prefix, then 24
  * characters of the alphabet (10 of time, 14 random).
  */

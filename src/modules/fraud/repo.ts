@@ -1,6 +1,6 @@
 import type { Scope, Tx } from '../../db/index.js';
 import type { Columns } from '../../db/unnest.js';
-import { idFloor } from '../../lib/ids.js';
+import { ID_TIME_MARGIN_MS, idFloor } from '../../lib/ids.js';
 import type { StoredInputs } from './engine.js';
 
 export type FraudAction = 'allow' | 'review' | 'block' | 'request_3ds';
@@ -89,9 +89,6 @@ export async function claimDefaults(tx: Tx, scope: Scope): Promise<boolean> {
     ON CONFLICT DO NOTHING RETURNING 1`;
   return rows.length === 1;
 }
-
-/** How far a payment id's time may stray from its created_at (a clock stepped back): the id range's margin. */
-const ID_TIME_MARGIN_MS = 60 * 60 * 1000;
 
 /**
  * The payments a backtest replays: those decided in the window, with their stored inputs, and

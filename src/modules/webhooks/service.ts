@@ -4,7 +4,7 @@ import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
-import { idFloor, newId } from '../../lib/ids.js';
+import { ID_TIME_MARGIN_MS, idFloor, newId } from '../../lib/ids.js';
 import { unixSeconds } from '../../lib/time.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import type { CardVault } from '../vault/vault.js';
@@ -82,9 +82,6 @@ const toApiEndpoint = (row: EndpointRow): WebhookEndpoint => ({
   created: unixSeconds(row.created_at),
   livemode: row.livemode,
 });
-
-/** How far an event id's time may stray from its created_at (a clock stepped back): a replay's id range margin. */
-const REPLAY_ID_MARGIN_SECONDS = 60 * 60;
 
 /** Standard Webhooks secret: `whsec_` and the base64 of the HMAC key (32 random bytes). */
 const newSecret = () => 'whsec_' + randomBytes(32).toString('base64');
@@ -387,10 +384,10 @@ export class WebhookService {
       const until = body.until !== undefined ? tx`to_timestamp(${body.until}::bigint)` : tx`now()`;
       // Event ids begin with their creation time: the range is an id range too, so neither statement walks the
       // endpoint's or the tenant's whole history. An hour's margin either side; the times decide.
-      const eventId = (seconds: number) => idFloor('evt', new Date(Math.max(0, seconds * 1000)));
+      const eventId = (ms: number) => idFloor('evt', new Date(Math.max(0, ms)));
       const ids = (column: string) =>
-        tx`AND ${tx(column)} >= ${eventId(body.since - REPLAY_ID_MARGIN_SECONDS)} ${
-          body.until !== undefined ? tx`AND ${tx(column)} < ${eventId(body.until + REPLAY_ID_MARGIN_SECONDS)}` : tx``
+        tx`AND ${tx(column)} >= ${eventId(body.since * 1000 - ID_TIME_MARGIN_MS)} ${
+          body.until !== undefined ? tx`AND ${tx(column)} < ${eventId(body.until * 1000 + ID_TIME_MARGIN_MS)}` : tx``
         }`;
       const again = await tx`
         UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), dispatch_until = NULL,
