@@ -5,7 +5,7 @@ import { listPage } from '../src/db/list.js';
 import { decidedPayments, loadConfiguration } from '../src/modules/fraud/repo.js';
 import { newId } from '../src/lib/ids.js';
 import { planLoggingConnection } from './plan-log.js';
-import { bootAppOnOwnDatabase, createTenant, type TestApp } from './helpers.js';
+import { bootAppOnOwnDatabase, createTenant, payByCard, type TestApp } from './helpers.js';
 
 // Statements whose cost must not grow with the data of the whole platform: each finds its rows by an index.
 const RECENT = 5_000;
@@ -152,5 +152,25 @@ describe('statements that read by index what once grew with the platform', () =>
       const plan = plans.filter((p) => p.includes('FROM "payments" AS item')).join('\n');
       expect(plan, JSON.stringify(params)).toMatch(/Index Cond: .*\(id (>=|<) 'pay_/);
     }
+  });
+
+  it('lists balance transactions by a created range through an id range, with exactly those created in it', async () => {
+    const tenant = await createTenant(t.app, 'Ledger plans');
+    const before = Math.floor(Date.now() / 1000) - 1;
+    const paid = [await payByCard(t.app, tenant.testKey, 2_000), await payByCard(t.app, tenant.testKey, 3_000)];
+    const scope = { tenantId: tenant.id, livemode: false };
+    const listed = async (params: Record<string, number>) => {
+      plans.length = 0;
+      const page = await explained.begin(async (tx) => {
+        await tx`SET LOCAL ROLE ${tx(t.config.appDbRole)}`;
+        await tx`SELECT set_config('app.scope', ${`${tenant.id}:f`}, true)`;
+        return listPage<{ id: string; source_id: string }>(tx as unknown as Tx, 'balance_transactions', scope, params);
+      });
+      const plan = plans.filter((p) => p.includes('FROM "balance_transactions" AS item')).join('\n');
+      expect(plan, JSON.stringify(params)).toMatch(/Index Cond: .*\(id (>=|<) 'txn_/);
+      return page.rows.map((row) => row.source_id).sort();
+    };
+    expect(await listed({ 'created[gte]': before, limit: 100 })).toEqual(paid.map((p) => p.id).sort());
+    expect(await listed({ 'created[lt]': before, limit: 100 })).toEqual([]);
   });
 });

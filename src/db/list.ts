@@ -74,10 +74,10 @@ export function createdRange(tx: Tx, params: ListParams): postgres.PendingQuery<
 }
 
 /**
- * The tables whose ids begin with their row's creation time (lib/ids.ts, the same instant as created_at) and that grow
- * with payments: there a `created` bound is an id bound too, so the walk of the tenant's id index starts and stops at
- * the range. With created_at alone, `created[gte]=<yesterday>` read every older row of the tenant to learn that
- * there were no more, and `created[lt]=<last year>` every newer one before the first it could answer.
+ * The tables whose ids begin with their row's creation time (lib/ids.ts, the instant of created_at or moments before
+ * it) and that grow with payments: there a `created` bound is an id bound too, so the walk of the tenant's id index
+ * starts and stops at the range. With created_at alone, `created[gte]=<yesterday>` read every older row of the tenant
+ * to learn that there were no more, and `created[lt]=<last year>` every newer one before the first it could answer.
  */
 const TIME_ORDERED_IDS: Readonly<Record<string, string>> = {
   payments: 'pay',
@@ -88,6 +88,8 @@ const TIME_ORDERED_IDS: Readonly<Record<string, string>> = {
   settlements: 'st',
   customers: 'cus',
   payment_methods: 'pm',
+  // The view over ledger_transactions: a transaction's id is made moments before it is stamped (ledger/history.ts).
+  balance_transactions: 'txn',
 };
 function createdIdRange(tx: Tx, table: string, params: ListParams): postgres.PendingQuery<postgres.Row[]>[] {
   const prefix = TIME_ORDERED_IDS[table];
