@@ -1,7 +1,7 @@
 import type postgres from 'postgres';
 import type { Scope, Tx } from './index.js';
 import { ApiError, safeEcho } from '../http/errors.js';
-import { ID_TIME_MARGIN_MS, idFloor } from '../lib/ids.js';
+import { idRangeFrom, idRangeUntil } from '../lib/ids.js';
 
 export interface ListParams {
   limit?: number;
@@ -37,8 +37,7 @@ export async function listPage<Row extends { id: string }>(
   const conditions = [
     ...(params.starting_after !== undefined ? [tx`AND id < ${params.starting_after}`] : []),
     ...(backwards ? [tx`AND id > ${params.ending_before!}`] : []),
-    ...createdRange(tx, params),
-    ...createdIdRange(tx, table, params),
+    ...createdRange(tx, params, TIME_ORDERED_IDS[table]),
     ...filters,
   ];
   const where = joinConditions(tx, conditions);
@@ -54,23 +53,6 @@ export async function listPage<Row extends { id: string }>(
   const page = rows.slice(0, limit);
   if (backwards) page.reverse();
   return { rows: page, hasMore };
-}
-
-/**
- * The `created[gte|gt|lte|lt]` bounds a list query names, as SQL fragments (each starting with AND). Only those named:
- * every fragment is an object postgres.js builds and the join nests once more, which for a list with no filter was
- * about 4% of its API time.
- */
-export function createdRange(tx: Tx, params: ListParams): postgres.PendingQuery<postgres.Row[]>[] {
-  // to_timestamp in SQL rather than a JS Date: `created[lte]=253402300799` asks for everything
-  // before 10000-01-01, a bound PostgreSQL holds but postgres.js cannot serialize from a Date.
-  const seconds = (value: number) => tx`to_timestamp(${value}::bigint)`;
-  const bounds: postgres.PendingQuery<postgres.Row[]>[] = [];
-  if (params['created[gte]'] !== undefined) bounds.push(tx`AND created_at >= ${seconds(params['created[gte]'])}`);
-  if (params['created[gt]'] !== undefined) bounds.push(tx`AND created_at >= ${seconds(params['created[gt]'] + 1)}`);
-  if (params['created[lte]'] !== undefined) bounds.push(tx`AND created_at < ${seconds(params['created[lte]'] + 1)}`);
-  if (params['created[lt]'] !== undefined) bounds.push(tx`AND created_at < ${seconds(params['created[lt]'])}`);
-  return bounds;
 }
 
 /**
@@ -91,17 +73,30 @@ const TIME_ORDERED_IDS: Readonly<Record<string, string>> = {
   // The view over ledger_transactions: a transaction's id is made moments before it is stamped (ledger/history.ts).
   balance_transactions: 'txn',
 };
-function createdIdRange(tx: Tx, table: string, params: ListParams): postgres.PendingQuery<postgres.Row[]>[] {
-  const prefix = TIME_ORDERED_IDS[table];
-  if (prefix === undefined) return [];
-  const from = params['created[gte]'] ?? (params['created[gt]'] !== undefined ? params['created[gt]'] + 1 : undefined);
-  const until =
-    params['created[lt]'] ?? (params['created[lte]'] !== undefined ? params['created[lte]'] + 1 : undefined);
-  const id = (ms: number) => idFloor(prefix, new Date(Math.max(0, ms)));
-  return [
-    ...(from !== undefined ? [tx`AND id >= ${id(from * 1000 - ID_TIME_MARGIN_MS)}`] : []),
-    ...(until !== undefined ? [tx`AND id < ${id(until * 1000 + ID_TIME_MARGIN_MS)}`] : []),
-  ];
+
+/**
+ * The `created[gte|gt|lte|lt]` bounds a list query names, as SQL fragments (each starting with AND). Only those named:
+ * every fragment is an object postgres.js builds and the join nests once more, which for a list with no filter was
+ * about 4% of its API time. With `idPrefix` (TIME_ORDERED_IDS), each bound comes with its id bound.
+ */
+export function createdRange(tx: Tx, params: ListParams, idPrefix?: string): postgres.PendingQuery<postgres.Row[]>[] {
+  // to_timestamp in SQL rather than a JS Date: `created[lte]=253402300799` asks for everything
+  // before 10000-01-01, a bound PostgreSQL holds but postgres.js cannot serialize from a Date.
+  const seconds = (value: number) => tx`to_timestamp(${value}::bigint)`;
+  const bounds: postgres.PendingQuery<postgres.Row[]>[] = [];
+  const from = (value: number) => {
+    bounds.push(tx`AND created_at >= ${seconds(value)}`);
+    if (idPrefix) bounds.push(tx`AND id >= ${idRangeFrom(idPrefix, new Date(value * 1000))}`);
+  };
+  const until = (value: number) => {
+    bounds.push(tx`AND created_at < ${seconds(value)}`);
+    if (idPrefix) bounds.push(tx`AND id < ${idRangeUntil(idPrefix, new Date(value * 1000))}`);
+  };
+  if (params['created[gte]'] !== undefined) from(params['created[gte]']);
+  if (params['created[gt]'] !== undefined) from(params['created[gt]'] + 1);
+  if (params['created[lte]'] !== undefined) until(params['created[lte]'] + 1);
+  if (params['created[lt]'] !== undefined) until(params['created[lt]']);
+  return bounds;
 }
 
 export function joinConditions(tx: Tx, conditions: postgres.PendingQuery<postgres.Row[]>[]) {

@@ -69,7 +69,17 @@ export function idFloor(prefix: string, time: Date): string {
  * How far an id's time may stray from its row's created_at (a clock stepped back between the two): a query that
  * turns a created_at range into an id range widens it by this much either side and keeps the created_at bounds.
  */
-export const ID_TIME_MARGIN_MS = 60 * 60 * 1000;
+const ID_TIME_MARGIN_MS = 60 * 60 * 1000;
+
+/** The start of the id range of the rows created at or after `time`: sorts before every id they can have. */
+export function idRangeFrom(prefix: string, time: Date): string {
+  return idFloor(prefix, new Date(Math.max(0, time.getTime() - ID_TIME_MARGIN_MS)));
+}
+
+/** The end (exclusive) of the id range of the rows created before `time`: sorts after every id they can have. */
+export function idRangeUntil(prefix: string, time: Date): string {
+  return idFloor(prefix, new Date(time.getTime() + ID_TIME_MARGIN_MS));
+}
 
 /**
  * The creation time (ms) an id in newId's format carries, or undefined for anything else: the prefix, then 24

@@ -1,6 +1,6 @@
 import type { Scope, Tx } from '../../db/index.js';
 import type { Columns } from '../../db/unnest.js';
-import { ID_TIME_MARGIN_MS, idFloor } from '../../lib/ids.js';
+import { idRangeFrom, idRangeUntil } from '../../lib/ids.js';
 import type { StoredInputs } from './engine.js';
 
 export type FraudAction = 'allow' | 'review' | 'block' | 'request_3ds';
@@ -96,15 +96,14 @@ export async function claimDefaults(tx: Tx, scope: Scope): Promise<boolean> {
  * so the window is also an id range: the tenant's index is read from the window's start, not from its first payment.
  */
 export function decidedPayments(tx: Tx, scope: Scope, since: Date, until: Date) {
-  const fromId = idFloor('pay', new Date(Math.max(0, since.getTime() - ID_TIME_MARGIN_MS)));
-  const untilId = idFloor('pay', new Date(until.getTime() + ID_TIME_MARGIN_MS));
   return tx<{ id: string; amount: number; fraud_inputs: StoredInputs; fraud: boolean }[]>`
     SELECT p.id, p.amount, f.inputs AS fraud_inputs,
       (EXISTS (SELECT 1 FROM fraud_reports r WHERE r.payment_id = p.id)
         OR EXISTS (SELECT 1 FROM disputes d WHERE d.payment_id = p.id AND d.reason = 'fraudulent')) AS fraud
     FROM payments p JOIN payment_fraud_decisions f ON f.payment_id = p.id
     WHERE p.tenant_id = ${scope.tenantId} AND p.livemode = ${scope.livemode}
-      AND p.created_at >= ${since} AND p.created_at < ${until} AND p.id >= ${fromId} AND p.id < ${untilId}
+      AND p.created_at >= ${since} AND p.created_at < ${until} AND p.id >= ${idRangeFrom('pay', since)}
+      AND p.id < ${idRangeUntil('pay', until)}
     ORDER BY p.id
     LIMIT 100001`;
 }

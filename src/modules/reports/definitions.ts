@@ -3,7 +3,7 @@ import type postgres from 'postgres';
 import { StrictObject } from '../../http/schemas.js';
 import type { Scope, Tx } from '../../db/index.js';
 import { currencyExponent } from '../../lib/currencies.js';
-import { ID_TIME_MARGIN_MS, idFloor } from '../../lib/ids.js';
+import { idRangeFrom, idRangeUntil } from '../../lib/ids.js';
 import type { Interval, ReportFormat, ReportType } from './schemas.js';
 
 export type Row = Record<string, string | number | null>;
@@ -121,8 +121,8 @@ function capturedInUsd(ctx: SourceContext) {
     JOIN unnest(${currencies}::text[], ${rates}::numeric[], ${exponents}::int[]) AS r(currency, rate, exponent)
       ON r.currency = p.currency
     WHERE p.tenant_id = ${scope.tenantId} AND p.livemode = ${scope.livemode} AND p.amount_received > 0
-      AND p.id >= ${idFloor('pay', new Date(from.getTime() - ID_TIME_MARGIN_MS))}
-      AND p.id < ${idFloor('pay', new Date(to.getTime() + ID_TIME_MARGIN_MS))}
+      AND p.id >= ${idRangeFrom('pay', from)}
+      AND p.id < ${idRangeUntil('pay', to)}
       AND p.created_at >= ${from} AND p.created_at < ${to}`;
 }
 
@@ -134,8 +134,8 @@ async function checkRates(ctx: SourceContext): Promise<string | undefined> {
   const missing = await tx<{ currency: string }[]>`
     SELECT DISTINCT currency FROM payments
     WHERE tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode} AND amount_received > 0
-      AND id >= ${idFloor('pay', new Date(from.getTime() - ID_TIME_MARGIN_MS))}
-      AND id < ${idFloor('pay', new Date(to.getTime() + ID_TIME_MARGIN_MS))}
+      AND id >= ${idRangeFrom('pay', from)}
+      AND id < ${idRangeUntil('pay', to)}
       AND created_at >= ${from} AND created_at < ${to} AND currency <> ALL(${currencies}::text[])
     ORDER BY currency`;
   if (!missing.length) return undefined;
@@ -249,7 +249,7 @@ export const REPORT_DEFINITIONS: Record<ReportType, ReportDefinition> = {
       const from = new Date(`${String(ctx.parameters.month)}-01T00:00:00Z`);
       const to = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth() + 1, 1));
       const idRange = (prefix: string) =>
-        tx`id >= ${idFloor(prefix, new Date(from.getTime() - ID_TIME_MARGIN_MS))} AND id < ${idFloor(prefix, new Date(to.getTime() + ID_TIME_MARGIN_MS))} AND created_at >= ${from} AND created_at < ${to}`;
+        tx`id >= ${idRangeFrom(prefix, from)} AND id < ${idRangeUntil(prefix, to)} AND created_at >= ${from} AND created_at < ${to}`;
       const mine = tx`tenant_id = ${scope.tenantId} AND livemode = ${scope.livemode}`;
       // Rates are basis points, rounded down; null when there is nothing to divide by.
       return cursor(
@@ -387,7 +387,7 @@ async function* statementRows(ctx: SourceContext): AsyncIterable<Row[]> {
   // what moved from `from` on, read in one statement (one snapshot): the entries since then, not all before.
   const since = (start: Date) =>
     tx`SELECT id, type, source_id FROM ledger_transactions WHERE tenant_id = ${scope.tenantId}
-      AND livemode = ${scope.livemode} AND id >= ${idFloor('txn', new Date(start.getTime() - ID_TIME_MARGIN_MS))}`;
+      AND livemode = ${scope.livemode} AND id >= ${idRangeFrom('txn', start)}`;
   let balance = 0;
   if (account) {
     const [opening] = await tx<{ total: number }[]>`
@@ -403,7 +403,7 @@ async function* statementRows(ctx: SourceContext): AsyncIterable<Row[]> {
         tx<Row[]>`
         SELECT to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS date, t.type AS kind,
           coalesce(t.source_id, t.id) AS reference, e.amount
-        FROM (${since(from)} AND id < ${idFloor('txn', new Date(to.getTime() + ID_TIME_MARGIN_MS))}) t
+        FROM (${since(from)} AND id < ${idRangeUntil('txn', to)}) t
         JOIN ledger_entries e ON e.transaction_id = t.id
         WHERE e.account_id = ${account.id} AND e.created_at >= ${from} AND e.created_at < ${to}
         ORDER BY e.created_at, e.id`,

@@ -4,7 +4,7 @@ import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
-import { ID_TIME_MARGIN_MS, idFloor, newId } from '../../lib/ids.js';
+import { idRangeFrom, idRangeUntil, newId } from '../../lib/ids.js';
 import { unixSeconds } from '../../lib/time.js';
 import { EVENT_COLUMNS, newEvent } from '../events/events.js';
 import type { CardVault } from '../vault/vault.js';
@@ -384,10 +384,9 @@ export class WebhookService {
       const until = body.until !== undefined ? tx`to_timestamp(${body.until}::bigint)` : tx`now()`;
       // Event ids begin with their creation time: the range is an id range too, so neither statement walks the
       // endpoint's or the tenant's whole history. An hour's margin either side; the times decide.
-      const eventId = (ms: number) => idFloor('evt', new Date(Math.max(0, ms)));
       const ids = (column: string) =>
-        tx`AND ${tx(column)} >= ${eventId(body.since * 1000 - ID_TIME_MARGIN_MS)} ${
-          body.until !== undefined ? tx`AND ${tx(column)} < ${eventId(body.until * 1000 + ID_TIME_MARGIN_MS)}` : tx``
+        tx`AND ${tx(column)} >= ${idRangeFrom('evt', new Date(body.since * 1000))} ${
+          body.until !== undefined ? tx`AND ${tx(column)} < ${idRangeUntil('evt', new Date(body.until * 1000))}` : tx``
         }`;
       const again = await tx`
         UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(), dispatch_until = NULL,
