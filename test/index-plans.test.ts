@@ -70,6 +70,15 @@ describe('statements that read by index what once grew with the platform', () =>
     await t?.close();
   });
 
+  /** `run` on the plan-logging connection as the application role, scoped to the tenant's test mode. */
+  function asApp<T>(tenant: string, run: (tx: Tx) => Promise<T>): Promise<T> {
+    return explained.begin(async (tx) => {
+      await tx`SET LOCAL ROLE ${tx(t.config.appDbRole)}`;
+      await tx`SELECT set_config('app.scope', ${`${tenant}:f`}, true)`;
+      return run(tx as unknown as Tx);
+    }) as Promise<T>;
+  }
+
   it('releases only the aged refund keys, found through refunds_keyed instead of a scan of every refund', async () => {
     await explained`SELECT worker_purge_idempotency_keys('24 hours'::interval)`;
     const plan = plans.join('\n');
@@ -92,11 +101,7 @@ describe('statements that read by index what once grew with the platform', () =>
       'own3@example.com',
     ]);
     plans.length = 0;
-    await explained.begin(async (tx) => {
-      await tx`SET LOCAL ROLE ${tx(t.config.appDbRole)}`;
-      await tx`SELECT set_config('app.scope', ${`${tenantId}:f`}, true)`;
-      await loadConfiguration(tx as unknown as Tx, scope);
-    });
+    await asApp(tenantId, (tx) => loadConfiguration(tx, scope));
     const plan = plans.filter((p) => p.includes('fraud_list_items')).join('\n');
     expect(plan).toMatch(/(Index Scan using|Bitmap Index Scan on) fraud_list_items_list/);
     expect(plan).not.toMatch(/Seq Scan on fraud_list_items/);
@@ -106,11 +111,7 @@ describe('statements that read by index what once grew with the platform', () =>
     const scope = { tenantId, livemode: false };
     const since = new Date(Date.now() - 86_400_000);
     plans.length = 0;
-    const decided = await explained.begin(async (tx) => {
-      await tx`SET LOCAL ROLE ${tx(t.config.appDbRole)}`;
-      await tx`SELECT set_config('app.scope', ${`${tenantId}:f`}, true)`;
-      return decidedPayments(tx as unknown as Tx, scope, since, new Date());
-    });
+    const decided = await asApp(tenantId, (tx) => decidedPayments(tx, scope, since, new Date()));
     expect(decided.map((p) => p.id).sort()).toEqual(
       rows
         .slice(3_000)
@@ -137,13 +138,11 @@ describe('statements that read by index what once grew with the platform', () =>
       [{ 'created[gt]': oldest + 4, 'created[lte]': oldest + 20, limit: 100 }, seeded(oldest + 5, oldest + 21)],
     ] as const) {
       plans.length = 0;
-      const page = await explained.begin(async (tx) => {
-        await tx`SET LOCAL ROLE ${tx(t.config.appDbRole)}`;
-        await tx`SELECT set_config('app.scope', ${`${tenantId}:f`}, true)`;
+      const page = await asApp(tenantId, async (tx) => {
         // As the payments list reads its page (scopedPageRead): only walks of an index in list order.
         await tx`SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
           set_config('enable_seqscan', 'off', true)`;
-        return listPage<{ id: string }>(tx as unknown as Tx, 'payments', scope, params);
+        return listPage<{ id: string }>(tx, 'payments', scope, params);
       });
       expect(
         page.rows.map((row) => row.id).filter((id) => id !== 'pay_purge_plan'),
@@ -161,11 +160,9 @@ describe('statements that read by index what once grew with the platform', () =>
     const scope = { tenantId: tenant.id, livemode: false };
     const listed = async (params: Record<string, number>) => {
       plans.length = 0;
-      const page = await explained.begin(async (tx) => {
-        await tx`SET LOCAL ROLE ${tx(t.config.appDbRole)}`;
-        await tx`SELECT set_config('app.scope', ${`${tenant.id}:f`}, true)`;
-        return listPage<{ id: string; source_id: string }>(tx as unknown as Tx, 'balance_transactions', scope, params);
-      });
+      const page = await asApp(tenant.id, (tx) =>
+        listPage<{ id: string; source_id: string }>(tx, 'balance_transactions', scope, params),
+      );
       const plan = plans.filter((p) => p.includes('FROM "balance_transactions" AS item')).join('\n');
       expect(plan, JSON.stringify(params)).toMatch(/Index Cond: .*\(id (>=|<) 'txn_/);
       return page.rows.map((row) => row.source_id).sort();
