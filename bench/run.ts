@@ -22,8 +22,9 @@
  *   BENCH_WARMUP               seconds of unmeasured warm-up before each run (default 3)
  *   BENCH_SCENARIOS            comma list to run a subset: bare_post,bare_get,create_confirm,
  *                              create_confirm_fraud_off,create_confirm_100_tenants,create_confirm_idem,
- *                              create_confirm_saved_pm,retrieve,list,balance,refund
- *                              (list: the newest ten payments, `GET /v1/payments?limit=10`; balance: `GET /v1/balance`;
+ *                              create_confirm_saved_pm,retrieve,list,list_events,balance,refund
+ *                              (list: the newest ten payments, `GET /v1/payments?limit=10`; list_events: the newest ten
+ *                              events, `GET /v1/events?limit=10`; balance: `GET /v1/balance`;
  *                              refund: `POST /v1/refunds` of 100 cents over the payments made before it, each with a
  *                              unique Idempotency-Key, checked in the database as the mixed workload's are; each
  *                              alone, as the mixed workload sends them)
@@ -136,6 +137,7 @@ const ALL_SCENARIOS = [
   'create_confirm_saved_pm',
   'retrieve',
   'list',
+  'list_events',
   'balance',
   'refund',
   'mixed',
@@ -1030,6 +1032,11 @@ async function benchApi(port: number) {
     // A page of ten to list.
     await madePayments(200);
     await measureGet('list', '/v1/payments?limit=10');
+  }
+  if (wants('list_events')) {
+    // The events of the payments above: ten of another kind of list than payments, with nothing to join.
+    await madePayments(200);
+    await measureGet('list_events', '/v1/events?limit=10');
   }
   if (wants('balance')) await measureGet('balance', '/v1/balance');
   if (wants('refund')) {
