@@ -2,7 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import postgres from 'postgres';
 import { inScope, type Tx } from '../src/db/index.js';
 import { listPage } from '../src/db/list.js';
+import type { Reads } from '../src/db/replica.js';
+import { EventService } from '../src/modules/events/service.js';
 import { decidedPayments, loadConfiguration } from '../src/modules/fraud/repo.js';
+import { RequestLogService } from '../src/modules/request-logs/service.js';
 import { newId } from '../src/lib/ids.js';
 import { planLoggingConnection } from './plan-log.js';
 import { bootAppOnOwnDatabase, createTenant, payByCard, type TestApp } from './helpers.js';
@@ -78,6 +81,17 @@ describe('statements that read by index what once grew with the platform', () =>
       return run(tx as unknown as Tx);
     }) as Promise<T>;
   }
+
+  /** The services' reads (Reads) on the plan-logging connection; a page under the page's planner settings. */
+  const appReads: Reads = {
+    inScope: (scope, fn) => asApp(scope.tenantId, fn),
+    page: (scope, fn) =>
+      asApp(scope.tenantId, async (tx) => {
+        await tx`SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
+          set_config('enable_seqscan', 'off', true)`;
+        return fn(tx);
+      }),
+  };
 
   it('releases only the aged refund keys, found through refunds_keyed instead of a scan of every refund', async () => {
     await explained`SELECT worker_purge_idempotency_keys('24 hours'::interval)`;
@@ -169,5 +183,60 @@ describe('statements that read by index what once grew with the platform', () =>
     };
     expect(await listed({ 'created[gte]': before, limit: 100 })).toEqual(paid.map((p) => p.id).sort());
     expect(await listed({ 'created[lt]': before, limit: 100 })).toEqual([]);
+  });
+
+  it("lists an object's events from the object's creation on, not from the tenant's first event", async () => {
+    const scope = { tenantId, livemode: false };
+    const old = rows[0];
+    const recent = rows[3_005];
+    const eventsOf = (object: { id: string; at: Date }, count: number) =>
+      Array.from({ length: count }, (_, n) => ({
+        id: newId('evt', new Date(object.at.getTime() + n)),
+        object: object.id,
+        at: new Date(object.at.getTime() + n),
+      }));
+    // Three thousand events of two months ago about other payments, and a few about an old and a recent one.
+    const history = rows.slice(1, 3_000).map((r) => ({ id: newId('evt', r.at), object: r.id, at: r.at }));
+    const [ofOld, ofRecent] = [eventsOf(old, 2), eventsOf(recent, 3)];
+    const all = [...history, ...ofOld, ...ofRecent];
+    await t.admin`
+      INSERT INTO events (id, tenant_id, livemode, type, object_id, data, created_at)
+      SELECT id, ${tenantId}, false, 'payment.created', object_id, '{}', at
+      FROM unnest(${all.map((e) => e.id)}::text[], ${all.map((e) => e.object)}::text[],
+        ${all.map((e) => e.at.toISOString())}::timestamptz[]) AS e(id, object_id, at)`;
+    await t.admin`ANALYZE events`;
+    const events = new EventService(t.platform.sql, appReads);
+    for (const [object, expected] of [
+      [recent, ofRecent],
+      [old, ofOld],
+    ] as const) {
+      plans.length = 0;
+      const page = await events.list(scope, { object_id: object.id, limit: 100 });
+      expect(page.data.map((e) => e.id)).toEqual(expected.map((e) => e.id).reverse());
+      expect(plans.filter((p) => p.includes('FROM "events" AS item')).join('\n')).toMatch(
+        /Index Cond: .*\(id >= 'evt_/,
+      );
+    }
+  });
+
+  it('finds a request log by id in the partitions of its day on, not in every day of the retention period', async () => {
+    const scope = { tenantId, livemode: false };
+    await t.admin`SELECT request_log_partition((current_date - n)::date) FROM generate_series(0, 9) AS n`;
+    const days = [0, 9].map((daysAgo) => new Date(Date.now() - daysAgo * 86_400_000));
+    const logs = days.map((at) => ({ id: newId('req', at), at }));
+    await t.admin`
+      INSERT INTO request_logs (id, tenant_id, livemode, method, path, status, latency_ms, created_at)
+      SELECT id, ${tenantId}, false, 'GET', '/v1/balance', 200, 3, at
+      FROM unnest(${logs.map((l) => l.id)}::text[], ${logs.map((l) => l.at.toISOString())}::timestamptz[]) AS l(id, at)`;
+    const partitionOf = (at: Date) => `request_logs_${at.toISOString().slice(0, 10).replaceAll('-', '')}`;
+    const requestLogs = new RequestLogService(appReads);
+    plans.length = 0;
+    expect((await requestLogs.retrieve(scope, logs[0].id)).id).toBe(logs[0].id);
+    const plan = plans.filter((p) => p.includes('request_logs')).join('\n');
+    expect(plan).toMatch(new RegExp(partitionOf(days[0])));
+    expect(plan).not.toMatch(new RegExp(partitionOf(days[1])));
+    // Nine days old, it is found in its own day's partition.
+    expect((await requestLogs.retrieve(scope, logs[1].id)).id).toBe(logs[1].id);
+    await expect(requestLogs.retrieve(scope, 'req_not-an-id')).rejects.toMatchObject({ statusCode: 404 });
   });
 });

@@ -75,6 +75,33 @@ describe('ReadBatcher', () => {
     }
   });
 
+  it('gives each list of a shared batch, of any kind, only its own tenant’s objects (through the API, at once)', async () => {
+    const customerOf = async (tenant: TestTenant) =>
+      (await ok(await call(t.app, tenant.testKey, 'POST', '/v1/customers', { email: `${tenant.id}@example.com` }))).id;
+    const own = {
+      [a.id]: { payment: await paymentOf(a), customer: await customerOf(a) },
+      [b.id]: { payment: await paymentOf(b), customer: await customerOf(b) },
+    };
+    // Each kind's table, and the column by which a row is the tenant's own object (an event, by what it is about).
+    const kinds = [
+      { path: '/v1/events?limit=100', table: 'events', column: 'object_id', of: 'payment' },
+      { path: '/v1/customers?limit=100', table: 'customers', column: 'id', of: 'customer' },
+      { path: '/v1/payments?limit=100', table: 'payments', column: 'id', of: 'payment' },
+    ] as const;
+    const requests = kinds.flatMap((kind) => [a, b].map((tenant) => ({ kind, tenant })));
+    const answers = await Promise.all(
+      requests.map(({ kind, tenant }) => call(t.app, tenant.testKey, 'GET', kind.path)),
+    );
+    for (const [i, { kind, tenant }] of requests.entries()) {
+      const ids = (await ok(answers[i])).data.map((item: { id: string }) => item.id);
+      const [counts] = await t.admin<{ foreign: number; own: number }[]>`
+        SELECT count(*) FILTER (WHERE tenant_id <> ${tenant.id})::int AS foreign,
+          count(*) FILTER (WHERE ${t.admin(kind.column)} = ${own[tenant.id][kind.of]})::int AS own
+        FROM ${t.admin(kind.table)} WHERE id = ANY(${ids})`;
+      expect(counts, kind.path).toEqual({ foreign: 0, own: 1 });
+    }
+  });
+
   it('a page whose query fails fails alone: the reads of its batch are read again without it', async () => {
     const ofA = await paymentOf(a);
     const { batcher, counter, readPayment } = countingBatcher();

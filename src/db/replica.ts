@@ -39,6 +39,16 @@ export function primaryReads(sql: Sql, batchedReads?: ReadBatcher): Reads {
   };
 }
 
+/**
+ * A list's page: in one round trip (Reads.page) unless `sortedFilter`, a filter that an index out of the list's order
+ * answers (a payment's refunds, a source's balance transactions), whose rows are best found through that index and
+ * sorted: the page's planner settings price sorts out, so they would walk the tenant's whole history in id order
+ * instead. Then a transaction of its own under the planner's defaults (Reads.inScope).
+ */
+export function listRead<T>(reads: Reads, scope: Scope, sortedFilter: boolean, query: (tx: Tx) => Promise<T>) {
+  return sortedFilter ? reads.inScope(scope, query) : reads.page(scope, query);
+}
+
 export interface ReadRouterOptions {
   maxLagMs: number;
   pollMs: number;

@@ -69,7 +69,7 @@ export function idFloor(prefix: string, time: Date): string {
  * How far an id's time may stray from its row's created_at (a clock stepped back between the two): a query that
  * turns a created_at range into an id range widens it by this much either side and keeps the created_at bounds.
  */
-const ID_TIME_MARGIN_MS = 60 * 60 * 1000;
+export const ID_TIME_MARGIN_MS = 60 * 60 * 1000;
 
 /** The start of the id range of the rows created at or after `time`: sorts before every id they can have. */
 export function idRangeFrom(prefix: string, time: Date): string {

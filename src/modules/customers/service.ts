@@ -113,7 +113,7 @@ export class CustomerService {
   }
 
   async list(scope: Scope, params: ListParams & { email?: string }) {
-    return this.reads.inScope(scope, async (tx) => {
+    return this.reads.page(scope, async (tx) => {
       const page = await listPage<CustomerRow>(tx, 'customers', scope, params, [
         tx`AND deleted_at IS NULL`,
         params.email !== undefined ? tx`AND email IS NOT NULL AND lower(email) = lower(${params.email})` : tx``,

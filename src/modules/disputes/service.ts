@@ -1,4 +1,4 @@
-import { primaryReads, type Reads } from '../../db/replica.js';
+import { listRead, primaryReads, type Reads } from '../../db/replica.js';
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { recordAudit, type AuditContext } from '../audit/record.js';
 import { findOwned, listPage } from '../../db/list.js';
@@ -404,7 +404,7 @@ export class DisputeService {
 
   /** `from`: the demo seeder reads what the worker's intake has just written, which the replica may not have yet. */
   async list(scope: Scope, params: DisputeListQuery, from: Reads = this.reads) {
-    return from.inScope(scope, async (tx) => {
+    return listRead(from, scope, params.payment !== undefined, async (tx) => {
       const page = await listPage<DisputeRow>(tx, 'disputes', scope, params, [
         params.payment ? tx`AND payment_id = ${params.payment}` : tx``,
       ]);

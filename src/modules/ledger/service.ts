@@ -1,4 +1,4 @@
-import { primaryReads, type Reads } from '../../db/replica.js';
+import { listRead, primaryReads, type Reads } from '../../db/replica.js';
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { ReadBatcher, type ReadCombiner } from '../../db/read-batch.js';
 import { findManyOwned, findOwned, listPage } from '../../db/list.js';
@@ -384,7 +384,7 @@ export class LedgerService {
     scope: Scope,
     query: BalanceTransactionListQuery,
   ): Promise<{ data: BalanceTransaction[]; has_more: boolean }> {
-    return this.reads.inScope(scope, async (tx) => {
+    return listRead(this.reads, scope, query.source !== undefined, async (tx) => {
       const page = await listPage<BalanceTransactionRow>(tx, 'balance_transactions', scope, query, [
         query.type ? tx`AND type = ${query.type}` : tx``,
         query.source ? tx`AND source_id = ${query.source}` : tx``,

@@ -299,7 +299,7 @@ export class PayoutService {
   }
 
   async list(scope: Scope, params: ListParams & { status?: string }) {
-    return this.reads.inScope(scope, async (tx) => {
+    return this.reads.page(scope, async (tx) => {
       const page = await listPage<PayoutRow>(tx, 'payouts', scope, params, [
         params.status ? tx`AND status = ${params.status}` : tx``,
       ]);

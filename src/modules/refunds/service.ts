@@ -1,6 +1,6 @@
 import postgres from 'postgres';
 import { MicroBatcher, type BatcherOptions } from '../../db/batcher.js';
-import { primaryReads, type Reads } from '../../db/replica.js';
+import { listRead, primaryReads, type Reads } from '../../db/replica.js';
 import { inScope, readThenWrite, scopedRead, scopedStatement, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findManyOwned, findOwned, listPage, type ListParams } from '../../db/list.js';
 import { columnNames, UnnestStatement, type Columns } from '../../db/unnest.js';
@@ -674,7 +674,7 @@ export class RefundService {
   }
 
   async list(scope: Scope, params: ListParams & { payment?: string }) {
-    return this.reads.inScope(scope, async (tx) => {
+    return listRead(this.reads, scope, params.payment !== undefined, async (tx) => {
       const page = await listPage<RefundRow>(tx, 'refunds', scope, params, [
         params.payment ? tx`AND payment_id = ${params.payment}` : tx``,
       ]);

@@ -219,7 +219,7 @@ export class ReportService {
   }
 
   async list(scope: Scope, params: ReportListQuery) {
-    return this.reads.inScope(scope, async (tx) => {
+    return this.reads.page(scope, async (tx) => {
       const page = await listPage<ReportRow>(tx, 'reports', scope, params, [
         params.type ? tx`AND type = ${params.type}` : tx``,
         params.status ? tx`AND status = ${params.status}` : tx``,

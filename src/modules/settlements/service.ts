@@ -185,7 +185,7 @@ export class SettlementService {
   }
 
   async list(scope: Scope, params: ListParams & { currency?: string; payout?: string }) {
-    return this.reads.inScope(scope, async (tx) => {
+    return this.reads.page(scope, async (tx) => {
       const page = await listPage<SettlementRow>(tx, 'settlements', scope, params, [
         params.currency ? tx`AND currency = ${params.currency}` : tx``,
         params.payout ? tx`AND payout_id = ${params.payout}` : tx``,
