@@ -143,11 +143,24 @@ export function scopeSetting(scopes: Scope[]): string {
  * scope are sent with fn's first query in one round trip (postgres.js pipelines the queries of a
  * reserved connection); only COMMIT waits for a second.
  */
-export async function inScope<T>(sql: Sql, scopes: Scope | Scope[], fn: (tx: Tx) => Promise<T>): Promise<T> {
-  const setting = scopeSetting(Array.isArray(scopes) ? scopes : [scopes]);
+export function inScope<T>(sql: Sql, scopes: Scope | Scope[], fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return inScopeWith(sql, Array.isArray(scopes) ? scopes : [scopes], fn, 'read');
+}
+
+/**
+ * inScope for a list's page that needs reads before it (the list's owner, to answer 404 for another tenant's) or after
+ * it: the whole transaction runs under a page's planner settings (see scopedPageRead), which leave only walks of an
+ * index in the list's order.
+ */
+export function inPageScope<T>(sql: Sql, scope: Scope, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return inScopeWith(sql, [scope], fn, 'page');
+}
+
+async function inScopeWith<T>(sql: Sql, scopes: Scope[], fn: (tx: Tx) => Promise<T>, kind: 'read' | 'page') {
+  const setting = scopeSetting(scopes);
   const connection = await sql.reserve();
   const tx = connection as unknown as Tx;
-  const opened = Promise.all([tx`BEGIN`, tx`SELECT set_config('app.scope', ${setting}, true)`]);
+  const opened = Promise.all([tx`BEGIN`, scoped(tx, setting, kind)]);
   opened.catch(() => {});
   try {
     const result = await fn(tx);
@@ -216,20 +229,24 @@ async function pipelined<T>(
     // a statement that throws instead of returning its query must still end it, or the connection
     // would go back to the pool inside it; whatever it sent before throwing is rolled back.
     const begin = tx`BEGIN`.execute();
-    const scope =
-      kind === 'write'
-        ? tx`SELECT set_config('app.scope', ${scopeSetting(scopes)}, true), set_config('plan_cache_mode', 'force_generic_plan', true),
-        set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`.execute()
-        : kind === 'page'
-          ? tx`SELECT set_config('app.scope', ${scopeSetting(scopes)}, true), set_config('enable_sort', 'off', true),
-        set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`.execute()
-          : tx`SELECT set_config('app.scope', ${scopeSetting(scopes)}, true)`.execute();
+    const scope = scoped(tx, scopeSetting(scopes), kind).execute();
     return await withCommit(tx, [begin, scope], statement, kind, () => (lost = true));
   } finally {
     // A lost connection is in the pool's closed list already, to be reconnected on demand; releasing
     // it would list it as open without a socket (porsager/postgres#1208).
     if (!lost) connection.release();
   }
+}
+
+/** The transaction's scope, and the planner settings of its kind of work (see scopedStatement, scopedPageRead). */
+function scoped(tx: Tx, setting: string, kind: 'write' | 'read' | 'page') {
+  return kind === 'write'
+    ? tx`SELECT set_config('app.scope', ${setting}, true), set_config('plan_cache_mode', 'force_generic_plan', true),
+        set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
+    : kind === 'page'
+      ? tx`SELECT set_config('app.scope', ${setting}, true), set_config('enable_sort', 'off', true),
+        set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`
+      : tx`SELECT set_config('app.scope', ${setting}, true)`;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inPageScope, inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { createdRange, joinConditions, listPage, type ListParams } from '../../db/list.js';
 import { ApiError } from '../../http/errors.js';
 import type { Auth } from '../../http/auth.js';
@@ -69,7 +69,9 @@ export class AuditService {
   }
 
   async list(scope: Scope, params: ListParams & Filters) {
-    return inScope(this.sql, scope, async (tx) => {
+    // An actor's or an object's entries are found through their own index and sorted (see listRead).
+    const read = params.actor || params.object ? inScope : inPageScope;
+    return read(this.sql, scope, async (tx) => {
       const page = await listPage<AuditEntryRow>(tx, 'audit_entries', scope, params, this.filters(tx, params));
       return { data: page.rows.map(toAuditLog), has_more: page.hasMore };
     });

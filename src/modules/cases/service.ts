@@ -1,4 +1,4 @@
-import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inPageScope, inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findOwned, listPage } from '../../db/list.js';
 import { ApiError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
@@ -161,7 +161,7 @@ export class CaseService {
   }
 
   async list(scope: Scope, params: CaseListQuery) {
-    return inScope(this.sql, scope, async (tx) => {
+    return inPageScope(this.sql, scope, async (tx) => {
       const page = await listPage<CaseRow>(tx, 'cases', scope, params, [
         params.status ? tx`AND status = ${params.status}` : tx``,
         params.kind ? tx`AND kind = ${params.kind}` : tx``,

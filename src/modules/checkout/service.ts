@@ -1,5 +1,5 @@
 import { SignJWT, jwtVerify } from 'jose';
-import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inPageScope, inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { listPage } from '../../db/list.js';
 import { insertRows } from '../../db/unnest.js';
 import type { ClientSecrets } from '../../http/client-secret.js';
@@ -110,7 +110,7 @@ export class CheckoutService {
   }
 
   async list(scope: Scope, params: CheckoutSessionListQuery) {
-    return inScope(this.sql, scope, async (tx) => {
+    return inPageScope(this.sql, scope, async (tx) => {
       const page = await listPage<SessionRow>(
         tx,
         'checkout_sessions',

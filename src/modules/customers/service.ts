@@ -1,5 +1,5 @@
 import { primaryReads, type Reads } from '../../db/replica.js';
-import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inPageScope, inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { recordAudit, type AuditContext } from '../audit/record.js';
 import type { EventType } from '../events/catalog.js';
 import { findManyOwned, listPage, type ListParams } from '../../db/list.js';
@@ -215,7 +215,7 @@ export class CustomerService {
   }
 
   async paymentMethods(scope: Scope, customerId: string, params: ListParams) {
-    return inScope(this.sql, scope, async (tx) => {
+    return inPageScope(this.sql, scope, async (tx) => {
       await this.find(tx, scope, customerId);
       const page = await listPage<PaymentMethodRow>(tx, 'payment_methods', scope, params, [
         tx`AND customer = ${customerId}`,

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { auditChange, type AuditContext } from '../audit/record.js';
-import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inPageScope, inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
@@ -259,7 +259,7 @@ export class FraudService {
   }
 
   async listItems(scope: Scope, listId: string, params: ListParams) {
-    return inScope(this.sql, scope, async (tx) => {
+    return inPageScope(this.sql, scope, async (tx) => {
       await findOwned<ListRow>(tx, 'fraud_lists', scope, listId, 'list');
       const page = await listPage<ListItemRow>(tx, 'fraud_list_items', scope, params, [tx`AND list_id = ${listId}`]);
       return { data: page.rows.map(toApiItem), has_more: page.hasMore };
@@ -287,7 +287,7 @@ export class FraudService {
   }
 
   async listReviews(scope: Scope, params: ListParams & { status?: string }) {
-    return inScope(this.sql, scope, async (tx) => {
+    return inPageScope(this.sql, scope, async (tx) => {
       const page = await listPage<ReviewRow>(tx, 'fraud_reviews', scope, params, [
         params.status ? tx`AND status = ${params.status}` : tx``,
       ]);

@@ -1,5 +1,5 @@
 import type { Scope, Sql, Tx } from '../../db/index.js';
-import { inScope } from '../../db/index.js';
+import { inPageScope, inScope } from '../../db/index.js';
 import { findManyOwned, findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
@@ -188,7 +188,7 @@ export class PaymentMethodService {
   }
 
   async list(scope: Scope, params: ListParams & { customer?: string }) {
-    return inScope(this.sql, scope, async (tx) => {
+    return inPageScope(this.sql, scope, async (tx) => {
       const page = await listPage<PaymentMethodRow>(tx, 'payment_methods', scope, params, [
         params.customer ? tx`AND customer = ${params.customer}` : tx``,
       ]);

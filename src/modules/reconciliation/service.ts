@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify/sync';
-import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inPageScope, inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findOwned, listCursor, listPage } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { idFloor, newId } from '../../lib/ids.js';
@@ -375,7 +375,7 @@ export class ReconciliationService {
   }
 
   async list(scope: Scope, params: ReconciliationReportListQuery) {
-    return inScope(this.sql, scope, async (tx) => {
+    return inPageScope(this.sql, scope, async (tx) => {
       const page = await listPage<ReportRow>(tx, 'reconciliation_reports', scope, params, [
         params.processor ? tx`AND processor = ${params.processor}` : tx``,
         params.report_date ? tx`AND report_date = ${params.report_date}::date` : tx``,
@@ -426,7 +426,7 @@ export class ReconciliationService {
   }
 
   async listItems(scope: Scope, id: string, params: ReconciliationItemListQuery) {
-    return inScope(this.sql, scope, async (tx) => {
+    return inPageScope(this.sql, scope, async (tx) => {
       await this.find(tx, scope, id);
       const page = await listPage<ItemRow>(tx, 'reconciliation_items', scope, params, [
         tx`AND report_id = ${id}`,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { recordAudit, type AuditAction, type AuditContext } from '../audit/record.js';
-import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inPageScope, inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
@@ -342,7 +342,7 @@ export class WebhookService {
   }
 
   async endpointDeliveries(scope: Scope, id: string, params: ListParams) {
-    return inScope(this.sql, scope, async (tx) => {
+    return inPageScope(this.sql, scope, async (tx) => {
       await this.find(tx, scope, id);
       const page = await listPage<DeliveryRow>(tx, 'webhook_deliveries', scope, params, [tx`AND endpoint_id = ${id}`]);
       return { data: await this.withAttempts(tx, page.rows), has_more: page.hasMore };
