@@ -2,10 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import postgres from 'postgres';
 import { inPageScope, inScope, type Sql, type Tx } from '../src/db/index.js';
 import { listPage } from '../src/db/list.js';
-import type { Reads } from '../src/db/replica.js';
+import { primaryReads, type Reads } from '../src/db/replica.js';
 import { EventService } from '../src/modules/events/service.js';
 import { decidedPayments, loadConfiguration } from '../src/modules/fraud/repo.js';
 import { RequestLogService } from '../src/modules/request-logs/service.js';
+import { SearchService } from '../src/modules/search/service.js';
 import { newId } from '../src/lib/ids.js';
 import { planLoggingConnection } from './plan-log.js';
 import { bootAppOnOwnDatabase, createTenant, payByCard, type TestApp } from './helpers.js';
@@ -82,15 +83,16 @@ describe('statements that read by index what once grew with the platform', () =>
     }) as Promise<T>;
   }
 
+  /** The planner settings a page is read under (scopedPageRead, inPageScope). */
+  const underPagePlanner = (tx: Tx) =>
+    tx`SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
+      set_config('enable_seqscan', 'off', true)`;
+
   /** The services' reads (Reads) on the plan-logging connection; a page under the page's planner settings. */
   const appReads: Reads = {
     inScope: (scope, fn) => asApp(scope.tenantId, fn),
-    page: (scope, fn) =>
-      asApp(scope.tenantId, async (tx) => {
-        await tx`SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
-          set_config('enable_seqscan', 'off', true)`;
-        return fn(tx);
-      }),
+    inPageScope: (scope, fn) => asApp(scope.tenantId, (tx) => underPagePlanner(tx).then(() => fn(tx))),
+    page: (scope, fn) => asApp(scope.tenantId, (tx) => underPagePlanner(tx).then(() => fn(tx))),
   };
 
   it('releases only the aged refund keys, found through refunds_keyed instead of a scan of every refund', async () => {
@@ -154,8 +156,7 @@ describe('statements that read by index what once grew with the platform', () =>
       plans.length = 0;
       const page = await asApp(tenantId, async (tx) => {
         // As the payments list reads its page (scopedPageRead): only walks of an index in list order.
-        await tx`SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
-          set_config('enable_seqscan', 'off', true)`;
+        await underPagePlanner(tx);
         return listPage<{ id: string }>(tx, 'payments', scope, params);
       });
       expect(
@@ -259,6 +260,30 @@ describe('statements that read by index what once grew with the platform', () =>
       expect(page.rows.map((row) => row.id)).toEqual(made.slice(-10).reverse());
       const plan = plans.filter((p) => p.includes('FROM "cases" AS item')).join('\n');
       expect(plan).toMatch(/Index Scan using cases_tenant/);
+      expect(plan).not.toMatch(/Sort|Bitmap/);
+    } finally {
+      await asAppRole.end();
+    }
+  });
+
+  it("searches payments by their own fields through a walk of the tenant's index, even on stale statistics", async () => {
+    const searcher = await createTenant(t.app, 'Search plans');
+    const scope = { tenantId: searcher.id, livemode: false };
+    // Statistics from before this tenant had payments.
+    await t.admin`ANALYZE payments`;
+    const made = Array.from({ length: 3_000 }, (_, n) => newId('pay', new Date(Date.now() - 3_000_000 + n * 1_000)));
+    await t.admin`
+      INSERT INTO payments (id, tenant_id, livemode, amount, currency, status, capture_method)
+      SELECT id, ${searcher.id}, false, 1000, 'usd', 'succeeded', 'automatic' FROM unnest(${made}::text[]) AS m(id)`;
+    const asAppRole = await planLoggingConnection(t.adminUrl, plans);
+    try {
+      await asAppRole`SET ROLE ${asAppRole(t.config.appDbRole)}`;
+      const search = new SearchService(primaryReads(asAppRole as unknown as Sql));
+      plans.length = 0;
+      const found = await search.payments(scope, { query: "status:'succeeded' AND amount>500", limit: 10 });
+      expect(found.data.map((p) => p.id)).toEqual(made.slice(-10).reverse());
+      const plan = plans.filter((p) => p.includes('FROM payments p')).join('\n');
+      expect(plan).toMatch(/Index Scan( Backward)? using payments_(tenant|pkey)/);
       expect(plan).not.toMatch(/Sort|Bitmap/);
     } finally {
       await asAppRole.end();

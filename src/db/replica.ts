@@ -1,4 +1,4 @@
-import { inScope, isDatabaseUnavailable, scopedPageRead, type Scope, type Sql, type Tx } from './index.js';
+import { inPageScope, inScope, isDatabaseUnavailable, scopedPageRead, type Scope, type Sql, type Tx } from './index.js';
 import type { ReadBatcher } from './read-batch.js';
 
 /** Where a read that tolerates staleness is served from, and why (the `db_reads_total` labels). */
@@ -20,6 +20,8 @@ export interface ReplicaStatus {
 /** Runs a stale-tolerant read in the caller's tenant scope, on whichever server may serve it. */
 export interface Reads {
   inScope<T>(scope: Scope, fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /** inScope under a page's planner settings, for a page that needs reads after it (see inPageScope). */
+  inPageScope<T>(scope: Scope, fn: (tx: Tx) => Promise<T>): Promise<T>;
   /**
    * A list's page: queries queued in one tick (the page, its cursor check) sent with BEGIN, the scope and COMMIT in
    * one round trip (scopedPageRead); on the primary, in the read batch of the same turn (ReadBatcher.page), so its
@@ -35,6 +37,7 @@ export interface Reads {
 export function primaryReads(sql: Sql, batchedReads?: ReadBatcher): Reads {
   return {
     inScope: (scope, fn) => inScope(sql, scope, fn),
+    inPageScope: (scope, fn) => inPageScope(sql, scope, fn),
     page: (scope, query) => (batchedReads ? batchedReads.page(scope, query) : scopedPageRead(sql, scope, query)),
   };
 }
@@ -133,6 +136,10 @@ export class ReadRouter implements Reads {
 
   inScope<T>(scope: Scope, fn: (tx: Tx) => Promise<T>): Promise<T> {
     return this.routed(scope, (sql) => inScope(sql, scope, fn));
+  }
+
+  inPageScope<T>(scope: Scope, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.routed(scope, (sql) => inPageScope(sql, scope, fn));
   }
 
   page<T>(scope: Scope, query: (tx: Tx) => Promise<T>): Promise<T> {

@@ -151,6 +151,30 @@ function page<Row extends { id: string }, Out>(rows: Row[], limit: number, data:
   };
 }
 
+/**
+ * The fields a search checks on the object's own row (an equality on an index of the tenant in id order, a comparison,
+ * an id range). A search on these alone is a walk of the tenant's index in id order that stops at the page's end
+ * (Reads.inPageScope): the planner's defaults do not choose it while row-level security hides the tenant's share of the
+ * table from their estimate, and read every payment of the tenant through another index to sort them. A field found
+ * through another table's index (a customer's email or a card's last4 for payments, metadata) is best read from there
+ * and sorted, under the defaults; so are clauses joined by OR, whose rows several index scans find together.
+ */
+const PAYMENT_ROW_FIELDS = new Set(['status', 'currency', 'amount', 'created', 'customer']);
+const CUSTOMER_ROW_FIELDS = new Set(['email', 'name', 'phone', 'created']);
+
+function searchRead<T>(
+  reads: Reads,
+  scope: Scope,
+  query: SearchQuery,
+  rowFields: Set<string>,
+  fn: (tx: Tx) => Promise<T>,
+) {
+  const walk = query.clauses.length === 1 || query.combinator === 'AND';
+  return walk && query.clauses.every((clause) => rowFields.has(clause.field))
+    ? reads.inPageScope(scope, fn)
+    : reads.inScope(scope, fn);
+}
+
 /** Stripe-style search over payments and customers: newest first, paged by an opaque `page` cursor. */
 export class SearchService {
   constructor(private readonly reads: Reads) {}
@@ -159,7 +183,7 @@ export class SearchService {
     const query = parseSearchQuery(params.query, PAYMENT_SEARCH_FIELDS);
     const limit = params.limit ?? 10;
     const after = params.page === undefined ? undefined : pageCursor.decode(params.page);
-    return this.reads.inScope(scope, async (tx) => {
+    return searchRead(this.reads, scope, query, PAYMENT_ROW_FIELDS, async (tx) => {
       const rows = await paymentSearchStatement(tx, scope, query, limit, after);
       const states = await withAttemptsOf(tx, rows.slice(0, limit));
       return page(rows, limit, states.map(toApiPayment), '/v1/payments/search');
@@ -170,7 +194,7 @@ export class SearchService {
     const query = parseSearchQuery(params.query, CUSTOMER_SEARCH_FIELDS);
     const limit = params.limit ?? 10;
     const after = params.page === undefined ? undefined : pageCursor.decode(params.page);
-    return this.reads.inScope(scope, async (tx) => {
+    return searchRead(this.reads, scope, query, CUSTOMER_ROW_FIELDS, async (tx) => {
       const rows = await customerSearchStatement(tx, scope, query, limit, after);
       return page(rows, limit, rows.slice(0, limit).map(toApiCustomer), '/v1/customers/search');
     });
