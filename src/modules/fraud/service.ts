@@ -287,7 +287,10 @@ export class FraudService {
   }
 
   async listReviews(scope: Scope, params: ListParams & { status?: string }) {
-    return inPageScope(this.sql, scope, async (tx) => {
+    // The open reviews, the queue, are few among many closed: found through fraud_reviews_open and sorted, not by a
+    // walk of the tenant's history (see listRead).
+    const read = params.status ? inScope : inPageScope;
+    return read(this.sql, scope, async (tx) => {
       const page = await listPage<ReviewRow>(tx, 'fraud_reviews', scope, params, [
         params.status ? tx`AND status = ${params.status}` : tx``,
       ]);
