@@ -1,5 +1,5 @@
 import { primaryReads, type Reads } from '../../db/replica.js';
-import { inPageScope, inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inPageScope, inScope, scopedRead, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { recordAudit, type AuditContext } from '../audit/record.js';
 import type { EventType } from '../events/catalog.js';
 import { findManyOwned, listPage, type ListParams } from '../../db/list.js';
@@ -103,12 +103,12 @@ export class CustomerService {
   }
 
   async retrieve(scope: Scope, id: string): Promise<Customer> {
-    return toApiCustomer(await inScope(this.sql, scope, (tx) => this.find(tx, scope, id)));
+    return toApiCustomer(await scopedRead(this.sql, scope, (tx) => this.find(tx, scope, id)));
   }
 
   /** For `expand[]`: a deleted customer is left out, so the payment that names it keeps the bare id. */
   async retrieveMany(scope: Scope, ids: string[]): Promise<Customer[]> {
-    const rows = await inScope(this.sql, scope, (tx) => findManyOwned<CustomerRow>(tx, 'customers', scope, ids));
+    const rows = await scopedRead(this.sql, scope, (tx) => findManyOwned<CustomerRow>(tx, 'customers', scope, ids));
     return rows.filter((row) => row.deleted_at === null).map(toApiCustomer);
   }
 

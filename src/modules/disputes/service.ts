@@ -1,5 +1,5 @@
 import { listRead, primaryReads, type Reads } from '../../db/replica.js';
-import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inScope, scopedRead, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { recordAudit, type AuditContext } from '../audit/record.js';
 import { findOwned, listPage } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
@@ -399,7 +399,7 @@ export class DisputeService {
   }
 
   async retrieve(scope: Scope, id: string): Promise<Dispute> {
-    return toApiDispute(await inScope(this.sql, scope, (tx) => this.find(tx, scope, id)));
+    return toApiDispute(await scopedRead(this.sql, scope, (tx) => this.find(tx, scope, id)));
   }
 
   /** `from`: the demo seeder reads what the worker's intake has just written, which the replica may not have yet. */

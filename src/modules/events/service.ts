@@ -1,5 +1,5 @@
 import { primaryReads, type Reads } from '../../db/replica.js';
-import { inScope, type Scope, type Sql } from '../../db/index.js';
+import { scopedRead, type Scope, type Sql } from '../../db/index.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { idRangeFrom, idTime } from '../../lib/ids.js';
 import { toApiEvent, type Event, type EventRow } from './events.js';
@@ -11,7 +11,7 @@ export class EventService {
   ) {}
 
   async retrieve(scope: Scope, id: string): Promise<Event> {
-    return toApiEvent(await inScope(this.sql, scope, (tx) => findOwned<EventRow>(tx, 'events', scope, id, 'event')));
+    return toApiEvent(await scopedRead(this.sql, scope, (tx) => findOwned<EventRow>(tx, 'events', scope, id, 'event')));
   }
 
   async list(scope: Scope, params: ListParams & { type?: string; object_id?: string }) {

@@ -1,5 +1,5 @@
 import { listRead, primaryReads, type Reads } from '../../db/replica.js';
-import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inScope, scopedRead, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { ReadBatcher, type ReadCombiner } from '../../db/read-batch.js';
 import { findManyOwned, findOwned, listPage } from '../../db/list.js';
 import { columnNames, insertRows, UnnestStatement, type Columns } from '../../db/unnest.js';
@@ -397,14 +397,14 @@ export class LedgerService {
   }
 
   async retrieveBalanceTransactions(scope: Scope, ids: string[]): Promise<BalanceTransaction[]> {
-    const rows = await inScope(this.sql, scope, (tx) =>
+    const rows = await scopedRead(this.sql, scope, (tx) =>
       findManyOwned<BalanceTransactionRow>(tx, 'balance_transactions', scope, ids),
     );
     return rows.map(toBalanceTransaction);
   }
 
   async retrieveBalanceTransaction(scope: Scope, id: string): Promise<BalanceTransaction> {
-    const row = await inScope(this.sql, scope, (tx) =>
+    const row = await scopedRead(this.sql, scope, (tx) =>
       findOwned<BalanceTransactionRow>(tx, 'balance_transactions', scope, id, 'balance_transaction'),
     );
     return toBalanceTransaction(row);

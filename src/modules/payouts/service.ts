@@ -1,5 +1,5 @@
 import { primaryReads, type Reads } from '../../db/replica.js';
-import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inScope, scopedRead, type Scope, type Sql, type Tx } from '../../db/index.js';
 import { recordAudit, systemContext, type AuditContext } from '../audit/record.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
@@ -309,7 +309,7 @@ export class PayoutService {
 
   async retrieve(scope: Scope, id: string): Promise<Payout> {
     return toApiPayout(
-      await inScope(this.sql, scope, (tx) => findOwned<PayoutRow>(tx, 'payouts', scope, id, 'payout')),
+      await scopedRead(this.sql, scope, (tx) => findOwned<PayoutRow>(tx, 'payouts', scope, id, 'payout')),
     );
   }
 }

@@ -637,11 +637,11 @@ export class RefundService {
   }
 
   async retrieve(scope: Scope, id: string): Promise<Refund> {
-    return toApiRefund(await inScope(this.sql, scope, (tx) => this.find(tx, scope, id)));
+    return toApiRefund(await scopedRead(this.sql, scope, (tx) => this.find(tx, scope, id)));
   }
 
   async retrieveMany(scope: Scope, ids: string[]): Promise<Refund[]> {
-    const rows = await inScope(this.sql, scope, (tx) => findManyOwned<RefundRow>(tx, 'refunds', scope, ids));
+    const rows = await scopedRead(this.sql, scope, (tx) => findManyOwned<RefundRow>(tx, 'refunds', scope, ids));
     return rows.map(toApiRefund);
   }
 

@@ -1,5 +1,5 @@
 import { primaryReads, type Reads } from '../../db/replica.js';
-import { inScope, type Scope, type Sql } from '../../db/index.js';
+import { inScope, scopedRead, type Scope, type Sql } from '../../db/index.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { newId } from '../../lib/ids.js';
@@ -196,7 +196,7 @@ export class SettlementService {
 
   async retrieve(scope: Scope, id: string): Promise<Settlement> {
     return toApiSettlement(
-      await inScope(this.sql, scope, (tx) => findOwned<SettlementRow>(tx, 'settlements', scope, id, 'settlement')),
+      await scopedRead(this.sql, scope, (tx) => findOwned<SettlementRow>(tx, 'settlements', scope, id, 'settlement')),
     );
   }
 }
