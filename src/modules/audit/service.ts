@@ -1,4 +1,5 @@
-import { inPageScope, inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { listRead, primaryReads, type Reads } from '../../db/replica.js';
 import { createdRange, joinConditions, listPage, type ListParams } from '../../db/list.js';
 import { ApiError } from '../../http/errors.js';
 import type { Auth } from '../../http/auth.js';
@@ -36,7 +37,12 @@ type Filters = Pick<AuditLogListQuery, 'actor' | 'action' | 'object'>;
 const EXPORT_PAGE = 1000;
 
 export class AuditService {
-  constructor(private readonly sql: Sql) {}
+  /** The primary's: the log is read where it is written, never from a replica. */
+  private readonly reads: Reads;
+
+  constructor(private readonly sql: Sql) {
+    this.reads = primaryReads(sql);
+  }
 
   /**
    * Whose entries a caller reads: a tenant's key its own tenant and mode; the operator the platform's chain, or with
@@ -69,9 +75,8 @@ export class AuditService {
   }
 
   async list(scope: Scope, params: ListParams & Filters) {
-    // An actor's or an object's entries are found through their own index and sorted (see listRead).
-    const read = params.actor || params.object ? inScope : inPageScope;
-    return read(this.sql, scope, async (tx) => {
+    // An actor's or an object's entries are found through their own index and sorted.
+    return listRead(this.reads, scope, Boolean(params.actor || params.object), async (tx) => {
       const page = await listPage<AuditEntryRow>(tx, 'audit_entries', scope, params, this.filters(tx, params));
       return { data: page.rows.map(toAuditLog), has_more: page.hasMore };
     });

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { auditChange, type AuditContext } from '../audit/record.js';
 import { inPageScope, inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
+import { listRead, primaryReads } from '../../db/replica.js';
 import { findOwned, listPage, type ListParams } from '../../db/list.js';
 import { insertRows } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
@@ -288,9 +289,8 @@ export class FraudService {
 
   async listReviews(scope: Scope, params: ListParams & { status?: string }) {
     // The open reviews, the queue, are few among many closed: found through fraud_reviews_open and sorted, not by a
-    // walk of the tenant's history (see listRead).
-    const read = params.status ? inScope : inPageScope;
-    return read(this.sql, scope, async (tx) => {
+    // walk of the tenant's history.
+    return listRead(primaryReads(this.sql), scope, params.status !== undefined, async (tx) => {
       const page = await listPage<ReviewRow>(tx, 'fraud_reviews', scope, params, [
         params.status ? tx`AND status = ${params.status}` : tx``,
       ]);
