@@ -83,6 +83,22 @@ describe('statements that read by index what once grew with the platform', () =>
     }) as Promise<T>;
   }
 
+  /** `run` with a plan-logging connection of its own logged in as the application role, as the API's pools are. */
+  async function onAppRoleConnection<T>(run: (sql: Sql) => Promise<T>): Promise<T> {
+    const connection = await planLoggingConnection(t.adminUrl, plans);
+    try {
+      await connection`SET ROLE ${connection(t.config.appDbRole)}`;
+      plans.length = 0;
+      return await run(connection as unknown as Sql);
+    } finally {
+      await connection.end();
+    }
+  }
+
+  /** `count` ids made a second apart up to now, oldest first: rows the table's statistics have not seen. */
+  const recentIds = (prefix: string, count: number) =>
+    Array.from({ length: count }, (_, n) => newId(prefix, new Date(Date.now() - (count - n) * 1_000)));
+
   /** The planner settings a page is read under (scopedPageRead, inPageScope). */
   const underPagePlanner = (tx: Tx) =>
     tx`SELECT set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true),
@@ -246,24 +262,17 @@ describe('statements that read by index what once grew with the platform', () =>
     // Statistics from before the tenant had cases: the planner expects a handful of rows, which a bitmap scan of the
     // tenant's index and a sort would read (as they read every row of the tenant's once there are thousands).
     await t.admin`ANALYZE cases`;
-    const made = Array.from({ length: 3_000 }, (_, n) => newId('case', new Date(Date.now() - 3_000_000 + n * 1_000)));
+    const made = recentIds('case', 3_000);
     await t.admin`
       INSERT INTO cases (id, tenant_id, livemode, kind, status, subject)
       SELECT id, ${tenantId}, false, 'manual', 'open', '{}' FROM unnest(${made}::text[]) AS m(id)`;
-    const asAppRole = await planLoggingConnection(t.adminUrl, plans);
-    try {
-      await asAppRole`SET ROLE ${asAppRole(t.config.appDbRole)}`;
-      plans.length = 0;
-      const page = await inPageScope(asAppRole as unknown as Sql, scope, (tx) =>
-        listPage<{ id: string }>(tx, 'cases', scope, { limit: 10 }),
-      );
-      expect(page.rows.map((row) => row.id)).toEqual(made.slice(-10).reverse());
-      const plan = plans.filter((p) => p.includes('FROM "cases" AS item')).join('\n');
-      expect(plan).toMatch(/Index Scan using cases_tenant/);
-      expect(plan).not.toMatch(/Sort|Bitmap/);
-    } finally {
-      await asAppRole.end();
-    }
+    const page = await onAppRoleConnection((sql) =>
+      inPageScope(sql, scope, (tx) => listPage<{ id: string }>(tx, 'cases', scope, { limit: 10 })),
+    );
+    expect(page.rows.map((row) => row.id)).toEqual(made.slice(-10).reverse());
+    const plan = plans.filter((p) => p.includes('FROM "cases" AS item')).join('\n');
+    expect(plan).toMatch(/Index Scan using cases_tenant/);
+    expect(plan).not.toMatch(/Sort|Bitmap/);
   });
 
   it("searches payments by their own fields through a walk of the tenant's index, even on stale statistics", async () => {
@@ -271,22 +280,16 @@ describe('statements that read by index what once grew with the platform', () =>
     const scope = { tenantId: searcher.id, livemode: false };
     // Statistics from before this tenant had payments.
     await t.admin`ANALYZE payments`;
-    const made = Array.from({ length: 3_000 }, (_, n) => newId('pay', new Date(Date.now() - 3_000_000 + n * 1_000)));
+    const made = recentIds('pay', 3_000);
     await t.admin`
       INSERT INTO payments (id, tenant_id, livemode, amount, currency, status, capture_method)
       SELECT id, ${searcher.id}, false, 1000, 'usd', 'succeeded', 'automatic' FROM unnest(${made}::text[]) AS m(id)`;
-    const asAppRole = await planLoggingConnection(t.adminUrl, plans);
-    try {
-      await asAppRole`SET ROLE ${asAppRole(t.config.appDbRole)}`;
-      const search = new SearchService(primaryReads(asAppRole as unknown as Sql));
-      plans.length = 0;
-      const found = await search.payments(scope, { query: "status:'succeeded' AND amount>500", limit: 10 });
-      expect(found.data.map((p) => p.id)).toEqual(made.slice(-10).reverse());
-      const plan = plans.filter((p) => p.includes('FROM payments p')).join('\n');
-      expect(plan).toMatch(/Index Scan( Backward)? using payments_(tenant|pkey)/);
-      expect(plan).not.toMatch(/Sort|Bitmap/);
-    } finally {
-      await asAppRole.end();
-    }
+    const found = await onAppRoleConnection((sql) =>
+      new SearchService(primaryReads(sql)).payments(scope, { query: "status:'succeeded' AND amount>500", limit: 10 }),
+    );
+    expect(found.data.map((p) => p.id)).toEqual(made.slice(-10).reverse());
+    const plan = plans.filter((p) => p.includes('FROM payments p')).join('\n');
+    expect(plan).toMatch(/Index Scan( Backward)? using payments_(tenant|pkey)/);
+    expect(plan).not.toMatch(/Sort|Bitmap/);
   });
 });
