@@ -7,6 +7,7 @@ import { EventService } from '../src/modules/events/service.js';
 import { decidedPayments, loadConfiguration } from '../src/modules/fraud/repo.js';
 import { RequestLogService } from '../src/modules/request-logs/service.js';
 import { SearchService } from '../src/modules/search/service.js';
+import { AuditService } from '../src/modules/audit/service.js';
 import { newId } from '../src/lib/ids.js';
 import { planLoggingConnection } from './plan-log.js';
 import { bootAppOnOwnDatabase, createTenant, payByCard, type TestApp } from './helpers.js';
@@ -290,6 +291,72 @@ describe('statements that read by index what once grew with the platform', () =>
     expect(found.data.map((p) => p.id)).toEqual(made.slice(-10).reverse());
     const plan = plans.filter((p) => p.includes('FROM payments p')).join('\n');
     expect(plan).toMatch(/Index Scan( Backward)? using payments_(tenant|pkey)/);
+    expect(plan).not.toMatch(/Sort|Bitmap/);
+  });
+  it("lists an actor's and an object's audit entries by a walk of their own index in list order", async () => {
+    const audited = await createTenant(t.app, 'Audit plans');
+    const scope = { tenantId: audited.id, livemode: false };
+    await t.admin`ANALYZE audit_entries`;
+    // A busy key's three thousand newer entries above a rare key's twelve: the tenant's index reaches the rare ones
+    // only after all of the busy ones, an index of actor or object alone only through a sort.
+    const made = recentIds('aud', 3_012);
+    const rare = made.slice(0, 12);
+    const entry = (id: string, n: number) => {
+      const who = n < 12 ? 'rare' : 'busy';
+      return JSON.stringify({
+        action: 'api_key.updated',
+        actor: { type: 'api_key', id: `key_plan_${who}` },
+        target: { type: 'api_key', id: `obj_plan_${who}` },
+        before: null,
+        after: { n },
+        request_id: null,
+        id,
+      });
+    };
+    await t.admin`
+      INSERT INTO audit_entries (id, tenant_id, livemode, seq, action, actor_type, actor_id, target_type, target_id,
+        content, prev_hash, hash, created_at)
+      SELECT id, ${audited.id}, false, 0, 'api_key.updated', 'api_key', content::json->'actor'->>'id', 'api_key',
+        content::json->'target'->>'id', content, '\\x00', '\\x00', now()
+      FROM unnest(${made}::text[], ${made.map(entry)}::text[]) AS m(id, content)`;
+    const audit = (query: { actor?: string; object?: string }) =>
+      onAppRoleConnection((sql) => new AuditService(sql).list(scope, { limit: 10, ...query }));
+    // Before the statistics have seen the entries, and after.
+    for (const [query, index, analyze] of [
+      [{ actor: 'key_plan_rare' }, 'audit_entries_actor_listed', false],
+      [{ object: 'obj_plan_rare' }, 'audit_entries_target_listed', false],
+      [{ actor: 'key_plan_rare' }, 'audit_entries_actor_listed', true],
+      [{ object: 'obj_plan_rare' }, 'audit_entries_target_listed', true],
+    ] as const) {
+      if (analyze) await t.admin`ANALYZE audit_entries`;
+      const page = await audit(query);
+      expect(page.data.map((e) => e.id)).toEqual(rare.slice(-10).reverse());
+      expect(page.has_more).toBe(true);
+      const plan = plans.filter((p) => p.includes('FROM "audit_entries" AS item')).join('\n');
+      expect(plan).toMatch(new RegExp(`Index Scan using ${index}`));
+      expect(plan).not.toMatch(/Sort|Bitmap/);
+    }
+  });
+
+  it('lists checkout sessions by status through a walk of the status index, not past every other session', async () => {
+    const scope = { tenantId, livemode: false };
+    await t.admin`ANALYZE checkout_sessions`;
+    // Twelve open sessions below three thousand newer completed ones.
+    const made = recentIds('cs', 3_012);
+    await t.admin`
+      INSERT INTO checkout_sessions (id, tenant_id, livemode, status, payment_id, amount, currency, success_url,
+        cancel_url, expires_at)
+      SELECT id, ${tenantId}, false, CASE WHEN n <= 12 THEN 'open' ELSE 'complete' END, 'pay_' || id, 1000, 'usd',
+        'https://shop.example/ok', 'https://shop.example/cancel', now() + interval '1 day'
+      FROM unnest(${made}::text[]) WITH ORDINALITY AS m(id, n)`;
+    const page = await onAppRoleConnection((sql) =>
+      inPageScope(sql, scope, (tx) =>
+        listPage<{ id: string }>(tx, 'checkout_sessions', scope, { limit: 10 }, [tx`AND status = ${'open'}`]),
+      ),
+    );
+    expect(page.rows.map((row) => row.id)).toEqual(made.slice(2, 12).reverse());
+    const plan = plans.filter((p) => p.includes('FROM "checkout_sessions" AS item')).join('\n');
+    expect(plan).toMatch(/Index Scan using checkout_sessions_status/);
     expect(plan).not.toMatch(/Sort|Bitmap/);
   });
 });

@@ -1,5 +1,5 @@
 import { inScope, type Scope, type Sql, type Tx } from '../../db/index.js';
-import { listRead, primaryReads, type Reads } from '../../db/replica.js';
+import { primaryReads, type Reads } from '../../db/replica.js';
 import { createdRange, joinConditions, listPage, type ListParams } from '../../db/list.js';
 import { ApiError } from '../../http/errors.js';
 import type { Auth } from '../../http/auth.js';
@@ -75,8 +75,8 @@ export class AuditService {
   }
 
   async list(scope: Scope, params: ListParams & Filters) {
-    // An actor's or an object's entries are found through their own index and sorted.
-    return listRead(this.reads, scope, Boolean(params.actor || params.object), async (tx) => {
+    // An actor's or an object's entries too are a walk of an index in list order (migration 053).
+    return this.reads.page(scope, async (tx) => {
       const page = await listPage<AuditEntryRow>(tx, 'audit_entries', scope, params, this.filters(tx, params));
       return { data: page.rows.map(toAuditLog), has_more: page.hasMore };
     });
