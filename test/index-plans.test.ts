@@ -8,6 +8,7 @@ import { decidedPayments, loadConfiguration } from '../src/modules/fraud/repo.js
 import { RequestLogService } from '../src/modules/request-logs/service.js';
 import { SearchService } from '../src/modules/search/service.js';
 import { AuditService } from '../src/modules/audit/service.js';
+import { LedgerService } from '../src/modules/ledger/service.js';
 import { newId } from '../src/lib/ids.js';
 import { planLoggingConnection } from './plan-log.js';
 import { bootAppOnOwnDatabase, createTenant, payByCard, type TestApp } from './helpers.js';
@@ -358,5 +359,49 @@ describe('statements that read by index what once grew with the platform', () =>
     const plan = plans.filter((p) => p.includes('FROM "checkout_sessions" AS item')).join('\n');
     expect(plan).toMatch(/Index Scan using checkout_sessions_status/);
     expect(plan).not.toMatch(/Sort|Bitmap/);
+  });
+  it("lists a settlement's and a payout's balance transactions through the settled index, not the tenant's history", async () => {
+    const tenant = await createTenant(t.app, 'Settled plans');
+    await payByCard(t.app, tenant.testKey, 1_000);
+    const scope = { tenantId: tenant.id, livemode: false };
+    // Twelve old transactions of one settlement (and payout) below three thousand newer ones of another.
+    const made = recentIds('txn', 3_012);
+    const rare = made.slice(0, 12);
+    await t.admin.begin(async (tx) => {
+      await tx`
+        INSERT INTO ledger_transactions (id, tenant_id, livemode, type, source_id, description, currency, amount,
+          balance_type, available_on)
+        SELECT id, ${tenant.id}, false, 'charge', 'pay_' || id, 'plan test', 'usd', 100, 'pending', now()
+        FROM unnest(${made}::text[]) AS m(id)`;
+      await tx`
+        INSERT INTO ledger_entries (id, transaction_id, tenant_id, livemode, account_id, amount, currency)
+        SELECT 'le_' || m.id || side.name, m.id, ${tenant.id}, false, a.id, side.amount, 'usd'
+        FROM unnest(${made}::text[]) AS m(id)
+        CROSS JOIN (VALUES ('p', 100::bigint, 'pending'), ('c', -100::bigint, 'processor_clearing'))
+          AS side(name, amount, account)
+        JOIN ledger_accounts a ON a.tenant_id = ${tenant.id} AND NOT a.livemode AND a.currency = 'usd'
+          AND a.type = side.account`;
+      await tx`
+        INSERT INTO settlements (id, tenant_id, livemode, currency, settlement_date, count, gross, fees, refunds,
+          disputes, net, payout_id)
+        VALUES ('stl_plan_rare', ${tenant.id}, false, 'usd', current_date, 12, 1200, 0, 0, 0, 1200, 'po_plan_rare'),
+          ('stl_plan_busy', ${tenant.id}, false, 'usd', current_date, 3000, 300000, 0, 0, 0, 300000, 'po_plan_busy')`;
+      await tx`
+        UPDATE ledger_transactions SET settlement_id = CASE WHEN id = ANY(${rare}) THEN 'stl_plan_rare'
+          ELSE 'stl_plan_busy' END
+        WHERE id = ANY(${made})`;
+    });
+    const listed = (query: { settlement?: string; payout?: string }) =>
+      onAppRoleConnection((sql) =>
+        new LedgerService(sql, undefined, primaryReads(sql)).listBalanceTransactions(scope, { limit: 10, ...query }),
+      );
+    for (const query of [{ settlement: 'stl_plan_rare' }, { payout: 'po_plan_rare' }]) {
+      const page = await listed(query);
+      expect(page.data.map((b) => b.id)).toEqual(rare.slice(-10).reverse());
+      expect(page.has_more).toBe(true);
+      const plan = plans.filter((p) => p.includes('FROM "balance_transactions" AS item')).join('\n');
+      expect(plan, JSON.stringify(query)).toMatch(/Index Scan using ledger_transactions_settled/);
+      expect(plan, JSON.stringify(query)).not.toMatch(/ledger_transactions_balance/);
+    }
   });
 });

@@ -384,7 +384,9 @@ export class LedgerService {
     scope: Scope,
     query: BalanceTransactionListQuery,
   ): Promise<{ data: BalanceTransaction[]; has_more: boolean }> {
-    return listRead(this.reads, scope, query.source !== undefined, async (tx) => {
+    // A payout's transactions are those of its settlements (a few index ranges), found and then sorted.
+    const sortedFilter = query.source !== undefined || query.payout !== undefined;
+    return listRead(this.reads, scope, sortedFilter, async (tx) => {
       const page = await listPage<BalanceTransactionRow>(tx, 'balance_transactions', scope, query, [
         query.type ? tx`AND type = ${query.type}` : tx``,
         query.source ? tx`AND source_id = ${query.source}` : tx``,
