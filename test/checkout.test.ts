@@ -166,20 +166,52 @@ describe('checkout sessions API', () => {
     expectError(await post(`/v1/checkout/sessions/${created.id}/expire`), 400, { code: 'checkout_session_not_open' });
   });
 
+  const statuses = async (...ids: string[]) =>
+    Object.fromEntries(
+      (
+        await t.admin<
+          { id: string; status: string }[]
+        >`SELECT id, status FROM checkout_sessions WHERE id IN ${t.admin(ids)}`
+      ).map((r) => [r.id, r.status]),
+    );
+
+  it('completes as its payment succeeds, with its event, though neither the page nor the worker reports back', async () => {
+    const created = await ok(await session());
+    // The buyer paid and closed the tab at once; nothing reads the session.
+    await ok(await post(`/v1/payments/${created.payment}/confirm`, { payment_method: card(TEST_CARDS.visa) }));
+    await waitFor(
+      async () => (await statuses(created.id))[created.id] === 'complete',
+      10_000,
+      'the session completed by its payment',
+    );
+    const [event] = await t.admin<{ type: string }[]>`
+      SELECT type FROM events WHERE object_id = ${created.id} AND tenant_id = ${tenant.id}`;
+    expect(event).toEqual({ type: 'checkout.session.completed' });
+  });
+
   it('the worker settles sessions nobody reads: paid ones complete, overdue ones expire, each with its event', async () => {
     const paid = await ok(await session());
     const overdue = await ok(await session({ expires_in: 1800 }));
     const open = await ok(await session());
-    // The buyer paid and closed the tab before the page reported back.
+    // The buyer paid and closed the tab, and the payment's notice to the session was lost (as a crash between the
+    // payment's commit and the notice would lose it): without the session's id on the payment, no notice is sent.
+    await t.admin`UPDATE payments SET metadata = '{}' WHERE id = ${paid.payment}`;
     await ok(await post(`/v1/payments/${paid.payment}/confirm`, { payment_method: card(TEST_CARDS.visa) }));
     clock.advance(1801 * 1000);
+    // The frequent pass reads only the sessions past their expiry.
+    await t.platform.checkout.settleExpired(1000);
+    expect(await eventsOf(overdue.id)).toEqual(['checkout.session.expired']);
+    expect(await statuses(paid.id, overdue.id, open.id)).toEqual({
+      [paid.id]: 'open',
+      [overdue.id]: 'expired',
+      [open.id]: 'open',
+    });
+    // The sweep looks at every open session's payment.
     await t.platform.checkout.settleDue(1000);
     expect(await eventsOf(paid.id)).toEqual(['checkout.session.completed']);
     expect(await eventsOf(overdue.id)).toEqual(['checkout.session.expired']);
     expect(await eventsOf(open.id)).toEqual([]);
-    const rows = await t.admin<{ id: string; status: string }[]>`
-      SELECT id, status FROM checkout_sessions WHERE id IN (${paid.id}, ${overdue.id}, ${open.id})`;
-    expect(Object.fromEntries(rows.map((r) => [r.id, r.status]))).toEqual({
+    expect(await statuses(paid.id, overdue.id, open.id)).toEqual({
       [paid.id]: 'complete',
       [overdue.id]: 'expired',
       [open.id]: 'open',

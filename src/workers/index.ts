@@ -30,8 +30,10 @@ export function startWorkers(platform: Platform, log: FastifyBaseLogger) {
       everyMs: 30_000,
       run: (items) => platform.payments.expireAuthorizations(100, items),
     },
-    // Often enough that a checkout session whose buyer closed the tab after paying completes (with its event) soon.
-    { name: 'checkout-sessions', everyMs: 10_000, run: (items) => platform.checkout.settleDue(100, items) },
+    // Sessions expire (with their event) within seconds of their time; a paid session completes as its payment
+    // commits, and the sweep catches the few that a crash in between left open.
+    { name: 'checkout-sessions-expired', everyMs: 10_000, run: (items) => platform.checkout.settleExpired(100, items) },
+    { name: 'checkout-sessions', everyMs: 300_000, run: (items) => platform.checkout.settleDue(100, items) },
     {
       name: 'recover-payments',
       everyMs: platform.config.recoveryIntervalMs,

@@ -43,6 +43,8 @@ export interface CheckoutPage {
   clientSecret: string;
 }
 
+type SessionRef = { id: string; tenant_id: string; livemode: boolean };
+
 /** Payment states a session can still be expired from: nothing is in flight with a processor. */
 const CANCELABLE = ['requires_payment_method', 'requires_confirmation', 'requires_action'];
 
@@ -69,6 +71,19 @@ export class CheckoutService {
     private readonly now: () => number = Date.now,
   ) {
     this.key = new TextEncoder().encode(`checkout:${secret}`);
+    payments.onSucceeded((scope, payment) => this.paymentSucceeded(scope, payment));
+  }
+
+  /**
+   * A session's payment succeeded: the session completes now, with its event, whether or not the buyer's page reports
+   * back. Failing (the database away, the process stopping), it is left to the worker's sweep (settleDue).
+   */
+  private paymentSucceeded(scope: Scope, payment: Payment): void {
+    const id = payment.metadata.checkout_session;
+    if (typeof id !== 'string' || !id.startsWith('cs_')) return;
+    this.find(scope, id)
+      .then((row) => (row.payment_id === payment.id ? this.settle(scope, row, null) : row))
+      .catch(() => {});
   }
 
   async create(scope: Scope, body: CreateCheckoutSessionBody, requestId: string | null): Promise<CheckoutSession> {
@@ -135,13 +150,28 @@ export class CheckoutService {
   }
 
   /**
-   * The worker's pass: settles open sessions nobody reads, those past their expiry and those whose payment succeeded
-   * without the page reporting back, so each gets its event. A session whose payment is in flight waits for the next
-   * pass.
+   * The worker's sweep: settles open sessions nobody reads, those past their expiry and those whose payment succeeded
+   * while neither the page nor the payment's own notice (paymentSucceeded) completed them, so each gets its event. It
+   * looks at the payment of every open session; a session whose payment is in flight waits for the next pass.
    */
   async settleDue(limit = 100, items: ItemRunner = separately('checkout sessions')): Promise<number> {
-    const due = await this.workerSql<{ id: string; tenant_id: string; livemode: boolean }[]>`
-      SELECT * FROM worker_checkout_sessions_to_settle(${new Date(this.now())}, ${limit + items.waiting})`;
+    return this.settleSessions(
+      await this.workerSql<SessionRef[]>`
+        SELECT * FROM worker_checkout_sessions_to_settle(${new Date(this.now())}, ${limit + items.waiting})`,
+      items,
+    );
+  }
+
+  /** The worker's frequent pass: open sessions past their expiry only, found by an index range. */
+  async settleExpired(limit = 100, items: ItemRunner = separately('checkout sessions')): Promise<number> {
+    return this.settleSessions(
+      await this.workerSql<SessionRef[]>`
+        SELECT * FROM worker_checkout_sessions_expired(${new Date(this.now())}, ${limit + items.waiting})`,
+      items,
+    );
+  }
+
+  private settleSessions(due: SessionRef[], items: ItemRunner): Promise<number> {
     return items.each(
       due,
       (session) => session.id,

@@ -137,9 +137,18 @@ export interface PaymentServiceDeps {
  */
 export class PaymentService {
   private readonly now: Clock;
+  private readonly succeededListeners: ((scope: Scope, payment: Payment) => void)[] = [];
 
   constructor(private readonly deps: PaymentServiceDeps) {
     this.now = deps.now ?? systemClock;
+  }
+
+  /**
+   * `listener` hears of each payment that has just succeeded, once its write is committed, in the process that wrote
+   * it. A hint, not a guarantee: a crash before it runs loses it, so a listener's work needs a sweep of its own too.
+   */
+  onSucceeded(listener: (scope: Scope, payment: Payment) => void): void {
+    this.succeededListeners.push(listener);
   }
 
   async create(
@@ -874,6 +883,7 @@ export class PaymentService {
       throw ApiError.stateConflict(conflict);
     }
     this.deps.metrics.paymentsByStatus.inc({ status: state.row.status });
+    if (state.row.status === 'succeeded') for (const listener of this.succeededListeners) listener(scope, payment);
     return payment;
   }
 
