@@ -180,6 +180,15 @@ describe.each(webhookTransports('webhook_kill'))('$label', (transport) => {
         await stopWorkers();
         const tenant = await createTenant(t.app, name);
         const receiver = await startReceiver(answer);
+        // Where a delivery that never came stopped: at the receiver, or before (fan-out, dispatch, the queue).
+        onTestFailed(async () => {
+          const delivery = await deliveryOf(tenant.id).catch((error: unknown) => String(error));
+          const consuming = await consumers().catch((error: unknown) => String(error));
+          console.error(
+            `receiver got ${receiver.received.length} request(s); the delivery: ${JSON.stringify(delivery)}; ` +
+              `consumers of ${workQueue}: ${consuming}`,
+          );
+        });
         await ok(
           await call(t.app, tenant.testKey, 'POST', '/v1/webhook_endpoints', {
             url: receiver.url,
