@@ -23,6 +23,15 @@ describe('production secrets', () => {
     expect(productionSecretProblems(strongEnv())).toEqual([]);
   });
 
+  it('accepts base64url of random bytes that happens to show only letters (no digit, no - or _)', () => {
+    const letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+    for (let i = 0; i < 50; i++) {
+      // 43 symbols of the base64url alphabet drawn at random, as about one encoding of 32 random bytes in 7,600 is.
+      const secret = Array.from(randomBytes(43), (byte) => letters[byte % letters.length]).join('');
+      expect(strongText(secret), secret).toBe(true);
+    }
+  });
+
   it('refuses short, small-alphabet, repetitive and defaulted secrets', () => {
     for (const weak of [
       'payforward_app',

@@ -106,16 +106,22 @@ export const PRODUCTION_SECRETS: { name: string; kind: 'key' | 'keys' | 'text' }
 
 const MIN_ENTROPY_BITS = 256;
 
+/** base64 or base64url text with letters of both cases: written in a 64-symbol alphabet, whatever classes it shows. */
+const BASE64_TEXT = /^(?=.*[a-z])(?=.*[A-Z])(?:[A-Za-z0-9+/]+=*|[A-Za-z0-9_-]+)$/;
+
 /**
  * Whether a free-form secret plausibly holds 32 bytes of entropy. Three tests, all required:
  * its length times log2 of the alphabet its character classes span (lower, upper, digits, other
- * printable) is at least 256 bits; it has at least 10 distinct characters; and it does not
- * compress (raw deflate keeps at least 3/4 of its length), which catches repeated words and
- * patterns. 32 random bytes in base64url (43 characters) or hex (64) pass; a password does not.
+ * printable; for base64 text, at least the encoding's 64 symbols) is at least 256 bits; it has at least 10 distinct
+ * characters; and it does not compress (raw deflate keeps at least 3/4 of its length), which catches repeated words
+ * and patterns. 32 random bytes in base64url (43 characters) or hex (64) pass; a password does not. By classes alone,
+ * one base64url encoding of random bytes in about 7,600 has neither a digit nor a `-` or `_` (52 symbols: 245 bits)
+ * and was refused.
  */
 export function strongText(secret: string): boolean {
   const classes = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^a-zA-Z0-9]/];
-  const alphabet = [26, 26, 10, 33].reduce((sum, size, i) => sum + (classes[i].test(secret) ? size : 0), 0);
+  const shown = [26, 26, 10, 33].reduce((sum, size, i) => sum + (classes[i].test(secret) ? size : 0), 0);
+  const alphabet = BASE64_TEXT.test(secret) ? Math.max(shown, 64) : shown;
   const bits = secret.length * Math.log2(Math.max(alphabet, 1));
   return bits >= MIN_ENTROPY_BITS && new Set(secret).size >= 10 && incompressible(Buffer.from(secret));
 }
