@@ -294,6 +294,7 @@ describe('statements that read by index what once grew with the platform', () =>
     expect(plan).toMatch(/Index Scan( Backward)? using payments_(tenant|pkey)/);
     expect(plan).not.toMatch(/Sort|Bitmap/);
   });
+
   it("lists an actor's and an object's audit entries by a walk of their own index in list order", async () => {
     const audited = await createTenant(t.app, 'Audit plans');
     const scope = { tenantId: audited.id, livemode: false };
@@ -360,6 +361,7 @@ describe('statements that read by index what once grew with the platform', () =>
     expect(plan).toMatch(/Index Scan using checkout_sessions_status/);
     expect(plan).not.toMatch(/Sort|Bitmap/);
   });
+
   it("lists a settlement's and a payout's balance transactions through the settled index, not the tenant's history", async () => {
     const tenant = await createTenant(t.app, 'Settled plans');
     await payByCard(t.app, tenant.testKey, 1_000);

@@ -82,7 +82,7 @@ export class CheckoutService {
     const id = payment.metadata.checkout_session;
     if (typeof id !== 'string' || !id.startsWith('cs_')) return;
     this.find(scope, id)
-      .then((row) => (row.payment_id === payment.id ? this.settle(scope, row, null) : row))
+      .then((row) => (row.payment_id === payment.id ? this.settle(scope, row, null, payment) : row))
       .catch(() => {});
   }
 
@@ -243,9 +243,9 @@ export class CheckoutService {
     return row;
   }
 
-  private async settle(scope: Scope, row: SessionRow, requestId: string | null): Promise<SessionRow> {
+  private async settle(scope: Scope, row: SessionRow, requestId: string | null, known?: Payment): Promise<SessionRow> {
     if (row.status !== 'open') return row;
-    const payment = await this.payments.retrieve(scope, row.payment_id);
+    const payment = known ?? (await this.payments.retrieve(scope, row.payment_id));
     if (payment.status === 'succeeded') return this.transition(scope, row, 'complete', requestId);
     if (this.now() >= new Date(row.expires_at).getTime() && CANCELABLE.includes(payment.status))
       return this.expireNow(scope, row, requestId, payment);
