@@ -18,6 +18,11 @@ export class HoldProxy extends TcpProxy {
     this.holding = true;
   }
 
+  /** Forwards again; a connection that lost bytes while held is broken for good, so only a new one is of use. */
+  release() {
+    this.holding = false;
+  }
+
   protected relay(client: Socket, server: Socket) {
     this.sockets.add(client).add(server);
     client.on('data', (chunk) => {

@@ -1,6 +1,7 @@
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EVENTS_EXCHANGE, OutboxRelay } from '../src/workers/outbox-relay.js';
+import { HoldProxy } from './hold-proxy.js';
 import { bootApp, call, card, createTenant, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
 import { waitFor } from './process.js';
 import { serviceUrl } from './services.js';
@@ -229,6 +230,43 @@ describe.skipIf(!amqpUrl)('OutboxRelay', () => {
         .filter((m) => m.body.data.object.id === paymentId)
         .map((m) => m.routingKey),
     ).toEqual(['payment.created']);
+  });
+
+  it('a broker that stops reading fails the pass within the confirm bound; the events go out once it reads again', async () => {
+    const target = new URL(amqpUrl!);
+    const proxy = await HoldProxy.start({ host: target.hostname, port: Number(target.port || 5672) });
+    try {
+      const relay = new OutboxRelay(t.platform.workerSql, proxy.url(amqpUrl!), 500);
+      relays.push(relay);
+      // A pass with an event to publish, so that the relay is connected through the proxy before it holds.
+      const first = await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 600, currency: 'usd' });
+      expect(first.statusCode).toBe(200);
+      await relayAll(relay);
+      proxy.hold();
+      const response = await call(t.app, tenant.testKey, 'POST', '/v1/payments', { amount: 600, currency: 'usd' });
+      expect(response.statusCode).toBe(200);
+      const paymentId = response.json().id as string;
+      // Without the bound this pass would wait for the confirm as long as the socket lives.
+      await expect(relay.relayOnce()).rejects.toThrow(/did not confirm within 500 ms/);
+      const pending = (await tenantEvents()).filter((e) => e.object_id === paymentId);
+      expect(pending.map((e) => [e.type, e.queued])).toEqual([['payment.created', true]]);
+
+      // The same relay opens a new connection of its own.
+      proxy.release();
+      await relayAll(relay);
+      await waitFor(
+        async () => {
+          await drain();
+          return mine().some((m) => m.body.data.object.id === paymentId);
+        },
+        10_000,
+        'the event to reach the queue',
+      );
+      // What the stalled pass published never reached the broker: one message.
+      expect(mine().filter((m) => m.body.data.object.id === paymentId)).toHaveLength(1);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it("queues nothing while no relay is registered; a relay's first pass registers it again", async () => {

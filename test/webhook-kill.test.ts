@@ -114,6 +114,15 @@ describe.each(webhookTransports('webhook_kill'))('$label', (transport) => {
           const ids = receiver.ids();
           for (const id of inFlight) expect(ids.filter((x) => x === id).length).toBeGreaterThanOrEqual(2);
           expect(new Set(ids)).toEqual(new Set(expected));
+          // Each delivery is recorded as delivered, too: none is left retrying into a closed receiver, whose retry
+          // the next case's held broker connection would swallow.
+          await waitFor(
+            async () =>
+              (await t.admin`SELECT 1 FROM webhook_deliveries WHERE tenant_id = ${tenant.id} AND status <> 'succeeded'`)
+                .length === 0,
+            60_000,
+            'every delivery recorded as succeeded',
+          );
         } finally {
           await receiver.close();
         }

@@ -1,5 +1,6 @@
 import amqp from 'amqplib';
 import type { Sql } from '../db/index.js';
+import { confirmWithin } from './amqp-confirms.js';
 
 export const EVENTS_EXCHANGE = 'payforward.events';
 
@@ -33,11 +34,12 @@ export class OutboxRelay {
   constructor(
     private readonly sql: Sql,
     private readonly url: string,
+    private readonly confirmTimeoutMs = 10_000,
   ) {}
 
   private async open(): Promise<amqp.ConfirmChannel> {
     if (this.channel) return this.channel;
-    this.connection = await amqp.connect(this.url);
+    this.connection = await amqp.connect(this.url, { timeout: this.confirmTimeoutMs });
     this.connection.on('error', () => {});
     this.connection.on('close', () => {
       this.connection = undefined;
@@ -74,7 +76,8 @@ export class OutboxRelay {
         headers: { tenant_id: event.tenant_id, livemode: event.livemode },
       });
     }
-    await channel.waitForConfirms();
+    // Unconfirmed in time, the connection is dropped and the events stay queued for the next pass.
+    await confirmWithin(channel, this.confirmTimeoutMs);
     await this.sql`SELECT worker_dequeue_relay_events(${events.map((e) => e.id)})`;
     return events.length;
   }

@@ -1,5 +1,6 @@
 import amqp from 'amqplib';
 import type { FastifyBaseLogger } from 'fastify';
+import { confirmWithin } from './amqp-confirms.js';
 
 /** A delivery job as RabbitMQ carries it: which delivery, and the dispatch it belongs to (see 027). */
 export interface WebhookJob {
@@ -24,7 +25,8 @@ const LADDER_MS = [1_000, 5_000, 30_000, 300_000, 1_800_000, 7_200_000];
  *   `deliver`: retries, Retry-After and circuit cooldowns wait here, without a plugin;
  * - `<prefix>.dead` (fanout exchange and queue): messages the work queue rejects (unreadable ones).
  *
- * Everything is durable and every message persistent; publishes wait for the broker's confirms.
+ * Everything is durable and every message persistent; publishes wait for the broker's confirms, for at most
+ * `confirmTimeoutMs` (then the connection is dropped and made again, and the publish counts as lost).
  */
 export class WebhookAmqpQueue {
   private connection?: amqp.ChannelModel;
@@ -41,6 +43,7 @@ export class WebhookAmqpQueue {
     private readonly prefix: string,
     retryScheduleMs: number[],
     private readonly prefetch: number,
+    private readonly confirmTimeoutMs: number,
     private readonly log: FastifyBaseLogger,
     private readonly onJob: (job: WebhookJob, handle: JobHandle) => void,
   ) {
@@ -64,7 +67,8 @@ export class WebhookAmqpQueue {
     if (this.connecting || !this.running) return this.connecting ?? Promise.resolve();
     this.connecting = (async () => {
       try {
-        const connection = await amqp.connect(this.url);
+        // Bounded like a confirm: a broker that accepts the socket but never answers is tried again.
+        const connection = await amqp.connect(this.url, { timeout: this.confirmTimeoutMs });
         connection.on('error', (error) => this.log.warn({ err: error }, 'webhook queue connection error'));
         connection.on('close', () => {
           if (this.connection !== connection) return;
@@ -175,7 +179,7 @@ export class WebhookAmqpQueue {
         messageId: job.id,
         contentType: 'application/json',
       });
-    await channel.waitForConfirms();
+    await confirmWithin(channel, this.confirmTimeoutMs);
   }
 
   /** Publishes jobs to wait about `waitMs` each before they are back in the work queue; confirmed. */
@@ -188,7 +192,7 @@ export class WebhookAmqpQueue {
         messageId: job.id,
         contentType: 'application/json',
       });
-    await channel.waitForConfirms();
+    await confirmWithin(channel, this.confirmTimeoutMs);
   }
 
   /** Acks on the channel the message came from; on a channel since lost the broker has already put it back. */

@@ -168,6 +168,8 @@ export class WebhookDispatcher {
         this.settings.retryScheduleMs,
         // Room for every endpoint's waiting jobs besides the ones in flight (see startJobs).
         2 * this.settings.concurrency,
+        // A publish unconfirmed for as long as its lease is as good as lost: the sweeper sends it again by then.
+        this.settings.amqpPublishLeaseMs,
         deps.log,
         (job, handle) => this.receive({ job, handle }),
       );
