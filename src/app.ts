@@ -10,7 +10,7 @@ import swagger from '@fastify/swagger';
 import scalar from '@scalar/fastify-api-reference';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
-import { isFormBody, parseFormBody } from './http/form-body.js';
+import { isFormBody, parseFormBody, routeTakesForms } from './http/form-body.js';
 import { requestIdGenerator } from './http/request-id.js';
 import { logListenRetries } from './http/notification-listener.js';
 import { redisReady, type Platform } from './platform.js';
@@ -171,7 +171,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   // The OpenAPI document lists forms beside JSON wherever the form parser (below) takes them.
   app.addHook('onRoute', (route) => {
     if (!route.schema?.body || route.schema.consumes) return;
-    if (route.config?.auth === 'none' && !route.config.formsWithoutAuthorization) return;
+    if (!routeTakesForms(route.config ?? {})) return;
     route.schema = { ...route.schema, consumes: ['application/json', 'application/x-www-form-urlencoded'] };
   });
   options.beforeRoutes?.(app);
@@ -203,13 +203,15 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   // send them; the same routes and schemas serve both.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) => {
     try {
-      // A page on another site can make a browser send a form, without a preflight, but not an Authorization header:
-      // forms come with a key, and the dashboard's cookie and the routes anyone may call take JSON alone, as before.
-      if (request.headers.authorization === undefined && !request.routeOptions.config.formsWithoutAuthorization)
+      const route = request.routeOptions.config;
+      const withKey = request.headers.authorization !== undefined || route.formsWithoutAuthorization === true;
+      if (!routeTakesForms(route) || !withKey)
         throw new ApiError(
           'invalid_request_error',
           'unsupported_media_type',
-          'Form bodies are taken with an API key in the Authorization header; send this request as application/json.',
+          routeTakesForms(route)
+            ? 'Form bodies are taken with an API key in the Authorization header; send this request as application/json.'
+            : 'This endpoint takes application/json only.',
           null,
           415,
         );

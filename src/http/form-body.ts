@@ -9,6 +9,16 @@ const formBodies = new WeakSet<object>();
 
 export const isFormBody = (body: unknown) => typeof body === 'object' && body !== null && formBodies.has(body);
 
+/**
+ * Whether a route takes form bodies at all: the OpenAPI document lists forms by this, and the parser refuses them
+ * elsewhere. A page on another site can make a browser send a form without a preflight but cannot add an
+ * Authorization header, so a route that takes forms takes them only with that header (a key), unless it declares it
+ * takes them without (the token endpoint, whose caller sends the key in the form). The routes anyone may call and the
+ * dashboard's cookie therefore take JSON alone.
+ */
+export const routeTakesForms = (config: { auth?: string; formsWithoutAuthorization?: boolean }) =>
+  config.auth !== 'none' || config.formsWithoutAuthorization === true;
+
 /** The nesting Stripe's clients send (`payment_method[card][number]`, `metadata[key]`, `expand[]`) and no deeper. */
 const MAX_DEPTH = 5;
 
