@@ -1,6 +1,6 @@
 import amqp from 'amqplib';
 import type { Sql } from '../db/index.js';
-import { confirmWithin } from './amqp-confirms.js';
+import { closeWithin, confirmWithin } from './amqp-confirms.js';
 
 export const EVENTS_EXCHANGE = 'payforward.events';
 
@@ -83,7 +83,6 @@ export class OutboxRelay {
   }
 
   async close() {
-    await this.channel?.close().catch(() => {});
-    await this.connection?.close().catch(() => {});
+    if (this.connection) await closeWithin(this.connection, this.confirmTimeoutMs);
   }
 }

@@ -1,6 +1,6 @@
 import amqp from 'amqplib';
 import type { FastifyBaseLogger } from 'fastify';
-import { confirmWithin } from './amqp-confirms.js';
+import { answeredWithin, closeWithin, confirmWithin } from './amqp-confirms.js';
 
 /** A delivery job as RabbitMQ carries it: which delivery, and the dispatch it belongs to (see 027). */
 export interface WebhookJob {
@@ -220,7 +220,10 @@ export class WebhookAmqpQueue {
     this.running = false;
     clearTimeout(this.reconnectTimer);
     await this.connecting;
-    if (this.channel && this.consumerTag) await this.channel.cancel(this.consumerTag).catch(() => {});
+    const channel = this.channel;
+    if (!channel || !this.consumerTag) return;
+    const cancelled = channel.cancel(this.consumerTag);
+    await answeredWithin(cancelled, channel.connection, this.confirmTimeoutMs, 'answer the cancel').catch(() => {});
   }
 
   async close() {
@@ -230,7 +233,7 @@ export class WebhookAmqpQueue {
     const connection = this.connection;
     this.connection = undefined;
     this.channel = undefined;
-    await connection?.close().catch(() => {});
+    if (connection) await closeWithin(connection, this.confirmTimeoutMs);
   }
 
   /** Deletes the topology (tests that use a prefix of their own clean up after themselves). */
