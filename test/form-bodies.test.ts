@@ -206,6 +206,12 @@ describe('form-encoded bodies', () => {
     expect(mediaTypes('/v1/refunds')).toEqual(both);
     expect(mediaTypes('/v1/oauth/token')).toEqual(both);
     expect(mediaTypes('/v1/sessions')).toEqual(['application/json']);
+    // Written once, among the shared schemas, and referred to by both media types.
+    const content = document.paths['/v1/payments'].post.requestBody.content;
+    const ref = { $ref: '#/components/schemas/PostPaymentsBody' };
+    expect(content['application/json'].schema).toEqual(ref);
+    expect(content['application/x-www-form-urlencoded'].schema).toEqual(ref);
+    expect(document.components.schemas.PostPaymentsBody.required).toEqual(['amount', 'currency']);
   });
 
   // A route's coercing validator is compiled on its first form body: every route listed must compile it and answer.

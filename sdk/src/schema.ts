@@ -270,33 +270,7 @@ export interface paths {
                      *       }
                      *     }
                      */
-                    "application/json": {
-                        /**
-                         * @description Integer in the currency's minor unit.
-                         * @example 4900
-                         */
-                        amount: number;
-                        /** @example eur */
-                        currency: string;
-                        /**
-                         * @description Where the buyer is sent once the payment succeeded.
-                         * @example https://shop.example.com/done
-                         */
-                        success_url: string;
-                        /**
-                         * @description Where the "Cancel" link on the page sends the buyer back to.
-                         * @example https://shop.example.com/done
-                         */
-                        cancel_url: string;
-                        customer?: string;
-                        description?: string;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                        /** @description Seconds until the session expires: 30 minutes to 24 hours (the default). */
-                        expires_in?: number;
-                    };
+                    "application/json": components["schemas"]["PostCheckoutSessionsBody"];
                     /**
                      * @example {
                      *       "amount": 4900,
@@ -308,33 +282,7 @@ export interface paths {
                      *       }
                      *     }
                      */
-                    "application/x-www-form-urlencoded": {
-                        /**
-                         * @description Integer in the currency's minor unit.
-                         * @example 4900
-                         */
-                        amount: number;
-                        /** @example eur */
-                        currency: string;
-                        /**
-                         * @description Where the buyer is sent once the payment succeeded.
-                         * @example https://shop.example.com/done
-                         */
-                        success_url: string;
-                        /**
-                         * @description Where the "Cancel" link on the page sends the buyer back to.
-                         * @example https://shop.example.com/done
-                         */
-                        cancel_url: string;
-                        customer?: string;
-                        description?: string;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                        /** @description Seconds until the session expires: 30 minutes to 24 hours (the default). */
-                        expires_in?: number;
-                    };
+                    "application/x-www-form-urlencoded": components["schemas"]["PostCheckoutSessionsBody"];
                 };
             };
             responses: {
@@ -453,8 +401,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": Record<string, never> | null;
-                    "application/x-www-form-urlencoded": Record<string, never> | null;
+                    "application/json": components["schemas"]["PostCheckoutSessionsIdExpireBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostCheckoutSessionsIdExpireBody"];
                 };
             };
             responses: {
@@ -576,58 +524,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /** @example Acme Inc. */
-                        name: string;
-                        /**
-                         * @description Routing: the processors to try in order, primary first; the next is tried when one fails with a processing error.
-                         * @example [
-                         *       "sim_alpha",
-                         *       "sim_beta"
-                         *     ]
-                         */
-                        processors?: string[];
-                        settlement_schedule?: {
-                            /** @description `instant`: captured funds are available as soon as the capture commits, for the plan’s instant-settlement fee. `daily`: the settlement job makes them available after `delay_days` business days. */
-                            type: "instant" | "daily";
-                            /** @description Business days (Monday to Friday, UTC) between capture and availability, for `daily`. */
-                            delay_days: number;
-                            /** @description After each settlement, pay out the whole available balance of that currency (method standard) and link the settlements to that payout. */
-                            automatic_payouts?: boolean;
-                        };
-                        /**
-                         * @description An API version (see GET /v1/api_versions).
-                         * @example 2026-12-01
-                         * @enum {string}
-                         */
-                        api_version?: "2026-11-01" | "2026-12-01";
-                    };
-                    "application/x-www-form-urlencoded": {
-                        /** @example Acme Inc. */
-                        name: string;
-                        /**
-                         * @description Routing: the processors to try in order, primary first; the next is tried when one fails with a processing error.
-                         * @example [
-                         *       "sim_alpha",
-                         *       "sim_beta"
-                         *     ]
-                         */
-                        processors?: string[];
-                        settlement_schedule?: {
-                            /** @description `instant`: captured funds are available as soon as the capture commits, for the plan’s instant-settlement fee. `daily`: the settlement job makes them available after `delay_days` business days. */
-                            type: "instant" | "daily";
-                            /** @description Business days (Monday to Friday, UTC) between capture and availability, for `daily`. */
-                            delay_days: number;
-                            /** @description After each settlement, pay out the whole available balance of that currency (method standard) and link the settlements to that payout. */
-                            automatic_payouts?: boolean;
-                        };
-                        /**
-                         * @description An API version (see GET /v1/api_versions).
-                         * @example 2026-12-01
-                         * @enum {string}
-                         */
-                        api_version?: "2026-11-01" | "2026-12-01";
-                    };
+                    "application/json": components["schemas"]["PostTenantsBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostTenantsBody"];
                 };
             };
             responses: {
@@ -730,56 +628,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /**
-                         * @description An API version (see GET /v1/api_versions).
-                         * @example 2026-12-01
-                         * @enum {string}
-                         */
-                        api_version?: "2026-11-01" | "2026-12-01";
-                        name?: string;
-                        /**
-                         * @description Routing: the processors to try in order, primary first; the next is tried when one fails with a processing error.
-                         * @example [
-                         *       "sim_alpha",
-                         *       "sim_beta"
-                         *     ]
-                         */
-                        processors?: string[];
-                        settlement_schedule?: {
-                            /** @description `instant`: captured funds are available as soon as the capture commits, for the plan’s instant-settlement fee. `daily`: the settlement job makes them available after `delay_days` business days. */
-                            type: "instant" | "daily";
-                            /** @description Business days (Monday to Friday, UTC) between capture and availability, for `daily`. */
-                            delay_days: number;
-                            /** @description After each settlement, pay out the whole available balance of that currency (method standard) and link the settlements to that payout. */
-                            automatic_payouts?: boolean;
-                        };
-                    };
-                    "application/x-www-form-urlencoded": {
-                        /**
-                         * @description An API version (see GET /v1/api_versions).
-                         * @example 2026-12-01
-                         * @enum {string}
-                         */
-                        api_version?: "2026-11-01" | "2026-12-01";
-                        name?: string;
-                        /**
-                         * @description Routing: the processors to try in order, primary first; the next is tried when one fails with a processing error.
-                         * @example [
-                         *       "sim_alpha",
-                         *       "sim_beta"
-                         *     ]
-                         */
-                        processors?: string[];
-                        settlement_schedule?: {
-                            /** @description `instant`: captured funds are available as soon as the capture commits, for the plan’s instant-settlement fee. `daily`: the settlement job makes them available after `delay_days` business days. */
-                            type: "instant" | "daily";
-                            /** @description Business days (Monday to Friday, UTC) between capture and availability, for `daily`. */
-                            delay_days: number;
-                            /** @description After each settlement, pay out the whole available balance of that currency (method standard) and link the settlements to that payout. */
-                            automatic_payouts?: boolean;
-                        };
-                    };
+                    "application/json": components["schemas"]["PostTenantsIdBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostTenantsIdBody"];
                 };
             };
             responses: {
@@ -842,20 +692,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /**
-                         * @description Why, in words: kept on the tenant, in the audit log, and quoted in the 403 its keys get.
-                         * @example Unpaid invoices since October
-                         */
-                        reason: string;
-                    };
-                    "application/x-www-form-urlencoded": {
-                        /**
-                         * @description Why, in words: kept on the tenant, in the audit log, and quoted in the 403 its keys get.
-                         * @example Unpaid invoices since October
-                         */
-                        reason: string;
-                    };
+                    "application/json": components["schemas"]["PostTenantsIdSuspendBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostTenantsIdSuspendBody"];
                 };
             };
             responses: {
@@ -1032,14 +870,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /** @description Seconds the old key keeps working, to deploy pages with the new one (0–7 days, default 0). */
-                        expires_in?: number;
-                    } | null;
-                    "application/x-www-form-urlencoded": {
-                        /** @description Seconds the old key keeps working, to deploy pages with the new one (0–7 days, default 0). */
-                        expires_in?: number;
-                    } | null;
+                    "application/json": components["schemas"]["PostPublishableKeyRollBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostPublishableKeyRollBody"];
                 };
             };
             responses: {
@@ -1159,26 +991,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        name?: string;
-                        /**
-                         * @example [
-                         *       "payments:read",
-                         *       "refunds:write"
-                         *     ]
-                         */
-                        scopes: ("payments:read" | "payments:write" | "payment_methods:read" | "payment_methods:write" | "refunds:read" | "refunds:write" | "events:read" | "pricing:read" | "balance:read" | "payouts:read" | "payouts:write" | "bank_accounts:read" | "bank_accounts:write" | "disputes:read" | "disputes:write" | "reconciliation:read" | "customers:read" | "customers:write" | "api_keys:read" | "api_keys:write" | "request_logs:read" | "reports:read" | "reports:write" | "cases:read" | "cases:write" | "users:read" | "users:write" | "webhook_endpoints:read" | "webhook_endpoints:write" | "fraud:read" | "fraud:write" | "reviews:read" | "reviews:write" | "audit_logs:read" | "analytics:read")[];
-                    };
-                    "application/x-www-form-urlencoded": {
-                        name?: string;
-                        /**
-                         * @example [
-                         *       "payments:read",
-                         *       "refunds:write"
-                         *     ]
-                         */
-                        scopes: ("payments:read" | "payments:write" | "payment_methods:read" | "payment_methods:write" | "refunds:read" | "refunds:write" | "events:read" | "pricing:read" | "balance:read" | "payouts:read" | "payouts:write" | "bank_accounts:read" | "bank_accounts:write" | "disputes:read" | "disputes:write" | "reconciliation:read" | "customers:read" | "customers:write" | "api_keys:read" | "api_keys:write" | "request_logs:read" | "reports:read" | "reports:write" | "cases:read" | "cases:write" | "users:read" | "users:write" | "webhook_endpoints:read" | "webhook_endpoints:write" | "fraud:read" | "fraud:write" | "reviews:read" | "reviews:write" | "audit_logs:read" | "analytics:read")[];
-                    };
+                    "application/json": components["schemas"]["PostApiKeysBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostApiKeysBody"];
                 };
             };
             responses: {
@@ -1241,14 +1055,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /** @description Seconds the old key keeps working (0–7 days, default 0). */
-                        expires_in?: number;
-                    } | null;
-                    "application/x-www-form-urlencoded": {
-                        /** @description Seconds the old key keeps working (0–7 days, default 0). */
-                        expires_in?: number;
-                    } | null;
+                    "application/json": components["schemas"]["PostApiKeysIdRollBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostApiKeysIdRollBody"];
                 };
             };
             responses: {
@@ -1311,8 +1119,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": Record<string, never> | null;
-                    "application/x-www-form-urlencoded": Record<string, never> | null;
+                    "application/json": components["schemas"]["PostApiKeysIdRevokeBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostApiKeysIdRevokeBody"];
                 };
             };
             responses: {
@@ -1379,32 +1187,14 @@ export interface paths {
                      *       "client_secret": "sk_test_…"
                      *     }
                      */
-                    "application/json": {
-                        /** @enum {string} */
-                        grant_type: "client_credentials";
-                        /** @description A secret or restricted key (or send it as the password of HTTP Basic auth). */
-                        client_secret?: string;
-                        /** @description Accepted for OAuth client compatibility; the key alone identifies the client. */
-                        client_id?: string;
-                        /** @description Space-separated scopes the token gets, each one the key's own (RFC 6749 §3.3); the key's scopes when omitted. */
-                        scope?: string;
-                    };
+                    "application/json": components["schemas"]["PostOauthTokenBody"];
                     /**
                      * @example {
                      *       "grant_type": "client_credentials",
                      *       "client_secret": "sk_test_…"
                      *     }
                      */
-                    "application/x-www-form-urlencoded": {
-                        /** @enum {string} */
-                        grant_type: "client_credentials";
-                        /** @description A secret or restricted key (or send it as the password of HTTP Basic auth). */
-                        client_secret?: string;
-                        /** @description Accepted for OAuth client compatibility; the key alone identifies the client. */
-                        client_id?: string;
-                        /** @description Space-separated scopes the token gets, each one the key's own (RFC 6749 §3.3); the key's scopes when omitted. */
-                        scope?: string;
-                    };
+                    "application/x-www-form-urlencoded": components["schemas"]["PostOauthTokenBody"];
                 };
             };
             responses: {
@@ -1547,24 +1337,7 @@ export interface paths {
                      *       }
                      *     }
                      */
-                    "application/json": {
-                        /** @enum {string} */
-                        type: "card";
-                        /** @description Raw card details. */
-                        card: {
-                            /** @description The card number (spaces allowed). Never stored in plaintext. */
-                            number: string;
-                            exp_month: number;
-                            exp_year: number;
-                            /** @description Checked, then discarded: never stored. */
-                            cvc?: string;
-                        };
-                        customer?: string;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["PostPaymentMethodsBody"];
                     /**
                      * @example {
                      *       "type": "card",
@@ -1576,24 +1349,7 @@ export interface paths {
                      *       }
                      *     }
                      */
-                    "application/x-www-form-urlencoded": {
-                        /** @enum {string} */
-                        type: "card";
-                        /** @description Raw card details. */
-                        card: {
-                            /** @description The card number (spaces allowed). Never stored in plaintext. */
-                            number: string;
-                            exp_month: number;
-                            exp_year: number;
-                            /** @description Checked, then discarded: never stored. */
-                            cvc?: string;
-                        };
-                        customer?: string;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    };
+                    "application/x-www-form-urlencoded": components["schemas"]["PostPaymentMethodsBody"];
                 };
             };
             responses: {
@@ -1718,14 +1474,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        cvc?: string;
-                        currency?: string;
-                    } | null;
-                    "application/x-www-form-urlencoded": {
-                        cvc?: string;
-                        currency?: string;
-                    } | null;
+                    "application/json": components["schemas"]["PostPaymentMethodsIdVerifyBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostPaymentMethodsIdVerifyBody"];
                 };
             };
             responses: {
@@ -1869,58 +1619,7 @@ export interface paths {
                      *       "description": "Order #1234"
                      *     }
                      */
-                    "application/json": {
-                        /**
-                         * @description Integer in the currency's minor unit: 1000 = $10.00 USD, ¥1000 JPY, 1.000 KWD.
-                         * @example 2000
-                         */
-                        amount: number;
-                        /**
-                         * @description ISO 4217 code, e.g. usd, jpy, kwd.
-                         * @example usd
-                         */
-                        currency: string;
-                        payment_method?: string | {
-                            /** @enum {string} */
-                            type: "card";
-                            /** @description Raw card details. */
-                            card: {
-                                /** @description The card number (spaces allowed). Never stored in plaintext. */
-                                number: string;
-                                exp_month: number;
-                                exp_year: number;
-                                /** @description Checked, then discarded: never stored. */
-                                cvc?: string;
-                            };
-                            customer?: string;
-                            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                            metadata?: {
-                                [key: string]: string;
-                            };
-                        };
-                        /** @default false */
-                        confirm?: boolean;
-                        /**
-                         * @default automatic
-                         * @enum {string}
-                         */
-                        capture_method?: "automatic" | "manual";
-                        customer?: string;
-                        description?: string;
-                        statement_descriptor?: string;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                        return_url?: string;
-                        /** @description The buyer's email, IP address and billing country, read by the fraud decision. */
-                        fraud_details?: {
-                            /** Format: email */
-                            email?: string;
-                            ip_address?: string | unknown | unknown;
-                            billing_country?: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["PostPaymentsBody"];
                     /**
                      * @example {
                      *       "amount": 2000,
@@ -1938,58 +1637,7 @@ export interface paths {
                      *       "description": "Order #1234"
                      *     }
                      */
-                    "application/x-www-form-urlencoded": {
-                        /**
-                         * @description Integer in the currency's minor unit: 1000 = $10.00 USD, ¥1000 JPY, 1.000 KWD.
-                         * @example 2000
-                         */
-                        amount: number;
-                        /**
-                         * @description ISO 4217 code, e.g. usd, jpy, kwd.
-                         * @example usd
-                         */
-                        currency: string;
-                        payment_method?: string | {
-                            /** @enum {string} */
-                            type: "card";
-                            /** @description Raw card details. */
-                            card: {
-                                /** @description The card number (spaces allowed). Never stored in plaintext. */
-                                number: string;
-                                exp_month: number;
-                                exp_year: number;
-                                /** @description Checked, then discarded: never stored. */
-                                cvc?: string;
-                            };
-                            customer?: string;
-                            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                            metadata?: {
-                                [key: string]: string;
-                            };
-                        };
-                        /** @default false */
-                        confirm?: boolean;
-                        /**
-                         * @default automatic
-                         * @enum {string}
-                         */
-                        capture_method?: "automatic" | "manual";
-                        customer?: string;
-                        description?: string;
-                        statement_descriptor?: string;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                        return_url?: string;
-                        /** @description The buyer's email, IP address and billing country, read by the fraud decision. */
-                        fraud_details?: {
-                            /** Format: email */
-                            email?: string;
-                            ip_address?: string | unknown | unknown;
-                            billing_country?: string;
-                        };
-                    };
+                    "application/x-www-form-urlencoded": components["schemas"]["PostPaymentsBody"];
                 };
             };
             responses: {
@@ -2108,25 +1756,7 @@ export interface paths {
                      *       "description": "Order #1234"
                      *     }
                      */
-                    "application/json": {
-                        /**
-                         * @description Integer in the currency's minor unit: 1000 = $10.00 USD, ¥1000 JPY, 1.000 KWD.
-                         * @example 2000
-                         */
-                        amount?: number;
-                        /**
-                         * @description ISO 4217 code, e.g. usd, jpy, kwd.
-                         * @example usd
-                         */
-                        currency?: string;
-                        customer?: string | "";
-                        description?: string;
-                        statement_descriptor?: string | "";
-                        /** @description Merged into the current metadata; a key set to "" is removed. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    } | null;
+                    "application/json": components["schemas"]["PostPaymentsIdBody"];
                     /**
                      * @example {
                      *       "metadata": {
@@ -2135,25 +1765,7 @@ export interface paths {
                      *       "description": "Order #1234"
                      *     }
                      */
-                    "application/x-www-form-urlencoded": {
-                        /**
-                         * @description Integer in the currency's minor unit: 1000 = $10.00 USD, ¥1000 JPY, 1.000 KWD.
-                         * @example 2000
-                         */
-                        amount?: number;
-                        /**
-                         * @description ISO 4217 code, e.g. usd, jpy, kwd.
-                         * @example usd
-                         */
-                        currency?: string;
-                        customer?: string | "";
-                        description?: string;
-                        statement_descriptor?: string | "";
-                        /** @description Merged into the current metadata; a key set to "" is removed. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    } | null;
+                    "application/x-www-form-urlencoded": components["schemas"]["PostPaymentsIdBody"];
                 };
             };
             responses: {
@@ -2216,66 +1828,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /** @description The payment's `client_secret`: required (and only accepted) with a publishable key. */
-                        client_secret?: string;
-                        payment_method?: string | {
-                            /** @enum {string} */
-                            type: "card";
-                            /** @description Raw card details. */
-                            card: {
-                                /** @description The card number (spaces allowed). Never stored in plaintext. */
-                                number: string;
-                                exp_month: number;
-                                exp_year: number;
-                                /** @description Checked, then discarded: never stored. */
-                                cvc?: string;
-                            };
-                            customer?: string;
-                            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                            metadata?: {
-                                [key: string]: string;
-                            };
-                        };
-                        return_url?: string;
-                        /** @description The buyer's email, IP address and billing country, read by the fraud decision. */
-                        fraud_details?: {
-                            /** Format: email */
-                            email?: string;
-                            ip_address?: string | unknown | unknown;
-                            billing_country?: string;
-                        };
-                    } | null;
-                    "application/x-www-form-urlencoded": {
-                        /** @description The payment's `client_secret`: required (and only accepted) with a publishable key. */
-                        client_secret?: string;
-                        payment_method?: string | {
-                            /** @enum {string} */
-                            type: "card";
-                            /** @description Raw card details. */
-                            card: {
-                                /** @description The card number (spaces allowed). Never stored in plaintext. */
-                                number: string;
-                                exp_month: number;
-                                exp_year: number;
-                                /** @description Checked, then discarded: never stored. */
-                                cvc?: string;
-                            };
-                            customer?: string;
-                            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                            metadata?: {
-                                [key: string]: string;
-                            };
-                        };
-                        return_url?: string;
-                        /** @description The buyer's email, IP address and billing country, read by the fraud decision. */
-                        fraud_details?: {
-                            /** Format: email */
-                            email?: string;
-                            ip_address?: string | unknown | unknown;
-                            billing_country?: string;
-                        };
-                    } | null;
+                    "application/json": components["schemas"]["PostPaymentsIdConfirmBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostPaymentsIdConfirmBody"];
                 };
             };
             responses: {
@@ -2343,25 +1897,13 @@ export interface paths {
                      *       "amount_to_capture": 1500
                      *     }
                      */
-                    "application/json": {
-                        /**
-                         * @description Integer in the currency's minor unit: 1000 = $10.00 USD, ¥1000 JPY, 1.000 KWD.
-                         * @example 2000
-                         */
-                        amount_to_capture?: number;
-                    } | null;
+                    "application/json": components["schemas"]["PostPaymentsIdCaptureBody"];
                     /**
                      * @example {
                      *       "amount_to_capture": 1500
                      *     }
                      */
-                    "application/x-www-form-urlencoded": {
-                        /**
-                         * @description Integer in the currency's minor unit: 1000 = $10.00 USD, ¥1000 JPY, 1.000 KWD.
-                         * @example 2000
-                         */
-                        amount_to_capture?: number;
-                    } | null;
+                    "application/x-www-form-urlencoded": components["schemas"]["PostPaymentsIdCaptureBody"];
                 };
             };
             responses: {
@@ -2424,14 +1966,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        cancellation_reason?: "duplicate" | "fraudulent" | "requested_by_customer" | "abandoned";
-                    } | null;
-                    "application/x-www-form-urlencoded": {
-                        /** @enum {string} */
-                        cancellation_reason?: "duplicate" | "fraudulent" | "requested_by_customer" | "abandoned";
-                    } | null;
+                    "application/json": components["schemas"]["PostPaymentsIdCancelBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostPaymentsIdCancelBody"];
                 };
             };
             responses: {
@@ -2564,18 +2100,7 @@ export interface paths {
                      *       "reason": "requested_by_customer"
                      *     }
                      */
-                    "application/json": {
-                        /** @description The id of the payment to refund. */
-                        payment: string;
-                        /** @description Defaults to everything not yet refunded. */
-                        amount?: number;
-                        /** @enum {string} */
-                        reason?: "duplicate" | "fraudulent" | "requested_by_customer";
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["PostRefundsBody"];
                     /**
                      * @example {
                      *       "payment": "pay_01jd7s0k2m3n4p5q6r7s8t9v0w",
@@ -2583,18 +2108,7 @@ export interface paths {
                      *       "reason": "requested_by_customer"
                      *     }
                      */
-                    "application/x-www-form-urlencoded": {
-                        /** @description The id of the payment to refund. */
-                        payment: string;
-                        /** @description Defaults to everything not yet refunded. */
-                        amount?: number;
-                        /** @enum {string} */
-                        reason?: "duplicate" | "fraudulent" | "requested_by_customer";
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    };
+                    "application/x-www-form-urlencoded": components["schemas"]["PostRefundsBody"];
                 };
             };
             responses: {
@@ -2843,43 +2357,7 @@ export interface paths {
                      *       }
                      *     }
                      */
-                    "application/json": {
-                        /** @description Merged into the evidence already given; an empty string removes a field. */
-                        evidence?: {
-                            /** @description What was sold, and how it was delivered or used. */
-                            product_description?: string;
-                            /** @description The cardholder's name. */
-                            customer_name?: string;
-                            /** @description The cardholder's email address. */
-                            customer_email_address?: string;
-                            /** @description The IP address the purchase was made from. */
-                            customer_purchase_ip?: string;
-                            /** @description The billing address given at purchase. */
-                            billing_address?: string;
-                            /** @description Correspondence with the cardholder that shows they received or recognised the purchase. */
-                            customer_communication?: string;
-                            /** @description Where the goods were sent. */
-                            shipping_address?: string;
-                            /** @description Who delivered them. */
-                            shipping_carrier?: string;
-                            /** @description The carrier's tracking number. */
-                            shipping_tracking_number?: string;
-                            /** @description When they were shipped. */
-                            shipping_date?: string;
-                            /** @description When the service was provided. */
-                            service_date?: string;
-                            /** @description How the refund policy was shown to the cardholder. */
-                            refund_policy_disclosure?: string;
-                            /** @description Anything else. In test mode, "winning_evidence" or "losing_evidence" here decides the outcome. */
-                            uncategorized_text?: string;
-                        };
-                        /** @description Default true: submit the evidence to the bank now (the dispute goes to `under_review`). With `false` it is only saved. */
-                        submit?: boolean;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    } | null;
+                    "application/json": components["schemas"]["PostDisputesIdBody"];
                     /**
                      * @example {
                      *       "evidence": {
@@ -2888,43 +2366,7 @@ export interface paths {
                      *       }
                      *     }
                      */
-                    "application/x-www-form-urlencoded": {
-                        /** @description Merged into the evidence already given; an empty string removes a field. */
-                        evidence?: {
-                            /** @description What was sold, and how it was delivered or used. */
-                            product_description?: string;
-                            /** @description The cardholder's name. */
-                            customer_name?: string;
-                            /** @description The cardholder's email address. */
-                            customer_email_address?: string;
-                            /** @description The IP address the purchase was made from. */
-                            customer_purchase_ip?: string;
-                            /** @description The billing address given at purchase. */
-                            billing_address?: string;
-                            /** @description Correspondence with the cardholder that shows they received or recognised the purchase. */
-                            customer_communication?: string;
-                            /** @description Where the goods were sent. */
-                            shipping_address?: string;
-                            /** @description Who delivered them. */
-                            shipping_carrier?: string;
-                            /** @description The carrier's tracking number. */
-                            shipping_tracking_number?: string;
-                            /** @description When they were shipped. */
-                            shipping_date?: string;
-                            /** @description When the service was provided. */
-                            service_date?: string;
-                            /** @description How the refund policy was shown to the cardholder. */
-                            refund_policy_disclosure?: string;
-                            /** @description Anything else. In test mode, "winning_evidence" or "losing_evidence" here decides the outcome. */
-                            uncategorized_text?: string;
-                        };
-                        /** @description Default true: submit the evidence to the bank now (the dispute goes to `under_review`). With `false` it is only saved. */
-                        submit?: boolean;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    } | null;
+                    "application/x-www-form-urlencoded": components["schemas"]["PostDisputesIdBody"];
                 };
             };
             responses: {
@@ -2987,8 +2429,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": Record<string, never> | null;
-                    "application/x-www-form-urlencoded": Record<string, never> | null;
+                    "application/json": components["schemas"]["PostDisputesIdCloseBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostDisputesIdCloseBody"];
                 };
             };
             responses: {
@@ -3344,88 +2786,7 @@ export interface paths {
                      *       }
                      *     }
                      */
-                    "application/json": {
-                        /**
-                         * @description Which mode the plan prices: test (default) or live.
-                         * @default false
-                         */
-                        livemode?: boolean;
-                        /**
-                         * @description `blended`: one rate (`processing`). `interchange_plus`: simulated interchange + scheme fee + markup (`interchange_plus`).
-                         * @enum {string}
-                         */
-                        type: "blended" | "interchange_plus";
-                        /** @description The blended rate; required for, and only for, `blended` plans. */
-                        processing?: {
-                            /** @description Percentage of the amount. In basis points (100 = 1%). */
-                            percent_bps: number;
-                            /** @description Fixed fee per payment. In hundredths of a major unit (US cents), converted to each currency's minor unit by the rounding rule: 30 is 30 in USD, 300 in KWD, 0 in JPY (¥0.3). */
-                            fixed: number;
-                            /** @description Overrides for particular currencies; their `fixed` is in that currency's own minor unit. */
-                            currencies?: {
-                                [key: string]: {
-                                    /** @description Percentage of the amount. In basis points (100 = 1%). */
-                                    percent_bps: number;
-                                    /** @description Fixed fee in this currency's own minor unit. */
-                                    fixed: number;
-                                };
-                            };
-                        };
-                        /** @description Required for, and only for, `interchange_plus` plans. */
-                        interchange_plus?: {
-                            /** @description A card of unknown funding is priced as credit. */
-                            interchange_bps: {
-                                /** @description Simulated interchange on credit cards. In basis points (100 = 1%). */
-                                credit: number;
-                                /** @description Simulated interchange on debit cards. In basis points (100 = 1%). */
-                                debit: number;
-                                /** @description Simulated interchange on prepaid cards. In basis points (100 = 1%). */
-                                prepaid: number;
-                            };
-                            /** @description Card scheme (network) fee. In basis points (100 = 1%). */
-                            scheme_fee_bps: number;
-                            /** @description The platform's margin on top of interchange and scheme fee. */
-                            markup: {
-                                /** @description Percentage of the amount. In basis points (100 = 1%). */
-                                percent_bps: number;
-                                /** @description Fixed fee per payment. In hundredths of a major unit (US cents), converted to each currency's minor unit by the rounding rule: 30 is 30 in USD, 300 in KWD, 0 in JPY (¥0.3). */
-                                fixed: number;
-                                /** @description Overrides for particular currencies; their `fixed` is in that currency's own minor unit. */
-                                currencies?: {
-                                    [key: string]: {
-                                        /** @description Percentage of the amount. In basis points (100 = 1%). */
-                                        percent_bps: number;
-                                        /** @description Fixed fee in this currency's own minor unit. */
-                                        fixed: number;
-                                    };
-                                };
-                            };
-                        };
-                        /** @description Surcharge on cards issued outside the platform country (US). In basis points (100 = 1%). */
-                        international_bps: number;
-                        /** @description Markup when the presentment currency differs from the charge currency. In basis points (100 = 1%). */
-                        currency_conversion_bps: number;
-                        /** @description Fee for instant settlement. In basis points (100 = 1%). */
-                        instant_settlement_bps: number;
-                        /** @description Fixed fee per refund (0 for none). */
-                        refund_fee: {
-                            /** @description In hundredths of a major unit (US cents), converted to each currency's minor unit by the rounding rule: 30 is 30 in USD, 300 in KWD, 0 in JPY (¥0.3). */
-                            fixed: number;
-                            /** @description Overrides for particular currencies. */
-                            currencies?: {
-                                [key: string]: number;
-                            };
-                        };
-                        /** @description Fixed fee per dispute. */
-                        dispute_fee: {
-                            /** @description In hundredths of a major unit (US cents), converted to each currency's minor unit by the rounding rule: 30 is 30 in USD, 300 in KWD, 0 in JPY (¥0.3). */
-                            fixed: number;
-                            /** @description Overrides for particular currencies. */
-                            currencies?: {
-                                [key: string]: number;
-                            };
-                        };
-                    };
+                    "application/json": components["schemas"]["PutTenantsIdPricingBody"];
                     /**
                      * @example {
                      *       "livemode": false,
@@ -3451,88 +2812,7 @@ export interface paths {
                      *       }
                      *     }
                      */
-                    "application/x-www-form-urlencoded": {
-                        /**
-                         * @description Which mode the plan prices: test (default) or live.
-                         * @default false
-                         */
-                        livemode?: boolean;
-                        /**
-                         * @description `blended`: one rate (`processing`). `interchange_plus`: simulated interchange + scheme fee + markup (`interchange_plus`).
-                         * @enum {string}
-                         */
-                        type: "blended" | "interchange_plus";
-                        /** @description The blended rate; required for, and only for, `blended` plans. */
-                        processing?: {
-                            /** @description Percentage of the amount. In basis points (100 = 1%). */
-                            percent_bps: number;
-                            /** @description Fixed fee per payment. In hundredths of a major unit (US cents), converted to each currency's minor unit by the rounding rule: 30 is 30 in USD, 300 in KWD, 0 in JPY (¥0.3). */
-                            fixed: number;
-                            /** @description Overrides for particular currencies; their `fixed` is in that currency's own minor unit. */
-                            currencies?: {
-                                [key: string]: {
-                                    /** @description Percentage of the amount. In basis points (100 = 1%). */
-                                    percent_bps: number;
-                                    /** @description Fixed fee in this currency's own minor unit. */
-                                    fixed: number;
-                                };
-                            };
-                        };
-                        /** @description Required for, and only for, `interchange_plus` plans. */
-                        interchange_plus?: {
-                            /** @description A card of unknown funding is priced as credit. */
-                            interchange_bps: {
-                                /** @description Simulated interchange on credit cards. In basis points (100 = 1%). */
-                                credit: number;
-                                /** @description Simulated interchange on debit cards. In basis points (100 = 1%). */
-                                debit: number;
-                                /** @description Simulated interchange on prepaid cards. In basis points (100 = 1%). */
-                                prepaid: number;
-                            };
-                            /** @description Card scheme (network) fee. In basis points (100 = 1%). */
-                            scheme_fee_bps: number;
-                            /** @description The platform's margin on top of interchange and scheme fee. */
-                            markup: {
-                                /** @description Percentage of the amount. In basis points (100 = 1%). */
-                                percent_bps: number;
-                                /** @description Fixed fee per payment. In hundredths of a major unit (US cents), converted to each currency's minor unit by the rounding rule: 30 is 30 in USD, 300 in KWD, 0 in JPY (¥0.3). */
-                                fixed: number;
-                                /** @description Overrides for particular currencies; their `fixed` is in that currency's own minor unit. */
-                                currencies?: {
-                                    [key: string]: {
-                                        /** @description Percentage of the amount. In basis points (100 = 1%). */
-                                        percent_bps: number;
-                                        /** @description Fixed fee in this currency's own minor unit. */
-                                        fixed: number;
-                                    };
-                                };
-                            };
-                        };
-                        /** @description Surcharge on cards issued outside the platform country (US). In basis points (100 = 1%). */
-                        international_bps: number;
-                        /** @description Markup when the presentment currency differs from the charge currency. In basis points (100 = 1%). */
-                        currency_conversion_bps: number;
-                        /** @description Fee for instant settlement. In basis points (100 = 1%). */
-                        instant_settlement_bps: number;
-                        /** @description Fixed fee per refund (0 for none). */
-                        refund_fee: {
-                            /** @description In hundredths of a major unit (US cents), converted to each currency's minor unit by the rounding rule: 30 is 30 in USD, 300 in KWD, 0 in JPY (¥0.3). */
-                            fixed: number;
-                            /** @description Overrides for particular currencies. */
-                            currencies?: {
-                                [key: string]: number;
-                            };
-                        };
-                        /** @description Fixed fee per dispute. */
-                        dispute_fee: {
-                            /** @description In hundredths of a major unit (US cents), converted to each currency's minor unit by the rounding rule: 30 is 30 in USD, 300 in KWD, 0 in JPY (¥0.3). */
-                            fixed: number;
-                            /** @description Overrides for particular currencies. */
-                            currencies?: {
-                                [key: string]: number;
-                            };
-                        };
-                    };
+                    "application/x-www-form-urlencoded": components["schemas"]["PutTenantsIdPricingBody"];
                 };
             };
             responses: {
@@ -3661,31 +2941,7 @@ export interface paths {
                      *       "card_country": "GB"
                      *     }
                      */
-                    "application/json": {
-                        /**
-                         * @description Integer in the currency's minor unit.
-                         * @example 1000
-                         */
-                        amount: number;
-                        /**
-                         * @description ISO 4217 code, e.g. usd, jpy, kwd.
-                         * @example usd
-                         */
-                        currency: string;
-                        /** @description ISO 3166-1 alpha-2 country of the card; US when neither this nor `payment_method` is given. */
-                        card_country?: string;
-                        /**
-                         * @description Used by interchange++ plans; credit when not given.
-                         * @enum {string}
-                         */
-                        card_funding?: "credit" | "debit" | "prepaid";
-                        /** @description A saved card: its country and funding are used. Not combinable with `card_country` or `card_funding`. */
-                        payment_method?: string;
-                        /** @description The currency the cardholder pays in; when it differs from `currency`, the conversion markup applies. */
-                        presentment_currency?: string;
-                        /** @default false */
-                        instant_settlement?: boolean;
-                    };
+                    "application/json": components["schemas"]["PostFeesPreviewBody"];
                     /**
                      * @example {
                      *       "amount": 1000,
@@ -3693,31 +2949,7 @@ export interface paths {
                      *       "card_country": "GB"
                      *     }
                      */
-                    "application/x-www-form-urlencoded": {
-                        /**
-                         * @description Integer in the currency's minor unit.
-                         * @example 1000
-                         */
-                        amount: number;
-                        /**
-                         * @description ISO 4217 code, e.g. usd, jpy, kwd.
-                         * @example usd
-                         */
-                        currency: string;
-                        /** @description ISO 3166-1 alpha-2 country of the card; US when neither this nor `payment_method` is given. */
-                        card_country?: string;
-                        /**
-                         * @description Used by interchange++ plans; credit when not given.
-                         * @enum {string}
-                         */
-                        card_funding?: "credit" | "debit" | "prepaid";
-                        /** @description A saved card: its country and funding are used. Not combinable with `card_country` or `card_funding`. */
-                        payment_method?: string;
-                        /** @description The currency the cardholder pays in; when it differs from `currency`, the conversion markup applies. */
-                        presentment_currency?: string;
-                        /** @default false */
-                        instant_settlement?: boolean;
-                    };
+                    "application/x-www-form-urlencoded": components["schemas"]["PostFeesPreviewBody"];
                 };
             };
             responses: {
@@ -4203,28 +3435,7 @@ export interface paths {
                      *       "method": "standard"
                      *     }
                      */
-                    "application/json": {
-                        /**
-                         * @description Integer in the currency's minor unit; at most your available balance.
-                         * @example 5000
-                         */
-                        amount: number;
-                        /** @example usd */
-                        currency: string;
-                        /**
-                         * @description `standard` arrives the next business day; `instant` within minutes.
-                         * @default standard
-                         * @enum {string}
-                         */
-                        method?: "standard" | "instant";
-                        /** @description A verified bank account of yours (`ba_…`) in the payout currency; by default the default account of the currency. */
-                        destination?: string;
-                        description?: string;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["PostPayoutsBody"];
                     /**
                      * @example {
                      *       "amount": 5000,
@@ -4232,28 +3443,7 @@ export interface paths {
                      *       "method": "standard"
                      *     }
                      */
-                    "application/x-www-form-urlencoded": {
-                        /**
-                         * @description Integer in the currency's minor unit; at most your available balance.
-                         * @example 5000
-                         */
-                        amount: number;
-                        /** @example usd */
-                        currency: string;
-                        /**
-                         * @description `standard` arrives the next business day; `instant` within minutes.
-                         * @default standard
-                         * @enum {string}
-                         */
-                        method?: "standard" | "instant";
-                        /** @description A verified bank account of yours (`ba_…`) in the payout currency; by default the default account of the currency. */
-                        destination?: string;
-                        description?: string;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    };
+                    "application/x-www-form-urlencoded": components["schemas"]["PostPayoutsBody"];
                 };
             };
             responses: {
@@ -4440,29 +3630,7 @@ export interface paths {
                      *       "account_holder_name": "Jenny Rosen"
                      *     }
                      */
-                    "application/json": {
-                        /**
-                         * @description Never stored in plaintext: sealed in the vault; only its last 4 digits are shown.
-                         * @example 000123456789
-                         */
-                        account_number: string;
-                        /**
-                         * @description ABA routing number (9 digits, checksum verified).
-                         * @example 110000000
-                         */
-                        routing_number: string;
-                        /** @example US */
-                        country: string;
-                        /** @example usd */
-                        currency: string;
-                        account_holder_name?: string;
-                        /** @description Receives the automatic payouts of its currency once verified. */
-                        default_for_currency?: boolean;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["PostBankAccountsBody"];
                     /**
                      * @example {
                      *       "account_number": "000123456789",
@@ -4472,29 +3640,7 @@ export interface paths {
                      *       "account_holder_name": "Jenny Rosen"
                      *     }
                      */
-                    "application/x-www-form-urlencoded": {
-                        /**
-                         * @description Never stored in plaintext: sealed in the vault; only its last 4 digits are shown.
-                         * @example 000123456789
-                         */
-                        account_number: string;
-                        /**
-                         * @description ABA routing number (9 digits, checksum verified).
-                         * @example 110000000
-                         */
-                        routing_number: string;
-                        /** @example US */
-                        country: string;
-                        /** @example usd */
-                        currency: string;
-                        account_holder_name?: string;
-                        /** @description Receives the automatic payouts of its currency once verified. */
-                        default_for_currency?: boolean;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    };
+                    "application/x-www-form-urlencoded": components["schemas"]["PostBankAccountsBody"];
                 };
             };
             responses: {
@@ -4597,28 +3743,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /**
-                         * @description Make this the default account for its currency.
-                         * @enum {boolean}
-                         */
-                        default_for_currency?: true;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    } | null;
-                    "application/x-www-form-urlencoded": {
-                        /**
-                         * @description Make this the default account for its currency.
-                         * @enum {boolean}
-                         */
-                        default_for_currency?: true;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    } | null;
+                    "application/json": components["schemas"]["PostBankAccountsIdBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostBankAccountsIdBody"];
                 };
             };
             responses: {
@@ -4730,26 +3856,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /**
-                         * @description The two micro-deposits in cents, in any order (test mode: 32 and 45).
-                         * @example [
-                         *       32,
-                         *       45
-                         *     ]
-                         */
-                        amounts: number[];
-                    };
-                    "application/x-www-form-urlencoded": {
-                        /**
-                         * @description The two micro-deposits in cents, in any order (test mode: 32 and 45).
-                         * @example [
-                         *       32,
-                         *       45
-                         *     ]
-                         */
-                        amounts: number[];
-                    };
+                    "application/json": components["schemas"]["PostBankAccountsIdVerifyBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostBankAccountsIdVerifyBody"];
                 };
             };
             responses: {
@@ -4882,36 +3990,14 @@ export interface paths {
                      *       "name": "Jenny Rosen"
                      *     }
                      */
-                    "application/json": {
-                        /** @example jenny.rosen@example.com */
-                        email?: string;
-                        /** @example Jenny Rosen */
-                        name?: string;
-                        /** @example +1 415 555 0100 */
-                        phone?: string;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    } | null;
+                    "application/json": components["schemas"]["PostCustomersBody"];
                     /**
                      * @example {
                      *       "email": "jenny.rosen@example.com",
                      *       "name": "Jenny Rosen"
                      *     }
                      */
-                    "application/x-www-form-urlencoded": {
-                        /** @example jenny.rosen@example.com */
-                        email?: string;
-                        /** @example Jenny Rosen */
-                        name?: string;
-                        /** @example +1 415 555 0100 */
-                        phone?: string;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    } | null;
+                    "application/x-www-form-urlencoded": components["schemas"]["PostCustomersBody"];
                 };
             };
             responses: {
@@ -5020,34 +4106,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /** @description An empty string clears it. */
-                        email?: string | "";
-                        /** @description An empty string clears it. */
-                        name?: string | "";
-                        /** @description An empty string clears it. */
-                        phone?: string | "";
-                        /** @description Merged into the current metadata; a key set to "" is removed. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                        /** @description A card attached to this customer; "" clears it. */
-                        default_payment_method?: string | "";
-                    } | null;
-                    "application/x-www-form-urlencoded": {
-                        /** @description An empty string clears it. */
-                        email?: string | "";
-                        /** @description An empty string clears it. */
-                        name?: string | "";
-                        /** @description An empty string clears it. */
-                        phone?: string | "";
-                        /** @description Merged into the current metadata; a key set to "" is removed. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                        /** @description A card attached to this customer; "" clears it. */
-                        default_payment_method?: string | "";
-                    } | null;
+                    "application/json": components["schemas"]["PostCustomersIdBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostCustomersIdBody"];
                 };
             };
             responses: {
@@ -5294,14 +4354,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /** @example cus_01jd7s0k2m3n */
-                        customer: string;
-                    };
-                    "application/x-www-form-urlencoded": {
-                        /** @example cus_01jd7s0k2m3n */
-                        customer: string;
-                    };
+                    "application/json": components["schemas"]["PostPaymentMethodsIdAttachBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostPaymentMethodsIdAttachBody"];
                 };
             };
             responses: {
@@ -6128,32 +5182,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        type: "large_transactions" | "structuring_alerts" | "transaction_summary" | "settlement_statement" | "pci_access_review" | "reconciliation_summary";
-                        /** @description Depends on `type`; see the README’s table of report types. */
-                        parameters?: {
-                            [key: string]: unknown;
-                        };
-                        /**
-                         * @default csv
-                         * @enum {string}
-                         */
-                        format?: "csv" | "json" | "pdf" | "camt.053";
-                    };
-                    "application/x-www-form-urlencoded": {
-                        /** @enum {string} */
-                        type: "large_transactions" | "structuring_alerts" | "transaction_summary" | "settlement_statement" | "pci_access_review" | "reconciliation_summary";
-                        /** @description Depends on `type`; see the README’s table of report types. */
-                        parameters?: {
-                            [key: string]: unknown;
-                        };
-                        /**
-                         * @default csv
-                         * @enum {string}
-                         */
-                        format?: "csv" | "json" | "pdf" | "camt.053";
-                    };
+                    "application/json": components["schemas"]["PostReportsBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostReportsBody"];
                 };
             };
             responses: {
@@ -6391,36 +5421,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        type: "large_transactions" | "structuring_alerts" | "transaction_summary" | "settlement_statement" | "pci_access_review" | "reconciliation_summary";
-                        /** @description Depends on `type`; see the README’s table of report types. */
-                        parameters?: {
-                            [key: string]: unknown;
-                        };
-                        /**
-                         * @default csv
-                         * @enum {string}
-                         */
-                        format?: "csv" | "json" | "pdf" | "camt.053";
-                        /** @enum {string} */
-                        interval: "daily" | "weekly" | "monthly";
-                    };
-                    "application/x-www-form-urlencoded": {
-                        /** @enum {string} */
-                        type: "large_transactions" | "structuring_alerts" | "transaction_summary" | "settlement_statement" | "pci_access_review" | "reconciliation_summary";
-                        /** @description Depends on `type`; see the README’s table of report types. */
-                        parameters?: {
-                            [key: string]: unknown;
-                        };
-                        /**
-                         * @default csv
-                         * @enum {string}
-                         */
-                        format?: "csv" | "json" | "pdf" | "camt.053";
-                        /** @enum {string} */
-                        interval: "daily" | "weekly" | "monthly";
-                    };
+                    "application/json": components["schemas"]["PostReportSchedulesBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostReportSchedulesBody"];
                 };
             };
             responses: {
@@ -6520,26 +5522,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /** @description Depends on `type`; see the README’s table of report types. */
-                        parameters?: {
-                            [key: string]: unknown;
-                        };
-                        /** @enum {string} */
-                        format?: "csv" | "json" | "pdf" | "camt.053";
-                        /** @enum {string} */
-                        interval?: "daily" | "weekly" | "monthly";
-                    };
-                    "application/x-www-form-urlencoded": {
-                        /** @description Depends on `type`; see the README’s table of report types. */
-                        parameters?: {
-                            [key: string]: unknown;
-                        };
-                        /** @enum {string} */
-                        format?: "csv" | "json" | "pdf" | "camt.053";
-                        /** @enum {string} */
-                        interval?: "daily" | "weekly" | "monthly";
-                    };
+                    "application/json": components["schemas"]["PostReportSchedulesIdBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostReportSchedulesIdBody"];
                 };
             };
             responses: {
@@ -6705,30 +5689,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /** @description Who the activity is about: the customer reference and/or card. */
-                        subject: {
-                            customer?: string | null;
-                            card_fingerprint?: string | null;
-                            name?: string | null;
-                            email?: string | null;
-                        };
-                        payments?: string[];
-                        narrative?: string;
-                        assignee?: string;
-                    };
-                    "application/x-www-form-urlencoded": {
-                        /** @description Who the activity is about: the customer reference and/or card. */
-                        subject: {
-                            customer?: string | null;
-                            card_fingerprint?: string | null;
-                            name?: string | null;
-                            email?: string | null;
-                        };
-                        payments?: string[];
-                        narrative?: string;
-                        assignee?: string;
-                    };
+                    "application/json": components["schemas"]["PostCasesBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostCasesBody"];
                 };
             };
             responses: {
@@ -6831,18 +5793,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        status?: "open" | "investigating" | "filed" | "dismissed";
-                        assignee?: string | null;
-                        narrative?: string;
-                    };
-                    "application/x-www-form-urlencoded": {
-                        /** @enum {string} */
-                        status?: "open" | "investigating" | "filed" | "dismissed";
-                        assignee?: string | null;
-                        narrative?: string;
-                    };
+                    "application/json": components["schemas"]["PostCasesIdBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostCasesIdBody"];
                 };
             };
             responses: {
@@ -6902,14 +5854,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        body: string;
-                        author?: string;
-                    };
-                    "application/x-www-form-urlencoded": {
-                        body: string;
-                        author?: string;
-                    };
+                    "application/json": components["schemas"]["PostCasesIdNotesBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostCasesIdNotesBody"];
                 };
             };
             responses: {
@@ -7079,24 +6025,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /**
-                         * Format: email
-                         * @example ada@example.com
-                         */
-                        email: string;
-                        /** @enum {string} */
-                        role: "owner" | "admin" | "developer" | "analyst" | "compliance" | "support" | "view_only" | "operator_admin" | "operator_support";
-                    };
-                    "application/x-www-form-urlencoded": {
-                        /**
-                         * Format: email
-                         * @example ada@example.com
-                         */
-                        email: string;
-                        /** @enum {string} */
-                        role: "owner" | "admin" | "developer" | "analyst" | "compliance" | "support" | "view_only" | "operator_admin" | "operator_support";
-                    };
+                    "application/json": components["schemas"]["PostUsersBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostUsersBody"];
                 };
             };
             responses: {
@@ -7300,14 +6230,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        role: "owner" | "admin" | "developer" | "analyst" | "compliance" | "support" | "view_only" | "operator_admin" | "operator_support";
-                    };
-                    "application/x-www-form-urlencoded": {
-                        /** @enum {string} */
-                        role: "owner" | "admin" | "developer" | "analyst" | "compliance" | "support" | "view_only" | "operator_admin" | "operator_support";
-                    };
+                    "application/json": components["schemas"]["PatchUsersIdBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PatchUsersIdBody"];
                 };
             };
             responses: {
@@ -7366,8 +6290,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": Record<string, never> | null;
-                    "application/x-www-form-urlencoded": Record<string, never> | null;
+                    "application/json": components["schemas"]["PostUsersIdResendInvitationBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostUsersIdResendInvitationBody"];
                 };
             };
             responses: {
@@ -7428,14 +6352,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        current_password: string;
-                        new_password: string;
-                    };
-                    "application/x-www-form-urlencoded": {
-                        current_password: string;
-                        new_password: string;
-                    };
+                    "application/json": components["schemas"]["PostUsersMePasswordBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostUsersMePasswordBody"];
                 };
             };
             responses: {
@@ -7496,12 +6414,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        code: string;
-                    };
-                    "application/x-www-form-urlencoded": {
-                        code: string;
-                    };
+                    "application/json": components["schemas"]["PostUsersMeRecoveryCodesBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostUsersMeRecoveryCodesBody"];
                 };
             };
             responses: {
@@ -7566,8 +6480,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": Record<string, never> | null;
-                    "application/x-www-form-urlencoded": Record<string, never> | null;
+                    "application/json": components["schemas"]["PostUsersMePasskeysOptionsBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostUsersMePasskeysOptionsBody"];
                 };
             };
             responses: {
@@ -7630,16 +6544,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        response: {
-                            [key: string]: unknown;
-                        };
-                    };
-                    "application/x-www-form-urlencoded": {
-                        response: {
-                            [key: string]: unknown;
-                        };
-                    };
+                    "application/json": components["schemas"]["PostUsersMePasskeysBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostUsersMePasskeysBody"];
                 };
             };
             responses: {
@@ -8202,44 +7108,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /**
-                         * @description Where events are POSTed: https (http is accepted in test mode). Private addresses are refused.
-                         * @example https://example.com/webhooks/payforward
-                         */
-                        url: string;
-                        /**
-                         * @example [
-                         *       "payment.*",
-                         *       "refund.succeeded"
-                         *     ]
-                         */
-                        enabled_events: string[];
-                        description?: string;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    };
-                    "application/x-www-form-urlencoded": {
-                        /**
-                         * @description Where events are POSTed: https (http is accepted in test mode). Private addresses are refused.
-                         * @example https://example.com/webhooks/payforward
-                         */
-                        url: string;
-                        /**
-                         * @example [
-                         *       "payment.*",
-                         *       "refund.succeeded"
-                         *     ]
-                         */
-                        enabled_events: string[];
-                        description?: string;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["PostWebhookEndpointsBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostWebhookEndpointsBody"];
                 };
             };
             responses: {
@@ -8342,36 +7212,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /**
-                         * @description Where events are POSTed: https (http is accepted in test mode). Private addresses are refused.
-                         * @example https://example.com/webhooks/payforward
-                         */
-                        url?: string;
-                        enabled_events?: string[];
-                        description?: string;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                        /** @description `true` stops deliveries; `false` enables the endpoint again (any status). */
-                        disabled?: boolean;
-                    } | null;
-                    "application/x-www-form-urlencoded": {
-                        /**
-                         * @description Where events are POSTed: https (http is accepted in test mode). Private addresses are refused.
-                         * @example https://example.com/webhooks/payforward
-                         */
-                        url?: string;
-                        enabled_events?: string[];
-                        description?: string;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                        /** @description `true` stops deliveries; `false` enables the endpoint again (any status). */
-                        disabled?: boolean;
-                    } | null;
+                    "application/json": components["schemas"]["PostWebhookEndpointsIdBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostWebhookEndpointsIdBody"];
                 };
             };
             responses: {
@@ -8471,36 +7313,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /**
-                         * @description Where events are POSTed: https (http is accepted in test mode). Private addresses are refused.
-                         * @example https://example.com/webhooks/payforward
-                         */
-                        url?: string;
-                        enabled_events?: string[];
-                        description?: string;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                        /** @description `true` stops deliveries; `false` enables the endpoint again (any status). */
-                        disabled?: boolean;
-                    } | null;
-                    "application/x-www-form-urlencoded": {
-                        /**
-                         * @description Where events are POSTed: https (http is accepted in test mode). Private addresses are refused.
-                         * @example https://example.com/webhooks/payforward
-                         */
-                        url?: string;
-                        enabled_events?: string[];
-                        description?: string;
-                        /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
-                        metadata?: {
-                            [key: string]: string;
-                        };
-                        /** @description `true` stops deliveries; `false` enables the endpoint again (any status). */
-                        disabled?: boolean;
-                    } | null;
+                    "application/json": components["schemas"]["PatchWebhookEndpointsIdBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PatchWebhookEndpointsIdBody"];
                 };
             };
             responses: {
@@ -8559,14 +7373,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /** @description Seconds the old secret keeps signing (default 24 hours, 0 retires it at once). */
-                        expires_in?: number;
-                    } | null;
-                    "application/x-www-form-urlencoded": {
-                        /** @description Seconds the old secret keeps signing (default 24 hours, 0 retires it at once). */
-                        expires_in?: number;
-                    } | null;
+                    "application/json": components["schemas"]["PostWebhookEndpointsIdRotateSecretBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostWebhookEndpointsIdRotateSecretBody"];
                 };
             };
             responses: {
@@ -8768,22 +7576,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /** @description Events created at or after this Unix timestamp. */
-                        since: number;
-                        /** @description Events created before this Unix timestamp (default: now). */
-                        until?: number;
-                        /** @description Only deliveries that gave up (status `failed`). */
-                        only_failed?: boolean;
-                    };
-                    "application/x-www-form-urlencoded": {
-                        /** @description Events created at or after this Unix timestamp. */
-                        since: number;
-                        /** @description Events created before this Unix timestamp (default: now). */
-                        until?: number;
-                        /** @description Only deliveries that gave up (status `failed`). */
-                        only_failed?: boolean;
-                    };
+                    "application/json": components["schemas"]["PostWebhookEndpointsIdReplayBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostWebhookEndpointsIdReplayBody"];
                 };
             };
             responses: {
@@ -9035,16 +7829,7 @@ export interface paths {
                      *       "priority": 45
                      *     }
                      */
-                    "application/json": {
-                        name: string;
-                        expression: string;
-                        /** @enum {string} */
-                        action: "allow" | "review" | "block" | "request_3ds";
-                        /** @description Lower runs first. */
-                        priority?: number;
-                        enabled?: boolean;
-                        shadow?: boolean;
-                    };
+                    "application/json": components["schemas"]["PostFraudRulesBody"];
                     /**
                      * @example {
                      *       "name": "Review large foreign payments",
@@ -9053,16 +7838,7 @@ export interface paths {
                      *       "priority": 45
                      *     }
                      */
-                    "application/x-www-form-urlencoded": {
-                        name: string;
-                        expression: string;
-                        /** @enum {string} */
-                        action: "allow" | "review" | "block" | "request_3ds";
-                        /** @description Lower runs first. */
-                        priority?: number;
-                        enabled?: boolean;
-                        shadow?: boolean;
-                    };
+                    "application/x-www-form-urlencoded": components["schemas"]["PostFraudRulesBody"];
                 };
             };
             responses: {
@@ -9123,22 +7899,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        expression?: string;
-                        rule?: string;
-                        /** @description Unix seconds: replay payments created at or after. */
-                        since: number;
-                        /** @description Unix seconds: … and before (default now). */
-                        until?: number;
-                    };
-                    "application/x-www-form-urlencoded": {
-                        expression?: string;
-                        rule?: string;
-                        /** @description Unix seconds: replay payments created at or after. */
-                        since: number;
-                        /** @description Unix seconds: … and before (default now). */
-                        until?: number;
-                    };
+                    "application/json": components["schemas"]["PostFraudRulesBacktestBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostFraudRulesBacktestBody"];
                 };
             };
             responses: {
@@ -9241,26 +8003,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        name?: string;
-                        expression?: string;
-                        /** @enum {string} */
-                        action?: "allow" | "review" | "block" | "request_3ds";
-                        /** @description Lower runs first. */
-                        priority?: number;
-                        enabled?: boolean;
-                        shadow?: boolean;
-                    };
-                    "application/x-www-form-urlencoded": {
-                        name?: string;
-                        expression?: string;
-                        /** @enum {string} */
-                        action?: "allow" | "review" | "block" | "request_3ds";
-                        /** @description Lower runs first. */
-                        priority?: number;
-                        enabled?: boolean;
-                        shadow?: boolean;
-                    };
+                    "application/json": components["schemas"]["PostFraudRulesIdBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostFraudRulesIdBody"];
                 };
             };
             responses: {
@@ -9419,16 +8163,7 @@ export interface paths {
                      *       "kind": "allow"
                      *     }
                      */
-                    "application/json": {
-                        name: string;
-                        /** @enum {string} */
-                        item_type: "card_fingerprint" | "card_bin" | "email" | "ip_address" | "country" | "customer";
-                        /**
-                         * @default block
-                         * @enum {string}
-                         */
-                        kind?: "block" | "allow";
-                    };
+                    "application/json": components["schemas"]["PostFraudListsBody"];
                     /**
                      * @example {
                      *       "name": "vip_customers",
@@ -9436,16 +8171,7 @@ export interface paths {
                      *       "kind": "allow"
                      *     }
                      */
-                    "application/x-www-form-urlencoded": {
-                        name: string;
-                        /** @enum {string} */
-                        item_type: "card_fingerprint" | "card_bin" | "email" | "ip_address" | "country" | "customer";
-                        /**
-                         * @default block
-                         * @enum {string}
-                         */
-                        kind?: "block" | "allow";
-                    };
+                    "application/x-www-form-urlencoded": components["schemas"]["PostFraudListsBody"];
                 };
             };
             responses: {
@@ -9671,12 +8397,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        value: string;
-                    };
-                    "application/x-www-form-urlencoded": {
-                        value: string;
-                    };
+                    "application/json": components["schemas"]["PostFraudListsIdItemsBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostFraudListsIdItemsBody"];
                 };
             };
             responses: {
@@ -9937,12 +8659,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        reason?: string;
-                    } | null;
-                    "application/x-www-form-urlencoded": {
-                        reason?: string;
-                    } | null;
+                    "application/json": components["schemas"]["PostReviewsIdApproveBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostReviewsIdApproveBody"];
                 };
             };
             responses: {
@@ -10005,12 +8723,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        reason?: string;
-                    } | null;
-                    "application/x-www-form-urlencoded": {
-                        reason?: string;
-                    } | null;
+                    "application/json": components["schemas"]["PostReviewsIdRejectBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostReviewsIdRejectBody"];
                 };
             };
             responses: {
@@ -10073,14 +8787,8 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": {
-                        /** @description Also add the payment's card fingerprint to the `blocked_cards` list. */
-                        block_card?: boolean;
-                    } | null;
-                    "application/x-www-form-urlencoded": {
-                        /** @description Also add the payment's card fingerprint to the `blocked_cards` list. */
-                        block_card?: boolean;
-                    } | null;
+                    "application/json": components["schemas"]["PostPaymentsIdReportFraudBody"];
+                    "application/x-www-form-urlencoded": components["schemas"]["PostPaymentsIdReportFraudBody"];
                 };
             };
             responses: {
@@ -12330,6 +11038,707 @@ export interface components {
                 oldest_opened: number;
             }[];
         };
+        PostCheckoutSessionsBody: {
+            /**
+             * @description Integer in the currency's minor unit.
+             * @example 4900
+             */
+            amount: number;
+            /** @example eur */
+            currency: string;
+            /**
+             * @description Where the buyer is sent once the payment succeeded.
+             * @example https://shop.example.com/done
+             */
+            success_url: string;
+            /**
+             * @description Where the "Cancel" link on the page sends the buyer back to.
+             * @example https://shop.example.com/done
+             */
+            cancel_url: string;
+            customer?: string;
+            description?: string;
+            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+            metadata?: {
+                [key: string]: string;
+            };
+            /** @description Seconds until the session expires: 30 minutes to 24 hours (the default). */
+            expires_in?: number;
+        };
+        PostCheckoutSessionsIdExpireBody: Record<string, never> | null;
+        PostTenantsBody: {
+            /** @example Acme Inc. */
+            name: string;
+            /**
+             * @description Routing: the processors to try in order, primary first; the next is tried when one fails with a processing error.
+             * @example [
+             *       "sim_alpha",
+             *       "sim_beta"
+             *     ]
+             */
+            processors?: string[];
+            settlement_schedule?: {
+                /** @description `instant`: captured funds are available as soon as the capture commits, for the plan’s instant-settlement fee. `daily`: the settlement job makes them available after `delay_days` business days. */
+                type: "instant" | "daily";
+                /** @description Business days (Monday to Friday, UTC) between capture and availability, for `daily`. */
+                delay_days: number;
+                /** @description After each settlement, pay out the whole available balance of that currency (method standard) and link the settlements to that payout. */
+                automatic_payouts?: boolean;
+            };
+            /**
+             * @description An API version (see GET /v1/api_versions).
+             * @example 2026-12-01
+             * @enum {string}
+             */
+            api_version?: "2026-11-01" | "2026-12-01";
+        };
+        PostTenantsIdBody: {
+            /**
+             * @description An API version (see GET /v1/api_versions).
+             * @example 2026-12-01
+             * @enum {string}
+             */
+            api_version?: "2026-11-01" | "2026-12-01";
+            name?: string;
+            /**
+             * @description Routing: the processors to try in order, primary first; the next is tried when one fails with a processing error.
+             * @example [
+             *       "sim_alpha",
+             *       "sim_beta"
+             *     ]
+             */
+            processors?: string[];
+            settlement_schedule?: {
+                /** @description `instant`: captured funds are available as soon as the capture commits, for the plan’s instant-settlement fee. `daily`: the settlement job makes them available after `delay_days` business days. */
+                type: "instant" | "daily";
+                /** @description Business days (Monday to Friday, UTC) between capture and availability, for `daily`. */
+                delay_days: number;
+                /** @description After each settlement, pay out the whole available balance of that currency (method standard) and link the settlements to that payout. */
+                automatic_payouts?: boolean;
+            };
+        };
+        PostTenantsIdSuspendBody: {
+            /**
+             * @description Why, in words: kept on the tenant, in the audit log, and quoted in the 403 its keys get.
+             * @example Unpaid invoices since October
+             */
+            reason: string;
+        };
+        PostPublishableKeyRollBody: {
+            /** @description Seconds the old key keeps working, to deploy pages with the new one (0–7 days, default 0). */
+            expires_in?: number;
+        } | null;
+        PostApiKeysBody: {
+            name?: string;
+            /**
+             * @example [
+             *       "payments:read",
+             *       "refunds:write"
+             *     ]
+             */
+            scopes: ("payments:read" | "payments:write" | "payment_methods:read" | "payment_methods:write" | "refunds:read" | "refunds:write" | "events:read" | "pricing:read" | "balance:read" | "payouts:read" | "payouts:write" | "bank_accounts:read" | "bank_accounts:write" | "disputes:read" | "disputes:write" | "reconciliation:read" | "customers:read" | "customers:write" | "api_keys:read" | "api_keys:write" | "request_logs:read" | "reports:read" | "reports:write" | "cases:read" | "cases:write" | "users:read" | "users:write" | "webhook_endpoints:read" | "webhook_endpoints:write" | "fraud:read" | "fraud:write" | "reviews:read" | "reviews:write" | "audit_logs:read" | "analytics:read")[];
+        };
+        PostApiKeysIdRollBody: {
+            /** @description Seconds the old key keeps working (0–7 days, default 0). */
+            expires_in?: number;
+        } | null;
+        PostApiKeysIdRevokeBody: Record<string, never> | null;
+        PostOauthTokenBody: {
+            /** @enum {string} */
+            grant_type: "client_credentials";
+            /** @description A secret or restricted key (or send it as the password of HTTP Basic auth). */
+            client_secret?: string;
+            /** @description Accepted for OAuth client compatibility; the key alone identifies the client. */
+            client_id?: string;
+            /** @description Space-separated scopes the token gets, each one the key's own (RFC 6749 §3.3); the key's scopes when omitted. */
+            scope?: string;
+        };
+        PostPaymentMethodsBody: {
+            /** @enum {string} */
+            type: "card";
+            /** @description Raw card details. */
+            card: {
+                /** @description The card number (spaces allowed). Never stored in plaintext. */
+                number: string;
+                exp_month: number;
+                exp_year: number;
+                /** @description Checked, then discarded: never stored. */
+                cvc?: string;
+            };
+            customer?: string;
+            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+            metadata?: {
+                [key: string]: string;
+            };
+        };
+        PostPaymentMethodsIdVerifyBody: {
+            cvc?: string;
+            currency?: string;
+        } | null;
+        PostPaymentsBody: {
+            /**
+             * @description Integer in the currency's minor unit: 1000 = $10.00 USD, ¥1000 JPY, 1.000 KWD.
+             * @example 2000
+             */
+            amount: number;
+            /**
+             * @description ISO 4217 code, e.g. usd, jpy, kwd.
+             * @example usd
+             */
+            currency: string;
+            payment_method?: string | {
+                /** @enum {string} */
+                type: "card";
+                /** @description Raw card details. */
+                card: {
+                    /** @description The card number (spaces allowed). Never stored in plaintext. */
+                    number: string;
+                    exp_month: number;
+                    exp_year: number;
+                    /** @description Checked, then discarded: never stored. */
+                    cvc?: string;
+                };
+                customer?: string;
+                /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+                metadata?: {
+                    [key: string]: string;
+                };
+            };
+            /** @default false */
+            confirm?: boolean;
+            /**
+             * @default automatic
+             * @enum {string}
+             */
+            capture_method?: "automatic" | "manual";
+            customer?: string;
+            description?: string;
+            statement_descriptor?: string;
+            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+            metadata?: {
+                [key: string]: string;
+            };
+            return_url?: string;
+            /** @description The buyer's email, IP address and billing country, read by the fraud decision. */
+            fraud_details?: {
+                /** Format: email */
+                email?: string;
+                ip_address?: string | unknown | unknown;
+                billing_country?: string;
+            };
+        };
+        PostPaymentsIdBody: {
+            /**
+             * @description Integer in the currency's minor unit: 1000 = $10.00 USD, ¥1000 JPY, 1.000 KWD.
+             * @example 2000
+             */
+            amount?: number;
+            /**
+             * @description ISO 4217 code, e.g. usd, jpy, kwd.
+             * @example usd
+             */
+            currency?: string;
+            customer?: string | "";
+            description?: string;
+            statement_descriptor?: string | "";
+            /** @description Merged into the current metadata; a key set to "" is removed. */
+            metadata?: {
+                [key: string]: string;
+            };
+        } | null;
+        PostPaymentsIdConfirmBody: {
+            /** @description The payment's `client_secret`: required (and only accepted) with a publishable key. */
+            client_secret?: string;
+            payment_method?: string | {
+                /** @enum {string} */
+                type: "card";
+                /** @description Raw card details. */
+                card: {
+                    /** @description The card number (spaces allowed). Never stored in plaintext. */
+                    number: string;
+                    exp_month: number;
+                    exp_year: number;
+                    /** @description Checked, then discarded: never stored. */
+                    cvc?: string;
+                };
+                customer?: string;
+                /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+                metadata?: {
+                    [key: string]: string;
+                };
+            };
+            return_url?: string;
+            /** @description The buyer's email, IP address and billing country, read by the fraud decision. */
+            fraud_details?: {
+                /** Format: email */
+                email?: string;
+                ip_address?: string | unknown | unknown;
+                billing_country?: string;
+            };
+        } | null;
+        PostPaymentsIdCaptureBody: {
+            /**
+             * @description Integer in the currency's minor unit: 1000 = $10.00 USD, ¥1000 JPY, 1.000 KWD.
+             * @example 2000
+             */
+            amount_to_capture?: number;
+        } | null;
+        PostPaymentsIdCancelBody: {
+            /** @enum {string} */
+            cancellation_reason?: "duplicate" | "fraudulent" | "requested_by_customer" | "abandoned";
+        } | null;
+        PostRefundsBody: {
+            /** @description The id of the payment to refund. */
+            payment: string;
+            /** @description Defaults to everything not yet refunded. */
+            amount?: number;
+            /** @enum {string} */
+            reason?: "duplicate" | "fraudulent" | "requested_by_customer";
+            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+            metadata?: {
+                [key: string]: string;
+            };
+        };
+        PostDisputesIdBody: {
+            /** @description Merged into the evidence already given; an empty string removes a field. */
+            evidence?: {
+                /** @description What was sold, and how it was delivered or used. */
+                product_description?: string;
+                /** @description The cardholder's name. */
+                customer_name?: string;
+                /** @description The cardholder's email address. */
+                customer_email_address?: string;
+                /** @description The IP address the purchase was made from. */
+                customer_purchase_ip?: string;
+                /** @description The billing address given at purchase. */
+                billing_address?: string;
+                /** @description Correspondence with the cardholder that shows they received or recognised the purchase. */
+                customer_communication?: string;
+                /** @description Where the goods were sent. */
+                shipping_address?: string;
+                /** @description Who delivered them. */
+                shipping_carrier?: string;
+                /** @description The carrier's tracking number. */
+                shipping_tracking_number?: string;
+                /** @description When they were shipped. */
+                shipping_date?: string;
+                /** @description When the service was provided. */
+                service_date?: string;
+                /** @description How the refund policy was shown to the cardholder. */
+                refund_policy_disclosure?: string;
+                /** @description Anything else. In test mode, "winning_evidence" or "losing_evidence" here decides the outcome. */
+                uncategorized_text?: string;
+            };
+            /** @description Default true: submit the evidence to the bank now (the dispute goes to `under_review`). With `false` it is only saved. */
+            submit?: boolean;
+            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+            metadata?: {
+                [key: string]: string;
+            };
+        } | null;
+        PostDisputesIdCloseBody: Record<string, never> | null;
+        PutTenantsIdPricingBody: {
+            /**
+             * @description Which mode the plan prices: test (default) or live.
+             * @default false
+             */
+            livemode?: boolean;
+            /**
+             * @description `blended`: one rate (`processing`). `interchange_plus`: simulated interchange + scheme fee + markup (`interchange_plus`).
+             * @enum {string}
+             */
+            type: "blended" | "interchange_plus";
+            /** @description The blended rate; required for, and only for, `blended` plans. */
+            processing?: {
+                /** @description Percentage of the amount. In basis points (100 = 1%). */
+                percent_bps: number;
+                /** @description Fixed fee per payment. In hundredths of a major unit (US cents), converted to each currency's minor unit by the rounding rule: 30 is 30 in USD, 300 in KWD, 0 in JPY (¥0.3). */
+                fixed: number;
+                /** @description Overrides for particular currencies; their `fixed` is in that currency's own minor unit. */
+                currencies?: {
+                    [key: string]: {
+                        /** @description Percentage of the amount. In basis points (100 = 1%). */
+                        percent_bps: number;
+                        /** @description Fixed fee in this currency's own minor unit. */
+                        fixed: number;
+                    };
+                };
+            };
+            /** @description Required for, and only for, `interchange_plus` plans. */
+            interchange_plus?: {
+                /** @description A card of unknown funding is priced as credit. */
+                interchange_bps: {
+                    /** @description Simulated interchange on credit cards. In basis points (100 = 1%). */
+                    credit: number;
+                    /** @description Simulated interchange on debit cards. In basis points (100 = 1%). */
+                    debit: number;
+                    /** @description Simulated interchange on prepaid cards. In basis points (100 = 1%). */
+                    prepaid: number;
+                };
+                /** @description Card scheme (network) fee. In basis points (100 = 1%). */
+                scheme_fee_bps: number;
+                /** @description The platform's margin on top of interchange and scheme fee. */
+                markup: {
+                    /** @description Percentage of the amount. In basis points (100 = 1%). */
+                    percent_bps: number;
+                    /** @description Fixed fee per payment. In hundredths of a major unit (US cents), converted to each currency's minor unit by the rounding rule: 30 is 30 in USD, 300 in KWD, 0 in JPY (¥0.3). */
+                    fixed: number;
+                    /** @description Overrides for particular currencies; their `fixed` is in that currency's own minor unit. */
+                    currencies?: {
+                        [key: string]: {
+                            /** @description Percentage of the amount. In basis points (100 = 1%). */
+                            percent_bps: number;
+                            /** @description Fixed fee in this currency's own minor unit. */
+                            fixed: number;
+                        };
+                    };
+                };
+            };
+            /** @description Surcharge on cards issued outside the platform country (US). In basis points (100 = 1%). */
+            international_bps: number;
+            /** @description Markup when the presentment currency differs from the charge currency. In basis points (100 = 1%). */
+            currency_conversion_bps: number;
+            /** @description Fee for instant settlement. In basis points (100 = 1%). */
+            instant_settlement_bps: number;
+            /** @description Fixed fee per refund (0 for none). */
+            refund_fee: {
+                /** @description In hundredths of a major unit (US cents), converted to each currency's minor unit by the rounding rule: 30 is 30 in USD, 300 in KWD, 0 in JPY (¥0.3). */
+                fixed: number;
+                /** @description Overrides for particular currencies. */
+                currencies?: {
+                    [key: string]: number;
+                };
+            };
+            /** @description Fixed fee per dispute. */
+            dispute_fee: {
+                /** @description In hundredths of a major unit (US cents), converted to each currency's minor unit by the rounding rule: 30 is 30 in USD, 300 in KWD, 0 in JPY (¥0.3). */
+                fixed: number;
+                /** @description Overrides for particular currencies. */
+                currencies?: {
+                    [key: string]: number;
+                };
+            };
+        };
+        PostFeesPreviewBody: {
+            /**
+             * @description Integer in the currency's minor unit.
+             * @example 1000
+             */
+            amount: number;
+            /**
+             * @description ISO 4217 code, e.g. usd, jpy, kwd.
+             * @example usd
+             */
+            currency: string;
+            /** @description ISO 3166-1 alpha-2 country of the card; US when neither this nor `payment_method` is given. */
+            card_country?: string;
+            /**
+             * @description Used by interchange++ plans; credit when not given.
+             * @enum {string}
+             */
+            card_funding?: "credit" | "debit" | "prepaid";
+            /** @description A saved card: its country and funding are used. Not combinable with `card_country` or `card_funding`. */
+            payment_method?: string;
+            /** @description The currency the cardholder pays in; when it differs from `currency`, the conversion markup applies. */
+            presentment_currency?: string;
+            /** @default false */
+            instant_settlement?: boolean;
+        };
+        PostPayoutsBody: {
+            /**
+             * @description Integer in the currency's minor unit; at most your available balance.
+             * @example 5000
+             */
+            amount: number;
+            /** @example usd */
+            currency: string;
+            /**
+             * @description `standard` arrives the next business day; `instant` within minutes.
+             * @default standard
+             * @enum {string}
+             */
+            method?: "standard" | "instant";
+            /** @description A verified bank account of yours (`ba_…`) in the payout currency; by default the default account of the currency. */
+            destination?: string;
+            description?: string;
+            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+            metadata?: {
+                [key: string]: string;
+            };
+        };
+        PostBankAccountsBody: {
+            /**
+             * @description Never stored in plaintext: sealed in the vault; only its last 4 digits are shown.
+             * @example 000123456789
+             */
+            account_number: string;
+            /**
+             * @description ABA routing number (9 digits, checksum verified).
+             * @example 110000000
+             */
+            routing_number: string;
+            /** @example US */
+            country: string;
+            /** @example usd */
+            currency: string;
+            account_holder_name?: string;
+            /** @description Receives the automatic payouts of its currency once verified. */
+            default_for_currency?: boolean;
+            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+            metadata?: {
+                [key: string]: string;
+            };
+        };
+        PostBankAccountsIdBody: {
+            /**
+             * @description Make this the default account for its currency.
+             * @enum {boolean}
+             */
+            default_for_currency?: true;
+            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+            metadata?: {
+                [key: string]: string;
+            };
+        } | null;
+        PostBankAccountsIdVerifyBody: {
+            /**
+             * @description The two micro-deposits in cents, in any order (test mode: 32 and 45).
+             * @example [
+             *       32,
+             *       45
+             *     ]
+             */
+            amounts: number[];
+        };
+        PostCustomersBody: {
+            /** @example jenny.rosen@example.com */
+            email?: string;
+            /** @example Jenny Rosen */
+            name?: string;
+            /** @example +1 415 555 0100 */
+            phone?: string;
+            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+            metadata?: {
+                [key: string]: string;
+            };
+        } | null;
+        PostCustomersIdBody: {
+            /** @description An empty string clears it. */
+            email?: string | "";
+            /** @description An empty string clears it. */
+            name?: string | "";
+            /** @description An empty string clears it. */
+            phone?: string | "";
+            /** @description Merged into the current metadata; a key set to "" is removed. */
+            metadata?: {
+                [key: string]: string;
+            };
+            /** @description A card attached to this customer; "" clears it. */
+            default_payment_method?: string | "";
+        } | null;
+        PostPaymentMethodsIdAttachBody: {
+            /** @example cus_01jd7s0k2m3n */
+            customer: string;
+        };
+        PostReportsBody: {
+            /** @enum {string} */
+            type: "large_transactions" | "structuring_alerts" | "transaction_summary" | "settlement_statement" | "pci_access_review" | "reconciliation_summary";
+            /** @description Depends on `type`; see the README’s table of report types. */
+            parameters?: {
+                [key: string]: unknown;
+            };
+            /**
+             * @default csv
+             * @enum {string}
+             */
+            format?: "csv" | "json" | "pdf" | "camt.053";
+        };
+        PostReportSchedulesBody: {
+            /** @enum {string} */
+            type: "large_transactions" | "structuring_alerts" | "transaction_summary" | "settlement_statement" | "pci_access_review" | "reconciliation_summary";
+            /** @description Depends on `type`; see the README’s table of report types. */
+            parameters?: {
+                [key: string]: unknown;
+            };
+            /**
+             * @default csv
+             * @enum {string}
+             */
+            format?: "csv" | "json" | "pdf" | "camt.053";
+            /** @enum {string} */
+            interval: "daily" | "weekly" | "monthly";
+        };
+        PostReportSchedulesIdBody: {
+            /** @description Depends on `type`; see the README’s table of report types. */
+            parameters?: {
+                [key: string]: unknown;
+            };
+            /** @enum {string} */
+            format?: "csv" | "json" | "pdf" | "camt.053";
+            /** @enum {string} */
+            interval?: "daily" | "weekly" | "monthly";
+        };
+        PostCasesBody: {
+            /** @description Who the activity is about: the customer reference and/or card. */
+            subject: {
+                customer?: string | null;
+                card_fingerprint?: string | null;
+                name?: string | null;
+                email?: string | null;
+            };
+            payments?: string[];
+            narrative?: string;
+            assignee?: string;
+        };
+        PostCasesIdBody: {
+            /** @enum {string} */
+            status?: "open" | "investigating" | "filed" | "dismissed";
+            assignee?: string | null;
+            narrative?: string;
+        };
+        PostCasesIdNotesBody: {
+            body: string;
+            author?: string;
+        };
+        PostUsersBody: {
+            /**
+             * Format: email
+             * @example ada@example.com
+             */
+            email: string;
+            /** @enum {string} */
+            role: "owner" | "admin" | "developer" | "analyst" | "compliance" | "support" | "view_only" | "operator_admin" | "operator_support";
+        };
+        PatchUsersIdBody: {
+            /** @enum {string} */
+            role: "owner" | "admin" | "developer" | "analyst" | "compliance" | "support" | "view_only" | "operator_admin" | "operator_support";
+        };
+        PostUsersIdResendInvitationBody: Record<string, never> | null;
+        PostUsersMePasswordBody: {
+            current_password: string;
+            new_password: string;
+        };
+        PostUsersMeRecoveryCodesBody: {
+            code: string;
+        };
+        PostUsersMePasskeysOptionsBody: Record<string, never> | null;
+        PostUsersMePasskeysBody: {
+            response: {
+                [key: string]: unknown;
+            };
+        };
+        PostWebhookEndpointsBody: {
+            /**
+             * @description Where events are POSTed: https (http is accepted in test mode). Private addresses are refused.
+             * @example https://example.com/webhooks/payforward
+             */
+            url: string;
+            /**
+             * @example [
+             *       "payment.*",
+             *       "refund.succeeded"
+             *     ]
+             */
+            enabled_events: string[];
+            description?: string;
+            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+            metadata?: {
+                [key: string]: string;
+            };
+        };
+        PatchWebhookEndpointsIdBody: {
+            /**
+             * @description Where events are POSTed: https (http is accepted in test mode). Private addresses are refused.
+             * @example https://example.com/webhooks/payforward
+             */
+            url?: string;
+            enabled_events?: string[];
+            description?: string;
+            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+            metadata?: {
+                [key: string]: string;
+            };
+            /** @description `true` stops deliveries; `false` enables the endpoint again (any status). */
+            disabled?: boolean;
+        } | null;
+        PostWebhookEndpointsIdBody: {
+            /**
+             * @description Where events are POSTed: https (http is accepted in test mode). Private addresses are refused.
+             * @example https://example.com/webhooks/payforward
+             */
+            url?: string;
+            enabled_events?: string[];
+            description?: string;
+            /** @description Up to 50 key-value pairs of your own: keys of 1 to 40 characters without control characters, values strings of at most 500 characters. */
+            metadata?: {
+                [key: string]: string;
+            };
+            /** @description `true` stops deliveries; `false` enables the endpoint again (any status). */
+            disabled?: boolean;
+        } | null;
+        PostWebhookEndpointsIdRotateSecretBody: {
+            /** @description Seconds the old secret keeps signing (default 24 hours, 0 retires it at once). */
+            expires_in?: number;
+        } | null;
+        PostWebhookEndpointsIdReplayBody: {
+            /** @description Events created at or after this Unix timestamp. */
+            since: number;
+            /** @description Events created before this Unix timestamp (default: now). */
+            until?: number;
+            /** @description Only deliveries that gave up (status `failed`). */
+            only_failed?: boolean;
+        };
+        PostFraudRulesBody: {
+            name: string;
+            expression: string;
+            /** @enum {string} */
+            action: "allow" | "review" | "block" | "request_3ds";
+            /** @description Lower runs first. */
+            priority?: number;
+            enabled?: boolean;
+            shadow?: boolean;
+        };
+        PostFraudRulesBacktestBody: {
+            expression?: string;
+            rule?: string;
+            /** @description Unix seconds: replay payments created at or after. */
+            since: number;
+            /** @description Unix seconds: … and before (default now). */
+            until?: number;
+        };
+        PostFraudRulesIdBody: {
+            name?: string;
+            expression?: string;
+            /** @enum {string} */
+            action?: "allow" | "review" | "block" | "request_3ds";
+            /** @description Lower runs first. */
+            priority?: number;
+            enabled?: boolean;
+            shadow?: boolean;
+        };
+        PostFraudListsBody: {
+            name: string;
+            /** @enum {string} */
+            item_type: "card_fingerprint" | "card_bin" | "email" | "ip_address" | "country" | "customer";
+            /**
+             * @default block
+             * @enum {string}
+             */
+            kind?: "block" | "allow";
+        };
+        PostFraudListsIdItemsBody: {
+            value: string;
+        };
+        PostReviewsIdApproveBody: {
+            reason?: string;
+        } | null;
+        PostReviewsIdRejectBody: {
+            reason?: string;
+        } | null;
+        PostPaymentsIdReportFraudBody: {
+            /** @description Also add the payment's card fingerprint to the `blocked_cards` list. */
+            block_card?: boolean;
+        } | null;
     };
     responses: never;
     parameters: never;
