@@ -9,7 +9,7 @@ import { RequestLogService } from '../src/modules/request-logs/service.js';
 import { SearchService } from '../src/modules/search/service.js';
 import { AuditService } from '../src/modules/audit/service.js';
 import { LedgerService } from '../src/modules/ledger/service.js';
-import { newId } from '../src/lib/ids.js';
+import { idFloor, newId } from '../src/lib/ids.js';
 import { planLoggingConnection } from './plan-log.js';
 import { bootAppOnOwnDatabase, createTenant, payByCard, type TestApp } from './helpers.js';
 
@@ -293,6 +293,50 @@ describe('statements that read by index what once grew with the platform', () =>
     const plan = plans.filter((p) => p.includes('FROM payments p')).join('\n');
     expect(plan).toMatch(/Index Scan( Backward)? using payments_(tenant|pkey)/);
     expect(plan).not.toMatch(/Sort|Bitmap/);
+  });
+
+  it("finds a card's payments by the card: search by last4 and card-data retention", async () => {
+    const carded = await createTenant(t.app, 'Card plans');
+    const scope = { tenantId: carded.id, livemode: false };
+    // Three thousand cards, each with its payment, made four months ago; three of them end in 0005.
+    const months = Date.now() - 120 * 86_400_000;
+    const cards = Array.from({ length: 3_000 }, (_, n) => ({
+      pm: newId('pm', new Date(months + n * 1_000)),
+      pay: newId('pay', new Date(months + n * 1_000 + 500)),
+      last4: n % 1_000 === 7 ? '0005' : String(1_000 + (n % 8_000)).padStart(4, '0'),
+    }));
+    await t.admin`
+      INSERT INTO payment_methods (id, tenant_id, livemode, type, brand, bin, last4, exp_month, exp_year, funding,
+        fingerprint, cvc_check, kek_id, wrapped_dek, pan_ciphertext, created_at)
+      SELECT c.pm, ${carded.id}, false, 'card', 'visa', '424242', c.last4, 12, 2030, 'credit', 'fp_' || c.pm, 'pass',
+        'kek_plan', '\\x00', '\\x00', ${new Date(months)}::timestamptz
+      FROM unnest(${cards.map((c) => c.pm)}::text[], ${cards.map((c) => c.last4)}::text[]) AS c(pm, last4)`;
+    await t.admin`
+      INSERT INTO payments (id, tenant_id, livemode, amount, currency, status, capture_method, payment_method_id,
+        created_at)
+      SELECT c.pay, ${carded.id}, false, 1000, 'usd', 'succeeded', 'automatic', c.pm, ${new Date(months)}::timestamptz
+      FROM unnest(${cards.map((c) => c.pay)}::text[], ${cards.map((c) => c.pm)}::text[]) AS c(pay, pm)`;
+    await t.admin`ANALYZE payments, payment_methods`;
+
+    const found = await onAppRoleConnection((sql) =>
+      new SearchService(primaryReads(sql)).payments(scope, { query: "last4:'0005'", limit: 10 }),
+    );
+    const paid = cards.filter((c) => c.last4 === '0005').map((c) => c.pay);
+    expect(found.data.map((p) => p.id)).toEqual(paid.reverse());
+    let plan = plans.filter((p) => p.includes('FROM payments p')).join('\n');
+    expect(plan).toMatch(/Index (Only )?Scan using payment_methods_last4/);
+    expect(plan).toMatch(/Index Scan using payments_payment_method/);
+    expect(plan).not.toMatch(/Seq Scan|using payments_tenant|using payment_methods_tenant/);
+
+    // Retention: no card was used in the last 90 days; each is checked by its own payments, not the tenant's.
+    plans.length = 0;
+    const before = new Date(Date.now() - 90 * 86_400_000);
+    const due = await explained<{ id: string }[]>`
+      SELECT id FROM worker_unused_card_data(${before}, ${idFloor('pay', before)}, 10) WHERE tenant_id = ${carded.id}`;
+    expect(due.length).toBeGreaterThan(0);
+    plan = plans.join('\n');
+    expect(plan).toMatch(/Index Scan using payments_payment_method/);
+    expect(plan).not.toMatch(/using payments_tenant/);
   });
 
   it("lists an actor's and an object's audit entries by a walk of their own index in list order", async () => {
