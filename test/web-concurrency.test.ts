@@ -3,7 +3,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { bootAppOnOwnDatabase, type TestApp } from './helpers.js';
 import { emptyDatabase } from './migrations.js';
 import { createServer, connect as connectTcp, type Server, type Socket } from 'node:net';
@@ -354,6 +354,14 @@ describe('WEB_CONCURRENCY=2: an API process that does not start in time', () => 
       const primary = stalled.child.pid!;
       const [killed, survivor] = childPids(primary);
       const from = stalled.output().split('\n').length - 1;
+      // Seen once beside a benchmark: the survivor missing from the children at the end. The primary logs every API
+      // process's start, exit and replacement with its pid: printed on failure, they say which one went and why.
+      onTestFailed(() =>
+        console.error(
+          `children at first ${killed} (killed) and ${survivor} (survivor); now ${childPids(primary).join(', ')}; ` +
+            `the primary's log since:\n${stalled.output().split('\n').slice(from).join('\n').slice(-8000)}`,
+        ),
+      );
       proxy.freeze();
       process.kill(killed, 'SIGKILL');
 
