@@ -43,6 +43,8 @@ export interface Config {
   dbPoolSize: number;
   /** Connections of the batched payment reads (a pool of their own, beside DB_POOL_SIZE). */
   dbReadPoolSize: number;
+  /** A query unanswered this long, on a server that answers no ping either, fails (StallWatch); 0: never. */
+  databaseAnswerTimeoutMs: number;
   /** API processes behind the one port (node:cluster); background workers run once, in the primary. */
   webConcurrency: number;
   /** With WEB_CONCURRENCY > 1: how long an API process may take to listen before the primary kills and replaces it. */
@@ -248,6 +250,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     batchMaxSize: num(env, 'BATCH_MAX_SIZE', 64, 1),
     dbPoolSize: num(env, 'DB_POOL_SIZE', 12, 2),
     dbReadPoolSize: num(env, 'DB_READ_POOL_SIZE', 4, 1),
+    databaseAnswerTimeoutMs: num(env, 'DATABASE_ANSWER_TIMEOUT_MS', 5_000, 0),
     webConcurrency: wholeNumber(env, 'WEB_CONCURRENCY', 1, 1),
     apiProcessStartTimeoutMs: num(env, 'API_PROCESS_START_TIMEOUT_MS', 120_000, 1_000),
     processors: Object.fromEntries(

@@ -141,13 +141,20 @@ export function createPlatform(
   options: { processMetrics?: boolean; clock?: () => number; workerDatabaseUrl?: string; now?: Clock } = {},
 ): Platform {
   const now = options.now ?? systemClock;
-  const sql = connect(appDatabaseUrl, { max: config.dbPoolSize, applicationName: 'payforward-api', cachedPlans: true });
+  const answerTimeoutMs = config.databaseAnswerTimeoutMs;
+  const sql = connect(appDatabaseUrl, {
+    max: config.dbPoolSize,
+    applicationName: 'payforward-api',
+    cachedPlans: true,
+    answerTimeoutMs,
+  });
   // Batched payment reads get a pool of their own: under a mixed load, reads and write batches must not queue for
   // each other's connections.
   const readSql = connect(appDatabaseUrl, {
     max: config.dbReadPoolSize,
     applicationName: 'payforward-api-reads',
     cachedPlans: true,
+    answerTimeoutMs,
   });
   // Read batches (retrieves, balances, list pages) draw on the read pool: as many at once as it has connections.
   const batchedReads = new ReadBatcher(readSql, {
@@ -162,10 +169,11 @@ export function createPlatform(
         cachedPlans: true,
         // A replica that does not answer is skipped for the primary: waiting 10 s to find out would hold the read.
         connectTimeoutSeconds: 2,
+        answerTimeoutMs,
       })
     : sql;
   const workerSql = options.workerDatabaseUrl
-    ? connect(options.workerDatabaseUrl, { max: 3, applicationName: 'payforward-worker' })
+    ? connect(options.workerDatabaseUrl, { max: 3, applicationName: 'payforward-worker', answerTimeoutMs })
     : noWorkerConnection();
   const redis = config.redisUrl
     ? new Redis(config.redisUrl, {

@@ -1,6 +1,7 @@
 import postgres from 'postgres';
 import type { Config } from '../config.js';
 import { CommitOutcomeUnknown, transactionFailure } from './commit-outcome.js';
+import { StallWatch } from './stall-watch.js';
 
 export type Sql = postgres.Sql<{ bigint: number }>;
 export type Tx = postgres.TransactionSql<{ bigint: number }>;
@@ -37,9 +38,16 @@ export function connect(
      * for a list of payments or a balance (see README, Benchmarks).
      */
     cachedPlans?: boolean;
+    /**
+     * DATABASE_ANSWER_TIMEOUT_MS: a query unanswered this long, on a server that does not answer a ping either, fails
+     * with ETIMEDOUT (see StallWatch). Not over TLS (the driver moves the socket into its TLS wrapping, out of reach).
+     */
+    answerTimeoutMs?: number;
   } = {},
 ): Sql {
+  const watched = options.answerTimeoutMs && !usesTls(url) ? new StallWatch(options.answerTimeoutMs) : undefined;
   return postgres(url, {
+    ...(watched && { socket: watched.socketFactory }),
     max: options.max ?? 10,
     idle_timeout: 30,
     connect_timeout: options.connectTimeoutSeconds ?? 10,
@@ -56,6 +64,12 @@ export function connect(
       plan_cache_mode: options.cachedPlans ? 'auto' : 'force_custom_plan',
     },
   }) as unknown as Sql;
+}
+
+function usesTls(url: string): boolean {
+  const { searchParams } = new URL(url);
+  const mode = searchParams.get('sslmode') ?? searchParams.get('ssl');
+  return mode !== null && mode !== 'disable' && mode !== 'false';
 }
 
 /** The application's connection string: same server and database, the non-privileged role. */
