@@ -24,18 +24,10 @@ export class HoldProxy extends TcpProxy {
   }
 
   protected relay(client: Socket, server: Socket) {
-    this.sockets.add(client).add(server);
+    this.tie(client, server);
     client.on('data', (chunk) => {
       if (!this.holding) server.write(chunk);
     });
     server.on('data', (chunk) => client.write(chunk));
-    const end = () => {
-      client.destroy();
-      server.destroy();
-      this.sockets.delete(client);
-      this.sockets.delete(server);
-    };
-    client.on('error', end).on('close', end);
-    server.on('error', end).on('close', end);
   }
 }

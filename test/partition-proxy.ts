@@ -25,7 +25,7 @@ export class PartitionProxy extends TcpProxy {
   }
 
   protected relay(client: Socket, server: Socket) {
-    this.sockets.add(client).add(server);
+    this.tie(client, server);
     const forward = (from: Socket, to: Socket) =>
       from.on('data', (chunk) => {
         if (!this.partitioned) to.write(chunk);
@@ -33,13 +33,5 @@ export class PartitionProxy extends TcpProxy {
       });
     forward(client, server);
     forward(server, client);
-    const end = () => {
-      client.destroy();
-      server.destroy();
-      this.sockets.delete(client);
-      this.sockets.delete(server);
-    };
-    client.on('error', end).on('close', end);
-    server.on('error', end).on('close', end);
   }
 }

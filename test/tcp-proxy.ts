@@ -37,4 +37,17 @@ export abstract class TcpProxy {
   }
 
   protected abstract relay(client: Socket, server: Socket): void;
+
+  /** Tracks a client and its server connection, and closes each with the other. */
+  protected tie(client: Socket, server: Socket) {
+    this.sockets.add(client).add(server);
+    const end = () => {
+      client.destroy();
+      server.destroy();
+      this.sockets.delete(client);
+      this.sockets.delete(server);
+    };
+    client.on('error', end).on('close', end);
+    server.on('error', end).on('close', end);
+  }
 }
