@@ -13,6 +13,8 @@ type Target = { path: string } | { host: string; port: number };
 
 const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
 
+const open = (target: Target) => ('path' in target ? connectTcp(target.path) : connectTcp(target.port, target.host));
+
 /**
  * A PostgreSQL that stops answering while its sockets stay open (a network partition without a reset, a stalled
  * proxy, a frozen server) leaves a query waiting until the kernel gives the connection up, many minutes of
@@ -40,7 +42,7 @@ export class StallWatch {
   readonly socketFactory = (options: { host: string[]; port: number[]; path?: string | false }) => {
     const i = this.next++ % options.host.length;
     const target: Target = options.path ? { path: options.path } : { host: options.host[i], port: options.port[i] };
-    const socket = 'path' in target ? connectTcp(target.path) : connectTcp(target.port, target.host);
+    const socket = open(target);
     // postgres.js reads these for its error messages and a TLS server name, as on the sockets it opens itself.
     Object.assign(socket, 'path' in target ? {} : { host: target.host, port: target.port });
     this.watch(socket, target);
@@ -100,7 +102,7 @@ export class StallWatch {
   /** Whether the server answers an SSLRequest on a new connection within answerMs. */
   private ping(target: Target): Promise<boolean> {
     return new Promise((resolve) => {
-      const socket = 'path' in target ? connectTcp(target.path) : connectTcp(target.port, target.host);
+      const socket = open(target);
       const done = (answered: boolean) => {
         clearTimeout(timer);
         socket.destroy();
