@@ -1,5 +1,4 @@
-import { inject } from 'vitest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, inScope, isDatabaseUnavailable } from '../src/db/index.js';
 import { bootApp, call, card, createTenant, ok, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
 import { PartitionProxy } from './partition-proxy.js';

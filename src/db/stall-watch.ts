@@ -78,7 +78,8 @@ export class StallWatch {
       }
       if (watched.waitingSince && now - watched.waitingSince >= this.answerMs) {
         const key = JSON.stringify(watched.target);
-        overdue.set(key, [...(overdue.get(key) ?? []), watched]);
+        if (!overdue.has(key)) overdue.set(key, []);
+        overdue.get(key)!.push(watched);
       }
     }
     for (const [key, waiting] of overdue) {

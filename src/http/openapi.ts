@@ -191,7 +191,7 @@ interface Document {
  * that the two bodies are one.
  */
 export function shareBodySchemas(document: Document): Document {
-  const schemas = (document.components ??= {}).schemas ?? (document.components.schemas = {});
+  const schemas = ((document.components ??= {}).schemas ??= {});
   for (const [path, operations] of Object.entries(document.paths ?? {})) {
     for (const [method, operation] of Object.entries(operations)) {
       const media = Object.values(operation?.requestBody?.content ?? {});
