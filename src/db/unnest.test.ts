@@ -127,3 +127,57 @@ describe('UnnestStatement scalar columns', () => {
     );
   });
 });
+
+interface TypedRow {
+  n: number;
+  amount: number | null;
+  flag: boolean | null;
+  at: Date | null;
+  raw: Buffer | null;
+  meta: Record<string, unknown> | null;
+}
+
+const TYPED_COLUMNS: Columns<TypedRow> = [
+  ['n', 'integer'],
+  ['amount', 'bigint'],
+  ['flag', 'boolean'],
+  ['at', 'timestamptz'],
+  ['raw', 'bytea'],
+  ['meta', 'jsonb'],
+];
+
+describe('UnnestStatement typed columns', () => {
+  it('bring back numbers, booleans, times, bytes and documents as sent (property)', async () => {
+    const key = fc.string().filter((value) => !value.includes('\u0000'));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            amount: fc.option(fc.integer({ min: -(2 ** 53 - 1), max: 2 ** 53 - 1 })),
+            flag: fc.option(fc.boolean()),
+            at: fc.option(
+              fc.date({
+                min: new Date('1970-01-01T00:00:00Z'),
+                max: new Date('2999-12-31T00:00:00Z'),
+                noInvalidDate: true,
+              }),
+            ),
+            raw: fc.option(fc.uint8Array({ maxLength: 16 }).map((bytes) => Buffer.from(bytes))),
+            meta: fc.option(fc.dictionary(key, key, { maxKeys: 3 })),
+          }),
+          { minLength: 1, maxLength: 20 },
+        ),
+        async (records) => {
+          const rows = records.map((record, n) => ({ n, ...record }));
+          const statement = new UnnestStatement();
+          const back = await statement.run<TypedRow[]>(
+            sql as unknown as Tx,
+            `SELECT n, amount, flag, at, raw, meta FROM (${statement.rows(TYPED_COLUMNS, rows)}) r ORDER BY n`,
+          );
+          expect(back).toEqual(rows);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+});

@@ -17,16 +17,31 @@ export type ColumnType =
 
 export type Columns<Row> = ReadonlyArray<readonly [keyof Row & string, ColumnType]>;
 
-// Every column travels as one text[] parameter and is cast back in SQL, so any row shape is one
-// statement with one parameter per column, whatever the number of rows.
-function toText(value: unknown, type: ColumnType): string | null {
-  if (value === null || value === undefined) return null;
-  if (type === 'jsonb') return JSON.stringify(value);
-  if (type === 'bytea') return '\\x' + (value as Buffer).toString('hex');
-  if (type === 'timestamptz') return value instanceof Date ? value.toISOString() : String(value);
-  if (type === 'text[]')
-    return '{' + (value as string[]).map((v) => '"' + v.replace(/["\\]/g, '\\$&') + '"').join(',') + '}';
-  return String(value);
+const LITERAL_SPECIALS = /["\\]/g;
+
+// Every column travels as one text[] parameter and is cast back in SQL, so any row shape is one statement with one
+// parameter per column, whatever the number of rows. The literal is written here in one pass: handed an array,
+// postgres.js copies it and escapes each element with two regular expressions, which was a tenth of the API's CPU
+// under create+confirm. Numbers, booleans and ISO times hold no character the literal gives meaning to and go
+// unquoted; every other value is quoted, with its quotes and backslashes escaped.
+function element(value: unknown, type: ColumnType): string {
+  if (value === null || value === undefined) return 'NULL';
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value);
+  if (type === 'timestamptz' && value instanceof Date) return value.toISOString();
+  let text: string;
+  if (type === 'jsonb') text = JSON.stringify(value);
+  else if (type === 'bytea') text = '\\x' + (value as Buffer).toString('hex');
+  else if (type === 'text[]') text = arrayLiteral(value as string[], quoted);
+  else text = String(value);
+  return quoted(text);
+}
+
+const quoted = (text: string) => '"' + text.replace(LITERAL_SPECIALS, '\\$&') + '"';
+
+function arrayLiteral<T>(values: readonly T[], toElement: (value: T) => string): string {
+  let literal = '{';
+  for (let i = 0; i < values.length; i++) literal += (i ? ',' : '') + toElement(values[i]);
+  return literal + '}';
 }
 
 export const columnNames = <Row>(columns: Columns<Row>) => columns.map(([name]) => name).join(', ');
@@ -54,7 +69,7 @@ export class UnnestStatement {
     const scalar = columns.filter(([, type]) => !isDocument(type));
     const documents = columns.filter(([, type]) => isDocument(type));
     const placeholders = scalar.map(([name, type]) => {
-      this.params.push(rows.map((row) => toText(row[name], type)));
+      this.params.push(arrayLiteral(rows, (row) => element(row[name], type)));
       return `$${this.params.length}::text[]`;
     });
     const joins = documents.map(([name, type]) => {
