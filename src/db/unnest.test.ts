@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import fc from 'fast-check';
 import { connect, type Sql, type Tx } from './index.js';
-import { UnnestStatement, type Columns } from './unnest.js';
+import { isoTime, UnnestStatement, type Columns } from './unnest.js';
 
 let sql: Sql;
 
@@ -179,5 +179,35 @@ describe('UnnestStatement typed columns', () => {
       ),
       { numRuns: 40 },
     );
+  });
+});
+
+describe('isoTime', () => {
+  it('writes what toISOString writes, from one millisecond to the next and across seconds (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.date({
+            min: new Date('-000100-01-01T00:00:00Z'),
+            max: new Date('+100000-01-01T00:00:00Z'),
+            noInvalidDate: true,
+          }),
+          {
+            minLength: 1,
+            maxLength: 50,
+          },
+        ),
+        fc.integer({ min: 0, max: 2_500 }),
+        (dates, step) => {
+          // Runs of nearby times, as a batch's rows are, as well as far ones.
+          for (const date of dates.flatMap((d) => [d, new Date(d.getTime() + step), new Date(d.getTime() - step)]))
+            expect(isoTime(date)).toBe(date.toISOString());
+        },
+      ),
+    );
+  });
+
+  it('refuses an invalid date as toISOString does', () => {
+    expect(() => isoTime(new Date(Number.NaN))).toThrow(RangeError);
   });
 });
