@@ -1,6 +1,9 @@
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, inScope, isDatabaseUnavailable } from '../src/db/index.js';
+import { StallWatch } from '../src/db/stall-watch.js';
 import { bootApp, call, card, createTenant, ok, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
+import { startOwnPostgres, type OwnPostgres } from './own-postgres.js';
 import { PartitionProxy } from './partition-proxy.js';
 import { waitFor } from './process.js';
 
@@ -114,5 +117,70 @@ describe('PostgreSQL that stops answering with its sockets open', () => {
     // The tenant's payments: the one made before the partition, and the replayed one, once.
     const rows = await direct<{ id: string }[]>`SELECT id FROM payments WHERE tenant_id = ${tenant.id} ORDER BY id`;
     expect(rows.map((r) => r.id)).toEqual([paid.id, replayed.id]);
+  });
+});
+
+describe('PostgreSQL over TLS that stops answering with its sockets open', () => {
+  let server: OwnPostgres;
+  let proxy: PartitionProxy;
+  let url: string;
+
+  beforeAll(async () => {
+    server = await startOwnPostgres({ tls: true });
+    proxy = await PartitionProxy.start({ host: '127.0.0.1', port: server.port });
+    url = `${proxy.url(server.url)}?sslmode=require`;
+  }, 60_000);
+
+  afterAll(async () => {
+    proxy?.heal();
+    await proxy?.close();
+    await server?.remove();
+  });
+
+  const encrypted = async (sql: ReturnType<typeof connect>) =>
+    (await sql<{ ssl: boolean }[]>`SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()`)[0].ssl;
+
+  it('watches the TLS socket: a long query is left alone, a cut-off one fails, and the pool serves again once healed', async () => {
+    const pool = connect(url, { max: 2, answerTimeoutMs: ANSWER_MS });
+    try {
+      expect(await encrypted(pool)).toBe(true);
+      const [row] = await pool<{ done: number }[]>`SELECT 1 AS done FROM pg_sleep(${(4 * ANSWER_MS) / 1000})`;
+      expect(row.done).toBe(1);
+
+      proxy.partition();
+      // Without the watch on the TLS socket this query would wait for the kernel, minutes: the test's timeout.
+      const cutOff = await pool`SELECT 1`.then(
+        () => 'answered',
+        (error: unknown) => error,
+      );
+      expect(isDatabaseUnavailable(cutOff), String(cutOff)).toBe(true);
+      expect(cutOff).toMatchObject({ code: 'ETIMEDOUT' });
+
+      proxy.heal();
+      await waitFor(
+        () =>
+          pool`SELECT 1`.then(
+            () => true,
+            () => false,
+          ),
+        30_000,
+        'a query answered once healed',
+      );
+      expect(await encrypted(pool)).toBe(true);
+    } finally {
+      proxy.heal();
+      await pool.end({ timeout: 5 });
+    }
+  });
+
+  it('lets go of every socket the driver closes, the TLS ones included', async () => {
+    const watch = new StallWatch(ANSWER_MS);
+    // The driver's option, as connect() passes it (its type declarations leave `socket` out).
+    const options = { max: 2, socket: watch.socketFactory, onnotice: () => {} };
+    const pool = postgres(url, options);
+    await Promise.all([pool`SELECT pg_sleep(0.05)`, pool`SELECT pg_sleep(0.05)`]);
+    expect(watch.size).toBe(2);
+    await pool.end({ timeout: 5 });
+    await waitFor(() => watch.size === 0, 10_000, 'the closed sockets let go');
   });
 });

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,7 +22,8 @@ export interface OwnPostgres {
   remove(): Promise<void>;
 }
 
-export async function startOwnPostgres(): Promise<OwnPostgres> {
+/** `tls`: the server also speaks TLS, with a self-signed certificate made for it (clients: `sslmode=require`). */
+export async function startOwnPostgres(options: { tls?: boolean } = {}): Promise<OwnPostgres> {
   const dir = mkdtempSync(join(tmpdir(), 'payforward-own-pg-'));
   const data = join(dir, 'data');
   const port = await freePort();
@@ -31,9 +32,34 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
   if (asUser) chownSync(dir, asUser.uid, asUser.gid);
   const pg = (command: string, args: string[]) => run(join(BIN, command), args, { ...asUser, cwd: dir });
   await pg('initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8']);
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100`;
+  let settings = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100`;
+  if (options.tls) {
+    const [cert, key] = [join(dir, 'server.crt'), join(dir, 'server.key')];
+    await run(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { ...asUser, cwd: dir },
+    );
+    // PostgreSQL refuses a key others may read.
+    chmodSync(key, 0o600);
+    settings += ` -c ssl=on -c ssl_cert_file=${cert} -c ssl_key_file=${key}`;
+  }
   const start = async () => {
-    await pg('pg_ctl', ['-D', data, '-o', options, '-l', join(dir, 'log'), '-w', '-t', '60', 'start']);
+    await pg('pg_ctl', ['-D', data, '-o', settings, '-l', join(dir, 'log'), '-w', '-t', '60', 'start']);
   };
   await start();
   await run(join(BIN, 'createdb'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', 'payforward']);

@@ -40,12 +40,12 @@ export function connect(
     cachedPlans?: boolean;
     /**
      * DATABASE_ANSWER_TIMEOUT_MS: a query unanswered this long, on a server that does not answer a ping either, fails
-     * with ETIMEDOUT (see StallWatch). Not over TLS (the driver moves the socket into its TLS wrapping, out of reach).
+     * with ETIMEDOUT (see StallWatch), in plain text and over TLS alike.
      */
     answerTimeoutMs?: number;
   } = {},
 ): Sql {
-  const watched = options.answerTimeoutMs && !usesTls(url) ? new StallWatch(options.answerTimeoutMs) : undefined;
+  const watched = options.answerTimeoutMs ? new StallWatch(options.answerTimeoutMs) : undefined;
   return postgres(url, {
     ...(watched && { socket: watched.socketFactory }),
     max: options.max ?? 10,
@@ -64,12 +64,6 @@ export function connect(
       plan_cache_mode: options.cachedPlans ? 'auto' : 'force_custom_plan',
     },
   }) as unknown as Sql;
-}
-
-function usesTls(url: string): boolean {
-  const { searchParams } = new URL(url);
-  const mode = searchParams.get('sslmode') ?? searchParams.get('ssl');
-  return mode !== null && mode !== 'disable' && mode !== 'false';
 }
 
 /** The application's connection string: same server and database, the non-privileged role. */

@@ -45,14 +45,28 @@ export class StallWatch {
     const socket = open(target);
     // postgres.js reads these for its error messages and a TLS server name, as on the sockets it opens itself.
     Object.assign(socket, 'path' in target ? {} : { host: target.host, port: target.port });
-    this.watch(socket, target);
+    const watched: Watched = { socket, target, read: 0, written: 0, waitingSince: 0 };
+    this.watch(watched);
+    // Over TLS the driver wraps this socket and carries the connection on the wrapping, having removed the listeners
+    // put here (patches/postgres+3.4.9.patch tells us of it): the wrapping is watched from then on, its bytes
+    // counted and its close awaited. A query sent is bytes written to it, its answer bytes read, as in plain text.
+    Object.assign(socket, {
+      onTlsUpgrade: (secure: Socket) => {
+        Object.assign(watched, { socket: secure, read: 0, written: 0, waitingSince: 0 });
+        this.watch(watched);
+      },
+    });
     return socket;
   };
 
-  private watch(socket: Socket, target: Target) {
-    const watched: Watched = { socket, target, read: 0, written: 0, waitingSince: 0 };
+  /** The number of sockets watched: each leaves once it has closed. */
+  get size(): number {
+    return this.sockets.size;
+  }
+
+  private watch(watched: Watched) {
     this.sockets.add(watched);
-    socket.once('close', () => {
+    watched.socket.once('close', () => {
       this.sockets.delete(watched);
       if (!this.sockets.size) this.stop();
     });
