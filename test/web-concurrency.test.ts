@@ -6,8 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { bootAppOnOwnDatabase, type TestApp } from './helpers.js';
 import { emptyDatabase } from './migrations.js';
-import { createServer, connect as connectTcp, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { freePort, startServer, stopServer, waitFor, type ServerProcess } from './process.js';
+import { TcpProxy } from './tcp-proxy.js';
 
 // WEB_CONCURRENCY=2 on the real binary: two API processes behind one port, the workers once in the primary,
 // /metrics summed over all of them, a killed API process replaced, and SIGTERM stopping every process.
@@ -254,22 +255,19 @@ describe('WEB_CONCURRENCY=2', () => {
  * Between the app and PostgreSQL: `freeze()` holds every answer the server sends on a connection that has finished its
  * start-up (its first ReadyForQuery), as a server that stopped answering would, while new connections still open.
  */
-class FreezingProxy {
-  frozen = false;
+class FreezingProxy extends TcpProxy {
+  private frozen = false;
   private readonly held = new Set<Socket>();
-  private constructor(
-    private readonly server: Server,
-    readonly port: number,
-  ) {}
 
-  static async start(target: URL): Promise<FreezingProxy> {
-    let proxy: FreezingProxy | undefined = undefined;
-    const server = createServer((client) =>
-      proxy!.relay(client, connectTcp(Number(target.port || 5432), target.hostname)),
+  static start(target: URL): Promise<FreezingProxy> {
+    return TcpProxy.listen(
+      { host: target.hostname, port: Number(target.port || 5432) },
+      (server, port) => new FreezingProxy(server, port),
     );
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    proxy = new FreezingProxy(server, (server.address() as { port: number }).port);
-    return proxy;
+  }
+
+  freeze() {
+    this.frozen = true;
   }
 
   thaw() {
@@ -278,11 +276,8 @@ class FreezingProxy {
     this.held.clear();
   }
 
-  async close() {
-    await new Promise((resolve) => this.server.close(resolve));
-  }
-
-  private relay(client: Socket, server: Socket) {
+  protected relay(client: Socket, server: Socket) {
+    this.tie(client, server);
     let started = false;
     let pending = Buffer.alloc(0);
     client.on('data', (chunk) => server.write(chunk));
@@ -299,14 +294,6 @@ class FreezingProxy {
       }
       client.write(chunk);
     });
-    client.on('close', () => server.destroy());
-    server.on('close', () => client.destroy());
-    client.on('error', () => {});
-    server.on('error', () => {});
-  }
-
-  freeze() {
-    this.frozen = true;
   }
 }
 
@@ -325,12 +312,9 @@ describe('WEB_CONCURRENCY=2: an API process that does not start in time', () => 
   beforeAll(async () => {
     database = await emptyDatabase('web_concurrency_start');
     proxy = await FreezingProxy.start(new URL(database.url));
-    const throughProxy = new URL(database.url);
-    throughProxy.hostname = '127.0.0.1';
-    throughProxy.port = String(proxy.port);
     stalledPort = await freePort();
     stalled = await startServer('api', {
-      DATABASE_URL: throughProxy.toString(),
+      DATABASE_URL: proxy.url(database.url),
       DATA_DIR: mkdtempSync(join(tmpdir(), 'payforward-cluster-start-')),
       PORT: String(stalledPort),
       WEB_CONCURRENCY: '2',
