@@ -1,6 +1,6 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { connect, inScope, isDatabaseUnavailable } from '../src/db/index.js';
+import { connect, inScope, isDatabaseUnavailable, type Sql } from '../src/db/index.js';
 import { StallWatch } from '../src/db/stall-watch.js';
 import { bootApp, call, card, createTenant, ok, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
 import { startOwnPostgres, type OwnPostgres } from './own-postgres.js';
@@ -137,7 +137,7 @@ describe('PostgreSQL over TLS that stops answering with its sockets open', () =>
     await server?.remove();
   });
 
-  const encrypted = async (sql: ReturnType<typeof connect>) =>
+  const encrypted = async (sql: Sql) =>
     (await sql<{ ssl: boolean }[]>`SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()`)[0].ssl;
 
   it('watches the TLS socket: a long query is left alone, a cut-off one fails, and the pool serves again once healed', async () => {

@@ -21,31 +21,29 @@ describe("a payment's update after its insert", () => {
   });
 
   it('is a HOT update for nearly every payment inserted and completed together', async () => {
-    const stats = await t.admin
-      .begin(async (tx) => {
-        // Copies of a succeeded payment, inserted as the batch inserts them (processing, no outcome yet), then
-        // completed as the batch completes them: every column the outcome sets, the version advanced.
-        await tx`
+    const rolledBack = new Error('rolled back');
+    let stats = { updated: 0, hot: 0 };
+    const inTransaction = t.admin.begin(async (tx) => {
+      // Copies of a succeeded payment, inserted as the batch inserts them (processing, no outcome yet), then
+      // completed as the batch completes them: every column the outcome sets, the version advanced.
+      await tx`
         INSERT INTO payments SELECT (jsonb_populate_record(null::payments, to_jsonb(p) || jsonb_build_object(
           'id', p.id || 'h' || g, 'idempotency_key', 'hot' || g, 'status', 'processing', 'amount_received', 0,
           'fee', null, 'balance_transaction', null, 'processor', null, 'version', 1))).*
         FROM generate_series(1, ${COPIES}) g, (SELECT * FROM payments WHERE id = ${paid}) p`;
-        await tx`
+      await tx`
         UPDATE payments t SET status = p.status, amount_received = p.amount_received, fee = p.fee,
           balance_transaction = p.balance_transaction, processor = p.processor, version = t.version + 1,
           updated_at = now()
         FROM (SELECT * FROM payments WHERE id = ${paid}) p
         WHERE t.id LIKE ${paid + 'h%'}`;
-        const [counts] = await tx<{ updated: number; hot: number }[]>`
+      [stats] = await tx<{ updated: number; hot: number }[]>`
         SELECT n_tup_upd::int AS updated, n_tup_hot_upd::int AS hot FROM pg_stat_xact_user_tables
         WHERE relname = 'payments'`;
-        // Nothing of it stays.
-        throw Object.assign(new Error('rollback'), { counts });
-      })
-      .catch((error: { counts?: { updated: number; hot: number } }) => {
-        if (!error.counts) throw error;
-        return error.counts;
-      });
+      // Nothing of it stays.
+      throw rolledBack;
+    });
+    await expect(inTransaction).rejects.toBe(rolledBack);
     expect(stats.updated).toBe(COPIES);
     // 87% at fillfactor 50 (100% at 40, 40% at 70, none at 100).
     expect(stats.hot).toBeGreaterThanOrEqual(0.8 * COPIES);
