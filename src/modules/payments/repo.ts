@@ -228,7 +228,7 @@ function batchStatement(
   const text = `
     WITH ins AS (
       INSERT INTO payments (${columnNames(PAYMENT_COLUMNS)}) ${statement.rows(PAYMENT_COLUMNS, inserts)}
-      ON CONFLICT (tenant_id, livemode, idempotency_key) DO NOTHING
+      ON CONFLICT (tenant_id, livemode, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
       RETURNING id, tenant_id, livemode, payment_method_id
     ), upd AS (
       UPDATE payments t SET ${UPDATE_ASSIGNMENTS}
