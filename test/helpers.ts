@@ -193,6 +193,21 @@ export async function bootAppOnOwnDatabase(
   };
 }
 
+/**
+ * Runs `body` in a transaction of `sql`, then rolls it back (a sentinel error thrown after it) and returns what `body`
+ * returned: for what is measured inside a transaction (pg_stat_xact_*, index pages) and must leave nothing behind.
+ */
+export async function rolledBack<T>(sql: Sql, body: (tx: Sql) => Promise<T>): Promise<T> {
+  const sentinel = new Error('rolled back');
+  let result: T | undefined;
+  const inTransaction = sql.begin(async (tx) => {
+    result = await body(tx as unknown as Sql);
+    throw sentinel;
+  });
+  await expect(inTransaction).rejects.toBe(sentinel);
+  return result as T;
+}
+
 /** Asserts a 200 and returns the JSON body. */
 export async function ok(response: { statusCode: number; body: string; json(): any }) {
   expect(response.statusCode, response.body).toBe(200);

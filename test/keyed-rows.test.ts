@@ -5,6 +5,7 @@ import {
   card,
   createTenant,
   ok,
+  rolledBack,
   TEST_CARDS,
   type TestApp,
   type TestTenant,
@@ -32,20 +33,8 @@ describe('rows written for idempotency keys', () => {
     await t?.close();
   });
 
-  /** Runs `body` in a transaction that is rolled back, and returns what it returned. */
-  async function rolledBack<T>(body: (tx: TestApp['admin']) => Promise<T>): Promise<T> {
-    const sentinel = new Error('rolled back');
-    let result: T | undefined;
-    const inTransaction = t.admin.begin(async (tx) => {
-      result = await body(tx as unknown as TestApp['admin']);
-      throw sentinel;
-    });
-    await expect(inTransaction).rejects.toBe(sentinel);
-    return result!;
-  }
-
   it('payments without a key add no entry to the unique index on keys; payments with one do', async () => {
-    const entries = await rolledBack(async (tx) => {
+    const entries = await rolledBack(t.admin, async (tx) => {
       // Heap rows the unique index points to, read off its leaf pages (a deduplicated posting list points to several;
       // a page's first item is its high key unless it is the rightmost).
       await tx`CREATE EXTENSION pageinspect`;
@@ -75,7 +64,7 @@ describe('rows written for idempotency keys', () => {
   });
 
   it("a key's completion with a payment's answer is a HOT update, even after many claims filled the pages", async () => {
-    const stats = await rolledBack(async (tx) => {
+    const stats = await rolledBack(t.admin, async (tx) => {
       // The payment's key as its claim inserted it (no answer yet), copied: claims batched ahead of their completions.
       await tx`
         INSERT INTO idempotency_keys SELECT (jsonb_populate_record(null::idempotency_keys, to_jsonb(k) ||

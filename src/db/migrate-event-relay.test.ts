@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rolledBack } from '../../test/helpers.js';
 import { databaseAt, emptyDatabase } from '../../test/migrations.js';
 import { prepareDatabase } from '../bootstrap.js';
 import { loadConfig } from '../config.js';
@@ -51,13 +52,10 @@ describe('migration 049: the relay queue', () => {
   });
 
   it('queues each new event in the transaction that writes it, while a relay is registered', async () => {
-    const rolledBack = new Error('rolled back');
-    const inTransaction = relayed.db.begin(async (tx) => {
-      await addEventWithoutMark(tx as unknown as Sql, 'evt_4');
-      expect(await queued(tx as unknown as Sql)).toEqual(['evt_2', 'evt_3', 'evt_4']);
-      throw rolledBack;
+    await rolledBack(relayed.db, async (tx) => {
+      await addEventWithoutMark(tx, 'evt_4');
+      expect(await queued(tx)).toEqual(['evt_2', 'evt_3', 'evt_4']);
     });
-    await expect(inTransaction).rejects.toBe(rolledBack);
     // Rolled back with the event: nothing is queued that was never committed.
     expect(await queued(relayed.db)).toEqual(['evt_2', 'evt_3']);
   });
