@@ -5,6 +5,7 @@ import { listPage } from '../src/db/list.js';
 import { primaryReads, type Reads } from '../src/db/replica.js';
 import { EventService } from '../src/modules/events/service.js';
 import { decidedPayments, loadConfiguration } from '../src/modules/fraud/repo.js';
+import { readRefundChecks } from '../src/modules/refunds/service.js';
 import { RequestLogService } from '../src/modules/request-logs/service.js';
 import { SearchService } from '../src/modules/search/service.js';
 import { AuditService } from '../src/modules/audit/service.js';
@@ -124,6 +125,33 @@ describe('statements that read by index what once grew with the platform', () =>
         count(idempotency_key)::int AS kept
       FROM refunds WHERE payment_id = 'pay_purge_plan'`;
     expect(counts).toEqual({ released: AGED, kept: RECENT });
+  });
+
+  it("checks a batch's refunds by index: keys through refunds_idempotency_key, payments and disputes by theirs", async () => {
+    const scope = { tenantId, livemode: false };
+    const checks = ['key-100', 'key-4000', 'key-none'].map((key) => ({
+      scope,
+      payment: 'pay_purge_plan',
+      idempotencyKey: key,
+    }));
+    const results = await onAppRoleConnection(async (sql) => {
+      // As the API's pools run a statement after five calls: one plan for any parameters. Under the refund benchmark
+      // that plan read every refund of the tenant and filtered the keys; the check plans each call for its own keys.
+      await sql`SET plan_cache_mode = force_generic_plan`;
+      plans.length = 0;
+      return readRefundChecks(sql, [
+        ...checks,
+        { scope: { ...scope, livemode: true }, payment: 'pay_purge_plan', idempotencyKey: 'key-100' },
+      ]);
+    });
+    expect(plans.join('\n')).not.toMatch(/Seq Scan on (disputes|payments)|Bitmap Heap Scan on (disputes|payments)/);
+    const plan = plans.filter((p) => /on refunds/.test(p)).join('\n');
+    expect(plan).toMatch(/Index (Only )?Scan using refunds_idempotency_key on refunds/);
+    // Planned for these keys (a plan for any keys would show `ANY ($3)`), and with them as the index's condition.
+    expect(plan).toMatch(/Index Cond: .*idempotency_key = ANY \('\{key-100,key-4000,key-none\}'/);
+    expect(plan).not.toMatch(/Bitmap Heap Scan on refunds|Seq Scan on refunds|refunds_tenant/);
+    // The live mode has no refund under key-100: the test mode's is not taken for it.
+    expect(results.map((r) => r.earlier)).toEqual([true, true, false, false]);
   });
 
   it("loads a tenant's fraud list items through its lists, not through every tenant's items", async () => {
