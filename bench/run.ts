@@ -2,16 +2,20 @@
  * `npm run bench`: PayForward's write-path benchmark, in one run.
  *
  *   1. a bare fastify process (bench/bare-server.ts) driven with the same load: the baseline;
- *   2. the PayForward API (`node dist/main.js api`, built first) against a fresh database
+ *   2. the durable floor (bench/floor-server.ts, scenario floor_create): issue 14's prototype of a payment's durable
+ *      write alone (idempotency record, payment, event, three ledger entries, balance; no auth, vault, fraud or
+ *      processor), micro-batched as the API batches, in schema `floor` of the bench database; create+confirm is
+ *      reported against it at each connection level, as well as against bare fastify;
+ *   3. the PayForward API (`node dist/main.js api`, built first) against a fresh database
  *      `payforward_bench` on the local PostgreSQL, driven with create+confirm payments (inline
  *      card, with a unique Idempotency-Key, with a saved pm_ token) and retrieves. Every capture
  *      posts to the ledger; one run spreads the same load over 100 tenants, to compare the hot
  *      pending account of a single tenant with 100 of them;
- *   3. the API process's RSS sampled every 200 ms; CPU of the API, PostgreSQL and the load
+ *   4. the API process's RSS sampled every 200 ms; CPU of the API, PostgreSQL and the load
  *      generator; commits, WAL syncs, batch sizes and backend wait events per scenario;
- *   4. after the load, the database is checked against what the clients were told, and the
+ *   5. after the load, the database is checked against what the clients were told, and the
  *      ledger against itself (one balanced charge per payment, balances equal to entries);
- *   5. a table on stdout and bench/results/latest.json; children stopped, database dropped.
+ *   6. a table on stdout and bench/results/latest.json; children stopped, database dropped.
  *
  * Environment (all optional):
  *   BENCH_DATABASE_URL         server to use (default postgres://postgres@127.0.0.1:5432/postgres);
@@ -20,7 +24,7 @@
  *   BENCH_VARIANT_CONNECTIONS  connections for the idempotency, saved-card and retrieve runs (default 100)
  *   BENCH_DURATION             seconds measured per run (default 15)
  *   BENCH_WARMUP               seconds of unmeasured warm-up before each run (default 3)
- *   BENCH_SCENARIOS            comma list to run a subset: bare_post,bare_get,create_confirm,
+ *   BENCH_SCENARIOS            comma list to run a subset: bare_post,bare_get,floor_create,create_confirm,
  *                              create_confirm_fraud_off,create_confirm_100_tenants,create_confirm_idem,
  *                              create_confirm_saved_pm,retrieve,list,list_events,balance,refund
  *                              (list: the newest ten payments, `GET /v1/payments?limit=10`; list_events: the newest ten
@@ -130,6 +134,7 @@ const positive = (name: string, fallback: number) => {
 const ALL_SCENARIOS = [
   'bare_post',
   'bare_get',
+  'floor_create',
   'create_confirm',
   'create_confirm_fraud_off',
   'create_confirm_100_tenants',
@@ -239,7 +244,7 @@ interface Diagnostics {
 
 interface ScenarioResult {
   scenario: string;
-  target: 'bare fastify' | 'payforward';
+  target: 'bare fastify' | 'durable floor' | 'payforward';
   request: string;
   connections: number;
   duration_s: number;
@@ -342,7 +347,7 @@ function fire(options: Options, classes?: ClassTimes): Promise<Result> {
 const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 interface Target {
-  kind: 'bare' | 'api';
+  kind: 'bare' | 'floor' | 'api';
   url: string;
   pid: number;
   rss: RssSampler;
@@ -502,7 +507,7 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
 
   target.rss.resetWindow();
   const metricsBefore = await scrape(target.metricsUrl, target.metricsToken);
-  const dbBefore = target.kind === 'api' ? await dbSnapshot() : undefined;
+  const dbBefore = target.kind !== 'bare' ? await dbSnapshot() : undefined;
   const stopSampling = target.kind === 'api' ? sampleBackends() : undefined;
   const pgPids0 = await benchPostgresPids();
   const logFrom = pgLogFile ? logOffset(pgLogFile) : undefined;
@@ -529,7 +534,7 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
   const pgBackends = await stopSampling?.();
   const pgStatements =
     pgLogFile && logFrom !== undefined ? summarizeStatements(readSlice(pgLogFile, logFrom), DB_NAME) : undefined;
-  const dbAfter = target.kind === 'api' ? await dbSnapshot() : undefined;
+  const dbAfter = target.kind !== 'bare' ? await dbSnapshot() : undefined;
   const metricsAfter = await scrape(target.metricsUrl, target.metricsToken);
   const peakRssKb = target.rss.resetWindow();
   tally(spec, result);
@@ -615,7 +620,7 @@ async function measure(target: Target, spec: RunSpec): Promise<ScenarioResult> {
 
   const scenario: ScenarioResult = {
     scenario: spec.scenario,
-    target: target.kind === 'bare' ? 'bare fastify' : 'payforward',
+    target: target.kind === 'bare' ? 'bare fastify' : target.kind === 'floor' ? 'durable floor' : 'payforward',
     request: spec.request,
     connections: spec.connections,
     duration_s: duration,
@@ -781,6 +786,98 @@ async function benchBare(port: number) {
     await stopChild(child);
     children.delete(child);
   }
+}
+
+/** What the durable floor answered, checked against its tables afterwards (floorCheck). */
+const floorAnswers = { sent: 0, completed: 0, ok: 0, ids: [] as string[] };
+let floorCheck: { ok: boolean; detail: string } | undefined;
+
+/**
+ * The durable floor (bench/floor-server.ts): issue 14's prototype of the payment's durable write, in the bench database
+ * (schema `floor`), at the create+confirm connection levels with a unique Idempotency-Key per request, so that
+ * create+confirm reads against the least its write can cost here, in the same run. Then its tables against its answers.
+ */
+async function benchFloor(port: number) {
+  const child = spawnNode('durable floor', ['--import', 'tsx', join(BENCH_DIR, 'floor-server.ts')], {
+    cwd: ROOT,
+    env: { ...process.env, ...config.passThrough, PORT: String(port), DATABASE_URL: benchDbUrl.toString() },
+  });
+  children.add(child);
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitReady(child, `${url}/ready`, 30_000);
+    const rss = new RssSampler(child.pid).start();
+    const target: Target = { kind: 'floor', url, pid: child.pid, rss };
+    const headers = { 'content-type': 'application/json' };
+    const keyed: RequestSpec = {
+      method: 'POST',
+      path: '/v1/payments',
+      headers,
+      body: createBody(CARD),
+      setupRequest: (request) => {
+        floorAnswers.sent++;
+        return { ...request, headers: { ...headers, 'idempotency-key': randomUUID() } };
+      },
+      onResponse: (status, body) => {
+        floorAnswers.completed++;
+        if (status !== 200) return recordOther(status, body);
+        floorAnswers.ok++;
+        floorAnswers.ids.push((JSON.parse(body) as { id: string }).id);
+      },
+    };
+    for (const connections of config.connections)
+      await measure(target, {
+        scenario: 'floor_create',
+        request: 'POST /v1/payments (durable floor) + unique Idempotency-Key',
+        connections,
+        requests: [keyed],
+        baseline: 'bare_post',
+      });
+    rss.stop();
+  } finally {
+    await stopChild(child);
+    children.delete(child);
+  }
+  const [tables] = await monitorSql!<
+    {
+      payments: number;
+      found: number;
+      keys: number;
+      events: number;
+      entries: number;
+      unbalanced: number;
+      drift: number;
+    }[]
+  >`
+    SELECT (SELECT count(*)::int FROM floor.payments) AS payments,
+      (SELECT count(*)::int FROM floor.payments WHERE id = ANY(${floorAnswers.ids}::text[])) AS found,
+      (SELECT count(*)::int FROM floor.idempotency_keys) AS keys,
+      (SELECT count(*)::int FROM floor.events e JOIN floor.payments p ON p.id = e.object_id) AS events,
+      (SELECT count(*)::int FROM floor.ledger_entries e JOIN floor.payments p ON p.id = e.transaction_id) AS entries,
+      (SELECT count(*)::int FROM (SELECT 1 FROM floor.ledger_entries GROUP BY transaction_id HAVING sum(amount) <> 0) u)
+        AS unbalanced,
+      (SELECT count(*)::int FROM floor.balances b WHERE b.pending <> (SELECT coalesce(sum(amount), 0)
+        FROM floor.ledger_entries WHERE account = 'tenant_pending:' || b.tenant_id)) AS drift`;
+  const answers = reconcilePayments({
+    answered: floorAnswers.ok,
+    answeredCommitted: tables.found,
+    committed: tables.payments,
+    unanswered: floorAnswers.sent - floorAnswers.completed,
+  });
+  const distinct = new Set(floorAnswers.ids).size;
+  const rows =
+    distinct === floorAnswers.ids.length &&
+    tables.keys === tables.payments &&
+    tables.events === tables.payments &&
+    tables.entries === 3 * tables.payments &&
+    tables.unbalanced === 0 &&
+    tables.drift === 0;
+  floorCheck = {
+    ok: answers.ok && rows,
+    detail:
+      `${answers.detail}; ${distinct} distinct payment ids answered; ${tables.keys} keys, ${tables.events} events, ${tables.entries} ledger entries, ` +
+      `${tables.unbalanced} unbalanced transactions, ${tables.drift} balances differing from their entries`,
+  };
 }
 
 async function api<T>(url: string, path: string, key: string, body?: unknown): Promise<T> {
@@ -1445,6 +1542,7 @@ async function verify(): Promise<Verification> {
         detail: `${attempts} attempts (${JSON.stringify(attemptsByOperation)}), events ${JSON.stringify(events)} for ${total} payments, ${mixedWrites.authorizations.length} of them authorizations to capture`,
       },
       ...mixed?.checks,
+      ...(floorCheck ? { durable_floor_wrote_each_answer_once: floorCheck } : {}),
       one_balanced_charge_per_payment: {
         ok: charges.charges === succeeded && charges.priced === succeeded && charges.unbalanced === 0,
         detail: `${charges.charges} charge postings and ${charges.priced} payments whose fee and amount match theirs, for ${succeeded} succeeded payments; ${charges.unbalanced} unbalanced transactions`,
@@ -1479,6 +1577,24 @@ async function verify(): Promise<Verification> {
   } finally {
     await sql.end({ timeout: 5 });
   }
+}
+
+/** A run of the durable floor alone: the API's tables were never made, only the floor's are checked. */
+function floorOnlyVerification(): Verification {
+  const checks: Verification['checks'] = floorCheck ? { durable_floor_wrote_each_answer_once: floorCheck } : {};
+  return {
+    payment_requests: { sent: 0, answered: 0, '2xx': 0, non2xx: 0, errors: 0, timeouts: 0, unanswered: 0 },
+    database: {
+      payments_by_status: {},
+      succeeded: 0,
+      attempts: 0,
+      events_by_type: {},
+      idempotency_keys: { total: 0, completed: 0 },
+    },
+    checks,
+    ok: Object.values(checks).every((c) => c.ok),
+    samples_of_failures: otherRuns.badSamples,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1551,7 +1667,7 @@ function printTable() {
         d.cpu_cores.other.toFixed(2),
         d.cpu_cores.machine_busy_pct.toFixed(0),
         d.cpu_ms_per_request.server.toFixed(3),
-        r.target === 'payforward' ? d.cpu_ms_per_request.postgres_bench_db.toFixed(3) : '—',
+        r.target !== 'bare fastify' ? d.cpu_ms_per_request.postgres_bench_db.toFixed(3) : '—',
         String(d.db?.commits_per_s ?? '—'),
         String(d.db?.commits_per_request ?? '—'),
         String(d.db?.wal_syncs_per_s ?? '—'),
@@ -1697,8 +1813,8 @@ async function main() {
   const startedAt = new Date();
   const t0 = Date.now();
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const needApi = [...config.scenarios].some((s) => !s.startsWith('bare_') && s !== 'mixed');
-  const needDb = needApi || wants('mixed');
+  const needApi = [...config.scenarios].some((s) => !s.startsWith('bare_') && s !== 'mixed' && s !== 'floor_create');
+  const needDb = needApi || wants('mixed') || wants('floor_create');
   console.log(
     `PayForward benchmark: ${cpus().length} cores, node ${process.version}; ${config.duration}s per run after ${config.warmup}s warm-up; ` +
       `connections ${config.connections.join('/')} (variants at ${config.variantConnections})`,
@@ -1735,6 +1851,7 @@ async function main() {
     });
     // The API runs as it does in production: the bundle `npm run build` makes, without tsx's loader.
     execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
+    if (wants('floor_create')) await benchFloor(await freePort(apiPort + 2));
     if (needApi) await benchApi(apiPort);
     if (wants('mixed')) {
       const mixedPort = await freePort(apiPort + 5);
@@ -1742,7 +1859,7 @@ async function main() {
     }
     await sleep(1500); // requests cut off at the end of the last run finish server-side
     console.log('\n[3/3] verifying the database against the answers');
-    verification = await verify();
+    verification = needApi || wants('mixed') ? await verify() : floorOnlyVerification();
     apiStdoutProblems.push(...(apiChild?.problems ?? []));
     if (apiChild) {
       const code = await stopChild(apiChild);
@@ -1811,6 +1928,33 @@ async function main() {
         `(target ≥ ${TARGET.fraudOnVsOff}: ${f.met ? 'MET' : 'NOT MET'}); CPU per payment, API + PostgreSQL: ` +
         `on ${f.cpu_ms_per_payment.on} ms, off ${f.cpu_ms_per_payment.off} ms`,
     );
+  const floorRatios = results
+    .filter((r) => r.scenario === 'create_confirm')
+    .flatMap((r) => {
+      const floor = results.find((f) => f.scenario === 'floor_create' && f.connections === r.connections);
+      return floor
+        ? [
+            {
+              connections: r.connections,
+              create_confirm_per_s: r.requests_per_s,
+              floor_per_s: floor.requests_per_s,
+              ratio: round(r.requests_per_s / floor.requests_per_s, 3),
+              cpu_ms_per_payment: {
+                api: r.diagnostics.cpu_ms_per_request.server,
+                api_floor: floor.diagnostics.cpu_ms_per_request.server,
+                postgres: r.diagnostics.cpu_ms_per_request.postgres_bench_db,
+                postgres_floor: floor.diagnostics.cpu_ms_per_request.postgres_bench_db,
+              },
+            },
+          ]
+        : [];
+    });
+  for (const f of floorRatios)
+    console.log(
+      `create+confirm against the durable floor at ${f.connections} connections: ${f.create_confirm_per_s}/s vs ` +
+        `${f.floor_per_s}/s (${pct(f.ratio)}); CPU per payment API ${f.cpu_ms_per_payment.api} vs ` +
+        `${f.cpu_ms_per_payment.api_floor} ms, PostgreSQL ${f.cpu_ms_per_payment.postgres} vs ${f.cpu_ms_per_payment.postgres_floor} ms`,
+    );
   for (const m of targets.mixed)
     console.log(
       `Mixed workload, WEB_CONCURRENCY=${m.web_concurrency}, ${m.connections} connections: ${m.requests_per_s} req/s, ` +
@@ -1844,6 +1988,7 @@ async function main() {
     config: { ...config, scenarios: [...config.scenarios], serverUrl: undefined, database: DB_NAME },
     results,
     targets,
+    floor_ratios: floorRatios,
     verification,
     rollups_interleaved: rollupsInterleaved,
     api_log_problems: apiStdoutProblems.slice(0, 20),
