@@ -7,7 +7,8 @@
  * statement and one commit for the requests of a turn), and per payment an idempotency record holding the answer, the
  * payment, its event, a balanced three-entry charge and the tenant's running balance, in one transaction. No
  * authentication, card vault, fraud score, processor call, row-level security, webhooks, analytics or request log.
- * Run as its own process by bench/run.ts (scenario floor_create) against the bench database, in schema `floor`.
+ * Its GET /v1/payments/:id is the floor of a read the same way: one statement, no transaction, no scope. Run as its own
+ * process by bench/run.ts (scenarios floor_create and floor_retrieve) against the bench database, in schema `floor`.
  */
 import { randomBytes } from 'node:crypto';
 import Fastify from 'fastify';
@@ -140,6 +141,15 @@ app.post('/v1/payments', async (request, reply) => {
   });
   const answer = await writes.submit({ tenantId: TENANT, key, id, amount, currency: body.currency, fee, response });
   return reply.header('content-type', 'application/json; charset=utf-8').send(answer);
+});
+// A read as cheap as one can be: one statement, no transaction, no scope, the row as the answer.
+app.get('/v1/payments/:id', async (request, reply) => {
+  const [payment] = await sql`
+    SELECT id, amount, currency, status, extract(epoch FROM created_at)::int AS created
+    FROM floor.payments WHERE id = ${(request.params as { id: string }).id}`;
+  if (!payment) return reply.code(404).send({ error: { type: 'invalid_request_error', message: 'No such payment' } });
+  // bigint arrives as text; the amounts the floor accepts are safe integers.
+  return { ...payment, amount: Number(payment.amount), object: 'payment' };
 });
 app.get('/ready', async () => ({ status: 'ready' }));
 

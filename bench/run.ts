@@ -135,6 +135,7 @@ const ALL_SCENARIOS = [
   'bare_post',
   'bare_get',
   'floor_create',
+  'floor_retrieve',
   'create_confirm',
   'create_confirm_fraud_off',
   'create_confirm_100_tenants',
@@ -825,14 +826,26 @@ async function benchFloor(port: number) {
         floorAnswers.ids.push((JSON.parse(body) as { id: string }).id);
       },
     };
-    for (const connections of config.connections)
+    if (wants('floor_create'))
+      for (const connections of config.connections)
+        await measure(target, {
+          scenario: 'floor_create',
+          request: 'POST /v1/payments (durable floor) + unique Idempotency-Key',
+          connections,
+          requests: [keyed],
+          baseline: 'bare_post',
+        });
+    if (wants('floor_retrieve')) {
+      // Payments to read: those floor_create made, or a thousand made now.
+      const ids = floorAnswers.ids.length ? floorAnswers.ids.slice(-2000) : await seedFloorPayments(url, 1000);
       await measure(target, {
-        scenario: 'floor_create',
-        request: 'POST /v1/payments (durable floor) + unique Idempotency-Key',
-        connections,
-        requests: [keyed],
-        baseline: 'bare_post',
+        scenario: 'floor_retrieve',
+        request: 'GET /v1/payments/:id (durable floor: one statement)',
+        connections: config.variantConnections,
+        requests: [rotatingGet(headers, ids)],
+        baseline: 'bare_get',
       });
+    }
     rss.stop();
   } finally {
     await stopChild(child);
@@ -878,6 +891,26 @@ async function benchFloor(port: number) {
       `${answers.detail}; ${distinct} distinct payment ids answered; ${tables.keys} keys, ${tables.events} events, ${tables.entries} ledger entries, ` +
       `${tables.unbalanced} unbalanced transactions, ${tables.drift} balances differing from their entries`,
   };
+}
+
+async function seedFloorPayments(url: string, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    floorAnswers.sent++;
+    const response = await fetch(`${url}/v1/payments`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+      body: createBody(CARD),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const text = await response.text();
+    floorAnswers.completed++;
+    if (!response.ok) throw new Error(`the durable floor answered ${response.status}: ${text.slice(0, 300)}`);
+    floorAnswers.ok++;
+    ids.push((JSON.parse(text) as { id: string }).id);
+  }
+  floorAnswers.ids.push(...ids);
+  return ids;
 }
 
 async function api<T>(url: string, path: string, key: string, body?: unknown): Promise<T> {
@@ -1813,8 +1846,8 @@ async function main() {
   const startedAt = new Date();
   const t0 = Date.now();
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const needApi = [...config.scenarios].some((s) => !s.startsWith('bare_') && s !== 'mixed' && s !== 'floor_create');
-  const needDb = needApi || wants('mixed') || wants('floor_create');
+  const needApi = [...config.scenarios].some((s) => !s.startsWith('bare_') && !s.startsWith('floor_') && s !== 'mixed');
+  const needDb = needApi || wants('mixed') || wants('floor_create') || wants('floor_retrieve');
   console.log(
     `PayForward benchmark: ${cpus().length} cores, node ${process.version}; ${config.duration}s per run after ${config.warmup}s warm-up; ` +
       `connections ${config.connections.join('/')} (variants at ${config.variantConnections})`,
@@ -1851,7 +1884,7 @@ async function main() {
     });
     // The API runs as it does in production: the bundle `npm run build` makes, without tsx's loader.
     execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
-    if (wants('floor_create')) await benchFloor(await freePort(apiPort + 2));
+    if (wants('floor_create') || wants('floor_retrieve')) await benchFloor(await freePort(apiPort + 2));
     if (needApi) await benchApi(apiPort);
     if (wants('mixed')) {
       const mixedPort = await freePort(apiPort + 5);
@@ -1928,32 +1961,41 @@ async function main() {
         `(target ≥ ${TARGET.fraudOnVsOff}: ${f.met ? 'MET' : 'NOT MET'}); CPU per payment, API + PostgreSQL: ` +
         `on ${f.cpu_ms_per_payment.on} ms, off ${f.cpu_ms_per_payment.off} ms`,
     );
-  const floorRatios = results
-    .filter((r) => r.scenario === 'create_confirm')
-    .flatMap((r) => {
-      const floor = results.find((f) => f.scenario === 'floor_create' && f.connections === r.connections);
-      return floor
-        ? [
-            {
-              connections: r.connections,
-              create_confirm_per_s: r.requests_per_s,
-              floor_per_s: floor.requests_per_s,
-              ratio: round(r.requests_per_s / floor.requests_per_s, 3),
-              cpu_ms_per_payment: {
-                api: r.diagnostics.cpu_ms_per_request.server,
-                api_floor: floor.diagnostics.cpu_ms_per_request.server,
-                postgres: r.diagnostics.cpu_ms_per_request.postgres_bench_db,
-                postgres_floor: floor.diagnostics.cpu_ms_per_request.postgres_bench_db,
+  // Each request kind against its durable floor measured in the same run, at the same connections.
+  const floorRatios = (
+    [
+      ['create_confirm', 'floor_create'],
+      ['retrieve', 'floor_retrieve'],
+    ] as const
+  ).flatMap(([scenario, floorScenario]) =>
+    results
+      .filter((r) => r.scenario === scenario)
+      .flatMap((r) => {
+        const floor = results.find((f) => f.scenario === floorScenario && f.connections === r.connections);
+        return floor
+          ? [
+              {
+                scenario,
+                connections: r.connections,
+                per_s: r.requests_per_s,
+                floor_per_s: floor.requests_per_s,
+                ratio: round(r.requests_per_s / floor.requests_per_s, 3),
+                cpu_ms_per_request: {
+                  api: r.diagnostics.cpu_ms_per_request.server,
+                  api_floor: floor.diagnostics.cpu_ms_per_request.server,
+                  postgres: r.diagnostics.cpu_ms_per_request.postgres_bench_db,
+                  postgres_floor: floor.diagnostics.cpu_ms_per_request.postgres_bench_db,
+                },
               },
-            },
-          ]
-        : [];
-    });
+            ]
+          : [];
+      }),
+  );
   for (const f of floorRatios)
     console.log(
-      `create+confirm against the durable floor at ${f.connections} connections: ${f.create_confirm_per_s}/s vs ` +
-        `${f.floor_per_s}/s (${pct(f.ratio)}); CPU per payment API ${f.cpu_ms_per_payment.api} vs ` +
-        `${f.cpu_ms_per_payment.api_floor} ms, PostgreSQL ${f.cpu_ms_per_payment.postgres} vs ${f.cpu_ms_per_payment.postgres_floor} ms`,
+      `${f.scenario} against the durable floor at ${f.connections} connections: ${f.per_s}/s vs ${f.floor_per_s}/s ` +
+        `(${pct(f.ratio)}); CPU per request API ${f.cpu_ms_per_request.api} vs ${f.cpu_ms_per_request.api_floor} ms, ` +
+        `PostgreSQL ${f.cpu_ms_per_request.postgres} vs ${f.cpu_ms_per_request.postgres_floor} ms`,
     );
   for (const m of targets.mixed)
     console.log(

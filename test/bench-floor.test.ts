@@ -74,6 +74,16 @@ describe('bench: the durable floor', () => {
     expect(row.pending).toBe(row.entries);
   });
 
+  it('reads a payment it wrote, and answers 404 for one it did not', async () => {
+    const written = JSON.parse(await (await pay(randomUUID(), { amount: 750, currency: 'eur' })).text()) as {
+      id: string;
+    };
+    const read = await fetch(`${url}/v1/payments/${written.id}`);
+    expect(read.status).toBe(200);
+    expect(await read.json()).toMatchObject({ id: written.id, amount: 750, currency: 'eur', status: 'succeeded' });
+    expect((await fetch(`${url}/v1/payments/pay_${'0'.repeat(24)}`)).status).toBe(404);
+  });
+
   it('refuses a request without a key or with a malformed amount or currency, writing nothing', async () => {
     const [before] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM floor.payments`;
     expect((await pay(undefined, { amount: 100, currency: 'usd' })).status).toBe(400);
