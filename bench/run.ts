@@ -749,44 +749,67 @@ function rotatingGet(headers: Record<string, string>, ids: string[]): RequestSpe
 
 const wants = (name: ScenarioName) => config.scenarios.has(name);
 
-async function benchBare(port: number) {
-  const child = spawnNode('bare fastify', ['--import', 'tsx', join(BENCH_DIR, 'bare-server.ts')], {
+/**
+ * Runs `body` against a baseline server (bench/<script>) started as a child process, then stops it: the bare fastify
+ * server and the durable floor.
+ */
+async function withBaselineServer(
+  name: string,
+  script: string,
+  kind: 'bare' | 'floor',
+  port: number,
+  env: Record<string, string>,
+  body: (target: Target) => Promise<void>,
+) {
+  const child = spawnNode(name, ['--import', 'tsx', join(BENCH_DIR, script)], {
     cwd: ROOT,
-    env: { ...process.env, PORT: String(port), NODE_ENV: 'production' },
+    env: { ...process.env, ...env, PORT: String(port) },
   });
   children.add(child);
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitReady(child, `${url}/ready`, 30_000);
     const rss = new RssSampler(child.pid).start();
-    const target: Target = { kind: 'bare', url, pid: child.pid, rss };
-    const headers = { 'content-type': 'application/json', authorization: 'Bearer sk_test_bare_baseline_0000000000' };
-    if (wants('bare_post')) {
-      for (const connections of config.connections) {
-        await measure(target, {
-          scenario: 'bare_post',
-          request: 'POST /v1/payments (echo)',
-          connections,
-          requests: [
-            { method: 'POST', path: '/v1/payments', headers, body: createBody(CARD), onResponse: recordOther },
-          ],
-        });
-      }
-    }
-    if (wants('bare_get')) {
-      const ids = Array.from({ length: 1000 }, (_, i) => `pay_bare${String(i).padStart(22, '0')}`);
-      await measure(target, {
-        scenario: 'bare_get',
-        request: 'GET /v1/payments/:id (fixed doc)',
-        connections: config.variantConnections,
-        requests: [rotatingGet(headers, ids)],
-      });
-    }
+    await body({ kind, url, pid: child.pid, rss });
     rss.stop();
   } finally {
     await stopChild(child);
     children.delete(child);
   }
+}
+
+async function benchBare(port: number) {
+  await withBaselineServer(
+    'bare fastify',
+    'bare-server.ts',
+    'bare',
+    port,
+    { NODE_ENV: 'production' },
+    async (target) => {
+      const headers = { 'content-type': 'application/json', authorization: 'Bearer sk_test_bare_baseline_0000000000' };
+      if (wants('bare_post')) {
+        for (const connections of config.connections) {
+          await measure(target, {
+            scenario: 'bare_post',
+            request: 'POST /v1/payments (echo)',
+            connections,
+            requests: [
+              { method: 'POST', path: '/v1/payments', headers, body: createBody(CARD), onResponse: recordOther },
+            ],
+          });
+        }
+      }
+      if (wants('bare_get')) {
+        const ids = Array.from({ length: 1000 }, (_, i) => `pay_bare${String(i).padStart(22, '0')}`);
+        await measure(target, {
+          scenario: 'bare_get',
+          request: 'GET /v1/payments/:id (fixed doc)',
+          connections: config.variantConnections,
+          requests: [rotatingGet(headers, ids)],
+        });
+      }
+    },
+  );
 }
 
 /** What the durable floor answered, checked against its tables afterwards (floorCheck). */
@@ -799,16 +822,9 @@ let floorCheck: { ok: boolean; detail: string } | undefined;
  * create+confirm reads against the least its write can cost here, in the same run. Then its tables against its answers.
  */
 async function benchFloor(port: number) {
-  const child = spawnNode('durable floor', ['--import', 'tsx', join(BENCH_DIR, 'floor-server.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, ...config.passThrough, PORT: String(port), DATABASE_URL: benchDbUrl.toString() },
-  });
-  children.add(child);
-  const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitReady(child, `${url}/ready`, 30_000);
-    const rss = new RssSampler(child.pid).start();
-    const target: Target = { kind: 'floor', url, pid: child.pid, rss };
+  const env = { ...config.passThrough, DATABASE_URL: benchDbUrl.toString() };
+  await withBaselineServer('durable floor', 'floor-server.ts', 'floor', port, env, async (target) => {
+    const { url } = target;
     const headers = { 'content-type': 'application/json' };
     const keyed: RequestSpec = {
       method: 'POST',
@@ -846,11 +862,7 @@ async function benchFloor(port: number) {
         baseline: 'bare_get',
       });
     }
-    rss.stop();
-  } finally {
-    await stopChild(child);
-    children.delete(child);
-  }
+  });
   const [tables] = await monitorSql!<
     {
       payments: number;
