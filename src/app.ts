@@ -22,7 +22,7 @@ import { startMetricsServer } from './modules/health/metrics-server.js';
 import { ApiError, safeEcho } from './http/errors.js';
 import { answerClientError, refuseConnect } from './http/client-errors.js';
 import { tenantScope } from './http/tenant-scope.js';
-import type { HeldKey } from './http/idempotency.js';
+import { KeyClaimLost, type HeldKey } from './http/idempotency.js';
 import { loggerOptions, maskCardNumbers, requestLoggerFactory } from './http/logging.js';
 import { preSerializationStep } from './http/sync-hooks.js';
 import { docsPageOptions, openApiDocument, openApiOptions } from './http/openapi.js';
@@ -80,6 +80,11 @@ declare module 'fastify' {
     publishable?: PublishableAccess;
     /** Takes form bodies without an Authorization header (see the form parser): OAuth's token endpoint. */
     formsWithoutAuthorization?: boolean;
+    /**
+     * `claimed_in_write`: the handler's first write claims the Idempotency-Key (HeldKey.claimedInWrite); when the key
+     * turns out to be taken (KeyClaimLost), the request claims it as others do and is answered from that claim.
+     */
+    idempotency?: 'claimed_in_write';
   }
   interface FastifyRequest {
     auth?: Auth;
@@ -173,6 +178,27 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     if (!route.schema?.body || route.schema.consumes) return;
     if (!routeTakesForms(route.config ?? {})) return;
     route.schema = { ...route.schema, consumes: ['application/json', 'application/x-www-form-urlencoded'] };
+  });
+  // A handler that ended without its write claiming the key (the key was taken: KeyClaimLost; or it answered an
+  // error before writing) claims it as any other request does before its handler: a retry of a stored answer is
+  // answered from it, and a key in use or reused is refused. A lost claim that now holds (the key's owner stopped) runs
+  // the handler again; an error answered before the write is this request's answer, stored with the claim.
+  app.addHook('onRoute', (route) => {
+    if (route.config?.idempotency !== 'claimed_in_write') return;
+    const handler = route.handler;
+    route.handler = async function claimingInWrite(request, reply) {
+      try {
+        return await handler.call(this, request, reply);
+      } catch (error) {
+        const held = request.idempotency;
+        if (!held?.claimedInWrite || held.written) throw error;
+        platform.idempotency.released(held);
+        request.idempotency = undefined;
+        if (await claimIdempotencyKey(request, reply, false)) return reply;
+        if (error instanceof KeyClaimLost) return handler.call(this, request, reply);
+        throw error;
+      }
+    };
   });
   options.beforeRoutes?.(app);
 
@@ -389,7 +415,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   app.addHook('preHandler', async (request, reply) => {
     checkPublishable(request);
     // A replay is answered here: the claim resolves once its reply is sent, and the handler is skipped.
-    if (request.method === 'POST') return claimIdempotencyKey(request, reply);
+    if (request.method === 'POST' && (await claimIdempotencyKey(request, reply))) return reply;
   });
 
   // Before the Idempotency-Key is claimed: a wrong client_secret must not become the stored answer to a key.
@@ -410,12 +436,17 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
 
   // Idempotency: every authenticated POST may carry Idempotency-Key; the claim happens after
   // validation so a malformed request never takes a key.
-  async function claimIdempotencyKey(request: FastifyRequest, reply: FastifyReply) {
+  /** Claims the request's Idempotency-Key, if it has one; true when the claim answered (a replay). */
+  async function claimIdempotencyKey(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    inWrite = request.routeOptions.config.idempotency === 'claimed_in_write',
+  ): Promise<boolean> {
     // An unknown URL does nothing worth replaying, and its raw path (which may hold anything a
     // client typed, even a card number) must not be stored as the key's request_path.
-    if (!request.auth || !request.routeOptions.url) return;
+    if (!request.auth || !request.routeOptions.url) return false;
     const header = request.headers['idempotency-key'];
-    if (header === undefined) return;
+    if (header === undefined) return false;
     const key = Array.isArray(header) ? header[0] : header;
     if (!key || key.length > 255)
       throw ApiError.invalid(
@@ -433,12 +464,15 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
       route: request.routeOptions.url,
       url: request.url,
       body: request.body,
+      inWrite,
     });
     if (claim.kind === 'replay') {
       reply.header('idempotent-replayed', 'true');
-      return reply.code(claim.response.status).send(claim.response.body);
+      reply.code(claim.response.status).send(claim.response.body);
+      return true;
     }
     request.idempotency = claim.held;
+    return false;
   }
 
   async function completeIdempotencyKey(

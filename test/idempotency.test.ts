@@ -217,6 +217,39 @@ describe('Idempotency-Key', () => {
     expect(await paymentCount(a.id, description)).toBe(1);
   });
 
+  it('an error the create answers before writing anything (its key claimed in that write) is stored and replayed', async () => {
+    const key = randomUUID();
+    const description = `unwritten-${key}`;
+    const request = { amount: 500, currency: 'usd', confirm: true, description };
+    const first = await call(t.app, a.testKey, 'POST', '/v1/payments', request, withKey(key));
+    expect(first.statusCode).toBe(400);
+    expect(first.json().error).toMatchObject({ code: 'parameter_missing', param: 'payment_method' });
+    const again = await call(t.app, a.testKey, 'POST', '/v1/payments', request, withKey(key));
+    expect(again.statusCode).toBe(400);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.json()).toEqual(first.json());
+    const changed = await call(t.app, a.testKey, 'POST', '/v1/payments', { ...request, amount: 501 }, withKey(key));
+    expect(changed.json().error).toMatchObject({ type: 'idempotency_error', code: 'idempotency_key_reused' });
+    expect(await paymentCount(a.id, description)).toBe(0);
+  });
+
+  it('a retry that finds the key held by a running request writes nothing and is refused (409)', async () => {
+    const key = randomUUID();
+    const description = `running-${key}`;
+    const first = await call(t.app, a.testKey, 'POST', '/v1/payments', body({ description }), withKey(key));
+    expect(first.statusCode).toBe(200);
+    // As while the first request ran: its claim written with its payment, its answer not yet stored, its owner beating.
+    const held = await t.admin`
+      UPDATE idempotency_keys SET completed_at = NULL, response_status = NULL, response_body = NULL,
+        owner = 'a.running.owner', heartbeat_at = now()
+      WHERE tenant_id = ${a.id} AND key LIKE ${'%/' + key} RETURNING key`;
+    expect(held).toHaveLength(1);
+    const retry = await call(t.app, a.testKey, 'POST', '/v1/payments', body({ description }), withKey(key));
+    expect(retry.statusCode).toBe(409);
+    expect(retry.json().error).toMatchObject({ type: 'idempotency_error', code: 'idempotency_key_in_use' });
+    expect(await paymentCount(a.id, description)).toBe(1);
+  });
+
   it('a refused (401/403) request does not consume the key either', async () => {
     const key = randomUUID();
     const description = `refused-${key}`;

@@ -17,6 +17,28 @@ export interface HeldKey {
   key: string;
   owner: string;
   sealResponse: boolean;
+  /** The request the key was claimed for: its claim row is written from these when the handler's write takes it. */
+  method: string;
+  path: string;
+  hash: string;
+  /**
+   * Claimed in the handler's own first write (a route with `idempotency: 'claimed_in_write'`), not before the
+   * handler: its row is written with that write (keyClaimCtes), in the same transaction and commit.
+   */
+  claimedInWrite: boolean;
+  /** A claim in write: set once the write that claims it has committed (the row is this request's). */
+  written?: boolean;
+}
+
+/**
+ * A key claimed in a write that found the key taken (a retry, or a concurrent request with the same key): nothing of
+ * that write happened. The request claims the key as any other would (KeyClaims.claim), which answers the replay,
+ * the conflict or the takeover.
+ */
+export class KeyClaimLost extends Error {
+  constructor(readonly held: HeldKey) {
+    super('The idempotency key this write claimed is held by another request.');
+  }
 }
 
 export type Claim = { kind: 'claimed'; held: HeldKey } | { kind: 'replay'; response: StoredResponse };
@@ -31,6 +53,8 @@ export interface ClaimRequest {
   route: string;
   url: string;
   body: unknown;
+  /** The handler's first write claims the key (keyClaimCtes) instead of a claim of its own before the handler. */
+  inWrite?: boolean;
 }
 
 /**
@@ -178,6 +202,35 @@ const HEARTBEAT_COLUMNS: Columns<{ tenant_id: string; livemode: boolean; key: st
 ];
 
 const identity = (scope: Scope, key: string) => `${scope.tenantId}:${scope.livemode}:${key}`;
+/** A held key's identity: its tenant, mode and key, as `tenant:true|false:key`. */
+export const heldKeyIdentity = (held: HeldKey) => identity(held.scope, held.key);
+
+/**
+ * The claims of keys held in write, as CTEs of the handler's write statement: `key_claims` (what was asked) and
+ * `keys_claimed` (the claims that hold: rows inserted now, or this owner's own row, written by an earlier try of the
+ * same statement whose commit went unanswered). A key that is there under another owner is not claimed, and the
+ * statement must then write nothing for it: the request goes back to a claim of its own (KeyClaimLost).
+ */
+export function keyClaimCtes(statement: UnnestStatement, claims: HeldKey[]): string {
+  const input = statement.rows(
+    CLAIM_COLUMNS,
+    claims.map((held) => ({
+      tenant_id: held.scope.tenantId,
+      livemode: held.scope.livemode,
+      key: held.key,
+      owner: held.owner,
+      request_method: held.method,
+      request_path: held.path,
+      request_hash: held.hash,
+    })),
+  );
+  return `key_claims AS (${input}), keys_claimed AS (
+      INSERT INTO idempotency_keys AS k (${columnNames(CLAIM_COLUMNS)}, heartbeat_at) SELECT *, now() FROM key_claims
+      ON CONFLICT (tenant_id, key, livemode) DO UPDATE SET heartbeat_at = now()
+        WHERE k.owner = excluded.owner AND k.completed_at IS NULL
+      RETURNING tenant_id, livemode, key
+    )`;
+}
 /** What a sealed response is bound to (its AAD): the key's identity, so it opens on no other row. */
 export const sealedResponseId = (scope: Scope, key: string) => `idempotency:${identity(scope, key)}`;
 
@@ -239,9 +292,21 @@ export class IdempotencyStore {
     const key = `${principalOf(request.auth)}/${request.key}`;
     const hash = this.fingerprint(scope.tenantId, request.method, request.url, request.body);
     const owner = `${this.instance}.${++this.sequence}`;
-    const row = await this.claims.submit({ scope, key, owner, method: request.method, path: request.route, hash });
-    if (row.claimed) {
-      const held = { scope, key, owner, sealResponse: RESPONSES_WITH_SECRETS.has(request.route) };
+    const held: HeldKey = {
+      scope,
+      key,
+      owner,
+      sealResponse: RESPONSES_WITH_SECRETS.has(request.route),
+      method: request.method,
+      path: request.route,
+      hash,
+      claimedInWrite: request.inWrite ?? false,
+    };
+    // Held from here, so its row (once written) gets heartbeats: a claim in write is taken by the handler's write.
+    const row: ClaimRow | undefined = held.claimedInWrite
+      ? undefined
+      : await this.claims.submit({ scope, key, owner, method: request.method, path: request.route, hash });
+    if (!row || row.claimed) {
       this.running.set(owner, held);
       this.heartbeat ??= setInterval(() => void this.beat(), (this.ownerTimeoutSeconds * 1000) / 5).unref();
       return { kind: 'claimed', held };
@@ -264,6 +329,11 @@ export class IdempotencyStore {
     };
     const body = sealed ? JSON.parse(this.vault.openRecord(sealed, sealedResponseId(scope, key))) : row.response_body;
     return { kind: 'replay', response: { status: row.response_status, body } };
+  }
+
+  /** A claim in write whose write did not take the key (KeyClaimLost, or none made): nothing to heartbeat. */
+  released(held: HeldKey): void {
+    this.stopped(held);
   }
 
   /** Stores the response to replay, unless a retry has taken the claim over meanwhile. */

@@ -6,6 +6,7 @@ import { MicroBatcher, type BatcherOptions } from '../../db/batcher.js';
 import { findManyOwned, listPage, type ListParams } from '../../db/list.js';
 import { columnNames, UnnestStatement, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
+import { heldKeyIdentity, keyClaimCtes, KeyClaimLost, type HeldKey } from '../../http/idempotency.js';
 import { EVENT_COLUMNS, type NewEventRow } from '../events/events.js';
 import { postingCtes, type PreparedPosting } from '../ledger/service.js';
 import { PAYMENT_METHOD_COLUMNS, type PaymentMethodRow } from '../payment-methods/service.js';
@@ -140,6 +141,11 @@ export interface PaymentWrite {
   scope: Scope;
   paymentMethod?: PaymentMethodRow;
   insert?: PaymentRow;
+  /**
+   * The Idempotency-Key the insert's request holds in write (HeldKey.claimedInWrite): claimed in this statement, and
+   * the insert made only if the claim holds; if the key is another request's, the write rejects with KeyClaimLost.
+   */
+  keyClaim?: HeldKey;
   update?: PaymentRow;
   attempts?: AttemptRow[];
   events?: NewEventRow[];
@@ -223,11 +229,21 @@ function batchStatement(
   reviews: ReviewRow[],
   alertCases: AlertCaseRow[],
   fraudDecisions: FraudDecisionRow[],
+  keyClaims: HeldKey[],
 ) {
   const statement = new UnnestStatement();
+  const insertRows = statement.rows(PAYMENT_COLUMNS, inserts);
+  // A claim not held: its key is in key_claims and not in keys_claimed.
+  const lostClaims = `SELECT c.tenant_id, c.livemode, c.key FROM key_claims c WHERE NOT EXISTS (
+        SELECT 1 FROM keys_claimed k WHERE k.tenant_id = c.tenant_id AND k.livemode = c.livemode AND k.key = c.key)`;
   const text = `
-    WITH ins AS (
-      INSERT INTO payments (${columnNames(PAYMENT_COLUMNS)}) ${statement.rows(PAYMENT_COLUMNS, inserts)}
+    WITH ${keyClaims.length ? `${keyClaimCtes(statement, keyClaims)}, lost_claims AS (${lostClaims}), ` : ''}ins AS (
+      INSERT INTO payments (${columnNames(PAYMENT_COLUMNS)}) ${
+        keyClaims.length
+          ? `SELECT * FROM (${insertRows}) p WHERE NOT EXISTS (SELECT 1 FROM lost_claims c
+        WHERE c.tenant_id = p.tenant_id AND c.livemode = p.livemode AND c.key = p.idempotency_key)`
+          : insertRows
+      }
       ON CONFLICT (tenant_id, livemode, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
       RETURNING id, tenant_id, livemode, payment_method_id
     ), upd AS (
@@ -279,7 +295,9 @@ function batchStatement(
     )`
         : ''
     }
-    SELECT id FROM written`;
+    SELECT id, NULL::text AS tenant_id, NULL::boolean AS livemode, NULL::text AS lost_key FROM written${
+      keyClaims.length ? ` UNION ALL SELECT NULL, tenant_id, livemode, key FROM lost_claims` : ''
+    }`;
   return { statement, text };
 }
 
@@ -296,13 +314,30 @@ export function createPaymentWriter(sql: Sql, options: BatcherOptions, onBatch?:
       if (best === undefined || item.update.version > items[best].update!.version) contender.set(item.update.id, k);
     });
     const trying = new Set(items.filter((item, k) => !item.update || contender.get(item.update.id) === k));
-    const written = await writeBatch(sql, [...trying]);
-    return items.map((item) => trying.has(item) && written.has((item.update ?? item.insert)!.id));
+    const { written, lostKeys } = await writeBatch(sql, [...trying]);
+    return items.map((item) => {
+      if (!trying.has(item)) return false;
+      const claim = item.keyClaim;
+      const done = written.has((item.update ?? item.insert)!.id);
+      // Not written: its payment was there already (its own key, stored on the payment), or its claim did not hold.
+      const claimLost = claim && !done && (!lostKeys || lostKeys.has(heldKeyIdentity(claim)));
+      if (claimLost) return new KeyClaimLost(claim);
+      if (claim) claim.written = true;
+      return done;
+    });
   }, options);
 }
 
-/** Writes a batch and returns the ids of the payments it wrote. */
-async function writeBatch(sql: Sql, tried: PaymentWrite[], retryUncommitted = true): Promise<Set<string>> {
+/**
+ * Writes a batch: the ids of the payments it wrote, and the identities of the keys whose claims did not hold
+ * (undefined when the write's outcome was found out after a lost answer: a claim's item not found is then taken as
+ * not held, and its request claims the key on its own).
+ */
+async function writeBatch(
+  sql: Sql,
+  tried: PaymentWrite[],
+  retryUncommitted = true,
+): Promise<{ written: Set<string>; lostKeys?: Set<string> }> {
   const { statement, text } = batchStatement(
     tried.flatMap((i) => (i.paymentMethod ? [i.paymentMethod] : [])),
     tried.flatMap((i) => (i.insert ? [i.insert] : [])),
@@ -314,14 +349,25 @@ async function writeBatch(sql: Sql, tried: PaymentWrite[], retryUncommitted = tr
     tried.flatMap((i) => (i.review ? [i.review] : [])),
     tried.flatMap((i) => (i.alertCase ? [i.alertCase] : [])),
     tried.flatMap((i) => (i.fraudDecision ? [i.fraudDecision] : [])),
+    tried.flatMap((i) => (i.keyClaim ? [i.keyClaim] : [])),
   );
   try {
     const rows = await scopedStatement(
       sql,
       tried.map((i) => i.scope),
-      (tx) => statement.run<{ id: string }[]>(tx, text),
+      (tx) =>
+        statement.run<{ id: string | null; tenant_id: string | null; livemode: boolean | null; lost_key: string }[]>(
+          tx,
+          text,
+        ),
     );
-    return new Set(rows.map((r) => r.id));
+    const written = new Set<string>();
+    const lostKeys = new Set<string>();
+    for (const row of rows) {
+      if (row.id !== null) written.add(row.id);
+      else lostKeys.add(`${row.tenant_id}:${row.livemode}:${row.lost_key}`);
+    }
+    return { written, lostKeys };
   } catch (error) {
     if (!(error instanceof CommitOutcomeUnknown)) throw error;
     let found: Set<string>;
@@ -332,7 +378,7 @@ async function writeBatch(sql: Sql, tried: PaymentWrite[], retryUncommitted = tr
       // Still unknown: thrown as such, so that nobody retries or reports a failure on a guess.
       throw error;
     }
-    if (found.size) return found;
+    if (found.size) return { written: found };
     // Not one write is there, so the batch (one statement: all or nothing) did not commit; or it
     // did and every compare-and-set failed, which writing again repeats harmlessly.
     if (retryUncommitted) return writeBatch(sql, tried, false);

@@ -63,7 +63,8 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/payments',
     {
-      config: { auth: 'tenant', scope: 'payments:write' },
+      // The key is claimed by the payment's first write, in its transaction: one commit fewer for a keyed create.
+      config: { auth: 'tenant', scope: 'payments:write', idempotency: 'claimed_in_write' },
       preValidation: limitCardTokenization(paymentBodyTokenizes),
       schema: {
         tags,
@@ -74,8 +75,16 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('Payment'), ...errors },
       },
     },
-    async (request) =>
-      payments.create(tenantScope(request), request.body, request.id, request.idempotency?.key ?? null),
+    async (request) => {
+      const held = request.idempotency;
+      return payments.create(
+        tenantScope(request),
+        request.body,
+        request.id,
+        held?.key ?? null,
+        held?.claimedInWrite ? held : undefined,
+      );
+    },
   );
 
   app.get(

@@ -5,6 +5,7 @@ import type { MicroBatcher } from '../../db/batcher.js';
 import type { ListParams } from '../../db/list.js';
 import { ApiError } from '../../http/errors.js';
 import type { Metrics } from '../../http/metrics.js';
+import type { HeldKey } from '../../http/idempotency.js';
 import { requestedCurrency } from '../../lib/currencies.js';
 import { newId } from '../../lib/ids.js';
 import { systemClock, type Clock } from '../../lib/time.js';
@@ -156,6 +157,8 @@ export class PaymentService {
     body: CreatePaymentBody,
     requestId: string | null,
     idempotencyKey: string | null = null,
+    /** The request's key when it is claimed in this payment's first write (HeldKey.claimedInWrite). */
+    keyClaim?: HeldKey,
   ): Promise<Payment> {
     const currency = requestedCurrency(body);
     const confirm = body.confirm ?? false;
@@ -206,7 +209,15 @@ export class PaymentService {
     };
     const created = newEvent(scope, 'payment.created', toApiPayment({ row, attempts: [] }), requestId, now);
     if (!confirm || !method) {
-      if (!(await this.deps.writer.submit({ scope, paymentMethod: method?.inline, insert: row, events: [created] })))
+      if (
+        !(await this.deps.writer.submit({
+          scope,
+          paymentMethod: method?.inline,
+          insert: row,
+          keyClaim,
+          events: [created],
+        }))
+      )
         return this.resumeCreated(scope, idempotencyKey!);
       this.deps.metrics.paymentsByStatus.inc({ status: row.status });
       return toApiPayment({ row, attempts: [] });
@@ -218,6 +229,7 @@ export class PaymentService {
         scope,
         paymentMethod: method.inline,
         insert: row,
+        keyClaim,
         attempts: [attempt],
         events: [created],
       }))

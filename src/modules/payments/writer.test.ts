@@ -4,6 +4,7 @@ import { ReadBatcher } from '../../db/read-batch.js';
 import { newId } from '../../lib/ids.js';
 import { bootWithTenants, call, card, ok, TEST_CARDS, type TestApp, type TestTenant } from '../../../test/helpers.js';
 import { PgProxy } from '../../../test/pg-proxy.js';
+import { KeyClaimLost, type HeldKey } from '../../http/idempotency.js';
 import { newEvent } from '../events/events.js';
 import type { PaymentMethodRow } from '../payment-methods/service.js';
 import { createPaymentReader, createPaymentWriter, type PaymentRow, type PaymentWrite } from './repo.js';
@@ -115,6 +116,97 @@ describe('payment methods', () => {
   });
 });
 
+/** A key held in write (as the create route's claim makes it), named as the payment's idempotency_key. */
+function heldInWrite(scope: Scope, key = newId('key'), owner = `owner.${newId('o')}`): HeldKey {
+  return {
+    scope,
+    key,
+    owner,
+    sealResponse: false,
+    method: 'POST',
+    path: '/v1/payments',
+    hash: 'request-hash',
+    claimedInWrite: true,
+  };
+}
+
+/** A payment insert that claims its key in the write, with its created event. */
+function claiming(scope: Scope, template: PaymentRow, held = heldInWrite(scope)): PaymentWrite {
+  const write = inserted(scope, template, held.key);
+  return { ...write, keyClaim: held, events: [newEvent(scope, 'payment.created', { id: write.insert!.id }, null)] };
+}
+
+async function storedKey(tenant: TestTenant, key: string) {
+  const [row] = await t.admin<
+    { owner: string | null; request_hash: string; completed_at: Date | null; xmin: string }[]
+  >`
+    SELECT owner, request_hash, completed_at, xmin::text FROM idempotency_keys
+    WHERE tenant_id = ${tenant.id} AND livemode = false AND key = ${key}`;
+  return row;
+}
+
+const storedEvents = async (paymentId: string) =>
+  (await t.admin`SELECT 1 FROM events WHERE object_id = ${paymentId}`).length;
+
+describe('Idempotency-Key claimed in the write', () => {
+  it('a free key is claimed by the statement that inserts the payment: one transaction, owned, not completed', async () => {
+    const write = claiming(scopeOf(a), await payment(a));
+    expect(await writer(t.platform.sql).submit(write)).toBe(true);
+    const key = await storedKey(a, write.keyClaim!.key);
+    expect(key).toMatchObject({ owner: write.keyClaim!.owner, request_hash: 'request-hash', completed_at: null });
+    const [stored] = await t.admin<{ xmin: string }[]>`SELECT xmin::text FROM payments WHERE id = ${write.insert!.id}`;
+    expect(stored.xmin).toBe(key.xmin);
+  });
+
+  it("a key another request holds: KeyClaimLost, and nothing of the write is there, not its card; the batch's other writes are", async () => {
+    const template = await payment(a);
+    const scope = scopeOf(a);
+    const taken = heldInWrite(scope);
+    await t.admin`
+      INSERT INTO idempotency_keys (tenant_id, livemode, key, owner, request_method, request_path, request_hash, heartbeat_at)
+      VALUES (${a.id}, false, ${taken.key}, 'someone.else', 'POST', '/v1/payments', 'request-hash', now())`;
+    const lost = claiming(scope, template, taken);
+    const method = await inlineMethod(a);
+    lost.insert!.payment_method_id = method.id;
+    const free = claiming(scopeOf(b), await payment(b));
+    const batched = writer(t.platform.sql);
+    const [lostAnswer, freeAnswer] = await Promise.allSettled([
+      batched.submit({ ...lost, paymentMethod: method }),
+      batched.submit(free),
+    ]);
+    expect(lostAnswer.status === 'rejected' && lostAnswer.reason).toBeInstanceOf(KeyClaimLost);
+    expect(freeAnswer).toEqual({ status: 'fulfilled', value: true });
+    expect(await storedPayment(lost.insert!.id)).toBeUndefined();
+    expect(await methodStored(method.id)).toBe(false);
+    expect(await storedEvents(lost.insert!.id)).toBe(0);
+    expect(await storedKey(a, taken.key)).toMatchObject({ owner: 'someone.else' });
+    expect(await storedPayment(free.insert!.id)).toMatchObject({ tenant_id: b.id });
+  });
+
+  it('a completed key is not claimed again, even by its former owner', async () => {
+    const scope = scopeOf(a);
+    const held = heldInWrite(scope);
+    await t.admin`
+      INSERT INTO idempotency_keys (tenant_id, livemode, key, owner, request_method, request_path, request_hash,
+        heartbeat_at, response_status, response_body, completed_at)
+      VALUES (${a.id}, false, ${held.key}, ${held.owner}, 'POST', '/v1/payments', 'request-hash', now(), 200, '{}', now())`;
+    const write = claiming(scope, await payment(a), held);
+    await expect(writer(t.platform.sql).submit(write)).rejects.toBeInstanceOf(KeyClaimLost);
+    expect(await storedPayment(write.insert!.id)).toBeUndefined();
+  });
+
+  it("the owner's own claim, left by a try whose answer was lost, holds: the payment is written", async () => {
+    const scope = scopeOf(a);
+    const held = heldInWrite(scope);
+    await t.admin`
+      INSERT INTO idempotency_keys (tenant_id, livemode, key, owner, request_method, request_path, request_hash, heartbeat_at)
+      VALUES (${a.id}, false, ${held.key}, ${held.owner}, 'POST', '/v1/payments', 'request-hash', now())`;
+    const write = claiming(scope, await payment(a), held);
+    expect(await writer(t.platform.sql).submit(write)).toBe(true);
+    expect(await storedPayment(write.insert!.id)).toMatchObject({ tenant_id: a.id });
+  });
+});
+
 describe('a commit whose answer is lost', () => {
   let proxy: PgProxy;
   let proxied: Sql;
@@ -142,6 +234,16 @@ describe('a commit whose answer is lost', () => {
       expect(events).toHaveLength(1);
     });
   }
+
+  it('a payment claiming its key, committed but unanswered: answered true, one payment, the key claimed once', async () => {
+    const write = claiming(scopeOf(a), await payment(a));
+    const cut = proxy.cutNextCommit('after-commit', 'key_claims AS');
+    expect(await writer(proxied).submit(write)).toBe(true);
+    await cut;
+    expect(await storedPayment(write.insert!.id)).toMatchObject({ tenant_id: a.id });
+    expect(await storedEvents(write.insert!.id)).toBe(1);
+    expect(await storedKey(a, write.keyClaim!.key)).toMatchObject({ owner: write.keyClaim!.owner, completed_at: null });
+  });
 
   it('a write that lost its compare-and-set is still answered false after its commit answer was lost', async () => {
     const row = await payment(a);
