@@ -212,25 +212,29 @@ export const heldKeyIdentity = (held: HeldKey) => identity(held.scope, held.key)
  * statement must then write nothing for it: the request goes back to a claim of its own (KeyClaimLost).
  */
 export function keyClaimCtes(statement: UnnestStatement, claims: HeldKey[]): string {
-  const input = statement.rows(
-    CLAIM_COLUMNS,
-    claims.map((held) => ({
-      tenant_id: held.scope.tenantId,
-      livemode: held.scope.livemode,
-      key: held.key,
-      owner: held.owner,
-      request_method: held.method,
-      request_path: held.path,
-      request_hash: held.hash,
-    })),
-  );
-  return `key_claims AS (${input}), keys_claimed AS (
+  return `key_claims AS (${claimRows(statement, claims)}), keys_claimed AS (
       INSERT INTO idempotency_keys AS k (${columnNames(CLAIM_COLUMNS)}, heartbeat_at) SELECT *, now() FROM key_claims
       ON CONFLICT (tenant_id, key, livemode) DO UPDATE SET heartbeat_at = now()
         WHERE k.owner = excluded.owner AND k.completed_at IS NULL
       RETURNING tenant_id, livemode, key
     )`;
 }
+
+/** The claim rows of these keys, as a statement's row set (CLAIM_COLUMNS). */
+const claimRows = (statement: UnnestStatement, claims: ClaimItem[]) =>
+  statement.rows(
+    CLAIM_COLUMNS,
+    claims.map((claim) => ({
+      tenant_id: claim.scope.tenantId,
+      livemode: claim.scope.livemode,
+      key: claim.key,
+      owner: claim.owner,
+      request_method: claim.method,
+      request_path: claim.path,
+      request_hash: claim.hash,
+    })),
+  );
+
 /** What a sealed response is bound to (its AAD): the key's identity, so it opens on no other row. */
 export const sealedResponseId = (scope: Scope, key: string) => `idempotency:${identity(scope, key)}`;
 
@@ -421,18 +425,7 @@ export class IdempotencyStore {
       if (!first.has(identity(item.scope, item.key))) first.set(identity(item.scope, item.key), item);
     const unique = [...first.values()];
     const statement = new UnnestStatement();
-    const input = statement.rows(
-      CLAIM_COLUMNS,
-      unique.map((i) => ({
-        tenant_id: i.scope.tenantId,
-        livemode: i.scope.livemode,
-        key: i.key,
-        owner: i.owner,
-        request_method: i.method,
-        request_path: i.path,
-        request_hash: i.hash,
-      })),
-    );
+    const input = claimRows(statement, unique);
     const ownerTimeout = statement.param(`${this.ownerTimeoutSeconds} seconds`);
     // A takeover needs the same request (same fingerprint) and a stopped owner. Heartbeats count from
     // the database's own start at the earliest: after a database restart every owner gets a full

@@ -183,6 +183,31 @@ describe('Idempotency-Key claimed in the write', () => {
     expect(await storedPayment(free.insert!.id)).toMatchObject({ tenant_id: b.id });
   });
 
+  it('two requests claiming one key in the same batch: one payment, the other KeyClaimLost', async () => {
+    const scope = scopeOf(a);
+    const template = await payment(a);
+    const key = newId('key');
+    const [one, two] = [
+      claiming(scope, template, heldInWrite(scope, key)),
+      claiming(scope, template, heldInWrite(scope, key)),
+    ];
+    const answers = await Promise.allSettled([writer(t.platform.sql).submit(one), writer(t.platform.sql).submit(two)]);
+    const batched = writer(t.platform.sql);
+    const together = await Promise.allSettled([
+      batched.submit(claiming(scope, template, heldInWrite(scope, `${key}.b`))),
+      batched.submit(claiming(scope, template, heldInWrite(scope, `${key}.b`))),
+    ]);
+    for (const settled of [answers, together]) {
+      expect(settled.filter((answer) => answer.status === 'fulfilled' && answer.value === true)).toHaveLength(1);
+      const lost = settled.filter((answer) => answer.status === 'rejected');
+      expect(lost).toHaveLength(1);
+      expect((lost[0] as PromiseRejectedResult).reason).toBeInstanceOf(KeyClaimLost);
+    }
+    const [{ count }] = await t.admin<{ count: number }[]>`
+      SELECT count(*)::int AS count FROM payments WHERE tenant_id = ${a.id} AND idempotency_key IN (${key}, ${`${key}.b`})`;
+    expect(count).toBe(2);
+  });
+
   it('a completed key is not claimed again, even by its former owner', async () => {
     const scope = scopeOf(a);
     const held = heldInWrite(scope);
