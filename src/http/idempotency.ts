@@ -32,8 +32,8 @@ export interface HeldKey {
 
 /**
  * A key claimed in a write that found the key taken (a retry, or a concurrent request with the same key): nothing of
- * that write happened. The request claims the key as any other would (KeyClaims.claim), which answers the replay,
- * the conflict or the takeover.
+ * that write happened. The request claims the key as any other would (IdempotencyStore.claim), which answers the
+ * replay, the conflict or the takeover.
  */
 export class KeyClaimLost extends Error {
   constructor(readonly held: HeldKey) {
