@@ -179,10 +179,12 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     if (!routeTakesForms(route.config ?? {})) return;
     route.schema = { ...route.schema, consumes: ['application/json', 'application/x-www-form-urlencoded'] };
   });
-  // A handler that ended without its write claiming the key (the key was taken: KeyClaimLost; or it answered an
-  // error before writing) claims it as any other request does before its handler: a retry of a stored answer is
-  // answered from it, and a key in use or reused is refused. A lost claim that now holds (the key's owner stopped) runs
-  // the handler again; an error answered before the write is this request's answer, stored with the claim.
+  // A handler that ended without its write claiming the key (the key was taken: KeyClaimLost; or it answered a 4xx
+  // before writing) claims it as any other request does before its handler: a retry of a stored answer is answered
+  // from it, and a key in use or reused is refused. A lost claim that now holds (the key's owner stopped) runs the
+  // handler again; a 4xx answered before the write is this request's answer, stored with the claim. A 5xx (the
+  // database away, a write's commit unanswered) keeps the claim it may have written: the answer abandons it, and the
+  // client's retry takes it over at once, as for any claim.
   app.addHook('onRoute', (route) => {
     if (route.config?.idempotency !== 'claimed_in_write') return;
     const handler = route.handler;
@@ -192,6 +194,8 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
       } catch (error) {
         const held = request.idempotency;
         if (!held?.claimedInWrite || held.written) throw error;
+        const answeredBeforeWrite = error instanceof ApiError && error.statusCode < 500;
+        if (!(error instanceof KeyClaimLost) && !answeredBeforeWrite) throw error;
         platform.idempotency.released(held);
         request.idempotency = undefined;
         if (await claimIdempotencyKey(request, reply, false)) return reply;
