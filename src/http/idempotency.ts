@@ -201,9 +201,8 @@ const HEARTBEAT_COLUMNS: Columns<{ tenant_id: string; livemode: boolean; key: st
   ['owner', 'text'],
 ];
 
-const identity = (scope: Scope, key: string) => `${scope.tenantId}:${scope.livemode}:${key}`;
-/** A held key's identity: its tenant, mode and key, as `tenant:true|false:key`. */
-export const heldKeyIdentity = (held: HeldKey) => identity(held.scope, held.key);
+/** A key's identity: its tenant, mode and key, as one text. */
+export const keyIdentity = (scope: Scope, key: string) => `${scope.tenantId}:${scope.livemode}:${key}`;
 
 /**
  * The claims of keys held in write, as CTEs of the handler's write statement: `key_claims` (what was asked) and
@@ -236,7 +235,7 @@ const claimRows = (statement: UnnestStatement, claims: ClaimItem[]) =>
   );
 
 /** What a sealed response is bound to (its AAD): the key's identity, so it opens on no other row. */
-export const sealedResponseId = (scope: Scope, key: string) => `idempotency:${identity(scope, key)}`;
+export const sealedResponseId = (scope: Scope, key: string) => `idempotency:${keyIdentity(scope, key)}`;
 
 const inProgress = () =>
   new ApiError(
@@ -422,7 +421,7 @@ export class IdempotencyStore {
     // claims the key, find it in progress.
     const first = new Map<string, ClaimItem>();
     for (const item of items)
-      if (!first.has(identity(item.scope, item.key))) first.set(identity(item.scope, item.key), item);
+      if (!first.has(keyIdentity(item.scope, item.key))) first.set(keyIdentity(item.scope, item.key), item);
     const unique = [...first.values()];
     const statement = new UnnestStatement();
     const input = claimRows(statement, unique);
@@ -451,11 +450,11 @@ export class IdempotencyStore {
       (tx) => statement.run<ClaimRow[]>(tx, text),
     );
     const byIdentity = new Map(
-      rows.map((row) => [identity({ tenantId: row.tenant_id, livemode: row.livemode }, row.key), row]),
+      rows.map((row) => [keyIdentity({ tenantId: row.tenant_id, livemode: row.livemode }, row.key), row]),
     );
     return items.map((item) => {
-      const row = byIdentity.get(identity(item.scope, item.key))!;
-      const duplicate = first.get(identity(item.scope, item.key)) !== item;
+      const row = byIdentity.get(keyIdentity(item.scope, item.key))!;
+      const duplicate = first.get(keyIdentity(item.scope, item.key)) !== item;
       return duplicate && row.claimed ? { ...row, claimed: false, request_hash: null } : row;
     });
   }

@@ -6,7 +6,7 @@ import { MicroBatcher, type BatcherOptions } from '../../db/batcher.js';
 import { findManyOwned, listPage, type ListParams } from '../../db/list.js';
 import { columnNames, UnnestStatement, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
-import { heldKeyIdentity, keyClaimCtes, KeyClaimLost, type HeldKey } from '../../http/idempotency.js';
+import { keyClaimCtes, KeyClaimLost, keyIdentity, type HeldKey } from '../../http/idempotency.js';
 import { EVENT_COLUMNS, type NewEventRow } from '../events/events.js';
 import { postingCtes, type PreparedPosting } from '../ledger/service.js';
 import { PAYMENT_METHOD_COLUMNS, type PaymentMethodRow } from '../payment-methods/service.js';
@@ -320,7 +320,7 @@ export function createPaymentWriter(sql: Sql, options: BatcherOptions, onBatch?:
       const claim = item.keyClaim;
       const done = written.has((item.update ?? item.insert)!.id);
       // Not written: its payment was there already (its own key, stored on the payment), or its claim did not hold.
-      const claimLost = claim && !done && (!lostKeys || lostKeys.has(heldKeyIdentity(claim)));
+      const claimLost = claim && !done && (!lostKeys || lostKeys.has(keyIdentity(claim.scope, claim.key)));
       if (claimLost) return new KeyClaimLost(claim);
       if (claim) claim.written = true;
       return done;
@@ -365,7 +365,7 @@ async function writeBatch(
     const lostKeys = new Set<string>();
     for (const row of rows) {
       if (row.id !== null) written.add(row.id);
-      else lostKeys.add(`${row.tenant_id}:${row.livemode}:${row.lost_key}`);
+      else lostKeys.add(keyIdentity({ tenantId: row.tenant_id!, livemode: row.livemode! }, row.lost_key));
     }
     return { written, lostKeys };
   } catch (error) {
