@@ -99,7 +99,10 @@ export class CheckoutService {
       },
       requestId,
     );
-    const expiresAt = new Date(this.now() + (body.expires_in ?? DEFAULT_EXPIRY_SECONDS) * 1000);
+    // One reading of the clock for both: read twice, a second could tick between them and the session would last
+    // a second less than asked (expires_at - created one short).
+    const createdAt = this.now();
+    const expiresAt = new Date(createdAt + (body.expires_in ?? DEFAULT_EXPIRY_SECONDS) * 1000);
     try {
       const row = await inScope(this.sql, scope, async (tx) => {
         const [inserted] = await tx<SessionRow[]>`
@@ -107,7 +110,7 @@ export class CheckoutService {
             success_url, cancel_url, metadata, expires_at, created_at)
           VALUES (${id}, ${scope.tenantId}, ${scope.livemode}, 'open', ${payment.id}, ${payment.amount},
             ${payment.currency}, ${body.customer ?? null}, ${body.success_url}, ${body.cancel_url},
-            ${tx.json(body.metadata ?? {})}, ${expiresAt}, ${new Date(this.now())})
+            ${tx.json(body.metadata ?? {})}, ${expiresAt}, ${new Date(createdAt)})
           RETURNING *`;
         return inserted;
       });
