@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { bootApp, card, createTenant, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
 import { freePort, waitFor } from './process.js';
-import { chromiumAvailable, launchChromium } from './services.js';
+import { BROWSER_STEP_MS, BROWSER_TEST_MS, chromiumAvailable, launchChromium } from './services.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -96,8 +96,8 @@ async function clickChallenge(
 ) {
   const before = completions.length;
   await page.getByRole('button', { name: button }).click();
-  const completion = await waitFor(() => completions[before], 20_000, 'the challenge answer');
-  if (redirect) await page.waitForURL(`${baseUrl}/health`, { timeout: 20_000 });
+  const completion = await waitFor(() => completions[before], BROWSER_STEP_MS, 'the challenge answer');
+  if (redirect) await page.waitForURL(`${baseUrl}/health`, { timeout: BROWSER_STEP_MS });
   return completion;
 }
 
@@ -120,10 +120,10 @@ describe('API reference', () => {
       try {
         const response = await page.goto(`${baseUrl}/docs/`);
         expect(response?.status()).toBe(200);
-        await page.getByText('PayForward API').first().waitFor({ state: 'visible', timeout: 20_000 });
-        await page.getByText('Create a payment').first().waitFor({ state: 'attached', timeout: 20_000 });
+        await page.getByText('PayForward API').first().waitFor({ state: 'visible', timeout: BROWSER_STEP_MS });
+        await page.getByText('Create a payment').first().waitFor({ state: 'attached', timeout: BROWSER_STEP_MS });
         expect(await page.title()).toContain('PayForward');
-        await page.waitForLoadState('networkidle', { timeout: 20_000 });
+        await page.waitForLoadState('networkidle', { timeout: BROWSER_STEP_MS });
         expect(requested.length).toBeGreaterThan(2);
         const foreign = requested.filter((url) => {
           const { protocol, origin } = new URL(url);
@@ -135,6 +135,7 @@ describe('API reference', () => {
         await context.close();
       }
     },
+    BROWSER_TEST_MS,
   );
 
   it("/openapi.json names PUBLIC_URL as its server when set, otherwise the request's host", async () => {
@@ -180,7 +181,7 @@ describe('API reference', () => {
   });
 });
 
-describe.skipIf(!hasBrowser)('3-D Secure challenge in a real browser', () => {
+describe.skipIf(!hasBrowser)('3-D Secure challenge in a real browser', { timeout: BROWSER_TEST_MS }, () => {
   it("'Complete authentication' authorizes the payment and returns the customer to return_url", async () => {
     const { id, url } = await threeDSecurePayment();
     const { page, blocked, completions } = await localPage();

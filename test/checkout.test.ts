@@ -14,7 +14,7 @@ import {
   type TestTenant,
 } from './helpers.js';
 import { freePort, waitFor } from './process.js';
-import { chromiumAvailable, launchChromium } from './services.js';
+import { BROWSER_STEP_MS, BROWSER_TEST_MS, chromiumAvailable, launchChromium } from './services.js';
 
 let t: TestApp;
 let tenant: TestTenant;
@@ -297,7 +297,7 @@ describe('payforward.js frame and script headers', () => {
   });
 });
 
-describe.skipIf(!hasBrowser)('the hosted checkout page in a real browser', () => {
+describe.skipIf(!hasBrowser)('the hosted checkout page in a real browser', { timeout: BROWSER_TEST_MS }, () => {
   for (const [name, number] of [
     ['a card', TEST_CARDS.visa],
     ['a card that needs 3-D Secure', TEST_CARDS.threeDSecure],
@@ -327,8 +327,8 @@ describe.skipIf(!hasBrowser)('the hosted checkout page in a real browser', () =>
           await page
             .frameLocator('iframe[name="payforward-authentication"]')
             .getByRole('button', { name: 'Complete authentication' })
-            .click({ timeout: 20_000 });
-        await page.waitForURL(`${baseUrl}/health?paid=1`, { timeout: 20_000 });
+            .click({ timeout: BROWSER_STEP_MS });
+        await page.waitForURL(`${baseUrl}/health?paid=1`, { timeout: BROWSER_STEP_MS });
       } finally {
         await context.close();
       }

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { call, createTenant, ok, payByCard, PLATFORM_KEY, TEST_CARDS, verifiedBankAccount } from './helpers.js';
 import { outboxToken } from './team.js';
 import { waitFor } from './process.js';
+import { BROWSER_STEP_MS, BROWSER_TEST_MS } from './services.js';
 import { startReceiver } from './webhook-receiver.js';
 import { dashboardRunOfFile, expectAccessible, expectNoConsoleErrors, memberOf, openDashboard } from './dashboard.js';
 import type { Member } from './team.js';
@@ -254,7 +255,7 @@ describe('Webhooks', () => {
   });
 });
 
-describe('Developers', () => {
+describe('Developers', { timeout: BROWSER_TEST_MS }, () => {
   it('creates a restricted key that works, finds its request by id, and revokes it', async () => {
     const view = await open(admin, '/developers');
     const { page } = view;
@@ -278,7 +279,7 @@ describe('Developers', () => {
       await page.reload();
       await page.getByRole('heading', { name: 'Recent API requests' }).waitFor();
       return (await page.getByText(requestId).count()) > 0;
-    });
+    }, BROWSER_STEP_MS);
     await expectAccessible(page);
 
     const row = page.locator(`tr[data-row-id="${key.id}"]`);
@@ -288,7 +289,7 @@ describe('Developers', () => {
     expect((await api('GET', '/v1/payments?limit=1', undefined, secret)).statusCode).toBe(401);
     expectNoConsoleErrors(view);
     await view.context.close();
-  }, 60_000);
+  });
 
   it('rolls a key with an expiry for the old one', async () => {
     const created = await ok(await api('POST', '/v1/api_keys', { name: 'Rolled', scopes: ['events:read'] }));

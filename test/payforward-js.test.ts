@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { bootApp, createTenant, TEST_CARDS, type TestApp, type TestTenant } from './helpers.js';
 import { freePort, waitFor } from './process.js';
-import { chromiumAvailable, launchChromium } from './services.js';
+import { BROWSER_STEP_MS, BROWSER_TEST_MS, chromiumAvailable, launchChromium } from './services.js';
 
 /**
  * A shop on another origin (a second HTTP server on another port) integrates payforward.js as a real shop would:
@@ -120,7 +120,11 @@ async function fillCard(page: Page, number: string) {
 }
 
 async function result(page: Page): Promise<Record<string, any>> {
-  const text = await waitFor(async () => (await page.locator('#result').innerText()) || false, 20_000, 'the result');
+  const text = await waitFor(
+    async () => (await page.locator('#result').innerText()) || false,
+    BROWSER_STEP_MS,
+    'the result',
+  );
   return JSON.parse(text);
 }
 
@@ -136,7 +140,7 @@ function expectPanOnlyToPlatform(requests: Recorded[], pan: string) {
   expect(requests.some((r) => new URL(r.url).origin === shopUrl && r.method === 'POST')).toBe(true);
 }
 
-describe.skipIf(!hasBrowser)('payforward.js on a shop page of another origin', () => {
+describe.skipIf(!hasBrowser)('payforward.js on a shop page of another origin', { timeout: BROWSER_TEST_MS }, () => {
   it('collects the card in the platform’s frame, the shop confirms with the client_secret, and the payment succeeds', async () => {
     const { context, page, requests } = await shopContext();
     try {
@@ -183,7 +187,7 @@ describe.skipIf(!hasBrowser)('payforward.js on a shop page of another origin', (
       await fillCard(page, TEST_CARDS.threeDSecure);
       await page.locator('#pay').click();
       const challenge = page.frameLocator('iframe[name="payforward-authentication"]');
-      await challenge.getByRole('button', { name: 'Complete authentication' }).click({ timeout: 20_000 });
+      await challenge.getByRole('button', { name: 'Complete authentication' }).click({ timeout: BROWSER_STEP_MS });
       const outcome = await result(page);
       expect(outcome.error).toBeUndefined();
       expect(outcome.payment).toMatchObject({ id: outcome.id, status: 'succeeded', next_action: null });

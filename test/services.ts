@@ -14,6 +14,14 @@ export function serviceUrl(name: 'REDIS_URL' | 'AMQP_URL'): string | undefined {
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
 
+/**
+ * How long a browser suite waits for one step of a page (a navigation, a frame's button, a redirect), and a browser
+ * test's own timeout. Alone a step takes a second or two; in a full run, beside the other worker's load on 2 cores,
+ * the hosted checkout's 3-D Secure redirect once took 24 s, past the 20 s it had then.
+ */
+export const BROWSER_STEP_MS = 60_000;
+export const BROWSER_TEST_MS = 180_000;
+
 /** Debian's Chromium, which `.ci/run` installs; like the services, missing it fails CI. */
 export function chromiumAvailable(): boolean {
   const available = existsSync(CHROMIUM_PATH);
