@@ -142,6 +142,15 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return UNAVAILABLE_CODES.has(code) || code.startsWith('08');
 }
 
+// Failures of one attempt at a statement that a later attempt as it stands can pass: it lost a deadlock, a serializable
+// conflict or a lock wait.
+const CONTENTION_CODES = new Set(['40001', '40P01', '55P03']);
+
+/** Whether a statement failed for now only: the database is away, or the statement lost to a concurrent one. */
+export function isTransientFailure(error: unknown): boolean {
+  return isDatabaseUnavailable(error) || CONTENTION_CODES.has((error as { code?: unknown } | null)?.code as string);
+}
+
 export function scopeSetting(scopes: Scope[]): string {
   return [...new Set(scopes.map((s) => `${s.tenantId}:${s.livemode ? 't' : 'f'}`))].join(',');
 }

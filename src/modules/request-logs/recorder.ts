@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { inScope, isDatabaseUnavailable, type Sql } from '../../db/index.js';
+import { inScope, isTransientFailure, type Sql } from '../../db/index.js';
 import { insertRows, type Columns } from '../../db/unnest.js';
 import { maskCardNumbers } from '../../http/logging.js';
 
@@ -50,8 +50,8 @@ export interface RequestLogOptions {
 /**
  * Keeps a tenant's request log off the request path: rows gather in memory and go to PostgreSQL in
  * one multi-tenant insert per interval. A log is a debugging aid, not a record of money: a crash
- * loses at most the last interval's rows, and a database outage keeps up to `maxBuffered` of them
- * until it is back.
+ * loses at most the last interval's rows, and a database outage (or an insert that lost a deadlock
+ * or a lock wait) keeps up to `maxBuffered` of them for the next try.
  */
 export class RequestLogRecorder {
   private buffer: RequestLogRow[] = [];
@@ -115,7 +115,7 @@ export class RequestLogRecorder {
     try {
       await inScope(this.sql, scopes, (tx) => insertRows(tx, 'request_logs', COLUMNS, rows, 'ON CONFLICT DO NOTHING'));
     } catch (error) {
-      if (!isDatabaseUnavailable(error)) return this.options.onDropped(rows.length);
+      if (!isTransientFailure(error)) return this.options.onDropped(rows.length);
       // Back in front for the next interval; whatever no longer fits is dropped, newest last.
       const room = Math.max(0, this.options.maxBuffered - this.buffer.length);
       this.buffer.unshift(...rows.slice(0, room));

@@ -201,6 +201,19 @@ async function switchableProxy(target: {
   };
 }
 
+/** A tenant's GET as the recorder sees it once answered, without a server around it. */
+const answeredRequest = (id: string) =>
+  ({
+    id,
+    method: 'GET',
+    url: '/v1/payments',
+    headers: {},
+    ip: '127.0.0.1',
+    routeOptions: { url: '/v1/payments' },
+    auth: { kind: 'tenant', tenantId: tenant.id, livemode: false, keyId: tenant.testKeyId },
+  }) as never;
+const answered200 = { statusCode: 200, elapsedTime: 3, getHeader: () => undefined } as never;
+
 describe('request log recorder while the database is away', () => {
   it('keeps the rows it could not write and writes them once the database is back', async () => {
     const url = new URL(appDatabaseUrl(t.adminUrl, t.config));
@@ -217,22 +230,11 @@ describe('request log recorder while the database is away', () => {
     });
     try {
       const answered = await call(t.app, tenant.testKey, 'GET', '/v1/payments');
-      const fake = (id: string) =>
-        ({
-          id,
-          method: 'GET',
-          url: '/v1/payments',
-          headers: {},
-          ip: '127.0.0.1',
-          routeOptions: { url: '/v1/payments' },
-          auth: { kind: 'tenant', tenantId: tenant.id, livemode: false, keyId: tenant.testKeyId },
-        }) as never;
-      const reply = { statusCode: 200, elapsedTime: 3, getHeader: () => undefined } as never;
       const ids = ['req_outage_1', 'req_outage_2', 'req_outage_3', 'req_outage_4'].map(
         (id) => `${id}_${answered.headers['request-id']}`,
       );
       proxy.down();
-      for (const id of ids) recorder.record(fake(id), reply, '{}');
+      for (const id of ids) recorder.record(answeredRequest(id), answered200, '{}');
       // The write waits for (or fails on) the missing connection; the rows stay held meanwhile.
       const writing = recorder.flush();
       expect(dropped).toEqual([1]);
@@ -248,6 +250,40 @@ describe('request log recorder while the database is away', () => {
       await recorder.close();
       await sql.end({ timeout: 1 });
       await proxy.close();
+    }
+  });
+
+  it('keeps a batch that lost a lock wait and writes it at the next flush, dropping nothing', async () => {
+    // lock_timeout on the recorder's own connection turns the wait behind the lock below into a failure (55P03), as a
+    // lost deadlock (40P01) would be.
+    const url = new URL(appDatabaseUrl(t.adminUrl, t.config));
+    url.searchParams.set('lock_timeout', '200');
+    const sql: Sql = connect(url.toString(), { max: 1 });
+    const dropped: number[] = [];
+    const recorder = new RequestLogRecorder(sql, {
+      flushIntervalMs: 60_000,
+      maxBuffered: 10,
+      batchSize: 100,
+      onDropped: (count) => dropped.push(count),
+    });
+    const ids = ['req_locked_1', 'req_locked_2'].map((id) => `${id}_${Date.now()}`);
+    try {
+      await t.admin.begin(async (tx) => {
+        await tx`LOCK TABLE request_logs IN ACCESS EXCLUSIVE MODE`;
+        for (const id of ids) recorder.record(answeredRequest(id), answered200, '{}');
+        await recorder.flush();
+      });
+      expect(dropped).toEqual([]);
+      const during = await t.admin`SELECT count(*)::int AS n FROM request_logs WHERE id = ANY(${ids})`;
+      expect(during[0].n).toBe(0);
+
+      await recorder.flush();
+      const after = await t.admin`SELECT id FROM request_logs WHERE id = ANY(${ids}) ORDER BY id`;
+      expect(after.map((row) => row.id)).toEqual(ids);
+      expect(dropped).toEqual([]);
+    } finally {
+      await recorder.close();
+      await sql.end({ timeout: 1 });
     }
   });
 });
