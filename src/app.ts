@@ -59,7 +59,7 @@ import { apiVersionRoutes } from './modules/versions/routes.js';
 import {
   API_VERSION_HEADER,
   API_VERSION_NAMES,
-  convertVersion,
+  inRequestedVersion,
   isApiVersion,
   LATEST_API_VERSION,
 } from './modules/versions/versions.js';
@@ -381,11 +381,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
   // Handlers build objects in the latest version's shape; a caller pinned to an earlier one gets them converted.
   app.addHook(
     'preSerialization',
-    preSerializationStep((request, _reply, payload) =>
-      request.apiVersion && request.apiVersion !== LATEST_API_VERSION
-        ? convertVersion(payload, LATEST_API_VERSION, request.apiVersion)
-        : payload,
-    ),
+    preSerializationStep((request, _reply, payload) => inRequestedVersion(payload, request.apiVersion)),
   );
 
   function isOwnSession(request: FastifyRequest) {
@@ -503,7 +499,10 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     if (readRouter && auth && !READ_ONLY_METHODS.has(request.method))
       await answerReadAfter(request, reply, auth, readRouter);
     if (reply.statusCode === 401) await countRefusedCredential(request);
-    if (idempotency) await completeIdempotencyKey(request, reply, idempotency, payload);
+    if (idempotency?.answeredInWrite !== undefined) {
+      request.idempotency = undefined;
+      platform.idempotency.released(idempotency);
+    } else if (idempotency) await completeIdempotencyKey(request, reply, idempotency, payload);
     // During a graceful shutdown, the requests still in flight finish, but their keep-alive
     // connections must then close: an idle client socket would hold close() open until it timed out.
     if (closing) reply.header('connection', 'close');

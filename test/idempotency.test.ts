@@ -38,6 +38,35 @@ async function paymentCount(tenantId: string, description: string, livemode?: bo
 }
 
 describe('Idempotency-Key', () => {
+  it("a create+confirm's answer is stored by its payment's final write, as sent; a decline's 402 after it", async () => {
+    const stored = async (key: string) => {
+      const [row] = await t.admin<{ response_status: number; response_body: string; xmin: string }[]>`
+        SELECT response_status, response_body::text, xmin::text FROM idempotency_keys
+        WHERE tenant_id = ${a.id} AND livemode = false AND key LIKE ${`%/${key}`}`;
+      return row;
+    };
+    const key = randomUUID();
+    const paid = await call(t.app, a.testKey, 'POST', '/v1/payments', body(), withKey(key));
+    expect(paid.statusCode).toBe(200);
+    const answer = await stored(key);
+    expect(answer).toMatchObject({ response_status: 200, response_body: paid.body });
+    const [payment] = await t.admin<{ xmin: string; status: string }[]>`
+      SELECT xmin::text, status FROM payments WHERE id = ${paid.json().id}`;
+    expect(payment).toEqual({ xmin: answer.xmin, status: 'succeeded' });
+    const again = await call(t.app, a.testKey, 'POST', '/v1/payments', body(), withKey(key));
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.json()).toEqual(paid.json());
+
+    const declinedKey = randomUUID();
+    const declined = body({ payment_method: card(TEST_CARDS.declined) });
+    const refused = await call(t.app, a.testKey, 'POST', '/v1/payments', declined, withKey(declinedKey));
+    expect(refused.statusCode).toBe(402);
+    expect(await stored(declinedKey)).toMatchObject({ response_status: 402, response_body: refused.body });
+    const replayed = await call(t.app, a.testKey, 'POST', '/v1/payments', declined, withKey(declinedKey));
+    expect(replayed.statusCode).toBe(402);
+    expect(replayed.json()).toEqual(refused.json());
+  });
+
   it('same key and body: the stored response is replayed and only one payment exists', async () => {
     const key = randomUUID();
     const request = body({ description: `replay-${key}` });

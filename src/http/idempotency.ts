@@ -28,6 +28,24 @@ export interface HeldKey {
   claimedInWrite: boolean;
   /** A claim in write: set once the write that claims it has committed (the row is this request's). */
   written?: boolean;
+  /**
+   * A claim in write whose answer a later write of the same request stored with what it wrote (keyAnswerCte): the
+   * body as stored, which the route sends as it is; the key needs no completion after the answer.
+   */
+  answeredInWrite?: string;
+}
+
+/**
+ * The answer of a request holding its key in write, stored by the write that decides it (keyAnswerCte), and only if
+ * that write is made: the body as the route will send it, never sealed (a route whose answers are sealed completes
+ * its key after the answer, as any other).
+ */
+export interface WrittenAnswer {
+  held: HeldKey;
+  /** The payment whose write decides the answer: the answer is stored only if that payment is written. */
+  paymentId: string;
+  status: number;
+  body: string;
 }
 
 /**
@@ -172,7 +190,7 @@ const CLAIM_COLUMNS: Columns<{
   ['request_hash', 'text'],
 ];
 
-const COMPLETION_COLUMNS: Columns<{
+interface CompletionRow {
   tenant_id: string;
   livemode: boolean;
   key: string;
@@ -182,7 +200,9 @@ const COMPLETION_COLUMNS: Columns<{
   response_kek_id: string | null;
   response_wrapped_dek: string | null;
   response_ciphertext: string | null;
-}> = [
+}
+
+const COMPLETION_COLUMNS: Columns<CompletionRow> = [
   ['tenant_id', 'text'],
   ['livemode', 'boolean'],
   ['key', 'text'],
@@ -193,6 +213,8 @@ const COMPLETION_COLUMNS: Columns<{
   ['response_wrapped_dek', 'text'],
   ['response_ciphertext', 'text'],
 ];
+
+const ANSWER_COLUMNS: Columns<CompletionRow & { payment_id: string }> = [...COMPLETION_COLUMNS, ['payment_id', 'text']];
 
 const HEARTBEAT_COLUMNS: Columns<{ tenant_id: string; livemode: boolean; key: string; owner: string }> = [
   ['tenant_id', 'text'],
@@ -233,6 +255,45 @@ const claimRows = (statement: UnnestStatement, claims: ClaimItem[]) =>
       request_hash: claim.hash,
     })),
   );
+
+/**
+ * The answers of requests holding their keys in write, stored by the statement that writes their payments, as its CTE
+ * `key_answers`: each only if its payment is among `written` (the CTE of the payments the statement wrote) and its
+ * key is still its owner's.
+ */
+export function keyAnswerCte(statement: UnnestStatement, answers: WrittenAnswer[], written: string): string {
+  const rows = statement.rows(
+    ANSWER_COLUMNS,
+    answers.map((answer) => ({
+      ...completionRow({ held: answer.held, status: answer.status, body: answer.body, sealed: null }),
+      payment_id: answer.paymentId,
+    })),
+  );
+  return `key_answers AS (${completionUpdate(rows)} AND v.payment_id IN (SELECT id FROM ${written}))`;
+}
+
+const completionRow = ({ held, status, body, sealed }: Completion): CompletionRow => ({
+  tenant_id: held.scope.tenantId,
+  livemode: held.scope.livemode,
+  key: held.key,
+  owner: held.owner,
+  response_status: status,
+  response_body: body,
+  response_kek_id: sealed?.kekId ?? null,
+  response_wrapped_dek: sealed?.wrappedDek.toString('hex') ?? null,
+  response_ciphertext: sealed?.ciphertext.toString('hex') ?? null,
+});
+
+/**
+ * Stores the answers of `rows` (COMPLETION_COLUMNS) on their keys. Only the owner completes: a run whose claim was
+ * taken over must not overwrite the outcome.
+ */
+const completionUpdate = (rows: string) => `
+      UPDATE idempotency_keys k SET response_status = v.response_status, response_body = v.response_body,
+        response_kek_id = v.response_kek_id, response_wrapped_dek = decode(v.response_wrapped_dek, 'hex'),
+        response_ciphertext = decode(v.response_ciphertext, 'hex'), completed_at = now()
+      FROM (${rows}) v
+      WHERE k.tenant_id = v.tenant_id AND k.livemode = v.livemode AND k.key = v.key AND k.owner = v.owner`;
 
 /** What a sealed response is bound to (its AAD): the key's identity, so it opens on no other row. */
 export const sealedResponseId = (scope: Scope, key: string) => `idempotency:${keyIdentity(scope, key)}`;
@@ -334,7 +395,10 @@ export class IdempotencyStore {
     return { kind: 'replay', response: { status: row.response_status, body } };
   }
 
-  /** A claim in write whose write did not take the key (KeyClaimLost, or none made): nothing to heartbeat. */
+  /**
+   * A claim in write that needs no completion: its write did not take the key (KeyClaimLost, or none made), or stored
+   * its answer (HeldKey.answeredInWrite). Nothing more to heartbeat.
+   */
   released(held: HeldKey): void {
     this.stopped(held);
   }
@@ -461,27 +525,7 @@ export class IdempotencyStore {
 
   private async completeBatch(items: Completion[]): Promise<void[]> {
     const statement = new UnnestStatement();
-    const input = statement.rows(
-      COMPLETION_COLUMNS,
-      items.map(({ held, status, body, sealed }) => ({
-        tenant_id: held.scope.tenantId,
-        livemode: held.scope.livemode,
-        key: held.key,
-        owner: held.owner,
-        response_status: status,
-        response_body: body,
-        response_kek_id: sealed?.kekId ?? null,
-        response_wrapped_dek: sealed?.wrappedDek.toString('hex') ?? null,
-        response_ciphertext: sealed?.ciphertext.toString('hex') ?? null,
-      })),
-    );
-    // Only the owner completes: a run whose claim was taken over must not overwrite the outcome.
-    const text = `
-      UPDATE idempotency_keys k SET response_status = v.response_status, response_body = v.response_body,
-        response_kek_id = v.response_kek_id, response_wrapped_dek = decode(v.response_wrapped_dek, 'hex'),
-        response_ciphertext = decode(v.response_ciphertext, 'hex'), completed_at = now()
-      FROM (${input}) v
-      WHERE k.tenant_id = v.tenant_id AND k.livemode = v.livemode AND k.key = v.key AND k.owner = v.owner`;
+    const text = completionUpdate(statement.rows(COMPLETION_COLUMNS, items.map(completionRow)));
     await scopedStatement(
       this.sql,
       items.map((i) => i.held.scope),

@@ -6,7 +6,14 @@ import { MicroBatcher, type BatcherOptions } from '../../db/batcher.js';
 import { findManyOwned, listPage, type ListParams } from '../../db/list.js';
 import { columnNames, UnnestStatement, type Columns } from '../../db/unnest.js';
 import { ApiError } from '../../http/errors.js';
-import { keyClaimCtes, KeyClaimLost, keyIdentity, type HeldKey } from '../../http/idempotency.js';
+import {
+  keyAnswerCte,
+  keyClaimCtes,
+  KeyClaimLost,
+  keyIdentity,
+  type HeldKey,
+  type WrittenAnswer,
+} from '../../http/idempotency.js';
 import { EVENT_COLUMNS, type NewEventRow } from '../events/events.js';
 import { postingCtes, type PreparedPosting } from '../ledger/service.js';
 import { PAYMENT_METHOD_COLUMNS, type PaymentMethodRow } from '../payment-methods/service.js';
@@ -146,6 +153,8 @@ export interface PaymentWrite {
    * the insert made only if the claim holds; if the key is another request's, the write rejects with KeyClaimLost.
    */
   keyClaim?: HeldKey;
+  /** The answer of the request whose key it holds in write, stored with this write (and only if it is made). */
+  keyAnswer?: WrittenAnswer;
   update?: PaymentRow;
   attempts?: AttemptRow[];
   events?: NewEventRow[];
@@ -230,6 +239,7 @@ function batchStatement(
   alertCases: AlertCaseRow[],
   fraudDecisions: FraudDecisionRow[],
   keyClaims: HeldKey[],
+  keyAnswers: WrittenAnswer[],
 ) {
   const statement = new UnnestStatement();
   const insertRows = statement.rows(PAYMENT_COLUMNS, inserts);
@@ -294,7 +304,7 @@ function batchStatement(
         decided_at = excluded.decided_at
     )`
         : ''
-    }
+    }${keyAnswers.length ? `, ${keyAnswerCte(statement, keyAnswers, 'written')}` : ''}
     SELECT id, NULL::text AS tenant_id, NULL::boolean AS livemode, NULL::text AS lost_key FROM written${
       keyClaims.length ? ` UNION ALL SELECT NULL, tenant_id, livemode, key FROM lost_claims` : ''
     }`;
@@ -323,6 +333,7 @@ export function createPaymentWriter(sql: Sql, options: BatcherOptions, onBatch?:
       const claimLost = claim && !done && (!lostKeys || lostKeys.has(keyIdentity(claim.scope, claim.key)));
       if (claimLost) return new KeyClaimLost(claim);
       if (claim) claim.written = true;
+      if (done && item.keyAnswer) item.keyAnswer.held.answeredInWrite = item.keyAnswer.body;
       return done;
     });
   }, options);
@@ -350,6 +361,7 @@ async function writeBatch(
     tried.flatMap((i) => (i.alertCase ? [i.alertCase] : [])),
     tried.flatMap((i) => (i.fraudDecision ? [i.fraudDecision] : [])),
     tried.flatMap((i) => (i.keyClaim ? [i.keyClaim] : [])),
+    tried.flatMap((i) => (i.keyAnswer ? [i.keyAnswer] : [])),
   );
   try {
     const rows = await scopedStatement(

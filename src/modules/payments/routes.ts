@@ -17,6 +17,7 @@ import {
 } from './schemas.js';
 import { paymentClientView, PUBLISHABLE_PAYMENT_FIELDS } from './client-view.js';
 import { preSerializationStep } from '../../http/sync-hooks.js';
+import { inRequestedVersion } from '../versions/versions.js';
 
 const tags = ['Payments'];
 const EXPAND_DOC =
@@ -58,7 +59,8 @@ const publishableNote =
 
 export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { payments, expander, clientSecrets } = app.platform;
-  app.addHook('preSerialization', preSerializationStep(paymentClientView(clientSecrets)));
+  const clientView = paymentClientView(clientSecrets);
+  app.addHook('preSerialization', preSerializationStep(clientView));
 
   app.post(
     '/v1/payments',
@@ -75,15 +77,25 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('Payment'), ...errors },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const held = request.idempotency;
-      return payments.create(
+      const claim = held?.claimedInWrite ? held : undefined;
+      const payment = await payments.create(
         tenantScope(request),
         request.body,
         request.id,
         held?.key ?? null,
-        held?.claimedInWrite ? held : undefined,
+        claim,
+        // The answer as the preSerialization hooks (the API version's, then the client view) and the route's serializer
+        // would write it after the handler, so that the payment's final write can store it on the key; a sealed answer
+        // is completed after the answer instead.
+        claim && !claim.sealResponse
+          ? (answer) =>
+              String(reply.serialize(clientView(request, reply, inRequestedVersion(answer, request.apiVersion))))
+          : undefined,
       );
+      if (claim?.answeredInWrite === undefined) return payment;
+      return reply.type('application/json; charset=utf-8').send(claim.answeredInWrite);
     },
   );
 

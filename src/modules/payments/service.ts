@@ -48,6 +48,21 @@ import type {
 
 const seconds = (date: Date | string | null) => (date === null ? null : Math.floor(new Date(date).getTime() / 1000));
 
+/** The text the payment's route answers it with: its API version's shape, serialized by the route's schema. */
+export type PaymentAnswerText = (payment: Payment) => string;
+
+/** A request's key held in write, and how its answer reads: stored by the payment's final write. */
+interface KeyAnswer {
+  held: HeldKey;
+  text: PaymentAnswerText;
+}
+
+/** A payment whose authorization was declined: its answer is the 402 card error, not the payment. */
+const declined = (
+  payment: Payment,
+): payment is Payment & { last_payment_error: NonNullable<Payment['last_payment_error']> } =>
+  payment.status === 'requires_payment_method' && Boolean(payment.last_payment_error);
+
 export function toApiPayment({ row, attempts }: PaymentState): Payment {
   return {
     id: row.id,
@@ -159,6 +174,11 @@ export class PaymentService {
     idempotencyKey: string | null = null,
     /** The request's key when it is claimed in this payment's first write (HeldKey.claimedInWrite). */
     keyClaim?: HeldKey,
+    /**
+     * With keyClaim: the text the route answers a payment with. A payment authorized at once then stores its answer on
+     * the key with its final write (HeldKey.answeredInWrite), one transaction fewer than completing the key after.
+     */
+    answerText?: PaymentAnswerText,
   ): Promise<Payment> {
     const currency = requestedCurrency(body);
     const confirm = body.confirm ?? false;
@@ -245,6 +265,8 @@ export class PaymentService {
         requestId,
         false,
         body.return_url,
+        undefined,
+        keyClaim && answerText && { held: keyClaim, text: answerText },
       ),
     );
   }
@@ -644,7 +666,7 @@ export class PaymentService {
 
   /** A payment whose last authorization failed answers as the card error it was, as on the first call. */
   private answerFor(payment: Payment): Payment {
-    if (payment.status === 'requires_payment_method' && payment.last_payment_error) {
+    if (declined(payment)) {
       throw cardError(
         payment.last_payment_error.code,
         payment.last_payment_error.message,
@@ -873,9 +895,13 @@ export class PaymentService {
       review?: ReviewRow;
       alertCase?: AlertCaseRow;
       fraudDecision?: FraudDecisionRow;
+      keyAnswer?: KeyAnswer;
     },
   ): Promise<Payment> {
     const payment = toApiPayment(state);
+    // Only an answer of 200 is stored in the write: a decline's 402 is made by the route's error handler.
+    const keyAnswer = charge?.keyAnswer;
+    const answer = keyAnswer && !declined(payment) ? keyAnswer.text(payment) : undefined;
     const events: NewEventRow[] = (Array.isArray(eventType) ? eventType : [eventType]).map((type) =>
       newEvent(scope, type, payment, requestId, this.now()),
     );
@@ -890,6 +916,10 @@ export class PaymentService {
         review: charge?.review,
         alertCase: charge?.alertCase,
         fraudDecision: charge?.fraudDecision,
+        keyAnswer:
+          answer === undefined
+            ? undefined
+            : { held: keyAnswer!.held, paymentId: payment.id, status: 200, body: answer },
       }))
     ) {
       throw ApiError.stateConflict(conflict);
@@ -949,6 +979,7 @@ export class PaymentService {
     threeDSecureAuthenticated: boolean,
     returnUrl?: string,
     resume?: AttemptRow,
+    keyAnswer?: KeyAnswer,
   ): Promise<Payment> {
     const card = enteredCard ?? this.deps.paymentMethods.cardDetails(method);
     const first = resume ?? state.attempts.at(-1)!;
@@ -1072,6 +1103,7 @@ export class PaymentService {
           inputs: fraud.decision.inputs,
           decided_at: fraud.decidedAt,
         },
+        keyAnswer,
       },
     );
     if (fraud) this.deps.fraud?.settled(scope, fraud.key);

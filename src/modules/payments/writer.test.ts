@@ -232,6 +232,53 @@ describe('Idempotency-Key claimed in the write', () => {
   });
 });
 
+describe("a request's answer stored with its payment's write", () => {
+  /** A claimed key's payment, then its next version with the request's answer. */
+  async function answering(held: HeldKey, body: string, versionOffset = 0): Promise<PaymentWrite> {
+    const claimed = claiming(held.scope, await payment(a), held);
+    expect(await writer(t.platform.sql).submit(claimed)).toBe(true);
+    const next = described(held.scope, { ...claimed.insert!, version: claimed.insert!.version + versionOffset }, body);
+    return { ...next, keyAnswer: { held, paymentId: claimed.insert!.id, status: 200, body } };
+  }
+
+  async function storedAnswer(key: string) {
+    const [row] = await t.admin<
+      { response_status: number | null; response_body: string | null; completed_at: Date | null; xmin: string }[]
+    >`
+      SELECT response_status, response_body::text, completed_at, xmin::text FROM idempotency_keys
+      WHERE tenant_id = ${a.id} AND livemode = false AND key = ${key}`;
+    return row;
+  }
+
+  it('is stored on the key, as given, by the statement that updates the payment, in its transaction', async () => {
+    const held = heldInWrite(scopeOf(a));
+    const body = `{"id":"answer","object":"payment","description":"stored in write ${held.key}"}`;
+    const write = await answering(held, body);
+    expect(await writer(t.platform.sql).submit(write)).toBe(true);
+    const stored = await storedAnswer(held.key);
+    expect(stored).toMatchObject({ response_status: 200, response_body: body });
+    expect(stored.completed_at).not.toBeNull();
+    const [payment] = await t.admin<{ xmin: string }[]>`SELECT xmin::text FROM payments WHERE id = ${write.update!.id}`;
+    expect(payment.xmin).toBe(stored.xmin);
+    expect(held.answeredInWrite).toBe(body);
+  });
+
+  it('is not stored when the write loses its compare-and-set, nor on a key its owner no longer holds', async () => {
+    const stale = heldInWrite(scopeOf(a));
+    const lost = await answering(stale, '{"lost":true}', 1);
+    expect(await writer(t.platform.sql).submit(lost)).toBe(false);
+    expect(await storedAnswer(stale.key)).toMatchObject({ response_status: null, completed_at: null });
+    expect(stale.answeredInWrite).toBeUndefined();
+
+    const taken = heldInWrite(scopeOf(a));
+    const write = await answering(taken, '{"taken":true}');
+    // A retry took the key over meanwhile (its owner seemed gone): the answer of record is the retry's to store.
+    await t.admin`UPDATE idempotency_keys SET owner = 'the.retry' WHERE tenant_id = ${a.id} AND key = ${taken.key}`;
+    expect(await writer(t.platform.sql).submit(write)).toBe(true);
+    expect(await storedAnswer(taken.key)).toMatchObject({ response_status: null, completed_at: null });
+  });
+});
+
 describe('a commit whose answer is lost', () => {
   let proxy: PgProxy;
   let proxied: Sql;

@@ -65,6 +65,10 @@ const indexOf = (version: string) => {
   return index;
 };
 
+/** A handler's answer, built in the latest version's shape, in the shape of the version its request asked for. */
+export const inRequestedVersion = <T>(payload: T, requested: string | undefined): T =>
+  requested && requested !== LATEST_API_VERSION ? convertVersion(payload, LATEST_API_VERSION, requested) : payload;
+
 /**
  * `value` (an API object, a list, an event: anything JSON) written in version `from`, in the shape of version `to`.
  * Objects are found by their `object` field at any depth (list items, expanded objects, an event's
