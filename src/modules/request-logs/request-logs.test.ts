@@ -214,20 +214,26 @@ const answeredRequest = (id: string) =>
   }) as never;
 const answered200 = { statusCode: 200, elapsedTime: 3, getHeader: () => undefined } as never;
 
+/** A recorder of its own on `url` that flushes only when told to, and the counts it dropped. */
+function recorderOn(url: URL, maxBuffered: number) {
+  const sql: Sql = connect(url.toString(), { max: 1 });
+  const dropped: number[] = [];
+  const recorder = new RequestLogRecorder(sql, {
+    flushIntervalMs: 60_000,
+    maxBuffered,
+    batchSize: 100,
+    onDropped: (count) => dropped.push(count),
+  });
+  return { sql, recorder, dropped };
+}
+
 describe('request log recorder while the database is away', () => {
   it('keeps the rows it could not write and writes them once the database is back', async () => {
     const url = new URL(appDatabaseUrl(t.adminUrl, t.config));
     const proxy = await switchableProxy({ hostname: url.hostname, port: url.port });
     url.hostname = '127.0.0.1';
     url.port = String(proxy.port);
-    const sql: Sql = connect(url.toString(), { max: 1 });
-    const dropped: number[] = [];
-    const recorder = new RequestLogRecorder(sql, {
-      flushIntervalMs: 60_000,
-      maxBuffered: 3,
-      batchSize: 100,
-      onDropped: (count) => dropped.push(count),
-    });
+    const { sql, recorder, dropped } = recorderOn(url, 3);
     try {
       const answered = await call(t.app, tenant.testKey, 'GET', '/v1/payments');
       const ids = ['req_outage_1', 'req_outage_2', 'req_outage_3', 'req_outage_4'].map(
@@ -258,14 +264,7 @@ describe('request log recorder while the database is away', () => {
     // lost deadlock (40P01) would be.
     const url = new URL(appDatabaseUrl(t.adminUrl, t.config));
     url.searchParams.set('lock_timeout', '200');
-    const sql: Sql = connect(url.toString(), { max: 1 });
-    const dropped: number[] = [];
-    const recorder = new RequestLogRecorder(sql, {
-      flushIntervalMs: 60_000,
-      maxBuffered: 10,
-      batchSize: 100,
-      onDropped: (count) => dropped.push(count),
-    });
+    const { sql, recorder, dropped } = recorderOn(url, 10);
     const ids = ['req_locked_1', 'req_locked_2'].map((id) => `${id}_${Date.now()}`);
     try {
       await t.admin.begin(async (tx) => {
