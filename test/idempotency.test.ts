@@ -67,6 +67,37 @@ describe('Idempotency-Key', () => {
     expect(replayed.json()).toEqual(refused.json());
   });
 
+  it('a confirm and a capture with a key store their 200 with the payment write that makes it, as sent', async () => {
+    const storedWithPayment = async (key: string, answer: { body: string; json: () => { id: string } }) => {
+      const [row] = await t.admin<{ response_status: number; response_body: string; same: boolean }[]>`
+        SELECT k.response_status, k.response_body::text, k.xmin = p.xmin AS same
+        FROM idempotency_keys k, payments p
+        WHERE k.tenant_id = ${a.id} AND k.livemode = false AND k.key LIKE ${`%/${key}`} AND p.id = ${answer.json().id}`;
+      expect(row).toEqual({ response_status: 200, response_body: answer.body, same: true });
+    };
+    const created = await call(t.app, a.testKey, 'POST', '/v1/payments', {
+      amount: 2500,
+      currency: 'usd',
+      payment_method: card(TEST_CARDS.visa),
+      capture_method: 'manual',
+    });
+    expect(created.statusCode).toBe(200);
+    const id = created.json().id;
+    const confirmKey = randomUUID();
+    const confirmed = await call(t.app, a.testKey, 'POST', `/v1/payments/${id}/confirm`, {}, withKey(confirmKey));
+    expect(confirmed.json()).toMatchObject({ id, status: 'requires_capture' });
+    await storedWithPayment(confirmKey, confirmed);
+
+    const captureKey = randomUUID();
+    const capture = { amount_to_capture: 2000 };
+    const captured = await call(t.app, a.testKey, 'POST', `/v1/payments/${id}/capture`, capture, withKey(captureKey));
+    expect(captured.json()).toMatchObject({ id, status: 'succeeded', amount_received: 2000 });
+    await storedWithPayment(captureKey, captured);
+    const again = await call(t.app, a.testKey, 'POST', `/v1/payments/${id}/capture`, capture, withKey(captureKey));
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.body).toBe(captured.body);
+  });
+
   it('same key and body: the stored response is replayed and only one payment exists', async () => {
     const key = randomUUID();
     const request = body({ description: `replay-${key}` });

@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../../http/errors.js';
 import { byPublishableKey } from '../../http/auth.js';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -11,6 +11,7 @@ import {
   CapturePaymentBody,
   ConfirmPaymentBody,
   CreatePaymentBody,
+  type Payment,
   PaymentListQuery,
   PaymentRetrieveQuery,
   UpdatePaymentBody,
@@ -18,6 +19,7 @@ import {
 import { paymentClientView, PUBLISHABLE_PAYMENT_FIELDS } from './client-view.js';
 import { preSerializationStep } from '../../http/sync-hooks.js';
 import { inRequestedVersion } from '../versions/versions.js';
+import type { KeyAnswer } from './service.js';
 
 const tags = ['Payments'];
 const EXPAND_DOC =
@@ -62,6 +64,26 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const clientView = paymentClientView(clientSecrets);
   app.addHook('preSerialization', preSerializationStep(clientView));
 
+  /**
+   * For a request holding its key (an answer stored unsealed): the key, and the answer as the preSerialization hooks
+   * (the API version's, then the client view) and the route's serializer would write it after the handler, so that
+   * the payment's final write can store it on the key. Not for a publishable key: its client view changes the reply's
+   * serializer, which would then also write an error answered instead.
+   */
+  const keyAnswer = (request: FastifyRequest, reply: FastifyReply): KeyAnswer | undefined => {
+    const held = request.idempotency;
+    const auth = request.auth;
+    if (!held || held.sealResponse || (auth?.kind === 'tenant' && auth.via === 'publishable_key')) return undefined;
+    const text = (payment: Payment) =>
+      String(reply.serialize(clientView(request, reply, inRequestedVersion(payment, request.apiVersion))));
+    return { held, text };
+  };
+  /** The payment, or the text its final write stored on the request's key, sent as it is. */
+  const answer = (request: FastifyRequest, reply: FastifyReply, payment: Payment) => {
+    const stored = request.idempotency?.answeredInWrite;
+    return stored === undefined ? payment : reply.type('application/json; charset=utf-8').send(stored);
+  };
+
   app.post(
     '/v1/payments',
     {
@@ -79,23 +101,15 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const held = request.idempotency;
-      const claim = held?.claimedInWrite ? held : undefined;
       const payment = await payments.create(
         tenantScope(request),
         request.body,
         request.id,
         held?.key ?? null,
-        claim,
-        // The answer as the preSerialization hooks (the API version's, then the client view) and the route's serializer
-        // would write it after the handler, so that the payment's final write can store it on the key; a sealed answer
-        // is completed after the answer instead.
-        claim && !claim.sealResponse
-          ? (answer) =>
-              String(reply.serialize(clientView(request, reply, inRequestedVersion(answer, request.apiVersion))))
-          : undefined,
+        held?.claimedInWrite ? held : undefined,
+        keyAnswer(request, reply),
       );
-      if (claim?.answeredInWrite === undefined) return payment;
-      return reply.type('application/json; charset=utf-8').send(claim.answeredInWrite);
+      return answer(request, reply, payment);
     },
   );
 
@@ -174,13 +188,18 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('Payment'), ...errors },
       },
     },
-    async (request) =>
-      payments.confirm(
-        tenantScope(request),
-        request.params.id,
-        asBrowserConfirm(request, request.body ?? null),
-        request.id,
-        request.idempotency?.key ?? null,
+    async (request, reply) =>
+      answer(
+        request,
+        reply,
+        await payments.confirm(
+          tenantScope(request),
+          request.params.id,
+          asBrowserConfirm(request, request.body ?? null),
+          request.id,
+          request.idempotency?.key ?? null,
+          keyAnswer(request, reply),
+        ),
       ),
   );
 
@@ -198,13 +217,18 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ref('Payment'), ...errors },
       },
     },
-    async (request) =>
-      payments.capture(
-        tenantScope(request),
-        request.params.id,
-        request.body ?? null,
-        request.id,
-        request.idempotency?.key ?? null,
+    async (request, reply) =>
+      answer(
+        request,
+        reply,
+        await payments.capture(
+          tenantScope(request),
+          request.params.id,
+          request.body ?? null,
+          request.id,
+          request.idempotency?.key ?? null,
+          keyAnswer(request, reply),
+        ),
       ),
   );
 

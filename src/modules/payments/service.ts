@@ -51,8 +51,11 @@ const seconds = (date: Date | string | null) => (date === null ? null : Math.flo
 /** The text the payment's route answers it with: its API version's shape, serialized by the route's schema. */
 export type PaymentAnswerText = (payment: Payment) => string;
 
-/** A request's key held in write, and how its answer reads: stored by the payment's final write. */
-interface KeyAnswer {
+/**
+ * The key a request holds (unsealed), and how its answer reads: a payment's final write answered 200 stores that answer
+ * on the key (HeldKey.answeredInWrite), one transaction fewer than completing the key after the answer.
+ */
+export interface KeyAnswer {
   held: HeldKey;
   text: PaymentAnswerText;
 }
@@ -174,11 +177,7 @@ export class PaymentService {
     idempotencyKey: string | null = null,
     /** The request's key when it is claimed in this payment's first write (HeldKey.claimedInWrite). */
     keyClaim?: HeldKey,
-    /**
-     * With keyClaim: the text the route answers a payment with. A payment authorized at once then stores its answer on
-     * the key with its final write (HeldKey.answeredInWrite), one transaction fewer than completing the key after.
-     */
-    answerText?: PaymentAnswerText,
+    keyAnswer?: KeyAnswer,
   ): Promise<Payment> {
     const currency = requestedCurrency(body);
     const confirm = body.confirm ?? false;
@@ -266,7 +265,7 @@ export class PaymentService {
         false,
         body.return_url,
         undefined,
-        keyClaim && answerText && { held: keyClaim, text: answerText },
+        keyAnswer,
       ),
     );
   }
@@ -277,6 +276,7 @@ export class PaymentService {
     body: ConfirmPaymentBody,
     requestId: string | null,
     idempotencyKey: string | null = null,
+    keyAnswer?: KeyAnswer,
   ): Promise<Payment> {
     const { state, answer } = await this.resolvePending(scope, id, idempotencyKey, 'authorize');
     if (answer) return answer;
@@ -329,6 +329,8 @@ export class PaymentService {
         requestId,
         false,
         body?.return_url,
+        undefined,
+        keyAnswer,
       ),
     );
   }
@@ -339,6 +341,7 @@ export class PaymentService {
     body: CapturePaymentBody,
     requestId: string | null,
     idempotencyKey: string | null = null,
+    keyAnswer?: KeyAnswer,
   ): Promise<Payment> {
     const { state, answer } = await this.resolvePending(scope, id, idempotencyKey, 'capture', body?.amount_to_capture);
     if (answer) return answer;
@@ -364,7 +367,7 @@ export class PaymentService {
       throw ApiError.stateConflict('This payment is already being captured or canceled.');
     }
     return this.afterConflict(scope, row.id, () =>
-      this.finishCapture(scope, { row: next, attempts: [...state.attempts, attempt] }, attempt, requestId),
+      this.finishCapture(scope, { row: next, attempts: [...state.attempts, attempt] }, attempt, requestId, keyAnswer),
     );
   }
 
@@ -1115,6 +1118,7 @@ export class PaymentService {
     state: PaymentState,
     attempt: AttemptRow,
     requestId: string | null,
+    keyAnswer?: KeyAnswer,
   ): Promise<Payment> {
     const { row } = state;
     const outcome = await this.deps.router.call(attempt.processor, 'capture', (connector) =>
@@ -1159,7 +1163,7 @@ export class PaymentService {
       'payment.succeeded',
       requestId,
       'This payment was changed by another request.',
-      charge,
+      { ...charge, keyAnswer },
     );
   }
 
