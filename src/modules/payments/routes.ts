@@ -78,8 +78,16 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       String(reply.serialize(clientView(request, reply, inRequestedVersion(payment, request.apiVersion))));
     return { held, text };
   };
-  /** The payment, or the text its final write stored on the request's key, sent as it is. */
-  const answer = (request: FastifyRequest, reply: FastifyReply, payment: Payment) => {
+  /**
+   * Runs a payment's change with the request's key and KeyAnswer; answers with the payment, or with the text its final
+   * write stored on the key, sent as it is.
+   */
+  const withKey = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    run: (key: string | null, answer: KeyAnswer | undefined) => Promise<Payment>,
+  ) => {
+    const payment = await run(request.idempotency?.key ?? null, keyAnswer(request, reply));
     const stored = request.idempotency?.answeredInWrite;
     return stored === undefined ? payment : reply.type('application/json; charset=utf-8').send(stored);
   };
@@ -101,15 +109,16 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const held = request.idempotency;
-      const payment = await payments.create(
-        tenantScope(request),
-        request.body,
-        request.id,
-        held?.key ?? null,
-        held?.claimedInWrite ? held : undefined,
-        keyAnswer(request, reply),
+      return withKey(request, reply, (key, answer) =>
+        payments.create(
+          tenantScope(request),
+          request.body,
+          request.id,
+          key,
+          held?.claimedInWrite ? held : undefined,
+          answer,
+        ),
       );
-      return answer(request, reply, payment);
     },
   );
 
@@ -189,16 +198,14 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) =>
-      answer(
-        request,
-        reply,
-        await payments.confirm(
+      withKey(request, reply, (key, answer) =>
+        payments.confirm(
           tenantScope(request),
           request.params.id,
           asBrowserConfirm(request, request.body ?? null),
           request.id,
-          request.idempotency?.key ?? null,
-          keyAnswer(request, reply),
+          key,
+          answer,
         ),
       ),
   );
@@ -218,17 +225,8 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) =>
-      answer(
-        request,
-        reply,
-        await payments.capture(
-          tenantScope(request),
-          request.params.id,
-          request.body ?? null,
-          request.id,
-          request.idempotency?.key ?? null,
-          keyAnswer(request, reply),
-        ),
+      withKey(request, reply, (key, answer) =>
+        payments.capture(tenantScope(request), request.params.id, request.body ?? null, request.id, key, answer),
       ),
   );
 
