@@ -482,6 +482,8 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     payload: unknown,
   ) {
     request.idempotency = undefined;
+    // Its answer is on the key already, stored by the write that decided it.
+    if (idempotency.answeredInWrite !== undefined) return platform.idempotency.released(idempotency);
     try {
       if (reply.statusCode >= 500) await platform.idempotency.abandon(idempotency);
       else await platform.idempotency.complete(idempotency, reply.statusCode, String(payload));
@@ -499,10 +501,7 @@ export async function buildApp(platform: Platform, options: BuildOptions = {}): 
     if (readRouter && auth && !READ_ONLY_METHODS.has(request.method))
       await answerReadAfter(request, reply, auth, readRouter);
     if (reply.statusCode === 401) await countRefusedCredential(request);
-    if (idempotency?.answeredInWrite !== undefined) {
-      request.idempotency = undefined;
-      platform.idempotency.released(idempotency);
-    } else if (idempotency) await completeIdempotencyKey(request, reply, idempotency, payload);
+    if (idempotency) await completeIdempotencyKey(request, reply, idempotency, payload);
     // During a graceful shutdown, the requests still in flight finish, but their keep-alive
     // connections must then close: an idle client socket would hold close() open until it timed out.
     if (closing) reply.header('connection', 'close');

@@ -29,16 +29,16 @@ export interface HeldKey {
   /** A claim in write: set once the write that claims it has committed (the row is this request's). */
   written?: boolean;
   /**
-   * A claim in write whose answer a later write of the same request stored with what it wrote (keyAnswerCte): the
-   * body as stored, which the route sends as it is; the key needs no completion after the answer.
+   * Set when a write of the request stored its answer on the key with what it wrote (keyAnswerCte): the body as
+   * stored, which the route sends as it is; the key needs no completion after the answer.
    */
   answeredInWrite?: string;
 }
 
 /**
- * The answer of a request holding its key in write, stored by the write that decides it (keyAnswerCte), and only if
- * that write is made: the body as the route will send it, never sealed (a route whose answers are sealed completes
- * its key after the answer, as any other).
+ * The answer of a request holding its key, stored by the write that decides it (keyAnswerCte), and only if that write
+ * is made: the body as the route will send it, never sealed (a route whose answers are sealed completes its key after
+ * the answer, as any other).
  */
 export interface WrittenAnswer {
   held: HeldKey;
@@ -257,7 +257,7 @@ const claimRows = (statement: UnnestStatement, claims: ClaimItem[]) =>
   );
 
 /**
- * The answers of requests holding their keys in write, stored by the statement that writes their payments, as its CTE
+ * The answers of requests holding their keys, stored by the statement that writes their payments, as its CTE
  * `key_answers`: each only if its payment is among `written` (the CTE of the payments the statement wrote) and its
  * key is still its owner's.
  */
@@ -396,8 +396,8 @@ export class IdempotencyStore {
   }
 
   /**
-   * A claim in write that needs no completion: its write did not take the key (KeyClaimLost, or none made), or stored
-   * its answer (HeldKey.answeredInWrite). Nothing more to heartbeat.
+   * A key that needs no completion: a claim in write whose write did not take the key (KeyClaimLost, or none made), or
+   * a key whose answer a write stored (HeldKey.answeredInWrite). Nothing more to heartbeat.
    */
   released(held: HeldKey): void {
     this.stopped(held);

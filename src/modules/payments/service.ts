@@ -48,16 +48,14 @@ import type {
 
 const seconds = (date: Date | string | null) => (date === null ? null : Math.floor(new Date(date).getTime() / 1000));
 
-/** The text the payment's route answers it with: its API version's shape, serialized by the route's schema. */
-export type PaymentAnswerText = (payment: Payment) => string;
-
 /**
  * The key a request holds (unsealed), and how its answer reads: a payment's final write answered 200 stores that answer
  * on the key (HeldKey.answeredInWrite), one transaction fewer than completing the key after the answer.
  */
 export interface KeyAnswer {
   held: HeldKey;
-  text: PaymentAnswerText;
+  /** The text the route answers a payment with: its API version's shape, serialized by the route's schema. */
+  text: (payment: Payment) => string;
 }
 
 /** A payment whose authorization was declined: its answer is the 402 card error, not the payment. */
@@ -904,7 +902,10 @@ export class PaymentService {
     const payment = toApiPayment(state);
     // Only an answer of 200 is stored in the write: a decline's 402 is made by the route's error handler.
     const keyAnswer = charge?.keyAnswer;
-    const answer = keyAnswer && !declined(payment) ? keyAnswer.text(payment) : undefined;
+    const answer =
+      keyAnswer && !declined(payment)
+        ? { held: keyAnswer.held, paymentId: payment.id, status: 200, body: keyAnswer.text(payment) }
+        : undefined;
     const events: NewEventRow[] = (Array.isArray(eventType) ? eventType : [eventType]).map((type) =>
       newEvent(scope, type, payment, requestId, this.now()),
     );
@@ -919,10 +920,7 @@ export class PaymentService {
         review: charge?.review,
         alertCase: charge?.alertCase,
         fraudDecision: charge?.fraudDecision,
-        keyAnswer:
-          answer === undefined
-            ? undefined
-            : { held: keyAnswer!.held, paymentId: payment.id, status: 200, body: answer },
+        keyAnswer: answer,
       }))
     ) {
       throw ApiError.stateConflict(conflict);
